@@ -1,0 +1,21 @@
+# Every external dependency is found here, from Debian 12 packages only (scripts/install-deps.sh).
+# Nothing is downloaded at configure time.
+find_package(PkgConfig REQUIRED)
+find_package(Threads REQUIRED)
+find_package(OpenSSL 3 REQUIRED)
+find_package(nlohmann_json 3.11 REQUIRED)
+find_package(fmt REQUIRED)
+find_package(spdlog REQUIRED)
+find_package(tl-expected REQUIRED)
+find_package(CLI11 REQUIRED)
+find_package(PNG REQUIRED)
+find_package(GIF 5 REQUIRED)
+pkg_check_modules(WEBP REQUIRED IMPORTED_TARGET libwebp libwebpmux libwebpdemux)
+
+if(SW_BUILD_TESTS)
+  find_package(GTest REQUIRED)
+  pkg_check_modules(SNDFILE REQUIRED IMPORTED_TARGET sndfile)
+endif()
+if(SW_BUILD_BENCH)
+  find_package(benchmark REQUIRED)
+endif()

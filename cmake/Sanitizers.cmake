@@ -1,0 +1,6 @@
+# ASan + UBSan for the whole build: every target, tests included, so that a report anywhere fails CI.
+if(SW_SANITIZE)
+  set(_sw_san -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer)
+  add_compile_options(${_sw_san})
+  add_link_options(-fsanitize=address,undefined)
+endif()

@@ -1,0 +1,294 @@
+#include "common/log.h"
+
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+#include <fmt/chrono.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <chrono>
+#include <cstdlib>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <shared_mutex>
+
+namespace sw::log {
+namespace {
+
+struct Registry {
+  std::shared_mutex mutex;
+  Filter filter = Filter::parse("info").value();
+  std::optional<Level> capture_floor;  // a Capture lowering the filter
+  int capture_floor_users = 0;
+  std::vector<Sink*> sinks;
+  Format format = Format::Text;
+  std::shared_ptr<spdlog::logger> out;
+
+  Registry() {
+    auto sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
+    out = std::make_shared<spdlog::logger>("studio_worker", std::move(sink));
+    out->set_level(spdlog::level::trace);
+    apply_pattern();
+  }
+  void apply_pattern() {
+    if (format == Format::Json) {
+      out->set_pattern("%v");
+    } else {
+      out->set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %^%-5!l%$ %v", spdlog::pattern_time_type::utc);
+    }
+  }
+};
+
+Registry& registry() {
+  static Registry* instance = new Registry();  // never destroyed: loggers may run during exit
+  return *instance;
+}
+
+spdlog::level::level_enum to_spdlog(Level level) {
+  switch (level) {
+    case Level::Trace: return spdlog::level::trace;
+    case Level::Debug: return spdlog::level::debug;
+    case Level::Info: return spdlog::level::info;
+    case Level::Warn: return spdlog::level::warn;
+    case Level::Error: return spdlog::level::err;
+    case Level::Off: return spdlog::level::off;
+  }
+  return spdlog::level::info;
+}
+
+std::optional<Level> parse_level(std::string_view text) {
+  std::string lower(text);
+  std::transform(lower.begin(), lower.end(), lower.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  if (lower == "trace") return Level::Trace;
+  if (lower == "debug") return Level::Debug;
+  if (lower == "info") return Level::Info;
+  if (lower == "warn" || lower == "warning") return Level::Warn;
+  if (lower == "error") return Level::Error;
+  if (lower == "off") return Level::Off;
+  return std::nullopt;
+}
+
+bool needs_quotes(std::string_view value) {
+  if (value.empty()) return true;
+  return std::any_of(value.begin(), value.end(), [](unsigned char c) {
+    return c <= ' ' || c == '"' || c == '=' || c == '\\' || c >= 0x7f;
+  });
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
+  return s;
+}
+
+}  // namespace
+
+std::string_view to_string(Level level) {
+  switch (level) {
+    case Level::Trace: return "trace";
+    case Level::Debug: return "debug";
+    case Level::Info: return "info";
+    case Level::Warn: return "warn";
+    case Level::Error: return "error";
+    case Level::Off: return "off";
+  }
+  return "info";
+}
+
+const std::string* Record::field(std::string_view key) const {
+  for (const auto& [k, v] : fields) {
+    if (k == key) return &v;
+  }
+  return nullptr;
+}
+
+Result<Filter> Filter::parse(std::string_view spec) {
+  Filter filter;
+  std::size_t start = 0;
+  while (start <= spec.size()) {
+    std::size_t comma = spec.find(',', start);
+    if (comma == std::string_view::npos) comma = spec.size();
+    std::string_view directive = trim(spec.substr(start, comma - start));
+    start = comma + 1;
+    if (directive.empty()) continue;
+    std::size_t eq = directive.find('=');
+    if (eq == std::string_view::npos) {
+      if (auto level = parse_level(directive)) {
+        filter.default_level_ = *level;
+      } else {
+        // A bare target enables everything for it, as in RUST_LOG.
+        filter.directives_.emplace_back(std::string(directive), Level::Trace);
+      }
+      continue;
+    }
+    std::string_view target = trim(directive.substr(0, eq));
+    std::string_view level_text = trim(directive.substr(eq + 1));
+    auto level = parse_level(level_text);
+    if (target.empty() || !level) {
+      return fail(Error::invalid_argument(
+          "log filter directive \"{}\": expected target=level with level one of "
+          "trace, debug, info, warn, error, off",
+          directive));
+    }
+    filter.directives_.emplace_back(std::string(target), *level);
+  }
+  std::stable_sort(filter.directives_.begin(), filter.directives_.end(),
+                   [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
+  return filter;
+}
+
+Level Filter::level_for(std::string_view target) const {
+  for (const auto& [prefix, level] : directives_) {
+    if (target.starts_with(prefix)) return level;
+  }
+  return default_level_;
+}
+
+Logger::Logger(std::string target) : target_(std::move(target)) {}
+
+bool Logger::enabled(Level level) const {
+  if (level == Level::Off) return false;
+  Registry& reg = registry();
+  std::shared_lock lock(reg.mutex);
+  Level threshold = reg.filter.level_for(target_);
+  if (reg.capture_floor && *reg.capture_floor < threshold) threshold = *reg.capture_floor;
+  return level >= threshold;
+}
+
+void Logger::log(Level level, std::string_view event, std::initializer_list<Field> fields) const {
+  if (!enabled(level)) return;
+  Registry& reg = registry();
+
+  Record record;
+  record.level = level;
+  record.target = target_;
+  record.event = std::string(event);
+  record.fields.reserve(fields.size());
+  std::string line(event);
+  for (const Field& field : fields) {
+    record.fields.emplace_back(std::string(field.key), field.value);
+    line += ' ';
+    line += field.key;
+    line += '=';
+    if (needs_quotes(field.value)) {
+      line += nlohmann::json(field.value).dump(-1, ' ', false,
+                                               nlohmann::json::error_handler_t::replace);
+    } else {
+      line += field.value;
+    }
+  }
+  record.line = std::move(line);
+
+  std::shared_lock lock(reg.mutex);
+  // The stderr output obeys the operator's filter even while a test capture lowers it.
+  Level threshold = reg.filter.level_for(target_);
+  if (level >= threshold) {
+    if (reg.format == Format::Json) {
+      nlohmann::json j;
+      auto now = std::chrono::system_clock::now();
+      j["ts"] = fmt::format("{:%Y-%m-%dT%H:%M:%S}Z",
+                            std::chrono::floor<std::chrono::milliseconds>(now));
+      j["level"] = to_string(level);
+      j["target"] = target_;
+      j["event"] = record.event;
+      for (const auto& [k, v] : record.fields) j[k] = v;
+      reg.out->log(to_spdlog(level), "{}",
+                   j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+    } else {
+      reg.out->log(to_spdlog(level), "{}: {}", target_, record.line);
+    }
+  }
+  for (Sink* sink : reg.sinks) sink->write(record);
+}
+
+void set_filter(Filter filter) {
+  Registry& reg = registry();
+  std::unique_lock lock(reg.mutex);
+  reg.filter = std::move(filter);
+}
+
+void init_from_env() {
+  const char* spec = std::getenv("STUDIO_WORKER_LOG");
+  if (spec == nullptr || *spec == '\0') return;
+  auto filter = Filter::parse(spec);
+  if (!filter) {
+    Logger("studio_worker::log").warn("log.filter_invalid",
+                                      {{"variable", "STUDIO_WORKER_LOG"},
+                                       {"error", filter.error().message}});
+    return;
+  }
+  set_filter(std::move(*filter));
+}
+
+void set_format(Format format) {
+  Registry& reg = registry();
+  std::unique_lock lock(reg.mutex);
+  reg.format = format;
+  reg.apply_pattern();
+}
+
+void shutdown() {
+  Registry& reg = registry();
+  std::unique_lock lock(reg.mutex);
+  reg.out->flush();
+}
+
+void add_sink(Sink* sink) {
+  Registry& reg = registry();
+  std::unique_lock lock(reg.mutex);
+  reg.sinks.push_back(sink);
+}
+
+void remove_sink(Sink* sink) {
+  Registry& reg = registry();
+  std::unique_lock lock(reg.mutex);
+  std::erase(reg.sinks, sink);
+}
+
+struct Capture::State {
+  mutable std::mutex mutex;
+  std::vector<Record> records;
+  Level level = Level::Trace;
+};
+
+Capture::Capture(Level level) : state_(std::make_unique<State>()) {
+  state_->level = level;
+  Registry& reg = registry();
+  std::unique_lock lock(reg.mutex);
+  reg.sinks.push_back(this);
+  ++reg.capture_floor_users;
+  if (!reg.capture_floor || level < *reg.capture_floor) reg.capture_floor = level;
+}
+
+Capture::~Capture() {
+  {
+    Registry& reg = registry();
+    std::unique_lock lock(reg.mutex);
+    std::erase(reg.sinks, static_cast<Sink*>(this));
+    if (--reg.capture_floor_users == 0) reg.capture_floor.reset();
+  }
+}
+
+void Capture::write(const Record& record) {
+  if (record.level < state_->level) return;
+  std::lock_guard lock(state_->mutex);
+  state_->records.push_back(record);
+}
+
+std::vector<Record> Capture::records() const {
+  std::lock_guard lock(state_->mutex);
+  return state_->records;
+}
+
+std::vector<Record> Capture::find(std::string_view event) const {
+  std::lock_guard lock(state_->mutex);
+  std::vector<Record> out;
+  for (const Record& r : state_->records) {
+    if (r.event == event) out.push_back(r);
+  }
+  return out;
+}
+
+}  // namespace sw::log

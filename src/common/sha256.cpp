@@ -1,0 +1,78 @@
+#include "common/sha256.h"
+
+#include <openssl/evp.h>
+
+#include <cstdlib>
+#include <cstdio>
+
+namespace sw {
+namespace {
+struct MdCtxDeleter {
+  void operator()(EVP_MD_CTX* ctx) const { EVP_MD_CTX_free(ctx); }
+};
+using MdCtxPtr = std::unique_ptr<EVP_MD_CTX, MdCtxDeleter>;
+
+// OpenSSL only fails here on allocation failure or a broken build: crash beats wrong hashes.
+void check(int ok, const char* what) {
+  if (ok != 1) {
+    std::fprintf(stderr, "fatal: OpenSSL %s failed\n", what);
+    std::abort();
+  }
+}
+}  // namespace
+
+struct Sha256::Impl {
+  MdCtxPtr ctx{EVP_MD_CTX_new()};
+  Impl() {
+    if (!ctx) check(0, "EVP_MD_CTX_new");
+    check(EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr), "EVP_DigestInit_ex");
+  }
+};
+
+Sha256::Sha256() : impl_(std::make_unique<Impl>()) {}
+Sha256::~Sha256() = default;
+Sha256::Sha256(Sha256&&) noexcept = default;
+Sha256& Sha256::operator=(Sha256&&) noexcept = default;
+
+void Sha256::update(std::span<const std::uint8_t> bytes) {
+  check(EVP_DigestUpdate(impl_->ctx.get(), bytes.data(), bytes.size()), "EVP_DigestUpdate");
+}
+
+void Sha256::update(std::string_view text) {
+  check(EVP_DigestUpdate(impl_->ctx.get(), text.data(), text.size()), "EVP_DigestUpdate");
+}
+
+Sha256Digest Sha256::finish() {
+  Sha256Digest digest{};
+  unsigned int length = 0;
+  check(EVP_DigestFinal_ex(impl_->ctx.get(), digest.data(), &length), "EVP_DigestFinal_ex");
+  check(EVP_DigestInit_ex(impl_->ctx.get(), EVP_sha256(), nullptr), "EVP_DigestInit_ex");
+  return digest;
+}
+
+Sha256Digest sha256(std::span<const std::uint8_t> bytes) {
+  Sha256 hasher;
+  hasher.update(bytes);
+  return hasher.finish();
+}
+
+Sha256Digest sha256(std::string_view text) {
+  Sha256 hasher;
+  hasher.update(text);
+  return hasher.finish();
+}
+
+std::string to_hex(std::span<const std::uint8_t> bytes) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(bytes.size() * 2);
+  for (std::uint8_t byte : bytes) {
+    out.push_back(kDigits[byte >> 4]);
+    out.push_back(kDigits[byte & 0x0f]);
+  }
+  return out;
+}
+
+std::string sha256_hex(std::string_view text) { return to_hex(sha256(text)); }
+
+}  // namespace sw

@@ -1,0 +1,127 @@
+#include "engines/composite_engine.h"
+
+#include <algorithm>
+#include <set>
+
+#include "common/log.h"
+
+namespace sw::engines {
+namespace {
+const log::Logger kLog("studio_worker::engine::multi");
+}  // namespace
+
+std::string_view engine_for_source(std::string_view model_engine) { return model_engine; }
+
+std::string remedy_for_missing_engine(std::string_view model_engine) {
+  auto known = proto::parse_model_engine(model_engine);
+  if (!known) {
+    return fmt::format(
+        "\"{}\" is not an engine this worker knows (known: sd-cpp, llama-cpp, whisper-cpp, "
+        "espeak-ng, onnx, synthetic); check the model's source in the studio's registry",
+        model_engine);
+  }
+  switch (*known) {
+    case proto::ModelEngine::LlamaCpp:
+      return "install llama.cpp's llama-server and put it on PATH, or set llama_server_path in "
+             "config.toml or STUDIO_WORKER_LLAMA_SERVER";
+    case proto::ModelEngine::SdCpp:
+      return "install stable-diffusion.cpp's sd-cli (or sd-server) and put it on PATH, or set "
+             "sd_cli_path in config.toml or STUDIO_WORKER_SD_CLI";
+    case proto::ModelEngine::WhisperCpp:
+      return "install whisper.cpp's whisper-server and put it on PATH, or set "
+             "whisper_server_path in config.toml or STUDIO_WORKER_WHISPER_SERVER";
+    case proto::ModelEngine::EspeakNg:
+      return "install libespeak-ng (apt-get install libespeak-ng1 espeak-ng-data) and use a "
+             "build of this worker with the espeak-ng engine";
+    case proto::ModelEngine::Onnx:
+      return "this worker has no ONNX Runtime engine; route the model to a worker that has one";
+    case proto::ModelEngine::Parakeet:
+      return "parakeet models serve local streaming speech only and are never valid in a studio "
+             "job";
+    case proto::ModelEngine::Synthetic:
+      return "the synthetic engine is part of every build; this worker was assembled without it";
+  }
+  return "install the engine";
+}
+
+CompositeEngine::CompositeEngine(std::vector<EnginePtr> members) : members_(std::move(members)) {}
+
+Engine* CompositeEngine::find(std::string_view name) const {
+  for (const EnginePtr& member : members_) {
+    if (member->name() == name) return member.get();
+  }
+  return nullptr;
+}
+
+std::vector<std::string> CompositeEngine::member_names() const {
+  std::vector<std::string> names;
+  for (const EnginePtr& member : members_) names.emplace_back(member->name());
+  return names;
+}
+
+Capabilities CompositeEngine::capabilities() const {
+  Capabilities merged;
+  for (const EnginePtr& member : members_) {
+    for (auto& [kind, models] : member->capabilities()) {
+      auto& list = merged[kind];
+      for (auto& model : models) {
+        if (std::find(list.begin(), list.end(), model) == list.end()) list.push_back(model);
+      }
+    }
+  }
+  for (auto& [kind, models] : merged) std::sort(models.begin(), models.end());
+  return merged;
+}
+
+Result<TaskResult> CompositeEngine::dispatch(const DispatchRequest& request) {
+  const proto::TaskKind kind = request.task.kind();
+  if (request.source) {
+    std::string_view wanted = engine_for_source(request.source->engine);
+    if (Engine* member = find(wanted)) {
+      kLog.debug("engine.routed", {{"job_id", request.job_id},
+                                   {"model", request.model},
+                                   {"engine", wanted},
+                                   {"kind", proto::to_string(kind)}});
+      return member->dispatch(request);
+    }
+    kLog.warn("engine.no_match", {{"job_id", request.job_id},
+                                  {"model", request.model},
+                                  {"wanted_engine", request.source->engine},
+                                  {"kind", proto::to_string(kind)}});
+    // [DISCREPANCY] the reference words this so that it is sent retryable; a worker without
+    // the engine fails the same way every time, so we make it terminal (Code::Unsupported).
+    return fail(Error::unsupported("no `{}` engine in this worker (model `{}` requires it): {}",
+                                   request.source->engine, request.model,
+                                   remedy_for_missing_engine(request.source->engine)));
+  }
+  for (const EnginePtr& member : members_) {
+    auto caps = member->capabilities();
+    auto it = caps.find(kind);
+    if (it != caps.end() &&
+        std::find(it->second.begin(), it->second.end(), request.model) != it->second.end()) {
+      return member->dispatch(request);
+    }
+  }
+  kLog.warn("engine.no_match", {{"job_id", request.job_id},
+                                {"model", request.model},
+                                {"wanted_engine", "(none: no model source)"},
+                                {"kind", proto::to_string(kind)}});
+  return fail(Error::unsupported("no engine in this worker serves model `{}` for {} tasks",
+                                 request.model, proto::to_string(kind)));
+}
+
+std::vector<std::string> flatten_models(const Capabilities& capabilities) {
+  std::set<std::string> all;
+  for (const auto& [kind, models] : capabilities) all.insert(models.begin(), models.end());
+  return {all.begin(), all.end()};
+}
+
+std::vector<proto::TaskKind> task_kinds_of(const Capabilities& capabilities) {
+  std::vector<proto::TaskKind> kinds;
+  for (const auto& [kind, models] : capabilities) {
+    if (!models.empty()) kinds.push_back(kind);
+  }
+  return kinds;
+}
+
+}  // namespace sw::engines

@@ -1,0 +1,73 @@
+#pragma once
+// The engine contract (reference-worker.md §4.1): a named thing that advertises which models it
+// serves per task kind and turns a task into a result.
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "common/error.h"
+#include "media/image.h"
+#include "proto/types.h"
+
+namespace sw::engines {
+
+// Binary results are uploaded over the multipart `complete` route; `ext` names the format of
+// `bytes` (which may differ from what was asked, e.g. video asked as mp4 and produced as webp).
+struct ImageResult {
+  media::Bytes bytes;
+  std::string ext;
+};
+struct AudioTtsResult {
+  media::Bytes bytes;
+  std::string ext;
+};
+struct VideoResult {
+  media::Bytes bytes;
+  std::string ext;
+};
+// JSON results travel in `completeJson`.
+struct LlmResult {
+  proto::RawJson json;  // chat.completion
+};
+struct AudioSttResult {
+  proto::RawJson json;  // whisper shape
+};
+
+// Alternatives in TaskKind order, so index() == kind.
+using TaskResult = std::variant<ImageResult, LlmResult, AudioSttResult, AudioTtsResult, VideoResult>;
+proto::TaskKind result_kind(const TaskResult& result);
+
+// kind → model ids (exact ids and wildcard sentinels such as "llama-cpp:*").
+using Capabilities = std::map<proto::TaskKind, std::vector<std::string>>;
+
+struct DispatchRequest {
+  std::string model;
+  proto::Task task;
+  std::optional<proto::ModelSource> source;  // present for studio offers (routing key)
+  std::string job_id;                        // for logs; may be empty for local jobs
+};
+
+// Thread-safety: dispatch() may be called concurrently from worker threads (never from the I/O
+// thread); name() and capabilities() are cheap and thread-safe.
+class Engine {
+ public:
+  virtual ~Engine() = default;
+  virtual std::string_view name() const = 0;
+  virtual Capabilities capabilities() const = 0;
+  virtual Result<TaskResult> dispatch(const DispatchRequest& request) = 0;
+};
+using EnginePtr = std::unique_ptr<Engine>;
+
+// The typed "wrong kind" failure: `<engine> engine cannot serve <kind> tasks`, Code::Unsupported.
+Error cannot_serve(std::string_view engine, proto::TaskKind kind);
+
+// Whether a studio should retry the job elsewhere (`fail.retryable`). Unsupported work and
+// invalid input fail the same way on every worker, so they are terminal.
+bool is_retryable(const Error& error);
+
+}  // namespace sw::engines

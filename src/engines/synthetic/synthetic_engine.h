@@ -1,0 +1,29 @@
+#pragma once
+// The synthetic engine (reference-worker.md §4.2, extended): deterministic outputs keyed by the
+// sha256 of the input, produced with real codecs. It exists to prove the plumbing end to end on
+// any machine. It advertises only `synthetic` and `synthetic-<kind>`, never a wildcard and never a
+// real model id, so it cannot fulfil a real model's job. Stateless and thread-safe.
+
+#include "engines/engine.h"
+
+namespace sw::engines {
+
+class SyntheticEngine final : public Engine {
+ public:
+  static constexpr std::uint32_t kMinImageSide = 64;
+  static constexpr std::uint32_t kMaxImageSide = 2048;
+  static constexpr std::uint32_t kDefaultFps = 8;
+  static constexpr std::uint32_t kMaxFps = 60;
+  static constexpr double kMaxVideoSeconds = 60.0;
+  // Rendered video pixels (width × height × frames) a single job may ask for (256 MiB of RGBA).
+  static constexpr std::uint64_t kMaxVideoPixels = 64ull * 1024 * 1024;
+
+  std::string_view name() const override { return "synthetic"; }
+  Capabilities capabilities() const override;
+  Result<TaskResult> dispatch(const DispatchRequest& request) override;
+
+  // The model id advertised for one kind: synthetic-image, -llm, -stt, -tts, -video.
+  static std::string model_for(proto::TaskKind kind);
+};
+
+}  // namespace sw::engines
