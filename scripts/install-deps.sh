@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs what the project needs to build and test, from Debian 12 packages only. Idempotent:
+# when everything is present it changes nothing and asks no package server.
+set -euo pipefail
+
+PACKAGES=(
+  g++ cmake ninja-build pkg-config ccache git ca-certificates
+  libssl-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev libexpected-dev
+  libpng-dev libwebp-dev libgif-dev
+  libgtest-dev libgmock-dev libbenchmark-dev libsndfile1-dev
+)
+
+missing=()
+for package in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$package")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#PACKAGES[@]} packages present"
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  SUDO="sudo"
+fi
+echo "install-deps: installing ${missing[*]}"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
