@@ -43,8 +43,8 @@ class FigureReporter : public benchmark::BenchmarkReporter {
 
 void add_figure(std::string benchmark, std::string counter, std::string name, std::string unit,
                 double scale) {
-  figures().push_back({std::move(benchmark), std::move(counter), std::move(name), std::move(unit),
-                       scale});
+  figures().push_back(
+      {std::move(benchmark), std::move(counter), std::move(name), std::move(unit), scale});
 }
 
 int run_benchmarks(int argc, char** argv) {

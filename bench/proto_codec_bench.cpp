@@ -45,8 +45,12 @@ ModelSource sd_source() {
     f.sha256 = std::string(64, 'a');
     s.files.push_back(f);
   }
-  s.cli_defaults = {1.0, 8, 1024, 1024, "euler", std::nullopt, std::nullopt, std::nullopt,
-                    std::nullopt, std::nullopt, std::nullopt, std::nullopt};
+  s.cli_defaults = {1.0,          8,
+                    1024,         1024,
+                    "euler",      std::nullopt,
+                    std::nullopt, std::nullopt,
+                    std::nullopt, std::nullopt,
+                    std::nullopt, std::nullopt};
   return s;
 }
 
@@ -76,7 +80,8 @@ StudioFrame llm_offer_64k() {
   claim.vram_gb_estimate = 3;
   LlmParams llm;
   std::string paragraph;
-  while (paragraph.size() < 1000) paragraph += "The quick brown fox jumps over the lazy dog. \\\"q\\\" ";
+  while (paragraph.size() < 1000)
+    paragraph += "The quick brown fox jumps over the lazy dog. \\\"q\\\" ";
   for (int i = 0; i < 64; ++i) llm.messages.push_back({i % 2 ? "assistant" : "user", paragraph});
   llm.chat_template_kwargs = *RawJson::parse(R"({"enable_thinking":false})");
   claim.task = Task{llm};
@@ -99,9 +104,10 @@ void round_trip(benchmark::State& state, const Frame& frame, Decode decode) {
     bytes += text.size();
     benchmark::DoNotOptimize(back);
   }
-  state.counters["frames"] = benchmark::Counter(static_cast<double>(state.iterations()),
-                                                benchmark::Counter::kIsRate);
-  state.counters["bytes"] = benchmark::Counter(static_cast<double>(bytes), benchmark::Counter::kIsRate);
+  state.counters["frames"] =
+      benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+  state.counters["bytes"] =
+      benchmark::Counter(static_cast<double>(bytes), benchmark::Counter::kIsRate);
   state.counters["frame_bytes"] = static_cast<double>(encoded.size());
 }
 
@@ -118,15 +124,15 @@ void BM_LlmOffer64k(benchmark::State& state) {
 void BM_HeartbeatEncode(benchmark::State& state) {
   WorkerFrame frame{Heartbeat{capabilities(), "job-9"}};
   for (auto _ : state) benchmark::DoNotOptimize(encode(frame));
-  state.counters["frames"] = benchmark::Counter(static_cast<double>(state.iterations()),
-                                                benchmark::Counter::kIsRate);
+  state.counters["frames"] =
+      benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
 }
 
 void BM_HeartbeatDecode(benchmark::State& state) {
   const std::string text = encode(WorkerFrame{Heartbeat{capabilities(), "job-9"}});
   for (auto _ : state) benchmark::DoNotOptimize(decode_worker_frame(text));
-  state.counters["frames"] = benchmark::Counter(static_cast<double>(state.iterations()),
-                                                benchmark::Counter::kIsRate);
+  state.counters["frames"] =
+      benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
 }
 
 constexpr int kRepetitions = 5;

@@ -19,6 +19,8 @@ std::string_view to_string(Code code) {
   return "internal";
 }
 
-std::string Error::describe() const { return fmt::format("{}: {}", to_string(code), message); }
+std::string Error::describe() const {
+  return fmt::format("{}: {}", to_string(code), message);
+}
 
 }  // namespace sw

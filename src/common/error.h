@@ -16,13 +16,13 @@ enum class Code {
   InvalidArgument,  // the caller's input is wrong; retrying the same input cannot help
   NotFound,
   AlreadyExists,
-  Unavailable,      // a dependency (network, runner, disk) is not there right now
+  Unavailable,  // a dependency (network, runner, disk) is not there right now
   Timeout,
   Cancelled,
-  Protocol,         // the peer broke the wire contract
+  Protocol,  // the peer broke the wire contract
   IoError,
   Conflict,
-  Unsupported,      // this process cannot serve the request at all (missing engine, wrong kind)
+  Unsupported,  // this process cannot serve the request at all (missing engine, wrong kind)
   Internal,
 };
 
@@ -74,14 +74,16 @@ template <class T>
 using Result = tl::expected<T, Error>;
 using Status = Result<void>;
 
-inline tl::unexpected<Error> fail(Error error) { return tl::unexpected<Error>(std::move(error)); }
+inline tl::unexpected<Error> fail(Error error) {
+  return tl::unexpected<Error>(std::move(error));
+}
 
 }  // namespace sw
 
 // Propagates the error of a Result-returning expression; the value, if any, is discarded.
-#define SW_TRY(expr)                                                          \
-  do {                                                                        \
-    if (auto sw_try_result_ = (expr); !sw_try_result_) {                      \
-      return ::sw::fail(std::move(sw_try_result_).error());                   \
-    }                                                                         \
+#define SW_TRY(expr)                                        \
+  do {                                                      \
+    if (auto sw_try_result_ = (expr); !sw_try_result_) {    \
+      return ::sw::fail(std::move(sw_try_result_).error()); \
+    }                                                       \
   } while (false)

@@ -1,8 +1,8 @@
 #include "common/log.h"
 
+#include <fmt/chrono.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
-#include <fmt/chrono.h>
 
 #include <algorithm>
 #include <atomic>
@@ -173,8 +173,8 @@ void Logger::log(Level level, std::string_view event, std::initializer_list<Fiel
     line += field.key;
     line += '=';
     if (needs_quotes(field.value)) {
-      line += nlohmann::json(field.value).dump(-1, ' ', false,
-                                               nlohmann::json::error_handler_t::replace);
+      line += nlohmann::json(field.value)
+                  .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     } else {
       line += field.value;
     }
@@ -188,8 +188,8 @@ void Logger::log(Level level, std::string_view event, std::initializer_list<Fiel
     if (reg.format == Format::Json) {
       nlohmann::json j;
       auto now = std::chrono::system_clock::now();
-      j["ts"] = fmt::format("{:%Y-%m-%dT%H:%M:%S}Z",
-                            std::chrono::floor<std::chrono::milliseconds>(now));
+      j["ts"] =
+          fmt::format("{:%Y-%m-%dT%H:%M:%S}Z", std::chrono::floor<std::chrono::milliseconds>(now));
       j["level"] = to_string(level);
       j["target"] = target_;
       j["event"] = record.event;
@@ -214,9 +214,9 @@ void init_from_env() {
   if (spec == nullptr || *spec == '\0') return;
   auto filter = Filter::parse(spec);
   if (!filter) {
-    Logger("studio_worker::log").warn("log.filter_invalid",
-                                      {{"variable", "STUDIO_WORKER_LOG"},
-                                       {"error", filter.error().message}});
+    Logger("studio_worker::log")
+        .warn("log.filter_invalid",
+              {{"variable", "STUDIO_WORKER_LOG"}, {"error", filter.error().message}});
     return;
   }
   set_filter(std::move(*filter));

@@ -33,8 +33,10 @@ struct Field {
   Field(std::string_view k, const char* v) : key(k), value(v) {}
   Field(std::string_view k, bool v) : key(k), value(v ? "true" : "false") {}
   template <class T>
-    requires(std::integral<T> || std::floating_point<T>) && (!std::same_as<T, bool>)
-  Field(std::string_view k, T v) : key(k), value(fmt::format("{}", v)) {}
+  requires(std::integral<T> || std::floating_point<T>) &&
+      (!std::same_as<T, bool>)Field(std::string_view k, T v)
+      : key(k),
+  value(fmt::format("{}", v)) {}
 };
 
 // A formatted event, as handed to capture sinks.

@@ -2,8 +2,8 @@
 
 #include <openssl/evp.h>
 
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 
 namespace sw {
 namespace {
@@ -73,6 +73,8 @@ std::string to_hex(std::span<const std::uint8_t> bytes) {
   return out;
 }
 
-std::string sha256_hex(std::string_view text) { return to_hex(sha256(text)); }
+std::string sha256_hex(std::string_view text) {
+  return to_hex(sha256(text));
+}
 
 }  // namespace sw

@@ -10,7 +10,9 @@ namespace {
 const log::Logger kLog("studio_worker::engine::multi");
 }  // namespace
 
-std::string_view engine_for_source(std::string_view model_engine) { return model_engine; }
+std::string_view engine_for_source(std::string_view model_engine) {
+  return model_engine;
+}
 
 std::string remedy_for_missing_engine(std::string_view model_engine) {
   auto known = proto::parse_model_engine(model_engine);

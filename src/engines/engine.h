@@ -39,7 +39,8 @@ struct AudioSttResult {
 };
 
 // Alternatives in TaskKind order, so index() == kind.
-using TaskResult = std::variant<ImageResult, LlmResult, AudioSttResult, AudioTtsResult, VideoResult>;
+using TaskResult =
+    std::variant<ImageResult, LlmResult, AudioSttResult, AudioTtsResult, VideoResult>;
 proto::TaskKind result_kind(const TaskResult& result);
 
 // kind → model ids (exact ids and wildcard sentinels such as "llama-cpp:*").

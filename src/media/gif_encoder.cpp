@@ -89,8 +89,8 @@ Result<Bytes> encode_animated_gif(std::span<const RgbaImage> frames, std::uint32
 
   if (EGifPutScreenDesc(gif.get(), static_cast<int>(width), static_cast<int>(height), 8, 0,
                         palette.get()) == GIF_ERROR) {
-    return fail(Error::internal("gif: writing the screen descriptor failed: {}",
-                                gif_error(gif->Error)));
+    return fail(
+        Error::internal("gif: writing the screen descriptor failed: {}", gif_error(gif->Error)));
   }
   // NETSCAPE2.0 application extension: loop forever.
   const GifByteType netscape[] = {'N', 'E', 'T', 'S', 'C', 'A', 'P', 'E', '2', '.', '0'};
@@ -99,8 +99,8 @@ Result<Bytes> encode_animated_gif(std::span<const RgbaImage> frames, std::uint32
       EGifPutExtensionBlock(gif.get(), sizeof(netscape), netscape) == GIF_ERROR ||
       EGifPutExtensionBlock(gif.get(), sizeof(loop), loop) == GIF_ERROR ||
       EGifPutExtensionTrailer(gif.get()) == GIF_ERROR) {
-    return fail(Error::internal("gif: writing the loop extension failed: {}",
-                                gif_error(gif->Error)));
+    return fail(
+        Error::internal("gif: writing the loop extension failed: {}", gif_error(gif->Error)));
   }
 
   const int delay_cs = std::max(1, static_cast<int>(100.0 / fps + 0.5));

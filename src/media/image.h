@@ -15,7 +15,9 @@ struct RgbaImage {
   RgbaImage() = default;
   RgbaImage(std::uint32_t w, std::uint32_t h)
       : width(w), height(h), pixels(static_cast<std::size_t>(w) * h * 4, 0) {}
-  std::uint8_t* row(std::uint32_t y) { return pixels.data() + static_cast<std::size_t>(y) * width * 4; }
+  std::uint8_t* row(std::uint32_t y) {
+    return pixels.data() + static_cast<std::size_t>(y) * width * 4;
+  }
   const std::uint8_t* row(std::uint32_t y) const {
     return pixels.data() + static_cast<std::size_t>(y) * width * 4;
   }

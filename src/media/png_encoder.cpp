@@ -38,8 +38,8 @@ Result<Bytes> encode_png(const RgbaImage& image) {
     return fail(Error::internal("png: libpng failed while encoding"));
   }
   png_set_write_fn(png, &out, append_bytes, no_flush);
-  png_set_IHDR(png, info, image.width, image.height, 8, PNG_COLOR_TYPE_RGB_ALPHA, PNG_INTERLACE_NONE,
-               PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+  png_set_IHDR(png, info, image.width, image.height, 8, PNG_COLOR_TYPE_RGB_ALPHA,
+               PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
   png_set_compression_level(png, 6);
   png_write_info(png, info);
   for (std::uint32_t y = 0; y < image.height; ++y) {

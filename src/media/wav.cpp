@@ -15,7 +15,9 @@ void put_u32(Bytes& out, std::uint32_t v) {
   for (int shift = 0; shift < 32; shift += 8) out.push_back(static_cast<std::uint8_t>(v >> shift));
 }
 
-void put_tag(Bytes& out, const char (&tag)[5]) { out.insert(out.end(), tag, tag + 4); }
+void put_tag(Bytes& out, const char (&tag)[5]) {
+  out.insert(out.end(), tag, tag + 4);
+}
 
 }  // namespace
 
@@ -31,8 +33,8 @@ Result<Bytes> encode_wav_pcm16(std::span<const std::int16_t> samples, std::uint3
   }
   const std::uint64_t data_bytes = static_cast<std::uint64_t>(samples.size()) * 2;
   if (data_bytes > std::numeric_limits<std::uint32_t>::max() - 36) {
-    return fail(Error::invalid_argument("wav: {} bytes of audio exceed the 4 GiB RIFF limit",
-                                        data_bytes));
+    return fail(
+        Error::invalid_argument("wav: {} bytes of audio exceed the 4 GiB RIFF limit", data_bytes));
   }
   Bytes out;
   out.reserve(44 + data_bytes);
@@ -44,9 +46,9 @@ Result<Bytes> encode_wav_pcm16(std::span<const std::int16_t> samples, std::uint3
   put_u16(out, 1);   // WAVE_FORMAT_PCM
   put_u16(out, channels);
   put_u32(out, sample_rate);
-  put_u32(out, sample_rate * channels * 2);  // byte rate
+  put_u32(out, sample_rate * channels * 2);                // byte rate
   put_u16(out, static_cast<std::uint16_t>(channels * 2));  // block align
-  put_u16(out, 16);  // bits per sample
+  put_u16(out, 16);                                        // bits per sample
   put_tag(out, "data");
   put_u32(out, static_cast<std::uint32_t>(data_bytes));
   for (std::int16_t s : samples) put_u16(out, static_cast<std::uint16_t>(s));

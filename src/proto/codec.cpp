@@ -106,7 +106,8 @@ Result<json> parse_document(std::string_view text) {
   } catch (const json::exception& e) {
     // Drop nlohmann's "[json.exception.parse_error.101] " prefix; keep the position and reason.
     std::string_view what = e.what();
-    if (auto close = what.find("] "); close != std::string_view::npos) what.remove_prefix(close + 2);
+    if (auto close = what.find("] "); close != std::string_view::npos)
+      what.remove_prefix(close + 2);
     return fail(Error::protocol("document: invalid JSON: {}", what));
   }
 }
@@ -135,8 +136,7 @@ Status read(const json& j, const Path& p, double& out) {
 }
 
 template <class U>
-  requires std::is_unsigned_v<U>
-Status read(const json& j, const Path& p, U& out) {
+requires std::is_unsigned_v<U> Status read(const json& j, const Path& p, U& out) {
   if (!j.is_number_unsigned()) return expected(p, "unsigned integer", j);
   auto value = j.get<std::uint64_t>();
   if (value > std::numeric_limits<U>::max()) {
@@ -553,8 +553,8 @@ Status read(const json& j, const Path& p, RegistrationPoll& out) {
     SW_TRY(o.dflt("reason", rejected.reason));
     out = std::move(rejected);
   } else {
-    return bad(p.child("status"),
-               "unknown registration status \"" + status + "\" (expected pending, approved, rejected)");
+    return bad(p.child("status"), "unknown registration status \"" + status +
+                                      "\" (expected pending, approved, rejected)");
   }
   return {};
 }
@@ -643,16 +643,36 @@ ojson to_json(const RawJson& raw) {
   return ojson::parse(raw.text(), nullptr, /*allow_exceptions=*/false);
 }
 
-ojson to_json(const std::string& s) { return s; }
-ojson to_json(bool b) { return b; }
-ojson to_json(double d) { return d; }
-ojson to_json(std::uint32_t v) { return v; }
-ojson to_json(std::uint64_t v) { return v; }
-ojson to_json(TaskKind k) { return std::string(to_string(k)); }
-ojson to_json(UserPresence p) { return std::string(to_string(p)); }
-ojson to_json(RejectCode c) { return std::string(to_string(c)); }
-ojson to_json(WorkerErrorCode c) { return std::string(to_string(c)); }
-ojson to_json(SttTimestamps t) { return std::string(to_string(t)); }
+ojson to_json(const std::string& s) {
+  return s;
+}
+ojson to_json(bool b) {
+  return b;
+}
+ojson to_json(double d) {
+  return d;
+}
+ojson to_json(std::uint32_t v) {
+  return v;
+}
+ojson to_json(std::uint64_t v) {
+  return v;
+}
+ojson to_json(TaskKind k) {
+  return std::string(to_string(k));
+}
+ojson to_json(UserPresence p) {
+  return std::string(to_string(p));
+}
+ojson to_json(RejectCode c) {
+  return std::string(to_string(c));
+}
+ojson to_json(WorkerErrorCode c) {
+  return std::string(to_string(c));
+}
+ojson to_json(SttTimestamps t) {
+  return std::string(to_string(t));
+}
 
 ojson to_json(const ChatMessage& m);
 ojson to_json(const ModelFile& f);
@@ -1085,46 +1105,82 @@ Result<WorkerFrame> decode_worker_frame(std::string_view json) {
 Result<StudioFrame> decode_studio_frame(std::string_view json) {
   return decode_frame<StudioFrame>(json);
 }
-std::string encode(const WorkerFrame& frame) { return dump(to_json(frame)); }
-std::string encode(const StudioFrame& frame) { return dump(to_json(frame)); }
+std::string encode(const WorkerFrame& frame) {
+  return dump(to_json(frame));
+}
+std::string encode(const StudioFrame& frame) {
+  return dump(to_json(frame));
+}
 
-Result<Task> decode_task(std::string_view json) { return decode_as<Task>(json); }
-std::string encode(const Task& task) { return dump(to_json(task)); }
+Result<Task> decode_task(std::string_view json) {
+  return decode_as<Task>(json);
+}
+std::string encode(const Task& task) {
+  return dump(to_json(task));
+}
 Result<WorkerCapabilities> decode_capabilities(std::string_view json) {
   return decode_as<WorkerCapabilities>(json);
 }
-std::string encode(const WorkerCapabilities& c) { return dump(to_json(c)); }
+std::string encode(const WorkerCapabilities& c) {
+  return dump(to_json(c));
+}
 Result<ModelSource> decode_model_source(std::string_view json) {
   return decode_as<ModelSource>(json);
 }
-std::string encode(const ModelSource& s) { return dump(to_json(s)); }
-Result<JobOfferClaim> decode_claim(std::string_view json) { return decode_as<JobOfferClaim>(json); }
-std::string encode(const JobOfferClaim& c) { return dump(to_json(c)); }
-Result<LogEntry> decode_log_entry(std::string_view json) { return decode_as<LogEntry>(json); }
-std::string encode(const LogEntry& e) { return dump(to_json(e)); }
+std::string encode(const ModelSource& s) {
+  return dump(to_json(s));
+}
+Result<JobOfferClaim> decode_claim(std::string_view json) {
+  return decode_as<JobOfferClaim>(json);
+}
+std::string encode(const JobOfferClaim& c) {
+  return dump(to_json(c));
+}
+Result<LogEntry> decode_log_entry(std::string_view json) {
+  return decode_as<LogEntry>(json);
+}
+std::string encode(const LogEntry& e) {
+  return dump(to_json(e));
+}
 
 Result<RegisterRequest> decode_register_request(std::string_view json) {
   return decode_as<RegisterRequest>(json);
 }
-std::string encode(const RegisterRequest& r) { return dump(to_json(r)); }
+std::string encode(const RegisterRequest& r) {
+  return dump(to_json(r));
+}
 Result<RegisterResponse> decode_register_response(std::string_view json) {
   return decode_as<RegisterResponse>(json);
 }
-std::string encode(const RegisterResponse& r) { return dump(to_json(r)); }
+std::string encode(const RegisterResponse& r) {
+  return dump(to_json(r));
+}
 Result<RegistrationPoll> decode_registration_poll(std::string_view json) {
   return decode_as<RegistrationPoll>(json);
 }
-std::string encode(const RegistrationPoll& p) { return dump(to_json(p)); }
+std::string encode(const RegistrationPoll& p) {
+  return dump(to_json(p));
+}
 
 Result<ChatCompletion> decode_chat_completion(std::string_view json) {
   return decode_as<ChatCompletion>(json);
 }
-std::string encode(const ChatCompletion& c) { return dump(to_json(c)); }
-Result<Transcript> decode_transcript(std::string_view json) { return decode_as<Transcript>(json); }
-std::string encode(const Transcript& t) { return dump(to_json(t)); }
+std::string encode(const ChatCompletion& c) {
+  return dump(to_json(c));
+}
+Result<Transcript> decode_transcript(std::string_view json) {
+  return decode_as<Transcript>(json);
+}
+std::string encode(const Transcript& t) {
+  return dump(to_json(t));
+}
 
-RawJson to_raw_json(const ChatCompletion& c) { return RawJsonAccess::make(encode(c)); }
-RawJson to_raw_json(const Transcript& t) { return RawJsonAccess::make(encode(t)); }
+RawJson to_raw_json(const ChatCompletion& c) {
+  return RawJsonAccess::make(encode(c));
+}
+RawJson to_raw_json(const Transcript& t) {
+  return RawJsonAccess::make(encode(t));
+}
 
 bool same_json(std::string_view a, std::string_view b) {
   auto ja = json::parse(a.begin(), a.end(), nullptr, false);

@@ -68,25 +68,39 @@ constexpr std::array<std::pair<ModelFileRole, std::string_view>, 7> kRoles{{
 
 }  // namespace
 
-std::string_view to_string(TaskKind kind) { return name_of(kTaskKinds, kind); }
-std::optional<TaskKind> parse_task_kind(std::string_view text) { return value_of(kTaskKinds, text); }
-std::string_view to_string(UserPresence p) { return name_of(kPresence, p); }
+std::string_view to_string(TaskKind kind) {
+  return name_of(kTaskKinds, kind);
+}
+std::optional<TaskKind> parse_task_kind(std::string_view text) {
+  return value_of(kTaskKinds, text);
+}
+std::string_view to_string(UserPresence p) {
+  return name_of(kPresence, p);
+}
 std::optional<UserPresence> parse_user_presence(std::string_view text) {
   return value_of(kPresence, text);
 }
-std::string_view to_string(RejectCode code) { return name_of(kRejectCodes, code); }
+std::string_view to_string(RejectCode code) {
+  return name_of(kRejectCodes, code);
+}
 std::optional<RejectCode> parse_reject_code(std::string_view text) {
   return value_of(kRejectCodes, text);
 }
-std::string_view to_string(WorkerErrorCode code) { return name_of(kErrorCodes, code); }
+std::string_view to_string(WorkerErrorCode code) {
+  return name_of(kErrorCodes, code);
+}
 std::optional<WorkerErrorCode> parse_worker_error_code(std::string_view text) {
   return value_of(kErrorCodes, text);
 }
-std::string_view to_string(ModelEngine engine) { return name_of(kEngines, engine); }
+std::string_view to_string(ModelEngine engine) {
+  return name_of(kEngines, engine);
+}
 std::optional<ModelEngine> parse_model_engine(std::string_view text) {
   return value_of(kEngines, text);
 }
-std::string_view to_string(ModelFileRole role) { return name_of(kRoles, role); }
+std::string_view to_string(ModelFileRole role) {
+  return name_of(kRoles, role);
+}
 std::optional<ModelFileRole> parse_model_file_role(std::string_view text) {
   return value_of(kRoles, text);
 }
@@ -106,9 +120,8 @@ std::uint16_t close_code_for(WorkerErrorCode code) {
 }
 
 std::string_view frame_type(const WorkerFrame& frame) {
-  static constexpr std::string_view kNames[] = {"hello",        "heartbeat", "accept",
-                                                "reject",       "completeJson", "fail",
-                                                "logBatch",     "readyForMore"};
+  static constexpr std::string_view kNames[] = {
+      "hello", "heartbeat", "accept", "reject", "completeJson", "fail", "logBatch", "readyForMore"};
   return kNames[frame.index()];
 }
 

@@ -34,7 +34,7 @@ class RawJson {
 
 enum class TaskKind { Image, Llm, AudioStt, AudioTts, Video };
 inline constexpr TaskKind kAllTaskKinds[] = {TaskKind::Image, TaskKind::Llm, TaskKind::AudioStt,
-                                            TaskKind::AudioTts, TaskKind::Video};
+                                             TaskKind::AudioTts, TaskKind::Video};
 std::string_view to_string(TaskKind kind);  // "image", "llm", "audio_stt", "audio_tts", "video"
 std::optional<TaskKind> parse_task_kind(std::string_view text);
 
@@ -48,7 +48,13 @@ std::string_view to_string(RejectCode code);
 std::optional<RejectCode> parse_reject_code(std::string_view text);
 
 // `error.code` from the studio; each maps to one WebSocket close code.
-enum class WorkerErrorCode { AuthFailed, ProtocolViolation, DuplicateWorker, WorkerDeleted, InternalError };
+enum class WorkerErrorCode {
+  AuthFailed,
+  ProtocolViolation,
+  DuplicateWorker,
+  WorkerDeleted,
+  InternalError
+};
 std::string_view to_string(WorkerErrorCode code);
 std::optional<WorkerErrorCode> parse_worker_error_code(std::string_view text);
 // 4001, 4002, 4003, 4004 and 1000 (internal_error), 1:1 with the studio's closeCodeForError.
@@ -146,7 +152,7 @@ struct Task {
 };
 
 struct ModelFile {
-  std::string role;      // see ModelFileRole
+  std::string role;  // see ModelFileRole
   std::string url;
   std::string filename;  // a plain file name; the models layer enforces it before any I/O
   std::optional<std::uint64_t> approx_bytes;

@@ -85,8 +85,8 @@ Status write_file_atomically(const std::filesystem::path& path, std::string_view
   if (::rename(temp.c_str(), path.c_str()) != 0) {
     int err = errno;
     ::unlink(temp.c_str());
-    return fail(Error::io("cannot rename {} to {}: {}", temp.string(), path.string(),
-                          std::strerror(err)));
+    return fail(
+        Error::io("cannot rename {} to {}: {}", temp.string(), path.string(), std::strerror(err)));
   }
   return {};
 }

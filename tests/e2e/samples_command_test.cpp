@@ -41,7 +41,8 @@ TEST(SamplesCommand, WritesOneDecodableResultOfEveryKind) {
   auto wav = sw::testing::decode_wav(sw::testing::read_file_bytes(dir.path() / "audio_tts.wav"));
   ASSERT_TRUE(wav) << wav.error().message;
   EXPECT_GT(wav->seconds(), 0.5);
-  auto video = sw::testing::decode_animated_webp(sw::testing::read_file_bytes(dir.path() / "video.webp"));
+  auto video =
+      sw::testing::decode_animated_webp(sw::testing::read_file_bytes(dir.path() / "video.webp"));
   ASSERT_TRUE(video) << video.error().message;
   EXPECT_EQ(video->frames.size(), 16u);  // 2 s at 8 fps
   auto llm = sw::testing::read_file_bytes(dir.path() / "llm.json");

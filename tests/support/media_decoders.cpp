@@ -119,9 +119,10 @@ Result<DecodedAnimation> decode_gif(std::span<const std::uint8_t> bytes) {
   out.loops_forever = is_netscape_loop(gif->ExtensionBlocks, gif->ExtensionBlockCount);
   for (int i = 0; i < gif->ImageCount; ++i) {
     const SavedImage& image = gif->SavedImages[i];
-    out.loops_forever = out.loops_forever ||
-                        is_netscape_loop(image.ExtensionBlocks, image.ExtensionBlockCount);
-    const ColorMapObject* map = image.ImageDesc.ColorMap ? image.ImageDesc.ColorMap : gif->SColorMap;
+    out.loops_forever =
+        out.loops_forever || is_netscape_loop(image.ExtensionBlocks, image.ExtensionBlockCount);
+    const ColorMapObject* map =
+        image.ImageDesc.ColorMap ? image.ImageDesc.ColorMap : gif->SColorMap;
     if (map == nullptr || image.ImageDesc.Width != gif->SWidth ||
         image.ImageDesc.Height != gif->SHeight) {
       return fail(Error::invalid_argument("gif: frame {} is not a full-canvas frame", i));
@@ -155,20 +156,27 @@ sf_count_t vio_length(void* user) {
 }
 sf_count_t vio_seek(sf_count_t offset, int whence, void* user) {
   auto* file = static_cast<MemoryFile*>(user);
-  sf_count_t base = whence == SEEK_SET ? 0 : whence == SEEK_CUR ? file->offset
-                                                                  : static_cast<sf_count_t>(file->bytes.size());
-  file->offset = std::clamp<sf_count_t>(base + offset, 0, static_cast<sf_count_t>(file->bytes.size()));
+  sf_count_t base = whence == SEEK_SET   ? 0
+                    : whence == SEEK_CUR ? file->offset
+                                         : static_cast<sf_count_t>(file->bytes.size());
+  file->offset =
+      std::clamp<sf_count_t>(base + offset, 0, static_cast<sf_count_t>(file->bytes.size()));
   return file->offset;
 }
 sf_count_t vio_read(void* ptr, sf_count_t count, void* user) {
   auto* file = static_cast<MemoryFile*>(user);
-  sf_count_t n = std::min<sf_count_t>(count, static_cast<sf_count_t>(file->bytes.size()) - file->offset);
+  sf_count_t n =
+      std::min<sf_count_t>(count, static_cast<sf_count_t>(file->bytes.size()) - file->offset);
   std::memcpy(ptr, file->bytes.data() + file->offset, static_cast<std::size_t>(n));
   file->offset += n;
   return n;
 }
-sf_count_t vio_write(const void*, sf_count_t, void*) { return 0; }
-sf_count_t vio_tell(void* user) { return static_cast<MemoryFile*>(user)->offset; }
+sf_count_t vio_write(const void*, sf_count_t, void*) {
+  return 0;
+}
+sf_count_t vio_tell(void* user) {
+  return static_cast<MemoryFile*>(user)->offset;
+}
 }  // namespace
 
 Result<DecodedAudio> decode_wav(std::span<const std::uint8_t> bytes) {
@@ -186,7 +194,8 @@ Result<DecodedAudio> decode_wav(std::span<const std::uint8_t> bytes) {
   out.channels = info.channels;
   out.pcm16 = (info.format & SF_FORMAT_SUBMASK) == SF_FORMAT_PCM_16;
   out.samples.resize(static_cast<std::size_t>(info.frames * info.channels));
-  sf_count_t read = sf_read_short(sf.get(), out.samples.data(), static_cast<sf_count_t>(out.samples.size()));
+  sf_count_t read =
+      sf_read_short(sf.get(), out.samples.data(), static_cast<sf_count_t>(out.samples.size()));
   if (read != static_cast<sf_count_t>(out.samples.size())) {
     return fail(Error::invalid_argument("wav: read {} of {} samples", read, out.samples.size()));
   }

@@ -56,10 +56,12 @@ std::uint64_t SeededRandom::next() {
   return z ^ (z >> 31);
 }
 
-double SeededRandom::unit() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
+double SeededRandom::unit() {
+  return static_cast<double>(next() >> 11) * 0x1.0p-53;
+}
 
-media::RgbaImage render_picture(const Sha256Digest& seed, std::uint32_t width,
-                                std::uint32_t height, double phase) {
+media::RgbaImage render_picture(const Sha256Digest& seed, std::uint32_t width, std::uint32_t height,
+                                double phase) {
   constexpr double kTau = 2 * std::numbers::pi;
   SeededRandom rng(seed);
   const double base_hue = rng.unit();
@@ -114,8 +116,8 @@ media::RgbaImage render_picture(const Sha256Digest& seed, std::uint32_t width,
         c.g += (blob.colour.g - c.g) * alpha;
         c.b += (blob.colour.b - c.b) * alpha;
       }
-      double stripe = 1.0 + 0.12 * std::sin(stripe_fx * u + stripe_fy * v + stripe_phase +
-                                            phase * kTau);
+      double stripe =
+          1.0 + 0.12 * std::sin(stripe_fx * u + stripe_fy * v + stripe_phase + phase * kTau);
       px[0] = to_byte(c.r * stripe);
       px[1] = to_byte(c.g * stripe);
       px[2] = to_byte(c.b * stripe);

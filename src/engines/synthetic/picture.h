@@ -9,8 +9,8 @@
 namespace sw::engines::synthetic {
 
 // `phase` in [0, 1) animates the picture (blobs orbit, stripes drift); 0 for stills.
-media::RgbaImage render_picture(const Sha256Digest& seed, std::uint32_t width,
-                                std::uint32_t height, double phase = 0.0);
+media::RgbaImage render_picture(const Sha256Digest& seed, std::uint32_t width, std::uint32_t height,
+                                double phase = 0.0);
 
 // A small deterministic generator (splitmix64) seeded from a digest.
 class SeededRandom {

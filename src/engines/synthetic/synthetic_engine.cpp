@@ -30,7 +30,9 @@ Sha256Digest seed_for(const DispatchRequest& request) {
   return hasher.finish();
 }
 
-std::string hex16(const Sha256Digest& digest) { return to_hex(digest).substr(0, 16); }
+std::string hex16(const Sha256Digest& digest) {
+  return to_hex(digest).substr(0, 16);
+}
 
 std::vector<std::string_view> words_of(std::string_view text) {
   std::vector<std::string_view> words;
@@ -54,9 +56,10 @@ Result<TaskResult> run_image(const DispatchRequest& request, const proto::ImageP
   const std::uint32_t width = clamp_side(params.width, SyntheticEngine::kMaxImageSide);
   const std::uint32_t height = clamp_side(params.height, SyntheticEngine::kMaxImageSide);
   if (width != params.width || height != params.height) {
-    kLog.info("synthetic.size_clamped", {{"job_id", request.job_id},
-                                         {"requested", fmt::format("{}x{}", params.width, params.height)},
-                                         {"produced", fmt::format("{}x{}", width, height)}});
+    kLog.info("synthetic.size_clamped",
+              {{"job_id", request.job_id},
+               {"requested", fmt::format("{}x{}", params.width, params.height)},
+               {"produced", fmt::format("{}x{}", width, height)}});
   }
   auto picture = synthetic::render_picture(seed_for(request), width, height);
   auto bytes = params.ext == "png" ? media::encode_png(picture) : media::encode_webp(picture);
@@ -109,11 +112,12 @@ Result<TaskResult> run_llm(const DispatchRequest& request, const proto::LlmParam
   completion.choices.push_back(std::move(choice));
   completion.usage.prompt_tokens = words_of(rendered).size();
   completion.usage.completion_tokens = words_of(content).size();
-  completion.usage.total_tokens = completion.usage.prompt_tokens + completion.usage.completion_tokens;
-  completion.elapsed_ms = static_cast<std::uint64_t>(
-      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
-                                                            started)
-          .count());
+  completion.usage.total_tokens =
+      completion.usage.prompt_tokens + completion.usage.completion_tokens;
+  completion.elapsed_ms =
+      static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                     std::chrono::steady_clock::now() - started)
+                                     .count());
   return LlmResult{proto::to_raw_json(completion)};
 }
 
@@ -132,7 +136,8 @@ Result<TaskResult> run_tts(const DispatchRequest& request, const proto::AudioTts
     return fail(Error::invalid_argument("ext: the synthetic engine writes wav audio, not \"{}\"",
                                         params.ext));
   }
-  auto samples = synthetic::render_speech(params.text, params.speed.value_or(1.0), seed_for(request));
+  auto samples =
+      synthetic::render_speech(params.text, params.speed.value_or(1.0), seed_for(request));
   if (!samples) return fail(std::move(samples).error());
   auto bytes = media::encode_wav_pcm16(*samples, synthetic::kSpeechSampleRate, 1);
   if (!bytes) return fail(std::move(bytes).error());
@@ -164,18 +169,18 @@ Result<TaskResult> run_video(const DispatchRequest& request, const proto::VideoP
   std::vector<media::RgbaImage> frames;
   frames.reserve(frame_count);
   for (std::uint64_t i = 0; i < frame_count; ++i) {
-    frames.push_back(synthetic::render_picture(seed, width, height,
-                                               static_cast<double>(i) / static_cast<double>(frame_count)));
+    frames.push_back(synthetic::render_picture(
+        seed, width, height, static_cast<double>(i) / static_cast<double>(frame_count)));
   }
   // No video codec is linked: mp4/webm requests get an animated WebP, and the result's ext says
   // so (the reference does the same); gif is honoured.
   const bool gif = params.ext == "gif";
   if (!gif && params.ext != "webp") {
-    kLog.info("synthetic.video_format", {{"job_id", request.job_id},
-                                         {"requested", params.ext},
-                                         {"produced", "webp"}});
+    kLog.info("synthetic.video_format",
+              {{"job_id", request.job_id}, {"requested", params.ext}, {"produced", "webp"}});
   }
-  auto bytes = gif ? media::encode_animated_gif(frames, fps) : media::encode_animated_webp(frames, fps);
+  auto bytes =
+      gif ? media::encode_animated_gif(frames, fps) : media::encode_animated_webp(frames, fps);
   if (!bytes) return fail(std::move(bytes).error());
   return VideoResult{std::move(*bytes), gif ? "gif" : "webp"};
 }
@@ -206,9 +211,9 @@ Result<TaskResult> SyntheticEngine::dispatch(const DispatchRequest& request) {
     return fail(Error::unsupported("synthetic engine does not serve model `{}` for {} tasks",
                                    request.model, proto::to_string(kind)));
   }
-  kLog.debug("synthetic.dispatch", {{"job_id", request.job_id},
-                                    {"model", request.model},
-                                    {"kind", proto::to_string(kind)}});
+  kLog.debug(
+      "synthetic.dispatch",
+      {{"job_id", request.job_id}, {"model", request.model}, {"kind", proto::to_string(kind)}});
   return std::visit(
       [&request](const auto& params) -> Result<TaskResult> {
         using P = std::decay_t<decltype(params)>;

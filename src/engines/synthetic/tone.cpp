@@ -32,9 +32,10 @@ Result<std::vector<std::int16_t>> render_speech(std::string_view text, double sp
   }
   const std::size_t characters = count_characters(text);
   if (characters > kMaxSpeechCharacters) {
-    return fail(Error::invalid_argument("text: {} characters exceed the synthetic engine's limit "
-                                        "of {}",
-                                        characters, kMaxSpeechCharacters));
+    return fail(
+        Error::invalid_argument("text: {} characters exceed the synthetic engine's limit "
+                                "of {}",
+                                characters, kMaxSpeechCharacters));
   }
 
   const double seconds = speech_seconds(text, speed);
@@ -60,8 +61,8 @@ Result<std::vector<std::int16_t>> render_speech(std::string_view text, double sp
     const double pitch = base_pitch * (1.0 + 0.6 * (digest[0] / 255.0));
     const double glide = 0.85 + 0.3 * (digest[1] / 255.0);  // intonation across the word
     const auto first = static_cast<std::size_t>(static_cast<double>(start) * samples_per_byte);
-    const auto last = std::min(
-        total, static_cast<std::size_t>(static_cast<double>(end) * samples_per_byte));
+    const auto last =
+        std::min(total, static_cast<std::size_t>(static_cast<double>(end) * samples_per_byte));
     const std::size_t length = last > first ? last - first : 0;
     double angle = 0;
     for (std::size_t i = 0; i < length; ++i) {

@@ -79,8 +79,10 @@ TEST(CompositeEngine, RefusesToFallBackToSyntheticForRealModels) {
 TEST(CompositeEngine, EveryMissingEngineGetsAnActionableRemedy) {
   auto engine = build_engine();
   const std::pair<const char*, const char*> cases[] = {
-      {"sd-cpp", "sd-cli"},         {"whisper-cpp", "whisper-server"},
-      {"espeak-ng", "libespeak-ng"}, {"onnx", "ONNX Runtime"},
+      {"sd-cpp", "sd-cli"},
+      {"whisper-cpp", "whisper-server"},
+      {"espeak-ng", "libespeak-ng"},
+      {"onnx", "ONNX Runtime"},
       {"parakeet", "never valid in a studio job"},
       {"comfyui", "not an engine this worker knows"},
   };
@@ -138,7 +140,8 @@ TEST(CompositeEngine, CapabilitiesAreTheSortedUnionOfMembers) {
   Capabilities caps = engine.capabilities();
   EXPECT_EQ(caps[proto::TaskKind::Llm],
             (std::vector<std::string>{"llama-cpp:*", "synthetic", "synthetic-llm"}));
-  EXPECT_EQ(caps[proto::TaskKind::Image], (std::vector<std::string>{"synthetic", "synthetic-image"}));
+  EXPECT_EQ(caps[proto::TaskKind::Image],
+            (std::vector<std::string>{"synthetic", "synthetic-image"}));
 
   auto flat = flatten_models(caps);
   EXPECT_TRUE(std::is_sorted(flat.begin(), flat.end()));

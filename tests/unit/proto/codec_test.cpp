@@ -19,7 +19,8 @@ const char* kCapabilities = R"({"machineName":"rig","username":"u","agentVersion
 
 std::string offer_json(const std::string& claim_fields) {
   return R"({"type":"offer","claim":{"jobId":"job-1","gameId":"g","assetName":"a","model":"m",
-    "vramGbEstimate":1.5)" + claim_fields + "}}";
+    "vramGbEstimate":1.5)" +
+         claim_fields + "}}";
 }
 
 const std::string kTask = R"(,"task":{"kind":"image","prompt":"p"})";
@@ -63,20 +64,27 @@ TEST(OfferDecoding, OfferWithoutModelSourceIsRejected) {
 TEST(OfferDecoding, ErrorsNameNestedPaths) {
   EXPECT_EQ(decode_error_studio(offer_json(R"(,"task":{"kind":"paint","prompt":"p"})" + kSource)),
             R"(claim.task.kind: unknown task kind "paint")");
-  EXPECT_EQ(decode_error_studio(offer_json(R"(,"task":{"kind":"image","prompt":"p","width":-5})" + kSource)),
+  EXPECT_EQ(decode_error_studio(
+                offer_json(R"(,"task":{"kind":"image","prompt":"p","width":-5})" + kSource)),
             "claim.task.width: expected unsigned integer, got number -5");
-  EXPECT_EQ(decode_error_studio(offer_json(R"(,"task":{"kind":"image","prompt":"p","width":1.5})" + kSource)),
+  EXPECT_EQ(decode_error_studio(
+                offer_json(R"(,"task":{"kind":"image","prompt":"p","width":1.5})" + kSource)),
             "claim.task.width: expected unsigned integer, got number 1.5");
-  EXPECT_EQ(decode_error_studio(offer_json(R"(,"task":{"kind":"image","prompt":"p","width":4294967296})" + kSource)),
+  EXPECT_EQ(decode_error_studio(offer_json(
+                R"(,"task":{"kind":"image","prompt":"p","width":4294967296})" + kSource)),
             "claim.task.width: value 4294967296 is out of range (max 4294967295)");
   EXPECT_EQ(decode_error_studio(offer_json(R"(,"task":{"kind":"image","prompt":7})" + kSource)),
             "claim.task.prompt: expected string, got number 7");
-  EXPECT_EQ(decode_error_studio(offer_json(kTask +
-      R"(,"modelSource":{"engine":"sd-cpp","files":[{"role":"vae","url":"https://x/a","filename":"a","sha256":"xyz"}],"cliDefaults":{"cfgScale":0,"steps":0,"width":0,"height":0}})")),
-            "claim.modelSource.files[0].sha256: expected 64 hexadecimal characters");
-  EXPECT_EQ(decode_error_studio(offer_json(kTask +
-      R"(,"modelSource":{"engine":"sd-cpp","files":[],"cliDefaults":{"steps":0,"width":0,"height":0}})")),
-            "claim.modelSource.cliDefaults.cfgScale: missing required field");
+  EXPECT_EQ(
+      decode_error_studio(offer_json(
+          kTask +
+          R"(,"modelSource":{"engine":"sd-cpp","files":[{"role":"vae","url":"https://x/a","filename":"a","sha256":"xyz"}],"cliDefaults":{"cfgScale":0,"steps":0,"width":0,"height":0}})")),
+      "claim.modelSource.files[0].sha256: expected 64 hexadecimal characters");
+  EXPECT_EQ(
+      decode_error_studio(offer_json(
+          kTask +
+          R"(,"modelSource":{"engine":"sd-cpp","files":[],"cliDefaults":{"steps":0,"width":0,"height":0}})")),
+      "claim.modelSource.cliDefaults.cfgScale: missing required field");
   EXPECT_EQ(decode_error_studio(R"({"type":"offer","claim":{"jobId":null}})"),
             "claim.jobId: expected string, got null");
   EXPECT_EQ(decode_error_studio(R"({"type":"offer","claim":[]})"),
@@ -94,7 +102,8 @@ TEST(OfferDecoding, UnknownKeysAreIgnoredAndNullOptionalsAccepted) {
 }
 
 TEST(OfferDecoding, UnknownEngineNameDecodesSoTheJobCanFailCleanly) {
-  auto frame = decode_studio_frame(offer_json(kTask +
+  auto frame = decode_studio_frame(offer_json(
+      kTask +
       R"(,"modelSource":{"engine":"comfyui","files":[],"cliDefaults":{"cfgScale":0,"steps":0,"width":0,"height":0}})"));
   ASSERT_TRUE(frame) << frame.error().message;
   EXPECT_EQ(std::get<Offer>(*frame).claim.model_source.engine, "comfyui");
@@ -102,8 +111,8 @@ TEST(OfferDecoding, UnknownEngineNameDecodesSoTheJobCanFailCleanly) {
 }
 
 TEST(OfferDecoding, LargeSeedKeepsAllBits) {
-  auto frame = decode_studio_frame(offer_json(
-      R"(,"task":{"kind":"image","prompt":"p","seed":18446744073709551615})" + kSource));
+  auto frame = decode_studio_frame(
+      offer_json(R"(,"task":{"kind":"image","prompt":"p","seed":18446744073709551615})" + kSource));
   ASSERT_TRUE(frame) << frame.error().message;
   EXPECT_EQ(*std::get<ImageParams>(std::get<Offer>(*frame).claim.task.params).seed,
             18446744073709551615ull);
@@ -138,7 +147,8 @@ TEST(FrameTypes, DeepNestingIsRefusedBeforeParsing) {
                      std::string(100000, ']') + "}";
   EXPECT_THAT(decode_error_worker(deep), HasSubstr("nested deeper than"));
   // Brackets inside strings do not count.
-  std::string text = R"({"type":"reject","jobId":"j","reason":")" + std::string(1000, '[') + R"("})";
+  std::string text =
+      R"({"type":"reject","jobId":"j","reason":")" + std::string(1000, '[') + R"("})";
   EXPECT_TRUE(decode_worker_frame(text));
 }
 
@@ -164,8 +174,9 @@ TEST(HeartbeatFrame, WithoutCurrentJobIdOmitsIt) {
   EXPECT_EQ(text.find("currentJobId"), std::string::npos);
   EXPECT_EQ(text.rfind(R"({"type":"heartbeat",)", 0), 0u) << "type comes first: " << text;
 
-  auto with_null = decode_worker_frame(std::string(R"({"type":"heartbeat","currentJobId":null,"capabilities":)") +
-                                       kCapabilities + "}");
+  auto with_null = decode_worker_frame(
+      std::string(R"({"type":"heartbeat","currentJobId":null,"capabilities":)") + kCapabilities +
+      "}");
   ASSERT_TRUE(with_null) << with_null.error().message;
   EXPECT_FALSE(std::get<Heartbeat>(*with_null).current_job_id);
 }
@@ -203,7 +214,8 @@ TEST(ErrorFrame, CodesAreSnakeCaseAndMapToCloseCodes) {
   };
   for (const auto& [code, wire] : expected) {
     std::string text = encode(StudioFrame{ErrorFrame{code, "m"}});
-    EXPECT_EQ(text, std::string(R"({"type":"error","code":")") + wire.first + R"(","message":"m"})");
+    EXPECT_EQ(text,
+              std::string(R"({"type":"error","code":")") + wire.first + R"(","message":"m"})");
     EXPECT_EQ(close_code_for(code), wire.second);
     auto back = decode_studio_frame(text);
     ASSERT_TRUE(back) << back.error().message;
@@ -243,7 +255,8 @@ TEST(LlmTask, ChatTemplateKwargsMustBeAnObject) {
 }
 
 TEST(RegistrationPoll, StatusesDecode) {
-  auto approved = decode_registration_poll(R"({"status":"approved","workerId":"w","authToken":"t"})");
+  auto approved =
+      decode_registration_poll(R"({"status":"approved","workerId":"w","authToken":"t"})");
   ASSERT_TRUE(approved);
   EXPECT_EQ(std::get<RegistrationApproved>(*approved).auth_token, "t");
   auto missing = decode_registration_poll(R"({"status":"approved","workerId":"w"})");

@@ -23,7 +23,9 @@ struct GoldenCase {
 };
 
 // Keeps ctest's test names readable (gtest would otherwise print the struct's bytes).
-void PrintTo(const GoldenCase& golden, std::ostream* os) { *os << golden.name; }
+void PrintTo(const GoldenCase& golden, std::ostream* os) {
+  *os << golden.name;
+}
 
 std::vector<GoldenCase> load_cases() {
   std::ifstream in(std::string(SW_GOLDEN_DIR) + "/spec_examples.json");
@@ -56,11 +58,15 @@ const std::map<std::string, RoundTrip>& round_trips() {
       {"studio_frame", [](std::string_view t) { return round_trip(t, &decode_studio_frame); }},
       {"capabilities", [](std::string_view t) { return round_trip(t, &decode_capabilities); }},
       {"task", [](std::string_view t) { return round_trip(t, &decode_task); }},
-      {"register_request", [](std::string_view t) { return round_trip(t, &decode_register_request); }},
-      {"register_response", [](std::string_view t) { return round_trip(t, &decode_register_response); }},
-      {"registration_poll", [](std::string_view t) { return round_trip(t, &decode_registration_poll); }},
+      {"register_request",
+       [](std::string_view t) { return round_trip(t, &decode_register_request); }},
+      {"register_response",
+       [](std::string_view t) { return round_trip(t, &decode_register_response); }},
+      {"registration_poll",
+       [](std::string_view t) { return round_trip(t, &decode_registration_poll); }},
       {"log_entry", [](std::string_view t) { return round_trip(t, &decode_log_entry); }},
-      {"chat_completion", [](std::string_view t) { return round_trip(t, &decode_chat_completion); }},
+      {"chat_completion",
+       [](std::string_view t) { return round_trip(t, &decode_chat_completion); }},
       {"transcript", [](std::string_view t) { return round_trip(t, &decode_transcript); }},
   };
   return table;
