@@ -9,6 +9,7 @@
 #include "common/sha256.h"
 #include "engines/synthetic/picture.h"
 #include "engines/synthetic/tone.h"
+#include "engines/synthetic/words.h"
 #include "media/encoders.h"
 #include "proto/codec.h"
 
@@ -32,20 +33,6 @@ Sha256Digest seed_for(const DispatchRequest& request) {
 
 std::string hex16(const Sha256Digest& digest) {
   return to_hex(digest).substr(0, 16);
-}
-
-std::vector<std::string_view> words_of(std::string_view text) {
-  std::vector<std::string_view> words;
-  std::size_t pos = 0;
-  while (pos < text.size()) {
-    std::size_t start = text.find_first_not_of(" \t\r\n", pos);
-    if (start == std::string_view::npos) break;
-    std::size_t end = text.find_first_of(" \t\r\n", start);
-    if (end == std::string_view::npos) end = text.size();
-    words.push_back(text.substr(start, end - start));
-    pos = end;
-  }
-  return words;
 }
 
 Result<TaskResult> run_image(const DispatchRequest& request, const proto::ImageParams& params) {
@@ -83,7 +70,7 @@ Result<TaskResult> run_llm(const DispatchRequest& request, const proto::LlmParam
 
   // A real token budget and real stop strings, counted in whitespace words.
   const std::size_t budget = std::max<std::uint32_t>(params.max_tokens, 1);
-  std::vector<std::string_view> words = words_of(reply);
+  std::vector<std::string_view> words = synthetic::split_words(reply);
   std::string finish_reason = "stop";
   if (words.size() > budget) {
     words.resize(budget);
@@ -110,8 +97,8 @@ Result<TaskResult> run_llm(const DispatchRequest& request, const proto::LlmParam
   choice.message.content = content;
   choice.finish_reason = finish_reason;
   completion.choices.push_back(std::move(choice));
-  completion.usage.prompt_tokens = words_of(rendered).size();
-  completion.usage.completion_tokens = words_of(content).size();
+  completion.usage.prompt_tokens = synthetic::split_words(rendered).size();
+  completion.usage.completion_tokens = synthetic::split_words(content).size();
   completion.usage.total_tokens =
       completion.usage.prompt_tokens + completion.usage.completion_tokens;
   completion.elapsed_ms =

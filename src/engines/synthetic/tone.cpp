@@ -1,5 +1,7 @@
 #include "engines/synthetic/tone.h"
 
+#include "engines/synthetic/words.h"
+
 #include <algorithm>
 #include <cmath>
 #include <numbers>
@@ -49,13 +51,9 @@ Result<std::vector<std::int16_t>> render_speech(std::string_view text, double sp
   constexpr double kAmplitude = 0.4;
   const auto ramp = static_cast<std::size_t>(0.01 * kSpeechSampleRate);  // 10 ms, no clicks
 
-  std::size_t pos = 0;
-  while (pos < text.size()) {
-    std::size_t start = text.find_first_not_of(" \t\r\n", pos);
-    if (start == std::string_view::npos) break;
-    std::size_t end = text.find_first_of(" \t\r\n", start);
-    if (end == std::string_view::npos) end = text.size();
-    std::string_view word = text.substr(start, end - start);
+  for (std::string_view word : split_words(text)) {
+    const auto start = static_cast<std::size_t>(word.data() - text.data());
+    const std::size_t end = start + word.size();
 
     const auto digest = sha256(word);
     const double pitch = base_pitch * (1.0 + 0.6 * (digest[0] / 255.0));
@@ -77,7 +75,6 @@ Result<std::vector<std::int16_t>> render_speech(std::string_view text, double sp
       samples[first + i] = static_cast<std::int16_t>(
           std::lround(std::clamp(kAmplitude * envelope * value, -1.0, 1.0) * 32767.0));
     }
-    pos = end;
   }
   return samples;
 }
