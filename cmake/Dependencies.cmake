@@ -10,6 +10,8 @@ find_package(tl-expected REQUIRED)
 find_package(CLI11 REQUIRED)
 find_package(PNG REQUIRED)
 find_package(GIF 5 REQUIRED)
+find_package(CURL 7.88 REQUIRED)
+find_package(Boost 1.81 REQUIRED CONFIG)
 pkg_check_modules(WEBP REQUIRED IMPORTED_TARGET libwebp libwebpmux libwebpdemux)
 
 if(SW_BUILD_TESTS)

@@ -1,0 +1,445 @@
+#include "transfer/download.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+
+#include "common/log.h"
+#include "common/sha256.h"
+#include "transfer/curl_handle.h"
+#include "transfer/url_policy.h"
+
+namespace sw::transfer {
+namespace {
+
+const log::Logger kLog("studio_worker::transfer::download");
+
+struct Fd {
+  int fd = -1;
+  explicit Fd(int f) : fd(f) {}
+  ~Fd() {
+    if (fd >= 0) ::close(fd);
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+};
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return s;
+}
+
+// Hashes the first `length` bytes of `fd` (a resumed .part).
+Status hash_prefix(int fd, std::uint64_t length, Sha256& hasher) {
+  std::vector<std::uint8_t> buffer(1 << 20);
+  std::uint64_t done = 0;
+  while (done < length) {
+    std::size_t want =
+        static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), length - done));
+    ssize_t n = ::pread(fd, buffer.data(), want, static_cast<off_t>(done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0)
+      return fail(Error::io("reading the partial download failed: {}", std::strerror(errno)));
+    hasher.update(std::span(buffer.data(), static_cast<std::size_t>(n)));
+    done += static_cast<std::uint64_t>(n);
+  }
+  return {};
+}
+
+Status write_all(int fd, const char* data, std::size_t size) {
+  while (size > 0) {
+    ssize_t n = ::write(fd, data, size);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return fail(Error::io("writing the download failed: {}", std::strerror(errno)));
+    data += n;
+    size -= static_cast<std::size_t>(n);
+  }
+  return {};
+}
+
+// "bytes <start>-<end>/<total|*>" → start, or nullopt when malformed.
+std::optional<std::uint64_t> content_range_start(std::string_view value) {
+  constexpr std::string_view kPrefix = "bytes ";
+  if (value.size() < kPrefix.size() ||
+      lower(std::string(value.substr(0, kPrefix.size()))) != kPrefix) {
+    return std::nullopt;
+  }
+  value.remove_prefix(kPrefix.size());
+  std::uint64_t start = 0;
+  auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), start);
+  if (ec != std::errc() || ptr == value.data() + value.size() || *ptr != '-') return std::nullopt;
+  return start;
+}
+
+// What the current response turned out to be, decided at its first body byte (or at its end
+// when it has no body).
+enum class Verdict {
+  Undecided,
+  Write,
+  Redirect,
+  RestartFromScratch,
+  HttpError,
+  TooLarge,
+  WriteFailed
+};
+
+struct Transfer {
+  CURL* easy = nullptr;
+  int fd = -1;
+  Sha256* hasher = nullptr;
+  std::uint64_t offset = 0;   // bytes already in the file when this response started
+  std::uint64_t written = 0;  // bytes of this response written
+  std::optional<std::uint64_t> declared_total;
+  std::uint64_t max_bytes = 0;
+  Verdict verdict = Verdict::Undecided;
+  long status = 0;
+  std::string failure;
+  const DownloadRequest* request = nullptr;
+  std::chrono::steady_clock::time_point started;
+  std::chrono::steady_clock::time_point last_progress;
+  std::uint64_t call_bytes = 0;  // bytes received during this whole call, for the rate
+  // Our own stall watchdog: curl's low-speed check averages over a ~5 s window, so it fires
+  // seconds late; this measures the time since the last byte exactly.
+  std::chrono::steady_clock::time_point last_data;
+  bool stalled = false;
+
+  void decide() {
+    if (verdict != Verdict::Undecided) return;
+    curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+    curl_off_t length = -1;
+    curl_easy_getinfo(easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length);
+    if (status >= 300 && status < 400) {
+      verdict = Verdict::Redirect;
+      return;
+    }
+    if (status == 416) {
+      verdict = Verdict::RestartFromScratch;
+      failure = "the server refused the resume range (416)";
+      return;
+    }
+    if (status == 206) {
+      curl_header* header = nullptr;
+      std::optional<std::uint64_t> start;
+      if (curl_easy_header(easy, "Content-Range", 0, CURLH_HEADER, -1, &header) == CURLHE_OK) {
+        start = content_range_start(header->value);
+      }
+      if (!start || *start != offset) {
+        verdict = Verdict::RestartFromScratch;
+        failure = fmt::format(
+            "the server answered the resume at byte {} with a Content-Range "
+            "that does not start there",
+            offset);
+        return;
+      }
+      if (length >= 0) declared_total = offset + static_cast<std::uint64_t>(length);
+    } else if (status == 200) {
+      if (offset > 0) {
+        // The server ignored Range: start over with this full body.
+        kLog.info("download.range_ignored", {{"url", redact_url(request->url)}, {"had", offset}});
+        if (::ftruncate(fd, 0) != 0 || ::lseek(fd, 0, SEEK_SET) != 0) {
+          verdict = Verdict::WriteFailed;
+          failure = fmt::format("truncating the partial download failed: {}", std::strerror(errno));
+          return;
+        }
+        hasher->finish();  // reset
+        offset = 0;
+      }
+      if (length >= 0) declared_total = static_cast<std::uint64_t>(length);
+    } else {
+      verdict = Verdict::HttpError;
+      return;
+    }
+    if (declared_total && *declared_total > max_bytes) {
+      verdict = Verdict::TooLarge;
+      failure = fmt::format("the server declared {} bytes, over the {} byte cap", *declared_total,
+                            max_bytes);
+      return;
+    }
+    verdict = Verdict::Write;
+  }
+};
+
+std::size_t on_body(char* data, std::size_t size, std::size_t count, void* user) {
+  auto* t = static_cast<Transfer*>(user);
+  const std::size_t bytes = size * count;
+  t->decide();
+  switch (t->verdict) {
+    case Verdict::Write: break;
+    case Verdict::Redirect:
+    case Verdict::HttpError: return bytes;  // an error or redirect page: read and discard
+    default: return 0;                      // abort this response
+  }
+  if (t->offset + t->written + bytes > t->max_bytes) {
+    t->verdict = Verdict::TooLarge;
+    t->failure = fmt::format("the body exceeds the {} byte cap", t->max_bytes);
+    return 0;
+  }
+  if (auto status = write_all(t->fd, data, bytes); !status) {
+    t->verdict = Verdict::WriteFailed;
+    t->failure = status.error().message;
+    return 0;
+  }
+  t->hasher->update(std::span(reinterpret_cast<const std::uint8_t*>(data), bytes));
+  t->written += bytes;
+  t->call_bytes += bytes;
+  t->last_data = std::chrono::steady_clock::now();
+  return bytes;
+}
+
+int on_progress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  auto* t = static_cast<Transfer*>(user);
+  auto now = std::chrono::steady_clock::now();
+  if (now - t->last_data > t->request->stall_timeout) {
+    t->stalled = true;
+    return 1;
+  }
+  if (!t->request->progress) return 0;
+  if (now - t->last_progress < t->request->progress_interval) return 0;
+  t->last_progress = now;
+  double seconds = std::chrono::duration<double>(now - t->started).count();
+  DownloadProgress progress{t->offset + t->written, t->declared_total,
+                            seconds > 0 ? static_cast<double>(t->call_bytes) / seconds : 0};
+  return t->request->progress(progress) ? 0 : 1;
+}
+
+void fsync_directory(const std::filesystem::path& dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
+  }
+}
+
+}  // namespace
+
+std::filesystem::path part_path_for(const std::filesystem::path& destination) {
+  std::filesystem::path part = destination;
+  part += ".part";
+  return part;
+}
+
+Result<DownloadResult> download_file(const DownloadRequest& request) {
+  SW_TRY(check_download_url(request.url));
+  if (request.sha256 && request.sha256->size() != 64) {
+    return fail(Error::invalid_argument("expected sha256 must be 64 hex characters"));
+  }
+  const std::string safe_url = redact_url(request.url);
+  const std::filesystem::path part = part_path_for(request.destination);
+
+  Fd fd(::open(part.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+  if (fd.fd < 0) return fail(Error::io("cannot open {}: {}", part.string(), std::strerror(errno)));
+  struct stat st {};
+  if (::fstat(fd.fd, &st) != 0) return fail(Error::io("cannot stat {}", part.string()));
+  std::uint64_t existing = static_cast<std::uint64_t>(st.st_size);
+
+  // A .part is only worth resuming when the final hash will vouch for it.
+  auto discard_part = [&] {
+    ::ftruncate(fd.fd, 0);
+    ::lseek(fd.fd, 0, SEEK_SET);
+  };
+  if (existing > 0 && (!request.sha256 || existing > request.max_bytes)) {
+    discard_part();
+    existing = 0;
+  }
+
+  Sha256 hasher;
+  if (existing > 0) {
+    if (auto status = hash_prefix(fd.fd, existing, hasher); !status) {
+      discard_part();
+      existing = 0;
+      hasher.finish();
+    } else if (::lseek(fd.fd, static_cast<off_t>(existing), SEEK_SET) < 0) {
+      return fail(Error::io("cannot seek in {}", part.string()));
+    }
+  }
+
+  auto easy = make_easy();
+  if (!easy) return fail(Error::internal("curl_easy_init failed"));
+  std::array<char, CURL_ERROR_SIZE> errbuf{};
+
+  DownloadResult result;
+  result.resumed_from = existing;
+  Transfer t;
+  t.easy = easy.get();
+  t.fd = fd.fd;
+  t.hasher = &hasher;
+  t.offset = existing;
+  t.max_bytes = request.max_bytes;
+  t.request = &request;
+  t.started = std::chrono::steady_clock::now();
+
+  auto cleanup_on_failure = [&](Error error, bool resumable) -> Result<DownloadResult> {
+    if (!(resumable && request.sha256)) {
+      ::close(fd.fd);
+      fd.fd = -1;
+      std::error_code ec;
+      std::filesystem::remove(part, ec);
+    }
+    kLog.warn("download.failed", {{"url", safe_url},
+                                  {"error", error.message},
+                                  {"kept_part", resumable && request.sha256.has_value()}});
+    return fail(std::move(error));
+  };
+
+  std::string url = request.url;
+  int redirects = 0;
+  bool restarted = false;
+  const auto deadline = t.started + request.total_timeout;
+  for (;;) {
+    const auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (remaining.count() <= 0) {
+      return cleanup_on_failure(Error::make(Code::Timeout, "download of {} exceeded {} s", safe_url,
+                                            request.total_timeout.count()),
+                                true);
+    }
+    curl_easy_reset(easy.get());
+    CURL* h = easy.get();
+    curl_easy_setopt(h, CURLOPT_URL, url.c_str());
+    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);  // followed by hand: each hop is policed
+    curl_easy_setopt(h, CURLOPT_USERAGENT, request.user_agent.c_str());
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &on_body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &t);
+    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, &on_progress);
+    curl_easy_setopt(h, CURLOPT_XFERINFODATA, &t);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf.data());
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 15000L);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(remaining.count()));
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 512L * 1024L);
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    std::string range;
+    if (t.offset > 0) {
+      range = fmt::format("{}-", t.offset);
+      curl_easy_setopt(h, CURLOPT_RANGE, range.c_str());
+    }
+    t.written = 0;
+    t.declared_total.reset();
+    t.verdict = Verdict::Undecided;
+    t.failure.clear();
+    t.last_data = std::chrono::steady_clock::now();
+    t.stalled = false;
+    errbuf[0] = '\0';
+
+    ++result.requests;
+    CURLcode rc = curl_easy_perform(h);
+    if (rc == CURLE_OK) t.decide();  // a response without a body
+
+    switch (t.verdict) {
+      case Verdict::Redirect: {
+        char* location = nullptr;
+        curl_easy_getinfo(h, CURLINFO_REDIRECT_URL, &location);
+        if (location == nullptr) {
+          return cleanup_on_failure(
+              Error::unavailable("HTTP {} from {} without a Location", t.status, safe_url), false);
+        }
+        if (++redirects > request.max_redirects) {
+          return cleanup_on_failure(
+              Error::unavailable("more than {} redirects from {}", request.max_redirects, safe_url),
+              false);
+        }
+        std::string next(location);
+        if (auto allowed = check_download_url(next); !allowed) {
+          return cleanup_on_failure(
+              Error::invalid_argument("redirect refused: {}", allowed.error().message), false);
+        }
+        url = std::move(next);
+        continue;
+      }
+      case Verdict::RestartFromScratch:
+        if (restarted) {
+          return cleanup_on_failure(Error::unavailable("{} ({})", t.failure, safe_url), false);
+        }
+        kLog.info("download.restart", {{"url", safe_url}, {"reason", t.failure}});
+        restarted = true;
+        discard_part();
+        hasher.finish();
+        t.offset = 0;
+        result.resumed_from = 0;
+        continue;
+      case Verdict::HttpError:
+        return cleanup_on_failure(
+            Error::make(t.status == 404 ? Code::NotFound : Code::Unavailable,
+                        "download failed: HTTP {} for {}", t.status, safe_url),
+            t.status >= 500);
+      case Verdict::TooLarge:
+        return cleanup_on_failure(Error::invalid_argument("{}: {}", safe_url, t.failure), false);
+      case Verdict::WriteFailed: return cleanup_on_failure(Error::io("{}", t.failure), true);
+      default: break;
+    }
+
+    if (rc == CURLE_ABORTED_BY_CALLBACK && t.stalled) {
+      return cleanup_on_failure(
+          Error::make(Code::Timeout, "download of {} stalled: no data for {} s", safe_url,
+                      request.stall_timeout.count()),
+          true);
+    }
+    if (rc == CURLE_ABORTED_BY_CALLBACK) {
+      return cleanup_on_failure(Error::make(Code::Cancelled, "download of {} cancelled", safe_url),
+                                true);
+    }
+    if (rc == CURLE_OPERATION_TIMEDOUT) {
+      return cleanup_on_failure(Error::make(Code::Timeout, "download of {} exceeded {} s", safe_url,
+                                            request.total_timeout.count()),
+                                true);
+    }
+    const std::uint64_t total = t.offset + t.written;
+    if (rc == CURLE_PARTIAL_FILE ||
+        (rc == CURLE_OK && t.declared_total && total != *t.declared_total)) {
+      return cleanup_on_failure(
+          Error::unavailable("size mismatch: wrote {} bytes but the server declared "
+                             "Content-Length {} ({})",
+                             total, t.declared_total ? *t.declared_total : 0, safe_url),
+          true);
+    }
+    if (rc != CURLE_OK) {
+      return cleanup_on_failure(
+          Error::unavailable("download of {} failed: {}", safe_url,
+                             errbuf[0] != '\0' ? errbuf.data() : curl_easy_strerror(rc)),
+          true);
+    }
+    break;
+  }
+
+  result.bytes = t.offset + t.written;
+  result.sha256 = to_hex(hasher.finish());
+  if (request.sha256 && lower(*request.sha256) != result.sha256) {
+    kLog.warn("download.sha256_mismatch",
+              {{"url", safe_url}, {"expected", lower(*request.sha256)}, {"actual", result.sha256}});
+    ::close(fd.fd);
+    fd.fd = -1;
+    std::error_code ec;
+    std::filesystem::remove(part, ec);
+    return fail(Error::make(Code::Conflict, "sha256 mismatch for {}: expected {}, got {}", safe_url,
+                            lower(*request.sha256), result.sha256));
+  }
+  if (::fsync(fd.fd) != 0) return fail(Error::io("fsync of {} failed", part.string()));
+  ::close(fd.fd);
+  fd.fd = -1;
+  if (::rename(part.c_str(), request.destination.c_str()) != 0) {
+    return fail(Error::io("cannot rename {} into place: {}", part.string(), std::strerror(errno)));
+  }
+  fsync_directory(request.destination.parent_path());
+  if (request.progress) {
+    double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t.started).count();
+    request.progress(DownloadProgress{
+        result.bytes, result.bytes, seconds > 0 ? static_cast<double>(t.call_bytes) / seconds : 0});
+  }
+  kLog.info("download.done", {{"url", safe_url},
+                              {"bytes", result.bytes},
+                              {"resumed_from", result.resumed_from},
+                              {"requests", result.requests}});
+  return result;
+}
+
+}  // namespace sw::transfer
