@@ -6,7 +6,7 @@ set -euo pipefail
 PACKAGES=(
   g++ cmake ninja-build pkg-config ccache git ca-certificates
   libssl-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev libexpected-dev
-  libpng-dev libwebp-dev libgif-dev
+  libpng-dev libwebp-dev libgif-dev libcurl4-openssl-dev libboost1.81-dev
   libgtest-dev libgmock-dev libbenchmark-dev libsndfile1-dev
 )
 

@@ -24,6 +24,13 @@ struct Route {
   std::optional<std::size_t> stall_after;     // stop sending after this many bytes until stop()
 };
 
+// A route that serves `body` normally.
+inline Route serving(std::shared_ptr<const std::string> body) {
+  Route route;
+  route.body = std::move(body);
+  return route;
+}
+
 struct SeenRequest {
   std::string path;
   std::string range;  // the Range header, empty when absent

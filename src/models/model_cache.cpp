@@ -1,0 +1,366 @@
+#include "models/model_cache.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+
+#include "common/log.h"
+#include "common/sha256.h"
+#include "transfer/url_policy.h"
+
+namespace sw::models {
+namespace fs = std::filesystem;
+namespace {
+
+const log::Logger kLog("studio_worker::models::cache");
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return s;
+}
+
+fs::path with_suffix(const fs::path& path, const char* suffix) {
+  fs::path out = path;
+  out += suffix;
+  return out;
+}
+
+bool is_bookkeeping(const fs::path& path) {
+  const std::string name = path.filename().string();
+  return name.ends_with(".lock") || name.ends_with(".sha256") ||
+         name.find(".tmp-") != std::string::npos;
+}
+
+// flock that retries on EINTR.
+bool lock(int fd, int operation) {
+  while (::flock(fd, operation) != 0) {
+    if (errno != EINTR) return false;
+  }
+  return true;
+}
+
+void touch_atime(const fs::path& path) {
+  struct timespec times[2];
+  times[0].tv_sec = 0;
+  times[0].tv_nsec = UTIME_NOW;
+  times[1].tv_sec = 0;
+  times[1].tv_nsec = UTIME_OMIT;
+  ::utimensat(AT_FDCWD, path.c_str(), times, 0);
+}
+
+std::optional<std::string> read_sidecar(const fs::path& file) {
+  std::ifstream in(with_suffix(file, ".sha256"));
+  std::string hex;
+  if (!(in >> hex) || hex.size() != 64) return std::nullopt;
+  return lower(hex);
+}
+
+void write_sidecar(const fs::path& file, const std::string& hex) {
+  fs::path temp = with_suffix(file, ".sha256.tmp-sidecar");
+  {
+    std::ofstream out(temp, std::ios::trunc);
+    out << hex << "\n";
+    if (!out) return;  // only an optimisation: the next reuse re-hashes
+  }
+  std::error_code ec;
+  fs::rename(temp, with_suffix(file, ".sha256"), ec);
+}
+
+Result<std::string> hash_file(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return fail(Error::io("cannot read {}", path.string()));
+  Sha256 hasher;
+  std::vector<char> buffer(1 << 20);
+  while (in) {
+    in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
+    hasher.update(std::string_view(buffer.data(), static_cast<std::size_t>(in.gcount())));
+  }
+  return to_hex(hasher.finish());
+}
+
+// Whether `path` holds the file described: by sha256 when one is expected (the sidecar first,
+// else hashing once and remembering), else by size when `size_must_match`.
+Result<bool> matches(const fs::path& path, const proto::ModelFile& file, bool size_must_match) {
+  std::error_code ec;
+  const std::uint64_t size = fs::file_size(path, ec);
+  if (ec) return false;
+  if (file.sha256) {
+    const std::string expected = lower(*file.sha256);
+    if (read_sidecar(path) == expected) return true;
+    kLog.info("model.verify", {{"file", path.string()}, {"bytes", size}});
+    auto actual = hash_file(path);
+    if (!actual) return fail(actual.error());
+    if (*actual != expected) return false;
+    write_sidecar(path, *actual);
+    return true;
+  }
+  if (size_must_match && file.approx_bytes) return size == *file.approx_bytes;
+  return true;
+}
+
+struct LockFile {
+  int fd = -1;
+  LockFile() = default;
+  explicit LockFile(const fs::path& path)
+      : fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644)) {}
+  ~LockFile() {
+    if (fd >= 0) ::close(fd);
+  }
+  LockFile(const LockFile&) = delete;
+  LockFile& operator=(const LockFile&) = delete;
+  int release() { return std::exchange(fd, -1); }
+};
+
+}  // namespace
+
+std::string sanitise_model_id(std::string_view id) {
+  std::string out;
+  out.reserve(id.size());
+  for (char c : id) {
+    bool keep = std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
+    out.push_back(keep ? c : '_');
+  }
+  if (out.empty()) out = "_";
+  if (out.front() == '.') out.front() = '_';
+  return out;
+}
+
+Status check_plain_filename(std::string_view filename) {
+  bool bad = filename.empty() || filename == "." || filename == ".." || filename.size() > 255 ||
+             filename.find_first_of(std::string_view("/\\\0", 3)) != std::string_view::npos;
+  if (bad) {
+    return fail(Error::invalid_argument("model filename must be a plain file name: \"{}\"",
+                                        std::string(filename).c_str()));
+  }
+  return {};
+}
+
+Result<std::uint64_t> free_bytes_at(const fs::path& path) {
+  fs::path probe = path;
+  std::error_code ec;
+  while (!probe.empty() && !fs::exists(probe, ec)) {
+    if (probe == probe.parent_path()) break;
+    probe = probe.parent_path();
+  }
+  struct statvfs st {};
+  if (::statvfs(probe.empty() ? "." : probe.c_str(), &st) != 0) {
+    return fail(
+        Error::io("cannot probe free space at {}: {}", probe.string(), std::strerror(errno)));
+  }
+  return static_cast<std::uint64_t>(st.f_bavail) * st.f_frsize;
+}
+
+FileLease::~FileLease() {
+  if (fd_ >= 0) ::close(fd_);  // closing releases the flock
+}
+
+FileLease& FileLease::operator=(FileLease&& other) noexcept {
+  if (this != &other) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = std::exchange(other.fd_, -1);
+  }
+  return *this;
+}
+
+ModelCache::ModelCache(CacheConfig config) : config_(std::move(config)) {}
+
+Result<std::vector<CachedFile>> ModelCache::ensure_files(const std::string& model_id,
+                                                         const proto::ModelSource& source,
+                                                         const transfer::ProgressFn& progress) {
+  // Validate every file before touching the disk or the network.
+  for (const proto::ModelFile& file : source.files) {
+    SW_TRY(check_plain_filename(file.filename));
+    SW_TRY(transfer::check_download_url(file.url));
+  }
+  std::vector<CachedFile> out;
+  for (const proto::ModelFile& file : source.files) {
+    auto cached = ensure_one(model_id, file, progress);
+    if (!cached) {
+      return fail(Error::make(cached.error().code, "model {} file {}: {}", model_id, file.filename,
+                              cached.error().message));
+    }
+    out.push_back(std::move(*cached));
+  }
+  return out;
+}
+
+Result<CachedFile> ModelCache::ensure_one(const std::string& model_id, const proto::ModelFile& file,
+                                          const transfer::ProgressFn& progress) {
+  const fs::path dir = config_.root / sanitise_model_id(model_id);
+  const fs::path path = dir / file.filename;
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return fail(Error::io("cannot create {}: {}", dir.string(), ec.message()));
+
+  CachedFile cached;
+  cached.role = file.role;
+  LockFile lock_file(with_suffix(path, ".lock"));
+  if (lock_file.fd < 0) {
+    return fail(Error::io("cannot open {}.lock: {}", path.string(), std::strerror(errno)));
+  }
+
+  auto lease_on = [&](const fs::path& used, LockFile& held, bool downloaded) -> Result<CachedFile> {
+    touch_atime(used);
+    cached.path = used;
+    cached.bytes = fs::file_size(used, ec);
+    cached.downloaded = downloaded;
+    cached.lease = FileLease(held.release());
+    return std::move(cached);
+  };
+
+  // 1. The per-model copy, under a shared lock (waits out a download or an eviction).
+  if (!lock(lock_file.fd, LOCK_SH))
+    return fail(Error::io("flock failed: {}", std::strerror(errno)));
+  if (fs::exists(path, ec)) {
+    auto ok = matches(path, file, /*size_must_match=*/false);
+    if (!ok) return fail(ok.error());
+    if (*ok) return lease_on(path, lock_file, false);
+  }
+
+  // 2. An operator-placed (or pre-0.4.9 flat layout) copy at the top of the root.
+  const fs::path top = config_.root / file.filename;
+  if (fs::is_regular_file(top, ec)) {
+    auto ok = matches(top, file, /*size_must_match=*/true);
+    if (ok && *ok) {
+      LockFile top_lock(with_suffix(top, ".lock"));
+      if (top_lock.fd >= 0 && lock(top_lock.fd, LOCK_SH) && fs::exists(top, ec)) {
+        kLog.info("model.reuse_top_level", {{"model", model_id}, {"file", top.string()}});
+        return lease_on(top, top_lock, false);
+      }
+    }
+  }
+
+  // 3. Download, one process at a time; re-check after the wait.
+  if (!lock(lock_file.fd, LOCK_EX))
+    return fail(Error::io("flock failed: {}", std::strerror(errno)));
+  if (fs::exists(path, ec)) {
+    auto ok = matches(path, file, false);
+    if (!ok) return fail(ok.error());
+    if (*ok) {
+      lock(lock_file.fd, LOCK_SH);
+      return lease_on(path, lock_file, false);
+    }
+    kLog.warn("model.cache_corrupt", {{"model", model_id}, {"file", path.string()}});
+    fs::remove(path, ec);
+    fs::remove(with_suffix(path, ".sha256"), ec);
+  }
+
+  if (file.approx_bytes) {
+    const std::uint64_t partial = fs::exists(transfer::part_path_for(path), ec)
+                                      ? fs::file_size(transfer::part_path_for(path), ec)
+                                      : 0;
+    const std::uint64_t wanted = *file.approx_bytes + *file.approx_bytes / 10;
+    const std::uint64_t needed = wanted > partial ? wanted - partial : 0;
+    SW_TRY(make_room(needed));
+    auto free = free_bytes_at(dir);
+    if (!free) return fail(free.error());
+    if (*free < needed) {
+      return fail(Error::make(Code::Unavailable,
+                              "not enough disk space: needs {} bytes (approxBytes {} + 10%), {} "
+                              "free at {}",
+                              needed, *file.approx_bytes, *free, dir.string()));
+    }
+  }
+
+  transfer::DownloadRequest request;
+  request.url = file.url;
+  request.destination = path;
+  request.sha256 = file.sha256;
+  request.stall_timeout = config_.stall_timeout;
+  request.total_timeout = config_.total_timeout;
+  request.progress_interval = std::chrono::milliseconds(250);
+  auto last_log = std::chrono::steady_clock::now();
+  const std::string name = file.filename;
+  request.progress = [&](const transfer::DownloadProgress& p) {
+    auto now = std::chrono::steady_clock::now();
+    if (now - last_log >= config_.progress_log_interval) {
+      last_log = now;
+      kLog.info("model.download.progress",
+                {{"model", model_id},
+                 {"file", name},
+                 {"done", p.bytes_done},
+                 {"total", p.bytes_total ? std::to_string(*p.bytes_total) : std::string("unknown")},
+                 {"mib_per_s", fmt::format("{:.1f}", p.bytes_per_second / (1024.0 * 1024.0))}});
+    }
+    return progress ? progress(p) : true;
+  };
+  kLog.info("model.download.start", {{"model", model_id},
+                                     {"file", name},
+                                     {"url", transfer::redact_url(file.url)},
+                                     {"approx_bytes", file.approx_bytes.value_or(0)}});
+  auto downloaded = transfer::download_file(request);
+  if (!downloaded) return fail(downloaded.error());
+  write_sidecar(path, downloaded->sha256);
+  lock(lock_file.fd, LOCK_SH);
+  return lease_on(path, lock_file, true);
+}
+
+std::uint64_t ModelCache::cached_bytes() const {
+  std::uint64_t total = 0;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(config_.root, ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    if (it->is_regular_file(ec) && !is_bookkeeping(it->path())) total += it->file_size(ec);
+  }
+  return total;
+}
+
+Status ModelCache::make_room(std::uint64_t needed) {
+  if (config_.max_bytes == 0) return {};
+  struct Candidate {
+    fs::path path;
+    std::uint64_t bytes;
+    struct timespec used;
+  };
+  std::vector<Candidate> candidates;
+  std::uint64_t total = 0;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(config_.root, ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    if (!it->is_regular_file(ec) || is_bookkeeping(it->path())) continue;
+    struct stat st {};
+    if (::stat(it->path().c_str(), &st) != 0) continue;
+    total += static_cast<std::uint64_t>(st.st_size);
+    candidates.push_back({it->path(), static_cast<std::uint64_t>(st.st_size), st.st_atim});
+  }
+  if (total + needed <= config_.max_bytes) return {};
+  std::sort(candidates.begin(), candidates.end(), [](const Candidate& a, const Candidate& b) {
+    return a.used.tv_sec != b.used.tv_sec ? a.used.tv_sec < b.used.tv_sec
+                                          : a.used.tv_nsec < b.used.tv_nsec;
+  });
+  std::uint64_t held = 0;
+  for (const Candidate& candidate : candidates) {
+    if (total + needed <= config_.max_bytes) break;
+    // A .part belongs to its destination's lock.
+    fs::path owner = candidate.path;
+    if (owner.extension() == ".part") owner.replace_extension();
+    LockFile lock_file(with_suffix(owner, ".lock"));
+    if (lock_file.fd < 0 || ::flock(lock_file.fd, LOCK_EX | LOCK_NB) != 0) {
+      held += candidate.bytes;
+      continue;  // a job holds it, or it is being downloaded
+    }
+    fs::remove(candidate.path, ec);
+    fs::remove(with_suffix(candidate.path, ".sha256"), ec);
+    total -= candidate.bytes;
+    kLog.info("model.evicted", {{"file", candidate.path.string()}, {"bytes", candidate.bytes}});
+  }
+  if (total + needed > config_.max_bytes) {
+    return fail(
+        Error::make(Code::Unavailable,
+                    "model cache budget of {} bytes cannot fit {} more: {} bytes cached, {} "
+                    "of them held by running jobs",
+                    config_.max_bytes, needed, total, held));
+  }
+  return {};
+}
+
+}  // namespace sw::models

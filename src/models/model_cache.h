@@ -1,0 +1,85 @@
+#pragma once
+// The managed model cache (reference-worker.md §3.4): `<root>/<sanitised model id>/<filename>`.
+//
+// ensure_files() returns local paths for every file of a ModelSource, downloading what is missing
+// (transfer::download_file: streamed sha256, resume, atomic rename). One download per file across
+// threads and processes: an exclusive flock on `<file>.lock` while downloading, a shared one (a
+// FileLease) while a job uses the file, so eviction never removes a file in use. A verified
+// file's sha256 is remembered in `<file>.sha256` so reuse does not re-hash gigabytes.
+// Blocking: call from worker threads. Thread-safe.
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/error.h"
+#include "proto/types.h"
+#include "transfer/download.h"
+
+namespace sw::models {
+
+// Every char outside [A-Za-z0-9._-] becomes '_'; empty becomes "_"; a leading '.' becomes '_'.
+std::string sanitise_model_id(std::string_view id);
+// A single plain path component: not empty, not "." or "..", no '/', '\\' or NUL, ≤ 255 bytes.
+Status check_plain_filename(std::string_view filename);
+// Free bytes on the filesystem holding `path` (probed at its nearest existing ancestor).
+Result<std::uint64_t> free_bytes_at(const std::filesystem::path& path);
+
+// A shared lock on one cached file, held while a job uses it. Move-only.
+class FileLease {
+ public:
+  FileLease() = default;
+  explicit FileLease(int fd) : fd_(fd) {}
+  ~FileLease();
+  FileLease(FileLease&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+  FileLease& operator=(FileLease&& other) noexcept;
+  FileLease(const FileLease&) = delete;
+  FileLease& operator=(const FileLease&) = delete;
+
+ private:
+  int fd_ = -1;
+};
+
+struct CachedFile {
+  std::string role;
+  std::filesystem::path path;
+  std::uint64_t bytes = 0;
+  bool downloaded = false;  // false: reused from the cache or an operator-placed copy
+  FileLease lease;
+};
+
+struct CacheConfig {
+  std::filesystem::path root;
+  std::uint64_t max_bytes = 0;  // cache budget (models_cache_max_gb); 0 = unlimited
+  std::chrono::seconds stall_timeout{60};
+  std::chrono::seconds total_timeout{30 * 60};
+  std::chrono::seconds progress_log_interval{5};
+};
+
+class ModelCache {
+ public:
+  explicit ModelCache(CacheConfig config);
+
+  // Local paths for every file of `source`, in order. Errors name the file and the problem.
+  Result<std::vector<CachedFile>> ensure_files(const std::string& model_id,
+                                               const proto::ModelSource& source,
+                                               const transfer::ProgressFn& progress = {});
+
+  // Removes least-recently-used files no job holds until `needed` more bytes fit the budget.
+  Status make_room(std::uint64_t needed);
+  // Bytes of cached files (partial downloads included).
+  std::uint64_t cached_bytes() const;
+
+  const CacheConfig& config() const { return config_; }
+
+ private:
+  Result<CachedFile> ensure_one(const std::string& model_id, const proto::ModelFile& file,
+                                const transfer::ProgressFn& progress);
+  CacheConfig config_;
+};
+
+}  // namespace sw::models
