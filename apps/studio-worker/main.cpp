@@ -7,6 +7,9 @@
 #include "common/log.h"
 #include "engines/build_engine.h"
 #include "worker/local_samples.h"
+#include "worker/model_commands.h"
+
+#include <unistd.h>
 
 namespace {
 
@@ -44,6 +47,27 @@ int main(int argc, char** argv) {
   samples->add_option("--out", out_dir, "Folder to write the results into")->required();
   samples->add_option("--prompt", prompt, "Prompt or text used for every sample job");
 
+  auto* models = app.add_subcommand("models", "Model files: fetch into the cache, inspect GGUF");
+  models->require_subcommand(1);
+  sw::worker::FetchOptions fetch;
+  double cache_max_gb = 0;
+  auto* fetch_cmd = models->add_subcommand("fetch", "Download a model's files into the cache");
+  fetch_cmd->add_option("--model", fetch.model_id, "Model id (names the cache folder)")->required();
+  fetch_cmd->add_option("--source", fetch.source_json, "ModelSource JSON file")
+      ->required()
+      ->check(CLI::ExistingFile);
+  fetch.models_root = sw::worker::default_models_root();
+  fetch_cmd->add_option("--models-root", fetch.models_root, "Cache root (default ~/models)");
+  fetch_cmd->add_option("--cache-max-gb", cache_max_gb, "Cache budget in GB (0 = unlimited)")
+      ->check(CLI::NonNegativeNumber);
+  std::string gguf_path;
+  std::optional<std::uint32_t> context;
+  auto* inspect_cmd =
+      models->add_subcommand("inspect", "Print a GGUF file's metadata and memory estimate");
+  inspect_cmd->add_option("file", gguf_path, "GGUF file")->required()->check(CLI::ExistingFile);
+  inspect_cmd->add_option("--context", context,
+                          "Context size to estimate for (default 8192, capped)");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -54,8 +78,19 @@ int main(int argc, char** argv) {
   int rc = 0;
   if (samples->parsed()) {
     rc = run_samples_command(out_dir, prompt);
+  } else if (fetch_cmd->parsed()) {
+    fetch.cache_max_bytes = static_cast<std::uint64_t>(cache_max_gb * 1e9);
+    fetch.progress_bar = ::isatty(STDERR_FILENO) != 0;
+    auto status = sw::worker::fetch_model(fetch, std::cout, std::cerr);
+    if (!status) std::cerr << "studio-worker models fetch: " << status.error().message << "\n";
+    rc = status ? 0 : 1;
+  } else if (inspect_cmd->parsed()) {
+    auto status = sw::worker::inspect_gguf(gguf_path, context, std::cout);
+    if (!status) std::cerr << "studio-worker models inspect: " << status.error().message << "\n";
+    rc = status ? 0 : 1;
   } else {
-    std::cerr << "studio-worker: a command is required (samples); run with --help for more\n";
+    std::cerr
+        << "studio-worker: a command is required (samples, models); run with --help for more\n";
     rc = 2;
   }
   sw::log::shutdown();

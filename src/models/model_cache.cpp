@@ -129,7 +129,9 @@ std::string sanitise_model_id(std::string_view id) {
     bool keep = std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
     out.push_back(keep ? c : '_');
   }
-  if (out.empty()) out = "_";
+  // push_back rather than assigning a literal: GCC 12 -O2 raises a false -Wrestrict on
+  // `out = "_"` (GCC PR105651).
+  if (out.empty()) out.push_back('_');
   if (out.front() == '.') out.front() = '_';
   return out;
 }
@@ -239,16 +241,17 @@ Result<CachedFile> ModelCache::ensure_one(const std::string& model_id, const pro
     }
   }
 
-  // 3. Download, one process at a time; re-check after the wait.
-  if (!lock(lock_file.fd, LOCK_EX))
-    return fail(Error::io("flock failed: {}", std::strerror(errno)));
+  // 3. Download, one process at a time. The download mutex is a separate lock file, so a waiter
+  //    only waits for the download, never for the job that then holds its lease; the shared
+  //    lease we keep on `.lock` meanwhile stops eviction from taking the file or its .part.
+  LockFile download_lock(with_suffix(path, ".download.lock"));
+  if (download_lock.fd < 0 || !lock(download_lock.fd, LOCK_EX)) {
+    return fail(Error::io("cannot lock {}.download.lock: {}", path.string(), std::strerror(errno)));
+  }
   if (fs::exists(path, ec)) {
     auto ok = matches(path, file, false);
     if (!ok) return fail(ok.error());
-    if (*ok) {
-      lock(lock_file.fd, LOCK_SH);
-      return lease_on(path, lock_file, false);
-    }
+    if (*ok) return lease_on(path, lock_file, false);
     kLog.warn("model.cache_corrupt", {{"model", model_id}, {"file", path.string()}});
     fs::remove(path, ec);
     fs::remove(with_suffix(path, ".sha256"), ec);
@@ -300,7 +303,6 @@ Result<CachedFile> ModelCache::ensure_one(const std::string& model_id, const pro
   auto downloaded = transfer::download_file(request);
   if (!downloaded) return fail(downloaded.error());
   write_sidecar(path, downloaded->sha256);
-  lock(lock_file.fd, LOCK_SH);
   return lease_on(path, lock_file, true);
 }
 

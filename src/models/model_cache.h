@@ -3,8 +3,9 @@
 //
 // ensure_files() returns local paths for every file of a ModelSource, downloading what is missing
 // (transfer::download_file: streamed sha256, resume, atomic rename). One download per file across
-// threads and processes: an exclusive flock on `<file>.lock` while downloading, a shared one (a
-// FileLease) while a job uses the file, so eviction never removes a file in use. A verified
+// threads and processes: an exclusive flock on `<file>.download.lock` while downloading; a shared
+// flock on `<file>.lock` (a FileLease) while a job uses the file, which eviction's exclusive
+// try-lock respects, so a file in use is never removed. A verified
 // file's sha256 is remembered in `<file>.sha256` so reuse does not re-hash gigabytes.
 // Blocking: call from worker threads. Thread-safe.
 
