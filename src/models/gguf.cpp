@@ -105,6 +105,7 @@ class Reader {
       return fail(Error::invalid_argument(
           "gguf: {} of {} bytes at byte {} exceeds the {} byte limit", what, *length, pos_, max));
     }
+    if (*length > remaining()) return truncated(what);  // before allocating
     std::string s(static_cast<std::size_t>(*length), '\0');
     SW_TRY(bytes(s.data(), *length, what));
     return s;

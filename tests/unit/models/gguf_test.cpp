@@ -118,5 +118,38 @@ TEST(Gguf, DamagedFilesAreRefusedWithAReason) {
   EXPECT_FALSE(read_gguf(dir.path() / "missing.gguf"));
 }
 
+// Corrupt one to four bytes of the header and tensor table at pseudo-random places, many times:
+// the reader either reads something or refuses with a message; it never crashes or hangs.
+TEST(Gguf, RandomHeaderCorruptionNeverCrashes) {
+  SW_REQUIRE_TEST_MODELS(models);
+  const std::string good = slurp(models / "stories260K-chat.gguf");
+  auto info = read_gguf(models / "stories260K-chat.gguf");
+  ASSERT_TRUE(info);
+  const std::size_t header = static_cast<std::size_t>(info->data_offset);
+  testing::TempDir dir;
+  const auto path = dir.path() / "fuzzed.gguf";
+  std::uint64_t x = 0x9e3779b97f4a7c15ull;
+  auto next = [&x] {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return x;
+  };
+  int refused = 0;
+  for (int round = 0; round < 300; ++round) {
+    std::string copy = good;
+    for (std::uint64_t n = 1 + next() % 4; n > 0; --n) {
+      copy[next() % header] = static_cast<char>(next());
+    }
+    spit(path, copy);
+    auto result = read_gguf(path);
+    if (!result) {
+      ++refused;
+      EXPECT_THAT(result.error().message, HasSubstr("gguf:"));
+    }
+  }
+  EXPECT_GT(refused, 0);
+}
+
 }  // namespace
 }  // namespace sw::models
