@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "common/sha256.h"
 #include "transfer/curl_handle.h"
+#include "transfer/stream_hasher.h"
 #include "transfer/url_policy.h"
 
 namespace sw::transfer {
@@ -38,7 +39,7 @@ std::string lower(std::string s) {
 }
 
 // Hashes the first `length` bytes of `fd` (a resumed .part).
-Status hash_prefix(int fd, std::uint64_t length, Sha256& hasher) {
+Status hash_prefix(int fd, std::uint64_t length, StreamHasher& hasher) {
   std::vector<std::uint8_t> buffer(1 << 20);
   std::uint64_t done = 0;
   while (done < length) {
@@ -94,7 +95,7 @@ enum class Verdict {
 struct Transfer {
   CURL* easy = nullptr;
   int fd = -1;
-  Sha256* hasher = nullptr;
+  StreamHasher* hasher = nullptr;
   std::uint64_t offset = 0;   // bytes already in the file when this response started
   std::uint64_t written = 0;  // bytes of this response written
   std::optional<std::uint64_t> declared_total;
@@ -149,7 +150,7 @@ struct Transfer {
           failure = fmt::format("truncating the partial download failed: {}", std::strerror(errno));
           return;
         }
-        hasher->finish();  // reset
+        hasher->reset();
         offset = 0;
       }
       if (length >= 0) declared_total = static_cast<std::uint64_t>(length);
@@ -250,12 +251,12 @@ Result<DownloadResult> download_file(const DownloadRequest& request) {
     existing = 0;
   }
 
-  Sha256 hasher;
+  StreamHasher hasher;
   if (existing > 0) {
     if (auto status = hash_prefix(fd.fd, existing, hasher); !status) {
       discard_part();
       existing = 0;
-      hasher.finish();
+      hasher.reset();
     } else if (::lseek(fd.fd, static_cast<off_t>(existing), SEEK_SET) < 0) {
       return fail(Error::io("cannot seek in {}", part.string()));
     }
@@ -362,7 +363,7 @@ Result<DownloadResult> download_file(const DownloadRequest& request) {
         kLog.info("download.restart", {{"url", safe_url}, {"reason", t.failure}});
         restarted = true;
         discard_part();
-        hasher.finish();
+        hasher.reset();
         t.offset = 0;
         result.resumed_from = 0;
         continue;
