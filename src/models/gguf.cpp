@@ -3,6 +3,7 @@
 #include <array>
 #include <cstring>
 #include <fstream>
+#include <type_traits>
 #include <vector>
 
 namespace sw::models {
@@ -121,39 +122,25 @@ class Reader {
   std::uint64_t pos_ = 0;
 };
 
-// An unsigned integer metadata value of any integer width, or nullopt.
+// An integer metadata value widened to u64; a negative value reads as "not set".
+template <class T>
+Result<std::optional<std::uint64_t>> widen(Reader& r) {
+  auto v = r.value<T>("metadata");
+  if (!v) return fail(v.error());
+  if constexpr (std::is_signed_v<T>) {
+    if (*v < 0) return std::optional<std::uint64_t>();
+  }
+  return std::optional<std::uint64_t>(static_cast<std::uint64_t>(*v));
+}
+
 Result<std::optional<std::uint64_t>> read_integer(Reader& r, std::uint32_t type) {
   switch (type) {
-    case kU8: {
-      auto v = r.value<std::uint8_t>("metadata");
-      if (!v) return fail(v.error());
-      return std::optional<std::uint64_t>(*v);
-    }
-    case kU16: {
-      auto v = r.value<std::uint16_t>("metadata");
-      if (!v) return fail(v.error());
-      return std::optional<std::uint64_t>(*v);
-    }
-    case kU32: {
-      auto v = r.value<std::uint32_t>("metadata");
-      if (!v) return fail(v.error());
-      return std::optional<std::uint64_t>(*v);
-    }
-    case kU64: {
-      auto v = r.value<std::uint64_t>("metadata");
-      if (!v) return fail(v.error());
-      return std::optional<std::uint64_t>(*v);
-    }
-    case kI32: {
-      auto v = r.value<std::int32_t>("metadata");
-      if (!v) return fail(v.error());
-      return *v < 0 ? std::nullopt : std::optional<std::uint64_t>(static_cast<std::uint64_t>(*v));
-    }
-    case kI64: {
-      auto v = r.value<std::int64_t>("metadata");
-      if (!v) return fail(v.error());
-      return *v < 0 ? std::nullopt : std::optional<std::uint64_t>(static_cast<std::uint64_t>(*v));
-    }
+    case kU8: return widen<std::uint8_t>(r);
+    case kU16: return widen<std::uint16_t>(r);
+    case kU32: return widen<std::uint32_t>(r);
+    case kU64: return widen<std::uint64_t>(r);
+    case kI32: return widen<std::int32_t>(r);
+    case kI64: return widen<std::int64_t>(r);
     default: return std::optional<std::uint64_t>();
   }
 }
