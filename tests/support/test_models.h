@@ -1,5 +1,5 @@
 #pragma once
-// Where the tiny real models of ../shared/models are: STUDIO_WORKER_TEST_MODELS, else the CMake
+// Where the tiny real test models are: STUDIO_WORKER_TEST_MODELS, else the CMake
 // cache path SW_TEST_MODELS_DIR. Never a hard-coded relative path.
 
 #include <filesystem>

@@ -1,4 +1,4 @@
-// The GGUF header reader on the real tiny models of ../shared/models (facts from SOURCES.md),
+// The GGUF header reader on the real tiny test models (facts from their SOURCES.md),
 // and on damaged copies of them.
 
 #include <gmock/gmock.h>
