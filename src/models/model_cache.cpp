@@ -12,8 +12,10 @@
 #include <cstring>
 #include <fstream>
 
+#include "common/file_io.h"
 #include "common/log.h"
 #include "common/sha256.h"
+#include "common/strings.h"
 #include "transfer/url_policy.h"
 
 namespace sw::models {
@@ -21,12 +23,6 @@ namespace fs = std::filesystem;
 namespace {
 
 const log::Logger kLog("studio_worker::models::cache");
-
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return s;
-}
 
 fs::path with_suffix(const fs::path& path, const char* suffix) {
   fs::path out = path;
@@ -61,18 +57,12 @@ std::optional<std::string> read_sidecar(const fs::path& file) {
   std::ifstream in(with_suffix(file, ".sha256"));
   std::string hex;
   if (!(in >> hex) || hex.size() != 64) return std::nullopt;
-  return lower(hex);
+  return ascii_lower(hex);
 }
 
+// Only an optimisation: if it cannot be written, the next reuse re-hashes.
 void write_sidecar(const fs::path& file, const std::string& hex) {
-  fs::path temp = with_suffix(file, ".sha256.tmp-sidecar");
-  {
-    std::ofstream out(temp, std::ios::trunc);
-    out << hex << "\n";
-    if (!out) return;  // only an optimisation: the next reuse re-hashes
-  }
-  std::error_code ec;
-  fs::rename(temp, with_suffix(file, ".sha256"), ec);
+  (void)write_file_atomically(with_suffix(file, ".sha256"), hex + "\n");
 }
 
 Result<std::string> hash_file(const fs::path& path) {
@@ -94,7 +84,7 @@ Result<bool> matches(const fs::path& path, const proto::ModelFile& file, bool si
   const std::uint64_t size = fs::file_size(path, ec);
   if (ec) return false;
   if (file.sha256) {
-    const std::string expected = lower(*file.sha256);
+    const std::string expected = ascii_lower(*file.sha256);
     if (read_sidecar(path) == expected) return true;
     kLog.info("model.verify", {{"file", path.string()}, {"bytes", size}});
     auto actual = hash_file(path);
@@ -107,18 +97,9 @@ Result<bool> matches(const fs::path& path, const proto::ModelFile& file, bool si
   return true;
 }
 
-struct LockFile {
-  int fd = -1;
-  LockFile() = default;
-  explicit LockFile(const fs::path& path)
-      : fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644)) {}
-  ~LockFile() {
-    if (fd >= 0) ::close(fd);
-  }
-  LockFile(const LockFile&) = delete;
-  LockFile& operator=(const LockFile&) = delete;
-  int release() { return std::exchange(fd, -1); }
-};
+UniqueFd open_lock_file(const fs::path& path) {
+  return UniqueFd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+}
 
 }  // namespace
 
@@ -161,18 +142,6 @@ Result<std::uint64_t> free_bytes_at(const fs::path& path) {
   return static_cast<std::uint64_t>(st.f_bavail) * st.f_frsize;
 }
 
-FileLease::~FileLease() {
-  if (fd_ >= 0) ::close(fd_);  // closing releases the flock
-}
-
-FileLease& FileLease::operator=(FileLease&& other) noexcept {
-  if (this != &other) {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = std::exchange(other.fd_, -1);
-  }
-  return *this;
-}
-
 ModelCache::ModelCache(CacheConfig config) : config_(std::move(config)) {}
 
 Result<std::vector<CachedFile>> ModelCache::ensure_files(const std::string& model_id,
@@ -205,22 +174,22 @@ Result<CachedFile> ModelCache::ensure_one(const std::string& model_id, const pro
 
   CachedFile cached;
   cached.role = file.role;
-  LockFile lock_file(with_suffix(path, ".lock"));
-  if (lock_file.fd < 0) {
+  UniqueFd lock_file = open_lock_file(with_suffix(path, ".lock"));
+  if (!lock_file.valid()) {
     return fail(Error::io("cannot open {}.lock: {}", path.string(), std::strerror(errno)));
   }
 
-  auto lease_on = [&](const fs::path& used, LockFile& held, bool downloaded) -> Result<CachedFile> {
+  auto lease_on = [&](const fs::path& used, UniqueFd& held, bool downloaded) -> Result<CachedFile> {
     touch_atime(used);
     cached.path = used;
     cached.bytes = fs::file_size(used, ec);
     cached.downloaded = downloaded;
-    cached.lease = FileLease(held.release());
+    cached.lease = FileLease(std::move(held));
     return std::move(cached);
   };
 
   // 1. The per-model copy, under a shared lock (waits out a download or an eviction).
-  if (!lock(lock_file.fd, LOCK_SH))
+  if (!lock(lock_file.get(), LOCK_SH))
     return fail(Error::io("flock failed: {}", std::strerror(errno)));
   if (fs::exists(path, ec)) {
     auto ok = matches(path, file, /*size_must_match=*/false);
@@ -233,8 +202,8 @@ Result<CachedFile> ModelCache::ensure_one(const std::string& model_id, const pro
   if (fs::is_regular_file(top, ec)) {
     auto ok = matches(top, file, /*size_must_match=*/true);
     if (ok && *ok) {
-      LockFile top_lock(with_suffix(top, ".lock"));
-      if (top_lock.fd >= 0 && lock(top_lock.fd, LOCK_SH) && fs::exists(top, ec)) {
+      UniqueFd top_lock = open_lock_file(with_suffix(top, ".lock"));
+      if (top_lock.valid() && lock(top_lock.get(), LOCK_SH) && fs::exists(top, ec)) {
         kLog.info("model.reuse_top_level", {{"model", model_id}, {"file", top.string()}});
         return lease_on(top, top_lock, false);
       }
@@ -244,8 +213,8 @@ Result<CachedFile> ModelCache::ensure_one(const std::string& model_id, const pro
   // 3. Download, one process at a time. The download mutex is a separate lock file, so a waiter
   //    only waits for the download, never for the job that then holds its lease; the shared
   //    lease we keep on `.lock` meanwhile stops eviction from taking the file or its .part.
-  LockFile download_lock(with_suffix(path, ".download.lock"));
-  if (download_lock.fd < 0 || !lock(download_lock.fd, LOCK_EX)) {
+  UniqueFd download_lock = open_lock_file(with_suffix(path, ".download.lock"));
+  if (!download_lock.valid() || !lock(download_lock.get(), LOCK_EX)) {
     return fail(Error::io("cannot lock {}.download.lock: {}", path.string(), std::strerror(errno)));
   }
   if (fs::exists(path, ec)) {
@@ -345,8 +314,8 @@ Status ModelCache::make_room(std::uint64_t needed) {
     // A .part belongs to its destination's lock.
     fs::path owner = candidate.path;
     if (owner.extension() == ".part") owner.replace_extension();
-    LockFile lock_file(with_suffix(owner, ".lock"));
-    if (lock_file.fd < 0 || ::flock(lock_file.fd, LOCK_EX | LOCK_NB) != 0) {
+    UniqueFd lock_file = open_lock_file(with_suffix(owner, ".lock"));
+    if (!lock_file.valid() || ::flock(lock_file.get(), LOCK_EX | LOCK_NB) != 0) {
       held += candidate.bytes;
       continue;  // a job holds it, or it is being downloaded
     }

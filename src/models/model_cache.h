@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "common/error.h"
+#include "common/file_io.h"
 #include "proto/types.h"
 #include "transfer/download.h"
 
@@ -30,19 +31,15 @@ Status check_plain_filename(std::string_view filename);
 // Free bytes on the filesystem holding `path` (probed at its nearest existing ancestor).
 Result<std::uint64_t> free_bytes_at(const std::filesystem::path& path);
 
-// A shared lock on one cached file, held while a job uses it. Move-only.
+// A shared lock on one cached file, held while a job uses it; dropping it releases the lock.
+// Move-only.
 class FileLease {
  public:
   FileLease() = default;
-  explicit FileLease(int fd) : fd_(fd) {}
-  ~FileLease();
-  FileLease(FileLease&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  FileLease& operator=(FileLease&& other) noexcept;
-  FileLease(const FileLease&) = delete;
-  FileLease& operator=(const FileLease&) = delete;
+  explicit FileLease(UniqueFd lock) : lock_(std::move(lock)) {}
 
  private:
-  int fd_ = -1;
+  UniqueFd lock_;
 };
 
 struct CachedFile {

@@ -6,13 +6,14 @@
 
 #include <algorithm>
 #include <array>
-#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
 
+#include "common/file_io.h"
 #include "common/log.h"
 #include "common/sha256.h"
+#include "common/strings.h"
 #include "transfer/curl_handle.h"
 #include "transfer/stream_hasher.h"
 #include "transfer/url_policy.h"
@@ -21,22 +22,6 @@ namespace sw::transfer {
 namespace {
 
 const log::Logger kLog("studio_worker::transfer::download");
-
-struct Fd {
-  int fd = -1;
-  explicit Fd(int f) : fd(f) {}
-  ~Fd() {
-    if (fd >= 0) ::close(fd);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-};
-
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return s;
-}
 
 // Hashes the first `length` bytes of `fd` (a resumed .part).
 Status hash_prefix(int fd, std::uint64_t length, StreamHasher& hasher) {
@@ -55,22 +40,11 @@ Status hash_prefix(int fd, std::uint64_t length, StreamHasher& hasher) {
   return {};
 }
 
-Status write_all(int fd, const char* data, std::size_t size) {
-  while (size > 0) {
-    ssize_t n = ::write(fd, data, size);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return fail(Error::io("writing the download failed: {}", std::strerror(errno)));
-    data += n;
-    size -= static_cast<std::size_t>(n);
-  }
-  return {};
-}
-
 // "bytes <start>-<end>/<total|*>" → start, or nullopt when malformed.
 std::optional<std::uint64_t> content_range_start(std::string_view value) {
   constexpr std::string_view kPrefix = "bytes ";
   if (value.size() < kPrefix.size() ||
-      lower(std::string(value.substr(0, kPrefix.size()))) != kPrefix) {
+      ascii_lower(std::string(value.substr(0, kPrefix.size()))) != kPrefix) {
     return std::nullopt;
   }
   value.remove_prefix(kPrefix.size());
@@ -183,7 +157,7 @@ std::size_t on_body(char* data, std::size_t size, std::size_t count, void* user)
     t->failure = fmt::format("the body exceeds the {} byte cap", t->max_bytes);
     return 0;
   }
-  if (auto status = write_all(t->fd, data, bytes); !status) {
+  if (auto status = write_all(t->fd, std::string_view(data, bytes)); !status) {
     t->verdict = Verdict::WriteFailed;
     t->failure = status.error().message;
     return 0;
@@ -235,16 +209,17 @@ Result<DownloadResult> download_file(const DownloadRequest& request) {
   const std::string safe_url = redact_url(request.url);
   const std::filesystem::path part = part_path_for(request.destination);
 
-  Fd fd(::open(part.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
-  if (fd.fd < 0) return fail(Error::io("cannot open {}: {}", part.string(), std::strerror(errno)));
+  UniqueFd fd(::open(part.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+  if (!fd.valid())
+    return fail(Error::io("cannot open {}: {}", part.string(), std::strerror(errno)));
   struct stat st {};
-  if (::fstat(fd.fd, &st) != 0) return fail(Error::io("cannot stat {}", part.string()));
+  if (::fstat(fd.get(), &st) != 0) return fail(Error::io("cannot stat {}", part.string()));
   std::uint64_t existing = static_cast<std::uint64_t>(st.st_size);
 
   // A .part is only worth resuming when the final hash will vouch for it.
   auto discard_part = [&] {
-    ::ftruncate(fd.fd, 0);
-    ::lseek(fd.fd, 0, SEEK_SET);
+    ::ftruncate(fd.get(), 0);
+    ::lseek(fd.get(), 0, SEEK_SET);
   };
   if (existing > 0 && (!request.sha256 || existing > request.max_bytes)) {
     discard_part();
@@ -253,11 +228,11 @@ Result<DownloadResult> download_file(const DownloadRequest& request) {
 
   StreamHasher hasher;
   if (existing > 0) {
-    if (auto status = hash_prefix(fd.fd, existing, hasher); !status) {
+    if (auto status = hash_prefix(fd.get(), existing, hasher); !status) {
       discard_part();
       existing = 0;
       hasher.reset();
-    } else if (::lseek(fd.fd, static_cast<off_t>(existing), SEEK_SET) < 0) {
+    } else if (::lseek(fd.get(), static_cast<off_t>(existing), SEEK_SET) < 0) {
       return fail(Error::io("cannot seek in {}", part.string()));
     }
   }
@@ -270,7 +245,7 @@ Result<DownloadResult> download_file(const DownloadRequest& request) {
   result.resumed_from = existing;
   Transfer t;
   t.easy = easy.get();
-  t.fd = fd.fd;
+  t.fd = fd.get();
   t.hasher = &hasher;
   t.offset = existing;
   t.max_bytes = request.max_bytes;
@@ -279,8 +254,7 @@ Result<DownloadResult> download_file(const DownloadRequest& request) {
 
   auto cleanup_on_failure = [&](Error error, bool resumable) -> Result<DownloadResult> {
     if (!(resumable && request.sha256)) {
-      ::close(fd.fd);
-      fd.fd = -1;
+      fd.reset();
       std::error_code ec;
       std::filesystem::remove(part, ec);
     }
@@ -413,19 +387,18 @@ Result<DownloadResult> download_file(const DownloadRequest& request) {
 
   result.bytes = t.offset + t.written;
   result.sha256 = to_hex(hasher.finish());
-  if (request.sha256 && lower(*request.sha256) != result.sha256) {
-    kLog.warn("download.sha256_mismatch",
-              {{"url", safe_url}, {"expected", lower(*request.sha256)}, {"actual", result.sha256}});
-    ::close(fd.fd);
-    fd.fd = -1;
+  if (request.sha256 && ascii_lower(*request.sha256) != result.sha256) {
+    kLog.warn(
+        "download.sha256_mismatch",
+        {{"url", safe_url}, {"expected", ascii_lower(*request.sha256)}, {"actual", result.sha256}});
+    fd.reset();
     std::error_code ec;
     std::filesystem::remove(part, ec);
     return fail(Error::make(Code::Conflict, "sha256 mismatch for {}: expected {}, got {}", safe_url,
-                            lower(*request.sha256), result.sha256));
+                            ascii_lower(*request.sha256), result.sha256));
   }
-  if (::fsync(fd.fd) != 0) return fail(Error::io("fsync of {} failed", part.string()));
-  ::close(fd.fd);
-  fd.fd = -1;
+  if (::fsync(fd.get()) != 0) return fail(Error::io("fsync of {} failed", part.string()));
+  fd.reset();
   if (::rename(part.c_str(), request.destination.c_str()) != 0) {
     return fail(Error::io("cannot rename {} into place: {}", part.string(), std::strerror(errno)));
   }

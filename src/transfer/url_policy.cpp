@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 
+#include "common/strings.h"
 #include "transfer/curl_handle.h"
 
 namespace sw::transfer {
@@ -38,10 +39,8 @@ Result<ParsedUrl> parse(std::string_view url) {
   get(CURLUPART_HOST, parsed.host);
   get(CURLUPART_PORT, parsed.port);
   get(CURLUPART_PATH, parsed.path);
-  std::transform(parsed.scheme.begin(), parsed.scheme.end(), parsed.scheme.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  std::transform(parsed.host.begin(), parsed.host.end(), parsed.host.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  parsed.scheme = ascii_lower(std::move(parsed.scheme));
+  parsed.host = ascii_lower(std::move(parsed.host));
   return parsed;
 }
 

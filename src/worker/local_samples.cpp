@@ -1,11 +1,6 @@
 #include "worker/local_samples.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
-
+#include "common/file_io.h"
 #include "common/log.h"
 #include "engines/synthetic/synthetic_engine.h"
 
@@ -58,37 +53,6 @@ std::vector<engines::DispatchRequest> sample_requests(const std::string& prompt)
   video.ext = "webp";
   requests.push_back(request_for(proto::Task{video}, 4));
   return requests;
-}
-
-Status write_file_atomically(const std::filesystem::path& path, std::string_view bytes) {
-  std::filesystem::path temp = path;
-  temp += fmt::format(".tmp-{}", ::getpid());
-  int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return fail(Error::io("cannot create {}: {}", temp.string(), std::strerror(errno)));
-  std::size_t written = 0;
-  while (written < bytes.size()) {
-    ssize_t n = ::write(fd, bytes.data() + written, bytes.size() - written);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      int err = errno;
-      ::close(fd);
-      ::unlink(temp.c_str());
-      return fail(Error::io("cannot write {}: {}", temp.string(), std::strerror(err)));
-    }
-    written += static_cast<std::size_t>(n);
-  }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    int err = errno;
-    ::unlink(temp.c_str());
-    return fail(Error::io("cannot flush {}: {}", temp.string(), std::strerror(err)));
-  }
-  if (::rename(temp.c_str(), path.c_str()) != 0) {
-    int err = errno;
-    ::unlink(temp.c_str());
-    return fail(
-        Error::io("cannot rename {} to {}: {}", temp.string(), path.string(), std::strerror(err)));
-  }
-  return {};
 }
 
 Result<std::vector<SampleOutput>> run_samples(engines::Engine& engine,

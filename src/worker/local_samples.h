@@ -29,8 +29,4 @@ Result<std::vector<SampleOutput>> run_samples(engines::Engine& engine,
                                               const std::filesystem::path& out_dir,
                                               const std::string& prompt);
 
-// Writes `bytes` to `path` via a temporary sibling and rename, so readers never see a partial
-// file.
-Status write_file_atomically(const std::filesystem::path& path, std::string_view bytes);
-
 }  // namespace sw::worker

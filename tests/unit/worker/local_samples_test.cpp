@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include "common/file_io.h"
 #include "engines/build_engine.h"
 #include "support/media_decoders.h"
 #include "support/temp_dir.h"
@@ -26,7 +27,7 @@ TEST(LocalSamples, OneResultPerKindWrittenWhole) {
 TEST(LocalSamples, UnwritableFolderIsAnErrorNamingIt) {
   testing::TempDir dir;
   std::filesystem::path blocker = dir.path() / "file";
-  ASSERT_TRUE(write_file_atomically(blocker, "x"));
+  ASSERT_TRUE(sw::write_file_atomically(blocker, "x"));
   auto engine = engines::build_engine();
   auto outputs = run_samples(*engine, blocker / "sub", "p");
   ASSERT_FALSE(outputs);

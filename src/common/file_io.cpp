@@ -1,0 +1,56 @@
+#include "common/file_io.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+
+#include <fmt/format.h>
+
+namespace sw {
+
+void UniqueFd::reset() {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+}
+
+Status write_all(int fd, std::string_view bytes) {
+  while (!bytes.empty()) {
+    ssize_t n = ::write(fd, bytes.data(), bytes.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return fail(Error::io("write failed: {}", std::strerror(errno)));
+    bytes.remove_prefix(static_cast<std::size_t>(n));
+  }
+  return {};
+}
+
+Status write_file_atomically(const std::filesystem::path& path, std::string_view bytes) {
+  // Unique per process and per call: two threads may write the same file at once.
+  static std::atomic<unsigned> counter{0};
+  std::filesystem::path temp = path;
+  temp += fmt::format(".tmp-{}-{}", ::getpid(), counter.fetch_add(1));
+  UniqueFd fd(::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  if (!fd.valid()) {
+    return fail(Error::io("cannot create {}: {}", temp.string(), std::strerror(errno)));
+  }
+  auto fail_and_unlink = [&temp](std::string what) {
+    ::unlink(temp.c_str());
+    return fail(Error::io("{} {}", what, temp.string()));
+  };
+  if (auto written = write_all(fd.get(), bytes); !written) {
+    return fail_and_unlink(written.error().message + ":");
+  }
+  if (::fsync(fd.get()) != 0) return fail_and_unlink(std::string("cannot flush"));
+  fd.reset();
+  if (::rename(temp.c_str(), path.c_str()) != 0) {
+    int err = errno;
+    ::unlink(temp.c_str());
+    return fail(
+        Error::io("cannot rename {} to {}: {}", temp.string(), path.string(), std::strerror(err)));
+  }
+  return {};
+}
+
+}  // namespace sw

@@ -1,0 +1,45 @@
+#pragma once
+// POSIX file helpers: an owning file descriptor and whole-file writes that readers never see
+// half done. Thread-safe (no shared state).
+
+#include <filesystem>
+#include <string_view>
+#include <utility>
+
+#include "common/error.h"
+
+namespace sw {
+
+// Owns one file descriptor; closing it also releases any flock held through it. Move-only.
+class UniqueFd {
+ public:
+  UniqueFd() = default;
+  explicit UniqueFd(int fd) : fd_(fd) {}
+  ~UniqueFd() { reset(); }
+  UniqueFd(UniqueFd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+  UniqueFd& operator=(UniqueFd&& other) noexcept {
+    if (this != &other) {
+      reset();
+      fd_ = std::exchange(other.fd_, -1);
+    }
+    return *this;
+  }
+  UniqueFd(const UniqueFd&) = delete;
+  UniqueFd& operator=(const UniqueFd&) = delete;
+
+  int get() const { return fd_; }
+  bool valid() const { return fd_ >= 0; }
+  int release() { return std::exchange(fd_, -1); }
+  void reset();  // closes now
+
+ private:
+  int fd_ = -1;
+};
+
+// Writes all of `bytes` to `fd`, retrying short writes and EINTR.
+Status write_all(int fd, std::string_view bytes);
+
+// Writes `bytes` to a unique temporary sibling, fsyncs it and renames it over `path`.
+Status write_file_atomically(const std::filesystem::path& path, std::string_view bytes);
+
+}  // namespace sw
