@@ -148,18 +148,30 @@ Level Filter::level_for(std::string_view target) const {
 
 Logger::Logger(std::string target) : target_(std::move(target)) {}
 
+namespace {
+// What the operator's filter lets through for `target`, and the lower floor a test capture may
+// set; callers hold the registry lock.
+std::pair<Level, Level> thresholds(const Registry& reg, std::string_view target) {
+  Level operator_level = reg.filter.level_for(target);
+  Level effective = operator_level;
+  if (reg.capture_floor && *reg.capture_floor < effective) effective = *reg.capture_floor;
+  return {operator_level, effective};
+}
+}  // namespace
+
 bool Logger::enabled(Level level) const {
   if (level == Level::Off) return false;
   Registry& reg = registry();
   std::shared_lock lock(reg.mutex);
-  Level threshold = reg.filter.level_for(target_);
-  if (reg.capture_floor && *reg.capture_floor < threshold) threshold = *reg.capture_floor;
-  return level >= threshold;
+  return level >= thresholds(reg, target_).second;
 }
 
 void Logger::log(Level level, std::string_view event, std::initializer_list<Field> fields) const {
-  if (!enabled(level)) return;
+  if (level == Level::Off) return;
   Registry& reg = registry();
+  std::shared_lock lock(reg.mutex);
+  const auto [operator_level, effective] = thresholds(reg, target_);
+  if (level < effective) return;
 
   Record record;
   record.level = level;
@@ -181,10 +193,8 @@ void Logger::log(Level level, std::string_view event, std::initializer_list<Fiel
   }
   record.line = std::move(line);
 
-  std::shared_lock lock(reg.mutex);
   // The stderr output obeys the operator's filter even while a test capture lowers it.
-  Level threshold = reg.filter.level_for(target_);
-  if (level >= threshold) {
+  if (level >= operator_level) {
     if (reg.format == Format::Json) {
       nlohmann::json j;
       auto now = std::chrono::system_clock::now();

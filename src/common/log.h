@@ -23,7 +23,8 @@ enum class Level { Trace = 0, Debug, Info, Warn, Error, Off };
 
 std::string_view to_string(Level level);
 
-// One key=value pair. Values are rendered once, at the call site, only when the level is enabled.
+// One key=value pair, rendered to text at the call site (before the level is checked): guard an
+// expensive field with Logger::enabled().
 struct Field {
   std::string_view key;
   std::string value;
