@@ -53,16 +53,26 @@ void touch_atime(const fs::path& path) {
   ::utimensat(AT_FDCWD, path.c_str(), times, 0);
 }
 
+// The sidecar records "<sha256> <size> <mtime s> <mtime ns>" of the file it vouches for; a file
+// changed since (copied over, rewritten) no longer matches and is hashed again.
+std::string file_identity(const fs::path& file) {
+  struct stat st {};
+  if (::stat(file.c_str(), &st) != 0) return {};
+  return fmt::format("{} {} {}", st.st_size, st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
+}
+
 std::optional<std::string> read_sidecar(const fs::path& file) {
   std::ifstream in(with_suffix(file, ".sha256"));
-  std::string hex;
+  std::string hex, identity;
   if (!(in >> hex) || hex.size() != 64) return std::nullopt;
+  std::getline(in >> std::ws, identity);
+  if (identity.empty() || identity != file_identity(file)) return std::nullopt;
   return ascii_lower(hex);
 }
 
 // Only an optimisation: if it cannot be written, the next reuse re-hashes.
 void write_sidecar(const fs::path& file, const std::string& hex) {
-  (void)write_file_atomically(with_suffix(file, ".sha256"), hex + "\n");
+  (void)write_file_atomically(with_suffix(file, ".sha256"), hex + " " + file_identity(file) + "\n");
 }
 
 Result<std::string> hash_file(const fs::path& path) {

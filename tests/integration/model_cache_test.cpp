@@ -132,6 +132,19 @@ TEST_F(ModelCacheTest, CorruptCachedFileIsReplaced) {
   EXPECT_EQ(server.request_count("/weights.gguf"), 2u);
 }
 
+TEST_F(ModelCacheTest, AFileChangedUnderItsSidecarIsHashedAgain) {
+  ModelCache cache(config());
+  auto src = source({file("weights.gguf", weights)});
+  ASSERT_TRUE(cache.ensure_files("m", src));
+  const fs::path cached = dir.path() / "models" / "m" / "weights.gguf";
+  ASSERT_TRUE(fs::exists(dir.path() / "models" / "m" / "weights.gguf.sha256"));
+  std::ofstream(cached, std::ios::binary | std::ios::trunc) << "copied over by hand";
+  auto again = cache.ensure_files("m", src);
+  ASSERT_TRUE(again) << again.error().message;
+  EXPECT_TRUE((*again)[0].downloaded);  // the stale sidecar was not trusted
+  EXPECT_EQ(contents(cached), *weights);
+}
+
 TEST_F(ModelCacheTest, DiskPreflightRefusesWhatCannotFit) {
   ModelCache cache(config());
   auto huge = file("weights.gguf", weights);
