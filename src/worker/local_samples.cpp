@@ -93,9 +93,9 @@ Result<std::vector<SampleOutput>> run_samples(engines::Engine& engine,
     output.path = out_dir / fmt::format("{}.{}", proto::to_string(kind), ext);
     output.bytes = data.size();
     SW_TRY(write_file_atomically(output.path, data));
-    kLog.info("sample.written", {{"kind", proto::to_string(kind)},
-                                 {"path", output.path.string()},
-                                 {"bytes", output.bytes}});
+    kLog.debug("sample.written", {{"kind", proto::to_string(kind)},
+                                  {"path", output.path.string()},
+                                  {"bytes", output.bytes}});
     outputs.push_back(std::move(output));
   }
   return outputs;

@@ -44,7 +44,7 @@ TEST(LogCapture, RecordsEventsWithKeyValueFields) {
   EXPECT_EQ(r.line, R"(thing.happened model="qwen 3" count=3 ok=true ratio=0.5)");
 }
 
-TEST(LogCapture, FilterStillAppliesToTheCapturedLevel) {
+TEST(LogCapture, LowersTheFilterOnlyDownToItsOwnLevel) {
   set_filter(*Filter::parse("off"));
   {
     Capture capture(Level::Debug);
