@@ -26,7 +26,8 @@ Status write_all(int fd, std::string_view bytes) {
   return {};
 }
 
-Status write_file_atomically(const std::filesystem::path& path, std::string_view bytes) {
+Status write_file_atomically(const std::filesystem::path& path, std::string_view bytes,
+                             Durability durability) {
   // Unique per process and per call: two threads may write the same file at once.
   static std::atomic<unsigned> counter{0};
   std::filesystem::path temp = path;
@@ -42,7 +43,9 @@ Status write_file_atomically(const std::filesystem::path& path, std::string_view
   if (auto written = write_all(fd.get(), bytes); !written) {
     return fail_and_unlink(written.error().message + ":");
   }
-  if (::fsync(fd.get()) != 0) return fail_and_unlink(std::string("cannot flush"));
+  if (durability == Durability::Fsync && ::fsync(fd.get()) != 0) {
+    return fail_and_unlink(std::string("cannot flush"));
+  }
   fd.reset();
   if (::rename(temp.c_str(), path.c_str()) != 0) {
     int err = errno;

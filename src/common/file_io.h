@@ -39,7 +39,12 @@ class UniqueFd {
 // Writes all of `bytes` to `fd`, retrying short writes and EINTR.
 Status write_all(int fd, std::string_view bytes);
 
-// Writes `bytes` to a unique temporary sibling, fsyncs it and renames it over `path`.
-Status write_file_atomically(const std::filesystem::path& path, std::string_view bytes);
+// Fsync: the bytes reach the disk before the rename (survives power loss). RenameOnly: readers
+// still never see a partial file, and a process crash loses nothing the kernel has.
+enum class Durability { Fsync, RenameOnly };
+
+// Writes `bytes` to a unique temporary sibling and renames it over `path`.
+Status write_file_atomically(const std::filesystem::path& path, std::string_view bytes,
+                             Durability durability = Durability::Fsync);
 
 }  // namespace sw

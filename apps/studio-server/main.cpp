@@ -1,0 +1,284 @@
+// studio-server: command-line wiring only (house style C.2 §14).
+#include <CLI/CLI.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <charconv>
+#include <cstdlib>
+#include <iostream>
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "net/http_server.h"
+#include "store/studio_store.h"
+#include "studio/admin.h"
+#include "studio/studio.h"
+
+namespace {
+
+std::filesystem::path default_data_dir() {
+  if (const char* xdg = std::getenv("XDG_DATA_HOME"); xdg && *xdg) {
+    return std::filesystem::path(xdg) / "studio-server";
+  }
+  if (const char* home = std::getenv("HOME"); home && *home) {
+    return std::filesystem::path(home) / ".local/share/studio-server";
+  }
+  return "studio-server-data";
+}
+
+// "host:port" or "[v6]:port"; port 0 asks for an ephemeral port.
+sw::Result<std::pair<std::string, std::uint16_t>> parse_listen(const std::string& text) {
+  const auto colon = text.rfind(':');
+  if (colon == std::string::npos || colon + 1 == text.size()) {
+    return sw::fail(sw::Error::invalid_argument("--listen \"{}\": expected host:port", text));
+  }
+  std::string host = text.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  unsigned port = 0;
+  const auto* end = text.data() + text.size();
+  const auto [ptr, ec] = std::from_chars(text.data() + colon + 1, end, port);
+  if (ec != std::errc() || ptr != end || port > 65535) {
+    return sw::fail(sw::Error::invalid_argument("--listen \"{}\": bad port", text));
+  }
+  return std::pair(host, static_cast<std::uint16_t>(port));
+}
+
+int serve(const std::string& listen, sw::studio::StudioConfig config,
+          sw::net::ServerOptions server_options) {
+  auto endpoint = parse_listen(listen);
+  if (!endpoint) {
+    std::cerr << "studio-server: " << endpoint.error().message << "\n";
+    return 2;
+  }
+  server_options.host = endpoint->first;
+  server_options.port = endpoint->second;
+  if (const char* token = std::getenv("STUDIO_SERVER_ADMIN_TOKEN"); token && *token) {
+    config.admin_token = token;
+  }
+  boost::asio::io_context loop(1);
+  const auto data_dir = config.data_dir;
+  auto studio = sw::studio::Studio::create(loop.get_executor(), std::move(config));
+  if (!studio) {
+    std::cerr << "studio-server: " << studio.error().message << "\n";
+    return 2;
+  }
+  auto server =
+      sw::net::HttpServer::start(loop.get_executor(), server_options, (*studio)->http_handler());
+  if (!server) {
+    std::cerr << "studio-server: " << server.error().message << "\n";
+    return 2;
+  }
+  const std::string scheme = (*server)->tls() ? "https" : "http";
+  const std::string base = fmt::format("{}://{}:{}", scheme,
+                                       server_options.host.find(':') != std::string::npos
+                                           ? "[" + server_options.host + "]"
+                                           : server_options.host,
+                                       (*server)->port());
+  std::cout << "studio-server " << SW_VERSION << " listening on " << base << "\n"
+            << "  data:        " << data_dir.string() << "\n"
+            << "  client API:  " << base << "/api/v1\n"
+            << "  metrics:     " << base << "/metrics\n";
+  if (const auto& token = (*studio)->minted_admin_token()) {
+    std::cout << "  admin token: " << *token
+              << "   (shown once; stored hashed. Set STUDIO_SERVER_ADMIN_TOKEN to choose one.)\n";
+  }
+  std::cout << "  a worker joins with: studio-worker register --api-base-url " << base
+            << "\n  then approve it:     studio-server workers pending / workers approve <id>"
+            << std::endl;
+
+  boost::asio::signal_set signals(loop, SIGINT, SIGTERM);
+  boost::asio::steady_timer drain(loop);
+  std::function<void(int)> wait_drained;
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  wait_drained = [&](int) {
+    if ((*studio)->open_sessions() == 0 || std::chrono::steady_clock::now() > give_up) {
+      loop.stop();
+      return;
+    }
+    drain.expires_after(std::chrono::milliseconds(20));
+    drain.async_wait([&](const boost::system::error_code&) { wait_drained(0); });
+  };
+  signals.async_wait([&](const boost::system::error_code& ec, int signal) {
+    if (ec) {
+      return;
+    }
+    sw::log::Logger("studio_worker::studio::main").info("shutdown", {{"signal", signal}});
+    (*server)->stop();
+    (*studio)->shutdown([&] { wait_drained(0); });
+  });
+  loop.run();
+  server->reset();
+  studio->reset();
+  return 0;
+}
+
+int with_store(const std::filesystem::path& data_dir,
+               const std::function<int(sw::store::StudioStore&)>& action) {
+  auto store = sw::store::StudioStore::open(data_dir / "studio.db");
+  if (!store) {
+    std::cerr << "studio-server: " << store.error().message << "\n";
+    return 2;
+  }
+  return action(**store);
+}
+
+int report(const sw::Status& status) {
+  if (!status) {
+    std::cerr << "studio-server: " << status.error().message << "\n";
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  sw::log::init_from_env();
+  CLI::App app{"studio-server: the self-hostable studio for studio-worker farms"};
+  app.set_version_flag("--version", std::string("studio-server ") + SW_VERSION);
+  std::string log_format = "text";
+  app.add_option("--log-format", log_format, "Log output on stderr")
+      ->check(CLI::IsMember({"text", "json"}));
+  std::filesystem::path data_dir = default_data_dir();
+  app.add_option("--data-dir", data_dir,
+                 "Database and results (default ~/.local/share/studio-server)");
+  app.require_subcommand(1);
+
+  auto* serve_cmd = app.add_subcommand("serve", "Serve workers and clients");
+  std::string listen = "127.0.0.1:9790";
+  sw::studio::StudioConfig config;
+  sw::net::ServerOptions server_options;
+  std::string tls_cert;
+  std::string tls_key;
+  double result_limit_mib = 512;
+  double json_limit_mib = 1;
+  unsigned offer_timeout_ms = 30'000;
+  unsigned silence_timeout_ms = 30'000;
+  unsigned run_limit_s = 1800;
+  serve_cmd->add_option("--listen", listen, "host:port to listen on (0 picks a free port)");
+  serve_cmd->add_option("--data-dir", data_dir, "Database and results directory");
+  serve_cmd->add_option("--tls-cert", tls_cert, "PEM certificate chain (enables TLS)")
+      ->check(CLI::ExistingFile);
+  serve_cmd->add_option("--tls-key", tls_key, "PEM private key")->check(CLI::ExistingFile);
+  serve_cmd->add_option("--max-result-mib", result_limit_mib, "Largest result upload")
+      ->check(CLI::Range(1.0, 65536.0));
+  serve_cmd->add_option("--max-json-mib", json_limit_mib, "Largest JSON body")
+      ->check(CLI::Range(0.01, 1024.0));
+  serve_cmd->add_option("--offer-timeout-ms", offer_timeout_ms, "Offer unanswered → requeue")
+      ->check(CLI::Range(10u, 3'600'000u));
+  serve_cmd
+      ->add_option("--silence-timeout-ms", silence_timeout_ms,
+                   "A session with no frame for this long is closed")
+      ->check(CLI::Range(10u, 3'600'000u));
+  serve_cmd->add_option("--run-limit-s", run_limit_s, "Claimed with no result → requeue")
+      ->check(CLI::Range(1u, 7u * 24 * 3600));
+
+  auto* workers = app.add_subcommand("workers", "Approve, reject, list and delete workers");
+  workers->require_subcommand(1);
+  workers->add_option("--data-dir", data_dir, "Database directory");
+  auto* pending = workers->add_subcommand("pending", "List registration requests awaiting you");
+  auto* list = workers->add_subcommand("list", "List approved workers");
+  std::string id;
+  std::string reason;
+  auto* approve = workers->add_subcommand("approve", "Approve a registration request");
+  approve->add_option("request-id", id, "The rr-… id from `workers pending`")->required();
+  auto* reject = workers->add_subcommand("reject", "Reject a registration request");
+  reject->add_option("request-id", id, "The rr-… id from `workers pending`")->required();
+  reject->add_option("--reason", reason, "Shown to the worker's operator");
+  auto* remove = workers->add_subcommand(
+      "delete", "Delete a worker (a connected one is disconnected at its next heartbeat)");
+  remove->add_option("worker-id", id, "The w-… id from `workers list`")->required();
+
+  CLI11_PARSE(app, argc, argv);
+  if (log_format == "json") {
+    sw::log::set_format(sw::log::Format::Json);
+  }
+
+  int rc = 0;
+  if (serve_cmd->parsed()) {
+    config.data_dir = data_dir;
+    config.result_body_limit = static_cast<std::uint64_t>(result_limit_mib * 1024 * 1024);
+    config.json_body_limit = static_cast<std::uint64_t>(json_limit_mib * 1024 * 1024);
+    config.offer_timeout = std::chrono::milliseconds(offer_timeout_ms);
+    config.session_silence_timeout = std::chrono::milliseconds(silence_timeout_ms);
+    config.sweep_interval = std::min<std::chrono::milliseconds>(std::chrono::milliseconds(5000),
+                                                                config.session_silence_timeout / 3);
+    config.default_run_limit = std::chrono::seconds(run_limit_s);
+    if (!tls_cert.empty()) {
+      server_options.tls_cert_file = tls_cert;
+    }
+    if (!tls_key.empty()) {
+      server_options.tls_key_file = tls_key;
+    }
+    rc = serve(listen, config, server_options);
+  } else if (pending->parsed()) {
+    rc = with_store(data_dir, [](sw::store::StudioStore& store) {
+      auto requests = store.list_requests(sw::store::RequestStatus::Pending);
+      if (!requests) {
+        return report(sw::fail(requests.error()));
+      }
+      if (requests->empty()) {
+        std::cout << "no pending registration requests\n";
+      }
+      for (const auto& r : *requests) {
+        std::cout << r.id << "  install=" << r.install_id << "  from=" << r.source_ip
+                  << "  agent=" << r.user_agent
+                  << "  since=" << sw::format_rfc3339_millis(r.created_at) << "\n";
+      }
+      return 0;
+    });
+  } else if (list->parsed()) {
+    rc = with_store(data_dir, [](sw::store::StudioStore& store) {
+      auto all = store.list_workers();
+      if (!all) {
+        return report(sw::fail(all.error()));
+      }
+      if (all->empty()) {
+        std::cout << "no workers\n";
+      }
+      for (const auto& w : *all) {
+        std::cout << w.id << "  install=" << w.install_id << "  last_seen="
+                  << (w.last_seen_at ? sw::format_rfc3339_millis(*w.last_seen_at) : "never")
+                  << "\n";
+      }
+      return 0;
+    });
+  } else if (approve->parsed()) {
+    rc = with_store(data_dir, [&](sw::store::StudioStore& store) {
+      auto worker = sw::studio::approve_request(store, id, sw::unix_millis_now());
+      if (!worker) {
+        return report(sw::fail(worker.error()));
+      }
+      std::cout << "approved " << id << " as worker " << *worker
+                << " (it receives its token on its next poll)\n";
+      return 0;
+    });
+  } else if (reject->parsed()) {
+    rc = with_store(data_dir, [&](sw::store::StudioStore& store) {
+      const int result =
+          report(sw::studio::reject_request(store, id, reason, sw::unix_millis_now()));
+      if (result == 0) {
+        std::cout << "rejected " << id << "\n";
+      }
+      return result;
+    });
+  } else if (remove->parsed()) {
+    rc = with_store(data_dir, [&](sw::store::StudioStore& store) {
+      auto deleted = store.delete_worker(id);
+      if (!deleted) {
+        return report(sw::fail(deleted.error()));
+      }
+      if (!*deleted) {
+        std::cerr << "studio-server: no worker " << id << "\n";
+        return 1;
+      }
+      std::cout << "deleted worker " << id << "\n";
+      return 0;
+    });
+  }
+  sw::log::shutdown();
+  return rc;
+}

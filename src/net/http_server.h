@@ -1,0 +1,125 @@
+#pragma once
+// An HTTP/1.1 + WebSocket server on one port (Boost.Beast over Asio, optional TLS), with Beast kept
+// behind this header (pimpl). The server runs on the caller's io_context and calls its handler on
+// that context's thread: loop-thread only, like everything it hands out.
+//
+// Per request the handler first sees the headers (HttpHandler::admit) and chooses the body limit,
+// or refuses at once, so that an oversize or unauthorised body is never buffered. Then it gets the
+// whole request and answers through a Responder, now or later (after a database round-trip).
+// A WebSocket upgrade goes to HttpHandler::upgrade, which accepts with a WebSocketHandler or
+// refuses with an HTTP response.
+
+#include <boost/asio/any_io_executor.hpp>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <variant>
+
+#include "common/error.h"
+#include "net/http_types.h"
+
+namespace sw::net {
+
+class Connection;
+
+// A server-sent-events (or any open-ended) response the handler keeps writing to.
+class EventStream {
+ public:
+  virtual ~EventStream() = default;
+  // Queues bytes; dropped silently once the client has gone.
+  virtual void write(std::string chunk) = 0;
+  virtual void close() = 0;
+  virtual bool is_open() const = 0;
+};
+
+// Answers one request, exactly once: send() a response, or start_stream() for SSE. Cheap to copy;
+// a no-op after the connection is gone.
+class Responder {
+ public:
+  explicit Responder(std::weak_ptr<Connection> connection) : connection_(std::move(connection)) {}
+  void send(HttpResponse response) const;
+  // Writes a 200 with `content_type` and no length; the returned stream writes the body.
+  std::shared_ptr<EventStream> start_stream(std::string content_type) const;
+
+ private:
+  std::weak_ptr<Connection> connection_;
+};
+
+// One accepted WebSocket. Frames are queued and written in order; close() sends the close frame
+// after everything queued before it.
+class WebSocket {
+ public:
+  virtual ~WebSocket() = default;
+  virtual void send_text(std::string text) = 0;
+  virtual void close(std::uint16_t code, std::string reason) = 0;
+  virtual const std::string& remote_address() const = 0;
+  // Frames queued but not yet written, for back-pressure decisions.
+  virtual std::size_t queued_frames() const = 0;
+};
+
+// Receives one WebSocket's events. on_closed is called exactly once, last.
+class WebSocketHandler {
+ public:
+  virtual ~WebSocketHandler() = default;
+  virtual void on_open(std::shared_ptr<WebSocket> socket) = 0;
+  virtual void on_text(std::string text) = 0;
+  virtual void on_binary(std::size_t bytes) = 0;
+  virtual void on_closed() = 0;
+};
+
+struct Admission {
+  std::uint64_t body_limit = 1 << 20;
+};
+
+struct UpgradeAccepted {
+  std::shared_ptr<WebSocketHandler> handler;
+  std::optional<std::string> subprotocol;  // echoed in Sec-WebSocket-Protocol
+  std::uint64_t message_limit = 1 << 20;
+};
+
+class HttpHandler {
+ public:
+  virtual ~HttpHandler() = default;
+  // Headers only (body empty): the body limit to read with, or a response sent instead
+  // (the connection then closes if a body was announced).
+  virtual std::variant<Admission, HttpResponse> admit(const HttpRequest& head) = 0;
+  virtual void handle(HttpRequest request, Responder responder) = 0;
+  virtual std::variant<UpgradeAccepted, HttpResponse> upgrade(const HttpRequest& head) = 0;
+};
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 0;  // 0: an ephemeral port, read back with HttpServer::port()
+  std::optional<std::string> tls_cert_file;  // PEM; both or neither
+  std::optional<std::string> tls_key_file;
+  std::chrono::seconds header_timeout{60};  // idle keep-alive and header read
+  std::chrono::seconds body_timeout{600};
+  std::chrono::seconds websocket_handshake_timeout{10};  // also bounds the close handshake
+  std::chrono::seconds websocket_idle_timeout{60};       // with keep-alive pings at half of it
+};
+
+// Loop-thread only. Owns the acceptor and tracks its connections; the handler must outlive it.
+class HttpServer {
+ public:
+  static Result<std::unique_ptr<HttpServer>> start(boost::asio::any_io_executor executor,
+                                                   ServerOptions options, HttpHandler& handler);
+  ~HttpServer();
+  std::uint16_t port() const;
+  bool tls() const;
+  // Stops accepting and closes idle HTTP and event-stream connections. WebSockets are the
+  // handler's to close (with its own code); the server does not touch them.
+  void stop();
+  std::size_t open_connections() const;
+
+  struct Impl;  // shared with the accept loop and connections (defined in the .cpp)
+
+ private:
+  explicit HttpServer(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
+  // Shared with the accept loop and the connections, which may outlive this front object.
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace sw::net

@@ -1,0 +1,105 @@
+#include "store/migrations.h"
+
+namespace sw::store {
+namespace {
+
+// Version 1: the whole first schema. Statuses are CHECKed so that a bad write fails loudly.
+constexpr std::string_view kSchemaV1 = R"sql(
+CREATE TABLE settings (
+  key   TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+);
+CREATE TABLE workers (
+  id                TEXT PRIMARY KEY,
+  token_hash        TEXT NOT NULL,
+  install_id        TEXT NOT NULL,
+  capabilities      TEXT NOT NULL,
+  current_job_id    TEXT,
+  created_at        INTEGER NOT NULL,
+  last_seen_at      INTEGER
+);
+CREATE TABLE registration_requests (
+  id            TEXT PRIMARY KEY,
+  install_id    TEXT NOT NULL,
+  secret_hash   TEXT NOT NULL,
+  capabilities  TEXT NOT NULL,
+  user_agent    TEXT NOT NULL,
+  source_ip     TEXT NOT NULL,
+  status        TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'rejected')),
+  reason        TEXT NOT NULL DEFAULT '',
+  worker_id     TEXT,
+  created_at    INTEGER NOT NULL,
+  decided_at    INTEGER
+);
+CREATE INDEX registration_requests_pending ON registration_requests(install_id)
+  WHERE status = 'pending';
+CREATE TABLE models (
+  id                TEXT PRIMARY KEY,
+  kind              TEXT NOT NULL,
+  display_name      TEXT NOT NULL,
+  vram_gb_estimate  REAL NOT NULL,
+  enabled           INTEGER NOT NULL,
+  source            TEXT NOT NULL,
+  created_at        INTEGER NOT NULL,
+  updated_at        INTEGER NOT NULL
+);
+CREATE TABLE jobs (
+  seq                  INTEGER PRIMARY KEY AUTOINCREMENT,
+  id                   TEXT NOT NULL UNIQUE,
+  model                TEXT NOT NULL,
+  kind                 TEXT NOT NULL,
+  task                 TEXT NOT NULL,
+  model_source         TEXT NOT NULL,
+  vram_gb_estimate     REAL NOT NULL,
+  game_id              TEXT NOT NULL,
+  asset_name           TEXT NOT NULL,
+  priority             INTEGER NOT NULL,
+  attempts             INTEGER NOT NULL DEFAULT 0,
+  max_attempts         INTEGER NOT NULL,
+  idempotency_key      TEXT UNIQUE,
+  status               TEXT NOT NULL
+                       CHECK (status IN ('queued', 'claimed', 'done', 'failed', 'cancelled')),
+  worker_id            TEXT,
+  last_worker_id       TEXT,
+  created_at           INTEGER NOT NULL,
+  claimed_at           INTEGER,
+  accepted_at          INTEGER,
+  finished_at          INTEGER,
+  error                TEXT,
+  prompt               TEXT,
+  result_json          TEXT,
+  result_sha256        TEXT,
+  result_content_type  TEXT,
+  result_ext           TEXT,
+  result_bytes         INTEGER,
+  CHECK (status <> 'claimed' OR worker_id IS NOT NULL),
+  CHECK (status <> 'done' OR result_json IS NOT NULL OR result_sha256 IS NOT NULL)
+);
+CREATE INDEX jobs_by_status ON jobs(status, seq);
+CREATE TABLE api_keys (
+  id          TEXT PRIMARY KEY,
+  name        TEXT NOT NULL,
+  key_hash    TEXT NOT NULL UNIQUE,
+  created_at  INTEGER NOT NULL
+);
+CREATE TABLE worker_logs (
+  seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+  worker_id    TEXT NOT NULL,
+  ts           TEXT NOT NULL,
+  level        TEXT NOT NULL,
+  category     TEXT NOT NULL,
+  message      TEXT NOT NULL,
+  job_id       TEXT,
+  received_at  INTEGER NOT NULL
+);
+CREATE INDEX worker_logs_by_worker ON worker_logs(worker_id, seq);
+)sql";
+
+}  // namespace
+
+std::span<const Migration> studio_migrations() {
+  static constexpr Migration kMigrations[] = {{1, kSchemaV1}};
+  return kMigrations;
+}
+
+}  // namespace sw::store

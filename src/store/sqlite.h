@@ -1,0 +1,118 @@
+#pragma once
+// A thin RAII layer over the SQLite C API (house style C.2 §10): a connection, prepared
+// statements with typed binds and columns, and BEGIN IMMEDIATE transactions. Errors are values.
+// Not thread-safe: one Db per thread (SQLite serialises writers itself; we keep one writer).
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "common/error.h"
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+namespace sw::store {
+
+class Stmt;
+
+// One open database connection. Move-only.
+class Db {
+ public:
+  // Opens (creating) `path` with WAL, synchronous=NORMAL, foreign_keys=ON and a 5 s busy
+  // timeout. ":memory:" gives a private in-memory database.
+  static Result<Db> open(const std::filesystem::path& path);
+
+  Db(Db&&) noexcept;
+  Db& operator=(Db&&) noexcept;
+  ~Db();
+
+  // Runs one or more statements that return no rows.
+  Status exec(std::string_view sql);
+  Result<Stmt> prepare(std::string_view sql);
+  // Rows changed by the last INSERT/UPDATE/DELETE.
+  std::int64_t changes() const;
+  std::int64_t last_insert_rowid() const;
+  sqlite3* raw() const { return db_.get(); }
+
+ private:
+  struct Closer {
+    void operator()(sqlite3* db) const;
+  };
+  explicit Db(sqlite3* db) : db_(db) {}
+  std::unique_ptr<sqlite3, Closer> db_;
+};
+
+// A prepared statement. bind() indexes start at 1, column() indexes at 0. step() returns true
+// while a row is available. Move-only; must not outlive its Db.
+class Stmt {
+ public:
+  Stmt(Stmt&&) noexcept = default;
+  Stmt& operator=(Stmt&&) noexcept = default;
+
+  Stmt& bind(int index, std::int64_t value);
+  Stmt& bind(int index, double value);
+  Stmt& bind(int index, std::string_view text);
+  Stmt& bind_null(int index);
+  template <class T>
+  Stmt& bind(int index, const std::optional<T>& value) {
+    return value ? bind(index, *value) : bind_null(index);
+  }
+  Stmt& bind(int index, int value) { return bind(index, static_cast<std::int64_t>(value)); }
+  Stmt& bind(int index, const std::string& text) { return bind(index, std::string_view(text)); }
+  Stmt& bind(int index, const char* text) { return bind(index, std::string_view(text)); }
+
+  // Steps once; true when a row is ready, false when done. The first bind error is reported here.
+  Result<bool> step();
+  // Steps to completion, for statements that return no rows.
+  Status run();
+  // Clears bindings and rewinds, so a cached statement can run again.
+  void reset();
+
+  bool is_null(int column) const;
+  std::int64_t int64(int column) const;
+  double real(int column) const;
+  std::string text(int column) const;
+  std::optional<std::string> optional_text(int column) const;
+  std::optional<std::int64_t> optional_int64(int column) const;
+
+ private:
+  friend class Db;
+  struct Finalizer {
+    void operator()(sqlite3_stmt* stmt) const;
+  };
+  explicit Stmt(sqlite3_stmt* stmt) : stmt_(stmt) {}
+  void note_bind(int rc);
+  std::unique_ptr<sqlite3_stmt, Finalizer> stmt_;
+  int bind_error_ = 0;
+};
+
+// BEGIN IMMEDIATE … COMMIT; rolls back in the destructor unless committed.
+class Tx {
+ public:
+  static Result<Tx> begin(Db& db);
+  Tx(Tx&& other) noexcept : db_(std::exchange(other.db_, nullptr)) {}
+  Tx& operator=(Tx&&) = delete;
+  ~Tx();
+  Status commit();
+
+ private:
+  explicit Tx(Db& db) : db_(&db) {}
+  Db* db_;
+};
+
+// A migration: its number and the SQL that moves the schema from number-1 to number.
+struct Migration {
+  int version;
+  std::string_view sql;
+};
+
+// Applies every migration above the recorded version, each in its own transaction, and records
+// it in `schema_migrations`. Refuses a database whose version is newer than this binary knows.
+Status migrate(Db& db, std::span<const Migration> migrations);
+
+}  // namespace sw::store

@@ -1,0 +1,587 @@
+#include "store/studio_store.h"
+
+#include <utility>
+
+#include "store/migrations.h"
+
+namespace sw::store {
+namespace {
+
+constexpr std::string_view kJobColumns =
+    "seq, id, model, kind, task, model_source, vram_gb_estimate, game_id, asset_name, priority, "
+    "attempts, max_attempts, idempotency_key, status, worker_id, last_worker_id, created_at, "
+    "claimed_at, accepted_at, finished_at, error, prompt, result_json, result_sha256, "
+    "result_content_type, result_ext, result_bytes";
+
+JobRecord read_job(const Stmt& s) {
+  JobRecord job;
+  job.seq = s.int64(0);
+  job.id = s.text(1);
+  job.model = s.text(2);
+  job.kind = proto::parse_task_kind(s.text(3)).value_or(proto::TaskKind::Image);
+  job.task_json = s.text(4);
+  job.model_source_json = s.text(5);
+  job.vram_gb_estimate = s.real(6);
+  job.game_id = s.text(7);
+  job.asset_name = s.text(8);
+  job.priority = static_cast<int>(s.int64(9));
+  job.attempts = static_cast<int>(s.int64(10));
+  job.max_attempts = static_cast<int>(s.int64(11));
+  job.idempotency_key = s.optional_text(12);
+  job.status = parse_job_status(s.text(13)).value_or(JobStatus::Failed);
+  job.worker_id = s.optional_text(14);
+  job.last_worker_id = s.optional_text(15);
+  job.created_at = s.int64(16);
+  job.claimed_at = s.optional_int64(17);
+  job.accepted_at = s.optional_int64(18);
+  job.finished_at = s.optional_int64(19);
+  job.error = s.optional_text(20);
+  job.prompt = s.optional_text(21);
+  job.result_json = s.optional_text(22);
+  if (auto sha = s.optional_text(23)) {
+    job.result_binary = BinaryResult{*sha, s.text(24), s.text(25), s.int64(26)};
+  }
+  return job;
+}
+
+WorkerRecord read_worker(const Stmt& s) {
+  return WorkerRecord{s.text(0),          s.text(1),  s.text(2),          s.text(3),
+                      s.optional_text(4), s.int64(5), s.optional_int64(6)};
+}
+
+RegistrationRecord read_request(const Stmt& s) {
+  RegistrationRecord r;
+  r.id = s.text(0);
+  r.install_id = s.text(1);
+  r.secret_hash = s.text(2);
+  r.capabilities_json = s.text(3);
+  r.user_agent = s.text(4);
+  r.source_ip = s.text(5);
+  const auto status = s.text(6);
+  r.status = status == "approved"   ? RequestStatus::Approved
+             : status == "rejected" ? RequestStatus::Rejected
+                                    : RequestStatus::Pending;
+  r.reason = s.text(7);
+  r.worker_id = s.optional_text(8);
+  r.created_at = s.int64(9);
+  r.decided_at = s.optional_int64(10);
+  return r;
+}
+
+ModelRecord read_model(const Stmt& s) {
+  ModelRecord m;
+  m.id = s.text(0);
+  m.kind = proto::parse_task_kind(s.text(1)).value_or(proto::TaskKind::Image);
+  m.display_name = s.text(2);
+  m.vram_gb_estimate = s.real(3);
+  m.enabled = s.int64(4) != 0;
+  m.source_json = s.text(5);
+  m.created_at = s.int64(6);
+  m.updated_at = s.int64(7);
+  return m;
+}
+
+constexpr std::string_view kWorkerColumns =
+    "id, token_hash, install_id, capabilities, current_job_id, created_at, last_seen_at";
+constexpr std::string_view kRequestColumns =
+    "id, install_id, secret_hash, capabilities, user_agent, source_ip, status, reason, worker_id, "
+    "created_at, decided_at";
+constexpr std::string_view kModelColumns =
+    "id, kind, display_name, vram_gb_estimate, enabled, source, created_at, updated_at";
+
+template <class T, class Read>
+Result<std::vector<T>> collect(Stmt& stmt, Read read) {
+  std::vector<T> rows;
+  while (true) {
+    auto row = stmt.step();
+    if (!row) {
+      return fail(std::move(row).error());
+    }
+    if (!*row) {
+      return rows;
+    }
+    rows.push_back(read(stmt));
+  }
+}
+
+template <class T, class Read>
+Result<std::optional<T>> first(Stmt& stmt, Read read) {
+  auto row = stmt.step();
+  if (!row) {
+    return fail(std::move(row).error());
+  }
+  if (!*row) {
+    return std::optional<T>();
+  }
+  return std::optional<T>(read(stmt));
+}
+
+}  // namespace
+
+std::string_view to_string(JobStatus status) {
+  switch (status) {
+    case JobStatus::Queued: return "queued";
+    case JobStatus::Claimed: return "claimed";
+    case JobStatus::Done: return "done";
+    case JobStatus::Failed: return "failed";
+    case JobStatus::Cancelled: return "cancelled";
+  }
+  return "failed";
+}
+
+std::optional<JobStatus> parse_job_status(std::string_view text) {
+  for (auto status : {JobStatus::Queued, JobStatus::Claimed, JobStatus::Done, JobStatus::Failed,
+                      JobStatus::Cancelled}) {
+    if (to_string(status) == text) {
+      return status;
+    }
+  }
+  return std::nullopt;
+}
+
+std::string_view to_string(RequestStatus status) {
+  switch (status) {
+    case RequestStatus::Pending: return "pending";
+    case RequestStatus::Approved: return "approved";
+    case RequestStatus::Rejected: return "rejected";
+  }
+  return "pending";
+}
+
+Result<std::unique_ptr<StudioStore>> StudioStore::open(const std::filesystem::path& path) {
+  auto db = Db::open(path);
+  if (!db) {
+    return fail(std::move(db).error());
+  }
+  SW_TRY(migrate(*db, studio_migrations()));
+  return std::unique_ptr<StudioStore>(new StudioStore(std::move(*db)));
+}
+
+Result<Stmt*> StudioStore::cached(std::string_view sql) {
+  auto it = statements_.find(sql);
+  if (it == statements_.end()) {
+    auto stmt = db_.prepare(sql);
+    if (!stmt) {
+      return fail(std::move(stmt).error());
+    }
+    it = statements_.emplace(std::string(sql), std::move(*stmt)).first;
+  }
+  it->second.reset();
+  return &it->second;
+}
+
+#define SW_STMT(name, sql)                         \
+  auto name##_result = cached(sql);                \
+  if (!name##_result) {                            \
+    return fail(std::move(name##_result).error()); \
+  }                                                \
+  Stmt& name = **name##_result
+
+// ---- settings ----
+
+Result<std::optional<std::string>> StudioStore::setting(std::string_view key) {
+  SW_STMT(s, "SELECT value FROM settings WHERE key = ?");
+  s.bind(1, key);
+  return first<std::string>(s, [](const Stmt& st) { return st.text(0); });
+}
+
+Status StudioStore::set_setting(std::string_view key, std::string_view value) {
+  SW_STMT(s,
+          "INSERT INTO settings(key, value) VALUES (?, ?) "
+          "ON CONFLICT(key) DO UPDATE SET value = excluded.value");
+  return s.bind(1, key).bind(2, value).run();
+}
+
+// ---- workers ----
+
+Status StudioStore::insert_worker(const WorkerRecord& w) {
+  SW_STMT(s,
+          "INSERT INTO workers(id, token_hash, install_id, capabilities, current_job_id, "
+          "created_at, last_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?)");
+  return s.bind(1, w.id)
+      .bind(2, w.token_hash)
+      .bind(3, w.install_id)
+      .bind(4, w.capabilities_json)
+      .bind(5, w.current_job_id)
+      .bind(6, w.created_at)
+      .bind(7, w.last_seen_at)
+      .run();
+}
+
+Result<std::optional<WorkerRecord>> StudioStore::find_worker(std::string_view id) {
+  SW_STMT(s,
+          "SELECT id, token_hash, install_id, capabilities, current_job_id, created_at, "
+          "last_seen_at FROM workers WHERE id = ?");
+  s.bind(1, id);
+  return first<WorkerRecord>(s, read_worker);
+}
+
+Result<std::vector<WorkerRecord>> StudioStore::list_workers() {
+  SW_STMT(s,
+          "SELECT id, token_hash, install_id, capabilities, current_job_id, created_at, "
+          "last_seen_at FROM workers ORDER BY created_at, id");
+  return collect<WorkerRecord>(s, read_worker);
+}
+
+Result<bool> StudioStore::set_worker_token(std::string_view id, std::string_view token_hash) {
+  SW_STMT(s, "UPDATE workers SET token_hash = ? WHERE id = ?");
+  SW_TRY(s.bind(1, token_hash).bind(2, id).run());
+  return db_.changes() == 1;
+}
+
+Result<bool> StudioStore::record_heartbeat(std::string_view id,
+                                           const std::string& capabilities_json,
+                                           const std::optional<std::string>& current_job_id,
+                                           Millis now) {
+  SW_STMT(s,
+          "UPDATE workers SET capabilities = ?, current_job_id = ?, last_seen_at = ? "
+          "WHERE id = ?");
+  SW_TRY(s.bind(1, capabilities_json).bind(2, current_job_id).bind(3, now).bind(4, id).run());
+  return db_.changes() == 1;
+}
+
+Result<bool> StudioStore::delete_worker(std::string_view id) {
+  SW_STMT(s, "DELETE FROM workers WHERE id = ?");
+  SW_TRY(s.bind(1, id).run());
+  return db_.changes() == 1;
+}
+
+// ---- registration ----
+
+Result<std::optional<RegistrationRecord>> StudioStore::find_pending_request(
+    std::string_view install_id) {
+  SW_STMT(s,
+          "SELECT id, install_id, secret_hash, capabilities, user_agent, source_ip, status, "
+          "reason, worker_id, created_at, decided_at FROM registration_requests "
+          "WHERE install_id = ? AND status = 'pending' ORDER BY created_at DESC LIMIT 1");
+  s.bind(1, install_id);
+  return first<RegistrationRecord>(s, read_request);
+}
+
+Status StudioStore::insert_request(const RegistrationRecord& r) {
+  SW_STMT(s,
+          "INSERT INTO registration_requests(id, install_id, secret_hash, capabilities, "
+          "user_agent, source_ip, status, reason, worker_id, created_at, decided_at) "
+          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+  return s.bind(1, r.id)
+      .bind(2, r.install_id)
+      .bind(3, r.secret_hash)
+      .bind(4, r.capabilities_json)
+      .bind(5, r.user_agent)
+      .bind(6, r.source_ip)
+      .bind(7, to_string(r.status))
+      .bind(8, r.reason)
+      .bind(9, r.worker_id)
+      .bind(10, r.created_at)
+      .bind(11, r.decided_at)
+      .run();
+}
+
+Result<std::optional<RegistrationRecord>> StudioStore::find_request(std::string_view id) {
+  SW_STMT(s,
+          "SELECT id, install_id, secret_hash, capabilities, user_agent, source_ip, status, "
+          "reason, worker_id, created_at, decided_at FROM registration_requests WHERE id = ?");
+  s.bind(1, id);
+  return first<RegistrationRecord>(s, read_request);
+}
+
+Result<std::vector<RegistrationRecord>> StudioStore::list_requests(
+    std::optional<RequestStatus> status) {
+  SW_STMT(s,
+          "SELECT id, install_id, secret_hash, capabilities, user_agent, source_ip, status, "
+          "reason, worker_id, created_at, decided_at FROM registration_requests "
+          "WHERE ?1 IS NULL OR status = ?1 ORDER BY created_at, id");
+  if (status) {
+    s.bind(1, to_string(*status));
+  } else {
+    s.bind_null(1);
+  }
+  return collect<RegistrationRecord>(s, read_request);
+}
+
+Result<bool> StudioStore::decide_request(std::string_view id, RequestStatus decision,
+                                         std::string_view reason,
+                                         const std::optional<std::string>& worker_id, Millis now) {
+  SW_STMT(s,
+          "UPDATE registration_requests SET status = ?, reason = ?, worker_id = ?, "
+          "decided_at = ? WHERE id = ? AND status = 'pending'");
+  SW_TRY(s.bind(1, to_string(decision))
+             .bind(2, reason)
+             .bind(3, worker_id)
+             .bind(4, now)
+             .bind(5, id)
+             .run());
+  return db_.changes() == 1;
+}
+
+// ---- models ----
+
+Status StudioStore::insert_model(const ModelRecord& m) {
+  SW_STMT(s,
+          "INSERT INTO models(id, kind, display_name, vram_gb_estimate, enabled, source, "
+          "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+  return s.bind(1, m.id)
+      .bind(2, proto::to_string(m.kind))
+      .bind(3, m.display_name)
+      .bind(4, m.vram_gb_estimate)
+      .bind(5, m.enabled ? 1 : 0)
+      .bind(6, m.source_json)
+      .bind(7, m.created_at)
+      .bind(8, m.updated_at)
+      .run();
+}
+
+Result<bool> StudioStore::update_model(const ModelRecord& m) {
+  SW_STMT(s,
+          "UPDATE models SET kind = ?, display_name = ?, vram_gb_estimate = ?, enabled = ?, "
+          "source = ?, updated_at = ? WHERE id = ?");
+  SW_TRY(s.bind(1, proto::to_string(m.kind))
+             .bind(2, m.display_name)
+             .bind(3, m.vram_gb_estimate)
+             .bind(4, m.enabled ? 1 : 0)
+             .bind(5, m.source_json)
+             .bind(6, m.updated_at)
+             .bind(7, m.id)
+             .run());
+  return db_.changes() == 1;
+}
+
+Result<bool> StudioStore::delete_model(std::string_view id) {
+  SW_STMT(s, "DELETE FROM models WHERE id = ?");
+  SW_TRY(s.bind(1, id).run());
+  return db_.changes() == 1;
+}
+
+Result<std::optional<ModelRecord>> StudioStore::find_model(std::string_view id) {
+  SW_STMT(s,
+          "SELECT id, kind, display_name, vram_gb_estimate, enabled, source, created_at, "
+          "updated_at FROM models WHERE id = ?");
+  s.bind(1, id);
+  return first<ModelRecord>(s, read_model);
+}
+
+Result<std::vector<ModelRecord>> StudioStore::list_models() {
+  SW_STMT(s,
+          "SELECT id, kind, display_name, vram_gb_estimate, enabled, source, created_at, "
+          "updated_at FROM models ORDER BY id");
+  return collect<ModelRecord>(s, read_model);
+}
+
+// ---- jobs ----
+
+Status StudioStore::insert_job(JobRecord& j) {
+  SW_STMT(s,
+          "INSERT INTO jobs(id, model, kind, task, model_source, vram_gb_estimate, game_id, "
+          "asset_name, priority, attempts, max_attempts, idempotency_key, status, created_at) "
+          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+  SW_TRY(s.bind(1, j.id)
+             .bind(2, j.model)
+             .bind(3, proto::to_string(j.kind))
+             .bind(4, j.task_json)
+             .bind(5, j.model_source_json)
+             .bind(6, j.vram_gb_estimate)
+             .bind(7, j.game_id)
+             .bind(8, j.asset_name)
+             .bind(9, j.priority)
+             .bind(10, j.attempts)
+             .bind(11, j.max_attempts)
+             .bind(12, j.idempotency_key)
+             .bind(13, to_string(j.status))
+             .bind(14, j.created_at)
+             .run());
+  j.seq = db_.last_insert_rowid();
+  return {};
+}
+
+Result<std::optional<JobRecord>> StudioStore::find_job(std::string_view id) {
+  static const std::string sql = fmt::format("SELECT {} FROM jobs WHERE id = ?", kJobColumns);
+  SW_STMT(s, sql);
+  s.bind(1, id);
+  return first<JobRecord>(s, read_job);
+}
+
+Result<std::optional<JobRecord>> StudioStore::find_job_by_idempotency_key(std::string_view key) {
+  static const std::string sql =
+      fmt::format("SELECT {} FROM jobs WHERE idempotency_key = ?", kJobColumns);
+  SW_STMT(s, sql);
+  s.bind(1, key);
+  return first<JobRecord>(s, read_job);
+}
+
+Result<std::vector<JobRecord>> StudioStore::list_jobs(const JobFilter& filter) {
+  static const std::string sql = fmt::format(
+      "SELECT {} FROM jobs WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR kind = ?2) "
+      "AND (?3 IS NULL OR seq < ?3) ORDER BY seq DESC LIMIT ?4",
+      kJobColumns);
+  SW_STMT(s, sql);
+  if (filter.status) {
+    s.bind(1, to_string(*filter.status));
+  }
+  if (filter.kind) {
+    s.bind(2, proto::to_string(*filter.kind));
+  }
+  s.bind(3, filter.before_seq);
+  s.bind(4, filter.limit);
+  return collect<JobRecord>(s, read_job);
+}
+
+Result<std::vector<JobRecord>> StudioStore::active_jobs() {
+  static const std::string sql = fmt::format(
+      "SELECT {} FROM jobs WHERE status IN ('queued', 'claimed') ORDER BY seq", kJobColumns);
+  SW_STMT(s, sql);
+  return collect<JobRecord>(s, read_job);
+}
+
+Result<std::map<std::string, std::int64_t>> StudioStore::count_jobs_by_status() {
+  SW_STMT(s, "SELECT status, COUNT(*) FROM jobs GROUP BY status");
+  auto rows = collect<std::pair<std::string, std::int64_t>>(
+      s, [](const Stmt& st) { return std::pair(st.text(0), st.int64(1)); });
+  if (!rows) {
+    return fail(std::move(rows).error());
+  }
+  return std::map<std::string, std::int64_t>(rows->begin(), rows->end());
+}
+
+Result<bool> StudioStore::claim_job(std::string_view id, std::string_view worker_id, Millis now) {
+  SW_STMT(s,
+          "UPDATE jobs SET status = 'claimed', worker_id = ?, last_worker_id = ?, "
+          "claimed_at = ?, accepted_at = NULL WHERE id = ? AND status = 'queued'");
+  SW_TRY(s.bind(1, worker_id).bind(2, worker_id).bind(3, now).bind(4, id).run());
+  return db_.changes() == 1;
+}
+
+Result<bool> StudioStore::mark_accepted(std::string_view id, std::string_view worker_id,
+                                        Millis now) {
+  SW_STMT(s,
+          "UPDATE jobs SET accepted_at = ? WHERE id = ? AND worker_id = ? "
+          "AND status IN ('claimed', 'cancelled')");
+  SW_TRY(s.bind(1, now).bind(2, id).bind(3, worker_id).run());
+  return db_.changes() == 1;
+}
+
+Result<bool> StudioStore::release_job(std::string_view id, std::string_view worker_id, int attempts,
+                                      const std::optional<std::string>& error, bool fail_job,
+                                      Millis now) {
+  SW_STMT(s,
+          "UPDATE jobs SET status = ?, worker_id = NULL, attempts = ?, "
+          "error = COALESCE(?, error), finished_at = ?, claimed_at = NULL, accepted_at = NULL "
+          "WHERE id = ? AND worker_id = ? AND status = 'claimed'");
+  SW_TRY(s.bind(1, fail_job ? "failed" : "queued")
+             .bind(2, attempts)
+             .bind(3, error)
+             .bind(4, fail_job ? std::optional<Millis>(now) : std::nullopt)
+             .bind(5, id)
+             .bind(6, worker_id)
+             .run());
+  return db_.changes() == 1;
+}
+
+Result<bool> StudioStore::complete_job_json(std::string_view id, std::string_view worker_id,
+                                            std::string_view result_json,
+                                            const std::optional<std::string>& prompt, Millis now) {
+  SW_STMT(s,
+          "UPDATE jobs SET status = 'done', result_json = ?, prompt = COALESCE(?, prompt), "
+          "finished_at = ?, error = NULL WHERE id = ? AND worker_id = ? AND status = 'claimed'");
+  SW_TRY(s.bind(1, result_json).bind(2, prompt).bind(3, now).bind(4, id).bind(5, worker_id).run());
+  return db_.changes() == 1;
+}
+
+Result<bool> StudioStore::complete_job_binary(std::string_view id, std::string_view worker_id,
+                                              const BinaryResult& r,
+                                              const std::optional<std::string>& prompt,
+                                              Millis now) {
+  SW_STMT(s,
+          "UPDATE jobs SET status = 'done', result_sha256 = ?, result_content_type = ?, "
+          "result_ext = ?, result_bytes = ?, prompt = COALESCE(?, prompt), finished_at = ?, "
+          "error = NULL WHERE id = ? AND worker_id = ? AND status = 'claimed'");
+  SW_TRY(s.bind(1, r.sha256)
+             .bind(2, r.content_type)
+             .bind(3, r.ext)
+             .bind(4, r.bytes)
+             .bind(5, prompt)
+             .bind(6, now)
+             .bind(7, id)
+             .bind(8, worker_id)
+             .run());
+  return db_.changes() == 1;
+}
+
+Result<bool> StudioStore::cancel_job(std::string_view id, Millis now) {
+  SW_STMT(s,
+          "UPDATE jobs SET status = 'cancelled', finished_at = ? "
+          "WHERE id = ? AND status IN ('queued', 'claimed')");
+  SW_TRY(s.bind(1, now).bind(2, id).run());
+  return db_.changes() == 1;
+}
+
+Status StudioStore::clear_job_holder(std::string_view id) {
+  SW_STMT(s, "UPDATE jobs SET worker_id = NULL WHERE id = ? AND status = 'cancelled'");
+  return s.bind(1, id).run();
+}
+
+// ---- API keys ----
+
+Status StudioStore::insert_api_key(const ApiKeyRecord& k) {
+  SW_STMT(s, "INSERT INTO api_keys(id, name, key_hash, created_at) VALUES (?, ?, ?, ?)");
+  return s.bind(1, k.id).bind(2, k.name).bind(3, k.key_hash).bind(4, k.created_at).run();
+}
+
+Result<bool> StudioStore::delete_api_key(std::string_view id) {
+  SW_STMT(s, "DELETE FROM api_keys WHERE id = ?");
+  SW_TRY(s.bind(1, id).run());
+  return db_.changes() == 1;
+}
+
+Result<std::vector<ApiKeyRecord>> StudioStore::list_api_keys() {
+  SW_STMT(s, "SELECT id, name, key_hash, created_at FROM api_keys ORDER BY created_at, id");
+  return collect<ApiKeyRecord>(s, [](const Stmt& st) {
+    return ApiKeyRecord{st.text(0), st.text(1), st.text(2), st.int64(3)};
+  });
+}
+
+// ---- worker logs ----
+
+Status StudioStore::insert_logs(std::string_view worker_id,
+                                const std::vector<proto::LogEntry>& entries, Millis now,
+                                int keep_per_worker) {
+  {
+    SW_STMT(s,
+            "INSERT INTO worker_logs(worker_id, ts, level, category, message, job_id, "
+            "received_at) VALUES (?, ?, ?, ?, ?, ?, ?)");
+    for (const auto& e : entries) {
+      s.reset();
+      SW_TRY(s.bind(1, worker_id)
+                 .bind(2, e.ts)
+                 .bind(3, e.level)
+                 .bind(4, e.category)
+                 .bind(5, e.message)
+                 .bind(6, e.job_id)
+                 .bind(7, now)
+                 .run());
+    }
+  }
+  // Retention: drop everything older than the newest `keep_per_worker` lines of this worker.
+  SW_STMT(prune,
+          "DELETE FROM worker_logs WHERE worker_id = ?1 AND seq <= "
+          "(SELECT seq FROM worker_logs WHERE worker_id = ?1 ORDER BY seq DESC "
+          "LIMIT 1 OFFSET ?2)");
+  return prune.bind(1, worker_id).bind(2, keep_per_worker).run();
+}
+
+Result<std::vector<WorkerLogRecord>> StudioStore::worker_logs(std::string_view worker_id,
+                                                              std::int64_t after_seq, int limit) {
+  SW_STMT(s,
+          "SELECT seq, worker_id, ts, level, category, message, job_id, received_at "
+          "FROM worker_logs WHERE worker_id = ? AND seq > ? ORDER BY seq LIMIT ?");
+  s.bind(1, worker_id).bind(2, after_seq).bind(3, limit);
+  return collect<WorkerLogRecord>(s, [](const Stmt& st) {
+    WorkerLogRecord r;
+    r.seq = st.int64(0);
+    r.worker_id = st.text(1);
+    r.entry = proto::LogEntry{st.text(2), st.text(3), st.text(4), st.text(5), st.optional_text(6)};
+    r.received_at = st.int64(7);
+    return r;
+  });
+}
+
+}  // namespace sw::store

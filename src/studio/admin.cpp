@@ -1,0 +1,63 @@
+#include "studio/admin.h"
+
+#include "common/secrets.h"
+#include "common/sha256.h"
+
+namespace sw::studio {
+namespace {
+
+Result<store::RegistrationRecord> pending_request(store::StudioStore& store,
+                                                  const std::string& request_id) {
+  auto request = store.find_request(request_id);
+  if (!request) {
+    return fail(std::move(request).error());
+  }
+  if (!*request) {
+    return fail(Error::not_found("no registration request {}", request_id));
+  }
+  if ((*request)->status != store::RequestStatus::Pending) {
+    return fail(Error::make(Code::Conflict, "registration request {} is already {}", request_id,
+                            store::to_string((*request)->status)));
+  }
+  return std::move(**request);
+}
+
+}  // namespace
+
+Result<std::string> approve_request(store::StudioStore& store, const std::string& request_id,
+                                    store::Millis now) {
+  auto request = pending_request(store, request_id);
+  if (!request) {
+    return fail(std::move(request).error());
+  }
+  store::WorkerRecord worker;
+  worker.id = "w-" + random_uuid();
+  // Nobody knows this token: the worker gets a fresh one on its next poll.
+  worker.token_hash = sha256_hex(random_hex(32));
+  worker.install_id = request->install_id;
+  worker.capabilities_json = request->capabilities_json;
+  worker.created_at = now;
+  SW_TRY(store.insert_worker(worker));
+  auto decided =
+      store.decide_request(request_id, store::RequestStatus::Approved, "", worker.id, now);
+  if (!decided) {
+    return fail(std::move(decided).error());
+  }
+  return worker.id;
+}
+
+Status reject_request(store::StudioStore& store, const std::string& request_id,
+                      const std::string& reason, store::Millis now) {
+  auto request = pending_request(store, request_id);
+  if (!request) {
+    return fail(std::move(request).error());
+  }
+  auto decided =
+      store.decide_request(request_id, store::RequestStatus::Rejected, reason, std::nullopt, now);
+  if (!decided) {
+    return fail(std::move(decided).error());
+  }
+  return {};
+}
+
+}  // namespace sw::studio

@@ -1,0 +1,50 @@
+#pragma once
+// The studio's settings: everything `studio-server serve` can change, with the spec's defaults.
+// Tests shorten the timeouts instead of sleeping through them.
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+
+#include "proto/types.h"
+
+namespace sw::studio {
+
+using namespace std::chrono_literals;
+
+struct StudioConfig {
+  std::filesystem::path data_dir;  // studio.db and results/ live here
+
+  // Scheduling (studio-server.md "Scheduling rules").
+  std::chrono::milliseconds offer_timeout = 30s;            // offer unanswered → requeue
+  std::chrono::milliseconds session_silence_timeout = 30s;  // no frame → close, release job
+  std::chrono::milliseconds sweep_interval = 5s;            // how often silence is checked
+  std::chrono::milliseconds reject_hold_off = 5s;           // after reject busy/paused
+  std::chrono::milliseconds default_run_limit = 30min;      // claimed with no result → requeue
+  std::map<proto::TaskKind, std::chrono::milliseconds> run_limits;  // per-kind overrides
+
+  // Request limits: refused before the body is buffered.
+  std::uint64_t json_body_limit = 1ull << 20;
+  std::uint64_t result_body_limit = 512ull << 20;
+  std::uint64_t frame_limit = 16ull << 20;  // completeJson carries whole LLM outputs
+
+  // Registration (reference §2.1): requests per source IP per window.
+  int register_rate_limit = 10;
+  std::chrono::seconds register_rate_window = 60s;
+
+  int log_keep_per_worker = 10'000;
+  int default_max_attempts = 3;
+
+  // The admin token in clear (STUDIO_SERVER_ADMIN_TOKEN); otherwise one is minted at first start.
+  std::optional<std::string> admin_token;
+
+  std::chrono::milliseconds run_limit_for(proto::TaskKind kind) const {
+    const auto it = run_limits.find(kind);
+    return it == run_limits.end() ? default_run_limit : it->second;
+  }
+};
+
+}  // namespace sw::studio

@@ -1,0 +1,103 @@
+#include "studio/json_views.h"
+
+#include "common/clock.h"
+
+namespace sw::studio {
+
+std::string dump(const nlohmann::json& value) {
+  return value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+std::string iso_time(std::int64_t unix_millis) {
+  return format_rfc3339_millis(unix_millis);
+}
+
+nlohmann::json stored_json(const std::string& text) {
+  auto parsed = nlohmann::json::parse(text, nullptr, false);
+  return parsed.is_discarded() ? nlohmann::json() : parsed;
+}
+
+nlohmann::json job_json(const store::JobRecord& job) {
+  nlohmann::json out = {
+      {"id", job.id},
+      {"model", job.model},
+      {"kind", proto::to_string(job.kind)},
+      {"status", store::to_string(job.status)},
+      {"priority", job.priority},
+      {"attempts", job.attempts},
+      {"maxAttempts", job.max_attempts},
+      {"createdAt", iso_time(job.created_at)},
+      {"task", stored_json(job.task_json)},
+      {"gameId", job.game_id},
+      {"assetName", job.asset_name},
+  };
+  if (job.worker_id) {
+    out["workerId"] = *job.worker_id;
+  } else if (job.last_worker_id && job.status == store::JobStatus::Done) {
+    out["workerId"] = *job.last_worker_id;
+  }
+  if (job.idempotency_key) {
+    out["idempotencyKey"] = *job.idempotency_key;
+  }
+  if (job.claimed_at) {
+    out["claimedAt"] = iso_time(*job.claimed_at);
+  }
+  if (job.finished_at) {
+    out["finishedAt"] = iso_time(*job.finished_at);
+  }
+  if (job.error && job.status != store::JobStatus::Done) {
+    out["error"] = *job.error;
+  }
+  if (job.status == store::JobStatus::Done) {
+    if (job.result_json) {
+      out["result"] = {{"json", stored_json(*job.result_json)}};
+    } else if (job.result_binary) {
+      out["result"] = {{"contentType", job.result_binary->content_type},
+                       {"bytes", job.result_binary->bytes},
+                       {"sha256", job.result_binary->sha256},
+                       {"ext", job.result_binary->ext},
+                       {"url", "/api/v1/jobs/" + job.id + "/result"}};
+    }
+  }
+  return out;
+}
+
+std::string job_event_json(const store::JobRecord& job) {
+  nlohmann::json out = {{"id", job.id},
+                        {"status", store::to_string(job.status)},
+                        {"kind", proto::to_string(job.kind)},
+                        {"model", job.model},
+                        {"attempts", job.attempts}};
+  if (job.worker_id) {
+    out["workerId"] = *job.worker_id;
+  }
+  if (job.error && job.status != store::JobStatus::Done) {
+    out["error"] = *job.error;
+  }
+  return dump(out);
+}
+
+std::string worker_event_json(const std::string& worker_id, std::string_view state) {
+  return dump({{"id", worker_id}, {"state", state}});
+}
+
+nlohmann::json model_json(const store::ModelRecord& model) {
+  return {{"id", model.id},
+          {"kind", proto::to_string(model.kind)},
+          {"displayName", model.display_name},
+          {"vramGbEstimate", model.vram_gb_estimate},
+          {"enabled", model.enabled},
+          {"source", stored_json(model.source_json)}};
+}
+
+std::string mime_for_ext(std::string_view ext) {
+  if (ext == "png") return "image/png";
+  if (ext == "webp") return "image/webp";
+  if (ext == "gif") return "image/gif";
+  if (ext == "wav") return "audio/wav";
+  if (ext == "mp3") return "audio/mpeg";
+  if (ext == "mp4") return "video/mp4";
+  return "application/octet-stream";
+}
+
+}  // namespace sw::studio

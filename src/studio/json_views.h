@@ -1,0 +1,27 @@
+#pragma once
+// JSON shapes of the client API (studio-server.md "Client API"), built with nlohmann. Internal to
+// the studio module. Thread-safe (pure functions).
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+
+#include "store/studio_store.h"
+
+namespace sw::studio {
+
+// {id, model, kind, status, priority, attempts, maxAttempts, workerId?, createdAt, claimedAt?,
+//  finishedAt?, error?, result?, task, gameId, assetName, idempotencyKey?}
+nlohmann::json job_json(const store::JobRecord& job);
+std::string job_event_json(const store::JobRecord& job);
+std::string worker_event_json(const std::string& worker_id, std::string_view state);
+nlohmann::json model_json(const store::ModelRecord& model);
+// Parses a stored JSON column; null when it is not JSON (never throws).
+nlohmann::json stored_json(const std::string& text);
+std::string iso_time(std::int64_t unix_millis);
+// The MIME type for a result extension (reference §2.3 table).
+std::string mime_for_ext(std::string_view ext);
+// Compact JSON text with invalid UTF-8 replaced, never throwing.
+std::string dump(const nlohmann::json& value);
+
+}  // namespace sw::studio

@@ -1,0 +1,71 @@
+#include "studio/metrics.h"
+
+#include <fmt/format.h>
+
+namespace sw::studio {
+
+void Metrics::observe_offer_latency(std::chrono::steady_clock::duration latency) {
+  const double seconds = std::chrono::duration<double>(latency).count();
+  for (std::size_t i = 0; i < kLatencyBuckets.size(); ++i) {
+    if (seconds <= kLatencyBuckets[i]) {
+      ++latency_counts[i];
+    }
+  }
+  ++latency_count;
+  latency_sum += seconds;
+}
+
+std::string Metrics::render(const std::map<proto::TaskKind, std::size_t>& queued_per_kind,
+                            const std::map<std::string, std::int64_t>& jobs_by_status,
+                            std::size_t workers_connected) const {
+  std::string out;
+  auto line = [&out](std::string_view text) {
+    out.append(text);
+    out.push_back('\n');
+  };
+  line("# HELP studio_queue_depth Jobs waiting for a worker, per task kind.");
+  line("# TYPE studio_queue_depth gauge");
+  for (const auto& [kind, count] : queued_per_kind) {
+    line(fmt::format("studio_queue_depth{{kind=\"{}\"}} {}", proto::to_string(kind), count));
+  }
+  line("# HELP studio_jobs Jobs in the database, per status.");
+  line("# TYPE studio_jobs gauge");
+  for (const auto* status : {"queued", "claimed", "done", "failed", "cancelled"}) {
+    const auto it = jobs_by_status.find(status);
+    line(fmt::format("studio_jobs{{status=\"{}\"}} {}", status,
+                     it == jobs_by_status.end() ? 0 : it->second));
+  }
+  line("# HELP studio_workers_connected Welcomed worker sessions.");
+  line("# TYPE studio_workers_connected gauge");
+  line(fmt::format("studio_workers_connected {}", workers_connected));
+  line("# HELP studio_frames_in_total WebSocket frames received from workers.");
+  line("# TYPE studio_frames_in_total counter");
+  line(fmt::format("studio_frames_in_total {}", frames_in));
+  line("# HELP studio_frames_out_total WebSocket frames sent to workers.");
+  line("# TYPE studio_frames_out_total counter");
+  line(fmt::format("studio_frames_out_total {}", frames_out));
+  line("# HELP studio_upload_bytes_total Result bytes received over multipart complete.");
+  line("# TYPE studio_upload_bytes_total counter");
+  line(fmt::format("studio_upload_bytes_total {}", upload_bytes));
+  line("# HELP studio_offers_total Offers sent.");
+  line("# TYPE studio_offers_total counter");
+  line(fmt::format("studio_offers_total {}", offers));
+  line("# HELP studio_requeues_total Jobs returned to the queue.");
+  line("# TYPE studio_requeues_total counter");
+  line(fmt::format("studio_requeues_total {}", requeues));
+  line("# HELP studio_protocol_violations_total Sessions ended for breaking the protocol.");
+  line("# TYPE studio_protocol_violations_total counter");
+  line(fmt::format("studio_protocol_violations_total {}", protocol_violations));
+  line("# HELP studio_offer_latency_seconds Time from queued (or requeued) to offer sent.");
+  line("# TYPE studio_offer_latency_seconds histogram");
+  for (std::size_t i = 0; i < kLatencyBuckets.size(); ++i) {
+    line(fmt::format("studio_offer_latency_seconds_bucket{{le=\"{}\"}} {}", kLatencyBuckets[i],
+                     latency_counts[i]));
+  }
+  line(fmt::format("studio_offer_latency_seconds_bucket{{le=\"+Inf\"}} {}", latency_count));
+  line(fmt::format("studio_offer_latency_seconds_sum {}", latency_sum));
+  line(fmt::format("studio_offer_latency_seconds_count {}", latency_count));
+  return out;
+}
+
+}  // namespace sw::studio

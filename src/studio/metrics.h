@@ -1,0 +1,38 @@
+#pragma once
+// The studio's counters and the offer-latency histogram, rendered as Prometheus text.
+// Loop-thread only.
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "proto/types.h"
+
+namespace sw::studio {
+
+struct Metrics {
+  // Buckets of the queued → offer-sent latency, in seconds.
+  static constexpr std::array<double, 12> kLatencyBuckets = {
+      0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5, 30};
+
+  std::uint64_t frames_in = 0;
+  std::uint64_t frames_out = 0;
+  std::uint64_t upload_bytes = 0;
+  std::uint64_t offers = 0;
+  std::uint64_t requeues = 0;
+  std::uint64_t protocol_violations = 0;
+  std::array<std::uint64_t, kLatencyBuckets.size()> latency_counts{};
+  std::uint64_t latency_count = 0;
+  double latency_sum = 0;
+
+  void observe_offer_latency(std::chrono::steady_clock::duration latency);
+
+  // The exposition text; gauges come from the caller's live state.
+  std::string render(const std::map<proto::TaskKind, std::size_t>& queued_per_kind,
+                     const std::map<std::string, std::int64_t>& jobs_by_status,
+                     std::size_t workers_connected) const;
+};
+
+}  // namespace sw::studio

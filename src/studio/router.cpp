@@ -1,0 +1,1321 @@
+#include "studio/router.h"
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/thread_pool.hpp>
+
+#include <charconv>
+#include <filesystem>
+
+#include "common/clock.h"
+#include "common/file_io.h"
+#include "common/log.h"
+#include "common/secrets.h"
+#include "common/sha256.h"
+#include "proto/codec.h"
+#include "studio/admin.h"
+#include "studio/db_worker.h"
+#include "studio/json_views.h"
+#include "studio/studio.h"
+
+namespace sw::studio {
+
+using net::HttpRequest;
+using net::HttpResponse;
+using nlohmann::json;
+
+namespace {
+
+const log::Logger& logger() {
+  static const log::Logger instance("studio_worker::studio::api");
+  return instance;
+}
+
+enum class RouteId {
+  RegisterRequest,
+  RegisterPoll,
+  Complete,
+  JobsCreate,
+  JobsList,
+  JobGet,
+  JobResult,
+  JobCancel,
+  Events,
+  ModelsList,
+  ModelsCreate,
+  ModelGet,
+  ModelPut,
+  ModelDelete,
+  WorkersList,
+  WorkersPending,
+  WorkerApprove,
+  WorkerReject,
+  WorkerDelete,
+  WorkerLogs,
+  KeysList,
+  KeysCreate,
+  KeyDelete,
+  Metrics,
+  Health,
+};
+
+enum class Auth { None, Worker, Client, Admin };
+enum class BodyKind { None, Json, Result };
+
+struct RouteSpec {
+  std::string_view method;
+  std::string_view pattern;  // ":x" segments capture
+  RouteId id;
+  Auth auth;
+  BodyKind body;
+};
+
+constexpr RouteSpec kRoutes[] = {
+    {"POST", "/graphics/api/workers/register-request", RouteId::RegisterRequest, Auth::None,
+     BodyKind::Json},
+    {"GET", "/graphics/api/workers/register-requests/:id", RouteId::RegisterPoll, Auth::None,
+     BodyKind::None},
+    {"POST", "/graphics/api/workers/:worker/jobs/:job/complete", RouteId::Complete, Auth::Worker,
+     BodyKind::Result},
+    {"POST", "/api/v1/jobs", RouteId::JobsCreate, Auth::Client, BodyKind::Json},
+    {"GET", "/api/v1/jobs", RouteId::JobsList, Auth::Client, BodyKind::None},
+    {"GET", "/api/v1/jobs/:id", RouteId::JobGet, Auth::Client, BodyKind::None},
+    {"GET", "/api/v1/jobs/:id/result", RouteId::JobResult, Auth::Client, BodyKind::None},
+    {"POST", "/api/v1/jobs/:id/cancel", RouteId::JobCancel, Auth::Client, BodyKind::Json},
+    {"GET", "/api/v1/events", RouteId::Events, Auth::Client, BodyKind::None},
+    {"GET", "/api/v1/models", RouteId::ModelsList, Auth::Client, BodyKind::None},
+    {"POST", "/api/v1/models", RouteId::ModelsCreate, Auth::Client, BodyKind::Json},
+    {"GET", "/api/v1/models/:id", RouteId::ModelGet, Auth::Client, BodyKind::None},
+    {"PUT", "/api/v1/models/:id", RouteId::ModelPut, Auth::Client, BodyKind::Json},
+    {"DELETE", "/api/v1/models/:id", RouteId::ModelDelete, Auth::Client, BodyKind::None},
+    {"GET", "/api/v1/workers", RouteId::WorkersList, Auth::Admin, BodyKind::None},
+    {"GET", "/api/v1/workers/pending", RouteId::WorkersPending, Auth::Admin, BodyKind::None},
+    {"POST", "/api/v1/workers/pending/:id/approve", RouteId::WorkerApprove, Auth::Admin,
+     BodyKind::Json},
+    {"POST", "/api/v1/workers/pending/:id/reject", RouteId::WorkerReject, Auth::Admin,
+     BodyKind::Json},
+    {"DELETE", "/api/v1/workers/:id", RouteId::WorkerDelete, Auth::Admin, BodyKind::None},
+    {"GET", "/api/v1/workers/:id/logs", RouteId::WorkerLogs, Auth::Admin, BodyKind::None},
+    {"GET", "/api/v1/keys", RouteId::KeysList, Auth::Admin, BodyKind::None},
+    {"POST", "/api/v1/keys", RouteId::KeysCreate, Auth::Admin, BodyKind::Json},
+    {"DELETE", "/api/v1/keys/:id", RouteId::KeyDelete, Auth::Admin, BodyKind::None},
+    {"GET", "/metrics", RouteId::Metrics, Auth::None, BodyKind::None},
+    {"GET", "/healthz", RouteId::Health, Auth::None, BodyKind::None},
+};
+
+std::vector<std::string_view> split_path(std::string_view path) {
+  std::vector<std::string_view> segments;
+  while (!path.empty()) {
+    if (path.front() == '/') {
+      path.remove_prefix(1);
+      continue;
+    }
+    const auto slash = path.find('/');
+    segments.push_back(path.substr(0, slash));
+    path = slash == std::string_view::npos ? std::string_view() : path.substr(slash);
+  }
+  return segments;
+}
+
+bool match_pattern(std::string_view pattern, const std::vector<std::string_view>& segments,
+                   std::vector<std::string>& params) {
+  const auto parts = split_path(pattern);
+  if (parts.size() != segments.size()) {
+    return false;
+  }
+  std::vector<std::string> captured;
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    if (parts[i].front() == ':') {
+      captured.emplace_back(segments[i]);
+    } else if (parts[i] != segments[i]) {
+      return false;
+    }
+  }
+  params = std::move(captured);
+  return true;
+}
+
+struct Matched {
+  const RouteSpec* spec = nullptr;
+  std::vector<std::string> params;
+  bool wrong_method = false;
+};
+
+Matched match_route(const HttpRequest& request) {
+  Matched matched;
+  const auto segments = split_path(request.path);
+  for (const auto& spec : kRoutes) {
+    std::vector<std::string> params;
+    if (!match_pattern(spec.pattern, segments, params)) {
+      continue;
+    }
+    if (spec.method == request.method) {
+      matched.spec = &spec;
+      matched.params = std::move(params);
+      matched.wrong_method = false;
+      return matched;
+    }
+    matched.wrong_method = true;
+  }
+  return matched;
+}
+
+// Ids in paths and bodies: printable, no separators, bounded.
+bool valid_id(std::string_view id) {
+  if (id.empty() || id.size() > 200) {
+    return false;
+  }
+  return std::all_of(id.begin(), id.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '-' || c == '_' || c == '.' ||
+           c == ':';
+  });
+}
+
+HttpResponse invalid(std::string_view code, std::string message) {
+  return HttpResponse::error(400, code, message);
+}
+
+HttpResponse from_error(const Error& error) {
+  switch (error.code) {
+    case Code::NotFound: return HttpResponse::error(404, "not_found", error.message);
+    case Code::Conflict:
+    case Code::AlreadyExists: return HttpResponse::error(409, "conflict", error.message);
+    case Code::InvalidArgument: return HttpResponse::error(400, "invalid_request", error.message);
+    case Code::Unavailable: return HttpResponse::error(503, "unavailable", error.message);
+    default: return HttpResponse::error(500, "internal_error", error.message);
+  }
+}
+
+HttpResponse ok_json(const json& body, int status = 200) {
+  return HttpResponse::json(status, dump(body));
+}
+
+// Reads a JSON object body; an empty body counts as {} when `empty_ok`.
+Result<json> parse_object(const std::string& body, bool empty_ok) {
+  if (body.empty() && empty_ok) {
+    return json::object();
+  }
+  auto parsed = json::parse(body, nullptr, false);
+  if (parsed.is_discarded()) {
+    return fail(Error::invalid_argument("body: not valid JSON"));
+  }
+  if (!parsed.is_object()) {
+    return fail(Error::invalid_argument("body: must be a JSON object"));
+  }
+  return parsed;
+}
+
+// Typed field access with errors that name the field.
+template <class T>
+Result<std::optional<T>> field(const json& object, const char* name) {
+  const auto it = object.find(name);
+  if (it == object.end() || it->is_null()) {
+    return std::optional<T>();
+  }
+  if constexpr (std::is_same_v<T, std::string>) {
+    if (!it->is_string()) {
+      return fail(Error::invalid_argument("{}: must be a string", name));
+    }
+    return std::optional<T>(it->get<std::string>());
+  } else if constexpr (std::is_same_v<T, bool>) {
+    if (!it->is_boolean()) {
+      return fail(Error::invalid_argument("{}: must be a boolean", name));
+    }
+    return std::optional<T>(it->get<bool>());
+  } else if constexpr (std::is_same_v<T, double>) {
+    if (!it->is_number()) {
+      return fail(Error::invalid_argument("{}: must be a number", name));
+    }
+    return std::optional<T>(it->get<double>());
+  } else {
+    static_assert(std::is_same_v<T, std::int64_t>);
+    if (!it->is_number_integer()) {
+      return fail(Error::invalid_argument("{}: must be an integer", name));
+    }
+    return std::optional<T>(it->get<std::int64_t>());
+  }
+}
+
+bool is_lower_hex64(std::string_view text) {
+  return text.size() == 64 && std::all_of(text.begin(), text.end(), [](char c) {
+           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+         });
+}
+
+bool valid_ext(std::string_view ext) {
+  return !ext.empty() && ext.size() <= 10 && std::all_of(ext.begin(), ext.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+  });
+}
+
+}  // namespace
+
+class Router : public net::HttpHandler {
+ public:
+  explicit Router(Studio& studio) : s_(studio) {}
+
+  std::variant<net::Admission, HttpResponse> admit(const HttpRequest& head) override {
+    const auto matched = match_route(head);
+    if (!matched.spec) {
+      return matched.wrong_method
+                 ? HttpResponse::error(405, "method_not_allowed", head.method + " " + head.path)
+                 : HttpResponse::error(404, "not_found", "no route for " + head.path);
+    }
+    if (auto refusal = authorise(head, *matched.spec, matched.params)) {
+      return std::move(*refusal);
+    }
+    switch (matched.spec->body) {
+      case BodyKind::Result: return net::Admission{s_.config_.result_body_limit};
+      case BodyKind::Json: return net::Admission{s_.config_.json_body_limit};
+      case BodyKind::None: return net::Admission{s_.config_.json_body_limit};
+    }
+    return net::Admission{};
+  }
+
+  std::variant<net::UpgradeAccepted, HttpResponse> upgrade(const HttpRequest& head) override {
+    std::vector<std::string> params;
+    if (head.method != "GET" ||
+        !match_pattern("/graphics/api/workers/:id/connect", split_path(head.path), params)) {
+      return HttpResponse::error(404, "not_found", "no WebSocket route for " + head.path);
+    }
+    const auto& worker_id = params[0];
+    if (!worker_token_ok(head, worker_id)) {
+      const auto reference = random_uuid();
+      logger().warn(
+          "ws.upgrade_unauthorised",
+          {{"worker_id", worker_id}, {"remote", head.remote_address}, {"reference", reference}});
+      json body = {{"error", "unauthorized"},
+                   {"message", "unknown worker or bad bearer token"},
+                   {"reference", reference}};
+      return HttpResponse::json(401, dump(body));
+    }
+    if (s_.stopping_) {
+      return HttpResponse::error(503, "unavailable", "the studio is shutting down");
+    }
+    net::UpgradeAccepted accepted;
+    accepted.handler = std::make_shared<WorkerSession>(s_.weak_from_this(), worker_id);
+    accepted.message_limit = s_.config_.frame_limit;
+    if (const auto* protocols = head.header("sec-websocket-protocol");
+        protocols && protocols->find("studio-worker-v1") != std::string::npos) {
+      accepted.subprotocol = "studio-worker-v1";
+    }
+    return accepted;
+  }
+
+  void handle(HttpRequest request, net::Responder responder) override {
+    const auto matched = match_route(request);
+    if (!matched.spec) {
+      responder.send(HttpResponse::error(404, "not_found", "no route for " + request.path));
+      return;
+    }
+    const auto& p = matched.params;
+    switch (matched.spec->id) {
+      case RouteId::RegisterRequest: return register_request(request, responder);
+      case RouteId::RegisterPoll: return register_poll(request, p[0], responder);
+      case RouteId::Complete: return complete(std::move(request), p[0], p[1], responder);
+      case RouteId::JobsCreate: return create_job(request, responder);
+      case RouteId::JobsList: return list_jobs(request, responder);
+      case RouteId::JobGet: return get_job(p[0], responder);
+      case RouteId::JobResult: return job_result(p[0], responder);
+      case RouteId::JobCancel: return cancel_job(p[0], responder);
+      case RouteId::Events: return events(responder);
+      case RouteId::ModelsList: return list_models(responder);
+      case RouteId::ModelsCreate: return put_model(request, std::nullopt, responder);
+      case RouteId::ModelGet: return get_model(p[0], responder);
+      case RouteId::ModelPut: return put_model(request, p[0], responder);
+      case RouteId::ModelDelete: return delete_model(p[0], responder);
+      case RouteId::WorkersList: return list_workers(responder);
+      case RouteId::WorkersPending: return list_pending(responder);
+      case RouteId::WorkerApprove: return approve(p[0], responder);
+      case RouteId::WorkerReject: return reject(request, p[0], responder);
+      case RouteId::WorkerDelete: return delete_worker(p[0], responder);
+      case RouteId::WorkerLogs: return worker_logs(request, p[0], responder);
+      case RouteId::KeysList: return list_keys(responder);
+      case RouteId::KeysCreate: return create_key(request, responder);
+      case RouteId::KeyDelete: return delete_key(p[0], responder);
+      case RouteId::Metrics: return metrics(responder);
+      case RouteId::Health: return responder.send(ok_json({{"ok", true}}));
+    }
+  }
+
+ private:
+  // ---- auth ----
+
+  bool worker_token_ok(const HttpRequest& head, const std::string& worker_id) const {
+    const auto token = head.bearer_token();
+    const auto worker = s_.workers_.find(worker_id);
+    return token && worker != s_.workers_.end() &&
+           constant_time_equal(sha256_hex(*token), worker->second.token_hash);
+  }
+
+  std::optional<HttpResponse> authorise(const HttpRequest& head, const RouteSpec& spec,
+                                        const std::vector<std::string>& params) const {
+    if (spec.auth == Auth::None) {
+      return std::nullopt;
+    }
+    if (spec.auth == Auth::Worker) {
+      if (worker_token_ok(head, params[0])) {
+        return std::nullopt;
+      }
+      return HttpResponse::error(401, "unauthorized", "unknown worker or bad bearer token");
+    }
+    const auto token = head.bearer_token();
+    if (!token) {
+      return HttpResponse::error(401, "unauthorized", "Authorization: Bearer <key> required");
+    }
+    const auto hash = sha256_hex(*token);
+    const bool admin = constant_time_equal(hash, s_.admin_token_hash_);
+    if (admin) {
+      return std::nullopt;
+    }
+    const bool client = s_.api_keys_.contains(hash);
+    if (spec.auth == Auth::Client && client) {
+      return std::nullopt;
+    }
+    if (client) {
+      return HttpResponse::error(403, "forbidden", "this route needs the admin token");
+    }
+    return HttpResponse::error(401, "unauthorized", "unknown API key");
+  }
+
+  // ---- registration (reference §2.1–2.2) ----
+
+  void register_request(const HttpRequest& request, const net::Responder& responder) {
+    if (!s_.register_limiter_.allow(request.remote_address, std::chrono::steady_clock::now())) {
+      responder.send(HttpResponse::error(
+          429, "rate_limited",
+          fmt::format("at most {} registration requests per {} s from one address",
+                      s_.config_.register_rate_limit, s_.config_.register_rate_window.count())));
+      return;
+    }
+    auto body = proto::decode_register_request(request.body);
+    if (!body) {
+      responder.send(invalid("invalid_request", body.error().message));
+      return;
+    }
+    if (body->install_id.empty() || body->install_id.size() > 200) {
+      responder.send(invalid("invalid_request", "installId: must be 1 to 200 characters"));
+      return;
+    }
+    if (!is_lower_hex64(body->registration_secret_hash)) {
+      responder.send(invalid("invalid_request",
+                             "registrationSecretHash: must be 64 lowercase hex characters"));
+      return;
+    }
+    store::RegistrationRecord record;
+    record.id = "rr-" + random_uuid();
+    record.install_id = body->install_id;
+    record.secret_hash = body->registration_secret_hash;
+    record.capabilities_json = proto::encode(body->capabilities);
+    record.user_agent = body->user_agent;
+    record.source_ip = request.remote_address;
+    record.created_at = unix_millis_now();
+    s_.db_->call<std::string>(
+        [record](store::StudioStore& st) -> Result<std::string> {
+          // Dedup: a retry with the same install and secret gets the same request. A new secret
+          // for the same install supersedes the old request (never adopts it: whoever holds the
+          // old secret keeps no claim on the new one).
+          auto existing = st.find_pending_request(record.install_id);
+          if (!existing) {
+            return fail(std::move(existing).error());
+          }
+          if (*existing) {
+            if (constant_time_equal((*existing)->secret_hash, record.secret_hash)) {
+              return (*existing)->id;
+            }
+            auto superseded = st.decide_request((*existing)->id, store::RequestStatus::Rejected,
+                                                "superseded by a newer request from the same "
+                                                "install",
+                                                std::nullopt, record.created_at);
+            if (!superseded) {
+              return fail(std::move(superseded).error());
+            }
+          }
+          SW_TRY(st.insert_request(record));
+          return record.id;
+        },
+        [responder, install = record.install_id](Result<std::string> id) {
+          if (!id) {
+            responder.send(from_error(id.error()));
+            return;
+          }
+          logger().info("registration.requested", {{"request_id", *id}, {"install_id", install}});
+          responder.send(
+              HttpResponse::json(200, proto::encode(proto::RegisterResponse{*id, "pending"})));
+        });
+  }
+
+  void register_poll(const HttpRequest& request, const std::string& request_id,
+                     const net::Responder& responder) {
+    const auto secret = request.bearer_token();
+    if (!secret) {
+      responder.send(HttpResponse::error(401, "unauthorized",
+                                         "Authorization: Bearer <registration secret> required"));
+      return;
+    }
+    struct Answer {
+      int status = 200;
+      std::string body;
+      std::optional<std::pair<std::string, std::string>> token;  // worker id, hash
+    };
+    s_.db_->call<Answer>(
+        [request_id, secret_hash = sha256_hex(*secret)](store::StudioStore& st) -> Result<Answer> {
+          auto found = st.find_request(request_id);
+          if (!found) {
+            return fail(std::move(found).error());
+          }
+          if (!*found) {
+            return Answer{
+                404, dump({{"error", "not_found"}, {"message", "unknown registration request"}}),
+                std::nullopt};
+          }
+          const auto& r = **found;
+          if (!constant_time_equal(secret_hash, r.secret_hash)) {
+            return Answer{
+                401, dump({{"error", "unauthorized"}, {"message", "registration secret rejected"}}),
+                std::nullopt};
+          }
+          switch (r.status) {
+            case store::RequestStatus::Pending:
+              return Answer{200,
+                            proto::encode(proto::RegistrationPoll{proto::RegistrationPending{}}),
+                            std::nullopt};
+            case store::RequestStatus::Rejected:
+              return Answer{
+                  200,
+                  proto::encode(proto::RegistrationPoll{proto::RegistrationRejected{r.reason}}),
+                  std::nullopt};
+            case store::RequestStatus::Approved: break;
+          }
+          // Every approved poll mints a fresh token and rotates the stored hash (reference §2.2).
+          const std::string token = random_hex(32);
+          const std::string hash = sha256_hex(token);
+          auto rotated = st.set_worker_token(r.worker_id.value_or(""), hash);
+          if (!rotated) {
+            return fail(std::move(rotated).error());
+          }
+          if (!*rotated) {
+            return Answer{
+                404, dump({{"error", "not_found"}, {"message", "the approved worker was deleted"}}),
+                std::nullopt};
+          }
+          return Answer{200,
+                        proto::encode(proto::RegistrationPoll{
+                            proto::RegistrationApproved{*r.worker_id, token}}),
+                        std::pair(*r.worker_id, hash)};
+        },
+        [this, responder](Result<Answer> answer) {
+          if (!answer) {
+            responder.send(from_error(answer.error()));
+            return;
+          }
+          if (answer->token) {
+            s_.workers_[answer->token->first] = Studio::CachedWorker{answer->token->second};
+          }
+          responder.send(HttpResponse::json(answer->status, std::move(answer->body)));
+        });
+  }
+
+  // ---- results (reference §2.3) ----
+
+  void complete(HttpRequest request, const std::string& worker_id, const std::string& job_id,
+                const net::Responder& responder) {
+    const auto* content_type = request.header("content-type");
+    auto body = std::make_shared<const std::string>(std::move(request.body));
+    auto parts = net::parse_form_data(content_type ? *content_type : "", *body);
+    if (!parts) {
+      responder.send(invalid("invalid_request", parts.error().message));
+      return;
+    }
+    std::optional<std::string_view> prompt;
+    std::optional<std::string_view> ext;
+    std::optional<std::string_view> bytes;
+    for (const auto& part : *parts) {
+      if (part.name == "prompt") {
+        prompt = part.data;
+      } else if (part.name == "ext") {
+        ext = part.data;
+      } else if (part.name == "image") {
+        bytes = part.data;
+      }
+    }
+    if (!bytes) {
+      responder.send(invalid("invalid_request", "multipart body: missing the \"image\" part"));
+      return;
+    }
+    if (!ext || !valid_ext(*ext)) {
+      responder.send(invalid("invalid_request",
+                             "ext: must be 1 to 10 lowercase letters or digits (e.g. webp)"));
+      return;
+    }
+    s_.metrics_.upload_bytes += bytes->size();
+    BinaryUpload upload{std::string(*ext),
+                        prompt ? std::optional<std::string>(std::string(*prompt)) : std::nullopt,
+                        body,
+                        *bytes,
+                        worker_id,
+                        job_id,
+                        ""};
+    // Hash off the loop thread, then decide.
+    boost::asio::post(*s_.blocking_, [this, upload, responder,
+                                      weak = s_.weak_from_this()]() mutable {
+      upload.sha256 = sha256_hex(upload.data);
+      boost::asio::post(s_.loop_, [this, upload = std::move(upload), responder, weak]() mutable {
+        if (weak.lock()) {
+          complete_hashed(std::move(upload), responder);
+        }
+      });
+    });
+  }
+
+  struct BinaryUpload {
+    std::string ext;
+    std::optional<std::string> prompt;
+    std::shared_ptr<const std::string> body;  // owns `data`
+    std::string_view data;
+    std::string worker_id;
+    std::string job_id;
+    std::string sha256;
+  };
+
+  void complete_hashed(BinaryUpload upload, const net::Responder& responder) {
+    auto it = s_.jobs_.find(upload.job_id);
+    const bool held = it != s_.jobs_.end() && it->second.holder == upload.worker_id &&
+                      (it->second.phase == Studio::ActiveJob::Phase::Offered ||
+                       it->second.phase == Studio::ActiveJob::Phase::Running);
+    if (!held) {
+      // A repeat of a stored completion is idempotent; anything else is not this worker's.
+      s_.db_->call<std::optional<store::JobRecord>>(
+          [id = upload.job_id](store::StudioStore& st) { return st.find_job(id); },
+          [upload, responder](Result<std::optional<store::JobRecord>> job) {
+            const bool ours = job && *job && (*job)->last_worker_id == upload.worker_id;
+            if (ours && (*job)->status == store::JobStatus::Done && (*job)->result_binary &&
+                (*job)->result_binary->sha256 == upload.sha256) {
+              responder.send(ok_json({{"ok", true}, {"repeated", true}}));
+            } else if (ours && (*job)->status == store::JobStatus::Cancelled) {
+              responder.send(ok_json({{"ok", true}, {"discarded", true}}));
+            } else {
+              responder.send(HttpResponse::error(
+                  409, "conflict", "job " + upload.job_id + " is not claimed by this worker"));
+            }
+          });
+      return;
+    }
+    auto& job = it->second;
+    if (job.cancelled) {
+      responder.send(ok_json({{"ok", true}, {"discarded", true}}));
+      s_.release(upload.job_id, "cancelled", false, false);
+      return;
+    }
+    // Hold the job while the file is written, so that no timeout requeues it meanwhile.
+    job.phase = Studio::ActiveJob::Phase::Finishing;
+    if (job.deadline) {
+      job.deadline->cancel();
+      job.deadline.reset();
+    }
+    const auto path = s_.config_.data_dir / "results" / upload.sha256;
+    boost::asio::post(
+        *s_.blocking_, [this, upload, path, responder, weak = s_.weak_from_this()]() mutable {
+          Status written;
+          std::error_code ec;
+          if (!std::filesystem::exists(path, ec)) {
+            written = write_file_atomically(path, upload.data, Durability::RenameOnly);
+          }
+          boost::asio::post(s_.loop_, [this, upload = std::move(upload), written, responder, weak] {
+            if (weak.lock()) {
+              store_binary(upload, written, responder);
+            }
+          });
+        });
+  }
+
+  void store_binary(const BinaryUpload& upload, const Status& written,
+                    const net::Responder& responder) {
+    auto it = s_.jobs_.find(upload.job_id);
+    if (it == s_.jobs_.end()) {
+      responder.send(HttpResponse::error(409, "conflict", "job is no longer held"));
+      return;
+    }
+    auto& job = it->second;
+    if (!written) {
+      logger().error("result.write_failed",
+                     {{"job_id", upload.job_id}, {"error", written.error().message}});
+      job.phase = Studio::ActiveJob::Phase::Running;
+      responder.send(HttpResponse::error(503, "unavailable",
+                                         "cannot store the result: " + written.error().message));
+      return;
+    }
+    store::BinaryResult result{upload.sha256, mime_for_ext(upload.ext), upload.ext,
+                               static_cast<std::int64_t>(upload.data.size())};
+    job.phase = Studio::ActiveJob::Phase::Running;  // finish_complete takes it from here
+    const auto now = unix_millis_now();
+    s_.finish_complete(
+        upload.job_id, job.session,
+        [id = upload.job_id, worker = upload.worker_id, result, prompt = upload.prompt,
+         now](store::StudioStore& st) {
+          return st.complete_job_binary(id, worker, result, prompt, now);
+        },
+        [responder, job_id = upload.job_id](Result<bool> stored) {
+          if (stored && *stored) {
+            responder.send(ok_json({{"ok", true}}));
+          } else if (stored) {
+            responder.send(HttpResponse::error(409, "conflict",
+                                               "job " + job_id + " is not claimed by this worker"));
+          } else {
+            responder.send(HttpResponse::error(503, "unavailable", stored.error().message));
+          }
+        });
+  }
+
+  // ---- jobs ----
+
+  void create_job(const HttpRequest& request, const net::Responder& responder) {
+    auto job = validate_job(request.body);
+    if (!job) {
+      responder.send(invalid("invalid_job", job.error().message));
+      return;
+    }
+    s_.db_->call<std::pair<store::JobRecord, bool>>(
+        [job = std::move(*job)](
+            store::StudioStore& st) mutable -> Result<std::pair<store::JobRecord, bool>> {
+          if (job.idempotency_key) {
+            auto existing = st.find_job_by_idempotency_key(*job.idempotency_key);
+            if (!existing) {
+              return fail(std::move(existing).error());
+            }
+            if (*existing) {
+              return std::pair(std::move(**existing), false);
+            }
+          }
+          SW_TRY(st.insert_job(job));
+          return std::pair(std::move(job), true);
+        },
+        [this, responder](Result<std::pair<store::JobRecord, bool>> stored) {
+          if (!stored) {
+            responder.send(from_error(stored.error()));
+            return;
+          }
+          auto& [record, created] = *stored;
+          responder.send(ok_json(job_json(record), created ? 201 : 200));
+          if (created) {
+            logger().debug("job.created", {{"job_id", record.id}, {"model", record.model}});
+            s_.publish_job(record);
+            auto active = Studio::make_active_job(std::move(record));
+            if (active) {
+              s_.enqueue(std::move(*active));
+            }
+          }
+        });
+  }
+
+  Result<store::JobRecord> validate_job(const std::string& text) {
+    auto body = parse_object(text, false);
+    if (!body) {
+      return fail(std::move(body).error());
+    }
+    auto model_id = field<std::string>(*body, "model");
+    if (!model_id) {
+      return fail(std::move(model_id).error());
+    }
+    if (!*model_id || (*model_id)->empty()) {
+      return fail(Error::invalid_argument("model: missing required field"));
+    }
+    const auto model = s_.models_.find(**model_id);
+    if (model == s_.models_.end()) {
+      return fail(Error::invalid_argument("model: unknown model \"{}\"", **model_id));
+    }
+    if (!model->second.record.enabled) {
+      return fail(Error::invalid_argument("model: model \"{}\" is disabled", **model_id));
+    }
+    const auto task_it = body->find("task");
+    if (task_it == body->end() || !task_it->is_object()) {
+      return fail(Error::invalid_argument("task: missing required object"));
+    }
+    auto task = proto::decode_task(dump(*task_it));
+    if (!task) {
+      return fail(Error::invalid_argument("task.{}", task.error().message));
+    }
+    if (task->kind() != model->second.record.kind) {
+      return fail(Error::invalid_argument("task.kind: model \"{}\" serves {}, not {}", **model_id,
+                                          proto::to_string(model->second.record.kind),
+                                          proto::to_string(task->kind())));
+    }
+    auto priority = field<std::int64_t>(*body, "priority");
+    auto max_attempts = field<std::int64_t>(*body, "maxAttempts");
+    auto key = field<std::string>(*body, "idempotencyKey");
+    auto game = field<std::string>(*body, "gameId");
+    auto asset = field<std::string>(*body, "assetName");
+    for (const auto* error :
+         {priority ? nullptr : &priority.error(), max_attempts ? nullptr : &max_attempts.error(),
+          key ? nullptr : &key.error(), game ? nullptr : &game.error(),
+          asset ? nullptr : &asset.error()}) {
+      if (error != nullptr) {
+        return fail(*error);
+      }
+    }
+    if (*priority && (**priority < -1'000'000 || **priority > 1'000'000)) {
+      return fail(Error::invalid_argument("priority: must be between -1000000 and 1000000"));
+    }
+    if (*max_attempts && (**max_attempts < 1 || **max_attempts > 100)) {
+      return fail(Error::invalid_argument("maxAttempts: must be between 1 and 100"));
+    }
+    if (*key && ((*key)->empty() || (*key)->size() > 200)) {
+      return fail(Error::invalid_argument("idempotencyKey: must be 1 to 200 characters"));
+    }
+    for (const auto& [name, value] :
+         {std::pair("gameId", &*game), std::pair("assetName", &*asset)}) {
+      if (*value && (*value)->size() > 200) {
+        return fail(Error::invalid_argument("{}: must be at most 200 characters", name));
+      }
+    }
+    store::JobRecord job;
+    job.id = "job-" + random_uuid();
+    job.model = **model_id;
+    job.kind = task->kind();
+    job.task_json = proto::encode(*task);
+    job.model_source_json = proto::encode(model->second.source);
+    job.vram_gb_estimate = model->second.record.vram_gb_estimate;
+    job.game_id = game->value_or("");
+    job.asset_name = asset->value_or("");
+    job.priority = static_cast<int>(priority->value_or(0));
+    job.max_attempts = static_cast<int>(max_attempts->value_or(s_.config_.default_max_attempts));
+    job.idempotency_key = *key;
+    job.created_at = unix_millis_now();
+    return job;
+  }
+
+  void get_job(const std::string& id, const net::Responder& responder) {
+    s_.db_->call<std::optional<store::JobRecord>>(
+        [id](store::StudioStore& st) { return st.find_job(id); },
+        [responder, id](Result<std::optional<store::JobRecord>> job) {
+          if (!job) {
+            responder.send(from_error(job.error()));
+          } else if (!*job) {
+            responder.send(HttpResponse::error(404, "not_found", "no job " + id));
+          } else {
+            responder.send(ok_json(job_json(**job)));
+          }
+        });
+  }
+
+  void list_jobs(const HttpRequest& request, const net::Responder& responder) {
+    store::JobFilter filter;
+    if (auto status = request.query_param("status"); status && !status->empty()) {
+      filter.status = store::parse_job_status(*status);
+      if (!filter.status) {
+        responder.send(invalid("invalid_request", "status: unknown status \"" + *status + "\""));
+        return;
+      }
+    }
+    if (auto kind = request.query_param("kind"); kind && !kind->empty()) {
+      filter.kind = proto::parse_task_kind(*kind);
+      if (!filter.kind) {
+        responder.send(invalid("invalid_request", "kind: unknown task kind \"" + *kind + "\""));
+        return;
+      }
+    }
+    if (auto limit = request.query_param("limit"); limit && !limit->empty()) {
+      int value = 0;
+      const auto [end, ec] = std::from_chars(limit->data(), limit->data() + limit->size(), value);
+      if (ec != std::errc() || end != limit->data() + limit->size() || value < 1 || value > 500) {
+        responder.send(invalid("invalid_request", "limit: must be an integer from 1 to 500"));
+        return;
+      }
+      filter.limit = value;
+    }
+    const auto before = request.query_param("before");
+    s_.db_->call<std::vector<store::JobRecord>>(
+        [filter, before](store::StudioStore& st) mutable -> Result<std::vector<store::JobRecord>> {
+          if (before && !before->empty()) {
+            auto cursor = st.find_job(*before);
+            if (!cursor) {
+              return fail(std::move(cursor).error());
+            }
+            if (!*cursor) {
+              return fail(Error::invalid_argument("before: no job {}", *before));
+            }
+            filter.before_seq = (*cursor)->seq;
+          }
+          return st.list_jobs(filter);
+        },
+        [responder, limit = filter.limit](Result<std::vector<store::JobRecord>> jobs) {
+          if (!jobs) {
+            responder.send(from_error(jobs.error()));
+            return;
+          }
+          json list = json::array();
+          for (const auto& job : *jobs) {
+            list.push_back(job_json(job));
+          }
+          json body = {{"jobs", std::move(list)}};
+          body["nextBefore"] = static_cast<int>(jobs->size()) == limit && !jobs->empty()
+                                   ? json(jobs->back().id)
+                                   : json();
+          responder.send(ok_json(body));
+        });
+  }
+
+  void job_result(const std::string& id, const net::Responder& responder) {
+    s_.db_->call<std::optional<store::JobRecord>>(
+        [id](store::StudioStore& st) { return st.find_job(id); },
+        [this, responder, id](Result<std::optional<store::JobRecord>> job) {
+          if (!job) {
+            responder.send(from_error(job.error()));
+          } else if (!*job) {
+            responder.send(HttpResponse::error(404, "not_found", "no job " + id));
+          } else if ((*job)->status != store::JobStatus::Done) {
+            responder.send(HttpResponse::error(
+                409, "not_ready",
+                fmt::format("job {} is {}", id, store::to_string((*job)->status))));
+          } else if ((*job)->result_json) {
+            responder.send(HttpResponse::json(200, *(*job)->result_json));
+          } else {
+            HttpResponse response;
+            response.content_type = (*job)->result_binary->content_type;
+            response.file = s_.config_.data_dir / "results" / (*job)->result_binary->sha256;
+            responder.send(std::move(response));
+          }
+        });
+  }
+
+  void cancel_job(const std::string& id, const net::Responder& responder) {
+    auto it = s_.jobs_.find(id);
+    if (it != s_.jobs_.end() && !it->second.cancelled &&
+        it->second.phase != Studio::ActiveJob::Phase::Finishing) {
+      auto& job = it->second;
+      job.cancelled = true;
+      const bool queued = job.phase == Studio::ActiveJob::Phase::Queued;
+      if (queued) {
+        s_.scheduler_.remove(id);
+      }
+      const auto now = unix_millis_now();
+      s_.db_->call<std::optional<store::JobRecord>>(
+          [id, now](store::StudioStore& st) -> Result<std::optional<store::JobRecord>> {
+            SW_TRY(st.cancel_job(id, now));
+            return st.find_job(id);
+          },
+          [this, responder, id, queued](Result<std::optional<store::JobRecord>> stored) {
+            if (queued) {
+              s_.jobs_.erase(id);
+            } else if (auto live = s_.jobs_.find(id); live != s_.jobs_.end()) {
+              live->second.record.status = store::JobStatus::Cancelled;
+            }
+            if (!stored || !*stored) {
+              responder.send(stored ? HttpResponse::error(404, "not_found", "no job " + id)
+                                    : from_error(stored.error()));
+              return;
+            }
+            logger().info("job.cancelled", {{"job_id", id}});
+            s_.publish_job(**stored);
+            responder.send(ok_json(job_json(**stored)));
+          });
+      return;
+    }
+    s_.db_->call<std::optional<store::JobRecord>>(
+        [id](store::StudioStore& st) { return st.find_job(id); },
+        [responder, id](Result<std::optional<store::JobRecord>> job) {
+          if (!job) {
+            responder.send(from_error(job.error()));
+          } else if (!*job) {
+            responder.send(HttpResponse::error(404, "not_found", "no job " + id));
+          } else if ((*job)->status == store::JobStatus::Cancelled) {
+            responder.send(ok_json(job_json(**job)));  // cancelling twice is harmless
+          } else {
+            responder.send(HttpResponse::error(
+                409, "conflict",
+                fmt::format("job {} is already {}", id, store::to_string((*job)->status))));
+          }
+        });
+  }
+
+  void events(const net::Responder& responder) {
+    auto stream = responder.start_stream("text/event-stream");
+    if (stream) {
+      stream->write(": connected\n\n");
+      s_.event_streams_.push_back(std::move(stream));
+    }
+  }
+
+  // ---- models ----
+
+  void list_models(const net::Responder& responder) {
+    std::vector<const store::ModelRecord*> sorted;
+    for (const auto& [id, model] : s_.models_) {
+      sorted.push_back(&model.record);
+    }
+    std::sort(sorted.begin(), sorted.end(), [](auto* a, auto* b) { return a->id < b->id; });
+    json list = json::array();
+    for (const auto* model : sorted) {
+      list.push_back(model_json(*model));
+    }
+    responder.send(ok_json({{"models", std::move(list)}}));
+  }
+
+  void get_model(const std::string& id, const net::Responder& responder) {
+    const auto it = s_.models_.find(id);
+    if (it == s_.models_.end()) {
+      responder.send(HttpResponse::error(404, "not_found", "no model " + id));
+      return;
+    }
+    responder.send(ok_json(model_json(it->second.record)));
+  }
+
+  void put_model(const HttpRequest& request, const std::optional<std::string>& path_id,
+                 const net::Responder& responder) {
+    auto model = validate_model(request.body, path_id);
+    if (!model) {
+      responder.send(invalid("invalid_model", model.error().message));
+      return;
+    }
+    const bool create = !path_id;
+    s_.db_->call<bool>(
+        [record = model->record, create](store::StudioStore& st) -> Result<bool> {
+          if (create) {
+            SW_TRY(st.insert_model(record));
+            return true;
+          }
+          return st.update_model(record);
+        },
+        [this, responder, model = std::move(*model), create](Result<bool> stored) mutable {
+          if (!stored) {
+            responder.send(
+                stored.error().code == Code::Conflict
+                    ? HttpResponse::error(409, "conflict", "model " + model.record.id + " exists")
+                    : from_error(stored.error()));
+            return;
+          }
+          if (!*stored) {
+            responder.send(HttpResponse::error(404, "not_found", "no model " + model.record.id));
+            return;
+          }
+          auto body = model_json(model.record);
+          auto id = model.record.id;
+          s_.models_.insert_or_assign(std::move(id), std::move(model));
+          responder.send(ok_json(body, create ? 201 : 200));
+        });
+  }
+
+  Result<Studio::CachedModel> validate_model(const std::string& text,
+                                             const std::optional<std::string>& path_id) {
+    auto body = parse_object(text, false);
+    if (!body) {
+      return fail(std::move(body).error());
+    }
+    auto id = field<std::string>(*body, "id");
+    auto kind = field<std::string>(*body, "kind");
+    auto display = field<std::string>(*body, "displayName");
+    auto vram = field<double>(*body, "vramGbEstimate");
+    auto enabled = field<bool>(*body, "enabled");
+    for (const auto* error : {id ? nullptr : &id.error(), kind ? nullptr : &kind.error(),
+                              display ? nullptr : &display.error(), vram ? nullptr : &vram.error(),
+                              enabled ? nullptr : &enabled.error()}) {
+      if (error != nullptr) {
+        return fail(*error);
+      }
+    }
+    std::string model_id = path_id.value_or(id->value_or(""));
+    if (path_id && *id && **id != *path_id) {
+      return fail(Error::invalid_argument("id: does not match the path"));
+    }
+    if (!valid_id(model_id)) {
+      return fail(Error::invalid_argument(
+          "id: must be 1 to 200 characters of letters, digits, '-', '_', '.' or ':'"));
+    }
+    if (!*kind) {
+      return fail(Error::invalid_argument("kind: missing required field"));
+    }
+    const auto task_kind = proto::parse_task_kind(**kind);
+    if (!task_kind) {
+      return fail(Error::invalid_argument("kind: unknown task kind \"{}\"", **kind));
+    }
+    if (*vram && (**vram < 0 || **vram > 4096)) {
+      return fail(Error::invalid_argument("vramGbEstimate: must be between 0 and 4096"));
+    }
+    const auto source_it = body->find("source");
+    if (source_it == body->end() || !source_it->is_object()) {
+      return fail(Error::invalid_argument("source: missing required object"));
+    }
+    auto source = proto::decode_model_source(dump(*source_it));
+    if (!source) {
+      return fail(Error::invalid_argument("source.{}", source.error().message));
+    }
+    Studio::CachedModel model;
+    model.record.id = model_id;
+    model.record.kind = *task_kind;
+    model.record.display_name = display->value_or(model_id);
+    model.record.vram_gb_estimate = vram->value_or(0);
+    model.record.enabled = enabled->value_or(true);
+    model.record.source_json = proto::encode(*source);
+    model.record.created_at = model.record.updated_at = unix_millis_now();
+    model.source = std::move(*source);
+    return model;
+  }
+
+  void delete_model(const std::string& id, const net::Responder& responder) {
+    s_.db_->call<bool>([id](store::StudioStore& st) { return st.delete_model(id); },
+                       [this, responder, id](Result<bool> deleted) {
+                         if (!deleted) {
+                           responder.send(from_error(deleted.error()));
+                         } else if (!*deleted) {
+                           responder.send(HttpResponse::error(404, "not_found", "no model " + id));
+                         } else {
+                           s_.models_.erase(id);
+                           responder.send(ok_json({{"deleted", id}}));
+                         }
+                       });
+  }
+
+  // ---- workers (admin) ----
+
+  void list_workers(const net::Responder& responder) {
+    s_.db_->call<std::vector<store::WorkerRecord>>(
+        [](store::StudioStore& st) { return st.list_workers(); },
+        [this, responder](Result<std::vector<store::WorkerRecord>> workers) {
+          if (!workers) {
+            responder.send(from_error(workers.error()));
+            return;
+          }
+          json list = json::array();
+          for (const auto& w : *workers) {
+            const auto session = s_.sessions_.find(w.id);
+            const bool connected = session != s_.sessions_.end();
+            json item = {{"id", w.id},
+                         {"installId", w.install_id},
+                         {"connected", connected},
+                         {"capabilities",
+                          connected ? stored_json(proto::encode(session->second->capabilities_))
+                                    : stored_json(w.capabilities_json)},
+                         {"createdAt", iso_time(w.created_at)}};
+            if (w.last_seen_at) {
+              item["lastSeenAt"] = iso_time(*w.last_seen_at);
+            }
+            if (connected && session->second->job_id_) {
+              item["currentJobId"] = *session->second->job_id_;
+            } else if (w.current_job_id) {
+              item["currentJobId"] = *w.current_job_id;
+            }
+            list.push_back(std::move(item));
+          }
+          responder.send(ok_json({{"workers", std::move(list)}}));
+        });
+  }
+
+  void list_pending(const net::Responder& responder) {
+    s_.db_->call<std::vector<store::RegistrationRecord>>(
+        [](store::StudioStore& st) { return st.list_requests(store::RequestStatus::Pending); },
+        [responder](Result<std::vector<store::RegistrationRecord>> requests) {
+          if (!requests) {
+            responder.send(from_error(requests.error()));
+            return;
+          }
+          json list = json::array();
+          for (const auto& r : *requests) {
+            list.push_back({{"requestId", r.id},
+                            {"installId", r.install_id},
+                            {"capabilities", stored_json(r.capabilities_json)},
+                            {"userAgent", r.user_agent},
+                            {"sourceIp", r.source_ip},
+                            {"createdAt", iso_time(r.created_at)}});
+          }
+          responder.send(ok_json({{"pending", std::move(list)}}));
+        });
+  }
+
+  void approve(const std::string& request_id, const net::Responder& responder) {
+    s_.db_->call<std::string>(
+        [request_id](store::StudioStore& st) {
+          return approve_request(st, request_id, unix_millis_now());
+        },
+        [this, responder, request_id](Result<std::string> worker_id) {
+          if (!worker_id) {
+            responder.send(from_error(worker_id.error()));
+            return;
+          }
+          logger().info("registration.approved",
+                        {{"request_id", request_id}, {"worker_id", *worker_id}});
+          // Unknown token until the worker polls; the placeholder hash matches nothing.
+          s_.workers_[*worker_id] = Studio::CachedWorker{sha256_hex(random_hex(32))};
+          s_.publish_worker(*worker_id, "approved");
+          responder.send(ok_json({{"status", "approved"}, {"workerId", *worker_id}}));
+        });
+  }
+
+  void reject(const HttpRequest& request, const std::string& request_id,
+              const net::Responder& responder) {
+    auto body = parse_object(request.body, true);
+    if (!body) {
+      responder.send(invalid("invalid_request", body.error().message));
+      return;
+    }
+    auto reason = field<std::string>(*body, "reason");
+    if (!reason) {
+      responder.send(invalid("invalid_request", reason.error().message));
+      return;
+    }
+    s_.db_->call<bool>(
+        [request_id, reason = reason->value_or("")](store::StudioStore& st) -> Result<bool> {
+          SW_TRY(reject_request(st, request_id, reason, unix_millis_now()));
+          return true;
+        },
+        [responder, request_id](Result<bool> rejected) {
+          if (!rejected) {
+            responder.send(from_error(rejected.error()));
+            return;
+          }
+          logger().info("registration.rejected", {{"request_id", request_id}});
+          responder.send(ok_json({{"status", "rejected"}, {"requestId", request_id}}));
+        });
+  }
+
+  void delete_worker(const std::string& worker_id, const net::Responder& responder) {
+    s_.db_->call<bool>(
+        [worker_id](store::StudioStore& st) { return st.delete_worker(worker_id); },
+        [this, responder, worker_id](Result<bool> deleted) {
+          if (!deleted) {
+            responder.send(from_error(deleted.error()));
+            return;
+          }
+          if (!*deleted) {
+            responder.send(HttpResponse::error(404, "not_found", "no worker " + worker_id));
+            return;
+          }
+          s_.workers_.erase(worker_id);
+          if (auto session = s_.sessions_.find(worker_id); session != s_.sessions_.end()) {
+            s_.end_session(session->second, proto::WorkerErrorCode::WorkerDeleted,
+                           "worker " + worker_id + " was deleted by the operator");
+          }
+          s_.publish_worker(worker_id, "deleted");
+          logger().info("worker.deleted", {{"worker_id", worker_id}});
+          responder.send(ok_json({{"deleted", worker_id}}));
+        });
+  }
+
+  void worker_logs(const HttpRequest& request, const std::string& worker_id,
+                   const net::Responder& responder) {
+    std::int64_t after = 0;
+    int limit = 500;
+    if (auto text = request.query_param("after"); text && !text->empty()) {
+      const auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), after);
+      if (ec != std::errc() || end != text->data() + text->size() || after < 0) {
+        responder.send(invalid("invalid_request", "after: must be a non-negative integer"));
+        return;
+      }
+    }
+    if (auto text = request.query_param("limit"); text && !text->empty()) {
+      const auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), limit);
+      if (ec != std::errc() || end != text->data() + text->size() || limit < 1 || limit > 5000) {
+        responder.send(invalid("invalid_request", "limit: must be an integer from 1 to 5000"));
+        return;
+      }
+    }
+    s_.db_->call<std::vector<store::WorkerLogRecord>>(
+        [worker_id, after, limit](store::StudioStore& st) {
+          return st.worker_logs(worker_id, after, limit);
+        },
+        [responder](Result<std::vector<store::WorkerLogRecord>> logs) {
+          if (!logs) {
+            responder.send(from_error(logs.error()));
+            return;
+          }
+          json list = json::array();
+          for (const auto& log : *logs) {
+            json item = stored_json(proto::encode(log.entry));
+            item["seq"] = log.seq;
+            list.push_back(std::move(item));
+          }
+          responder.send(ok_json({{"logs", std::move(list)}}));
+        });
+  }
+
+  // ---- API keys (admin) ----
+
+  void list_keys(const net::Responder& responder) {
+    s_.db_->call<std::vector<store::ApiKeyRecord>>(
+        [](store::StudioStore& st) { return st.list_api_keys(); },
+        [responder](Result<std::vector<store::ApiKeyRecord>> keys) {
+          if (!keys) {
+            responder.send(from_error(keys.error()));
+            return;
+          }
+          json list = json::array();
+          for (const auto& k : *keys) {
+            list.push_back({{"id", k.id}, {"name", k.name}, {"createdAt", iso_time(k.created_at)}});
+          }
+          responder.send(ok_json({{"keys", std::move(list)}}));
+        });
+  }
+
+  void create_key(const HttpRequest& request, const net::Responder& responder) {
+    auto body = parse_object(request.body, true);
+    if (!body) {
+      responder.send(invalid("invalid_request", body.error().message));
+      return;
+    }
+    auto name = field<std::string>(*body, "name");
+    if (!name) {
+      responder.send(invalid("invalid_request", name.error().message));
+      return;
+    }
+    if (*name && (*name)->size() > 200) {
+      responder.send(invalid("invalid_request", "name: must be at most 200 characters"));
+      return;
+    }
+    const std::string key = "sk-" + random_hex(24);
+    store::ApiKeyRecord record{"key-" + random_uuid(), name->value_or(""), sha256_hex(key),
+                               unix_millis_now()};
+    s_.db_->call<bool>(
+        [record](store::StudioStore& st) -> Result<bool> {
+          SW_TRY(st.insert_api_key(record));
+          return true;
+        },
+        [this, responder, record, key](Result<bool> stored) {
+          if (!stored) {
+            responder.send(from_error(stored.error()));
+            return;
+          }
+          s_.api_keys_[record.key_hash] = record.id;
+          responder.send(ok_json({{"id", record.id},
+                                  {"name", record.name},
+                                  {"key", key},
+                                  {"createdAt", iso_time(record.created_at)}},
+                                 201));
+        });
+  }
+
+  void delete_key(const std::string& id, const net::Responder& responder) {
+    s_.db_->call<bool>([id](store::StudioStore& st) { return st.delete_api_key(id); },
+                       [this, responder, id](Result<bool> deleted) {
+                         if (!deleted) {
+                           responder.send(from_error(deleted.error()));
+                           return;
+                         }
+                         if (!*deleted) {
+                           responder.send(HttpResponse::error(404, "not_found", "no key " + id));
+                           return;
+                         }
+                         std::erase_if(s_.api_keys_,
+                                       [&](const auto& entry) { return entry.second == id; });
+                         responder.send(ok_json({{"deleted", id}}));
+                       });
+  }
+
+  void metrics(const net::Responder& responder) {
+    s_.db_->call<std::map<std::string, std::int64_t>>(
+        [](store::StudioStore& st) { return st.count_jobs_by_status(); },
+        [this, responder](Result<std::map<std::string, std::int64_t>> counts) {
+          responder.send(HttpResponse::text(
+              200,
+              s_.metrics_.render(s_.scheduler_.queued_per_kind(),
+                                 counts ? *counts : std::map<std::string, std::int64_t>{},
+                                 s_.sessions_.size()),
+              "text/plain; version=0.0.4"));
+        });
+  }
+
+  Studio& s_;
+};
+
+std::unique_ptr<net::HttpHandler> make_router(Studio& studio) {
+  return std::make_unique<Router>(studio);
+}
+
+}  // namespace sw::studio

@@ -1,0 +1,93 @@
+#pragma once
+// Matching of queued jobs to idle workers (studio-server.md "Scheduling rules"), as pure in-memory
+// logic with no I/O, so every rule is unit-testable with made-up times.
+//
+//   eligible worker: welcomed, autoEnabled, holds no job, not held off (after a busy/paused
+//                    reject), lists the job's kind in taskKinds, vramThresholdGb ≥ the job's
+//                    estimate, and userPresence "idle" when onlyWhenIdle;
+//   job order:       higher priority first, then older (insertion sequence);
+//   worker choice:   the one that most recently completed the same model, then the earliest
+//                    connected.
+//
+// Loop-thread only; owned by the Studio.
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "proto/types.h"
+
+namespace sw::studio {
+
+using SteadyTime = std::chrono::steady_clock::time_point;
+
+struct QueuedJob {
+  std::string id;
+  std::int64_t seq = 0;
+  int priority = 0;
+  proto::TaskKind kind = proto::TaskKind::Image;
+  double vram_gb_estimate = 0;
+  std::string model;
+};
+
+struct Assignment {
+  std::string job_id;
+  std::string worker_id;
+};
+
+class Scheduler {
+ public:
+  // ---- jobs ----
+  void enqueue(QueuedJob job);
+  // False when the job was not queued.
+  bool remove(const std::string& job_id);
+  bool is_queued(const std::string& job_id) const { return queued_.contains(job_id); }
+  std::size_t queued() const { return queued_.size(); }
+  std::map<proto::TaskKind, std::size_t> queued_per_kind() const;
+
+  // ---- workers (welcomed sessions) ----
+  void upsert_worker(const std::string& worker_id, std::uint64_t connected_order,
+                     const proto::WorkerCapabilities& capabilities);
+  void remove_worker(const std::string& worker_id);
+  bool has_worker(const std::string& worker_id) const { return workers_.contains(worker_id); }
+  void set_busy(const std::string& worker_id, bool busy);
+  // No offers to this worker before `until` (it answered busy or paused).
+  void hold_off(const std::string& worker_id, SteadyTime until);
+  // This job is not offered to this worker again before `until` (it refused the job).
+  void exclude(const std::string& worker_id, const std::string& job_id, SteadyTime until);
+  void record_completion(const std::string& worker_id, const std::string& model);
+  std::size_t idle_workers(SteadyTime now) const;
+
+  // Pairs idle eligible workers with queued jobs by the rules above. Assigned jobs leave the
+  // queue and their workers become busy. Scans at most `scan_limit` queued jobs.
+  std::vector<Assignment> assign(SteadyTime now, std::size_t scan_limit = 4096);
+
+ private:
+  struct Key {
+    int neg_priority;
+    std::int64_t seq;
+    std::string id;
+    auto operator<=>(const Key&) const = default;
+  };
+  struct WorkerState {
+    std::uint64_t connected_order = 0;
+    proto::WorkerCapabilities capabilities;
+    bool busy = false;
+    SteadyTime held_until{};
+    std::string last_model;
+    std::map<std::string, SteadyTime> excluded;
+  };
+  bool available(const WorkerState& worker, SteadyTime now) const;
+  static bool can_take(const WorkerState& worker, const QueuedJob& job, SteadyTime now);
+
+  std::set<Key> order_;
+  std::unordered_map<std::string, QueuedJob> queued_;
+  std::unordered_map<std::string, WorkerState> workers_;
+};
+
+}  // namespace sw::studio

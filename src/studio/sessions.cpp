@@ -1,0 +1,425 @@
+// Worker WebSocket sessions (reference §1, §8): hello/welcome, heartbeats, offers' answers,
+// completions over the socket, logs, and the error-then-close rule.
+
+#include <boost/asio/steady_timer.hpp>
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "common/secrets.h"
+#include "common/sha256.h"
+#include "proto/codec.h"
+#include "studio/db_worker.h"
+#include "studio/studio.h"
+
+namespace sw::studio {
+namespace {
+
+const log::Logger& logger() {
+  static const log::Logger instance("studio_worker::studio::session");
+  return instance;
+}
+
+SteadyTime steady_now() {
+  return std::chrono::steady_clock::now();
+}
+
+constexpr auto kHeartbeatPersistEvery = std::chrono::milliseconds(30'000);
+
+}  // namespace
+
+void WorkerSession::on_open(std::shared_ptr<net::WebSocket> socket) {
+  socket_ = std::move(socket);
+  last_frame_ = steady_now();
+  if (auto studio = studio_.lock()) {
+    studio->on_session_open(shared_from_this());
+  } else {
+    ended_ = true;
+    socket_->close(1000, "studio shutting down");
+  }
+}
+
+void WorkerSession::on_text(std::string text) {
+  if (auto studio = studio_.lock()) {
+    studio->on_frame(shared_from_this(), text);
+  }
+}
+
+void WorkerSession::on_binary(std::size_t bytes) {
+  if (auto studio = studio_.lock()) {
+    logger().warn("ws.binary_frame", {{"worker_id", worker_id_}, {"bytes", bytes}});
+    studio->end_session(shared_from_this(), proto::WorkerErrorCode::ProtocolViolation,
+                        "binary frames are not part of the protocol; send JSON text frames");
+  }
+}
+
+void WorkerSession::on_closed() {
+  if (auto studio = studio_.lock()) {
+    studio->on_session_closed(shared_from_this());
+  }
+}
+
+void Studio::on_session_open(const std::shared_ptr<WorkerSession>& session) {
+  if (stopping_) {
+    session->ended_ = true;
+    session->socket_->close(1000, "studio shutting down");
+    return;
+  }
+  open_sessions_.insert(session);
+  logger().debug("ws.open", {{"worker_id", session->worker_id_},
+                             {"remote", session->socket_->remote_address()}});
+}
+
+void Studio::send(const std::shared_ptr<WorkerSession>& session, const proto::StudioFrame& frame) {
+  if (session->socket_ && !session->ended_) {
+    session->socket_->send_text(proto::encode(frame));
+    ++metrics_.frames_out;
+  }
+}
+
+void Studio::on_frame(const std::shared_ptr<WorkerSession>& session, std::string_view text) {
+  if (session->ended_) {
+    return;
+  }
+  ++metrics_.frames_in;
+  session->last_frame_ = steady_now();
+  auto frame = proto::decode_worker_frame(text);
+  if (!frame) {
+    logger().warn("ws.bad_frame",
+                  {{"worker_id", session->worker_id_}, {"error", frame.error().message}});
+    end_session(session, proto::WorkerErrorCode::ProtocolViolation,
+                "malformed frame: " + frame.error().message);
+    return;
+  }
+  if (!session->welcomed_) {
+    if (auto* hello = std::get_if<proto::Hello>(&*frame)) {
+      handle_hello(session, std::move(*hello));
+    } else {
+      end_session(session, proto::WorkerErrorCode::ProtocolViolation,
+                  fmt::format("session not authenticated: the first frame must be hello, got {}",
+                              proto::frame_type(*frame)));
+    }
+    return;
+  }
+  std::visit(
+      [&](auto&& f) {
+        using F = std::decay_t<decltype(f)>;
+        if constexpr (std::is_same_v<F, proto::Hello>) {
+          end_session(session, proto::WorkerErrorCode::ProtocolViolation,
+                      "hello sent twice in one session");
+        } else if constexpr (std::is_same_v<F, proto::Heartbeat>) {
+          handle_heartbeat(session, std::move(f));
+        } else if constexpr (std::is_same_v<F, proto::Accept>) {
+          handle_accept(session, f);
+        } else if constexpr (std::is_same_v<F, proto::Reject>) {
+          handle_reject(session, f);
+        } else if constexpr (std::is_same_v<F, proto::CompleteJson>) {
+          handle_complete_json(session, std::move(f));
+        } else if constexpr (std::is_same_v<F, proto::Fail>) {
+          handle_fail(session, f);
+        } else if constexpr (std::is_same_v<F, proto::LogBatch>) {
+          handle_log_batch(session, std::move(f));
+        } else {
+          // readyForMore: never needed (the studio drives offers), accepted from old workers.
+          request_dispatch();
+        }
+      },
+      std::move(*frame));
+}
+
+void Studio::handle_hello(const std::shared_ptr<WorkerSession>& session, proto::Hello hello) {
+  const auto worker = workers_.find(session->worker_id_);
+  if (worker == workers_.end()) {
+    end_session(session, proto::WorkerErrorCode::WorkerDeleted,
+                "worker " + session->worker_id_ + " was deleted by the operator");
+    return;
+  }
+  if (!constant_time_equal(sha256_hex(hello.auth_token), worker->second.token_hash)) {
+    logger().warn("ws.auth_failed", {{"worker_id", session->worker_id_}});
+    end_session(session, proto::WorkerErrorCode::AuthFailed, "auth token rejected");
+    return;
+  }
+  if (auto previous = sessions_.find(session->worker_id_); previous != sessions_.end()) {
+    auto old = previous->second;
+    logger().info("ws.duplicate", {{"worker_id", session->worker_id_}});
+    end_session(old, proto::WorkerErrorCode::DuplicateWorker,
+                "a newer session for this worker connected");
+  }
+  session->welcomed_ = true;
+  session->order_ = ++next_session_order_;
+  session->capabilities_ = std::move(hello.capabilities);
+  sessions_[session->worker_id_] = session;
+  scheduler_.upsert_worker(session->worker_id_, session->order_, session->capabilities_);
+  send(session, proto::Welcome{session->worker_id_, format_rfc3339_millis(unix_millis_now())});
+  logger().info("ws.welcome", {{"worker_id", session->worker_id_},
+                               {"machine", session->capabilities_.machine_name},
+                               {"agent_version", session->capabilities_.agent_version}});
+  persist_heartbeat(session, true);
+  publish_worker(session->worker_id_, "connected");
+  request_dispatch();
+}
+
+void Studio::handle_heartbeat(const std::shared_ptr<WorkerSession>& session,
+                              proto::Heartbeat beat) {
+  session->capabilities_ = std::move(beat.capabilities);
+  session->reported_job_ = std::move(beat.current_job_id);
+  scheduler_.upsert_worker(session->worker_id_, session->order_, session->capabilities_);
+  send(session, proto::HeartbeatAck{});
+  persist_heartbeat(session, false);
+  if (!session->job_id_) {
+    request_dispatch();  // self-heal: an idle worker asks for work by being idle
+  }
+}
+
+void Studio::persist_heartbeat(const std::shared_ptr<WorkerSession>& session, bool force) {
+  std::string capabilities = proto::encode(session->capabilities_);
+  const auto now = unix_millis_now();
+  if (!force && capabilities == session->persisted_capabilities_ &&
+      session->reported_job_ == session->persisted_job_ &&
+      now - session->persisted_at_ < kHeartbeatPersistEvery.count()) {
+    return;
+  }
+  session->persisted_capabilities_ = capabilities;
+  session->persisted_job_ = session->reported_job_;
+  session->persisted_at_ = now;
+  db_->call<bool>(
+      [worker = session->worker_id_, capabilities = std::move(capabilities),
+       job = session->reported_job_,
+       now](store::StudioStore& s) { return s.record_heartbeat(worker, capabilities, job, now); },
+      [self = shared_from_this(), session](Result<bool> exists) {
+        if (exists && !*exists) {
+          self->workers_.erase(session->worker_id_);
+          self->end_session(session, proto::WorkerErrorCode::WorkerDeleted,
+                            "worker " + session->worker_id_ + " was deleted by the operator");
+        }
+      });
+}
+
+void Studio::handle_accept(const std::shared_ptr<WorkerSession>& session,
+                           const proto::Accept& accept) {
+  auto it = jobs_.find(accept.job_id);
+  if (it != jobs_.end() && it->second.session == session) {
+    auto& job = it->second;
+    if (job.phase == ActiveJob::Phase::Running) {
+      return;  // a repeated accept changes nothing
+    }
+    if (job.phase == ActiveJob::Phase::Offered) {
+      job.phase = ActiveJob::Phase::Running;
+      const auto limit = config_.run_limit_for(job.record.kind);
+      start_deadline(job, limit,
+                     fmt::format("no result within the run limit of {} s",
+                                 std::chrono::duration_cast<std::chrono::seconds>(limit).count()));
+      const auto now = unix_millis_now();
+      job.record.accepted_at = now;
+      db_->call<bool>([id = accept.job_id, worker = session->worker_id_,
+                       now](store::StudioStore& s) { return s.mark_accepted(id, worker, now); },
+                      [](Result<bool>) {});
+      return;
+    }
+  }
+  end_session(session, proto::WorkerErrorCode::ProtocolViolation,
+              "accept for a job this worker does not hold: " + accept.job_id);
+}
+
+void Studio::handle_reject(const std::shared_ptr<WorkerSession>& session,
+                           const proto::Reject& reject) {
+  auto it = jobs_.find(reject.job_id);
+  if (it == jobs_.end() || it->second.session != session ||
+      it->second.phase != ActiveJob::Phase::Offered) {
+    end_session(session, proto::WorkerErrorCode::ProtocolViolation,
+                "reject for a job this worker was not offered: " + reject.job_id);
+    return;
+  }
+  const auto until = steady_now() + config_.reject_hold_off;
+  logger().info("job.rejected", {{"job_id", reject.job_id},
+                                 {"worker_id", session->worker_id_},
+                                 {"reason", reject.reason},
+                                 {"code", reject.code ? proto::to_string(*reject.code) : ""}});
+  if (reject.code) {
+    // busy / paused: not the job's fault. No attempt counted; this worker rests a moment.
+    scheduler_.hold_off(session->worker_id_, until);
+    release(reject.job_id, "rejected by " + session->worker_id_ + ": " + reject.reason, false,
+            false);
+  } else {
+    scheduler_.exclude(session->worker_id_, reject.job_id, until);
+    release(reject.job_id, "rejected by " + session->worker_id_ + ": " + reject.reason, true,
+            false);
+  }
+}
+
+void Studio::handle_complete_json(const std::shared_ptr<WorkerSession>& session,
+                                  proto::CompleteJson complete) {
+  auto it = jobs_.find(complete.job_id);
+  if (it != jobs_.end() && it->second.session == session &&
+      (it->second.phase == ActiveJob::Phase::Offered ||
+       it->second.phase == ActiveJob::Phase::Running)) {
+    if (it->second.cancelled) {
+      send(session, proto::CompleteAck{complete.job_id});
+      release(complete.job_id, "cancelled", false, false);
+      return;
+    }
+    const auto now = unix_millis_now();
+    const std::string job_id = complete.job_id;
+    finish_complete(
+        job_id, session,
+        [job_id, worker = session->worker_id_, result = complete.result.text(),
+         prompt = std::move(complete.prompt), now](store::StudioStore& s) {
+          return s.complete_job_json(job_id, worker, result, prompt, now);
+        },
+        [self = shared_from_this(), session, job_id](Result<bool> stored) {
+          if (stored && *stored) {
+            self->send(session, proto::CompleteAck{job_id});
+          } else {
+            logger().error("job.store_failed", {{"job_id", job_id},
+                                                {"error", stored ? std::string("not claimed")
+                                                                 : stored.error().message}});
+          }
+        });
+    return;
+  }
+  // Not held: a repeat of a completion already stored is acknowledged again (idempotent).
+  db_->call<std::optional<store::JobRecord>>(
+      [id = complete.job_id](store::StudioStore& s) { return s.find_job(id); },
+      [self = shared_from_this(), session, complete](Result<std::optional<store::JobRecord>> job) {
+        const bool ours = job && *job && (*job)->last_worker_id == session->worker_id_;
+        const bool repeat = ours && (*job)->status == store::JobStatus::Done &&
+                            (*job)->result_json &&
+                            proto::same_json(*(*job)->result_json, complete.result.text());
+        const bool dropped = ours && (*job)->status == store::JobStatus::Cancelled;
+        if (repeat || dropped) {
+          self->send(session, proto::CompleteAck{complete.job_id});
+          return;
+        }
+        self->end_session(session, proto::WorkerErrorCode::ProtocolViolation,
+                          "completeJson for a job this worker does not hold: " + complete.job_id);
+      });
+}
+
+void Studio::handle_fail(const std::shared_ptr<WorkerSession>& session,
+                         const proto::Fail& failure) {
+  auto it = jobs_.find(failure.job_id);
+  if (it != jobs_.end() && it->second.session == session &&
+      (it->second.phase == ActiveJob::Phase::Offered ||
+       it->second.phase == ActiveJob::Phase::Running)) {
+    logger().info("job.worker_failed", {{"job_id", failure.job_id},
+                                        {"worker_id", session->worker_id_},
+                                        {"retryable", failure.retryable},
+                                        {"error", failure.error}});
+    release(failure.job_id, failure.error, true, !failure.retryable,
+            [self = shared_from_this(), session, job_id = failure.job_id] {
+              self->send(session, proto::FailAck{job_id});
+            });
+    return;
+  }
+  // A fail for a job this worker held before (the offer timed out meanwhile) is acknowledged
+  // and changes nothing; anything else breaks the protocol.
+  db_->call<std::optional<store::JobRecord>>(
+      [id = failure.job_id](store::StudioStore& s) { return s.find_job(id); },
+      [self = shared_from_this(), session,
+       job_id = failure.job_id](Result<std::optional<store::JobRecord>> job) {
+        if (job && *job && (*job)->last_worker_id == session->worker_id_ &&
+            (*job)->worker_id != session->worker_id_) {
+          self->send(session, proto::FailAck{job_id});
+          return;
+        }
+        self->end_session(session, proto::WorkerErrorCode::ProtocolViolation,
+                          "fail for a job this worker does not hold: " + job_id);
+      });
+}
+
+void Studio::handle_log_batch(const std::shared_ptr<WorkerSession>& session,
+                              proto::LogBatch batch) {
+  if (batch.entries.empty()) {
+    return;
+  }
+  db_->call<bool>(
+      [worker = session->worker_id_, entries = std::move(batch.entries), now = unix_millis_now(),
+       keep = config_.log_keep_per_worker](store::StudioStore& s) -> Result<bool> {
+        SW_TRY(s.insert_logs(worker, entries, now, keep));
+        return true;
+      },
+      [worker = session->worker_id_](Result<bool> stored) {
+        if (!stored) {
+          logger().warn("logs.store_failed",
+                        {{"worker_id", worker}, {"error", stored.error().message}});
+        }
+      });
+}
+
+void Studio::end_session(const std::shared_ptr<WorkerSession>& session, proto::WorkerErrorCode code,
+                         std::string message) {
+  if (session->ended_) {
+    return;
+  }
+  if (code == proto::WorkerErrorCode::ProtocolViolation) {
+    ++metrics_.protocol_violations;
+  }
+  logger().info(
+      "ws.error_sent",
+      {{"worker_id", session->worker_id_}, {"code", proto::to_string(code)}, {"message", message}});
+  // The error frame always goes first: the worker only stops reconnecting when it reads it.
+  send(session, proto::ErrorFrame{code, message});
+  close_session(session, proto::close_code_for(code), message,
+                fmt::format("session ended: {}: {}", proto::to_string(code), message));
+}
+
+void Studio::close_session(const std::shared_ptr<WorkerSession>& session, std::uint16_t close_code,
+                           std::string reason, std::string release_reason) {
+  if (!session->ended_ && session->socket_) {
+    session->socket_->close(close_code, std::move(reason));
+  }
+  session->ended_ = true;
+  if (auto it = sessions_.find(session->worker_id_);
+      it != sessions_.end() && it->second == session) {
+    sessions_.erase(it);
+    scheduler_.remove_worker(session->worker_id_);
+    publish_worker(session->worker_id_, "disconnected");
+  }
+  if (session->job_id_) {
+    const std::string job_id = *session->job_id_;
+    release(job_id, release_reason, true, false);
+  }
+}
+
+void Studio::on_session_closed(const std::shared_ptr<WorkerSession>& session) {
+  open_sessions_.erase(session);
+  if (!session->ended_) {
+    logger().info("ws.closed", {{"worker_id", session->worker_id_}});
+    session->ended_ = true;
+    session->socket_.reset();
+    close_session(session, 1000, "", "the worker disconnected while holding the job");
+  }
+  session->socket_.reset();
+}
+
+void Studio::schedule_sweep() {
+  if (stopping_) {
+    return;
+  }
+  sweep_timer_ = std::make_shared<boost::asio::steady_timer>(loop_, config_.sweep_interval);
+  sweep_timer_->async_wait([weak = weak_from_this()](const boost::system::error_code& ec) {
+    auto self = weak.lock();
+    if (ec || !self) {
+      return;
+    }
+    self->sweep_silent_sessions();
+    self->schedule_sweep();
+  });
+}
+
+void Studio::sweep_silent_sessions() {
+  const auto now = steady_now();
+  std::vector<std::shared_ptr<WorkerSession>> silent;
+  for (const auto& session : open_sessions_) {
+    if (!session->ended_ && now - session->last_frame_ > config_.session_silence_timeout) {
+      silent.push_back(session);
+    }
+  }
+  for (const auto& session : silent) {
+    const auto ms = config_.session_silence_timeout.count();
+    logger().warn("ws.silent", {{"worker_id", session->worker_id_}, {"silent_ms", ms}});
+    close_session(session, 1000, fmt::format("no frame for {} ms", ms),
+                  fmt::format("the worker went silent for {} ms", ms));
+  }
+}
+
+}  // namespace sw::studio

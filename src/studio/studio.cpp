@@ -1,0 +1,459 @@
+#include "studio/studio.h"
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "common/secrets.h"
+#include "common/sha256.h"
+#include "proto/codec.h"
+#include "studio/db_worker.h"
+#include "studio/json_views.h"
+#include "studio/router.h"
+
+namespace sw::studio {
+namespace {
+
+const log::Logger& logger() {
+  static const log::Logger instance("studio_worker::studio::jobs");
+  return instance;
+}
+
+SteadyTime steady_now() {
+  return std::chrono::steady_clock::now();
+}
+
+}  // namespace
+
+Studio::Studio(boost::asio::any_io_executor loop, StudioConfig config)
+    : loop_(std::move(loop)),
+      config_(std::move(config)),
+      blocking_(std::make_unique<boost::asio::thread_pool>(2)),
+      register_limiter_(config_.register_rate_limit, config_.register_rate_window) {}
+
+Studio::~Studio() {
+  if (db_) {
+    db_->stop();
+  }
+  blocking_->join();
+}
+
+Result<std::shared_ptr<Studio>> Studio::create(boost::asio::any_io_executor loop,
+                                               StudioConfig config) {
+  std::error_code ec;
+  std::filesystem::create_directories(config.data_dir / "results", ec);
+  if (ec) {
+    return fail(
+        Error::io("cannot create data directory {}: {}", config.data_dir.string(), ec.message()));
+  }
+  auto store = store::StudioStore::open(config.data_dir / "studio.db");
+  if (!store) {
+    return fail(std::move(store).error());
+  }
+  std::shared_ptr<Studio> studio(new Studio(loop, std::move(config)));
+  SW_TRY(studio->load(**store));
+  studio->db_ = std::make_unique<DbWorker>(std::move(*store), loop);
+  studio->router_ = make_router(*studio);
+  studio->schedule_sweep();
+  return studio;
+}
+
+Status Studio::load(store::StudioStore& store) {
+  auto workers = store.list_workers();
+  if (!workers) {
+    return fail(std::move(workers).error());
+  }
+  for (const auto& worker : *workers) {
+    workers_[worker.id] = CachedWorker{worker.token_hash};
+  }
+  auto models = store.list_models();
+  if (!models) {
+    return fail(std::move(models).error());
+  }
+  for (auto& model : *models) {
+    auto source = proto::decode_model_source(model.source_json);
+    if (!source) {
+      logger().warn("model.unreadable", {{"model", model.id}, {"error", source.error().message}});
+      continue;
+    }
+    std::string id = model.id;
+    models_[id] = CachedModel{std::move(model), std::move(*source)};
+  }
+  auto keys = store.list_api_keys();
+  if (!keys) {
+    return fail(std::move(keys).error());
+  }
+  for (const auto& key : *keys) {
+    api_keys_[key.key_hash] = key.id;
+  }
+  if (config_.admin_token) {
+    admin_token_hash_ = sha256_hex(*config_.admin_token);
+  } else {
+    auto stored = store.setting("admin_token_hash");
+    if (!stored) {
+      return fail(std::move(stored).error());
+    }
+    if (*stored) {
+      admin_token_hash_ = **stored;
+    } else {
+      minted_admin_token_ = "adm-" + random_hex(24);
+      admin_token_hash_ = sha256_hex(*minted_admin_token_);
+      SW_TRY(store.set_setting("admin_token_hash", admin_token_hash_));
+    }
+  }
+
+  // Claimed jobs belong to sessions of a previous run, which are gone: requeue them (or fail
+  // them at maxAttempts), as a vanished session's job always is.
+  auto active = store.active_jobs();
+  if (!active) {
+    return fail(std::move(active).error());
+  }
+  const auto now = unix_millis_now();
+  for (auto& record : *active) {
+    if (record.status == store::JobStatus::Claimed) {
+      const int attempts = record.attempts + 1;
+      const bool exhausted = attempts >= record.max_attempts;
+      const std::string error = fmt::format("the studio restarted while worker {} held the job",
+                                            record.worker_id.value_or("?"));
+      auto released = store.release_job(record.id, record.worker_id.value_or(""), attempts, error,
+                                        exhausted, now);
+      if (!released) {
+        return fail(std::move(released).error());
+      }
+      logger().info("job.recovered", {{"job_id", record.id},
+                                      {"worker_id", record.worker_id.value_or("")},
+                                      {"attempts", attempts},
+                                      {"failed", exhausted}});
+      if (exhausted) {
+        continue;
+      }
+      record.status = store::JobStatus::Queued;
+      record.attempts = attempts;
+      record.worker_id.reset();
+      record.error = error;
+    }
+    auto job = make_active_job(std::move(record));
+    if (!job) {
+      logger().error("job.unreadable", {{"error", job.error().message}});
+      continue;
+    }
+    enqueue(std::move(*job));
+  }
+  logger().info("studio.loaded", {{"workers", workers_.size()},
+                                  {"models", models_.size()},
+                                  {"queued_jobs", scheduler_.queued()}});
+  return {};
+}
+
+Result<Studio::ActiveJob> Studio::make_active_job(store::JobRecord record) {
+  auto task = proto::decode_task(record.task_json);
+  if (!task) {
+    return fail(Error::invalid_argument("job {}: stored task is unreadable: {}", record.id,
+                                        task.error().message));
+  }
+  auto source = proto::decode_model_source(record.model_source_json);
+  if (!source) {
+    return fail(Error::invalid_argument("job {}: stored model source is unreadable: {}", record.id,
+                                        source.error().message));
+  }
+  ActiveJob job;
+  proto::JobOfferClaim claim;
+  claim.job_id = record.id;
+  claim.game_id = record.game_id;
+  claim.asset_name = record.asset_name;
+  claim.model = record.model;
+  claim.vram_gb_estimate = record.vram_gb_estimate;
+  claim.task = std::move(*task);
+  claim.model_source = std::move(*source);
+  job.offer_frame = proto::encode(proto::StudioFrame{proto::Offer{std::move(claim)}});
+  job.record = std::move(record);
+  return job;
+}
+
+void Studio::enqueue(ActiveJob job) {
+  job.phase = ActiveJob::Phase::Queued;
+  job.holder.clear();
+  job.session.reset();
+  job.deadline.reset();
+  job.enqueued_at = steady_now();
+  const auto& r = job.record;
+  scheduler_.enqueue(QueuedJob{r.id, r.seq, r.priority, r.kind, r.vram_gb_estimate, r.model});
+  std::string id = r.id;
+  jobs_.insert_or_assign(std::move(id), std::move(job));
+  request_dispatch();
+}
+
+void Studio::request_dispatch() {
+  if (dispatch_pending_ || stopping_) {
+    return;
+  }
+  dispatch_pending_ = true;
+  boost::asio::post(loop_, [weak = weak_from_this()] {
+    if (auto self = weak.lock()) {
+      self->dispatch();
+    }
+  });
+}
+
+void Studio::dispatch() {
+  dispatch_pending_ = false;
+  if (stopping_) {
+    return;
+  }
+  for (auto& assignment : scheduler_.assign(steady_now())) {
+    const auto session = sessions_.find(assignment.worker_id);
+    if (session == sessions_.end()) {
+      // Cannot happen (the scheduler only knows welcomed sessions); put the job back.
+      auto it = jobs_.find(assignment.job_id);
+      if (it != jobs_.end()) {
+        enqueue(std::move(it->second));
+      }
+      continue;
+    }
+    claim(assignment.job_id, session->second);
+  }
+}
+
+void Studio::claim(const std::string& job_id, const std::shared_ptr<WorkerSession>& session) {
+  auto& job = jobs_.at(job_id);
+  job.phase = ActiveJob::Phase::Claiming;
+  job.holder = session->worker_id_;
+  job.session = session;
+  session->job_id_ = job_id;
+  const auto now = unix_millis_now();
+  db_->call<bool>(
+      [job_id, worker = job.holder, now](store::StudioStore& s) {
+        return s.claim_job(job_id, worker, now);
+      },
+      [self = shared_from_this(), job_id, session, now](Result<bool> claimed) {
+        auto found = self->jobs_.find(job_id);
+        if (found == self->jobs_.end()) {
+          return;
+        }
+        auto& claimed_job = found->second;
+        if (!claimed || !*claimed) {
+          // The row left `queued` behind our back (an operator's edit): forget it.
+          logger().warn("claimed_job.claim_lost",
+                        {{"job_id", job_id},
+                         {"error", claimed ? std::string("not queued") : claimed.error().message}});
+          self->free_session_slot(job_id, session);
+          self->jobs_.erase(found);
+          self->request_dispatch();
+          return;
+        }
+        claimed_job.record.status = store::JobStatus::Claimed;
+        claimed_job.record.worker_id = claimed_job.holder;
+        claimed_job.record.last_worker_id = claimed_job.holder;
+        claimed_job.record.claimed_at = now;
+        claimed_job.record.accepted_at.reset();
+        if (claimed_job.cancelled || session->ended_) {
+          self->release(job_id, "the worker disconnected before the offer was sent", false, false);
+          return;
+        }
+        claimed_job.phase = ActiveJob::Phase::Offered;
+        session->socket_->send_text(claimed_job.offer_frame);
+        ++self->metrics_.frames_out;
+        ++self->metrics_.offers;
+        self->metrics_.observe_offer_latency(steady_now() - claimed_job.enqueued_at);
+        self->start_deadline(
+            claimed_job, self->config_.offer_timeout,
+            fmt::format("offer not answered within {} ms", self->config_.offer_timeout.count()));
+        self->publish_job(claimed_job.record);
+      });
+}
+
+void Studio::start_deadline(ActiveJob& job, std::chrono::milliseconds after, std::string reason) {
+  auto timer = std::make_shared<boost::asio::steady_timer>(loop_, after);
+  job.deadline = timer;
+  timer->async_wait([weak = weak_from_this(), job_id = job.record.id, raw = timer.get(),
+                     reason = std::move(reason)](const boost::system::error_code& ec) {
+    auto self = weak.lock();
+    if (ec || !self) {
+      return;
+    }
+    auto it = self->jobs_.find(job_id);
+    if (it == self->jobs_.end() || it->second.deadline.get() != raw) {
+      return;
+    }
+    logger().warn("job.deadline",
+                  {{"job_id", job_id}, {"worker_id", it->second.holder}, {"reason", reason}});
+    self->release(job_id, reason, true, false);
+  });
+}
+
+void Studio::free_session_slot(const std::string& job_id,
+                               const std::shared_ptr<WorkerSession>& session) {
+  if (session && session->job_id_ == job_id) {
+    session->job_id_.reset();
+    if (!session->ended_) {
+      scheduler_.set_busy(session->worker_id_, false);
+    }
+  }
+}
+
+void Studio::release(const std::string& job_id, std::string error, bool count_attempt,
+                     bool terminal, std::function<void()> after_commit) {
+  auto it = jobs_.find(job_id);
+  if (it == jobs_.end() || it->second.phase == ActiveJob::Phase::Queued) {
+    if (after_commit) {
+      after_commit();
+    }
+    return;
+  }
+  auto& job = it->second;
+  if (job.deadline) {
+    job.deadline->cancel();
+    job.deadline.reset();
+  }
+  free_session_slot(job_id, job.session);
+  job.session.reset();
+  if (job.cancelled) {
+    // Nothing to requeue: the job is over, only the holder is cleared.
+    db_->call<bool>(
+        [job_id](store::StudioStore& s) -> Result<bool> {
+          SW_TRY(s.clear_job_holder(job_id));
+          return true;
+        },
+        [after_commit](Result<bool>) {
+          if (after_commit) {
+            after_commit();
+          }
+        });
+    jobs_.erase(it);
+    request_dispatch();
+    return;
+  }
+  const int attempts = job.record.attempts + (count_attempt ? 1 : 0);
+  const bool exhausted = terminal || attempts >= job.record.max_attempts;
+  const std::string holder = job.holder;
+  job.phase = ActiveJob::Phase::Finishing;
+  const auto now = unix_millis_now();
+  db_->call<bool>(
+      [job_id, holder, attempts, error, exhausted, now](store::StudioStore& s) {
+        return s.release_job(job_id, holder, attempts, error, exhausted, now);
+      },
+      [self = shared_from_this(), job_id, attempts, error, exhausted, now,
+       after_commit](Result<bool> released) {
+        auto found = self->jobs_.find(job_id);
+        if (found != self->jobs_.end()) {
+          auto& released_job = found->second;
+          if (!released || !*released) {
+            logger().error("released_job.release_failed",
+                           {{"job_id", job_id},
+                            {"error", released ? std::string("row not claimed by the holder")
+                                               : released.error().message}});
+            self->jobs_.erase(found);
+          } else {
+            released_job.record.attempts = attempts;
+            released_job.record.error = error;
+            released_job.record.worker_id.reset();
+            released_job.record.claimed_at.reset();
+            released_job.record.accepted_at.reset();
+            logger().info(exhausted ? "released_job.failed" : "released_job.requeued",
+                          {{"job_id", job_id},
+                           {"worker_id", released_job.holder},
+                           {"attempts", attempts},
+                           {"error", error}});
+            if (exhausted) {
+              released_job.record.status = store::JobStatus::Failed;
+              released_job.record.finished_at = now;
+              self->publish_job(released_job.record);
+              self->jobs_.erase(found);
+            } else {
+              ++self->metrics_.requeues;
+              released_job.record.status = store::JobStatus::Queued;
+              self->publish_job(released_job.record);
+              self->enqueue(std::move(released_job));
+            }
+          }
+        }
+        if (after_commit) {
+          after_commit();
+        }
+        self->request_dispatch();
+      });
+}
+
+void Studio::finish_complete(const std::string& job_id,
+                             const std::shared_ptr<WorkerSession>& session,
+                             std::function<Result<bool>(store::StudioStore&)> write,
+                             std::function<void(Result<bool>)> answer) {
+  auto& job = jobs_.at(job_id);
+  const auto previous = job.phase;
+  job.phase = ActiveJob::Phase::Finishing;
+  if (job.deadline) {
+    job.deadline->cancel();
+    job.deadline.reset();
+  }
+  db_->call<bool>(std::move(write), [self = shared_from_this(), job_id, session, previous,
+                                     answer = std::move(answer)](Result<bool> stored) {
+    auto it = self->jobs_.find(job_id);
+    if (it != self->jobs_.end()) {
+      auto& done_job = it->second;
+      if (stored && *stored) {
+        done_job.record.status = store::JobStatus::Done;
+        done_job.record.finished_at = unix_millis_now();
+        self->scheduler_.record_completion(done_job.holder, done_job.record.model);
+        self->free_session_slot(job_id, session);
+        self->publish_job(done_job.record);
+        logger().debug("done_job.done", {{"job_id", job_id}, {"worker_id", done_job.holder}});
+        self->jobs_.erase(it);
+        self->request_dispatch();
+      } else {
+        // Not stored: keep holding so that the worker's retry can land.
+        done_job.phase = previous;
+      }
+    }
+    answer(std::move(stored));
+  });
+}
+
+void Studio::shutdown(std::function<void()> done) {
+  stopping_ = true;
+  if (sweep_timer_) {
+    sweep_timer_->cancel();
+  }
+  for (auto& [id, job] : jobs_) {
+    if (job.deadline) {
+      job.deadline->cancel();
+    }
+  }
+  for (const auto& session : std::vector(open_sessions_.begin(), open_sessions_.end())) {
+    session->ended_ = true;
+    if (session->socket_) {
+      session->socket_->close(1000, "studio shutting down");
+    }
+  }
+  for (auto& stream : event_streams_) {
+    stream->close();
+  }
+  event_streams_.clear();
+  // Jobs held by the closed sessions stay claimed in the database: the next start requeues them.
+  db_->stop();
+  blocking_->join();
+  boost::asio::post(loop_, std::move(done));
+}
+
+void Studio::publish_job(const store::JobRecord& job) {
+  if (!event_streams_.empty()) {
+    publish("job", job_event_json(job));
+  }
+}
+
+void Studio::publish_worker(const std::string& worker_id, std::string_view state) {
+  if (!event_streams_.empty()) {
+    publish("worker", worker_event_json(worker_id, state));
+  }
+}
+
+void Studio::publish(std::string_view event, const std::string& data) {
+  const std::string chunk = fmt::format("event: {}\ndata: {}\n\n", event, data);
+  std::erase_if(event_streams_, [](const auto& stream) { return !stream->is_open(); });
+  for (auto& stream : event_streams_) {
+    stream->write(chunk);
+  }
+}
+
+}  // namespace sw::studio

@@ -1,0 +1,186 @@
+#pragma once
+// The studio: worker registry and sessions, the job queue and its state machine, results, and the
+// HTTP routes of both the worker protocol (reference §2, §8) and the client API (/api/v1).
+//
+//   job:  queued ──claim──▶ claimed(offered) ──accept──▶ claimed(running) ──result──▶ done
+//           ▲                   │ reject / offer timeout / session gone / run limit / fail
+//           └── attempts+1 ─────┘  (at maxAttempts, or fail{retryable:false}: ──▶ failed)
+//         queued|claimed ──cancel──▶ cancelled (a running worker's result is accepted, dropped)
+//
+// Threading: loop-thread only. Every piece of mutable state is owned by the io_context thread;
+// the database runs on its DbWorker thread and result files are hashed and written on a small
+// blocking pool, both posting their results back. In memory the studio holds what scheduling
+// needs (active jobs, sessions, token and key hashes, models); the database is the truth, and
+// nothing is acknowledged to a worker or a client before it is committed.
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "net/http_server.h"
+#include "proto/frames.h"
+#include "store/studio_store.h"
+#include "studio/config.h"
+#include "studio/metrics.h"
+#include "studio/rate_limiter.h"
+#include "studio/scheduler.h"
+
+namespace boost::asio {
+class thread_pool;
+}  // namespace boost::asio
+
+namespace sw::studio {
+
+class DbWorker;
+class Studio;
+
+// One worker WebSocket. Holds the studio weakly: a session can outlive a stopped studio.
+class WorkerSession : public net::WebSocketHandler,
+                      public std::enable_shared_from_this<WorkerSession> {
+ public:
+  WorkerSession(std::weak_ptr<Studio> studio, std::string worker_id)
+      : studio_(std::move(studio)), worker_id_(std::move(worker_id)) {}
+  void on_open(std::shared_ptr<net::WebSocket> socket) override;
+  void on_text(std::string text) override;
+  void on_binary(std::size_t bytes) override;
+  void on_closed() override;
+
+ private:
+  friend class Studio;
+  friend class Router;
+  std::weak_ptr<Studio> studio_;
+  std::string worker_id_;
+  std::shared_ptr<net::WebSocket> socket_;
+  bool welcomed_ = false;
+  bool ended_ = false;  // closed, or being closed by us: frames are ignored
+  std::uint64_t order_ = 0;
+  proto::WorkerCapabilities capabilities_;
+  std::string persisted_capabilities_;
+  std::optional<std::string> persisted_job_;
+  std::int64_t persisted_at_ = 0;
+  SteadyTime last_frame_{};
+  std::optional<std::string> job_id_;        // the job this session holds (offered or running)
+  std::optional<std::string> reported_job_;  // currentJobId of the last heartbeat
+};
+
+class Studio : public std::enable_shared_from_this<Studio> {
+ public:
+  // Opens <data_dir>/studio.db (migrating it), loads workers, models, keys and active jobs, and
+  // requeues jobs that were claimed by sessions of a previous run.
+  static Result<std::shared_ptr<Studio>> create(boost::asio::any_io_executor loop,
+                                                StudioConfig config);
+  ~Studio();
+
+  net::HttpHandler& http_handler() { return *router_; }
+  // The admin token minted at this start (first start only), to print once.
+  const std::optional<std::string>& minted_admin_token() const { return minted_admin_token_; }
+  // Closes every session with 1000, finishes queued database writes, stops the timers. `done`
+  // runs on the loop once all writes are committed.
+  void shutdown(std::function<void()> done);
+
+  std::size_t connected_workers() const { return sessions_.size(); }
+  std::size_t open_sessions() const { return open_sessions_.size(); }
+  std::size_t queued_jobs() const { return scheduler_.queued(); }
+
+ private:
+  friend class WorkerSession;
+  friend class Router;
+
+  struct ActiveJob {
+    enum class Phase { Queued, Claiming, Offered, Running, Finishing };
+    store::JobRecord record;
+    std::string offer_frame;  // the encoded offer, built once
+    Phase phase = Phase::Queued;
+    std::string holder;  // worker id unless queued
+    std::shared_ptr<WorkerSession> session;
+    bool cancelled = false;
+    std::shared_ptr<boost::asio::steady_timer> deadline;  // offer timeout or run limit
+    SteadyTime enqueued_at{};
+  };
+  struct CachedWorker {
+    std::string token_hash;
+  };
+  struct CachedModel {
+    store::ModelRecord record;
+    proto::ModelSource source;
+  };
+
+  Studio(boost::asio::any_io_executor loop, StudioConfig config);
+  Status load(store::StudioStore& store);
+  static Result<ActiveJob> make_active_job(store::JobRecord record);
+
+  // ---- sessions (sessions.cpp) ----
+  void on_session_open(const std::shared_ptr<WorkerSession>& session);
+  void on_frame(const std::shared_ptr<WorkerSession>& session, std::string_view text);
+  void on_session_closed(const std::shared_ptr<WorkerSession>& session);
+  void handle_hello(const std::shared_ptr<WorkerSession>& session, proto::Hello hello);
+  void handle_heartbeat(const std::shared_ptr<WorkerSession>& session, proto::Heartbeat beat);
+  void handle_accept(const std::shared_ptr<WorkerSession>& session, const proto::Accept& accept);
+  void handle_reject(const std::shared_ptr<WorkerSession>& session, const proto::Reject& reject);
+  void handle_complete_json(const std::shared_ptr<WorkerSession>& session,
+                            proto::CompleteJson complete);
+  void handle_fail(const std::shared_ptr<WorkerSession>& session, const proto::Fail& failure);
+  void handle_log_batch(const std::shared_ptr<WorkerSession>& session, proto::LogBatch batch);
+  void send(const std::shared_ptr<WorkerSession>& session, const proto::StudioFrame& frame);
+  // Sends `error {code, message}` then closes with the code's close code; releases the job.
+  void end_session(const std::shared_ptr<WorkerSession>& session, proto::WorkerErrorCode code,
+                   std::string message);
+  void close_session(const std::shared_ptr<WorkerSession>& session, std::uint16_t close_code,
+                     std::string reason, std::string release_reason);
+  void persist_heartbeat(const std::shared_ptr<WorkerSession>& session, bool force);
+  void sweep_silent_sessions();
+  void schedule_sweep();
+
+  // ---- jobs (studio.cpp) ----
+  void enqueue(ActiveJob job);
+  void request_dispatch();
+  void dispatch();
+  void claim(const std::string& job_id, const std::shared_ptr<WorkerSession>& session);
+  void start_deadline(ActiveJob& job, std::chrono::milliseconds after, std::string reason);
+  // Lets go of a held job: requeue (attempts+1 when `count_attempt`), or fail it at
+  // maxAttempts or when `terminal`. Cancelled jobs just lose their holder.
+  void release(const std::string& job_id, std::string error, bool count_attempt, bool terminal,
+               std::function<void()> after_commit = {});
+  void finish_locally(ActiveJob& job);
+  void free_session_slot(const std::string& job_id, const std::shared_ptr<WorkerSession>& session);
+  void finish_complete(const std::string& job_id, const std::shared_ptr<WorkerSession>& session,
+                       std::function<Result<bool>(store::StudioStore&)> write,
+                       std::function<void(Result<bool>)> answer);
+
+  // ---- events and metrics ----
+  void publish_job(const store::JobRecord& job);
+  void publish_worker(const std::string& worker_id, std::string_view state);
+  void publish(std::string_view event, const std::string& data);
+
+  boost::asio::any_io_executor loop_;
+  StudioConfig config_;
+  std::unique_ptr<DbWorker> db_;
+  std::unique_ptr<boost::asio::thread_pool> blocking_;
+  std::unique_ptr<net::HttpHandler> router_;
+  Scheduler scheduler_;
+  std::unordered_map<std::string, ActiveJob> jobs_;
+  std::unordered_map<std::string, std::shared_ptr<WorkerSession>> sessions_;  // welcomed
+  std::unordered_set<std::shared_ptr<WorkerSession>> open_sessions_;          // every open socket
+  std::unordered_map<std::string, CachedWorker> workers_;
+  std::unordered_map<std::string, CachedModel> models_;
+  std::unordered_map<std::string, std::string> api_keys_;  // key hash → key id
+  std::string admin_token_hash_;
+  std::optional<std::string> minted_admin_token_;
+  RateLimiter register_limiter_;
+  std::vector<std::shared_ptr<net::EventStream>> event_streams_;
+  Metrics metrics_;
+  std::shared_ptr<boost::asio::steady_timer> sweep_timer_;
+  bool dispatch_pending_ = false;
+  bool stopping_ = false;
+  std::uint64_t next_session_order_ = 0;
+};
+
+}  // namespace sw::studio
