@@ -352,6 +352,9 @@ class HttpConnection : public Connection {
     while (handler() != nullptr) {
       http::request_parser<http::string_body> parser;
       parser.header_limit(kHeaderLimit);
+      // No limit while the headers are read (Beast would check Content-Length against its 1 MiB
+      // default there); the route's own limit is set once admit() has chosen it.
+      parser.body_limit(boost::none);
       lowest.expires_after(options.header_timeout);
       auto [ec, unused] = co_await http::async_read_header(stream_, buffer, parser, kUseTuple);
       if (ec) {

@@ -78,7 +78,8 @@ std::optional<std::string> HttpRequest::query_param(std::string_view name) const
   if (query.empty()) {
     return std::nullopt;
   }
-  auto parsed = boost::urls::parse_origin_form("/?" + query);
+  const std::string origin = "/?" + query;  // the url_view points into it
+  auto parsed = boost::urls::parse_origin_form(origin);
   if (!parsed) {
     return std::nullopt;
   }

@@ -967,8 +967,11 @@ class Router : public net::HttpHandler {
       return;
     }
     const bool create = !path_id;
+    // Copied before the call: the completion below takes `model` by move, and argument
+    // evaluation order is unspecified.
+    store::ModelRecord record = model->record;
     s_.db_->call<bool>(
-        [record = model->record, create](store::StudioStore& st) -> Result<bool> {
+        [record = std::move(record), create](store::StudioStore& st) -> Result<bool> {
           if (create) {
             SW_TRY(st.insert_model(record));
             return true;

@@ -235,7 +235,7 @@ void Studio::claim(const std::string& job_id, const std::shared_ptr<WorkerSessio
         auto& claimed_job = found->second;
         if (!claimed || !*claimed) {
           // The row left `queued` behind our back (an operator's edit): forget it.
-          logger().warn("claimed_job.claim_lost",
+          logger().warn("job.claim_lost",
                         {{"job_id", job_id},
                          {"error", claimed ? std::string("not queued") : claimed.error().message}});
           self->free_session_slot(job_id, session);
@@ -340,7 +340,7 @@ void Studio::release(const std::string& job_id, std::string error, bool count_at
         if (found != self->jobs_.end()) {
           auto& released_job = found->second;
           if (!released || !*released) {
-            logger().error("released_job.release_failed",
+            logger().error("job.release_failed",
                            {{"job_id", job_id},
                             {"error", released ? std::string("row not claimed by the holder")
                                                : released.error().message}});
@@ -351,7 +351,7 @@ void Studio::release(const std::string& job_id, std::string error, bool count_at
             released_job.record.worker_id.reset();
             released_job.record.claimed_at.reset();
             released_job.record.accepted_at.reset();
-            logger().info(exhausted ? "released_job.failed" : "released_job.requeued",
+            logger().info(exhausted ? "job.failed" : "job.requeued",
                           {{"job_id", job_id},
                            {"worker_id", released_job.holder},
                            {"attempts", attempts},
@@ -398,7 +398,7 @@ void Studio::finish_complete(const std::string& job_id,
         self->scheduler_.record_completion(done_job.holder, done_job.record.model);
         self->free_session_slot(job_id, session);
         self->publish_job(done_job.record);
-        logger().debug("done_job.done", {{"job_id", job_id}, {"worker_id", done_job.holder}});
+        logger().debug("job.done", {{"job_id", job_id}, {"worker_id", done_job.holder}});
         self->jobs_.erase(it);
         self->request_dispatch();
       } else {

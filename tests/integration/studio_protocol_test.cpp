@@ -1,0 +1,788 @@
+// studio-server against a worker-side protocol client over real loopback sockets and a real
+// SQLite file: registration, session rules, offers and every requeue path, results, restarts.
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <sys/socket.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/write.hpp>
+
+#include "common/sha256.h"
+#include "proto/codec.h"
+#include "support/studio_harness.h"
+#include "support/temp_dir.h"
+
+namespace sw::testing {
+namespace {
+
+using nlohmann::json;
+
+studio::StudioConfig test_config(const std::filesystem::path& dir) {
+  studio::StudioConfig config;
+  config.data_dir = dir;
+  config.offer_timeout = 30s;
+  config.session_silence_timeout = 30s;
+  config.sweep_interval = 1s;
+  config.reject_hold_off = 1h;  // deterministic: a rejecting worker gets nothing more
+  return config;
+}
+
+json parse(const std::string& text) {
+  return json::parse(text, nullptr, false);
+}
+
+class StudioProtocolTest : public ::testing::Test {
+ protected:
+  void SetUp() override { start(test_config(dir_.path())); }
+
+  void start(studio::StudioConfig config) {
+    studio_ = std::make_unique<StudioHarness>(std::move(config));
+    studio_->add_model("synth-llm", "llm");
+    studio_->add_model("synth-image", "image");
+  }
+  // Same data directory, new settings: models and workers are already there.
+  void restart(studio::StudioConfig config) {
+    studio_.reset();
+    studio_ = std::make_unique<StudioHarness>(std::move(config));
+  }
+
+  StudioHarness& studio() { return *studio_; }
+
+  TempDir dir_;
+  std::unique_ptr<StudioHarness> studio_;
+};
+
+// ---- registration (reference §2.1–2.2) ----
+
+TEST_F(StudioProtocolTest, RegistrationGoesPendingThenApprovedWithARotatingToken) {
+  const std::string secret = "s3cret";
+  json request = {{"installId", "install-1"},
+                  {"registrationSecretHash", sha256_hex(secret)},
+                  {"capabilities", parse(proto::encode(test_capabilities()))},
+                  {"userAgent", "studio-worker/9.9"},
+                  {"label", "ignored"}};
+  auto reply = http_request(studio().port(), "POST", "/graphics/api/workers/register-request",
+                            request.dump());
+  ASSERT_EQ(reply.status, 200) << reply.body;
+  const auto request_id = parse(reply.body)["requestId"].get<std::string>();
+  EXPECT_EQ(parse(reply.body)["status"], "pending");
+  EXPECT_EQ(request_id.rfind("rr-", 0), 0u);
+
+  // A retry of the same install and secret is the same request.
+  reply = http_request(studio().port(), "POST", "/graphics/api/workers/register-request",
+                       request.dump());
+  EXPECT_EQ(parse(reply.body)["requestId"], request_id);
+
+  const std::string poll_path = "/graphics/api/workers/register-requests/" + request_id;
+  reply = http_request(studio().port(), "GET", poll_path, "", secret);
+  EXPECT_EQ(reply.status, 200);
+  EXPECT_EQ(reply.body, R"({"status":"pending"})");
+  EXPECT_EQ(http_request(studio().port(), "GET", poll_path, "", "wrong-secret").status, 401);
+  EXPECT_EQ(http_request(studio().port(), "GET", poll_path).status, 401);
+  EXPECT_EQ(http_request(studio().port(), "GET",
+                         "/graphics/api/workers/register-requests/rr-unknown", "", secret)
+                .status,
+            404);
+
+  const auto pending = parse(studio().admin("GET", "/api/v1/workers/pending").body);
+  ASSERT_EQ(pending["pending"].size(), 1u);
+  EXPECT_EQ(pending["pending"][0]["installId"], "install-1");
+
+  reply = studio().admin("POST", "/api/v1/workers/pending/" + request_id + "/approve");
+  ASSERT_EQ(reply.status, 200) << reply.body;
+  const auto worker_id = parse(reply.body)["workerId"].get<std::string>();
+  EXPECT_EQ(studio().admin("POST", "/api/v1/workers/pending/" + request_id + "/approve").status,
+            409);
+
+  reply = http_request(studio().port(), "GET", poll_path, "", secret);
+  auto first = proto::decode_registration_poll(reply.body);
+  ASSERT_TRUE(first.has_value()) << reply.body;
+  const auto& approved = std::get<proto::RegistrationApproved>(*first);
+  EXPECT_EQ(approved.worker_id, worker_id);
+  EXPECT_EQ(approved.auth_token.size(), 64u);
+
+  // Every approved poll mints a fresh token; the older one stops working.
+  reply = http_request(studio().port(), "GET", poll_path, "", secret);
+  const auto second =
+      std::get<proto::RegistrationApproved>(*proto::decode_registration_poll(reply.body));
+  EXPECT_NE(second.auth_token, approved.auth_token);
+  auto stale = ProtocolClient::connect(studio().port(), worker_id, {approved.auth_token, true});
+  ASSERT_FALSE(stale.has_value());
+  EXPECT_NE(stale.error().message.find("HTTP 401"), std::string::npos) << stale.error().message;
+  EXPECT_NE(connect_worker(studio(), {worker_id, second.auth_token}), nullptr);
+}
+
+TEST_F(StudioProtocolTest, RejectedRequestsSayWhy) {
+  const std::string secret = "another";
+  json request = {{"installId", "install-2"},
+                  {"registrationSecretHash", sha256_hex(secret)},
+                  {"capabilities", parse(proto::encode(test_capabilities()))},
+                  {"userAgent", "studio-worker/9.9"}};
+  auto reply = http_request(studio().port(), "POST", "/graphics/api/workers/register-request",
+                            request.dump());
+  const auto request_id = parse(reply.body)["requestId"].get<std::string>();
+  reply = studio().admin("POST", "/api/v1/workers/pending/" + request_id + "/reject",
+                         R"({"reason":"unknown contributor"})");
+  ASSERT_EQ(reply.status, 200) << reply.body;
+  reply = http_request(studio().port(), "GET",
+                       "/graphics/api/workers/register-requests/" + request_id, "", secret);
+  EXPECT_EQ(reply.body, R"({"status":"rejected","reason":"unknown contributor"})");
+}
+
+TEST_F(StudioProtocolTest, RegisterRequestsAreValidatedAndRateLimitedPerAddress) {
+  auto reply = http_request(studio().port(), "POST", "/graphics/api/workers/register-request",
+                            R"({"installId":"x"})");
+  EXPECT_EQ(reply.status, 400);
+  EXPECT_NE(reply.body.find("registrationSecretHash"), std::string::npos) << reply.body;
+  json request = {{"installId", "install-3"},
+                  {"registrationSecretHash", "NOT-HEX"},
+                  {"capabilities", parse(proto::encode(test_capabilities()))},
+                  {"userAgent", "x"}};
+  reply = http_request(studio().port(), "POST", "/graphics/api/workers/register-request",
+                       request.dump());
+  EXPECT_EQ(reply.status, 400);
+  EXPECT_NE(reply.body.find("registrationSecretHash"), std::string::npos) << reply.body;
+  // 2 requests so far from 127.0.0.1; the limit is 10 per 60 s.
+  int accepted = 0;
+  int limited = 0;
+  for (int i = 0; i < 10; ++i) {
+    request["installId"] = "install-rate-" + std::to_string(i);
+    request["registrationSecretHash"] = sha256_hex("s" + std::to_string(i));
+    reply = http_request(studio().port(), "POST", "/graphics/api/workers/register-request",
+                         request.dump());
+    accepted += reply.status == 200;
+    limited += reply.status == 429;
+  }
+  EXPECT_EQ(accepted, 8);
+  EXPECT_EQ(limited, 2);
+}
+
+// ---- sessions (reference §1, §8) ----
+
+TEST_F(StudioProtocolTest, UpgradeNeedsTheBearerAndEchoesTheSubprotocol) {
+  const auto worker = register_worker(studio(), "install-s1");
+  auto no_token = ProtocolClient::connect(studio().port(), worker.worker_id, {"", true});
+  ASSERT_FALSE(no_token.has_value());
+  EXPECT_NE(no_token.error().message.find("HTTP 401"), std::string::npos);
+  EXPECT_NE(no_token.error().message.find("reference"), std::string::npos)
+      << "failed upgrades carry a reference id: " << no_token.error().message;
+  auto wrong_worker = ProtocolClient::connect(studio().port(), "w-other", {worker.token, true});
+  ASSERT_FALSE(wrong_worker.has_value());
+
+  auto client = ProtocolClient::connect(studio().port(), worker.worker_id, {worker.token, true});
+  ASSERT_TRUE(client.has_value()) << client.error().message;
+  EXPECT_EQ((*client)->subprotocol(), "studio-worker-v1");
+}
+
+TEST_F(StudioProtocolTest, HelloWithAWrongTokenGetsAuthFailedThen4001) {
+  const auto worker = register_worker(studio(), "install-s2");
+  auto client = ProtocolClient::connect(studio().port(), worker.worker_id, {worker.token, true});
+  ASSERT_TRUE(client.has_value());
+  (*client)->send(proto::Hello{"not-the-token", test_capabilities()});
+  auto frame = (*client)->next_frame();
+  ASSERT_TRUE(frame && std::holds_alternative<proto::ErrorFrame>(*frame));
+  EXPECT_EQ(std::get<proto::ErrorFrame>(*frame).code, proto::WorkerErrorCode::AuthFailed);
+  EXPECT_EQ((*client)->wait_closed(), 4001);
+}
+
+TEST_F(StudioProtocolTest, FramesBeforeHelloAreProtocolViolations) {
+  const auto worker = register_worker(studio(), "install-s3");
+  auto client = ProtocolClient::connect(studio().port(), worker.worker_id, {worker.token, true});
+  ASSERT_TRUE(client.has_value());
+  (*client)->send(proto::Heartbeat{test_capabilities(), std::nullopt});
+  auto frame = (*client)->next_frame();
+  ASSERT_TRUE(frame && std::holds_alternative<proto::ErrorFrame>(*frame));
+  const auto& error = std::get<proto::ErrorFrame>(*frame);
+  EXPECT_EQ(error.code, proto::WorkerErrorCode::ProtocolViolation);
+  EXPECT_NE(error.message.find("hello"), std::string::npos) << error.message;
+  EXPECT_EQ((*client)->wait_closed(), 4002);
+}
+
+TEST_F(StudioProtocolTest, MalformedUnknownAndBinaryFramesEndTheSessionWith4002) {
+  const auto worker = register_worker(studio(), "install-s4");
+  for (const std::string bad :
+       {"{not json", R"({"type":"teleport"})", R"({"type":"accept"})", "[1,2,3]"}) {
+    auto client = connect_worker(studio(), worker);
+    ASSERT_NE(client, nullptr);
+    client->send_text(bad);
+    auto frame = client->next_non_ack();
+    ASSERT_TRUE(frame && std::holds_alternative<proto::ErrorFrame>(*frame)) << bad;
+    EXPECT_EQ(std::get<proto::ErrorFrame>(*frame).code, proto::WorkerErrorCode::ProtocolViolation);
+    EXPECT_FALSE(std::get<proto::ErrorFrame>(*frame).message.empty());
+    EXPECT_EQ(client->wait_closed(), 4002) << bad;
+  }
+  auto client = connect_worker(studio(), worker);
+  ASSERT_NE(client, nullptr);
+  client->send_binary("\x01\x02");
+  auto frame = client->next_non_ack();
+  ASSERT_TRUE(frame && std::holds_alternative<proto::ErrorFrame>(*frame));
+  EXPECT_EQ(client->wait_closed(), 4002);
+  // The studio is unharmed: the worker connects again and works.
+  EXPECT_NE(connect_worker(studio(), worker), nullptr);
+}
+
+TEST_F(StudioProtocolTest, ASecondSessionClosesTheFirstWithDuplicateWorker) {
+  const auto worker = register_worker(studio(), "install-s5");
+  auto first = connect_worker(studio(), worker);
+  auto second = connect_worker(studio(), worker);
+  ASSERT_NE(first, nullptr);
+  ASSERT_NE(second, nullptr);
+  auto frame = first->next_non_ack();
+  ASSERT_TRUE(frame && std::holds_alternative<proto::ErrorFrame>(*frame));
+  EXPECT_EQ(std::get<proto::ErrorFrame>(*frame).code, proto::WorkerErrorCode::DuplicateWorker);
+  EXPECT_EQ(first->wait_closed(), 4003);
+  second->send(proto::Heartbeat{test_capabilities(), std::nullopt});
+  frame = second->next_frame();
+  ASSERT_TRUE(frame && std::holds_alternative<proto::HeartbeatAck>(*frame));
+}
+
+TEST_F(StudioProtocolTest, DeletingAWorkerClosesItsSessionWithWorkerDeleted) {
+  const auto worker = register_worker(studio(), "install-s6");
+  auto client = connect_worker(studio(), worker);
+  ASSERT_NE(client, nullptr);
+  EXPECT_EQ(studio().admin("DELETE", "/api/v1/workers/" + worker.worker_id).status, 200);
+  auto frame = client->next_non_ack();
+  ASSERT_TRUE(frame && std::holds_alternative<proto::ErrorFrame>(*frame));
+  EXPECT_EQ(std::get<proto::ErrorFrame>(*frame).code, proto::WorkerErrorCode::WorkerDeleted);
+  EXPECT_EQ(client->wait_closed(), 4004);
+  auto again = ProtocolClient::connect(studio().port(), worker.worker_id, {worker.token, true});
+  EXPECT_FALSE(again.has_value());
+}
+
+TEST_F(StudioProtocolTest, HeartbeatsAreAckedAndPersisted) {
+  const auto worker = register_worker(studio(), "install-s7");
+  auto client = connect_worker(studio(), worker);
+  ASSERT_NE(client, nullptr);
+  auto caps = test_capabilities();
+  caps.machine_name = "renamed-host";
+  caps.vram_threshold_gb = 7.5;
+  client->send(proto::Heartbeat{caps, std::string("job-elsewhere")});
+  auto frame = client->next_frame();
+  ASSERT_TRUE(frame && std::holds_alternative<proto::HeartbeatAck>(*frame));
+  // The write is committed before the next request is answered (one writer, in order).
+  const auto workers = parse(studio().admin("GET", "/api/v1/workers").body)["workers"];
+  ASSERT_EQ(workers.size(), 1u);
+  EXPECT_EQ(workers[0]["connected"], true);
+  EXPECT_EQ(workers[0]["capabilities"]["machineName"], "renamed-host");
+  EXPECT_EQ(workers[0]["capabilities"]["vramThresholdGb"], 7.5);
+}
+
+TEST_F(StudioProtocolTest, SilentSessionsAreClosedAndTheirJobReleased) {
+  auto config = test_config(dir_.path());
+  config.session_silence_timeout = 300ms;
+  config.sweep_interval = 50ms;
+  restart(config);
+  const auto worker = register_worker(studio(), "install-s8");
+  auto client = connect_worker(studio(), worker);
+  ASSERT_NE(client, nullptr);
+  const auto job = studio().create_job(llm_job("synth-llm", "hello"));
+  auto claim = expect_offer(*client);
+  ASSERT_TRUE(claim);
+  // Nothing more from the worker: a half-open connection as the studio sees it.
+  EXPECT_TRUE(client->wait_closed(10s).has_value());
+  EXPECT_TRUE(studio().wait_job_status(job, "queued"));
+  EXPECT_EQ(studio().job_attempts(job), 1);
+  EXPECT_NE(studio().job_field(job, "error").find("silent"), std::string::npos);
+}
+
+// ---- offers and results ----
+
+TEST_F(StudioProtocolTest, JsonJobRunsEndToEnd) {
+  const auto worker = register_worker(studio(), "install-j1");
+  auto client = connect_worker(studio(), worker);
+  ASSERT_NE(client, nullptr);
+  const auto job = studio().create_job(
+      llm_job("synth-llm", "write a haiku", 0, R"({"gameId":"g1","assetName":"poem"})"));
+  auto claim = expect_offer(*client);
+  ASSERT_TRUE(claim);
+  EXPECT_EQ(claim->job_id, job);
+  EXPECT_EQ(claim->model, "synth-llm");
+  EXPECT_EQ(claim->game_id, "g1");
+  EXPECT_EQ(claim->asset_name, "poem");
+  EXPECT_EQ(claim->model_source.engine, "synthetic");
+  ASSERT_EQ(claim->task.kind(), proto::TaskKind::Llm);
+  EXPECT_EQ(std::get<proto::LlmParams>(claim->task.params).messages[0].content, "write a haiku");
+  EXPECT_EQ(studio().job_status(job), "claimed");
+  EXPECT_EQ(studio().job_field(job, "workerId"), worker.worker_id);
+
+  client->send(proto::Accept{job});
+  auto result = proto::RawJson::parse(R"({"object":"chat.completion","choices":[]})");
+  client->send(proto::CompleteJson{job, *result, std::string("write a haiku")});
+  auto ack = client->next_non_ack();
+  ASSERT_TRUE(ack && std::holds_alternative<proto::CompleteAck>(*ack));
+  EXPECT_EQ(std::get<proto::CompleteAck>(*ack).job_id, job);
+  EXPECT_EQ(studio().job_status(job), "done");
+  const auto body = parse(studio().admin("GET", "/api/v1/jobs/" + job).body);
+  EXPECT_EQ(body["result"]["json"]["object"], "chat.completion");
+  const auto bytes = studio().admin("GET", "/api/v1/jobs/" + job + "/result");
+  EXPECT_EQ(bytes.status, 200);
+  EXPECT_TRUE(proto::same_json(bytes.body, result->text()));
+
+  // A repeated completion is acknowledged again and changes nothing.
+  client->send(proto::CompleteJson{job, *result, std::string("write a haiku")});
+  ack = client->next_non_ack();
+  ASSERT_TRUE(ack && std::holds_alternative<proto::CompleteAck>(*ack));
+}
+
+TEST_F(StudioProtocolTest, BinaryResultsAreStoredBySha256AndRepeatsAreIdempotent) {
+  const auto a = register_worker(studio(), "install-b1");
+  const auto b = register_worker(studio(), "install-b2");
+  auto client = connect_worker(studio(), a);
+  ASSERT_NE(client, nullptr);
+  const auto job = studio().create_job(image_job("synth-image", "a red cube"));
+  auto claim = expect_offer(*client);
+  ASSERT_TRUE(claim);
+  client->send(proto::Accept{job});
+  std::string bytes(65536, '\0');
+  for (std::size_t i = 0; i < bytes.size(); ++i) {
+    bytes[i] = static_cast<char>(i * 7 + 3);
+  }
+  const std::string route = "/graphics/api/workers/" + a.worker_id + "/jobs/" + job + "/complete";
+  const auto [content_type, form] = result_form("a red cube", "webp", bytes, job + ".webp");
+
+  // Another worker's token is not this worker's route; and another worker's route is a 409.
+  EXPECT_EQ(http_request(studio().port(), "POST", route, form, b.token, content_type).status, 401);
+  EXPECT_EQ(http_request(studio().port(), "POST",
+                         "/graphics/api/workers/" + b.worker_id + "/jobs/" + job + "/complete",
+                         form, b.token, content_type)
+                .status,
+            409);
+
+  auto reply = http_request(studio().port(), "POST", route, form, a.token, content_type);
+  ASSERT_EQ(reply.status, 200) << reply.body;
+  EXPECT_EQ(parse(reply.body)["ok"], true);
+  const auto stored = parse(studio().admin("GET", "/api/v1/jobs/" + job).body);
+  EXPECT_EQ(stored["status"], "done");
+  EXPECT_EQ(stored["result"]["contentType"], "image/webp");
+  EXPECT_EQ(stored["result"]["bytes"], 65536);
+  EXPECT_EQ(stored["result"]["sha256"], sha256_hex(bytes));
+  EXPECT_TRUE(std::filesystem::exists(dir_.path() / "results" / sha256_hex(bytes)));
+  const auto fetched = studio().admin("GET", "/api/v1/jobs/" + job + "/result");
+  EXPECT_EQ(fetched.status, 200);
+  EXPECT_EQ(fetched.content_type, "image/webp");
+  EXPECT_EQ(fetched.body, bytes);
+
+  // The same upload again (a worker retrying after a lost answer) is a 200; other bytes a 409.
+  reply = http_request(studio().port(), "POST", route, form, a.token, content_type);
+  EXPECT_EQ(reply.status, 200) << reply.body;
+  const auto [other_type, other_form] = result_form("a red cube", "webp", "different", "x.webp");
+  EXPECT_EQ(http_request(studio().port(), "POST", route, other_form, a.token, other_type).status,
+            409);
+
+  // The worker is free again: the next job is offered to it.
+  const auto next = studio().create_job(image_job("synth-image", "a blue cube"));
+  auto second = expect_offer(*client);
+  ASSERT_TRUE(second);
+  EXPECT_EQ(second->job_id, next);
+}
+
+TEST_F(StudioProtocolTest, MalformedUploadsAre400AndChangeNothing) {
+  const auto worker = register_worker(studio(), "install-b3");
+  auto client = connect_worker(studio(), worker);
+  const auto job = studio().create_job(image_job("synth-image", "x"));
+  ASSERT_TRUE(expect_offer(*client));
+  client->send(proto::Accept{job});
+  const std::string route =
+      "/graphics/api/workers/" + worker.worker_id + "/jobs/" + job + "/complete";
+  auto [type, form] = result_form("x", "webp", "bytes", "f.webp");
+  // Truncated: no closing boundary.
+  auto reply = http_request(studio().port(), "POST", route, form.substr(0, form.size() - 30),
+                            worker.token, type);
+  EXPECT_EQ(reply.status, 400);
+  EXPECT_NE(reply.body.find("multipart body"), std::string::npos) << reply.body;
+  reply = http_request(studio().port(), "POST", route, form, worker.token, "application/json");
+  EXPECT_EQ(reply.status, 400);
+  auto [type2, no_ext] = result_form("x", "../../etc", "bytes", "f");
+  reply = http_request(studio().port(), "POST", route, no_ext, worker.token, type2);
+  EXPECT_EQ(reply.status, 400);
+  EXPECT_NE(reply.body.find("ext:"), std::string::npos) << reply.body;
+  EXPECT_EQ(studio().job_status(job), "claimed");
+  // The real upload still lands.
+  EXPECT_EQ(http_request(studio().port(), "POST", route, form, worker.token, type).status, 200);
+}
+
+TEST_F(StudioProtocolTest, RejectBusyRequeuesWithoutAnAttemptToAnotherWorker) {
+  const auto a = register_worker(studio(), "install-r1");
+  const auto b = register_worker(studio(), "install-r2");
+  auto first = connect_worker(studio(), a);
+  const auto job = studio().create_job(llm_job("synth-llm", "x"));
+  auto claim = expect_offer(*first);
+  ASSERT_TRUE(claim);
+  first->send(proto::Reject{job, "worker already has an in-flight job", proto::RejectCode::Busy});
+  auto second = connect_worker(studio(), b);
+  auto again = expect_offer(*second);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->job_id, job);
+  EXPECT_EQ(studio().job_attempts(job), 0);
+}
+
+TEST_F(StudioProtocolTest, PlainRejectCountsAnAttemptAndMaxAttemptsFailsTheJob) {
+  const auto a = register_worker(studio(), "install-r3");
+  auto client = connect_worker(studio(), a);
+  const auto job = studio().create_job(llm_job("synth-llm", "x", 0, R"({"maxAttempts":1})"));
+  ASSERT_TRUE(expect_offer(*client));
+  client->send(proto::Reject{job, "model unloaded", std::nullopt});
+  // No ack for a reject; the job's state tells.
+  EXPECT_TRUE(studio().wait_job_status(job, "failed"));
+  EXPECT_EQ(studio().job_attempts(job), 1);
+  EXPECT_NE(studio().job_field(job, "error").find("model unloaded"), std::string::npos);
+}
+
+TEST_F(StudioProtocolTest, UnansweredOffersAreRequeuedWithAnAttempt) {
+  auto config = test_config(dir_.path());
+  config.offer_timeout = 200ms;
+  config.reject_hold_off = 0ms;
+  restart(config);
+  const auto worker = register_worker(studio(), "install-t1");
+  auto client = connect_worker(studio(), worker);
+  const auto job = studio().create_job(llm_job("synth-llm", "x", 0, R"({"maxAttempts":2})"));
+  ASSERT_TRUE(expect_offer(*client));
+  // Never answered: requeued with attempts 1 and offered again (this worker is idle).
+  auto again = expect_offer(*client);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->job_id, job);
+  EXPECT_EQ(studio().job_attempts(job), 1);
+  // The second timeout exhausts maxAttempts.
+  EXPECT_TRUE(studio().wait_job_status(job, "failed"));
+  EXPECT_NE(studio().job_field(job, "error").find("offer not answered"), std::string::npos);
+}
+
+TEST_F(StudioProtocolTest, FailIsRequeuedWhenRetryableAndTerminalWhenNot) {
+  const auto worker = register_worker(studio(), "install-f1");
+  auto client = connect_worker(studio(), worker);
+  const auto retryable = studio().create_job(llm_job("synth-llm", "x"));
+  ASSERT_TRUE(expect_offer(*client));
+  client->send(proto::Accept{retryable});
+  client->send(proto::Fail{retryable, "runner crashed", true});
+  auto ack = client->next_non_ack();
+  ASSERT_TRUE(ack && std::holds_alternative<proto::FailAck>(*ack));
+  // Requeued and offered again to the only worker.
+  auto again = expect_offer(*client);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->job_id, retryable);
+  EXPECT_EQ(studio().job_attempts(retryable), 1);
+  client->send(proto::Accept{retryable});
+  client->send(proto::Fail{retryable, "prompt longer than the context", false});
+  ack = client->next_non_ack();
+  ASSERT_TRUE(ack && std::holds_alternative<proto::FailAck>(*ack));
+  EXPECT_EQ(studio().job_status(retryable), "failed");
+  EXPECT_EQ(studio().job_field(retryable, "error"), "prompt longer than the context");
+}
+
+TEST_F(StudioProtocolTest, ACompletionForAJobNotHeldIsAProtocolViolation) {
+  const auto a = register_worker(studio(), "install-v1");
+  const auto b = register_worker(studio(), "install-v2");
+  auto holder = connect_worker(studio(), a);
+  const auto job = studio().create_job(llm_job("synth-llm", "x"));
+  ASSERT_TRUE(expect_offer(*holder));
+  auto thief = connect_worker(studio(), b);
+  thief->send(proto::CompleteJson{job, *proto::RawJson::parse("{}"), std::nullopt});
+  auto frame = thief->next_non_ack();
+  ASSERT_TRUE(frame && std::holds_alternative<proto::ErrorFrame>(*frame));
+  EXPECT_EQ(std::get<proto::ErrorFrame>(*frame).code, proto::WorkerErrorCode::ProtocolViolation);
+  EXPECT_EQ(thief->wait_closed(), 4002);
+  EXPECT_EQ(studio().job_status(job), "claimed");
+  auto other = connect_worker(studio(), b);
+  other->send(proto::Accept{job});
+  EXPECT_EQ(other->wait_closed(), 4002);
+}
+
+TEST_F(StudioProtocolTest, AWorkerThatVanishesMidJobLosesItToAnother) {
+  const auto a = register_worker(studio(), "install-k1");
+  const auto b = register_worker(studio(), "install-k2");
+  auto first = connect_worker(studio(), a);
+  const auto job = studio().create_job(llm_job("synth-llm", "x"));
+  ASSERT_TRUE(expect_offer(*first));
+  first->send(proto::Accept{job});
+  first->drop();  // no close frame: a killed process
+  auto second = connect_worker(studio(), b);
+  auto again = expect_offer(*second);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->job_id, job);
+  EXPECT_EQ(studio().job_attempts(job), 1);
+}
+
+// ---- scheduling rules ----
+
+TEST_F(StudioProtocolTest, JobsGoOutByPriorityThenAge) {
+  const auto worker = register_worker(studio(), "install-p1");
+  const auto low_old = studio().create_job(llm_job("synth-llm", "a", 0));
+  const auto high = studio().create_job(llm_job("synth-llm", "b", 5));
+  const auto low_new = studio().create_job(llm_job("synth-llm", "c", 0));
+  auto client = connect_worker(studio(), worker);
+  std::vector<std::string> order;
+  for (int i = 0; i < 3; ++i) {
+    auto claim = expect_offer(*client);
+    ASSERT_TRUE(claim);
+    order.push_back(claim->job_id);
+    client->send(proto::Accept{claim->job_id});
+    client->send(proto::CompleteJson{claim->job_id, *proto::RawJson::parse("{}"), std::nullopt});
+    auto ack = client->next_non_ack();
+    ASSERT_TRUE(ack && std::holds_alternative<proto::CompleteAck>(*ack));
+  }
+  EXPECT_EQ(order, (std::vector<std::string>{high, low_old, low_new}));
+}
+
+TEST_F(StudioProtocolTest, IneligibleWorkersAreSkipped) {
+  studio().add_model("big-llm", "llm", 48);
+  const auto worker = register_worker(studio(), "install-e1");
+  // Queue first, so that the eligible job can only arrive by skipping the ineligible ones.
+  studio().create_job(llm_job("big-llm", "needs 48 GB", 10));
+  studio().create_job(
+      image_job("synth-image", "this worker has no image kind", R"({"priority":9})"));
+  const auto fits = studio().create_job(llm_job("synth-llm", "fits", 0));
+  auto client = connect_worker(studio(), worker, test_capabilities({proto::TaskKind::Llm}));
+  auto claim = expect_offer(*client);
+  ASSERT_TRUE(claim);
+  EXPECT_EQ(claim->job_id, fits);
+}
+
+TEST_F(StudioProtocolTest, PausedAndNotIdleWorkersGetNothingUntilTheyReportOtherwise) {
+  const auto worker = register_worker(studio(), "install-e2");
+  auto caps = test_capabilities();
+  caps.auto_enabled = false;
+  auto client = connect_worker(studio(), worker, caps);
+  const auto job = studio().create_job(llm_job("synth-llm", "x"));
+  caps.auto_enabled = true;
+  caps.only_when_idle = true;
+  caps.user_presence = proto::UserPresence::Active;
+  client->send(proto::Heartbeat{caps, std::nullopt});
+  auto frame = client->next_frame();
+  ASSERT_TRUE(frame && std::holds_alternative<proto::HeartbeatAck>(*frame))
+      << "no offer while paused or while the user is active";
+  caps.user_presence = proto::UserPresence::Idle;
+  client->send(proto::Heartbeat{caps, std::nullopt});
+  auto claim = expect_offer(*client);
+  ASSERT_TRUE(claim);
+  EXPECT_EQ(claim->job_id, job);
+}
+
+TEST_F(StudioProtocolTest, AWorkerWarmOnAModelIsPreferredOverAnEarlierOne) {
+  studio().add_model("other-llm", "llm");
+  const auto a = register_worker(studio(), "install-a1");
+  const auto b = register_worker(studio(), "install-a2");
+  auto first = connect_worker(studio(), a);
+  auto second = connect_worker(studio(), b);
+  auto run = [](ProtocolClient& client) {
+    auto claim = expect_offer(client);
+    ASSERT_TRUE(claim);
+    client.send(proto::Accept{claim->job_id});
+    client.send(proto::CompleteJson{claim->job_id, *proto::RawJson::parse("{}"), std::nullopt});
+    auto ack = client.next_non_ack();
+    ASSERT_TRUE(ack && std::holds_alternative<proto::CompleteAck>(*ack));
+  };
+  studio().create_job(llm_job("synth-llm", "to a (earliest connected)"));
+  run(*first);
+  studio().create_job(llm_job("synth-llm", "to a again"));
+  run(*first);
+  // Keep `a` busy so that `b` takes the other model, then free it.
+  const auto hold = studio().create_job(llm_job("synth-llm", "a holds this"));
+  auto held = expect_offer(*first);
+  ASSERT_TRUE(held);
+  studio().create_job(llm_job("other-llm", "to b"));
+  run(*second);
+  first->send(proto::Accept{hold});
+  first->send(proto::CompleteJson{hold, *proto::RawJson::parse("{}"), std::nullopt});
+  ASSERT_TRUE(first->next_non_ack());
+  // Both idle; `a` connected first, but `b` last ran other-llm.
+  const auto warm = studio().create_job(llm_job("other-llm", "should go to b"));
+  auto claim = expect_offer(*second);
+  ASSERT_TRUE(claim);
+  EXPECT_EQ(claim->job_id, warm);
+}
+
+// ---- client API ----
+
+TEST_F(StudioProtocolTest, CancellingAQueuedJobIsImmediateAndAClaimedOneDropsItsResult) {
+  const auto queued = studio().create_job(llm_job("synth-llm", "never runs"));
+  auto reply = studio().admin("POST", "/api/v1/jobs/" + queued + "/cancel");
+  ASSERT_EQ(reply.status, 200) << reply.body;
+  EXPECT_EQ(parse(reply.body)["status"], "cancelled");
+
+  const auto worker = register_worker(studio(), "install-c1");
+  auto client = connect_worker(studio(), worker);
+  const auto claimed = studio().create_job(llm_job("synth-llm", "runs"));
+  auto claim = expect_offer(*client);
+  ASSERT_TRUE(claim);
+  EXPECT_EQ(claim->job_id, claimed) << "the cancelled job is never offered";
+  client->send(proto::Accept{claimed});
+  EXPECT_EQ(studio().admin("POST", "/api/v1/jobs/" + claimed + "/cancel").status, 200);
+  client->send(proto::CompleteJson{claimed, *proto::RawJson::parse(R"({"x":1})"), std::nullopt});
+  auto ack = client->next_non_ack();
+  ASSERT_TRUE(ack && std::holds_alternative<proto::CompleteAck>(*ack));
+  EXPECT_EQ(studio().job_status(claimed), "cancelled");
+  EXPECT_EQ(studio().admin("GET", "/api/v1/jobs/" + claimed + "/result").status, 409);
+  EXPECT_EQ(studio().admin("POST", "/api/v1/jobs/job-nope/cancel").status, 404);
+}
+
+TEST_F(StudioProtocolTest, IdempotencyKeysReturnTheFirstJob) {
+  auto first = studio().admin("POST", "/api/v1/jobs",
+                              llm_job("synth-llm", "x", 0, R"({"idempotencyKey":"k-1"})"));
+  ASSERT_EQ(first.status, 201);
+  auto second = studio().admin("POST", "/api/v1/jobs",
+                               llm_job("synth-llm", "different", 0, R"({"idempotencyKey":"k-1"})"));
+  EXPECT_EQ(second.status, 200);
+  EXPECT_EQ(parse(first.body)["id"], parse(second.body)["id"]);
+}
+
+TEST_F(StudioProtocolTest, InvalidJobsAre400sNamingTheFieldAndStoreNothing) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"not json", "body: not valid JSON"},
+      {R"({"task":{"kind":"llm","messages":[]}})", "model: missing required field"},
+      {R"({"model":"nope","task":{"kind":"llm","messages":[]}})", "model: unknown model"},
+      {R"({"model":"synth-llm"})", "task: missing required object"},
+      {R"({"model":"synth-llm","task":{"kind":"image","prompt":"x"}})", "task.kind"},
+      {R"({"model":"synth-llm","task":{"kind":"llm"}})", "task.messages"},
+      {R"({"model":"synth-llm","task":{"kind":"llm","messages":[]},"priority":"high"})",
+       "priority: must be an integer"},
+      {R"({"model":"synth-llm","task":{"kind":"llm","messages":[]},"maxAttempts":0})",
+       "maxAttempts: must be between 1 and 100"},
+  };
+  for (const auto& [body, message] : cases) {
+    const auto reply = studio().admin("POST", "/api/v1/jobs", body);
+    EXPECT_EQ(reply.status, 400) << body;
+    EXPECT_EQ(parse(reply.body)["error"], "invalid_job") << reply.body;
+    EXPECT_NE(reply.body.find(message), std::string::npos) << body << " → " << reply.body;
+  }
+  EXPECT_TRUE(parse(studio().admin("GET", "/api/v1/jobs").body)["jobs"].empty());
+}
+
+TEST_F(StudioProtocolTest, OversizeBodiesAreRefusedBeforeBuffering) {
+  const std::string huge(2u << 20, 'x');
+  const auto reply = studio().admin("POST", "/api/v1/jobs", huge);
+  EXPECT_EQ(reply.status, 413);
+  EXPECT_NE(reply.body.find("exceeds the limit"), std::string::npos) << reply.body;
+}
+
+TEST_F(StudioProtocolTest, ApiKeysAuthoriseClientsButNotAdminRoutes) {
+  EXPECT_EQ(http_request(studio().port(), "GET", "/api/v1/jobs").status, 401);
+  auto reply = studio().admin("POST", "/api/v1/keys", R"({"name":"ci"})");
+  ASSERT_EQ(reply.status, 201) << reply.body;
+  const auto key = parse(reply.body)["key"].get<std::string>();
+  const auto key_id = parse(reply.body)["id"].get<std::string>();
+  EXPECT_EQ(http_request(studio().port(), "GET", "/api/v1/jobs", "", key).status, 200);
+  EXPECT_EQ(http_request(studio().port(), "GET", "/api/v1/workers", "", key).status, 403);
+  EXPECT_EQ(studio().admin("DELETE", "/api/v1/keys/" + key_id).status, 200);
+  EXPECT_EQ(http_request(studio().port(), "GET", "/api/v1/jobs", "", key).status, 401);
+}
+
+TEST_F(StudioProtocolTest, JobListsPageNewestFirst) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < 5; ++i) {
+    ids.push_back(studio().create_job(llm_job("synth-llm", "x" + std::to_string(i))));
+  }
+  auto page = parse(studio().admin("GET", "/api/v1/jobs?limit=2").body);
+  ASSERT_EQ(page["jobs"].size(), 2u);
+  EXPECT_EQ(page["jobs"][0]["id"], ids[4]);
+  EXPECT_EQ(page["jobs"][1]["id"], ids[3]);
+  page = parse(
+      studio()
+          .admin("GET", "/api/v1/jobs?limit=2&before=" + page["nextBefore"].get<std::string>())
+          .body);
+  EXPECT_EQ(page["jobs"][0]["id"], ids[2]);
+  EXPECT_EQ(studio().admin("GET", "/api/v1/jobs?status=bogus").status, 400);
+  EXPECT_EQ(
+      parse(studio().admin("GET", "/api/v1/jobs?status=queued&kind=image").body)["jobs"].size(),
+      0u);
+}
+
+TEST_F(StudioProtocolTest, LogBatchesAreStoredPerWorker) {
+  const auto worker = register_worker(studio(), "install-l1");
+  auto client = connect_worker(studio(), worker);
+  client->send(proto::LogBatch{{proto::LogEntry{"2026-05-25T12:00:00.123Z", "info", "ws",
+                                                "server welcomed", std::string("job-1")},
+                                proto::LogEntry{"2026-05-25T12:00:01.000Z", "warn", "logs",
+                                                "dropped 3 lines", std::nullopt}}});
+  client->send(proto::Heartbeat{test_capabilities(), std::nullopt});
+  ASSERT_TRUE(client->next_frame());
+  const auto logs =
+      parse(studio().admin("GET", "/api/v1/workers/" + worker.worker_id + "/logs").body)["logs"];
+  ASSERT_EQ(logs.size(), 2u);
+  EXPECT_EQ(logs[0]["message"], "server welcomed");
+  EXPECT_EQ(logs[0]["jobId"], "job-1");
+  EXPECT_EQ(logs[1]["level"], "warn");
+}
+
+TEST_F(StudioProtocolTest, MetricsExposeQueueDepthAndWorkers) {
+  studio().create_job(llm_job("synth-llm", "x"));
+  const auto reply = http_request(studio().port(), "GET", "/metrics");
+  EXPECT_EQ(reply.status, 200);
+  EXPECT_NE(reply.body.find("studio_queue_depth{kind=\"llm\"} 1"), std::string::npos) << reply.body;
+  EXPECT_NE(reply.body.find("studio_jobs{status=\"queued\"} 1"), std::string::npos);
+  EXPECT_NE(reply.body.find("studio_workers_connected 0"), std::string::npos);
+}
+
+// ---- restart: the database is the truth ----
+
+TEST_F(StudioProtocolTest, ARestartKeepsEveryJobAndRequeuesTheClaimedOnes) {
+  const auto worker = register_worker(studio(), "install-x1");
+  auto client = connect_worker(studio(), worker);
+  const auto done = studio().create_job(llm_job("synth-llm", "done"));
+  auto claim = expect_offer(*client);
+  ASSERT_TRUE(claim);
+  client->send(proto::Accept{done});
+  client->send(proto::CompleteJson{done, *proto::RawJson::parse("{}"), std::nullopt});
+  ASSERT_TRUE(client->next_non_ack());
+  const auto held = studio().create_job(llm_job("synth-llm", "held"));
+  ASSERT_TRUE(expect_offer(*client));
+  client->send(proto::Accept{held});
+  const auto cancelled = studio().create_job(llm_job("synth-llm", "cancelled"));
+  ASSERT_EQ(studio().admin("POST", "/api/v1/jobs/" + cancelled + "/cancel").status, 200);
+  const auto queued = studio().create_job(llm_job("synth-llm", "queued", -1));
+  EXPECT_EQ(studio().job_status(held), "claimed");
+
+  studio_->crash();
+  client.reset();
+  studio_ = std::make_unique<StudioHarness>(test_config(dir_.path()));
+
+  EXPECT_EQ(studio().job_status(done), "done");
+  EXPECT_EQ(studio().job_status(cancelled), "cancelled");
+  EXPECT_EQ(studio().job_status(queued), "queued");
+  EXPECT_EQ(studio().job_status(held), "queued");
+  EXPECT_EQ(studio().job_attempts(held), 1);
+  // Credentials and models survived too; the requeued job goes out first (priority 0 > -1).
+  auto again = connect_worker(studio(), worker);
+  ASSERT_NE(again, nullptr);
+  auto claim2 = expect_offer(*again);
+  ASSERT_TRUE(claim2);
+  EXPECT_EQ(claim2->job_id, held);
+}
+
+TEST_F(StudioProtocolTest, GracefulShutdownClosesSessionsWith1000) {
+  const auto worker = register_worker(studio(), "install-x2");
+  auto client = connect_worker(studio(), worker);
+  ASSERT_NE(client, nullptr);
+  std::thread stopper([&] { studio_->stop(); });
+  EXPECT_EQ(client->wait_closed(), 1000);
+  stopper.join();
+}
+
+TEST_F(StudioProtocolTest, EventsStreamJobChanges) {
+  // Read the SSE stream on a raw socket until the job event shows up.
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::socket socket(io);
+  socket.connect({boost::asio::ip::make_address("127.0.0.1"), studio().port()});
+  timeval limit{10, 0};  // a missing event fails the read instead of hanging the test
+  ::setsockopt(socket.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
+  const std::string request = "GET /api/v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
+                              kTestAdminToken + "\r\n\r\n";
+  boost::asio::write(socket, boost::asio::buffer(request));
+  std::string seen;
+  std::array<char, 4096> chunk{};
+  while (seen.find(": connected") == std::string::npos) {
+    seen.append(chunk.data(), socket.read_some(boost::asio::buffer(chunk)));
+  }
+  EXPECT_NE(seen.find("text/event-stream"), std::string::npos) << seen;
+  const auto job = studio().create_job(llm_job("synth-llm", "x"));
+  while (seen.find(job) == std::string::npos) {
+    seen.append(chunk.data(), socket.read_some(boost::asio::buffer(chunk)));
+  }
+  EXPECT_NE(seen.find("event: job\ndata: {"), std::string::npos) << seen;
+  EXPECT_NE(seen.find("\"status\":\"queued\""), std::string::npos) << seen;
+}
+
+}  // namespace
+}  // namespace sw::testing
