@@ -1,0 +1,147 @@
+#include "store/studio_store.h"
+
+#include <gtest/gtest.h>
+
+#include "store/migrations.h"
+
+namespace sw::store {
+namespace {
+
+std::unique_ptr<StudioStore> open_memory() {
+  auto store = StudioStore::open(":memory:");
+  EXPECT_TRUE(store.has_value()) << store.error().describe();
+  return std::move(*store);
+}
+
+JobRecord new_job(std::string id) {
+  JobRecord job;
+  job.id = std::move(id);
+  job.model = "m";
+  job.kind = proto::TaskKind::Llm;
+  job.task_json = R"({"kind":"llm","messages":[]})";
+  job.model_source_json = "{}";
+  job.created_at = 1000;
+  return job;
+}
+
+TEST(StudioStoreTest, MigrationsAreAppliedOnceAndNewerSchemasRefused) {
+  auto store = open_memory();
+  ASSERT_TRUE(migrate(store->db(), studio_migrations()));  // idempotent
+  ASSERT_TRUE(store->db().exec("INSERT INTO schema_migrations(version) VALUES (999)"));
+  auto again = migrate(store->db(), studio_migrations());
+  ASSERT_FALSE(again);
+  EXPECT_NE(again.error().message.find("newer than this binary"), std::string::npos);
+}
+
+TEST(StudioStoreTest, ClaimIsACompareAndSet) {
+  auto store = open_memory();
+  auto job = new_job("j1");
+  ASSERT_TRUE(store->insert_job(job));
+  EXPECT_GT(job.seq, 0);
+  EXPECT_TRUE(*store->claim_job("j1", "w1", 2000));
+  EXPECT_FALSE(*store->claim_job("j1", "w2", 2001)) << "already claimed";
+  auto stored = *store->find_job("j1");
+  ASSERT_TRUE(stored);
+  EXPECT_EQ(stored->status, JobStatus::Claimed);
+  EXPECT_EQ(stored->worker_id, "w1");
+}
+
+TEST(StudioStoreTest, OnlyTheHolderCompletesOrReleases) {
+  auto store = open_memory();
+  auto job = new_job("j1");
+  ASSERT_TRUE(store->insert_job(job));
+  ASSERT_TRUE(*store->claim_job("j1", "w1", 2000));
+  EXPECT_FALSE(*store->complete_job_json("j1", "w2", "{}", std::nullopt, 3000));
+  EXPECT_FALSE(*store->release_job("j1", "w2", 1, std::string("x"), false, 3000));
+  EXPECT_TRUE(*store->release_job("j1", "w1", 1, std::string("lost"), false, 3000));
+  auto stored = *store->find_job("j1");
+  EXPECT_EQ(stored->status, JobStatus::Queued);
+  EXPECT_EQ(stored->attempts, 1);
+  EXPECT_EQ(stored->error, "lost");
+  EXPECT_FALSE(stored->worker_id);
+  EXPECT_EQ(stored->last_worker_id, "w1");
+  ASSERT_TRUE(*store->claim_job("j1", "w2", 4000));
+  EXPECT_TRUE(*store->complete_job_json("j1", "w2", R"({"ok":1})", std::string("p"), 5000));
+  stored = *store->find_job("j1");
+  EXPECT_EQ(stored->status, JobStatus::Done);
+  EXPECT_EQ(stored->result_json, R"({"ok":1})");
+  EXPECT_EQ(stored->prompt, "p");
+}
+
+TEST(StudioStoreTest, IdempotencyKeysAreUnique) {
+  auto store = open_memory();
+  auto first = new_job("j1");
+  first.idempotency_key = "k";
+  ASSERT_TRUE(store->insert_job(first));
+  auto second = new_job("j2");
+  second.idempotency_key = "k";
+  auto inserted = store->insert_job(second);
+  ASSERT_FALSE(inserted);
+  EXPECT_EQ(inserted.error().code, Code::Conflict);
+  EXPECT_EQ((*store->find_job_by_idempotency_key("k"))->id, "j1");
+}
+
+TEST(StudioStoreTest, DoneNeedsAResultAndClaimedNeedsAHolder) {
+  auto store = open_memory();
+  auto job = new_job("j1");
+  ASSERT_TRUE(store->insert_job(job));
+  EXPECT_FALSE(store->db().exec("UPDATE jobs SET status = 'done' WHERE id = 'j1'"));
+  EXPECT_FALSE(store->db().exec("UPDATE jobs SET status = 'claimed' WHERE id = 'j1'"));
+}
+
+TEST(StudioStoreTest, ListsPageNewestFirstWithFilters) {
+  auto store = open_memory();
+  for (int i = 0; i < 5; ++i) {
+    auto job = new_job("j" + std::to_string(i));
+    job.kind = i % 2 == 0 ? proto::TaskKind::Llm : proto::TaskKind::Image;
+    ASSERT_TRUE(store->insert_job(job));
+  }
+  JobFilter filter;
+  filter.limit = 2;
+  auto page = *store->list_jobs(filter);
+  ASSERT_EQ(page.size(), 2u);
+  EXPECT_EQ(page[0].id, "j4");
+  filter.before_seq = page[1].seq;
+  page = *store->list_jobs(filter);
+  EXPECT_EQ(page[0].id, "j2");
+  filter = JobFilter{};
+  filter.kind = proto::TaskKind::Image;
+  EXPECT_EQ(store->list_jobs(filter)->size(), 2u);
+  filter.status = JobStatus::Done;
+  EXPECT_TRUE(store->list_jobs(filter)->empty());
+}
+
+TEST(StudioStoreTest, WorkerLogsKeepOnlyTheNewestPerWorker) {
+  auto store = open_memory();
+  std::vector<proto::LogEntry> entries;
+  for (int i = 0; i < 10; ++i) {
+    entries.push_back({"2026-01-01T00:00:00.000Z", "info", "ws", "line " + std::to_string(i),
+                       std::nullopt});
+  }
+  ASSERT_TRUE(store->insert_logs("w1", entries, 1, 4));
+  ASSERT_TRUE(store->insert_logs("w2", entries, 1, 100));
+  auto logs = *store->worker_logs("w1", 0, 100);
+  ASSERT_EQ(logs.size(), 4u);
+  EXPECT_EQ(logs.front().entry.message, "line 6");
+  EXPECT_EQ(logs.back().entry.message, "line 9");
+  EXPECT_EQ(store->worker_logs("w2", 0, 100)->size(), 10u);
+}
+
+TEST(StudioStoreTest, RegistrationDecisionsHappenOnce) {
+  auto store = open_memory();
+  RegistrationRecord r;
+  r.id = "rr-1";
+  r.install_id = "i";
+  r.secret_hash = "h";
+  r.capabilities_json = "{}";
+  r.created_at = 1;
+  ASSERT_TRUE(store->insert_request(r));
+  EXPECT_EQ((*store->find_pending_request("i"))->id, "rr-1");
+  EXPECT_TRUE(*store->decide_request("rr-1", RequestStatus::Rejected, "no", std::nullopt, 2));
+  EXPECT_FALSE(*store->decide_request("rr-1", RequestStatus::Approved, "", std::string("w"), 3));
+  EXPECT_FALSE(*store->find_pending_request("i"));
+  EXPECT_EQ((*store->find_request("rr-1"))->reason, "no");
+}
+
+}  // namespace
+}  // namespace sw::store
