@@ -146,6 +146,7 @@ int main(int argc, char** argv) {
   app.add_option("--data-dir", data_dir,
                  "Database and results (default ~/.local/share/studio-server)");
   app.require_subcommand(1);
+  app.fallthrough();  // --data-dir and --log-format may follow any subcommand
 
   auto* serve_cmd = app.add_subcommand("serve", "Serve workers and clients");
   std::string listen = "127.0.0.1:9790";
@@ -159,7 +160,6 @@ int main(int argc, char** argv) {
   unsigned silence_timeout_ms = 30'000;
   unsigned run_limit_s = 1800;
   serve_cmd->add_option("--listen", listen, "host:port to listen on (0 picks a free port)");
-  serve_cmd->add_option("--data-dir", data_dir, "Database and results directory");
   serve_cmd->add_option("--tls-cert", tls_cert, "PEM certificate chain (enables TLS)")
       ->check(CLI::ExistingFile);
   serve_cmd->add_option("--tls-key", tls_key, "PEM private key")->check(CLI::ExistingFile);
@@ -175,12 +175,17 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(10u, 3'600'000u));
   serve_cmd->add_option("--run-limit-s", run_limit_s, "Claimed with no result → requeue")
       ->check(CLI::Range(1u, 7u * 24 * 3600));
+  std::vector<std::string> kind_run_limits;
+  serve_cmd->add_option("--kind-run-limit", kind_run_limits,
+                        "Per-kind run limit, KIND=SECONDS (e.g. video=7200); repeatable");
 
   auto* workers = app.add_subcommand("workers", "Approve, reject, list and delete workers");
   workers->require_subcommand(1);
-  workers->add_option("--data-dir", data_dir, "Database directory");
+  workers->fallthrough();
   auto* pending = workers->add_subcommand("pending", "List registration requests awaiting you");
   auto* list = workers->add_subcommand("list", "List approved workers");
+  pending->fallthrough();
+  list->fallthrough();
   std::string id;
   std::string reason;
   auto* approve = workers->add_subcommand("approve", "Approve a registration request");
@@ -191,6 +196,9 @@ int main(int argc, char** argv) {
   auto* remove = workers->add_subcommand(
       "delete", "Delete a worker (a connected one is disconnected at its next heartbeat)");
   remove->add_option("worker-id", id, "The w-… id from `workers list`")->required();
+  for (auto* command : {serve_cmd, approve, reject, remove}) {
+    command->fallthrough();
+  }
 
   CLI11_PARSE(app, argc, argv);
   if (log_format == "json") {
@@ -207,13 +215,31 @@ int main(int argc, char** argv) {
     config.sweep_interval = std::min<std::chrono::milliseconds>(std::chrono::milliseconds(5000),
                                                                 config.session_silence_timeout / 3);
     config.default_run_limit = std::chrono::seconds(run_limit_s);
+    bool limits_ok = true;
+    for (const auto& entry : kind_run_limits) {
+      const auto eq = entry.find('=');
+      const auto kind = sw::proto::parse_task_kind(entry.substr(0, eq));
+      unsigned seconds = 0;
+      const char* end = entry.data() + entry.size();
+      const auto parsed = eq == std::string::npos
+                              ? std::from_chars_result{end, std::errc::invalid_argument}
+                              : std::from_chars(entry.data() + eq + 1, end, seconds);
+      if (!kind || parsed.ec != std::errc() || parsed.ptr != end || seconds == 0) {
+        std::cerr << "studio-server: --kind-run-limit \"" << entry
+                  << "\": expected KIND=SECONDS with KIND one of image, llm, audio_stt, "
+                     "audio_tts, video\n";
+        limits_ok = false;
+        break;
+      }
+      config.run_limits[*kind] = std::chrono::seconds(seconds);
+    }
     if (!tls_cert.empty()) {
       server_options.tls_cert_file = tls_cert;
     }
     if (!tls_key.empty()) {
       server_options.tls_key_file = tls_key;
     }
-    rc = serve(listen, config, server_options);
+    rc = limits_ok ? serve(listen, config, server_options) : 2;
   } else if (pending->parsed()) {
     rc = with_store(data_dir, [](sw::store::StudioStore& store) {
       auto requests = store.list_requests(sw::store::RequestStatus::Pending);

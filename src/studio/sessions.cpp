@@ -28,13 +28,13 @@ constexpr auto kHeartbeatPersistEvery = std::chrono::milliseconds(30'000);
 }  // namespace
 
 void WorkerSession::on_open(std::shared_ptr<net::WebSocket> socket) {
-  socket_ = std::move(socket);
+  socket_ = socket;
   last_frame_ = steady_now();
   if (auto studio = studio_.lock()) {
     studio->on_session_open(shared_from_this());
   } else {
     ended_ = true;
-    socket_->close(1000, "studio shutting down");
+    socket->close(1000, "studio shutting down");
   }
 }
 
@@ -61,17 +61,21 @@ void WorkerSession::on_closed() {
 void Studio::on_session_open(const std::shared_ptr<WorkerSession>& session) {
   if (stopping_) {
     session->ended_ = true;
-    session->socket_->close(1000, "studio shutting down");
+    if (auto socket = session->socket()) {
+      socket->close(1000, "studio shutting down");
+    }
     return;
   }
   open_sessions_.insert(session);
-  logger().debug("ws.open", {{"worker_id", session->worker_id_},
-                             {"remote", session->socket_->remote_address()}});
+  if (auto socket = session->socket()) {
+    logger().debug("ws.open",
+                   {{"worker_id", session->worker_id_}, {"remote", socket->remote_address()}});
+  }
 }
 
 void Studio::send(const std::shared_ptr<WorkerSession>& session, const proto::StudioFrame& frame) {
-  if (session->socket_ && !session->ended_) {
-    session->socket_->send_text(proto::encode(frame));
+  if (auto socket = session->socket(); socket && !session->ended_) {
+    socket->send_text(proto::encode(frame));
     ++metrics_.frames_out;
   }
 }
@@ -345,7 +349,7 @@ void Studio::handle_log_batch(const std::shared_ptr<WorkerSession>& session,
       });
 }
 
-void Studio::end_session(const std::shared_ptr<WorkerSession>& session, proto::WorkerErrorCode code,
+void Studio::end_session(std::shared_ptr<WorkerSession> session, proto::WorkerErrorCode code,
                          std::string message) {
   if (session->ended_) {
     return;
@@ -362,10 +366,10 @@ void Studio::end_session(const std::shared_ptr<WorkerSession>& session, proto::W
                 fmt::format("session ended: {}: {}", proto::to_string(code), message));
 }
 
-void Studio::close_session(const std::shared_ptr<WorkerSession>& session, std::uint16_t close_code,
+void Studio::close_session(std::shared_ptr<WorkerSession> session, std::uint16_t close_code,
                            std::string reason, std::string release_reason) {
-  if (!session->ended_ && session->socket_) {
-    session->socket_->close(close_code, std::move(reason));
+  if (auto socket = session->socket(); socket && !session->ended_) {
+    socket->close(close_code, std::move(reason));
   }
   session->ended_ = true;
   if (auto it = sessions_.find(session->worker_id_);
@@ -385,10 +389,8 @@ void Studio::on_session_closed(const std::shared_ptr<WorkerSession>& session) {
   if (!session->ended_) {
     logger().info("ws.closed", {{"worker_id", session->worker_id_}});
     session->ended_ = true;
-    session->socket_.reset();
     close_session(session, 1000, "", "the worker disconnected while holding the job");
   }
-  session->socket_.reset();
 }
 
 void Studio::schedule_sweep() {

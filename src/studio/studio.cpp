@@ -253,7 +253,9 @@ void Studio::claim(const std::string& job_id, const std::shared_ptr<WorkerSessio
           return;
         }
         claimed_job.phase = ActiveJob::Phase::Offered;
-        session->socket_->send_text(claimed_job.offer_frame);
+        if (auto socket = session->socket()) {
+          socket->send_text(claimed_job.offer_frame);
+        }
         ++self->metrics_.frames_out;
         ++self->metrics_.offers;
         self->metrics_.observe_offer_latency(steady_now() - claimed_job.enqueued_at);
@@ -422,8 +424,8 @@ void Studio::shutdown(std::function<void()> done) {
   }
   for (const auto& session : std::vector(open_sessions_.begin(), open_sessions_.end())) {
     session->ended_ = true;
-    if (session->socket_) {
-      session->socket_->close(1000, "studio shutting down");
+    if (auto socket = session->socket()) {
+      socket->close(1000, "studio shutting down");
     }
   }
   for (auto& stream : event_streams_) {
@@ -434,6 +436,12 @@ void Studio::shutdown(std::function<void()> done) {
   db_->stop();
   blocking_->join();
   boost::asio::post(loop_, std::move(done));
+}
+
+void Studio::halt_threads_for_test() {
+  stopping_ = true;
+  db_->stop();
+  blocking_->join();
 }
 
 void Studio::publish_job(const store::JobRecord& job) {

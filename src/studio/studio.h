@@ -58,7 +58,9 @@ class WorkerSession : public net::WebSocketHandler,
   friend class Router;
   std::weak_ptr<Studio> studio_;
   std::string worker_id_;
-  std::shared_ptr<net::WebSocket> socket_;
+  // Weak: the socket owns this handler, and its coroutines own the socket.
+  std::weak_ptr<net::WebSocket> socket_;
+  std::shared_ptr<net::WebSocket> socket() const { return socket_.lock(); }
   bool welcomed_ = false;
   bool ended_ = false;  // closed, or being closed by us: frames are ignored
   std::uint64_t order_ = 0;
@@ -85,6 +87,10 @@ class Studio : public std::enable_shared_from_this<Studio> {
   // Closes every session with 1000, finishes queued database writes, stops the timers. `done`
   // runs on the loop once all writes are committed.
   void shutdown(std::function<void()> done);
+
+  // Joins the database and file threads without the graceful path (tests' crash simulation):
+  // after this, nothing posts to the loop any more, so the loop can be destroyed first.
+  void halt_threads_for_test();
 
   std::size_t connected_workers() const { return sessions_.size(); }
   std::size_t open_sessions() const { return open_sessions_.size(); }
@@ -131,9 +137,10 @@ class Studio : public std::enable_shared_from_this<Studio> {
   void handle_log_batch(const std::shared_ptr<WorkerSession>& session, proto::LogBatch batch);
   void send(const std::shared_ptr<WorkerSession>& session, const proto::StudioFrame& frame);
   // Sends `error {code, message}` then closes with the code's close code; releases the job.
-  void end_session(const std::shared_ptr<WorkerSession>& session, proto::WorkerErrorCode code,
+  // Sessions are taken by value: callers pass map entries that these functions erase.
+  void end_session(std::shared_ptr<WorkerSession> session, proto::WorkerErrorCode code,
                    std::string message);
-  void close_session(const std::shared_ptr<WorkerSession>& session, std::uint16_t close_code,
+  void close_session(std::shared_ptr<WorkerSession> session, std::uint16_t close_code,
                      std::string reason, std::string release_reason);
   void persist_heartbeat(const std::shared_ptr<WorkerSession>& session, bool force);
   void sweep_silent_sessions();

@@ -30,8 +30,7 @@ struct Ledger {
   std::vector<std::string> violations;
 };
 
-void run_worker(const StudioHarness& studio, const WorkerCredentials& credentials,
-                Ledger& ledger) {
+void run_worker(const StudioHarness& studio, const WorkerCredentials& credentials, Ledger& ledger) {
   auto client = connect_worker(studio, credentials);
   if (!client) {
     return;
@@ -65,10 +64,10 @@ void run_worker(const StudioHarness& studio, const WorkerCredentials& credential
     } else {
       const std::string bytes = "image bytes of " + claim.job_id;
       const auto [type, form] = result_form("p", "png", bytes, claim.job_id + ".png");
-      const auto reply = http_request(studio.port(), "POST",
-                                      "/graphics/api/workers/" + credentials.worker_id +
-                                          "/jobs/" + claim.job_id + "/complete",
-                                      form, credentials.token, type);
+      const auto reply = http_request(
+          studio.port(), "POST",
+          "/graphics/api/workers/" + credentials.worker_id + "/jobs/" + claim.job_id + "/complete",
+          form, credentials.token, type);
       std::lock_guard lock(ledger.mutex);
       if (reply.status != 200) {
         ledger.violations.push_back("upload of " + claim.job_id + " got " +

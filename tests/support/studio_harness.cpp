@@ -32,7 +32,8 @@ struct StudioHarness::Impl {
   bool stopped = false;
 };
 
-StudioHarness::StudioHarness(studio::StudioConfig config) : impl_(std::make_unique<Impl>()) {
+StudioHarness::StudioHarness(studio::StudioConfig config, net::ServerOptions options)
+    : impl_(std::make_unique<Impl>()) {
   config.admin_token = kTestAdminToken;
   auto created = studio::Studio::create(impl_->io.get_executor(), std::move(config));
   if (!created) {
@@ -41,8 +42,8 @@ StudioHarness::StudioHarness(studio::StudioConfig config) : impl_(std::make_uniq
     return;
   }
   impl_->studio = std::move(*created);
-  auto server = net::HttpServer::start(impl_->io.get_executor(), net::ServerOptions{},
-                                       impl_->studio->http_handler());
+  auto server =
+      net::HttpServer::start(impl_->io.get_executor(), options, impl_->studio->http_handler());
   if (!server) {
     ADD_FAILURE() << "server did not start: " << server.error().describe();
     impl_->stopped = true;
@@ -93,6 +94,7 @@ void StudioHarness::crash() {
   impl_->stopped = true;
   impl_->io.stop();
   impl_->thread.join();
+  impl_->studio->halt_threads_for_test();
   // Destroying the loop's pending work drops every socket without a close frame.
   impl_->server.reset();
   impl_->studio.reset();

@@ -9,6 +9,7 @@
 #include <string>
 #include <thread>
 
+#include "net/http_server.h"
 #include "studio/config.h"
 #include "support/protocol_client.h"
 
@@ -19,7 +20,7 @@ inline const std::string kTestAdminToken = "test-admin-token";
 class StudioHarness {
  public:
   // Starts a studio on `config.data_dir` (admin token kTestAdminToken). Fails the test on error.
-  explicit StudioHarness(studio::StudioConfig config);
+  explicit StudioHarness(studio::StudioConfig config, net::ServerOptions options = {});
   ~StudioHarness();  // graceful shutdown
   StudioHarness(const StudioHarness&) = delete;
   StudioHarness& operator=(const StudioHarness&) = delete;

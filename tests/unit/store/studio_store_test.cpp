@@ -115,8 +115,8 @@ TEST(StudioStoreTest, WorkerLogsKeepOnlyTheNewestPerWorker) {
   auto store = open_memory();
   std::vector<proto::LogEntry> entries;
   for (int i = 0; i < 10; ++i) {
-    entries.push_back({"2026-01-01T00:00:00.000Z", "info", "ws", "line " + std::to_string(i),
-                       std::nullopt});
+    entries.push_back(
+        {"2026-01-01T00:00:00.000Z", "info", "ws", "line " + std::to_string(i), std::nullopt});
   }
   ASSERT_TRUE(store->insert_logs("w1", entries, 1, 4));
   ASSERT_TRUE(store->insert_logs("w2", entries, 1, 100));

@@ -1,0 +1,196 @@
+// End to end: the `studio-server` binary as an operator runs it. `serve` prints where it listens
+// and its admin token; `workers pending|approve|reject|list|delete` work on its data directory;
+// SIGTERM closes worker sessions with 1000 and exits 0; bad arguments fail with a message.
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <nlohmann/json.hpp>
+
+#include <array>
+#include <cstdio>
+
+#include "common/sha256.h"
+#include "proto/codec.h"
+#include "support/protocol_client.h"
+#include "support/studio_harness.h"
+#include "support/temp_dir.h"
+
+namespace {
+
+using ::testing::HasSubstr;
+using namespace std::chrono_literals;
+using sw::testing::http_request;
+
+struct Output {
+  int exit_code = -1;
+  std::string text;
+};
+
+Output run_cli(const std::string& args) {
+  Output out;
+  FILE* pipe = ::popen((std::string(SW_STUDIO_SERVER_BIN) + " " + args + " 2>&1").c_str(), "r");
+  std::array<char, 4096> buffer{};
+  while (std::fgets(buffer.data(), buffer.size(), pipe) != nullptr) {
+    out.text += buffer.data();
+  }
+  const int status = ::pclose(pipe);
+  out.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return out;
+}
+
+// `studio-server serve` as a child; stdout is read until the banner's first lines.
+class ServerProcess {
+ public:
+  explicit ServerProcess(const std::filesystem::path& data_dir) {
+    int out[2];
+    EXPECT_EQ(::pipe(out), 0);
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::dup2(out[1], STDOUT_FILENO);
+      ::close(out[0]);
+      const std::string dir = "--data-dir=" + data_dir.string();
+      ::setenv("STUDIO_WORKER_LOG", "warn", 1);
+      ::execl(SW_STUDIO_SERVER_BIN, SW_STUDIO_SERVER_BIN, "serve", "--listen", "127.0.0.1:0",
+              dir.c_str(), static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    ::close(out[1]);
+    stdout_ = ::fdopen(out[0], "r");
+    std::array<char, 1024> line{};
+    // The banner ends with the approve hint.
+    while (std::fgets(line.data(), line.size(), stdout_) != nullptr) {
+      banner_ += line.data();
+      if (banner_.find("then approve it") != std::string::npos) {
+        break;
+      }
+    }
+    const auto at = banner_.find("http://127.0.0.1:");
+    if (at != std::string::npos) {
+      port_ = static_cast<std::uint16_t>(std::stoi(banner_.substr(at + 17)));
+    }
+  }
+  ~ServerProcess() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+    if (stdout_ != nullptr) {
+      ::fclose(stdout_);
+    }
+  }
+  std::uint16_t port() const { return port_; }
+  const std::string& banner() const { return banner_; }
+  std::string admin_token() const {
+    const auto at = banner_.find("admin token: ");
+    return at == std::string::npos ? ""
+                                   : banner_.substr(at + 13, banner_.find(' ', at + 13) - at - 13);
+  }
+  // SIGTERM, then the exit code (or -1 if it did not exit cleanly).
+  int terminate() {
+    ::kill(pid_, SIGTERM);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  FILE* stdout_ = nullptr;
+  std::string banner_;
+  std::uint16_t port_ = 0;
+};
+
+std::string register_request(std::uint16_t port, const std::string& install,
+                             const std::string& secret) {
+  nlohmann::json body = {
+      {"installId", install},
+      {"registrationSecretHash", sw::sha256_hex(secret)},
+      {"capabilities", nlohmann::json::parse(sw::proto::encode(sw::testing::test_capabilities()))},
+      {"userAgent", "studio-worker/e2e"}};
+  const auto reply =
+      http_request(port, "POST", "/graphics/api/workers/register-request", body.dump());
+  EXPECT_EQ(reply.status, 200) << reply.body;
+  return nlohmann::json::parse(reply.body, nullptr, false).value("requestId", "");
+}
+
+TEST(StudioServerCommand, AnOperatorApprovesAWorkerFromTheCommandLine) {
+  sw::testing::TempDir dir;
+  ServerProcess server(dir.path());
+  ASSERT_NE(server.port(), 0) << server.banner();
+  EXPECT_THAT(server.banner(),
+              HasSubstr("studio-worker register --api-base-url http://127.0.0.1:"));
+  const auto token = server.admin_token();
+  ASSERT_EQ(token.size(), 52u) << "printed once at first start: " << server.banner();
+  EXPECT_EQ(http_request(server.port(), "GET", "/api/v1/workers", "", token).status, 200);
+
+  const auto approve_me = register_request(server.port(), "install-approve", "secret-1");
+  const auto reject_me = register_request(server.port(), "install-reject", "secret-2");
+  const std::string data = " --data-dir " + dir.path().string();
+  auto pending = run_cli("workers pending" + data);
+  EXPECT_EQ(pending.exit_code, 0) << pending.text;
+  EXPECT_THAT(pending.text, HasSubstr(approve_me));
+  EXPECT_THAT(pending.text, HasSubstr("install=install-reject"));
+
+  auto approved = run_cli("workers approve " + approve_me + data);
+  ASSERT_EQ(approved.exit_code, 0) << approved.text;
+  EXPECT_THAT(approved.text, HasSubstr("as worker w-"));
+  auto rejected = run_cli("workers reject " + reject_me + " --reason 'not ours'" + data);
+  ASSERT_EQ(rejected.exit_code, 0) << rejected.text;
+  auto twice = run_cli("workers approve " + approve_me + data);
+  EXPECT_NE(twice.exit_code, 0);
+  EXPECT_THAT(twice.text, HasSubstr("already approved"));
+
+  // The running server sees the decisions on the next poll.
+  auto poll = http_request(server.port(), "GET",
+                           "/graphics/api/workers/register-requests/" + approve_me, "", "secret-1");
+  auto decoded = sw::proto::decode_registration_poll(poll.body);
+  ASSERT_TRUE(decoded && std::holds_alternative<sw::proto::RegistrationApproved>(*decoded))
+      << poll.body;
+  const auto credentials = std::get<sw::proto::RegistrationApproved>(*decoded);
+  poll = http_request(server.port(), "GET", "/graphics/api/workers/register-requests/" + reject_me,
+                      "", "secret-2");
+  EXPECT_EQ(poll.body, R"({"status":"rejected","reason":"not ours"})");
+
+  auto list = run_cli("workers list" + data);
+  EXPECT_THAT(list.text, HasSubstr(credentials.worker_id));
+
+  // A connected worker is closed with 1000 on SIGTERM, and the server exits 0.
+  auto client = sw::testing::ProtocolClient::connect(server.port(), credentials.worker_id,
+                                                     {credentials.auth_token, true});
+  ASSERT_TRUE(client.has_value()) << client.error().message;
+  (*client)->send(sw::proto::Hello{credentials.auth_token, sw::testing::test_capabilities()});
+  auto welcome = (*client)->next_frame();
+  ASSERT_TRUE(welcome && std::holds_alternative<sw::proto::Welcome>(*welcome));
+  std::thread stopper([&server] { EXPECT_EQ(server.terminate(), 0); });
+  EXPECT_EQ((*client)->wait_closed(10s), 1000);
+  stopper.join();
+
+  auto deleted = run_cli("workers delete " + credentials.worker_id + data);
+  EXPECT_EQ(deleted.exit_code, 0) << deleted.text;
+  EXPECT_THAT(run_cli("workers list" + data).text, HasSubstr("no workers"));
+}
+
+TEST(StudioServerCommand, BadArgumentsFailWithAMessage) {
+  auto out = run_cli("serve --listen nonsense");
+  EXPECT_NE(out.exit_code, 0);
+  EXPECT_THAT(out.text, HasSubstr("--listen"));
+  out = run_cli("serve --listen 127.0.0.1:99999");
+  EXPECT_NE(out.exit_code, 0);
+  EXPECT_THAT(out.text, HasSubstr("bad port"));
+  out = run_cli("serve --kind-run-limit sculpture=5");
+  EXPECT_NE(out.exit_code, 0);
+  EXPECT_THAT(out.text, HasSubstr("--kind-run-limit \"sculpture=5\""));
+  out = run_cli("workers approve");
+  EXPECT_NE(out.exit_code, 0);
+  EXPECT_THAT(out.text, HasSubstr("request-id"));
+  sw::testing::TempDir dir;
+  out = run_cli("workers approve rr-nope --data-dir " + dir.path().string());
+  EXPECT_NE(out.exit_code, 0);
+  EXPECT_THAT(out.text, HasSubstr("no registration request rr-nope"));
+}
+
+}  // namespace
