@@ -82,6 +82,9 @@ asio::awaitable<void> protocol_worker(Run* run, sw::testing::WorkerCredentials c
   const tcp::endpoint endpoint(asio::ip::make_address("127.0.0.1"), run->port);
   co_await beast::get_lowest_layer(ws).async_connect(endpoint, asio::use_awaitable);
   beast::get_lowest_layer(ws).expires_never();
+  // Small frames back to back (accept, then completeJson): without this, Nagle holds the second
+  // until the first is acknowledged.
+  beast::get_lowest_layer(ws).socket().set_option(tcp::no_delay(true));
   ws.set_option(websocket::stream_base::decorator([token = credentials.token](auto& req) {
     req.set(http::field::authorization, "Bearer " + token);
     req.set(http::field::sec_websocket_protocol, "studio-worker-v1");
@@ -91,9 +94,10 @@ asio::awaitable<void> protocol_worker(Run* run, sw::testing::WorkerCredentials c
                               asio::use_awaitable);
   ws.text(true);
   const auto caps = sw::testing::test_capabilities();
-  co_await ws.async_write(asio::buffer(sw::proto::encode(
-                              sw::proto::WorkerFrame{sw::proto::Hello{credentials.token, caps}})),
-                          asio::use_awaitable);
+  // Frames are named locals: GCC 12 mishandles temporaries inside co_await expressions.
+  const std::string hello =
+      sw::proto::encode(sw::proto::WorkerFrame{sw::proto::Hello{credentials.token, caps}});
+  co_await ws.async_write(asio::buffer(hello), asio::use_awaitable);
   beast::flat_buffer buffer;
   co_await ws.async_read(buffer, asio::use_awaitable);
   buffer.consume(buffer.size());
@@ -117,6 +121,7 @@ asio::awaitable<void> protocol_worker(Run* run, sw::testing::WorkerCredentials c
   beast::tcp_stream upload(executor);
   if (run->binary) {
     co_await upload.async_connect(endpoint, asio::use_awaitable);
+    upload.socket().set_option(tcp::no_delay(true));
   }
   const std::string result = R"({"object":"chat.completion","choices":[]})";
   while (run->done < run->target && !run->failed) {
@@ -142,13 +147,12 @@ asio::awaitable<void> protocol_worker(Run* run, sw::testing::WorkerCredentials c
       std::lock_guard lock(run->offers_mutex);
       run->offer_seen[job_id] = Clock::now();
     }
-    co_await ws.async_write(
-        asio::buffer(sw::proto::encode(sw::proto::WorkerFrame{sw::proto::Accept{job_id}})),
-        asio::use_awaitable);
+    const std::string accept = sw::proto::encode(sw::proto::WorkerFrame{sw::proto::Accept{job_id}});
+    co_await ws.async_write(asio::buffer(accept), asio::use_awaitable);
     if (!run->binary) {
-      sw::proto::CompleteJson complete{job_id, *sw::proto::RawJson::parse(result), std::nullopt};
-      co_await ws.async_write(asio::buffer(sw::proto::encode(sw::proto::WorkerFrame{complete})),
-                              asio::use_awaitable);
+      const std::string complete = sw::proto::encode(sw::proto::WorkerFrame{
+          sw::proto::CompleteJson{job_id, *sw::proto::RawJson::parse(result), std::nullopt}});
+      co_await ws.async_write(asio::buffer(complete), asio::use_awaitable);
       continue;
     }
     const auto [type, form] =
@@ -181,6 +185,7 @@ asio::awaitable<void> submitter(Run* run, int jobs, std::string body) {
   beast::tcp_stream stream(executor);
   co_await stream.async_connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), run->port),
                                 asio::use_awaitable);
+  stream.socket().set_option(tcp::no_delay(true));
   beast::flat_buffer buffer;
   for (int i = 0; i < jobs && !run->failed; ++i) {
     http::request<http::string_body> req{http::verb::post, "/api/v1/jobs", 11};
@@ -334,8 +339,8 @@ void idle_sessions(const std::string& server_binary, int sessions) {
   rlimit limit{};
   getrlimit(RLIMIT_NOFILE, &limit);
   limit.rlim_cur = limit.rlim_max;
-  setrlimit(RLIMIT_NOFILE, &limit);  // inherited by the child
-  if (limit.rlim_cur < static_cast<rlim_t>(sessions) * 2 + 100) {
+  setrlimit(RLIMIT_NOFILE, &limit);                            // inherited by the child
+  if (limit.rlim_cur < static_cast<rlim_t>(sessions) + 200) {  // per process: ours and the child's
     std::cerr << "idle sessions: the fd limit " << limit.rlim_cur << " is too low for " << sessions
               << " sessions; skipped\n";
     return;
@@ -371,6 +376,7 @@ void idle_sessions(const std::string& server_binary, int sessions) {
     dup2(out[1], STDOUT_FILENO);
     ::close(out[0]);
     const std::string data = "--data-dir=" + dir.path().string();
+    ::setenv("STUDIO_WORKER_LOG", "warn", 1);  // a welcome line per session would dominate
     execl(server_binary.c_str(), server_binary.c_str(), "serve", "--listen", "127.0.0.1:0",
           data.c_str(), static_cast<char*>(nullptr));
     _exit(127);

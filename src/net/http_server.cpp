@@ -361,7 +361,9 @@ class HttpConnection : public Connection {
         if (ec != http::error::end_of_stream && ec != beast::error::timeout &&
             ec != asio::error::operation_aborted && ec != asio::error::connection_reset &&
             ec != asio::error::eof) {
-          co_await write(HttpResponse::error(400, "bad_request", ec.message()), false);
+          // Named, not a temporary: GCC 12 mishandles temporaries in co_await expressions.
+          HttpResponse bad = HttpResponse::error(400, "bad_request", ec.message());
+          co_await write(std::move(bad), false);
         }
         break;
       }
@@ -385,11 +387,11 @@ class HttpConnection : public Connection {
       }
       const auto limit = std::get<Admission>(admission).body_limit;
       if (const auto length = parser.content_length(); length && *length > limit) {
-        co_await write(HttpResponse::error(413, "payload_too_large",
-                                           fmt::format("body of {} bytes exceeds the limit of {} "
-                                                       "bytes for this route",
-                                                       *length, limit)),
-                       false);
+        HttpResponse too_large = HttpResponse::error(
+            413, "payload_too_large",
+            fmt::format("body of {} bytes exceeds the limit of {} bytes for this route", *length,
+                        limit));
+        co_await write(std::move(too_large), false);
         break;
       }
       parser.body_limit(limit);
@@ -405,11 +407,10 @@ class HttpConnection : public Connection {
       auto [body_ec, body_bytes] = co_await http::async_read(stream_, buffer, parser, kUseTuple);
       if (body_ec) {
         if (body_ec == http::error::body_limit) {
-          co_await write(
-              HttpResponse::error(
-                  413, "payload_too_large",
-                  fmt::format("body exceeds the limit of {} bytes for this route", limit)),
-              false);
+          HttpResponse too_large = HttpResponse::error(
+              413, "payload_too_large",
+              fmt::format("body exceeds the limit of {} bytes for this route", limit));
+          co_await write(std::move(too_large), false);
         }
         break;
       }
@@ -434,7 +435,8 @@ class HttpConnection : public Connection {
         response_ = HttpResponse::error(500, "internal_error", "the handler did not answer");
       }
       const bool keep = keep_alive && handler() != nullptr;
-      if (!co_await write(std::move(*response_), keep) || !keep) {
+      HttpResponse answer = std::move(*response_);
+      if (!co_await write(std::move(answer), keep) || !keep) {
         break;
       }
     }

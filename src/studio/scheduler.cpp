@@ -9,6 +9,7 @@ void Scheduler::enqueue(QueuedJob job) {
     return;
   }
   order_.insert(Key{-job.priority, job.seq, job.id});
+  by_kind_[job.kind].insert(Key{-job.priority, job.seq, job.id});
   auto id = job.id;
   queued_.emplace(std::move(id), std::move(job));
 }
@@ -18,7 +19,9 @@ bool Scheduler::remove(const std::string& job_id) {
   if (it == queued_.end()) {
     return false;
   }
-  order_.erase(Key{-it->second.priority, it->second.seq, job_id});
+  const Key key{-it->second.priority, it->second.seq, job_id};
+  order_.erase(key);
+  by_kind_[it->second.kind].erase(key);
   queued_.erase(it);
   return true;
 }
@@ -103,6 +106,9 @@ std::size_t Scheduler::idle_workers(SteadyTime now) const {
 
 std::vector<Assignment> Scheduler::assign(SteadyTime now, std::size_t scan_limit) {
   std::vector<Assignment> assignments;
+  if (order_.empty()) {
+    return assignments;  // the common case with many idle heartbeating workers: no scan
+  }
   std::vector<std::pair<const std::string*, WorkerState*>> idle;
   for (auto& [id, worker] : workers_) {
     if (available(worker, now)) {
@@ -146,11 +152,47 @@ std::vector<Assignment> Scheduler::assign(SteadyTime now, std::size_t scan_limit
     assignments.push_back(Assignment{job.id, *idle[best].first});
     idle[best].second->busy = true;
     idle.erase(idle.begin() + static_cast<std::ptrdiff_t>(best));
+    by_kind_[job.kind].erase(*it);
     const std::string job_id = job.id;
     it = order_.erase(it);
     queued_.erase(job_id);
   }
   return assignments;
+}
+
+std::optional<Assignment> Scheduler::assign_worker(const std::string& worker_id, SteadyTime now,
+                                                   std::size_t scan_limit) {
+  const auto worker = workers_.find(worker_id);
+  if (worker == workers_.end() || queued_.empty() || !available(worker->second, now)) {
+    return std::nullopt;
+  }
+  std::optional<Key> best;
+  for (const auto kind : worker->second.capabilities.task_kinds) {
+    const auto queue = by_kind_.find(kind);
+    if (queue == by_kind_.end()) {
+      continue;
+    }
+    std::size_t scanned = 0;
+    for (auto it = queue->second.begin(); it != queue->second.end() && scanned < scan_limit;
+         ++it, ++scanned) {
+      if (best && !(*it < *best)) {
+        break;  // this kind's remaining jobs rank below the best found so far
+      }
+      if (can_take(worker->second, queued_.at(it->id), now)) {
+        best = *it;
+        break;
+      }
+    }
+  }
+  if (!best) {
+    return std::nullopt;
+  }
+  const auto job = queued_.find(best->id);
+  by_kind_[job->second.kind].erase(*best);
+  order_.erase(*best);
+  queued_.erase(job);
+  worker->second.busy = true;
+  return Assignment{best->id, worker_id};
 }
 
 }  // namespace sw::studio

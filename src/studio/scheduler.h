@@ -66,6 +66,10 @@ class Scheduler {
   // Pairs idle eligible workers with queued jobs by the rules above. Assigned jobs leave the
   // queue and their workers become busy. Scans at most `scan_limit` queued jobs.
   std::vector<Assignment> assign(SteadyTime now, std::size_t scan_limit = 4096);
+  // The best job for one worker that just reported itself idle (a heartbeat's self-heal): scans
+  // only the queues of the kinds it serves, so a backlog it cannot take costs it nothing.
+  std::optional<Assignment> assign_worker(const std::string& worker_id, SteadyTime now,
+                                          std::size_t scan_limit = 256);
 
  private:
   struct Key {
@@ -86,6 +90,7 @@ class Scheduler {
   static bool can_take(const WorkerState& worker, const QueuedJob& job, SteadyTime now);
 
   std::set<Key> order_;
+  std::map<proto::TaskKind, std::set<Key>> by_kind_;  // the same keys, per kind
   std::unordered_map<std::string, QueuedJob> queued_;
   std::unordered_map<std::string, WorkerState> workers_;
 };

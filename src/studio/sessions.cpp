@@ -169,8 +169,12 @@ void Studio::handle_heartbeat(const std::shared_ptr<WorkerSession>& session,
   scheduler_.upsert_worker(session->worker_id_, session->order_, session->capabilities_);
   send(session, proto::HeartbeatAck{});
   persist_heartbeat(session, false);
-  if (!session->job_id_) {
-    request_dispatch();  // self-heal: an idle worker asks for work by being idle
+  if (!session->job_id_ && scheduler_.queued() > 0) {
+    // Self-heal: an idle worker asks for work by being idle. Only its own kinds are scanned,
+    // so 10,000 heartbeating workers cost nothing while the queue is empty or not theirs.
+    if (auto assignment = scheduler_.assign_worker(session->worker_id_, steady_now())) {
+      claim(assignment->job_id, session);
+    }
   }
 }
 

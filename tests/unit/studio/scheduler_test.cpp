@@ -134,5 +134,27 @@ TEST(SchedulerTest, RemovedJobsAndWorkersAreGone) {
   EXPECT_TRUE(s.assign(kNow).empty());
 }
 
+TEST(SchedulerTest, OneWorkerGetsTheBestJobOfItsOwnKinds) {
+  Scheduler s;
+  for (int i = 0; i < 1000; ++i) {
+    s.enqueue(job("img-" + std::to_string(i), i, 10, TaskKind::Image));
+  }
+  s.enqueue(job("llm-low", 2000, 0, TaskKind::Llm));
+  s.enqueue(job("tts", 2001, 3, TaskKind::AudioTts));
+  s.enqueue(job("llm-big", 2002, 9, TaskKind::Llm, 100));
+  s.upsert_worker("w", 1, caps({TaskKind::Llm, TaskKind::AudioTts}));
+  auto a = s.assign_worker("w", kNow);
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->job_id, "tts") << "priority 3 beats 0; the 100 GB job does not fit";
+  EXPECT_FALSE(s.assign_worker("w", kNow)) << "busy now";
+  s.set_busy("w", false);
+  EXPECT_EQ(s.assign_worker("w", kNow)->job_id, "llm-low");
+  EXPECT_FALSE(s.is_queued("llm-low"));
+  EXPECT_EQ(s.queued(), 1001u);
+  s.set_busy("w", false);
+  EXPECT_FALSE(s.assign_worker("w", kNow));
+  EXPECT_FALSE(s.assign_worker("nobody", kNow));
+}
+
 }  // namespace
 }  // namespace sw::studio
