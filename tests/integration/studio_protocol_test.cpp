@@ -6,6 +6,8 @@
 
 #include <sys/socket.h>
 
+#include <array>
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/write.hpp>
@@ -377,6 +379,40 @@ TEST_F(StudioProtocolTest, BinaryResultsAreStoredBySha256AndRepeatsAreIdempotent
   auto second = expect_offer(*client);
   ASSERT_TRUE(second);
   EXPECT_EQ(second->job_id, next);
+}
+
+TEST_F(StudioProtocolTest, UploadsWithExpectContinueGetTheInterimAnswerFirst) {
+  // libcurl sends `Expect: 100-continue` before large bodies and waits for the interim answer.
+  const auto worker = register_worker(studio(), "install-b4");
+  auto client = connect_worker(studio(), worker);
+  const auto job = studio().create_job(image_job("synth-image", "x"));
+  ASSERT_TRUE(expect_offer(*client));
+  client->send(proto::Accept{job});
+  const auto [type, form] = result_form("x", "png", std::string(200'000, 'p'), "f.png");
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::socket socket(io);
+  socket.connect({boost::asio::ip::make_address("127.0.0.1"), studio().port()});
+  timeval limit{10, 0};
+  ::setsockopt(socket.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
+  const std::string head = "POST /graphics/api/workers/" + worker.worker_id + "/jobs/" + job +
+                           "/complete HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
+                           worker.token + "\r\nContent-Type: " + type +
+                           "\r\nContent-Length: " + std::to_string(form.size()) +
+                           "\r\nExpect: 100-continue\r\n\r\n";
+  boost::asio::write(socket, boost::asio::buffer(head));
+  std::string seen;
+  std::array<char, 4096> chunk{};
+  while (seen.find("\r\n\r\n") == std::string::npos) {
+    seen.append(chunk.data(), socket.read_some(boost::asio::buffer(chunk)));
+  }
+  EXPECT_EQ(seen.rfind("HTTP/1.1 100 Continue\r\n", 0), 0u) << seen;
+  boost::asio::write(socket, boost::asio::buffer(form));
+  seen.clear();
+  while (seen.find("{\"ok\":true}") == std::string::npos) {
+    seen.append(chunk.data(), socket.read_some(boost::asio::buffer(chunk)));
+  }
+  EXPECT_EQ(seen.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << seen;
+  EXPECT_EQ(studio().job_status(job), "done");
 }
 
 TEST_F(StudioProtocolTest, MalformedUploadsAre400AndChangeNothing) {
