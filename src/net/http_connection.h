@@ -1,0 +1,552 @@
+#pragma once
+// Net-internal: the connection templates behind HttpServer, shared by http_server.cpp and the two
+// TUs that instantiate them (plain and TLS), so that the heaviest Beast code compiles in parallel.
+// Loop-thread only, like HttpServer.
+
+#include "net/http_server.h"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
+#include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
+
+#include <deque>
+#include <list>
+
+#include "common/log.h"
+#include "common/strings.h"
+
+namespace sw::net {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace websocket = beast::websocket;
+namespace ssl = asio::ssl;
+using tcp = asio::ip::tcp;
+
+namespace detail {
+
+inline const log::Logger& logger() {
+  static const log::Logger instance("studio_worker::net::http");
+  return instance;
+}
+
+constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
+constexpr std::uint32_t kHeaderLimit = 64 * 1024;
+constexpr auto kResponseDeadline = std::chrono::minutes(5);
+constexpr auto kEventStreamKeepAlive = std::chrono::seconds(15);
+
+using PlainStream = beast::tcp_stream;
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+
+template <class Body>
+HttpRequest to_request(const http::request<Body>& req, const std::string& remote) {
+  HttpRequest out;
+  out.method = std::string(req.method_string());
+  out.target = std::string(req.target());
+  const auto question = out.target.find('?');
+  out.path = out.target.substr(0, question);
+  if (question != std::string::npos) {
+    out.query = out.target.substr(question + 1);
+  }
+  for (const auto& field : req) {
+    out.headers.push_back(Header{ascii_lower(field.name_string()), std::string(field.value())});
+  }
+  out.remote_address = remote;
+  return out;
+}
+
+template <class Response>
+void apply_headers(Response& res, const HttpResponse& response, bool keep_alive) {
+  res.set(http::field::server, "studio-server/" SW_VERSION);
+  res.set(http::field::content_type, response.content_type);
+  for (const auto& header : response.headers) {
+    res.set(header.name, header.value);
+  }
+  res.keep_alive(keep_alive);
+}
+
+}  // namespace detail
+
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  virtual ~Connection() = default;
+  virtual void deliver(HttpResponse response) = 0;
+  virtual std::shared_ptr<EventStream> open_stream(std::string content_type) = 0;
+  virtual void shut() = 0;
+};
+
+struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
+  asio::any_io_executor executor;
+  ServerOptions options;
+  HttpHandler* handler = nullptr;  // null once stopped: late events are dropped
+  tcp::acceptor acceptor;
+  std::optional<ssl::context> tls;
+  std::list<std::weak_ptr<Connection>> connections;
+  std::uint16_t port = 0;
+
+  Impl(asio::any_io_executor ex, ServerOptions opts)
+      : executor(ex), options(std::move(opts)), acceptor(ex) {}
+
+  void track(const std::shared_ptr<Connection>& connection) {
+    connections.remove_if([](const auto& weak) { return weak.expired(); });
+    connections.push_back(connection);
+  }
+};
+
+namespace detail {
+
+// Queue + wake-up timer shared by the WebSocket writer and the event-stream writer: one writer
+// coroutine drains it (Beast allows one outstanding write per stream).
+class WriteQueue {
+ public:
+  explicit WriteQueue(asio::any_io_executor ex) : signal_(ex) {
+    signal_.expires_at(asio::steady_timer::time_point::max());
+  }
+  void push(std::string item) {
+    items_.push_back(std::move(item));
+    signal_.cancel();
+  }
+  void wake() { signal_.cancel(); }
+  bool empty() const { return items_.empty(); }
+  std::size_t size() const { return items_.size(); }
+  std::string pop() {
+    std::string item = std::move(items_.front());
+    items_.pop_front();
+    return item;
+  }
+  // Waits until woken or `timeout` passes; true when woken.
+  asio::awaitable<bool> wait(std::chrono::steady_clock::duration timeout) {
+    signal_.expires_after(timeout);
+    auto [ec] = co_await signal_.async_wait(kUseTuple);
+    co_return ec == asio::error::operation_aborted;
+  }
+
+ private:
+  asio::steady_timer signal_;
+  std::deque<std::string> items_;
+};
+
+template <class Stream>
+class WsSession : public WebSocket, public std::enable_shared_from_this<WsSession<Stream>> {
+ public:
+  WsSession(Stream stream, std::string remote, std::shared_ptr<WebSocketHandler> handler)
+      : ws_(std::move(stream)),
+        remote_(std::move(remote)),
+        handler_(std::move(handler)),
+        queue_(ws_.get_executor()) {}
+
+  void send_text(std::string text) override {
+    if (!closing_ && !closed_) {
+      queue_.push(std::move(text));
+    }
+  }
+  void close(std::uint16_t code, std::string reason) override {
+    if (closing_ || closed_) {
+      return;
+    }
+    closing_ = true;
+    websocket::close_reason why(code);
+    why.reason.assign(reason.data(), std::min<std::size_t>(reason.size(), why.reason.max_size()));
+    close_reason_ = why;
+    queue_.wake();
+  }
+  const std::string& remote_address() const override { return remote_; }
+  std::size_t queued_frames() const override { return queue_.size(); }
+
+  static asio::awaitable<void> run(std::shared_ptr<WsSession> self,
+                                   http::request<http::string_body> request,
+                                   UpgradeAccepted accepted, ServerOptions options) {
+    auto& ws = self->ws_;
+    websocket::stream_base::timeout timeouts{};
+    timeouts.handshake_timeout = options.websocket_handshake_timeout;
+    timeouts.idle_timeout = options.websocket_idle_timeout;
+    timeouts.keep_alive_pings = true;
+    beast::get_lowest_layer(ws).expires_never();
+    ws.set_option(timeouts);
+    ws.read_message_max(accepted.message_limit);
+    if (accepted.subprotocol) {
+      ws.set_option(websocket::stream_base::decorator(
+          [protocol = *accepted.subprotocol](websocket::response_type& res) {
+            res.set(http::field::sec_websocket_protocol, protocol);
+          }));
+    }
+    auto [accept_ec] = co_await ws.async_accept(request, kUseTuple);
+    if (accept_ec) {
+      logger().debug("ws.accept_failed",
+                     {{"remote", self->remote_}, {"error", accept_ec.message()}});
+      co_return;
+    }
+    self->handler_->on_open(self);
+    asio::co_spawn(ws.get_executor(), writer(self), asio::detached);
+    beast::flat_buffer buffer;
+    while (true) {
+      auto [ec, bytes] = co_await ws.async_read(buffer, kUseTuple);
+      if (ec) {
+        if (ec == websocket::error::message_too_big) {
+          logger().warn("ws.frame_too_big",
+                        {{"remote", self->remote_}, {"limit", accepted.message_limit}});
+        }
+        break;
+      }
+      if (ws.got_text()) {
+        self->handler_->on_text(beast::buffers_to_string(buffer.data()));
+      } else {
+        self->handler_->on_binary(bytes);
+      }
+      buffer.consume(buffer.size());
+    }
+    self->closed_ = true;
+    self->queue_.wake();
+    self->handler_->on_closed();
+  }
+
+ private:
+  static asio::awaitable<void> writer(std::shared_ptr<WsSession> self) {
+    auto& ws = self->ws_;
+    ws.text(true);
+    while (!self->closed_) {
+      while (!self->queue_.empty() && !self->closed_) {
+        const std::string frame = self->queue_.pop();
+        auto [ec, written] = co_await ws.async_write(asio::buffer(frame), kUseTuple);
+        if (ec) {
+          self->closed_ = true;
+          beast::get_lowest_layer(ws).close();
+          co_return;
+        }
+      }
+      if (self->closed_) {
+        break;
+      }
+      if (self->close_reason_) {
+        auto [ec] = co_await ws.async_close(*self->close_reason_, kUseTuple);
+        if (ec) {
+          beast::get_lowest_layer(ws).close();
+        }
+        co_return;
+      }
+      co_await self->queue_.wait(std::chrono::hours(24));
+    }
+  }
+
+  websocket::stream<Stream> ws_;
+  std::string remote_;
+  std::shared_ptr<WebSocketHandler> handler_;
+  WriteQueue queue_;
+  std::optional<websocket::close_reason> close_reason_;
+  bool closing_ = false;
+  bool closed_ = false;
+};
+
+template <class Stream>
+class HttpConnection;
+
+// The body writer of a streamed response (SSE). Holds the connection weakly.
+template <class Stream>
+class StreamWriter : public EventStream {
+ public:
+  explicit StreamWriter(std::shared_ptr<HttpConnection<Stream>> connection)
+      : connection_(connection) {}
+  void write(std::string chunk) override {
+    if (auto c = connection_.lock()) {
+      c->stream_write(std::move(chunk));
+    }
+  }
+  void close() override {
+    if (auto c = connection_.lock()) {
+      c->stream_close();
+    }
+  }
+  bool is_open() const override {
+    auto c = connection_.lock();
+    return c && c->stream_is_open();
+  }
+
+ private:
+  std::weak_ptr<HttpConnection<Stream>> connection_;
+};
+
+template <class Stream>
+class HttpConnection : public Connection {
+ public:
+  HttpConnection(Stream stream, std::string remote, std::shared_ptr<HttpServer::Impl> server)
+      : stream_(std::move(stream)),
+        remote_(std::move(remote)),
+        server_(std::move(server)),
+        response_signal_(stream_.get_executor()),
+        stream_queue_(stream_.get_executor()) {}
+
+  void deliver(HttpResponse response) override {
+    if (!response_ && !streaming_) {
+      response_ = std::move(response);
+      response_signal_.cancel();
+    }
+  }
+
+  std::shared_ptr<EventStream> open_stream(std::string content_type) override {
+    if (response_ || streaming_) {
+      return nullptr;
+    }
+    streaming_ = true;
+    stream_content_type_ = std::move(content_type);
+    response_signal_.cancel();
+    auto self = std::static_pointer_cast<HttpConnection>(shared_from_this());
+    return std::make_shared<StreamWriter<Stream>>(self);
+  }
+
+  void shut() override {
+    if (!upgraded_) {
+      stream_closed_ = true;
+      stream_queue_.wake();
+      beast::get_lowest_layer(stream_).close();
+    }
+  }
+
+  void stream_write(std::string chunk) {
+    if (!stream_closed_) {
+      stream_queue_.push(std::move(chunk));
+    }
+  }
+  void stream_close() {
+    stream_closed_ = true;
+    stream_queue_.wake();
+  }
+  bool stream_is_open() const { return !stream_closed_; }
+
+  static asio::awaitable<void> run(std::shared_ptr<HttpConnection> self) { co_await self->serve(); }
+
+ private:
+  HttpHandler* handler() const { return server_->handler; }
+
+  asio::awaitable<void> serve() {
+    auto& lowest = beast::get_lowest_layer(stream_);
+    const auto& options = server_->options;
+    if constexpr (std::is_same_v<Stream, TlsStream>) {
+      lowest.expires_after(options.header_timeout);
+      auto [ec] = co_await stream_.async_handshake(ssl::stream_base::server, kUseTuple);
+      if (ec) {
+        logger().debug("tls.handshake_failed", {{"remote", remote_}, {"error", ec.message()}});
+        co_return;
+      }
+    }
+    beast::flat_buffer buffer;
+    while (handler() != nullptr) {
+      http::request_parser<http::string_body> parser;
+      parser.header_limit(kHeaderLimit);
+      // No limit while the headers are read (Beast would check Content-Length against its 1 MiB
+      // default there); the route's own limit is set once admit() has chosen it.
+      parser.body_limit(boost::none);
+      lowest.expires_after(options.header_timeout);
+      auto [ec, unused] = co_await http::async_read_header(stream_, buffer, parser, kUseTuple);
+      if (ec) {
+        if (ec != http::error::end_of_stream && ec != beast::error::timeout &&
+            ec != asio::error::operation_aborted && ec != asio::error::connection_reset &&
+            ec != asio::error::eof) {
+          // Named, not a temporary: GCC 12 mishandles temporaries in co_await expressions.
+          HttpResponse bad = HttpResponse::error(400, "bad_request", ec.message());
+          co_await write(std::move(bad), false);
+        }
+        break;
+      }
+      if (handler() == nullptr) {
+        break;
+      }
+      HttpRequest head = to_request(parser.get(), remote_);
+      if (websocket::is_upgrade(parser.get())) {
+        co_await upgrade(parser.release(), head);
+        co_return;
+      }
+      auto admission = handler()->admit(head);
+      if (auto* refusal = std::get_if<HttpResponse>(&admission)) {
+        const bool body_pending = !parser.is_done();
+        const bool keep = !body_pending && parser.get().keep_alive();
+        co_await write(std::move(*refusal), keep);
+        if (!keep) {
+          break;
+        }
+        continue;
+      }
+      const auto limit = std::get<Admission>(admission).body_limit;
+      if (const auto length = parser.content_length(); length && *length > limit) {
+        HttpResponse too_large = HttpResponse::error(
+            413, "payload_too_large",
+            fmt::format("body of {} bytes exceeds the limit of {} bytes for this route", *length,
+                        limit));
+        co_await write(std::move(too_large), false);
+        break;
+      }
+      parser.body_limit(limit);
+      if (const auto expect = parser.get()[http::field::expect];
+          beast::iequals(expect, "100-continue")) {
+        http::response<http::empty_body> interim{http::status::continue_, 11};
+        auto [continue_ec, n] = co_await http::async_write(stream_, interim, kUseTuple);
+        if (continue_ec) {
+          break;
+        }
+      }
+      lowest.expires_after(options.body_timeout);
+      auto [body_ec, body_bytes] = co_await http::async_read(stream_, buffer, parser, kUseTuple);
+      if (body_ec) {
+        if (body_ec == http::error::body_limit) {
+          HttpResponse too_large = HttpResponse::error(
+              413, "payload_too_large",
+              fmt::format("body exceeds the limit of {} bytes for this route", limit));
+          co_await write(std::move(too_large), false);
+        }
+        break;
+      }
+      lowest.expires_never();
+      auto request = parser.release();
+      const bool keep_alive = request.keep_alive();
+      HttpRequest full = std::move(head);
+      full.body = std::move(request.body());
+      response_.reset();
+      streaming_ = false;
+      handler()->handle(std::move(full), Responder(weak_from_this()));
+      if (!response_ && !streaming_) {
+        response_signal_.expires_after(kResponseDeadline);
+        co_await response_signal_.async_wait(kUseTuple);
+      }
+      if (streaming_) {
+        co_await serve_stream();
+        co_return;
+      }
+      if (!response_) {
+        logger().error("http.no_response", {{"path", std::string_view(request.target())}});
+        response_ = HttpResponse::error(500, "internal_error", "the handler did not answer");
+      }
+      const bool keep = keep_alive && handler() != nullptr;
+      HttpResponse answer = std::move(*response_);
+      if (!co_await write(std::move(answer), keep) || !keep) {
+        break;
+      }
+    }
+    graceful_close();
+  }
+
+  void graceful_close() {
+    beast::error_code ec;
+    if constexpr (std::is_same_v<Stream, PlainStream>) {
+      stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    } else {
+      beast::get_lowest_layer(stream_).close();
+    }
+  }
+
+  // Writes one response; false on a write error.
+  asio::awaitable<bool> write(HttpResponse response, bool keep_alive) {
+    auto& lowest = beast::get_lowest_layer(stream_);
+    lowest.expires_after(server_->options.body_timeout);
+    if (response.file) {
+      http::file_body::value_type file;
+      beast::error_code open_ec;
+      file.open(response.file->c_str(), beast::file_mode::scan, open_ec);
+      if (open_ec) {
+        response = HttpResponse::error(500, "internal_error",
+                                       "stored result file is unreadable: " + open_ec.message());
+      } else {
+        http::response<http::file_body> res{static_cast<http::status>(response.status), 11};
+        apply_headers(res, response, keep_alive);
+        res.body() = std::move(file);
+        res.prepare_payload();
+        auto [ec, n] = co_await http::async_write(stream_, res, kUseTuple);
+        lowest.expires_never();
+        co_return !ec;
+      }
+    }
+    http::response<http::string_body> res{static_cast<http::status>(response.status), 11};
+    apply_headers(res, response, keep_alive);
+    res.body() = std::move(response.body);
+    res.prepare_payload();
+    auto [ec, n] = co_await http::async_write(stream_, res, kUseTuple);
+    lowest.expires_never();
+    co_return !ec;
+  }
+
+  asio::awaitable<void> upgrade(http::request<http::string_body> request, HttpRequest head) {
+    auto decision = handler()->upgrade(head);
+    if (auto* refusal = std::get_if<HttpResponse>(&decision)) {
+      co_await write(std::move(*refusal), false);
+      graceful_close();
+      co_return;
+    }
+    auto accepted = std::get<UpgradeAccepted>(std::move(decision));
+    upgraded_ = true;
+    auto session =
+        std::make_shared<WsSession<Stream>>(std::move(stream_), remote_, accepted.handler);
+    co_await WsSession<Stream>::run(session, std::move(request), std::move(accepted),
+                                    server_->options);
+  }
+
+  asio::awaitable<void> serve_stream() {
+    http::response<http::empty_body> head{http::status::ok, 11};
+    head.set(http::field::server, "studio-server/" SW_VERSION);
+    head.set(http::field::content_type, stream_content_type_);
+    head.set(http::field::cache_control, "no-cache");
+    head.keep_alive(false);
+    http::response_serializer<http::empty_body> serializer{head};
+    auto [head_ec, n] = co_await http::async_write_header(stream_, serializer, kUseTuple);
+    if (head_ec) {
+      co_return;
+    }
+    auto self = std::static_pointer_cast<HttpConnection>(shared_from_this());
+    asio::co_spawn(stream_.get_executor(), watch_client(self), asio::detached);
+    while (!stream_closed_) {
+      while (!stream_queue_.empty() && !stream_closed_) {
+        const std::string chunk = stream_queue_.pop();
+        auto [ec, written] = co_await asio::async_write(stream_, asio::buffer(chunk), kUseTuple);
+        if (ec) {
+          stream_closed_ = true;
+        }
+      }
+      if (stream_closed_) {
+        break;
+      }
+      if (!co_await stream_queue_.wait(kEventStreamKeepAlive)) {
+        stream_queue_.push(": keep-alive\n\n");  // also finds clients that vanished
+      }
+    }
+    beast::get_lowest_layer(stream_).close();
+  }
+
+  // Reads (and discards) until the client goes away, then ends the stream.
+  static asio::awaitable<void> watch_client(std::shared_ptr<HttpConnection> self) {
+    std::array<char, 512> scratch{};
+    while (!self->stream_closed_) {
+      auto [ec, n] = co_await self->stream_.async_read_some(asio::buffer(scratch), kUseTuple);
+      if (ec) {
+        self->stream_close();
+      }
+    }
+  }
+
+  Stream stream_;
+  std::string remote_;
+  std::shared_ptr<HttpServer::Impl> server_;
+  asio::steady_timer response_signal_;
+  std::optional<HttpResponse> response_;
+  bool streaming_ = false;
+  bool upgraded_ = false;
+  std::string stream_content_type_;
+  WriteQueue stream_queue_;
+  bool stream_closed_ = false;
+};
+
+// Starts serving an accepted socket (defined in http_connection_plain.cpp / _tls.cpp).
+void spawn_plain_connection(tcp::socket socket, std::string remote,
+                            std::shared_ptr<HttpServer::Impl> server);
+void spawn_tls_connection(tcp::socket socket, std::string remote,
+                          std::shared_ptr<HttpServer::Impl> server);
+
+}  // namespace detail
+}  // namespace sw::net
