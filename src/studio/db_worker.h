@@ -3,7 +3,8 @@
 // up while a batch runs and then run together in one BEGIN IMMEDIATE transaction, each inside its
 // own savepoint, so that thousands of small writes per second cost a few commits. An operation's
 // completion runs on the loop thread only after the batch has committed: nothing is acknowledged
-// before it is durable (WAL, synchronous=NORMAL).
+// before it is committed (WAL, synchronous=NORMAL: safe from a process crash; a power cut may
+// lose the last commits).
 //
 // Thread-safe: call() from any thread; completions are posted to the loop executor.
 
