@@ -81,14 +81,6 @@ ModelRecord read_model(const Stmt& s) {
   return m;
 }
 
-constexpr std::string_view kWorkerColumns =
-    "id, token_hash, install_id, capabilities, current_job_id, created_at, last_seen_at";
-constexpr std::string_view kRequestColumns =
-    "id, install_id, secret_hash, capabilities, user_agent, source_ip, status, reason, worker_id, "
-    "created_at, decided_at";
-constexpr std::string_view kModelColumns =
-    "id, kind, display_name, vram_gb_estimate, enabled, source, created_at, updated_at";
-
 template <class T, class Read>
 Result<std::vector<T>> collect(Stmt& stmt, Read read) {
   std::vector<T> rows;
