@@ -542,7 +542,18 @@ class HttpConnection : public Connection {
   bool stream_closed_ = false;
 };
 
-// Starts serving an accepted socket (defined in http_connection_plain.cpp / _tls.cpp).
+// Serves an accepted, wrapped stream on the server's executor until it closes.
+template <class Stream>
+void spawn_connection(Stream stream, std::string remote, std::shared_ptr<HttpServer::Impl> server) {
+  auto connection =
+      std::make_shared<HttpConnection<Stream>>(std::move(stream), std::move(remote), server);
+  server->track(connection);
+  asio::co_spawn(server->executor, HttpConnection<Stream>::run(std::move(connection)),
+                 asio::detached);
+}
+
+// Starts serving an accepted socket. Each is defined in its own TU (http_connection_plain.cpp,
+// http_connection_tls.cpp), which is where the templates above get instantiated.
 void spawn_plain_connection(tcp::socket socket, std::string remote,
                             std::shared_ptr<HttpServer::Impl> server);
 void spawn_tls_connection(tcp::socket socket, std::string remote,

@@ -13,6 +13,15 @@ constexpr std::string_view kJobColumns =
     "claimed_at, accepted_at, finished_at, error, prompt, result_json, result_sha256, "
     "result_content_type, result_ext, result_bytes";
 
+// Column lists in the order the read_* functions below expect.
+constexpr std::string_view kWorkerColumns =
+    "id, token_hash, install_id, capabilities, current_job_id, created_at, last_seen_at";
+constexpr std::string_view kRequestColumns =
+    "id, install_id, secret_hash, capabilities, user_agent, source_ip, status, reason, worker_id, "
+    "created_at, decided_at";
+constexpr std::string_view kModelColumns =
+    "id, kind, display_name, vram_gb_estimate, enabled, source, created_at, updated_at";
+
 JobRecord read_job(const Stmt& s) {
   JobRecord job;
   job.seq = s.int64(0);
@@ -201,17 +210,16 @@ Status StudioStore::insert_worker(const WorkerRecord& w) {
 }
 
 Result<std::optional<WorkerRecord>> StudioStore::find_worker(std::string_view id) {
-  SW_STMT(s,
-          "SELECT id, token_hash, install_id, capabilities, current_job_id, created_at, "
-          "last_seen_at FROM workers WHERE id = ?");
+  static const std::string sql = fmt::format("SELECT {} FROM workers WHERE id = ?", kWorkerColumns);
+  SW_STMT(s, sql);
   s.bind(1, id);
   return first<WorkerRecord>(s, read_worker);
 }
 
 Result<std::vector<WorkerRecord>> StudioStore::list_workers() {
-  SW_STMT(s,
-          "SELECT id, token_hash, install_id, capabilities, current_job_id, created_at, "
-          "last_seen_at FROM workers ORDER BY created_at, id");
+  static const std::string sql =
+      fmt::format("SELECT {} FROM workers ORDER BY created_at, id", kWorkerColumns);
+  SW_STMT(s, sql);
   return collect<WorkerRecord>(s, read_worker);
 }
 
@@ -242,10 +250,11 @@ Result<bool> StudioStore::delete_worker(std::string_view id) {
 
 Result<std::optional<RegistrationRecord>> StudioStore::find_pending_request(
     std::string_view install_id) {
-  SW_STMT(s,
-          "SELECT id, install_id, secret_hash, capabilities, user_agent, source_ip, status, "
-          "reason, worker_id, created_at, decided_at FROM registration_requests "
-          "WHERE install_id = ? AND status = 'pending' ORDER BY created_at DESC LIMIT 1");
+  static const std::string sql = fmt::format(
+      "SELECT {} FROM registration_requests WHERE install_id = ? AND status = 'pending' ORDER BY "
+      "created_at DESC LIMIT 1",
+      kRequestColumns);
+  SW_STMT(s, sql);
   s.bind(1, install_id);
   return first<RegistrationRecord>(s, read_request);
 }
@@ -270,19 +279,20 @@ Status StudioStore::insert_request(const RegistrationRecord& r) {
 }
 
 Result<std::optional<RegistrationRecord>> StudioStore::find_request(std::string_view id) {
-  SW_STMT(s,
-          "SELECT id, install_id, secret_hash, capabilities, user_agent, source_ip, status, "
-          "reason, worker_id, created_at, decided_at FROM registration_requests WHERE id = ?");
+  static const std::string sql =
+      fmt::format("SELECT {} FROM registration_requests WHERE id = ?", kRequestColumns);
+  SW_STMT(s, sql);
   s.bind(1, id);
   return first<RegistrationRecord>(s, read_request);
 }
 
 Result<std::vector<RegistrationRecord>> StudioStore::list_requests(
     std::optional<RequestStatus> status) {
-  SW_STMT(s,
-          "SELECT id, install_id, secret_hash, capabilities, user_agent, source_ip, status, "
-          "reason, worker_id, created_at, decided_at FROM registration_requests "
-          "WHERE ?1 IS NULL OR status = ?1 ORDER BY created_at, id");
+  static const std::string sql = fmt::format(
+      "SELECT {} FROM registration_requests WHERE ?1 IS NULL OR status = ?1 ORDER BY created_at, "
+      "id",
+      kRequestColumns);
+  SW_STMT(s, sql);
   if (status) {
     s.bind(1, to_string(*status));
   } else {
@@ -345,17 +355,15 @@ Result<bool> StudioStore::delete_model(std::string_view id) {
 }
 
 Result<std::optional<ModelRecord>> StudioStore::find_model(std::string_view id) {
-  SW_STMT(s,
-          "SELECT id, kind, display_name, vram_gb_estimate, enabled, source, created_at, "
-          "updated_at FROM models WHERE id = ?");
+  static const std::string sql = fmt::format("SELECT {} FROM models WHERE id = ?", kModelColumns);
+  SW_STMT(s, sql);
   s.bind(1, id);
   return first<ModelRecord>(s, read_model);
 }
 
 Result<std::vector<ModelRecord>> StudioStore::list_models() {
-  SW_STMT(s,
-          "SELECT id, kind, display_name, vram_gb_estimate, enabled, source, created_at, "
-          "updated_at FROM models ORDER BY id");
+  static const std::string sql = fmt::format("SELECT {} FROM models ORDER BY id", kModelColumns);
+  SW_STMT(s, sql);
   return collect<ModelRecord>(s, read_model);
 }
 
