@@ -13,6 +13,7 @@ find_package(GIF 5 REQUIRED)
 find_package(CURL 7.88 REQUIRED)
 find_package(Boost 1.81 REQUIRED CONFIG COMPONENTS url)
 find_package(SQLite3 REQUIRED)
+find_package(tomlplusplus 3 REQUIRED)
 pkg_check_modules(WEBP REQUIRED IMPORTED_TARGET libwebp libwebpmux libwebpdemux)
 
 if(SW_BUILD_TESTS)

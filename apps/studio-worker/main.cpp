@@ -1,11 +1,17 @@
 // studio-worker: command-line wiring only (house style C.2 §14).
 #include <CLI/CLI.hpp>
 
+#include <chrono>
 #include <cstdio>
+#include <filesystem>
+#include <optional>
 #include <iostream>
 
 #include "common/log.h"
 #include "engines/build_engine.h"
+#include "worker/cli_commands.h"
+#include "worker/config.h"
+#include "worker/daemon.h"
 #include "worker/local_samples.h"
 #include "worker/model_commands.h"
 
@@ -29,6 +35,33 @@ int run_samples_command(const std::string& out_dir, const std::string& prompt) {
   return 0;
 }
 
+int run_daemon(const std::filesystem::path& config_path, std::int64_t registration_poll_ms,
+               std::int64_t synthetic_job_ms, std::optional<std::uint16_t> local_api_port) {
+  sw::worker::DaemonOptions options;
+  options.config_path = config_path;
+  if (registration_poll_ms > 0) {
+    options.timings.registration_poll = std::chrono::milliseconds(registration_poll_ms);
+  }
+  options.engine.synthetic_job_duration = std::chrono::milliseconds(synthetic_job_ms);
+  options.local_api_port = local_api_port;
+  auto daemon = sw::worker::Daemon::create(std::move(options));
+  if (!daemon) {
+    if (daemon.error().code == sw::Code::AlreadyExists) {
+      std::cerr << "studio-worker run: " << daemon.error().message << "; exiting\n";
+      return 0;
+    }
+    std::cerr << "studio-worker run: " << daemon.error().message << "\n";
+    return 2;
+  }
+  return (*daemon)->run();
+}
+
+int report(const sw::Status& status, std::string_view command) {
+  if (status) return 0;
+  std::cerr << "studio-worker " << command << ": " << status.error().message << "\n";
+  return status.error().code == sw::Code::InvalidArgument ? 2 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -38,7 +71,39 @@ int main(int argc, char** argv) {
   std::string log_format = "text";
   app.add_option("--log-format", log_format, "Log output on stderr")
       ->check(CLI::IsMember({"text", "json"}));
+  std::string config_path = sw::worker::default_config_path().string();
+  app.add_option("--config", config_path, "config.toml to use (sibling files live next to it)");
   app.require_subcommand(0, 1);
+
+  auto* run = app.add_subcommand("run", "Run the daemon: local API, registration, studio session");
+  std::int64_t registration_poll_ms = 0;
+  std::int64_t synthetic_job_ms = 0;
+  std::optional<std::uint16_t> local_api_port;
+  run->add_option("--registration-poll-ms", registration_poll_ms,
+                  "Approval poll interval (default 30000)")
+      ->check(CLI::Range(std::int64_t{100}, std::int64_t{3600000}))
+      ->group("Rehearsal");
+  run->add_option("--synthetic-job-ms", synthetic_job_ms,
+                  "Simulated work time of each synthetic job (default 0)")
+      ->check(CLI::Range(std::int64_t{0}, std::int64_t{3600000}))
+      ->group("Rehearsal");
+  run->add_option("--local-api-port", local_api_port,
+                  "Local API port (0: any free port); overrides config and environment");
+
+  auto* register_cmd = app.add_subcommand(
+      "register", "Set the studio URL or clear the registration (no network; run starts it)");
+  std::optional<std::string> api_base_url;
+  bool reset = false;
+  register_cmd->add_option("--api-base-url", api_base_url, "Studio URL, e.g. http://host:9790");
+  register_cmd->add_flag("--reset", reset,
+                         "Forget the worker id, token, pending request and install id");
+
+  auto* status_cmd = app.add_subcommand("status", "Print the registration and key settings");
+  auto* threshold_cmd =
+      app.add_subcommand("set-threshold", "Set the largest job (GB of VRAM) this worker takes");
+  double threshold = 0;
+  threshold_cmd->add_option("gb", threshold, "Gigabytes")->required();
+  auto* config_cmd = app.add_subcommand("config", "Print config.toml (secrets redacted)");
 
   auto* samples = app.add_subcommand(
       "samples", "Run one job of every task kind locally (synthetic engine) and write the results");
@@ -76,7 +141,18 @@ int main(int argc, char** argv) {
   if (log_format == "json") sw::log::set_format(sw::log::Format::Json);
 
   int rc = 0;
-  if (samples->parsed()) {
+  if (run->parsed()) {
+    rc = run_daemon(config_path, registration_poll_ms, synthetic_job_ms, local_api_port);
+  } else if (register_cmd->parsed()) {
+    rc = report(sw::worker::register_command(config_path, api_base_url, reset, std::cout),
+                "register");
+  } else if (status_cmd->parsed()) {
+    rc = report(sw::worker::print_status(config_path, std::cout), "status");
+  } else if (threshold_cmd->parsed()) {
+    rc = report(sw::worker::set_threshold(config_path, threshold, std::cout), "set-threshold");
+  } else if (config_cmd->parsed()) {
+    rc = report(sw::worker::print_config(config_path, std::cout), "config");
+  } else if (samples->parsed()) {
     rc = run_samples_command(out_dir, prompt);
   } else if (fetch_cmd->parsed()) {
     fetch.cache_max_bytes = static_cast<std::uint64_t>(cache_max_gb * 1e9);
@@ -90,7 +166,8 @@ int main(int argc, char** argv) {
     rc = status ? 0 : 1;
   } else {
     std::cerr
-        << "studio-worker: a command is required (samples, models); run with --help for more\n";
+        << "studio-worker: a command is required (run, register, status, set-threshold, config, "
+           "samples, models); run with --help for more\n";
     rc = 2;
   }
   sw::log::shutdown();

@@ -1,6 +1,7 @@
 #include "common/file_io.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -27,12 +28,13 @@ Status write_all(int fd, std::string_view bytes) {
 }
 
 Status write_file_atomically(const std::filesystem::path& path, std::string_view bytes,
-                             Durability durability) {
+                             Durability durability, unsigned mode) {
   // Unique per process and per call: two threads may write the same file at once.
   static std::atomic<unsigned> counter{0};
   std::filesystem::path temp = path;
   temp += fmt::format(".tmp-{}-{}", ::getpid(), counter.fetch_add(1));
-  UniqueFd fd(::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  UniqueFd fd(::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+                     static_cast<mode_t>(mode)));
   if (!fd.valid()) {
     return fail(Error::io("cannot create {}: {}", temp.string(), std::strerror(errno)));
   }
@@ -42,6 +44,10 @@ Status write_file_atomically(const std::filesystem::path& path, std::string_view
   };
   if (auto written = write_all(fd.get(), bytes); !written) {
     return fail_and_unlink(written.error().message + ":");
+  }
+  // The umask may have narrowed the mode; a wider one (0600 asked) is never granted by it.
+  if (::fchmod(fd.get(), static_cast<mode_t>(mode)) != 0) {
+    return fail_and_unlink(std::string("cannot set the mode of"));
   }
   if (durability == Durability::Fsync && ::fsync(fd.get()) != 0) {
     return fail_and_unlink(std::string("cannot flush"));

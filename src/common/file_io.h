@@ -43,8 +43,9 @@ Status write_all(int fd, std::string_view bytes);
 // still never see a partial file, and a process crash loses nothing the kernel has.
 enum class Durability { Fsync, RenameOnly };
 
-// Writes `bytes` to a unique temporary sibling and renames it over `path`.
+// Writes `bytes` to a unique temporary sibling with permissions `mode` and renames it over `path`
+// (so a secret-bearing file is never readable by others, not even for a moment).
 Status write_file_atomically(const std::filesystem::path& path, std::string_view bytes,
-                             Durability durability = Durability::Fsync);
+                             Durability durability = Durability::Fsync, unsigned mode = 0644);
 
 }  // namespace sw

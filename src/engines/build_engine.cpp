@@ -4,9 +4,9 @@
 
 namespace sw::engines {
 
-std::unique_ptr<CompositeEngine> build_engine() {
+std::unique_ptr<CompositeEngine> build_engine(const EngineOptions& options) {
   std::vector<EnginePtr> members;
-  members.push_back(std::make_unique<SyntheticEngine>());  // always present, always last
+  members.push_back(std::make_unique<SyntheticEngine>(options.synthetic_job_duration));  // always present, always last
   return std::make_unique<CompositeEngine>(std::move(members));
 }
 

@@ -171,12 +171,29 @@ Result<Stmt*> StudioStore::cached(std::string_view sql) {
   return &it->second;
 }
 
+namespace {
+// Resets a cached statement when the caller is done with it. A SELECT left mid-way keeps its read
+// transaction open; once another process (the admin CLI) commits, that stale snapshot makes every
+// later BEGIN IMMEDIATE on this connection fail with SQLITE_BUSY until the statement is reset.
+class StmtReset {
+ public:
+  explicit StmtReset(Stmt& stmt) : stmt_(stmt) {}
+  ~StmtReset() { stmt_.reset(); }
+  StmtReset(const StmtReset&) = delete;
+  StmtReset& operator=(const StmtReset&) = delete;
+
+ private:
+  Stmt& stmt_;
+};
+}  // namespace
+
 #define SW_STMT(name, sql)                         \
   auto name##_result = cached(sql);                \
   if (!name##_result) {                            \
     return fail(std::move(name##_result).error()); \
   }                                                \
-  Stmt& name = **name##_result
+  Stmt& name = **name##_result;                    \
+  const StmtReset name##_reset(name)
 
 // ---- settings ----
 

@@ -21,12 +21,12 @@ struct CurlString {
   ~CurlString() { curl_free(text); }
 };
 
-Result<ParsedUrl> parse(std::string_view url) {
+Result<ParsedUrl> parse(std::string_view url, unsigned flags = 0) {
   ensure_curl_initialised();
   UrlHandle handle(curl_url());
   if (!handle) return fail(Error::internal("curl_url failed"));
   std::string text(url);
-  if (curl_url_set(handle.get(), CURLUPART_URL, text.c_str(), 0) != CURLUE_OK) {
+  if (curl_url_set(handle.get(), CURLUPART_URL, text.c_str(), flags) != CURLUE_OK) {
     return fail(Error::invalid_argument("not a valid absolute URL"));
   }
   ParsedUrl parsed;
@@ -59,7 +59,61 @@ bool is_loopback_host(const std::string& host) {
   return dots == 3;
 }
 
+std::string strip_trailing_slashes(std::string path) {
+  while (!path.empty() && path.back() == '/') path.pop_back();
+  return path;
+}
+
+std::string authority(const ParsedUrl& url) {
+  std::string out = url.host;
+  if (!url.port.empty()) out += ":" + url.port;
+  return out;
+}
+
+constexpr std::string_view kApiSuffix = "/graphics/api";
+
 }  // namespace
+
+Result<std::string> studio_base_url(std::string_view api_base_url) {
+  auto parsed = parse(api_base_url);
+  if (!parsed || parsed->host.empty()) {
+    return fail(Error::invalid_argument("api_base_url is not a valid absolute URL: {}",
+                                        redact_url(api_base_url)));
+  }
+  if (parsed->scheme != "http" && parsed->scheme != "https") {
+    return fail(Error::invalid_argument("api_base_url must be http or https, not \"{}\"",
+                                        parsed->scheme));
+  }
+  std::string path = strip_trailing_slashes(parsed->path);
+  if (path.ends_with(kApiSuffix)) path.resize(path.size() - kApiSuffix.size());
+  path = strip_trailing_slashes(std::move(path));
+  return parsed->scheme + "://" + authority(*parsed) + path;
+}
+
+Result<std::string> studio_websocket_url(std::string_view api_base_url,
+                                         std::string_view worker_id) {
+  auto parsed = parse(api_base_url, CURLU_NON_SUPPORT_SCHEME);
+  if (!parsed || parsed->host.empty()) {
+    return fail(Error::invalid_argument("api_base_url is not a valid absolute URL: {}",
+                                        redact_url(api_base_url)));
+  }
+  std::string scheme;
+  if (parsed->scheme == "http" || parsed->scheme == "ws") {
+    scheme = "ws";
+  } else if (parsed->scheme == "https" || parsed->scheme == "wss") {
+    scheme = "wss";
+  } else {
+    return fail(Error::invalid_argument(
+        "api_base_url scheme \"{}\" cannot carry a session (use http, https, ws or wss)",
+        parsed->scheme));
+  }
+  if (worker_id.empty() || worker_id.find_first_of("/?#% ") != std::string_view::npos) {
+    return fail(Error::invalid_argument("worker id \"{}\" cannot be used in a URL", worker_id));
+  }
+  std::string path = strip_trailing_slashes(parsed->path);
+  if (!path.ends_with(kApiSuffix)) path += kApiSuffix;
+  return fmt::format("{}://{}{}/workers/{}/connect", scheme, authority(*parsed), path, worker_id);
+}
 
 std::string redact_url(std::string_view url) {
   auto parsed = parse(url);

@@ -16,4 +16,14 @@ Status check_download_url(std::string_view url);
 // (presigned URLs carry credentials in the query). An unparsable URL becomes "<invalid URL>".
 std::string redact_url(std::string_view url);
 
+// The studio's base URL from config `api_base_url` (reference-worker.md §2): query and fragment
+// dropped, a trailing `/graphics/api` and trailing slashes stripped; http or https only. Every
+// studio route is then `<base>/graphics/api<path>`. Errors name the problem.
+Result<std::string> studio_base_url(std::string_view api_base_url);
+
+// The session URL (§1.1): http→ws, https→wss (ws/wss kept), trailing `/` trimmed, `/graphics/api`
+// appended unless the path already ends with it, then `/workers/<worker_id>/connect`.
+Result<std::string> studio_websocket_url(std::string_view api_base_url,
+                                         std::string_view worker_id);
+
 }  // namespace sw::transfer

@@ -1,5 +1,7 @@
 #include "engines/synthetic/synthetic_engine.h"
 
+#include <thread>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -197,6 +199,9 @@ Result<TaskResult> SyntheticEngine::dispatch(const DispatchRequest& request) {
   if (!routed_here && request.model != "synthetic" && request.model != model_for(kind)) {
     return fail(Error::unsupported("synthetic engine does not serve model `{}` for {} tasks",
                                    request.model, proto::to_string(kind)));
+  }
+  if (job_duration_.count() > 0) {
+    std::this_thread::sleep_for(job_duration_);  // the simulated work (a worker thread)
   }
   kLog.debug(
       "synthetic.dispatch",

@@ -4,12 +4,19 @@
 // any machine. It advertises only `synthetic` and `synthetic-<kind>`, never a wildcard and never a
 // real model id, so it cannot fulfil a real model's job. Stateless and thread-safe.
 
+#include <chrono>
+
 #include "engines/engine.h"
 
 namespace sw::engines {
 
 class SyntheticEngine final : public Engine {
  public:
+  // `job_duration`: simulated work time per job (0: none), so that an operator can rehearse a
+  // farm (pause, kill a worker mid-job) with jobs that take as long as real ones.
+  explicit SyntheticEngine(std::chrono::milliseconds job_duration = std::chrono::milliseconds(0))
+      : job_duration_(job_duration) {}
+
   static constexpr std::uint32_t kMinImageSide = 64;
   static constexpr std::uint32_t kMaxImageSide = 2048;
   static constexpr std::uint32_t kDefaultFps = 8;
@@ -24,6 +31,9 @@ class SyntheticEngine final : public Engine {
 
   // The model id advertised for one kind: synthetic-image, -llm, -stt, -tts, -video.
   static std::string model_for(proto::TaskKind kind);
+
+ private:
+  std::chrono::milliseconds job_duration_;
 };
 
 }  // namespace sw::engines

@@ -1,0 +1,98 @@
+#include "transfer/http_client.h"
+
+#include "transfer/curl_handle.h"
+#include "transfer/url_policy.h"
+
+namespace sw::transfer {
+namespace {
+
+struct MimeDeleter {
+  void operator()(curl_mime* mime) const { curl_mime_free(mime); }
+};
+using MimeHandle = std::unique_ptr<curl_mime, MimeDeleter>;
+
+struct Sink {
+  std::string body;
+  std::uint64_t limit = 0;
+  bool overflow = false;
+};
+
+size_t write_body(char* data, size_t size, size_t count, void* user) {
+  auto* sink = static_cast<Sink*>(user);
+  const size_t bytes = size * count;
+  if (sink->body.size() + bytes > sink->limit) {
+    sink->overflow = true;
+    return 0;  // aborts the transfer
+  }
+  sink->body.append(data, bytes);
+  return bytes;
+}
+
+}  // namespace
+
+Result<HttpCallResult> http_call(const HttpCall& call) {
+  EasyHandle easy = make_easy();
+  if (!easy) return fail(Error::internal("curl_easy_init failed"));
+  CURL* h = easy.get();
+  Sink sink;
+  sink.limit = call.max_response_bytes;
+  curl_easy_setopt(h, CURLOPT_URL, call.url.c_str());
+  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(call.timeout.count()));
+  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
+                   static_cast<long>(std::min<std::int64_t>(call.timeout.count(), 15000)));
+  curl_easy_setopt(h, CURLOPT_USERAGENT, call.user_agent.c_str());
+  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, write_body);
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
+  curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
+  curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+  if (call.ca_file) curl_easy_setopt(h, CURLOPT_CAINFO, call.ca_file->c_str());
+
+  SlistHandle headers;
+  auto add_header = [&](const std::string& line) {
+    headers.reset(curl_slist_append(headers.release(), line.c_str()));
+  };
+  if (call.bearer) add_header("Authorization: Bearer " + *call.bearer);
+  add_header("Expect:");  // no 100-continue round trip for the small bodies we send
+
+  MimeHandle mime;
+  if (!call.form.empty()) {
+    mime.reset(curl_mime_init(h));
+    for (const auto& field : call.form) {
+      curl_mimepart* part = curl_mime_addpart(mime.get());
+      curl_mime_name(part, field.name.c_str());
+      curl_mime_data(part, field.data.data(), field.data.size());
+      if (field.filename) curl_mime_filename(part, field.filename->c_str());
+      if (field.content_type) curl_mime_type(part, field.content_type->c_str());
+    }
+    curl_easy_setopt(h, CURLOPT_MIMEPOST, mime.get());
+  } else if (call.method == "GET") {
+    curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+  } else {
+    add_header("Content-Type: " + call.content_type);
+    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, call.method.c_str());
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, call.body.data());
+    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(call.body.size()));
+  }
+  curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers.get());
+
+  const CURLcode rc = curl_easy_perform(h);
+  if (sink.overflow) {
+    return fail(Error::invalid_argument("answer from {} exceeds {} bytes", redact_url(call.url),
+                                        call.max_response_bytes));
+  }
+  if (rc == CURLE_OPERATION_TIMEDOUT) {
+    return fail(Error::make(Code::Timeout, "{} {} timed out after {} ms", call.method,
+                            redact_url(call.url), call.timeout.count()));
+  }
+  if (rc != CURLE_OK) {
+    return fail(Error::unavailable("{} {} failed: {}", call.method, redact_url(call.url),
+                                   curl_easy_strerror(rc)));
+  }
+  HttpCallResult result;
+  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &result.status);
+  result.body = std::move(sink.body);
+  return result;
+}
+
+}  // namespace sw::transfer

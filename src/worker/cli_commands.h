@@ -1,0 +1,30 @@
+#pragma once
+// The config-only commands of `studio-worker` (reference-worker.md §5.3): status, register,
+// set-threshold, config. They read and write config.toml and never touch the network.
+
+#include <filesystem>
+#include <optional>
+#include <ostream>
+#include <string>
+
+#include "common/error.h"
+
+namespace sw::worker {
+
+// config path, api_base_url, registration, vram_threshold_gb, auto_start, models_root,
+// auto_update, update_interval — one `key: value` line each.
+Status print_status(const std::filesystem::path& config_path, std::ostream& out);
+
+// Persists `api_base_url` and/or clears the registration (worker id, token, request, secret,
+// install id). Prints what it did.
+Status register_command(const std::filesystem::path& config_path,
+                        const std::optional<std::string>& api_base_url, bool reset,
+                        std::ostream& out);
+
+Status set_threshold(const std::filesystem::path& config_path, double gigabytes,
+                     std::ostream& out);
+
+// `# <path>` then the TOML, secrets replaced by "<redacted>".
+Status print_config(const std::filesystem::path& config_path, std::ostream& out);
+
+}  // namespace sw::worker

@@ -1,0 +1,416 @@
+#include "worker/config.h"
+
+#include <nlohmann/json.hpp>
+#include <toml++/toml.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "common/clock.h"
+#include "common/file_io.h"
+#include "common/log.h"
+
+namespace sw::worker {
+namespace {
+
+const log::Logger& logger() {
+  static const log::Logger instance("studio_worker::config");
+  return instance;
+}
+
+// Keys the reference once wrote and has since removed: ignored when present (§5.2).
+constexpr std::string_view kLegacyKeys[] = {"engine",
+                                            "engines",
+                                            "gradio_endpoint_url",
+                                            "supported_models_override",
+                                            "auto_enabled",
+                                            "label",
+                                            "bootstrap_token"};
+
+bool is_legacy_key(std::string_view key) {
+  for (auto legacy : kLegacyKeys) {
+    if (legacy == key) return true;
+  }
+  return false;
+}
+
+Error bad_key(std::string_view source, std::string_view key, std::string_view problem) {
+  return Error::invalid_argument("{}: {}: {}", source, key, problem);
+}
+
+Result<std::string> as_string(std::string_view source, std::string_view key,
+                              const toml::node& node) {
+  if (auto value = node.value<std::string>(); value && node.is_string()) return *value;
+  return fail(bad_key(source, key, "must be a string"));
+}
+
+Result<bool> as_bool(std::string_view source, std::string_view key, const toml::node& node) {
+  if (node.is_boolean()) return *node.value<bool>();
+  return fail(bad_key(source, key, "must be true or false"));
+}
+
+Result<double> as_number(std::string_view source, std::string_view key, const toml::node& node) {
+  if (node.is_floating_point() || node.is_integer()) return *node.value<double>();
+  return fail(bad_key(source, key, "must be a number"));
+}
+
+Result<std::int64_t> as_integer(std::string_view source, std::string_view key,
+                                const toml::node& node, std::int64_t min, std::int64_t max) {
+  if (!node.is_integer()) return fail(bad_key(source, key, "must be a whole number"));
+  const auto value = *node.value<std::int64_t>();
+  if (value < min || value > max) {
+    return fail(bad_key(source, key, fmt::format("must be between {} and {}", min, max)));
+  }
+  return value;
+}
+
+std::string toml_string(const std::string& value) {
+  std::ostringstream out;
+  out << toml::value<std::string>(value);
+  return out.str();
+}
+
+std::string toml_number(double value) {
+  std::ostringstream out;
+  out << toml::value<double>(value);
+  return out.str();
+}
+
+bool is_http_url(const std::string& url) {
+  const auto scheme_end = url.find("://");
+  if (scheme_end == std::string::npos) return false;
+  const auto scheme = url.substr(0, scheme_end);
+  if (scheme != "http" && scheme != "https") return false;
+  const auto host = url.substr(scheme_end + 3);
+  return !host.empty() && host[0] != '/' && host.find_first_of(" \t\r\n") == std::string::npos;
+}
+
+}  // namespace
+
+std::filesystem::path WorkerConfig::resolved_models_root() const {
+  if (models_root.empty()) {
+    if (const char* home = std::getenv("HOME"); home != nullptr && *home != '\0') {
+      return std::filesystem::path(home) / "models";
+    }
+    return std::filesystem::temp_directory_path() / "studio-worker-models";
+  }
+  if (models_root == "~" || models_root.starts_with("~/")) {
+    if (const char* home = std::getenv("HOME"); home != nullptr && *home != '\0') {
+      return std::filesystem::path(home) / models_root.substr(models_root.size() > 1 ? 2 : 1);
+    }
+  }
+  return models_root;
+}
+
+void WorkerConfig::reset_registration() {
+  worker_id.reset();
+  auth_token.reset();
+  registration_request_id.reset();
+  registration_secret.reset();
+  install_id.reset();
+}
+
+std::filesystem::path default_config_path() {
+  std::filesystem::path base;
+  if (const char* xdg = std::getenv("XDG_CONFIG_HOME"); xdg != nullptr && *xdg != '\0') {
+    base = xdg;
+  } else if (const char* home = std::getenv("HOME"); home != nullptr && *home != '\0') {
+    base = std::filesystem::path(home) / ".config";
+  } else {
+    base = std::filesystem::temp_directory_path();
+  }
+  return base / "minis-studio-worker" / "config.toml";
+}
+
+Result<WorkerConfig> parse_config(std::string_view toml_text, std::string_view source) {
+  toml::table table;
+  try {
+    table = toml::parse(toml_text, source);
+  } catch (const toml::parse_error& error) {
+    // The description only, with the position: the parser's excerpt could echo a token.
+    const auto& begin = error.source().begin;
+    return fail(Error::make(Code::Protocol, "{}: not valid TOML (line {}, column {}): {}", source,
+                            begin.line, begin.column, error.description()));
+  }
+  WorkerConfig config;
+  bool saw_api_base_url = false;
+  for (auto&& [key_node, node] : table) {
+    const std::string_view key = key_node.str();
+    auto optional_string = [&](std::optional<std::string>& out) -> Status {
+      auto value = as_string(source, key, node);
+      if (!value) return fail(value.error());
+      if (value->empty()) {
+        out.reset();
+      } else {
+        out = std::move(*value);
+      }
+      return {};
+    };
+    if (key == "api_base_url") {
+      auto value = as_string(source, key, node);
+      if (!value) return fail(value.error());
+      config.api_base_url = *value;
+      saw_api_base_url = true;
+    } else if (key == "worker_id") {
+      SW_TRY(optional_string(config.worker_id));
+    } else if (key == "auth_token") {
+      SW_TRY(optional_string(config.auth_token));
+    } else if (key == "vram_threshold_gb") {
+      auto value = as_number(source, key, node);
+      if (!value) return fail(value.error());
+      config.vram_threshold_gb = *value;
+    } else if (key == "auto_start") {
+      auto value = as_bool(source, key, node);
+      if (!value) return fail(value.error());
+      config.auto_start = *value;
+    } else if (key == "start_minimised") {
+      auto value = as_bool(source, key, node);
+      if (!value) return fail(value.error());
+      config.start_minimised = *value;
+    } else if (key == "only_when_idle") {
+      auto value = as_bool(source, key, node);
+      if (!value) return fail(value.error());
+      config.only_when_idle = *value;
+    } else if (key == "auto_update_enabled") {
+      auto value = as_bool(source, key, node);
+      if (!value) return fail(value.error());
+      config.auto_update_enabled = *value;
+    } else if (key == "auto_update_interval_secs") {
+      auto value = as_integer(source, key, node, 1, 365LL * 24 * 3600);
+      if (!value) return fail(value.error());
+      config.auto_update_interval_secs = static_cast<std::uint64_t>(*value);
+    } else if (key == "auto_update_feed") {
+      auto value = as_string(source, key, node);
+      if (!value) return fail(value.error());
+      config.auto_update_feed = *value;
+    } else if (key == "auto_update_prerelease") {
+      auto value = as_bool(source, key, node);
+      if (!value) return fail(value.error());
+      config.auto_update_prerelease = *value;
+    } else if (key == "models_root") {
+      auto value = as_string(source, key, node);
+      if (!value) return fail(value.error());
+      config.models_root = *value;
+    } else if (key == "ws_reconnect_attempts") {
+      auto value = as_integer(source, key, node, 0, 1'000'000);
+      if (!value) return fail(value.error());
+      config.ws_reconnect_attempts = static_cast<std::uint32_t>(*value);
+    } else if (key == "local_api_port") {
+      auto value = as_integer(source, key, node, 0, 65535);
+      if (!value) return fail(value.error());
+      config.local_api_port = static_cast<std::uint16_t>(*value);
+    } else if (key == "stream_port") {
+      auto value = as_integer(source, key, node, 0, 65535);
+      if (!value) return fail(value.error());
+      config.stream_port = static_cast<std::uint16_t>(*value);
+    } else if (key == "local_api_token") {
+      SW_TRY(optional_string(config.local_api_token));
+    } else if (key == "install_id") {
+      SW_TRY(optional_string(config.install_id));
+    } else if (key == "registration_request_id") {
+      SW_TRY(optional_string(config.registration_request_id));
+    } else if (key == "registration_secret") {
+      SW_TRY(optional_string(config.registration_secret));
+    } else if (key == "ca_file") {
+      SW_TRY(optional_string(config.ca_file));
+    } else if (is_legacy_key(key)) {
+      logger().info("config.legacy_key_ignored", {{"key", key}, {"file", source}});
+    } else {
+      return fail(bad_key(source, key, "unknown key (a typo?)"));
+    }
+  }
+  if (!saw_api_base_url) {
+    return fail(bad_key(source, "api_base_url", "missing (required)"));
+  }
+  if (auto valid = validate_config(config); !valid) {
+    return fail(Error::invalid_argument("{}: {}", source, valid.error().message));
+  }
+  return config;
+}
+
+Status validate_config(const WorkerConfig& config) {
+  if (!is_http_url(config.api_base_url)) {
+    return fail(Error::invalid_argument("apiBaseUrl: must be an http(s) URL with a host"));
+  }
+  if (!std::isfinite(config.vram_threshold_gb) || config.vram_threshold_gb < 0) {
+    return fail(Error::invalid_argument("vramThresholdGb: must be a finite number >= 0"));
+  }
+  if (!is_http_url(config.auto_update_feed)) {
+    return fail(Error::invalid_argument("autoUpdateFeed: must be an http(s) URL with a host"));
+  }
+  if (config.auto_update_interval_secs < 60) {
+    return fail(Error::invalid_argument("autoUpdateIntervalSecs: must be >= 60"));
+  }
+  return {};
+}
+
+std::string format_config(const WorkerConfig& config) {
+  std::string out;
+  auto line = [&out](std::string_view key, const std::string& value) {
+    out += fmt::format("{} = {}\n", key, value);
+  };
+  auto flag = [](bool value) { return std::string(value ? "true" : "false"); };
+  auto optional = [&](std::string_view key, const std::optional<std::string>& value) {
+    if (value) line(key, toml_string(*value));
+  };
+  line("api_base_url", toml_string(config.api_base_url));
+  optional("worker_id", config.worker_id);
+  optional("auth_token", config.auth_token);
+  line("vram_threshold_gb", toml_number(config.vram_threshold_gb));
+  line("auto_start", flag(config.auto_start));
+  line("start_minimised", flag(config.start_minimised));
+  line("only_when_idle", flag(config.only_when_idle));
+  line("auto_update_enabled", flag(config.auto_update_enabled));
+  line("auto_update_interval_secs", std::to_string(config.auto_update_interval_secs));
+  line("auto_update_feed", toml_string(config.auto_update_feed));
+  line("auto_update_prerelease", flag(config.auto_update_prerelease));
+  if (!config.models_root.empty()) line("models_root", toml_string(config.models_root));
+  if (config.ws_reconnect_attempts) {
+    line("ws_reconnect_attempts", std::to_string(*config.ws_reconnect_attempts));
+  }
+  if (config.local_api_port) line("local_api_port", std::to_string(*config.local_api_port));
+  optional("local_api_token", config.local_api_token);
+  if (config.stream_port) line("stream_port", std::to_string(*config.stream_port));
+  optional("install_id", config.install_id);
+  optional("registration_request_id", config.registration_request_id);
+  optional("registration_secret", config.registration_secret);
+  optional("ca_file", config.ca_file);
+  return out;
+}
+
+Result<LoadedConfig> load_config(const std::filesystem::path& path, LoadMode mode,
+                                 double detected_vram_gb) {
+  LoadedConfig loaded;
+  loaded.path = path;
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) {
+    loaded.created = true;
+    loaded.config.models_root = "~/models";
+    if (detected_vram_gb > 0 && loaded.config.vram_threshold_gb > detected_vram_gb) {
+      loaded.config.vram_threshold_gb = detected_vram_gb;
+    }
+    if (mode == LoadMode::Repair) {
+      SW_TRY(save_config(path, loaded.config));
+      logger().info("config.created", {{"path", path.string()}});
+    }
+    return loaded;
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return fail(Error::io("cannot read {}", path.string()));
+  }
+  std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  auto parsed = parse_config(text, path.string());
+  if (parsed) {
+    loaded.config = std::move(*parsed);
+    return loaded;
+  }
+  if (parsed.error().code != Code::Protocol || mode == LoadMode::ReadOnly) {
+    return fail(parsed.error());
+  }
+  // Not TOML at all: keep the file for inspection and start over from the defaults.
+  auto quarantine = path;
+  quarantine += fmt::format(".corrupt-{}", unix_millis_now() / 1000);
+  std::filesystem::rename(path, quarantine, ec);
+  if (ec) {
+    return fail(Error::io("{}; and it could not be moved aside to {}: {}", parsed.error().message,
+                          quarantine.string(), ec.message()));
+  }
+  logger().warn("config.quarantined", {{"path", path.string()},
+                                       {"moved_to", quarantine.string()},
+                                       {"error", parsed.error().message}});
+  loaded.config = WorkerConfig{};
+  loaded.config.models_root = "~/models";
+  if (detected_vram_gb > 0 && loaded.config.vram_threshold_gb > detected_vram_gb) {
+    loaded.config.vram_threshold_gb = detected_vram_gb;
+  }
+  loaded.quarantined = quarantine;
+  SW_TRY(save_config(path, loaded.config));
+  return loaded;
+}
+
+Status save_config(const std::filesystem::path& path, const WorkerConfig& config) {
+  std::error_code ec;
+  const auto dir = path.parent_path();
+  if (!dir.empty() && !std::filesystem::exists(dir, ec)) {
+    std::filesystem::create_directories(dir, ec);
+    if (ec) return fail(Error::io("cannot create {}: {}", dir.string(), ec.message()));
+    std::filesystem::permissions(dir, std::filesystem::perms::owner_all, ec);
+  }
+  auto written = write_file_atomically(path, format_config(config), Durability::Fsync, 0600);
+  if (!written) {
+    return fail(Error::io("cannot save {}: {}", path.string(), written.error().message));
+  }
+  logger().debug("config.saved", {{"path", path.string()}});
+  return {};
+}
+
+std::string editable_config_json(const WorkerConfig& config) {
+  nlohmann::json json = {
+      {"apiBaseUrl", config.api_base_url},
+      {"vramThresholdGb", config.vram_threshold_gb},
+      {"autoStart", config.auto_start},
+      {"startMinimised", config.start_minimised},
+      {"onlyWhenIdle", config.only_when_idle},
+      {"autoUpdateEnabled", config.auto_update_enabled},
+      {"autoUpdateIntervalSecs", config.auto_update_interval_secs},
+      {"autoUpdateFeed", config.auto_update_feed},
+      {"autoUpdatePrerelease", config.auto_update_prerelease},
+      {"modelsRoot", config.models_root.empty() ? config.resolved_models_root().string()
+                                                : config.models_root},
+  };
+  return json.dump();
+}
+
+Result<WorkerConfig> apply_editable_config(const WorkerConfig& config, std::string_view body) {
+  auto json = nlohmann::json::parse(body, nullptr, false);
+  if (json.is_discarded() || !json.is_object()) {
+    return fail(Error::protocol("body must be a JSON object"));
+  }
+  WorkerConfig next = config;
+  for (const auto& [key, value] : json.items()) {
+    auto need = [&](bool ok, std::string_view what) -> Status {
+      if (!ok) return fail(Error::invalid_argument("{}: must be {}", key, what));
+      return {};
+    };
+    if (key == "apiBaseUrl") {
+      SW_TRY(need(value.is_string(), "a string"));
+      next.api_base_url = value.get<std::string>();
+    } else if (key == "vramThresholdGb") {
+      SW_TRY(need(value.is_number(), "a number"));
+      next.vram_threshold_gb = value.get<double>();
+    } else if (key == "autoStart") {
+      SW_TRY(need(value.is_boolean(), "true or false"));
+      next.auto_start = value.get<bool>();
+    } else if (key == "startMinimised") {
+      SW_TRY(need(value.is_boolean(), "true or false"));
+      next.start_minimised = value.get<bool>();
+    } else if (key == "onlyWhenIdle") {
+      SW_TRY(need(value.is_boolean(), "true or false"));
+      next.only_when_idle = value.get<bool>();
+    } else if (key == "autoUpdateEnabled") {
+      SW_TRY(need(value.is_boolean(), "true or false"));
+      next.auto_update_enabled = value.get<bool>();
+    } else if (key == "autoUpdateIntervalSecs") {
+      SW_TRY(need(value.is_number_unsigned(), "a whole number of seconds"));
+      next.auto_update_interval_secs = value.get<std::uint64_t>();
+    } else if (key == "autoUpdateFeed") {
+      SW_TRY(need(value.is_string(), "a string"));
+      next.auto_update_feed = value.get<std::string>();
+    } else if (key == "autoUpdatePrerelease") {
+      SW_TRY(need(value.is_boolean(), "true or false"));
+      next.auto_update_prerelease = value.get<bool>();
+    } else if (key == "modelsRoot") {
+      SW_TRY(need(value.is_string() && !value.get<std::string>().empty(), "a non-empty path"));
+      next.models_root = value.get<std::string>();
+    } else {
+      return fail(Error::invalid_argument("{}: unknown field", key));
+    }
+  }
+  SW_TRY(validate_config(next));
+  return next;
+}
+
+}  // namespace sw::worker

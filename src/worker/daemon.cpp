@@ -1,0 +1,258 @@
+#include "worker/daemon.h"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <fcntl.h>
+#include <nlohmann/json.hpp>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cstdlib>
+
+#include "common/file_io.h"
+#include "common/log.h"
+#include "common/secrets.h"
+#include "net/http_server.h"
+#include "worker/local_api.h"
+#include "worker/registrar.h"
+#include "worker/session.h"
+#include "worker/vram_probe.h"
+
+namespace sw::worker {
+
+namespace asio = boost::asio;
+using asio::awaitable;
+
+namespace {
+
+const log::Logger& logger() {
+  static const log::Logger instance("studio_worker::daemon");
+  return instance;
+}
+
+constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
+
+std::optional<std::uint16_t> port_from_env() {
+  const char* value = std::getenv("STUDIO_WORKER_LOCAL_API_PORT");
+  if (value == nullptr || *value == '\0') return std::nullopt;
+  char* end = nullptr;
+  const long port = std::strtol(value, &end, 10);
+  if (end == value || *end != '\0' || port < 0 || port > 65535) {
+    logger().warn("local_api.bad_port_env", {{"value", value}});
+    return std::nullopt;
+  }
+  return static_cast<std::uint16_t>(port);
+}
+
+}  // namespace
+
+std::filesystem::path discovery_file_for(const std::filesystem::path& config_path) {
+  return config_path.parent_path() / "local-api.json";
+}
+
+struct Daemon::Impl {
+  DaemonOptions options;
+  LoadedConfig loaded;
+  UniqueFd lock;
+  double vram_total_gb = 0;
+  asio::io_context io{1};
+
+  // Alive while run() runs (loop thread only).
+  Runtime* runtime = nullptr;
+  StudioSession* session = nullptr;
+  Registrar* registrar = nullptr;
+  net::HttpServer* server = nullptr;
+  std::optional<asio::steady_timer> job_signal;
+  std::optional<asio::steady_timer> session_signal;
+  bool session_done = false;
+  bool shutting_down = false;
+
+  static awaitable<void> run_session(Impl* self) {
+    co_await self->session->run();
+    self->session_done = true;
+    if (self->session_signal) self->session_signal->cancel();
+  }
+
+  static awaitable<void> run_registrar(Impl* self) { co_await self->registrar->run(); }
+
+  static awaitable<void> shut_down(Impl* self) {
+    if (self->shutting_down) co_return;
+    self->shutting_down = true;
+    Runtime& runtime = *self->runtime;
+    runtime.stopping = true;
+    runtime.logs().local(log::Level::Info, "daemon", "shutting down");
+    self->registrar->stop();
+    // A job in flight gets the grace period to finish and deliver its result.
+    const auto grace_end = std::chrono::steady_clock::now() + runtime.timings().shutdown_grace;
+    while (runtime.gate().busy() && std::chrono::steady_clock::now() < grace_end) {
+      self->job_signal->expires_at(grace_end);
+      co_await self->job_signal->async_wait(kUseTuple);
+    }
+    if (runtime.gate().busy()) {
+      logger().warn("daemon.job_abandoned_at_shutdown",
+                    {{"job_id", runtime.current_studio_job.value_or("")}});
+    }
+    self->session->stop();
+    const auto close_end = std::chrono::steady_clock::now() + runtime.timings().close_timeout;
+    while (!self->session_done && std::chrono::steady_clock::now() < close_end) {
+      self->session_signal->expires_at(close_end);
+      co_await self->session_signal->async_wait(kUseTuple);
+    }
+    if (self->server) self->server->stop();
+    std::error_code ec;
+    std::filesystem::remove(discovery_file_for(self->loaded.path), ec);
+    logger().info("daemon.stopped");
+    self->io.stop();
+  }
+};
+
+Daemon::Daemon(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Daemon::~Daemon() = default;
+
+Result<std::unique_ptr<Daemon>> Daemon::create(DaemonOptions options) {
+  auto impl = std::make_unique<Impl>();
+  impl->vram_total_gb = memoised_vram_total_gib();
+  auto loaded = load_config(options.config_path, LoadMode::Repair, impl->vram_total_gb);
+  if (!loaded) return fail(loaded.error());
+  if (loaded->quarantined) {
+    logger().warn("config.corrupt_file_moved_aside",
+                  {{"moved_to", loaded->quarantined->string()}});
+  }
+  const auto lock_path = options.config_path.parent_path() / "daemon.lock";
+  UniqueFd lock(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  if (!lock.valid()) {
+    return fail(Error::io("cannot open {}: {}", lock_path.string(), std::strerror(errno)));
+  }
+  if (::flock(lock.get(), LOCK_EX | LOCK_NB) != 0) {
+    return fail(Error::make(Code::AlreadyExists,
+                            "another studio-worker daemon runs for {} (lock {})",
+                            options.config_path.string(), lock_path.string()));
+  }
+  const std::string pid = std::to_string(::getpid()) + "\n";
+  (void)::ftruncate(lock.get(), 0);
+  (void)write_all(lock.get(), pid);
+  impl->lock = std::move(lock);
+  impl->loaded = std::move(*loaded);
+  impl->options = std::move(options);
+  return std::unique_ptr<Daemon>(new Daemon(std::move(impl)));
+}
+
+void Daemon::request_shutdown() {
+  Impl* impl = impl_.get();
+  asio::post(impl->io, [impl] {
+    if (impl->runtime != nullptr) {
+      asio::co_spawn(impl->io, Impl::shut_down(impl), asio::detached);
+    } else {
+      impl->io.stop();
+    }
+  });
+}
+
+int Daemon::run() {
+  Impl& impl = *impl_;
+  auto& io = impl.io;
+  asio::thread_pool pool(impl.options.pool_threads);
+  auto engine = engines::build_engine(impl.options.engine);
+
+  WorkerConfig config = impl.loaded.config;
+  if (!config.local_api_token) {
+    config.local_api_token = random_hex(32);
+    if (auto saved = save_config(impl.loaded.path, config); !saved) {
+      logger().error("config.not_saved", {{"error", saved.error().message}});
+      return 1;
+    }
+  }
+  Runtime runtime(io.get_executor(), pool.get_executor(), impl.loaded.path, config, *engine,
+                  impl.options.timings, impl.vram_total_gb);
+  const auto discovery = discovery_file_for(impl.loaded.path);
+  LocalApi api(runtime, *config.local_api_token, discovery);
+
+  // The local API first (it works unregistered): env port, else config, else 4787; a busy port
+  // falls back to an ephemeral one.
+  net::ServerOptions server_options;
+  server_options.host = "127.0.0.1";
+  server_options.port = impl.options.local_api_port
+                            ? *impl.options.local_api_port
+                            : port_from_env().value_or(
+                                  config.local_api_port.value_or(kDefaultLocalApiPort));
+  auto server = net::HttpServer::start(io.get_executor(), server_options, api);
+  if (!server && server_options.port != 0) {
+    logger().warn("local_api.port_busy", {{"port", server_options.port},
+                                          {"error", server.error().message}});
+    server_options.port = 0;
+    server = net::HttpServer::start(io.get_executor(), server_options, api);
+  }
+  if (!server) {
+    logger().error("local_api.start_failed", {{"error", server.error().message}});
+    return 1;
+  }
+  runtime.local_api_url = fmt::format("http://127.0.0.1:{}", (*server)->port());
+  const nlohmann::json discovery_json = {{"url", runtime.local_api_url},
+                                         {"token", *config.local_api_token}};
+  if (auto written = write_file_atomically(discovery, discovery_json.dump(), Durability::Fsync,
+                                           0600);
+      !written) {
+    logger().error("local_api.discovery_not_written", {{"error", written.error().message}});
+    return 1;
+  }
+
+  Registrar registrar(runtime);
+  StudioSession session(runtime);
+  impl.runtime = &runtime;
+  impl.session = &session;
+  impl.registrar = &registrar;
+  impl.server = server->get();
+  impl.job_signal.emplace(io);
+  impl.session_signal.emplace(io);
+  runtime.on_credentials_changed = [&session] { session.credentials_changed(); };
+  runtime.on_registration_reset = [&registrar] { registrar.restart(); };
+  runtime.on_job_finished = [&impl] { impl.job_signal->cancel(); };
+  Impl* self = &impl;
+  runtime.on_shutdown_requested = [self] {
+    asio::co_spawn(self->io, Impl::shut_down(self), asio::detached);
+  };
+
+  asio::signal_set signals(io);
+  if (impl.options.handle_signals) {
+    signals.add(SIGINT);
+    signals.add(SIGTERM);
+    signals.async_wait([self](const boost::system::error_code& ec, int signal) {
+      if (ec) return;
+      logger().info("daemon.signal", {{"signal", signal}});
+      asio::co_spawn(self->io, Impl::shut_down(self), asio::detached);
+    });
+  }
+
+  logger().info("daemon.started",
+                {{"version", SW_VERSION},
+                 {"config", impl.loaded.path.string()},
+                 {"local_api", runtime.local_api_url},
+                 {"worker_id", config.worker_id.value_or("")},
+                 {"vram_total_gib", impl.vram_total_gb}});
+  asio::co_spawn(io, Impl::run_registrar(self), asio::detached);
+  asio::co_spawn(io, Impl::run_session(self), asio::detached);
+  if (impl.options.on_ready) {
+    asio::post(io, [self, url = runtime.local_api_url] { self->options.on_ready(url); });
+  }
+
+  io.run();
+
+  // The loop is done and never runs again: coroutines still waiting on it are destroyed with it,
+  // never resumed. Jobs still on the pool finish before the engine they use goes away (their
+  // results are dropped: the session is gone).
+  pool.stop();
+  pool.join();
+  impl.runtime = nullptr;
+  impl.session = nullptr;
+  impl.registrar = nullptr;
+  impl.server = nullptr;
+  return 0;
+}
+
+}  // namespace sw::worker

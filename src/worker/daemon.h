@@ -1,0 +1,60 @@
+#pragma once
+// The `studio-worker run` daemon: one io_context thread for sockets, timers and signals, a small
+// pool for engine dispatch and blocking HTTP, and on them the local API, the registrar and the
+// studio session (reference-worker.md §3.2). One daemon per config directory (daemon.lock).
+//
+// Shutdown (SIGINT, SIGTERM, POST /daemon/shutdown or request_shutdown()): registration stops, a
+// job in flight gets the grace period to finish and deliver, the session closes with 1000, the
+// local API stops and local-api.json is removed. create() is called on any thread; run() blocks
+// the calling thread; request_shutdown() is thread-safe.
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "common/error.h"
+#include "engines/build_engine.h"
+#include "worker/runtime.h"
+
+namespace sw::worker {
+
+struct DaemonOptions {
+  std::filesystem::path config_path;
+  RuntimeTimings timings;
+  engines::EngineOptions engine;
+  // Overrides config and environment (tests bind port 0).
+  std::optional<std::uint16_t> local_api_port;
+  bool handle_signals = true;
+  std::size_t pool_threads = 2;
+  // Called on the loop once the local API serves: its URL and the discovery file path.
+  std::function<void(const std::string& url)> on_ready;
+};
+
+class Daemon {
+ public:
+  // Loads (repairing) the config and takes the daemon lock. Code::AlreadyExists when another
+  // daemon holds the lock for this config directory.
+  static Result<std::unique_ptr<Daemon>> create(DaemonOptions options);
+  ~Daemon();
+  Daemon(const Daemon&) = delete;
+  Daemon& operator=(const Daemon&) = delete;
+
+  // Serves until shut down. Returns the process exit code (0 after a clean shutdown).
+  int run();
+  void request_shutdown();
+
+  struct Impl;
+
+ private:
+  explicit Daemon(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// <config dir>/local-api.json: {"url":"http://127.0.0.1:<port>","token":"…"}, mode 0600.
+std::filesystem::path discovery_file_for(const std::filesystem::path& config_path);
+
+}  // namespace sw::worker

@@ -1,0 +1,418 @@
+#include "worker/local_api.h"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <nlohmann/json.hpp>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "common/secrets.h"
+#include "common/strings.h"
+#include "engines/composite_engine.h"
+#include "proto/codec.h"
+#include "worker/run_blocking.h"
+#include "worker/studio_api.h"
+
+namespace sw::worker {
+
+namespace asio = boost::asio;
+using json = nlohmann::json;
+using net::HttpResponse;
+
+namespace {
+
+const log::Logger& logger() {
+  static const log::Logger instance("studio_worker::local_api");
+  return instance;
+}
+
+bool is_loopback_name(std::string_view host) {
+  return host == "localhost" || host == "127.0.0.1" || host == "::1" || host == "[::1]";
+}
+
+// "host[:port]" or "[v6]:port" → host.
+std::string_view host_part(std::string_view authority) {
+  if (authority.starts_with('[')) {
+    const auto close = authority.find(']');
+    return close == std::string_view::npos ? authority : authority.substr(0, close + 1);
+  }
+  const auto colon = authority.find(':');
+  if (colon != std::string_view::npos && authority.find(':', colon + 1) == std::string_view::npos) {
+    return authority.substr(0, colon);
+  }
+  return authority;  // a bare IPv6 address or no port
+}
+
+bool is_loopback_origin(std::string_view origin) {
+  std::string_view rest;
+  if (origin.starts_with("http://")) {
+    rest = origin.substr(7);
+  } else if (origin.starts_with("https://")) {
+    rest = origin.substr(8);
+  } else {
+    return false;
+  }
+  if (rest.find('/') != std::string_view::npos) return false;
+  return is_loopback_name(host_part(rest));
+}
+
+json job_json(const JobRecord& job) {
+  json out = {{"jobId", job.job_id},         {"kind", proto::to_string(job.kind)},
+              {"model", job.model},          {"prompt", job.prompt},
+              {"source", job.source},        {"status", job.status},
+              {"startedAt", job.started_at}, {"hasThumbnail", false}};
+  if (!job.reason.empty()) out["reason"] = job.reason;
+  if (!job.finished_at.empty()) out["finishedAt"] = job.finished_at;
+  return out;
+}
+
+json session_json(const SessionState& session) {
+  json out = {{"state", session.state}};
+  if (session.state == "reconnecting") out["attempt"] = session.attempt;
+  if (session.state == "auth_failed" || session.state == "fatal") out["reason"] = session.reason;
+  return out;
+}
+
+json registration_json(const RegistrationState& registration) {
+  json out = {{"state", registration.state}};
+  if (registration.state == "pending") {
+    out["requestId"] = registration.request_id;
+    out["since"] = registration.since;
+  }
+  if (registration.state == "rejected") out["reason"] = registration.reason;
+  return out;
+}
+
+HttpResponse text(int status, std::string body) {
+  return HttpResponse::text(status, std::move(body), "text/plain; charset=utf-8");
+}
+
+// The first model the engine serves for `kind` by exact id (wildcards need a source).
+std::optional<std::string> default_model(const engines::Capabilities& caps, proto::TaskKind kind) {
+  auto it = caps.find(kind);
+  if (it == caps.end()) return std::nullopt;
+  for (const auto& model : it->second) {
+    if (!model.ends_with(":*")) return model;
+  }
+  return std::nullopt;
+}
+
+std::optional<std::uint64_t> free_bytes(const std::filesystem::path& root) {
+  std::error_code ec;
+  auto probe = root;
+  while (!probe.empty() && !std::filesystem::exists(probe, ec)) probe = probe.parent_path();
+  if (probe.empty()) return std::nullopt;
+  auto space = std::filesystem::space(probe, ec);
+  if (ec) return std::nullopt;
+  return space.available;
+}
+
+}  // namespace
+
+// A generation request, decoded on the loop and run on the pool.
+struct LocalApi::Generation {
+  std::string job_id;
+  std::string model;
+  proto::Task task;
+  std::optional<std::chrono::steady_clock::time_point> deadline;
+  SharedTicket ticket;
+};
+
+LocalApi::LocalApi(Runtime& runtime, std::string token, std::filesystem::path discovery_file)
+    : runtime_(runtime), token_(std::move(token)), discovery_file_(std::move(discovery_file)) {}
+
+std::optional<HttpResponse> LocalApi::guard(const net::HttpRequest& head) const {
+  if (const auto* host = head.header("host"); host != nullptr) {
+    if (!is_loopback_name(host_part(*host))) {
+      return text(403, fmt::format("forbidden: non-loopback Host header \"{}\"", *host));
+    }
+  }
+  if (const auto* origin = head.header("origin"); origin != nullptr) {
+    if (!is_loopback_origin(*origin)) {
+      return text(403, fmt::format("forbidden: cross-site request from Origin \"{}\"", *origin));
+    }
+  }
+  std::optional<std::string_view> token;
+  if (const auto* authorization = head.header("authorization"); authorization != nullptr) {
+    std::string_view value = *authorization;
+    if (value.starts_with("Bearer ") || value.starts_with("bearer ")) token = value.substr(7);
+  }
+  if (!token || !constant_time_equal(*token, token_)) {
+    return text(401, fmt::format("unauthorized: send Authorization: Bearer <token>, the token in {}",
+                                 discovery_file_.string()));
+  }
+  return std::nullopt;
+}
+
+std::variant<net::Admission, HttpResponse> LocalApi::admit(const net::HttpRequest& head) {
+  const std::uint64_t limit =
+      head.method == "POST" && head.path == "/image" ? kImageBodyLimit : kBodyLimit;
+  if (!(head.method == "GET" && head.path == "/healthz")) {
+    if (auto refused = guard(head)) return std::move(*refused);
+  }
+  if (const auto* length = head.header("content-length"); length != nullptr) {
+    std::uint64_t declared = 0;
+    if (std::sscanf(length->c_str(), "%lu", &declared) == 1 && declared > limit) {
+      return text(413, fmt::format("request body exceeds {} bytes", limit));
+    }
+  }
+  return net::Admission{limit};
+}
+
+std::variant<net::UpgradeAccepted, HttpResponse> LocalApi::upgrade(const net::HttpRequest&) {
+  return text(404, "no websocket here");
+}
+
+void LocalApi::handle(net::HttpRequest request, net::Responder responder) {
+  bool answered_later = false;
+  HttpResponse response = route(request, responder, answered_later);
+  if (!answered_later) responder.send(std::move(response));
+}
+
+std::string LocalApi::status_json() const {
+  const auto& rt = runtime_;
+  json active = json::array(), recent = json::array(), local = json::array();
+  for (const auto& job : rt.active_jobs()) active.push_back(job_json(job));
+  for (const auto& job : rt.recent_jobs()) recent.push_back(job_json(job));
+  for (const auto& job : rt.local_jobs()) local.push_back(job_json(job));
+  json heartbeat = nullptr;
+  if (rt.heartbeat) {
+    heartbeat = {{"outcome", rt.heartbeat->ok ? "ok" : "err"},
+                 {"lastAttemptAt", rt.heartbeat->last_attempt_at}};
+    if (!rt.heartbeat->ok) heartbeat["reason"] = rt.heartbeat->reason;
+  }
+  json out = {
+      {"version", SW_VERSION},
+      {"pid", ::getpid()},
+      {"configPath", rt.config_path().string()},
+      {"paused", rt.paused()},
+      {"busy", rt.gate().busy()},
+      {"registered", rt.config().registered()},
+      {"workerId", rt.config().worker_id ? json(*rt.config().worker_id) : json(nullptr)},
+      {"registration", registration_json(rt.registration)},
+      {"config", json::parse(editable_config_json(rt.config()))},
+      {"session", session_json(rt.session)},
+      {"heartbeat", heartbeat},
+      {"gpuRuntime", {{"ok", true}, {"detail", "no GPU runtime needed by the built-in engines"}}},
+      {"vramTotalGb", rt.vram_total_gb()},
+      {"localApiUrl", rt.local_api_url},
+      {"currentJobId", rt.current_studio_job ? json(*rt.current_studio_job) : json(nullptr)},
+      {"activeJobs", active},
+      {"recentJobs", recent},
+      {"localJobs", local},
+      {"logsSeq", rt.logs().after(~0ull).seq},
+      {"logShipQueue", rt.logs().queued()},
+  };
+  return out.dump();
+}
+
+HttpResponse LocalApi::route(const net::HttpRequest& request, net::Responder& responder,
+                             bool& answered_later) {
+  const auto& method = request.method;
+  const auto& path = request.path;
+  auto ok_json = [](json body, int status = 200) { return HttpResponse::json(status, body.dump()); };
+
+  if (path == "/healthz" && method == "GET") {
+    const auto root = runtime_.config().resolved_models_root();
+    const auto free = free_bytes(root);
+    return ok_json({{"ok", true},
+                    {"version", SW_VERSION},
+                    {"busy", runtime_.gate().busy()},
+                    {"engine", "multi"},
+                    {"modelsRoot", root.string()},
+                    {"modelsRootFreeBytes", free ? json(*free) : json(nullptr)},
+                    {"gpuRuntime", nullptr}});
+  }
+  if (path == "/daemon/status" && method == "GET") {
+    return HttpResponse::json(200, status_json());
+  }
+  if (path == "/daemon/logs" && method == "GET") {
+    std::uint64_t after = 0;
+    if (auto value = request.query_param("after")) {
+      if (std::sscanf(value->c_str(), "%lu", &after) != 1) {
+        return HttpResponse::error(400, "bad_request", "after: must be a whole number");
+      }
+    }
+    auto page = runtime_.logs().after(after);
+    json entries = json::array();
+    for (const auto& entry : page.entries) entries.push_back(json::parse(proto::encode(entry)));
+    return ok_json({{"entries", entries}, {"seq", page.seq}});
+  }
+  if ((path == "/daemon/pause" || path == "/daemon/resume") && method == "POST") {
+    return ok_json({{"paused", runtime_.set_paused(path == "/daemon/pause")}});
+  }
+  if (path == "/daemon/config" && method == "GET") {
+    return HttpResponse::json(200, editable_config_json(runtime_.config()));
+  }
+  if (path == "/daemon/config" && method == "PUT") {
+    auto next = apply_editable_config(runtime_.config(), request.body);
+    if (!next) {
+      const bool bad_request = next.error().code == Code::Protocol;
+      return HttpResponse::error(400, bad_request ? "bad_request" : "invalid_config",
+                                 next.error().message);
+    }
+    if (auto saved = runtime_.update_config(std::move(*next)); !saved) {
+      return HttpResponse::error(500, "config_not_saved", saved.error().message);
+    }
+    return HttpResponse::json(200, editable_config_json(runtime_.config()));
+  }
+  if (path == "/daemon/registration/reset" && method == "POST") {
+    if (runtime_.registration.state != "rejected") {
+      return HttpResponse::error(409, "not_rejected",
+                                 fmt::format("registration is {}; only a rejected registration "
+                                             "can be reset here",
+                                             runtime_.registration.state));
+    }
+    WorkerConfig next = runtime_.config();
+    next.reset_registration();
+    if (auto saved = runtime_.update_config(std::move(next)); !saved) {
+      return HttpResponse::error(500, "config_not_saved", saved.error().message);
+    }
+    if (runtime_.on_registration_reset) runtime_.on_registration_reset();
+    return ok_json({{"ok", true}}, 202);
+  }
+  if (path == "/daemon/shutdown" && method == "POST") {
+    if (runtime_.on_shutdown_requested) {
+      asio::post(runtime_.loop(), runtime_.on_shutdown_requested);
+    }
+    return ok_json({{"ok", true}}, 202);
+  }
+  if (path == "/jobs" && method == "GET") {
+    json jobs = json::array();
+    for (const auto& job : runtime_.active_jobs()) {
+      if (job.source == "local") jobs.push_back(job_json(job));
+    }
+    for (const auto& job : runtime_.local_jobs()) jobs.push_back(job_json(job));
+    return HttpResponse::json(200, jobs.dump());
+  }
+
+  // ---- generation ----
+  std::optional<proto::TaskKind> kind;
+  if (path == "/image") kind = proto::TaskKind::Image;
+  if (path == "/v1/chat/completions") kind = proto::TaskKind::Llm;
+  if (path == "/tts") kind = proto::TaskKind::AudioTts;
+  if (path == "/stt") kind = proto::TaskKind::AudioStt;
+  if (path == "/video") kind = proto::TaskKind::Video;
+  if (!kind) {
+    return HttpResponse::error(404, "not_found", fmt::format("no route {} {}", method, path));
+  }
+  if (method != "POST") {
+    return HttpResponse::error(405, "method_not_allowed", fmt::format("{} wants POST", path));
+  }
+  auto body = json::parse(request.body, nullptr, false);
+  if (body.is_discarded() || !body.is_object()) {
+    return text(400, "bad json: the body must be a JSON object");
+  }
+  // The wire task (camelCase, `kind`), validated by the protocol codec.
+  json task = {{"kind", proto::to_string(*kind)}};
+  std::optional<std::int64_t> deadline_ms;
+  std::string model;
+  for (const auto& [key, value] : body.items()) {
+    if (key == "model") {
+      if (!value.is_string()) return text(400, "bad input: model must be a string");
+      model = value.get<std::string>();
+    } else if (*kind == proto::TaskKind::Llm) {
+      if (key == "max_tokens") {
+        task["maxTokens"] = value;
+      } else if (key == "top_p") {
+        task["topP"] = value;
+      } else if (key == "chat_template_kwargs") {
+        task["chatTemplateKwargs"] = value;
+      } else if (key == "stream") {
+        if (value.is_boolean() && value.get<bool>()) {
+          return HttpResponse::error(409, "model_not_loaded",
+                                     "stream:true needs a loaded model; no model is loaded");
+        }
+      } else if (key == "deadline_ms") {
+        if (!value.is_number_unsigned()) return text(400, "bad input: deadline_ms");
+        deadline_ms = value.get<std::int64_t>();
+      } else {
+        task[key] = value;
+      }
+    } else {
+      task[key] = value;
+    }
+  }
+  if (*kind == proto::TaskKind::Video) {
+    if (!task.contains("width")) task["width"] = 256;
+    if (!task.contains("height")) task["height"] = 256;
+  }
+  auto decoded = proto::decode_task(task.dump());
+  if (!decoded) return text(400, "bad input: " + decoded.error().message);
+  const auto caps = runtime_.engine().capabilities();
+  if (model.empty()) {
+    auto fallback = default_model(caps, *kind);
+    if (!fallback) {
+      return text(400, fmt::format("no model serves {} on this worker",
+                                   proto::to_string(*kind)));
+    }
+    model = *fallback;
+  }
+  auto ticket = runtime_.gate().try_acquire();
+  if (!ticket) {
+    HttpResponse busy = text(503, "worker is busy with another job (studio or local); retry shortly");
+    busy.headers.push_back({"retry-after", "2"});
+    return busy;
+  }
+  Generation generation;
+  generation.job_id = runtime_.next_local_job_id();
+  generation.model = model;
+  generation.task = std::move(*decoded);
+  if (deadline_ms) {
+    generation.deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(*deadline_ms);
+  }
+  generation.ticket = std::make_shared<JobGate::Ticket>(std::move(*ticket));
+  answered_later = true;
+  asio::co_spawn(runtime_.loop(), generate(this, std::move(generation), responder),
+                 asio::detached);
+  return {};
+}
+
+asio::awaitable<void> LocalApi::generate(LocalApi* self, Generation generation,
+                                         net::Responder responder) {
+  Runtime& runtime = self->runtime_;
+  const std::string job_id = generation.job_id;
+  runtime.job_started(JobRecord{job_id, generation.task.kind(), generation.model,
+                                prompt_for(generation.task), "local", {}, {}, {}, {}});
+  engines::DispatchRequest request{generation.model, generation.task, std::nullopt, job_id};
+  engines::Engine* engine = &runtime.engine();
+  // Named locals: GCC 12 double-destroys temporaries inside a co_await expression.
+  std::function<Result<engines::TaskResult>()> work = [engine, request]() {
+    return engine->dispatch(request);
+  };
+  const auto pool = runtime.pool();
+  auto result = co_await run_blocking<Result<engines::TaskResult>>(pool, std::move(work));
+  generation.ticket.reset();
+  if (generation.deadline && std::chrono::steady_clock::now() > *generation.deadline) {
+    runtime.job_finished(job_id, false, "deadline passed: the caller stopped waiting");
+    responder.send(text(504, "deadline passed: the caller stopped waiting"));
+    co_return;
+  }
+  if (!result) {
+    runtime.job_finished(job_id, false, result.error().message);
+    const bool caller_error =
+        result.error().code == Code::InvalidArgument || result.error().code == Code::Unsupported;
+    responder.send(text(caller_error ? 400 : 500, result.error().message));
+    co_return;
+  }
+  runtime.job_finished(job_id, true, {});
+  logger().info("local.job_done", {{"job_id", job_id}, {"model", generation.model}});
+  HttpResponse response;
+  std::visit(
+      [&](auto& value) {
+        using T = std::decay_t<decltype(value)>;
+        if constexpr (std::is_same_v<T, engines::LlmResult> ||
+                      std::is_same_v<T, engines::AudioSttResult>) {
+          response = HttpResponse::json(200, value.json.text());
+        } else {
+          response.status = 200;
+          response.content_type = mime_for_ext(value.ext);
+          response.body.assign(value.bytes.begin(), value.bytes.end());
+        }
+      },
+      *result);
+  responder.send(std::move(response));
+}
+
+}  // namespace sw::worker

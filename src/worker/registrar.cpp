@@ -1,0 +1,173 @@
+#include "worker/registrar.h"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "common/clock.h"
+#include "common/secrets.h"
+#include "common/sha256.h"
+#include "worker/run_blocking.h"
+#include "worker/studio_api.h"
+
+namespace sw::worker {
+
+namespace asio = boost::asio;
+using asio::awaitable;
+
+struct Registrar::Wake {
+  explicit Wake(const asio::any_io_executor& executor) : timer(executor) {}
+  asio::steady_timer timer;
+};
+
+std::string rejection_guidance(const std::string& reason) {
+  return fmt::format(
+      "registration rejected by the studio operator: {}.  Run `studio-worker register --reset` "
+      "(or POST /daemon/registration/reset) to ask again.",
+      reason.empty() ? std::string("no reason given") : reason);
+}
+
+Registrar::Registrar(Runtime& runtime)
+    : runtime_(runtime), wake_(std::make_unique<Wake>(runtime.loop())) {}
+
+Registrar::~Registrar() = default;
+
+void Registrar::stop() {
+  stopped_ = true;
+  wake_->timer.cancel();
+}
+
+void Registrar::restart() {
+  runtime_.registration = RegistrationState{};
+  wake_->timer.cancel();
+}
+
+awaitable<void> Registrar::run() {
+  while (!stopped_) {
+    if (runtime_.config().registered()) {
+      runtime_.registration = RegistrationState{"approved", {}, {}, {}};
+      co_return;
+    }
+    if (runtime_.registration.state != "rejected") {
+      co_await tick();
+      if (runtime_.config().registered() || stopped_) continue;
+    }
+    // Rejected: wait for a reset (restart() cancels the timer); otherwise the next poll.
+    wake_->timer.expires_after(runtime_.registration.state == "rejected"
+                                   ? std::chrono::hours(24)
+                                   : runtime_.timings().registration_poll);
+    co_await wake_->timer.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+}
+
+awaitable<void> Registrar::tick() {
+  auto& logs = runtime_.logs();
+  WorkerConfig config = runtime_.config();
+  const StudioEndpoint studio{config.api_base_url, config.ca_file, runtime_.timings().http_timeout};
+
+  if (!config.registration_request_id) {
+    // Saved before any HTTP, so that a crash cannot orphan a request the studio knows about.
+    bool changed = false;
+    if (!config.install_id) {
+      config.install_id = random_uuid();
+      changed = true;
+    }
+    if (!config.registration_secret) {
+      config.registration_secret = random_hex(32);
+      changed = true;
+    }
+    if (changed) {
+      if (auto saved = runtime_.update_config(config); !saved) {
+        logs.local(log::Level::Error, "register",
+                   "cannot save the registration state: " + saved.error().message);
+        co_return;
+      }
+    }
+    proto::RegisterRequest request{*config.install_id, sha256_hex(*config.registration_secret),
+                                   runtime_.capabilities(),
+                                   std::string("studio-worker/") + SW_VERSION, std::nullopt};
+    // Named locals: GCC 12 double-destroys temporaries inside a co_await expression.
+    std::function<Result<proto::RegisterResponse>()> work = [studio, request]() {
+      return post_register_request(studio, request);
+    };
+    const auto pool = runtime_.pool();
+    auto response = co_await run_blocking<Result<proto::RegisterResponse>>(pool, std::move(work));
+    if (stopped_) co_return;
+    if (!response) {
+      logs.local(log::Level::Warn, "register", response.error().message);
+      co_return;
+    }
+    config = runtime_.config();
+    config.registration_request_id = response->request_id;
+    if (auto saved = runtime_.update_config(config); !saved) {
+      logs.local(log::Level::Error, "register",
+                 "cannot save the registration request id: " + saved.error().message);
+    }
+    runtime_.registration = RegistrationState{
+        "pending", response->request_id, format_rfc3339_millis(unix_millis_now()), {}};
+    logs.local(log::Level::Info, "register",
+               fmt::format("registration requested; waiting for operator approval (request {})",
+                           response->request_id));
+    co_return;
+  }
+
+  const std::string request_id = *config.registration_request_id;
+  const std::string secret = config.registration_secret.value_or("");
+  std::function<Result<PollOutcome>()> work = [studio, request_id, secret]() {
+    return poll_registration(studio, request_id, secret);
+  };
+  const auto pool = runtime_.pool();
+  auto polled = co_await run_blocking<Result<PollOutcome>>(pool, std::move(work));
+  if (stopped_) co_return;
+  if (!polled) {
+    logs.local(log::Level::Warn, "register", polled.error().message);
+    if (runtime_.registration.state != "pending") {
+      runtime_.registration = RegistrationState{"pending", request_id,
+                                                format_rfc3339_millis(unix_millis_now()), {}};
+    }
+    co_return;
+  }
+  config = runtime_.config();
+  if (std::holds_alternative<RegistrationUnknown>(*polled)) {
+    config.registration_request_id.reset();
+    config.registration_secret.reset();
+    (void)runtime_.update_config(config);
+    runtime_.registration = RegistrationState{};
+    logs.local(log::Level::Warn, "register",
+               fmt::format("the studio does not know request {}; asking again", request_id));
+    co_return;
+  }
+  const auto& poll = std::get<proto::RegistrationPoll>(*polled);
+  if (std::holds_alternative<proto::RegistrationPending>(poll)) {
+    if (runtime_.registration.state != "pending" ||
+        runtime_.registration.request_id != request_id) {
+      // `since` is the first time this request was seen pending; later polls keep it.
+      runtime_.registration = RegistrationState{"pending", request_id,
+                                                format_rfc3339_millis(unix_millis_now()), {}};
+    }
+    co_return;
+  }
+  if (const auto* approved = std::get_if<proto::RegistrationApproved>(&poll)) {
+    config.worker_id = approved->worker_id;
+    config.auth_token = approved->auth_token;
+    config.registration_request_id.reset();
+    config.registration_secret.reset();
+    if (auto saved = runtime_.update_config(config); !saved) {
+      logs.local(log::Level::Error, "register",
+                 "approved, but the credentials could not be saved: " + saved.error().message);
+      co_return;
+    }
+    runtime_.registration = RegistrationState{"approved", {}, {}, {}};
+    logs.ship(log::Level::Info, "register",
+              fmt::format("approved by the studio operator as {}", approved->worker_id));
+    co_return;
+  }
+  const auto& rejected = std::get<proto::RegistrationRejected>(poll);
+  config.registration_request_id.reset();
+  config.registration_secret.reset();
+  (void)runtime_.update_config(config);
+  runtime_.registration = RegistrationState{"rejected", {}, {}, rejected.reason};
+  logs.local(log::Level::Warn, "register", rejection_guidance(rejected.reason));
+}
+
+}  // namespace sw::worker

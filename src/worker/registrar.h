@@ -1,0 +1,42 @@
+#pragma once
+// Registration with operator approval (reference-worker.md §3.1, §2.1–§2.2):
+//
+//   pristine ──register-request──► pending(requestId, since) ──poll──► approved
+//       ▲                              │ 404: the studio forgot it        │ credentials saved
+//       └──────────────────────────────┘                                  ▼ (the session starts)
+//                                      └──poll──► rejected(reason): waits for a reset
+//
+// The install id and the 256-bit secret are saved before any HTTP; only the secret's sha256
+// leaves the machine with the request; the raw secret authenticates the polls. Polls run every
+// 30 s; transport errors and non-404 failures keep the state and retry. Rejection never stops the
+// daemon: it keeps serving locally and says how to reset. Loop-thread only.
+
+#include <boost/asio/awaitable.hpp>
+#include <memory>
+
+#include "worker/runtime.h"
+
+namespace sw::worker {
+
+class Registrar {
+ public:
+  explicit Registrar(Runtime& runtime);
+  ~Registrar();
+  // Returns once the worker has credentials, or when stopped.
+  boost::asio::awaitable<void> run();
+  void stop();
+  // After POST /daemon/registration/reset: start over now.
+  void restart();
+
+ private:
+  boost::asio::awaitable<void> tick();
+  Runtime& runtime_;
+  struct Wake;
+  std::unique_ptr<Wake> wake_;
+  bool stopped_ = false;
+};
+
+// The guidance printed when the studio rejected this worker (tests pin the wording).
+std::string rejection_guidance(const std::string& reason);
+
+}  // namespace sw::worker

@@ -1,0 +1,146 @@
+#include "worker/runtime.h"
+
+#include <pwd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+
+#include "common/clock.h"
+#include "engines/composite_engine.h"
+
+namespace sw::worker {
+namespace {
+
+std::string machine_name() {
+  char buffer[256] = {};
+  if (::gethostname(buffer, sizeof buffer - 1) == 0 && buffer[0] != '\0') return buffer;
+  return "unknown-host";
+}
+
+std::string user_name() {
+  if (const passwd* entry = ::getpwuid(::geteuid()); entry != nullptr && entry->pw_name) {
+    return entry->pw_name;
+  }
+  if (const char* user = std::getenv("USER"); user != nullptr && *user != '\0') return user;
+  return "unknown-user";
+}
+
+}  // namespace
+
+std::string prompt_for(const proto::Task& task) {
+  return std::visit(
+      [](const auto& params) -> std::string {
+        using T = std::decay_t<decltype(params)>;
+        if constexpr (std::is_same_v<T, proto::ImageParams> ||
+                      std::is_same_v<T, proto::VideoParams>) {
+          return params.prompt;
+        } else if constexpr (std::is_same_v<T, proto::LlmParams>) {
+          return params.messages.empty() ? std::string() : params.messages.back().content;
+        } else if constexpr (std::is_same_v<T, proto::AudioSttParams>) {
+          return params.input_url;
+        } else {
+          return params.text;
+        }
+      },
+      task.params);
+}
+
+std::chrono::milliseconds reconnect_delay(std::uint32_t attempt, std::chrono::milliseconds base,
+                                          std::chrono::milliseconds cap, double unit_random) {
+  const std::uint32_t doublings = std::min<std::uint32_t>(attempt == 0 ? 0 : attempt - 1, 20);
+  const double nominal =
+      std::min(static_cast<double>(cap.count()), base.count() * std::ldexp(1.0, doublings));
+  const double spread = 0.5 + std::clamp(unit_random, 0.0, 1.0);
+  return std::chrono::milliseconds(static_cast<std::int64_t>(nominal * spread));
+}
+
+Runtime::Runtime(boost::asio::any_io_executor loop, boost::asio::any_io_executor pool,
+                 std::filesystem::path config_path, WorkerConfig config, engines::Engine& engine,
+                 RuntimeTimings timings, double vram_total_gb)
+    : loop_(std::move(loop)),
+      pool_(std::move(pool)),
+      config_path_(std::move(config_path)),
+      config_(std::move(config)),
+      engine_(engine),
+      timings_(timings),
+      vram_total_gb_(vram_total_gb),
+      engine_capabilities_(engine.capabilities()),
+      machine_name_(machine_name()),
+      username_(user_name()) {}
+
+Status Runtime::update_config(WorkerConfig next) {
+  SW_TRY(save_config(config_path_, next));
+  const bool credentials_changed =
+      next.worker_id != config_.worker_id || next.auth_token != config_.auth_token ||
+      next.api_base_url != config_.api_base_url;
+  config_ = std::move(next);
+  if (credentials_changed && on_credentials_changed) on_credentials_changed();
+  return {};
+}
+
+proto::WorkerCapabilities Runtime::capabilities() const {
+  proto::WorkerCapabilities caps;
+  caps.machine_name = machine_name_;
+  caps.username = username_;
+  caps.agent_version = SW_VERSION;
+  caps.engine = "multi";
+  caps.vram_total_gb = vram_total_gb_;
+  caps.vram_threshold_gb = config_.vram_threshold_gb;
+  caps.auto_enabled = !paused_;
+  caps.auto_start = config_.auto_start;
+  caps.auto_update = config_.auto_update_enabled;
+  caps.start_minimised = config_.start_minimised;
+  caps.only_when_idle = config_.only_when_idle;
+  caps.supported_models = engines::flatten_models(engine_capabilities_);
+  caps.task_kinds = engines::task_kinds_of(engine_capabilities_);
+  for (const auto& [kind, models] : engine_capabilities_) {
+    caps.supported_models_per_kind[kind] = models;
+  }
+  return caps;
+}
+
+bool Runtime::set_paused(bool paused) {
+  if (paused != paused_) {
+    paused_ = paused;
+    logs_.ship(log::Level::Info, "ws",
+               paused ? "claiming paused by operator; new offers are rejected until resumed"
+                      : "claiming resumed by operator; accepting new offers again");
+  }
+  return paused_;
+}
+
+void Runtime::job_started(JobRecord record) {
+  record.status = "running";
+  record.started_at = format_rfc3339_millis(unix_millis_now());
+  if (record.source == "studio") current_studio_job = record.job_id;
+  active_[record.job_id] = std::move(record);
+}
+
+void Runtime::job_finished(const std::string& job_id, bool ok, std::string reason) {
+  auto it = active_.find(job_id);
+  if (it == active_.end()) return;
+  JobRecord record = std::move(it->second);
+  active_.erase(it);
+  record.status = ok ? "completed" : "failed";
+  record.reason = std::move(reason);
+  record.finished_at = format_rfc3339_millis(unix_millis_now());
+  if (current_studio_job == job_id) current_studio_job.reset();
+  auto& ring = record.source == "studio" ? recent_jobs_ : local_jobs_;
+  ring.push_front(std::move(record));
+  while (ring.size() > kRecentJobs) ring.pop_back();
+  if (on_job_finished) on_job_finished();
+}
+
+std::vector<JobRecord> Runtime::active_jobs() const {
+  std::vector<JobRecord> out;
+  for (const auto& [id, record] : active_) out.push_back(record);
+  return out;
+}
+
+std::string Runtime::next_local_job_id() {
+  return fmt::format("local-{}-{}", unix_millis_now(), ++local_counter_);
+}
+
+}  // namespace sw::worker

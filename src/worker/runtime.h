@@ -1,0 +1,162 @@
+#pragma once
+// The daemon's shared state: live config, pause flag, session and registration states, the job
+// gate, jobs in flight and the recent-jobs rings, breadcrumbs. Owned by the Daemon; the session,
+// the registrar and the local API hold a reference. Loop-thread only, except the members marked
+// thread-safe (logs, gate, engine).
+
+#include <boost/asio/any_io_executor.hpp>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+
+#include "engines/engine.h"
+#include "proto/types.h"
+#include "worker/config.h"
+#include "worker/job_gate.h"
+#include "worker/log_hub.h"
+
+namespace sw::worker {
+
+using namespace std::chrono_literals;
+
+// Every timing constant of reference-worker.md §3.11 that the runtime uses; tests scale them.
+struct RuntimeTimings {
+  std::chrono::milliseconds heartbeat_interval = 5s;
+  std::chrono::milliseconds log_flush_interval = 1s;
+  std::chrono::milliseconds connect_timeout = 15s;
+  std::chrono::milliseconds read_idle_timeout = 20s;
+  std::chrono::milliseconds close_timeout = 5s;
+  std::chrono::milliseconds credential_poll = 1s;
+  std::chrono::milliseconds registration_poll = 30s;
+  std::chrono::milliseconds backoff_base = 1s;
+  std::chrono::milliseconds backoff_cap = 30s;
+  std::chrono::milliseconds upload_retry_pause = 1s;
+  std::chrono::milliseconds shutdown_grace = 5s;
+  std::chrono::milliseconds http_timeout = 60s;
+};
+
+// §1.9: {"state":"waiting_for_approval"|"connecting"|"connected"|"reconnecting"(attempt)|
+// "auth_failed"(reason)|"fatal"(reason)|"stopped"}.
+struct SessionState {
+  std::string state = "stopped";
+  std::uint32_t attempt = 0;
+  std::string reason;
+};
+
+// §3.1: {"state":"pristine"|"pending"(requestId, since)|"approved"|"rejected"(reason)}.
+struct RegistrationState {
+  std::string state = "pristine";
+  std::string request_id;
+  std::string since;
+  std::string reason;
+};
+
+struct HeartbeatOutcome {
+  bool ok = true;
+  std::string reason;
+  std::string last_attempt_at;
+};
+
+// A job as GET /daemon/status and GET /jobs show it (JobWire, §6.2).
+struct JobRecord {
+  std::string job_id;
+  proto::TaskKind kind = proto::TaskKind::Image;
+  std::string model;
+  std::string prompt;
+  std::string source = "studio";  // studio | local
+  std::string status = "running";  // running | completed | failed
+  std::string reason;
+  std::string started_at;
+  std::string finished_at;
+};
+
+// The full prompt of a task, as completeJson.prompt and the upload's `prompt` part carry it
+// (§1.3): image/video prompt, TTS text, the last message of a chat, an STT job's inputUrl.
+std::string prompt_for(const proto::Task& task);
+
+// The backoff before reconnect attempt `attempt` (1-based): base × 2^(attempt−1) capped at `cap`,
+// then spread by `unit_random` ∈ [0, 1) over [½, 1½) of that, so that a fleet that lost its
+// studio at once does not come back in lockstep.
+std::chrono::milliseconds reconnect_delay(std::uint32_t attempt, std::chrono::milliseconds base,
+                                          std::chrono::milliseconds cap, double unit_random);
+
+class Runtime {
+ public:
+  static constexpr std::size_t kRecentJobs = 50;
+
+  Runtime(boost::asio::any_io_executor loop, boost::asio::any_io_executor pool,
+          std::filesystem::path config_path, WorkerConfig config, engines::Engine& engine,
+          RuntimeTimings timings, double vram_total_gb);
+
+  boost::asio::any_io_executor loop() const { return loop_; }
+  boost::asio::any_io_executor pool() const { return pool_; }
+  const std::filesystem::path& config_path() const { return config_path_; }
+  const WorkerConfig& config() const { return config_; }
+  // Saves first, then applies: a config that could not be written is not used either.
+  Status update_config(WorkerConfig next);
+  const RuntimeTimings& timings() const { return timings_; }
+  engines::Engine& engine() { return engine_; }  // thread-safe
+  LogHub& logs() { return logs_; }                // thread-safe
+  const LogHub& logs() const { return logs_; }
+  JobGate& gate() { return gate_; }  // thread-safe
+  const JobGate& gate() const { return gate_; }
+  double vram_total_gb() const { return vram_total_gb_; }
+
+  // The capability snapshot, rebuilt from the live config on every call (§1.5); the engine's
+  // capabilities are fixed for the process.
+  proto::WorkerCapabilities capabilities() const;
+
+  bool paused() const { return paused_; }
+  // Logs the transition once (§1.10); returns the new value.
+  bool set_paused(bool paused);
+
+  SessionState session;
+  RegistrationState registration;
+  std::optional<HeartbeatOutcome> heartbeat;
+  std::optional<std::string> current_studio_job;  // heartbeat currentJobId
+  std::string local_api_url;
+
+  // Jobs: started, then finished into the recent ring of their source.
+  void job_started(JobRecord record);
+  void job_finished(const std::string& job_id, bool ok, std::string reason);
+  std::vector<JobRecord> active_jobs() const;
+  const std::deque<JobRecord>& recent_jobs() const { return recent_jobs_; }
+  const std::deque<JobRecord>& local_jobs() const { return local_jobs_; }
+  std::string next_local_job_id();
+
+  // Wakes whoever waits for credentials (the session) after registration or a config change.
+  std::function<void()> on_credentials_changed;
+  // Called after every job_finished (the daemon's shutdown waits on it).
+  std::function<void()> on_job_finished;
+  // Asks the daemon to shut down (local API /daemon/shutdown).
+  std::function<void()> on_shutdown_requested;
+  // Registration reset from the local API: the registrar starts over.
+  std::function<void()> on_registration_reset;
+  bool stopping = false;
+
+ private:
+  boost::asio::any_io_executor loop_;
+  boost::asio::any_io_executor pool_;
+  std::filesystem::path config_path_;
+  WorkerConfig config_;
+  engines::Engine& engine_;
+  RuntimeTimings timings_;
+  double vram_total_gb_;
+  engines::Capabilities engine_capabilities_;
+  std::string machine_name_;
+  std::string username_;
+  bool paused_ = false;
+  LogHub logs_;
+  JobGate gate_;
+  std::map<std::string, JobRecord> active_;
+  std::deque<JobRecord> recent_jobs_;
+  std::deque<JobRecord> local_jobs_;
+  std::uint64_t local_counter_ = 0;
+};
+
+}  // namespace sw::worker

@@ -1,0 +1,521 @@
+#include "worker/session.h"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "net/ws_client.h"
+#include "proto/codec.h"
+#include "transfer/url_policy.h"
+#include "worker/run_blocking.h"
+#include "worker/studio_api.h"
+
+namespace sw::worker {
+
+namespace asio = boost::asio;
+using asio::awaitable;
+
+namespace {
+
+const log::Logger& logger() {
+  static const log::Logger instance("studio_worker::ws::session");
+  return instance;
+}
+
+constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
+constexpr const char* kSubprotocol = "studio-worker-v1";
+
+std::string describe_kinds(const std::vector<proto::TaskKind>& kinds) {
+  std::string out;
+  for (auto kind : kinds) {
+    if (!out.empty()) out += ", ";
+    out += proto::to_string(kind);
+  }
+  return out;
+}
+
+bool is_binary(const engines::TaskResult& result) {
+  return std::holds_alternative<engines::ImageResult>(result) ||
+         std::holds_alternative<engines::AudioTtsResult>(result) ||
+         std::holds_alternative<engines::VideoResult>(result);
+}
+
+// The bytes and extension of a binary result.
+std::pair<std::string, std::string> binary_of(engines::TaskResult& result) {
+  return std::visit(
+      [](auto& value) -> std::pair<std::string, std::string> {
+        using T = std::decay_t<decltype(value)>;
+        if constexpr (std::is_same_v<T, engines::LlmResult> ||
+                      std::is_same_v<T, engines::AudioSttResult>) {
+          return {};
+        } else {
+          return {std::string(value.bytes.begin(), value.bytes.end()), value.ext};
+        }
+      },
+      result);
+}
+
+proto::RawJson json_of(const engines::TaskResult& result) {
+  if (const auto* llm = std::get_if<engines::LlmResult>(&result)) return llm->json;
+  if (const auto* stt = std::get_if<engines::AudioSttResult>(&result)) return stt->json;
+  return {};
+}
+
+}  // namespace
+
+struct StudioSession::Link {
+  Link(std::shared_ptr<net::WsClient> socket, const asio::any_io_executor& loop)
+      : ws(std::move(socket)), heartbeat_timer(loop), log_timer(loop) {}
+
+  void end() {
+    alive = false;
+    heartbeat_timer.cancel();
+    log_timer.cancel();
+  }
+
+  std::shared_ptr<net::WsClient> ws;
+  bool alive = true;
+  asio::steady_timer heartbeat_timer;
+  asio::steady_timer log_timer;
+};
+
+// Frames about a job go over the link its offer came on: the studio ties a claim to it.
+static awaitable<Status> send_on(std::shared_ptr<StudioSession::Link> link,
+                                 proto::WorkerFrame frame) {
+  if (!link->alive) co_return fail(Error::unavailable("the session ended"));
+  const std::string text = proto::encode(frame);
+  co_return co_await link->ws->send_text(text);
+}
+
+struct StudioSession::Wake {
+  explicit Wake(const asio::any_io_executor& executor) : timer(executor) {}
+  // Waits up to `delay`; returns early when poke() is called.
+  awaitable<void> wait(std::chrono::milliseconds delay) {
+    poked = false;
+    timer.expires_after(delay);
+    co_await timer.async_wait(kUseTuple);
+  }
+  void poke() {
+    poked = true;
+    timer.cancel();
+  }
+  asio::steady_timer timer;
+  bool poked = false;
+};
+
+StudioSession::StudioSession(Runtime& runtime)
+    : runtime_(runtime),
+      wake_(std::make_unique<Wake>(runtime.loop())),
+      random_(std::random_device{}()) {}
+
+StudioSession::~StudioSession() = default;
+
+void StudioSession::stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  wake_->poke();
+  if (link_ && link_->ws->is_open()) {
+    auto ws = link_->ws;
+    asio::co_spawn(runtime_.loop(), ws->close(1000, "session ended"), asio::detached);
+  }
+}
+
+void StudioSession::credentials_changed() { wake_->poke(); }
+
+awaitable<bool> StudioSession::wait_for_credentials() {
+  bool announced = false;
+  while (!stopped_) {
+    if (runtime_.config().registered()) co_return true;
+    runtime_.session = SessionState{"waiting_for_approval", 0, {}};
+    if (!announced) {
+      runtime_.logs().local(log::Level::Info, "ws",
+                            "waiting for operator approval before opening the session");
+      announced = true;
+    }
+    co_await wake_->wait(runtime_.timings().credential_poll);
+  }
+  co_return false;
+}
+
+void StudioSession::log_advertised(const proto::WorkerCapabilities& caps) {
+  std::string models;
+  for (const auto& model : caps.supported_models) {
+    if (!models.empty()) models += ", ";
+    models += model;
+  }
+  runtime_.logs().ship(
+      log::Level::Info, "ws",
+      fmt::format("advertising engine={}, vram={:.1f}/{:.1f}GB threshold, auto_enabled={}, "
+                  "kinds=[{}], {} model(s)=[{}]",
+                  caps.engine, caps.vram_total_gb, caps.vram_threshold_gb, caps.auto_enabled,
+                  describe_kinds(caps.task_kinds), caps.supported_models.size(), models));
+  if (caps.vram_total_gb > 0 && caps.vram_threshold_gb > caps.vram_total_gb) {
+    runtime_.logs().ship(
+        log::Level::Warn, "ws",
+        fmt::format("vram_threshold_gb {:.1f} exceeds the detected {:.1f} GB: the studio may send "
+                    "jobs that do not fit (studio-worker set-threshold {:.0f})",
+                    caps.vram_threshold_gb, caps.vram_total_gb, caps.vram_total_gb));
+  }
+}
+
+awaitable<void> StudioSession::run() {
+  std::uint32_t attempt = 0;
+  while (!stopped_) {
+    if (!co_await wait_for_credentials()) break;
+    const WorkerConfig config = runtime_.config();
+    runtime_.session = SessionState{"connecting", attempt, {}};
+    Ending ending;
+    auto url = transfer::studio_websocket_url(config.api_base_url, *config.worker_id);
+    if (!url) {
+      ending.cause = url.error().message;
+    } else {
+      net::WsClientOptions options;
+      options.url = *url;
+      options.headers.push_back({"authorization", "Bearer " + *config.auth_token});
+      options.subprotocol = kSubprotocol;
+      options.connect_timeout = runtime_.timings().connect_timeout;
+      options.read_idle_timeout = runtime_.timings().read_idle_timeout;
+      options.close_timeout = runtime_.timings().close_timeout;
+      options.ca_file = config.ca_file;
+      options.user_agent = std::string("studio-worker/") + SW_VERSION;
+      logger().info("session.connecting", {{"url", *url}, {"attempt", attempt}});
+      auto connected = co_await net::WsClient::connect(options);
+      if (!connected) {
+        if (connected.error().http_status == 401) {
+          ending.outcome = Outcome::AuthFailed;
+          ending.cause = connected.error().error.message;
+        } else {
+          ending.cause = connected.error().error.message;
+        }
+      } else {
+        link_ = std::make_shared<Link>(*connected, runtime_.loop());
+        ending = co_await run_link(link_);
+        link_->end();
+        link_->ws->abort();
+        link_.reset();
+      }
+    }
+    if (stopped_) break;
+    if (ending.outcome == Outcome::AuthFailed) {
+      runtime_.session = SessionState{"auth_failed", 0, ending.cause};
+      runtime_.logs().ship(log::Level::Error, "ws", "ws auth failed: " + ending.cause);
+      co_return;
+    }
+    if (ending.outcome == Outcome::Fatal) {
+      runtime_.session = SessionState{"fatal", 0, ending.cause};
+      runtime_.logs().ship(log::Level::Error, "ws", "ws fatal: " + ending.cause);
+      co_return;
+    }
+    if (ending.welcomed) attempt = 0;
+    ++attempt;
+    const auto cap = runtime_.config().ws_reconnect_attempts.value_or(0);
+    if (cap > 0 && attempt > cap) {
+      runtime_.session = SessionState{"fatal", 0, "ws reconnect cap reached"};
+      runtime_.logs().ship(log::Level::Error, "ws", "ws reconnect cap reached");
+      co_return;
+    }
+    const auto delay =
+        reconnect_delay(attempt, runtime_.timings().backoff_base, runtime_.timings().backoff_cap,
+                        std::uniform_real_distribution<double>(0.0, 1.0)(random_));
+    const std::string line =
+        ending.cause.empty()
+            ? fmt::format("disconnected; reconnect attempt {} in {}ms", attempt, delay.count())
+            : fmt::format("session error: {}; reconnect attempt {} in {}ms", ending.cause,
+                          attempt, delay.count());
+    runtime_.logs().ship(log::Level::Warn, "ws", line);
+    runtime_.session = SessionState{"reconnecting", attempt, {}};
+    co_await wake_->wait(delay);
+  }
+  runtime_.session = SessionState{"stopped", 0, {}};
+}
+
+StudioSession::Ending StudioSession::react_to_error(const proto::ErrorFrame& error) {
+  Ending ending;
+  if (error.code == proto::WorkerErrorCode::AuthFailed) {
+    ending.outcome = Outcome::AuthFailed;
+  } else {
+    ending.outcome = Outcome::Fatal;  // duplicate_worker, worker_deleted, internal_error, …
+  }
+  ending.cause = fmt::format("{}: {}", proto::to_string(error.code), error.message);
+  return ending;
+}
+
+awaitable<StudioSession::Ending> StudioSession::run_link(std::shared_ptr<Link> link) {
+  Ending ending;
+  const auto caps = runtime_.capabilities();
+  log_advertised(caps);
+  const std::string hello =
+      proto::encode(proto::WorkerFrame{proto::Hello{*runtime_.config().auth_token, caps}});
+  if (auto sent = co_await link->ws->send_text(hello); !sent) {
+    ending.cause = "hello could not be sent: " + sent.error().message;
+    co_return ending;
+  }
+  while (true) {
+    auto message = co_await link->ws->read();
+    if (stopped_) {
+      ending.outcome = Outcome::Stopped;
+      co_return ending;
+    }
+    if (!message) {
+      ending.cause = message.error().code == Code::Timeout
+                         ? fmt::format("no frame from the studio for {} ms",
+                                       runtime_.timings().read_idle_timeout.count())
+                         : message.error().message;
+      co_return ending;
+    }
+    if (message->kind == net::WsMessage::Kind::Closed) {
+      if (message->close_code == 4001) {
+        ending.outcome = Outcome::AuthFailed;
+        ending.cause = fmt::format("server closed 4001: {}", message->close_reason);
+      } else {
+        logger().info("session.closed_by_studio", {{"code", message->close_code},
+                                                   {"reason", message->close_reason}});
+      }
+      co_return ending;
+    }
+    if (message->kind == net::WsMessage::Kind::Binary) {
+      ending.cause = "protocol violation: binary frame from the studio";
+      const std::string reason = "protocol violation";
+      co_await link->ws->close(1000, reason);
+      co_return ending;
+    }
+    auto frame = proto::decode_studio_frame(message->data);
+    if (!frame) {
+      ending.cause = "protocol violation: " + frame.error().message;
+      const std::string reason = "protocol violation";
+      co_await link->ws->close(1000, reason);
+      co_return ending;
+    }
+    if (auto* error = std::get_if<proto::ErrorFrame>(&*frame)) {
+      auto reaction = react_to_error(*error);
+      reaction.welcomed = ending.welcomed;
+      const std::string reason =
+          reaction.outcome == Outcome::AuthFailed ? "auth failed" : "session ended";
+      co_await link->ws->close(1000, reason);
+      co_return reaction;
+    }
+    if (!ending.welcomed) {
+      if (auto* welcome = std::get_if<proto::Welcome>(&*frame)) {
+        ending.welcomed = true;
+        runtime_.session = SessionState{"connected", 0, {}};
+        runtime_.logs().ship(log::Level::Info, "ws",
+                             fmt::format("server welcomed {} server_time={}", welcome->worker_id,
+                                         welcome->server_time));
+        asio::co_spawn(runtime_.loop(), heartbeat_pump(this, link), asio::detached);
+        asio::co_spawn(runtime_.loop(), log_pump(this, link), asio::detached);
+      } else {
+        // The studio must welcome first; anything else now is dropped (an offer too).
+        runtime_.logs().local(log::Level::Warn, "ws",
+                              fmt::format("{} frame before welcome dropped",
+                                          proto::frame_type(*frame)));
+      }
+      continue;
+    }
+    std::visit(
+        [&](auto& value) {
+          using T = std::decay_t<decltype(value)>;
+          if constexpr (std::is_same_v<T, proto::Offer>) {
+            handle_offer(link, std::move(value.claim));
+          } else if constexpr (std::is_same_v<T, proto::CompleteAck>) {
+            runtime_.logs().ship(log::Level::Info, "ws",
+                                 "studio confirmed completion of job " + value.job_id,
+                                 value.job_id);
+          } else if constexpr (std::is_same_v<T, proto::FailAck>) {
+            runtime_.logs().ship(log::Level::Info, "ws",
+                                 "studio confirmed failure of job " + value.job_id, value.job_id);
+          } else if constexpr (std::is_same_v<T, proto::Welcome>) {
+            logger().debug("session.second_welcome_ignored");
+          }
+          // heartbeatAck: silent.
+        },
+        *frame);
+  }
+}
+
+awaitable<void> StudioSession::heartbeat_pump(StudioSession* self, std::shared_ptr<Link> link) {
+  Runtime& runtime = self->runtime_;
+  while (link->alive) {
+    proto::Heartbeat beat{runtime.capabilities(), runtime.current_studio_job};
+    const std::string text = proto::encode(proto::WorkerFrame{std::move(beat)});
+    auto sent = co_await link->ws->send_text(text);
+    runtime.heartbeat = HeartbeatOutcome{static_cast<bool>(sent),
+                                         sent ? std::string() : sent.error().message,
+                                         format_rfc3339_millis(unix_millis_now())};
+    if (!sent || !link->alive) co_return;
+    link->heartbeat_timer.expires_after(runtime.timings().heartbeat_interval);
+    co_await link->heartbeat_timer.async_wait(kUseTuple);
+  }
+}
+
+awaitable<void> StudioSession::log_pump(StudioSession* self, std::shared_ptr<Link> link) {
+  Runtime& runtime = self->runtime_;
+  while (link->alive) {
+    link->log_timer.expires_after(runtime.timings().log_flush_interval);
+    co_await link->log_timer.async_wait(kUseTuple);
+    if (!link->alive) co_return;
+    auto batch = runtime.logs().take_batch();
+    if (batch.empty()) continue;
+    const std::string text = proto::encode(proto::WorkerFrame{proto::LogBatch{batch}});
+    if (auto sent = co_await link->ws->send_text(text); !sent) {
+      runtime.logs().requeue_front(std::move(batch));
+      co_return;
+    }
+  }
+}
+
+awaitable<void> StudioSession::send_and_forget(std::shared_ptr<Link> link, std::string text,
+                                               std::string what, Runtime* runtime) {
+  if (auto sent = co_await link->ws->send_text(std::move(text)); !sent) {
+    runtime->logs().ship(log::Level::Warn, "ws",
+                         fmt::format("{} could not be sent: {}", what, sent.error().message));
+  }
+}
+
+void StudioSession::handle_offer(const std::shared_ptr<Link>& link, proto::JobOfferClaim claim) {
+  auto& logs = runtime_.logs();
+  logs.ship(log::Level::Info, "ws",
+            fmt::format("offer received {} game={} asset={} model={} vram={}", claim.job_id,
+                        claim.game_id, claim.asset_name, claim.model, claim.vram_gb_estimate),
+            claim.job_id);
+  auto reject = [&](std::string reason, std::optional<proto::RejectCode> code) {
+    logs.ship(log::Level::Info, "ws", fmt::format("rejected {}: {}", claim.job_id, reason),
+              claim.job_id);
+    const std::string text =
+        proto::encode(proto::WorkerFrame{proto::Reject{claim.job_id, std::move(reason), code}});
+    asio::co_spawn(runtime_.loop(), send_and_forget(link, text, "reject", &runtime_),
+                   asio::detached);
+  };
+  if (runtime_.paused()) {
+    reject("worker paused by operator", proto::RejectCode::Paused);
+    return;
+  }
+  if (runtime_.config().only_when_idle) {
+    // No presence probe on this platform yet: presence is unknown, which holds the worker back.
+    reject("worker only runs jobs while its user is idle (presence unknown)",
+           proto::RejectCode::Paused);
+    return;
+  }
+  auto ticket = runtime_.gate().try_acquire();
+  if (!ticket) {
+    reject("worker already has an in-flight job", proto::RejectCode::Busy);
+    return;
+  }
+  auto shared = std::make_shared<JobGate::Ticket>(std::move(*ticket));
+  asio::co_spawn(runtime_.loop(), run_job(this, link, std::move(claim), std::move(shared)),
+                 asio::detached);
+}
+
+awaitable<void> StudioSession::run_job(StudioSession* self, std::shared_ptr<Link> link,
+                                       proto::JobOfferClaim claim, SharedTicket ticket) {
+  // `ticket` holds the job gate until this coroutine ends: the job is delivered or given up.
+  (void)ticket;
+  Runtime& runtime = self->runtime_;
+  auto& logs = runtime.logs();
+  const std::string job_id = claim.job_id;
+  const std::string accept = proto::encode(proto::WorkerFrame{proto::Accept{job_id}});
+  if (auto sent = co_await link->ws->send_text(accept); !sent) {
+    logs.ship(log::Level::Error, "ws",
+              fmt::format("accept for {} could not be sent; job abandoned: {}", job_id,
+                          sent.error().message),
+              job_id);
+    co_return;
+  }
+  const std::string prompt = prompt_for(claim.task);
+  runtime.job_started(JobRecord{job_id, claim.task.kind(), claim.model, prompt, "studio", {}, {},
+                                {}, {}});
+
+  engines::DispatchRequest request{claim.model, claim.task, claim.model_source, job_id};
+  engines::Engine* engine = &runtime.engine();
+  // Named locals: GCC 12 double-destroys temporaries inside a co_await expression.
+  std::function<Result<engines::TaskResult>()> work = [engine, request]() {
+    return engine->dispatch(request);
+  };
+  const auto pool = runtime.pool();
+  auto result = co_await run_blocking<Result<engines::TaskResult>>(pool, std::move(work));
+
+  if (!result) {
+    const bool retryable = engines::is_retryable(result.error());
+    logs.ship(log::Level::Error, "job",
+              fmt::format("job {} failed: {}", job_id, result.error().message), job_id);
+    const proto::WorkerFrame frame{proto::Fail{job_id, result.error().message, retryable}};
+    auto sent = co_await send_on(link, frame);
+    if (!sent) {
+      logs.ship(log::Level::Warn, "ws",
+                fmt::format("fail for {} could not be sent: {}", job_id, sent.error().message),
+                job_id);
+    }
+    runtime.job_finished(job_id, false, result.error().message);
+    co_return;
+  }
+
+  if (!is_binary(*result)) {
+    const proto::WorkerFrame frame{proto::CompleteJson{job_id, json_of(*result), prompt}};
+    auto sent = co_await send_on(link, frame);
+    if (sent) {
+      logs.ship(log::Level::Info, "ws", "json result sent for job " + job_id, job_id);
+      runtime.job_finished(job_id, true, {});
+    } else {
+      const std::string reason = "json result could not be sent: " + sent.error().message;
+      logs.ship(log::Level::Error, "ws", reason, job_id);
+      runtime.job_finished(job_id, false, reason);
+    }
+    co_return;
+  }
+
+  auto [bytes, ext] = binary_of(*result);
+  const WorkerConfig config = runtime.config();
+  StudioEndpoint studio{config.api_base_url, config.ca_file, runtime.timings().http_timeout};
+  ResultUpload upload{config.worker_id.value_or(""), config.auth_token.value_or(""), job_id,
+                      prompt, ext, std::move(bytes)};
+  constexpr int kUploadRetries = 2;  // extra attempts on 5xx or transport errors (§2.3)
+  std::optional<UploadFailure> last_failure;
+  for (int attempt = 0; attempt <= kUploadRetries; ++attempt) {
+    if (attempt > 0) {
+      asio::steady_timer pause(runtime.loop());
+      pause.expires_after(runtime.timings().upload_retry_pause * attempt);
+      co_await pause.async_wait(kUseTuple);
+    }
+    logs.local(log::Level::Info, "upload",
+               fmt::format("uploading {} bytes for job {} (attempt {})", upload.bytes.size(),
+                           job_id, attempt + 1),
+               job_id);
+    std::function<tl::expected<void, UploadFailure>()> send = [studio, &upload]() {
+      return upload_result(studio, upload);
+    };
+    auto uploaded = co_await run_blocking<tl::expected<void, UploadFailure>>(pool, std::move(send));
+    if (uploaded) {
+      logs.ship(log::Level::Info, "upload",
+                fmt::format("binary upload ok for job {} ({} bytes)", job_id, upload.bytes.size()),
+                job_id);
+      runtime.job_finished(job_id, true, {});
+      co_return;
+    }
+    last_failure = uploaded.error();
+    logs.ship(log::Level::Warn, "upload",
+              fmt::format("upload of job {} failed (attempt {}): {}", job_id, attempt + 1,
+                          uploaded.error().error.message),
+              job_id);
+    if (!uploaded.error().retryable()) break;
+  }
+  const std::string reason = "result upload failed: " + last_failure->error.message;
+  if (last_failure->status == 409) {
+    // The studio gave the job to someone else: a `fail` now would be a protocol violation.
+    runtime.job_finished(job_id, false, reason);
+    co_return;
+  }
+  const proto::WorkerFrame frame{proto::Fail{job_id, reason, true}};
+  auto sent = co_await send_on(link, frame);
+  if (!sent) {
+    logs.ship(log::Level::Warn, "ws",
+              fmt::format("fail for {} could not be sent: {}", job_id, sent.error().message),
+              job_id);
+  }
+  runtime.job_finished(job_id, false, reason);
+}
+
+}  // namespace sw::worker

@@ -1,0 +1,70 @@
+#pragma once
+// The worker's WebSocket session with its studio (reference-worker.md §1.9–§1.10, §3.2–§3.3).
+//
+//   waiting_for_approval ──credentials──► connecting ──101──► hello ──welcome──► connected
+//        ▲                                   │  ▲                                  │
+//        │                     401 / error   │  └──── reconnecting(n) ◄── drop ────┘
+//        │                  auth_failed ◄────┘        (backoff with jitter; counter reset
+//        │                  fatal (any other error frame, reconnect cap)       after a welcome)
+//
+// Pumps (heartbeat 5 s, log shipping 1 s) start only after `welcome`; every pump belongs to one
+// link and ends with it. A read that sees no frame for 20 s declares the link dead. Offers are
+// decided on the loop (paused, only-when-idle, busy) and run on the pool; binary results go over
+// the multipart route, JSON results over the socket. Loop-thread only.
+
+#include <boost/asio/awaitable.hpp>
+#include <memory>
+#include <random>
+
+#include "proto/frames.h"
+#include "worker/runtime.h"
+
+namespace sw::worker {
+
+class StudioSession {
+ public:
+  explicit StudioSession(Runtime& runtime);
+  ~StudioSession();
+
+  // Runs until stop(), an authentication failure or a fatal error frame (the daemon keeps
+  // serving locally then). Spawn once.
+  boost::asio::awaitable<void> run();
+  // Ends the session: the current link closes with 1000 "session ended"; run() returns.
+  void stop();
+  // Wakes the credential wait at once (registration finished, config changed).
+  void credentials_changed();
+
+  struct Link;
+
+ private:
+  enum class Outcome { Disconnected, AuthFailed, Fatal, Stopped };
+  struct Ending {
+    Outcome outcome = Outcome::Disconnected;
+    std::string cause;  // empty: a plain disconnect
+    bool welcomed = false;
+  };
+
+  boost::asio::awaitable<bool> wait_for_credentials();
+  boost::asio::awaitable<Ending> run_link(std::shared_ptr<Link> link);
+  Ending react_to_error(const proto::ErrorFrame& error);
+  void handle_offer(const std::shared_ptr<Link>& link, proto::JobOfferClaim claim);
+  void log_advertised(const proto::WorkerCapabilities& caps);
+
+  static boost::asio::awaitable<void> heartbeat_pump(StudioSession* self,
+                                                     std::shared_ptr<Link> link);
+  static boost::asio::awaitable<void> log_pump(StudioSession* self, std::shared_ptr<Link> link);
+  static boost::asio::awaitable<void> send_and_forget(std::shared_ptr<Link> link,
+                                                      std::string text, std::string what,
+                                                      Runtime* runtime);
+  static boost::asio::awaitable<void> run_job(StudioSession* self, std::shared_ptr<Link> link,
+                                              proto::JobOfferClaim claim, SharedTicket ticket);
+
+  Runtime& runtime_;
+  std::shared_ptr<Link> link_;  // the current link, if any
+  struct Wake;
+  std::unique_ptr<Wake> wake_;
+  bool stopped_ = false;
+  std::mt19937_64 random_;
+};
+
+}  // namespace sw::worker

@@ -1,0 +1,53 @@
+#pragma once
+// The worker's HTTP calls to its studio (reference-worker.md §2.1–§2.3): register-request, the
+// approval poll, and the multipart `complete` upload of a binary result. Blocking (libcurl): call
+// on a worker thread. Thread-safe. Non-2xx answers become errors `<op> failed: <status> — <body>`.
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <variant>
+
+#include "common/error.h"
+#include "proto/registration.h"
+
+namespace sw::worker {
+
+struct StudioEndpoint {
+  std::string api_base_url;  // as configured; normalised per call
+  std::optional<std::string> ca_file;
+  std::chrono::milliseconds timeout{60000};
+};
+
+Result<proto::RegisterResponse> post_register_request(const StudioEndpoint& studio,
+                                                      const proto::RegisterRequest& request);
+
+// 404: the studio no longer knows the request (the worker starts over).
+struct RegistrationUnknown {};
+using PollOutcome = std::variant<proto::RegistrationPoll, RegistrationUnknown>;
+Result<PollOutcome> poll_registration(const StudioEndpoint& studio, const std::string& request_id,
+                                      const std::string& secret);
+
+struct ResultUpload {
+  std::string worker_id;
+  std::string auth_token;
+  std::string job_id;
+  std::string prompt;  // the full prompt
+  std::string ext;
+  std::string bytes;
+};
+
+// Why an upload failed, for the retry decision: transport errors and 5xx are worth retrying,
+// 4xx (409: the job is not ours any more) are not.
+struct UploadFailure {
+  Error error;
+  long status = 0;  // 0 for transport errors
+  bool retryable() const { return status == 0 || status >= 500; }
+};
+tl::expected<void, UploadFailure> upload_result(const StudioEndpoint& studio,
+                                                const ResultUpload& upload);
+
+// The reference's MIME table (§2.3): png, webp, gif, wav, mp3, mp4; else application/octet-stream.
+std::string mime_for_ext(std::string_view ext);
+
+}  // namespace sw::worker

@@ -1,0 +1,139 @@
+#include "worker/vram_probe.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+
+#include "common/log.h"
+#include "common/strings.h"
+
+namespace sw::worker {
+namespace {
+
+const log::Logger& logger() {
+  static const log::Logger instance("studio_worker::host::vram");
+  return instance;
+}
+
+constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
+
+std::optional<std::string> read_small_file(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  if (!in) return std::nullopt;
+  std::string text;
+  std::getline(in, text, '\0');
+  return text;
+}
+
+// "Video Memory:    24576 MB" lines of /proc/driver/nvidia/gpus/*/information (older drivers).
+double nvidia_proc_gib(const std::filesystem::path& proc_root) {
+  double best = 0;
+  std::error_code ec;
+  const auto gpus = proc_root / "driver" / "nvidia" / "gpus";
+  for (const auto& gpu : std::filesystem::directory_iterator(gpus, ec)) {
+    auto text = read_small_file(gpu.path() / "information");
+    if (!text) continue;
+    std::istringstream lines(*text);
+    std::string line;
+    while (std::getline(lines, line)) {
+      if (!line.starts_with("Video Memory:")) continue;
+      double mib = 0;
+      if (std::sscanf(line.c_str() + 13, "%lf", &mib) == 1 && mib > 0) {
+        best = std::max(best, mib / 1024.0);
+      }
+    }
+  }
+  return best;
+}
+
+std::vector<double> nvidia_smi_mib(const VramProbeSources& sources, const std::string& query) {
+  std::vector<double> values;
+  if (!sources.run_nvidia_smi) return values;
+  auto out = sources.run_nvidia_smi("--query-gpu=" + query + " --format=csv,noheader,nounits");
+  if (!out) return values;
+  std::istringstream lines(*out);
+  std::string line;
+  while (std::getline(lines, line)) {
+    double mib = 0;
+    if (std::sscanf(line.c_str(), "%lf", &mib) == 1 && mib > 0) values.push_back(mib);
+  }
+  return values;
+}
+
+std::optional<double> read_bytes(const std::filesystem::path& path) {
+  auto text = read_small_file(path);
+  if (!text) return std::nullopt;
+  double bytes = 0;
+  if (std::sscanf(text->c_str(), "%lf", &bytes) != 1 || bytes <= 0) return std::nullopt;
+  return bytes;
+}
+
+std::vector<std::filesystem::path> amd_cards(const std::filesystem::path& sys_root) {
+  std::vector<std::filesystem::path> cards;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(sys_root / "class" / "drm", ec)) {
+    const auto name = entry.path().filename().string();
+    // card0, card1 … (not the connector entries such as card0-DP-1).
+    if (name.starts_with("card") && name.find('-') == std::string::npos) {
+      cards.push_back(entry.path() / "device");
+    }
+  }
+  std::sort(cards.begin(), cards.end());
+  return cards;
+}
+
+}  // namespace
+
+VramProbeSources system_vram_sources() {
+  VramProbeSources sources;
+  sources.run_nvidia_smi = [](const std::string& args) -> std::optional<std::string> {
+    // Fixed arguments, no user input: popen is enough for a one-shot probe.
+    const std::string command = "nvidia-smi " + args + " 2>/dev/null";
+    FILE* pipe = ::popen(command.c_str(), "r");
+    if (pipe == nullptr) return std::nullopt;
+    std::string out;
+    char buffer[512];
+    while (std::fgets(buffer, sizeof buffer, pipe) != nullptr) out += buffer;
+    const int status = ::pclose(pipe);
+    if (status != 0) return std::nullopt;
+    return out;
+  };
+  return sources;
+}
+
+double probe_vram_total_gib(const VramProbeSources& sources) {
+  if (const double gib = nvidia_proc_gib(sources.proc_root); gib > 0) return gib;
+  double best = 0;
+  for (double mib : nvidia_smi_mib(sources, "memory.total")) best = std::max(best, mib / 1024.0);
+  if (best > 0) return best;
+  for (const auto& card : amd_cards(sources.sys_root)) {
+    if (auto bytes = read_bytes(card / "mem_info_vram_total")) best = std::max(best, *bytes / kGiB);
+  }
+  return best;
+}
+
+std::optional<double> probe_vram_free_gib(const VramProbeSources& sources) {
+  if (auto values = nvidia_smi_mib(sources, "memory.free"); !values.empty()) {
+    return values.front() / 1024.0;
+  }
+  for (const auto& card : amd_cards(sources.sys_root)) {
+    auto total = read_bytes(card / "mem_info_vram_total");
+    auto used = read_bytes(card / "mem_info_vram_used");
+    if (total) return (*total - used.value_or(0)) / kGiB;
+  }
+  return std::nullopt;
+}
+
+double memoised_vram_total_gib() {
+  static std::once_flag once;
+  static double total = 0;
+  std::call_once(once, [] {
+    total = probe_vram_total_gib(system_vram_sources());
+    logger().info("vram.probed", {{"total_gib", total}});
+  });
+  return total;
+}
+
+}  // namespace sw::worker

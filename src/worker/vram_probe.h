@@ -1,0 +1,33 @@
+#pragma once
+// How much GPU memory this machine has (reference-worker.md §1.5, §7.2), probed once and memoised:
+// the NVIDIA driver's /proc information, else `nvidia-smi --query-gpu=memory.total`, else AMD's
+// sysfs `mem_info_vram_total`. The largest single GPU counts (one job runs on one GPU). 0 when
+// none is found. Thread-safe.
+
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <string>
+
+namespace sw::worker {
+
+struct VramProbeSources {
+  std::filesystem::path proc_root = "/proc";
+  std::filesystem::path sys_root = "/sys";
+  // Runs nvidia-smi with the given arguments; its stdout, or nullopt when it is not there.
+  std::function<std::optional<std::string>(const std::string& args)> run_nvidia_smi;
+};
+
+// The sources of this machine (nvidia-smi found on PATH).
+VramProbeSources system_vram_sources();
+
+// Total GiB of the largest GPU, or 0. Never fails: every source that cannot be read is skipped.
+double probe_vram_total_gib(const VramProbeSources& sources);
+
+// Free GiB of the first GPU (nvidia-smi memory.free, else AMD total − used), or nullopt.
+std::optional<double> probe_vram_free_gib(const VramProbeSources& sources);
+
+// probe_vram_total_gib(system_vram_sources()), computed on first use and remembered.
+double memoised_vram_total_gib();
+
+}  // namespace sw::worker
