@@ -36,6 +36,9 @@ nlohmann::json job_json(const store::JobRecord& job) {
   } else if (job.last_worker_id && job.status == store::JobStatus::Done) {
     out["workerId"] = *job.last_worker_id;
   }
+  if (job.prompt) {
+    out["prompt"] = *job.prompt;  // the full prompt the worker reported with its result
+  }
   if (job.idempotency_key) {
     out["idempotencyKey"] = *job.idempotency_key;
   }

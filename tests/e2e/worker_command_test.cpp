@@ -1,0 +1,91 @@
+// End to end: the config-only commands of `studio-worker` (reference-worker.md §5.3) and their
+// errors, as an operator types them.
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <fstream>
+
+#include "support/temp_dir.h"
+
+namespace {
+
+using ::testing::HasSubstr;
+
+struct Output {
+  int exit_code = -1;
+  std::string text;
+};
+
+Output run_worker(const std::string& args) {
+  Output out;
+  FILE* pipe = ::popen((std::string(SW_STUDIO_WORKER_BIN) + " " + args + " 2>&1").c_str(), "r");
+  std::array<char, 4096> buffer{};
+  while (std::fgets(buffer.data(), buffer.size(), pipe) != nullptr) out.text += buffer.data();
+  const int status = ::pclose(pipe);
+  out.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return out;
+}
+
+std::string read_file(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+TEST(WorkerCommand, RegisterStatusThresholdAndConfigWorkOnTheConfigFile) {
+  sw::testing::TempDir dir;
+  const std::string config = "--config " + (dir.path() / "c" / "config.toml").string();
+  auto status = run_worker(config + " status");
+  EXPECT_EQ(status.exit_code, 0);
+  EXPECT_THAT(status.text, HasSubstr("registration: not registered (will auto-register"));
+  EXPECT_FALSE(std::filesystem::exists(dir.path() / "c" / "config.toml")) << "status writes nothing";
+
+  auto reg = run_worker(config + " register --api-base-url http://127.0.0.1:9790");
+  EXPECT_EQ(reg.exit_code, 0) << reg.text;
+  EXPECT_THAT(run_worker(config + " status").text, HasSubstr("api_base_url: http://127.0.0.1:9790"));
+
+  EXPECT_EQ(run_worker(config + " set-threshold 6.5").exit_code, 0);
+  EXPECT_THAT(run_worker(config + " status").text, HasSubstr("vram_threshold_gb: 6.5"));
+  auto negative = run_worker(config + " set-threshold -1");
+  EXPECT_EQ(negative.exit_code, 2);
+  EXPECT_THAT(negative.text, HasSubstr("threshold must be >= 0"));
+
+  // Secrets are redacted in `config`.
+  std::ofstream(dir.path() / "c" / "config.toml", std::ios::app)
+      << "worker_id = 'w-1'\nauth_token = 'sekrit-token'\n";
+  auto printed = run_worker(config + " config");
+  EXPECT_EQ(printed.exit_code, 0);
+  EXPECT_THAT(printed.text, HasSubstr("auth_token = '<redacted>'"));
+  EXPECT_EQ(printed.text.find("sekrit-token"), std::string::npos);
+  EXPECT_THAT(run_worker(config + " status").text, HasSubstr("registration: approved as w-1"));
+
+  auto reset = run_worker(config + " register --reset");
+  EXPECT_EQ(reset.exit_code, 0);
+  EXPECT_EQ(read_file(dir.path() / "c" / "config.toml").find("auth_token"), std::string::npos);
+}
+
+TEST(WorkerCommand, BadInputIsRefusedWithAMessageAndTheFileIsKept) {
+  sw::testing::TempDir dir;
+  const auto path = dir.path() / "config.toml";
+  const std::string config = "--config " + path.string();
+  auto bad_url = run_worker(config + " register --api-base-url ftp://x");
+  EXPECT_NE(bad_url.exit_code, 0);
+  EXPECT_THAT(bad_url.text, HasSubstr("--api-base-url"));
+
+  std::ofstream(path) << "api_base_url = 'http://x'\nvram_treshold_gb = 3\n";
+  auto typo = run_worker(config + " status");
+  EXPECT_NE(typo.exit_code, 0);
+  EXPECT_THAT(typo.text, HasSubstr("vram_treshold_gb: unknown key"));
+  auto run = run_worker(config + " run --local-api-port 0");
+  EXPECT_EQ(run.exit_code, 2);
+  EXPECT_THAT(run.text, HasSubstr("vram_treshold_gb"));
+  EXPECT_THAT(read_file(path), HasSubstr("vram_treshold_gb = 3")) << "an invalid file is kept";
+
+  EXPECT_NE(run_worker("frobnicate").exit_code, 0);
+  EXPECT_THAT(run_worker("--version").text, HasSubstr("studio-worker "));
+}
+
+}  // namespace

@@ -1,0 +1,341 @@
+// End to end: the `studio-server` and `studio-worker` binaries on loopback, driven only through
+// their public surfaces (the client API, the worker's local API, signals). A worker registers, is
+// approved, runs a job of every kind and the results decode; a paused worker's offers go to
+// another; two workers share a queue; a worker killed mid-job loses nothing; a restarted studio
+// gets its worker back.
+
+#include <gtest/gtest.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <nlohmann/json.hpp>
+
+#include <array>
+#include <fstream>
+#include <thread>
+
+#include "support/media_decoders.h"
+#include "support/protocol_client.h"
+#include "support/temp_dir.h"
+
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+using sw::testing::http_request;
+using sw::testing::HttpReply;
+
+const std::string kAdmin = "e2e-admin-token";
+
+// Polls `check` until it returns true or `timeout` passes (every wait here is bounded; the
+// conditions are states of other processes, seen only through their APIs).
+template <class Check>
+bool eventually(Check check, std::chrono::milliseconds timeout = 20s) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (check()) return true;
+    std::this_thread::sleep_for(20ms);
+  }
+  return check();
+}
+
+pid_t spawn(const std::vector<std::string>& argv, const std::filesystem::path& log) {
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+    ::dup2(fd, STDOUT_FILENO);
+    ::dup2(fd, STDERR_FILENO);
+    ::setenv("STUDIO_SERVER_ADMIN_TOKEN", kAdmin.c_str(), 1);
+    ::setenv("STUDIO_WORKER_LOG", "info", 1);
+    std::vector<char*> args;
+    for (const auto& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
+    args.push_back(nullptr);
+    ::execv(args[0], args.data());
+    ::_exit(127);
+  }
+  return pid;
+}
+
+int stop_process(pid_t& pid, int signal) {
+  if (pid <= 0) return -1;
+  ::kill(pid, signal);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  pid = -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+std::string read_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+class Studio {
+ public:
+  Studio(const std::filesystem::path& dir, std::uint16_t port = 0) : dir_(dir) {
+    std::filesystem::create_directories(dir);
+    start(port);
+  }
+  ~Studio() { stop_process(pid_, SIGKILL); }
+  void start(std::uint16_t port) {
+    const auto log = dir_ / "server.log";
+    const auto before = read_file(log).size();
+    pid_ = spawn({SW_STUDIO_SERVER_BIN, "serve", "--listen", "127.0.0.1:" + std::to_string(port),
+                  "--data-dir", (dir_ / "data").string()},
+                 log);
+    ASSERT_TRUE(eventually([&] {
+      const auto text = read_file(log).substr(before);
+      const auto at = text.find("http://127.0.0.1:");
+      if (at == std::string::npos) return false;
+      port_ = static_cast<std::uint16_t>(std::stoi(text.substr(at + 17)));
+      return true;
+    })) << read_file(log);
+  }
+  int terminate() { return stop_process(pid_, SIGTERM); }
+  std::uint16_t port() const { return port_; }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  HttpReply api(const std::string& method, const std::string& target,
+                const std::string& body = "") const {
+    return http_request(port_, method, target, body, kAdmin);
+  }
+  void add_models() const {
+    for (std::string kind : {"image", "llm", "audio_stt", "audio_tts", "video"}) {
+      json body = {{"id", "synth-" + kind},
+                   {"kind", kind},
+                   {"vramGbEstimate", 1},
+                   {"source",
+                    {{"engine", "synthetic"},
+                     {"files", json::array()},
+                     {"cliDefaults", {{"cfgScale", 0}, {"steps", 0}, {"width", 0}, {"height", 0}}}}}};
+      ASSERT_EQ(api("POST", "/api/v1/models", body.dump()).status, 201);
+    }
+  }
+  std::string submit(const std::string& kind, json task) const {
+    task["kind"] = kind;
+    const json body = {{"model", "synth-" + kind}, {"task", task}};
+    const auto reply = api("POST", "/api/v1/jobs", body.dump());
+    EXPECT_EQ(reply.status, 201) << reply.body;
+    return json::parse(reply.body, nullptr, false).value("id", "");
+  }
+  json job(const std::string& id) const {
+    return json::parse(api("GET", "/api/v1/jobs/" + id).body, nullptr, false);
+  }
+  bool wait_status(const std::string& id, const std::string& status,
+                   std::chrono::milliseconds timeout = 30s) const {
+    return eventually([&] { return job(id).value("status", "") == status; }, timeout);
+  }
+  // Approves the first pending request (the worker's); returns its worker id.
+  std::string approve_next() const {
+    std::string request_id;
+    EXPECT_TRUE(eventually([&] {
+      auto reply = json::parse(api("GET", "/api/v1/workers/pending").body, nullptr, false);
+      if (!reply.is_object() || !reply["pending"].is_array() || reply["pending"].empty()) {
+        return false;
+      }
+      const auto& pending = reply["pending"];
+      request_id = pending[0].value("requestId", "");
+      return true;
+    }));
+    const auto reply = api("POST", "/api/v1/workers/pending/" + request_id + "/approve", "{}");
+    EXPECT_EQ(reply.status, 200) << reply.body;
+    return json::parse(reply.body, nullptr, false).value("workerId", "");
+  }
+
+ private:
+  std::filesystem::path dir_;
+  pid_t pid_ = -1;
+  std::uint16_t port_ = 0;
+};
+
+class Worker {
+ public:
+  Worker(const std::filesystem::path& dir, const Studio& studio, int synthetic_job_ms = 0)
+      : dir_(dir), config_(dir / "config.toml") {
+    std::filesystem::create_directories(dir);
+    const std::string reg = std::string(SW_STUDIO_WORKER_BIN) + " --config " + config_.string() +
+                            " register --api-base-url " + studio.url() + " >/dev/null 2>&1";
+    EXPECT_EQ(std::system(reg.c_str()), 0);
+    start(synthetic_job_ms);
+  }
+  ~Worker() { stop_process(pid_, SIGKILL); }
+  void start(int synthetic_job_ms = 0) {
+    std::filesystem::remove(dir_ / "local-api.json");
+    pid_ = spawn({SW_STUDIO_WORKER_BIN, "--config", config_.string(), "run",
+                  "--registration-poll-ms", "200", "--local-api-port", "0", "--synthetic-job-ms",
+                  std::to_string(synthetic_job_ms)},
+                 dir_ / "worker.log");
+    ASSERT_TRUE(eventually([&] {
+      auto discovery = json::parse(read_file(dir_ / "local-api.json"), nullptr, false);
+      if (!discovery.is_object()) return false;
+      token_ = discovery.value("token", "");
+      const std::string url = discovery.value("url", "");
+      port_ = static_cast<std::uint16_t>(std::stoi(url.substr(url.rfind(':') + 1)));
+      return true;
+    })) << log();
+  }
+  void kill9() { stop_process(pid_, SIGKILL); }
+  int terminate() { return stop_process(pid_, SIGTERM); }
+  HttpReply api(const std::string& method, const std::string& target,
+                const std::string& body = "") const {
+    return http_request(port_, method, target, body, token_);
+  }
+  json status() const { return json::parse(api("GET", "/daemon/status").body, nullptr, false); }
+  std::string session_state() const { return status()["session"].value("state", ""); }
+  bool wait_session(const std::string& state, std::chrono::milliseconds timeout = 20s) const {
+    return eventually([&] { return session_state() == state; }, timeout);
+  }
+  std::string log() const { return read_file(dir_ / "worker.log"); }
+  const std::filesystem::path& config() const { return config_; }
+
+ private:
+  std::filesystem::path dir_;
+  std::filesystem::path config_;
+  pid_t pid_ = -1;
+  std::string token_;
+  std::uint16_t port_ = 0;
+};
+
+std::vector<std::uint8_t> bytes_of(const std::string& text) {
+  return {text.begin(), text.end()};
+}
+
+TEST(WorkerFarm, AWorkerIsApprovedAndRunsAJobOfEveryKindWhoseResultsDecode) {
+  sw::testing::TempDir dir;
+  Studio studio(dir.path() / "studio");
+  studio.add_models();
+  Worker worker(dir.path() / "w1", studio);
+  EXPECT_TRUE(worker.wait_session("waiting_for_approval"));
+  const std::string worker_id = studio.approve_next();
+  ASSERT_TRUE(worker.wait_session("connected")) << worker.log();
+  EXPECT_EQ(worker.status().value("workerId", ""), worker_id);
+  // The token is on disk, 0600, and the daemon never printed it.
+  const auto perms = std::filesystem::status(worker.config()).permissions();
+  EXPECT_EQ(perms & std::filesystem::perms::all,
+            std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  const auto token_line = read_file(worker.config()).find("auth_token = '");
+  ASSERT_NE(token_line, std::string::npos);
+  const std::string token = read_file(worker.config()).substr(token_line + 14, 64);
+  EXPECT_EQ(worker.log().find(token), std::string::npos);
+
+  const auto image = studio.submit("image", {{"prompt", "a fox"}, {"width", 96}, {"height", 64}});
+  const auto llm =
+      studio.submit("llm", {{"messages", {{{"role", "user"}, {"content", "the full prompt"}}}}});
+  const auto tts = studio.submit("audio_tts", {{"text", "hello from the farm"}});
+  const auto stt = studio.submit("audio_stt", {{"inputUrl", "https://example.com/a.wav"}});
+  const auto video = studio.submit(
+      "video", {{"prompt", "a dragon"}, {"seconds", 1}, {"width", 64}, {"height", 64}});
+  for (const auto& id : {image, llm, tts, stt, video}) {
+    ASSERT_TRUE(studio.wait_status(id, "done")) << studio.job(id).dump() << worker.log();
+    EXPECT_EQ(studio.job(id).value("workerId", ""), worker_id);
+  }
+  auto png_or_webp = studio.api("GET", "/api/v1/jobs/" + image + "/result");
+  ASSERT_EQ(png_or_webp.content_type, "image/webp");
+  auto decoded = sw::testing::decode_webp(bytes_of(png_or_webp.body));
+  ASSERT_TRUE(decoded) << decoded.error().message;
+  EXPECT_EQ(decoded->width, 96u);
+  EXPECT_EQ(decoded->height, 64u);
+  auto wav = studio.api("GET", "/api/v1/jobs/" + tts + "/result");
+  auto audio = sw::testing::decode_wav(bytes_of(wav.body));
+  ASSERT_TRUE(audio) << audio.error().message;
+  EXPECT_GT(audio->seconds(), 0.2);
+  auto chat = json::parse(studio.api("GET", "/api/v1/jobs/" + llm + "/result").body);
+  EXPECT_EQ(chat["object"], "chat.completion");
+  EXPECT_EQ(studio.job(llm).value("prompt", ""), "the full prompt");
+  auto transcript = json::parse(studio.api("GET", "/api/v1/jobs/" + stt + "/result").body);
+  EXPECT_TRUE(transcript.contains("text") && transcript.contains("segments"));
+  auto anim = studio.api("GET", "/api/v1/jobs/" + video + "/result");
+  auto frames = sw::testing::decode_animated_webp(bytes_of(anim.body));
+  ASSERT_TRUE(frames) << frames.error().message;
+  EXPECT_GT(frames->frames.size(), 1u);
+
+  // The worker shows what it did, and SIGTERM ends it cleanly.
+  EXPECT_EQ(worker.status()["recentJobs"].size(), 5u);
+  EXPECT_EQ(worker.terminate(), 0);
+  EXPECT_FALSE(std::filesystem::exists(dir.path() / "w1" / "local-api.json"));
+}
+
+TEST(WorkerFarm, APausedWorkerRejectsOffersAndAnotherWorkerTakesThem) {
+  sw::testing::TempDir dir;
+  Studio studio(dir.path() / "studio");
+  studio.add_models();
+  Worker first(dir.path() / "w1", studio);
+  studio.approve_next();
+  ASSERT_TRUE(first.wait_session("connected"));
+  ASSERT_EQ(first.api("POST", "/daemon/pause").body, R"({"paused":true})");
+  // The paused worker is the earliest connected, so it is offered the job first.
+  const auto job = studio.submit("llm", {{"messages", {{{"role", "user"}, {"content", "hi"}}}}});
+  ASSERT_TRUE(eventually([&] {
+    return first.log().find("rejected " + job + ": worker paused by operator") !=
+           std::string::npos;
+  })) << first.log();
+  Worker second(dir.path() / "w2", studio);
+  const std::string second_id = studio.approve_next();
+  ASSERT_TRUE(studio.wait_status(job, "done")) << studio.job(job).dump();
+  EXPECT_EQ(studio.job(job).value("workerId", ""), second_id);
+  EXPECT_EQ(studio.job(job).value("attempts", -1), 0) << "a paused reject costs no attempt";
+}
+
+TEST(WorkerFarm, TwoWorkersShareOneQueue) {
+  sw::testing::TempDir dir;
+  Studio studio(dir.path() / "studio");
+  studio.add_models();
+  Worker first(dir.path() / "w1", studio, 100);
+  const std::string first_id = studio.approve_next();
+  Worker second(dir.path() / "w2", studio, 100);
+  const std::string second_id = studio.approve_next();
+  ASSERT_TRUE(first.wait_session("connected"));
+  ASSERT_TRUE(second.wait_session("connected"));
+  std::vector<std::string> jobs;
+  for (int i = 0; i < 12; ++i) {
+    jobs.push_back(studio.submit("llm", {{"messages", {{{"role", "user"}, {"content", "q"}}}}}));
+  }
+  std::map<std::string, int> per_worker;
+  for (const auto& id : jobs) {
+    ASSERT_TRUE(studio.wait_status(id, "done"));
+    ++per_worker[studio.job(id).value("workerId", "")];
+  }
+  EXPECT_GT(per_worker[first_id], 0);
+  EXPECT_GT(per_worker[second_id], 0);
+  EXPECT_EQ(per_worker[first_id] + per_worker[second_id], 12);
+}
+
+TEST(WorkerFarm, AWorkerKilledMidJobLosesNothingAnotherWorkerFinishesIt) {
+  sw::testing::TempDir dir;
+  Studio studio(dir.path() / "studio");
+  studio.add_models();
+  Worker slow(dir.path() / "w1", studio, 60000);
+  const std::string slow_id = studio.approve_next();
+  ASSERT_TRUE(slow.wait_session("connected"));
+  const auto job = studio.submit("image", {{"prompt", "a slow fox"}, {"width", 64}, {"height", 64}});
+  ASSERT_TRUE(eventually([&] {
+    const auto current = slow.status()["currentJobId"];
+    return current.is_string() && current == job;
+  }));
+  EXPECT_EQ(studio.job(job).value("status", ""), "claimed");
+  slow.kill9();
+  Worker rescuer(dir.path() / "w2", studio);
+  const std::string rescuer_id = studio.approve_next();
+  ASSERT_TRUE(studio.wait_status(job, "done")) << studio.job(job).dump();
+  EXPECT_EQ(studio.job(job).value("workerId", ""), rescuer_id);
+  EXPECT_EQ(studio.job(job).value("attempts", 0), 1);
+  EXPECT_NE(rescuer_id, slow_id);
+}
+
+TEST(WorkerFarm, AfterAStudioRestartTheWorkerReconnectsAndCarriesOn) {
+  sw::testing::TempDir dir;
+  Studio studio(dir.path() / "studio");
+  studio.add_models();
+  Worker worker(dir.path() / "w1", studio);
+  studio.approve_next();
+  ASSERT_TRUE(worker.wait_session("connected"));
+  const auto port = studio.port();
+  EXPECT_EQ(studio.terminate(), 0);
+  ASSERT_TRUE(worker.wait_session("reconnecting"));
+  studio.start(port);
+  ASSERT_TRUE(worker.wait_session("connected", 60s)) << worker.log();
+  const auto job = studio.submit("llm", {{"messages", {{{"role", "user"}, {"content", "again"}}}}});
+  ASSERT_TRUE(studio.wait_status(job, "done")) << worker.log();
+}
+
+}  // namespace
