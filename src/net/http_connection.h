@@ -148,7 +148,14 @@ class WsSession : public WebSocket, public std::enable_shared_from_this<WsSessio
 
   void send_text(std::string text) override {
     if (!closing_ && !closed_) {
+      binary_.push_back(false);
       queue_.push(std::move(text));
+    }
+  }
+  void send_binary(std::string bytes) override {
+    if (!closing_ && !closed_) {
+      binary_.push_back(true);
+      queue_.push(std::move(bytes));
     }
   }
   void close(std::uint16_t code, std::string reason) override {
@@ -214,10 +221,11 @@ class WsSession : public WebSocket, public std::enable_shared_from_this<WsSessio
  private:
   static asio::awaitable<void> writer(std::shared_ptr<WsSession> self) {
     auto& ws = self->ws_;
-    ws.text(true);
     while (!self->closed_) {
       while (!self->queue_.empty() && !self->closed_) {
         const std::string frame = self->queue_.pop();
+        ws.binary(self->binary_.front());
+        self->binary_.pop_front();
         auto [ec, written] = co_await ws.async_write(asio::buffer(frame), kUseTuple);
         if (ec) {
           self->closed_ = true;
@@ -243,6 +251,7 @@ class WsSession : public WebSocket, public std::enable_shared_from_this<WsSessio
   std::string remote_;
   std::shared_ptr<WebSocketHandler> handler_;
   WriteQueue queue_;
+  std::deque<bool> binary_;  // per queued frame: sent as a binary frame
   std::optional<websocket::close_reason> close_reason_;
   bool closing_ = false;
   bool closed_ = false;

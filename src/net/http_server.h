@@ -54,6 +54,7 @@ class WebSocket {
  public:
   virtual ~WebSocket() = default;
   virtual void send_text(std::string text) = 0;
+  virtual void send_binary(std::string bytes) = 0;
   virtual void close(std::uint16_t code, std::string reason) = 0;
   virtual const std::string& remote_address() const = 0;
   // Frames queued but not yet written, for back-pressure decisions.

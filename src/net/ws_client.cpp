@@ -319,7 +319,7 @@ awaitable<WsClient::ConnectResult> handshake(Ws ws, std::shared_ptr<ssl::context
   auto [upgrade_ec] = co_await ws.async_handshake(response, host_header, url.target, kUseTuple);
   if (upgrade_ec) {
     const int status = static_cast<int>(response.result_int());
-    if (status != 0 && status != 101) {
+    if (upgrade_ec == websocket::error::upgrade_declined && status != 101) {
       WsConnectFailure failure;
       failure.http_status = status;
       failure.body = response.body();

@@ -45,7 +45,8 @@ bool run_until(asio::io_context& io, Stream& stream, const bool& done,
 
 HttpReply http_request(std::uint16_t port, const std::string& method, const std::string& target,
                        const std::string& body, const std::string& bearer,
-                       const std::string& content_type, std::chrono::milliseconds timeout) {
+                       const std::string& content_type, std::chrono::milliseconds timeout,
+                       const std::vector<std::pair<std::string, std::string>>& headers) {
   asio::io_context io;
   beast::tcp_stream stream(io);
   stream.expires_after(timeout);
@@ -56,6 +57,9 @@ HttpReply http_request(std::uint16_t port, const std::string& method, const std:
   req.set(http::field::host, "127.0.0.1");
   if (!bearer.empty()) {
     req.set(http::field::authorization, "Bearer " + bearer);
+  }
+  for (const auto& [name, value] : headers) {
+    req.set(name, value);
   }
   if (!body.empty() || method == "POST" || method == "PUT") {
     req.set(http::field::content_type, content_type);

@@ -29,7 +29,8 @@ struct HttpReply {
 HttpReply http_request(std::uint16_t port, const std::string& method, const std::string& target,
                        const std::string& body = "", const std::string& bearer = "",
                        const std::string& content_type = "application/json",
-                       std::chrono::milliseconds timeout = 10s);
+                       std::chrono::milliseconds timeout = 10s,
+                       const std::vector<std::pair<std::string, std::string>>& headers = {});
 
 // A multipart/form-data body with the reference's parts (prompt, ext, image) and its boundary.
 std::pair<std::string, std::string> result_form(const std::string& prompt, const std::string& ext,

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "store/migrations.h"
+#include "support/temp_dir.h"
 
 namespace sw::store {
 namespace {
@@ -141,6 +142,28 @@ TEST(StudioStoreTest, RegistrationDecisionsHappenOnce) {
   EXPECT_FALSE(*store->decide_request("rr-1", RequestStatus::Approved, "", std::string("w"), 3));
   EXPECT_FALSE(*store->find_pending_request("i"));
   EXPECT_EQ((*store->find_request("rr-1"))->reason, "no");
+}
+
+}  // namespace
+}  // namespace sw::store
+
+namespace sw::store {
+namespace {
+
+// Regression: a cached SELECT left active after a read kept a stale snapshot open, so that once
+// another process (the admin CLI) had committed, every later write of the server failed with
+// "database is locked".
+TEST(StudioStoreTest, AReadLeavesNoSnapshotThatBlocksWritesAfterAnotherWriter) {
+  sw::testing::TempDir dir;
+  auto server = StudioStore::open(dir.path() / "studio.db");
+  auto cli = StudioStore::open(dir.path() / "studio.db");
+  ASSERT_TRUE(server && cli);
+  ASSERT_TRUE((*server)->set_setting("k", "v"));
+  ASSERT_TRUE((*server)->setting("k"));  // a read that returns a row
+  ASSERT_TRUE((*cli)->set_setting("k", "from the cli"));
+  auto write = (*server)->set_setting("k2", "still writable");
+  EXPECT_TRUE(write) << write.error().message;
+  EXPECT_EQ((*server)->setting("k").value(), "from the cli");
 }
 
 }  // namespace

@@ -1,0 +1,283 @@
+// The worker's studio session (reference-worker.md §1.1, §1.4, §1.9, §3.3) against a scripted
+// WebSocket peer on 127.0.0.1, for what a real studio cannot produce on demand: silence, stalls,
+// refusals, every error frame and close code, malformed frames. Timings are scaled down
+// (fast_timings: heartbeats 100 ms, read idle 600 ms, backoff 50–200 ms).
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+
+#include "support/temp_dir.h"
+#include "support/worker_harness.h"
+
+namespace {
+
+using namespace std::chrono_literals;
+using json = nlohmann::json;
+using ::testing::HasSubstr;
+using sw::testing::ScriptedStudio;
+using sw::testing::WorkerHarness;
+
+sw::worker::WorkerConfig registered_config(const std::string& url) {
+  sw::worker::WorkerConfig config;
+  config.api_base_url = url;
+  config.worker_id = "w-1";
+  config.auth_token = "token-1";
+  return config;
+}
+
+const std::string kWelcome = R"({"type":"welcome","workerId":"w-1","serverTime":"2026-01-01T00:00:00Z"})";
+
+std::string llm_offer(const std::string& job_id) {
+  return json{{"type", "offer"},
+              {"claim",
+               {{"jobId", job_id},
+                {"gameId", "g"},
+                {"assetName", "a"},
+                {"model", "synthetic-llm"},
+                {"vramGbEstimate", 1},
+                {"task",
+                 {{"kind", "llm"}, {"messages", {{{"role", "user"}, {"content", "the prompt"}}}}}},
+                {"modelSource",
+                 {{"engine", "synthetic"},
+                  {"files", json::array()},
+                  {"cliDefaults",
+                   {{"cfgScale", 0}, {"steps", 0}, {"width", 0}, {"height", 0}}}}}}}}
+      .dump();
+}
+
+TEST(WorkerSession, HelloCarriesTheCredentialsAndNothingIsPumpedOrAcceptedBeforeWelcome) {
+  ScriptedStudio studio;
+  sw::testing::TempDir dir;
+  WorkerHarness worker(dir.path(), registered_config(studio.url()));
+  auto hello = studio.next_of_type("hello");
+  ASSERT_TRUE(hello);
+  EXPECT_EQ((*hello)["authToken"], "token-1");
+  EXPECT_EQ((*hello)["capabilities"]["engine"], "multi");
+  EXPECT_EQ(studio.last_header("authorization"), "Bearer token-1");
+  EXPECT_EQ(studio.last_header("sec-websocket-protocol"), "studio-worker-v1");
+  // An offer before welcome is dropped; no heartbeat goes out before welcome either.
+  studio.send_text(llm_offer("job-early"));
+  EXPECT_FALSE(studio.next_frame(400ms)) << "nothing may be sent before welcome";
+  studio.send_text(kWelcome);
+  ASSERT_TRUE(studio.next_of_type("heartbeat"));
+  ASSERT_TRUE(worker.wait_session("connected"));
+  // A real offer now: accept, then completeJson with the full prompt.
+  studio.send_text(llm_offer("job-1"));
+  auto accept = studio.next_of_type("accept");
+  ASSERT_TRUE(accept);
+  EXPECT_EQ((*accept)["jobId"], "job-1");
+  auto complete = studio.next_of_type("completeJson");
+  ASSERT_TRUE(complete);
+  EXPECT_EQ((*complete)["jobId"], "job-1");
+  EXPECT_EQ((*complete)["prompt"], "the prompt");
+  EXPECT_EQ((*complete)["result"]["object"], "chat.completion");
+  EXPECT_THAT(worker.logs(), HasSubstr("offer frame before welcome dropped"));
+}
+
+TEST(WorkerSession, HeartbeatsCarryTheCurrentConfigAndThePauseFlag) {
+  ScriptedStudio studio;
+  sw::testing::TempDir dir;
+  WorkerHarness worker(dir.path(), registered_config(studio.url()));
+  ASSERT_TRUE(studio.next_of_type("hello"));
+  studio.send_text(kWelcome);
+  ASSERT_TRUE(studio.next_of_type("heartbeat"));
+  ASSERT_EQ(worker.api("PUT", "/daemon/config", R"({"vramThresholdGb":3.5})").status, 200);
+  ASSERT_EQ(worker.api("POST", "/daemon/pause").status, 200);
+  // Within a few beats: the new threshold and the pause in the heartbeat, and the pause
+  // transition shipped to the studio as a log entry.
+  bool seen = false;
+  bool shipped = false;
+  for (int i = 0; i < 60 && !(seen && shipped); ++i) {
+    auto frame = studio.next_frame();
+    ASSERT_TRUE(frame);
+    auto parsed = json::parse(frame->text);
+    if (parsed["type"] == "heartbeat") {
+      seen = seen || (parsed["capabilities"]["vramThresholdGb"] == 3.5 &&
+                      parsed["capabilities"]["autoEnabled"] == false);
+    } else if (parsed["type"] == "logBatch") {
+      shipped = shipped || frame->text.find("claiming paused by operator") != std::string::npos;
+    }
+  }
+  EXPECT_TRUE(seen) << "threshold and pause reach the studio without a reconnect";
+  EXPECT_TRUE(shipped);
+  EXPECT_EQ(studio.upgrades(), 1);
+  // Paused: an offer is rejected with code paused.
+  studio.send_text(llm_offer("job-p"));
+  auto reject = studio.next_of_type("reject");
+  ASSERT_TRUE(reject);
+  EXPECT_EQ((*reject)["code"], "paused");
+}
+
+TEST(WorkerSession, ASilentHalfOpenLinkIsDroppedAfterTheIdleLimitAndReconnected) {
+  ScriptedStudio studio;
+  sw::testing::TempDir dir;
+  WorkerHarness worker(dir.path(), registered_config(studio.url()));
+  ASSERT_TRUE(studio.next_of_type("hello"));
+  studio.ack_heartbeats(false);  // the studio goes quiet but keeps the socket open
+  studio.send_text(kWelcome);
+  ASSERT_TRUE(studio.wait_upgrades(2, 5s)) << worker.logs();
+  EXPECT_THAT(worker.logs(), HasSubstr("no frame from the studio for 600 ms"));
+}
+
+TEST(WorkerSession, AnUpgradeThatNeverAnswersTimesOutAndIsRetried) {
+  // A listener whose kernel completes the TCP handshake but that never reads or answers.
+  const int listener = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+  ASSERT_EQ(::listen(listener, 16), 0);
+  socklen_t length = sizeof address;
+  ::getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length);
+  const int port = ntohs(address.sin_port);
+  std::atomic<int> accepted{0};
+  std::vector<int> held;
+  std::thread acceptor([&] {
+    while (accepted < 2) {
+      const int fd = ::accept(listener, nullptr, nullptr);
+      if (fd < 0) return;
+      held.push_back(fd);
+      ++accepted;
+    }
+  });
+  sw::testing::TempDir dir;
+  auto timings = sw::testing::fast_timings();
+  timings.connect_timeout = 300ms;
+  {
+    WorkerHarness worker(dir.path(),
+                         registered_config("http://127.0.0.1:" + std::to_string(port)), timings);
+    acceptor.join();  // returns once the worker came back for a second attempt
+    EXPECT_EQ(accepted, 2);
+    EXPECT_THAT(worker.logs(), HasSubstr("websocket upgrade failed: no answer in time"));
+  }
+  for (int fd : held) ::close(fd);
+  ::close(listener);
+}
+
+TEST(WorkerSession, A401OnTheUpgradeStopsTheSessionForGood) {
+  ScriptedStudio studio;
+  studio.refuse_upgrades_with(401);
+  sw::testing::TempDir dir;
+  WorkerHarness worker(dir.path(), registered_config(studio.url()));
+  ASSERT_TRUE(worker.wait_session("auth_failed"));
+  EXPECT_EQ(worker.status()["session"]["reason"], "401 on websocket upgrade");
+  EXPECT_EQ(studio.upgrades(), 1);
+}
+
+TEST(WorkerSession, OtherUpgradeRefusalsAreRetriedWithBackoff) {
+  ScriptedStudio studio;
+  studio.refuse_upgrades_with(503);
+  sw::testing::TempDir dir;
+  WorkerHarness worker(dir.path(), registered_config(studio.url()));
+  ASSERT_TRUE(studio.wait_upgrades(3));
+  EXPECT_THAT(worker.logs(), HasSubstr("session error: HTTP 503 on websocket upgrade"));
+  EXPECT_THAT(worker.logs(), HasSubstr("; reconnect attempt 2 in "));
+}
+
+TEST(WorkerSession, CloseCode4001IsAnAuthFailureOtherCloseCodesReconnect) {
+  ScriptedStudio studio;
+  sw::testing::TempDir dir;
+  WorkerHarness worker(dir.path(), registered_config(studio.url()));
+  ASSERT_TRUE(studio.next_of_type("hello"));
+  studio.send_text(kWelcome);
+  ASSERT_TRUE(worker.wait_session("connected"));
+  studio.close(4003, "duplicate");  // a close without the error frame: a plain disconnect
+  ASSERT_TRUE(studio.wait_upgrades(2));
+  ASSERT_TRUE(studio.next_of_type("hello"));
+  studio.send_text(kWelcome);
+  ASSERT_TRUE(worker.wait_session("connected"));
+  studio.close(4001, "bad token");
+  ASSERT_TRUE(worker.wait_session("auth_failed"));
+  EXPECT_EQ(worker.status()["session"]["reason"], "server closed 4001: bad token");
+  EXPECT_EQ(studio.upgrades(), 2);
+}
+
+class ErrorFrames : public ::testing::TestWithParam<std::pair<std::string, std::string>> {};
+
+TEST_P(ErrorFrames, EndTheSessionWithoutReconnecting) {
+  const auto& [code, state] = GetParam();
+  ScriptedStudio studio;
+  sw::testing::TempDir dir;
+  WorkerHarness worker(dir.path(), registered_config(studio.url()));
+  ASSERT_TRUE(studio.next_of_type("hello"));
+  studio.send_text(kWelcome);
+  ASSERT_TRUE(worker.wait_session("connected"));
+  studio.send_text(json{{"type", "error"}, {"code", code}, {"message", "scripted"}}.dump());
+  ASSERT_TRUE(worker.wait_session(state));
+  EXPECT_EQ(worker.status()["session"]["reason"], code + ": scripted");
+  EXPECT_EQ(studio.upgrades(), 1);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    EveryCode, ErrorFrames,
+    ::testing::Values(std::pair<std::string, std::string>{"auth_failed", "auth_failed"},
+                      std::pair<std::string, std::string>{"protocol_violation", "fatal"},
+                      std::pair<std::string, std::string>{"duplicate_worker", "fatal"},
+                      std::pair<std::string, std::string>{"worker_deleted", "fatal"},
+                      std::pair<std::string, std::string>{"internal_error", "fatal"}));
+
+class MalformedFrames : public ::testing::TestWithParam<std::string> {};
+
+std::string MalformedCaseName(const ::testing::TestParamInfo<std::string>& param) {
+  static const char* const kNames[] = {"Binary", "UnknownType", "NotJson", "OfferWithoutTask"};
+  return kNames[param.index];
+}
+
+TEST_P(MalformedFrames, AreAProtocolViolationThatEndsTheLinkAndReconnects) {
+  ScriptedStudio studio;
+  sw::testing::TempDir dir;
+  WorkerHarness worker(dir.path(), registered_config(studio.url()));
+  ASSERT_TRUE(studio.next_of_type("hello"));
+  studio.send_text(kWelcome);
+  ASSERT_TRUE(worker.wait_session("connected"));
+  if (GetParam() == "binary") {
+    studio.send_binary("\x01\x02\x03");
+  } else {
+    studio.send_text(GetParam());
+  }
+  ASSERT_TRUE(studio.wait_upgrades(2)) << worker.logs();
+  EXPECT_THAT(worker.logs(), HasSubstr("session error: protocol violation"));
+  EXPECT_EQ(worker.status()["activeJobs"].size(), 0u) << "no job was started";
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Cases, MalformedFrames,
+    ::testing::Values("binary", R"({"type":"surprise"})", "not json",
+                      R"({"type":"offer","claim":{"jobId":"j","gameId":"g","assetName":"a",)"
+                      R"("model":"m","vramGbEstimate":1,"modelSource":{"engine":"synthetic",)"
+                      R"("files":[],"cliDefaults":{"cfgScale":0,"steps":0,"width":0,"height":0}}}})"),
+    MalformedCaseName);
+
+TEST(WorkerSession, ABusyWorkerRejectsASecondOfferWithCodeBusy) {
+  ScriptedStudio studio;
+  sw::testing::TempDir dir;
+  sw::engines::EngineOptions slow;
+  slow.synthetic_job_duration = 1500ms;
+  WorkerHarness worker(dir.path(), registered_config(studio.url()), sw::testing::fast_timings(),
+                       slow);
+  ASSERT_TRUE(studio.next_of_type("hello"));
+  studio.send_text(kWelcome);
+  studio.send_text(llm_offer("job-a"));
+  ASSERT_TRUE(studio.next_of_type("accept"));
+  studio.send_text(llm_offer("job-b"));
+  auto reject = studio.next_of_type("reject");
+  ASSERT_TRUE(reject);
+  EXPECT_EQ((*reject)["jobId"], "job-b");
+  EXPECT_EQ((*reject)["code"], "busy");
+  // The heartbeat names the job in flight.
+  bool named = false;
+  for (int i = 0; i < 10 && !named; ++i) {
+    auto beat = studio.next_of_type("heartbeat");
+    ASSERT_TRUE(beat);
+    named = beat->value("currentJobId", "") == "job-a";
+  }
+  EXPECT_TRUE(named);
+  ASSERT_TRUE(studio.next_of_type("completeJson", 5s));
+}
+
+}  // namespace

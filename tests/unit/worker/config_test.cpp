@@ -1,0 +1,146 @@
+// config.toml parsing, writing and the operator-editable subset (reference-worker.md §5.2).
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "support/temp_dir.h"
+#include "transfer/url_policy.h"
+#include "worker/config.h"
+#include "worker/log_hub.h"
+#include "worker/runtime.h"
+#include "worker/vram_probe.h"
+
+namespace {
+
+using ::testing::HasSubstr;
+using sw::worker::WorkerConfig;
+
+TEST(WorkerConfig, RoundTripsThroughTomlAndIgnoresLegacyKeys) {
+  WorkerConfig config;
+  config.worker_id = "w-1";
+  config.auth_token = "t'ok\"en";
+  config.vram_threshold_gb = 7.5;
+  config.ws_reconnect_attempts = 3;
+  config.local_api_port = 0;
+  auto parsed = sw::worker::parse_config(sw::worker::format_config(config), "c.toml");
+  ASSERT_TRUE(parsed) << parsed.error().message;
+  EXPECT_EQ(*parsed, config);
+  auto legacy = sw::worker::parse_config("api_base_url = 'http://x'\nauto_enabled = true\n", "c");
+  EXPECT_TRUE(legacy);
+}
+
+TEST(WorkerConfig, BadValuesNameTheKeyAndSyntaxErrorsNeverEchoTheText) {
+  auto typo = sw::worker::parse_config("api_base_url = 'http://x'\nvram = 1\n", "c.toml");
+  ASSERT_FALSE(typo);
+  EXPECT_THAT(typo.error().message, HasSubstr("vram: unknown key"));
+  auto type = sw::worker::parse_config("api_base_url = 'http://x'\nauto_start = 'yes'\n", "c");
+  ASSERT_FALSE(type);
+  EXPECT_THAT(type.error().message, HasSubstr("auto_start: must be true or false"));
+  auto negative = sw::worker::parse_config("api_base_url = 'http://x'\nvram_threshold_gb = -2\n", "c");
+  ASSERT_FALSE(negative);
+  EXPECT_THAT(negative.error().message, HasSubstr("vramThresholdGb"));
+  auto missing = sw::worker::parse_config("auto_start = true\n", "c");
+  ASSERT_FALSE(missing);
+  EXPECT_THAT(missing.error().message, HasSubstr("api_base_url: missing"));
+  auto broken = sw::worker::parse_config("auth_token = 'secret-abc\n", "c");
+  ASSERT_FALSE(broken);
+  EXPECT_EQ(broken.error().code, sw::Code::Protocol);
+  EXPECT_EQ(broken.error().message.find("secret-abc"), std::string::npos);
+}
+
+TEST(WorkerConfig, ACorruptFileIsQuarantinedNotOverwrittenAndWritesAre0600) {
+  sw::testing::TempDir dir;
+  const auto path = dir.path() / "config.toml";
+  std::ofstream(path) << "this is = = not toml";
+  auto read_only = sw::worker::load_config(path, sw::worker::LoadMode::ReadOnly);
+  ASSERT_FALSE(read_only);
+  auto repaired = sw::worker::load_config(path, sw::worker::LoadMode::Repair, 8.0);
+  ASSERT_TRUE(repaired) << repaired.error().message;
+  ASSERT_TRUE(repaired->quarantined);
+  std::ifstream kept(*repaired->quarantined);
+  std::string text{std::istreambuf_iterator<char>(kept), std::istreambuf_iterator<char>()};
+  EXPECT_EQ(text, "this is = = not toml");
+  EXPECT_EQ(repaired->config.vram_threshold_gb, 8.0) << "a fresh config is clamped to the VRAM";
+  EXPECT_EQ(std::filesystem::status(path).permissions() & std::filesystem::perms::all,
+            std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+}
+
+TEST(WorkerConfig, EditableConfigValidatesEveryField) {
+  WorkerConfig config;
+  auto ok = sw::worker::apply_editable_config(config, R"({"apiBaseUrl":"http://h:1","autoStart":false})");
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->api_base_url, "http://h:1");
+  EXPECT_FALSE(ok->auto_start);
+  for (const auto& [body, field] : std::vector<std::pair<std::string, std::string>>{
+           {R"({"apiBaseUrl":"ftp://x"})", "apiBaseUrl"},
+           {R"({"autoUpdateIntervalSecs":10})", "autoUpdateIntervalSecs"},
+           {R"({"modelsRoot":""})", "modelsRoot"},
+           {R"({"vramThresholdGb":"big"})", "vramThresholdGb"}}) {
+    auto refused = sw::worker::apply_editable_config(config, body);
+    ASSERT_FALSE(refused) << body;
+    EXPECT_THAT(refused.error().message, HasSubstr(field));
+  }
+}
+
+TEST(StudioUrls, FollowTheReferenceRules) {
+  using sw::transfer::studio_websocket_url;
+  EXPECT_EQ(*studio_websocket_url("https://studio.minis.gg/", "w-1"),
+            "wss://studio.minis.gg/graphics/api/workers/w-1/connect");
+  EXPECT_EQ(*studio_websocket_url("http://localhost:9790", "w-1"),
+            "ws://localhost:9790/graphics/api/workers/w-1/connect");
+  EXPECT_EQ(*studio_websocket_url("https://x/custom/graphics/api/", "w-1"),
+            "wss://x/custom/graphics/api/workers/w-1/connect");
+  EXPECT_FALSE(studio_websocket_url("ftp://x", "w-1"));
+  EXPECT_FALSE(studio_websocket_url("http://x", "../w"));
+  EXPECT_EQ(*sw::transfer::studio_base_url("https://x/a/graphics/api/?q=1#f"), "https://x/a");
+}
+
+TEST(Reconnect, BackoffDoublesToTheCapWithJitterAroundIt) {
+  using namespace std::chrono_literals;
+  using sw::worker::reconnect_delay;
+  EXPECT_EQ(reconnect_delay(1, 1000ms, 30000ms, 0.5), 1000ms);
+  EXPECT_EQ(reconnect_delay(4, 1000ms, 30000ms, 0.5), 8000ms);
+  EXPECT_EQ(reconnect_delay(9, 1000ms, 30000ms, 0.5), 30000ms);
+  EXPECT_EQ(reconnect_delay(1, 1000ms, 30000ms, 0.0), 500ms);
+  EXPECT_EQ(reconnect_delay(1, 1000ms, 30000ms, 0.999), 1499ms);
+}
+
+TEST(LogHub, TheShipQueueDropsTheOldestAndSaysSoAndFailedBatchesGoBack) {
+  sw::worker::LogHub hub(10, 3);
+  for (int i = 0; i < 5; ++i) hub.ship(sw::log::Level::Info, "ws", "m" + std::to_string(i));
+  hub.local(sw::log::Level::Info, "ws", "local only");
+  auto batch = hub.take_batch();
+  ASSERT_EQ(batch.size(), 4u);
+  EXPECT_EQ(batch[0].category, "logs");
+  EXPECT_EQ(batch[0].message, "ship queue full (3 entries); dropped 2 oldest");
+  EXPECT_EQ(batch[1].message, "m2");
+  hub.requeue_front({batch.begin() + 1, batch.end()});
+  EXPECT_EQ(hub.take_batch().front().message, "m2");
+  auto page = hub.after(0);
+  EXPECT_EQ(page.entries.size(), 6u);
+  EXPECT_EQ(hub.after(page.seq).entries.size(), 0u);
+  EXPECT_EQ(hub.after(page.seq + 10).entries.size(), 6u);
+}
+
+TEST(VramProbe, ReadsNvidiaProcThenNvidiaSmiThenAmdSysfs) {
+  sw::testing::TempDir dir;
+  sw::worker::VramProbeSources sources;
+  sources.proc_root = dir.path() / "proc";
+  sources.sys_root = dir.path() / "sys";
+  EXPECT_EQ(sw::worker::probe_vram_total_gib(sources), 0.0);
+  std::filesystem::create_directories(sources.sys_root / "class/drm/card0/device");
+  std::ofstream(sources.sys_root / "class/drm/card0/device/mem_info_vram_total") << "17179869184\n";
+  EXPECT_EQ(sw::worker::probe_vram_total_gib(sources), 16.0);
+  sources.run_nvidia_smi = [](const std::string&) -> std::optional<std::string> {
+    return "24576\n12288\n";
+  };
+  EXPECT_EQ(sw::worker::probe_vram_total_gib(sources), 24.0);
+  std::filesystem::create_directories(sources.proc_root / "driver/nvidia/gpus/0000:01:00.0");
+  std::ofstream(sources.proc_root / "driver/nvidia/gpus/0000:01:00.0/information")
+      << "Model: X\nVideo Memory:    8192 MB\n";
+  EXPECT_EQ(sw::worker::probe_vram_total_gib(sources), 8.0);
+}
+
+}  // namespace
