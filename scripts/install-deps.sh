@@ -4,7 +4,7 @@
 set -euo pipefail
 
 PACKAGES=(
-  g++ cmake ninja-build pkg-config ccache git ca-certificates
+  g++ cmake ninja-build pkg-config ccache git ca-certificates curl
   libssl-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev libexpected-dev
   libpng-dev libwebp-dev libgif-dev libcurl4-openssl-dev libsqlite3-dev
   libboost1.81-dev libboost-url1.81-dev libtomlplusplus-dev
