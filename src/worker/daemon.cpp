@@ -90,11 +90,13 @@ struct Daemon::Impl {
     self->registrar->stop();
     // A job in flight gets the grace period to finish and deliver its result.
     const auto grace_end = std::chrono::steady_clock::now() + runtime.timings().shutdown_grace;
-    while (runtime.gate().busy() && std::chrono::steady_clock::now() < grace_end) {
+    // (A job counts until its result is delivered, not only while the engine runs.)
+    while ((runtime.gate().busy() || !runtime.active_jobs().empty()) &&
+           std::chrono::steady_clock::now() < grace_end) {
       self->job_signal->expires_at(grace_end);
       co_await self->job_signal->async_wait(kUseTuple);
     }
-    if (runtime.gate().busy()) {
+    if (runtime.gate().busy() || !runtime.active_jobs().empty()) {
       logger().warn("daemon.job_abandoned_at_shutdown",
                     {{"job_id", runtime.current_studio_job.value_or("")}});
     }

@@ -412,8 +412,7 @@ void StudioSession::handle_offer(const std::shared_ptr<Link>& link, proto::JobOf
 
 awaitable<void> StudioSession::run_job(StudioSession* self, std::shared_ptr<Link> link,
                                        proto::JobOfferClaim claim, SharedTicket ticket) {
-  // `ticket` holds the job gate until this coroutine ends: the job is delivered or given up.
-  (void)ticket;
+  // `ticket` holds the job gate while the engine runs.
   Runtime& runtime = self->runtime_;
   auto& logs = runtime.logs();
   const std::string job_id = claim.job_id;
@@ -437,6 +436,9 @@ awaitable<void> StudioSession::run_job(StudioSession* self, std::shared_ptr<Link
   };
   const auto pool = runtime.pool();
   auto result = co_await run_blocking<Result<engines::TaskResult>>(pool, std::move(work));
+  // The engine is done with the GPU: free the gate before delivering, so that the offer a studio
+  // sends as soon as it has the result is not refused as busy.
+  ticket.reset();
 
   if (!result) {
     const bool retryable = engines::is_retryable(result.error());
