@@ -161,12 +161,6 @@ class WsClientImpl final : public WsClient,
     co_return waiter->status;
   }
 
-  void post_text(std::string text) override {
-    if (!open_ || closing_) return;
-    queue_.push_back(Outgoing{std::move(text), nullptr, false, {}});
-    wake_.cancel();
-  }
-
   awaitable<void> close(std::uint16_t code, std::string reason) override {
     if (!open_ || closing_) {
       abort();

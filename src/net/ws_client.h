@@ -65,8 +65,6 @@ class WsClient {
   virtual boost::asio::awaitable<Result<WsMessage>> read() = 0;
   // Queues a text frame and waits until it is written (or the write failed).
   virtual boost::asio::awaitable<Status> send_text(std::string text) = 0;
-  // Queues a text frame without waiting; a failure shows up as a failed read.
-  virtual void post_text(std::string text) = 0;
   // Sends a close frame after the queued frames and waits up to close_timeout for it to go out,
   // then shuts the transport down. Idempotent.
   virtual boost::asio::awaitable<void> close(std::uint16_t code, std::string reason) = 0;

@@ -1,4 +1,5 @@
 // Wire spellings of the protocol's enums. Each table is the single source of both directions.
+#include "proto/mime.h"
 #include <array>
 #include <utility>
 
@@ -129,6 +130,16 @@ std::string_view frame_type(const StudioFrame& frame) {
   static constexpr std::string_view kNames[] = {"welcome",     "offer",   "heartbeatAck",
                                                 "completeAck", "failAck", "error"};
   return kNames[frame.index()];
+}
+
+std::string mime_for_ext(std::string_view ext) {
+  if (ext == "png") return "image/png";
+  if (ext == "webp") return "image/webp";
+  if (ext == "gif") return "image/gif";
+  if (ext == "wav") return "audio/wav";
+  if (ext == "mp3") return "audio/mpeg";
+  if (ext == "mp4") return "video/mp4";
+  return "application/octet-stream";
 }
 
 }  // namespace sw::proto

@@ -93,14 +93,4 @@ nlohmann::json model_json(const store::ModelRecord& model) {
           {"source", stored_json(model.source_json)}};
 }
 
-std::string mime_for_ext(std::string_view ext) {
-  if (ext == "png") return "image/png";
-  if (ext == "webp") return "image/webp";
-  if (ext == "gif") return "image/gif";
-  if (ext == "wav") return "audio/wav";
-  if (ext == "mp3") return "audio/mpeg";
-  if (ext == "mp4") return "video/mp4";
-  return "application/octet-stream";
-}
-
 }  // namespace sw::studio

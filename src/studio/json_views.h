@@ -19,8 +19,6 @@ nlohmann::json model_json(const store::ModelRecord& model);
 // Parses a stored JSON column; null when it is not JSON (never throws).
 nlohmann::json stored_json(const std::string& text);
 std::string iso_time(std::int64_t unix_millis);
-// The MIME type for a result extension (reference §2.3 table).
-std::string mime_for_ext(std::string_view ext);
 // Compact JSON text with invalid UTF-8 replaced, never throwing.
 std::string dump(const nlohmann::json& value);
 

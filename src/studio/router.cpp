@@ -14,6 +14,7 @@
 #include "proto/codec.h"
 #include "studio/admin.h"
 #include "studio/db_worker.h"
+#include "proto/mime.h"
 #include "studio/json_views.h"
 #include "studio/studio.h"
 
@@ -644,7 +645,7 @@ class Router : public net::HttpHandler {
                                          "cannot store the result: " + written.error().message));
       return;
     }
-    store::BinaryResult result{upload.sha256, mime_for_ext(upload.ext), upload.ext,
+    store::BinaryResult result{upload.sha256, proto::mime_for_ext(upload.ext), upload.ext,
                                static_cast<std::int64_t>(upload.data.size())};
     job.phase = Studio::ActiveJob::Phase::Running;  // finish_complete takes it from here
     const auto now = unix_millis_now();

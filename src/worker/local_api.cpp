@@ -11,6 +11,7 @@
 #include "common/strings.h"
 #include "engines/composite_engine.h"
 #include "proto/codec.h"
+#include "proto/mime.h"
 #include "worker/run_blocking.h"
 #include "worker/studio_api.h"
 
@@ -133,11 +134,7 @@ std::optional<HttpResponse> LocalApi::guard(const net::HttpRequest& head) const 
       return text(403, fmt::format("forbidden: cross-site request from Origin \"{}\"", *origin));
     }
   }
-  std::optional<std::string_view> token;
-  if (const auto* authorization = head.header("authorization"); authorization != nullptr) {
-    std::string_view value = *authorization;
-    if (value.starts_with("Bearer ") || value.starts_with("bearer ")) token = value.substr(7);
-  }
+  const auto token = head.bearer_token();
   if (!token || !constant_time_equal(*token, token_)) {
     return text(401, fmt::format("unauthorized: send Authorization: Bearer <token>, the token in {}",
                                  discovery_file_.string()));
@@ -340,9 +337,8 @@ HttpResponse LocalApi::route(const net::HttpRequest& request, net::Responder& re
   }
   auto decoded = proto::decode_task(task.dump());
   if (!decoded) return text(400, "bad input: " + decoded.error().message);
-  const auto caps = runtime_.engine().capabilities();
   if (model.empty()) {
-    auto fallback = default_model(caps, *kind);
+    auto fallback = default_model(runtime_.engine_capabilities(), *kind);
     if (!fallback) {
       return text(400, fmt::format("no model serves {} on this worker",
                                    proto::to_string(*kind)));
@@ -407,7 +403,7 @@ asio::awaitable<void> LocalApi::generate(LocalApi* self, Generation generation,
           response = HttpResponse::json(200, value.json.text());
         } else {
           response.status = 200;
-          response.content_type = mime_for_ext(value.ext);
+          response.content_type = proto::mime_for_ext(value.ext);
           response.body.assign(value.bytes.begin(), value.bytes.end());
         }
       },

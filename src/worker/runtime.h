@@ -106,6 +106,8 @@ class Runtime {
   JobGate& gate() { return gate_; }  // thread-safe
   const JobGate& gate() const { return gate_; }
   double vram_total_gb() const { return vram_total_gb_; }
+  // The engine's models per kind, read once: they are fixed for the process.
+  const engines::Capabilities& engine_capabilities() const { return engine_capabilities_; }
 
   // The capability snapshot, rebuilt from the live config on every call (§1.5); the engine's
   // capabilities are fixed for the process.

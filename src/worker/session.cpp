@@ -96,16 +96,11 @@ struct StudioSession::Wake {
   explicit Wake(const asio::any_io_executor& executor) : timer(executor) {}
   // Waits up to `delay`; returns early when poke() is called.
   awaitable<void> wait(std::chrono::milliseconds delay) {
-    poked = false;
     timer.expires_after(delay);
     co_await timer.async_wait(kUseTuple);
   }
-  void poke() {
-    poked = true;
-    timer.cancel();
-  }
+  void poke() { timer.cancel(); }
   asio::steady_timer timer;
-  bool poked = false;
 };
 
 StudioSession::StudioSession(Runtime& runtime)

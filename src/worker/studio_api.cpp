@@ -1,6 +1,7 @@
 #include "worker/studio_api.h"
 
 #include "proto/codec.h"
+#include "proto/mime.h"
 #include "transfer/http_client.h"
 #include "transfer/url_policy.h"
 
@@ -27,16 +28,6 @@ Result<std::string> route(const StudioEndpoint& studio, std::string_view path) {
 }
 
 }  // namespace
-
-std::string mime_for_ext(std::string_view ext) {
-  if (ext == "png") return "image/png";
-  if (ext == "webp") return "image/webp";
-  if (ext == "gif") return "image/gif";
-  if (ext == "wav") return "audio/wav";
-  if (ext == "mp3") return "audio/mpeg";
-  if (ext == "mp4") return "video/mp4";
-  return "application/octet-stream";
-}
 
 Result<proto::RegisterResponse> post_register_request(const StudioEndpoint& studio,
                                                       const proto::RegisterRequest& request) {
@@ -97,7 +88,7 @@ tl::expected<void, UploadFailure> upload_result(const StudioEndpoint& studio,
   call.form.push_back({"prompt", upload.prompt, std::nullopt, std::nullopt});
   call.form.push_back({"ext", upload.ext, std::nullopt, std::nullopt});
   call.form.push_back(
-      {"image", upload.bytes, upload.job_id + "." + upload.ext, mime_for_ext(upload.ext)});
+      {"image", upload.bytes, upload.job_id + "." + upload.ext, proto::mime_for_ext(upload.ext)});
   auto reply = transfer::http_call(call);
   if (!reply) {
     return tl::unexpected(

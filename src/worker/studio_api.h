@@ -47,7 +47,4 @@ struct UploadFailure {
 tl::expected<void, UploadFailure> upload_result(const StudioEndpoint& studio,
                                                 const ResultUpload& upload);
 
-// The reference's MIME table (§2.3): png, webp, gif, wav, mp3, mp4; else application/octet-stream.
-std::string mime_for_ext(std::string_view ext);
-
 }  // namespace sw::worker

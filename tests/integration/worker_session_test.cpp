@@ -32,6 +32,13 @@ sw::worker::WorkerConfig registered_config(const std::string& url) {
 
 const std::string kWelcome = R"({"type":"welcome","workerId":"w-1","serverTime":"2026-01-01T00:00:00Z"})";
 
+// Reads the worker's hello and welcomes it, then waits until it reports itself connected.
+void welcome(ScriptedStudio& studio, const WorkerHarness& worker) {
+  ASSERT_TRUE(studio.next_of_type("hello"));
+  studio.send_text(kWelcome);
+  ASSERT_TRUE(worker.wait_session("connected"));
+}
+
 std::string llm_offer(const std::string& job_id) {
   return json{{"type", "offer"},
               {"claim",
@@ -183,14 +190,10 @@ TEST(WorkerSession, CloseCode4001IsAnAuthFailureOtherCloseCodesReconnect) {
   ScriptedStudio studio;
   sw::testing::TempDir dir;
   WorkerHarness worker(dir.path(), registered_config(studio.url()));
-  ASSERT_TRUE(studio.next_of_type("hello"));
-  studio.send_text(kWelcome);
-  ASSERT_TRUE(worker.wait_session("connected"));
+  welcome(studio, worker);
   studio.close(4003, "duplicate");  // a close without the error frame: a plain disconnect
   ASSERT_TRUE(studio.wait_upgrades(2));
-  ASSERT_TRUE(studio.next_of_type("hello"));
-  studio.send_text(kWelcome);
-  ASSERT_TRUE(worker.wait_session("connected"));
+  welcome(studio, worker);
   studio.close(4001, "bad token");
   ASSERT_TRUE(worker.wait_session("auth_failed"));
   EXPECT_EQ(worker.status()["session"]["reason"], "server closed 4001: bad token");
@@ -204,9 +207,7 @@ TEST_P(ErrorFrames, EndTheSessionWithoutReconnecting) {
   ScriptedStudio studio;
   sw::testing::TempDir dir;
   WorkerHarness worker(dir.path(), registered_config(studio.url()));
-  ASSERT_TRUE(studio.next_of_type("hello"));
-  studio.send_text(kWelcome);
-  ASSERT_TRUE(worker.wait_session("connected"));
+  welcome(studio, worker);
   studio.send_text(json{{"type", "error"}, {"code", code}, {"message", "scripted"}}.dump());
   ASSERT_TRUE(worker.wait_session(state));
   EXPECT_EQ(worker.status()["session"]["reason"], code + ": scripted");
@@ -232,9 +233,7 @@ TEST_P(MalformedFrames, AreAProtocolViolationThatEndsTheLinkAndReconnects) {
   ScriptedStudio studio;
   sw::testing::TempDir dir;
   WorkerHarness worker(dir.path(), registered_config(studio.url()));
-  ASSERT_TRUE(studio.next_of_type("hello"));
-  studio.send_text(kWelcome);
-  ASSERT_TRUE(worker.wait_session("connected"));
+  welcome(studio, worker);
   if (GetParam() == "binary") {
     studio.send_binary("\x01\x02\x03");
   } else {
