@@ -11,14 +11,19 @@ find_package(CLI11 REQUIRED)
 find_package(PNG REQUIRED)
 find_package(GIF 5 REQUIRED)
 find_package(CURL 7.88 REQUIRED)
-find_package(Boost 1.81 REQUIRED CONFIG COMPONENTS url)
+# filesystem: Boost.Process v2 (1.81) spells paths as boost::filesystem::path.
+find_package(Boost 1.81 REQUIRED CONFIG COMPONENTS url filesystem)
 find_package(SQLite3 REQUIRED)
 find_package(tomlplusplus 3 REQUIRED)
 pkg_check_modules(WEBP REQUIRED IMPORTED_TARGET libwebp libwebpmux libwebpdemux)
+# Audio in and out (whisper input conversion, TTS output formats): WAV/FLAC/Ogg/Opus/MP3 in one
+# library instead of a decoder per format.
+pkg_check_modules(SNDFILE REQUIRED IMPORTED_TARGET sndfile)
+# Text to speech (the espeak-ng engine).
+pkg_check_modules(ESPEAK REQUIRED IMPORTED_TARGET espeak-ng)
 
 if(SW_BUILD_TESTS)
   find_package(GTest REQUIRED)
-  pkg_check_modules(SNDFILE REQUIRED IMPORTED_TARGET sndfile)
 endif()
 if(SW_BUILD_BENCH)
   find_package(benchmark REQUIRED)

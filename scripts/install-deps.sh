@@ -7,8 +7,8 @@ PACKAGES=(
   g++ cmake ninja-build pkg-config ccache git ca-certificates curl
   libssl-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev libexpected-dev
   libpng-dev libwebp-dev libgif-dev libcurl4-openssl-dev libsqlite3-dev
-  libboost1.81-dev libboost-url1.81-dev libtomlplusplus-dev
-  libgtest-dev libgmock-dev libbenchmark-dev libsndfile1-dev
+  libboost1.81-dev libboost-url1.81-dev libboost-filesystem1.81-dev libtomlplusplus-dev
+  libgtest-dev libgmock-dev libbenchmark-dev libsndfile1-dev libespeak-ng-dev espeak-ng-data
 )
 
 missing=()

@@ -62,4 +62,25 @@ Status write_file_atomically(const std::filesystem::path& path, std::string_view
   return {};
 }
 
+Result<std::string> read_file(const std::filesystem::path& path, std::uint64_t max_bytes) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) {
+    return fail(Error::make(errno == ENOENT ? Code::NotFound : Code::IoError, "cannot open {}: {}",
+                            path.string(), std::strerror(errno)));
+  }
+  std::string out;
+  char buffer[65536];
+  for (;;) {
+    const ssize_t n = ::read(fd.get(), buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return fail(Error::io("cannot read {}: {}", path.string(), std::strerror(errno)));
+    if (n == 0) break;
+    if (out.size() + static_cast<std::size_t>(n) > max_bytes) {
+      return fail(Error::invalid_argument("{} is larger than {} bytes", path.string(), max_bytes));
+    }
+    out.append(buffer, static_cast<std::size_t>(n));
+  }
+  return out;
+}
+
 }  // namespace sw

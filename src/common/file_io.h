@@ -48,4 +48,8 @@ enum class Durability { Fsync, RenameOnly };
 Status write_file_atomically(const std::filesystem::path& path, std::string_view bytes,
                              Durability durability = Durability::Fsync, unsigned mode = 0644);
 
+// The whole file, refused (InvalidArgument) when it is larger than `max_bytes`.
+Result<std::string> read_file(const std::filesystem::path& path,
+                              std::uint64_t max_bytes = 1ull << 30);
+
 }  // namespace sw

@@ -1,12 +1,74 @@
 #include "engines/build_engine.h"
 
+#include "common/log.h"
+#include "engines/espeak/espeak_engine.h"
+#include "engines/llama/llama_engine.h"
+#include "engines/runner/child_process.h"
+#include "engines/runner/runner_pool.h"
+#include "engines/sdcpp/sd_engine.h"
 #include "engines/synthetic/synthetic_engine.h"
+#include "engines/whisper/whisper_engine.h"
+#include "models/admission.h"
 
 namespace sw::engines {
+namespace {
+const log::Logger kLog("studio_worker::engine::build");
+}  // namespace
+
+BuiltEngine build_engines(const EngineOptions& options) {
+  BuiltEngine built;
+  std::vector<EnginePtr> members;
+  if (!options.models_root.empty()) {
+    models::CacheConfig cache_config;
+    cache_config.root = options.models_root;
+    cache_config.max_bytes = options.models_cache_max_bytes;
+    auto cache = std::make_shared<models::ModelCache>(cache_config);
+    RunnerPoolOptions pool_options;
+    pool_options.idle_unload = options.runner_idle_unload;
+    pool_options.free_memory_gib = options.free_memory_gib
+                                       ? options.free_memory_gib
+                                       : std::function(models::available_system_memory_gib);
+    built.runners = std::make_shared<RunnerPool>(pool_options);
+
+    auto found = [](const char* program, const Result<std::filesystem::path>& path) {
+      if (path) {
+        kLog.info("engine.runner_found", {{"program", program}, {"path", path->string()}});
+      } else {
+        kLog.info("engine.runner_missing", {{"program", program}, {"detail", path.error().message}});
+      }
+      return path.has_value();
+    };
+    auto llama = locate_program(options.llama_server_path, "STUDIO_WORKER_LLAMA_SERVER",
+                                "llama-server");
+    if (found("llama-server", llama)) {
+      members.push_back(std::make_unique<LlamaEngine>(*llama, cache, built.runners));
+    }
+    auto whisper = locate_program(options.whisper_server_path, "STUDIO_WORKER_WHISPER_SERVER",
+                                  "whisper-server");
+    if (found("whisper-server", whisper)) {
+      members.push_back(std::make_unique<WhisperEngine>(*whisper, cache, built.runners));
+    }
+    auto sd = locate_program(options.sd_cli_path, "STUDIO_WORKER_SD_CLI", "sd-cli");
+    if (found("sd-cli", sd)) {
+      members.push_back(std::make_unique<SdCppEngine>(
+          *sd, cache, std::filesystem::temp_directory_path() / "studio-worker-sdcpp"));
+    }
+  }
+  if (options.espeak) {
+    if (auto espeak = EspeakEngine::create()) {
+      members.push_back(std::move(*espeak));
+    } else {
+      kLog.warn("engine.espeak_unavailable", {{"error", espeak.error().message}});
+    }
+  }
+  members.push_back(std::make_unique<SyntheticEngine>(options.synthetic_job_duration));
+  built.engine = std::make_unique<CompositeEngine>(std::move(members));
+  return built;
+}
 
 std::unique_ptr<CompositeEngine> build_engine(const EngineOptions& options) {
   std::vector<EnginePtr> members;
-  members.push_back(std::make_unique<SyntheticEngine>(options.synthetic_job_duration));  // always present, always last
+  members.push_back(std::make_unique<SyntheticEngine>(options.synthetic_job_duration));
   return std::make_unique<CompositeEngine>(std::move(members));
 }
 

@@ -75,7 +75,7 @@ Capabilities CompositeEngine::capabilities() const {
   return merged;
 }
 
-Result<TaskResult> CompositeEngine::dispatch(const DispatchRequest& request) {
+Result<Engine*> CompositeEngine::route(const DispatchRequest& request) const {
   const proto::TaskKind kind = request.task.kind();
   if (request.source) {
     std::string_view wanted = engine_for_source(request.source->engine);
@@ -84,7 +84,7 @@ Result<TaskResult> CompositeEngine::dispatch(const DispatchRequest& request) {
                                    {"model", request.model},
                                    {"engine", wanted},
                                    {"kind", proto::to_string(kind)}});
-      return member->dispatch(request);
+      return member;
     }
     kLog.warn("engine.no_match", {{"job_id", request.job_id},
                                   {"model", request.model},
@@ -101,7 +101,7 @@ Result<TaskResult> CompositeEngine::dispatch(const DispatchRequest& request) {
     auto it = caps.find(kind);
     if (it != caps.end() &&
         std::find(it->second.begin(), it->second.end(), request.model) != it->second.end()) {
-      return member->dispatch(request);
+      return member.get();
     }
   }
   kLog.warn("engine.no_match", {{"job_id", request.job_id},
@@ -110,6 +110,26 @@ Result<TaskResult> CompositeEngine::dispatch(const DispatchRequest& request) {
                                 {"kind", proto::to_string(kind)}});
   return fail(Error::unsupported("no engine in this worker serves model `{}` for {} tasks",
                                  request.model, proto::to_string(kind)));
+}
+
+Result<TaskResult> CompositeEngine::dispatch(const DispatchRequest& request) {
+  auto member = route(request);
+  if (!member) return fail(member.error());
+  return (*member)->dispatch(request);
+}
+
+std::optional<std::string> CompositeEngine::admission_refusal(const DispatchRequest& request,
+                                                              double estimate_gib) {
+  auto member = route(request);
+  if (!member) return std::nullopt;  // dispatch reports the routing error as a fail
+  return (*member)->admission_refusal(request, estimate_gib);
+}
+
+Status CompositeEngine::stream_chat(const DispatchRequest& request,
+                                    const std::function<bool(std::string_view chunk)>& on_chunk) {
+  auto member = route(request);
+  if (!member) return fail(member.error());
+  return (*member)->stream_chat(request, on_chunk);
 }
 
 std::vector<std::string> flatten_models(const Capabilities& capabilities) {

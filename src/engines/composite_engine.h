@@ -21,12 +21,18 @@ class CompositeEngine final : public Engine {
   std::string_view name() const override { return "multi"; }
   Capabilities capabilities() const override;
   Result<TaskResult> dispatch(const DispatchRequest& request) override;
+  std::optional<std::string> admission_refusal(const DispatchRequest& request,
+                                               double estimate_gib) override;
+  Status stream_chat(const DispatchRequest& request,
+                     const std::function<bool(std::string_view chunk)>& on_chunk) override;
 
   // The member named `name`, or nullptr.
   Engine* find(std::string_view name) const;
   std::vector<std::string> member_names() const;
 
  private:
+  // The member that serves `request` (by its source, else by exact id), or the routing error.
+  Result<Engine*> route(const DispatchRequest& request) const;
   std::vector<EnginePtr> members_;
 };
 

@@ -2,6 +2,7 @@
 // The engine contract (reference-worker.md §4.1): a named thing that advertises which models it
 // serves per task kind and turns a task into a result.
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -51,6 +52,7 @@ struct DispatchRequest {
   proto::Task task;
   std::optional<proto::ModelSource> source;  // present for studio offers (routing key)
   std::string job_id;                        // for logs; may be empty for local jobs
+  bool local = false;  // from the local API: `data:` URLs are accepted for inputs
 };
 
 // Thread-safety: dispatch() may be called concurrently from worker threads (never from the I/O
@@ -61,6 +63,23 @@ class Engine {
   virtual std::string_view name() const = 0;
   virtual Capabilities capabilities() const = 0;
   virtual Result<TaskResult> dispatch(const DispatchRequest& request) = 0;
+  // Why this worker cannot take the job now for lack of memory (the reference's "insufficient
+  // memory: …" text), checked when the offer arrives so that another worker can take it.
+  // `estimate_gib` is the offer's vramGbEstimate. Default: no memory limit.
+  virtual std::optional<std::string> admission_refusal(const DispatchRequest& request,
+                                                       double estimate_gib) {
+    (void)request;
+    (void)estimate_gib;
+    return std::nullopt;
+  }
+  // Chat streaming (local API `stream:true`): `on_chunk` receives each chat.completion.chunk JSON
+  // text as it is produced and returns false to stop. Default: not supported.
+  virtual Status stream_chat(const DispatchRequest& request,
+                             const std::function<bool(std::string_view chunk)>& on_chunk) {
+    (void)request;
+    (void)on_chunk;
+    return fail(Error::unsupported("the {} engine cannot stream chat", name()));
+  }
 };
 using EnginePtr = std::unique_ptr<Engine>;
 

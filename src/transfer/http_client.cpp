@@ -12,14 +12,28 @@ struct MimeDeleter {
 using MimeHandle = std::unique_ptr<curl_mime, MimeDeleter>;
 
 struct Sink {
+  CURL* easy = nullptr;
   std::string body;
   std::uint64_t limit = 0;
   bool overflow = false;
+  bool cancelled = false;
+  const std::function<bool(std::string_view)>* on_body = nullptr;
 };
 
 size_t write_body(char* data, size_t size, size_t count, void* user) {
   auto* sink = static_cast<Sink*>(user);
   const size_t bytes = size * count;
+  if (sink->on_body != nullptr && *sink->on_body) {
+    long status = 0;
+    curl_easy_getinfo(sink->easy, CURLINFO_RESPONSE_CODE, &status);
+    if (status >= 200 && status < 300) {
+      if (!(*sink->on_body)(std::string_view(data, bytes))) {
+        sink->cancelled = true;
+        return 0;
+      }
+      return bytes;
+    }
+  }
   if (sink->body.size() + bytes > sink->limit) {
     sink->overflow = true;
     return 0;  // aborts the transfer
@@ -35,7 +49,9 @@ Result<HttpCallResult> http_call(const HttpCall& call) {
   if (!easy) return fail(Error::internal("curl_easy_init failed"));
   CURL* h = easy.get();
   Sink sink;
+  sink.easy = h;
   sink.limit = call.max_response_bytes;
+  sink.on_body = &call.on_body;
   curl_easy_setopt(h, CURLOPT_URL, call.url.c_str());
   curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(call.timeout.count()));
@@ -80,6 +96,10 @@ Result<HttpCallResult> http_call(const HttpCall& call) {
   if (sink.overflow) {
     return fail(Error::invalid_argument("answer from {} exceeds {} bytes", redact_url(call.url),
                                         call.max_response_bytes));
+  }
+  if (sink.cancelled) {
+    return fail(Error::make(Code::Cancelled, "{} {}: the reader stopped", call.method,
+                            redact_url(call.url)));
   }
   if (rc == CURLE_OPERATION_TIMEDOUT) {
     return fail(Error::make(Code::Timeout, "{} {} timed out after {} ms", call.method,

@@ -4,6 +4,7 @@
 // on a worker thread, never the I/O thread. Thread-safe (no shared state).
 
 #include <chrono>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -36,6 +37,9 @@ struct HttpCall {
   std::optional<std::string> ca_file;  // PEM, for https to a studio with a private CA
   std::uint64_t max_response_bytes = 16ull << 20;
   std::string user_agent = std::string("studio-worker/") + SW_VERSION;
+  // When set, 2xx body bytes are handed over as they arrive (SSE) instead of collected; returning
+  // false aborts the transfer (Cancelled). A non-2xx body is still collected for the error.
+  std::function<bool(std::string_view chunk)> on_body;
 };
 
 // Any HTTP answer is a value (check .status); transport failures, timeouts and oversize answers

@@ -215,6 +215,18 @@ Result<WorkerConfig> parse_config(std::string_view toml_text, std::string_view s
       SW_TRY(optional_string(config.registration_secret));
     } else if (key == "ca_file") {
       SW_TRY(optional_string(config.ca_file));
+    } else if (key == "llama_server_path") {
+      SW_TRY(optional_string(config.llama_server_path));
+    } else if (key == "sd_cli_path") {
+      SW_TRY(optional_string(config.sd_cli_path));
+    } else if (key == "sd_server_path") {
+      SW_TRY(optional_string(config.sd_server_path));
+    } else if (key == "whisper_server_path") {
+      SW_TRY(optional_string(config.whisper_server_path));
+    } else if (key == "runner_idle_unload_secs") {
+      auto value = as_integer(source, key, node, 1, 7LL * 24 * 3600);
+      if (!value) return fail(value.error());
+      config.runner_idle_unload_secs = static_cast<std::uint64_t>(*value);
     } else if (is_legacy_key(key)) {
       logger().info("config.legacy_key_ignored", {{"key", key}, {"file", source}});
     } else {
@@ -277,6 +289,13 @@ std::string format_config(const WorkerConfig& config) {
   optional("registration_request_id", config.registration_request_id);
   optional("registration_secret", config.registration_secret);
   optional("ca_file", config.ca_file);
+  optional("llama_server_path", config.llama_server_path);
+  optional("sd_cli_path", config.sd_cli_path);
+  optional("sd_server_path", config.sd_server_path);
+  optional("whisper_server_path", config.whisper_server_path);
+  if (config.runner_idle_unload_secs != 600) {
+    line("runner_idle_unload_secs", std::to_string(config.runner_idle_unload_secs));
+  }
   return out;
 }
 

@@ -47,6 +47,13 @@ struct WorkerConfig {
   std::optional<std::string> registration_request_id;
   std::optional<std::string> registration_secret;  // secret
   std::optional<std::string> ca_file;  // ours: extra CA (PEM) for a studio with a private CA
+  // Ours (issue 6): runner programs, each else $STUDIO_WORKER_<NAME> else PATH.
+  std::optional<std::string> llama_server_path;
+  std::optional<std::string> sd_cli_path;
+  std::optional<std::string> sd_server_path;
+  std::optional<std::string> whisper_server_path;
+  // A resident runner with no job for this long is stopped (frees its memory).
+  std::uint64_t runner_idle_unload_secs = 600;
 
   bool registered() const {
     return worker_id && !worker_id->empty() && auth_token && !auth_token->empty();

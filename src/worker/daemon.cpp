@@ -22,6 +22,7 @@
 #include "worker/local_api.h"
 #include "worker/registrar.h"
 #include "worker/session.h"
+#include "models/admission.h"
 #include "worker/vram_probe.h"
 
 namespace sw::worker {
@@ -160,9 +161,24 @@ int Daemon::run() {
   Impl& impl = *impl_;
   auto& io = impl.io;
   asio::thread_pool pool(impl.options.pool_threads);
-  auto engine = engines::build_engine(impl.options.engine);
-
   WorkerConfig config = impl.loaded.config;
+  // The engines this machine can run: runner programs from config, environment or PATH; memory
+  // admission against the GPU's free memory, else the system's.
+  engines::EngineOptions engine_options = impl.options.engine;
+  engine_options.models_root = config.resolved_models_root();
+  engine_options.llama_server_path = config.llama_server_path;
+  engine_options.sd_cli_path = config.sd_cli_path;
+  engine_options.whisper_server_path = config.whisper_server_path;
+  engine_options.runner_idle_unload = std::chrono::seconds(config.runner_idle_unload_secs);
+  if (!engine_options.free_memory_gib) {
+    engine_options.free_memory_gib = [gpu = impl.vram_total_gb > 0]() -> std::optional<double> {
+      if (gpu) return probe_vram_free_gib(system_vram_sources());
+      return models::available_system_memory_gib();
+    };
+  }
+  engines::BuiltEngine built = engines::build_engines(engine_options);
+  auto& engine = built.engine;
+
   if (!config.local_api_token) {
     config.local_api_token = random_hex(32);
     if (auto saved = save_config(impl.loaded.path, config); !saved) {
@@ -173,7 +189,15 @@ int Daemon::run() {
   Runtime runtime(io.get_executor(), pool.get_executor(), impl.loaded.path, config, *engine,
                   impl.options.timings, impl.vram_total_gb);
   const auto discovery = discovery_file_for(impl.loaded.path);
-  LocalApi api(runtime, *config.local_api_token, discovery);
+  // The local catalogue: a broken models.json is reported and ignored, never fatal.
+  const auto catalog_path = impl.loaded.path.parent_path() / "models.json";
+  auto catalog = load_local_catalog(catalog_path);
+  if (!catalog) {
+    logger().error("catalog.invalid", {{"path", catalog_path.string()},
+                                       {"error", catalog.error().message}});
+  }
+  LocalApi api(runtime, *config.local_api_token, discovery,
+               catalog ? std::move(*catalog) : std::vector<CatalogModel>{});
 
   // The local API first (it works unregistered): env port, else config, else 4787; a busy port
   // falls back to an ephemeral one.

@@ -2,9 +2,11 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
 #include <nlohmann/json.hpp>
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
 
 #include "common/secrets.h"
@@ -116,12 +118,18 @@ struct LocalApi::Generation {
   std::string job_id;
   std::string model;
   proto::Task task;
+  std::optional<proto::ModelSource> source;  // from the local catalogue
+  bool stream = false;
   std::optional<std::chrono::steady_clock::time_point> deadline;
   SharedTicket ticket;
 };
 
-LocalApi::LocalApi(Runtime& runtime, std::string token, std::filesystem::path discovery_file)
-    : runtime_(runtime), token_(std::move(token)), discovery_file_(std::move(discovery_file)) {}
+LocalApi::LocalApi(Runtime& runtime, std::string token, std::filesystem::path discovery_file,
+                   std::vector<CatalogModel> catalog)
+    : runtime_(runtime),
+      token_(std::move(token)),
+      discovery_file_(std::move(discovery_file)),
+      catalog_(std::move(catalog)) {}
 
 std::optional<HttpResponse> LocalApi::guard(const net::HttpRequest& head) const {
   if (const auto* host = head.header("host"); host != nullptr) {
@@ -305,6 +313,7 @@ HttpResponse LocalApi::route(const net::HttpRequest& request, net::Responder& re
   json task = {{"kind", proto::to_string(*kind)}};
   std::optional<std::int64_t> deadline_ms;
   std::string model;
+  bool stream = false;
   for (const auto& [key, value] : body.items()) {
     if (key == "model") {
       if (!value.is_string()) return text(400, "bad input: model must be a string");
@@ -317,10 +326,8 @@ HttpResponse LocalApi::route(const net::HttpRequest& request, net::Responder& re
       } else if (key == "chat_template_kwargs") {
         task["chatTemplateKwargs"] = value;
       } else if (key == "stream") {
-        if (value.is_boolean() && value.get<bool>()) {
-          return HttpResponse::error(409, "model_not_loaded",
-                                     "stream:true needs a loaded model; no model is loaded");
-        }
+        if (!value.is_boolean()) return text(400, "bad input: stream must be true or false");
+        stream = value.get<bool>();
       } else if (key == "deadline_ms") {
         if (!value.is_number_unsigned()) return text(400, "bad input: deadline_ms");
         deadline_ms = value.get<std::int64_t>();
@@ -337,6 +344,17 @@ HttpResponse LocalApi::route(const net::HttpRequest& request, net::Responder& re
   }
   auto decoded = proto::decode_task(task.dump());
   if (!decoded) return text(400, "bad input: " + decoded.error().message);
+  // The local catalogue first (it carries the files and the engine), then exact engine ids.
+  std::optional<proto::ModelSource> source;
+  if (const CatalogModel* entry = find_catalog_model(catalog_, model, *kind)) {
+    model = entry->id;
+    source = entry->source;
+  }
+  if (stream && (!source || source->engine != "llama-cpp")) {
+    return HttpResponse::error(
+        409, "model_not_loaded",
+        "stream:true needs a llama-cpp model from the local catalogue (models.json)");
+  }
   if (model.empty()) {
     auto fallback = default_model(runtime_.engine_capabilities(), *kind);
     if (!fallback) {
@@ -355,13 +373,20 @@ HttpResponse LocalApi::route(const net::HttpRequest& request, net::Responder& re
   generation.job_id = runtime_.next_local_job_id();
   generation.model = model;
   generation.task = std::move(*decoded);
+  generation.source = std::move(source);
+  generation.stream = stream;
   if (deadline_ms) {
     generation.deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(*deadline_ms);
   }
   generation.ticket = std::make_shared<JobGate::Ticket>(std::move(*ticket));
   answered_later = true;
-  asio::co_spawn(runtime_.loop(), generate(this, std::move(generation), responder),
-                 asio::detached);
+  if (generation.stream) {
+    asio::co_spawn(runtime_.loop(), stream_chat(this, std::move(generation), responder),
+                   asio::detached);
+  } else {
+    asio::co_spawn(runtime_.loop(), generate(this, std::move(generation), responder),
+                   asio::detached);
+  }
   return {};
 }
 
@@ -371,7 +396,8 @@ asio::awaitable<void> LocalApi::generate(LocalApi* self, Generation generation,
   const std::string job_id = generation.job_id;
   runtime.job_started(JobRecord{job_id, generation.task.kind(), generation.model,
                                 prompt_for(generation.task), "local", {}, {}, {}, {}});
-  engines::DispatchRequest request{generation.model, generation.task, std::nullopt, job_id};
+  engines::DispatchRequest request{generation.model, generation.task, generation.source, job_id,
+                                   true};
   engines::Engine* engine = &runtime.engine();
   // Named locals: GCC 12 double-destroys temporaries inside a co_await expression.
   std::function<Result<engines::TaskResult>()> work = [engine, request]() {
@@ -409,6 +435,52 @@ asio::awaitable<void> LocalApi::generate(LocalApi* self, Generation generation,
       },
       *result);
   responder.send(std::move(response));
+}
+
+// SSE (reference-worker.md §6.2): chat.completion.chunk events as the runner produces them, an
+// error event if it fails after the start, then `data: [DONE]`.
+asio::awaitable<void> LocalApi::stream_chat(LocalApi* self, Generation generation,
+                                            net::Responder responder) {
+  Runtime& runtime = self->runtime_;
+  const std::string job_id = generation.job_id;
+  runtime.job_started(JobRecord{job_id, generation.task.kind(), generation.model,
+                                prompt_for(generation.task), "local", {}, {}, {}, {}});
+  std::shared_ptr<net::EventStream> stream = responder.start_stream("text/event-stream");
+  engines::DispatchRequest request{generation.model, generation.task, generation.source, job_id,
+                                   true};
+  engines::Engine* engine = &runtime.engine();
+  auto loop = runtime.loop();
+  // Chunks are written on the loop (the stream is loop-thread only); a closed stream stops the
+  // runner's request at its next token.
+  auto open = std::make_shared<std::atomic<bool>>(true);
+  std::function<Status()> work = [engine, request, stream, loop, open]() {
+    std::function<bool(std::string_view)> on_chunk = [&](std::string_view chunk) {
+      asio::post(loop, [stream, open, text = fmt::format("data: {}\n\n", chunk)]() mutable {
+        if (!stream || !stream->is_open()) {
+          open->store(false);
+          return;
+        }
+        stream->write(std::move(text));
+      });
+      return open->load();
+    };
+    return engine->stream_chat(request, on_chunk);
+  };
+  const auto pool = runtime.pool();
+  auto done = co_await run_blocking<Status>(pool, std::move(work));
+  generation.ticket.reset();
+  if (stream) {
+    if (!done) {
+      const json error = {{"error", {{"message", done.error().message}}}};
+      stream->write(fmt::format("data: {}\n\n", error.dump()));
+    }
+    stream->write("data: [DONE]\n\n");
+    stream->close();
+  }
+  runtime.job_finished(job_id, done.has_value(), done ? std::string() : done.error().message);
+  logger().info("local.stream_done", {{"job_id", job_id},
+                                      {"model", generation.model},
+                                      {"ok", done.has_value()}});
 }
 
 }  // namespace sw::worker

@@ -12,6 +12,7 @@
 #include <boost/asio/awaitable.hpp>
 
 #include "net/http_server.h"
+#include "worker/local_catalog.h"
 #include "worker/runtime.h"
 
 namespace sw::worker {
@@ -21,7 +22,9 @@ class LocalApi final : public net::HttpHandler {
   static constexpr std::uint64_t kBodyLimit = 1 << 20;
   static constexpr std::uint64_t kImageBodyLimit = 64 << 20;
 
-  LocalApi(Runtime& runtime, std::string token, std::filesystem::path discovery_file);
+  // `catalog`: the local models.json, giving a request's `model` its source (files, engine).
+  LocalApi(Runtime& runtime, std::string token, std::filesystem::path discovery_file,
+           std::vector<CatalogModel> catalog = {});
 
   std::variant<net::Admission, net::HttpResponse> admit(const net::HttpRequest& head) override;
   void handle(net::HttpRequest request, net::Responder responder) override;
@@ -39,10 +42,13 @@ class LocalApi final : public net::HttpHandler {
                           bool& answered_later);
   static boost::asio::awaitable<void> generate(LocalApi* self, Generation generation,
                                                net::Responder responder);
+  static boost::asio::awaitable<void> stream_chat(LocalApi* self, Generation generation,
+                                                  net::Responder responder);
 
   Runtime& runtime_;
   std::string token_;
   std::filesystem::path discovery_file_;
+  std::vector<CatalogModel> catalog_;
 };
 
 }  // namespace sw::worker

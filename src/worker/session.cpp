@@ -411,6 +411,28 @@ awaitable<void> StudioSession::run_job(StudioSession* self, std::shared_ptr<Link
   Runtime& runtime = self->runtime_;
   auto& logs = runtime.logs();
   const std::string job_id = claim.job_id;
+  engines::DispatchRequest request{claim.model, claim.task, claim.model_source, job_id};
+  engines::Engine* engine = &runtime.engine();
+  const auto pool = runtime.pool();
+  // Memory admission before accepting (off the I/O thread: it may read a GGUF header or ask the
+  // GPU driver), so that a job this worker cannot hold goes to another worker at once.
+  std::function<std::optional<std::string>()> admission =
+      [engine, request, estimate = claim.vram_gb_estimate]() {
+        return engine->admission_refusal(request, estimate);
+      };
+  auto refusal = co_await run_blocking<std::optional<std::string>>(pool, std::move(admission));
+  if (refusal) {
+    ticket.reset();
+    logs.ship(log::Level::Info, "ws", fmt::format("rejected {}: {}", job_id, *refusal), job_id);
+    const proto::WorkerFrame reject{proto::Reject{job_id, *refusal, std::nullopt}};
+    auto sent = co_await send_on(link, reject);
+    if (!sent) {
+      logs.ship(log::Level::Warn, "ws",
+                fmt::format("reject for {} could not be sent: {}", job_id, sent.error().message),
+                job_id);
+    }
+    co_return;
+  }
   const std::string accept = proto::encode(proto::WorkerFrame{proto::Accept{job_id}});
   if (auto sent = co_await link->ws->send_text(accept); !sent) {
     logs.ship(log::Level::Error, "ws",
@@ -423,13 +445,10 @@ awaitable<void> StudioSession::run_job(StudioSession* self, std::shared_ptr<Link
   runtime.job_started(JobRecord{job_id, claim.task.kind(), claim.model, prompt, "studio", {}, {},
                                 {}, {}});
 
-  engines::DispatchRequest request{claim.model, claim.task, claim.model_source, job_id};
-  engines::Engine* engine = &runtime.engine();
   // Named locals: GCC 12 double-destroys temporaries inside a co_await expression.
   std::function<Result<engines::TaskResult>()> work = [engine, request]() {
     return engine->dispatch(request);
   };
-  const auto pool = runtime.pool();
   auto result = co_await run_blocking<Result<engines::TaskResult>>(pool, std::move(work));
   // The engine is done with the GPU: free the gate before delivering, so that the offer a studio
   // sends as soon as it has the result is not refused as busy.

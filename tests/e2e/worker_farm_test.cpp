@@ -13,11 +13,16 @@
 
 #include <array>
 #include <fstream>
+#include <sstream>
 #include <thread>
 
+#include "common/sha256.h"
+#include "engines/runner/child_process.h"
+#include "support/http_test_server.h"
 #include "support/media_decoders.h"
 #include "support/protocol_client.h"
 #include "support/temp_dir.h"
+#include "support/test_models.h"
 
 namespace {
 
@@ -150,12 +155,26 @@ class Studio {
 
 class Worker {
  public:
-  Worker(const std::filesystem::path& dir, const Studio& studio, int synthetic_job_ms = 0)
+  // `extra_config`: TOML lines appended to config.toml before the daemon starts.
+  Worker(const std::filesystem::path& dir, const Studio& studio, int synthetic_job_ms = 0,
+         const std::string& extra_config = "")
       : dir_(dir), config_(dir / "config.toml") {
     std::filesystem::create_directories(dir);
     const std::string reg = std::string(SW_STUDIO_WORKER_BIN) + " --config " + config_.string() +
                             " register --api-base-url " + studio.url() + " >/dev/null 2>&1";
     EXPECT_EQ(std::system(reg.c_str()), 0);
+    if (!extra_config.empty()) {
+      // Each `key = value` line replaces that key's line (TOML forbids a key twice).
+      std::istringstream extra(extra_config), current(read_file(config_));
+      std::vector<std::string> keys;
+      for (std::string line; std::getline(extra, line);) keys.push_back(line.substr(0, line.find(" =")));
+      std::string kept;
+      for (std::string line; std::getline(current, line);) {
+        const std::string key = line.substr(0, line.find(" ="));
+        if (std::find(keys.begin(), keys.end(), key) == keys.end()) kept += line + "\n";
+      }
+      std::ofstream(config_, std::ios::trunc) << kept << extra_config;
+    }
     start(synthetic_job_ms);
   }
   ~Worker() { stop_process(pid_, SIGKILL); }
@@ -339,3 +358,72 @@ TEST(WorkerFarm, AfterAStudioRestartTheWorkerReconnectsAndCarriesOn) {
 }
 
 }  // namespace
+
+// A real model end to end: the studio offers a llama-cpp job whose GGUF is served by a loopback
+// HTTP server; the worker downloads and verifies it, starts llama-server, answers, and keeps the
+// runner for the next job.
+TEST(WorkerFarm, ALlamaCppJobDownloadsItsModelStartsTheRunnerAndCompletes) {
+  auto llama = sw::engines::locate_program(std::nullopt, "STUDIO_WORKER_LLAMA_SERVER",
+                                           "llama-server");
+  if (!llama) GTEST_SKIP() << "SKIPPED: llama-server not found (set STUDIO_WORKER_LLAMA_SERVER)";
+  SW_REQUIRE_TEST_MODELS(models);
+  const std::string gguf = read_file(models / "stories260K.gguf");
+  sw::testing::HttpTestServer files;
+  files.set_route("/stories260K.gguf",
+                  sw::testing::serving(std::make_shared<const std::string>(gguf)));
+
+  sw::testing::TempDir dir;
+  Studio studio(dir.path() / "studio");
+  const json model = {
+      {"id", "stories"},
+      {"kind", "llm"},
+      {"vramGbEstimate", 0.1},
+      {"source",
+       {{"engine", "llama-cpp"},
+        {"files",
+         {{{"role", "model"},
+           {"url", files.url("/stories260K.gguf")},
+           {"filename", "stories260K.gguf"},
+           {"approxBytes", gguf.size()},
+           {"sha256", sw::sha256_hex(gguf)}}}},
+        {"cliDefaults",
+         {{"cfgScale", 0}, {"steps", 0}, {"width", 0}, {"height", 0}, {"contextSize", 512}}}}}};
+  ASSERT_EQ(studio.api("POST", "/api/v1/models", model.dump()).status, 201);
+  const auto root = dir.path() / "models";
+  Worker worker(dir.path() / "w1", studio, 0,
+                "models_root = '" + root.string() + "'\nllama_server_path = '" +
+                    llama->string() + "'\n");
+  studio.approve_next();
+  ASSERT_TRUE(worker.wait_session("connected")) << worker.log();
+
+  auto submit = [&](const std::string& text) {
+    const json body = {{"model", "stories"},
+                       {"task",
+                        {{"kind", "llm"},
+                         {"messages", {{{"role", "user"}, {"content", text}}}},
+                         {"maxTokens", 16},
+                         {"temperature", 0}}}};
+    const auto reply = studio.api("POST", "/api/v1/jobs", body.dump());
+    EXPECT_EQ(reply.status, 201) << reply.body;
+    return json::parse(reply.body, nullptr, false).value("id", "");
+  };
+  const auto first = submit("Once upon a time");
+  ASSERT_TRUE(studio.wait_status(first, "done", 60s)) << studio.job(first).dump() << worker.log();
+  const auto chat = json::parse(studio.api("GET", "/api/v1/jobs/" + first + "/result").body);
+  EXPECT_EQ(chat["object"], "chat.completion");
+  EXPECT_EQ(chat["model"], "stories");
+  EXPECT_GT(chat["usage"]["completion_tokens"].get<int>(), 0);
+  EXPECT_FALSE(chat["choices"][0]["message"]["content"].get<std::string>().empty());
+  EXPECT_EQ(read_file(root / "stories" / "stories260K.gguf"), gguf) << "downloaded and kept";
+
+  const auto second = submit("The dog");
+  ASSERT_TRUE(studio.wait_status(second, "done", 60s)) << worker.log();
+  EXPECT_EQ(files.request_count("/stories260K.gguf"), 1u) << "the file is fetched once";
+  const std::string log = worker.log();
+  std::size_t starts = 0;
+  for (auto at = log.find("runner.ready"); at != std::string::npos; at = log.find("runner.ready", at + 1)) {
+    ++starts;
+  }
+  EXPECT_EQ(starts, 1u) << "the second job reuses the resident runner";
+  EXPECT_EQ(worker.terminate(), 0);
+}

@@ -1,0 +1,37 @@
+#pragma once
+// The espeak-ng engine (`modelSource.engine == "espeak-ng"`, advertises `audio_tts:
+// ["espeak-ng:*"]`): formant speech synthesis through Debian's libespeak-ng, on any machine, with
+// no model files. The library keeps global state and is not reentrant, so every synthesis runs
+// under one process-wide lock. Thread-safe; dispatch() blocks.
+
+#include <optional>
+#include <string>
+
+#include "engines/engine.h"
+
+namespace sw::engines {
+
+class EspeakEngine final : public Engine {
+ public:
+  // Initialises the library once per process; NotFound when its voice data is missing.
+  static Result<std::unique_ptr<EspeakEngine>> create();
+
+  std::string_view name() const override { return "espeak-ng"; }
+  Capabilities capabilities() const override;
+  Result<TaskResult> dispatch(const DispatchRequest& request) override;
+
+  std::uint32_t sample_rate() const { return sample_rate_; }
+
+ private:
+  explicit EspeakEngine(std::uint32_t sample_rate) : sample_rate_(sample_rate) {}
+  std::uint32_t sample_rate_;
+};
+
+// The espeak voice for a request: `voice` unless it is "default"/empty, else `language`, else
+// "en". Only [A-Za-z0-9+_-] and '/' are accepted (voice names are short identifiers).
+Result<std::string> espeak_voice_for(const std::string& voice,
+                                     const std::optional<std::string>& language);
+// Words per minute for a speed multiplier (1.0 = espeak's normal 175), clamped to 80..450.
+int espeak_rate_for(std::optional<double> speed);
+
+}  // namespace sw::engines

@@ -1,0 +1,216 @@
+#include "engines/llama/llama_engine.h"
+
+#include <chrono>
+
+#include "common/log.h"
+#include "engines/llama/llama_mapping.h"
+#include "engines/runner/model_files.h"
+#include "models/gguf.h"
+#include "transfer/http_client.h"
+
+namespace sw::engines {
+namespace {
+
+const log::Logger kLog("studio_worker::engine::llama");
+constexpr double kGib = 1024.0 * 1024.0 * 1024.0;
+constexpr auto kRequestTimeout = std::chrono::minutes(30);
+
+// The runner's identity: same model file, same context → same resident llama-server.
+std::string runner_key(const std::string& model, const std::string& filename,
+                       std::optional<std::uint32_t> context) {
+  return fmt::format("llama-server|{}|{}|{}", model, filename, context.value_or(0));
+}
+
+// The model-role .gguf, else the first .gguf (§4.4).
+const proto::ModelFile* gguf_entry(const proto::ModelSource& source) {
+  for (const auto& file : source.files) {
+    if (file.role == "model" && file.filename.ends_with(".gguf")) return &file;
+  }
+  for (const auto& file : source.files) {
+    if (file.filename.ends_with(".gguf")) return &file;
+  }
+  return nullptr;
+}
+
+// Feeds SSE bytes in, hands out each event's `data:` payload.
+class SseSplitter {
+ public:
+  template <typename F>
+  bool feed(std::string_view bytes, F&& on_data) {
+    buffer_.append(bytes);
+    for (std::size_t end; (end = buffer_.find("\n\n")) != std::string::npos;) {
+      std::string event = buffer_.substr(0, end);
+      buffer_.erase(0, end + 2);
+      std::size_t start = 0;
+      while (start < event.size()) {
+        std::size_t eol = event.find('\n', start);
+        if (eol == std::string::npos) eol = event.size();
+        std::string_view line(event.data() + start, eol - start);
+        if (line.starts_with("data:")) {
+          line.remove_prefix(5);
+          if (!line.empty() && line.front() == ' ') line.remove_prefix(1);
+          if (!on_data(line)) return false;
+        }
+        start = eol + 1;
+      }
+    }
+    return true;
+  }
+
+ private:
+  std::string buffer_;
+};
+
+}  // namespace
+
+LlamaEngine::LlamaEngine(std::filesystem::path llama_server,
+                         std::shared_ptr<models::ModelCache> cache,
+                         std::shared_ptr<RunnerPool> runners)
+    : server_(std::move(llama_server)), cache_(std::move(cache)), runners_(std::move(runners)) {}
+
+Capabilities LlamaEngine::capabilities() const {
+  return {{proto::TaskKind::Llm, {"llama-cpp:*"}}};
+}
+
+Result<RunnerLaunch> LlamaEngine::prepare(const DispatchRequest& request,
+                                          const proto::LlmParams& params) {
+  auto source = require_source(request.source, name());
+  if (!source) return fail(source.error());
+  if (params.messages.empty()) {
+    return fail(Error::invalid_argument("llm task has no messages"));
+  }
+  const proto::ModelFile* entry = gguf_entry(**source);
+  if (entry == nullptr) {
+    return fail(Error::invalid_argument("model `{}` lists no .gguf file for llama-cpp",
+                                        request.model));
+  }
+  const std::string key =
+      runner_key(request.model, entry->filename, (*source)->cli_defaults.context_size);
+  if (runners_->is_resident(key)) {
+    std::lock_guard lock(mutex_);
+    if (auto it = launches_.find(key); it != launches_.end()) return it->second;
+  }
+  auto files = cache_->ensure_files(request.model, **source);
+  if (!files) return fail(files.error());
+  const models::CachedFile* gguf = find_file(*files, entry->role, ".gguf");
+  for (const auto& file : *files) {
+    if (file.path.filename() == entry->filename) gguf = &file;
+  }
+  if (gguf == nullptr) return fail(Error::internal("the cache returned no {}", entry->filename));
+  auto info = models::read_gguf(gguf->path);
+  if (!info) return fail(info.error());
+  const auto& defaults = (*source)->cli_defaults;
+  const std::uint32_t context = models::pick_context(*info, defaults.context_size);
+
+  RunnerLaunch launch;
+  launch.key = key;
+  launch.model = request.model;
+  launch.executable = server_;
+  launch.args = llama::server_args(gguf->path, context);
+  launch.memory_gib = static_cast<double>(models::estimate_memory_bytes(*info, context)) / kGib;
+  std::lock_guard lock(mutex_);
+  launches_[key] = launch;
+  return launch;
+}
+
+std::optional<std::string> LlamaEngine::admission_refusal(const DispatchRequest& request,
+                                                          double estimate_gib) {
+  if (!request.source) return std::nullopt;
+  const proto::ModelFile* entry = gguf_entry(*request.source);
+  if (entry == nullptr) return std::nullopt;  // dispatch explains
+  const auto& defaults = request.source->cli_defaults;
+  double needed = estimate_gib;
+  // A file already in the cache gives a better figure than the catalogue's estimate.
+  const auto cached =
+      cache_->config().root / models::sanitise_model_id(request.model) / entry->filename;
+  if (auto info = models::read_gguf(cached)) {
+    const auto context = models::pick_context(*info, defaults.context_size);
+    needed = static_cast<double>(models::estimate_memory_bytes(*info, context)) / kGib;
+  }
+  return runners_->admission_refusal(
+      runner_key(request.model, entry->filename, defaults.context_size), needed);
+}
+
+Result<TaskResult> LlamaEngine::dispatch(const DispatchRequest& request) {
+  const auto* params = std::get_if<proto::LlmParams>(&request.task.params);
+  if (params == nullptr) return fail(cannot_serve(name(), request.task.kind()));
+  auto launch = prepare(request, *params);
+  if (!launch) return fail(launch.error());
+
+  const std::string body =
+      llama::chat_request(*params, request.source->cli_defaults.chat_template_kwargs, false)
+          .dump();
+  const auto started = std::chrono::steady_clock::now();
+  std::function<Result<std::string>(const std::string&)> call =
+      [&](const std::string& base_url) -> Result<std::string> {
+    transfer::HttpCall http;
+    http.method = "POST";
+    http.url = base_url + "/v1/chat/completions";
+    http.body = body;
+    http.timeout = kRequestTimeout;
+    auto answer = transfer::http_call(http);
+    if (!answer) return fail(answer.error());
+    if (answer->status < 200 || answer->status >= 300) {
+      return fail(llama::runner_error(answer->status, answer->body));
+    }
+    return std::move(answer->body);
+  };
+  auto raw = runners_->use(*launch, request.job_id, call);
+  if (!raw) return fail(raw.error());
+  const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - started);
+  auto result = llama::completion_result(*raw, request.model, elapsed.count());
+  if (!result) return fail(result.error());
+  kLog.info("llm.done", {{"job_id", request.job_id},
+                         {"model", request.model},
+                         {"completion_tokens", (*result)["usage"]["completion_tokens"].dump()},
+                         {"elapsed_ms", elapsed.count()}});
+  auto json = proto::RawJson::parse(result->dump());
+  if (!json) return fail(json.error());
+  return TaskResult{LlmResult{std::move(*json)}};
+}
+
+Status LlamaEngine::stream_chat(const DispatchRequest& request,
+                                const std::function<bool(std::string_view chunk)>& on_chunk) {
+  const auto* params = std::get_if<proto::LlmParams>(&request.task.params);
+  if (params == nullptr) return fail(cannot_serve(name(), request.task.kind()));
+  auto launch = prepare(request, *params);
+  if (!launch) return fail(launch.error());
+  const std::string body =
+      llama::chat_request(*params, request.source->cli_defaults.chat_template_kwargs, true).dump();
+  bool sent_any = false;
+  std::function<Result<bool>(const std::string&)> call =
+      [&](const std::string& base_url) -> Result<bool> {
+    SseSplitter splitter;
+    transfer::HttpCall http;
+    http.method = "POST";
+    http.url = base_url + "/v1/chat/completions";
+    http.body = body;
+    http.timeout = kRequestTimeout;
+    http.on_body = [&](std::string_view bytes) {
+      return splitter.feed(bytes, [&](std::string_view data) {
+        if (data == "[DONE]") return true;  // the caller ends the stream its own way
+        auto chunk = nlohmann::json::parse(data, nullptr, false);
+        if (chunk.is_discarded()) return true;
+        if (chunk.is_object() && chunk.contains("model")) chunk["model"] = request.model;
+        sent_any = true;
+        return on_chunk(chunk.dump());
+      });
+    };
+    auto answer = transfer::http_call(http);
+    if (!answer) {
+      // Once tokens reached the caller a retry would repeat them: report, do not retry.
+      if (sent_any) return fail(Error::internal("{}", answer.error().message));
+      return fail(answer.error());
+    }
+    if (answer->status < 200 || answer->status >= 300) {
+      return fail(llama::runner_error(answer->status, answer->body));
+    }
+    return true;
+  };
+  auto done = runners_->use(*launch, request.job_id, call);
+  if (!done) return fail(done.error());
+  return {};
+}
+
+}  // namespace sw::engines

@@ -1,0 +1,150 @@
+#include "engines/llama/llama_mapping.h"
+
+#include <algorithm>
+
+namespace sw::engines::llama {
+namespace {
+
+std::string_view trim_left(std::string_view text) {
+  while (!text.empty() && (text.front() == ' ' || text.front() == '\n' || text.front() == '\r' ||
+                           text.front() == '\t')) {
+    text.remove_prefix(1);
+  }
+  return text;
+}
+
+// The most useful message in a llama-server error body (its `error.message`), else the body.
+std::string error_message(const nlohmann::json& body, std::string_view raw) {
+  if (body.is_object() && body.contains("error")) {
+    const auto& error = body["error"];
+    if (error.is_object() && error.contains("message") && error["message"].is_string()) {
+      return error["message"].get<std::string>();
+    }
+    if (error.is_string()) return error.get<std::string>();
+  }
+  std::string text(raw.substr(0, 300));
+  return text.empty() ? std::string("(empty body)") : text;
+}
+
+}  // namespace
+
+std::vector<std::string> server_args(const std::filesystem::path& gguf, std::uint32_t context) {
+  return {"--model",         gguf.string(),
+          "--host",          "127.0.0.1",
+          "--port",          "{port}",
+          "--ctx-size",      std::to_string(context),
+          "--parallel",      "1",
+          "--jinja",         "--no-webui",
+          "--no-context-shift"};
+}
+
+nlohmann::json chat_request(const proto::LlmParams& params,
+                            const std::optional<proto::RawJson>& model_kwargs, bool stream) {
+  nlohmann::json messages = nlohmann::json::array();
+  if (params.system && !params.system->empty()) {
+    messages.push_back({{"role", "system"}, {"content", *params.system}});
+  }
+  for (const proto::ChatMessage& message : params.messages) {
+    messages.push_back({{"role", message.role}, {"content", message.content}});
+  }
+  nlohmann::json body = {
+      {"messages", std::move(messages)},
+      {"max_tokens", std::max<std::uint32_t>(params.max_tokens, 1)},
+      {"temperature", params.temperature},
+      {"stream", stream},
+      // The raw text comes back; we split a leading <think> block ourselves (§4.4), the same way
+      // whatever template the model carries.
+      {"reasoning_format", "none"},
+      {"cache_prompt", true},
+  };
+  if (params.top_p) body["top_p"] = *params.top_p;
+  if (params.stop && !params.stop->empty()) body["stop"] = *params.stop;
+  if (params.json_schema) {
+    // llama-server turns a JSON schema into a grammar that constrains sampling.
+    body["json_schema"] = nlohmann::json::parse(params.json_schema->text());
+  }
+  nlohmann::json kwargs = nlohmann::json::object();
+  for (const auto* source : {&model_kwargs, &params.chat_template_kwargs}) {
+    if (!*source) continue;
+    auto parsed = nlohmann::json::parse((*source)->text(), nullptr, false);
+    if (parsed.is_object()) {
+      for (auto& [key, value] : parsed.items()) kwargs[key] = value;
+    }
+  }
+  if (!kwargs.empty()) body["chat_template_kwargs"] = std::move(kwargs);
+  if (stream) body["stream_options"] = {{"include_usage", true}};
+  return body;
+}
+
+SplitAnswer split_reasoning(std::string_view content) {
+  constexpr std::string_view kOpen = "<think>";
+  constexpr std::string_view kClose = "</think>";
+  const std::string_view leading = trim_left(content);
+  if (leading.substr(0, kOpen.size()) != kOpen) return {std::nullopt, std::string(content)};
+  const auto close = leading.find(kClose);
+  if (close == std::string_view::npos) {
+    // Cut off while still thinking (finish_reason "length"): all of it is reasoning.
+    return {std::string(trim_left(leading.substr(kOpen.size()))), std::string()};
+  }
+  std::string_view reasoning = leading.substr(kOpen.size(), close - kOpen.size());
+  reasoning = trim_left(reasoning);
+  while (!reasoning.empty() && (reasoning.back() == '\n' || reasoning.back() == ' ')) {
+    reasoning.remove_suffix(1);
+  }
+  return {std::string(reasoning), std::string(trim_left(leading.substr(close + kClose.size())))};
+}
+
+Result<nlohmann::json> completion_result(std::string_view runner_body, std::string_view model,
+                                         std::int64_t elapsed_ms) {
+  auto body = nlohmann::json::parse(runner_body, nullptr, false);
+  if (!body.is_object() || !body.contains("choices") || !body["choices"].is_array() ||
+      body["choices"].empty()) {
+    return fail(Error::protocol("llama-server answered something that is not a chat completion"));
+  }
+  const auto& choice = body["choices"][0];
+  std::string content;
+  if (choice.contains("message") && choice["message"].is_object()) {
+    const auto& text = choice["message"].value("content", nlohmann::json());
+    if (text.is_string()) content = text.get<std::string>();
+  }
+  std::string finish = choice.value("finish_reason", std::string("stop"));
+  if (finish != "length") finish = "stop";
+  const auto& usage = body.value("usage", nlohmann::json::object());
+  const std::int64_t prompt_tokens = usage.value("prompt_tokens", std::int64_t{0});
+  const std::int64_t completion_tokens = usage.value("completion_tokens", std::int64_t{0});
+
+  SplitAnswer split = split_reasoning(content);
+  nlohmann::json message = {{"role", "assistant"}, {"content", split.content}};
+  if (split.reasoning) message["reasoning_content"] = *split.reasoning;
+  return nlohmann::json{
+      {"object", "chat.completion"},
+      {"model", model},
+      {"choices",
+       nlohmann::json::array(
+           {{{"index", 0}, {"message", std::move(message)}, {"finish_reason", finish}}})},
+      {"usage",
+       {{"prompt_tokens", prompt_tokens},
+        {"completion_tokens", completion_tokens},
+        {"total_tokens", prompt_tokens + completion_tokens}}},
+      {"elapsed_ms", elapsed_ms},
+  };
+}
+
+Error runner_error(long status, std::string_view body) {
+  auto parsed = nlohmann::json::parse(body, nullptr, false);
+  if (parsed.is_object() && parsed.contains("error") && parsed["error"].is_object()) {
+    const auto& error = parsed["error"];
+    if (error.value("type", std::string()) == "exceed_context_size_error") {
+      return Error::invalid_argument(
+          "prompt is {} tokens but the context holds {}; raise contextSize or shorten the prompt",
+          error.value("n_prompt_tokens", 0), error.value("n_ctx", 0));
+    }
+  }
+  const std::string message = error_message(parsed, body);
+  if (status >= 400 && status < 500) {
+    return Error::invalid_argument("llama-server refused the request ({}): {}", status, message);
+  }
+  return Error::unavailable("llama-server failed ({}): {}", status, message);
+}
+
+}  // namespace sw::engines::llama

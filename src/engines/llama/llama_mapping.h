@@ -1,0 +1,44 @@
+#pragma once
+// Pure mappings between our llm task and llama-server (tools/server): the runner's argv, the
+// /v1/chat/completions request, the reference's chat.completion result (reference-worker.md §4.4)
+// and the runner's errors. No I/O, so every rule is unit-tested.
+
+#include <cstdint>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/error.h"
+#include "proto/types.h"
+
+namespace sw::engines::llama {
+
+// llama-server argv for one resident model ("{port}" is filled in by the runner pool): loopback
+// only, one slot holding the whole context (a job is one request at a time), Jinja chat templates.
+std::vector<std::string> server_args(const std::filesystem::path& gguf, std::uint32_t context);
+
+// The request body. `model_kwargs` are the catalogue's `cliDefaults.chatTemplateKwargs`; the
+// request's own `chatTemplateKwargs` override them key by key. `stream` asks for SSE chunks.
+nlohmann::json chat_request(const proto::LlmParams& params,
+                            const std::optional<proto::RawJson>& model_kwargs, bool stream);
+
+// A leading `<think>…</think>` block, split off (whitespace after it trimmed).
+struct SplitAnswer {
+  std::optional<std::string> reasoning;
+  std::string content;
+};
+SplitAnswer split_reasoning(std::string_view content);
+
+// The runner's chat.completion → ours: `model` is our model id, real token counts, finish_reason
+// `stop`|`length`, reasoning split out, `elapsed_ms`. Protocol error when the body is not one.
+Result<nlohmann::json> completion_result(std::string_view runner_body, std::string_view model,
+                                         std::int64_t elapsed_ms);
+
+// A non-2xx answer from the runner → our error. A prompt over the context becomes the reference's
+// refusal (InvalidArgument, not retryable: it fails the same everywhere); other 4xx are
+// InvalidArgument; 5xx Unavailable.
+Error runner_error(long status, std::string_view body);
+
+}  // namespace sw::engines::llama

@@ -1,0 +1,313 @@
+// Boost.Process v2 (1.81) is not complete header-only (process_environment's setup lives in its
+// .ipp files): this TU compiles its sources, once, for the whole program.
+#define BOOST_PROCESS_V2_SEPARATE_COMPILATION
+#include "engines/runner/child_process.h"
+
+#include <fcntl.h>
+#include <linux/close_range.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/process/v2/environment.hpp>
+#include <boost/process/v2/process.hpp>
+#include <boost/process/v2/src.hpp>
+#include <boost/process/v2/stdio.hpp>
+#include <condition_variable>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <future>
+#include <mutex>
+#include <thread>
+
+#include "common/file_io.h"
+#include "common/log.h"
+
+namespace sw::engines {
+namespace bp = boost::process::v2;
+namespace {
+
+const log::Logger kLog("studio_worker::runner::process");
+constexpr std::size_t kKeptLines = 50;
+
+// Runs between fork and exec: a process group of its own (so stop() reaches its helpers too), a
+// SIGKILL when the worker dies, and every inherited descriptor above stderr closed at exec (the
+// worker's sockets and locks must not leak into a model server).
+struct ChildHygiene {
+  pid_t parent = 0;
+  template <typename Launcher>
+  bp::error_code on_exec_setup(Launcher&, const bp::filesystem::path&, const char* const*&) {
+    if (::setpgid(0, 0) != 0) return {errno, bp::system_category()};
+    if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) return {errno, bp::system_category()};
+    if (::getppid() != parent) ::_exit(127);  // the worker died before prctl took effect
+    ::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
+    return {};
+  }
+};
+
+// PR_SET_PDEATHSIG fires when the *thread* that forked exits, not the process. Children are
+// therefore forked from one thread that lives as long as the process, never from a pool thread
+// that might be retired.
+class SpawnThread {
+ public:
+  static SpawnThread& instance() {
+    static SpawnThread* thread = new SpawnThread();  // never destroyed: children die with us
+    return *thread;
+  }
+  template <typename F>
+  auto run(F&& work) -> decltype(work()) {
+    using R = decltype(work());
+    std::packaged_task<R()> task(std::forward<F>(work));
+    auto future = task.get_future();
+    {
+      std::lock_guard lock(mutex_);
+      queue_.emplace_back([&task] { task(); });
+    }
+    wake_.notify_one();
+    return future.get();
+  }
+
+ private:
+  SpawnThread() {
+    std::thread([this] {
+      for (;;) {
+        std::function<void()> job;
+        {
+          std::unique_lock lock(mutex_);
+          wake_.wait(lock, [this] { return !queue_.empty(); });
+          job = std::move(queue_.front());
+          queue_.pop_front();
+        }
+        job();
+      }
+    }).detach();
+  }
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<std::function<void()>> queue_;
+};
+
+ChildExit exit_from_status(int status) {
+  ChildExit exit;
+  if (WIFSIGNALED(status)) {
+    exit.signal = WTERMSIG(status);
+    exit.code = 128 + exit.signal;
+  } else if (WIFEXITED(status)) {
+    exit.code = WEXITSTATUS(status);
+  }
+  return exit;
+}
+
+}  // namespace
+
+std::string ChildExit::describe() const {
+  if (signal != 0) return fmt::format("signal {} ({})", signal, ::strsignal(signal));
+  return fmt::format("exit code {}", code);
+}
+
+struct ChildProcess::State {
+  boost::asio::io_context io;  // never run: the process handle only needs an executor
+  std::unique_ptr<bp::process> process;
+  int pid = 0;
+  std::string name;
+  std::function<void(std::string_view)> on_line;
+
+  mutable std::mutex mutex;
+  mutable std::condition_variable ended;
+  std::optional<ChildExit> exit;
+  std::deque<std::string> lines;
+
+  std::thread reader;
+  std::thread waiter;
+};
+
+ChildProcess::ChildProcess(std::shared_ptr<State> state) : state_(std::move(state)) {}
+
+Result<std::unique_ptr<ChildProcess>> ChildProcess::start(ChildSpec spec) {
+  auto state = std::make_shared<State>();
+  state->name = spec.executable.filename().string();
+  state->on_line = std::move(spec.on_line);
+
+  int pipe_fds[2];
+  if (::pipe2(pipe_fds, O_CLOEXEC) != 0) {
+    return fail(Error::io("cannot create a pipe for {}: {}", state->name, std::strerror(errno)));
+  }
+  UniqueFd read_end(pipe_fds[0]);
+  UniqueFd write_end(pipe_fds[1]);
+
+  std::vector<std::string> env_entries;
+  for (char** entry = ::environ; entry != nullptr && *entry != nullptr; ++entry) {
+    env_entries.emplace_back(*entry);
+  }
+  for (const std::string& extra : spec.extra_env) {
+    const auto name = extra.substr(0, extra.find('=') + 1);
+    std::erase_if(env_entries, [&](const std::string& e) { return e.rfind(name, 0) == 0; });
+    env_entries.push_back(extra);
+  }
+
+  std::string launch_error;
+  const pid_t parent = ::getpid();
+  const int out_fd = write_end.get();
+  State* raw = state.get();
+  SpawnThread::instance().run([&] {
+    try {
+      raw->process = std::make_unique<bp::process>(
+          raw->io, spec.executable, spec.args, bp::process_stdio{nullptr, out_fd, out_fd},
+          bp::process_environment(env_entries), ChildHygiene{parent});
+      raw->pid = raw->process->id();
+    } catch (const std::exception& error) {
+      launch_error = error.what();
+    }
+  });
+  write_end.reset();  // the child holds its copy; EOF arrives when it (and its helpers) exit
+  if (!launch_error.empty()) {
+    return fail(Error::unavailable("cannot start {} ({}): {}", state->name,
+                                   spec.executable.string(), launch_error));
+  }
+  kLog.info("runner.process_started",
+            {{"program", state->name}, {"pid", state->pid}, {"path", spec.executable.string()}});
+
+  state->reader = std::thread([raw, fd = std::move(read_end)]() mutable {
+    std::string pending;
+    char buffer[4096];
+    auto emit = [raw](std::string line) {
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      if (raw->on_line) raw->on_line(line);
+      std::lock_guard lock(raw->mutex);
+      raw->lines.push_back(std::move(line));
+      if (raw->lines.size() > kKeptLines) raw->lines.pop_front();
+    };
+    for (;;) {
+      const ssize_t n = ::read(fd.get(), buffer, sizeof buffer);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      pending.append(buffer, static_cast<std::size_t>(n));
+      std::size_t start = 0;
+      for (std::size_t nl; (nl = pending.find('\n', start)) != std::string::npos; start = nl + 1) {
+        emit(pending.substr(start, nl - start));
+      }
+      pending.erase(0, start);
+      if (pending.size() > 64 * 1024) {  // a runaway line is cut into pieces, not buffered forever
+        emit(std::move(pending));
+        pending.clear();
+      }
+    }
+    if (!pending.empty()) emit(std::move(pending));
+  });
+  state->waiter = std::thread([raw] {
+    int status = 0;
+    pid_t got;
+    do {
+      got = ::waitpid(raw->pid, &status, 0);
+    } while (got < 0 && errno == EINTR);
+    ChildExit exit = got == raw->pid ? exit_from_status(status) : ChildExit{.code = -1};
+    {
+      std::lock_guard lock(raw->mutex);
+      raw->exit = exit;
+    }
+    raw->ended.notify_all();
+    kLog.info("runner.process_exited",
+              {{"program", raw->name}, {"pid", raw->pid}, {"exit", exit.describe()}});
+  });
+  return std::unique_ptr<ChildProcess>(new ChildProcess(std::move(state)));
+}
+
+ChildProcess::~ChildProcess() {
+  stop();
+  if (state_->waiter.joinable()) state_->waiter.join();
+  if (state_->reader.joinable()) state_->reader.join();
+  if (state_->process) state_->process->detach();  // reaped by the waiter already
+}
+
+int ChildProcess::pid() const { return state_->pid; }
+
+bool ChildProcess::running() const {
+  std::lock_guard lock(state_->mutex);
+  return !state_->exit.has_value();
+}
+
+std::optional<ChildExit> ChildProcess::exit_status() const {
+  std::lock_guard lock(state_->mutex);
+  return state_->exit;
+}
+
+std::optional<ChildExit> ChildProcess::wait_for(std::chrono::milliseconds timeout) const {
+  std::unique_lock lock(state_->mutex);
+  state_->ended.wait_for(lock, timeout, [this] { return state_->exit.has_value(); });
+  return state_->exit;
+}
+
+ChildExit ChildProcess::stop(std::chrono::milliseconds grace) {
+  if (auto done = exit_status()) return *done;
+  ::kill(-state_->pid, SIGTERM);  // the group: helpers the runner spawned go too
+  if (auto done = wait_for(grace)) return *done;
+  kLog.warn("runner.kill", {{"program", state_->name},
+                            {"pid", state_->pid},
+                            {"reason", "did not exit after SIGTERM"},
+                            {"grace_ms", grace.count()}});
+  ::kill(-state_->pid, SIGKILL);
+  std::unique_lock lock(state_->mutex);
+  state_->ended.wait(lock, [this] { return state_->exit.has_value(); });
+  return *state_->exit;
+}
+
+std::vector<std::string> ChildProcess::last_lines() const {
+  std::lock_guard lock(state_->mutex);
+  return {state_->lines.begin(), state_->lines.end()};
+}
+
+Result<std::filesystem::path> locate_program(const std::optional<std::string>& configured,
+                                             const char* env_var, std::string_view name) {
+  auto usable = [](const std::filesystem::path& path) {
+    std::error_code ec;
+    return std::filesystem::is_regular_file(path, ec) && ::access(path.c_str(), X_OK) == 0;
+  };
+  if (configured && !configured->empty()) {
+    if (usable(*configured)) return std::filesystem::path(*configured);
+    return fail(Error::not_found("{} is configured as {} but that is not an executable file", name,
+                                 *configured));
+  }
+  if (const char* from_env = std::getenv(env_var); from_env != nullptr && *from_env != '\0') {
+    if (usable(from_env)) return std::filesystem::path(from_env);
+    return fail(Error::not_found("{} is set to {} but that is not an executable file", env_var,
+                                 from_env));
+  }
+  if (const char* path = std::getenv("PATH"); path != nullptr) {
+    std::string_view rest(path);
+    while (!rest.empty()) {
+      const auto colon = rest.find(':');
+      const std::string_view dir = rest.substr(0, colon);
+      if (!dir.empty()) {
+        auto candidate = std::filesystem::path(dir) / name;
+        if (usable(candidate)) return candidate;
+      }
+      if (colon == std::string_view::npos) break;
+      rest.remove_prefix(colon + 1);
+    }
+  }
+  return fail(Error::not_found("{} not found (set {} or put it on PATH)", name, env_var));
+}
+
+Result<std::uint16_t> pick_free_loopback_port() {
+  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) return fail(Error::io("socket: {}", std::strerror(errno)));
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  address.sin_port = 0;
+  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
+    return fail(Error::io("bind 127.0.0.1:0: {}", std::strerror(errno)));
+  }
+  socklen_t length = sizeof address;
+  if (::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&address), &length) != 0) {
+    return fail(Error::io("getsockname: {}", std::strerror(errno)));
+  }
+  return ntohs(address.sin_port);
+}
+
+}  // namespace sw::engines

@@ -1,0 +1,100 @@
+// A stand-in for a runner program (llama-server, whisper-server) for lifecycle tests only: it
+// parses `--port`, serves GET /health and POST /v1/chat/completions on 127.0.0.1, and can be told
+// to misbehave. Real-output tests use the real programs.
+//
+//   --port N               listen on 127.0.0.1:N (required)
+//   --fail-start           print a line to stderr and exit 3 before listening
+//   --ignore-sigterm       survive SIGTERM (the supervisor must fall back to SIGKILL)
+//   --loading-ms N         answer /health with 503 for the first N ms
+// The completion's content is "pid <pid> request <n>", so tests can tell runners apart.
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <string>
+
+#include "net/http_server.h"
+
+namespace {
+
+class FakeRunner final : public sw::net::HttpHandler {
+ public:
+  explicit FakeRunner(std::chrono::milliseconds loading)
+      : ready_at_(std::chrono::steady_clock::now() + loading) {}
+  std::variant<sw::net::Admission, sw::net::HttpResponse> admit(const sw::net::HttpRequest&) override {
+    return sw::net::Admission{};
+  }
+  void handle(sw::net::HttpRequest request, sw::net::Responder responder) override {
+    if (request.path == "/health") {
+      if (std::chrono::steady_clock::now() < ready_at_) {
+        responder.send(sw::net::HttpResponse::json(503, R"({"error":{"message":"Loading model"}})"));
+      } else {
+        responder.send(sw::net::HttpResponse::json(200, R"({"status":"ok"})"));
+      }
+      return;
+    }
+    if (request.path == "/v1/chat/completions") {
+      ++requests_;
+      const std::string content = "pid " + std::to_string(::getpid()) + " request " +
+                                  std::to_string(requests_);
+      std::fprintf(stderr, "fake-runner: completion %d\n", requests_);
+      responder.send(sw::net::HttpResponse::json(
+          200, R"({"object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":")" +
+                   content +
+                   R"("},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}})"));
+      return;
+    }
+    responder.send(sw::net::HttpResponse::error(404, "not_found", request.path));
+  }
+  std::variant<sw::net::UpgradeAccepted, sw::net::HttpResponse> upgrade(
+      const sw::net::HttpRequest&) override {
+    return sw::net::HttpResponse::error(404, "not_found", "no websockets");
+  }
+
+ private:
+  std::chrono::steady_clock::time_point ready_at_;
+  int requests_ = 0;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int port = -1;
+  bool fail_start = false;
+  bool ignore_sigterm = false;
+  long loading_ms = 0;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--port" && i + 1 < argc) port = std::stoi(argv[++i]);
+    else if (arg == "--fail-start") fail_start = true;
+    else if (arg == "--ignore-sigterm") ignore_sigterm = true;
+    else if (arg == "--loading-ms" && i + 1 < argc) loading_ms = std::stol(argv[++i]);
+  }
+  if (fail_start) {
+    std::fprintf(stderr, "fake-runner: refusing to start (as asked)\n");
+    return 3;
+  }
+  if (port < 0) {
+    std::fprintf(stderr, "fake-runner: --port is required\n");
+    return 2;
+  }
+  if (ignore_sigterm) ::signal(SIGTERM, SIG_IGN);
+  boost::asio::io_context io;
+  FakeRunner runner{std::chrono::milliseconds(loading_ms)};
+  sw::net::ServerOptions options;
+  options.port = static_cast<std::uint16_t>(port);
+  auto server = sw::net::HttpServer::start(io.get_executor(), options, runner);
+  if (!server) {
+    std::fprintf(stderr, "fake-runner: %s\n", server.error().message.c_str());
+    return 1;
+  }
+  std::fprintf(stderr, "fake-runner: listening on %d\n", port);
+  io.run();
+  return 0;
+}

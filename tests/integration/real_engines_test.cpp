@@ -1,0 +1,365 @@
+// The real engines with the real tiny models of ../shared/models (STUDIO_WORKER_TEST_MODELS):
+// llama-server and whisper-server when they are found (config-free: STUDIO_WORKER_LLAMA_SERVER /
+// STUDIO_WORKER_WHISPER_SERVER or PATH), else one `SKIPPED:` line; espeak-ng always (linked).
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sndfile.h>
+
+#include <nlohmann/json.hpp>
+
+#include "common/file_io.h"
+#include "common/sha256.h"
+#include "engines/espeak/espeak_engine.h"
+#include "engines/llama/llama_engine.h"
+#include "engines/runner/child_process.h"
+#include "engines/whisper/whisper_engine.h"
+#include "media/audio_codec.h"
+#include "support/http_test_server.h"
+#include "support/media_decoders.h"
+#include "support/temp_dir.h"
+#include "support/test_models.h"
+#include "transfer/http_client.h"
+
+namespace sw::engines {
+namespace {
+
+// A models root holding copies of test models placed by hand (the cache reuses a top-level file
+// whose sha256 matches), and a ModelSource naming them.
+struct PlacedModels {
+  testing::TempDir dir;
+  std::shared_ptr<models::ModelCache> cache;
+  PlacedModels() {
+    models::CacheConfig config;
+    config.root = dir.path() / "models";
+    std::filesystem::create_directories(config.root);
+    cache = std::make_shared<models::ModelCache>(config);
+  }
+  proto::ModelFile place(const std::filesystem::path& from, std::string role) {
+    const auto to = cache->config().root / from.filename();
+    std::filesystem::copy_file(from, to, std::filesystem::copy_options::overwrite_existing);
+    auto bytes = read_file(to);
+    proto::ModelFile file;
+    file.role = std::move(role);
+    file.url = "https://models.invalid/" + from.filename().string();  // never fetched
+    file.filename = from.filename().string();
+    file.approx_bytes = bytes->size();
+    file.sha256 = sha256_hex(*bytes);
+    return file;
+  }
+};
+
+RunnerPoolOptions roomy() {
+  RunnerPoolOptions options;
+  options.free_memory_gib = [] { return std::optional<double>(64.0); };
+  return options;
+}
+
+proto::Task chat(std::string user, std::uint32_t max_tokens,
+                 std::optional<std::vector<std::string>> stop = std::nullopt) {
+  proto::LlmParams params;
+  params.messages = {{"user", std::move(user)}};
+  params.max_tokens = max_tokens;
+  params.temperature = 0.0;
+  params.stop = std::move(stop);
+  return proto::Task{params};
+}
+
+nlohmann::json llm_json(const Result<TaskResult>& result) {
+  return nlohmann::json::parse(std::get<LlmResult>(*result).json.text());
+}
+
+class LlamaRealTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto server = locate_program(std::nullopt, "STUDIO_WORKER_LLAMA_SERVER", "llama-server");
+    if (!server) GTEST_SKIP() << "SKIPPED: llama-server not found (set STUDIO_WORKER_LLAMA_SERVER)";
+    auto dir = testing::test_models_dir();
+    if (!dir) GTEST_SKIP() << "SKIPPED: test models not found (set STUDIO_WORKER_TEST_MODELS)";
+    models_ = *dir;
+    pool_ = std::make_shared<RunnerPool>(roomy());
+    engine_ = std::make_unique<LlamaEngine>(*server, placed_.cache, pool_);
+  }
+  DispatchRequest request(const std::string& model_file, proto::Task task,
+                          std::optional<std::uint32_t> context = std::nullopt) {
+    proto::ModelSource source;
+    source.engine = "llama-cpp";
+    source.files = {placed_.place(models_ / model_file, "model")};
+    source.cli_defaults.context_size = context;
+    // The model id differs from the file name: the cache keeps `<root>/<id>/` as a directory.
+    const std::string id = std::filesystem::path(model_file).stem().string();
+    return DispatchRequest{id, std::move(task), source, "job-real"};
+  }
+  std::filesystem::path models_;
+  PlacedModels placed_;
+  std::shared_ptr<RunnerPool> pool_;
+  std::unique_ptr<LlamaEngine> engine_;
+};
+
+TEST_F(LlamaRealTest, GeneratesTextWithTrueTokenCountsAndStaysResident) {
+  auto first = engine_->dispatch(request("stories260K.gguf", chat("Once upon a time", 24)));
+  ASSERT_TRUE(first) << first.error().message;
+  const auto json = llm_json(first);
+  EXPECT_EQ(json["object"], "chat.completion");
+  EXPECT_EQ(json["model"], "stories260K");
+  const std::string content = json["choices"][0]["message"]["content"];
+  EXPECT_FALSE(content.empty());
+  const int completion = json["usage"]["completion_tokens"];
+  const int prompt = json["usage"]["prompt_tokens"];
+  EXPECT_GT(completion, 0);
+  EXPECT_LE(completion, 24);
+  EXPECT_GT(prompt, 3);
+  EXPECT_EQ(json["usage"]["total_tokens"], prompt + completion);
+  if (completion == 24) {
+    EXPECT_EQ(json["choices"][0]["finish_reason"], "length");
+  }
+  EXPECT_TRUE(json.contains("elapsed_ms"));
+
+  ASSERT_EQ(pool_->status().size(), 1u);
+  const int pid = pool_->status()[0].pid;
+  auto second = engine_->dispatch(request("stories260K.gguf", chat("The cat", 8)));
+  ASSERT_TRUE(second) << second.error().message;
+  ASSERT_EQ(pool_->status().size(), 1u);
+  EXPECT_EQ(pool_->status()[0].pid, pid) << "the second job must not reload the model";
+  EXPECT_EQ(pool_->status()[0].starts, 1);
+}
+
+TEST_F(LlamaRealTest, StopsOnAStopStringWithoutLeakingIt) {
+  auto free_run = engine_->dispatch(request("stories260K.gguf", chat("Once upon a time", 64)));
+  ASSERT_TRUE(free_run) << free_run.error().message;
+  const std::string unconstrained = llm_json(free_run)["choices"][0]["message"]["content"];
+  ASSERT_NE(unconstrained.find('.'), std::string::npos) << "the story needs a full stop: " << unconstrained;
+
+  auto stopped = engine_->dispatch(
+      request("stories260K.gguf", chat("Once upon a time", 64, std::vector<std::string>{"."})));
+  ASSERT_TRUE(stopped) << stopped.error().message;
+  const auto json = llm_json(stopped);
+  const std::string content = json["choices"][0]["message"]["content"];
+  EXPECT_EQ(content.find('.'), std::string::npos) << content;
+  EXPECT_EQ(json["choices"][0]["finish_reason"], "stop");
+  EXPECT_LT(json["usage"]["completion_tokens"].get<int>(), 64);
+  // Same model, same temperature 0: the stopped answer is the unconstrained one cut at its stop.
+  EXPECT_EQ(unconstrained.substr(0, unconstrained.find('.')), content);
+}
+
+TEST_F(LlamaRealTest, AppliesTheModelsOwnChatTemplate) {
+  auto result = engine_->dispatch(request("stories260K-chat.gguf", chat("Tell me a story", 8)));
+  ASSERT_TRUE(result) << result.error().message;
+  ASSERT_EQ(pool_->status().size(), 1u);
+  // Ask the runner the worker started how it renders these messages.
+  transfer::HttpCall http;
+  http.method = "POST";
+  http.url = fmt::format("http://127.0.0.1:{}/apply-template", pool_->status()[0].port);
+  http.body = R"({"messages":[{"role":"system","content":"Be kind."},{"role":"user","content":"Tell me a story"}]})";
+  auto answer = transfer::http_call(http);
+  ASSERT_TRUE(answer) << answer.error().message;
+  const std::string prompt = nlohmann::json::parse(answer->body)["prompt"];
+  EXPECT_NE(prompt.find("Be kind.\n\nUser: Tell me a story\nAssistant:"), std::string::npos) << prompt;
+}
+
+TEST_F(LlamaRealTest, RecoversAfterTheRunnerIsKilled) {
+  ASSERT_TRUE(engine_->dispatch(request("stories260K.gguf", chat("Once", 4))));
+  const int pid = pool_->status().at(0).pid;
+  ASSERT_EQ(::kill(pid, SIGKILL), 0);
+  auto after = engine_->dispatch(request("stories260K.gguf", chat("Once", 4)));
+  ASSERT_TRUE(after) << after.error().message;
+  EXPECT_NE(pool_->status().at(0).pid, pid);
+  EXPECT_EQ(pool_->status().at(0).starts, 2);
+}
+
+TEST_F(LlamaRealTest, RefusesAPromptLongerThanTheContext) {
+  std::string long_prompt;
+  for (int i = 0; i < 200; ++i) long_prompt += "the little dog ran ";
+  // 256 is llama-server's smallest context.
+  auto result = engine_->dispatch(request("stories260K.gguf", chat(long_prompt, 8), 256));
+  ASSERT_FALSE(result);
+  EXPECT_EQ(result.error().code, Code::InvalidArgument);
+  EXPECT_NE(result.error().message.find("but the context holds 256; raise contextSize or shorten "
+                                        "the prompt"),
+            std::string::npos)
+      << result.error().message;
+}
+
+TEST_F(LlamaRealTest, StreamsChunksAsTheRunnerProducesThem) {
+  std::vector<nlohmann::json> chunks;
+  std::function<bool(std::string_view)> on_chunk = [&](std::string_view chunk) {
+    chunks.push_back(nlohmann::json::parse(chunk));
+    return true;
+  };
+  auto done = engine_->stream_chat(request("stories260K.gguf", chat("Once upon a time", 16)),
+                                   on_chunk);
+  ASSERT_TRUE(done) << done.error().message;
+  std::string text;
+  for (const auto& chunk : chunks) {
+    EXPECT_EQ(chunk["model"], "stories260K");
+    if (!chunk["choices"].empty() && chunk["choices"][0]["delta"].contains("content") &&
+        chunk["choices"][0]["delta"]["content"].is_string()) {
+      text += chunk["choices"][0]["delta"]["content"].get<std::string>();
+    }
+  }
+  EXPECT_GT(chunks.size(), 3u);
+  EXPECT_FALSE(text.empty());
+}
+
+// --- whisper ---------------------------------------------------------------------------------
+
+class WhisperRealTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto server = locate_program(std::nullopt, "STUDIO_WORKER_WHISPER_SERVER", "whisper-server");
+    if (!server) {
+      GTEST_SKIP() << "SKIPPED: whisper-server not found (set STUDIO_WORKER_WHISPER_SERVER)";
+    }
+    auto dir = testing::test_models_dir();
+    if (!dir) GTEST_SKIP() << "SKIPPED: test models not found (set STUDIO_WORKER_TEST_MODELS)";
+    models_ = *dir;
+    pool_ = std::make_shared<RunnerPool>(roomy());
+    engine_ = std::make_unique<WhisperEngine>(*server, placed_.cache, pool_);
+    auto jfk = read_file(models_ / "audio" / "jfk.wav");
+    jfk_ = std::make_shared<const std::string>(std::move(*jfk));
+    http_.set_route("/jfk.wav", testing::serving(jfk_));
+  }
+  DispatchRequest request(proto::AudioSttParams params, bool with_vad) {
+    proto::ModelSource source;
+    source.engine = "whisper-cpp";
+    source.files = {placed_.place(models_ / "whisper" / "for-tests-ggml-tiny.bin", "model")};
+    if (with_vad) {
+      source.files.push_back(
+          placed_.place(models_ / "whisper" / "for-tests-silero-v6.2.0-ggml.bin", "vad"));
+    }
+    return DispatchRequest{"whisper-tiny-test", proto::Task{std::move(params)}, source, "job-stt"};
+  }
+  std::filesystem::path models_;
+  PlacedModels placed_;
+  std::shared_ptr<RunnerPool> pool_;
+  std::unique_ptr<WhisperEngine> engine_;
+  std::shared_ptr<const std::string> jfk_;
+  testing::HttpTestServer http_;
+};
+
+void expect_whisper_shape(const Result<TaskResult>& result, double seconds) {
+  ASSERT_TRUE(result) << result.error().message;
+  const auto json = nlohmann::json::parse(std::get<AudioSttResult>(*result).json.text());
+  ASSERT_TRUE(json["text"].is_string());
+  EXPECT_EQ(json["text"], "") << "the test model has no weights: its transcript is empty";
+  ASSERT_TRUE(json["language"].is_string());
+  const double duration = json["duration"];
+  EXPECT_NEAR(duration, seconds, 0.05);
+  ASSERT_TRUE(json["segments"].is_array());
+  for (const auto& segment : json["segments"]) {
+    EXPECT_TRUE(segment.contains("start") && segment.contains("end") && segment.contains("text"));
+  }
+}
+
+TEST_F(WhisperRealTest, TranscribesJfkThroughTheTestModel) {
+  proto::AudioSttParams params;
+  params.input_url = http_.url("/jfk.wav");
+  params.language = "en";
+  expect_whisper_shape(engine_->dispatch(request(params, false)), 11.0);
+}
+
+TEST_F(WhisperRealTest, RunsTheRealVadModel) {
+  proto::AudioSttParams params;
+  params.input_url = http_.url("/jfk.wav");
+  params.vad = true;
+  expect_whisper_shape(engine_->dispatch(request(params, true)), 11.0);
+  ASSERT_EQ(pool_->status().size(), 1u);
+  EXPECT_NE(pool_->status()[0].key.find("silero"), std::string::npos);
+}
+
+TEST_F(WhisperRealTest, ConvertsOtherRatesAndChannelsBeforeTranscribing) {
+  // jfk.wav as 44.1 kHz stereo FLAC: decoded, downmixed and resampled by the worker.
+  auto decoded = media::decode_audio(
+      std::span(reinterpret_cast<const std::uint8_t*>(jfk_->data()), jfk_->size()));
+  ASSERT_TRUE(decoded);
+  media::DecodedAudio mono16k = *decoded;
+  mono16k.samples = media::to_mono_resampled(*decoded, 16000);
+  std::vector<float> upsampled = media::to_mono_resampled(mono16k, 44100);
+  std::vector<std::int16_t> stereo;
+  for (float sample : upsampled) {
+    const auto value = static_cast<std::int16_t>(sample * 32767.0f);
+    stereo.push_back(value);
+    stereo.push_back(value);
+  }
+  // encode_audio writes mono; write the stereo FLAC through the test's own sndfile call.
+  testing::TempDir tmp;
+  const auto path = tmp.path() / "jfk.flac";
+  SF_INFO out_info{};
+  out_info.samplerate = 44100;
+  out_info.channels = 2;
+  out_info.format = SF_FORMAT_FLAC | SF_FORMAT_PCM_16;
+  SNDFILE* file = sf_open(path.c_str(), SFM_WRITE, &out_info);
+  ASSERT_NE(file, nullptr);
+  sf_writef_short(file, stereo.data(), static_cast<sf_count_t>(stereo.size() / 2));
+  sf_close(file);
+  auto flac = read_file(path);
+  http_.set_route("/jfk.flac", testing::serving(std::make_shared<const std::string>(*flac)));
+
+  proto::AudioSttParams params;
+  params.input_url = http_.url("/jfk.flac");
+  expect_whisper_shape(engine_->dispatch(request(params, false)), 11.0);
+}
+
+// --- espeak-ng (always) ------------------------------------------------------------------------
+
+TEST(EspeakReal, SpeaksWavWhoseDurationGrowsWithTheText) {
+  auto engine = EspeakEngine::create();
+  ASSERT_TRUE(engine) << engine.error().message;
+  auto speak = [&](std::string text, std::string ext = "wav") {
+    proto::AudioTtsParams params;
+    params.text = std::move(text);
+    params.ext = std::move(ext);
+    return (*engine)->dispatch(DispatchRequest{"espeak-ng:en", proto::Task{params}, std::nullopt, "tts"});
+  };
+  auto short_one = speak("Hello.");
+  auto long_one = speak("Hello. This sentence is a good deal longer than the first one was.");
+  ASSERT_TRUE(short_one) << short_one.error().message;
+  ASSERT_TRUE(long_one) << long_one.error().message;
+  const auto& short_bytes = std::get<AudioTtsResult>(*short_one).bytes;
+  const auto& long_bytes = std::get<AudioTtsResult>(*long_one).bytes;
+  auto a = testing::decode_wav(short_bytes);
+  auto b = testing::decode_wav(long_bytes);
+  ASSERT_TRUE(a && b);
+  EXPECT_EQ(a->sample_rate, static_cast<int>((*engine)->sample_rate()));
+  EXPECT_EQ(a->sample_rate, 22050);
+  EXPECT_EQ(a->channels, 1);
+  EXPECT_TRUE(a->pcm16);
+  EXPECT_GT(a->seconds(), 0.2);
+  EXPECT_GT(b->seconds(), a->seconds() * 3);
+  EXPECT_GT(testing::rms(b->samples), 0.01) << "speech, not silence";
+
+  auto flac = speak("Hello there.", "flac");
+  ASSERT_TRUE(flac) << flac.error().message;
+  EXPECT_EQ(std::get<AudioTtsResult>(*flac).ext, "flac");
+  auto back = media::decode_audio(std::get<AudioTtsResult>(*flac).bytes);
+  ASSERT_TRUE(back) << back.error().message;
+  EXPECT_EQ(back->sample_rate, 22050u);
+
+  auto bad_voice = [&] {
+    proto::AudioTtsParams params;
+    params.text = "hi";
+    params.voice = "no-such-voice-zz";
+    return (*engine)->dispatch(DispatchRequest{"espeak-ng:x", proto::Task{params}, std::nullopt, "t"});
+  }();
+  ASSERT_FALSE(bad_voice);
+  EXPECT_EQ(bad_voice.error().code, Code::InvalidArgument);
+  auto bad_ext = speak("hi", "aiff");
+  ASSERT_FALSE(bad_ext);
+  EXPECT_NE(bad_ext.error().message.find("not supported"), std::string::npos);
+}
+
+TEST(EspeakReal, SpeedChangesTheDuration) {
+  auto engine = EspeakEngine::create();
+  ASSERT_TRUE(engine);
+  auto seconds_at = [&](double speed) {
+    proto::AudioTtsParams params;
+    params.text = "The quick brown fox jumps over the lazy dog.";
+    params.speed = speed;
+    auto result = (*engine)->dispatch(DispatchRequest{"espeak-ng:en", proto::Task{params}, std::nullopt, "t"});
+    return testing::decode_wav(std::get<AudioTtsResult>(*result).bytes)->seconds();
+  };
+  EXPECT_GT(seconds_at(0.6), seconds_at(1.5) * 1.5);
+}
+
+}  // namespace
+}  // namespace sw::engines

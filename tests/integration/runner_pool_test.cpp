@@ -1,0 +1,174 @@
+// Runner lifecycle against a test program that plays a runner's part (tests/fakes/fake_runner):
+// start and /health wait, residency, restart after a kill, a failed start, SIGTERM → SIGKILL,
+// idle unload, memory admission. Real sockets and real child processes.
+
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <nlohmann/json.hpp>
+
+#include "engines/runner/child_process.h"
+#include "engines/runner/runner_pool.h"
+#include "transfer/http_client.h"
+
+namespace sw::engines {
+namespace {
+
+RunnerLaunch fake_launch(std::string key, std::vector<std::string> extra = {}) {
+  RunnerLaunch launch;
+  launch.key = std::move(key);
+  launch.model = "fake-model";
+  launch.executable = SW_FAKE_RUNNER_BIN;
+  launch.args = {"--port", "{port}"};
+  launch.args.insert(launch.args.end(), extra.begin(), extra.end());
+  launch.memory_gib = 1.0;
+  launch.start_timeout = std::chrono::seconds(20);
+  return launch;
+}
+
+RunnerPoolOptions roomy() {
+  RunnerPoolOptions options;
+  options.free_memory_gib = [] { return std::optional<double>(64.0); };
+  options.stop_grace = std::chrono::milliseconds(500);
+  return options;
+}
+
+// One completion from the runner: its "pid <pid> request <n>" content.
+Result<std::string> ask(RunnerPool& pool, const RunnerLaunch& launch) {
+  std::function<Result<std::string>(const std::string&)> call =
+      [](const std::string& base) -> Result<std::string> {
+    transfer::HttpCall http;
+    http.method = "POST";
+    http.url = base + "/v1/chat/completions";
+    http.body = "{}";
+    http.timeout = std::chrono::seconds(10);
+    auto answer = transfer::http_call(http);
+    if (!answer) return fail(answer.error());
+    auto body = nlohmann::json::parse(answer->body);
+    return body["choices"][0]["message"]["content"].get<std::string>();
+  };
+  return pool.use(launch, "job-1", call);
+}
+
+int pid_in(const std::string& content) { return std::stoi(content.substr(4)); }
+
+TEST(RunnerPool, StartsOnceWaitsForHealthAndStaysResident) {
+  RunnerPool pool(roomy());
+  auto launch = fake_launch("a", {"--loading-ms", "300"});  // /health says 503 at first
+  auto first = ask(pool, launch);
+  ASSERT_TRUE(first) << first.error().message;
+  auto second = ask(pool, launch);
+  ASSERT_TRUE(second) << second.error().message;
+  EXPECT_EQ(pid_in(*first), pid_in(*second)) << "the second job must reuse the resident runner";
+  EXPECT_NE(second->find("request 2"), std::string::npos);
+  ASSERT_EQ(pool.status().size(), 1u);
+  EXPECT_EQ(pool.status()[0].starts, 1);
+  EXPECT_TRUE(pool.is_resident("a"));
+}
+
+TEST(RunnerPool, RestartsARunnerThatWasKilled) {
+  RunnerPool pool(roomy());
+  auto launch = fake_launch("a");
+  auto first = ask(pool, launch);
+  ASSERT_TRUE(first) << first.error().message;
+  const int pid = pid_in(*first);
+  ASSERT_EQ(::kill(pid, SIGKILL), 0);
+  auto after = ask(pool, launch);
+  ASSERT_TRUE(after) << after.error().message;
+  EXPECT_NE(pid_in(*after), pid);
+  EXPECT_EQ(pool.status().at(0).starts, 2);
+}
+
+TEST(RunnerPool, AFailedStartIsAnErrorWithTheRunnersOwnWords) {
+  RunnerPool pool(roomy());
+  auto result = ask(pool, fake_launch("a", {"--fail-start"}));
+  ASSERT_FALSE(result);
+  EXPECT_EQ(result.error().code, Code::Unavailable);
+  EXPECT_NE(result.error().message.find("refusing to start"), std::string::npos)
+      << result.error().message;
+  EXPECT_NE(result.error().message.find("exit code 3"), std::string::npos);
+  EXPECT_TRUE(pool.status().empty());
+}
+
+TEST(RunnerPool, IdleRunnersAreUnloaded) {
+  auto options = roomy();
+  options.idle_unload = std::chrono::milliseconds(200);
+  RunnerPool pool(options);
+  auto first = ask(pool, fake_launch("a"));
+  ASSERT_TRUE(first) << first.error().message;
+  const int pid = pid_in(*first);
+  // The reaper stops it; the process then disappears (bounded wait on an observable event).
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (::kill(pid, 0) == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::yield();
+  }
+  EXPECT_NE(::kill(pid, 0), 0) << "the idle runner must have been stopped";
+  EXPECT_TRUE(pool.status().empty());
+}
+
+TEST(RunnerPool, AdmissionRefusesWhatDoesNotFitAndUnloadsIdleRunnersForRoom) {
+  auto options = roomy();
+  options.free_memory_gib = [] { return std::optional<double>(2.5); };
+  RunnerPool pool(options);
+  auto big = fake_launch("big");
+  big.memory_gib = 4.0;
+  auto refused = ask(pool, big);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().message,
+            "insufficient memory: needs 4.00 GiB, 2.50 GiB free (1.00 GiB kept in reserve)");
+  EXPECT_TRUE(pool.admission_refusal("big", 4.0).has_value());
+
+  // 1 GiB resident + 1.5 needed: fits only once the idle one is unloaded.
+  auto small = fake_launch("small");
+  ASSERT_TRUE(ask(pool, small));
+  auto other = fake_launch("other");
+  other.memory_gib = 2.4;
+  EXPECT_FALSE(pool.admission_refusal("other", 2.4).has_value());
+  auto answer = ask(pool, other);
+  ASSERT_TRUE(answer) << answer.error().message;
+  auto status = pool.status();
+  ASSERT_EQ(status.size(), 1u);
+  EXPECT_EQ(status[0].key, "other");
+}
+
+TEST(ChildProcess, StopFallsBackToSigkillWhenSigtermIsIgnored) {
+  auto port = pick_free_loopback_port();
+  ASSERT_TRUE(port);
+  ChildSpec spec;
+  spec.executable = SW_FAKE_RUNNER_BIN;
+  spec.args = {"--port", std::to_string(*port), "--ignore-sigterm"};
+  std::mutex mutex;
+  std::condition_variable listening;
+  bool ready = false;
+  spec.on_line = [&](std::string_view line) {
+    if (line.find("listening") == std::string_view::npos) return;
+    std::lock_guard lock(mutex);
+    ready = true;
+    listening.notify_all();
+  };
+  auto child = ChildProcess::start(std::move(spec));
+  ASSERT_TRUE(child) << child.error().message;
+  {
+    std::unique_lock lock(mutex);
+    ASSERT_TRUE(listening.wait_for(lock, std::chrono::seconds(10), [&] { return ready; }));
+  }
+  const ChildExit exit = (*child)->stop(std::chrono::milliseconds(300));
+  EXPECT_EQ(exit.signal, SIGKILL) << exit.describe();
+  EXPECT_FALSE((*child)->running());
+}
+
+TEST(ChildProcess, LocateProgramSaysWhatToSetWhenMissing) {
+  ::unsetenv("STUDIO_WORKER_TEST_NOPE");
+  auto missing = locate_program(std::nullopt, "STUDIO_WORKER_TEST_NOPE", "no-such-runner-xyz");
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().message,
+            "no-such-runner-xyz not found (set STUDIO_WORKER_TEST_NOPE or put it on PATH)");
+  auto configured = locate_program(std::string("/nonexistent/llama-server"), "X", "llama-server");
+  ASSERT_FALSE(configured);
+  EXPECT_NE(configured.error().message.find("not an executable file"), std::string::npos);
+  auto found = locate_program(std::string(SW_FAKE_RUNNER_BIN), "X", "fake-runner");
+  ASSERT_TRUE(found);
+}
+
+}  // namespace
+}  // namespace sw::engines
