@@ -1,4 +1,4 @@
-// The real engines with the real tiny models of ../shared/models (STUDIO_WORKER_TEST_MODELS):
+// The real engines with the real tiny test models (found through STUDIO_WORKER_TEST_MODELS):
 // llama-server and whisper-server when they are found (config-free: STUDIO_WORKER_LLAMA_SERVER /
 // STUDIO_WORKER_WHISPER_SERVER or PATH), else one `SKIPPED:` line; espeak-ng always (linked).
 

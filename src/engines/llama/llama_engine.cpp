@@ -92,7 +92,7 @@ Result<RunnerLaunch> LlamaEngine::prepare(const DispatchRequest& request,
   }
   auto files = cache_->ensure_files(request.model, **source);
   if (!files) return fail(files.error());
-  const models::CachedFile* gguf = find_file(*files, entry->role, ".gguf");
+  const models::CachedFile* gguf = nullptr;
   for (const auto& file : *files) {
     if (file.path.filename() == entry->filename) gguf = &file;
   }

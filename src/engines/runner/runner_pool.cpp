@@ -3,7 +3,6 @@
 #include <algorithm>
 
 #include "common/log.h"
-#include "common/strings.h"
 #include "models/admission.h"
 #include "transfer/http_client.h"
 

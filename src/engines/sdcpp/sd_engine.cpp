@@ -108,7 +108,7 @@ Result<TaskResult> SdCppEngine::dispatch(const DispatchRequest& request) {
   auto scratch = ScratchDir::create(scratch_root_);
   if (!scratch) return fail(scratch.error());
   sdcpp::SdJobInputs inputs;
-  const std::string* base_url = task->ref_image_url ? &*task->ref_image_url
+  const std::string* base_image_url = task->ref_image_url ? &*task->ref_image_url
                                 : task->init_image_url ? &*task->init_image_url
                                                        : nullptr;
   if (task->ref_image_url) {
@@ -120,7 +120,7 @@ Result<TaskResult> SdCppEngine::dispatch(const DispatchRequest& request) {
     if (!path) return fail(path.error());
     inputs.init_image = *path;
   }
-  if (task->mask_url && base_url != nullptr) {  // a mask means nothing without a base image
+  if (task->mask_url && base_image_url != nullptr) {  // a mask means nothing without a base image
     auto path = fetch_image(*task->mask_url, "mask", scratch->path(), request.local);
     if (!path) return fail(path.error());
     inputs.mask = *path;

@@ -1,6 +1,8 @@
 #include "engines/whisper/whisper_engine.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "common/log.h"
 #include "engines/runner/input_fetch.h"
