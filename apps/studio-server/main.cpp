@@ -159,6 +159,7 @@ int main(int argc, char** argv) {
   unsigned offer_timeout_ms = 30'000;
   unsigned silence_timeout_ms = 30'000;
   unsigned run_limit_s = 1800;
+  unsigned claim_grace_ms = 60'000;
   serve_cmd->add_option("--listen", listen, "host:port to listen on (0 picks a free port)");
   serve_cmd->add_option("--tls-cert", tls_cert, "PEM certificate chain (enables TLS)")
       ->check(CLI::ExistingFile);
@@ -173,6 +174,10 @@ int main(int argc, char** argv) {
       ->add_option("--silence-timeout-ms", silence_timeout_ms,
                    "A session with no frame for this long is closed")
       ->check(CLI::Range(10u, 3'600'000u));
+  serve_cmd
+      ->add_option("--claim-grace-ms", claim_grace_ms,
+                   "A job's claim outlives its worker's session this long before a requeue")
+      ->check(CLI::Range(0u, 3'600'000u));
   serve_cmd->add_option("--run-limit-s", run_limit_s, "Claimed with no result → requeue")
       ->check(CLI::Range(1u, 7u * 24 * 3600));
   std::vector<std::string> kind_run_limits;
@@ -215,6 +220,7 @@ int main(int argc, char** argv) {
     config.sweep_interval = std::min<std::chrono::milliseconds>(std::chrono::milliseconds(5000),
                                                                 config.session_silence_timeout / 3);
     config.default_run_limit = std::chrono::seconds(run_limit_s);
+    config.claim_grace = std::chrono::milliseconds(claim_grace_ms);
     bool limits_ok = true;
     for (const auto& entry : kind_run_limits) {
       const auto eq = entry.find('=');

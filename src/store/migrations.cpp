@@ -95,10 +95,18 @@ CREATE TABLE worker_logs (
 CREATE INDEX worker_logs_by_worker ON worker_logs(worker_id, seq);
 )sql";
 
+// Version 2 (nothing lost, issue 7): the workers whose claim on a job lapsed (a late result from
+// one of them is still accepted), as ",w-1,w-2," for an exact `instr` match; and how many times
+// the job was recorded done, which an invariant checker holds at exactly one.
+constexpr std::string_view kSchemaV2 = R"sql(
+ALTER TABLE jobs ADD COLUMN former_workers TEXT NOT NULL DEFAULT ',';
+ALTER TABLE jobs ADD COLUMN completions INTEGER NOT NULL DEFAULT 0;
+)sql";
+
 }  // namespace
 
 std::span<const Migration> studio_migrations() {
-  static constexpr Migration kMigrations[] = {{1, kSchemaV1}};
+  static constexpr Migration kMigrations[] = {{1, kSchemaV1}, {2, kSchemaV2}};
   return kMigrations;
 }
 

@@ -100,6 +100,10 @@ Stmt& Stmt::bind(int index, std::string_view text) {
                                 SQLITE_UTF8));
   return *this;
 }
+Stmt& Stmt::bind_blob(int index, std::string_view bytes) {
+  note_bind(sqlite3_bind_blob64(stmt_.get(), index, bytes.data(), bytes.size(), SQLITE_TRANSIENT));
+  return *this;
+}
 Stmt& Stmt::bind_null(int index) {
   note_bind(sqlite3_bind_null(stmt_.get(), index));
   return *this;
@@ -153,6 +157,13 @@ std::string Stmt::text(int column) const {
   return bytes == nullptr
              ? std::string()
              : std::string(reinterpret_cast<const char*>(bytes), static_cast<std::size_t>(size));
+}
+std::string Stmt::blob(int column) const {
+  const auto* bytes = sqlite3_column_blob(stmt_.get(), column);
+  const int size = sqlite3_column_bytes(stmt_.get(), column);
+  return bytes == nullptr
+             ? std::string()
+             : std::string(static_cast<const char*>(bytes), static_cast<std::size_t>(size));
 }
 std::optional<std::string> Stmt::optional_text(int column) const {
   if (is_null(column)) {

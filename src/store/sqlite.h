@@ -58,6 +58,7 @@ class Stmt {
   Stmt& bind(int index, double value);
   Stmt& bind(int index, std::string_view text);
   Stmt& bind_null(int index);
+  Stmt& bind_blob(int index, std::string_view bytes);
   template <class T>
   Stmt& bind(int index, const std::optional<T>& value) {
     return value ? bind(index, *value) : bind_null(index);
@@ -79,6 +80,7 @@ class Stmt {
   std::string text(int column) const;
   std::optional<std::string> optional_text(int column) const;
   std::optional<std::int64_t> optional_int64(int column) const;
+  std::string blob(int column) const;
 
  private:
   friend class Db;

@@ -11,7 +11,7 @@ constexpr std::string_view kJobColumns =
     "seq, id, model, kind, task, model_source, vram_gb_estimate, game_id, asset_name, priority, "
     "attempts, max_attempts, idempotency_key, status, worker_id, last_worker_id, created_at, "
     "claimed_at, accepted_at, finished_at, error, prompt, result_json, result_sha256, "
-    "result_content_type, result_ext, result_bytes";
+    "result_content_type, result_ext, result_bytes, former_workers, completions";
 
 // Column lists in the order the read_* functions below expect.
 constexpr std::string_view kWorkerColumns =
@@ -50,6 +50,8 @@ JobRecord read_job(const Stmt& s) {
   if (auto sha = s.optional_text(23)) {
     job.result_binary = BinaryResult{*sha, s.text(24), s.text(25), s.int64(26)};
   }
+  job.former_workers = s.text(27);
+  job.completions = static_cast<int>(s.int64(28));
   return job;
 }
 
@@ -481,7 +483,8 @@ Result<bool> StudioStore::release_job(std::string_view id, std::string_view work
                                       Millis now) {
   SW_STMT(s,
           "UPDATE jobs SET status = ?, worker_id = NULL, attempts = ?, "
-          "error = COALESCE(?, error), finished_at = ?, claimed_at = NULL, accepted_at = NULL "
+          "error = COALESCE(?, error), finished_at = ?, claimed_at = NULL, accepted_at = NULL, "
+          "former_workers = former_workers || worker_id || ',' "
           "WHERE id = ? AND worker_id = ? AND status = 'claimed'");
   SW_TRY(s.bind(1, fail_job ? "failed" : "queued")
              .bind(2, attempts)
@@ -493,13 +496,26 @@ Result<bool> StudioStore::release_job(std::string_view id, std::string_view work
   return db_.changes() == 1;
 }
 
+// Who may complete: the holder of the claim, or a worker whose claim lapsed while the job is not
+// over yet (its late result is taken; another holder's claim moves to the former list). ?1 is the
+// job, ?2 the completing worker, ?3 the time.
+constexpr std::string_view kCompletionSets =
+    "status = 'done', worker_id = ?2, last_worker_id = ?2, finished_at = ?3, error = NULL, "
+    "claimed_at = COALESCE(claimed_at, ?3), completions = completions + 1, "
+    "former_workers = CASE WHEN worker_id IS NOT NULL AND worker_id <> ?2 "
+    "THEN former_workers || worker_id || ',' ELSE former_workers END";
+constexpr std::string_view kCompletableBy =
+    "WHERE id = ?1 AND ((status = 'claimed' AND worker_id = ?2) OR "
+    "(status IN ('queued', 'claimed') AND instr(former_workers, ',' || ?2 || ',') > 0))";
+
 Result<bool> StudioStore::complete_job_json(std::string_view id, std::string_view worker_id,
                                             std::string_view result_json,
                                             const std::optional<std::string>& prompt, Millis now) {
-  SW_STMT(s,
-          "UPDATE jobs SET status = 'done', result_json = ?, prompt = COALESCE(?, prompt), "
-          "finished_at = ?, error = NULL WHERE id = ? AND worker_id = ? AND status = 'claimed'");
-  SW_TRY(s.bind(1, result_json).bind(2, prompt).bind(3, now).bind(4, id).bind(5, worker_id).run());
+  static const std::string sql =
+      fmt::format("UPDATE jobs SET {}, result_json = ?4, prompt = COALESCE(?5, prompt) {}",
+                  kCompletionSets, kCompletableBy);
+  SW_STMT(s, sql);
+  SW_TRY(s.bind(1, id).bind(2, worker_id).bind(3, now).bind(4, result_json).bind(5, prompt).run());
   return db_.changes() == 1;
 }
 
@@ -507,18 +523,19 @@ Result<bool> StudioStore::complete_job_binary(std::string_view id, std::string_v
                                               const BinaryResult& r,
                                               const std::optional<std::string>& prompt,
                                               Millis now) {
-  SW_STMT(s,
-          "UPDATE jobs SET status = 'done', result_sha256 = ?, result_content_type = ?, "
-          "result_ext = ?, result_bytes = ?, prompt = COALESCE(?, prompt), finished_at = ?, "
-          "error = NULL WHERE id = ? AND worker_id = ? AND status = 'claimed'");
-  SW_TRY(s.bind(1, r.sha256)
-             .bind(2, r.content_type)
-             .bind(3, r.ext)
-             .bind(4, r.bytes)
-             .bind(5, prompt)
-             .bind(6, now)
-             .bind(7, id)
-             .bind(8, worker_id)
+  static const std::string sql = fmt::format(
+      "UPDATE jobs SET {}, result_sha256 = ?4, result_content_type = ?5, result_ext = ?6, "
+      "result_bytes = ?7, prompt = COALESCE(?8, prompt) {}",
+      kCompletionSets, kCompletableBy);
+  SW_STMT(s, sql);
+  SW_TRY(s.bind(1, id)
+             .bind(2, worker_id)
+             .bind(3, now)
+             .bind(4, r.sha256)
+             .bind(5, r.content_type)
+             .bind(6, r.ext)
+             .bind(7, r.bytes)
+             .bind(8, prompt)
              .run());
   return db_.changes() == 1;
 }

@@ -97,6 +97,13 @@ struct JobRecord {
   std::optional<std::string> prompt;
   std::optional<std::string> result_json;
   std::optional<BinaryResult> result_binary;
+  // Workers whose claim lapsed (requeued or taken over), as ",w-1,w-2,".
+  std::string former_workers = ",";
+  int completions = 0;  // times recorded done: 0 or 1 in a consistent database
+
+  bool formerly_held_by(std::string_view worker) const {
+    return former_workers.find(std::string(",").append(worker).append(",")) != std::string::npos;
+  }
 };
 
 struct JobFilter {
@@ -173,7 +180,8 @@ class StudioStore {
   // claimed by `worker_id` → queued with `attempts`, or → failed when `fail` is set.
   Result<bool> release_job(std::string_view id, std::string_view worker_id, int attempts,
                            const std::optional<std::string>& error, bool fail, Millis now);
-  // claimed by `worker_id` → done.
+  // → done, by the holder of the claim or by a worker whose claim lapsed while the job is still
+  // queued or claimed by another (that holder's claim then lapses).
   Result<bool> complete_job_json(std::string_view id, std::string_view worker_id,
                                  std::string_view result_json,
                                  const std::optional<std::string>& prompt, Millis now);

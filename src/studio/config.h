@@ -23,6 +23,9 @@ struct StudioConfig {
   std::chrono::milliseconds session_silence_timeout = 30s;  // no frame → close, release job
   std::chrono::milliseconds sweep_interval = 5s;            // how often silence is checked
   std::chrono::milliseconds reject_hold_off = 5s;           // after reject busy/paused
+  // A claim outlives its holder's session this long (a network blip, a worker or studio restart)
+  // before the job is requeued; the holder's result is accepted meanwhile.
+  std::chrono::milliseconds claim_grace = 60s;
   std::chrono::milliseconds default_run_limit = 30min;      // claimed with no result → requeue
   std::map<proto::TaskKind, std::chrono::milliseconds> run_limits;  // per-kind overrides
 

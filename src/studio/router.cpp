@@ -579,20 +579,37 @@ class Router : public net::HttpHandler {
   };
 
   void complete_hashed(BinaryUpload upload, const net::Responder& responder) {
-    auto it = s_.jobs_.find(upload.job_id);
-    const bool held = it != s_.jobs_.end() && it->second.holder == upload.worker_id &&
-                      (it->second.phase == Studio::ActiveJob::Phase::Offered ||
-                       it->second.phase == Studio::ActiveJob::Phase::Running);
-    if (!held) {
-      // A repeat of a stored completion is idempotent; anything else is not this worker's.
+    const auto standing = s_.standing(upload.job_id, upload.worker_id);
+    if (standing == Studio::Standing::Busy) {
+      responder.send(HttpResponse::error(
+          503, "unavailable",
+          "job " + upload.job_id + " is being claimed, released or completed; retry shortly"));
+      return;
+    }
+    if (standing == Studio::Standing::Unknown) {
+      // A repeat of a stored completion is idempotent; a result for a job that ended without it
+      // while this worker once held it is dropped; anything else is not this worker's.
       s_.db_->call<std::optional<store::JobRecord>>(
           [id = upload.job_id](store::StudioStore& st) { return st.find_job(id); },
-          [upload, responder](Result<std::optional<store::JobRecord>> job) {
-            const bool ours = job && *job && (*job)->last_worker_id == upload.worker_id;
-            if (ours && (*job)->status == store::JobStatus::Done && (*job)->result_binary &&
+          [this, upload, responder, weak = s_.weak_from_this()](
+              Result<std::optional<store::JobRecord>> job) {
+            const bool done_by_it = job && *job && (*job)->status == store::JobStatus::Done &&
+                                    (*job)->worker_id == upload.worker_id;
+            const bool over = job && *job && (*job)->status != store::JobStatus::Queued &&
+                              (*job)->status != store::JobStatus::Claimed;
+            if (done_by_it && (*job)->result_binary &&
                 (*job)->result_binary->sha256 == upload.sha256) {
+              if (weak.lock()) {
+                ++s_.metrics_.repeated_completions;
+              }
               responder.send(ok_json({{"ok", true}, {"repeated", true}}));
-            } else if (ours && (*job)->status == store::JobStatus::Cancelled) {
+            } else if (!done_by_it && over &&
+                       ((*job)->formerly_held_by(upload.worker_id) ||
+                        (*job)->last_worker_id == upload.worker_id)) {
+              logger().info("job.result_dropped",
+                            {{"job_id", upload.job_id},
+                             {"worker_id", upload.worker_id},
+                             {"status", store::to_string((*job)->status)}});
               responder.send(ok_json({{"ok", true}, {"discarded", true}}));
             } else {
               responder.send(HttpResponse::error(
@@ -601,36 +618,36 @@ class Router : public net::HttpHandler {
           });
       return;
     }
-    auto& job = it->second;
+    auto& job = s_.jobs_.at(upload.job_id);
     if (job.cancelled) {
       responder.send(ok_json({{"ok", true}, {"discarded", true}}));
-      s_.release(upload.job_id, "cancelled", false, false);
+      if (job.holder == upload.worker_id) {
+        s_.release(upload.job_id, "cancelled", false, false);
+      }
       return;
     }
     // Hold the job while the file is written, so that no timeout requeues it meanwhile.
-    job.phase = Studio::ActiveJob::Phase::Finishing;
-    if (job.deadline) {
-      job.deadline->cancel();
-      job.deadline.reset();
-    }
+    const auto previous = s_.hold_for_completion(job);
     const auto path = s_.config_.data_dir / "results" / upload.sha256;
-    boost::asio::post(
-        *s_.blocking_, [this, upload, path, responder, weak = s_.weak_from_this()]() mutable {
-          Status written;
-          std::error_code ec;
-          if (!std::filesystem::exists(path, ec)) {
-            written = write_file_atomically(path, upload.data, Durability::RenameOnly);
-          }
-          boost::asio::post(s_.loop_, [this, upload = std::move(upload), written, responder, weak] {
-            if (weak.lock()) {
-              store_binary(upload, written, responder);
-            }
-          });
-        });
+    boost::asio::post(*s_.blocking_, [this, upload, path, responder, previous,
+                                      weak = s_.weak_from_this()]() mutable {
+      Status written;
+      std::error_code ec;
+      if (!std::filesystem::exists(path, ec)) {
+        // Survives a crash of the studio, as the database does (WAL, synchronous=NORMAL).
+        written = write_file_atomically(path, upload.data, Durability::RenameOnly);
+      }
+      boost::asio::post(s_.loop_,
+                        [this, upload = std::move(upload), written, responder, previous, weak] {
+                          if (weak.lock()) {
+                            store_binary(upload, written, responder, previous);
+                          }
+                        });
+    });
   }
 
   void store_binary(const BinaryUpload& upload, const Status& written,
-                    const net::Responder& responder) {
+                    const net::Responder& responder, Studio::ActiveJob::Phase previous) {
     auto it = s_.jobs_.find(upload.job_id);
     if (it == s_.jobs_.end()) {
       responder.send(HttpResponse::error(409, "conflict", "job is no longer held"));
@@ -640,17 +657,16 @@ class Router : public net::HttpHandler {
     if (!written) {
       logger().error("result.write_failed",
                      {{"job_id", upload.job_id}, {"error", written.error().message}});
-      job.phase = Studio::ActiveJob::Phase::Running;
+      s_.resume_after_failed_completion(job, previous);
       responder.send(HttpResponse::error(503, "unavailable",
                                          "cannot store the result: " + written.error().message));
       return;
     }
     store::BinaryResult result{upload.sha256, proto::mime_for_ext(upload.ext), upload.ext,
                                static_cast<std::int64_t>(upload.data.size())};
-    job.phase = Studio::ActiveJob::Phase::Running;  // finish_complete takes it from here
     const auto now = unix_millis_now();
     s_.finish_complete(
-        upload.job_id, job.session,
+        upload.job_id, upload.worker_id, previous,
         [id = upload.job_id, worker = upload.worker_id, result, prompt = upload.prompt,
          now](store::StudioStore& st) {
           return st.complete_job_binary(id, worker, result, prompt, now);

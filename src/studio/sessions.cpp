@@ -169,6 +169,14 @@ void Studio::handle_heartbeat(const std::shared_ptr<WorkerSession>& session,
   scheduler_.upsert_worker(session->worker_id_, session->order_, session->capabilities_);
   send(session, proto::HeartbeatAck{});
   persist_heartbeat(session, false);
+  if (!session->job_id_ && session->reported_job_) {
+    // A holder back after a disconnect (or a studio restart) still runs its job: keep the claim.
+    auto it = jobs_.find(*session->reported_job_);
+    if (it != jobs_.end() && it->second.phase == ActiveJob::Phase::Detached &&
+        it->second.holder == session->worker_id_) {
+      reattach(it->second, session);
+    }
+  }
   if (!session->job_id_ && scheduler_.queued() > 0) {
     // Self-heal: an idle worker asks for work by being idle. Only its own kinds are scanned,
     // so 10,000 heartbeating workers cost nothing while the queue is empty or not theirs.
@@ -212,10 +220,8 @@ void Studio::handle_accept(const std::shared_ptr<WorkerSession>& session,
     }
     if (job.phase == ActiveJob::Phase::Offered) {
       job.phase = ActiveJob::Phase::Running;
-      const auto limit = config_.run_limit_for(job.record.kind);
-      start_deadline(job, limit,
-                     fmt::format("no result within the run limit of {} s",
-                                 std::chrono::duration_cast<std::chrono::seconds>(limit).count()));
+      job.run_until.reset();
+      start_run_limit(job);
       const auto now = unix_millis_now();
       job.record.accepted_at = now;
       db_->call<bool>([id = accept.job_id, worker = session->worker_id_,
@@ -224,8 +230,17 @@ void Studio::handle_accept(const std::shared_ptr<WorkerSession>& session,
       return;
     }
   }
-  end_session(session, proto::WorkerErrorCode::ProtocolViolation,
-              "accept for a job this worker does not hold: " + accept.job_id);
+  // An accept that crossed the offer's timeout (or a withdrawal) in flight changes nothing.
+  claim_lapsed(accept.job_id, session->worker_id_,
+               [self = shared_from_this(), session, job_id = accept.job_id](bool lapsed) {
+                 if (lapsed) {
+                   logger().info("job.late_accept_ignored",
+                                 {{"job_id", job_id}, {"worker_id", session->worker_id_}});
+                   return;
+                 }
+                 self->end_session(session, proto::WorkerErrorCode::ProtocolViolation,
+                                   "accept for a job this worker does not hold: " + job_id);
+               });
 }
 
 void Studio::handle_reject(const std::shared_ptr<WorkerSession>& session,
@@ -233,8 +248,13 @@ void Studio::handle_reject(const std::shared_ptr<WorkerSession>& session,
   auto it = jobs_.find(reject.job_id);
   if (it == jobs_.end() || it->second.session != session ||
       it->second.phase != ActiveJob::Phase::Offered) {
-    end_session(session, proto::WorkerErrorCode::ProtocolViolation,
-                "reject for a job this worker was not offered: " + reject.job_id);
+    claim_lapsed(reject.job_id, session->worker_id_,
+                 [self = shared_from_this(), session, job_id = reject.job_id](bool lapsed) {
+                   if (!lapsed) {
+                     self->end_session(session, proto::WorkerErrorCode::ProtocolViolation,
+                                       "reject for a job this worker was not offered: " + job_id);
+                   }
+                 });
     return;
   }
   const auto until = steady_now() + config_.reject_hold_off;
@@ -256,44 +276,68 @@ void Studio::handle_reject(const std::shared_ptr<WorkerSession>& session,
 
 void Studio::handle_complete_json(const std::shared_ptr<WorkerSession>& session,
                                   proto::CompleteJson complete) {
-  auto it = jobs_.find(complete.job_id);
-  if (it != jobs_.end() && it->second.session == session &&
-      (it->second.phase == ActiveJob::Phase::Offered ||
-       it->second.phase == ActiveJob::Phase::Running)) {
-    if (it->second.cancelled) {
-      send(session, proto::CompleteAck{complete.job_id});
-      release(complete.job_id, "cancelled", false, false);
+  const std::string job_id = complete.job_id;
+  const std::string worker = session->worker_id_;
+  switch (standing(job_id, worker)) {
+    case Standing::Holder:
+    case Standing::Former: {
+      auto& job = jobs_.at(job_id);
+      if (job.cancelled) {
+        send(session, proto::CompleteAck{job_id});
+        if (job.holder == worker) {
+          release(job_id, "cancelled", false, false);
+        }
+        return;
+      }
+      const auto previous = hold_for_completion(job);
+      const auto now = unix_millis_now();
+      finish_complete(
+          job_id, worker, previous,
+          [job_id, worker, result = complete.result.text(), prompt = std::move(complete.prompt),
+           now](store::StudioStore& s) {
+            return s.complete_job_json(job_id, worker, result, prompt, now);
+          },
+          [self = shared_from_this(), session, job_id](Result<bool> stored) {
+            if (stored && *stored) {
+              self->send(session, proto::CompleteAck{job_id});
+            } else {
+              // No acknowledgement: the worker keeps the result and delivers it again.
+              logger().error("job.store_failed", {{"job_id", job_id},
+                                                  {"error", stored ? std::string("not claimed")
+                                                                   : stored.error().message}});
+            }
+          });
       return;
     }
-    const auto now = unix_millis_now();
-    const std::string job_id = complete.job_id;
-    finish_complete(
-        job_id, session,
-        [job_id, worker = session->worker_id_, result = complete.result.text(),
-         prompt = std::move(complete.prompt), now](store::StudioStore& s) {
-          return s.complete_job_json(job_id, worker, result, prompt, now);
-        },
-        [self = shared_from_this(), session, job_id](Result<bool> stored) {
-          if (stored && *stored) {
-            self->send(session, proto::CompleteAck{job_id});
-          } else {
-            logger().error("job.store_failed", {{"job_id", job_id},
-                                                {"error", stored ? std::string("not claimed")
-                                                                 : stored.error().message}});
-          }
-        });
-    return;
+    case Standing::Busy:
+      // Being claimed, released or completed right now: no acknowledgement, so the worker's
+      // outbox delivers again a little later and meets a settled job.
+      logger().info("job.completion_deferred", {{"job_id", job_id}, {"worker_id", worker}});
+      return;
+    case Standing::Unknown:
+      break;
   }
-  // Not held: a repeat of a completion already stored is acknowledged again (idempotent).
+  // Not active: a repeat of a completion already stored is acknowledged again (idempotent), and
+  // so is a result for a job that ended without it while this worker once held it (dropped).
   db_->call<std::optional<store::JobRecord>>(
-      [id = complete.job_id](store::StudioStore& s) { return s.find_job(id); },
+      [job_id](store::StudioStore& s) { return s.find_job(job_id); },
       [self = shared_from_this(), session, complete](Result<std::optional<store::JobRecord>> job) {
-        const bool ours = job && *job && (*job)->last_worker_id == session->worker_id_;
-        const bool repeat = ours && (*job)->status == store::JobStatus::Done &&
-                            (*job)->result_json &&
-                            proto::same_json(*(*job)->result_json, complete.result.text());
-        const bool dropped = ours && (*job)->status == store::JobStatus::Cancelled;
-        if (repeat || dropped) {
+        const std::string& who = session->worker_id_;
+        const bool done_by_it = job && *job && (*job)->status == store::JobStatus::Done &&
+                                (*job)->worker_id == who;
+        if (done_by_it && (*job)->result_json &&
+            proto::same_json(*(*job)->result_json, complete.result.text())) {
+          ++self->metrics_.repeated_completions;
+          self->send(session, proto::CompleteAck{complete.job_id});
+          return;
+        }
+        const bool over = job && *job && (*job)->status != store::JobStatus::Queued &&
+                          (*job)->status != store::JobStatus::Claimed;
+        if (!done_by_it && over &&
+            ((*job)->formerly_held_by(who) || (*job)->last_worker_id == who)) {
+          logger().info("job.result_dropped", {{"job_id", complete.job_id},
+                                               {"worker_id", who},
+                                               {"status", store::to_string((*job)->status)}});
           self->send(session, proto::CompleteAck{complete.job_id});
           return;
         }
@@ -304,10 +348,8 @@ void Studio::handle_complete_json(const std::shared_ptr<WorkerSession>& session,
 
 void Studio::handle_fail(const std::shared_ptr<WorkerSession>& session,
                          const proto::Fail& failure) {
-  auto it = jobs_.find(failure.job_id);
-  if (it != jobs_.end() && it->second.session == session &&
-      (it->second.phase == ActiveJob::Phase::Offered ||
-       it->second.phase == ActiveJob::Phase::Running)) {
+  const auto standing_now = standing(failure.job_id, session->worker_id_);
+  if (standing_now == Standing::Holder) {
     logger().info("job.worker_failed", {{"job_id", failure.job_id},
                                         {"worker_id", session->worker_id_},
                                         {"retryable", failure.retryable},
@@ -318,20 +360,21 @@ void Studio::handle_fail(const std::shared_ptr<WorkerSession>& session,
             });
     return;
   }
-  // A fail for a job this worker held before (the offer timed out meanwhile) is acknowledged
-  // and changes nothing; anything else breaks the protocol.
-  db_->call<std::optional<store::JobRecord>>(
-      [id = failure.job_id](store::StudioStore& s) { return s.find_job(id); },
-      [self = shared_from_this(), session,
-       job_id = failure.job_id](Result<std::optional<store::JobRecord>> job) {
-        if (job && *job && (*job)->last_worker_id == session->worker_id_ &&
-            (*job)->worker_id != session->worker_id_) {
-          self->send(session, proto::FailAck{job_id});
-          return;
-        }
-        self->end_session(session, proto::WorkerErrorCode::ProtocolViolation,
-                          "fail for a job this worker does not hold: " + job_id);
-      });
+  if (standing_now == Standing::Busy) {
+    send(session, proto::FailAck{failure.job_id});  // the job is moving on without this worker
+    return;
+  }
+  // A fail for a job this worker held before (the claim lapsed meanwhile) is acknowledged and
+  // changes nothing; anything else breaks the protocol.
+  claim_lapsed(failure.job_id, session->worker_id_,
+               [self = shared_from_this(), session, job_id = failure.job_id](bool lapsed) {
+                 if (lapsed) {
+                   self->send(session, proto::FailAck{job_id});
+                   return;
+                 }
+                 self->end_session(session, proto::WorkerErrorCode::ProtocolViolation,
+                                   "fail for a job this worker does not hold: " + job_id);
+               });
 }
 
 void Studio::handle_log_batch(const std::shared_ptr<WorkerSession>& session,
@@ -366,12 +409,14 @@ void Studio::end_session(std::shared_ptr<WorkerSession> session, proto::WorkerEr
       {{"worker_id", session->worker_id_}, {"code", proto::to_string(code)}, {"message", message}});
   // The error frame always goes first: the worker only stops reconnecting when it reads it.
   send(session, proto::ErrorFrame{code, message});
+  // A newer session of the same worker takes its claim over; other ends give the job back.
+  const bool keep_claim = code == proto::WorkerErrorCode::DuplicateWorker;
   close_session(session, proto::close_code_for(code), message,
-                fmt::format("session ended: {}: {}", proto::to_string(code), message));
+                fmt::format("session ended: {}: {}", proto::to_string(code), message), keep_claim);
 }
 
 void Studio::close_session(std::shared_ptr<WorkerSession> session, std::uint16_t close_code,
-                           std::string reason, std::string release_reason) {
+                           std::string reason, std::string release_reason, bool keep_claim) {
   if (auto socket = session->socket(); socket && !session->ended_) {
     socket->close(close_code, std::move(reason));
   }
@@ -384,7 +429,15 @@ void Studio::close_session(std::shared_ptr<WorkerSession> session, std::uint16_t
   }
   if (session->job_id_) {
     const std::string job_id = *session->job_id_;
-    release(job_id, release_reason, true, false);
+    auto it = jobs_.find(job_id);
+    if (keep_claim && it != jobs_.end() && it->second.session == session &&
+        (it->second.phase == ActiveJob::Phase::Offered ||
+         it->second.phase == ActiveJob::Phase::Running)) {
+      session->job_id_.reset();
+      detach(it->second, release_reason);
+    } else {
+      release(job_id, release_reason, true, false);
+    }
   }
 }
 
@@ -393,7 +446,7 @@ void Studio::on_session_closed(const std::shared_ptr<WorkerSession>& session) {
   if (!session->ended_) {
     logger().info("ws.closed", {{"worker_id", session->worker_id_}});
     session->ended_ = true;
-    close_session(session, 1000, "", "the worker disconnected while holding the job");
+    close_session(session, 1000, "", "the worker disconnected", true);
   }
 }
 
@@ -424,7 +477,7 @@ void Studio::sweep_silent_sessions() {
     const auto ms = config_.session_silence_timeout.count();
     logger().warn("ws.silent", {{"worker_id", session->worker_id_}, {"silent_ms", ms}});
     close_session(session, 1000, fmt::format("no frame for {} ms", ms),
-                  fmt::format("the worker went silent for {} ms", ms));
+                  fmt::format("the worker went silent for {} ms", ms), true);
   }
 }
 

@@ -104,42 +104,27 @@ Status Studio::load(store::StudioStore& store) {
     }
   }
 
-  // Claimed jobs belong to sessions of a previous run, which are gone: requeue them (or fail
-  // them at maxAttempts), as a vanished session's job always is.
+  // Claimed jobs belong to sessions of a previous run: their holders get the claim grace to come
+  // back (their heartbeat re-attaches the job, their result is accepted) before a requeue.
   auto active = store.active_jobs();
   if (!active) {
     return fail(std::move(active).error());
   }
-  const auto now = unix_millis_now();
   for (auto& record : *active) {
-    if (record.status == store::JobStatus::Claimed) {
-      const int attempts = record.attempts + 1;
-      const bool exhausted = attempts >= record.max_attempts;
-      const std::string error = fmt::format("the studio restarted while worker {} held the job",
-                                            record.worker_id.value_or("?"));
-      auto released = store.release_job(record.id, record.worker_id.value_or(""), attempts, error,
-                                        exhausted, now);
-      if (!released) {
-        return fail(std::move(released).error());
-      }
-      logger().info("job.recovered", {{"job_id", record.id},
-                                      {"worker_id", record.worker_id.value_or("")},
-                                      {"attempts", attempts},
-                                      {"failed", exhausted}});
-      if (exhausted) {
-        continue;
-      }
-      record.status = store::JobStatus::Queued;
-      record.attempts = attempts;
-      record.worker_id.reset();
-      record.error = error;
-    }
+    const bool claimed = record.status == store::JobStatus::Claimed;
     auto job = make_active_job(std::move(record));
     if (!job) {
       logger().error("job.unreadable", {{"error", job.error().message}});
       continue;
     }
-    enqueue(std::move(*job));
+    if (!claimed) {
+      enqueue(std::move(*job));
+      continue;
+    }
+    job->holder = job->record.worker_id.value_or("");
+    std::string id = job->record.id;
+    auto& placed = jobs_.insert_or_assign(std::move(id), std::move(*job)).first->second;
+    detach(placed, "the studio restarted");
   }
   logger().info("studio.loaded", {{"workers", workers_.size()},
                                   {"models", models_.size()},
@@ -177,6 +162,8 @@ void Studio::enqueue(ActiveJob job) {
   job.holder.clear();
   job.session.reset();
   job.deadline.reset();
+  job.deadline_reason.clear();
+  job.run_until.reset();
   job.enqueued_at = steady_now();
   const auto& r = job.record;
   scheduler_.enqueue(QueuedJob{r.id, r.seq, r.priority, r.kind, r.vram_gb_estimate, r.model});
@@ -233,6 +220,9 @@ void Studio::claim(const std::string& job_id, const std::shared_ptr<WorkerSessio
           return;
         }
         auto& claimed_job = found->second;
+        if (claimed_job.phase != ActiveJob::Phase::Claiming) {
+          return;  // released meanwhile (its session closed): the release requeues it
+        }
         if (!claimed || !*claimed) {
           // The row left `queued` behind our back (an operator's edit): forget it.
           logger().warn("job.claim_lost",
@@ -269,6 +259,8 @@ void Studio::claim(const std::string& job_id, const std::shared_ptr<WorkerSessio
 void Studio::start_deadline(ActiveJob& job, std::chrono::milliseconds after, std::string reason) {
   auto timer = std::make_shared<boost::asio::steady_timer>(loop_, after);
   job.deadline = timer;
+  job.deadline_at = steady_now() + after;
+  job.deadline_reason = reason;
   timer->async_wait([weak = weak_from_this(), job_id = job.record.id, raw = timer.get(),
                      reason = std::move(reason)](const boost::system::error_code& ec) {
     auto self = weak.lock();
@@ -283,6 +275,80 @@ void Studio::start_deadline(ActiveJob& job, std::chrono::milliseconds after, std
                   {{"job_id", job_id}, {"worker_id", it->second.holder}, {"reason", reason}});
     self->release(job_id, reason, true, false);
   });
+}
+
+void Studio::start_run_limit(ActiveJob& job) {
+  const auto limit = config_.run_limit_for(job.record.kind);
+  const auto now = steady_now();
+  if (!job.run_until) {
+    job.run_until = now + limit;
+  }
+  const auto left = std::max(std::chrono::milliseconds(0),
+                             std::chrono::duration_cast<std::chrono::milliseconds>(*job.run_until - now));
+  start_deadline(job, left,
+                 fmt::format("no result within the run limit of {} s",
+                             std::chrono::duration_cast<std::chrono::seconds>(limit).count()));
+}
+
+void Studio::detach(ActiveJob& job, const std::string& why) {
+  job.phase = ActiveJob::Phase::Detached;
+  job.session.reset();
+  const auto grace = config_.claim_grace;
+  logger().info("job.detached", {{"job_id", job.record.id},
+                                 {"worker_id", job.holder},
+                                 {"grace_ms", grace.count()},
+                                 {"why", why}});
+  start_deadline(job, grace,
+                 fmt::format("{} while worker {} held the job, and it did not return within {} ms",
+                             why, job.holder, grace.count()));
+}
+
+void Studio::reattach(ActiveJob& job, const std::shared_ptr<WorkerSession>& session) {
+  job.phase = ActiveJob::Phase::Running;
+  job.session = session;
+  session->job_id_ = job.record.id;
+  scheduler_.set_busy(session->worker_id_, true);
+  logger().info("job.reattached", {{"job_id", job.record.id}, {"worker_id", job.holder}});
+  start_run_limit(job);
+}
+
+Studio::Standing Studio::standing(const std::string& job_id, const std::string& worker_id) const {
+  const auto it = jobs_.find(job_id);
+  if (it == jobs_.end()) {
+    return Standing::Unknown;
+  }
+  const auto& job = it->second;
+  const bool held = job.holder == worker_id;
+  const bool formerly = job.record.formerly_held_by(worker_id);
+  switch (job.phase) {
+    case ActiveJob::Phase::Claiming:
+    case ActiveJob::Phase::Finishing:
+      return held || formerly ? Standing::Busy : Standing::Unknown;
+    case ActiveJob::Phase::Offered:
+    case ActiveJob::Phase::Running:
+    case ActiveJob::Phase::Detached:
+      if (held) {
+        return Standing::Holder;
+      }
+      break;
+    case ActiveJob::Phase::Queued:
+      break;
+  }
+  return formerly ? Standing::Former : Standing::Unknown;
+}
+
+void Studio::claim_lapsed(const std::string& job_id, const std::string& worker_id,
+                          std::function<void(bool)> then) {
+  if (const auto it = jobs_.find(job_id); it != jobs_.end()) {
+    then(it->second.holder != worker_id && it->second.record.formerly_held_by(worker_id));
+    return;
+  }
+  db_->call<std::optional<store::JobRecord>>(
+      [job_id](store::StudioStore& s) { return s.find_job(job_id); },
+      [worker_id, then = std::move(then)](Result<std::optional<store::JobRecord>> job) {
+        then(job && *job && (*job)->worker_id != worker_id &&
+             ((*job)->formerly_held_by(worker_id) || (*job)->last_worker_id == worker_id));
+      });
 }
 
 void Studio::free_session_slot(const std::string& job_id,
@@ -348,6 +414,7 @@ void Studio::release(const std::string& job_id, std::string error, bool count_at
                                                : released.error().message}});
             self->jobs_.erase(found);
           } else {
+            released_job.record.former_workers += released_job.holder + ",";
             released_job.record.attempts = attempts;
             released_job.record.error = error;
             released_job.record.worker_id.reset();
@@ -378,34 +445,64 @@ void Studio::release(const std::string& job_id, std::string error, bool count_at
       });
 }
 
-void Studio::finish_complete(const std::string& job_id,
-                             const std::shared_ptr<WorkerSession>& session,
-                             std::function<Result<bool>(store::StudioStore&)> write,
-                             std::function<void(Result<bool>)> answer) {
-  auto& job = jobs_.at(job_id);
+Studio::ActiveJob::Phase Studio::hold_for_completion(ActiveJob& job) {
   const auto previous = job.phase;
+  if (previous == ActiveJob::Phase::Queued) {
+    scheduler_.remove(job.record.id);
+  }
   job.phase = ActiveJob::Phase::Finishing;
   if (job.deadline) {
     job.deadline->cancel();
     job.deadline.reset();
   }
-  db_->call<bool>(std::move(write), [self = shared_from_this(), job_id, session, previous,
+  return previous;
+}
+
+void Studio::resume_after_failed_completion(ActiveJob& job, ActiveJob::Phase previous) {
+  if (previous == ActiveJob::Phase::Queued) {
+    enqueue(std::move(job));
+    return;
+  }
+  job.phase = previous;
+  if (!job.deadline_reason.empty()) {
+    const auto left = std::max(std::chrono::milliseconds(0),
+                               std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   job.deadline_at - steady_now()));
+    start_deadline(job, left, job.deadline_reason);
+  }
+}
+
+void Studio::finish_complete(const std::string& job_id, const std::string& worker_id,
+                             ActiveJob::Phase previous,
+                             std::function<Result<bool>(store::StudioStore&)> write,
+                             std::function<void(Result<bool>)> answer) {
+  db_->call<bool>(std::move(write), [self = shared_from_this(), job_id, worker_id, previous,
                                      answer = std::move(answer)](Result<bool> stored) {
     auto it = self->jobs_.find(job_id);
     if (it != self->jobs_.end()) {
       auto& done_job = it->second;
       if (stored && *stored) {
+        if (!done_job.holder.empty() && done_job.holder != worker_id) {
+          // A former holder's result won: the current claim is withdrawn. Its worker's accept
+          // is ignored and its own result acknowledged and dropped.
+          logger().info("job.claim_withdrawn", {{"job_id", job_id},
+                                                {"withdrawn_from", done_job.holder},
+                                                {"completed_by", worker_id}});
+          ++self->metrics_.withdrawn_claims;
+        }
+        self->free_session_slot(job_id, done_job.session);
         done_job.record.status = store::JobStatus::Done;
+        done_job.record.worker_id = worker_id;
+        done_job.record.last_worker_id = worker_id;
         done_job.record.finished_at = unix_millis_now();
-        self->scheduler_.record_completion(done_job.holder, done_job.record.model);
-        self->free_session_slot(job_id, session);
+        self->scheduler_.record_completion(worker_id, done_job.record.model);
         self->publish_job(done_job.record);
-        logger().debug("job.done", {{"job_id", job_id}, {"worker_id", done_job.holder}});
+        logger().debug("job.done", {{"job_id", job_id}, {"worker_id", worker_id}});
         self->jobs_.erase(it);
         self->request_dispatch();
       } else {
-        // Not stored: keep holding so that the worker's retry can land.
-        done_job.phase = previous;
+        // Not stored: the job goes back to where it was, so that a retry can land.
+        self->resume_after_failed_completion(done_job, previous);
       }
     }
     answer(std::move(stored));

@@ -3,9 +3,17 @@
 // HTTP routes of both the worker protocol (reference §2, §8) and the client API (/api/v1).
 //
 //   job:  queued ──claim──▶ claimed(offered) ──accept──▶ claimed(running) ──result──▶ done
-//           ▲                   │ reject / offer timeout / session gone / run limit / fail
+//           ▲                   │ reject / offer timeout / run limit / fail     ▲
 //           └── attempts+1 ─────┘  (at maxAttempts, or fail{retryable:false}: ──▶ failed)
+//           ▲                                                                   │
+//           └─ grace over ── claimed(detached) ◀── session gone / studio restart │
+//                              │  holder's heartbeat reports the job ──▶ running │
+//                              └─ holder's result ───────────────────────────────┘
 //         queued|claimed ──cancel──▶ cancelled (a running worker's result is accepted, dropped)
+//
+//   A worker whose claim lapsed (requeued after its grace, an offer timeout) may still deliver:
+//   while the job is not over its result is taken, and a newer holder's claim is withdrawn (its
+//   accept is ignored and its own result acknowledged and dropped). Completions are idempotent.
 //
 // Threading: loop-thread only. Every piece of mutable state is owned by the io_context thread;
 // the database runs on its DbWorker thread and result files are hashed and written on a small
@@ -101,14 +109,18 @@ class Studio : public std::enable_shared_from_this<Studio> {
   friend class Router;
 
   struct ActiveJob {
-    enum class Phase { Queued, Claiming, Offered, Running, Finishing };
+    // Detached: the holder's session is gone; the claim waits `claim_grace` for it to return.
+    enum class Phase { Queued, Claiming, Offered, Running, Detached, Finishing };
     store::JobRecord record;
     std::string offer_frame;  // the encoded offer, built once
     Phase phase = Phase::Queued;
     std::string holder;  // worker id unless queued
     std::shared_ptr<WorkerSession> session;
     bool cancelled = false;
-    std::shared_ptr<boost::asio::steady_timer> deadline;  // offer timeout or run limit
+    std::shared_ptr<boost::asio::steady_timer> deadline;  // offer timeout, run limit or grace
+    SteadyTime deadline_at{};     // when `deadline` fires
+    std::string deadline_reason;  // the error it records
+    std::optional<SteadyTime> run_until;  // the run limit, kept through a detach
     SteadyTime enqueued_at{};
   };
   struct CachedWorker {
@@ -140,8 +152,9 @@ class Studio : public std::enable_shared_from_this<Studio> {
   // Sessions are taken by value: callers pass map entries that these functions erase.
   void end_session(std::shared_ptr<WorkerSession> session, proto::WorkerErrorCode code,
                    std::string message);
+  // `keep_claim`: the held job is detached (kept for the claim grace) instead of released.
   void close_session(std::shared_ptr<WorkerSession> session, std::uint16_t close_code,
-                     std::string reason, std::string release_reason);
+                     std::string reason, std::string release_reason, bool keep_claim);
   void persist_heartbeat(const std::shared_ptr<WorkerSession>& session, bool force);
   void sweep_silent_sessions();
   void schedule_sweep();
@@ -152,13 +165,39 @@ class Studio : public std::enable_shared_from_this<Studio> {
   void dispatch();
   void claim(const std::string& job_id, const std::shared_ptr<WorkerSession>& session);
   void start_deadline(ActiveJob& job, std::chrono::milliseconds after, std::string reason);
+  // Starts the run limit (from `run_until` when the job already had one).
+  void start_run_limit(ActiveJob& job);
+  // The holder's session is gone: keep the claim for `claim_grace`, then requeue.
+  void detach(ActiveJob& job, const std::string& why);
+  // The holder came back and reports the job as its current one.
+  void reattach(ActiveJob& job, const std::shared_ptr<WorkerSession>& session);
+  // How a worker that sends a completion stands towards a job.
+  enum class Standing {
+    Holder,     // holds the claim (any of its sessions)
+    Former,     // its claim lapsed; the job is not over: a late result is taken
+    Busy,       // the job is being claimed, released or completed: come back later
+    Unknown,    // not an active job: the database decides (repeat, dropped, or not yours)
+  };
+  Standing standing(const std::string& job_id, const std::string& worker_id) const;
+  // Calls `then(true)` when `worker_id` held `job_id` once and lost the claim (its late accept,
+  // reject or fail changes nothing), else `then(false)`.
+  void claim_lapsed(const std::string& job_id, const std::string& worker_id,
+                    std::function<void(bool)> then);
   // Lets go of a held job: requeue (attempts+1 when `count_attempt`), or fail it at
   // maxAttempts or when `terminal`. Cancelled jobs just lose their holder.
   void release(const std::string& job_id, std::string error, bool count_attempt, bool terminal,
                std::function<void()> after_commit = {});
   void finish_locally(ActiveJob& job);
+  // Takes the job out of the queue and its timers while a completion is stored; returns the phase
+  // to go back to if storing fails.
+  ActiveJob::Phase hold_for_completion(ActiveJob& job);
+  void resume_after_failed_completion(ActiveJob& job, ActiveJob::Phase previous);
   void free_session_slot(const std::string& job_id, const std::shared_ptr<WorkerSession>& session);
-  void finish_complete(const std::string& job_id, const std::shared_ptr<WorkerSession>& session,
+  // Stores a completion by `worker_id` (the holder, or a former holder: then the current claim, if
+  // any, is withdrawn) and retires the job; on failure the job goes back to where it was.
+  // The caller first holds the job with hold_for_completion() and passes what it returned.
+  void finish_complete(const std::string& job_id, const std::string& worker_id,
+                       ActiveJob::Phase previous,
                        std::function<Result<bool>(store::StudioStore&)> write,
                        std::function<void(Result<bool>)> answer);
 

@@ -227,6 +227,14 @@ Result<WorkerConfig> parse_config(std::string_view toml_text, std::string_view s
       auto value = as_integer(source, key, node, 1, 7LL * 24 * 3600);
       if (!value) return fail(value.error());
       config.runner_idle_unload_secs = static_cast<std::uint64_t>(*value);
+    } else if (key == "outbox_max_entries") {
+      auto value = as_integer(source, key, node, 1, 1'000'000);
+      if (!value) return fail(value.error());
+      config.outbox_max_entries = static_cast<std::uint64_t>(*value);
+    } else if (key == "outbox_max_mb") {
+      auto value = as_integer(source, key, node, 1, 16LL * 1024 * 1024);
+      if (!value) return fail(value.error());
+      config.outbox_max_mb = static_cast<std::uint64_t>(*value);
     } else if (is_legacy_key(key)) {
       logger().info("config.legacy_key_ignored", {{"key", key}, {"file", source}});
     } else {
@@ -295,6 +303,12 @@ std::string format_config(const WorkerConfig& config) {
   optional("whisper_server_path", config.whisper_server_path);
   if (config.runner_idle_unload_secs != 600) {
     line("runner_idle_unload_secs", std::to_string(config.runner_idle_unload_secs));
+  }
+  if (config.outbox_max_entries != WorkerConfig{}.outbox_max_entries) {
+    line("outbox_max_entries", std::to_string(config.outbox_max_entries));
+  }
+  if (config.outbox_max_mb != WorkerConfig{}.outbox_max_mb) {
+    line("outbox_max_mb", std::to_string(config.outbox_max_mb));
   }
   return out;
 }

@@ -54,6 +54,11 @@ struct WorkerConfig {
   std::optional<std::string> whisper_server_path;
   // A resident runner with no job for this long is stopped (frees its memory).
   std::uint64_t runner_idle_unload_secs = 600;
+  // Ours (issue 7): the durable result outbox's bounds. While it holds this many results or
+  // bytes awaiting delivery, offers are declined as busy: no GPU time goes to results that could
+  // not be kept.
+  std::uint64_t outbox_max_entries = 1000;
+  std::uint64_t outbox_max_mb = 4096;
 
   bool registered() const {
     return worker_id && !worker_id->empty() && auth_token && !auth_token->empty();

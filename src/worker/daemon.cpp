@@ -20,6 +20,7 @@
 #include "common/secrets.h"
 #include "net/http_server.h"
 #include "worker/local_api.h"
+#include "worker/outbox.h"
 #include "worker/registrar.h"
 #include "worker/session.h"
 #include "models/admission.h"
@@ -186,8 +187,18 @@ int Daemon::run() {
       return 1;
     }
   }
+  // Finished results wait here until the studio has them, across reconnects and restarts.
+  const auto outbox_path = impl.loaded.path.parent_path() / "outbox.db";
+  auto outbox = Outbox::open(outbox_path, OutboxLimits{config.outbox_max_entries,
+                                                       config.outbox_max_mb << 20});
+  if (!outbox) {
+    logger().error("outbox.unavailable",
+                   {{"path", outbox_path.string()}, {"error", outbox.error().message}});
+    return 1;
+  }
   Runtime runtime(io.get_executor(), pool.get_executor(), impl.loaded.path, config, *engine,
                   impl.options.timings, impl.vram_total_gb);
+  runtime.attach_outbox(**outbox);
   const auto discovery = discovery_file_for(impl.loaded.path);
   // The local catalogue: a broken models.json is reported and ignored, never fatal.
   const auto catalog_path = impl.loaded.path.parent_path() / "models.json";

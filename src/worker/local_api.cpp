@@ -9,11 +9,13 @@
 #include <atomic>
 #include <filesystem>
 
+#include "common/clock.h"
 #include "common/secrets.h"
 #include "common/strings.h"
 #include "engines/composite_engine.h"
 #include "proto/codec.h"
 #include "proto/mime.h"
+#include "worker/outbox.h"
 #include "worker/run_blocking.h"
 #include "worker/studio_api.h"
 
@@ -175,6 +177,28 @@ void LocalApi::handle(net::HttpRequest request, net::Responder responder) {
   if (!answered_later) responder.send(std::move(response));
 }
 
+namespace {
+
+// Results finished but not yet acknowledged by the studio (ours, issue 7).
+json outbox_json(const OutboxSummary& summary) {
+  json oldest = nullptr;
+  if (summary.oldest_created_at_ms) {
+    oldest = std::max<std::int64_t>(0, (unix_millis_now() - *summary.oldest_created_at_ms) / 1000);
+  }
+  return {{"entries", summary.entries},
+          {"bytes", summary.bytes},
+          {"inMemoryOnly", summary.volatile_entries},
+          {"oldestAgeSecs", oldest},
+          {"delivered", summary.delivered},
+          {"dropped", summary.dropped},
+          {"lastError", summary.last_error.empty() ? json(nullptr) : json(summary.last_error)},
+          {"maxEntries", summary.limits.max_entries},
+          {"maxBytes", summary.limits.max_bytes},
+          {"full", summary.full}};
+}
+
+}  // namespace
+
 std::string LocalApi::status_json() const {
   const auto& rt = runtime_;
   json active = json::array(), recent = json::array(), local = json::array();
@@ -208,6 +232,7 @@ std::string LocalApi::status_json() const {
       {"localJobs", local},
       {"logsSeq", rt.logs().after(~0ull).seq},
       {"logShipQueue", rt.logs().queued()},
+      {"outbox", outbox_json(rt.outbox().summary())},
   };
   return out.dump();
 }

@@ -35,9 +35,11 @@ struct RuntimeTimings {
   std::chrono::milliseconds registration_poll = 30s;
   std::chrono::milliseconds backoff_base = 1s;
   std::chrono::milliseconds backoff_cap = 30s;
-  std::chrono::milliseconds upload_retry_pause = 1s;
+  std::chrono::milliseconds outbox_backoff_base = 1s;  // first retry of a failed delivery
   std::chrono::milliseconds shutdown_grace = 5s;
   std::chrono::milliseconds http_timeout = 60s;
+  // A completeJson not acknowledged within this is delivered again (ours, issue 7).
+  std::chrono::milliseconds completion_ack_wait = 10s;
 };
 
 // §1.9: {"state":"waiting_for_approval"|"connecting"|"connected"|"reconnecting"(attempt)|
@@ -85,6 +87,8 @@ std::string prompt_for(const proto::Task& task);
 std::chrono::milliseconds reconnect_delay(std::uint32_t attempt, std::chrono::milliseconds base,
                                           std::chrono::milliseconds cap, double unit_random);
 
+class Outbox;
+
 class Runtime {
  public:
   static constexpr std::size_t kRecentJobs = 50;
@@ -103,6 +107,9 @@ class Runtime {
   engines::Engine& engine() { return engine_; }  // thread-safe
   LogHub& logs() { return logs_; }                // thread-safe
   const LogHub& logs() const { return logs_; }
+  // The durable result outbox (owned by the daemon; set before the session starts).
+  Outbox& outbox() const { return *outbox_; }  // thread-safe
+  void attach_outbox(Outbox& outbox) { outbox_ = &outbox; }
   JobGate& gate() { return gate_; }  // thread-safe
   const JobGate& gate() const { return gate_; }
   double vram_total_gb() const { return vram_total_gb_; }
@@ -155,6 +162,7 @@ class Runtime {
   bool paused_ = false;
   LogHub logs_;
   JobGate gate_;
+  Outbox* outbox_ = nullptr;
   std::map<std::string, JobRecord> active_;
   std::deque<JobRecord> recent_jobs_;
   std::deque<JobRecord> local_jobs_;

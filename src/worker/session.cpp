@@ -7,12 +7,17 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <algorithm>
+#include <limits>
+#include <set>
+
 #include "common/clock.h"
 #include "common/log.h"
 #include "net/ws_client.h"
 #include "proto/codec.h"
 #include "transfer/url_policy.h"
 #include "worker/run_blocking.h"
+#include "worker/outbox.h"
 #include "worker/studio_api.h"
 
 namespace sw::worker {
@@ -28,6 +33,7 @@ const log::Logger& logger() {
 }
 
 constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
+constexpr const char* kAwaitingAck = "awaiting completeAck";
 constexpr const char* kSubprotocol = "studio-worker-v1";
 
 std::string describe_kinds(const std::vector<proto::TaskKind>& kinds) {
@@ -70,18 +76,22 @@ proto::RawJson json_of(const engines::TaskResult& result) {
 
 struct StudioSession::Link {
   Link(std::shared_ptr<net::WsClient> socket, const asio::any_io_executor& loop)
-      : ws(std::move(socket)), heartbeat_timer(loop), log_timer(loop) {}
+      : ws(std::move(socket)), heartbeat_timer(loop), log_timer(loop), courier_timer(loop) {}
 
   void end() {
     alive = false;
     heartbeat_timer.cancel();
     log_timer.cancel();
+    courier_timer.cancel();
   }
 
   std::shared_ptr<net::WsClient> ws;
   bool alive = true;
+  bool welcomed = false;
   asio::steady_timer heartbeat_timer;
   asio::steady_timer log_timer;
+  asio::steady_timer courier_timer;
+  std::set<std::string> awaiting_ack;  // completeJson sent on this link, no completeAck yet
 };
 
 // Frames about a job go over the link its offer came on: the studio ties a claim to it.
@@ -287,6 +297,22 @@ awaitable<StudioSession::Ending> StudioSession::run_link(std::shared_ptr<Link> l
       co_return ending;
     }
     if (auto* error = std::get_if<proto::ErrorFrame>(&*frame)) {
+      if (error->code == proto::WorkerErrorCode::ProtocolViolation) {
+        // The studio's answer to a completeJson for a job that is no longer ours: the result is
+        // dropped, and the session starts over (the cause is gone, so this is not fatal).
+        std::optional<std::string> disowned;
+        for (const auto& job_id : link->awaiting_ack) {
+          if (error->message.find(job_id) != std::string::npos) disowned = job_id;
+        }
+        if (disowned) {
+          std::string note = "the studio answered protocol_violation: " + error->message;
+          co_await settle(this, *disowned, false, std::move(note));
+          ending.cause = "protocol violation over job " + *disowned + ": " + error->message;
+          const std::string reason = "session ended";
+          co_await link->ws->close(1000, reason);
+          co_return ending;
+        }
+      }
       auto reaction = react_to_error(*error);
       reaction.welcomed = ending.welcomed;
       const std::string reason =
@@ -301,8 +327,10 @@ awaitable<StudioSession::Ending> StudioSession::run_link(std::shared_ptr<Link> l
         runtime_.logs().ship(log::Level::Info, "ws",
                              fmt::format("server welcomed {} server_time={}", welcome->worker_id,
                                          welcome->server_time));
+        link->welcomed = true;
         asio::co_spawn(runtime_.loop(), heartbeat_pump(this, link), asio::detached);
         asio::co_spawn(runtime_.loop(), log_pump(this, link), asio::detached);
+        asio::co_spawn(runtime_.loop(), courier(this, link), asio::detached);
       } else {
         // The studio must welcome first; anything else now is dropped (an offer too).
         runtime_.logs().local(log::Level::Warn, "ws",
@@ -317,9 +345,15 @@ awaitable<StudioSession::Ending> StudioSession::run_link(std::shared_ptr<Link> l
           if constexpr (std::is_same_v<T, proto::Offer>) {
             handle_offer(link, std::move(value.claim));
           } else if constexpr (std::is_same_v<T, proto::CompleteAck>) {
-            runtime_.logs().ship(log::Level::Info, "ws",
-                                 "studio confirmed completion of job " + value.job_id,
-                                 value.job_id);
+            if (link->awaiting_ack.erase(value.job_id) > 0) {
+              asio::co_spawn(runtime_.loop(),
+                             settle(this, value.job_id, true, "studio confirmed completion"),
+                             asio::detached);
+            } else {
+              runtime_.logs().ship(log::Level::Info, "ws",
+                                   "studio confirmed completion of job " + value.job_id,
+                                   value.job_id);
+            }
           } else if constexpr (std::is_same_v<T, proto::FailAck>) {
             runtime_.logs().ship(log::Level::Info, "ws",
                                  "studio confirmed failure of job " + value.job_id, value.job_id);
@@ -393,6 +427,15 @@ void StudioSession::handle_offer(const std::shared_ptr<Link>& link, proto::JobOf
     // No presence probe on this platform yet: presence is unknown, which holds the worker back.
     reject("worker only runs jobs while its user is idle (presence unknown)",
            proto::RejectCode::Paused);
+    return;
+  }
+  if (runtime_.outbox().full()) {
+    // Results that cannot be kept are GPU time thrown away: take no more until delivery catches
+    // up (the studio offers the job to another worker meanwhile).
+    const auto summary = runtime_.outbox().summary();
+    reject(fmt::format("result outbox is full ({} results, {} MiB awaiting delivery)",
+                       summary.entries, summary.bytes >> 20),
+           proto::RejectCode::Busy);
     return;
   }
   auto ticket = runtime_.gate().try_acquire();
@@ -469,61 +512,159 @@ awaitable<void> StudioSession::run_job(StudioSession* self, std::shared_ptr<Link
     co_return;
   }
 
-  if (!is_binary(*result)) {
-    const proto::WorkerFrame frame{proto::CompleteJson{job_id, json_of(*result), prompt}};
-    auto sent = co_await send_on(link, frame);
-    if (sent) {
-      logs.ship(log::Level::Info, "ws", "json result sent for job " + job_id, job_id);
-      runtime.job_finished(job_id, true, {});
+  // Into the outbox first (fsynced): from here the result survives a dropped link or a crash.
+  const WorkerConfig config = runtime.config();
+  const auto now = unix_millis_now();
+  OutboxEntry entry;
+  entry.job_id = job_id;
+  entry.studio = config.api_base_url;
+  entry.worker_id = config.worker_id.value_or("");
+  entry.prompt = prompt;
+  entry.created_at_ms = now;
+  entry.next_attempt_at_ms = now;
+  if (is_binary(*result)) {
+    auto [bytes, ext] = binary_of(*result);
+    entry.kind = OutboxEntry::Kind::Binary;
+    entry.body = std::move(bytes);
+    entry.ext = std::move(ext);
+  } else {
+    entry.kind = OutboxEntry::Kind::Json;
+    entry.body = json_of(*result).text();
+  }
+  Outbox* outbox = &runtime.outbox();
+  std::function<bool()> keep = [outbox, &entry] { return outbox->put(entry); };
+  const bool durable = co_await run_blocking<bool>(pool, std::move(keep));
+  logs.ship(durable ? log::Level::Info : log::Level::Error, "job",
+            fmt::format("result of job {} kept for delivery ({} bytes{})", job_id,
+                        entry.body.size(),
+                        durable ? "" : ", in memory only: the disk refused it"),
+            job_id);
+  runtime.job_finished(job_id, true, {});
+  self->poke_courier();
+}
+
+void StudioSession::poke_courier() {
+  if (link_ && link_->alive) {
+    link_->courier_timer.cancel();
+  }
+}
+
+awaitable<void> StudioSession::courier(StudioSession* self, std::shared_ptr<Link> link) {
+  Runtime& runtime = self->runtime_;
+  Outbox* outbox = &runtime.outbox();
+  constexpr std::size_t kBatch = 4;  // entries read at a time (they may be large)
+  // A new session is a new chance: the first pass takes every entry, however far its backoff.
+  std::int64_t horizon = std::numeric_limits<std::int64_t>::max();
+  std::set<std::string> tried;  // this pass of a new session: each entry once
+  while (link->alive) {
+    std::function<Result<std::vector<OutboxEntry>>()> load = [outbox, horizon] {
+      return outbox->due(horizon, kBatch + 64);
+    };
+    auto due = co_await run_blocking<Result<std::vector<OutboxEntry>>>(runtime.pool(),
+                                                                       std::move(load));
+    if (!link->alive) co_return;
+    std::size_t delivered = 0;
+    if (!due) {
+      runtime.logs().ship(log::Level::Error, "outbox",
+                          "outbox cannot be read: " + due.error().message);
     } else {
-      const std::string reason = "json result could not be sent: " + sent.error().message;
-      logs.ship(log::Level::Error, "ws", reason, job_id);
-      runtime.job_finished(job_id, false, reason);
+      for (auto& entry : *due) {
+        if (!link->alive) co_return;
+        if (delivered == kBatch) break;
+        if (!tried.insert(entry.job_id).second) continue;
+        ++delivered;
+        co_await deliver(self, link, std::move(entry));
+      }
     }
+    if (delivered > 0) continue;  // more may be due
+    horizon = unix_millis_now();
+    tried.clear();
+    // Sleep until the next entry falls due, or a new result pokes us.
+    const auto next = outbox->next_due_ms();
+    const auto wait = next ? std::clamp<std::int64_t>(*next - unix_millis_now() + 1, 0, 60'000)
+                           : std::int64_t{60'000};
+    link->courier_timer.expires_after(std::chrono::milliseconds(wait));
+    co_await link->courier_timer.async_wait(kUseTuple);
+    horizon = unix_millis_now();
+  }
+}
+
+awaitable<void> StudioSession::deliver(StudioSession* self, std::shared_ptr<Link> link,
+                                       OutboxEntry entry) {
+  Runtime& runtime = self->runtime_;
+  auto& logs = runtime.logs();
+  const WorkerConfig config = runtime.config();
+  const std::string job_id = entry.job_id;
+  if (entry.studio != config.api_base_url || entry.worker_id != config.worker_id.value_or("")) {
+    // Claimed under another studio or identity: kept for when that comes back, not sent here.
+    std::string why = "belongs to worker " + entry.worker_id + " of " + entry.studio;
+    co_await postpone(self, std::move(entry), 60'000, std::move(why));
+    co_return;
+  }
+  const int attempt = entry.attempts + 1;
+  if (entry.kind == OutboxEntry::Kind::Json) {
+    auto parsed = proto::RawJson::parse(entry.body);
+    if (!parsed) {
+      std::string why = "stored result is not JSON: " + parsed.error().message;
+      co_await settle(self, job_id, false, std::move(why));
+      co_return;
+    }
+    const proto::WorkerFrame frame{proto::CompleteJson{job_id, std::move(*parsed), entry.prompt}};
+    auto sent = co_await send_on(link, frame);
+    if (!sent) {
+      const auto wait = outbox_backoff_ms(attempt, runtime.timings().outbox_backoff_base.count());
+      std::string why = "completeJson could not be sent: " + sent.error().message;
+      co_await postpone(self, std::move(entry), wait, std::move(why));
+      co_return;
+    }
+    link->awaiting_ack.insert(job_id);
+    logs.ship(log::Level::Info, "ws",
+              fmt::format("json result sent for job {} (attempt {})", job_id, attempt), job_id);
+    // Until completeAck arrives (then the entry goes); without one it is sent again.
+    const auto wait = std::max<std::int64_t>(runtime.timings().completion_ack_wait.count(),
+                                             outbox_backoff_ms(attempt, runtime.timings().outbox_backoff_base.count()));
+    std::string why = kAwaitingAck;
+    co_await postpone(self, std::move(entry), wait, std::move(why));
     co_return;
   }
 
-  auto [bytes, ext] = binary_of(*result);
-  const WorkerConfig config = runtime.config();
   StudioEndpoint studio{config.api_base_url, config.ca_file, runtime.timings().http_timeout};
-  ResultUpload upload{config.worker_id.value_or(""), config.auth_token.value_or(""), job_id,
-                      prompt, ext, std::move(bytes)};
-  constexpr int kUploadRetries = 2;  // extra attempts on 5xx or transport errors (§2.3)
-  std::optional<UploadFailure> last_failure;
-  for (int attempt = 0; attempt <= kUploadRetries; ++attempt) {
-    if (attempt > 0) {
-      asio::steady_timer pause(runtime.loop());
-      pause.expires_after(runtime.timings().upload_retry_pause * attempt);
-      co_await pause.async_wait(kUseTuple);
-    }
-    logs.local(log::Level::Info, "upload",
-               fmt::format("uploading {} bytes for job {} (attempt {})", upload.bytes.size(),
-                           job_id, attempt + 1),
-               job_id);
-    std::function<tl::expected<void, UploadFailure>()> send = [studio, &upload]() {
-      return upload_result(studio, upload);
-    };
-    auto uploaded = co_await run_blocking<tl::expected<void, UploadFailure>>(pool, std::move(send));
-    if (uploaded) {
-      logs.ship(log::Level::Info, "upload",
-                fmt::format("binary upload ok for job {} ({} bytes)", job_id, upload.bytes.size()),
-                job_id);
-      runtime.job_finished(job_id, true, {});
-      co_return;
-    }
-    last_failure = uploaded.error();
-    logs.ship(log::Level::Warn, "upload",
-              fmt::format("upload of job {} failed (attempt {}): {}", job_id, attempt + 1,
-                          uploaded.error().error.message),
-              job_id);
-    if (!uploaded.error().retryable()) break;
-  }
-  const std::string reason = "result upload failed: " + last_failure->error.message;
-  if (last_failure->status == 409) {
-    // The studio gave the job to someone else: a `fail` now would be a protocol violation.
-    runtime.job_finished(job_id, false, reason);
+  auto upload = std::make_shared<ResultUpload>(ResultUpload{
+      config.worker_id.value_or(""), config.auth_token.value_or(""), job_id, entry.prompt,
+      entry.ext, std::move(entry.body)});
+  logs.local(log::Level::Info, "upload",
+             fmt::format("uploading {} bytes for job {} (attempt {})", upload->bytes.size(),
+                         job_id, attempt),
+             job_id);
+  std::function<tl::expected<void, UploadFailure>()> send = [studio, upload]() {
+    return upload_result(studio, *upload);
+  };
+  auto uploaded =
+      co_await run_blocking<tl::expected<void, UploadFailure>>(runtime.pool(), std::move(send));
+  if (uploaded) {
+    std::string note = fmt::format("binary upload ok ({} bytes)", upload->bytes.size());
+    co_await settle(self, job_id, true, std::move(note));
     co_return;
   }
+  const auto& failure = uploaded.error();
+  if (failure.status == 409) {
+    std::string note = "the studio answered 409: " + failure.error.message;
+    co_await settle(self, job_id, false, std::move(note));
+    co_return;
+  }
+  // Worth another try: transport errors, 5xx, and answers that may change (auth, throttling).
+  const bool retry = failure.retryable() || failure.status == 401 || failure.status == 408 ||
+                     failure.status == 429;
+  if (retry) {
+    entry.body = std::move(upload->bytes);
+    const auto wait = outbox_backoff_ms(attempt, runtime.timings().outbox_backoff_base.count());
+    std::string why = "upload failed: " + failure.error.message;
+    co_await postpone(self, std::move(entry), wait, std::move(why));
+    co_return;
+  }
+  // The studio refuses these bytes for good (400, 413, …): tell it the job failed, drop them.
+  std::string reason = "result upload refused: " + failure.error.message;
+  co_await settle(self, job_id, false, reason);
   const proto::WorkerFrame frame{proto::Fail{job_id, reason, true}};
   auto sent = co_await send_on(link, frame);
   if (!sent) {
@@ -531,7 +672,53 @@ awaitable<void> StudioSession::run_job(StudioSession* self, std::shared_ptr<Link
               fmt::format("fail for {} could not be sent: {}", job_id, sent.error().message),
               job_id);
   }
-  runtime.job_finished(job_id, false, reason);
+}
+
+awaitable<void> StudioSession::settle(StudioSession* self, std::string job_id, bool delivered,
+                                      std::string note) {
+  Runtime& runtime = self->runtime_;
+  Outbox* outbox = &runtime.outbox();
+  std::function<Status()> drop = [outbox, job_id, delivered] {
+    return outbox->remove(job_id, delivered);
+  };
+  auto removed = co_await run_blocking<Status>(runtime.pool(), std::move(drop));
+  if (!removed) {
+    runtime.logs().ship(log::Level::Error, "outbox",
+                        fmt::format("entry of job {} could not be removed: {}", job_id,
+                                    removed.error().message),
+                        job_id);
+  }
+  if (delivered) {
+    runtime.logs().ship(log::Level::Info, "outbox",
+                        fmt::format("result of job {} delivered: {}", job_id, note), job_id);
+  } else {
+    runtime.logs().ship(log::Level::Warn, "outbox",
+                        fmt::format("result of job {} dropped: {}", job_id, note), job_id);
+  }
+}
+
+awaitable<void> StudioSession::postpone(StudioSession* self, OutboxEntry entry,
+                                        std::int64_t wait_ms, std::string error) {
+  Runtime& runtime = self->runtime_;
+  Outbox* outbox = &runtime.outbox();
+  const int attempts = entry.attempts + 1;
+  const auto next = unix_millis_now() + wait_ms;
+  std::function<Status()> write = [outbox, job_id = entry.job_id, attempts, next, error] {
+    return outbox->postpone(job_id, attempts, next, error);
+  };
+  auto written = co_await run_blocking<Status>(runtime.pool(), std::move(write));
+  if (!written) {
+    runtime.logs().ship(log::Level::Error, "outbox",
+                        fmt::format("entry of job {} could not be updated: {}", entry.job_id,
+                                    written.error().message),
+                        entry.job_id);
+  }
+  if (error != kAwaitingAck) {
+    runtime.logs().ship(log::Level::Warn, "outbox",
+                        fmt::format("delivery of job {} failed (attempt {}), next in {} ms: {}",
+                                    entry.job_id, attempts, wait_ms, error),
+                        entry.job_id);
+  }
 }
 
 }  // namespace sw::worker

@@ -9,14 +9,17 @@
 //
 // Pumps (heartbeat 5 s, log shipping 1 s) start only after `welcome`; every pump belongs to one
 // link and ends with it. A read that sees no frame for 20 s declares the link dead. Offers are
-// decided on the loop (paused, only-when-idle, busy) and run on the pool; binary results go over
-// the multipart route, JSON results over the socket. Loop-thread only.
+// decided on the loop (paused, only-when-idle, busy, outbox full) and run on the pool. A finished
+// result goes into the durable outbox first; the courier of each welcomed link delivers the
+// outbox oldest first (binary results over the multipart route, JSON results over the socket,
+// then `completeAck`), so a result outlives a dropped link or a crash. Loop-thread only.
 
 #include <boost/asio/awaitable.hpp>
 #include <memory>
 #include <random>
 
 #include "proto/frames.h"
+#include "worker/outbox.h"
 #include "worker/runtime.h"
 
 namespace sw::worker {
@@ -58,6 +61,16 @@ class StudioSession {
                                                       Runtime* runtime);
   static boost::asio::awaitable<void> run_job(StudioSession* self, std::shared_ptr<Link> link,
                                               proto::JobOfferClaim claim, SharedTicket ticket);
+  // Delivers the outbox while `link` lives; wakes when poked or when an entry falls due.
+  static boost::asio::awaitable<void> courier(StudioSession* self, std::shared_ptr<Link> link);
+  static boost::asio::awaitable<void> deliver(StudioSession* self, std::shared_ptr<Link> link,
+                                              OutboxEntry entry);
+  // The studio has the result (`delivered`) or disowned the job: the entry goes.
+  static boost::asio::awaitable<void> settle(StudioSession* self, std::string job_id,
+                                             bool delivered, std::string note);
+  static boost::asio::awaitable<void> postpone(StudioSession* self, OutboxEntry entry,
+                                               std::int64_t wait_ms, std::string error);
+  void poke_courier();
 
   Runtime& runtime_;
   std::shared_ptr<Link> link_;  // the current link, if any

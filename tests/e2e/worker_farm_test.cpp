@@ -78,7 +78,10 @@ std::string read_file(const std::filesystem::path& path) {
 
 class Studio {
  public:
-  Studio(const std::filesystem::path& dir, std::uint16_t port = 0) : dir_(dir) {
+  // `extra_args`: more `serve` options (e.g. a short claim grace).
+  Studio(const std::filesystem::path& dir, std::uint16_t port = 0,
+         std::vector<std::string> extra_args = {})
+      : dir_(dir), extra_args_(std::move(extra_args)) {
     std::filesystem::create_directories(dir);
     start(port);
   }
@@ -86,9 +89,11 @@ class Studio {
   void start(std::uint16_t port) {
     const auto log = dir_ / "server.log";
     const auto before = read_file(log).size();
-    pid_ = spawn({SW_STUDIO_SERVER_BIN, "serve", "--listen", "127.0.0.1:" + std::to_string(port),
-                  "--data-dir", (dir_ / "data").string()},
-                 log);
+    std::vector<std::string> argv = {SW_STUDIO_SERVER_BIN, "serve", "--listen",
+                                     "127.0.0.1:" + std::to_string(port), "--data-dir",
+                                     (dir_ / "data").string()};
+    argv.insert(argv.end(), extra_args_.begin(), extra_args_.end());
+    pid_ = spawn(argv, log);
     ASSERT_TRUE(eventually([&] {
       const auto text = read_file(log).substr(before);
       const auto at = text.find("http://127.0.0.1:");
@@ -149,6 +154,7 @@ class Studio {
 
  private:
   std::filesystem::path dir_;
+  std::vector<std::string> extra_args_;
   pid_t pid_ = -1;
   std::uint16_t port_ = 0;
 };
@@ -321,7 +327,7 @@ TEST(WorkerFarm, TwoWorkersShareOneQueue) {
 
 TEST(WorkerFarm, AWorkerKilledMidJobLosesNothingAnotherWorkerFinishesIt) {
   sw::testing::TempDir dir;
-  Studio studio(dir.path() / "studio");
+  Studio studio(dir.path() / "studio", 0, {"--claim-grace-ms", "300"});
   studio.add_models();
   Worker slow(dir.path() / "w1", studio, 60000);
   const std::string slow_id = studio.approve_next();
@@ -339,6 +345,38 @@ TEST(WorkerFarm, AWorkerKilledMidJobLosesNothingAnotherWorkerFinishesIt) {
   EXPECT_EQ(studio.job(job).value("workerId", ""), rescuer_id);
   EXPECT_EQ(studio.job(job).value("attempts", 0), 1);
   EXPECT_NE(rescuer_id, slow_id);
+}
+
+TEST(WorkerFarm, AWorkerRestartedAfterACrashDeliversTheResultItHadFinished) {
+  sw::testing::TempDir dir;
+  Studio studio(dir.path() / "studio");
+  studio.add_models();
+  Worker worker(dir.path() / "w1", studio, 1500);
+  const std::string worker_id = studio.approve_next();
+  ASSERT_TRUE(worker.wait_session("connected"));
+  const auto job =
+      studio.submit("image", {{"prompt", "kept safe"}, {"width", 64}, {"height", 48}});
+  ASSERT_TRUE(eventually([&] {
+    const auto current = worker.status()["currentJobId"];
+    return current.is_string() && current == job;
+  }));
+  // The studio goes away while the worker runs; the worker finishes into its outbox…
+  const auto port = studio.port();
+  EXPECT_EQ(studio.terminate(), 0);
+  ASSERT_TRUE(eventually([&] { return worker.status()["outbox"].value("entries", 0) == 1; }))
+      << worker.status().dump();
+  // …and is killed before it could deliver. Both come back.
+  worker.kill9();
+  studio.start(port);
+  worker.start(1500);
+  ASSERT_TRUE(studio.wait_status(job, "done", 60s)) << studio.job(job).dump() << worker.log();
+  EXPECT_EQ(studio.job(job).value("workerId", ""), worker_id);
+  EXPECT_EQ(studio.job(job).value("attempts", -1), 0) << "the claim survived the restarts";
+  ASSERT_TRUE(eventually([&] { return worker.status()["outbox"].value("entries", -1) == 0; }));
+  auto image = studio.api("GET", "/api/v1/jobs/" + job + "/result");
+  auto decoded = sw::testing::decode_webp(bytes_of(image.body));
+  ASSERT_TRUE(decoded) << decoded.error().message;
+  EXPECT_EQ(decoded->width, 64u);
 }
 
 TEST(WorkerFarm, AfterAStudioRestartTheWorkerReconnectsAndCarriesOn) {

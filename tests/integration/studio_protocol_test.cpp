@@ -29,6 +29,7 @@ studio::StudioConfig test_config(const std::filesystem::path& dir) {
   config.session_silence_timeout = 30s;
   config.sweep_interval = 1s;
   config.reject_hold_off = 1h;  // deterministic: a rejecting worker gets nothing more
+  config.claim_grace = 150ms;   // a vanished holder's job comes back quickly
   return config;
 }
 
@@ -541,6 +542,128 @@ TEST_F(StudioProtocolTest, AWorkerThatVanishesMidJobLosesItToAnother) {
   EXPECT_EQ(studio().job_attempts(job), 1);
 }
 
+// ---- nothing lost: claim grace, late and repeated completions (issue 7) ----
+
+TEST_F(StudioProtocolTest, AClaimSurvivesAShortDisconnectAndTheHolderFinishesIt) {
+  auto config = test_config(dir_.path());
+  config.claim_grace = 30s;
+  restart(config);
+  const auto worker = register_worker(studio(), "install-g1");
+  const auto other = register_worker(studio(), "install-g2");
+  auto client = connect_worker(studio(), worker);
+  const auto job = studio().create_job(llm_job("synth-llm", "x"));
+  ASSERT_TRUE(expect_offer(*client));
+  client->send(proto::Accept{job});
+  client->drop();  // Wi-Fi gone
+  // Another idle worker is not offered the job while its holder may come back.
+  auto bystander = connect_worker(studio(), other);
+  ASSERT_NE(bystander, nullptr);
+  // The holder is back and says it still runs the job: the claim is its own again.
+  auto back = connect_worker(studio(), worker);
+  ASSERT_NE(back, nullptr);
+  back->send(proto::Heartbeat{test_capabilities(), job});
+  back->send(proto::CompleteJson{job, *proto::RawJson::parse(R"({"n":1})"), std::nullopt});
+  auto ack = back->next_non_ack();
+  ASSERT_TRUE(ack && std::holds_alternative<proto::CompleteAck>(*ack));
+  EXPECT_TRUE(studio().wait_job_status(job, "done"));
+  EXPECT_EQ(studio().job_attempts(job), 0);
+  EXPECT_EQ(studio().job_field(job, "workerId"), worker.worker_id);
+  EXPECT_FALSE(bystander->next_non_ack(300ms).has_value()) << "the bystander got an offer";
+}
+
+TEST_F(StudioProtocolTest, ALateResultForARequeuedJobIsTakenAndTheNewClaimWithdrawn) {
+  const auto first = register_worker(studio(), "install-l1");
+  const auto second = register_worker(studio(), "install-l2");
+  auto a = connect_worker(studio(), first);
+  const auto job = studio().create_job(llm_job("synth-llm", "x"));
+  ASSERT_TRUE(expect_offer(*a));
+  a->send(proto::Accept{job});
+  a->drop();
+  // The grace passes; the job goes to the second worker, which accepts it.
+  auto b = connect_worker(studio(), second);
+  auto offer = expect_offer(*b);
+  ASSERT_TRUE(offer);
+  ASSERT_EQ(offer->job_id, job);
+  b->send(proto::Accept{job});
+  EXPECT_EQ(studio().job_attempts(job), 1);
+  // The first worker comes back with its finished result: it is taken.
+  auto a2 = connect_worker(studio(), first);
+  a2->send(proto::CompleteJson{job, *proto::RawJson::parse(R"({"from":"first"})"),
+                               std::nullopt});
+  auto ack = a2->next_non_ack();
+  ASSERT_TRUE(ack && std::holds_alternative<proto::CompleteAck>(*ack));
+  EXPECT_TRUE(studio().wait_job_status(job, "done"));
+  EXPECT_EQ(studio().job_field(job, "workerId"), first.worker_id);
+  // The second worker's own result is acknowledged and dropped; its session carries on.
+  b->send(proto::CompleteJson{job, *proto::RawJson::parse(R"({"from":"second"})"),
+                              std::nullopt});
+  auto ack2 = b->next_non_ack();
+  ASSERT_TRUE(ack2 && std::holds_alternative<proto::CompleteAck>(*ack2));
+  EXPECT_FALSE(b->closed());
+  auto result = http_request(studio().port(), "GET", "/api/v1/jobs/" + job + "/result", "",
+                             kTestAdminToken);
+  EXPECT_EQ(result.body, R"({"from":"first"})");
+  // The freed second worker takes new work (the first, preferred for this model, takes one too).
+  const auto next = studio().create_job(llm_job("synth-llm", "y"));
+  const auto after = studio().create_job(llm_job("synth-llm", "z"));
+  auto offer2 = expect_offer(*b);
+  ASSERT_TRUE(offer2);
+  EXPECT_TRUE(offer2->job_id == next || offer2->job_id == after) << offer2->job_id;
+}
+
+TEST_F(StudioProtocolTest, RepeatedCompletionsAreAcknowledgedAgainAndChangeNothing) {
+  const auto worker = register_worker(studio(), "install-r1");
+  auto client = connect_worker(studio(), worker);
+  const auto job = studio().create_job(llm_job("synth-llm", "x"));
+  ASSERT_TRUE(expect_offer(*client));
+  client->send(proto::Accept{job});
+  for (int i = 0; i < 3; ++i) {
+    client->send(proto::CompleteJson{job, *proto::RawJson::parse(R"({"v":1})"), std::nullopt});
+    auto ack = client->next_non_ack();
+    ASSERT_TRUE(ack && std::holds_alternative<proto::CompleteAck>(*ack)) << i;
+  }
+  EXPECT_EQ(studio().job_status(job), "done");
+  // Different bytes for the same job are not a repeat: refused.
+  client->send(proto::CompleteJson{job, *proto::RawJson::parse(R"({"v":2})"), std::nullopt});
+  auto error = client->next_non_ack();
+  ASSERT_TRUE(error && std::holds_alternative<proto::ErrorFrame>(*error));
+  auto result = http_request(studio().port(), "GET", "/api/v1/jobs/" + job + "/result", "",
+                             kTestAdminToken);
+  EXPECT_EQ(result.body, R"({"v":1})");
+}
+
+TEST_F(StudioProtocolTest, AfterAStudioRestartTheHolderKeepsItsClaimWithinTheGrace) {
+  auto config = test_config(dir_.path());
+  config.claim_grace = 30s;
+  restart(config);
+  const auto worker = register_worker(studio(), "install-h1");
+  auto client = connect_worker(studio(), worker);
+  const auto job = studio().create_job(image_job("synth-image", "x"));
+  ASSERT_TRUE(expect_offer(*client));
+  client->send(proto::Accept{job});
+  EXPECT_EQ(studio().job_status(job), "claimed");
+  studio_->crash();
+  client.reset();
+  studio_ = std::make_unique<StudioHarness>(config);
+  EXPECT_EQ(studio().job_status(job), "claimed");
+  // The worker finished meanwhile and uploads after the restart: taken, no attempt lost.
+  const auto [type, form] = result_form("x", "png", "png-bytes", "f.png");
+  const auto reply = http_request(
+      studio().port(), "POST",
+      "/graphics/api/workers/" + worker.worker_id + "/jobs/" + job + "/complete", form,
+      worker.token, type);
+  EXPECT_EQ(reply.status, 200) << reply.body;
+  EXPECT_EQ(studio().job_status(job), "done");
+  EXPECT_EQ(studio().job_attempts(job), 0);
+  // The same upload again (its answer was lost): 200, repeated.
+  const auto again = http_request(
+      studio().port(), "POST",
+      "/graphics/api/workers/" + worker.worker_id + "/jobs/" + job + "/complete", form,
+      worker.token, type);
+  EXPECT_EQ(again.status, 200);
+  EXPECT_NE(again.body.find("repeated"), std::string::npos) << again.body;
+}
+
 // ---- scheduling rules ----
 
 TEST_F(StudioProtocolTest, JobsGoOutByPriorityThenAge) {
@@ -753,7 +876,7 @@ TEST_F(StudioProtocolTest, MetricsExposeQueueDepthAndWorkers) {
 
 // ---- restart: the database is the truth ----
 
-TEST_F(StudioProtocolTest, ARestartKeepsEveryJobAndRequeuesTheClaimedOnes) {
+TEST_F(StudioProtocolTest, ARestartKeepsEveryJobAndRequeuesClaimedOnesAfterTheGrace) {
   const auto worker = register_worker(studio(), "install-x1");
   auto client = connect_worker(studio(), worker);
   const auto done = studio().create_job(llm_job("synth-llm", "done"));
@@ -777,8 +900,10 @@ TEST_F(StudioProtocolTest, ARestartKeepsEveryJobAndRequeuesTheClaimedOnes) {
   EXPECT_EQ(studio().job_status(done), "done");
   EXPECT_EQ(studio().job_status(cancelled), "cancelled");
   EXPECT_EQ(studio().job_status(queued), "queued");
-  EXPECT_EQ(studio().job_status(held), "queued");
+  // The holder had the claim grace to come back; it did not, so the job is requeued.
+  EXPECT_TRUE(studio().wait_job_status(held, "queued"));
   EXPECT_EQ(studio().job_attempts(held), 1);
+  EXPECT_NE(studio().job_field(held, "error").find("the studio restarted"), std::string::npos);
   // Credentials and models survived too; the requeued job goes out first (priority 0 > -1).
   auto again = connect_worker(studio(), worker);
   ASSERT_NE(again, nullptr);

@@ -37,7 +37,8 @@ worker::RuntimeTimings fast_timings() {
   t.registration_poll = 100ms;
   t.backoff_base = 50ms;
   t.backoff_cap = 200ms;
-  t.upload_retry_pause = 50ms;
+  t.outbox_backoff_base = 50ms;
+  t.completion_ack_wait = 1s;
   t.shutdown_grace = 2s;
   t.http_timeout = 5s;
   return t;
