@@ -36,9 +36,13 @@ int run_samples_command(const std::string& out_dir, const std::string& prompt) {
 }
 
 int run_daemon(const std::filesystem::path& config_path, std::int64_t registration_poll_ms,
-               std::int64_t synthetic_job_ms, std::optional<std::uint16_t> local_api_port) {
+               std::int64_t synthetic_job_ms, std::optional<std::uint16_t> local_api_port,
+               double time_scale) {
   sw::worker::DaemonOptions options;
   options.config_path = config_path;
+  if (time_scale != 1.0) {
+    options.timings = sw::worker::scaled(options.timings, time_scale);
+  }
   if (registration_poll_ms > 0) {
     options.timings.registration_poll = std::chrono::milliseconds(registration_poll_ms);
   }
@@ -86,6 +90,11 @@ int main(int argc, char** argv) {
   run->add_option("--synthetic-job-ms", synthetic_job_ms,
                   "Simulated work time of each synthetic job (default 0)")
       ->check(CLI::Range(std::int64_t{0}, std::int64_t{3600000}))
+      ->group("Rehearsal");
+  double time_scale = 1.0;
+  run->add_option("--time-scale", time_scale,
+                  "Multiply every session timing (heartbeat, timeouts, backoff) by this")
+      ->check(CLI::Range(0.01, 1.0))
       ->group("Rehearsal");
   run->add_option("--local-api-port", local_api_port,
                   "Local API port (0: any free port); overrides config and environment");
@@ -142,7 +151,8 @@ int main(int argc, char** argv) {
 
   int rc = 0;
   if (run->parsed()) {
-    rc = run_daemon(config_path, registration_poll_ms, synthetic_job_ms, local_api_port);
+    rc = run_daemon(config_path, registration_poll_ms, synthetic_job_ms, local_api_port,
+                    time_scale);
   } else if (register_cmd->parsed()) {
     rc = report(sw::worker::register_command(config_path, api_base_url, reset, std::cout),
                 "register");

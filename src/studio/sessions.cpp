@@ -231,7 +231,7 @@ void Studio::handle_accept(const std::shared_ptr<WorkerSession>& session,
     }
   }
   // An accept that crossed the offer's timeout (or a withdrawal) in flight changes nothing.
-  claim_lapsed(accept.job_id, session->worker_id_,
+  once_held(accept.job_id, session->worker_id_,
                [self = shared_from_this(), session, job_id = accept.job_id](bool lapsed) {
                  if (lapsed) {
                    logger().info("job.late_accept_ignored",
@@ -248,7 +248,7 @@ void Studio::handle_reject(const std::shared_ptr<WorkerSession>& session,
   auto it = jobs_.find(reject.job_id);
   if (it == jobs_.end() || it->second.session != session ||
       it->second.phase != ActiveJob::Phase::Offered) {
-    claim_lapsed(reject.job_id, session->worker_id_,
+    once_held(reject.job_id, session->worker_id_,
                  [self = shared_from_this(), session, job_id = reject.job_id](bool lapsed) {
                    if (!lapsed) {
                      self->end_session(session, proto::WorkerErrorCode::ProtocolViolation,
@@ -366,7 +366,7 @@ void Studio::handle_fail(const std::shared_ptr<WorkerSession>& session,
   }
   // A fail for a job this worker held before (the claim lapsed meanwhile) is acknowledged and
   // changes nothing; anything else breaks the protocol.
-  claim_lapsed(failure.job_id, session->worker_id_,
+  once_held(failure.job_id, session->worker_id_,
                [self = shared_from_this(), session, job_id = failure.job_id](bool lapsed) {
                  if (lapsed) {
                    self->send(session, proto::FailAck{job_id});

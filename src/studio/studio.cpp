@@ -337,17 +337,18 @@ Studio::Standing Studio::standing(const std::string& job_id, const std::string& 
   return formerly ? Standing::Former : Standing::Unknown;
 }
 
-void Studio::claim_lapsed(const std::string& job_id, const std::string& worker_id,
-                          std::function<void(bool)> then) {
+void Studio::once_held(const std::string& job_id, const std::string& worker_id,
+                       std::function<void(bool)> then) {
   if (const auto it = jobs_.find(job_id); it != jobs_.end()) {
-    then(it->second.holder != worker_id && it->second.record.formerly_held_by(worker_id));
+    then(it->second.holder == worker_id || it->second.record.formerly_held_by(worker_id));
     return;
   }
   db_->call<std::optional<store::JobRecord>>(
       [job_id](store::StudioStore& s) { return s.find_job(job_id); },
       [worker_id, then = std::move(then)](Result<std::optional<store::JobRecord>> job) {
-        then(job && *job && (*job)->worker_id != worker_id &&
-             ((*job)->formerly_held_by(worker_id) || (*job)->last_worker_id == worker_id));
+        then(job && *job &&
+             ((*job)->formerly_held_by(worker_id) || (*job)->last_worker_id == worker_id ||
+              (*job)->worker_id == worker_id));
       });
 }
 

@@ -179,9 +179,10 @@ class Studio : public std::enable_shared_from_this<Studio> {
     Unknown,    // not an active job: the database decides (repeat, dropped, or not yours)
   };
   Standing standing(const std::string& job_id, const std::string& worker_id) const;
-  // Calls `then(true)` when `worker_id` held `job_id` once and lost the claim (its late accept,
-  // reject or fail changes nothing), else `then(false)`.
-  void claim_lapsed(const std::string& job_id, const std::string& worker_id,
+  // Calls `then(true)` when `worker_id` holds or once held `job_id`, else `then(false)`. A frame
+  // about a job this worker had that comes in out of turn (an accept that crossed the result
+  // over another connection, a reject or fail after the claim lapsed) changes nothing.
+  void once_held(const std::string& job_id, const std::string& worker_id,
                     std::function<void(bool)> then);
   // Lets go of a held job: requeue (attempts+1 when `count_attempt`), or fail it at
   // maxAttempts or when `terminal`. Cancelled jobs just lose their holder.

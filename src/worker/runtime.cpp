@@ -47,6 +47,22 @@ std::string prompt_for(const proto::Task& task) {
       task.params);
 }
 
+RuntimeTimings scaled(const RuntimeTimings& timings, double factor) {
+  const auto scale = [factor](std::chrono::milliseconds value) {
+    return std::chrono::milliseconds(
+        std::max<std::int64_t>(1, static_cast<std::int64_t>(static_cast<double>(value.count()) * factor)));
+  };
+  RuntimeTimings out = timings;
+  for (auto* field :
+       {&out.heartbeat_interval, &out.log_flush_interval, &out.connect_timeout,
+        &out.read_idle_timeout, &out.close_timeout, &out.credential_poll, &out.registration_poll,
+        &out.backoff_base, &out.backoff_cap, &out.outbox_backoff_base, &out.shutdown_grace,
+        &out.http_timeout, &out.completion_ack_wait}) {
+    *field = scale(*field);
+  }
+  return out;
+}
+
 std::chrono::milliseconds reconnect_delay(std::uint32_t attempt, std::chrono::milliseconds base,
                                           std::chrono::milliseconds cap, double unit_random) {
   const std::uint32_t doublings = std::min<std::uint32_t>(attempt == 0 ? 0 : attempt - 1, 20);

@@ -42,6 +42,9 @@ struct RuntimeTimings {
   std::chrono::milliseconds completion_ack_wait = 10s;
 };
 
+// Every timing multiplied by `factor` (rehearsals and chaos tests run the protocol faster).
+RuntimeTimings scaled(const RuntimeTimings& timings, double factor);
+
 // §1.9: {"state":"waiting_for_approval"|"connecting"|"connected"|"reconnecting"(attempt)|
 // "auth_failed"(reason)|"fatal"(reason)|"stopped"}.
 struct SessionState {

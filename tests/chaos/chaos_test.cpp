@@ -1,0 +1,260 @@
+// Chaos: a studio and several workers on loopback, a fault-injecting proxy between them (drops,
+// delays, half-open silences, resets) and random SIGKILLs of workers and of the studio, over
+// hundreds of synthetic jobs. After the dust settles the database is checked against the
+// invariants of "nothing lost": every job done or failed with a reason, none recorded done
+// twice, every result byte for byte what the engine produces, no worker left holding a result.
+//
+// Short form (CI): SW_CHAOS_JOBS=200 by default. Long form, on demand:
+//   SW_CHAOS_JOBS=1000 SW_CHAOS_WORKERS=4 SW_CHAOS_SEED=<n> ctest --preset ci -L chaos
+// Every run prints its seed, its faults and its kills.
+
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include <cstdlib>
+#include <random>
+#include <set>
+
+#include "chaos/fault_proxy.h"
+#include "common/sha256.h"
+#include "engines/build_engine.h"
+#include "proto/codec.h"
+#include "support/farm.h"
+#include "support/temp_dir.h"
+
+namespace {
+
+using namespace sw::testing::farm;
+using sw::testing::FaultProxy;
+
+constexpr int kJobMs = 100;  // simulated work per job: long enough to be killed in the middle
+
+std::uint64_t env_number(const char* name, std::uint64_t fallback) {
+  const char* value = std::getenv(name);
+  return value != nullptr && *value != '\0' ? std::strtoull(value, nullptr, 10) : fallback;
+}
+
+// What the engine produces for a task: the bytes a result must be identical to. A chat
+// completion's `elapsed_ms` is a measurement, not output, and is left out of the comparison.
+std::string canonical(const std::string& kind, const std::string& text) {
+  if (kind != "llm") return text;
+  auto parsed = json::parse(text, nullptr, false);
+  if (parsed.is_object()) parsed.erase("elapsed_ms");
+  return parsed.dump();
+}
+
+struct Expected {
+  std::string kind;
+  std::string bytes;  // canonical
+};
+
+Expected expected_result(sw::engines::Engine& engine, const std::string& model,
+                         const json& task) {
+  auto decoded = sw::proto::decode_task(task.dump());
+  EXPECT_TRUE(decoded) << decoded.error().message;
+  sw::proto::ModelSource source;
+  source.engine = "synthetic";
+  const sw::engines::DispatchRequest request{model, *decoded, source, "expected", false};
+  auto result = engine.dispatch(request);
+  EXPECT_TRUE(result) << result.error().message;
+  const std::string kind = task.value("kind", "");
+  return std::visit(
+      [&](const auto& value) -> Expected {
+        using T = std::decay_t<decltype(value)>;
+        if constexpr (std::is_same_v<T, sw::engines::LlmResult> ||
+                      std::is_same_v<T, sw::engines::AudioSttResult>) {
+          return {kind, canonical(kind, value.json.text())};
+        } else {
+          return {kind, std::string(value.bytes.begin(), value.bytes.end())};
+        }
+      },
+      *result);
+}
+
+// One row of the jobs table, read straight from the database file.
+struct Row {
+  std::string id, status, error, worker_id, result_json, result_sha256;
+  std::int64_t attempts = 0, max_attempts = 0, completions = 0, result_bytes = 0;
+};
+
+std::vector<Row> read_jobs(const std::filesystem::path& db_path) {
+  sqlite3* db = nullptr;
+  EXPECT_EQ(sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+  sqlite3_stmt* stmt = nullptr;
+  EXPECT_EQ(sqlite3_prepare_v2(db,
+                               "SELECT id, status, COALESCE(error, ''), COALESCE(worker_id, ''), "
+                               "COALESCE(result_json, ''), COALESCE(result_sha256, ''), attempts, "
+                               "max_attempts, completions, COALESCE(result_bytes, 0) FROM jobs",
+                               -1, &stmt, nullptr),
+            SQLITE_OK)
+      << sqlite3_errmsg(db);
+  std::vector<Row> rows;
+  auto text = [&](int column) {
+    const auto* bytes = sqlite3_column_text(stmt, column);
+    return std::string(reinterpret_cast<const char*>(bytes),
+                       static_cast<std::size_t>(sqlite3_column_bytes(stmt, column)));
+  };
+  while (sqlite3_step(stmt) == SQLITE_ROW) {
+    Row row;
+    row.id = text(0);
+    row.status = text(1);
+    row.error = text(2);
+    row.worker_id = text(3);
+    row.result_json = text(4);
+    row.result_sha256 = text(5);
+    row.attempts = sqlite3_column_int64(stmt, 6);
+    row.max_attempts = sqlite3_column_int64(stmt, 7);
+    row.completions = sqlite3_column_int64(stmt, 8);
+    row.result_bytes = sqlite3_column_int64(stmt, 9);
+    rows.push_back(std::move(row));
+  }
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
+  return rows;
+}
+
+TEST(Chaos, EveryJobEndsDoneOrFailedThroughDropsDelaysSilencesResetsAndKills) {
+  const auto jobs = env_number("SW_CHAOS_JOBS", 200);
+  const auto worker_count = env_number("SW_CHAOS_WORKERS", 3);
+  const auto seed = env_number("SW_CHAOS_SEED", std::random_device{}());
+  std::mt19937_64 random(seed);
+  std::cout << "chaos: seed " << seed << ", " << jobs << " jobs, " << worker_count
+            << " workers (SW_CHAOS_SEED=" << seed << " replays the faults' draw)" << std::endl;
+
+  sw::testing::TempDir dir;
+  // Short timeouts so that faults resolve within the run: a silent session is closed after 2 s,
+  // a vanished holder keeps its claim 1.5 s, an unanswered offer returns after 3 s.
+  Studio studio(dir.path() / "studio", 0,
+                {"--claim-grace-ms", "1500", "--silence-timeout-ms", "2000",
+                 "--offer-timeout-ms", "3000", "--run-limit-s", "60"});
+  studio.add_models();
+  FaultProxy proxy(studio.port(), seed);
+  proxy.set_faults(false);  // registration and approval first, on a clean line
+  const std::string via_proxy = "http://127.0.0.1:" + std::to_string(proxy.port());
+  std::vector<std::unique_ptr<Worker>> workers;
+  for (std::uint64_t i = 0; i < worker_count; ++i) {
+    workers.push_back(std::make_unique<Worker>(
+        dir.path() / ("w" + std::to_string(i)), via_proxy, kJobMs, "",
+        std::vector<std::string>{"--time-scale", "0.1"}));
+    studio.approve_next();
+  }
+  for (auto& worker : workers) ASSERT_TRUE(worker->wait_session("connected", 30s)) << worker->log();
+
+  // The jobs: binary (image, speech) and JSON (chat), each with a distinct prompt.
+  auto engine = sw::engines::build_engine();
+  std::map<std::string, Expected> expected;
+  for (std::uint64_t i = 0; i < jobs; ++i) {
+    json task;
+    switch (i % 3) {
+      case 0: task = {{"kind", "image"}, {"prompt", "chaos " + std::to_string(i)},
+                      {"width", 32 + static_cast<int>(i % 5) * 8}, {"height", 32}}; break;
+      case 1: task = {{"kind", "llm"},
+                      {"messages", {{{"role", "user"}, {"content", "chaos " + std::to_string(i)}}}}};
+              break;
+      default: task = {{"kind", "audio_tts"}, {"text", "chaos number " + std::to_string(i)}};
+    }
+    const std::string model = "synth-" + task.value("kind", "");
+    const json body = {{"model", model}, {"task", task}, {"maxAttempts", 20}};
+    const auto reply = studio.api("POST", "/api/v1/jobs", body.dump());
+    ASSERT_EQ(reply.status, 201) << reply.body;
+    expected[json::parse(reply.body).value("id", "")] = expected_result(*engine, model, task);
+  }
+
+  // Chaos: faulty connections throughout, and every 0.3–1.2 s a worker (or, one time in six,
+  // the studio) is killed with SIGKILL and started again after up to 0.8 s.
+  proxy.set_faults(true);
+  int worker_kills = 0, studio_kills = 0;
+  const auto count_terminal = [&] {
+    const auto reply = studio.api("GET", "/api/v1/jobs?status=queued&limit=1");
+    const auto claimed = studio.api("GET", "/api/v1/jobs?status=claimed&limit=1");
+    if (reply.status != 200 || claimed.status != 200) return false;
+    return json::parse(reply.body, nullptr, false)["jobs"].empty() &&
+           json::parse(claimed.body, nullptr, false)["jobs"].empty();
+  };
+  const auto chaos_until = std::chrono::steady_clock::now() + 45s;
+  while (std::chrono::steady_clock::now() < chaos_until) {
+    std::this_thread::sleep_for(
+        std::chrono::milliseconds(std::uniform_int_distribution<int>(300, 1200)(random)));
+    const auto pause = std::chrono::milliseconds(std::uniform_int_distribution<int>(0, 800)(random));
+    if (std::uniform_int_distribution<int>(0, 5)(random) == 0) {
+      const auto port = studio.port();
+      studio.kill9();
+      ++studio_kills;
+      std::this_thread::sleep_for(pause);
+      studio.start(port);
+    } else {
+      auto& victim = workers[std::uniform_int_distribution<std::size_t>(0, workers.size() - 1)(random)];
+      victim->kill9();
+      ++worker_kills;
+      std::this_thread::sleep_for(pause);
+      victim->start(kJobMs);
+    }
+    if (count_terminal()) break;
+  }
+
+  // Settle: clean lines, nobody killed; every job must reach done or failed.
+  proxy.set_faults(false);
+  const bool settled = eventually(count_terminal, 180s);
+  std::cout << "chaos: faults " << proxy.describe() << "; SIGKILLs: " << worker_kills
+            << " workers, " << studio_kills << " studio" << std::endl;
+  if (!settled) {
+    for (auto& worker : workers) {
+      std::cout << "worker: " << worker->status()["session"].dump() << " outbox "
+                << worker->status()["outbox"].dump() << "\n";
+      const auto log = worker->log();
+      std::cout << log.substr(log.size() > 3000 ? log.size() - 3000 : 0) << "\n";
+    }
+    std::cout << studio.api("GET", "/api/v1/jobs?status=claimed&limit=5").body << "\n"
+              << studio.api("GET", "/api/v1/jobs?status=queued&limit=5").body << std::endl;
+    // Keep the logs and databases for a post-mortem.
+    const auto kept = std::filesystem::temp_directory_path() / ("sw-chaos-" + std::to_string(seed));
+    std::error_code ec;
+    std::filesystem::copy(dir.path(), kept, std::filesystem::copy_options::recursive, ec);
+    std::cout << "chaos: logs kept in " << kept.string() << std::endl;
+  }
+  ASSERT_TRUE(settled) << "jobs still queued or claimed after the settle";
+  // No worker still holds a result it finished.
+  for (auto& worker : workers) {
+    EXPECT_TRUE(eventually([&] { return worker->status()["outbox"].value("entries", -1) == 0; },
+                           60s))
+        << worker->status()["outbox"].dump();
+  }
+  for (auto& worker : workers) EXPECT_EQ(worker->terminate(), 0);
+  EXPECT_EQ(studio.terminate(), 0);
+
+  // The invariant checker, on the database file itself.
+  const auto rows = read_jobs(studio.data_dir() / "studio.db");
+  ASSERT_EQ(rows.size(), jobs);
+  std::map<std::string, int> by_status;
+  std::set<std::string> done_workers;
+  for (const auto& row : rows) {
+    ++by_status[row.status];
+    SCOPED_TRACE("job " + row.id);
+    ASSERT_TRUE(expected.contains(row.id));
+    const auto& want = expected.at(row.id);
+    EXPECT_LE(row.attempts, row.max_attempts);
+    if (row.status == "failed") {
+      EXPECT_FALSE(row.error.empty()) << "failed without a reason";
+      EXPECT_EQ(row.completions, 0);
+      continue;
+    }
+    ASSERT_EQ(row.status, "done");
+    EXPECT_EQ(row.completions, 1) << "recorded done " << row.completions << " times";
+    EXPECT_FALSE(row.worker_id.empty());
+    EXPECT_TRUE(row.error.empty()) << row.error;
+    done_workers.insert(row.worker_id);
+    if (want.kind == "llm") {
+      EXPECT_EQ(canonical("llm", row.result_json), want.bytes);
+      continue;
+    }
+    const auto file = studio.data_dir() / "results" / row.result_sha256;
+    const std::string stored = read_file(file);
+    EXPECT_EQ(sw::sha256_hex(stored), row.result_sha256) << "stored file does not match its hash";
+    EXPECT_EQ(static_cast<std::int64_t>(stored.size()), row.result_bytes);
+    EXPECT_TRUE(stored == want.bytes) << "result differs from the engine's output";
+  }
+  std::cout << "chaos: " << by_status["done"] << " done, " << by_status["failed"]
+            << " failed, by " << done_workers.size() << " workers" << std::endl;
+}
+
+}  // namespace
