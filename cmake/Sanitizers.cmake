@@ -4,3 +4,10 @@ if(SW_SANITIZE)
   add_compile_options(${_sw_san})
   add_link_options(-fsanitize=address,undefined)
 endif()
+
+# ThreadSanitizer for the concurrency tests (the `tsan` preset builds and runs only those).
+option(SW_TSAN "Build with ThreadSanitizer" OFF)
+if(SW_TSAN)
+  add_compile_options(-fsanitize=thread -fno-omit-frame-pointer)
+  add_link_options(-fsanitize=thread)
+endif()

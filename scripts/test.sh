@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The README's second command (and CI's): install, build and run the whole test suite twice, in
-# the normal build (warnings are errors) and under AddressSanitizer + UndefinedBehaviorSanitizer.
-# Set SW_TEST_PRESETS to run a subset, e.g. SW_TEST_PRESETS=ci.
+# the normal build (warnings are errors) and under AddressSanitizer + UndefinedBehaviorSanitizer
+# (the chaos suite's short form included), the concurrency tests under ThreadSanitizer, and a
+# short run of every fuzzer. Set SW_TEST_PRESETS to run a subset, e.g. SW_TEST_PRESETS=ci;
+# SW_FUZZ_SECONDS=0 skips the fuzzers.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -15,7 +17,8 @@ export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 JOBS="$(nproc)"
 
 status=0
-for preset in ${SW_TEST_PRESETS:-ci asan}; do
+export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}"
+for preset in ${SW_TEST_PRESETS:-ci asan tsan}; do
   echo "=== $preset: configure, build, test"
   start=$(date +%s)
   cmake --preset "$preset" >/dev/null
@@ -25,4 +28,13 @@ for preset in ${SW_TEST_PRESETS:-ci asan}; do
   fi
   echo "=== $preset: $(( $(date +%s) - start )) s"
 done
+FUZZ_SECONDS="${SW_FUZZ_SECONDS:-10}"
+if [ "$FUZZ_SECONDS" != 0 ]; then
+  echo "=== fuzz: ${FUZZ_SECONDS} s per target"
+  start=$(date +%s)
+  if ! "$ROOT/scripts/fuzz.sh" --seconds "$FUZZ_SECONDS"; then
+    status=1
+  fi
+  echo "=== fuzz: $(( $(date +%s) - start )) s"
+fi
 exit $status

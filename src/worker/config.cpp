@@ -136,8 +136,10 @@ Result<WorkerConfig> parse_config(std::string_view toml_text, std::string_view s
   }
   WorkerConfig config;
   bool saw_api_base_url = false;
-  for (auto&& [key_node, node] : table) {
-    const std::string_view key = key_node.str();
+  for (auto&& entry : table) {
+    // Named, not structured bindings: lambdas below capture them (clang 14, the fuzz build).
+    const std::string_view key = entry.first.str();
+    auto& node = entry.second;
     auto optional_string = [&](std::optional<std::string>& out) -> Status {
       auto value = as_string(source, key, node);
       if (!value) return fail(value.error());
@@ -403,7 +405,9 @@ Result<WorkerConfig> apply_editable_config(const WorkerConfig& config, std::stri
     return fail(Error::protocol("body must be a JSON object"));
   }
   WorkerConfig next = config;
-  for (const auto& [key, value] : json.items()) {
+  for (const auto& item : json.items()) {
+    const std::string key = item.key();
+    const auto& value = item.value();
     auto need = [&](bool ok, std::string_view what) -> Status {
       if (!ok) return fail(Error::invalid_argument("{}: must be {}", key, what));
       return {};

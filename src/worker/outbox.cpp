@@ -94,9 +94,8 @@ Result<std::unique_ptr<Outbox>> Outbox::open(const std::filesystem::path& path,
   if (!db) {
     // Unreadable: keep the file for the operator, start afresh rather than refuse to work.
     const auto aside = path.string() + ".corrupt-" + std::to_string(unix_millis_now() / 1000);
-    logger().error("outbox.corrupt", {{"path", path.string()},
-                                      {"error", db.error().message},
-                                      {"moved_to", aside}});
+    logger().error("outbox.corrupt",
+                   {{"path", path.string()}, {"error", db.error().message}, {"moved_to", aside}});
     std::filesystem::rename(path, aside, ec);
     if (ec) {
       return fail(Error::io("outbox {} is unreadable ({}) and cannot be moved aside: {}",

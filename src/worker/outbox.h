@@ -33,9 +33,9 @@ struct OutboxEntry {
   Kind kind = Kind::Json;
   std::string studio;     // the api base URL the job came from
   std::string worker_id;  // the identity that held the claim
-  std::string prompt;  // the full prompt (completeJson.prompt, the upload's `prompt` part)
-  std::string ext;     // binary only
-  std::string body;  // the JSON result text, or the result bytes
+  std::string prompt;     // the full prompt (completeJson.prompt, the upload's `prompt` part)
+  std::string ext;        // binary only
+  std::string body;       // the JSON result text, or the result bytes
   std::int64_t created_at_ms = 0;
   int attempts = 0;
   std::int64_t next_attempt_at_ms = 0;

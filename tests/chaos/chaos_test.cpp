@@ -48,8 +48,7 @@ struct Expected {
   std::string bytes;  // canonical
 };
 
-Expected expected_result(sw::engines::Engine& engine, const std::string& model,
-                         const json& task) {
+Expected expected_result(sw::engines::Engine& engine, const std::string& model, const json& task) {
   auto decoded = sw::proto::decode_task(task.dump());
   EXPECT_TRUE(decoded) << decoded.error().message;
   sw::proto::ModelSource source;
@@ -125,17 +124,17 @@ TEST(Chaos, EveryJobEndsDoneOrFailedThroughDropsDelaysSilencesResetsAndKills) {
   // Short timeouts so that faults resolve within the run: a silent session is closed after 2 s,
   // a vanished holder keeps its claim 1.5 s, an unanswered offer returns after 3 s.
   Studio studio(dir.path() / "studio", 0,
-                {"--claim-grace-ms", "1500", "--silence-timeout-ms", "2000",
-                 "--offer-timeout-ms", "3000", "--run-limit-s", "60"});
+                {"--claim-grace-ms", "1500", "--silence-timeout-ms", "2000", "--offer-timeout-ms",
+                 "3000", "--run-limit-s", "60"});
   studio.add_models();
   FaultProxy proxy(studio.port(), seed);
   proxy.set_faults(false);  // registration and approval first, on a clean line
   const std::string via_proxy = "http://127.0.0.1:" + std::to_string(proxy.port());
   std::vector<std::unique_ptr<Worker>> workers;
   for (std::uint64_t i = 0; i < worker_count; ++i) {
-    workers.push_back(std::make_unique<Worker>(
-        dir.path() / ("w" + std::to_string(i)), via_proxy, kJobMs, "",
-        std::vector<std::string>{"--time-scale", "0.1"}));
+    workers.push_back(std::make_unique<Worker>(dir.path() / ("w" + std::to_string(i)), via_proxy,
+                                               kJobMs, "",
+                                               std::vector<std::string>{"--time-scale", "0.1"}));
     studio.approve_next();
   }
   for (auto& worker : workers) ASSERT_TRUE(worker->wait_session("connected", 30s)) << worker->log();
@@ -146,11 +145,16 @@ TEST(Chaos, EveryJobEndsDoneOrFailedThroughDropsDelaysSilencesResetsAndKills) {
   for (std::uint64_t i = 0; i < jobs; ++i) {
     json task;
     switch (i % 3) {
-      case 0: task = {{"kind", "image"}, {"prompt", "chaos " + std::to_string(i)},
-                      {"width", 32 + static_cast<int>(i % 5) * 8}, {"height", 32}}; break;
-      case 1: task = {{"kind", "llm"},
-                      {"messages", {{{"role", "user"}, {"content", "chaos " + std::to_string(i)}}}}};
-              break;
+      case 0:
+        task = {{"kind", "image"},
+                {"prompt", "chaos " + std::to_string(i)},
+                {"width", 32 + static_cast<int>(i % 5) * 8},
+                {"height", 32}};
+        break;
+      case 1:
+        task = {{"kind", "llm"},
+                {"messages", {{{"role", "user"}, {"content", "chaos " + std::to_string(i)}}}}};
+        break;
       default: task = {{"kind", "audio_tts"}, {"text", "chaos number " + std::to_string(i)}};
     }
     const std::string model = "synth-" + task.value("kind", "");
@@ -175,7 +179,8 @@ TEST(Chaos, EveryJobEndsDoneOrFailedThroughDropsDelaysSilencesResetsAndKills) {
   while (std::chrono::steady_clock::now() < chaos_until) {
     std::this_thread::sleep_for(
         std::chrono::milliseconds(std::uniform_int_distribution<int>(300, 1200)(random)));
-    const auto pause = std::chrono::milliseconds(std::uniform_int_distribution<int>(0, 800)(random));
+    const auto pause =
+        std::chrono::milliseconds(std::uniform_int_distribution<int>(0, 800)(random));
     if (std::uniform_int_distribution<int>(0, 5)(random) == 0) {
       const auto port = studio.port();
       studio.kill9();
@@ -183,7 +188,8 @@ TEST(Chaos, EveryJobEndsDoneOrFailedThroughDropsDelaysSilencesResetsAndKills) {
       std::this_thread::sleep_for(pause);
       studio.start(port);
     } else {
-      auto& victim = workers[std::uniform_int_distribution<std::size_t>(0, workers.size() - 1)(random)];
+      auto& victim =
+          workers[std::uniform_int_distribution<std::size_t>(0, workers.size() - 1)(random)];
       victim->kill9();
       ++worker_kills;
       std::this_thread::sleep_for(pause);
@@ -215,8 +221,8 @@ TEST(Chaos, EveryJobEndsDoneOrFailedThroughDropsDelaysSilencesResetsAndKills) {
   ASSERT_TRUE(settled) << "jobs still queued or claimed after the settle";
   // No worker still holds a result it finished.
   for (auto& worker : workers) {
-    EXPECT_TRUE(eventually([&] { return worker->status()["outbox"].value("entries", -1) == 0; },
-                           60s))
+    EXPECT_TRUE(
+        eventually([&] { return worker->status()["outbox"].value("entries", -1) == 0; }, 60s))
         << worker->status()["outbox"].dump();
   }
   for (auto& worker : workers) EXPECT_EQ(worker->terminate(), 0);
@@ -253,8 +259,8 @@ TEST(Chaos, EveryJobEndsDoneOrFailedThroughDropsDelaysSilencesResetsAndKills) {
     EXPECT_EQ(static_cast<std::int64_t>(stored.size()), row.result_bytes);
     EXPECT_TRUE(stored == want.bytes) << "result differs from the engine's output";
   }
-  std::cout << "chaos: " << by_status["done"] << " done, " << by_status["failed"]
-            << " failed, by " << done_workers.size() << " workers" << std::endl;
+  std::cout << "chaos: " << by_status["done"] << " done, " << by_status["failed"] << " failed, by "
+            << done_workers.size() << " workers" << std::endl;
 }
 
 }  // namespace

@@ -1,10 +1,10 @@
 #include "chaos/fault_proxy.h"
 
-#include <boost/asio/ip/tcp.hpp>
+#include <fmt/format.h>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
-#include <fmt/format.h>
 
 #include <deque>
 #include <mutex>
@@ -99,8 +99,7 @@ struct Pair : std::enable_shared_from_this<Pair> {
       if (self->fate == FaultProxy::Delay) {
         auto hold = std::make_shared<asio::steady_timer>(
             to.get_executor(),
-            std::chrono::milliseconds(
-                std::uniform_int_distribution<int>(5, 150)(self->delays)));
+            std::chrono::milliseconds(std::uniform_int_distribution<int>(5, 150)(self->delays)));
         hold->async_wait([hold, forward](boost::system::error_code) { forward(); });
       } else {
         forward();
@@ -169,7 +168,8 @@ void FaultProxy::set_faults(bool on) {
 
 std::array<std::uint64_t, FaultProxy::kFates> FaultProxy::counts() const {
   std::array<std::uint64_t, kFates> out{};
-  for (int i = 0; i < kFates; ++i) out[static_cast<std::size_t>(i)] = state_->counts[static_cast<std::size_t>(i)];
+  for (int i = 0; i < kFates; ++i)
+    out[static_cast<std::size_t>(i)] = state_->counts[static_cast<std::size_t>(i)];
   return out;
 }
 
@@ -178,7 +178,8 @@ std::string FaultProxy::describe() const {
   const auto now = counts();
   for (int i = 0; i < kFates; ++i) {
     if (!out.empty()) out += ", ";
-    out += fmt::format("{} {}", kFateNames[static_cast<std::size_t>(i)], now[static_cast<std::size_t>(i)]);
+    out += fmt::format("{} {}", kFateNames[static_cast<std::size_t>(i)],
+                       now[static_cast<std::size_t>(i)]);
   }
   return out;
 }

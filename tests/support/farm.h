@@ -86,9 +86,9 @@ class Studio {
   void start(std::uint16_t port) {
     const auto log = dir_ / "server.log";
     const auto before = read_file(log).size();
-    std::vector<std::string> argv = {SW_STUDIO_SERVER_BIN, "serve", "--listen",
-                                     "127.0.0.1:" + std::to_string(port), "--data-dir",
-                                     (dir_ / "data").string()};
+    std::vector<std::string> argv = {SW_STUDIO_SERVER_BIN, "serve",
+                                     "--listen",           "127.0.0.1:" + std::to_string(port),
+                                     "--data-dir",         (dir_ / "data").string()};
     argv.insert(argv.end(), extra_args_.begin(), extra_args_.end());
     pid_ = spawn(argv, log);
     ASSERT_TRUE(eventually([&] {
@@ -110,13 +110,14 @@ class Studio {
   }
   void add_models() const {
     for (std::string kind : {"image", "llm", "audio_stt", "audio_tts", "video"}) {
-      json body = {{"id", "synth-" + kind},
-                   {"kind", kind},
-                   {"vramGbEstimate", 1},
-                   {"source",
-                    {{"engine", "synthetic"},
-                     {"files", json::array()},
-                     {"cliDefaults", {{"cfgScale", 0}, {"steps", 0}, {"width", 0}, {"height", 0}}}}}};
+      json body = {
+          {"id", "synth-" + kind},
+          {"kind", kind},
+          {"vramGbEstimate", 1},
+          {"source",
+           {{"engine", "synthetic"},
+            {"files", json::array()},
+            {"cliDefaults", {{"cfgScale", 0}, {"steps", 0}, {"width", 0}, {"height", 0}}}}}};
       ASSERT_EQ(api("POST", "/api/v1/models", body.dump()).status, 201);
     }
   }
@@ -177,7 +178,8 @@ class Worker {
       // Each `key = value` line replaces that key's line (TOML forbids a key twice).
       std::istringstream extra(extra_config), current(read_file(config_));
       std::vector<std::string> keys;
-      for (std::string line; std::getline(extra, line);) keys.push_back(line.substr(0, line.find(" =")));
+      for (std::string line; std::getline(extra, line);)
+        keys.push_back(line.substr(0, line.find(" =")));
       std::string kept;
       for (std::string line; std::getline(current, line);) {
         const std::string key = line.substr(0, line.find(" ="));
@@ -190,9 +192,11 @@ class Worker {
   ~Worker() { stop_process(pid_, SIGKILL); }
   void start(int synthetic_job_ms = 0) {
     std::filesystem::remove(dir_ / "local-api.json");
-    std::vector<std::string> argv = {SW_STUDIO_WORKER_BIN, "--config", config_.string(), "run",
-                                     "--registration-poll-ms", "200", "--local-api-port", "0",
-                                     "--synthetic-job-ms", std::to_string(synthetic_job_ms)};
+    std::vector<std::string> argv = {SW_STUDIO_WORKER_BIN,     "--config",
+                                     config_.string(),         "run",
+                                     "--registration-poll-ms", "200",
+                                     "--local-api-port",       "0",
+                                     "--synthetic-job-ms",     std::to_string(synthetic_job_ms)};
     argv.insert(argv.end(), run_args_.begin(), run_args_.end());
     pid_ = spawn(argv, dir_ / "worker.log");
     ASSERT_TRUE(eventually([&] {
