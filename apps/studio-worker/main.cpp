@@ -151,8 +151,8 @@ int main(int argc, char** argv) {
 
   int rc = 0;
   if (run->parsed()) {
-    rc = run_daemon(config_path, registration_poll_ms, synthetic_job_ms, local_api_port,
-                    time_scale);
+    rc =
+        run_daemon(config_path, registration_poll_ms, synthetic_job_ms, local_api_port, time_scale);
   } else if (register_cmd->parsed()) {
     rc = report(sw::worker::register_command(config_path, api_base_url, reset, std::cout),
                 "register");

@@ -53,12 +53,14 @@ std::string Metrics::render(const std::map<proto::TaskKind, std::size_t>& queued
   line("# HELP studio_requeues_total Jobs returned to the queue.");
   line("# TYPE studio_requeues_total counter");
   line(fmt::format("studio_requeues_total {}", requeues));
-  line("# HELP studio_withdrawn_claims_total Claims withdrawn because a former holder's late "
-       "result completed the job.");
+  line(
+      "# HELP studio_withdrawn_claims_total Claims withdrawn because a former holder's late "
+      "result completed the job.");
   line("# TYPE studio_withdrawn_claims_total counter");
   line(fmt::format("studio_withdrawn_claims_total {}", withdrawn_claims));
-  line("# HELP studio_repeated_completions_total Completions received again and acknowledged "
-       "again (a worker retrying a delivery).");
+  line(
+      "# HELP studio_repeated_completions_total Completions received again and acknowledged "
+      "again (a worker retrying a delivery).");
   line("# TYPE studio_repeated_completions_total counter");
   line(fmt::format("studio_repeated_completions_total {}", repeated_completions));
   line("# HELP studio_protocol_violations_total Sessions ended for breaking the protocol.");

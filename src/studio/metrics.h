@@ -22,7 +22,7 @@ struct Metrics {
   std::uint64_t upload_bytes = 0;
   std::uint64_t offers = 0;
   std::uint64_t requeues = 0;
-  std::uint64_t withdrawn_claims = 0;   // a former holder's late result won
+  std::uint64_t withdrawn_claims = 0;      // a former holder's late result won
   std::uint64_t repeated_completions = 0;  // idempotent repeats acknowledged again
   std::uint64_t protocol_violations = 0;
   std::array<std::uint64_t, kLatencyBuckets.size()> latency_counts{};

@@ -591,8 +591,8 @@ class Router : public net::HttpHandler {
       // while this worker once held it is dropped; anything else is not this worker's.
       s_.db_->call<std::optional<store::JobRecord>>(
           [id = upload.job_id](store::StudioStore& st) { return st.find_job(id); },
-          [this, upload, responder, weak = s_.weak_from_this()](
-              Result<std::optional<store::JobRecord>> job) {
+          [this, upload, responder,
+           weak = s_.weak_from_this()](Result<std::optional<store::JobRecord>> job) {
             const bool done_by_it = job && *job && (*job)->status == store::JobStatus::Done &&
                                     (*job)->worker_id == upload.worker_id;
             const bool over = job && *job && (*job)->status != store::JobStatus::Queued &&
@@ -606,10 +606,9 @@ class Router : public net::HttpHandler {
             } else if (!done_by_it && over &&
                        ((*job)->formerly_held_by(upload.worker_id) ||
                         (*job)->last_worker_id == upload.worker_id)) {
-              logger().info("job.result_dropped",
-                            {{"job_id", upload.job_id},
-                             {"worker_id", upload.worker_id},
-                             {"status", store::to_string((*job)->status)}});
+              logger().info("job.result_dropped", {{"job_id", upload.job_id},
+                                                   {"worker_id", upload.worker_id},
+                                                   {"status", store::to_string((*job)->status)}});
               responder.send(ok_json({{"ok", true}, {"discarded", true}}));
             } else {
               responder.send(HttpResponse::error(

@@ -232,15 +232,15 @@ void Studio::handle_accept(const std::shared_ptr<WorkerSession>& session,
   }
   // An accept that crossed the offer's timeout (or a withdrawal) in flight changes nothing.
   once_held(accept.job_id, session->worker_id_,
-               [self = shared_from_this(), session, job_id = accept.job_id](bool lapsed) {
-                 if (lapsed) {
-                   logger().info("job.late_accept_ignored",
-                                 {{"job_id", job_id}, {"worker_id", session->worker_id_}});
-                   return;
-                 }
-                 self->end_session(session, proto::WorkerErrorCode::ProtocolViolation,
-                                   "accept for a job this worker does not hold: " + job_id);
-               });
+            [self = shared_from_this(), session, job_id = accept.job_id](bool lapsed) {
+              if (lapsed) {
+                logger().info("job.late_accept_ignored",
+                              {{"job_id", job_id}, {"worker_id", session->worker_id_}});
+                return;
+              }
+              self->end_session(session, proto::WorkerErrorCode::ProtocolViolation,
+                                "accept for a job this worker does not hold: " + job_id);
+            });
 }
 
 void Studio::handle_reject(const std::shared_ptr<WorkerSession>& session,
@@ -249,12 +249,12 @@ void Studio::handle_reject(const std::shared_ptr<WorkerSession>& session,
   if (it == jobs_.end() || it->second.session != session ||
       it->second.phase != ActiveJob::Phase::Offered) {
     once_held(reject.job_id, session->worker_id_,
-                 [self = shared_from_this(), session, job_id = reject.job_id](bool lapsed) {
-                   if (!lapsed) {
-                     self->end_session(session, proto::WorkerErrorCode::ProtocolViolation,
-                                       "reject for a job this worker was not offered: " + job_id);
-                   }
-                 });
+              [self = shared_from_this(), session, job_id = reject.job_id](bool lapsed) {
+                if (!lapsed) {
+                  self->end_session(session, proto::WorkerErrorCode::ProtocolViolation,
+                                    "reject for a job this worker was not offered: " + job_id);
+                }
+              });
     return;
   }
   const auto until = steady_now() + config_.reject_hold_off;
@@ -314,8 +314,7 @@ void Studio::handle_complete_json(const std::shared_ptr<WorkerSession>& session,
       // outbox delivers again a little later and meets a settled job.
       logger().info("job.completion_deferred", {{"job_id", job_id}, {"worker_id", worker}});
       return;
-    case Standing::Unknown:
-      break;
+    case Standing::Unknown: break;
   }
   // Not active: a repeat of a completion already stored is acknowledged again (idempotent), and
   // so is a result for a job that ended without it while this worker once held it (dropped).
@@ -323,8 +322,8 @@ void Studio::handle_complete_json(const std::shared_ptr<WorkerSession>& session,
       [job_id](store::StudioStore& s) { return s.find_job(job_id); },
       [self = shared_from_this(), session, complete](Result<std::optional<store::JobRecord>> job) {
         const std::string& who = session->worker_id_;
-        const bool done_by_it = job && *job && (*job)->status == store::JobStatus::Done &&
-                                (*job)->worker_id == who;
+        const bool done_by_it =
+            job && *job && (*job)->status == store::JobStatus::Done && (*job)->worker_id == who;
         if (done_by_it && (*job)->result_json &&
             proto::same_json(*(*job)->result_json, complete.result.text())) {
           ++self->metrics_.repeated_completions;
@@ -367,14 +366,14 @@ void Studio::handle_fail(const std::shared_ptr<WorkerSession>& session,
   // A fail for a job this worker held before (the claim lapsed meanwhile) is acknowledged and
   // changes nothing; anything else breaks the protocol.
   once_held(failure.job_id, session->worker_id_,
-               [self = shared_from_this(), session, job_id = failure.job_id](bool lapsed) {
-                 if (lapsed) {
-                   self->send(session, proto::FailAck{job_id});
-                   return;
-                 }
-                 self->end_session(session, proto::WorkerErrorCode::ProtocolViolation,
-                                   "fail for a job this worker does not hold: " + job_id);
-               });
+            [self = shared_from_this(), session, job_id = failure.job_id](bool lapsed) {
+              if (lapsed) {
+                self->send(session, proto::FailAck{job_id});
+                return;
+              }
+              self->end_session(session, proto::WorkerErrorCode::ProtocolViolation,
+                                "fail for a job this worker does not hold: " + job_id);
+            });
 }
 
 void Studio::handle_log_batch(const std::shared_ptr<WorkerSession>& session,

@@ -283,8 +283,9 @@ void Studio::start_run_limit(ActiveJob& job) {
   if (!job.run_until) {
     job.run_until = now + limit;
   }
-  const auto left = std::max(std::chrono::milliseconds(0),
-                             std::chrono::duration_cast<std::chrono::milliseconds>(*job.run_until - now));
+  const auto left =
+      std::max(std::chrono::milliseconds(0),
+               std::chrono::duration_cast<std::chrono::milliseconds>(*job.run_until - now));
   start_deadline(job, left,
                  fmt::format("no result within the run limit of {} s",
                              std::chrono::duration_cast<std::chrono::seconds>(limit).count()));
@@ -322,8 +323,7 @@ Studio::Standing Studio::standing(const std::string& job_id, const std::string& 
   const bool formerly = job.record.formerly_held_by(worker_id);
   switch (job.phase) {
     case ActiveJob::Phase::Claiming:
-    case ActiveJob::Phase::Finishing:
-      return held || formerly ? Standing::Busy : Standing::Unknown;
+    case ActiveJob::Phase::Finishing: return held || formerly ? Standing::Busy : Standing::Unknown;
     case ActiveJob::Phase::Offered:
     case ActiveJob::Phase::Running:
     case ActiveJob::Phase::Detached:
@@ -331,8 +331,7 @@ Studio::Standing Studio::standing(const std::string& job_id, const std::string& 
         return Standing::Holder;
       }
       break;
-    case ActiveJob::Phase::Queued:
-      break;
+    case ActiveJob::Phase::Queued: break;
   }
   return formerly ? Standing::Former : Standing::Unknown;
 }
@@ -466,9 +465,9 @@ void Studio::resume_after_failed_completion(ActiveJob& job, ActiveJob::Phase pre
   }
   job.phase = previous;
   if (!job.deadline_reason.empty()) {
-    const auto left = std::max(std::chrono::milliseconds(0),
-                               std::chrono::duration_cast<std::chrono::milliseconds>(
-                                   job.deadline_at - steady_now()));
+    const auto left = std::max(
+        std::chrono::milliseconds(0),
+        std::chrono::duration_cast<std::chrono::milliseconds>(job.deadline_at - steady_now()));
     start_deadline(job, left, job.deadline_reason);
   }
 }

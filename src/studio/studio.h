@@ -118,9 +118,9 @@ class Studio : public std::enable_shared_from_this<Studio> {
     std::shared_ptr<WorkerSession> session;
     bool cancelled = false;
     std::shared_ptr<boost::asio::steady_timer> deadline;  // offer timeout, run limit or grace
-    SteadyTime deadline_at{};     // when `deadline` fires
-    std::string deadline_reason;  // the error it records
-    std::optional<SteadyTime> run_until;  // the run limit, kept through a detach
+    SteadyTime deadline_at{};                             // when `deadline` fires
+    std::string deadline_reason;                          // the error it records
+    std::optional<SteadyTime> run_until;                  // the run limit, kept through a detach
     SteadyTime enqueued_at{};
   };
   struct CachedWorker {
@@ -173,17 +173,17 @@ class Studio : public std::enable_shared_from_this<Studio> {
   void reattach(ActiveJob& job, const std::shared_ptr<WorkerSession>& session);
   // How a worker that sends a completion stands towards a job.
   enum class Standing {
-    Holder,     // holds the claim (any of its sessions)
-    Former,     // its claim lapsed; the job is not over: a late result is taken
-    Busy,       // the job is being claimed, released or completed: come back later
-    Unknown,    // not an active job: the database decides (repeat, dropped, or not yours)
+    Holder,   // holds the claim (any of its sessions)
+    Former,   // its claim lapsed; the job is not over: a late result is taken
+    Busy,     // the job is being claimed, released or completed: come back later
+    Unknown,  // not an active job: the database decides (repeat, dropped, or not yours)
   };
   Standing standing(const std::string& job_id, const std::string& worker_id) const;
   // Calls `then(true)` when `worker_id` holds or once held `job_id`, else `then(false)`. A frame
   // about a job this worker had that comes in out of turn (an accept that crossed the result
   // over another connection, a reject or fail after the claim lapsed) changes nothing.
   void once_held(const std::string& job_id, const std::string& worker_id,
-                    std::function<void(bool)> then);
+                 std::function<void(bool)> then);
   // Lets go of a held job: requeue (attempts+1 when `count_attempt`), or fail it at
   // maxAttempts or when `terminal`. Cancelled jobs just lose their holder.
   void release(const std::string& job_id, std::string error, bool count_attempt, bool terminal,

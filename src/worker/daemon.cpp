@@ -18,12 +18,12 @@
 #include "common/file_io.h"
 #include "common/log.h"
 #include "common/secrets.h"
+#include "models/admission.h"
 #include "net/http_server.h"
 #include "worker/local_api.h"
 #include "worker/outbox.h"
 #include "worker/registrar.h"
 #include "worker/session.h"
-#include "models/admission.h"
 #include "worker/vram_probe.h"
 
 namespace sw::worker {
@@ -189,8 +189,8 @@ int Daemon::run() {
   }
   // Finished results wait here until the studio has them, across reconnects and restarts.
   const auto outbox_path = impl.loaded.path.parent_path() / "outbox.db";
-  auto outbox = Outbox::open(outbox_path, OutboxLimits{config.outbox_max_entries,
-                                                       config.outbox_max_mb << 20});
+  auto outbox = Outbox::open(outbox_path,
+                             OutboxLimits{config.outbox_max_entries, config.outbox_max_mb << 20});
   if (!outbox) {
     logger().error("outbox.unavailable",
                    {{"path", outbox_path.string()}, {"error", outbox.error().message}});

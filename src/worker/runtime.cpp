@@ -49,8 +49,8 @@ std::string prompt_for(const proto::Task& task) {
 
 RuntimeTimings scaled(const RuntimeTimings& timings, double factor) {
   const auto scale = [factor](std::chrono::milliseconds value) {
-    return std::chrono::milliseconds(
-        std::max<std::int64_t>(1, static_cast<std::int64_t>(static_cast<double>(value.count()) * factor)));
+    return std::chrono::milliseconds(std::max<std::int64_t>(
+        1, static_cast<std::int64_t>(static_cast<double>(value.count()) * factor)));
   };
   RuntimeTimings out = timings;
   for (auto* field :

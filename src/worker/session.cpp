@@ -16,8 +16,8 @@
 #include "net/ws_client.h"
 #include "proto/codec.h"
 #include "transfer/url_policy.h"
-#include "worker/run_blocking.h"
 #include "worker/outbox.h"
+#include "worker/run_blocking.h"
 #include "worker/studio_api.h"
 
 namespace sw::worker {
@@ -536,8 +536,7 @@ awaitable<void> StudioSession::run_job(StudioSession* self, std::shared_ptr<Link
   const bool durable = co_await run_blocking<bool>(pool, std::move(keep));
   logs.ship(durable ? log::Level::Info : log::Level::Error, "job",
             fmt::format("result of job {} kept for delivery ({} bytes{})", job_id,
-                        entry.body.size(),
-                        durable ? "" : ", in memory only: the disk refused it"),
+                        entry.body.size(), durable ? "" : ", in memory only: the disk refused it"),
             job_id);
   runtime.job_finished(job_id, true, {});
   self->poke_courier();
@@ -560,8 +559,8 @@ awaitable<void> StudioSession::courier(StudioSession* self, std::shared_ptr<Link
     std::function<Result<std::vector<OutboxEntry>>()> load = [outbox, horizon] {
       return outbox->due(horizon, kBatch + 64);
     };
-    auto due = co_await run_blocking<Result<std::vector<OutboxEntry>>>(runtime.pool(),
-                                                                       std::move(load));
+    auto due =
+        co_await run_blocking<Result<std::vector<OutboxEntry>>>(runtime.pool(), std::move(load));
     if (!link->alive) co_return;
     std::size_t delivered = 0;
     if (!due) {
@@ -621,20 +620,21 @@ awaitable<void> StudioSession::deliver(StudioSession* self, std::shared_ptr<Link
     logs.ship(log::Level::Info, "ws",
               fmt::format("json result sent for job {} (attempt {})", job_id, attempt), job_id);
     // Until completeAck arrives (then the entry goes); without one it is sent again.
-    const auto wait = std::max<std::int64_t>(runtime.timings().completion_ack_wait.count(),
-                                             outbox_backoff_ms(attempt, runtime.timings().outbox_backoff_base.count()));
+    const auto wait = std::max<std::int64_t>(
+        runtime.timings().completion_ack_wait.count(),
+        outbox_backoff_ms(attempt, runtime.timings().outbox_backoff_base.count()));
     std::string why = kAwaitingAck;
     co_await postpone(self, std::move(entry), wait, std::move(why));
     co_return;
   }
 
   StudioEndpoint studio{config.api_base_url, config.ca_file, runtime.timings().http_timeout};
-  auto upload = std::make_shared<ResultUpload>(ResultUpload{
-      config.worker_id.value_or(""), config.auth_token.value_or(""), job_id, entry.prompt,
-      entry.ext, std::move(entry.body)});
+  auto upload = std::make_shared<ResultUpload>(
+      ResultUpload{config.worker_id.value_or(""), config.auth_token.value_or(""), job_id,
+                   entry.prompt, entry.ext, std::move(entry.body)});
   logs.local(log::Level::Info, "upload",
-             fmt::format("uploading {} bytes for job {} (attempt {})", upload->bytes.size(),
-                         job_id, attempt),
+             fmt::format("uploading {} bytes for job {} (attempt {})", upload->bytes.size(), job_id,
+                         attempt),
              job_id);
   std::function<tl::expected<void, UploadFailure>()> send = [studio, upload]() {
     return upload_result(studio, *upload);
@@ -683,10 +683,10 @@ awaitable<void> StudioSession::settle(StudioSession* self, std::string job_id, b
   };
   auto removed = co_await run_blocking<Status>(runtime.pool(), std::move(drop));
   if (!removed) {
-    runtime.logs().ship(log::Level::Error, "outbox",
-                        fmt::format("entry of job {} could not be removed: {}", job_id,
-                                    removed.error().message),
-                        job_id);
+    runtime.logs().ship(
+        log::Level::Error, "outbox",
+        fmt::format("entry of job {} could not be removed: {}", job_id, removed.error().message),
+        job_id);
   }
   if (delivered) {
     runtime.logs().ship(log::Level::Info, "outbox",

@@ -163,8 +163,7 @@ TEST(WorkerFarm, AWorkerRestartedAfterACrashDeliversTheResultItHadFinished) {
   Worker worker(dir.path() / "w1", studio, 1500);
   const std::string worker_id = studio.approve_next();
   ASSERT_TRUE(worker.wait_session("connected"));
-  const auto job =
-      studio.submit("image", {{"prompt", "kept safe"}, {"width", 64}, {"height", 48}});
+  const auto job = studio.submit("image", {{"prompt", "kept safe"}, {"width", 64}, {"height", 48}});
   ASSERT_TRUE(eventually([&] {
     const auto current = worker.status()["currentJobId"];
     return current.is_string() && current == job;

@@ -588,20 +588,18 @@ TEST_F(StudioProtocolTest, ALateResultForARequeuedJobIsTakenAndTheNewClaimWithdr
   EXPECT_EQ(studio().job_attempts(job), 1);
   // The first worker comes back with its finished result: it is taken.
   auto a2 = connect_worker(studio(), first);
-  a2->send(proto::CompleteJson{job, *proto::RawJson::parse(R"({"from":"first"})"),
-                               std::nullopt});
+  a2->send(proto::CompleteJson{job, *proto::RawJson::parse(R"({"from":"first"})"), std::nullopt});
   auto ack = a2->next_non_ack();
   ASSERT_TRUE(ack && std::holds_alternative<proto::CompleteAck>(*ack));
   EXPECT_TRUE(studio().wait_job_status(job, "done"));
   EXPECT_EQ(studio().job_field(job, "workerId"), first.worker_id);
   // The second worker's own result is acknowledged and dropped; its session carries on.
-  b->send(proto::CompleteJson{job, *proto::RawJson::parse(R"({"from":"second"})"),
-                              std::nullopt});
+  b->send(proto::CompleteJson{job, *proto::RawJson::parse(R"({"from":"second"})"), std::nullopt});
   auto ack2 = b->next_non_ack();
   ASSERT_TRUE(ack2 && std::holds_alternative<proto::CompleteAck>(*ack2));
   EXPECT_FALSE(b->closed());
-  auto result = http_request(studio().port(), "GET", "/api/v1/jobs/" + job + "/result", "",
-                             kTestAdminToken);
+  auto result =
+      http_request(studio().port(), "GET", "/api/v1/jobs/" + job + "/result", "", kTestAdminToken);
   EXPECT_EQ(result.body, R"({"from":"first"})");
   // The freed second worker takes new work (the first, preferred for this model, takes one too).
   const auto next = studio().create_job(llm_job("synth-llm", "y"));
@@ -627,8 +625,8 @@ TEST_F(StudioProtocolTest, RepeatedCompletionsAreAcknowledgedAgainAndChangeNothi
   client->send(proto::CompleteJson{job, *proto::RawJson::parse(R"({"v":2})"), std::nullopt});
   auto error = client->next_non_ack();
   ASSERT_TRUE(error && std::holds_alternative<proto::ErrorFrame>(*error));
-  auto result = http_request(studio().port(), "GET", "/api/v1/jobs/" + job + "/result", "",
-                             kTestAdminToken);
+  auto result =
+      http_request(studio().port(), "GET", "/api/v1/jobs/" + job + "/result", "", kTestAdminToken);
   EXPECT_EQ(result.body, R"({"v":1})");
 }
 
@@ -648,18 +646,18 @@ TEST_F(StudioProtocolTest, AfterAStudioRestartTheHolderKeepsItsClaimWithinTheGra
   EXPECT_EQ(studio().job_status(job), "claimed");
   // The worker finished meanwhile and uploads after the restart: taken, no attempt lost.
   const auto [type, form] = result_form("x", "png", "png-bytes", "f.png");
-  const auto reply = http_request(
-      studio().port(), "POST",
-      "/graphics/api/workers/" + worker.worker_id + "/jobs/" + job + "/complete", form,
-      worker.token, type);
+  const auto reply =
+      http_request(studio().port(), "POST",
+                   "/graphics/api/workers/" + worker.worker_id + "/jobs/" + job + "/complete", form,
+                   worker.token, type);
   EXPECT_EQ(reply.status, 200) << reply.body;
   EXPECT_EQ(studio().job_status(job), "done");
   EXPECT_EQ(studio().job_attempts(job), 0);
   // The same upload again (its answer was lost): 200, repeated.
-  const auto again = http_request(
-      studio().port(), "POST",
-      "/graphics/api/workers/" + worker.worker_id + "/jobs/" + job + "/complete", form,
-      worker.token, type);
+  const auto again =
+      http_request(studio().port(), "POST",
+                   "/graphics/api/workers/" + worker.worker_id + "/jobs/" + job + "/complete", form,
+                   worker.token, type);
   EXPECT_EQ(again.status, 200);
   EXPECT_NE(again.body.find("repeated"), std::string::npos) << again.body;
 }
