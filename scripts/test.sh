@@ -18,7 +18,7 @@ JOBS="$(nproc)"
 
 status=0
 export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}"
-for preset in ${SW_TEST_PRESETS:-ci asan tsan}; do
+for preset in ${SW_TEST_PRESETS:-ci asan}; do
   echo "=== $preset: configure, build, test"
   start=$(date +%s)
   cmake --preset "$preset" >/dev/null

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 
@@ -16,34 +17,6 @@ namespace sw::testing {
 
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
-
-struct FaultProxy::State : std::enable_shared_from_this<FaultProxy::State> {
-  State(std::uint16_t target, std::uint64_t seed, FaultMix weights)
-      : acceptor(io, {asio::ip::make_address("127.0.0.1"), 0}),
-        target_port(target),
-        random(seed),
-        mix(weights) {}
-
-  asio::io_context io;
-  tcp::acceptor acceptor;
-  std::uint16_t target_port;
-  std::mt19937_64 random;  // loop thread only
-  FaultMix mix;
-  std::atomic<bool> faults{true};
-  std::array<std::atomic<std::uint64_t>, kFates> counts{};
-  std::vector<std::shared_ptr<void>> silenced;  // half-open pairs, kept open until the end
-  std::thread thread;
-
-  Fate draw() {
-    if (!faults) return Pass;
-    const int weights[kFates] = {mix.pass, mix.delay, mix.drop, mix.reset, mix.silence};
-    std::discrete_distribution<int> pick(std::begin(weights), std::end(weights));
-    return static_cast<Fate>(pick(random));
-  }
-  int between(int low, int high) { return std::uniform_int_distribution<int>(low, high)(random); }
-
-  void accept();
-};
 
 namespace {
 
@@ -110,10 +83,41 @@ struct Pair : std::enable_shared_from_this<Pair> {
 
 }  // namespace
 
+struct FaultProxy::State : std::enable_shared_from_this<FaultProxy::State> {
+  State(std::uint16_t target, std::uint64_t seed, FaultMix weights)
+      : acceptor(io, {asio::ip::make_address("127.0.0.1"), 0}),
+        target_port(target),
+        random(seed),
+        mix(weights) {}
+
+  asio::io_context io;
+  tcp::acceptor acceptor;
+  std::uint16_t target_port;
+  std::mt19937_64 random;  // loop thread only
+  FaultMix mix;
+  std::atomic<bool> faults{true};
+  std::array<std::atomic<std::uint64_t>, kFates> counts{};
+  std::vector<std::shared_ptr<void>> silenced;  // half-open pairs, kept open until the end
+  std::vector<std::weak_ptr<Pair>> pairs;       // every connection, closed when the proxy stops
+  std::thread thread;
+
+  Fate draw() {
+    if (!faults) return Pass;
+    const int weights[kFates] = {mix.pass, mix.delay, mix.drop, mix.reset, mix.silence};
+    std::discrete_distribution<int> pick(std::begin(weights), std::end(weights));
+    return static_cast<Fate>(pick(random));
+  }
+  int between(int low, int high) { return std::uniform_int_distribution<int>(low, high)(random); }
+
+  void accept();
+};
+
+
 void FaultProxy::State::accept() {
   auto self = shared_from_this();
   const Fate fate = draw();
   auto pair = std::make_shared<Pair>(io, fate);
+  pairs.push_back(pair);
   pair->delays.seed(random());
   const int strike_ms = between(20, 1500);
   acceptor.async_accept(pair->client, [self, pair, fate, strike_ms](boost::system::error_code ec) {
@@ -154,7 +158,17 @@ FaultProxy::FaultProxy(std::uint16_t target_port, std::uint64_t seed, FaultMix m
 }
 
 FaultProxy::~FaultProxy() {
-  state_->io.stop();
+  // Close everything on the loop and let every handler finish, so that none keeps the state
+  // (or a connection) alive after the proxy is gone.
+  asio::post(state_->io, [state = state_] {
+    boost::system::error_code ignored;
+    state->acceptor.close(ignored);
+    for (auto& weak : state->pairs) {
+      if (auto pair = weak.lock()) pair->close_both(false);
+    }
+    state->pairs.clear();
+    state->silenced.clear();
+  });
   state_->thread.join();
 }
 
