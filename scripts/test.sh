@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The README's second command (and CI's): install, build and run the whole test suite twice, in
 # the normal build (warnings are errors) and under AddressSanitizer + UndefinedBehaviorSanitizer
-# (the chaos suite's short form included), the concurrency tests under ThreadSanitizer, and a
-# short run of every fuzzer. Set SW_TEST_PRESETS to run a subset, e.g. SW_TEST_PRESETS=ci;
-# SW_FUZZ_SECONDS=0 skips the fuzzers.
+# (the chaos suite's short form included), then a short run of every fuzzer. SW_TEST_PRESETS picks
+# presets (e.g. SW_TEST_PRESETS=ci, or "ci asan tsan" to add the ThreadSanitizer concurrency
+# tests); SW_FUZZ_SECONDS=0 skips the fuzzers.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
