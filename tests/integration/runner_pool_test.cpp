@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <thread>
+
 #include <nlohmann/json.hpp>
 
 #include "engines/runner/child_process.h"
@@ -50,7 +52,9 @@ Result<std::string> ask(RunnerPool& pool, const RunnerLaunch& launch) {
   return pool.use(launch, "job-1", call);
 }
 
-int pid_in(const std::string& content) { return std::stoi(content.substr(4)); }
+int pid_in(const std::string& content) {
+  return std::stoi(content.substr(4));
+}
 
 TEST(RunnerPool, StartsOnceWaitsForHealthAndStaysResident) {
   RunnerPool pool(roomy());
@@ -129,6 +133,27 @@ TEST(RunnerPool, AdmissionRefusesWhatDoesNotFitAndUnloadsIdleRunnersForRoom) {
   auto status = pool.status();
   ASSERT_EQ(status.size(), 1u);
   EXPECT_EQ(status[0].key, "other");
+}
+
+// A crashed runner's last words make the error message, so the exit is reported only after its
+// output has been read: here the reader is held back (a slow log sink) while the child exits.
+TEST(ChildProcess, TheExitIsReportedAfterTheLastWordsAreRead) {
+  ChildSpec spec;
+  spec.executable = "/bin/sh";
+  spec.args = {"-c",
+               "i=0; while [ $i -lt 100 ]; do echo line $i; i=$((i+1)); done; "
+               "echo 'last words'; exit 4"};
+  spec.on_line = [](std::string_view) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  };
+  auto child = ChildProcess::start(std::move(spec));
+  ASSERT_TRUE(child) << child.error().message;
+  const auto exit = (*child)->wait_for(std::chrono::seconds(20));
+  ASSERT_TRUE(exit);
+  EXPECT_EQ(exit->code, 4);
+  const auto lines = (*child)->last_lines();
+  ASSERT_FALSE(lines.empty());
+  EXPECT_EQ(lines.back(), "last words");
 }
 
 TEST(ChildProcess, StopFallsBackToSigkillWhenSigtermIsIgnored) {

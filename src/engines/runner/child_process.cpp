@@ -34,6 +34,7 @@ namespace {
 
 const log::Logger kLog("studio_worker::runner::process");
 constexpr std::size_t kKeptLines = 50;
+constexpr std::chrono::seconds kOutputDrain{1};
 
 // Runs between fork and exec: a process group of its own (so stop() reaches its helpers too), a
 // SIGKILL when the worker dies, and every inherited descriptor above stderr closed at exec (the
@@ -120,6 +121,7 @@ struct ChildProcess::State {
   mutable std::mutex mutex;
   mutable std::condition_variable ended;
   std::optional<ChildExit> exit;
+  bool output_ended = false;  // the reader saw EOF on the child's stdout/stderr
   std::deque<std::string> lines;
 
   std::thread reader;
@@ -198,6 +200,11 @@ Result<std::unique_ptr<ChildProcess>> ChildProcess::start(ChildSpec spec) {
       }
     }
     if (!pending.empty()) emit(std::move(pending));
+    {
+      std::lock_guard lock(raw->mutex);
+      raw->output_ended = true;
+    }
+    raw->ended.notify_all();
   });
   state->waiter = std::thread([raw] {
     int status = 0;
@@ -207,7 +214,10 @@ Result<std::unique_ptr<ChildProcess>> ChildProcess::start(ChildSpec spec) {
     } while (got < 0 && errno == EINTR);
     ChildExit exit = got == raw->pid ? exit_from_status(status) : ChildExit{.code = -1};
     {
-      std::lock_guard lock(raw->mutex);
+      // The exit is published once the last words are read, so an error message built on it has
+      // them (the reader can lag the reaping). A helper still holding the pipe is not waited for.
+      std::unique_lock lock(raw->mutex);
+      raw->ended.wait_for(lock, kOutputDrain, [raw] { return raw->output_ended; });
       raw->exit = exit;
     }
     raw->ended.notify_all();
@@ -224,7 +234,9 @@ ChildProcess::~ChildProcess() {
   if (state_->process) state_->process->detach();  // reaped by the waiter already
 }
 
-int ChildProcess::pid() const { return state_->pid; }
+int ChildProcess::pid() const {
+  return state_->pid;
+}
 
 bool ChildProcess::running() const {
   std::lock_guard lock(state_->mutex);
@@ -274,8 +286,8 @@ Result<std::filesystem::path> locate_program(const std::optional<std::string>& c
   }
   if (const char* from_env = std::getenv(env_var); from_env != nullptr && *from_env != '\0') {
     if (usable(from_env)) return std::filesystem::path(from_env);
-    return fail(Error::not_found("{} is set to {} but that is not an executable file", env_var,
-                                 from_env));
+    return fail(
+        Error::not_found("{} is set to {} but that is not an executable file", env_var, from_env));
   }
   if (const char* path = std::getenv("PATH"); path != nullptr) {
     std::string_view rest(path);

@@ -30,7 +30,7 @@ struct ChildSpec {
 // How a child ended: exit code, or the signal that killed it.
 struct ChildExit {
   int code = 0;
-  int signal = 0;  // non-zero when killed by a signal
+  int signal = 0;                // non-zero when killed by a signal
   std::string describe() const;  // "exit code 1" / "signal 9 (Killed)"
 };
 
@@ -44,7 +44,8 @@ class ChildProcess {
 
   int pid() const;
   bool running() const;
-  // The exit, once the child has ended (reaped).
+  // The exit, once the child has ended (reaped) and its output has been read to the end (or a
+  // second has passed, when a helper of its group keeps the pipe open).
   std::optional<ChildExit> exit_status() const;
   // Blocks until the child ends or `timeout` passes; the exit if it ended.
   std::optional<ChildExit> wait_for(std::chrono::milliseconds timeout) const;
