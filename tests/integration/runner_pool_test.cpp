@@ -52,9 +52,7 @@ Result<std::string> ask(RunnerPool& pool, const RunnerLaunch& launch) {
   return pool.use(launch, "job-1", call);
 }
 
-int pid_in(const std::string& content) {
-  return std::stoi(content.substr(4));
-}
+int pid_in(const std::string& content) { return std::stoi(content.substr(4)); }
 
 TEST(RunnerPool, StartsOnceWaitsForHealthAndStaysResident) {
   RunnerPool pool(roomy());

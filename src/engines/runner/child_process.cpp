@@ -234,9 +234,7 @@ ChildProcess::~ChildProcess() {
   if (state_->process) state_->process->detach();  // reaped by the waiter already
 }
 
-int ChildProcess::pid() const {
-  return state_->pid;
-}
+int ChildProcess::pid() const { return state_->pid; }
 
 bool ChildProcess::running() const {
   std::lock_guard lock(state_->mutex);
@@ -286,8 +284,8 @@ Result<std::filesystem::path> locate_program(const std::optional<std::string>& c
   }
   if (const char* from_env = std::getenv(env_var); from_env != nullptr && *from_env != '\0') {
     if (usable(from_env)) return std::filesystem::path(from_env);
-    return fail(
-        Error::not_found("{} is set to {} but that is not an executable file", env_var, from_env));
+    return fail(Error::not_found("{} is set to {} but that is not an executable file", env_var,
+                                 from_env));
   }
   if (const char* path = std::getenv("PATH"); path != nullptr) {
     std::string_view rest(path);

@@ -30,7 +30,7 @@ struct ChildSpec {
 // How a child ended: exit code, or the signal that killed it.
 struct ChildExit {
   int code = 0;
-  int signal = 0;                // non-zero when killed by a signal
+  int signal = 0;  // non-zero when killed by a signal
   std::string describe() const;  // "exit code 1" / "signal 9 (Killed)"
 };
 
