@@ -6,7 +6,19 @@
 //                                  500 sequential synthetic llm offers on one session
 //   worker_idle_rss_mib            VmRSS of the connected, idle worker after 3 s of heartbeats
 //                                  (before any job)
-// Prints `<name>: <value> <unit>` lines. Run: build/ci/bench/worker_bench
+// With llama-server (STUDIO_WORKER_LLAMA_SERVER or PATH) and the test models
+// (STUDIO_WORKER_TEST_MODELS), a llama-cpp model on the real worker (stories260K.gguf served from
+// a loopback HTTP server, downloaded and verified by the worker):
+//   worker_llama_first_job_offer_to_token_ms
+//                                  the first job: offer → download, runner start, load, one token,
+//                                  result read by the studio
+//   worker_llama_resident_offer_to_token_p50_ms / _p99_ms
+//                                  later jobs on the same model (maxTokens 1): offer written →
+//                                  completeJson with the first token read by the studio
+//   worker_llama_runner_starts     distinct llama-server processes seen across all the jobs
+//                                  (1 = no reload after the first job)
+// Prints `<name>: <value> <unit>` lines (SKIPPED lines for what it cannot run).
+// Run: build/ci/bench/worker_bench
 
 #include <signal.h>
 #include <sys/wait.h>
@@ -20,7 +32,14 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include <set>
+
+#include "common/file_io.h"
+#include "common/sha256.h"
+#include "engines/runner/child_process.h"
+#include "support/http_test_server.h"
 #include "support/temp_dir.h"
+#include "support/test_models.h"
 #include "support/worker_harness.h"
 #include "worker/config.h"
 
@@ -76,6 +95,127 @@ double percentile(std::vector<double> values, double p) {
   return values[static_cast<std::size_t>(p * static_cast<double>(values.size() - 1))];
 }
 
+// The worker's direct children (its runners), from every thread's children list.
+std::set<pid_t> children_of(pid_t pid) {
+  std::set<pid_t> children;
+  std::error_code ec;
+  const std::filesystem::path tasks = "/proc/" + std::to_string(pid) + "/task";
+  for (const auto& task : std::filesystem::directory_iterator(tasks, ec)) {
+    std::ifstream list(task.path() / "children");
+    pid_t child = 0;
+    while (list >> child) children.insert(child);
+  }
+  return children;
+}
+
+std::string llama_offer(int n, const std::string& url, const std::string& sha256,
+                        std::size_t bytes) {
+  return json{{"type", "offer"},
+              {"claim",
+               {{"jobId", "llama-" + std::to_string(n)},
+                {"gameId", "g"},
+                {"assetName", "a"},
+                {"model", "stories"},
+                {"vramGbEstimate", 0},
+                {"task",
+                 {{"kind", "llm"},
+                  {"messages", {{{"role", "user"}, {"content", "Once upon a time " + std::to_string(n)}}}},
+                  {"maxTokens", 1},
+                  {"temperature", 0}}},
+                {"modelSource",
+                 {{"engine", "llama-cpp"},
+                  {"files",
+                   {{{"role", "model"},
+                     {"url", url},
+                     {"filename", "stories260K.gguf"},
+                     {"approxBytes", bytes},
+                     {"sha256", sha256}}}},
+                  {"cliDefaults",
+                   {{"cfgScale", 0}, {"steps", 0}, {"width", 0}, {"height", 0},
+                    {"contextSize", 256}}}}}}}}
+      .dump();
+}
+
+// One llama-cpp job through the real worker: offer → completeJson (with its one token). False
+// when the job did not complete with a token.
+bool run_llama_job(sw::testing::ScriptedStudio& studio, const std::string& offer_text,
+                   double& elapsed_ms) {
+  const auto begin = Clock::now();
+  studio.send_text(offer_text);
+  auto done = studio.next_of_type("completeJson", 120s);
+  elapsed_ms = std::chrono::duration<double, std::milli>(Clock::now() - begin).count();
+  if (!done) return false;
+  // Acknowledged as a studio would, so the outbox does not resend it into the next job's wait.
+  studio.send_text(json{{"type", "completeAck"}, {"jobId", (*done)["jobId"]}}.dump());
+  const auto& result = (*done)["result"];
+  return result.is_object() && result.contains("usage") &&
+         result["usage"].value("completion_tokens", 0) == 1;
+}
+
+// Returns false when a run failed (no figure is printed then).
+bool bench_llama(const std::filesystem::path& worker_config_dir, const std::string& welcome) {
+  auto server = sw::engines::locate_program(std::nullopt, "STUDIO_WORKER_LLAMA_SERVER",
+                                            "llama-server");
+  auto models = sw::testing::test_models_dir();
+  if (!server || !models) {
+    std::printf("SKIPPED: llama offer-to-first-token (%s)\n",
+                !server ? "llama-server not found (set STUDIO_WORKER_LLAMA_SERVER)"
+                        : "test models not found (set STUDIO_WORKER_TEST_MODELS)");
+    return true;
+  }
+  auto gguf = sw::read_file(*models / "stories260K.gguf");
+  if (!gguf) {
+    std::fprintf(stderr, "cannot read stories260K.gguf: %s\n", gguf.error().message.c_str());
+    return false;
+  }
+  const std::string sha256 = sw::sha256_hex(*gguf);
+  const std::size_t bytes = gguf->size();
+  sw::testing::HttpTestServer files;
+  files.set_route("/stories260K.gguf",
+                  sw::testing::serving(std::make_shared<const std::string>(std::move(*gguf))));
+  const std::string url = files.url("/stories260K.gguf");
+
+  sw::testing::ScriptedStudio studio;
+  const auto config_path = worker_config_dir / "llama-config.toml";
+  sw::worker::WorkerConfig config;
+  config.api_base_url = studio.url();
+  config.worker_id = "w-bench";
+  config.auth_token = "token";
+  config.models_root = (worker_config_dir / "llama-models").string();
+  if (!sw::worker::save_config(config_path, config)) return false;
+  const pid_t pid = start_worker(config_path);
+  if (!studio.next_of_type("hello", 10s)) {
+    stop_worker(pid);
+    return false;
+  }
+  studio.send_text(welcome);
+  std::set<pid_t> runners;
+  double first_ms = 0;
+  bool ok = run_llama_job(studio, llama_offer(0, url, sha256, bytes), first_ms);
+  const auto first_children = children_of(pid);
+  runners.insert(first_children.begin(), first_children.end());
+  std::vector<double> resident;
+  for (int n = 1; ok && n <= 40; ++n) {
+    double ms = 0;
+    ok = run_llama_job(studio, llama_offer(n, url, sha256, bytes), ms);
+    resident.push_back(ms);
+    const auto now = children_of(pid);
+    runners.insert(now.begin(), now.end());
+  }
+  stop_worker(pid);
+  if (!ok || runners.empty()) {
+    std::fprintf(stderr, "a llama job did not complete with one token%s\n",
+                 runners.empty() ? " (no runner process seen)" : "");
+    return false;
+  }
+  std::printf("worker_llama_first_job_offer_to_token_ms: %.1f ms\n", first_ms);
+  std::printf("worker_llama_resident_offer_to_token_p50_ms: %.2f ms\n", percentile(resident, 0.5));
+  std::printf("worker_llama_resident_offer_to_token_p99_ms: %.2f ms\n", percentile(resident, 0.99));
+  std::printf("worker_llama_runner_starts: %zu processes (1 = no reload after the first job)\n",
+              runners.size());
+  return true;
+}
+
 }  // namespace
 
 int main() {
@@ -117,15 +257,18 @@ int main() {
     studio.send_text(offer(n));
     auto accept = studio.next_of_type("accept", 10s);
     const auto end = Clock::now();
-    if (!accept || !studio.next_of_type("completeJson", 10s)) {
+    auto done = studio.next_of_type("completeJson", 10s);
+    const std::string job_id = "job-" + std::to_string(n);
+    if (!accept || !done || (*accept)["jobId"] != job_id || (*done)["jobId"] != job_id) {
       std::cerr << "offer " << n << " was not accepted and completed\n";
       stop_worker(pid);
       return 1;
     }
+    studio.send_text(json{{"type", "completeAck"}, {"jobId", job_id}}.dump());
     latencies.push_back(std::chrono::duration<double, std::milli>(end - begin).count());
   }
   std::printf("worker_offer_to_accept_p50_ms: %.3f ms\n", percentile(latencies, 0.5));
   std::printf("worker_offer_to_accept_p99_ms: %.3f ms\n", percentile(latencies, 0.99));
   stop_worker(pid);
-  return 0;
+  return bench_llama(dir.path(), welcome) ? 0 : 1;
 }

@@ -23,8 +23,19 @@ cmake --preset fuzz >/dev/null
 cmake --build --preset fuzz -j "$(nproc)"
 
 mkdir -p build/fuzz/findings
+# Every target the build defines (fuzz/CMakeLists.txt writes the list at configure time).
+mapfile -t targets < build/fuzz/fuzz/targets.txt
+if [ ${#targets[@]} -eq 0 ]; then
+  echo "=== fuzz: the build defines no fuzz target" >&2
+  exit 1
+fi
 status=0
-for target in fuzz_frames fuzz_form_data fuzz_json_bodies fuzz_config fuzz_gguf; do
+for target in "${targets[@]}"; do
+  if [ ! -d "fuzz/corpus/$target" ]; then
+    echo "=== $target: no seed corpus in fuzz/corpus/$target" >&2
+    status=1
+    continue
+  fi
   work="build/fuzz/corpus/$target"
   mkdir -p "$work"
   seeds=("fuzz/corpus/$target")

@@ -9,7 +9,7 @@ PACKAGES=(
   libpng-dev libwebp-dev libgif-dev libcurl4-openssl-dev libsqlite3-dev
   libboost1.81-dev libboost-url1.81-dev libboost-filesystem1.81-dev libtomlplusplus-dev
   libgtest-dev libgmock-dev libbenchmark-dev libsndfile1-dev libespeak-ng-dev espeak-ng-data
-  clang-14 libclang-rt-14-dev
+  clang-14 libclang-rt-14-dev python3
 )
 
 missing=()

@@ -16,6 +16,7 @@
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -42,7 +43,11 @@ bool eventually(Check check, std::chrono::milliseconds timeout = 20s) {
   return check();
 }
 
-inline pid_t spawn(const std::vector<std::string>& argv, const std::filesystem::path& log) {
+// Environment changes for one child: a value sets the variable, nullopt removes it.
+using EnvChanges = std::vector<std::pair<std::string, std::optional<std::string>>>;
+
+inline pid_t spawn(const std::vector<std::string>& argv, const std::filesystem::path& log,
+                   const EnvChanges& env = {}) {
   const pid_t pid = ::fork();
   if (pid == 0) {
     const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
@@ -50,6 +55,13 @@ inline pid_t spawn(const std::vector<std::string>& argv, const std::filesystem::
     ::dup2(fd, STDERR_FILENO);
     ::setenv("STUDIO_SERVER_ADMIN_TOKEN", kAdmin.c_str(), 1);
     ::setenv("STUDIO_WORKER_LOG", "info", 1);
+    for (const auto& [name, value] : env) {
+      if (value) {
+        ::setenv(name.c_str(), value->c_str(), 1);
+      } else {
+        ::unsetenv(name.c_str());
+      }
+    }
     std::vector<char*> args;
     for (const auto& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
     args.push_back(nullptr);
@@ -166,10 +178,13 @@ class Worker {
   Worker(const std::filesystem::path& dir, const Studio& studio, int synthetic_job_ms = 0,
          const std::string& extra_config = "")
       : Worker(dir, studio.url(), synthetic_job_ms, extra_config) {}
-  // `run_args`: more `run` options (e.g. --time-scale).
+  // `run_args`: more `run` options (e.g. --time-scale); `env`: the daemon's environment changes
+  // (e.g. no STUDIO_WORKER_LLAMA_SERVER for a worker that must not have llama-server).
   Worker(const std::filesystem::path& dir, const std::string& studio_url, int synthetic_job_ms,
-         const std::string& extra_config, std::vector<std::string> run_args = {})
-      : dir_(dir), config_(dir / "config.toml"), run_args_(std::move(run_args)) {
+         const std::string& extra_config, std::vector<std::string> run_args = {},
+         EnvChanges env = {})
+      : dir_(dir), config_(dir / "config.toml"), run_args_(std::move(run_args)),
+        env_(std::move(env)) {
     std::filesystem::create_directories(dir);
     const std::string reg = std::string(SW_STUDIO_WORKER_BIN) + " --config " + config_.string() +
                             " register --api-base-url " + studio_url + " >/dev/null 2>&1";
@@ -198,7 +213,7 @@ class Worker {
                                      "--local-api-port",       "0",
                                      "--synthetic-job-ms",     std::to_string(synthetic_job_ms)};
     argv.insert(argv.end(), run_args_.begin(), run_args_.end());
-    pid_ = spawn(argv, dir_ / "worker.log");
+    pid_ = spawn(argv, dir_ / "worker.log", env_);
     ASSERT_TRUE(eventually([&] {
       auto discovery = json::parse(read_file(dir_ / "local-api.json"), nullptr, false);
       if (!discovery.is_object()) return false;
@@ -226,6 +241,7 @@ class Worker {
   std::filesystem::path dir_;
   std::filesystem::path config_;
   std::vector<std::string> run_args_;
+  EnvChanges env_;
   pid_t pid_ = -1;
   std::string token_;
   std::uint16_t port_ = 0;
