@@ -103,10 +103,33 @@ ALTER TABLE jobs ADD COLUMN former_workers TEXT NOT NULL DEFAULT ',';
 ALTER TABLE jobs ADD COLUMN completions INTEGER NOT NULL DEFAULT 0;
 )sql";
 
+// Version 3 (issue 14): each job's attempts, so that an operator sees which workers had a job and
+// how each try ended. Jobs claimed at the upgrade get their open attempt; older history was not
+// recorded and stays empty.
+constexpr std::string_view kSchemaV3 = R"sql(
+CREATE TABLE job_attempts (
+  job_id      TEXT NOT NULL,
+  n           INTEGER NOT NULL,
+  worker_id   TEXT NOT NULL,
+  offered_at  INTEGER NOT NULL,
+  started_at  INTEGER,
+  ended_at    INTEGER,
+  outcome     TEXT NOT NULL CHECK (outcome IN ('offered', 'running', 'rejected', 'failed',
+                                               'requeued', 'done', 'withdrawn', 'cancelled')),
+  reason      TEXT,
+  PRIMARY KEY (job_id, n),
+  CHECK ((ended_at IS NULL) = (outcome IN ('offered', 'running')))
+) WITHOUT ROWID;
+INSERT INTO job_attempts(job_id, n, worker_id, offered_at, started_at, outcome)
+  SELECT id, 1, worker_id, COALESCE(claimed_at, created_at), accepted_at,
+         CASE WHEN accepted_at IS NULL THEN 'offered' ELSE 'running' END
+  FROM jobs WHERE status = 'claimed';
+)sql";
+
 }  // namespace
 
 std::span<const Migration> studio_migrations() {
-  static constexpr Migration kMigrations[] = {{1, kSchemaV1}, {2, kSchemaV2}};
+  static constexpr Migration kMigrations[] = {{1, kSchemaV1}, {2, kSchemaV2}, {3, kSchemaV3}};
   return kMigrations;
 }
 

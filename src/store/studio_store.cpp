@@ -142,6 +142,31 @@ std::optional<JobStatus> parse_job_status(std::string_view text) {
   return std::nullopt;
 }
 
+std::string_view to_string(AttemptOutcome outcome) {
+  switch (outcome) {
+    case AttemptOutcome::Offered: return "offered";
+    case AttemptOutcome::Running: return "running";
+    case AttemptOutcome::Rejected: return "rejected";
+    case AttemptOutcome::Failed: return "failed";
+    case AttemptOutcome::Requeued: return "requeued";
+    case AttemptOutcome::Done: return "done";
+    case AttemptOutcome::Withdrawn: return "withdrawn";
+    case AttemptOutcome::Cancelled: return "cancelled";
+  }
+  return "failed";
+}
+
+std::optional<AttemptOutcome> parse_attempt_outcome(std::string_view text) {
+  for (auto outcome : {AttemptOutcome::Offered, AttemptOutcome::Running, AttemptOutcome::Rejected,
+                       AttemptOutcome::Failed, AttemptOutcome::Requeued, AttemptOutcome::Done,
+                       AttemptOutcome::Withdrawn, AttemptOutcome::Cancelled}) {
+    if (to_string(outcome) == text) {
+      return outcome;
+    }
+  }
+  return std::nullopt;
+}
+
 std::string_view to_string(RequestStatus status) {
   switch (status) {
     case RequestStatus::Pending: return "pending";
@@ -466,7 +491,15 @@ Result<bool> StudioStore::claim_job(std::string_view id, std::string_view worker
           "UPDATE jobs SET status = 'claimed', worker_id = ?, last_worker_id = ?, "
           "claimed_at = ?, accepted_at = NULL WHERE id = ? AND status = 'queued'");
   SW_TRY(s.bind(1, worker_id).bind(2, worker_id).bind(3, now).bind(4, id).run());
-  return db_.changes() == 1;
+  if (db_.changes() != 1) {
+    return false;
+  }
+  SW_STMT(attempt,
+          "INSERT INTO job_attempts(job_id, n, worker_id, offered_at, outcome) VALUES (?1, "
+          "(SELECT COALESCE(MAX(n), 0) + 1 FROM job_attempts WHERE job_id = ?1), ?2, ?3, "
+          "'offered')");
+  SW_TRY(attempt.bind(1, id).bind(2, worker_id).bind(3, now).run());
+  return true;
 }
 
 Result<bool> StudioStore::mark_accepted(std::string_view id, std::string_view worker_id,
@@ -475,12 +508,35 @@ Result<bool> StudioStore::mark_accepted(std::string_view id, std::string_view wo
           "UPDATE jobs SET accepted_at = ? WHERE id = ? AND worker_id = ? "
           "AND status IN ('claimed', 'cancelled')");
   SW_TRY(s.bind(1, now).bind(2, id).bind(3, worker_id).run());
-  return db_.changes() == 1;
+  if (db_.changes() != 1) {
+    return false;
+  }
+  SW_STMT(attempt,
+          "UPDATE job_attempts SET started_at = ?1, outcome = 'running' "
+          "WHERE job_id = ?2 AND worker_id = ?3 AND outcome = 'offered'");
+  SW_TRY(attempt.bind(1, now).bind(2, id).bind(3, worker_id).run());
+  return true;
+}
+
+// Ends the open attempt(s) of a job: the worker's own, or with `others` every other worker's.
+Status StudioStore::end_attempt(std::string_view id, std::string_view worker_id, bool others,
+                                const AttemptEnd& ended, Millis now) {
+  SW_STMT(s,
+          "UPDATE job_attempts SET outcome = ?1, reason = ?2, ended_at = ?3 "
+          "WHERE job_id = ?4 AND outcome IN ('offered', 'running') "
+          "AND (?5 IS NULL OR (?6 = 0 AND worker_id = ?5) OR (?6 = 1 AND worker_id <> ?5))");
+  return s.bind(1, to_string(ended.outcome))
+      .bind(2, ended.reason)
+      .bind(3, now)
+      .bind(4, id)
+      .bind(5, worker_id.empty() ? std::nullopt : std::optional<std::string_view>(worker_id))
+      .bind(6, others ? 1 : 0)
+      .run();
 }
 
 Result<bool> StudioStore::release_job(std::string_view id, std::string_view worker_id, int attempts,
                                       const std::optional<std::string>& error, bool fail_job,
-                                      Millis now) {
+                                      Millis now, const AttemptEnd& ended) {
   SW_STMT(s,
           "UPDATE jobs SET status = ?, worker_id = NULL, attempts = ?, "
           "error = COALESCE(?, error), finished_at = ?, claimed_at = NULL, accepted_at = NULL, "
@@ -493,7 +549,28 @@ Result<bool> StudioStore::release_job(std::string_view id, std::string_view work
              .bind(5, id)
              .bind(6, worker_id)
              .run());
-  return db_.changes() == 1;
+  if (db_.changes() != 1) {
+    return false;
+  }
+  SW_TRY(end_attempt(id, worker_id, false, ended, now));
+  return true;
+}
+
+Status StudioStore::end_completed_attempts(std::string_view id, std::string_view worker_id,
+                                           Millis now) {
+  // The completer's last attempt is done; if its claim had lapsed, the reason keeps how.
+  SW_STMT(done,
+          "UPDATE job_attempts SET outcome = 'done', ended_at = ?3, "
+          "reason = CASE WHEN outcome IN ('offered', 'running') THEN NULL ELSE "
+          "'result arrived after the attempt ended ' || outcome || COALESCE(': ' || reason, '') "
+          "END WHERE job_id = ?1 AND n = (SELECT MAX(n) FROM job_attempts "
+          "WHERE job_id = ?1 AND worker_id = ?2)");
+  SW_TRY(done.bind(1, id).bind(2, worker_id).bind(3, now).run());
+  return end_attempt(
+      id, worker_id, true,
+      AttemptEnd{AttemptOutcome::Withdrawn, std::string("a result from ") + std::string(worker_id) +
+                                                " completed the job first"},
+      now);
 }
 
 // Who may complete: the holder of the claim, or a worker whose claim lapsed while the job is not
@@ -516,7 +593,11 @@ Result<bool> StudioStore::complete_job_json(std::string_view id, std::string_vie
                   kCompletionSets, kCompletableBy);
   SW_STMT(s, sql);
   SW_TRY(s.bind(1, id).bind(2, worker_id).bind(3, now).bind(4, result_json).bind(5, prompt).run());
-  return db_.changes() == 1;
+  if (db_.changes() != 1) {
+    return false;
+  }
+  SW_TRY(end_completed_attempts(id, worker_id, now));
+  return true;
 }
 
 Result<bool> StudioStore::complete_job_binary(std::string_view id, std::string_view worker_id,
@@ -537,7 +618,11 @@ Result<bool> StudioStore::complete_job_binary(std::string_view id, std::string_v
              .bind(7, r.bytes)
              .bind(8, prompt)
              .run());
-  return db_.changes() == 1;
+  if (db_.changes() != 1) {
+    return false;
+  }
+  SW_TRY(end_completed_attempts(id, worker_id, now));
+  return true;
 }
 
 Result<bool> StudioStore::cancel_job(std::string_view id, Millis now) {
@@ -545,7 +630,29 @@ Result<bool> StudioStore::cancel_job(std::string_view id, Millis now) {
           "UPDATE jobs SET status = 'cancelled', finished_at = ? "
           "WHERE id = ? AND status IN ('queued', 'claimed')");
   SW_TRY(s.bind(1, now).bind(2, id).run());
-  return db_.changes() == 1;
+  if (db_.changes() != 1) {
+    return false;
+  }
+  SW_TRY(end_attempt(id, "", false, AttemptEnd{AttemptOutcome::Cancelled, std::nullopt}, now));
+  return true;
+}
+
+Result<std::vector<AttemptRecord>> StudioStore::job_attempts(std::string_view id) {
+  SW_STMT(s,
+          "SELECT n, worker_id, offered_at, started_at, ended_at, outcome, reason "
+          "FROM job_attempts WHERE job_id = ? ORDER BY n");
+  s.bind(1, id);
+  return collect<AttemptRecord>(s, [](const Stmt& st) {
+    AttemptRecord a;
+    a.n = static_cast<int>(st.int64(0));
+    a.worker_id = st.text(1);
+    a.offered_at = st.int64(2);
+    a.started_at = st.optional_int64(3);
+    a.ended_at = st.optional_int64(4);
+    a.outcome = parse_attempt_outcome(st.text(5)).value_or(AttemptOutcome::Failed);
+    a.reason = st.optional_text(6);
+    return a;
+  });
 }
 
 Status StudioStore::clear_job_holder(std::string_view id) {

@@ -106,6 +106,36 @@ struct JobRecord {
   }
 };
 
+// One offer of a job to a worker and how it ended (issue 14): the job's history. Written by the
+// same calls that move the job (claim, accept, release, complete, cancel), in their transaction.
+enum class AttemptOutcome {
+  Offered,   // open: the offer is out
+  Running,   // open: the worker accepted
+  Rejected,  // the worker refused the offer (reason: its words)
+  Failed,    // the worker failed it, or this attempt used up maxAttempts (reason: the error)
+  Requeued,  // the claim lapsed: offer timeout, run limit, session lost, grace over (reason: which)
+  Done,      // this worker's result completed the job
+  Withdrawn,  // a former holder's late result completed the job first
+  Cancelled,  // the job was cancelled while this worker held it
+};
+std::string_view to_string(AttemptOutcome outcome);
+std::optional<AttemptOutcome> parse_attempt_outcome(std::string_view text);
+
+struct AttemptEnd {
+  AttemptOutcome outcome = AttemptOutcome::Requeued;
+  std::optional<std::string> reason;
+};
+
+struct AttemptRecord {
+  int n = 0;  // 1, 2, … in offer order
+  std::string worker_id;
+  Millis offered_at = 0;
+  std::optional<Millis> started_at;  // accepted
+  std::optional<Millis> ended_at;
+  AttemptOutcome outcome = AttemptOutcome::Offered;
+  std::optional<std::string> reason;
+};
+
 struct JobFilter {
   std::optional<JobStatus> status;
   std::optional<proto::TaskKind> kind;
@@ -175,21 +205,29 @@ class StudioStore {
   Result<std::vector<JobRecord>> active_jobs();
   Result<std::map<std::string, std::int64_t>> count_jobs_by_status();
   // queued → claimed by `worker_id` (compare-and-set); false when the job was not queued.
+  // Opens an attempt (`offered`).
   Result<bool> claim_job(std::string_view id, std::string_view worker_id, Millis now);
+  // The holder's open attempt becomes `running`.
   Result<bool> mark_accepted(std::string_view id, std::string_view worker_id, Millis now);
-  // claimed by `worker_id` → queued with `attempts`, or → failed when `fail` is set.
+  // claimed by `worker_id` → queued with `attempts`, or → failed when `fail` is set; the
+  // worker's open attempt ends as `ended` says.
   Result<bool> release_job(std::string_view id, std::string_view worker_id, int attempts,
-                           const std::optional<std::string>& error, bool fail, Millis now);
+                           const std::optional<std::string>& error, bool fail, Millis now,
+                           const AttemptEnd& ended = {});
   // → done, by the holder of the claim or by a worker whose claim lapsed while the job is still
-  // queued or claimed by another (that holder's claim then lapses).
+  // queued or claimed by another (that holder's claim then lapses). The completing worker's last
+  // attempt ends `done` (a lapsed one says so in its reason); another open attempt `withdrawn`.
   Result<bool> complete_job_json(std::string_view id, std::string_view worker_id,
                                  std::string_view result_json,
                                  const std::optional<std::string>& prompt, Millis now);
   Result<bool> complete_job_binary(std::string_view id, std::string_view worker_id,
                                    const BinaryResult& result,
                                    const std::optional<std::string>& prompt, Millis now);
-  // queued or claimed → cancelled (the holder stays recorded until it lets go).
+  // queued or claimed → cancelled (the holder stays recorded until it lets go); an open attempt
+  // ends `cancelled`.
   Result<bool> cancel_job(std::string_view id, Millis now);
+  // The job's attempts, oldest first.
+  Result<std::vector<AttemptRecord>> job_attempts(std::string_view id);
   // A cancelled job's holder let go of it.
   Status clear_job_holder(std::string_view id);
 
@@ -208,6 +246,11 @@ class StudioStore {
   explicit StudioStore(Db db) : db_(std::move(db)) {}
   // A prepared statement kept for the store's lifetime, reset before each use.
   Result<Stmt*> cached(std::string_view sql);
+  // Ends the job's open attempt by `worker_id` (any worker's when empty), or with `others` the
+  // open attempts of every other worker.
+  Status end_attempt(std::string_view id, std::string_view worker_id, bool others,
+                     const AttemptEnd& ended, Millis now);
+  Status end_completed_attempts(std::string_view id, std::string_view worker_id, Millis now);
 
   Db db_;
   std::map<std::string, Stmt, std::less<>> statements_;

@@ -17,7 +17,9 @@ nlohmann::json stored_json(const std::string& text) {
   return parsed.is_discarded() ? nlohmann::json() : parsed;
 }
 
-nlohmann::json job_json(const store::JobRecord& job) {
+nlohmann::json job_json(const store::JobRecord& job,
+                        const std::vector<store::AttemptRecord>& attempts,
+                        const std::optional<std::string>& waiting) {
   nlohmann::json out = {
       {"id", job.id},
       {"model", job.model},
@@ -33,9 +35,30 @@ nlohmann::json job_json(const store::JobRecord& job) {
   };
   if (job.worker_id) {
     out["workerId"] = *job.worker_id;
-  } else if (job.last_worker_id && job.status == store::JobStatus::Done) {
-    out["workerId"] = *job.last_worker_id;
+  } else if (job.last_worker_id &&
+             (job.status == store::JobStatus::Done || job.status == store::JobStatus::Failed)) {
+    out["workerId"] = *job.last_worker_id;  // who did it, or who failed it last
   }
+  if (waiting && job.status == store::JobStatus::Queued) {
+    out["waiting"] = *waiting;
+  }
+  auto history = nlohmann::json::array();
+  for (const auto& attempt : attempts) {
+    nlohmann::json entry = {{"workerId", attempt.worker_id},
+                            {"offeredAt", iso_time(attempt.offered_at)},
+                            {"outcome", store::to_string(attempt.outcome)}};
+    if (attempt.started_at) {
+      entry["startedAt"] = iso_time(*attempt.started_at);
+    }
+    if (attempt.ended_at) {
+      entry["endedAt"] = iso_time(*attempt.ended_at);
+    }
+    if (attempt.reason) {
+      entry["reason"] = *attempt.reason;
+    }
+    history.push_back(std::move(entry));
+  }
+  out["attemptHistory"] = std::move(history);
   if (job.prompt) {
     out["prompt"] = *job.prompt;  // the full prompt the worker reported with its result
   }

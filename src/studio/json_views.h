@@ -3,16 +3,25 @@
 // the studio module. Thread-safe (pure functions).
 
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "store/studio_store.h"
 
 namespace sw::studio {
 
 // {id, model, kind, status, priority, attempts, maxAttempts, workerId?, createdAt, claimedAt?,
-//  finishedAt?, error?, result?, task, gameId, assetName, idempotencyKey?}
-nlohmann::json job_json(const store::JobRecord& job);
+//  finishedAt?, error?, result?, task, gameId, assetName, idempotencyKey?, waiting?,
+//  attemptHistory: [{workerId, offeredAt, startedAt?, endedAt?, outcome, reason?}]}
+// `attempts` stays the count the spec names (studio-server.md), so the history has its own key;
+// times are RFC 3339 like the view's other times. `workerId` is the holder, or for a done or
+// failed job the last worker that had it. `waiting` (a queued job no worker takes now) comes
+// from the scheduler.
+nlohmann::json job_json(const store::JobRecord& job,
+                        const std::vector<store::AttemptRecord>& attempts = {},
+                        const std::optional<std::string>& waiting = std::nullopt);
 std::string job_event_json(const store::JobRecord& job);
 std::string worker_event_json(const std::string& worker_id, std::string_view state);
 nlohmann::json model_json(const store::ModelRecord& model);

@@ -3,6 +3,38 @@
 #include <fmt/format.h>
 
 namespace sw::studio {
+namespace {
+
+// A label value as the exposition format wants it: backslash, quote and newline escaped.
+std::string label_value(std::string_view text) {
+  std::string out;
+  for (const char c : text) {
+    if (c == '\\' || c == '"') {
+      out.push_back('\\');
+      out.push_back(c);
+    } else if (c == '\n') {
+      out.append("\\n");
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out;
+}
+
+// The label that carries a reason's detail.
+std::string_view detail_label(WaitClass reason) {
+  switch (reason) {
+    case WaitClass::NoKind: return "kind";
+    case WaitClass::NoEngine: return "engine";
+    case WaitClass::NoVram: return "vram_gb";
+    case WaitClass::NoWorker:
+    case WaitClass::Busy:
+    case WaitClass::Pending: return "";
+  }
+  return "";
+}
+
+}  // namespace
 
 void Metrics::observe_offer_latency(std::chrono::steady_clock::duration latency) {
   const double seconds = std::chrono::duration<double>(latency).count();
@@ -15,9 +47,10 @@ void Metrics::observe_offer_latency(std::chrono::steady_clock::duration latency)
   latency_sum += seconds;
 }
 
-std::string Metrics::render(const std::map<proto::TaskKind, std::size_t>& queued_per_kind,
-                            const std::map<std::string, std::int64_t>& jobs_by_status,
-                            std::size_t workers_connected) const {
+std::string Metrics::render(
+    const std::map<proto::TaskKind, std::size_t>& queued_per_kind,
+    const std::map<std::string, std::int64_t>& jobs_by_status, std::size_t workers_connected,
+    const std::map<std::pair<WaitClass, std::string>, std::size_t>& waiting) const {
   std::string out;
   auto line = [&out](std::string_view text) {
     out.append(text);
@@ -34,6 +67,25 @@ std::string Metrics::render(const std::map<proto::TaskKind, std::size_t>& queued
     const auto it = jobs_by_status.find(status);
     line(fmt::format("studio_jobs{{status=\"{}\"}} {}", status,
                      it == jobs_by_status.end() ? 0 : it->second));
+  }
+  line(
+      "# HELP studio_jobs_waiting Queued jobs by why no connected worker takes them: no_worker, "
+      "no_kind, no_engine, no_vram, busy (every eligible worker busy or paused), pending.");
+  line("# TYPE studio_jobs_waiting gauge");
+  for (const auto reason : {WaitClass::NoWorker, WaitClass::Busy, WaitClass::Pending}) {
+    if (!waiting.contains({reason, ""})) {
+      line(fmt::format("studio_jobs_waiting{{reason=\"{}\"}} 0", to_string(reason)));
+    }
+  }
+  for (const auto& [key, count] : waiting) {
+    const auto& [reason, detail] = key;
+    const auto label = detail_label(reason);
+    if (label.empty()) {
+      line(fmt::format("studio_jobs_waiting{{reason=\"{}\"}} {}", to_string(reason), count));
+    } else {
+      line(fmt::format("studio_jobs_waiting{{reason=\"{}\",{}=\"{}\"}} {}", to_string(reason),
+                       label, label_value(detail), count));
+    }
   }
   line("# HELP studio_workers_connected Welcomed worker sessions.");
   line("# TYPE studio_workers_connected gauge");

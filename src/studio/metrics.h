@@ -9,6 +9,7 @@
 #include <string>
 
 #include "proto/types.h"
+#include "studio/scheduler.h"
 
 namespace sw::studio {
 
@@ -31,10 +32,13 @@ struct Metrics {
 
   void observe_offer_latency(std::chrono::steady_clock::duration latency);
 
-  // The exposition text; gauges come from the caller's live state.
+  // The exposition text; gauges come from the caller's live state. `waiting` is the queue by
+  // waiting reason (Scheduler::waiting_counts): `studio_jobs_waiting{reason="no_engine",
+  // engine="llama-cpp"} 5`; the reasons without a detail always have a line.
   std::string render(const std::map<proto::TaskKind, std::size_t>& queued_per_kind,
                      const std::map<std::string, std::int64_t>& jobs_by_status,
-                     std::size_t workers_connected) const;
+                     std::size_t workers_connected,
+                     const std::map<std::pair<WaitClass, std::string>, std::size_t>& waiting) const;
 };
 
 }  // namespace sw::studio

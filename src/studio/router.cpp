@@ -621,7 +621,8 @@ class Router : public net::HttpHandler {
     if (job.cancelled) {
       responder.send(ok_json({{"ok", true}, {"discarded", true}}));
       if (job.holder == upload.worker_id) {
-        s_.release(upload.job_id, "cancelled", false, false);
+        s_.release(upload.job_id, "cancelled", {store::AttemptOutcome::Cancelled, std::nullopt},
+                   false, false);
       }
       return;
     }
@@ -711,15 +712,16 @@ class Router : public net::HttpHandler {
             return;
           }
           auto& [record, created] = *stored;
-          responder.send(ok_json(job_json(record), created ? 201 : 200));
-          if (created) {
-            logger().debug("job.created", {{"job_id", record.id}, {"model", record.model}});
-            s_.publish_job(record);
-            auto active = Studio::make_active_job(std::move(record));
-            if (active) {
-              s_.enqueue(std::move(*active));
-            }
+          if (!created) {
+            responder.send(ok_json(job_json(record)));
+            return;
           }
+          logger().debug("job.created", {{"job_id", record.id}, {"model", record.model}});
+          s_.publish_job(record);
+          if (auto active = Studio::make_active_job(record)) {
+            s_.enqueue(std::move(*active));
+          }
+          responder.send(ok_json(job_json(record, {}, waiting(record)), 201));
         });
   }
 
@@ -799,16 +801,47 @@ class Router : public net::HttpHandler {
     return job;
   }
 
+  // A job with its attempt history, read in one database call.
+  struct JobView {
+    store::JobRecord record;
+    std::vector<store::AttemptRecord> attempts;
+  };
+  static Result<std::optional<JobView>> find_view(store::StudioStore& st, const std::string& id) {
+    auto job = st.find_job(id);
+    if (!job) {
+      return fail(std::move(job).error());
+    }
+    if (!*job) {
+      return std::optional<JobView>();
+    }
+    auto attempts = st.job_attempts(id);
+    if (!attempts) {
+      return fail(std::move(attempts).error());
+    }
+    return std::optional<JobView>(JobView{std::move(**job), std::move(*attempts)});
+  }
+  // Why a queued job waits, asked of the scheduler when the view is built (loop thread).
+  std::optional<std::string> waiting(const store::JobRecord& job) const {
+    if (job.status != store::JobStatus::Queued) {
+      return std::nullopt;
+    }
+    auto reason = s_.scheduler_.waiting(job.id, std::chrono::steady_clock::now());
+    return reason ? std::optional<std::string>(std::move(reason->text)) : std::nullopt;
+  }
+  json view_json(const JobView& view) const {
+    return job_json(view.record, view.attempts, waiting(view.record));
+  }
+
   void get_job(const std::string& id, const net::Responder& responder) {
-    s_.db_->call<std::optional<store::JobRecord>>(
-        [id](store::StudioStore& st) { return st.find_job(id); },
-        [responder, id](Result<std::optional<store::JobRecord>> job) {
+    s_.db_->call<std::optional<JobView>>(
+        [id](store::StudioStore& st) { return find_view(st, id); },
+        [this, responder, id](Result<std::optional<JobView>> job) {
           if (!job) {
             responder.send(from_error(job.error()));
           } else if (!*job) {
             responder.send(HttpResponse::error(404, "not_found", "no job " + id));
           } else {
-            responder.send(ok_json(job_json(**job)));
+            responder.send(ok_json(view_json(**job)));
           }
         });
   }
@@ -839,8 +872,8 @@ class Router : public net::HttpHandler {
       filter.limit = value;
     }
     const auto before = request.query_param("before");
-    s_.db_->call<std::vector<store::JobRecord>>(
-        [filter, before](store::StudioStore& st) mutable -> Result<std::vector<store::JobRecord>> {
+    s_.db_->call<std::vector<JobView>>(
+        [filter, before](store::StudioStore& st) mutable -> Result<std::vector<JobView>> {
           if (before && !before->empty()) {
             auto cursor = st.find_job(*before);
             if (!cursor) {
@@ -851,20 +884,33 @@ class Router : public net::HttpHandler {
             }
             filter.before_seq = (*cursor)->seq;
           }
-          return st.list_jobs(filter);
+          auto jobs = st.list_jobs(filter);
+          if (!jobs) {
+            return fail(std::move(jobs).error());
+          }
+          std::vector<JobView> views;
+          views.reserve(jobs->size());
+          for (auto& job : *jobs) {
+            auto attempts = st.job_attempts(job.id);
+            if (!attempts) {
+              return fail(std::move(attempts).error());
+            }
+            views.push_back(JobView{std::move(job), std::move(*attempts)});
+          }
+          return views;
         },
-        [responder, limit = filter.limit](Result<std::vector<store::JobRecord>> jobs) {
+        [this, responder, limit = filter.limit](Result<std::vector<JobView>> jobs) {
           if (!jobs) {
             responder.send(from_error(jobs.error()));
             return;
           }
           json list = json::array();
           for (const auto& job : *jobs) {
-            list.push_back(job_json(job));
+            list.push_back(view_json(job));
           }
           json body = {{"jobs", std::move(list)}};
           body["nextBefore"] = static_cast<int>(jobs->size()) == limit && !jobs->empty()
-                                   ? json(jobs->back().id)
+                                   ? json(jobs->back().record.id)
                                    : json();
           responder.send(ok_json(body));
         });
@@ -904,12 +950,12 @@ class Router : public net::HttpHandler {
         s_.scheduler_.remove(id);
       }
       const auto now = unix_millis_now();
-      s_.db_->call<std::optional<store::JobRecord>>(
-          [id, now](store::StudioStore& st) -> Result<std::optional<store::JobRecord>> {
+      s_.db_->call<std::optional<JobView>>(
+          [id, now](store::StudioStore& st) -> Result<std::optional<JobView>> {
             SW_TRY(st.cancel_job(id, now));
-            return st.find_job(id);
+            return find_view(st, id);
           },
-          [this, responder, id, queued](Result<std::optional<store::JobRecord>> stored) {
+          [this, responder, id, queued](Result<std::optional<JobView>> stored) {
             if (queued) {
               s_.jobs_.erase(id);
             } else if (auto live = s_.jobs_.find(id); live != s_.jobs_.end()) {
@@ -921,24 +967,24 @@ class Router : public net::HttpHandler {
               return;
             }
             logger().info("job.cancelled", {{"job_id", id}});
-            s_.publish_job(**stored);
-            responder.send(ok_json(job_json(**stored)));
+            s_.publish_job((*stored)->record);
+            responder.send(ok_json(view_json(**stored)));
           });
       return;
     }
-    s_.db_->call<std::optional<store::JobRecord>>(
-        [id](store::StudioStore& st) { return st.find_job(id); },
-        [responder, id](Result<std::optional<store::JobRecord>> job) {
+    s_.db_->call<std::optional<JobView>>(
+        [id](store::StudioStore& st) { return find_view(st, id); },
+        [this, responder, id](Result<std::optional<JobView>> job) {
           if (!job) {
             responder.send(from_error(job.error()));
           } else if (!*job) {
             responder.send(HttpResponse::error(404, "not_found", "no job " + id));
-          } else if ((*job)->status == store::JobStatus::Cancelled) {
-            responder.send(ok_json(job_json(**job)));  // cancelling twice is harmless
+          } else if ((*job)->record.status == store::JobStatus::Cancelled) {
+            responder.send(ok_json(view_json(**job)));  // cancelling twice is harmless
           } else {
             responder.send(HttpResponse::error(
                 409, "conflict",
-                fmt::format("job {} is already {}", id, store::to_string((*job)->status))));
+                fmt::format("job {} is already {}", id, store::to_string((*job)->record.status))));
           }
         });
   }
@@ -1325,7 +1371,8 @@ class Router : public net::HttpHandler {
               200,
               s_.metrics_.render(s_.scheduler_.queued_per_kind(),
                                  counts ? *counts : std::map<std::string, std::int64_t>{},
-                                 s_.sessions_.size()),
+                                 s_.sessions_.size(),
+                                 s_.scheduler_.waiting_counts(std::chrono::steady_clock::now())),
               "text/plain; version=0.0.4"));
         });
   }

@@ -1,8 +1,40 @@
 #include "studio/scheduler.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
+#include <tuple>
 
 namespace sw::studio {
+namespace {
+
+bool lists_kind(const proto::WorkerCapabilities& caps, proto::TaskKind kind) {
+  return std::find(caps.task_kinds.begin(), caps.task_kinds.end(), kind) != caps.task_kinds.end();
+}
+
+// `llama-cpp:*` for engine `llama-cpp`, without building the string (this runs per pairing).
+bool is_engine_wildcard(std::string_view entry, std::string_view engine) {
+  return entry.size() == engine.size() + 2 && entry.starts_with(engine) && entry.ends_with(":*");
+}
+
+bool paused(const proto::WorkerCapabilities& caps) {
+  return !caps.auto_enabled ||
+         (caps.only_when_idle && caps.user_presence != proto::UserPresence::Idle);
+}
+
+}  // namespace
+
+std::string_view to_string(WaitClass reason) {
+  switch (reason) {
+    case WaitClass::NoWorker: return "no_worker";
+    case WaitClass::NoKind: return "no_kind";
+    case WaitClass::NoEngine: return "no_engine";
+    case WaitClass::NoVram: return "no_vram";
+    case WaitClass::Busy: return "busy";
+    case WaitClass::Pending: return "pending";
+  }
+  return "busy";
+}
 
 void Scheduler::enqueue(QueuedJob job) {
   if (queued_.contains(job.id)) {
@@ -73,23 +105,32 @@ void Scheduler::record_completion(const std::string& worker_id, const std::strin
 }
 
 bool Scheduler::available(const WorkerState& worker, SteadyTime now) const {
-  const auto& caps = worker.capabilities;
-  if (worker.busy || !caps.auto_enabled || now < worker.held_until) {
-    return false;
+  return !worker.busy && now >= worker.held_until && !paused(worker.capabilities);
+}
+
+bool Scheduler::serves(const proto::WorkerCapabilities& caps, const QueuedJob& job) {
+  if (caps.supported_models_per_kind.empty()) {
+    return true;  // an older reference worker: kind and VRAM decide, as they always did
   }
-  if (caps.only_when_idle && caps.user_presence != proto::UserPresence::Idle) {
-    return false;
+  const auto list = caps.supported_models_per_kind.find(job.kind);
+  if (list == caps.supported_models_per_kind.end()) {
+    return false;  // a kind no engine of this worker serves is not listed (issue 14)
   }
-  return true;
+  return std::any_of(list->second.begin(), list->second.end(), [&](const std::string& entry) {
+    return entry == job.model ||
+           (!job.engine.empty() && (entry == job.engine || is_engine_wildcard(entry, job.engine)));
+  });
 }
 
 bool Scheduler::can_take(const WorkerState& worker, const QueuedJob& job, SteadyTime now) {
   const auto& caps = worker.capabilities;
-  if (std::find(caps.task_kinds.begin(), caps.task_kinds.end(), job.kind) ==
-      caps.task_kinds.end()) {
+  if (!lists_kind(caps, job.kind)) {
     return false;
   }
   if (caps.vram_threshold_gb < job.vram_gb_estimate) {
+    return false;
+  }
+  if (!serves(caps, job)) {
     return false;
   }
   if (const auto it = worker.excluded.find(job.id);
@@ -193,6 +234,121 @@ std::optional<Assignment> Scheduler::assign_worker(const std::string& worker_id,
   queued_.erase(job);
   worker->second.busy = true;
   return Assignment{best->id, worker_id};
+}
+
+std::optional<Waiting> Scheduler::unfit(const QueuedJob& job, SteadyTime now,
+                                        Occupancy& occupancy) const {
+  if (workers_.empty()) {
+    return Waiting{WaitClass::NoWorker, "", "waiting: no worker connected"};
+  }
+  bool kind = false;
+  bool engine = false;
+  bool vram = false;
+  for (const auto& [id, worker] : workers_) {
+    const auto& caps = worker.capabilities;
+    if (!lists_kind(caps, job.kind)) {
+      continue;
+    }
+    kind = true;
+    if (!serves(caps, job)) {
+      continue;
+    }
+    engine = true;
+    if (caps.vram_threshold_gb < job.vram_gb_estimate) {
+      continue;
+    }
+    vram = true;
+    if (worker.busy) {
+      occupancy.busy = true;
+    } else if (paused(caps)) {
+      occupancy.paused = true;
+    } else if (now < worker.held_until) {
+      occupancy.held_off = true;
+    } else {
+      occupancy.free.push_back(&worker);
+    }
+  }
+  if (!kind) {
+    const std::string name(proto::to_string(job.kind));
+    return Waiting{WaitClass::NoKind, name, "waiting: no connected worker serves kind " + name};
+  }
+  if (!engine) {
+    const std::string name = job.engine.empty() ? job.model : job.engine;
+    return Waiting{WaitClass::NoEngine, name, "waiting: no connected worker has engine " + name};
+  }
+  if (!vram) {
+    // fmt prints the shortest exact form: 24 → "24", 12.5 → "12.5".
+    const std::string gb = fmt::format("{}", job.vram_gb_estimate);
+    return Waiting{WaitClass::NoVram, gb, "waiting: no connected worker has ≥ " + gb + " GB free"};
+  }
+  return std::nullopt;
+}
+
+Waiting Scheduler::occupied(const QueuedJob& job, SteadyTime now, const Occupancy& occupancy) {
+  bool declined = false;
+  for (const auto* worker : occupancy.free) {
+    const auto it = worker->excluded.find(job.id);
+    if (it != worker->excluded.end() && now < it->second) {
+      declined = true;
+    } else {
+      return Waiting{WaitClass::Pending, "", "waiting: an eligible worker is free; offer pending"};
+    }
+  }
+  std::string states;
+  for (const auto& [present, label] :
+       {std::pair(occupancy.busy, "busy"), std::pair(occupancy.paused, "paused"),
+        std::pair(occupancy.held_off, "held off"), std::pair(declined, "declined this job")}) {
+    if (present) {
+      states.append(states.empty() ? "" : " or ").append(label);
+    }
+  }
+  return Waiting{WaitClass::Busy, "", "waiting: all eligible workers " + states};
+}
+
+std::optional<Waiting> Scheduler::waiting(const std::string& job_id, SteadyTime now) const {
+  const auto it = queued_.find(job_id);
+  if (it == queued_.end()) {
+    return std::nullopt;
+  }
+  Occupancy occupancy;
+  if (auto reason = unfit(it->second, now, occupancy)) {
+    return reason;
+  }
+  return occupied(it->second, now, occupancy);
+}
+
+std::map<std::pair<WaitClass, std::string>, std::size_t> Scheduler::waiting_counts(
+    SteadyTime now) const {
+  std::map<std::pair<WaitClass, std::string>, std::size_t> counts;
+  // One verdict per shape; only the "declined this job" part is per job.
+  using Shape = std::tuple<proto::TaskKind, const std::string*, const std::string*, double>;
+  struct Verdict {
+    std::optional<Waiting> unfit;
+    Occupancy occupancy;
+  };
+  struct ShapeLess {
+    bool operator()(const Shape& a, const Shape& b) const {
+      return std::tie(std::get<0>(a), *std::get<1>(a), *std::get<2>(a), std::get<3>(a)) <
+             std::tie(std::get<0>(b), *std::get<1>(b), *std::get<2>(b), std::get<3>(b));
+    }
+  };
+  std::map<Shape, Verdict, ShapeLess> verdicts;
+  for (const auto& [id, job] : queued_) {
+    const Shape shape{job.kind, &job.engine, &job.model, job.vram_gb_estimate};
+    auto found = verdicts.find(shape);
+    if (found == verdicts.end()) {
+      Verdict verdict;
+      verdict.unfit = unfit(job, now, verdict.occupancy);
+      found = verdicts.emplace(shape, std::move(verdict)).first;
+    }
+    const auto& verdict = found->second;
+    if (verdict.unfit) {
+      ++counts[{verdict.unfit->reason, verdict.unfit->detail}];
+    } else {
+      ++counts[{occupied(job, now, verdict.occupancy).reason, ""}];
+    }
+  }
+  return counts;
 }
 
 }  // namespace sw::studio

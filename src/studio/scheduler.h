@@ -3,8 +3,14 @@
 // logic with no I/O, so every rule is unit-testable with made-up times.
 //
 //   eligible worker: welcomed, autoEnabled, holds no job, not held off (after a busy/paused
-//                    reject), lists the job's kind in taskKinds, vramThresholdGb ≥ the job's
-//                    estimate, and userPresence "idle" when onlyWhenIdle;
+//                    reject), lists the job's kind in taskKinds, serves the job's engine (below),
+//                    vramThresholdGb ≥ the job's estimate, and userPresence "idle" when
+//                    onlyWhenIdle;
+//   engine:          the worker's supportedModelsPerKind[kind] (reference §1.5) names the model's
+//                    `source.engine` as `<engine>:*` (`llama-cpp:*`) or bare (the synthetic
+//                    engine lists `synthetic`), or names the model id itself. A worker that sends
+//                    no per-kind lists at all (older reference versions) is judged by kind and
+//                    VRAM alone, as before (issue 14);
 //   job order:       higher priority first, then older (insertion sequence);
 //   worker choice:   the one that most recently completed the same model, then the earliest
 //                    connected.
@@ -17,7 +23,9 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "proto/types.h"
@@ -33,6 +41,29 @@ struct QueuedJob {
   proto::TaskKind kind = proto::TaskKind::Image;
   double vram_gb_estimate = 0;
   std::string model;
+  std::string engine;  // the model's `source.engine` (`llama-cpp`, `synthetic`, …)
+};
+
+// Why a queued job is not offered, for operators (the job view and /metrics). Checked in this
+// order over the connected (welcomed) workers; the first that applies is the reason.
+enum class WaitClass {
+  NoWorker,  // no worker connected
+  NoKind,    // none lists the job's kind in taskKinds             (detail: the kind)
+  NoEngine,  // none of those serves the job's engine or model id  (detail: the engine)
+  NoVram,    // none of those has vramThresholdGb ≥ the estimate   (detail: the estimate, GB)
+  Busy,      // every eligible one is busy, paused, held off, or declined this job lately
+  Pending,   // an eligible worker is free: the offer is on its way (a passing state)
+};
+// no_worker, no_kind, no_engine, no_vram, busy, pending: the `reason` label of the gauge.
+std::string_view to_string(WaitClass reason);
+
+struct Waiting {
+  WaitClass reason = WaitClass::NoWorker;
+  std::string detail;
+  // The sentence: `waiting: no connected worker has engine llama-cpp`,
+  // `waiting: no connected worker has ≥ 12.5 GB free`, `waiting: all eligible workers busy or
+  // paused`, …
+  std::string text;
 };
 
 struct Assignment {
@@ -63,6 +94,17 @@ class Scheduler {
   void record_completion(const std::string& worker_id, const std::string& model);
   std::size_t idle_workers(SteadyTime now) const;
 
+  // True when the worker's per-kind lists let it serve `job` (the engine rule above); true for
+  // a worker that advertises no per-kind lists.
+  static bool serves(const proto::WorkerCapabilities& capabilities, const QueuedJob& job);
+
+  // Why a queued job waits; nullopt when it is not queued. Costs O(workers): computed on demand
+  // (a job view, a scrape), never while dispatching.
+  std::optional<Waiting> waiting(const std::string& job_id, SteadyTime now) const;
+  // Queued jobs per (reason, detail): the /metrics gauge. Jobs that share kind, engine, model and
+  // estimate share the verdict, so a long queue costs one pass per distinct shape.
+  std::map<std::pair<WaitClass, std::string>, std::size_t> waiting_counts(SteadyTime now) const;
+
   // Pairs idle eligible workers with queued jobs by the rules above. Assigned jobs leave the
   // queue and their workers become busy. Scans at most `scan_limit` queued jobs.
   std::vector<Assignment> assign(SteadyTime now, std::size_t scan_limit = 4096);
@@ -88,6 +130,18 @@ class Scheduler {
   };
   bool available(const WorkerState& worker, SteadyTime now) const;
   static bool can_take(const WorkerState& worker, const QueuedJob& job, SteadyTime now);
+  // What the workers that fit a job's shape (kind, engine, VRAM) are doing.
+  struct Occupancy {
+    bool busy = false;
+    bool paused = false;
+    bool held_off = false;
+    std::vector<const WorkerState*> free;  // available now (they may have declined the job)
+  };
+  // The reason when no connected worker fits the job's shape; nullopt with `occupancy` filled
+  // when some do.
+  std::optional<Waiting> unfit(const QueuedJob& job, SteadyTime now, Occupancy& occupancy) const;
+  // The verdict for one job whose shape fits: pending, or every fitting worker occupied.
+  static Waiting occupied(const QueuedJob& job, SteadyTime now, const Occupancy& occupancy);
 
   std::set<Key> order_;
   std::map<proto::TaskKind, std::set<Key>> by_kind_;  // the same keys, per kind

@@ -258,19 +258,28 @@ void Studio::handle_reject(const std::shared_ptr<WorkerSession>& session,
     return;
   }
   const auto until = steady_now() + config_.reject_hold_off;
+  const auto& job = it->second;
+  // A worker without the job's engine (its reason names the engine, or its latest capabilities
+  // do not list it: an offer that crossed a heartbeat, or an older worker that lists no per-kind
+  // models) says routing chose wrong, not that the job is bad: no attempt is counted.
+  const bool engine_missing = !reject.code && !job.engine.empty() &&
+                              (reject.reason.find(job.engine) != std::string::npos ||
+                               !Scheduler::serves(session->capabilities_, job.queued()));
   logger().info("job.rejected", {{"job_id", reject.job_id},
                                  {"worker_id", session->worker_id_},
                                  {"reason", reject.reason},
-                                 {"code", reject.code ? proto::to_string(*reject.code) : ""}});
+                                 {"code", reject.code ? proto::to_string(*reject.code) : ""},
+                                 {"engine_missing", engine_missing}});
+  const std::string error = "rejected by " + session->worker_id_ + ": " + reject.reason;
+  const store::AttemptEnd ended{store::AttemptOutcome::Rejected, reject.reason};
   if (reject.code) {
     // busy / paused: not the job's fault. No attempt counted; this worker rests a moment.
     scheduler_.hold_off(session->worker_id_, until);
-    release(reject.job_id, "rejected by " + session->worker_id_ + ": " + reject.reason, false,
-            false);
+    release(reject.job_id, error, ended, false, false);
   } else {
+    // This worker is not offered this job again for a while; others are.
     scheduler_.exclude(session->worker_id_, reject.job_id, until);
-    release(reject.job_id, "rejected by " + session->worker_id_ + ": " + reject.reason, true,
-            false);
+    release(reject.job_id, error, ended, !engine_missing, false);
   }
 }
 
@@ -285,7 +294,8 @@ void Studio::handle_complete_json(const std::shared_ptr<WorkerSession>& session,
       if (job.cancelled) {
         send(session, proto::CompleteAck{job_id});
         if (job.holder == worker) {
-          release(job_id, "cancelled", false, false);
+          release(job_id, "cancelled", {store::AttemptOutcome::Cancelled, std::nullopt}, false,
+                  false);
         }
         return;
       }
@@ -353,8 +363,8 @@ void Studio::handle_fail(const std::shared_ptr<WorkerSession>& session,
                                         {"worker_id", session->worker_id_},
                                         {"retryable", failure.retryable},
                                         {"error", failure.error}});
-    release(failure.job_id, failure.error, true, !failure.retryable,
-            [self = shared_from_this(), session, job_id = failure.job_id] {
+    release(failure.job_id, failure.error, {store::AttemptOutcome::Failed, failure.error}, true,
+            !failure.retryable, [self = shared_from_this(), session, job_id = failure.job_id] {
               self->send(session, proto::FailAck{job_id});
             });
     return;
@@ -435,7 +445,8 @@ void Studio::close_session(std::shared_ptr<WorkerSession> session, std::uint16_t
       session->job_id_.reset();
       detach(it->second, release_reason);
     } else {
-      release(job_id, release_reason, true, false);
+      release(job_id, release_reason, {store::AttemptOutcome::Requeued, release_reason}, true,
+              false);
     }
   }
 }

@@ -152,6 +152,7 @@ Result<Studio::ActiveJob> Studio::make_active_job(store::JobRecord record) {
   claim.vram_gb_estimate = record.vram_gb_estimate;
   claim.task = std::move(*task);
   claim.model_source = std::move(*source);
+  job.engine = claim.model_source.engine;
   job.offer_frame = proto::encode(proto::StudioFrame{proto::Offer{std::move(claim)}});
   job.record = std::move(record);
   return job;
@@ -165,9 +166,8 @@ void Studio::enqueue(ActiveJob job) {
   job.deadline_reason.clear();
   job.run_until.reset();
   job.enqueued_at = steady_now();
-  const auto& r = job.record;
-  scheduler_.enqueue(QueuedJob{r.id, r.seq, r.priority, r.kind, r.vram_gb_estimate, r.model});
-  std::string id = r.id;
+  scheduler_.enqueue(job.queued());
+  std::string id = job.record.id;
   jobs_.insert_or_assign(std::move(id), std::move(job));
   request_dispatch();
 }
@@ -239,7 +239,8 @@ void Studio::claim(const std::string& job_id, const std::shared_ptr<WorkerSessio
         claimed_job.record.claimed_at = now;
         claimed_job.record.accepted_at.reset();
         if (claimed_job.cancelled || session->ended_) {
-          self->release(job_id, "the worker disconnected before the offer was sent", false, false);
+          const std::string why = "the worker disconnected before the offer was sent";
+          self->release(job_id, why, {store::AttemptOutcome::Requeued, why}, false, false);
           return;
         }
         claimed_job.phase = ActiveJob::Phase::Offered;
@@ -273,7 +274,7 @@ void Studio::start_deadline(ActiveJob& job, std::chrono::milliseconds after, std
     }
     logger().warn("job.deadline",
                   {{"job_id", job_id}, {"worker_id", it->second.holder}, {"reason", reason}});
-    self->release(job_id, reason, true, false);
+    self->release(job_id, reason, {store::AttemptOutcome::Requeued, reason}, true, false);
   });
 }
 
@@ -361,8 +362,8 @@ void Studio::free_session_slot(const std::string& job_id,
   }
 }
 
-void Studio::release(const std::string& job_id, std::string error, bool count_attempt,
-                     bool terminal, std::function<void()> after_commit) {
+void Studio::release(const std::string& job_id, std::string error, store::AttemptEnd ended,
+                     bool count_attempt, bool terminal, std::function<void()> after_commit) {
   auto it = jobs_.find(job_id);
   if (it == jobs_.end() || it->second.phase == ActiveJob::Phase::Queued) {
     if (after_commit) {
@@ -395,12 +396,16 @@ void Studio::release(const std::string& job_id, std::string error, bool count_at
   }
   const int attempts = job.record.attempts + (count_attempt ? 1 : 0);
   const bool exhausted = terminal || attempts >= job.record.max_attempts;
+  if (exhausted && ended.outcome == store::AttemptOutcome::Requeued) {
+    ended.outcome = store::AttemptOutcome::Failed;  // this lapse used up the job's attempts
+  }
   const std::string holder = job.holder;
   job.phase = ActiveJob::Phase::Finishing;
   const auto now = unix_millis_now();
   db_->call<bool>(
-      [job_id, holder, attempts, error, exhausted, now](store::StudioStore& s) {
-        return s.release_job(job_id, holder, attempts, error, exhausted, now);
+      [job_id, holder, attempts, error, exhausted, now,
+       ended = std::move(ended)](store::StudioStore& s) {
+        return s.release_job(job_id, holder, attempts, error, exhausted, now, ended);
       },
       [self = shared_from_this(), job_id, attempts, error, exhausted, now,
        after_commit](Result<bool> released) {

@@ -122,6 +122,17 @@ class Studio : public std::enable_shared_from_this<Studio> {
     std::string deadline_reason;                          // the error it records
     std::optional<SteadyTime> run_until;                  // the run limit, kept through a detach
     SteadyTime enqueued_at{};
+    std::string engine;  // the model source's engine, decoded once (routing, issue 14)
+
+    QueuedJob queued() const {
+      return QueuedJob{.id = record.id,
+                       .seq = record.seq,
+                       .priority = record.priority,
+                       .kind = record.kind,
+                       .vram_gb_estimate = record.vram_gb_estimate,
+                       .model = record.model,
+                       .engine = engine};
+    }
   };
   struct CachedWorker {
     std::string token_hash;
@@ -185,9 +196,10 @@ class Studio : public std::enable_shared_from_this<Studio> {
   void once_held(const std::string& job_id, const std::string& worker_id,
                  std::function<void(bool)> then);
   // Lets go of a held job: requeue (attempts+1 when `count_attempt`), or fail it at
-  // maxAttempts or when `terminal`. Cancelled jobs just lose their holder.
-  void release(const std::string& job_id, std::string error, bool count_attempt, bool terminal,
-               std::function<void()> after_commit = {});
+  // maxAttempts or when `terminal`. Cancelled jobs just lose their holder. `ended` closes the
+  // holder's attempt in the job's history (a lapse that fails the job reads `failed`).
+  void release(const std::string& job_id, std::string error, store::AttemptEnd ended,
+               bool count_attempt, bool terminal, std::function<void()> after_commit = {});
   void finish_locally(ActiveJob& job);
   // Takes the job out of the queue and its timers while a completion is stored; returns the phase
   // to go back to if storing fails.

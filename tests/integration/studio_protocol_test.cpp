@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 
 #include <array>
+#include <fstream>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -749,6 +750,275 @@ TEST_F(StudioProtocolTest, AWorkerWarmOnAModelIsPreferredOverAnEarlierOne) {
   auto claim = expect_offer(*second);
   ASSERT_TRUE(claim);
   EXPECT_EQ(claim->job_id, warm);
+}
+
+// ---- engines across a mixed fleet (issue 14) ----
+
+// A model served by a real engine (the harness's models are synthetic).
+void add_engine_model(const StudioHarness& studio, const std::string& id, const std::string& kind,
+                      const std::string& engine, double vram_gb = 0) {
+  const json body = {
+      {"id", id},
+      {"kind", kind},
+      {"vramGbEstimate", vram_gb},
+      {"source",
+       {{"engine", engine},
+        {"files", json::array()},
+        {"cliDefaults", {{"cfgScale", 0}, {"steps", 0}, {"width", 0}, {"height", 0}}}}}};
+  const auto reply = studio.admin("POST", "/api/v1/models", body.dump());
+  ASSERT_EQ(reply.status, 201) << reply.body;
+}
+
+// The reference's own hello (reference-worker.md §1.3/§1.5, tests/unit/proto/golden): per kind it
+// lists `llama-cpp:*`, `sd-cpp:*`, `onnx:*` and the synthetic engine's names.
+json reference_hello() {
+  std::ifstream in(std::string(SW_GOLDEN_DIR) + "/spec_examples.json");
+  const auto golden = json::parse(in, nullptr, false);
+  for (const auto& c : golden.value("cases", json::array())) {
+    if (c.value("name", "") == "hello") {
+      return c.at("input");
+    }
+  }
+  ADD_FAILURE() << "no hello case in spec_examples.json";
+  return json::object();
+}
+
+// The same hello with only the synthetic engine's entries: a box without llama-server or sd-cli.
+json synthetic_only_hello() {
+  auto hello = reference_hello();
+  auto& caps = hello["capabilities"];
+  auto keep = [](const json& list) {
+    json out = json::array();
+    for (const auto& entry : list) {
+      if (entry.get<std::string>().rfind("synthetic", 0) == 0) {
+        out.push_back(entry);
+      }
+    }
+    return out;
+  };
+  caps["supportedModels"] = keep(caps["supportedModels"]);
+  for (auto& [kind, list] : caps["supportedModelsPerKind"].items()) {
+    list = keep(list);
+  }
+  return hello;
+}
+
+// The same hello as an older reference sends it: no per-kind lists at all.
+json old_reference_hello() {
+  auto hello = reference_hello();
+  hello["capabilities"].erase("supportedModelsPerKind");
+  return hello;
+}
+
+std::unique_ptr<ProtocolClient> connect_with_hello(const StudioHarness& studio,
+                                                   const WorkerCredentials& worker, json hello) {
+  auto client = ProtocolClient::connect(studio.port(), worker.worker_id, {worker.token, true});
+  if (!client) {
+    ADD_FAILURE() << client.error().message;
+    return nullptr;
+  }
+  hello["authToken"] = worker.token;
+  (*client)->send_text(hello.dump());
+  auto welcome = (*client)->next_frame();
+  if (!welcome || !std::holds_alternative<proto::Welcome>(*welcome)) {
+    ADD_FAILURE() << "no welcome for " << worker.worker_id;
+    return nullptr;
+  }
+  return std::move(*client);
+}
+
+// A heartbeat answered by its ack and nothing before it: the studio had no offer for this worker
+// (the heartbeat path offers an idle worker the best job it can take).
+void expect_no_offer(ProtocolClient& client, const json& hello) {
+  const auto caps = proto::decode_worker_frame(hello.dump());
+  ASSERT_TRUE(caps.has_value());
+  client.send(proto::Heartbeat{std::get<proto::Hello>(*caps).capabilities, std::nullopt});
+  auto frame = client.next_frame();
+  ASSERT_TRUE(frame.has_value());
+  EXPECT_TRUE(std::holds_alternative<proto::HeartbeatAck>(*frame)) << proto::encode(*frame);
+}
+
+void run_to_done(ProtocolClient& client, const std::string& job) {
+  client.send(proto::Accept{job});
+  client.send(proto::CompleteJson{job, *proto::RawJson::parse("{}"), std::nullopt});
+  auto ack = client.next_non_ack();
+  ASSERT_TRUE(ack && std::holds_alternative<proto::CompleteAck>(*ack));
+}
+
+json job_view(const StudioHarness& studio, const std::string& id) {
+  return parse(studio.admin("GET", "/api/v1/jobs/" + id).body);
+}
+
+TEST_F(StudioProtocolTest, ReferenceHellosGetOnlyTheJobsOfTheEnginesTheyList) {
+  add_engine_model(studio(), "qwen-llama", "llm", "llama-cpp");
+  const auto synthetic = register_worker(studio(), "install-n1");
+  const auto reference = register_worker(studio(), "install-n2");
+  const auto old = register_worker(studio(), "install-n3");
+  // Connected first, so it would win every tie: it must still not get a llama job.
+  auto synthetic_client = connect_with_hello(studio(), synthetic, synthetic_only_hello());
+  ASSERT_NE(synthetic_client, nullptr);
+  const auto llama = studio().create_job(llm_job("qwen-llama", "x"));
+  expect_no_offer(*synthetic_client, synthetic_only_hello());
+  EXPECT_EQ(studio().job_status(llama), "queued");
+
+  auto reference_client = connect_with_hello(studio(), reference, reference_hello());
+  ASSERT_NE(reference_client, nullptr);
+  auto claim = expect_offer(*reference_client);
+  ASSERT_TRUE(claim);
+  EXPECT_EQ(claim->job_id, llama);
+  EXPECT_EQ(claim->model_source.engine, "llama-cpp");
+  reference_client->send(proto::Accept{llama});
+
+  // An older reference lists no per-kind models: kind and VRAM decide, as before.
+  auto old_client = connect_with_hello(studio(), old, old_reference_hello());
+  ASSERT_NE(old_client, nullptr);
+  const auto second = studio().create_job(llm_job("qwen-llama", "y"));
+  claim = expect_offer(*old_client);
+  ASSERT_TRUE(claim);
+  EXPECT_EQ(claim->job_id, second);
+
+  // The synthetic engine's own jobs still go to the synthetic-only worker.
+  const auto synth = studio().create_job(llm_job("synth-llm", "z"));
+  claim = expect_offer(*synthetic_client);
+  ASSERT_TRUE(claim);
+  EXPECT_EQ(claim->job_id, synth);
+}
+
+TEST_F(StudioProtocolTest, SixLlamaJobsOnAMixedFleetAllEndDoneOnTheWorkerWithTheEngine) {
+  add_engine_model(studio(), "qwen-llama", "llm", "llama-cpp");
+  const auto without = register_worker(studio(), "install-n4");
+  const auto with = register_worker(studio(), "install-n5");
+  auto without_client = connect_with_hello(studio(), without, synthetic_only_hello());
+  auto with_client = connect_with_hello(studio(), with, reference_hello());
+  ASSERT_TRUE(without_client && with_client);
+  std::vector<std::string> jobs;
+  for (int i = 0; i < 6; ++i) {
+    jobs.push_back(studio().create_job(llm_job("qwen-llama", "burst " + std::to_string(i))));
+  }
+  for (int i = 0; i < 6; ++i) {
+    auto claim = expect_offer(*with_client);
+    ASSERT_TRUE(claim);
+    EXPECT_EQ(claim->job_id, jobs[static_cast<std::size_t>(i)]);
+    run_to_done(*with_client, claim->job_id);
+  }
+  expect_no_offer(*without_client, synthetic_only_hello());
+  for (const auto& job : jobs) {
+    const auto view = job_view(studio(), job);
+    EXPECT_EQ(view["status"], "done");
+    EXPECT_EQ(view["workerId"], with.worker_id);
+    ASSERT_EQ(view["attemptHistory"].size(), 1u) << view.dump();
+    EXPECT_EQ(view["attemptHistory"][0]["workerId"], with.worker_id);
+  }
+}
+
+TEST_F(StudioProtocolTest, AQueuedJobSaysWhyNoWorkerTakesItInTheViewAndInMetrics) {
+  add_engine_model(studio(), "qwen-llama", "llm", "llama-cpp");
+  add_engine_model(studio(), "big-llama", "llm", "llama-cpp", 24);
+  auto waiting = [&](const std::string& job) {
+    return job_view(studio(), job).value("waiting", "");
+  };
+  const auto job = studio().create_job(llm_job("qwen-llama", "x"));
+  EXPECT_EQ(waiting(job), "waiting: no worker connected");
+
+  const auto painter = register_worker(studio(), "install-w1");
+  auto painter_client =
+      connect_worker(studio(), painter, test_capabilities({proto::TaskKind::Image}));
+  EXPECT_EQ(waiting(job), "waiting: no connected worker serves kind llm");
+
+  const auto synthetic = register_worker(studio(), "install-w2");
+  auto synthetic_client = connect_with_hello(studio(), synthetic, synthetic_only_hello());
+  EXPECT_EQ(waiting(job), "waiting: no connected worker has engine llama-cpp");
+  const auto list = parse(studio().admin("GET", "/api/v1/jobs?status=queued").body);
+  ASSERT_EQ(list["jobs"].size(), 1u);
+  EXPECT_EQ(list["jobs"][0]["waiting"], "waiting: no connected worker has engine llama-cpp");
+  auto metrics = http_request(studio().port(), "GET", "/metrics").body;
+  EXPECT_NE(metrics.find("studio_jobs_waiting{reason=\"no_engine\",engine=\"llama-cpp\"} 1"),
+            std::string::npos)
+      << metrics;
+
+  // The reference hello's threshold is 12 GB: the small job is offered, the big one waits.
+  const auto big = studio().create_job(llm_job("big-llama", "y"));
+  const auto reference = register_worker(studio(), "install-w3");
+  auto reference_client = connect_with_hello(studio(), reference, reference_hello());
+  auto claim = expect_offer(*reference_client);
+  ASSERT_TRUE(claim);
+  EXPECT_EQ(claim->job_id, job);
+  EXPECT_FALSE(job_view(studio(), job).contains("waiting")) << "offered: not waiting";
+  EXPECT_EQ(waiting(big), "waiting: no connected worker has ≥ 24 GB free");
+
+  const auto third = studio().create_job(llm_job("qwen-llama", "z"));
+  EXPECT_EQ(waiting(third), "waiting: all eligible workers busy");
+  metrics = http_request(studio().port(), "GET", "/metrics").body;
+  EXPECT_NE(metrics.find("studio_jobs_waiting{reason=\"no_vram\",vram_gb=\"24\"} 1"),
+            std::string::npos)
+      << metrics;
+  EXPECT_NE(metrics.find("studio_jobs_waiting{reason=\"busy\"} 1"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("studio_jobs_waiting{reason=\"no_worker\"} 0"), std::string::npos)
+      << metrics;
+}
+
+TEST_F(StudioProtocolTest, AnEngineRejectIsRecordedAndAnotherWorkerDoesTheJob) {
+  add_engine_model(studio(), "qwen-llama", "llm", "llama-cpp");
+  const auto a = register_worker(studio(), "install-h1");
+  const auto b = register_worker(studio(), "install-h2");
+  // Both send no per-kind lists (an older worker), so the studio cannot know `a` lacks the engine.
+  auto first = connect_worker(studio(), a);
+  const auto job = studio().create_job(llm_job("qwen-llama", "x", 0, R"({"maxAttempts":1})"));
+  ASSERT_TRUE(expect_offer(*first));
+  const std::string reason =
+      "no `llama-cpp` engine in this worker (model `qwen-llama` requires it)";
+  first->send(proto::Reject{job, reason, std::nullopt});
+  auto second = connect_worker(studio(), b);
+  auto claim = expect_offer(*second);
+  ASSERT_TRUE(claim) << "requeued, and not failed although maxAttempts is 1";
+  EXPECT_EQ(claim->job_id, job);
+  EXPECT_EQ(studio().job_attempts(job), 0) << "a missing engine is not the job's fault";
+  run_to_done(*second, job);
+
+  const auto view = job_view(studio(), job);
+  EXPECT_EQ(view["status"], "done");
+  EXPECT_EQ(view["workerId"], b.worker_id);
+  const auto& history = view["attemptHistory"];
+  ASSERT_EQ(history.size(), 2u) << view.dump();
+  EXPECT_EQ(history[0]["workerId"], a.worker_id);
+  EXPECT_EQ(history[0]["outcome"], "rejected");
+  EXPECT_EQ(history[0]["reason"], reason);
+  EXPECT_TRUE(history[0].contains("offeredAt") && history[0].contains("endedAt"));
+  EXPECT_FALSE(history[0].contains("startedAt")) << "never accepted";
+  EXPECT_EQ(history[1]["workerId"], b.worker_id);
+  EXPECT_EQ(history[1]["outcome"], "done");
+  EXPECT_TRUE(history[1].contains("startedAt") && history[1].contains("endedAt"));
+  EXPECT_FALSE(history[1].contains("reason"));
+}
+
+TEST_F(StudioProtocolTest, AFailedJobShowsWhichWorkerFailedItAndWhy) {
+  const auto worker = register_worker(studio(), "install-h3");
+  auto client = connect_worker(studio(), worker);
+  const auto job = studio().create_job(llm_job("synth-llm", "x", 0, R"({"maxAttempts":2})"));
+  ASSERT_TRUE(expect_offer(*client));
+  client->send(proto::Accept{job});
+  client->send(proto::Fail{job, "runner crashed", true});
+  auto ack = client->next_non_ack();
+  ASSERT_TRUE(ack && std::holds_alternative<proto::FailAck>(*ack));
+  ASSERT_TRUE(expect_offer(*client));
+  client->send(proto::Fail{job, "out of memory", true});  // never accepted this time
+  ack = client->next_non_ack();
+  ASSERT_TRUE(ack && std::holds_alternative<proto::FailAck>(*ack));
+
+  const auto view = job_view(studio(), job);
+  EXPECT_EQ(view["status"], "failed");
+  EXPECT_EQ(view["workerId"], worker.worker_id) << "the last worker, although it let go";
+  EXPECT_EQ(view["error"], "out of memory");
+  const auto& history = view["attemptHistory"];
+  ASSERT_EQ(history.size(), 2u) << view.dump();
+  for (const auto& attempt : history) {
+    EXPECT_EQ(attempt["workerId"], worker.worker_id);
+    EXPECT_EQ(attempt["outcome"], "failed");
+    EXPECT_TRUE(attempt.contains("endedAt"));
+  }
+  EXPECT_EQ(history[0]["reason"], "runner crashed");
+  EXPECT_TRUE(history[0].contains("startedAt"));
+  EXPECT_EQ(history[1]["reason"], "out of memory");
 }
 
 // ---- client API ----

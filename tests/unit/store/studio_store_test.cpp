@@ -69,6 +69,140 @@ TEST(StudioStoreTest, OnlyTheHolderCompletesOrReleases) {
   EXPECT_EQ(stored->prompt, "p");
 }
 
+// ---- attempt history (issue 14) ----
+
+std::vector<AttemptRecord> history(StudioStore& store, std::string_view id) {
+  auto attempts = store.job_attempts(id);
+  EXPECT_TRUE(attempts.has_value()) << attempts.error().message;
+  return attempts ? *attempts : std::vector<AttemptRecord>{};
+}
+
+TEST(StudioStoreTest, EveryOfferIsAnAttemptThatEndsWithItsOutcome) {
+  auto store = open_memory();
+  auto job = new_job("j1");
+  ASSERT_TRUE(store->insert_job(job));
+  EXPECT_TRUE(history(*store, "j1").empty());
+  ASSERT_TRUE(*store->claim_job("j1", "w1", 2000));
+  auto attempts = history(*store, "j1");
+  ASSERT_EQ(attempts.size(), 1u);
+  EXPECT_EQ(attempts[0].n, 1);
+  EXPECT_EQ(attempts[0].worker_id, "w1");
+  EXPECT_EQ(attempts[0].offered_at, 2000);
+  EXPECT_EQ(attempts[0].outcome, AttemptOutcome::Offered);
+  EXPECT_FALSE(attempts[0].started_at);
+  EXPECT_FALSE(attempts[0].ended_at);
+
+  ASSERT_TRUE(*store->mark_accepted("j1", "w1", 2100));
+  EXPECT_EQ(history(*store, "j1")[0].outcome, AttemptOutcome::Running);
+  EXPECT_EQ(history(*store, "j1")[0].started_at, 2100);
+  ASSERT_TRUE(*store->release_job(
+      "j1", "w1", 0, std::string("rejected by w1: no llama-cpp engine in this worker"), false, 2200,
+      AttemptEnd{AttemptOutcome::Rejected, "no llama-cpp engine in this worker"}));
+
+  ASSERT_TRUE(*store->claim_job("j1", "w2", 3000));
+  ASSERT_TRUE(*store->complete_job_json("j1", "w2", "{}", std::nullopt, 3500));
+  attempts = history(*store, "j1");
+  ASSERT_EQ(attempts.size(), 2u);
+  EXPECT_EQ(attempts[0].outcome, AttemptOutcome::Rejected);
+  EXPECT_EQ(attempts[0].reason, "no llama-cpp engine in this worker");
+  EXPECT_EQ(attempts[0].ended_at, 2200);
+  EXPECT_EQ(attempts[1].n, 2);
+  EXPECT_EQ(attempts[1].worker_id, "w2");
+  EXPECT_EQ(attempts[1].offered_at, 3000);
+  EXPECT_EQ(attempts[1].outcome, AttemptOutcome::Done);
+  EXPECT_EQ(attempts[1].ended_at, 3500);
+  EXPECT_FALSE(attempts[1].reason);
+}
+
+TEST(StudioStoreTest, AFailedAttemptKeepsTheWorkerAndItsError) {
+  auto store = open_memory();
+  auto job = new_job("j1");
+  ASSERT_TRUE(store->insert_job(job));
+  ASSERT_TRUE(*store->claim_job("j1", "w1", 2000));
+  ASSERT_TRUE(*store->mark_accepted("j1", "w1", 2050));
+  EXPECT_FALSE(*store->release_job("j1", "w2", 1, std::string("x"), true, 2100,
+                                   AttemptEnd{AttemptOutcome::Failed, "x"}))
+      << "not the holder: nothing changes";
+  ASSERT_TRUE(*store->release_job("j1", "w1", 1, std::string("runner crashed"), true, 2100,
+                                  AttemptEnd{AttemptOutcome::Failed, "runner crashed"}));
+  const auto attempts = history(*store, "j1");
+  ASSERT_EQ(attempts.size(), 1u);
+  EXPECT_EQ(attempts[0].worker_id, "w1");
+  EXPECT_EQ(attempts[0].started_at, 2050);
+  EXPECT_EQ(attempts[0].ended_at, 2100);
+  EXPECT_EQ(attempts[0].outcome, AttemptOutcome::Failed);
+  EXPECT_EQ(attempts[0].reason, "runner crashed");
+  EXPECT_EQ((*store->find_job("j1"))->status, JobStatus::Failed);
+}
+
+TEST(StudioStoreTest, ALateResultEndsItsAttemptDoneAndWithdrawsTheNewClaim) {
+  auto store = open_memory();
+  auto job = new_job("j1");
+  ASSERT_TRUE(store->insert_job(job));
+  ASSERT_TRUE(*store->claim_job("j1", "w1", 2000));
+  ASSERT_TRUE(*store->release_job("j1", "w1", 1, std::string("grace over"), false, 2500,
+                                  AttemptEnd{AttemptOutcome::Requeued, "grace over"}));
+  ASSERT_TRUE(*store->claim_job("j1", "w2", 3000));
+  ASSERT_TRUE(*store->complete_job_json("j1", "w1", "{}", std::nullopt, 3100));
+  const auto attempts = history(*store, "j1");
+  ASSERT_EQ(attempts.size(), 2u);
+  EXPECT_EQ(attempts[0].outcome, AttemptOutcome::Done);
+  EXPECT_EQ(attempts[0].ended_at, 3100);
+  EXPECT_EQ(attempts[0].reason, "result arrived after the attempt ended requeued: grace over");
+  EXPECT_EQ(attempts[1].worker_id, "w2");
+  EXPECT_EQ(attempts[1].outcome, AttemptOutcome::Withdrawn);
+  EXPECT_EQ(attempts[1].ended_at, 3100);
+}
+
+TEST(StudioStoreTest, CancellingEndsTheOpenAttempt) {
+  auto store = open_memory();
+  auto job = new_job("j1");
+  ASSERT_TRUE(store->insert_job(job));
+  ASSERT_TRUE(*store->claim_job("j1", "w1", 2000));
+  ASSERT_TRUE(*store->cancel_job("j1", 2300));
+  const auto attempts = history(*store, "j1");
+  ASSERT_EQ(attempts.size(), 1u);
+  EXPECT_EQ(attempts[0].outcome, AttemptOutcome::Cancelled);
+  EXPECT_EQ(attempts[0].ended_at, 2300);
+}
+
+TEST(StudioStoreTest, AnOpenAttemptCannotLackItsEndOrAClosedOneItsOutcome) {
+  auto store = open_memory();
+  auto job = new_job("j1");
+  ASSERT_TRUE(store->insert_job(job));
+  ASSERT_TRUE(*store->claim_job("j1", "w1", 2000));
+  EXPECT_FALSE(store->db().exec("UPDATE job_attempts SET outcome = 'done'"));
+  EXPECT_FALSE(store->db().exec("UPDATE job_attempts SET outcome = 'teleported', ended_at = 1"));
+}
+
+TEST(StudioStoreTest, UpgradingGivesJobsClaimedAtThatMomentTheirOpenAttempt) {
+  sw::testing::TempDir dir;
+  {
+    auto db = Db::open(dir.path() / "studio.db");
+    ASSERT_TRUE(db);
+    ASSERT_TRUE(migrate(*db, studio_migrations().first(2)));  // the schema before issue 14
+    ASSERT_TRUE(db->exec(
+        "INSERT INTO jobs(id, model, kind, task, model_source, vram_gb_estimate, game_id, "
+        "asset_name, priority, max_attempts, status, worker_id, created_at, claimed_at, "
+        "accepted_at) VALUES ('old', 'm', 'llm', '{}', '{}', 0, '', '', 0, 3, 'claimed', 'w9', "
+        "100, 200, 300), ('queued', 'm', 'llm', '{}', '{}', 0, '', '', 0, 3, 'queued', NULL, "
+        "100, NULL, NULL)"));
+  }
+  auto store = StudioStore::open(dir.path() / "studio.db");
+  ASSERT_TRUE(store) << store.error().message;
+  const auto attempts = history(**store, "old");
+  ASSERT_EQ(attempts.size(), 1u);
+  EXPECT_EQ(attempts[0].worker_id, "w9");
+  EXPECT_EQ(attempts[0].offered_at, 200);
+  EXPECT_EQ(attempts[0].started_at, 300);
+  EXPECT_EQ(attempts[0].outcome, AttemptOutcome::Running);
+  EXPECT_TRUE(history(**store, "queued").empty());
+  // The restarted studio's release closes it like any other.
+  ASSERT_TRUE(*(*store)->release_job("old", "w9", 1, std::string("grace over"), false, 400,
+                                     AttemptEnd{AttemptOutcome::Requeued, "grace over"}));
+  EXPECT_EQ(history(**store, "old")[0].outcome, AttemptOutcome::Requeued);
+}
+
 TEST(StudioStoreTest, IdempotencyKeysAreUnique) {
   auto store = open_memory();
   auto first = new_job("j1");

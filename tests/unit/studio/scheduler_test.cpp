@@ -16,8 +16,19 @@ proto::WorkerCapabilities caps(std::vector<TaskKind> kinds, double threshold = 2
 }
 
 QueuedJob job(std::string id, std::int64_t seq, int priority = 0, TaskKind kind = TaskKind::Llm,
-              double vram = 0, std::string model = "m") {
-  return QueuedJob{std::move(id), seq, priority, kind, vram, std::move(model)};
+              double vram = 0, std::string model = "m", std::string engine = "synthetic") {
+  return QueuedJob{std::move(id), seq, priority, kind, vram, std::move(model), std::move(engine)};
+}
+
+// A worker as the reference advertises one (§1.5): per kind, its engines' names and model ids.
+proto::WorkerCapabilities listing(proto::ModelsPerKind per_kind, double threshold = 24) {
+  proto::WorkerCapabilities c;
+  for (const auto& [kind, models] : per_kind) {
+    c.task_kinds.push_back(kind);
+  }
+  c.supported_models_per_kind = std::move(per_kind);
+  c.vram_threshold_gb = threshold;
+  return c;
 }
 
 const SteadyTime kNow = SteadyTime{} + 1h;
@@ -154,6 +165,116 @@ TEST(SchedulerTest, OneWorkerGetsTheBestJobOfItsOwnKinds) {
   s.set_busy("w", false);
   EXPECT_FALSE(s.assign_worker("w", kNow));
   EXPECT_FALSE(s.assign_worker("nobody", kNow));
+}
+
+// ---- engines (issue 14) ----
+
+TEST(SchedulerTest, AJobGoesOnlyToAWorkerWhoseListNamesItsEngineOrModel) {
+  const auto llama = job("llama", 1, 0, TaskKind::Llm, 0, "qwen-0.5b", "llama-cpp");
+  EXPECT_TRUE(Scheduler::serves(listing({{TaskKind::Llm, {"llama-cpp:*", "synthetic"}}}), llama));
+  EXPECT_TRUE(Scheduler::serves(listing({{TaskKind::Llm, {"qwen-0.5b"}}}), llama))
+      << "the model id itself";
+  EXPECT_TRUE(Scheduler::serves(listing({{TaskKind::Llm, {"llama-cpp"}}}), llama))
+      << "the bare engine name, as the synthetic engine lists itself";
+  EXPECT_FALSE(
+      Scheduler::serves(listing({{TaskKind::Llm, {"synthetic", "synthetic-llm"}}}), llama));
+  EXPECT_FALSE(
+      Scheduler::serves(listing({{TaskKind::Llm, {"llama-cpp:", "llama-cppx:*", "*"}}}), llama))
+      << "only `<engine>:*` is the engine's wildcard";
+  EXPECT_FALSE(Scheduler::serves(listing({{TaskKind::Image, {"llama-cpp:*"}}}), llama))
+      << "the list of another kind does not count";
+  EXPECT_TRUE(Scheduler::serves(caps({TaskKind::Llm}), llama))
+      << "a worker without per-kind lists (older reference) keeps the kind rule";
+  EXPECT_TRUE(Scheduler::serves(listing({{TaskKind::Llm, {"synthetic", "synthetic-llm"}}}),
+                                job("s", 2, 0, TaskKind::Llm, 0, "synth-llm", "synthetic")));
+}
+
+TEST(SchedulerTest, WorkersWithoutTheEngineAreSkippedForAWorkerThatHasIt) {
+  Scheduler s;
+  s.upsert_worker("synthetic-only", 1, listing({{TaskKind::Llm, {"synthetic", "synthetic-llm"}}}));
+  s.upsert_worker("with-llama", 2, listing({{TaskKind::Llm, {"llama-cpp:*", "synthetic"}}}));
+  for (int i = 0; i < 6; ++i) {
+    s.enqueue(job("llama-" + std::to_string(i), i, 0, TaskKind::Llm, 0, "qwen", "llama-cpp"));
+  }
+  auto a = s.assign(kNow);
+  ASSERT_EQ(a.size(), 1u) << "the earlier-connected worker has no llama-cpp";
+  EXPECT_EQ(a[0].worker_id, "with-llama");
+  EXPECT_TRUE(s.assign(kNow).empty()) << "five wait for the worker that has the engine";
+  EXPECT_FALSE(s.assign_worker("synthetic-only", kNow)) << "the heartbeat path applies it too";
+  s.enqueue(job("synth", 10, 0, TaskKind::Llm, 0, "synth-llm", "synthetic"));
+  EXPECT_EQ(s.assign_worker("synthetic-only", kNow)->job_id, "synth");
+  s.set_busy("with-llama", false);
+  EXPECT_EQ(s.assign_worker("with-llama", kNow)->job_id, "llama-1");
+}
+
+// ---- waiting reasons (issue 14) ----
+
+TEST(SchedulerTest, AQueuedJobSaysWhyItWaitsInTheDocumentedOrder) {
+  Scheduler s;
+  s.enqueue(job("j", 1, 0, TaskKind::Llm, 24, "qwen", "llama-cpp"));
+  EXPECT_FALSE(s.waiting("unknown", kNow));
+  EXPECT_EQ(s.waiting("j", kNow)->text, "waiting: no worker connected");
+
+  s.upsert_worker("image-only", 1, caps({TaskKind::Image}));
+  EXPECT_EQ(s.waiting("j", kNow)->text, "waiting: no connected worker serves kind llm");
+
+  s.upsert_worker("synthetic", 2, listing({{TaskKind::Llm, {"synthetic", "synthetic-llm"}}}, 48));
+  auto reason = s.waiting("j", kNow);
+  EXPECT_EQ(reason->text, "waiting: no connected worker has engine llama-cpp");
+  EXPECT_EQ(reason->reason, WaitClass::NoEngine);
+  EXPECT_EQ(reason->detail, "llama-cpp");
+
+  s.upsert_worker("small", 3, listing({{TaskKind::Llm, {"llama-cpp:*"}}}, 12));
+  EXPECT_EQ(s.waiting("j", kNow)->text, "waiting: no connected worker has ≥ 24 GB free");
+  s.enqueue(job("half", 2, 0, TaskKind::Llm, 12.5, "qwen", "llama-cpp"));
+  EXPECT_EQ(s.waiting("half", kNow)->text, "waiting: no connected worker has ≥ 12.5 GB free");
+
+  auto paused = listing({{TaskKind::Llm, {"llama-cpp:*"}}}, 24);
+  paused.auto_enabled = false;
+  s.upsert_worker("big", 4, paused);
+  EXPECT_EQ(s.waiting("j", kNow)->text, "waiting: all eligible workers paused");
+  paused.auto_enabled = true;
+  s.upsert_worker("big", 4, paused);
+  s.set_busy("big", true);
+  EXPECT_EQ(s.waiting("j", kNow)->text, "waiting: all eligible workers busy");
+
+  s.upsert_worker("big2", 5, listing({{TaskKind::Llm, {"llama-cpp:*"}}}, 32));
+  s.hold_off("big2", kNow + 5s);
+  EXPECT_EQ(s.waiting("j", kNow)->text, "waiting: all eligible workers busy or held off");
+  s.exclude("big2", "j", kNow + 20s);
+  EXPECT_EQ(s.waiting("j", kNow + 10s)->text,
+            "waiting: all eligible workers busy or declined this job");
+  reason = s.waiting("j", kNow + 20s);
+  EXPECT_EQ(reason->reason, WaitClass::Pending) << reason->text;
+
+  EXPECT_EQ(s.assign(kNow + 20s).size(), 1u);
+  EXPECT_FALSE(s.waiting("j", kNow + 20s)) << "an offered job does not wait";
+}
+
+TEST(SchedulerTest, WaitingCountsGroupTheQueueByReason) {
+  Scheduler s;
+  s.upsert_worker(
+      "synthetic", 1,
+      listing({{TaskKind::Llm, {"synthetic", "synthetic-llm"}}, {TaskKind::Image, {"synthetic"}}}));
+  for (int i = 0; i < 5; ++i) {
+    s.enqueue(job("llama-" + std::to_string(i), i, 0, TaskKind::Llm, 0, "qwen", "llama-cpp"));
+  }
+  s.enqueue(job("video", 10, 0, TaskKind::Video));
+  s.enqueue(job("sd", 11, 0, TaskKind::Image, 0, "sdxl", "sd-cpp"));
+  s.enqueue(job("synth-1", 12, 0, TaskKind::Llm));
+  s.enqueue(job("synth-2", 13, 0, TaskKind::Llm));
+  s.set_busy("synthetic", true);
+  const auto counts = s.waiting_counts(kNow);
+  const std::map<std::pair<WaitClass, std::string>, std::size_t> expected = {
+      {{WaitClass::NoKind, "video"}, 1},
+      {{WaitClass::NoEngine, "llama-cpp"}, 5},
+      {{WaitClass::NoEngine, "sd-cpp"}, 1},
+      {{WaitClass::Busy, ""}, 2}};
+  EXPECT_EQ(counts, expected);
+  s.set_busy("synthetic", false);
+  s.exclude("synthetic", "synth-1", kNow + 1s);
+  EXPECT_EQ(s.waiting_counts(kNow).at({WaitClass::Busy, ""}), 1u) << "synth-1 was declined";
+  EXPECT_EQ(s.waiting_counts(kNow).at({WaitClass::Pending, ""}), 1u) << "synth-2 is next";
 }
 
 }  // namespace
