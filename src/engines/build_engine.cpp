@@ -23,6 +23,7 @@ BuiltEngine build_engines(const EngineOptions& options) {
     cache_config.root = options.models_root;
     cache_config.max_bytes = options.models_cache_max_bytes;
     auto cache = std::make_shared<models::ModelCache>(cache_config);
+    built.cache = cache;
     RunnerPoolOptions pool_options;
     pool_options.idle_unload = options.runner_idle_unload;
     pool_options.free_memory_gib = options.free_memory_gib
@@ -61,9 +62,25 @@ BuiltEngine build_engines(const EngineOptions& options) {
       kLog.warn("engine.espeak_unavailable", {{"error", espeak.error().message}});
     }
   }
-  members.push_back(std::make_unique<SyntheticEngine>(options.synthetic_job_duration));
+  if (options.synthetic) {
+    members.push_back(std::make_unique<SyntheticEngine>(options.synthetic_job_duration));
+  } else {
+    kLog.info("engine.synthetic_off", {{"reason", "config [engines] synthetic = false"}});
+  }
+  if (members.empty()) {
+    kLog.warn("engine.none", {{"detail",
+                               "no engine is available: this worker serves no task kind "
+                               "(install a runner program or turn the synthetic "
+                               "engine back on)"}});
+  }
   built.engine = std::make_unique<CompositeEngine>(std::move(members));
   return built;
+}
+
+Capabilities BuiltEngine::advertised() const {
+  if (!engine) return {};
+  if (!cache) return engine->capabilities();
+  return engine->with_held_models(cache->held_models());
 }
 
 std::unique_ptr<CompositeEngine> build_engine(const EngineOptions& options) {

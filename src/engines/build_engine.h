@@ -1,8 +1,10 @@
 #pragma once
 // Assembles the composite engine from what this build and this machine provide: espeak-ng always
 // (linked), llama-cpp / sd-cpp / whisper-cpp when their runner program is found (config path,
-// then environment, then PATH), synthetic always and last. An engine whose program is missing is
-// not advertised, and an offer routed to it fails non-retryably saying what to install.
+// then environment, then PATH), synthetic last unless the config switches it off
+// (`[engines] synthetic = false`, for a box that should only do real work). An engine whose
+// program is missing is not advertised, and an offer routed to it is rejected before accept
+// saying what to install.
 
 #include <chrono>
 #include <filesystem>
@@ -29,12 +31,20 @@ struct EngineOptions {
   // Free memory for admission (GPU, else system). Unset: the system's MemAvailable.
   std::function<std::optional<double>()> free_memory_gib;
   bool espeak = true;
+  bool synthetic = true;  // config `[engines] synthetic`
 };
 
-// The engine and the runner pool behind it (for status and shutdown); the pool may be null.
+// The engine, the runner pool behind it (for status and shutdown) and the model cache its
+// engines share; the pool and the cache are null without a models root.
 struct BuiltEngine {
   std::unique_ptr<CompositeEngine> engine;
   std::shared_ptr<RunnerPool> runners;
+  std::shared_ptr<models::ModelCache> cache;
+
+  // What the worker advertises per kind (§1.5): the engines' own names plus the ids of the
+  // models the cache holds, for the kinds their engine serves. Blocking (reads the cache's
+  // manifests): call it off the I/O thread. Thread-safe.
+  Capabilities advertised() const;
 };
 BuiltEngine build_engines(const EngineOptions& options);
 

@@ -41,7 +41,8 @@ std::string remedy_for_missing_engine(std::string_view model_engine) {
       return "parakeet models serve local streaming speech only and are never valid in a studio "
              "job";
     case proto::ModelEngine::Synthetic:
-      return "the synthetic engine is part of every build; this worker was assembled without it";
+      return "the synthetic engine is switched off in this worker's config.toml "
+             "([engines] synthetic = false)";
   }
   return "install the engine";
 }
@@ -73,6 +74,21 @@ Capabilities CompositeEngine::capabilities() const {
   }
   for (auto& [kind, models] : merged) std::sort(models.begin(), models.end());
   return merged;
+}
+
+Capabilities CompositeEngine::with_held_models(const std::vector<models::HeldModel>& held) const {
+  Capabilities advertised = capabilities();
+  for (const models::HeldModel& model : held) {
+    const Engine* member = find(engine_for_source(model.engine));
+    if (member == nullptr) continue;
+    for (const auto& [kind, ids] : member->capabilities()) {
+      (void)ids;
+      auto& list = advertised[kind];
+      if (std::find(list.begin(), list.end(), model.id) == list.end()) list.push_back(model.id);
+    }
+  }
+  for (auto& [kind, ids] : advertised) std::sort(ids.begin(), ids.end());
+  return advertised;
 }
 
 Result<Engine*> CompositeEngine::route(const DispatchRequest& request) const {
@@ -112,6 +128,12 @@ Result<Engine*> CompositeEngine::route(const DispatchRequest& request) const {
                                  request.model, proto::to_string(kind)));
 }
 
+std::optional<std::string> CompositeEngine::routing_refusal(const DispatchRequest& request) const {
+  auto member = route(request);
+  if (!member) return member.error().message;
+  return std::nullopt;
+}
+
 Result<TaskResult> CompositeEngine::dispatch(const DispatchRequest& request) {
   auto member = route(request);
   if (!member) return fail(member.error());
@@ -121,7 +143,7 @@ Result<TaskResult> CompositeEngine::dispatch(const DispatchRequest& request) {
 std::optional<std::string> CompositeEngine::admission_refusal(const DispatchRequest& request,
                                                               double estimate_gib) {
   auto member = route(request);
-  if (!member) return std::nullopt;  // dispatch reports the routing error as a fail
+  if (!member) return std::nullopt;  // routing_refusal() says why
   return (*member)->admission_refusal(request, estimate_gib);
 }
 
@@ -130,6 +152,22 @@ Status CompositeEngine::stream_chat(const DispatchRequest& request,
   auto member = route(request);
   if (!member) return fail(member.error());
   return (*member)->stream_chat(request, on_chunk);
+}
+
+std::optional<DefaultModel> default_model(const Capabilities& own, proto::TaskKind kind) {
+  auto it = own.find(kind);
+  if (it == own.end()) return std::nullopt;
+  for (const auto& model : it->second) {
+    if (!model.ends_with(":*")) return DefaultModel{model, std::nullopt};
+  }
+  // Engines that run without model files; every other one needs a model's source.
+  for (std::string_view engine : {std::string_view("espeak-ng")}) {
+    const std::string wildcard = std::string(engine) + ":*";
+    if (std::find(it->second.begin(), it->second.end(), wildcard) != it->second.end()) {
+      return DefaultModel{std::string(engine), proto::ModelSource{std::string(engine), {}, {}}};
+    }
+  }
+  return std::nullopt;
 }
 
 std::vector<std::string> flatten_models(const Capabilities& capabilities) {

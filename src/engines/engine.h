@@ -63,6 +63,13 @@ class Engine {
   virtual std::string_view name() const = 0;
   virtual Capabilities capabilities() const = 0;
   virtual Result<TaskResult> dispatch(const DispatchRequest& request) = 0;
+  // Why this worker cannot serve the request at all (no engine for it), checked before an offer
+  // is accepted so that the studio gives the job to another worker instead of it failing here.
+  // Cheap, no I/O: callable on the I/O thread. Default: every request is routable.
+  virtual std::optional<std::string> routing_refusal(const DispatchRequest& request) const {
+    (void)request;
+    return std::nullopt;
+  }
   // Why this worker cannot take the job now for lack of memory (the reference's "insufficient
   // memory: …" text), checked when the offer arrives so that another worker can take it.
   // `estimate_gib` is the offer's vramGbEstimate. Default: no memory limit.

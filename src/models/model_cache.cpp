@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "common/file_io.h"
 #include "common/log.h"
@@ -32,7 +33,7 @@ fs::path with_suffix(const fs::path& path, const char* suffix) {
 
 bool is_bookkeeping(const fs::path& path) {
   const std::string name = path.filename().string();
-  return name.ends_with(".lock") || name.ends_with(".sha256") ||
+  return name.ends_with(".lock") || name.ends_with(".sha256") || name == kManifestName ||
          name.find(".tmp-") != std::string::npos;
 }
 
@@ -111,7 +112,73 @@ UniqueFd open_lock_file(const fs::path& path) {
   return UniqueFd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
 }
 
+// Moves a file of the previous layout (`<root>/<sanitised id>/<filename>`) to `path` with its
+// sha256 sidecar, unless a job (of an older worker still running, say) holds it. The caller holds
+// the download lock of `path`. Returns whether the file moved.
+bool adopt_previous_layout(const fs::path& previous, const fs::path& path,
+                           const std::string& model_id) {
+  UniqueFd previous_lock = open_lock_file(with_suffix(previous, ".lock"));
+  if (!previous_lock.valid() || ::flock(previous_lock.get(), LOCK_EX | LOCK_NB) != 0) return false;
+  std::error_code ec;
+  fs::rename(previous, path, ec);
+  if (ec) {
+    kLog.warn("model.migrate_failed",
+              {{"model", model_id}, {"from", previous.string()}, {"error", ec.message()}});
+    return false;
+  }
+  // rename keeps size and mtime, so the sidecar still vouches for the file.
+  fs::rename(with_suffix(previous, ".sha256"), with_suffix(path, ".sha256"), ec);
+  fs::remove(with_suffix(previous, ".download.lock"), ec);
+  fs::remove(with_suffix(previous, ".lock"), ec);
+  fs::remove(previous.parent_path(), ec);  // only once empty
+  kLog.info("model.migrated",
+            {{"model", model_id}, {"from", previous.string()}, {"to", path.string()}});
+  return true;
+}
+
+// `.model.json`: {"id": <exact id>, "engine": <modelSource.engine>,
+//                 "files": [{"filename": …, "path": <relative to the root>}, …]}.
+std::string manifest_text(const fs::path& root, const std::string& model_id,
+                          const proto::ModelSource& source, const std::vector<CachedFile>& files) {
+  nlohmann::json list = nlohmann::json::array();
+  for (std::size_t i = 0; i < files.size() && i < source.files.size(); ++i) {
+    list.push_back({{"filename", source.files[i].filename},
+                    {"path", files[i].path.lexically_relative(root).generic_string()}});
+  }
+  return nlohmann::json{{"id", model_id}, {"engine", source.engine}, {"files", list}}.dump() + "\n";
+}
+
+// The model a manifest describes, when every file it lists is present. Tolerant: anything
+// unexpected (a hand-edited or truncated manifest) means "not held", never an error.
+std::optional<HeldModel> held_by(const fs::path& root, const fs::path& dir) {
+  auto text = read_file(dir / kManifestName, 1 << 20);
+  if (!text) return std::nullopt;
+  const auto json = nlohmann::json::parse(*text, nullptr, false);
+  if (!json.is_object()) return std::nullopt;
+  const auto id = json.find("id");
+  const auto engine = json.find("engine");
+  const auto files = json.find("files");
+  if (id == json.end() || !id->is_string() || engine == json.end() || !engine->is_string() ||
+      files == json.end() || !files->is_array()) {
+    return std::nullopt;
+  }
+  HeldModel held{id->get<std::string>(), engine->get<std::string>()};
+  // A manifest copied into another model's directory does not speak for it.
+  if (sanitise_model_id(held.id) != dir.filename().string()) return std::nullopt;
+  std::error_code ec;
+  for (const auto& file : *files) {
+    const auto path = file.is_object() ? file.find("path") : file.end();
+    if (path == file.end() || !path->is_string()) return std::nullopt;
+    if (!fs::is_regular_file(root / path->get<std::string>(), ec)) return std::nullopt;
+  }
+  return held;
+}
+
 }  // namespace
+
+fs::path model_dir(const fs::path& root, std::string_view model_id) {
+  return root / kModelsDirName / sanitise_model_id(model_id);
+}
 
 std::string sanitise_model_id(std::string_view id) {
   std::string out;
@@ -160,6 +227,10 @@ Result<std::vector<CachedFile>> ModelCache::ensure_files(const std::string& mode
   // Validate every file before touching the disk or the network.
   for (const proto::ModelFile& file : source.files) {
     SW_TRY(check_plain_filename(file.filename));
+    if (file.filename == kManifestName) {
+      return fail(
+          Error::invalid_argument("model filename \"{}\" is reserved by the cache", file.filename));
+    }
     SW_TRY(transfer::check_download_url(file.url));
   }
   std::vector<CachedFile> out;
@@ -171,16 +242,49 @@ Result<std::vector<CachedFile>> ModelCache::ensure_files(const std::string& mode
     }
     out.push_back(std::move(*cached));
   }
+  // Remember what this directory holds (held_models()); rewritten only when it changes.
+  if (out.empty()) return out;
+  const fs::path manifest = model_dir(config_.root, model_id) / kManifestName;
+  const std::string text = manifest_text(config_.root, model_id, source, out);
+  if (auto existing = read_file(manifest, 1 << 20); !existing || *existing != text) {
+    if (auto written = write_file_atomically(manifest, text, Durability::RenameOnly); !written) {
+      kLog.warn("model.manifest_not_written",
+                {{"model", model_id}, {"error", written.error().message}});
+    }
+  }
   return out;
+}
+
+std::vector<HeldModel> ModelCache::held_models() const {
+  std::vector<HeldModel> held;
+  std::error_code ec;
+  for (auto it = fs::directory_iterator(config_.root / kModelsDirName, ec);
+       !ec && it != fs::directory_iterator(); it.increment(ec)) {
+    std::error_code kind_ec;
+    if (!it->is_directory(kind_ec)) continue;
+    if (auto model = held_by(config_.root, it->path())) held.push_back(std::move(*model));
+  }
+  std::sort(held.begin(), held.end(),
+            [](const HeldModel& a, const HeldModel& b) { return a.id < b.id; });
+  return held;
 }
 
 Result<CachedFile> ModelCache::ensure_one(const std::string& model_id, const proto::ModelFile& file,
                                           const transfer::ProgressFn& progress) {
-  const fs::path dir = config_.root / sanitise_model_id(model_id);
+  const fs::path dir = model_dir(config_.root, model_id);
   const fs::path path = dir / file.filename;
   std::error_code ec;
   fs::create_directories(dir, ec);
-  if (ec) return fail(Error::io("cannot create {}: {}", dir.string(), ec.message()));
+  if (ec) {
+    const fs::path base = config_.root / kModelsDirName;
+    if (fs::exists(base, ec) && !fs::is_directory(base, ec)) {
+      return fail(
+          Error::io("cannot create {}: {} is a file, but the model cache keeps its "
+                    "per-model directories under that name; move the file",
+                    dir.string(), base.string()));
+    }
+    return fail(Error::io("cannot create {}: {}", dir.string(), ec.message()));
+  }
 
   CachedFile cached;
   cached.role = file.role;
@@ -226,6 +330,16 @@ Result<CachedFile> ModelCache::ensure_one(const std::string& model_id, const pro
   UniqueFd download_lock = open_lock_file(with_suffix(path, ".download.lock"));
   if (!download_lock.valid() || !lock(download_lock.get(), LOCK_EX)) {
     return fail(Error::io("cannot lock {}.download.lock: {}", path.string(), std::strerror(errno)));
+  }
+  // A copy in the previous layout is moved over (or, while held elsewhere, used where it is).
+  const fs::path previous = config_.root / sanitise_model_id(model_id) / file.filename;
+  if (!fs::exists(path, ec) && fs::is_regular_file(previous, ec) &&
+      !adopt_previous_layout(previous, path, model_id)) {
+    UniqueFd previous_lock = open_lock_file(with_suffix(previous, ".lock"));
+    if (previous_lock.valid() && lock(previous_lock.get(), LOCK_SH) && fs::exists(previous, ec)) {
+      auto ok = matches(previous, file, /*size_must_match=*/false);
+      if (ok && *ok) return lease_on(previous, previous_lock, false);
+    }
   }
   if (fs::exists(path, ec)) {
     auto ok = matches(path, file, false);

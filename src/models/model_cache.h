@@ -1,5 +1,18 @@
 #pragma once
-// The managed model cache (reference-worker.md §3.4): `<root>/<sanitised model id>/<filename>`.
+// The managed model cache (reference-worker.md §3.4): `<root>/by-model/<sanitised id>/<filename>`.
+//
+// Layout (ours): the reference keeps `<root>/<sanitised id>/`, which collides with an
+// operator-placed file at the top of the root whenever a model's id is also its file name, as the
+// reference's catalogue names them (`z-image-turbo-q4_k_m.gguf`): the directory cannot be created
+// ("Not a directory"). Our per-model directories therefore live one level down, under
+// `<root>/by-model/`, and the top of the root belongs to the operator (the one name `by-model`
+// there is reserved). A file found in the previous layout (`<root>/<sanitised id>/<filename>`) is
+// moved into the new one on first use (renamed with its sha256 sidecar: no re-download), or, while
+// another process holds it, used in place.
+//
+// Each model directory also holds `.model.json`, written after every successful ensure_files():
+// the exact model id (the directory name is sanitised), its engine and where each of its files
+// is. held_models() reads these to say which models the cache holds (advertised to the studio).
 //
 // ensure_files() returns local paths for every file of a ModelSource, downloading what is missing
 // (transfer::download_file: streamed sha256, resume, atomic rename). One download per file across
@@ -26,6 +39,12 @@ namespace sw::models {
 
 // Every char outside [A-Za-z0-9._-] becomes '_'; empty becomes "_"; a leading '.' becomes '_'.
 std::string sanitise_model_id(std::string_view id);
+// The directory under the cache root that holds every model's own directory.
+inline constexpr std::string_view kModelsDirName = "by-model";
+// A model's own directory: `<root>/by-model/<sanitised id>`.
+std::filesystem::path model_dir(const std::filesystem::path& root, std::string_view model_id);
+// The record of a provisioned model inside its directory (a name no model file is given).
+inline constexpr std::string_view kManifestName = ".model.json";
 // A single plain path component: not empty, not "." or "..", no '/', '\\' or NUL, ≤ 255 bytes.
 Status check_plain_filename(std::string_view filename);
 // Free bytes on the filesystem holding `path` (probed at its nearest existing ancestor).
@@ -50,6 +69,12 @@ struct CachedFile {
   FileLease lease;
 };
 
+// A model the cache holds: provisioned by ensure_files() and every file of it still present.
+struct HeldModel {
+  std::string id;      // exact, as offered
+  std::string engine;  // modelSource.engine, e.g. "llama-cpp"
+};
+
 struct CacheConfig {
   std::filesystem::path root;
   std::uint64_t max_bytes = 0;  // cache budget (models_cache_max_gb); 0 = unlimited
@@ -71,6 +96,11 @@ class ModelCache {
   Status make_room(std::uint64_t needed);
   // Bytes of cached files (partial downloads included).
   std::uint64_t cached_bytes() const;
+  // The models whose every file is present (checked by stat, never hashed), sorted by id. Reads
+  // one small manifest per model directory: cheap, but disk I/O, so not on an I/O thread. Files
+  // of the previous layout and operator-placed files with no manifest are not listed: nothing
+  // says which model or engine they belong to until a job has used them.
+  std::vector<HeldModel> held_models() const;
 
   const CacheConfig& config() const { return config_; }
 

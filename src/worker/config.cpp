@@ -20,7 +20,8 @@ const log::Logger& logger() {
   return instance;
 }
 
-// Keys the reference once wrote and has since removed: ignored when present (§5.2).
+// Keys the reference once wrote and has since removed: ignored when present (§5.2). `engines` is
+// ours again as a table (`[engines]`); any other value of it is the reference's legacy key.
 constexpr std::string_view kLegacyKeys[] = {"engine",
                                             "engines",
                                             "gradio_endpoint_url",
@@ -49,6 +50,21 @@ Result<std::string> as_string(std::string_view source, std::string_view key,
 Result<bool> as_bool(std::string_view source, std::string_view key, const toml::node& node) {
   if (node.is_boolean()) return *node.value<bool>();
   return fail(bad_key(source, key, "must be true or false"));
+}
+
+// `[engines]`: synthetic = true|false. Unknown keys are refused like top-level ones.
+Status parse_engines(std::string_view source, const toml::table& table, EnginesConfig& out) {
+  for (auto&& entry : table) {
+    const std::string key = "engines." + std::string(entry.first.str());
+    if (entry.first.str() == "synthetic") {
+      auto value = as_bool(source, key, entry.second);
+      if (!value) return fail(value.error());
+      out.synthetic = *value;
+    } else {
+      return fail(bad_key(source, key, "unknown key (a typo?)"));
+    }
+  }
+  return {};
 }
 
 Result<double> as_number(std::string_view source, std::string_view key, const toml::node& node) {
@@ -237,6 +253,8 @@ Result<WorkerConfig> parse_config(std::string_view toml_text, std::string_view s
       auto value = as_integer(source, key, node, 1, 16LL * 1024 * 1024);
       if (!value) return fail(value.error());
       config.outbox_max_mb = static_cast<std::uint64_t>(*value);
+    } else if (key == "engines" && node.is_table()) {
+      SW_TRY(parse_engines(source, *node.as_table(), config.engines));
     } else if (is_legacy_key(key)) {
       logger().info("config.legacy_key_ignored", {{"key", key}, {"file", source}});
     } else {
@@ -311,6 +329,11 @@ std::string format_config(const WorkerConfig& config) {
   }
   if (config.outbox_max_mb != WorkerConfig{}.outbox_max_mb) {
     line("outbox_max_mb", std::to_string(config.outbox_max_mb));
+  }
+  // Tables last: every key after a table header belongs to it.
+  if (config.engines != EnginesConfig{}) {
+    out += "\n[engines]\n";
+    line("synthetic", flag(config.engines.synthetic));
   }
   return out;
 }

@@ -26,6 +26,14 @@ inline constexpr const char* kDefaultAutoUpdateFeed =
 inline constexpr std::uint16_t kDefaultLocalApiPort = 4787;
 inline constexpr std::uint16_t kDefaultStreamPort = 4798;
 
+// Ours (issue 14): the `[engines]` table.
+struct EnginesConfig {
+  // The synthetic engine (deterministic stand-ins for every kind). false: a box that should only
+  // do real work neither advertises nor runs it. Read at start.
+  bool synthetic = true;
+  bool operator==(const EnginesConfig&) const = default;
+};
+
 struct WorkerConfig {
   std::string api_base_url = kDefaultApiBaseUrl;
   std::optional<std::string> worker_id;
@@ -59,6 +67,7 @@ struct WorkerConfig {
   // not be kept.
   std::uint64_t outbox_max_entries = 1000;
   std::uint64_t outbox_max_mb = 4096;
+  EnginesConfig engines;  // `[engines]`, written only when not the default
 
   bool registered() const {
     return worker_id && !worker_id->empty() && auth_token && !auth_token->empty();

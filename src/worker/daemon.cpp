@@ -171,6 +171,7 @@ int Daemon::run() {
   engine_options.sd_cli_path = config.sd_cli_path;
   engine_options.whisper_server_path = config.whisper_server_path;
   engine_options.runner_idle_unload = std::chrono::seconds(config.runner_idle_unload_secs);
+  engine_options.synthetic = engine_options.synthetic && config.engines.synthetic;
   if (!engine_options.free_memory_gib) {
     engine_options.free_memory_gib = [gpu = impl.vram_total_gb > 0]() -> std::optional<double> {
       if (gpu) return probe_vram_free_gib(system_vram_sources());
@@ -199,6 +200,8 @@ int Daemon::run() {
   Runtime runtime(io.get_executor(), pool.get_executor(), impl.loaded.path, config, *engine,
                   impl.options.timings, impl.vram_total_gb);
   runtime.attach_outbox(**outbox);
+  // Advertise the engines and the models the cache holds (refreshed with every heartbeat).
+  runtime.set_advertised_scan([built = &built] { return built->advertised(); });
   const auto discovery = discovery_file_for(impl.loaded.path);
   // The local catalogue: a broken models.json is reported and ignored, never fatal.
   const auto catalog_path = impl.loaded.path.parent_path() / "models.json";

@@ -93,16 +93,6 @@ HttpResponse text(int status, std::string body) {
   return HttpResponse::text(status, std::move(body), "text/plain; charset=utf-8");
 }
 
-// The first model the engine serves for `kind` by exact id (wildcards need a source).
-std::optional<std::string> default_model(const engines::Capabilities& caps, proto::TaskKind kind) {
-  auto it = caps.find(kind);
-  if (it == caps.end()) return std::nullopt;
-  for (const auto& model : it->second) {
-    if (!model.ends_with(":*")) return model;
-  }
-  return std::nullopt;
-}
-
 std::optional<std::uint64_t> free_bytes(const std::filesystem::path& root) {
   std::error_code ec;
   auto probe = root;
@@ -381,12 +371,25 @@ HttpResponse LocalApi::route(const net::HttpRequest& request, net::Responder& re
         "stream:true needs a llama-cpp model from the local catalogue (models.json)");
   }
   if (model.empty()) {
-    auto fallback = default_model(runtime_.engine_capabilities(), *kind);
+    // No catalogue entry for the kind: synthetic-<kind> when that engine is on, else an engine
+    // that needs no model files (espeak-ng speaks TTS).
+    auto fallback = engines::default_model(runtime_.engine_capabilities(), *kind);
     if (!fallback) {
-      return text(400, fmt::format("no model serves {} on this worker",
-                                   proto::to_string(*kind)));
+      const std::string kind_name(proto::to_string(*kind));
+      std::string why = runtime_.engine_capabilities().contains(*kind)
+                            ? fmt::format(
+                                  "every engine of this worker that serves {} needs a "
+                                  "model's files: name a model from models.json (the "
+                                  "local catalogue) or add one there",
+                                  kind_name)
+                            : fmt::format("no engine of this worker serves {}", kind_name);
+      if (!runtime_.config().engines.synthetic) {
+        why += "; the synthetic engine is off ([engines] synthetic = false)";
+      }
+      return text(400, fmt::format("no default model for {}: {}", kind_name, why));
     }
-    model = *fallback;
+    model = fallback->model;
+    source = std::move(fallback->source);
   }
   auto ticket = runtime_.gate().try_acquire();
   if (!ticket) {

@@ -2,6 +2,7 @@
 
 #include <pwd.h>
 #include <unistd.h>
+#include <boost/asio/post.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -83,6 +84,7 @@ Runtime::Runtime(boost::asio::any_io_executor loop, boost::asio::any_io_executor
       timings_(timings),
       vram_total_gb_(vram_total_gb),
       engine_capabilities_(engine.capabilities()),
+      advertised_(engine_capabilities_),
       machine_name_(machine_name()),
       username_(user_name()) {}
 
@@ -109,12 +111,32 @@ proto::WorkerCapabilities Runtime::capabilities() const {
   caps.auto_update = config_.auto_update_enabled;
   caps.start_minimised = config_.start_minimised;
   caps.only_when_idle = config_.only_when_idle;
-  caps.supported_models = engines::flatten_models(engine_capabilities_);
-  caps.task_kinds = engines::task_kinds_of(engine_capabilities_);
-  for (const auto& [kind, models] : engine_capabilities_) {
-    caps.supported_models_per_kind[kind] = models;
+  caps.supported_models = engines::flatten_models(advertised_);
+  caps.task_kinds = engines::task_kinds_of(advertised_);
+  for (const auto& [kind, models] : advertised_) {
+    // A kind no engine serves is not listed at all (§1.5).
+    if (!models.empty()) caps.supported_models_per_kind[kind] = models;
   }
   return caps;
+}
+
+void Runtime::set_advertised_scan(std::function<engines::Capabilities()> scan) {
+  advertised_scan_ = std::move(scan);
+  if (advertised_scan_) advertised_ = advertised_scan_();
+}
+
+void Runtime::refresh_advertised() {
+  if (!advertised_scan_ || scan_running_) return;
+  scan_running_ = true;
+  // The daemon joins the pool before this Runtime goes; a result posted after the loop stopped
+  // is never run (it is dropped with the loop's queue).
+  boost::asio::post(pool_, [this, scan = advertised_scan_] {
+    engines::Capabilities scanned = scan();
+    boost::asio::post(loop_, [this, scanned = std::move(scanned)]() mutable {
+      advertised_ = std::move(scanned);
+      scan_running_ = false;
+    });
+  });
 }
 
 bool Runtime::set_paused(bool paused) {

@@ -116,12 +116,22 @@ class Runtime {
   JobGate& gate() { return gate_; }  // thread-safe
   const JobGate& gate() const { return gate_; }
   double vram_total_gb() const { return vram_total_gb_; }
-  // The engine's models per kind, read once: they are fixed for the process.
+  // The engine's own names per kind (`llama-cpp:*`, `synthetic-llm`, …), read once: they are
+  // fixed for the process.
   const engines::Capabilities& engine_capabilities() const { return engine_capabilities_; }
 
-  // The capability snapshot, rebuilt from the live config on every call (§1.5); the engine's
-  // capabilities are fixed for the process.
+  // The capability snapshot, rebuilt from the live config on every call (§1.5). Its per-kind
+  // lists are the latest advertised ones (the engines' names plus the model ids the cache holds):
+  // engine_capabilities() until a scan has run.
   proto::WorkerCapabilities capabilities() const;
+
+  // Where the advertised per-kind lists come from: blocking (it reads the model cache), so it
+  // runs on the pool, except once here, synchronously, so that the first hello carries it. Call
+  // before the loop runs.
+  void set_advertised_scan(std::function<engines::Capabilities()> scan);
+  // Starts a scan on the pool unless one is running; its result replaces the advertised lists on
+  // the loop. The session calls it once per heartbeat, so the cache is read at most that often.
+  void refresh_advertised();
 
   bool paused() const { return paused_; }
   // Logs the transition once (§1.10); returns the new value.
@@ -160,6 +170,9 @@ class Runtime {
   RuntimeTimings timings_;
   double vram_total_gb_;
   engines::Capabilities engine_capabilities_;
+  engines::Capabilities advertised_;
+  std::function<engines::Capabilities()> advertised_scan_;
+  bool scan_running_ = false;
   std::string machine_name_;
   std::string username_;
   bool paused_ = false;

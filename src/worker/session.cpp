@@ -376,6 +376,8 @@ awaitable<void> StudioSession::heartbeat_pump(StudioSession* self, std::shared_p
                                          sent ? std::string() : sent.error().message,
                                          format_rfc3339_millis(unix_millis_now())};
     if (!sent || !link->alive) co_return;
+    // The next beat carries what the model cache holds by then (scanned on the pool).
+    runtime.refresh_advertised();
     link->heartbeat_timer.expires_after(runtime.timings().heartbeat_interval);
     co_await link->heartbeat_timer.async_wait(kUseTuple);
   }
@@ -428,6 +430,17 @@ void StudioSession::handle_offer(const std::shared_ptr<Link>& link, proto::JobOf
     reject("worker only runs jobs while its user is idle (presence unknown)",
            proto::RejectCode::Paused);
     return;
+  }
+  // An offer for an engine this worker lacks (a race with the advertisement, an old studio): a
+  // reject without a code, so that the studio gives the job to a worker that has the engine
+  // rather than it failing here for good.
+  {
+    const engines::DispatchRequest request{claim.model, claim.task, claim.model_source,
+                                           claim.job_id};
+    if (auto refusal = runtime_.engine().routing_refusal(request)) {
+      reject(std::move(*refusal), std::nullopt);
+      return;
+    }
   }
   if (runtime_.outbox().full()) {
     // Results that cannot be kept are GPU time thrown away: take no more until delivery catches

@@ -60,7 +60,7 @@ TEST(ModelsFetch, TwoProcessesFetchingTheSameFileDownloadItOnce) {
   ASSERT_EQ(a.exit_code, 0) << a.output;
   ASSERT_EQ(b.exit_code, 0) << b.output;
   EXPECT_EQ(server.request_count("/tiny.gguf"), 1u);
-  const fs::path cached = dir.path() / "models" / "tiny_model" / "tiny.gguf";
+  const fs::path cached = dir.path() / "models" / "by-model" / "tiny_model" / "tiny.gguf";
   EXPECT_EQ(fs::file_size(cached), body->size());
   // One process downloaded, the other waited and reused.
   std::string both = a.output + b.output;

@@ -260,7 +260,8 @@ TEST(WorkerFarm, ALlamaCppJobDownloadsItsModelStartsTheRunnerAndCompletes) {
   EXPECT_EQ(chat["model"], "stories");
   EXPECT_GT(chat["usage"]["completion_tokens"].get<int>(), 0);
   EXPECT_FALSE(chat["choices"][0]["message"]["content"].get<std::string>().empty());
-  EXPECT_EQ(read_file(root / "stories" / "stories260K.gguf"), gguf) << "downloaded and kept";
+  EXPECT_EQ(read_file(root / "by-model" / "stories" / "stories260K.gguf"), gguf)
+      << "downloaded and kept";
 
   const auto second = submit("The dog");
   ASSERT_TRUE(studio.wait_status(second, "done", 60s)) << worker.log();

@@ -71,7 +71,8 @@ TEST_F(ModelCacheTest, DownloadsIntoPerModelDirsAndReusesWithoutASecondRequest) 
   auto first = cache.ensure_files("org/My Model:Q4", src);
   ASSERT_TRUE(first) << first.error().message;
   ASSERT_EQ(first->size(), 2u);
-  EXPECT_EQ((*first)[0].path, dir.path() / "models" / "org_My_Model_Q4" / "weights.gguf");
+  EXPECT_EQ((*first)[0].path,
+            dir.path() / "models" / "by-model" / "org_My_Model_Q4" / "weights.gguf");
   EXPECT_TRUE((*first)[0].downloaded);
   EXPECT_EQ(contents((*first)[0].path), *weights);
   EXPECT_EQ(contents((*first)[1].path), *vae);
@@ -114,16 +115,79 @@ TEST_F(ModelCacheTest, OperatorPlacedTopLevelCopyIsUsedInPlace) {
   std::ofstream(dir.path() / "models" / "vae.safetensors", std::ios::binary) << "not a vae";
   auto other = cache.ensure_files("m", source({file("vae.safetensors", vae)}));
   ASSERT_TRUE(other) << other.error().message;
-  EXPECT_EQ((*other)[0].path, dir.path() / "models" / "m" / "vae.safetensors");
+  EXPECT_EQ((*other)[0].path, model_dir(dir.path() / "models", "m") / "vae.safetensors");
   EXPECT_EQ(contents(dir.path() / "models" / "vae.safetensors"), "not a vae");
+}
+
+// The bug of issue 14: the reference's catalogue names models after their file
+// (`z-image-turbo-q4_k_m.gguf`), and an operator keeps such a file at the top of the models root.
+// A per-model directory `<root>/<id>/` then could not be created ("Not a directory").
+TEST_F(ModelCacheTest, AModelWhoseIdIsItsFileNameProvisionsBesideATopLevelFileOfThatName) {
+  const fs::path root = dir.path() / "models";
+  fs::create_directories(root);
+  // A different file of the same name at the top (another size): not reused, and not in the way.
+  std::ofstream(root / "weights.gguf", std::ios::binary) << "an operator's other copy";
+  ModelCache cache(config());
+  auto files = cache.ensure_files("weights.gguf", source({file("weights.gguf", weights)}));
+  ASSERT_TRUE(files) << files.error().message;
+  EXPECT_EQ((*files)[0].path, root / "by-model" / "weights.gguf" / "weights.gguf");
+  EXPECT_EQ(contents((*files)[0].path), *weights);
+  EXPECT_EQ(contents(root / "weights.gguf"), "an operator's other copy");
+
+  // The same id with the right file at the top: used in place, nothing downloaded.
+  fs::remove_all(root / "by-model");
+  std::ofstream(root / "weights.gguf", std::ios::binary | std::ios::trunc) << *weights;
+  auto placed = cache.ensure_files("weights.gguf", source({file("weights.gguf", weights)}));
+  ASSERT_TRUE(placed) << placed.error().message;
+  EXPECT_EQ((*placed)[0].path, root / "weights.gguf");
+  EXPECT_EQ(server.request_count("/weights.gguf"), 1u);
+  std::vector<std::string> held_ids;
+  for (const auto& model : cache.held_models()) held_ids.push_back(model.id);
+  EXPECT_EQ(held_ids, (std::vector<std::string>{"weights.gguf"}));
+}
+
+TEST_F(ModelCacheTest, AFileOfThePreviousLayoutIsMovedOverWithoutADownload) {
+  const fs::path root = dir.path() / "models";
+  const fs::path previous = root / "org_m" / "weights.gguf";
+  fs::create_directories(previous.parent_path());
+  std::ofstream(previous, std::ios::binary) << *weights;
+  ModelCache cache(config());
+  auto files = cache.ensure_files("org/m", source({file("weights.gguf", weights)}));
+  ASSERT_TRUE(files) << files.error().message;
+  EXPECT_EQ((*files)[0].path, model_dir(root, "org/m") / "weights.gguf");
+  EXPECT_FALSE((*files)[0].downloaded);
+  EXPECT_EQ(contents((*files)[0].path), *weights);
+  EXPECT_EQ(server.request_count("/weights.gguf"), 0u);
+  EXPECT_FALSE(fs::exists(previous.parent_path())) << "the emptied old directory is removed";
+}
+
+TEST_F(ModelCacheTest, HeldModelsAreThoseWithEveryFilePresentUnderTheirExactId) {
+  ModelCache cache(config());
+  EXPECT_TRUE(cache.held_models().empty()) << "no root yet";
+  ASSERT_TRUE(cache.ensure_files(
+      "org/My Model:Q4", source({file("weights.gguf", weights), file("vae.safetensors", vae)})));
+  proto::ModelSource sd{"sd-cpp", {file("vae.safetensors", vae)}, {}};
+  ASSERT_TRUE(cache.ensure_files("pix", sd));
+  auto held = cache.held_models();
+  ASSERT_EQ(held.size(), 2u);
+  EXPECT_EQ(held[0].id, "org/My Model:Q4");  // the exact id, not the directory's name
+  EXPECT_EQ(held[0].engine, "llama-cpp");
+  EXPECT_EQ(held[1].id, "pix");
+  EXPECT_EQ(held[1].engine, "sd-cpp");
+
+  // A model missing one of its files is not held.
+  fs::remove(model_dir(dir.path() / "models", "org/My Model:Q4") / "vae.safetensors");
+  held = cache.held_models();
+  ASSERT_EQ(held.size(), 1u);
+  EXPECT_EQ(held[0].id, "pix");
 }
 
 TEST_F(ModelCacheTest, CorruptCachedFileIsReplaced) {
   ModelCache cache(config());
   auto src = source({file("weights.gguf", weights)});
   ASSERT_TRUE(cache.ensure_files("m", src));
-  const fs::path cached = dir.path() / "models" / "m" / "weights.gguf";
-  fs::remove(dir.path() / "models" / "m" / "weights.gguf.sha256");
+  const fs::path cached = model_dir(dir.path() / "models", "m") / "weights.gguf";
+  fs::remove(model_dir(dir.path() / "models", "m") / "weights.gguf.sha256");
   std::ofstream(cached, std::ios::binary | std::ios::trunc) << "bit rot";
   auto again = cache.ensure_files("m", src);
   ASSERT_TRUE(again) << again.error().message;
@@ -136,8 +200,8 @@ TEST_F(ModelCacheTest, AFileChangedUnderItsSidecarIsHashedAgain) {
   ModelCache cache(config());
   auto src = source({file("weights.gguf", weights)});
   ASSERT_TRUE(cache.ensure_files("m", src));
-  const fs::path cached = dir.path() / "models" / "m" / "weights.gguf";
-  ASSERT_TRUE(fs::exists(dir.path() / "models" / "m" / "weights.gguf.sha256"));
+  const fs::path cached = model_dir(dir.path() / "models", "m") / "weights.gguf";
+  ASSERT_TRUE(fs::exists(model_dir(dir.path() / "models", "m") / "weights.gguf.sha256"));
   std::ofstream(cached, std::ios::binary | std::ios::trunc) << "copied over by hand";
   auto again = cache.ensure_files("m", src);
   ASSERT_TRUE(again) << again.error().message;
@@ -191,9 +255,14 @@ TEST_F(ModelCacheTest, EvictionRemovesLeastRecentlyUsedButNeverAFileInUse) {
   }  // lease dropped: evictable
   auto third = cache.ensure_files("c", source({model_file(2)}));
   ASSERT_TRUE(third) << third.error().message;
-  EXPECT_TRUE(fs::exists(dir.path() / "models" / "a" / "f0"));   // in use: kept
-  EXPECT_FALSE(fs::exists(dir.path() / "models" / "b" / "f1"));  // evicted
-  EXPECT_TRUE(fs::exists(dir.path() / "models" / "c" / "f2"));
+  const fs::path root = dir.path() / "models";
+  EXPECT_TRUE(fs::exists(model_dir(root, "a") / "f0"));   // in use: kept
+  EXPECT_FALSE(fs::exists(model_dir(root, "b") / "f1"));  // evicted
+  EXPECT_TRUE(fs::exists(model_dir(root, "c") / "f2"));
+  // What the cache holds follows: the evicted model is no longer listed.
+  std::vector<std::string> held_ids;
+  for (const auto& model : cache.held_models()) held_ids.push_back(model.id);
+  EXPECT_EQ(held_ids, (std::vector<std::string>{"a", "c"}));
   EXPECT_LE(cache.cached_bytes(), 1300u * 1024u);
 
   // Nothing evictable left: a fourth file that cannot fit is refused, naming the held bytes.

@@ -80,15 +80,16 @@ class LlamaRealTest : public ::testing::Test {
     pool_ = std::make_shared<RunnerPool>(roomy());
     engine_ = std::make_unique<LlamaEngine>(*server, placed_.cache, pool_);
   }
+  // The model id is the file's stem unless given (the reference's catalogue uses the file name).
   DispatchRequest request(const std::string& model_file, proto::Task task,
-                          std::optional<std::uint32_t> context = std::nullopt) {
+                          std::optional<std::uint32_t> context = std::nullopt,
+                          std::optional<std::string> id = std::nullopt) {
     proto::ModelSource source;
     source.engine = "llama-cpp";
     source.files = {placed_.place(models_ / model_file, "model")};
     source.cli_defaults.context_size = context;
-    // The model id differs from the file name: the cache keeps `<root>/<id>/` as a directory.
-    const std::string id = std::filesystem::path(model_file).stem().string();
-    return DispatchRequest{id, std::move(task), source, "job-real"};
+    if (!id) id = std::filesystem::path(model_file).stem().string();
+    return DispatchRequest{*id, std::move(task), source, "job-real"};
   }
   std::filesystem::path models_;
   PlacedModels placed_;
@@ -122,6 +123,16 @@ TEST_F(LlamaRealTest, GeneratesTextWithTrueTokenCountsAndStaysResident) {
   ASSERT_EQ(pool_->status().size(), 1u);
   EXPECT_EQ(pool_->status()[0].pid, pid) << "the second job must not reload the model";
   EXPECT_EQ(pool_->status()[0].starts, 1);
+}
+
+// Issue 14: a model whose id is its file name, with that file at the top of the models root
+// (where the cache once wanted its per-model directory), provisions and runs.
+TEST_F(LlamaRealTest, RunsAModelWhoseIdIsItsFileName) {
+  auto result = engine_->dispatch(
+      request("stories260K.gguf", chat("Once upon a time", 8), std::nullopt, "stories260K.gguf"));
+  ASSERT_TRUE(result) << result.error().message;
+  EXPECT_EQ(llm_json(result)["model"], "stories260K.gguf");
+  EXPECT_GT(llm_json(result)["usage"]["completion_tokens"].get<int>(), 0);
 }
 
 TEST_F(LlamaRealTest, StopsOnAStopStringWithoutLeakingIt) {

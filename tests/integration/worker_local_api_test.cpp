@@ -69,6 +69,32 @@ TEST(WorkerLocalApi, BodiesOverTheCapAreRefusedBeforeTheyAreRead) {
   EXPECT_EQ(worker.api("POST", "/tts", "{nope").status, 400);
 }
 
+// With the synthetic engine off, a request that names no model runs on a real engine that needs
+// no model files (espeak-ng speaks TTS), and any other says why it has no default.
+TEST(WorkerLocalApi, WithTheSyntheticEngineOffDefaultsAreRealOrExplained) {
+  sw::testing::TempDir dir;
+  auto config = unregistered();
+  config.engines.synthetic = false;
+  config.llama_server_path = (dir.path() / "no-such-llama-server").string();
+  WorkerHarness worker(dir.path(), config);
+  auto chat = worker.api("POST", "/v1/chat/completions",
+                         R"({"messages":[{"role":"user","content":"hi"}],"max_tokens":8})");
+  EXPECT_EQ(chat.status, 400);
+  EXPECT_THAT(chat.body,
+              HasSubstr("no default model for llm: no engine of this worker serves llm"));
+  EXPECT_THAT(chat.body, HasSubstr("[engines] synthetic = false"));
+  auto named = worker.api("POST", "/image", R"({"prompt":"x","model":"synthetic-image"})");
+  EXPECT_EQ(named.status, 400) << "synthetic ids are not served: " << named.body;
+  auto tts = worker.api("POST", "/tts", R"({"text":"hello there"})");
+  if (tts.status == 400 && tts.body.find("no engine of this worker serves") != std::string::npos) {
+    GTEST_SKIP() << "SKIPPED: libespeak-ng could not start here: " << tts.body;
+  }
+  ASSERT_EQ(tts.status, 200) << tts.body;
+  EXPECT_EQ(tts.content_type, "audio/wav");
+  const std::vector<std::uint8_t> wav_bytes(tts.body.begin(), tts.body.end());
+  EXPECT_TRUE(sw::testing::decode_wav(wav_bytes));
+}
+
 TEST(WorkerLocalApi, GenerationRoutesRunThroughTheEnginesAndTheGate) {
   sw::testing::TempDir dir;
   WorkerHarness worker(dir.path(), unregistered());

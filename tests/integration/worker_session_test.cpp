@@ -11,7 +11,10 @@
 
 #include <atomic>
 
+#include "common/file_io.h"
+#include "common/sha256.h"
 #include "support/temp_dir.h"
+#include "support/test_models.h"
 #include "support/worker_harness.h"
 
 namespace {
@@ -55,6 +58,50 @@ std::string llm_offer(const std::string& job_id) {
                   {"cliDefaults",
                    {{"cfgScale", 0}, {"steps", 0}, {"width", 0}, {"height", 0}}}}}}}}
       .dump();
+}
+
+json chat_task(const std::string& content) {
+  return {{"kind", "llm"}, {"messages", {{{"role", "user"}, {"content", content}}}}};
+}
+
+json no_defaults() {
+  return {{"cfgScale", 0}, {"steps", 0}, {"width", 0}, {"height", 0}};
+}
+
+std::string offer(const std::string& job_id, const std::string& model, const json& task,
+                  const json& source) {
+  return json{{"type", "offer"},
+              {"claim",
+               {{"jobId", job_id},
+                {"gameId", "g"},
+                {"assetName", "a"},
+                {"model", model},
+                {"vramGbEstimate", 1},
+                {"task", task},
+                {"modelSource", source}}}}
+      .dump();
+}
+
+// The next frame about a job (accept, reject, fail, completeJson, …): heartbeats and log batches
+// are skipped.
+std::optional<json> next_job_frame(ScriptedStudio& studio) {
+  for (int i = 0; i < 200; ++i) {
+    auto frame = studio.next_frame();
+    if (!frame) return std::nullopt;
+    auto parsed = json::parse(frame->text);
+    if (parsed["type"] != "heartbeat" && parsed["type"] != "logBatch") return parsed;
+  }
+  return std::nullopt;
+}
+
+// Whether `caps.supportedModelsPerKind[kind]` lists `model`.
+bool lists(const json& caps, const std::string& kind, const std::string& model) {
+  const auto& per_kind = caps["supportedModelsPerKind"];
+  if (!per_kind.contains(kind)) return false;
+  for (const auto& id : per_kind[kind]) {
+    if (id == model) return true;
+  }
+  return false;
 }
 
 TEST(WorkerSession, HelloCarriesTheCredentialsAndNothingIsPumpedOrAcceptedBeforeWelcome) {
@@ -277,6 +324,149 @@ TEST(WorkerSession, ABusyWorkerRejectsASecondOfferWithCodeBusy) {
   }
   EXPECT_TRUE(named);
   ASSERT_TRUE(studio.next_of_type("completeJson", 5s));
+}
+
+// Issue 14: an offer that reaches a worker without the model's engine (a race with the
+// advertisement, an old studio) is rejected, naming the engine, so that the studio gives the job
+// to another worker; it is never accepted and never failed here.
+TEST(WorkerSession, AnOfferForAnEngineTheWorkerLacksIsRejectedNamingItNotFailed) {
+  ScriptedStudio studio;
+  sw::testing::TempDir dir;
+  auto config = registered_config(studio.url());
+  config.llama_server_path = (dir.path() / "no-such-llama-server").string();
+  WorkerHarness worker(dir.path(), config);
+  auto hello = studio.next_of_type("hello");
+  ASSERT_TRUE(hello);
+  EXPECT_FALSE(lists((*hello)["capabilities"], "llm", "llama-cpp:*"))
+      << "an engine the worker lacks is not advertised";
+  studio.send_text(kWelcome);
+  ASSERT_TRUE(worker.wait_session("connected"));
+
+  const json llama = {{"engine", "llama-cpp"},
+                      {"files",
+                       {{{"role", "model"},
+                         {"url", "https://models.invalid/qwen.gguf"},
+                         {"filename", "qwen.gguf"}}}},
+                      {"cliDefaults", no_defaults()}};
+  studio.send_text(offer("job-llama", "qwen3.5-0.8b", chat_task("hi"), llama));
+  auto reject = next_job_frame(studio);
+  ASSERT_TRUE(reject);
+  EXPECT_EQ((*reject)["type"], "reject") << reject->dump();
+  EXPECT_EQ((*reject)["jobId"], "job-llama");
+  EXPECT_THAT((*reject)["reason"].get<std::string>(),
+              HasSubstr("no `llama-cpp` engine in this worker (model `qwen3.5-0.8b` requires it)"));
+  EXPECT_THAT((*reject)["reason"].get<std::string>(), HasSubstr("llama-server"));
+  EXPECT_FALSE(reject->contains("code")) << "not busy or paused: the job goes elsewhere";
+
+  // Nothing else follows about that job: the next frames are about the next offer, which runs.
+  studio.send_text(llm_offer("job-2"));
+  auto accept = next_job_frame(studio);
+  ASSERT_TRUE(accept);
+  EXPECT_EQ((*accept)["type"], "accept") << accept->dump();
+  EXPECT_EQ((*accept)["jobId"], "job-2");
+  auto complete = next_job_frame(studio);
+  ASSERT_TRUE(complete);
+  EXPECT_EQ((*complete)["type"], "completeJson") << complete->dump();
+  EXPECT_EQ((*complete)["jobId"], "job-2");
+}
+
+TEST(WorkerSession, WithTheSyntheticEngineOffOnlyTheRealEnginesKindsAreAdvertised) {
+  ScriptedStudio studio;
+  sw::testing::TempDir dir;
+  auto config = registered_config(studio.url());
+  config.engines.synthetic = false;
+  config.llama_server_path = (dir.path() / "no-such-llama-server").string();
+  config.sd_cli_path = (dir.path() / "no-such-sd-cli").string();
+  config.whisper_server_path = (dir.path() / "no-such-whisper-server").string();
+  WorkerHarness worker(dir.path(), config);
+  auto hello = studio.next_of_type("hello");
+  ASSERT_TRUE(hello);
+  const json caps = (*hello)["capabilities"];
+  // Only espeak-ng (linked; absent when libespeak-ng cannot start) is left: audio_tts or nothing.
+  for (const auto& kind : {"image", "llm", "audio_stt", "video"}) {
+    EXPECT_FALSE(caps["supportedModelsPerKind"].contains(kind)) << kind;
+    for (const auto& listed : caps["taskKinds"]) EXPECT_NE(listed, kind);
+  }
+  for (const auto& model : caps["supportedModels"]) {
+    EXPECT_EQ(model.get<std::string>().find("synthetic"), std::string::npos) << model;
+  }
+  if (caps["supportedModelsPerKind"].contains("audio_tts")) {
+    EXPECT_EQ(caps["supportedModelsPerKind"]["audio_tts"], json::array({"espeak-ng:*"}));
+    EXPECT_EQ(caps["taskKinds"], json::array({"audio_tts"}));
+  } else {
+    EXPECT_TRUE(caps["taskKinds"].empty());
+  }
+  studio.send_text(kWelcome);
+  ASSERT_TRUE(worker.wait_session("connected"));
+  // A synthetic job is refused the same way as any missing engine, saying where it was switched
+  // off.
+  studio.send_text(llm_offer("job-s"));
+  auto reject = next_job_frame(studio);
+  ASSERT_TRUE(reject);
+  EXPECT_EQ((*reject)["type"], "reject") << reject->dump();
+  EXPECT_THAT((*reject)["reason"].get<std::string>(), HasSubstr("no `synthetic` engine"));
+  EXPECT_THAT((*reject)["reason"].get<std::string>(), HasSubstr("[engines] synthetic = false"));
+}
+
+// Issue 14: a model whose id is also its file name (the reference's catalogue names them so),
+// with that file placed by the operator at the top of the models root, provisions and runs; once
+// the cache holds it, heartbeats (and the next hello) list its id under the kind its engine
+// serves. The runner is the test program that plays llama-server's part (the real one is in
+// real_engines_test); the GGUF is the real tiny test model (its header sizes the runner).
+TEST(WorkerSession, AModelWhoseIdIsItsFileNameRunsAndIsAdvertisedOnceHeld) {
+  SW_REQUIRE_TEST_MODELS(models);
+  ScriptedStudio studio;
+  sw::testing::TempDir dir;
+  const auto root = dir.path() / "models";
+  std::filesystem::create_directories(root);
+  std::filesystem::copy_file(models / "stories260K.gguf", root / "stories260K.gguf");
+  auto bytes = sw::read_file(root / "stories260K.gguf");
+  ASSERT_TRUE(bytes);
+  auto config = registered_config(studio.url());
+  config.llama_server_path = SW_FAKE_RUNNER_BIN;
+  const json source = {{"engine", "llama-cpp"},
+                       {"files",
+                        {{{"role", "model"},
+                          {"url", "https://models.invalid/stories260K.gguf"},  // never fetched
+                          {"filename", "stories260K.gguf"},
+                          {"approxBytes", bytes->size()},
+                          {"sha256", sw::sha256_hex(*bytes)}}}},
+                       {"cliDefaults", no_defaults()}};
+  {
+    WorkerHarness worker(dir.path(), config);
+    auto hello = studio.next_of_type("hello");
+    ASSERT_TRUE(hello);
+    EXPECT_TRUE(lists((*hello)["capabilities"], "llm", "llama-cpp:*"));
+    EXPECT_FALSE(lists((*hello)["capabilities"], "llm", "stories260K.gguf")) << "not held yet";
+    studio.send_text(kWelcome);
+    ASSERT_TRUE(worker.wait_session("connected"));
+
+    studio.send_text(offer("job-file-id", "stories260K.gguf", chat_task("Once"), source));
+    auto accept = next_job_frame(studio);
+    ASSERT_TRUE(accept);
+    EXPECT_EQ((*accept)["type"], "accept") << accept->dump() << worker.logs();
+    auto complete = next_job_frame(studio);
+    ASSERT_TRUE(complete);
+    ASSERT_EQ((*complete)["type"], "completeJson") << complete->dump() << worker.logs();
+    EXPECT_THAT((*complete)["result"]["choices"][0]["message"]["content"].get<std::string>(),
+                HasSubstr("pid "));
+    EXPECT_FALSE(std::filesystem::is_regular_file(root / "by-model" / "stories260K.gguf" /
+                                                  "stories260K.gguf"))
+        << "the operator's copy is used in place";
+
+    bool advertised = false;
+    for (int i = 0; i < 50 && !advertised; ++i) {
+      auto beat = studio.next_of_type("heartbeat");
+      ASSERT_TRUE(beat);
+      advertised = lists((*beat)["capabilities"], "llm", "stories260K.gguf");
+      EXPECT_FALSE(lists((*beat)["capabilities"], "image", "stories260K.gguf"));
+    }
+    EXPECT_TRUE(advertised) << "a held model is advertised within a few heartbeats";
+  }
+  WorkerHarness restarted(dir.path(), config);
+  auto hello = studio.next_of_type("hello");
+  ASSERT_TRUE(hello);
+  EXPECT_TRUE(lists((*hello)["capabilities"], "llm", "stories260K.gguf"));
 }
 
 }  // namespace

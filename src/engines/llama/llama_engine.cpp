@@ -121,8 +121,7 @@ std::optional<std::string> LlamaEngine::admission_refusal(const DispatchRequest&
   const auto& defaults = request.source->cli_defaults;
   double needed = estimate_gib;
   // A file already in the cache gives a better figure than the catalogue's estimate.
-  const auto cached =
-      cache_->config().root / models::sanitise_model_id(request.model) / entry->filename;
+  const auto cached = models::model_dir(cache_->config().root, request.model) / entry->filename;
   if (auto info = models::read_gguf(cached)) {
     const auto context = models::pick_context(*info, defaults.context_size);
     needed = static_cast<double>(models::estimate_memory_bytes(*info, context)) / kGib;

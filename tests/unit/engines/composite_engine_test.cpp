@@ -150,6 +150,87 @@ TEST(CompositeEngine, CapabilitiesAreTheSortedUnionOfMembers) {
   EXPECT_EQ(engine.name(), "multi");
 }
 
+TEST(CompositeEngine, RoutingRefusalNamesTheMissingEngineBeforeAnyDispatch) {
+  int sd_calls = 0;
+  std::vector<EnginePtr> members;
+  members.push_back(std::make_unique<RecordingEngine>(
+      "sd-cpp", Capabilities{{proto::TaskKind::Image, {"sd-cpp:*"}}}, &sd_calls));
+  CompositeEngine engine(std::move(members));
+
+  auto refusal = engine.routing_refusal(with_source("qwen3.5-0.8b", "llama-cpp", llm_task()));
+  ASSERT_TRUE(refusal);
+  EXPECT_THAT(*refusal, HasSubstr("no `llama-cpp` engine in this worker"));
+  EXPECT_THAT(*refusal, HasSubstr("model `qwen3.5-0.8b`"));
+  EXPECT_THAT(*refusal, HasSubstr("llama-server"));
+  // The synthetic engine switched off is named as such, with where to switch it back on.
+  auto synthetic =
+      engine.routing_refusal(with_source("synthetic-image", "synthetic", image_task()));
+  ASSERT_TRUE(synthetic);
+  EXPECT_THAT(*synthetic, HasSubstr("[engines] synthetic = false"));
+  // A member that exists is routable (whether it serves the kind is its own, terminal, answer).
+  EXPECT_FALSE(engine.routing_refusal(with_source("z-image", "sd-cpp", image_task())));
+  EXPECT_EQ(sd_calls, 0) << "a routing check never dispatches";
+}
+
+TEST(CompositeEngine, AdvertisesHeldModelsOnlyUnderTheKindsOfAnEngineItHas) {
+  int calls = 0;
+  std::vector<EnginePtr> members;
+  members.push_back(std::make_unique<RecordingEngine>(
+      "llama-cpp", Capabilities{{proto::TaskKind::Llm, {"llama-cpp:*"}}}, &calls));
+  members.push_back(std::make_unique<SyntheticEngine>());
+  CompositeEngine engine(std::move(members));
+  const std::vector<models::HeldModel> held = {
+      {"stories260K.gguf", "llama-cpp"},
+      {"z-image-turbo-q4_k_m.gguf", "sd-cpp"},  // no sd-cpp engine here: not advertised
+      {"qwen3.5-0.8b", "llama-cpp"},
+  };
+  Capabilities caps = engine.with_held_models(held);
+  EXPECT_EQ(caps[proto::TaskKind::Llm],
+            (std::vector<std::string>{"llama-cpp:*", "qwen3.5-0.8b", "stories260K.gguf",
+                                      "synthetic", "synthetic-llm"}));
+  EXPECT_EQ(caps[proto::TaskKind::Image],
+            (std::vector<std::string>{"synthetic", "synthetic-image"}));
+  auto flat = flatten_models(caps);
+  EXPECT_EQ(std::count(flat.begin(), flat.end(), "z-image-turbo-q4_k_m.gguf"), 0);
+  EXPECT_EQ(engine.capabilities(), engine.with_held_models({})) << "nothing held: the names";
+}
+
+TEST(CompositeEngine, WithTheSyntheticEngineOffOnlyKindsOfRealEnginesAreListed) {
+  EngineOptions options;
+  options.synthetic = false;
+  options.espeak = false;  // no models root and no espeak: nothing at all
+  auto nothing = build_engines(options);
+  EXPECT_TRUE(nothing.engine->capabilities().empty());
+  EXPECT_TRUE(task_kinds_of(nothing.advertised()).empty());
+
+  int calls = 0;
+  std::vector<EnginePtr> members;
+  members.push_back(std::make_unique<RecordingEngine>(
+      "espeak-ng", Capabilities{{proto::TaskKind::AudioTts, {"espeak-ng:*"}}}, &calls));
+  CompositeEngine tts_only(std::move(members));
+  Capabilities caps = tts_only.capabilities();
+  EXPECT_EQ(task_kinds_of(caps), (std::vector<proto::TaskKind>{proto::TaskKind::AudioTts}));
+  EXPECT_EQ(flatten_models(caps), (std::vector<std::string>{"espeak-ng:*"}));
+}
+
+TEST(CompositeEngine, DefaultModelPrefersExactIdsThenEnginesThatNeedNoFiles) {
+  Capabilities with_synthetic = build_engine()->capabilities();
+  auto synthetic = default_model(with_synthetic, proto::TaskKind::Llm);
+  ASSERT_TRUE(synthetic);
+  EXPECT_EQ(synthetic->model, "synthetic");
+  EXPECT_FALSE(synthetic->source);
+
+  const Capabilities real_only = {{proto::TaskKind::AudioTts, {"espeak-ng:*"}},
+                                  {proto::TaskKind::Llm, {"llama-cpp:*"}}};
+  auto tts = default_model(real_only, proto::TaskKind::AudioTts);
+  ASSERT_TRUE(tts);
+  EXPECT_EQ(tts->model, "espeak-ng");
+  ASSERT_TRUE(tts->source);
+  EXPECT_EQ(tts->source->engine, "espeak-ng");
+  EXPECT_FALSE(default_model(real_only, proto::TaskKind::Llm)) << "llama needs a model's files";
+  EXPECT_FALSE(default_model(real_only, proto::TaskKind::Image)) << "no engine for the kind";
+}
+
 TEST(EngineContract, CannotServeIsTypedAndTerminal) {
   Error e = cannot_serve("sd-cpp", proto::TaskKind::Llm);
   EXPECT_EQ(e.message, "sd-cpp engine cannot serve llm tasks");

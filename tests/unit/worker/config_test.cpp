@@ -50,6 +50,42 @@ TEST(WorkerConfig, BadValuesNameTheKeyAndSyntaxErrorsNeverEchoTheText) {
   EXPECT_EQ(broken.error().message.find("secret-abc"), std::string::npos);
 }
 
+TEST(WorkerConfig, TheEnginesTableSwitchesTheSyntheticEngineOff) {
+  // Default: on, and nothing about it is written.
+  WorkerConfig config;
+  EXPECT_TRUE(config.engines.synthetic);
+  EXPECT_EQ(sw::worker::format_config(config).find("[engines]"), std::string::npos);
+
+  auto off = sw::worker::parse_config("api_base_url = 'http://x'\n\n[engines]\nsynthetic = false\n",
+                                      "c.toml");
+  ASSERT_TRUE(off) << off.error().message;
+  EXPECT_FALSE(off->engines.synthetic);
+  // Written back as a table after every top-level key, and read back the same.
+  const std::string text = sw::worker::format_config(*off);
+  EXPECT_THAT(text, HasSubstr("[engines]\nsynthetic = false\n"));
+  auto again = sw::worker::parse_config(text, "c.toml");
+  ASSERT_TRUE(again) << again.error().message;
+  EXPECT_EQ(*again, *off);
+  // The dotted spelling is the same key.
+  auto dotted =
+      sw::worker::parse_config("api_base_url = 'http://x'\nengines.synthetic = false\n", "c");
+  ASSERT_TRUE(dotted) << dotted.error().message;
+  EXPECT_FALSE(dotted->engines.synthetic);
+
+  auto typo =
+      sw::worker::parse_config("api_base_url = 'http://x'\n[engines]\nsynthetc = false\n", "c");
+  ASSERT_FALSE(typo);
+  EXPECT_THAT(typo.error().message, HasSubstr("engines.synthetc: unknown key"));
+  auto type =
+      sw::worker::parse_config("api_base_url = 'http://x'\n[engines]\nsynthetic = 'no'\n", "c");
+  ASSERT_FALSE(type);
+  EXPECT_THAT(type.error().message, HasSubstr("engines.synthetic: must be true or false"));
+  // The reference's removed `engines` key (not a table) is still ignored.
+  auto legacy = sw::worker::parse_config("api_base_url = 'http://x'\nengines = ['sdcpp']\n", "c");
+  ASSERT_TRUE(legacy) << legacy.error().message;
+  EXPECT_TRUE(legacy->engines.synthetic);
+}
+
 TEST(WorkerConfig, ACorruptFileIsQuarantinedNotOverwrittenAndWritesAre0600) {
   sw::testing::TempDir dir;
   const auto path = dir.path() / "config.toml";
