@@ -10,6 +10,16 @@ cd "$ROOT"
 
 "$ROOT/scripts/install-deps.sh"
 
+# Real llama-server and whisper-server for the tests that need them: Debian unstable's builds,
+# downloaded once into a private cache and never installed (scripts/setup-engines.sh). It prints
+# each program's version, or one `SKIPPED:` line saying why, and never fails the run; the tests
+# that need a missing engine then print their own SKIPPED line. The variables it exports reach
+# every preset below.
+echo "=== engines"
+mkdir -p "$ROOT/build"
+"$ROOT/scripts/setup-engines.sh" --env-file "$ROOT/build/engines.env"
+. "$ROOT/build/engines.env"
+
 # ccache keyed independently of the checkout's path, so a fresh clone reuses earlier builds.
 export CCACHE_BASEDIR="$ROOT" CCACHE_NOHASHDIR=1
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}"
