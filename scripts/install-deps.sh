@@ -10,6 +10,7 @@ PACKAGES=(
   libboost1.81-dev libboost-url1.81-dev libboost-filesystem1.81-dev libtomlplusplus-dev
   libgtest-dev libgmock-dev libbenchmark-dev libsndfile1-dev libespeak-ng-dev espeak-ng-data
   clang-14 libclang-rt-14-dev
+  python3  # demo.sh serves the tiny real models over loopback with `python3 -m http.server`
 )
 
 missing=()
