@@ -16,9 +16,12 @@ cd "$ROOT"
 # that need a missing engine then print their own SKIPPED line. The variables it exports reach
 # every preset below.
 echo "=== engines"
+start=$(date +%s)
 mkdir -p "$ROOT/build"
 "$ROOT/scripts/setup-engines.sh" --env-file "$ROOT/build/engines.env"
+# shellcheck source=/dev/null
 . "$ROOT/build/engines.env"
+echo "=== engines: $(( $(date +%s) - start )) s"
 
 # ccache keyed independently of the checkout's path, so a fresh clone reuses earlier builds.
 export CCACHE_BASEDIR="$ROOT" CCACHE_NOHASHDIR=1
