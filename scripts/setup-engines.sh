@@ -64,10 +64,11 @@ finish() {
     rm -rf "$APT_DIR"
   fi
   if [ "${APT_READY:-0}" = 1 ] && [ "${PROVISION_FAILED:-0}" = 0 ]; then
-    local deb
+    local deb name
+    local -A used=()
+    while read -r name; do used[$name]=1; done < <(cat "$CACHE"/*/.debs 2>/dev/null)
     for deb in "$DEBS"/*.deb; do
-      [ -e "$deb" ] || continue
-      cat "$CACHE"/*/.debs 2>/dev/null | grep -qxF "$(basename "$deb")" || rm -f "$deb"
+      [ -e "$deb" ] && [ -z "${used[${deb##*/}]:-}" ] && rm -f "$deb"
     done
   fi
   mkdir -p "$(dirname "$ENV_FILE")" 2>/dev/null
@@ -284,8 +285,12 @@ provision() {
     fi
     for package in "${want[@]}"; do
       deb="$DEBS/${deb_name[$package]}"
-      if ! dpkg-deb -x "$deb" "$building"; then WHY="cannot unpack $deb"; return 1; fi
-      dpkg-deb --fsys-tarfile "$deb" | tar -t | sed "s|^\./|$package /|" >> "$owners"
+      # One pass unpacks the package and lists its files (who owns what, for the next round).
+      if ! dpkg-deb --fsys-tarfile "$deb" | tar -x -v --no-same-owner -C "$building" \
+          | sed "s|^\./|$package /|" >> "$owners"; then
+        WHY="cannot unpack $deb"
+        return 1
+      fi
       have[$package]=1
       packages+=("$package")
     done
