@@ -11,7 +11,7 @@
 # server, as it would from a model host. The servers are found like the worker finds them
 # (STUDIO_WORKER_LLAMA_SERVER / STUDIO_WORKER_WHISPER_SERVER, PATH) or in the cache that
 # scripts/setup-engines.sh fills; `--real-engines` runs that script first, which downloads
-# Debian unstable's builds once (about 85 MB, a minute or two). A kind without its engine (or
+# Debian unstable's builds once (about 80 MB, two or three minutes). A kind without its engine (or
 # without a model for it) runs on the synthetic engine, and the output says so.
 #
 # Usage: scripts/demo.sh [--real-engines] [DIR]     (everything under DIR, default ./farm-out)
