@@ -15,15 +15,16 @@
 #      program through the folder's own dynamic loader with the folder's libraries, and links ggml's
 #      CPU backends beside that loader (ggml looks for them beside the executable, which under the
 #      loader is the loader itself; without them: "no backends are loaded");
-#   4. checks the wrapper: `--version`, then a real server on loopback answering `/health` and a
-#      tiny request on the shared test models (STUDIO_WORKER_TEST_MODELS) when they are there.
+#   4. checks the wrapper: `--version` (whisper-server has none: `--help`), then a real server on
+#      loopback answering `/health` and one tiny request (`/completion`, `/inference`) on the
+#      shared test models (STUDIO_WORKER_TEST_MODELS) when they are there.
 #
 # Everything lives under ${STUDIO_WORKER_ENGINE_CACHE:-$HOME/.cache/studio-worker/engines}; a run
 # that finds a working wrapper there changes nothing and downloads nothing (`--refresh` resolves
 # and downloads again). A program already given in STUDIO_WORKER_LLAMA_SERVER /
 # STUDIO_WORKER_WHISPER_SERVER, or found on PATH, is checked and used instead.
 #
-# Output: for each engine either its `--version` line and `export STUDIO_WORKER_…=<wrapper>`, or one
+# Output: for each engine either its version line and `export STUDIO_WORKER_…=<wrapper>`, or one
 # line `SKIPPED: <engine>: <why>`; the export lines also go to the env file (`--env-file FILE`,
 # default <cache>/env.sh) for `. FILE`. Always exits 0 (a missing engine makes the tests that need
 # it print their own SKIPPED line); 2 on a usage error.
