@@ -9,8 +9,8 @@
 #      archive; nothing system-wide changes and nothing is installed;
 #   2. `apt-get download`s the tools package and, round by round, the dependencies of each package
 #      whose ELF files still need a library the private folder lacks (so only the libraries the
-#      server program really loads come down, not e.g. debconf or wget), and `dpkg-deb -x`s them
-#      into one private folder per engine;
+#      server program really loads come down, not e.g. debconf or wget), and unpacks them (what
+#      `dpkg-deb -x` does) into one private folder per engine;
 #   3. writes a wrapper (`<cache>/bin/llama-server`, `<cache>/bin/whisper-server`) that starts the
 #      program through the folder's own dynamic loader with the folder's libraries, and links ggml's
 #      CPU backends beside that loader (ggml looks for them beside the executable, which under the
