@@ -64,14 +64,17 @@ def main():
             failed = True
         for case in skipped:
             name = case.get("name", "?")
-            rule = next((r for r in rules if fnmatch.fnmatchcase(name, r[0])), None)
+            matching = [r for r in rules if fnmatch.fnmatchcase(name, r[0])]
+            # Allowed when any matching rule's condition holds on this machine.
+            rule = next((r for r in matching if not r[2] or os.environ.get(r[2])), None)
             why = skip_message(case)
-            if rule is None:
+            if not matching:
                 verdict = "NOT ALLOWED (not in tests/skip-allowlist.txt)"
                 failed = True
-            elif rule[2] and not os.environ.get(rule[2]):
-                verdict = (f"NOT ALLOWED ({rule[2]} is unset: the program was provided, so "
-                           f"this test must run)")
+            elif rule is None:
+                unset = ", ".join(r[2] for r in matching)
+                verdict = (f"NOT ALLOWED ({unset} unset: what this test needs was provided, so "
+                           f"it must run)")
                 failed = True
             else:
                 verdict = f"allowed: {rule[1]}" + (f" [{os.environ[rule[2]]}]" if rule[2] else "")

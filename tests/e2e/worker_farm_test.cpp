@@ -211,7 +211,10 @@ TEST(WorkerFarm, AfterAStudioRestartTheWorkerReconnectsAndCarriesOn) {
 TEST(WorkerFarm, ALlamaCppJobDownloadsItsModelStartsTheRunnerAndCompletes) {
   auto llama = sw::engines::locate_program(std::nullopt, "STUDIO_WORKER_LLAMA_SERVER",
                                            "llama-server");
-  if (!llama) GTEST_SKIP() << "SKIPPED: llama-server not found (set STUDIO_WORKER_LLAMA_SERVER)";
+  if (!llama) {
+    GTEST_SKIP() << "SKIPPED: llama-server not found (set STUDIO_WORKER_LLAMA_SERVER; "
+                    "scripts/setup-engines.sh provisions one)";
+  }
   SW_REQUIRE_TEST_MODELS(models);
   const std::string gguf = read_file(models / "stories260K.gguf");
   sw::testing::HttpTestServer files;

@@ -73,7 +73,10 @@ class LlamaRealTest : public ::testing::Test {
  protected:
   void SetUp() override {
     auto server = locate_program(std::nullopt, "STUDIO_WORKER_LLAMA_SERVER", "llama-server");
-    if (!server) GTEST_SKIP() << "SKIPPED: llama-server not found (set STUDIO_WORKER_LLAMA_SERVER)";
+    if (!server) {
+      GTEST_SKIP() << "SKIPPED: llama-server not found (set STUDIO_WORKER_LLAMA_SERVER; "
+                      "scripts/setup-engines.sh provisions one)";
+    }
     auto dir = testing::test_models_dir();
     if (!dir) GTEST_SKIP() << "SKIPPED: test models not found (set STUDIO_WORKER_TEST_MODELS)";
     models_ = *dir;
@@ -219,7 +222,8 @@ class WhisperRealTest : public ::testing::Test {
   void SetUp() override {
     auto server = locate_program(std::nullopt, "STUDIO_WORKER_WHISPER_SERVER", "whisper-server");
     if (!server) {
-      GTEST_SKIP() << "SKIPPED: whisper-server not found (set STUDIO_WORKER_WHISPER_SERVER)";
+      GTEST_SKIP() << "SKIPPED: whisper-server not found (set STUDIO_WORKER_WHISPER_SERVER; "
+                      "scripts/setup-engines.sh provisions one)";
     }
     auto dir = testing::test_models_dir();
     if (!dir) GTEST_SKIP() << "SKIPPED: test models not found (set STUDIO_WORKER_TEST_MODELS)";
