@@ -271,19 +271,29 @@ std::vector<std::string> ChildProcess::last_lines() const {
   return {state_->lines.begin(), state_->lines.end()};
 }
 
-Result<std::filesystem::path> locate_program(const std::optional<std::string>& configured,
-                                             const char* env_var, std::string_view name) {
+std::string_view to_string(ProgramLocation::Via via) {
+  switch (via) {
+    case ProgramLocation::Via::Config: return "config";
+    case ProgramLocation::Via::Environment: return "environment";
+    case ProgramLocation::Via::Path: return "PATH";
+  }
+  return "PATH";
+}
+
+Result<ProgramLocation> find_program(const std::optional<std::string>& configured,
+                                     const char* env_var, std::string_view name) {
+  using Via = ProgramLocation::Via;
   auto usable = [](const std::filesystem::path& path) {
     std::error_code ec;
     return std::filesystem::is_regular_file(path, ec) && ::access(path.c_str(), X_OK) == 0;
   };
   if (configured && !configured->empty()) {
-    if (usable(*configured)) return std::filesystem::path(*configured);
+    if (usable(*configured)) return ProgramLocation{*configured, Via::Config};
     return fail(Error::not_found("{} is configured as {} but that is not an executable file", name,
                                  *configured));
   }
   if (const char* from_env = std::getenv(env_var); from_env != nullptr && *from_env != '\0') {
-    if (usable(from_env)) return std::filesystem::path(from_env);
+    if (usable(from_env)) return ProgramLocation{from_env, Via::Environment};
     return fail(Error::not_found("{} is set to {} but that is not an executable file", env_var,
                                  from_env));
   }
@@ -294,13 +304,20 @@ Result<std::filesystem::path> locate_program(const std::optional<std::string>& c
       const std::string_view dir = rest.substr(0, colon);
       if (!dir.empty()) {
         auto candidate = std::filesystem::path(dir) / name;
-        if (usable(candidate)) return candidate;
+        if (usable(candidate)) return ProgramLocation{candidate, Via::Path};
       }
       if (colon == std::string_view::npos) break;
       rest.remove_prefix(colon + 1);
     }
   }
   return fail(Error::not_found("{} not found (set {} or put it on PATH)", name, env_var));
+}
+
+Result<std::filesystem::path> locate_program(const std::optional<std::string>& configured,
+                                             const char* env_var, std::string_view name) {
+  auto found = find_program(configured, env_var, name);
+  if (!found) return fail(found.error());
+  return std::move(found->path);
 }
 
 Result<std::uint16_t> pick_free_loopback_port() {

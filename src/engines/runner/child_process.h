@@ -61,8 +61,20 @@ class ChildProcess {
   std::shared_ptr<State> state_;
 };
 
+// Where a runner program was found, for operators (`studio-worker engines`).
+struct ProgramLocation {
+  enum class Via { Config, Environment, Path };
+  std::filesystem::path path;
+  Via via = Via::Path;
+};
+std::string_view to_string(ProgramLocation::Via via);  // "config", "environment", "PATH"
+
 // The program to run for a runner: the configured path when set, else $`env_var`, else `name` on
-// PATH. NotFound names where it looked and what to install.
+// PATH; a configured or environment path that is not an executable file is an error, not a reason
+// to look further. NotFound names where it looked and what to install.
+Result<ProgramLocation> find_program(const std::optional<std::string>& configured,
+                                     const char* env_var, std::string_view name);
+// find_program's path alone.
 Result<std::filesystem::path> locate_program(const std::optional<std::string>& configured,
                                              const char* env_var, std::string_view name);
 
