@@ -3,17 +3,22 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
-#include <optional>
 #include <iostream>
+#include <optional>
 
 #include "common/log.h"
 #include "engines/build_engine.h"
+#include "engines/doctor.h"
+#include "engines/engine_inventory.h"
+#include "models/admission.h"
 #include "worker/cli_commands.h"
 #include "worker/config.h"
 #include "worker/daemon.h"
 #include "worker/local_samples.h"
 #include "worker/model_commands.h"
+#include "worker/vram_probe.h"
 
 #include <unistd.h>
 
@@ -58,6 +63,51 @@ int run_daemon(const std::filesystem::path& config_path, std::int64_t registrati
     return 2;
   }
   return (*daemon)->run();
+}
+
+struct EnginesArgs {
+  bool json = false;
+  std::optional<std::string> llm_model;
+  std::optional<std::string> whisper_model;
+  std::optional<std::string> sd_model;
+};
+
+// `engines` and `engines doctor`: the runner programs come from the same config file `run` reads.
+int run_engines_command(const std::filesystem::path& config_path, bool doctor,
+                        const EnginesArgs& args) {
+  const std::string_view command = doctor ? "engines doctor" : "engines";
+  auto loaded = sw::worker::load_config(config_path, sw::worker::LoadMode::ReadOnly);
+  if (!loaded) {
+    std::cerr << "studio-worker " << command << ": " << loaded.error().message << "\n";
+    return 2;
+  }
+  const sw::worker::WorkerConfig& config = loaded->config;
+  sw::engines::InventoryOptions programs;
+  programs.llama_server_path = config.llama_server_path;
+  programs.whisper_server_path = config.whisper_server_path;
+  programs.sd_cli_path = config.sd_cli_path;
+  programs.sd_server_path = config.sd_server_path;
+  if (!doctor) {
+    const auto inventory = sw::engines::take_inventory(programs);
+    std::cout << (args.json ? sw::engines::inventory_json(inventory)
+                            : sw::engines::format_inventory(inventory));
+    return 0;
+  }
+  programs.probe_versions = false;
+  sw::engines::DoctorOptions options;
+  options.programs = programs;
+  if (args.llm_model) options.llm_model = *args.llm_model;
+  if (args.whisper_model) options.whisper_model = *args.whisper_model;
+  if (args.sd_model) options.sd_model = *args.sd_model;
+  // Memory admission as the daemon measures it: the GPU's free memory, else the system's.
+  const bool gpu = sw::worker::memoised_vram_total_gib() > 0;
+  options.free_memory_gib = [gpu]() -> std::optional<double> {
+    if (gpu) return sw::worker::probe_vram_free_gib(sw::worker::system_vram_sources());
+    return sw::models::available_system_memory_gib();
+  };
+  const auto report = sw::engines::run_doctor(options, sw::engines::take_inventory(programs));
+  std::cout << (args.json ? sw::engines::doctor_json(report) : sw::engines::format_doctor(report));
+  return report.ok() ? 0 : 1;
 }
 
 int report(const sw::Status& status, std::string_view command) {
@@ -142,12 +192,35 @@ int main(int argc, char** argv) {
   inspect_cmd->add_option("--context", context,
                           "Context size to estimate for (default 8192, capped)");
 
+  auto* engines = app.add_subcommand(
+      "engines",
+      "List the engines this machine has: program, version, where found, what to install");
+  EnginesArgs engines_args;
+  engines->add_flag("--json", engines_args.json, "Print JSON (for scripts)");
+  auto* doctor = engines->add_subcommand(
+      "doctor", "Run one real request through each engine found and report its timing or error");
+  doctor->add_flag("--json", engines_args.json, "Print JSON (for scripts)");
+  doctor->add_option("--model", engines_args.llm_model, "GGUF model file for llama-cpp")
+      ->check(CLI::ExistingFile);
+  doctor
+      ->add_option("--whisper-model", engines_args.whisper_model,
+                   "whisper.cpp ggml model file for whisper-cpp")
+      ->check(CLI::ExistingFile);
+  doctor
+      ->add_option("--sd-model", engines_args.sd_model,
+                   "stable-diffusion model file for sd-cpp (makes a 64x64 image)")
+      ->check(CLI::ExistingFile);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
   if (log_format == "json") sw::log::set_format(sw::log::Format::Json);
+  if (engines->parsed() && std::getenv("STUDIO_WORKER_LOG") == nullptr) {
+    // A report on stdout: only warnings and errors on stderr unless asked for more.
+    if (auto quiet = sw::log::Filter::parse("warn")) sw::log::set_filter(std::move(*quiet));
+  }
 
   int rc = 0;
   if (run->parsed()) {
@@ -170,6 +243,8 @@ int main(int argc, char** argv) {
     auto status = sw::worker::fetch_model(fetch, std::cout, std::cerr);
     if (!status) std::cerr << "studio-worker models fetch: " << status.error().message << "\n";
     rc = status ? 0 : 1;
+  } else if (engines->parsed()) {
+    rc = run_engines_command(config_path, doctor->parsed(), engines_args);
   } else if (inspect_cmd->parsed()) {
     auto status = sw::worker::inspect_gguf(gguf_path, context, std::cout);
     if (!status) std::cerr << "studio-worker models inspect: " << status.error().message << "\n";
@@ -177,7 +252,7 @@ int main(int argc, char** argv) {
   } else {
     std::cerr
         << "studio-worker: a command is required (run, register, status, set-threshold, config, "
-           "samples, models); run with --help for more\n";
+           "samples, models, engines); run with --help for more\n";
     rc = 2;
   }
   sw::log::shutdown();
