@@ -6,6 +6,10 @@
 //   --fail-start           print a line to stderr and exit 3 before listening
 //   --ignore-sigterm       survive SIGTERM (the supervisor must fall back to SIGKILL)
 //   --loading-ms N         answer /health with 503 for the first N ms
+//   --version              print what llama-server prints (on stderr, after a backend line) and
+//                          exit 0; with FAKE_RUNNER_VERSION=hang, hang instead
+// FAKE_RUNNER_FAIL_START=1 in the environment acts as --fail-start, for tests where the worker,
+// not the test, composes the arguments.
 // The completion's content is "pid <pid> request <n>", so tests can tell runners apart.
 
 #include <signal.h>
@@ -15,6 +19,7 @@
 #include <boost/asio/signal_set.hpp>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <iostream>
 #include <string>
@@ -69,8 +74,21 @@ int main(int argc, char** argv) {
   bool fail_start = false;
   bool ignore_sigterm = false;
   long loading_ms = 0;
+  const char* fail_env = std::getenv("FAKE_RUNNER_FAIL_START");
+  if (fail_env != nullptr && std::string(fail_env) == "1") fail_start = true;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
+    if (arg == "--version") {
+      const char* mode = std::getenv("FAKE_RUNNER_VERSION");
+      if (mode != nullptr && std::string(mode) == "hang") {
+        for (;;) ::pause();
+      }
+      // llama.cpp's common/arg.cpp prints these two lines on stderr; backends log before them.
+      std::fprintf(stderr, "load_backend: loaded CPU backend from /fake/libggml-cpu.so\n");
+      std::fprintf(stderr, "version: 0.0.1 (fake-runner)\n");
+      std::fprintf(stderr, "built with a test compiler for x86_64-linux-gnu\n");
+      return 0;
+    }
     if (arg == "--port" && i + 1 < argc) port = std::stoi(argv[++i]);
     else if (arg == "--fail-start") fail_start = true;
     else if (arg == "--ignore-sigterm") ignore_sigterm = true;
