@@ -230,6 +230,20 @@ TEST_F(EnginesCommand, DoctorGeneratesWithARealLlamaServer) {
   EXPECT_THAT(line_of(doctor.out, "llama-cpp"), HasSubstr(" tokens in "));
 }
 
+TEST_F(EnginesCommand, DoctorTranscribesEspeakSpeechThroughTheRunnerPlayingWhisperServer) {
+  SW_REQUIRE_TEST_MODELS(models);
+  link_on_path("whisper-server");
+  auto doctor = run("", "engines doctor --whisper-model " +
+                            (models / "whisper" / "for-tests-ggml-tiny.bin").string());
+  ASSERT_EQ(doctor.exit_code, 0) << doctor.all();
+  const std::string line = line_of(doctor.out, "whisper-cpp");
+  EXPECT_THAT(line, HasSubstr(" ok "));
+  EXPECT_THAT(line, HasSubstr("whisper-server started, for-tests-ggml-tiny.bin loaded"));
+  // espeak-ng's speech reached the runner as whisper needs it: 16 kHz mono.
+  EXPECT_THAT(line, HasSubstr("fake transcript of "));
+  EXPECT_THAT(line, HasSubstr(" at 16000 Hz, 1 channel(s)"));
+}
+
 TEST_F(EnginesCommand, AFailingRunnerFailsTheDoctorWithTheRunnersOwnWords) {
   SW_REQUIRE_TEST_MODELS(models);
   auto doctor = run(fake_as_llama() + " FAKE_RUNNER_FAIL_START=1",

@@ -1,6 +1,7 @@
 // A stand-in for a runner program (llama-server, whisper-server) for lifecycle tests only: it
-// parses `--port`, serves GET /health and POST /v1/chat/completions on 127.0.0.1, and can be told
-// to misbehave. Real-output tests use the real programs.
+// parses `--port`, serves GET /health, POST /v1/chat/completions and POST /inference (whisper's
+// multipart route; the "transcript" describes the WAV it got) on 127.0.0.1, and can be told to
+// misbehave. Real-output tests use the real programs.
 //
 //   --port N               listen on 127.0.0.1:N (required)
 //   --fail-start           print a line to stderr and exit 3 before listening
@@ -53,6 +54,41 @@ class FakeRunner final : public sw::net::HttpHandler {
           200, R"({"object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":")" +
                    content +
                    R"("},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}})"));
+      return;
+    }
+    if (request.path == "/inference") {
+      const std::string* type = request.header("Content-Type");
+      auto parts = sw::net::parse_form_data(type != nullptr ? *type : "", request.body);
+      std::string_view wav;
+      if (parts) {
+        for (const auto& part : *parts) {
+          if (part.name == "file") wav = part.data;
+        }
+      }
+      if (wav.size() < 44 || wav.substr(0, 4) != "RIFF") {
+        responder.send(sw::net::HttpResponse::json(400, R"({"error":"no WAV in field file"})"));
+        return;
+      }
+      // The canonical 44-byte header: channels at 22, sample rate at 24, bits at 34.
+      auto u16 = [&](std::size_t at) {
+        return static_cast<unsigned>(static_cast<unsigned char>(wav[at])) |
+               static_cast<unsigned>(static_cast<unsigned char>(wav[at + 1])) << 8;
+      };
+      const unsigned channels = u16(22);
+      const unsigned rate = u16(24) | u16(26) << 16;
+      const unsigned bits = u16(34);
+      if (channels == 0 || rate == 0 || bits == 0) {
+        responder.send(sw::net::HttpResponse::json(400, R"({"error":"bad WAV header"})"));
+        return;
+      }
+      const double seconds = static_cast<double>(wav.size() - 44) / (channels * rate * bits / 8.0);
+      char words[96];
+      std::snprintf(words, sizeof words, "fake transcript of %.1f s at %u Hz, %u channel(s)",
+                    seconds, rate, channels);
+      const std::string body = std::string(R"({"text":" )") + words +
+                               R"(","language":"en","duration":)" + std::to_string(seconds) +
+                               R"(,"segments":[]})";
+      responder.send(sw::net::HttpResponse::json(200, body));
       return;
     }
     responder.send(sw::net::HttpResponse::error(404, "not_found", request.path));
