@@ -193,10 +193,11 @@ DoctorCheck check_whisper(CompositeEngine& engines, const EngineReport& report,
   const auto json = nlohmann::json::parse(stt_result->json.text(), nullptr, false);
   std::string text = json.is_object() ? json.value("text", std::string()) : std::string();
   if (text.size() > 80) text = text.substr(0, 77) + "...";
+  text = text.empty() ? std::string("(empty transcript)") : "\"" + text + "\"";
   return {report.engine,
           CheckOutcome::Ok,
           fmt::format("first transcript in {} ms ({} started, {} loaded), then {:.1f} s of "
-                      "speech in {} ms: \"{}\"",
+                      "speech in {} ms: {}",
                       cold_ms, program_name(report), file->filename, seconds, warm_ms, text),
           {{"first_transcript_ms", cold_ms},
            {"transcript_ms", warm_ms},

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
+#include <memory>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -45,11 +47,35 @@ ProgramReport locate(const std::optional<std::string>& configured, std::string n
   return report;
 }
 
+// Whether a line of a program's output complains about its arguments.
+bool is_complaint(const std::string& folded) {
+  return folded.find("unknown") != std::string::npos ||
+         folded.find("invalid") != std::string::npos || folded.find("error") != std::string::npos ||
+         folded.find("unrecognized") != std::string::npos;
+}
+
+// The output of a child from its first line (ChildProcess keeps only the last ones, and a program
+// that does not know --version prints its complaint first, then a long usage text).
+struct CollectedLines {
+  static constexpr std::size_t kMax = 400;
+  std::mutex mutex;
+  std::vector<std::string> lines;
+  std::vector<std::string> take() {
+    std::lock_guard lock(mutex);
+    return lines;
+  }
+};
+
 // Runs `<program> --version` under supervision and keeps its first meaningful line.
 void probe_version(ProgramReport& program, std::chrono::milliseconds timeout) {
+  auto collected = std::make_shared<CollectedLines>();
   ChildSpec spec;
   spec.executable = program.location->path;
   spec.args = {"--version"};
+  spec.on_line = [collected](std::string_view line) {
+    std::lock_guard lock(collected->mutex);
+    if (collected->lines.size() < CollectedLines::kMax) collected->lines.emplace_back(line);
+  };
   // As SdCppEngine runs it: release archives put libstable-diffusion.so beside sd-cli.
   const auto dir = spec.executable.parent_path();
   std::error_code ec;
@@ -66,18 +92,23 @@ void probe_version(ProgramReport& program, std::chrono::milliseconds timeout) {
   }
   const auto exit = (*child)->wait_for(timeout);
   if (!exit) (*child)->stop(kStopGrace);
-  const auto lines = (*child)->last_lines();
+  const auto lines = collected->take();
   if (auto version = version_line(lines)) {
     program.version = std::move(*version);
     return;
   }
-  std::string said = "(no output)";
+  // What it said instead: its complaint about the argument, else its first line.
+  std::string said;
   for (const auto& line : lines) {
-    if (auto text = trimmed(line); !text.empty()) {
+    std::string text = trimmed(line);
+    if (text.empty()) continue;
+    if (said.empty()) said = text;
+    if (is_complaint(lower(text))) {
       said = std::move(text);
       break;
     }
   }
+  if (said.empty()) said = "(no output)";
   if (!exit) {
     program.version_problem =
         fmt::format("did not answer --version within {} ms (stopped): {}", timeout.count(), said);
@@ -141,12 +172,7 @@ std::optional<std::string> version_line(const std::vector<std::string>& lines) {
   for (const std::string& line : lines) {
     std::string text = trimmed(line);
     const std::string folded = lower(text);
-    if (folded.find("version") == std::string::npos) continue;
-    const bool complaint = folded.find("unknown") != std::string::npos ||
-                           folded.find("invalid") != std::string::npos ||
-                           folded.find("error") != std::string::npos ||
-                           folded.find("unrecognized") != std::string::npos;
-    if (!complaint) return text;
+    if (folded.find("version") != std::string::npos && !is_complaint(folded)) return text;
   }
   return std::nullopt;
 }

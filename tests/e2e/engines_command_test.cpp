@@ -48,7 +48,9 @@ class EnginesCommand : public ::testing::Test {
   void link_on_path(const std::string& name) {
     fs::create_symlink(SW_FAKE_RUNNER_BIN, bin_dir() / name);
   }
-  void write_config(const std::string& toml) { std::ofstream(config_) << toml; }
+  void write_config(const std::string& toml) {
+    std::ofstream(config_) << "api_base_url = 'http://127.0.0.1:9790'\n" << toml;
+  }
 
   Output run(const std::string& env, const std::string& args) {
     const fs::path err_file = dir_.path() / "stderr.txt";
@@ -126,6 +128,9 @@ TEST_F(EnginesCommand, ConfigPathWinsOverTheEnvironmentAndPathIsSearchedLast) {
   EXPECT_THAT(
       line_of(listed.out, "whisper-cpp"),
       HasSubstr("whisper-server " + (bin_dir() / "whisper-server").string() + " (from PATH)"));
+  // A program without --version is reported by its complaint, not by a line of its usage text.
+  EXPECT_THAT(listed.out, HasSubstr("version unknown: --version gave no version (exit code 0): "
+                                    "error: unknown argument: --version\n"));
 
   // A configured path that is not a program is reported, not silently replaced by PATH.
   link_on_path("llama-server");

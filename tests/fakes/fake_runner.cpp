@@ -8,7 +8,8 @@
 //   --ignore-sigterm       survive SIGTERM (the supervisor must fall back to SIGKILL)
 //   --loading-ms N         answer /health with 503 for the first N ms
 //   --version              print what llama-server prints (on stderr, after a backend line) and
-//                          exit 0; with FAKE_RUNNER_VERSION=hang, hang instead
+//                          exit 0; with FAKE_RUNNER_VERSION=hang, hang instead; when started
+//                          as `whisper-server`, complain and print a long usage as whisper.cpp does
 // FAKE_RUNNER_FAIL_START=1 in the environment acts as --fail-start, for tests where the worker,
 // not the test, composes the arguments.
 // The completion's content is "pid <pid> request <n>", so tests can tell runners apart.
@@ -114,6 +115,14 @@ int main(int argc, char** argv) {
   if (fail_env != nullptr && std::string(fail_env) == "1") fail_start = true;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
+    if (arg == "--version" && std::string(argv[0]).ends_with("whisper-server")) {
+      // whisper.cpp's server has no --version: it complains, prints its usage and exits 0.
+      std::fprintf(stderr, "error: unknown argument: --version\n\nusage: %s [options]\n\n",
+                   argv[0]);
+      for (int line = 0; line < 70; ++line)
+        std::fprintf(stderr, "  --option-%d N  [0] text\n", line);
+      return 0;
+    }
     if (arg == "--version") {
       const char* mode = std::getenv("FAKE_RUNNER_VERSION");
       if (mode != nullptr && std::string(mode) == "hang") {
