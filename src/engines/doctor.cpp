@@ -107,7 +107,7 @@ DoctorCheck skipped(std::string engine, std::string why) {
 
 std::string program_name(const EngineReport& report) {
   for (const auto& program : report.programs) {
-    if (program.required && program.location) return program.location->path.filename().string();
+    if (program.location) return program.location->path.filename().string();
   }
   return report.engine;
 }
@@ -224,8 +224,8 @@ DoctorCheck check_sd(CompositeEngine& engines, const EngineReport& report, const
   if (!made) return failed(report.engine, made.error());
   return {report.engine,
           CheckOutcome::Ok,
-          fmt::format("{}x{} image, {} steps, in {} ms ({} loads {} each run)", kImageSide,
-                      kImageSide, kSdSteps, elapsed, program_name(report), file->filename),
+          fmt::format("{}x{} image, {} steps, in {} ms (loading {} included)", kImageSide,
+                      kImageSide, kSdSteps, elapsed, file->filename),
           {{"image_ms", elapsed}}};
 }
 
@@ -264,10 +264,12 @@ DoctorCheck check_synthetic(CompositeEngine& engines, const EngineReport& report
 
 std::string why_missing(const EngineReport& report) {
   if (!report.problem.empty()) return report.problem;
+  std::string problems;
   for (const auto& program : report.programs) {
-    if (program.required && !program.location) return program.problem;
+    if (program.location) continue;
+    problems += (problems.empty() ? "" : "; ") + program.problem;
   }
-  return "not found";
+  return problems.empty() ? "not found" : problems;
 }
 
 }  // namespace

@@ -32,10 +32,10 @@ std::string lower(std::string text) {
 }
 
 ProgramReport locate(const std::optional<std::string>& configured, std::string name,
-                     std::string config_key, std::string env_var, bool required) {
+                     std::string config_key, std::string env_var, std::string role = {}) {
   ProgramReport report;
   report.name = std::move(name);
-  report.required = required;
+  report.role = std::move(role);
   report.config_key = std::move(config_key);
   report.env_var = std::move(env_var);
   auto found = find_program(configured, report.env_var.c_str(), report.name);
@@ -122,9 +122,9 @@ EngineReport program_engine(std::string engine, std::vector<ProgramReport> progr
   EngineReport report;
   report.engine = std::move(engine);
   report.provider = Provider::Programs;
-  report.found = std::all_of(programs.begin(), programs.end(), [](const ProgramReport& p) {
-    return !p.required || p.location.has_value();
-  });
+  // sd-cpp runs on sd-server (resident) when it is there, else sd-cli per job: either will do.
+  report.found = std::any_of(programs.begin(), programs.end(),
+                             [](const ProgramReport& p) { return p.location.has_value(); });
   report.programs = std::move(programs);
   if (!report.found) report.hint = remedy_for_missing_engine(report.engine);
   return report;
@@ -180,16 +180,17 @@ std::optional<std::string> version_line(const std::vector<std::string>& lines) {
 std::vector<EngineReport> take_inventory(const InventoryOptions& options) {
   std::vector<EngineReport> engines;
   // Names, keys and variables as build_engines() and config.toml spell them.
-  engines.push_back(program_engine(
-      "llama-cpp", {locate(options.llama_server_path, "llama-server", "llama_server_path",
-                           "STUDIO_WORKER_LLAMA_SERVER", true)}));
+  engines.push_back(
+      program_engine("llama-cpp", {locate(options.llama_server_path, "llama-server",
+                                          "llama_server_path", "STUDIO_WORKER_LLAMA_SERVER")}));
   engines.push_back(program_engine(
       "whisper-cpp", {locate(options.whisper_server_path, "whisper-server", "whisper_server_path",
-                             "STUDIO_WORKER_WHISPER_SERVER", true)}));
+                             "STUDIO_WORKER_WHISPER_SERVER")}));
   engines.push_back(program_engine(
-      "sd-cpp", {locate(options.sd_cli_path, "sd-cli", "sd_cli_path", "STUDIO_WORKER_SD_CLI", true),
-                 locate(options.sd_server_path, "sd-server", "sd_server_path",
-                        "STUDIO_WORKER_SD_SERVER", false)}));
+      "sd-cpp",
+      {locate(options.sd_cli_path, "sd-cli", "sd_cli_path", "STUDIO_WORKER_SD_CLI", "per job"),
+       locate(options.sd_server_path, "sd-server", "sd_server_path", "STUDIO_WORKER_SD_SERVER",
+              "resident")}));
   engines.push_back(espeak_report());
   EngineReport synthetic;
   synthetic.engine = "synthetic";
@@ -228,13 +229,15 @@ std::string format_inventory(const std::vector<EngineReport>& engines) {
     switch (engine.provider) {
       case Provider::Programs:
         for (const ProgramReport& program : engine.programs) {
-          const std::string optional = program.required ? "" : " (optional)";
+          const std::string role = program.role.empty() ? "" : " (" + program.role + ")";
           if (!program.location) {
-            line(program.name + optional + ": " + program.problem);
+            // find_program's words name the program, or the variable that should have.
+            line(program.problem.starts_with(program.name) ? program.problem
+                                                           : program.name + ": " + program.problem);
             continue;
           }
-          line(fmt::format("{}{} {} (from {})", program.name, optional,
-                           program.location->path.string(), program.found_via()));
+          line(fmt::format("{}{} {} (from {})", program.name, role, program.location->path.string(),
+                           program.found_via()));
           if (program.version) {
             line("  " + *program.version);
           } else if (!program.version_problem.empty()) {
@@ -267,7 +270,7 @@ std::string inventory_json(const std::vector<EngineReport>& engines) {
     for (const ProgramReport& program : engine.programs) {
       nlohmann::json entry = {
           {"program", program.name},
-          {"required", program.required},
+          {"role", or_null(program.role)},
           {"found", program.location.has_value()},
           {"path",
            program.location ? nlohmann::json(program.location->path.string()) : nlohmann::json()},

@@ -33,7 +33,7 @@ struct InventoryOptions {
 
 struct ProgramReport {
   std::string name;        // "llama-server"
-  bool required = true;    // false: an extra the engine can use (sd-server beside sd-cli)
+  std::string role;        // how the engine uses it when it has two: "per job", "resident"
   std::string config_key;  // "llama_server_path"
   std::string env_var;     // "STUDIO_WORKER_LLAMA_SERVER"
   std::optional<ProgramLocation> location;  // set when found
@@ -49,7 +49,7 @@ enum class Provider { Programs, Library, BuiltIn };
 struct EngineReport {
   std::string engine;  // wire name (reference-worker.md §2.1): llama-cpp, sd-cpp, …
   Provider provider = Provider::Programs;
-  bool found = false;   // this machine has what the engine needs (its required programs)
+  bool found = false;   // this machine has what the engine needs (any one of its programs)
   bool enabled = true;  // the config lets the worker use it
   std::vector<ProgramReport> programs;  // Provider::Programs
   std::string library;                  // Provider::Library: "libespeak-ng"
@@ -69,7 +69,7 @@ std::optional<std::string> version_line(const std::vector<std::string>& lines);
 
 // Human-readable, one block per engine (stdout of `studio-worker engines`).
 std::string format_inventory(const std::vector<EngineReport>& engines);
-// `{"engines":[{"engine","found","enabled","builtIn","programs":[{"program","required","found",
+// `{"engines":[{"engine","found","enabled","builtIn","programs":[{"program","role","found",
 // "path","foundVia" ("config"|"environment"|"PATH"),"configKey","envVar","version",
 // "versionProblem","problem"}],"library":{"name","version","dataPath"}|null,"problem","hint"}]}`:
 // absent values are null (`studio-worker engines --json`; operators script it).
