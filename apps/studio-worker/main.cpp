@@ -87,6 +87,7 @@ int run_engines_command(const std::filesystem::path& config_path, bool doctor,
   programs.whisper_server_path = config.whisper_server_path;
   programs.sd_cli_path = config.sd_cli_path;
   programs.sd_server_path = config.sd_server_path;
+  programs.synthetic = config.engines.synthetic;
   if (!doctor) {
     const auto inventory = sw::engines::take_inventory(programs);
     std::cout << (args.json ? sw::engines::inventory_json(inventory)

@@ -305,6 +305,7 @@ DoctorReport run_doctor(const DoctorOptions& options, const std::vector<EngineRe
   engine_options.llama_server_path = options.programs.llama_server_path;
   engine_options.whisper_server_path = options.programs.whisper_server_path;
   engine_options.sd_cli_path = options.programs.sd_cli_path;
+  engine_options.synthetic = options.programs.synthetic;
   engine_options.free_memory_gib = options.free_memory_gib;
   BuiltEngine built = build_engines(engine_options);
   CompositeEngine& engines = *built.engine;
@@ -314,7 +315,10 @@ DoctorReport run_doctor(const DoctorOptions& options, const std::vector<EngineRe
     if (!engine.found) {
       check = {engine.engine, CheckOutcome::Missing, why_missing(engine), {}};
     } else if (!engine.enabled) {
-      check = {engine.engine, CheckOutcome::Disabled, "switched off in config", {}};
+      check = {engine.engine,
+               CheckOutcome::Disabled,
+               "switched off in config ([engines] synthetic = false)",
+               {}};
     } else if (engines.find(engine.engine) == nullptr) {
       // The inventory and build_engines disagree: say so rather than pass silently.
       check = failed(engine.engine, Error::internal("found on this machine, but the worker's "

@@ -255,7 +255,7 @@ std::string format_inventory(const std::vector<EngineReport>& engines) {
         break;
       case Provider::BuiltIn:
         line(engine.enabled ? "built in, enabled"
-                            : "built in, switched off in config (engines.synthetic = false)");
+                            : "built in, switched off in config ([engines] synthetic = false)");
         break;
     }
     if (!engine.found && !engine.hint.empty()) line("to install: " + engine.hint);

@@ -142,6 +142,18 @@ TEST_F(EnginesCommand, ConfigPathWinsOverTheEnvironmentAndPathIsSearchedLast) {
                         "an executable file"));
 }
 
+TEST_F(EnginesCommand, SyntheticSwitchedOffInConfigIsListedAndNotRunByTheDoctor) {
+  write_config("[engines]\nsynthetic = false\n");
+  auto listed = run("", "engines");
+  ASSERT_EQ(listed.exit_code, 0) << listed.all();
+  EXPECT_THAT(line_of(listed.out, "synthetic"),
+              HasSubstr("disabled built in, switched off in config ([engines] synthetic = false)"));
+  auto doctor = run("", "engines doctor");
+  ASSERT_EQ(doctor.exit_code, 0) << doctor.all();
+  EXPECT_THAT(line_of(doctor.out, "synthetic"), HasSubstr("disabled switched off in config"));
+  EXPECT_THAT(line_of(doctor.out, "espeak-ng"), HasSubstr(" ok "));
+}
+
 TEST_F(EnginesCommand, JsonOutputParsesAndSaysWhereEachProgramWasFound) {
   auto listed = run(fake_as_llama(), "engines --json");
   ASSERT_EQ(listed.exit_code, 0) << listed.all();
