@@ -1,6 +1,6 @@
 #pragma once
 // The sd-cpp engine (`modelSource.engine == "sd-cpp"`, advertises `image: ["sd-cpp:*"]`), on
-// stable-diffusion.cpp's own programs, in one of two modes chosen per model:
+// stable-diffusion.cpp's own programs, in one of two modes:
 //
 //  * resident: when `sd-server` was found, one sd-server per model (same files, same per-model
 //    switches) kept by the RunnerPool like llama-server: admitted against free memory, started on a
@@ -9,6 +9,11 @@
 //    (sd_mapping.h says why those and cites the upstream source).
 //  * per job: otherwise, one `sd-cli` run per job (reference-worker.md §4.3) in a scratch directory
 //    that is always removed.
+// There is no per-model switch between the two (ModelCliDefaults is the reference's wire shape and
+// has no such key). Resident costs memory between jobs: sd-server keeps the weights and the VAE
+// encoder loaded (upstream: to_sd_ctx_params_t(false, false, …)) where sd-cli frees them; a box
+// that cannot afford it leaves sd-server out, and idle runners are unloaded after
+// runner_idle_unload_secs.
 //
 // Both map the same task fields (prompt, negative prompt, size, steps, cfg, sampler, seed, LoRAs,
 // init / mask / reference images) and end the same way: the PNG is decoded, its size checked
