@@ -10,6 +10,8 @@
 // and through the environment (a wrapper script sets it):
 //   SW_FAKE_SD_LOG=DIR      write what the program received under DIR (argv, inputs, requests)
 //   SW_FAKE_SD_LOAD_MS=N    sd-server "loads the model" for N ms before binding its port
+//   SW_FAKE_SD_FAIL_START=M sd-server cannot load the model: prints M, "new_sd_ctx_t failed", exits
+//   1
 
 #include <fcntl.h>
 #include <unistd.h>

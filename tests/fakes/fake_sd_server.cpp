@@ -271,6 +271,10 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
+  if (const char* refuse = std::getenv("SW_FAKE_SD_FAIL_START"); refuse != nullptr) {
+    std::fprintf(stderr, "%s\nnew_sd_ctx_t failed\n", refuse);
+    return 1;
+  }
   if (const char* load = std::getenv("SW_FAKE_SD_LOAD_MS"); load != nullptr) {
     std::this_thread::sleep_for(std::chrono::milliseconds(std::atol(load)));
   }

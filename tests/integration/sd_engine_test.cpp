@@ -102,12 +102,13 @@ class SdEngineTest : public ::testing::Test {
     return std::make_unique<SdCppEngine>(programs, cache_, nullptr, scratch_);
   }
 
-  std::unique_ptr<SdCppEngine> server_engine(double free_gib = 64.0) {
+  std::unique_ptr<SdCppEngine> server_engine(double free_gib = 64.0,
+                                             const std::string& server_env = {}) {
     RunnerPoolOptions options;
     options.free_memory_gib = [free_gib] { return std::optional<double>(free_gib); };
     pool_ = std::make_shared<RunnerPool>(options);
     SdCppPrograms programs;
-    programs.server = wrapper("sd-server", SW_FAKE_SD_SERVER_BIN);
+    programs.server = wrapper("sd-server", SW_FAKE_SD_SERVER_BIN, server_env);
     programs.cli = wrapper("sd-cli", SW_FAKE_SD_CLI_BIN);  // present, but resident mode wins
     return std::make_unique<SdCppEngine>(programs, cache_, pool_, scratch_);
   }
@@ -464,6 +465,20 @@ TEST_F(SdEngineTest, ServerRunnerIsAdmittedAgainstFreeMemory) {
   EXPECT_NE(result.error().message.find("insufficient memory"), std::string::npos);
   EXPECT_TRUE(pool_->status().empty());
   EXPECT_TRUE(files_matching(log_, "sd-server-", ".argv.json").empty()) << "nothing was started";
+}
+
+TEST_F(SdEngineTest, AServerThatCannotLoadTheModelSaysWhy) {
+  auto engine = server_engine(64.0, "SW_FAKE_SD_FAIL_START='ggml_vulkan: no device found'");
+  auto result = engine->dispatch(request(small("fox"), every_role()));
+  ASSERT_FALSE(result);
+  EXPECT_EQ(result.error().code, Code::Unavailable);
+  EXPECT_NE(result.error().message.find("sd-server exited while starting (exit code 1)"),
+            std::string::npos)
+      << result.error().message;
+  EXPECT_NE(result.error().message.find("ggml_vulkan: no device found"), std::string::npos)
+      << result.error().message;
+  EXPECT_TRUE(is_retryable(result.error()));
+  EXPECT_TRUE(pool_->status().empty());
 }
 
 TEST_F(SdEngineTest, DifferentPerModelSwitchesAreDifferentServers) {
