@@ -215,7 +215,7 @@ std::optional<std::string> SdCppEngine::admission_refusal(const DispatchRequest&
   double needed = estimate_gib;
   std::uint64_t bytes = 0;
   bool all_cached = true;
-  const auto dir = cache_->config().root / models::sanitise_model_id(request.model);
+  const auto dir = models::model_dir(cache_->config().root, request.model);
   for (const proto::ModelFile& file : request.source->files) {
     std::error_code ec;
     const auto size = std::filesystem::file_size(dir / file.filename, ec);
