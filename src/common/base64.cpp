@@ -28,12 +28,13 @@ Result<std::vector<std::uint8_t>> base64_decode(std::string_view text) {
 
 std::string base64_encode(std::span<const std::uint8_t> bytes) {
   std::string out;
-  // EVP_EncodeBlock takes an int length: encode in chunks of whole 3-byte groups.
-  constexpr std::size_t kChunk = 3 * (1 << 20);
-  for (std::size_t at = 0; at < bytes.size(); at += kChunk) {
-    const std::size_t n = std::min(kChunk, bytes.size() - at);
+  // EVP_EncodeBlock takes an int length: encode in 3-byte-aligned pieces.
+  constexpr std::size_t kPiece = 3u << 20;
+  out.reserve((bytes.size() + 2) / 3 * 4 + 1);
+  for (std::size_t at = 0; at < bytes.size(); at += kPiece) {
+    const std::size_t n = std::min(kPiece, bytes.size() - at);
     const std::size_t start = out.size();
-    out.resize(start + (n + 2) / 3 * 4 + 1);  // + the NUL it writes
+    out.resize(start + (n + 2) / 3 * 4 + 1);
     const int written = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data() + start),
                                         bytes.data() + at, static_cast<int>(n));
     out.resize(start + static_cast<std::size_t>(written));

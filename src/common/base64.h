@@ -1,5 +1,5 @@
 #pragma once
-// Standard base64 (RFC 4648 §4) through OpenSSL's EVP codec. Thread-safe.
+// Standard base64 (RFC 4648 §4) encoding and decoding through OpenSSL's EVP codec. Thread-safe.
 
 #include <cstdint>
 #include <span>
@@ -13,7 +13,8 @@ namespace sw {
 
 // Decodes `text` (whitespace not allowed, padding required). InvalidArgument when it is not base64.
 Result<std::vector<std::uint8_t>> base64_decode(std::string_view text);
-// Encodes `bytes` with padding, no line breaks (e.g. for `data:` URLs).
+
+// Encodes `bytes` with padding, no line breaks.
 std::string base64_encode(std::span<const std::uint8_t> bytes);
 
 }  // namespace sw

@@ -49,10 +49,21 @@ BuiltEngine build_engines(const EngineOptions& options) {
     if (found("whisper-server", whisper)) {
       members.push_back(std::make_unique<WhisperEngine>(*whisper, cache, built.runners));
     }
-    auto sd = locate_program(options.sd_cli_path, "STUDIO_WORKER_SD_CLI", "sd-cli");
-    if (found("sd-cli", sd)) {
+    // sd-cpp: resident on sd-server when it is found, else one sd-cli run per job.
+    SdCppPrograms sd;
+    if (auto cli = locate_program(options.sd_cli_path, "STUDIO_WORKER_SD_CLI", "sd-cli");
+        found("sd-cli", cli)) {
+      sd.cli = *cli;
+    }
+    if (auto server =
+            locate_program(options.sd_server_path, "STUDIO_WORKER_SD_SERVER", "sd-server");
+        found("sd-server", server)) {
+      sd.server = *server;
+    }
+    if (sd.cli || sd.server) {
       members.push_back(std::make_unique<SdCppEngine>(
-          *sd, cache, std::filesystem::temp_directory_path() / "studio-worker-sdcpp"));
+          sd, cache, built.runners,
+          std::filesystem::temp_directory_path() / "studio-worker-sdcpp"));
     }
   }
   if (options.espeak) {

@@ -1,10 +1,10 @@
 #pragma once
 // Assembles the composite engine from what this build and this machine provide: espeak-ng always
 // (linked), llama-cpp / sd-cpp / whisper-cpp when their runner program is found (config path,
-// then environment, then PATH), synthetic last unless the config switches it off
-// (`[engines] synthetic = false`, for a box that should only do real work). An engine whose
-// program is missing is not advertised, and an offer routed to it is rejected before accept
-// saying what to install.
+// then environment, then PATH; sd-cpp runs resident on sd-server when it is found, else sd-cli
+// per job), synthetic last unless the config switches it off (`[engines] synthetic = false`, for a
+// box that should only do real work). An engine whose program is missing is not advertised, and an
+// offer routed to it is rejected before accept saying what to install.
 
 #include <chrono>
 #include <filesystem>
@@ -26,6 +26,7 @@ struct EngineOptions {
   std::uint64_t models_cache_max_bytes = 0;
   std::optional<std::string> llama_server_path;  // config; else $STUDIO_WORKER_LLAMA_SERVER
   std::optional<std::string> sd_cli_path;        // else $STUDIO_WORKER_SD_CLI
+  std::optional<std::string> sd_server_path;     // else $STUDIO_WORKER_SD_SERVER (resident mode)
   std::optional<std::string> whisper_server_path;  // else $STUDIO_WORKER_WHISPER_SERVER
   std::chrono::milliseconds runner_idle_unload{std::chrono::minutes(10)};
   // Free memory for admission (GPU, else system). Unset: the system's MemAvailable.

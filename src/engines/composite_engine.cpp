@@ -27,8 +27,9 @@ std::string remedy_for_missing_engine(std::string_view model_engine) {
       return "install llama.cpp's llama-server and put it on PATH, or set llama_server_path in "
              "config.toml or STUDIO_WORKER_LLAMA_SERVER";
     case proto::ModelEngine::SdCpp:
-      return "install stable-diffusion.cpp's sd-cli (or sd-server) and put it on PATH, or set "
-             "sd_cli_path in config.toml or STUDIO_WORKER_SD_CLI";
+      return "install stable-diffusion.cpp's sd-cli (per job) or sd-server (resident) and put it "
+             "on PATH, or set sd_cli_path / sd_server_path in config.toml or STUDIO_WORKER_SD_CLI "
+             "/ STUDIO_WORKER_SD_SERVER";
     case proto::ModelEngine::WhisperCpp:
       return "install whisper.cpp's whisper-server and put it on PATH, or set "
              "whisper_server_path in config.toml or STUDIO_WORKER_WHISPER_SERVER";

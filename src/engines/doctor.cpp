@@ -305,6 +305,7 @@ DoctorReport run_doctor(const DoctorOptions& options, const std::vector<EngineRe
   engine_options.llama_server_path = options.programs.llama_server_path;
   engine_options.whisper_server_path = options.programs.whisper_server_path;
   engine_options.sd_cli_path = options.programs.sd_cli_path;
+  engine_options.sd_server_path = options.programs.sd_server_path;
   engine_options.synthetic = options.programs.synthetic;
   engine_options.free_memory_gib = options.free_memory_gib;
   BuiltEngine built = build_engines(engine_options);

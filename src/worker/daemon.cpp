@@ -169,6 +169,7 @@ int Daemon::run() {
   engine_options.models_root = config.resolved_models_root();
   engine_options.llama_server_path = config.llama_server_path;
   engine_options.sd_cli_path = config.sd_cli_path;
+  engine_options.sd_server_path = config.sd_server_path;
   engine_options.whisper_server_path = config.whisper_server_path;
   engine_options.runner_idle_unload = std::chrono::seconds(config.runner_idle_unload_secs);
   engine_options.synthetic = engine_options.synthetic && config.engines.synthetic;

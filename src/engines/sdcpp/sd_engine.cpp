@@ -2,9 +2,9 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <fstream>
 
 #include "common/file_io.h"
 #include "common/log.h"
@@ -14,6 +14,7 @@
 #include "engines/sdcpp/sd_mapping.h"
 #include "media/decoders.h"
 #include "media/encoders.h"
+#include "transfer/http_client.h"
 
 namespace sw::engines {
 namespace {
@@ -22,13 +23,21 @@ const log::Logger kLog("studio_worker::engine::sdcpp");
 const log::Logger kOutput("studio_worker::runner::output");
 constexpr std::uint64_t kMaxInputImageBytes = 64ull << 20;
 constexpr auto kRunTimeout = std::chrono::minutes(60);
+constexpr double kGib = 1024.0 * 1024.0 * 1024.0;
+// Loading a multi-GB diffusion model plus its text encoder from a slow disk takes minutes;
+// sd-server binds its port only afterwards.
+constexpr auto kServerStartTimeout = std::chrono::minutes(10);
+// A 2048² PNG as base64 is ~20 MB; leave room.
+constexpr std::uint64_t kMaxServerAnswerBytes = 256ull << 20;
+
+using Clock = std::chrono::steady_clock;
 
 // A directory removed with everything in it when the job ends, however it ends.
 class ScratchDir {
  public:
   static Result<ScratchDir> create(const std::filesystem::path& root) {
     static std::atomic<std::uint64_t> counter{0};
-    const auto nanos = std::chrono::steady_clock::now().time_since_epoch().count();
+    const auto nanos = Clock::now().time_since_epoch().count();
     auto dir = root / fmt::format("job-{}-{}-{}", ::getpid(), nanos, counter++);
     std::error_code ec;
     std::filesystem::create_directories(dir, ec);
@@ -49,33 +58,175 @@ class ScratchDir {
   std::filesystem::path dir_;
 };
 
-Result<std::filesystem::path> fetch_image(const std::string& url, std::string_view what,
-                                          const std::filesystem::path& dir, bool local) {
+struct FetchedImage {
+  media::Bytes bytes;
+  std::string ext;  // sniffed from the bytes, never from the URL
+};
+
+Result<FetchedImage> fetch_image(const std::string& url, std::string_view what, bool local) {
   auto bytes = fetch_input(url, {local, kMaxInputImageBytes, what});
   if (!bytes) return fail(bytes.error());
   const std::string_view ext = sniff_extension(*bytes);
   if (ext != "png" && ext != "jpg" && ext != "webp" && ext != "bmp" && ext != "gif") {
     return fail(Error::invalid_argument("{} is not an image (png, jpg, webp, bmp or gif)", what));
   }
-  std::string stem(what);
-  std::replace(stem.begin(), stem.end(), ' ', '-');
-  auto path = dir / fmt::format("{}.{}", stem, ext);
-  if (auto written = write_file_atomically(path, std::string(bytes->begin(), bytes->end()),
-                                           Durability::RenameOnly);
-      !written) {
-    return fail(written.error());
+  return FetchedImage{std::move(*bytes), std::string(ext)};
+}
+
+// The job's images: a reference image wins over an init image (§4.3); a mask means nothing without
+// one of them and is not even fetched.
+struct FetchedInputs {
+  std::optional<FetchedImage> init_image;
+  std::optional<FetchedImage> mask;
+  std::optional<FetchedImage> ref_image;
+};
+
+Result<FetchedInputs> fetch_inputs(const proto::ImageParams& task, bool local) {
+  FetchedInputs inputs;
+  if (task.ref_image_url) {
+    auto image = fetch_image(*task.ref_image_url, "reference image", local);
+    if (!image) return fail(image.error());
+    inputs.ref_image = std::move(*image);
+  } else if (task.init_image_url) {
+    auto image = fetch_image(*task.init_image_url, "init image", local);
+    if (!image) return fail(image.error());
+    inputs.init_image = std::move(*image);
   }
-  return path;
+  if (task.mask_url && (inputs.ref_image || inputs.init_image)) {
+    auto image = fetch_image(*task.mask_url, "mask", local);
+    if (!image) return fail(image.error());
+    inputs.mask = std::move(*image);
+  }
+  return inputs;
+}
+
+Result<sdcpp::SdModelFiles> model_roles(const std::vector<models::CachedFile>& files,
+                                        const std::string& model) {
+  sdcpp::SdModelFiles roles;
+  for (const models::CachedFile& file : files) {
+    if (file.role == "diffusion-model")
+      roles.diffusion_model = file.path;
+    else if (file.role == "model")
+      roles.full_model = file.path;
+    else if (file.role == "vae")
+      roles.vae = file.path;
+    else if (file.role == "text-encoder")
+      roles.text_encoder = file.path;
+    else if (file.role == "text-encoder-vision")
+      roles.text_encoder_vision = file.path;
+    else if (file.role == "lora")
+      roles.loras.push_back(file.path);
+  }
+  if (!roles.diffusion_model && !roles.full_model) {
+    return fail(Error::invalid_argument(
+        "model `{}` lists no file of role `diffusion-model` or `model` for sd-cpp", model));
+  }
+  return roles;
+}
+
+bool lists_a_base_model(const proto::ModelSource& source) {
+  return std::any_of(source.files.begin(), source.files.end(), [](const proto::ModelFile& file) {
+    return file.role == "diffusion-model" || file.role == "model";
+  });
+}
+
+// The resident runner's identity: the same files under the same per-model switches are the same
+// sd-server (its argv is a function of exactly these).
+std::string runner_key(const std::string& model, const proto::ModelSource& source) {
+  std::string key = "sd-server|" + model;
+  for (const proto::ModelFile& file : source.files) key += "|" + file.role + "=" + file.filename;
+  const auto& defaults = source.cli_defaults;
+  key += fmt::format("|flow={}|zero_cond_t={}|offload={}",
+                     defaults.flow_shift ? fmt::format("{}", *defaults.flow_shift) : "-",
+                     defaults.zero_cond_t.value_or(false), defaults.offload_to_cpu.value_or(false));
+  return key;
+}
+
+// The program's PNG, checked against the asked size and re-encoded in the asked ext.
+Result<TaskResult> finish_image(std::span<const std::uint8_t> png, std::string_view program,
+                                const sdcpp::SdSettings& settings, const std::string& ext,
+                                const DispatchRequest& request, Clock::time_point started) {
+  auto image = media::decode_png(png);
+  if (!image) return fail(Error::internal("{}'s output: {}", program, image.error().message));
+  if (image->width != settings.width || image->height != settings.height) {
+    return fail(Error::internal("{} made a {}x{} image; {}x{} was asked", program, image->width,
+                                image->height, settings.width, settings.height));
+  }
+  auto encoded = ext == "png" ? media::encode_png(*image) : media::encode_webp(*image);
+  if (!encoded) return fail(encoded.error());
+  kLog.info(
+      "image.done",
+      {{"job_id", request.job_id},
+       {"model", request.model},
+       {"program", program},
+       {"width", image->width},
+       {"height", image->height},
+       {"elapsed_ms",
+        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count()}});
+  return TaskResult{ImageResult{std::move(*encoded), ext}};
+}
+
+Result<transfer::HttpCallResult> server_call(const std::string& method, const std::string& url,
+                                             std::string body) {
+  transfer::HttpCall http;
+  http.method = method;
+  http.url = url;
+  http.body = std::move(body);
+  http.timeout = kRunTimeout;
+  http.max_response_bytes = kMaxServerAnswerBytes;
+  return transfer::http_call(http);
+}
+
+// The names a discovery route of the server lists (`[{"name":…, …}]` or `[{"path":…}]`).
+Result<std::vector<std::string>> server_list(const std::string& url, const char* field) {
+  auto answer = server_call("GET", url, {});
+  if (!answer) return fail(answer.error());
+  if (answer->status != 200) return fail(sdcpp::sdapi_error(answer->status, answer->body));
+  const auto json = nlohmann::json::parse(answer->body, nullptr, false);
+  if (!json.is_array()) return fail(Error::internal("sd-server's {} is not a list", url));
+  std::vector<std::string> out;
+  for (const auto& item : json) {
+    if (item.is_object() && item.contains(field) && (*item.find(field)).is_string()) {
+      out.push_back((*item.find(field)).get<std::string>());
+    }
+  }
+  return out;
 }
 
 }  // namespace
 
-SdCppEngine::SdCppEngine(std::filesystem::path sd_cli, std::shared_ptr<models::ModelCache> cache,
-                         std::filesystem::path scratch_root)
-    : cli_(std::move(sd_cli)), cache_(std::move(cache)), scratch_root_(std::move(scratch_root)) {}
+SdCppEngine::SdCppEngine(SdCppPrograms programs, std::shared_ptr<models::ModelCache> cache,
+                         std::shared_ptr<RunnerPool> runners, std::filesystem::path scratch_root)
+    : programs_(std::move(programs)),
+      cache_(std::move(cache)),
+      runners_(std::move(runners)),
+      scratch_root_(std::move(scratch_root)) {}
 
 Capabilities SdCppEngine::capabilities() const {
   return {{proto::TaskKind::Image, {"sd-cpp:*"}}};
+}
+
+std::optional<std::string> SdCppEngine::admission_refusal(const DispatchRequest& request,
+                                                          double estimate_gib) {
+  if (!resident() || !request.source || !lists_a_base_model(*request.source)) {
+    return std::nullopt;  // dispatch explains
+  }
+  // The weights' size on disk once cached (what the runner loads), else the catalogue's estimate.
+  double needed = estimate_gib;
+  std::uint64_t bytes = 0;
+  bool all_cached = true;
+  const auto dir = models::model_dir(cache_->config().root, request.model);
+  for (const proto::ModelFile& file : request.source->files) {
+    std::error_code ec;
+    const auto size = std::filesystem::file_size(dir / file.filename, ec);
+    if (ec) {
+      all_cached = false;
+      break;
+    }
+    bytes += size;
+  }
+  if (all_cached) needed = static_cast<double>(bytes) / kGib;
+  return runners_->admission_refusal(runner_key(request.model, *request.source), needed);
 }
 
 Result<TaskResult> SdCppEngine::dispatch(const DispatchRequest& request) {
@@ -88,49 +239,134 @@ Result<TaskResult> SdCppEngine::dispatch(const DispatchRequest& request) {
     return fail(Error::invalid_argument("image ext `{}` is not supported by sd-cpp (webp, png)",
                                         task->ext));
   }
-
-  auto files = cache_->ensure_files(request.model, **source);
-  if (!files) return fail(files.error());
-  sdcpp::SdModelFiles roles;
-  for (const models::CachedFile& file : *files) {
-    if (file.role == "diffusion-model") roles.diffusion_model = file.path;
-    else if (file.role == "model") roles.full_model = file.path;
-    else if (file.role == "vae") roles.vae = file.path;
-    else if (file.role == "text-encoder") roles.text_encoder = file.path;
-    else if (file.role == "text-encoder-vision") roles.text_encoder_vision = file.path;
-    else if (file.role == "lora") roles.loras.push_back(file.path);
-  }
-  if (!roles.diffusion_model && !roles.full_model) {
+  if (!lists_a_base_model(**source)) {
     return fail(Error::invalid_argument(
         "model `{}` lists no file of role `diffusion-model` or `model` for sd-cpp", request.model));
   }
+  if (resident()) return run_resident(request, *task, **source);
+  if (programs_.cli) return run_cli(request, *task, **source);
+  return fail(Error::internal("the sd-cpp engine was built with neither sd-cli nor sd-server"));
+}
 
+Result<TaskResult> SdCppEngine::run_resident(const DispatchRequest& request,
+                                             const proto::ImageParams& task,
+                                             const proto::ModelSource& source) {
+  const auto started = Clock::now();
+  const std::string key = runner_key(request.model, source);
+  std::optional<RunnerLaunch> launch;
+  if (runners_->is_resident(key)) {
+    std::lock_guard lock(mutex_);
+    if (auto it = launches_.find(key); it != launches_.end()) launch = it->second;
+  }
+  if (!launch) {
+    auto files = cache_->ensure_files(request.model, source);
+    if (!files) return fail(files.error());
+    auto roles = model_roles(*files, request.model);
+    if (!roles) return fail(roles.error());
+    std::uint64_t bytes = 0;
+    for (const models::CachedFile& file : *files) bytes += file.bytes;
+    RunnerLaunch fresh;
+    fresh.key = key;
+    fresh.model = request.model;
+    fresh.executable = *programs_.server;
+    fresh.args = sdcpp::server_args(*roles, source.cli_defaults);
+    fresh.memory_gib = static_cast<double>(bytes) / kGib;
+    // No /health upstream: the port answers only once the model is loaded (sd_mapping.h).
+    fresh.health_path = "/sdapi/v1/options";
+    fresh.start_timeout = kServerStartTimeout;
+    std::lock_guard lock(mutex_);
+    launches_[key] = fresh;
+    launch = std::move(fresh);
+  }
+
+  auto inputs = fetch_inputs(task, request.local);
+  if (!inputs) return fail(inputs.error());
+  sdcpp::SdInputImages images;
+  if (inputs->init_image) images.init_image = std::move(inputs->init_image->bytes);
+  if (inputs->mask) images.mask = std::move(inputs->mask->bytes);
+  if (inputs->ref_image) images.ref_image = std::move(inputs->ref_image->bytes);
+  std::vector<std::filesystem::path> loras;
+  for (const proto::ModelFile& file : source.files) {
+    if (file.role == "lora") loras.emplace_back(file.filename);
+  }
+  auto sdapi = sdcpp::sdapi_request(task, source.cli_defaults, loras, images);
+  if (!sdapi) return fail(sdapi.error());
+  const std::string body = sdapi->body.dump();
+  const auto settings = sdcpp::resolve_settings(task, source.cli_defaults);
+
+  std::function<Result<media::Bytes>(const std::string&)> call =
+      [&](const std::string& base_url) -> Result<media::Bytes> {
+    // sdapi ignores a sampler name it does not know and uses its default: refuse it instead, by
+    // the server's own list, as sd-cli would refuse it.
+    if (settings.sampling_method) {
+      auto samplers = server_list(base_url + "/sdapi/v1/samplers", "name");
+      if (!samplers) return fail(samplers.error());
+      if (std::find(samplers->begin(), samplers->end(), *settings.sampling_method) ==
+          samplers->end()) {
+        return fail(Error::invalid_argument("sampling method `{}` is not one sd-server knows",
+                                            *settings.sampling_method));
+      }
+    }
+    // The server resolves a request's LoRA paths only against the list this route rescans.
+    if (!loras.empty()) {
+      auto listed = server_list(base_url + "/sdapi/v1/loras", "path");
+      if (!listed) return fail(listed.error());
+      for (const auto& lora : loras) {
+        if (std::find(listed->begin(), listed->end(), lora.string()) == listed->end()) {
+          return fail(Error::internal("sd-server does not list LoRA {} under --lora-model-dir",
+                                      lora.string()));
+        }
+      }
+    }
+    auto answer = server_call("POST", base_url + sdapi->path, body);
+    if (!answer) return fail(answer.error());
+    if (answer->status != 200) return fail(sdcpp::sdapi_error(answer->status, answer->body));
+    return sdcpp::sdapi_image(answer->body);
+  };
+  auto png = runners_->use(*launch, request.job_id, call);
+  if (!png) return fail(png.error());
+  return finish_image(*png, "sd-server", settings, task.ext, request, started);
+}
+
+Result<TaskResult> SdCppEngine::run_cli(const DispatchRequest& request,
+                                        const proto::ImageParams& task,
+                                        const proto::ModelSource& source) {
+  const auto started = Clock::now();
+  auto files = cache_->ensure_files(request.model, source);
+  if (!files) return fail(files.error());
+  auto roles = model_roles(*files, request.model);
+  if (!roles) return fail(roles.error());
+
+  auto fetched = fetch_inputs(task, request.local);
+  if (!fetched) return fail(fetched.error());
   auto scratch = ScratchDir::create(scratch_root_);
   if (!scratch) return fail(scratch.error());
   sdcpp::SdJobInputs inputs;
-  const std::string* base_image_url = task->ref_image_url ? &*task->ref_image_url
-                                : task->init_image_url ? &*task->init_image_url
-                                                       : nullptr;
-  if (task->ref_image_url) {
-    auto path = fetch_image(*task->ref_image_url, "reference image", scratch->path(), request.local);
-    if (!path) return fail(path.error());
-    inputs.ref_image = *path;
-  } else if (task->init_image_url) {
-    auto path = fetch_image(*task->init_image_url, "init image", scratch->path(), request.local);
-    if (!path) return fail(path.error());
-    inputs.init_image = *path;
+  auto place = [&](const std::optional<FetchedImage>& image, std::string_view stem,
+                   std::optional<std::filesystem::path>& slot) -> Status {
+    if (!image) return {};
+    auto path = scratch->path() / fmt::format("{}.{}", stem, image->ext);
+    auto written = write_file_atomically(
+        path, std::string(image->bytes.begin(), image->bytes.end()), Durability::RenameOnly);
+    if (!written) return fail(written.error());
+    slot = std::move(path);
+    return {};
+  };
+  if (auto placed = place(fetched->ref_image, "reference-image", inputs.ref_image); !placed) {
+    return fail(placed.error());
   }
-  if (task->mask_url && base_image_url != nullptr) {  // a mask means nothing without a base image
-    auto path = fetch_image(*task->mask_url, "mask", scratch->path(), request.local);
-    if (!path) return fail(path.error());
-    inputs.mask = *path;
+  if (auto placed = place(fetched->init_image, "init-image", inputs.init_image); !placed) {
+    return fail(placed.error());
   }
+  if (auto placed = place(fetched->mask, "mask", inputs.mask); !placed) return fail(placed.error());
+
   const auto output = scratch->path() / "out.png";
+  const auto& cli = *programs_.cli;
   ChildSpec spec;
-  spec.executable = cli_;
-  spec.args = sdcpp::cli_args(*task, (*source)->cli_defaults, roles, inputs, output);
+  spec.executable = cli;
+  spec.args = sdcpp::cli_args(task, source.cli_defaults, *roles, inputs, output);
   // Release archives put libstable-diffusion.so beside sd-cli.
-  const auto dir = cli_.parent_path();
+  const auto dir = cli.parent_path();
   if (std::filesystem::exists(dir / "libstable-diffusion.so")) {
     const char* existing = std::getenv("LD_LIBRARY_PATH");
     spec.extra_env.push_back(fmt::format("LD_LIBRARY_PATH={}{}{}", dir.string(),
@@ -141,7 +377,6 @@ Result<TaskResult> SdCppEngine::dispatch(const DispatchRequest& request) {
     kOutput.info("runner.output",
                  {{"program", "sd-cli"}, {"model", model}, {"job_id", job}, {"line", line}});
   };
-  const auto started = std::chrono::steady_clock::now();
   auto child = ChildProcess::start(std::move(spec));
   if (!child) return fail(child.error());
   auto exit = (*child)->wait_for(kRunTimeout);
@@ -162,23 +397,12 @@ Result<TaskResult> SdCppEngine::dispatch(const DispatchRequest& request) {
     return fail(Error::unavailable("sd-cli exited with {}: {}", exit->describe(), last));
   }
   auto bytes = read_file(output);
-  if (!bytes) return fail(Error::internal("sd-cli exited 0 but wrote no image: {}", bytes.error().message));
-  auto image = media::decode_png(std::span(reinterpret_cast<const std::uint8_t*>(bytes->data()), bytes->size()));
-  if (!image) return fail(Error::internal("sd-cli's output: {}", image.error().message));
-  const auto settings = sdcpp::resolve_settings(*task, (*source)->cli_defaults);
-  if (image->width != settings.width || image->height != settings.height) {
-    return fail(Error::internal("sd-cli made a {}x{} image; {}x{} was asked", image->width,
-                                image->height, settings.width, settings.height));
+  if (!bytes) {
+    return fail(Error::internal("sd-cli exited 0 but wrote no image: {}", bytes.error().message));
   }
-  auto encoded = task->ext == "png" ? media::encode_png(*image) : media::encode_webp(*image);
-  if (!encoded) return fail(encoded.error());
-  kLog.info("image.done", {{"job_id", request.job_id},
-                           {"model", request.model},
-                           {"width", image->width},
-                           {"height", image->height},
-                           {"elapsed_ms", std::chrono::duration_cast<std::chrono::milliseconds>(
-                                              std::chrono::steady_clock::now() - started).count()}});
-  return TaskResult{ImageResult{std::move(*encoded), task->ext}};
+  return finish_image(
+      std::span(reinterpret_cast<const std::uint8_t*>(bytes->data()), bytes->size()), "sd-cli",
+      sdcpp::resolve_settings(task, source.cli_defaults), task.ext, request, started);
 }
 
 }  // namespace sw::engines
