@@ -470,7 +470,18 @@ Result<WorkerConfig> apply_editable_config(const WorkerConfig& config, std::stri
     }
   }
   SW_TRY(validate_config(next));
+  SW_TRY(check_runnable(next));
   return next;
+}
+
+Status check_runnable(const WorkerConfig& config) {
+  if (config.only_when_idle) {
+    return fail(Error::invalid_argument(
+        "only_when_idle (onlyWhenIdle): not supported by this build: it has no probe of the "
+        "user's presence (input idle time), so the worker would never run a job; set it to "
+        "false"));
+  }
+  return {};
 }
 
 }  // namespace sw::worker

@@ -126,4 +126,11 @@ Result<WorkerConfig> apply_editable_config(const WorkerConfig& config, std::stri
 // Checks the values the operator may set; "<field>: <problem>".
 Status validate_config(const WorkerConfig& config);
 
+// The settings this build parses but cannot honour. `only_when_idle` needs a probe of the user's
+// presence (reference-worker.md §1.5: input idle time ≥ 120 s); this build has none, so the gate
+// would hold every job back forever. `run` and PUT /daemon/config refuse it (InvalidArgument
+// naming the setting) rather than start a worker that silently never works. Loading a file that
+// sets it is not an error (the file is kept, `status` and `config` still read it).
+Status check_runnable(const WorkerConfig& config);
+
 }  // namespace sw::worker

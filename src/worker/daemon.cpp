@@ -124,6 +124,10 @@ Result<std::unique_ptr<Daemon>> Daemon::create(DaemonOptions options) {
   impl->vram_total_gb = memoised_vram_total_gib();
   auto loaded = load_config(options.config_path, LoadMode::Repair, impl->vram_total_gb);
   if (!loaded) return fail(loaded.error());
+  if (auto runnable = check_runnable(loaded->config); !runnable) {
+    return fail(
+        Error::invalid_argument("{}: {}", options.config_path.string(), runnable.error().message));
+  }
   if (loaded->quarantined) {
     logger().warn("config.corrupt_file_moved_aside",
                   {{"moved_to", loaded->quarantined->string()}});

@@ -88,4 +88,19 @@ TEST(WorkerCommand, BadInputIsRefusedWithAMessageAndTheFileIsKept) {
   EXPECT_THAT(run_worker("--version").text, HasSubstr("studio-worker "));
 }
 
+// `only_when_idle = true` cannot be honoured (no presence probe): `run` refuses to start, names
+// the setting and says why, and leaves the file as the operator wrote it.
+TEST(WorkerCommand, RunRefusesOnlyWhenIdleAndSaysWhy) {
+  sw::testing::TempDir dir;
+  const auto path = dir.path() / "config.toml";
+  const std::string text = "api_base_url = 'http://127.0.0.1:9'\nonly_when_idle = true\n";
+  std::ofstream(path) << text;
+  auto run = run_worker("--config " + path.string() + " run");
+  EXPECT_EQ(run.exit_code, 2) << run.text;
+  EXPECT_THAT(run.text, HasSubstr("only_when_idle"));
+  EXPECT_THAT(run.text, HasSubstr("no probe of the user's presence"));
+  EXPECT_EQ(read_file(path), text);
+  EXPECT_FALSE(std::filesystem::exists(dir.path() / "daemon.lock")) << "it never started";
+}
+
 }  // namespace

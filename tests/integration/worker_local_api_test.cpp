@@ -182,12 +182,18 @@ TEST(WorkerLocalApi, DaemonRoutesControlTheWorker) {
   EXPECT_EQ(json::parse(worker.api("GET", "/daemon/logs?after=999999").body)["entries"].size(),
             page["entries"].size());
   // Config: edits are validated, saved, and served back.
-  auto edited = worker.api("PUT", "/daemon/config", R"({"vramThresholdGb":7,"onlyWhenIdle":true})");
+  auto edited =
+      worker.api("PUT", "/daemon/config", R"({"vramThresholdGb":7,"onlyWhenIdle":false})");
   ASSERT_EQ(edited.status, 200) << edited.body;
   EXPECT_EQ(json::parse(worker.api("GET", "/daemon/config").body)["vramThresholdGb"], 7.0);
   std::ifstream saved(worker.config_path());
   std::string text{std::istreambuf_iterator<char>(saved), std::istreambuf_iterator<char>()};
   EXPECT_THAT(text, HasSubstr("vram_threshold_gb = 7.0"));
+  // No presence probe: the idle gate is refused, not saved to turn the worker off silently.
+  auto idle = worker.api("PUT", "/daemon/config", R"({"onlyWhenIdle":true})");
+  EXPECT_EQ(idle.status, 400);
+  EXPECT_THAT(idle.body, HasSubstr("onlyWhenIdle"));
+  EXPECT_EQ(json::parse(worker.api("GET", "/daemon/config").body)["onlyWhenIdle"], false);
   auto invalid = worker.api("PUT", "/daemon/config", R"({"vramThresholdGb":-1})");
   EXPECT_EQ(invalid.status, 400);
   EXPECT_THAT(invalid.body, HasSubstr("invalid_config"));

@@ -120,6 +120,32 @@ TEST(WorkerConfig, EditableConfigValidatesEveryField) {
   }
 }
 
+// No presence probe exists in this build: the idle gate would hold every job back for ever, so it
+// is refused where it is set, never accepted and left to turn the worker off in silence.
+TEST(WorkerConfig, OnlyWhenIdleIsRefusedBecauseNoPresenceProbeExists) {
+  WorkerConfig config;
+  EXPECT_TRUE(sw::worker::check_runnable(config));
+  config.only_when_idle = true;
+  auto refused = sw::worker::check_runnable(config);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, sw::Code::InvalidArgument);
+  EXPECT_THAT(refused.error().message, HasSubstr("only_when_idle"));
+  EXPECT_THAT(refused.error().message, HasSubstr("presence"));
+
+  auto edit = sw::worker::apply_editable_config(WorkerConfig{}, R"({"onlyWhenIdle":true})");
+  ASSERT_FALSE(edit);
+  EXPECT_EQ(edit.error().code, sw::Code::InvalidArgument);
+  EXPECT_THAT(edit.error().message, HasSubstr("onlyWhenIdle"));
+  auto off = sw::worker::apply_editable_config(WorkerConfig{}, R"({"onlyWhenIdle":false})");
+  ASSERT_TRUE(off) << off.error().message;
+  EXPECT_FALSE(off->only_when_idle);
+
+  // A file that sets it still loads (status and config can show it; `run` refuses it).
+  auto parsed = sw::worker::parse_config("api_base_url = 'http://x'\nonly_when_idle = true\n", "c");
+  ASSERT_TRUE(parsed) << parsed.error().message;
+  EXPECT_TRUE(parsed->only_when_idle);
+}
+
 TEST(StudioUrls, FollowTheReferenceRules) {
   using sw::transfer::studio_websocket_url;
   EXPECT_EQ(*studio_websocket_url("https://studio.minis.gg/", "w-1"),
