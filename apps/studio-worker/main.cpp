@@ -122,7 +122,9 @@ int report(const sw::Status& status, std::string_view command) {
 int main(int argc, char** argv) {
   sw::log::init_from_env();
   CLI::App app{"studio-worker: pull-based generative-AI worker"};
-  app.set_version_flag("--version", std::string("studio-worker ") + SW_VERSION + " (cpu)");
+  // Name and version only: which engines and accelerator a machine has is probed at run time and
+  // advertised in the worker's capabilities, not baked into the version line.
+  app.set_version_flag("--version", std::string("studio-worker ") + SW_VERSION);
   std::string log_format = "text";
   app.add_option("--log-format", log_format, "Log output on stderr")
       ->check(CLI::IsMember({"text", "json"}));

@@ -39,31 +39,4 @@ std::optional<double> available_system_memory_gib() {
   return std::nullopt;
 }
 
-void ResidencyLedger::loaded(const std::string& model, double gib) {
-  std::lock_guard lock(mutex_);
-  resident_[model] = gib;
-}
-
-void ResidencyLedger::unloaded(const std::string& model) {
-  std::lock_guard lock(mutex_);
-  resident_.erase(model);
-}
-
-bool ResidencyLedger::is_resident(const std::string& model) const {
-  std::lock_guard lock(mutex_);
-  return resident_.contains(model);
-}
-
-double ResidencyLedger::resident_gib() const {
-  std::lock_guard lock(mutex_);
-  double total = 0;
-  for (const auto& [model, gib] : resident_) total += gib;
-  return total;
-}
-
-std::map<std::string, double> ResidencyLedger::snapshot() const {
-  std::lock_guard lock(mutex_);
-  return resident_;
-}
-
 }  // namespace sw::models

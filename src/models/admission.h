@@ -1,10 +1,9 @@
 #pragma once
 // Memory admission (reference-worker.md §3.10): a model is admitted when the memory it needs fits
-// in the free memory minus a reserve (1 GiB), counting models already resident.
+// in the free memory minus a reserve (1 GiB). The runner pool (engines/runner/runner_pool.cpp)
+// keeps the residency account: it credits the memory of idle runners it would unload.
 
 #include <cstdint>
-#include <map>
-#include <mutex>
 #include <optional>
 #include <string>
 
@@ -28,21 +27,5 @@ AdmissionDecision admit(double needed_gib, std::optional<double> free_gib,
 
 // MemAvailable from /proc/meminfo, in GiB (the free memory of a CPU-only machine).
 std::optional<double> available_system_memory_gib();
-
-// Models loaded by resident runners and the memory each holds. Free memory as probed already
-// excludes what they use; the ledger lets admission credit memory that an unload would free.
-// Thread-safe.
-class ResidencyLedger {
- public:
-  void loaded(const std::string& model, double gib);
-  void unloaded(const std::string& model);
-  bool is_resident(const std::string& model) const;
-  double resident_gib() const;
-  std::map<std::string, double> snapshot() const;
-
- private:
-  mutable std::mutex mutex_;
-  std::map<std::string, double> resident_;
-};
 
 }  // namespace sw::models

@@ -25,17 +25,6 @@ TEST(Admission, SystemMemoryIsProbed) {
   EXPECT_GT(*gib, 0.0);
 }
 
-TEST(Residency, LedgerTracksLoadedModels) {
-  ResidencyLedger ledger;
-  ledger.loaded("a", 1.5);
-  ledger.loaded("b", 2.0);
-  EXPECT_TRUE(ledger.is_resident("a"));
-  EXPECT_DOUBLE_EQ(ledger.resident_gib(), 3.5);
-  ledger.unloaded("a");
-  EXPECT_FALSE(ledger.is_resident("a"));
-  EXPECT_DOUBLE_EQ(ledger.resident_gib(), 2.0);
-}
-
 TEST(CacheNames, ModelIdsAreSanitisedAsTheReferenceDoes) {
   EXPECT_EQ(sanitise_model_id("z-image-turbo-q4_k_m.gguf"), "z-image-turbo-q4_k_m.gguf");
   EXPECT_EQ(sanitise_model_id("org/model:Q4 K"), "org_model_Q4_K");
