@@ -4,6 +4,7 @@
 
 #include "common/log.h"
 #include "engines/llama/llama_mapping.h"
+#include "engines/llama/sse_splitter.h"
 #include "engines/runner/model_files.h"
 #include "models/gguf.h"
 #include "transfer/http_client.h"
@@ -31,35 +32,6 @@ const proto::ModelFile* gguf_entry(const proto::ModelSource& source) {
   }
   return nullptr;
 }
-
-// Feeds SSE bytes in, hands out each event's `data:` payload.
-class SseSplitter {
- public:
-  template <typename F>
-  bool feed(std::string_view bytes, F&& on_data) {
-    buffer_.append(bytes);
-    for (std::size_t end; (end = buffer_.find("\n\n")) != std::string::npos;) {
-      std::string event = buffer_.substr(0, end);
-      buffer_.erase(0, end + 2);
-      std::size_t start = 0;
-      while (start < event.size()) {
-        std::size_t eol = event.find('\n', start);
-        if (eol == std::string::npos) eol = event.size();
-        std::string_view line(event.data() + start, eol - start);
-        if (line.starts_with("data:")) {
-          line.remove_prefix(5);
-          if (!line.empty() && line.front() == ' ') line.remove_prefix(1);
-          if (!on_data(line)) return false;
-        }
-        start = eol + 1;
-      }
-    }
-    return true;
-  }
-
- private:
-  std::string buffer_;
-};
 
 }  // namespace
 
@@ -180,7 +152,7 @@ Status LlamaEngine::stream_chat(const DispatchRequest& request,
   bool sent_any = false;
   std::function<Result<bool>(const std::string&)> call =
       [&](const std::string& base_url) -> Result<bool> {
-    SseSplitter splitter;
+    llama::SseSplitter splitter;
     transfer::HttpCall http;
     http.method = "POST";
     http.url = base_url + "/v1/chat/completions";
