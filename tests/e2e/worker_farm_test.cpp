@@ -4,8 +4,9 @@
 // another; two workers share a queue; a worker killed mid-job loses nothing; a restarted studio
 // gets its worker back.
 
-#include <gtest/gtest.h>
 #include <fcntl.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -205,17 +206,13 @@ TEST(WorkerFarm, AfterAStudioRestartTheWorkerReconnectsAndCarriesOn) {
 
 }  // namespace
 
-// A real model end to end: the studio offers a llama-cpp job whose GGUF is served by a loopback
-// HTTP server; the worker downloads and verifies it, starts llama-server, answers, and keeps the
-// runner for the next job.
-TEST(WorkerFarm, ALlamaCppJobDownloadsItsModelStartsTheRunnerAndCompletes) {
-  auto llama = sw::engines::locate_program(std::nullopt, "STUDIO_WORKER_LLAMA_SERVER",
-                                           "llama-server");
-  if (!llama) {
-    GTEST_SKIP() << "SKIPPED: llama-server not found (set STUDIO_WORKER_LLAMA_SERVER; "
-                    "scripts/setup-engines.sh provisions one)";
-  }
-  SW_REQUIRE_TEST_MODELS(models);
+namespace {
+
+// A llama-cpp job end to end: the studio offers a llama-cpp job whose GGUF is served by a loopback
+// HTTP server; the worker downloads and verifies it, starts `llama` as its runner, answers, and
+// keeps the runner for the next job. `first_chat` receives the first job's chat completion.
+void run_two_llama_jobs(const std::filesystem::path& llama, const std::filesystem::path& models,
+                        json& first_chat) {
   const std::string gguf = read_file(models / "stories260K.gguf");
   sw::testing::HttpTestServer files;
   files.set_route("/stories260K.gguf",
@@ -239,9 +236,9 @@ TEST(WorkerFarm, ALlamaCppJobDownloadsItsModelStartsTheRunnerAndCompletes) {
          {{"cfgScale", 0}, {"steps", 0}, {"width", 0}, {"height", 0}, {"contextSize", 512}}}}}};
   ASSERT_EQ(studio.api("POST", "/api/v1/models", model.dump()).status, 201);
   const auto root = dir.path() / "models";
-  Worker worker(dir.path() / "w1", studio, 0,
-                "models_root = '" + root.string() + "'\nllama_server_path = '" +
-                    llama->string() + "'\n");
+  Worker worker(
+      dir.path() / "w1", studio, 0,
+      "models_root = '" + root.string() + "'\nllama_server_path = '" + llama.string() + "'\n");
   studio.approve_next();
   ASSERT_TRUE(worker.wait_session("connected")) << worker.log();
 
@@ -258,7 +255,8 @@ TEST(WorkerFarm, ALlamaCppJobDownloadsItsModelStartsTheRunnerAndCompletes) {
   };
   const auto first = submit("Once upon a time");
   ASSERT_TRUE(studio.wait_status(first, "done", 60s)) << studio.job(first).dump() << worker.log();
-  const auto chat = json::parse(studio.api("GET", "/api/v1/jobs/" + first + "/result").body);
+  first_chat = json::parse(studio.api("GET", "/api/v1/jobs/" + first + "/result").body);
+  const json& chat = first_chat;
   EXPECT_EQ(chat["object"], "chat.completion");
   EXPECT_EQ(chat["model"], "stories");
   EXPECT_GT(chat["usage"]["completion_tokens"].get<int>(), 0);
@@ -276,4 +274,32 @@ TEST(WorkerFarm, ALlamaCppJobDownloadsItsModelStartsTheRunnerAndCompletes) {
   }
   EXPECT_EQ(starts, 1u) << "the second job reuses the resident runner";
   EXPECT_EQ(worker.terminate(), 0);
+}
+
+}  // namespace
+
+// With the real llama-server: a real generation.
+TEST(WorkerFarm, ALlamaCppJobDownloadsItsModelStartsTheRunnerAndCompletes) {
+  auto llama =
+      sw::engines::locate_program(std::nullopt, "STUDIO_WORKER_LLAMA_SERVER", "llama-server");
+  if (!llama) {
+    GTEST_SKIP() << "SKIPPED: llama-server not found (set STUDIO_WORKER_LLAMA_SERVER; "
+                    "scripts/setup-engines.sh provisions one)";
+  }
+  SW_REQUIRE_TEST_MODELS(models);
+  json chat;
+  run_two_llama_jobs(*llama, models, chat);
+}
+
+// The same path (offer, download, sha256, runner start and reuse, result delivery) with the fake
+// runner as llama-server, so that it runs on every machine: only the text differs, and the fake's
+// text proves that the runner the worker started answered.
+TEST(WorkerFarm, LlamaCppJobsRunEndToEndAgainstTheFakeRunner) {
+  SW_REQUIRE_TEST_MODELS(models);
+  json chat;
+  run_two_llama_jobs(SW_FAKE_RUNNER_BIN, models, chat);
+  ASSERT_TRUE(chat.is_object()) << "no result was fetched";
+  ASSERT_TRUE(chat["choices"][0]["message"]["content"].is_string()) << chat.dump();
+  EXPECT_THAT(chat["choices"][0]["message"]["content"].get<std::string>(),
+              ::testing::MatchesRegex("pid [0-9]+ request 1"));
 }

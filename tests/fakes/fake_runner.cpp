@@ -12,7 +12,10 @@
 //                          as `whisper-server`, complain and print a long usage as whisper.cpp does
 // FAKE_RUNNER_FAIL_START=1 in the environment acts as --fail-start, for tests where the worker,
 // not the test, composes the arguments.
-// The completion's content is "pid <pid> request <n>", so tests can tell runners apart.
+// The completion's content is "pid <pid> request <n>", so tests can tell runners apart. Asked to
+// stream (`"stream":true`), it answers that content as text/event-stream chunks, one word each,
+// with CRLF line ends and a keepalive comment first (both legal SSE that llama-server does not
+// happen to send), then a usage chunk and `data: [DONE]`.
 
 #include <signal.h>
 #include <unistd.h>
@@ -25,6 +28,7 @@
 #include <cstring>
 #include <iostream>
 #include <string>
+#include <string_view>
 
 #include "net/http_server.h"
 
@@ -51,6 +55,10 @@ class FakeRunner final : public sw::net::HttpHandler {
       const std::string content = "pid " + std::to_string(::getpid()) + " request " +
                                   std::to_string(requests_);
       std::fprintf(stderr, "fake-runner: completion %d\n", requests_);
+      if (request.body.find("\"stream\":true") != std::string::npos) {
+        responder.send(sw::net::HttpResponse::text(200, events_of(content), "text/event-stream"));
+        return;
+      }
       responder.send(sw::net::HttpResponse::json(
           200, R"({"object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":")" +
                    content +
@@ -100,6 +108,24 @@ class FakeRunner final : public sw::net::HttpHandler {
   }
 
  private:
+  static std::string events_of(const std::string& content) {
+    constexpr std::string_view kChunk =
+        R"(data: {"object":"chat.completion.chunk","model":"fake","choices":[{"index":0,)";
+    std::string events = ": keepalive\r\n\r\n";
+    for (std::size_t at = 0; at < content.size();) {
+      std::size_t end = content.find(' ', at + 1);
+      if (end == std::string::npos) end = content.size();
+      events += std::string(kChunk) + R"("delta":{"content":")" + content.substr(at, end - at) +
+                "\"}}]}\r\n\r\n";
+      at = end;
+    }
+    events += std::string(kChunk) +
+              R"("delta":{},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,)"
+              R"("completion_tokens":4,"total_tokens":7}})"
+              "\r\n\r\ndata: [DONE]\r\n\r\n";
+    return events;
+  }
+
   std::chrono::steady_clock::time_point ready_at_;
   int requests_ = 0;
 };

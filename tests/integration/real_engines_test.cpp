@@ -6,6 +6,9 @@
 #include <signal.h>
 #include <sndfile.h>
 
+#include <cmath>
+#include <numbers>
+
 #include <nlohmann/json.hpp>
 
 #include "common/file_io.h"
@@ -15,6 +18,7 @@
 #include "engines/runner/child_process.h"
 #include "engines/whisper/whisper_engine.h"
 #include "media/audio_codec.h"
+#include "media/encoders.h"
 #include "support/http_test_server.h"
 #include "support/media_decoders.h"
 #include "support/temp_dir.h"
@@ -69,19 +73,16 @@ nlohmann::json llm_json(const Result<TaskResult>& result) {
   return nlohmann::json::parse(std::get<LlmResult>(*result).json.text());
 }
 
-class LlamaRealTest : public ::testing::Test {
+// The llama-cpp engine over a resident runner started from `server`: the real llama-server, or
+// tests/fakes/fake_runner where only the runner's lifecycle is under test.
+class LlamaEngineTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    auto server = locate_program(std::nullopt, "STUDIO_WORKER_LLAMA_SERVER", "llama-server");
-    if (!server) {
-      GTEST_SKIP() << "SKIPPED: llama-server not found (set STUDIO_WORKER_LLAMA_SERVER; "
-                      "scripts/setup-engines.sh provisions one)";
-    }
+  void start(const std::filesystem::path& server) {
     auto dir = testing::test_models_dir();
     if (!dir) GTEST_SKIP() << "SKIPPED: test models not found (set STUDIO_WORKER_TEST_MODELS)";
     models_ = *dir;
     pool_ = std::make_shared<RunnerPool>(roomy());
-    engine_ = std::make_unique<LlamaEngine>(*server, placed_.cache, pool_);
+    engine_ = std::make_unique<LlamaEngine>(server, placed_.cache, pool_);
   }
   // The model id is the file's stem unless given (the reference's catalogue uses the file name).
   DispatchRequest request(const std::string& model_file, proto::Task task,
@@ -94,10 +95,41 @@ class LlamaRealTest : public ::testing::Test {
     if (!id) id = std::filesystem::path(model_file).stem().string();
     return DispatchRequest{*id, std::move(task), source, "job-real"};
   }
+  // A runner killed behind the pool's back is noticed on the next job, started again, and the job
+  // is answered by the new one.
+  void expect_recovery_after_the_runner_is_killed() {
+    ASSERT_TRUE(engine_->dispatch(request("stories260K.gguf", chat("Once", 4))));
+    const int pid = pool_->status().at(0).pid;
+    ASSERT_EQ(::kill(pid, SIGKILL), 0);
+    auto after = engine_->dispatch(request("stories260K.gguf", chat("Once", 4)));
+    ASSERT_TRUE(after) << after.error().message;
+    EXPECT_NE(pool_->status().at(0).pid, pid);
+    EXPECT_EQ(pool_->status().at(0).starts, 2);
+  }
   std::filesystem::path models_;
   PlacedModels placed_;
   std::shared_ptr<RunnerPool> pool_;
   std::unique_ptr<LlamaEngine> engine_;
+};
+
+// Needs real model output: waits for a real llama-server.
+class LlamaRealTest : public LlamaEngineTest {
+ protected:
+  void SetUp() override {
+    auto server = locate_program(std::nullopt, "STUDIO_WORKER_LLAMA_SERVER", "llama-server");
+    if (!server) {
+      GTEST_SKIP() << "SKIPPED: llama-server not found (set STUDIO_WORKER_LLAMA_SERVER; "
+                      "scripts/setup-engines.sh provisions one)";
+    }
+    start(*server);
+  }
+};
+
+// The engine's runner handling, which needs no real output: always runs, against the fake runner
+// (whose answers name its pid, so a test can tell which runner answered).
+class LlamaFakeRunnerTest : public LlamaEngineTest {
+ protected:
+  void SetUp() override { start(SW_FAKE_RUNNER_BIN); }
 };
 
 TEST_F(LlamaRealTest, GeneratesTextWithTrueTokenCountsAndStaysResident) {
@@ -172,13 +204,29 @@ TEST_F(LlamaRealTest, AppliesTheModelsOwnChatTemplate) {
 }
 
 TEST_F(LlamaRealTest, RecoversAfterTheRunnerIsKilled) {
-  ASSERT_TRUE(engine_->dispatch(request("stories260K.gguf", chat("Once", 4))));
+  expect_recovery_after_the_runner_is_killed();
+}
+
+TEST_F(LlamaFakeRunnerTest, RecoversAfterTheRunnerIsKilled) {
+  expect_recovery_after_the_runner_is_killed();
+}
+
+TEST_F(LlamaFakeRunnerTest, PassesTheRunnersAnswerThroughUnderTheJobsModelId) {
+  auto first = engine_->dispatch(request("stories260K.gguf", chat("Once", 4)));
+  ASSERT_TRUE(first) << first.error().message;
+  const auto json = llm_json(first);
+  EXPECT_EQ(json["object"], "chat.completion");
+  EXPECT_EQ(json["model"], "stories260K");
   const int pid = pool_->status().at(0).pid;
-  ASSERT_EQ(::kill(pid, SIGKILL), 0);
-  auto after = engine_->dispatch(request("stories260K.gguf", chat("Once", 4)));
-  ASSERT_TRUE(after) << after.error().message;
-  EXPECT_NE(pool_->status().at(0).pid, pid);
-  EXPECT_EQ(pool_->status().at(0).starts, 2);
+  // The fake's content, byte for byte: the engine neither rewrites nor drops the runner's text.
+  EXPECT_EQ(json["choices"][0]["message"]["content"], "pid " + std::to_string(pid) + " request 1");
+  EXPECT_EQ(json["usage"]["completion_tokens"], 4);
+  auto second = engine_->dispatch(request("stories260K.gguf", chat("Again", 4)));
+  ASSERT_TRUE(second) << second.error().message;
+  EXPECT_EQ(llm_json(second)["choices"][0]["message"]["content"],
+            "pid " + std::to_string(pid) + " request 2")
+      << "the second job goes to the resident runner";
+  EXPECT_EQ(pool_->status().at(0).starts, 1);
 }
 
 TEST_F(LlamaRealTest, RefusesAPromptLongerThanTheContext) {
@@ -213,6 +261,29 @@ TEST_F(LlamaRealTest, StreamsChunksAsTheRunnerProducesThem) {
   }
   EXPECT_GT(chunks.size(), 3u);
   EXPECT_FALSE(text.empty());
+}
+
+// The streaming path over a real socket: the fake's events (CRLF, a keepalive comment, one word
+// per chunk) reach the caller one chunk each, under the job's model id, and `[DONE]` is not one.
+TEST_F(LlamaFakeRunnerTest, StreamsEachChunkUnderTheJobsModelId) {
+  std::vector<nlohmann::json> chunks;
+  std::function<bool(std::string_view)> on_chunk = [&](std::string_view chunk) {
+    chunks.push_back(nlohmann::json::parse(chunk, nullptr, false));
+    return true;
+  };
+  auto done = engine_->stream_chat(request("stories260K.gguf", chat("Once", 4)), on_chunk);
+  ASSERT_TRUE(done) << done.error().message;
+  const int pid = pool_->status().at(0).pid;
+  ASSERT_EQ(chunks.size(), 5u) << "four words and the usage chunk";
+  std::string text;
+  for (const auto& chunk : chunks) {
+    ASSERT_TRUE(chunk.is_object());
+    EXPECT_EQ(chunk["model"], "stories260K");
+    const auto& delta = chunk["choices"][0]["delta"];
+    if (delta.contains("content")) text += delta["content"].get<std::string>();
+  }
+  EXPECT_EQ(text, "pid " + std::to_string(pid) + " request 1");
+  EXPECT_EQ(chunks.back()["usage"]["completion_tokens"], 4);
 }
 
 // --- whisper ---------------------------------------------------------------------------------
@@ -313,6 +384,51 @@ TEST_F(WhisperRealTest, ConvertsOtherRatesAndChannelsBeforeTranscribing) {
   proto::AudioSttParams params;
   params.input_url = http_.url("/jfk.flac");
   expect_whisper_shape(engine_->dispatch(request(params, false)), 11.0);
+}
+
+// The whisper engine's path to its runner, which needs no real transcript: the upload is fetched,
+// converted (44.1 kHz stereo → 16 kHz mono PCM16), sent in whisper-server's form, and the answer
+// mapped. The fake runner's "transcript" describes the WAV it received.
+TEST(WhisperFakeRunner, SendsTheConvertedAudioToTheRunnerAndMapsItsAnswer) {
+  PlacedModels placed;
+  testing::TempDir scratch;
+  const auto weights = scratch.path() / "fake-ggml.bin";
+  ASSERT_TRUE(write_file_atomically(weights, std::string(1024, 'w')));
+  auto pool = std::make_shared<RunnerPool>(roomy());
+  WhisperEngine engine(SW_FAKE_RUNNER_BIN, placed.cache, pool);
+
+  std::vector<std::int16_t> stereo;
+  for (int i = 0; i < 44100 * 3 / 2; ++i) {
+    const auto v =
+        static_cast<std::int16_t>(8000 * std::sin(2 * std::numbers::pi * 440 * i / 44100.0));
+    stereo.push_back(v);
+    stereo.push_back(v);
+  }
+  auto upload = media::encode_wav_pcm16(stereo, 44100, 2);
+  ASSERT_TRUE(upload);
+  testing::HttpTestServer http;
+  http.set_route("/in.wav", testing::serving(std::make_shared<const std::string>(upload->begin(),
+                                                                                 upload->end())));
+
+  proto::AudioSttParams params;
+  params.input_url = http.url("/in.wav");
+  params.language = "en";
+  proto::ModelSource source;
+  source.engine = "whisper-cpp";
+  source.files = {placed.place(weights, "model")};
+  auto result = engine.dispatch(
+      DispatchRequest{"whisper-fake", proto::Task{std::move(params)}, source, "job-stt"});
+  ASSERT_TRUE(result) << result.error().message;
+  const auto json = nlohmann::json::parse(std::get<AudioSttResult>(*result).json.text());
+  // The leading space whisper puts before its text is trimmed; the WAV the runner got is 1.5 s
+  // of 16 kHz mono.
+  EXPECT_EQ(json["text"], "fake transcript of 1.5 s at 16000 Hz, 1 channel(s)");
+  EXPECT_EQ(json["language"], "en");
+  ASSERT_TRUE(json["duration"].is_number());
+  EXPECT_NEAR(json["duration"].get<double>(), 1.5, 0.001);
+  ASSERT_TRUE(json["segments"].is_array());
+  ASSERT_EQ(pool->status().size(), 1u);
+  EXPECT_EQ(pool->status()[0].starts, 1);
 }
 
 // --- espeak-ng (always) ------------------------------------------------------------------------
