@@ -61,14 +61,16 @@ BuiltEngine build_engines(const EngineOptions& options) {
       kLog.warn("engine.espeak_unavailable", {{"error", espeak.error().message}});
     }
   }
-  members.push_back(std::make_unique<SyntheticEngine>(options.synthetic_job_duration));
+  members.push_back(std::make_unique<SyntheticEngine>(options.synthetic_job_duration,
+                                                      options.synthetic_hold_file));
   built.engine = std::make_unique<CompositeEngine>(std::move(members));
   return built;
 }
 
 std::unique_ptr<CompositeEngine> build_engine(const EngineOptions& options) {
   std::vector<EnginePtr> members;
-  members.push_back(std::make_unique<SyntheticEngine>(options.synthetic_job_duration));
+  members.push_back(std::make_unique<SyntheticEngine>(options.synthetic_job_duration,
+                                                      options.synthetic_hold_file));
   return std::make_unique<CompositeEngine>(std::move(members));
 }
 
