@@ -333,12 +333,12 @@ TEST(WorkerSession, AFullOutboxRejectsOffersWithCodeBusyUntilDeliveryCatchesUp) 
 TEST(WorkerSession, AnOfferThatDoesNotFitInFreeMemoryIsRejectedBeforeAccept) {
   ScriptedStudio studio;
   sw::testing::TempDir dir;
+  auto config = registered_config(studio.url());
+  config.models_root = (dir.path() / "models").string();
+  config.llama_server_path = SW_FAKE_RUNNER_BIN;
   sw::engines::EngineOptions engines;
-  engines.models_root = dir.path() / "models";
-  engines.llama_server_path = SW_FAKE_RUNNER_BIN;
   engines.free_memory_gib = []() -> std::optional<double> { return 2.5; };
-  WorkerHarness worker(dir.path(), registered_config(studio.url()), sw::testing::fast_timings(),
-                       engines);
+  WorkerHarness worker(dir.path(), config, sw::testing::fast_timings(), engines);
   welcome(studio, worker);
   const json offer = {
       {"type", "offer"},
