@@ -41,8 +41,8 @@ int run_samples_command(const std::string& out_dir, const std::string& prompt) {
 }
 
 int run_daemon(const std::filesystem::path& config_path, std::int64_t registration_poll_ms,
-               std::int64_t synthetic_job_ms, std::optional<std::uint16_t> local_api_port,
-               double time_scale) {
+               std::int64_t synthetic_job_ms, const std::string& synthetic_hold_file,
+               std::optional<std::uint16_t> local_api_port, double time_scale) {
   sw::worker::DaemonOptions options;
   options.config_path = config_path;
   if (time_scale != 1.0) {
@@ -52,6 +52,7 @@ int run_daemon(const std::filesystem::path& config_path, std::int64_t registrati
     options.timings.registration_poll = std::chrono::milliseconds(registration_poll_ms);
   }
   options.engine.synthetic_job_duration = std::chrono::milliseconds(synthetic_job_ms);
+  options.engine.synthetic_hold_file = synthetic_hold_file;
   options.local_api_port = local_api_port;
   auto daemon = sw::worker::Daemon::create(std::move(options));
   if (!daemon) {
@@ -144,6 +145,12 @@ int main(int argc, char** argv) {
                   "Simulated work time of each synthetic job (default 0)")
       ->check(CLI::Range(std::int64_t{0}, std::int64_t{3600000}))
       ->group("Rehearsal");
+  // Tests only, hidden from --help: each synthetic job waits until this file exists (a latch the
+  // test releases; see SyntheticEngine).
+  std::string synthetic_hold_file;
+  run->add_option("--synthetic-hold-file", synthetic_hold_file,
+                  "Tests only: synthetic jobs wait until this file exists")
+      ->group("");
   double time_scale = 1.0;
   run->add_option("--time-scale", time_scale,
                   "Multiply every session timing (heartbeat, timeouts, backoff) by this")
@@ -227,8 +234,8 @@ int main(int argc, char** argv) {
 
   int rc = 0;
   if (run->parsed()) {
-    rc =
-        run_daemon(config_path, registration_poll_ms, synthetic_job_ms, local_api_port, time_scale);
+    rc = run_daemon(config_path, registration_poll_ms, synthetic_job_ms, synthetic_hold_file,
+                    local_api_port, time_scale);
   } else if (register_cmd->parsed()) {
     rc = report(sw::worker::register_command(config_path, api_base_url, reset, std::cout),
                 "register");

@@ -74,7 +74,8 @@ BuiltEngine build_engines(const EngineOptions& options) {
     }
   }
   if (options.synthetic) {
-    members.push_back(std::make_unique<SyntheticEngine>(options.synthetic_job_duration));
+    members.push_back(std::make_unique<SyntheticEngine>(options.synthetic_job_duration,
+                                                        options.synthetic_hold_file));
   } else {
     kLog.info("engine.synthetic_off", {{"reason", "config [engines] synthetic = false"}});
   }
@@ -96,7 +97,8 @@ Capabilities BuiltEngine::advertised() const {
 
 std::unique_ptr<CompositeEngine> build_engine(const EngineOptions& options) {
   std::vector<EnginePtr> members;
-  members.push_back(std::make_unique<SyntheticEngine>(options.synthetic_job_duration));
+  members.push_back(std::make_unique<SyntheticEngine>(options.synthetic_job_duration,
+                                                      options.synthetic_hold_file));
   return std::make_unique<CompositeEngine>(std::move(members));
 }
 

@@ -21,6 +21,7 @@ class RunnerPool;
 
 struct EngineOptions {
   std::chrono::milliseconds synthetic_job_duration{0};  // see SyntheticEngine
+  std::filesystem::path synthetic_hold_file;            // tests only: see SyntheticEngine
   // Where model files are cached; empty = no engine that needs files (synthetic and espeak only).
   std::filesystem::path models_root;
   std::uint64_t models_cache_max_bytes = 0;

@@ -13,6 +13,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 
 #include "common/file_io.h"
@@ -92,13 +93,23 @@ struct Daemon::Impl {
     self->registrar->stop();
     // A job in flight gets the grace period to finish and deliver its result.
     const auto grace_end = std::chrono::steady_clock::now() + runtime.timings().shutdown_grace;
-    // (A job counts until its result is delivered, not only while the engine runs.)
-    while ((runtime.gate().busy() || !runtime.active_jobs().empty()) &&
-           std::chrono::steady_clock::now() < grace_end) {
-      self->job_signal->expires_at(grace_end);
+    // A job counts until its result is delivered, not only while the engine runs: a job leaves
+    // the active list when its result is in the outbox, and is done when the outbox lets it go.
+    std::vector<std::string> in_flight;
+    for (const auto& job : runtime.active_jobs()) in_flight.push_back(job.job_id);
+    const auto pending = [&runtime, &in_flight] {
+      if (runtime.gate().busy() || !runtime.active_jobs().empty()) return true;
+      return std::any_of(in_flight.begin(), in_flight.end(), [&runtime](const std::string& id) {
+        return runtime.outbox().contains(id);
+      });
+    };
+    while (pending() && std::chrono::steady_clock::now() < grace_end) {
+      // A finished job cancels the signal; a delivery does not, so look again every 50 ms.
+      self->job_signal->expires_at(
+          std::min(grace_end, std::chrono::steady_clock::now() + std::chrono::milliseconds(50)));
       co_await self->job_signal->async_wait(kUseTuple);
     }
-    if (runtime.gate().busy() || !runtime.active_jobs().empty()) {
+    if (pending()) {
       logger().warn("daemon.job_abandoned_at_shutdown",
                     {{"job_id", runtime.current_studio_job.value_or("")}});
     }

@@ -4,9 +4,16 @@
 // invariants of "nothing lost": every job done or failed with a reason, none recorded done
 // twice, every result byte for byte what the engine produces, no worker left holding a result.
 //
+// With the synthetic engine no job has a reason of its own to fail: a job may end `failed` only
+// by using up its attempts on lapses the chaos caused (a killed worker or studio, a broken or
+// silent connection, an offer lost on one), each lapse's recorded reason must name such a
+// fault, and all jobs together cannot have lapsed more often than faults were injected.
+//
 // Short form (CI): SW_CHAOS_JOBS=200 by default. Long form, on demand:
 //   SW_CHAOS_JOBS=1000 SW_CHAOS_WORKERS=4 SW_CHAOS_SEED=<n> ctest --preset ci -L chaos
-// Every run prints its seed, its faults and its kills.
+// Every run prints, on its first line, the command that replays its draw (seed, faults' fates,
+// kill times and victims; the interleaving with the processes' own timing is not replayable),
+// then its faults and its kills.
 
 #include <gtest/gtest.h>
 #include <sqlite3.h>
@@ -76,6 +83,62 @@ struct Row {
   std::int64_t attempts = 0, max_attempts = 0, completions = 0, result_bytes = 0;
 };
 
+// One row of job_attempts: how each try of a job ended, and why.
+struct AttemptRow {
+  std::string job_id, worker_id, outcome, reason;
+  std::int64_t n = 0;
+};
+
+std::vector<AttemptRow> read_attempts(const std::filesystem::path& db_path) {
+  sqlite3* db = nullptr;
+  EXPECT_EQ(sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+  sqlite3_stmt* stmt = nullptr;
+  EXPECT_EQ(sqlite3_prepare_v2(db,
+                               "SELECT job_id, n, worker_id, outcome, COALESCE(reason, '') "
+                               "FROM job_attempts ORDER BY job_id, n",
+                               -1, &stmt, nullptr),
+            SQLITE_OK)
+      << sqlite3_errmsg(db);
+  std::vector<AttemptRow> rows;
+  auto text = [&](int column) {
+    const auto* bytes = sqlite3_column_text(stmt, column);
+    return std::string(reinterpret_cast<const char*>(bytes),
+                       static_cast<std::size_t>(sqlite3_column_bytes(stmt, column)));
+  };
+  while (sqlite3_step(stmt) == SQLITE_ROW) {
+    AttemptRow row;
+    row.job_id = text(0);
+    row.n = sqlite3_column_int64(stmt, 1);
+    row.worker_id = text(2);
+    row.outcome = text(3);
+    row.reason = text(4);
+    rows.push_back(std::move(row));
+  }
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
+  return rows;
+}
+
+// The studio's words for a lapse that an injected fault explains (studio.cpp, sessions.cpp):
+// the holder's connection closed, went silent or was replaced by its own reconnect, the studio
+// was killed and restarted, or an offer was lost on a broken line. Anything else (an engine
+// error, a protocol violation, a run limit, a refusal) is not the chaos's doing.
+bool names_a_fault(const std::string& reason) {
+  for (const char* fault :
+       {"the worker disconnected", "the worker went silent", "the studio restarted",
+        "session ended: duplicate_worker", "offer not answered within"}) {
+    if (reason.starts_with(fault)) return true;
+  }
+  return false;
+}
+
+// A reject that costs no attempt and that a worker legitimately sends while chaos reorders its
+// session (an offer reaching it while its previous job still runs or awaits delivery).
+bool is_busy_reject(const std::string& reason) {
+  return reason == "worker already has an in-flight job" ||
+         reason.starts_with("result outbox is full");
+}
+
 std::vector<Row> read_jobs(const std::filesystem::path& db_path) {
   sqlite3* db = nullptr;
   EXPECT_EQ(sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
@@ -117,8 +180,16 @@ TEST(Chaos, EveryJobEndsDoneOrFailedThroughDropsDelaysSilencesResetsAndKills) {
   const auto worker_count = env_number("SW_CHAOS_WORKERS", 3);
   const auto seed = env_number("SW_CHAOS_SEED", std::random_device{}());
   std::mt19937_64 random(seed);
+  // One line, first, with the exact command that replays this run's draw.
+  std::string replay = "SW_CHAOS_SEED=" + std::to_string(seed);
+  if (std::getenv("SW_CHAOS_JOBS") != nullptr) replay += " SW_CHAOS_JOBS=" + std::to_string(jobs);
+  if (std::getenv("SW_CHAOS_WORKERS") != nullptr) {
+    replay += " SW_CHAOS_WORKERS=" + std::to_string(worker_count);
+  }
   std::cout << "chaos: seed " << seed << ", " << jobs << " jobs, " << worker_count
-            << " workers (SW_CHAOS_SEED=" << seed << " replays the faults' draw)" << std::endl;
+            << " workers; replay: " << replay << " ctest --preset ci -L chaos" << std::endl;
+  // Every failure below repeats it, so that a log cut to the failing assertion still says it.
+  SCOPED_TRACE("replay: " + replay + " ctest --preset ci -L chaos");
 
   sw::testing::TempDir dir;
   // Short timeouts so that faults resolve within the run: a silent session is closed after 2 s,
@@ -172,8 +243,13 @@ TEST(Chaos, EveryJobEndsDoneOrFailedThroughDropsDelaysSilencesResetsAndKills) {
     const auto reply = studio.api("GET", "/api/v1/jobs?status=queued&limit=1");
     const auto claimed = studio.api("GET", "/api/v1/jobs?status=claimed&limit=1");
     if (reply.status != 200 || claimed.status != 200) return false;
-    return json::parse(reply.body, nullptr, false)["jobs"].empty() &&
-           json::parse(claimed.body, nullptr, false)["jobs"].empty();
+    // An answer without a jobs list is not an empty queue.
+    const auto none = [](const std::string& body) {
+      const auto parsed = json::parse(body, nullptr, false);
+      return parsed.is_object() && parsed.contains("jobs") && parsed["jobs"].is_array() &&
+             parsed["jobs"].empty();
+    };
+    return none(reply.body) && none(claimed.body);
   };
   const auto chaos_until = std::chrono::steady_clock::now() + 45s;
   while (std::chrono::steady_clock::now() < chaos_until) {
@@ -230,7 +306,35 @@ TEST(Chaos, EveryJobEndsDoneOrFailedThroughDropsDelaysSilencesResetsAndKills) {
 
   // The invariant checker, on the database file itself.
   const auto rows = read_jobs(studio.data_dir() / "studio.db");
+  const auto attempts = read_attempts(studio.data_dir() / "studio.db");
   ASSERT_EQ(rows.size(), jobs);
+  // Every try that ended other than done ended for a reason the chaos explains.
+  for (const auto& attempt : attempts) {
+    SCOPED_TRACE("job " + attempt.job_id + " attempt " + std::to_string(attempt.n));
+    if (attempt.outcome == "requeued" || attempt.outcome == "failed") {
+      EXPECT_TRUE(names_a_fault(attempt.reason))
+          << attempt.outcome << " for a reason no injected fault explains: " << attempt.reason;
+    } else if (attempt.outcome == "rejected") {
+      EXPECT_TRUE(is_busy_reject(attempt.reason))
+          << "a synthetic worker refused a job: " << attempt.reason;
+    } else {
+      EXPECT_TRUE(attempt.outcome == "done" || attempt.outcome == "withdrawn")
+          << "attempt left " << attempt.outcome;
+    }
+  }
+  // Each counted lapse needs a fault: a killed worker loses at most the one job it holds, a
+  // killed studio at most one per worker, a broken or silent connection at most the one job of
+  // its session.
+  const auto fates = proxy.counts();
+  const std::int64_t broken_connections = static_cast<std::int64_t>(
+      fates[FaultProxy::Drop] + fates[FaultProxy::Reset] + fates[FaultProxy::Silence]);
+  const std::int64_t lapse_bound =
+      worker_kills + studio_kills * static_cast<std::int64_t>(worker_count) + broken_connections;
+  std::int64_t lapses = 0;
+  for (const auto& row : rows) lapses += row.attempts;
+  std::cout << "chaos: " << lapses << " counted lapses, at most " << lapse_bound
+            << " explained by the faults" << std::endl;
+  EXPECT_LE(lapses, lapse_bound) << "jobs lapsed more often than faults were injected";
   std::map<std::string, int> by_status;
   std::set<std::string> done_workers;
   for (const auto& row : rows) {
@@ -240,7 +344,12 @@ TEST(Chaos, EveryJobEndsDoneOrFailedThroughDropsDelaysSilencesResetsAndKills) {
     const auto& want = expected.at(row.id);
     EXPECT_LE(row.attempts, row.max_attempts);
     if (row.status == "failed") {
-      EXPECT_FALSE(row.error.empty()) << "failed without a reason";
+      // Only by using up every attempt on lapses the chaos caused (checked above per attempt).
+      std::cout << "chaos: job " << row.id << " failed after " << row.attempts
+                << " lapses: " << row.error << std::endl;
+      EXPECT_EQ(row.attempts, row.max_attempts) << "failed before its attempts ran out";
+      EXPECT_TRUE(names_a_fault(row.error))
+          << "failed for a reason no fault explains: " << row.error;
       EXPECT_EQ(row.completions, 0);
       continue;
     }

@@ -20,6 +20,7 @@
 #include "common/sha256.h"
 #include "engines/runner/child_process.h"
 #include "support/farm.h"
+#include "support/hold_latch.h"
 #include "support/http_test_server.h"
 #include "support/media_decoders.h"
 #include "support/protocol_client.h"
@@ -34,6 +35,13 @@ using sw::testing::http_request;
 using sw::testing::HttpReply;
 
 using namespace sw::testing::farm;
+
+// Whether the worker's status names `job` as its job in flight (currentJobId is null when idle).
+bool runs(const Worker& worker, const std::string& job) {
+  const auto status = worker.status();
+  const auto current = status.is_object() ? status.find("currentJobId") : status.end();
+  return current != status.end() && current->is_string() && current->get<std::string>() == job;
+}
 
 TEST(WorkerFarm, AWorkerIsApprovedAndRunsAJobOfEveryKindWhoseResultsDecode) {
   sw::testing::TempDir dir;
@@ -139,7 +147,9 @@ TEST(WorkerFarm, AWorkerKilledMidJobLosesNothingAnotherWorkerFinishesIt) {
   sw::testing::TempDir dir;
   Studio studio(dir.path() / "studio", 0, {"--claim-grace-ms", "300"});
   studio.add_models();
-  Worker slow(dir.path() / "w1", studio, 60000);
+  // The job is held in flight on w1 (never released: w1 is killed holding it).
+  Worker slow(dir.path() / "w1", studio.url(), 0, "",
+              {"--synthetic-hold-file", (dir.path() / "never").string()});
   const std::string slow_id = studio.approve_next();
   ASSERT_TRUE(slow.wait_session("connected"));
   const auto job = studio.submit("image", {{"prompt", "a slow fox"}, {"width", 64}, {"height", 64}});
@@ -161,7 +171,10 @@ TEST(WorkerFarm, AWorkerRestartedAfterACrashDeliversTheResultItHadFinished) {
   sw::testing::TempDir dir;
   Studio studio(dir.path() / "studio");
   studio.add_models();
-  Worker worker(dir.path() / "w1", studio, 1500);
+  // The job is held in flight until the studio is gone: no timing window.
+  sw::testing::HoldLatch latch(dir.path() / "release");
+  Worker worker(dir.path() / "w1", studio.url(), 0, "",
+                {"--synthetic-hold-file", latch.path().string()});
   const std::string worker_id = studio.approve_next();
   ASSERT_TRUE(worker.wait_session("connected"));
   const auto job = studio.submit("image", {{"prompt", "kept safe"}, {"width", 64}, {"height", 48}});
@@ -172,12 +185,14 @@ TEST(WorkerFarm, AWorkerRestartedAfterACrashDeliversTheResultItHadFinished) {
   // The studio goes away while the worker runs; the worker finishes into its outbox…
   const auto port = studio.port();
   EXPECT_EQ(studio.terminate(), 0);
+  ASSERT_TRUE(worker.wait_session("reconnecting")) << worker.log();
+  latch.release();
   ASSERT_TRUE(eventually([&] { return worker.status()["outbox"].value("entries", 0) == 1; }))
       << worker.status().dump();
   // …and is killed before it could deliver. Both come back.
   worker.kill9();
   studio.start(port);
-  worker.start(1500);
+  worker.start();
   ASSERT_TRUE(studio.wait_status(job, "done", 60s)) << studio.job(job).dump() << worker.log();
   EXPECT_EQ(studio.job(job).value("workerId", ""), worker_id);
   EXPECT_EQ(studio.job(job).value("attempts", -1), 0) << "the claim survived the restarts";
@@ -202,6 +217,103 @@ TEST(WorkerFarm, AfterAStudioRestartTheWorkerReconnectsAndCarriesOn) {
   ASSERT_TRUE(worker.wait_session("connected", 60s)) << worker.log();
   const auto job = studio.submit("llm", {{"messages", {{{"role", "user"}, {"content", "again"}}}}});
   ASSERT_TRUE(studio.wait_status(job, "done")) << worker.log();
+}
+
+// `--kind-run-limit KIND=SECONDS`: a job of that kind claimed for longer with no result goes back
+// to the queue with an attempt counted and the limit named; a job of another kind keeps the
+// default limit (an hour here) and stays with its worker. Both jobs are held in flight by the
+// test; the llm job started first, so a limit applied to every kind would requeue it first.
+TEST(WorkerFarm, AJobPastItsKindsRunLimitIsRequeuedAndOtherKindsKeepTheDefault) {
+  sw::testing::TempDir dir;
+  Studio studio(dir.path() / "studio", 0, {"--run-limit-s", "3600", "--kind-run-limit", "image=1"});
+  studio.add_models();
+  sw::testing::HoldLatch latch(dir.path() / "release");
+  const std::vector<std::string> held = {"--synthetic-hold-file", latch.path().string()};
+  Worker first(dir.path() / "w1", studio.url(), 0, "", held);
+  const std::string first_id = studio.approve_next();
+  ASSERT_TRUE(first.wait_session("connected")) << first.log();
+  const auto llm = studio.submit("llm", {{"messages", {{{"role", "user"}, {"content", "slow"}}}}});
+  ASSERT_TRUE(eventually([&] { return runs(first, llm); }));
+  Worker second(dir.path() / "w2", studio.url(), 0, "", held);
+  const std::string second_id = studio.approve_next();
+  ASSERT_TRUE(second.wait_session("connected")) << second.log();
+  const auto image = studio.submit("image", {{"prompt", "slow"}, {"width", 64}, {"height", 64}});
+  ASSERT_TRUE(eventually([&] { return runs(second, image); }));
+
+  ASSERT_TRUE(eventually([&] { return studio.job(image).value("attempts", -1) == 1; }))
+      << studio.job(image).dump();
+  // The attempt that lapsed names the kind's limit (the job's `error` may by now say why a later
+  // offer was refused: the held worker is still busy with it).
+  const auto history = studio.job(image).at("attemptHistory");
+  ASSERT_FALSE(history.empty());
+  EXPECT_EQ(history.at(0).value("outcome", ""), "requeued") << history.dump();
+  EXPECT_EQ(history.at(0).value("reason", ""), "no result within the run limit of 1 s")
+      << history.dump();
+  const auto kept = studio.job(llm);
+  EXPECT_EQ(kept.value("status", ""), "claimed") << kept.dump();
+  EXPECT_EQ(kept.value("attempts", -1), 0);
+  EXPECT_EQ(kept.value("workerId", ""), first_id);
+
+  // Released, both finish; the image's late result is still taken.
+  latch.release();
+  ASSERT_TRUE(studio.wait_status(llm, "done")) << studio.job(llm).dump();
+  ASSERT_TRUE(studio.wait_status(image, "done")) << studio.job(image).dump();
+  EXPECT_EQ(studio.job(llm).value("attempts", -1), 0);
+}
+
+// SIGTERM while a job runs: the worker gives the job its grace (5 s) to finish and deliver, and
+// exits 0. The job is held until the worker has logged the signal, then released: it can only
+// reach the studio if the daemon kept its session for the grace.
+TEST(WorkerFarm, OnSigtermARunningJobFinishesAndIsDeliveredWithinTheGraceThenExitZero) {
+  sw::testing::TempDir dir;
+  Studio studio(dir.path() / "studio");
+  studio.add_models();
+  sw::testing::HoldLatch latch(dir.path() / "release");
+  Worker worker(dir.path() / "w1", studio.url(), 0, "",
+                {"--synthetic-hold-file", latch.path().string()});
+  const std::string worker_id = studio.approve_next();
+  ASSERT_TRUE(worker.wait_session("connected")) << worker.log();
+  const auto job = studio.submit("llm", {{"messages", {{{"role", "user"}, {"content", "last"}}}}});
+  ASSERT_TRUE(eventually([&] { return runs(worker, job); }));
+
+  worker.signal(SIGTERM);
+  ASSERT_TRUE(eventually([&] { return worker.log().find("daemon.signal") != std::string::npos; }))
+      << worker.log();
+  latch.release();
+  const auto code = worker.wait_exit(30s);
+  ASSERT_TRUE(code) << "the daemon did not exit after its job ended\n" << worker.log();
+  EXPECT_EQ(*code, 0) << worker.log();
+  const auto view = studio.job(job);
+  EXPECT_EQ(view.value("status", ""), "done") << view.dump() << worker.log();
+  EXPECT_EQ(view.value("workerId", ""), worker_id);
+  EXPECT_EQ(worker.log().find("daemon.job_abandoned_at_shutdown"), std::string::npos);
+}
+
+// One daemon per config directory: a second `run` on the same config finds the lock taken, says
+// so and exits at once (with 0, as the reference's does: reference-worker.md §5.3), and the first
+// daemon keeps running with its local API and discovery file untouched.
+TEST(WorkerFarm, ASecondDaemonOnTheSameConfigDirectoryRefusesAndTheFirstRunsOn) {
+  sw::testing::TempDir dir;
+  Studio studio(dir.path() / "studio");
+  Worker first(dir.path() / "w1", studio);
+  ASSERT_TRUE(first.wait_session("waiting_for_approval")) << first.log();
+  const auto discovery = read_file(dir.path() / "w1" / "local-api.json");
+
+  const auto log = dir.path() / "second.log";
+  pid_t second = spawn(
+      {SW_STUDIO_WORKER_BIN, "--config", first.config().string(), "run", "--local-api-port", "0"},
+      log);
+  int status = 0;
+  const bool exited = eventually([&] { return ::waitpid(second, &status, WNOHANG) == second; });
+  if (!exited) stop_process(second, SIGKILL);
+  ASSERT_TRUE(exited) << "a second daemon runs on the same config directory\n" << read_file(log);
+  EXPECT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  EXPECT_THAT(read_file(log), ::testing::HasSubstr("another studio-worker daemon runs for " +
+                                                   first.config().string()));
+  EXPECT_EQ(read_file(dir.path() / "w1" / "local-api.json"), discovery);
+  EXPECT_EQ(first.session_state(), "waiting_for_approval") << "the first daemon still answers";
+  EXPECT_EQ(first.terminate(), 0);
 }
 
 }  // namespace

@@ -47,8 +47,9 @@ struct PlacedModels {
     file.role = std::move(role);
     file.url = "https://models.invalid/" + from.filename().string();  // never fetched
     file.filename = from.filename().string();
-    file.approx_bytes = bytes->size();
-    file.sha256 = sha256_hex(*bytes);
+    // .value(): a copy that cannot be read fails the test (it throws) rather than reading nothing.
+    file.approx_bytes = bytes.value().size();
+    file.sha256 = sha256_hex(bytes.value());
     return file;
   }
 };
@@ -302,6 +303,7 @@ class WhisperRealTest : public ::testing::Test {
     pool_ = std::make_shared<RunnerPool>(roomy());
     engine_ = std::make_unique<WhisperEngine>(*server, placed_.cache, pool_);
     auto jfk = read_file(models_ / "audio" / "jfk.wav");
+    ASSERT_TRUE(jfk) << jfk.error().message;
     jfk_ = std::make_shared<const std::string>(std::move(*jfk));
     http_.set_route("/jfk.wav", testing::serving(jfk_));
   }
@@ -379,6 +381,7 @@ TEST_F(WhisperRealTest, ConvertsOtherRatesAndChannelsBeforeTranscribing) {
   sf_writef_short(file, stereo.data(), static_cast<sf_count_t>(stereo.size() / 2));
   sf_close(file);
   auto flac = read_file(path);
+  ASSERT_TRUE(flac) << flac.error().message;
   http_.set_route("/jfk.flac", testing::serving(std::make_shared<const std::string>(*flac)));
 
   proto::AudioSttParams params;
@@ -486,8 +489,10 @@ TEST(EspeakReal, SpeedChangesTheDuration) {
     proto::AudioTtsParams params;
     params.text = "The quick brown fox jumps over the lazy dog.";
     params.speed = speed;
-    auto result = (*engine)->dispatch(DispatchRequest{"espeak-ng:en", proto::Task{params}, std::nullopt, "t"});
-    return testing::decode_wav(std::get<AudioTtsResult>(*result).bytes)->seconds();
+    auto result = (*engine)->dispatch(
+        DispatchRequest{"espeak-ng:en", proto::Task{params}, std::nullopt, "t"});
+    // .value(): an engine error or an undecodable answer fails the test (it throws).
+    return testing::decode_wav(std::get<AudioTtsResult>(result.value()).bytes).value().seconds();
   };
   EXPECT_GT(seconds_at(0.6), seconds_at(1.5) * 1.5);
 }

@@ -314,6 +314,7 @@ TEST_F(StudioProtocolTest, JsonJobRunsEndToEnd) {
 
   client->send(proto::Accept{job});
   auto result = proto::RawJson::parse(R"({"object":"chat.completion","choices":[]})");
+  ASSERT_TRUE(result);
   client->send(proto::CompleteJson{job, *result, std::string("write a haiku")});
   auto ack = client->next_non_ack();
   ASSERT_TRUE(ack && std::holds_alternative<proto::CompleteAck>(*ack));
@@ -517,7 +518,9 @@ TEST_F(StudioProtocolTest, ACompletionForAJobNotHeldIsAProtocolViolation) {
   const auto job = studio().create_job(llm_job("synth-llm", "x"));
   ASSERT_TRUE(expect_offer(*holder));
   auto thief = connect_worker(studio(), b);
-  thief->send(proto::CompleteJson{job, *proto::RawJson::parse("{}"), std::nullopt});
+  auto empty = proto::RawJson::parse("{}");
+  ASSERT_TRUE(empty);
+  thief->send(proto::CompleteJson{job, *empty, std::nullopt});
   auto frame = thief->next_non_ack();
   ASSERT_TRUE(frame && std::holds_alternative<proto::ErrorFrame>(*frame));
   EXPECT_EQ(std::get<proto::ErrorFrame>(*frame).code, proto::WorkerErrorCode::ProtocolViolation);
@@ -589,7 +592,9 @@ TEST_F(StudioProtocolTest, ALateResultForARequeuedJobIsTakenAndTheNewClaimWithdr
   EXPECT_EQ(studio().job_attempts(job), 1);
   // The first worker comes back with its finished result: it is taken.
   auto a2 = connect_worker(studio(), first);
-  a2->send(proto::CompleteJson{job, *proto::RawJson::parse(R"({"from":"first"})"), std::nullopt});
+  auto late = proto::RawJson::parse(R"({"from":"first"})");
+  ASSERT_TRUE(late);
+  a2->send(proto::CompleteJson{job, *late, std::nullopt});
   auto ack = a2->next_non_ack();
   ASSERT_TRUE(ack && std::holds_alternative<proto::CompleteAck>(*ack));
   EXPECT_TRUE(studio().wait_job_status(job, "done"));
@@ -1074,7 +1079,7 @@ TEST_F(StudioProtocolTest, InvalidJobsAre400sNamingTheFieldAndStoreNothing) {
     EXPECT_EQ(parse(reply.body)["error"], "invalid_job") << reply.body;
     EXPECT_NE(reply.body.find(message), std::string::npos) << body << " → " << reply.body;
   }
-  EXPECT_TRUE(parse(studio().admin("GET", "/api/v1/jobs").body)["jobs"].empty());
+  EXPECT_EQ(parse(studio().admin("GET", "/api/v1/jobs").body).at("jobs"), json::array());
 }
 
 TEST_F(StudioProtocolTest, OversizeBodiesAreRefusedBeforeBuffering) {
@@ -1111,9 +1116,8 @@ TEST_F(StudioProtocolTest, JobListsPageNewestFirst) {
           .body);
   EXPECT_EQ(page["jobs"][0]["id"], ids[2]);
   EXPECT_EQ(studio().admin("GET", "/api/v1/jobs?status=bogus").status, 400);
-  EXPECT_EQ(
-      parse(studio().admin("GET", "/api/v1/jobs?status=queued&kind=image").body)["jobs"].size(),
-      0u);
+  EXPECT_EQ(parse(studio().admin("GET", "/api/v1/jobs?status=queued&kind=image").body).at("jobs"),
+            json::array());
 }
 
 TEST_F(StudioProtocolTest, LogBatchesAreStoredPerWorker) {

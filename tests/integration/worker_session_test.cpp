@@ -13,6 +13,7 @@
 
 #include "common/file_io.h"
 #include "common/sha256.h"
+#include "support/hold_latch.h"
 #include "support/temp_dir.h"
 #include "support/test_models.h"
 #include "support/worker_harness.h"
@@ -288,7 +289,7 @@ TEST_P(MalformedFrames, AreAProtocolViolationThatEndsTheLinkAndReconnects) {
   }
   ASSERT_TRUE(studio.wait_upgrades(2)) << worker.logs();
   EXPECT_THAT(worker.logs(), HasSubstr("session error: protocol violation"));
-  EXPECT_EQ(worker.status()["activeJobs"].size(), 0u) << "no job was started";
+  EXPECT_EQ(worker.status().at("activeJobs"), json::array()) << "no job was started";
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -302,10 +303,12 @@ INSTANTIATE_TEST_SUITE_P(
 TEST(WorkerSession, ABusyWorkerRejectsASecondOfferWithCodeBusy) {
   ScriptedStudio studio;
   sw::testing::TempDir dir;
-  sw::engines::EngineOptions slow;
-  slow.synthetic_job_duration = 1500ms;
+  // job-a is held in flight until the test releases it: no timing window.
+  sw::engines::EngineOptions held;
+  held.synthetic_hold_file = dir.path() / "release-job-a";
   WorkerHarness worker(dir.path(), registered_config(studio.url()), sw::testing::fast_timings(),
-                       slow);
+                       held);
+  sw::testing::HoldLatch latch(held.synthetic_hold_file);
   ASSERT_TRUE(studio.next_of_type("hello"));
   studio.send_text(kWelcome);
   studio.send_text(llm_offer("job-a"));
@@ -313,8 +316,8 @@ TEST(WorkerSession, ABusyWorkerRejectsASecondOfferWithCodeBusy) {
   studio.send_text(llm_offer("job-b"));
   auto reject = studio.next_of_type("reject");
   ASSERT_TRUE(reject);
-  EXPECT_EQ((*reject)["jobId"], "job-b");
-  EXPECT_EQ((*reject)["code"], "busy");
+  EXPECT_EQ(reject->value("jobId", ""), "job-b");
+  EXPECT_EQ(reject->value("code", ""), "busy");
   // The heartbeat names the job in flight.
   bool named = false;
   for (int i = 0; i < 10 && !named; ++i) {
@@ -323,7 +326,102 @@ TEST(WorkerSession, ABusyWorkerRejectsASecondOfferWithCodeBusy) {
     named = beat->value("currentJobId", "") == "job-a";
   }
   EXPECT_TRUE(named);
-  ASSERT_TRUE(studio.next_of_type("completeJson", 5s));
+  latch.release();
+  auto complete = studio.next_of_type("completeJson", 5s);
+  ASSERT_TRUE(complete);
+  EXPECT_EQ(complete->value("jobId", ""), "job-a");
+}
+
+// outbox_max_entries: a worker whose undelivered results fill its outbox takes no more work
+// (a result it could not keep would be GPU time thrown away): the next offer is rejected with
+// code busy, saying why, and work resumes once the studio has acknowledged the result.
+TEST(WorkerSession, AFullOutboxRejectsOffersWithCodeBusyUntilDeliveryCatchesUp) {
+  ScriptedStudio studio;
+  sw::testing::TempDir dir;
+  auto config = registered_config(studio.url());
+  config.outbox_max_entries = 1;
+  WorkerHarness worker(dir.path(), config);
+  welcome(studio, worker);
+  studio.send_text(llm_offer("job-1"));
+  ASSERT_TRUE(studio.next_of_type("accept"));
+  auto complete = studio.next_of_type("completeJson");
+  ASSERT_TRUE(complete);
+  ASSERT_EQ(complete->value("jobId", ""), "job-1");
+  // Not acknowledged: the result stays in the outbox, which is now full.
+  studio.send_text(llm_offer("job-2"));
+  auto reject = studio.next_of_type("reject");
+  ASSERT_TRUE(reject);
+  EXPECT_EQ(reject->value("jobId", ""), "job-2");
+  EXPECT_EQ(reject->value("code", ""), "busy");
+  EXPECT_THAT(reject->value("reason", ""), HasSubstr("result outbox is full (1 results"));
+  // Acknowledged: the entry goes, and the next offer is taken.
+  studio.send_text(R"({"type":"completeAck","jobId":"job-1"})");
+  ASSERT_TRUE([&] {
+    for (int i = 0; i < 500; ++i) {
+      const auto status = worker.status();
+      if (status.is_object() && status.contains("outbox") &&
+          status["outbox"].value("entries", -1) == 0) {
+        return true;
+      }
+      std::this_thread::sleep_for(10ms);
+    }
+    return false;
+  }()) << worker.status().dump();
+  studio.send_text(llm_offer("job-3"));
+  auto accept = studio.next_of_type("accept");
+  ASSERT_TRUE(accept);
+  EXPECT_EQ(accept->value("jobId", ""), "job-3");
+}
+
+// Memory admission (reference-worker.md §3.10): an offer whose model does not fit in the free
+// memory minus the reserve is rejected before any accept, with no code (the job, not the worker's
+// state, is the reason) and the figures in the reason. The llama-cpp engine is present (the fake
+// runner stands in for llama-server; nothing is started or downloaded), free memory is 2.5 GiB.
+TEST(WorkerSession, AnOfferThatDoesNotFitInFreeMemoryIsRejectedBeforeAccept) {
+  ScriptedStudio studio;
+  sw::testing::TempDir dir;
+  auto config = registered_config(studio.url());
+  config.models_root = (dir.path() / "models").string();
+  config.llama_server_path = SW_FAKE_RUNNER_BIN;
+  sw::engines::EngineOptions engines;
+  engines.free_memory_gib = []() -> std::optional<double> { return 2.5; };
+  WorkerHarness worker(dir.path(), config, sw::testing::fast_timings(), engines);
+  welcome(studio, worker);
+  const json offer = {
+      {"type", "offer"},
+      {"claim",
+       {{"jobId", "job-big"},
+        {"gameId", "g"},
+        {"assetName", "a"},
+        {"model", "big-llm"},
+        {"vramGbEstimate", 4},
+        {"task", {{"kind", "llm"}, {"messages", {{{"role", "user"}, {"content", "hi"}}}}}},
+        {"modelSource",
+         {{"engine", "llama-cpp"},
+          {"files",
+           {{{"role", "model"},
+             {"url", "http://127.0.0.1:9/big.gguf"},
+             {"filename", "big.gguf"},
+             {"approxBytes", 4000000000},
+             {"sha256", std::string(64, 'a')}}}},
+          {"cliDefaults", {{"cfgScale", 0}, {"steps", 0}, {"width", 0}, {"height", 0}}}}}}}};
+  studio.send_text(offer.dump());
+  // The first answer to the offer is the reject: skip heartbeats and log batches, not accepts.
+  std::optional<json> answer;
+  for (int i = 0; i < 50 && !answer; ++i) {
+    auto frame = studio.next_frame();
+    ASSERT_TRUE(frame) << worker.logs();
+    auto parsed = json::parse(frame->text);
+    const std::string type = parsed.value("type", "");
+    if (type == "accept" || type == "reject") answer = parsed;
+  }
+  ASSERT_TRUE(answer);
+  EXPECT_EQ(answer->value("type", ""), "reject") << answer->dump();
+  EXPECT_EQ(answer->value("jobId", ""), "job-big");
+  EXPECT_FALSE(answer->contains("code")) << answer->dump();
+  EXPECT_EQ(answer->value("reason", ""),
+            "insufficient memory: needs 4.00 GiB, 2.50 GiB free (1.00 GiB kept in reserve)");
+  EXPECT_EQ(worker.status().value("busy", true), false) << "the refused job left nothing behind";
 }
 
 // Issue 14: an offer that reaches a worker without the model's engine (a race with the

@@ -225,6 +225,21 @@ class Worker {
   }
   void kill9() { stop_process(pid_, SIGKILL); }
   int terminate() { return stop_process(pid_, SIGTERM); }
+  // Sends `signal` and returns at once (terminate() also waits for the exit).
+  void signal(int signal) const { ::kill(pid_, signal); }
+  // The daemon's exit code once it exits by itself within `timeout`; else it is killed and the
+  // answer is nullopt.
+  std::optional<int> wait_exit(std::chrono::milliseconds timeout) {
+    int status = 0;
+    const bool exited =
+        eventually([&] { return ::waitpid(pid_, &status, WNOHANG) == pid_; }, timeout);
+    if (!exited) {
+      stop_process(pid_, SIGKILL);
+      return std::nullopt;
+    }
+    pid_ = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
   HttpReply api(const std::string& method, const std::string& target,
                 const std::string& body = "") const {
     return http_request(port_, method, target, body, token_);

@@ -25,6 +25,7 @@ struct HttpTestServer::Impl {
   mutable std::mutex mutex;
   std::condition_variable stopped_cv;
   bool stopped = false;
+  bool gate_open = false;
   std::map<std::string, Route> routes;
   std::vector<SeenRequest> seen;
   std::vector<std::shared_ptr<tcp::socket>> sockets;
@@ -121,6 +122,10 @@ struct HttpTestServer::Impl {
       http::response_serializer<http::empty_body> serializer(head);
       http::write_header(socket, serializer, ec);
       if (ec) return;
+      if (route.gated) {
+        std::unique_lock lock(mutex);
+        stopped_cv.wait(lock, [this] { return stopped || gate_open; });
+      }
       if (length > 0) send_body_part(socket, body, begin, length, route);
       if (route.truncate_after || route.stall_after || !request.keep_alive()) {
         socket.shutdown(tcp::socket::shutdown_both, ec);
@@ -173,6 +178,14 @@ void HttpTestServer::stop() {
 void HttpTestServer::set_route(const std::string& path, Route route) {
   std::lock_guard lock(impl_->mutex);
   impl_->routes[path] = std::move(route);
+}
+
+void HttpTestServer::open_gate() {
+  {
+    std::lock_guard lock(impl_->mutex);
+    impl_->gate_open = true;
+  }
+  impl_->stopped_cv.notify_all();
 }
 
 std::uint16_t HttpTestServer::port() const {

@@ -1,7 +1,8 @@
 #pragma once
 // A real HTTP/1.1 server on 127.0.0.1:<ephemeral> for download tests, built on Boost.Beast, with
 // per-path behaviours that misbehave on purpose: ignore Range, lie about Content-Range, answer
-// 416, truncate the body under its Content-Length, stall mid-body, redirect. Thread per
+// 416, truncate the body under its Content-Length, stall mid-body, redirect, or hold the body
+// behind a gate the test opens (to make two clients overlap). Thread per
 // connection; stop() (or the destructor) closes everything and joins. Thread-safe.
 
 #include <atomic>
@@ -22,6 +23,7 @@ struct Route {
   std::optional<std::string> redirect_to;     // 302 Location
   std::optional<std::size_t> truncate_after;  // close after this many body bytes
   std::optional<std::size_t> stall_after;     // stop sending after this many bytes until stop()
+  bool gated = false;  // send the headers, then hold the body until open_gate() (or stop())
 };
 
 // A route that serves `body` normally.
@@ -48,6 +50,8 @@ class HttpTestServer {
   std::uint16_t port() const;
   std::vector<SeenRequest> requests() const;
   std::size_t request_count(const std::string& path) const;
+  // Releases every gated body, held now or requested later.
+  void open_gate();
   void stop();
 
  private:

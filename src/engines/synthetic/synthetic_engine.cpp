@@ -203,6 +203,15 @@ Result<TaskResult> SyntheticEngine::dispatch(const DispatchRequest& request) {
   if (job_duration_.count() > 0) {
     std::this_thread::sleep_for(job_duration_);  // the simulated work (a worker thread)
   }
+  if (!hold_file_.empty()) {
+    // The test latch (see the header): a poll, because the latch is a file another process
+    // creates; its interval only delays the release, it decides nothing.
+    kLog.info("synthetic.held", {{"job_id", request.job_id}, {"until", hold_file_.string()}});
+    std::error_code ec;
+    while (!std::filesystem::exists(hold_file_, ec)) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
   kLog.debug(
       "synthetic.dispatch",
       {{"job_id", request.job_id}, {"model", request.model}, {"kind", proto::to_string(kind)}});

@@ -5,6 +5,7 @@
 // real model id, so it cannot fulfil a real model's job. Stateless and thread-safe.
 
 #include <chrono>
+#include <filesystem>
 
 #include "engines/engine.h"
 
@@ -14,8 +15,12 @@ class SyntheticEngine final : public Engine {
  public:
   // `job_duration`: simulated work time per job (0: none), so that an operator can rehearse a
   // farm (pause, kill a worker mid-job) with jobs that take as long as real ones.
-  explicit SyntheticEngine(std::chrono::milliseconds job_duration = std::chrono::milliseconds(0))
-      : job_duration_(job_duration) {}
+  // `hold_file` (tests only; empty: none): every job waits, after its simulated work, until this
+  // file exists, so that a test keeps a job in flight for exactly as long as it needs (busy
+  // rejects, shutdown grace, run limits) and releases it by creating the file: no timing window.
+  explicit SyntheticEngine(std::chrono::milliseconds job_duration = std::chrono::milliseconds(0),
+                           std::filesystem::path hold_file = {})
+      : job_duration_(job_duration), hold_file_(std::move(hold_file)) {}
 
   static constexpr std::uint32_t kMinImageSide = 64;
   static constexpr std::uint32_t kMaxImageSide = 2048;
@@ -34,6 +39,7 @@ class SyntheticEngine final : public Engine {
 
  private:
   std::chrono::milliseconds job_duration_;
+  std::filesystem::path hold_file_;
 };
 
 }  // namespace sw::engines

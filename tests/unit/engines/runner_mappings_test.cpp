@@ -22,9 +22,12 @@ TEST(LlamaMapping, RequestPrependsSystemMergesKwargsAndPassesConstraints) {
   params.temperature = 0.2;
   params.top_p = 0.9;
   params.stop = std::vector<std::string>{"\n\n"};
-  params.json_schema = *proto::RawJson::parse(R"({"type":"object"})");
-  params.chat_template_kwargs = *proto::RawJson::parse(R"({"enable_thinking":true,"x":1})");
+  auto schema = proto::RawJson::parse(R"({"type":"object"})");
+  auto kwargs = proto::RawJson::parse(R"({"enable_thinking":true,"x":1})");
   const auto model_kwargs = proto::RawJson::parse(R"({"enable_thinking":false,"y":2})");
+  ASSERT_TRUE(schema && kwargs && model_kwargs);
+  params.json_schema = *schema;
+  params.chat_template_kwargs = *kwargs;
   const json body = llama::chat_request(params, *model_kwargs, false);
   EXPECT_EQ(body["messages"], json::parse(R"([{"role":"system","content":"be brief"},{"role":"user","content":"hi"}])"));
   EXPECT_EQ(body["max_tokens"], 1) << "a budget of 0 still asks for one token";
@@ -56,6 +59,7 @@ TEST(LlamaMapping, SplitsALeadingThinkBlock) {
   EXPECT_EQ(split.content, "The answer.");
   EXPECT_FALSE(llama::split_reasoning("no <think>here</think>").reasoning);
   auto cut = llama::split_reasoning("<think>still going");
+  ASSERT_TRUE(cut.reasoning);
   EXPECT_EQ(*cut.reasoning, "still going");
   EXPECT_EQ(cut.content, "");
 }
@@ -106,12 +110,19 @@ TEST(WhisperMapping, FormAndResult) {
   proto::AudioSttParams plain;
   EXPECT_EQ(whisper::inference_form(plain, "")[3].data, "auto");
 
-  const std::string runner = R"({"task":"transcribe","language":"dutch","duration":2.5,"text":" Hallo wereld. ","segments":[{"id":0,"text":" Hallo wereld.","start":0.0,"end":2.1,"words":[{"word":" Hallo","start":0.0,"end":0.9,"probability":0.9}],"tokens":[1]}]})";
+  const std::string runner =
+      R"({"task":"transcribe","language":"dutch","duration":2.5,"text":" Hallo wereld. ","segments":[{"id":0,"text":" Hallo wereld.","start":0.0,"end":2.1,"words":[{"word":" Hallo","start":0.0,"end":0.9,"probability":0.9}],"tokens":[1]}]})";
   auto result = whisper::transcript_result(runner, params);
   ASSERT_TRUE(result);
-  EXPECT_EQ(*result, json::parse(R"({"text":"Hallo wereld.","language":"nl","duration":2.5,"segments":[{"start":0.0,"end":2.1,"text":" Hallo wereld.","words":[{"word":" Hallo","start":0.0,"end":0.9}]}]})"));
-  EXPECT_EQ((*whisper::transcript_result(runner, plain))["language"], "dutch");
-  EXPECT_FALSE((*whisper::transcript_result(runner, plain))["segments"][0].contains("words"));
+  EXPECT_EQ(
+      *result,
+      json::parse(
+          R"({"text":"Hallo wereld.","language":"nl","duration":2.5,"segments":[{"start":0.0,"end":2.1,"text":" Hallo wereld.","words":[{"word":" Hallo","start":0.0,"end":0.9}]}]})"));
+  auto plain_result = whisper::transcript_result(runner, plain);
+  ASSERT_TRUE(plain_result);
+  EXPECT_EQ(plain_result->at("language"), "dutch");
+  ASSERT_EQ(plain_result->at("segments").size(), 1u);
+  EXPECT_FALSE(plain_result->at("segments").at(0).contains("words"));
   EXPECT_FALSE(whisper::transcript_result(R"({"error":"x"})", plain));
   const auto args = whisper::server_args("/m/w.bin", std::filesystem::path("/m/vad.bin"));
   EXPECT_EQ(args.back(), "/m/vad.bin");
@@ -134,7 +145,7 @@ TEST(SdMapping, PrecedenceTaskThenDefaultsThenFallbacks) {
   EXPECT_EQ(settings.height, 640u);
   EXPECT_EQ(settings.steps, 8u);
   EXPECT_EQ(settings.cfg_scale, 4.5);
-  EXPECT_EQ(*settings.sampling_method, "euler");
+  EXPECT_EQ(settings.sampling_method, std::optional<std::string>("euler"));
   task.steps = 30;
   task.cfg_scale = 7.0;
   task.sampling_method = "dpm++2m";

@@ -2,16 +2,24 @@
 
 #include <gtest/gtest.h>
 
+#include <stdexcept>
+
 #include "store/migrations.h"
 #include "support/temp_dir.h"
 
 namespace sw::store {
 namespace {
 
+// The value of a Result the test goes on with. An error fails the test (gtest reports the
+// exception with its message) instead of dereferencing an empty Result.
+template <class T>
+T ok(Result<T> result) {
+  if (!result) throw std::runtime_error("unexpected error: " + result.error().describe());
+  return std::move(*result);
+}
+
 std::unique_ptr<StudioStore> open_memory() {
-  auto store = StudioStore::open(":memory:");
-  EXPECT_TRUE(store.has_value()) << store.error().describe();
-  return std::move(*store);
+  return ok(StudioStore::open(":memory:"));
 }
 
 JobRecord new_job(std::string id) {
@@ -39,9 +47,9 @@ TEST(StudioStoreTest, ClaimIsACompareAndSet) {
   auto job = new_job("j1");
   ASSERT_TRUE(store->insert_job(job));
   EXPECT_GT(job.seq, 0);
-  EXPECT_TRUE(*store->claim_job("j1", "w1", 2000));
-  EXPECT_FALSE(*store->claim_job("j1", "w2", 2001)) << "already claimed";
-  auto stored = *store->find_job("j1");
+  EXPECT_TRUE(ok(store->claim_job("j1", "w1", 2000)));
+  EXPECT_FALSE(ok(store->claim_job("j1", "w2", 2001))) << "already claimed";
+  auto stored = ok(store->find_job("j1"));
   ASSERT_TRUE(stored);
   EXPECT_EQ(stored->status, JobStatus::Claimed);
   EXPECT_EQ(stored->worker_id, "w1");
@@ -51,19 +59,21 @@ TEST(StudioStoreTest, OnlyTheHolderCompletesOrReleases) {
   auto store = open_memory();
   auto job = new_job("j1");
   ASSERT_TRUE(store->insert_job(job));
-  ASSERT_TRUE(*store->claim_job("j1", "w1", 2000));
-  EXPECT_FALSE(*store->complete_job_json("j1", "w2", "{}", std::nullopt, 3000));
-  EXPECT_FALSE(*store->release_job("j1", "w2", 1, std::string("x"), false, 3000));
-  EXPECT_TRUE(*store->release_job("j1", "w1", 1, std::string("lost"), false, 3000));
-  auto stored = *store->find_job("j1");
+  ASSERT_TRUE(ok(store->claim_job("j1", "w1", 2000)));
+  EXPECT_FALSE(ok(store->complete_job_json("j1", "w2", "{}", std::nullopt, 3000)));
+  EXPECT_FALSE(ok(store->release_job("j1", "w2", 1, std::string("x"), false, 3000)));
+  EXPECT_TRUE(ok(store->release_job("j1", "w1", 1, std::string("lost"), false, 3000)));
+  auto stored = ok(store->find_job("j1"));
+  ASSERT_TRUE(stored);
   EXPECT_EQ(stored->status, JobStatus::Queued);
   EXPECT_EQ(stored->attempts, 1);
   EXPECT_EQ(stored->error, "lost");
   EXPECT_FALSE(stored->worker_id);
   EXPECT_EQ(stored->last_worker_id, "w1");
-  ASSERT_TRUE(*store->claim_job("j1", "w2", 4000));
-  EXPECT_TRUE(*store->complete_job_json("j1", "w2", R"({"ok":1})", std::string("p"), 5000));
-  stored = *store->find_job("j1");
+  ASSERT_TRUE(ok(store->claim_job("j1", "w2", 4000)));
+  EXPECT_TRUE(ok(store->complete_job_json("j1", "w2", R"({"ok":1})", std::string("p"), 5000)));
+  stored = ok(store->find_job("j1"));
+  ASSERT_TRUE(stored);
   EXPECT_EQ(stored->status, JobStatus::Done);
   EXPECT_EQ(stored->result_json, R"({"ok":1})");
   EXPECT_EQ(stored->prompt, "p");
@@ -82,7 +92,7 @@ TEST(StudioStoreTest, EveryOfferIsAnAttemptThatEndsWithItsOutcome) {
   auto job = new_job("j1");
   ASSERT_TRUE(store->insert_job(job));
   EXPECT_TRUE(history(*store, "j1").empty());
-  ASSERT_TRUE(*store->claim_job("j1", "w1", 2000));
+  ASSERT_TRUE(ok(store->claim_job("j1", "w1", 2000)));
   auto attempts = history(*store, "j1");
   ASSERT_EQ(attempts.size(), 1u);
   EXPECT_EQ(attempts[0].n, 1);
@@ -92,15 +102,15 @@ TEST(StudioStoreTest, EveryOfferIsAnAttemptThatEndsWithItsOutcome) {
   EXPECT_FALSE(attempts[0].started_at);
   EXPECT_FALSE(attempts[0].ended_at);
 
-  ASSERT_TRUE(*store->mark_accepted("j1", "w1", 2100));
+  ASSERT_TRUE(ok(store->mark_accepted("j1", "w1", 2100)));
   EXPECT_EQ(history(*store, "j1")[0].outcome, AttemptOutcome::Running);
   EXPECT_EQ(history(*store, "j1")[0].started_at, 2100);
-  ASSERT_TRUE(*store->release_job(
+  ASSERT_TRUE(ok(store->release_job(
       "j1", "w1", 0, std::string("rejected by w1: no llama-cpp engine in this worker"), false, 2200,
-      AttemptEnd{AttemptOutcome::Rejected, "no llama-cpp engine in this worker"}));
+      AttemptEnd{AttemptOutcome::Rejected, "no llama-cpp engine in this worker"})));
 
-  ASSERT_TRUE(*store->claim_job("j1", "w2", 3000));
-  ASSERT_TRUE(*store->complete_job_json("j1", "w2", "{}", std::nullopt, 3500));
+  ASSERT_TRUE(ok(store->claim_job("j1", "w2", 3000)));
+  ASSERT_TRUE(ok(store->complete_job_json("j1", "w2", "{}", std::nullopt, 3500)));
   attempts = history(*store, "j1");
   ASSERT_EQ(attempts.size(), 2u);
   EXPECT_EQ(attempts[0].outcome, AttemptOutcome::Rejected);
@@ -118,13 +128,13 @@ TEST(StudioStoreTest, AFailedAttemptKeepsTheWorkerAndItsError) {
   auto store = open_memory();
   auto job = new_job("j1");
   ASSERT_TRUE(store->insert_job(job));
-  ASSERT_TRUE(*store->claim_job("j1", "w1", 2000));
-  ASSERT_TRUE(*store->mark_accepted("j1", "w1", 2050));
-  EXPECT_FALSE(*store->release_job("j1", "w2", 1, std::string("x"), true, 2100,
-                                   AttemptEnd{AttemptOutcome::Failed, "x"}))
+  ASSERT_TRUE(ok(store->claim_job("j1", "w1", 2000)));
+  ASSERT_TRUE(ok(store->mark_accepted("j1", "w1", 2050)));
+  EXPECT_FALSE(ok(store->release_job("j1", "w2", 1, std::string("x"), true, 2100,
+                                     AttemptEnd{AttemptOutcome::Failed, "x"})))
       << "not the holder: nothing changes";
-  ASSERT_TRUE(*store->release_job("j1", "w1", 1, std::string("runner crashed"), true, 2100,
-                                  AttemptEnd{AttemptOutcome::Failed, "runner crashed"}));
+  ASSERT_TRUE(ok(store->release_job("j1", "w1", 1, std::string("runner crashed"), true, 2100,
+                                    AttemptEnd{AttemptOutcome::Failed, "runner crashed"})));
   const auto attempts = history(*store, "j1");
   ASSERT_EQ(attempts.size(), 1u);
   EXPECT_EQ(attempts[0].worker_id, "w1");
@@ -132,18 +142,18 @@ TEST(StudioStoreTest, AFailedAttemptKeepsTheWorkerAndItsError) {
   EXPECT_EQ(attempts[0].ended_at, 2100);
   EXPECT_EQ(attempts[0].outcome, AttemptOutcome::Failed);
   EXPECT_EQ(attempts[0].reason, "runner crashed");
-  EXPECT_EQ((*store->find_job("j1"))->status, JobStatus::Failed);
+  EXPECT_EQ(ok(store->find_job("j1")).value().status, JobStatus::Failed);
 }
 
 TEST(StudioStoreTest, ALateResultEndsItsAttemptDoneAndWithdrawsTheNewClaim) {
   auto store = open_memory();
   auto job = new_job("j1");
   ASSERT_TRUE(store->insert_job(job));
-  ASSERT_TRUE(*store->claim_job("j1", "w1", 2000));
-  ASSERT_TRUE(*store->release_job("j1", "w1", 1, std::string("grace over"), false, 2500,
-                                  AttemptEnd{AttemptOutcome::Requeued, "grace over"}));
-  ASSERT_TRUE(*store->claim_job("j1", "w2", 3000));
-  ASSERT_TRUE(*store->complete_job_json("j1", "w1", "{}", std::nullopt, 3100));
+  ASSERT_TRUE(ok(store->claim_job("j1", "w1", 2000)));
+  ASSERT_TRUE(ok(store->release_job("j1", "w1", 1, std::string("grace over"), false, 2500,
+                                    AttemptEnd{AttemptOutcome::Requeued, "grace over"})));
+  ASSERT_TRUE(ok(store->claim_job("j1", "w2", 3000)));
+  ASSERT_TRUE(ok(store->complete_job_json("j1", "w1", "{}", std::nullopt, 3100)));
   const auto attempts = history(*store, "j1");
   ASSERT_EQ(attempts.size(), 2u);
   EXPECT_EQ(attempts[0].outcome, AttemptOutcome::Done);
@@ -158,8 +168,8 @@ TEST(StudioStoreTest, CancellingEndsTheOpenAttempt) {
   auto store = open_memory();
   auto job = new_job("j1");
   ASSERT_TRUE(store->insert_job(job));
-  ASSERT_TRUE(*store->claim_job("j1", "w1", 2000));
-  ASSERT_TRUE(*store->cancel_job("j1", 2300));
+  ASSERT_TRUE(ok(store->claim_job("j1", "w1", 2000)));
+  ASSERT_TRUE(ok(store->cancel_job("j1", 2300)));
   const auto attempts = history(*store, "j1");
   ASSERT_EQ(attempts.size(), 1u);
   EXPECT_EQ(attempts[0].outcome, AttemptOutcome::Cancelled);
@@ -170,7 +180,7 @@ TEST(StudioStoreTest, AnOpenAttemptCannotLackItsEndOrAClosedOneItsOutcome) {
   auto store = open_memory();
   auto job = new_job("j1");
   ASSERT_TRUE(store->insert_job(job));
-  ASSERT_TRUE(*store->claim_job("j1", "w1", 2000));
+  ASSERT_TRUE(ok(store->claim_job("j1", "w1", 2000)));
   EXPECT_FALSE(store->db().exec("UPDATE job_attempts SET outcome = 'done'"));
   EXPECT_FALSE(store->db().exec("UPDATE job_attempts SET outcome = 'teleported', ended_at = 1"));
 }
@@ -213,7 +223,7 @@ TEST(StudioStoreTest, IdempotencyKeysAreUnique) {
   auto inserted = store->insert_job(second);
   ASSERT_FALSE(inserted);
   EXPECT_EQ(inserted.error().code, Code::Conflict);
-  EXPECT_EQ((*store->find_job_by_idempotency_key("k"))->id, "j1");
+  EXPECT_EQ(ok(store->find_job_by_idempotency_key("k")).value().id, "j1");
 }
 
 TEST(StudioStoreTest, DoneNeedsAResultAndClaimedNeedsAHolder) {
@@ -233,17 +243,17 @@ TEST(StudioStoreTest, ListsPageNewestFirstWithFilters) {
   }
   JobFilter filter;
   filter.limit = 2;
-  auto page = *store->list_jobs(filter);
+  auto page = ok(store->list_jobs(filter));
   ASSERT_EQ(page.size(), 2u);
   EXPECT_EQ(page[0].id, "j4");
   filter.before_seq = page[1].seq;
-  page = *store->list_jobs(filter);
+  page = ok(store->list_jobs(filter));
   EXPECT_EQ(page[0].id, "j2");
   filter = JobFilter{};
   filter.kind = proto::TaskKind::Image;
-  EXPECT_EQ(store->list_jobs(filter)->size(), 2u);
+  EXPECT_EQ(ok(store->list_jobs(filter)).size(), 2u);
   filter.status = JobStatus::Done;
-  EXPECT_TRUE(store->list_jobs(filter)->empty());
+  EXPECT_TRUE(ok(store->list_jobs(filter)).empty());
 }
 
 TEST(StudioStoreTest, WorkerLogsKeepOnlyTheNewestPerWorker) {
@@ -255,11 +265,11 @@ TEST(StudioStoreTest, WorkerLogsKeepOnlyTheNewestPerWorker) {
   }
   ASSERT_TRUE(store->insert_logs("w1", entries, 1, 4));
   ASSERT_TRUE(store->insert_logs("w2", entries, 1, 100));
-  auto logs = *store->worker_logs("w1", 0, 100);
+  auto logs = ok(store->worker_logs("w1", 0, 100));
   ASSERT_EQ(logs.size(), 4u);
   EXPECT_EQ(logs.front().entry.message, "line 6");
   EXPECT_EQ(logs.back().entry.message, "line 9");
-  EXPECT_EQ(store->worker_logs("w2", 0, 100)->size(), 10u);
+  EXPECT_EQ(ok(store->worker_logs("w2", 0, 100)).size(), 10u);
 }
 
 TEST(StudioStoreTest, RegistrationDecisionsHappenOnce) {
@@ -271,11 +281,11 @@ TEST(StudioStoreTest, RegistrationDecisionsHappenOnce) {
   r.capabilities_json = "{}";
   r.created_at = 1;
   ASSERT_TRUE(store->insert_request(r));
-  EXPECT_EQ((*store->find_pending_request("i"))->id, "rr-1");
-  EXPECT_TRUE(*store->decide_request("rr-1", RequestStatus::Rejected, "no", std::nullopt, 2));
-  EXPECT_FALSE(*store->decide_request("rr-1", RequestStatus::Approved, "", std::string("w"), 3));
-  EXPECT_FALSE(*store->find_pending_request("i"));
-  EXPECT_EQ((*store->find_request("rr-1"))->reason, "no");
+  EXPECT_EQ(ok(store->find_pending_request("i")).value().id, "rr-1");
+  EXPECT_TRUE(ok(store->decide_request("rr-1", RequestStatus::Rejected, "no", std::nullopt, 2)));
+  EXPECT_FALSE(ok(store->decide_request("rr-1", RequestStatus::Approved, "", std::string("w"), 3)));
+  EXPECT_FALSE(ok(store->find_pending_request("i")));
+  EXPECT_EQ(ok(store->find_request("rr-1")).value().reason, "no");
 }
 
 }  // namespace

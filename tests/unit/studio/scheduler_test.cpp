@@ -220,6 +220,7 @@ TEST(SchedulerTest, AQueuedJobSaysWhyItWaitsInTheDocumentedOrder) {
 
   s.upsert_worker("synthetic", 2, listing({{TaskKind::Llm, {"synthetic", "synthetic-llm"}}}, 48));
   auto reason = s.waiting("j", kNow);
+  ASSERT_TRUE(reason);
   EXPECT_EQ(reason->text, "waiting: no connected worker has engine llama-cpp");
   EXPECT_EQ(reason->reason, WaitClass::NoEngine);
   EXPECT_EQ(reason->detail, "llama-cpp");

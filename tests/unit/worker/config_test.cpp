@@ -205,4 +205,42 @@ TEST(VramProbe, ReadsNvidiaProcThenNvidiaSmiThenAmdSysfs) {
   EXPECT_EQ(sw::worker::probe_vram_total_gib(sources), 8.0);
 }
 
+// The free-memory probe behind admission on a GPU machine: nvidia-smi's memory.free of the first
+// GPU, else AMD's sysfs total − used, else unknown (which admits nothing).
+TEST(VramProbe, FreeMemoryComesFromNvidiaSmiThenAmdSysfsElseIsUnknown) {
+  sw::testing::TempDir dir;
+  sw::worker::VramProbeSources sources;
+  sources.proc_root = dir.path() / "proc";
+  sources.sys_root = dir.path() / "sys";
+  EXPECT_EQ(sw::worker::probe_vram_free_gib(sources), std::nullopt);
+
+  const auto card = sources.sys_root / "class/drm/card0/device";
+  std::filesystem::create_directories(card);
+  std::filesystem::create_directories(sources.sys_root / "class/drm/card0-DP-1");
+  std::ofstream(card / "mem_info_vram_total") << "17179869184\n";  // 16 GiB
+  EXPECT_EQ(sw::worker::probe_vram_free_gib(sources), 16.0) << "nothing used yet";
+  std::ofstream(card / "mem_info_vram_used") << "4294967296\n";  // 4 GiB
+  EXPECT_EQ(sw::worker::probe_vram_free_gib(sources), 12.0);
+
+  // nvidia-smi asked for memory.free (not total) in MiB, one line per GPU: the first counts.
+  std::vector<std::string> asked;
+  sources.run_nvidia_smi = [&asked](const std::string& args) -> std::optional<std::string> {
+    asked.push_back(args);
+    if (args.find("--query-gpu=memory.free ") == std::string::npos) return "99999\n";
+    return "10240\n2048\n";
+  };
+  EXPECT_EQ(sw::worker::probe_vram_free_gib(sources), 10.0);
+  ASSERT_EQ(asked.size(), 1u);
+  EXPECT_EQ(asked[0], "--query-gpu=memory.free --format=csv,noheader,nounits");
+  // A driver that answers nothing readable falls back to sysfs; one that is missing too.
+  sources.run_nvidia_smi = [](const std::string&) -> std::optional<std::string> {
+    return "[N/A]\n";
+  };
+  EXPECT_EQ(sw::worker::probe_vram_free_gib(sources), 12.0);
+  sources.run_nvidia_smi = [](const std::string&) -> std::optional<std::string> {
+    return std::nullopt;
+  };
+  EXPECT_EQ(sw::worker::probe_vram_free_gib(sources), 12.0);
+}
+
 }  // namespace

@@ -79,18 +79,22 @@ TEST(Outbox, RemovedEntriesAreGoneForGoodAndCounted) {
   const auto path = dir.path() / "outbox.db";
   {
     auto outbox = Outbox::open(path, {});
+    ASSERT_TRUE(outbox) << outbox.error().message;
     auto a = entry("job-a", "x", OutboxEntry::Kind::Json);
     auto b = entry("job-b", "y", OutboxEntry::Kind::Json);
-    (*outbox)->put(a);
-    (*outbox)->put(b);
+    ASSERT_TRUE((*outbox)->put(a));
+    ASSERT_TRUE((*outbox)->put(b));
     ASSERT_TRUE((*outbox)->remove("job-a", true));
     ASSERT_TRUE((*outbox)->remove("job-b", false));
     EXPECT_EQ((*outbox)->summary().delivered, 1u);
     EXPECT_EQ((*outbox)->summary().dropped, 1u);
   }
   auto outbox = Outbox::open(path, {});
+  ASSERT_TRUE(outbox) << outbox.error().message;
   EXPECT_EQ((*outbox)->summary().entries, 0u);
-  EXPECT_TRUE((*outbox)->due(1'000'000, 10)->empty());
+  auto due = (*outbox)->due(1'000'000, 10);
+  ASSERT_TRUE(due) << due.error().message;
+  EXPECT_TRUE(due->empty());
 }
 
 TEST(Outbox, ReportsFullAtItsBounds) {
@@ -98,15 +102,16 @@ TEST(Outbox, ReportsFullAtItsBounds) {
   auto outbox = Outbox::open(dir.path() / "outbox.db", OutboxLimits{2, 1 << 20});
   ASSERT_TRUE(outbox);
   auto a = entry("job-a", "x", OutboxEntry::Kind::Json);
-  (*outbox)->put(a);
+  ASSERT_TRUE((*outbox)->put(a));
   EXPECT_FALSE((*outbox)->full());
   auto b = entry("job-b", "y", OutboxEntry::Kind::Json);
-  (*outbox)->put(b);
+  ASSERT_TRUE((*outbox)->put(b));
   EXPECT_TRUE((*outbox)->full());
   EXPECT_TRUE((*outbox)->summary().full);
   auto big = Outbox::open(dir.path() / "big.db", OutboxLimits{100, 10});
+  ASSERT_TRUE(big) << big.error().message;
   auto c = entry("job-c", std::string(11, 'z'), OutboxEntry::Kind::Binary);
-  (*big)->put(c);
+  ASSERT_TRUE((*big)->put(c));
   EXPECT_TRUE((*big)->full());
 }
 
