@@ -55,7 +55,8 @@ proto::LlmParams params_for(int round) {
   static const char* const kOpenings[] = {"Once upon a time", "The little dog", "Lily and Ben",
                                           "One day a bird"};
   proto::LlmParams params;
-  params.messages = {{"user", std::string(kOpenings[round % 4]) + " (" + std::to_string(round) + ")"}};
+  params.messages = {
+      {"user", std::string(kOpenings[round % 4]) + " (" + std::to_string(round) + ")"}};
   params.max_tokens = 256;
   params.temperature = 0.0;
   return params;
@@ -212,8 +213,8 @@ Result<LlamaFigures> bench_llama(int rounds) {
     if (!by_worker) return fail(by_worker.error());
     if (!by_direct) return fail(by_direct.error());
     if (erase && by_worker->content != by_direct->content) {
-      return fail(Error::internal("round {}: the two paths answered differently at temperature 0",
-                                  round));
+      return fail(
+          Error::internal("round {}: the two paths answered differently at temperature 0", round));
     }
     worker_tps.push_back(by_worker->tokens / by_worker->wall_ms * 1000.0);
     direct_tps.push_back(by_direct->tokens / by_direct->wall_ms * 1000.0);
@@ -267,7 +268,8 @@ Status bench_espeak() {
     const double ms = ms_since(start);
     if (!result) return fail(Error::internal("espeak-ng: {}", result.error().message));
     const auto& bytes = std::get<engines::AudioTtsResult>(*result).bytes;
-    if (bytes.size() <= 44 + 22050) return fail(Error::internal("espeak-ng: under a second of audio"));
+    if (bytes.size() <= 44 + 22050)
+      return fail(Error::internal("espeak-ng: under a second of audio"));
     const double audio_s = static_cast<double>(bytes.size() - 44) / 2.0 / (*engine)->sample_rate();
     factors.push_back(audio_s * 1000.0 / ms);
   }

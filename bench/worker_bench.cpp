@@ -110,29 +110,29 @@ std::set<pid_t> children_of(pid_t pid) {
 
 std::string llama_offer(int n, const std::string& url, const std::string& sha256,
                         std::size_t bytes) {
-  return json{{"type", "offer"},
-              {"claim",
-               {{"jobId", "llama-" + std::to_string(n)},
-                {"gameId", "g"},
-                {"assetName", "a"},
-                {"model", "stories"},
-                {"vramGbEstimate", 0},
-                {"task",
-                 {{"kind", "llm"},
-                  {"messages", {{{"role", "user"}, {"content", "Once upon a time " + std::to_string(n)}}}},
-                  {"maxTokens", 1},
-                  {"temperature", 0}}},
-                {"modelSource",
-                 {{"engine", "llama-cpp"},
-                  {"files",
-                   {{{"role", "model"},
-                     {"url", url},
-                     {"filename", "stories260K.gguf"},
-                     {"approxBytes", bytes},
-                     {"sha256", sha256}}}},
-                  {"cliDefaults",
-                   {{"cfgScale", 0}, {"steps", 0}, {"width", 0}, {"height", 0},
-                    {"contextSize", 256}}}}}}}}
+  return json{
+      {"type", "offer"},
+      {"claim",
+       {{"jobId", "llama-" + std::to_string(n)},
+        {"gameId", "g"},
+        {"assetName", "a"},
+        {"model", "stories"},
+        {"vramGbEstimate", 0},
+        {"task",
+         {{"kind", "llm"},
+          {"messages", {{{"role", "user"}, {"content", "Once upon a time " + std::to_string(n)}}}},
+          {"maxTokens", 1},
+          {"temperature", 0}}},
+        {"modelSource",
+         {{"engine", "llama-cpp"},
+          {"files",
+           {{{"role", "model"},
+             {"url", url},
+             {"filename", "stories260K.gguf"},
+             {"approxBytes", bytes},
+             {"sha256", sha256}}}},
+          {"cliDefaults",
+           {{"cfgScale", 0}, {"steps", 0}, {"width", 0}, {"height", 0}, {"contextSize", 256}}}}}}}}
       .dump();
 }
 
@@ -154,8 +154,8 @@ bool run_llama_job(sw::testing::ScriptedStudio& studio, const std::string& offer
 
 // Returns false when a run failed (no figure is printed then).
 bool bench_llama(const std::filesystem::path& worker_config_dir, const std::string& welcome) {
-  auto server = sw::engines::locate_program(std::nullopt, "STUDIO_WORKER_LLAMA_SERVER",
-                                            "llama-server");
+  auto server =
+      sw::engines::locate_program(std::nullopt, "STUDIO_WORKER_LLAMA_SERVER", "llama-server");
   auto models = sw::testing::test_models_dir();
   if (!server || !models) {
     std::printf("SKIPPED: llama offer-to-first-token (%s)\n",

@@ -174,12 +174,14 @@ done
 
 echo "== waiting for the results (kind, job, engine that made it → file)"
 status_of() { api "$STUDIO/api/v1/jobs/$1" | json_get status; }
+failures=0
 for kind in image llm audio_tts audio_stt video; do
   job="${JOBS[$kind]}"
   done_or_failed() { s="$(status_of "$job")"; [ "$s" = "done" ] || [ "$s" = failed ]; }
   wait_for 120 done_or_failed
   if [ "$(status_of "$job")" != "done" ]; then
-    echo "   $kind: $job (${ENGINE[$kind]}) FAILED: $(api "$STUDIO/api/v1/jobs/$job")"; continue
+    echo "   $kind: $job (${ENGINE[$kind]}) FAILED: $(api "$STUDIO/api/v1/jobs/$job")"
+    failures=$((failures + 1)); continue
   fi
   type="$(curl -sS -o /dev/null -w '%{content_type}' -H "Authorization: Bearer $ADMIN" "$STUDIO/api/v1/jobs/$job/result")"
   case "$type" in
@@ -197,3 +199,7 @@ print("             text:", " ".join(text.split())[:100] + "…")' "$file" || tr
   fi
 done
 echo "== done. Studio log: $OUT/studio/server.log, worker log: $OUT/worker/worker.log"
+if [ "$failures" -gt 0 ]; then
+  echo "demo: $failures job(s) did not finish" >&2
+  exit 1
+fi

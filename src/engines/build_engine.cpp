@@ -34,13 +34,19 @@ BuiltEngine build_engines(const EngineOptions& options) {
     auto found = [](const char* program, const Result<std::filesystem::path>& path) {
       if (path) {
         kLog.info("engine.runner_found", {{"program", program}, {"path", path->string()}});
+      } else if (path.error().code == Code::InvalidArgument) {
+        // Named in config or the environment but not there: a typo or a removed install, which
+        // silently leaves this worker without the engine unless it is said loudly.
+        kLog.warn("engine.runner_misconfigured",
+                  {{"program", program}, {"detail", path.error().message}});
       } else {
-        kLog.info("engine.runner_missing", {{"program", program}, {"detail", path.error().message}});
+        kLog.info("engine.runner_missing",
+                  {{"program", program}, {"detail", path.error().message}});
       }
       return path.has_value();
     };
-    auto llama = locate_program(options.llama_server_path, "STUDIO_WORKER_LLAMA_SERVER",
-                                "llama-server");
+    auto llama =
+        locate_program(options.llama_server_path, "STUDIO_WORKER_LLAMA_SERVER", "llama-server");
     if (found("llama-server", llama)) {
       members.push_back(std::make_unique<LlamaEngine>(*llama, cache, built.runners));
     }

@@ -66,6 +66,10 @@ std::vector<std::string> CompositeEngine::member_names() const {
 Capabilities CompositeEngine::capabilities() const {
   Capabilities merged;
   for (const EnginePtr& member : members_) {
+    // A member whose program vanished since start is not advertised (heartbeats carry the change).
+    const auto why = member->unavailable();
+    note_availability(*member, why);
+    if (why) continue;
     for (auto& [kind, models] : member->capabilities()) {
       auto& list = merged[kind];
       for (auto& model : models) {
@@ -77,11 +81,23 @@ Capabilities CompositeEngine::capabilities() const {
   return merged;
 }
 
+void CompositeEngine::note_availability(const Engine& member,
+                                        const std::optional<std::string>& why) const {
+  // Logged when it changes, not on every heartbeat's scan.
+  std::lock_guard lock(unavailable_mutex_);
+  const std::string name(member.name());
+  if (why && unavailable_.insert(name).second) {
+    kLog.warn("engine.unavailable", {{"engine", name}, {"detail", *why}});
+  } else if (!why && unavailable_.erase(name) > 0) {
+    kLog.info("engine.available_again", {{"engine", name}});
+  }
+}
+
 Capabilities CompositeEngine::with_held_models(const std::vector<models::HeldModel>& held) const {
   Capabilities advertised = capabilities();
   for (const models::HeldModel& model : held) {
     const Engine* member = find(engine_for_source(model.engine));
-    if (member == nullptr) continue;
+    if (member == nullptr || member->unavailable()) continue;
     for (const auto& [kind, ids] : member->capabilities()) {
       (void)ids;
       auto& list = advertised[kind];
@@ -145,6 +161,12 @@ std::optional<std::string> CompositeEngine::admission_refusal(const DispatchRequ
                                                               double estimate_gib) {
   auto member = route(request);
   if (!member) return std::nullopt;  // routing_refusal() says why
+  // Checked here, off the I/O thread and before accept: a program removed since start turns the
+  // offer into a reject naming the engine (the studio requeues it uncounted), not a failed job.
+  if (auto why = (*member)->unavailable()) {
+    return fmt::format("no usable `{}` engine in this worker: {}; {}", (*member)->name(), *why,
+                       remedy_for_missing_engine((*member)->name()));
+  }
   return (*member)->admission_refusal(request, estimate_gib);
 }
 

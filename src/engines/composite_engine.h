@@ -11,7 +11,9 @@
 // `synthetic-llm`, …): fixed for the process. What a worker advertises adds the model ids its
 // cache holds (with_held_models). Thread-safe once constructed (members are fixed).
 
+#include <mutex>
 #include <optional>
+#include <set>
 #include <vector>
 
 #include "engines/engine.h"
@@ -46,7 +48,10 @@ class CompositeEngine final : public Engine {
  private:
   // The member that serves `request` (by its source, else by exact id), or the routing error.
   Result<Engine*> route(const DispatchRequest& request) const;
+  void note_availability(const Engine& member, const std::optional<std::string>& why) const;
   std::vector<EnginePtr> members_;
+  mutable std::mutex unavailable_mutex_;
+  mutable std::set<std::string> unavailable_;  // members last seen unavailable (for the log)
 };
 
 // The member engine that serves `modelSource.engine` (identity for every name we know; kept as a

@@ -313,7 +313,12 @@ DoctorReport run_doctor(const DoctorOptions& options, const std::vector<EngineRe
 
   for (const EngineReport& engine : inventory) {
     DoctorCheck check;
-    if (!engine.found) {
+    const bool misconfigured =
+        std::any_of(engine.programs.begin(), engine.programs.end(),
+                    [](const ProgramReport& program) { return program.misconfigured; });
+    if (!engine.found && misconfigured) {
+      check = failed(engine.engine, Error::invalid_argument("{}", why_missing(engine)));
+    } else if (!engine.found) {
       check = {engine.engine, CheckOutcome::Missing, why_missing(engine), {}};
     } else if (!engine.enabled) {
       check = {engine.engine,

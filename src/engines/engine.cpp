@@ -1,6 +1,20 @@
 #include "engines/engine.h"
 
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include <fmt/format.h>
+
 namespace sw::engines {
+
+std::optional<std::string> program_unavailable(const std::filesystem::path& program) {
+  if (::access(program.c_str(), X_OK) == 0) return std::nullopt;
+  const int error = errno;
+  return fmt::format("{} is no longer an executable file ({})", program.string(),
+                     std::strerror(error));
+}
 
 proto::TaskKind result_kind(const TaskResult& result) {
   return static_cast<proto::TaskKind>(result.index());

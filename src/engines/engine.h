@@ -2,6 +2,7 @@
 // The engine contract (reference-worker.md §4.1): a named thing that advertises which models it
 // serves per task kind and turns a task into a result.
 
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
@@ -70,6 +71,12 @@ class Engine {
     (void)request;
     return std::nullopt;
   }
+  // Why this engine cannot run anything right now, e.g. its runner program was removed or
+  // replaced by something not executable after the worker started (an operator upgrading it, a
+  // cache cleaned). A member that says so is not advertised and its offers are rejected before
+  // accept, naming the engine. One stat(2) per call: not for the I/O thread's hot path.
+  // Default: always available.
+  virtual std::optional<std::string> unavailable() const { return std::nullopt; }
   // Why this worker cannot take the job now for lack of memory (the reference's "insufficient
   // memory: …" text), checked when the offer arrives so that another worker can take it.
   // `estimate_gib` is the offer's vramGbEstimate. Default: no memory limit.
@@ -89,6 +96,9 @@ class Engine {
   }
 };
 using EnginePtr = std::unique_ptr<Engine>;
+
+// `program` is not an executable file any more: why, in words (nullopt when it is fine).
+std::optional<std::string> program_unavailable(const std::filesystem::path& program);
 
 // The typed "wrong kind" failure: `<engine> engine cannot serve <kind> tasks`, Code::Unsupported.
 Error cannot_serve(std::string_view engine, proto::TaskKind kind);

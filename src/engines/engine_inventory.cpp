@@ -43,6 +43,7 @@ ProgramReport locate(const std::optional<std::string>& configured, std::string n
     report.location = std::move(*found);
   } else {
     report.problem = found.error().message;
+    report.misconfigured = found.error().code == Code::InvalidArgument;
   }
   return report;
 }

@@ -38,6 +38,9 @@ struct ProgramReport {
   std::string env_var;     // "STUDIO_WORKER_LLAMA_SERVER"
   std::optional<ProgramLocation> location;  // set when found
   std::string problem;                      // why it was not found (find_program's words)
+  // Named in config or the environment but not an executable file (a typo, a removed install):
+  // `engines doctor` counts it as a failure, not as an engine this machine simply lacks.
+  bool misconfigured = false;
   std::optional<std::string> version;       // first meaningful line of `--version`
   std::string version_problem;  // why there is no version: timeout, failed start, no such line
   // "config llama_server_path" / "$STUDIO_WORKER_LLAMA_SERVER" / "PATH"; empty when not found.

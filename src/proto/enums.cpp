@@ -1,7 +1,7 @@
 // Wire spellings of the protocol's enums. Each table is the single source of both directions.
-#include "proto/mime.h"
 #include <array>
 #include <utility>
+#include "proto/mime.h"
 
 #include "proto/frames.h"
 #include "proto/types.h"
@@ -98,6 +98,18 @@ std::string_view to_string(ModelEngine engine) {
 }
 std::optional<ModelEngine> parse_model_engine(std::string_view text) {
   return value_of(kEngines, text);
+}
+bool engine_serves(ModelEngine engine, TaskKind kind) {
+  switch (engine) {
+    case ModelEngine::SdCpp:
+    case ModelEngine::Onnx: return kind == TaskKind::Image;
+    case ModelEngine::LlamaCpp: return kind == TaskKind::Llm;
+    case ModelEngine::WhisperCpp: return kind == TaskKind::AudioStt;
+    case ModelEngine::EspeakNg: return kind == TaskKind::AudioTts;
+    case ModelEngine::Synthetic: return true;
+    case ModelEngine::Parakeet: return false;
+  }
+  return false;
 }
 std::string_view to_string(ModelFileRole role) {
   return name_of(kRoles, role);

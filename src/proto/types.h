@@ -67,6 +67,10 @@ std::uint16_t close_code_for(WorkerErrorCode code);
 enum class ModelEngine { SdCpp, LlamaCpp, Onnx, Parakeet, Synthetic, WhisperCpp, EspeakNg };
 std::string_view to_string(ModelEngine engine);
 std::optional<ModelEngine> parse_model_engine(std::string_view text);
+// Whether `engine` can run `kind` tasks at all (reference-worker.md §4: sd-cpp and onnx image,
+// llama-cpp llm, synthetic every kind; ours: whisper-cpp audio_stt, espeak-ng audio_tts; parakeet
+// serves local streaming speech only, never a studio job).
+bool engine_serves(ModelEngine engine, TaskKind kind);
 
 // `modelSource.files[].role`, kebab-case. `vad` is ours (whisper's voice-activity model). Kept as a
 // string on the wire for the same reason as the engine.

@@ -23,6 +23,10 @@ struct StudioConfig {
   std::chrono::milliseconds session_silence_timeout = 30s;  // no frame → close, release job
   std::chrono::milliseconds sweep_interval = 5s;            // how often silence is checked
   std::chrono::milliseconds reject_hold_off = 5s;           // after reject busy/paused
+  // After a retryable `fail`, the worker that failed is not offered that job again for this long
+  // (others are), so one broken box cannot use up a job's attempts in a second while a healthy
+  // worker is idle. 0: no hold (the job may go straight back to the same worker).
+  std::chrono::milliseconds fail_hold_off = 5s;
   // A claim outlives its holder's session this long (a network blip, a worker or studio restart)
   // before the job is requeued; the holder's result is accepted meanwhile.
   std::chrono::milliseconds claim_grace = 60s;

@@ -1103,6 +1103,18 @@ class Router : public net::HttpHandler {
     if (!source) {
       return fail(Error::invalid_argument("source.{}", source.error().message));
     }
+    // A model no worker could ever run would wait forever: say so when it is registered.
+    const auto engine = proto::parse_model_engine(source->engine);
+    if (!engine) {
+      return fail(Error::invalid_argument(
+          "source.engine: unknown engine \"{}\" (sd-cpp, llama-cpp, whisper-cpp, espeak-ng, onnx, "
+          "synthetic)",
+          source->engine));
+    }
+    if (!proto::engine_serves(*engine, *task_kind)) {
+      return fail(Error::invalid_argument("source.engine: {} does not serve {} tasks",
+                                          source->engine, proto::to_string(*task_kind)));
+    }
     Studio::CachedModel model;
     model.record.id = model_id;
     model.record.kind = *task_kind;

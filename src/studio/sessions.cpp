@@ -363,6 +363,12 @@ void Studio::handle_fail(const std::shared_ptr<WorkerSession>& session,
                                         {"worker_id", session->worker_id_},
                                         {"retryable", failure.retryable},
                                         {"error", failure.error}});
+    // Retried elsewhere first: a worker that just failed this job (a broken box, a program gone)
+    // is not offered it again for a while, so it cannot use up every attempt in a second while
+    // a healthy worker sits idle.
+    if (failure.retryable && config_.fail_hold_off.count() > 0) {
+      scheduler_.exclude(session->worker_id_, failure.job_id, steady_now() + config_.fail_hold_off);
+    }
     release(failure.job_id, failure.error, {store::AttemptOutcome::Failed, failure.error}, true,
             !failure.retryable, [self = shared_from_this(), session, job_id = failure.job_id] {
               self->send(session, proto::FailAck{job_id});

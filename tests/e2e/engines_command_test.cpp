@@ -140,6 +140,11 @@ TEST_F(EnginesCommand, ConfigPathWinsOverTheEnvironmentAndPathIsSearchedLast) {
   EXPECT_THAT(line_of(broken.out, "llama-cpp"),
               HasSubstr("llama-server is configured as /nonexistent/llama-server but that is not "
                         "an executable file"));
+  // The doctor counts a named-but-broken program as a failure (a typo leaves the fleet member
+  // without the engine), not as an engine this machine simply lacks.
+  auto doctor = run("", "engines doctor");
+  EXPECT_EQ(doctor.exit_code, 1) << doctor.all();
+  EXPECT_THAT(doctor.out, HasSubstr("/nonexistent/llama-server"));
 }
 
 TEST_F(EnginesCommand, SyntheticSwitchedOffInConfigIsListedAndNotRunByTheDoctor) {

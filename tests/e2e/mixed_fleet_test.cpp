@@ -47,8 +47,8 @@ std::string submit(const Studio& studio, const std::string& model_id, json task)
 TEST(MixedFleet, EveryJobEndsDoneOnAWorkerThatHasItsEngine) {
   SW_REQUIRE_TEST_MODELS(models);
   // The real llama-server when the machine has one, else the fake runner: routing is the subject.
-  auto real = sw::engines::locate_program(std::nullopt, "STUDIO_WORKER_LLAMA_SERVER",
-                                          "llama-server");
+  auto real =
+      sw::engines::locate_program(std::nullopt, "STUDIO_WORKER_LLAMA_SERVER", "llama-server");
   const std::string llama_server = real ? real->string() : std::string(SW_FAKE_RUNNER_BIN);
   std::printf("mixed fleet: llama-server = %s\n", llama_server.c_str());
 
@@ -84,16 +84,17 @@ TEST(MixedFleet, EveryJobEndsDoneOnAWorkerThatHasItsEngine) {
   for (int i = 0; i < 3; ++i) {
     tts_jobs.push_back(
         submit(studio, "espeak-en", {{"kind", "audio_tts"}, {"text", "hello from a mixed fleet"}}));
-    synthetic_jobs.push_back(submit(
-        studio, "synth-image", {{"kind", "image"}, {"prompt", "a fox"}, {"width", 64}, {"height", 64}}));
+    synthetic_jobs.push_back(
+        submit(studio, "synth-image",
+               {{"kind", "image"}, {"prompt", "a fox"}, {"width", 64}, {"height", 64}}));
     synthetic_jobs.push_back(submit(studio, "synth-video",
                                     {{"kind", "video"},
                                      {"prompt", "a dragon"},
                                      {"seconds", 1},
                                      {"width", 64},
                                      {"height", 64}}));
-    synthetic_jobs.push_back(
-        submit(studio, "synth-stt", {{"kind", "audio_stt"}, {"inputUrl", "https://example.com/a.wav"}}));
+    synthetic_jobs.push_back(submit(
+        studio, "synth-stt", {{"kind", "audio_stt"}, {"inputUrl", "https://example.com/a.wav"}}));
   }
   const std::string sd_job =
       submit(studio, "sd-turbo", {{"kind", "image"}, {"prompt", "a lighthouse"}});
@@ -103,21 +104,28 @@ TEST(MixedFleet, EveryJobEndsDoneOnAWorkerThatHasItsEngine) {
   const auto models_root = [&](const std::string& name) {
     return "models_root = '" + (dir.path() / name / "models").string() + "'\n";
   };
-  const EnvChanges no_llama = {{"STUDIO_WORKER_LLAMA_SERVER", std::nullopt}};
+  // Only what the test names: no runner from the environment (CI exports real ones for all).
+  const EnvChanges no_runners = {{"STUDIO_WORKER_LLAMA_SERVER", std::nullopt},
+                                 {"STUDIO_WORKER_WHISPER_SERVER", std::nullopt},
+                                 {"STUDIO_WORKER_SD_CLI", std::nullopt},
+                                 {"STUDIO_WORKER_SD_SERVER", std::nullopt}};
+  EnvChanges only_llama = no_runners;
+  only_llama[0].second = llama_server;
   Worker speech(dir.path() / "speech", studio.url(), 0,
-                models_root("speech") + "[engines]\nsynthetic = false\n", {}, no_llama);
+                models_root("speech") + "[engines]\nsynthetic = false\n", {}, no_runners);
   const std::string speech_id = studio.approve_next();
   ASSERT_TRUE(speech.wait_session("connected")) << speech.log();
-  Worker plain(dir.path() / "plain", studio.url(), 0, models_root("plain"), {}, no_llama);
+  Worker plain(dir.path() / "plain", studio.url(), 0, models_root("plain"), {}, no_runners);
   const std::string plain_id = studio.approve_next();
   ASSERT_TRUE(plain.wait_session("connected")) << plain.log();
-  Worker llama(dir.path() / "llama", studio.url(), 0, models_root("llama"), {},
-               {{"STUDIO_WORKER_LLAMA_SERVER", llama_server}});
+  Worker llama(dir.path() / "llama", studio.url(), 0, models_root("llama"), {}, only_llama);
   const std::string llama_id = studio.approve_next();
   ASSERT_TRUE(llama.wait_session("connected")) << llama.log();
 
-  auto all_logs = [&] { return "\n--- speech\n" + speech.log() + "\n--- plain\n" + plain.log() +
-                               "\n--- llama\n" + llama.log(); };
+  auto all_logs = [&] {
+    return "\n--- speech\n" + speech.log() + "\n--- plain\n" + plain.log() + "\n--- llama\n" +
+           llama.log();
+  };
   auto expect_done_on = [&](const std::vector<std::string>& jobs, const std::set<std::string>& on) {
     for (const auto& id : jobs) {
       ASSERT_TRUE(studio.wait_status(id, "done", 120s)) << studio.job(id).dump() << all_logs();

@@ -90,7 +90,8 @@ TEST(ModelsFetch, TwoProcessesFetchingTheSameFileDownloadItOnce) {
   // that file in /proc/locks) or has asked for the file itself (the lock did not hold it).
   Child a = start(args);
   ASSERT_TRUE(eventually([&] { return server.request_count("/tiny.gguf") == 1; }));
-  const fs::path download_lock = dir.path() / "models" / "tiny_model" / "tiny.gguf.download.lock";
+  const fs::path download_lock =
+      dir.path() / "models" / "by-model" / "tiny_model" / "tiny.gguf.download.lock";
   struct stat lock_stat {};
   ASSERT_EQ(::stat(download_lock.c_str(), &lock_stat), 0) << "the first process holds no lock";
   Child b = start(args);

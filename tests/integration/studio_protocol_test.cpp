@@ -13,6 +13,8 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/write.hpp>
 
+#include <tuple>
+
 #include "common/sha256.h"
 #include "proto/codec.h"
 #include "support/studio_harness.h"
@@ -30,6 +32,7 @@ studio::StudioConfig test_config(const std::filesystem::path& dir) {
   config.session_silence_timeout = 30s;
   config.sweep_interval = 1s;
   config.reject_hold_off = 1h;  // deterministic: a rejecting worker gets nothing more
+  config.fail_hold_off = 0ms;   // a failed job may go straight back (tests that need it set it)
   config.claim_grace = 150ms;   // a vanished holder's job comes back quickly
   return config;
 }
@@ -509,6 +512,31 @@ TEST_F(StudioProtocolTest, FailIsRequeuedWhenRetryableAndTerminalWhenNot) {
   ASSERT_TRUE(ack && std::holds_alternative<proto::FailAck>(*ack));
   EXPECT_EQ(studio().job_status(retryable), "failed");
   EXPECT_EQ(studio().job_field(retryable, "error"), "prompt longer than the context");
+}
+
+// A worker that fails a job (retryable) is not offered it again while the hold lasts; another
+// worker is. Without the hold a broken box takes the job back at once, every time.
+TEST_F(StudioProtocolTest, AJobFailedByOneWorkerGoesToAnotherNotBackToTheSameOne) {
+  auto config = test_config(dir_.path());
+  config.fail_hold_off = 1h;
+  restart(std::move(config));
+  const auto broken = register_worker(studio(), "install-fh1");
+  auto broken_client = connect_worker(studio(), broken);
+  const auto job = studio().create_job(llm_job("synth-llm", "x"));
+  auto offered = expect_offer(*broken_client);
+  ASSERT_TRUE(offered);
+  broken_client->send(proto::Accept{job});
+  broken_client->send(proto::Fail{job, "cannot start llama-server", true});
+  auto ack = broken_client->next_non_ack();
+  ASSERT_TRUE(ack && std::holds_alternative<proto::FailAck>(*ack));
+  // The only worker failed it: the job waits instead of going back to it.
+  EXPECT_TRUE(studio().wait_job_status(job, "queued"));
+  const auto healthy = register_worker(studio(), "install-fh2");
+  auto healthy_client = connect_worker(studio(), healthy);
+  auto again = expect_offer(*healthy_client);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->job_id, job);
+  EXPECT_EQ(studio().job_attempts(job), 1);
 }
 
 TEST_F(StudioProtocolTest, ACompletionForAJobNotHeldIsAProtocolViolation) {
@@ -1080,6 +1108,36 @@ TEST_F(StudioProtocolTest, InvalidJobsAre400sNamingTheFieldAndStoreNothing) {
     EXPECT_NE(reply.body.find(message), std::string::npos) << body << " → " << reply.body;
   }
   EXPECT_EQ(parse(studio().admin("GET", "/api/v1/jobs").body).at("jobs"), json::array());
+}
+
+// A model no worker could ever run (an unknown engine, an engine that does not serve its kind)
+// is refused when it is registered, naming why, instead of queueing jobs that wait forever.
+TEST_F(StudioProtocolTest, ModelsWhoseEngineCannotServeTheirKindAreRefused) {
+  const std::vector<std::tuple<std::string, std::string, std::string>> cases = {
+      {"image", "llama-cpp", "source.engine: llama-cpp does not serve image tasks"},
+      {"llm", "llama.cpp", "source.engine: unknown engine \"llama.cpp\""},
+      {"audio_tts", "whisper-cpp", "source.engine: whisper-cpp does not serve audio_tts tasks"},
+      {"audio_stt", "parakeet", "source.engine: parakeet does not serve audio_stt tasks"},
+  };
+  for (const auto& [kind, engine, message] : cases) {
+    const json body = {{"id", "m-" + kind},
+                       {"kind", kind},
+                       {"source",
+                        {{"engine", engine},
+                         {"files", json::array()},
+                         {"cliDefaults", {{"cfgScale", 0}, {"steps", 0}, {"width", 0}, {"height", 0}}}}}};
+    const auto reply = studio().admin("POST", "/api/v1/models", body.dump());
+    EXPECT_EQ(reply.status, 400) << reply.body;
+    EXPECT_NE(parse(reply.body).value("message", "").find(message), std::string::npos)
+        << reply.body;
+  }
+  const json ok = {{"id", "espeak"},
+                   {"kind", "audio_tts"},
+                   {"source",
+                    {{"engine", "espeak-ng"},
+                     {"files", json::array()},
+                     {"cliDefaults", {{"cfgScale", 0}, {"steps", 0}, {"width", 0}, {"height", 0}}}}}};
+  EXPECT_EQ(studio().admin("POST", "/api/v1/models", ok.dump()).status, 201);
 }
 
 TEST_F(StudioProtocolTest, OversizeBodiesAreRefusedBeforeBuffering) {

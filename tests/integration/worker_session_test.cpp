@@ -468,6 +468,50 @@ TEST(WorkerSession, AnOfferForAnEngineTheWorkerLacksIsRejectedNamingItNotFailed)
   EXPECT_EQ((*complete)["jobId"], "job-2");
 }
 
+// A runner program that disappears after start (an operator upgrading llama.cpp, a cleaned
+// cache) must not turn this worker into a sink that fails every llama job: the next offer is
+// rejected before accept, naming the engine, and the heartbeats stop advertising it.
+TEST(WorkerSession, ARunnerProgramRemovedAfterStartIsNoLongerAdvertisedAndItsOffersAreRejected) {
+  ScriptedStudio studio;
+  sw::testing::TempDir dir;
+  const auto program = dir.path() / "llama-server";
+  std::filesystem::copy_file(SW_FAKE_RUNNER_BIN, program);
+  auto config = registered_config(studio.url());
+  config.models_root = (dir.path() / "models").string();
+  config.llama_server_path = program.string();
+  WorkerHarness worker(dir.path(), config);
+  auto hello = studio.next_of_type("hello");
+  ASSERT_TRUE(hello);
+  ASSERT_TRUE(lists((*hello)["capabilities"], "llm", "llama-cpp:*")) << hello->dump();
+  studio.send_text(kWelcome);
+  ASSERT_TRUE(worker.wait_session("connected"));
+
+  std::filesystem::remove(program);
+  const json llama = {{"engine", "llama-cpp"},
+                      {"files",
+                       {{{"role", "model"},
+                         {"url", "https://models.invalid/qwen.gguf"},
+                         {"filename", "qwen.gguf"}}}},
+                      {"cliDefaults", no_defaults()}};
+  studio.send_text(offer("job-gone", "qwen", chat_task("hi"), llama));
+  auto reject = next_job_frame(studio);
+  ASSERT_TRUE(reject);
+  EXPECT_EQ(reject->at("type"), "reject") << reject->dump();
+  EXPECT_EQ(reject->at("jobId"), "job-gone");
+  EXPECT_THAT(reject->at("reason").get<std::string>(), HasSubstr("`llama-cpp`"));
+  EXPECT_THAT(reject->at("reason").get<std::string>(), HasSubstr(program.string()));
+  EXPECT_FALSE(reject->contains("code"));
+
+  // Within a few heartbeats the advertisement drops llama-cpp (the scan runs off the loop).
+  bool dropped = false;
+  for (int i = 0; i < 50 && !dropped; ++i) {
+    auto beat = studio.next_of_type("heartbeat");
+    ASSERT_TRUE(beat);
+    dropped = !lists(beat->at("capabilities"), "llm", "llama-cpp:*");
+  }
+  EXPECT_TRUE(dropped) << "heartbeats still advertise llama-cpp:*";
+}
+
 TEST(WorkerSession, WithTheSyntheticEngineOffOnlyTheRealEnginesKindsAreAdvertised) {
   ScriptedStudio studio;
   sw::testing::TempDir dir;

@@ -22,6 +22,7 @@ class LlamaEngine final : public Engine {
 
   std::string_view name() const override { return "llama-cpp"; }
   Capabilities capabilities() const override;
+  std::optional<std::string> unavailable() const override { return program_unavailable(server_); }
   Result<TaskResult> dispatch(const DispatchRequest& request) override;
   std::optional<std::string> admission_refusal(const DispatchRequest& request,
                                                double estimate_gib) override;

@@ -234,7 +234,9 @@ ChildProcess::~ChildProcess() {
   if (state_->process) state_->process->detach();  // reaped by the waiter already
 }
 
-int ChildProcess::pid() const { return state_->pid; }
+int ChildProcess::pid() const {
+  return state_->pid;
+}
 
 bool ChildProcess::running() const {
   std::lock_guard lock(state_->mutex);
@@ -289,13 +291,13 @@ Result<ProgramLocation> find_program(const std::optional<std::string>& configure
   };
   if (configured && !configured->empty()) {
     if (usable(*configured)) return ProgramLocation{*configured, Via::Config};
-    return fail(Error::not_found("{} is configured as {} but that is not an executable file", name,
-                                 *configured));
+    return fail(Error::invalid_argument("{} is configured as {} but that is not an executable file",
+                                        name, *configured));
   }
   if (const char* from_env = std::getenv(env_var); from_env != nullptr && *from_env != '\0') {
     if (usable(from_env)) return ProgramLocation{from_env, Via::Environment};
-    return fail(Error::not_found("{} is set to {} but that is not an executable file", env_var,
-                                 from_env));
+    return fail(Error::invalid_argument("{} is set to {} but that is not an executable file",
+                                        env_var, from_env));
   }
   if (const char* path = std::getenv("PATH"); path != nullptr) {
     std::string_view rest(path);

@@ -71,7 +71,8 @@ std::string_view to_string(ProgramLocation::Via via);  // "config", "environment
 
 // The program to run for a runner: the configured path when set, else $`env_var`, else `name` on
 // PATH; a configured or environment path that is not an executable file is an error, not a reason
-// to look further. NotFound names where it looked and what to install.
+// to look further (InvalidArgument: the operator named a program that is not there, a typo to
+// report loudly); NotFound names where it looked and what to install.
 Result<ProgramLocation> find_program(const std::optional<std::string>& configured,
                                      const char* env_var, std::string_view name);
 // find_program's path alone.

@@ -48,6 +48,10 @@ class SdCppEngine final : public Engine {
 
   std::string_view name() const override { return "sd-cpp"; }
   Capabilities capabilities() const override;
+  // The program this engine runs jobs with (sd-server when resident, else sd-cli) is gone.
+  std::optional<std::string> unavailable() const override {
+    return program_unavailable(resident() ? *programs_.server : *programs_.cli);
+  }
   Result<TaskResult> dispatch(const DispatchRequest& request) override;
   // Resident mode only: the pool's refusal for this model's runner (its files' size on disk when
   // cached, else the offer's estimate). Per-job mode has no memory admission (as the reference).

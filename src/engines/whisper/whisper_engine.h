@@ -21,6 +21,7 @@ class WhisperEngine final : public Engine {
 
   std::string_view name() const override { return "whisper-cpp"; }
   Capabilities capabilities() const override;
+  std::optional<std::string> unavailable() const override { return program_unavailable(server_); }
   Result<TaskResult> dispatch(const DispatchRequest& request) override;
 
  private:
