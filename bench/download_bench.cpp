@@ -102,7 +102,9 @@ BENCHMARK(BM_Sha256)->Unit(benchmark::kMillisecond)->Repetitions(5)->ReportAggre
 
 int main(int argc, char** argv) {
   constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
-  sw::bench::add_figure("BM_Download1GiB", "bytes", "models.download_verify_1gib", "GiB/s", kGiB);
+  // targets.md: model download + sha256 verification from a loopback server ≥ 1 GiB/s.
+  sw::bench::add_figure("BM_Download1GiB", "bytes", "models.download_verify_1gib", "GiB/s", kGiB,
+                        1.0);
   sw::bench::add_figure("BM_Download1GiBTmpfs", "bytes", "models.download_verify_1gib_tmpfs",
                         "GiB/s", kGiB);
   sw::bench::add_figure("BM_Sha256", "bytes", "sha256.openssl_evp", "GiB/s", kGiB);

@@ -17,8 +17,10 @@
 //                                  completeJson with the first token read by the studio
 //   worker_llama_runner_starts     distinct llama-server processes seen across all the jobs
 //                                  (1 = no reload after the first job)
-// Prints `<name>: <value> <unit>` lines (SKIPPED lines for what it cannot run).
-// Run: build/ci/bench/worker_bench
+// Prints `<name>: <value> <unit>` lines (SKIPPED lines for what it cannot run). A failed run
+// exits 1; --check compares with targets.md (start → hello ≤ 50 ms, idle RSS ≤ 15 MiB, offer →
+// accept p99 ≤ 1 ms) and exits 2 on a miss (a MISS line each).
+// Run: build/ci/bench/worker_bench [--check]
 
 #include <signal.h>
 #include <sys/wait.h>
@@ -30,6 +32,7 @@
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <string_view>
 #include <thread>
 
 #include <set>
@@ -218,7 +221,15 @@ bool bench_llama(const std::filesystem::path& worker_config_dir, const std::stri
 
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
+  const bool check = argc > 1 && std::string_view(argv[1]) == "--check";
+  int misses = 0;
+  auto target = [&](const char* name, double value, double limit, const char* unit) {
+    if (value > limit) {
+      std::printf("MISS: %s %.3f > %.3f %s (targets.md)\n", name, value, limit, unit);
+      ++misses;
+    }
+  };
   sw::testing::ScriptedStudio studio;
   sw::testing::TempDir dir;
   const auto config_path = dir.path() / "config.toml";
@@ -245,12 +256,15 @@ int main() {
     starts.push_back(std::chrono::duration<double, std::milli>(end - begin).count());
   }
   std::printf("worker_start_to_hello_ms: %.2f ms\n", percentile(starts, 0.5));
+  target("worker_start_to_hello_ms", percentile(starts, 0.5), 50, "ms");
 
   const pid_t pid = start_worker(config_path);
   if (!studio.next_of_type("hello", 10s)) return 1;
   studio.send_text(welcome);
   std::this_thread::sleep_for(3s);  // connected and idle: heartbeats only
-  std::printf("worker_idle_rss_mib: %.1f MiB\n", rss_mib(pid));
+  const double idle_rss = rss_mib(pid);
+  std::printf("worker_idle_rss_mib: %.1f MiB\n", idle_rss);
+  target("worker_idle_rss_mib", idle_rss, 15, "MiB");
   std::vector<double> latencies;
   for (int n = 0; n < 500; ++n) {
     const auto begin = Clock::now();
@@ -269,6 +283,8 @@ int main() {
   }
   std::printf("worker_offer_to_accept_p50_ms: %.3f ms\n", percentile(latencies, 0.5));
   std::printf("worker_offer_to_accept_p99_ms: %.3f ms\n", percentile(latencies, 0.99));
+  target("worker_offer_to_accept_p99_ms", percentile(latencies, 0.99), 1, "ms");
   stop_worker(pid);
-  return bench_llama(dir.path(), welcome) ? 0 : 1;
+  if (!bench_llama(dir.path(), welcome)) return 1;
+  return check && misses > 0 ? 2 : 0;
 }
