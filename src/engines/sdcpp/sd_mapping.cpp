@@ -44,6 +44,25 @@ std::string prompt_with_loras(const std::string& prompt,
   return out;
 }
 
+namespace {
+// The model-file flags, the same for sd-cli and sd-server (one option table upstream).
+void add_model_files(std::vector<std::string>& args, const SdModelFiles& files) {
+  auto add = [&](const char* flag, const std::filesystem::path& path) {
+    args.emplace_back(flag);
+    args.push_back(path.string());
+  };
+  if (files.diffusion_model) {
+    add("--diffusion-model", *files.diffusion_model);
+  } else if (files.full_model) {
+    add("--model", *files.full_model);
+  }
+  if (files.vae) add("--vae", *files.vae);
+  if (files.text_encoder) add("--llm", *files.text_encoder);
+  if (files.text_encoder_vision) add("--llm_vision", *files.text_encoder_vision);
+  if (!files.loras.empty()) add("--lora-model-dir", files.loras.front().parent_path());
+}
+}  // namespace
+
 std::vector<std::string> cli_args(const proto::ImageParams& task,
                                   const proto::ModelCliDefaults& defaults,
                                   const SdModelFiles& files, const SdJobInputs& inputs,
@@ -53,15 +72,7 @@ std::vector<std::string> cli_args(const proto::ImageParams& task,
     args.push_back(std::move(flag));
     args.push_back(std::move(value));
   };
-  if (files.diffusion_model) {
-    add("--diffusion-model", files.diffusion_model->string());
-  } else if (files.full_model) {
-    add("--model", files.full_model->string());
-  }
-  if (files.vae) add("--vae", files.vae->string());
-  if (files.text_encoder) add("--llm", files.text_encoder->string());
-  if (files.text_encoder_vision) add("--llm_vision", files.text_encoder_vision->string());
-  if (!files.loras.empty()) add("--lora-model-dir", files.loras.front().parent_path().string());
+  add_model_files(args, files);
   add("-p", prompt_with_loras(task.prompt, files.loras));
   if (task.negative_prompt && !task.negative_prompt->empty()) {
     add("--negative-prompt", *task.negative_prompt);
@@ -96,15 +107,7 @@ std::vector<std::string> server_args(const SdModelFiles& files,
     args.push_back(std::move(flag));
     args.push_back(std::move(value));
   };
-  if (files.diffusion_model) {
-    add("--diffusion-model", files.diffusion_model->string());
-  } else if (files.full_model) {
-    add("--model", files.full_model->string());
-  }
-  if (files.vae) add("--vae", files.vae->string());
-  if (files.text_encoder) add("--llm", files.text_encoder->string());
-  if (files.text_encoder_vision) add("--llm_vision", files.text_encoder_vision->string());
-  if (!files.loras.empty()) add("--lora-model-dir", files.loras.front().parent_path().string());
+  add_model_files(args, files);
   if (defaults.flow_shift) add("--flow-shift", number(*defaults.flow_shift));
   if (defaults.zero_cond_t.value_or(false)) args.emplace_back("--qwen-image-zero-cond-t");
   if (defaults.offload_to_cpu.value_or(false)) args.emplace_back("--offload-to-cpu");
