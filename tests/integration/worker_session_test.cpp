@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 
 #include "common/file_io.h"
 #include "common/sha256.h"
@@ -84,13 +85,15 @@ std::string offer(const std::string& job_id, const std::string& model, const jso
 }
 
 // The next frame about a job (accept, reject, fail, completeJson, …): heartbeats and log batches
-// are skipped.
+// are skipped. Bounded by time, not by a count of frames: heartbeats come every 100 ms, and a
+// runner start under a sanitizer on two busy cores can outlast any fixed number of them.
 std::optional<json> next_job_frame(ScriptedStudio& studio) {
-  for (int i = 0; i < 200; ++i) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(90);
+  while (std::chrono::steady_clock::now() < deadline) {
     auto frame = studio.next_frame();
     if (!frame) return std::nullopt;
     auto parsed = json::parse(frame->text);
-    if (parsed["type"] != "heartbeat" && parsed["type"] != "logBatch") return parsed;
+    if (parsed.at("type") != "heartbeat" && parsed.at("type") != "logBatch") return parsed;
   }
   return std::nullopt;
 }
