@@ -6,8 +6,8 @@
 #
 # Every real engine the machine has does real work: espeak-ng (linked into the worker) speaks the
 # TTS job; llama-server makes the llm job a real generation and whisper-server transcribes the STT
-# job, each on a tiny real model from the shared test models (STUDIO_WORKER_TEST_MODELS, or the
-# `shared/models` folder beside the checkout) that the worker downloads from a loopback file
+# job, each on a tiny real model from the folder STUDIO_WORKER_TEST_MODELS names, that the worker
+# downloads from a loopback file
 # server, as it would from a model host. The servers are found like the worker finds them
 # (STUDIO_WORKER_LLAMA_SERVER / STUDIO_WORKER_WHISPER_SERVER, PATH) or in the cache that
 # scripts/setup-engines.sh fills; `--real-engines` runs that script first, which downloads
@@ -56,10 +56,8 @@ wait_for() {
 }
 
 echo "== real engines on this machine"
-if [ -z "${STUDIO_WORKER_TEST_MODELS:-}" ] && [ -d "$ROOT/../shared/models" ]; then
-  STUDIO_WORKER_TEST_MODELS="$(cd "$ROOT/../shared/models" && pwd)"
-  export STUDIO_WORKER_TEST_MODELS
-fi
+# The tiny real models come only from STUDIO_WORKER_TEST_MODELS (as for the tests); without it
+# the llm and stt jobs run on the synthetic engine and their lines say so.
 MODELS="${STUDIO_WORKER_TEST_MODELS:-}"
 setup_args=(--env-file "$OUT/engines.env")
 [ "$PROVISION" = 1 ] || setup_args+=(--offline)
