@@ -42,26 +42,9 @@ int main(int argc, char** argv) {
     return 1;
   }
   nlohmann::json log = {{"argv", args}, {"inputs", nlohmann::json::object()}};
-  const auto model = parsed.value({"-m", "--model"});
-  const auto diffusion = parsed.value({"--diffusion-model"});
-  if (!model && !diffusion) {
-    std::fprintf(stderr,
-                 "error: the following arguments are required: model_path/diffusion_model\n");
+  if (auto problem = sw::testing::check_model_files(parsed, "fake-sd-cli")) {
+    std::fprintf(stderr, "%s\n", problem->c_str());
     return 1;
-  }
-  const std::pair<std::string_view, std::string_view> model_flags[] = {
-      {"-m", "--model"},
-      {"--diffusion-model", "--diffusion-model"},
-      {"--vae", "--vae"},
-      {"--llm", "--llm"},
-      {"--llm_vision", "--llm_vision"}};
-  for (const auto& [short_name, long_name] : model_flags) {
-    if (auto path = parsed.value({short_name, long_name});
-        path && !std::filesystem::is_regular_file(*path)) {
-      std::fprintf(stderr, "%s: cannot open %s\nnew_sd_ctx_t failed\n", "fake-sd-cli",
-                   path->c_str());
-      return 1;
-    }
   }
   struct ImageFlag {
     const char* key;

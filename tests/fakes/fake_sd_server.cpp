@@ -249,27 +249,9 @@ int main(int argc, char** argv) {
     return 1;
   }
   record("sd-server-" + std::to_string(::getpid()) + ".argv.json", {{"argv", args}});
-  const auto model = parsed.value({"-m", "--model"});
-  const auto diffusion = parsed.value({"--diffusion-model"});
-  if (!model && !diffusion) {
-    std::fprintf(stderr,
-                 "error: the following arguments are required: model_path/diffusion_model\n");
+  if (auto problem = sw::testing::check_model_files(parsed, "fake-sd-server")) {
+    std::fprintf(stderr, "%s\n", problem->c_str());
     return 1;
-  }
-  // new_sd_ctx: every model file must load.
-  const std::pair<std::string_view, std::string_view> model_flags[] = {
-      {"-m", "--model"},
-      {"--diffusion-model", "--diffusion-model"},
-      {"--vae", "--vae"},
-      {"--llm", "--llm"},
-      {"--llm_vision", "--llm_vision"}};
-  for (const auto& [short_name, long_name] : model_flags) {
-    if (auto path = parsed.value({short_name, long_name});
-        path && !std::filesystem::is_regular_file(*path)) {
-      std::fprintf(stderr, "%s: cannot open %s\nnew_sd_ctx_t failed\n", "fake-sd-server",
-                   path->c_str());
-      return 1;
-    }
   }
   if (const char* refuse = std::getenv("SW_FAKE_SD_FAIL_START"); refuse != nullptr) {
     std::fprintf(stderr, "%s\nnew_sd_ctx_t failed\n", refuse);
@@ -280,7 +262,9 @@ int main(int argc, char** argv) {
   }
   const std::string ip = parsed.value({"-l", "--listen-ip"}).value_or("127.0.0.1");
   const int port = std::stoi(parsed.value({"--listen-port"}).value_or("1234"));
-  FakeSdServer server(model ? *model : *diffusion, parsed.value({"--lora-model-dir"}).value_or(""),
+  // check_model_files made sure one of the two is there.
+  const auto model = parsed.value({"-m", "--model"});
+  FakeSdServer server(model ? *model : *parsed.value({"--diffusion-model"}), parsed.value({"--lora-model-dir"}).value_or(""),
                       std::stoi(parsed.value({"--steps"}).value_or("20")),
                       std::stof(parsed.value({"--cfg-scale"}).value_or("7.0")));
   server.requests_log_ = "sd-server-" + std::to_string(::getpid()) + ".requests.jsonl";

@@ -89,4 +89,23 @@ std::filesystem::path sdcpp_options_dir() {
   return SW_SDCPP_OPTIONS_DIR;
 }
 
+std::optional<std::string> check_model_files(const ParsedArgs& parsed, std::string_view program) {
+  if (!parsed.value({"-m", "--model"}) && !parsed.value({"--diffusion-model"})) {
+    return "error: the following arguments are required: model_path/diffusion_model";
+  }
+  const std::pair<std::string_view, std::string_view> model_flags[] = {
+      {"-m", "--model"},
+      {"--diffusion-model", "--diffusion-model"},
+      {"--vae", "--vae"},
+      {"--llm", "--llm"},
+      {"--llm_vision", "--llm_vision"}};
+  for (const auto& [short_name, long_name] : model_flags) {
+    if (auto path = parsed.value({short_name, long_name});
+        path && !std::filesystem::is_regular_file(*path)) {
+      return std::string(program) + ": cannot open " + *path + "\nnew_sd_ctx_t failed";
+    }
+  }
+  return std::nullopt;
+}
+
 }  // namespace sw::testing

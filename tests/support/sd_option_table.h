@@ -39,6 +39,11 @@ struct ParsedArgs {
 };
 ParsedArgs parse_with_table(const OptionTable& table, const std::vector<std::string>& args);
 
+// What both upstream programs do before anything else (new_sd_ctx): a model or diffusion model
+// must be named, and every model file named must open. nullopt when they do, else the error
+// lines upstream prints (`program` names the fake in them).
+std::optional<std::string> check_model_files(const ParsedArgs& parsed, std::string_view program);
+
 // The fixture directory (compile definition SW_SDCPP_OPTIONS_DIR).
 std::filesystem::path sdcpp_options_dir();
 
