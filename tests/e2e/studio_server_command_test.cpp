@@ -5,6 +5,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <nlohmann/json.hpp>
@@ -47,16 +48,25 @@ class ServerProcess {
   explicit ServerProcess(const std::filesystem::path& data_dir) {
     int out[2];
     EXPECT_EQ(::pipe(out), 0);
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      ::dup2(out[1], STDOUT_FILENO);
-      ::close(out[0]);
-      const std::string dir = "--data-dir=" + data_dir.string();
-      ::setenv("STUDIO_WORKER_LOG", "warn", 1);
-      ::execl(SW_STUDIO_SERVER_BIN, SW_STUDIO_SERVER_BIN, "serve", "--listen", "127.0.0.1:0",
-              dir.c_str(), static_cast<char*>(nullptr));
-      ::_exit(127);
+    // posix_spawn: a forked child of this threaded test must not allocate before exec.
+    std::vector<std::string> env_entries = {"STUDIO_WORKER_LOG=warn"};
+    for (char** entry = ::environ; entry != nullptr && *entry != nullptr; ++entry) {
+      if (std::string_view(*entry).rfind("STUDIO_WORKER_LOG=", 0) != 0) env_entries.emplace_back(*entry);
     }
+    std::vector<char*> envp;
+    for (auto& entry : env_entries) envp.push_back(entry.data());
+    envp.push_back(nullptr);
+    std::vector<std::string> args = {SW_STUDIO_SERVER_BIN, "serve", "--listen", "127.0.0.1:0",
+                                     "--data-dir=" + data_dir.string()};
+    std::vector<char*> argv;
+    for (auto& arg : args) argv.push_back(arg.data());
+    argv.push_back(nullptr);
+    posix_spawn_file_actions_t actions;
+    ::posix_spawn_file_actions_init(&actions);
+    ::posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
+    ::posix_spawn_file_actions_addclose(&actions, out[0]);
+    EXPECT_EQ(::posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), envp.data()), 0);
+    ::posix_spawn_file_actions_destroy(&actions);
     ::close(out[1]);
     stdout_ = ::fdopen(out[0], "r");
     std::array<char, 1024> line{};

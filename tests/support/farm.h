@@ -7,11 +7,13 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -46,29 +48,40 @@ bool eventually(Check check, std::chrono::milliseconds timeout = 20s) {
 // Environment changes for one child: a value sets the variable, nullopt removes it.
 using EnvChanges = std::vector<std::pair<std::string, std::optional<std::string>>>;
 
+// posix_spawn, not fork: a test process has threads (loopback servers, clients), and a forked
+// child of a threaded process must not allocate or take locks before exec (under ASan that hung).
 inline pid_t spawn(const std::vector<std::string>& argv, const std::filesystem::path& log,
                    const EnvChanges& env = {}) {
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
-    ::dup2(fd, STDOUT_FILENO);
-    ::dup2(fd, STDERR_FILENO);
-    ::setenv("STUDIO_SERVER_ADMIN_TOKEN", kAdmin.c_str(), 1);
-    ::setenv("STUDIO_WORKER_LOG", "info", 1);
-    for (const auto& [name, value] : env) {
-      if (value) {
-        ::setenv(name.c_str(), value->c_str(), 1);
-      } else {
-        ::unsetenv(name.c_str());
-      }
-    }
-    std::vector<char*> args;
-    for (const auto& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
-    args.push_back(nullptr);
-    ::execv(args[0], args.data());
-    ::_exit(127);
+  EnvChanges all = {{"STUDIO_SERVER_ADMIN_TOKEN", kAdmin}, {"STUDIO_WORKER_LOG", "info"}};
+  all.insert(all.end(), env.begin(), env.end());
+  std::map<std::string, std::optional<std::string>> changes(all.begin(), all.end());
+  for (const auto& [name, value] : env) changes[name] = value;  // the caller's word is last
+  std::vector<std::string> entries;
+  for (char** entry = ::environ; entry != nullptr && *entry != nullptr; ++entry) {
+    const std::string text(*entry);
+    if (changes.count(text.substr(0, text.find('='))) == 0) entries.push_back(text);
   }
-  return pid;
+  for (const auto& [name, value] : changes) {
+    if (value) entries.push_back(name + "=" + *value);
+  }
+  std::vector<char*> envp;
+  for (auto& entry : entries) envp.push_back(entry.data());
+  envp.push_back(nullptr);
+  std::vector<std::string> args_copy = argv;
+  std::vector<char*> args;
+  for (auto& arg : args_copy) args.push_back(arg.data());
+  args.push_back(nullptr);
+
+  posix_spawn_file_actions_t actions;
+  ::posix_spawn_file_actions_init(&actions);
+  ::posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log.c_str(),
+                                     O_WRONLY | O_CREAT | O_APPEND, 0600);
+  ::posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
+  pid_t pid = -1;
+  const int rc = ::posix_spawn(&pid, args[0], &actions, nullptr, args.data(), envp.data());
+  ::posix_spawn_file_actions_destroy(&actions);
+  EXPECT_EQ(rc, 0) << "cannot start " << argv[0] << ": " << std::strerror(rc);
+  return rc == 0 ? pid : -1;
 }
 
 inline int stop_process(pid_t& pid, int signal) {

@@ -1,6 +1,3 @@
-// Boost.Process v2 (1.81) is not complete header-only (process_environment's setup lives in its
-// .ipp files): this TU compiles its sources, once, for the whole program.
-#define BOOST_PROCESS_V2_SEPARATE_COMPILATION
 #include "engines/runner/child_process.h"
 
 #include <fcntl.h>
@@ -12,11 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <boost/asio/io_context.hpp>
-#include <boost/process/v2/environment.hpp>
-#include <boost/process/v2/process.hpp>
-#include <boost/process/v2/src.hpp>
-#include <boost/process/v2/stdio.hpp>
+#include <algorithm>
 #include <condition_variable>
 #include <cstdlib>
 #include <cstring>
@@ -29,27 +22,88 @@
 #include "common/log.h"
 
 namespace sw::engines {
-namespace bp = boost::process::v2;
 namespace {
 
 const log::Logger kLog("studio_worker::runner::process");
 constexpr std::size_t kKeptLines = 50;
 constexpr std::chrono::seconds kOutputDrain{1};
 
-// Runs between fork and exec: a process group of its own (so stop() reaches its helpers too), a
-// SIGKILL when the worker dies, and every inherited descriptor above stderr closed at exec (the
-// worker's sockets and locks must not leak into a model server).
-struct ChildHygiene {
+// Everything the child needs, built before the fork: between fork and exec the child of a
+// multithreaded process may make only async-signal-safe calls (fork(2), POSIX). A lock another
+// thread held at the fork (the allocator's, the logger's) stays held for ever in the child, so a
+// malloc there can hang the start. Boost.Process v2 (1.81) allocates there (its launcher copies
+// the io_context's services into a std::vector in notify_fork), which hung runner starts under
+// ASan, whose allocator has no fork handler: hence this launcher, which only makes system calls.
+struct ExecPlan {
+  std::vector<std::string> strings;  // owns argv's and envp's characters
+  std::vector<char*> argv;
+  std::vector<char*> envp;
+  std::string path;
   pid_t parent = 0;
-  template <typename Launcher>
-  bp::error_code on_exec_setup(Launcher&, const bp::filesystem::path&, const char* const*&) {
-    if (::setpgid(0, 0) != 0) return {errno, bp::system_category()};
-    if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) return {errno, bp::system_category()};
-    if (::getppid() != parent) ::_exit(127);  // the worker died before prctl took effect
-    ::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
-    return {};
-  }
+  int stdin_fd = -1;   // /dev/null
+  int output_fd = -1;  // stdout and stderr
 };
+
+// The child's side: a process group of its own (so stop() reaches its helpers too), a SIGKILL when
+// the worker dies, default signal dispositions and mask (ignored signals survive exec), every
+// inherited descriptor above stderr closed at exec (the worker's sockets and locks must not leak
+// into a model server). System calls only.
+// `report_fd` is close-on-exec: EOF tells the parent exec happened, an int is the errno that
+// stopped it.
+[[noreturn]] void report_and_exit(int report_fd, int error) {
+  ssize_t ignored = ::write(report_fd, &error, sizeof error);
+  (void)ignored;
+  ::_exit(127);
+}
+
+[[noreturn]] void exec_child(const ExecPlan& plan, int report_fd) {
+  auto fail_with = [report_fd](int error) { report_and_exit(report_fd, error); };
+  if (::dup2(plan.stdin_fd, STDIN_FILENO) < 0 || ::dup2(plan.output_fd, STDOUT_FILENO) < 0 ||
+      ::dup2(plan.output_fd, STDERR_FILENO) < 0) {
+    fail_with(errno);
+  }
+  if (::setpgid(0, 0) != 0) fail_with(errno);
+  if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) fail_with(errno);
+  if (::getppid() != plan.parent) ::_exit(127);  // the worker died before prctl took effect
+  struct sigaction defaults {};
+  defaults.sa_handler = SIG_DFL;
+  for (int sig = 1; sig < NSIG; ++sig) {
+    if (sig != SIGKILL && sig != SIGSTOP) ::sigaction(sig, &defaults, nullptr);
+  }
+  sigset_t none;
+  ::sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  ::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
+  ::execve(plan.path.c_str(), plan.argv.data(), plan.envp.data());
+  report_and_exit(report_fd, errno);
+}
+
+// Forks and execs `plan`; the child's pid, or the errno that kept it from running the program.
+Result<pid_t> fork_exec(const ExecPlan& plan, const std::string& name) {
+  int report[2];
+  if (::pipe2(report, O_CLOEXEC) != 0) {
+    return fail(Error::io("cannot create a pipe for {}: {}", name, std::strerror(errno)));
+  }
+  UniqueFd report_read(report[0]);
+  UniqueFd report_write(report[1]);
+  const pid_t pid = ::fork();
+  if (pid < 0) return fail(Error::unavailable("cannot fork for {}: {}", name, std::strerror(errno)));
+  if (pid == 0) exec_child(plan, report_write.get());
+  report_write.reset();
+  int child_errno = 0;
+  ssize_t got;
+  do {
+    got = ::read(report_read.get(), &child_errno, sizeof child_errno);
+  } while (got < 0 && errno == EINTR);
+  if (got == 0) return pid;  // the report pipe closed at exec: the program runs
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (got != static_cast<ssize_t>(sizeof child_errno)) {
+    return fail(Error::unavailable("{} did not start (exit status {})", name, status));
+  }
+  return fail(Error::unavailable("{}", std::strerror(child_errno)));
+}
 
 // PR_SET_PDEATHSIG fires when the *thread* that forked exits, not the process. Children are
 // therefore forked from one thread that lives as long as the process, never from a pool thread
@@ -112,8 +166,6 @@ std::string ChildExit::describe() const {
 }
 
 struct ChildProcess::State {
-  boost::asio::io_context io;  // never run: the process handle only needs an executor
-  std::unique_ptr<bp::process> process;
   int pid = 0;
   std::string name;
   std::function<void(std::string_view)> on_line;
@@ -141,36 +193,45 @@ Result<std::unique_ptr<ChildProcess>> ChildProcess::start(ChildSpec spec) {
   }
   UniqueFd read_end(pipe_fds[0]);
   UniqueFd write_end(pipe_fds[1]);
+  UniqueFd dev_null(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  if (!dev_null.valid()) {
+    return fail(Error::io("cannot open /dev/null for {}: {}", state->name, std::strerror(errno)));
+  }
 
-  std::vector<std::string> env_entries;
+  ExecPlan plan;
+  plan.path = spec.executable.string();
+  plan.parent = ::getpid();
+  plan.stdin_fd = dev_null.get();
+  plan.output_fd = write_end.get();
+  plan.strings.push_back(plan.path);
+  for (std::string& arg : spec.args) plan.strings.push_back(std::move(arg));
+  const std::size_t argc = plan.strings.size();
   for (char** entry = ::environ; entry != nullptr && *entry != nullptr; ++entry) {
-    env_entries.emplace_back(*entry);
+    const std::string_view existing(*entry);
+    const bool overridden = std::any_of(
+        spec.extra_env.begin(), spec.extra_env.end(), [&](const std::string& extra) {
+          const auto equals = extra.find('=');
+          return equals != std::string::npos &&
+                 existing.starts_with(std::string_view(extra).substr(0, equals + 1));
+        });
+    if (!overridden) plan.strings.emplace_back(existing);
   }
-  for (const std::string& extra : spec.extra_env) {
-    const auto name = extra.substr(0, extra.find('=') + 1);
-    std::erase_if(env_entries, [&](const std::string& e) { return e.rfind(name, 0) == 0; });
-    env_entries.push_back(extra);
+  for (std::string& extra : spec.extra_env) plan.strings.push_back(std::move(extra));
+  for (std::size_t i = 0; i < plan.strings.size(); ++i) {
+    (i < argc ? plan.argv : plan.envp).push_back(plan.strings[i].data());
   }
+  plan.argv.push_back(nullptr);
+  plan.envp.push_back(nullptr);
 
-  std::string launch_error;
-  const pid_t parent = ::getpid();
-  const int out_fd = write_end.get();
-  State* raw = state.get();
-  SpawnThread::instance().run([&] {
-    try {
-      raw->process = std::make_unique<bp::process>(
-          raw->io, spec.executable, spec.args, bp::process_stdio{nullptr, out_fd, out_fd},
-          bp::process_environment(env_entries), ChildHygiene{parent});
-      raw->pid = raw->process->id();
-    } catch (const std::exception& error) {
-      launch_error = error.what();
-    }
-  });
+  Result<pid_t> launched = fail(Error::internal("not launched"));
+  SpawnThread::instance().run([&] { launched = fork_exec(plan, state->name); });
   write_end.reset();  // the child holds its copy; EOF arrives when it (and its helpers) exit
-  if (!launch_error.empty()) {
+  if (!launched) {
     return fail(Error::unavailable("cannot start {} ({}): {}", state->name,
-                                   spec.executable.string(), launch_error));
+                                   spec.executable.string(), launched.error().message));
   }
+  state->pid = *launched;
+  State* raw = state.get();
   kLog.info("runner.process_started",
             {{"program", state->name}, {"pid", state->pid}, {"path", spec.executable.string()}});
 
@@ -231,7 +292,6 @@ ChildProcess::~ChildProcess() {
   stop();
   if (state_->waiter.joinable()) state_->waiter.join();
   if (state_->reader.joinable()) state_->reader.join();
-  if (state_->process) state_->process->detach();  // reaped by the waiter already
 }
 
 int ChildProcess::pid() const {
