@@ -201,7 +201,7 @@ TEST(ChildProcess, StartsWhileOtherThreadsAllocate) {
     });
   }
   int started = 0;
-  for (int i = 0; i < 100; ++i) {
+  for (int i = 0; i < 50; ++i) {
     ChildSpec spec;
     spec.executable = "/bin/true";
     auto child = ChildProcess::start(std::move(spec));
@@ -212,7 +212,7 @@ TEST(ChildProcess, StartsWhileOtherThreadsAllocate) {
   }
   stop = true;
   for (auto& thread : allocators) thread.join();
-  EXPECT_EQ(started, 100);
+  EXPECT_EQ(started, 50);
 }
 
 // The worker's signal dispositions and its stdin are not the runner's: an ignored signal would
