@@ -11,6 +11,7 @@
 #include <numbers>
 
 #include "common/base64.h"
+#include "common/json_text.h"
 #include "common/log.h"
 #include "engines/build_engine.h"
 #include "engines/runner/runner_pool.h"
@@ -135,7 +136,8 @@ DoctorCheck check_llama(Engine& engine, const EngineReport& report, const fs::pa
   if (!warm) return failed(report.engine, warm.error());
   const auto* llm = std::get_if<LlmResult>(&*warm);
   if (llm == nullptr) return failed(report.engine, Error::internal("not an llm result"));
-  const auto json = nlohmann::json::parse(llm->json.text(), nullptr, false);
+  const auto parsed = parse_json(llm->json.text(), "chat completion");
+  const auto json = parsed ? *parsed : nlohmann::json();
   const std::int64_t tokens =
       json.is_object() ? json.value("/usage/completion_tokens"_json_pointer, std::int64_t{0}) : 0;
   return {report.engine,
@@ -190,7 +192,8 @@ DoctorCheck check_whisper(CompositeEngine& engines, const EngineReport& report,
   if (!warm) return failed(report.engine, warm.error());
   const auto* stt_result = std::get_if<AudioSttResult>(&*warm);
   if (stt_result == nullptr) return failed(report.engine, Error::internal("not a transcript"));
-  const auto json = nlohmann::json::parse(stt_result->json.text(), nullptr, false);
+  const auto parsed = parse_json(stt_result->json.text(), "transcript");
+  const auto json = parsed ? *parsed : nlohmann::json();
   std::string text = json.is_object() ? json.value("text", std::string()) : std::string();
   if (text.size() > 80) text = text.substr(0, 77) + "...";
   text = text.empty() ? std::string("(empty transcript)") : "\"" + text + "\"";

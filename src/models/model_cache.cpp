@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/file_io.h"
+#include "common/json_text.h"
 #include "common/log.h"
 #include "common/sha256.h"
 #include "common/strings.h"
@@ -153,8 +154,9 @@ std::string manifest_text(const fs::path& root, const std::string& model_id,
 std::optional<HeldModel> held_by(const fs::path& root, const fs::path& dir) {
   auto text = read_file(dir / kManifestName, 1 << 20);
   if (!text) return std::nullopt;
-  const auto json = nlohmann::json::parse(*text, nullptr, false);
-  if (!json.is_object()) return std::nullopt;
+  const auto parsed = parse_json(*text, "model manifest");
+  if (!parsed || !parsed->is_object()) return std::nullopt;
+  const auto& json = *parsed;
   const auto id = json.find("id");
   const auto engine = json.find("engine");
   const auto files = json.find("files");

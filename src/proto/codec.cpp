@@ -4,6 +4,8 @@
 #include <nlohmann/json.hpp>
 #include <type_traits>
 
+#include "common/json_text.h"
+
 namespace sw::proto {
 
 // The codec's privileged constructor of RawJson: text it produced itself is already compact.
@@ -16,7 +18,10 @@ namespace {
 using json = nlohmann::json;           // decoding: std::map lookups
 using ojson = nlohmann::ordered_json;  // encoding: keys in protocol order, `type` first
 
-constexpr std::size_t kMaxDepth = 64;
+constexpr std::size_t kMaxDepth = kJsonMaxDepth;
+// Not a wire limit: the transports cap their messages first (HTTP bodies per route, WebSocket
+// read_message_max); this only keeps the codec from being the weakest link.
+constexpr std::size_t kMaxDocumentBytes = std::size_t{1} << 30;
 
 // ---------------------------------------------------------------------------------------------
 // Decoding support
@@ -73,43 +78,13 @@ tl::unexpected<Error> expected(const Path& path, std::string_view what, const js
   return fail(Error::protocol("{}: expected {}, got {}", path.render(), what, json_type(got)));
 }
 
-// Rejects documents nested deeper than kMaxDepth before the parser and the recursive dump see
-// them: a hostile peer must not be able to exhaust the stack.
-bool nesting_within_limit(std::string_view text) {
-  std::size_t depth = 0;
-  bool in_string = false;
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    char c = text[i];
-    if (in_string) {
-      if (c == '\\') {
-        ++i;
-      } else if (c == '"') {
-        in_string = false;
-      }
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '{' || c == '[') {
-      if (++depth > kMaxDepth) return false;
-    } else if ((c == '}' || c == ']') && depth > 0) {
-      --depth;
-    }
-  }
-  return true;
-}
-
+// Every frame and body the codec decodes goes through the common guarded entry point: size and
+// nesting are checked before the parser and the recursive dump see the text, so a hostile peer
+// cannot exhaust the stack.
 Result<json> parse_document(std::string_view text) {
-  if (!nesting_within_limit(text)) {
-    return fail(Error::protocol("document: nested deeper than {} levels", kMaxDepth));
-  }
-  try {
-    return json::parse(text.begin(), text.end());
-  } catch (const json::exception& e) {
-    // Drop nlohmann's "[json.exception.parse_error.101] " prefix; keep the position and reason.
-    std::string_view what = e.what();
-    if (auto close = what.find("] "); close != std::string_view::npos)
-      what.remove_prefix(close + 2);
-    return fail(Error::protocol("document: invalid JSON: {}", what));
-  }
+  auto parsed = parse_json(text, "document", JsonLimits{kMaxDocumentBytes, kMaxDepth});
+  if (!parsed) return fail(Error::protocol("{}", parsed.error().message));
+  return std::move(*parsed);
 }
 
 std::string dump(const json& j) {
@@ -1183,10 +1158,11 @@ RawJson to_raw_json(const Transcript& t) {
 }
 
 bool same_json(std::string_view a, std::string_view b) {
-  auto ja = json::parse(a.begin(), a.end(), nullptr, false);
-  auto jb = json::parse(b.begin(), b.end(), nullptr, false);
-  if (ja.is_discarded() || jb.is_discarded()) return false;
-  return ja == jb;
+  // operator== recurses per nesting level: both sides go through the depth guard first.
+  auto ja = parse_document(a);
+  auto jb = parse_document(b);
+  if (!ja || !jb) return false;
+  return *ja == *jb;
 }
 
 }  // namespace sw::proto

@@ -1,6 +1,7 @@
 #include "studio/json_views.h"
 
 #include "common/clock.h"
+#include "common/json_text.h"
 
 namespace sw::studio {
 
@@ -13,8 +14,8 @@ std::string iso_time(std::int64_t unix_millis) {
 }
 
 nlohmann::json stored_json(const std::string& text) {
-  auto parsed = nlohmann::json::parse(text, nullptr, false);
-  return parsed.is_discarded() ? nlohmann::json() : parsed;
+  auto parsed = parse_json(text, "stored JSON");
+  return parsed ? std::move(*parsed) : nlohmann::json();
 }
 
 nlohmann::json job_json(const store::JobRecord& job,

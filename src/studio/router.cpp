@@ -12,10 +12,11 @@
 #include "common/secrets.h"
 #include "common/sha256.h"
 #include "proto/codec.h"
+#include "proto/mime.h"
 #include "studio/admin.h"
 #include "studio/db_worker.h"
-#include "proto/mime.h"
 #include "studio/json_views.h"
+#include "studio/request_bodies.h"
 #include "studio/studio.h"
 
 namespace sw::studio {
@@ -160,17 +161,6 @@ Matched match_route(const HttpRequest& request) {
   return matched;
 }
 
-// Ids in paths and bodies: printable, no separators, bounded.
-bool valid_id(std::string_view id) {
-  if (id.empty() || id.size() > 200) {
-    return false;
-  }
-  return std::all_of(id.begin(), id.end(), [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '-' || c == '_' || c == '.' ||
-           c == ':';
-  });
-}
-
 HttpResponse invalid(std::string_view code, std::string message) {
   return HttpResponse::error(400, code, message);
 }
@@ -188,52 +178,6 @@ HttpResponse from_error(const Error& error) {
 
 HttpResponse ok_json(const json& body, int status = 200) {
   return HttpResponse::json(status, dump(body));
-}
-
-// Reads a JSON object body; an empty body counts as {} when `empty_ok`.
-Result<json> parse_object(const std::string& body, bool empty_ok) {
-  if (body.empty() && empty_ok) {
-    return json::object();
-  }
-  auto parsed = json::parse(body, nullptr, false);
-  if (parsed.is_discarded()) {
-    return fail(Error::invalid_argument("body: not valid JSON"));
-  }
-  if (!parsed.is_object()) {
-    return fail(Error::invalid_argument("body: must be a JSON object"));
-  }
-  return parsed;
-}
-
-// Typed field access with errors that name the field.
-template <class T>
-Result<std::optional<T>> field(const json& object, const char* name) {
-  const auto it = object.find(name);
-  if (it == object.end() || it->is_null()) {
-    return std::optional<T>();
-  }
-  if constexpr (std::is_same_v<T, std::string>) {
-    if (!it->is_string()) {
-      return fail(Error::invalid_argument("{}: must be a string", name));
-    }
-    return std::optional<T>(it->get<std::string>());
-  } else if constexpr (std::is_same_v<T, bool>) {
-    if (!it->is_boolean()) {
-      return fail(Error::invalid_argument("{}: must be a boolean", name));
-    }
-    return std::optional<T>(it->get<bool>());
-  } else if constexpr (std::is_same_v<T, double>) {
-    if (!it->is_number()) {
-      return fail(Error::invalid_argument("{}: must be a number", name));
-    }
-    return std::optional<T>(it->get<double>());
-  } else {
-    static_assert(std::is_same_v<T, std::int64_t>);
-    if (!it->is_number_integer()) {
-      return fail(Error::invalid_argument("{}: must be an integer", name));
-    }
-    return std::optional<T>(it->get<std::int64_t>());
-  }
 }
 
 bool is_lower_hex64(std::string_view text) {
@@ -726,77 +670,36 @@ class Router : public net::HttpHandler {
   }
 
   Result<store::JobRecord> validate_job(const std::string& text) {
-    auto body = parse_object(text, false);
+    auto body = read_job_body(
+        text,
+        [this](const std::string& id) -> Result<proto::TaskKind> {
+          const auto model = s_.models_.find(id);
+          if (model == s_.models_.end()) {
+            return fail(Error::invalid_argument("model: unknown model \"{}\"", id));
+          }
+          if (!model->second.record.enabled) {
+            return fail(Error::invalid_argument("model: model \"{}\" is disabled", id));
+          }
+          return model->second.record.kind;
+        },
+        s_.config_.json_body_limit);
     if (!body) {
       return fail(std::move(body).error());
     }
-    auto model_id = field<std::string>(*body, "model");
-    if (!model_id) {
-      return fail(std::move(model_id).error());
-    }
-    if (!*model_id || (*model_id)->empty()) {
-      return fail(Error::invalid_argument("model: missing required field"));
-    }
-    const auto model = s_.models_.find(**model_id);
-    if (model == s_.models_.end()) {
-      return fail(Error::invalid_argument("model: unknown model \"{}\"", **model_id));
-    }
-    if (!model->second.record.enabled) {
-      return fail(Error::invalid_argument("model: model \"{}\" is disabled", **model_id));
-    }
-    const auto task_it = body->find("task");
-    if (task_it == body->end() || !task_it->is_object()) {
-      return fail(Error::invalid_argument("task: missing required object"));
-    }
-    auto task = proto::decode_task(dump(*task_it));
-    if (!task) {
-      return fail(Error::invalid_argument("task.{}", task.error().message));
-    }
-    if (task->kind() != model->second.record.kind) {
-      return fail(Error::invalid_argument("task.kind: model \"{}\" serves {}, not {}", **model_id,
-                                          proto::to_string(model->second.record.kind),
-                                          proto::to_string(task->kind())));
-    }
-    auto priority = field<std::int64_t>(*body, "priority");
-    auto max_attempts = field<std::int64_t>(*body, "maxAttempts");
-    auto key = field<std::string>(*body, "idempotencyKey");
-    auto game = field<std::string>(*body, "gameId");
-    auto asset = field<std::string>(*body, "assetName");
-    for (const auto* error :
-         {priority ? nullptr : &priority.error(), max_attempts ? nullptr : &max_attempts.error(),
-          key ? nullptr : &key.error(), game ? nullptr : &game.error(),
-          asset ? nullptr : &asset.error()}) {
-      if (error != nullptr) {
-        return fail(*error);
-      }
-    }
-    if (*priority && (**priority < -1'000'000 || **priority > 1'000'000)) {
-      return fail(Error::invalid_argument("priority: must be between -1000000 and 1000000"));
-    }
-    if (*max_attempts && (**max_attempts < 1 || **max_attempts > 100)) {
-      return fail(Error::invalid_argument("maxAttempts: must be between 1 and 100"));
-    }
-    if (*key && ((*key)->empty() || (*key)->size() > 200)) {
-      return fail(Error::invalid_argument("idempotencyKey: must be 1 to 200 characters"));
-    }
-    for (const auto& [name, value] :
-         {std::pair("gameId", &*game), std::pair("assetName", &*asset)}) {
-      if (*value && (*value)->size() > 200) {
-        return fail(Error::invalid_argument("{}: must be at most 200 characters", name));
-      }
-    }
+    const auto& model = s_.models_.at(body->model);
     store::JobRecord job;
     job.id = "job-" + random_uuid();
-    job.model = **model_id;
-    job.kind = task->kind();
-    job.task_json = proto::encode(*task);
-    job.model_source_json = proto::encode(model->second.source);
-    job.vram_gb_estimate = model->second.record.vram_gb_estimate;
-    job.game_id = game->value_or("");
-    job.asset_name = asset->value_or("");
-    job.priority = static_cast<int>(priority->value_or(0));
-    job.max_attempts = static_cast<int>(max_attempts->value_or(s_.config_.default_max_attempts));
-    job.idempotency_key = *key;
+    job.model = body->model;
+    job.kind = body->task.kind();
+    job.task_json = proto::encode(body->task);
+    job.model_source_json = proto::encode(model.source);
+    job.vram_gb_estimate = model.record.vram_gb_estimate;
+    job.game_id = body->game_id.value_or("");
+    job.asset_name = body->asset_name.value_or("");
+    job.priority = static_cast<int>(body->priority.value_or(0));
+    job.max_attempts =
+        static_cast<int>(body->max_attempts.value_or(s_.config_.default_max_attempts));
+    job.idempotency_key = body->idempotency_key;
     job.created_at = unix_millis_now();
     return job;
   }
@@ -1061,69 +964,12 @@ class Router : public net::HttpHandler {
 
   Result<Studio::CachedModel> validate_model(const std::string& text,
                                              const std::optional<std::string>& path_id) {
-    auto body = parse_object(text, false);
+    auto body = read_model_body(text, path_id, s_.config_.json_body_limit);
     if (!body) {
       return fail(std::move(body).error());
     }
-    auto id = field<std::string>(*body, "id");
-    auto kind = field<std::string>(*body, "kind");
-    auto display = field<std::string>(*body, "displayName");
-    auto vram = field<double>(*body, "vramGbEstimate");
-    auto enabled = field<bool>(*body, "enabled");
-    for (const auto* error : {id ? nullptr : &id.error(), kind ? nullptr : &kind.error(),
-                              display ? nullptr : &display.error(), vram ? nullptr : &vram.error(),
-                              enabled ? nullptr : &enabled.error()}) {
-      if (error != nullptr) {
-        return fail(*error);
-      }
-    }
-    std::string model_id = path_id.value_or(id->value_or(""));
-    if (path_id && *id && **id != *path_id) {
-      return fail(Error::invalid_argument("id: does not match the path"));
-    }
-    if (!valid_id(model_id)) {
-      return fail(Error::invalid_argument(
-          "id: must be 1 to 200 characters of letters, digits, '-', '_', '.' or ':'"));
-    }
-    if (!*kind) {
-      return fail(Error::invalid_argument("kind: missing required field"));
-    }
-    const auto task_kind = proto::parse_task_kind(**kind);
-    if (!task_kind) {
-      return fail(Error::invalid_argument("kind: unknown task kind \"{}\"", **kind));
-    }
-    if (*vram && (**vram < 0 || **vram > 4096)) {
-      return fail(Error::invalid_argument("vramGbEstimate: must be between 0 and 4096"));
-    }
-    const auto source_it = body->find("source");
-    if (source_it == body->end() || !source_it->is_object()) {
-      return fail(Error::invalid_argument("source: missing required object"));
-    }
-    auto source = proto::decode_model_source(dump(*source_it));
-    if (!source) {
-      return fail(Error::invalid_argument("source.{}", source.error().message));
-    }
-    // A model no worker could ever run would wait forever: say so when it is registered.
-    const auto engine = proto::parse_model_engine(source->engine);
-    if (!engine) {
-      return fail(Error::invalid_argument(
-          "source.engine: unknown engine \"{}\" (sd-cpp, llama-cpp, whisper-cpp, espeak-ng, onnx, "
-          "synthetic)",
-          source->engine));
-    }
-    if (!proto::engine_serves(*engine, *task_kind)) {
-      return fail(Error::invalid_argument("source.engine: {} does not serve {} tasks",
-                                          source->engine, proto::to_string(*task_kind)));
-    }
-    Studio::CachedModel model;
-    model.record.id = model_id;
-    model.record.kind = *task_kind;
-    model.record.display_name = display->value_or(model_id);
-    model.record.vram_gb_estimate = vram->value_or(0);
-    model.record.enabled = enabled->value_or(true);
-    model.record.source_json = proto::encode(*source);
+    Studio::CachedModel model{std::move(body->record), std::move(body->source)};
     model.record.created_at = model.record.updated_at = unix_millis_now();
-    model.source = std::move(*source);
     return model;
   }
 
@@ -1218,7 +1064,7 @@ class Router : public net::HttpHandler {
 
   void reject(const HttpRequest& request, const std::string& request_id,
               const net::Responder& responder) {
-    auto body = parse_object(request.body, true);
+    auto body = parse_object(request.body, true, s_.config_.json_body_limit);
     if (!body) {
       responder.send(invalid("invalid_request", body.error().message));
       return;
@@ -1322,7 +1168,7 @@ class Router : public net::HttpHandler {
   }
 
   void create_key(const HttpRequest& request, const net::Responder& responder) {
-    auto body = parse_object(request.body, true);
+    auto body = parse_object(request.body, true, s_.config_.json_body_limit);
     if (!body) {
       responder.send(invalid("invalid_request", body.error().message));
       return;

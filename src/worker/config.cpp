@@ -10,6 +10,7 @@
 
 #include "common/clock.h"
 #include "common/file_io.h"
+#include "common/json_text.h"
 #include "common/log.h"
 
 namespace sw::worker {
@@ -423,8 +424,10 @@ std::string editable_config_json(const WorkerConfig& config) {
 }
 
 Result<WorkerConfig> apply_editable_config(const WorkerConfig& config, std::string_view body) {
-  auto json = nlohmann::json::parse(body, nullptr, false);
-  if (json.is_discarded() || !json.is_object()) {
+  auto parsed = parse_json(body, "request body", JsonLimits{1u << 20, kJsonMaxDepth});
+  if (!parsed) return fail(Error::protocol("{}", parsed.error().message));
+  const nlohmann::json& json = *parsed;
+  if (!json.is_object()) {
     return fail(Error::protocol("body must be a JSON object"));
   }
   WorkerConfig next = config;

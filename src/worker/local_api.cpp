@@ -15,6 +15,7 @@
 #include "engines/composite_engine.h"
 #include "proto/codec.h"
 #include "proto/mime.h"
+#include "worker/local_bodies.h"
 #include "worker/outbox.h"
 #include "worker/run_blocking.h"
 #include "worker/studio_api.h"
@@ -320,45 +321,12 @@ HttpResponse LocalApi::route(const net::HttpRequest& request, net::Responder& re
   if (method != "POST") {
     return HttpResponse::error(405, "method_not_allowed", fmt::format("{} wants POST", path));
   }
-  auto body = json::parse(request.body, nullptr, false);
-  if (body.is_discarded() || !body.is_object()) {
-    return text(400, "bad json: the body must be a JSON object");
-  }
-  // The wire task (camelCase, `kind`), validated by the protocol codec.
-  json task = {{"kind", proto::to_string(*kind)}};
-  std::optional<std::int64_t> deadline_ms;
-  std::string model;
-  bool stream = false;
-  for (const auto& [key, value] : body.items()) {
-    if (key == "model") {
-      if (!value.is_string()) return text(400, "bad input: model must be a string");
-      model = value.get<std::string>();
-    } else if (*kind == proto::TaskKind::Llm) {
-      if (key == "max_tokens") {
-        task["maxTokens"] = value;
-      } else if (key == "top_p") {
-        task["topP"] = value;
-      } else if (key == "chat_template_kwargs") {
-        task["chatTemplateKwargs"] = value;
-      } else if (key == "stream") {
-        if (!value.is_boolean()) return text(400, "bad input: stream must be true or false");
-        stream = value.get<bool>();
-      } else if (key == "deadline_ms") {
-        if (!value.is_number_unsigned()) return text(400, "bad input: deadline_ms");
-        deadline_ms = value.get<std::int64_t>();
-      } else {
-        task[key] = value;
-      }
-    } else {
-      task[key] = value;
-    }
-  }
-  if (*kind == proto::TaskKind::Video) {
-    if (!task.contains("width")) task["width"] = 256;
-    if (!task.contains("height")) task["height"] = 256;
-  }
-  auto decoded = proto::decode_task(task.dump());
-  if (!decoded) return text(400, "bad input: " + decoded.error().message);
+  auto body = read_generation_body(request.body, *kind,
+                                   *kind == proto::TaskKind::Image ? kImageBodyLimit : kBodyLimit);
+  if (!body) return text(400, body.error().message);
+  std::string model = std::move(body->model);
+  const bool stream = body->stream;
+  const std::optional<std::int64_t> deadline_ms = body->deadline_ms;
   // The local catalogue first (it carries the files and the engine), then exact engine ids.
   std::optional<proto::ModelSource> source;
   if (const CatalogModel* entry = find_catalog_model(catalog_, model, *kind)) {
@@ -400,7 +368,7 @@ HttpResponse LocalApi::route(const net::HttpRequest& request, net::Responder& re
   Generation generation;
   generation.job_id = runtime_.next_local_job_id();
   generation.model = model;
-  generation.task = std::move(*decoded);
+  generation.task = std::move(body->task);
   generation.source = std::move(source);
   generation.stream = stream;
   if (deadline_ms) {

@@ -3,15 +3,17 @@
 #include <nlohmann/json.hpp>
 
 #include "common/file_io.h"
+#include "common/json_text.h"
 #include "proto/codec.h"
 
 namespace sw::worker {
 
 Result<std::vector<CatalogModel>> parse_local_catalog(std::string_view json_text,
                                                       std::string_view source_name) {
-  auto root = nlohmann::json::parse(json_text, nullptr, false);
-  if (root.is_discarded() || !root.is_object() || !root.contains("models") ||
-      !root["models"].is_array()) {
+  auto parsed = parse_json(json_text, source_name);
+  if (!parsed) return fail(std::move(parsed).error());
+  auto& root = *parsed;
+  if (!root.is_object() || !root.contains("models") || !root["models"].is_array()) {
     return fail(Error::invalid_argument("{}: expected {{\"models\":[…]}}", source_name));
   }
   std::vector<CatalogModel> out;

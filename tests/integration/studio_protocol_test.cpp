@@ -1090,7 +1090,7 @@ TEST_F(StudioProtocolTest, IdempotencyKeysReturnTheFirstJob) {
 
 TEST_F(StudioProtocolTest, InvalidJobsAre400sNamingTheFieldAndStoreNothing) {
   const std::vector<std::pair<std::string, std::string>> cases = {
-      {"not json", "body: not valid JSON"},
+      {"not json", "request body is not JSON: "},
       {R"({"task":{"kind":"llm","messages":[]}})", "model: missing required field"},
       {R"({"model":"nope","task":{"kind":"llm","messages":[]}})", "model: unknown model"},
       {R"({"model":"synth-llm"})", "task: missing required object"},
@@ -1108,6 +1108,32 @@ TEST_F(StudioProtocolTest, InvalidJobsAre400sNamingTheFieldAndStoreNothing) {
     EXPECT_NE(reply.body.find(message), std::string::npos) << body << " → " << reply.body;
   }
   EXPECT_EQ(parse(studio().admin("GET", "/api/v1/jobs").body).at("jobs"), json::array());
+}
+
+// Issue 16: one 200 KB body of 100,000 nested arrays used to overflow the stack (the route parsed
+// it without a depth limit, then serialised it recursively). Every JSON route refuses it before
+// parsing, names the depth, and the studio keeps serving on the same connection's port.
+TEST_F(StudioProtocolTest, DeeplyNestedBodiesAre400sNamingTheDepthAndTheStudioKeepsServing) {
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"/api/v1/models",
+       R"({"id":"deep","kind":"llm","source":{"engine":"synthetic","files":)" + deep + "}}"},
+      {"/api/v1/models", R"({"id":"deep","kind":"llm","source":)" + deep + "}"},
+      {"/api/v1/jobs", R"({"model":"synth-llm","task":{"kind":"llm","messages":)" + deep + "}}"},
+      {"/api/v1/keys", R"({"name":)" + deep + "}"},
+  };
+  for (const auto& [target, body] : cases) {
+    const auto reply = studio().admin("POST", target, body);
+    EXPECT_EQ(reply.status, 400) << target;
+    EXPECT_NE(reply.body.find("request body nests deeper than 64 levels at byte "),
+              std::string::npos)
+        << target << " → " << reply.body.substr(0, 300);
+  }
+  const auto not_json = studio().admin("POST", "/api/v1/models", R"({"id":)");
+  EXPECT_EQ(not_json.status, 400);
+  EXPECT_NE(not_json.body.find("request body is not JSON: "), std::string::npos) << not_json.body;
+  EXPECT_EQ(studio().admin("GET", "/healthz").status, 200);
+  EXPECT_EQ(parse(studio().admin("GET", "/api/v1/models").body).at("models").size(), 2u);
 }
 
 // A model no worker could ever run (an unknown engine, an engine that does not serve its kind)

@@ -70,6 +70,35 @@ TEST(WorkerLocalApi, BodiesOverTheCapAreRefusedBeforeTheyAreRead) {
   EXPECT_EQ(worker.api("POST", "/tts", "{nope").status, 400);
 }
 
+// Issue 16: a body of 100,000 nested arrays used to overflow the worker's stack (the route copied
+// and serialised it recursively). Every JSON route refuses it before parsing, naming the depth,
+// and the worker keeps serving.
+TEST(WorkerLocalApi, DeeplyNestedBodiesAre400sNamingTheDepthAndTheWorkerKeepsServing) {
+  sw::testing::TempDir dir;
+  WorkerHarness worker(dir.path(), unregistered());
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  const std::vector<std::tuple<std::string, std::string, std::string>> cases = {
+      {"POST", "/tts", R"({"text":)" + deep + "}"},
+      {"POST", "/image", R"({"prompt":)" + deep + "}"},
+      {"POST", "/v1/chat/completions", R"({"messages":)" + deep + "}"},
+      {"POST", "/stt", R"({"inputUrl":)" + deep + "}"},
+      {"POST", "/video", R"({"prompt":)" + deep + "}"},
+      {"PUT", "/daemon/config", R"({"apiBaseUrl":)" + deep + "}"},
+  };
+  for (const auto& [method, target, body] : cases) {
+    const auto reply = worker.api(method, target, body);
+    EXPECT_EQ(reply.status, 400) << target;
+    EXPECT_THAT(reply.body, HasSubstr("request body nests deeper than 64 levels at byte "))
+        << target;
+  }
+  const auto not_json = worker.api("POST", "/tts", "{nope");
+  EXPECT_EQ(not_json.status, 400);
+  EXPECT_THAT(not_json.body, HasSubstr("request body is not JSON: "));
+  EXPECT_EQ(worker.api("GET", "/daemon/status").status, 200);
+  auto tts = worker.api("POST", "/tts", R"({"text":"still here"})");
+  EXPECT_EQ(tts.status, 200) << tts.body;
+}
+
 // With the synthetic engine off, a request that names no model runs on a real engine that needs
 // no model files (espeak-ng speaks TTS), and any other says why it has no default.
 TEST(WorkerLocalApi, WithTheSyntheticEngineOffDefaultsAreRealOrExplained) {

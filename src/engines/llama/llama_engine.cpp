@@ -2,6 +2,7 @@
 
 #include <chrono>
 
+#include "common/json_text.h"
 #include "common/log.h"
 #include "engines/llama/llama_mapping.h"
 #include "engines/llama/sse_splitter.h"
@@ -161,11 +162,12 @@ Status LlamaEngine::stream_chat(const DispatchRequest& request,
     http.on_body = [&](std::string_view bytes) {
       return splitter.feed(bytes, [&](std::string_view data) {
         if (data == "[DONE]") return true;  // the caller ends the stream its own way
-        auto chunk = nlohmann::json::parse(data, nullptr, false);
-        if (chunk.is_discarded()) return true;
-        if (chunk.is_object() && chunk.contains("model")) chunk["model"] = request.model;
+        // Bounded before parsing: a deep chunk must not overflow the stack in dump().
+        auto chunk = parse_json(data, "llama-server's event");
+        if (!chunk) return true;
+        if (chunk->is_object() && chunk->contains("model")) (*chunk)["model"] = request.model;
         sent_any = true;
-        return on_chunk(chunk.dump());
+        return on_chunk(chunk->dump());
       });
     };
     auto answer = transfer::http_call(http);

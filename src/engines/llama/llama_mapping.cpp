@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "common/json_text.h"
+
 namespace sw::engines::llama {
 namespace {
 
@@ -61,14 +63,17 @@ nlohmann::json chat_request(const proto::LlmParams& params,
   if (params.stop && !params.stop->empty()) body["stop"] = *params.stop;
   if (params.json_schema) {
     // llama-server turns a JSON schema into a grammar that constrains sampling.
-    body["json_schema"] = nlohmann::json::parse(params.json_schema->text());
+    // RawJson passed the codec's guard already; parse_json keeps this from ever throwing.
+    if (auto schema = parse_json(params.json_schema->text(), "jsonSchema")) {
+      body["json_schema"] = std::move(*schema);
+    }
   }
   nlohmann::json kwargs = nlohmann::json::object();
   for (const auto* source : {&model_kwargs, &params.chat_template_kwargs}) {
     if (!*source) continue;
-    auto parsed = nlohmann::json::parse((*source)->text(), nullptr, false);
-    if (parsed.is_object()) {
-      for (auto& [key, value] : parsed.items()) kwargs[key] = value;
+    auto parsed = parse_json((*source)->text(), "chatTemplateKwargs");
+    if (parsed && parsed->is_object()) {
+      for (auto& [key, value] : parsed->items()) kwargs[key] = value;
     }
   }
   if (!kwargs.empty()) body["chat_template_kwargs"] = std::move(kwargs);
@@ -96,7 +101,10 @@ SplitAnswer split_reasoning(std::string_view content) {
 
 Result<nlohmann::json> completion_result(std::string_view runner_body, std::string_view model,
                                          std::int64_t elapsed_ms) {
-  auto body = nlohmann::json::parse(runner_body, nullptr, false);
+  // A model server's answer is outside input too: bounded before it is parsed (issue 16).
+  auto parsed = parse_json(runner_body, "llama-server's answer");
+  if (!parsed) return fail(Error::protocol("{}", parsed.error().message));
+  auto& body = *parsed;
   if (!body.is_object() || !body.contains("choices") || !body["choices"].is_array() ||
       body["choices"].empty()) {
     return fail(Error::protocol("llama-server answered something that is not a chat completion"));
@@ -131,7 +139,8 @@ Result<nlohmann::json> completion_result(std::string_view runner_body, std::stri
 }
 
 Error runner_error(long status, std::string_view body) {
-  auto parsed = nlohmann::json::parse(body, nullptr, false);
+  auto answer = parse_json(body, "llama-server's error");
+  const auto parsed = answer ? std::move(*answer) : nlohmann::json();
   if (parsed.is_object() && parsed.contains("error") && parsed["error"].is_object()) {
     const auto& error = parsed["error"];
     if (error.value("type", std::string()) == "exceed_context_size_error") {

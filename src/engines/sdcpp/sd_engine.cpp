@@ -7,6 +7,7 @@
 #include <chrono>
 
 #include "common/file_io.h"
+#include "common/json_text.h"
 #include "common/log.h"
 #include "engines/runner/child_process.h"
 #include "engines/runner/input_fetch.h"
@@ -182,7 +183,10 @@ Result<std::vector<std::string>> server_list(const std::string& url, const char*
   auto answer = server_call("GET", url, {});
   if (!answer) return fail(answer.error());
   if (answer->status != 200) return fail(sdcpp::sdapi_error(answer->status, answer->body));
-  const auto json = nlohmann::json::parse(answer->body, nullptr, false);
+  const auto parsed =
+      parse_json(answer->body, "sd-server's list", JsonLimits{kMaxServerAnswerBytes});
+  if (!parsed) return fail(Error::internal("{}: {}", url, parsed.error().message));
+  const auto& json = *parsed;
   if (!json.is_array()) return fail(Error::internal("sd-server's {} is not a list", url));
   std::vector<std::string> out;
   for (const auto& item : json) {

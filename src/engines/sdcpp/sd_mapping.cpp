@@ -7,6 +7,7 @@
 #include <regex>
 
 #include "common/base64.h"
+#include "common/json_text.h"
 
 namespace sw::engines::sdcpp {
 namespace {
@@ -205,9 +206,13 @@ Result<SdapiRequest> sdapi_request(const proto::ImageParams& task,
 }
 
 Result<media::Bytes> sdapi_image(std::string_view body) {
-  const auto json = nlohmann::json::parse(body, nullptr, false);
-  if (json.is_discarded() || !json.is_object()) {
-    return fail(Error::internal("sd-server answered something that is not JSON"));
+  // Base64 images make this answer large: the transfer's own cap (256 MiB) bounds it, and the
+  // depth guard keeps a deep answer from overflowing the stack (issue 16).
+  const auto parsed = parse_json(body, "sd-server's answer", JsonLimits{256u << 20, kJsonMaxDepth});
+  if (!parsed) return fail(Error::internal("{}", parsed.error().message));
+  const auto& json = *parsed;
+  if (!json.is_object()) {
+    return fail(Error::internal("sd-server answered something that is not a JSON object"));
   }
   const auto images = json.find("images");
   if (images == json.end() || !images->is_array() || images->empty() || !(*images)[0].is_string()) {
@@ -220,7 +225,8 @@ Result<media::Bytes> sdapi_image(std::string_view body) {
 
 Error sdapi_error(long status, std::string_view body) {
   std::string words(body.substr(0, 300));
-  const auto json = nlohmann::json::parse(body, nullptr, false);
+  const auto parsed = parse_json(body, "sd-server's error");
+  const auto json = parsed ? *parsed : nlohmann::json();
   if (json.is_object()) {
     const auto error = json.find("error");
     const auto message = json.find("message");

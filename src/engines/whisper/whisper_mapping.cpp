@@ -1,5 +1,7 @@
 #include "engines/whisper/whisper_mapping.h"
 
+#include "common/json_text.h"
+
 namespace sw::engines::whisper {
 namespace {
 
@@ -48,7 +50,10 @@ std::vector<transfer::FormField> inference_form(const proto::AudioSttParams& par
 
 Result<nlohmann::json> transcript_result(std::string_view runner_body,
                                          const proto::AudioSttParams& params) {
-  auto body = nlohmann::json::parse(runner_body, nullptr, false);
+  // A model server's answer is outside input too: bounded before it is parsed (issue 16).
+  auto parsed = parse_json(runner_body, "whisper-server's answer");
+  if (!parsed) return fail(Error::protocol("{}", parsed.error().message));
+  auto& body = *parsed;
   if (body.is_object() && body.contains("error")) {
     return fail(Error::invalid_argument("whisper-server could not transcribe it: {}",
                                         body["error"].dump()));

@@ -1,0 +1,171 @@
+#include "studio/request_bodies.h"
+
+#include <algorithm>
+#include <cctype>
+
+#include "common/json_text.h"
+#include "proto/codec.h"
+
+namespace sw::studio {
+
+namespace {
+
+// Re-encodes a member for the protocol codec (depth already bounded by parse_object).
+std::string compact(const nlohmann::json& value) {
+  return value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+}  // namespace
+
+bool valid_id(std::string_view id) {
+  if (id.empty() || id.size() > 200) {
+    return false;
+  }
+  return std::all_of(id.begin(), id.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '-' || c == '_' || c == '.' ||
+           c == ':';
+  });
+}
+
+Result<nlohmann::json> parse_object(std::string_view body, bool empty_ok, std::size_t max_bytes) {
+  if (body.empty() && empty_ok) {
+    return nlohmann::json::object();
+  }
+  auto parsed = parse_json(body, "request body", JsonLimits{max_bytes, kJsonMaxDepth});
+  if (!parsed) {
+    return fail(std::move(parsed).error());
+  }
+  if (!parsed->is_object()) {
+    return fail(Error::invalid_argument("request body must be a JSON object"));
+  }
+  return parsed;
+}
+
+Result<ModelBody> read_model_body(std::string_view text, const std::optional<std::string>& path_id,
+                                  std::size_t max_bytes) {
+  auto body = parse_object(text, false, max_bytes);
+  if (!body) {
+    return fail(std::move(body).error());
+  }
+  auto id = field<std::string>(*body, "id");
+  auto kind = field<std::string>(*body, "kind");
+  auto display = field<std::string>(*body, "displayName");
+  auto vram = field<double>(*body, "vramGbEstimate");
+  auto enabled = field<bool>(*body, "enabled");
+  for (const auto* error : {id ? nullptr : &id.error(), kind ? nullptr : &kind.error(),
+                            display ? nullptr : &display.error(), vram ? nullptr : &vram.error(),
+                            enabled ? nullptr : &enabled.error()}) {
+    if (error != nullptr) {
+      return fail(*error);
+    }
+  }
+  std::string model_id = path_id.value_or(id->value_or(""));
+  if (path_id && *id && **id != *path_id) {
+    return fail(Error::invalid_argument("id: does not match the path"));
+  }
+  if (!valid_id(model_id)) {
+    return fail(Error::invalid_argument(
+        "id: must be 1 to 200 characters of letters, digits, '-', '_', '.' or ':'"));
+  }
+  if (!*kind) {
+    return fail(Error::invalid_argument("kind: missing required field"));
+  }
+  const auto task_kind = proto::parse_task_kind(**kind);
+  if (!task_kind) {
+    return fail(Error::invalid_argument("kind: unknown task kind \"{}\"", **kind));
+  }
+  if (*vram && (**vram < 0 || **vram > 4096)) {
+    return fail(Error::invalid_argument("vramGbEstimate: must be between 0 and 4096"));
+  }
+  const auto source_it = body->find("source");
+  if (source_it == body->end() || !source_it->is_object()) {
+    return fail(Error::invalid_argument("source: missing required object"));
+  }
+  auto source = proto::decode_model_source(compact(*source_it));
+  if (!source) {
+    return fail(Error::invalid_argument("source.{}", source.error().message));
+  }
+  // A model no worker could ever run would wait forever: say so when it is registered.
+  const auto engine = proto::parse_model_engine(source->engine);
+  if (!engine) {
+    return fail(Error::invalid_argument(
+        "source.engine: unknown engine \"{}\" (sd-cpp, llama-cpp, whisper-cpp, espeak-ng, onnx, "
+        "synthetic)",
+        source->engine));
+  }
+  if (!proto::engine_serves(*engine, *task_kind)) {
+    return fail(Error::invalid_argument("source.engine: {} does not serve {} tasks", source->engine,
+                                        proto::to_string(*task_kind)));
+  }
+  ModelBody model;
+  model.record.id = model_id;
+  model.record.kind = *task_kind;
+  model.record.display_name = display->value_or(model_id);
+  model.record.vram_gb_estimate = vram->value_or(0);
+  model.record.enabled = enabled->value_or(true);
+  model.record.source_json = proto::encode(*source);
+  model.source = std::move(*source);
+  return model;
+}
+
+Result<JobBody> read_job_body(std::string_view text, const ModelKindLookup& model_kind,
+                              std::size_t max_bytes) {
+  auto body = parse_object(text, false, max_bytes);
+  if (!body) {
+    return fail(std::move(body).error());
+  }
+  auto model_id = field<std::string>(*body, "model");
+  if (!model_id) {
+    return fail(std::move(model_id).error());
+  }
+  if (!*model_id || (*model_id)->empty()) {
+    return fail(Error::invalid_argument("model: missing required field"));
+  }
+  auto serves = model_kind(**model_id);
+  if (!serves) {
+    return fail(std::move(serves).error());
+  }
+  const auto task_it = body->find("task");
+  if (task_it == body->end() || !task_it->is_object()) {
+    return fail(Error::invalid_argument("task: missing required object"));
+  }
+  auto task = proto::decode_task(compact(*task_it));
+  if (!task) {
+    return fail(Error::invalid_argument("task.{}", task.error().message));
+  }
+  if (task->kind() != *serves) {
+    return fail(Error::invalid_argument("task.kind: model \"{}\" serves {}, not {}", **model_id,
+                                        proto::to_string(*serves), proto::to_string(task->kind())));
+  }
+  auto priority = field<std::int64_t>(*body, "priority");
+  auto max_attempts = field<std::int64_t>(*body, "maxAttempts");
+  auto key = field<std::string>(*body, "idempotencyKey");
+  auto game = field<std::string>(*body, "gameId");
+  auto asset = field<std::string>(*body, "assetName");
+  for (const auto* error :
+       {priority ? nullptr : &priority.error(), max_attempts ? nullptr : &max_attempts.error(),
+        key ? nullptr : &key.error(), game ? nullptr : &game.error(),
+        asset ? nullptr : &asset.error()}) {
+    if (error != nullptr) {
+      return fail(*error);
+    }
+  }
+  if (*priority && (**priority < -1'000'000 || **priority > 1'000'000)) {
+    return fail(Error::invalid_argument("priority: must be between -1000000 and 1000000"));
+  }
+  if (*max_attempts && (**max_attempts < 1 || **max_attempts > 100)) {
+    return fail(Error::invalid_argument("maxAttempts: must be between 1 and 100"));
+  }
+  if (*key && ((*key)->empty() || (*key)->size() > 200)) {
+    return fail(Error::invalid_argument("idempotencyKey: must be 1 to 200 characters"));
+  }
+  for (const auto& [name, value] : {std::pair("gameId", &*game), std::pair("assetName", &*asset)}) {
+    if (*value && (*value)->size() > 200) {
+      return fail(Error::invalid_argument("{}: must be at most 200 characters", name));
+    }
+  }
+  return JobBody{**model_id,      std::move(*task), *priority,        *max_attempts,
+                 std::move(*key), std::move(*game), std::move(*asset)};
+}
+
+}  // namespace sw::studio
