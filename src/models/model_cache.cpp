@@ -89,24 +89,46 @@ Result<std::string> hash_file(const fs::path& path) {
   return to_hex(hasher.finish());
 }
 
-// Whether `path` holds the file described: by sha256 when one is expected (the sidecar first,
-// else hashing once and remembering), else by size when `size_must_match`.
-Result<bool> matches(const fs::path& path, const proto::ModelFile& file, bool size_must_match) {
+// Why `path` does not hold the file described (nullopt: it does). By sha256 when one is expected
+// (the sidecar first, else hashing once and remembering); else by size against approxBytes:
+// exactly when `size_must_match` (operator-placed copies), otherwise within the bounds a download
+// is held to (transfer::declared_floor/ceiling), so a 0-byte or oversized file cached by an
+// earlier version is not reused. Then `check` (the engine's own reading of the file) when given.
+Result<std::optional<std::string>> unusable(const fs::path& path, const proto::ModelFile& file,
+                                            bool size_must_match, const FileCheck& check) {
   std::error_code ec;
   const std::uint64_t size = fs::file_size(path, ec);
-  if (ec) return false;
+  if (ec) return std::optional<std::string>(fmt::format("cannot stat: {}", ec.message()));
   if (file.sha256) {
     const std::string expected = ascii_lower(*file.sha256);
-    if (read_sidecar(path) == expected) return true;
-    kLog.info("model.verify", {{"file", path.string()}, {"bytes", size}});
-    auto actual = hash_file(path);
-    if (!actual) return fail(actual.error());
-    if (*actual != expected) return false;
-    write_sidecar(path, *actual);
-    return true;
+    if (read_sidecar(path) != expected) {
+      kLog.info("model.verify", {{"file", path.string()}, {"bytes", size}});
+      auto actual = hash_file(path);
+      if (!actual) return fail(actual.error());
+      if (*actual != expected) {
+        return std::optional<std::string>(
+            fmt::format("sha256 {} is not the source's {}", *actual, expected));
+      }
+      write_sidecar(path, *actual);
+    }
+  } else if (file.approx_bytes) {
+    const std::uint64_t declared = *file.approx_bytes;
+    if (size_must_match && size != declared) {
+      return std::optional<std::string>(
+          fmt::format("{} bytes, not the approxBytes {}", size, declared));
+    }
+    if (size < transfer::declared_floor(declared) || size > transfer::declared_ceiling(declared)) {
+      return std::optional<std::string>(fmt::format(
+          "{} bytes, outside approxBytes {} (half of it to + 10%) with no sha256 to vouch for it",
+          size, declared));
+    }
   }
-  if (size_must_match && file.approx_bytes) return size == *file.approx_bytes;
-  return true;
+  if (check) {
+    if (auto checked = check(file, path); !checked) {
+      return std::optional<std::string>(checked.error().message);
+    }
+  }
+  return std::optional<std::string>();
 }
 
 UniqueFd open_lock_file(const fs::path& path) {
@@ -225,7 +247,8 @@ ModelCache::ModelCache(CacheConfig config) : config_(std::move(config)) {}
 
 Result<std::vector<CachedFile>> ModelCache::ensure_files(const std::string& model_id,
                                                          const proto::ModelSource& source,
-                                                         const transfer::ProgressFn& progress) {
+                                                         const transfer::ProgressFn& progress,
+                                                         const FileCheck& check) {
   // Validate every file before touching the disk or the network.
   for (const proto::ModelFile& file : source.files) {
     SW_TRY(check_plain_filename(file.filename));
@@ -237,7 +260,7 @@ Result<std::vector<CachedFile>> ModelCache::ensure_files(const std::string& mode
   }
   std::vector<CachedFile> out;
   for (const proto::ModelFile& file : source.files) {
-    auto cached = ensure_one(model_id, file, progress);
+    auto cached = ensure_one(model_id, file, progress, check);
     if (!cached) {
       return fail(Error::make(cached.error().code, "model {} file {}: {}", model_id, file.filename,
                               cached.error().message));
@@ -272,7 +295,8 @@ std::vector<HeldModel> ModelCache::held_models() const {
 }
 
 Result<CachedFile> ModelCache::ensure_one(const std::string& model_id, const proto::ModelFile& file,
-                                          const transfer::ProgressFn& progress) {
+                                          const transfer::ProgressFn& progress,
+                                          const FileCheck& check) {
   const fs::path dir = model_dir(config_.root, model_id);
   const fs::path path = dir / file.filename;
   std::error_code ec;
@@ -308,16 +332,16 @@ Result<CachedFile> ModelCache::ensure_one(const std::string& model_id, const pro
   if (!lock(lock_file.get(), LOCK_SH))
     return fail(Error::io("flock failed: {}", std::strerror(errno)));
   if (fs::exists(path, ec)) {
-    auto ok = matches(path, file, /*size_must_match=*/false);
-    if (!ok) return fail(ok.error());
-    if (*ok) return lease_on(path, lock_file, false);
+    auto why = unusable(path, file, /*size_must_match=*/false, check);
+    if (!why) return fail(why.error());
+    if (!*why) return lease_on(path, lock_file, false);
   }
 
   // 2. An operator-placed (or pre-0.4.9 flat layout) copy at the top of the root.
   const fs::path top = config_.root / file.filename;
   if (fs::is_regular_file(top, ec)) {
-    auto ok = matches(top, file, /*size_must_match=*/true);
-    if (ok && *ok) {
+    auto why = unusable(top, file, /*size_must_match=*/true, check);
+    if (why && !*why) {
       UniqueFd top_lock = open_lock_file(with_suffix(top, ".lock"));
       if (top_lock.valid() && lock(top_lock.get(), LOCK_SH) && fs::exists(top, ec)) {
         kLog.info("model.reuse_top_level", {{"model", model_id}, {"file", top.string()}});
@@ -339,15 +363,18 @@ Result<CachedFile> ModelCache::ensure_one(const std::string& model_id, const pro
       !adopt_previous_layout(previous, path, model_id)) {
     UniqueFd previous_lock = open_lock_file(with_suffix(previous, ".lock"));
     if (previous_lock.valid() && lock(previous_lock.get(), LOCK_SH) && fs::exists(previous, ec)) {
-      auto ok = matches(previous, file, /*size_must_match=*/false);
-      if (ok && *ok) return lease_on(previous, previous_lock, false);
+      auto why = unusable(previous, file, /*size_must_match=*/false, check);
+      if (why && !*why) return lease_on(previous, previous_lock, false);
     }
   }
   if (fs::exists(path, ec)) {
-    auto ok = matches(path, file, false);
-    if (!ok) return fail(ok.error());
-    if (*ok) return lease_on(path, lock_file, false);
-    kLog.warn("model.cache_corrupt", {{"model", model_id}, {"file", path.string()}});
+    auto why = unusable(path, file, /*size_must_match=*/false, check);
+    if (!why) return fail(why.error());
+    if (!*why) return lease_on(path, lock_file, false);
+    // Never reused: removed and fetched again (a copy cached by an earlier version, a 0-byte
+    // file from a host's bad day, a file changed on disk).
+    kLog.warn("model.cache_corrupt",
+              {{"model", model_id}, {"file", path.string()}, {"reason", **why}});
     fs::remove(path, ec);
     fs::remove(with_suffix(path, ".sha256"), ec);
   }
@@ -373,6 +400,7 @@ Result<CachedFile> ModelCache::ensure_one(const std::string& model_id, const pro
   request.url = file.url;
   request.destination = path;
   request.sha256 = file.sha256;
+  request.declared_bytes = file.approx_bytes;
   request.stall_timeout = config_.stall_timeout;
   request.total_timeout = config_.total_timeout;
   request.progress_interval = std::chrono::milliseconds(250);
@@ -397,6 +425,17 @@ Result<CachedFile> ModelCache::ensure_one(const std::string& model_id, const pro
                                      {"approx_bytes", file.approx_bytes.value_or(0)}});
   auto downloaded = transfer::download_file(request);
   if (!downloaded) return fail(downloaded.error());
+  // What the engine cannot read does not enter the cache: the next attempt fetches again.
+  if (check) {
+    if (auto checked = check(file, path); !checked) {
+      kLog.warn(
+          "model.download_unusable",
+          {{"model", model_id}, {"file", path.string()}, {"reason", checked.error().message}});
+      fs::remove(path, ec);
+      return fail(Error::make(checked.error().code, "the downloaded file is not usable: {}",
+                              checked.error().message));
+    }
+  }
   write_sidecar(path, downloaded->sha256);
   return lease_on(path, lock_file, true);
 }

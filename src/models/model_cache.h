@@ -75,6 +75,12 @@ struct HeldModel {
   std::string engine;  // modelSource.engine, e.g. "llama-cpp"
 };
 
+// An engine's own reading of a file it is about to use (e.g. the GGUF header): an error means the
+// bytes are not usable. Called with the file's entry and its local path, on the calling thread,
+// with the file's shared lock held; may be called more than once per ensure_files().
+using FileCheck =
+    std::function<Status(const proto::ModelFile& file, const std::filesystem::path& path)>;
+
 struct CacheConfig {
   std::filesystem::path root;
   std::uint64_t max_bytes = 0;  // cache budget (models_cache_max_gb); 0 = unlimited
@@ -88,9 +94,16 @@ class ModelCache {
   explicit ModelCache(CacheConfig config);
 
   // Local paths for every file of `source`, in order. Errors name the file and the problem.
+  // A cached copy is reused only when it holds the file described: its sha256 when one is
+  // pinned, else a size within approxBytes' bounds (transfer::declared_floor/ceiling), and
+  // `check` passes; otherwise it is removed (with a `model.cache_corrupt` line saying why) and
+  // fetched again. Operator-placed copies failing either are left alone and not used. A download
+  // is held to the same bounds (DownloadRequest::declared_bytes) and to `check`; what fails
+  // leaves nothing in the cache.
   Result<std::vector<CachedFile>> ensure_files(const std::string& model_id,
                                                const proto::ModelSource& source,
-                                               const transfer::ProgressFn& progress = {});
+                                               const transfer::ProgressFn& progress = {},
+                                               const FileCheck& check = {});
 
   // Removes least-recently-used files no job holds until `needed` more bytes fit the budget.
   Status make_room(std::uint64_t needed);
@@ -106,7 +119,7 @@ class ModelCache {
 
  private:
   Result<CachedFile> ensure_one(const std::string& model_id, const proto::ModelFile& file,
-                                const transfer::ProgressFn& progress);
+                                const transfer::ProgressFn& progress, const FileCheck& check);
   CacheConfig config_;
 };
 

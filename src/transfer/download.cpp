@@ -40,18 +40,30 @@ Status hash_prefix(int fd, std::uint64_t length, StreamHasher& hasher) {
   return {};
 }
 
-// "bytes <start>-<end>/<total|*>" → start, or nullopt when malformed.
-std::optional<std::uint64_t> content_range_start(std::string_view value) {
+struct ContentRange {
+  std::uint64_t start = 0;
+  std::optional<std::uint64_t> total;  // absent for "*"
+};
+
+// "bytes <start>-<end>/<total|*>", or nullopt when malformed (the total may be left unparsed:
+// only the start must be exact).
+std::optional<ContentRange> parse_content_range(std::string_view value) {
   constexpr std::string_view kPrefix = "bytes ";
   if (value.size() < kPrefix.size() ||
       ascii_lower(std::string(value.substr(0, kPrefix.size()))) != kPrefix) {
     return std::nullopt;
   }
   value.remove_prefix(kPrefix.size());
-  std::uint64_t start = 0;
-  auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), start);
-  if (ec != std::errc() || ptr == value.data() + value.size() || *ptr != '-') return std::nullopt;
-  return start;
+  ContentRange range;
+  const char* end = value.data() + value.size();
+  auto [ptr, ec] = std::from_chars(value.data(), end, range.start);
+  if (ec != std::errc() || ptr == end || *ptr != '-') return std::nullopt;
+  if (const char* slash = std::find(ptr, end, '/'); slash != end) {
+    std::uint64_t total = 0;
+    auto [total_end, total_ec] = std::from_chars(slash + 1, end, total);
+    if (total_ec == std::errc() && total_end == end) range.total = total;
+  }
+  return range;
 }
 
 // What the current response turned out to be, decided at its first body byte (or at its end
@@ -73,6 +85,7 @@ struct Transfer {
   std::uint64_t offset = 0;   // bytes already in the file when this response started
   std::uint64_t written = 0;  // bytes of this response written
   std::optional<std::uint64_t> declared_total;
+  // The cap: request->max_bytes, or declared_ceiling(request->declared_bytes) when lower.
   std::uint64_t max_bytes = 0;
   Verdict verdict = Verdict::Undecided;
   long status = 0;
@@ -85,6 +98,26 @@ struct Transfer {
   // seconds late; this measures the time since the last byte exactly.
   std::chrono::steady_clock::time_point last_data;
   bool stalled = false;
+
+  // Why `bytes` is too many: announced by the server (Content-Length or Content-Range total),
+  // or received so far.
+  std::string too_many(std::uint64_t bytes, bool announced) const {
+    const auto& declared = request->declared_bytes;
+    const std::string name = request->destination.filename().string();
+    if (declared && declared_ceiling(*declared) == max_bytes) {
+      return announced ? fmt::format(
+                             "the server declared {} bytes for {}, over its approxBytes {} + 10% "
+                             "({} bytes); refused before writing",
+                             bytes, name, *declared, max_bytes)
+                       : fmt::format(
+                             "the body of {} passed {} bytes, over its approxBytes {} + 10%; "
+                             "aborted at {} bytes",
+                             name, max_bytes, *declared, bytes);
+    }
+    return announced
+               ? fmt::format("the server declared {} bytes, over the {} byte cap", bytes, max_bytes)
+               : fmt::format("the body exceeds the {} byte cap", max_bytes);
+  }
 
   void decide() {
     if (verdict != Verdict::Undecided) return;
@@ -102,11 +135,11 @@ struct Transfer {
     }
     if (status == 206) {
       curl_header* header = nullptr;
-      std::optional<std::uint64_t> start;
+      std::optional<ContentRange> range;
       if (curl_easy_header(easy, "Content-Range", 0, CURLH_HEADER, -1, &header) == CURLHE_OK) {
-        start = content_range_start(header->value);
+        range = parse_content_range(header->value);
       }
-      if (!start || *start != offset) {
+      if (!range || range->start != offset) {
         verdict = Verdict::RestartFromScratch;
         failure = fmt::format(
             "the server answered the resume at byte {} with a Content-Range "
@@ -115,6 +148,11 @@ struct Transfer {
         return;
       }
       if (length >= 0) declared_total = offset + static_cast<std::uint64_t>(length);
+      if (range->total && *range->total > max_bytes) {
+        verdict = Verdict::TooLarge;
+        failure = too_many(*range->total, true);
+        return;
+      }
     } else if (status == 200) {
       if (offset > 0) {
         // The server ignored Range: start over with this full body.
@@ -134,8 +172,7 @@ struct Transfer {
     }
     if (declared_total && *declared_total > max_bytes) {
       verdict = Verdict::TooLarge;
-      failure = fmt::format("the server declared {} bytes, over the {} byte cap", *declared_total,
-                            max_bytes);
+      failure = too_many(*declared_total, true);
       return;
     }
     verdict = Verdict::Write;
@@ -154,7 +191,7 @@ std::size_t on_body(char* data, std::size_t size, std::size_t count, void* user)
   }
   if (t->offset + t->written + bytes > t->max_bytes) {
     t->verdict = Verdict::TooLarge;
-    t->failure = fmt::format("the body exceeds the {} byte cap", t->max_bytes);
+    t->failure = t->too_many(t->offset + t->written + bytes, false);
     return 0;
   }
   if (auto status = write_all(t->fd, std::string_view(data, bytes)); !status) {
@@ -208,6 +245,10 @@ Result<DownloadResult> download_file(const DownloadRequest& request) {
   }
   const std::string safe_url = redact_url(request.url);
   const std::filesystem::path part = part_path_for(request.destination);
+  const std::uint64_t cap =
+      request.declared_bytes
+          ? std::min(request.max_bytes, declared_ceiling(*request.declared_bytes))
+          : request.max_bytes;
 
   UniqueFd fd(::open(part.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
   if (!fd.valid())
@@ -216,12 +257,17 @@ Result<DownloadResult> download_file(const DownloadRequest& request) {
   if (::fstat(fd.get(), &st) != 0) return fail(Error::io("cannot stat {}", part.string()));
   std::uint64_t existing = static_cast<std::uint64_t>(st.st_size);
 
-  // A .part is only worth resuming when the final hash will vouch for it.
+  // A .part is only worth resuming when the final hash will vouch for it, and never when it
+  // already holds more than the cap (a resume could only add to it).
   auto discard_part = [&] {
     ::ftruncate(fd.get(), 0);
     ::lseek(fd.get(), 0, SEEK_SET);
   };
-  if (existing > 0 && (!request.sha256 || existing > request.max_bytes)) {
+  if (existing > 0 && (!request.sha256 || existing > cap)) {
+    if (existing > cap) {
+      kLog.info("download.part_over_cap",
+                {{"url", safe_url}, {"part_bytes", existing}, {"cap_bytes", cap}});
+    }
     discard_part();
     existing = 0;
   }
@@ -248,7 +294,7 @@ Result<DownloadResult> download_file(const DownloadRequest& request) {
   t.fd = fd.get();
   t.hasher = &hasher;
   t.offset = existing;
-  t.max_bytes = request.max_bytes;
+  t.max_bytes = cap;
   t.request = &request;
   t.started = std::chrono::steady_clock::now();
 
@@ -386,6 +432,18 @@ Result<DownloadResult> download_file(const DownloadRequest& request) {
   }
 
   result.bytes = t.offset + t.written;
+  // Far short of what the source declared, and no hash to vouch for it: not the file described
+  // (a host answering 200 with an empty body, say). Unavailable: such a fault tends to pass, and
+  // nothing is kept, so the next attempt fetches again.
+  if (!request.sha256 && request.declared_bytes &&
+      result.bytes < declared_floor(*request.declared_bytes)) {
+    return cleanup_on_failure(
+        Error::unavailable("{}: got {} bytes for {}, under half of its approxBytes {} and no "
+                           "sha256 to vouch for it; refused",
+                           safe_url, result.bytes, request.destination.filename().string(),
+                           *request.declared_bytes),
+        false);
+  }
   result.sha256 = to_hex(hasher.finish());
   if (request.sha256 && ascii_lower(*request.sha256) != result.sha256) {
     kLog.warn(

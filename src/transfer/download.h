@@ -2,10 +2,11 @@
 // Verified, resumable downloads of large files (model weights) over libcurl.
 //
 // The body streams into `<destination>.part` while sha256 is computed; the size is checked
-// against what the server declared and the hash against the expected one; then the part is
-// fsynced and atomically renamed. An existing `.part` is resumed with `Range` (its bytes are
-// re-hashed first, so the final sha256 covers the whole file). Blocking: call it on a worker
-// thread. Thread-safe for different destinations; the caller serialises one destination
+// against what the server declared, against what the source declared (`declared_bytes`, the
+// ModelFile's approxBytes: a bound both ways, issue 16) and the hash against the expected one;
+// then the part is fsynced and atomically renamed. An existing `.part` is resumed with `Range` (its
+// bytes are re-hashed first, so the final sha256 covers the whole file). Blocking: call it on a
+// worker thread. Thread-safe for different destinations; the caller serialises one destination
 // (models::ModelCache holds a file lock).
 
 #include <chrono>
@@ -33,6 +34,15 @@ struct DownloadRequest {
   std::optional<std::string> sha256;  // 64 hex characters, any case
   // Refused before buffering when the server declares more; aborted when it sends more.
   std::uint64_t max_bytes = 512ull << 30;
+  // The size the source declared (ModelFile.approxBytes), a bound both ways:
+  //  * over declared_ceiling(): a Content-Length (or Content-Range total) above it is refused at
+  //    the first body byte, before anything is written; a body without one (chunked, or closed
+  //    by the server) is aborted as it passes the bound. Code::InvalidArgument: the host or the
+  //    catalogue is wrong, every worker would fetch the same bytes.
+  //  * under declared_floor(): a finished body is refused unless `sha256` is pinned (then the
+  //    hash decides). Code::Unavailable: an empty or cut body is typically a host's passing fault.
+  // The errors name the URL, the destination's file name, the declared and the actual sizes.
+  std::optional<std::uint64_t> declared_bytes;
   // No byte received for this long ⇒ the transfer is abandoned as stalled (checked ~every 1 s).
   std::chrono::seconds stall_timeout{60};
   std::chrono::seconds total_timeout{30 * 60};
@@ -53,6 +63,16 @@ struct DownloadResult {
 // no `.part` is left that could be trusted: a `.part` is kept for a later resume only when a
 // sha256 is known (the resumed file is verified in full); otherwise it is removed.
 Result<DownloadResult> download_file(const DownloadRequest& request);
+
+// The bounds `declared_bytes` sets: approxBytes + 10 % (the same margin as the cache's disk
+// preflight, reference-worker.md §3.4), and half of approxBytes ("approx" is an estimate; a body
+// under half of it is not the file the source described, e.g. a `200` with an empty body).
+constexpr std::uint64_t declared_ceiling(std::uint64_t declared) {
+  return declared + declared / 10;
+}
+constexpr std::uint64_t declared_floor(std::uint64_t declared) {
+  return declared / 2;
+}
 
 // The `.part` path used for `destination`.
 std::filesystem::path part_path_for(const std::filesystem::path& destination);

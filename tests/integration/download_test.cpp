@@ -244,6 +244,86 @@ TEST_F(DownloadTest, OversizeBodiesAreRefused) {
   EXPECT_FALSE(fs::exists(part));
 }
 
+// Issue 16: every size the source declares is a bound, both ways.
+TEST_F(DownloadTest, AContentLengthOverTheDeclaredSizeIsRefusedBeforeWriting) {
+  serve("/m");
+  for (bool with_sha : {true, false}) {
+    auto request = request_for("/m", with_sha);
+    request.declared_bytes = 1000;
+    auto result = download_file(request);
+    ASSERT_FALSE(result) << "with_sha=" << with_sha;
+    EXPECT_EQ(result.error().code, Code::InvalidArgument) << "the host would do it again";
+    EXPECT_THAT(result.error().message,
+                HasSubstr("the server declared " + std::to_string(body->size()) +
+                          " bytes for model.gguf, over its approxBytes 1000 + 10% (1100 bytes)"));
+    expect_nothing_trusted();
+    EXPECT_FALSE(fs::exists(part));
+  }
+}
+
+TEST_F(DownloadTest, AChunkedBodyIsAbortedAsItPassesTheDeclaredSize) {
+  testing::Route chunked;
+  chunked.chunked = true;
+  serve("/m", chunked);
+  auto request = request_for("/m", /*with_sha=*/false);
+  request.declared_bytes = 1000;
+  auto result = download_file(request);
+  ASSERT_FALSE(result);
+  EXPECT_EQ(result.error().code, Code::InvalidArgument);
+  EXPECT_THAT(result.error().message,
+              HasSubstr("the body of model.gguf passed 1100 bytes, over its approxBytes 1000"));
+  expect_nothing_trusted();
+  EXPECT_FALSE(fs::exists(part));
+
+  // The same chunked body, declared at its size, is fine.
+  request.declared_bytes = body->size();
+  auto fits = download_file(request);
+  ASSERT_TRUE(fits) << fits.error().message;
+  EXPECT_EQ(file_contents(dest), *body);
+}
+
+TEST_F(DownloadTest, ABodyFarShortOfTheDeclaredSizeIsRefusedUnlessAHashVouchesForIt) {
+  testing::Route empty;  // 200 with an empty body
+  server.set_route("/empty", empty);
+  auto request = request_for("/empty", /*with_sha=*/false);
+  request.declared_bytes = 1185376;
+  auto result = download_file(request);
+  ASSERT_FALSE(result);
+  EXPECT_EQ(result.error().code, Code::Unavailable) << "a host's passing fault: retryable";
+  EXPECT_THAT(result.error().message,
+              HasSubstr("got 0 bytes for model.gguf, under half of its approxBytes 1185376"));
+  expect_nothing_trusted();
+  EXPECT_FALSE(fs::exists(part));
+
+  // Half of the declared size is still accepted ("approx"); with a sha256 the hash decides.
+  request.url = server.url("/m");
+  serve("/m");
+  request.declared_bytes = body->size() * 2;
+  auto half = download_file(request);
+  ASSERT_TRUE(half) << half.error().message;
+  fs::remove(dest);
+  request.declared_bytes = body->size() * 100;
+  EXPECT_FALSE(download_file(request)) << "a hundredth of the declared size";
+  request.sha256 = sha256_hex(*body);
+  auto vouched = download_file(request);
+  ASSERT_TRUE(vouched) << vouched.error().message;
+  EXPECT_EQ(file_contents(dest), *body);
+}
+
+TEST_F(DownloadTest, AResumablePartAlreadyOverTheDeclaredSizeIsDiscarded) {
+  serve("/m");
+  write_contents(part, std::string_view(*body).substr(0, 2 * 1024 * 1024));
+  auto request = request_for("/m");  // with a sha256: the part would be resumed
+  request.declared_bytes = 1024 * 1024;
+  auto result = download_file(request);
+  ASSERT_FALSE(result);
+  EXPECT_THAT(result.error().message, HasSubstr("over its approxBytes 1048576 + 10%"));
+  ASSERT_FALSE(server.requests().empty());
+  EXPECT_EQ(server.requests().back().range, "") << "an over-sized part was resumed";
+  expect_nothing_trusted();
+  EXPECT_FALSE(fs::exists(part));
+}
+
 TEST_F(DownloadTest, ProgressIsReportedAndCanCancel) {
   serve("/m");
   auto request = request_for("/m");

@@ -32,6 +32,18 @@ std::string contents(const fs::path& path) {
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
+// The files a model directory holds, lock files aside (they are created before any download).
+std::vector<std::string> kept_files(const fs::path& dir) {
+  std::vector<std::string> names;
+  std::error_code ec;
+  for (auto it = fs::directory_iterator(dir, ec); !ec && it != fs::directory_iterator();
+       it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (!name.ends_with(".lock")) names.push_back(name);
+  }
+  return names;
+}
+
 class ModelCacheTest : public ::testing::Test {
  protected:
   testing::HttpTestServer server;
@@ -218,6 +230,78 @@ TEST_F(ModelCacheTest, DiskPreflightRefusesWhatCannotFit) {
   EXPECT_THAT(refused.error().message, HasSubstr("not enough disk space"));
   EXPECT_THAT(refused.error().message, HasSubstr("approxBytes"));
   EXPECT_EQ(server.request_count("/weights.gguf"), 0u);
+}
+
+// Issue 16: the sizes a source declares bound what enters the cache, both ways.
+TEST_F(ModelCacheTest, ASourceDeclaring1000BytesNeverCachesAFiveMiBBody) {
+  auto five_mib = blob(5 * 1024 * 1024, 3);
+  server.set_route("/big.gguf", testing::serving(five_mib));
+  ModelCache cache(config());
+  for (bool with_sha : {false, true}) {
+    auto big = file("big.gguf", five_mib, with_sha);
+    big.approx_bytes = 1000;
+    auto refused = cache.ensure_files("m", source({big}));
+    ASSERT_FALSE(refused) << "with_sha=" << with_sha << ": a 5 MiB body was cached";
+    EXPECT_THAT(refused.error().message, HasSubstr("model m file big.gguf"));
+    EXPECT_THAT(refused.error().message, HasSubstr("5242880"));
+    EXPECT_THAT(refused.error().message, HasSubstr("approxBytes 1000"));
+    EXPECT_THAT(kept_files(model_dir(dir.path() / "models", "m")), ::testing::IsEmpty());
+  }
+}
+
+TEST_F(ModelCacheTest, AChunkedBodyPastTheDeclaredSizeIsAbortedAndNotCached) {
+  auto five_mib = blob(5 * 1024 * 1024, 4);
+  auto route = testing::serving(five_mib);
+  route.chunked = true;
+  server.set_route("/big.gguf", route);
+  ModelCache cache(config());
+  auto big = file("big.gguf", five_mib, /*with_sha=*/false);
+  big.approx_bytes = 1000;
+  auto refused = cache.ensure_files("m", source({big}));
+  ASSERT_FALSE(refused) << "a 5 MiB chunked body was cached";
+  EXPECT_THAT(refused.error().message, HasSubstr("model m file big.gguf"));
+  EXPECT_THAT(refused.error().message, HasSubstr("approxBytes 1000"));
+  EXPECT_THAT(kept_files(model_dir(dir.path() / "models", "m")), ::testing::IsEmpty());
+}
+
+TEST_F(ModelCacheTest, AnEmptyBodyIsRefusedAndTheFixedHostIsFetchedFromLater) {
+  auto model = blob(1185376, 5);
+  server.set_route("/stories.gguf", testing::Route{});  // 200, Content-Length 0
+  ModelCache cache(config());
+  auto declared = file("stories.gguf", model, /*with_sha=*/false);
+  ASSERT_EQ(declared.approx_bytes.value_or(0), 1185376u);
+  auto refused = cache.ensure_files("stories", source({declared}));
+  ASSERT_FALSE(refused) << "an empty body was cached for a 1185376-byte model";
+  EXPECT_THAT(refused.error().message, HasSubstr("model stories file stories.gguf"));
+  EXPECT_THAT(refused.error().message, HasSubstr("got 0 bytes"));
+  EXPECT_THAT(refused.error().message, HasSubstr("1185376"));
+  EXPECT_THAT(kept_files(model_dir(dir.path() / "models", "stories")), ::testing::IsEmpty());
+
+  server.set_route("/stories.gguf", testing::serving(model));  // the host is fixed
+  auto fetched = cache.ensure_files("stories", source({declared}));
+  ASSERT_TRUE(fetched) << fetched.error().message;
+  EXPECT_TRUE((*fetched)[0].downloaded);
+  EXPECT_TRUE(contents((*fetched)[0].path) == *model) << "not the served bytes";
+}
+
+// Files cached by earlier versions, before the bounds: a 0-byte file (a host's empty 200) and an
+// oversized one are fetched again, not reused for good.
+TEST_F(ModelCacheTest, AFileCachedOutsideTheDeclaredSizeIsFetchedAgain) {
+  auto model = blob(1185376, 6);
+  server.set_route("/stories.gguf", testing::serving(model));
+  ModelCache cache(config());
+  const auto declared = file("stories.gguf", model, /*with_sha=*/false);
+  const fs::path cached = model_dir(dir.path() / "models", "stories") / "stories.gguf";
+  fs::create_directories(cached.parent_path());
+  for (std::string earlier : {std::string(), std::string(5 * 1024 * 1024, 'x')}) {
+    std::ofstream(cached, std::ios::binary | std::ios::trunc) << earlier;
+    ASSERT_EQ(fs::file_size(cached), earlier.size());
+    auto files = cache.ensure_files("stories", source({declared}));
+    ASSERT_TRUE(files) << files.error().message;
+    EXPECT_TRUE((*files)[0].downloaded) << "a " << earlier.size() << "-byte file was reused";
+    EXPECT_TRUE(contents(cached) == *model) << "not the served bytes";
+  }
+  EXPECT_EQ(server.request_count("/stories.gguf"), 2u);
 }
 
 TEST_F(ModelCacheTest, ConcurrentCallersDownloadOnce) {

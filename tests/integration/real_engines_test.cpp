@@ -2,11 +2,13 @@
 // llama-server and whisper-server when they are found (config-free: STUDIO_WORKER_LLAMA_SERVER /
 // STUDIO_WORKER_WHISPER_SERVER or PATH), else one `SKIPPED:` line; espeak-ng always (linked).
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sndfile.h>
 
 #include <cmath>
+#include <fstream>
 #include <numbers>
 
 #include <nlohmann/json.hpp>
@@ -210,6 +212,60 @@ TEST_F(LlamaRealTest, RecoversAfterTheRunnerIsKilled) {
 
 TEST_F(LlamaFakeRunnerTest, RecoversAfterTheRunnerIsKilled) {
   expect_recovery_after_the_runner_is_killed();
+}
+
+// Issue 16: a GGUF whose header does not parse is never reused from the cache (a 0-byte file or a
+// mangled one, cached by an earlier version: every job on the model failed for good) and never
+// enters it (the job after the host is fixed runs). The model file has no sha256, as catalogue
+// entries often have none.
+TEST_F(LlamaFakeRunnerTest, AGgufThatDoesNotParseIsNeitherReusedNorCached) {
+  auto real = read_file(models_ / "stories260K.gguf");
+  ASSERT_TRUE(real);
+  std::string garbled = *real;
+  garbled.replace(0, 4, "GGUX");
+  testing::HttpTestServer server;
+  server.set_route("/stories260K.gguf", testing::serving(std::make_shared<std::string>(*real)));
+  auto job = [&](const std::string& model, std::optional<std::uint64_t> approx) {
+    proto::ModelSource source;
+    source.engine = "llama-cpp";
+    proto::ModelFile file;
+    file.role = "model";
+    file.url = server.url("/stories260K.gguf");
+    file.filename = "stories260K.gguf";
+    file.approx_bytes = approx;
+    source.files = {file};
+    return DispatchRequest{model, chat("Once", 4), source, "job-" + model};
+  };
+  const auto root = placed_.cache->config().root;
+  auto cached = [&](const std::string& model) {
+    return models::model_dir(root, model) / "stories260K.gguf";
+  };
+
+  // Left in the cache by an earlier version: fetched again, and the job runs.
+  std::filesystem::create_directories(cached("empty").parent_path());
+  { std::ofstream(cached("empty"), std::ios::binary); }
+  auto after_empty = engine_->dispatch(job("empty", std::nullopt));
+  ASSERT_TRUE(after_empty) << after_empty.error().message;
+  EXPECT_TRUE(read_file(cached("empty")).value() == *real) << "not the served model";
+  std::filesystem::create_directories(cached("mangled").parent_path());
+  ASSERT_TRUE(write_file_atomically(cached("mangled"), garbled));
+  auto after_mangled = engine_->dispatch(job("mangled", real->size()));
+  ASSERT_TRUE(after_mangled) << after_mangled.error().message;
+  EXPECT_TRUE(read_file(cached("mangled")).value() == *real) << "not the served model";
+  EXPECT_EQ(server.request_count("/stories260K.gguf"), 2u);
+
+  // A host serving bytes that do not parse: the job fails saying so, nothing is kept, and once
+  // the host is fixed the next job fetches and runs.
+  server.set_route("/stories260K.gguf", testing::serving(std::make_shared<std::string>(garbled)));
+  auto refused = engine_->dispatch(job("served", real->size()));
+  ASSERT_FALSE(refused);
+  EXPECT_THAT(refused.error().message, ::testing::HasSubstr("model served file stories260K.gguf"));
+  EXPECT_THAT(refused.error().message, ::testing::HasSubstr("not a GGUF file"));
+  EXPECT_FALSE(std::filesystem::exists(cached("served"))) << "the bad download was cached";
+  server.set_route("/stories260K.gguf", testing::serving(std::make_shared<std::string>(*real)));
+  auto fixed = engine_->dispatch(job("served", real->size()));
+  ASSERT_TRUE(fixed) << fixed.error().message;
+  EXPECT_EQ(server.request_count("/stories260K.gguf"), 4u);
 }
 
 TEST_F(LlamaFakeRunnerTest, PassesTheRunnersAnswerThroughUnderTheJobsModelId) {

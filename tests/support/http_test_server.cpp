@@ -57,6 +57,17 @@ struct HttpTestServer::Impl {
     }
   }
 
+  // The whole body in 64 KiB chunks, then the last chunk; stops quietly when the client hangs up.
+  void send_chunked(tcp::socket& socket, const std::string& body) {
+    constexpr std::size_t kChunk = 64 * 1024;
+    beast::error_code ec;
+    for (std::size_t at = 0; at < body.size() && !ec; at += kChunk) {
+      const std::size_t n = std::min(kChunk, body.size() - at);
+      asio::write(socket, http::make_chunk(asio::buffer(body.data() + at, n)), ec);
+    }
+    if (!ec) asio::write(socket, http::make_chunk_last(), ec);
+  }
+
   void serve(tcp::socket& socket) {
     beast::flat_buffer buffer;
     for (;;) {
@@ -116,7 +127,10 @@ struct HttpTestServer::Impl {
         }
       } else {
         head.result(http::status::ok);
-        head.content_length(length);
+        if (route.chunked)
+          head.chunked(true);
+        else
+          head.content_length(length);
       }
       head.set(http::field::content_type, "application/octet-stream");
       http::response_serializer<http::empty_body> serializer(head);
@@ -126,7 +140,11 @@ struct HttpTestServer::Impl {
         std::unique_lock lock(mutex);
         stopped_cv.wait(lock, [this] { return stopped || gate_open; });
       }
-      if (length > 0) send_body_part(socket, body, begin, length, route);
+      if (head.chunked()) {
+        send_chunked(socket, body);
+      } else if (length > 0) {
+        send_body_part(socket, body, begin, length, route);
+      }
       if (route.truncate_after || route.stall_after || !request.keep_alive()) {
         socket.shutdown(tcp::socket::shutdown_both, ec);
         return;

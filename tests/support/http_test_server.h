@@ -1,7 +1,8 @@
 #pragma once
 // A real HTTP/1.1 server on 127.0.0.1:<ephemeral> for download tests, built on Boost.Beast, with
 // per-path behaviours that misbehave on purpose: ignore Range, lie about Content-Range, answer
-// 416, truncate the body under its Content-Length, stall mid-body, redirect, or hold the body
+// 416, truncate the body under its Content-Length, stall mid-body, redirect, send the body
+// chunked (no Content-Length), or hold the body
 // behind a gate the test opens (to make two clients overlap). Thread per
 // connection; stop() (or the destructor) closes everything and joins. Thread-safe.
 
@@ -23,7 +24,8 @@ struct Route {
   std::optional<std::string> redirect_to;     // 302 Location
   std::optional<std::size_t> truncate_after;  // close after this many body bytes
   std::optional<std::size_t> stall_after;     // stop sending after this many bytes until stop()
-  bool gated = false;  // send the headers, then hold the body until open_gate() (or stop())
+  bool chunked = false;  // Transfer-Encoding: chunked, no Content-Length (200 answers only)
+  bool gated = false;    // send the headers, then hold the body until open_gate() (or stop())
 };
 
 // A route that serves `body` normally.

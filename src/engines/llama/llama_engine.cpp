@@ -63,7 +63,17 @@ Result<RunnerLaunch> LlamaEngine::prepare(const DispatchRequest& request,
     std::lock_guard lock(mutex_);
     if (auto it = launches_.find(key); it != launches_.end()) return it->second;
   }
-  auto files = cache_->ensure_files(request.model, **source);
+  // A cached GGUF whose header does not parse (0 bytes, cut short, not a GGUF) is fetched again
+  // rather than failing every job on this model; a download that does not parse is not cached.
+  const std::string gguf_name = entry->filename;
+  const models::FileCheck parses = [gguf_name](const proto::ModelFile& file,
+                                               const std::filesystem::path& path) -> Status {
+    if (file.filename != gguf_name) return {};
+    auto header = models::read_gguf(path);
+    if (!header) return fail(header.error());
+    return {};
+  };
+  auto files = cache_->ensure_files(request.model, **source, {}, parses);
   if (!files) return fail(files.error());
   const models::CachedFile* gguf = nullptr;
   for (const auto& file : *files) {
