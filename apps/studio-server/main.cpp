@@ -13,6 +13,7 @@
 #include "net/http_server.h"
 #include "store/studio_store.h"
 #include "studio/admin.h"
+#include "studio/data_dir.h"
 #include "studio/studio.h"
 
 namespace {
@@ -117,7 +118,7 @@ int serve(const std::string& listen, sw::studio::StudioConfig config,
 
 int with_store(const std::filesystem::path& data_dir,
                const std::function<int(sw::store::StudioStore&)>& action) {
-  auto store = sw::store::StudioStore::open(data_dir / "studio.db");
+  auto store = sw::studio::open_data_dir(data_dir);
   if (!store) {
     std::cerr << "studio-server: " << store.error().message << "\n";
     return 2;

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
 #include <fmt/format.h>
@@ -81,6 +82,77 @@ Result<std::string> read_file(const std::filesystem::path& path, std::uint64_t m
     out.append(buffer, static_cast<std::size_t>(n));
   }
   return out;
+}
+
+Result<std::optional<unsigned>> make_private_dir(const std::filesystem::path& dir) {
+  std::error_code ec;
+  if (dir.has_parent_path() && dir.parent_path() != dir) {
+    std::filesystem::create_directories(dir.parent_path(), ec);
+    if (ec) {
+      return fail(Error::io("cannot create {}: {}", dir.parent_path().string(), ec.message()));
+    }
+  }
+  if (::mkdir(dir.c_str(), kPrivateDirMode) == 0) {
+    // The umask only narrows; chmod makes it exactly 0700 even under an odd umask like 0277.
+    if (::chmod(dir.c_str(), kPrivateDirMode) != 0) {
+      return fail(Error::io("cannot set the mode of {}: {}", dir.string(), std::strerror(errno)));
+    }
+    return std::optional<unsigned>{};
+  }
+  if (errno != EEXIST) {
+    return fail(Error::io("cannot create {}: {}", dir.string(), std::strerror(errno)));
+  }
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0) {
+    return fail(Error::io("cannot stat {}: {}", dir.string(), std::strerror(errno)));
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    return fail(Error::io("{} exists and is not a directory", dir.string()));
+  }
+  const unsigned mode = st.st_mode & 07777;
+  if ((mode & 077) == 0 || (mode & S_ISVTX) != 0 || st.st_uid != ::geteuid()) {
+    return std::optional<unsigned>{};
+  }
+  if (const char* home = std::getenv("HOME"); home != nullptr && *home != '\0') {
+    if (std::filesystem::equivalent(dir, home, ec)) {
+      return std::optional<unsigned>{};
+    }
+  }
+  if (::chmod(dir.c_str(), kPrivateDirMode) != 0) {
+    return fail(Error::io("cannot narrow the mode of {}: {}", dir.string(), std::strerror(errno)));
+  }
+  return std::optional<unsigned>{mode};
+}
+
+Result<UniqueFd> open_private_file(const std::filesystem::path& path, int flags) {
+  UniqueFd fd(::open(path.c_str(), flags | O_CLOEXEC, static_cast<mode_t>(kPrivateFileMode)));
+  if (!fd.valid()) {
+    return fail(Error::make(errno == ENOENT ? Code::NotFound : Code::IoError, "cannot open {}: {}",
+                            path.string(), std::strerror(errno)));
+  }
+  if ((flags & O_CREAT) != 0 && ::fchmod(fd.get(), kPrivateFileMode) != 0) {
+    return fail(Error::io("cannot set the mode of {}: {}", path.string(), std::strerror(errno)));
+  }
+  return fd;
+}
+
+Result<std::optional<unsigned>> tighten_private_file(const std::filesystem::path& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) {
+      return std::optional<unsigned>{};
+    }
+    return fail(Error::io("cannot stat {}: {}", path.string(), std::strerror(errno)));
+  }
+  const unsigned mode = st.st_mode & 07777;
+  if ((mode & 077) == 0 || st.st_uid != ::geteuid()) {
+    return std::optional<unsigned>{};
+  }
+  const unsigned narrowed = S_ISDIR(st.st_mode) ? kPrivateDirMode : (mode & 0700);
+  if (::chmod(path.c_str(), static_cast<mode_t>(narrowed)) != 0) {
+    return fail(Error::io("cannot narrow the mode of {}: {}", path.string(), std::strerror(errno)));
+  }
+  return std::optional<unsigned>{mode};
 }
 
 }  // namespace sw

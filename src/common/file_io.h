@@ -3,6 +3,7 @@
 // half done. Thread-safe (no shared state).
 
 #include <filesystem>
+#include <optional>
 #include <string_view>
 #include <utility>
 
@@ -51,5 +52,29 @@ Status write_file_atomically(const std::filesystem::path& path, std::string_view
 // The whole file, refused (InvalidArgument) when it is larger than `max_bytes`.
 Result<std::string> read_file(const std::filesystem::path& path,
                               std::uint64_t max_bytes = 1ull << 30);
+
+// ---- Private data (issue 16, kind 6) ----
+// Prompts, results, tokens and databases are readable by their owner only: directories 0700 and
+// files 0600 whatever the umask. An install made by an older version had 0755/0644; these helpers
+// also narrow such modes, so an operator who upgrades gets the fix without manual work.
+
+inline constexpr unsigned kPrivateDirMode = 0700;
+inline constexpr unsigned kPrivateFileMode = 0600;
+
+// Creates `dir` with mode 0700 (missing parents get the usual umask-governed mode, as `mkdir -p`
+// gives them), or narrows an existing one to 0700. Returns the mode it had when it was narrowed;
+// nullopt when it was created or already private. A world-shared directory (sticky bit, like
+// /tmp), the user's $HOME and a directory owned by someone else are left as they are (not ours to
+// narrow); nullopt then too. Fails (IoError) when it cannot be created or is not a directory.
+Result<std::optional<unsigned>> make_private_dir(const std::filesystem::path& dir);
+
+// open(2) of `path` with `flags` (O_CLOEXEC is added); with O_CREAT the file is created 0600 and,
+// created or not, set to exactly 0600 (the umask may not widen it, a looser old mode is narrowed).
+// For temp files that later get renamed into place: the mode holds from the first byte on.
+Result<UniqueFd> open_private_file(const std::filesystem::path& path, int flags);
+
+// Narrows an existing file (or directory, to 0700) so that group and others have no access.
+// Returns the mode it had when it was narrowed; nullopt when it is absent or already private.
+Result<std::optional<unsigned>> tighten_private_file(const std::filesystem::path& path);
 
 }  // namespace sw

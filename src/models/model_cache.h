@@ -20,6 +20,10 @@
 // flock on `<file>.lock` (a FileLease) while a job uses the file, which eviction's exclusive
 // try-lock respects, so a file in use is never removed. A verified
 // file's sha256 is remembered in `<file>.sha256` so reuse does not re-hash gigabytes.
+// Modes (issue 16): the cache holds public models, not private data, so files are 0644 and
+// directories follow the umask like `mkdir -p`; other local users (or a runner under another
+// account) may read and share them. No file here is ever created group- or world-writable:
+// `.part` downloads, locks and sidecars ask for 0644, which a umask can only narrow.
 // Blocking: call from worker threads. Thread-safe.
 
 #include <chrono>

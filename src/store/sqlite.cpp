@@ -1,9 +1,12 @@
 #include "store/sqlite.h"
 
+#include <fcntl.h>
 #include <sqlite3.h>
 
 #include <algorithm>
 #include <utility>
+
+#include "common/file_io.h"
 
 namespace sw::store {
 namespace {
@@ -36,6 +39,17 @@ Db& Db::operator=(Db&&) noexcept = default;
 Db::~Db() = default;
 
 Result<Db> Db::open(const std::filesystem::path& path) {
+  if (path != ":memory:" && !path.empty()) {
+    std::error_code ec;
+    if (!std::filesystem::exists(path, ec)) {
+      // O_EXCL: a file that appeared meanwhile (another process) keeps its mode.
+      auto created = open_private_file(path, O_RDWR | O_CREAT | O_EXCL);
+      if (!created && !std::filesystem::exists(path, ec)) {
+        return fail(
+            Error::io("cannot create database {}: {}", path.string(), created.error().message));
+      }
+    }
+  }
   sqlite3* raw = nullptr;
   const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
   const int rc = sqlite3_open_v2(path.c_str(), &raw, flags, nullptr);
@@ -48,6 +62,25 @@ Result<Db> Db::open(const std::filesystem::path& path) {
   sqlite3_busy_timeout(raw, 5000);
   SW_TRY(db.exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"));
   return db;
+}
+
+Result<std::string> Db::quick_check() {
+  auto check = prepare("PRAGMA quick_check(8)");
+  if (!check) {
+    return fail(std::move(check).error());
+  }
+  std::string findings;
+  while (true) {
+    auto row = check->step();
+    if (!row) {
+      return fail(std::move(row).error());
+    }
+    if (!*row) {
+      break;
+    }
+    findings += (findings.empty() ? "" : "; ") + check->text(0);
+  }
+  return findings.empty() ? std::string("no answer") : findings;
 }
 
 Status Db::exec(std::string_view sql) {

@@ -24,7 +24,10 @@ class Stmt;
 class Db {
  public:
   // Opens (creating) `path` with WAL, synchronous=NORMAL, foreign_keys=ON and a 5 s busy
-  // timeout. ":memory:" gives a private in-memory database.
+  // timeout. ":memory:" gives a private in-memory database. Every database here holds private
+  // data: a missing file is created 0600 before SQLite opens it, whatever the umask, and SQLite
+  // gives the -wal and -shm files it creates the main file's mode (os_unix.c findCreateFileMode,
+  // unixOpenSharedMemory). An existing file's mode is left to the caller (see file_io.h).
   static Result<Db> open(const std::filesystem::path& path);
 
   Db(Db&&) noexcept;
@@ -38,6 +41,10 @@ class Db {
   std::int64_t changes() const;
   std::int64_t last_insert_rowid() const;
   sqlite3* raw() const { return db_.get(); }
+
+  // PRAGMA quick_check: "ok", or SQLite's first findings about damaged pages joined by "; ".
+  // O(database size); meant for start-up.
+  Result<std::string> quick_check();
 
  private:
   struct Closer {

@@ -579,7 +579,8 @@ class Router : public net::HttpHandler {
       std::error_code ec;
       if (!std::filesystem::exists(path, ec)) {
         // Survives a crash of the studio, as the database does (WAL, synchronous=NORMAL).
-        written = write_file_atomically(path, upload.data, Durability::RenameOnly);
+        written =
+            write_file_atomically(path, upload.data, Durability::RenameOnly, kPrivateFileMode);
       }
       boost::asio::post(s_.loop_,
                         [this, upload = std::move(upload), written, responder, previous, weak] {

@@ -9,6 +9,7 @@
 #include "common/secrets.h"
 #include "common/sha256.h"
 #include "proto/codec.h"
+#include "studio/data_dir.h"
 #include "studio/db_worker.h"
 #include "studio/json_views.h"
 #include "studio/router.h"
@@ -42,13 +43,8 @@ Studio::~Studio() {
 
 Result<std::shared_ptr<Studio>> Studio::create(boost::asio::any_io_executor loop,
                                                StudioConfig config) {
-  std::error_code ec;
-  std::filesystem::create_directories(config.data_dir / "results", ec);
-  if (ec) {
-    return fail(
-        Error::io("cannot create data directory {}: {}", config.data_dir.string(), ec.message()));
-  }
-  auto store = store::StudioStore::open(config.data_dir / "studio.db");
+  // Private modes, and no silent fresh start over a lost database (issue 16).
+  auto store = open_data_dir(config.data_dir);
   if (!store) {
     return fail(std::move(store).error());
   }

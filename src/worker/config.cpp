@@ -391,18 +391,55 @@ Result<LoadedConfig> load_config(const std::filesystem::path& path, LoadMode mod
 }
 
 Status save_config(const std::filesystem::path& path, const WorkerConfig& config) {
-  std::error_code ec;
   const auto dir = path.parent_path();
-  if (!dir.empty() && !std::filesystem::exists(dir, ec)) {
-    std::filesystem::create_directories(dir, ec);
-    if (ec) return fail(Error::io("cannot create {}: {}", dir.string(), ec.message()));
-    std::filesystem::permissions(dir, std::filesystem::perms::owner_all, ec);
+  if (!dir.empty()) {
+    auto made = make_private_dir(dir);
+    if (!made) return fail(made.error());
+    if (*made) {
+      logger().warn(
+          "permissions.tightened",
+          {{"path", dir.string()}, {"from", fmt::format("{:04o}", **made)}, {"to", "0700"}});
+    }
   }
-  auto written = write_file_atomically(path, format_config(config), Durability::Fsync, 0600);
+  auto written =
+      write_file_atomically(path, format_config(config), Durability::Fsync, kPrivateFileMode);
   if (!written) {
     return fail(Error::io("cannot save {}: {}", path.string(), written.error().message));
   }
   logger().debug("config.saved", {{"path", path.string()}});
+  return {};
+}
+
+Status make_state_private(const std::filesystem::path& config_path) {
+  // A bare file name lives in the working directory, which is not ours to narrow.
+  const bool own_dir = !config_path.parent_path().empty();
+  const auto dir = own_dir ? config_path.parent_path() : std::filesystem::path(".");
+  if (own_dir) {
+    auto made = make_private_dir(dir);
+    if (!made) return fail(made.error());
+    if (*made) {
+      logger().warn(
+          "permissions.tightened",
+          {{"path", dir.string()}, {"from", fmt::format("{:04o}", **made)}, {"to", "0700"}});
+    }
+  }
+  const std::string prefixes[] = {config_path.filename().string(), "outbox.db", "daemon.lock",
+                                  "local-api.json"};
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    bool ours = false;
+    for (const auto& prefix : prefixes) ours = ours || name.rfind(prefix, 0) == 0;
+    if (!ours || !entry.is_regular_file(ec)) continue;
+    auto narrowed = tighten_private_file(entry.path());
+    if (!narrowed) return fail(narrowed.error());
+    if (*narrowed) {
+      logger().warn("permissions.tightened", {{"path", entry.path().string()},
+                                              {"from", fmt::format("{:04o}", **narrowed)},
+                                              {"to", "0600"}});
+    }
+  }
+  if (ec) return fail(Error::io("cannot list {}: {}", dir.string(), ec.message()));
   return {};
 }
 

@@ -111,6 +111,13 @@ Result<LoadedConfig> load_config(const std::filesystem::path& path, LoadMode mod
 // Atomic write (temporary sibling, fsync, rename) with mode 0600; creates the directory (0700).
 Status save_config(const std::filesystem::path& path, const WorkerConfig& config);
 
+// Makes the worker's state private (issue 16, kind 6): the config file's directory 0700, and the
+// files the worker keeps there 0600 (the config and its .corrupt-* copies: tokens; outbox.db and
+// its -wal/-shm/.corrupt-*: prompts and results; daemon.lock; local-api.json: the local token).
+// Narrows what an older version left looser and logs each change once; other files in the
+// directory (models.json) are the operator's. See make_private_dir for directories left alone.
+Status make_state_private(const std::filesystem::path& config_path);
+
 // ---- EditableConfig: the camelCase JSON of GET/PUT /daemon/config (§5.2) ----
 
 // {"apiBaseUrl", "vramThresholdGb", "autoStart", "startMinimised", "onlyWhenIdle",

@@ -143,6 +143,9 @@ Result<std::unique_ptr<Daemon>> Daemon::create(DaemonOptions options) {
     logger().warn("config.corrupt_file_moved_aside",
                   {{"moved_to", loaded->quarantined->string()}});
   }
+  // Before the lock, the outbox and the discovery file are opened: they are created 0600 in a
+  // 0700 directory, and an older install's looser modes are narrowed.
+  SW_TRY(make_state_private(loaded->path));
   const auto lock_path = options.config_path.parent_path() / "daemon.lock";
   UniqueFd lock(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
   if (!lock.valid()) {

@@ -40,9 +40,11 @@ class ScratchDir {
     static std::atomic<std::uint64_t> counter{0};
     const auto nanos = Clock::now().time_since_epoch().count();
     auto dir = root / fmt::format("job-{}-{}-{}", ::getpid(), nanos, counter++);
-    std::error_code ec;
-    std::filesystem::create_directories(dir, ec);
-    if (ec) return fail(Error::io("cannot create scratch dir {}: {}", dir.string(), ec.message()));
+    // 0700: it holds the job's input images and prompt-derived outputs (issue 16).
+    auto made = make_private_dir(dir);
+    if (!made) {
+      return fail(Error::io("cannot create scratch dir: {}", made.error().message));
+    }
     return ScratchDir(std::move(dir));
   }
   ScratchDir(ScratchDir&& other) noexcept : dir_(std::exchange(other.dir_, {})) {}

@@ -1,0 +1,149 @@
+#include "studio/data_dir.h"
+
+#include <fmt/format.h>
+
+#include <optional>
+#include <string>
+
+#include "common/file_io.h"
+#include "common/log.h"
+
+namespace sw::studio {
+namespace {
+
+namespace fs = std::filesystem;
+
+const log::Logger& logger() {
+  static const log::Logger instance("studio_worker::studio::data_dir");
+  return instance;
+}
+
+std::string octal(unsigned mode) {
+  return fmt::format("{:04o}", mode);
+}
+
+Status make_dir(const fs::path& dir) {
+  auto narrowed = make_private_dir(dir);
+  if (!narrowed) {
+    return fail(std::move(narrowed).error());
+  }
+  if (*narrowed) {
+    logger().warn("permissions.tightened",
+                  {{"path", dir.string()}, {"from", octal(**narrowed)}, {"to", "0700"}});
+  }
+  return {};
+}
+
+Status tighten(const fs::path& file) {
+  auto narrowed = tighten_private_file(file);
+  if (!narrowed) {
+    return fail(std::move(narrowed).error());
+  }
+  if (*narrowed) {
+    logger().warn("permissions.tightened",
+                  {{"path", file.string()}, {"from", octal(**narrowed)}, {"to", "0600"}});
+  }
+  return {};
+}
+
+// Narrows every entry of results/ and counts them (the evidence that this studio has a past).
+Result<std::size_t> tighten_results(const fs::path& results) {
+  std::error_code ec;
+  std::size_t entries = 0;
+  std::size_t narrowed = 0;
+  for (const auto& entry : fs::directory_iterator(results, ec)) {
+    ++entries;
+    auto changed = tighten_private_file(entry.path());
+    if (!changed) {
+      return fail(std::move(changed).error());
+    }
+    narrowed += *changed ? 1 : 0;
+  }
+  if (ec) {
+    return fail(Error::io("cannot list {}: {}", results.string(), ec.message()));
+  }
+  if (narrowed > 0) {
+    logger().warn("permissions.tightened",
+                  {{"path", results.string()}, {"files", narrowed}, {"to", "0600"}});
+  }
+  return entries;
+}
+
+Error amnesia(const fs::path& db, std::string_view state, const fs::path& results,
+              std::size_t entries) {
+  return Error::make(
+      Code::Conflict,
+      "studio database {} is {} but {} holds {} result file(s): starting would forget every job, "
+      "worker and API key. Restore studio.db from a backup (stop the server first), or move the "
+      "data directory {} aside to start a fresh install",
+      db.string(), state, results.string(), entries, db.parent_path().string());
+}
+
+Error damaged(const fs::path& db, std::string_view detail) {
+  return Error::io(
+      "studio database {} is damaged ({}). Restore it from a backup, or move studio.db, "
+      "studio.db-wal, studio.db-shm and results/ aside to start a fresh install",
+      db.string(), detail);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<store::StudioStore>> open_data_dir(const fs::path& data_dir) {
+  const auto results = data_dir / "results";
+  const auto db = data_dir / "studio.db";
+  SW_TRY(make_dir(data_dir));
+  SW_TRY(make_dir(results));
+  for (const char* suffix : {"", "-wal", "-shm"}) {
+    SW_TRY(tighten(fs::path(db.string() + suffix)));
+  }
+  auto entries = tighten_results(results);
+  if (!entries) {
+    return fail(std::move(entries).error());
+  }
+
+  std::error_code ec;
+  const bool exists = fs::exists(db, ec);
+  const auto size = exists ? fs::file_size(db, ec) : 0;
+  const auto wal_size = fs::file_size(db.string() + "-wal", ec);
+  const bool empty = exists && size == 0 && (ec || wal_size == 0);
+  if (!exists || empty) {
+    if (*entries > 0) {
+      return fail(amnesia(db, exists ? "empty (0 bytes)" : "missing", results, *entries));
+    }
+    if (empty) {
+      logger().info("database.empty_fresh_install", {{"path", db.string()}});
+    }
+  } else {
+    // A file that is not SQLite fails at its first statement; damaged pages show in quick_check.
+    auto probe = store::Db::open(db);
+    if (!probe) {
+      return fail(damaged(db, probe.error().message));
+    }
+    auto check = probe->quick_check();
+    if (!check) {
+      return fail(damaged(db, check.error().message));
+    }
+    if (*check != "ok") {
+      return fail(damaged(db, "quick_check: " + *check));
+    }
+    auto tables = probe->prepare("SELECT count(*) FROM sqlite_schema WHERE type = 'table'");
+    if (!tables) {
+      return fail(damaged(db, tables.error().message));
+    }
+    auto row = tables->step();
+    if (!row) {
+      return fail(damaged(db, row.error().message));
+    }
+    if (*row && tables->int64(0) == 0 && *entries > 0) {
+      return fail(amnesia(db, "without tables", results, *entries));
+    }
+  }
+  auto store = store::StudioStore::open(db);
+  if (!store) {
+    return fail(
+        Error::make(store.error().code, "{} (database {})", store.error().message, db.string()));
+  }
+  return std::move(*store);
+}
+
+}  // namespace sw::studio
