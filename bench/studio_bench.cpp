@@ -97,6 +97,7 @@ struct Run {
   int target = 0;
   std::atomic<int> done{0};
   std::atomic<int> welcomed{0};
+  std::atomic<int> refused_handshakes{0};  // 503s from the studio's connection caps, retried
   std::atomic<bool> failed{false};
   std::string image_bytes;
   Clock::time_point finished;
@@ -127,20 +128,42 @@ struct Failure {
 asio::awaitable<void> protocol_worker(Run* run, sw::testing::WorkerCredentials credentials,
                                       bool heartbeat_only) {
   auto executor = co_await asio::this_coro::executor;
-  websocket::stream<beast::tcp_stream> ws(executor);
   const tcp::endpoint endpoint(asio::ip::make_address("127.0.0.1"), run->port);
-  co_await beast::get_lowest_layer(ws).async_connect(endpoint, asio::use_awaitable);
-  beast::get_lowest_layer(ws).expires_never();
-  // Small frames back to back (accept, then completeJson): without this, Nagle holds the second
-  // until the first is acknowledged.
-  beast::get_lowest_layer(ws).socket().set_option(tcp::no_delay(true));
-  ws.set_option(websocket::stream_base::decorator([token = credentials.token](auto& req) {
-    req.set(http::field::authorization, "Bearer " + token);
-    req.set(http::field::sec_websocket_protocol, "studio-worker-v1");
-  }));
-  co_await ws.async_handshake("127.0.0.1",
-                              "/graphics/api/workers/" + credentials.worker_id + "/connect",
-                              asio::use_awaitable);
+  // A fleet connecting at once from one address meets the studio's cap on connections still in
+  // their handshake (503 + Retry-After); like a real worker, a refused one retries after a
+  // jittered pause.
+  std::optional<websocket::stream<beast::tcp_stream>> connected;
+  for (int attempt = 0; !connected; ++attempt) {
+    websocket::stream<beast::tcp_stream> ws(executor);
+    co_await beast::get_lowest_layer(ws).async_connect(endpoint, asio::use_awaitable);
+    beast::get_lowest_layer(ws).expires_never();
+    // Small frames back to back (accept, then completeJson): without this, Nagle holds the
+    // second until the first is acknowledged.
+    beast::get_lowest_layer(ws).socket().set_option(tcp::no_delay(true));
+    ws.set_option(websocket::stream_base::decorator([token = credentials.token](auto& req) {
+      req.set(http::field::authorization, "Bearer " + token);
+      req.set(http::field::sec_websocket_protocol, "studio-worker-v1");
+    }));
+    websocket::response_type refusal;
+    auto [ec] = co_await ws.async_handshake(
+        refusal, "127.0.0.1", "/graphics/api/workers/" + credentials.worker_id + "/connect",
+        asio::as_tuple(asio::use_awaitable));
+    if (!ec) {
+      connected.emplace(std::move(ws));
+      break;
+    }
+    // The refusal is sent as the socket closes: a request that crossed it may read a reset.
+    const bool refused = refusal.result() == http::status::service_unavailable ||
+                         ec == asio::error::connection_reset || ec == http::error::end_of_stream ||
+                         ec == asio::error::eof;
+    if (!refused || attempt >= 50) {
+      throw boost::system::system_error(ec);
+    }
+    ++run->refused_handshakes;
+    asio::steady_timer pause(executor, std::chrono::milliseconds(200 + std::rand() % 1000));
+    co_await pause.async_wait(asio::use_awaitable);
+  }
+  auto& ws = *connected;
   ws.text(true);
   const auto caps = sw::testing::test_capabilities();
   // Frames are named locals: GCC 12 mishandles temporaries inside co_await expressions.
@@ -642,6 +665,7 @@ std::optional<Failure> idle_sessions(const std::string& server_binary, int sessi
   if (after.rss_mib <= 0) return Failure{"could not read studio-server's memory use"};
   figure("studio_idle_sessions", run.welcomed, "sessions");
   figure("studio_idle_sessions_connect_seconds", ramp, "s");
+  figure("studio_idle_sessions_refused_handshakes", run.refused_handshakes, "retries");
   figure("studio_idle_sessions_rss", after.rss_mib, "MiB");
   figure("studio_idle_sessions_cpu", 100.0 * (after.cpu_seconds - before.cpu_seconds) / window,
          "%_of_one_core");

@@ -9,6 +9,7 @@
 #include <iostream>
 
 #include "common/clock.h"
+#include "common/fd_limit.h"
 #include "common/log.h"
 #include "net/http_server.h"
 #include "store/studio_store.h"
@@ -47,6 +48,25 @@ sw::Result<std::pair<std::string, std::uint16_t>> parse_listen(const std::string
   return std::pair(host, static_cast<std::uint16_t>(port));
 }
 
+// Every worker session is a socket: raise the soft descriptor limit to the hard one before
+// anything is opened, and say so when even that is short of a 10,000-worker fleet (issue 16).
+void raise_fd_limit_or_warn() {
+  const sw::log::Logger log("studio_worker::studio::main");
+  auto limit = sw::raise_fd_limit();
+  if (!limit) {
+    log.warn("fd_limit.raise_failed",
+             {{"error", limit.error().message}, {"soft", sw::current_fd_limit()}});
+    return;
+  }
+  log.info("fd_limit", {{"before", limit->before}, {"after", limit->after}, {"hard", limit->hard}});
+  if (limit->after < sw::kFdsForTenThousandWorkers) {
+    log.warn("fd_limit.low",
+             {{"limit", limit->after},
+              {"needed_for_10000_workers", sw::kFdsForTenThousandWorkers},
+              {"hint", "raise the hard limit: LimitNOFILE= in the systemd unit, or ulimit -Hn"}});
+  }
+}
+
 int serve(const std::string& listen, sw::studio::StudioConfig config,
           sw::net::ServerOptions server_options) {
   auto endpoint = parse_listen(listen);
@@ -56,6 +76,7 @@ int serve(const std::string& listen, sw::studio::StudioConfig config,
   }
   server_options.host = endpoint->first;
   server_options.port = endpoint->second;
+  raise_fd_limit_or_warn();
   if (const char* token = std::getenv("STUDIO_SERVER_ADMIN_TOKEN"); token && *token) {
     config.admin_token = token;
   }
@@ -184,6 +205,48 @@ int main(int argc, char** argv) {
   std::vector<std::string> kind_run_limits;
   serve_cmd->add_option("--kind-run-limit", kind_run_limits,
                         "Per-kind run limit, KIND=SECONDS (e.g. video=7200); repeatable");
+  // Hostile input and resource limits (docs/limits.md).
+  unsigned header_timeout_s = static_cast<unsigned>(server_options.header_timeout.count());
+  unsigned body_timeout_s = static_cast<unsigned>(server_options.body_timeout.count());
+  unsigned anonymous_body_timeout_s = static_cast<unsigned>(config.anonymous_body_timeout.count());
+  unsigned anonymous_body_kib = static_cast<unsigned>(config.anonymous_body_limit / 1024);
+  serve_cmd
+      ->add_option("--header-timeout-s", header_timeout_s,
+                   "Request headers must arrive within this long (also the keep-alive idle limit)")
+      ->check(CLI::Range(1u, 3600u))
+      ->capture_default_str();
+  serve_cmd
+      ->add_option("--body-timeout-s", body_timeout_s,
+                   "A request body on an authenticated route must arrive within this long (408)")
+      ->check(CLI::Range(1u, 24u * 3600))
+      ->capture_default_str();
+  serve_cmd
+      ->add_option("--anonymous-body-timeout-s", anonymous_body_timeout_s,
+                   "The same for routes that need no token (register-request, /healthz)")
+      ->check(CLI::Range(1u, 3600u))
+      ->capture_default_str();
+  serve_cmd
+      ->add_option("--anonymous-body-kib", anonymous_body_kib,
+                   "Largest body on routes that need no token (413 above)")
+      ->check(CLI::Range(1u, 1024u * 1024))
+      ->capture_default_str();
+  serve_cmd
+      ->add_option("--max-connections", server_options.max_connections,
+                   "Open connections in all (worker sessions included); clamped to the open-file "
+                   "limit minus 256; over it a new connection gets 503 + Retry-After")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{10'000'000}))
+      ->capture_default_str();
+  serve_cmd
+      ->add_option("--max-unauthenticated-connections", server_options.max_unauthenticated,
+                   "Connections not yet past a token check, in all")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{10'000'000}))
+      ->capture_default_str();
+  serve_cmd
+      ->add_option("--max-unauthenticated-per-address",
+                   server_options.max_unauthenticated_per_address,
+                   "Connections not yet past a token check, per source address")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{10'000'000}))
+      ->capture_default_str();
 
   auto* workers = app.add_subcommand("workers", "Approve, reject, list and delete workers");
   workers->require_subcommand(1);
@@ -216,6 +279,10 @@ int main(int argc, char** argv) {
     config.data_dir = data_dir;
     config.result_body_limit = static_cast<std::uint64_t>(result_limit_mib * 1024 * 1024);
     config.json_body_limit = static_cast<std::uint64_t>(json_limit_mib * 1024 * 1024);
+    config.anonymous_body_limit = std::uint64_t{anonymous_body_kib} * 1024;
+    config.anonymous_body_timeout = std::chrono::seconds(anonymous_body_timeout_s);
+    server_options.header_timeout = std::chrono::seconds(header_timeout_s);
+    server_options.body_timeout = std::chrono::seconds(body_timeout_s);
     config.offer_timeout = std::chrono::milliseconds(offer_timeout_ms);
     config.session_silence_timeout = std::chrono::milliseconds(silence_timeout_ms);
     config.sweep_interval = std::min<std::chrono::milliseconds>(std::chrono::milliseconds(5000),

@@ -8,6 +8,7 @@
 #include <iostream>
 #include <optional>
 
+#include "common/fd_limit.h"
 #include "common/log.h"
 #include "engines/build_engine.h"
 #include "engines/doctor.h"
@@ -43,6 +44,16 @@ int run_samples_command(const std::string& out_dir, const std::string& prompt) {
 int run_daemon(const std::filesystem::path& config_path, std::int64_t registration_poll_ms,
                std::int64_t synthetic_job_ms, const std::string& synthetic_hold_file,
                std::optional<std::uint16_t> local_api_port, double time_scale) {
+  // The daemon holds sockets too (studio session, local API, runners, downloads): raise the soft
+  // descriptor limit to the hard one before anything is opened.
+  if (auto limit = sw::raise_fd_limit(); limit) {
+    sw::log::Logger("studio_worker::worker::main")
+        .info("fd_limit",
+              {{"before", limit->before}, {"after", limit->after}, {"hard", limit->hard}});
+  } else {
+    sw::log::Logger("studio_worker::worker::main")
+        .warn("fd_limit.raise_failed", {{"error", limit.error().message}});
+  }
   sw::worker::DaemonOptions options;
   options.config_path = config_path;
   if (time_scale != 1.0) {

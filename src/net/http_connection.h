@@ -20,7 +20,9 @@
 #include <boost/beast/websocket/ssl.hpp>
 
 #include <deque>
+#include <functional>
 #include <list>
+#include <unordered_map>
 
 #include "common/log.h"
 #include "common/strings.h"
@@ -45,6 +47,12 @@ constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
 constexpr std::uint32_t kHeaderLimit = 64 * 1024;
 constexpr auto kResponseDeadline = std::chrono::minutes(5);
 constexpr auto kEventStreamKeepAlive = std::chrono::seconds(15);
+// A 400/408/413 is written under this deadline: a peer that does not read its error answer does
+// not get to hold the socket for a body deadline.
+constexpr auto kErrorWriteDeadline = std::chrono::seconds(10);
+// How often a passed read deadline cancels the read again, in case it fired between two reads of
+// a composed operation (when there was nothing to cancel).
+constexpr auto kDeadlineRecheck = std::chrono::milliseconds(50);
 
 using PlainStream = beast::tcp_stream;
 using TlsStream = beast::ssl_stream<beast::tcp_stream>;
@@ -95,13 +103,29 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   std::list<std::weak_ptr<Connection>> connections;
   std::uint16_t port = 0;
 
+  // Connection accounting (http_server.cpp). Counted by HttpConnection's lifetime, which spans a
+  // WebSocket session started from it.
+  std::size_t connection_limit = 0;  // max_connections clamped to the fd limit
+  std::size_t open_count = 0;
+  std::size_t unauthenticated_count = 0;
+  std::unordered_map<std::string, std::size_t> unauthenticated_by_address;
+  std::uint64_t refused = 0;
+  std::uint64_t accept_failures = 0;
+  int reserve_fd = -1;  // freed to accept (and refuse) one connection when accept hits EMFILE
+
   Impl(asio::any_io_executor ex, ServerOptions opts)
       : executor(ex), options(std::move(opts)), acceptor(ex) {}
+  ~Impl();
 
   void track(const std::shared_ptr<Connection>& connection) {
     connections.remove_if([](const auto& weak) { return weak.expired(); });
     connections.push_back(connection);
   }
+  // Why a new connection from `address` would exceed a cap; empty when it fits.
+  std::string over_cap(const std::string& address) const;
+  void connection_opened(const std::string& address);
+  void connection_authenticated(const std::string& address);
+  void connection_closed(const std::string& address, bool unauthenticated);
 };
 
 namespace detail {
@@ -293,7 +317,13 @@ class HttpConnection : public Connection {
         remote_(std::move(remote)),
         server_(std::move(server)),
         response_signal_(stream_.get_executor()),
-        stream_queue_(stream_.get_executor()) {}
+        stream_queue_(stream_.get_executor()),
+        deadline_(stream_.get_executor()) {
+    server_->connection_opened(remote_);
+  }
+  ~HttpConnection() override { server_->connection_closed(remote_, unauthenticated_); }
+  HttpConnection(const HttpConnection&) = delete;
+  HttpConnection& operator=(const HttpConnection&) = delete;
 
   void deliver(HttpResponse response) override {
     if (!response_ && !streaming_) {
@@ -337,16 +367,46 @@ class HttpConnection : public Connection {
  private:
   HttpHandler* handler() const { return server_->handler; }
 
+  void authenticated() {
+    if (unauthenticated_) {
+      unauthenticated_ = false;
+      server_->connection_authenticated(remote_);
+    }
+  }
+
+  // A whole-read deadline. When it passes, the pending read is cancelled rather than the socket
+  // closed (which Beast's own expiry does), so that a 408 can still be written; and again every
+  // kDeadlineRecheck until disarmed, in case it fired between two reads of a composed operation.
+  void arm_deadline(std::chrono::steady_clock::duration timeout) {
+    deadline_passed_ = false;
+    deadline_.expires_after(timeout);
+    deadline_.async_wait(std::bind_front(&HttpConnection::on_deadline, weak_from_this()));
+  }
+  void disarm_deadline() { deadline_.cancel(); }
+  static void on_deadline(const std::weak_ptr<Connection>& weak, beast::error_code ec) {
+    auto connection = weak.lock();
+    if (ec || !connection) {
+      return;  // disarmed, or the connection is gone
+    }
+    auto* self = static_cast<HttpConnection*>(connection.get());
+    self->deadline_passed_ = true;
+    beast::error_code ignored;
+    beast::get_lowest_layer(self->stream_).socket().cancel(ignored);
+    self->deadline_.expires_after(kDeadlineRecheck);
+    self->deadline_.async_wait(std::bind_front(&HttpConnection::on_deadline, weak));
+  }
+
   asio::awaitable<void> serve() {
-    auto& lowest = beast::get_lowest_layer(stream_);
     const auto& options = server_->options;
     if constexpr (std::is_same_v<Stream, TlsStream>) {
+      auto& lowest = beast::get_lowest_layer(stream_);
       lowest.expires_after(options.header_timeout);
       auto [ec] = co_await stream_.async_handshake(ssl::stream_base::server, kUseTuple);
       if (ec) {
         logger().debug("tls.handshake_failed", {{"remote", remote_}, {"error", ec.message()}});
         co_return;
       }
+      lowest.expires_never();  // the requests that follow have their own deadlines
     }
     beast::flat_buffer buffer;
     while (handler() != nullptr) {
@@ -355,15 +415,27 @@ class HttpConnection : public Connection {
       // No limit while the headers are read (Beast would check Content-Length against its 1 MiB
       // default there); the route's own limit is set once admit() has chosen it.
       parser.body_limit(boost::none);
-      lowest.expires_after(options.header_timeout);
+      arm_deadline(options.header_timeout);
       auto [ec, unused] = co_await http::async_read_header(stream_, buffer, parser, kUseTuple);
+      disarm_deadline();
       if (ec) {
-        if (ec != http::error::end_of_stream && ec != beast::error::timeout &&
-            ec != asio::error::operation_aborted && ec != asio::error::connection_reset &&
-            ec != asio::error::eof) {
+        if (deadline_passed_) {
+          // Bytes of a request in the buffer: it was being sent too slowly. None: an idle
+          // keep-alive (or a connection that never spoke), closed without a word.
+          if (buffer.size() > 0) {
+            HttpResponse slow =
+                HttpResponse::error(408, "request_timeout",
+                                    fmt::format("request headers not complete within {} s",
+                                                options.header_timeout.count()));
+            co_await write(std::move(slow), false, kErrorWriteDeadline);
+          }
+        } else if (ec != http::error::end_of_stream && ec != beast::error::timeout &&
+                   ec != asio::error::operation_aborted && ec != asio::error::connection_reset &&
+                   ec != asio::error::eof && ec != http::error::partial_message) {
           // Named, not a temporary: GCC 12 mishandles temporaries in co_await expressions.
-          HttpResponse bad = HttpResponse::error(400, "bad_request", ec.message());
-          co_await write(std::move(bad), false);
+          HttpResponse bad =
+              HttpResponse::error(400, "bad_request", "malformed request head: " + ec.message());
+          co_await write(std::move(bad), false, kErrorWriteDeadline);
         }
         break;
       }
@@ -385,36 +457,38 @@ class HttpConnection : public Connection {
         }
         continue;
       }
-      const auto limit = std::get<Admission>(admission).body_limit;
+      const auto& admitted = std::get<Admission>(admission);
+      if (admitted.authenticated) {
+        authenticated();
+      }
+      const auto limit = admitted.body_limit;
+      const auto body_timeout = admitted.body_timeout.value_or(options.body_timeout);
       if (const auto length = parser.content_length(); length && *length > limit) {
         HttpResponse too_large = HttpResponse::error(
             413, "payload_too_large",
             fmt::format("body of {} bytes exceeds the limit of {} bytes for this route", *length,
                         limit));
-        co_await write(std::move(too_large), false);
+        co_await write(std::move(too_large), false, kErrorWriteDeadline);
         break;
       }
       parser.body_limit(limit);
       if (const auto expect = parser.get()[http::field::expect];
           beast::iequals(expect, "100-continue")) {
         http::response<http::empty_body> interim{http::status::continue_, 11};
+        beast::get_lowest_layer(stream_).expires_after(kErrorWriteDeadline);
         auto [continue_ec, n] = co_await http::async_write(stream_, interim, kUseTuple);
+        beast::get_lowest_layer(stream_).expires_never();
         if (continue_ec) {
           break;
         }
       }
-      lowest.expires_after(options.body_timeout);
+      arm_deadline(body_timeout);
       auto [body_ec, body_bytes] = co_await http::async_read(stream_, buffer, parser, kUseTuple);
+      disarm_deadline();
       if (body_ec) {
-        if (body_ec == http::error::body_limit) {
-          HttpResponse too_large = HttpResponse::error(
-              413, "payload_too_large",
-              fmt::format("body exceeds the limit of {} bytes for this route", limit));
-          co_await write(std::move(too_large), false);
-        }
+        co_await answer_body_error(body_ec, limit, body_timeout);
         break;
       }
-      lowest.expires_never();
       auto request = parser.release();
       const bool keep_alive = request.keep_alive();
       HttpRequest full = std::move(head);
@@ -452,10 +526,35 @@ class HttpConnection : public Connection {
     }
   }
 
-  // Writes one response; false on a write error.
-  asio::awaitable<bool> write(HttpResponse response, bool keep_alive) {
+  // A body read failed: say why when the peer is still there to hear it.
+  asio::awaitable<void> answer_body_error(beast::error_code ec, std::uint64_t limit,
+                                          std::chrono::seconds timeout) {
+    std::optional<HttpResponse> answer;
+    if (ec == http::error::body_limit) {
+      answer = HttpResponse::error(
+          413, "payload_too_large",
+          fmt::format("body exceeds the limit of {} bytes for this route", limit));
+    } else if (deadline_passed_) {
+      answer = HttpResponse::error(
+          408, "request_timeout",
+          fmt::format("request body not complete within {} s", timeout.count()));
+    } else if (ec != asio::error::eof && ec != asio::error::connection_reset &&
+               ec != asio::error::operation_aborted && ec != http::error::partial_message &&
+               ec != beast::error::timeout && ec != http::error::end_of_stream) {
+      answer = HttpResponse::error(400, "bad_request", "malformed request body: " + ec.message());
+    }
+    if (answer) {
+      logger().debug("http.body_refused",
+                     {{"remote", remote_}, {"status", answer->status}, {"error", ec.message()}});
+      co_await write(std::move(*answer), false, kErrorWriteDeadline);
+    }
+  }
+
+  // Writes one response under `timeout` (default: body_timeout); false on a write error.
+  asio::awaitable<bool> write(HttpResponse response, bool keep_alive,
+                              std::optional<std::chrono::seconds> timeout = std::nullopt) {
     auto& lowest = beast::get_lowest_layer(stream_);
-    lowest.expires_after(server_->options.body_timeout);
+    lowest.expires_after(timeout.value_or(server_->options.body_timeout));
     if (response.file) {
       http::file_body::value_type file;
       beast::error_code open_ec;
@@ -490,6 +589,7 @@ class HttpConnection : public Connection {
       co_return;
     }
     auto accepted = std::get<UpgradeAccepted>(std::move(decision));
+    authenticated();  // an accepted upgrade has passed the handler's credential check
     upgraded_ = true;
     auto session =
         std::make_shared<WsSession<Stream>>(std::move(stream_), remote_, accepted.handler);
@@ -549,6 +649,9 @@ class HttpConnection : public Connection {
   std::string stream_content_type_;
   WriteQueue stream_queue_;
   bool stream_closed_ = false;
+  asio::steady_timer deadline_;
+  bool deadline_passed_ = false;
+  bool unauthenticated_ = true;
 };
 
 // Serves an accepted, wrapped stream on the server's executor until it closes.

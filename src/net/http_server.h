@@ -8,6 +8,25 @@
 // whole request and answers through a Responder, now or later (after a database round-trip).
 // A WebSocket upgrade goes to HttpHandler::upgrade, which accepts with a WebSocketHandler or
 // refuses with an HTTP response.
+//
+// Hostile input and resource limits (issue 16):
+// - Connections are capped at accept, before a byte is read: in total (bounded by the soft
+//   RLIMIT_NOFILE minus a reserve), and, while unauthenticated, in total and per source address.
+//   A connection is unauthenticated until a request on it is admitted with
+//   Admission::authenticated or its WebSocket upgrade is accepted, so 10,000 worker sessions do
+//   not use up the unauthenticated allowance. Over a cap, a plain-HTTP peer gets a canned
+//   `503` with `Retry-After` in one non-blocking send and the socket is closed at once (no
+//   coroutine, no timer: refusing costs nothing that a flood could pile up); a TLS peer is closed
+//   at once, since anything but a handshake would be garbage to it. Accepting never stops.
+// - When accept itself fails (EMFILE, ENFILE, ENOBUFS), one descriptor kept in reserve is freed
+//   to accept the pending connection, which gets the same 503, so the backlog drains instead of
+//   filling; the failures are logged once per interval with a count.
+// - Request headers must arrive within header_timeout of the connection's first byte being
+//   awaited (also the keep-alive idle limit); a body within the route's deadline
+//   (Admission::body_timeout, else body_timeout), counted from the end of the headers. A
+//   partial request still incomplete at its deadline is answered 408, an idle connection closed.
+// - Malformed headers or body framing (a bad chunk, a bad Content-Length) are answered 400 with
+//   Beast's description of the problem, then the connection is closed; never silence.
 
 #include <boost/asio/any_io_executor.hpp>
 #include <chrono>
@@ -72,7 +91,15 @@ class WebSocketHandler {
 };
 
 struct Admission {
+  Admission() = default;
+  explicit Admission(std::uint64_t limit) : body_limit(limit) {}
+
   std::uint64_t body_limit = 1 << 20;
+  // The whole body must arrive within this long of the headers (a sender that trickles is
+  // answered 408). Unset: ServerOptions::body_timeout.
+  std::optional<std::chrono::seconds> body_timeout;
+  // The route checked a credential: the connection leaves the unauthenticated pool for good.
+  bool authenticated = false;
 };
 
 struct UpgradeAccepted {
@@ -96,10 +123,31 @@ struct ServerOptions {
   std::uint16_t port = 0;  // 0: an ephemeral port, read back with HttpServer::port()
   std::optional<std::string> tls_cert_file;  // PEM; both or neither
   std::optional<std::string> tls_key_file;
-  std::chrono::seconds header_timeout{60};  // idle keep-alive and header read
-  std::chrono::seconds body_timeout{600};
+  std::chrono::seconds header_timeout{60};  // idle keep-alive and whole header read
+  std::chrono::seconds body_timeout{600};   // whole body, unless the admission sets its own
   std::chrono::seconds websocket_handshake_timeout{10};  // also bounds the close handshake
   std::chrono::seconds websocket_idle_timeout{60};       // with keep-alive pings at half of it
+  // Connection caps (see the top of this file). The total is clamped at start to the soft
+  // RLIMIT_NOFILE minus fd_reserve (descriptors left for the database, result files, runners).
+  // Defaults leave room for 10,000 worker sessions plus clients.
+  std::size_t max_connections = 16'384;
+  std::size_t fd_reserve = 256;
+  std::size_t max_unauthenticated = 4'096;
+  // Generous for a NATed fleet reconnecting at once (the ones refused retry after Retry-After),
+  // small next to the total so that one address cannot take every slot.
+  std::size_t max_unauthenticated_per_address = 512;
+  std::chrono::seconds refused_retry_after{5};  // the Retry-After of a refusal
+  std::chrono::seconds limit_log_interval{10};  // at most one refused/accept-failure line per
+                                                // interval, with a count of those left out
+};
+
+// Counters for metrics and tests. Loop-thread only, like the server.
+struct ConnectionStats {
+  std::size_t open = 0;               // connections being served (HTTP, streams, WebSockets)
+  std::size_t unauthenticated = 0;    // of which not yet authenticated
+  std::size_t limit = 0;              // the effective total cap
+  std::uint64_t refused = 0;          // refused at accept for a cap, since start
+  std::uint64_t accept_failures = 0;  // accept() errors (EMFILE and friends), since start
 };
 
 // Loop-thread only. Owns the acceptor and tracks its connections; the handler must outlive it.
@@ -114,6 +162,7 @@ class HttpServer {
   // handler's to close (with its own code); the server does not touch them.
   void stop();
   std::size_t open_connections() const;
+  ConnectionStats stats() const;
 
   struct Impl;  // shared with the accept loop and connections (defined in the .cpp)
 

@@ -37,6 +37,10 @@ struct StudioConfig {
   std::uint64_t json_body_limit = 1ull << 20;
   std::uint64_t result_body_limit = 512ull << 20;
   std::uint64_t frame_limit = 16ull << 20;  // completeJson carries whole LLM outputs
+  // Routes that need no token (register-request, its poll, /healthz, /metrics): the body must be
+  // at most this big and arrive within this long of the headers (else 413 / 408).
+  std::uint64_t anonymous_body_limit = 64ull << 10;
+  std::chrono::seconds anonymous_body_timeout = 10s;
 
   // Registration (reference §2.1): requests per source IP per window.
   int register_rate_limit = 10;

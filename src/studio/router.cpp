@@ -3,6 +3,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/thread_pool.hpp>
 
+#include <algorithm>
 #include <charconv>
 #include <filesystem>
 
@@ -208,12 +209,21 @@ class Router : public net::HttpHandler {
     if (auto refusal = authorise(head, *matched.spec, matched.params)) {
       return std::move(*refusal);
     }
+    net::Admission admission;
     switch (matched.spec->body) {
-      case BodyKind::Result: return net::Admission{s_.config_.result_body_limit};
-      case BodyKind::Json: return net::Admission{s_.config_.json_body_limit};
-      case BodyKind::None: return net::Admission{s_.config_.json_body_limit};
+      case BodyKind::Result: admission.body_limit = s_.config_.result_body_limit; break;
+      case BodyKind::Json: admission.body_limit = s_.config_.json_body_limit; break;
+      case BodyKind::None: admission.body_limit = s_.config_.json_body_limit; break;
     }
-    return net::Admission{};
+    if (matched.spec->auth == Auth::None) {
+      // Anyone may send these: a small body that must arrive quickly, so that an
+      // unauthenticated peer cannot hold a socket (and a buffer) by trickling (issue 16).
+      admission.body_limit = std::min(admission.body_limit, s_.config_.anonymous_body_limit);
+      admission.body_timeout = s_.config_.anonymous_body_timeout;
+    } else {
+      admission.authenticated = true;  // authorise() checked the credential above
+    }
+    return admission;
   }
 
   std::variant<net::UpgradeAccepted, HttpResponse> upgrade(const HttpRequest& head) override {
