@@ -222,4 +222,3 @@ TEST(StudioServerCommand, AJsonLimitNoWorkerCouldReceiveIsRefusedAtStart) {
 }
 
 }  // namespace
-}  // namespace
