@@ -4,6 +4,7 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <array>
 #include <charconv>
 #include <cstdlib>
 #include <iostream>
@@ -67,6 +68,10 @@ void raise_fd_limit_or_warn() {
   }
 }
 
+std::string mib(std::uint64_t bytes) {
+  return fmt::format("{:.6g} MiB", static_cast<double>(bytes) / (1024.0 * 1024.0));
+}
+
 int serve(const std::string& listen, sw::studio::StudioConfig config,
           sw::net::ServerOptions server_options) {
   auto endpoint = parse_listen(listen);
@@ -82,6 +87,8 @@ int serve(const std::string& listen, sw::studio::StudioConfig config,
   }
   boost::asio::io_context loop(1);
   const auto data_dir = config.data_dir;
+  const std::array<std::uint64_t, 3> limits = {config.json_body_limit, config.frame_limit,
+                                               config.result_body_limit};
   auto studio = sw::studio::Studio::create(loop.get_executor(), std::move(config));
   if (!studio) {
     std::cerr << "studio-server: " << studio.error().message << "\n";
@@ -102,7 +109,9 @@ int serve(const std::string& listen, sw::studio::StudioConfig config,
   std::cout << "studio-server " << SW_VERSION << " listening on " << base << "\n"
             << "  data:        " << data_dir.string() << "\n"
             << "  client API:  " << base << "/api/v1\n"
-            << "  metrics:     " << base << "/metrics\n";
+            << "  metrics:     " << base << "/metrics\n"
+            << fmt::format("  limits:      JSON body {}, WebSocket message {}, result upload {}\n",
+                           mib(limits[0]), mib(limits[1]), mib(limits[2]));
   if (const auto& token = (*studio)->minted_admin_token()) {
     std::cout << "  admin token: " << *token
               << "   (shown once; stored hashed. Set STUDIO_SERVER_ADMIN_TOKEN to choose one.)\n";
@@ -186,10 +195,16 @@ int main(int argc, char** argv) {
   serve_cmd->add_option("--tls-cert", tls_cert, "PEM certificate chain (enables TLS)")
       ->check(CLI::ExistingFile);
   serve_cmd->add_option("--tls-key", tls_key, "PEM private key")->check(CLI::ExistingFile);
-  serve_cmd->add_option("--max-result-mib", result_limit_mib, "Largest result upload")
+  serve_cmd
+      ->add_option("--max-result-mib", result_limit_mib,
+                   "Largest result upload (a worker's multipart body, whole; larger: 413)")
       ->check(CLI::Range(1.0, 65536.0));
-  serve_cmd->add_option("--max-json-mib", json_limit_mib, "Largest JSON body")
-      ->check(CLI::Range(0.01, 1024.0));
+  serve_cmd
+      ->add_option("--max-json-mib", json_limit_mib,
+                   "Largest JSON request body (a job's task); a worker's WebSocket messages may "
+                   "be max(16, 2 x this + 1) MiB (a completeJson echoes the prompt beside its "
+                   "result). At most 48: an offer carries the task to workers that read 64 MiB")
+      ->check(CLI::PositiveNumber);
   serve_cmd->add_option("--offer-timeout-ms", offer_timeout_ms, "Offer unanswered → requeue")
       ->check(CLI::Range(10u, 3'600'000u));
   serve_cmd
@@ -278,11 +293,23 @@ int main(int argc, char** argv) {
   if (serve_cmd->parsed()) {
     config.data_dir = data_dir;
     config.result_body_limit = static_cast<std::uint64_t>(result_limit_mib * 1024 * 1024);
-    config.json_body_limit = static_cast<std::uint64_t>(json_limit_mib * 1024 * 1024);
     config.anonymous_body_limit = std::uint64_t{anonymous_body_kib} * 1024;
     config.anonymous_body_timeout = std::chrono::seconds(anonymous_body_timeout_s);
     server_options.header_timeout = std::chrono::seconds(header_timeout_s);
     server_options.body_timeout = std::chrono::seconds(body_timeout_s);
+    // One limit for both sides of the socket (issue 16): the message cap follows the JSON limit,
+    // and a JSON limit no worker could receive in an offer is refused, not half honoured.
+    const bool json_limit_ok =
+        json_limit_mib >= 0.01 &&
+        json_limit_mib * 1024 * 1024 <= static_cast<double>(sw::studio::kMaxJsonBodyLimit);
+    if (json_limit_ok) {
+      config.json_body_limit = static_cast<std::uint64_t>(json_limit_mib * 1024 * 1024);
+      config.frame_limit = sw::studio::frame_limit_for(config.json_body_limit);
+    } else {
+      std::cerr << "studio-server: --max-json-mib " << json_limit_mib
+                << ": expected 0.01 to 48 (an offer carries a job's task to its worker in one "
+                   "WebSocket message, and workers read messages of at most 64 MiB)\n";
+    }
     config.offer_timeout = std::chrono::milliseconds(offer_timeout_ms);
     config.session_silence_timeout = std::chrono::milliseconds(silence_timeout_ms);
     config.sweep_interval = std::min<std::chrono::milliseconds>(std::chrono::milliseconds(5000),
@@ -313,7 +340,7 @@ int main(int argc, char** argv) {
     if (!tls_key.empty()) {
       server_options.tls_key_file = tls_key;
     }
-    rc = limits_ok ? serve(listen, config, server_options) : 2;
+    rc = limits_ok && json_limit_ok ? serve(listen, config, server_options) : 2;
   } else if (pending->parsed()) {
     rc = with_store(data_dir, [](sw::store::StudioStore& store) {
       auto requests = store.list_requests(sw::store::RequestStatus::Pending);

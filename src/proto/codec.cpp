@@ -191,6 +191,7 @@ Status read(const json& j, const Path& p, ChatCompletionUsage& out);
 Status read(const json& j, const Path& p, ChatCompletion& out);
 Status read(const json& j, const Path& p, TranscriptSegment& out);
 Status read(const json& j, const Path& p, Transcript& out);
+Status read(const json& j, const Path& p, StudioLimits& out);
 
 template <class T>
 Status read(const json& j, const Path& p, std::vector<T>& out) {
@@ -486,6 +487,14 @@ Status read(const json& j, const Path& p, LogEntry& out) {
   SW_TRY(o.req("category", out.category));
   SW_TRY(o.req("message", out.message));
   SW_TRY(o.opt("jobId", out.job_id));
+  return {};
+}
+
+Status read(const json& j, const Path& p, StudioLimits& out) {
+  Obj o(j, p);
+  SW_TRY(o.check());
+  SW_TRY(o.req("maxFrameBytes", out.max_frame_bytes));
+  SW_TRY(o.req("maxUploadBytes", out.max_upload_bytes));
   return {};
 }
 
@@ -830,6 +839,7 @@ ojson to_json(const WorkerFrame& frame) {
         if constexpr (std::is_same_v<F, Hello>) {
           o["authToken"] = f.auth_token;
           o["capabilities"] = to_json(f.capabilities);
+          if (!f.features.empty()) o["features"] = to_json(f.features);
         } else if constexpr (std::is_same_v<F, Heartbeat>) {
           o["capabilities"] = to_json(f.capabilities);
           put_opt(o, "currentJobId", f.current_job_id);
@@ -865,6 +875,13 @@ ojson to_json(const StudioFrame& frame) {
         if constexpr (std::is_same_v<F, Welcome>) {
           o["workerId"] = f.worker_id;
           o["serverTime"] = f.server_time;
+          if (!f.features.empty()) o["features"] = to_json(f.features);
+          if (f.limits) {
+            ojson limits;
+            limits["maxFrameBytes"] = f.limits->max_frame_bytes;
+            limits["maxUploadBytes"] = f.limits->max_upload_bytes;
+            o["limits"] = std::move(limits);
+          }
         } else if constexpr (std::is_same_v<F, Offer>) {
           o["claim"] = to_json(f.claim);
         } else if constexpr (std::is_same_v<F, CompleteAck> || std::is_same_v<F, FailAck>) {
@@ -973,7 +990,8 @@ Status read_frame_fields(const Obj& o, Frame& out);
 template <>
 Status read_frame_fields(const Obj& o, Hello& f) {
   SW_TRY(o.req("authToken", f.auth_token));
-  return o.req("capabilities", f.capabilities);
+  SW_TRY(o.req("capabilities", f.capabilities));
+  return o.dflt("features", f.features);
 }
 template <>
 Status read_frame_fields(const Obj& o, Heartbeat& f) {
@@ -1013,7 +1031,9 @@ Status read_frame_fields(const Obj&, ReadyForMore&) {
 template <>
 Status read_frame_fields(const Obj& o, Welcome& f) {
   SW_TRY(o.req("workerId", f.worker_id));
-  return o.req("serverTime", f.server_time);
+  SW_TRY(o.req("serverTime", f.server_time));
+  SW_TRY(o.dflt("features", f.features));
+  return o.opt("limits", f.limits);
 }
 template <>
 Status read_frame_fields(const Obj& o, Offer& f) {

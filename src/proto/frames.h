@@ -1,16 +1,27 @@
 #pragma once
 // WebSocket frames in both directions (reference-worker.md §1.3–§1.4). Discriminator `type`.
 
+#include <cstdint>
+#include <string_view>
 #include <variant>
 
 #include "proto/types.h"
 
 namespace sw::proto {
 
+// Ours (issue 16): protocol extensions a peer announces by name. A worker lists the ones it
+// understands in `hello.features`; a studio answers in `welcome.features` with those it supports
+// too, and sends an extension's frames or fields only to a worker that announced it. The
+// reference sends no `features` and gets the reference's documents, byte for byte.
+//
+// "limits": `welcome.limits` carries the studio's size limits (StudioLimits).
+inline constexpr std::string_view kFeatureLimits = "limits";
+
 // ---- worker → studio ----
 struct Hello {
   std::string auth_token;
   WorkerCapabilities capabilities;
+  std::vector<std::string> features = {};  // ours: announced extensions; omitted when empty
   bool operator==(const Hello&) const = default;
 };
 struct Heartbeat {
@@ -53,9 +64,24 @@ using WorkerFrame =
     std::variant<Hello, Heartbeat, Accept, Reject, CompleteJson, Fail, LogBatch, ReadyForMore>;
 
 // ---- studio → worker ----
+// Ours (feature "limits"): what the studio accepts, in bytes, so that a worker can fail a result
+// that could never be delivered instead of sending it (and losing the session) again and again.
+struct StudioLimits {
+  // The largest text message the studio reads: a `completeJson` frame whole (result, prompt and
+  // keys), as encoded. Bigger messages end the session (WebSocket close 1009).
+  std::uint64_t max_frame_bytes = 0;
+  // The largest body of `POST .../jobs/:jobId/complete` (the multipart upload, parts and
+  // boundaries included). Bigger bodies are refused with 413.
+  std::uint64_t max_upload_bytes = 0;
+  bool operator==(const StudioLimits&) const = default;
+};
 struct Welcome {
   std::string worker_id;
   std::string server_time;
+  // Ours, only to a worker whose hello announced features: the announced ones this studio
+  // supports (omitted when empty), and for "limits" the limits.
+  std::vector<std::string> features = {};
+  std::optional<StudioLimits> limits = {};
   bool operator==(const Welcome&) const = default;
 };
 struct Offer {

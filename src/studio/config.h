@@ -2,6 +2,7 @@
 // The studio's settings: everything `studio-server serve` can change, with the spec's defaults.
 // Tests shorten the timeouts instead of sleeping through them.
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
@@ -14,6 +15,19 @@
 namespace sw::studio {
 
 using namespace std::chrono_literals;
+
+// The WebSocket message cap that honours a JSON limit (issue 16): a completeJson frame carries the
+// job's prompt (at most one JSON body) beside a JSON result of up to the same size, plus keys.
+// Never below 16 MiB, the cap studios had before it was derived.
+inline constexpr std::uint64_t kMinFrameLimit = 16ull << 20;
+inline constexpr std::uint64_t kFrameOverhead = 1ull << 20;
+constexpr std::uint64_t frame_limit_for(std::uint64_t json_body_limit) {
+  return std::max(kMinFrameLimit, 2 * json_body_limit + kFrameOverhead);
+}
+// The largest JSON limit `serve` can honour: an offer carries a job's task to its worker in one
+// WebSocket message, and workers (ours, and the reference's tungstenite default) read messages of
+// at most 64 MiB; the rest is room for the offer's other fields.
+inline constexpr std::uint64_t kMaxJsonBodyLimit = 48ull << 20;
 
 struct StudioConfig {
   std::filesystem::path data_dir;  // studio.db and results/ live here
@@ -30,13 +44,15 @@ struct StudioConfig {
   // A claim outlives its holder's session this long (a network blip, a worker or studio restart)
   // before the job is requeued; the holder's result is accepted meanwhile.
   std::chrono::milliseconds claim_grace = 60s;
-  std::chrono::milliseconds default_run_limit = 30min;      // claimed with no result → requeue
+  std::chrono::milliseconds default_run_limit = 30min;  // claimed with no result → requeue
   std::map<proto::TaskKind, std::chrono::milliseconds> run_limits;  // per-kind overrides
 
-  // Request limits: refused before the body is buffered.
-  std::uint64_t json_body_limit = 1ull << 20;
-  std::uint64_t result_body_limit = 512ull << 20;
-  std::uint64_t frame_limit = 16ull << 20;  // completeJson carries whole LLM outputs
+  // Request limits: refused before the body is buffered. `serve` sets frame_limit from
+  // json_body_limit (frame_limit_for); a worker that announced the "limits" feature is told
+  // frame_limit and result_body_limit in its welcome.
+  std::uint64_t json_body_limit = 1ull << 20;      // a JSON request body (a job's task)
+  std::uint64_t result_body_limit = 512ull << 20;  // a multipart result upload, whole
+  std::uint64_t frame_limit = 16ull << 20;  // a WebSocket message: completeJson carries LLM outputs
   // Routes that need no token (register-request, its poll, /healthz, /metrics): the body must be
   // at most this big and arrive within this long of the headers (else 413 / 408).
   std::uint64_t anonymous_body_limit = 64ull << 10;

@@ -3,6 +3,8 @@
 
 #include <boost/asio/steady_timer.hpp>
 
+#include <algorithm>
+
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/secrets.h"
@@ -153,7 +155,15 @@ void Studio::handle_hello(const std::shared_ptr<WorkerSession>& session, proto::
   session->capabilities_ = std::move(hello.capabilities);
   sessions_[session->worker_id_] = session;
   scheduler_.upsert_worker(session->worker_id_, session->order_, session->capabilities_);
-  send(session, proto::Welcome{session->worker_id_, format_rfc3339_millis(unix_millis_now())});
+  proto::Welcome welcome{session->worker_id_, format_rfc3339_millis(unix_millis_now())};
+  // Extensions go only to a worker that announced them: the reference gets the reference's
+  // welcome, key for key.
+  if (std::find(hello.features.begin(), hello.features.end(), proto::kFeatureLimits) !=
+      hello.features.end()) {
+    welcome.features.emplace_back(proto::kFeatureLimits);
+    welcome.limits = proto::StudioLimits{config_.frame_limit, config_.result_body_limit};
+  }
+  send(session, welcome);
   logger().info("ws.welcome", {{"worker_id", session->worker_id_},
                                {"machine", session->capabilities_.machine_name},
                                {"agent_version", session->capabilities_.agent_version}});

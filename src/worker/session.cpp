@@ -35,6 +35,14 @@ const log::Logger& logger() {
 constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
 constexpr const char* kAwaitingAck = "awaiting completeAck";
 constexpr const char* kSubprotocol = "studio-worker-v1";
+// The largest completeJson sent to a studio that announced no limits: studio-server before
+// issue 16 read messages of at most 16 MiB. A studio with a smaller cap that announces nothing
+// is caught by the drop count below instead.
+constexpr std::uint64_t kUnannouncedFrameLimit = 16ull << 20;
+// Sessions that may end, one after another, between a completeJson going out and the studio
+// showing it read it, before that result is declared undeliverable (a studio that cannot take
+// it drops every session it is sent on: without this it would block the outbox for ever).
+constexpr int kDropsBeforeUndeliverable = 3;
 
 std::string describe_kinds(const std::vector<proto::TaskKind>& kinds) {
   std::string out;
@@ -92,6 +100,16 @@ struct StudioSession::Link {
   asio::steady_timer log_timer;
   asio::steady_timer courier_timer;
   std::set<std::string> awaiting_ack;  // completeJson sent on this link, no completeAck yet
+  // What the studio announced in its welcome (feature "limits"); nullopt: an older studio.
+  std::optional<proto::StudioLimits> limits;
+  // Heartbeats queued and heartbeatAcks read on this link. The studio reads frames in order and
+  // answers each heartbeat, so an ack for a heartbeat queued after a completeJson proves that
+  // the studio read that completeJson.
+  std::uint64_t beats_queued = 0;
+  std::uint64_t beats_acked = 0;
+  // The last completeJson sent that the studio has not yet shown it read: (job id, beats_queued
+  // when it was queued). If the link ends while this is set, the drop counts against that job.
+  std::optional<std::pair<std::string, std::uint64_t>> unread;
 };
 
 // Frames about a job go over the link its offer came on: the studio ties a claim to it.
@@ -200,6 +218,9 @@ awaitable<void> StudioSession::run() {
       } else {
         link_ = std::make_shared<Link>(*connected, runtime_.loop());
         ending = co_await run_link(link_);
+        if (ending.outcome != Outcome::Stopped && link_->unread) {
+          count_drop_after_send(link_->unread->first);
+        }
         link_->end();
         link_->ws->abort();
         link_.reset();
@@ -254,8 +275,9 @@ awaitable<StudioSession::Ending> StudioSession::run_link(std::shared_ptr<Link> l
   Ending ending;
   const auto caps = runtime_.capabilities();
   log_advertised(caps);
-  const std::string hello =
-      proto::encode(proto::WorkerFrame{proto::Hello{*runtime_.config().auth_token, caps}});
+  // Announces the extensions this worker understands; a studio that knows none ignores the key.
+  const std::string hello = proto::encode(proto::WorkerFrame{
+      proto::Hello{*runtime_.config().auth_token, caps, {std::string(proto::kFeatureLimits)}}});
   if (auto sent = co_await link->ws->send_text(hello); !sent) {
     ending.cause = "hello could not be sent: " + sent.error().message;
     co_return ending;
@@ -328,6 +350,12 @@ awaitable<StudioSession::Ending> StudioSession::run_link(std::shared_ptr<Link> l
                              fmt::format("server welcomed {} server_time={}", welcome->worker_id,
                                          welcome->server_time));
         link->welcomed = true;
+        link->limits = welcome->limits;
+        if (welcome->limits) {
+          logger().info("session.studio_limits",
+                        {{"max_frame_bytes", welcome->limits->max_frame_bytes},
+                         {"max_upload_bytes", welcome->limits->max_upload_bytes}});
+        }
         asio::co_spawn(runtime_.loop(), heartbeat_pump(this, link), asio::detached);
         asio::co_spawn(runtime_.loop(), log_pump(this, link), asio::detached);
         asio::co_spawn(runtime_.loop(), courier(this, link), asio::detached);
@@ -345,6 +373,8 @@ awaitable<StudioSession::Ending> StudioSession::run_link(std::shared_ptr<Link> l
           if constexpr (std::is_same_v<T, proto::Offer>) {
             handle_offer(link, std::move(value.claim));
           } else if constexpr (std::is_same_v<T, proto::CompleteAck>) {
+            if (link->unread && link->unread->first == value.job_id) link->unread.reset();
+            drops_after_send_.erase(value.job_id);
             if (link->awaiting_ack.erase(value.job_id) > 0) {
               asio::co_spawn(runtime_.loop(),
                              settle(this, value.job_id, true, "studio confirmed completion"),
@@ -359,8 +389,14 @@ awaitable<StudioSession::Ending> StudioSession::run_link(std::shared_ptr<Link> l
                                  "studio confirmed failure of job " + value.job_id, value.job_id);
           } else if constexpr (std::is_same_v<T, proto::Welcome>) {
             logger().debug("session.second_welcome_ignored");
+          } else if constexpr (std::is_same_v<T, proto::HeartbeatAck>) {
+            ++link->beats_acked;
+            if (link->unread && link->beats_acked > link->unread->second) {
+              // The studio read past that completeJson: a later drop is not its doing.
+              drops_after_send_.erase(link->unread->first);
+              link->unread.reset();
+            }
           }
-          // heartbeatAck: silent.
         },
         *frame);
   }
@@ -371,10 +407,11 @@ awaitable<void> StudioSession::heartbeat_pump(StudioSession* self, std::shared_p
   while (link->alive) {
     proto::Heartbeat beat{runtime.capabilities(), runtime.current_studio_job};
     const std::string text = proto::encode(proto::WorkerFrame{std::move(beat)});
+    ++link->beats_queued;  // queued in this order by send_text before it first suspends
     auto sent = co_await link->ws->send_text(text);
-    runtime.heartbeat = HeartbeatOutcome{static_cast<bool>(sent),
-                                         sent ? std::string() : sent.error().message,
-                                         format_rfc3339_millis(unix_millis_now())};
+    runtime.heartbeat =
+        HeartbeatOutcome{static_cast<bool>(sent), sent ? std::string() : sent.error().message,
+                         format_rfc3339_millis(unix_millis_now())};
     if (!sent || !link->alive) co_return;
     // The next beat carries what the model cache holds by then (scanned on the pool).
     runtime.refresh_advertised();
@@ -615,6 +652,11 @@ awaitable<void> StudioSession::deliver(StudioSession* self, std::shared_ptr<Link
   }
   const int attempt = entry.attempts + 1;
   if (entry.kind == OutboxEntry::Kind::Json) {
+    if (auto poisoned = self->undeliverable_.find(job_id); poisoned != self->undeliverable_.end()) {
+      std::string reason = poisoned->second;
+      co_await give_up(self, link, std::move(entry), std::move(reason));
+      co_return;
+    }
     auto parsed = proto::RawJson::parse(entry.body);
     if (!parsed) {
       std::string why = "stored result is not JSON: " + parsed.error().message;
@@ -622,7 +664,25 @@ awaitable<void> StudioSession::deliver(StudioSession* self, std::shared_ptr<Link
       co_return;
     }
     const proto::WorkerFrame frame{proto::CompleteJson{job_id, std::move(*parsed), entry.prompt}};
-    auto sent = co_await send_on(link, frame);
+    std::string text = proto::encode(frame);
+    // A message over the studio's cap would end the session on every attempt: fail the job
+    // instead, naming both sizes, and go on with the next results.
+    const bool announced = link->limits.has_value();
+    const std::uint64_t cap = announced ? link->limits->max_frame_bytes : kUnannouncedFrameLimit;
+    if (text.size() > cap) {
+      std::string reason = fmt::format(
+          "the JSON result cannot be delivered: its completeJson message is {} bytes, over {} of "
+          "{} bytes",
+          text.size(),
+          announced ? "the studio's message limit"
+                    : "the message limit assumed for a studio that announces none",
+          cap);
+      co_await give_up(self, link, std::move(entry), std::move(reason));
+      co_return;
+    }
+    if (!link->alive) co_return;
+    link->unread = std::make_pair(job_id, link->beats_queued);
+    auto sent = co_await link->ws->send_text(std::move(text));
     if (!sent) {
       const auto wait = outbox_backoff_ms(attempt, runtime.timings().outbox_backoff_base.count());
       std::string why = "completeJson could not be sent: " + sent.error().message;
@@ -641,6 +701,15 @@ awaitable<void> StudioSession::deliver(StudioSession* self, std::shared_ptr<Link
     co_return;
   }
 
+  if (link->limits && entry.body.size() + entry.prompt.size() > link->limits->max_upload_bytes) {
+    // The multipart body is bigger still: the studio would answer 413 however often it is sent.
+    std::string reason = fmt::format(
+        "the result cannot be delivered: {} bytes of result and {} of prompt are over the "
+        "studio's upload limit of {} bytes",
+        entry.body.size(), entry.prompt.size(), link->limits->max_upload_bytes);
+    co_await give_up(self, link, std::move(entry), std::move(reason));
+    co_return;
+  }
   StudioEndpoint studio{config.api_base_url, config.ca_file, runtime.timings().http_timeout};
   auto upload = std::make_shared<ResultUpload>(
       ResultUpload{config.worker_id.value_or(""), config.auth_token.value_or(""), job_id,
@@ -675,7 +744,14 @@ awaitable<void> StudioSession::deliver(StudioSession* self, std::shared_ptr<Link
     co_await postpone(self, std::move(entry), wait, std::move(why));
     co_return;
   }
-  // The studio refuses these bytes for good (400, 413, …): tell it the job failed, drop them.
+  // Refusals that will repeat (too large, invalid): the job failed for good, never generated again.
+  if (failure.status == 400 || failure.status == 413 || failure.status == 415 ||
+      failure.status == 422) {
+    std::string reason = "result upload refused: " + failure.error.message;
+    co_await give_up(self, link, std::move(entry), std::move(reason));
+    co_return;
+  }
+  // Other refusals (403, 404, …): drop the bytes; the job may still succeed elsewhere.
   std::string reason = "result upload refused: " + failure.error.message;
   co_await settle(self, job_id, false, reason);
   const proto::WorkerFrame frame{proto::Fail{job_id, reason, true}};
@@ -685,6 +761,41 @@ awaitable<void> StudioSession::deliver(StudioSession* self, std::shared_ptr<Link
               fmt::format("fail for {} could not be sent: {}", job_id, sent.error().message),
               job_id);
   }
+}
+
+void StudioSession::count_drop_after_send(const std::string& job_id) {
+  const int drops = ++drops_after_send_[job_id];
+  runtime_.logs().ship(log::Level::Warn, "outbox",
+                       fmt::format("the session ended before the studio read the result of job {} "
+                                   "({} of {} such ends)",
+                                   job_id, drops, kDropsBeforeUndeliverable),
+                       job_id);
+  if (drops >= kDropsBeforeUndeliverable) {
+    undeliverable_[job_id] = fmt::format(
+        "the JSON result cannot be delivered: the session ended {} times in a row right after it "
+        "was sent, before the studio read it (too large for the studio?)",
+        drops);
+  }
+}
+
+awaitable<void> StudioSession::give_up(StudioSession* self, std::shared_ptr<Link> link,
+                                       OutboxEntry entry, std::string reason) {
+  Runtime& runtime = self->runtime_;
+  const std::string job_id = entry.job_id;
+  runtime.logs().ship(log::Level::Error, "job", fmt::format("job {} failed: {}", job_id, reason),
+                      job_id);
+  const proto::WorkerFrame frame{proto::Fail{job_id, reason, false}};
+  if (auto sent = co_await send_on(link, frame); !sent) {
+    // Kept: the next link tells the studio (the check that failed it will fail it again).
+    const auto wait =
+        outbox_backoff_ms(entry.attempts + 1, runtime.timings().outbox_backoff_base.count());
+    std::string why = "fail could not be sent: " + sent.error().message;
+    co_await postpone(self, std::move(entry), wait, std::move(why));
+    co_return;
+  }
+  self->drops_after_send_.erase(job_id);
+  self->undeliverable_.erase(job_id);
+  co_await settle(self, job_id, false, std::move(reason));
 }
 
 awaitable<void> StudioSession::settle(StudioSession* self, std::string job_id, bool delivered,

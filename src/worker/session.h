@@ -12,9 +12,14 @@
 // decided on the loop (paused, only-when-idle, busy, outbox full) and run on the pool. A finished
 // result goes into the durable outbox first; the courier of each welcomed link delivers the
 // outbox oldest first (binary results over the multipart route, JSON results over the socket,
-// then `completeAck`), so a result outlives a dropped link or a crash. Loop-thread only.
+// then `completeAck`), so a result outlives a dropped link or a crash. A result that can never
+// be delivered (over the limits the studio announced in its welcome, or this worker's own when it
+// announced none; refused with 400/413/415/422; or one after which the session ended 3 times in a
+// row before the studio read it) fails its job with `fail {retryable:false}` naming why, and is
+// dropped, so that it cannot block the results behind it (issue 16). Loop-thread only.
 
 #include <boost/asio/awaitable.hpp>
+#include <map>
 #include <memory>
 #include <random>
 
@@ -70,6 +75,14 @@ class StudioSession {
                                              bool delivered, std::string note);
   static boost::asio::awaitable<void> postpone(StudioSession* self, OutboxEntry entry,
                                                std::int64_t wait_ms, std::string error);
+  // A result the studio can never take (over its limits, refused as too large or invalid, or
+  // one that ends the session each time it is sent): `fail {retryable:false, error:reason}` on
+  // `link`, then the entry goes and delivery goes on with the next. If the fail cannot be sent
+  // the entry stays for the next link.
+  static boost::asio::awaitable<void> give_up(StudioSession* self, std::shared_ptr<Link> link,
+                                              OutboxEntry entry, std::string reason);
+  // A link ended while `job_id`'s completeJson was the last one sent and not yet read.
+  void count_drop_after_send(const std::string& job_id);
   void poke_courier();
 
   Runtime& runtime_;
@@ -78,6 +91,10 @@ class StudioSession {
   std::unique_ptr<Wake> wake_;
   bool stopped_ = false;
   std::mt19937_64 random_;
+  // Per job: links that ended right after its completeJson went out, before the studio showed
+  // it had read it; reset when the studio reads it. In memory: a restart starts counting again.
+  std::map<std::string, int> drops_after_send_;
+  std::map<std::string, std::string> undeliverable_;  // job id → why it can never be delivered
 };
 
 }  // namespace sw::worker

@@ -30,9 +30,11 @@ struct Output {
   std::string text;
 };
 
-Output run_cli(const std::string& args) {
+// `prefix`: a command the binary runs under (e.g. `timeout 20`).
+Output run_cli(const std::string& args, const std::string& prefix = "") {
   Output out;
-  FILE* pipe = ::popen((std::string(SW_STUDIO_SERVER_BIN) + " " + args + " 2>&1").c_str(), "r");
+  FILE* pipe = ::popen(
+      (prefix + " " + std::string(SW_STUDIO_SERVER_BIN) + " " + args + " 2>&1").c_str(), "r");
   std::array<char, 4096> buffer{};
   while (std::fgets(buffer.data(), buffer.size(), pipe) != nullptr) {
     out.text += buffer.data();
@@ -201,6 +203,22 @@ TEST(StudioServerCommand, BadArgumentsFailWithAMessage) {
   out = run_cli("workers approve rr-nope --data-dir " + dir.path().string());
   EXPECT_NE(out.exit_code, 0);
   EXPECT_THAT(out.text, HasSubstr("no registration request rr-nope"));
+}
+
+// Issue 16: a JSON limit the studio could not honour (an offer carrying such a task could not
+// reach any worker, which reads messages of at most 64 MiB) is refused at start, not half honoured.
+TEST(StudioServerCommand, AJsonLimitNoWorkerCouldReceiveIsRefusedAtStart) {
+  sw::testing::TempDir dir;
+  // `timeout`: a studio that wrongly starts serving must not hang the test.
+  auto out = run_cli("serve --listen 127.0.0.1:0 --max-json-mib 100 --data-dir " +
+                         dir.path().string(),
+                     "timeout 20");
+  EXPECT_EQ(out.exit_code, 2) << out.text;
+  EXPECT_THAT(out.text, HasSubstr("--max-json-mib 100: expected 0.01 to 48"));
+  EXPECT_THAT(out.text, HasSubstr("64 MiB"));
+  // The caps are shown where an operator looks.
+  out = run_cli("serve --help");
+  EXPECT_THAT(out.text, HasSubstr("max(16, 2 x this + 1) MiB"));
 }
 
 }  // namespace

@@ -219,6 +219,48 @@ TEST(WorkerFarm, AfterAStudioRestartTheWorkerReconnectsAndCarriesOn) {
   ASSERT_TRUE(studio.wait_status(job, "done")) << worker.log();
 }
 
+// Issue 16: `--max-json-mib` above 16 is honoured over the WebSocket too. The worker echoes the
+// prompt in its completeJson, so a 20 MiB prompt makes a 20 MiB message: the studio reads it (its
+// message cap follows the JSON limit) instead of dropping every session it arrives on.
+TEST(WorkerFarm, AJsonLimitAbove16MibIsHonouredForA20MibJsonResultOverTheWebSocket) {
+  sw::testing::TempDir dir;
+  Studio studio(dir.path() / "studio", 0, {"--max-json-mib", "24"});
+  studio.add_models();
+  Worker worker(dir.path() / "w1", studio);
+  studio.approve_next();
+  ASSERT_TRUE(worker.wait_session("connected"));
+  const std::string prompt(20u << 20, 'p');
+  const json body = {
+      {"model", "synth-llm"},
+      {"task", {{"kind", "llm"}, {"messages", {{{"role", "user"}, {"content", prompt}}}}}}};
+  // A 20 MiB job takes the studio a while to validate and store: a longer answer deadline.
+  const auto reply = http_request(studio.port(), "POST", "/api/v1/jobs", body.dump(), kAdmin,
+                                  "application/json", 120s);
+  ASSERT_EQ(reply.status, 201) << reply.body.substr(0, 300);
+  const std::string job = json::parse(reply.body, nullptr, false).value("id", "");
+  ASSERT_FALSE(job.empty());
+  // The job's view holds the task, prompt and result (60 MiB): look at it now and then only.
+  json view;
+  const bool settled = eventually(
+      [&] {
+        view = json::parse(http_request(studio.port(), "GET", "/api/v1/jobs/" + job, "", kAdmin,
+                                        "application/json", 60s)
+                               .body,
+                           nullptr, false);
+        const std::string status = view.is_object() ? view.value("status", "") : "";
+        if (status == "done" || status == "failed") return true;
+        std::this_thread::sleep_for(1s);
+        return false;
+      },
+      120s);
+  ASSERT_TRUE(settled) << worker.log();
+  ASSERT_EQ(view.value("status", ""), "done") << view.value("error", "") << "\n" << worker.log();
+  EXPECT_EQ(view.value("attempts", -1), 0);
+  EXPECT_EQ(view.value("prompt", "").size(), prompt.size());
+  EXPECT_EQ(view["result"]["json"]["object"], "chat.completion");
+  EXPECT_EQ(worker.log().find("reconnect attempt"), std::string::npos) << "no session was lost";
+}
+
 // `--kind-run-limit KIND=SECONDS`: a job of that kind claimed for longer with no result goes back
 // to the queue with an attempt counted and the limit named; a job of another kind keeps the
 // default limit (an hour here) and stays with its worker. Both jobs are held in flight by the

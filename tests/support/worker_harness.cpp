@@ -130,6 +130,8 @@ struct ScriptedStudio::State : net::HttpHandler {
   mutable std::mutex mu;
   std::condition_variable changed;
   int refuse_status = 0;
+  int upload_status = 0;
+  int upload_count = 0;
   bool ack = true;
   int upgrades = 0;
   int accepted = 0;
@@ -160,7 +162,22 @@ struct ScriptedStudio::State : net::HttpHandler {
   std::variant<net::Admission, net::HttpResponse> admit(const net::HttpRequest&) override {
     return net::Admission{};
   }
-  void handle(net::HttpRequest, net::Responder responder) override {
+  void handle(net::HttpRequest request, net::Responder responder) override {
+    const std::string_view suffix = "/complete";
+    const bool upload =
+        request.method == "POST" && request.path.size() > suffix.size() &&
+        request.path.compare(request.path.size() - suffix.size(), suffix.size(), suffix) == 0;
+    int status = 0;
+    {
+      std::lock_guard lock(mu);
+      if (upload) ++upload_count;
+      status = upload ? upload_status : 0;
+    }
+    changed.notify_all();
+    if (status != 0) {
+      responder.send(net::HttpResponse::error(status, "scripted", "scripted upload answer"));
+      return;
+    }
     responder.send(net::HttpResponse::error(404, "not_found", "scripted studio"));
   }
   std::variant<net::UpgradeAccepted, net::HttpResponse> upgrade(
@@ -204,6 +221,16 @@ ScriptedStudio::~ScriptedStudio() {
 void ScriptedStudio::refuse_upgrades_with(int status) {
   std::lock_guard lock(state_->mu);
   state_->refuse_status = status;
+}
+
+void ScriptedStudio::answer_uploads_with(int status) {
+  std::lock_guard lock(state_->mu);
+  state_->upload_status = status;
+}
+
+int ScriptedStudio::uploads() const {
+  std::lock_guard lock(state_->mu);
+  return state_->upload_count;
 }
 
 void ScriptedStudio::ack_heartbeats(bool on) {

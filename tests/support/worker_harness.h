@@ -69,6 +69,11 @@ class ScriptedStudio {
   void refuse_upgrades_with(int status);
   // Reply `heartbeatAck` to every heartbeat (on by default; off makes the link silent).
   void ack_heartbeats(bool on);
+  // Answer `POST .../jobs/:jobId/complete` (the multipart result upload) with this status and a
+  // JSON error body (0, the default: 404 like every other HTTP route here).
+  void answer_uploads_with(int status);
+  // Result uploads received so far.
+  int uploads() const;
 
   struct Frame {
     int connection = 0;  // 1-based, in accept order

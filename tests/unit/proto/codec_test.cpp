@@ -182,6 +182,31 @@ TEST(HeartbeatFrame, WithoutCurrentJobIdOmitsIt) {
   EXPECT_FALSE(std::get<Heartbeat>(*with_null).current_job_id);
 }
 
+TEST(LimitsFeature, HelloAndWelcomeCarryItOnlyWhenSet) {
+  auto caps = decode_capabilities(kCapabilities);
+  ASSERT_TRUE(caps) << caps.error().message;
+  // Without features: the reference's documents exactly.
+  EXPECT_EQ(encode(WorkerFrame{Hello{"t", *caps}}).find("features"), std::string::npos);
+  EXPECT_EQ(encode(StudioFrame{Welcome{"w-1", "2026-01-01T00:00:00Z"}}),
+            R"({"type":"welcome","workerId":"w-1","serverTime":"2026-01-01T00:00:00Z"})");
+
+  Welcome welcome{"w-1", "2026-01-01T00:00:00Z", {"limits"}, StudioLimits{16777216, 4096}};
+  const std::string text = encode(StudioFrame{welcome});
+  EXPECT_EQ(text,
+            R"({"type":"welcome","workerId":"w-1","serverTime":"2026-01-01T00:00:00Z",)"
+            R"("features":["limits"],"limits":{"maxFrameBytes":16777216,"maxUploadBytes":4096}})");
+  auto decoded = decode_studio_frame(text);
+  ASSERT_TRUE(decoded) << decoded.error().message;
+  EXPECT_EQ(std::get<Welcome>(*decoded), welcome);
+
+  auto hello = decode_worker_frame(encode(WorkerFrame{Hello{"t", *caps, {"limits", "later"}}}));
+  ASSERT_TRUE(hello) << hello.error().message;
+  EXPECT_EQ(std::get<Hello>(*hello).features, (std::vector<std::string>{"limits", "later"}));
+  EXPECT_EQ(decode_error_studio(R"({"type":"welcome","workerId":"w","serverTime":"t",)"
+                                R"("limits":{"maxFrameBytes":-1,"maxUploadBytes":1}})"),
+            "limits.maxFrameBytes: expected unsigned integer, got number -1");
+}
+
 TEST(Capabilities, OptionalSettingsDefaultAndPresenceIsOmittedWhileUnknown) {
   auto caps = decode_capabilities(kCapabilities);
   ASSERT_TRUE(caps) << caps.error().message;
