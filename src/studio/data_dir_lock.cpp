@@ -34,6 +34,15 @@ std::string describe(const LockHolder& holder) {
 
 Result<DataDirLock> DataDirLock::try_acquire(const std::filesystem::path& data_dir,
                                              const std::string& command, LockHolder* holder) {
+  std::error_code ec;
+  if (!std::filesystem::exists(data_dir, ec)) {
+    // A new install: created private here, since the lock is the first thing in it. An existing
+    // directory is left to open_data_dir, which narrows and logs an older loose mode.
+    auto made = make_private_dir(data_dir);
+    if (!made) {
+      return fail(std::move(made).error());
+    }
+  }
   auto path = data_dir / kFileName;
   auto opened = open_private_file(path, O_RDWR | O_CREAT);  // 0600 whatever the umask
   if (!opened) {

@@ -34,10 +34,11 @@ class DataDirLock {
  public:
   static constexpr const char* kFileName = "studio.lock";
 
-  // Takes the lock without waiting and records this process (pid, `command`). The directory must
-  // exist. Conflict when another process holds it: the message names the directory and what the
-  // file says about the holder (pid, command, url); `holder` (when given) receives it. NotFound
-  // when the directory is missing, IoError when the file cannot be opened or locked.
+  // Takes the lock without waiting and records this process (pid, `command`). A missing directory
+  // is created 0700 (as open_data_dir would). Conflict when another process holds it: the message
+  // names the directory and what the file says about the holder (pid, command, url); `holder`
+  // (when given) receives it. IoError when the directory cannot be made or the file cannot be
+  // opened or locked.
   static Result<DataDirLock> try_acquire(const std::filesystem::path& data_dir,
                                          const std::string& command, LockHolder* holder = nullptr);
   // What <data_dir>/studio.lock says, without taking the lock (nullopt: no file, or no pid in it).

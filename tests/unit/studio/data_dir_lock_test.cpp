@@ -49,12 +49,12 @@ TEST(DataDirLock, ReleasedWhenTheHolderGoesAndTheNextOneRecordsItself) {
   EXPECT_EQ(holder->url, "");
 }
 
-TEST(DataDirLock, AMissingDirectoryIsNotFound) {
+TEST(DataDirLock, AMissingDirectoryIsCreatedPrivate) {
   sw::testing::TempDir dir;
-  auto lock = DataDirLock::try_acquire(dir.path() / "nope", "serve");
-  ASSERT_FALSE(lock);
-  EXPECT_EQ(lock.error().code, Code::NotFound);
-  EXPECT_THAT(lock.error().message, HasSubstr("nope/studio.lock"));
+  auto lock = DataDirLock::try_acquire(dir.path() / "new", "serve");
+  ASSERT_TRUE(lock) << lock.error().message;
+  const auto perms = std::filesystem::status(dir.path() / "new").permissions();
+  EXPECT_EQ(perms & std::filesystem::perms::all, std::filesystem::perms::owner_all);
 }
 
 }  // namespace
