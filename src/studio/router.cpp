@@ -1105,7 +1105,6 @@ class Router : public net::HttpHandler {
           // At once, before the answer: its sessions close (worker_deleted, 4004), its token stops
           // upgrading and its jobs go back to the queue.
           s_.revoke_worker(worker_id, "worker " + worker_id + " was deleted by the operator");
-          s_.publish_worker(worker_id, "deleted");
           logger().info("worker.deleted", {{"worker_id", worker_id}});
           responder.send(ok_json({{"deleted", worker_id}}));
         });

@@ -227,6 +227,7 @@ void Studio::revoke_worker(const std::string& worker_id, const std::string& mess
   for (const auto& id : held) {
     release(id, message, {store::AttemptOutcome::Requeued, message}, false, false);
   }
+  publish_worker(worker_id, "deleted");
   logger().info("worker.revoked", {{"worker_id", worker_id},
                                    {"sessions_closed", doomed.size()},
                                    {"claims_released", held.size()}});

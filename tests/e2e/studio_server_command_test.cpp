@@ -15,6 +15,7 @@
 
 #include "common/sha256.h"
 #include "proto/codec.h"
+#include "studio/data_dir_lock.h"
 #include "support/protocol_client.h"
 #include "support/studio_harness.h"
 #include "support/temp_dir.h"
@@ -208,6 +209,22 @@ TEST(StudioServerCommand, ASecondServeOnTheSameDataDirectoryIsRefused) {
   EXPECT_EQ(first.terminate(), 0);
   ServerProcess third(dir.path());
   EXPECT_NE(third.port(), 0) << third.banner();
+}
+
+TEST(StudioServerCommand, AServeStartingWhileACommandWritesTheDataDirectoryIsRefused) {
+  sw::testing::TempDir dir;
+  // This test process stands in for a `workers delete` writing the database: it holds the lock
+  // the way that command does.
+  auto held = sw::studio::DataDirLock::try_acquire(dir.path(), "workers delete");
+  ASSERT_TRUE(held) << held.error().message;
+  auto serve =
+      run_cli("serve --listen 127.0.0.1:0 --data-dir " + dir.path().string(), "timeout 30");
+  EXPECT_NE(serve.exit_code, 0) << serve.text;
+  EXPECT_NE(serve.exit_code, 124) << "the studio served: " << serve.text;
+  EXPECT_THAT(serve.text, HasSubstr(dir.path().string()));
+  EXPECT_THAT(serve.text,
+              HasSubstr("studio-server workers delete (pid " + std::to_string(::getpid()) + ")"));
+  EXPECT_THAT(serve.text, HasSubstr("run serve again once that command has finished"));
 }
 
 TEST(StudioServerCommand, AChangeWhileAStudioRunsIsRefusedWithoutTheAdminTokenAndSaysHow) {
