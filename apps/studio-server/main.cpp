@@ -8,14 +8,18 @@
 #include <charconv>
 #include <cstdlib>
 #include <iostream>
+#include <nlohmann/json.hpp>
 
+#include "changes.h"
 #include "common/clock.h"
 #include "common/fd_limit.h"
+#include "common/json_text.h"
 #include "common/log.h"
 #include "net/http_server.h"
 #include "store/studio_store.h"
 #include "studio/admin.h"
 #include "studio/data_dir.h"
+#include "studio/data_dir_lock.h"
 #include "studio/studio.h"
 
 namespace {
@@ -89,6 +93,21 @@ int serve(const std::string& listen, sw::studio::StudioConfig config,
   const auto data_dir = config.data_dir;
   const std::array<std::uint64_t, 3> limits = {config.json_body_limit, config.frame_limit,
                                                config.result_body_limit};
+  // One studio per data directory, for its whole life: a second one (or a CLI command writing
+  // meanwhile) would change rows this one keeps in memory (tokens, claims).
+  sw::studio::LockHolder holder;
+  auto lock = sw::studio::DataDirLock::try_acquire(data_dir, "serve", &holder);
+  if (!lock) {
+    std::cerr << "studio-server: " << lock.error().message;
+    if (lock.error().code == sw::Code::Conflict) {
+      std::cerr << (holder.command == "serve"
+                        ? "; one studio per data directory: stop that one first, or give this "
+                          "one another --data-dir"
+                        : "; run serve again once that command has finished");
+    }
+    std::cerr << "\n";
+    return 2;
+  }
   auto studio = sw::studio::Studio::create(loop.get_executor(), std::move(config));
   if (!studio) {
     std::cerr << "studio-server: " << studio.error().message << "\n";
@@ -106,6 +125,21 @@ int serve(const std::string& listen, sw::studio::StudioConfig config,
                                            ? "[" + server_options.host + "]"
                                            : server_options.host,
                                        (*server)->port());
+  // Where CLI commands on this machine reach the admin API (a wildcard address is not one).
+  std::string local_host = server_options.host;
+  if (local_host == "0.0.0.0" || local_host.empty()) {
+    local_host = "127.0.0.1";
+  } else if (local_host == "::") {
+    local_host = "::1";
+  }
+  if (auto published = lock->publish_url(fmt::format(
+          "{}://{}:{}", scheme,
+          local_host.find(':') != std::string::npos ? "[" + local_host + "]" : local_host,
+          (*server)->port()));
+      !published) {
+    std::cerr << "studio-server: " << published.error().message << "\n";
+    return 2;
+  }
   std::cout << "studio-server " << SW_VERSION << " listening on " << base << "\n"
             << "  data:        " << data_dir.string() << "\n"
             << "  client API:  " << base << "/api/v1\n"
@@ -179,7 +213,9 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.fallthrough();  // --data-dir and --log-format may follow any subcommand
 
-  auto* serve_cmd = app.add_subcommand("serve", "Serve workers and clients");
+  auto* serve_cmd = app.add_subcommand(
+      "serve",
+      "Serve workers and clients (one studio per data directory: it holds <data-dir>/studio.lock)");
   std::string listen = "127.0.0.1:9790";
   sw::studio::StudioConfig config;
   sw::net::ServerOptions server_options;
@@ -263,7 +299,10 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(std::size_t{1}, std::size_t{10'000'000}))
       ->capture_default_str();
 
-  auto* workers = app.add_subcommand("workers", "Approve, reject, list and delete workers");
+  auto* workers = app.add_subcommand(
+      "workers",
+      "Approve, reject, list and delete workers. While a studio runs on the data directory, "
+      "approve/reject/delete go through its admin API: set STUDIO_SERVER_ADMIN_TOKEN");
   workers->require_subcommand(1);
   workers->fallthrough();
   auto* pending = workers->add_subcommand("pending", "List registration requests awaiting you");
@@ -278,7 +317,9 @@ int main(int argc, char** argv) {
   reject->add_option("request-id", id, "The rr-… id from `workers pending`")->required();
   reject->add_option("--reason", reason, "Shown to the worker's operator");
   auto* remove = workers->add_subcommand(
-      "delete", "Delete a worker (a connected one is disconnected at its next heartbeat)");
+      "delete",
+      "Delete a worker: a running studio closes its session, revokes its token and requeues its "
+      "job at once");
   remove->add_option("worker-id", id, "The w-… id from `workers list`")->required();
   for (auto* command : {serve_cmd, approve, reject, remove}) {
     command->fallthrough();
@@ -374,26 +415,54 @@ int main(int argc, char** argv) {
       return 0;
     });
   } else if (approve->parsed()) {
-    rc = with_store(data_dir, [&](sw::store::StudioStore& store) {
-      auto worker = sw::studio::approve_request(store, id, sw::unix_millis_now());
-      if (!worker) {
-        return report(sw::fail(worker.error()));
-      }
-      std::cout << "approved " << id << " as worker " << *worker
+    const auto approved = [&](const std::string& worker) {
+      std::cout << "approved " << id << " as worker " << worker
                 << " (it receives its token on its next poll)\n";
       return 0;
-    });
+    };
+    sw::studio_server::Change change;
+    change.command = "workers approve";
+    change.method = "POST";
+    change.path = "/api/v1/workers/pending/" + sw::studio_server::path_segment(id) + "/approve";
+    change.direct = [&](sw::store::StudioStore& store) {
+      auto worker = sw::studio::approve_request(store, id, sw::unix_millis_now());
+      return worker ? approved(*worker) : report(sw::fail(worker.error()));
+    };
+    change.answered = [&](const std::string& body) {
+      const auto answer = sw::parse_json(body, "the studio's answer");
+      std::string worker = "?";
+      if (answer && answer->is_object() && answer->contains("workerId") &&
+          (*answer)["workerId"].is_string()) {
+        worker = (*answer)["workerId"].get<std::string>();
+      }
+      return approved(worker);
+    };
+    rc = sw::studio_server::change_state(data_dir, change);
   } else if (reject->parsed()) {
-    rc = with_store(data_dir, [&](sw::store::StudioStore& store) {
+    sw::studio_server::Change change;
+    change.command = "workers reject";
+    change.method = "POST";
+    change.path = "/api/v1/workers/pending/" + sw::studio_server::path_segment(id) + "/reject";
+    change.body = nlohmann::json{{"reason", reason}}.dump();
+    change.direct = [&](sw::store::StudioStore& store) {
       const int result =
           report(sw::studio::reject_request(store, id, reason, sw::unix_millis_now()));
       if (result == 0) {
         std::cout << "rejected " << id << "\n";
       }
       return result;
-    });
+    };
+    change.answered = [&](const std::string&) {
+      std::cout << "rejected " << id << "\n";
+      return 0;
+    };
+    rc = sw::studio_server::change_state(data_dir, change);
   } else if (remove->parsed()) {
-    rc = with_store(data_dir, [&](sw::store::StudioStore& store) {
+    sw::studio_server::Change change;
+    change.command = "workers delete";
+    change.method = "DELETE";
+    change.path = "/api/v1/workers/" + sw::studio_server::path_segment(id);
+    change.direct = [&](sw::store::StudioStore& store) {
       auto deleted = store.delete_worker(id);
       if (!deleted) {
         return report(sw::fail(deleted.error()));
@@ -404,7 +473,13 @@ int main(int argc, char** argv) {
       }
       std::cout << "deleted worker " << id << "\n";
       return 0;
-    });
+    };
+    change.answered = [&](const std::string&) {
+      std::cout << "deleted worker " << id
+                << " (its session was closed and its token revoked by the running studio)\n";
+      return 0;
+    };
+    rc = sw::studio_server::change_state(data_dir, change);
   }
   sw::log::shutdown();
   return rc;

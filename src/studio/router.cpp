@@ -1112,12 +1112,9 @@ class Router : public net::HttpHandler {
             responder.send(HttpResponse::error(404, "not_found", "no worker " + worker_id));
             return;
           }
-          s_.workers_.erase(worker_id);
-          if (auto session = s_.sessions_.find(worker_id); session != s_.sessions_.end()) {
-            s_.end_session(session->second, proto::WorkerErrorCode::WorkerDeleted,
-                           "worker " + worker_id + " was deleted by the operator");
-          }
-          s_.publish_worker(worker_id, "deleted");
+          // At once, before the answer: its sessions close (worker_deleted, 4004), its token stops
+          // upgrading and its jobs go back to the queue.
+          s_.revoke_worker(worker_id, "worker " + worker_id + " was deleted by the operator");
           logger().info("worker.deleted", {{"worker_id", worker_id}});
           responder.send(ok_json({{"deleted", worker_id}}));
         });

@@ -97,7 +97,11 @@ void Studio::on_frame(const std::shared_ptr<WorkerSession>& session, std::string
     return;
   }
   if (!session->welcomed_) {
-    if (auto* hello = std::get_if<proto::Hello>(&*frame)) {
+    if (session->hello_pending_) {
+      end_session(session, proto::WorkerErrorCode::ProtocolViolation,
+                  fmt::format("{} sent before welcome: wait for welcome after hello",
+                              proto::frame_type(*frame)));
+    } else if (auto* hello = std::get_if<proto::Hello>(&*frame)) {
       handle_hello(session, std::move(*hello));
     } else {
       end_session(session, proto::WorkerErrorCode::ProtocolViolation,
@@ -144,6 +148,39 @@ void Studio::handle_hello(const std::shared_ptr<WorkerSession>& session, proto::
     end_session(session, proto::WorkerErrorCode::AuthFailed, "auth token rejected");
     return;
   }
+  // The row decides, not the cache: it is read again before the session is welcomed, so no
+  // cached approval outlives a deleted worker's row.
+  session->hello_pending_ = true;
+  db_->call<std::optional<store::WorkerRecord>>(
+      [worker_id = session->worker_id_](store::StudioStore& s) { return s.find_worker(worker_id); },
+      [self = shared_from_this(), session,
+       hello = std::move(hello)](Result<std::optional<store::WorkerRecord>> row) mutable {
+        session->hello_pending_ = false;
+        if (session->ended_ || self->stopping_) {
+          return;
+        }
+        if (!row) {
+          logger().error("ws.worker_unreadable",
+                         {{"worker_id", session->worker_id_}, {"error", row.error().message}});
+          self->end_session(session, proto::WorkerErrorCode::InternalError,
+                            "the studio cannot read this worker's record; try again later");
+          return;
+        }
+        if (!*row) {
+          self->revoke_worker(session->worker_id_,
+                              "worker " + session->worker_id_ + " was deleted by the operator");
+          return;
+        }
+        if (!constant_time_equal(sha256_hex(hello.auth_token), (*row)->token_hash)) {
+          logger().warn("ws.auth_failed", {{"worker_id", session->worker_id_}});
+          self->end_session(session, proto::WorkerErrorCode::AuthFailed, "auth token rejected");
+          return;
+        }
+        self->welcome(session, std::move(hello));
+      });
+}
+
+void Studio::welcome(const std::shared_ptr<WorkerSession>& session, proto::Hello hello) {
   if (auto previous = sessions_.find(session->worker_id_); previous != sessions_.end()) {
     auto old = previous->second;
     logger().info("ws.duplicate", {{"worker_id", session->worker_id_}});
@@ -170,6 +207,38 @@ void Studio::handle_hello(const std::shared_ptr<WorkerSession>& session, proto::
   persist_heartbeat(session, true);
   publish_worker(session->worker_id_, "connected");
   request_dispatch();
+}
+
+void Studio::revoke_worker(const std::string& worker_id, const std::string& message) {
+  workers_.erase(worker_id);
+  std::vector<std::shared_ptr<WorkerSession>> doomed;
+  for (const auto& session : open_sessions_) {
+    if (session->worker_id_ == worker_id && !session->ended_) {
+      doomed.push_back(session);
+    }
+  }
+  if (auto it = sessions_.find(worker_id);
+      it != sessions_.end() &&
+      std::find(doomed.begin(), doomed.end(), it->second) == doomed.end()) {
+    doomed.push_back(it->second);
+  }
+  for (const auto& session : doomed) {
+    end_session(session, proto::WorkerErrorCode::WorkerDeleted, message);
+  }
+  // Claims waiting out their grace for this worker to come back: it will not.
+  std::vector<std::string> held;
+  for (const auto& [id, job] : jobs_) {
+    if (job.holder == worker_id && job.phase == ActiveJob::Phase::Detached) {
+      held.push_back(id);
+    }
+  }
+  for (const auto& id : held) {
+    release(id, message, {store::AttemptOutcome::Requeued, message}, false, false);
+  }
+  publish_worker(worker_id, "deleted");
+  logger().info("worker.revoked", {{"worker_id", worker_id},
+                                   {"sessions_closed", doomed.size()},
+                                   {"claims_released", held.size()}});
 }
 
 void Studio::handle_heartbeat(const std::shared_ptr<WorkerSession>& session,
@@ -213,9 +282,8 @@ void Studio::persist_heartbeat(const std::shared_ptr<WorkerSession>& session, bo
        now](store::StudioStore& s) { return s.record_heartbeat(worker, capabilities, job, now); },
       [self = shared_from_this(), session](Result<bool> exists) {
         if (exists && !*exists) {
-          self->workers_.erase(session->worker_id_);
-          self->end_session(session, proto::WorkerErrorCode::WorkerDeleted,
-                            "worker " + session->worker_id_ + " was deleted by the operator");
+          self->revoke_worker(session->worker_id_,
+                              "worker " + session->worker_id_ + " was deleted by the operator");
         }
       });
 }
@@ -234,9 +302,26 @@ void Studio::handle_accept(const std::shared_ptr<WorkerSession>& session,
       start_run_limit(job);
       const auto now = unix_millis_now();
       job.record.accepted_at = now;
-      db_->call<bool>([id = accept.job_id, worker = session->worker_id_,
-                       now](store::StudioStore& s) { return s.mark_accepted(id, worker, now); },
-                      [](Result<bool>) {});
+      // The worker's row is read again here too: a worker deleted since its offer is cut off.
+      db_->call<bool>(
+          [id = accept.job_id, worker = session->worker_id_,
+           now](store::StudioStore& s) -> Result<bool> {
+            auto row = s.find_worker(worker);
+            if (!row) {
+              return fail(std::move(row).error());
+            }
+            if (!*row) {
+              return false;
+            }
+            SW_TRY(s.mark_accepted(id, worker, now));
+            return true;
+          },
+          [self = shared_from_this(), session](Result<bool> present) {
+            if (present && !*present && !session->ended_) {
+              self->revoke_worker(session->worker_id_,
+                                  "worker " + session->worker_id_ + " was deleted by the operator");
+            }
+          });
       return;
     }
   }
@@ -436,12 +521,16 @@ void Studio::end_session(std::shared_ptr<WorkerSession> session, proto::WorkerEr
   send(session, proto::ErrorFrame{code, message});
   // A newer session of the same worker takes its claim over; other ends give the job back.
   const bool keep_claim = code == proto::WorkerErrorCode::DuplicateWorker;
+  // The operator removing a worker says nothing about its job: no attempt is counted.
+  const bool count_attempt = code != proto::WorkerErrorCode::WorkerDeleted;
   close_session(session, proto::close_code_for(code), message,
-                fmt::format("session ended: {}: {}", proto::to_string(code), message), keep_claim);
+                fmt::format("session ended: {}: {}", proto::to_string(code), message), keep_claim,
+                count_attempt);
 }
 
 void Studio::close_session(std::shared_ptr<WorkerSession> session, std::uint16_t close_code,
-                           std::string reason, std::string release_reason, bool keep_claim) {
+                           std::string reason, std::string release_reason, bool keep_claim,
+                           bool count_attempt) {
   if (auto socket = session->socket(); socket && !session->ended_) {
     socket->close(close_code, std::move(reason));
   }
@@ -461,8 +550,8 @@ void Studio::close_session(std::shared_ptr<WorkerSession> session, std::uint16_t
       session->job_id_.reset();
       detach(it->second, release_reason);
     } else {
-      release(job_id, release_reason, {store::AttemptOutcome::Requeued, release_reason}, true,
-              false);
+      release(job_id, release_reason, {store::AttemptOutcome::Requeued, release_reason},
+              count_attempt, false);
     }
   }
 }

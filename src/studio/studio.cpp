@@ -206,20 +206,50 @@ void Studio::claim(const std::string& job_id, const std::shared_ptr<WorkerSessio
   job.session = session;
   session->job_id_ = job_id;
   const auto now = unix_millis_now();
-  db_->call<bool>(
-      [job_id, worker = job.holder, now](store::StudioStore& s) {
-        return s.claim_job(job_id, worker, now);
+  db_->call<ClaimOutcome>(
+      [job_id, worker = job.holder, now](store::StudioStore& s) -> Result<ClaimOutcome> {
+        // The worker's row is read again before every claim: a cached approval never outlives it.
+        auto row = s.find_worker(worker);
+        if (!row) {
+          return fail(std::move(row).error());
+        }
+        if (!*row) {
+          return ClaimOutcome::WorkerGone;
+        }
+        auto claimed = s.claim_job(job_id, worker, now);
+        if (!claimed) {
+          return fail(std::move(claimed).error());
+        }
+        return *claimed ? ClaimOutcome::Claimed : ClaimOutcome::NotQueued;
       },
-      [self = shared_from_this(), job_id, session, now](Result<bool> claimed) {
+      [self = shared_from_this(), job_id, session, now](Result<ClaimOutcome> claimed) {
         auto found = self->jobs_.find(job_id);
         if (found == self->jobs_.end()) {
           return;
         }
         auto& claimed_job = found->second;
+        const bool worker_gone = claimed && *claimed == ClaimOutcome::WorkerGone;
         if (claimed_job.phase != ActiveJob::Phase::Claiming) {
-          return;  // released meanwhile (its session closed): the release requeues it
+          // Released meanwhile (its session closed): the release requeues it. A refused claim
+          // left the row queued, which that release must not take for a lost job.
+          claimed_job.claim_refused = worker_gone;
+          return;
         }
-        if (!claimed || !*claimed) {
+        if (worker_gone) {
+          logger().warn("job.claim_refused", {{"job_id", job_id},
+                                              {"worker_id", session->worker_id_},
+                                              {"reason", "the worker's row is gone"}});
+          self->free_session_slot(job_id, session);
+          if (claimed_job.cancelled) {
+            self->jobs_.erase(found);
+          } else {
+            self->enqueue(std::move(claimed_job));
+          }
+          self->revoke_worker(session->worker_id_,
+                              "worker " + session->worker_id_ + " was deleted by the operator");
+          return;
+        }
+        if (!claimed || *claimed != ClaimOutcome::Claimed) {
           // The row left `queued` behind our back (an operator's edit): forget it.
           logger().warn("job.claim_lost",
                         {{"job_id", job_id},
@@ -408,7 +438,11 @@ void Studio::release(const std::string& job_id, std::string error, store::Attemp
         auto found = self->jobs_.find(job_id);
         if (found != self->jobs_.end()) {
           auto& released_job = found->second;
-          if (!released || !*released) {
+          if (released && !*released && released_job.claim_refused && !released_job.cancelled) {
+            // Its claim was refused, so the row is still queued: back in the queue it goes.
+            released_job.claim_refused = false;
+            self->enqueue(std::move(released_job));
+          } else if (!released || !*released) {
             logger().error("job.release_failed",
                            {{"job_id", job_id},
                             {"error", released ? std::string("row not claimed by the holder")

@@ -70,7 +70,8 @@ class WorkerSession : public net::WebSocketHandler,
   std::weak_ptr<net::WebSocket> socket_;
   std::shared_ptr<net::WebSocket> socket() const { return socket_.lock(); }
   bool welcomed_ = false;
-  bool ended_ = false;  // closed, or being closed by us: frames are ignored
+  bool hello_pending_ = false;  // hello checked against the cache; the row is being re-read
+  bool ended_ = false;          // closed, or being closed by us: frames are ignored
   std::uint64_t order_ = 0;
   proto::WorkerCapabilities capabilities_;
   std::string persisted_capabilities_;
@@ -123,6 +124,9 @@ class Studio : public std::enable_shared_from_this<Studio> {
     std::optional<SteadyTime> run_until;                  // the run limit, kept through a detach
     SteadyTime enqueued_at{};
     std::string engine;  // the model source's engine, decoded once (routing, issue 14)
+    // The claim was refused (its worker's row was gone) after a release had started: that
+    // release finds the row still queued and puts the job back in the queue instead of dropping it.
+    bool claim_refused = false;
 
     QueuedJob queued() const {
       return QueuedJob{.id = record.id,
@@ -151,6 +155,13 @@ class Studio : public std::enable_shared_from_this<Studio> {
   void on_frame(const std::shared_ptr<WorkerSession>& session, std::string_view text);
   void on_session_closed(const std::shared_ptr<WorkerSession>& session);
   void handle_hello(const std::shared_ptr<WorkerSession>& session, proto::Hello hello);
+  // Hello passed the cache and the re-read row: the session is authenticated.
+  void welcome(const std::shared_ptr<WorkerSession>& session, proto::Hello hello);
+  // The worker's row is gone (deleted through the admin API, or found gone by a re-check):
+  // forgets its token, ends its sessions with `worker_deleted` (close 4004) and puts the jobs it
+  // holds, including claims waiting out their grace, back in the queue without counting an
+  // attempt. Every cached decision about a worker ends here (issue 16).
+  void revoke_worker(const std::string& worker_id, const std::string& message);
   void handle_heartbeat(const std::shared_ptr<WorkerSession>& session, proto::Heartbeat beat);
   void handle_accept(const std::shared_ptr<WorkerSession>& session, const proto::Accept& accept);
   void handle_reject(const std::shared_ptr<WorkerSession>& session, const proto::Reject& reject);
@@ -164,8 +175,10 @@ class Studio : public std::enable_shared_from_this<Studio> {
   void end_session(std::shared_ptr<WorkerSession> session, proto::WorkerErrorCode code,
                    std::string message);
   // `keep_claim`: the held job is detached (kept for the claim grace) instead of released.
+  // `count_attempt`: a released job's attempt counts (not when the operator removed the worker).
   void close_session(std::shared_ptr<WorkerSession> session, std::uint16_t close_code,
-                     std::string reason, std::string release_reason, bool keep_claim);
+                     std::string reason, std::string release_reason, bool keep_claim,
+                     bool count_attempt = true);
   void persist_heartbeat(const std::shared_ptr<WorkerSession>& session, bool force);
   void sweep_silent_sessions();
   void schedule_sweep();
@@ -174,7 +187,10 @@ class Studio : public std::enable_shared_from_this<Studio> {
   void enqueue(ActiveJob job);
   void request_dispatch();
   void dispatch();
+  // Claims in the database, after re-reading the worker's row (a deleted worker is refused and
+  // revoked; the job goes back to the queue), then sends the offer.
   void claim(const std::string& job_id, const std::shared_ptr<WorkerSession>& session);
+  enum class ClaimOutcome { Claimed, NotQueued, WorkerGone };
   void start_deadline(ActiveJob& job, std::chrono::milliseconds after, std::string reason);
   // Starts the run limit (from `run_until` when the job already had one).
   void start_run_limit(ActiveJob& job);

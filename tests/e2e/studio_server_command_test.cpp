@@ -15,6 +15,7 @@
 
 #include "common/sha256.h"
 #include "proto/codec.h"
+#include "studio/data_dir_lock.h"
 #include "support/protocol_client.h"
 #include "support/studio_harness.h"
 #include "support/temp_dir.h"
@@ -30,11 +31,11 @@ struct Output {
   std::string text;
 };
 
-// `prefix`: a command the binary runs under (e.g. `timeout 20`).
+// `prefix` goes before the binary on the shell line: environment changes (`env -u NAME`,
+// `NAME=value`) or a bound on a command that must not run forever (`timeout 30`).
 Output run_cli(const std::string& args, const std::string& prefix = "") {
   Output out;
-  FILE* pipe = ::popen(
-      (prefix + " " + std::string(SW_STUDIO_SERVER_BIN) + " " + args + " 2>&1").c_str(), "r");
+  FILE* pipe = ::popen((prefix + " " + SW_STUDIO_SERVER_BIN + " " + args + " 2>&1").c_str(), "r");
   std::array<char, 4096> buffer{};
   while (std::fgets(buffer.data(), buffer.size(), pipe) != nullptr) {
     out.text += buffer.data();
@@ -94,6 +95,7 @@ class ServerProcess {
     }
   }
   std::uint16_t port() const { return port_; }
+  pid_t pid() const { return pid_; }
   const std::string& banner() const { return banner_; }
   std::string admin_token() const {
     const auto at = banner_.find("admin token: ");
@@ -147,12 +149,14 @@ TEST(StudioServerCommand, AnOperatorApprovesAWorkerFromTheCommandLine) {
   EXPECT_THAT(pending.text, HasSubstr(approve_me));
   EXPECT_THAT(pending.text, HasSubstr("install=install-reject"));
 
-  auto approved = run_cli("workers approve " + approve_me + data);
+  // A change while the studio runs goes through its admin API, with the admin token.
+  const std::string admin = "STUDIO_SERVER_ADMIN_TOKEN=" + token;
+  auto approved = run_cli("workers approve " + approve_me + data, admin);
   ASSERT_EQ(approved.exit_code, 0) << approved.text;
   EXPECT_THAT(approved.text, HasSubstr("as worker w-"));
-  auto rejected = run_cli("workers reject " + reject_me + " --reason 'not ours'" + data);
+  auto rejected = run_cli("workers reject " + reject_me + " --reason 'not ours'" + data, admin);
   ASSERT_EQ(rejected.exit_code, 0) << rejected.text;
-  auto twice = run_cli("workers approve " + approve_me + data);
+  auto twice = run_cli("workers approve " + approve_me + data, admin);
   EXPECT_NE(twice.exit_code, 0);
   EXPECT_THAT(twice.text, HasSubstr("already approved"));
 
@@ -181,9 +185,81 @@ TEST(StudioServerCommand, AnOperatorApprovesAWorkerFromTheCommandLine) {
   EXPECT_EQ((*client)->wait_closed(10s), 1000);
   stopper.join();
 
-  auto deleted = run_cli("workers delete " + credentials.worker_id + data);
+  // With no studio running, the command works on the database itself (no token needed).
+  auto deleted =
+      run_cli("workers delete " + credentials.worker_id + data, "env -u STUDIO_SERVER_ADMIN_TOKEN");
   EXPECT_EQ(deleted.exit_code, 0) << deleted.text;
   EXPECT_THAT(run_cli("workers list" + data).text, HasSubstr("no workers"));
+}
+
+TEST(StudioServerCommand, ASecondServeOnTheSameDataDirectoryIsRefused) {
+  sw::testing::TempDir dir;
+  ServerProcess first(dir.path());
+  ASSERT_NE(first.port(), 0) << first.banner();
+  // Bounded: before issue 16 the second studio started on the same database and ran on.
+  auto second =
+      run_cli("serve --listen 127.0.0.1:0 --data-dir " + dir.path().string(), "timeout 30");
+  EXPECT_NE(second.exit_code, 0) << second.text;
+  EXPECT_NE(second.exit_code, 124) << "the second studio served: " << second.text;
+  EXPECT_THAT(second.text, HasSubstr(dir.path().string()));
+  EXPECT_THAT(second.text, HasSubstr("pid " + std::to_string(first.pid())));
+  EXPECT_THAT(second.text, HasSubstr("http://127.0.0.1:" + std::to_string(first.port())));
+  EXPECT_EQ(http_request(first.port(), "GET", "/healthz").status, 200) << "the first still serves";
+  // Once the first has stopped, the directory is free again.
+  EXPECT_EQ(first.terminate(), 0);
+  ServerProcess third(dir.path());
+  EXPECT_NE(third.port(), 0) << third.banner();
+}
+
+TEST(StudioServerCommand, AServeStartingWhileACommandWritesTheDataDirectoryIsRefused) {
+  sw::testing::TempDir dir;
+  // This test process stands in for a `workers delete` writing the database: it holds the lock
+  // the way that command does.
+  auto held = sw::studio::DataDirLock::try_acquire(dir.path(), "workers delete");
+  ASSERT_TRUE(held) << held.error().message;
+  auto serve =
+      run_cli("serve --listen 127.0.0.1:0 --data-dir " + dir.path().string(), "timeout 30");
+  EXPECT_NE(serve.exit_code, 0) << serve.text;
+  EXPECT_NE(serve.exit_code, 124) << "the studio served: " << serve.text;
+  EXPECT_THAT(serve.text, HasSubstr(dir.path().string()));
+  EXPECT_THAT(serve.text,
+              HasSubstr("studio-server workers delete (pid " + std::to_string(::getpid()) + ")"));
+  EXPECT_THAT(serve.text, HasSubstr("run serve again once that command has finished"));
+}
+
+TEST(StudioServerCommand, AChangeWhileAStudioRunsIsRefusedWithoutTheAdminTokenAndSaysHow) {
+  sw::testing::TempDir dir;
+  ServerProcess server(dir.path());
+  ASSERT_NE(server.port(), 0) << server.banner();
+  const auto request = register_request(server.port(), "install-refused", "secret-r");
+  const std::string data = " --data-dir " + dir.path().string();
+  const std::string url = "http://127.0.0.1:" + std::to_string(server.port());
+
+  auto refused = run_cli("workers approve " + request + data, "env -u STUDIO_SERVER_ADMIN_TOKEN");
+  EXPECT_NE(refused.exit_code, 0) << refused.text;
+  EXPECT_THAT(refused.text, HasSubstr("pid " + std::to_string(server.pid())));
+  EXPECT_THAT(refused.text, HasSubstr("STUDIO_SERVER_ADMIN_TOKEN"));
+  EXPECT_THAT(refused.text, HasSubstr("curl -X POST -H 'Authorization: Bearer <admin token>' " +
+                                      url + "/api/v1/workers/pending/" + request + "/approve"));
+  // Nothing changed behind the studio's back.
+  EXPECT_THAT(run_cli("workers pending" + data).text, HasSubstr(request));
+
+  auto wrong = run_cli("workers approve " + request + data, "STUDIO_SERVER_ADMIN_TOKEN=adm-wrong");
+  EXPECT_NE(wrong.exit_code, 0) << wrong.text;
+  EXPECT_THAT(wrong.text, HasSubstr("refused the admin token"));
+  EXPECT_THAT(wrong.text, HasSubstr("STUDIO_SERVER_ADMIN_TOKEN"));
+  EXPECT_THAT(run_cli("workers pending" + data).text, HasSubstr(request));
+
+  auto approved = run_cli("workers approve " + request + data,
+                          "STUDIO_SERVER_ADMIN_TOKEN=" + server.admin_token());
+  ASSERT_EQ(approved.exit_code, 0) << approved.text;
+  EXPECT_THAT(approved.text, HasSubstr("as worker w-"));
+  // The running studio decided it itself: the worker's poll gets its token at once.
+  auto poll = http_request(server.port(), "GET",
+                           "/graphics/api/workers/register-requests/" + request, "", "secret-r");
+  auto decoded = sw::proto::decode_registration_poll(poll.body);
+  EXPECT_TRUE(decoded && std::holds_alternative<sw::proto::RegistrationApproved>(*decoded))
+      << poll.body;
 }
 
 TEST(StudioServerCommand, BadArgumentsFailWithAMessage) {

@@ -13,10 +13,12 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/write.hpp>
 
+#include <thread>
 #include <tuple>
 
 #include "common/sha256.h"
 #include "proto/codec.h"
+#include "store/studio_store.h"
 #include "support/studio_harness.h"
 #include "support/temp_dir.h"
 
@@ -257,6 +259,81 @@ TEST_F(StudioProtocolTest, DeletingAWorkerClosesItsSessionWithWorkerDeleted) {
   EXPECT_EQ(client->wait_closed(), 4004);
   auto again = ProtocolClient::connect(studio().port(), worker.worker_id, {worker.token, true});
   EXPECT_FALSE(again.has_value());
+}
+
+TEST_F(StudioProtocolTest, DeletingAWorkerRequeuesItsJobsAtOnceWithoutCountingAnAttempt) {
+  auto config = test_config(dir_.path());
+  config.claim_grace = 1h;  // a vanished holder's claim would wait for it
+  restart(config);
+  const auto holder = register_worker(studio(), "install-r1");
+  const auto other = register_worker(studio(), "install-r2");
+  auto running = connect_worker(studio(), holder);
+  const auto held = studio().create_job(llm_job("synth-llm", "held by a live session"));
+  ASSERT_TRUE(expect_offer(*running));
+  running->send(proto::Accept{held});
+  running->drop();  // gone: its claim waits out the grace
+  // Once the studio saw it go, the claim is detached, not released.
+  const auto connected = [&] {
+    for (const auto& w : parse(studio().admin("GET", "/api/v1/workers").body)["workers"]) {
+      if (w.value("id", "") == holder.worker_id) return w.value("connected", false);
+    }
+    return false;
+  };
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (connected() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(10ms);
+  }
+  ASSERT_FALSE(connected());
+  EXPECT_EQ(studio().job_status(held), "claimed");
+
+  EXPECT_EQ(studio().admin("DELETE", "/api/v1/workers/" + holder.worker_id).status, 200);
+  // At once: the job is queued again, no attempt counted, and another worker is offered it.
+  EXPECT_EQ(studio().job_status(held), "queued");
+  EXPECT_EQ(studio().job_attempts(held), 0);
+  auto next = connect_worker(studio(), other);
+  auto offer = expect_offer(*next);
+  ASSERT_TRUE(offer);
+  EXPECT_EQ(offer->job_id, held);
+}
+
+TEST_F(StudioProtocolTest, AWorkerWhoseRowWentBehindTheStudiosBackIsCutOffAtHelloAndAtTheClaim) {
+  const auto a = register_worker(studio(), "install-v1");
+  const auto b = register_worker(studio(), "install-v2");
+  auto first = connect_worker(studio(), a);
+  ASSERT_NE(first, nullptr);
+  // A writer outside the studio (an older studio-server CLI, a sqlite3 shell) removes both rows:
+  // the data directory's lock keeps studio-server's own commands from doing this.
+  {
+    auto store = store::StudioStore::open(dir_.path() / "studio.db");
+    ASSERT_TRUE(store) << store.error().message;
+    ASSERT_TRUE((*store)->delete_worker(a.worker_id).value_or(false));
+    ASSERT_TRUE((*store)->delete_worker(b.worker_id).value_or(false));
+  }
+  // b's token is still in the studio's cache and upgrades, but hello re-reads the row.
+  auto late = ProtocolClient::connect(studio().port(), b.worker_id, {b.token, true});
+  ASSERT_TRUE(late.has_value()) << late.error().message;
+  (*late)->send(proto::Hello{b.token, test_capabilities()});
+  auto frame = (*late)->next_frame();
+  ASSERT_TRUE(frame && std::holds_alternative<proto::ErrorFrame>(*frame));
+  EXPECT_EQ(std::get<proto::ErrorFrame>(*frame).code, proto::WorkerErrorCode::WorkerDeleted);
+  EXPECT_EQ((*late)->wait_closed(), 4004);
+
+  // a was welcomed before; the claim re-reads its row: a is cut off and never sees the offer.
+  const auto job = studio().create_job(llm_job("synth-llm", "x"));
+  frame = first->next_non_ack();
+  ASSERT_TRUE(frame && std::holds_alternative<proto::ErrorFrame>(*frame))
+      << "the deleted worker was offered the job";
+  EXPECT_EQ(std::get<proto::ErrorFrame>(*frame).code, proto::WorkerErrorCode::WorkerDeleted);
+  EXPECT_EQ(first->wait_closed(), 4004);
+  EXPECT_EQ(studio().job_status(job), "queued");
+  EXPECT_EQ(studio().job_attempts(job), 0);
+  EXPECT_FALSE(ProtocolClient::connect(studio().port(), a.worker_id, {a.token, true}).has_value());
+  // A worker whose row is there takes it.
+  const auto c = register_worker(studio(), "install-v3");
+  auto third = connect_worker(studio(), c);
+  auto offer = expect_offer(*third);
+  ASSERT_TRUE(offer);
+  EXPECT_EQ(offer->job_id, job);
 }
 
 TEST_F(StudioProtocolTest, HeartbeatsAreAckedAndPersisted) {

@@ -98,6 +98,25 @@ inline std::string read_file(const std::filesystem::path& path) {
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
+struct CommandResult {
+  int exit_code = -1;  // -1: killed by a signal
+  std::string output;  // stdout and stderr together
+};
+
+// Runs a command (e.g. `studio-server workers delete …`) to its end; `log` receives its output.
+inline CommandResult run_command(const std::vector<std::string>& argv,
+                                 const std::filesystem::path& log, const EnvChanges& env = {}) {
+  std::filesystem::remove(log);
+  pid_t pid = spawn(argv, log, env);
+  CommandResult result;
+  int status = 0;
+  if (pid > 0 && ::waitpid(pid, &status, 0) == pid && WIFEXITED(status)) {
+    result.exit_code = WEXITSTATUS(status);
+  }
+  result.output = read_file(log);
+  return result;
+}
+
 class Studio {
  public:
   // `extra_args`: more `serve` options (e.g. a short claim grace).
@@ -127,6 +146,7 @@ class Studio {
   int terminate() { return stop_process(pid_, SIGTERM); }
   void kill9() { stop_process(pid_, SIGKILL); }
   const std::filesystem::path& data_dir() const { return data_dir_; }
+  pid_t pid() const { return pid_; }
   std::uint16_t port() const { return port_; }
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
   HttpReply api(const std::string& method, const std::string& target,
