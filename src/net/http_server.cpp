@@ -18,6 +18,12 @@ std::shared_ptr<EventStream> Responder::start_stream(std::string content_type) c
   return nullptr;
 }
 
+void Admitter::decide(std::variant<Admission, HttpResponse> decision) const {
+  if (auto connection = connection_.lock()) {
+    connection->decide(std::move(decision));
+  }
+}
+
 namespace {
 
 asio::awaitable<void> accept_loop(std::shared_ptr<HttpServer::Impl> server) {
