@@ -156,6 +156,7 @@ int main(int argc, char** argv) {
   std::string tls_key;
   double result_limit_mib = 512;
   double json_limit_mib = 1;
+  double uploads_in_flight_mib = 1024;
   unsigned offer_timeout_ms = 30'000;
   unsigned silence_timeout_ms = 30'000;
   unsigned run_limit_s = 1800;
@@ -168,6 +169,10 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1.0, 65536.0));
   serve_cmd->add_option("--max-json-mib", json_limit_mib, "Largest JSON body")
       ->check(CLI::Range(0.01, 1024.0));
+  serve_cmd
+      ->add_option("--max-uploads-in-flight-mib", uploads_in_flight_mib,
+                   "Result upload bytes received at once, all uploads together (503 over it)")
+      ->check(CLI::Range(1.0, 1048576.0));
   serve_cmd->add_option("--offer-timeout-ms", offer_timeout_ms, "Offer unanswered → requeue")
       ->check(CLI::Range(10u, 3'600'000u));
   serve_cmd
@@ -215,6 +220,7 @@ int main(int argc, char** argv) {
     config.data_dir = data_dir;
     config.result_body_limit = static_cast<std::uint64_t>(result_limit_mib * 1024 * 1024);
     config.json_body_limit = static_cast<std::uint64_t>(json_limit_mib * 1024 * 1024);
+    config.upload_in_flight_limit = static_cast<std::uint64_t>(uploads_in_flight_mib * 1024 * 1024);
     config.offer_timeout = std::chrono::milliseconds(offer_timeout_ms);
     config.session_silence_timeout = std::chrono::milliseconds(silence_timeout_ms);
     config.sweep_interval = std::min<std::chrono::milliseconds>(std::chrono::milliseconds(5000),

@@ -37,6 +37,10 @@ struct StudioConfig {
   std::uint64_t json_body_limit = 1ull << 20;
   std::uint64_t result_body_limit = 512ull << 20;
   std::uint64_t frame_limit = 16ull << 20;  // completeJson carries whole LLM outputs
+  // Result upload bytes being received at once, across all uploads (each reserves its
+  // Content-Length when admitted); over it a new upload is answered 503 with Retry-After. Never
+  // less than result_body_limit, so that one upload of the largest size always fits.
+  std::uint64_t upload_in_flight_limit = 1ull << 30;
 
   // Registration (reference §2.1): requests per source IP per window.
   int register_rate_limit = 10;
