@@ -276,8 +276,8 @@ struct SinkBody {
     std::size_t put(const ConstBufferSequence& buffers, beast::error_code& ec) {
       std::size_t used = 0;
       for (const auto buffer : beast::buffers_range_ref(buffers)) {
-        auto refusal =
-            body_.sink->write(std::string_view(static_cast<const char*>(buffer.data()), buffer.size()));
+        auto refusal = body_.sink->write(
+            std::string_view(static_cast<const char*>(buffer.data()), buffer.size()));
         if (refusal) {
           body_.refusal = std::move(refusal);
           ec = asio::error::operation_aborted;
