@@ -223,6 +223,7 @@ int main(int argc, char** argv) {
   std::string tls_key;
   double result_limit_mib = 512;
   double json_limit_mib = 1;
+  double uploads_in_flight_mib = 1024;
   unsigned offer_timeout_ms = 30'000;
   unsigned silence_timeout_ms = 30'000;
   unsigned run_limit_s = 1800;
@@ -241,6 +242,10 @@ int main(int argc, char** argv) {
                    "be max(16, 2 x this + 1) MiB (a completeJson echoes the prompt beside its "
                    "result). At most 48: an offer carries the task to workers that read 64 MiB")
       ->check(CLI::PositiveNumber);
+  serve_cmd
+      ->add_option("--max-uploads-in-flight-mib", uploads_in_flight_mib,
+                   "Result upload bytes received at once, all uploads together (503 over it)")
+      ->check(CLI::Range(1.0, 1048576.0));
   serve_cmd->add_option("--offer-timeout-ms", offer_timeout_ms, "Offer unanswered → requeue")
       ->check(CLI::Range(10u, 3'600'000u));
   serve_cmd
@@ -351,6 +356,7 @@ int main(int argc, char** argv) {
                 << ": expected 0.01 to 48 (an offer carries a job's task to its worker in one "
                    "WebSocket message, and workers read messages of at most 64 MiB)\n";
     }
+    config.upload_in_flight_limit = static_cast<std::uint64_t>(uploads_in_flight_mib * 1024 * 1024);
     config.offer_timeout = std::chrono::milliseconds(offer_timeout_ms);
     config.session_silence_timeout = std::chrono::milliseconds(silence_timeout_ms);
     config.sweep_interval = std::min<std::chrono::milliseconds>(std::chrono::milliseconds(5000),

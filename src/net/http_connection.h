@@ -19,6 +19,7 @@
 #include <boost/beast/websocket.hpp>
 #include <boost/beast/websocket/ssl.hpp>
 
+#include <array>
 #include <deque>
 #include <functional>
 #include <list>
@@ -90,6 +91,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
  public:
   virtual ~Connection() = default;
   virtual void deliver(HttpResponse response) = 0;
+  virtual void decide(std::variant<Admission, HttpResponse> decision) = 0;
   virtual std::shared_ptr<EventStream> open_stream(std::string content_type) = 0;
   virtual void shut() = 0;
 };
@@ -281,6 +283,42 @@ class WsSession : public WebSocket, public std::enable_shared_from_this<WsSessio
   bool closed_ = false;
 };
 
+// A Beast body type that hands each run of body bytes to the admission's BodySink as the parser
+// produces it, so that nothing of the body is held here. A refusal from the sink stops the read
+// and waits in `refusal` for the connection to send it.
+struct SinkBody {
+  struct value_type {
+    std::shared_ptr<BodySink> sink;
+    std::optional<HttpResponse> refusal;
+  };
+  class reader {
+   public:
+    template <bool isRequest, class Fields>
+    reader(http::header<isRequest, Fields>& /*head*/, value_type& body) : body_(body) {}
+    void init(const boost::optional<std::uint64_t>& /*length*/, beast::error_code& ec) { ec = {}; }
+    template <class ConstBufferSequence>
+    std::size_t put(const ConstBufferSequence& buffers, beast::error_code& ec) {
+      std::size_t used = 0;
+      for (const auto buffer : beast::buffers_range_ref(buffers)) {
+        auto refusal = body_.sink->write(
+            std::string_view(static_cast<const char*>(buffer.data()), buffer.size()));
+        if (refusal) {
+          body_.refusal = std::move(refusal);
+          ec = asio::error::operation_aborted;
+          return used;
+        }
+        used += buffer.size();
+      }
+      ec = {};
+      return used;
+    }
+    void finish(beast::error_code& ec) { ec = {}; }
+
+   private:
+    value_type& body_;
+  };
+};
+
 template <class Stream>
 class HttpConnection;
 
@@ -328,6 +366,13 @@ class HttpConnection : public Connection {
   void deliver(HttpResponse response) override {
     if (!response_ && !streaming_) {
       response_ = std::move(response);
+      response_signal_.cancel();
+    }
+  }
+
+  void decide(std::variant<Admission, HttpResponse> decision) override {
+    if (!admission_) {
+      admission_ = std::move(decision);
       response_signal_.cancel();
     }
   }
@@ -447,17 +492,22 @@ class HttpConnection : public Connection {
         co_await upgrade(parser.release(), head);
         co_return;
       }
-      auto admission = handler()->admit(head);
+      auto admission = co_await admit(head);
+      if (handler() == nullptr) {
+        break;  // stopped while the handler was deciding
+      }
       if (auto* refusal = std::get_if<HttpResponse>(&admission)) {
         const bool body_pending = !parser.is_done();
         const bool keep = !body_pending && parser.get().keep_alive();
-        co_await write(std::move(*refusal), keep);
+        if (co_await write(std::move(*refusal), keep) && body_pending) {
+          co_await linger_after_refusal(buffer);
+        }
         if (!keep) {
           break;
         }
         continue;
       }
-      const auto& admitted = std::get<Admission>(admission);
+      auto admitted = std::get<Admission>(std::move(admission));
       if (admitted.authenticated) {
         authenticated();
       }
@@ -482,19 +532,34 @@ class HttpConnection : public Connection {
           break;
         }
       }
-      arm_deadline(body_timeout);
-      auto [body_ec, body_bytes] = co_await http::async_read(stream_, buffer, parser, kUseTuple);
-      disarm_deadline();
-      if (body_ec) {
-        co_await answer_body_error(body_ec, limit, body_timeout);
-        break;
-      }
-      auto request = parser.release();
-      const bool keep_alive = request.keep_alive();
       HttpRequest full = std::move(head);
-      full.body = std::move(request.body());
+      bool keep_alive = false;
+      arm_deadline(body_timeout);
+      if (admitted.sink) {
+        full.body_sink = admitted.sink;
+        const bool read = co_await read_body_to_sink(buffer, parser, std::move(admitted.sink),
+                                                     limit, body_timeout, keep_alive);
+        disarm_deadline();
+        if (!read) {
+          break;
+        }
+      } else {
+        auto [body_ec, body_bytes] = co_await http::async_read(stream_, buffer, parser, kUseTuple);
+        disarm_deadline();
+        if (body_ec) {
+          co_await answer_body_error(body_ec, limit, body_timeout);
+          break;
+        }
+        auto request = parser.release();
+        keep_alive = request.keep_alive();
+        full.body = std::move(request.body());
+      }
+      const std::string target = full.target;
       response_.reset();
       streaming_ = false;
+      if (handler() == nullptr) {
+        break;
+      }
       handler()->handle(std::move(full), Responder(weak_from_this()));
       if (!response_ && !streaming_) {
         response_signal_.expires_after(kResponseDeadline);
@@ -505,7 +570,7 @@ class HttpConnection : public Connection {
         co_return;
       }
       if (!response_) {
-        logger().error("http.no_response", {{"path", std::string_view(request.target())}});
+        logger().error("http.no_response", {{"path", target}});
         response_ = HttpResponse::error(500, "internal_error", "the handler did not answer");
       }
       const bool keep = keep_alive && handler() != nullptr;
@@ -515,6 +580,76 @@ class HttpConnection : public Connection {
       }
     }
     graceful_close();
+  }
+
+  // The handler's decision on a request's headers, now (admit) or after its look-up (admit_later).
+  asio::awaitable<std::variant<Admission, HttpResponse>> admit(const HttpRequest& head) {
+    admission_.reset();
+    handler()->admit_later(head, Admitter(weak_from_this()));
+    if (!admission_) {
+      response_signal_.expires_after(kResponseDeadline);
+      co_await response_signal_.async_wait(kUseTuple);
+    }
+    if (!admission_) {
+      logger().error("http.no_admission", {{"path", head.path}});
+      admission_ = HttpResponse::error(503, "unavailable", "the request could not be admitted");
+    }
+    auto decision = std::move(*admission_);
+    admission_.reset();
+    co_return decision;
+  }
+
+  // Reads the body into `sink` as it arrives (SinkBody): nothing is buffered here beyond what one
+  // read returns. False when the connection is done: a refusal or a limit was answered, or the
+  // client went away (then the sink is dropped unfinished).
+  asio::awaitable<bool> read_body_to_sink(beast::flat_buffer& buffer,
+                                          http::request_parser<http::string_body>& head_parser,
+                                          std::shared_ptr<BodySink> sink, std::uint64_t limit,
+                                          std::chrono::seconds timeout, bool& keep_alive) {
+    http::request_parser<SinkBody> parser(std::move(head_parser));
+    parser.body_limit(limit);
+    parser.get().body().sink = std::move(sink);
+    auto [ec, n] = co_await http::async_read(stream_, buffer, parser, kUseTuple);
+    disarm_deadline();  // the deadline covers the read; what follows has its own bounds
+    if (auto& refusal = parser.get().body().refusal) {
+      HttpResponse answer = std::move(*refusal);
+      if (co_await write(std::move(answer), false, kErrorWriteDeadline)) {
+        co_await linger_after_refusal(buffer);
+      }
+      co_return false;
+    }
+    if (ec) {
+      co_await answer_body_error(ec, limit, timeout);
+      co_return false;
+    }
+    keep_alive = parser.get().keep_alive();
+    co_return true;
+  }
+
+  // After answering a request whose body was not read (a refusal from its headers), keeps reading
+  // and discarding for a little while before the close, so that a client still sending reads the
+  // answer instead of a reset (unread data makes close() send RST; libcurl stops sending once it
+  // sees an error answer). Bounded in time and bytes: the body itself is never read whole.
+  asio::awaitable<void> linger_after_refusal(beast::flat_buffer& buffer) {
+    constexpr auto kLingerTime = std::chrono::seconds(5);
+    constexpr std::size_t kLingerBytes = 16 << 20;
+    buffer.consume(buffer.size());
+    if constexpr (std::is_same_v<Stream, PlainStream>) {
+      beast::error_code ec;
+      stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    }
+    auto& lowest = beast::get_lowest_layer(stream_);
+    lowest.expires_after(kLingerTime);
+    std::array<char, 16 * 1024> scratch{};
+    std::size_t discarded = 0;
+    while (discarded < kLingerBytes) {
+      auto [ec, n] = co_await stream_.async_read_some(asio::buffer(scratch), kUseTuple);
+      if (ec) {
+        break;
+      }
+      discarded += n;
+    }
+    lowest.expires_never();
   }
 
   void graceful_close() {
@@ -644,6 +779,7 @@ class HttpConnection : public Connection {
   std::shared_ptr<HttpServer::Impl> server_;
   asio::steady_timer response_signal_;
   std::optional<HttpResponse> response_;
+  std::optional<std::variant<Admission, HttpResponse>> admission_;
   bool streaming_ = false;
   bool upgraded_ = false;
   std::string stream_content_type_;

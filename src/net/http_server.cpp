@@ -72,6 +72,12 @@ void HttpServer::Impl::connection_closed(const std::string& address, bool unauth
   }
 }
 
+void Admitter::decide(std::variant<Admission, HttpResponse> decision) const {
+  if (auto connection = connection_.lock()) {
+    connection->decide(std::move(decision));
+  }
+}
+
 namespace {
 
 // One log line per interval for an event that a flood would otherwise repeat thousands of times a

@@ -3,9 +3,11 @@
 // behind this header (pimpl). The server runs on the caller's io_context and calls its handler on
 // that context's thread: loop-thread only, like everything it hands out.
 //
-// Per request the handler first sees the headers (HttpHandler::admit) and chooses the body limit,
-// or refuses at once, so that an oversize or unauthorised body is never buffered. Then it gets the
-// whole request and answers through a Responder, now or later (after a database round-trip).
+// Per request the handler first sees the headers (HttpHandler::admit, or admit_later when the
+// decision needs a database look-up) and chooses the body limit, or refuses at once, so that an
+// oversize or unauthorised body is never read. A route may also take its body as a stream
+// (Admission::sink) instead of having it buffered. Then the handler gets the request and answers
+// through a Responder, now or later (after a database round-trip).
 // A WebSocket upgrade goes to HttpHandler::upgrade, which accepts with a WebSocketHandler or
 // refuses with an HTTP response.
 //
@@ -91,15 +93,30 @@ class WebSocketHandler {
 };
 
 struct Admission {
-  Admission() = default;
-  explicit Admission(std::uint64_t limit) : body_limit(limit) {}
-
-  std::uint64_t body_limit = 1 << 20;
+  // A constructor rather than an aggregate, so that `Admission{limit}` names no sink.
+  explicit Admission(std::uint64_t limit = 1 << 20, std::shared_ptr<BodySink> body_sink = nullptr)
+      : body_limit(limit), sink(std::move(body_sink)) {}
+  std::uint64_t body_limit;
+  // When set, the body goes to this sink as it is read, never buffered whole, and handle() gets
+  // the sink back in HttpRequest::body_sink with an empty body. A body that ends early (the
+  // client went away, the body timeout) drops the sink without handle() being called.
+  std::shared_ptr<BodySink> sink;
   // The whole body must arrive within this long of the headers (a sender that trickles is
   // answered 408). Unset: ServerOptions::body_timeout.
   std::optional<std::chrono::seconds> body_timeout;
   // The route checked a credential: the connection leaves the unauthenticated pool for good.
   bool authenticated = false;
+};
+
+// Delivers the decision of HttpHandler::admit_later: call decide() once, on the loop thread, now
+// or later. Cheap to copy; a no-op once the connection is gone.
+class Admitter {
+ public:
+  explicit Admitter(std::weak_ptr<Connection> connection) : connection_(std::move(connection)) {}
+  void decide(std::variant<Admission, HttpResponse> decision) const;
+
+ private:
+  std::weak_ptr<Connection> connection_;
 };
 
 struct UpgradeAccepted {
@@ -114,6 +131,12 @@ class HttpHandler {
   // Headers only (body empty): the body limit to read with, or a response sent instead
   // (the connection then closes if a body was announced).
   virtual std::variant<Admission, HttpResponse> admit(const HttpRequest& head) = 0;
+  // The same for a decision that needs a look-up first: nothing of the body is read until
+  // `admitter` decides (a connection waits at most five minutes). The default decides at once
+  // with admit().
+  virtual void admit_later(const HttpRequest& head, Admitter admitter) {
+    admitter.decide(admit(head));
+  }
   virtual void handle(HttpRequest request, Responder responder) = 0;
   virtual std::variant<UpgradeAccepted, HttpResponse> upgrade(const HttpRequest& head) = 0;
 };

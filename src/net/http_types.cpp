@@ -124,8 +124,7 @@ HttpResponse HttpResponse::error(int status, std::string_view code, std::string_
   return json(status, body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
 }
 
-Result<std::vector<FormPart>> parse_form_data(std::string_view content_type,
-                                              std::string_view body) {
+Result<FormDataReader> FormDataReader::create(std::string_view content_type) {
   const auto semicolon = content_type.find(';');
   if (!iequals(trim(content_type.substr(0, semicolon)), "multipart/form-data")) {
     return fail(Error::invalid_argument("content-type must be multipart/form-data"));
@@ -139,85 +138,241 @@ Result<std::vector<FormPart>> parse_form_data(std::string_view content_type,
   if (boundary.empty() || boundary.size() > 200) {
     return fail(Error::invalid_argument("multipart body: missing or invalid boundary"));
   }
-  const std::string delimiter = "--" + boundary;
-  const std::string separator = "\r\n" + delimiter;
-  const std::boyer_moore_horspool_searcher searcher(separator.begin(), separator.end());
+  return FormDataReader(std::move(boundary));
+}
 
-  // The first delimiter may open the body or follow a preamble.
-  std::size_t pos;
-  if (body.substr(0, delimiter.size()) == delimiter) {
-    pos = delimiter.size();
-  } else {
-    const auto it = std::search(body.begin(), body.end(), searcher);
-    if (it == body.end()) {
-      return fail(Error::invalid_argument("multipart body: no boundary delimiter found"));
+// The body is read as if it began with CRLF, so that a first delimiter at its very start and one
+// after a preamble are the same separator.
+FormDataReader::FormDataReader(std::string boundary)
+    : separator_("\r\n--" + boundary), held_("\r\n") {}
+
+Status FormDataReader::fail_with(Error error) {
+  state_ = State::Failed;
+  held_.clear();
+  error_ = error;
+  return fail(std::move(error));
+}
+
+Result<std::size_t> FormDataReader::scan(std::string_view bytes, Events* events, bool& found) {
+  const std::string_view sep = separator_;
+  found = false;
+  const auto emit = [&](std::string_view data) -> Status {
+    if (events != nullptr && !data.empty()) {
+      return events->on_part_data(data);
     }
-    pos = static_cast<std::size_t>(it - body.begin()) + separator.size();
+    return {};
+  };
+  if (!held_.empty()) {
+    // Held bytes may start the separator, completed by the first bytes of this feed.
+    const std::size_t held = held_.size();
+    const std::string window = held_ + std::string(bytes.substr(0, sep.size() - 1));
+    for (std::size_t i = 0; i < held; ++i) {
+      const std::size_t n = std::min(window.size() - i, sep.size());
+      if (std::string_view(window).substr(i, n) != sep.substr(0, n)) {
+        continue;
+      }
+      SW_TRY(emit(std::string_view(window).substr(0, i)));
+      if (n == sep.size()) {
+        held_.clear();
+        found = true;
+        return i + sep.size() - held;
+      }
+      held_ = window.substr(i);  // still only a possible start; this feed is used up
+      return bytes.size();
+    }
+    const std::string data = std::exchange(held_, std::string());
+    SW_TRY(emit(data));
   }
+  const std::boyer_moore_horspool_searcher searcher(sep.begin(), sep.end());
+  const auto it = std::search(bytes.begin(), bytes.end(), searcher);
+  if (it != bytes.end()) {
+    const auto at = static_cast<std::size_t>(it - bytes.begin());
+    SW_TRY(emit(bytes.substr(0, at)));
+    found = true;
+    return at + sep.size();
+  }
+  // Hold back the longest tail that could be the start of a separator.
+  std::size_t keep = std::min(sep.size() - 1, bytes.size());
+  while (keep > 0 && bytes.substr(bytes.size() - keep) != sep.substr(0, keep)) {
+    --keep;
+  }
+  SW_TRY(emit(bytes.substr(0, bytes.size() - keep)));
+  held_ = std::string(bytes.substr(bytes.size() - keep));
+  return bytes.size();
+}
+
+namespace {
+
+Result<FormPartHead> parse_part_head(std::string_view headers) {
+  FormPartHead part;
+  bool has_disposition = false;
+  while (!headers.empty()) {
+    const auto eol = headers.find("\r\n");
+    const auto line = headers.substr(0, eol);
+    headers = eol == std::string_view::npos ? std::string_view() : headers.substr(eol + 2);
+    const auto colon = line.find(':');
+    if (colon == std::string_view::npos) {
+      return fail(Error::invalid_argument("multipart body: malformed part header"));
+    }
+    const auto name = trim(line.substr(0, colon));
+    const auto value = trim(line.substr(colon + 1));
+    if (iequals(name, "content-disposition")) {
+      has_disposition = true;
+      for (auto& [key, param] : header_params(value)) {
+        if (iequals(key, "name")) {
+          part.name = std::move(param);
+        } else if (iequals(key, "filename")) {
+          part.filename = std::move(param);
+        }
+      }
+    } else if (iequals(name, "content-type")) {
+      part.content_type = std::string(value);
+    }
+  }
+  if (!has_disposition || part.name.empty()) {
+    return fail(Error::invalid_argument("multipart body: a part has no form-data name"));
+  }
+  return part;
+}
+
+}  // namespace
+
+Status FormDataReader::feed(std::string_view bytes, Events& events) {
+  while (!bytes.empty()) {
+    switch (state_) {
+      case State::Failed: return fail(*error_);
+      case State::Done: return {};  // an epilogue is ignored
+      case State::Preamble:
+      case State::Data: {
+        bool found = false;
+        auto used = scan(bytes, state_ == State::Data ? &events : nullptr, found);
+        if (!used) {
+          return fail_with(std::move(used).error());
+        }
+        bytes.remove_prefix(*used);
+        if (found) {
+          if (state_ == State::Data) {
+            if (auto ended = events.on_part_end(); !ended) {
+              return fail_with(std::move(ended).error());
+            }
+          }
+          state_ = State::DelimiterLine;
+        }
+        break;
+      }
+      case State::DelimiterLine: {
+        // "--" closes the body; otherwise transport padding, then CRLF.
+        held_.push_back(bytes.front());
+        bytes.remove_prefix(1);
+        if (held_.size() >= 2 && held_.starts_with("--")) {
+          held_.clear();
+          state_ = State::Done;
+          break;
+        }
+        if (held_ == "-") {
+          break;
+        }
+        const auto text = std::string_view(held_);
+        const auto padding = text.find_first_not_of(" \t");
+        if (padding == std::string_view::npos) {
+          if (held_.size() > 1024) {
+            return fail_with(Error::invalid_argument("multipart body: malformed delimiter line"));
+          }
+          break;
+        }
+        if (text[padding] != '\r' || (padding + 1 < text.size() && text[padding + 1] != '\n')) {
+          return fail_with(Error::invalid_argument("multipart body: malformed delimiter line"));
+        }
+        if (padding + 1 < text.size()) {
+          held_.clear();
+          state_ = State::Headers;
+        }
+        break;
+      }
+      case State::Headers: {
+        const std::size_t before = held_.size();
+        const std::size_t room = kMaxPartHeaderBytes + 4 - std::min(before, kMaxPartHeaderBytes);
+        held_.append(bytes.substr(0, room));
+        const auto end = held_.find("\r\n\r\n", before < 3 ? 0 : before - 3);
+        if (end == std::string::npos) {
+          if (held_.size() >= kMaxPartHeaderBytes + 4) {
+            return fail_with(Error::invalid_argument("multipart body: part headers exceed {} bytes",
+                                                     kMaxPartHeaderBytes));
+          }
+          bytes.remove_prefix(std::min(room, bytes.size()));
+          break;
+        }
+        bytes.remove_prefix(end + 4 - before);
+        auto head = parse_part_head(std::string_view(held_).substr(0, end));
+        if (!head) {
+          return fail_with(std::move(head).error());
+        }
+        held_.clear();
+        part_name_ = head->name;
+        state_ = State::Data;
+        if (auto begun = events.on_part_begin(*head); !begun) {
+          return fail_with(std::move(begun).error());
+        }
+        break;
+      }
+    }
+  }
+  return state_ == State::Failed ? fail(*error_) : Status{};
+}
+
+Status FormDataReader::finish() const {
+  switch (state_) {
+    case State::Done: return {};
+    case State::Failed: return fail(*error_);
+    case State::Preamble:
+      return fail(Error::invalid_argument("multipart body: no boundary delimiter found"));
+    case State::DelimiterLine:
+      return fail(Error::invalid_argument("multipart body: malformed delimiter line"));
+    case State::Headers:
+      return fail(Error::invalid_argument("multipart body: part headers are not terminated"));
+    case State::Data: break;
+  }
+  return fail(Error::invalid_argument(
+      "multipart body: part \"{}\" is not closed by a boundary (truncated upload?)", part_name_));
+}
+
+namespace {
+
+// Collects whole parts; in one feed every part's data arrives as one run of the body.
+class PartCollector : public FormDataReader::Events {
+ public:
+  Status on_part_begin(const FormPartHead& head) override {
+    parts.push_back(FormPart{head.name, head.filename, head.content_type, {}});
+    return {};
+  }
+  Status on_part_data(std::string_view bytes) override {
+    auto& data = parts.back().data;
+    if (data.empty()) {
+      data = bytes;
+    } else if (data.data() + data.size() == bytes.data()) {
+      data = std::string_view(data.data(), data.size() + bytes.size());
+    } else {
+      return fail(Error::internal("multipart body: a part's data is not contiguous"));
+    }
+    return {};
+  }
+  Status on_part_end() override { return {}; }
 
   std::vector<FormPart> parts;
-  while (true) {
-    if (body.substr(pos, 2) == "--") {
-      return parts;  // closing delimiter; an epilogue is ignored
-    }
-    // Transport padding, then CRLF.
-    while (pos < body.size() && (body[pos] == ' ' || body[pos] == '\t')) {
-      ++pos;
-    }
-    if (body.substr(pos, 2) != "\r\n") {
-      return fail(Error::invalid_argument("multipart body: malformed delimiter line"));
-    }
-    pos += 2;
-    const auto headers_end = body.find("\r\n\r\n", pos);
-    if (headers_end == std::string_view::npos) {
-      return fail(Error::invalid_argument("multipart body: part headers are not terminated"));
-    }
-    FormPart part;
-    bool has_disposition = false;
-    std::string_view headers = body.substr(pos, headers_end - pos);
-    while (!headers.empty()) {
-      const auto eol = headers.find("\r\n");
-      const auto line = headers.substr(0, eol);
-      headers = eol == std::string_view::npos ? std::string_view() : headers.substr(eol + 2);
-      const auto colon = line.find(':');
-      if (colon == std::string_view::npos) {
-        return fail(Error::invalid_argument("multipart body: malformed part header"));
-      }
-      const auto name = trim(line.substr(0, colon));
-      const auto value = trim(line.substr(colon + 1));
-      if (iequals(name, "content-disposition")) {
-        has_disposition = true;
-        for (auto& [key, param] : header_params(value)) {
-          // The views must outlive `param`: point back into the body where possible.
-          const auto at = value.find(param);
-          const std::string_view in_body =
-              at == std::string_view::npos ? std::string_view() : value.substr(at, param.size());
-          if (iequals(key, "name")) {
-            part.name = in_body;
-          } else if (iequals(key, "filename")) {
-            part.filename = in_body;
-          }
-        }
-      } else if (iequals(name, "content-type")) {
-        part.content_type = value;
-      }
-    }
-    if (!has_disposition || part.name.empty()) {
-      return fail(Error::invalid_argument("multipart body: a part has no form-data name"));
-    }
-    const std::size_t data_begin = headers_end + 4;
-    const auto it =
-        std::search(body.begin() + static_cast<std::ptrdiff_t>(data_begin), body.end(), searcher);
-    if (it == body.end()) {
-      return fail(Error::invalid_argument(
-          "multipart body: part \"{}\" is not closed by a boundary (truncated upload?)",
-          part.name));
-    }
-    const auto data_end = static_cast<std::size_t>(it - body.begin());
-    part.data = body.substr(data_begin, data_end - data_begin);
-    parts.push_back(part);
-    pos = data_end + separator.size();
+};
+
+}  // namespace
+
+Result<std::vector<FormPart>> parse_form_data(std::string_view content_type,
+                                              std::string_view body) {
+  auto reader = FormDataReader::create(content_type);
+  if (!reader) {
+    return fail(std::move(reader).error());
   }
+  PartCollector collector;
+  SW_TRY(reader->feed(body, collector));
+  SW_TRY(reader->finish());
+  return std::move(collector.parts);
 }
 
 }  // namespace sw::net

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -19,6 +20,8 @@ struct Header {
   std::string value;
 };
 
+class BodySink;
+
 struct HttpRequest {
   std::string method;  // "GET", "POST", …
   std::string target;  // as sent: path plus query
@@ -26,6 +29,8 @@ struct HttpRequest {
   std::string query;   // after '?', raw
   std::vector<Header> headers;
   std::string body;
+  // Set instead of `body` when the handler's admission streamed the body into this sink.
+  std::shared_ptr<BodySink> body_sink;
   std::string remote_address;  // the peer's IP, for rate limits
 
   // The first header named `name` (case-insensitive), or nullptr.
@@ -50,17 +55,78 @@ struct HttpResponse {
   static HttpResponse error(int status, std::string_view code, std::string_view message);
 };
 
-// One part of a multipart/form-data body; views into the request body.
+// Takes a request body as it arrives, for routes whose bodies are too large to buffer (result
+// uploads): the server hands over each run of bytes as it reads them and holds none itself.
+// Loop-thread only, like the server.
+class BodySink {
+ public:
+  virtual ~BodySink() = default;
+  // The next bytes of the body, in order; `bytes` is valid only during the call. A response
+  // stops the read: the server sends it and closes the connection (the sink is then dropped).
+  virtual std::optional<HttpResponse> write(std::string_view bytes) = 0;
+};
+
+// One part of a multipart/form-data body. `data` views into the request body.
 struct FormPart {
-  std::string_view name;
-  std::optional<std::string_view> filename;
-  std::string_view content_type;  // empty when the part has none
+  std::string name;
+  std::optional<std::string> filename;
+  std::string content_type;  // empty when the part has none
   std::string_view data;
 };
 
-// Splits a multipart/form-data body by the boundary named in `content_type`. Errors are
-// InvalidArgument and name the problem (no boundary, a part without a name, no closing
-// delimiter, …). The parts view into `body`.
+// The headers of one multipart part, as FormDataReader reports them.
+struct FormPartHead {
+  std::string name;
+  std::optional<std::string> filename;
+  std::string content_type;  // empty when the part has none
+};
+
+// An incremental multipart/form-data parser (RFC 7578 over RFC 2046 §5.1): bytes go in as they
+// arrive, in pieces of any size, and each part comes out as begin, data (in one or more runs),
+// end. Memory is bounded whatever the body: a part's headers are held until they end (at most
+// kMaxPartHeaderBytes) and at most one delimiter's length of data is held back. Errors are
+// InvalidArgument and name the problem; after one, feed() only repeats it.
+// Not thread-safe; one per body.
+class FormDataReader {
+ public:
+  static constexpr std::size_t kMaxPartHeaderBytes = 16 * 1024;
+
+  class Events {
+   public:
+    virtual ~Events() = default;
+    // An error from any of these stops the parse and is what feed() returns.
+    virtual Status on_part_begin(const FormPartHead& head) = 0;
+    // `bytes` views into what was fed (or, across feeds, into the reader): use it before returning.
+    virtual Status on_part_data(std::string_view bytes) = 0;
+    virtual Status on_part_end() = 0;
+  };
+
+  // Reads the boundary from the request's Content-Type.
+  static Result<FormDataReader> create(std::string_view content_type);
+
+  Status feed(std::string_view bytes, Events& events);
+  // At the end of the body: an error unless the closing delimiter was seen.
+  Status finish() const;
+  // The closing delimiter was seen; whatever follows (an epilogue) is ignored.
+  bool done() const { return state_ == State::Done; }
+
+ private:
+  enum class State { Preamble, DelimiterLine, Headers, Data, Done, Failed };
+  explicit FormDataReader(std::string boundary);
+  // Scans `bytes` for the separator (CRLF "--" boundary); data before it goes to `events` when in
+  // a part. Returns how many bytes were used; sets `found` when the separator ended in them.
+  Result<std::size_t> scan(std::string_view bytes, Events* events, bool& found);
+  Status fail_with(Error error);
+
+  std::string separator_;  // "\r\n--" + boundary
+  State state_ = State::Preamble;
+  std::string held_;  // a possible start of the separator, or the delimiter line, or headers
+  std::string part_name_;
+  std::optional<Error> error_;
+};
+
+// Splits a whole multipart/form-data body (FormDataReader in one feed). The parts' data views
+// into `body`.
 Result<std::vector<FormPart>> parse_form_data(std::string_view content_type, std::string_view body);
 
 }  // namespace sw::net

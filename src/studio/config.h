@@ -57,6 +57,10 @@ struct StudioConfig {
   // at most this big and arrive within this long of the headers (else 413 / 408).
   std::uint64_t anonymous_body_limit = 64ull << 10;
   std::chrono::seconds anonymous_body_timeout = 10s;
+  // Result upload bytes being received at once, across all uploads (each reserves its
+  // Content-Length when admitted); over it a new upload is answered 503 with Retry-After. Never
+  // less than result_body_limit, so that one upload of the largest size always fits.
+  std::uint64_t upload_in_flight_limit = 1ull << 30;
 
   // Registration (reference §2.1): requests per source IP per window.
   int register_rate_limit = 10;

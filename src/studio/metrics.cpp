@@ -99,6 +99,11 @@ std::string Metrics::render(
   line("# HELP studio_upload_bytes_total Result bytes received over multipart complete.");
   line("# TYPE studio_upload_bytes_total counter");
   line(fmt::format("studio_upload_bytes_total {}", upload_bytes));
+  line(
+      "# HELP studio_uploads_deferred_total Result uploads answered 503 because the bytes of "
+      "uploads in flight were at their limit.");
+  line("# TYPE studio_uploads_deferred_total counter");
+  line(fmt::format("studio_uploads_deferred_total {}", uploads_deferred));
   line("# HELP studio_offers_total Offers sent.");
   line("# TYPE studio_offers_total counter");
   line(fmt::format("studio_offers_total {}", offers));

@@ -21,6 +21,7 @@ struct Metrics {
   std::uint64_t frames_in = 0;
   std::uint64_t frames_out = 0;
   std::uint64_t upload_bytes = 0;
+  std::uint64_t uploads_deferred = 0;  // answered 503: the upload budget was full
   std::uint64_t offers = 0;
   std::uint64_t requeues = 0;
   std::uint64_t withdrawn_claims = 0;      // a former holder's late result won

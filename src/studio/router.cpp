@@ -226,6 +226,17 @@ class Router : public net::HttpHandler {
     return admission;
   }
 
+  void admit_later(const HttpRequest& head, net::Admitter admitter) override {
+    auto decision = admit(head);
+    const auto matched = match_route(head);
+    if (std::holds_alternative<HttpResponse>(decision) || matched.spec == nullptr ||
+        matched.spec->id != RouteId::Complete) {
+      admitter.decide(std::move(decision));
+      return;
+    }
+    admit_upload(head, matched.params[0], matched.params[1], std::move(admitter));
+  }
+
   std::variant<net::UpgradeAccepted, HttpResponse> upgrade(const HttpRequest& head) override {
     std::vector<std::string> params;
     if (head.method != "GET" ||
@@ -472,61 +483,129 @@ class Router : public net::HttpHandler {
 
   // ---- results (reference §2.3) ----
 
+  // An upload is admitted from its path before any of its body is read: the worker holds the job
+  // (or its claim lapsed and the job is not over: a late result is taken), or the job is over and
+  // this worker had it (a repeat, checked against the stored hash, or a result that is dropped).
+  // Anything else is not this worker's: 409 at once. What was decided here is decided again once
+  // the body is in (complete_hashed), since the job may have moved meanwhile.
+  void admit_upload(const HttpRequest& head, const std::string& worker_id,
+                    const std::string& job_id, net::Admitter admitter) {
+    using Mode = ResultUploadSink::Mode;
+    const auto* type = head.header("content-type");
+    UploadHead upload{type ? *type : std::string(), declared_length(head)};
+    switch (s_.standing(job_id, worker_id)) {
+      case Studio::Standing::Holder:
+      case Studio::Standing::Former: return admitter.decide(open_upload(Mode::Store, upload));
+      case Studio::Standing::Busy: return admitter.decide(busy(job_id));
+      case Studio::Standing::Unknown: break;
+    }
+    if (s_.jobs_.contains(job_id)) {
+      // Active, and never this worker's.
+      return admitter.decide(not_claimed(job_id));
+    }
+    s_.db_->call<std::optional<store::JobRecord>>(
+        [id = job_id](store::StudioStore& st) { return st.find_job(id); },
+        [this, upload, admitter, worker_id, job_id,
+         weak = s_.weak_from_this()](Result<std::optional<store::JobRecord>> job) {
+          if (!weak.lock()) {
+            return admitter.decide(HttpResponse::error(503, "unavailable", "shutting down"));
+          }
+          if (!job) {
+            return admitter.decide(from_error(job.error()));
+          }
+          const bool had_it =
+              *job && ((*job)->worker_id == worker_id || (*job)->formerly_held_by(worker_id) ||
+                       (*job)->last_worker_id == worker_id);
+          const bool over = *job && (*job)->status != store::JobStatus::Queued &&
+                            (*job)->status != store::JobStatus::Claimed;
+          if (over && had_it) {
+            return admitter.decide(open_upload(Mode::Verify, upload));
+          }
+          if (const auto standing = s_.standing(job_id, worker_id);
+              standing != Studio::Standing::Unknown) {
+            // It became active meanwhile (a studio load raced the look-up): ask again shortly.
+            return admitter.decide(busy(job_id));
+          }
+          admitter.decide(not_claimed(job_id));
+        });
+  }
+
+  struct UploadHead {
+    std::string content_type;
+    std::optional<std::uint64_t> declared;
+  };
+
+  static std::optional<std::uint64_t> declared_length(const HttpRequest& head) {
+    const auto* length = head.header("content-length");
+    std::uint64_t value = 0;
+    if (length == nullptr ||
+        std::from_chars(length->data(), length->data() + length->size(), value).ec != std::errc()) {
+      return std::nullopt;  // chunked: reserved as it arrives
+    }
+    return value;
+  }
+
+  std::variant<net::Admission, HttpResponse> open_upload(ResultUploadSink::Mode mode,
+                                                         const UploadHead& upload) {
+    auto sink =
+        ResultUploadSink::open(mode, s_.config_.data_dir / "results", s_.upload_budget_,
+                               upload.content_type, upload.declared, s_.config_.json_body_limit);
+    if (auto* refusal = std::get_if<HttpResponse>(&sink)) {
+      if (refusal->status == 503) {
+        ++s_.metrics_.uploads_deferred;
+      }
+      return std::move(*refusal);
+    }
+    net::Admission admission{s_.config_.result_body_limit,
+                             std::get<std::shared_ptr<ResultUploadSink>>(std::move(sink))};
+    admission.authenticated = true;  // admit() checked the worker's token first
+    return admission;
+  }
+
+  static HttpResponse not_claimed(const std::string& job_id) {
+    return HttpResponse::error(409, "conflict", "job " + job_id + " is not claimed by this worker");
+  }
+
+  static HttpResponse busy(const std::string& job_id) {
+    auto response = HttpResponse::error(
+        503, "unavailable",
+        "job " + job_id + " is being claimed, released or completed; retry shortly");
+    response.headers.push_back({"retry-after", "1"});
+    return response;
+  }
+
   void complete(HttpRequest request, const std::string& worker_id, const std::string& job_id,
                 const net::Responder& responder) {
-    const auto* content_type = request.header("content-type");
-    auto body = std::make_shared<const std::string>(std::move(request.body));
-    auto parts = net::parse_form_data(content_type ? *content_type : "", *body);
-    if (!parts) {
-      responder.send(invalid("invalid_request", parts.error().message));
+    auto sink = std::dynamic_pointer_cast<ResultUploadSink>(request.body_sink);
+    if (!sink) {
+      responder.send(HttpResponse::error(500, "internal_error", "the upload was not streamed"));
       return;
     }
-    std::optional<std::string_view> prompt;
-    std::optional<std::string_view> ext;
-    std::optional<std::string_view> bytes;
-    for (const auto& part : *parts) {
-      if (part.name == "prompt") {
-        prompt = part.data;
-      } else if (part.name == "ext") {
-        ext = part.data;
-      } else if (part.name == "image") {
-        bytes = part.data;
-      }
-    }
-    if (!bytes) {
-      responder.send(invalid("invalid_request", "multipart body: missing the \"image\" part"));
+    auto received = sink->finish();
+    sink.reset();  // its share of the budget: the bytes are in
+    if (!received) {
+      responder.send(invalid("invalid_request", received.error().message));
       return;
     }
-    if (!ext || !valid_ext(*ext)) {
+    if (!valid_ext(received->ext)) {
       responder.send(invalid("invalid_request",
                              "ext: must be 1 to 10 lowercase letters or digits (e.g. webp)"));
       return;
     }
-    s_.metrics_.upload_bytes += bytes->size();
-    BinaryUpload upload{std::string(*ext),
-                        prompt ? std::optional<std::string>(std::string(*prompt)) : std::nullopt,
-                        body,
-                        *bytes,
-                        worker_id,
-                        job_id,
-                        ""};
-    // Hash off the loop thread, then decide.
-    boost::asio::post(*s_.blocking_, [this, upload, responder,
-                                      weak = s_.weak_from_this()]() mutable {
-      upload.sha256 = sha256_hex(upload.data);
-      boost::asio::post(s_.loop_, [this, upload = std::move(upload), responder, weak]() mutable {
-        if (weak.lock()) {
-          complete_hashed(std::move(upload), responder);
-        }
-      });
-    });
+    s_.metrics_.upload_bytes += received->size;
+    complete_hashed(BinaryUpload{std::move(received->ext), std::move(received->prompt),
+                                 std::move(received->file), received->size, worker_id, job_id,
+                                 std::move(received->sha256)},
+                    responder);
   }
 
   struct BinaryUpload {
     std::string ext;
     std::optional<std::string> prompt;
-    std::shared_ptr<const std::string> body;  // owns `data`
-    std::string_view data;
+    // The received bytes under a temporary name (removed when the last copy goes, unless moved
+    // into place); null when the upload was only verified (a repeat or a late result).
+    std::shared_ptr<ResultFile> file;
+    std::uint64_t size = 0;
     std::string worker_id;
     std::string job_id;
     std::string sha256;
@@ -588,10 +667,13 @@ class Router : public net::HttpHandler {
       Status written;
       std::error_code ec;
       if (!std::filesystem::exists(path, ec)) {
-        // Survives a crash of the studio, as the database does (WAL, synchronous=NORMAL).
-        written =
-            write_file_atomically(path, upload.data, Durability::RenameOnly, kPrivateFileMode);
+        // A rename: readers never see a partial file, and it survives a crash of the studio as
+        // the database does (WAL, synchronous=NORMAL).
+        written = upload.file ? upload.file->commit(path)
+                              : Status(fail(Error::unavailable(
+                                    "the job was taken up again while its result was received")));
       }
+      upload.file.reset();  // a copy not needed (same bytes already stored) is removed here
       boost::asio::post(s_.loop_,
                         [this, upload = std::move(upload), written, responder, previous, weak] {
                           if (weak.lock()) {
@@ -618,7 +700,7 @@ class Router : public net::HttpHandler {
       return;
     }
     store::BinaryResult result{upload.sha256, proto::mime_for_ext(upload.ext), upload.ext,
-                               static_cast<std::int64_t>(upload.data.size())};
+                               static_cast<std::int64_t>(upload.size)};
     const auto now = unix_millis_now();
     s_.finish_complete(
         upload.job_id, upload.worker_id, previous,

@@ -48,7 +48,10 @@ Result<std::shared_ptr<Studio>> Studio::create(boost::asio::any_io_executor loop
   if (!store) {
     return fail(std::move(store).error());
   }
+  remove_stale_upload_files(config.data_dir / "results");
   std::shared_ptr<Studio> studio(new Studio(loop, std::move(config)));
+  studio->upload_budget_->limit =
+      std::max(studio->config_.upload_in_flight_limit, studio->config_.result_body_limit);
   SW_TRY(studio->load(**store));
   studio->db_ = std::make_unique<DbWorker>(std::move(*store), loop);
   studio->router_ = make_router(*studio);

@@ -39,6 +39,7 @@
 #include "studio/config.h"
 #include "studio/metrics.h"
 #include "studio/rate_limiter.h"
+#include "studio/result_upload.h"
 #include "studio/scheduler.h"
 
 namespace boost::asio {
@@ -252,6 +253,7 @@ class Studio : public std::enable_shared_from_this<Studio> {
   RateLimiter register_limiter_;
   std::vector<std::shared_ptr<net::EventStream>> event_streams_;
   Metrics metrics_;
+  std::shared_ptr<UploadBudget> upload_budget_ = std::make_shared<UploadBudget>();
   std::shared_ptr<boost::asio::steady_timer> sweep_timer_;
   bool dispatch_pending_ = false;
   bool stopping_ = false;
