@@ -6,6 +6,7 @@
 // reset between phases through /proc/<pid>/clear_refs) is printed as `<name>: <value> <unit>`.
 //
 //   cmake --build build/ci --target upload_bench && build/ci/bench/upload_bench [MiB per upload]
+// STUDIO_SERVER_BIN=<path> measures that studio-server binary instead of this build's.
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -19,6 +20,7 @@
 
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <string>
@@ -178,7 +180,9 @@ int main(int argc, char** argv) {
       return fail({}, inserted.error().message);
     }
   }
-  const Studio studio = start_studio(SW_STUDIO_SERVER_BIN, dir.path());
+  // STUDIO_SERVER_BIN measures another build (e.g. main's, for the before figure).
+  const char* binary = std::getenv("STUDIO_SERVER_BIN");
+  const Studio studio = start_studio(binary != nullptr ? binary : SW_STUDIO_SERVER_BIN, dir.path());
   if (studio.port == 0) return fail(studio, "studio-server did not say where it listens");
 
   const nlohmann::json model = {

@@ -45,14 +45,12 @@ studio::StudioConfig upload_config(const fs::path& dir) {
 }
 
 // A request written by hand on a blocking socket, so that a test decides how much of the body
-// goes out and when. Every read gives up after 10 s (a studio that waits for the rest of a body
-// never answers).
+// goes out and when. A read gives up after 10 s without bytes (a studio that waits for the rest of
+// a body never answers); poll() bounds it, as Asio's blocking reads retry past SO_RCVTIMEO.
 class RawRequest {
  public:
   explicit RawRequest(std::uint16_t port) : socket_(io_) {
     socket_.connect({boost::asio::ip::make_address("127.0.0.1"), port});
-    timeval limit{10, 0};
-    ::setsockopt(socket_.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
   }
   bool send(std::string_view bytes) {
     boost::system::error_code ec;
@@ -61,14 +59,10 @@ class RawRequest {
   }
   // The next response head (status line and headers), or what arrived before a timeout/close.
   std::string read_head() {
-    std::array<char, 4096> chunk{};
     while (seen_.find("\r\n\r\n") == std::string::npos) {
-      boost::system::error_code ec;
-      const auto n = socket_.read_some(boost::asio::buffer(chunk), ec);
-      if (ec) {
+      if (!read_more()) {
         break;
       }
-      seen_.append(chunk.data(), n);
     }
     const auto end = seen_.find("\r\n\r\n");
     std::string head = seen_.substr(0, end == std::string::npos ? seen_.size() : end + 4);
@@ -77,14 +71,10 @@ class RawRequest {
   }
   // Reads until `needle` has arrived; false on timeout or close.
   bool read_until(std::string_view needle) {
-    std::array<char, 4096> chunk{};
     while (seen_.find(needle) == std::string::npos) {
-      boost::system::error_code ec;
-      const auto n = socket_.read_some(boost::asio::buffer(chunk), ec);
-      if (ec) {
+      if (!read_more()) {
         return false;
       }
-      seen_.append(chunk.data(), n);
     }
     return true;
   }
@@ -96,6 +86,22 @@ class RawRequest {
   }
 
  private:
+  // Appends what arrives within 10 s; false on timeout, close or error.
+  bool read_more() {
+    pollfd ready{socket_.native_handle(), POLLIN, 0};
+    if (::poll(&ready, 1, 10'000) <= 0) {
+      return false;
+    }
+    std::array<char, 4096> chunk{};
+    boost::system::error_code ec;
+    const auto n = socket_.read_some(boost::asio::buffer(chunk), ec);
+    if (ec) {
+      return false;
+    }
+    seen_.append(chunk.data(), n);
+    return true;
+  }
+
   boost::asio::io_context io_;
   boost::asio::ip::tcp::socket socket_;
   std::string seen_;
