@@ -254,7 +254,7 @@ TEST_F(StudioUploadLimitsTest, LargeUploadIsStoredWithItsSha256AndNoTemporaryFil
       digest);
   struct stat info {};
   ASSERT_EQ(::stat(file.c_str(), &info), 0);
-  EXPECT_EQ(info.st_mode & 0777, 0644u);
+  EXPECT_EQ(info.st_mode & 0777, 0600u);
   EXPECT_TRUE(upload_temp_files(results()).empty());
 }
 
