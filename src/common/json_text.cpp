@@ -45,7 +45,14 @@ Result<nlohmann::json> parse_json(std::string_view text, std::string_view what,
     if (auto close = words.find("] "); close != std::string_view::npos) {
       words.remove_prefix(close + 2);
     }
-    return fail(Error::invalid_argument("{} is not JSON: {}", what, words));
+    // The parser quotes the offending token whole (a 500,000-digit number): an error must name
+    // the problem, not echo the input back.
+    constexpr std::size_t kMaxWords = 300;
+    const bool cut = words.size() > kMaxWords;
+    if (cut) {
+      words = words.substr(0, kMaxWords);
+    }
+    return fail(Error::invalid_argument("{} is not JSON: {}{}", what, words, cut ? "…" : ""));
   }
 }
 

@@ -28,6 +28,15 @@ constexpr std::uint64_t frame_limit_for(std::uint64_t json_body_limit) {
 // WebSocket message, and workers (ours, and the reference's tungstenite default) read messages of
 // at most 64 MiB; the rest is room for the offer's other fields.
 inline constexpr std::uint64_t kMaxJsonBodyLimit = 48ull << 20;
+// What a worker reads in one WebSocket message (ours: net::WsClientOptions; the reference's
+// tungstenite default). An offer carries the job's task AND its model's source, each within the
+// JSON limit, so a job is checked as a whole when it is submitted: one whose offer could never be
+// read would make every worker it is offered to drop its session (issue 16, found in review).
+inline constexpr std::uint64_t kWorkerMessageLimit = 64ull << 20;
+inline constexpr std::uint64_t kOfferOverhead = 64ull << 10;  // ids, keys, the frame's own fields
+constexpr bool offer_fits_a_worker(std::uint64_t task_json_bytes, std::uint64_t source_json_bytes) {
+  return task_json_bytes + source_json_bytes + kOfferOverhead <= kWorkerMessageLimit;
+}
 
 struct StudioConfig {
   std::filesystem::path data_dir;  // studio.db and results/ live here

@@ -786,6 +786,12 @@ class Router : public net::HttpHandler {
     job.kind = body->task.kind();
     job.task_json = proto::encode(body->task);
     job.model_source_json = proto::encode(model.source);
+    if (!offer_fits_a_worker(job.task_json.size(), job.model_source_json.size())) {
+      return fail(Error::invalid_argument(
+          "task: the offer for this job would carry {} bytes of task and {} bytes of model "
+          "source, over the {} bytes a worker reads in one message; send a smaller task",
+          job.task_json.size(), job.model_source_json.size(), kWorkerMessageLimit));
+    }
     job.vram_gb_estimate = model.record.vram_gb_estimate;
     job.game_id = body->game_id.value_or("");
     job.asset_name = body->asset_name.value_or("");

@@ -328,7 +328,8 @@ TEST(WorkerFarm, OnSigtermARunningJobFinishesAndIsDeliveredWithinTheGraceThenExi
   const auto view = studio.job(job);
   EXPECT_EQ(view.value("status", ""), "done") << view.dump() << worker.log();
   EXPECT_EQ(view.value("workerId", ""), worker_id);
-  EXPECT_EQ(worker.log().find("daemon.job_abandoned_at_shutdown"), std::string::npos);
+  EXPECT_EQ(worker.log().find("daemon.job_abandoned_at_shutdown"), std::string::npos)
+      << worker.log();
 }
 
 // One daemon per config directory: a second `run` on the same config finds the lock taken, says

@@ -74,6 +74,15 @@ TEST(JsonText, TextThatIsNotJsonIsRefusedInTheParsersWords) {
   EXPECT_FALSE(parse_json(R"(["\)", "body")) << "a lone backslash at the end";
 }
 
+// A bad token is named, not echoed whole: a 500,000-digit number came back as a 500 KB error.
+TEST(JsonText, AnErrorDoesNotEchoAHugeTokenBack) {
+  const std::string body = R"({"priority": )" + std::string(500'000, '9') + "}";
+  auto parsed = parse_json(body, "request body");
+  ASSERT_FALSE(parsed);
+  EXPECT_THAT(parsed.error().message, HasSubstr("request body is not JSON: "));
+  EXPECT_LT(parsed.error().message.size(), 400u) << parsed.error().message.size();
+}
+
 TEST(JsonText, ACustomDepthLimitApplies) {
   EXPECT_TRUE(parse_json(nested(3), "body", JsonLimits{1024, 3}));
   EXPECT_EQ(check_json_text(nested(4), "body", JsonLimits{1024, 3}).error().message,
