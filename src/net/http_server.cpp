@@ -251,7 +251,10 @@ Result<std::unique_ptr<HttpServer>> HttpServer::start(asio::any_io_executor exec
   impl->acceptor.non_blocking(true, ec);
   impl->reserve_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   const std::uint64_t fd_limit = current_fd_limit();
-  const std::uint64_t usable = fd_limit > options.fd_reserve ? fd_limit - options.fd_reserve : 1;
+  // The reserve shrinks with a small limit (at most a quarter of it): under `ulimit -n 200` a
+  // fixed 256 left a studio that took one connection at a time (found in review).
+  const std::uint64_t reserve = std::min<std::uint64_t>(options.fd_reserve, fd_limit / 4);
+  const std::uint64_t usable = fd_limit > reserve ? fd_limit - reserve : 1;
   impl->connection_limit =
       static_cast<std::size_t>(std::min<std::uint64_t>(options.max_connections, usable));
   const std::initializer_list<log::Field> limits = {

@@ -151,7 +151,8 @@ struct ServerOptions {
   std::chrono::seconds websocket_handshake_timeout{10};  // also bounds the close handshake
   std::chrono::seconds websocket_idle_timeout{60};       // with keep-alive pings at half of it
   // Connection caps (see the top of this file). The total is clamped at start to the soft
-  // RLIMIT_NOFILE minus fd_reserve (descriptors left for the database, result files, runners).
+  // RLIMIT_NOFILE minus fd_reserve, or a quarter of a smaller limit (descriptors left for the
+  // database, result files, runners).
   // Defaults leave room for 10,000 worker sessions plus clients.
   std::size_t max_connections = 16'384;
   std::size_t fd_reserve = 256;
