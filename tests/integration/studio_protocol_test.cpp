@@ -274,7 +274,8 @@ TEST_F(StudioProtocolTest, DeletingAWorkerRequeuesItsJobsAtOnceWithoutCountingAn
   running->drop();  // gone: its claim waits out the grace
   // Once the studio saw it go, the claim is detached, not released.
   const auto connected = [&] {
-    for (const auto& w : parse(studio().admin("GET", "/api/v1/workers").body)["workers"]) {
+    const auto listed = parse(studio().admin("GET", "/api/v1/workers").body);
+    for (const auto& w : listed["workers"]) {  // bound first: a range-for's temporary dies early
       if (w.value("id", "") == holder.worker_id) return w.value("connected", false);
     }
     return false;
