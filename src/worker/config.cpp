@@ -390,16 +390,21 @@ Result<LoadedConfig> load_config(const std::filesystem::path& path, LoadMode mod
   return loaded;
 }
 
+// The config's directory made 0700, saying so when an older install had it looser.
+static Status make_dir_private_and_log(const std::filesystem::path& dir) {
+  auto made = make_private_dir(dir);
+  if (!made) return fail(made.error());
+  if (*made) {
+    logger().warn("permissions.tightened",
+                  {{"path", dir.string()}, {"from", fmt::format("{:04o}", **made)}, {"to", "0700"}});
+  }
+  return {};
+}
+
 Status save_config(const std::filesystem::path& path, const WorkerConfig& config) {
   const auto dir = path.parent_path();
   if (!dir.empty()) {
-    auto made = make_private_dir(dir);
-    if (!made) return fail(made.error());
-    if (*made) {
-      logger().warn(
-          "permissions.tightened",
-          {{"path", dir.string()}, {"from", fmt::format("{:04o}", **made)}, {"to", "0700"}});
-    }
+    SW_TRY(make_dir_private_and_log(dir));
   }
   auto written =
       write_file_atomically(path, format_config(config), Durability::Fsync, kPrivateFileMode);
@@ -415,13 +420,7 @@ Status make_state_private(const std::filesystem::path& config_path) {
   const bool own_dir = !config_path.parent_path().empty();
   const auto dir = own_dir ? config_path.parent_path() : std::filesystem::path(".");
   if (own_dir) {
-    auto made = make_private_dir(dir);
-    if (!made) return fail(made.error());
-    if (*made) {
-      logger().warn(
-          "permissions.tightened",
-          {{"path", dir.string()}, {"from", fmt::format("{:04o}", **made)}, {"to", "0700"}});
-    }
+    SW_TRY(make_dir_private_and_log(dir));
   }
   const std::string prefixes[] = {config_path.filename().string(), "outbox.db", "daemon.lock",
                                   "local-api.json"};
