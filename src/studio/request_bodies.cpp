@@ -5,6 +5,7 @@
 
 #include "common/json_text.h"
 #include "proto/codec.h"
+#include "rules/engine_rules.h"
 
 namespace sw::studio {
 
@@ -81,22 +82,28 @@ Result<ModelBody> read_model_body(std::string_view text, const std::optional<std
   if (source_it == body->end() || !source_it->is_object()) {
     return fail(Error::invalid_argument("source: missing required object"));
   }
-  auto source = proto::decode_model_source(compact(*source_it));
+  // What an engine does not use need not be written: no files (espeak-ng, synthetic) and no
+  // cliDefaults, or only some of its four numbers (0 = unset for every engine). The stored source
+  // always carries them, as the reference's workers require (reference-worker.md §1.8).
+  nlohmann::json source_json = *source_it;
+  if (!source_json.contains("files") || source_json["files"].is_null()) {
+    source_json["files"] = nlohmann::json::array();
+  }
+  if (!source_json.contains("cliDefaults") || source_json["cliDefaults"].is_null()) {
+    source_json["cliDefaults"] = nlohmann::json::object();
+  }
+  if (auto& defaults = source_json["cliDefaults"]; defaults.is_object()) {
+    for (const char* key : {"cfgScale", "steps", "width", "height"}) {
+      if (!defaults.contains(key) || defaults[key].is_null()) defaults[key] = 0;
+    }
+  }
+  auto source = proto::decode_model_source(compact(source_json));
   if (!source) {
     return fail(Error::invalid_argument("source.{}", source.error().message));
   }
-  // A model no worker could ever run would wait forever: say so when it is registered.
-  const auto engine = proto::parse_model_engine(source->engine);
-  if (!engine) {
-    return fail(Error::invalid_argument(
-        "source.engine: unknown engine \"{}\" (sd-cpp, llama-cpp, whisper-cpp, espeak-ng, onnx, "
-        "synthetic)",
-        source->engine));
-  }
-  if (!proto::engine_serves(*engine, *task_kind)) {
-    return fail(Error::invalid_argument("source.engine: {} does not serve {} tasks", source->engine,
-                                        proto::to_string(*task_kind)));
-  }
+  // A model no worker could ever run would wait forever, and one whose files every worker refuses
+  // would fail every job: say so when it is registered (rules/engine_rules.h).
+  SW_TRY(rules::check_model(*task_kind, *source));
   ModelBody model;
   model.record.id = model_id;
   model.record.kind = *task_kind;
@@ -106,6 +113,17 @@ Result<ModelBody> read_model_body(std::string_view text, const std::optional<std
   model.record.source_json = proto::encode(*source);
   model.source = std::move(*source);
   return model;
+}
+
+Result<std::string> merge_model_patch(const nlohmann::json& current, std::string_view patch,
+                                      std::size_t max_bytes) {
+  auto body = parse_object(patch, false, max_bytes);
+  if (!body) {
+    return fail(std::move(body).error());
+  }
+  nlohmann::json merged = current;
+  merged.merge_patch(*body);
+  return compact(merged);
 }
 
 Result<JobBody> read_job_body(std::string_view text, const ModelKindLookup& model_kind,
@@ -132,6 +150,12 @@ Result<JobBody> read_job_body(std::string_view text, const ModelKindLookup& mode
   auto task = proto::decode_task(compact(*task_it));
   if (!task) {
     return fail(Error::invalid_argument("task.{}", task.error().message));
+  }
+  // A video job that names no container gets the one the engines produce (the wire default,
+  // mp4, is one no engine here can write); a named one is checked by the engine rules.
+  if (auto* video = std::get_if<proto::VideoParams>(&task->params);
+      video != nullptr && (!task_it->contains("ext") || (*task_it)["ext"].is_null())) {
+    video->ext = std::string(rules::kDefaultVideoExt);
   }
   if (task->kind() != *serves) {
     return fail(Error::invalid_argument("task.kind: model \"{}\" serves {}, not {}", **model_id,

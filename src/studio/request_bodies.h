@@ -63,6 +63,8 @@ Result<std::optional<T>> field(const nlohmann::json& object, const char* name) {
 
 // POST /api/v1/models and PUT /api/v1/models/:id. `path_id` is the id in the path (PUT), which
 // a body id must match. The record's timestamps are left 0 (the caller stamps them).
+// `source.files` and `source.cliDefaults` (and any of its four numbers) may be left out: they read
+// as [] and 0 (unset). The source must pass rules::check_model (rules/engine_rules.h).
 struct ModelBody {
   store::ModelRecord record;
   proto::ModelSource source;
@@ -70,8 +72,15 @@ struct ModelBody {
 Result<ModelBody> read_model_body(std::string_view text, const std::optional<std::string>& path_id,
                                   std::size_t max_bytes);
 
-// POST /api/v1/jobs. `model_kind` looks the named model up: the kind it serves, or the error to
-// report (unknown, disabled); it is called once the body names a model, before the task is read.
+// PATCH /api/v1/models/:id: the patch body (an object, RFC 7386 merge patch: a member replaces,
+// null removes, objects merge, arrays replace) applied to `current` (the model as GET shows it);
+// the merged text, to be read whole by read_model_body.
+Result<std::string> merge_model_patch(const nlohmann::json& current, std::string_view patch,
+                                      std::size_t max_bytes);
+
+// POST /api/v1/jobs. A video task without `ext` gets rules::kDefaultVideoExt. `model_kind` looks
+// the named model up: the kind it serves, or the error to report (unknown, disabled); it is called
+// once the body names a model, before the task is read.
 struct JobBody {
   std::string model;
   proto::Task task;

@@ -14,6 +14,7 @@
 #include "common/sha256.h"
 #include "proto/codec.h"
 #include "proto/mime.h"
+#include "rules/engine_rules.h"
 #include "studio/admin.h"
 #include "studio/db_worker.h"
 #include "studio/json_views.h"
@@ -47,6 +48,7 @@ enum class RouteId {
   ModelsCreate,
   ModelGet,
   ModelPut,
+  ModelPatch,
   ModelDelete,
   WorkersList,
   WorkersPending,
@@ -89,6 +91,7 @@ constexpr RouteSpec kRoutes[] = {
     {"POST", "/api/v1/models", RouteId::ModelsCreate, Auth::Client, BodyKind::Json},
     {"GET", "/api/v1/models/:id", RouteId::ModelGet, Auth::Client, BodyKind::None},
     {"PUT", "/api/v1/models/:id", RouteId::ModelPut, Auth::Client, BodyKind::Json},
+    {"PATCH", "/api/v1/models/:id", RouteId::ModelPatch, Auth::Client, BodyKind::Json},
     {"DELETE", "/api/v1/models/:id", RouteId::ModelDelete, Auth::Client, BodyKind::None},
     {"GET", "/api/v1/workers", RouteId::WorkersList, Auth::Admin, BodyKind::None},
     {"GET", "/api/v1/workers/pending", RouteId::WorkersPending, Auth::Admin, BodyKind::None},
@@ -288,6 +291,7 @@ class Router : public net::HttpHandler {
       case RouteId::ModelsCreate: return put_model(request, std::nullopt, responder);
       case RouteId::ModelGet: return get_model(p[0], responder);
       case RouteId::ModelPut: return put_model(request, p[0], responder);
+      case RouteId::ModelPatch: return patch_model(request, p[0], responder);
       case RouteId::ModelDelete: return delete_model(p[0], responder);
       case RouteId::WorkersList: return list_workers(responder);
       case RouteId::WorkersPending: return list_pending(responder);
@@ -780,6 +784,7 @@ class Router : public net::HttpHandler {
       return fail(std::move(body).error());
     }
     const auto& model = s_.models_.at(body->model);
+    SW_TRY(rules::check_task(model.source, body->task, rules::Stage::Creation));
     store::JobRecord job;
     job.id = "job-" + random_uuid();
     job.model = body->model;
@@ -1023,9 +1028,32 @@ class Router : public net::HttpHandler {
     responder.send(ok_json(model_json(it->second.record)));
   }
 
+  // Merge semantics (RFC 7386) over the model as GET shows it; the result is validated whole, as
+  // a PUT of it would be.
+  void patch_model(const HttpRequest& request, const std::string& id,
+                   const net::Responder& responder) {
+    const auto it = s_.models_.find(id);
+    if (it == s_.models_.end()) {
+      responder.send(HttpResponse::error(404, "not_found", "no model " + id));
+      return;
+    }
+    auto merged =
+        merge_model_patch(model_json(it->second.record), request.body, s_.config_.json_body_limit);
+    if (!merged) {
+      responder.send(invalid("invalid_model", merged.error().message));
+      return;
+    }
+    put_model_text(*merged, id, responder);
+  }
+
   void put_model(const HttpRequest& request, const std::optional<std::string>& path_id,
                  const net::Responder& responder) {
-    auto model = validate_model(request.body, path_id);
+    put_model_text(request.body, path_id, responder);
+  }
+
+  void put_model_text(const std::string& text, const std::optional<std::string>& path_id,
+                      const net::Responder& responder) {
+    auto model = validate_model(text, path_id);
     if (!model) {
       responder.send(invalid("invalid_model", model.error().message));
       return;

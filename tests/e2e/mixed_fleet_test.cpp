@@ -68,7 +68,10 @@ TEST(MixedFleet, EveryJobEndsDoneOnAWorkerThatHasItsEngine) {
        {model("stories", "llm", "llama-cpp", llama_files, {{"contextSize", 256}}),
         model("espeak-en", "audio_tts", "espeak-ng"), model("synth-image", "image", "synthetic"),
         model("synth-video", "video", "synthetic"), model("synth-stt", "audio_stt", "synthetic"),
-        model("sd-turbo", "image", "sd-cpp")}) {
+        model("sd-turbo", "image", "sd-cpp",
+              {{{"role", "diffusion-model"},
+                {"url", "https://models.example/sd-turbo.gguf"},
+                {"filename", "sd-turbo.gguf"}}})}) {
     ASSERT_EQ(studio.api("POST", "/api/v1/models", m.dump()).status, 201) << m.dump();
   }
 

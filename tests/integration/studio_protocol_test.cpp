@@ -865,7 +865,8 @@ TEST_F(StudioProtocolTest, AWorkerWarmOnAModelIsPreferredOverAnEarlierOne) {
 
 // ---- engines across a mixed fleet (issue 14) ----
 
-// A model served by a real engine (the harness's models are synthetic).
+// A model served by a real engine (the harness's models are synthetic), with the one file its
+// engine needs (llama-cpp: a .gguf) so that registration accepts it.
 void add_engine_model(const StudioHarness& studio, const std::string& id, const std::string& kind,
                       const std::string& engine, double vram_gb = 0) {
   const json body = {
@@ -874,7 +875,10 @@ void add_engine_model(const StudioHarness& studio, const std::string& id, const 
       {"vramGbEstimate", vram_gb},
       {"source",
        {{"engine", engine},
-        {"files", json::array()},
+        {"files",
+         {{{"role", "model"},
+           {"url", "https://models.example/" + id + ".gguf"},
+           {"filename", id + ".gguf"}}}},
         {"cliDefaults", {{"cfgScale", 0}, {"steps", 0}, {"width", 0}, {"height", 0}}}}}};
   const auto reply = studio.admin("POST", "/api/v1/models", body.dump());
   ASSERT_EQ(reply.status, 201) << reply.body;
