@@ -4,6 +4,7 @@
 #include <set>
 
 #include "common/log.h"
+#include "rules/engine_rules.h"
 
 namespace sw::engines {
 namespace {
@@ -154,6 +155,12 @@ std::optional<std::string> CompositeEngine::routing_refusal(const DispatchReques
 Result<TaskResult> CompositeEngine::dispatch(const DispatchRequest& request) {
   auto member = route(request);
   if (!member) return fail(member.error());
+  // A studio's task that breaks its engine's hard rules (an sd side that is not a multiple of 64,
+  // …) fails the same on every worker: refuse it before any download or run, non-retryably
+  // (InvalidArgument), so the studio does not run it again elsewhere.
+  if (request.source && !request.local) {
+    SW_TRY(rules::check_task(*request.source, request.task, rules::Stage::Offer));
+  }
   return (*member)->dispatch(request);
 }
 

@@ -254,6 +254,35 @@ TEST_F(SdEngineTest, CliOutputOfTheWrongSizeIsCaught) {
   auto result = engine->dispatch(request(small("fox [[size:32x32]]"), every_role()));
   ASSERT_FALSE(result);
   EXPECT_EQ(result.error().message, "sd-cli made a 32x32 image; 64x48 was asked");
+  // The same task makes the same size on every run: terminal, not run three times (issue 17).
+  EXPECT_FALSE(is_retryable(result.error()));
+  EXPECT_TRUE(scratch_is_empty());
+}
+
+// Issue 17: what only the worker can know fails once. sd-cli's own words for model files it cannot
+// load, and for weights that do not fit this machine, make the failure terminal; any other exit
+// stays retryable (CliFailureIsRetryableWithTheLastLineAndLeavesNoScratch).
+TEST_F(SdEngineTest, CliFailuresThatNoRerunCanFixAreTerminal) {
+  auto engine = cli_engine();
+  auto rejected = engine->dispatch(request(
+      small("fox [[fail:init model loader from file failed: '/models/m.gguf']]"), every_role()));
+  ASSERT_FALSE(rejected);
+  EXPECT_EQ(rejected.error().code, Code::InvalidArgument);
+  EXPECT_FALSE(is_retryable(rejected.error()));
+  EXPECT_NE(rejected.error().message.find("sd-cli exited with exit code 1: init model loader from "
+                                          "file failed"),
+            std::string::npos)
+      << rejected.error().message;
+  EXPECT_NE(rejected.error().message.find("cannot load the model's files"), std::string::npos)
+      << rejected.error().message;
+
+  auto too_big = engine->dispatch(
+      request(small("fox [[fail:Diffusion model params buffer allocation failed]]"), every_role()));
+  ASSERT_FALSE(too_big);
+  EXPECT_EQ(too_big.error().code, Code::Unsupported);
+  EXPECT_FALSE(is_retryable(too_big.error()));
+  EXPECT_NE(too_big.error().message.find("does not fit this worker's memory"), std::string::npos)
+      << too_big.error().message;
   EXPECT_TRUE(scratch_is_empty());
 }
 
@@ -479,6 +508,17 @@ TEST_F(SdEngineTest, AServerThatCannotLoadTheModelSaysWhy) {
       << result.error().message;
   EXPECT_TRUE(is_retryable(result.error()));
   EXPECT_TRUE(pool_->status().empty());
+}
+
+TEST_F(SdEngineTest, AServerThatCannotReadTheModelFilesFailsOnce) {
+  auto engine = server_engine(
+      64.0, "SW_FAKE_SD_FAIL_START=\"get sd version from file failed: '/models/m.gguf'\"");
+  auto result = engine->dispatch(request(small("fox"), every_role()));
+  ASSERT_FALSE(result);
+  EXPECT_EQ(result.error().code, Code::InvalidArgument) << result.error().message;
+  EXPECT_FALSE(is_retryable(result.error()));
+  EXPECT_NE(result.error().message.find("get sd version from file failed"), std::string::npos)
+      << result.error().message;
 }
 
 TEST_F(SdEngineTest, DifferentPerModelSwitchesAreDifferentServers) {

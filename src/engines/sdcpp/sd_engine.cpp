@@ -152,8 +152,11 @@ Result<TaskResult> finish_image(std::span<const std::uint8_t> png, std::string_v
   auto image = media::decode_png(png);
   if (!image) return fail(Error::internal("{}'s output: {}", program, image.error().message));
   if (image->width != settings.width || image->height != settings.height) {
-    return fail(Error::internal("{} made a {}x{} image; {}x{} was asked", program, image->width,
-                                image->height, settings.width, settings.height));
+    // The same task makes the same size on every run (upstream aligns sides to its model's
+    // multiple, rules/engine_rules.h): terminal, so that it is not run again elsewhere.
+    return fail(Error::invalid_argument("{} made a {}x{} image; {}x{} was asked", program,
+                                        image->width, image->height, settings.width,
+                                        settings.height));
   }
   auto encoded = ext == "png" ? media::encode_png(*image) : media::encode_webp(*image);
   if (!encoded) return fail(encoded.error());
@@ -330,7 +333,12 @@ Result<TaskResult> SdCppEngine::run_resident(const DispatchRequest& request,
     return sdcpp::sdapi_image(answer->body);
   };
   auto png = runners_->use(*launch, request.job_id, call);
-  if (!png) return fail(png.error());
+  if (!png) {
+    if (auto terminal = sdcpp::terminal_failure(png.error().message, png.error())) {
+      return fail(std::move(*terminal));
+    }
+    return fail(png.error());
+  }
   return finish_image(*png, "sd-server", settings, task.ext, request, started);
 }
 
@@ -400,7 +408,11 @@ Result<TaskResult> SdCppEngine::run_cli(const DispatchRequest& request,
         break;
       }
     }
-    return fail(Error::unavailable("sd-cli exited with {}: {}", exit->describe(), last));
+    auto failure = Error::unavailable("sd-cli exited with {}: {}", exit->describe(), last);
+    std::string said;
+    for (const auto& line : lines) said += line + "\n";
+    if (auto terminal = sdcpp::terminal_failure(said, failure)) return fail(std::move(*terminal));
+    return fail(std::move(failure));
   }
   auto bytes = read_file(output);
   if (!bytes) {

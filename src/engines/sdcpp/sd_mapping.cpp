@@ -8,6 +8,7 @@
 
 #include "common/base64.h"
 #include "common/json_text.h"
+#include "rules/engine_rules.h"
 
 namespace sw::engines::sdcpp {
 namespace {
@@ -18,19 +19,13 @@ std::string number(double value) { return fmt::format("{}", value); }
 
 SdSettings resolve_settings(const proto::ImageParams& task,
                             const proto::ModelCliDefaults& defaults) {
+  // One precedence for the studio's checks and the run (rules/engine_rules.h).
+  const rules::SdResolved resolved = rules::sd_resolved(task, defaults);
   SdSettings out;
-  auto size = [](std::uint32_t asked, std::uint32_t fallback) {
-    return asked > 0 ? asked : fallback > 0 ? fallback : 1024u;
-  };
-  out.width = size(task.width, defaults.width);
-  out.height = size(task.height, defaults.height);
-  // The wire default of 20 cannot be told from an explicit 20: the reference treats it as unset.
-  out.steps = task.steps != 0 && task.steps != 20 ? task.steps
-              : defaults.steps > 0                ? defaults.steps
-                                                  : 8u;
-  out.cfg_scale = task.cfg_scale && *task.cfg_scale > 0 ? *task.cfg_scale
-                  : defaults.cfg_scale > 0              ? defaults.cfg_scale
-                                                        : 1.0;
+  out.width = resolved.width;
+  out.height = resolved.height;
+  out.steps = resolved.steps;
+  out.cfg_scale = resolved.cfg_scale;
   out.sampling_method = task.sampling_method ? task.sampling_method : defaults.sampling_method;
   return out;
 }
@@ -237,6 +232,22 @@ Error sdapi_error(long status, std::string_view body) {
   }
   if (status == 400) return Error::invalid_argument("sd-server refused the request: {}", words);
   return Error::unavailable("sd-server answered {}: {}", status, words);
+}
+
+std::optional<Error> terminal_failure(std::string_view output, const Error& failure) {
+  for (std::string_view words : {std::string_view("init model loader from file failed"),
+                                 std::string_view("get sd version from file failed")}) {
+    if (output.find(words) != std::string_view::npos) {
+      return Error::invalid_argument(
+          "{} (stable-diffusion.cpp cannot load the model's files; every worker would fail the "
+          "same)",
+          failure.message);
+    }
+  }
+  if (output.find("params buffer allocation failed") != std::string_view::npos) {
+    return Error::unsupported("{} (the model does not fit this worker's memory)", failure.message);
+  }
+  return std::nullopt;
 }
 
 }  // namespace sw::engines::sdcpp

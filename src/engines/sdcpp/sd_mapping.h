@@ -136,4 +136,18 @@ Result<media::Bytes> sdapi_image(std::string_view body);
 // with the server's own words.
 Error sdapi_error(long status, std::string_view body);
 
+// --- failures --------------------------------------------------------------------------------
+
+// A failed sd-cli run or sd-server start whose output says a rerun cannot help, as a terminal
+// (non-retryable) error; nullopt for any other failure (retryable: it may be this machine's
+// moment). Upstream's words (src/stable-diffusion.cpp at the pinned commit, new_sd_ctx):
+//   "init model loader from file failed: '<path>'", "get sd version from file failed: '<path>'"
+//     the model's files are not a model it can load: every worker fails the same
+//     (InvalidArgument);
+//   "<part> params buffer allocation failed" the model's weights do not fit this machine's memory
+//     (Unsupported: this worker cannot run the model; it fails once rather than three times).
+// `output` is the program's last lines (or a message that quotes them); `failure` the error as it
+// would otherwise be reported, whose words are kept.
+std::optional<Error> terminal_failure(std::string_view output, const Error& failure);
+
 }  // namespace sw::engines::sdcpp

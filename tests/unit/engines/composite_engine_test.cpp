@@ -113,6 +113,33 @@ TEST(CompositeEngine, RoutesStrictlyByModelSourceEngine) {
   EXPECT_EQ(std::get<ImageResult>(*synthetic).ext, "webp");
 }
 
+// Issue 17: a studio's sd image of 608×512 ran (downloads, minutes of GPU) and failed retryably,
+// three times. The engine's hard rules are checked before the member runs; the failure is terminal
+// so the studio does not run it again. The local API's own requests are the member's to judge.
+TEST(CompositeEngine, AStudioTaskThatBreaksItsEnginesRulesFailsOnceBeforeTheEngineRuns) {
+  int sd_calls = 0;
+  std::vector<EnginePtr> members;
+  members.push_back(std::make_unique<RecordingEngine>(
+      "sd-cpp", Capabilities{{proto::TaskKind::Image, {"sd-cpp:*"}}}, &sd_calls));
+  CompositeEngine engine(std::move(members));
+  proto::ImageParams params;
+  params.prompt = "a fox";
+  params.width = 608;
+  params.height = 512;
+  auto result = engine.dispatch(with_source("sd-turbo", "sd-cpp", proto::Task{params}));
+  ASSERT_FALSE(result);
+  EXPECT_EQ(result.error().code, Code::InvalidArgument);
+  EXPECT_FALSE(is_retryable(result.error()));
+  EXPECT_THAT(result.error().message, HasSubstr("task.width: 608 is not a multiple of 64"));
+  EXPECT_THAT(result.error().message, HasSubstr("GenerationRequest::align_image_size"));
+  EXPECT_EQ(sd_calls, 0);
+
+  auto local = with_source("sd-turbo", "sd-cpp", proto::Task{params});
+  local.local = true;
+  EXPECT_TRUE(engine.dispatch(local));
+  EXPECT_EQ(sd_calls, 1);
+}
+
 TEST(CompositeEngine, WithoutSourceOnlyAnExactKindAndModelMatchIsServed) {
   auto engine = build_engine();
   DispatchRequest request;
