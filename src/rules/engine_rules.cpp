@@ -76,11 +76,14 @@ Status check_sd_side(std::string_view field, std::uint32_t resolved, const SdRes
 Status check_input_url(std::string_view field, const std::optional<std::string>& url) {
   if (!url) return {};
   if (url->empty()) return refuse(fmt::format("{}: must not be empty", field));
+  // The worker's words (engines/runner/input_fetch.cpp): inline data only on its local API.
+  if (url->starts_with("data:")) {
+    return refuse(fmt::format(
+        "{}: data: URLs are accepted by a worker's local API only; a studio job must use https",
+        field));
+  }
   if (auto allowed = transfer::check_download_url(*url); !allowed) {
-    return refuse(
-        fmt::format("{}: {} (a worker fetches it; data: URLs are for its local API "
-                    "only)",
-                    field, allowed.error().message));
+    return refuse(fmt::format("{}: {} (a worker fetches it)", field, allowed.error().message));
   }
   return {};
 }

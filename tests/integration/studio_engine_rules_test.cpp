@@ -254,7 +254,7 @@ TEST_F(StudioEngineRulesTest, OtherEnginesHardRulesAreCheckedToo) {
   message = refusal(
       post_job("whisper", {{"kind", "audio_stt"}, {"inputUrl", "data:audio/wav;base64,AAAA"}}),
       "invalid_job");
-  EXPECT_NE(message.find("task.inputUrl: download URL scheme \"data\" is not allowed"),
+  EXPECT_NE(message.find("task.inputUrl: data: URLs are accepted by a worker's local API only"),
             std::string::npos)
       << message;
   message = refusal(post_job("espeak", {{"kind", "audio_tts"}, {"text", "hi"}, {"ext", "aac"}}),
