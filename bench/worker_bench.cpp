@@ -185,7 +185,10 @@ bool bench_llama(const std::filesystem::path& worker_config_dir, const std::stri
   config.worker_id = "w-bench";
   config.auth_token = "token";
   config.models_root = (worker_config_dir / "llama-models").string();
-  if (!sw::worker::save_config(config_path, config)) return false;
+  if (!sw::worker::save_config(config_path, config) ||
+      !sw::worker::save_state(sw::worker::state_path_for(config_path), config)) {
+    return false;
+  }
   const pid_t pid = start_worker(config_path);
   if (!studio.next_of_type("hello", 10s)) {
     stop_worker(pid);
@@ -238,7 +241,10 @@ int main(int argc, char** argv) {
   config.worker_id = "w-bench";
   config.auth_token = "token";
   config.models_root = (dir.path() / "models").string();
-  if (!sw::worker::save_config(config_path, config)) return 1;
+  if (!sw::worker::save_config(config_path, config) ||
+      !sw::worker::save_state(sw::worker::state_path_for(config_path), config)) {
+    return 1;
+  }
   const std::string welcome =
       R"({"type":"welcome","workerId":"w-bench","serverTime":"2026-01-01T00:00:00Z"})";
 

@@ -67,14 +67,16 @@ int run_daemon(const std::filesystem::path& config_path, std::int64_t registrati
   options.local_api_port = local_api_port;
   auto daemon = sw::worker::Daemon::create(std::move(options));
   if (!daemon) {
-    if (daemon.error().code == sw::Code::AlreadyExists) {
-      std::cerr << "studio-worker run: " << daemon.error().message << "; exiting\n";
-      return 0;
-    }
+    // Exit codes: src/worker/exit_codes.h (a supervisor tells permanent from transient by them).
     std::cerr << "studio-worker run: " << daemon.error().message << "\n";
-    return 2;
+    return sw::worker::to_int(sw::worker::exit_code_for_start_error(daemon.error()));
   }
-  return (*daemon)->run();
+  const auto code = (*daemon)->run();
+  if (code != sw::worker::ExitCode::Ok && !(*daemon)->exit_reason().empty()) {
+    std::cerr << "studio-worker run: " << (*daemon)->exit_reason() << " (exit "
+              << sw::worker::to_int(code) << ")\n";
+  }
+  return sw::worker::to_int(code);
 }
 
 struct EnginesArgs {
@@ -235,7 +237,8 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // --help and --version exit 0; every usage error exits 2 (CLI11's own codes are 100+).
+    return app.exit(e) == 0 ? 0 : sw::worker::to_int(sw::worker::ExitCode::Usage);
   }
   if (log_format == "json") sw::log::set_format(sw::log::Format::Json);
   if (engines->parsed() && std::getenv("STUDIO_WORKER_LOG") == nullptr) {

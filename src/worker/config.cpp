@@ -8,7 +8,6 @@
 #include <fstream>
 #include <sstream>
 
-#include "common/clock.h"
 #include "common/file_io.h"
 #include "common/json_text.h"
 #include "common/log.h"
@@ -95,6 +94,30 @@ std::string toml_number(double value) {
   return out.str();
 }
 
+// A TOML syntax error as "<file>:<line>:<column>: not valid TOML: <what>" (the form editors jump
+// to). The description only: the parser's excerpt could echo a token.
+Error syntax_error(const toml::parse_error& error, std::string_view source) {
+  const auto& begin = error.source().begin;
+  return Error::make(Code::Protocol, "{}:{}:{}: not valid TOML: {}", source, begin.line,
+                     begin.column, error.description());
+}
+
+bool is_state_key(std::string_view key) {
+  for (auto state_key : kReferenceStateKeys) {
+    if (state_key == key) return true;
+  }
+  return false;
+}
+
+struct ParsedConfig {
+  WorkerConfig config;
+  std::vector<std::string> state_keys;  // kReferenceStateKeys the text holds
+  std::vector<std::string> inert_keys;  // kInertSettings the text holds
+};
+
+Result<ParsedConfig> parse_config_text(std::string_view toml_text, std::string_view source);
+Status check_supported(const WorkerConfig& config);
+
 bool is_http_url(const std::string& url) {
   const auto scheme_end = url.find("://");
   if (scheme_end == std::string::npos) return false;
@@ -121,12 +144,20 @@ std::filesystem::path WorkerConfig::resolved_models_root() const {
   return models_root;
 }
 
-void WorkerConfig::reset_registration() {
+void WorkerState::reset_registration() {
   worker_id.reset();
   auth_token.reset();
   registration_request_id.reset();
   registration_secret.reset();
+  registration_rejected.reset();
   install_id.reset();
+}
+
+std::optional<std::string_view> inert_reason(std::string_view key) {
+  for (const auto& setting : kInertSettings) {
+    if (setting.key == key) return setting.why;
+  }
+  return std::nullopt;
 }
 
 std::filesystem::path default_config_path() {
@@ -142,21 +173,28 @@ std::filesystem::path default_config_path() {
 }
 
 Result<WorkerConfig> parse_config(std::string_view toml_text, std::string_view source) {
+  auto parsed = parse_config_text(toml_text, source);
+  if (!parsed) return fail(parsed.error());
+  return std::move(parsed->config);
+}
+
+namespace {
+
+Result<ParsedConfig> parse_config_text(std::string_view toml_text, std::string_view source) {
   toml::table table;
   try {
     table = toml::parse(toml_text, source);
   } catch (const toml::parse_error& error) {
-    // The description only, with the position: the parser's excerpt could echo a token.
-    const auto& begin = error.source().begin;
-    return fail(Error::make(Code::Protocol, "{}: not valid TOML (line {}, column {}): {}", source,
-                            begin.line, begin.column, error.description()));
+    return fail(syntax_error(error, source));
   }
-  WorkerConfig config;
-  bool saw_api_base_url = false;
+  ParsedConfig parsed;
+  WorkerConfig& config = parsed.config;
   for (auto&& entry : table) {
     // Named, not structured bindings: lambdas below capture them (clang 14, the fuzz build).
     const std::string_view key = entry.first.str();
     auto& node = entry.second;
+    if (is_state_key(key)) parsed.state_keys.emplace_back(key);
+    if (inert_reason(key)) parsed.inert_keys.emplace_back(key);
     auto optional_string = [&](std::optional<std::string>& out) -> Status {
       auto value = as_string(source, key, node);
       if (!value) return fail(value.error());
@@ -171,7 +209,6 @@ Result<WorkerConfig> parse_config(std::string_view toml_text, std::string_view s
       auto value = as_string(source, key, node);
       if (!value) return fail(value.error());
       config.api_base_url = *value;
-      saw_api_base_url = true;
     } else if (key == "worker_id") {
       SW_TRY(optional_string(config.worker_id));
     } else if (key == "auth_token") {
@@ -262,17 +299,16 @@ Result<WorkerConfig> parse_config(std::string_view toml_text, std::string_view s
       return fail(bad_key(source, key, "unknown key (a typo?)"));
     }
   }
-  if (!saw_api_base_url) {
-    return fail(bad_key(source, "api_base_url", "missing (required)"));
-  }
   if (auto valid = validate_config(config); !valid) {
     return fail(Error::invalid_argument("{}: {}", source, valid.error().message));
   }
-  return config;
+  return parsed;
 }
 
+}  // namespace
+
 Status validate_config(const WorkerConfig& config) {
-  if (!is_http_url(config.api_base_url)) {
+  if (!config.api_base_url.empty() && !is_http_url(config.api_base_url)) {
     return fail(Error::invalid_argument("apiBaseUrl: must be an http(s) URL with a host"));
   }
   if (!std::isfinite(config.vram_threshold_gb) || config.vram_threshold_gb < 0) {
@@ -288,6 +324,7 @@ Status validate_config(const WorkerConfig& config) {
 }
 
 std::string format_config(const WorkerConfig& config) {
+  const WorkerConfig defaults;
   std::string out;
   auto line = [&out](std::string_view key, const std::string& value) {
     out += fmt::format("{} = {}\n", key, value);
@@ -296,39 +333,45 @@ std::string format_config(const WorkerConfig& config) {
   auto optional = [&](std::string_view key, const std::optional<std::string>& value) {
     if (value) line(key, toml_string(*value));
   };
-  line("api_base_url", toml_string(config.api_base_url));
-  optional("worker_id", config.worker_id);
-  optional("auth_token", config.auth_token);
+  if (!config.api_base_url.empty()) line("api_base_url", toml_string(config.api_base_url));
   line("vram_threshold_gb", toml_number(config.vram_threshold_gb));
-  line("auto_start", flag(config.auto_start));
-  line("start_minimised", flag(config.start_minimised));
+  // Inert settings (kInertSettings) only when the operator changed them: a fresh file names no
+  // feature this build does not have.
+  if (config.auto_start != defaults.auto_start) line("auto_start", flag(config.auto_start));
+  if (config.start_minimised != defaults.start_minimised) {
+    line("start_minimised", flag(config.start_minimised));
+  }
   line("only_when_idle", flag(config.only_when_idle));
-  line("auto_update_enabled", flag(config.auto_update_enabled));
-  line("auto_update_interval_secs", std::to_string(config.auto_update_interval_secs));
-  line("auto_update_feed", toml_string(config.auto_update_feed));
-  line("auto_update_prerelease", flag(config.auto_update_prerelease));
+  if (config.auto_update_enabled != defaults.auto_update_enabled) {
+    line("auto_update_enabled", flag(config.auto_update_enabled));
+  }
+  if (config.auto_update_interval_secs != defaults.auto_update_interval_secs) {
+    line("auto_update_interval_secs", std::to_string(config.auto_update_interval_secs));
+  }
+  if (config.auto_update_feed != defaults.auto_update_feed) {
+    line("auto_update_feed", toml_string(config.auto_update_feed));
+  }
+  if (config.auto_update_prerelease != defaults.auto_update_prerelease) {
+    line("auto_update_prerelease", flag(config.auto_update_prerelease));
+  }
   if (!config.models_root.empty()) line("models_root", toml_string(config.models_root));
   if (config.ws_reconnect_attempts) {
     line("ws_reconnect_attempts", std::to_string(*config.ws_reconnect_attempts));
   }
   if (config.local_api_port) line("local_api_port", std::to_string(*config.local_api_port));
-  optional("local_api_token", config.local_api_token);
   if (config.stream_port) line("stream_port", std::to_string(*config.stream_port));
-  optional("install_id", config.install_id);
-  optional("registration_request_id", config.registration_request_id);
-  optional("registration_secret", config.registration_secret);
   optional("ca_file", config.ca_file);
   optional("llama_server_path", config.llama_server_path);
   optional("sd_cli_path", config.sd_cli_path);
   optional("sd_server_path", config.sd_server_path);
   optional("whisper_server_path", config.whisper_server_path);
-  if (config.runner_idle_unload_secs != 600) {
+  if (config.runner_idle_unload_secs != defaults.runner_idle_unload_secs) {
     line("runner_idle_unload_secs", std::to_string(config.runner_idle_unload_secs));
   }
-  if (config.outbox_max_entries != WorkerConfig{}.outbox_max_entries) {
+  if (config.outbox_max_entries != defaults.outbox_max_entries) {
     line("outbox_max_entries", std::to_string(config.outbox_max_entries));
   }
-  if (config.outbox_max_mb != WorkerConfig{}.outbox_max_mb) {
+  if (config.outbox_max_mb != defaults.outbox_max_mb) {
     line("outbox_max_mb", std::to_string(config.outbox_max_mb));
   }
   // Tables last: every key after a table header belongs to it.
@@ -339,55 +382,135 @@ std::string format_config(const WorkerConfig& config) {
   return out;
 }
 
+std::filesystem::path state_path_for(const std::filesystem::path& config_path) {
+  return config_path.parent_path() / "state.toml";
+}
+
+std::string format_state(const WorkerState& state) {
+  std::string out =
+      "# studio-worker's own state: written by the daemon and `studio-worker register`.\n"
+      "# Settings belong in config.toml beside this file.\n";
+  auto optional = [&out](std::string_view key, const std::optional<std::string>& value) {
+    if (value) out += fmt::format("{} = {}\n", key, toml_string(*value));
+  };
+  optional("install_id", state.install_id);
+  optional("registration_request_id", state.registration_request_id);
+  optional("registration_secret", state.registration_secret);
+  optional("registration_rejected", state.registration_rejected);
+  optional("worker_id", state.worker_id);
+  optional("auth_token", state.auth_token);
+  optional("local_api_token", state.local_api_token);
+  return out;
+}
+
+Result<WorkerState> parse_state(std::string_view toml_text, std::string_view source) {
+  toml::table table;
+  try {
+    table = toml::parse(toml_text, source);
+  } catch (const toml::parse_error& error) {
+    return fail(syntax_error(error, source));
+  }
+  WorkerState state;
+  std::pair<std::string_view, std::optional<std::string>*> fields[] = {
+      {"worker_id", &state.worker_id},
+      {"auth_token", &state.auth_token},
+      {"install_id", &state.install_id},
+      {"registration_request_id", &state.registration_request_id},
+      {"registration_secret", &state.registration_secret},
+      {"registration_rejected", &state.registration_rejected},
+      {"local_api_token", &state.local_api_token}};
+  for (auto&& entry : table) {
+    const std::string_view key = entry.first.str();
+    std::optional<std::string>* field = nullptr;
+    for (auto& [name, target] : fields) {
+      if (name == key) field = target;
+    }
+    if (field == nullptr) {
+      logger().info("state.unknown_key_ignored", {{"key", key}, {"file", source}});
+      continue;
+    }
+    auto value = as_string(source, key, entry.second);
+    if (!value) return fail(value.error());
+    if (value->empty()) {
+      field->reset();
+    } else {
+      *field = std::move(*value);
+    }
+  }
+  return state;
+}
+
+namespace {
+
+// The whole file, or nullopt when it does not exist.
+Result<std::optional<std::string>> read_text(const std::filesystem::path& path) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) {
+    if (ec) return fail(Error::io("cannot read {}: {}", path.string(), ec.message()));
+    return std::optional<std::string>();
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return fail(Error::io("cannot read {}", path.string()));
+  return std::optional<std::string>(
+      std::string{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()});
+}
+
+}  // namespace
+
+Result<std::optional<WorkerState>> load_state(const std::filesystem::path& state_path) {
+  auto text = read_text(state_path);
+  if (!text) return fail(text.error());
+  if (!*text) return std::optional<WorkerState>();
+  auto state = parse_state(**text, state_path.string());
+  if (!state) return fail(state.error());
+  return std::optional<WorkerState>(std::move(*state));
+}
+
 Result<LoadedConfig> load_config(const std::filesystem::path& path, LoadMode mode,
                                  double detected_vram_gb) {
   LoadedConfig loaded;
   loaded.path = path;
-  std::error_code ec;
-  if (!std::filesystem::exists(path, ec)) {
+  loaded.state_path = state_path_for(path);
+  auto text = read_text(path);
+  if (!text) return fail(text.error());
+  if (!*text) {
     loaded.created = true;
     loaded.config.models_root = "~/models";
     if (detected_vram_gb > 0 && loaded.config.vram_threshold_gb > detected_vram_gb) {
       loaded.config.vram_threshold_gb = detected_vram_gb;
     }
-    if (mode == LoadMode::Repair) {
-      SW_TRY(save_config(path, loaded.config));
-      logger().info("config.created", {{"path", path.string()}});
-    }
-    return loaded;
+  } else {
+    auto parsed = parse_config_text(**text, path.string());
+    if (!parsed) return fail(parsed.error());
+    loaded.config = std::move(parsed->config);
+    loaded.state_keys_in_config = std::move(parsed->state_keys);
+    loaded.inert_keys = std::move(parsed->inert_keys);
   }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return fail(Error::io("cannot read {}", path.string()));
+  auto state = load_state(loaded.state_path);
+  if (!state) return fail(state.error());
+  if (*state) {
+    // The state file wins over whatever state keys config.toml still holds.
+    loaded.state_file = true;
+    loaded.config.state() = std::move(**state);
   }
-  std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-  auto parsed = parse_config(text, path.string());
-  if (parsed) {
-    loaded.config = std::move(*parsed);
-    return loaded;
-  }
-  if (parsed.error().code != Code::Protocol || mode == LoadMode::ReadOnly) {
-    return fail(parsed.error());
-  }
-  // Not TOML at all: keep the file for inspection and start over from the defaults.
-  auto quarantine = path;
-  quarantine += fmt::format(".corrupt-{}", unix_millis_now() / 1000);
-  std::filesystem::rename(path, quarantine, ec);
-  if (ec) {
-    return fail(Error::io("{}; and it could not be moved aside to {}: {}", parsed.error().message,
-                          quarantine.string(), ec.message()));
-  }
-  logger().warn("config.quarantined", {{"path", path.string()},
-                                       {"moved_to", quarantine.string()},
-                                       {"error", parsed.error().message}});
-  loaded.config = WorkerConfig{};
-  loaded.config.models_root = "~/models";
-  if (detected_vram_gb > 0 && loaded.config.vram_threshold_gb > detected_vram_gb) {
-    loaded.config.vram_threshold_gb = detected_vram_gb;
-  }
-  loaded.quarantined = quarantine;
-  SW_TRY(save_config(path, loaded.config));
+  if (mode == LoadMode::Migrate) SW_TRY(migrate_state(loaded));
   return loaded;
+}
+
+Status migrate_state(LoadedConfig& loaded) {
+  if (loaded.state_file || loaded.state_keys_in_config.empty()) return {};
+  SW_TRY(save_state(loaded.state_path, loaded.config.state()));
+  loaded.state_file = true;
+  loaded.migrated = true;
+  std::string keys;
+  for (const auto& key : loaded.state_keys_in_config) {
+    keys += (keys.empty() ? "" : ",") + key;
+  }
+  logger().info("state.migrated", {{"from", loaded.path.string()},
+                                   {"to", loaded.state_path.string()},
+                                   {"keys", keys},
+                                   {"note", "config.toml is left as it is; state.toml wins"}});
+  return {};
 }
 
 // The config's directory made 0700, saying so when an older install had it looser.
@@ -415,6 +538,32 @@ Status save_config(const std::filesystem::path& path, const WorkerConfig& config
   return {};
 }
 
+Status save_state(const std::filesystem::path& state_path, const WorkerState& state) {
+  const auto dir = state_path.parent_path();
+  if (!dir.empty()) {
+    SW_TRY(make_dir_private_and_log(dir));
+  }
+  auto written =
+      write_file_atomically(state_path, format_state(state), Durability::Fsync, kPrivateFileMode);
+  if (!written) {
+    return fail(Error::io("cannot save {}: {}", state_path.string(), written.error().message));
+  }
+  logger().debug("state.saved", {{"path", state_path.string()}});
+  return {};
+}
+
+Status save_changes(const std::filesystem::path& config_path, const WorkerConfig& before,
+                    const WorkerConfig& after) {
+  if (before.state() != after.state()) {
+    SW_TRY(save_state(state_path_for(config_path), after.state()));
+  }
+  // The settings alone: `after` with `before`'s state.
+  WorkerConfig settings = after;
+  settings.state() = before.state();
+  if (settings != before) SW_TRY(save_config(config_path, after));
+  return {};
+}
+
 Status make_state_private(const std::filesystem::path& config_path) {
   // A bare file name lives in the working directory, which is not ours to narrow.
   const bool own_dir = !config_path.parent_path().empty();
@@ -422,8 +571,8 @@ Status make_state_private(const std::filesystem::path& config_path) {
   if (own_dir) {
     SW_TRY(make_dir_private_and_log(dir));
   }
-  const std::string prefixes[] = {config_path.filename().string(), "outbox.db", "daemon.lock",
-                                  "local-api.json"};
+  const std::string prefixes[] = {config_path.filename().string(), "state.toml", "outbox.db",
+                                  "daemon.lock", "local-api.json"};
   std::error_code ec;
   for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
     const std::string name = entry.path().filename().string();
@@ -475,7 +624,8 @@ Result<WorkerConfig> apply_editable_config(const WorkerConfig& config, std::stri
       return {};
     };
     if (key == "apiBaseUrl") {
-      SW_TRY(need(value.is_string(), "a string"));
+      SW_TRY(need(value.is_string() && !value.get<std::string>().empty(),
+                  "an http(s) URL with a host"));
       next.api_base_url = value.get<std::string>();
     } else if (key == "vramThresholdGb") {
       SW_TRY(need(value.is_number(), "a number"));
@@ -509,11 +659,14 @@ Result<WorkerConfig> apply_editable_config(const WorkerConfig& config, std::stri
     }
   }
   SW_TRY(validate_config(next));
-  SW_TRY(check_runnable(next));
+  SW_TRY(check_supported(next));
   return next;
 }
 
-Status check_runnable(const WorkerConfig& config) {
+namespace {
+
+// The settings this build parses but cannot honour (check_runnable).
+Status check_supported(const WorkerConfig& config) {
   if (config.only_when_idle) {
     return fail(Error::invalid_argument(
         "only_when_idle (onlyWhenIdle): not supported by this build: it has no probe of the "
@@ -521,6 +674,17 @@ Status check_runnable(const WorkerConfig& config) {
         "false"));
   }
   return {};
+}
+
+}  // namespace
+
+Status check_runnable(const WorkerConfig& config) {
+  if (config.api_base_url.empty()) {
+    return fail(Error::invalid_argument(
+        "api_base_url: no studio URL is configured (there is no default studio); run "
+        "`studio-worker register --api-base-url URL` first"));
+  }
+  return check_supported(config);
 }
 
 }  // namespace sw::worker

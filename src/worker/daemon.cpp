@@ -75,14 +75,34 @@ struct Daemon::Impl {
   std::optional<asio::steady_timer> session_signal;
   bool session_done = false;
   bool shutting_down = false;
+  ExitCode exit_code = ExitCode::Ok;
+  std::string exit_reason;
+
+  // A permanent condition ends the daemon with its code (the first one wins).
+  static void exit_with(Impl* self, ExitCode code, std::string reason) {
+    if (self->shutting_down) return;
+    self->exit_code = code;
+    self->exit_reason = std::move(reason);
+    logger().error("daemon.exiting", {{"exit_code", to_int(code)}, {"reason", self->exit_reason}});
+    asio::co_spawn(self->io, shut_down(self), asio::detached);
+  }
 
   static awaitable<void> run_session(Impl* self) {
     co_await self->session->run();
     self->session_done = true;
     if (self->session_signal) self->session_signal->cancel();
+    if (auto code = self->session->exit_code()) {
+      exit_with(self, *code, self->runtime->session.reason);
+    }
   }
 
-  static awaitable<void> run_registrar(Impl* self) { co_await self->registrar->run(); }
+  static awaitable<void> run_registrar(Impl* self) {
+    co_await self->registrar->run();
+    if (self->runtime->registration.state == "rejected") {
+      exit_with(self, ExitCode::RegistrationRejected,
+                rejection_guidance(self->runtime->registration.reason));
+    }
+  }
 
   static awaitable<void> shut_down(Impl* self) {
     if (self->shutting_down) co_return;
@@ -130,18 +150,24 @@ struct Daemon::Impl {
 Daemon::Daemon(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Daemon::~Daemon() = default;
 
+ExitCode exit_code_for_start_error(const Error& error) {
+  switch (error.code) {
+    case Code::InvalidArgument:
+    case Code::Protocol: return ExitCode::Config;
+    case Code::AlreadyExists: return ExitCode::AlreadyRunning;
+    default: return ExitCode::Failure;
+  }
+}
+
 Result<std::unique_ptr<Daemon>> Daemon::create(DaemonOptions options) {
   auto impl = std::make_unique<Impl>();
   impl->vram_total_gb = memoised_vram_total_gib();
-  auto loaded = load_config(options.config_path, LoadMode::Repair, impl->vram_total_gb);
+  // Read only: a config that cannot run leaves every file as it was and contacts nothing.
+  auto loaded = load_config(options.config_path, LoadMode::ReadOnly, impl->vram_total_gb);
   if (!loaded) return fail(loaded.error());
   if (auto runnable = check_runnable(loaded->config); !runnable) {
     return fail(
         Error::invalid_argument("{}: {}", options.config_path.string(), runnable.error().message));
-  }
-  if (loaded->quarantined) {
-    logger().warn("config.corrupt_file_moved_aside",
-                  {{"moved_to", loaded->quarantined->string()}});
   }
   // Before the lock, the outbox and the discovery file are opened: they are created 0600 in a
   // 0700 directory, and an older install's looser modes are narrowed.
@@ -159,10 +185,30 @@ Result<std::unique_ptr<Daemon>> Daemon::create(DaemonOptions options) {
   const std::string pid = std::to_string(::getpid()) + "\n";
   (void)::ftruncate(lock.get(), 0);
   (void)write_all(lock.get(), pid);
+  // Under the lock: the reference's state keys move into state.toml once.
+  SW_TRY(migrate_state(*loaded));
+  if (!loaded->migrated && loaded->state_file && !loaded->state_keys_in_config.empty()) {
+    std::string keys;
+    for (const auto& key : loaded->state_keys_in_config) keys += (keys.empty() ? "" : ",") + key;
+    logger().info("config.state_keys_ignored",
+                  {{"config", loaded->path.string()},
+                   {"keys", keys},
+                   {"note", "state.toml wins; these keys in config.toml are not read"}});
+  }
+  for (const auto& key : loaded->inert_keys) {
+    logger().warn("config.inert_setting",
+                  {{"key", key},
+                   {"note", fmt::format("accepted for compatibility, no effect: {}",
+                                        inert_reason(key).value_or(""))}});
+  }
   impl->lock = std::move(lock);
   impl->loaded = std::move(*loaded);
   impl->options = std::move(options);
   return std::unique_ptr<Daemon>(new Daemon(std::move(impl)));
+}
+
+const std::string& Daemon::exit_reason() const {
+  return impl_->exit_reason;
 }
 
 void Daemon::request_shutdown() {
@@ -176,11 +222,19 @@ void Daemon::request_shutdown() {
   });
 }
 
-int Daemon::run() {
+ExitCode Daemon::run() {
   Impl& impl = *impl_;
   auto& io = impl.io;
-  asio::thread_pool pool(impl.options.pool_threads);
   WorkerConfig config = impl.loaded.config;
+  if (config.registration_rejected) {
+    // Rejected before: asking again needs the operator's `register --reset`.
+    impl.exit_code = ExitCode::RegistrationRejected;
+    impl.exit_reason = rejection_guidance(*config.registration_rejected);
+    logger().error("daemon.exiting",
+                   {{"exit_code", to_int(impl.exit_code)}, {"reason", impl.exit_reason}});
+    return impl.exit_code;
+  }
+  asio::thread_pool pool(impl.options.pool_threads);
   // The engines this machine can run: runner programs from config, environment or PATH; memory
   // admission against the GPU's free memory, else the system's.
   engines::EngineOptions engine_options = impl.options.engine;
@@ -201,10 +255,11 @@ int Daemon::run() {
   auto& engine = built.engine;
 
   if (!config.local_api_token) {
+    WorkerConfig before = config;
     config.local_api_token = random_hex(32);
-    if (auto saved = save_config(impl.loaded.path, config); !saved) {
-      logger().error("config.not_saved", {{"error", saved.error().message}});
-      return 1;
+    if (auto saved = save_changes(impl.loaded.path, before, config); !saved) {
+      logger().error("state.not_saved", {{"error", saved.error().message}});
+      return ExitCode::Failure;
     }
   }
   // Finished results wait here until the studio has them, across reconnects and restarts.
@@ -214,7 +269,7 @@ int Daemon::run() {
   if (!outbox) {
     logger().error("outbox.unavailable",
                    {{"path", outbox_path.string()}, {"error", outbox.error().message}});
-    return 1;
+    return ExitCode::Failure;
   }
   Runtime runtime(io.get_executor(), pool.get_executor(), impl.loaded.path, config, *engine,
                   impl.options.timings, impl.vram_total_gb);
@@ -249,7 +304,7 @@ int Daemon::run() {
   }
   if (!server) {
     logger().error("local_api.start_failed", {{"error", server.error().message}});
-    return 1;
+    return ExitCode::Failure;
   }
   runtime.local_api_url = fmt::format("http://127.0.0.1:{}", (*server)->port());
   const nlohmann::json discovery_json = {{"url", runtime.local_api_url},
@@ -258,7 +313,7 @@ int Daemon::run() {
                                            0600);
       !written) {
     logger().error("local_api.discovery_not_written", {{"error", written.error().message}});
-    return 1;
+    return ExitCode::Failure;
   }
 
   Registrar registrar(runtime);
@@ -288,12 +343,13 @@ int Daemon::run() {
     });
   }
 
-  logger().info("daemon.started",
-                {{"version", SW_VERSION},
-                 {"config", impl.loaded.path.string()},
-                 {"local_api", runtime.local_api_url},
-                 {"worker_id", config.worker_id.value_or("")},
-                 {"vram_total_gib", impl.vram_total_gb}});
+  logger().info("daemon.started", {{"version", SW_VERSION},
+                                   {"config", impl.loaded.path.string()},
+                                   {"state", impl.loaded.state_path.string()},
+                                   {"studio", config.api_base_url},
+                                   {"local_api", runtime.local_api_url},
+                                   {"worker_id", config.worker_id.value_or("")},
+                                   {"vram_total_gib", impl.vram_total_gb}});
   asio::co_spawn(io, Impl::run_registrar(self), asio::detached);
   asio::co_spawn(io, Impl::run_session(self), asio::detached);
   if (impl.options.on_ready) {
@@ -311,7 +367,7 @@ int Daemon::run() {
   impl.session = nullptr;
   impl.registrar = nullptr;
   impl.server = nullptr;
-  return 0;
+  return impl.exit_code;
 }
 
 }  // namespace sw::worker

@@ -18,6 +18,7 @@
 
 #include "common/error.h"
 #include "engines/build_engine.h"
+#include "worker/exit_codes.h"
 #include "worker/runtime.h"
 
 namespace sw::worker {
@@ -36,15 +37,28 @@ struct DaemonOptions {
 
 class Daemon {
  public:
-  // Loads (repairing) the config and takes the daemon lock. Code::AlreadyExists when another
-  // daemon holds the lock for this config directory.
+  // Loads config.toml and state.toml without writing anything, checks that the config can run (a
+  // studio URL, no setting this build cannot honour), then takes the daemon lock and migrates the
+  // reference's state keys out of config.toml into state.toml when there is no state file yet.
+  // Nothing is repaired: a file that does not parse is an error naming its line and column.
+  // Errors (exit_code_for_start_error): InvalidArgument or Protocol, the config or state file
+  // (ExitCode::Config); AlreadyExists, another daemon holds the lock for this config directory
+  // (ExitCode::AlreadyRunning); IoError (ExitCode::Failure).
   static Result<std::unique_ptr<Daemon>> create(DaemonOptions options);
   ~Daemon();
   Daemon(const Daemon&) = delete;
   Daemon& operator=(const Daemon&) = delete;
 
-  // Serves until shut down. Returns the process exit code (0 after a clean shutdown).
-  int run();
+  // Serves until shut down, or until a permanent condition ends it (exit_codes.h): a registration
+  // rejected now or before (RegistrationRejected, without contacting the studio again), the
+  // studio refusing the credentials (AuthFailed), deleting the worker (WorkerDeleted) or
+  // replacing its session (DuplicateWorker). A job in flight gets the shutdown grace either way.
+  // Transient failures (the studio unreachable) are retried and never end it, unless
+  // `ws_reconnect_attempts` caps them (Failure). Ok after a clean shutdown.
+  ExitCode run();
+  // Why run() returned what it did, for the log and tests ("" after a clean shutdown). Valid
+  // after run() returned.
+  const std::string& exit_reason() const;
   void request_shutdown();
 
   struct Impl;
@@ -53,6 +67,9 @@ class Daemon {
   explicit Daemon(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
+
+// The exit code for an error of Daemon::create.
+ExitCode exit_code_for_start_error(const Error& error);
 
 // <config dir>/local-api.json: {"url":"http://127.0.0.1:<port>","token":"…"}, mode 0600.
 std::filesystem::path discovery_file_for(const std::filesystem::path& config_path);

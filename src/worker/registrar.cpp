@@ -22,8 +22,8 @@ struct Registrar::Wake {
 
 std::string rejection_guidance(const std::string& reason) {
   return fmt::format(
-      "registration rejected by the studio operator: {}.  Run `studio-worker register --reset` "
-      "(or POST /daemon/registration/reset) to ask again.",
+      "registration rejected by the studio operator: {}.  Run `studio-worker register --reset`, "
+      "then start the worker again, to ask again.",
       reason.empty() ? std::string("no reason given") : reason);
 }
 
@@ -48,14 +48,12 @@ awaitable<void> Registrar::run() {
       runtime_.registration = RegistrationState{"approved", {}, {}, {}};
       co_return;
     }
-    if (runtime_.registration.state != "rejected") {
-      co_await tick();
-      if (runtime_.config().registered() || stopped_) continue;
-    }
-    // Rejected: wait for a reset (restart() cancels the timer); otherwise the next poll.
-    wake_->timer.expires_after(runtime_.registration.state == "rejected"
-                                   ? std::chrono::hours(24)
-                                   : runtime_.timings().registration_poll);
+    co_await tick();
+    if (runtime_.config().registered() || stopped_) continue;
+    // Rejected: permanent until `register --reset`; the daemon exits with
+    // ExitCode::RegistrationRejected (issue 17).
+    if (runtime_.registration.state == "rejected") co_return;
+    wake_->timer.expires_after(runtime_.timings().registration_poll);
     co_await wake_->timer.async_wait(asio::as_tuple(asio::use_awaitable));
   }
 }
@@ -165,6 +163,8 @@ awaitable<void> Registrar::tick() {
   const auto& rejected = std::get<proto::RegistrationRejected>(poll);
   config.registration_request_id.reset();
   config.registration_secret.reset();
+  // Kept, so that a restart before `register --reset` exits again instead of asking again.
+  config.registration_rejected = rejected.reason.empty() ? "no reason given" : rejected.reason;
   (void)runtime_.update_config(config);
   runtime_.registration = RegistrationState{"rejected", {}, {}, rejected.reason};
   logs.local(log::Level::Warn, "register", rejection_guidance(rejected.reason));

@@ -4,12 +4,13 @@
 //   pristine ──register-request──► pending(requestId, since) ──poll──► approved
 //       ▲                              │ 404: the studio forgot it        │ credentials saved
 //       └──────────────────────────────┘                                  ▼ (the session starts)
-//                                      └──poll──► rejected(reason): waits for a reset
+//                                      └──poll──► rejected(reason): kept; the daemon exits 10
 //
 // The install id and the 256-bit secret are saved before any HTTP; only the secret's sha256
 // leaves the machine with the request; the raw secret authenticates the polls. Polls run every
-// 30 s; transport errors and non-404 failures keep the state and retry. Rejection never stops the
-// daemon: it keeps serving locally and says how to reset. Loop-thread only.
+// 30 s; transport errors and non-404 failures keep the state and retry. A rejection is kept in
+// the state file (`registration_rejected`) and ends run(): the daemon exits 10 and says how to
+// reset (issue 17; the reference keeps serving locally, §3.1). Loop-thread only.
 
 #include <boost/asio/awaitable.hpp>
 #include <memory>
@@ -22,7 +23,8 @@ class Registrar {
  public:
   explicit Registrar(Runtime& runtime);
   ~Registrar();
-  // Returns once the worker has credentials, or when stopped.
+  // Returns once the worker has credentials, was rejected (registration.state "rejected"), or
+  // when stopped.
   boost::asio::awaitable<void> run();
   void stop();
   // After POST /daemon/registration/reset: start over now.

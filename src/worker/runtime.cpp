@@ -89,7 +89,8 @@ Runtime::Runtime(boost::asio::any_io_executor loop, boost::asio::any_io_executor
       username_(user_name()) {}
 
 Status Runtime::update_config(WorkerConfig next) {
-  SW_TRY(save_config(config_path_, next));
+  // The state goes to state.toml; config.toml is written only when a setting changed.
+  SW_TRY(save_changes(config_path_, config_, next));
   const bool credentials_changed =
       next.worker_id != config_.worker_id || next.auth_token != config_.auth_token ||
       next.api_base_url != config_.api_base_url;

@@ -104,7 +104,8 @@ class Runtime {
   boost::asio::any_io_executor pool() const { return pool_; }
   const std::filesystem::path& config_path() const { return config_path_; }
   const WorkerConfig& config() const { return config_; }
-  // Saves first, then applies: a config that could not be written is not used either.
+  // Saves first, then applies: a config that could not be written is not used either. Only what
+  // changed is written (save_changes): the state to state.toml, settings to config.toml.
   Status update_config(WorkerConfig next);
   const RuntimeTimings& timings() const { return timings_; }
   engines::Engine& engine() { return engine_; }  // thread-safe

@@ -230,11 +230,13 @@ awaitable<void> StudioSession::run() {
     if (ending.outcome == Outcome::AuthFailed) {
       runtime_.session = SessionState{"auth_failed", 0, ending.cause};
       runtime_.logs().ship(log::Level::Error, "ws", "ws auth failed: " + ending.cause);
+      exit_code_ = ExitCode::AuthFailed;
       co_return;
     }
     if (ending.outcome == Outcome::Fatal) {
       runtime_.session = SessionState{"fatal", 0, ending.cause};
       runtime_.logs().ship(log::Level::Error, "ws", "ws fatal: " + ending.cause);
+      exit_code_ = ending.exit;
       co_return;
     }
     if (ending.welcomed) attempt = 0;
@@ -243,6 +245,7 @@ awaitable<void> StudioSession::run() {
     if (cap > 0 && attempt > cap) {
       runtime_.session = SessionState{"fatal", 0, "ws reconnect cap reached"};
       runtime_.logs().ship(log::Level::Error, "ws", "ws reconnect cap reached");
+      exit_code_ = ExitCode::Failure;
       co_return;
     }
     const auto delay =
@@ -266,6 +269,10 @@ StudioSession::Ending StudioSession::react_to_error(const proto::ErrorFrame& err
     ending.outcome = Outcome::AuthFailed;
   } else {
     ending.outcome = Outcome::Fatal;  // duplicate_worker, worker_deleted, internal_error, …
+    if (error.code == proto::WorkerErrorCode::WorkerDeleted) ending.exit = ExitCode::WorkerDeleted;
+    if (error.code == proto::WorkerErrorCode::DuplicateWorker) {
+      ending.exit = ExitCode::DuplicateWorker;
+    }
   }
   ending.cause = fmt::format("{}: {}", proto::to_string(error.code), error.message);
   return ending;

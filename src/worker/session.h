@@ -21,9 +21,11 @@
 #include <boost/asio/awaitable.hpp>
 #include <map>
 #include <memory>
+#include <optional>
 #include <random>
 
 #include "proto/frames.h"
+#include "worker/exit_codes.h"
 #include "worker/outbox.h"
 #include "worker/runtime.h"
 
@@ -34,9 +36,13 @@ class StudioSession {
   explicit StudioSession(Runtime& runtime);
   ~StudioSession();
 
-  // Runs until stop(), an authentication failure or a fatal error frame (the daemon keeps
-  // serving locally then). Spawn once.
+  // Runs until stop(), an authentication failure, a fatal error frame or the reconnect cap
+  // (exit_code() says which; the daemon then exits with it). Spawn once.
   boost::asio::awaitable<void> run();
+  // Why run() ended, when it ended by itself: AuthFailed (401 on the upgrade, close 4001, error
+  // auth_failed), WorkerDeleted, DuplicateWorker, else Failure (internal_error, a protocol
+  // violation not about a job, the reconnect cap). nullopt while it runs or after stop().
+  std::optional<ExitCode> exit_code() const { return exit_code_; }
   // Ends the session: the current link closes with 1000 "session ended"; run() returns.
   void stop();
   // Wakes the credential wait at once (registration finished, config changed).
@@ -50,6 +56,7 @@ class StudioSession {
     Outcome outcome = Outcome::Disconnected;
     std::string cause;  // empty: a plain disconnect
     bool welcomed = false;
+    ExitCode exit = ExitCode::Failure;  // for Outcome::Fatal
   };
 
   boost::asio::awaitable<bool> wait_for_credentials();
@@ -90,6 +97,7 @@ class StudioSession {
   struct Wake;
   std::unique_ptr<Wake> wake_;
   bool stopped_ = false;
+  std::optional<ExitCode> exit_code_;
   std::mt19937_64 random_;
   // Per job: links that ended right after its completeJson went out, before the studio showed
   // it had read it; reset when the studio reads it. In memory: a restart starts counting again.

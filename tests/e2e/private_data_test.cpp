@@ -78,7 +78,8 @@ void expect_private_studio(const fs::path& data) {
 
 void expect_private_worker(const fs::path& dir) {
   EXPECT_EQ(mode_of(dir), 0700u);
-  for (const char* name : {"config.toml", "outbox.db", "daemon.lock", "local-api.json"}) {
+  for (const char* name :
+       {"config.toml", "state.toml", "outbox.db", "daemon.lock", "local-api.json"}) {
     EXPECT_TRUE(fs::exists(dir / name)) << name;
     EXPECT_EQ(mode_of(dir / name), 0600u) << name;
   }
@@ -128,7 +129,7 @@ TEST(PrivateData, AnOlderInstallsLooseModesAreNarrowedAtStartAndLogged) {
   }
   const auto wdir = dir.path() / "w1";
   fs::permissions(wdir, fs::perms(0755));
-  for (const char* name : {"config.toml", "outbox.db", "daemon.lock"}) {
+  for (const char* name : {"config.toml", "state.toml", "outbox.db", "daemon.lock"}) {
     fs::permissions(wdir / name, fs::perms(0644));
   }
 

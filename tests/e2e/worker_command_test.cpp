@@ -62,9 +62,13 @@ TEST(WorkerCommand, RegisterStatusThresholdAndConfigWorkOnTheConfigFile) {
   EXPECT_EQ(printed.text.find("sekrit-token"), std::string::npos);
   EXPECT_THAT(run_worker(config + " status").text, HasSubstr("registration: approved as w-1"));
 
+  // The reset clears the state (state.toml); the keys appended to config.toml by hand are the
+  // operator's to remove, and are no longer read once state.toml exists.
   auto reset = run_worker(config + " register --reset");
   EXPECT_EQ(reset.exit_code, 0);
-  EXPECT_EQ(read_file(dir.path() / "c" / "config.toml").find("auth_token"), std::string::npos);
+  EXPECT_EQ(read_file(dir.path() / "c" / "state.toml").find("auth_token"), std::string::npos);
+  EXPECT_THAT(run_worker(config + " status").text,
+              HasSubstr("registration: not registered (will auto-register"));
 }
 
 TEST(WorkerCommand, BadInputIsRefusedWithAMessageAndTheFileIsKept) {
@@ -80,11 +84,12 @@ TEST(WorkerCommand, BadInputIsRefusedWithAMessageAndTheFileIsKept) {
   EXPECT_NE(typo.exit_code, 0);
   EXPECT_THAT(typo.text, HasSubstr("vram_treshold_gb: unknown key"));
   auto run = run_worker(config + " run --local-api-port 0");
-  EXPECT_EQ(run.exit_code, 2);
+  EXPECT_EQ(run.exit_code, 78) << run.text;  // EX_CONFIG
   EXPECT_THAT(run.text, HasSubstr("vram_treshold_gb"));
   EXPECT_THAT(read_file(path), HasSubstr("vram_treshold_gb = 3")) << "an invalid file is kept";
 
-  EXPECT_NE(run_worker("frobnicate").exit_code, 0);
+  EXPECT_EQ(run_worker("frobnicate").exit_code, 2);
+  EXPECT_EQ(run_worker(config + " run --no-such-option").exit_code, 2);
   EXPECT_THAT(run_worker("--version").text, HasSubstr("studio-worker "));
 }
 
@@ -96,7 +101,7 @@ TEST(WorkerCommand, RunRefusesOnlyWhenIdleAndSaysWhy) {
   const std::string text = "api_base_url = 'http://127.0.0.1:9'\nonly_when_idle = true\n";
   std::ofstream(path) << text;
   auto run = run_worker("--config " + path.string() + " run");
-  EXPECT_EQ(run.exit_code, 2) << run.text;
+  EXPECT_EQ(run.exit_code, 78) << run.text;
   EXPECT_THAT(run.text, HasSubstr("only_when_idle"));
   EXPECT_THAT(run.text, HasSubstr("no probe of the user's presence"));
   EXPECT_EQ(read_file(path), text);

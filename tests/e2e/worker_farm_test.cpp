@@ -52,13 +52,16 @@ TEST(WorkerFarm, AWorkerIsApprovedAndRunsAJobOfEveryKindWhoseResultsDecode) {
   const std::string worker_id = studio.approve_next();
   ASSERT_TRUE(worker.wait_session("connected")) << worker.log();
   EXPECT_EQ(worker.status().value("workerId", ""), worker_id);
-  // The token is on disk, 0600, and the daemon never printed it.
-  const auto perms = std::filesystem::status(worker.config()).permissions();
+  // The token is on disk in the daemon's state file (not the operator's config.toml), 0600, and
+  // the daemon never printed it.
+  const auto state = worker.config().parent_path() / "state.toml";
+  const auto perms = std::filesystem::status(state).permissions();
   EXPECT_EQ(perms & std::filesystem::perms::all,
             std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
-  const auto token_line = read_file(worker.config()).find("auth_token = '");
+  EXPECT_EQ(read_file(worker.config()).find("auth_token"), std::string::npos);
+  const auto token_line = read_file(state).find("auth_token = '");
   ASSERT_NE(token_line, std::string::npos);
-  const std::string token = read_file(worker.config()).substr(token_line + 14, 64);
+  const std::string token = read_file(state).substr(token_line + 14, 64);
   EXPECT_EQ(worker.log().find(token), std::string::npos);
 
   const auto image = studio.submit("image", {{"prompt", "a fox"}, {"width", 96}, {"height", 64}});
@@ -333,8 +336,9 @@ TEST(WorkerFarm, OnSigtermARunningJobFinishesAndIsDeliveredWithinTheGraceThenExi
 }
 
 // One daemon per config directory: a second `run` on the same config finds the lock taken, says
-// so and exits at once (with 0, as the reference's does: reference-worker.md §5.3), and the first
-// daemon keeps running with its local API and discovery file untouched.
+// so and exits at once with 14 (ExitCode::AlreadyRunning; the reference exits 0, §5.3, which a
+// supervisor cannot tell from a clean stop: issue 17), and the first daemon keeps running with
+// its local API and discovery file untouched.
 TEST(WorkerFarm, ASecondDaemonOnTheSameConfigDirectoryRefusesAndTheFirstRunsOn) {
   sw::testing::TempDir dir;
   Studio studio(dir.path() / "studio");
@@ -351,7 +355,7 @@ TEST(WorkerFarm, ASecondDaemonOnTheSameConfigDirectoryRefusesAndTheFirstRunsOn) 
   if (!exited) stop_process(second, SIGKILL);
   ASSERT_TRUE(exited) << "a second daemon runs on the same config directory\n" << read_file(log);
   EXPECT_TRUE(WIFEXITED(status));
-  EXPECT_EQ(WEXITSTATUS(status), 0);
+  EXPECT_EQ(WEXITSTATUS(status), 14);
   EXPECT_THAT(read_file(log), ::testing::HasSubstr("another studio-worker daemon runs for " +
                                                    first.config().string()));
   EXPECT_EQ(read_file(dir.path() / "w1" / "local-api.json"), discovery);

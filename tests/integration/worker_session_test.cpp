@@ -217,13 +217,15 @@ TEST(WorkerSession, AnUpgradeThatNeverAnswersTimesOutAndIsRetried) {
   ::close(listener);
 }
 
-TEST(WorkerSession, A401OnTheUpgradeStopsTheSessionForGood) {
+// A 401 is permanent: the daemon exits 11 (ExitCode::AuthFailed) after one attempt, so that a
+// supervisor does not restart it into the same refusal (issue 17).
+TEST(WorkerSession, A401OnTheUpgradeEndsTheDaemonWithTheAuthFailedCode) {
   ScriptedStudio studio;
   studio.refuse_upgrades_with(401);
   sw::testing::TempDir dir;
   WorkerHarness worker(dir.path(), registered_config(studio.url()));
-  ASSERT_TRUE(worker.wait_session("auth_failed"));
-  EXPECT_EQ(worker.status()["session"]["reason"], "401 on websocket upgrade");
+  EXPECT_EQ(worker.wait_exit(), 11);
+  EXPECT_EQ(worker.exit_reason(), "401 on websocket upgrade");
   EXPECT_EQ(studio.upgrades(), 1);
 }
 
@@ -246,32 +248,33 @@ TEST(WorkerSession, CloseCode4001IsAnAuthFailureOtherCloseCodesReconnect) {
   ASSERT_TRUE(studio.wait_upgrades(2));
   welcome(studio, worker);
   studio.close(4001, "bad token");
-  ASSERT_TRUE(worker.wait_session("auth_failed"));
-  EXPECT_EQ(worker.status()["session"]["reason"], "server closed 4001: bad token");
+  EXPECT_EQ(worker.wait_exit(), 11);
+  EXPECT_EQ(worker.exit_reason(), "server closed 4001: bad token");
   EXPECT_EQ(studio.upgrades(), 2);
 }
 
-class ErrorFrames : public ::testing::TestWithParam<std::pair<std::string, std::string>> {};
+// Each error frame ends the session for good and the daemon with the code a supervisor acts on
+// (exit_codes.h): the permanent ones their own, the others 1 (a restart may help).
+class ErrorFrames : public ::testing::TestWithParam<std::pair<std::string, int>> {};
 
-TEST_P(ErrorFrames, EndTheSessionWithoutReconnecting) {
-  const auto& [code, state] = GetParam();
+TEST_P(ErrorFrames, EndTheDaemonWithTheirExitCodeWithoutReconnecting) {
+  const auto& [code, exit_code] = GetParam();
   ScriptedStudio studio;
   sw::testing::TempDir dir;
   WorkerHarness worker(dir.path(), registered_config(studio.url()));
   welcome(studio, worker);
   studio.send_text(json{{"type", "error"}, {"code", code}, {"message", "scripted"}}.dump());
-  ASSERT_TRUE(worker.wait_session(state));
-  EXPECT_EQ(worker.status()["session"]["reason"], code + ": scripted");
+  EXPECT_EQ(worker.wait_exit(), exit_code);
+  EXPECT_EQ(worker.exit_reason(), code + ": scripted");
   EXPECT_EQ(studio.upgrades(), 1);
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    EveryCode, ErrorFrames,
-    ::testing::Values(std::pair<std::string, std::string>{"auth_failed", "auth_failed"},
-                      std::pair<std::string, std::string>{"protocol_violation", "fatal"},
-                      std::pair<std::string, std::string>{"duplicate_worker", "fatal"},
-                      std::pair<std::string, std::string>{"worker_deleted", "fatal"},
-                      std::pair<std::string, std::string>{"internal_error", "fatal"}));
+INSTANTIATE_TEST_SUITE_P(EveryCode, ErrorFrames,
+                         ::testing::Values(std::pair<std::string, int>{"auth_failed", 11},
+                                           std::pair<std::string, int>{"protocol_violation", 1},
+                                           std::pair<std::string, int>{"duplicate_worker", 13},
+                                           std::pair<std::string, int>{"worker_deleted", 12},
+                                           std::pair<std::string, int>{"internal_error", 1}));
 
 class MalformedFrames : public ::testing::TestWithParam<std::string> {};
 

@@ -51,6 +51,7 @@ WorkerHarness::WorkerHarness(const std::filesystem::path& dir, worker::WorkerCon
   config.local_api_token = "local-api-test-token";
   config.models_root = (dir / "models").string();
   EXPECT_TRUE(worker::save_config(config_path_, config));
+  EXPECT_TRUE(worker::save_state(worker::state_path_for(config_path_), config.state()));
   worker::DaemonOptions options;
   options.config_path = config_path_;
   options.timings = timings;
@@ -71,7 +72,14 @@ WorkerHarness::WorkerHarness(const std::filesystem::path& dir, worker::WorkerCon
     return;
   }
   daemon_ = std::move(*daemon);
-  thread_ = std::thread([this] { exit_code_ = daemon_->run(); });
+  thread_ = std::thread([this] {
+    const int code = worker::to_int(daemon_->run());
+    std::lock_guard lock(exit_mu_);
+    exit_code_ = code;
+    exit_reason_ = daemon_->exit_reason();
+    exited_ = true;
+    exit_cv_.notify_all();
+  });
   std::unique_lock lock(mu);
   if (!ready.wait_for(lock, 10s, [&] { return !url.empty(); })) {
     ADD_FAILURE() << "the daemon did not start its local API";
@@ -88,7 +96,21 @@ int WorkerHarness::stop() {
     daemon_->request_shutdown();
     thread_.join();
   }
+  std::lock_guard lock(exit_mu_);
   return exit_code_;
+}
+
+std::optional<int> WorkerHarness::wait_exit(std::chrono::milliseconds timeout) {
+  std::unique_lock lock(exit_mu_);
+  if (!exit_cv_.wait_for(lock, timeout, [this] { return exited_; })) return std::nullopt;
+  lock.unlock();
+  if (thread_.joinable()) thread_.join();
+  return exit_code_;
+}
+
+std::string WorkerHarness::exit_reason() const {
+  std::lock_guard lock(exit_mu_);
+  return exit_reason_;
 }
 
 HttpReply WorkerHarness::api(const std::string& method, const std::string& target,

@@ -1,7 +1,8 @@
 #pragma once
-// An in-process studio-worker daemon (worker::Daemon) on a background thread, with its config in
-// a directory of the test's and its local API on 127.0.0.1:<ephemeral>; plus a scripted
-// WebSocket peer that plays a studio for the cases a real one cannot produce on demand.
+// An in-process studio-worker daemon (worker::Daemon) on a background thread, with its config
+// (config.toml and state.toml) in a directory of the test's and its local API on
+// 127.0.0.1:<ephemeral>; plus a scripted WebSocket peer that plays a studio for the cases a real
+// one cannot produce on demand.
 
 #include <condition_variable>
 #include <cstdint>
@@ -45,13 +46,22 @@ class WorkerHarness {
   std::string logs() const;
   // Shuts the daemon down and returns run()'s exit code.
   int stop();
+  // run()'s exit code once the daemon ended by itself (a permanent condition) within `timeout`;
+  // nullopt while it still runs.
+  std::optional<int> wait_exit(std::chrono::milliseconds timeout = 10s);
+  // Daemon::exit_reason() once it ended.
+  std::string exit_reason() const;
   const std::filesystem::path& config_path() const { return config_path_; }
 
  private:
   std::filesystem::path config_path_;
   std::unique_ptr<worker::Daemon> daemon_;
   std::thread thread_;
+  mutable std::mutex exit_mu_;
+  std::condition_variable exit_cv_;
+  bool exited_ = false;
   int exit_code_ = -1;
+  std::string exit_reason_;
   std::uint16_t port_ = 0;
   std::string token_;
 };

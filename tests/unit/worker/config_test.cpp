@@ -19,8 +19,7 @@ using sw::worker::WorkerConfig;
 
 TEST(WorkerConfig, RoundTripsThroughTomlAndIgnoresLegacyKeys) {
   WorkerConfig config;
-  config.worker_id = "w-1";
-  config.auth_token = "t'ok\"en";
+  config.api_base_url = "http://studio:9790";
   config.vram_threshold_gb = 7.5;
   config.ws_reconnect_attempts = 3;
   config.local_api_port = 0;
@@ -29,6 +28,30 @@ TEST(WorkerConfig, RoundTripsThroughTomlAndIgnoresLegacyKeys) {
   EXPECT_EQ(*parsed, config);
   auto legacy = sw::worker::parse_config("api_base_url = 'http://x'\nauto_enabled = true\n", "c");
   EXPECT_TRUE(legacy);
+}
+
+// The daemon's state is not the operator's: config.toml's text never carries it, state.toml's
+// does, and the reference's state keys are still read from a config.toml that holds them.
+TEST(WorkerConfig, TheStateIsWrittenToItsOwnFileAndReadFromAReferenceConfig) {
+  WorkerConfig config;
+  config.api_base_url = "http://studio:9790";
+  config.worker_id = "w-1";
+  config.auth_token = "t'ok\"en";
+  config.install_id = "i-1";
+  config.local_api_token = "local";
+  const std::string settings = sw::worker::format_config(config);
+  for (const char* key : {"worker_id", "auth_token", "install_id", "local_api_token"}) {
+    EXPECT_EQ(settings.find(key), std::string::npos) << key << " in config.toml:\n" << settings;
+  }
+  auto state = sw::worker::parse_state(sw::worker::format_state(config), "state.toml");
+  ASSERT_TRUE(state) << state.error().message;
+  EXPECT_EQ(*state, config.state());
+
+  auto reference = sw::worker::parse_config(
+      "api_base_url = 'http://x'\nworker_id = 'w-9'\nauth_token = 'tok'\n", "config.toml");
+  ASSERT_TRUE(reference) << reference.error().message;
+  EXPECT_EQ(reference->worker_id, "w-9");
+  EXPECT_EQ(reference->auth_token, "tok");
 }
 
 TEST(WorkerConfig, BadValuesNameTheKeyAndSyntaxErrorsNeverEchoTheText) {
@@ -41,13 +64,50 @@ TEST(WorkerConfig, BadValuesNameTheKeyAndSyntaxErrorsNeverEchoTheText) {
   auto negative = sw::worker::parse_config("api_base_url = 'http://x'\nvram_threshold_gb = -2\n", "c");
   ASSERT_FALSE(negative);
   EXPECT_THAT(negative.error().message, HasSubstr("vramThresholdGb"));
-  auto missing = sw::worker::parse_config("auto_start = true\n", "c");
-  ASSERT_FALSE(missing);
-  EXPECT_THAT(missing.error().message, HasSubstr("api_base_url: missing"));
   auto broken = sw::worker::parse_config("auth_token = 'secret-abc\n", "c");
   ASSERT_FALSE(broken);
   EXPECT_EQ(broken.error().code, sw::Code::Protocol);
+  EXPECT_THAT(broken.error().message, HasSubstr("c:1:"));
   EXPECT_EQ(broken.error().message.find("secret-abc"), std::string::npos);
+}
+
+// There is no default studio: a config without a URL parses (so that `register --api-base-url`
+// can fix it) but cannot run, and says how to name one.
+TEST(WorkerConfig, NoStudioIsConfiguredUntilTheOperatorNamesOne) {
+  EXPECT_EQ(WorkerConfig{}.api_base_url, "");
+  auto parsed = sw::worker::parse_config("vram_threshold_gb = 4\n", "c");
+  ASSERT_TRUE(parsed) << parsed.error().message;
+  EXPECT_EQ(parsed->api_base_url, "");
+  EXPECT_EQ(sw::worker::format_config(*parsed).find("api_base_url"), std::string::npos);
+  auto refused = sw::worker::check_runnable(*parsed);
+  ASSERT_FALSE(refused);
+  EXPECT_THAT(refused.error().message, HasSubstr("studio-worker register --api-base-url URL"));
+  auto edit = sw::worker::apply_editable_config(*parsed, R"({"apiBaseUrl":""})");
+  ASSERT_FALSE(edit);
+  EXPECT_THAT(edit.error().message, HasSubstr("apiBaseUrl"));
+}
+
+// The reference's settings for features this build lacks are accepted, kept, and named inert;
+// GET /daemon/config keeps their fields (§5.2).
+TEST(WorkerConfig, SettingsForMissingFeaturesAreAcceptedAndReportedInert) {
+  sw::testing::TempDir dir;
+  const auto path = dir.path() / "config.toml";
+  std::ofstream(path)
+      << "api_base_url = 'http://x'\nauto_update_enabled = false\n"
+         "auto_update_interval_secs = 3600\nauto_update_feed = 'https://f.example/'\n"
+         "auto_update_prerelease = true\n";
+  auto loaded = sw::worker::load_config(path, sw::worker::LoadMode::ReadOnly);
+  ASSERT_TRUE(loaded) << loaded.error().message;
+  EXPECT_EQ(loaded->inert_keys,
+            (std::vector<std::string>{"auto_update_enabled", "auto_update_feed",
+                                      "auto_update_interval_secs", "auto_update_prerelease"}));
+  for (const auto& key : loaded->inert_keys) EXPECT_TRUE(sw::worker::inert_reason(key)) << key;
+  EXPECT_FALSE(sw::worker::inert_reason("vram_threshold_gb"));
+  const auto json = sw::worker::editable_config_json(loaded->config);
+  EXPECT_THAT(json, HasSubstr(R"("autoUpdateEnabled":false)"));
+  EXPECT_THAT(json, HasSubstr(R"("autoUpdateIntervalSecs":3600)"));
+  EXPECT_THAT(json, HasSubstr(R"("autoUpdateFeed":"https://f.example/")"));
+  EXPECT_THAT(json, HasSubstr(R"("autoUpdatePrerelease":true)"));
 }
 
 TEST(WorkerConfig, TheEnginesTableSwitchesTheSyntheticEngineOff) {
@@ -86,21 +146,89 @@ TEST(WorkerConfig, TheEnginesTableSwitchesTheSyntheticEngineOff) {
   EXPECT_TRUE(legacy->engines.synthetic);
 }
 
-TEST(WorkerConfig, ACorruptFileIsQuarantinedNotOverwrittenAndWritesAre0600) {
+std::string read_text(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// A config that does not parse is refused with its file, line and column, in every mode: nothing
+// is moved aside, rewritten or created next to it (issue 17; it used to be replaced by defaults).
+TEST(WorkerConfig, AFileThatDoesNotParseIsRefusedAndLeftAsItIs) {
   sw::testing::TempDir dir;
   const auto path = dir.path() / "config.toml";
-  std::ofstream(path) << "this is = = not toml";
+  const std::string text = "api_base_url = 'http://x'\nauth_token = 'a'\nauth_token = 'b'\n";
+  std::ofstream(path) << text;
+  for (auto mode : {sw::worker::LoadMode::ReadOnly, sw::worker::LoadMode::Migrate}) {
+    auto loaded = sw::worker::load_config(path, mode, 8.0);
+    ASSERT_FALSE(loaded);
+    EXPECT_EQ(loaded.error().code, sw::Code::Protocol);
+    EXPECT_THAT(loaded.error().message, HasSubstr(path.string() + ":3:"));
+    EXPECT_EQ(loaded.error().message.find("'b'"), std::string::npos);
+  }
+  EXPECT_EQ(read_text(path), text);
+  std::vector<std::string> names;
+  for (const auto& entry : std::filesystem::directory_iterator(dir.path())) {
+    names.push_back(entry.path().filename().string());
+  }
+  EXPECT_EQ(names, std::vector<std::string>{"config.toml"});
+}
+
+// A reference-style config.toml (identity keys in it): its state is copied to state.toml once
+// (0600), config.toml is untouched, and afterwards state.toml wins over what config.toml says.
+TEST(WorkerConfig, AReferenceConfigsStateIsMigratedOnceAndTheStateFileWins) {
+  sw::testing::TempDir dir;
+  const auto path = dir.path() / "config.toml";
+  const std::string text =
+      "# the operator's comment\napi_base_url = 'http://x'\nworker_id = 'w-1'\n"
+      "auth_token = 'tok-1'\ninstall_id = 'i-1'\n";
+  std::ofstream(path) << text;
+  const auto state_path = dir.path() / "state.toml";
+
   auto read_only = sw::worker::load_config(path, sw::worker::LoadMode::ReadOnly);
-  ASSERT_FALSE(read_only);
-  auto repaired = sw::worker::load_config(path, sw::worker::LoadMode::Repair, 8.0);
-  ASSERT_TRUE(repaired) << repaired.error().message;
-  ASSERT_TRUE(repaired->quarantined);
-  std::ifstream kept(*repaired->quarantined);
-  std::string text{std::istreambuf_iterator<char>(kept), std::istreambuf_iterator<char>()};
-  EXPECT_EQ(text, "this is = = not toml");
-  EXPECT_EQ(repaired->config.vram_threshold_gb, 8.0) << "a fresh config is clamped to the VRAM";
-  EXPECT_EQ(std::filesystem::status(path).permissions() & std::filesystem::perms::all,
+  ASSERT_TRUE(read_only) << read_only.error().message;
+  EXPECT_EQ(read_only->config.worker_id, "w-1");
+  EXPECT_FALSE(read_only->state_file);
+  EXPECT_FALSE(std::filesystem::exists(state_path)) << "ReadOnly writes nothing";
+
+  auto migrated = sw::worker::load_config(path, sw::worker::LoadMode::Migrate);
+  ASSERT_TRUE(migrated) << migrated.error().message;
+  EXPECT_TRUE(migrated->migrated);
+  EXPECT_EQ(migrated->state_keys_in_config,
+            (std::vector<std::string>{"auth_token", "install_id", "worker_id"}));
+  EXPECT_EQ(read_text(path), text);
+  EXPECT_EQ(std::filesystem::status(state_path).permissions() & std::filesystem::perms::all,
             std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  auto state = sw::worker::load_state(state_path);
+  ASSERT_TRUE(state && *state);
+  EXPECT_EQ((*state)->worker_id, "w-1");
+  EXPECT_EQ((*state)->auth_token, "tok-1");
+  EXPECT_EQ((*state)->install_id, "i-1");
+
+  // Once: a later load finds the state file and migrates nothing.
+  auto again = sw::worker::load_config(path, sw::worker::LoadMode::Migrate);
+  ASSERT_TRUE(again);
+  EXPECT_FALSE(again->migrated);
+  EXPECT_TRUE(again->state_file);
+
+  // The daemon's changes (here: new credentials) go to state.toml only; config.toml keeps the
+  // operator's text, comment included, and its stale keys are not read.
+  WorkerConfig next = again->config;
+  next.worker_id = "w-2";
+  next.auth_token = "tok-2";
+  ASSERT_TRUE(sw::worker::save_changes(path, again->config, next));
+  EXPECT_EQ(read_text(path), text);
+  auto reloaded = sw::worker::load_config(path, sw::worker::LoadMode::ReadOnly);
+  ASSERT_TRUE(reloaded);
+  EXPECT_EQ(reloaded->config.worker_id, "w-2");
+  EXPECT_EQ(reloaded->config.auth_token, "tok-2");
+  // An operator's setting change writes config.toml (without the state keys) and not the state.
+  const std::string state_text = read_text(state_path);
+  WorkerConfig edited = reloaded->config;
+  edited.vram_threshold_gb = 3;
+  ASSERT_TRUE(sw::worker::save_changes(path, reloaded->config, edited));
+  EXPECT_EQ(read_text(state_path), state_text);
+  EXPECT_THAT(read_text(path), HasSubstr("vram_threshold_gb = 3.0"));
+  EXPECT_EQ(read_text(path).find("tok-1"), std::string::npos);
 }
 
 TEST(WorkerConfig, EditableConfigValidatesEveryField) {
@@ -124,6 +252,7 @@ TEST(WorkerConfig, EditableConfigValidatesEveryField) {
 // is refused where it is set, never accepted and left to turn the worker off in silence.
 TEST(WorkerConfig, OnlyWhenIdleIsRefusedBecauseNoPresenceProbeExists) {
   WorkerConfig config;
+  config.api_base_url = "http://studio:9790";
   EXPECT_TRUE(sw::worker::check_runnable(config));
   config.only_when_idle = true;
   auto refused = sw::worker::check_runnable(config);
