@@ -1,6 +1,6 @@
 // End to end, outputs that are what they say (issue 17), against the real binaries on loopback:
 // every audio format a TTS job can ask for comes back from the studio (and from the worker's local
-// API) as that format, labelled with its own MIME type.
+// API) as that format, labelled with its own MIME type; log lines name their level in full.
 
 #include <gtest/gtest.h>
 
@@ -79,6 +79,22 @@ TEST(OperatorOutput, EachAudioFormatIsServedAsItselfWithItsMimeType) {
     ASSERT_EQ(spoken.status, 200) << spoken.body;
     EXPECT_EQ(spoken.content_type, mime);
   }
+}
+
+// spdlog calls the level `warning`; the old pattern cut it to five letters (`warni`).
+TEST(OperatorOutput, AWarningLineSaysWarn) {
+  sw::testing::TempDir dir;
+  // An unreadable STUDIO_WORKER_LOG is itself reported at warn level, before anything else runs.
+  const auto run = run_command({SW_STUDIO_WORKER_BIN, "--version"}, dir.path() / "out.log",
+                               {{"STUDIO_WORKER_LOG", "worker=loud"}});
+  EXPECT_EQ(run.exit_code, 0) << run.output;
+  const auto at = run.output.find("log.filter_invalid");
+  ASSERT_NE(at, std::string::npos) << run.output;
+  const auto newline = run.output.rfind('\n', at);
+  const auto start = newline == std::string::npos ? 0 : newline + 1;
+  const std::string line = run.output.substr(start, run.output.find('\n', at) - start);
+  EXPECT_NE(line.find("Z warn  studio_worker::log: log.filter_invalid"), std::string::npos) << line;
+  EXPECT_EQ(line.find("warni"), std::string::npos) << line;
 }
 
 }  // namespace
