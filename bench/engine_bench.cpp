@@ -17,13 +17,17 @@
 //                                         completion tokens ÷ the whole request's wall time
 //   llama_worker_over_direct              ratio of those two medians (target ≥ 0.97)
 //   llama_*_ttft                          request sent → first content token (streaming)
+//   stt_input_conversion_realtime_factor  a 44.1 kHz stereo WAV made whisper-ready (16 kHz mono
+//                                         PCM16 WAV): seconds of audio per second of work
 // --check compares with targets.md and exits 2 on a miss.
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <nlohmann/json.hpp>
+#include <numbers>
 #include <vector>
 
 #include "common/file_io.h"
@@ -32,6 +36,8 @@
 #include "engines/llama/llama_engine.h"
 #include "engines/llama/llama_mapping.h"
 #include "engines/runner/child_process.h"
+#include "engines/whisper/whisper_engine.h"
+#include "media/encoders.h"
 #include "support/temp_dir.h"
 #include "support/test_models.h"
 #include "transfer/http_client.h"
@@ -278,6 +284,42 @@ Status bench_espeak() {
   return {};
 }
 
+// The STT input path (engines::whisper_ready_wav): decode, downmix, resample, encode. One
+// minute of 44.1 kHz stereo (a chord plus noise, so the resampler's filter has work to do).
+Status bench_stt_input() {
+  constexpr std::uint32_t kRate = 44100;
+  constexpr double kSeconds = 60;
+  std::vector<std::int16_t> stereo;
+  stereo.reserve(static_cast<std::size_t>(kRate * kSeconds) * 2);
+  std::uint32_t noise = 1;
+  for (std::size_t i = 0; i < static_cast<std::size_t>(kRate * kSeconds); ++i) {
+    const double t = static_cast<double>(i) / kRate;
+    noise = noise * 1664525u + 1013904223u;  // LCG: deterministic noise
+    const double v = 0.3 * std::sin(2 * std::numbers::pi * 440 * t) +
+                     0.2 * std::sin(2 * std::numbers::pi * 9000 * t) +
+                     0.05 * (static_cast<double>(noise >> 8) / (1 << 24) - 0.5);
+    stereo.push_back(static_cast<std::int16_t>(v * 32767));
+    stereo.push_back(static_cast<std::int16_t>(v * 0.8 * 32767));
+  }
+  auto wav = media::encode_wav_pcm16(stereo, kRate, 2);
+  if (!wav) return fail(wav.error());
+  std::vector<double> factors;
+  for (int i = 0; i < 5; ++i) {
+    const auto start = Clock::now();
+    auto ready = engines::whisper_ready_wav(*wav);
+    const double ms = ms_since(start);
+    if (!ready) return fail(Error::internal("stt input: {}", ready.error().message));
+    if (ready->size() < 44 + static_cast<std::size_t>(16000 * 2 * (kSeconds - 1))) {
+      return fail(Error::internal("stt input: {} bytes is too short", ready->size()));
+    }
+    factors.push_back(kSeconds * 1000.0 / ms);
+  }
+  std::printf(
+      "stt_input_conversion_realtime_factor: %.0f x realtime (44.1 kHz stereo to 16 kHz mono)\n",
+      median(factors));
+  return {};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -297,6 +339,10 @@ int main(int argc, char** argv) {
   }
   if (auto espeak = bench_espeak(); !espeak) {
     std::fprintf(stderr, "engine_bench: %s\n", espeak.error().message.c_str());
+    return 1;
+  }
+  if (auto stt = bench_stt_input(); !stt) {
+    std::fprintf(stderr, "engine_bench: %s\n", stt.error().message.c_str());
     return 1;
   }
   if (check && llama->ran) {

@@ -19,6 +19,9 @@ pkg_check_modules(WEBP REQUIRED IMPORTED_TARGET libwebp libwebpmux libwebpdemux)
 # Audio in and out (whisper input conversion, TTS output formats): WAV/FLAC/Ogg/Opus/MP3 in one
 # library instead of a decoder per format.
 pkg_check_modules(SNDFILE REQUIRED IMPORTED_TARGET sndfile)
+# Sample-rate conversion (whisper's 16 kHz input, Opus's and MP3's fixed rates): a real resampler
+# with an anti-aliasing filter instead of hand-written interpolation.
+pkg_check_modules(SOXR REQUIRED IMPORTED_TARGET soxr)
 # Text to speech (the espeak-ng engine).
 pkg_check_modules(ESPEAK REQUIRED IMPORTED_TARGET espeak-ng)
 

@@ -8,7 +8,7 @@ PACKAGES=(
   libssl-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev libexpected-dev
   libpng-dev libwebp-dev libgif-dev libcurl4-openssl-dev libsqlite3-dev
   libboost1.81-dev libboost-url1.81-dev libboost-filesystem1.81-dev libtomlplusplus-dev
-  libgtest-dev libgmock-dev libbenchmark-dev libsndfile1-dev libespeak-ng-dev espeak-ng-data
+  libgtest-dev libgmock-dev libbenchmark-dev libsndfile1-dev libsoxr-dev libespeak-ng-dev espeak-ng-data
   clang-14 libclang-rt-14-dev
   # python3: demo.sh serves the tiny real models over loopback (`python3 -m http.server`) and
   # test.sh checks the test reports against tests/skip-allowlist.txt (scripts/ctest_report.py)

@@ -35,7 +35,9 @@ struct Registry {
     if (format == Format::Json) {
       out->set_pattern("%v");
     } else {
-      out->set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %^%-5!l%$ %v", spdlog::pattern_time_type::utc);
+      // The level is written by log() from our own names: spdlog's are `warning` and `critical`,
+      // which a five-column pattern field cut to `warni`.
+      out->set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %v", spdlog::pattern_time_type::utc);
     }
   }
 };
@@ -207,7 +209,7 @@ void Logger::log(Level level, std::string_view event, std::initializer_list<Fiel
       reg.out->log(to_spdlog(level), "{}",
                    j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
     } else {
-      reg.out->log(to_spdlog(level), "{}: {}", target_, record.line);
+      reg.out->log(to_spdlog(level), "{:<5} {}: {}", to_string(level), target_, record.line);
     }
   }
   for (Sink* sink : reg.sinks) sink->write(record);

@@ -17,6 +17,7 @@
 #include "engines/runner/runner_pool.h"
 #include "media/audio_codec.h"
 #include "media/encoders.h"
+#include "proto/mime.h"
 
 namespace sw::engines {
 namespace {
@@ -178,7 +179,7 @@ DoctorCheck check_whisper(CompositeEngine& engines, const EngineReport& report,
     return decoded ? decoded->seconds() : 0.0;
   }();
   proto::AudioSttParams stt;
-  stt.input_url = "data:audio/wav;base64," + base64_encode(*wav);
+  stt.input_url = "data:" + proto::mime_for_ext("wav") + ";base64," + base64_encode(*wav);
   auto request =
       request_for(report.engine, "doctor/" + model->stem().string(), proto::Task{stt}, {*file});
 

@@ -1,8 +1,10 @@
 #include "media/audio_codec.h"
 
 #include <sndfile.h>
+#include <soxr.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <memory>
@@ -121,60 +123,109 @@ Result<DecodedAudio> decode_audio(std::span<const std::uint8_t> bytes) {
   return audio;
 }
 
-std::vector<float> to_mono_resampled(const DecodedAudio& audio, std::uint32_t rate) {
-  const std::size_t frames = audio.channels == 0 ? 0 : audio.samples.size() / audio.channels;
+Result<std::vector<float>> resample(std::span<const float> interleaved, std::uint32_t channels,
+                                    std::uint32_t from_hz, std::uint32_t to_hz) {
+  if (channels == 0 || from_hz == 0 || to_hz == 0) {
+    return fail(Error::invalid_argument("cannot resample {} channel(s) from {} Hz to {} Hz",
+                                        channels, from_hz, to_hz));
+  }
+  if (interleaved.size() % channels != 0) {
+    return fail(Error::invalid_argument("{} samples do not divide into {} channels",
+                                        interleaved.size(), channels));
+  }
+  if (from_hz == to_hz) return std::vector<float>(interleaved.begin(), interleaved.end());
+  const std::size_t frames = interleaved.size() / channels;
+  const auto out_frames = static_cast<std::size_t>(
+      std::llround(static_cast<double>(frames) * to_hz / static_cast<double>(from_hz)));
+  std::vector<float> out(out_frames * channels);
+  if (frames == 0 || out_frames == 0) return out;
+  const soxr_io_spec_t io = soxr_io_spec(SOXR_FLOAT32_I, SOXR_FLOAT32_I);
+  // soxr_oneshot's own default is the low-quality recipe; ask for the high-quality one.
+  const soxr_quality_spec_t quality = soxr_quality_spec(SOXR_HQ, 0);
+  std::size_t done = 0;
+  const soxr_error_t error =
+      soxr_oneshot(from_hz, to_hz, channels, interleaved.data(), frames, nullptr, out.data(),
+                   out_frames, &done, &io, &quality, nullptr);
+  if (error != nullptr) {
+    return fail(
+        Error::internal("libsoxr cannot resample {} Hz to {} Hz: {}", from_hz, to_hz, error));
+  }
+  out.resize(done * channels);
+  return out;
+}
+
+Result<std::vector<float>> to_mono_resampled(const DecodedAudio& audio, std::uint32_t rate) {
+  if (audio.channels == 0) {
+    return fail(Error::invalid_argument("audio with no channels cannot be made mono"));
+  }
+  const std::size_t frames = audio.samples.size() / audio.channels;
   std::vector<float> mono(frames);
   for (std::size_t i = 0; i < frames; ++i) {
     float sum = 0;
     for (std::uint32_t c = 0; c < audio.channels; ++c) sum += audio.samples[i * audio.channels + c];
     mono[i] = sum / static_cast<float>(audio.channels);
   }
-  if (audio.sample_rate == rate || frames == 0) return mono;
-  const double step = static_cast<double>(audio.sample_rate) / rate;
-  const auto out_frames = static_cast<std::size_t>(std::floor(static_cast<double>(frames) / step));
-  std::vector<float> out(out_frames);
-  for (std::size_t i = 0; i < out_frames; ++i) {
-    const double at = static_cast<double>(i) * step;
-    const auto left = static_cast<std::size_t>(at);
-    const std::size_t right = std::min(left + 1, frames - 1);
-    const auto t = static_cast<float>(at - static_cast<double>(left));
-    out[i] = mono[left] * (1.0f - t) + mono[right] * t;
+  return resample(mono, 1, audio.sample_rate, rate);
+}
+
+std::uint32_t encoded_sample_rate(std::string_view ext, std::uint32_t rate) {
+  static constexpr std::array<std::uint32_t, 5> kOpus = {8000, 12000, 16000, 24000, 48000};
+  static constexpr std::array<std::uint32_t, 9> kMpeg = {8000,  11025, 12000, 16000, 22050,
+                                                         24000, 32000, 44100, 48000};
+  if (ext == "opus") {
+    return std::find(kOpus.begin(), kOpus.end(), rate) != kOpus.end() ? rate : 48000;
   }
-  return out;
+  if (ext == "mp3") {
+    const auto up = std::lower_bound(kMpeg.begin(), kMpeg.end(), rate);
+    return up == kMpeg.end() ? 48000 : *up;
+  }
+  return rate;
 }
 
 bool can_encode_audio(std::string_view ext) { return ext == "wav" || format_for(ext) != 0; }
 
 Result<Bytes> encode_audio(std::span<const std::int16_t> samples, std::uint32_t sample_rate,
                            std::string_view ext) {
-  if (ext == "wav") return encode_wav_pcm16(samples, sample_rate, 1);
-  const int format = format_for(ext);
-  if (format == 0) {
+  if (!can_encode_audio(ext)) {
     return fail(Error::invalid_argument(
         "audio ext `{}` is not supported (wav, flac, ogg, opus, mp3)", ext));
+  }
+  if (sample_rate == 0) return fail(Error::invalid_argument("audio at 0 Hz cannot be encoded"));
+  if (ext == "wav") return encode_wav_pcm16(samples, sample_rate, 1);  // any rate
+  const std::uint32_t rate = encoded_sample_rate(ext, sample_rate);
+  std::vector<float> resampled;
+  if (rate != sample_rate) {
+    std::vector<float> input(samples.size());
+    std::transform(samples.begin(), samples.end(), input.begin(),
+                   [](std::int16_t s) { return static_cast<float>(s) / 32768.0f; });
+    auto converted = resample(input, 1, sample_rate, rate);
+    if (!converted) return fail(converted.error());
+    resampled = std::move(*converted);
+    // The filter may overshoot full scale a little next to a clipped input; the encoders expect
+    // -1..1.
+    for (float& s : resampled) s = std::clamp(s, -1.0f, 1.0f);
   }
   Bytes out;
   MemoryFile file{{}, &out, 0};
   SF_VIRTUAL_IO io = memory_io();
   SF_INFO info{};
-  info.samplerate = static_cast<int>(sample_rate);
+  info.samplerate = static_cast<int>(rate);
   info.channels = 1;
-  info.format = format;
-  if (ext == "opus" && sample_rate != 48000 && sample_rate != 24000 && sample_rate != 16000 &&
-      sample_rate != 12000 && sample_rate != 8000) {
-    return fail(Error::invalid_argument("opus needs 8, 12, 16, 24 or 48 kHz audio, not {} Hz",
-                                        sample_rate));
-  }
+  info.format = format_for(ext);
   {
     SndfileHandle handle(sf_open_virtual(&io, SFM_WRITE, &info, &file));
     if (!handle) {
-      return fail(Error::internal("cannot write {} audio: {}", ext, sf_strerror(nullptr)));
+      return fail(
+          Error::internal("cannot write {} audio at {} Hz: {}", ext, rate, sf_strerror(nullptr)));
     }
-    const auto written =
-        sf_write_short(handle.get(), samples.data(), static_cast<sf_count_t>(samples.size()));
-    if (written != static_cast<sf_count_t>(samples.size())) {
+    const std::size_t count = rate != sample_rate ? resampled.size() : samples.size();
+    const sf_count_t written =
+        rate != sample_rate
+            ? sf_write_float(handle.get(), resampled.data(), static_cast<sf_count_t>(count))
+            : sf_write_short(handle.get(), samples.data(), static_cast<sf_count_t>(count));
+    if (written != static_cast<sf_count_t>(count)) {
       return fail(Error::internal("writing {} audio stopped after {} of {} samples: {}", ext,
-                                  written, samples.size(), sf_strerror(handle.get())));
+                                  written, count, sf_strerror(handle.get())));
     }
   }  // sf_close flushes the encoder's last frames
   if (out.empty()) return fail(Error::internal("the {} encoder wrote nothing", ext));

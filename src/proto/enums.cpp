@@ -1,7 +1,6 @@
 // Wire spellings of the protocol's enums. Each table is the single source of both directions.
 #include <array>
 #include <utility>
-#include "proto/mime.h"
 
 #include "proto/frames.h"
 #include "proto/types.h"
@@ -142,16 +141,6 @@ std::string_view frame_type(const StudioFrame& frame) {
   static constexpr std::string_view kNames[] = {"welcome",     "offer",   "heartbeatAck",
                                                 "completeAck", "failAck", "error"};
   return kNames[frame.index()];
-}
-
-std::string mime_for_ext(std::string_view ext) {
-  if (ext == "png") return "image/png";
-  if (ext == "webp") return "image/webp";
-  if (ext == "gif") return "image/gif";
-  if (ext == "wav") return "audio/wav";
-  if (ext == "mp3") return "audio/mpeg";
-  if (ext == "mp4") return "video/mp4";
-  return "application/octet-stream";
 }
 
 }  // namespace sw::proto

@@ -2,6 +2,7 @@
 
 #include "common/clock.h"
 #include "common/json_text.h"
+#include "proto/mime.h"
 
 namespace sw::studio {
 
@@ -79,7 +80,7 @@ nlohmann::json job_json(const store::JobRecord& job,
     if (job.result_json) {
       out["result"] = {{"json", stored_json(*job.result_json)}};
     } else if (job.result_binary) {
-      out["result"] = {{"contentType", job.result_binary->content_type},
+      out["result"] = {{"contentType", proto::mime_for_ext(job.result_binary->ext)},
                        {"bytes", job.result_binary->bytes},
                        {"sha256", job.result_binary->sha256},
                        {"ext", job.result_binary->ext},

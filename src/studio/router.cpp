@@ -939,7 +939,9 @@ class Router : public net::HttpHandler {
             responder.send(HttpResponse::json(200, *(*job)->result_json));
           } else {
             HttpResponse response;
-            response.content_type = (*job)->result_binary->content_type;
+            // By the table, not the stored column: results stored before it knew flac, ogg and opus
+            // were labelled application/octet-stream.
+            response.content_type = proto::mime_for_ext((*job)->result_binary->ext);
             response.file = s_.config_.data_dir / "results" / (*job)->result_binary->sha256;
             responder.send(std::move(response));
           }

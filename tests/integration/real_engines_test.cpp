@@ -10,6 +10,7 @@
 #include <cmath>
 #include <fstream>
 #include <numbers>
+#include <tuple>
 
 #include <nlohmann/json.hpp>
 
@@ -416,11 +417,11 @@ TEST_F(WhisperRealTest, ConvertsOtherRatesAndChannelsBeforeTranscribing) {
   auto decoded = media::decode_audio(
       std::span(reinterpret_cast<const std::uint8_t*>(jfk_->data()), jfk_->size()));
   ASSERT_TRUE(decoded);
-  media::DecodedAudio mono16k = *decoded;
-  mono16k.samples = media::to_mono_resampled(*decoded, 16000);
-  std::vector<float> upsampled = media::to_mono_resampled(mono16k, 44100);
+  ASSERT_EQ(decoded->channels, 1u);
+  auto upsampled = media::resample(decoded->samples, 1, decoded->sample_rate, 44100);
+  ASSERT_TRUE(upsampled) << upsampled.error().message;
   std::vector<std::int16_t> stereo;
-  for (float sample : upsampled) {
+  for (float sample : *upsampled) {
     const auto value = static_cast<std::int16_t>(sample * 32767.0f);
     stereo.push_back(value);
     stereo.push_back(value);
@@ -536,6 +537,48 @@ TEST(EspeakReal, SpeaksWavWhoseDurationGrowsWithTheText) {
   auto bad_ext = speak("hi", "aiff");
   ASSERT_FALSE(bad_ext);
   EXPECT_NE(bad_ext.error().message.find("not supported"), std::string::npos);
+}
+
+// Every format the TTS task offers comes back as that container, decodable by libsndfile (the
+// test's own reader), as long as the WAV of the same text and not silent. espeak-ng speaks at
+// 22050 Hz, which Opus cannot carry: the worker resamples (libsoxr) to Opus's native 48 kHz.
+TEST(EspeakReal, EveryAudioFormatDecodesBackToTheSameSpeech) {
+  auto engine = EspeakEngine::create();
+  ASSERT_TRUE(engine) << engine.error().message;
+  const std::string text = "Hello there. Every format should say the same thing.";
+  auto speak = [&](const std::string& ext) {
+    proto::AudioTtsParams params;
+    params.text = text;
+    params.ext = ext;
+    return (*engine)->dispatch(
+        DispatchRequest{"espeak-ng:en", proto::Task{params}, std::nullopt, "tts-" + ext});
+  };
+  auto wav = speak("wav");
+  ASSERT_TRUE(wav) << wav.error().message;
+  auto reference = testing::decode_audio(std::get<AudioTtsResult>(*wav).bytes);
+  ASSERT_TRUE(reference) << reference.error().message;
+  const double seconds = reference->seconds();
+  ASSERT_GT(seconds, 1.0);
+
+  const std::vector<std::tuple<std::string, std::string, int>> formats = {
+      {"flac", "flac", 22050},
+      {"ogg", "ogg/vorbis", 22050},
+      {"opus", "ogg/opus", 48000},
+      {"mp3", "mp3", 22050}};
+  for (const auto& [ext, container, rate] : formats) {
+    SCOPED_TRACE(ext);
+    auto result = speak(ext);
+    ASSERT_TRUE(result) << result.error().message;
+    EXPECT_EQ(std::get<AudioTtsResult>(*result).ext, ext);
+    auto back = testing::decode_audio(std::get<AudioTtsResult>(*result).bytes);
+    ASSERT_TRUE(back) << back.error().message;
+    EXPECT_EQ(back->format, container);
+    EXPECT_EQ(back->sample_rate, rate);
+    EXPECT_EQ(back->channels, 1);
+    EXPECT_NEAR(back->seconds(), seconds, 0.1);
+    EXPECT_GT(testing::rms(back->samples), testing::rms(reference->samples) * 0.5)
+        << "speech, not silence";
+  }
 }
 
 TEST(EspeakReal, SpeedChangesTheDuration) {

@@ -202,6 +202,37 @@ Result<DecodedAudio> decode_wav(std::span<const std::uint8_t> bytes) {
   return out;
 }
 
+Result<DecodedAudio> decode_audio(std::span<const std::uint8_t> bytes) {
+  MemoryFile file{bytes};
+  SF_VIRTUAL_IO io{vio_length, vio_seek, vio_read, vio_write, vio_tell};
+  SF_INFO info{};
+  std::unique_ptr<SNDFILE, decltype(&sf_close)> sf(sf_open_virtual(&io, SFM_READ, &info, &file),
+                                                   &sf_close);
+  if (!sf) return fail(Error::invalid_argument("audio: {}", sf_strerror(nullptr)));
+  DecodedAudio out;
+  out.sample_rate = info.samplerate;
+  out.channels = info.channels;
+  out.pcm16 = (info.format & SF_FORMAT_SUBMASK) == SF_FORMAT_PCM_16;
+  const int type = info.format & SF_FORMAT_TYPEMASK;
+  const int sub = info.format & SF_FORMAT_SUBMASK;
+  out.format = type == SF_FORMAT_WAV                              ? "wav"
+               : type == SF_FORMAT_FLAC                           ? "flac"
+               : type == SF_FORMAT_OGG && sub == SF_FORMAT_VORBIS ? "ogg/vorbis"
+               : type == SF_FORMAT_OGG && sub == SF_FORMAT_OPUS   ? "ogg/opus"
+               : type == SF_FORMAT_MPEG                           ? "mp3"
+                                                                  : "other";
+  if (info.channels <= 0) return fail(Error::invalid_argument("audio: no channels"));
+  // Block reads: the frame count is a header claim for streamed formats.
+  std::vector<std::int16_t> block(4096 * static_cast<std::size_t>(info.channels));
+  for (;;) {
+    const sf_count_t got = sf_readf_short(sf.get(), block.data(), 4096);
+    if (got <= 0) break;
+    out.samples.insert(out.samples.end(), block.begin(),
+                       block.begin() + static_cast<std::ptrdiff_t>(got * info.channels));
+  }
+  return out;
+}
+
 double mean_abs_diff(const std::vector<std::uint8_t>& a, const std::vector<std::uint8_t>& b) {
   if (a.size() != b.size() || a.empty()) return 255.0;
   double total = 0;

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "common/error.h"
@@ -28,6 +29,7 @@ struct DecodedAudio {
   int sample_rate = 0;
   int channels = 0;
   bool pcm16 = false;
+  std::string format;  // decode_audio only: wav, flac, ogg/vorbis, ogg/opus, mp3 (else "other")
   std::vector<std::int16_t> samples;
   double seconds() const {
     return sample_rate > 0 ? static_cast<double>(samples.size()) / channels / sample_rate : 0;
@@ -39,6 +41,8 @@ Result<DecodedImage> decode_webp(std::span<const std::uint8_t> bytes);
 Result<DecodedAnimation> decode_animated_webp(std::span<const std::uint8_t> bytes);
 Result<DecodedAnimation> decode_gif(std::span<const std::uint8_t> bytes);
 Result<DecodedAudio> decode_wav(std::span<const std::uint8_t> bytes);
+// Any container libsndfile reads (by content), as PCM16; `format` names what it found.
+Result<DecodedAudio> decode_audio(std::span<const std::uint8_t> bytes);
 
 // Mean absolute difference per channel value between two equally sized RGBA buffers (0..255).
 double mean_abs_diff(const std::vector<std::uint8_t>& a, const std::vector<std::uint8_t>& b);

@@ -37,10 +37,11 @@ Result<std::string> whisper_ready_wav(std::span<const std::uint8_t> input) {
   if (is_whisper_wav(input)) return std::string(input.begin(), input.end());
   auto decoded = media::decode_audio(input);
   if (!decoded) return fail(decoded.error());
-  const std::vector<float> mono = media::to_mono_resampled(*decoded, kWhisperRate);
-  std::vector<std::int16_t> pcm(mono.size());
-  for (std::size_t i = 0; i < mono.size(); ++i) {
-    pcm[i] = static_cast<std::int16_t>(std::lround(std::clamp(mono[i], -1.0f, 1.0f) * 32767.0f));
+  auto mono = media::to_mono_resampled(*decoded, kWhisperRate);
+  if (!mono) return fail(mono.error());
+  std::vector<std::int16_t> pcm(mono->size());
+  for (std::size_t i = 0; i < mono->size(); ++i) {
+    pcm[i] = static_cast<std::int16_t>(std::lround(std::clamp((*mono)[i], -1.0f, 1.0f) * 32767.0f));
   }
   auto wav = media::encode_wav_pcm16(pcm, kWhisperRate, 1);
   if (!wav) return fail(wav.error());

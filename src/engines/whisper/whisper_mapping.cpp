@@ -1,6 +1,7 @@
 #include "engines/whisper/whisper_mapping.h"
 
 #include "common/json_text.h"
+#include "proto/mime.h"
 
 namespace sw::engines::whisper {
 namespace {
@@ -28,7 +29,7 @@ std::vector<std::string> server_args(const std::filesystem::path& model,
 std::vector<transfer::FormField> inference_form(const proto::AudioSttParams& params,
                                                 std::string wav) {
   std::vector<transfer::FormField> form;
-  form.push_back({"file", std::move(wav), "audio.wav", "audio/wav"});
+  form.push_back({"file", std::move(wav), "audio.wav", proto::mime_for_ext("wav")});
   form.push_back({"response_format", "verbose_json", std::nullopt, std::nullopt});
   form.push_back({"temperature", "0.0", std::nullopt, std::nullopt});
   const std::string language =
