@@ -57,6 +57,7 @@ enum class RouteId {
   KeysList,
   KeysCreate,
   KeyDelete,
+  AdminTokenRotate,
   Metrics,
   Health,
 };
@@ -101,6 +102,8 @@ constexpr RouteSpec kRoutes[] = {
     {"GET", "/api/v1/keys", RouteId::KeysList, Auth::Admin, BodyKind::None},
     {"POST", "/api/v1/keys", RouteId::KeysCreate, Auth::Admin, BodyKind::Json},
     {"DELETE", "/api/v1/keys/:id", RouteId::KeyDelete, Auth::Admin, BodyKind::None},
+    {"POST", "/api/v1/admin-token/rotate", RouteId::AdminTokenRotate, Auth::Admin,
+     BodyKind::Json},
     {"GET", "/metrics", RouteId::Metrics, Auth::None, BodyKind::None},
     {"GET", "/healthz", RouteId::Health, Auth::None, BodyKind::None},
 };
@@ -298,6 +301,7 @@ class Router : public net::HttpHandler {
       case RouteId::KeysList: return list_keys(responder);
       case RouteId::KeysCreate: return create_key(request, responder);
       case RouteId::KeyDelete: return delete_key(p[0], responder);
+      case RouteId::AdminTokenRotate: return rotate_admin_token(responder);
       case RouteId::Metrics: return metrics(responder);
       case RouteId::Health: return responder.send(ok_json({{"ok", true}}));
     }
@@ -1242,6 +1246,36 @@ class Router : public net::HttpHandler {
             list.push_back(std::move(item));
           }
           responder.send(ok_json({{"logs", std::move(list)}}));
+        });
+  }
+
+  // ---- the admin token (issue 17) ----
+
+  // A new admin token replaces the old at once: the old one is refused from the moment the new
+  // hash is committed (before this answers).
+  void rotate_admin_token(const net::Responder& responder) {
+    if (s_.config_.admin_token) {
+      responder.send(HttpResponse::error(
+          409, "conflict",
+          "this studio takes its admin token from STUDIO_SERVER_ADMIN_TOKEN: change it there and "
+          "restart the studio"));
+      return;
+    }
+    std::string token = new_admin_token();
+    std::string hash = sha256_hex(token);
+    s_.db_->call<bool>(
+        [hash](store::StudioStore& st) -> Result<bool> {
+          SW_TRY(st.set_setting(kAdminTokenSetting, hash));
+          return true;
+        },
+        [this, responder, token, hash](Result<bool> stored) {
+          if (!stored) {
+            responder.send(from_error(stored.error()));
+            return;
+          }
+          s_.admin_token_hash_ = hash;
+          logger().info("admin_token.rotated");
+          responder.send(ok_json({{"adminToken", token}}));
         });
   }
 

@@ -9,6 +9,7 @@
 #include "common/secrets.h"
 #include "common/sha256.h"
 #include "proto/codec.h"
+#include "studio/admin.h"
 #include "studio/data_dir.h"
 #include "studio/db_worker.h"
 #include "studio/json_views.h"
@@ -90,16 +91,12 @@ Status Studio::load(store::StudioStore& store) {
   if (config_.admin_token) {
     admin_token_hash_ = sha256_hex(*config_.admin_token);
   } else {
-    auto stored = store.setting("admin_token_hash");
+    auto stored = store.setting(kAdminTokenSetting);
     if (!stored) {
       return fail(std::move(stored).error());
     }
     if (*stored) {
       admin_token_hash_ = **stored;
-    } else {
-      minted_admin_token_ = "adm-" + random_hex(24);
-      admin_token_hash_ = sha256_hex(*minted_admin_token_);
-      SW_TRY(store.set_setting("admin_token_hash", admin_token_hash_));
     }
   }
 
@@ -129,6 +126,22 @@ Status Studio::load(store::StudioStore& store) {
                                   {"models", models_.size()},
                                   {"queued_jobs", scheduler_.queued()}});
   return {};
+}
+
+Result<std::optional<std::string>> Studio::mint_admin_token_if_missing() {
+  if (!admin_token_hash_.empty()) {
+    return std::optional<std::string>();
+  }
+  auto store = store::StudioStore::open(config_.data_dir / "studio.db");
+  if (!store) {
+    return fail(std::move(store).error());
+  }
+  auto token = store_new_admin_token(**store);
+  if (!token) {
+    return fail(std::move(token).error());
+  }
+  admin_token_hash_ = sha256_hex(*token);
+  return std::optional<std::string>(std::move(*token));
 }
 
 Result<Studio::ActiveJob> Studio::make_active_job(store::JobRecord record) {
