@@ -316,6 +316,12 @@ void Studio::start_deadline(ActiveJob& job, std::chrono::milliseconds after, std
     }
     logger().warn("job.deadline",
                   {{"job_id", job_id}, {"worker_id", it->second.holder}, {"reason", reason}});
+    if (it->second.phase == ActiveJob::Phase::Offered &&
+        self->config_.reject_hold_off.count() > 0) {
+      // An unanswered offer is no run (no attempt counted): others get the job first.
+      self->scheduler_.exclude(it->second.holder, job_id,
+                               steady_now() + self->config_.reject_hold_off);
+    }
     self->release(job_id, reason, {store::AttemptOutcome::Requeued, reason}, true, false);
   });
 }
@@ -436,8 +442,12 @@ void Studio::release(const std::string& job_id, std::string error, store::Attemp
     request_dispatch();
     return;
   }
-  const int attempts = job.record.attempts + (count_attempt ? 1 : 0);
-  const bool exhausted = terminal || attempts >= job.record.max_attempts;
+  // `attempts` counts runs started (accepted offers, counted at the accept): a release adds
+  // none. A run that ended without a result uses up the job when it was the last one allowed;
+  // an offer that never started (rejected, unanswered) never does.
+  const int attempts = job.record.attempts;
+  const bool ran = job.record.accepted_at.has_value();
+  const bool exhausted = terminal || (count_attempt && ran && attempts >= job.record.max_attempts);
   if (exhausted && ended.outcome == store::AttemptOutcome::Requeued) {
     ended.outcome = store::AttemptOutcome::Failed;  // this lapse used up the job's attempts
   }
@@ -543,6 +553,7 @@ void Studio::finish_complete(const std::string& job_id, const std::string& worke
         }
         self->free_session_slot(job_id, done_job.session);
         done_job.record.status = store::JobStatus::Done;
+        done_job.record.attempts = std::max(done_job.record.attempts, 1);  // as stored
         done_job.record.worker_id = worker_id;
         done_job.record.last_worker_id = worker_id;
         done_job.record.finished_at = unix_millis_now();

@@ -2,9 +2,10 @@
 // The studio: worker registry and sessions, the job queue and its state machine, results, and the
 // HTTP routes of both the worker protocol (reference §2, §8) and the client API (/api/v1).
 //
-//   job:  queued ──claim──▶ claimed(offered) ──accept──▶ claimed(running) ──result──▶ done
+//   job:  queued ──claim──▶ claimed(offered) ──accept (attempts+1)──▶ claimed(running) ──▶ done
 //           ▲                   │ reject / offer timeout / run limit / fail     ▲
-//           └── attempts+1 ─────┘  (at maxAttempts, or fail{retryable:false}: ──▶ failed)
+//           └── requeue ────────┘  (a run ended at maxAttempts, or fail{retryable:false}: failed)
+//   `attempts` counts runs started (accepted offers), nothing else (issue 17).
 //           ▲                                                                   │
 //           └─ grace over ── claimed(detached) ◀── session gone / studio restart │
 //                              │  holder's heartbeat reports the job ──▶ running │
