@@ -60,13 +60,14 @@ int through_studio(const std::filesystem::path& data_dir, const Change& change,
       "first start, or the one it was started with) and run this again, or call its "
       "admin API:\n  {}\n",
       curl_line(change, holder.url));
+  const std::string how_else = change.without_token.empty() ? "" : change.without_token + "\n";
   const char* token = std::getenv("STUDIO_SERVER_ADMIN_TOKEN");
   if (token == nullptr || *token == '\0') {
     std::cerr << "studio-server: " << studio::describe(holder) << " is running on "
               << data_dir.string()
               << ", and a change goes through it so that it takes effect at once; that needs its "
                  "admin token.\n"
-              << how;
+              << how << how_else;
     return 2;
   }
   transfer::HttpCall call;
@@ -80,14 +81,14 @@ int through_studio(const std::filesystem::path& data_dir, const Change& change,
   if (!answer) {
     std::cerr << "studio-server: cannot reach " << studio::describe(holder) << ", running on "
               << data_dir.string() << ": " << answer.error().message << "\n"
-              << how;
+              << how << how_else;
     return 2;
   }
   if (answer->status == 401 || answer->status == 403) {
     std::cerr << "studio-server: " << studio::describe(holder) << ", running on "
               << data_dir.string() << ", refused the admin token in STUDIO_SERVER_ADMIN_TOKEN: "
               << message_of(answer->body) << "\n"
-              << how;
+              << how << how_else;
     return 2;
   }
   if (answer->status < 200 || answer->status >= 300) {

@@ -24,6 +24,8 @@ struct Change {
   std::function<int(store::StudioStore&)> direct;
   // Prints the running studio's 2xx answer (its JSON body); returns the exit code.
   std::function<int(const std::string& body)> answered;
+  // Said after the usual advice when the running studio cannot be asked (no token, refused).
+  std::string without_token;
 };
 
 // Exit codes: 0 done; 1 the change was refused on its merits (unknown id, already decided);

@@ -1,6 +1,8 @@
 // studio-server: command-line wiring only (house style C.2 §14).
 #include <CLI/CLI.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/host_name.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 
@@ -53,6 +55,40 @@ sw::Result<std::pair<std::string, std::uint16_t>> parse_listen(const std::string
   return std::pair(host, static_cast<std::uint16_t>(port));
 }
 
+// The listen host as an IP address: a name (`localhost`) is resolved, IPv4 first (a worker given
+// http://localhost:… tries both families; one bound address serves it).
+sw::Result<std::string> resolve_host(boost::asio::io_context& loop, const std::string& host) {
+  boost::system::error_code ec;
+  const auto address = boost::asio::ip::make_address(host, ec);
+  if (!ec) {
+    return address.to_string();
+  }
+  boost::asio::ip::tcp::resolver resolver(loop);
+  const auto results = resolver.resolve(host, "", ec);
+  if (ec || results.empty()) {
+    return sw::fail(sw::Error::invalid_argument("--listen \"{}\": cannot resolve \"{}\": {}", host,
+                                                host, ec ? ec.message() : "no address"));
+  }
+  for (const auto& entry : results) {
+    if (entry.endpoint().address().is_v4()) {
+      return entry.endpoint().address().to_string();
+    }
+  }
+  return results.begin()->endpoint().address().to_string();
+}
+
+std::string shell_word(const std::string& text) {
+  if (!text.empty() && text.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                              "0123456789/._-+:=@%,") == std::string::npos) {
+    return text;
+  }
+  std::string out = "'";
+  for (const char c : text) {
+    out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  }
+  return out + "'";
+}
+
 // Every worker session is a socket: raise the soft descriptor limit to the hard one before
 // anything is opened, and say so when even that is short of a 10,000-worker fleet (issue 16).
 void raise_fd_limit_or_warn() {
@@ -76,20 +112,49 @@ std::string mib(std::uint64_t bytes) {
   return fmt::format("{:.6g} MiB", static_cast<double>(bytes) / (1024.0 * 1024.0));
 }
 
+// Where the studio listens, as the banner says it: the bound address and who can reach it.
+struct Reach {
+  std::string url_host;  // a host for URLs printed for other programs (never a wildcard)
+  std::string text;      // "loopback only: …" or "every interface: …"
+};
+Reach reach_of(const std::string& bound_ip, std::uint16_t port) {
+  const auto address = boost::asio::ip::make_address(bound_ip);
+  const auto bracket = [](const std::string& host) {
+    return host.find(':') != std::string::npos ? "[" + host + "]" : host;
+  };
+  if (address.is_loopback()) {
+    return {bracket(bound_ip),
+            fmt::format("loopback only: workers on other machines cannot reach it (--listen "
+                        "0.0.0.0:{} serves every interface)",
+                        port)};
+  }
+  if (address.is_unspecified()) {
+    return {boost::asio::ip::host_name(),
+            "every interface: reachable from other machines (use TLS, or a firewall, off a "
+            "trusted network)"};
+  }
+  return {bracket(bound_ip), "reachable from other machines at " + bound_ip};
+}
+
 int serve(const std::string& listen, sw::studio::StudioConfig config,
-          sw::net::ServerOptions server_options) {
+          sw::net::ServerOptions server_options, const std::string& data_dir_arg) {
   auto endpoint = parse_listen(listen);
   if (!endpoint) {
     std::cerr << "studio-server: " << endpoint.error().message << "\n";
     return 2;
   }
-  server_options.host = endpoint->first;
+  boost::asio::io_context loop(1);
+  auto bound_ip = resolve_host(loop, endpoint->first);
+  if (!bound_ip) {
+    std::cerr << "studio-server: " << bound_ip.error().message << "\n";
+    return 2;
+  }
+  server_options.host = *bound_ip;
   server_options.port = endpoint->second;
   raise_fd_limit_or_warn();
   if (const char* token = std::getenv("STUDIO_SERVER_ADMIN_TOKEN"); token && *token) {
     config.admin_token = token;
   }
-  boost::asio::io_context loop(1);
   const auto data_dir = config.data_dir;
   const std::array<std::uint64_t, 3> limits = {config.json_body_limit, config.frame_limit,
                                                config.result_body_limit};
@@ -119,12 +184,16 @@ int serve(const std::string& listen, sw::studio::StudioConfig config,
     std::cerr << "studio-server: " << server.error().message << "\n";
     return 2;
   }
+  // Only now, with the port ours: a first start that cannot listen leaves no token nobody saw.
+  auto minted = (*studio)->mint_admin_token_if_missing();
+  if (!minted) {
+    std::cerr << "studio-server: cannot store the admin token: " << minted.error().message << "\n";
+    return 2;
+  }
   const std::string scheme = (*server)->tls() ? "https" : "http";
-  const std::string base = fmt::format("{}://{}:{}", scheme,
-                                       server_options.host.find(':') != std::string::npos
-                                           ? "[" + server_options.host + "]"
-                                           : server_options.host,
-                                       (*server)->port());
+  const auto port = (*server)->port();
+  const Reach reach = reach_of(server_options.host, port);
+  const std::string base = fmt::format("{}://{}:{}", scheme, reach.url_host, port);
   // Where CLI commands on this machine reach the admin API (a wildcard address is not one).
   std::string local_host = server_options.host;
   if (local_host == "0.0.0.0" || local_host.empty()) {
@@ -134,25 +203,35 @@ int serve(const std::string& listen, sw::studio::StudioConfig config,
   }
   if (auto published = lock->publish_url(fmt::format(
           "{}://{}:{}", scheme,
-          local_host.find(':') != std::string::npos ? "[" + local_host + "]" : local_host,
-          (*server)->port()));
+          local_host.find(':') != std::string::npos ? "[" + local_host + "]" : local_host, port));
       !published) {
     std::cerr << "studio-server: " << published.error().message << "\n";
     return 2;
   }
+  // The commands below work as printed: the data directory is named unless it is the default.
+  const std::string dir_flag =
+      data_dir_arg.empty() ? "" : " --data-dir " + shell_word(data_dir_arg);
   std::cout << "studio-server " << SW_VERSION << " listening on " << base << "\n"
+            << "  bound:       " << server_options.host << ":" << port;
+  if (server_options.host != endpoint->first) {
+    std::cout << " (--listen " << listen << ")";
+  }
+  std::cout << "\n  reach:       " << reach.text << "\n"
             << "  data:        " << data_dir.string() << "\n"
             << "  client API:  " << base << "/api/v1\n"
             << "  metrics:     " << base << "/metrics\n"
             << fmt::format("  limits:      JSON body {}, WebSocket message {}, result upload {}\n",
                            mib(limits[0]), mib(limits[1]), mib(limits[2]));
-  if (const auto& token = (*studio)->minted_admin_token()) {
-    std::cout << "  admin token: " << *token
-              << "   (shown once; stored hashed. Set STUDIO_SERVER_ADMIN_TOKEN to choose one.)\n";
+  if (*minted) {
+    std::cout << "  admin token: " << **minted
+              << "   (shown once; stored hashed. A new one: studio-server admin-token --rotate"
+              << dir_flag << ")\n";
   }
   std::cout << "  a worker joins with: studio-worker register --api-base-url " << base
-            << "\n  then approve it:     studio-server workers pending / workers approve <id>"
-            << std::endl;
+            << "\n  its request:         studio-server workers pending" << dir_flag
+            << "\n  then approve it:     STUDIO_SERVER_ADMIN_TOKEN=<admin token> studio-server "
+               "workers approve <request-id>"
+            << dir_flag << std::endl;
 
   boost::asio::signal_set signals(loop, SIGINT, SIGTERM);
   boost::asio::steady_timer drain(loop);
@@ -208,8 +287,8 @@ int main(int argc, char** argv) {
   app.add_option("--log-format", log_format, "Log output on stderr")
       ->check(CLI::IsMember({"text", "json"}));
   std::filesystem::path data_dir = default_data_dir();
-  app.add_option("--data-dir", data_dir,
-                 "Database and results (default ~/.local/share/studio-server)");
+  auto* data_dir_option = app.add_option(
+      "--data-dir", data_dir, "Database and results (default ~/.local/share/studio-server)");
   app.require_subcommand(1);
   app.fallthrough();  // --data-dir and --log-format may follow any subcommand
 
@@ -228,6 +307,7 @@ int main(int argc, char** argv) {
   unsigned silence_timeout_ms = 30'000;
   unsigned run_limit_s = 1800;
   unsigned claim_grace_ms = 60'000;
+  unsigned heartbeat_interval_ms = 5'000;
   serve_cmd->add_option("--listen", listen, "host:port to listen on (0 picks a free port)");
   serve_cmd->add_option("--tls-cert", tls_cert, "PEM certificate chain (enables TLS)")
       ->check(CLI::ExistingFile);
@@ -256,6 +336,13 @@ int main(int argc, char** argv) {
       ->add_option("--claim-grace-ms", claim_grace_ms,
                    "A job's claim outlives its worker's session this long before a requeue")
       ->check(CLI::Range(0u, 3'600'000u));
+  serve_cmd
+      ->add_option(
+          "--heartbeat-interval-ms", heartbeat_interval_ms,
+          "How often workers heartbeat: the protocol's 5000 (reference §1.9). Lower only "
+          "for rehearsal workers run with --time-scale. The timeouts are checked against it")
+      ->check(CLI::Range(10u, 600'000u))
+      ->capture_default_str();
   serve_cmd->add_option("--run-limit-s", run_limit_s, "Claimed with no result → requeue")
       ->check(CLI::Range(1u, 7u * 24 * 3600));
   std::vector<std::string> kind_run_limits;
@@ -326,7 +413,14 @@ int main(int argc, char** argv) {
       "Delete a worker: a running studio closes its session, revokes its token and requeues its "
       "job at once");
   remove->add_option("worker-id", id, "The w-… id from `workers list`")->required();
-  for (auto* command : {serve_cmd, approve, reject, remove}) {
+  auto* admin_token = app.add_subcommand(
+      "admin-token",
+      "The admin token is shown once, at the first start. --rotate prints a new one and revokes "
+      "the old (a running studio is asked through its admin API: set STUDIO_SERVER_ADMIN_TOKEN "
+      "to the current token; lost it? stop the studio and rotate)");
+  bool rotate = false;
+  admin_token->add_flag("--rotate", rotate, "Make a new admin token; the old one stops working");
+  for (auto* command : {serve_cmd, approve, reject, remove, admin_token}) {
     command->fallthrough();
   }
 
@@ -387,7 +481,66 @@ int main(int argc, char** argv) {
     if (!tls_key.empty()) {
       server_options.tls_key_file = tls_key;
     }
-    rc = limits_ok && json_limit_ok ? serve(listen, config, server_options) : 2;
+    // Settings that contradict each other are refused, naming both (issue 17). A limit pair is
+    // refused only when both were given; a default is raised or lowered to fit the other.
+    const auto given = [&](const char* flag) { return serve_cmd->get_option(flag)->count() > 0; };
+    if (!given("--max-uploads-in-flight-mib")) {
+      uploads_in_flight_mib = std::max(uploads_in_flight_mib, result_limit_mib);
+    }
+    if (!given("--max-unauthenticated-connections")) {
+      server_options.max_unauthenticated =
+          std::min(server_options.max_unauthenticated, server_options.max_connections);
+    }
+    if (!given("--max-unauthenticated-per-address")) {
+      server_options.max_unauthenticated_per_address = std::min(
+          server_options.max_unauthenticated_per_address, server_options.max_unauthenticated);
+    }
+    const std::vector<std::string> clashes = {
+        silence_timeout_ms < 3 * heartbeat_interval_ms
+            ? fmt::format("--silence-timeout-ms {} is below 3 x --heartbeat-interval-ms {}: "
+                          "one late heartbeat would close a healthy session, and every session "
+                          "would flap",
+                          silence_timeout_ms, heartbeat_interval_ms)
+            : "",
+        claim_grace_ms != 0 && claim_grace_ms < heartbeat_interval_ms
+            ? fmt::format("--claim-grace-ms {} is below --heartbeat-interval-ms {}: a holder "
+                          "that reconnects reports its job in a heartbeat, so its claim would "
+                          "lapse first (0 requeues at once, on purpose)",
+                          claim_grace_ms, heartbeat_interval_ms)
+            : "",
+        uploads_in_flight_mib < result_limit_mib
+            ? fmt::format("--max-uploads-in-flight-mib {} is below --max-result-mib {}: an "
+                          "upload of the largest size could never be received",
+                          uploads_in_flight_mib, result_limit_mib)
+            : "",
+        server_options.max_unauthenticated > server_options.max_connections
+            ? fmt::format("--max-unauthenticated-connections {} is above --max-connections {}",
+                          server_options.max_unauthenticated, server_options.max_connections)
+            : "",
+        server_options.max_unauthenticated_per_address > server_options.max_unauthenticated
+            ? fmt::format("--max-unauthenticated-per-address {} is above "
+                          "--max-unauthenticated-connections {}",
+                          server_options.max_unauthenticated_per_address,
+                          server_options.max_unauthenticated)
+            : "",
+    };
+    bool settings_ok = true;
+    for (const auto& message : clashes) {
+      if (!message.empty()) {
+        std::cerr << "studio-server: " << message << "\n";
+        settings_ok = false;
+      }
+    }
+    // Named in printed commands only when it is not the default (then absolute: a command run
+    // from another directory still finds it).
+    const std::string data_dir_arg =
+        data_dir_option->count() > 0 && data_dir != default_data_dir()
+            ? std::filesystem::absolute(data_dir).lexically_normal().string()
+            : "";
+    config.upload_in_flight_limit = static_cast<std::uint64_t>(uploads_in_flight_mib * 1024 * 1024);
+    rc = limits_ok && json_limit_ok && settings_ok
+             ? serve(listen, config, server_options, data_dir_arg)
+             : 2;
   } else if (pending->parsed()) {
     rc = with_store(data_dir, [](sw::store::StudioStore& store) {
       auto requests = store.list_requests(sw::store::RequestStatus::Pending);
@@ -463,6 +616,47 @@ int main(int argc, char** argv) {
       return 0;
     };
     rc = sw::studio_server::change_state(data_dir, change);
+  } else if (admin_token->parsed()) {
+    if (!rotate) {
+      std::cerr << "studio-server: the admin token is shown once, at the first start, and stored "
+                   "only hashed; `studio-server admin-token --rotate` prints a new one and "
+                   "revokes the old\n";
+      rc = 2;
+    } else {
+      const auto rotated = [](const std::string& token) {
+        std::cout << "new admin token: " << token
+                  << "   (shown once; the previous one no longer works)\n";
+        return 0;
+      };
+      sw::studio_server::Change change;
+      change.command = "admin-token --rotate";
+      change.method = "POST";
+      change.path = "/api/v1/admin-token/rotate";
+      change.without_token =
+          "Lost the current token? Stop the studio, run this again (it then writes the data "
+          "directory itself), and start the studio.";
+      change.direct = [&](sw::store::StudioStore& store) {
+        auto token = sw::studio::store_new_admin_token(store);
+        if (!token) {
+          return report(sw::fail(token.error()));
+        }
+        if (const char* env = std::getenv("STUDIO_SERVER_ADMIN_TOKEN"); env && *env) {
+          std::cerr << "studio-server: note: a studio started with STUDIO_SERVER_ADMIN_TOKEN set "
+                       "uses that token, not the stored one\n";
+        }
+        return rotated(*token);
+      };
+      change.answered = [&](const std::string& body) {
+        const auto answer = sw::parse_json(body, "the studio's answer");
+        if (!answer || !answer->is_object() || !answer->contains("adminToken") ||
+            !(*answer)["adminToken"].is_string()) {
+          std::cerr << "studio-server: the studio answered without a token: " << body << "\n";
+          return 1;
+        }
+        return rotated((*answer)["adminToken"].get<std::string>());
+      };
+      rc = sw::studio_server::change_state(data_dir, change);
+    }
   } else if (remove->parsed()) {
     sw::studio_server::Change change;
     change.command = "workers delete";

@@ -505,8 +505,8 @@ Result<bool> StudioStore::claim_job(std::string_view id, std::string_view worker
 Result<bool> StudioStore::mark_accepted(std::string_view id, std::string_view worker_id,
                                         Millis now) {
   SW_STMT(s,
-          "UPDATE jobs SET accepted_at = ? WHERE id = ? AND worker_id = ? "
-          "AND status IN ('claimed', 'cancelled')");
+          "UPDATE jobs SET attempts = attempts + (accepted_at IS NULL), accepted_at = ? "
+          "WHERE id = ? AND worker_id = ? AND status IN ('claimed', 'cancelled')");
   SW_TRY(s.bind(1, now).bind(2, id).bind(3, worker_id).run());
   if (db_.changes() != 1) {
     return false;
@@ -578,6 +578,7 @@ Status StudioStore::end_completed_attempts(std::string_view id, std::string_view
 // job, ?2 the completing worker, ?3 the time.
 constexpr std::string_view kCompletionSets =
     "status = 'done', worker_id = ?2, last_worker_id = ?2, finished_at = ?3, error = NULL, "
+    "attempts = MAX(attempts, 1), "
     "claimed_at = COALESCE(claimed_at, ?3), completions = completions + 1, "
     "former_workers = CASE WHEN worker_id IS NOT NULL AND worker_id <> ?2 "
     "THEN former_workers || worker_id || ',' ELSE former_workers END";

@@ -83,6 +83,8 @@ struct JobRecord {
   std::string game_id;
   std::string asset_name;
   int priority = 0;
+  // Runs started: offers a worker accepted (issue 17). A rejected or unanswered offer is not a
+  // run; a done job has at least 1. maxAttempts bounds runs that end without a result.
   int attempts = 0;
   int max_attempts = 3;
   std::optional<std::string> idempotency_key;
@@ -207,9 +209,11 @@ class StudioStore {
   // queued → claimed by `worker_id` (compare-and-set); false when the job was not queued.
   // Opens an attempt (`offered`).
   Result<bool> claim_job(std::string_view id, std::string_view worker_id, Millis now);
-  // The holder's open attempt becomes `running`.
+  // The holder's open attempt becomes `running`, and the job's `attempts` (runs started) grows
+  // by one (once per claim: a repeated accept does not count again).
   Result<bool> mark_accepted(std::string_view id, std::string_view worker_id, Millis now);
-  // claimed by `worker_id` → queued with `attempts`, or → failed when `fail` is set; the
+  // claimed by `worker_id` → queued with `attempts` (the caller's count of runs started), or →
+  // failed when `fail` is set; the
   // worker's open attempt ends as `ended` says.
   Result<bool> release_job(std::string_view id, std::string_view worker_id, int attempts,
                            const std::optional<std::string>& error, bool fail, Millis now,

@@ -60,4 +60,14 @@ Status reject_request(store::StudioStore& store, const std::string& request_id,
   return {};
 }
 
+std::string new_admin_token() {
+  return "adm-" + random_hex(24);
+}
+
+Result<std::string> store_new_admin_token(store::StudioStore& store) {
+  std::string token = new_admin_token();
+  SW_TRY(store.set_setting(kAdminTokenSetting, sha256_hex(token)));
+  return token;
+}
+
 }  // namespace sw::studio

@@ -18,4 +18,13 @@ Result<std::string> approve_request(store::StudioStore& store, const std::string
 Status reject_request(store::StudioStore& store, const std::string& request_id,
                       const std::string& reason, store::Millis now);
 
+// The admin token (issue 17): minted when first needed, shown once, stored only as its SHA-256
+// hash under the setting "admin_token_hash". A new one replaces the stored hash, so the previous
+// token stops working (a running studio also swaps its in-memory hash: Studio).
+inline constexpr const char* kAdminTokenSetting = "admin_token_hash";
+// A fresh token: "adm-" and 48 hex digits (52 characters).
+std::string new_admin_token();
+// Mints a token and stores its hash, replacing any stored one; returns the token in clear.
+Result<std::string> store_new_admin_token(store::StudioStore& store);
+
 }  // namespace sw::studio

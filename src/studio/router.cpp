@@ -59,6 +59,7 @@ enum class RouteId {
   KeysList,
   KeysCreate,
   KeyDelete,
+  AdminTokenRotate,
   Metrics,
   Health,
 };
@@ -104,6 +105,7 @@ constexpr RouteSpec kRoutes[] = {
     {"GET", "/api/v1/keys", RouteId::KeysList, Auth::Admin, BodyKind::None},
     {"POST", "/api/v1/keys", RouteId::KeysCreate, Auth::Admin, BodyKind::Json},
     {"DELETE", "/api/v1/keys/:id", RouteId::KeyDelete, Auth::Admin, BodyKind::None},
+    {"POST", "/api/v1/admin-token/rotate", RouteId::AdminTokenRotate, Auth::Admin, BodyKind::Json},
     {"GET", "/metrics", RouteId::Metrics, Auth::None, BodyKind::None},
     {"GET", "/healthz", RouteId::Health, Auth::None, BodyKind::None},
 };
@@ -302,6 +304,7 @@ class Router : public net::HttpHandler {
       case RouteId::KeysList: return list_keys(responder);
       case RouteId::KeysCreate: return create_key(request, responder);
       case RouteId::KeyDelete: return delete_key(p[0], responder);
+      case RouteId::AdminTokenRotate: return rotate_admin_token(responder);
       case RouteId::Metrics: return metrics(responder);
       case RouteId::Health: return responder.send(ok_json({{"ok", true}}));
     }
@@ -741,6 +744,16 @@ class Router : public net::HttpHandler {
               return fail(std::move(existing).error());
             }
             if (*existing) {
+              // Same key, another job: refused (issue 17). The first job comes back only for the
+              // same request, compared as the studio reads it (see same_job_fields).
+              const auto differs = differing_job_fields(**existing, job);
+              if (!differs.empty()) {
+                return fail(Error::make(
+                    Code::Conflict,
+                    "idempotencyKey \"{}\" was used for job {} with a different request "
+                    "(differs in: {}); send the same request to get that job, or use a new key",
+                    *job.idempotency_key, (*existing)->id, differs));
+              }
               return std::pair(std::move(**existing), false);
             }
           }
@@ -748,6 +761,11 @@ class Router : public net::HttpHandler {
           return std::pair(std::move(job), true);
         },
         [this, responder](Result<std::pair<store::JobRecord, bool>> stored) {
+          if (!stored && stored.error().code == Code::Conflict) {
+            responder.send(
+                HttpResponse::error(409, "idempotency_key_reused", stored.error().message));
+            return;
+          }
           if (!stored) {
             responder.send(from_error(stored.error()));
             return;
@@ -764,6 +782,28 @@ class Router : public net::HttpHandler {
           }
           responder.send(ok_json(job_json(record, {}, waiting(record)), 201));
         });
+  }
+
+  // Two requests with one idempotencyKey are the same job when every field that defines a job
+  // is equal as the studio reads it: model; task, as the canonical JSON the studio stores and
+  // offers (keys in one order, whitespace and defaults settled); priority (absent: 0);
+  // maxAttempts (absent: the studio's default); gameId and assetName (absent: ""). Returns the
+  // names of the fields that differ, comma-separated; empty when none.
+  static std::string differing_job_fields(const store::JobRecord& first,
+                                          const store::JobRecord& again) {
+    std::string out;
+    const auto add = [&out](bool differs, const char* name) {
+      if (differs) {
+        out += out.empty() ? name : std::string(", ") + name;
+      }
+    };
+    add(first.model != again.model, "model");
+    add(first.task_json != again.task_json, "task");
+    add(first.priority != again.priority, "priority");
+    add(first.max_attempts != again.max_attempts, "maxAttempts");
+    add(first.game_id != again.game_id, "gameId");
+    add(first.asset_name != again.asset_name, "assetName");
+    return out;
   }
 
   Result<store::JobRecord> validate_job(const std::string& text) {
@@ -931,6 +971,20 @@ class Router : public net::HttpHandler {
             responder.send(from_error(job.error()));
           } else if (!*job) {
             responder.send(HttpResponse::error(404, "not_found", "no job " + id));
+          } else if ((*job)->status == store::JobStatus::Failed ||
+                     (*job)->status == store::JobStatus::Cancelled) {
+            // Over without a result (issue 17): say so and why, not "not ready". 410: the
+            // result will never exist. The body adds the job's status and error.
+            const bool failed = (*job)->status == store::JobStatus::Failed;
+            const json body = {
+                {"error", failed ? "job_failed" : "job_cancelled"},
+                {"message", failed ? fmt::format("job {} failed: {}", id,
+                                                 (*job)->error.value_or("no error recorded"))
+                                   : fmt::format("job {} was cancelled", id)},
+                {"status", store::to_string((*job)->status)},
+                {"jobError", (*job)->error ? json(*(*job)->error) : json()}};
+            responder.send(
+                HttpResponse::json(410, body.dump(-1, ' ', false, json::error_handler_t::replace)));
           } else if ((*job)->status != store::JobStatus::Done) {
             responder.send(HttpResponse::error(
                 409, "not_ready",
@@ -1272,6 +1326,36 @@ class Router : public net::HttpHandler {
             list.push_back(std::move(item));
           }
           responder.send(ok_json({{"logs", std::move(list)}}));
+        });
+  }
+
+  // ---- the admin token (issue 17) ----
+
+  // A new admin token replaces the old at once: the old one is refused from the moment the new
+  // hash is committed (before this answers).
+  void rotate_admin_token(const net::Responder& responder) {
+    if (s_.config_.admin_token) {
+      responder.send(HttpResponse::error(
+          409, "conflict",
+          "this studio takes its admin token from STUDIO_SERVER_ADMIN_TOKEN: change it there and "
+          "restart the studio"));
+      return;
+    }
+    std::string token = new_admin_token();
+    std::string hash = sha256_hex(token);
+    s_.db_->call<bool>(
+        [hash](store::StudioStore& st) -> Result<bool> {
+          SW_TRY(st.set_setting(kAdminTokenSetting, hash));
+          return true;
+        },
+        [this, responder, token, hash](Result<bool> stored) {
+          if (!stored) {
+            responder.send(from_error(stored.error()));
+            return;
+          }
+          s_.admin_token_hash_ = hash;
+          logger().info("admin_token.rotated");
+          responder.send(ok_json({{"adminToken", token}}));
         });
   }
 

@@ -302,6 +302,7 @@ void Studio::handle_accept(const std::shared_ptr<WorkerSession>& session,
       start_run_limit(job);
       const auto now = unix_millis_now();
       job.record.accepted_at = now;
+      ++job.record.attempts;  // a run started (issue 17); the database counts it in mark_accepted
       // The worker's row is read again here too: a worker deleted since its offer is cut off.
       db_->call<bool>(
           [id = accept.job_id, worker = session->worker_id_,
@@ -461,6 +462,11 @@ void Studio::handle_fail(const std::shared_ptr<WorkerSession>& session,
     // Retried elsewhere first: a worker that just failed this job (a broken box, a program gone)
     // is not offered it again for a while, so it cannot use up every attempt in a second while
     // a healthy worker sits idle.
+    if (auto& job = jobs_.at(failure.job_id); !job.record.accepted_at) {
+      // A fail without an accept still says the worker tried: a run started (and ended).
+      ++job.record.attempts;
+      job.record.accepted_at = unix_millis_now();
+    }
     if (failure.retryable && config_.fail_hold_off.count() > 0) {
       scheduler_.exclude(session->worker_id_, failure.job_id, steady_now() + config_.fail_hold_off);
     }

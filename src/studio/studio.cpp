@@ -9,6 +9,7 @@
 #include "common/secrets.h"
 #include "common/sha256.h"
 #include "proto/codec.h"
+#include "studio/admin.h"
 #include "studio/data_dir.h"
 #include "studio/db_worker.h"
 #include "studio/json_views.h"
@@ -90,16 +91,12 @@ Status Studio::load(store::StudioStore& store) {
   if (config_.admin_token) {
     admin_token_hash_ = sha256_hex(*config_.admin_token);
   } else {
-    auto stored = store.setting("admin_token_hash");
+    auto stored = store.setting(kAdminTokenSetting);
     if (!stored) {
       return fail(std::move(stored).error());
     }
     if (*stored) {
       admin_token_hash_ = **stored;
-    } else {
-      minted_admin_token_ = "adm-" + random_hex(24);
-      admin_token_hash_ = sha256_hex(*minted_admin_token_);
-      SW_TRY(store.set_setting("admin_token_hash", admin_token_hash_));
     }
   }
 
@@ -129,6 +126,22 @@ Status Studio::load(store::StudioStore& store) {
                                   {"models", models_.size()},
                                   {"queued_jobs", scheduler_.queued()}});
   return {};
+}
+
+Result<std::optional<std::string>> Studio::mint_admin_token_if_missing() {
+  if (!admin_token_hash_.empty()) {
+    return std::optional<std::string>();
+  }
+  auto store = store::StudioStore::open(config_.data_dir / "studio.db");
+  if (!store) {
+    return fail(std::move(store).error());
+  }
+  auto token = store_new_admin_token(**store);
+  if (!token) {
+    return fail(std::move(token).error());
+  }
+  admin_token_hash_ = sha256_hex(*token);
+  return std::optional<std::string>(std::move(*token));
 }
 
 Result<Studio::ActiveJob> Studio::make_active_job(store::JobRecord record) {
@@ -303,6 +316,12 @@ void Studio::start_deadline(ActiveJob& job, std::chrono::milliseconds after, std
     }
     logger().warn("job.deadline",
                   {{"job_id", job_id}, {"worker_id", it->second.holder}, {"reason", reason}});
+    if (it->second.phase == ActiveJob::Phase::Offered &&
+        self->config_.reject_hold_off.count() > 0) {
+      // An unanswered offer is no run (no attempt counted): others get the job first.
+      self->scheduler_.exclude(it->second.holder, job_id,
+                               steady_now() + self->config_.reject_hold_off);
+    }
     self->release(job_id, reason, {store::AttemptOutcome::Requeued, reason}, true, false);
   });
 }
@@ -423,8 +442,12 @@ void Studio::release(const std::string& job_id, std::string error, store::Attemp
     request_dispatch();
     return;
   }
-  const int attempts = job.record.attempts + (count_attempt ? 1 : 0);
-  const bool exhausted = terminal || attempts >= job.record.max_attempts;
+  // `attempts` counts runs started (accepted offers, counted at the accept): a release adds
+  // none. A run that ended without a result uses up the job when it was the last one allowed;
+  // an offer that never started (rejected, unanswered) never does.
+  const int attempts = job.record.attempts;
+  const bool ran = job.record.accepted_at.has_value();
+  const bool exhausted = terminal || (count_attempt && ran && attempts >= job.record.max_attempts);
   if (exhausted && ended.outcome == store::AttemptOutcome::Requeued) {
     ended.outcome = store::AttemptOutcome::Failed;  // this lapse used up the job's attempts
   }
@@ -530,6 +553,7 @@ void Studio::finish_complete(const std::string& job_id, const std::string& worke
         }
         self->free_session_slot(job_id, done_job.session);
         done_job.record.status = store::JobStatus::Done;
+        done_job.record.attempts = std::max(done_job.record.attempts, 1);  // as stored
         done_job.record.worker_id = worker_id;
         done_job.record.last_worker_id = worker_id;
         done_job.record.finished_at = unix_millis_now();

@@ -2,9 +2,10 @@
 // The studio: worker registry and sessions, the job queue and its state machine, results, and the
 // HTTP routes of both the worker protocol (reference §2, §8) and the client API (/api/v1).
 //
-//   job:  queued ──claim──▶ claimed(offered) ──accept──▶ claimed(running) ──result──▶ done
+//   job:  queued ──claim──▶ claimed(offered) ──accept (attempts+1)──▶ claimed(running) ──▶ done
 //           ▲                   │ reject / offer timeout / run limit / fail     ▲
-//           └── attempts+1 ─────┘  (at maxAttempts, or fail{retryable:false}: ──▶ failed)
+//           └── requeue ────────┘  (a run ended at maxAttempts, or fail{retryable:false}: failed)
+//   `attempts` counts runs started (accepted offers), nothing else (issue 17).
 //           ▲                                                                   │
 //           └─ grace over ── claimed(detached) ◀── session gone / studio restart │
 //                              │  holder's heartbeat reports the job ──▶ running │
@@ -92,8 +93,12 @@ class Studio : public std::enable_shared_from_this<Studio> {
   ~Studio();
 
   net::HttpHandler& http_handler() { return *router_; }
-  // The admin token minted at this start (first start only), to print once.
-  const std::optional<std::string>& minted_admin_token() const { return minted_admin_token_; }
+  // First start only (no stored token, none from STUDIO_SERVER_ADMIN_TOKEN): mints the admin
+  // token, stores its hash and returns it, to print once; nullopt when the studio has one.
+  // Called by `serve` after its listener is bound and before the loop runs (issue 17: a start
+  // that cannot listen must not create a token nobody saw). Blocking: a short write on its own
+  // database connection (the studio's writer is idle before the loop runs).
+  Result<std::optional<std::string>> mint_admin_token_if_missing();
   // Closes every session with 1000, finishes queued database writes, stops the timers. `done`
   // runs on the loop once all writes are committed.
   void shutdown(std::function<void()> done);
@@ -248,8 +253,7 @@ class Studio : public std::enable_shared_from_this<Studio> {
   std::unordered_map<std::string, CachedWorker> workers_;
   std::unordered_map<std::string, CachedModel> models_;
   std::unordered_map<std::string, std::string> api_keys_;  // key hash → key id
-  std::string admin_token_hash_;
-  std::optional<std::string> minted_admin_token_;
+  std::string admin_token_hash_;  // empty until one exists: no bearer matches it
   RateLimiter register_limiter_;
   std::vector<std::shared_ptr<net::EventStream>> event_streams_;
   Metrics metrics_;

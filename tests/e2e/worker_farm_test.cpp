@@ -119,7 +119,7 @@ TEST(WorkerFarm, APausedWorkerRejectsOffersAndAnotherWorkerTakesThem) {
   const std::string second_id = studio.approve_next();
   ASSERT_TRUE(studio.wait_status(job, "done")) << studio.job(job).dump();
   EXPECT_EQ(studio.job(job).value("workerId", ""), second_id);
-  EXPECT_EQ(studio.job(job).value("attempts", -1), 0) << "a paused reject costs no attempt";
+  EXPECT_EQ(studio.job(job).value("attempts", -1), 1) << "one run: a paused reject is none";
 }
 
 TEST(WorkerFarm, TwoWorkersShareOneQueue) {
@@ -148,7 +148,8 @@ TEST(WorkerFarm, TwoWorkersShareOneQueue) {
 
 TEST(WorkerFarm, AWorkerKilledMidJobLosesNothingAnotherWorkerFinishesIt) {
   sw::testing::TempDir dir;
-  Studio studio(dir.path() / "studio", 0, {"--claim-grace-ms", "300"});
+  // No claim grace (0: requeue at once): a grace shorter than the workers' heartbeat is refused.
+  Studio studio(dir.path() / "studio", 0, {"--claim-grace-ms", "0"});
   studio.add_models();
   // The job is held in flight on w1 (never released: w1 is killed holding it).
   Worker slow(dir.path() / "w1", studio.url(), 0, "",
@@ -166,7 +167,7 @@ TEST(WorkerFarm, AWorkerKilledMidJobLosesNothingAnotherWorkerFinishesIt) {
   const std::string rescuer_id = studio.approve_next();
   ASSERT_TRUE(studio.wait_status(job, "done")) << studio.job(job).dump();
   EXPECT_EQ(studio.job(job).value("workerId", ""), rescuer_id);
-  EXPECT_EQ(studio.job(job).value("attempts", 0), 1);
+  EXPECT_EQ(studio.job(job).value("attempts", 0), 2) << "runs started: the lost one and the rescue";
   EXPECT_NE(rescuer_id, slow_id);
 }
 
@@ -198,7 +199,7 @@ TEST(WorkerFarm, AWorkerRestartedAfterACrashDeliversTheResultItHadFinished) {
   worker.start();
   ASSERT_TRUE(studio.wait_status(job, "done", 60s)) << studio.job(job).dump() << worker.log();
   EXPECT_EQ(studio.job(job).value("workerId", ""), worker_id);
-  EXPECT_EQ(studio.job(job).value("attempts", -1), 0) << "the claim survived the restarts";
+  EXPECT_EQ(studio.job(job).value("attempts", -1), 1) << "one run: the claim survived the restarts";
   ASSERT_TRUE(eventually([&] { return worker.status()["outbox"].value("entries", -1) == 0; }));
   auto image = studio.api("GET", "/api/v1/jobs/" + job + "/result");
   auto decoded = sw::testing::decode_webp(bytes_of(image.body));
@@ -258,14 +259,14 @@ TEST(WorkerFarm, AJsonLimitAbove16MibIsHonouredForA20MibJsonResultOverTheWebSock
       120s);
   ASSERT_TRUE(settled) << worker.log();
   ASSERT_EQ(view.value("status", ""), "done") << view.value("error", "") << "\n" << worker.log();
-  EXPECT_EQ(view.value("attempts", -1), 0);
+  EXPECT_EQ(view.value("attempts", -1), 1);
   EXPECT_EQ(view.value("prompt", "").size(), prompt.size());
   EXPECT_EQ(view["result"]["json"]["object"], "chat.completion");
   EXPECT_EQ(worker.log().find("reconnect attempt"), std::string::npos) << "no session was lost";
 }
 
 // `--kind-run-limit KIND=SECONDS`: a job of that kind claimed for longer with no result goes back
-// to the queue with an attempt counted and the limit named; a job of another kind keeps the
+// to the queue with the limit named; a job of another kind keeps the
 // default limit (an hour here) and stays with its worker. Both jobs are held in flight by the
 // test; the llm job started first, so a limit applied to every kind would requeue it first.
 TEST(WorkerFarm, AJobPastItsKindsRunLimitIsRequeuedAndOtherKindsKeepTheDefault) {
@@ -285,8 +286,11 @@ TEST(WorkerFarm, AJobPastItsKindsRunLimitIsRequeuedAndOtherKindsKeepTheDefault) 
   const auto image = studio.submit("image", {{"prompt", "slow"}, {"width", 64}, {"height", 64}});
   ASSERT_TRUE(eventually([&] { return runs(second, image); }));
 
-  ASSERT_TRUE(eventually([&] { return studio.job(image).value("attempts", -1) == 1; }))
-      << studio.job(image).dump();
+  ASSERT_TRUE(eventually([&] {
+    const auto lapsed = studio.job(image).value("attemptHistory", json::array());
+    return !lapsed.empty() && lapsed.at(0).value("outcome", "") == "requeued";
+  })) << studio.job(image).dump();
+  EXPECT_EQ(studio.job(image).value("attempts", -1), 1) << "one run started, and it lapsed";
   // The attempt that lapsed names the kind's limit (the job's `error` may by now say why a later
   // offer was refused: the held worker is still busy with it).
   const auto history = studio.job(image).at("attemptHistory");
@@ -296,14 +300,14 @@ TEST(WorkerFarm, AJobPastItsKindsRunLimitIsRequeuedAndOtherKindsKeepTheDefault) 
       << history.dump();
   const auto kept = studio.job(llm);
   EXPECT_EQ(kept.value("status", ""), "claimed") << kept.dump();
-  EXPECT_EQ(kept.value("attempts", -1), 0);
+  EXPECT_EQ(kept.value("attempts", -1), 1);
   EXPECT_EQ(kept.value("workerId", ""), first_id);
 
   // Released, both finish; the image's late result is still taken.
   latch.release();
   ASSERT_TRUE(studio.wait_status(llm, "done")) << studio.job(llm).dump();
   ASSERT_TRUE(studio.wait_status(image, "done")) << studio.job(image).dump();
-  EXPECT_EQ(studio.job(llm).value("attempts", -1), 0);
+  EXPECT_EQ(studio.job(llm).value("attempts", -1), 1);
 }
 
 // SIGTERM while a job runs: the worker gives the job its grace (5 s) to finish and deliver, and

@@ -27,6 +27,16 @@ namespace {
 
 using nlohmann::json;
 
+// The job's attempts reach `n` (an accept is counted when the studio reads the frame).
+bool eventually_attempts(const StudioHarness& studio, const std::string& id, int n) {
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (studio.job_attempts(id) != n) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(10ms);
+  }
+  return true;
+}
+
 studio::StudioConfig test_config(const std::filesystem::path& dir) {
   studio::StudioConfig config;
   config.data_dir = dir;
@@ -288,9 +298,10 @@ TEST_F(StudioProtocolTest, DeletingAWorkerRequeuesItsJobsAtOnceWithoutCountingAn
   EXPECT_EQ(studio().job_status(held), "claimed");
 
   EXPECT_EQ(studio().admin("DELETE", "/api/v1/workers/" + holder.worker_id).status, 200);
-  // At once: the job is queued again, no attempt counted, and another worker is offered it.
+  // At once: the job is queued again (its one run started does not fail it), and another worker
+  // is offered it.
   EXPECT_EQ(studio().job_status(held), "queued");
-  EXPECT_EQ(studio().job_attempts(held), 0);
+  EXPECT_EQ(studio().job_attempts(held), 1);
   auto next = connect_worker(studio(), other);
   auto offer = expect_offer(*next);
   ASSERT_TRUE(offer);
@@ -369,7 +380,7 @@ TEST_F(StudioProtocolTest, SilentSessionsAreClosedAndTheirJobReleased) {
   // Nothing more from the worker: a half-open connection as the studio sees it.
   EXPECT_TRUE(client->wait_closed(10s).has_value());
   EXPECT_TRUE(studio().wait_job_status(job, "queued"));
-  EXPECT_EQ(studio().job_attempts(job), 1);
+  EXPECT_EQ(studio().job_attempts(job), 0) << "offered, never accepted: no run";
   EXPECT_NE(studio().job_field(job, "error").find("silent"), std::string::npos);
 }
 
@@ -539,19 +550,21 @@ TEST_F(StudioProtocolTest, RejectBusyRequeuesWithoutAnAttemptToAnotherWorker) {
   EXPECT_EQ(studio().job_attempts(job), 0);
 }
 
-TEST_F(StudioProtocolTest, PlainRejectCountsAnAttemptAndMaxAttemptsFailsTheJob) {
+// Issue 17: a rejected offer is no run: it neither counts an attempt nor uses up maxAttempts.
+TEST_F(StudioProtocolTest, PlainRejectIsNoRunAndLeavesTheJobQueued) {
   const auto a = register_worker(studio(), "install-r3");
   auto client = connect_worker(studio(), a);
   const auto job = studio().create_job(llm_job("synth-llm", "x", 0, R"({"maxAttempts":1})"));
   ASSERT_TRUE(expect_offer(*client));
   client->send(proto::Reject{job, "model unloaded", std::nullopt});
   // No ack for a reject; the job's state tells.
-  EXPECT_TRUE(studio().wait_job_status(job, "failed"));
-  EXPECT_EQ(studio().job_attempts(job), 1);
+  EXPECT_TRUE(studio().wait_job_status(job, "queued"));
+  EXPECT_EQ(studio().job_attempts(job), 0);
   EXPECT_NE(studio().job_field(job, "error").find("model unloaded"), std::string::npos);
 }
 
-TEST_F(StudioProtocolTest, UnansweredOffersAreRequeuedWithAnAttempt) {
+// Issue 17: an unanswered offer is no run: requeued without an attempt, never failing the job.
+TEST_F(StudioProtocolTest, UnansweredOffersAreRequeuedWithoutAnAttempt) {
   auto config = test_config(dir_.path());
   config.offer_timeout = 200ms;
   config.reject_hold_off = 0ms;
@@ -560,13 +573,14 @@ TEST_F(StudioProtocolTest, UnansweredOffersAreRequeuedWithAnAttempt) {
   auto client = connect_worker(studio(), worker);
   const auto job = studio().create_job(llm_job("synth-llm", "x", 0, R"({"maxAttempts":2})"));
   ASSERT_TRUE(expect_offer(*client));
-  // Never answered: requeued with attempts 1 and offered again (this worker is idle).
-  auto again = expect_offer(*client);
-  ASSERT_TRUE(again);
-  EXPECT_EQ(again->job_id, job);
-  EXPECT_EQ(studio().job_attempts(job), 1);
-  // The second timeout exhausts maxAttempts.
-  EXPECT_TRUE(studio().wait_job_status(job, "failed"));
+  // Never answered: requeued and offered again (this worker is idle), twice and more.
+  for (int i = 0; i < 3; ++i) {
+    auto again = expect_offer(*client);
+    ASSERT_TRUE(again);
+    EXPECT_EQ(again->job_id, job);
+  }
+  EXPECT_EQ(studio().job_attempts(job), 0);
+  EXPECT_NE(studio().job_status(job), "failed");
   EXPECT_NE(studio().job_field(job, "error").find("offer not answered"), std::string::npos);
 }
 
@@ -676,7 +690,7 @@ TEST_F(StudioProtocolTest, AClaimSurvivesAShortDisconnectAndTheHolderFinishesIt)
   auto ack = back->next_non_ack();
   ASSERT_TRUE(ack && std::holds_alternative<proto::CompleteAck>(*ack));
   EXPECT_TRUE(studio().wait_job_status(job, "done"));
-  EXPECT_EQ(studio().job_attempts(job), 0);
+  EXPECT_EQ(studio().job_attempts(job), 1) << "one run, survived a disconnect";
   EXPECT_EQ(studio().job_field(job, "workerId"), worker.worker_id);
   EXPECT_FALSE(bystander->next_non_ack(300ms).has_value()) << "the bystander got an offer";
 }
@@ -695,7 +709,7 @@ TEST_F(StudioProtocolTest, ALateResultForARequeuedJobIsTakenAndTheNewClaimWithdr
   ASSERT_TRUE(offer);
   ASSERT_EQ(offer->job_id, job);
   b->send(proto::Accept{job});
-  EXPECT_EQ(studio().job_attempts(job), 1);
+  EXPECT_TRUE(eventually_attempts(studio(), job, 2)) << "two runs started";
   // The first worker comes back with its finished result: it is taken.
   auto a2 = connect_worker(studio(), first);
   auto late = proto::RawJson::parse(R"({"from":"first"})");
@@ -764,7 +778,7 @@ TEST_F(StudioProtocolTest, AfterAStudioRestartTheHolderKeepsItsClaimWithinTheGra
                    worker.token, type);
   EXPECT_EQ(reply.status, 200) << reply.body;
   EXPECT_EQ(studio().job_status(job), "done");
-  EXPECT_EQ(studio().job_attempts(job), 0);
+  EXPECT_EQ(studio().job_attempts(job), 1);
   // The same upload again (its answer was lost): 200, repeated.
   const auto again =
       http_request(studio().port(), "POST",
@@ -1156,18 +1170,80 @@ TEST_F(StudioProtocolTest, CancellingAQueuedJobIsImmediateAndAClaimedOneDropsIts
   auto ack = client->next_non_ack();
   ASSERT_TRUE(ack && std::holds_alternative<proto::CompleteAck>(*ack));
   EXPECT_EQ(studio().job_status(claimed), "cancelled");
-  EXPECT_EQ(studio().admin("GET", "/api/v1/jobs/" + claimed + "/result").status, 409);
+  EXPECT_EQ(studio().admin("GET", "/api/v1/jobs/" + claimed + "/result").status, 410);
   EXPECT_EQ(studio().admin("POST", "/api/v1/jobs/job-nope/cancel").status, 404);
 }
 
-TEST_F(StudioProtocolTest, IdempotencyKeysReturnTheFirstJob) {
+// Issue 17: the same key with the same request returns the first job; with another request it is
+// a 409 naming the key (it used to return the first job silently).
+TEST_F(StudioProtocolTest, IdempotencyKeysReturnTheFirstJobAndRefuseAnotherBody) {
   auto first = studio().admin("POST", "/api/v1/jobs",
                               llm_job("synth-llm", "x", 0, R"({"idempotencyKey":"k-1"})"));
   ASSERT_EQ(first.status, 201);
-  auto second = studio().admin("POST", "/api/v1/jobs",
-                               llm_job("synth-llm", "different", 0, R"({"idempotencyKey":"k-1"})"));
-  EXPECT_EQ(second.status, 200);
-  EXPECT_EQ(parse(first.body)["id"], parse(second.body)["id"]);
+  // The same job, written differently (key order, the default priority spelled out).
+  const std::string same =
+      R"({"idempotencyKey":"k-1","task":{"messages":[{"content":"x","role":"user"}],)"
+      R"("kind":"llm"},"model":"synth-llm"})";
+  auto again = studio().admin("POST", "/api/v1/jobs", same);
+  EXPECT_EQ(again.status, 200) << again.body;
+  EXPECT_EQ(parse(first.body)["id"], parse(again.body)["id"]);
+  auto other = studio().admin("POST", "/api/v1/jobs",
+                              llm_job("synth-llm", "different", 0, R"({"idempotencyKey":"k-1"})"));
+  EXPECT_EQ(other.status, 409) << other.body;
+  EXPECT_EQ(parse(other.body)["error"], "idempotency_key_reused");
+  const auto message = parse(other.body)["message"].get<std::string>();
+  EXPECT_NE(message.find("idempotencyKey \"k-1\""), std::string::npos) << message;
+  EXPECT_NE(message.find("differs in: task"), std::string::npos) << message;
+  auto priority = studio().admin("POST", "/api/v1/jobs",
+                                 llm_job("synth-llm", "x", 5, R"({"idempotencyKey":"k-1"})"));
+  EXPECT_EQ(priority.status, 409) << priority.body;
+  EXPECT_NE(parse(priority.body)["message"].get<std::string>().find("differs in: priority"),
+            std::string::npos)
+      << priority.body;
+}
+
+// Issue 17: the result of a job that failed says so and why, not `not_ready`.
+TEST_F(StudioProtocolTest, TheResultOfAFailedJobSaysItFailedAndWhy) {
+  const auto worker = register_worker(studio(), "install-rf1");
+  auto client = connect_worker(studio(), worker);
+  const auto job = studio().create_job(llm_job("synth-llm", "x"));
+  ASSERT_TRUE(expect_offer(*client));
+  client->send(proto::Accept{job});
+  client->send(proto::Fail{job, "prompt longer than the context", false});
+  auto ack = client->next_non_ack();
+  ASSERT_TRUE(ack && std::holds_alternative<proto::FailAck>(*ack));
+  const auto reply = studio().admin("GET", "/api/v1/jobs/" + job + "/result");
+  EXPECT_EQ(reply.status, 410) << reply.body;
+  const auto body = parse(reply.body);
+  EXPECT_EQ(body["error"], "job_failed");
+  EXPECT_EQ(body["status"], "failed");
+  EXPECT_NE(body["message"].get<std::string>().find("prompt longer than the context"),
+            std::string::npos)
+      << reply.body;
+}
+
+// Issue 17: `attempts` is the number of runs started (offers a worker accepted): 1 after a
+// successful first run, 1 after one failed run; a declined offer is no run.
+TEST_F(StudioProtocolTest, AttemptsCountRunsStarted) {
+  const auto worker = register_worker(studio(), "install-at1");
+  auto client = connect_worker(studio(), worker);
+  const auto ok = studio().create_job(llm_job("synth-llm", "x"));
+  ASSERT_TRUE(expect_offer(*client));
+  client->send(proto::Accept{ok});
+  client->send(proto::CompleteJson{ok, *proto::RawJson::parse(R"({"n":1})"), std::nullopt});
+  auto ack = client->next_non_ack();
+  ASSERT_TRUE(ack && std::holds_alternative<proto::CompleteAck>(*ack));
+  EXPECT_EQ(studio().job_status(ok), "done");
+  EXPECT_EQ(studio().job_attempts(ok), 1) << "one run";
+
+  const auto once = studio().create_job(llm_job("synth-llm", "y", 0, R"({"maxAttempts":1})"));
+  ASSERT_TRUE(expect_offer(*client));
+  client->send(proto::Accept{once});
+  client->send(proto::Fail{once, "runner crashed", true});
+  ack = client->next_non_ack();
+  ASSERT_TRUE(ack && std::holds_alternative<proto::FailAck>(*ack));
+  EXPECT_EQ(studio().job_status(once), "failed") << "its one run is used up";
+  EXPECT_EQ(studio().job_attempts(once), 1);
 }
 
 TEST_F(StudioProtocolTest, InvalidJobsAre400sNamingTheFieldAndStoreNothing) {
