@@ -110,8 +110,26 @@ struct Daemon::Impl {
       co_await self->job_signal->async_wait(kUseTuple);
     }
     if (pending()) {
-      logger().warn("daemon.job_abandoned_at_shutdown",
-                    {{"job_id", runtime.current_studio_job.value_or("")}});
+      // What could not finish and be delivered within the grace goes back to the studio now
+      // (fail, retryable), rather than waiting out the studio's claim grace.
+      std::vector<std::string> unfinished;
+      for (const auto& job : runtime.active_jobs()) {
+        if (job.source == "studio") unfinished.push_back(job.job_id);
+      }
+      for (const auto& id : in_flight) {
+        if (runtime.outbox().contains(id) &&
+            std::find(unfinished.begin(), unfinished.end(), id) == unfinished.end()) {
+          unfinished.push_back(id);
+        }
+      }
+      const auto handed_back = co_await self->session->hand_back(unfinished);
+      for (const auto& id : unfinished) {
+        if (handed_back.contains(id)) {
+          logger().info("daemon.job_handed_back", {{"job_id", id}});
+        } else {
+          logger().warn("daemon.job_abandoned_at_shutdown", {{"job_id", id}});
+        }
+      }
     }
     self->session->stop();
     const auto close_end = std::chrono::steady_clock::now() + runtime.timings().close_timeout;
