@@ -52,6 +52,12 @@ TEST(WorkerCommand, RegisterStatusThresholdAndConfigWorkOnTheConfigFile) {
 
   EXPECT_EQ(run_worker(config + " set-threshold 6.5").exit_code, 0);
   EXPECT_THAT(run_worker(config + " status").text, HasSubstr("vram_threshold_gb: 6.5"));
+  auto set = run_worker(config + " config set models_root /srv/models");
+  EXPECT_EQ(set.exit_code, 0) << set.text;
+  EXPECT_THAT(run_worker(config + " status").text, HasSubstr("models_root: /srv/models"));
+  auto unknown = run_worker(config + " config set vram_treshold_gb 3");
+  EXPECT_EQ(unknown.exit_code, 2);
+  EXPECT_THAT(unknown.text, HasSubstr("vram_treshold_gb: not a setting that can be changed here"));
   auto negative = run_worker(config + " set-threshold -1");
   EXPECT_EQ(negative.exit_code, 2);
   EXPECT_THAT(negative.text, HasSubstr("threshold must be >= 0"));

@@ -410,6 +410,11 @@ TEST(WorkerFarm, SetThresholdWhileTheDaemonRunsIsAppliedByTheDaemonAndKept) {
   ASSERT_EQ(code, 0) << out;
   EXPECT_THAT(out, ::testing::HasSubstr("vram_threshold_gb set to 3.5 by the running daemon"));
   EXPECT_EQ(worker.status()["config"].value("vramThresholdGb", 0.0), 3.5);
+  const auto set = worker_cli(worker, dir.path() / "cli.log", {"config", "set", "auto_start", "false"},
+                              &code);
+  ASSERT_EQ(code, 0) << set;
+  EXPECT_THAT(set, ::testing::HasSubstr("auto_start set to false by the running daemon"));
+  EXPECT_FALSE(worker.status()["config"].value("autoStart", true));
   studio.approve_next();
   ASSERT_TRUE(worker.wait_session("connected")) << worker.log();
   EXPECT_EQ(worker.status()["config"].value("vramThresholdGb", 0.0), 3.5);
