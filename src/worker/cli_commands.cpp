@@ -85,8 +85,8 @@ void print_live_status(const std::filesystem::path& config_path, const RunningDa
   if (session_line == "connected") {
     session_line = "connected";
   } else if (session_line == "reconnecting") {
-    session_line = "not connected: reconnecting (attempt " +
-                   std::to_string(session.value("attempt", 0)) + ")";
+    session_line =
+        "not connected: reconnecting (attempt " + std::to_string(session.value("attempt", 0)) + ")";
   } else if (session.contains("reason")) {
     session_line = "not connected: " + session_line + ": " + text_of(session, "reason");
   } else {
@@ -115,8 +115,7 @@ void print_live_status(const std::filesystem::path& config_path, const RunningDa
     }
   }
   out << "config path: " << config_path.string() << "\n"
-      << "daemon: running (pid " << status.value("pid", 0) << ", local API " << daemon.url
-      << ")\n"
+      << "daemon: running (pid " << status.value("pid", 0) << ", local API " << daemon.url << ")\n"
       << "studio: " << text_of(config, "apiBaseUrl") << "\n"
       << "session: " << session_line << "\n"
       << "registration: " << registration_line << "\n"
@@ -124,8 +123,7 @@ void print_live_status(const std::filesystem::path& config_path, const RunningDa
       << "busy: " << (status.value("busy", false) ? "true" : "false") << "\n"
       << "current job: " << job_line << "\n"
       << "outbox: " << outbox.value("entries", std::uint64_t{0}) << " results, "
-      << outbox.value("bytes", std::uint64_t{0})
-      << " bytes awaiting delivery\n"
+      << outbox.value("bytes", std::uint64_t{0}) << " bytes awaiting delivery\n"
       << "vram_threshold_gb: " << config.value("vramThresholdGb", 0.0) << "\n"
       << "auto_start: " << (config.value("autoStart", false) ? "true" : "false") << "\n"
       << "models_root: " << text_of(config, "modelsRoot") << "\n"
@@ -177,9 +175,8 @@ Result<std::optional<RunningDaemon>> find_running_daemon(const std::filesystem::
     if (std::chrono::steady_clock::now() >= deadline) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));  // written by another process
   }
-  return fail(Error::unavailable(
-      "{} holds {}, but its local API cannot be found: {}: {}", describe(daemon),
-      lock_path.string(), discovery.string(), why));
+  return fail(Error::unavailable("{} holds {}, but its local API cannot be found: {}: {}",
+                                 describe(daemon), lock_path.string(), discovery.string(), why));
 }
 
 Status print_status(const std::filesystem::path& config_path, std::ostream& out) {
@@ -315,8 +312,8 @@ Status set_config_value(const std::filesystem::path& config_path, const std::str
   if (!current.is_object() || it == current.end()) {
     std::string keys;
     for (const auto& [name, ignored] : current.items()) keys += (keys.empty() ? "" : ", ") + name;
-    return fail(Error::invalid_argument("{}: not a setting that can be changed here ({})", key,
-                                        keys));
+    return fail(
+        Error::invalid_argument("{}: not a setting that can be changed here ({})", key, keys));
   }
   // The value takes the setting's type.
   json typed;

@@ -303,8 +303,7 @@ HttpResponse LocalApi::route(const net::HttpRequest& request, net::Responder& re
     WorkerConfig next = runtime_.config();
     if (body->api_base_url) {
       if (auto base = transfer::studio_base_url(*body->api_base_url); !base) {
-        return HttpResponse::error(400, "invalid_config",
-                                   "apiBaseUrl: " + base.error().message);
+        return HttpResponse::error(400, "invalid_config", "apiBaseUrl: " + base.error().message);
       }
       next.api_base_url = *body->api_base_url;
     }

@@ -181,10 +181,9 @@ awaitable<std::set<std::string>> StudioSession::hand_back(std::vector<std::strin
   if (!link || !link->alive || !link->welcomed) co_return acked;
   std::set<std::string> sent_for;
   for (const auto& job_id : job_ids) {
-    runtime_.logs().ship(log::Level::Warn, "job",
-                         fmt::format("handing job {} back to the studio: the worker is stopping",
-                                     job_id),
-                         job_id);
+    runtime_.logs().ship(
+        log::Level::Warn, "job",
+        fmt::format("handing job {} back to the studio: the worker is stopping", job_id), job_id);
     const proto::WorkerFrame frame{proto::Fail{job_id, kWorkerStopping, true}};
     if (auto sent = co_await send_on(link, frame); sent) sent_for.insert(job_id);
   }

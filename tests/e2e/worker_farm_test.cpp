@@ -378,12 +378,13 @@ TEST(WorkerFarm, ApprovalReachesAWorkerWaitingAtTheDefaultPollPaceAtOnce) {
   Worker worker(dir.path() / "w1", studio.url(), 0, "", {"--registration-poll-ms", "1000"});
   std::string request_id;
   ASSERT_TRUE(eventually([&] {
-    const auto reply = json::parse(studio.api("GET", "/api/v1/workers/pending").body, nullptr,
-                                   false);
+    const auto reply =
+        json::parse(studio.api("GET", "/api/v1/workers/pending").body, nullptr, false);
     if (!reply.is_object() || reply["pending"].size() != 1) return false;
     request_id = reply["pending"][0].value("requestId", "");
     return reply["pending"][0].value("waiting", false);
-  })) << "the worker's poll is not held open by the studio\n" << worker.log();
+  })) << "the worker's poll is not held open by the studio\n"
+      << worker.log();
   const auto approved = studio.api("POST", "/api/v1/workers/pending/" + request_id + "/approve");
   ASSERT_EQ(approved.status, 200) << approved.body;
   ASSERT_TRUE(worker.wait_session("connected", 10s)) << worker.log();
@@ -410,8 +411,8 @@ TEST(WorkerFarm, SetThresholdWhileTheDaemonRunsIsAppliedByTheDaemonAndKept) {
   ASSERT_EQ(code, 0) << out;
   EXPECT_THAT(out, ::testing::HasSubstr("vram_threshold_gb set to 3.5 by the running daemon"));
   EXPECT_EQ(worker.status()["config"].value("vramThresholdGb", 0.0), 3.5);
-  const auto set = worker_cli(worker, dir.path() / "cli.log", {"config", "set", "auto_start", "false"},
-                              &code);
+  const auto set =
+      worker_cli(worker, dir.path() / "cli.log", {"config", "set", "auto_start", "false"}, &code);
   ASSERT_EQ(code, 0) << set;
   EXPECT_THAT(set, ::testing::HasSubstr("auto_start set to false by the running daemon"));
   EXPECT_FALSE(worker.status()["config"].value("autoStart", true));

@@ -138,8 +138,7 @@ TEST_F(StudioProtocolTest, AHeldPollIsAnsweredByTheApproval) {
   ASSERT_EQ(reply.status, 200) << reply.body;
   const auto request_id = parse(reply.body)["requestId"].get<std::string>();
   const std::string poll_path = "/graphics/api/workers/register-requests/" + request_id;
-  EXPECT_EQ(http_request(studio().port(), "GET", poll_path + "?waitMs=-1", "", secret).status,
-            400);
+  EXPECT_EQ(http_request(studio().port(), "GET", poll_path + "?waitMs=-1", "", secret).status, 400);
 
   HttpReply held;
   std::thread poller([&] {
