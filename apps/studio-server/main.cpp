@@ -551,9 +551,13 @@ int main(int argc, char** argv) {
         std::cout << "no pending registration requests\n";
       }
       for (const auto& r : *requests) {
+        // Two requests from one host differ in install id, source port and first-seen time.
+        auto caps = nlohmann::json::parse(r.capabilities_json, nullptr, false);
+        if (!caps.is_object()) caps = nlohmann::json::object();
         std::cout << r.id << "  install=" << r.install_id << "  from=" << r.source_ip
-                  << "  agent=" << r.user_agent
-                  << "  since=" << sw::format_rfc3339_millis(r.created_at) << "\n";
+                  << "  host=" << caps.value("machineName", "?")
+                  << "  user=" << caps.value("username", "?") << "  agent=" << r.user_agent
+                  << "  first_seen=" << sw::format_rfc3339_millis(r.created_at) << "\n";
       }
       return 0;
     });

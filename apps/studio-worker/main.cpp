@@ -151,7 +151,7 @@ int main(int argc, char** argv) {
   std::int64_t synthetic_job_ms = 0;
   std::optional<std::uint16_t> local_api_port;
   run->add_option("--registration-poll-ms", registration_poll_ms,
-                  "Approval poll interval (default 30000)")
+                  "Least time between approval polls (default 1000)")
       ->check(CLI::Range(std::int64_t{100}, std::int64_t{3600000}))
       ->group("Rehearsal");
   run->add_option("--synthetic-job-ms", synthetic_job_ms,
@@ -186,6 +186,11 @@ int main(int argc, char** argv) {
   double threshold = 0;
   threshold_cmd->add_option("gb", threshold, "Gigabytes")->required();
   auto* config_cmd = app.add_subcommand("config", "Print config.toml (secrets redacted)");
+  auto* config_set = config_cmd->add_subcommand(
+      "set", "Change one setting (through the running daemon when there is one)");
+  std::string config_key, config_value;
+  config_set->add_option("key", config_key, "e.g. vram_threshold_gb")->required();
+  config_set->add_option("value", config_value, "The new value")->required();
 
   auto* samples = app.add_subcommand(
       "samples", "Run one job of every task kind locally (synthetic engine) and write the results");
@@ -257,6 +262,9 @@ int main(int argc, char** argv) {
     rc = report(sw::worker::print_status(config_path, std::cout), "status");
   } else if (threshold_cmd->parsed()) {
     rc = report(sw::worker::set_threshold(config_path, threshold, std::cout), "set-threshold");
+  } else if (config_set->parsed()) {
+    rc = report(sw::worker::set_config_value(config_path, config_key, config_value, std::cout),
+                "config set");
   } else if (config_cmd->parsed()) {
     rc = report(sw::worker::print_config(config_path, std::cout), "config");
   } else if (samples->parsed()) {

@@ -488,6 +488,11 @@ class HttpConnection : public Connection {
         break;
       }
       HttpRequest head = to_request(parser.get(), remote_);
+      {
+        beast::error_code endpoint_ec;
+        const auto peer = beast::get_lowest_layer(stream_).socket().remote_endpoint(endpoint_ec);
+        if (!endpoint_ec) head.remote_port = peer.port();
+      }
       if (websocket::is_upgrade(parser.get())) {
         co_await upgrade(parser.release(), head);
         co_return;

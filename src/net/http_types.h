@@ -32,6 +32,7 @@ struct HttpRequest {
   // Set instead of `body` when the handler's admission streamed the body into this sink.
   std::shared_ptr<BodySink> body_sink;
   std::string remote_address;  // the peer's IP, for rate limits
+  std::uint16_t remote_port = 0;  // the peer's TCP port (0: unknown)
 
   // The first header named `name` (case-insensitive), or nullptr.
   const std::string* header(std::string_view name) const;

@@ -45,7 +45,7 @@ struct RegistrationRecord {
   std::string secret_hash;
   std::string capabilities_json;
   std::string user_agent;
-  std::string source_ip;
+  std::string source_ip;  // "address:port" of the request (older rows: the address alone)
   RequestStatus status = RequestStatus::Pending;
   std::string reason;
   std::optional<std::string> worker_id;

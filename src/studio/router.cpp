@@ -380,7 +380,12 @@ class Router : public net::HttpHandler {
     record.secret_hash = body->registration_secret_hash;
     record.capabilities_json = proto::encode(body->capabilities);
     record.user_agent = body->user_agent;
-    record.source_ip = request.remote_address;
+    // Address and port: two requests from one host (two installs) are told apart by the port
+    // their request came from, as well as by install id and first-seen time (issue 17).
+    const bool v6 = request.remote_address.find(':') != std::string::npos;
+    record.source_ip = request.remote_port == 0 ? request.remote_address
+                       : v6 ? fmt::format("[{}]:{}", request.remote_address, request.remote_port)
+                            : fmt::format("{}:{}", request.remote_address, request.remote_port);
     record.created_at = unix_millis_now();
     s_.db_->call<std::string>(
         [record](store::StudioStore& st) -> Result<std::string> {
@@ -417,6 +422,12 @@ class Router : public net::HttpHandler {
         });
   }
 
+  // The most a poll is held open (`?waitMs=`, ours): well inside a worker's 60 s HTTP timeout.
+  static constexpr std::int64_t kMaxPollWaitMs = 30'000;
+
+  // `?waitMs=N` (ours; the reference studio ignores it): a poll of a request still pending is
+  // held up to N ms (at most kMaxPollWaitMs) and answered as soon as the operator decides, so an
+  // approval reaches a waiting worker at once without it polling often.
   void register_poll(const HttpRequest& request, const std::string& request_id,
                      const net::Responder& responder) {
     const auto secret = request.bearer_token();
@@ -425,13 +436,30 @@ class Router : public net::HttpHandler {
                                          "Authorization: Bearer <registration secret> required"));
       return;
     }
+    std::int64_t wait_ms = 0;
+    if (auto text = request.query_param("waitMs"); text && !text->empty()) {
+      const auto* end = text->data() + text->size();
+      const auto parsed = std::from_chars(text->data(), end, wait_ms);
+      if (parsed.ec != std::errc() || parsed.ptr != end || wait_ms < 0) {
+        responder.send(invalid("invalid_request", "waitMs: must be a whole number of ms"));
+        return;
+      }
+      wait_ms = std::min(wait_ms, kMaxPollWaitMs);
+    }
+    poll_registration(request_id, sha256_hex(*secret), std::chrono::milliseconds(wait_ms),
+                      responder);
+  }
+
+  void poll_registration(const std::string& request_id, const std::string& secret_hash,
+                         std::chrono::milliseconds wait, const net::Responder& responder) {
     struct Answer {
       int status = 200;
       std::string body;
       std::optional<std::pair<std::string, std::string>> token;  // worker id, hash
+      bool pending = false;
     };
     s_.db_->call<Answer>(
-        [request_id, secret_hash = sha256_hex(*secret)](store::StudioStore& st) -> Result<Answer> {
+        [request_id, secret_hash](store::StudioStore& st) -> Result<Answer> {
           auto found = st.find_request(request_id);
           if (!found) {
             return fail(std::move(found).error());
@@ -451,7 +479,7 @@ class Router : public net::HttpHandler {
             case store::RequestStatus::Pending:
               return Answer{200,
                             proto::encode(proto::RegistrationPoll{proto::RegistrationPending{}}),
-                            std::nullopt};
+                            std::nullopt, true};
             case store::RequestStatus::Rejected:
               return Answer{
                   200,
@@ -476,9 +504,13 @@ class Router : public net::HttpHandler {
                             proto::RegistrationApproved{*r.worker_id, token}}),
                         std::pair(*r.worker_id, hash)};
         },
-        [this, responder](Result<Answer> answer) {
+        [this, responder, request_id, secret_hash, wait](Result<Answer> answer) {
           if (!answer) {
             responder.send(from_error(answer.error()));
+            return;
+          }
+          if (answer->pending && wait.count() > 0 && !s_.stopping_) {
+            hold_poll(request_id, secret_hash, wait, std::move(answer->body), responder);
             return;
           }
           if (answer->token) {
@@ -486,6 +518,36 @@ class Router : public net::HttpHandler {
           }
           responder.send(HttpResponse::json(answer->status, std::move(answer->body)));
         });
+  }
+
+  // Holds a pending poll until its request is decided (then polls once more, without waiting)
+  // or `wait` ends (then answers `pending_body`).
+  void hold_poll(const std::string& request_id, const std::string& secret_hash,
+                 std::chrono::milliseconds wait, std::string pending_body,
+                 const net::Responder& responder) {
+    auto held = std::make_shared<Studio::HeldPoll>(s_.loop_);
+    s_.held_polls_.emplace(request_id, held);
+    held->timer.expires_after(wait);
+    held->timer.async_wait([this, weak = s_.weak_from_this(), held, request_id, secret_hash,
+                            pending_body = std::move(pending_body),
+                            responder](const boost::system::error_code&) {
+      auto studio = weak.lock();
+      if (!studio) {
+        return;
+      }
+      if (held->decided && !studio->stopping_) {
+        poll_registration(request_id, secret_hash, std::chrono::milliseconds(0), responder);
+        return;
+      }
+      auto [first, last] = studio->held_polls_.equal_range(request_id);
+      for (auto it = first; it != last; ++it) {
+        if (it->second == held) {
+          studio->held_polls_.erase(it);
+          break;
+        }
+      }
+      responder.send(HttpResponse::json(200, pending_body));
+    });
   }
 
   // ---- results (reference §2.3) ----
@@ -1208,7 +1270,7 @@ class Router : public net::HttpHandler {
   void list_pending(const net::Responder& responder) {
     s_.db_->call<std::vector<store::RegistrationRecord>>(
         [](store::StudioStore& st) { return st.list_requests(store::RequestStatus::Pending); },
-        [responder](Result<std::vector<store::RegistrationRecord>> requests) {
+        [this, responder](Result<std::vector<store::RegistrationRecord>> requests) {
           if (!requests) {
             responder.send(from_error(requests.error()));
             return;
@@ -1219,8 +1281,10 @@ class Router : public net::HttpHandler {
                             {"installId", r.install_id},
                             {"capabilities", stored_json(r.capabilities_json)},
                             {"userAgent", r.user_agent},
-                            {"sourceIp", r.source_ip},
-                            {"createdAt", iso_time(r.created_at)}});
+                            {"sourceIp", r.source_ip},  // "address:port" since issue 17
+                            {"createdAt", iso_time(r.created_at)},
+                            // A poll of it is held open now: its worker is up and waiting.
+                            {"waiting", s_.held_polls_.contains(r.id)}});
           }
           responder.send(ok_json({{"pending", std::move(list)}}));
         });
@@ -1238,6 +1302,7 @@ class Router : public net::HttpHandler {
           }
           logger().info("registration.approved",
                         {{"request_id", request_id}, {"worker_id", *worker_id}});
+          s_.wake_held_polls(request_id);
           // Unknown token until the worker polls; the placeholder hash matches nothing.
           s_.workers_[*worker_id] = Studio::CachedWorker{sha256_hex(random_hex(32))};
           s_.publish_worker(*worker_id, "approved");
@@ -1262,12 +1327,13 @@ class Router : public net::HttpHandler {
           SW_TRY(reject_request(st, request_id, reason, unix_millis_now()));
           return true;
         },
-        [responder, request_id](Result<bool> rejected) {
+        [this, responder, request_id](Result<bool> rejected) {
           if (!rejected) {
             responder.send(from_error(rejected.error()));
             return;
           }
           logger().info("registration.rejected", {{"request_id", request_id}});
+          s_.wake_held_polls(request_id);
           responder.send(ok_json({{"status", "rejected"}, {"requestId", request_id}}));
         });
   }

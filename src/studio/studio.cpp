@@ -591,10 +591,23 @@ void Studio::shutdown(std::function<void()> done) {
     stream->close();
   }
   event_streams_.clear();
+  for (auto& [id, held] : held_polls_) {
+    held->timer.cancel();  // answers "pending" now; the worker polls the next studio run
+  }
+  held_polls_.clear();
   // Jobs held by the closed sessions stay claimed in the database: the next start requeues them.
   db_->stop();
   blocking_->join();
   boost::asio::post(loop_, std::move(done));
+}
+
+void Studio::wake_held_polls(const std::string& request_id) {
+  const auto [first, last] = held_polls_.equal_range(request_id);
+  for (auto it = first; it != last; ++it) {
+    it->second->decided = true;
+    it->second->timer.cancel();
+  }
+  held_polls_.erase(first, last);
 }
 
 void Studio::halt_threads_for_test() {

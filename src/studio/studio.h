@@ -236,6 +236,16 @@ class Studio : public std::enable_shared_from_this<Studio> {
                        std::function<Result<bool>(store::StudioStore&)> write,
                        std::function<void(Result<bool>)> answer);
 
+  // ---- registration polls held open (ours: `?waitMs=`; the reference studio ignores it) ----
+  // A poll of a pending request waits here until the request is decided or its wait ends.
+  struct HeldPoll {
+    explicit HeldPoll(const boost::asio::any_io_executor& loop) : timer(loop) {}
+    boost::asio::steady_timer timer;
+    bool decided = false;  // woken by a decision: poll again; else answer "pending"
+  };
+  // The request was approved, rejected or superseded: its held polls answer now.
+  void wake_held_polls(const std::string& request_id);
+
   // ---- events and metrics ----
   void publish_job(const store::JobRecord& job);
   void publish_worker(const std::string& worker_id, std::string_view state);
@@ -255,6 +265,7 @@ class Studio : public std::enable_shared_from_this<Studio> {
   std::unordered_map<std::string, std::string> api_keys_;  // key hash → key id
   std::string admin_token_hash_;  // empty until one exists: no bearer matches it
   RateLimiter register_limiter_;
+  std::unordered_multimap<std::string, std::shared_ptr<HeldPoll>> held_polls_;  // by request id
   std::vector<std::shared_ptr<net::EventStream>> event_streams_;
   Metrics metrics_;
   std::shared_ptr<UploadBudget> upload_budget_ = std::make_shared<UploadBudget>();

@@ -1,13 +1,30 @@
 #include "worker/cli_commands.h"
 
-#include <cmath>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 #include <sstream>
 
+#include <cctype>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "common/file_io.h"
+#include "common/json_text.h"
+#include "transfer/http_client.h"
 #include "transfer/url_policy.h"
 #include "worker/config.h"
+#include "worker/daemon.h"
 #include "worker/vram_probe.h"
 
 namespace sw::worker {
+
+using nlohmann::json;
 
 namespace {
 
@@ -16,9 +33,168 @@ std::string with_inert_note(std::string_view key, std::string value) {
   return value;
 }
 
+// How long a command waits for a daemon that holds its lock to write local-api.json (it writes it
+// right after its local API binds, a moment after it takes the lock).
+constexpr auto kDiscoveryWait = std::chrono::seconds(5);
+constexpr auto kCallTimeout = std::chrono::seconds(10);
+
+std::string describe(const RunningDaemon& daemon) {
+  return daemon.pid.empty() ? std::string("the running daemon")
+                            : "the running daemon (pid " + daemon.pid + ")";
+}
+
+// An answer of the daemon's local API: 2xx → the JSON body; else an error naming the daemon and
+// the API's own message (400 → InvalidArgument, so that the command exits 2 as for a bad value).
+Result<json> call_daemon(const RunningDaemon& daemon, std::string method, const std::string& path,
+                         std::string body = {}) {
+  transfer::HttpCall call;
+  call.method = std::move(method);
+  call.url = daemon.url + path;
+  call.bearer = daemon.token;
+  call.body = std::move(body);
+  call.timeout = kCallTimeout;
+  auto reply = transfer::http_call(call);
+  if (!reply) {
+    return fail(Error::unavailable(
+        "{} holds the lock of this config directory, but its local API at {} does not answer: {}",
+        describe(daemon), daemon.url, reply.error().message));
+  }
+  auto parsed = parse_json(reply->body, "local API answer");
+  if (reply->status < 200 || reply->status >= 300) {
+    std::string message = reply->body;
+    if (parsed && parsed->is_object() && parsed->contains("message")) {
+      message = parsed->value("message", message);
+    }
+    const Code code = reply->status == 400 ? Code::InvalidArgument : Code::Unavailable;
+    return fail(Error::make(code, "{} refused {} {}: {} {}", describe(daemon), call.method, path,
+                            reply->status, message));
+  }
+  if (!parsed) {
+    return fail(Error::protocol("{} answered {} {} with something that is not JSON: {}",
+                                describe(daemon), call.method, path, parsed.error().message));
+  }
+  return std::move(*parsed);
+}
+
+std::string text_of(const json& value, const char* key, std::string fallback = "") {
+  const auto it = value.find(key);
+  return it != value.end() && it->is_string() ? it->get<std::string>() : fallback;
+}
+
+// The live daemon's status (GET /daemon/status), one `key: value` line each.
+void print_live_status(const std::filesystem::path& config_path, const RunningDaemon& daemon,
+                       const json& status, std::ostream& out) {
+  const json config = status.value("config", json::object());
+  const json session = status.value("session", json::object());
+  const json registration = status.value("registration", json::object());
+  const json outbox = status.value("outbox", json::object());
+  std::string session_line = text_of(session, "state", "unknown");
+  if (session_line == "connected") {
+    session_line = "connected";
+  } else if (session_line == "reconnecting") {
+    session_line =
+        "not connected: reconnecting (attempt " + std::to_string(session.value("attempt", 0)) + ")";
+  } else if (session.contains("reason")) {
+    session_line = "not connected: " + session_line + ": " + text_of(session, "reason");
+  } else {
+    session_line = "not connected: " + session_line;
+  }
+  const std::string state = text_of(registration, "state");
+  std::string registration_line;
+  if (state == "approved" || status.value("registered", false)) {
+    registration_line = "approved as " + text_of(status, "workerId", "?");
+  } else if (state == "pending") {
+    registration_line = "pending operator approval (request " + text_of(registration, "requestId") +
+                        ", since " + text_of(registration, "since") + ")";
+  } else if (state == "rejected") {
+    registration_line = "rejected: " + text_of(registration, "reason");
+  } else {
+    registration_line = "not registered yet (" + (state.empty() ? "pristine" : state) + ")";
+  }
+  std::string job_line = "none";
+  const std::string current = text_of(status, "currentJobId");
+  if (!current.empty()) {
+    job_line = current;
+    for (const auto& job : status.value("activeJobs", json::array())) {
+      if (text_of(job, "jobId") == current) {
+        job_line += " (" + text_of(job, "kind") + ", model " + text_of(job, "model") + ")";
+      }
+    }
+  }
+  out << "config path: " << config_path.string() << "\n"
+      << "daemon: running (pid " << status.value("pid", 0) << ", local API " << daemon.url << ")\n"
+      << "studio: " << text_of(config, "apiBaseUrl") << "\n"
+      << "session: " << session_line << "\n"
+      << "registration: " << registration_line << "\n"
+      << "paused: " << (status.value("paused", false) ? "true" : "false") << "\n"
+      << "busy: " << (status.value("busy", false) ? "true" : "false") << "\n"
+      << "current job: " << job_line << "\n"
+      << "outbox: " << outbox.value("entries", std::uint64_t{0}) << " results, "
+      << outbox.value("bytes", std::uint64_t{0}) << " bytes awaiting delivery\n"
+      << "vram_threshold_gb: " << config.value("vramThresholdGb", 0.0) << "\n"
+      << "auto_start: " << (config.value("autoStart", false) ? "true" : "false") << "\n"
+      << "models_root: " << text_of(config, "modelsRoot") << "\n"
+      << "auto_update: " << (config.value("autoUpdateEnabled", false) ? "true" : "false") << "\n"
+      << "update_interval: " << config.value("autoUpdateIntervalSecs", 0) << "s\n";
+}
+
 }  // namespace
 
+Result<std::optional<RunningDaemon>> find_running_daemon(const std::filesystem::path& config_path) {
+  const auto dir = config_path.parent_path();
+  const auto lock_path = dir / "daemon.lock";
+  UniqueFd lock(::open(lock_path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!lock.valid()) {
+    if (errno == ENOENT) return std::optional<RunningDaemon>();
+    return fail(Error::io("cannot open {}: {}", lock_path.string(), std::strerror(errno)));
+  }
+  // A shared lock we can take means no daemon holds its exclusive one; it is let go at once.
+  if (::flock(lock.get(), LOCK_SH | LOCK_NB) == 0) {
+    (void)::flock(lock.get(), LOCK_UN);
+    return std::optional<RunningDaemon>();
+  }
+  if (errno != EWOULDBLOCK) {
+    return fail(Error::io("cannot test the lock {}: {}", lock_path.string(), std::strerror(errno)));
+  }
+  RunningDaemon daemon;
+  if (auto pid = read_file(lock_path, 64); pid) {
+    daemon.pid = *pid;
+    while (!daemon.pid.empty() && (daemon.pid.back() == '\n' || daemon.pid.back() == ' ')) {
+      daemon.pid.pop_back();
+    }
+  }
+  const auto discovery = discovery_file_for(config_path);
+  const auto deadline = std::chrono::steady_clock::now() + kDiscoveryWait;
+  std::string why;
+  while (true) {
+    auto text = read_file(discovery, 1 << 16);
+    if (text) {
+      auto parsed = parse_json(*text, discovery.string());
+      if (parsed && parsed->is_object()) {
+        daemon.url = text_of(*parsed, "url");
+        daemon.token = text_of(*parsed, "token");
+        if (!daemon.url.empty() && !daemon.token.empty()) return std::optional(daemon);
+      }
+      why = "it names no url and token";
+    } else {
+      why = text.error().message;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // written by another process
+  }
+  return fail(Error::unavailable("{} holds {}, but its local API cannot be found: {}: {}",
+                                 describe(daemon), lock_path.string(), discovery.string(), why));
+}
+
 Status print_status(const std::filesystem::path& config_path, std::ostream& out) {
+  auto running = find_running_daemon(config_path);
+  if (!running) return fail(running.error());
+  if (*running) {
+    auto status = call_daemon(**running, "GET", "/daemon/status");
+    if (!status) return fail(status.error());
+    print_live_status(config_path, **running, *status, out);
+    return {};
+  }
   auto loaded = load_config(config_path, LoadMode::ReadOnly);
   if (!loaded) return fail(loaded.error());
   const WorkerConfig& config = loaded->config;
@@ -43,6 +219,7 @@ Status print_status(const std::filesystem::path& config_path, std::ostream& out)
   out << "config path: " << config_path.string() << (loaded->created ? " (not created yet)" : "")
       << "\n"
       << "state path: " << state << "\n"
+      << "daemon: not running (settings below are from the file)\n"
       << "api_base_url: "
       << (config.api_base_url.empty()
               ? std::string("(none; run `studio-worker register --api-base-url URL`)")
@@ -66,17 +243,33 @@ Status print_status(const std::filesystem::path& config_path, std::ostream& out)
 Status register_command(const std::filesystem::path& config_path,
                         const std::optional<std::string>& api_base_url, bool reset,
                         std::ostream& out) {
-  // Migrate: a reference-style config.toml's registration moves to state.toml before either file
-  // is rewritten, so that neither the reset nor a new URL loses it by accident.
-  auto loaded = load_config(config_path, LoadMode::Migrate, memoised_vram_total_gib());
-  if (!loaded) return fail(loaded.error());
-  WorkerConfig config = loaded->config;
   if (api_base_url) {
     if (auto base = transfer::studio_base_url(*api_base_url); !base) {
       return fail(Error::invalid_argument("--api-base-url: {}", base.error().message));
     }
-    config.api_base_url = *api_base_url;
   }
+  auto running = find_running_daemon(config_path);
+  if (!running) return fail(running.error());
+  if (*running && (api_base_url || reset)) {
+    json body = json::object();
+    if (api_base_url) body["apiBaseUrl"] = *api_base_url;
+    if (reset) body["reset"] = true;
+    auto answer = call_daemon(**running, "POST", "/daemon/register", body.dump());
+    if (!answer) return fail(answer.error());
+    if (api_base_url) {
+      out << "api_base_url set to " << text_of(*answer, "apiBaseUrl") << " by "
+          << describe(**running) << "\n";
+    }
+    if (reset) {
+      out << "registration cleared by " << describe(**running)
+          << "; it asks the studio for approval again now\n";
+    }
+    return {};
+  }
+  auto loaded = load_config(config_path, LoadMode::Migrate, memoised_vram_total_gib());
+  if (!loaded) return fail(loaded.error());
+  WorkerConfig config = loaded->config;
+  if (api_base_url) config.api_base_url = *api_base_url;
   if (reset) config.reset_registration();
   SW_TRY(validate_config(config));
   if (api_base_url) SW_TRY(save_config(config_path, config));
@@ -89,7 +282,7 @@ Status register_command(const std::filesystem::path& config_path,
              "--api-base-url URL`\n";
     } else {
       out << "nothing to change; the daemon registers itself with " << config.api_base_url
-          << " on launch\n";
+          << (*running ? "" : " on launch") << "\n";
     }
   }
   return {};
@@ -100,17 +293,90 @@ Status set_threshold(const std::filesystem::path& config_path, double gigabytes,
   if (!std::isfinite(gigabytes) || gigabytes < 0) {
     return fail(Error::invalid_argument("threshold must be >= 0"));
   }
-  auto loaded = load_config(config_path, LoadMode::Migrate, memoised_vram_total_gib());
-  if (!loaded) return fail(loaded.error());
-  WorkerConfig config = loaded->config;
-  config.vram_threshold_gb = gigabytes;
-  SW_TRY(save_config(config_path, config));
-  out << "vram_threshold_gb set to " << gigabytes << "\n";
+  auto running = find_running_daemon(config_path);
+  if (!running) return fail(running.error());
+  if (*running) {
+    const json body = {{"vramThresholdGb", gigabytes}};
+    auto answer = call_daemon(**running, "PUT", "/daemon/config", body.dump());
+    if (!answer) return fail(answer.error());
+    out << "vram_threshold_gb set to " << answer->value("vramThresholdGb", gigabytes) << " by "
+        << describe(**running) << "\n";
+  } else {
+    auto loaded = load_config(config_path, LoadMode::Migrate, memoised_vram_total_gib());
+    if (!loaded) return fail(loaded.error());
+    WorkerConfig config = loaded->config;
+    config.vram_threshold_gb = gigabytes;
+    SW_TRY(save_config(config_path, config));
+    out << "vram_threshold_gb set to " << gigabytes << "\n";
+  }
   const double detected = memoised_vram_total_gib();
   if (detected > 0 && gigabytes > detected) {
     out << "warning: the threshold exceeds the detected " << detected
         << " GB of VRAM; jobs that large will not fit\n";
   }
+  return {};
+}
+
+Status set_config_value(const std::filesystem::path& config_path, const std::string& key,
+                        const std::string& value, std::ostream& out) {
+  // The TOML spelling (vram_threshold_gb) or the JSON one (vramThresholdGb).
+  std::string field;
+  for (std::size_t i = 0; i < key.size(); ++i) {
+    if (key[i] == '_' && i + 1 < key.size()) {
+      field += static_cast<char>(std::toupper(static_cast<unsigned char>(key[++i])));
+    } else {
+      field += key[i];
+    }
+  }
+  auto running = find_running_daemon(config_path);
+  if (!running) return fail(running.error());
+  std::optional<LoadedConfig> loaded;
+  json current;
+  if (*running) {
+    auto live = call_daemon(**running, "GET", "/daemon/config");
+    if (!live) return fail(live.error());
+    current = std::move(*live);
+  } else {
+    auto file = load_config(config_path, LoadMode::Migrate, memoised_vram_total_gib());
+    if (!file) return fail(file.error());
+    loaded = std::move(*file);
+    current = json::parse(editable_config_json(loaded->config));
+  }
+  const auto it = current.find(field);
+  if (!current.is_object() || it == current.end()) {
+    std::string keys;
+    for (const auto& [name, ignored] : current.items()) keys += (keys.empty() ? "" : ", ") + name;
+    return fail(
+        Error::invalid_argument("{}: not a setting that can be changed here ({})", key, keys));
+  }
+  // The value takes the setting's type.
+  json typed;
+  if (it->is_boolean()) {
+    if (value != "true" && value != "false") {
+      return fail(Error::invalid_argument("{}: must be true or false", key));
+    }
+    typed = value == "true";
+  } else if (it->is_number()) {
+    auto number = parse_json(value, key);
+    if (!number || !number->is_number()) {
+      return fail(Error::invalid_argument("{}: must be a number", key));
+    }
+    typed = std::move(*number);
+  } else {
+    typed = value;
+  }
+  const json body = {{field, typed}};
+  if (*running) {
+    auto answer = call_daemon(**running, "PUT", "/daemon/config", body.dump());
+    if (!answer) return fail(answer.error());
+    out << key << " set to " << (*answer)[field].dump() << " by " << describe(**running) << "\n";
+    return {};
+  }
+  auto next = apply_editable_config(loaded->config, body.dump());
+  if (!next) return fail(next.error());
+  SW_TRY(validate_config(*next));
+  SW_TRY(save_config(config_path, *next));
+  out << key << " set to " << typed.dump() << "\n";
   return {};
 }
 

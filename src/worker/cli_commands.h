@@ -1,7 +1,12 @@
 #pragma once
-// The config-only commands of `studio-worker` (reference-worker.md §5.3): status, register,
-// set-threshold, config. They read config.toml and state.toml (config.h), write the one they
-// change, and never touch the network. None repairs a file that does not parse.
+// The config commands of `studio-worker` (reference-worker.md §5.3): status, register,
+// set-threshold, config. Without a daemon they read config.toml and state.toml (config.h), write
+// the one they change, and never touch the network; none repairs a file that does not parse.
+// While a daemon runs for the config directory (it holds daemon.lock) the commands that change the
+// worker, and `status`, go through its local API (local-api.json: url and token), so that the
+// daemon applies the change instead of overwriting it a moment later (ours, issue 17); a daemon
+// whose API cannot be found or does not answer is an error (Code::Unavailable), never a silent
+// file edit. Blocking; call from the CLI's main thread.
 
 #include <filesystem>
 #include <optional>
@@ -12,18 +17,42 @@
 
 namespace sw::worker {
 
-// config path, state path, api_base_url, registration, vram_threshold_gb, auto_start,
-// models_root, auto_update, update_interval — one `key: value` line each; inert settings say so.
+// A daemon found running for a config directory.
+struct RunningDaemon {
+  std::string pid;    // as written in daemon.lock ("" when unreadable)
+  std::string url;    // its local API, e.g. http://127.0.0.1:4787
+  std::string token;  // the local API's bearer token
+};
+
+// nullopt when no daemon holds <config dir>/daemon.lock (tested with a shared flock that is let
+// go at once). When one does, its local-api.json is waited for (a few seconds: it is written just
+// after the lock is taken); Code::Unavailable when it does not appear.
+Result<std::optional<RunningDaemon>> find_running_daemon(const std::filesystem::path& config_path);
+
+// One `key: value` line each. A running daemon: `daemon: running (pid, local API)`, studio,
+// session (connected or not, and why), registration, paused, busy, current job (id, kind, model),
+// outbox (results and bytes awaiting delivery) and the live settings. Otherwise
+// `daemon: not running`, the config and state paths, and the files' api_base_url, registration and
+// settings (inert ones say so).
 Status print_status(const std::filesystem::path& config_path, std::ostream& out);
 
-// Persists `api_base_url` (config.toml) and/or clears the registration (state.toml: worker id,
-// token, request, secret, rejection, install id). Prints what it did.
+// Sets `api_base_url` (config.toml) and/or clears the registration (state.toml: worker id, token,
+// request, secret, rejection, install id): through POST /daemon/register when a daemon runs (it
+// asks for approval again at once), else in the files. Prints what it did.
 Status register_command(const std::filesystem::path& config_path,
                         const std::optional<std::string>& api_base_url, bool reset,
                         std::ostream& out);
 
+// Through PUT /daemon/config {"vramThresholdGb"} when a daemon runs, else in the file.
 Status set_threshold(const std::filesystem::path& config_path, double gigabytes,
                      std::ostream& out);
+
+// `config set KEY VALUE` (ours, issue 17): one operator setting of GET/PUT /daemon/config, named
+// as in config.toml (vram_threshold_gb) or in the JSON (vramThresholdGb); the value takes the
+// setting's type. Through PUT /daemon/config when a daemon runs, else in the file. Errors name the
+// key (InvalidArgument; an unknown key lists the settable ones).
+Status set_config_value(const std::filesystem::path& config_path, const std::string& key,
+                        const std::string& value, std::ostream& out);
 
 // `# <config path>` then its settings (inert ones marked), then `# <state path>` and the state,
 // secrets replaced by "<redacted>".

@@ -130,8 +130,26 @@ struct Daemon::Impl {
       co_await self->job_signal->async_wait(kUseTuple);
     }
     if (pending()) {
-      logger().warn("daemon.job_abandoned_at_shutdown",
-                    {{"job_id", runtime.current_studio_job.value_or("")}});
+      // What could not finish and be delivered within the grace goes back to the studio now
+      // (fail, retryable), rather than waiting out the studio's claim grace.
+      std::vector<std::string> unfinished;
+      for (const auto& job : runtime.active_jobs()) {
+        if (job.source == "studio") unfinished.push_back(job.job_id);
+      }
+      for (const auto& id : in_flight) {
+        if (runtime.outbox().contains(id) &&
+            std::find(unfinished.begin(), unfinished.end(), id) == unfinished.end()) {
+          unfinished.push_back(id);
+        }
+      }
+      const auto handed_back = co_await self->session->hand_back(unfinished);
+      for (const auto& id : unfinished) {
+        if (handed_back.contains(id)) {
+          logger().info("daemon.job_handed_back", {{"job_id", id}});
+        } else {
+          logger().warn("daemon.job_abandoned_at_shutdown", {{"job_id", id}});
+        }
+      }
     }
     self->session->stop();
     const auto close_end = std::chrono::steady_clock::now() + runtime.timings().close_timeout;
@@ -325,9 +343,14 @@ ExitCode Daemon::run() {
   impl.job_signal.emplace(io);
   impl.session_signal.emplace(io);
   runtime.on_credentials_changed = [&session] { session.credentials_changed(); };
-  runtime.on_registration_reset = [&registrar] { registrar.restart(); };
   runtime.on_job_finished = [&impl] { impl.job_signal->cancel(); };
   Impl* self = &impl;
+  // A reset after approval finds the registrar finished: run it again, with the rejection exit.
+  runtime.on_registration_reset = [self] {
+    if (!self->registrar->restart()) {
+      asio::co_spawn(self->io, Impl::run_registrar(self), asio::detached);
+    }
+  };
   runtime.on_shutdown_requested = [self] {
     asio::co_spawn(self->io, Impl::shut_down(self), asio::detached);
   };

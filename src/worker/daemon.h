@@ -3,9 +3,11 @@
 // pool for engine dispatch and blocking HTTP, and on them the local API, the registrar and the
 // studio session (reference-worker.md §3.2). One daemon per config directory (daemon.lock).
 //
-// Shutdown (SIGINT, SIGTERM, POST /daemon/shutdown or request_shutdown()): registration stops, a
-// job in flight gets the grace period to finish and deliver, the session closes with 1000, the
-// local API stops and local-api.json is removed. create() is called on any thread; run() blocks
+// Shutdown (SIGINT, SIGTERM, POST /daemon/shutdown or request_shutdown()): registration stops,
+// offers are rejected (busy), a job in flight gets the grace period to finish and deliver; one
+// that did not is handed back to the studio (`fail`, retryable, "worker stopping") so that another
+// worker gets it at once; then the session closes with 1000, the local API stops and
+// local-api.json is removed. create() is called on any thread; run() blocks
 // the calling thread; request_shutdown() is thread-safe.
 
 #include <chrono>

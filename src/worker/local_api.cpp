@@ -15,6 +15,7 @@
 #include "engines/composite_engine.h"
 #include "proto/codec.h"
 #include "proto/mime.h"
+#include "transfer/url_policy.h"
 #include "worker/local_bodies.h"
 #include "worker/outbox.h"
 #include "worker/run_blocking.h"
@@ -292,6 +293,30 @@ HttpResponse LocalApi::route(const net::HttpRequest& request, net::Responder& re
     }
     if (runtime_.on_registration_reset) runtime_.on_registration_reset();
     return ok_json({{"ok", true}}, 202);
+  }
+  if (path == "/daemon/register" && method == "POST") {
+    // Ours (issue 17): `studio-worker register [--api-base-url U] [--reset]` while the daemon
+    // runs, so that the daemon does not undo it. Unlike /daemon/registration/reset (the
+    // reference's, rejected registrations only), a reset here works in any state.
+    auto body = read_register_body(request.body, kBodyLimit);
+    if (!body) return HttpResponse::error(400, "bad_request", body.error().message);
+    WorkerConfig next = runtime_.config();
+    if (body->api_base_url) {
+      if (auto base = transfer::studio_base_url(*body->api_base_url); !base) {
+        return HttpResponse::error(400, "invalid_config", "apiBaseUrl: " + base.error().message);
+      }
+      next.api_base_url = *body->api_base_url;
+    }
+    if (body->reset) next.reset_registration();
+    if (auto valid = validate_config(next); !valid) {
+      return HttpResponse::error(400, "invalid_config", valid.error().message);
+    }
+    if (auto saved = runtime_.update_config(std::move(next)); !saved) {
+      return HttpResponse::error(500, "config_not_saved", saved.error().message);
+    }
+    if (body->reset && runtime_.on_registration_reset) runtime_.on_registration_reset();
+    return ok_json({{"apiBaseUrl", runtime_.config().api_base_url},
+                    {"registration", registration_json(runtime_.registration)}});
   }
   if (path == "/daemon/shutdown" && method == "POST") {
     if (runtime_.on_shutdown_requested) {

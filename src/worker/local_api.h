@@ -1,7 +1,8 @@
 #pragma once
 // The worker's local HTTP API on 127.0.0.1 (reference-worker.md §6.1–§6.2): daemon control
-// (status, logs, pause/resume, config, registration reset, shutdown), the job list, and the
-// generation routes (/image, /v1/chat/completions, /tts, /stt, /video) through the same engines
+// (status, logs, pause/resume, config, registration reset, shutdown; ours: POST /daemon/register
+// {"apiBaseUrl"?, "reset"?} for `studio-worker register` while the daemon runs), the job list, and
+// the generation routes (/image, /v1/chat/completions, /tts, /stt, /video) through the same engines
 // and the same job gate as studio offers.
 //
 // Guards, in order, on every route but GET /healthz: a loopback Host, a loopback Origin (when

@@ -51,4 +51,24 @@ Result<GenerationBody> read_generation_body(std::string_view text, proto::TaskKi
   return out;
 }
 
+Result<RegisterBody> read_register_body(std::string_view text, std::size_t max_bytes) {
+  auto bad = [](std::string words) { return fail(Error::invalid_argument("{}", words)); };
+  auto body = parse_json(text, "request body", JsonLimits{max_bytes, kJsonMaxDepth});
+  if (!body) return bad("bad json: " + body.error().message);
+  if (!body->is_object()) return bad("bad json: the body must be a JSON object");
+  RegisterBody out;
+  for (const auto& [key, value] : body->items()) {
+    if (key == "apiBaseUrl") {
+      if (!value.is_string()) return bad("bad input: apiBaseUrl: must be a string");
+      out.api_base_url = value.get<std::string>();
+    } else if (key == "reset") {
+      if (!value.is_boolean()) return bad("bad input: reset: must be true or false");
+      out.reset = value.get<bool>();
+    } else {
+      return bad("bad input: " + key + ": unknown field (apiBaseUrl, reset)");
+    }
+  }
+  return out;
+}
+
 }  // namespace sw::worker

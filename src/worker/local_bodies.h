@@ -34,4 +34,13 @@ struct GenerationBody {
 Result<GenerationBody> read_generation_body(std::string_view body, proto::TaskKind kind,
                                             std::size_t max_bytes);
 
+// The body of POST /daemon/register (ours, issue 17: `studio-worker register` while the daemon
+// runs): {"apiBaseUrl"?: string, "reset"?: bool}, nothing else. Through sw::parse_json like the
+// generation bodies. Errors (Code::InvalidArgument): "bad json: …", "bad input: <field>: …".
+struct RegisterBody {
+  std::optional<std::string> api_base_url;
+  bool reset = false;
+};
+Result<RegisterBody> read_register_body(std::string_view body, std::size_t max_bytes);
+
 }  // namespace sw::worker

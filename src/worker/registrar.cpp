@@ -1,6 +1,8 @@
 #include "worker/registrar.h"
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -37,28 +39,42 @@ void Registrar::stop() {
   wake_->timer.cancel();
 }
 
-void Registrar::restart() {
+bool Registrar::restart() {
   runtime_.registration = RegistrationState{};
-  wake_->timer.cancel();
+  if (running_) wake_->timer.cancel();
+  return running_;
 }
 
 awaitable<void> Registrar::run() {
+  // Cleared at each return, not by a destructor: a frame destroyed with the stopped loop runs
+  // after this Registrar is gone.
+  running_ = true;
+  const auto& timings = runtime_.timings();
+  std::chrono::milliseconds backoff{0};  // after failures: doubling from registration_poll
   while (!stopped_) {
     if (runtime_.config().registered()) {
       runtime_.registration = RegistrationState{"approved", {}, {}, {}};
+      running_ = false;
       co_return;
     }
-    co_await tick();
+    const auto started = std::chrono::steady_clock::now();
+    const bool answered = co_await tick();
     if (runtime_.config().registered() || stopped_) continue;
     // Rejected: permanent until `register --reset`; the daemon exits with
     // ExitCode::RegistrationRejected (issue 17).
-    if (runtime_.registration.state == "rejected") co_return;
-    wake_->timer.expires_after(runtime_.timings().registration_poll);
+    if (runtime_.registration.state == "rejected") break;
+    backoff = answered ? std::chrono::milliseconds(0)
+                       : std::min(timings.backoff_cap,
+                                  std::max(timings.registration_poll, backoff * 2));
+    // The next poll, paced from the start of this one: a studio that held the poll is asked
+    // again at once, one that answered at once not before registration_poll has passed.
+    wake_->timer.expires_at(started + std::max(timings.registration_poll, backoff));
     co_await wake_->timer.async_wait(asio::as_tuple(asio::use_awaitable));
   }
+  running_ = false;
 }
 
-awaitable<void> Registrar::tick() {
+awaitable<bool> Registrar::tick() {
   auto& logs = runtime_.logs();
   WorkerConfig config = runtime_.config();
   const StudioEndpoint studio{config.api_base_url, config.ca_file, runtime_.timings().http_timeout};
@@ -78,7 +94,7 @@ awaitable<void> Registrar::tick() {
       if (auto saved = runtime_.update_config(config); !saved) {
         logs.local(log::Level::Error, "register",
                    "cannot save the registration state: " + saved.error().message);
-        co_return;
+        co_return false;
       }
     }
     proto::RegisterRequest request{*config.install_id, sha256_hex(*config.registration_secret),
@@ -90,10 +106,10 @@ awaitable<void> Registrar::tick() {
     };
     const auto pool = runtime_.pool();
     auto response = co_await run_blocking<Result<proto::RegisterResponse>>(pool, std::move(work));
-    if (stopped_) co_return;
+    if (stopped_) co_return true;
     if (!response) {
       logs.local(log::Level::Warn, "register", response.error().message);
-      co_return;
+      co_return false;
     }
     config = runtime_.config();
     config.registration_request_id = response->request_id;
@@ -106,24 +122,27 @@ awaitable<void> Registrar::tick() {
     logs.local(log::Level::Info, "register",
                fmt::format("registration requested; waiting for operator approval (request {})",
                            response->request_id));
-    co_return;
+    co_return true;
   }
 
   const std::string request_id = *config.registration_request_id;
   const std::string secret = config.registration_secret.value_or("");
-  std::function<Result<PollOutcome>()> work = [studio, request_id, secret]() {
-    return poll_registration(studio, request_id, secret);
+  const auto wait = runtime_.timings().registration_wait;
+  std::function<Result<PollOutcome>()> work = [studio, request_id, secret, wait]() {
+    return poll_registration(studio, request_id, secret, wait);
   };
   const auto pool = runtime_.pool();
   auto polled = co_await run_blocking<Result<PollOutcome>>(pool, std::move(work));
-  if (stopped_) co_return;
+  if (stopped_) co_return true;
+  // Reset while the poll was held: its answer is about a request this worker gave up.
+  if (runtime_.config().registration_request_id != request_id) co_return true;
   if (!polled) {
     logs.local(log::Level::Warn, "register", polled.error().message);
     if (runtime_.registration.state != "pending") {
       runtime_.registration = RegistrationState{"pending", request_id,
                                                 format_rfc3339_millis(unix_millis_now()), {}};
     }
-    co_return;
+    co_return false;
   }
   config = runtime_.config();
   if (std::holds_alternative<RegistrationUnknown>(*polled)) {
@@ -133,7 +152,7 @@ awaitable<void> Registrar::tick() {
     runtime_.registration = RegistrationState{};
     logs.local(log::Level::Warn, "register",
                fmt::format("the studio does not know request {}; asking again", request_id));
-    co_return;
+    co_return true;
   }
   const auto& poll = std::get<proto::RegistrationPoll>(*polled);
   if (std::holds_alternative<proto::RegistrationPending>(poll)) {
@@ -143,7 +162,7 @@ awaitable<void> Registrar::tick() {
       runtime_.registration = RegistrationState{"pending", request_id,
                                                 format_rfc3339_millis(unix_millis_now()), {}};
     }
-    co_return;
+    co_return true;
   }
   if (const auto* approved = std::get_if<proto::RegistrationApproved>(&poll)) {
     config.worker_id = approved->worker_id;
@@ -153,12 +172,12 @@ awaitable<void> Registrar::tick() {
     if (auto saved = runtime_.update_config(config); !saved) {
       logs.local(log::Level::Error, "register",
                  "approved, but the credentials could not be saved: " + saved.error().message);
-      co_return;
+      co_return true;
     }
     runtime_.registration = RegistrationState{"approved", {}, {}, {}};
     logs.ship(log::Level::Info, "register",
               fmt::format("approved by the studio operator as {}", approved->worker_id));
-    co_return;
+    co_return true;
   }
   const auto& rejected = std::get<proto::RegistrationRejected>(poll);
   config.registration_request_id.reset();

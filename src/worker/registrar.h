@@ -7,10 +7,13 @@
 //                                      └──poll──► rejected(reason): kept; the daemon exits 10
 //
 // The install id and the 256-bit secret are saved before any HTTP; only the secret's sha256
-// leaves the machine with the request; the raw secret authenticates the polls. Polls run every
-// 30 s; transport errors and non-404 failures keep the state and retry. A rejection is kept in
-// the state file (`registration_rejected`) and ends run(): the daemon exits 10 and says how to
-// reset (issue 17; the reference keeps serving locally, §3.1). Loop-thread only.
+// leaves the machine with the request; the raw secret authenticates the polls. Each poll asks the
+// studio to hold it until the operator decides (`?waitMs=`, RuntimeTimings::registration_wait;
+// studio-server does), and polls start at least RuntimeTimings::registration_poll (1 s) apart, so
+// an approval arrives within about a second either way (ours, issue 17; the reference polls every
+// 30 s). Transport errors and non-404 failures keep the state and retry, backing off. A rejection
+// is kept in the state file (`registration_rejected`) and ends run(): the daemon exits 10 and says
+// how to reset (issue 17; the reference keeps serving locally, §3.1). Loop-thread only.
 
 #include <boost/asio/awaitable.hpp>
 #include <memory>
@@ -27,15 +30,18 @@ class Registrar {
   // when stopped.
   boost::asio::awaitable<void> run();
   void stop();
-  // After POST /daemon/registration/reset: start over now.
-  void restart();
+  // After a registration reset (local API): start over now. Returns false when run() had
+  // already returned (the worker was approved): the caller runs it again.
+  bool restart();
 
  private:
-  boost::asio::awaitable<void> tick();
+  // One request or poll; false when the studio could not be reached or refused it.
+  boost::asio::awaitable<bool> tick();
   Runtime& runtime_;
   struct Wake;
   std::unique_ptr<Wake> wake_;
   bool stopped_ = false;
+  bool running_ = false;  // run() is active
 };
 
 // The guidance printed when the studio rejected this worker (tests pin the wording).

@@ -57,8 +57,8 @@ RuntimeTimings scaled(const RuntimeTimings& timings, double factor) {
   for (auto* field :
        {&out.heartbeat_interval, &out.log_flush_interval, &out.connect_timeout,
         &out.read_idle_timeout, &out.close_timeout, &out.credential_poll, &out.registration_poll,
-        &out.backoff_base, &out.backoff_cap, &out.outbox_backoff_base, &out.shutdown_grace,
-        &out.http_timeout, &out.completion_ack_wait}) {
+        &out.registration_wait, &out.backoff_base, &out.backoff_cap, &out.outbox_backoff_base,
+        &out.shutdown_grace, &out.http_timeout, &out.completion_ack_wait}) {
     *field = scale(*field);
   }
   return out;

@@ -32,7 +32,12 @@ struct RuntimeTimings {
   std::chrono::milliseconds read_idle_timeout = 20s;
   std::chrono::milliseconds close_timeout = 5s;
   std::chrono::milliseconds credential_poll = 1s;
-  std::chrono::milliseconds registration_poll = 30s;
+  // Registration polls (ours, issue 17; the reference polls every 30 s): at least this long from
+  // the start of one poll to the next, and each asks the studio to hold it up to
+  // registration_wait until the operator decides (studio-server does; others answer at once, and
+  // are then polled once per registration_poll). Failures back off, doubling up to backoff_cap.
+  std::chrono::milliseconds registration_poll = 1s;
+  std::chrono::milliseconds registration_wait = 25s;
   std::chrono::milliseconds backoff_base = 1s;
   std::chrono::milliseconds backoff_cap = 30s;
   std::chrono::milliseconds outbox_backoff_base = 1s;  // first retry of a failed delivery

@@ -35,6 +35,8 @@ const log::Logger& logger() {
 constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
 constexpr const char* kAwaitingAck = "awaiting completeAck";
 constexpr const char* kSubprotocol = "studio-worker-v1";
+// The error of the `fail` that hands a job back at shutdown (retryable: another worker runs it).
+constexpr const char* kWorkerStopping = "worker stopping";
 // The largest completeJson sent to a studio that announced no limits: studio-server before
 // issue 16 read messages of at most 16 MiB. A studio with a smaller cap that announces nothing
 // is caught by the drop count below instead.
@@ -84,13 +86,18 @@ proto::RawJson json_of(const engines::TaskResult& result) {
 
 struct StudioSession::Link {
   Link(std::shared_ptr<net::WsClient> socket, const asio::any_io_executor& loop)
-      : ws(std::move(socket)), heartbeat_timer(loop), log_timer(loop), courier_timer(loop) {}
+      : ws(std::move(socket)),
+        heartbeat_timer(loop),
+        log_timer(loop),
+        courier_timer(loop),
+        fail_ack_timer(loop) {}
 
   void end() {
     alive = false;
     heartbeat_timer.cancel();
     log_timer.cancel();
     courier_timer.cancel();
+    fail_ack_timer.cancel();
   }
 
   std::shared_ptr<net::WsClient> ws;
@@ -99,6 +106,12 @@ struct StudioSession::Link {
   asio::steady_timer heartbeat_timer;
   asio::steady_timer log_timer;
   asio::steady_timer courier_timer;
+  asio::steady_timer fail_ack_timer;  // cancelled by every failAck (hand_back waits on it)
+  std::set<std::string> fail_acks;    // jobs whose fail the studio acknowledged on this link
+  // What this link was opened with: a config that no longer matches closes it.
+  std::string studio_url;
+  std::string worker_id;
+  std::string auth_token;
   std::set<std::string> awaiting_ack;  // completeJson sent on this link, no completeAck yet
   // What the studio announced in its welcome (feature "limits"); nullopt: an older studio.
   std::optional<proto::StudioLimits> limits;
@@ -148,7 +161,52 @@ void StudioSession::stop() {
   }
 }
 
-void StudioSession::credentials_changed() { wake_->poke(); }
+void StudioSession::credentials_changed() {
+  wake_->poke();
+  const WorkerConfig& config = runtime_.config();
+  if (link_ && link_->alive && link_->ws->is_open() &&
+      (link_->studio_url != config.api_base_url ||
+       link_->worker_id != config.worker_id.value_or("") ||
+       link_->auth_token != config.auth_token.value_or(""))) {
+    runtime_.logs().ship(log::Level::Info, "ws",
+                         "studio URL or credentials changed; closing the session to start over");
+    auto ws = link_->ws;
+    asio::co_spawn(runtime_.loop(), ws->close(1000, "credentials changed"), asio::detached);
+  }
+}
+
+awaitable<std::set<std::string>> StudioSession::hand_back(std::vector<std::string> job_ids) {
+  std::set<std::string> acked;
+  auto link = link_;
+  if (!link || !link->alive || !link->welcomed) co_return acked;
+  std::set<std::string> sent_for;
+  for (const auto& job_id : job_ids) {
+    runtime_.logs().ship(
+        log::Level::Warn, "job",
+        fmt::format("handing job {} back to the studio: the worker is stopping", job_id), job_id);
+    const proto::WorkerFrame frame{proto::Fail{job_id, kWorkerStopping, true}};
+    if (auto sent = co_await send_on(link, frame); sent) sent_for.insert(job_id);
+  }
+  const auto end = std::chrono::steady_clock::now() + runtime_.timings().close_timeout;
+  const auto all_acked = [&] {
+    return std::all_of(sent_for.begin(), sent_for.end(),
+                       [&](const std::string& id) { return link->fail_acks.contains(id); });
+  };
+  while (link->alive && !all_acked() && std::chrono::steady_clock::now() < end) {
+    link->fail_ack_timer.expires_at(end);
+    co_await link->fail_ack_timer.async_wait(kUseTuple);
+  }
+  Outbox* outbox = &runtime_.outbox();
+  for (const auto& job_id : sent_for) {
+    if (!link->fail_acks.contains(job_id)) continue;
+    acked.insert(job_id);
+    // A result finished but not delivered in time: the studio gave the job away, so it goes.
+    if (outbox->contains(job_id)) {
+      co_await settle(this, job_id, false, "handed back to the studio at shutdown");
+    }
+  }
+  co_return acked;
+}
 
 awaitable<bool> StudioSession::wait_for_credentials() {
   bool announced = false;
@@ -217,6 +275,9 @@ awaitable<void> StudioSession::run() {
         }
       } else {
         link_ = std::make_shared<Link>(*connected, runtime_.loop());
+        link_->studio_url = config.api_base_url;
+        link_->worker_id = config.worker_id.value_or("");
+        link_->auth_token = config.auth_token.value_or("");
         ending = co_await run_link(link_);
         if (ending.outcome != Outcome::Stopped && link_->unread) {
           count_drop_after_send(link_->unread->first);
@@ -392,6 +453,8 @@ awaitable<StudioSession::Ending> StudioSession::run_link(std::shared_ptr<Link> l
                                    value.job_id);
             }
           } else if constexpr (std::is_same_v<T, proto::FailAck>) {
+            link->fail_acks.insert(value.job_id);
+            link->fail_ack_timer.cancel();
             runtime_.logs().ship(log::Level::Info, "ws",
                                  "studio confirmed failure of job " + value.job_id, value.job_id);
           } else if constexpr (std::is_same_v<T, proto::Welcome>) {
@@ -465,6 +528,11 @@ void StudioSession::handle_offer(const std::shared_ptr<Link>& link, proto::JobOf
     asio::co_spawn(runtime_.loop(), send_and_forget(link, text, "reject", &runtime_),
                    asio::detached);
   };
+  if (runtime_.stopping) {
+    // No new work during the stop grace: the studio offers it elsewhere without counting it.
+    reject(kWorkerStopping, proto::RejectCode::Busy);
+    return;
+  }
   if (runtime_.paused()) {
     reject("worker paused by operator", proto::RejectCode::Paused);
     return;
@@ -521,10 +589,15 @@ awaitable<void> StudioSession::run_job(StudioSession* self, std::shared_ptr<Link
         return engine->admission_refusal(request, estimate);
       };
   auto refusal = co_await run_blocking<std::optional<std::string>>(pool, std::move(admission));
+  std::optional<proto::RejectCode> code;
+  if (!refusal && runtime.stopping) {  // stopped while admitting: not this job's fault
+    refusal = kWorkerStopping;
+    code = proto::RejectCode::Busy;
+  }
   if (refusal) {
     ticket.reset();
     logs.ship(log::Level::Info, "ws", fmt::format("rejected {}: {}", job_id, *refusal), job_id);
-    const proto::WorkerFrame reject{proto::Reject{job_id, *refusal, std::nullopt}};
+    const proto::WorkerFrame reject{proto::Reject{job_id, *refusal, code}};
     auto sent = co_await send_on(link, reject);
     if (!sent) {
       logs.ship(log::Level::Warn, "ws",

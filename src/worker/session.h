@@ -23,6 +23,8 @@
 #include <memory>
 #include <optional>
 #include <random>
+#include <set>
+#include <vector>
 
 #include "proto/frames.h"
 #include "worker/exit_codes.h"
@@ -45,8 +47,17 @@ class StudioSession {
   std::optional<ExitCode> exit_code() const { return exit_code_; }
   // Ends the session: the current link closes with 1000 "session ended"; run() returns.
   void stop();
-  // Wakes the credential wait at once (registration finished, config changed).
+  // Wakes the credential wait at once (registration finished, config changed). A link opened
+  // with other credentials or another studio URL than the config's now is closed with 1000, so
+  // that the session reconnects with the new ones (or waits for approval after a reset).
   void credentials_changed();
+  // Shutdown: tells the studio that each of `job_ids` will not be finished here, with the
+  // reference's `fail {jobId, error:"worker stopping", retryable:true}` (§1.3), so that it
+  // requeues the job at once instead of after its claim grace. Waits up to the close timeout for
+  // the studio's failAck of each; the outbox entry of an acknowledged job is dropped (the studio
+  // gave the job to another worker). Returns the ids the studio acknowledged. Nothing is sent
+  // without a welcomed link (the studio then finds the job after its claim grace).
+  boost::asio::awaitable<std::set<std::string>> hand_back(std::vector<std::string> job_ids);
 
   struct Link;
 

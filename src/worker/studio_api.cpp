@@ -53,11 +53,12 @@ Result<proto::RegisterResponse> post_register_request(const StudioEndpoint& stud
 }
 
 Result<PollOutcome> poll_registration(const StudioEndpoint& studio, const std::string& request_id,
-                                      const std::string& secret) {
+                                      const std::string& secret, std::chrono::milliseconds wait) {
   auto url = route(studio, "/workers/register-requests/" + request_id);
   if (!url) return fail(url.error());
   transfer::HttpCall call;
   call.url = *url;
+  if (wait.count() > 0) call.url += "?waitMs=" + std::to_string(wait.count());
   call.bearer = secret;
   call.timeout = studio.timeout;
   call.ca_file = studio.ca_file;

@@ -25,8 +25,12 @@ Result<proto::RegisterResponse> post_register_request(const StudioEndpoint& stud
 // 404: the studio no longer knows the request (the worker starts over).
 struct RegistrationUnknown {};
 using PollOutcome = std::variant<proto::RegistrationPoll, RegistrationUnknown>;
+// `wait` > 0 adds `?waitMs=<ms>` (ours): studio-server holds a pending poll up to that long and
+// answers as soon as the operator decides; the reference studio ignores the parameter and answers
+// at once. Keep it well below studio.timeout.
 Result<PollOutcome> poll_registration(const StudioEndpoint& studio, const std::string& request_id,
-                                      const std::string& secret);
+                                      const std::string& secret,
+                                      std::chrono::milliseconds wait = {});
 
 struct ResultUpload {
   std::string worker_id;

@@ -14,6 +14,9 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <cstdio>
+#include <map>
+#include <regex>
+#include <sstream>
 
 #include "common/sha256.h"
 #include "proto/codec.h"
@@ -508,6 +511,34 @@ TEST(StudioServerCommand, DISABLED_AStoppingStudioClosesEverySessionWith1000) {
   EXPECT_EQ(busy->wait_closed(10s), 1000);
   EXPECT_EQ(silent->wait_closed(10s), 1000);
   EXPECT_EQ(server.terminate(), 0);
+}
+
+// Issue 17: two registration requests from one host (two installs on one machine) are told apart
+// in `workers pending`: install id, the machine and user the worker named, the address and source
+// port each request came from, and when it was first seen.
+TEST(StudioServerCommand, WorkersPendingTellsTwoRequestsFromOneHostApart) {
+  sw::testing::TempDir dir;
+  ServerProcess server(dir.path());
+  ASSERT_NE(server.port(), 0) << server.banner();
+  const auto first = register_request(server.port(), "install-first", "secret-1");
+  const auto second = register_request(server.port(), "install-second", "secret-2");
+  auto pending = run_cli("workers pending --data-dir " + dir.path().string());
+  ASSERT_EQ(pending.exit_code, 0) << pending.text;
+  std::map<std::string, std::string> line_of;
+  std::istringstream lines(pending.text);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind("rr-", 0) == 0) line_of[line.substr(0, line.find(' '))] = line;
+  }
+  ASSERT_EQ(line_of.size(), 2u) << pending.text;
+  const std::regex shape(
+      R"(^rr-\S+  install=install-\w+  from=127\.0\.0\.1:(\d+)  host=test-host  user=tester  )"
+      R"(agent=studio-worker/e2e  first_seen=\d{4}-\d\d-\d\dT\S+Z$)");
+  std::smatch first_match, second_match;
+  ASSERT_TRUE(std::regex_match(line_of[first], first_match, shape)) << line_of[first];
+  ASSERT_TRUE(std::regex_match(line_of[second], second_match, shape)) << line_of[second];
+  EXPECT_THAT(line_of[first], HasSubstr("install=install-first"));
+  EXPECT_THAT(line_of[second], HasSubstr("install=install-second"));
+  EXPECT_NE(first_match[1].str(), second_match[1].str()) << "each request's own source port";
 }
 
 }  // namespace

@@ -1,9 +1,12 @@
 // End to end: the config-only commands of `studio-worker` (reference-worker.md §5.3) and their
 // errors, as an operator types them.
 
+#include <fcntl.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sys/file.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <array>
 #include <cstdio>
@@ -49,6 +52,12 @@ TEST(WorkerCommand, RegisterStatusThresholdAndConfigWorkOnTheConfigFile) {
 
   EXPECT_EQ(run_worker(config + " set-threshold 6.5").exit_code, 0);
   EXPECT_THAT(run_worker(config + " status").text, HasSubstr("vram_threshold_gb: 6.5"));
+  auto set = run_worker(config + " config set models_root /srv/models");
+  EXPECT_EQ(set.exit_code, 0) << set.text;
+  EXPECT_THAT(run_worker(config + " status").text, HasSubstr("models_root: /srv/models"));
+  auto unknown = run_worker(config + " config set vram_treshold_gb 3");
+  EXPECT_EQ(unknown.exit_code, 2);
+  EXPECT_THAT(unknown.text, HasSubstr("vram_treshold_gb: not a setting that can be changed here"));
   auto negative = run_worker(config + " set-threshold -1");
   EXPECT_EQ(negative.exit_code, 2);
   EXPECT_THAT(negative.text, HasSubstr("threshold must be >= 0"));
@@ -106,6 +115,37 @@ TEST(WorkerCommand, RunRefusesOnlyWhenIdleAndSaysWhy) {
   EXPECT_THAT(run.text, HasSubstr("no probe of the user's presence"));
   EXPECT_EQ(read_file(path), text);
   EXPECT_FALSE(std::filesystem::exists(dir.path() / "daemon.lock")) << "it never started";
+}
+
+// A daemon holds the config directory's lock but its local API does not answer (hung, or its
+// local-api.json is stale): a change fails and says so, and the file is not edited behind the
+// daemon's back (it would overwrite the edit).
+TEST(WorkerCommand, AChangeWhileADaemonHoldsTheLockButDoesNotAnswerFailsAndEditsNothing) {
+  sw::testing::TempDir dir;
+  const auto path = dir.path() / "config.toml";
+  const std::string text = "api_base_url = 'http://127.0.0.1:9'\n";
+  std::ofstream(path) << text;
+  const int lock = ::open((dir.path() / "daemon.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  ASSERT_GE(lock, 0);
+  ASSERT_EQ(::flock(lock, LOCK_EX | LOCK_NB), 0);
+  std::ofstream(dir.path() / "local-api.json") << R"({"url":"http://127.0.0.1:1","token":"t"})";
+  const std::string config = "--config " + path.string();
+
+  auto set = run_worker(config + " set-threshold 3");
+  EXPECT_EQ(set.exit_code, 1) << set.text;
+  EXPECT_THAT(set.text, HasSubstr("holds the lock of this config directory, but its local API at "
+                                  "http://127.0.0.1:1 does not answer"));
+  auto reset = run_worker(config + " register --reset");
+  EXPECT_EQ(reset.exit_code, 1) << reset.text;
+  EXPECT_THAT(reset.text, HasSubstr("does not answer"));
+  EXPECT_EQ(read_file(path), text);
+
+  std::filesystem::remove(dir.path() / "local-api.json");
+  auto status = run_worker(config + " status");
+  EXPECT_EQ(status.exit_code, 1) << status.text;
+  EXPECT_THAT(status.text, HasSubstr("its local API cannot be found"));
+  ::close(lock);
+  EXPECT_THAT(run_worker(config + " status").text, HasSubstr("daemon: not running"));
 }
 
 }  // namespace

@@ -339,6 +339,148 @@ TEST(WorkerFarm, OnSigtermARunningJobFinishesAndIsDeliveredWithinTheGraceThenExi
       << worker.log();
 }
 
+// SIGTERM while a job runs that cannot finish within the grace: the worker hands the job back
+// (`fail`, retryable, "worker stopping") before it closes, and the studio offers it to the other
+// worker at once. The studio's claim grace is ten minutes: without the hand-back the job would
+// sit claimed by the stopped worker for all of it.
+TEST(WorkerFarm, AWorkerStoppedMidJobHandsItBackAndAnotherWorkerGetsItAtOnce) {
+  sw::testing::TempDir dir;
+  Studio studio(dir.path() / "studio", 0, {"--claim-grace-ms", "600000"});
+  studio.add_models();
+  sw::testing::HoldLatch latch(dir.path() / "release");
+  Worker stopping(dir.path() / "w1", studio.url(), 0, "",
+                  {"--synthetic-hold-file", latch.path().string()});
+  const std::string stopping_id = studio.approve_next();
+  ASSERT_TRUE(stopping.wait_session("connected")) << stopping.log();
+  const auto job = studio.submit("image", {{"prompt", "handed on"}, {"width", 64}, {"height", 64}});
+  ASSERT_TRUE(eventually([&] { return runs(stopping, job); }));
+  Worker rescuer(dir.path() / "w2", studio);
+  const std::string rescuer_id = studio.approve_next();
+  ASSERT_TRUE(rescuer.wait_session("connected")) << rescuer.log();
+
+  stopping.signal(SIGTERM);
+  ASSERT_TRUE(studio.wait_status(job, "done", 60s)) << studio.job(job).dump() << stopping.log();
+  const auto view = studio.job(job);
+  EXPECT_EQ(view.value("workerId", ""), rescuer_id);
+  ASSERT_EQ(view["attemptHistory"].size(), 2u) << view.dump();
+  const auto& first = view["attemptHistory"][0];
+  EXPECT_EQ(first.value("workerId", ""), stopping_id);
+  EXPECT_EQ(first.value("reason", ""), "worker stopping") << view.dump();
+  EXPECT_EQ(view["attemptHistory"][1].value("workerId", ""), rescuer_id);
+
+  latch.release();  // the engine's thread ends; the daemon exits
+  const auto code = stopping.wait_exit(30s);
+  ASSERT_TRUE(code) << stopping.log();
+  EXPECT_EQ(*code, 0);
+  EXPECT_THAT(stopping.log(), ::testing::HasSubstr("daemon.job_handed_back"));
+  EXPECT_EQ(stopping.log().find("daemon.job_abandoned_at_shutdown"), std::string::npos);
+}
+
+// A worker waiting for approval at its default pace: its poll is held open by studio-server until
+// the operator decides, so the approval reaches it at once (the reference's 30 s poll would leave
+// it waiting far longer than the wait below).
+TEST(WorkerFarm, ApprovalReachesAWorkerWaitingAtTheDefaultPollPaceAtOnce) {
+  sw::testing::TempDir dir;
+  Studio studio(dir.path() / "studio");
+  Worker worker(dir.path() / "w1", studio.url(), 0, "", {"--registration-poll-ms", "1000"});
+  std::string request_id;
+  ASSERT_TRUE(eventually([&] {
+    const auto reply =
+        json::parse(studio.api("GET", "/api/v1/workers/pending").body, nullptr, false);
+    if (!reply.is_object() || reply["pending"].size() != 1) return false;
+    request_id = reply["pending"][0].value("requestId", "");
+    return reply["pending"][0].value("waiting", false);
+  })) << "the worker's poll is not held open by the studio\n"
+      << worker.log();
+  const auto approved = studio.api("POST", "/api/v1/workers/pending/" + request_id + "/approve");
+  ASSERT_EQ(approved.status, 200) << approved.body;
+  ASSERT_TRUE(worker.wait_session("connected", 10s)) << worker.log();
+}
+
+std::string worker_cli(const Worker& worker, const std::filesystem::path& log,
+                       std::vector<std::string> args, int* exit_code = nullptr) {
+  std::vector<std::string> argv = {SW_STUDIO_WORKER_BIN, "--config", worker.config().string()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  const auto result = run_command(argv, log);
+  if (exit_code != nullptr) *exit_code = result.exit_code;
+  return result.output;
+}
+
+// `set-threshold` while the daemon runs goes through its local API: the daemon uses the new value
+// at once and keeps it when it later saves its own state (here: the approval).
+TEST(WorkerFarm, SetThresholdWhileTheDaemonRunsIsAppliedByTheDaemonAndKept) {
+  sw::testing::TempDir dir;
+  Studio studio(dir.path() / "studio");
+  Worker worker(dir.path() / "w1", studio);
+  ASSERT_TRUE(worker.wait_session("waiting_for_approval")) << worker.log();
+  int code = -1;
+  const auto out = worker_cli(worker, dir.path() / "cli.log", {"set-threshold", "3.5"}, &code);
+  ASSERT_EQ(code, 0) << out;
+  EXPECT_THAT(out, ::testing::HasSubstr("vram_threshold_gb set to 3.5 by the running daemon"));
+  EXPECT_EQ(worker.status()["config"].value("vramThresholdGb", 0.0), 3.5);
+  const auto set =
+      worker_cli(worker, dir.path() / "cli.log", {"config", "set", "auto_start", "false"}, &code);
+  ASSERT_EQ(code, 0) << set;
+  EXPECT_THAT(set, ::testing::HasSubstr("auto_start set to false by the running daemon"));
+  EXPECT_FALSE(worker.status()["config"].value("autoStart", true));
+  studio.approve_next();
+  ASSERT_TRUE(worker.wait_session("connected")) << worker.log();
+  EXPECT_EQ(worker.status()["config"].value("vramThresholdGb", 0.0), 3.5);
+  EXPECT_THAT(read_file(worker.config()), ::testing::HasSubstr("vram_threshold_gb = 3.5"));
+}
+
+// `register --reset` while the daemon runs: the daemon drops its session and identity and asks
+// the studio for approval again at once; the new approval gives it a new worker id.
+TEST(WorkerFarm, RegisterResetWhileTheDaemonRunsMakesItAskForApprovalAgain) {
+  sw::testing::TempDir dir;
+  Studio studio(dir.path() / "studio");
+  Worker worker(dir.path() / "w1", studio);
+  const std::string first_id = studio.approve_next();
+  ASSERT_TRUE(worker.wait_session("connected")) << worker.log();
+  int code = -1;
+  const auto out = worker_cli(worker, dir.path() / "cli.log", {"register", "--reset"}, &code);
+  ASSERT_EQ(code, 0) << out;
+  EXPECT_THAT(out, ::testing::HasSubstr("asks the studio for approval again now"));
+  ASSERT_TRUE(worker.wait_session("waiting_for_approval")) << worker.log();
+  const std::string second_id = studio.approve_next();
+  EXPECT_NE(second_id, first_id);
+  ASSERT_TRUE(worker.wait_session("connected")) << worker.log();
+  EXPECT_EQ(worker.status().value("workerId", ""), second_id);
+}
+
+// `status` shows the live daemon while it runs (session, studio, busy, the job it runs, the
+// outbox), and the file, saying the daemon is not running, once it has stopped.
+TEST(WorkerFarm, StatusShowsTheLiveDaemonWhileItRunsAndTheFileOtherwise) {
+  sw::testing::TempDir dir;
+  Studio studio(dir.path() / "studio");
+  studio.add_models();
+  sw::testing::HoldLatch latch(dir.path() / "release");
+  Worker worker(dir.path() / "w1", studio.url(), 0, "",
+                {"--synthetic-hold-file", latch.path().string()});
+  const std::string worker_id = studio.approve_next();
+  ASSERT_TRUE(worker.wait_session("connected")) << worker.log();
+  const auto job = studio.submit("image", {{"prompt", "shown"}, {"width", 64}, {"height", 64}});
+  ASSERT_TRUE(eventually([&] { return runs(worker, job); }));
+  int code = -1;
+  const auto live = worker_cli(worker, dir.path() / "status.log", {"status"}, &code);
+  EXPECT_EQ(code, 0) << live;
+  EXPECT_THAT(live, ::testing::HasSubstr("daemon: running (pid "));
+  EXPECT_THAT(live, ::testing::HasSubstr("studio: " + studio.url()));
+  EXPECT_THAT(live, ::testing::HasSubstr("session: connected\n"));
+  EXPECT_THAT(live, ::testing::HasSubstr("registration: approved as " + worker_id));
+  EXPECT_THAT(live, ::testing::HasSubstr("paused: false"));
+  EXPECT_THAT(live, ::testing::HasSubstr("busy: true"));
+  EXPECT_THAT(live, ::testing::HasSubstr("current job: " + job + " (image, model synth-image)"));
+  EXPECT_THAT(live, ::testing::HasSubstr("outbox: 0 results, 0 bytes awaiting delivery"));
+  latch.release();
+  ASSERT_TRUE(studio.wait_status(job, "done"));
+  EXPECT_EQ(worker.terminate(), 0);
+  const auto stopped = worker_cli(worker, dir.path() / "status.log", {"status"}, &code);
+  EXPECT_EQ(code, 0) << stopped;
+  EXPECT_THAT(stopped, ::testing::HasSubstr("daemon: not running"));
+  EXPECT_THAT(stopped, ::testing::HasSubstr("registration: approved as " + worker_id));
+}
+
 // One daemon per config directory: a second `run` on the same config finds the lock taken, says
 // so and exits at once with 14 (ExitCode::AlreadyRunning; the reference exits 0, §5.3, which a
 // supervisor cannot tell from a clean stop: issue 17), and the first daemon keeps running with

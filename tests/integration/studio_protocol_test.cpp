@@ -134,6 +134,50 @@ TEST_F(StudioProtocolTest, RegistrationGoesPendingThenApprovedWithARotatingToken
   EXPECT_NE(connect_worker(studio(), {worker_id, second.auth_token}), nullptr);
 }
 
+// `?waitMs=` (ours, issue 17): a poll of a pending request is held open, the pending list says
+// its worker is waiting, and the operator's decision answers the held poll at once: approved.
+// The reference studio ignores the parameter; without it a poll is answered at once.
+TEST_F(StudioProtocolTest, AHeldPollIsAnsweredByTheApproval) {
+  const std::string secret = "held";
+  json request = {{"installId", "install-held"},
+                  {"registrationSecretHash", sha256_hex(secret)},
+                  {"capabilities", parse(proto::encode(test_capabilities()))},
+                  {"userAgent", "studio-worker/9.9"}};
+  auto reply = http_request(studio().port(), "POST", "/graphics/api/workers/register-request",
+                            request.dump());
+  ASSERT_EQ(reply.status, 200) << reply.body;
+  const auto request_id = parse(reply.body)["requestId"].get<std::string>();
+  const std::string poll_path = "/graphics/api/workers/register-requests/" + request_id;
+  EXPECT_EQ(http_request(studio().port(), "GET", poll_path + "?waitMs=-1", "", secret).status, 400);
+
+  HttpReply held;
+  std::thread poller([&] {
+    held = http_request(studio().port(), "GET", poll_path + "?waitMs=30000", "", secret,
+                        "application/json", 40s);
+  });
+  const auto waiting = [&] {
+    const auto pending = parse(studio().admin("GET", "/api/v1/workers/pending").body);
+    return pending["pending"].size() == 1 && pending["pending"][0].value("waiting", false);
+  };
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (!waiting() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(10ms);
+  }
+  const bool was_waiting = waiting();
+  reply = studio().admin("POST", "/api/v1/workers/pending/" + request_id + "/approve");
+  poller.join();
+  ASSERT_TRUE(was_waiting) << "the held poll never showed in the pending list";
+  ASSERT_EQ(reply.status, 200) << reply.body;
+  const auto worker_id = parse(reply.body)["workerId"].get<std::string>();
+  ASSERT_EQ(held.status, 200) << held.body;
+  auto decoded = proto::decode_registration_poll(held.body);
+  ASSERT_TRUE(decoded.has_value()) << held.body;
+  const auto* approved = std::get_if<proto::RegistrationApproved>(&*decoded);
+  ASSERT_NE(approved, nullptr) << held.body;
+  EXPECT_EQ(approved->worker_id, worker_id);
+  EXPECT_NE(connect_worker(studio(), {worker_id, approved->auth_token}), nullptr);
+}
+
 TEST_F(StudioProtocolTest, RejectedRequestsSayWhy) {
   const std::string secret = "another";
   json request = {{"installId", "install-2"},

@@ -240,11 +240,14 @@ class Worker {
   ~Worker() { stop_process(pid_, SIGKILL); }
   void start(int synthetic_job_ms = 0) {
     std::filesystem::remove(dir_ / "local-api.json");
-    std::vector<std::string> argv = {SW_STUDIO_WORKER_BIN,     "--config",
-                                     config_.string(),         "run",
-                                     "--registration-poll-ms", "200",
-                                     "--local-api-port",       "0",
-                                     "--synthetic-job-ms",     std::to_string(synthetic_job_ms)};
+    std::vector<std::string> argv = {
+        SW_STUDIO_WORKER_BIN, "--config", config_.string(),     "run",
+        "--local-api-port",   "0",        "--synthetic-job-ms", std::to_string(synthetic_job_ms)};
+    // Quick approval polls unless the test chose its own pace.
+    if (std::find(run_args_.begin(), run_args_.end(), "--registration-poll-ms") ==
+        run_args_.end()) {
+      argv.insert(argv.end(), {"--registration-poll-ms", "200"});
+    }
     argv.insert(argv.end(), run_args_.begin(), run_args_.end());
     pid_ = spawn(argv, dir_ / "worker.log", env_);
     ASSERT_TRUE(eventually([&] {
