@@ -56,6 +56,8 @@ class ProtocolClient {
   void send(const proto::WorkerFrame& frame);
   void send_binary(const std::string& bytes);
   // The next text frame, or nullopt when none arrives within `timeout` or the socket closed.
+  // A timeout ends the client (the read is cancelled, and Beast's stream is unusable after a
+  // cancelled read): closed() turns true with no close code. Give waits room, never a poll slice.
   std::optional<std::string> next_text(std::chrono::milliseconds timeout = 10s);
   // The next frame decoded; a frame that does not decode fails the calling test.
   std::optional<proto::StudioFrame> next_frame(std::chrono::milliseconds timeout = 10s);
