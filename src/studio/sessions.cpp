@@ -61,6 +61,9 @@ void WorkerSession::on_closed() {
 }
 
 void Studio::on_session_open(const std::shared_ptr<WorkerSession>& session) {
+  // Counted even while stopping: serve's drain waits for every session's close handshake, and a
+  // session upgraded after the stop began would otherwise be cut with the loop (a reset, not 1000).
+  open_sessions_.insert(session);
   if (stopping_) {
     session->ended_ = true;
     if (auto socket = session->socket()) {
@@ -68,7 +71,6 @@ void Studio::on_session_open(const std::shared_ptr<WorkerSession>& session) {
     }
     return;
   }
-  open_sessions_.insert(session);
   if (auto socket = session->socket()) {
     logger().debug("ws.open",
                    {{"worker_id", session->worker_id_}, {"remote", socket->remote_address()}});

@@ -762,16 +762,21 @@ awaitable<void> StudioSession::deliver(StudioSession* self, std::shared_ptr<Link
     }
     if (!link->alive) co_return;
     link->unread = std::make_pair(job_id, link->beats_queued);
+    // Awaited from before the send: the studio's completeAck can be read before this coroutine
+    // resumes from the write (an ack taken then was ignored and the result sent again).
+    link->awaiting_ack.insert(job_id);
     auto sent = co_await link->ws->send_text(std::move(text));
     if (!sent) {
+      link->awaiting_ack.erase(job_id);
       const auto wait = outbox_backoff_ms(attempt, runtime.timings().outbox_backoff_base.count());
       std::string why = "completeJson could not be sent: " + sent.error().message;
       co_await postpone(self, std::move(entry), wait, std::move(why));
       co_return;
     }
-    link->awaiting_ack.insert(job_id);
     logs.ship(log::Level::Info, "ws",
               fmt::format("json result sent for job {} (attempt {})", job_id, attempt), job_id);
+    // Acknowledged already (settled by the reader): nothing to wait for.
+    if (!link->awaiting_ack.contains(job_id)) co_return;
     // Until completeAck arrives (then the entry goes); without one it is sent again.
     const auto wait = std::max<std::int64_t>(
         runtime.timings().completion_ack_wait.count(),
