@@ -46,6 +46,12 @@ sw::Result<std::pair<std::string, std::uint16_t>> parse_listen(const std::string
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
     host = host.substr(1, host.size() - 2);
   }
+  if (host.empty()) {
+    return sw::fail(sw::Error::invalid_argument(
+        "--listen \"{}\": no host; say which address to listen on, e.g. 127.0.0.1{} (this "
+        "machine only) or 0.0.0.0{} (every interface)",
+        text, text.substr(colon), text.substr(colon)));
+  }
   unsigned port = 0;
   const auto* end = text.data() + text.size();
   const auto [ptr, ec] = std::from_chars(text.data() + colon + 1, end, port);
@@ -236,7 +242,9 @@ int serve(const std::string& listen, sw::studio::StudioConfig config,
   boost::asio::signal_set signals(loop, SIGINT, SIGTERM);
   boost::asio::steady_timer drain(loop);
   std::function<void(int)> wait_drained;
-  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  // Set when the stop begins: every session gets 10 s for its close handshake from then (measured
+  // from the start, a studio up for more than 10 s cut its sessions without a close frame).
+  std::chrono::steady_clock::time_point give_up;
   wait_drained = [&](int) {
     if ((*studio)->open_sessions() == 0 || std::chrono::steady_clock::now() > give_up) {
       loop.stop();
@@ -250,6 +258,7 @@ int serve(const std::string& listen, sw::studio::StudioConfig config,
       return;
     }
     sw::log::Logger("studio_worker::studio::main").info("shutdown", {{"signal", signal}});
+    give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
     (*server)->stop();
     (*studio)->shutdown([&] { wait_drained(0); });
   });
@@ -424,7 +433,12 @@ int main(int argc, char** argv) {
     command->fallthrough();
   }
 
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help exits 0; every usage error exits 2, as the README says (CLI11's own codes are 100+).
+    return app.exit(e) == 0 ? 0 : 2;
+  }
   if (log_format == "json") {
     sw::log::set_format(sw::log::Format::Json);
   }
