@@ -93,7 +93,7 @@ int run_engines_command(const std::filesystem::path& config_path, bool doctor,
   auto loaded = sw::worker::load_config(config_path, sw::worker::LoadMode::ReadOnly);
   if (!loaded) {
     std::cerr << "studio-worker " << command << ": " << loaded.error().message << "\n";
-    return 2;
+    return sw::worker::to_int(sw::worker::exit_code_for_start_error(loaded.error()));
   }
   const sw::worker::WorkerConfig& config = loaded->config;
   sw::engines::InventoryOptions programs;
@@ -125,10 +125,12 @@ int run_engines_command(const std::filesystem::path& config_path, bool doctor,
   return report.ok() ? 0 : 1;
 }
 
-int report(const sw::Status& status, std::string_view command) {
+// Exit codes as `run`'s (exit_codes.h): 78 a config or state file that cannot be used, 2 a bad
+// value on the command line, 1 anything else (sw::worker::CommandError).
+int report(const sw::worker::CommandStatus& status, std::string_view command) {
   if (status) return 0;
-  std::cerr << "studio-worker " << command << ": " << status.error().message << "\n";
-  return status.error().code == sw::Code::InvalidArgument ? 2 : 1;
+  std::cerr << "studio-worker " << command << ": " << status.error().error.message << "\n";
+  return sw::worker::to_int(status.error().exit);
 }
 
 }  // namespace

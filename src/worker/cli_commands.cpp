@@ -28,6 +28,12 @@ using nlohmann::json;
 
 namespace {
 
+// config.toml or state.toml cannot be used: the code `run` exits with for the same file.
+CommandError file_error(Error error) {
+  const ExitCode exit = exit_code_for_start_error(error);
+  return CommandError(exit, std::move(error));
+}
+
 std::string with_inert_note(std::string_view key, std::string value) {
   if (auto why = inert_reason(key)) value += fmt::format(" (inert: {})", *why);
   return value;
@@ -132,10 +138,18 @@ void print_live_status(const std::filesystem::path& config_path, const RunningDa
       << "outbox: " << outbox.value("entries", std::uint64_t{0}) << " results, "
       << outbox.value("bytes", std::uint64_t{0}) << " bytes awaiting delivery\n"
       << "vram_threshold_gb: " << config.value("vramThresholdGb", 0.0) << "\n"
-      << "auto_start: " << (config.value("autoStart", false) ? "true" : "false") << "\n"
+      << "auto_start: "
+      << with_inert_note("auto_start", config.value("autoStart", false) ? "true" : "false") << "\n"
       << "models_root: " << text_of(config, "modelsRoot") << "\n"
-      << "auto_update: " << (config.value("autoUpdateEnabled", false) ? "true" : "false") << "\n"
-      << "update_interval: " << config.value("autoUpdateIntervalSecs", 0) << "s\n";
+      << "auto_update: "
+      << with_inert_note("auto_update_enabled",
+                         config.value("autoUpdateEnabled", false) ? "true" : "false")
+      << "\n"
+      << "update_interval: "
+      << with_inert_note(
+             "auto_update_interval_secs",
+             std::to_string(config.value("autoUpdateIntervalSecs", std::int64_t{0})) + "s")
+      << "\n";
 }
 
 }  // namespace
@@ -186,7 +200,7 @@ Result<std::optional<RunningDaemon>> find_running_daemon(const std::filesystem::
                                  describe(daemon), lock_path.string(), discovery.string(), why));
 }
 
-Status print_status(const std::filesystem::path& config_path, std::ostream& out) {
+CommandStatus print_status(const std::filesystem::path& config_path, std::ostream& out) {
   auto running = find_running_daemon(config_path);
   if (!running) return fail(running.error());
   if (*running) {
@@ -196,7 +210,7 @@ Status print_status(const std::filesystem::path& config_path, std::ostream& out)
     return {};
   }
   auto loaded = load_config(config_path, LoadMode::ReadOnly);
-  if (!loaded) return fail(loaded.error());
+  if (!loaded) return tl::make_unexpected(file_error(loaded.error()));
   const WorkerConfig& config = loaded->config;
   std::string registration;
   if (config.registered()) {
@@ -240,9 +254,9 @@ Status print_status(const std::filesystem::path& config_path, std::ostream& out)
   return {};
 }
 
-Status register_command(const std::filesystem::path& config_path,
-                        const std::optional<std::string>& api_base_url, bool reset,
-                        std::ostream& out) {
+CommandStatus register_command(const std::filesystem::path& config_path,
+                               const std::optional<std::string>& api_base_url, bool reset,
+                               std::ostream& out) {
   if (api_base_url) {
     if (auto base = transfer::studio_base_url(*api_base_url); !base) {
       return fail(Error::invalid_argument("--api-base-url: {}", base.error().message));
@@ -266,8 +280,21 @@ Status register_command(const std::filesystem::path& config_path,
     }
     return {};
   }
+  if (reset) {
+    // The operator asked for a fresh registration: a state.toml that cannot be used is moved
+    // aside (kept, 0600) rather than making them hand-edit the daemon's file.
+    auto aside = set_aside_unusable_state(config_path);
+    if (!aside) {
+      return tl::make_unexpected(aside.error().code == Code::IoError ? CommandError(aside.error())
+                                                                     : file_error(aside.error()));
+    }
+    if (*aside) {
+      out << "state.toml could not be used; moved aside to " << (*aside)->string()
+          << " (kept; a fresh state is written)\n";
+    }
+  }
   auto loaded = load_config(config_path, LoadMode::Migrate, memoised_vram_total_gib());
-  if (!loaded) return fail(loaded.error());
+  if (!loaded) return tl::make_unexpected(file_error(loaded.error()));
   WorkerConfig config = loaded->config;
   if (api_base_url) config.api_base_url = *api_base_url;
   if (reset) config.reset_registration();
@@ -288,8 +315,8 @@ Status register_command(const std::filesystem::path& config_path,
   return {};
 }
 
-Status set_threshold(const std::filesystem::path& config_path, double gigabytes,
-                     std::ostream& out) {
+CommandStatus set_threshold(const std::filesystem::path& config_path, double gigabytes,
+                            std::ostream& out) {
   if (!std::isfinite(gigabytes) || gigabytes < 0) {
     return fail(Error::invalid_argument("threshold must be >= 0"));
   }
@@ -303,7 +330,7 @@ Status set_threshold(const std::filesystem::path& config_path, double gigabytes,
         << describe(**running) << "\n";
   } else {
     auto loaded = load_config(config_path, LoadMode::Migrate, memoised_vram_total_gib());
-    if (!loaded) return fail(loaded.error());
+    if (!loaded) return tl::make_unexpected(file_error(loaded.error()));
     WorkerConfig config = loaded->config;
     config.vram_threshold_gb = gigabytes;
     SW_TRY(save_config(config_path, config));
@@ -317,8 +344,8 @@ Status set_threshold(const std::filesystem::path& config_path, double gigabytes,
   return {};
 }
 
-Status set_config_value(const std::filesystem::path& config_path, const std::string& key,
-                        const std::string& value, std::ostream& out) {
+CommandStatus set_config_value(const std::filesystem::path& config_path, const std::string& key,
+                               const std::string& value, std::ostream& out) {
   // The TOML spelling (vram_threshold_gb) or the JSON one (vramThresholdGb).
   std::string field;
   for (std::size_t i = 0; i < key.size(); ++i) {
@@ -338,7 +365,7 @@ Status set_config_value(const std::filesystem::path& config_path, const std::str
     current = std::move(*live);
   } else {
     auto file = load_config(config_path, LoadMode::Migrate, memoised_vram_total_gib());
-    if (!file) return fail(file.error());
+    if (!file) return tl::make_unexpected(file_error(file.error()));
     loaded = std::move(*file);
     current = json::parse(editable_config_json(loaded->config));
   }
@@ -380,9 +407,9 @@ Status set_config_value(const std::filesystem::path& config_path, const std::str
   return {};
 }
 
-Status print_config(const std::filesystem::path& config_path, std::ostream& out) {
+CommandStatus print_config(const std::filesystem::path& config_path, std::ostream& out) {
   auto loaded = load_config(config_path, LoadMode::ReadOnly);
-  if (!loaded) return fail(loaded.error());
+  if (!loaded) return tl::make_unexpected(file_error(loaded.error()));
   WorkerConfig config = loaded->config;
   const std::string redacted = "<redacted>";
   if (config.auth_token) config.auth_token = redacted;

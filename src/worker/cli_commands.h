@@ -1,7 +1,8 @@
 #pragma once
 // The config commands of `studio-worker` (reference-worker.md §5.3): status, register,
 // set-threshold, config. Without a daemon they read config.toml and state.toml (config.h), write
-// the one they change, and never touch the network; none repairs a file that does not parse.
+// the one they change, and never touch the network; none repairs a file that does not parse
+// (`register --reset` alone sets an unusable state.toml aside, kept).
 // While a daemon runs for the config directory (it holds daemon.lock) the commands that change the
 // worker, and `status`, go through its local API (local-api.json: url and token), so that the
 // daemon applies the change instead of overwriting it a moment later (ours, issue 17); a daemon
@@ -14,8 +15,24 @@
 #include <string>
 
 #include "common/error.h"
+#include "worker/exit_codes.h"
 
 namespace sw::worker {
+
+// A command's failure and its exit code (exit_codes.h), the same for every command and for `run`:
+// Config (78) when config.toml or state.toml cannot be used (does not parse, a bad value, an
+// unknown key); Usage (2) for a bad value given on the command line (or refused by the daemon's
+// API as one); Failure (1) otherwise (I/O, a daemon that does not answer). Implicit from an Error
+// so that Status-returning helpers propagate: InvalidArgument is Usage, anything else Failure.
+struct CommandError {
+  CommandError(Error from)  // NOLINT(google-explicit-constructor): see above
+      : exit(from.code == Code::InvalidArgument ? ExitCode::Usage : ExitCode::Failure),
+        error(std::move(from)) {}
+  CommandError(ExitCode code, Error from) : exit(code), error(std::move(from)) {}
+  ExitCode exit;
+  Error error;
+};
+using CommandStatus = tl::expected<void, CommandError>;
 
 // A daemon found running for a config directory.
 struct RunningDaemon {
@@ -34,28 +51,30 @@ Result<std::optional<RunningDaemon>> find_running_daemon(const std::filesystem::
 // outbox (results and bytes awaiting delivery) and the live settings. Otherwise
 // `daemon: not running`, the config and state paths, and the files' api_base_url, registration and
 // settings (inert ones say so).
-Status print_status(const std::filesystem::path& config_path, std::ostream& out);
+CommandStatus print_status(const std::filesystem::path& config_path, std::ostream& out);
 
 // Sets `api_base_url` (config.toml) and/or clears the registration (state.toml: worker id, token,
 // request, secret, rejection, install id): through POST /daemon/register when a daemon runs (it
-// asks for approval again at once), else in the files. Prints what it did.
-Status register_command(const std::filesystem::path& config_path,
-                        const std::optional<std::string>& api_base_url, bool reset,
-                        std::ostream& out);
+// asks for approval again at once), else in the files. Prints what it did. A reset with no daemon
+// recovers from a state.toml that cannot be used: it is moved aside (set_aside_unusable_state,
+// said on stdout) and a fresh one written; without --reset such a file is refused, untouched.
+CommandStatus register_command(const std::filesystem::path& config_path,
+                               const std::optional<std::string>& api_base_url, bool reset,
+                               std::ostream& out);
 
 // Through PUT /daemon/config {"vramThresholdGb"} when a daemon runs, else in the file.
-Status set_threshold(const std::filesystem::path& config_path, double gigabytes,
-                     std::ostream& out);
+CommandStatus set_threshold(const std::filesystem::path& config_path, double gigabytes,
+                            std::ostream& out);
 
 // `config set KEY VALUE` (ours, issue 17): one operator setting of GET/PUT /daemon/config, named
 // as in config.toml (vram_threshold_gb) or in the JSON (vramThresholdGb); the value takes the
 // setting's type. Through PUT /daemon/config when a daemon runs, else in the file. Errors name the
 // key (InvalidArgument; an unknown key lists the settable ones).
-Status set_config_value(const std::filesystem::path& config_path, const std::string& key,
-                        const std::string& value, std::ostream& out);
+CommandStatus set_config_value(const std::filesystem::path& config_path, const std::string& key,
+                               const std::string& value, std::ostream& out);
 
 // `# <config path>` then its settings (inert ones marked), then `# <state path>` and the state,
 // secrets replaced by "<redacted>".
-Status print_config(const std::filesystem::path& config_path, std::ostream& out);
+CommandStatus print_config(const std::filesystem::path& config_path, std::ostream& out);
 
 }  // namespace sw::worker

@@ -5,7 +5,9 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <ctime>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #include "common/file_io.h"
@@ -234,9 +236,11 @@ Result<ParsedConfig> parse_config_text(std::string_view toml_text, std::string_v
       if (!value) return fail(value.error());
       config.auto_update_enabled = *value;
     } else if (key == "auto_update_interval_secs") {
-      auto value = as_integer(source, key, node, 1, 365LL * 24 * 3600);
+      // Inert: any whole number (nothing reads it).
+      auto value = as_integer(source, key, node, std::numeric_limits<std::int64_t>::min(),
+                              std::numeric_limits<std::int64_t>::max());
       if (!value) return fail(value.error());
-      config.auto_update_interval_secs = static_cast<std::uint64_t>(*value);
+      config.auto_update_interval_secs = *value;
     } else if (key == "auto_update_feed") {
       auto value = as_string(source, key, node);
       if (!value) return fail(value.error());
@@ -258,9 +262,11 @@ Result<ParsedConfig> parse_config_text(std::string_view toml_text, std::string_v
       if (!value) return fail(value.error());
       config.local_api_port = static_cast<std::uint16_t>(*value);
     } else if (key == "stream_port") {
-      auto value = as_integer(source, key, node, 0, 65535);
+      // Inert: any whole number (no listener uses it).
+      auto value = as_integer(source, key, node, std::numeric_limits<std::int64_t>::min(),
+                              std::numeric_limits<std::int64_t>::max());
       if (!value) return fail(value.error());
-      config.stream_port = static_cast<std::uint16_t>(*value);
+      config.stream_port = *value;
     } else if (key == "local_api_token") {
       SW_TRY(optional_string(config.local_api_token));
     } else if (key == "install_id") {
@@ -299,7 +305,7 @@ Result<ParsedConfig> parse_config_text(std::string_view toml_text, std::string_v
       return fail(bad_key(source, key, "unknown key (a typo?)"));
     }
   }
-  if (auto valid = validate_config(config); !valid) {
+  if (auto valid = validate_config(config, KeyNames::Toml); !valid) {
     return fail(Error::invalid_argument("{}: {}", source, valid.error().message));
   }
   return parsed;
@@ -307,19 +313,18 @@ Result<ParsedConfig> parse_config_text(std::string_view toml_text, std::string_v
 
 }  // namespace
 
-Status validate_config(const WorkerConfig& config) {
+Status validate_config(const WorkerConfig& config, KeyNames names) {
+  const bool toml = names == KeyNames::Toml;
   if (!config.api_base_url.empty() && !is_http_url(config.api_base_url)) {
-    return fail(Error::invalid_argument("apiBaseUrl: must be an http(s) URL with a host"));
+    return fail(Error::invalid_argument("{}: must be an http(s) URL with a host",
+                                        toml ? "api_base_url" : "apiBaseUrl"));
   }
   if (!std::isfinite(config.vram_threshold_gb) || config.vram_threshold_gb < 0) {
-    return fail(Error::invalid_argument("vramThresholdGb: must be a finite number >= 0"));
+    return fail(Error::invalid_argument("{}: must be a finite number >= 0",
+                                        toml ? "vram_threshold_gb" : "vramThresholdGb"));
   }
-  if (!is_http_url(config.auto_update_feed)) {
-    return fail(Error::invalid_argument("autoUpdateFeed: must be an http(s) URL with a host"));
-  }
-  if (config.auto_update_interval_secs < 60) {
-    return fail(Error::invalid_argument("autoUpdateIntervalSecs: must be >= 60"));
-  }
+  // Inert settings (kInertSettings) are not checked: nothing reads them, so no value of theirs
+  // may stop the daemon. PUT /daemon/config checks the fields a body sets (apply_editable_config).
   return {};
 }
 
@@ -464,6 +469,43 @@ Result<std::optional<WorkerState>> load_state(const std::filesystem::path& state
   auto state = parse_state(**text, state_path.string());
   if (!state) return fail(state.error());
   return std::optional<WorkerState>(std::move(*state));
+}
+
+Result<std::optional<std::filesystem::path>> set_aside_unusable_state(
+    const std::filesystem::path& config_path) {
+  // config.toml first: when it is what cannot be used, state.toml stays where it is.
+  auto text = read_text(config_path);
+  if (!text) return fail(text.error());
+  if (*text) {
+    auto parsed = parse_config_text(**text, config_path.string());
+    if (!parsed) return fail(parsed.error());
+  }
+  const auto state_path = state_path_for(config_path);
+  auto state = load_state(state_path);
+  if (state || state.error().code == Code::IoError) return std::optional<std::filesystem::path>();
+  const std::string why = state.error().message;
+  const auto stamp = std::to_string(static_cast<long long>(std::time(nullptr)));
+  auto aside = state_path;
+  aside += ".broken-" + stamp;
+  std::error_code ec;
+  // A free name: an earlier copy (a second reset within the second) is never overwritten.
+  for (int n = 1; std::filesystem::exists(aside, ec); ++n) {
+    aside = state_path;
+    aside += ".broken-" + stamp + "-" + std::to_string(n);
+  }
+  std::filesystem::rename(state_path, aside, ec);
+  if (ec) {
+    return fail(Error::io("cannot move {} aside to {}: {}", state_path.string(), aside.string(),
+                          ec.message()));
+  }
+  std::filesystem::permissions(
+      aside, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write, ec);
+  if (ec) {
+    return fail(Error::io("cannot make {} private: {}", aside.string(), ec.message()));
+  }
+  logger().warn("state.set_aside",
+                {{"from", state_path.string()}, {"to", aside.string()}, {"error", why}});
+  return std::optional<std::filesystem::path>(aside);
 }
 
 Result<LoadedConfig> load_config(const std::filesystem::path& path, LoadMode mode,
@@ -643,10 +685,15 @@ Result<WorkerConfig> apply_editable_config(const WorkerConfig& config, std::stri
       SW_TRY(need(value.is_boolean(), "true or false"));
       next.auto_update_enabled = value.get<bool>();
     } else if (key == "autoUpdateIntervalSecs") {
-      SW_TRY(need(value.is_number_unsigned(), "a whole number of seconds"));
-      next.auto_update_interval_secs = value.get<std::uint64_t>();
+      // The reference's rule for the API (§5.2), though the setting is inert here.
+      SW_TRY(need(value.is_number_unsigned() && value.get<std::uint64_t>() >= 60 &&
+                      value.get<std::uint64_t>() <=
+                          static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()),
+                  "a whole number of seconds >= 60"));
+      next.auto_update_interval_secs = static_cast<std::int64_t>(value.get<std::uint64_t>());
     } else if (key == "autoUpdateFeed") {
-      SW_TRY(need(value.is_string(), "a string"));
+      SW_TRY(need(value.is_string() && is_http_url(value.get<std::string>()),
+                  "an http(s) URL with a host"));
       next.auto_update_feed = value.get<std::string>();
     } else if (key == "autoUpdatePrerelease") {
       SW_TRY(need(value.is_boolean(), "true or false"));

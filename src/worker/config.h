@@ -18,7 +18,8 @@
 // Loading never repairs: a missing config.toml yields the defaults, which name no studio (there
 // is no default api_base_url: nothing is contacted that the operator did not name); a file that
 // is not TOML is refused with its path, line and column, and one that parses but holds a bad
-// value or an unknown key is refused naming the key. Nothing is moved aside or rewritten. Removed
+// value or an unknown key is refused naming the key. Nothing is moved aside or rewritten (one
+// exception, asked for: `register --reset` sets an unusable state.toml aside). Removed
 // legacy keys are ignored. Secrets (auth_token, registration_secret, local_api_token) never appear
 // in logs or error messages. Plain values: thread-compatible.
 
@@ -74,7 +75,11 @@ inline constexpr std::string_view kReferenceStateKeys[] = {
 
 // Settings the reference has that this build accepts (config.toml, GET/PUT /daemon/config) and
 // keeps, but does not act on: the features behind them do not exist here. `run` logs the ones the
-// file sets; `status` and `config` mark them inert.
+// file sets; `status` and `config` (live or from the file) mark them inert. In config.toml any
+// value of the right TOML type is accepted (an interval of 30 s, a feed that is not a URL, a port
+// out of range): nothing reads it, so nothing about it can stop `run`. PUT /daemon/config still
+// checks the reference's rules for the fields a body sets (§5.2: `autoUpdateIntervalSecs` >= 60,
+// `autoUpdateFeed` an http(s) URL).
 struct InertSetting {
   std::string_view key;
   std::string_view why;
@@ -100,13 +105,13 @@ struct WorkerConfig : WorkerState {
   bool start_minimised = true;  // inert
   bool only_when_idle = false;
   bool auto_update_enabled = true;                        // inert
-  std::uint64_t auto_update_interval_secs = 1800;         // inert
+  std::int64_t auto_update_interval_secs = 1800;          // inert; any TOML integer
   std::string auto_update_feed = kDefaultAutoUpdateFeed;  // inert
   bool auto_update_prerelease = false;                    // inert
   std::string models_root;  // as written ("~/models" allowed); see resolved_models_root()
   std::optional<std::uint32_t> ws_reconnect_attempts;  // unset or 0: retry forever
   std::optional<std::uint16_t> local_api_port;  // unset: 4787; 0: an ephemeral port
-  std::optional<std::uint16_t> stream_port;     // inert
+  std::optional<std::int64_t> stream_port;      // inert; any TOML integer
   std::optional<std::string> ca_file;  // ours: extra CA (PEM) for a studio with a private CA
   // Ours (issue 6): runner programs, each else $STUDIO_WORKER_<NAME> else PATH.
   std::optional<std::string> llama_server_path;
@@ -153,6 +158,15 @@ Result<WorkerState> parse_state(std::string_view toml_text, std::string_view sou
 Result<std::optional<WorkerState>> load_state(const std::filesystem::path& state_path);
 // Atomic write (temporary sibling, fsync, rename), mode 0600, directory 0700.
 Status save_state(const std::filesystem::path& state_path, const WorkerState& state);
+
+// `register --reset` with no daemon running (and only then: loading never repairs): when
+// state.toml exists but cannot be used (not TOML, or a value of the wrong type) while config.toml
+// (`config_path`) is usable, renames it to `state.toml.broken-<unix seconds>` (a free name; mode
+// 0600; never deleted: it may hold a token the operator wants back) and logs `state.set_aside`.
+// Returns the new path, or nullopt when there was nothing to set aside. Errors: config.toml's own
+// (nothing is moved then), or IoError for a rename that failed.
+Result<std::optional<std::filesystem::path>> set_aside_unusable_state(
+    const std::filesystem::path& config_path);
 
 enum class LoadMode {
   ReadOnly,  // nothing is written (status, config, the daemon before it holds its lock)
@@ -211,8 +225,13 @@ std::string editable_config_json(const WorkerConfig& config);
 // Code::Protocol for a body that is not a JSON object (bad_request).
 Result<WorkerConfig> apply_editable_config(const WorkerConfig& config, std::string_view json);
 
-// Checks the values the operator may set; "<field>: <problem>".
-Status validate_config(const WorkerConfig& config);
+// How validate_config names a setting: config.toml's key (vram_threshold_gb) when the value came
+// from the file, the JSON field (vramThresholdGb) for GET/PUT /daemon/config.
+enum class KeyNames { Toml, Json };
+
+// Checks the values the operator may set that this build acts on (api_base_url,
+// vram_threshold_gb); inert settings are not checked (kInertSettings). "<key>: <problem>".
+Status validate_config(const WorkerConfig& config, KeyNames names = KeyNames::Json);
 
 // Whether `run` can start with this config. No studio URL: refused with the hint to run
 // `studio-worker register --api-base-url URL` (there is no default studio). The settings this

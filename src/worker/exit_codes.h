@@ -2,9 +2,10 @@
 // The exit codes of `studio-worker run` (issue 17), one per condition a supervisor must tell
 // apart: a unit file restarts the daemon on a transient failure and stops on a permanent one
 // (systemd: `RestartPreventExitStatus=10 11 12 13 14 78`). The README's operator section lists
-// them; tests pin the numbers. The reference exits 0 when another daemon holds the lock and keeps
-// the daemon up after a rejection or an auth failure (reference-worker.md §3.1, §5.3): issue 17
-// asked for distinct codes instead.
+// them; tests pin the numbers. The other commands use Ok, Failure, Usage and Config with the same
+// meanings (CommandError, cli_commands.h). The reference exits 0 when another daemon holds the lock
+// and keeps the daemon up after a rejection or an auth failure (reference-worker.md §3.1, §5.3):
+// issue 17 asked for distinct codes instead.
 
 namespace sw::worker {
 

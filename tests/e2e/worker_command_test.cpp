@@ -11,6 +11,7 @@
 #include <array>
 #include <cstdio>
 #include <fstream>
+#include <vector>
 
 #include "support/temp_dir.h"
 
@@ -100,6 +101,49 @@ TEST(WorkerCommand, BadInputIsRefusedWithAMessageAndTheFileIsKept) {
   EXPECT_EQ(run_worker("frobnicate").exit_code, 2);
   EXPECT_EQ(run_worker(config + " run --no-such-option").exit_code, 2);
   EXPECT_THAT(run_worker("--version").text, HasSubstr("studio-worker "));
+}
+
+// Every command exits as `run` does for a config or state file it cannot use: 78 (EX_CONFIG),
+// whether the file does not parse or holds an unknown key; 2 stays for a bad value typed on the
+// command line. (They used to exit 1 for a parse error and 2 for an unknown key.)
+TEST(WorkerCommand, EveryCommandExits78ForAFileItCannotUseAnd2ForABadArgument) {
+  sw::testing::TempDir dir;
+  const auto path = dir.path() / "config.toml";
+  const std::string config = "--config " + path.string();
+  const std::vector<std::string> commands = {"status",
+                                             "config",
+                                             "set-threshold 4",
+                                             "config set vram_threshold_gb 4",
+                                             "register --api-base-url http://127.0.0.1:9",
+                                             "register --reset",
+                                             "engines"};
+  const std::string broken[] = {
+      "api_base_url = 'http://x'\nvram_threshold_gb = 1\nvram_threshold_gb = 2\n",  // not TOML
+      "api_base_url = 'http://x'\nvram_treshold_gb = 3\n",                          // unknown key
+      "api_base_url = 'http://x'\nvram_threshold_gb = -1\n",                        // bad value
+  };
+  for (const auto& text : broken) {
+    std::ofstream(path, std::ios::trunc) << text;
+    for (const auto& command : commands) {
+      auto out = run_worker(config + " " + command);
+      EXPECT_EQ(out.exit_code, 78) << command << " on:\n" << text << out.text;
+      EXPECT_THAT(out.text, HasSubstr(path.string())) << command;
+    }
+    EXPECT_EQ(read_file(path), text) << "a file that cannot be used was edited";
+  }
+  std::ofstream(path, std::ios::trunc) << "api_base_url = 'http://x'\n";
+  // state.toml that does not parse: the same, for every command but `register --reset`
+  // (worker_operator_test).
+  std::ofstream(dir.path() / "state.toml") << "worker_id = 'a'\nworker_id = 'b'\n";
+  for (const auto& command : {"status", "config", "set-threshold 4"}) {
+    EXPECT_EQ(run_worker(config + " " + command).exit_code, 78) << command;
+  }
+  std::filesystem::remove(dir.path() / "state.toml");
+  EXPECT_EQ(run_worker(config + " set-threshold -1").exit_code, 2);
+  EXPECT_EQ(run_worker(config + " config set vram_threshold_gb lots").exit_code, 2);
+  EXPECT_EQ(run_worker(config + " config set no_such_key 1").exit_code, 2);
+  EXPECT_EQ(run_worker(config + " register --api-base-url ftp://x").exit_code, 2);
+  EXPECT_EQ(read_file(path), "api_base_url = 'http://x'\n");
 }
 
 // `only_when_idle = true` cannot be honoured (no presence probe): `run` refuses to start, names

@@ -161,26 +161,68 @@ TEST(WorkerOperator, RunWithoutAStudioUrlExitsWithTheRegisterHint) {
   EXPECT_THAT(read_file(no_url), HasSubstr("vram_threshold_gb = 4"));
 }
 
-// The reference's auto-update settings are accepted and reported inert by `status`, `config`
-// and the daemon's start log.
+// The reference's auto-update settings are accepted whatever their value (nothing reads them, so
+// none stops `run`: an interval under 60 s and a feed that is not a URL used to exit 78), and
+// reported inert by `status` (from the file and from the live daemon alike), `config` and the
+// daemon's start log.
 TEST(WorkerOperator, SettingsForFeaturesThatDoNotExistAreReportedInert) {
   sw::testing::TempDir dir;
   const auto config = dir.path() / "w" / "config.toml";
   write(config,
         "api_base_url = 'http://127.0.0.1:9'\nauto_update_enabled = true\n"
-        "auto_update_interval_secs = 3600\nauto_update_feed = 'https://updates.example/'\n");
+        "auto_update_interval_secs = 30\nauto_update_feed = 'not a url'\nstream_port = 99999\n");
   const auto log = dir.path() / "out.log";
   ASSERT_EQ(run_worker(config, {"status"}, log), 0) << read_file(log);
   EXPECT_THAT(read_file(log),
               HasSubstr("auto_update: true (inert: this build has no auto-updater)"));
-  EXPECT_THAT(read_file(log), HasSubstr("update_interval: 3600s (inert"));
+  EXPECT_THAT(read_file(log), HasSubstr("update_interval: 30s (inert"));
   ASSERT_EQ(run_worker(config, {"config"}, log), 0) << read_file(log);
-  EXPECT_THAT(read_file(log), HasSubstr("auto_update_feed = 'https://updates.example/'  # inert"));
+  EXPECT_THAT(read_file(log), HasSubstr("auto_update_feed = 'not a url'  # inert"));
+  EXPECT_THAT(read_file(log), HasSubstr("stream_port = 99999  # inert"));
   Daemon daemon(dir.path() / "w");
   ASSERT_TRUE(eventually([&] { return daemon.log().find("daemon.started") != std::string::npos; }))
       << daemon.log();
   EXPECT_THAT(daemon.log(), HasSubstr("config.inert_setting key=auto_update_feed"));
+  ASSERT_EQ(run_worker(config, {"status"}, log), 0) << read_file(log);
+  EXPECT_THAT(read_file(log), HasSubstr("daemon: running"));
+  EXPECT_THAT(read_file(log),
+              HasSubstr("auto_update: true (inert: this build has no auto-updater)"));
+  EXPECT_THAT(read_file(log), HasSubstr("update_interval: 30s (inert"));
+  EXPECT_THAT(read_file(log), HasSubstr("auto_start: true (inert"));
   EXPECT_EQ(daemon.terminate(), 0);
+}
+
+// A state.toml that does not parse (a duplicate key) stops every command, `register` included,
+// and is left as it is; `register --reset` (no daemon) recovers: it moves the file aside to
+// state.toml.broken-<ts> (0600, bytes kept), says so, and writes a fresh state the worker runs
+// with. (It used to exit with the parse error, leaving the operator to hand-edit the file.)
+TEST(WorkerOperator, RegisterResetMovesAStateFileThatDoesNotParseAside) {
+  sw::testing::TempDir dir;
+  const auto wdir = dir.path() / "w";
+  const auto config = wdir / "config.toml";
+  write(config, "api_base_url = 'http://127.0.0.1:9'\n");
+  const std::string broken = "worker_id = 'w-1'\nauth_token = 't'\nworker_id = 'w-2'\n";
+  write(wdir / "state.toml", broken);
+  const auto log = dir.path() / "out.log";
+  EXPECT_EQ(run_worker(config, {"register"}, log), 78) << read_file(log);
+  EXPECT_THAT(read_file(log), HasSubstr((wdir / "state.toml").string() + ":3:"));
+  EXPECT_EQ(read_file(wdir / "state.toml"), broken);
+  EXPECT_EQ(names_in(wdir), (std::vector<std::string>{"config.toml", "state.toml"}));
+
+  ASSERT_EQ(run_worker(config, {"register", "--reset"}, log), 0) << read_file(log);
+  EXPECT_THAT(read_file(log),
+              HasSubstr("moved aside to " + (wdir / "state.toml.broken-").string()));
+  const auto names = names_in(wdir);
+  ASSERT_EQ(names.size(), 3u) << ::testing::PrintToString(names);
+  EXPECT_EQ(names[0], "config.toml");
+  EXPECT_EQ(names[1], "state.toml");
+  ASSERT_THAT(names[2], ::testing::StartsWith("state.toml.broken-"));
+  EXPECT_EQ(read_file(wdir / names[2]), broken);
+  EXPECT_EQ(fs::status(wdir / names[2]).permissions() & fs::perms::all,
+            fs::perms::owner_read | fs::perms::owner_write);
+  ASSERT_EQ(run_worker(config, {"status"}, log), 0) << read_file(log);
+  EXPECT_THAT(read_file(log), HasSubstr("registration: not registered"));
+  EXPECT_EQ(read_file(config), "api_base_url = 'http://127.0.0.1:9'\n");
 }
 
 // A reference-style config.toml holds the worker's identity. The daemon reads it, writes

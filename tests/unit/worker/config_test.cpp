@@ -63,7 +63,7 @@ TEST(WorkerConfig, BadValuesNameTheKeyAndSyntaxErrorsNeverEchoTheText) {
   EXPECT_THAT(type.error().message, HasSubstr("auto_start: must be true or false"));
   auto negative = sw::worker::parse_config("api_base_url = 'http://x'\nvram_threshold_gb = -2\n", "c");
   ASSERT_FALSE(negative);
-  EXPECT_THAT(negative.error().message, HasSubstr("vramThresholdGb"));
+  EXPECT_THAT(negative.error().message, HasSubstr("c: vram_threshold_gb: "));
   auto broken = sw::worker::parse_config("auth_token = 'secret-abc\n", "c");
   ASSERT_FALSE(broken);
   EXPECT_EQ(broken.error().code, sw::Code::Protocol);
@@ -370,6 +370,89 @@ TEST(VramProbe, FreeMemoryComesFromNvidiaSmiThenAmdSysfsElseIsUnknown) {
     return std::nullopt;
   };
   EXPECT_EQ(sw::worker::probe_vram_free_gib(sources), 12.0);
+}
+
+}  // namespace
+
+namespace {
+
+// Inert settings (kInertSettings) take any value of their TOML type: nothing reads them, so none
+// may stop `run` (an interval under the API's 60 s, a feed that is not a URL, a port out of range
+// used to be refused). Their values are kept as written. A wrong TOML type is still refused,
+// naming the key.
+TEST(WorkerConfig, InertSettingsAcceptAnyValueAndNeverStopRun) {
+  sw::testing::TempDir dir;
+  const auto path = dir.path() / "config.toml";
+  std::ofstream(path) << "api_base_url = 'http://x'\nauto_update_interval_secs = 30\n"
+                         "auto_update_feed = 'not a url'\nstream_port = 99999\n";
+  auto loaded = sw::worker::load_config(path, sw::worker::LoadMode::ReadOnly);
+  ASSERT_TRUE(loaded) << loaded.error().message;
+  EXPECT_TRUE(sw::worker::check_runnable(loaded->config)) << "an inert setting stopped run";
+  EXPECT_EQ(loaded->config.auto_update_interval_secs, 30);
+  EXPECT_EQ(loaded->config.auto_update_feed, "not a url");
+  EXPECT_EQ(loaded->config.stream_port, 99999);
+  const auto again = sw::worker::parse_config(sw::worker::format_config(loaded->config), "c");
+  ASSERT_TRUE(again) << again.error().message;
+  EXPECT_EQ(*again, loaded->config);
+  // A PUT that sets another field is not refused for the file's inert values; one that sets the
+  // interval itself keeps the reference's API rule (§5.2).
+  EXPECT_TRUE(sw::worker::apply_editable_config(loaded->config, R"({"vramThresholdGb":4})"));
+  auto put = sw::worker::apply_editable_config(loaded->config, R"({"autoUpdateIntervalSecs":30})");
+  ASSERT_FALSE(put);
+  EXPECT_THAT(put.error().message, HasSubstr("autoUpdateIntervalSecs"));
+
+  auto wrong_type = sw::worker::parse_config("auto_update_feed = 3\n", "c.toml");
+  ASSERT_FALSE(wrong_type);
+  EXPECT_THAT(wrong_type.error().message, HasSubstr("auto_update_feed"));
+}
+
+// A bad value in config.toml is named by its TOML key, not by the JSON field of the local API.
+TEST(WorkerConfig, FileErrorsNameTheTomlKey) {
+  auto threshold = sw::worker::parse_config("vram_threshold_gb = -1\n", "c.toml");
+  ASSERT_FALSE(threshold);
+  EXPECT_THAT(threshold.error().message, HasSubstr("c.toml: vram_threshold_gb: "));
+  EXPECT_THAT(threshold.error().message, ::testing::Not(HasSubstr("vramThresholdGb")));
+  auto url = sw::worker::parse_config("api_base_url = 'ftp://x'\n", "c.toml");
+  ASSERT_FALSE(url);
+  EXPECT_THAT(url.error().message, HasSubstr("c.toml: api_base_url: "));
+  // PUT /daemon/config keeps the JSON names.
+  auto put = sw::worker::apply_editable_config(WorkerConfig{}, R"({"vramThresholdGb":-1})");
+  ASSERT_FALSE(put);
+  EXPECT_THAT(put.error().message, HasSubstr("vramThresholdGb"));
+}
+
+// `register --reset`'s recovery: a state.toml that does not parse is renamed to
+// state.toml.broken-<ts> (0600, bytes kept); a usable one, or a broken config.toml, moves nothing.
+TEST(WorkerConfig, AnUnusableStateFileIsSetAsideOnlyWhenTheConfigIsUsable) {
+  sw::testing::TempDir dir;
+  const auto config = dir.path() / "config.toml";
+  const auto state = dir.path() / "state.toml";
+  std::ofstream(config) << "api_base_url = 'http://x'\n";
+  std::ofstream(state) << "worker_id = 'a'\n";
+  auto fine = sw::worker::set_aside_unusable_state(config);
+  ASSERT_TRUE(fine) << fine.error().message;
+  EXPECT_FALSE(*fine);
+  EXPECT_TRUE(std::filesystem::exists(state));
+
+  const std::string broken = "worker_id = 'a'\nworker_id = 'b'\n";
+  std::ofstream(state, std::ios::trunc) << broken;
+  std::ofstream(config, std::ios::trunc) << "vram_threshold_gb = 1\nvram_threshold_gb = 2\n";
+  auto config_broken = sw::worker::set_aside_unusable_state(config);
+  ASSERT_FALSE(config_broken) << "moved state.toml aside for config.toml's error";
+  EXPECT_THAT(config_broken.error().message, HasSubstr("config.toml"));
+  EXPECT_TRUE(std::filesystem::exists(state));
+
+  std::ofstream(config, std::ios::trunc) << "api_base_url = 'http://x'\n";
+  auto aside = sw::worker::set_aside_unusable_state(config);
+  ASSERT_TRUE(aside) << aside.error().message;
+  ASSERT_TRUE(*aside);
+  EXPECT_FALSE(std::filesystem::exists(state));
+  EXPECT_THAT((*aside)->filename().string(), ::testing::StartsWith("state.toml.broken-"));
+  std::ifstream in(**aside);
+  EXPECT_EQ(std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()),
+            broken);
+  EXPECT_EQ(std::filesystem::status(**aside).permissions() & std::filesystem::perms::all,
+            std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
 }
 
 }  // namespace
