@@ -42,6 +42,11 @@ size_t write_body(char* data, size_t size, size_t count, void* user) {
   return bytes;
 }
 
+int check_cancelled(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  const auto* cancelled = static_cast<const std::function<bool()>*>(user);
+  return (*cancelled)() ? 1 : 0;  // non-zero: CURLE_ABORTED_BY_CALLBACK
+}
+
 }  // namespace
 
 Result<HttpCallResult> http_call(const HttpCall& call) {
@@ -63,6 +68,15 @@ Result<HttpCallResult> http_call(const HttpCall& call) {
   curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
   curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
   if (call.ca_file) curl_easy_setopt(h, CURLOPT_CAINFO, call.ca_file->c_str());
+  if (call.cancelled) {
+    if (call.cancelled()) {
+      return fail(
+          Error::make(Code::Cancelled, "{} {}: cancelled", call.method, redact_url(call.url)));
+    }
+    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, check_cancelled);
+    curl_easy_setopt(h, CURLOPT_XFERINFODATA, &call.cancelled);
+  }
 
   SlistHandle headers;
   auto add_header = [&](const std::string& line) {
@@ -100,6 +114,10 @@ Result<HttpCallResult> http_call(const HttpCall& call) {
   if (sink.cancelled) {
     return fail(Error::make(Code::Cancelled, "{} {}: the reader stopped", call.method,
                             redact_url(call.url)));
+  }
+  if (rc == CURLE_ABORTED_BY_CALLBACK) {
+    return fail(
+        Error::make(Code::Cancelled, "{} {}: cancelled", call.method, redact_url(call.url)));
   }
   if (rc == CURLE_OPERATION_TIMEDOUT) {
     return fail(Error::make(Code::Timeout, "{} {} timed out after {} ms", call.method,

@@ -40,10 +40,15 @@ struct HttpCall {
   // When set, 2xx body bytes are handed over as they arrive (SSE) instead of collected; returning
   // false aborts the transfer (Cancelled). A non-2xx body is still collected for the error.
   std::function<bool(std::string_view chunk)> on_body;
+  // When set, polled from the calling thread while the call waits (libcurl's progress callback:
+  // at least about once a second, even while no byte moves); true aborts the call (Cancelled).
+  // Lets a daemon that stops end a held or slow call at once instead of waiting out `timeout`.
+  std::function<bool()> cancelled;
 };
 
 // Any HTTP answer is a value (check .status); transport failures, timeouts and oversize answers
-// are errors (Unavailable / Timeout / InvalidArgument) whose message names the host and cause.
+// are errors (Unavailable / Timeout / InvalidArgument) whose message names the host and cause;
+// a call ended by `cancelled` is a Cancelled error.
 Result<HttpCallResult> http_call(const HttpCall& call);
 
 }  // namespace sw::transfer

@@ -160,6 +160,9 @@ struct Daemon::Impl {
     if (self->server) self->server->stop();
     std::error_code ec;
     std::filesystem::remove(discovery_file_for(self->loaded.path), ec);
+    // Nothing waits for a studio answer any more: calls still on the pool end now, so that the
+    // pool's join after the loop does not hold the process.
+    runtime.studio_calls_cancelled->store(true);
     logger().info("daemon.stopped");
     self->io.stop();
   }

@@ -36,6 +36,7 @@ Registrar::~Registrar() = default;
 
 void Registrar::stop() {
   stopped_ = true;
+  calls_cancelled_->store(true);
   wake_->timer.cancel();
 }
 
@@ -77,7 +78,10 @@ awaitable<void> Registrar::run() {
 awaitable<bool> Registrar::tick() {
   auto& logs = runtime_.logs();
   WorkerConfig config = runtime_.config();
-  const StudioEndpoint studio{config.api_base_url, config.ca_file, runtime_.timings().http_timeout};
+  StudioEndpoint studio{config.api_base_url, config.ca_file, runtime_.timings().http_timeout, {}};
+  studio.cancelled = [mine = calls_cancelled_, all = runtime_.studio_calls_cancelled] {
+    return mine->load() || all->load();
+  };
 
   if (!config.registration_request_id) {
     // Saved before any HTTP, so that a crash cannot orphan a request the studio knows about.

@@ -13,8 +13,11 @@
 // an approval arrives within about a second either way (ours, issue 17; the reference polls every
 // 30 s). Transport errors and non-404 failures keep the state and retry, backing off. A rejection
 // is kept in the state file (`registration_rejected`) and ends run(): the daemon exits 10 and says
-// how to reset (issue 17; the reference keeps serving locally, §3.1). Loop-thread only.
+// how to reset (issue 17; the reference keeps serving locally, §3.1). stop() also cancels the
+// request or held poll in flight (ours): a stopping daemon does not wait out registration_wait.
+// Loop-thread only.
 
+#include <atomic>
 #include <boost/asio/awaitable.hpp>
 #include <memory>
 
@@ -41,6 +44,8 @@ class Registrar {
   struct Wake;
   std::unique_ptr<Wake> wake_;
   bool stopped_ = false;
+  // Set by stop(): ends the register-request or held poll in flight on the pool at once.
+  std::shared_ptr<std::atomic<bool>> calls_cancelled_ = std::make_shared<std::atomic<bool>>(false);
   bool running_ = false;  // run() is active
 };
 

@@ -4,6 +4,7 @@
 // the registrar and the local API hold a reference. Loop-thread only, except the members marked
 // thread-safe (logs, gate, engine).
 
+#include <atomic>
 #include <boost/asio/any_io_executor.hpp>
 #include <chrono>
 #include <cstdint>
@@ -11,6 +12,7 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -166,6 +168,11 @@ class Runtime {
   // Registration reset from the local API: the registrar starts over.
   std::function<void()> on_registration_reset;
   bool stopping = false;
+  // Set once by the daemon's stop, after the grace and the session's close: every studio HTTP
+  // call still on the pool (StudioEndpoint::cancelled) ends within about a second, so that the
+  // pool's join, and with it the process, does not wait out a held poll or an upload. Thread-safe.
+  const std::shared_ptr<std::atomic<bool>> studio_calls_cancelled =
+      std::make_shared<std::atomic<bool>>(false);
 
  private:
   boost::asio::any_io_executor loop_;

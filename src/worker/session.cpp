@@ -795,7 +795,8 @@ awaitable<void> StudioSession::deliver(StudioSession* self, std::shared_ptr<Link
     co_await give_up(self, link, std::move(entry), std::move(reason));
     co_return;
   }
-  StudioEndpoint studio{config.api_base_url, config.ca_file, runtime.timings().http_timeout};
+  StudioEndpoint studio{config.api_base_url, config.ca_file, runtime.timings().http_timeout, {}};
+  studio.cancelled = [all = runtime.studio_calls_cancelled] { return all->load(); };
   auto upload = std::make_shared<ResultUpload>(
       ResultUpload{config.worker_id.value_or(""), config.auth_token.value_or(""), job_id,
                    entry.prompt, entry.ext, std::move(entry.body)});

@@ -39,6 +39,7 @@ Result<proto::RegisterResponse> post_register_request(const StudioEndpoint& stud
   call.body = proto::encode(request);
   call.timeout = studio.timeout;
   call.ca_file = studio.ca_file;
+  call.cancelled = studio.cancelled;
   auto reply = transfer::http_call(call);
   if (!reply) return fail(Error{reply.error().code, "register-request failed: " + reply.error().message});
   if (reply->status < 200 || reply->status >= 300) {
@@ -62,6 +63,7 @@ Result<PollOutcome> poll_registration(const StudioEndpoint& studio, const std::s
   call.bearer = secret;
   call.timeout = studio.timeout;
   call.ca_file = studio.ca_file;
+  call.cancelled = studio.cancelled;
   auto reply = transfer::http_call(call);
   if (!reply) return fail(Error{reply.error().code, "register-poll failed: " + reply.error().message});
   if (reply->status == 404) return PollOutcome{RegistrationUnknown{}};
@@ -86,6 +88,7 @@ tl::expected<void, UploadFailure> upload_result(const StudioEndpoint& studio,
   call.bearer = upload.auth_token;
   call.timeout = studio.timeout;
   call.ca_file = studio.ca_file;
+  call.cancelled = studio.cancelled;
   call.form.push_back({"prompt", upload.prompt, std::nullopt, std::nullopt});
   call.form.push_back({"ext", upload.ext, std::nullopt, std::nullopt});
   call.form.push_back(

@@ -4,6 +4,7 @@
 // on a worker thread. Thread-safe. Non-2xx answers become errors `<op> failed: <status> — <body>`.
 
 #include <chrono>
+#include <functional>
 #include <optional>
 #include <string>
 #include <variant>
@@ -17,6 +18,9 @@ struct StudioEndpoint {
   std::string api_base_url;  // as configured; normalised per call
   std::optional<std::string> ca_file;
   std::chrono::milliseconds timeout{60000};
+  // When set and true, a call in flight ends within about a second with a Cancelled error (the
+  // daemon's stop; see transfer::HttpCall::cancelled). Must be thread-safe.
+  std::function<bool()> cancelled;
 };
 
 Result<proto::RegisterResponse> post_register_request(const StudioEndpoint& studio,

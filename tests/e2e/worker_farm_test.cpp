@@ -397,6 +397,33 @@ TEST(WorkerFarm, ApprovalReachesAWorkerWaitingAtTheDefaultPollPaceAtOnce) {
   ASSERT_TRUE(worker.wait_session("connected", 10s)) << worker.log();
 }
 
+// A stop does not wait for the studio to answer the held approval poll (up to 25 s): the poll in
+// flight is cancelled and the daemon exits 0 at once, also when two pending workers stop together.
+// The 10 s bound is only a hang guard, well below the 25 s the studio would hold the poll.
+TEST(WorkerFarm, ASigtermWhileWaitingForApprovalEndsTheHeldPollAndExitsZeroAtOnce) {
+  sw::testing::TempDir dir;
+  Studio studio(dir.path() / "studio");
+  Worker first(dir.path() / "w1", studio);
+  Worker second(dir.path() / "w2", studio);
+  ASSERT_TRUE(eventually([&] {
+    const auto reply =
+        json::parse(studio.api("GET", "/api/v1/workers/pending").body, nullptr, false);
+    if (!reply.is_object() || reply["pending"].size() != 2) return false;
+    return reply["pending"][0].value("waiting", false) &&
+           reply["pending"][1].value("waiting", false);
+  })) << "the workers' polls are not held open by the studio\n"
+      << first.log() << second.log();
+  first.signal(SIGTERM);
+  second.signal(SIGTERM);
+  EXPECT_EQ(first.wait_exit(10s), std::optional<int>(0))
+      << "a pending worker did not exit promptly\n"
+      << first.log();
+  EXPECT_EQ(second.wait_exit(10s), std::optional<int>(0))
+      << "a pending worker did not exit promptly\n"
+      << second.log();
+  EXPECT_THAT(first.log(), ::testing::HasSubstr("daemon.stopped"));
+}
+
 std::string worker_cli(const Worker& worker, const std::filesystem::path& log,
                        std::vector<std::string> args, int* exit_code = nullptr) {
   std::vector<std::string> argv = {SW_STUDIO_WORKER_BIN, "--config", worker.config().string()};
