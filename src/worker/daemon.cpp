@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <thread>
 
 #include "common/file_io.h"
 #include "common/log.h"
@@ -198,7 +199,14 @@ Result<std::unique_ptr<Daemon>> Daemon::create(DaemonOptions options) {
   if (!lock.valid()) {
     return fail(Error::io("cannot open {}: {}", lock_path.string(), std::strerror(errno)));
   }
-  if (::flock(lock.get(), LOCK_EX | LOCK_NB) != 0) {
+  // A CLI command probes the lock with a shared flock it lets go at once (find_running_daemon):
+  // a start that meets such a probe tries again a few times before calling itself the second.
+  bool locked = ::flock(lock.get(), LOCK_EX | LOCK_NB) == 0;
+  for (int retry = 0; !locked && errno == EWOULDBLOCK && retry < 10; ++retry) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // before the event loop runs
+    locked = ::flock(lock.get(), LOCK_EX | LOCK_NB) == 0;
+  }
+  if (!locked) {
     return fail(Error::make(Code::AlreadyExists,
                             "another studio-worker daemon runs for {} (lock {})",
                             options.config_path.string(), lock_path.string()));
