@@ -151,6 +151,38 @@ std::string register_request(std::uint16_t port, const std::string& install,
   return nlohmann::json::parse(reply.body, nullptr, false).value("requestId", "");
 }
 
+// A worker registered, approved through the admin API and told its credentials by its poll.
+sw::proto::RegistrationApproved approved_worker(std::uint16_t port, const std::string& install,
+                                                const std::string& admin_token) {
+  const auto request = register_request(port, install, "secret-" + install);
+  EXPECT_EQ(http_request(port, "POST", "/api/v1/workers/pending/" + request + "/approve", "{}",
+                         admin_token)
+                .status,
+            200);
+  const auto poll = http_request(port, "GET", "/graphics/api/workers/register-requests/" + request,
+                                 "", "secret-" + install);
+  auto decoded = sw::proto::decode_registration_poll(poll.body);
+  EXPECT_TRUE(decoded && std::holds_alternative<sw::proto::RegistrationApproved>(*decoded))
+      << poll.body;
+  if (!decoded || !std::holds_alternative<sw::proto::RegistrationApproved>(*decoded)) return {};
+  return std::get<sw::proto::RegistrationApproved>(*decoded);
+}
+
+// That worker's WebSocket session over 127.0.0.1; with `hello`, welcomed.
+std::unique_ptr<sw::testing::ProtocolClient> worker_session(
+    std::uint16_t port, const sw::proto::RegistrationApproved& worker, bool hello) {
+  auto client =
+      sw::testing::ProtocolClient::connect(port, worker.worker_id, {worker.auth_token, true});
+  EXPECT_TRUE(client.has_value()) << client.error().message;
+  if (!client) return nullptr;
+  if (hello) {
+    (*client)->send(sw::proto::Hello{worker.auth_token, sw::testing::test_capabilities()});
+    auto welcome = (*client)->next_frame();
+    EXPECT_TRUE(welcome && std::holds_alternative<sw::proto::Welcome>(*welcome));
+  }
+  return std::move(*client);
+}
+
 TEST(StudioServerCommand, AnOperatorApprovesAWorkerFromTheCommandLine) {
   sw::testing::TempDir dir;
   ServerProcess server(dir.path());
@@ -467,29 +499,10 @@ TEST(StudioServerCommand, AStoppingStudioClosesEverySessionWith1000) {
         {"cliDefaults", {{"cfgScale", 0}, {"steps", 0}, {"width", 0}, {"height", 0}}}}}};
   ASSERT_EQ(http_request(server.port(), "POST", "/api/v1/models", model.dump(), token).status, 201);
   const auto credentials = [&](const std::string& install) {
-    const auto request = register_request(server.port(), install, "secret-" + install);
-    EXPECT_EQ(http_request(server.port(), "POST", "/api/v1/workers/pending/" + request + "/approve",
-                           "{}", token)
-                  .status,
-              200);
-    const auto poll =
-        http_request(server.port(), "GET", "/graphics/api/workers/register-requests/" + request, "",
-                     "secret-" + install);
-    auto decoded = sw::proto::decode_registration_poll(poll.body);
-    EXPECT_TRUE(decoded && std::holds_alternative<sw::proto::RegistrationApproved>(*decoded))
-        << poll.body;
-    return std::get<sw::proto::RegistrationApproved>(*decoded);
+    return approved_worker(server.port(), install, token);
   };
   const auto connect = [&](const sw::proto::RegistrationApproved& worker, bool hello) {
-    auto client = sw::testing::ProtocolClient::connect(server.port(), worker.worker_id,
-                                                       {worker.auth_token, true});
-    EXPECT_TRUE(client.has_value()) << client.error().message;
-    if (hello) {
-      (*client)->send(sw::proto::Hello{worker.auth_token, sw::testing::test_capabilities()});
-      auto welcome = (*client)->next_frame();
-      EXPECT_TRUE(welcome && std::holds_alternative<sw::proto::Welcome>(*welcome));
-    }
-    return std::move(*client);
+    return worker_session(server.port(), worker, hello);
   };
   const auto busy_worker = credentials("install-busy");
   auto busy = connect(busy_worker, true);
@@ -530,33 +543,18 @@ TEST(StudioServerCommand, AStudioUpLongerThanItsCloseLimitStillClosesWith1000) {
   ASSERT_NE(server.port(), 0) << server.banner();
   const auto started = std::chrono::steady_clock::now();
   const auto token = server.admin_token();
-  const auto request = register_request(server.port(), "install-long", "secret-long");
-  ASSERT_EQ(http_request(server.port(), "POST", "/api/v1/workers/pending/" + request + "/approve",
-                         "{}", token)
-                .status,
-            200);
-  const auto poll = http_request(server.port(), "GET",
-                                 "/graphics/api/workers/register-requests/" + request, "",
-                                 "secret-long");
-  auto decoded = sw::proto::decode_registration_poll(poll.body);
-  ASSERT_TRUE(decoded && std::holds_alternative<sw::proto::RegistrationApproved>(*decoded))
-      << poll.body;
-  const auto& worker = std::get<sw::proto::RegistrationApproved>(*decoded);
-  auto client = sw::testing::ProtocolClient::connect(server.port(), worker.worker_id,
-                                                     {worker.auth_token, true});
-  ASSERT_TRUE(client.has_value()) << client.error().message;
-  (*client)->send(sw::proto::Hello{worker.auth_token, sw::testing::test_capabilities()});
-  auto welcome = (*client)->next_frame();
-  ASSERT_TRUE(welcome && std::holds_alternative<sw::proto::Welcome>(*welcome));
+  auto client = worker_session(server.port(), approved_worker(server.port(), "install-long", token),
+                               true);
+  ASSERT_TRUE(client);
   // A heartbeat and its ack at a time, for as long as it takes the studio's uptime to pass 10 s.
-  while (std::chrono::steady_clock::now() - started < 11s && !(*client)->closed()) {
-    (*client)->send(sw::proto::Heartbeat{sw::testing::test_capabilities(), std::nullopt});
-    (void)(*client)->next_text(10s);
+  while (std::chrono::steady_clock::now() - started < 11s && !client->closed()) {
+    client->send(sw::proto::Heartbeat{sw::testing::test_capabilities(), std::nullopt});
+    (void)client->next_text(10s);
     std::this_thread::sleep_for(1s);  // a worker's pace, not a wait for an event
   }
-  ASSERT_FALSE((*client)->closed());
+  ASSERT_FALSE(client->closed());
   ::kill(server.pid(), SIGTERM);
-  EXPECT_EQ((*client)->wait_closed(15s), 1000);
+  EXPECT_EQ(client->wait_closed(15s), 1000);
   EXPECT_EQ(server.terminate(), 0);
 }
 
