@@ -543,8 +543,8 @@ TEST(StudioServerCommand, AStudioUpLongerThanItsCloseLimitStillClosesWith1000) {
   ASSERT_NE(server.port(), 0) << server.banner();
   const auto started = std::chrono::steady_clock::now();
   const auto token = server.admin_token();
-  auto client = worker_session(server.port(), approved_worker(server.port(), "install-long", token),
-                               true);
+  auto client =
+      worker_session(server.port(), approved_worker(server.port(), "install-long", token), true);
   ASSERT_TRUE(client);
   // A heartbeat and its ack at a time, for as long as it takes the studio's uptime to pass 10 s.
   while (std::chrono::steady_clock::now() - started < 11s && !client->closed()) {
