@@ -113,8 +113,12 @@ class WorkerAgainstStudio : public ::testing::Test {
     studio_->add_model("synth-llm", "llm");
     studio_->add_model("synth-image", "image");
     const auto credentials = register_worker(*studio_, "install-1");
+    // These tests assert that the session is never lost: the harness's 600 ms read-idle limit
+    // tripped under a loaded sanitizer run before any job existed, so it is widened here.
+    auto timings = fast_timings();
+    timings.read_idle_timeout = 10s;
     worker_ = std::make_unique<WorkerHarness>(dir_.path() / "worker",
-                                              worker_config(studio_->port(), credentials));
+                                              worker_config(studio_->port(), credentials), timings);
     ASSERT_TRUE(worker_->wait_session("connected"));
   }
   void TearDown() override {
