@@ -1152,11 +1152,12 @@ class Router : public net::HttpHandler {
 
   void cancel_job(const std::string& id, const net::Responder& responder) {
     auto it = s_.jobs_.find(id);
-    if (it != s_.jobs_.end() && !it->second.cancelled &&
-        it->second.phase != Studio::ActiveJob::Phase::Finishing) {
+    const auto view = it != s_.jobs_.end() ? std::optional(it->second.view()) : std::nullopt;
+    if (const auto cancel = jobs::judge_cancel(view ? &*view : nullptr);
+        cancel != jobs::Cancel::AskStore) {
       auto& job = it->second;
       job.cancelled = true;
-      const bool queued = job.phase == Studio::ActiveJob::Phase::Queued;
+      const bool queued = cancel == jobs::Cancel::Unqueue;
       if (queued) {
         s_.scheduler_.remove(id);
       }

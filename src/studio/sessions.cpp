@@ -289,40 +289,41 @@ void Studio::persist_heartbeat(const std::shared_ptr<WorkerSession>& session, bo
 void Studio::handle_accept(const std::shared_ptr<WorkerSession>& session,
                            const proto::Accept& accept) {
   auto it = jobs_.find(accept.job_id);
-  if (it != jobs_.end() && it->second.session == session) {
+  const auto view = it != jobs_.end() ? std::optional(it->second.view()) : std::nullopt;
+  const auto answer = jobs::judge_accept(view ? &*view : nullptr,
+                                         it != jobs_.end() && it->second.session == session);
+  if (answer == jobs::Answer::Repeat) {
+    return;  // a repeated accept changes nothing
+  }
+  if (answer == jobs::Answer::Start) {
     auto& job = it->second;
-    if (job.phase == ActiveJob::Phase::Running) {
-      return;  // a repeated accept changes nothing
-    }
-    if (job.phase == ActiveJob::Phase::Offered) {
-      job.phase = ActiveJob::Phase::Running;
-      job.run_until.reset();
-      start_run_limit(job);
-      const auto now = unix_millis();
-      job.record.accepted_at = now;
-      ++job.record.attempts;  // a run started (issue 17); the database counts it in mark_accepted
-      // The worker's row is read again here too: a worker deleted since its offer is cut off.
-      db_->call<bool>(
-          [id = accept.job_id, worker = session->worker_id_,
-           now](store::StudioStore& s) -> Result<bool> {
-            auto row = s.find_worker(worker);
-            if (!row) {
-              return fail(std::move(row).error());
-            }
-            if (!*row) {
-              return false;
-            }
-            SW_TRY(s.mark_accepted(id, worker, now));
-            return true;
-          },
-          [self = shared_from_this(), session](Result<bool> present) {
-            if (present && !*present && !session->ended_) {
-              self->revoke_worker(session->worker_id_,
-                                  "worker " + session->worker_id_ + " was deleted by the operator");
-            }
-          });
-      return;
-    }
+    job.phase = ActiveJob::Phase::Running;
+    job.run_until.reset();
+    start_run_limit(job);
+    const auto now = unix_millis();
+    job.record.accepted_at = now;
+    ++job.record.attempts;  // a run started (issue 17); the database counts it in mark_accepted
+    // The worker's row is read again here too: a worker deleted since its offer is cut off.
+    db_->call<bool>(
+        [id = accept.job_id, worker = session->worker_id_,
+         now](store::StudioStore& s) -> Result<bool> {
+          auto row = s.find_worker(worker);
+          if (!row) {
+            return fail(std::move(row).error());
+          }
+          if (!*row) {
+            return false;
+          }
+          SW_TRY(s.mark_accepted(id, worker, now));
+          return true;
+        },
+        [self = shared_from_this(), session](Result<bool> present) {
+          if (present && !*present && !session->ended_) {
+            self->revoke_worker(session->worker_id_,
+                                "worker " + session->worker_id_ + " was deleted by the operator");
+          }
+        });
+    return;
   }
   // An accept that crossed the offer's timeout (or a withdrawal) in flight changes nothing.
   once_held(accept.job_id, session->worker_id_,
@@ -340,8 +341,10 @@ void Studio::handle_accept(const std::shared_ptr<WorkerSession>& session,
 void Studio::handle_reject(const std::shared_ptr<WorkerSession>& session,
                            const proto::Reject& reject) {
   auto it = jobs_.find(reject.job_id);
-  if (it == jobs_.end() || it->second.session != session ||
-      it->second.phase != ActiveJob::Phase::Offered) {
+  const auto view = it != jobs_.end() ? std::optional(it->second.view()) : std::nullopt;
+  if (jobs::judge_reject(view ? &*view : nullptr,
+                         it != jobs_.end() && it->second.session == session) !=
+      jobs::Answer::Release) {
     once_held(reject.job_id, session->worker_id_,
               [self = shared_from_this(), session, job_id = reject.job_id](bool lapsed) {
                 if (!lapsed) {
@@ -366,15 +369,14 @@ void Studio::handle_reject(const std::shared_ptr<WorkerSession>& session,
                                  {"engine_missing", engine_missing}});
   const std::string error = "rejected by " + session->worker_id_ + ": " + reject.reason;
   const store::AttemptEnd ended{store::AttemptOutcome::Rejected, reject.reason};
-  if (reject.code) {
-    // busy / paused: not the job's fault. No attempt counted; this worker rests a moment.
+  const auto outcome = jobs::judge_reject_outcome(reject.code.has_value(), engine_missing);
+  if (outcome.hold_off_worker) {
     scheduler_.hold_off(session->worker_id_, until);
-    release(reject.job_id, error, ended, false, false);
-  } else {
-    // This worker is not offered this job again for a while; others are.
-    scheduler_.exclude(session->worker_id_, reject.job_id, until);
-    release(reject.job_id, error, ended, !engine_missing, false);
   }
+  if (outcome.exclude_job) {
+    scheduler_.exclude(session->worker_id_, reject.job_id, until);
+  }
+  release(reject.job_id, error, ended, outcome.count_attempt, false);
 }
 
 void Studio::handle_complete_json(const std::shared_ptr<WorkerSession>& session,

@@ -95,6 +95,41 @@ Verdict judge_settled(const std::optional<store::JobRecord>& job, std::string_vi
   return Verdict::NotYours;
 }
 
+Answer judge_accept(const ActiveView* job, bool from_holder_session) {
+  if (job == nullptr || !from_holder_session) {
+    return Answer::AskHeld;
+  }
+  switch (job->phase) {
+    case Phase::Offered: return Answer::Start;
+    case Phase::Running: return Answer::Repeat;
+    default: return Answer::AskHeld;
+  }
+}
+
+Answer judge_reject(const ActiveView* job, bool from_holder_session) {
+  if (job == nullptr || !from_holder_session || job->phase != Phase::Offered) {
+    return Answer::AskHeld;
+  }
+  return Answer::Release;
+}
+
+RejectOutcome judge_reject_outcome(bool busy, bool engine_missing) {
+  if (busy) {
+    // busy / paused: not the job's fault. No attempt counted; this worker rests a moment.
+    return {.count_attempt = false, .hold_off_worker = true, .exclude_job = false};
+  }
+  // This worker is not offered this job again for a while; others are. A worker without the
+  // job's engine says routing chose wrong, not that the job is bad.
+  return {.count_attempt = !engine_missing, .hold_off_worker = false, .exclude_job = true};
+}
+
+Cancel judge_cancel(const ActiveView* job) {
+  if (job == nullptr || job->cancelled || job->phase == Phase::Finishing) {
+    return Cancel::AskStore;
+  }
+  return job->phase == Phase::Queued ? Cancel::Unqueue : Cancel::MarkHeld;
+}
+
 ReleaseOutcome judge_release(const store::JobRecord& job, store::AttemptOutcome ending,
                              bool count_attempt, bool terminal) {
   const bool ran = job.accepted_at.has_value();

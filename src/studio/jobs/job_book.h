@@ -98,6 +98,35 @@ Verdict judge_settled(const std::optional<store::JobRecord>& job, std::string_vi
 // True when `worker_id` holds, held or last held the job (the row's view).
 bool held_by(const store::JobRecord& job, std::string_view worker_id);
 
+// What an answer to an offer (accept, reject) does. `from_holder_session`: it came over the
+// session that holds the job (a newer session of the same worker does not answer an old offer).
+enum class Answer {
+  Start,    // accept: the run starts (attempts+1, run limit armed)
+  Release,  // reject: the job is let go (judge_reject says how)
+  Repeat,   // a repeated accept: nothing changes
+  AskHeld,  // not the holder's offer: a worker that once held the job is ignored (its claim
+            // lapsed while the frame was in flight); any other breaks the protocol
+};
+Answer judge_accept(const ActiveView* job, bool from_holder_session);
+Answer judge_reject(const ActiveView* job, bool from_holder_session);
+
+// How a reject lets go of an offer. `busy`: the worker answered busy or paused (a code);
+// `engine_missing`: the worker does not have the job's engine (routing chose wrong).
+struct RejectOutcome {
+  bool count_attempt = false;    // the refusal may use up the job (never: no run started)
+  bool hold_off_worker = false;  // the worker gets no offers for a while (busy, paused)
+  bool exclude_job = false;      // the worker is not offered this job for a while
+};
+RejectOutcome judge_reject_outcome(bool busy, bool engine_missing);
+
+// What a client's cancel does to a job.
+enum class Cancel {
+  Unqueue,   // queued: out of the queue; over once the row says cancelled
+  MarkHeld,  // held: the row says cancelled; the holder's result is dropped when it comes
+  AskStore,  // not active (or being settled): the row answers (cancelling twice is harmless)
+};
+Cancel judge_cancel(const ActiveView* job);
+
 // How a held job goes on when its holder lets go of it (reject, fail, offer timeout, run limit,
 // lost session, grace over).
 struct ReleaseOutcome {

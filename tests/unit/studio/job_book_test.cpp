@@ -135,6 +135,58 @@ TEST(JobBookTest, AnOfferThatNeverStartedNeverFailsTheJobButAFatalFailDoes) {
   EXPECT_EQ(fatal.attempt, AttemptOutcome::Failed);
 }
 
+TEST(JobBookTest, AnAcceptStartsTheRunOnlyForTheOfferOnTheHoldersSession) {
+  const auto record = row(JobStatus::Claimed, "w1");
+  const auto offered = view(Phase::Offered, "w1", record);
+  EXPECT_EQ(judge_accept(&offered, true), Answer::Start);
+  EXPECT_EQ(judge_accept(&offered, false), Answer::AskHeld) << "another session's accept";
+  const auto running = view(Phase::Running, "w1", record);
+  EXPECT_EQ(judge_accept(&running, true), Answer::Repeat);
+  const auto detached = view(Phase::Detached, "w1", record);
+  EXPECT_EQ(judge_accept(&detached, false), Answer::AskHeld);
+  EXPECT_EQ(judge_accept(nullptr, false), Answer::AskHeld) << "lapsed or never held: ask";
+}
+
+TEST(JobBookTest, ARejectReleasesOnlyAnOpenOffer) {
+  const auto record = row(JobStatus::Claimed, "w1");
+  const auto offered = view(Phase::Offered, "w1", record);
+  EXPECT_EQ(judge_reject(&offered, true), Answer::Release);
+  EXPECT_EQ(judge_reject(&offered, false), Answer::AskHeld);
+  const auto running = view(Phase::Running, "w1", record);
+  EXPECT_EQ(judge_reject(&running, true), Answer::AskHeld) << "a run is ended by fail";
+  EXPECT_EQ(judge_reject(nullptr, true), Answer::AskHeld);
+}
+
+TEST(JobBookTest, ABusyRejectRestsTheWorkerAndAPlainOneExcludesTheJob) {
+  const auto busy = judge_reject_outcome(true, false);
+  EXPECT_TRUE(busy.hold_off_worker);
+  EXPECT_FALSE(busy.exclude_job);
+  EXPECT_FALSE(busy.count_attempt);
+  const auto plain = judge_reject_outcome(false, false);
+  EXPECT_FALSE(plain.hold_off_worker);
+  EXPECT_TRUE(plain.exclude_job);
+  EXPECT_TRUE(plain.count_attempt);
+  const auto no_engine = judge_reject_outcome(false, true);
+  EXPECT_TRUE(no_engine.exclude_job);
+  EXPECT_FALSE(no_engine.count_attempt) << "routing chose wrong, the job is not at fault";
+}
+
+TEST(JobBookTest, ACancelUnqueuesMarksAHeldJobOrLeavesItToTheRow) {
+  const auto queued_row = row(JobStatus::Queued);
+  const auto queued = view(Phase::Queued, "", queued_row);
+  EXPECT_EQ(judge_cancel(&queued), Cancel::Unqueue);
+  const auto held_row = row(JobStatus::Claimed, "w1");
+  for (const auto phase : {Phase::Claiming, Phase::Offered, Phase::Running, Phase::Detached}) {
+    const auto held = view(phase, "w1", held_row);
+    EXPECT_EQ(judge_cancel(&held), Cancel::MarkHeld) << to_string(phase);
+  }
+  const auto finishing = view(Phase::Finishing, "w1", held_row);
+  EXPECT_EQ(judge_cancel(&finishing), Cancel::AskStore) << "being settled: the row answers";
+  const auto cancelled = view(Phase::Running, "w1", held_row, true);
+  EXPECT_EQ(judge_cancel(&cancelled), Cancel::AskStore) << "cancelling twice is harmless";
+  EXPECT_EQ(judge_cancel(nullptr), Cancel::AskStore);
+}
+
 TEST(JobBookTest, TheRunLimitIsKeptThroughAReattach) {
   const SteadyTime start{10s};
   const auto first = run_deadline(std::nullopt, start, 60s);
