@@ -12,6 +12,11 @@ std::int64_t unix_millis_now() {
       .count();
 }
 
+const SystemClock& SystemClock::instance() {
+  static const SystemClock clock;
+  return clock;
+}
+
 std::string format_rfc3339_millis(std::int64_t unix_millis) {
   const std::chrono::sys_time<std::chrono::milliseconds> time{
       std::chrono::milliseconds(unix_millis)};

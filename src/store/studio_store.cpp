@@ -574,8 +574,9 @@ Status StudioStore::end_completed_attempts(std::string_view id, std::string_view
 }
 
 // Who may complete: the holder of the claim, or a worker whose claim lapsed while the job is not
-// over yet (its late result is taken; another holder's claim moves to the former list). ?1 is the
-// job, ?2 the completing worker, ?3 the time.
+// over yet (its late result is taken; another holder's claim moves to the former list) or after
+// it failed (issue 18: the run limit decides when to try elsewhere, not whose result counts).
+// ?1 is the job, ?2 the completing worker, ?3 the time.
 constexpr std::string_view kCompletionSets =
     "status = 'done', worker_id = ?2, last_worker_id = ?2, finished_at = ?3, error = NULL, "
     "attempts = MAX(attempts, 1), "
@@ -584,7 +585,7 @@ constexpr std::string_view kCompletionSets =
     "THEN former_workers || worker_id || ',' ELSE former_workers END";
 constexpr std::string_view kCompletableBy =
     "WHERE id = ?1 AND ((status = 'claimed' AND worker_id = ?2) OR "
-    "(status IN ('queued', 'claimed') AND instr(former_workers, ',' || ?2 || ',') > 0))";
+    "(status IN ('queued', 'claimed', 'failed') AND instr(former_workers, ',' || ?2 || ',') > 0))";
 
 Result<bool> StudioStore::complete_job_json(std::string_view id, std::string_view worker_id,
                                             std::string_view result_json,

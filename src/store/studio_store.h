@@ -219,8 +219,9 @@ class StudioStore {
                            const std::optional<std::string>& error, bool fail, Millis now,
                            const AttemptEnd& ended = {});
   // → done, by the holder of the claim or by a worker whose claim lapsed while the job is still
-  // queued or claimed by another (that holder's claim then lapses). The completing worker's last
-  // attempt ends `done` (a lapsed one says so in its reason); another open attempt `withdrawn`.
+  // queued or claimed by another (that holder's claim then lapses), or after it failed. The
+  // completing worker's last attempt ends `done` (a lapsed one says so in its reason); another open
+  // attempt `withdrawn`.
   Result<bool> complete_job_json(std::string_view id, std::string_view worker_id,
                                  std::string_view result_json,
                                  const std::optional<std::string>& prompt, Millis now);

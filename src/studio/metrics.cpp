@@ -120,6 +120,11 @@ std::string Metrics::render(
       "again (a worker retrying a delivery).");
   line("# TYPE studio_repeated_completions_total counter");
   line(fmt::format("studio_repeated_completions_total {}", repeated_completions));
+  line(
+      "# HELP studio_late_results_total Results from a former holder that completed a job "
+      "already failed by its run limit or a lapse.");
+  line("# TYPE studio_late_results_total counter");
+  line(fmt::format("studio_late_results_total {}", late_results_taken));
   line("# HELP studio_protocol_violations_total Sessions ended for breaking the protocol.");
   line("# TYPE studio_protocol_violations_total counter");
   line(fmt::format("studio_protocol_violations_total {}", protocol_violations));

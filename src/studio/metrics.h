@@ -26,6 +26,7 @@ struct Metrics {
   std::uint64_t requeues = 0;
   std::uint64_t withdrawn_claims = 0;      // a former holder's late result won
   std::uint64_t repeated_completions = 0;  // idempotent repeats acknowledged again
+  std::uint64_t late_results_taken = 0;    // a result completed a job that had failed (issue 18)
   std::uint64_t protocol_violations = 0;
   std::array<std::uint64_t, kLatencyBuckets.size()> latency_counts{};
   std::uint64_t latency_count = 0;

@@ -353,7 +353,7 @@ class Router : public net::HttpHandler {
   // ---- registration (reference §2.1–2.2) ----
 
   void register_request(const HttpRequest& request, const net::Responder& responder) {
-    if (!s_.register_limiter_.allow(request.remote_address, std::chrono::steady_clock::now())) {
+    if (!s_.register_limiter_.allow(request.remote_address, s_.steady_now())) {
       responder.send(HttpResponse::error(
           429, "rate_limited",
           fmt::format("at most {} registration requests per {} s from one address",
@@ -386,7 +386,7 @@ class Router : public net::HttpHandler {
     record.source_ip = request.remote_port == 0 ? request.remote_address
                        : v6 ? fmt::format("[{}]:{}", request.remote_address, request.remote_port)
                             : fmt::format("{}:{}", request.remote_address, request.remote_port);
-    record.created_at = unix_millis_now();
+    record.created_at = s_.unix_millis();
     s_.db_->call<std::string>(
         [record](store::StudioStore& st) -> Result<std::string> {
           // Dedup: a retry with the same install and secret gets the same request. A new secret
@@ -552,25 +552,23 @@ class Router : public net::HttpHandler {
 
   // ---- results (reference §2.3) ----
 
-  // An upload is admitted from its path before any of its body is read: the worker holds the job
-  // (or its claim lapsed and the job is not over: a late result is taken), or the job is over and
-  // this worker had it (a repeat, checked against the stored hash, or a result that is dropped).
-  // Anything else is not this worker's: 409 at once. What was decided here is decided again once
-  // the body is in (complete_hashed), since the job may have moved meanwhile.
+  // An upload is admitted from its path before any of its body is read, by the job book's
+  // verdict (jobs::judge_active, then jobs::judge_settled on the row): a result that may be taken
+  // is stored; a possible repeat or a result to drop is only verified (hashed); anything else is
+  // not this worker's: 409 at once. What was decided here is decided again once the body is in
+  // (complete_hashed), since the job may have moved meanwhile.
   void admit_upload(const HttpRequest& head, const std::string& worker_id,
                     const std::string& job_id, net::Admitter admitter) {
     using Mode = ResultUploadSink::Mode;
     const auto* type = head.header("content-type");
     UploadHead upload{type ? *type : std::string(), declared_length(head)};
-    switch (s_.standing(job_id, worker_id)) {
-      case Studio::Standing::Holder:
-      case Studio::Standing::Former: return admitter.decide(open_upload(Mode::Store, upload));
-      case Studio::Standing::Busy: return admitter.decide(busy(job_id));
-      case Studio::Standing::Unknown: break;
-    }
-    if (s_.jobs_.contains(job_id)) {
-      // Active, and never this worker's.
-      return admitter.decide(not_claimed(job_id));
+    switch (s_.judge_active(job_id, worker_id).verdict) {
+      case jobs::Verdict::Take: return admitter.decide(open_upload(Mode::Store, upload));
+      case jobs::Verdict::Repeat:
+      case jobs::Verdict::Drop: return admitter.decide(open_upload(Mode::Verify, upload));
+      case jobs::Verdict::Busy: return admitter.decide(busy(job_id));
+      case jobs::Verdict::NotYours: return admitter.decide(not_claimed(job_id));
+      case jobs::Verdict::AskStore: break;
     }
     s_.db_->call<std::optional<store::JobRecord>>(
         [id = job_id](store::StudioStore& st) { return st.find_job(id); },
@@ -582,18 +580,18 @@ class Router : public net::HttpHandler {
           if (!job) {
             return admitter.decide(from_error(job.error()));
           }
-          const bool had_it =
-              *job && ((*job)->worker_id == worker_id || (*job)->formerly_held_by(worker_id) ||
-                       (*job)->last_worker_id == worker_id);
-          const bool over = *job && (*job)->status != store::JobStatus::Queued &&
-                            (*job)->status != store::JobStatus::Claimed;
-          if (over && had_it) {
-            return admitter.decide(open_upload(Mode::Verify, upload));
-          }
-          if (const auto standing = s_.standing(job_id, worker_id);
-              standing != Studio::Standing::Unknown) {
+          if (s_.standing(job_id, worker_id) != jobs::Standing::Unknown) {
             // It became active meanwhile (a studio load raced the look-up): ask again shortly.
             return admitter.decide(busy(job_id));
+          }
+          // The bytes are not in yet: a done job's repeat is checked once they are.
+          switch (jobs::judge_settled(*job, worker_id, true)) {
+            case jobs::Verdict::Take: return admitter.decide(open_upload(Mode::Store, upload));
+            case jobs::Verdict::Repeat:
+            case jobs::Verdict::Drop: return admitter.decide(open_upload(Mode::Verify, upload));
+            case jobs::Verdict::Busy: return admitter.decide(busy(job_id));
+            case jobs::Verdict::NotYours:
+            case jobs::Verdict::AskStore: break;
           }
           admitter.decide(not_claimed(job_id));
         });
@@ -681,57 +679,37 @@ class Router : public net::HttpHandler {
   };
 
   void complete_hashed(BinaryUpload upload, const net::Responder& responder) {
-    const auto standing = s_.standing(upload.job_id, upload.worker_id);
-    if (standing == Studio::Standing::Busy) {
-      responder.send(HttpResponse::error(
-          503, "unavailable",
-          "job " + upload.job_id + " is being claimed, released or completed; retry shortly"));
-      return;
-    }
-    if (standing == Studio::Standing::Unknown) {
-      // A repeat of a stored completion is idempotent; a result for a job that ended without it
-      // while this worker once held it is dropped; anything else is not this worker's.
-      s_.db_->call<std::optional<store::JobRecord>>(
-          [id = upload.job_id](store::StudioStore& st) { return st.find_job(id); },
-          [this, upload, responder,
-           weak = s_.weak_from_this()](Result<std::optional<store::JobRecord>> job) {
-            const bool done_by_it = job && *job && (*job)->status == store::JobStatus::Done &&
-                                    (*job)->worker_id == upload.worker_id;
-            const bool over = job && *job && (*job)->status != store::JobStatus::Queued &&
-                              (*job)->status != store::JobStatus::Claimed;
-            if (done_by_it && (*job)->result_binary &&
-                (*job)->result_binary->sha256 == upload.sha256) {
-              if (weak.lock()) {
-                ++s_.metrics_.repeated_completions;
-              }
-              responder.send(ok_json({{"ok", true}, {"repeated", true}}));
-            } else if (!done_by_it && over &&
-                       ((*job)->formerly_held_by(upload.worker_id) ||
-                        (*job)->last_worker_id == upload.worker_id)) {
-              logger().info("job.result_dropped", {{"job_id", upload.job_id},
-                                                   {"worker_id", upload.worker_id},
-                                                   {"status", store::to_string((*job)->status)}});
-              responder.send(ok_json({{"ok", true}, {"discarded", true}}));
-            } else {
-              responder.send(HttpResponse::error(
-                  409, "conflict", "job " + upload.job_id + " is not claimed by this worker"));
-            }
-          });
-      return;
-    }
-    auto& job = s_.jobs_.at(upload.job_id);
-    if (job.cancelled) {
-      responder.send(ok_json({{"ok", true}, {"discarded", true}}));
-      if (job.holder == upload.worker_id) {
-        s_.release(upload.job_id, "cancelled", {store::AttemptOutcome::Cancelled, std::nullopt},
-                   false, false);
-      }
-      return;
+    const auto judged = s_.judge_active(upload.job_id, upload.worker_id);
+    switch (judged.verdict) {
+      case jobs::Verdict::Take: break;
+      case jobs::Verdict::Drop:
+        responder.send(ok_json({{"ok", true}, {"discarded", true}}));
+        if (judged.release_holder) {
+          s_.release(upload.job_id, "cancelled", {store::AttemptOutcome::Cancelled, std::nullopt},
+                     false, false);
+        }
+        return;
+      case jobs::Verdict::Busy: return responder.send(busy(upload.job_id));
+      case jobs::Verdict::NotYours: return responder.send(not_claimed(upload.job_id));
+      case jobs::Verdict::Repeat:
+      case jobs::Verdict::AskStore: return complete_settled(std::move(upload), responder);
     }
     // Hold the job while the file is written, so that no timeout requeues it meanwhile.
-    const auto previous = s_.hold_for_completion(job);
+    const auto previous = s_.hold_for_completion(s_.jobs_.at(upload.job_id));
+    write_result_file(std::move(upload), responder,
+                      [this, previous](const BinaryUpload& written_upload, const Status& written,
+                                       const net::Responder& reply) {
+                        store_binary(written_upload, written, reply, previous);
+                      });
+  }
+
+  // Commits the received bytes under their hash on the blocking pool, then calls `then` on the
+  // loop (unless the studio is gone).
+  void write_result_file(
+      BinaryUpload upload, const net::Responder& responder,
+      std::function<void(const BinaryUpload&, const Status&, const net::Responder&)> then) {
     const auto path = s_.config_.data_dir / "results" / upload.sha256;
-    boost::asio::post(*s_.blocking_, [this, upload, path, responder, previous,
+    boost::asio::post(*s_.blocking_, [this, upload, path, responder, then = std::move(then),
                                       weak = s_.weak_from_this()]() mutable {
       Status written;
       std::error_code ec;
@@ -743,13 +721,121 @@ class Router : public net::HttpHandler {
                                     "the job was taken up again while its result was received")));
       }
       upload.file.reset();  // a copy not needed (same bytes already stored) is removed here
-      boost::asio::post(s_.loop_,
-                        [this, upload = std::move(upload), written, responder, previous, weak] {
-                          if (weak.lock()) {
-                            store_binary(upload, written, responder, previous);
-                          }
-                        });
+      boost::asio::post(
+          s_.loop_, [upload = std::move(upload), written, responder, then = std::move(then), weak] {
+            if (weak.lock()) {
+              then(upload, written, responder);
+            }
+          });
     });
+  }
+
+  // The job is not active: its row decides (jobs::judge_settled). A repeat of a stored completion
+  // is idempotent; a result for a job that failed is taken (issue 18), its bytes written first
+  // and the row completed in one transaction that judges it again; a result for a job done by
+  // another or cancelled is dropped; anything else is not this worker's.
+  void complete_settled(BinaryUpload upload, const net::Responder& responder) {
+    s_.db_->call<std::optional<store::JobRecord>>(
+        [id = upload.job_id](store::StudioStore& st) { return st.find_job(id); },
+        [this, upload, responder,
+         weak = s_.weak_from_this()](Result<std::optional<store::JobRecord>> job) mutable {
+          if (!weak.lock()) {
+            return responder.send(HttpResponse::error(503, "unavailable", "shutting down"));
+          }
+          if (!job) {
+            return responder.send(from_error(job.error()));
+          }
+          const auto verdict = jobs::judge_settled(
+              *job, upload.worker_id,
+              *job && (*job)->result_binary && (*job)->result_binary->sha256 == upload.sha256);
+          answer_settled(verdict, upload, responder);
+          if (verdict == jobs::Verdict::Take) {
+            write_result_file(std::move(upload), responder,
+                              [this](const BinaryUpload& written_upload, const Status& written,
+                                     const net::Responder& reply) {
+                                take_settled(written_upload, written, reply);
+                              });
+          }
+        });
+  }
+
+  // Answers every verdict but Take (which is answered once the result is stored).
+  void answer_settled(jobs::Verdict verdict, const BinaryUpload& upload,
+                      const net::Responder& responder) {
+    switch (verdict) {
+      case jobs::Verdict::Take: return;
+      case jobs::Verdict::Repeat:
+        ++s_.metrics_.repeated_completions;
+        return responder.send(ok_json({{"ok", true}, {"repeated", true}}));
+      case jobs::Verdict::Drop:
+        logger().info("job.result_dropped",
+                      {{"job_id", upload.job_id}, {"worker_id", upload.worker_id}});
+        return responder.send(ok_json({{"ok", true}, {"discarded", true}}));
+      case jobs::Verdict::Busy: return responder.send(busy(upload.job_id));
+      case jobs::Verdict::NotYours:
+      case jobs::Verdict::AskStore: return responder.send(not_claimed(upload.job_id));
+    }
+  }
+
+  void take_settled(const BinaryUpload& upload, const Status& written,
+                    const net::Responder& responder) {
+    if (!written) {
+      logger().error("result.write_failed",
+                     {{"job_id", upload.job_id}, {"error", written.error().message}});
+      return responder.send(HttpResponse::error(
+          503, "unavailable", "cannot store the result: " + written.error().message));
+    }
+    struct Settled {
+      jobs::Verdict verdict = jobs::Verdict::NotYours;
+      std::optional<store::JobRecord> job;
+    };
+    store::BinaryResult result{upload.sha256, proto::mime_for_ext(upload.ext), upload.ext,
+                               static_cast<std::int64_t>(upload.size)};
+    s_.db_->call<Settled>(
+        [id = upload.job_id, worker = upload.worker_id, result, prompt = upload.prompt,
+         now = s_.unix_millis()](store::StudioStore& st) -> Result<Settled> {
+          // Judged again with the completion, in one transaction: of two late results, the
+          // first stored wins.
+          auto job = st.find_job(id);
+          if (!job) {
+            return fail(std::move(job).error());
+          }
+          const bool same =
+              *job && (*job)->result_binary && (*job)->result_binary->sha256 == result.sha256;
+          Settled settled{jobs::judge_settled(*job, worker, same), std::move(*job)};
+          if (settled.verdict != jobs::Verdict::Take) {
+            return settled;
+          }
+          auto taken = st.complete_job_binary(id, worker, result, prompt, now);
+          if (!taken) {
+            return fail(std::move(taken).error());
+          }
+          if (!*taken) {
+            settled.verdict = jobs::Verdict::Drop;  // cannot happen in one transaction
+            return settled;
+          }
+          auto done = st.find_job(id);
+          if (!done) {
+            return fail(std::move(done).error());
+          }
+          settled.job = std::move(*done);
+          return settled;
+        },
+        [this, upload, responder, weak = s_.weak_from_this()](Result<Settled> settled) {
+          if (!weak.lock()) {
+            return responder.send(HttpResponse::error(503, "unavailable", "shutting down"));
+          }
+          if (!settled) {
+            return responder.send(HttpResponse::error(503, "unavailable", settled.error().message));
+          }
+          if (settled->verdict != jobs::Verdict::Take) {
+            return answer_settled(settled->verdict, upload, responder);
+          }
+          if (settled->job) {
+            s_.settled_by_late_result(*settled->job);
+          }
+          responder.send(ok_json({{"ok", true}}));
+        });
   }
 
   void store_binary(const BinaryUpload& upload, const Status& written,
@@ -770,7 +856,7 @@ class Router : public net::HttpHandler {
     }
     store::BinaryResult result{upload.sha256, proto::mime_for_ext(upload.ext), upload.ext,
                                static_cast<std::int64_t>(upload.size)};
-    const auto now = unix_millis_now();
+    const auto now = s_.unix_millis();
     s_.finish_complete(
         upload.job_id, upload.worker_id, previous,
         [id = upload.job_id, worker = upload.worker_id, result, prompt = upload.prompt,
@@ -906,7 +992,7 @@ class Router : public net::HttpHandler {
     job.max_attempts =
         static_cast<int>(body->max_attempts.value_or(s_.config_.default_max_attempts));
     job.idempotency_key = body->idempotency_key;
-    job.created_at = unix_millis_now();
+    job.created_at = s_.unix_millis();
     return job;
   }
 
@@ -934,7 +1020,7 @@ class Router : public net::HttpHandler {
     if (job.status != store::JobStatus::Queued) {
       return std::nullopt;
     }
-    auto reason = s_.scheduler_.waiting(job.id, std::chrono::steady_clock::now());
+    auto reason = s_.scheduler_.waiting(job.id, s_.steady_now());
     return reason ? std::optional<std::string>(std::move(reason->text)) : std::nullopt;
   }
   json view_json(const JobView& view) const {
@@ -1066,15 +1152,16 @@ class Router : public net::HttpHandler {
 
   void cancel_job(const std::string& id, const net::Responder& responder) {
     auto it = s_.jobs_.find(id);
-    if (it != s_.jobs_.end() && !it->second.cancelled &&
-        it->second.phase != Studio::ActiveJob::Phase::Finishing) {
+    const auto view = it != s_.jobs_.end() ? std::optional(it->second.view()) : std::nullopt;
+    if (const auto cancel = jobs::judge_cancel(view ? &*view : nullptr);
+        cancel != jobs::Cancel::AskStore) {
       auto& job = it->second;
       job.cancelled = true;
-      const bool queued = job.phase == Studio::ActiveJob::Phase::Queued;
+      const bool queued = cancel == jobs::Cancel::Unqueue;
       if (queued) {
         s_.scheduler_.remove(id);
       }
-      const auto now = unix_millis_now();
+      const auto now = s_.unix_millis();
       s_.db_->call<std::optional<JobView>>(
           [id, now](store::StudioStore& st) -> Result<std::optional<JobView>> {
             SW_TRY(st.cancel_job(id, now));
@@ -1214,7 +1301,7 @@ class Router : public net::HttpHandler {
       return fail(std::move(body).error());
     }
     Studio::CachedModel model{std::move(body->record), std::move(body->source)};
-    model.record.created_at = model.record.updated_at = unix_millis_now();
+    model.record.created_at = model.record.updated_at = s_.unix_millis();
     return model;
   }
 
@@ -1292,8 +1379,8 @@ class Router : public net::HttpHandler {
 
   void approve(const std::string& request_id, const net::Responder& responder) {
     s_.db_->call<std::string>(
-        [request_id](store::StudioStore& st) {
-          return approve_request(st, request_id, unix_millis_now());
+        [request_id, now = s_.unix_millis()](store::StudioStore& st) {
+          return approve_request(st, request_id, now);
         },
         [this, responder, request_id](Result<std::string> worker_id) {
           if (!worker_id) {
@@ -1323,8 +1410,9 @@ class Router : public net::HttpHandler {
       return;
     }
     s_.db_->call<bool>(
-        [request_id, reason = reason->value_or("")](store::StudioStore& st) -> Result<bool> {
-          SW_TRY(reject_request(st, request_id, reason, unix_millis_now()));
+        [request_id, reason = reason->value_or(""),
+         now = s_.unix_millis()](store::StudioStore& st) -> Result<bool> {
+          SW_TRY(reject_request(st, request_id, reason, now));
           return true;
         },
         [this, responder, request_id](Result<bool> rejected) {
@@ -1460,7 +1548,7 @@ class Router : public net::HttpHandler {
     }
     const std::string key = "sk-" + random_hex(24);
     store::ApiKeyRecord record{"key-" + random_uuid(), name->value_or(""), sha256_hex(key),
-                               unix_millis_now()};
+                               s_.unix_millis()};
     s_.db_->call<bool>(
         [record](store::StudioStore& st) -> Result<bool> {
           SW_TRY(st.insert_api_key(record));
@@ -1506,7 +1594,7 @@ class Router : public net::HttpHandler {
               s_.metrics_.render(s_.scheduler_.queued_per_kind(),
                                  counts ? *counts : std::map<std::string, std::int64_t>{},
                                  s_.sessions_.size(),
-                                 s_.scheduler_.waiting_counts(std::chrono::steady_clock::now())),
+                                 s_.scheduler_.waiting_counts(s_.steady_now())),
               "text/plain; version=0.0.4"));
         });
   }

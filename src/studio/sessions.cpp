@@ -21,18 +21,14 @@ const log::Logger& logger() {
   return instance;
 }
 
-SteadyTime steady_now() {
-  return std::chrono::steady_clock::now();
-}
-
 constexpr auto kHeartbeatPersistEvery = std::chrono::milliseconds(30'000);
 
 }  // namespace
 
 void WorkerSession::on_open(std::shared_ptr<net::WebSocket> socket) {
   socket_ = socket;
-  last_frame_ = steady_now();
   if (auto studio = studio_.lock()) {
+    last_frame_ = studio->steady_now();
     studio->on_session_open(shared_from_this());
   } else {
     ended_ = true;
@@ -194,7 +190,7 @@ void Studio::welcome(const std::shared_ptr<WorkerSession>& session, proto::Hello
   session->capabilities_ = std::move(hello.capabilities);
   sessions_[session->worker_id_] = session;
   scheduler_.upsert_worker(session->worker_id_, session->order_, session->capabilities_);
-  proto::Welcome welcome{session->worker_id_, format_rfc3339_millis(unix_millis_now())};
+  proto::Welcome welcome{session->worker_id_, format_rfc3339_millis(unix_millis())};
   // Extensions go only to a worker that announced them: the reference gets the reference's
   // welcome, key for key.
   if (std::find(hello.features.begin(), hello.features.end(), proto::kFeatureLimits) !=
@@ -269,7 +265,7 @@ void Studio::handle_heartbeat(const std::shared_ptr<WorkerSession>& session,
 
 void Studio::persist_heartbeat(const std::shared_ptr<WorkerSession>& session, bool force) {
   std::string capabilities = proto::encode(session->capabilities_);
-  const auto now = unix_millis_now();
+  const auto now = unix_millis();
   if (!force && capabilities == session->persisted_capabilities_ &&
       session->reported_job_ == session->persisted_job_ &&
       now - session->persisted_at_ < kHeartbeatPersistEvery.count()) {
@@ -293,40 +289,41 @@ void Studio::persist_heartbeat(const std::shared_ptr<WorkerSession>& session, bo
 void Studio::handle_accept(const std::shared_ptr<WorkerSession>& session,
                            const proto::Accept& accept) {
   auto it = jobs_.find(accept.job_id);
-  if (it != jobs_.end() && it->second.session == session) {
+  const auto view = it != jobs_.end() ? std::optional(it->second.view()) : std::nullopt;
+  const auto answer = jobs::judge_accept(view ? &*view : nullptr,
+                                         it != jobs_.end() && it->second.session == session);
+  if (answer == jobs::Answer::Repeat) {
+    return;  // a repeated accept changes nothing
+  }
+  if (answer == jobs::Answer::Start) {
     auto& job = it->second;
-    if (job.phase == ActiveJob::Phase::Running) {
-      return;  // a repeated accept changes nothing
-    }
-    if (job.phase == ActiveJob::Phase::Offered) {
-      job.phase = ActiveJob::Phase::Running;
-      job.run_until.reset();
-      start_run_limit(job);
-      const auto now = unix_millis_now();
-      job.record.accepted_at = now;
-      ++job.record.attempts;  // a run started (issue 17); the database counts it in mark_accepted
-      // The worker's row is read again here too: a worker deleted since its offer is cut off.
-      db_->call<bool>(
-          [id = accept.job_id, worker = session->worker_id_,
-           now](store::StudioStore& s) -> Result<bool> {
-            auto row = s.find_worker(worker);
-            if (!row) {
-              return fail(std::move(row).error());
-            }
-            if (!*row) {
-              return false;
-            }
-            SW_TRY(s.mark_accepted(id, worker, now));
-            return true;
-          },
-          [self = shared_from_this(), session](Result<bool> present) {
-            if (present && !*present && !session->ended_) {
-              self->revoke_worker(session->worker_id_,
-                                  "worker " + session->worker_id_ + " was deleted by the operator");
-            }
-          });
-      return;
-    }
+    job.phase = ActiveJob::Phase::Running;
+    job.run_until.reset();
+    start_run_limit(job);
+    const auto now = unix_millis();
+    job.record.accepted_at = now;
+    ++job.record.attempts;  // a run started (issue 17); the database counts it in mark_accepted
+    // The worker's row is read again here too: a worker deleted since its offer is cut off.
+    db_->call<bool>(
+        [id = accept.job_id, worker = session->worker_id_,
+         now](store::StudioStore& s) -> Result<bool> {
+          auto row = s.find_worker(worker);
+          if (!row) {
+            return fail(std::move(row).error());
+          }
+          if (!*row) {
+            return false;
+          }
+          SW_TRY(s.mark_accepted(id, worker, now));
+          return true;
+        },
+        [self = shared_from_this(), session](Result<bool> present) {
+          if (present && !*present && !session->ended_) {
+            self->revoke_worker(session->worker_id_,
+                                "worker " + session->worker_id_ + " was deleted by the operator");
+          }
+        });
+    return;
   }
   // An accept that crossed the offer's timeout (or a withdrawal) in flight changes nothing.
   once_held(accept.job_id, session->worker_id_,
@@ -344,8 +341,10 @@ void Studio::handle_accept(const std::shared_ptr<WorkerSession>& session,
 void Studio::handle_reject(const std::shared_ptr<WorkerSession>& session,
                            const proto::Reject& reject) {
   auto it = jobs_.find(reject.job_id);
-  if (it == jobs_.end() || it->second.session != session ||
-      it->second.phase != ActiveJob::Phase::Offered) {
+  const auto view = it != jobs_.end() ? std::optional(it->second.view()) : std::nullopt;
+  if (jobs::judge_reject(view ? &*view : nullptr,
+                         it != jobs_.end() && it->second.session == session) !=
+      jobs::Answer::Release) {
     once_held(reject.job_id, session->worker_id_,
               [self = shared_from_this(), session, job_id = reject.job_id](bool lapsed) {
                 if (!lapsed) {
@@ -370,35 +369,25 @@ void Studio::handle_reject(const std::shared_ptr<WorkerSession>& session,
                                  {"engine_missing", engine_missing}});
   const std::string error = "rejected by " + session->worker_id_ + ": " + reject.reason;
   const store::AttemptEnd ended{store::AttemptOutcome::Rejected, reject.reason};
-  if (reject.code) {
-    // busy / paused: not the job's fault. No attempt counted; this worker rests a moment.
+  const auto outcome = jobs::judge_reject_outcome(reject.code.has_value(), engine_missing);
+  if (outcome.hold_off_worker) {
     scheduler_.hold_off(session->worker_id_, until);
-    release(reject.job_id, error, ended, false, false);
-  } else {
-    // This worker is not offered this job again for a while; others are.
-    scheduler_.exclude(session->worker_id_, reject.job_id, until);
-    release(reject.job_id, error, ended, !engine_missing, false);
   }
+  if (outcome.exclude_job) {
+    scheduler_.exclude(session->worker_id_, reject.job_id, until);
+  }
+  release(reject.job_id, error, ended, outcome.count_attempt, false);
 }
 
 void Studio::handle_complete_json(const std::shared_ptr<WorkerSession>& session,
                                   proto::CompleteJson complete) {
   const std::string job_id = complete.job_id;
   const std::string worker = session->worker_id_;
-  switch (standing(job_id, worker)) {
-    case Standing::Holder:
-    case Standing::Former: {
-      auto& job = jobs_.at(job_id);
-      if (job.cancelled) {
-        send(session, proto::CompleteAck{job_id});
-        if (job.holder == worker) {
-          release(job_id, "cancelled", {store::AttemptOutcome::Cancelled, std::nullopt}, false,
-                  false);
-        }
-        return;
-      }
-      const auto previous = hold_for_completion(job);
-      const auto now = unix_millis_now();
+  const auto judged = judge_active(job_id, worker);
+  switch (judged.verdict) {
+    case jobs::Verdict::Take: {
+      const auto previous = hold_for_completion(jobs_.at(job_id));
+      const auto now = unix_millis();
       finish_complete(
           job_id, worker, previous,
           [job_id, worker, result = complete.result.text(), prompt = std::move(complete.prompt),
@@ -417,46 +406,102 @@ void Studio::handle_complete_json(const std::shared_ptr<WorkerSession>& session,
           });
       return;
     }
-    case Standing::Busy:
-      // Being claimed, released or completed right now: no acknowledgement, so the worker's
-      // outbox delivers again a little later and meets a settled job.
+    case jobs::Verdict::Drop:
+      send(session, proto::CompleteAck{job_id});
+      if (judged.release_holder) {
+        release(job_id, "cancelled", {store::AttemptOutcome::Cancelled, std::nullopt}, false,
+                false);
+      }
+      return;
+    case jobs::Verdict::Busy:
+      // No acknowledgement, so the worker's outbox delivers again a little later and meets a
+      // settled job.
       logger().info("job.completion_deferred", {{"job_id", job_id}, {"worker_id", worker}});
       return;
-    case Standing::Unknown: break;
+    case jobs::Verdict::NotYours:
+      end_session(session, proto::WorkerErrorCode::ProtocolViolation,
+                  "completeJson for a job this worker does not hold: " + job_id);
+      return;
+    case jobs::Verdict::Repeat:
+    case jobs::Verdict::AskStore: break;
   }
-  // Not active: a repeat of a completion already stored is acknowledged again (idempotent), and
-  // so is a result for a job that ended without it while this worker once held it (dropped).
-  db_->call<std::optional<store::JobRecord>>(
-      [job_id](store::StudioStore& s) { return s.find_job(job_id); },
-      [self = shared_from_this(), session, complete](Result<std::optional<store::JobRecord>> job) {
-        const std::string& who = session->worker_id_;
-        const bool done_by_it =
-            job && *job && (*job)->status == store::JobStatus::Done && (*job)->worker_id == who;
-        if (done_by_it && (*job)->result_json &&
-            proto::same_json(*(*job)->result_json, complete.result.text())) {
-          ++self->metrics_.repeated_completions;
-          self->send(session, proto::CompleteAck{complete.job_id});
+  // Not active: the stored row decides (jobs::judge_settled), and a failed job is completed in
+  // the same transaction, so that of two late results only the first is taken.
+  struct Settled {
+    jobs::Verdict verdict = jobs::Verdict::NotYours;
+    std::optional<store::JobRecord> job;
+  };
+  db_->call<Settled>(
+      [job_id, worker, result = complete.result.text(), prompt = complete.prompt,
+       now = unix_millis()](store::StudioStore& s) -> Result<Settled> {
+        auto job = s.find_job(job_id);
+        if (!job) {
+          return fail(std::move(job).error());
+        }
+        const bool same =
+            *job && (*job)->result_json && proto::same_json(*(*job)->result_json, result);
+        Settled settled{jobs::judge_settled(*job, worker, same), std::nullopt};
+        if (settled.verdict == jobs::Verdict::Take) {
+          auto taken = s.complete_job_json(job_id, worker, result, prompt, now);
+          if (!taken) {
+            return fail(std::move(taken).error());
+          }
+          if (!*taken) {
+            settled.verdict = jobs::Verdict::Drop;  // cannot happen in one transaction
+          } else {
+            auto done = s.find_job(job_id);
+            if (!done) {
+              return fail(std::move(done).error());
+            }
+            settled.job = std::move(*done);
+          }
+        } else {
+          settled.job = std::move(*job);
+        }
+        return settled;
+      },
+      [self = shared_from_this(), session, job_id](Result<Settled> settled) {
+        if (!settled) {
+          // No acknowledgement: the worker keeps the result and delivers it again.
+          logger().error("job.store_failed",
+                         {{"job_id", job_id}, {"error", settled.error().message}});
           return;
         }
-        const bool over = job && *job && (*job)->status != store::JobStatus::Queued &&
-                          (*job)->status != store::JobStatus::Claimed;
-        if (!done_by_it && over &&
-            ((*job)->formerly_held_by(who) || (*job)->last_worker_id == who)) {
-          logger().info("job.result_dropped", {{"job_id", complete.job_id},
-                                               {"worker_id", who},
-                                               {"status", store::to_string((*job)->status)}});
-          self->send(session, proto::CompleteAck{complete.job_id});
-          return;
+        const std::string& who = session->worker_id_;
+        switch (settled->verdict) {
+          case jobs::Verdict::Take:
+            if (settled->job) {
+              self->settled_by_late_result(*settled->job);
+            }
+            self->send(session, proto::CompleteAck{job_id});
+            return;
+          case jobs::Verdict::Repeat:
+            ++self->metrics_.repeated_completions;
+            self->send(session, proto::CompleteAck{job_id});
+            return;
+          case jobs::Verdict::Drop:
+            logger().info("job.result_dropped",
+                          {{"job_id", job_id},
+                           {"worker_id", who},
+                           {"status", settled->job ? store::to_string(settled->job->status)
+                                                   : std::string_view("unknown")}});
+            self->send(session, proto::CompleteAck{job_id});
+            return;
+          case jobs::Verdict::Busy:
+            logger().info("job.completion_deferred", {{"job_id", job_id}, {"worker_id", who}});
+            return;
+          case jobs::Verdict::NotYours:
+          case jobs::Verdict::AskStore: break;
         }
         self->end_session(session, proto::WorkerErrorCode::ProtocolViolation,
-                          "completeJson for a job this worker does not hold: " + complete.job_id);
+                          "completeJson for a job this worker does not hold: " + job_id);
       });
 }
 
 void Studio::handle_fail(const std::shared_ptr<WorkerSession>& session,
                          const proto::Fail& failure) {
   const auto standing_now = standing(failure.job_id, session->worker_id_);
-  if (standing_now == Standing::Holder) {
+  if (standing_now == jobs::Standing::Holder) {
     logger().info("job.worker_failed", {{"job_id", failure.job_id},
                                         {"worker_id", session->worker_id_},
                                         {"retryable", failure.retryable},
@@ -467,7 +512,7 @@ void Studio::handle_fail(const std::shared_ptr<WorkerSession>& session,
     if (auto& job = jobs_.at(failure.job_id); !job.record.accepted_at) {
       // A fail without an accept still says the worker tried: a run started (and ended).
       ++job.record.attempts;
-      job.record.accepted_at = unix_millis_now();
+      job.record.accepted_at = unix_millis();
     }
     if (failure.retryable && config_.fail_hold_off.count() > 0) {
       scheduler_.exclude(session->worker_id_, failure.job_id, steady_now() + config_.fail_hold_off);
@@ -478,7 +523,7 @@ void Studio::handle_fail(const std::shared_ptr<WorkerSession>& session,
             });
     return;
   }
-  if (standing_now == Standing::Busy) {
+  if (standing_now == jobs::Standing::Busy) {
     send(session, proto::FailAck{failure.job_id});  // the job is moving on without this worker
     return;
   }
@@ -501,7 +546,7 @@ void Studio::handle_log_batch(const std::shared_ptr<WorkerSession>& session,
     return;
   }
   db_->call<bool>(
-      [worker = session->worker_id_, entries = std::move(batch.entries), now = unix_millis_now(),
+      [worker = session->worker_id_, entries = std::move(batch.entries), now = unix_millis(),
        keep = config_.log_keep_per_worker](store::StudioStore& s) -> Result<bool> {
         SW_TRY(s.insert_logs(worker, entries, now, keep));
         return true;

@@ -23,15 +23,12 @@ const log::Logger& logger() {
   return instance;
 }
 
-SteadyTime steady_now() {
-  return std::chrono::steady_clock::now();
-}
-
 }  // namespace
 
-Studio::Studio(boost::asio::any_io_executor loop, StudioConfig config)
+Studio::Studio(boost::asio::any_io_executor loop, StudioConfig config, const Clock& clock)
     : loop_(std::move(loop)),
       config_(std::move(config)),
+      clock_(clock),
       blocking_(std::make_unique<boost::asio::thread_pool>(2)),
       register_limiter_(config_.register_rate_limit, config_.register_rate_window) {}
 
@@ -43,14 +40,14 @@ Studio::~Studio() {
 }
 
 Result<std::shared_ptr<Studio>> Studio::create(boost::asio::any_io_executor loop,
-                                               StudioConfig config) {
+                                               StudioConfig config, const Clock& clock) {
   // Private modes, and no silent fresh start over a lost database (issue 16).
   auto store = open_data_dir(config.data_dir);
   if (!store) {
     return fail(std::move(store).error());
   }
   remove_stale_upload_files(config.data_dir / "results");
-  std::shared_ptr<Studio> studio(new Studio(loop, std::move(config)));
+  std::shared_ptr<Studio> studio(new Studio(loop, std::move(config), clock));
   studio->upload_budget_->limit =
       std::max(studio->config_.upload_in_flight_limit, studio->config_.result_body_limit);
   SW_TRY(studio->load(**store));
@@ -221,7 +218,7 @@ void Studio::claim(const std::string& job_id, const std::shared_ptr<WorkerSessio
   job.holder = session->worker_id_;
   job.session = session;
   session->job_id_ = job_id;
-  const auto now = unix_millis_now();
+  const auto now = unix_millis();
   db_->call<ClaimOutcome>(
       [job_id, worker = job.holder, now](store::StudioStore& s) -> Result<ClaimOutcome> {
         // The worker's row is read again before every claim: a cached approval never outlives it.
@@ -291,7 +288,7 @@ void Studio::claim(const std::string& job_id, const std::shared_ptr<WorkerSessio
         }
         ++self->metrics_.frames_out;
         ++self->metrics_.offers;
-        self->metrics_.observe_offer_latency(steady_now() - claimed_job.enqueued_at);
+        self->metrics_.observe_offer_latency(self->steady_now() - claimed_job.enqueued_at);
         self->start_deadline(
             claimed_job, self->config_.offer_timeout,
             fmt::format("offer not answered within {} ms", self->config_.offer_timeout.count()));
@@ -320,7 +317,7 @@ void Studio::start_deadline(ActiveJob& job, std::chrono::milliseconds after, std
         self->config_.reject_hold_off.count() > 0) {
       // An unanswered offer is no run (no attempt counted): others get the job first.
       self->scheduler_.exclude(it->second.holder, job_id,
-                               steady_now() + self->config_.reject_hold_off);
+                               self->steady_now() + self->config_.reject_hold_off);
     }
     self->release(job_id, reason, {store::AttemptOutcome::Requeued, reason}, true, false);
   });
@@ -329,13 +326,8 @@ void Studio::start_deadline(ActiveJob& job, std::chrono::milliseconds after, std
 void Studio::start_run_limit(ActiveJob& job) {
   const auto limit = config_.run_limit_for(job.record.kind);
   const auto now = steady_now();
-  if (!job.run_until) {
-    job.run_until = now + limit;
-  }
-  const auto left =
-      std::max(std::chrono::milliseconds(0),
-               std::chrono::duration_cast<std::chrono::milliseconds>(*job.run_until - now));
-  start_deadline(job, left,
+  job.run_until = jobs::run_deadline(job.run_until, now, limit);
+  start_deadline(job, jobs::time_left(*job.run_until, now),
                  fmt::format("no result within the run limit of {} s",
                              std::chrono::duration_cast<std::chrono::seconds>(limit).count()));
 }
@@ -362,27 +354,28 @@ void Studio::reattach(ActiveJob& job, const std::shared_ptr<WorkerSession>& sess
   start_run_limit(job);
 }
 
-Studio::Standing Studio::standing(const std::string& job_id, const std::string& worker_id) const {
+jobs::Standing Studio::standing(const std::string& job_id, const std::string& worker_id) const {
+  const auto it = jobs_.find(job_id);
+  return it == jobs_.end() ? jobs::Standing::Unknown : jobs::standing(it->second.view(), worker_id);
+}
+
+jobs::ActiveCompletion Studio::judge_active(const std::string& job_id,
+                                            const std::string& worker_id) const {
   const auto it = jobs_.find(job_id);
   if (it == jobs_.end()) {
-    return Standing::Unknown;
+    return jobs::judge_active(nullptr, worker_id);
   }
-  const auto& job = it->second;
-  const bool held = job.holder == worker_id;
-  const bool formerly = job.record.formerly_held_by(worker_id);
-  switch (job.phase) {
-    case ActiveJob::Phase::Claiming:
-    case ActiveJob::Phase::Finishing: return held || formerly ? Standing::Busy : Standing::Unknown;
-    case ActiveJob::Phase::Offered:
-    case ActiveJob::Phase::Running:
-    case ActiveJob::Phase::Detached:
-      if (held) {
-        return Standing::Holder;
-      }
-      break;
-    case ActiveJob::Phase::Queued: break;
-  }
-  return formerly ? Standing::Former : Standing::Unknown;
+  const auto view = it->second.view();
+  return jobs::judge_active(&view, worker_id);
+}
+
+void Studio::settled_by_late_result(const store::JobRecord& job) {
+  const std::string worker = job.worker_id.value_or("");
+  logger().info("job.late_result_taken",
+                {{"job_id", job.id}, {"worker_id", worker}, {"attempts", job.attempts}});
+  ++metrics_.late_results_taken;
+  scheduler_.record_completion(worker, job.model);
+  publish_job(job);
 }
 
 void Studio::once_held(const std::string& job_id, const std::string& worker_id,
@@ -394,9 +387,7 @@ void Studio::once_held(const std::string& job_id, const std::string& worker_id,
   db_->call<std::optional<store::JobRecord>>(
       [job_id](store::StudioStore& s) { return s.find_job(job_id); },
       [worker_id, then = std::move(then)](Result<std::optional<store::JobRecord>> job) {
-        then(job && *job &&
-             ((*job)->formerly_held_by(worker_id) || (*job)->last_worker_id == worker_id ||
-              (*job)->worker_id == worker_id));
+        then(job && *job && jobs::held_by(**job, worker_id));
       });
 }
 
@@ -442,18 +433,14 @@ void Studio::release(const std::string& job_id, std::string error, store::Attemp
     request_dispatch();
     return;
   }
-  // `attempts` counts runs started (accepted offers, counted at the accept): a release adds
-  // none. A run that ended without a result uses up the job when it was the last one allowed;
-  // an offer that never started (rejected, unanswered) never does.
+  // `attempts` counts runs started (accepted offers, counted at the accept): a release adds none.
   const int attempts = job.record.attempts;
-  const bool ran = job.record.accepted_at.has_value();
-  const bool exhausted = terminal || (count_attempt && ran && attempts >= job.record.max_attempts);
-  if (exhausted && ended.outcome == store::AttemptOutcome::Requeued) {
-    ended.outcome = store::AttemptOutcome::Failed;  // this lapse used up the job's attempts
-  }
+  const auto outcome = jobs::judge_release(job.record, ended.outcome, count_attempt, terminal);
+  const bool exhausted = outcome.fail;
+  ended.outcome = outcome.attempt;
   const std::string holder = job.holder;
   job.phase = ActiveJob::Phase::Finishing;
-  const auto now = unix_millis_now();
+  const auto now = unix_millis();
   db_->call<bool>(
       [job_id, holder, attempts, error, exhausted, now,
        ended = std::move(ended)](store::StudioStore& s) {
@@ -526,10 +513,7 @@ void Studio::resume_after_failed_completion(ActiveJob& job, ActiveJob::Phase pre
   }
   job.phase = previous;
   if (!job.deadline_reason.empty()) {
-    const auto left = std::max(
-        std::chrono::milliseconds(0),
-        std::chrono::duration_cast<std::chrono::milliseconds>(job.deadline_at - steady_now()));
-    start_deadline(job, left, job.deadline_reason);
+    start_deadline(job, jobs::time_left(job.deadline_at, steady_now()), job.deadline_reason);
   }
 }
 
@@ -556,7 +540,7 @@ void Studio::finish_complete(const std::string& job_id, const std::string& worke
         done_job.record.attempts = std::max(done_job.record.attempts, 1);  // as stored
         done_job.record.worker_id = worker_id;
         done_job.record.last_worker_id = worker_id;
-        done_job.record.finished_at = unix_millis_now();
+        done_job.record.finished_at = self->unix_millis();
         self->scheduler_.record_completion(worker_id, done_job.record.model);
         self->publish_job(done_job.record);
         logger().debug("job.done", {{"job_id", job_id}, {"worker_id", worker_id}});

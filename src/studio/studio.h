@@ -2,19 +2,10 @@
 // The studio: worker registry and sessions, the job queue and its state machine, results, and the
 // HTTP routes of both the worker protocol (reference §2, §8) and the client API (/api/v1).
 //
-//   job:  queued ──claim──▶ claimed(offered) ──accept (attempts+1)──▶ claimed(running) ──▶ done
-//           ▲                   │ reject / offer timeout / run limit / fail     ▲
-//           └── requeue ────────┘  (a run ended at maxAttempts, or fail{retryable:false}: failed)
-//   `attempts` counts runs started (accepted offers), nothing else (issue 17).
-//           ▲                                                                   │
-//           └─ grace over ── claimed(detached) ◀── session gone / studio restart │
-//                              │  holder's heartbeat reports the job ──▶ running │
-//                              └─ holder's result ───────────────────────────────┘
-//         queued|claimed ──cancel──▶ cancelled (a running worker's result is accepted, dropped)
-//
-//   A worker whose claim lapsed (requeued after its grace, an offer timeout) may still deliver:
-//   while the job is not over its result is taken, and a newer holder's claim is withdrawn (its
-//   accept is ignored and its own result acknowledged and dropped). Completions are idempotent.
+//   A job's phases, and every verdict on a job (who stands how towards it, what a completion, a
+//   late result or a repeat does, how a released job goes on) are in studio/jobs/job_book.h;
+//   `attempts` counts runs started (accepted offers), nothing else (issue 17). The studio holds
+//   the active jobs, their timers and sessions, and carries out what the verdicts say.
 //
 // Threading: loop-thread only. Every piece of mutable state is owned by the io_context thread;
 // the database runs on its DbWorker thread and result files are hashed and written on a small
@@ -34,10 +25,12 @@
 #include <unordered_set>
 #include <vector>
 
+#include "common/clock.h"
 #include "net/http_server.h"
 #include "proto/frames.h"
 #include "store/studio_store.h"
 #include "studio/config.h"
+#include "studio/jobs/job_book.h"
 #include "studio/metrics.h"
 #include "studio/rate_limiter.h"
 #include "studio/result_upload.h"
@@ -88,8 +81,11 @@ class Studio : public std::enable_shared_from_this<Studio> {
  public:
   // Opens <data_dir>/studio.db (migrating it), loads workers, models, keys and active jobs, and
   // requeues jobs that were claimed by sessions of a previous run.
+  // `clock` gives every time the studio reads (its timers still wait on the loop's steady clock);
+  // it must outlive the studio.
   static Result<std::shared_ptr<Studio>> create(boost::asio::any_io_executor loop,
-                                                StudioConfig config);
+                                                StudioConfig config,
+                                                const Clock& clock = SystemClock::instance());
   ~Studio();
 
   net::HttpHandler& http_handler() { return *router_; }
@@ -116,8 +112,7 @@ class Studio : public std::enable_shared_from_this<Studio> {
   friend class Router;
 
   struct ActiveJob {
-    // Detached: the holder's session is gone; the claim waits `claim_grace` for it to return.
-    enum class Phase { Queued, Claiming, Offered, Running, Detached, Finishing };
+    using Phase = jobs::Phase;
     store::JobRecord record;
     std::string offer_frame;  // the encoded offer, built once
     Phase phase = Phase::Queued;
@@ -134,6 +129,10 @@ class Studio : public std::enable_shared_from_this<Studio> {
     // release finds the row still queued and puts the job back in the queue instead of dropping it.
     bool claim_refused = false;
 
+    jobs::ActiveView view() const {
+      return jobs::ActiveView{
+          .phase = phase, .holder = holder, .cancelled = cancelled, .record = &record};
+    }
     QueuedJob queued() const {
       return QueuedJob{.id = record.id,
                        .seq = record.seq,
@@ -152,7 +151,9 @@ class Studio : public std::enable_shared_from_this<Studio> {
     proto::ModelSource source;
   };
 
-  Studio(boost::asio::any_io_executor loop, StudioConfig config);
+  Studio(boost::asio::any_io_executor loop, StudioConfig config, const Clock& clock);
+  SteadyTime steady_now() const { return clock_.steady_now(); }
+  std::int64_t unix_millis() const { return clock_.unix_millis(); }
   Status load(store::StudioStore& store);
   static Result<ActiveJob> make_active_job(store::JobRecord record);
 
@@ -204,14 +205,13 @@ class Studio : public std::enable_shared_from_this<Studio> {
   void detach(ActiveJob& job, const std::string& why);
   // The holder came back and reports the job as its current one.
   void reattach(ActiveJob& job, const std::shared_ptr<WorkerSession>& session);
-  // How a worker that sends a completion stands towards a job.
-  enum class Standing {
-    Holder,   // holds the claim (any of its sessions)
-    Former,   // its claim lapsed; the job is not over: a late result is taken
-    Busy,     // the job is being claimed, released or completed: come back later
-    Unknown,  // not an active job: the database decides (repeat, dropped, or not yours)
-  };
-  Standing standing(const std::string& job_id, const std::string& worker_id) const;
+  // How `worker_id` stands towards `job_id` (jobs::standing; Unknown when it is not active).
+  jobs::Standing standing(const std::string& job_id, const std::string& worker_id) const;
+  // The verdict on a result from `worker_id` for `job_id` while it is active (AskStore when not).
+  jobs::ActiveCompletion judge_active(const std::string& job_id,
+                                      const std::string& worker_id) const;
+  // A late result took a job that was not active (it had failed: issue 18): the job is done.
+  void settled_by_late_result(const store::JobRecord& job);
   // Calls `then(true)` when `worker_id` holds or once held `job_id`, else `then(false)`. A frame
   // about a job this worker had that comes in out of turn (an accept that crossed the result
   // over another connection, a reject or fail after the claim lapsed) changes nothing.
@@ -253,6 +253,7 @@ class Studio : public std::enable_shared_from_this<Studio> {
 
   boost::asio::any_io_executor loop_;
   StudioConfig config_;
+  const Clock& clock_;
   std::unique_ptr<DbWorker> db_;
   std::unique_ptr<boost::asio::thread_pool> blocking_;
   std::unique_ptr<net::HttpHandler> router_;

@@ -779,6 +779,99 @@ TEST_F(StudioProtocolTest, ALateResultForARequeuedJobIsTakenAndTheNewClaimWithdr
   EXPECT_TRUE(offer2->job_id == next || offer2->job_id == after) << offer2->job_id;
 }
 
+// Issue 18: the run limit decides when to try elsewhere, not whose result counts. Two runs that
+// outlast the limit fail the job; the first valid late result from either holder completes it,
+// and the other's is acknowledged and dropped.
+class LateResultAfterRunLimitTest : public StudioProtocolTest {
+ protected:
+  void SetUp() override {
+    auto config = test_config(dir_.path());
+    config.default_run_limit = 500ms;
+    start(config);
+  }
+
+  // Worker `a` accepts the job and pauses (so the requeued job goes to `b`), `b` accepts it; both
+  // runs outlast the run limit and the job fails. Returns the clients of `a` and `b`.
+  std::pair<std::unique_ptr<ProtocolClient>, std::unique_ptr<ProtocolClient>> fail_two_runs(
+      const WorkerCredentials& first, const WorkerCredentials& second, const std::string& body,
+      std::string& job) {
+    auto a = connect_worker(studio(), first);
+    job = studio().create_job(body);
+    auto offer = expect_offer(*a);
+    EXPECT_TRUE(offer && offer->job_id == job);
+    auto paused = test_capabilities();
+    paused.auto_enabled = false;
+    a->send(proto::Accept{job});
+    a->send(proto::Heartbeat{paused, job});
+    auto b = connect_worker(studio(), second);
+    offer = expect_offer(*b);  // a's run outlasted the limit: requeued, and a is paused
+    EXPECT_TRUE(offer && offer->job_id == job);
+    b->send(proto::Accept{job});
+    EXPECT_TRUE(studio().wait_job_status(job, "failed")) << "b's run outlasted the limit too";
+    EXPECT_EQ(studio().job_attempts(job), 2);
+    return {std::move(a), std::move(b)};
+  }
+};
+
+TEST_F(LateResultAfterRunLimitTest, AJsonResultAfterTheJobFailedCompletesItAndALaterOneIsDropped) {
+  const auto first = register_worker(studio(), "install-rl1");
+  const auto second = register_worker(studio(), "install-rl2");
+  std::string job;
+  auto [a, b] =
+      fail_two_runs(first, second, llm_job("synth-llm", "x", 0, R"({"maxAttempts":2})"), job);
+  ASSERT_TRUE(a && b);
+
+  a->send(proto::CompleteJson{job, *proto::RawJson::parse(R"({"from":"a"})"), std::nullopt});
+  auto ack = a->next_non_ack();
+  ASSERT_TRUE(ack && std::holds_alternative<proto::CompleteAck>(*ack));
+  EXPECT_TRUE(studio().wait_job_status(job, "done"));
+  EXPECT_EQ(studio().job_field(job, "workerId"), first.worker_id);
+  EXPECT_EQ(studio().admin("GET", "/api/v1/jobs/" + job + "/result").body, R"({"from":"a"})");
+
+  b->send(proto::CompleteJson{job, *proto::RawJson::parse(R"({"from":"b"})"), std::nullopt});
+  ack = b->next_non_ack();
+  ASSERT_TRUE(ack && std::holds_alternative<proto::CompleteAck>(*ack));
+  EXPECT_FALSE(b->closed());
+  EXPECT_EQ(studio().job_status(job), "done");
+  EXPECT_EQ(studio().admin("GET", "/api/v1/jobs/" + job + "/result").body, R"({"from":"a"})");
+  // a's repeat is still a repeat: acknowledged again.
+  a->send(proto::CompleteJson{job, *proto::RawJson::parse(R"({"from":"a"})"), std::nullopt});
+  ack = a->next_non_ack();
+  ASSERT_TRUE(ack && std::holds_alternative<proto::CompleteAck>(*ack));
+}
+
+TEST_F(LateResultAfterRunLimitTest, AnUploadAfterTheJobFailedCompletesItAndALaterOneIsDropped) {
+  const auto first = register_worker(studio(), "install-rl3");
+  const auto second = register_worker(studio(), "install-rl4");
+  std::string job;
+  auto [a, b] =
+      fail_two_runs(first, second, image_job("synth-image", "x", R"({"maxAttempts":2})"), job);
+  ASSERT_TRUE(a && b);
+  const auto upload = [&](const WorkerCredentials& worker, const std::string& bytes) {
+    const auto [type, form] = result_form("x", "png", bytes, "f.png");
+    return http_request(studio().port(), "POST",
+                        "/graphics/api/workers/" + worker.worker_id + "/jobs/" + job + "/complete",
+                        form, worker.token, type);
+  };
+
+  auto reply = upload(second, "bytes from b");
+  ASSERT_EQ(reply.status, 200) << reply.body;
+  EXPECT_EQ(parse(reply.body).value("discarded", false), false) << reply.body;
+  EXPECT_EQ(studio().job_status(job), "done");
+  EXPECT_EQ(studio().job_field(job, "workerId"), second.worker_id);
+
+  reply = upload(first, "bytes from a");
+  ASSERT_EQ(reply.status, 200) << reply.body;
+  EXPECT_EQ(parse(reply.body)["discarded"], true) << reply.body;
+  const auto fetched = studio().admin("GET", "/api/v1/jobs/" + job + "/result");
+  EXPECT_EQ(fetched.status, 200);
+  EXPECT_EQ(fetched.body, "bytes from b");
+  // b's repeat (its answer was lost) is still a repeat.
+  reply = upload(second, "bytes from b");
+  EXPECT_EQ(reply.status, 200) << reply.body;
+  EXPECT_EQ(parse(reply.body)["repeated"], true) << reply.body;
+}
+
 TEST_F(StudioProtocolTest, RepeatedCompletionsAreAcknowledgedAgainAndChangeNothing) {
   const auto worker = register_worker(studio(), "install-r1");
   auto client = connect_worker(studio(), worker);

@@ -145,6 +145,33 @@ TEST(StudioStoreTest, AFailedAttemptKeepsTheWorkerAndItsError) {
   EXPECT_EQ(ok(store->find_job("j1")).value().status, JobStatus::Failed);
 }
 
+// Issue 18: a job failed by its run limit is completed by the first result of a worker that held
+// it; a stranger cannot, and the second late result finds the job done.
+TEST(StudioStoreTest, AFailedJobIsCompletedByTheFirstLateResultOfAFormerHolder) {
+  auto store = open_memory();
+  auto job = new_job("j1");
+  ASSERT_TRUE(store->insert_job(job));
+  ASSERT_TRUE(ok(store->claim_job("j1", "w1", 2000)));
+  ASSERT_TRUE(ok(store->mark_accepted("j1", "w1", 2050)));
+  ASSERT_TRUE(ok(store->release_job("j1", "w1", 1, std::string("no result within the run limit"),
+                                    true, 2100, AttemptEnd{AttemptOutcome::Failed, "limit"})));
+  EXPECT_FALSE(ok(store->complete_job_json("j1", "w9", R"({"x":9})", std::nullopt, 2200)))
+      << "never held it";
+  ASSERT_TRUE(ok(store->complete_job_json("j1", "w1", R"({"x":1})", std::nullopt, 2300)));
+  EXPECT_FALSE(ok(store->complete_job_json("j1", "w1", R"({"x":2})", std::nullopt, 2400)))
+      << "done: the first result stays";
+  const auto done = ok(store->find_job("j1")).value();
+  EXPECT_EQ(done.status, JobStatus::Done);
+  EXPECT_EQ(done.result_json, R"({"x":1})");
+  EXPECT_EQ(done.worker_id, "w1");
+  EXPECT_FALSE(done.error);
+  const auto attempts = history(*store, "j1");
+  ASSERT_EQ(attempts.size(), 1u);
+  EXPECT_EQ(attempts[0].outcome, AttemptOutcome::Done);
+  EXPECT_NE(attempts[0].reason.value_or("").find("after the attempt ended failed"),
+            std::string::npos);
+}
+
 TEST(StudioStoreTest, ALateResultEndsItsAttemptDoneAndWithdrawsTheNewClaim) {
   auto store = open_memory();
   auto job = new_job("j1");
