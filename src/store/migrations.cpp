@@ -128,8 +128,9 @@ INSERT INTO job_attempts(job_id, n, worker_id, offered_at, started_at, outcome)
 
 }  // namespace
 
-std::span<const Migration> studio_migrations() {
-  static constexpr Migration kMigrations[] = {{1, kSchemaV1}, {2, kSchemaV2}, {3, kSchemaV3}};
+std::span<const sql::Migration> studio_migrations() {
+  static constexpr sql::Migration kMigrations[] = {
+      {1, kSchemaV1, {}}, {2, kSchemaV2, {}}, {3, kSchemaV3, {}}};
   return kMigrations;
 }
 
