@@ -271,7 +271,9 @@ Result<std::string> PostgresServer::create_database(std::string_view name) {
   if (quoted == nullptr) {
     return fail(Error::invalid_argument("bad database name {}", name));
   }
-  const std::string statement = std::string("CREATE DATABASE ") + quoted;
+  // FILE_COPY: copies the template's files (its checkpoint is cheap with fsync=off) instead of
+  // PostgreSQL 15's default of WAL-logging every page; about 0.1 s less per test here.
+  const std::string statement = std::string("CREATE DATABASE ") + quoted + " STRATEGY = FILE_COPY";
   PQfreemem(quoted);
   SW_TRY(conn->exec_script(statement));
   return uri(name);
