@@ -31,7 +31,7 @@
 #include "common/secrets.h"
 #include "common/sha256.h"
 #include "proto/codec.h"
-#include "store/sqlite.h"
+#include "sql/sqlite.h"
 #include "store/studio_store.h"
 #include "support/protocol_client.h"
 #include "support/studio_harness.h"

@@ -14,6 +14,9 @@ find_package(CURL 7.88 REQUIRED)
 # filesystem: Boost.Process v2 (1.81) spells paths as boost::filesystem::path.
 find_package(Boost 1.81 REQUIRED CONFIG COMPONENTS url filesystem)
 find_package(SQLite3 REQUIRED)
+# libpq (libpq-dev 15): the studio's PostgreSQL backend, for several studio processes on one
+# database (issue 18). Its C API, not libpqxx: bookworm's libpqxx is 6.4 and throws.
+pkg_check_modules(LIBPQ REQUIRED IMPORTED_TARGET libpq)
 find_package(tomlplusplus 3 REQUIRED)
 pkg_check_modules(WEBP REQUIRED IMPORTED_TARGET libwebp libwebpmux libwebpdemux)
 # Audio in and out (whisper input conversion, TTS output formats): WAV/FLAC/Ogg/Opus/MP3 in one

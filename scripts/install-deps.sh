@@ -10,6 +10,9 @@ PACKAGES=(
   libboost1.81-dev libboost-url1.81-dev libboost-filesystem1.81-dev libtomlplusplus-dev
   libgtest-dev libgmock-dev libbenchmark-dev libsndfile1-dev libsoxr-dev libespeak-ng-dev espeak-ng-data
   clang-14 libclang-rt-14-dev
+  # libpq for the studio's PostgreSQL backend; the server (initdb, postgres) for the tests, which
+  # start a throwaway cluster in a temporary directory (tests/support/postgres_server.cpp)
+  libpq-dev postgresql
   # python3: demo.sh serves the tiny real models over loopback (`python3 -m http.server`) and
   # test.sh checks the test reports against tests/skip-allowlist.txt (scripts/ctest_report.py)
   python3

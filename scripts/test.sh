@@ -42,6 +42,17 @@ if [ -z "${STUDIO_WORKER_TEST_MODELS:-}" ] || [ ! -d "$STUDIO_WORKER_TEST_MODELS
   export SW_TEST_MODELS_UNAVAILABLE="STUDIO_WORKER_TEST_MODELS is not set"
 fi
 
+# PostgreSQL's server binaries (installed above): the PostgreSQL tests start a throwaway cluster
+# with them. CI must have them (the tests fail there without them); elsewhere their skip is allowed.
+unset SW_POSTGRES_UNAVAILABLE
+if [ ! -x "${SW_POSTGRES_BIN:-/usr/lib/postgresql/15/bin}/postgres" ]; then
+  if [ "${CI:-}" = true ]; then
+    echo "test.sh: PostgreSQL 15's server binaries are missing; CI needs them" >&2
+    exit 1
+  fi
+  export SW_POSTGRES_UNAVAILABLE="no PostgreSQL 15 server binaries"
+fi
+
 status=0
 reports=()
 export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}"

@@ -1,12 +1,13 @@
 #pragma once
-// The studio's schema, as numbered migrations applied at start (store::migrate).
+// The studio's schema, as numbered migrations applied at start (sql::migrate on SQLite,
+// sql::pg::migrate on PostgreSQL): each step has the same number and a text per dialect.
 
 #include <span>
 
-#include "store/sqlite.h"
+#include "sql/migration.h"
 
 namespace sw::store {
 
-std::span<const Migration> studio_migrations();
+std::span<const sql::Migration> studio_migrations();
 
 }  // namespace sw::store

@@ -16,9 +16,16 @@
 
 #include "common/error.h"
 #include "proto/types.h"
-#include "store/sqlite.h"
+#include "sql/sqlite.h"
 
 namespace sw::store {
+
+// The generic SQLite layer lives in sql/ (shared with the worker's outbox); the studio's store
+// keeps its short names until it moves under studio/store/.
+using sql::Db;
+using sql::Migration;
+using sql::Stmt;
+using sql::Tx;
 
 using Millis = std::int64_t;
 

@@ -14,7 +14,9 @@ const log::Logger& logger() {
   return instance;
 }
 
-constexpr std::string_view kSchema = R"sql(
+// Version 1: the outbox as releases before numbered migrations created it, with IF NOT EXISTS so
+// that such a database (its table in place, no schema_migrations) is adopted as version 1.
+constexpr std::string_view kSchemaV1 = R"sql(
 CREATE TABLE IF NOT EXISTS outbox (
   seq              INTEGER PRIMARY KEY AUTOINCREMENT,
   job_id           TEXT NOT NULL UNIQUE,
@@ -35,7 +37,7 @@ constexpr std::string_view kEntryColumns =
     "seq, job_id, kind, studio, worker_id, prompt, ext, body, created_at, attempts, "
     "next_attempt_at, last_error";
 
-OutboxEntry read_entry(const store::Stmt& s) {
+OutboxEntry read_entry(const sql::Stmt& s) {
   OutboxEntry entry;
   entry.seq = s.int64(0);
   entry.job_id = s.text(1);
@@ -52,15 +54,23 @@ OutboxEntry read_entry(const store::Stmt& s) {
   return entry;
 }
 
+// The outbox's schema (SQLite only: it lives on the worker's disk).
+constexpr sql::Migration kMigrations[] = {{1, kSchemaV1, {}}};
+
 // Opens the file and proves it is a usable outbox (schema in place, pages intact).
-Result<store::Db> open_checked(const std::filesystem::path& path) {
-  auto db = store::Db::open(path);
+Result<sql::Db> open_checked(const std::filesystem::path& path) {
+  auto db = sql::Db::open(path);
   if (!db) {
     return fail(std::move(db).error());
   }
   // FULL: the WAL is fsynced at every commit, so a stored result survives a power cut.
   SW_TRY(db->exec("PRAGMA synchronous=FULL;"));
-  SW_TRY(db->exec(kSchema));
+  if (auto migrated = sql::migrate(*db, kMigrations); !migrated) {
+    // Conflict: a newer release's outbox (a downgrade), which open() must not move aside.
+    return fail(migrated.error().code == Code::Conflict
+                    ? std::move(migrated).error()
+                    : Error::io("outbox schema: {}", migrated.error().message));
+  }
   auto check = db->prepare("PRAGMA quick_check");
   if (!check) {
     return fail(std::move(check).error());
@@ -91,6 +101,10 @@ Result<std::unique_ptr<Outbox>> Outbox::open(const std::filesystem::path& path,
   std::error_code ec;
   std::filesystem::create_directories(path.parent_path(), ec);
   auto db = open_checked(path);
+  if (!db && db.error().code == Code::Conflict) {
+    // Written by a newer release: its results are intact and that release can deliver them.
+    return fail(Error::make(Code::Conflict, "outbox {}: {}", path.string(), db.error().message));
+  }
   if (!db) {
     // Unreadable: keep the file for the operator, start afresh rather than refuse to work.
     const auto aside = path.string() + ".corrupt-" + std::to_string(unix_millis_now() / 1000);

@@ -22,7 +22,7 @@
 #include <vector>
 
 #include "common/error.h"
-#include "store/sqlite.h"
+#include "sql/sqlite.h"
 
 namespace sw::worker {
 
@@ -87,11 +87,11 @@ class Outbox {
   bool full() const;
 
  private:
-  Outbox(store::Db db, OutboxLimits limits) : db_(std::move(db)), limits_(limits) {}
+  Outbox(sql::Db db, OutboxLimits limits) : db_(std::move(db)), limits_(limits) {}
   Status load_counters();
 
   mutable std::mutex mutex_;
-  store::Db db_;
+  sql::Db db_;
   OutboxLimits limits_;
   // job id → (bytes, created, next attempt), for the summary and next_due without a query.
   struct Meta {

@@ -8,6 +8,7 @@
 
 #include <fstream>
 
+#include "sql/sqlite.h"
 #include "support/temp_dir.h"
 
 namespace sw::worker {
@@ -127,6 +128,74 @@ TEST(Outbox, ACorruptFileIsSetAsideAndAFreshOutboxOpens) {
     aside = aside || file.path().filename().string().rfind("outbox.db.corrupt-", 0) == 0;
   }
   EXPECT_TRUE(aside);
+}
+
+// Releases before numbered migrations created the table directly; this is their exact schema.
+TEST(Outbox, AnOutboxFromBeforeMigrationsKeepsItsEntriesAndIsAdoptedAsVersionOne) {
+  testing::TempDir dir;
+  const auto path = dir.path() / "outbox.db";
+  {
+    auto db = sql::Db::open(path);
+    ASSERT_TRUE(db);
+    ASSERT_TRUE(db->exec(R"sql(
+CREATE TABLE IF NOT EXISTS outbox (
+  seq              INTEGER PRIMARY KEY AUTOINCREMENT,
+  job_id           TEXT NOT NULL UNIQUE,
+  kind             TEXT NOT NULL CHECK (kind IN ('json', 'binary')),
+  studio           TEXT NOT NULL,
+  worker_id        TEXT NOT NULL,
+  prompt           TEXT NOT NULL,
+  ext              TEXT NOT NULL,
+  body             BLOB NOT NULL,
+  created_at       INTEGER NOT NULL,
+  attempts         INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at  INTEGER NOT NULL,
+  last_error       TEXT NOT NULL DEFAULT ''
+);
+INSERT INTO outbox(job_id, kind, studio, worker_id, prompt, ext, body, created_at,
+                   next_attempt_at) VALUES ('old-job', 'json', 'http://studio/', 'w-1', 'p', '',
+                   X'7B7D', 1000, 1000);
+)sql"));
+  }
+  {
+    auto outbox = Outbox::open(path, {});
+    ASSERT_TRUE(outbox) << outbox.error().message;
+    auto due = (*outbox)->due(5000, 10);
+    ASSERT_TRUE(due);
+    ASSERT_EQ(due->size(), 1u);
+    EXPECT_EQ((*due)[0].job_id, "old-job");
+    EXPECT_EQ((*due)[0].body, "{}");
+  }
+  auto db = sql::Db::open(path);
+  ASSERT_TRUE(db);
+  auto version = db->prepare("SELECT MAX(version) FROM schema_migrations");
+  ASSERT_TRUE(version);
+  ASSERT_TRUE(version->step().value_or(false));
+  EXPECT_EQ(version->int64(0), 1);
+}
+
+TEST(Outbox, AnOutboxFromANewerReleaseIsRefusedAndLeftInPlace) {
+  testing::TempDir dir;
+  const auto path = dir.path() / "outbox.db";
+  {
+    auto outbox = Outbox::open(path, {});
+    ASSERT_TRUE(outbox) << outbox.error().message;
+    auto e = entry("job-a", "{}", OutboxEntry::Kind::Json);
+    EXPECT_TRUE((*outbox)->put(e));
+  }
+  {
+    auto db = sql::Db::open(path);
+    ASSERT_TRUE(db);
+    ASSERT_TRUE(db->exec("INSERT INTO schema_migrations(version) VALUES (99)"));
+  }
+  auto outbox = Outbox::open(path, {});
+  ASSERT_FALSE(outbox);
+  EXPECT_EQ(outbox.error().code, Code::Conflict);
+  EXPECT_NE(outbox.error().message.find("newer than this binary knows"), std::string::npos)
+      << outbox.error().message;
+  for (const auto& file : std::filesystem::directory_iterator(dir.path())) {
+    EXPECT_EQ(file.path().filename().string().find("corrupt"), std::string::npos);
+  }
 }
 
 TEST(Outbox, BackoffDoublesFromItsBaseAndStopsAtAMinute) {

@@ -1,6 +1,7 @@
 #pragma once
 // A thin RAII layer over the SQLite C API (house style C.2 §10): a connection, prepared
-// statements with typed binds and columns, and BEGIN IMMEDIATE transactions. Errors are values.
+// statements with typed binds and columns, BEGIN IMMEDIATE transactions and the numbered
+// migration runner. Shared by the studio's store and the worker's outbox. Errors are values.
 // Not thread-safe: one Db per thread (SQLite serialises writers itself; we keep one writer).
 
 #include <cstdint>
@@ -12,11 +13,12 @@
 #include <string_view>
 
 #include "common/error.h"
+#include "sql/migration.h"
 
 struct sqlite3;
 struct sqlite3_stmt;
 
-namespace sw::store {
+namespace sw::sql {
 
 class Stmt;
 
@@ -114,14 +116,9 @@ class Tx {
   Db* db_;
 };
 
-// A migration: its number and the SQL that moves the schema from number-1 to number.
-struct Migration {
-  int version;
-  std::string_view sql;
-};
-
-// Applies every migration above the recorded version, each in its own transaction, and records
-// it in `schema_migrations`. Refuses a database whose version is newer than this binary knows.
+// Applies every migration above the recorded version (its SQLite text), each in its own
+// BEGIN IMMEDIATE transaction, and records it in `schema_migrations`. Refuses a database whose
+// version is newer than the newest in `migrations` (Code::Conflict, see migration.h).
 Status migrate(Db& db, std::span<const Migration> migrations);
 
-}  // namespace sw::store
+}  // namespace sw::sql

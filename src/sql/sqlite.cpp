@@ -1,4 +1,4 @@
-#include "store/sqlite.h"
+#include "sql/sqlite.h"
 
 #include <fcntl.h>
 #include <sqlite3.h>
@@ -8,7 +8,7 @@
 
 #include "common/file_io.h"
 
-namespace sw::store {
+namespace sw::sql {
 namespace {
 
 Error sqlite_error(sqlite3* db, int rc, std::string_view what) {
@@ -244,15 +244,8 @@ Status migrate(Db& db, std::span<const Migration> migrations) {
     return fail(std::move(row).error());
   }
   const auto current = current_stmt->int64(0);
-  int newest_known = 0;
-  for (const auto& migration : migrations) {
-    newest_known = std::max(newest_known, migration.version);
-  }
-  if (current > newest_known) {
-    return fail(Error::invalid_argument(
-        "database schema version {} is newer than this binary knows ({}); upgrade studio-server",
-        current, newest_known));
-  }
+  current_stmt->reset();
+  SW_TRY(check_migrations(current, migrations, Dialect::Sqlite));
   for (const auto& migration : migrations) {
     if (migration.version <= current) {
       continue;
@@ -261,7 +254,7 @@ Status migrate(Db& db, std::span<const Migration> migrations) {
     if (!tx) {
       return fail(std::move(tx).error());
     }
-    if (auto applied = db.exec(migration.sql); !applied) {
+    if (auto applied = db.exec(migration.sqlite); !applied) {
       return fail(Error::io("migration {} failed: {}", migration.version, applied.error().message));
     }
     auto record = db.prepare("INSERT INTO schema_migrations(version) VALUES (?)");
@@ -274,4 +267,4 @@ Status migrate(Db& db, std::span<const Migration> migrations) {
   return {};
 }
 
-}  // namespace sw::store
+}  // namespace sw::sql

@@ -1,0 +1,354 @@
+#include "sql/pg/connection.h"
+
+#include <libpq-fe.h>
+
+#include <charconv>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+namespace sw::sql::pg {
+namespace {
+
+// libpq's messages end in newlines and indent hints with tabs; ours are one line.
+std::string one_line(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (const char c : text) {
+    const bool space = c == '\n' || c == '\t' || c == '\r';
+    if (space && (out.empty() || out.back() == ' ')) {
+      continue;
+    }
+    out += space ? ' ' : c;
+  }
+  while (!out.empty() && out.back() == ' ') {
+    out.pop_back();
+  }
+  return out;
+}
+
+void replace_all(std::string& text, std::string_view what, std::string_view with) {
+  if (what.empty()) {
+    return;
+  }
+  for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + with.size())) {
+    text.replace(at, what.size(), with);
+  }
+}
+
+// The password as written in the URI's user-info ("scheme://user:PASSWORD@host…"), for
+// redaction only: libpq may echo a malformed token of the URI in its error message.
+std::string_view raw_password(std::string_view uri) {
+  const auto scheme = uri.find("://");
+  if (scheme == std::string_view::npos) {
+    return {};
+  }
+  auto authority = uri.substr(scheme + 3);
+  authority = authority.substr(0, authority.find_first_of("/?"));
+  const auto at = authority.rfind('@');
+  if (at == std::string_view::npos) {
+    return {};
+  }
+  const auto userinfo = authority.substr(0, at);
+  const auto colon = userinfo.find(':');
+  return colon == std::string_view::npos ? std::string_view() : userinfo.substr(colon + 1);
+}
+
+// The password libpq would use (decoded), also for redaction.
+std::string parsed_password(const std::string& uri) {
+  char* error = nullptr;
+  PQconninfoOption* options = PQconninfoParse(uri.c_str(), &error);
+  PQfreemem(error);
+  std::string password;
+  for (auto* option = options; option != nullptr && option->keyword != nullptr; ++option) {
+    if (std::strcmp(option->keyword, "password") == 0 && option->val != nullptr) {
+      password = option->val;
+    }
+  }
+  PQconninfoFree(options);
+  return password;
+}
+
+std::string redact(std::string message, const std::string& uri) {
+  replace_all(message, raw_password(uri), "***");
+  replace_all(message, parsed_password(uri), "***");
+  return message;
+}
+
+std::string describe_conn(const PGconn* conn) {
+  auto field = [](const char* value) { return value != nullptr ? value : ""; };
+  return fmt::format("host={} port={} dbname={} user={}", field(PQhost(conn)), field(PQport(conn)),
+                     field(PQdb(conn)), field(PQuser(conn)));
+}
+
+[[noreturn]] void column_misuse(const char* name, std::string_view type, const char* value) {
+  // A query read as the wrong type is a bug in our SQL, not bad input: stop here (house style
+  // C.3, broken invariant) rather than store a wrong number.
+  std::fprintf(stderr, "sql::pg: column %s read as %.*s holds '%s'\n", name,
+               static_cast<int>(type.size()), type.data(), value);
+  std::abort();
+}
+
+}  // namespace
+
+Param::Param(double value) {
+  char buffer[64];
+  const auto [end, ec] = std::to_chars(buffer, buffer + sizeof buffer, value);
+  value_ = std::string(buffer, ec == std::errc() ? end : buffer);
+}
+
+// ---- Rows -----------------------------------------------------------------------------------
+
+void Rows::Clear::operator()(pg_result* result) const {
+  PQclear(result);
+}
+Rows::~Rows() = default;
+
+int Rows::size() const {
+  return PQntuples(result_.get());
+}
+int Rows::columns() const {
+  return PQnfields(result_.get());
+}
+std::int64_t Rows::affected() const {
+  const char* text = PQcmdTuples(result_.get());
+  std::int64_t n = 0;
+  std::from_chars(text, text + std::strlen(text), n);
+  return n;
+}
+bool Rows::is_null(int row, int column) const {
+  return PQgetisnull(result_.get(), row, column) != 0;
+}
+const char* Rows::cell(int row, int column, std::string_view type) const {
+  if (row < 0 || row >= size() || column < 0 || column >= columns()) {
+    column_misuse(fmt::format("#{} of row {}", column, row).c_str(), type, "(out of range)");
+  }
+  return PQgetvalue(result_.get(), row, column);
+}
+std::string Rows::text(int row, int column) const {
+  const char* value = cell(row, column, "text");
+  return std::string(value, static_cast<std::size_t>(PQgetlength(result_.get(), row, column)));
+}
+std::int64_t Rows::int64(int row, int column) const {
+  const char* value = cell(row, column, "int64");
+  const char* end = value + std::strlen(value);
+  std::int64_t n = 0;
+  const auto parsed = std::from_chars(value, end, n);
+  if (parsed.ec != std::errc() || parsed.ptr != end || is_null(row, column)) {
+    column_misuse(PQfname(result_.get(), column), "int64", value);
+  }
+  return n;
+}
+double Rows::real(int row, int column) const {
+  const char* value = cell(row, column, "real");
+  const char* end = value + std::strlen(value);
+  double x = 0;
+  const auto parsed = std::from_chars(value, end, x);
+  if (parsed.ec != std::errc() || parsed.ptr != end || is_null(row, column)) {
+    column_misuse(PQfname(result_.get(), column), "real", value);
+  }
+  return x;
+}
+bool Rows::boolean(int row, int column) const {
+  const std::string_view value = cell(row, column, "boolean");
+  if (value != "t" && value != "f") {
+    column_misuse(PQfname(result_.get(), column), "boolean", value.data());
+  }
+  return value == "t";
+}
+std::string Rows::bytes(int row, int column) const {
+  const char* value = cell(row, column, "bytes");
+  if (is_null(row, column)) {
+    column_misuse(PQfname(result_.get(), column), "bytes", "NULL");
+  }
+  std::size_t size = 0;
+  unsigned char* decoded = PQunescapeBytea(reinterpret_cast<const unsigned char*>(value), &size);
+  if (decoded == nullptr) {
+    column_misuse(PQfname(result_.get(), column), "bytes", value);
+  }
+  std::string out(reinterpret_cast<const char*>(decoded), size);
+  PQfreemem(decoded);
+  return out;
+}
+std::optional<std::string> Rows::optional_text(int row, int column) const {
+  return is_null(row, column) ? std::nullopt : std::optional(text(row, column));
+}
+std::optional<std::int64_t> Rows::optional_int64(int row, int column) const {
+  return is_null(row, column) ? std::nullopt : std::optional(int64(row, column));
+}
+
+// ---- Connection -----------------------------------------------------------------------------
+
+void Connection::Finish::operator()(pg_conn* conn) const {
+  PQfinish(conn);
+}
+Connection::Connection(Connection&&) noexcept = default;
+Connection& Connection::operator=(Connection&&) noexcept = default;
+Connection::~Connection() = default;
+
+Result<Connection> Connection::open(std::string_view uri, std::chrono::seconds timeout) {
+  const std::string owned(uri);
+  if (!uri.starts_with("postgresql://") && !uri.starts_with("postgres://")) {
+    return fail(Error::invalid_argument(
+        "not a PostgreSQL URI (expected postgresql://user@host:port/database)"));
+  }
+  char* parse_error = nullptr;
+  PQconninfoOption* parsed = PQconninfoParse(owned.c_str(), &parse_error);
+  const bool readable = parsed != nullptr;
+  PQconninfoFree(parsed);
+  if (!readable) {
+    std::string detail = parse_error != nullptr ? one_line(parse_error) : "out of memory";
+    PQfreemem(parse_error);
+    return fail(Error::invalid_argument("bad PostgreSQL URI: {}", redact(detail, owned)));
+  }
+  // Defaults first: a connect_timeout or client_encoding in the URI overrides them.
+  const std::string seconds = std::to_string(std::max<std::int64_t>(1, timeout.count()));
+  const char* keywords[] = {"connect_timeout", "client_encoding", "dbname", nullptr};
+  const char* values[] = {seconds.c_str(), "UTF8", owned.c_str(), nullptr};
+  Connection conn(PQconnectdbParams(keywords, values, 1));
+  if (!conn.conn_) {
+    return fail(Error::unavailable("postgresql: out of memory opening a connection"));
+  }
+  if (PQstatus(conn.raw()) != CONNECTION_OK) {
+    return fail(Error::unavailable("postgresql: cannot connect to {}: {}", conn.describe(),
+                                   redact(one_line(PQerrorMessage(conn.raw())), owned)));
+  }
+  return conn;
+}
+
+bool Connection::ok() const {
+  return conn_ && PQstatus(conn_.get()) == CONNECTION_OK;
+}
+
+Status Connection::reconnect() {
+  PQreset(conn_.get());
+  if (!ok()) {
+    return fail(Error::unavailable("postgresql: cannot reconnect to {}: {}", describe(),
+                                   one_line(PQerrorMessage(conn_.get()))));
+  }
+  return {};
+}
+
+std::string Connection::describe() const {
+  return conn_ ? describe_conn(conn_.get()) : "(closed)";
+}
+
+int Connection::socket() const {
+  return conn_ ? PQsocket(conn_.get()) : -1;
+}
+
+Error Connection::error_from(pg_result* result, std::string_view what) const {
+  if (result == nullptr || PQstatus(conn_.get()) != CONNECTION_OK) {
+    return Error::unavailable("postgresql {} on {}: {}", what, describe(),
+                              one_line(PQerrorMessage(conn_.get())));
+  }
+  const char* state = PQresultErrorField(result, PG_DIAG_SQLSTATE);
+  const std::string_view sqlstate = state != nullptr ? state : "";
+  Code code = Code::IoError;
+  if (sqlstate.starts_with("23")) {
+    code = Code::Conflict;
+  } else if (sqlstate == "40001" || sqlstate == "40P01" || sqlstate.starts_with("08") ||
+             sqlstate.starts_with("57P")) {
+    code = Code::Unavailable;
+  } else if (sqlstate.starts_with("42")) {
+    code = Code::Internal;
+  }
+  return Error::make(code, "postgresql {}: {} (SQLSTATE {})", what,
+                     one_line(PQresultErrorMessage(result)), sqlstate);
+}
+
+Result<Rows> Connection::exec(std::string_view sql, std::initializer_list<Param> params) {
+  return exec(sql, std::span<const Param>(params.begin(), params.size()));
+}
+
+Result<Rows> Connection::exec(std::string_view sql, std::span<const Param> params) {
+  const std::string text(sql);
+  std::vector<const char*> values(params.size());
+  std::vector<int> lengths(params.size());
+  std::vector<int> formats(params.size());
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    values[i] = params[i].is_null() ? nullptr : params[i].value().data();
+    lengths[i] = params[i].is_null() ? 0 : static_cast<int>(params[i].value().size());
+    formats[i] = params[i].is_binary() ? 1 : 0;
+  }
+  // Parameter types are left to the server (0 = infer from the statement); results in text.
+  Rows rows(PQexecParams(conn_.get(), text.c_str(), static_cast<int>(params.size()), nullptr,
+                         values.data(), lengths.data(), formats.data(), 0));
+  const auto status = rows.result_ ? PQresultStatus(rows.result_.get()) : PGRES_FATAL_ERROR;
+  if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
+    return fail(error_from(rows.result_.get(), "exec"));
+  }
+  return rows;
+}
+
+Status Connection::exec_script(std::string_view sql) {
+  const std::string text(sql);
+  Rows rows(PQexec(conn_.get(), text.c_str()));
+  const auto status = rows.result_ ? PQresultStatus(rows.result_.get()) : PGRES_FATAL_ERROR;
+  if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK && status != PGRES_EMPTY_QUERY) {
+    return fail(error_from(rows.result_.get(), "script"));
+  }
+  return {};
+}
+
+Status Connection::listen(std::string_view channel) {
+  char* quoted = PQescapeIdentifier(conn_.get(), channel.data(), channel.size());
+  if (quoted == nullptr) {
+    return fail(Error::invalid_argument("postgresql: bad channel name: {}",
+                                        one_line(PQerrorMessage(conn_.get()))));
+  }
+  const std::string statement = std::string("LISTEN ") + quoted;
+  PQfreemem(quoted);
+  return exec_script(statement);
+}
+
+Status Connection::notify(std::string_view channel, std::string_view payload) {
+  auto done = exec("SELECT pg_notify($1, $2)", {channel, payload});
+  if (!done) {
+    return fail(std::move(done).error());
+  }
+  return {};
+}
+
+Result<std::vector<Notification>> Connection::take_notifications() {
+  if (PQconsumeInput(conn_.get()) == 0) {
+    return fail(Error::unavailable("postgresql: connection to {} lost: {}", describe(),
+                                   one_line(PQerrorMessage(conn_.get()))));
+  }
+  std::vector<Notification> out;
+  while (PGnotify* note = PQnotifies(conn_.get())) {
+    out.push_back(
+        {note->relname != nullptr ? note->relname : "", note->extra != nullptr ? note->extra : ""});
+    PQfreemem(note);
+  }
+  return out;
+}
+
+// ---- Transaction ----------------------------------------------------------------------------
+
+Result<Transaction> Transaction::begin(Connection& conn, std::string_view begin) {
+  SW_TRY(conn.exec_script(begin));
+  return Transaction(conn);
+}
+
+Transaction::~Transaction() {
+  if (conn_ != nullptr) {
+    (void)conn_->exec_script("ROLLBACK");
+  }
+}
+
+Status Transaction::commit() {
+  Connection* conn = std::exchange(conn_, nullptr);
+  if (PQtransactionStatus(conn->raw()) == PQTRANS_INERROR) {
+    (void)conn->exec_script("ROLLBACK");
+    return fail(Error::make(Code::Conflict,
+                            "postgresql: transaction rolled back: a statement in it failed"));
+  }
+  auto status = conn->exec_script("COMMIT");
+  if (!status) {
+    (void)conn->exec_script("ROLLBACK");
+  }
+  return status;
+}
+
+}  // namespace sw::sql::pg

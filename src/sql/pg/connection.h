@@ -1,0 +1,172 @@
+#pragma once
+// A thin RAII layer over libpq (PostgreSQL's C client, Debian's libpq-dev 15; house style A.3):
+// a connection opened from a postgresql:// URI, parameterised statements whose rows are read
+// with typed accessors, and transactions that roll back unless committed. No ORM: callers write
+// SQL. Errors are values; nothing throws.
+//
+// Thread-safety: a Connection is used by one thread at a time (libpq's PGconn is not
+// thread-safe); distinct connections may live on distinct threads. exec() blocks the calling
+// thread until the server answers, so call it from a database thread, never from the event loop;
+// pg::Listener (listener.h) is the non-blocking part that belongs on the loop.
+
+#include <chrono>
+#include <cstdint>
+#include <initializer_list>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "common/error.h"
+
+struct pg_conn;
+struct pg_result;
+
+namespace sw::sql::pg {
+
+// Bytes for a BYTEA parameter (sent in binary, so any byte value travels unchanged).
+struct Bytes {
+  std::string_view data;
+};
+
+// One statement parameter ($1, $2, …): text, integer, real, bytes or NULL. Integers and reals
+// are sent as their decimal text and PostgreSQL casts them to the column's type.
+class Param {
+ public:
+  Param(std::nullopt_t) {}  // NOLINT(google-explicit-constructor): reads as SQL NULL
+  Param(std::string_view text) : value_(text) {}          // NOLINT(google-explicit-constructor)
+  Param(const std::string& text) : value_(text) {}        // NOLINT(google-explicit-constructor)
+  Param(const char* text) : value_(std::string(text)) {}  // NOLINT(google-explicit-constructor)
+  Param(std::int64_t value) : value_(std::to_string(value)) {}  // NOLINT
+  Param(int value) : value_(std::to_string(value)) {}  // NOLINT(google-explicit-constructor)
+  Param(double value);  // NOLINT(google-explicit-constructor): shortest round-trip text
+  Param(Bytes bytes) : value_(std::string(bytes.data)), binary_(true) {}  // NOLINT
+  template <class T>
+  Param(const std::optional<T>& value) {  // NOLINT(google-explicit-constructor)
+    if (value) {
+      *this = Param(*value);
+    }
+  }
+
+  bool is_null() const { return !value_; }
+  bool is_binary() const { return binary_; }
+  const std::string& value() const { return *value_; }
+
+ private:
+  std::optional<std::string> value_;
+  bool binary_ = false;
+};
+
+// The rows (or command status) of one statement. Results are in text format; the accessors
+// convert. Row and column indexes start at 0. Reading a column as a type it does not hold (text
+// as an integer) is a programming error: the process aborts naming the column. Move-only.
+class Rows {
+ public:
+  Rows(Rows&&) noexcept = default;
+  Rows& operator=(Rows&&) noexcept = default;
+  ~Rows();
+
+  int size() const;
+  bool empty() const { return size() == 0; }
+  int columns() const;
+  // Rows changed by INSERT/UPDATE/DELETE (also with RETURNING); 0 for other statements.
+  std::int64_t affected() const;
+
+  bool is_null(int row, int column) const;
+  std::string text(int row, int column) const;
+  std::int64_t int64(int row, int column) const;
+  double real(int row, int column) const;
+  bool boolean(int row, int column) const;
+  // A BYTEA column's bytes (decoded from PostgreSQL's hex text form).
+  std::string bytes(int row, int column) const;
+  std::optional<std::string> optional_text(int row, int column) const;
+  std::optional<std::int64_t> optional_int64(int row, int column) const;
+
+ private:
+  friend class Connection;
+  struct Clear {
+    void operator()(pg_result* result) const;
+  };
+  explicit Rows(pg_result* result) : result_(result) {}
+  const char* cell(int row, int column, std::string_view type) const;
+  std::unique_ptr<pg_result, Clear> result_;
+};
+
+// A LISTEN/NOTIFY notification: its channel and payload.
+struct Notification {
+  std::string channel;
+  std::string payload;
+};
+
+// One connection to a PostgreSQL server. Move-only; closed by the destructor.
+class Connection {
+ public:
+  // Opens `uri` ("postgresql://user:password@host:port/db?param=…" or "postgres://…"), waiting at
+  // most `timeout` (unless the URI sets connect_timeout). Errors: InvalidArgument for a URI
+  // libpq cannot read, Unavailable when the server cannot be reached or refuses us. Messages
+  // name the host, port, database and user, never the password.
+  static Result<Connection> open(std::string_view uri,
+                                 std::chrono::seconds timeout = std::chrono::seconds(10));
+
+  Connection(Connection&&) noexcept;
+  Connection& operator=(Connection&&) noexcept;
+  ~Connection();
+
+  // Runs one statement with $1…$n parameters. Errors carry the server's message and SQLSTATE:
+  // Conflict for integrity violations (class 23), Unavailable for a lost connection, a
+  // serialization failure or a deadlock (worth retrying), Internal for SQL errors (class 42),
+  // IoError otherwise.
+  Result<Rows> exec(std::string_view sql, std::initializer_list<Param> params = {});
+  Result<Rows> exec(std::string_view sql, std::span<const Param> params);
+  // Runs a script of several statements without parameters (migrations, DDL).
+  Status exec_script(std::string_view sql);
+
+  // LISTEN on a channel (quoted as an identifier). Notifications then arrive through
+  // take_notifications() or a pg::Listener.
+  Status listen(std::string_view channel);
+  // pg_notify(channel, payload): delivered at the commit of the surrounding transaction.
+  Status notify(std::string_view channel, std::string_view payload);
+  // Reads what the server has sent without blocking and returns the notifications received so
+  // far (possibly none). Unavailable when the connection is lost.
+  Result<std::vector<Notification>> take_notifications();
+
+  // False once the connection is lost (the server restarted, the network failed).
+  bool ok() const;
+  // Reconnects with the same parameters (blocking); LISTENs must be issued again.
+  Status reconnect();
+  // "host=… port=… dbname=… user=…" for messages; never the password.
+  std::string describe() const;
+  // The socket, for waiting on readability (pg::Listener); -1 when closed.
+  int socket() const;
+  pg_conn* raw() const { return conn_.get(); }
+
+ private:
+  struct Finish {
+    void operator()(pg_conn* conn) const;
+  };
+  explicit Connection(pg_conn* conn) : conn_(conn) {}
+  Error error_from(pg_result* result, std::string_view what) const;
+  std::unique_ptr<pg_conn, Finish> conn_;
+};
+
+// BEGIN … COMMIT on one connection; rolls back in the destructor unless committed. commit() of a
+// transaction in which a statement failed rolls back and reports Conflict (PostgreSQL would
+// silently turn that COMMIT into a ROLLBACK). Move-only; must not outlive its Connection.
+class Transaction {
+ public:
+  // `begin` is the opening statement: "BEGIN", or e.g. "BEGIN ISOLATION LEVEL SERIALIZABLE".
+  static Result<Transaction> begin(Connection& conn, std::string_view begin = "BEGIN");
+  Transaction(Transaction&& other) noexcept : conn_(std::exchange(other.conn_, nullptr)) {}
+  Transaction& operator=(Transaction&&) = delete;
+  ~Transaction();
+  Status commit();
+
+ private:
+  explicit Transaction(Connection& conn) : conn_(&conn) {}
+  Connection* conn_;
+};
+
+}  // namespace sw::sql::pg
