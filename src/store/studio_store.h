@@ -180,6 +180,8 @@ class StudioStore {
   // ---- workers ----
   Status insert_worker(const WorkerRecord& worker);
   Result<std::optional<WorkerRecord>> find_worker(std::string_view id);
+  // Whether the worker's row exists: what every claim and accept asks, without copying the row.
+  Result<bool> worker_exists(std::string_view id);
   Result<std::vector<WorkerRecord>> list_workers();
   Result<bool> set_worker_token(std::string_view id, std::string_view token_hash);
   // False when the worker no longer exists (deleted while connected).

@@ -307,7 +307,7 @@ void Studio::handle_accept(const std::shared_ptr<WorkerSession>& session,
     db_->call<bool>(
         [id = accept.job_id, worker = session->worker_id_,
          now](store::StudioStore& s) -> Result<bool> {
-          auto row = s.find_worker(worker);
+          auto row = s.worker_exists(worker);
           if (!row) {
             return fail(std::move(row).error());
           }

@@ -222,7 +222,7 @@ void Studio::claim(const std::string& job_id, const std::shared_ptr<WorkerSessio
   db_->call<ClaimOutcome>(
       [job_id, worker = job.holder, now](store::StudioStore& s) -> Result<ClaimOutcome> {
         // The worker's row is read again before every claim: a cached approval never outlives it.
-        auto row = s.find_worker(worker);
+        auto row = s.worker_exists(worker);
         if (!row) {
           return fail(std::move(row).error());
         }
