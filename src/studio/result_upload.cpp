@@ -10,6 +10,7 @@
 #include "common/file_io.h"
 #include "common/log.h"
 #include "common/secrets.h"
+#include "studio/api/responses.h"
 
 namespace sw::studio {
 namespace {
@@ -23,7 +24,7 @@ constexpr std::string_view kTempPrefix = ".upload-";
 constexpr std::string_view kTempSuffix = ".part";
 
 net::HttpResponse retry_later(std::string message, int seconds) {
-  auto response = net::HttpResponse::error(503, "unavailable", message);
+  auto response = api::unavailable(message);
   response.headers.push_back({"retry-after", std::to_string(seconds)});
   return response;
 }

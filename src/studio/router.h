@@ -1,6 +1,8 @@
 #pragma once
-// The studio's HTTP routes: worker protocol (/graphics/api/…), client API (/api/v1/…), /metrics
-// and /healthz. Loop-thread only; holds the Studio by reference (the Studio owns it).
+// The studio's HTTP router: matches a request to a route, checks its credential and body limit,
+// and hands it to the routes of its audience (studio/api/: worker_routes, client_routes,
+// admin_routes); answers /metrics and /healthz itself. Loop-thread only; holds the Studio by
+// reference (the Studio owns it).
 
 #include <memory>
 

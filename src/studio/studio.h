@@ -44,6 +44,11 @@ namespace sw::studio {
 
 class DbWorker;
 class Studio;
+namespace api {
+class WorkerRoutes;
+class ClientRoutes;
+class AdminRoutes;
+}  // namespace api
 
 // One worker WebSocket. Holds the studio weakly: a session can outlive a stopped studio.
 class WorkerSession : public net::WebSocketHandler,
@@ -58,7 +63,7 @@ class WorkerSession : public net::WebSocketHandler,
 
  private:
   friend class Studio;
-  friend class Router;
+  friend class api::AdminRoutes;  // lists a connected worker's capabilities and job
   std::weak_ptr<Studio> studio_;
   std::string worker_id_;
   // Weak: the socket owns this handler, and its coroutines own the socket.
@@ -109,7 +114,12 @@ class Studio : public std::enable_shared_from_this<Studio> {
 
  private:
   friend class WorkerSession;
+  // The HTTP routes (router.cpp dispatches to studio/api/*): to be narrowed to the job book's
+  // and the registry's interfaces (issue 18).
   friend class Router;
+  friend class api::WorkerRoutes;
+  friend class api::ClientRoutes;
+  friend class api::AdminRoutes;
 
   struct ActiveJob {
     using Phase = jobs::Phase;

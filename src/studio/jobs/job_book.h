@@ -3,7 +3,7 @@
 // completion, a late result or a repeat does, how a released job goes on, and when its deadlines
 // fall. Pure: no sockets, timers or database; the caller passes what it knows (the job's phase and
 // row, the time) and carries out what comes back. The worker protocol (sessions.cpp) and the
-// result upload (router.cpp) ask here; neither decides on its own.
+// result upload (api/worker_routes.cpp) ask here; neither decides on its own.
 //
 //   job:  queued ──claim──▶ claimed(offered) ──accept (attempts+1)──▶ claimed(running) ──▶ done
 //           ▲                   │ reject / offer timeout / run limit / fail     ▲

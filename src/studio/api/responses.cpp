@@ -1,0 +1,54 @@
+#include "studio/api/responses.h"
+
+#include <algorithm>
+
+#include "studio/json_views.h"
+
+namespace sw::studio::api {
+
+const log::Logger& logger() {
+  static const log::Logger instance("studio_worker::studio::api");
+  return instance;
+}
+
+net::HttpResponse error_response(const Error& error) {
+  switch (error.code) {
+    case Code::NotFound: return net::HttpResponse::error(404, "not_found", error.message);
+    case Code::Conflict:
+    case Code::AlreadyExists: return net::HttpResponse::error(409, "conflict", error.message);
+    case Code::InvalidArgument:
+      return net::HttpResponse::error(400, "invalid_request", error.message);
+    case Code::Unavailable: return unavailable(error.message);
+    default: return net::HttpResponse::error(500, "internal_error", error.message);
+  }
+}
+
+std::string error_body(std::string_view code, std::string_view message) {
+  return dump({{"error", code}, {"message", message}});
+}
+
+net::HttpResponse invalid(std::string_view code, std::string message) {
+  return net::HttpResponse::error(400, code, message);
+}
+
+net::HttpResponse unavailable(std::string_view message) {
+  return net::HttpResponse::error(503, "unavailable", message);
+}
+
+net::HttpResponse ok_json(const nlohmann::json& body, int status) {
+  return net::HttpResponse::json(status, dump(body));
+}
+
+bool is_lower_hex64(std::string_view text) {
+  return text.size() == 64 && std::all_of(text.begin(), text.end(), [](char c) {
+           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+         });
+}
+
+bool valid_ext(std::string_view ext) {
+  return !ext.empty() && ext.size() <= 10 && std::all_of(ext.begin(), ext.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+  });
+}
+
+}  // namespace sw::studio::api

@@ -1,0 +1,40 @@
+#pragma once
+// The studio's one mapping from errors to HTTP answers, and the small response helpers every
+// route file shares. An error answer's body is always `{"error": <code>, "message": <text>}`
+// (reference §2: the worker reads `error`). Pure functions; any thread.
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <string_view>
+
+#include "common/error.h"
+#include "common/log.h"
+#include "net/http_server.h"
+
+namespace sw::studio::api {
+
+// The one target the studio's HTTP routes log under.
+const log::Logger& logger();
+
+// Error code → status and body: NotFound 404 not_found; Conflict and AlreadyExists 409 conflict;
+// InvalidArgument 400 invalid_request; Unavailable 503 unavailable; anything else 500
+// internal_error. The message is the error's own.
+net::HttpResponse error_response(const Error& error);
+
+// The body of an error answer, for answers built before their status is sent.
+std::string error_body(std::string_view code, std::string_view message);
+
+// 400 with a route's own code (invalid_request, invalid_task, …).
+net::HttpResponse invalid(std::string_view code, std::string message);
+
+// 503 unavailable: the studio is shutting down or its database cannot take the request now.
+net::HttpResponse unavailable(std::string_view message);
+
+net::HttpResponse ok_json(const nlohmann::json& body, int status = 200);
+
+// Shapes the worker protocol's paths and fields must have.
+bool is_lower_hex64(std::string_view text);
+bool valid_ext(std::string_view ext);  // 1–10 of [a-z0-9]
+
+}  // namespace sw::studio::api

@@ -1,0 +1,37 @@
+#pragma once
+// The studio's HTTP routes by name: the router (router.cpp) matches a request to one and hands it
+// to the file of its audience (worker_routes, client_routes, admin_routes).
+
+namespace sw::studio::api {
+
+enum class RouteId {
+  RegisterRequest,
+  RegisterPoll,
+  Complete,
+  JobsCreate,
+  JobsList,
+  JobGet,
+  JobResult,
+  JobCancel,
+  Events,
+  ModelsList,
+  ModelsCreate,
+  ModelGet,
+  ModelPut,
+  ModelPatch,
+  ModelDelete,
+  WorkersList,
+  WorkersPending,
+  WorkerApprove,
+  WorkerReject,
+  WorkerDelete,
+  WorkerLogs,
+  KeysList,
+  KeysCreate,
+  KeyDelete,
+  AdminTokenRotate,
+  Metrics,
+  Health,
+};
+
+}  // namespace sw::studio::api
