@@ -6,7 +6,16 @@
 //     POST /api/v1/jobs to the offer frame arriving at the worker (an upper bound of the
 //     studio's own figure, which /metrics also exports);
 //   - with --idle-sessions N (default 10000): a studio-server child process holding N idle
-//     sessions that heartbeat every 5 s; its RSS and CPU share over a 30 s window.
+//     sessions that heartbeat every 5 s; its RSS and CPU share over a 30 s window;
+//   - the set-ups side by side (issue 18), against studio-server child processes: JSON jobs/s
+//     (with the studio processes' and PostgreSQL's CPU share) and submit → offer p50/p99 for one
+//     studio on SQLite (`studio_sqlite1_…`), one on PostgreSQL (`studio_pg1_…`) and two on one
+//     PostgreSQL database (`studio_pg2_…`: clients submit through both, workers are split
+//     between them; its submit → offer also split into offers to the other process and to the
+//     same one). PostgreSQL is a throwaway server (tests/support/postgres_server); without its
+//     binaries those figures print `SKIPPED:`;
+//   - with --only=cluster-idle: N idle sessions split across two studio-servers on one
+//     PostgreSQL database; each process's RSS and CPU share, and PostgreSQL's CPU share.
 //
 // Where the load runs: for the jobs/s and submit → offer figures the studio is in this process
 // and the load generator (workers and submitters) is a second process, `studio_bench
@@ -19,7 +28,8 @@
 // that fails (a client error, a job lost, a deadline passed) prints why on stderr, prints no
 // figure, and exits 1. --check compares the figures measured with targets.md and exits 2 on a
 // miss (MISS lines on stdout).
-//   build/ci/bench/studio_bench [--only=json|binary|latency|idle] [--jobs=N]
+//   build/ci/bench/studio_bench [--only=json|binary|latency|idle|backends|cluster-idle] [--jobs=N]
+//                               [--setups=sqlite1,pg1,pg2] (which set-ups --only=backends runs)
 //                               [--idle-sessions=N] [--check]
 
 #include <fcntl.h>
@@ -30,9 +40,11 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -51,6 +63,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <sstream>
@@ -62,7 +75,10 @@
 #include "common/secrets.h"
 #include "common/sha256.h"
 #include "proto/codec.h"
-#include "store/studio_store.h"
+#include "sql/pg/connection.h"
+#include "studio/store/pg_studio_store.h"
+#include "studio/store/studio_store.h"
+#include "support/postgres_server.h"
 #include "support/studio_harness.h"
 #include "support/temp_dir.h"
 
@@ -118,6 +134,8 @@ std::vector<Figure> g_figures;
 
 void figure(const std::string& name, double value, const std::string& unit) {
   g_figures.push_back({name, value, unit});
+  // On stderr as measured: a long run that fails later still shows what it measured.
+  std::fprintf(stderr, "measured %s: %.3f %s\n", name.c_str(), value, unit.c_str());
 }
 
 // Why a run failed; printed on stderr by main.
@@ -125,10 +143,127 @@ struct Failure {
   std::string why;
 };
 
-asio::awaitable<void> protocol_worker(Run* run, sw::testing::WorkerCredentials credentials,
-                                      bool heartbeat_only) {
+// One worker's WebSocket, shared by its job loop and its heartbeats (coroutines on one strand):
+// one write at a time, as Beast requires.
+struct WorkerSocket {
+  websocket::stream<beast::tcp_stream>& ws;
+  bool writing = false;
+  bool over = false;  // the job loop ended: the heartbeats stop
+  asio::steady_timer write_done;
+  asio::steady_timer beat;
+};
+
+asio::awaitable<void> write_frame(WorkerSocket& socket, const std::string& text) {
+  while (socket.writing) {
+    socket.write_done.expires_at(asio::steady_timer::time_point::max());
+    co_await socket.write_done.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+  socket.writing = true;
+  auto [ec, written] =
+      co_await socket.ws.async_write(asio::buffer(text), asio::as_tuple(asio::use_awaitable));
+  socket.writing = false;
+  socket.write_done.cancel();
+  if (ec) throw boost::system::system_error(ec);
+}
+
+asio::awaitable<void> heartbeats(Run* run, WorkerSocket& socket, std::string beat) {
+  while (!socket.over && !run->failed) {
+    socket.beat.expires_after(5s);
+    co_await socket.beat.async_wait(asio::as_tuple(asio::use_awaitable));
+    if (socket.over || run->failed) break;
+    co_await write_frame(socket, beat);
+  }
+}
+
+// Takes offers, accepts them and completes them (JSON over the socket, or a binary upload)
+// until the run's target is reached.
+asio::awaitable<void> job_loop(Run* run, WorkerSocket& socket,
+                               sw::testing::WorkerCredentials credentials, tcp::endpoint endpoint) {
+  struct Over {
+    WorkerSocket& socket;
+    ~Over() {
+      socket.over = true;
+      socket.beat.cancel();
+    }
+  } over{socket};
   auto executor = co_await asio::this_coro::executor;
-  const tcp::endpoint endpoint(asio::ip::make_address("127.0.0.1"), run->port);
+  beast::tcp_stream upload(executor);
+  if (run->binary) {
+    co_await upload.async_connect(endpoint, asio::use_awaitable);
+    upload.socket().set_option(tcp::no_delay(true));
+  }
+  const std::string result = R"({"object":"chat.completion","choices":[]})";
+  auto& ws = socket.ws;
+  beast::flat_buffer buffer;
+  while (run->done < run->target && !run->failed) {
+    co_await ws.async_read(buffer, asio::use_awaitable);
+    auto frame = sw::proto::decode_studio_frame(beast::buffers_to_string(buffer.data()));
+    buffer.consume(buffer.size());
+    if (!frame) {
+      std::cerr << "bench worker: undecodable frame: " << frame.error().message << "\n";
+      run->failed = true;
+      run->io->stop();
+      co_return;
+    }
+    if (std::holds_alternative<sw::proto::CompleteAck>(*frame)) {
+      if (++run->done == run->target) {
+        run->finished = Clock::now();
+        run->io->stop();
+      }
+      if (run->wake != nullptr) run->wake->cancel();
+      continue;
+    }
+    if (!std::holds_alternative<sw::proto::Offer>(*frame)) {
+      continue;
+    }
+    const auto job_id = std::get<sw::proto::Offer>(*frame).claim.job_id;
+    if (run->wake != nullptr) {
+      // Latency mode only: a throughput run's 20,000 map entries cost the load generator CPU
+      // that the studio, on the same 2 cores, then lacked.
+      std::lock_guard lock(run->offers_mutex);
+      run->offer_seen[job_id] = Clock::now();
+      run->wake->cancel();
+    }
+    const std::string accept = sw::proto::encode(sw::proto::WorkerFrame{sw::proto::Accept{job_id}});
+    co_await write_frame(socket, accept);
+    if (!run->binary) {
+      const std::string complete = sw::proto::encode(sw::proto::WorkerFrame{
+          sw::proto::CompleteJson{job_id, *sw::proto::RawJson::parse(result), std::nullopt}});
+      co_await write_frame(socket, complete);
+      continue;
+    }
+    const auto [type, form] =
+        sw::testing::result_form("bench", "png", run->image_bytes, job_id + ".png");
+    http::request<http::string_body> req{
+        http::verb::post,
+        "/graphics/api/workers/" + credentials.worker_id + "/jobs/" + job_id + "/complete", 11};
+    req.set(http::field::host, "127.0.0.1");
+    req.set(http::field::authorization, "Bearer " + credentials.token);
+    req.set(http::field::content_type, type);
+    req.body() = form;
+    req.prepare_payload();
+    co_await http::async_write(upload, req, asio::use_awaitable);
+    beast::flat_buffer response_buffer;
+    http::response<http::string_body> res;
+    co_await http::async_read(upload, response_buffer, res, asio::use_awaitable);
+    if (res.result_int() != 200) {
+      std::cerr << "bench worker: complete answered " << res.result_int() << ": " << res.body()
+                << "\n";
+      run->failed = true;
+      run->io->stop();
+      co_return;
+    }
+    if (++run->done == run->target) {
+      run->finished = Clock::now();
+      run->io->stop();
+    }
+  }
+}
+
+asio::awaitable<void> protocol_worker(Run* run, sw::testing::WorkerCredentials credentials,
+                                      bool heartbeat_only, std::uint16_t port) {
+  auto executor = co_await asio::this_coro::executor;
+  const tcp::endpoint endpoint(asio::ip::make_address("127.0.0.1"), port);
   // A fleet connecting at once from one address meets the studio's cap on connections still in
   // their handshake (503 + Retry-After); like a real worker, a refused one retries after a
   // jittered pause.
@@ -190,81 +325,19 @@ asio::awaitable<void> protocol_worker(Run* run, sw::testing::WorkerCredentials c
     }
     co_return;
   }
-  beast::tcp_stream upload(executor);
-  if (run->binary) {
-    co_await upload.async_connect(endpoint, asio::use_awaitable);
-    upload.socket().set_option(tcp::no_delay(true));
-  }
-  const std::string result = R"({"object":"chat.completion","choices":[]})";
-  while (run->done < run->target && !run->failed) {
-    co_await ws.async_read(buffer, asio::use_awaitable);
-    auto frame = sw::proto::decode_studio_frame(beast::buffers_to_string(buffer.data()));
-    buffer.consume(buffer.size());
-    if (!frame) {
-      std::cerr << "bench worker: undecodable frame: " << frame.error().message << "\n";
-      run->failed = true;
-      run->io->stop();
-      co_return;
-    }
-    if (std::holds_alternative<sw::proto::CompleteAck>(*frame)) {
-      if (++run->done == run->target) {
-        run->finished = Clock::now();
-        run->io->stop();
-      }
-      if (run->wake != nullptr) run->wake->cancel();
-      continue;
-    }
-    if (!std::holds_alternative<sw::proto::Offer>(*frame)) {
-      continue;
-    }
-    const auto job_id = std::get<sw::proto::Offer>(*frame).claim.job_id;
-    if (run->wake != nullptr) {
-      // Latency mode only: a throughput run's 20,000 map entries cost the load generator CPU
-      // that the studio, on the same 2 cores, then lacked.
-      std::lock_guard lock(run->offers_mutex);
-      run->offer_seen[job_id] = Clock::now();
-      run->wake->cancel();
-    }
-    const std::string accept = sw::proto::encode(sw::proto::WorkerFrame{sw::proto::Accept{job_id}});
-    co_await ws.async_write(asio::buffer(accept), asio::use_awaitable);
-    if (!run->binary) {
-      const std::string complete = sw::proto::encode(sw::proto::WorkerFrame{
-          sw::proto::CompleteJson{job_id, *sw::proto::RawJson::parse(result), std::nullopt}});
-      co_await ws.async_write(asio::buffer(complete), asio::use_awaitable);
-      continue;
-    }
-    const auto [type, form] =
-        sw::testing::result_form("bench", "png", run->image_bytes, job_id + ".png");
-    http::request<http::string_body> req{
-        http::verb::post,
-        "/graphics/api/workers/" + credentials.worker_id + "/jobs/" + job_id + "/complete", 11};
-    req.set(http::field::host, "127.0.0.1");
-    req.set(http::field::authorization, "Bearer " + credentials.token);
-    req.set(http::field::content_type, type);
-    req.body() = form;
-    req.prepare_payload();
-    co_await http::async_write(upload, req, asio::use_awaitable);
-    beast::flat_buffer response_buffer;
-    http::response<http::string_body> res;
-    co_await http::async_read(upload, response_buffer, res, asio::use_awaitable);
-    if (res.result_int() != 200) {
-      std::cerr << "bench worker: complete answered " << res.result_int() << ": " << res.body()
-                << "\n";
-      run->failed = true;
-      run->io->stop();
-      co_return;
-    }
-    if (++run->done == run->target) {
-      run->finished = Clock::now();
-      run->io->stop();
-    }
-  }
+  // Like a real worker it heartbeats every 5 s, busy or idle: a worker that waits 30 s for an
+  // offer (a slow set-up leaves most of the 50 idle) would otherwise be closed as silent.
+  WorkerSocket socket{ws, false, false, asio::steady_timer(executor), asio::steady_timer(executor)};
+  const std::string beat =
+      sw::proto::encode(sw::proto::WorkerFrame{sw::proto::Heartbeat{caps, std::nullopt}});
+  using namespace asio::experimental::awaitable_operators;
+  co_await (job_loop(run, socket, credentials, endpoint) && heartbeats(run, socket, beat));
 }
 
-asio::awaitable<void> submitter(Run* run, int jobs, std::string body) {
+asio::awaitable<void> submitter(Run* run, int jobs, std::string body, std::uint16_t port) {
   auto executor = co_await asio::this_coro::executor;
   beast::tcp_stream stream(executor);
-  co_await stream.async_connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), run->port),
+  co_await stream.async_connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port),
                                 asio::use_awaitable);
   stream.socket().set_option(tcp::no_delay(true));
   beast::flat_buffer buffer;
@@ -286,8 +359,10 @@ asio::awaitable<void> submitter(Run* run, int jobs, std::string body) {
   }
 }
 
+// Each task on a strand of its own: a throughput run's loop has two threads, and a worker's job
+// loop and heartbeats share its socket.
 void spawn_checked(asio::io_context& io, asio::awaitable<void> task, Run* run) {
-  asio::co_spawn(io, std::move(task), [run](std::exception_ptr e) {
+  asio::co_spawn(asio::make_strand(io), std::move(task), [run](std::exception_ptr e) {
     if (e) {
       try {
         std::rethrow_exception(e);
@@ -303,20 +378,28 @@ void spawn_checked(asio::io_context& io, asio::awaitable<void> task, Run* run) {
 
 // ---- the load generator (a child process: `studio_bench --load-generator`) ------------------
 
-// Submits `jobs` jobs one at a time and waits, without spinning, for each one's offer and its
-// completion; records submit → offer in microseconds.
+// Submits `jobs` jobs one at a time, the i-th through ports[i % ports.size()] (one keep-alive
+// connection each), and waits, without spinning, for each one's offer and its completion;
+// records submit → offer in microseconds and, in `via`, the index of the port it went through.
 asio::awaitable<void> latency_driver(Run* run, int jobs, std::string body,
-                                     std::vector<double>* micros) {
+                                     std::vector<std::uint16_t> ports, std::vector<double>* micros,
+                                     std::vector<int>* via) {
   auto executor = co_await asio::this_coro::executor;
-  beast::tcp_stream stream(executor);
-  co_await stream.async_connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), run->port),
-                                asio::use_awaitable);
-  stream.socket().set_option(tcp::no_delay(true));
+  std::vector<std::unique_ptr<beast::tcp_stream>> streams;
+  for (const auto port : ports) {
+    auto stream = std::make_unique<beast::tcp_stream>(executor);
+    co_await stream->async_connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port),
+                                   asio::use_awaitable);
+    stream->socket().set_option(tcp::no_delay(true));
+    streams.push_back(std::move(stream));
+  }
   asio::steady_timer wake(executor);
   run->wake = &wake;
   beast::flat_buffer buffer;
   for (int i = 0; i < jobs && !run->failed; ++i) {
     const int before = run->done;
+    const auto through = static_cast<std::size_t>(i) % streams.size();
+    auto& stream = *streams[through];
     http::request<http::string_body> req{http::verb::post, "/api/v1/jobs", 11};
     req.set(http::field::host, "127.0.0.1");
     req.set(http::field::authorization, "Bearer " + sw::testing::kTestAdminToken);
@@ -345,6 +428,7 @@ asio::awaitable<void> latency_driver(Run* run, int jobs, std::string body,
     }
     if (auto seen = offered()) {
       micros->push_back(std::chrono::duration<double, std::micro>(*seen - t0).count());
+      via->push_back(static_cast<int>(through));
     }
     while (run->done == before && !run->failed) {
       wake.expires_after(kRunDeadline);
@@ -356,7 +440,9 @@ asio::awaitable<void> latency_driver(Run* run, int jobs, std::string body,
 }
 
 // Reads the run from stdin, runs it, writes the outcome on stdout as one JSON object:
-// {"ok", "error"?, "done", "seconds" (first submit → last completion), "micros"? (latency)}.
+// {"ok", "error"?, "done", "seconds" (first submit → last completion), "micros"? and "via"?
+// (latency)}. The run: {"mode", "port", "ports"? (submit through these in turn; default [port]),
+// "jobs", "binary", "body", "workers": [{"id", "token", "port"? (default port)}]}.
 int load_generator() {
   std::string text{std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>()};
   const auto spec = nlohmann::json::parse(text, nullptr, false);
@@ -375,9 +461,11 @@ int load_generator() {
   asio::io_context io;
   run.io = &io;
   std::size_t workers = 0;
+  const auto ports =
+      spec.value("ports", std::vector<std::uint16_t>{static_cast<std::uint16_t>(run.port)});
   for (const auto& w : spec.value("workers", nlohmann::json::array())) {
     sw::testing::WorkerCredentials credentials{w.value("id", ""), w.value("token", "")};
-    spawn_checked(io, protocol_worker(&run, credentials, false), &run);
+    spawn_checked(io, protocol_worker(&run, credentials, false, w.value("port", run.port)), &run);
     ++workers;
   }
   asio::steady_timer deadline(io);
@@ -393,13 +481,17 @@ int load_generator() {
   }
   const std::string body = spec.value("body", "");
   std::vector<double> micros;
+  std::vector<int> via;
   const auto start = Clock::now();
   if (latency) {
-    spawn_checked(io, latency_driver(&run, run.target, body, &micros), &run);
+    spawn_checked(io, latency_driver(&run, run.target, body, ports, &micros, &via), &run);
     io.run();  // one thread: the driver and the worker share it, neither spins
   } else {
     for (int i = 0; i < kSubmitters; ++i) {
-      spawn_checked(io, submitter(&run, run.target / kSubmitters, body), &run);
+      spawn_checked(io,
+                    submitter(&run, run.target / kSubmitters, body,
+                              ports[static_cast<std::size_t>(i) % ports.size()]),
+                    &run);
     }
     std::thread second([&io] { io.run(); });  // the clients get both cores' worth of help
     io.run();
@@ -414,7 +506,10 @@ int load_generator() {
                                run.failed ? " (a client failed; see above)" : "");
   } else {
     out["seconds"] = std::chrono::duration<double>(run.finished - start).count();
-    if (latency) out["micros"] = micros;
+    if (latency) {
+      out["micros"] = micros;
+      out["via"] = via;
+    }
   }
   std::cout << out.dump() << std::endl;
   return complete ? 0 : 1;
@@ -581,7 +676,7 @@ std::optional<Failure> idle_sessions(const std::string& server_binary, int sessi
   sw::testing::TempDir dir;
   std::vector<sw::testing::WorkerCredentials> workers;
   {
-    auto store = sw::store::StudioStore::open(dir.path() / "studio.db");
+    auto store = sw::store::SqliteStudioStore::open(dir.path() / "studio.db");
     if (!store) return Failure{store.error().message};
     auto tx = sw::store::Tx::begin((*store)->db());
     if (!tx) return Failure{tx.error().message};
@@ -635,7 +730,7 @@ std::optional<Failure> idle_sessions(const std::string& server_binary, int sessi
   asio::io_context io;
   run.io = &io;
   for (const auto& w : workers) {
-    spawn_checked(io, protocol_worker(&run, w, true), &run);
+    spawn_checked(io, protocol_worker(&run, w, true, run.port), &run);
   }
   const auto connect_start = Clock::now();
   while (run.welcomed < sessions && !run.failed &&
@@ -671,6 +766,409 @@ std::optional<Failure> idle_sessions(const std::string& server_binary, int sessi
   figure("studio_idle_sessions_rss", after.rss_mib, "MiB");
   figure("studio_idle_sessions_cpu", 100.0 * (after.cpu_seconds - before.cpu_seconds) / window,
          "%_of_one_core");
+  return std::nullopt;
+}
+
+// ---- studio-server processes: SQLite and PostgreSQL, one and two (issue 18) ------------------
+//
+// The same load against studio-server children, so that the set-ups compare like for like: one
+// studio on SQLite, one on PostgreSQL, two on one PostgreSQL database (clients submitting
+// through both, the workers split between them). PostgreSQL is a throwaway server of
+// tests/support/postgres_server (fsync and synchronous_commit off: the figures say what the
+// studio and the database server cost, not what a disk does). Workers and the model are written
+// into the database before the studios start (registration through the API is rate limited per
+// source), so every studio reads them at start-up.
+
+struct ServerProcess {
+  pid_t pid = -1;
+  std::uint16_t port = 0;
+  std::filesystem::path log;
+};
+
+void stop_server(ServerProcess& server) {
+  if (server.pid <= 0) return;
+  ::kill(server.pid, SIGTERM);
+  ::waitpid(server.pid, nullptr, 0);
+  server.pid = -1;
+}
+
+std::string tail_of(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  return text.substr(text.size() > 2000 ? text.size() - 2000 : 0);
+}
+
+// studio-server serve --listen 127.0.0.1:0 --data-dir <data_dir> <extra>, its stdout and stderr
+// in <data_dir>.log; returns once it says where it listens.
+std::variant<ServerProcess, Failure> start_server(const std::filesystem::path& data_dir,
+                                                  const std::vector<std::string>& extra) {
+  std::filesystem::create_directories(data_dir);
+  ServerProcess server;
+  server.log = data_dir.string() + ".log";
+  std::vector<std::string> argv = {SW_STUDIO_SERVER_BIN, "serve",      "--listen",
+                                   "127.0.0.1:0",        "--data-dir", data_dir.string()};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  std::vector<char*> args;
+  for (auto& arg : argv) args.push_back(arg.data());
+  args.push_back(nullptr);
+  const pid_t pid = ::fork();
+  if (pid < 0) return Failure{"fork: " + std::string(std::strerror(errno))};
+  if (pid == 0) {
+    const int fd = ::open(server.log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd >= 0) {
+      ::dup2(fd, STDOUT_FILENO);
+      ::dup2(fd, STDERR_FILENO);
+    }
+    ::setenv("STUDIO_WORKER_LOG", "warn", 1);  // a line per session or job would dominate
+    ::setenv("STUDIO_SERVER_ADMIN_TOKEN", sw::testing::kTestAdminToken.c_str(), 1);
+    ::execv(args[0], args.data());
+    _exit(127);
+  }
+  server.pid = pid;
+  // "studio-server <v> listening on http://127.0.0.1:<port>"
+  const std::string banner = "listening on http://127.0.0.1:";
+  const auto deadline = Clock::now() + 60s;
+  while (Clock::now() < deadline) {
+    std::ifstream in(server.log);
+    const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    if (const auto at = text.find(banner); at != std::string::npos) {
+      server.port = static_cast<std::uint16_t>(std::atoi(text.c_str() + at + banner.size()));
+      return server;
+    }
+    if (::waitpid(pid, nullptr, WNOHANG) == pid) {
+      return Failure{"studio-server exited at start: " + tail_of(server.log)};
+    }
+    std::this_thread::sleep_for(10ms);
+  }
+  stop_server(server);
+  return Failure{"studio-server did not say where it listens: " + tail_of(server.log)};
+}
+
+// `count` approved workers `<prefix><i>` written straight into the store; their credentials.
+std::variant<std::vector<sw::testing::WorkerCredentials>, Failure> insert_workers(
+    sw::store::StudioStore& store, int count, const std::string& prefix) {
+  std::vector<sw::testing::WorkerCredentials> workers;
+  const auto caps = sw::proto::encode(sw::testing::test_capabilities());
+  for (int i = 0; i < count; ++i) {
+    sw::store::WorkerRecord w;
+    w.id = prefix + std::to_string(i);
+    const std::string token = sw::random_hex(16);
+    w.token_hash = sw::sha256_hex(token);
+    w.install_id = w.id;
+    w.capabilities_json = caps;
+    w.created_at = sw::unix_millis_now();
+    if (auto inserted = store.insert_worker(w); !inserted) return Failure{inserted.error().message};
+    workers.push_back({w.id, token});
+  }
+  return workers;
+}
+
+sw::store::ModelRecord bench_model(const std::string& id, sw::proto::TaskKind kind) {
+  sw::store::ModelRecord model;
+  model.id = id;
+  model.kind = kind;
+  model.display_name = id;
+  model.source_json = R"({"engine":"synthetic","files":[],)"
+                      R"("cliDefaults":{"cfgScale":0,"steps":0,"width":0,"height":0}})";
+  model.created_at = model.updated_at = sw::unix_millis_now();
+  return model;
+}
+
+enum class Backend { Sqlite, Postgres };
+
+// One set-up: its studio processes (stopped on destruction) and the workers in its database.
+struct Deployment {
+  sw::testing::TempDir dir;
+  std::vector<ServerProcess> servers;
+  std::vector<sw::testing::WorkerCredentials> workers;
+  Deployment() = default;
+  Deployment(const Deployment&) = delete;
+  Deployment& operator=(const Deployment&) = delete;
+  ~Deployment() {
+    for (auto& server : servers) stop_server(server);
+  }
+  std::vector<std::uint16_t> ports() const {
+    std::vector<std::uint16_t> out;
+    for (const auto& server : servers) out.push_back(server.port);
+    return out;
+  }
+};
+
+// Starts `processes` studio-servers on a fresh database (SQLite: one process only) holding
+// `workers` approved workers and the models synth-llm and synth-image.
+std::variant<std::unique_ptr<Deployment>, Failure> deploy(Backend backend, int processes,
+                                                          int workers,
+                                                          sw::testing::PostgresServer* pg) {
+  auto deployment = std::make_unique<Deployment>();
+  const auto& root = deployment->dir.path();
+  std::vector<std::string> extra;
+  std::variant<std::vector<sw::testing::WorkerCredentials>, Failure> inserted;
+  const auto fill = [&](sw::store::StudioStore& store) -> std::optional<Failure> {
+    inserted = insert_workers(store, workers, "w-bench-");
+    if (auto* failure = std::get_if<Failure>(&inserted)) return *failure;
+    for (auto [id, kind] : {std::pair{"synth-llm", sw::proto::TaskKind::Llm},
+                            std::pair{"synth-image", sw::proto::TaskKind::Image}}) {
+      if (auto added = store.insert_model(bench_model(id, kind)); !added) {
+        return Failure{added.error().message};
+      }
+    }
+    return std::nullopt;
+  };
+  if (backend == Backend::Sqlite) {
+    std::filesystem::create_directories(root / "s0");
+    auto store = sw::store::SqliteStudioStore::open(root / "s0" / "studio.db");
+    if (!store) return Failure{store.error().message};
+    auto tx = sw::store::Tx::begin((*store)->db());
+    if (!tx) return Failure{tx.error().message};
+    if (auto failure = fill(**store)) return *failure;
+    if (auto committed = tx->commit(); !committed) return Failure{committed.error().message};
+  } else {
+    static int databases = 0;
+    auto uri = pg->create_database("bench_" + std::to_string(++databases));
+    if (!uri) return Failure{uri.error().message};
+    auto store = sw::store::PgStudioStore::open(*uri);
+    if (!store) return Failure{store.error().message};
+    auto tx = sw::sql::pg::Transaction::begin((*store)->connection());
+    if (!tx) return Failure{tx.error().message};
+    if (auto failure = fill(**store)) return *failure;
+    if (auto committed = tx->commit(); !committed) return Failure{committed.error().message};
+    extra = {"--database", *uri, "--results-dir", (root / "results").string()};
+  }
+  deployment->workers = std::get<std::vector<sw::testing::WorkerCredentials>>(inserted);
+  for (int i = 0; i < processes; ++i) {
+    auto started = start_server(root / ("s" + std::to_string(i)), extra);
+    if (auto* failure = std::get_if<Failure>(&started)) return *failure;
+    deployment->servers.push_back(std::get<ServerProcess>(started));
+  }
+  return deployment;
+}
+
+// CPU seconds of the postmaster's children (the backends serving the studios) that live now.
+double postgres_cpu_seconds(pid_t postmaster) {
+  double total = 0;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    const auto name = entry.path().filename().string();
+    if (name.empty() || !std::isdigit(static_cast<unsigned char>(name[0]))) continue;
+    std::ifstream stat(entry.path() / "stat");
+    std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+    const auto close = text.rfind(')');
+    if (close == std::string::npos) continue;
+    std::istringstream fields(text.substr(close + 2));
+    std::string state;
+    long ppid = 0;
+    fields >> state >> ppid;
+    if (ppid != postmaster) continue;
+    total += usage_of(static_cast<pid_t>(std::stol(name))).cpu_seconds;
+  }
+  return total;
+}
+
+const char* backend_name(Backend backend, int processes) {
+  if (backend == Backend::Sqlite) return "sqlite1";
+  return processes == 1 ? "pg1" : "pg2";
+}
+
+// One throughput run against a fresh deployment: jobs/s, and the CPU share of the studio
+// processes and of PostgreSQL's backends over the run (% of one core, all processes together).
+struct ProcessRun {
+  double jobs_per_second = 0;
+  double studio_cpu = 0;
+  double postgres_cpu = 0;
+};
+
+std::variant<ProcessRun, Failure> process_throughput(Backend backend, int processes, int jobs,
+                                                     sw::testing::PostgresServer* pg) {
+  auto deployed = deploy(backend, processes, kWorkers, pg);
+  if (auto* failure = std::get_if<Failure>(&deployed)) return *failure;
+  auto& deployment = *std::get<std::unique_ptr<Deployment>>(deployed);
+  const auto ports = deployment.ports();
+  auto workers = credentials_json(deployment.workers);
+  for (std::size_t i = 0; i < workers.size(); ++i) workers[i]["port"] = ports[i % ports.size()];
+  const int submitted = jobs / kSubmitters * kSubmitters;
+  const nlohmann::json spec = {
+      {"mode", "throughput"}, {"port", ports[0]},
+      {"ports", ports},       {"jobs", submitted},
+      {"workers", workers},   {"body", sw::testing::llm_job("synth-llm", "bench")}};
+  double studio_before = 0;
+  for (const auto& server : deployment.servers) studio_before += usage_of(server.pid).cpu_seconds;
+  const double pg_before = pg != nullptr ? postgres_cpu_seconds(pg->pid()) : 0;
+  const auto t0 = Clock::now();
+  auto result = run_load_generator(spec);
+  const double wall = std::chrono::duration<double>(Clock::now() - t0).count();
+  if (auto* failure = std::get_if<Failure>(&result)) {
+    std::string logs;
+    for (const auto& server : deployment.servers) logs += "\n" + tail_of(server.log);
+    return Failure{failure->why + logs};
+  }
+  double studio_after = 0;
+  for (const auto& server : deployment.servers) studio_after += usage_of(server.pid).cpu_seconds;
+  const double pg_after = pg != nullptr ? postgres_cpu_seconds(pg->pid()) : 0;
+  const double seconds = std::get<nlohmann::json>(result).value("seconds", 0.0);
+  if (seconds <= 0) return Failure{"the load generator reported no duration"};
+  return ProcessRun{submitted / seconds, 100.0 * (studio_after - studio_before) / wall,
+                    100.0 * (pg_after - pg_before) / wall};
+}
+
+// Sequential submit → offer with one idle worker on the last studio; with two studios the
+// submits alternate between them, so half the offers cross from one process to the other.
+std::optional<Failure> process_latency(Backend backend, int processes, int jobs,
+                                       sw::testing::PostgresServer* pg) {
+  auto deployed = deploy(backend, processes, 1, pg);
+  if (auto* failure = std::get_if<Failure>(&deployed)) return *failure;
+  auto& deployment = *std::get<std::unique_ptr<Deployment>>(deployed);
+  const auto ports = deployment.ports();
+  auto workers = credentials_json(deployment.workers);
+  workers[0]["port"] = ports.back();
+  const nlohmann::json spec = {
+      {"mode", "latency"},  {"port", ports[0]},
+      {"ports", ports},     {"jobs", jobs},
+      {"workers", workers}, {"body", sw::testing::llm_job("synth-llm", "latency")}};
+  auto result = run_load_generator(spec);
+  if (auto* failure = std::get_if<Failure>(&result)) {
+    std::string logs;
+    for (const auto& server : deployment.servers) logs += "\n" + tail_of(server.log);
+    return Failure{failure->why + logs};
+  }
+  const auto& answer = std::get<nlohmann::json>(result);
+  const auto micros = answer.value("micros", std::vector<double>{});
+  const auto via = answer.value("via", std::vector<int>{});
+  if (micros.size() != static_cast<std::size_t>(jobs) || via.size() != micros.size()) {
+    return Failure{fmt::format("{} latencies for {} jobs", micros.size(), jobs)};
+  }
+  const std::string name = std::string("studio_") + backend_name(backend, processes);
+  const auto percentiles = [&](const std::string& prefix, int through) {
+    std::vector<double> picked;
+    for (std::size_t i = 0; i < micros.size(); ++i) {
+      if (through < 0 || via[i] == through) picked.push_back(micros[i]);
+    }
+    if (picked.empty()) return;
+    std::sort(picked.begin(), picked.end());
+    figure(prefix + "_p50", picked[picked.size() / 2] / 1000.0, "ms");
+    figure(prefix + "_p99", picked[picked.size() * 99 / 100] / 1000.0, "ms");
+  };
+  percentiles(name + "_submit_to_offer", -1);
+  if (processes > 1) {
+    percentiles(name + "_submit_to_offer_other_process", 0);
+    percentiles(name + "_submit_to_offer_same_process", processes - 1);
+  }
+  return std::nullopt;
+}
+
+// The side-by-side figures: JSON jobs/s (median of 3 runs, each on a fresh deployment) and
+// submit → offer for 1×SQLite, 1×PostgreSQL, 2×PostgreSQL.
+std::optional<Failure> backends(int jobs, const std::string& only_setups, bool& pg_skipped) {
+  std::unique_ptr<sw::testing::PostgresServer> pg;
+  if (auto why = sw::testing::PostgresServer::unavailable_reason(); !why.empty()) {
+    std::printf("SKIPPED: the PostgreSQL figures: %s\n", why.c_str());
+    pg_skipped = true;
+  } else {
+    auto started = sw::testing::PostgresServer::start();
+    if (!started) return Failure{"PostgreSQL did not start: " + started.error().describe()};
+    pg = std::move(*started);
+  }
+  std::vector<std::pair<Backend, int>> setups = {{Backend::Sqlite, 1}};
+  if (pg) {
+    setups.push_back({Backend::Postgres, 1});
+    setups.push_back({Backend::Postgres, 2});
+  }
+  for (const auto& [backend, processes] : setups) {
+    if (!only_setups.empty() &&
+        ("," + only_setups + ",").find(std::string(",") + backend_name(backend, processes) + ",") ==
+            std::string::npos) {
+      continue;
+    }
+    const std::string name = std::string("studio_") + backend_name(backend, processes);
+    std::vector<ProcessRun> runs;
+    for (int i = 0; i < 3; ++i) {
+      auto run = process_throughput(backend, processes, jobs, pg.get());
+      if (auto* failure = std::get_if<Failure>(&run)) return Failure{name + ": " + failure->why};
+      runs.push_back(std::get<ProcessRun>(run));
+    }
+    std::sort(runs.begin(), runs.end(), [](const ProcessRun& a, const ProcessRun& b) {
+      return a.jobs_per_second < b.jobs_per_second;
+    });
+    const auto& mid = runs[1];
+    figure(name + "_json_jobs_per_second", mid.jobs_per_second, "jobs/s");
+    figure(name + "_json_studio_cpu", mid.studio_cpu, "%_of_one_core");
+    if (backend == Backend::Postgres) {
+      figure(name + "_json_postgres_cpu", mid.postgres_cpu, "%_of_one_core");
+    }
+    if (auto failure = process_latency(backend, processes, 2000, pg.get())) {
+      return Failure{name + " latency: " + failure->why};
+    }
+  }
+  return std::nullopt;
+}
+
+// N idle sessions split across two studio-servers on one PostgreSQL database: each process's RSS
+// and CPU share over a 30 s window (and PostgreSQL's backends' CPU).
+std::optional<Failure> cluster_idle_sessions(int sessions, bool& skipped) {
+  rlimit limit{};
+  getrlimit(RLIMIT_NOFILE, &limit);
+  limit.rlim_cur = limit.rlim_max;
+  setrlimit(RLIMIT_NOFILE, &limit);  // inherited by the children
+  if (limit.rlim_cur < static_cast<rlim_t>(sessions) + 200) {
+    std::printf("SKIPPED: studio_pg2_idle_sessions: the fd limit %llu is too low for %d\n",
+                static_cast<unsigned long long>(limit.rlim_cur), sessions);
+    skipped = true;
+    return std::nullopt;
+  }
+  if (auto why = sw::testing::PostgresServer::unavailable_reason(); !why.empty()) {
+    std::printf("SKIPPED: studio_pg2_idle_sessions: %s\n", why.c_str());
+    skipped = true;
+    return std::nullopt;
+  }
+  auto started = sw::testing::PostgresServer::start();
+  if (!started) return Failure{"PostgreSQL did not start: " + started.error().describe()};
+  auto& pg = **started;
+  auto deployed = deploy(Backend::Postgres, 2, sessions, &pg);
+  if (auto* failure = std::get_if<Failure>(&deployed)) return *failure;
+  auto& deployment = *std::get<std::unique_ptr<Deployment>>(deployed);
+  Run run;
+  asio::io_context io;
+  run.io = &io;
+  for (std::size_t i = 0; i < deployment.workers.size(); ++i) {
+    spawn_checked(io,
+                  protocol_worker(&run, deployment.workers[i], true,
+                                  deployment.servers[i % deployment.servers.size()].port),
+                  &run);
+  }
+  const auto connect_start = Clock::now();
+  while (run.welcomed < sessions && !run.failed &&
+         Clock::now() - connect_start < kIdleConnectDeadline) {
+    io.run_one_for(1s);
+  }
+  const double ramp = std::chrono::duration<double>(Clock::now() - connect_start).count();
+  if (run.welcomed < sessions || run.failed) {
+    run.failed = true;
+    return Failure{
+        fmt::format("{} of {} idle sessions were welcomed", run.welcomed.load(), sessions)};
+  }
+  io.run_for(6s);
+  std::vector<ProcessUsage> before;
+  for (const auto& server : deployment.servers) before.push_back(usage_of(server.pid));
+  const double pg_before = postgres_cpu_seconds(pg.pid());
+  const auto window_start = Clock::now();
+  io.run_for(30s);
+  std::vector<ProcessUsage> after;
+  for (const auto& server : deployment.servers) after.push_back(usage_of(server.pid));
+  const double pg_after = postgres_cpu_seconds(pg.pid());
+  const double window = std::chrono::duration<double>(Clock::now() - window_start).count();
+  const bool dropped = run.failed;
+  run.failed = true;
+  for (auto& server : deployment.servers) ::kill(server.pid, SIGTERM);
+  io.run_for(2s);
+  if (dropped) return Failure{"an idle session failed during the measurement window"};
+  figure("studio_pg2_idle_sessions", run.welcomed, "sessions");
+  figure("studio_pg2_idle_sessions_connect_seconds", ramp, "s");
+  for (std::size_t i = 0; i < after.size(); ++i) {
+    const std::string name = "studio_pg2_idle_process" + std::to_string(i + 1);
+    if (after[i].rss_mib <= 0) return Failure{"could not read a studio-server's memory use"};
+    figure(name + "_rss", after[i].rss_mib, "MiB");
+    figure(name + "_cpu", 100.0 * (after[i].cpu_seconds - before[i].cpu_seconds) / window,
+           "%_of_one_core");
+  }
+  figure("studio_pg2_idle_postgres_cpu", 100.0 * (pg_after - pg_before) / window, "%_of_one_core");
   return std::nullopt;
 }
 
@@ -724,6 +1222,7 @@ int main(int argc, char** argv) {
   int jobs = 20'000;
   bool check = false;
   std::string only;
+  std::string setups;  // --only=backends: a comma-separated subset of sqlite1,pg1,pg2
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "--load-generator") {
@@ -735,6 +1234,8 @@ int main(int argc, char** argv) {
       jobs = std::atoi(arg.c_str() + 7);
     } else if (arg.rfind("--only=", 0) == 0) {
       only = arg.substr(7);
+    } else if (arg.rfind("--setups=", 0) == 0) {
+      setups = arg.substr(9);
     } else if (arg == "--check") {
       check = true;
     } else {
@@ -743,11 +1244,11 @@ int main(int argc, char** argv) {
     }
   }
   if (jobs < 4 * kSubmitters || sessions < 0 ||
-      !(only.empty() || only == "json" || only == "binary" || only == "latency" ||
-        only == "idle")) {
+      !(only.empty() || only == "json" || only == "binary" || only == "latency" || only == "idle" ||
+        only == "backends" || only == "cluster-idle")) {
     std::fprintf(stderr,
                  "studio_bench: --jobs must be >= %d, --idle-sessions >= 0, --only one of json, "
-                 "binary, latency, idle\n",
+                 "binary, latency, idle, backends, cluster-idle\n",
                  4 * kSubmitters);
     return 64;
   }
@@ -767,6 +1268,13 @@ int main(int argc, char** argv) {
   bool idle_skipped = false;
   if (!failure && (only.empty() || only == "idle") && sessions > 0) {
     failure = idle_sessions(SW_STUDIO_SERVER_BIN, sessions, idle_skipped);
+  }
+  bool pg_skipped = false;
+  if (!failure && (only.empty() || only == "backends")) {
+    failure = backends(jobs, setups, pg_skipped);
+  }
+  if (!failure && (only.empty() || only == "cluster-idle") && sessions > 0) {
+    failure = cluster_idle_sessions(sessions, idle_skipped);
   }
   if (failure) {
     std::fprintf(stderr, "studio_bench: the run failed, no figure printed: %s\n",

@@ -32,7 +32,7 @@
 #include "common/sha256.h"
 #include "proto/codec.h"
 #include "sql/sqlite.h"
-#include "store/studio_store.h"
+#include "studio/store/studio_store.h"
 #include "support/protocol_client.h"
 #include "support/studio_harness.h"
 #include "support/temp_dir.h"
@@ -168,7 +168,7 @@ int main(int argc, char** argv) {
   const std::string worker_id = "w-bench";
   const std::string token = sw::random_hex(16);
   {
-    auto store = sw::store::StudioStore::open(dir.path() / "studio.db");
+    auto store = sw::store::SqliteStudioStore::open(dir.path() / "studio.db");
     if (!store) return fail({}, store.error().message);
     sw::store::WorkerRecord w;
     w.id = worker_id;

@@ -112,14 +112,15 @@ std::string path_segment(const std::string& text) {
   return out;
 }
 
-int change_state(const std::filesystem::path& data_dir, const Change& change) {
+int change_state(const std::filesystem::path& data_dir,
+                 const std::optional<std::string>& database_uri, const Change& change) {
   const auto give_up = std::chrono::steady_clock::now() + kWaitForHolder;
   while (true) {
     studio::LockHolder holder;
     auto lock = studio::DataDirLock::try_acquire(data_dir, change.command, &holder);
     if (lock) {
       // No studio runs: the change is made here, and a `serve` starting meanwhile is refused.
-      auto store = studio::open_data_dir(data_dir);
+      auto store = studio::open_studio_store(data_dir, database_uri);
       if (!store) {
         std::cerr << "studio-server: " << store.error().message << "\n";
         return 2;

@@ -8,9 +8,10 @@
 
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <string>
 
-#include "store/studio_store.h"
+#include "studio/store/studio_store.h"
 
 namespace sw::studio_server {
 
@@ -30,7 +31,10 @@ struct Change {
 
 // Exit codes: 0 done; 1 the change was refused on its merits (unknown id, already decided);
 // 2 it could not be made this way (no token, the studio unreachable, a broken data directory).
-int change_state(const std::filesystem::path& data_dir, const Change& change);
+// `database_uri`: the studio's PostgreSQL database (--database), else <data_dir>/studio.db. The
+// lock is still the data directory's: it tells whether a studio runs on this one.
+int change_state(const std::filesystem::path& data_dir,
+                 const std::optional<std::string>& database_uri, const Change& change);
 
 // `text` with every byte outside RFC 3986's unreserved set percent-encoded (one path segment). The
 // studio matches ids undecoded, so an id that needs encoding names nothing (ids are rr-/w-uuids).

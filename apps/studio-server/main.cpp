@@ -18,7 +18,8 @@
 #include "common/json_text.h"
 #include "common/log.h"
 #include "net/http_server.h"
-#include "store/studio_store.h"
+#include "sql/pg/connection.h"
+#include "studio/store/studio_store.h"
 #include "studio/admin.h"
 #include "studio/data_dir.h"
 #include "studio/data_dir_lock.h"
@@ -162,6 +163,8 @@ int serve(const std::string& listen, sw::studio::StudioConfig config,
     config.admin_token = token;
   }
   const auto data_dir = config.data_dir;
+  const auto database_uri = config.database_uri;
+  const auto results_dir = config.results_path();
   const std::array<std::uint64_t, 3> limits = {config.json_body_limit, config.frame_limit,
                                                config.result_body_limit};
   // One studio per data directory, for its whole life: a second one (or a CLI command writing
@@ -215,8 +218,10 @@ int serve(const std::string& listen, sw::studio::StudioConfig config,
     return 2;
   }
   // The commands below work as printed: the data directory is named unless it is the default.
-  const std::string dir_flag =
-      data_dir_arg.empty() ? "" : " --data-dir " + shell_word(data_dir_arg);
+  std::string dir_flag = data_dir_arg.empty() ? "" : " --data-dir " + shell_word(data_dir_arg);
+  if (database_uri && std::getenv("STUDIO_SERVER_DATABASE") == nullptr) {
+    dir_flag += " --database " + shell_word(sw::sql::pg::redacted_uri(*database_uri));
+  }
   std::cout << "studio-server " << SW_VERSION << " listening on " << base << "\n"
             << "  bound:       " << server_options.host << ":" << port;
   if (server_options.host != endpoint->first) {
@@ -224,6 +229,11 @@ int serve(const std::string& listen, sw::studio::StudioConfig config,
   }
   std::cout << "\n  reach:       " << reach.text << "\n"
             << "  data:        " << data_dir.string() << "\n"
+            << "  database:    "
+            << (database_uri ? sw::sql::pg::redacted_uri(*database_uri)
+                             : (data_dir / "studio.db").string())
+            << "\n"
+            << "  results:     " << results_dir.string() << "\n"
             << "  client API:  " << base << "/api/v1\n"
             << "  metrics:     " << base << "/metrics\n"
             << fmt::format("  limits:      JSON body {}, WebSocket message {}, result upload {}\n",
@@ -269,8 +279,9 @@ int serve(const std::string& listen, sw::studio::StudioConfig config,
 }
 
 int with_store(const std::filesystem::path& data_dir,
+               const std::optional<std::string>& database_uri,
                const std::function<int(sw::store::StudioStore&)>& action) {
-  auto store = sw::studio::open_data_dir(data_dir);
+  auto store = sw::studio::open_studio_store(data_dir, database_uri);
   if (!store) {
     std::cerr << "studio-server: " << store.error().message << "\n";
     return 2;
@@ -298,8 +309,15 @@ int main(int argc, char** argv) {
   std::filesystem::path data_dir = default_data_dir();
   auto* data_dir_option = app.add_option(
       "--data-dir", data_dir, "Database and results (default ~/.local/share/studio-server)");
+  std::string database;
+  auto* database_option =
+      app.add_option("--database", database,
+                     "PostgreSQL instead of <data-dir>/studio.db: postgresql://USER@HOST:PORT/DB "
+                     "(password from ~/.pgpass or PGPASSWORD preferably); serve and every admin "
+                     "command use it")
+          ->envname("STUDIO_SERVER_DATABASE");
   app.require_subcommand(1);
-  app.fallthrough();  // --data-dir and --log-format may follow any subcommand
+  app.fallthrough();  // --data-dir, --database and --log-format may follow any subcommand
 
   auto* serve_cmd = app.add_subcommand(
       "serve",
@@ -318,6 +336,9 @@ int main(int argc, char** argv) {
   unsigned claim_grace_ms = 60'000;
   unsigned heartbeat_interval_ms = 5'000;
   serve_cmd->add_option("--listen", listen, "host:port to listen on (0 picks a free port)");
+  serve_cmd->add_option("--results-dir", config.results_dir,
+                        "Result files (default <data-dir>/results); studios sharing one "
+                        "PostgreSQL database must share it (one path, or a shared mount)");
   serve_cmd->add_option("--tls-cert", tls_cert, "PEM certificate chain (enables TLS)")
       ->check(CLI::ExistingFile);
   serve_cmd->add_option("--tls-key", tls_key, "PEM private key")->check(CLI::ExistingFile);
@@ -443,9 +464,19 @@ int main(int argc, char** argv) {
     sw::log::set_format(sw::log::Format::Json);
   }
 
+  // `--database ""` is a mistake (an unset shell variable in a script), not a request for
+  // SQLite: SQLite is what leaving the flag out means. (CLI11 skips an empty environment value.)
+  if (database_option->count() > 0 && database.empty()) {
+    std::cerr << "studio-server: --database is empty; leave it out to use SQLite in the data "
+                 "directory\n";
+    return 2;
+  }
+  const std::optional<std::string> database_uri =
+      database.empty() ? std::nullopt : std::optional<std::string>(database);
   int rc = 0;
   if (serve_cmd->parsed()) {
     config.data_dir = data_dir;
+    config.database_uri = database_uri;
     config.result_body_limit = static_cast<std::uint64_t>(result_limit_mib * 1024 * 1024);
     config.anonymous_body_limit = std::uint64_t{anonymous_body_kib} * 1024;
     config.anonymous_body_timeout = std::chrono::seconds(anonymous_body_timeout_s);
@@ -556,7 +587,7 @@ int main(int argc, char** argv) {
              ? serve(listen, config, server_options, data_dir_arg)
              : 2;
   } else if (pending->parsed()) {
-    rc = with_store(data_dir, [](sw::store::StudioStore& store) {
+    rc = with_store(data_dir, database_uri, [](sw::store::StudioStore& store) {
       auto requests = store.list_requests(sw::store::RequestStatus::Pending);
       if (!requests) {
         return report(sw::fail(requests.error()));
@@ -576,7 +607,7 @@ int main(int argc, char** argv) {
       return 0;
     });
   } else if (list->parsed()) {
-    rc = with_store(data_dir, [](sw::store::StudioStore& store) {
+    rc = with_store(data_dir, database_uri, [](sw::store::StudioStore& store) {
       auto all = store.list_workers();
       if (!all) {
         return report(sw::fail(all.error()));
@@ -614,7 +645,7 @@ int main(int argc, char** argv) {
       }
       return approved(worker);
     };
-    rc = sw::studio_server::change_state(data_dir, change);
+    rc = sw::studio_server::change_state(data_dir, database_uri, change);
   } else if (reject->parsed()) {
     sw::studio_server::Change change;
     change.command = "workers reject";
@@ -633,7 +664,7 @@ int main(int argc, char** argv) {
       std::cout << "rejected " << id << "\n";
       return 0;
     };
-    rc = sw::studio_server::change_state(data_dir, change);
+    rc = sw::studio_server::change_state(data_dir, database_uri, change);
   } else if (admin_token->parsed()) {
     if (!rotate) {
       std::cerr << "studio-server: the admin token is shown once, at the first start, and stored "
@@ -673,7 +704,7 @@ int main(int argc, char** argv) {
         }
         return rotated((*answer)["adminToken"].get<std::string>());
       };
-      rc = sw::studio_server::change_state(data_dir, change);
+      rc = sw::studio_server::change_state(data_dir, database_uri, change);
     }
   } else if (remove->parsed()) {
     sw::studio_server::Change change;
@@ -697,7 +728,7 @@ int main(int argc, char** argv) {
                 << " (its session was closed and its token revoked by the running studio)\n";
       return 0;
     };
-    rc = sw::studio_server::change_state(data_dir, change);
+    rc = sw::studio_server::change_state(data_dir, database_uri, change);
   }
   sw::log::shutdown();
   return rc;

@@ -187,6 +187,13 @@ int main(int argc, char** argv) {
       app.add_subcommand("set-threshold", "Set the largest job (GB of VRAM) this worker takes");
   double threshold = 0;
   threshold_cmd->add_option("gb", threshold, "Gigabytes")->required();
+  auto* pause_cmd =
+      app.add_subcommand("pause", "Stop taking studio offers (the running daemon; until resume)");
+  bool unload = false;
+  pause_cmd->add_flag(
+      "--unload", unload,
+      "Also stop idle runners now to free GPU memory (a busy one when it finishes)");
+  auto* resume_cmd = app.add_subcommand("resume", "Take studio offers again (and keep runners)");
   auto* config_cmd = app.add_subcommand("config", "Print config.toml (secrets redacted)");
   auto* config_set = config_cmd->add_subcommand(
       "set", "Change one setting (through the running daemon when there is one)");
@@ -264,6 +271,10 @@ int main(int argc, char** argv) {
     rc = report(sw::worker::print_status(config_path, std::cout), "status");
   } else if (threshold_cmd->parsed()) {
     rc = report(sw::worker::set_threshold(config_path, threshold, std::cout), "set-threshold");
+  } else if (pause_cmd->parsed()) {
+    rc = report(sw::worker::pause_command(config_path, true, unload, std::cout), "pause");
+  } else if (resume_cmd->parsed()) {
+    rc = report(sw::worker::pause_command(config_path, false, false, std::cout), "resume");
   } else if (config_set->parsed()) {
     rc = report(sw::worker::set_config_value(config_path, config_key, config_value, std::cout),
                 "config set");
@@ -284,9 +295,8 @@ int main(int argc, char** argv) {
     if (!status) std::cerr << "studio-worker models inspect: " << status.error().message << "\n";
     rc = status ? 0 : 1;
   } else {
-    std::cerr
-        << "studio-worker: a command is required (run, register, status, set-threshold, config, "
-           "samples, models, engines); run with --help for more\n";
+    std::cerr << "studio-worker: a command is required (run, register, status, pause, resume, "
+                 "set-threshold, config, samples, models, engines); run with --help for more\n";
     rc = 2;
   }
   sw::log::shutdown();

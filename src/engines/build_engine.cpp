@@ -26,9 +26,12 @@ BuiltEngine build_engines(const EngineOptions& options) {
     built.cache = cache;
     RunnerPoolOptions pool_options;
     pool_options.idle_unload = options.runner_idle_unload;
+    pool_options.load_stall = options.runner_load_stall;
+    pool_options.inference_stall = options.runner_inference_stall;
     pool_options.free_memory_gib = options.free_memory_gib
                                        ? options.free_memory_gib
                                        : std::function(models::available_system_memory_gib);
+    pool_options.on_runner_event = options.on_runner_event;
     built.runners = std::make_shared<RunnerPool>(pool_options);
 
     auto found = [](const char* program, const Result<std::filesystem::path>& path) {
@@ -66,6 +69,8 @@ BuiltEngine build_engines(const EngineOptions& options) {
         found("sd-server", server)) {
       sd.server = *server;
     }
+    // One sd-cli run loads and generates: the longer of the two silences is allowed.
+    sd.cli_stall = std::max(options.runner_load_stall, options.runner_inference_stall);
     if (sd.cli || sd.server) {
       members.push_back(std::make_unique<SdCppEngine>(
           sd, cache, built.runners,

@@ -14,10 +14,9 @@
 #include <string>
 
 #include "engines/composite_engine.h"
+#include "engines/runner/runner_pool.h"
 
 namespace sw::engines {
-
-class RunnerPool;
 
 struct EngineOptions {
   std::chrono::milliseconds synthetic_job_duration{0};  // see SyntheticEngine
@@ -30,8 +29,13 @@ struct EngineOptions {
   std::optional<std::string> sd_server_path;     // else $STUDIO_WORKER_SD_SERVER (resident mode)
   std::optional<std::string> whisper_server_path;  // else $STUDIO_WORKER_WHISPER_SERVER
   std::chrono::milliseconds runner_idle_unload{std::chrono::minutes(10)};
+  // Progress deadlines for runners (RunnerPoolOptions::load_stall / inference_stall).
+  std::chrono::milliseconds runner_load_stall{std::chrono::minutes(2)};
+  std::chrono::milliseconds runner_inference_stall{std::chrono::minutes(5)};
   // Free memory for admission (GPU, else system). Unset: the system's MemAvailable.
   std::function<std::optional<double>()> free_memory_gib;
+  // Runner starts and deaths, for the worker's metrics (RunnerPoolOptions::on_runner_event).
+  std::function<void(std::string_view program, RunnerEvent event)> on_runner_event;
   bool espeak = true;
   bool synthetic = true;  // config `[engines] synthetic`
 };

@@ -177,6 +177,12 @@ std::optional<std::string> CompositeEngine::admission_refusal(const DispatchRequ
   return (*member)->admission_refusal(request, estimate_gib);
 }
 
+double CompositeEngine::memory_need_gib(const DispatchRequest& request, double estimate_gib) {
+  auto member = route(request);
+  if (!member) return estimate_gib;
+  return (*member)->memory_need_gib(request, estimate_gib);
+}
+
 Status CompositeEngine::stream_chat(const DispatchRequest& request,
                                     const std::function<bool(std::string_view chunk)>& on_chunk) {
   auto member = route(request);

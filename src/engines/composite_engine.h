@@ -33,6 +33,7 @@ class CompositeEngine final : public Engine {
   std::optional<std::string> routing_refusal(const DispatchRequest& request) const override;
   std::optional<std::string> admission_refusal(const DispatchRequest& request,
                                                double estimate_gib) override;
+  double memory_need_gib(const DispatchRequest& request, double estimate_gib) override;
   Status stream_chat(const DispatchRequest& request,
                      const std::function<bool(std::string_view chunk)>& on_chunk) override;
 

@@ -86,6 +86,15 @@ class Engine {
     (void)estimate_gib;
     return std::nullopt;
   }
+  // How much memory (GiB) running `request` adds now, for the worker's admission of a job beside
+  // others (worker/job_gate.h): the engine's own figure (a cached GGUF's estimate, the weights'
+  // size on disk) else `estimate_gib` (the offer's vramGbEstimate); 0 when the model's runner
+  // is already resident (its memory is in use, so free memory already shows it). May read a
+  // file header: not for the I/O thread. Default: `estimate_gib`.
+  virtual double memory_need_gib(const DispatchRequest& request, double estimate_gib) {
+    (void)request;
+    return estimate_gib;
+  }
   // Chat streaming (local API `stream:true`): `on_chunk` receives each chat.completion.chunk JSON
   // text as it is produced and returns false to stop. Default: not supported.
   virtual Status stream_chat(const DispatchRequest& request,

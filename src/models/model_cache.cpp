@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/file_io.h"
+#include "common/job_phase.h"
 #include "common/json_text.h"
 #include "common/log.h"
 #include "common/sha256.h"
@@ -259,6 +260,7 @@ Result<std::vector<CachedFile>> ModelCache::ensure_files(const std::string& mode
     SW_TRY(transfer::check_download_url(file.url));
   }
   std::vector<CachedFile> out;
+  PhaseTimer fetch(JobPhase::Fetch);  // found, verified or downloaded: the job's fetch phase
   for (const proto::ModelFile& file : source.files) {
     auto cached = ensure_one(model_id, file, progress, check);
     if (!cached) {
@@ -267,6 +269,7 @@ Result<std::vector<CachedFile>> ModelCache::ensure_files(const std::string& mode
     }
     out.push_back(std::move(*cached));
   }
+  fetch.stop();
   // Remember what this directory holds (held_models()); rewritten only when it changes.
   if (out.empty()) return out;
   const fs::path manifest = model_dir(config_.root, model_id) / kManifestName;

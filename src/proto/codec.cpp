@@ -192,6 +192,7 @@ Status read(const json& j, const Path& p, ChatCompletion& out);
 Status read(const json& j, const Path& p, TranscriptSegment& out);
 Status read(const json& j, const Path& p, Transcript& out);
 Status read(const json& j, const Path& p, StudioLimits& out);
+Status read(const json& j, const Path& p, WorkerCapacity& out);
 
 template <class T>
 Status read(const json& j, const Path& p, std::vector<T>& out) {
@@ -495,6 +496,14 @@ Status read(const json& j, const Path& p, StudioLimits& out) {
   SW_TRY(o.check());
   SW_TRY(o.req("maxFrameBytes", out.max_frame_bytes));
   SW_TRY(o.req("maxUploadBytes", out.max_upload_bytes));
+  return {};
+}
+
+Status read(const json& j, const Path& p, WorkerCapacity& out) {
+  Obj o(j, p);
+  SW_TRY(o.check());
+  SW_TRY(o.req("room", out.room));
+  SW_TRY(o.dflt("jobIds", out.job_ids));
   return {};
 }
 
@@ -843,6 +852,12 @@ ojson to_json(const WorkerFrame& frame) {
         } else if constexpr (std::is_same_v<F, Heartbeat>) {
           o["capabilities"] = to_json(f.capabilities);
           put_opt(o, "currentJobId", f.current_job_id);
+          if (f.capacity) {
+            ojson capacity;
+            capacity["room"] = f.capacity->room;
+            capacity["jobIds"] = to_json(f.capacity->job_ids);
+            o["capacity"] = std::move(capacity);
+          }
         } else if constexpr (std::is_same_v<F, Accept>) {
           o["jobId"] = f.job_id;
         } else if constexpr (std::is_same_v<F, Reject>) {
@@ -996,7 +1011,8 @@ Status read_frame_fields(const Obj& o, Hello& f) {
 template <>
 Status read_frame_fields(const Obj& o, Heartbeat& f) {
   SW_TRY(o.req("capabilities", f.capabilities));
-  return o.opt("currentJobId", f.current_job_id);
+  SW_TRY(o.opt("currentJobId", f.current_job_id));
+  return o.opt("capacity", f.capacity);
 }
 template <>
 Status read_frame_fields(const Obj& o, Accept& f) {

@@ -16,6 +16,22 @@ namespace sw::proto {
 //
 // "limits": `welcome.limits` carries the studio's size limits (StudioLimits).
 inline constexpr std::string_view kFeatureLimits = "limits";
+// "capacity" (issue 19): the worker may hold several jobs at once. Once the studio echoed it in
+// `welcome.features`, every heartbeat carries `capacity` (WorkerCapacity: how many more offers
+// the worker takes now, and every studio job it holds), and the worker sends a heartbeat as soon
+// as either changes. A studio that announced it offers a job to a worker that holds some while
+// `capacity.room` > 0. Without it (the reference) the worker holds one studio job at a time, as
+// the reference does; `currentJobId` keeps naming one of them either way.
+inline constexpr std::string_view kFeatureCapacity = "capacity";
+
+// Ours (feature "capacity"): what a worker can take on now.
+struct WorkerCapacity {
+  // More offers the worker takes now (free job slots; memory is judged per offer).
+  std::uint32_t room = 0;
+  // Every studio job it holds (accepted or being admitted), oldest first.
+  std::vector<std::string> job_ids = {};
+  bool operator==(const WorkerCapacity&) const = default;
+};
 
 // ---- worker → studio ----
 struct Hello {
@@ -27,6 +43,7 @@ struct Hello {
 struct Heartbeat {
   WorkerCapabilities capabilities;
   std::optional<std::string> current_job_id;  // omitted when no studio job runs
+  std::optional<WorkerCapacity> capacity = {};  // ours, feature "capacity"; omitted when unset
   bool operator==(const Heartbeat&) const = default;
 };
 struct Accept {

@@ -110,6 +110,10 @@ Result<Stmt> Db::prepare(std::string_view sql) {
 std::int64_t Db::changes() const {
   return sqlite3_changes64(db_.get());
 }
+void Db::set_busy_timeout(std::chrono::milliseconds timeout) {
+  sqlite3_busy_timeout(db_.get(), static_cast<int>(timeout.count()));
+}
+
 std::int64_t Db::last_insert_rowid() const {
   return sqlite3_last_insert_rowid(db_.get());
 }

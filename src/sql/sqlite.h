@@ -5,6 +5,7 @@
 // Not thread-safe: one Db per thread (SQLite serialises writers itself; we keep one writer).
 
 #include <cstdint>
+#include <chrono>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -42,6 +43,9 @@ class Db {
   // Rows changed by the last INSERT/UPDATE/DELETE.
   std::int64_t changes() const;
   std::int64_t last_insert_rowid() const;
+  // How long a statement waits for another connection's lock before failing with "database is
+  // locked" (SQLITE_BUSY); open() sets 5 s.
+  void set_busy_timeout(std::chrono::milliseconds timeout);
   sqlite3* raw() const { return db_.get(); }
 
   // PRAGMA quick_check: "ok", or SQLite's first findings about damaged pages joined by "; ".

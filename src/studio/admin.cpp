@@ -70,4 +70,16 @@ Result<std::string> store_new_admin_token(store::StudioStore& store) {
   return token;
 }
 
+Result<std::optional<std::string>> store_first_admin_token(store::StudioStore& store) {
+  std::string token = new_admin_token();
+  auto stored = store.insert_setting_if_absent(kAdminTokenSetting, sha256_hex(token));
+  if (!stored) {
+    return fail(std::move(stored).error());
+  }
+  if (!*stored) {
+    return std::optional<std::string>();
+  }
+  return std::optional<std::string>(std::move(token));
+}
+
 }  // namespace sw::studio

@@ -6,7 +6,7 @@
 #include <string>
 
 #include "common/error.h"
-#include "store/studio_store.h"
+#include "studio/store/studio_store.h"
 
 namespace sw::studio {
 
@@ -26,5 +26,9 @@ inline constexpr const char* kAdminTokenSetting = "admin_token_hash";
 std::string new_admin_token();
 // Mints a token and stores its hash, replacing any stored one; returns the token in clear.
 Result<std::string> store_new_admin_token(store::StudioStore& store);
+// Mints a token only when none is stored (one conditional insert: of several studio processes
+// starting at once on one database, exactly one wins). Returns the token in clear when this call
+// stored it, nullopt when a token was already there.
+Result<std::optional<std::string>> store_first_admin_token(store::StudioStore& store);
 
 }  // namespace sw::studio

@@ -39,7 +39,20 @@ constexpr bool offer_fits_a_worker(std::uint64_t task_json_bytes, std::uint64_t 
 }
 
 struct StudioConfig {
-  std::filesystem::path data_dir;  // studio.db and results/ live here
+  // This process's own directory: its lock file, studio.db (unless database_uri is set) and, by
+  // default, results/. Each studio process has its own, also when they share a database.
+  std::filesystem::path data_dir;
+  // `--database postgresql://USER@HOST:PORT/DB` (or STUDIO_SERVER_DATABASE): the studio's store
+  // on PostgreSQL instead of <data_dir>/studio.db. Never logged with its password.
+  std::optional<std::string> database_uri;
+  // Result bytes, one file per sha256 written atomically (temp + rename), so several processes may
+  // share the directory; studios on one PostgreSQL database that serve each other's results must
+  // share it. Empty: <data_dir>/results. Bytes stay out of the database (its WAL, backups and
+  // replication) and are served straight from disk.
+  std::filesystem::path results_dir;
+  std::filesystem::path results_path() const {
+    return results_dir.empty() ? data_dir / "results" : results_dir;
+  }
 
   // Scheduling (studio-server.md "Scheduling rules").
   std::chrono::milliseconds offer_timeout = 30s;            // offer unanswered → requeue

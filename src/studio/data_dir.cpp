@@ -7,6 +7,7 @@
 
 #include "common/file_io.h"
 #include "common/log.h"
+#include "studio/store/pg_studio_store.h"
 
 namespace sw::studio {
 namespace {
@@ -88,8 +89,9 @@ Error damaged(const fs::path& db, std::string_view detail) {
 
 }  // namespace
 
-Result<std::unique_ptr<store::StudioStore>> open_data_dir(const fs::path& data_dir) {
-  const auto results = data_dir / "results";
+Result<std::unique_ptr<store::SqliteStudioStore>> open_data_dir(const fs::path& data_dir,
+                                                                const fs::path& results_dir) {
+  const auto results = results_dir.empty() ? data_dir / "results" : results_dir;
   const auto db = data_dir / "studio.db";
   SW_TRY(make_dir(data_dir));
   SW_TRY(make_dir(results));
@@ -138,12 +140,52 @@ Result<std::unique_ptr<store::StudioStore>> open_data_dir(const fs::path& data_d
       return fail(amnesia(db, "without tables", results, *entries));
     }
   }
-  auto store = store::StudioStore::open(db);
+  auto store = store::SqliteStudioStore::open(db);
   if (!store) {
     return fail(
         Error::make(store.error().code, "{} (database {})", store.error().message, db.string()));
   }
   return std::move(*store);
+}
+
+Result<std::unique_ptr<store::StudioStore>> open_studio_store(
+    const fs::path& data_dir, const std::optional<std::string>& database_uri,
+    const fs::path& results_dir) {
+  // A data directory whose studio keeps its data in PostgreSQL says so in this file, so that an
+  // admin command (or a restart) run without --database is refused instead of answering from a
+  // new, empty studio.db.
+  const auto marker = data_dir / kDatabaseMarker;
+  if (!database_uri) {
+    std::error_code ec;
+    if (fs::exists(marker, ec)) {
+      auto text = read_file(marker, 4096);
+      std::string uri = text ? *text : std::string("PostgreSQL");
+      while (!uri.empty() && (uri.back() == '\n' || uri.back() == '\r')) uri.pop_back();
+      return fail(Error::invalid_argument(
+          "the studio of {} keeps its data in PostgreSQL ({}): pass --database (or set "
+          "STUDIO_SERVER_DATABASE); to use SQLite in this data directory again, remove {}",
+          data_dir.string(), uri, marker.string()));
+    }
+    auto store = open_data_dir(data_dir, results_dir);
+    if (!store) {
+      return fail(std::move(store).error());
+    }
+    return std::unique_ptr<store::StudioStore>(std::move(*store));
+  }
+  const auto results = results_dir.empty() ? data_dir / "results" : results_dir;
+  SW_TRY(make_dir(data_dir));
+  SW_TRY(make_dir(results));
+  auto entries = tighten_results(results);
+  if (!entries) {
+    return fail(std::move(entries).error());
+  }
+  auto store = store::PgStudioStore::open(*database_uri);
+  if (!store) {
+    return fail(std::move(store).error());
+  }
+  SW_TRY(write_file_atomically(marker, sql::pg::redacted_uri(*database_uri) + "\n",
+                               Durability::RenameOnly, 0600));
+  return std::unique_ptr<store::StudioStore>(std::move(*store));
 }
 
 }  // namespace sw::studio

@@ -22,105 +22,139 @@ DbWorker::~DbWorker() {
 }
 
 void DbWorker::submit(Op op) {
+  bool post_release = false;
   {
-    std::lock_guard lock(mutex_);
-    if (!stopping_) {
-      pending_.push_back(std::move(op));
-      wake_.notify_one();
+    std::unique_lock lock(queue_->mutex);
+    if (queue_->stopping) {
+      lock.unlock();
+      boost::asio::post(loop_, [complete = std::move(op.complete)] {
+        complete(Error::unavailable("the studio is shutting down"));
+      });
       return;
     }
+    queue_->pending.push_back(std::move(op));
+    // The first op since the database thread last took some: the batch starts once the loop has
+    // run what it has ready now (see the header). Later ops of this turn join it.
+    post_release = !queue_->released && !queue_->release_posted;
+    queue_->release_posted = queue_->release_posted || post_release;
   }
-  boost::asio::post(loop_, [complete = std::move(op.complete)] {
-    complete(Error::unavailable("the studio is shutting down"));
-  });
+  if (post_release) {
+    boost::asio::post(loop_, [queue = queue_] {
+      std::lock_guard lock(queue->mutex);
+      queue->release_posted = false;
+      queue->released = true;
+      queue->wake.notify_one();
+    });
+  }
 }
 
 void DbWorker::stop() {
   {
-    std::lock_guard lock(mutex_);
-    if (stopping_) {
+    std::lock_guard lock(queue_->mutex);
+    if (queue_->stopping) {
       return;
     }
-    stopping_ = true;
-    wake_.notify_one();
+    queue_->stopping = true;
+    queue_->wake.notify_one();
   }
   if (thread_.joinable()) {
     thread_.join();
   }
-  std::lock_guard lock(mutex_);
+  std::lock_guard lock(queue_->mutex);
   // Ops per batch is what the batching buys: each batch is one commit.
-  logger().info("db.stopped", {{"batches", batches_}, {"ops", ops_}});
+  logger().info("db.stopped", {{"batches", queue_->batches}, {"ops", queue_->ops}});
 }
 
 std::uint64_t DbWorker::batches() const {
-  std::lock_guard lock(mutex_);
-  return batches_;
+  std::lock_guard lock(queue_->mutex);
+  return queue_->batches;
 }
 
 void DbWorker::run() {
   std::vector<Op> batch;
+  auto& q = *queue_;
   while (true) {
     {
-      std::unique_lock lock(mutex_);
-      wake_.wait(lock, [&] { return stopping_ || !pending_.empty(); });
-      if (pending_.empty() && stopping_) {
+      std::unique_lock lock(q.mutex);
+      // Stopping: everything queued runs now, released or not.
+      q.wake.wait(lock, [&] { return q.stopping || (q.released && !q.pending.empty()); });
+      if (q.pending.empty() && q.stopping) {
         return;
       }
-      batch.swap(pending_);
-      ++batches_;
-      ops_ += batch.size();
+      if (q.pending.size() <= kMaxBatchOps) {
+        batch.swap(q.pending);
+        q.released = false;
+      } else {
+        // The rest stays released: it is the next batch.
+        const auto cut = q.pending.begin() + static_cast<std::ptrdiff_t>(kMaxBatchOps);
+        batch.assign(std::make_move_iterator(q.pending.begin()), std::make_move_iterator(cut));
+        q.pending.erase(q.pending.begin(), cut);
+      }
+      ++q.batches;
+      q.ops += batch.size();
     }
     run_batch(batch);
     batch.clear();
   }
 }
 
-Status DbWorker::Statements::prepare(store::Db& db) {
-  auto make = [&db](std::optional<store::Stmt>& slot, std::string_view sql) -> Status {
-    if (!slot) {
-      auto stmt = db.prepare(sql);
-      if (!stmt) {
-        return fail(std::move(stmt).error());
-      }
-      slot.emplace(std::move(*stmt));
-    }
-    return {};
-  };
-  SW_TRY(make(begin, "BEGIN IMMEDIATE"));
-  SW_TRY(make(commit, "COMMIT"));
-  SW_TRY(make(rollback, "ROLLBACK"));
-  SW_TRY(make(savepoint, "SAVEPOINT op"));
-  SW_TRY(make(release, "RELEASE op"));
-  SW_TRY(make(rollback_to, "ROLLBACK TO op"));
-  return {};
+std::optional<Error> DbWorker::recover() {
+  if (store_->healthy()) {
+    return std::nullopt;
+  }
+  if (backoff_.count() > 0) {
+    // Ops that arrive meanwhile wait for the next batch; stop() cuts the wait short.
+    std::unique_lock lock(queue_->mutex);
+    queue_->wake.wait_for(lock, backoff_, [this] { return queue_->stopping; });
+  }
+  ++reconnect_attempts_;
+  auto recovered = store_->recover();
+  if (!recovered) {
+    backoff_ =
+        std::clamp(backoff_ * 2, std::chrono::milliseconds(100), std::chrono::milliseconds(2000));
+    logger().warn("db.reconnect", {{"attempt", reconnect_attempts_},
+                                   {"ok", false},
+                                   {"retry_in_ms", backoff_.count()},
+                                   {"error", recovered.error().message}});
+    return recovered.error();
+  }
+  logger().info("db.reconnect", {{"attempt", reconnect_attempts_}, {"ok", true}});
+  backoff_ = std::chrono::milliseconds(0);
+  reconnect_attempts_ = 0;
+  return std::nullopt;
 }
-
-namespace {
-// Steps a cached transaction-control statement and rewinds it for the next batch.
-Status step_once(store::Stmt& stmt) {
-  auto ran = stmt.run();
-  stmt.reset();
-  return ran;
-}
-}  // namespace
 
 void DbWorker::run_batch(std::vector<Op>& batch) {
-  std::optional<Error> batch_error;
-  if (auto prepared = statements_.prepare(store_->db()); !prepared) {
-    batch_error = prepared.error();
-  } else if (auto begun = step_once(*statements_.begin); !begun) {
-    batch_error = begun.error();
-  } else {
-    for (auto& op : batch) {
-      (void)step_once(*statements_.savepoint);
-      if (!op.execute(*store_)) {
-        (void)step_once(*statements_.rollback_to);
+  std::optional<Error> batch_error = recover();
+  if (!batch_error) {
+    if (auto begun = store_->begin_batch(); !begun) {
+      batch_error = begun.error();
+    } else {
+      for (auto& op : batch) {
+        if (auto opened = store_->begin_op(); !opened) {
+          batch_error = opened.error();
+          break;
+        }
+        const bool keep = op.execute(*store_);
+        if (auto ended = store_->end_op(keep); !ended) {
+          batch_error = ended.error();
+          break;
+        }
       }
-      (void)step_once(*statements_.release);
+      if (!batch_error) {
+        if (auto committed = store_->commit_batch(); !committed) {
+          batch_error = committed.error();
+        }
+      }
+      if (batch_error) {
+        store_->rollback_batch();
+      }
     }
-    if (auto committed = step_once(*statements_.commit); !committed) {
-      batch_error = committed.error();
-      (void)step_once(*statements_.rollback);
+    if (batch_error && !store_->healthy()) {
+      // The connection went down under this batch: wait a little before reconnecting.
+      backoff_ = std::chrono::milliseconds(100);
+      batch_error =
+          Error::unavailable("the database connection was lost: {}", batch_error->message);
     }
   }
   if (batch_error) {

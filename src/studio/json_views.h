@@ -8,7 +8,7 @@
 #include <string_view>
 #include <vector>
 
-#include "store/studio_store.h"
+#include "studio/store/studio_store.h"
 
 namespace sw::studio {
 

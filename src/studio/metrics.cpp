@@ -1,25 +1,9 @@
 #include "studio/metrics.h"
 
-#include <fmt/format.h>
+#include "common/prom_text.h"
 
 namespace sw::studio {
 namespace {
-
-// A label value as the exposition format wants it: backslash, quote and newline escaped.
-std::string label_value(std::string_view text) {
-  std::string out;
-  for (const char c : text) {
-    if (c == '\\' || c == '"') {
-      out.push_back('\\');
-      out.push_back(c);
-    } else if (c == '\n') {
-      out.append("\\n");
-    } else {
-      out.push_back(c);
-    }
-  }
-  return out;
-}
 
 // The label that carries a reason's detail.
 std::string_view detail_label(WaitClass reason) {
@@ -38,11 +22,9 @@ std::string_view detail_label(WaitClass reason) {
 
 void Metrics::observe_offer_latency(std::chrono::steady_clock::duration latency) {
   const double seconds = std::chrono::duration<double>(latency).count();
-  for (std::size_t i = 0; i < kLatencyBuckets.size(); ++i) {
-    if (seconds <= kLatencyBuckets[i]) {
-      ++latency_counts[i];
-    }
-  }
+  std::size_t bucket = 0;
+  while (bucket < kLatencyBuckets.size() && seconds > kLatencyBuckets[bucket]) ++bucket;
+  ++latency_counts[bucket];
   ++latency_count;
   latency_sum += seconds;
 }
@@ -51,93 +33,66 @@ std::string Metrics::render(
     const std::map<proto::TaskKind, std::size_t>& queued_per_kind,
     const std::map<std::string, std::int64_t>& jobs_by_status, std::size_t workers_connected,
     const std::map<std::pair<WaitClass, std::string>, std::size_t>& waiting) const {
-  std::string out;
-  auto line = [&out](std::string_view text) {
-    out.append(text);
-    out.push_back('\n');
+  prom::TextWriter out;
+  auto counter = [&out](std::string_view name, std::string_view help, std::uint64_t value) {
+    out.family(name, "counter", help);
+    out.sample(name, {}, value);
   };
-  line("# HELP studio_queue_depth Jobs waiting for a worker, per task kind.");
-  line("# TYPE studio_queue_depth gauge");
+  out.family("studio_queue_depth", "gauge", "Jobs waiting for a worker, per task kind.");
   for (const auto& [kind, count] : queued_per_kind) {
-    line(fmt::format("studio_queue_depth{{kind=\"{}\"}} {}", proto::to_string(kind), count));
+    out.sample("studio_queue_depth", {{"kind", std::string(proto::to_string(kind))}},
+               std::uint64_t{count});
   }
-  line("# HELP studio_jobs Jobs in the database, per status.");
-  line("# TYPE studio_jobs gauge");
+  out.family("studio_jobs", "gauge", "Jobs in the database, per status.");
   for (const auto* status : {"queued", "claimed", "done", "failed", "cancelled"}) {
     const auto it = jobs_by_status.find(status);
-    line(fmt::format("studio_jobs{{status=\"{}\"}} {}", status,
-                     it == jobs_by_status.end() ? 0 : it->second));
+    out.sample("studio_jobs", {{"status", status}},
+               it == jobs_by_status.end() ? std::int64_t{0} : it->second);
   }
-  line(
-      "# HELP studio_jobs_waiting Queued jobs by why no connected worker takes them: no_worker, "
-      "no_kind, no_engine, no_vram, busy (every eligible worker busy or paused), pending.");
-  line("# TYPE studio_jobs_waiting gauge");
+  out.family("studio_jobs_waiting", "gauge",
+             "Queued jobs by why no connected worker takes them: no_worker, no_kind, no_engine, "
+             "no_vram, busy (every eligible worker busy or paused), pending.");
   for (const auto reason : {WaitClass::NoWorker, WaitClass::Busy, WaitClass::Pending}) {
     if (!waiting.contains({reason, ""})) {
-      line(fmt::format("studio_jobs_waiting{{reason=\"{}\"}} 0", to_string(reason)));
+      out.sample("studio_jobs_waiting", {{"reason", std::string(to_string(reason))}},
+                 std::uint64_t{0});
     }
   }
   for (const auto& [key, count] : waiting) {
     const auto& [reason, detail] = key;
     const auto label = detail_label(reason);
-    if (label.empty()) {
-      line(fmt::format("studio_jobs_waiting{{reason=\"{}\"}} {}", to_string(reason), count));
-    } else {
-      line(fmt::format("studio_jobs_waiting{{reason=\"{}\",{}=\"{}\"}} {}", to_string(reason),
-                       label, label_value(detail), count));
-    }
+    prom::Labels labels = {{"reason", std::string(to_string(reason))}};
+    if (!label.empty()) labels.emplace_back(label, detail);
+    out.sample("studio_jobs_waiting", labels, std::uint64_t{count});
   }
-  line("# HELP studio_workers_connected Welcomed worker sessions.");
-  line("# TYPE studio_workers_connected gauge");
-  line(fmt::format("studio_workers_connected {}", workers_connected));
-  line("# HELP studio_frames_in_total WebSocket frames received from workers.");
-  line("# TYPE studio_frames_in_total counter");
-  line(fmt::format("studio_frames_in_total {}", frames_in));
-  line("# HELP studio_frames_out_total WebSocket frames sent to workers.");
-  line("# TYPE studio_frames_out_total counter");
-  line(fmt::format("studio_frames_out_total {}", frames_out));
-  line("# HELP studio_upload_bytes_total Result bytes received over multipart complete.");
-  line("# TYPE studio_upload_bytes_total counter");
-  line(fmt::format("studio_upload_bytes_total {}", upload_bytes));
-  line(
-      "# HELP studio_uploads_deferred_total Result uploads answered 503 because the bytes of "
-      "uploads in flight were at their limit.");
-  line("# TYPE studio_uploads_deferred_total counter");
-  line(fmt::format("studio_uploads_deferred_total {}", uploads_deferred));
-  line("# HELP studio_offers_total Offers sent.");
-  line("# TYPE studio_offers_total counter");
-  line(fmt::format("studio_offers_total {}", offers));
-  line("# HELP studio_requeues_total Jobs returned to the queue.");
-  line("# TYPE studio_requeues_total counter");
-  line(fmt::format("studio_requeues_total {}", requeues));
-  line(
-      "# HELP studio_withdrawn_claims_total Claims withdrawn because a former holder's late "
-      "result completed the job.");
-  line("# TYPE studio_withdrawn_claims_total counter");
-  line(fmt::format("studio_withdrawn_claims_total {}", withdrawn_claims));
-  line(
-      "# HELP studio_repeated_completions_total Completions received again and acknowledged "
-      "again (a worker retrying a delivery).");
-  line("# TYPE studio_repeated_completions_total counter");
-  line(fmt::format("studio_repeated_completions_total {}", repeated_completions));
-  line(
-      "# HELP studio_late_results_total Results from a former holder that completed a job "
-      "already failed by its run limit or a lapse.");
-  line("# TYPE studio_late_results_total counter");
-  line(fmt::format("studio_late_results_total {}", late_results_taken));
-  line("# HELP studio_protocol_violations_total Sessions ended for breaking the protocol.");
-  line("# TYPE studio_protocol_violations_total counter");
-  line(fmt::format("studio_protocol_violations_total {}", protocol_violations));
-  line("# HELP studio_offer_latency_seconds Time from queued (or requeued) to offer sent.");
-  line("# TYPE studio_offer_latency_seconds histogram");
-  for (std::size_t i = 0; i < kLatencyBuckets.size(); ++i) {
-    line(fmt::format("studio_offer_latency_seconds_bucket{{le=\"{}\"}} {}", kLatencyBuckets[i],
-                     latency_counts[i]));
-  }
-  line(fmt::format("studio_offer_latency_seconds_bucket{{le=\"+Inf\"}} {}", latency_count));
-  line(fmt::format("studio_offer_latency_seconds_sum {}", latency_sum));
-  line(fmt::format("studio_offer_latency_seconds_count {}", latency_count));
-  return out;
+  out.family("studio_workers_connected", "gauge", "Welcomed worker sessions.");
+  out.sample("studio_workers_connected", {}, std::uint64_t{workers_connected});
+  counter("studio_frames_in_total", "WebSocket frames received from workers.", frames_in);
+  counter("studio_frames_out_total", "WebSocket frames sent to workers.", frames_out);
+  counter("studio_upload_bytes_total", "Result bytes received over multipart complete.",
+          upload_bytes);
+  counter("studio_uploads_deferred_total",
+          "Result uploads answered 503 because the bytes of uploads in flight were at their "
+          "limit.",
+          uploads_deferred);
+  counter("studio_offers_total", "Offers sent.", offers);
+  counter("studio_requeues_total", "Jobs returned to the queue.", requeues);
+  counter("studio_withdrawn_claims_total",
+          "Claims withdrawn because a former holder's late result completed the job.",
+          withdrawn_claims);
+  counter("studio_repeated_completions_total",
+          "Completions received again and acknowledged again (a worker retrying a delivery).",
+          repeated_completions);
+  counter("studio_late_results_total",
+          "Results from a former holder that completed a job already failed by its run limit or "
+          "a lapse.",
+          late_results_taken);
+  counter("studio_protocol_violations_total", "Sessions ended for breaking the protocol.",
+          protocol_violations);
+  out.family("studio_offer_latency_seconds", "histogram",
+             "Time from queued (or requeued) to offer sent.");
+  out.histogram("studio_offer_latency_seconds", {}, kLatencyBuckets, latency_counts, latency_sum);
+  return out.take();
 }
 
 }  // namespace sw::studio

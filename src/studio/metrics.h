@@ -28,7 +28,8 @@ struct Metrics {
   std::uint64_t repeated_completions = 0;  // idempotent repeats acknowledged again
   std::uint64_t late_results_taken = 0;    // a result completed a job that had failed (issue 18)
   std::uint64_t protocol_violations = 0;
-  std::array<std::uint64_t, kLatencyBuckets.size()> latency_counts{};
+  // Per bucket, not cumulative; the last one counts the latencies above every bound.
+  std::array<std::uint64_t, kLatencyBuckets.size() + 1> latency_counts{};
   std::uint64_t latency_count = 0;
   double latency_sum = 0;
 

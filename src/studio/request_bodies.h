@@ -16,7 +16,7 @@
 
 #include "common/error.h"
 #include "proto/types.h"
-#include "store/studio_store.h"
+#include "studio/store/studio_store.h"
 
 namespace sw::studio {
 

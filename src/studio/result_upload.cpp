@@ -48,11 +48,18 @@ Status ResultFile::commit(const std::filesystem::path& target) {
   return {};
 }
 
-void remove_stale_upload_files(const std::filesystem::path& results_dir) {
+void remove_stale_upload_files(const std::filesystem::path& results_dir,
+                               std::chrono::seconds min_age) {
   std::error_code ec;
+  const auto now = std::filesystem::file_time_type::clock::now();
   for (const auto& entry : std::filesystem::directory_iterator(results_dir, ec)) {
     const auto name = entry.path().filename().string();
     if (name.starts_with(kTempPrefix) && name.ends_with(kTempSuffix)) {
+      std::error_code time_ec;
+      const auto written = entry.last_write_time(time_ec);
+      if (min_age.count() > 0 && (time_ec || now - written < min_age)) {
+        continue;
+      }
       std::error_code remove_ec;
       std::filesystem::remove(entry.path(), remove_ec);
       logger().info("upload.stale_removed", {{"file", name}});

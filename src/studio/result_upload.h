@@ -7,6 +7,7 @@
 //
 // Loop-thread only (a net::BodySink), except ResultFile, whose commit() runs on the blocking pool.
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -46,8 +47,11 @@ class ResultFile {
   std::filesystem::path path_;  // empty once committed
 };
 
-// Removes temporary upload files a crash left behind in `results_dir`.
-void remove_stale_upload_files(const std::filesystem::path& results_dir);
+// Removes temporary upload files a crash left behind in `results_dir`. With `min_age`, only those
+// not written to for that long: a results directory shared by several studio processes (on one
+// PostgreSQL database) holds the others' uploads in flight.
+void remove_stale_upload_files(const std::filesystem::path& results_dir,
+                               std::chrono::seconds min_age = std::chrono::seconds(0));
 
 class ResultUploadSink : public net::BodySink, private net::FormDataReader::Events {
  public:

@@ -4,6 +4,7 @@
 
 #include "common/secrets.h"
 #include "common/sha256.h"
+#include "studio/admin.h"
 #include "studio/api/admin_routes.h"
 #include "studio/api/client_routes.h"
 #include "studio/api/responses.h"
@@ -142,15 +143,15 @@ class Router : public net::HttpHandler {
     }
     net::Admission admission;
     switch (matched.spec->body) {
-      case BodyKind::Result: admission.body_limit = s_.config_.result_body_limit; break;
-      case BodyKind::Json: admission.body_limit = s_.config_.json_body_limit; break;
-      case BodyKind::None: admission.body_limit = s_.config_.json_body_limit; break;
+      case BodyKind::Result: admission.body_limit = s_.config().result_body_limit; break;
+      case BodyKind::Json: admission.body_limit = s_.config().json_body_limit; break;
+      case BodyKind::None: admission.body_limit = s_.config().json_body_limit; break;
     }
     if (matched.spec->auth == Auth::None) {
       // Anyone may send these: a small body that must arrive quickly, so that an
       // unauthenticated peer cannot hold a socket (and a buffer) by trickling (issue 16).
-      admission.body_limit = std::min(admission.body_limit, s_.config_.anonymous_body_limit);
-      admission.body_timeout = s_.config_.anonymous_body_timeout;
+      admission.body_limit = std::min(admission.body_limit, s_.config().anonymous_body_limit);
+      admission.body_timeout = s_.config().anonymous_body_timeout;
     } else {
       admission.authenticated = true;  // authorise() checked the credential above
     }
@@ -160,6 +161,21 @@ class Router : public net::HttpHandler {
   void admit_later(const HttpRequest& head, net::Admitter admitter) override {
     auto decision = admit(head);
     const auto matched = match_route(head);
+    // Another studio process may have created the key or approved the worker a moment ago (its
+    // notification not here yet): in a cluster an unknown credential is read from the database
+    // before it is refused.
+    if (s_.clustered() && matched.spec != nullptr && matched.spec->auth != Auth::None) {
+      if (const auto* refusal = std::get_if<HttpResponse>(&decision);
+          refusal != nullptr && refusal->status == 401) {
+        reread_credentials(head, *matched.spec, matched.params, std::move(admitter));
+        return;
+      }
+    }
+    admit_decided(head, std::move(decision), matched, std::move(admitter));
+  }
+
+  void admit_decided(const HttpRequest& head, std::variant<net::Admission, HttpResponse> decision,
+                     const Matched& matched, net::Admitter admitter) {
     if (std::holds_alternative<HttpResponse>(decision) || matched.spec == nullptr ||
         matched.spec->id != RouteId::Complete) {
       admitter.decide(std::move(decision));
@@ -236,12 +252,11 @@ class Router : public net::HttpHandler {
     if (!token) {
       return HttpResponse::error(401, "unauthorized", "Authorization: Bearer <key> required");
     }
-    const auto hash = sha256_hex(*token);
-    const bool admin = constant_time_equal(hash, s_.admin_token_hash_);
-    if (admin) {
+    const auto bearer = s_.registry().bearer(*token);
+    if (bearer == Registry::Bearer::Admin) {
       return std::nullopt;
     }
-    const bool client = s_.api_keys_.contains(hash);
+    const bool client = bearer == Registry::Bearer::Client;
     if (spec.auth == Auth::Client && client) {
       return std::nullopt;
     }
@@ -251,16 +266,68 @@ class Router : public net::HttpHandler {
     return HttpResponse::error(401, "unauthorized", "unknown API key");
   }
 
+  // The credentials that `head` presents, read again from the database into the registry; then
+  // admitted (or refused) as usual.
+  void reread_credentials(const HttpRequest& head, const RouteSpec& spec,
+                          const std::vector<std::string>& params, net::Admitter admitter) {
+    struct Fresh {
+      std::optional<store::WorkerRecord> worker;
+      std::optional<std::vector<store::ApiKeyRecord>> keys;
+      std::optional<std::string> admin_hash;
+    };
+    const bool worker = spec.auth == Auth::Worker;
+    const std::string worker_id = worker ? params[0] : std::string();
+    s_.database().call<Fresh>(
+        [worker, worker_id](store::StudioStore& st) -> Result<Fresh> {
+          Fresh fresh;
+          if (worker) {
+            auto row = st.find_worker(worker_id);
+            if (!row) {
+              return fail(std::move(row).error());
+            }
+            fresh.worker = std::move(*row);
+            return fresh;
+          }
+          auto keys = st.list_api_keys();
+          if (!keys) {
+            return fail(std::move(keys).error());
+          }
+          auto admin = st.setting(kAdminTokenSetting);
+          if (!admin) {
+            return fail(std::move(admin).error());
+          }
+          fresh.keys = std::move(*keys);
+          fresh.admin_hash = std::move(*admin);
+          return fresh;
+        },
+        [this, head, admitter, weak = s_.weak_from_this()](Result<Fresh> fresh) mutable {
+          if (!weak.lock()) {
+            return;
+          }
+          if (!fresh) {
+            admitter.decide(api::error_response(fresh.error()));
+            return;
+          }
+          if (fresh->worker) {
+            s_.registry().set_worker_token_hash(fresh->worker->id, fresh->worker->token_hash);
+          }
+          if (fresh->keys) {
+            s_.registry().replace_api_keys(*fresh->keys);
+          }
+          if (fresh->admin_hash && !s_.config().admin_token) {
+            s_.registry().set_admin_token_hash(*fresh->admin_hash);
+          }
+          const auto matched = match_route(head);
+          admit_decided(head, admit(head), matched, std::move(admitter));
+        });
+  }
+
   void metrics(const net::Responder& responder) {
-    s_.db_->call<std::map<std::string, std::int64_t>>(
+    s_.database().call<std::map<std::string, std::int64_t>>(
         [](store::StudioStore& st) { return st.count_jobs_by_status(); },
         [this, responder](Result<std::map<std::string, std::int64_t>> counts) {
           responder.send(HttpResponse::text(
-              200,
-              s_.metrics_.render(s_.scheduler_.queued_per_kind(),
-                                 counts ? *counts : std::map<std::string, std::int64_t>{},
-                                 s_.sessions_.size(),
-                                 s_.scheduler_.waiting_counts(s_.steady_now())),
+              200, s_.render_metrics(counts ? *counts : std::map<std::string, std::int64_t>{}),
               "text/plain; version=0.0.4"));
         });
   }

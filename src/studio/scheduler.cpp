@@ -80,9 +80,15 @@ void Scheduler::remove_worker(const std::string& worker_id) {
   workers_.erase(worker_id);
 }
 
-void Scheduler::set_busy(const std::string& worker_id, bool busy) {
+void Scheduler::set_held(const std::string& worker_id, std::size_t held) {
   if (auto it = workers_.find(worker_id); it != workers_.end()) {
-    it->second.busy = busy;
+    it->second.held = held;
+  }
+}
+
+void Scheduler::set_slots(const std::string& worker_id, std::size_t slots) {
+  if (auto it = workers_.find(worker_id); it != workers_.end()) {
+    it->second.slots = slots;
   }
 }
 
@@ -105,7 +111,7 @@ void Scheduler::record_completion(const std::string& worker_id, const std::strin
 }
 
 bool Scheduler::available(const WorkerState& worker, SteadyTime now) const {
-  return !worker.busy && now >= worker.held_until && !paused(worker.capabilities);
+  return !worker.busy() && now >= worker.held_until && !paused(worker.capabilities);
 }
 
 bool Scheduler::serves(const proto::WorkerCapabilities& caps, const QueuedJob& job) {
@@ -191,8 +197,10 @@ std::vector<Assignment> Scheduler::assign(SteadyTime now, std::size_t scan_limit
       continue;
     }
     assignments.push_back(Assignment{job.id, *idle[best].first});
-    idle[best].second->busy = true;
-    idle.erase(idle.begin() + static_cast<std::ptrdiff_t>(best));
+    // A worker with room for more stays a candidate for the next job.
+    if (++idle[best].second->held >= idle[best].second->slots) {
+      idle.erase(idle.begin() + static_cast<std::ptrdiff_t>(best));
+    }
     by_kind_[job.kind].erase(*it);
     const std::string job_id = job.id;
     it = order_.erase(it);
@@ -232,7 +240,7 @@ std::optional<Assignment> Scheduler::assign_worker(const std::string& worker_id,
   by_kind_[job->second.kind].erase(*best);
   order_.erase(*best);
   queued_.erase(job);
-  worker->second.busy = true;
+  ++worker->second.held;
   return Assignment{best->id, worker_id};
 }
 
@@ -258,7 +266,7 @@ std::optional<Waiting> Scheduler::unfit(const QueuedJob& job, SteadyTime now,
       continue;
     }
     vram = true;
-    if (worker.busy) {
+    if (worker.busy()) {
       occupancy.busy = true;
     } else if (paused(caps)) {
       occupancy.paused = true;

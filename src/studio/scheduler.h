@@ -2,7 +2,9 @@
 // Matching of queued jobs to idle workers (studio-server.md "Scheduling rules"), as pure in-memory
 // logic with no I/O, so every rule is unit-testable with made-up times.
 //
-//   eligible worker: welcomed, autoEnabled, holds no job, not held off (after a busy/paused
+//   eligible worker: welcomed, autoEnabled, holds fewer jobs than its slots (one, or for a
+//                    worker with the "capacity" feature what it announced: set_slots), not held
+//                    off (after a busy/paused
 //                    reject), lists the job's kind in taskKinds, serves the job's engine (below),
 //                    vramThresholdGb ≥ the job's estimate, and userPresence "idle" when
 //                    onlyWhenIdle;
@@ -86,7 +88,12 @@ class Scheduler {
                      const proto::WorkerCapabilities& capabilities);
   void remove_worker(const std::string& worker_id);
   bool has_worker(const std::string& worker_id) const { return workers_.contains(worker_id); }
-  void set_busy(const std::string& worker_id, bool busy);
+  // Jobs the worker's session holds (offered or running). set_busy(true) is set_held(1).
+  void set_held(const std::string& worker_id, std::size_t held);
+  void set_busy(const std::string& worker_id, bool busy) { set_held(worker_id, busy ? 1 : 0); }
+  // Jobs the worker can hold at once (feature "capacity": those it holds plus the room it
+  // announced; 1 for every other worker, the default). 0: none now.
+  void set_slots(const std::string& worker_id, std::size_t slots);
   // No offers to this worker before `until` (it answered busy or paused).
   void hold_off(const std::string& worker_id, SteadyTime until);
   // This job is not offered to this worker again before `until` (it refused the job).
@@ -123,7 +130,9 @@ class Scheduler {
   struct WorkerState {
     std::uint64_t connected_order = 0;
     proto::WorkerCapabilities capabilities;
-    bool busy = false;
+    std::size_t held = 0;   // jobs its session holds
+    std::size_t slots = 1;  // jobs it can hold at once
+    bool busy() const { return held >= slots; }
     SteadyTime held_until{};
     std::string last_model;
     std::map<std::string, SteadyTime> excluded;

@@ -10,6 +10,7 @@
 #include "common/secrets.h"
 #include "common/sha256.h"
 #include "proto/codec.h"
+#include "studio/cluster/cluster.h"
 #include "studio/db_worker.h"
 #include "studio/studio.h"
 
@@ -135,13 +136,14 @@ void Studio::on_frame(const std::shared_ptr<WorkerSession>& session, std::string
 }
 
 void Studio::handle_hello(const std::shared_ptr<WorkerSession>& session, proto::Hello hello) {
-  const auto worker = workers_.find(session->worker_id_);
-  if (worker == workers_.end()) {
+  // With other studio processes the cache may lag a change made through them (an approval, a
+  // new token): the row below decides.
+  if (!cluster_ && !registry_.knows_worker(session->worker_id_)) {
     end_session(session, proto::WorkerErrorCode::WorkerDeleted,
                 "worker " + session->worker_id_ + " was deleted by the operator");
     return;
   }
-  if (!constant_time_equal(sha256_hex(hello.auth_token), worker->second.token_hash)) {
+  if (!cluster_ && !registry_.worker_token_matches(session->worker_id_, hello.auth_token)) {
     logger().warn("ws.auth_failed", {{"worker_id", session->worker_id_}});
     end_session(session, proto::WorkerErrorCode::AuthFailed, "auth token rejected");
     return;
@@ -174,6 +176,7 @@ void Studio::handle_hello(const std::shared_ptr<WorkerSession>& session, proto::
           self->end_session(session, proto::WorkerErrorCode::AuthFailed, "auth token rejected");
           return;
         }
+        self->registry_.set_worker_token_hash(session->worker_id_, (*row)->token_hash);
         self->welcome(session, std::move(hello));
       });
 }
@@ -193,10 +196,17 @@ void Studio::welcome(const std::shared_ptr<WorkerSession>& session, proto::Hello
   proto::Welcome welcome{session->worker_id_, format_rfc3339_millis(unix_millis())};
   // Extensions go only to a worker that announced them: the reference gets the reference's
   // welcome, key for key.
-  if (std::find(hello.features.begin(), hello.features.end(), proto::kFeatureLimits) !=
-      hello.features.end()) {
+  const auto announced = [&](std::string_view feature) {
+    return std::find(hello.features.begin(), hello.features.end(), feature) != hello.features.end();
+  };
+  if (announced(proto::kFeatureLimits)) {
     welcome.features.emplace_back(proto::kFeatureLimits);
     welcome.limits = proto::StudioLimits{config_.frame_limit, config_.result_body_limit};
+  }
+  // Several jobs at once: until its first heartbeat says how many, one slot, as for any worker.
+  session->capacity_ = announced(proto::kFeatureCapacity);
+  if (session->capacity_) {
+    welcome.features.emplace_back(proto::kFeatureCapacity);
   }
   send(session, welcome);
   logger().info("ws.welcome", {{"worker_id", session->worker_id_},
@@ -208,7 +218,7 @@ void Studio::welcome(const std::shared_ptr<WorkerSession>& session, proto::Hello
 }
 
 void Studio::revoke_worker(const std::string& worker_id, const std::string& message) {
-  workers_.erase(worker_id);
+  registry_.forget_worker(worker_id);
   std::vector<std::shared_ptr<WorkerSession>> doomed;
   for (const auto& session : open_sessions_) {
     if (session->worker_id_ == worker_id && !session->ended_) {
@@ -224,12 +234,7 @@ void Studio::revoke_worker(const std::string& worker_id, const std::string& mess
     end_session(session, proto::WorkerErrorCode::WorkerDeleted, message);
   }
   // Claims waiting out their grace for this worker to come back: it will not.
-  std::vector<std::string> held;
-  for (const auto& [id, job] : jobs_) {
-    if (job.holder == worker_id && job.phase == ActiveJob::Phase::Detached) {
-      held.push_back(id);
-    }
-  }
+  const auto held = book_.detached_claims_of(worker_id);
   for (const auto& id : held) {
     release(id, message, {store::AttemptOutcome::Requeued, message}, false, false);
   }
@@ -243,24 +248,77 @@ void Studio::handle_heartbeat(const std::shared_ptr<WorkerSession>& session,
                               proto::Heartbeat beat) {
   session->capabilities_ = std::move(beat.capabilities);
   session->reported_job_ = std::move(beat.current_job_id);
+  session->reported_jobs_.clear();
+  if (session->capacity_ && beat.capacity) {
+    session->reported_jobs_ = beat.capacity->job_ids;
+  } else if (session->reported_job_) {
+    session->reported_jobs_.push_back(*session->reported_job_);
+  }
   scheduler_.upsert_worker(session->worker_id_, session->order_, session->capabilities_);
   send(session, proto::HeartbeatAck{});
   persist_heartbeat(session, false);
-  if (!session->job_id_ && session->reported_job_) {
-    // A holder back after a disconnect (or a studio restart) still runs its job: keep the claim.
-    auto it = jobs_.find(*session->reported_job_);
-    if (it != jobs_.end() && it->second.phase == ActiveJob::Phase::Detached &&
-        it->second.holder == session->worker_id_) {
-      reattach(it->second, session);
+  // A worker without "capacity" holds one job; a reported job is looked at only while it holds
+  // none (as the reference studio does). One with it may report several beside those it holds.
+  for (const auto& reported : session->reported_jobs_) {
+    if (session->jobs_.contains(reported) || (!session->capacity_ && !session->jobs_.empty())) {
+      continue;
+    }
+    if (!reattach_reported_job(session, reported) && cluster_) {
+      // Held by another studio process (or adopted by one): the claim moves here.
+      if (const auto* job = book_.find(reported); !job || job->phase == jobs::Phase::Queued) {
+        cluster_->take_over(session, reported);
+      }
     }
   }
-  if (!session->job_id_ && scheduler_.queued() > 0) {
+  if (session->capacity_ && beat.capacity) {
+    // Its slots: the jobs it holds that it knows of, plus the room it announced for more.
+    std::size_t known = 0;
+    for (const auto& reported : session->reported_jobs_) {
+      known += session->jobs_.contains(reported) ? 1 : 0;
+    }
+    scheduler_.set_slots(session->worker_id_, known + beat.capacity->room);
+  }
+  if (scheduler_.queued() > 0) {
     // Self-heal: an idle worker asks for work by being idle. Only its own kinds are scanned,
     // so 10,000 heartbeating workers cost nothing while the queue is empty or not theirs.
     if (auto assignment = scheduler_.assign_worker(session->worker_id_, steady_now())) {
       claim(assignment->job_id, session);
     }
   }
+}
+
+bool Studio::reattach_reported_job(const std::shared_ptr<WorkerSession>& session,
+                                   const std::string& reported) {
+  if (session->ended_ || session->jobs_.contains(reported) ||
+      (!session->capacity_ && !session->jobs_.empty())) {
+    return false;
+  }
+  // A holder back after a disconnect (or a studio restart) still runs its job: keep the claim.
+  const auto* job = book_.find(reported);
+  if (!job || job->phase != jobs::Phase::Detached || job->holder != session->worker_id_) {
+    return false;
+  }
+  const auto& job_id = job->record.id;
+  session->jobs_.insert(job_id);
+  count_session_jobs(session);
+  logger().info("job.reattached", {{"job_id", job_id}, {"worker_id", job->holder}});
+  execute(book_.reattach(job_id, session->order_, steady_now(),
+                         config_.run_limit_for(job->record.kind)));
+  return true;
+}
+
+void Studio::take_over_for_result(const std::string& worker_id, const std::string& job_id) {
+  if (!cluster_) {
+    return;
+  }
+  const auto session = sessions_.find(worker_id);
+  if (session == sessions_.end() || session->second->ended_) {
+    return;
+  }
+  if (const auto* job = book_.find(job_id); job && job->phase != jobs::Phase::Queued) {
+    return;  // held here: the book judges the next delivery
+  }
+  cluster_->take_over(session->second, job_id);
 }
 
 void Studio::persist_heartbeat(const std::shared_ptr<WorkerSession>& session, bool force) {
@@ -288,21 +346,15 @@ void Studio::persist_heartbeat(const std::shared_ptr<WorkerSession>& session, bo
 
 void Studio::handle_accept(const std::shared_ptr<WorkerSession>& session,
                            const proto::Accept& accept) {
-  auto it = jobs_.find(accept.job_id);
-  const auto view = it != jobs_.end() ? std::optional(it->second.view()) : std::nullopt;
-  const auto answer = jobs::judge_accept(view ? &*view : nullptr,
-                                         it != jobs_.end() && it->second.session == session);
+  const auto answer = book_.judge_accept(accept.job_id, session->order_);
   if (answer == jobs::Answer::Repeat) {
     return;  // a repeated accept changes nothing
   }
   if (answer == jobs::Answer::Start) {
-    auto& job = it->second;
-    job.phase = ActiveJob::Phase::Running;
-    job.run_until.reset();
-    start_run_limit(job);
     const auto now = unix_millis();
-    job.record.accepted_at = now;
-    ++job.record.attempts;  // a run started (issue 17); the database counts it in mark_accepted
+    const auto* job = book_.find(accept.job_id);
+    execute(
+        book_.accept(accept.job_id, steady_now(), now, config_.run_limit_for(job->record.kind)));
     // The worker's row is read again here too: a worker deleted since its offer is cut off.
     db_->call<bool>(
         [id = accept.job_id, worker = session->worker_id_,
@@ -340,11 +392,7 @@ void Studio::handle_accept(const std::shared_ptr<WorkerSession>& session,
 
 void Studio::handle_reject(const std::shared_ptr<WorkerSession>& session,
                            const proto::Reject& reject) {
-  auto it = jobs_.find(reject.job_id);
-  const auto view = it != jobs_.end() ? std::optional(it->second.view()) : std::nullopt;
-  if (jobs::judge_reject(view ? &*view : nullptr,
-                         it != jobs_.end() && it->second.session == session) !=
-      jobs::Answer::Release) {
+  if (book_.judge_reject(reject.job_id, session->order_) != jobs::Answer::Release) {
     once_held(reject.job_id, session->worker_id_,
               [self = shared_from_this(), session, job_id = reject.job_id](bool lapsed) {
                 if (!lapsed) {
@@ -355,7 +403,7 @@ void Studio::handle_reject(const std::shared_ptr<WorkerSession>& session,
     return;
   }
   const auto until = steady_now() + config_.reject_hold_off;
-  const auto& job = it->second;
+  const auto& job = *book_.find(reject.job_id);
   // A worker without the job's engine (its reason names the engine, or its latest capabilities
   // do not list it: an offer that crossed a heartbeat, or an older worker that lists no per-kind
   // models) says routing chose wrong, not that the job is bad: no attempt is counted.
@@ -383,10 +431,10 @@ void Studio::handle_complete_json(const std::shared_ptr<WorkerSession>& session,
                                   proto::CompleteJson complete) {
   const std::string job_id = complete.job_id;
   const std::string worker = session->worker_id_;
-  const auto judged = judge_active(job_id, worker);
+  const auto judged = book_.judge_active(job_id, worker);
   switch (judged.verdict) {
     case jobs::Verdict::Take: {
-      const auto previous = hold_for_completion(jobs_.at(job_id));
+      const auto previous = hold_for_completion(job_id);
       const auto now = unix_millis();
       finish_complete(
           job_id, worker, previous,
@@ -489,6 +537,7 @@ void Studio::handle_complete_json(const std::shared_ptr<WorkerSession>& session,
             return;
           case jobs::Verdict::Busy:
             logger().info("job.completion_deferred", {{"job_id", job_id}, {"worker_id", who}});
+            self->take_over_for_result(who, job_id);
             return;
           case jobs::Verdict::NotYours:
           case jobs::Verdict::AskStore: break;
@@ -500,7 +549,7 @@ void Studio::handle_complete_json(const std::shared_ptr<WorkerSession>& session,
 
 void Studio::handle_fail(const std::shared_ptr<WorkerSession>& session,
                          const proto::Fail& failure) {
-  const auto standing_now = standing(failure.job_id, session->worker_id_);
+  const auto standing_now = book_.standing(failure.job_id, session->worker_id_);
   if (standing_now == jobs::Standing::Holder) {
     logger().info("job.worker_failed", {{"job_id", failure.job_id},
                                         {"worker_id", session->worker_id_},
@@ -509,7 +558,7 @@ void Studio::handle_fail(const std::shared_ptr<WorkerSession>& session,
     // Retried elsewhere first: a worker that just failed this job (a broken box, a program gone)
     // is not offered it again for a while, so it cannot use up every attempt in a second while
     // a healthy worker sits idle.
-    if (auto& job = jobs_.at(failure.job_id); !job.record.accepted_at) {
+    if (auto& job = *book_.find(failure.job_id); !job.record.accepted_at) {
       // A fail without an accept still says the worker tried: a run started (and ended).
       ++job.record.attempts;
       job.record.accepted_at = unix_millis();
@@ -594,14 +643,17 @@ void Studio::close_session(std::shared_ptr<WorkerSession> session, std::uint16_t
     scheduler_.remove_worker(session->worker_id_);
     publish_worker(session->worker_id_, "disconnected");
   }
-  if (session->job_id_) {
-    const std::string job_id = *session->job_id_;
-    auto it = jobs_.find(job_id);
-    if (keep_claim && it != jobs_.end() && it->second.session == session &&
-        (it->second.phase == ActiveJob::Phase::Offered ||
-         it->second.phase == ActiveJob::Phase::Running)) {
-      session->job_id_.reset();
-      detach(it->second, release_reason);
+  const std::set<std::string> held = session->jobs_;  // released one by one below
+  for (const auto& job_id : held) {
+    const auto* job = book_.find(job_id);
+    if (keep_claim && job && job->session == session->order_ &&
+        (job->phase == jobs::Phase::Offered || job->phase == jobs::Phase::Running)) {
+      session->jobs_.erase(job_id);
+      logger().info("job.detached", {{"job_id", job_id},
+                                     {"worker_id", job->holder},
+                                     {"grace_ms", config_.claim_grace.count()},
+                                     {"why", release_reason}});
+      execute(book_.detach(job_id, steady_now(), config_.claim_grace, release_reason));
     } else {
       release(job_id, release_reason, {store::AttemptOutcome::Requeued, release_reason},
               count_attempt, false);

@@ -9,7 +9,9 @@
 #include "common/secrets.h"
 #include "common/sha256.h"
 #include "proto/codec.h"
+#include "studio/store/pg_studio_store.h"
 #include "studio/admin.h"
+#include "studio/cluster/cluster.h"
 #include "studio/data_dir.h"
 #include "studio/db_worker.h"
 #include "studio/json_views.h"
@@ -23,6 +25,23 @@ const log::Logger& logger() {
   return instance;
 }
 
+// Which database this studio runs on: the first thing an operator of several processes checks.
+void announce_backend(store::StudioStore& store, const StudioConfig& config) {
+  if (auto* pg = dynamic_cast<store::PgStudioStore*>(&store)) {
+    const auto where = pg->connection().endpoint();
+    logger().info("studio.database", {{"backend", "postgresql"},
+                                      {"host", where.host},
+                                      {"port", where.port},
+                                      {"db", where.dbname},
+                                      {"user", where.user},
+                                      {"results_dir", config.results_path().string()}});
+    return;
+  }
+  logger().info("studio.database", {{"backend", "sqlite"},
+                                    {"path", (config.data_dir / "studio.db").string()},
+                                    {"results_dir", config.results_path().string()}});
+}
+
 }  // namespace
 
 Studio::Studio(boost::asio::any_io_executor loop, StudioConfig config, const Clock& clock)
@@ -33,6 +52,9 @@ Studio::Studio(boost::asio::any_io_executor loop, StudioConfig config, const Clo
       register_limiter_(config_.register_rate_limit, config_.register_rate_window) {}
 
 Studio::~Studio() {
+  if (cluster_) {
+    cluster_->stop();  // its timers and listener; the row stays (a crash's path: adopted later)
+  }
   if (db_) {
     db_->stop();
   }
@@ -42,69 +64,89 @@ Studio::~Studio() {
 Result<std::shared_ptr<Studio>> Studio::create(boost::asio::any_io_executor loop,
                                                StudioConfig config, const Clock& clock) {
   // Private modes, and no silent fresh start over a lost database (issue 16).
-  auto store = open_data_dir(config.data_dir);
+  auto store = open_studio_store(config.data_dir, config.database_uri, config.results_path());
   if (!store) {
     return fail(std::move(store).error());
   }
-  remove_stale_upload_files(config.data_dir / "results");
+  announce_backend(**store, config);
+  // On PostgreSQL the results directory may be shared by several studio processes: only uploads
+  // nobody has written to for an hour are a crash's leftovers.
+  remove_stale_upload_files(config.results_path(), config.database_uri ? std::chrono::seconds(3600)
+                                                                       : std::chrono::seconds(0));
+  // On PostgreSQL this process is one of possibly several sharing the database (issue 18): it
+  // registers its lease before it claims anything, and its claims carry its id.
+  std::string process_id;
+  if (config.database_uri) {
+    process_id = cluster::new_process_id();
+    (*store)->set_process_id(process_id);
+    SW_TRY((*store)->register_process(
+        cluster::process_record(process_id, clock.unix_millis(), cluster::Timing{})));
+  }
   std::shared_ptr<Studio> studio(new Studio(loop, std::move(config), clock));
   studio->upload_budget_->limit =
       std::max(studio->config_.upload_in_flight_limit, studio->config_.result_body_limit);
-  SW_TRY(studio->load(**store));
+  SW_TRY(studio->load(**store, !process_id.empty()));
   studio->db_ = std::make_unique<DbWorker>(std::move(*store), loop);
   studio->router_ = make_router(*studio);
+  if (!process_id.empty()) {
+    auto joined = cluster::Cluster::create(studio->weak_from_this(), *studio->config_.database_uri,
+                                           process_id);
+    if (!joined) {
+      return fail(std::move(joined).error());
+    }
+    studio->cluster_ = std::move(*joined);
+    studio->cluster_->start();
+  }
   studio->schedule_sweep();
   return studio;
 }
 
-Status Studio::load(store::StudioStore& store) {
+Status Studio::load(store::StudioStore& store, bool clustered) {
   auto workers = store.list_workers();
   if (!workers) {
     return fail(std::move(workers).error());
   }
-  for (const auto& worker : *workers) {
-    workers_[worker.id] = CachedWorker{worker.token_hash};
-  }
+  registry_.replace_workers(*workers);
   auto models = store.list_models();
   if (!models) {
     return fail(std::move(models).error());
   }
-  for (auto& model : *models) {
-    auto source = proto::decode_model_source(model.source_json);
-    if (!source) {
-      logger().warn("model.unreadable", {{"model", model.id}, {"error", source.error().message}});
-      continue;
-    }
-    std::string id = model.id;
-    models_[id] = CachedModel{std::move(model), std::move(*source)};
-  }
+  registry_.replace_models(std::move(*models), [](const std::string& id, const Error& error) {
+    logger().warn("model.unreadable", {{"model", id}, {"error", error.message}});
+  });
   auto keys = store.list_api_keys();
   if (!keys) {
     return fail(std::move(keys).error());
   }
-  for (const auto& key : *keys) {
-    api_keys_[key.key_hash] = key.id;
-  }
+  registry_.replace_api_keys(*keys);
   if (config_.admin_token) {
-    admin_token_hash_ = sha256_hex(*config_.admin_token);
+    registry_.set_admin_token_hash(sha256_hex(*config_.admin_token));
   } else {
     auto stored = store.setting(kAdminTokenSetting);
     if (!stored) {
       return fail(std::move(stored).error());
     }
     if (*stored) {
-      admin_token_hash_ = **stored;
+      registry_.set_admin_token_hash(**stored);
     }
   }
 
   // Claimed jobs belong to sessions of a previous run: their holders get the claim grace to come
   // back (their heartbeat re-attaches the job, their result is accepted) before a requeue.
+  // With several processes a claim belongs to the process that holds it: those of live processes
+  // are theirs, and those of dead ones (this process's former run among them) come through the
+  // cluster's adoption once their lease has ended, with the same grace.
   auto active = store.active_jobs();
   if (!active) {
     return fail(std::move(active).error());
   }
+  std::size_t left_to_adoption = 0;
   for (auto& record : *active) {
     const bool claimed = record.status == store::JobStatus::Claimed;
+    if (claimed && clustered) {
+      ++left_to_adoption;
+      continue;
+    }
     auto job = make_active_job(std::move(record));
     if (!job) {
       logger().error("job.unreadable", {{"error", job.error().message}});
@@ -114,31 +156,45 @@ Status Studio::load(store::StudioStore& store) {
       enqueue(std::move(*job));
       continue;
     }
-    job->holder = job->record.worker_id.value_or("");
-    std::string id = job->record.id;
-    auto& placed = jobs_.insert_or_assign(std::move(id), std::move(*job)).first->second;
-    detach(placed, "the studio restarted");
+    execute(book_.restore_claimed(std::move(*job), steady_now(), config_.claim_grace));
   }
-  logger().info("studio.loaded", {{"workers", workers_.size()},
-                                  {"models", models_.size()},
-                                  {"queued_jobs", scheduler_.queued()}});
+  logger().info("studio.loaded", {{"workers", registry_.worker_count()},
+                                  {"models", registry_.model_count()},
+                                  {"queued_jobs", scheduler_.queued()},
+                                  {"claims_of_other_processes", left_to_adoption}});
   return {};
 }
 
 Result<std::optional<std::string>> Studio::mint_admin_token_if_missing() {
-  if (!admin_token_hash_.empty()) {
+  if (registry_.has_admin_token()) {
     return std::optional<std::string>();
   }
-  auto store = store::StudioStore::open(config_.data_dir / "studio.db");
+  // Its own connection (the studio's writer is idle before the loop runs).
+  Result<std::unique_ptr<store::StudioStore>> store =
+      config_.database_uri ? Result<std::unique_ptr<store::StudioStore>>(
+                                 store::PgStudioStore::open(*config_.database_uri))
+                           : Result<std::unique_ptr<store::StudioStore>>(
+                                 store::SqliteStudioStore::open(config_.data_dir / "studio.db"));
   if (!store) {
     return fail(std::move(store).error());
   }
-  auto token = store_new_admin_token(**store);
+  auto token = store_first_admin_token(**store);
   if (!token) {
     return fail(std::move(token).error());
   }
-  admin_token_hash_ = sha256_hex(*token);
-  return std::optional<std::string>(std::move(*token));
+  if (!*token) {
+    // Another studio process on this database minted it since load(): use theirs, print none.
+    auto stored = (*store)->setting(kAdminTokenSetting);
+    if (!stored) {
+      return fail(std::move(stored).error());
+    }
+    if (*stored) {
+      registry_.set_admin_token_hash(**stored);
+    }
+    return std::optional<std::string>();
+  }
+  registry_.set_admin_token_hash(sha256_hex(**token));
+  return token;
 }
 
 Result<Studio::ActiveJob> Studio::make_active_job(store::JobRecord record) {
@@ -152,6 +208,11 @@ Result<Studio::ActiveJob> Studio::make_active_job(store::JobRecord record) {
     return fail(Error::invalid_argument("job {}: stored model source is unreadable: {}", record.id,
                                         source.error().message));
   }
+  return make_active_job(std::move(record), std::move(*task), std::move(*source));
+}
+
+Studio::ActiveJob Studio::make_active_job(store::JobRecord record, proto::Task task,
+                                          proto::ModelSource source) {
   ActiveJob job;
   proto::JobOfferClaim claim;
   claim.job_id = record.id;
@@ -159,26 +220,12 @@ Result<Studio::ActiveJob> Studio::make_active_job(store::JobRecord record) {
   claim.asset_name = record.asset_name;
   claim.model = record.model;
   claim.vram_gb_estimate = record.vram_gb_estimate;
-  claim.task = std::move(*task);
-  claim.model_source = std::move(*source);
+  claim.task = std::move(task);
+  claim.model_source = std::move(source);
   job.engine = claim.model_source.engine;
   job.offer_frame = proto::encode(proto::StudioFrame{proto::Offer{std::move(claim)}});
   job.record = std::move(record);
   return job;
-}
-
-void Studio::enqueue(ActiveJob job) {
-  job.phase = ActiveJob::Phase::Queued;
-  job.holder.clear();
-  job.session.reset();
-  job.deadline.reset();
-  job.deadline_reason.clear();
-  job.run_until.reset();
-  job.enqueued_at = steady_now();
-  scheduler_.enqueue(job.queued());
-  std::string id = job.record.id;
-  jobs_.insert_or_assign(std::move(id), std::move(job));
-  request_dispatch();
 }
 
 void Studio::request_dispatch() {
@@ -202,9 +249,8 @@ void Studio::dispatch() {
     const auto session = sessions_.find(assignment.worker_id);
     if (session == sessions_.end()) {
       // Cannot happen (the scheduler only knows welcomed sessions); put the job back.
-      auto it = jobs_.find(assignment.job_id);
-      if (it != jobs_.end()) {
-        enqueue(std::move(it->second));
+      if (auto job = book_.erase(assignment.job_id)) {
+        enqueue(std::move(*job));
       }
       continue;
     }
@@ -213,14 +259,12 @@ void Studio::dispatch() {
 }
 
 void Studio::claim(const std::string& job_id, const std::shared_ptr<WorkerSession>& session) {
-  auto& job = jobs_.at(job_id);
-  job.phase = ActiveJob::Phase::Claiming;
-  job.holder = session->worker_id_;
-  job.session = session;
-  session->job_id_ = job_id;
+  book_.begin_claim(job_id, session->worker_id_, session->order_);
+  session->jobs_.insert(job_id);
+  count_session_jobs(session);
   const auto now = unix_millis();
   db_->call<ClaimOutcome>(
-      [job_id, worker = job.holder, now](store::StudioStore& s) -> Result<ClaimOutcome> {
+      [job_id, worker = session->worker_id_, now](store::StudioStore& s) -> Result<ClaimOutcome> {
         // The worker's row is read again before every claim: a cached approval never outlives it.
         auto row = s.worker_exists(worker);
         if (!row) {
@@ -236,16 +280,32 @@ void Studio::claim(const std::string& job_id, const std::shared_ptr<WorkerSessio
         return *claimed ? ClaimOutcome::Claimed : ClaimOutcome::NotQueued;
       },
       [self = shared_from_this(), job_id, session, now](Result<ClaimOutcome> claimed) {
-        auto found = self->jobs_.find(job_id);
-        if (found == self->jobs_.end()) {
+        auto* found = self->book_.find(job_id);
+        if (!found) {
           return;
         }
-        auto& claimed_job = found->second;
+        auto& claimed_job = *found;
         const bool worker_gone = claimed && *claimed == ClaimOutcome::WorkerGone;
-        if (claimed_job.phase != ActiveJob::Phase::Claiming) {
-          // Released meanwhile (its session closed): the release requeues it. A refused claim
-          // left the row queued, which that release must not take for a lost job.
-          claimed_job.claim_refused = worker_gone;
+        if (claimed_job.phase != jobs::Phase::Claiming) {
+          // Released meanwhile (its session closed): the release requeues it. A refused claim,
+          // like one the database did not store, left the row queued, which that release must
+          // not take for a lost job.
+          claimed_job.claim_refused = worker_gone || !claimed;
+          return;
+        }
+        if (!claimed) {
+          // Not stored (the database is unreachable or restarting: the DbWorker reconnects with
+          // backoff): the row is still queued, so the job goes back to the queue and is offered
+          // again once the database answers. Dropping it here would strand it until a restart.
+          logger().warn("job.claim_failed", {{"job_id", job_id},
+                                             {"worker_id", session->worker_id_},
+                                             {"error", claimed.error().message}});
+          self->free_session_slot(job_id, session);
+          auto back = self->book_.erase(job_id);
+          if (back && !back->cancelled) {
+            back->claim_refused = false;
+            self->enqueue(std::move(*back));
+          }
           return;
         }
         if (worker_gone) {
@@ -253,120 +313,113 @@ void Studio::claim(const std::string& job_id, const std::shared_ptr<WorkerSessio
                                               {"worker_id", session->worker_id_},
                                               {"reason", "the worker's row is gone"}});
           self->free_session_slot(job_id, session);
-          if (claimed_job.cancelled) {
-            self->jobs_.erase(found);
-          } else {
-            self->enqueue(std::move(claimed_job));
+          auto refused = self->book_.erase(job_id);
+          if (!refused->cancelled) {
+            self->enqueue(std::move(*refused));
           }
           self->revoke_worker(session->worker_id_,
                               "worker " + session->worker_id_ + " was deleted by the operator");
           return;
         }
         if (!claimed || *claimed != ClaimOutcome::Claimed) {
-          // The row left `queued` behind our back (an operator's edit): forget it.
-          logger().warn("job.claim_lost",
-                        {{"job_id", job_id},
-                         {"error", claimed ? std::string("not queued") : claimed.error().message}});
+          // The row left `queued` behind our back: another studio process claimed it first
+          // (normal with several), or an operator's edit. Forget it.
+          logger().log(self->cluster_ && claimed ? log::Level::Debug : log::Level::Warn,
+                       "job.claim_lost",
+                       {{"job_id", job_id},
+                        {"error", claimed ? std::string("not queued") : claimed.error().message}});
           self->free_session_slot(job_id, session);
-          self->jobs_.erase(found);
+          self->book_.erase(job_id);
           self->request_dispatch();
           return;
         }
-        claimed_job.record.status = store::JobStatus::Claimed;
-        claimed_job.record.worker_id = claimed_job.holder;
-        claimed_job.record.last_worker_id = claimed_job.holder;
-        claimed_job.record.claimed_at = now;
-        claimed_job.record.accepted_at.reset();
+        self->book_.claim_stored(job_id, now);
         if (claimed_job.cancelled || session->ended_) {
           const std::string why = "the worker disconnected before the offer was sent";
           self->release(job_id, why, {store::AttemptOutcome::Requeued, why}, false, false);
           return;
         }
-        claimed_job.phase = ActiveJob::Phase::Offered;
-        if (auto socket = session->socket()) {
-          socket->send_text(claimed_job.offer_frame);
-        }
-        ++self->metrics_.frames_out;
-        ++self->metrics_.offers;
-        self->metrics_.observe_offer_latency(self->steady_now() - claimed_job.enqueued_at);
-        self->start_deadline(
-            claimed_job, self->config_.offer_timeout,
-            fmt::format("offer not answered within {} ms", self->config_.offer_timeout.count()));
-        self->publish_job(claimed_job.record);
+        self->execute(self->book_.offer(job_id, self->steady_now(), self->config_.offer_timeout));
       });
 }
 
-void Studio::start_deadline(ActiveJob& job, std::chrono::milliseconds after, std::string reason) {
-  auto timer = std::make_shared<boost::asio::steady_timer>(loop_, after);
-  job.deadline = timer;
-  job.deadline_at = steady_now() + after;
-  job.deadline_reason = reason;
-  timer->async_wait([weak = weak_from_this(), job_id = job.record.id, raw = timer.get(),
-                     reason = std::move(reason)](const boost::system::error_code& ec) {
-    auto self = weak.lock();
-    if (ec || !self) {
-      return;
-    }
-    auto it = self->jobs_.find(job_id);
-    if (it == self->jobs_.end() || it->second.deadline.get() != raw) {
-      return;
-    }
-    logger().warn("job.deadline",
-                  {{"job_id", job_id}, {"worker_id", it->second.holder}, {"reason", reason}});
-    if (it->second.phase == ActiveJob::Phase::Offered &&
-        self->config_.reject_hold_off.count() > 0) {
-      // An unanswered offer is no run (no attempt counted): others get the job first.
-      self->scheduler_.exclude(it->second.holder, job_id,
-                               self->steady_now() + self->config_.reject_hold_off);
-    }
-    self->release(job_id, reason, {store::AttemptOutcome::Requeued, reason}, true, false);
-  });
-}
-
-void Studio::start_run_limit(ActiveJob& job) {
-  const auto limit = config_.run_limit_for(job.record.kind);
-  const auto now = steady_now();
-  job.run_until = jobs::run_deadline(job.run_until, now, limit);
-  start_deadline(job, jobs::time_left(*job.run_until, now),
-                 fmt::format("no result within the run limit of {} s",
-                             std::chrono::duration_cast<std::chrono::seconds>(limit).count()));
-}
-
-void Studio::detach(ActiveJob& job, const std::string& why) {
-  job.phase = ActiveJob::Phase::Detached;
-  job.session.reset();
-  const auto grace = config_.claim_grace;
-  logger().info("job.detached", {{"job_id", job.record.id},
-                                 {"worker_id", job.holder},
-                                 {"grace_ms", grace.count()},
-                                 {"why", why}});
-  start_deadline(job, grace,
-                 fmt::format("{} while worker {} held the job, and it did not return within {} ms",
-                             why, job.holder, grace.count()));
-}
-
-void Studio::reattach(ActiveJob& job, const std::shared_ptr<WorkerSession>& session) {
-  job.phase = ActiveJob::Phase::Running;
-  job.session = session;
-  session->job_id_ = job.record.id;
-  scheduler_.set_busy(session->worker_id_, true);
-  logger().info("job.reattached", {{"job_id", job.record.id}, {"worker_id", job.holder}});
-  start_run_limit(job);
-}
-
-jobs::Standing Studio::standing(const std::string& job_id, const std::string& worker_id) const {
-  const auto it = jobs_.find(job_id);
-  return it == jobs_.end() ? jobs::Standing::Unknown : jobs::standing(it->second.view(), worker_id);
-}
-
-jobs::ActiveCompletion Studio::judge_active(const std::string& job_id,
-                                            const std::string& worker_id) const {
-  const auto it = jobs_.find(job_id);
-  if (it == jobs_.end()) {
-    return jobs::judge_active(nullptr, worker_id);
+void Studio::execute(jobs::Effects effects) {
+  for (auto& effect : effects) {
+    std::visit(
+        [this](auto& e) {
+          using E = std::decay_t<decltype(e)>;
+          if constexpr (std::is_same_v<E, jobs::effect::Enqueue>) {
+            if (const auto* job = book_.find(e.job_id)) {
+              scheduler_.enqueue(job->queued());
+              request_dispatch();
+            }
+          } else if constexpr (std::is_same_v<E, jobs::effect::SendOffer>) {
+            const auto* job = book_.find(e.job_id);
+            const auto session = job ? session_of(*job) : nullptr;
+            if (!session) {
+              return;  // its session is gone: the close released or detached the job
+            }
+            if (auto socket = session->socket()) {
+              socket->send_text(job->offer_frame);
+            }
+            ++metrics_.frames_out;
+            ++metrics_.offers;
+            metrics_.observe_offer_latency(steady_now() - job->enqueued_at);
+          } else if constexpr (std::is_same_v<E, jobs::effect::ArmDeadline>) {
+            auto& timer = deadlines_[e.job_id];
+            if (timer) {
+              timer->cancel();
+            }
+            const auto after = std::max(e.at - steady_now(), SteadyTime::duration::zero());
+            timer = std::make_shared<boost::asio::steady_timer>(loop_, after);
+            timer->async_wait([weak = weak_from_this(), job_id = e.job_id, raw = timer.get(),
+                               generation = e.generation](const boost::system::error_code& ec) {
+              auto self = weak.lock();
+              if (ec || !self) {
+                return;
+              }
+              if (auto it = self->deadlines_.find(job_id);
+                  it != self->deadlines_.end() && it->second.get() == raw) {
+                self->deadlines_.erase(it);
+              }
+              if (const auto* due = self->book_.deadline_due(job_id, generation)) {
+                self->on_deadline(job_id, *due);
+              }
+            });
+          } else if constexpr (std::is_same_v<E, jobs::effect::CancelDeadline>) {
+            if (auto it = deadlines_.find(e.job_id); it != deadlines_.end()) {
+              it->second->cancel();
+              deadlines_.erase(it);
+            }
+          } else if constexpr (std::is_same_v<E, jobs::effect::Publish>) {
+            publish_job(e.record);
+          }
+        },
+        effect);
   }
-  const auto view = it->second.view();
-  return jobs::judge_active(&view, worker_id);
+}
+
+void Studio::on_deadline(const std::string& job_id, const jobs::Deadline& deadline) {
+  const auto* job = book_.find(job_id);
+  const std::string reason = deadline.reason;  // the release below changes the job
+  logger().warn("job.deadline",
+                {{"job_id", job_id}, {"worker_id", job->holder}, {"reason", reason}});
+  if (job->phase == jobs::Phase::Offered && config_.reject_hold_off.count() > 0) {
+    // An unanswered offer is no run (no attempt counted): others get the job first.
+    scheduler_.exclude(job->holder, job_id, steady_now() + config_.reject_hold_off);
+  }
+  release(job_id, reason, {store::AttemptOutcome::Requeued, reason}, true, false);
+}
+
+std::shared_ptr<WorkerSession> Studio::session_of(const ActiveJob& job) const {
+  if (job.session == 0) {
+    return nullptr;
+  }
+  const auto it = sessions_.find(job.holder);
+  if (it == sessions_.end() || it->second->order_ != job.session || it->second->ended_) {
+    return nullptr;
+  }
+  return it->second;
 }
 
 void Studio::settled_by_late_result(const store::JobRecord& job) {
@@ -380,8 +433,8 @@ void Studio::settled_by_late_result(const store::JobRecord& job) {
 
 void Studio::once_held(const std::string& job_id, const std::string& worker_id,
                        std::function<void(bool)> then) {
-  if (const auto it = jobs_.find(job_id); it != jobs_.end()) {
-    then(it->second.holder == worker_id || it->second.record.formerly_held_by(worker_id));
+  if (const auto held = book_.held_by(job_id, worker_id)) {
+    then(*held);
     return;
   }
   db_->call<std::optional<store::JobRecord>>(
@@ -393,30 +446,29 @@ void Studio::once_held(const std::string& job_id, const std::string& worker_id,
 
 void Studio::free_session_slot(const std::string& job_id,
                                const std::shared_ptr<WorkerSession>& session) {
-  if (session && session->job_id_ == job_id) {
-    session->job_id_.reset();
-    if (!session->ended_) {
-      scheduler_.set_busy(session->worker_id_, false);
-    }
+  if (session && session->jobs_.erase(job_id) > 0 && !session->ended_) {
+    count_session_jobs(session);
+  }
+}
+
+void Studio::count_session_jobs(const std::shared_ptr<WorkerSession>& session) {
+  if (!session->ended_) {
+    scheduler_.set_held(session->worker_id_, session->jobs_.size());
   }
 }
 
 void Studio::release(const std::string& job_id, std::string error, store::AttemptEnd ended,
                      bool count_attempt, bool terminal, std::function<void()> after_commit) {
-  auto it = jobs_.find(job_id);
-  if (it == jobs_.end() || it->second.phase == ActiveJob::Phase::Queued) {
+  auto* found = book_.find(job_id);
+  if (!found || found->phase == jobs::Phase::Queued) {
     if (after_commit) {
       after_commit();
     }
     return;
   }
-  auto& job = it->second;
-  if (job.deadline) {
-    job.deadline->cancel();
-    job.deadline.reset();
-  }
-  free_session_slot(job_id, job.session);
-  job.session.reset();
+  auto& job = *found;
+  free_session_slot(job_id, session_of(job));
+  execute(book_.let_go(job_id));
   if (job.cancelled) {
     // Nothing to requeue: the job is over, only the holder is cleared.
     db_->call<bool>(
@@ -429,7 +481,7 @@ void Studio::release(const std::string& job_id, std::string error, store::Attemp
             after_commit();
           }
         });
-    jobs_.erase(it);
+    book_.erase(job_id);
     request_dispatch();
     return;
   }
@@ -439,51 +491,77 @@ void Studio::release(const std::string& job_id, std::string error, store::Attemp
   const bool exhausted = outcome.fail;
   ended.outcome = outcome.attempt;
   const std::string holder = job.holder;
-  job.phase = ActiveJob::Phase::Finishing;
   const auto now = unix_millis();
+  write_release(job_id, holder, attempts, error, exhausted, now, std::move(ended),
+                std::move(after_commit));
+}
+
+void Studio::retry_release(const std::string& job_id, int attempts, const std::string& error,
+                           bool exhausted, std::int64_t now, store::AttemptEnd ended,
+                           std::function<void()> after_commit) {
+  // The DbWorker already waits out its reconnection backoff; this pause only keeps an error that
+  // is not a lost connection from spinning.
+  auto timer = std::make_shared<boost::asio::steady_timer>(loop_, std::chrono::milliseconds(200));
+  timer->async_wait([weak = weak_from_this(), timer, job_id, attempts, error, exhausted, now,
+                     ended = std::move(ended),
+                     after_commit = std::move(after_commit)](const boost::system::error_code&) {
+    auto self = weak.lock();
+    if (!self) {
+      return;
+    }
+    const auto* job = self->book_.find(job_id);
+    if (self->stopping_ || !job || job->phase != jobs::Phase::Finishing) {
+      // Shutting down: the row stays claimed and the next start restores the claim.
+      if (after_commit) {
+        after_commit();
+      }
+      return;
+    }
+    self->write_release(job_id, job->holder, attempts, error, exhausted, now, ended, after_commit);
+  });
+}
+
+void Studio::write_release(const std::string& job_id, const std::string& holder, int attempts,
+                           const std::string& error, bool exhausted, std::int64_t now,
+                           store::AttemptEnd ended, std::function<void()> after_commit) {
   db_->call<bool>(
-      [job_id, holder, attempts, error, exhausted, now,
-       ended = std::move(ended)](store::StudioStore& s) {
+      [job_id, holder, attempts, error, exhausted, now, ended](store::StudioStore& s) {
         return s.release_job(job_id, holder, attempts, error, exhausted, now, ended);
       },
-      [self = shared_from_this(), job_id, attempts, error, exhausted, now,
-       after_commit](Result<bool> released) {
-        auto found = self->jobs_.find(job_id);
-        if (found != self->jobs_.end()) {
-          auto& released_job = found->second;
+      [self = shared_from_this(), job_id, attempts, error, exhausted, now, ended,
+       after_commit](Result<bool> released) mutable {
+        if (auto* settling = self->book_.find(job_id)) {
+          auto& released_job = *settling;
           if (released && !*released && released_job.claim_refused && !released_job.cancelled) {
             // Its claim was refused, so the row is still queued: back in the queue it goes.
-            released_job.claim_refused = false;
-            self->enqueue(std::move(released_job));
+            auto refused = self->book_.erase(job_id);
+            refused->claim_refused = false;
+            self->enqueue(std::move(*refused));
+          } else if (!released && !self->stopping_) {
+            // Not stored (the database is unreachable or restarting): the row still names the
+            // holder, so the job stays in the book (Finishing) and the write is tried again.
+            logger().warn("job.release_retry",
+                          {{"job_id", job_id}, {"error", released.error().message}});
+            self->retry_release(job_id, attempts, error, exhausted, now, std::move(ended),
+                                std::move(after_commit));
+            return;
           } else if (!released || !*released) {
             logger().error("job.release_failed",
                            {{"job_id", job_id},
                             {"error", released ? std::string("row not claimed by the holder")
                                                : released.error().message}});
-            self->jobs_.erase(found);
+            self->book_.erase(job_id);
           } else {
-            released_job.record.former_workers += released_job.holder + ",";
-            released_job.record.attempts = attempts;
-            released_job.record.error = error;
-            released_job.record.worker_id.reset();
-            released_job.record.claimed_at.reset();
-            released_job.record.accepted_at.reset();
             logger().info(exhausted ? "job.failed" : "job.requeued",
                           {{"job_id", job_id},
                            {"worker_id", released_job.holder},
                            {"attempts", attempts},
                            {"error", error}});
-            if (exhausted) {
-              released_job.record.status = store::JobStatus::Failed;
-              released_job.record.finished_at = now;
-              self->publish_job(released_job.record);
-              self->jobs_.erase(found);
-            } else {
+            if (!exhausted) {
               ++self->metrics_.requeues;
-              released_job.record.status = store::JobStatus::Queued;
-              self->publish_job(released_job.record);
-              self->enqueue(std::move(released_job));
             }
+            self->execute(self->book_.release_stored(job_id, attempts, error, exhausted, now,
+                                                     self->steady_now()));
           }
         }
         if (after_commit) {
@@ -493,39 +571,27 @@ void Studio::release(const std::string& job_id, std::string error, store::Attemp
       });
 }
 
-Studio::ActiveJob::Phase Studio::hold_for_completion(ActiveJob& job) {
-  const auto previous = job.phase;
-  if (previous == ActiveJob::Phase::Queued) {
-    scheduler_.remove(job.record.id);
+jobs::Phase Studio::hold_for_completion(const std::string& job_id) {
+  auto held = book_.hold(job_id);
+  if (held.previous == jobs::Phase::Queued) {
+    scheduler_.remove(job_id);
   }
-  job.phase = ActiveJob::Phase::Finishing;
-  if (job.deadline) {
-    job.deadline->cancel();
-    job.deadline.reset();
-  }
-  return previous;
+  execute(std::move(held.effects));
+  return held.previous;
 }
 
-void Studio::resume_after_failed_completion(ActiveJob& job, ActiveJob::Phase previous) {
-  if (previous == ActiveJob::Phase::Queued) {
-    enqueue(std::move(job));
-    return;
-  }
-  job.phase = previous;
-  if (!job.deadline_reason.empty()) {
-    start_deadline(job, jobs::time_left(job.deadline_at, steady_now()), job.deadline_reason);
-  }
+void Studio::resume_after_failed_completion(const std::string& job_id, jobs::Phase previous) {
+  execute(book_.resume(job_id, previous, steady_now()));
 }
 
 void Studio::finish_complete(const std::string& job_id, const std::string& worker_id,
-                             ActiveJob::Phase previous,
+                             jobs::Phase previous,
                              std::function<Result<bool>(store::StudioStore&)> write,
                              std::function<void(Result<bool>)> answer) {
   db_->call<bool>(std::move(write), [self = shared_from_this(), job_id, worker_id, previous,
                                      answer = std::move(answer)](Result<bool> stored) {
-    auto it = self->jobs_.find(job_id);
-    if (it != self->jobs_.end()) {
-      auto& done_job = it->second;
+    if (auto* found = self->book_.find(job_id)) {
+      auto& done_job = *found;
       if (stored && *stored) {
         if (!done_job.holder.empty() && done_job.holder != worker_id) {
           // A former holder's result won: the current claim is withdrawn. Its worker's accept
@@ -535,20 +601,14 @@ void Studio::finish_complete(const std::string& job_id, const std::string& worke
                                                 {"completed_by", worker_id}});
           ++self->metrics_.withdrawn_claims;
         }
-        self->free_session_slot(job_id, done_job.session);
-        done_job.record.status = store::JobStatus::Done;
-        done_job.record.attempts = std::max(done_job.record.attempts, 1);  // as stored
-        done_job.record.worker_id = worker_id;
-        done_job.record.last_worker_id = worker_id;
-        done_job.record.finished_at = self->unix_millis();
+        self->free_session_slot(job_id, self->session_of(done_job));
         self->scheduler_.record_completion(worker_id, done_job.record.model);
-        self->publish_job(done_job.record);
         logger().debug("job.done", {{"job_id", job_id}, {"worker_id", worker_id}});
-        self->jobs_.erase(it);
+        self->execute(self->book_.completion_stored(job_id, worker_id, self->unix_millis()));
         self->request_dispatch();
       } else {
         // Not stored: the job goes back to where it was, so that a retry can land.
-        self->resume_after_failed_completion(done_job, previous);
+        self->resume_after_failed_completion(job_id, previous);
       }
     }
     answer(std::move(stored));
@@ -560,11 +620,10 @@ void Studio::shutdown(std::function<void()> done) {
   if (sweep_timer_) {
     sweep_timer_->cancel();
   }
-  for (auto& [id, job] : jobs_) {
-    if (job.deadline) {
-      job.deadline->cancel();
-    }
+  for (auto& [id, timer] : deadlines_) {
+    timer->cancel();
   }
+  deadlines_.clear();
   for (const auto& session : std::vector(open_sessions_.begin(), open_sessions_.end())) {
     session->ended_ = true;
     if (auto socket = session->socket()) {
@@ -579,7 +638,11 @@ void Studio::shutdown(std::function<void()> done) {
     held->timer.cancel();  // answers "pending" now; the worker polls the next studio run
   }
   held_polls_.clear();
-  // Jobs held by the closed sessions stay claimed in the database: the next start requeues them.
+  // Jobs held by the closed sessions stay claimed in the database: the next start requeues them
+  // (with other studio processes: one of them adopts them once our row is gone).
+  if (cluster_) {
+    cluster_->stop();
+  }
   db_->stop();
   blocking_->join();
   boost::asio::post(loop_, std::move(done));
@@ -596,24 +659,131 @@ void Studio::wake_held_polls(const std::string& request_id) {
 
 void Studio::halt_threads_for_test() {
   stopping_ = true;
+  if (cluster_) {
+    cluster_->stop();
+  }
   db_->stop();
   blocking_->join();
 }
 
+void Studio::add_event_stream(std::shared_ptr<net::EventStream> stream) {
+  stream->write(": connected\n\n");
+  event_streams_.push_back(std::move(stream));
+}
+
+std::shared_ptr<Studio::HeldPoll> Studio::hold_poll(const std::string& request_id) {
+  auto held = std::make_shared<HeldPoll>(loop_);
+  held_polls_.emplace(request_id, held);
+  return held;
+}
+
+void Studio::end_held_poll(const std::string& request_id, const std::shared_ptr<HeldPoll>& held) {
+  auto [first, last] = held_polls_.equal_range(request_id);
+  for (auto it = first; it != last; ++it) {
+    if (it->second == held) {
+      held_polls_.erase(it);
+      return;
+    }
+  }
+}
+
+std::string Studio::render_metrics(
+    const std::map<std::string, std::int64_t>& counts_by_status) const {
+  return metrics_.render(scheduler_.queued_per_kind(), counts_by_status, sessions_.size(),
+                         scheduler_.waiting_counts(steady_now()));
+}
+
+std::optional<Studio::ConnectedWorker> Studio::connected_worker(
+    const std::string& worker_id) const {
+  const auto it = sessions_.find(worker_id);
+  if (it == sessions_.end()) {
+    return std::nullopt;
+  }
+  const auto& session = *it->second;
+  ConnectedWorker out{proto::encode(session.capabilities_), std::nullopt, {}};
+  // Oldest first, as the worker names them; then any offered since its last heartbeat.
+  for (const auto& id : session.reported_jobs_) {
+    if (session.jobs_.contains(id)) out.job_ids.push_back(id);
+  }
+  for (const auto& id : session.jobs_) {
+    if (std::find(out.job_ids.begin(), out.job_ids.end(), id) == out.job_ids.end()) {
+      out.job_ids.push_back(id);
+    }
+  }
+  if (!out.job_ids.empty()) out.job_id = out.job_ids.front();
+  return out;
+}
+
+std::optional<std::string> Studio::waiting_reason(const std::string& job_id) const {
+  auto reason = scheduler_.waiting(job_id, steady_now());
+  return reason ? std::optional<std::string>(std::move(reason->text)) : std::nullopt;
+}
+
+void Studio::job_created(const store::JobRecord& record) {
+  logger().debug("job.created", {{"job_id", record.id}, {"model", record.model}});
+  publish_job(record);
+  if (auto active = make_active_job(record)) {
+    enqueue(std::move(*active));
+  }
+}
+
+void Studio::job_created(const store::JobRecord& record, proto::Task task,
+                         proto::ModelSource source) {
+  logger().debug("job.created", {{"job_id", record.id}, {"model", record.model}});
+  publish_job(record);
+  enqueue(make_active_job(record, std::move(task), std::move(source)));
+}
+
+void Studio::cancel_job(const std::string& id,
+                        std::function<void(Result<std::optional<tx::JobView>>)> done) {
+  const auto verdict = book_.judge_cancel(id);
+  const bool active_here = verdict != jobs::Cancel::AskStore;
+  if (active_here) {
+    book_.mark_cancelled(id);
+    if (verdict == jobs::Cancel::Unqueue) {
+      scheduler_.remove(id);
+    }
+  }
+  db_->call<std::optional<tx::JobView>>(
+      [id, now = unix_millis()](store::StudioStore& s) { return tx::cancel_job(s, id, now); },
+      [self = shared_from_this(), id, active_here,
+       done = std::move(done)](Result<std::optional<tx::JobView>> stored) {
+        if (active_here) {
+          if (stored) {
+            self->book_.cancel_stored(id);
+          } else {
+            self->execute(self->book_.cancel_failed(id));
+          }
+        }
+        if (stored && *stored && active_here) {
+          logger().info("job.cancelled", {{"job_id", id}});
+          self->publish_job((*stored)->record);
+        }
+        done(std::move(stored));
+      });
+}
+
 void Studio::publish_job(const store::JobRecord& job) {
-  if (!event_streams_.empty()) {
+  if (!event_streams_.empty() || cluster_) {
     publish("job", job_event_json(job));
   }
 }
 
 void Studio::publish_worker(const std::string& worker_id, std::string_view state) {
-  if (!event_streams_.empty()) {
+  if (!event_streams_.empty() || cluster_) {
     publish("worker", worker_event_json(worker_id, state));
   }
 }
 
 void Studio::publish(std::string_view event, const std::string& data) {
   const std::string chunk = fmt::format("event: {}\ndata: {}\n\n", event, data);
+  if (cluster_) {
+    cluster_->relay_event(chunk);
+  }
+  write_event_streams(chunk);
+}
+
+void Studio::write_event_streams(const std::string& chunk) {
   std::erase_if(event_streams_, [](const auto& stream) { return !stream->is_open(); });
   for (auto& stream : event_streams_) {
     stream->write(chunk);

@@ -4,8 +4,9 @@
 //
 //   A job's phases, and every verdict on a job (who stands how towards it, what a completion, a
 //   late result or a repeat does, how a released job goes on) are in studio/jobs/job_book.h;
-//   `attempts` counts runs started (accepted offers), nothing else (issue 17). The studio holds
-//   the active jobs, their timers and sessions, and carries out what the verdicts say.
+//   `attempts` counts runs started (accepted offers), nothing else (issue 17). The book
+//   (jobs::JobBook) holds the active jobs and their phases and deadlines; the studio holds the
+//   sessions and the jobs' timers, and carries out the effects the book returns.
 //
 // Threading: loop-thread only. Every piece of mutable state is owned by the io_context thread;
 // the database runs on its DbWorker thread and result files are hashed and written on a small
@@ -17,9 +18,12 @@
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <deque>
+#include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -28,13 +32,15 @@
 #include "common/clock.h"
 #include "net/http_server.h"
 #include "proto/frames.h"
-#include "store/studio_store.h"
+#include "studio/store/studio_store.h"
 #include "studio/config.h"
 #include "studio/jobs/job_book.h"
 #include "studio/metrics.h"
 #include "studio/rate_limiter.h"
+#include "studio/registry.h"
 #include "studio/result_upload.h"
 #include "studio/scheduler.h"
+#include "studio/transactions.h"
 
 namespace boost::asio {
 class thread_pool;
@@ -44,11 +50,9 @@ namespace sw::studio {
 
 class DbWorker;
 class Studio;
-namespace api {
-class WorkerRoutes;
-class ClientRoutes;
-class AdminRoutes;
-}  // namespace api
+namespace cluster {
+class Cluster;
+}  // namespace cluster
 
 // One worker WebSocket. Holds the studio weakly: a session can outlive a stopped studio.
 class WorkerSession : public net::WebSocketHandler,
@@ -63,7 +67,7 @@ class WorkerSession : public net::WebSocketHandler,
 
  private:
   friend class Studio;
-  friend class api::AdminRoutes;  // lists a connected worker's capabilities and job
+  friend class cluster::Cluster;  // takes over the job a worker reports
   std::weak_ptr<Studio> studio_;
   std::string worker_id_;
   // Weak: the socket owns this handler, and its coroutines own the socket.
@@ -78,8 +82,13 @@ class WorkerSession : public net::WebSocketHandler,
   std::optional<std::string> persisted_job_;
   std::int64_t persisted_at_ = 0;
   SteadyTime last_frame_{};
-  std::optional<std::string> job_id_;        // the job this session holds (offered or running)
+  // The jobs this session holds (offered or running): at most one, unless its hello announced
+  // "capacity" (then as many as the worker's heartbeats leave room for).
+  std::set<std::string> jobs_;
+  bool capacity_ = false;                    // hello announced "capacity" and it was welcomed
   std::optional<std::string> reported_job_;  // currentJobId of the last heartbeat
+  // Every studio job the last heartbeat named (capacity.jobIds, else currentJobId).
+  std::vector<std::string> reported_jobs_;
 };
 
 class Studio : public std::enable_shared_from_this<Studio> {
@@ -112,60 +121,122 @@ class Studio : public std::enable_shared_from_this<Studio> {
   std::size_t open_sessions() const { return open_sessions_.size(); }
   std::size_t queued_jobs() const { return scheduler_.queued(); }
 
- private:
-  friend class WorkerSession;
-  // The HTTP routes (router.cpp dispatches to studio/api/*): to be narrowed to the job book's
-  // and the registry's interfaces (issue 18).
-  friend class Router;
-  friend class api::WorkerRoutes;
-  friend class api::ClientRoutes;
-  friend class api::AdminRoutes;
-
-  struct ActiveJob {
-    using Phase = jobs::Phase;
-    store::JobRecord record;
-    std::string offer_frame;  // the encoded offer, built once
-    Phase phase = Phase::Queued;
-    std::string holder;  // worker id unless queued
-    std::shared_ptr<WorkerSession> session;
-    bool cancelled = false;
-    std::shared_ptr<boost::asio::steady_timer> deadline;  // offer timeout, run limit or grace
-    SteadyTime deadline_at{};                             // when `deadline` fires
-    std::string deadline_reason;                          // the error it records
-    std::optional<SteadyTime> run_until;                  // the run limit, kept through a detach
-    SteadyTime enqueued_at{};
-    std::string engine;  // the model source's engine, decoded once (routing, issue 14)
-    // The claim was refused (its worker's row was gone) after a release had started: that
-    // release finds the row still queued and puts the job back in the queue instead of dropping it.
-    bool claim_refused = false;
-
-    jobs::ActiveView view() const {
-      return jobs::ActiveView{
-          .phase = phase, .holder = holder, .cancelled = cancelled, .record = &record};
-    }
-    QueuedJob queued() const {
-      return QueuedJob{.id = record.id,
-                       .seq = record.seq,
-                       .priority = record.priority,
-                       .kind = record.kind,
-                       .vram_gb_estimate = record.vram_gb_estimate,
-                       .model = record.model,
-                       .engine = engine};
-    }
-  };
-  struct CachedWorker {
-    std::string token_hash;
-  };
-  struct CachedModel {
-    store::ModelRecord record;
-    proto::ModelSource source;
-  };
-
-  Studio(boost::asio::any_io_executor loop, StudioConfig config, const Clock& clock);
+  // ---- what the HTTP routes (studio/api/*) may ask and do ----
+  // The routes hold a Studio& and see only this section: they read the job book, never change
+  // it; every change to a job's life goes through the operations below, which carry out what the
+  // book decides. Loop thread only, like the rest of the studio.
+  const StudioConfig& config() const { return config_; }
   SteadyTime steady_now() const { return clock_.steady_now(); }
   std::int64_t unix_millis() const { return clock_.unix_millis(); }
-  Status load(store::StudioStore& store);
+  bool stopping() const { return stopping_; }
+  // On PostgreSQL (issue 18): other studio processes may share the database, so a cache miss or
+  // a pending request is read again from it rather than trusted.
+  bool clustered() const { return cluster_ != nullptr; }
+  // The database thread: routes name a transaction (store methods, studio/transactions.h).
+  DbWorker& database() { return *db_; }
+  // Who may talk to the studio, and the model catalogue.
+  Registry& registry() { return registry_; }
+  const Registry& registry() const { return registry_; }
+  const jobs::JobBook& book() const { return book_; }
+  Metrics& metrics() { return metrics_; }
+  // Where result bytes live: files named by their sha256.
+  std::filesystem::path results_dir() const { return config_.results_path(); }
+  const std::shared_ptr<UploadBudget>& upload_budget() const { return upload_budget_; }
+  // A small pool for blocking file work (hashing, writing results).
+  boost::asio::thread_pool& blocking_pool() { return *blocking_; }
+  const boost::asio::any_io_executor& loop() const { return loop_; }
+  // Registration requests per source address (per process: each studio process counts its own).
+  bool allow_registration(const std::string& address) {
+    return register_limiter_.allow(address, steady_now());
+  }
+  // The Prometheus text of /metrics, with the job counts by status read from the database.
+  std::string render_metrics(const std::map<std::string, std::int64_t>& counts_by_status) const;
+
+  // A welcomed session's live view of its worker, or nullopt when it is not connected here.
+  struct ConnectedWorker {
+    std::string capabilities_json;      // as last reported (hello or heartbeat)
+    std::optional<std::string> job_id;  // the oldest job its session holds
+    std::vector<std::string> job_ids;   // every job its session holds (feature "capacity")
+  };
+  std::optional<ConnectedWorker> connected_worker(const std::string& worker_id) const;
+  // Why a queued job waits (the scheduler's words), or nullopt.
+  std::optional<std::string> waiting_reason(const std::string& job_id) const;
+
+  // A job committed through the client API (tx::create_job): announced and queued.
+  void job_created(const store::JobRecord& record);
+  // The same with the task and model source the record's JSON was encoded from (the request
+  // decoded them: nothing is decoded again).
+  void job_created(const store::JobRecord& record, proto::Task task, proto::ModelSource source);
+  // Cancels a job (client API): a queued one leaves the queue; a held one is marked cancelled
+  // (the protocol has no cancel frame: its holder's result is acknowledged and dropped). The
+  // answer is the job as stored after the commit, nullopt when there is none. Cancelling a
+  // cancelled job is harmless; a finished one is returned unchanged (its status says so).
+  void cancel_job(const std::string& id,
+                  std::function<void(Result<std::optional<tx::JobView>>)> done);
+  // The worker was deleted by the operator (see below, sessions.cpp).
+  void worker_deleted(const std::string& worker_id) {
+    revoke_worker(worker_id, "worker " + worker_id + " was deleted by the operator");
+  }
+  // A registration request was approved or rejected.
+  void request_decided(const std::string& request_id) { wake_held_polls(request_id); }
+
+  // ---- registration polls held open (ours: `?waitMs=`; the reference studio ignores it) ----
+  // A poll of a pending request waits here until the request is decided or its wait ends.
+  struct HeldPoll {
+    explicit HeldPoll(const boost::asio::any_io_executor& loop) : timer(loop) {}
+    boost::asio::steady_timer timer;
+    bool decided = false;  // woken by a decision: poll again; else answer "pending"
+  };
+  std::shared_ptr<HeldPoll> hold_poll(const std::string& request_id);
+  void end_held_poll(const std::string& request_id, const std::shared_ptr<HeldPoll>& held);
+  bool poll_held(const std::string& request_id) const { return held_polls_.contains(request_id); }
+
+  // ---- events (SSE /api/v1/events) ----
+  void add_event_stream(std::shared_ptr<net::EventStream> stream);
+  void publish_job(const store::JobRecord& job);
+  void publish_worker(const std::string& worker_id, std::string_view state);
+
+  // ---- completions through HTTP (worker routes: binary results) ----
+  // Holds the job while a completion is stored (out of the queue, its timer stopped); returns
+  // the phase to go back to (JobBook::resume) if storing fails.
+  jobs::Phase hold_for_completion(const std::string& job_id);
+  void resume_after_failed_completion(const std::string& job_id, jobs::Phase previous);
+  // In a cluster (issue 18): a result from the worker that holds `job_id` in the database while
+  // this process does not hold it (its claim belongs to a dead process not adopted yet, or to
+  // another process) moves the claim here, as a heartbeat reporting the job does; the result was
+  // answered "retry", and its next delivery is taken. Without a session of that worker here, or
+  // outside a cluster, nothing happens (the claim waits for adoption).
+  void take_over_for_result(const std::string& worker_id, const std::string& job_id);
+  // Stores a completion by `worker_id` (the holder, or a former holder: then the current claim, if
+  // any, is withdrawn) and retires the job; on failure the job goes back to where it was.
+  // The caller first holds the job with hold_for_completion() and passes what it returned.
+  void finish_complete(const std::string& job_id, const std::string& worker_id,
+                       jobs::Phase previous, std::function<Result<bool>(store::StudioStore&)> write,
+                       std::function<void(Result<bool>)> answer);
+  // A late result took a job that was not active (it had failed: issue 18): the job is done.
+  void settled_by_late_result(const store::JobRecord& job);
+  // Lets go of a held job: requeue, or fail it at maxAttempts or when `terminal`. Cancelled jobs
+  // just lose their holder. `ended` closes the holder's attempt in the job's history (a lapse
+  // that fails the job reads `failed`); `count_attempt` is kept for the book's verdict.
+  void release(const std::string& job_id, std::string error, store::AttemptEnd ended,
+               bool count_attempt, bool terminal, std::function<void()> after_commit = {});
+
+ private:
+  friend class WorkerSession;
+  // Several processes on PostgreSQL (studio/cluster/cluster.h): part of the studio itself, it
+  // mirrors the queue into the book, gives up jobs settled elsewhere, adopts orphaned claims and
+  // reloads the caches, carrying out the book's effects like the studio's own code.
+  friend class cluster::Cluster;
+
+  using ActiveJob = jobs::ActiveJob;
+
+  Studio(boost::asio::any_io_executor loop, StudioConfig config, const Clock& clock);
+  // `clustered`: on PostgreSQL (issue 18), where claimed rows are left to the cluster's adoption.
+  Status load(store::StudioStore& store, bool clustered);
   static Result<ActiveJob> make_active_job(store::JobRecord record);
+  // The same from the decoded task and model source the record's JSON was encoded from.
+  static ActiveJob make_active_job(store::JobRecord record, proto::Task task,
+                                   proto::ModelSource source);
 
   // ---- sessions (sessions.cpp) ----
   void on_session_open(const std::shared_ptr<WorkerSession>& session);
@@ -197,69 +268,54 @@ class Studio : public std::enable_shared_from_this<Studio> {
                      std::string reason, std::string release_reason, bool keep_claim,
                      bool count_attempt = true);
   void persist_heartbeat(const std::shared_ptr<WorkerSession>& session, bool force);
+  // The holder is back and reports its detached job (reported_job_): the claim goes on over this
+  // session. Returns whether it did.
+  // Keeps the claim on `job_id` (one the worker's heartbeat named) when this worker held it
+  // before a disconnect or a restart; false when it did not.
+  bool reattach_reported_job(const std::shared_ptr<WorkerSession>& session,
+                             const std::string& job_id);
+  // The scheduler's count of the session's jobs, after jobs_ changed.
+  void count_session_jobs(const std::shared_ptr<WorkerSession>& session);
   void sweep_silent_sessions();
   void schedule_sweep();
 
   // ---- jobs (studio.cpp) ----
-  void enqueue(ActiveJob job);
+  void enqueue(ActiveJob job) { execute(book_.enqueue(std::move(job), steady_now())); }
   void request_dispatch();
   void dispatch();
   // Claims in the database, after re-reading the worker's row (a deleted worker is refused and
   // revoked; the job goes back to the queue), then sends the offer.
   void claim(const std::string& job_id, const std::shared_ptr<WorkerSession>& session);
   enum class ClaimOutcome { Claimed, NotQueued, WorkerGone };
-  void start_deadline(ActiveJob& job, std::chrono::milliseconds after, std::string reason);
-  // Starts the run limit (from `run_until` when the job already had one).
-  void start_run_limit(ActiveJob& job);
-  // The holder's session is gone: keep the claim for `claim_grace`, then requeue.
-  void detach(ActiveJob& job, const std::string& why);
-  // The holder came back and reports the job as its current one.
-  void reattach(ActiveJob& job, const std::shared_ptr<WorkerSession>& session);
-  // How `worker_id` stands towards `job_id` (jobs::standing; Unknown when it is not active).
-  jobs::Standing standing(const std::string& job_id, const std::string& worker_id) const;
-  // The verdict on a result from `worker_id` for `job_id` while it is active (AskStore when not).
-  jobs::ActiveCompletion judge_active(const std::string& job_id,
-                                      const std::string& worker_id) const;
-  // A late result took a job that was not active (it had failed: issue 18): the job is done.
-  void settled_by_late_result(const store::JobRecord& job);
+  // Carries out what the job book returned, in order: offers to sessions, the jobs' timers,
+  // the scheduler's queue, events.
+  void execute(jobs::Effects effects);
+  // A job's deadline fired (the book says it is still the job's).
+  void on_deadline(const std::string& job_id, const jobs::Deadline& deadline);
+  // The holder's session of a held job (its welcomed session with the book's key), or null.
+  std::shared_ptr<WorkerSession> session_of(const ActiveJob& job) const;
   // Calls `then(true)` when `worker_id` holds or once held `job_id`, else `then(false)`. A frame
   // about a job this worker had that comes in out of turn (an accept that crossed the result
   // over another connection, a reject or fail after the claim lapsed) changes nothing.
   void once_held(const std::string& job_id, const std::string& worker_id,
                  std::function<void(bool)> then);
-  // Lets go of a held job: requeue (attempts+1 when `count_attempt`), or fail it at
-  // maxAttempts or when `terminal`. Cancelled jobs just lose their holder. `ended` closes the
-  // holder's attempt in the job's history (a lapse that fails the job reads `failed`).
-  void release(const std::string& job_id, std::string error, store::AttemptEnd ended,
-               bool count_attempt, bool terminal, std::function<void()> after_commit = {});
-  void finish_locally(ActiveJob& job);
-  // Takes the job out of the queue and its timers while a completion is stored; returns the phase
-  // to go back to if storing fails.
-  ActiveJob::Phase hold_for_completion(ActiveJob& job);
-  void resume_after_failed_completion(ActiveJob& job, ActiveJob::Phase previous);
+  // Stores a release decided by release(); one the database did not store (PostgreSQL restarting)
+  // is tried again (retry_release) while the job waits in the book as Finishing.
+  void write_release(const std::string& job_id, const std::string& holder, int attempts,
+                     const std::string& error, bool exhausted, std::int64_t now,
+                     store::AttemptEnd ended, std::function<void()> after_commit);
+  void retry_release(const std::string& job_id, int attempts, const std::string& error,
+                     bool exhausted, std::int64_t now, store::AttemptEnd ended,
+                     std::function<void()> after_commit);
   void free_session_slot(const std::string& job_id, const std::shared_ptr<WorkerSession>& session);
-  // Stores a completion by `worker_id` (the holder, or a former holder: then the current claim, if
-  // any, is withdrawn) and retires the job; on failure the job goes back to where it was.
-  // The caller first holds the job with hold_for_completion() and passes what it returned.
-  void finish_complete(const std::string& job_id, const std::string& worker_id,
-                       ActiveJob::Phase previous,
-                       std::function<Result<bool>(store::StudioStore&)> write,
-                       std::function<void(Result<bool>)> answer);
 
-  // ---- registration polls held open (ours: `?waitMs=`; the reference studio ignores it) ----
-  // A poll of a pending request waits here until the request is decided or its wait ends.
-  struct HeldPoll {
-    explicit HeldPoll(const boost::asio::any_io_executor& loop) : timer(loop) {}
-    boost::asio::steady_timer timer;
-    bool decided = false;  // woken by a decision: poll again; else answer "pending"
-  };
   // The request was approved, rejected or superseded: its held polls answer now.
   void wake_held_polls(const std::string& request_id);
 
   // ---- events and metrics ----
-  void publish_job(const store::JobRecord& job);
-  void publish_worker(const std::string& worker_id, std::string_view state);
   void publish(std::string_view event, const std::string& data);
+  // Writes SSE chunks to this process's streams (published here, or relayed from another).
+  void write_event_streams(const std::string& chunk);
 
   boost::asio::any_io_executor loop_;
   StudioConfig config_;
@@ -268,19 +324,20 @@ class Studio : public std::enable_shared_from_this<Studio> {
   std::unique_ptr<boost::asio::thread_pool> blocking_;
   std::unique_ptr<net::HttpHandler> router_;
   Scheduler scheduler_;
-  std::unordered_map<std::string, ActiveJob> jobs_;
+  jobs::JobBook book_;  // the active jobs and their phases
+  // One timer per job with a deadline, armed and cancelled as the book says.
+  std::unordered_map<std::string, std::shared_ptr<boost::asio::steady_timer>> deadlines_;
   std::unordered_map<std::string, std::shared_ptr<WorkerSession>> sessions_;  // welcomed
   std::unordered_set<std::shared_ptr<WorkerSession>> open_sessions_;          // every open socket
-  std::unordered_map<std::string, CachedWorker> workers_;
-  std::unordered_map<std::string, CachedModel> models_;
-  std::unordered_map<std::string, std::string> api_keys_;  // key hash → key id
-  std::string admin_token_hash_;  // empty until one exists: no bearer matches it
+  Registry registry_;
   RateLimiter register_limiter_;
   std::unordered_multimap<std::string, std::shared_ptr<HeldPoll>> held_polls_;  // by request id
   std::vector<std::shared_ptr<net::EventStream>> event_streams_;
   Metrics metrics_;
   std::shared_ptr<UploadBudget> upload_budget_ = std::make_shared<UploadBudget>();
   std::shared_ptr<boost::asio::steady_timer> sweep_timer_;
+  // On PostgreSQL: this process among others sharing the database; null on SQLite.
+  std::shared_ptr<cluster::Cluster> cluster_;
   bool dispatch_pending_ = false;
   bool stopping_ = false;
   std::uint64_t next_session_order_ = 0;

@@ -44,6 +44,19 @@ std::string with_inert_note(std::string_view key, std::string value) {
 constexpr auto kDiscoveryWait = std::chrono::seconds(5);
 constexpr auto kCallTimeout = std::chrono::seconds(10);
 
+// "none", or "llama-server (model m, pid 123, in use), …".
+std::string runners_line(const json& runners) {
+  std::string line;
+  for (const auto& runner : runners) {
+    if (!line.empty()) line += ", ";
+    line += runner.value("program", std::string("?")) + " (model " +
+            runner.value("model", std::string("?")) + ", pid " +
+            std::to_string(runner.value("pid", 0)) +
+            (runner.value("inUse", false) ? ", in use)" : ", idle)");
+  }
+  return line.empty() ? "none" : line;
+}
+
 std::string describe(const RunningDaemon& daemon) {
   return daemon.pid.empty() ? std::string("the running daemon")
                             : "the running daemon (pid " + daemon.pid + ")";
@@ -132,7 +145,12 @@ void print_live_status(const std::filesystem::path& config_path, const RunningDa
       << "studio: " << text_of(config, "apiBaseUrl") << "\n"
       << "session: " << session_line << "\n"
       << "registration: " << registration_line << "\n"
-      << "paused: " << (status.value("paused", false) ? "true" : "false") << "\n"
+      << "paused: "
+      << (status.value("paused", false)
+              ? (status.value("runnersUnloaded", false) ? "true (runners unloaded)" : "true")
+              : "false")
+      << "\n"
+      << "runners: " << runners_line(status.value("runners", json::array())) << "\n"
       << "busy: " << (status.value("busy", false) ? "true" : "false") << "\n"
       << "current job: " << job_line << "\n"
       << "outbox: " << outbox.value("entries", std::uint64_t{0}) << " results, "
@@ -340,6 +358,30 @@ CommandStatus set_threshold(const std::filesystem::path& config_path, double gig
   if (detected > 0 && gigabytes > detected) {
     out << "warning: the threshold exceeds the detected " << detected
         << " GB of VRAM; jobs that large will not fit\n";
+  }
+  return {};
+}
+
+CommandStatus pause_command(const std::filesystem::path& config_path, bool pause, bool unload,
+                            std::ostream& out) {
+  auto running = find_running_daemon(config_path);
+  if (!running) return fail(running.error());
+  if (!*running) {
+    return fail(Error::unavailable(
+        "no daemon runs for {}: pausing applies to a running worker (start it with `run`)",
+        config_path.string()));
+  }
+  const std::string body = pause && unload ? json{{"unload", true}}.dump() : std::string();
+  auto answer = call_daemon(**running, "POST", pause ? "/daemon/pause" : "/daemon/resume", body);
+  if (!answer) return fail(answer.error());
+  if (!pause) {
+    out << "resumed: " << describe(**running) << " takes offers again\n";
+  } else if (unload) {
+    out << "paused: " << describe(**running) << " refuses offers; "
+        << answer->value("runnersStopped", 0) << " idle runner(s) stopped, runners stay "
+        << "unloaded until resume\n";
+  } else {
+    out << "paused: " << describe(**running) << " refuses offers\n";
   }
   return {};
 }

@@ -47,7 +47,8 @@ struct RunningDaemon {
 Result<std::optional<RunningDaemon>> find_running_daemon(const std::filesystem::path& config_path);
 
 // One `key: value` line each. A running daemon: `daemon: running (pid, local API)`, studio,
-// session (connected or not, and why), registration, paused, busy, current job (id, kind, model),
+// session (connected or not, and why), registration, paused (and whether runners are unloaded),
+// resident runners, busy, current job (id, kind, model),
 // outbox (results and bytes awaiting delivery) and the live settings. Otherwise
 // `daemon: not running`, the config and state paths, and the files' api_base_url, registration and
 // settings (inert ones say so).
@@ -72,6 +73,15 @@ CommandStatus set_threshold(const std::filesystem::path& config_path, double gig
 // key (InvalidArgument; an unknown key lists the settable ones).
 CommandStatus set_config_value(const std::filesystem::path& config_path, const std::string& key,
                                const std::string& value, std::ostream& out);
+
+// `pause [--unload]` / `resume` (ours, issue 19): POST /daemon/pause ({"unload": true} with
+// --unload) or /daemon/resume on the running daemon. Paused, the worker refuses studio offers;
+// with --unload it also stops its idle runners now (GPU memory is freed; a runner serving a job
+// finishes it and is stopped when it goes idle) and keeps none resident until resume. Prints the
+// new state and how many runners were stopped. The pause lives in the daemon (it is not saved), so
+// with no daemon running this is an error (Code::Unavailable).
+CommandStatus pause_command(const std::filesystem::path& config_path, bool pause, bool unload,
+                            std::ostream& out);
 
 // `# <config path>` then its settings (inert ones marked), then `# <state path>` and the state,
 // secrets replaced by "<redacted>".

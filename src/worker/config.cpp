@@ -289,10 +289,22 @@ Result<ParsedConfig> parse_config_text(std::string_view toml_text, std::string_v
       auto value = as_integer(source, key, node, 1, 7LL * 24 * 3600);
       if (!value) return fail(value.error());
       config.runner_idle_unload_secs = static_cast<std::uint64_t>(*value);
+    } else if (key == "runner_load_stall_secs") {
+      auto value = as_integer(source, key, node, 1, 24LL * 3600);
+      if (!value) return fail(value.error());
+      config.runner_load_stall_secs = static_cast<std::uint64_t>(*value);
+    } else if (key == "runner_inference_stall_secs") {
+      auto value = as_integer(source, key, node, 1, 24LL * 3600);
+      if (!value) return fail(value.error());
+      config.runner_inference_stall_secs = static_cast<std::uint64_t>(*value);
     } else if (key == "outbox_max_entries") {
       auto value = as_integer(source, key, node, 1, 1'000'000);
       if (!value) return fail(value.error());
       config.outbox_max_entries = static_cast<std::uint64_t>(*value);
+    } else if (key == "max_concurrent_jobs") {
+      auto value = as_integer(source, key, node, 1, 16);
+      if (!value) return fail(value.error());
+      config.max_concurrent_jobs = static_cast<std::uint64_t>(*value);
     } else if (key == "outbox_max_mb") {
       auto value = as_integer(source, key, node, 1, 16LL * 1024 * 1024);
       if (!value) return fail(value.error());
@@ -373,11 +385,20 @@ std::string format_config(const WorkerConfig& config) {
   if (config.runner_idle_unload_secs != defaults.runner_idle_unload_secs) {
     line("runner_idle_unload_secs", std::to_string(config.runner_idle_unload_secs));
   }
+  if (config.runner_load_stall_secs != defaults.runner_load_stall_secs) {
+    line("runner_load_stall_secs", std::to_string(config.runner_load_stall_secs));
+  }
+  if (config.runner_inference_stall_secs != defaults.runner_inference_stall_secs) {
+    line("runner_inference_stall_secs", std::to_string(config.runner_inference_stall_secs));
+  }
   if (config.outbox_max_entries != defaults.outbox_max_entries) {
     line("outbox_max_entries", std::to_string(config.outbox_max_entries));
   }
   if (config.outbox_max_mb != defaults.outbox_max_mb) {
     line("outbox_max_mb", std::to_string(config.outbox_max_mb));
+  }
+  if (config.max_concurrent_jobs != defaults.max_concurrent_jobs) {
+    line("max_concurrent_jobs", std::to_string(config.max_concurrent_jobs));
   }
   // Tables last: every key after a table header belongs to it.
   if (config.engines != EnginesConfig{}) {

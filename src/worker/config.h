@@ -120,11 +120,27 @@ struct WorkerConfig : WorkerState {
   std::optional<std::string> whisper_server_path;
   // A resident runner with no job for this long is stopped (frees its memory).
   std::uint64_t runner_idle_unload_secs = 600;
+  // Deadlines by progress, not by the clock (engines/runner/runner_pool.h): a runner that is
+  // loading and shows no sign of life (output, a new health answer, storage reads) for this long
+  // fails the job (retryable timeout). 120 s: a loading model prints, or reads from disk, far
+  // more often than that, however big the model or slow the disk.
+  std::uint64_t runner_load_stall_secs = 120;
+  // A runner serving a job with no sign of life (a token, output, storage reads) for this long is
+  // killed and the job fails (retryable timeout). 300 s: a long prompt is read before the first
+  // token, and llama-server's prompt progress lines can be that far apart on a slow CPU.
+  std::uint64_t runner_inference_stall_secs = 300;
   // Ours (issue 7): the durable result outbox's bounds. While it holds this many results or
   // bytes awaiting delivery, offers are declined as busy: no GPU time goes to results that could
   // not be kept.
   std::uint64_t outbox_max_entries = 1000;
   std::uint64_t outbox_max_mb = 4096;
+  // Ours (issue 19): studio and local jobs this worker runs at once (1–16). Each job beyond the
+  // first is admitted only when its memory estimate fits what is free (GPU, else RAM) minus
+  // what the running jobs need (worker/job_gate.h). Default 1, today's one job at a time: the
+  // estimates are not yet measured footprints, so running two is the operator's call on a box
+  // they know holds both (a 24 GB card with a chat and an image model: set 2). A studio without
+  // the "capacity" feature is always served one job at a time.
+  std::uint64_t max_concurrent_jobs = 1;
   EnginesConfig engines;  // `[engines]`, written only when not the default
 
   WorkerState& state() { return *this; }

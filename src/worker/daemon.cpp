@@ -69,6 +69,7 @@ struct Daemon::Impl {
 
   // Alive while run() runs (loop thread only).
   Runtime* runtime = nullptr;
+  StatusBoard* status = nullptr;
   StudioSession* session = nullptr;
   Registrar* registrar = nullptr;
   net::HttpServer* server = nullptr;
@@ -93,15 +94,15 @@ struct Daemon::Impl {
     self->session_done = true;
     if (self->session_signal) self->session_signal->cancel();
     if (auto code = self->session->exit_code()) {
-      exit_with(self, *code, self->runtime->session.reason);
+      exit_with(self, *code, self->status->view().session.reason);
     }
   }
 
   static awaitable<void> run_registrar(Impl* self) {
     co_await self->registrar->run();
-    if (self->runtime->registration.state == "rejected") {
-      exit_with(self, ExitCode::RegistrationRejected,
-                rejection_guidance(self->runtime->registration.reason));
+    if (const auto& registration = self->status->view().registration;
+        registration.phase == RegistrationPhase::Rejected) {
+      exit_with(self, ExitCode::RegistrationRejected, rejection_guidance(registration.reason));
     }
   }
 
@@ -109,7 +110,7 @@ struct Daemon::Impl {
     if (self->shutting_down) co_return;
     self->shutting_down = true;
     Runtime& runtime = *self->runtime;
-    runtime.stopping = true;
+    self->status->begin_stopping();
     runtime.logs().local(log::Level::Info, "daemon", "shutting down");
     self->registrar->stop();
     // A job in flight gets the grace period to finish and deliver its result.
@@ -263,7 +264,10 @@ ExitCode Daemon::run() {
                    {{"exit_code", to_int(impl.exit_code)}, {"reason", impl.exit_reason}});
     return impl.exit_code;
   }
-  asio::thread_pool pool(impl.options.pool_threads);
+  // Each running job holds a pool thread for its whole run: the pool has one per job slot on
+  // top of the threads admission, uploads and scans use, so that they go on while jobs run.
+  // (A max_concurrent_jobs raised later through the local API takes effect at the next start.)
+  asio::thread_pool pool(impl.options.pool_threads + config.max_concurrent_jobs);
   // The engines this machine can run: runner programs from config, environment or PATH; memory
   // admission against the GPU's free memory, else the system's.
   engines::EngineOptions engine_options = impl.options.engine;
@@ -273,11 +277,26 @@ ExitCode Daemon::run() {
   engine_options.sd_server_path = config.sd_server_path;
   engine_options.whisper_server_path = config.whisper_server_path;
   engine_options.runner_idle_unload = std::chrono::seconds(config.runner_idle_unload_secs);
+  engine_options.runner_load_stall = std::chrono::seconds(config.runner_load_stall_secs);
+  engine_options.runner_inference_stall = std::chrono::seconds(config.runner_inference_stall_secs);
   engine_options.synthetic = engine_options.synthetic && config.engines.synthetic;
   if (!engine_options.free_memory_gib) {
     engine_options.free_memory_gib = [gpu = impl.vram_total_gb > 0]() -> std::optional<double> {
       if (gpu) return probe_vram_free_gib(system_vram_sources());
       return models::available_system_memory_gib();
+    };
+  }
+  // The counters of GET /metrics: jobs, phases, reconnects, runner starts and deaths.
+  std::shared_ptr<WorkerMetrics> metrics =
+      impl.options.metrics ? impl.options.metrics : std::make_shared<WorkerMetrics>();
+  if (!engine_options.on_runner_event) {
+    engine_options.on_runner_event = [metrics](std::string_view program,
+                                               engines::RunnerEvent event) {
+      if (event == engines::RunnerEvent::Started) {
+        metrics->count_runner_start(program);
+      } else {
+        metrics->count_runner_death(program);
+      }
     };
   }
   engines::BuiltEngine built = engines::build_engines(engine_options);
@@ -300,6 +319,8 @@ ExitCode Daemon::run() {
                    {{"path", outbox_path.string()}, {"error", outbox.error().message}});
     return ExitCode::Failure;
   }
+  // The live status: the session, the registrar and the daemon change their parts of it.
+  StatusBoard status;
   Runtime runtime(io.get_executor(), pool.get_executor(), impl.loaded.path, config, *engine,
                   impl.options.timings, impl.vram_total_gb);
   runtime.attach_outbox(**outbox);
@@ -313,8 +334,20 @@ ExitCode Daemon::run() {
     logger().error("catalog.invalid", {{"path", catalog_path.string()},
                                        {"error", catalog.error().message}});
   }
-  LocalApi api(runtime, *config.local_api_token, discovery,
-               catalog ? std::move(*catalog) : std::vector<CatalogModel>{});
+  // The one job path of studio offers and local generation.
+  // Jobs beside a running one are admitted against the memory the engines' admission reads.
+  JobRunner::MemoryProbe memory = [free = engine_options.free_memory_gib,
+                                   where = std::string(impl.vram_total_gb > 0 ? "GPU 0" : "RAM")]()
+      -> std::optional<JobGate::Memory> {
+    auto gib = free();
+    if (!gib) return std::nullopt;
+    return JobGate::Memory{*gib, where};
+  };
+  JobRunner runner(*engine, runtime.gate(), pool.get_executor(), SystemClock::instance(),
+                   std::move(memory), metrics.get());
+  LocalApi api(runtime, status, runner, *config.local_api_token, discovery,
+               catalog ? std::move(*catalog) : std::vector<CatalogModel>{}, metrics.get(),
+               built.runners);
 
   // The local API first (it works unregistered): env port, else config, else 4787; a busy port
   // falls back to an ephemeral one.
@@ -335,8 +368,9 @@ ExitCode Daemon::run() {
     logger().error("local_api.start_failed", {{"error", server.error().message}});
     return ExitCode::Failure;
   }
-  runtime.local_api_url = fmt::format("http://127.0.0.1:{}", (*server)->port());
-  const nlohmann::json discovery_json = {{"url", runtime.local_api_url},
+  const std::string local_api_url = fmt::format("http://127.0.0.1:{}", (*server)->port());
+  status.local_api_serving(local_api_url);
+  const nlohmann::json discovery_json = {{"url", local_api_url},
                                          {"token", *config.local_api_token}};
   if (auto written = write_file_atomically(discovery, discovery_json.dump(), Durability::Fsync,
                                            0600);
@@ -345,9 +379,10 @@ ExitCode Daemon::run() {
     return ExitCode::Failure;
   }
 
-  Registrar registrar(runtime);
-  StudioSession session(runtime);
+  Registrar registrar(runtime, status);
+  StudioSession session(runtime, status, runner);
   impl.runtime = &runtime;
+  impl.status = &status;
   impl.session = &session;
   impl.registrar = &registrar;
   impl.server = server->get();
@@ -381,13 +416,13 @@ ExitCode Daemon::run() {
                                    {"config", impl.loaded.path.string()},
                                    {"state", impl.loaded.state_path.string()},
                                    {"studio", config.api_base_url},
-                                   {"local_api", runtime.local_api_url},
+                                   {"local_api", local_api_url},
                                    {"worker_id", config.worker_id.value_or("")},
                                    {"vram_total_gib", impl.vram_total_gb}});
   asio::co_spawn(io, Impl::run_registrar(self), asio::detached);
   asio::co_spawn(io, Impl::run_session(self), asio::detached);
   if (impl.options.on_ready) {
-    asio::post(io, [self, url = runtime.local_api_url] { self->options.on_ready(url); });
+    asio::post(io, [self, url = local_api_url] { self->options.on_ready(url); });
   }
 
   io.run();
@@ -398,6 +433,7 @@ ExitCode Daemon::run() {
   pool.stop();
   pool.join();
   impl.runtime = nullptr;
+  impl.status = nullptr;
   impl.session = nullptr;
   impl.registrar = nullptr;
   impl.server = nullptr;

@@ -22,6 +22,7 @@
 #include "engines/build_engine.h"
 #include "worker/exit_codes.h"
 #include "worker/runtime.h"
+#include "worker/worker_metrics.h"
 
 namespace sw::worker {
 
@@ -33,6 +34,8 @@ struct DaemonOptions {
   std::optional<std::uint16_t> local_api_port;
   bool handle_signals = true;
   std::size_t pool_threads = 2;
+  // The counters behind GET /metrics; null: the daemon makes its own. Tests pass one to read it.
+  std::shared_ptr<WorkerMetrics> metrics;
   // Called on the loop once the local API serves: its URL and the discovery file path.
   std::function<void(const std::string& url)> on_ready;
 };

@@ -1,24 +1,61 @@
 #pragma once
-// The one-GPU job gate shared by studio offers and local API generation (reference-worker.md §3.3
-// step 4, §6.1): at most one job holds it; the others are refused at once (`busy`), never queued,
-// so that two jobs cannot OOM each other. A Ticket releases the gate when destroyed, whatever
-// path the job took. Thread-safe.
+// Job admission shared by studio offers and local API generation (issue 19; reference-worker.md
+// §3.3 step 4, §6.1): several jobs may hold a ticket at once, up to `max_concurrent_jobs`, each
+// admitted against memory so that two jobs cannot OOM each other. A job that does not fit is
+// refused at once (`busy`, or 503 on the local API) with a reason naming the numbers, never
+// queued.
+//
+//   try_acquire(job) ──slot──► admit(need, memory) ──► runs ──► Ticket destroyed: slot free
+//        │ all slots held              │ does not fit
+//        ▼                             ▼
+//   "worker already runs 2 jobs     "needs 6.1 GiB, 2.3 GiB free on GPU 0 with 2 jobs running
+//    (max_concurrent_jobs = 2)"      (they hold 8.0 GiB)"
+//
+// Memory rule (GiB = 2^30 bytes): the first job is admitted by the engine alone
+// (engines::Engine::admission_refusal, as before this gate allowed more than one). A further job
+// needs `need_gib` ≤ free − Σ(need of the jobs already admitted), where free is the device's free
+// memory read now (the GPU when one is probed, else RAM's MemAvailable). A running job's need
+// is subtracted even once its model is loaded and the reading already shows it: an
+// over-estimate costs throughput, an under-estimate an OOM, so the rule errs on the first side.
+// Without a reading only one job runs.
+//
+// Default cap 1 (WorkerConfig::max_concurrent_jobs): the needs are estimates (GGUF header, model
+// file sizes, the studio's vramGbEstimate), not measured footprints, so running two jobs is the
+// operator's choice on a box they know holds both; with 2 or more the memory rule above decides.
+//
+// A Ticket frees its slot when destroyed, whatever path the job took. Thread-safe; `on_change`
+// is called (without the lock held, on the thread that changed it) after every acquire, admit
+// and release.
 
-#include <atomic>
+#include <cstddef>
+#include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
+#include <string>
+#include <tl/expected.hpp>
+#include <utility>
+#include <vector>
 
 namespace sw::worker {
 
 class JobGate {
  public:
+  // A reading of the memory jobs run in.
+  struct Memory {
+    double free_gib = 0;
+    std::string where;  // "GPU 0", "RAM": named in refusals
+  };
+
   class Ticket {
    public:
-    Ticket(Ticket&& other) noexcept : gate_(std::exchange(other.gate_, nullptr)) {}
+    Ticket(Ticket&& other) noexcept : gate_(std::exchange(other.gate_, nullptr)), id_(other.id_) {}
     Ticket& operator=(Ticket&& other) noexcept {
       if (this != &other) {
         release();
         gate_ = std::exchange(other.gate_, nullptr);
+        id_ = other.id_;
       }
       return *this;
     }
@@ -26,25 +63,52 @@ class JobGate {
     Ticket& operator=(const Ticket&) = delete;
     ~Ticket() { release(); }
     void release() {
-      if (gate_ != nullptr) std::exchange(gate_, nullptr)->busy_.store(false);
+      if (gate_ != nullptr) std::exchange(gate_, nullptr)->release(id_);
     }
 
    private:
     friend class JobGate;
-    explicit Ticket(JobGate* gate) : gate_(gate) {}
+    Ticket(JobGate* gate, std::uint64_t id) : gate_(gate), id_(id) {}
     JobGate* gate_;
+    std::uint64_t id_;
   };
 
-  // A ticket, or nullopt when another job holds the gate.
-  std::optional<Ticket> try_acquire() {
-    bool expected = false;
-    if (!busy_.compare_exchange_strong(expected, true)) return std::nullopt;
-    return Ticket(this);
-  }
-  bool busy() const { return busy_.load(); }
+  explicit JobGate(std::size_t max_jobs = 1) : max_jobs_(max_jobs == 0 ? 1 : max_jobs) {}
+  JobGate(const JobGate&) = delete;
+  JobGate& operator=(const JobGate&) = delete;
+
+  // A slot for `job_id`, or why not (every slot held). `limit` lowers the cap for this call: a
+  // studio that cannot take several jobs at once (no "capacity" feature) passes 1.
+  tl::expected<Ticket, std::string> try_acquire(std::string job_id,
+                                                std::size_t limit = static_cast<std::size_t>(-1));
+  // Admits the ticket's job needing `need_gib` (0: nothing known, fits) by the memory rule above;
+  // nullopt when admitted, else the refusal. Admitting twice replaces the need.
+  std::optional<std::string> admit(const Ticket& ticket, double need_gib,
+                                   const std::optional<Memory>& memory);
+
+  std::size_t max_jobs() const;
+  void set_max_jobs(std::size_t max_jobs);
+  bool busy() const { return held() > 0; }
+  std::size_t held() const;
+  // Slots left now (max − held), whatever memory says.
+  std::size_t room() const;
+  // Job ids holding a slot, in the order they acquired it.
+  std::vector<std::string> holders() const;
+  void set_on_change(std::function<void()> on_change);
 
  private:
-  std::atomic<bool> busy_{false};
+  struct Slot {
+    std::string job_id;
+    std::optional<double> need_gib;  // set once admitted
+  };
+  void release(std::uint64_t id);
+  void changed();
+
+  mutable std::mutex mutex_;
+  std::size_t max_jobs_;
+  std::uint64_t next_id_ = 0;
+  std::map<std::uint64_t, Slot> slots_;
+  std::function<void()> on_change_;
 };
 
 // Shared so that a ticket can travel with a job to a worker thread.

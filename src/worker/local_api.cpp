@@ -10,9 +10,11 @@
 #include <filesystem>
 
 #include "common/clock.h"
+#include "common/prom_text.h"
 #include "common/secrets.h"
 #include "common/strings.h"
 #include "engines/composite_engine.h"
+#include "models/admission.h"
 #include "proto/codec.h"
 #include "proto/mime.h"
 #include "transfer/url_policy.h"
@@ -20,6 +22,7 @@
 #include "worker/outbox.h"
 #include "worker/run_blocking.h"
 #include "worker/studio_api.h"
+#include "worker/vram_probe.h"
 
 namespace sw::worker {
 
@@ -74,20 +77,22 @@ json job_json(const JobRecord& job) {
   return out;
 }
 
-json session_json(const SessionState& session) {
-  json out = {{"state", session.state}};
-  if (session.state == "reconnecting") out["attempt"] = session.attempt;
-  if (session.state == "auth_failed" || session.state == "fatal") out["reason"] = session.reason;
+json session_json(const SessionStatus& session) {
+  json out = {{"state", to_string(session.phase)}};
+  if (session.phase == SessionPhase::Reconnecting) out["attempt"] = session.attempt;
+  if (session.phase == SessionPhase::AuthFailed || session.phase == SessionPhase::Fatal) {
+    out["reason"] = session.reason;
+  }
   return out;
 }
 
-json registration_json(const RegistrationState& registration) {
-  json out = {{"state", registration.state}};
-  if (registration.state == "pending") {
+json registration_json(const RegistrationStatus& registration) {
+  json out = {{"state", to_string(registration.phase)}};
+  if (registration.phase == RegistrationPhase::Pending) {
     out["requestId"] = registration.request_id;
     out["since"] = registration.since;
   }
-  if (registration.state == "rejected") out["reason"] = registration.reason;
+  if (registration.phase == RegistrationPhase::Rejected) out["reason"] = registration.reason;
   return out;
 }
 
@@ -114,16 +119,22 @@ struct LocalApi::Generation {
   proto::Task task;
   std::optional<proto::ModelSource> source;  // from the local catalogue
   bool stream = false;
-  std::optional<std::chrono::steady_clock::time_point> deadline;
+  std::optional<SteadyTime> deadline;  // on the runner's clock
   SharedTicket ticket;
 };
 
-LocalApi::LocalApi(Runtime& runtime, std::string token, std::filesystem::path discovery_file,
-                   std::vector<CatalogModel> catalog)
+LocalApi::LocalApi(Runtime& runtime, const StatusBoard& status, JobRunner& runner,
+                   std::string token, std::filesystem::path discovery_file,
+                   std::vector<CatalogModel> catalog, const WorkerMetrics* metrics,
+                   std::shared_ptr<engines::RunnerPool> runners)
     : runtime_(runtime),
+      status_(status),
+      runner_(runner),
       token_(std::move(token)),
       discovery_file_(std::move(discovery_file)),
-      catalog_(std::move(catalog)) {}
+      catalog_(std::move(catalog)),
+      metrics_(metrics),
+      runners_(std::move(runners)) {}
 
 std::optional<HttpResponse> LocalApi::guard(const net::HttpRequest& head) const {
   if (const auto* host = head.header("host"); host != nullptr) {
@@ -191,34 +202,51 @@ json outbox_json(const OutboxSummary& summary) {
 
 }  // namespace
 
+json LocalApi::runners_json() const {
+  json out = json::array();
+  if (!runners_) return out;
+  for (const auto& runner : runners_->status()) {
+    out.push_back({{"model", runner.model},
+                   {"program", runner.program},
+                   {"pid", runner.pid},
+                   {"port", runner.port},
+                   {"memoryGib", runner.memory_gib},
+                   {"inUse", runner.in_use}});
+  }
+  return out;
+}
+
 std::string LocalApi::status_json() const {
   const auto& rt = runtime_;
+  const LiveStatus& live = status_.view();
   json active = json::array(), recent = json::array(), local = json::array();
   for (const auto& job : rt.active_jobs()) active.push_back(job_json(job));
   for (const auto& job : rt.recent_jobs()) recent.push_back(job_json(job));
   for (const auto& job : rt.local_jobs()) local.push_back(job_json(job));
   json heartbeat = nullptr;
-  if (rt.heartbeat) {
-    heartbeat = {{"outcome", rt.heartbeat->ok ? "ok" : "err"},
-                 {"lastAttemptAt", rt.heartbeat->last_attempt_at}};
-    if (!rt.heartbeat->ok) heartbeat["reason"] = rt.heartbeat->reason;
+  if (live.heartbeat) {
+    heartbeat = {{"outcome", live.heartbeat->ok ? "ok" : "err"},
+                 {"lastAttemptAt", live.heartbeat->last_attempt_at}};
+    if (!live.heartbeat->ok) heartbeat["reason"] = live.heartbeat->reason;
   }
   json out = {
       {"version", SW_VERSION},
       {"pid", ::getpid()},
       {"configPath", rt.config_path().string()},
       {"paused", rt.paused()},
+      {"runnersUnloaded", runners_ && runners_->unloaded()},
+      {"runners", runners_json()},
       {"busy", rt.gate().busy()},
       {"registered", rt.config().registered()},
       {"workerId", rt.config().worker_id ? json(*rt.config().worker_id) : json(nullptr)},
-      {"registration", registration_json(rt.registration)},
+      {"registration", registration_json(live.registration)},
       {"config", json::parse(editable_config_json(rt.config()))},
-      {"session", session_json(rt.session)},
+      {"session", session_json(live.session)},
       {"heartbeat", heartbeat},
       {"gpuRuntime", {{"ok", true}, {"detail", "no GPU runtime needed by the built-in engines"}}},
       {"vramTotalGb", rt.vram_total_gb()},
-      {"localApiUrl", rt.local_api_url},
-      {"currentJobId", rt.current_studio_job ? json(*rt.current_studio_job) : json(nullptr)},
+      {"localApiUrl", live.local_api_url},
+      {"currentJobId", rt.current_studio_job() ? json(*rt.current_studio_job()) : json(nullptr)},
       {"activeJobs", active},
       {"recentJobs", recent},
       {"localJobs", local},
@@ -261,8 +289,29 @@ HttpResponse LocalApi::route(const net::HttpRequest& request, net::Responder& re
     for (const auto& entry : page.entries) entries.push_back(json::parse(proto::encode(entry)));
     return ok_json({{"entries", entries}, {"seq", page.seq}});
   }
-  if ((path == "/daemon/pause" || path == "/daemon/resume") && method == "POST") {
-    return ok_json({{"paused", runtime_.set_paused(path == "/daemon/pause")}});
+  if (path == "/metrics" && method == "GET") {
+    if (metrics_ == nullptr) return HttpResponse::error(404, "not_found", "no metrics here");
+    answered_later = true;
+    asio::co_spawn(runtime_.loop(), serve_metrics(this, responder), asio::detached);
+    return {};
+  }
+  if (path == "/daemon/pause" && method == "POST") {
+    bool unload = false;
+    if (!request.body.empty()) {
+      auto body = read_pause_body(request.body, kBodyLimit);
+      if (!body) return HttpResponse::error(400, "bad_request", body.error().message);
+      unload = body->unload;
+    }
+    const bool paused = runtime_.set_paused(true);
+    if (!unload) return ok_json({{"paused", paused}});
+    if (!runners_) return ok_json({{"paused", paused}, {"unloaded", true}, {"runnersStopped", 0}});
+    answered_later = true;
+    asio::co_spawn(runtime_.loop(), pause_unloading(this, responder), asio::detached);
+    return {};
+  }
+  if (path == "/daemon/resume" && method == "POST") {
+    if (runners_) runners_->set_unloaded(false);  // no stopping: never blocks
+    return ok_json({{"paused", runtime_.set_paused(false)}});
   }
   if (path == "/daemon/config" && method == "GET") {
     return HttpResponse::json(200, editable_config_json(runtime_.config()));
@@ -280,11 +329,12 @@ HttpResponse LocalApi::route(const net::HttpRequest& request, net::Responder& re
     return HttpResponse::json(200, editable_config_json(runtime_.config()));
   }
   if (path == "/daemon/registration/reset" && method == "POST") {
-    if (runtime_.registration.state != "rejected") {
+    if (const auto phase = status_.view().registration.phase;
+        phase != RegistrationPhase::Rejected) {
       return HttpResponse::error(409, "not_rejected",
                                  fmt::format("registration is {}; only a rejected registration "
                                              "can be reset here",
-                                             runtime_.registration.state));
+                                             to_string(phase)));
     }
     WorkerConfig next = runtime_.config();
     next.reset_registration();
@@ -316,7 +366,7 @@ HttpResponse LocalApi::route(const net::HttpRequest& request, net::Responder& re
     }
     if (body->reset && runtime_.on_registration_reset) runtime_.on_registration_reset();
     return ok_json({{"apiBaseUrl", runtime_.config().api_base_url},
-                    {"registration", registration_json(runtime_.registration)}});
+                    {"registration", registration_json(status_.view().registration)}});
   }
   if (path == "/daemon/shutdown" && method == "POST") {
     if (runtime_.on_shutdown_requested) {
@@ -384,22 +434,30 @@ HttpResponse LocalApi::route(const net::HttpRequest& request, net::Responder& re
     model = fallback->model;
     source = std::move(fallback->source);
   }
-  auto ticket = runtime_.gate().try_acquire();
+  std::string job_id = runtime_.next_local_job_id();
+  auto ticket = runner_.try_reserve(job_id);
   if (!ticket) {
-    HttpResponse busy = text(503, "worker is busy with another job (studio or local); retry shortly");
+    // One slot (the default): the words callers know; several: which limit was reached.
+    HttpResponse busy =
+        text(503, ticket.error() == "worker already has an in-flight job"
+                      ? std::string("worker is busy with another job (studio or local); retry "
+                                    "shortly")
+                      : fmt::format("worker is busy with other jobs (studio or local): {}; retry "
+                                    "shortly",
+                                    ticket.error()));
     busy.headers.push_back({"retry-after", "2"});
     return busy;
   }
   Generation generation;
-  generation.job_id = runtime_.next_local_job_id();
+  generation.job_id = std::move(job_id);
   generation.model = model;
   generation.task = std::move(body->task);
   generation.source = std::move(source);
   generation.stream = stream;
   if (deadline_ms) {
-    generation.deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(*deadline_ms);
+    generation.deadline = runner_.clock().steady_now() + std::chrono::milliseconds(*deadline_ms);
   }
-  generation.ticket = std::make_shared<JobGate::Ticket>(std::move(*ticket));
+  generation.ticket = std::move(*ticket);
   answered_later = true;
   if (generation.stream) {
     asio::co_spawn(runtime_.loop(), stream_chat(this, std::move(generation), responder),
@@ -415,19 +473,31 @@ asio::awaitable<void> LocalApi::generate(LocalApi* self, Generation generation,
                                          net::Responder responder) {
   Runtime& runtime = self->runtime_;
   const std::string job_id = generation.job_id;
+  {
+    // The same memory admission as studio offers: refused at once, naming the numbers.
+    engines::DispatchRequest asked{generation.model, generation.task, generation.source, job_id,
+                                   true};
+    SharedTicket held = generation.ticket;
+    auto refused = co_await self->runner_.admit(std::move(asked), 0.0, held);
+    if (refused) {
+      HttpResponse busy = text(503, fmt::format("worker cannot run this job now: {}; retry "
+                                                "shortly",
+                                                refused->reason));
+      busy.headers.push_back({"retry-after", "2"});
+      responder.send(std::move(busy));
+      co_return;
+    }
+  }
   runtime.job_started(JobRecord{job_id, generation.task.kind(), generation.model,
                                 prompt_for(generation.task), "local", {}, {}, {}, {}});
   engines::DispatchRequest request{generation.model, generation.task, generation.source, job_id,
                                    true};
-  engines::Engine* engine = &runtime.engine();
   // Named locals: GCC 12 double-destroys temporaries inside a co_await expression.
-  std::function<Result<engines::TaskResult>()> work = [engine, request]() {
-    return engine->dispatch(request);
-  };
-  const auto pool = runtime.pool();
-  auto result = co_await run_blocking<Result<engines::TaskResult>>(pool, std::move(work));
-  generation.ticket.reset();
-  if (generation.deadline && std::chrono::steady_clock::now() > *generation.deadline) {
+  SharedTicket ticket = std::move(generation.ticket);
+  const auto deadline = generation.deadline;
+  auto outcome = co_await self->runner_.run(std::move(request), std::move(ticket), deadline);
+  auto& result = outcome.result;
+  if (outcome.past_deadline) {
     runtime.job_finished(job_id, false, "deadline passed: the caller stopped waiting");
     responder.send(text(504, "deadline passed: the caller stopped waiting"));
     co_return;
@@ -442,20 +512,48 @@ asio::awaitable<void> LocalApi::generate(LocalApi* self, Generation generation,
   runtime.job_finished(job_id, true, {});
   logger().info("local.job_done", {{"job_id", job_id}, {"model", generation.model}});
   HttpResponse response;
-  std::visit(
-      [&](auto& value) {
-        using T = std::decay_t<decltype(value)>;
-        if constexpr (std::is_same_v<T, engines::LlmResult> ||
-                      std::is_same_v<T, engines::AudioSttResult>) {
-          response = HttpResponse::json(200, value.json.text());
-        } else {
-          response.status = 200;
-          response.content_type = proto::mime_for_ext(value.ext);
-          response.body.assign(value.bytes.begin(), value.bytes.end());
-        }
-      },
-      *result);
+  if (result->kind == ResultPayload::Kind::Json) {
+    response = HttpResponse::json(200, std::move(result->body));
+  } else {
+    response.status = 200;
+    response.content_type = proto::mime_for_ext(result->ext);
+    response.body = std::move(result->body);
+  }
   responder.send(std::move(response));
+}
+
+// Gauges owned by the loop are read here; the devices are probed on the pool (nvidia-smi).
+asio::awaitable<void> LocalApi::serve_metrics(LocalApi* self, net::Responder responder) {
+  MetricGauges gauges;
+  gauges.connected = self->status_.view().session.phase == SessionPhase::Connected;
+  gauges.paused = self->runtime_.paused();
+  gauges.runners_unloaded = self->runners_ && self->runners_->unloaded();
+  const auto outbox = self->runtime_.outbox().summary();
+  gauges.outbox_entries = outbox.entries;
+  gauges.outbox_bytes = outbox.bytes;
+  const WorkerMetrics* metrics = self->metrics_;
+  std::function<std::string()> work = [metrics, gauges]() mutable {
+    gauges.devices = probe_device_memory(system_vram_sources());
+    if (auto gib = models::available_system_memory_gib()) {
+      gauges.system_memory_available_bytes = *gib * 1024 * 1024 * 1024;
+    }
+    return metrics->render(gauges);
+  };
+  const auto pool = self->runtime_.pool();
+  std::string body = co_await run_blocking<std::string>(pool, std::move(work));
+  responder.send(HttpResponse::text(200, std::move(body), std::string(prom::kContentType)));
+}
+
+// Stopping a runner waits for it to exit (up to its grace): on the pool, answered when done.
+asio::awaitable<void> LocalApi::pause_unloading(LocalApi* self, net::Responder responder) {
+  std::shared_ptr<engines::RunnerPool> runners = self->runners_;
+  std::function<std::size_t()> work = [runners]() { return runners->set_unloaded(true); };
+  const auto pool = self->runtime_.pool();
+  const std::size_t stopped = co_await run_blocking<std::size_t>(pool, std::move(work));
+  logger().info("daemon.paused_unloading", {{"runners_stopped", stopped}});
+  const json body = {
+      {"paused", self->runtime_.paused()}, {"unloaded", true}, {"runnersStopped", stopped}};
+  responder.send(HttpResponse::json(200, body.dump()));
 }
 
 // SSE (reference-worker.md §6.2): chat.completion.chunk events as the runner produces them, an
@@ -464,6 +562,21 @@ asio::awaitable<void> LocalApi::stream_chat(LocalApi* self, Generation generatio
                                             net::Responder responder) {
   Runtime& runtime = self->runtime_;
   const std::string job_id = generation.job_id;
+  {
+    // The same memory admission as studio offers: refused at once, naming the numbers.
+    engines::DispatchRequest asked{generation.model, generation.task, generation.source, job_id,
+                                   true};
+    SharedTicket held = generation.ticket;
+    auto refused = co_await self->runner_.admit(std::move(asked), 0.0, held);
+    if (refused) {
+      HttpResponse busy = text(503, fmt::format("worker cannot run this job now: {}; retry "
+                                                "shortly",
+                                                refused->reason));
+      busy.headers.push_back({"retry-after", "2"});
+      responder.send(std::move(busy));
+      co_return;
+    }
+  }
   runtime.job_started(JobRecord{job_id, generation.task.kind(), generation.model,
                                 prompt_for(generation.task), "local", {}, {}, {}, {}});
   std::shared_ptr<net::EventStream> stream = responder.start_stream("text/event-stream");
@@ -499,6 +612,9 @@ asio::awaitable<void> LocalApi::stream_chat(LocalApi* self, Generation generatio
     stream->close();
   }
   runtime.job_finished(job_id, done.has_value(), done ? std::string() : done.error().message);
+  if (auto* metrics = self->runner_.metrics()) {
+    metrics->count_job(proto::TaskKind::Llm, done ? JobOutcome::Ok : JobOutcome::Failed);
+  }
   logger().info("local.stream_done", {{"job_id", job_id},
                                       {"model", generation.model},
                                       {"ok", done.has_value()}});

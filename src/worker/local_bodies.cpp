@@ -71,4 +71,17 @@ Result<RegisterBody> read_register_body(std::string_view text, std::size_t max_b
   return out;
 }
 
+Result<PauseBody> read_pause_body(std::string_view text, std::size_t max_bytes) {
+  auto bad = [](std::string words) { return fail(Error::invalid_argument("{}", words)); };
+  auto body = parse_json(text, "request body", JsonLimits{max_bytes, kJsonMaxDepth});
+  if (!body) return bad("bad json: " + body.error().message);
+  if (!body->is_object()) return bad("bad json: the body must be a JSON object");
+  PauseBody out;
+  if (const auto it = body->find("unload"); it != body->end()) {
+    if (!it->is_boolean()) return bad("bad input: unload: must be true or false");
+    out.unload = it->get<bool>();
+  }
+  return out;
+}
+
 }  // namespace sw::worker

@@ -43,4 +43,12 @@ struct RegisterBody {
 };
 Result<RegisterBody> read_register_body(std::string_view body, std::size_t max_bytes);
 
+// POST /daemon/pause (optional body, ours, issue 19): {"unload"?: bool}; other keys are ignored
+// (the reference's pause has no body). InvalidArgument for a body that is not a JSON object or an
+// `unload` that is not a boolean.
+struct PauseBody {
+  bool unload = false;
+};
+Result<PauseBody> read_pause_body(std::string_view body, std::size_t max_bytes);
+
 }  // namespace sw::worker

@@ -1,10 +1,14 @@
 #include "worker/outbox.h"
 
+#include <boost/asio/thread_pool.hpp>
+
 #include <algorithm>
+#include <functional>
 #include <system_error>
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "worker/run_blocking.h"
 
 namespace sw::worker {
 namespace {
@@ -65,6 +69,10 @@ Result<sql::Db> open_checked(const std::filesystem::path& path) {
   }
   // FULL: the WAL is fsynced at every commit, so a stored result survives a power cut.
   SW_TRY(db->exec("PRAGMA synchronous=FULL;"));
+  // Every statement runs on the writer thread, never on the event loop: a lock held elsewhere
+  // (a backup, an sqlite3 shell) may delay a result's write for longer than open()'s 5 s rather
+  // than send the result on with no copy on disk.
+  db->set_busy_timeout(std::chrono::seconds(30));
   if (auto migrated = sql::migrate(*db, kMigrations); !migrated) {
     // Conflict: a newer release's outbox (a downgrade), which open() must not move aside.
     return fail(migrated.error().code == Code::Conflict
@@ -94,6 +102,70 @@ std::int64_t outbox_backoff_ms(int attempts, std::int64_t base_ms) {
   }
   const int doublings = std::min(attempts - 1, 16);
   return std::min<std::int64_t>(base_ms << doublings, 60'000);
+}
+
+// One thread: the outbox's disk operations run one at a time, in the order they were started.
+struct Outbox::Writer {
+  boost::asio::thread_pool thread{1};
+};
+
+Outbox::Outbox(sql::Db db, OutboxLimits limits)
+    : writer_(std::make_unique<Writer>()), db_(std::move(db)), limits_(limits) {}
+
+Outbox::~Outbox() {
+  // Before the database and the counters go: the writer's running operation uses both.
+  writer_.reset();
+}
+
+template <class R>
+boost::asio::awaitable<R> Outbox::on_writer(std::function<R()> work) {
+  {
+    std::lock_guard lock(state_mutex_);
+    ++disk_ops_pending_;
+  }
+  std::function<R()> counted = [this, work = std::move(work)]() {
+    R result = work();
+    std::lock_guard lock(state_mutex_);
+    --disk_ops_pending_;
+    return result;
+  };
+  const boost::asio::any_io_executor writer = writer_->thread.get_executor();
+  co_return co_await run_blocking<R>(writer, std::move(counted));
+}
+
+// The operations below build their work as named locals: GCC 12 double-destroys temporaries
+// inside a co_await expression.
+
+boost::asio::awaitable<bool> Outbox::keep(OutboxEntry entry) {
+  // Shared with the writer: the entry (its body may be megabytes) is moved, never copied.
+  auto shared = std::make_shared<OutboxEntry>(std::move(entry));
+  std::function<bool()> work = [this, shared] { return put(*shared); };
+  co_return co_await on_writer<bool>(std::move(work));
+}
+
+boost::asio::awaitable<Result<std::vector<OutboxEntry>>> Outbox::load_due(std::int64_t now_ms,
+                                                                          std::size_t limit) {
+  std::function<Result<std::vector<OutboxEntry>>()> work = [this, now_ms, limit] {
+    return due(now_ms, limit);
+  };
+  co_return co_await on_writer<Result<std::vector<OutboxEntry>>>(std::move(work));
+}
+
+boost::asio::awaitable<Status> Outbox::drop(std::string job_id, bool delivered) {
+  std::function<Status()> work = [this, job_id = std::move(job_id), delivered] {
+    return remove(job_id, delivered);
+  };
+  co_return co_await on_writer<Status>(std::move(work));
+}
+
+boost::asio::awaitable<Status> Outbox::retry_later(std::string job_id, int attempts,
+                                                   std::int64_t next_attempt_at_ms, Deferral why,
+                                                   std::string detail) {
+  std::function<Status()> work = [this, job_id = std::move(job_id), attempts, next_attempt_at_ms,
+                                  why, detail = std::move(detail)] {
+    return postpone(job_id, attempts, next_attempt_at_ms, why, detail);
+  };
+  co_return co_await on_writer<Status>(std::move(work));
 }
 
 Result<std::unique_ptr<Outbox>> Outbox::open(const std::filesystem::path& path,
@@ -154,12 +226,7 @@ Status Outbox::load_counters() {
 }
 
 bool Outbox::put(OutboxEntry& entry) {
-  std::lock_guard lock(mutex_);
-  if (auto old = meta_.find(entry.job_id); old != meta_.end()) {
-    bytes_ -= old->second.bytes;
-    meta_.erase(old);
-    volatile_.erase(entry.job_id);
-  }
+  std::lock_guard db_lock(db_mutex_);
   auto stmt = db_.prepare(fmt::format(
       "INSERT OR REPLACE INTO outbox({}) VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
       kEntryColumns));
@@ -177,6 +244,13 @@ bool Outbox::put(OutboxEntry& entry) {
         .bind(10, entry.next_attempt_at_ms)
         .bind(11, entry.last_error);
     written = stmt->run();
+  }
+  // The disk has answered: only now do the counters (what the loop reads) change.
+  std::lock_guard lock(state_mutex_);
+  if (auto old = meta_.find(entry.job_id); old != meta_.end()) {
+    bytes_ -= old->second.bytes;
+    meta_.erase(old);
+    volatile_.erase(entry.job_id);
   }
   meta_[entry.job_id] = Meta{entry.body.size(), entry.created_at_ms, entry.next_attempt_at_ms};
   bytes_ += entry.body.size();
@@ -196,7 +270,7 @@ bool Outbox::put(OutboxEntry& entry) {
 }
 
 Result<std::vector<OutboxEntry>> Outbox::due(std::int64_t now_ms, std::size_t limit) {
-  std::lock_guard lock(mutex_);
+  std::lock_guard db_lock(db_mutex_);
   static const std::string sql = fmt::format(
       "SELECT {} FROM outbox WHERE next_attempt_at <= ? ORDER BY seq LIMIT ?", kEntryColumns);
   auto stmt = db_.prepare(sql);
@@ -215,9 +289,12 @@ Result<std::vector<OutboxEntry>> Outbox::due(std::int64_t now_ms, std::size_t li
     }
     entries.push_back(read_entry(*stmt));
   }
-  for (const auto& [id, entry] : volatile_) {
-    if (entry.next_attempt_at_ms <= now_ms) {
-      entries.push_back(entry);
+  {
+    std::lock_guard lock(state_mutex_);
+    for (const auto& [id, entry] : volatile_) {
+      if (entry.next_attempt_at_ms <= now_ms) {
+        entries.push_back(entry);
+      }
     }
   }
   std::sort(entries.begin(), entries.end(),
@@ -229,7 +306,7 @@ Result<std::vector<OutboxEntry>> Outbox::due(std::int64_t now_ms, std::size_t li
 }
 
 std::optional<std::int64_t> Outbox::next_due_ms() const {
-  std::lock_guard lock(mutex_);
+  std::lock_guard lock(state_mutex_);
   std::optional<std::int64_t> next;
   for (const auto& [id, meta] : meta_) {
     if (!next || meta.next_attempt_at_ms < *next) {
@@ -240,14 +317,21 @@ std::optional<std::int64_t> Outbox::next_due_ms() const {
 }
 
 Status Outbox::remove(const std::string& job_id, bool delivered) {
-  std::lock_guard lock(mutex_);
-  if (volatile_.erase(job_id) == 0) {
+  std::lock_guard db_lock(db_mutex_);
+  bool in_memory = false;
+  {
+    std::lock_guard lock(state_mutex_);
+    in_memory = volatile_.contains(job_id);
+  }
+  if (!in_memory) {
     auto stmt = db_.prepare("DELETE FROM outbox WHERE job_id = ?");
     if (!stmt) {
       return fail(std::move(stmt).error());
     }
     SW_TRY(stmt->bind(1, job_id).run());
   }
+  std::lock_guard lock(state_mutex_);
+  volatile_.erase(job_id);
   if (auto it = meta_.find(job_id); it != meta_.end()) {
     bytes_ -= it->second.bytes;
     meta_.erase(it);
@@ -257,17 +341,21 @@ Status Outbox::remove(const std::string& job_id, bool delivered) {
 }
 
 Status Outbox::postpone(const std::string& job_id, int attempts, std::int64_t next_attempt_at_ms,
-                        const std::string& error) {
-  std::lock_guard lock(mutex_);
-  last_error_ = job_id + ": " + error;
-  if (auto it = meta_.find(job_id); it != meta_.end()) {
-    it->second.next_attempt_at_ms = next_attempt_at_ms;
-  }
-  if (auto it = volatile_.find(job_id); it != volatile_.end()) {
-    it->second.attempts = attempts;
-    it->second.next_attempt_at_ms = next_attempt_at_ms;
-    it->second.last_error = error;
-    return {};
+                        Deferral why, const std::string& detail) {
+  const std::string error = why == Deferral::AwaitingAck ? "awaiting completeAck" : detail;
+  std::lock_guard db_lock(db_mutex_);
+  {
+    std::lock_guard lock(state_mutex_);
+    if (why != Deferral::AwaitingAck) last_error_ = job_id + ": " + error;
+    if (auto it = meta_.find(job_id); it != meta_.end()) {
+      it->second.next_attempt_at_ms = next_attempt_at_ms;
+    }
+    if (auto it = volatile_.find(job_id); it != volatile_.end()) {
+      it->second.attempts = attempts;
+      it->second.next_attempt_at_ms = next_attempt_at_ms;
+      it->second.last_error = error;
+      return {};
+    }
   }
   auto stmt = db_.prepare(
       "UPDATE outbox SET attempts = ?, next_attempt_at = ?, last_error = ? WHERE job_id = ?");
@@ -278,12 +366,12 @@ Status Outbox::postpone(const std::string& job_id, int attempts, std::int64_t ne
 }
 
 bool Outbox::contains(const std::string& job_id) const {
-  std::lock_guard lock(mutex_);
+  std::lock_guard lock(state_mutex_);
   return meta_.contains(job_id);
 }
 
 OutboxSummary Outbox::summary() const {
-  std::lock_guard lock(mutex_);
+  std::lock_guard lock(state_mutex_);
   OutboxSummary summary;
   summary.entries = meta_.size();
   summary.bytes = bytes_;
@@ -298,11 +386,12 @@ OutboxSummary Outbox::summary() const {
   summary.dropped = dropped_;
   summary.limits = limits_;
   summary.full = meta_.size() >= limits_.max_entries || bytes_ >= limits_.max_bytes;
+  summary.disk_ops_pending = disk_ops_pending_;
   return summary;
 }
 
 bool Outbox::full() const {
-  std::lock_guard lock(mutex_);
+  std::lock_guard lock(state_mutex_);
   return meta_.size() >= limits_.max_entries || bytes_ >= limits_.max_bytes;
 }
 

@@ -10,10 +10,17 @@
 // by entries and bytes; the session declines offers while it is full instead of dropping results.
 // A result that could not be written (disk full) is kept in memory and still delivered.
 //
-// Thread-safe: the pool writes and reads entries, the loop reads the summary.
+// Threads (issue 19): every disk operation runs on the outbox's own writer thread; the loop
+// starts one with keep / load_due / drop / retry_later and is resumed on its own executor when
+// the disk is done, so it never waits on an fsync. What the loop reads synchronously (summary,
+// full, contains, next_due_ms) comes from counters behind a lock that is never held across disk
+// I/O. The blocking forms (put, due, remove, postpone) are for the writer thread and tests;
+// they are thread-safe but must not be called on the loop.
 
+#include <boost/asio/awaitable.hpp>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -58,6 +65,20 @@ struct OutboxSummary {
   std::uint64_t dropped = 0;    // since start: the studio said the job is not ours
   OutboxLimits limits;
   bool full = false;
+  // Disk operations queued on or running on the writer thread (an fsync that takes long, a
+  // database another process holds locked show here).
+  std::uint64_t disk_ops_pending = 0;
+};
+
+// Why an entry waits for a later attempt (a type, not a sentinel error text: issue 19).
+enum class Deferral {
+  // Its completeJson went out; the studio's completeAck removes it, else it goes again when due.
+  // Not an error: the summary's last_error is left as it was.
+  AwaitingAck,
+  // The attempt failed (the detail says why); becomes the summary's last_error.
+  Failed,
+  // Claimed under another studio or worker identity: kept for when that comes back.
+  OtherClaim,
 };
 
 // The pause after `attempts` failed deliveries: `base_ms` doubling, capped at 60 s.
@@ -70,6 +91,27 @@ class Outbox {
   static Result<std::unique_ptr<Outbox>> open(const std::filesystem::path& path,
                                               OutboxLimits limits);
 
+  Outbox(const Outbox&) = delete;
+  Outbox& operator=(const Outbox&) = delete;
+  // Finishes the disk operation that is running; queued ones are dropped with their waiters
+  // (the loop that would resume them has stopped by then).
+  ~Outbox();
+
+  // ---- from the loop: the disk work runs on the writer thread, the caller resumes on its own
+  // executor. Operations run in the order they were started.
+
+  // put() on the writer thread. The caller learns the outcome only once the entry is on disk (or,
+  // the disk refusing it, kept in memory): nothing may be delivered before.
+  boost::asio::awaitable<bool> keep(OutboxEntry entry);
+  boost::asio::awaitable<Result<std::vector<OutboxEntry>>> load_due(std::int64_t now_ms,
+                                                                    std::size_t limit);
+  boost::asio::awaitable<Status> drop(std::string job_id, bool delivered);
+  boost::asio::awaitable<Status> retry_later(std::string job_id, int attempts,
+                                             std::int64_t next_attempt_at_ms, Deferral why,
+                                             std::string detail);
+
+  // ---- blocking: the writer thread and tests; never on the loop.
+
   // Adds (or replaces, by job id) an entry; fills `seq`. Returns whether it reached the disk: on
   // a write error the entry is kept in memory instead and the error is reported in the summary.
   bool put(OutboxEntry& entry);
@@ -79,20 +121,32 @@ class Outbox {
   std::optional<std::int64_t> next_due_ms() const;
   // The studio acknowledged it (`delivered`) or disowned it (not delivered): gone for good.
   Status remove(const std::string& job_id, bool delivered);
-  // A failed attempt: counts it and schedules the next one.
+  // An attempt that did not settle the entry: counts it and schedules the next one. The entry's
+  // stored last_error is `detail`, or "awaiting completeAck" for Deferral::AwaitingAck.
   Status postpone(const std::string& job_id, int attempts, std::int64_t next_attempt_at_ms,
-                  const std::string& error);
+                  Deferral why, const std::string& detail);
+
+  // ---- anywhere, the loop included: counters only, never waits for the disk.
+
   bool contains(const std::string& job_id) const;
   OutboxSummary summary() const;
   bool full() const;
 
  private:
-  Outbox(sql::Db db, OutboxLimits limits) : db_(std::move(db)), limits_(limits) {}
+  struct Writer;
+  Outbox(sql::Db db, OutboxLimits limits);
   Status load_counters();
+  // Runs `work` on the writer thread, counted in disk_ops_pending while queued or running.
+  template <class R>
+  boost::asio::awaitable<R> on_writer(std::function<R()> work);
 
-  mutable std::mutex mutex_;
-  sql::Db db_;
-  OutboxLimits limits_;
+  std::unique_ptr<Writer> writer_;
+  // Held across disk I/O; never taken by the loop (only the writer thread and blocking callers).
+  std::mutex db_mutex_;
+  sql::Db db_;  // guarded by db_mutex_
+  const OutboxLimits limits_;
+  // Guards everything below; held only for in-memory updates, never across disk I/O.
+  mutable std::mutex state_mutex_;
   // job id → (bytes, created, next attempt), for the summary and next_due without a query.
   struct Meta {
     std::uint64_t bytes = 0;
@@ -106,6 +160,7 @@ class Outbox {
   std::uint64_t dropped_ = 0;
   std::string last_error_;
   std::int64_t next_seq_hint_ = 0;
+  std::uint64_t disk_ops_pending_ = 0;
 };
 
 }  // namespace sw::worker

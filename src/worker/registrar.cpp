@@ -29,8 +29,8 @@ std::string rejection_guidance(const std::string& reason) {
       reason.empty() ? std::string("no reason given") : reason);
 }
 
-Registrar::Registrar(Runtime& runtime)
-    : runtime_(runtime), wake_(std::make_unique<Wake>(runtime.loop())) {}
+Registrar::Registrar(Runtime& runtime, StatusBoard& status)
+    : runtime_(runtime), status_(status), wake_(std::make_unique<Wake>(runtime.loop())) {}
 
 Registrar::~Registrar() = default;
 
@@ -41,7 +41,7 @@ void Registrar::stop() {
 }
 
 bool Registrar::restart() {
-  runtime_.registration = RegistrationState{};
+  status_.registration_pristine();
   if (running_) wake_->timer.cancel();
   return running_;
 }
@@ -54,7 +54,7 @@ awaitable<void> Registrar::run() {
   std::chrono::milliseconds backoff{0};  // after failures: doubling from registration_poll
   while (!stopped_) {
     if (runtime_.config().registered()) {
-      runtime_.registration = RegistrationState{"approved", {}, {}, {}};
+      status_.registration_approved();
       running_ = false;
       co_return;
     }
@@ -63,7 +63,7 @@ awaitable<void> Registrar::run() {
     if (runtime_.config().registered() || stopped_) continue;
     // Rejected: permanent until `register --reset`; the daemon exits with
     // ExitCode::RegistrationRejected (issue 17).
-    if (runtime_.registration.state == "rejected") break;
+    if (status_.view().registration.phase == RegistrationPhase::Rejected) break;
     backoff = answered ? std::chrono::milliseconds(0)
                        : std::min(timings.backoff_cap,
                                   std::max(timings.registration_poll, backoff * 2));
@@ -121,8 +121,7 @@ awaitable<bool> Registrar::tick() {
       logs.local(log::Level::Error, "register",
                  "cannot save the registration request id: " + saved.error().message);
     }
-    runtime_.registration = RegistrationState{
-        "pending", response->request_id, format_rfc3339_millis(unix_millis_now()), {}};
+    status_.registration_pending(response->request_id, format_rfc3339_millis(unix_millis_now()));
     logs.local(log::Level::Info, "register",
                fmt::format("registration requested; waiting for operator approval (request {})",
                            response->request_id));
@@ -142,9 +141,8 @@ awaitable<bool> Registrar::tick() {
   if (runtime_.config().registration_request_id != request_id) co_return true;
   if (!polled) {
     logs.local(log::Level::Warn, "register", polled.error().message);
-    if (runtime_.registration.state != "pending") {
-      runtime_.registration = RegistrationState{"pending", request_id,
-                                                format_rfc3339_millis(unix_millis_now()), {}};
+    if (status_.view().registration.phase != RegistrationPhase::Pending) {
+      status_.registration_pending(request_id, format_rfc3339_millis(unix_millis_now()));
     }
     co_return false;
   }
@@ -153,18 +151,17 @@ awaitable<bool> Registrar::tick() {
     config.registration_request_id.reset();
     config.registration_secret.reset();
     (void)runtime_.update_config(config);
-    runtime_.registration = RegistrationState{};
+    status_.registration_pristine();
     logs.local(log::Level::Warn, "register",
                fmt::format("the studio does not know request {}; asking again", request_id));
     co_return true;
   }
   const auto& poll = std::get<proto::RegistrationPoll>(*polled);
   if (std::holds_alternative<proto::RegistrationPending>(poll)) {
-    if (runtime_.registration.state != "pending" ||
-        runtime_.registration.request_id != request_id) {
+    const auto& current = status_.view().registration;
+    if (current.phase != RegistrationPhase::Pending || current.request_id != request_id) {
       // `since` is the first time this request was seen pending; later polls keep it.
-      runtime_.registration = RegistrationState{"pending", request_id,
-                                                format_rfc3339_millis(unix_millis_now()), {}};
+      status_.registration_pending(request_id, format_rfc3339_millis(unix_millis_now()));
     }
     co_return true;
   }
@@ -178,7 +175,7 @@ awaitable<bool> Registrar::tick() {
                  "approved, but the credentials could not be saved: " + saved.error().message);
       co_return true;
     }
-    runtime_.registration = RegistrationState{"approved", {}, {}, {}};
+    status_.registration_approved();
     logs.ship(log::Level::Info, "register",
               fmt::format("approved by the studio operator as {}", approved->worker_id));
     co_return true;
@@ -189,7 +186,7 @@ awaitable<bool> Registrar::tick() {
   // Kept, so that a restart before `register --reset` exits again instead of asking again.
   config.registration_rejected = rejected.reason.empty() ? "no reason given" : rejected.reason;
   (void)runtime_.update_config(config);
-  runtime_.registration = RegistrationState{"rejected", {}, {}, rejected.reason};
+  status_.registration_rejected(rejected.reason);
   logs.local(log::Level::Warn, "register", rejection_guidance(rejected.reason));
   // Flowing off the end of a value coroutine is undefined (GCC 12 does not warn); UBSan in
   // the asan preset caught a garbage bool here.

@@ -22,14 +22,16 @@
 #include <memory>
 
 #include "worker/runtime.h"
+#include "worker/status.h"
 
 namespace sw::worker {
 
 class Registrar {
  public:
-  explicit Registrar(Runtime& runtime);
+  // `status`: the registration's part of the live status changes only here.
+  Registrar(Runtime& runtime, StatusBoard& status);
   ~Registrar();
-  // Returns once the worker has credentials, was rejected (registration.state "rejected"), or
+  // Returns once the worker has credentials, was rejected (RegistrationPhase::Rejected), or
   // when stopped.
   boost::asio::awaitable<void> run();
   void stop();
@@ -41,6 +43,7 @@ class Registrar {
   // One request or poll; false when the studio could not be reached or refused it.
   boost::asio::awaitable<bool> tick();
   Runtime& runtime_;
+  StatusBoard& status_;
   struct Wake;
   std::unique_ptr<Wake> wake_;
   bool stopped_ = false;

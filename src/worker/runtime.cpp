@@ -86,7 +86,8 @@ Runtime::Runtime(boost::asio::any_io_executor loop, boost::asio::any_io_executor
       engine_capabilities_(engine.capabilities()),
       advertised_(engine_capabilities_),
       machine_name_(machine_name()),
-      username_(user_name()) {}
+      username_(user_name()),
+      gate_(config_.max_concurrent_jobs) {}
 
 Status Runtime::update_config(WorkerConfig next) {
   // The state goes to state.toml; config.toml is written only when a setting changed.
@@ -95,6 +96,7 @@ Status Runtime::update_config(WorkerConfig next) {
       next.worker_id != config_.worker_id || next.auth_token != config_.auth_token ||
       next.api_base_url != config_.api_base_url;
   config_ = std::move(next);
+  gate_.set_max_jobs(config_.max_concurrent_jobs);
   if (credentials_changed && on_credentials_changed) on_credentials_changed();
   return {};
 }
@@ -153,7 +155,10 @@ bool Runtime::set_paused(bool paused) {
 void Runtime::job_started(JobRecord record) {
   record.status = "running";
   record.started_at = format_rfc3339_millis(unix_millis_now());
-  if (record.source == "studio") current_studio_job = record.job_id;
+  if (record.source == "studio" &&
+      std::find(studio_jobs_.begin(), studio_jobs_.end(), record.job_id) == studio_jobs_.end()) {
+    studio_jobs_.push_back(record.job_id);
+  }
   active_[record.job_id] = std::move(record);
 }
 
@@ -165,7 +170,7 @@ void Runtime::job_finished(const std::string& job_id, bool ok, std::string reaso
   record.status = ok ? "completed" : "failed";
   record.reason = std::move(reason);
   record.finished_at = format_rfc3339_millis(unix_millis_now());
-  if (current_studio_job == job_id) current_studio_job.reset();
+  std::erase(studio_jobs_, job_id);
   auto& ring = record.source == "studio" ? recent_jobs_ : local_jobs_;
   ring.push_front(std::move(record));
   while (ring.size() > kRecentJobs) ring.pop_back();

@@ -1,8 +1,9 @@
 #pragma once
-// The daemon's shared state: live config, pause flag, session and registration states, the job
-// gate, jobs in flight and the recent-jobs rings, breadcrumbs. Owned by the Daemon; the session,
-// the registrar and the local API hold a reference. Loop-thread only, except the members marked
-// thread-safe (logs, gate, engine).
+// The daemon's shared state: live config, pause flag, the job gate, jobs in flight and the
+// recent-jobs rings, breadcrumbs. Owned by the Daemon; the session, the registrar and the local
+// API hold a reference. The session's and registration's live states are not here: they are the
+// StatusBoard's (status.h), handed to whoever changes them. Loop-thread only, except the members
+// marked thread-safe (logs, gate, engine).
 
 #include <atomic>
 #include <boost/asio/any_io_executor.hpp>
@@ -15,6 +16,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "engines/engine.h"
 #include "proto/types.h"
@@ -51,28 +53,6 @@ struct RuntimeTimings {
 
 // Every timing multiplied by `factor` (rehearsals and chaos tests run the protocol faster).
 RuntimeTimings scaled(const RuntimeTimings& timings, double factor);
-
-// §1.9: {"state":"waiting_for_approval"|"connecting"|"connected"|"reconnecting"(attempt)|
-// "auth_failed"(reason)|"fatal"(reason)|"stopped"}.
-struct SessionState {
-  std::string state = "stopped";
-  std::uint32_t attempt = 0;
-  std::string reason;
-};
-
-// §3.1: {"state":"pristine"|"pending"(requestId, since)|"approved"|"rejected"(reason)}.
-struct RegistrationState {
-  std::string state = "pristine";
-  std::string request_id;
-  std::string since;
-  std::string reason;
-};
-
-struct HeartbeatOutcome {
-  bool ok = true;
-  std::string reason;
-  std::string last_attempt_at;
-};
 
 // A job as GET /daemon/status and GET /jobs show it (JobWire, §6.2).
 struct JobRecord {
@@ -145,12 +125,6 @@ class Runtime {
   // Logs the transition once (§1.10); returns the new value.
   bool set_paused(bool paused);
 
-  SessionState session;
-  RegistrationState registration;
-  std::optional<HeartbeatOutcome> heartbeat;
-  std::optional<std::string> current_studio_job;  // heartbeat currentJobId
-  std::string local_api_url;
-
   // Jobs: started, then finished into the recent ring of their source.
   void job_started(JobRecord record);
   void job_finished(const std::string& job_id, bool ok, std::string reason);
@@ -158,6 +132,13 @@ class Runtime {
   const std::deque<JobRecord>& recent_jobs() const { return recent_jobs_; }
   const std::deque<JobRecord>& local_jobs() const { return local_jobs_; }
   std::string next_local_job_id();
+  // The oldest studio job running now (heartbeat currentJobId), if any.
+  std::optional<std::string> current_studio_job() const {
+    if (studio_jobs_.empty()) return std::nullopt;
+    return studio_jobs_.front();
+  }
+  // Every studio job running now, oldest first (heartbeat capacity.jobIds, feature "capacity").
+  const std::vector<std::string>& studio_jobs() const { return studio_jobs_; }
 
   // Wakes whoever waits for credentials (the session) after registration or a config change.
   std::function<void()> on_credentials_changed;
@@ -167,7 +148,6 @@ class Runtime {
   std::function<void()> on_shutdown_requested;
   // Registration reset from the local API: the registrar starts over.
   std::function<void()> on_registration_reset;
-  bool stopping = false;
   // Set once by the daemon's stop, after the grace and the session's close: every studio HTTP
   // call still on the pool (StudioEndpoint::cancelled) ends within about a second, so that the
   // pool's join, and with it the process, does not wait out a held poll or an upload. Thread-safe.
@@ -193,6 +173,7 @@ class Runtime {
   JobGate gate_;
   Outbox* outbox_ = nullptr;
   std::map<std::string, JobRecord> active_;
+  std::vector<std::string> studio_jobs_;
   std::deque<JobRecord> recent_jobs_;
   std::deque<JobRecord> local_jobs_;
   std::uint64_t local_counter_ = 0;

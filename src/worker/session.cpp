@@ -3,6 +3,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -33,7 +34,6 @@ const log::Logger& logger() {
 }
 
 constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
-constexpr const char* kAwaitingAck = "awaiting completeAck";
 constexpr const char* kSubprotocol = "studio-worker-v1";
 // The error of the `fail` that hands a job back at shutdown (retryable: another worker runs it).
 constexpr const char* kWorkerStopping = "worker stopping";
@@ -53,33 +53,6 @@ std::string describe_kinds(const std::vector<proto::TaskKind>& kinds) {
     out += proto::to_string(kind);
   }
   return out;
-}
-
-bool is_binary(const engines::TaskResult& result) {
-  return std::holds_alternative<engines::ImageResult>(result) ||
-         std::holds_alternative<engines::AudioTtsResult>(result) ||
-         std::holds_alternative<engines::VideoResult>(result);
-}
-
-// The bytes and extension of a binary result.
-std::pair<std::string, std::string> binary_of(engines::TaskResult& result) {
-  return std::visit(
-      [](auto& value) -> std::pair<std::string, std::string> {
-        using T = std::decay_t<decltype(value)>;
-        if constexpr (std::is_same_v<T, engines::LlmResult> ||
-                      std::is_same_v<T, engines::AudioSttResult>) {
-          return {};
-        } else {
-          return {std::string(value.bytes.begin(), value.bytes.end()), value.ext};
-        }
-      },
-      result);
-}
-
-proto::RawJson json_of(const engines::TaskResult& result) {
-  if (const auto* llm = std::get_if<engines::LlmResult>(&result)) return llm->json;
-  if (const auto* stt = std::get_if<engines::AudioSttResult>(&result)) return stt->json;
-  return {};
 }
 
 }  // namespace
@@ -115,6 +88,11 @@ struct StudioSession::Link {
   std::set<std::string> awaiting_ack;  // completeJson sent on this link, no completeAck yet
   // What the studio announced in its welcome (feature "limits"); nullopt: an older studio.
   std::optional<proto::StudioLimits> limits;
+  // The studio echoed "capacity": it may offer several jobs at once, and every heartbeat says
+  // how many more this worker takes. Without it this worker holds one studio job at a time.
+  bool capacity = false;
+  // The slots or the held jobs changed since the last heartbeat was built: send one now.
+  bool beat_again = false;
   // Heartbeats queued and heartbeatAcks read on this link. The studio reads frames in order and
   // answers each heartbeat, so an ack for a heartbeat queued after a completeJson proves that
   // the studio read that completeJson.
@@ -144,12 +122,32 @@ struct StudioSession::Wake {
   asio::steady_timer timer;
 };
 
-StudioSession::StudioSession(Runtime& runtime)
+StudioSession::StudioSession(Runtime& runtime, StatusBoard& status, JobRunner& runner)
     : runtime_(runtime),
+      status_(status),
+      runner_(runner),
       wake_(std::make_unique<Wake>(runtime.loop())),
-      random_(std::random_device{}()) {}
+      random_(std::random_device{}()) {
+  // A capacity studio hears about a freed or taken slot at once, not at the next 5 s beat. The
+  // gate calls on whatever thread changed it; the beat is woken on the loop.
+  runtime_.gate().set_on_change(
+      [loop = runtime_.loop(), weak = std::weak_ptr<StudioSession*>(self_ref_)] {
+        asio::post(loop, [weak] {
+          if (auto self = weak.lock()) (*self)->slots_changed();
+        });
+      });
+}
 
-StudioSession::~StudioSession() = default;
+StudioSession::~StudioSession() {
+  runtime_.gate().set_on_change({});
+}
+
+void StudioSession::slots_changed() {
+  if (link_ && link_->alive && link_->welcomed && link_->capacity) {
+    link_->beat_again = true;
+    link_->heartbeat_timer.cancel();
+  }
+}
 
 void StudioSession::stop() {
   if (stopped_) return;
@@ -212,7 +210,7 @@ awaitable<bool> StudioSession::wait_for_credentials() {
   bool announced = false;
   while (!stopped_) {
     if (runtime_.config().registered()) co_return true;
-    runtime_.session = SessionState{"waiting_for_approval", 0, {}};
+    status_.session_waiting_for_approval();
     if (!announced) {
       runtime_.logs().local(log::Level::Info, "ws",
                             "waiting for operator approval before opening the session");
@@ -249,7 +247,7 @@ awaitable<void> StudioSession::run() {
   while (!stopped_) {
     if (!co_await wait_for_credentials()) break;
     const WorkerConfig config = runtime_.config();
-    runtime_.session = SessionState{"connecting", attempt, {}};
+    status_.session_connecting(attempt);
     Ending ending;
     auto url = transfer::studio_websocket_url(config.api_base_url, *config.worker_id);
     if (!url) {
@@ -289,13 +287,13 @@ awaitable<void> StudioSession::run() {
     }
     if (stopped_) break;
     if (ending.outcome == Outcome::AuthFailed) {
-      runtime_.session = SessionState{"auth_failed", 0, ending.cause};
+      status_.session_auth_failed(ending.cause);
       runtime_.logs().ship(log::Level::Error, "ws", "ws auth failed: " + ending.cause);
       exit_code_ = ExitCode::AuthFailed;
       co_return;
     }
     if (ending.outcome == Outcome::Fatal) {
-      runtime_.session = SessionState{"fatal", 0, ending.cause};
+      status_.session_fatal(ending.cause);
       runtime_.logs().ship(log::Level::Error, "ws", "ws fatal: " + ending.cause);
       exit_code_ = ending.exit;
       co_return;
@@ -304,7 +302,7 @@ awaitable<void> StudioSession::run() {
     ++attempt;
     const auto cap = runtime_.config().ws_reconnect_attempts.value_or(0);
     if (cap > 0 && attempt > cap) {
-      runtime_.session = SessionState{"fatal", 0, "ws reconnect cap reached"};
+      status_.session_fatal("ws reconnect cap reached");
       runtime_.logs().ship(log::Level::Error, "ws", "ws reconnect cap reached");
       exit_code_ = ExitCode::Failure;
       co_return;
@@ -318,10 +316,11 @@ awaitable<void> StudioSession::run() {
             : fmt::format("session error: {}; reconnect attempt {} in {}ms", ending.cause,
                           attempt, delay.count());
     runtime_.logs().ship(log::Level::Warn, "ws", line);
-    runtime_.session = SessionState{"reconnecting", attempt, {}};
+    if (auto* metrics = runner_.metrics()) metrics->count_reconnect();
+    status_.session_reconnecting(attempt);
     co_await wake_->wait(delay);
   }
-  runtime_.session = SessionState{"stopped", 0, {}};
+  status_.session_stopped();
 }
 
 StudioSession::Ending StudioSession::react_to_error(const proto::ErrorFrame& error) {
@@ -345,7 +344,9 @@ awaitable<StudioSession::Ending> StudioSession::run_link(std::shared_ptr<Link> l
   log_advertised(caps);
   // Announces the extensions this worker understands; a studio that knows none ignores the key.
   const std::string hello = proto::encode(proto::WorkerFrame{
-      proto::Hello{*runtime_.config().auth_token, caps, {std::string(proto::kFeatureLimits)}}});
+      proto::Hello{*runtime_.config().auth_token,
+                   caps,
+                   {std::string(proto::kFeatureLimits), std::string(proto::kFeatureCapacity)}}});
   if (auto sent = co_await link->ws->send_text(hello); !sent) {
     ending.cause = "hello could not be sent: " + sent.error().message;
     co_return ending;
@@ -413,12 +414,14 @@ awaitable<StudioSession::Ending> StudioSession::run_link(std::shared_ptr<Link> l
     if (!ending.welcomed) {
       if (auto* welcome = std::get_if<proto::Welcome>(&*frame)) {
         ending.welcomed = true;
-        runtime_.session = SessionState{"connected", 0, {}};
+        status_.session_connected();
         runtime_.logs().ship(log::Level::Info, "ws",
                              fmt::format("server welcomed {} server_time={}", welcome->worker_id,
                                          welcome->server_time));
         link->welcomed = true;
         link->limits = welcome->limits;
+        link->capacity = std::find(welcome->features.begin(), welcome->features.end(),
+                                   proto::kFeatureCapacity) != welcome->features.end();
         if (welcome->limits) {
           logger().info("session.studio_limits",
                         {{"max_frame_bytes", welcome->limits->max_frame_bytes},
@@ -475,16 +478,24 @@ awaitable<StudioSession::Ending> StudioSession::run_link(std::shared_ptr<Link> l
 awaitable<void> StudioSession::heartbeat_pump(StudioSession* self, std::shared_ptr<Link> link) {
   Runtime& runtime = self->runtime_;
   while (link->alive) {
-    proto::Heartbeat beat{runtime.capabilities(), runtime.current_studio_job};
+    proto::Heartbeat beat{runtime.capabilities(), runtime.current_studio_job()};
+    link->beat_again = false;
+    if (link->capacity) {
+      const bool closed = runtime.paused() || self->status_.view().stopping;
+      beat.capacity = proto::WorkerCapacity{
+          closed ? 0u : static_cast<std::uint32_t>(self->runner_.gate().room()),
+          runtime.studio_jobs()};
+    }
     const std::string text = proto::encode(proto::WorkerFrame{std::move(beat)});
     ++link->beats_queued;  // queued in this order by send_text before it first suspends
     auto sent = co_await link->ws->send_text(text);
-    runtime.heartbeat =
-        HeartbeatOutcome{static_cast<bool>(sent), sent ? std::string() : sent.error().message,
-                         format_rfc3339_millis(unix_millis_now())};
+    self->status_.heartbeat_sent(static_cast<bool>(sent),
+                                 sent ? std::string() : sent.error().message,
+                                 format_rfc3339_millis(unix_millis_now()));
     if (!sent || !link->alive) co_return;
     // The next beat carries what the model cache holds by then (scanned on the pool).
     runtime.refresh_advertised();
+    if (link->beat_again) continue;  // slots changed while this one was sent
     link->heartbeat_timer.expires_after(runtime.timings().heartbeat_interval);
     co_await link->heartbeat_timer.async_wait(kUseTuple);
   }
@@ -528,7 +539,7 @@ void StudioSession::handle_offer(const std::shared_ptr<Link>& link, proto::JobOf
     asio::co_spawn(runtime_.loop(), send_and_forget(link, text, "reject", &runtime_),
                    asio::detached);
   };
-  if (runtime_.stopping) {
+  if (status_.view().stopping) {
     // No new work during the stop grace: the studio offers it elsewhere without counting it.
     reject(kWorkerStopping, proto::RejectCode::Busy);
     return;
@@ -563,13 +574,13 @@ void StudioSession::handle_offer(const std::shared_ptr<Link>& link, proto::JobOf
            proto::RejectCode::Busy);
     return;
   }
-  auto ticket = runtime_.gate().try_acquire();
+  // One studio job at a time unless the studio announced "capacity" (the reference's rule).
+  auto ticket = runner_.try_reserve(claim.job_id, link->capacity ? runner_.gate().max_jobs() : 1);
   if (!ticket) {
-    reject("worker already has an in-flight job", proto::RejectCode::Busy);
+    reject(std::move(ticket).error(), proto::RejectCode::Busy);
     return;
   }
-  auto shared = std::make_shared<JobGate::Ticket>(std::move(*ticket));
-  asio::co_spawn(runtime_.loop(), run_job(this, link, std::move(claim), std::move(shared)),
+  asio::co_spawn(runtime_.loop(), run_job(this, link, std::move(claim), std::move(*ticket)),
                  asio::detached);
 }
 
@@ -580,17 +591,21 @@ awaitable<void> StudioSession::run_job(StudioSession* self, std::shared_ptr<Link
   auto& logs = runtime.logs();
   const std::string job_id = claim.job_id;
   engines::DispatchRequest request{claim.model, claim.task, claim.model_source, job_id};
-  engines::Engine* engine = &runtime.engine();
-  const auto pool = runtime.pool();
-  // Memory admission before accepting (off the I/O thread: it may read a GGUF header or ask the
-  // GPU driver), so that a job this worker cannot hold goes to another worker at once.
-  std::function<std::optional<std::string>()> admission =
-      [engine, request, estimate = claim.vram_gb_estimate]() {
-        return engine->admission_refusal(request, estimate);
-      };
-  auto refusal = co_await run_blocking<std::optional<std::string>>(pool, std::move(admission));
+  JobRunner& runner = self->runner_;
+  // Memory admission before accepting, so that a job this worker cannot hold goes to another
+  // worker at once. Named locals: GCC 12 double-destroys temporaries inside a co_await.
+  engines::DispatchRequest asked = request;
+  SharedTicket admitted = ticket;
+  auto refused = co_await runner.admit(std::move(asked), claim.vram_gb_estimate, admitted);
+  admitted.reset();  // only `ticket` holds the slot: the runner frees it when the engine is done
+  std::optional<std::string> refusal;
   std::optional<proto::RejectCode> code;
-  if (!refusal && runtime.stopping) {  // stopped while admitting: not this job's fault
+  if (refused) {
+    refusal = std::move(refused->reason);
+    // Room beside the running jobs is a passing state: the studio offers it again later.
+    if (refused->busy) code = proto::RejectCode::Busy;
+  }
+  if (!refusal && self->status_.view().stopping) {  // stopped while admitting: not this job's fault
     refusal = kWorkerStopping;
     code = proto::RejectCode::Busy;
   }
@@ -618,15 +633,10 @@ awaitable<void> StudioSession::run_job(StudioSession* self, std::shared_ptr<Link
   runtime.job_started(JobRecord{job_id, claim.task.kind(), claim.model, prompt, "studio", {}, {},
                                 {}, {}});
 
-  // Named locals: GCC 12 double-destroys temporaries inside a co_await expression.
-  std::function<Result<engines::TaskResult>()> work = [engine, request]() {
-    return engine->dispatch(request);
-  };
-  auto result = co_await run_blocking<Result<engines::TaskResult>>(pool, std::move(work));
-  // The engine is done with the GPU: free the gate before delivering, so that the offer a studio
-  // sends as soon as it has the result is not refused as busy.
-  ticket.reset();
-
+  // The runner frees the gate as soon as the engine is done, so that the offer a studio sends as
+  // soon as it has the result is not refused as busy.
+  auto outcome = co_await runner.run(std::move(request), std::move(ticket));
+  auto& result = outcome.result;
   if (!result) {
     const bool retryable = engines::is_retryable(result.error());
     logs.ship(log::Level::Error, "job",
@@ -652,21 +662,16 @@ awaitable<void> StudioSession::run_job(StudioSession* self, std::shared_ptr<Link
   entry.prompt = prompt;
   entry.created_at_ms = now;
   entry.next_attempt_at_ms = now;
-  if (is_binary(*result)) {
-    auto [bytes, ext] = binary_of(*result);
-    entry.kind = OutboxEntry::Kind::Binary;
-    entry.body = std::move(bytes);
-    entry.ext = std::move(ext);
-  } else {
-    entry.kind = OutboxEntry::Kind::Json;
-    entry.body = json_of(*result).text();
-  }
-  Outbox* outbox = &runtime.outbox();
-  std::function<bool()> keep = [outbox, &entry] { return outbox->put(entry); };
-  const bool durable = co_await run_blocking<bool>(pool, std::move(keep));
+  entry.kind = result->kind == ResultPayload::Kind::Binary ? OutboxEntry::Kind::Binary
+                                                           : OutboxEntry::Kind::Json;
+  entry.body = std::move(result->body);
+  entry.ext = std::move(result->ext);
+  // On the outbox's writer thread: the loop goes on answering offers while the disk syncs.
+  const std::size_t bytes = entry.body.size();
+  const bool durable = co_await runtime.outbox().keep(std::move(entry));
   logs.ship(durable ? log::Level::Info : log::Level::Error, "job",
-            fmt::format("result of job {} kept for delivery ({} bytes{})", job_id,
-                        entry.body.size(), durable ? "" : ", in memory only: the disk refused it"),
+            fmt::format("result of job {} kept for delivery ({} bytes{})", job_id, bytes,
+                        durable ? "" : ", in memory only: the disk refused it"),
             job_id);
   runtime.job_finished(job_id, true, {});
   self->poke_courier();
@@ -686,11 +691,7 @@ awaitable<void> StudioSession::courier(StudioSession* self, std::shared_ptr<Link
   std::int64_t horizon = std::numeric_limits<std::int64_t>::max();
   std::set<std::string> tried;  // this pass of a new session: each entry once
   while (link->alive) {
-    std::function<Result<std::vector<OutboxEntry>>()> load = [outbox, horizon] {
-      return outbox->due(horizon, kBatch + 64);
-    };
-    auto due =
-        co_await run_blocking<Result<std::vector<OutboxEntry>>>(runtime.pool(), std::move(load));
+    auto due = co_await outbox->load_due(horizon, kBatch + 64);
     if (!link->alive) co_return;
     std::size_t delivered = 0;
     if (!due) {
@@ -727,7 +728,7 @@ awaitable<void> StudioSession::deliver(StudioSession* self, std::shared_ptr<Link
   if (entry.studio != config.api_base_url || entry.worker_id != config.worker_id.value_or("")) {
     // Claimed under another studio or identity: kept for when that comes back, not sent here.
     std::string why = "belongs to worker " + entry.worker_id + " of " + entry.studio;
-    co_await postpone(self, std::move(entry), 60'000, std::move(why));
+    co_await postpone(self, std::move(entry), 60'000, Deferral::OtherClaim, std::move(why));
     co_return;
   }
   const int attempt = entry.attempts + 1;
@@ -765,12 +766,16 @@ awaitable<void> StudioSession::deliver(StudioSession* self, std::shared_ptr<Link
     // Awaited from before the send: the studio's completeAck can be read before this coroutine
     // resumes from the write (an ack taken then was ignored and the result sent again).
     link->awaiting_ack.insert(job_id);
+    const auto send_began = std::chrono::steady_clock::now();
     auto sent = co_await link->ws->send_text(std::move(text));
+    if (auto* metrics = self->runner_.metrics(); sent && metrics != nullptr) {
+      metrics->observe_phase(JobPhase::Upload, std::chrono::steady_clock::now() - send_began);
+    }
     if (!sent) {
       link->awaiting_ack.erase(job_id);
       const auto wait = outbox_backoff_ms(attempt, runtime.timings().outbox_backoff_base.count());
       std::string why = "completeJson could not be sent: " + sent.error().message;
-      co_await postpone(self, std::move(entry), wait, std::move(why));
+      co_await postpone(self, std::move(entry), wait, Deferral::Failed, std::move(why));
       co_return;
     }
     logs.ship(log::Level::Info, "ws",
@@ -781,8 +786,7 @@ awaitable<void> StudioSession::deliver(StudioSession* self, std::shared_ptr<Link
     const auto wait = std::max<std::int64_t>(
         runtime.timings().completion_ack_wait.count(),
         outbox_backoff_ms(attempt, runtime.timings().outbox_backoff_base.count()));
-    std::string why = kAwaitingAck;
-    co_await postpone(self, std::move(entry), wait, std::move(why));
+    co_await postpone(self, std::move(entry), wait, Deferral::AwaitingAck, {});
     co_return;
   }
 
@@ -807,8 +811,12 @@ awaitable<void> StudioSession::deliver(StudioSession* self, std::shared_ptr<Link
   std::function<tl::expected<void, UploadFailure>()> send = [studio, upload]() {
     return upload_result(studio, *upload);
   };
+  const auto upload_began = std::chrono::steady_clock::now();
   auto uploaded =
       co_await run_blocking<tl::expected<void, UploadFailure>>(runtime.pool(), std::move(send));
+  if (auto* metrics = self->runner_.metrics(); uploaded && metrics != nullptr) {
+    metrics->observe_phase(JobPhase::Upload, std::chrono::steady_clock::now() - upload_began);
+  }
   if (uploaded) {
     std::string note = fmt::format("binary upload ok ({} bytes)", upload->bytes.size());
     co_await settle(self, job_id, true, std::move(note));
@@ -827,7 +835,7 @@ awaitable<void> StudioSession::deliver(StudioSession* self, std::shared_ptr<Link
     entry.body = std::move(upload->bytes);
     const auto wait = outbox_backoff_ms(attempt, runtime.timings().outbox_backoff_base.count());
     std::string why = "upload failed: " + failure.error.message;
-    co_await postpone(self, std::move(entry), wait, std::move(why));
+    co_await postpone(self, std::move(entry), wait, Deferral::Failed, std::move(why));
     co_return;
   }
   // Refusals that will repeat (too large, invalid): the job failed for good, never generated again.
@@ -876,7 +884,7 @@ awaitable<void> StudioSession::give_up(StudioSession* self, std::shared_ptr<Link
     const auto wait =
         outbox_backoff_ms(entry.attempts + 1, runtime.timings().outbox_backoff_base.count());
     std::string why = "fail could not be sent: " + sent.error().message;
-    co_await postpone(self, std::move(entry), wait, std::move(why));
+    co_await postpone(self, std::move(entry), wait, Deferral::Failed, std::move(why));
     co_return;
   }
   self->drops_after_send_.erase(job_id);
@@ -887,11 +895,7 @@ awaitable<void> StudioSession::give_up(StudioSession* self, std::shared_ptr<Link
 awaitable<void> StudioSession::settle(StudioSession* self, std::string job_id, bool delivered,
                                       std::string note) {
   Runtime& runtime = self->runtime_;
-  Outbox* outbox = &runtime.outbox();
-  std::function<Status()> drop = [outbox, job_id, delivered] {
-    return outbox->remove(job_id, delivered);
-  };
-  auto removed = co_await run_blocking<Status>(runtime.pool(), std::move(drop));
+  auto removed = co_await runtime.outbox().drop(job_id, delivered);
   if (!removed) {
     runtime.logs().ship(
         log::Level::Error, "outbox",
@@ -908,25 +912,24 @@ awaitable<void> StudioSession::settle(StudioSession* self, std::string job_id, b
 }
 
 awaitable<void> StudioSession::postpone(StudioSession* self, OutboxEntry entry,
-                                        std::int64_t wait_ms, std::string error) {
+                                        std::int64_t wait_ms, Deferral why, std::string detail) {
   Runtime& runtime = self->runtime_;
-  Outbox* outbox = &runtime.outbox();
   const int attempts = entry.attempts + 1;
   const auto next = unix_millis_now() + wait_ms;
-  std::function<Status()> write = [outbox, job_id = entry.job_id, attempts, next, error] {
-    return outbox->postpone(job_id, attempts, next, error);
-  };
-  auto written = co_await run_blocking<Status>(runtime.pool(), std::move(write));
+  // Named locals: GCC 12 double-destroys temporaries inside a co_await expression.
+  std::string job_id = entry.job_id, stored = detail;
+  auto written = co_await runtime.outbox().retry_later(std::move(job_id), attempts, next, why,
+                                                       std::move(stored));
   if (!written) {
     runtime.logs().ship(log::Level::Error, "outbox",
                         fmt::format("entry of job {} could not be updated: {}", entry.job_id,
                                     written.error().message),
                         entry.job_id);
   }
-  if (error != kAwaitingAck) {
+  if (why != Deferral::AwaitingAck) {
     runtime.logs().ship(log::Level::Warn, "outbox",
                         fmt::format("delivery of job {} failed (attempt {}), next in {} ms: {}",
-                                    entry.job_id, attempts, wait_ms, error),
+                                    entry.job_id, attempts, wait_ms, detail),
                         entry.job_id);
   }
 }

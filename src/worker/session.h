@@ -28,14 +28,18 @@
 
 #include "proto/frames.h"
 #include "worker/exit_codes.h"
+#include "worker/job_runner.h"
 #include "worker/outbox.h"
 #include "worker/runtime.h"
+#include "worker/status.h"
 
 namespace sw::worker {
 
 class StudioSession {
  public:
-  explicit StudioSession(Runtime& runtime);
+  // `status`: the session's part of the live status (session and heartbeat) changes only here.
+  // `runner`: the job path shared with the local API (gate, admission, dispatch).
+  StudioSession(Runtime& runtime, StatusBoard& status, JobRunner& runner);
   ~StudioSession();
 
   // Runs until stop(), an authentication failure, a fatal error frame or the reconnect cap
@@ -91,8 +95,11 @@ class StudioSession {
   // The studio has the result (`delivered`) or disowned the job: the entry goes.
   static boost::asio::awaitable<void> settle(StudioSession* self, std::string job_id,
                                              bool delivered, std::string note);
+  // The entry waits `wait_ms` for its next attempt; a Deferral other than AwaitingAck is logged
+  // as a failed delivery.
   static boost::asio::awaitable<void> postpone(StudioSession* self, OutboxEntry entry,
-                                               std::int64_t wait_ms, std::string error);
+                                               std::int64_t wait_ms, Deferral why,
+                                               std::string detail);
   // A result the studio can never take (over its limits, refused as too large or invalid, or
   // one that ends the session each time it is sent): `fail {retryable:false, error:reason}` on
   // `link`, then the entry goes and delivery goes on with the next. If the fail cannot be sent
@@ -102,8 +109,14 @@ class StudioSession {
   // A link ended while `job_id`'s completeJson was the last one sent and not yet read.
   void count_drop_after_send(const std::string& job_id);
   void poke_courier();
+  // The gate's slots changed: a capacity studio gets a heartbeat now. Loop thread.
+  void slots_changed();
 
   Runtime& runtime_;
+  StatusBoard& status_;
+  JobRunner& runner_;
+  // Lets the gate's change callback (any thread) reach this session while it lives.
+  std::shared_ptr<StudioSession*> self_ref_ = std::make_shared<StudioSession*>(this);
   std::shared_ptr<Link> link_;  // the current link, if any
   struct Wake;
   std::unique_ptr<Wake> wake_;

@@ -126,6 +126,39 @@ std::optional<double> probe_vram_free_gib(const VramProbeSources& sources) {
   return std::nullopt;
 }
 
+std::vector<DeviceMemory> probe_device_memory(const VramProbeSources& sources) {
+  std::vector<DeviceMemory> devices;
+  if (sources.run_nvidia_smi) {
+    // One call for both columns, so that the rows line up.
+    if (auto out = sources.run_nvidia_smi(
+            "--query-gpu=index,memory.total,memory.free --format=csv,noheader,nounits")) {
+      std::istringstream lines(*out);
+      std::string line;
+      while (std::getline(lines, line)) {
+        int index = 0;
+        double total_mib = 0;
+        double free_mib = 0;
+        const int read = std::sscanf(line.c_str(), "%d , %lf , %lf", &index, &total_mib, &free_mib);
+        if (read < 2 || total_mib <= 0) continue;
+        DeviceMemory device{std::to_string(index), total_mib * 1024 * 1024, std::nullopt};
+        if (read == 3 && free_mib >= 0) device.free_bytes = free_mib * 1024 * 1024;
+        devices.push_back(std::move(device));
+      }
+    }
+  }
+  if (!devices.empty()) return devices;
+  for (const auto& card : amd_cards(sources.sys_root)) {
+    auto total = read_bytes(card / "mem_info_vram_total");
+    if (!total) continue;
+    auto used = read_bytes(card / "mem_info_vram_used");
+    // …/class/drm/cardN/device → "N"
+    const auto name = card.parent_path().filename().string();
+    devices.push_back(
+        {name.substr(4), *total, used ? std::optional<double>(*total - *used) : std::nullopt});
+  }
+  return devices;
+}
+
 double memoised_vram_total_gib() {
   static std::once_flag once;
   static double total = 0;

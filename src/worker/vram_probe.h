@@ -8,6 +8,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace sw::worker {
 
@@ -26,6 +27,18 @@ double probe_vram_total_gib(const VramProbeSources& sources);
 
 // Free GiB of the first GPU (nvidia-smi memory.free, else AMD total − used), or nullopt.
 std::optional<double> probe_vram_free_gib(const VramProbeSources& sources);
+
+// One GPU's memory as GET /metrics reports it (issue 19).
+struct DeviceMemory {
+  std::string device;  // "0", "1", … (nvidia-smi order, or the AMD card's number)
+  double total_bytes = 0;
+  std::optional<double> free_bytes;  // unknown when the source does not say
+};
+
+// Every GPU's total and free memory: nvidia-smi (memory.total, memory.free), else AMD sysfs
+// (mem_info_vram_total − mem_info_vram_used). Empty when no GPU is found. Blocking (runs
+// nvidia-smi): not for the I/O thread.
+std::vector<DeviceMemory> probe_device_memory(const VramProbeSources& sources);
 
 // probe_vram_total_gib(system_vram_sources()), computed on first use and remembered.
 double memoised_vram_total_gib();

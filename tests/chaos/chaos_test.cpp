@@ -22,6 +22,7 @@
 #include <random>
 #include <set>
 
+#include "chaos/chaos_support.h"
 #include "chaos/fault_proxy.h"
 #include "common/sha256.h"
 #include "engines/build_engine.h"
@@ -33,49 +34,9 @@ namespace {
 
 using namespace sw::testing::farm;
 using sw::testing::FaultProxy;
+using namespace sw::testing::chaos;
 
 constexpr int kJobMs = 100;  // simulated work per job: long enough to be killed in the middle
-
-std::uint64_t env_number(const char* name, std::uint64_t fallback) {
-  const char* value = std::getenv(name);
-  return value != nullptr && *value != '\0' ? std::strtoull(value, nullptr, 10) : fallback;
-}
-
-// What the engine produces for a task: the bytes a result must be identical to. A chat
-// completion's `elapsed_ms` is a measurement, not output, and is left out of the comparison.
-std::string canonical(const std::string& kind, const std::string& text) {
-  if (kind != "llm") return text;
-  auto parsed = json::parse(text, nullptr, false);
-  if (parsed.is_object()) parsed.erase("elapsed_ms");
-  return parsed.dump();
-}
-
-struct Expected {
-  std::string kind;
-  std::string bytes;  // canonical
-};
-
-Expected expected_result(sw::engines::Engine& engine, const std::string& model, const json& task) {
-  auto decoded = sw::proto::decode_task(task.dump());
-  EXPECT_TRUE(decoded) << decoded.error().message;
-  sw::proto::ModelSource source;
-  source.engine = "synthetic";
-  const sw::engines::DispatchRequest request{model, *decoded, source, "expected", false};
-  auto result = engine.dispatch(request);
-  EXPECT_TRUE(result) << result.error().message;
-  const std::string kind = task.value("kind", "");
-  return std::visit(
-      [&](const auto& value) -> Expected {
-        using T = std::decay_t<decltype(value)>;
-        if constexpr (std::is_same_v<T, sw::engines::LlmResult> ||
-                      std::is_same_v<T, sw::engines::AudioSttResult>) {
-          return {kind, canonical(kind, value.json.text())};
-        } else {
-          return {kind, std::string(value.bytes.begin(), value.bytes.end())};
-        }
-      },
-      *result);
-}
 
 // One row of the jobs table, read straight from the database file.
 struct Row {
@@ -117,26 +78,6 @@ std::vector<AttemptRow> read_attempts(const std::filesystem::path& db_path) {
   sqlite3_finalize(stmt);
   sqlite3_close(db);
   return rows;
-}
-
-// The studio's words for a lapse that an injected fault explains (studio.cpp, sessions.cpp):
-// the holder's connection closed, went silent or was replaced by its own reconnect, the studio
-// was killed and restarted, or an offer was lost on a broken line. Anything else (an engine
-// error, a protocol violation, a run limit, a refusal) is not the chaos's doing.
-bool names_a_fault(const std::string& reason) {
-  for (const char* fault :
-       {"the worker disconnected", "the worker went silent", "the studio restarted",
-        "session ended: duplicate_worker", "offer not answered within"}) {
-    if (reason.starts_with(fault)) return true;
-  }
-  return false;
-}
-
-// A reject that costs no attempt and that a worker legitimately sends while chaos reorders its
-// session (an offer reaching it while its previous job still runs or awaits delivery).
-bool is_busy_reject(const std::string& reason) {
-  return reason == "worker already has an in-flight job" ||
-         reason.starts_with("result outbox is full");
 }
 
 std::vector<Row> read_jobs(const std::filesystem::path& db_path) {
@@ -215,20 +156,7 @@ TEST(Chaos, EveryJobEndsDoneOrFailedThroughDropsDelaysSilencesResetsAndKills) {
   auto engine = sw::engines::build_engine();
   std::map<std::string, Expected> expected;
   for (std::uint64_t i = 0; i < jobs; ++i) {
-    json task;
-    switch (i % 3) {
-      case 0:
-        task = {{"kind", "image"},
-                {"prompt", "chaos " + std::to_string(i)},
-                {"width", 32 + static_cast<int>(i % 5) * 8},
-                {"height", 32}};
-        break;
-      case 1:
-        task = {{"kind", "llm"},
-                {"messages", {{{"role", "user"}, {"content", "chaos " + std::to_string(i)}}}}};
-        break;
-      default: task = {{"kind", "audio_tts"}, {"text", "chaos number " + std::to_string(i)}};
-    }
+    const json task = chaos_task(i);
     const std::string model = "synth-" + task.value("kind", "");
     const json body = {{"model", model}, {"task", task}, {"maxAttempts", 20}};
     const auto reply = studio.api("POST", "/api/v1/jobs", body.dump());
@@ -282,8 +210,7 @@ TEST(Chaos, EveryJobEndsDoneOrFailedThroughDropsDelaysSilencesResetsAndKills) {
             << " workers, " << studio_kills << " studio" << std::endl;
   if (!settled) {
     for (auto& worker : workers) {
-      std::cout << "worker: " << worker->status()["session"].dump() << " outbox "
-                << worker->status()["outbox"].dump() << "\n";
+      std::cout << "worker status: " << worker->status().dump() << "\n";
       const auto log = worker->log();
       std::cout << log.substr(log.size() > 3000 ? log.size() - 3000 : 0) << "\n";
     }
@@ -299,8 +226,8 @@ TEST(Chaos, EveryJobEndsDoneOrFailedThroughDropsDelaysSilencesResetsAndKills) {
   // No worker still holds a result it finished.
   for (auto& worker : workers) {
     EXPECT_TRUE(
-        eventually([&] { return worker->status()["outbox"].value("entries", -1) == 0; }, 60s))
-        << worker->status()["outbox"].dump();
+        eventually([&] { return outbox_entries(worker->status()) == 0; }, 60s))
+        << worker->status().dump();
   }
   for (auto& worker : workers) EXPECT_EQ(worker->terminate(), 0);
   EXPECT_EQ(studio.terminate(), 0);

@@ -335,6 +335,12 @@ TEST(StudioServerCommand, BadArgumentsFailWithAMessage) {
   EXPECT_EQ(out.exit_code, 2) << out.text;
   EXPECT_THAT(out.text, HasSubstr("no host; say which address to listen on, e.g. 127.0.0.1:9790"));
   sw::testing::TempDir dir;
+  // An empty database URI is a mistake, not SQLite: the studio says so before it touches
+  // anything. (An empty STUDIO_SERVER_DATABASE counts as unset, as CLI11 reads environments.)
+  out = run_cli("serve --database '' --data-dir " + dir.path().string(), "timeout 30");
+  EXPECT_EQ(out.exit_code, 2) << out.text;
+  EXPECT_THAT(out.text, HasSubstr("--database is empty"));
+  EXPECT_FALSE(std::filesystem::exists(dir.path() / "studio.db"));
   out = run_cli("workers approve rr-nope --data-dir " + dir.path().string());
   EXPECT_NE(out.exit_code, 0);
   EXPECT_THAT(out.text, HasSubstr("no registration request rr-nope"));

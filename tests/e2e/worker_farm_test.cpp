@@ -456,6 +456,31 @@ TEST(WorkerFarm, SetThresholdWhileTheDaemonRunsIsAppliedByTheDaemonAndKept) {
   EXPECT_THAT(read_file(worker.config()), ::testing::HasSubstr("vram_threshold_gb = 3.5"));
 }
 
+// `pause --unload`, `status` and `resume` (issue 19) go through the running daemon's local API:
+// the pause and the unloading show in `status` and in /daemon/status, and resume ends both.
+TEST(WorkerFarm, PauseUnloadAndResumeWhileTheDaemonRunsShowInStatus) {
+  sw::testing::TempDir dir;
+  Studio studio(dir.path() / "studio");
+  Worker worker(dir.path() / "w1", studio);
+  ASSERT_TRUE(worker.wait_session("waiting_for_approval")) << worker.log();
+  const auto log = dir.path() / "cli.log";
+  int code = -1;
+  const auto paused = worker_cli(worker, log, {"pause", "--unload"}, &code);
+  ASSERT_EQ(code, 0) << paused;
+  EXPECT_THAT(paused, ::testing::HasSubstr("refuses offers; 0 idle runner(s) stopped"));
+  EXPECT_TRUE(worker.status().value("paused", false));
+  EXPECT_TRUE(worker.status().value("runnersUnloaded", false));
+  const auto status = worker_cli(worker, log, {"status"}, &code);
+  ASSERT_EQ(code, 0) << status;
+  EXPECT_THAT(status, ::testing::HasSubstr("paused: true (runners unloaded)\n"));
+  EXPECT_THAT(status, ::testing::HasSubstr("runners: none\n"));
+  const auto resumed = worker_cli(worker, log, {"resume"}, &code);
+  ASSERT_EQ(code, 0) << resumed;
+  EXPECT_THAT(resumed, ::testing::HasSubstr("takes offers again"));
+  EXPECT_THAT(worker_cli(worker, log, {"status"}, &code), ::testing::HasSubstr("paused: false\n"));
+  EXPECT_FALSE(worker.status().value("runnersUnloaded", true));
+}
+
 // `register --reset` while the daemon runs: the daemon drops its session and identity and asks
 // the studio for approval again at once; the new approval gives it a new worker id.
 TEST(WorkerFarm, RegisterResetWhileTheDaemonRunsMakesItAskForApprovalAgain) {

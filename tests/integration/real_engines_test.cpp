@@ -287,6 +287,25 @@ TEST_F(LlamaFakeRunnerTest, PassesTheRunnersAnswerThroughUnderTheJobsModelId) {
   EXPECT_EQ(pool_->status().at(0).starts, 1);
 }
 
+// Deadlines by progress through the engine: an llm job streams from the runner (so tokens are
+// progress) and a runner that stops sending mid-answer fails the job with a retryable Timeout,
+// is killed, and leaves nothing resident; a wrapper gives the fake runner its stall flag.
+TEST_F(LlamaFakeRunnerTest, ARunnerThatStopsMidAnswerFailsTheJobRetryably) {
+  const auto wrapper = placed_.dir.path() / "llama-server-stalls";
+  std::ofstream(wrapper) << "#!/bin/sh\nexec '" << SW_FAKE_RUNNER_BIN
+                         << "' \"$@\" --stall-after-tokens 2\n";
+  std::filesystem::permissions(wrapper, std::filesystem::perms::owner_all);
+  auto options = roomy();
+  options.inference_stall = std::chrono::milliseconds(300);
+  pool_ = std::make_shared<RunnerPool>(options);
+  engine_ = std::make_unique<LlamaEngine>(wrapper, placed_.cache, pool_);
+  auto stalled = engine_->dispatch(request("stories260K.gguf", chat("Once", 4)));
+  ASSERT_FALSE(stalled);
+  EXPECT_EQ(stalled.error().code, Code::Timeout) << stalled.error().describe();
+  EXPECT_TRUE(is_retryable(stalled.error()));
+  EXPECT_TRUE(pool_->status().empty()) << "the stalled runner is not kept";
+}
+
 TEST_F(LlamaRealTest, RefusesAPromptLongerThanTheContext) {
   std::string long_prompt;
   for (int i = 0; i < 200; ++i) long_prompt += "the little dog ran ";

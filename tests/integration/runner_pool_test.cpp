@@ -1,6 +1,8 @@
 // Runner lifecycle against a test program that plays a runner's part (tests/fakes/fake_runner):
 // start and /health wait, residency, restart after a kill, a failed start, SIGTERM → SIGKILL,
-// idle unload, memory admission. Real sockets and real child processes.
+// idle unload, memory admission, progress deadlines (a runner that stops talking while loading,
+// mid-stream, or wedged in /inference while /health says ok; one that is slow but moving is left
+// alone). Real sockets and real child processes; stall times are short, nothing asserts timing.
 
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -9,11 +11,15 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <future>
+#include <mutex>
 #include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "engines/engine.h"
+#include "engines/llama/sse_splitter.h"
 #include "engines/runner/child_process.h"
 #include "engines/runner/runner_pool.h"
 #include "transfer/http_client.h"
@@ -29,7 +35,6 @@ RunnerLaunch fake_launch(std::string key, std::vector<std::string> extra = {}) {
   launch.args = {"--port", "{port}"};
   launch.args.insert(launch.args.end(), extra.begin(), extra.end());
   launch.memory_gib = 1.0;
-  launch.start_timeout = std::chrono::seconds(20);
   return launch;
 }
 
@@ -40,24 +45,97 @@ RunnerPoolOptions roomy() {
   return options;
 }
 
-// One completion from the runner: its "pid <pid> request <n>" content.
+// One completion from the runner at `base`: its "pid <pid> request <n>" content.
+Result<std::string> chat(const std::string& base) {
+  transfer::HttpCall http;
+  http.method = "POST";
+  http.url = base + "/v1/chat/completions";
+  http.body = "{}";
+  http.timeout = std::chrono::seconds(10);
+  auto answer = transfer::http_call(http);
+  if (!answer) return fail(answer.error());
+  auto body = nlohmann::json::parse(answer->body);
+  return body["choices"][0]["message"]["content"].get<std::string>();
+}
+
+// One completion through the pool.
 Result<std::string> ask(RunnerPool& pool, const RunnerLaunch& launch) {
-  std::function<Result<std::string>(const std::string&)> call =
-      [](const std::string& base) -> Result<std::string> {
-    transfer::HttpCall http;
-    http.method = "POST";
-    http.url = base + "/v1/chat/completions";
-    http.body = "{}";
-    http.timeout = std::chrono::seconds(10);
-    auto answer = transfer::http_call(http);
-    if (!answer) return fail(answer.error());
-    auto body = nlohmann::json::parse(answer->body);
-    return body["choices"][0]["message"]["content"].get<std::string>();
-  };
+  std::function<Result<std::string>(const std::string&)> call = chat;
   return pool.use(launch, "job-1", call);
 }
 
 int pid_in(const std::string& content) { return std::stoi(content.substr(4)); }
+
+// A streamed completion, reporting each byte that arrives as progress: the words it got.
+Result<std::string> ask_streaming(RunnerPool& pool, const RunnerLaunch& launch,
+                                  std::string* got = nullptr) {
+  std::function<Result<std::string>(const RunnerCall&)> call =
+      [got](const RunnerCall& runner) -> Result<std::string> {
+    llama::SseSplitter splitter;
+    std::string words;
+    transfer::HttpCall http;
+    http.method = "POST";
+    http.url = runner.base_url + "/v1/chat/completions";
+    http.body = R"({"stream":true})";
+    http.timeout = std::chrono::seconds(60);  // far beyond the stall times below
+    http.on_body = [&](std::string_view bytes) {
+      runner.progressed();
+      return splitter.feed(bytes, [&](std::string_view data) {
+        if (data == "[DONE]") return true;
+        auto event = nlohmann::json::parse(data);
+        const auto& delta = event["choices"][0]["delta"];
+        if (delta.contains("content")) words += delta["content"].get<std::string>();
+        if (got != nullptr) *got = words;
+        return true;
+      });
+    };
+    auto answer = transfer::http_call(http);
+    if (!answer) return fail(answer.error());
+    return words;
+  };
+  return pool.use(launch, "job-stream", call);
+}
+
+// POST /inference (whisper's route) with a minimal 16 kHz mono WAV; the pid of the runner that
+// took it and whether its /health said ok just before go to `seen`.
+struct Seen {
+  int pid = 0;
+  long health = 0;
+};
+Result<std::string> transcribe(RunnerPool& pool, const RunnerLaunch& launch, Seen* seen) {
+  std::function<Result<std::string>(const std::string&)> call =
+      [&](const std::string& base) -> Result<std::string> {
+    seen->pid = pool.status().at(0).pid;
+    transfer::HttpCall health;
+    health.url = base + "/health";
+    if (auto answer = transfer::http_call(health)) seen->health = answer->status;
+    std::string wav("RIFF\0\0\0\0WAVEfmt ", 16);
+    wav.resize(44, '\0');
+    wav[22] = 1;                        // mono
+    wav[24] = static_cast<char>(0x80);  // 16000 Hz = 0x3E80
+    wav[25] = 0x3E;
+    wav[34] = 16;  // bits
+    transfer::HttpCall http;
+    http.method = "POST";
+    http.url = base + "/inference";
+    http.form = {{"file", wav, std::string("a.wav"), std::string("audio/wav")}};
+    http.timeout = std::chrono::seconds(60);  // far beyond the stall times below
+    auto answer = transfer::http_call(http);
+    if (!answer) return fail(answer.error());
+    if (answer->status != 200) return fail(Error::internal("{}", answer->body));
+    return answer->body;
+  };
+  return pool.use(launch, "job-stt", call);
+}
+
+// The process is gone (reaped), waited for as an event with a generous bound.
+bool process_gone(int pid) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (::kill(pid, 0) == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::yield();
+  }
+  return ::kill(pid, 0) != 0;
+}
 
 TEST(RunnerPool, StartsOnceWaitsForHealthAndStaysResident) {
   RunnerPool pool(roomy());
@@ -113,6 +191,69 @@ TEST(RunnerPool, IdleRunnersAreUnloaded) {
   EXPECT_TRUE(pool.status().empty());
 }
 
+// pause --unload (issue 19): idle runners are stopped at once (their processes are gone when
+// set_unloaded returns); one serving a request is left to finish and stopped when it goes idle;
+// off again, runners stay resident. The event hook sees each start and each death once.
+TEST(RunnerPool, UnloadedStopsIdleRunnersNowAndBusyOnesWhenTheyGoIdle) {
+  auto options = roomy();
+  std::mutex events_mutex;
+  std::vector<std::pair<std::string, RunnerEvent>> events;
+  options.on_runner_event = [&](std::string_view program, RunnerEvent event) {
+    std::lock_guard lock(events_mutex);
+    events.emplace_back(std::string(program), event);
+  };
+  RunnerPool pool(options);
+  auto idle = ask(pool, fake_launch("idle"));
+  ASSERT_TRUE(idle) << idle.error().message;
+  const int idle_pid = pid_in(*idle);
+
+  // A second runner, held busy by a request that waits for the test.
+  std::promise<int> busy_pid;
+  std::promise<void> let_go;
+  std::shared_future<void> released = let_go.get_future().share();
+  std::thread busy([&] {
+    std::function<Result<int>(const std::string&)> call = [&](const std::string& base) {
+      auto content = chat(base);
+      const int pid = content ? pid_in(*content) : -1;
+      busy_pid.set_value(pid);
+      released.wait();
+      return Result<int>(pid);
+    };
+    (void)pool.use(fake_launch("busy"), "job-busy", call);
+  });
+  const int serving_pid = busy_pid.get_future().get();
+  ASSERT_GT(serving_pid, 0);
+
+  EXPECT_EQ(pool.set_unloaded(true), 1u) << "only the idle runner is stopped now";
+  EXPECT_TRUE(pool.unloaded());
+  EXPECT_NE(::kill(idle_pid, 0), 0) << "the idle runner's process is gone";
+  EXPECT_EQ(::kill(serving_pid, 0), 0) << "the busy runner is left to finish";
+  ASSERT_EQ(pool.status().size(), 1u);
+  EXPECT_TRUE(pool.status()[0].in_use);
+
+  let_go.set_value();
+  busy.join();
+  EXPECT_NE(::kill(serving_pid, 0), 0) << "stopped as it went idle while unloaded";
+  EXPECT_TRUE(pool.status().empty());
+
+  pool.set_unloaded(false);
+  auto again = ask(pool, fake_launch("idle"));
+  ASSERT_TRUE(again) << again.error().message;
+  EXPECT_TRUE(pool.is_resident("idle")) << "resumed: runners stay resident again";
+  ASSERT_EQ(::kill(pid_in(*again), SIGKILL), 0);
+  auto after = ask(pool, fake_launch("idle"));
+  ASSERT_TRUE(after) << after.error().message;
+
+  std::lock_guard lock(events_mutex);
+  const auto count = [&](RunnerEvent wanted) {
+    return std::count_if(events.begin(), events.end(), [&](const auto& event) {
+      return event.second == wanted && event.first == "fake-runner";
+    });
+  };
+  EXPECT_EQ(count(RunnerEvent::Started), 4) << "idle, busy, idle again, restarted";
+  EXPECT_EQ(count(RunnerEvent::Died), 1) << "stopped runners are not deaths; the killed one is";
+}
+
 TEST(RunnerPool, AdmissionRefusesWhatDoesNotFitAndUnloadsIdleRunnersForRoom) {
   auto options = roomy();
   options.free_memory_gib = [] { return std::optional<double>(2.5); };
@@ -136,6 +277,92 @@ TEST(RunnerPool, AdmissionRefusesWhatDoesNotFitAndUnloadsIdleRunnersForRoom) {
   auto status = pool.status();
   ASSERT_EQ(status.size(), 1u);
   EXPECT_EQ(status[0].key, "other");
+}
+
+TEST(RunnerStall, ALoadWithNoSignOfLifeIsARetryableTimeout) {
+  auto options = roomy();
+  options.load_stall = std::chrono::milliseconds(300);
+  RunnerPool pool(options);
+  auto result = ask(pool, fake_launch("a", {"--silent-loading"}));
+  ASSERT_FALSE(result);
+  EXPECT_EQ(result.error().code, Code::Timeout) << result.error().describe();
+  EXPECT_TRUE(is_retryable(result.error()));
+  EXPECT_NE(result.error().message.find("made no progress loading fake-model for 0.3 s"),
+            std::string::npos)
+      << result.error().message;
+  EXPECT_TRUE(pool.status().empty());
+}
+
+// By progress, not the clock: a load that takes several stall times but prints as it goes is
+// waited for.
+TEST(RunnerStall, ASlowLoadThatKeepsPrintingIsWaitedFor) {
+  auto options = roomy();
+  options.load_stall = std::chrono::milliseconds(1000);
+  RunnerPool pool(options);
+  auto result = ask(pool, fake_launch("a", {"--loading-ms", "3000", "--loading-ticks-ms", "150"}));
+  ASSERT_TRUE(result) << result.error().describe();
+  EXPECT_EQ(pool.status().at(0).starts, 1);
+}
+
+TEST(RunnerStall, AStreamThatStopsIsARetryableTimeoutAndTheRunnerIsKilled) {
+  auto options = roomy();
+  options.inference_stall = std::chrono::milliseconds(300);
+  RunnerPool pool(options);
+  std::string got;
+  auto result = ask_streaming(pool, fake_launch("a", {"--stall-after-tokens", "2"}), &got);
+  ASSERT_FALSE(result);
+  EXPECT_EQ(result.error().code, Code::Timeout) << result.error().describe();
+  EXPECT_TRUE(is_retryable(result.error()));
+  EXPECT_NE(result.error().message.find("made no progress for 0.3 s"), std::string::npos)
+      << result.error().message;
+  ASSERT_EQ(got.substr(0, 4), "pid ") << "two words came before the stall: " << got;
+  EXPECT_TRUE(process_gone(pid_in(got))) << "the stalled runner must be killed";
+  EXPECT_TRUE(pool.status().empty());
+}
+
+TEST(RunnerStall, ASlowStreamThatKeepsSendingTokensIsNotCutOff) {
+  auto options = roomy();
+  options.inference_stall = std::chrono::milliseconds(1000);
+  RunnerPool pool(options);
+  // Six events 400 ms apart: longer in total than the stall time, never silent that long.
+  auto result = ask_streaming(pool, fake_launch("a", {"--token-ms", "400"}));
+  ASSERT_TRUE(result) << result.error().describe();
+  EXPECT_NE(result->find("request 1"), std::string::npos) << *result;
+}
+
+// whisper-server prints its progress while it transcribes; that output is the sign of life.
+TEST(RunnerStall, ASlowTranscriptionThatPrintsProgressIsNotCutOff) {
+  auto options = roomy();
+  options.inference_stall = std::chrono::milliseconds(1000);
+  RunnerPool pool(options);
+  Seen seen;
+  auto result = transcribe(
+      pool, fake_launch("w", {"--inference-progress-ms", "150", "--inference-steps", "15"}), &seen);
+  ASSERT_TRUE(result) << result.error().describe();
+  EXPECT_NE(result->find("fake transcript"), std::string::npos) << *result;
+}
+
+// A whisper-server wedged in /inference whose /health still says ok: killed, the job fails
+// retryably, and the next job gets a fresh runner instead of "busy" for ever.
+TEST(RunnerStall, AWedgedRunnerWithAHealthyHealthIsKilledAndTheNextJobGetsAFreshOne) {
+  auto options = roomy();
+  options.inference_stall = std::chrono::milliseconds(300);
+  RunnerPool pool(options);
+  const auto launch = fake_launch("w", {"--wedge-inference"});
+  Seen seen;
+  auto wedged = transcribe(pool, launch, &seen);
+  ASSERT_FALSE(wedged);
+  EXPECT_EQ(wedged.error().code, Code::Timeout) << wedged.error().describe();
+  EXPECT_TRUE(is_retryable(wedged.error()));
+  EXPECT_EQ(seen.health, 200) << "the runner looked healthy";
+  ASSERT_NE(seen.pid, 0);
+  EXPECT_TRUE(process_gone(seen.pid)) << "the wedged runner must be killed";
+  EXPECT_FALSE(pool.is_resident("w"));
+
+  auto next = ask(pool, launch);  // a completion, which this runner answers
+  ASSERT_TRUE(next) << next.error().describe();
+  EXPECT_NE(pid_in(*next), seen.pid) << "the next job must run on a fresh runner";
+  EXPECT_NE(next->find("request 1"), std::string::npos) << *next;
 }
 
 // A crashed runner's last words make the error message, so the exit is reported only after its

@@ -226,6 +226,38 @@ TEST_F(SdEngineTest, CliRunMapsEveryRoleAndReturnsTheAskedWebp) {
   EXPECT_TRUE(scratch_is_empty()) << "the job's scratch directory is removed";
 }
 
+// Deadlines by progress: an sd-cli that falls silent is stopped after cli_stall (a retryable
+// Timeout); one that prints its steps for longer than that in total is waited for.
+TEST_F(SdEngineTest, ASilentCliRunIsStoppedAsARetryableTimeout) {
+  const auto path = dir_.path() / "bin" / "sd-cli-silent";
+  std::ofstream(path) << "#!/bin/sh\necho 'loading model'\nexec sleep 600\n";
+  ::chmod(path.c_str(), 0755);
+  SdCppPrograms programs;
+  programs.cli = path;
+  programs.cli_stall = std::chrono::milliseconds(300);
+  SdCppEngine engine(programs, cache_, nullptr, scratch_);
+  auto result = engine.dispatch(request(small("fox"), every_role()));
+  ASSERT_FALSE(result);
+  EXPECT_EQ(result.error().code, Code::Timeout) << result.error().describe();
+  EXPECT_TRUE(is_retryable(result.error()));
+  EXPECT_TRUE(scratch_is_empty());
+}
+
+TEST_F(SdEngineTest, ASlowCliRunThatPrintsItsStepsIsWaitedFor) {
+  const auto path = dir_.path() / "bin" / "sd-cli-slow";
+  std::ofstream(path) << "#!/bin/sh\nfor i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15; do "
+                      << "printf '|==>  | %s/15\\r' $i; sleep 0.15; done\n"
+                      << "SW_FAKE_SD_LOG='" << log_.string() << "' exec '" << SW_FAKE_SD_CLI_BIN
+                      << "' \"$@\"\n";
+  ::chmod(path.c_str(), 0755);
+  SdCppPrograms programs;
+  programs.cli = path;
+  programs.cli_stall = std::chrono::milliseconds(1000);
+  SdCppEngine engine(programs, cache_, nullptr, scratch_);
+  auto result = engine.dispatch(request(small("fox", "png"), every_role()));
+  ASSERT_TRUE(result) << result.error().describe();
+}
+
 TEST_F(SdEngineTest, CliPngStaysPng) {
   auto engine = cli_engine();
   auto result = engine->dispatch(request(small("fox", "png"), every_role()));

@@ -18,7 +18,7 @@
 
 #include "common/sha256.h"
 #include "proto/codec.h"
-#include "store/studio_store.h"
+#include "studio/store/studio_store.h"
 #include "support/studio_harness.h"
 #include "support/temp_dir.h"
 
@@ -360,23 +360,29 @@ TEST_F(StudioProtocolTest, AWorkerWhoseRowWentBehindTheStudiosBackIsCutOffAtHell
   // A writer outside the studio (an older studio-server CLI, a sqlite3 shell) removes both rows:
   // the data directory's lock keeps studio-server's own commands from doing this.
   {
-    auto store = store::StudioStore::open(dir_.path() / "studio.db");
-    ASSERT_TRUE(store) << store.error().message;
-    ASSERT_TRUE((*store)->delete_worker(a.worker_id).value_or(false));
-    ASSERT_TRUE((*store)->delete_worker(b.worker_id).value_or(false));
+    auto store = open_test_store(dir_.path());
+    ASSERT_NE(store, nullptr);
+    ASSERT_TRUE(store->delete_worker(a.worker_id).value_or(false));
+    ASSERT_TRUE(store->delete_worker(b.worker_id).value_or(false));
   }
-  // b's token is still in the studio's cache and upgrades, but hello re-reads the row.
+  // b's token is still in the studio's cache and upgrades, but hello re-reads the row. On
+  // PostgreSQL the studio is told of the delete (as of another studio process's, issue 18) and
+  // may have dropped the token already: then the upgrade itself is refused. Cut off either way.
   auto late = ProtocolClient::connect(studio().port(), b.worker_id, {b.token, true});
-  ASSERT_TRUE(late.has_value()) << late.error().message;
-  (*late)->send(proto::Hello{b.token, test_capabilities()});
-  auto frame = (*late)->next_frame();
-  ASSERT_TRUE(frame && std::holds_alternative<proto::ErrorFrame>(*frame));
-  EXPECT_EQ(std::get<proto::ErrorFrame>(*frame).code, proto::WorkerErrorCode::WorkerDeleted);
-  EXPECT_EQ((*late)->wait_closed(), 4004);
+  if (late.has_value() || !studio_tests_on_postgres()) {
+    ASSERT_TRUE(late.has_value()) << late.error().message;
+    (*late)->send(proto::Hello{b.token, test_capabilities()});
+    auto refused = (*late)->next_frame();
+    ASSERT_TRUE(refused && std::holds_alternative<proto::ErrorFrame>(*refused));
+    EXPECT_EQ(std::get<proto::ErrorFrame>(*refused).code, proto::WorkerErrorCode::WorkerDeleted);
+    EXPECT_EQ((*late)->wait_closed(), 4004);
+  } else {
+    EXPECT_NE(late.error().message.find("401"), std::string::npos) << late.error().message;
+  }
 
   // a was welcomed before; the claim re-reads its row: a is cut off and never sees the offer.
   const auto job = studio().create_job(llm_job("synth-llm", "x"));
-  frame = first->next_non_ack();
+  auto frame = first->next_non_ack();
   ASSERT_TRUE(frame && std::holds_alternative<proto::ErrorFrame>(*frame))
       << "the deleted worker was offered the job";
   EXPECT_EQ(std::get<proto::ErrorFrame>(*frame).code, proto::WorkerErrorCode::WorkerDeleted);

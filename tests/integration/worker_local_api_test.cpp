@@ -10,6 +10,7 @@
 
 #include "support/hold_latch.h"
 #include "support/media_decoders.h"
+#include "support/prom_exposition.h"
 #include "support/temp_dir.h"
 #include "support/worker_harness.h"
 
@@ -245,6 +246,54 @@ TEST(WorkerLocalApi, DaemonRoutesControlTheWorker) {
   EXPECT_EQ(worker.api("POST", "/daemon/shutdown").status, 202);
   EXPECT_EQ(worker.stop(), 0);
   EXPECT_FALSE(std::filesystem::exists(worker.config_path().parent_path() / "local-api.json"));
+}
+
+// Issue 19: GET /metrics, behind the same guards as /daemon/status, is Prometheus text that an
+// independent reader accepts, and counts the jobs run through the worker by kind and outcome, with
+// their phases.
+TEST(WorkerLocalApi, MetricsCountJobsByKindAndOutcomeAsPrometheusText) {
+  sw::testing::TempDir dir;
+  WorkerHarness worker(dir.path(), unregistered());
+  EXPECT_EQ(http_request(worker.api_port(), "GET", "/metrics").status, 401)
+      << "the token is needed, as for /daemon/status";
+  EXPECT_EQ(worker.api("GET", "/metrics", "", {{"host", "evil.example"}}).status, 403);
+
+  auto image = worker.api("POST", "/image", R"({"prompt":"a cat","width":64,"height":64})");
+  ASSERT_EQ(image.status, 200) << image.body;
+  auto chat = worker.api("POST", "/v1/chat/completions",
+                         R"({"messages":[{"role":"user","content":"hi"}],"max_tokens":8})");
+  ASSERT_EQ(chat.status, 200) << chat.body;
+  auto refused = worker.api("POST", "/image", R"({"prompt":"a cat","ext":"bmp"})");
+  ASSERT_EQ(refused.status, 400) << refused.body;
+
+  auto scraped = worker.api("GET", "/metrics");
+  ASSERT_EQ(scraped.status, 200) << scraped.body;
+  EXPECT_EQ(scraped.content_type, "text/plain; version=0.0.4; charset=utf-8");
+  const auto metrics = sw::testing::parse_exposition(scraped.body);
+  ASSERT_TRUE(metrics.errors.empty()) << ::testing::PrintToString(metrics.errors) << scraped.body;
+  EXPECT_EQ(metrics.value(R"(studio_worker_jobs_total{kind="image",outcome="ok"})"), 1);
+  EXPECT_EQ(metrics.value(R"(studio_worker_jobs_total{kind="image",outcome="failed"})"), 1);
+  EXPECT_EQ(metrics.value(R"(studio_worker_jobs_total{kind="llm",outcome="ok"})"), 1);
+  EXPECT_EQ(metrics.value(R"(studio_worker_jobs_total{kind="audio_tts",outcome="ok"})"), 0);
+  EXPECT_EQ(metrics.value(R"(studio_worker_result_bytes_total{kind="image"})"),
+            static_cast<double>(image.body.size()));
+  EXPECT_EQ(metrics.value(R"(studio_worker_job_phase_seconds_count{phase="encode"})"), 1)
+      << "the one image that was encoded";
+  EXPECT_EQ(metrics.value(R"(studio_worker_job_phase_seconds_count{phase="infer"})"), 3);
+  EXPECT_EQ(metrics.types.at("studio_worker_job_phase_seconds"), "histogram");
+  EXPECT_EQ(metrics.value("studio_worker_jobs_running"), 0);
+  EXPECT_EQ(metrics.value("studio_worker_up"), 1);
+  EXPECT_EQ(metrics.value("studio_worker_connected"), 0) << "no studio here";
+  EXPECT_EQ(metrics.value("studio_worker_outbox_entries"), 0);
+  EXPECT_EQ(metrics.value("studio_worker_reconnects_total"), 0);
+
+  auto paused = worker.api("POST", "/daemon/pause", R"({"unload":true})");
+  ASSERT_EQ(paused.status, 200) << paused.body;
+  EXPECT_EQ(json::parse(paused.body).value("runnersStopped", -1), 0);
+  EXPECT_EQ(worker.api("POST", "/daemon/pause", R"({"unload":"yes"})").status, 400);
+  const auto after = sw::testing::parse_exposition(worker.api("GET", "/metrics").body);
+  EXPECT_EQ(after.value("studio_worker_paused"), 1);
+  EXPECT_EQ(after.value("studio_worker_runners_unloaded"), 1);
 }
 
 }  // namespace

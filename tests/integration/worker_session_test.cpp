@@ -6,15 +6,20 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <set>
+#include <thread>
 
 #include "common/file_io.h"
 #include "common/sha256.h"
+#include "sql/sqlite.h"
 #include "support/hold_latch.h"
+#include "support/prom_exposition.h"
 #include "support/temp_dir.h"
 #include "support/test_models.h"
 #include "support/worker_harness.h"
@@ -106,6 +111,25 @@ bool lists(const json& caps, const std::string& kind, const std::string& model) 
     if (id == model) return true;
   }
   return false;
+}
+
+// The real tiny GGUF (stories260K) placed by the operator at the top of the models root `root`,
+// and the modelSource that names it by its file name (its URL is never fetched); nullopt when it
+// could not be read back.
+std::optional<json> place_stories_model(const std::filesystem::path& models,
+                                        const std::filesystem::path& root) {
+  std::filesystem::create_directories(root);
+  std::filesystem::copy_file(models / "stories260K.gguf", root / "stories260K.gguf");
+  auto bytes = sw::read_file(root / "stories260K.gguf");
+  if (!bytes) return std::nullopt;
+  return json{{"engine", "llama-cpp"},
+              {"files",
+               {{{"role", "model"},
+                 {"url", "https://models.invalid/stories260K.gguf"},  // never fetched
+                 {"filename", "stories260K.gguf"},
+                 {"approxBytes", bytes->size()},
+                 {"sha256", sw::sha256_hex(*bytes)}}}},
+              {"cliDefaults", no_defaults()}};
 }
 
 TEST(WorkerSession, HelloCarriesTheCredentialsAndNothingIsPumpedOrAcceptedBeforeWelcome) {
@@ -338,6 +362,57 @@ TEST(WorkerSession, ABusyWorkerRejectsASecondOfferWithCodeBusy) {
   EXPECT_EQ(complete->value("jobId", ""), "job-a");
 }
 
+// Issue 19: the outbox's disk write runs off the event loop. While a finished result waits for
+// the disk (here another process holds outbox.db's write lock), the worker still answers the
+// local API and the studio's next offer; the result is sent only once it is on disk.
+TEST(WorkerSession, AnOfferIsAnsweredWhileAResultWaitsForTheDisk) {
+  ScriptedStudio studio;
+  sw::testing::TempDir dir;
+  WorkerHarness worker(dir.path(), registered_config(studio.url()));
+  welcome(studio, worker);
+  auto other = sw::sql::Db::open(worker.config_path().parent_path() / "outbox.db");
+  ASSERT_TRUE(other) << other.error().message;
+  ASSERT_TRUE(other->exec("BEGIN IMMEDIATE"));
+  studio.send_text(llm_offer("job-1"));
+  ASSERT_TRUE(studio.next_of_type("accept"));
+  // The engine is done with job-1 (the gate is free) and its result is on its way to the disk
+  // (the job is active until the outbox has it): the status route answers meanwhile.
+  const auto job1_active = [&](const json& status) {
+    for (const auto& job : status["activeJobs"]) {
+      if (job.value("jobId", "") == "job-1") return true;
+    }
+    return false;
+  };
+  const auto writing = [&] {
+    const auto status = worker.status();
+    return status.is_object() && !status.value("busy", true) && job1_active(status);
+  };
+  bool seen = false;
+  for (int i = 0; i < 500 && !seen; ++i) {
+    seen = writing();
+    if (!seen) std::this_thread::sleep_for(5ms);
+  }
+  ASSERT_TRUE(seen) << worker.status().dump();
+  studio.send_text(llm_offer("job-2"));
+  auto answer = next_job_frame(studio);
+  ASSERT_TRUE(answer);
+  EXPECT_EQ(answer->value("jobId", ""), "job-2") << answer->dump();
+  EXPECT_EQ(answer->value("type", ""), "accept") << answer->dump();
+  // job-1's write still waits for the lock (job-2 may hold the gate now).
+  EXPECT_TRUE(job1_active(worker.status())) << worker.status().dump();
+  ASSERT_TRUE(other->exec("ROLLBACK"));
+  std::set<std::string> completed;
+  while (completed.size() < 2) {
+    auto frame = next_job_frame(studio);
+    ASSERT_TRUE(frame);
+    ASSERT_EQ(frame->value("type", ""), "completeJson") << frame->dump();
+    completed.insert(frame->value("jobId", ""));
+  }
+  EXPECT_EQ(completed, (std::set<std::string>{"job-1", "job-2"}));
+  // Both reached the disk: none was kept in memory only.
+  EXPECT_EQ(worker.status()["outbox"].value("inMemoryOnly", -1), 0) << worker.status().dump();
+}
+
 // outbox_max_entries: a worker whose undelivered results fill its outbox takes no more work
 // (a result it could not keep would be GPU time thrown away): the next offer is rejected with
 // code busy, saying why, and work resumes once the studio has acknowledged the result.
@@ -566,20 +641,11 @@ TEST(WorkerSession, AModelWhoseIdIsItsFileNameRunsAndIsAdvertisedOnceHeld) {
   ScriptedStudio studio;
   sw::testing::TempDir dir;
   const auto root = dir.path() / "models";
-  std::filesystem::create_directories(root);
-  std::filesystem::copy_file(models / "stories260K.gguf", root / "stories260K.gguf");
-  auto bytes = sw::read_file(root / "stories260K.gguf");
-  ASSERT_TRUE(bytes);
+  const auto placed = place_stories_model(models, root);
+  ASSERT_TRUE(placed);
+  const json& source = *placed;
   auto config = registered_config(studio.url());
   config.llama_server_path = SW_FAKE_RUNNER_BIN;
-  const json source = {{"engine", "llama-cpp"},
-                       {"files",
-                        {{{"role", "model"},
-                          {"url", "https://models.invalid/stories260K.gguf"},  // never fetched
-                          {"filename", "stories260K.gguf"},
-                          {"approxBytes", bytes->size()},
-                          {"sha256", sw::sha256_hex(*bytes)}}}},
-                       {"cliDefaults", no_defaults()}};
   {
     WorkerHarness worker(dir.path(), config);
     auto hello = studio.next_of_type("hello");
@@ -615,6 +681,84 @@ TEST(WorkerSession, AModelWhoseIdIsItsFileNameRunsAndIsAdvertisedOnceHeld) {
   auto hello = studio.next_of_type("hello");
   ASSERT_TRUE(hello);
   EXPECT_TRUE(lists((*hello)["capabilities"], "llm", "stories260K.gguf"));
+}
+
+}  // namespace
+
+namespace {
+
+// Issue 19: `pause --unload` (POST /daemon/pause {"unload":true}) stops the idle runner at once
+// (its process is gone when the answer comes), status says so, and the next offer is refused as
+// paused. The job before it shows in /metrics: the llm job by kind and outcome, its runner's start
+// and its phases (fetch of the model file, load of the runner, infer, upload of the result).
+TEST(WorkerSession, PauseUnloadStopsTheIdleRunnerAndRefusesTheNextOffer) {
+  SW_REQUIRE_TEST_MODELS(models);
+  ScriptedStudio studio;
+  sw::testing::TempDir dir;
+  const auto root = dir.path() / "models";
+  const auto placed = place_stories_model(models, root);
+  ASSERT_TRUE(placed);
+  const json& source = *placed;
+  auto config = registered_config(studio.url());
+  config.models_root = root.string();
+  config.llama_server_path = SW_FAKE_RUNNER_BIN;
+  WorkerHarness worker(dir.path(), config);
+  welcome(studio, worker);
+  studio.send_text(offer("job-run", "stories260K.gguf", chat_task("Once"), source));
+  auto accept = next_job_frame(studio);
+  ASSERT_TRUE(accept);
+  ASSERT_EQ((*accept)["type"], "accept") << accept->dump() << worker.logs();
+  auto complete = next_job_frame(studio);
+  ASSERT_TRUE(complete);
+  ASSERT_EQ((*complete)["type"], "completeJson") << complete->dump() << worker.logs();
+
+  const json before = worker.status();
+  ASSERT_EQ(before["runners"].size(), 1u) << before.dump();
+  const int pid = before["runners"][0].value("pid", 0);
+  ASSERT_GT(pid, 0);
+  EXPECT_EQ(::kill(pid, 0), 0) << "the runner stays resident after its job";
+  EXPECT_EQ(before.value("runnersUnloaded", true), false);
+
+  auto paused = worker.api("POST", "/daemon/pause", R"({"unload":true})");
+  ASSERT_EQ(paused.status, 200) << paused.body;
+  const json answer = json::parse(paused.body);
+  EXPECT_EQ(answer.value("paused", false), true);
+  EXPECT_EQ(answer.value("runnersStopped", -1), 1);
+  EXPECT_NE(::kill(pid, 0), 0) << "the idle runner's process is gone";
+  const json after = worker.status();
+  EXPECT_EQ(after.value("paused", false), true);
+  EXPECT_EQ(after.value("runnersUnloaded", false), true);
+  EXPECT_TRUE(after["runners"].empty()) << after.dump();
+
+  studio.send_text(offer("job-next", "stories260K.gguf", chat_task("Twice"), source));
+  auto refused = next_job_frame(studio);
+  ASSERT_TRUE(refused);
+  EXPECT_EQ((*refused)["type"], "reject") << refused->dump();
+  EXPECT_EQ((*refused)["jobId"], "job-next");
+  EXPECT_EQ((*refused)["code"], "paused");
+
+  // The job that ran, as an operator's scraper sees it.
+  auto scraped = worker.api("GET", "/metrics");
+  ASSERT_EQ(scraped.status, 200) << scraped.body;
+  const auto metrics = sw::testing::parse_exposition(scraped.body);
+  ASSERT_TRUE(metrics.errors.empty()) << ::testing::PrintToString(metrics.errors) << scraped.body;
+  EXPECT_EQ(metrics.value(R"(studio_worker_jobs_total{kind="llm",outcome="ok"})"), 1);
+  EXPECT_EQ(metrics.value(R"(studio_worker_runner_starts_total{program="fake-runner"})"), 1);
+  EXPECT_EQ(metrics.value(R"(studio_worker_runner_deaths_total{program="fake-runner"})"), 0)
+      << "a runner the worker stopped did not die";
+  for (const char* phase : {"fetch", "load", "infer", "upload"}) {
+    EXPECT_EQ(metrics.value(std::string("studio_worker_job_phase_seconds_count{phase=\"") + phase +
+                            "\"}"),
+              1)
+        << phase;
+  }
+  EXPECT_EQ(metrics.value("studio_worker_paused"), 1);
+  EXPECT_EQ(metrics.value("studio_worker_runners_unloaded"), 1);
+  EXPECT_EQ(metrics.value("studio_worker_connected"), 1);
+
+  auto resumed = worker.api("POST", "/daemon/resume");
+  ASSERT_EQ(resumed.status, 200);
+  EXPECT_EQ(worker.status().value("runnersUnloaded", true), false);
 }
 
 }  // namespace

@@ -202,52 +202,86 @@ Result<std::unique_ptr<PostgresServer>> PostgresServer::start() {
     return fail(Error::io("initdb failed: {}", tail(read_text(log))));
   }
 
+  server->switch_user_ = account->switch_user;
+  server->uid_ = account->uid;
+  server->gid_ = account->gid;
   for (int attempt = 0; attempt < 5; ++attempt) {
     auto port = free_port();
     if (!port) {
       return fail(std::move(port).error());
     }
     server->port_ = *port;
-    auto pid = spawn(
-        *account,
-        {(bin_dir() / "postgres").string(), "-D", data.string(), "-p", std::to_string(*port), "-k",
-         server->dir_.string(), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c",
-         "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "max_connections=40"},
-        log);
-    if (!pid) {
-      return fail(std::move(pid).error());
+    auto launched = server->launch();
+    if (launched) {
+      return server;
     }
-    server->pid_ = *pid;
-    // Ready when it answers a connection attempt: poll it, bounded, while the process lives.
-    const std::string ping = "host=127.0.0.1 port=" + std::to_string(*port) +
-                             " user=sw dbname=postgres connect_timeout=2";
-    const auto deadline = Clock::now() + std::chrono::seconds(60);
-    while (Clock::now() < deadline) {
-      if (PQping(ping.c_str()) == PQPING_OK) {
-        return server;
-      }
-      if (wait_exit(*pid, std::chrono::milliseconds(10))) {
-        server->pid_ = -1;
-        break;  // exited (the port was taken meanwhile?): try another port
-      }
+    if (launched.error().code != Code::Unavailable) {
+      return fail(std::move(launched).error());
     }
-    if (server->pid_ > 0) {
-      return fail(Error::make(Code::Timeout, "postgres did not accept connections in 60 s: {}",
-                              tail(read_text(log))));
-    }
+    // Exited (the port was taken meanwhile?): try another port.
   }
   return fail(Error::io("postgres did not start: {}", tail(read_text(log))));
 }
 
-PostgresServer::~PostgresServer() {
-  if (pid_ > 0) {
-    // SIGINT: fast shutdown (backends end, no checkpoint wait beyond a short one); then SIGKILL.
-    ::kill(pid_, SIGINT);
-    if (!wait_exit(pid_, std::chrono::seconds(20))) {
-      ::kill(pid_, SIGKILL);
-      wait_exit(pid_, std::chrono::seconds(5));
+Status PostgresServer::launch() {
+  const auto log = dir_ / "server.log";
+  const Account account{switch_user_, uid_, gid_};
+  auto pid = spawn(account,
+                   {(bin_dir() / "postgres").string(), "-D", (dir_ / "data").string(), "-p",
+                    std::to_string(port_), "-k", dir_.string(), "-c", "listen_addresses=127.0.0.1",
+                    "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+                    "-c", "max_connections=100"},
+                   log);
+  if (!pid) {
+    return fail(std::move(pid).error());
+  }
+  pid_ = *pid;
+  // Ready when it answers a connection attempt: poll it, bounded, while the process lives.
+  const std::string ping =
+      "host=127.0.0.1 port=" + std::to_string(port_) + " user=sw dbname=postgres connect_timeout=2";
+  const auto deadline = Clock::now() + std::chrono::seconds(60);
+  while (Clock::now() < deadline) {
+    if (PQping(ping.c_str()) == PQPING_OK) {
+      return {};
+    }
+    if (wait_exit(*pid, std::chrono::milliseconds(10))) {
+      pid_ = -1;
+      return fail(Error::unavailable("postgres exited at start: {}", tail(read_text(log))));
     }
   }
+  return fail(Error::make(Code::Timeout, "postgres did not accept connections in 60 s: {}",
+                          tail(read_text(log))));
+}
+
+Status PostgresServer::stop() {
+  if (pid_ <= 0) {
+    return {};
+  }
+  ::kill(pid_, SIGINT);
+  if (!wait_exit(pid_, std::chrono::seconds(20))) {
+    ::kill(pid_, SIGKILL);
+    wait_exit(pid_, std::chrono::seconds(5));
+  }
+  pid_ = -1;
+  return {};
+}
+
+Status PostgresServer::start_again() {
+  if (pid_ > 0) {
+    return {};
+  }
+  // The port was ours a moment ago; a fast shutdown leaves no TIME_WAIT on a listening socket.
+  return launch();
+}
+
+Status PostgresServer::restart() {
+  SW_TRY(stop());
+  return start_again();
+}
+
+PostgresServer::~PostgresServer() {
+  // SIGINT: fast shutdown (backends end, no checkpoint wait beyond a short one); then SIGKILL.
+  (void)stop();
   if (!dir_.empty()) {
     std::error_code ec;
     fs::remove_all(dir_, ec);
@@ -303,7 +337,7 @@ PostgresServer* shared_postgres(std::string* why) {
   return server.get();
 }
 
-void PostgresTest::SetUp() {
+void open_test_database(PostgresServer** server, std::string* uri) {
   const std::string absent = PostgresServer::unavailable_reason();
   const char* ci = std::getenv("CI");
   const bool in_ci = ci != nullptr && std::string_view(ci) == "true";
@@ -315,9 +349,11 @@ void PostgresTest::SetUp() {
     GTEST_SKIP() << absent;
   }
   std::string why;
-  server_ = shared_postgres(&why);
-  ASSERT_NE(server_, nullptr) << "cannot start PostgreSQL: " << why;
-  // One database per test: lowercase letters, digits and underscores from the test's name.
+  *server = shared_postgres(&why);
+  ASSERT_NE(*server, nullptr) << "cannot start PostgreSQL: " << why;
+  // One database per test: lowercase letters, digits and underscores from the test's name, and
+  // a counter so that names cut at PostgreSQL's identifier limit (63) stay distinct.
+  static int databases = 0;
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
   std::string name = "t_";
   for (const char c : std::string(info->test_suite_name()) + "_" + info->name()) {
@@ -325,10 +361,14 @@ void PostgresTest::SetUp() {
                 ? static_cast<char>(std::tolower(static_cast<unsigned char>(c)))
                 : '_';
   }
-  name = name.substr(0, 63);  // PostgreSQL's identifier limit
-  auto created = server_->create_database(name);
+  name = name.substr(0, 55) + "_" + std::to_string(++databases);
+  auto created = (*server)->create_database(name);
   ASSERT_TRUE(created) << created.error().describe();
-  uri_ = *created;
+  *uri = *created;
+}
+
+void PostgresTest::SetUp() {
+  open_test_database(&server_, &uri_);
 }
 
 }  // namespace sw::testing

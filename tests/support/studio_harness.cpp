@@ -13,12 +13,19 @@
 #include <boost/asio/write.hpp>
 
 #include <array>
+#include <cstdlib>
 #include <future>
+#include <iostream>
+#include <map>
+#include <mutex>
+#include <optional>
 
 #include "common/sha256.h"
 #include "net/http_server.h"
 #include "proto/codec.h"
+#include "studio/store/pg_studio_store.h"
 #include "studio/studio.h"
+#include "support/postgres_server.h"
 
 namespace sw::testing {
 
@@ -32,9 +39,79 @@ struct StudioHarness::Impl {
   bool stopped = false;
 };
 
+bool studio_tests_on_postgres() {
+  const char* which = std::getenv("SW_TEST_STUDIO_DATABASE");
+  return which != nullptr && std::string_view(which) == "postgres";
+}
+
+namespace {
+// The database of each data directory in this test process (PostgreSQL run only).
+std::optional<std::string> database_of(const std::filesystem::path& data_dir, bool create) {
+  static std::mutex mu;
+  static std::map<std::string, std::string> databases;
+  static int created = 0;
+  std::lock_guard lock(mu);
+  const auto key = std::filesystem::absolute(data_dir).lexically_normal().string();
+  if (auto it = databases.find(key); it != databases.end()) {
+    return it->second;
+  }
+  if (!create) {
+    return std::nullopt;
+  }
+  if (const auto absent = PostgresServer::unavailable_reason(); !absent.empty()) {
+    const char* ci = std::getenv("CI");
+    if (ci == nullptr || std::string_view(ci) != "true") {
+      // Outside CI a machine without the server skips (the studio then runs on SQLite).
+      std::cout << "SKIPPED: " << absent << "\n";
+      [&] { GTEST_SKIP() << absent; }();
+      return std::nullopt;
+    }
+  }
+  std::string why;
+  PostgresServer* server = shared_postgres(&why);
+  if (server == nullptr) {
+    ADD_FAILURE() << "SW_TEST_STUDIO_DATABASE=postgres, and PostgreSQL cannot start: " << why;
+    return std::nullopt;
+  }
+  auto uri = server->create_database("studio_" + std::to_string(++created));
+  if (!uri) {
+    ADD_FAILURE() << "cannot create a test database: " << uri.error().describe();
+    return std::nullopt;
+  }
+  databases.emplace(key, *uri);
+  return *uri;
+}
+}  // namespace
+
+void use_test_database(studio::StudioConfig& config) {
+  if (!studio_tests_on_postgres() || config.database_uri) {
+    return;
+  }
+  config.database_uri = database_of(config.data_dir, true);
+}
+
+std::unique_ptr<store::StudioStore> open_test_store(const std::filesystem::path& data_dir) {
+  Result<std::unique_ptr<store::StudioStore>> opened = fail(Error::internal("unset"));
+  if (auto uri = studio_tests_on_postgres() ? database_of(data_dir, true) : std::nullopt) {
+    auto pg = store::PgStudioStore::open(*uri);
+    opened = pg ? Result<std::unique_ptr<store::StudioStore>>(std::move(*pg))
+                : fail(std::move(pg).error());
+  } else {
+    auto lite = store::SqliteStudioStore::open(data_dir / "studio.db");
+    opened = lite ? Result<std::unique_ptr<store::StudioStore>>(std::move(*lite))
+                  : fail(std::move(lite).error());
+  }
+  if (!opened) {
+    ADD_FAILURE() << "cannot open the studio's store: " << opened.error().describe();
+    return nullptr;
+  }
+  return std::move(*opened);
+}
+
 StudioHarness::StudioHarness(studio::StudioConfig config, net::ServerOptions options)
     : impl_(std::make_unique<Impl>()) {
   config.admin_token = kTestAdminToken;
+  use_test_database(config);
   auto created = studio::Studio::create(impl_->io.get_executor(), std::move(config));
   if (!created) {
     ADD_FAILURE() << "studio did not start: " << created.error().describe();

@@ -10,12 +10,25 @@
 #include <thread>
 
 #include "net/http_server.h"
+#include "studio/store/studio_store.h"
 #include "studio/config.h"
 #include "support/protocol_client.h"
 
 namespace sw::testing {
 
 inline const std::string kTestAdminToken = "test-admin-token";
+
+// The studio's backend in tests: SQLite at <data_dir>/studio.db (the default) or, when the
+// environment says SW_TEST_STUDIO_DATABASE=postgres (ctest's *OnPostgres entries), PostgreSQL:
+// a fresh database on the shared test server (support/postgres_server.h) for each data
+// directory, the same one again when a test restarts a studio on that directory.
+bool studio_tests_on_postgres();
+// Sets config.database_uri for the PostgreSQL run (unless the test set one); nothing on SQLite.
+// Fails the current test when the server cannot be started. StudioHarness calls it.
+void use_test_database(studio::StudioConfig& config);
+// The store a studio on `data_dir` opens, for tests that change rows behind its back (as an
+// outside writer would). Fails the test (null) when it cannot be opened.
+std::unique_ptr<store::StudioStore> open_test_store(const std::filesystem::path& data_dir);
 
 class StudioHarness {
  public:

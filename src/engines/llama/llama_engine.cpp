@@ -15,7 +15,9 @@ namespace {
 
 const log::Logger kLog("studio_worker::engine::llama");
 constexpr double kGib = 1024.0 * 1024.0 * 1024.0;
-constexpr auto kRequestTimeout = std::chrono::minutes(30);
+// Not the deadline that matters: a request fails once the runner makes no progress for the pool's
+// inference_stall (runner_pool.h). This only bounds a runner that trickles tokens for ever.
+constexpr auto kRequestBackstop = std::chrono::hours(6);
 
 // The runner's identity: same model file, same context → same resident llama-server.
 std::string runner_key(const std::string& model, const std::string& filename,
@@ -96,8 +98,8 @@ Result<RunnerLaunch> LlamaEngine::prepare(const DispatchRequest& request,
   return launch;
 }
 
-std::optional<std::string> LlamaEngine::admission_refusal(const DispatchRequest& request,
-                                                          double estimate_gib) {
+std::optional<std::pair<std::string, double>> LlamaEngine::runner_need(
+    const DispatchRequest& request, double estimate_gib) const {
   if (!request.source) return std::nullopt;
   const proto::ModelFile* entry = gguf_entry(*request.source);
   if (entry == nullptr) return std::nullopt;  // dispatch explains
@@ -109,8 +111,20 @@ std::optional<std::string> LlamaEngine::admission_refusal(const DispatchRequest&
     const auto context = models::pick_context(*info, defaults.context_size);
     needed = static_cast<double>(models::estimate_memory_bytes(*info, context)) / kGib;
   }
-  return runners_->admission_refusal(
-      runner_key(request.model, entry->filename, defaults.context_size), needed);
+  return std::pair(runner_key(request.model, entry->filename, defaults.context_size), needed);
+}
+
+std::optional<std::string> LlamaEngine::admission_refusal(const DispatchRequest& request,
+                                                          double estimate_gib) {
+  auto need = runner_need(request, estimate_gib);
+  if (!need) return std::nullopt;
+  return runners_->admission_refusal(need->first, need->second);
+}
+
+double LlamaEngine::memory_need_gib(const DispatchRequest& request, double estimate_gib) {
+  auto need = runner_need(request, estimate_gib);
+  if (!need) return estimate_gib;
+  return runners_->is_resident(need->first) ? 0.0 : need->second;
 }
 
 Result<TaskResult> LlamaEngine::dispatch(const DispatchRequest& request) {
@@ -119,23 +133,47 @@ Result<TaskResult> LlamaEngine::dispatch(const DispatchRequest& request) {
   auto launch = prepare(request, *params);
   if (!launch) return fail(launch.error());
 
+  // Streamed, though the job's answer is whole: each token is progress for the stall deadline,
+  // where a plain answer would be silent until the last token.
   const std::string body =
-      llama::chat_request(*params, request.source->cli_defaults.chat_template_kwargs, false)
-          .dump();
+      llama::chat_request(*params, request.source->cli_defaults.chat_template_kwargs, true).dump();
   const auto started = std::chrono::steady_clock::now();
-  std::function<Result<std::string>(const std::string&)> call =
-      [&](const std::string& base_url) -> Result<std::string> {
+  std::function<Result<std::string>(const RunnerCall&)> call =
+      [&](const RunnerCall& runner) -> Result<std::string> {
+    llama::SseSplitter splitter;
+    llama::StreamedCompletion streamed;
+    bool bad_event = false;
+    bool done = false;
     transfer::HttpCall http;
     http.method = "POST";
-    http.url = base_url + "/v1/chat/completions";
+    http.url = runner.base_url + "/v1/chat/completions";
     http.body = body;
-    http.timeout = kRequestTimeout;
+    http.timeout = kRequestBackstop;
+    http.on_body = [&](std::string_view bytes) {
+      runner.progressed();
+      return splitter.feed(bytes, [&](std::string_view data) {
+        if (data == "[DONE]") {
+          done = true;
+          return true;
+        }
+        auto chunk = parse_json(data, "llama-server's event");
+        if (!chunk) {
+          bad_event = true;
+          return false;
+        }
+        streamed.add(*chunk);
+        return true;
+      });
+    };
     auto answer = transfer::http_call(http);
+    if (bad_event) return fail(Error::protocol("llama-server sent an event that is not JSON"));
     if (!answer) return fail(answer.error());
     if (answer->status < 200 || answer->status >= 300) {
       return fail(llama::runner_error(answer->status, answer->body));
     }
-    return std::move(answer->body);
+    if (streamed.error()) return fail(llama::runner_error(500, streamed.error()->dump()));
+    if (!done) return fail(Error::unavailable("llama-server's answer ended before [DONE]"));
+    return streamed.completion().dump();
   };
   auto raw = runners_->use(*launch, request.job_id, call);
   if (!raw) return fail(raw.error());
@@ -161,15 +199,16 @@ Status LlamaEngine::stream_chat(const DispatchRequest& request,
   const std::string body =
       llama::chat_request(*params, request.source->cli_defaults.chat_template_kwargs, true).dump();
   bool sent_any = false;
-  std::function<Result<bool>(const std::string&)> call =
-      [&](const std::string& base_url) -> Result<bool> {
+  std::function<Result<bool>(const RunnerCall&)> call =
+      [&](const RunnerCall& runner) -> Result<bool> {
     llama::SseSplitter splitter;
     transfer::HttpCall http;
     http.method = "POST";
-    http.url = base_url + "/v1/chat/completions";
+    http.url = runner.base_url + "/v1/chat/completions";
     http.body = body;
-    http.timeout = kRequestTimeout;
+    http.timeout = kRequestBackstop;
     http.on_body = [&](std::string_view bytes) {
+      runner.progressed();
       return splitter.feed(bytes, [&](std::string_view data) {
         if (data == "[DONE]") return true;  // the caller ends the stream its own way
         // Bounded before parsing: a deep chunk must not overflow the stack in dump().

@@ -26,10 +26,14 @@ class LlamaEngine final : public Engine {
   Result<TaskResult> dispatch(const DispatchRequest& request) override;
   std::optional<std::string> admission_refusal(const DispatchRequest& request,
                                                double estimate_gib) override;
+  double memory_need_gib(const DispatchRequest& request, double estimate_gib) override;
   Status stream_chat(const DispatchRequest& request,
                      const std::function<bool(std::string_view chunk)>& on_chunk) override;
 
  private:
+  // The model's memory: the cached GGUF's estimate, else `estimate_gib`; and its runner's key.
+  std::optional<std::pair<std::string, double>> runner_need(const DispatchRequest& request,
+                                                            double estimate_gib) const;
   Result<RunnerLaunch> prepare(const DispatchRequest& request, const proto::LlmParams& params);
   std::filesystem::path server_;
   std::shared_ptr<models::ModelCache> cache_;

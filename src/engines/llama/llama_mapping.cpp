@@ -138,6 +138,40 @@ Result<nlohmann::json> completion_result(std::string_view runner_body, std::stri
   };
 }
 
+void StreamedCompletion::add(const nlohmann::json& chunk) {
+  if (!chunk.is_object()) return;
+  if (auto error = chunk.find("error"); error != chunk.end()) {
+    if (!error_) error_ = chunk;
+    return;
+  }
+  if (auto usage = chunk.find("usage"); usage != chunk.end() && usage->is_object()) {
+    usage_ = *usage;
+  }
+  auto choices = chunk.find("choices");
+  if (choices == chunk.end() || !choices->is_array() || choices->empty()) return;
+  const auto& choice = (*choices)[0];
+  if (!choice.is_object()) return;
+  if (auto delta = choice.find("delta"); delta != choice.end() && delta->is_object()) {
+    if (auto text = delta->find("content"); text != delta->end() && text->is_string()) {
+      content_ += text->get_ref<const std::string&>();
+    }
+  }
+  if (auto finish = choice.find("finish_reason"); finish != choice.end() && finish->is_string()) {
+    finish_reason_ = finish->get<std::string>();
+  }
+}
+
+nlohmann::json StreamedCompletion::completion() const {
+  return nlohmann::json{
+      {"object", "chat.completion"},
+      {"choices",
+       nlohmann::json::array({{{"index", 0},
+                               {"message", {{"role", "assistant"}, {"content", content_}}},
+                               {"finish_reason", finish_reason_}}})},
+      {"usage", usage_},
+  };
+}
+
 Error runner_error(long status, std::string_view body) {
   auto answer = parse_json(body, "llama-server's error");
   const auto parsed = answer ? std::move(*answer) : nlohmann::json();

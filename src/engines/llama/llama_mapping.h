@@ -36,6 +36,24 @@ SplitAnswer split_reasoning(std::string_view content);
 Result<nlohmann::json> completion_result(std::string_view runner_body, std::string_view model,
                                          std::int64_t elapsed_ms);
 
+// A streamed answer (each `chat.completion.chunk` event's JSON, in order) gathered into the
+// chat.completion that completion_result() reads: content deltas joined, the last finish_reason,
+// the usage chunk's counts. dispatch() streams so that every token is progress for the stall
+// deadline (runner_pool.h), then answers the job with the whole completion. Not thread-safe.
+class StreamedCompletion {
+ public:
+  void add(const nlohmann::json& chunk);
+  // The runner's in-stream error event (`{"error":…}`), if one came.
+  const std::optional<nlohmann::json>& error() const { return error_; }
+  nlohmann::json completion() const;
+
+ private:
+  std::string content_;
+  std::string finish_reason_ = "stop";
+  nlohmann::json usage_ = nlohmann::json::object();
+  std::optional<nlohmann::json> error_;
+};
+
 // A non-2xx answer from the runner → our error. A prompt over the context becomes the reference's
 // refusal (InvalidArgument, not retryable: it fails the same everywhere); other 4xx are
 // InvalidArgument; 5xx Unavailable.

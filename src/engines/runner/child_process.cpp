@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <fstream>
 #include <future>
 #include <mutex>
 #include <thread>
@@ -169,6 +170,7 @@ struct ChildProcess::State {
   int pid = 0;
   std::string name;
   std::function<void(std::string_view)> on_line;
+  std::function<void()> on_output;
 
   mutable std::mutex mutex;
   mutable std::condition_variable ended;
@@ -186,6 +188,7 @@ Result<std::unique_ptr<ChildProcess>> ChildProcess::start(ChildSpec spec) {
   auto state = std::make_shared<State>();
   state->name = spec.executable.filename().string();
   state->on_line = std::move(spec.on_line);
+  state->on_output = std::move(spec.on_output);
 
   int pipe_fds[2];
   if (::pipe2(pipe_fds, O_CLOEXEC) != 0) {
@@ -249,6 +252,7 @@ Result<std::unique_ptr<ChildProcess>> ChildProcess::start(ChildSpec spec) {
       const ssize_t n = ::read(fd.get(), buffer, sizeof buffer);
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) break;
+      if (raw->on_output) raw->on_output();
       pending.append(buffer, static_cast<std::size_t>(n));
       std::size_t start = 0;
       for (std::size_t nl; (nl = pending.find('\n', start)) != std::string::npos; start = nl + 1) {
@@ -331,6 +335,17 @@ ChildExit ChildProcess::stop(std::chrono::milliseconds grace) {
 std::vector<std::string> ChildProcess::last_lines() const {
   std::lock_guard lock(state_->mutex);
   return {state_->lines.begin(), state_->lines.end()};
+}
+
+std::optional<std::uint64_t> ChildProcess::storage_read_bytes() const {
+  if (!running()) return std::nullopt;
+  std::ifstream io(fmt::format("/proc/{}/io", state_->pid));
+  std::string key;
+  std::uint64_t value = 0;
+  while (io >> key >> value) {
+    if (key == "read_bytes:") return value;
+  }
+  return std::nullopt;
 }
 
 std::string_view to_string(ProgramLocation::Via via) {

@@ -3,11 +3,13 @@
 //
 // The child gets its own process group and a parent-death signal (SIGKILL), so it never outlives
 // the worker even when the worker is killed with -9. Its stdout and stderr are read line by line
-// and handed to `on_line` (the runner's log, tagged with the job in flight). stop() sends SIGTERM
+// and handed to `on_line` (the runner's log, tagged with the job in flight); any bytes at all are
+// reported to `on_output` (progress deadlines count them as signs of life). stop() sends SIGTERM
 // to the group, waits `grace`, then SIGKILL. The destructor stops and reaps.
 // Thread-safe: every method may be called from any thread; `on_line` runs on the reader thread.
 
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <memory>
@@ -25,6 +27,9 @@ struct ChildSpec {
   // Extra environment entries ("NAME=value") on top of the worker's own.
   std::vector<std::string> extra_env;
   std::function<void(std::string_view line)> on_line;  // may be empty
+  // Called on the reader thread whenever the child writes anything (before a line is complete:
+  // a progress bar redrawn with '\r' or a row of dots is a sign of life too). May be empty.
+  std::function<void()> on_output;
 };
 
 // How a child ended: exit code, or the signal that killed it.
@@ -53,6 +58,10 @@ class ChildProcess {
   ChildExit stop(std::chrono::milliseconds grace = std::chrono::seconds(5));
   // The last lines it wrote (at most 50), oldest first, for error messages.
   std::vector<std::string> last_lines() const;
+  // Bytes the child has had fetched from storage so far (/proc/<pid>/io `read_bytes`), a sign
+  // of life while a model is read from a slow disk or paged in; nullopt when the kernel does not
+  // say (no task I/O accounting, the child has ended).
+  std::optional<std::uint64_t> storage_read_bytes() const;
 
   struct State;
 

@@ -1,7 +1,9 @@
 #include "engines/runner/runner_pool.h"
 
 #include <algorithm>
+#include <atomic>
 
+#include "common/job_phase.h"
 #include "common/log.h"
 #include "models/admission.h"
 #include "transfer/http_client.h"
@@ -33,6 +35,25 @@ std::string tail_of(const std::vector<std::string>& lines, std::size_t count) {
   return out.empty() ? std::string("(no output)") : out;
 }
 
+// "120 s", "0.3 s": a stall time as the operator configured it.
+std::string seconds_text(std::chrono::milliseconds duration) {
+  if (duration.count() % 1000 == 0) return fmt::format("{} s", duration.count() / 1000);
+  return fmt::format("{:.1f} s", static_cast<double>(duration.count()) / 1000.0);
+}
+
+// The time of the last sign of life, shared with the output reader and with requests.
+class Life {
+ public:
+  Life() { touch(); }
+  void touch() { at_.store(Clock::now().time_since_epoch().count(), std::memory_order_relaxed); }
+  Clock::time_point at() const {
+    return Clock::time_point(Clock::duration(at_.load(std::memory_order_relaxed)));
+  }
+
+ private:
+  std::atomic<Clock::rep> at_{0};
+};
+
 }  // namespace
 
 struct RunnerPool::Runner {
@@ -41,9 +62,21 @@ struct RunnerPool::Runner {
   std::uint16_t port = 0;
   int starts = 0;
   int users = 0;                   // guarded by the pool's mutex
+  bool death_reported = false;     // guarded by the pool's mutex
   Clock::time_point last_used{};   // guarded by the pool's mutex
   std::shared_ptr<std::string> job_id = std::make_shared<std::string>();  // tags output lines
   std::shared_ptr<std::mutex> job_mutex = std::make_shared<std::mutex>();
+  std::shared_ptr<Life> life = std::make_shared<Life>();
+  std::optional<std::uint64_t> seen_reads;  // storage reads at the last look (reaper / starter)
+  std::optional<Error> stall;               // guarded by the pool's mutex: killed for a stall
+
+  // True when the child read from storage since the last look (and notes the new count).
+  bool read_since_last_look() {
+    const auto reads = child->storage_read_bytes();
+    const bool moved = reads && seen_reads && *reads != *seen_reads;
+    if (reads) seen_reads = reads;
+    return moved;
+  }
 
   std::string base_url() const { return fmt::format("http://127.0.0.1:{}", port); }
 };
@@ -68,8 +101,31 @@ void RunnerPool::reaper_loop() {
     const auto now = Clock::now();
     auto next = now + options_.idle_unload;
     std::vector<std::shared_ptr<Runner>> idle;
+    std::vector<std::shared_ptr<Runner>> stalled;
     for (auto it = runners_.begin(); it != runners_.end();) {
       const auto& runner = it->second;
+      if (runner->users > 0) {
+        // In use: the inference deadline runs from the last sign of life, not from the start.
+        const auto deadline = runner->life->at() + options_.inference_stall;
+        if (deadline > now) {
+          next = std::min(next, deadline);
+        } else if (runner->read_since_last_look()) {
+          runner->life->touch();  // paging a model in is progress too
+          next = std::min(next, now + options_.inference_stall);
+        } else {
+          runner->stall = Error::make(
+              Code::Timeout,
+              "{} made no progress for {} (no token, no output, no reads); it was killed and "
+              "the next job starts it afresh",
+              runner->launch.executable.filename().string(),
+              seconds_text(options_.inference_stall));
+          stalled.push_back(runner);
+          it = runners_.erase(it);  // the next acquire starts a fresh one
+          continue;
+        }
+        ++it;
+        continue;
+      }
       if (runner->users == 0 && runner->last_used + options_.idle_unload <= now) {
         idle.push_back(runner);
         it = runners_.erase(it);
@@ -78,8 +134,17 @@ void RunnerPool::reaper_loop() {
       if (runner->users == 0) next = std::min(next, runner->last_used + options_.idle_unload);
       ++it;
     }
-    if (!idle.empty()) {
+    if (!idle.empty() || !stalled.empty()) {
       lock.unlock();
+      for (const auto& runner : stalled) {
+        kLog.warn("runner.stalled", {{"model", runner->launch.model},
+                                     {"program", runner->launch.executable.filename().string()},
+                                     {"pid", runner->child->pid()},
+                                     {"stall_ms", options_.inference_stall.count()},
+                                     {"action", "kill"}});
+        // Its connection closes with it, which ends the request waiting on it at once.
+        runner->child->stop(options_.stop_grace);
+      }
       for (const auto& runner : idle) {
         kLog.info("runner.idle_unload", {{"model", runner->launch.model},
                                          {"program", runner->launch.executable.filename().string()},
@@ -137,20 +202,84 @@ void RunnerPool::stop_all() {
   }
 }
 
-bool RunnerPool::died(const std::shared_ptr<Runner>& runner) const {
+std::optional<Error> RunnerPool::stalled(const std::shared_ptr<Runner>& runner) const {
+  std::lock_guard lock(mutex_);
+  return runner->stall;
+}
+
+bool RunnerPool::died(const std::shared_ptr<Runner>& runner) {
   // The request saw the connection fail; the exit may reach the waiter a moment later.
-  return runner->child->wait_for(std::chrono::seconds(2)).has_value();
+  const bool dead = runner->child->wait_for(std::chrono::seconds(2)).has_value();
+  if (dead) report(runner, RunnerEvent::Died);
+  return dead;
+}
+
+void RunnerPool::report(const std::shared_ptr<Runner>& runner, RunnerEvent event) {
+  if (event == RunnerEvent::Died) {
+    std::lock_guard lock(mutex_);
+    if (std::exchange(runner->death_reported, true)) return;
+  }
+  if (options_.on_runner_event) {
+    options_.on_runner_event(runner->launch.executable.filename().string(), event);
+  }
+}
+
+std::size_t RunnerPool::set_unloaded(bool on) {
+  std::vector<std::shared_ptr<Runner>> idle;
+  {
+    std::lock_guard lock(mutex_);
+    unloaded_ = on;
+    if (!on) return 0;
+    for (auto it = runners_.begin(); it != runners_.end();) {
+      if (it->second->users == 0) {
+        idle.push_back(it->second);
+        it = runners_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  // All at once: the caller waits for the slowest one's grace, not the sum.
+  std::vector<std::thread> stopping;
+  for (const auto& runner : idle) {
+    kLog.info("runner.unload", {{"model", runner->launch.model},
+                                {"pid", runner->child->pid()},
+                                {"reason", "paused with --unload"}});
+    stopping.emplace_back([runner, grace = options_.stop_grace] { runner->child->stop(grace); });
+  }
+  for (auto& thread : stopping) thread.join();
+  return idle.size();
+}
+
+bool RunnerPool::unloaded() const {
+  std::lock_guard lock(mutex_);
+  return unloaded_;
 }
 
 void RunnerPool::release(const std::shared_ptr<Runner>& runner) {
+  bool unload = false;
   {
     std::lock_guard lock(mutex_);
     runner->users -= 1;
     runner->last_used = Clock::now();
+    // Paused with --unload: a runner that just went idle is stopped instead of kept.
+    if (unloaded_ && runner->users == 0) {
+      if (auto it = runners_.find(runner->launch.key);
+          it != runners_.end() && it->second == runner) {
+        runners_.erase(it);
+        unload = true;
+      }
+    }
   }
   {
     std::lock_guard lock(*runner->job_mutex);
     runner->job_id->clear();
+  }
+  if (unload) {
+    kLog.info("runner.unload", {{"model", runner->launch.model},
+                                {"pid", runner->child->pid()},
+                                {"reason", "went idle while paused with --unload"}});
+    runner->child->stop(options_.stop_grace);
   }
   wake_reaper_.notify_all();
 }
@@ -169,6 +298,16 @@ Result<RunnerPool::Checkout> RunnerPool::checkout(const RunnerLaunch& launch,
   std::shared_ptr<Runner> runner;
   std::vector<std::shared_ptr<Runner>> to_unload;
   int previous_starts = 0;
+  // A runner found dead is reported once the pool's lock is let go, whatever path this takes.
+  struct DeathReport {
+    const RunnerPoolOptions& options;
+    std::string program;
+    ~DeathReport() {
+      if (!program.empty() && options.on_runner_event) {
+        options.on_runner_event(program, RunnerEvent::Died);
+      }
+    }
+  } death{options_, {}};
   {
     std::lock_guard lock(mutex_);
     if (auto it = runners_.find(launch.key); it != runners_.end()) {
@@ -181,6 +320,9 @@ Result<RunnerPool::Checkout> RunnerPool::checkout(const RunnerLaunch& launch,
                                   {"exit", exit ? exit->describe() : std::string("unknown")},
                                   {"action", "restart"}});
         previous_starts = it->second->starts;
+        if (!std::exchange(it->second->death_reported, true)) {
+          death.program = launch.executable.filename().string();
+        }
         runners_.erase(it);
       }
     }
@@ -205,8 +347,12 @@ Result<RunnerPool::Checkout> RunnerPool::checkout(const RunnerLaunch& launch,
       }
       for (const auto& victim : to_unload) runners_.erase(victim->launch.key);
     }
-    if (runner) runner->users += 1;
+    if (runner) {
+      runner->users += 1;
+      runner->life->touch();  // the inference deadline starts with the request
+    }
   }
+  wake_reaper_.notify_all();  // it watches in-use runners for stalls
   for (const auto& victim : to_unload) {
     kLog.info("runner.unload_for_memory",
               {{"model", victim->launch.model}, {"for_model", launch.model}});
@@ -217,9 +363,12 @@ Result<RunnerPool::Checkout> RunnerPool::checkout(const RunnerLaunch& launch,
     if (!started) return fail(started.error());
     runner = *started;
     runner->starts = previous_starts + 1;
+    report(runner, RunnerEvent::Started);
     std::lock_guard lock(mutex_);
     runner->users = 1;
+    runner->life->touch();
     runners_[launch.key] = runner;
+    wake_reaper_.notify_all();
   } else {
     kLog.debug("runner.reuse", {{"model", launch.model}, {"job_id", job_id}, {"pid", runner->child->pid()}});
   }
@@ -227,7 +376,7 @@ Result<RunnerPool::Checkout> RunnerPool::checkout(const RunnerLaunch& launch,
     std::lock_guard lock(*runner->job_mutex);
     *runner->job_id = job_id;
   }
-  return Checkout{runner, runner->base_url()};
+  return Checkout{runner, RunnerCall{runner->base_url(), [life = runner->life] { life->touch(); }}};
 }
 
 Result<std::shared_ptr<RunnerPool::Runner>> RunnerPool::start_runner(const RunnerLaunch& launch,
@@ -246,6 +395,7 @@ Result<std::shared_ptr<RunnerPool::Runner>> RunnerPool::start_runner(const Runne
     spec.executable = launch.executable;
     for (const std::string& arg : launch.args) spec.args.push_back(replace_port(arg, *port));
     spec.extra_env = launch.extra_env;
+    spec.on_output = [life = runner->life] { life->touch(); };
     spec.on_line = [tag = runner->job_id, guard = runner->job_mutex, program,
                     model = launch.model](std::string_view line) {
       std::string job;
@@ -267,21 +417,15 @@ Result<std::shared_ptr<RunnerPool::Runner>> RunnerPool::start_runner(const Runne
                                   {"memory_gib", launch.memory_gib}});
 
     const std::string health_url = runner->base_url() + launch.health_path;
-    const auto deadline = begun + launch.start_timeout;
+    runner->life->touch();
+    runner->read_since_last_look();
+    std::optional<std::string> last_answer;  // the health answer, while it is not ready
     bool ready = false;
     while (!ready) {
       if (auto exit = runner->child->exit_status()) {
         last_error = Error::unavailable("{} exited while starting ({}): {}", program,
                                         exit->describe(), tail_of(runner->child->last_lines(), 3));
         break;
-      }
-      if (Clock::now() >= deadline) {
-        last_error = Error::make(Code::Timeout, "{} was not ready within {} s: {}", program,
-                                 std::chrono::duration_cast<std::chrono::seconds>(
-                                     launch.start_timeout).count(),
-                                 tail_of(runner->child->last_lines(), 3));
-        runner->child->stop(options_.stop_grace);
-        return fail(last_error);
       }
       transfer::HttpCall probe;
       probe.url = health_url;
@@ -291,10 +435,34 @@ Result<std::shared_ptr<RunnerPool::Runner>> RunnerPool::start_runner(const Runne
         ready = true;
         break;
       }
+      // A new health answer (refused → 503 "loading" → a progress figure) or storage reads
+      // are progress, as is any output (on_output); the deadline runs from the last of them.
+      std::string said = answer ? fmt::format("{} {}", answer->status, answer->body)
+                                : std::string(to_string(answer.error().code));
+      if (said != last_answer) {
+        last_answer = std::move(said);
+        runner->life->touch();
+      }
+      if (runner->read_since_last_look()) runner->life->touch();
+      if (Clock::now() - runner->life->at() >= options_.load_stall) {
+        last_error = Error::make(
+            Code::Timeout,
+            "{} made no progress loading {} for {} (no output, no change in its health answer, "
+            "no reads) and was stopped: {}",
+            program, launch.model, seconds_text(options_.load_stall),
+            tail_of(runner->child->last_lines(), 3));
+        kLog.warn("runner.load_stalled", {{"model", launch.model},
+                                          {"program", program},
+                                          {"pid", runner->child->pid()},
+                                          {"stall_ms", options_.load_stall.count()}});
+        runner->child->stop(options_.stop_grace);
+        return fail(last_error);
+      }
       // The child's exit wakes this wait at once; otherwise poll again shortly.
       runner->child->wait_for(options_.health_poll);
     }
     if (ready) {
+      report_phase(JobPhase::Load, Clock::now() - begun);
       kLog.info("runner.ready", {{"model", launch.model},
                                  {"program", program},
                                  {"port", *port},

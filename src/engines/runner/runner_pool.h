@@ -5,9 +5,17 @@
 // the resident one, or admits, starts and waits for a new one on a free loopback port:
 //
 //   absent ──admit──▶ starting ──/health 200──▶ ready ◀──lease──▶ in use
-//      ▲                 │ exit / timeout          │ idle > idle_unload, or memory needed
-//      └──── failed ◀────┘                         ▼
-//                                               stopping ──▶ absent
+//      ▲                 │ exit / load stall       │ idle > idle_unload,   │ inference stall
+//      └──── failed ◀────┘                         ▼ or memory needed      ▼ (killed)
+//                                               stopping ──▶ absent ◀───────┘
+//
+// Deadlines go by progress, not by the clock (the shape of transfer/download.h's stall_timeout):
+// a load fails only after `load_stall` without a sign of life (an output byte, a change in the
+// /health answer, bytes read from storage), and a request only after `inference_stall` without
+// one (an output byte, progress the engine reports through RunnerCall::progressed: a streamed
+// token, an SSE event). A slow disk or a big model that keeps moving is never cut off. A request
+// that stalls has its runner killed (a whisper-server wedged in /inference whose /health still
+// says ok) and fails with a retryable Timeout; the next job starts a fresh runner.
 //
 // Memory admission (reference-worker.md §3.10): needed ≤ free − 1 GiB, crediting idle runners
 // that would be stopped to make room (least recently used first). A runner that died is started
@@ -40,15 +48,29 @@ struct RunnerLaunch {
   std::vector<std::string> extra_env;
   double memory_gib = 0;  // what admission charges for it
   std::string health_path = "/health";
-  std::chrono::milliseconds start_timeout{std::chrono::minutes(5)};
 };
+
+// What on_runner_event reports: a runner became healthy, or one the pool did not stop was found
+// dead (once per runner).
+enum class RunnerEvent { Started, Died };
 
 struct RunnerPoolOptions {
   std::chrono::milliseconds idle_unload{std::chrono::minutes(10)};
+  // Starting: no output, no change in the health answer and no storage reads for this long ⇒
+  // the start fails (Timeout) and the runner is stopped. A model loading from disk prints,
+  // reads or both; two minutes of neither is a hung load, whatever the model's size.
+  std::chrono::milliseconds load_stall{std::chrono::minutes(2)};
+  // In use: no output, no reported progress and no storage reads for this long ⇒ the runner is
+  // killed and the request fails (Timeout, retryable). Generous because a long prompt is
+  // processed before the first token and not every runner prints while it does.
+  std::chrono::milliseconds inference_stall{std::chrono::minutes(5)};
   // Free memory now (GPU, else system), GiB; nullopt = unknown (admits nothing).
   std::function<std::optional<double>()> free_memory_gib;
   std::chrono::milliseconds stop_grace{std::chrono::seconds(5)};
   std::chrono::milliseconds health_poll{50};
+  // Called (on the thread that saw it, without the pool's lock) with the runner's program name
+  // (llama-server, whisper-server, sd-server: one per engine) for metrics. Must be thread-safe.
+  std::function<void(std::string_view program, RunnerEvent event)> on_runner_event;
 };
 
 struct RunnerStatus {
@@ -62,6 +84,13 @@ struct RunnerStatus {
   bool in_use = false;
 };
 
+// What a request gets: where the runner listens, and a way to say "the runner moved" (a token,
+// an event, a progress report) that resets the inference stall deadline. Thread-safe.
+struct RunnerCall {
+  std::string base_url;  // "http://127.0.0.1:<port>"
+  std::function<void()> progressed;
+};
+
 class RunnerPool {
  public:
   explicit RunnerPool(RunnerPoolOptions options);
@@ -69,14 +98,24 @@ class RunnerPool {
   RunnerPool(const RunnerPool&) = delete;
   RunnerPool& operator=(const RunnerPool&) = delete;
 
-  // Runs `request(base_url)` against the runner for `launch` ("http://127.0.0.1:<port>"), starting
-  // it when needed. If the request fails and the runner has died meanwhile, the runner is started
-  // again and the request retried once. `job_id` tags the runner's output lines in the log.
+  // Runs `request(call)` against the runner for `launch`, starting it when needed. If the
+  // request fails and the runner has died meanwhile (not killed for a stall), the runner is
+  // started again and the request retried once. `job_id` tags the runner's output lines.
   // Errors: Unavailable for "insufficient memory: …" and for a runner that would not start (with
-  // its last output lines), or whatever `request` returned.
+  // its last output lines); Timeout for a load or a request that stalled (the runner is gone by
+  // then); or whatever `request` returned.
   template <typename T>
   Result<T> use(const RunnerLaunch& launch, const std::string& job_id,
-                const std::function<Result<T>(const std::string& base_url)>& request);
+                const std::function<Result<T>(const RunnerCall& call)>& request);
+  // The same for a request that reports no progress of its own (output bytes and storage reads
+  // still count).
+  template <typename T>
+  Result<T> use(const RunnerLaunch& launch, const std::string& job_id,
+                const std::function<Result<T>(const std::string& base_url)>& request) {
+    return use<T>(launch, job_id,
+                  std::function<Result<T>(const RunnerCall&)>(
+                      [&](const RunnerCall& call) { return request(call.base_url); }));
+  }
 
   // The admission refusal that acquiring `key` would meet now, if any (for offer-time rejects).
   std::optional<std::string> admission_refusal(const std::string& key, double needed_gib) const;
@@ -84,16 +123,26 @@ class RunnerPool {
   std::vector<RunnerStatus> status() const;
   // Stops every runner (shutdown). Later calls start runners again.
   void stop_all();
+  // `pause --unload` (issue 19): on, every idle runner is stopped now, and while it stays on a
+  // runner that is serving a request is left to finish and stopped as soon as it goes idle (the
+  // job is not cut short). Returns how many runners were stopped now (each within stop_grace).
+  // Off (resume), runners stay resident again as usual. Later jobs still start runners, which
+  // are stopped when they go idle while it is on.
+  std::size_t set_unloaded(bool on);
+  bool unloaded() const;
 
  private:
   struct Runner;
   struct Checkout {
     std::shared_ptr<Runner> runner;
-    std::string base_url;
+    RunnerCall call;
   };
   Result<Checkout> checkout(const RunnerLaunch& launch, const std::string& job_id);
   void release(const std::shared_ptr<Runner>& runner);
-  bool died(const std::shared_ptr<Runner>& runner) const;
+  bool died(const std::shared_ptr<Runner>& runner);
+  void report(const std::shared_ptr<Runner>& runner, RunnerEvent event);
+  // Set once the reaper killed the runner for an inference stall; the error to report then.
+  std::optional<Error> stalled(const std::shared_ptr<Runner>& runner) const;
   Result<std::shared_ptr<Runner>> start_runner(const RunnerLaunch& launch,
                                                const std::string& job_id);
   void reaper_loop();
@@ -104,16 +153,23 @@ class RunnerPool {
   std::map<std::string, std::shared_ptr<Runner>> runners_;
   std::map<std::string, std::shared_ptr<std::mutex>> start_locks_;  // one start per key at a time
   bool stopping_ = false;
+  bool unloaded_ = false;  // pause --unload
   std::thread reaper_;
 };
 
 template <typename T>
 Result<T> RunnerPool::use(const RunnerLaunch& launch, const std::string& job_id,
-                          const std::function<Result<T>(const std::string& base_url)>& request) {
+                          const std::function<Result<T>(const RunnerCall& call)>& request) {
   for (int attempt = 0;; ++attempt) {
     auto out = checkout(launch, job_id);
     if (!out) return fail(out.error());
-    Result<T> result = request(out->base_url);
+    Result<T> result = request(out->call);
+    // Killed for a stall while this ran: whatever came back may be cut short (a stream that
+    // ends with its connection can look complete). Not retried here: the job fails, retryably.
+    if (auto stall = stalled(out->runner)) {
+      release(out->runner);
+      return fail(std::move(*stall));
+    }
     // Only transport failures can mean the runner went away (a refused prompt cannot).
     const bool runner_died = !result &&
                              (result.error().code == Code::Unavailable ||

@@ -23,11 +23,13 @@ namespace {
 const log::Logger kLog("studio_worker::engine::sdcpp");
 const log::Logger kOutput("studio_worker::runner::output");
 constexpr std::uint64_t kMaxInputImageBytes = 64ull << 20;
-constexpr auto kRunTimeout = std::chrono::minutes(60);
+// sd-server's answers: not the deadline that matters (the pool's inference_stall is), a bound on
+// a server that trickles for ever.
+constexpr auto kRunTimeout = std::chrono::hours(6);
 constexpr double kGib = 1024.0 * 1024.0 * 1024.0;
-// Loading a multi-GB diffusion model plus its text encoder from a slow disk takes minutes;
-// sd-server binds its port only afterwards.
-constexpr auto kServerStartTimeout = std::chrono::minutes(10);
+// Loading a multi-GB diffusion model plus its text encoder from a slow disk takes minutes and
+// sd-server binds its port only afterwards: its start is bounded by the pool's load_stall (no
+// output, no reads), not by a total.
 // A 2048² PNG as base64 is ~20 MB; leave room.
 constexpr std::uint64_t kMaxServerAnswerBytes = 256ull << 20;
 
@@ -215,6 +217,30 @@ Capabilities SdCppEngine::capabilities() const {
   return {{proto::TaskKind::Image, {"sd-cpp:*"}}};
 }
 
+namespace {
+
+// The weights' size on disk once every file is cached (what the runner loads), else `estimate`.
+double weights_gib(const std::filesystem::path& dir, const proto::ModelSource& source,
+                   double estimate) {
+  std::uint64_t bytes = 0;
+  for (const proto::ModelFile& file : source.files) {
+    std::error_code ec;
+    const auto size = std::filesystem::file_size(dir / file.filename, ec);
+    if (ec) return estimate;
+    bytes += size;
+  }
+  return static_cast<double>(bytes) / kGib;
+}
+
+}  // namespace
+
+double SdCppEngine::memory_need_gib(const DispatchRequest& request, double estimate_gib) {
+  if (!request.source || !lists_a_base_model(*request.source)) return estimate_gib;
+  if (resident() && runners_->is_resident(runner_key(request.model, *request.source))) return 0.0;
+  return weights_gib(models::model_dir(cache_->config().root, request.model), *request.source,
+                     estimate_gib);
+}
+
 std::optional<std::string> SdCppEngine::admission_refusal(const DispatchRequest& request,
                                                           double estimate_gib) {
   if (!resident() || !request.source || !lists_a_base_model(*request.source)) {
@@ -282,7 +308,6 @@ Result<TaskResult> SdCppEngine::run_resident(const DispatchRequest& request,
     fresh.memory_gib = static_cast<double>(bytes) / kGib;
     // No /health upstream: the port answers only once the model is loaded (sd_mapping.h).
     fresh.health_path = "/sdapi/v1/options";
-    fresh.start_timeout = kServerStartTimeout;
     std::lock_guard lock(mutex_);
     launches_[key] = fresh;
     launch = std::move(fresh);
@@ -391,13 +416,29 @@ Result<TaskResult> SdCppEngine::run_cli(const DispatchRequest& request,
     kOutput.info("runner.output",
                  {{"program", "sd-cli"}, {"model", model}, {"job_id", job}, {"line", line}});
   };
+  // Deadline by progress: its step progress bar (redrawn with '\r') and its reads while loading
+  // are signs of life; only silence for cli_stall stops it.
+  auto life = std::make_shared<std::atomic<Clock::rep>>(Clock::now().time_since_epoch().count());
+  spec.on_output = [life] { life->store(Clock::now().time_since_epoch().count()); };
   auto child = ChildProcess::start(std::move(spec));
   if (!child) return fail(child.error());
-  auto exit = (*child)->wait_for(kRunTimeout);
-  if (!exit) {
-    (*child)->stop();
-    return fail(Error::make(Code::Timeout, "sd-cli ran longer than {} minutes and was stopped",
-                            std::chrono::duration_cast<std::chrono::minutes>(kRunTimeout).count()));
+  std::optional<ChildExit> exit;
+  std::optional<std::uint64_t> reads = (*child)->storage_read_bytes();
+  const auto stall = programs_.cli_stall;
+  while (!(exit = (*child)->wait_for(
+               std::min<std::chrono::milliseconds>(stall, std::chrono::seconds(1))))) {
+    const auto now = Clock::now();
+    const auto read = (*child)->storage_read_bytes();
+    if (read && reads && *read != *reads) life->store(now.time_since_epoch().count());
+    if (read) reads = read;
+    if (now - Clock::time_point(Clock::duration(life->load())) >= stall) {
+      (*child)->stop();
+      kLog.warn("sd_cli.stalled", {{"job_id", request.job_id}, {"stall_ms", stall.count()}});
+      return fail(Error::make(Code::Timeout,
+                              "sd-cli made no progress for {} ms (no output, no reads) and was "
+                              "stopped",
+                              stall.count()));
+    }
   }
   if (exit->code != 0 || exit->signal != 0) {
     const auto lines = (*child)->last_lines();

@@ -23,6 +23,7 @@
 // (InvalidArgument). Errors: a failed sd-cli run or sd-server answer is Unavailable (retryable)
 // with the program's own last words. Thread-safe; dispatch() blocks (worker threads only).
 
+#include <chrono>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -38,6 +39,9 @@ namespace sw::engines {
 struct SdCppPrograms {
   std::optional<std::filesystem::path> cli;     // sd-cli: per-job runs
   std::optional<std::filesystem::path> server;  // sd-server: resident runners (needs `runners`)
+  // An sd-cli run with no sign of life (output: its step progress; storage reads: loading) for
+  // this long is stopped and the job fails (Timeout, retryable); there is no total limit.
+  std::chrono::milliseconds cli_stall{std::chrono::minutes(5)};
 };
 
 class SdCppEngine final : public Engine {
@@ -57,6 +61,8 @@ class SdCppEngine final : public Engine {
   // cached, else the offer's estimate). Per-job mode has no memory admission (as the reference).
   std::optional<std::string> admission_refusal(const DispatchRequest& request,
                                                double estimate_gib) override;
+  // The weights' size on disk when cached, else `estimate_gib`; 0 while the runner is resident.
+  double memory_need_gib(const DispatchRequest& request, double estimate_gib) override;
 
   // Whether jobs run on a resident sd-server (else one sd-cli per job).
   bool resident() const { return programs_.server.has_value() && runners_ != nullptr; }

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <sstream>
 
+#include "common/job_phase.h"
 #include "common/log.h"
 #include "common/sha256.h"
 #include "engines/synthetic/picture.h"
@@ -51,7 +52,9 @@ Result<TaskResult> run_image(const DispatchRequest& request, const proto::ImageP
                {"produced", fmt::format("{}x{}", width, height)}});
   }
   auto picture = synthetic::render_picture(seed_for(request), width, height);
+  PhaseTimer encode(JobPhase::Encode);
   auto bytes = params.ext == "png" ? media::encode_png(picture) : media::encode_webp(picture);
+  encode.stop();
   if (!bytes) return fail(std::move(bytes).error());
   return ImageResult{std::move(*bytes), params.ext};
 }
@@ -128,7 +131,9 @@ Result<TaskResult> run_tts(const DispatchRequest& request, const proto::AudioTts
   auto samples =
       synthetic::render_speech(params.text, params.speed.value_or(1.0), seed_for(request));
   if (!samples) return fail(std::move(samples).error());
+  PhaseTimer encode(JobPhase::Encode);
   auto bytes = media::encode_wav_pcm16(*samples, synthetic::kSpeechSampleRate, 1);
+  encode.stop();
   if (!bytes) return fail(std::move(bytes).error());
   return AudioTtsResult{std::move(*bytes), "wav"};
 }
@@ -168,8 +173,10 @@ Result<TaskResult> run_video(const DispatchRequest& request, const proto::VideoP
     kLog.info("synthetic.video_format",
               {{"job_id", request.job_id}, {"requested", params.ext}, {"produced", "webp"}});
   }
+  PhaseTimer encode(JobPhase::Encode);
   auto bytes =
       gif ? media::encode_animated_gif(frames, fps) : media::encode_animated_webp(frames, fps);
+  encode.stop();
   if (!bytes) return fail(std::move(bytes).error());
   return VideoResult{std::move(*bytes), gif ? "gif" : "webp"};
 }

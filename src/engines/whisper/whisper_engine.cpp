@@ -106,7 +106,9 @@ Result<TaskResult> WhisperEngine::dispatch(const DispatchRequest& request) {
     http.method = "POST";
     http.url = base_url + "/inference";
     http.form = whisper::inference_form(*params, *wav);
-    http.timeout = std::chrono::minutes(30);
+    // The deadline that matters is the pool's inference_stall: whisper-server prints its
+    // progress (--print-progress) while it works, and a wedged one stops printing.
+    http.timeout = std::chrono::hours(6);
     auto answer = transfer::http_call(http);
     if (!answer) return fail(answer.error());
     if (answer->status != 200) {

@@ -17,8 +17,10 @@ std::string trimmed(std::string_view text) {
 
 std::vector<std::string> server_args(const std::filesystem::path& model,
                                      const std::optional<std::filesystem::path>& vad_model) {
-  std::vector<std::string> args = {"--model", model.string(), "--host", "127.0.0.1", "--port",
-                                   "{port}"};
+  // --print-progress: a line per few percent of a transcription, the sign of life the pool's
+  // inference stall deadline watches (the answer itself comes only at the end).
+  std::vector<std::string> args = {"--model", model.string(), "--host",          "127.0.0.1",
+                                   "--port",  "{port}",       "--print-progress"};
   if (vad_model) {
     args.push_back("--vad-model");
     args.push_back(vad_model->string());

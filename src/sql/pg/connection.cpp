@@ -91,6 +91,18 @@ std::string describe_conn(const PGconn* conn) {
 
 }  // namespace
 
+std::string redacted_uri(std::string_view uri) {
+  std::string out(uri);
+  const auto password = raw_password(uri);
+  if (password.empty()) {
+    return out;
+  }
+  // raw_password points into the user-info, just before the last '@' of the authority.
+  const auto at = static_cast<std::size_t>(password.data() - uri.data());
+  out.replace(at, password.size(), "***");
+  return out;
+}
+
 Param::Param(double value) {
   char buffer[64];
   const auto [end, ec] = std::to_chars(buffer, buffer + sizeof buffer, value);
@@ -209,6 +221,9 @@ Result<Connection> Connection::open(std::string_view uri, std::chrono::seconds t
   if (!conn.conn_) {
     return fail(Error::unavailable("postgresql: out of memory opening a connection"));
   }
+  // Server notices (e.g. "relation … already exists, skipping" from the migrations' IF NOT
+  // EXISTS) are not errors; libpq's default prints them on stderr, past our logging.
+  PQsetNoticeProcessor(conn.raw(), [](void*, const char*) {}, nullptr);
   if (PQstatus(conn.raw()) != CONNECTION_OK) {
     return fail(Error::unavailable("postgresql: cannot connect to {}: {}", conn.describe(),
                                    redact(one_line(PQerrorMessage(conn.raw())), owned)));
@@ -218,6 +233,18 @@ Result<Connection> Connection::open(std::string_view uri, std::chrono::seconds t
 
 bool Connection::ok() const {
   return conn_ && PQstatus(conn_.get()) == CONNECTION_OK;
+}
+
+Connection::TxState Connection::tx_state() const {
+  if (!conn_) {
+    return TxState::Unknown;
+  }
+  switch (PQtransactionStatus(conn_.get())) {
+    case PQTRANS_IDLE: return TxState::Idle;
+    case PQTRANS_INTRANS: return TxState::Open;
+    case PQTRANS_INERROR: return TxState::Aborted;
+    default: return TxState::Unknown;
+  }
 }
 
 Status Connection::reconnect() {
@@ -231,6 +258,15 @@ Status Connection::reconnect() {
 
 std::string Connection::describe() const {
   return conn_ ? describe_conn(conn_.get()) : "(closed)";
+}
+
+Connection::Endpoint Connection::endpoint() const {
+  if (!conn_) {
+    return {};
+  }
+  auto field = [](const char* value) { return std::string(value != nullptr ? value : ""); };
+  return {field(PQhost(conn_.get())), field(PQport(conn_.get())), field(PQdb(conn_.get())),
+          field(PQuser(conn_.get()))};
 }
 
 int Connection::socket() const {
@@ -327,27 +363,43 @@ Result<std::vector<Notification>> Connection::take_notifications() {
 // ---- Transaction ----------------------------------------------------------------------------
 
 Result<Transaction> Transaction::begin(Connection& conn, std::string_view begin) {
-  SW_TRY(conn.exec_script(begin));
-  return Transaction(conn);
+  const auto state = conn.tx_state();
+  const bool nested = state == Connection::TxState::Open || state == Connection::TxState::Aborted;
+  SW_TRY(conn.exec_script(nested ? std::string_view("SAVEPOINT sw_tx") : begin));
+  return Transaction(conn, nested);
 }
 
-Transaction::~Transaction() {
-  if (conn_ != nullptr) {
+void Transaction::roll_back() {
+  if (nested_) {
+    // Back to the savepoint, then drop it: the outer transaction goes on as before.
+    (void)conn_->exec_script("ROLLBACK TO SAVEPOINT sw_tx; RELEASE SAVEPOINT sw_tx");
+  } else {
     (void)conn_->exec_script("ROLLBACK");
   }
 }
 
+Transaction::~Transaction() {
+  if (conn_ != nullptr) {
+    roll_back();
+  }
+}
+
 Status Transaction::commit() {
-  Connection* conn = std::exchange(conn_, nullptr);
-  if (PQtransactionStatus(conn->raw()) == PQTRANS_INERROR) {
-    (void)conn->exec_script("ROLLBACK");
+  if (conn_ == nullptr) {
+    return fail(Error::make(Code::Internal, "postgresql: transaction already ended"));
+  }
+  if (conn_->tx_state() == Connection::TxState::Aborted) {
+    roll_back();
+    conn_ = nullptr;
     return fail(Error::make(Code::Conflict,
                             "postgresql: transaction rolled back: a statement in it failed"));
   }
-  auto status = conn->exec_script("COMMIT");
+  auto status = conn_->exec_script(nested_ ? std::string_view("RELEASE SAVEPOINT sw_tx")
+                                           : std::string_view("COMMIT"));
   if (!status) {
-    (void)conn->exec_script("ROLLBACK");
+    roll_back();
   }
+  conn_ = nullptr;
   return status;
 }
 

@@ -135,10 +135,20 @@ class Connection {
 
   // False once the connection is lost (the server restarted, the network failed).
   bool ok() const;
+  // Where the connection stands towards a transaction (PQtransactionStatus): Idle outside one,
+  // Open inside, Aborted after a failed statement (only ROLLBACK [TO SAVEPOINT] works then),
+  // Unknown when the connection is lost or a command is running.
+  enum class TxState { Idle, Open, Aborted, Unknown };
+  TxState tx_state() const;
   // Reconnects with the same parameters (blocking); LISTENs must be issued again.
   Status reconnect();
   // "host=… port=… dbname=… user=…" for messages; never the password.
   std::string describe() const;
+  // The same parts one by one (for key=value logs); empty when closed.
+  struct Endpoint {
+    std::string host, port, dbname, user;
+  };
+  Endpoint endpoint() const;
   // The socket, for waiting on readability (pg::Listener); -1 when closed.
   int socket() const;
   pg_conn* raw() const { return conn_.get(); }
@@ -152,21 +162,33 @@ class Connection {
   std::unique_ptr<pg_conn, Finish> conn_;
 };
 
+// `uri` with the password of its user-info, if any, replaced by "***": for messages and printed
+// commands. A URI libpq cannot read comes back with everything after the scheme's "//" up to
+// the last '@' replaced.
+std::string redacted_uri(std::string_view uri);
+
 // BEGIN … COMMIT on one connection; rolls back in the destructor unless committed. commit() of a
 // transaction in which a statement failed rolls back and reports Conflict (PostgreSQL would
-// silently turn that COMMIT into a ROLLBACK). Move-only; must not outlive its Connection.
+// silently turn that COMMIT into a ROLLBACK). Opened while the connection is already inside a
+// transaction (the studio's DbWorker batch), it is a SAVEPOINT instead: commit releases it, the
+// destructor rolls back to it, so a multi-statement method stays atomic alone and nests in a
+// batch (PQtransactionStatus tells which). Move-only; must not outlive its Connection.
 class Transaction {
  public:
-  // `begin` is the opening statement: "BEGIN", or e.g. "BEGIN ISOLATION LEVEL SERIALIZABLE".
+  // `begin` is the opening statement: "BEGIN", or e.g. "BEGIN ISOLATION LEVEL SERIALIZABLE"
+  // (ignored when nested: a savepoint has the outer transaction's isolation).
   static Result<Transaction> begin(Connection& conn, std::string_view begin = "BEGIN");
-  Transaction(Transaction&& other) noexcept : conn_(std::exchange(other.conn_, nullptr)) {}
+  Transaction(Transaction&& other) noexcept
+      : conn_(std::exchange(other.conn_, nullptr)), nested_(other.nested_) {}
   Transaction& operator=(Transaction&&) = delete;
   ~Transaction();
   Status commit();
 
  private:
-  explicit Transaction(Connection& conn) : conn_(&conn) {}
+  Transaction(Connection& conn, bool nested) : conn_(&conn), nested_(nested) {}
+  void roll_back();
   Connection* conn_;
+  bool nested_ = false;
 };
 
 }  // namespace sw::sql::pg

@@ -14,6 +14,7 @@
 #include "studio/json_views.h"
 #include "studio/request_bodies.h"
 #include "studio/studio.h"
+#include "studio/transactions.h"
 
 namespace sw::studio::api {
 
@@ -52,38 +53,33 @@ class AdminRoutes::Impl {
   // ---- models ----
 
   void list_models(const net::Responder& responder) {
-    std::vector<const store::ModelRecord*> sorted;
-    for (const auto& [id, model] : s_.models_) {
-      sorted.push_back(&model.record);
-    }
-    std::sort(sorted.begin(), sorted.end(), [](auto* a, auto* b) { return a->id < b->id; });
     json list = json::array();
-    for (const auto* model : sorted) {
-      list.push_back(model_json(*model));
+    for (const auto* model : s_.registry().models()) {
+      list.push_back(model_json(model->record));
     }
     responder.send(ok_json({{"models", std::move(list)}}));
   }
 
   void get_model(const std::string& id, const net::Responder& responder) {
-    const auto it = s_.models_.find(id);
-    if (it == s_.models_.end()) {
+    const auto* model = s_.registry().model(id);
+    if (model == nullptr) {
       responder.send(HttpResponse::error(404, "not_found", "no model " + id));
       return;
     }
-    responder.send(ok_json(model_json(it->second.record)));
+    responder.send(ok_json(model_json(model->record)));
   }
 
   // Merge semantics (RFC 7386) over the model as GET shows it; the result is validated whole, as
   // a PUT of it would be.
   void patch_model(const HttpRequest& request, const std::string& id,
                    const net::Responder& responder) {
-    const auto it = s_.models_.find(id);
-    if (it == s_.models_.end()) {
+    const auto* model = s_.registry().model(id);
+    if (model == nullptr) {
       responder.send(HttpResponse::error(404, "not_found", "no model " + id));
       return;
     }
     auto merged =
-        merge_model_patch(model_json(it->second.record), request.body, s_.config_.json_body_limit);
+        merge_model_patch(model_json(model->record), request.body, s_.config().json_body_limit);
     if (!merged) {
       responder.send(invalid("invalid_model", merged.error().message));
       return;
@@ -107,13 +103,9 @@ class AdminRoutes::Impl {
     // Copied before the call: the completion below takes `model` by move, and argument
     // evaluation order is unspecified.
     store::ModelRecord record = model->record;
-    s_.db_->call<bool>(
-        [record = std::move(record), create](store::StudioStore& st) -> Result<bool> {
-          if (create) {
-            SW_TRY(st.insert_model(record));
-            return true;
-          }
-          return st.update_model(record);
+    s_.database().call<bool>(
+        [record = std::move(record), create](store::StudioStore& st) {
+          return tx::save_model(st, record, create);
         },
         [this, responder, model = std::move(*model), create](Result<bool> stored) mutable {
           if (!stored) {
@@ -128,32 +120,31 @@ class AdminRoutes::Impl {
             return;
           }
           auto body = model_json(model.record);
-          auto id = model.record.id;
-          s_.models_.insert_or_assign(std::move(id), std::move(model));
+          s_.registry().put_model(std::move(model));
           responder.send(ok_json(body, create ? 201 : 200));
         });
   }
 
-  Result<Studio::CachedModel> validate_model(const std::string& text,
+  Result<CatalogueModel> validate_model(const std::string& text,
                                              const std::optional<std::string>& path_id) {
-    auto body = read_model_body(text, path_id, s_.config_.json_body_limit);
+    auto body = read_model_body(text, path_id, s_.config().json_body_limit);
     if (!body) {
       return fail(std::move(body).error());
     }
-    Studio::CachedModel model{std::move(body->record), std::move(body->source)};
+    CatalogueModel model{std::move(body->record), std::move(body->source)};
     model.record.created_at = model.record.updated_at = s_.unix_millis();
     return model;
   }
 
   void delete_model(const std::string& id, const net::Responder& responder) {
-    s_.db_->call<bool>([id](store::StudioStore& st) { return st.delete_model(id); },
+    s_.database().call<bool>([id](store::StudioStore& st) { return st.delete_model(id); },
                        [this, responder, id](Result<bool> deleted) {
                          if (!deleted) {
                            responder.send(error_response(deleted.error()));
                          } else if (!*deleted) {
                            responder.send(HttpResponse::error(404, "not_found", "no model " + id));
                          } else {
-                           s_.models_.erase(id);
+                           s_.registry().remove_model(id);
                            responder.send(ok_json({{"deleted", id}}));
                          }
                        });
@@ -162,7 +153,7 @@ class AdminRoutes::Impl {
   // ---- workers (admin) ----
 
   void list_workers(const net::Responder& responder) {
-    s_.db_->call<std::vector<store::WorkerRecord>>(
+    s_.database().call<std::vector<store::WorkerRecord>>(
         [](store::StudioStore& st) { return st.list_workers(); },
         [this, responder](Result<std::vector<store::WorkerRecord>> workers) {
           if (!workers) {
@@ -171,20 +162,19 @@ class AdminRoutes::Impl {
           }
           json list = json::array();
           for (const auto& w : *workers) {
-            const auto session = s_.sessions_.find(w.id);
-            const bool connected = session != s_.sessions_.end();
+            const auto live = s_.connected_worker(w.id);
             json item = {{"id", w.id},
                          {"installId", w.install_id},
-                         {"connected", connected},
-                         {"capabilities",
-                          connected ? stored_json(proto::encode(session->second->capabilities_))
-                                    : stored_json(w.capabilities_json)},
+                         {"connected", live.has_value()},
+                         {"capabilities", live ? stored_json(live->capabilities_json)
+                                               : stored_json(w.capabilities_json)},
                          {"createdAt", iso_time(w.created_at)}};
             if (w.last_seen_at) {
               item["lastSeenAt"] = iso_time(*w.last_seen_at);
             }
-            if (connected && session->second->job_id_) {
-              item["currentJobId"] = *session->second->job_id_;
+            if (live && live->job_id) {
+              item["currentJobId"] = *live->job_id;
+              item["jobIds"] = live->job_ids;
             } else if (w.current_job_id) {
               item["currentJobId"] = *w.current_job_id;
             }
@@ -195,7 +185,7 @@ class AdminRoutes::Impl {
   }
 
   void list_pending(const net::Responder& responder) {
-    s_.db_->call<std::vector<store::RegistrationRecord>>(
+    s_.database().call<std::vector<store::RegistrationRecord>>(
         [](store::StudioStore& st) { return st.list_requests(store::RequestStatus::Pending); },
         [this, responder](Result<std::vector<store::RegistrationRecord>> requests) {
           if (!requests) {
@@ -211,14 +201,14 @@ class AdminRoutes::Impl {
                             {"sourceIp", r.source_ip},  // "address:port" since issue 17
                             {"createdAt", iso_time(r.created_at)},
                             // A poll of it is held open now: its worker is up and waiting.
-                            {"waiting", s_.held_polls_.contains(r.id)}});
+                            {"waiting", s_.poll_held(r.id)}});
           }
           responder.send(ok_json({{"pending", std::move(list)}}));
         });
   }
 
   void approve(const std::string& request_id, const net::Responder& responder) {
-    s_.db_->call<std::string>(
+    s_.database().call<std::string>(
         [request_id, now = s_.unix_millis()](store::StudioStore& st) {
           return approve_request(st, request_id, now);
         },
@@ -229,9 +219,9 @@ class AdminRoutes::Impl {
           }
           logger().info("registration.approved",
                         {{"request_id", request_id}, {"worker_id", *worker_id}});
-          s_.wake_held_polls(request_id);
+          s_.request_decided(request_id);
           // Unknown token until the worker polls; the placeholder hash matches nothing.
-          s_.workers_[*worker_id] = Studio::CachedWorker{sha256_hex(random_hex(32))};
+          s_.registry().set_worker_token_hash(*worker_id, sha256_hex(random_hex(32)));
           s_.publish_worker(*worker_id, "approved");
           responder.send(ok_json({{"status", "approved"}, {"workerId", *worker_id}}));
         });
@@ -239,7 +229,7 @@ class AdminRoutes::Impl {
 
   void reject(const HttpRequest& request, const std::string& request_id,
               const net::Responder& responder) {
-    auto body = parse_object(request.body, true, s_.config_.json_body_limit);
+    auto body = parse_object(request.body, true, s_.config().json_body_limit);
     if (!body) {
       responder.send(invalid("invalid_request", body.error().message));
       return;
@@ -249,7 +239,7 @@ class AdminRoutes::Impl {
       responder.send(invalid("invalid_request", reason.error().message));
       return;
     }
-    s_.db_->call<bool>(
+    s_.database().call<bool>(
         [request_id, reason = reason->value_or(""),
          now = s_.unix_millis()](store::StudioStore& st) -> Result<bool> {
           SW_TRY(reject_request(st, request_id, reason, now));
@@ -261,13 +251,13 @@ class AdminRoutes::Impl {
             return;
           }
           logger().info("registration.rejected", {{"request_id", request_id}});
-          s_.wake_held_polls(request_id);
+          s_.request_decided(request_id);
           responder.send(ok_json({{"status", "rejected"}, {"requestId", request_id}}));
         });
   }
 
   void delete_worker(const std::string& worker_id, const net::Responder& responder) {
-    s_.db_->call<bool>(
+    s_.database().call<bool>(
         [worker_id](store::StudioStore& st) { return st.delete_worker(worker_id); },
         [this, responder, worker_id](Result<bool> deleted) {
           if (!deleted) {
@@ -280,7 +270,7 @@ class AdminRoutes::Impl {
           }
           // At once, before the answer: its sessions close (worker_deleted, 4004), its token stops
           // upgrading and its jobs go back to the queue.
-          s_.revoke_worker(worker_id, "worker " + worker_id + " was deleted by the operator");
+          s_.worker_deleted(worker_id);
           logger().info("worker.deleted", {{"worker_id", worker_id}});
           responder.send(ok_json({{"deleted", worker_id}}));
         });
@@ -304,7 +294,7 @@ class AdminRoutes::Impl {
         return;
       }
     }
-    s_.db_->call<std::vector<store::WorkerLogRecord>>(
+    s_.database().call<std::vector<store::WorkerLogRecord>>(
         [worker_id, after, limit](store::StudioStore& st) {
           return st.worker_logs(worker_id, after, limit);
         },
@@ -328,7 +318,7 @@ class AdminRoutes::Impl {
   // A new admin token replaces the old at once: the old one is refused from the moment the new
   // hash is committed (before this answers).
   void rotate_admin_token(const net::Responder& responder) {
-    if (s_.config_.admin_token) {
+    if (s_.config().admin_token) {
       responder.send(HttpResponse::error(
           409, "conflict",
           "this studio takes its admin token from STUDIO_SERVER_ADMIN_TOKEN: change it there and "
@@ -337,7 +327,7 @@ class AdminRoutes::Impl {
     }
     std::string token = new_admin_token();
     std::string hash = sha256_hex(token);
-    s_.db_->call<bool>(
+    s_.database().call<bool>(
         [hash](store::StudioStore& st) -> Result<bool> {
           SW_TRY(st.set_setting(kAdminTokenSetting, hash));
           return true;
@@ -347,7 +337,7 @@ class AdminRoutes::Impl {
             responder.send(error_response(stored.error()));
             return;
           }
-          s_.admin_token_hash_ = hash;
+          s_.registry().set_admin_token_hash(hash);
           logger().info("admin_token.rotated");
           responder.send(ok_json({{"adminToken", token}}));
         });
@@ -356,7 +346,7 @@ class AdminRoutes::Impl {
   // ---- API keys (admin) ----
 
   void list_keys(const net::Responder& responder) {
-    s_.db_->call<std::vector<store::ApiKeyRecord>>(
+    s_.database().call<std::vector<store::ApiKeyRecord>>(
         [](store::StudioStore& st) { return st.list_api_keys(); },
         [responder](Result<std::vector<store::ApiKeyRecord>> keys) {
           if (!keys) {
@@ -372,7 +362,7 @@ class AdminRoutes::Impl {
   }
 
   void create_key(const HttpRequest& request, const net::Responder& responder) {
-    auto body = parse_object(request.body, true, s_.config_.json_body_limit);
+    auto body = parse_object(request.body, true, s_.config().json_body_limit);
     if (!body) {
       responder.send(invalid("invalid_request", body.error().message));
       return;
@@ -389,7 +379,7 @@ class AdminRoutes::Impl {
     const std::string key = "sk-" + random_hex(24);
     store::ApiKeyRecord record{"key-" + random_uuid(), name->value_or(""), sha256_hex(key),
                                s_.unix_millis()};
-    s_.db_->call<bool>(
+    s_.database().call<bool>(
         [record](store::StudioStore& st) -> Result<bool> {
           SW_TRY(st.insert_api_key(record));
           return true;
@@ -399,7 +389,7 @@ class AdminRoutes::Impl {
             responder.send(error_response(stored.error()));
             return;
           }
-          s_.api_keys_[record.key_hash] = record.id;
+          s_.registry().add_api_key(record);
           responder.send(ok_json({{"id", record.id},
                                   {"name", record.name},
                                   {"key", key},
@@ -409,7 +399,7 @@ class AdminRoutes::Impl {
   }
 
   void delete_key(const std::string& id, const net::Responder& responder) {
-    s_.db_->call<bool>([id](store::StudioStore& st) { return st.delete_api_key(id); },
+    s_.database().call<bool>([id](store::StudioStore& st) { return st.delete_api_key(id); },
                        [this, responder, id](Result<bool> deleted) {
                          if (!deleted) {
                            responder.send(error_response(deleted.error()));
@@ -419,8 +409,7 @@ class AdminRoutes::Impl {
                            responder.send(HttpResponse::error(404, "not_found", "no key " + id));
                            return;
                          }
-                         std::erase_if(s_.api_keys_,
-                                       [&](const auto& entry) { return entry.second == id; });
+                         s_.registry().remove_api_key(id);
                          responder.send(ok_json({{"deleted", id}}));
                        });
   }

@@ -12,6 +12,7 @@
 #include "studio/json_views.h"
 #include "studio/request_bodies.h"
 #include "studio/studio.h"
+#include "studio/transactions.h"
 
 namespace sw::studio::api {
 
@@ -40,37 +41,17 @@ class ClientRoutes::Impl {
   // ---- jobs ----
 
   void create_job(const HttpRequest& request, const net::Responder& responder) {
-    auto job = validate_job(request.body);
-    if (!job) {
-      responder.send(invalid("invalid_job", job.error().message));
+    auto valid = validate_job(request.body);
+    if (!valid) {
+      responder.send(invalid("invalid_job", valid.error().message));
       return;
     }
-    s_.db_->call<std::pair<store::JobRecord, bool>>(
-        [job = std::move(*job)](
-            store::StudioStore& st) mutable -> Result<std::pair<store::JobRecord, bool>> {
-          if (job.idempotency_key) {
-            auto existing = st.find_job_by_idempotency_key(*job.idempotency_key);
-            if (!existing) {
-              return fail(std::move(existing).error());
-            }
-            if (*existing) {
-              // Same key, another job: refused (issue 17). The first job comes back only for the
-              // same request, compared as the studio reads it (see same_job_fields).
-              const auto differs = differing_job_fields(**existing, job);
-              if (!differs.empty()) {
-                return fail(Error::make(
-                    Code::Conflict,
-                    "idempotencyKey \"{}\" was used for job {} with a different request "
-                    "(differs in: {}); send the same request to get that job, or use a new key",
-                    *job.idempotency_key, (*existing)->id, differs));
-              }
-              return std::pair(std::move(**existing), false);
-            }
-          }
-          SW_TRY(st.insert_job(job));
-          return std::pair(std::move(job), true);
+    s_.database().call<tx::CreatedJob>(
+        [job = std::move(valid->record)](store::StudioStore& st) mutable {
+          return tx::create_job(st, std::move(job));
         },
-        [this, responder](Result<std::pair<store::JobRecord, bool>> stored) {
+        [this, responder, task = std::move(valid->task),
+         source = std::move(valid->source)](Result<tx::CreatedJob> stored) mutable {
           if (!stored && stored.error().code == Code::Conflict) {
             responder.send(
                 HttpResponse::error(409, "idempotency_key_reused", stored.error().message));
@@ -80,67 +61,47 @@ class ClientRoutes::Impl {
             responder.send(error_response(stored.error()));
             return;
           }
-          auto& [record, created] = *stored;
-          if (!created) {
-            responder.send(ok_json(job_json(record)));
+          if (!stored->created) {
+            responder.send(ok_json(job_json(stored->record)));
             return;
           }
-          logger().debug("job.created", {{"job_id", record.id}, {"model", record.model}});
-          s_.publish_job(record);
-          if (auto active = Studio::make_active_job(record)) {
-            s_.enqueue(std::move(*active));
-          }
-          responder.send(ok_json(job_json(record, {}, waiting(record)), 201));
+          // The task and source this request decoded: the stored JSON was encoded from them.
+          s_.job_created(stored->record, std::move(task), std::move(source));
+          responder.send(ok_json(job_json(stored->record, {}, waiting(stored->record)), 201));
         });
   }
 
-  // Two requests with one idempotencyKey are the same job when every field that defines a job
-  // is equal as the studio reads it: model; task, as the canonical JSON the studio stores and
-  // offers (keys in one order, whitespace and defaults settled); priority (absent: 0);
-  // maxAttempts (absent: the studio's default); gameId and assetName (absent: ""). Returns the
-  // names of the fields that differ, comma-separated; empty when none.
-  static std::string differing_job_fields(const store::JobRecord& first,
-                                          const store::JobRecord& again) {
-    std::string out;
-    const auto add = [&out](bool differs, const char* name) {
-      if (differs) {
-        out += out.empty() ? name : std::string(", ") + name;
-      }
-    };
-    add(first.model != again.model, "model");
-    add(first.task_json != again.task_json, "task");
-    add(first.priority != again.priority, "priority");
-    add(first.max_attempts != again.max_attempts, "maxAttempts");
-    add(first.game_id != again.game_id, "gameId");
-    add(first.asset_name != again.asset_name, "assetName");
-    return out;
-  }
-
-  Result<store::JobRecord> validate_job(const std::string& text) {
+  // A new job as validated: its row, and the task and model source its JSON columns encode.
+  struct NewJob {
+    store::JobRecord record;
+    proto::Task task;
+    proto::ModelSource source;
+  };
+  Result<NewJob> validate_job(const std::string& text) {
     auto body = read_job_body(
         text,
         [this](const std::string& id) -> Result<proto::TaskKind> {
-          const auto model = s_.models_.find(id);
-          if (model == s_.models_.end()) {
+          const auto* model = s_.registry().model(id);
+          if (model == nullptr) {
             return fail(Error::invalid_argument("model: unknown model \"{}\"", id));
           }
-          if (!model->second.record.enabled) {
+          if (!model->record.enabled) {
             return fail(Error::invalid_argument("model: model \"{}\" is disabled", id));
           }
-          return model->second.record.kind;
+          return model->record.kind;
         },
-        s_.config_.json_body_limit);
+        s_.config().json_body_limit);
     if (!body) {
       return fail(std::move(body).error());
     }
-    const auto& model = s_.models_.at(body->model);
+    const auto& model = *s_.registry().model(body->model);
     SW_TRY(rules::check_task(model.source, body->task, rules::Stage::Creation));
     store::JobRecord job;
     job.id = "job-" + time_ordered_uuid();  // time-ordered: its index rows share recent pages
     job.model = body->model;
     job.kind = body->task.kind();
     job.task_json = proto::encode(body->task);
-    job.model_source_json = proto::encode(model.source);
+    job.model_source_json = model.source_json;
     if (!offer_fits_a_worker(job.task_json.size(), job.model_source_json.size())) {
       return fail(Error::invalid_argument(
           "task: the offer for this job would carry {} bytes of task and {} bytes of model "
@@ -152,47 +113,27 @@ class ClientRoutes::Impl {
     job.asset_name = body->asset_name.value_or("");
     job.priority = static_cast<int>(body->priority.value_or(0));
     job.max_attempts =
-        static_cast<int>(body->max_attempts.value_or(s_.config_.default_max_attempts));
+        static_cast<int>(body->max_attempts.value_or(s_.config().default_max_attempts));
     job.idempotency_key = body->idempotency_key;
     job.created_at = s_.unix_millis();
-    return job;
+    return NewJob{std::move(job), std::move(body->task), model.source};
   }
 
-  // A job with its attempt history, read in one database call.
-  struct JobView {
-    store::JobRecord record;
-    std::vector<store::AttemptRecord> attempts;
-  };
-  static Result<std::optional<JobView>> find_view(store::StudioStore& st, const std::string& id) {
-    auto job = st.find_job(id);
-    if (!job) {
-      return fail(std::move(job).error());
-    }
-    if (!*job) {
-      return std::optional<JobView>();
-    }
-    auto attempts = st.job_attempts(id);
-    if (!attempts) {
-      return fail(std::move(attempts).error());
-    }
-    return std::optional<JobView>(JobView{std::move(**job), std::move(*attempts)});
-  }
   // Why a queued job waits, asked of the scheduler when the view is built (loop thread).
   std::optional<std::string> waiting(const store::JobRecord& job) const {
     if (job.status != store::JobStatus::Queued) {
       return std::nullopt;
     }
-    auto reason = s_.scheduler_.waiting(job.id, s_.steady_now());
-    return reason ? std::optional<std::string>(std::move(reason->text)) : std::nullopt;
+    return s_.waiting_reason(job.id);
   }
-  json view_json(const JobView& view) const {
+  json view_json(const tx::JobView& view) const {
     return job_json(view.record, view.attempts, waiting(view.record));
   }
 
   void get_job(const std::string& id, const net::Responder& responder) {
-    s_.db_->call<std::optional<JobView>>(
-        [id](store::StudioStore& st) { return find_view(st, id); },
-        [this, responder, id](Result<std::optional<JobView>> job) {
+    s_.database().call<std::optional<tx::JobView>>(
+        [id](store::StudioStore& st) { return tx::find_job_view(st, id); },
+        [this, responder, id](Result<std::optional<tx::JobView>> job) {
           if (!job) {
             responder.send(error_response(job.error()));
           } else if (!*job) {
@@ -229,34 +170,9 @@ class ClientRoutes::Impl {
       filter.limit = value;
     }
     const auto before = request.query_param("before");
-    s_.db_->call<std::vector<JobView>>(
-        [filter, before](store::StudioStore& st) mutable -> Result<std::vector<JobView>> {
-          if (before && !before->empty()) {
-            auto cursor = st.find_job(*before);
-            if (!cursor) {
-              return fail(std::move(cursor).error());
-            }
-            if (!*cursor) {
-              return fail(Error::invalid_argument("before: no job {}", *before));
-            }
-            filter.before_seq = (*cursor)->seq;
-          }
-          auto jobs = st.list_jobs(filter);
-          if (!jobs) {
-            return fail(std::move(jobs).error());
-          }
-          std::vector<JobView> views;
-          views.reserve(jobs->size());
-          for (auto& job : *jobs) {
-            auto attempts = st.job_attempts(job.id);
-            if (!attempts) {
-              return fail(std::move(attempts).error());
-            }
-            views.push_back(JobView{std::move(job), std::move(*attempts)});
-          }
-          return views;
-        },
-        [this, responder, limit = filter.limit](Result<std::vector<JobView>> jobs) {
+    s_.database().call<std::vector<tx::JobView>>(
+        [filter, before](store::StudioStore& st) { return tx::list_job_views(st, filter, before); },
+        [this, responder, limit = filter.limit](Result<std::vector<tx::JobView>> jobs) {
           if (!jobs) {
             responder.send(error_response(jobs.error()));
             return;
@@ -274,7 +190,7 @@ class ClientRoutes::Impl {
   }
 
   void job_result(const std::string& id, const net::Responder& responder) {
-    s_.db_->call<std::optional<store::JobRecord>>(
+    s_.database().call<std::optional<store::JobRecord>>(
         [id](store::StudioStore& st) { return st.find_job(id); },
         [this, responder, id](Result<std::optional<store::JobRecord>> job) {
           if (!job) {
@@ -306,68 +222,32 @@ class ClientRoutes::Impl {
             // By the table, not the stored column: results stored before it knew flac, ogg and opus
             // were labelled application/octet-stream.
             response.content_type = proto::mime_for_ext((*job)->result_binary->ext);
-            response.file = s_.config_.data_dir / "results" / (*job)->result_binary->sha256;
+            response.file = s_.results_dir() / (*job)->result_binary->sha256;
             responder.send(std::move(response));
           }
         });
   }
 
   void cancel_job(const std::string& id, const net::Responder& responder) {
-    auto it = s_.jobs_.find(id);
-    const auto view = it != s_.jobs_.end() ? std::optional(it->second.view()) : std::nullopt;
-    if (const auto cancel = jobs::judge_cancel(view ? &*view : nullptr);
-        cancel != jobs::Cancel::AskStore) {
-      auto& job = it->second;
-      job.cancelled = true;
-      const bool queued = cancel == jobs::Cancel::Unqueue;
-      if (queued) {
-        s_.scheduler_.remove(id);
+    s_.cancel_job(id, [this, responder, id](Result<std::optional<tx::JobView>> job) {
+      if (!job) {
+        responder.send(error_response(job.error()));
+      } else if (!*job) {
+        responder.send(HttpResponse::error(404, "not_found", "no job " + id));
+      } else if ((*job)->record.status == store::JobStatus::Cancelled) {
+        responder.send(ok_json(view_json(**job)));  // cancelling twice is harmless
+      } else {
+        responder.send(HttpResponse::error(
+            409, "conflict",
+            fmt::format("job {} is already {}", id, store::to_string((*job)->record.status))));
       }
-      const auto now = s_.unix_millis();
-      s_.db_->call<std::optional<JobView>>(
-          [id, now](store::StudioStore& st) -> Result<std::optional<JobView>> {
-            SW_TRY(st.cancel_job(id, now));
-            return find_view(st, id);
-          },
-          [this, responder, id, queued](Result<std::optional<JobView>> stored) {
-            if (queued) {
-              s_.jobs_.erase(id);
-            } else if (auto live = s_.jobs_.find(id); live != s_.jobs_.end()) {
-              live->second.record.status = store::JobStatus::Cancelled;
-            }
-            if (!stored || !*stored) {
-              responder.send(stored ? HttpResponse::error(404, "not_found", "no job " + id)
-                                    : error_response(stored.error()));
-              return;
-            }
-            logger().info("job.cancelled", {{"job_id", id}});
-            s_.publish_job((*stored)->record);
-            responder.send(ok_json(view_json(**stored)));
-          });
-      return;
-    }
-    s_.db_->call<std::optional<JobView>>(
-        [id](store::StudioStore& st) { return find_view(st, id); },
-        [this, responder, id](Result<std::optional<JobView>> job) {
-          if (!job) {
-            responder.send(error_response(job.error()));
-          } else if (!*job) {
-            responder.send(HttpResponse::error(404, "not_found", "no job " + id));
-          } else if ((*job)->record.status == store::JobStatus::Cancelled) {
-            responder.send(ok_json(view_json(**job)));  // cancelling twice is harmless
-          } else {
-            responder.send(HttpResponse::error(
-                409, "conflict",
-                fmt::format("job {} is already {}", id, store::to_string((*job)->record.status))));
-          }
-        });
+    });
   }
 
   void events(const net::Responder& responder) {
     auto stream = responder.start_stream("text/event-stream");
     if (stream) {
-      stream->write(": connected\n\n");
-      s_.event_streams_.push_back(std::move(stream));
+      s_.add_event_stream(std::move(stream));
     }
   }
 

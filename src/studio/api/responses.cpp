@@ -18,8 +18,15 @@ net::HttpResponse error_response(const Error& error) {
     case Code::AlreadyExists: return net::HttpResponse::error(409, "conflict", error.message);
     case Code::InvalidArgument:
       return net::HttpResponse::error(400, "invalid_request", error.message);
-    case Code::Unavailable: return unavailable(error.message);
-    default: return net::HttpResponse::error(500, "internal_error", error.message);
+    case Code::Unavailable:
+      // The store's own words name the database (host, user, SQL): for the operator's log only.
+      logger().warn("store.unavailable", {{"error", error.message}});
+      return unavailable("the studio's database cannot take the request now; try again shortly");
+    default:
+      logger().error("request.failed",
+                     {{"code", std::string(to_string(error.code))}, {"error", error.message}});
+      return net::HttpResponse::error(500, "internal_error",
+                                      "the studio failed to answer this request; its log says why");
   }
 }
 
@@ -32,7 +39,9 @@ net::HttpResponse invalid(std::string_view code, std::string message) {
 }
 
 net::HttpResponse unavailable(std::string_view message) {
-  return net::HttpResponse::error(503, "unavailable", message);
+  auto response = net::HttpResponse::error(503, "unavailable", message);
+  response.headers.push_back({"retry-after", std::to_string(kRetryAfterSeconds)});
+  return response;
 }
 
 net::HttpResponse ok_json(const nlohmann::json& body, int status) {

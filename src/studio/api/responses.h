@@ -19,7 +19,9 @@ const log::Logger& logger();
 
 // Error code → status and body: NotFound 404 not_found; Conflict and AlreadyExists 409 conflict;
 // InvalidArgument 400 invalid_request; Unavailable 503 unavailable; anything else 500
-// internal_error. The message is the error's own.
+// internal_error. A client error's message is the error's own. A server-side error (Unavailable,
+// IoError, Internal, …) comes from the store and may name the database's host, user or SQL: it
+// is logged (target studio_worker::studio::api) and the client gets a fixed sentence.
 net::HttpResponse error_response(const Error& error);
 
 // The body of an error answer, for answers built before their status is sent.
@@ -28,7 +30,9 @@ std::string error_body(std::string_view code, std::string_view message);
 // 400 with a route's own code (invalid_request, invalid_task, …).
 net::HttpResponse invalid(std::string_view code, std::string message);
 
-// 503 unavailable: the studio is shutting down or its database cannot take the request now.
+// 503 unavailable, with `Retry-After: kRetryAfterSeconds`: the studio is shutting down or its
+// database cannot take the request now.
+inline constexpr int kRetryAfterSeconds = 2;
 net::HttpResponse unavailable(std::string_view message);
 
 net::HttpResponse ok_json(const nlohmann::json& body, int status = 200);

@@ -17,6 +17,7 @@
 #include "studio/json_views.h"
 #include "studio/request_bodies.h"
 #include "studio/studio.h"
+#include "studio/transactions.h"
 
 namespace sw::studio::api {
 
@@ -41,9 +42,7 @@ class WorkerRoutes::Impl {
 
   bool worker_token_ok(const HttpRequest& head, const std::string& worker_id) const {
     const auto token = head.bearer_token();
-    const auto worker = s_.workers_.find(worker_id);
-    return token && worker != s_.workers_.end() &&
-           constant_time_equal(sha256_hex(*token), worker->second.token_hash);
+    return token && s_.registry().worker_token_matches(worker_id, *token);
   }
 
   std::variant<net::UpgradeAccepted, HttpResponse> upgrade(const HttpRequest& head,
@@ -58,12 +57,12 @@ class WorkerRoutes::Impl {
                    {"reference", reference}};
       return HttpResponse::json(401, dump(body));
     }
-    if (s_.stopping_) {
+    if (s_.stopping()) {
       return unavailable("the studio is shutting down");
     }
     net::UpgradeAccepted accepted;
     accepted.handler = std::make_shared<WorkerSession>(s_.weak_from_this(), worker_id);
-    accepted.message_limit = s_.config_.frame_limit;
+    accepted.message_limit = s_.config().frame_limit;
     if (const auto* protocols = head.header("sec-websocket-protocol");
         protocols && protocols->find("studio-worker-v1") != std::string::npos) {
       accepted.subprotocol = "studio-worker-v1";
@@ -74,11 +73,11 @@ class WorkerRoutes::Impl {
   // ---- registration (reference §2.1–2.2) ----
 
   void register_request(const HttpRequest& request, const net::Responder& responder) {
-    if (!s_.register_limiter_.allow(request.remote_address, s_.steady_now())) {
+    if (!s_.allow_registration(request.remote_address)) {
       responder.send(HttpResponse::error(
           429, "rate_limited",
           fmt::format("at most {} registration requests per {} s from one address",
-                      s_.config_.register_rate_limit, s_.config_.register_rate_window.count())));
+                      s_.config().register_rate_limit, s_.config().register_rate_window.count())));
       return;
     }
     auto body = proto::decode_register_request(request.body);
@@ -108,30 +107,8 @@ class WorkerRoutes::Impl {
                        : v6 ? fmt::format("[{}]:{}", request.remote_address, request.remote_port)
                             : fmt::format("{}:{}", request.remote_address, request.remote_port);
     record.created_at = s_.unix_millis();
-    s_.db_->call<std::string>(
-        [record](store::StudioStore& st) -> Result<std::string> {
-          // Dedup: a retry with the same install and secret gets the same request. A new secret
-          // for the same install supersedes the old request (never adopts it: whoever holds the
-          // old secret keeps no claim on the new one).
-          auto existing = st.find_pending_request(record.install_id);
-          if (!existing) {
-            return fail(std::move(existing).error());
-          }
-          if (*existing) {
-            if (constant_time_equal((*existing)->secret_hash, record.secret_hash)) {
-              return (*existing)->id;
-            }
-            auto superseded = st.decide_request((*existing)->id, store::RequestStatus::Rejected,
-                                                "superseded by a newer request from the same "
-                                                "install",
-                                                std::nullopt, record.created_at);
-            if (!superseded) {
-              return fail(std::move(superseded).error());
-            }
-          }
-          SW_TRY(st.insert_request(record));
-          return record.id;
-        },
+    s_.database().call<std::string>(
+        [record](store::StudioStore& st) { return tx::open_registration(st, record); },
         [responder, install = record.install_id](Result<std::string> id) {
           if (!id) {
             responder.send(error_response(id.error()));
@@ -173,96 +150,58 @@ class WorkerRoutes::Impl {
 
   void poll_registration(const std::string& request_id, const std::string& secret_hash,
                          std::chrono::milliseconds wait, const net::Responder& responder) {
-    struct Answer {
-      int status = 200;
-      std::string body;
-      std::optional<std::pair<std::string, std::string>> token;  // worker id, hash
-      bool pending = false;
-    };
-    s_.db_->call<Answer>(
-        [request_id, secret_hash](store::StudioStore& st) -> Result<Answer> {
-          auto found = st.find_request(request_id);
-          if (!found) {
-            return fail(std::move(found).error());
-          }
-          if (!*found) {
-            return Answer{404, error_body("not_found", "unknown registration request"),
-                          std::nullopt};
-          }
-          const auto& r = **found;
-          if (!constant_time_equal(secret_hash, r.secret_hash)) {
-            return Answer{401, error_body("unauthorized", "registration secret rejected"),
-                          std::nullopt};
-          }
-          switch (r.status) {
-            case store::RequestStatus::Pending:
-              return Answer{200,
-                            proto::encode(proto::RegistrationPoll{proto::RegistrationPending{}}),
-                            std::nullopt, true};
-            case store::RequestStatus::Rejected:
-              return Answer{
-                  200,
-                  proto::encode(proto::RegistrationPoll{proto::RegistrationRejected{r.reason}}),
-                  std::nullopt};
-            case store::RequestStatus::Approved: break;
-          }
-          // Every approved poll mints a fresh token and rotates the stored hash (reference §2.2).
-          const std::string token = random_hex(32);
-          const std::string hash = sha256_hex(token);
-          auto rotated = st.set_worker_token(r.worker_id.value_or(""), hash);
-          if (!rotated) {
-            return fail(std::move(rotated).error());
-          }
-          if (!*rotated) {
-            return Answer{404, error_body("not_found", "the approved worker was deleted"),
-                          std::nullopt};
-          }
-          return Answer{200,
-                        proto::encode(proto::RegistrationPoll{
-                            proto::RegistrationApproved{*r.worker_id, token}}),
-                        std::pair(*r.worker_id, hash)};
+    s_.database().call<tx::RegistrationAnswer>(
+        [request_id, secret_hash](store::StudioStore& st) {
+          return tx::poll_registration(st, request_id, secret_hash);
         },
-        [this, responder, request_id, secret_hash, wait](Result<Answer> answer) {
+        [this, responder, request_id, secret_hash, wait](Result<tx::RegistrationAnswer> answer) {
           if (!answer) {
             responder.send(error_response(answer.error()));
             return;
           }
-          if (answer->pending && wait.count() > 0 && !s_.stopping_) {
+          if (answer->pending && wait.count() > 0 && !s_.stopping()) {
             hold_poll(request_id, secret_hash, wait, std::move(answer->body), responder);
             return;
           }
           if (answer->token) {
-            s_.workers_[answer->token->first] = Studio::CachedWorker{answer->token->second};
+            s_.registry().set_worker_token_hash(answer->token->first, answer->token->second);
           }
           responder.send(HttpResponse::json(answer->status, std::move(answer->body)));
         });
   }
 
+  // Another studio process may decide the request: its NOTIFY wakes the poll, and since a
+  // notification is only a hint, a held poll also reads the request again this often.
+  static constexpr std::chrono::milliseconds kClusterPollReread{1'000};
+
   // Holds a pending poll until its request is decided (then polls once more, without waiting)
-  // or `wait` ends (then answers `pending_body`).
+  // or `wait` ends (then answers `pending_body`). In a cluster the hold is cut into slices of
+  // kClusterPollReread, each ending in a fresh read of the request with the rest of the wait.
   void hold_poll(const std::string& request_id, const std::string& secret_hash,
                  std::chrono::milliseconds wait, std::string pending_body,
                  const net::Responder& responder) {
-    auto held = std::make_shared<Studio::HeldPoll>(s_.loop_);
-    s_.held_polls_.emplace(request_id, held);
-    held->timer.expires_after(wait);
+    auto held = s_.hold_poll(request_id);
+    const bool slice = s_.clustered() && wait > kClusterPollReread;
+    // The loop's own clock, like the timer (a test clock may stand still).
+    const auto until = std::chrono::steady_clock::now() + wait;
+    held->timer.expires_after(slice ? kClusterPollReread : wait);
     held->timer.async_wait([this, weak = s_.weak_from_this(), held, request_id, secret_hash,
-                            pending_body = std::move(pending_body),
-                            responder](const boost::system::error_code&) {
+                            pending_body = std::move(pending_body), responder, slice,
+                            until](const boost::system::error_code&) {
       auto studio = weak.lock();
       if (!studio) {
         return;
       }
-      if (held->decided && !studio->stopping_) {
+      if (held->decided && !studio->stopping()) {
         poll_registration(request_id, secret_hash, std::chrono::milliseconds(0), responder);
         return;
       }
-      auto [first, last] = studio->held_polls_.equal_range(request_id);
-      for (auto it = first; it != last; ++it) {
-        if (it->second == held) {
-          studio->held_polls_.erase(it);
-          break;
-        }
+      studio->end_held_poll(request_id, held);
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          until - std::chrono::steady_clock::now());
+      if (slice && !studio->stopping() && left.count() > 0) {
+        poll_registration(request_id, secret_hash, left, responder);
+        return;
       }
       responder.send(HttpResponse::json(200, pending_body));
     });
@@ -280,7 +219,7 @@ class WorkerRoutes::Impl {
     using Mode = ResultUploadSink::Mode;
     const auto* type = head.header("content-type");
     UploadHead upload{type ? *type : std::string(), declared_length(head)};
-    switch (s_.judge_active(job_id, worker_id).verdict) {
+    switch (s_.book().judge_active(job_id, worker_id).verdict) {
       case jobs::Verdict::Take: return admitter.decide(open_upload(Mode::Store, upload));
       case jobs::Verdict::Repeat:
       case jobs::Verdict::Drop: return admitter.decide(open_upload(Mode::Verify, upload));
@@ -288,7 +227,7 @@ class WorkerRoutes::Impl {
       case jobs::Verdict::NotYours: return admitter.decide(not_claimed(job_id));
       case jobs::Verdict::AskStore: break;
     }
-    s_.db_->call<std::optional<store::JobRecord>>(
+    s_.database().call<std::optional<store::JobRecord>>(
         [id = job_id](store::StudioStore& st) { return st.find_job(id); },
         [this, upload, admitter, worker_id, job_id,
          weak = s_.weak_from_this()](Result<std::optional<store::JobRecord>> job) {
@@ -298,7 +237,7 @@ class WorkerRoutes::Impl {
           if (!job) {
             return admitter.decide(error_response(job.error()));
           }
-          if (s_.standing(job_id, worker_id) != jobs::Standing::Unknown) {
+          if (s_.book().standing(job_id, worker_id) != jobs::Standing::Unknown) {
             // It became active meanwhile (a studio load raced the look-up): ask again shortly.
             return admitter.decide(busy(job_id));
           }
@@ -307,7 +246,9 @@ class WorkerRoutes::Impl {
             case jobs::Verdict::Take: return admitter.decide(open_upload(Mode::Store, upload));
             case jobs::Verdict::Repeat:
             case jobs::Verdict::Drop: return admitter.decide(open_upload(Mode::Verify, upload));
-            case jobs::Verdict::Busy: return admitter.decide(busy(job_id));
+            case jobs::Verdict::Busy:
+              s_.take_over_for_result(worker_id, job_id);  // a cluster's claim of another process
+              return admitter.decide(busy(job_id));
             case jobs::Verdict::NotYours:
             case jobs::Verdict::AskStore: break;
           }
@@ -333,15 +274,15 @@ class WorkerRoutes::Impl {
   std::variant<net::Admission, HttpResponse> open_upload(ResultUploadSink::Mode mode,
                                                          const UploadHead& upload) {
     auto sink =
-        ResultUploadSink::open(mode, s_.config_.data_dir / "results", s_.upload_budget_,
-                               upload.content_type, upload.declared, s_.config_.json_body_limit);
+        ResultUploadSink::open(mode, s_.results_dir(), s_.upload_budget(),
+                               upload.content_type, upload.declared, s_.config().json_body_limit);
     if (auto* refusal = std::get_if<HttpResponse>(&sink)) {
       if (refusal->status == 503) {
-        ++s_.metrics_.uploads_deferred;
+        ++s_.metrics().uploads_deferred;
       }
       return std::move(*refusal);
     }
-    net::Admission admission{s_.config_.result_body_limit,
+    net::Admission admission{s_.config().result_body_limit,
                              std::get<std::shared_ptr<ResultUploadSink>>(std::move(sink))};
     admission.authenticated = true;  // admit() checked the worker's token first
     return admission;
@@ -377,7 +318,7 @@ class WorkerRoutes::Impl {
                              "ext: must be 1 to 10 lowercase letters or digits (e.g. webp)"));
       return;
     }
-    s_.metrics_.upload_bytes += received->size;
+    s_.metrics().upload_bytes += received->size;
     complete_hashed(BinaryUpload{std::move(received->ext), std::move(received->prompt),
                                  std::move(received->file), received->size, worker_id, job_id,
                                  std::move(received->sha256)},
@@ -397,7 +338,7 @@ class WorkerRoutes::Impl {
   };
 
   void complete_hashed(BinaryUpload upload, const net::Responder& responder) {
-    const auto judged = s_.judge_active(upload.job_id, upload.worker_id);
+    const auto judged = s_.book().judge_active(upload.job_id, upload.worker_id);
     switch (judged.verdict) {
       case jobs::Verdict::Take: break;
       case jobs::Verdict::Drop:
@@ -413,7 +354,7 @@ class WorkerRoutes::Impl {
       case jobs::Verdict::AskStore: return complete_settled(std::move(upload), responder);
     }
     // Hold the job while the file is written, so that no timeout requeues it meanwhile.
-    const auto previous = s_.hold_for_completion(s_.jobs_.at(upload.job_id));
+    const auto previous = s_.hold_for_completion(upload.job_id);
     write_result_file(std::move(upload), responder,
                       [this, previous](const BinaryUpload& written_upload, const Status& written,
                                        const net::Responder& reply) {
@@ -426,8 +367,8 @@ class WorkerRoutes::Impl {
   void write_result_file(
       BinaryUpload upload, const net::Responder& responder,
       std::function<void(const BinaryUpload&, const Status&, const net::Responder&)> then) {
-    const auto path = s_.config_.data_dir / "results" / upload.sha256;
-    boost::asio::post(*s_.blocking_, [this, upload, path, responder, then = std::move(then),
+    const auto path = s_.results_dir() / upload.sha256;
+    boost::asio::post(s_.blocking_pool(), [this, upload, path, responder, then = std::move(then),
                                       weak = s_.weak_from_this()]() mutable {
       Status written;
       std::error_code ec;
@@ -440,7 +381,7 @@ class WorkerRoutes::Impl {
       }
       upload.file.reset();  // a copy not needed (same bytes already stored) is removed here
       boost::asio::post(
-          s_.loop_, [upload = std::move(upload), written, responder, then = std::move(then), weak] {
+          s_.loop(), [upload = std::move(upload), written, responder, then = std::move(then), weak] {
             if (weak.lock()) {
               then(upload, written, responder);
             }
@@ -453,7 +394,7 @@ class WorkerRoutes::Impl {
   // and the row completed in one transaction that judges it again; a result for a job done by
   // another or cancelled is dropped; anything else is not this worker's.
   void complete_settled(BinaryUpload upload, const net::Responder& responder) {
-    s_.db_->call<std::optional<store::JobRecord>>(
+    s_.database().call<std::optional<store::JobRecord>>(
         [id = upload.job_id](store::StudioStore& st) { return st.find_job(id); },
         [this, upload, responder,
          weak = s_.weak_from_this()](Result<std::optional<store::JobRecord>> job) mutable {
@@ -483,13 +424,15 @@ class WorkerRoutes::Impl {
     switch (verdict) {
       case jobs::Verdict::Take: return;
       case jobs::Verdict::Repeat:
-        ++s_.metrics_.repeated_completions;
+        ++s_.metrics().repeated_completions;
         return responder.send(ok_json({{"ok", true}, {"repeated", true}}));
       case jobs::Verdict::Drop:
         logger().info("job.result_dropped",
                       {{"job_id", upload.job_id}, {"worker_id", upload.worker_id}});
         return responder.send(ok_json({{"ok", true}, {"discarded", true}}));
-      case jobs::Verdict::Busy: return responder.send(busy(upload.job_id));
+      case jobs::Verdict::Busy:
+        s_.take_over_for_result(upload.worker_id, upload.job_id);
+        return responder.send(busy(upload.job_id));
       case jobs::Verdict::NotYours:
       case jobs::Verdict::AskStore: return responder.send(not_claimed(upload.job_id));
     }
@@ -503,43 +446,14 @@ class WorkerRoutes::Impl {
       return responder.send(HttpResponse::error(
           503, "unavailable", "cannot store the result: " + written.error().message));
     }
-    struct Settled {
-      jobs::Verdict verdict = jobs::Verdict::NotYours;
-      std::optional<store::JobRecord> job;
-    };
     store::BinaryResult result{upload.sha256, proto::mime_for_ext(upload.ext), upload.ext,
                                static_cast<std::int64_t>(upload.size)};
-    s_.db_->call<Settled>(
+    s_.database().call<tx::SettledUpload>(
         [id = upload.job_id, worker = upload.worker_id, result, prompt = upload.prompt,
-         now = s_.unix_millis()](store::StudioStore& st) -> Result<Settled> {
-          // Judged again with the completion, in one transaction: of two late results, the
-          // first stored wins.
-          auto job = st.find_job(id);
-          if (!job) {
-            return fail(std::move(job).error());
-          }
-          const bool same =
-              *job && (*job)->result_binary && (*job)->result_binary->sha256 == result.sha256;
-          Settled settled{jobs::judge_settled(*job, worker, same), std::move(*job)};
-          if (settled.verdict != jobs::Verdict::Take) {
-            return settled;
-          }
-          auto taken = st.complete_job_binary(id, worker, result, prompt, now);
-          if (!taken) {
-            return fail(std::move(taken).error());
-          }
-          if (!*taken) {
-            settled.verdict = jobs::Verdict::Drop;  // cannot happen in one transaction
-            return settled;
-          }
-          auto done = st.find_job(id);
-          if (!done) {
-            return fail(std::move(done).error());
-          }
-          settled.job = std::move(*done);
-          return settled;
+         now = s_.unix_millis()](store::StudioStore& st) {
+          return tx::complete_settled_binary(st, id, worker, result, prompt, now);
         },
-        [this, upload, responder, weak = s_.weak_from_this()](Result<Settled> settled) {
+        [this, upload, responder, weak = s_.weak_from_this()](Result<tx::SettledUpload> settled) {
           if (!weak.lock()) {
             return responder.send(unavailable("shutting down"));
           }
@@ -557,17 +471,15 @@ class WorkerRoutes::Impl {
   }
 
   void store_binary(const BinaryUpload& upload, const Status& written,
-                    const net::Responder& responder, Studio::ActiveJob::Phase previous) {
-    auto it = s_.jobs_.find(upload.job_id);
-    if (it == s_.jobs_.end()) {
+                    const net::Responder& responder, jobs::Phase previous) {
+    if (!s_.book().find(upload.job_id)) {
       responder.send(HttpResponse::error(409, "conflict", "job is no longer held"));
       return;
     }
-    auto& job = it->second;
     if (!written) {
       logger().error("result.write_failed",
                      {{"job_id", upload.job_id}, {"error", written.error().message}});
-      s_.resume_after_failed_completion(job, previous);
+      s_.resume_after_failed_completion(upload.job_id, previous);
       responder.send(unavailable("cannot store the result: " + written.error().message));
       return;
     }

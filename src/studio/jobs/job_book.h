@@ -26,18 +26,25 @@
 //   same result again from the worker that completed the job is a repeat, acknowledged again.
 //   A withdrawn claim's accept is ignored and its own result acknowledged and dropped.
 //
-// Thread-safety: stateless functions over values; call from any thread. Today the studio's loop
-// thread holds the active jobs (Studio::ActiveJob) and their timers, and calls these.
-// TODO(h18): own the active jobs' phases and return effects (offer, arm deadline, persist,
-// publish) instead of verdicts, so that Studio only executes them.
+// Thread-safety: the verdict functions are stateless (any thread). JobBook holds the active jobs
+// and is not synchronised: the studio's loop thread owns it. It takes time as arguments and
+// returns effects (send the offer, arm or cancel a deadline, publish, put in the queue) that the
+// studio carries out; it touches no socket, timer or database.
+// TODO(h18): release, cancel and completion still change a job's fields from studio.cpp and the
+// routes (through JobBook::find); they become transitions here that return a persist effect.
 
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
+#include <variant>
+#include <vector>
 
 #include "common/clock.h"
-#include "store/studio_store.h"
+#include "studio/store/studio_store.h"
+#include "studio/scheduler.h"
 
 namespace sw::studio::jobs {
 
@@ -146,5 +153,159 @@ SteadyTime run_deadline(std::optional<SteadyTime> run_until, SteadyTime now,
                         std::chrono::milliseconds limit);
 // Time left until `deadline`, never negative.
 std::chrono::milliseconds time_left(SteadyTime deadline, SteadyTime now);
+
+// ---- the book: the active jobs, their phases and deadlines ----
+
+// A deadline the book asked for (offer timeout, run limit or claim grace). The studio's timer
+// reports `generation` back (JobBook::deadline_due): a timer armed for an older deadline of the
+// same job, or for a job no longer active, changes nothing.
+struct Deadline {
+  SteadyTime at{};
+  std::string reason;  // the error recorded when it fires
+  std::uint64_t generation = 0;
+};
+
+// An active job: a job queued or claimed in the database, as the book holds it.
+struct ActiveJob {
+  store::JobRecord record;
+  std::string offer_frame;  // the encoded offer, built once
+  Phase phase = Phase::Queued;
+  std::string holder;         // worker id unless queued
+  std::uint64_t session = 0;  // the holder's session (its welcome order) while it has the job
+  bool cancelled = false;     // cancelled by a client while active
+  std::optional<Deadline> deadline;     // none while queued, claiming or finishing
+  std::optional<SteadyTime> run_until;  // the run limit's end, kept through a detach
+  SteadyTime enqueued_at{};
+  std::string engine;  // the model source's engine, decoded once (routing, issue 14)
+  // The claim was refused (its worker's row was gone) after a release had started: that
+  // release finds the row still queued and puts the job back in the queue instead of dropping it.
+  bool claim_refused = false;
+
+  ActiveView view() const {
+    return ActiveView{.phase = phase, .holder = holder, .cancelled = cancelled, .record = &record};
+  }
+  QueuedJob queued() const {
+    return QueuedJob{.id = record.id,
+                     .seq = record.seq,
+                     .priority = record.priority,
+                     .kind = record.kind,
+                     .vram_gb_estimate = record.vram_gb_estimate,
+                     .model = record.model,
+                     .engine = engine};
+  }
+};
+
+// What the studio carries out for a transition, in order.
+namespace effect {
+struct Enqueue {  // give the job (now Queued) to the scheduler and dispatch
+  std::string job_id;
+};
+struct SendOffer {  // send the job's offer_frame over the holder's session `session`
+  std::string job_id;
+  std::uint64_t session = 0;
+};
+struct ArmDeadline {  // (re)arm the job's one timer for `at`; it reports `generation`
+  std::string job_id;
+  SteadyTime at{};
+  std::uint64_t generation = 0;
+};
+struct CancelDeadline {  // stop the job's timer, if any
+  std::string job_id;
+};
+struct Publish {  // the job's row changed: tell event streams
+  store::JobRecord record;
+};
+}  // namespace effect
+using Effect = std::variant<effect::Enqueue, effect::SendOffer, effect::ArmDeadline,
+                            effect::CancelDeadline, effect::Publish>;
+using Effects = std::vector<Effect>;
+
+// The active jobs by id. Transitions check the phase they start from; called from a phase they
+// do not leave from, they change nothing and return no effects.
+class JobBook {
+ public:
+  ActiveJob* find(const std::string& job_id);
+  const ActiveJob* find(const std::string& job_id) const;
+  std::size_t size() const { return jobs_.size(); }
+  // Removes the job (it is over, or forgotten); returns it. The caller cancels its deadline.
+  std::optional<ActiveJob> erase(const std::string& job_id);
+
+  // ---- questions (the verdict functions over the held job; not active: as for nullptr) ----
+  Standing standing(const std::string& job_id, std::string_view worker_id) const;
+  ActiveCompletion judge_active(const std::string& job_id, std::string_view worker_id) const;
+  // An accept or reject over session `session` (0: none).
+  Answer judge_accept(const std::string& job_id, std::uint64_t session) const;
+  Answer judge_reject(const std::string& job_id, std::uint64_t session) const;
+  Cancel judge_cancel(const std::string& job_id) const;
+  // True or false when the job is active: `worker_id` holds or once held it; nullopt when it is
+  // not active (the row decides).
+  std::optional<bool> held_by(const std::string& job_id, std::string_view worker_id) const;
+  // Jobs held by a worker (offered, running or detached), e.g. to re-read their rows.
+  std::vector<std::string> held_ids() const;
+  // Claims of `worker_id` waiting out their grace (Detached).
+  std::vector<std::string> detached_claims_of(std::string_view worker_id) const;
+  // The deadline with `generation` is still the job's and the job waits on it (offered, running
+  // or detached): it fires now. nullptr: stale, or the job is being settled.
+  const Deadline* deadline_due(const std::string& job_id, std::uint64_t generation) const;
+
+  // ---- transitions ----
+  // any → Queued (a new job, a requeue, a claim given back): holder, session and deadlines go.
+  Effects enqueue(ActiveJob job, SteadyTime now);
+  // A claim of a studio's previous run (or, in a cluster, of a process that died): held by the
+  // row's worker, Detached for `grace`. `why` starts the requeue reason if the worker stays away.
+  Effects restore_claimed(ActiveJob job, SteadyTime now, std::chrono::milliseconds grace,
+                          std::string_view why = "the studio restarted");
+  // Queued → Claiming: the scheduler chose `holder` (session `session`); the claim is stored next.
+  void begin_claim(const std::string& job_id, std::string holder, std::uint64_t session);
+  // Claiming: the claim is stored; the held row says claimed by the holder at `unix_now`.
+  void claim_stored(const std::string& job_id, std::int64_t unix_now);
+  // Claiming → Offered: the offer goes out and the offer timeout starts.
+  Effects offer(const std::string& job_id, SteadyTime now, std::chrono::milliseconds offer_timeout);
+  // Offered → Running: the holder accepted; attempts+1 (a run started, issue 17), the run limit
+  // starts from now.
+  Effects accept(const std::string& job_id, SteadyTime now, std::int64_t unix_now,
+                 std::chrono::milliseconds run_limit);
+  // Offered|Running → Detached: the holder's session is gone; the claim waits `grace`.
+  Effects detach(const std::string& job_id, SteadyTime now, std::chrono::milliseconds grace,
+                 std::string_view why);
+  // Detached → Running: the holder is back over `session` and reports the job; the run limit
+  // goes on from where it was (or starts, after a studio restart).
+  Effects reattach(const std::string& job_id, std::uint64_t session, SteadyTime now,
+                   std::chrono::milliseconds run_limit);
+  // Any held phase → Finishing (a release or a completion is being stored): the deadline stops.
+  // Returns the phase to go back to (resume) if storing fails.
+  struct Held {
+    Phase previous = Phase::Queued;
+    Effects effects;
+  };
+  Held hold(const std::string& job_id);
+  // Finishing → `previous`: storing failed; the deadline it had is armed again (a queued job
+  // goes back to the queue).
+  Effects resume(const std::string& job_id, Phase previous, SteadyTime now);
+  // The holder lets go (release): session and deadline go, the job is Finishing.
+  Effects let_go(const std::string& job_id);
+  // The release after let_go() is stored: the holder becomes a former holder and the job is
+  // requeued (Publish, then Queued and Enqueue) or, when `failed`, over (Publish; it leaves the
+  // book). `attempts` and `error` are as stored.
+  Effects release_stored(const std::string& job_id, int attempts, const std::string& error,
+                         bool failed, std::int64_t unix_now, SteadyTime now);
+  // A completion by `worker_id` (the holder or a former holder) is stored: the job is done
+  // (Publish) and leaves the book.
+  Effects completion_stored(const std::string& job_id, const std::string& worker_id,
+                            std::int64_t unix_now);
+  // A client cancels the job (judge_cancel said Unqueue or MarkHeld): from now on a result for it
+  // is dropped, a release only clears its holder. The row is cancelled next (cancel_stored).
+  void mark_cancelled(const std::string& job_id);
+  // The row says cancelled: a queued job is over (erased); a held one stays until its holder
+  // lets go, with the row's status.
+  void cancel_stored(const std::string& job_id);
+  // Storing the cancel failed: the job goes on as before (a queued one back to the queue).
+  Effects cancel_failed(const std::string& job_id);
+
+ private:
+  Effects arm(ActiveJob& job, SteadyTime at, std::string reason);
+  std::unordered_map<std::string, ActiveJob> jobs_;
+  std::uint64_t next_generation_ = 0;
+};
 
 }  // namespace sw::studio::jobs

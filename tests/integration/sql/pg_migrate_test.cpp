@@ -7,7 +7,7 @@
 #include <thread>
 
 #include "sql/pg/migrate.h"
-#include "store/migrations.h"
+#include "studio/store/migrations.h"
 #include "support/postgres_server.h"
 
 namespace sw::sql::pg {
@@ -30,7 +30,7 @@ TEST_F(PgMigrate, TheStudioSchemaAppliesOnAFreshDatabaseAndAgainAsANoOp) {
   const auto tables = count(*conn,
                             "SELECT count(*) FROM information_schema.tables WHERE "
                             "table_schema = 'public'");
-  EXPECT_EQ(tables, 9);  // 8 of the studio's and schema_migrations
+  EXPECT_EQ(tables, 10);  // 9 of the studio's and schema_migrations
   // The translated schema holds what the studio writes: identity keys, 64-bit milliseconds,
   // the CHECKs.
   auto job = conn->exec(
@@ -47,7 +47,8 @@ TEST_F(PgMigrate, TheStudioSchemaAppliesOnAFreshDatabaseAndAgainAsANoOp) {
   EXPECT_EQ(claimed_without_worker.error().code, Code::Conflict);
 
   ASSERT_TRUE(migrate(*conn, studio));  // again: nothing to do, nothing lost
-  EXPECT_EQ(count(*conn, "SELECT count(*) FROM schema_migrations"), 3);
+  EXPECT_EQ(count(*conn, "SELECT count(*) FROM schema_migrations"),
+            static_cast<std::int64_t>(store::studio_migrations().size()));
   EXPECT_EQ(count(*conn, "SELECT count(*) FROM jobs"), 1);
 }
 
@@ -102,7 +103,8 @@ TEST_F(PgMigrate, ProcessesStartingTogetherApplyEachStepOnce) {
   }
   auto conn = Connection::open(uri_);
   ASSERT_TRUE(conn);
-  EXPECT_EQ(count(*conn, "SELECT count(*) FROM schema_migrations"), 3);
+  EXPECT_EQ(count(*conn, "SELECT count(*) FROM schema_migrations"),
+            static_cast<std::int64_t>(store::studio_migrations().size()));
 }
 
 }  // namespace

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
 #include "engines/llama/llama_mapping.h"
@@ -73,6 +75,34 @@ TEST(LlamaMapping, ResultHasTheReferenceShape) {
   EXPECT_FALSE(llama::completion_result(R"({"choices":[]})", "m", 1));
 }
 
+// dispatch() streams (each token is progress for the stall deadline) and answers with the whole
+// completion: the chunks llama-server sends, gathered, give the same result as its plain answer.
+TEST(LlamaMapping, AStreamedAnswerGathersIntoTheSameResult) {
+  llama::StreamedCompletion streamed;
+  for (
+      const char* chunk :
+      {R"({"choices":[{"index":0,"delta":{"role":"assistant","content":null},"finish_reason":null}],"object":"chat.completion.chunk"})",
+       R"({"choices":[{"index":0,"delta":{"content":"<think>hm"},"finish_reason":null}],"object":"chat.completion.chunk"})",
+       R"({"choices":[{"index":0,"delta":{"content":"</think>Hi"},"finish_reason":null}],"object":"chat.completion.chunk"})",
+       R"({"choices":[{"index":0,"delta":{"content":"!"},"finish_reason":null}],"object":"chat.completion.chunk"})",
+       R"({"choices":[{"index":0,"delta":{},"finish_reason":"length"}],"object":"chat.completion.chunk"})",
+       R"({"choices":[],"usage":{"prompt_tokens":7,"completion_tokens":5,"total_tokens":12},"object":"chat.completion.chunk"})"}) {
+    streamed.add(json::parse(chunk));
+  }
+  EXPECT_FALSE(streamed.error());
+  auto result = llama::completion_result(streamed.completion().dump(), "qwen", 42);
+  ASSERT_TRUE(result);
+  EXPECT_EQ(
+      *result,
+      json::parse(
+          R"({"object":"chat.completion","model":"qwen","choices":[{"index":0,"message":{"role":"assistant","content":"Hi!","reasoning_content":"hm"},"finish_reason":"length"}],"usage":{"prompt_tokens":7,"completion_tokens":5,"total_tokens":12},"elapsed_ms":42})"));
+
+  llama::StreamedCompletion failed;
+  failed.add(json::parse(R"({"error":{"code":500,"message":"boom","type":"server_error"}})"));
+  ASSERT_TRUE(failed.error());
+  EXPECT_EQ(llama::runner_error(500, failed.error()->dump()).code, Code::Unavailable);
+}
+
 TEST(LlamaMapping, RunnerErrorsKeepTheirMeaning) {
   const auto too_long = llama::runner_error(
       400, R"({"error":{"code":400,"message":"request (900 tokens) exceeds the available context size (512 tokens), try increasing it","type":"exceed_context_size_error","n_prompt_tokens":900,"n_ctx":512}})");
@@ -126,6 +156,8 @@ TEST(WhisperMapping, FormAndResult) {
   EXPECT_FALSE(whisper::transcript_result(R"({"error":"x"})", plain));
   const auto args = whisper::server_args("/m/w.bin", std::filesystem::path("/m/vad.bin"));
   EXPECT_EQ(args.back(), "/m/vad.bin");
+  // Its progress lines are the sign of life the stall deadline watches during a transcription.
+  EXPECT_NE(std::find(args.begin(), args.end(), "--print-progress"), args.end());
 }
 
 TEST(SdMapping, PrecedenceTaskThenDefaultsThenFallbacks) {

@@ -182,6 +182,20 @@ TEST(HeartbeatFrame, WithoutCurrentJobIdOmitsIt) {
   EXPECT_FALSE(std::get<Heartbeat>(*with_null).current_job_id);
 }
 
+TEST(CapacityFeature, AHeartbeatCarriesItOnlyWhenSetAndItRoundTrips) {
+  auto caps = decode_capabilities(kCapabilities);
+  ASSERT_TRUE(caps) << caps.error().message;
+  EXPECT_EQ(encode(WorkerFrame{Heartbeat{*caps, std::string("a")}}).find("capacity"),
+            std::string::npos)
+      << "the reference's heartbeat, key for key";
+  const Heartbeat beat{*caps, std::string("a"), WorkerCapacity{1, {"a", "b"}}};
+  const std::string text = encode(WorkerFrame{beat});
+  EXPECT_NE(text.find(R"("capacity":{"room":1,"jobIds":["a","b"]})"), std::string::npos) << text;
+  auto back = decode_worker_frame(text);
+  ASSERT_TRUE(back) << back.error().message;
+  EXPECT_EQ(std::get<Heartbeat>(*back), beat);
+}
+
 TEST(LimitsFeature, HelloAndWelcomeCarryItOnlyWhenSet) {
   auto caps = decode_capabilities(kCapabilities);
   ASSERT_TRUE(caps) << caps.error().message;

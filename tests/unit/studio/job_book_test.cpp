@@ -197,5 +197,302 @@ TEST(JobBookTest, TheRunLimitIsKeptThroughAReattach) {
   EXPECT_EQ(time_left(first, SteadyTime{90s}), 0ms) << "never negative";
 }
 
+// ---- JobBook: the active jobs' phases and the effects the studio carries out ----
+
+namespace book {
+
+ActiveJob queued_job(std::string id, int max_attempts = 3) {
+  ActiveJob job;
+  job.record.id = std::move(id);
+  job.record.status = JobStatus::Queued;
+  job.record.former_workers = ",";
+  job.record.max_attempts = max_attempts;
+  job.record.kind = proto::TaskKind::Image;
+  return job;
+}
+
+template <typename E>
+const E* find_effect(const Effects& effects) {
+  for (const auto& effect : effects) {
+    if (const auto* e = std::get_if<E>(&effect)) {
+      return e;
+    }
+  }
+  return nullptr;
+}
+
+// A book with job "j1" offered to worker w1 over session 7 at the clock's time.
+struct Offered {
+  ManualClock clock;
+  JobBook book;
+  Effects offered;
+  Offered() {
+    book.enqueue(queued_job("j1"), clock.steady_now());
+    book.begin_claim("j1", "w1", 7);
+    book.claim_stored("j1", clock.unix_millis());
+    offered = book.offer("j1", clock.steady_now(), 5s);
+  }
+};
+
+TEST(JobBookClassTest, ANewJobIsQueuedAndHandedToTheScheduler) {
+  ManualClock clock;
+  JobBook book;
+  const auto effects = book.enqueue(queued_job("j1"), clock.steady_now());
+  ASSERT_NE(book.find("j1"), nullptr);
+  EXPECT_EQ(book.find("j1")->phase, Phase::Queued);
+  ASSERT_NE(find_effect<effect::Enqueue>(effects), nullptr);
+  EXPECT_EQ(find_effect<effect::Enqueue>(effects)->job_id, "j1");
+  EXPECT_EQ(find_effect<effect::ArmDeadline>(effects), nullptr) << "a queued job has no deadline";
+}
+
+TEST(JobBookClassTest, AStoredClaimIsOfferedToTheHoldersSessionWithTheOfferTimeout) {
+  Offered f;
+  const auto* job = f.book.find("j1");
+  EXPECT_EQ(job->phase, Phase::Offered);
+  EXPECT_EQ(job->record.status, JobStatus::Claimed);
+  EXPECT_EQ(job->record.worker_id, "w1");
+  EXPECT_EQ(job->record.claimed_at, f.clock.unix_millis());
+  const auto* send = find_effect<effect::SendOffer>(f.offered);
+  ASSERT_NE(send, nullptr);
+  EXPECT_EQ(send->session, 7u);
+  const auto* arm = find_effect<effect::ArmDeadline>(f.offered);
+  ASSERT_NE(arm, nullptr);
+  EXPECT_EQ(arm->at, f.clock.steady_now() + 5s);
+  ASSERT_NE(find_effect<effect::Publish>(f.offered), nullptr);
+  EXPECT_EQ(find_effect<effect::Publish>(f.offered)->record.status, JobStatus::Claimed);
+  EXPECT_EQ(f.book.standing("j1", "w1"), Standing::Holder);
+}
+
+TEST(JobBookClassTest, WhileTheClaimIsStoredTheJobIsBusyAndCannotBeOfferedTwice) {
+  ManualClock clock;
+  JobBook book;
+  book.enqueue(queued_job("j1"), clock.steady_now());
+  book.begin_claim("j1", "w1", 7);
+  EXPECT_EQ(book.standing("j1", "w1"), Standing::Busy);
+  book.begin_claim("j1", "w2", 8);  // not queued any more: nothing changes
+  EXPECT_EQ(book.find("j1")->holder, "w1");
+  EXPECT_TRUE(book.accept("j1", clock.steady_now(), clock.unix_millis(), 60s).empty())
+      << "no accept before the offer went out";
+}
+
+TEST(JobBookClassTest, TheOfferTimeoutFiresOnlyForTheDeadlineStillArmed) {
+  Offered f;
+  const auto generation = find_effect<effect::ArmDeadline>(f.offered)->generation;
+  const auto* due = f.book.deadline_due("j1", generation);
+  ASSERT_NE(due, nullptr);
+  EXPECT_EQ(due->reason, "offer not answered within 5000 ms");
+  const auto accepted = f.book.accept("j1", f.clock.steady_now(), f.clock.unix_millis(), 60s);
+  EXPECT_EQ(f.book.deadline_due("j1", generation), nullptr) << "the accept replaced it";
+  EXPECT_NE(f.book.deadline_due("j1", find_effect<effect::ArmDeadline>(accepted)->generation),
+            nullptr);
+}
+
+TEST(JobBookClassTest, OnlyTheOfferedSessionsAcceptStartsTheRun) {
+  Offered f;
+  EXPECT_EQ(f.book.judge_accept("j1", 8), Answer::AskHeld) << "another session of the worker";
+  EXPECT_EQ(f.book.judge_accept("j1", 7), Answer::Start);
+  f.clock.advance(2s);
+  const auto effects = f.book.accept("j1", f.clock.steady_now(), f.clock.unix_millis(), 60s);
+  const auto* job = f.book.find("j1");
+  EXPECT_EQ(job->phase, Phase::Running);
+  EXPECT_EQ(job->record.attempts, 1) << "attempts count runs started";
+  EXPECT_EQ(job->record.accepted_at, f.clock.unix_millis());
+  const auto* arm = find_effect<effect::ArmDeadline>(effects);
+  ASSERT_NE(arm, nullptr);
+  EXPECT_EQ(arm->at, f.clock.steady_now() + 60s) << "the run limit starts at the accept";
+  EXPECT_EQ(f.book.judge_accept("j1", 7), Answer::Repeat);
+  EXPECT_TRUE(f.book.accept("j1", f.clock.steady_now(), f.clock.unix_millis(), 60s).empty());
+  EXPECT_EQ(f.book.find("j1")->record.attempts, 1) << "a repeated accept counts nothing";
+}
+
+TEST(JobBookClassTest, ADetachedClaimWaitsTheGraceAndReattachKeepsTheRunLimit) {
+  Offered f;
+  f.book.accept("j1", f.clock.steady_now(), f.clock.unix_millis(), 60s);
+  const auto run_until = f.clock.steady_now() + 60s;
+  f.clock.advance(10s);
+  const auto detached = f.book.detach("j1", f.clock.steady_now(), 3s, "the worker disconnected");
+  const auto* job = f.book.find("j1");
+  EXPECT_EQ(job->phase, Phase::Detached);
+  EXPECT_EQ(job->session, 0u);
+  EXPECT_EQ(f.book.standing("j1", "w1"), Standing::Holder) << "its result is still taken";
+  const auto* grace = find_effect<effect::ArmDeadline>(detached);
+  ASSERT_NE(grace, nullptr);
+  EXPECT_EQ(grace->at, f.clock.steady_now() + 3s);
+  EXPECT_EQ(f.book.deadline_due("j1", grace->generation)->reason,
+            "the worker disconnected while worker w1 held the job, and it did not return "
+            "within 3000 ms");
+  EXPECT_EQ(f.book.detached_claims_of("w1"), std::vector<std::string>{"j1"});
+
+  f.clock.advance(1s);
+  const auto back = f.book.reattach("j1", 9, f.clock.steady_now(), 60s);
+  EXPECT_EQ(job->phase, Phase::Running);
+  EXPECT_EQ(job->session, 9u);
+  const auto* limit = find_effect<effect::ArmDeadline>(back);
+  ASSERT_NE(limit, nullptr);
+  EXPECT_EQ(limit->at, run_until) << "a reattach does not restart the run limit";
+  EXPECT_EQ(f.book.deadline_due("j1", grace->generation), nullptr) << "the grace is over";
+  EXPECT_TRUE(f.book.detached_claims_of("w1").empty());
+  EXPECT_EQ(f.book.judge_accept("j1", 9), Answer::Repeat) << "an accept over the new session";
+}
+
+TEST(JobBookClassTest, OnlyAHeldJobDetachesAndOnlyADetachedOneReattaches) {
+  ManualClock clock;
+  JobBook book;
+  book.enqueue(queued_job("j1"), clock.steady_now());
+  EXPECT_TRUE(book.detach("j1", clock.steady_now(), 3s, "gone").empty());
+  EXPECT_TRUE(book.reattach("j1", 9, clock.steady_now(), 60s).empty());
+  EXPECT_EQ(book.find("j1")->phase, Phase::Queued);
+  EXPECT_TRUE(book.detach("nope", clock.steady_now(), 3s, "gone").empty());
+}
+
+TEST(JobBookClassTest, AClaimOfAPreviousRunIsDetachedAndItsRunLimitStartsAtTheReattach) {
+  ManualClock clock;
+  JobBook book;
+  auto job = queued_job("j1");
+  job.record.status = JobStatus::Claimed;
+  job.record.worker_id = "w1";
+  const auto restored = book.restore_claimed(std::move(job), clock.steady_now(), 3s);
+  EXPECT_EQ(book.find("j1")->phase, Phase::Detached);
+  EXPECT_EQ(book.find("j1")->holder, "w1");
+  ASSERT_NE(find_effect<effect::ArmDeadline>(restored), nullptr);
+  clock.advance(1s);
+  const auto back = book.reattach("j1", 4, clock.steady_now(), 60s);
+  EXPECT_EQ(find_effect<effect::ArmDeadline>(back)->at, clock.steady_now() + 60s);
+}
+
+TEST(JobBookClassTest, AHeldCompletionStopsTheDeadlineAndAFailedStoreResumesIt) {
+  Offered f;
+  f.book.accept("j1", f.clock.steady_now(), f.clock.unix_millis(), 60s);
+  const auto run_until = f.clock.steady_now() + 60s;
+  auto held = f.book.hold("j1");
+  EXPECT_EQ(held.previous, Phase::Running);
+  EXPECT_EQ(f.book.find("j1")->phase, Phase::Finishing);
+  ASSERT_NE(find_effect<effect::CancelDeadline>(held.effects), nullptr);
+  EXPECT_EQ(f.book.judge_active("j1", "w1").verdict, Verdict::Busy);
+  f.clock.advance(5s);
+  const auto resumed = f.book.resume("j1", held.previous, f.clock.steady_now());
+  EXPECT_EQ(f.book.find("j1")->phase, Phase::Running);
+  const auto* arm = find_effect<effect::ArmDeadline>(resumed);
+  ASSERT_NE(arm, nullptr);
+  EXPECT_EQ(arm->at, run_until) << "the run limit goes on where it was";
+}
+
+TEST(JobBookClassTest, AStaleTimerDoesNotFireWhileTheJobIsBeingSettled) {
+  Offered f;
+  const auto generation = find_effect<effect::ArmDeadline>(f.offered)->generation;
+  f.book.hold("j1");
+  EXPECT_EQ(f.book.deadline_due("j1", generation), nullptr);
+}
+
+TEST(JobBookClassTest, AQueuedJobHeldForAFormerHoldersResultGoesBackToTheQueue) {
+  ManualClock clock;
+  JobBook book;
+  book.enqueue(queued_job("j1"), clock.steady_now());
+  auto held = book.hold("j1");
+  EXPECT_EQ(held.previous, Phase::Queued);
+  const auto resumed = book.resume("j1", held.previous, clock.steady_now());
+  EXPECT_EQ(book.find("j1")->phase, Phase::Queued);
+  EXPECT_NE(find_effect<effect::Enqueue>(resumed), nullptr);
+}
+
+TEST(JobBookClassTest, LettingGoEndsTheSessionAndTheDeadline) {
+  Offered f;
+  const auto generation = find_effect<effect::ArmDeadline>(f.offered)->generation;
+  const auto effects = f.book.let_go("j1");
+  EXPECT_NE(find_effect<effect::CancelDeadline>(effects), nullptr);
+  EXPECT_EQ(f.book.find("j1")->phase, Phase::Finishing);
+  EXPECT_EQ(f.book.find("j1")->session, 0u);
+  EXPECT_EQ(f.book.deadline_due("j1", generation), nullptr);
+  const auto requeued = f.book.enqueue(*f.book.erase("j1"), f.clock.steady_now());
+  EXPECT_EQ(f.book.find("j1")->holder, "");
+  EXPECT_NE(find_effect<effect::Enqueue>(requeued), nullptr);
+}
+
+TEST(JobBookClassTest, ACancelIsJudgedOnTheHeldPhase) {
+  Offered f;
+  EXPECT_EQ(f.book.judge_cancel("j1"), Cancel::MarkHeld);
+  EXPECT_EQ(f.book.judge_cancel("nope"), Cancel::AskStore);
+  f.book.enqueue(queued_job("j2"), f.clock.steady_now());
+  EXPECT_EQ(f.book.judge_cancel("j2"), Cancel::Unqueue);
+  EXPECT_EQ(f.book.held_by("j1", "w1"), true);
+  EXPECT_EQ(f.book.held_by("j1", "w2"), false);
+  EXPECT_EQ(f.book.held_by("nope", "w1"), std::nullopt);
+}
+
+
+TEST(JobBookClassTest, ACancelledQueuedJobLeavesTheBookOnceTheRowSaysSo) {
+  ManualClock clock;
+  JobBook book;
+  book.enqueue(queued_job("j1"), clock.steady_now());
+  ASSERT_EQ(book.judge_cancel("j1"), Cancel::Unqueue);
+  book.mark_cancelled("j1");
+  ASSERT_NE(book.find("j1"), nullptr) << "kept until the cancel is stored";
+  book.cancel_stored("j1");
+  EXPECT_EQ(book.find("j1"), nullptr);
+}
+
+TEST(JobBookClassTest, ACancelledHeldJobDropsItsHoldersResultAndWaitsForItToLetGo) {
+  Offered f;
+  ASSERT_EQ(f.book.judge_cancel("j1"), Cancel::MarkHeld);
+  f.book.mark_cancelled("j1");
+  f.book.cancel_stored("j1");
+  const auto* job = f.book.find("j1");
+  ASSERT_NE(job, nullptr) << "the holder still has it";
+  EXPECT_EQ(job->record.status, JobStatus::Cancelled);
+  EXPECT_EQ(f.book.judge_active("j1", "w1").verdict, Verdict::Drop);
+}
+
+TEST(JobBookClassTest, ACancelThatWasNotStoredPutsAQueuedJobBackInTheQueue) {
+  ManualClock clock;
+  JobBook book;
+  book.enqueue(queued_job("j1"), clock.steady_now());
+  book.mark_cancelled("j1");
+  const auto effects = book.cancel_failed("j1");
+  ASSERT_NE(find_effect<effect::Enqueue>(effects), nullptr);
+  EXPECT_FALSE(book.find("j1")->cancelled);
+  EXPECT_TRUE(book.cancel_failed("j1").empty()) << "only once";
+}
+
+TEST(JobBookClassTest, AStoredReleaseRequeuesTheJobAndRemembersItsHolderAsFormer) {
+  Offered f;
+  f.book.let_go("j1");
+  const auto effects =
+      f.book.release_stored("j1", 1, "offer timed out", false, 1234, f.clock.steady_now());
+  const auto* job = f.book.find("j1");
+  ASSERT_NE(job, nullptr);
+  EXPECT_EQ(job->phase, Phase::Queued);
+  EXPECT_EQ(job->record.status, JobStatus::Queued);
+  EXPECT_EQ(job->record.worker_id, std::nullopt);
+  EXPECT_TRUE(job->record.formerly_held_by("w1"));
+  EXPECT_EQ(f.book.standing("j1", "w1"), Standing::Former);
+  ASSERT_NE(find_effect<effect::Publish>(effects), nullptr);
+  EXPECT_NE(find_effect<effect::Enqueue>(effects), nullptr);
+}
+
+TEST(JobBookClassTest, AStoredReleaseThatFailsTheJobTakesItOutOfTheBook) {
+  Offered f;
+  f.book.let_go("j1");
+  const auto effects = f.book.release_stored("j1", 3, "boom", true, 1234, f.clock.steady_now());
+  EXPECT_EQ(f.book.find("j1"), nullptr);
+  const auto* published = find_effect<effect::Publish>(effects);
+  ASSERT_NE(published, nullptr);
+  EXPECT_EQ(published->record.status, JobStatus::Failed);
+  EXPECT_EQ(published->record.finished_at, 1234);
+  EXPECT_EQ(find_effect<effect::Enqueue>(effects), nullptr);
+}
+
+TEST(JobBookClassTest, AStoredCompletionMakesTheJobDoneByItsWorker) {
+  Offered f;
+  f.book.hold("j1");
+  const auto effects = f.book.completion_stored("j1", "w1", 999);
+  EXPECT_EQ(f.book.find("j1"), nullptr);
+  const auto* published = find_effect<effect::Publish>(effects);
+  ASSERT_NE(published, nullptr);
+  EXPECT_EQ(published->record.status, JobStatus::Done);
+  EXPECT_EQ(published->record.worker_id, "w1");
+  EXPECT_EQ(published->record.finished_at, 999);
+}
+
+}  // namespace book
 }  // namespace
 }  // namespace sw::studio::jobs

@@ -60,6 +60,30 @@ TEST(SchedulerTest, AWorkerHoldsOneJobAtATime) {
   EXPECT_EQ(s.queued(), 1u);
 }
 
+// Feature "capacity" (issue 19): a worker that announced room for more gets a second job while
+// the first runs, up to its slots; then it waits like any busy worker.
+TEST(SchedulerTest, AWorkerWithSlotsHoldsThatManyJobsAtOnce) {
+  Scheduler s;
+  s.enqueue(job("llm", 1, 0, TaskKind::Llm));
+  s.enqueue(job("image", 2, 0, TaskKind::Image));
+  s.enqueue(job("third", 3, 0, TaskKind::Image));
+  s.upsert_worker("w", 1, caps({TaskKind::Llm, TaskKind::Image}));
+  s.set_slots("w", 2);
+  const auto first = s.assign(kNow);
+  ASSERT_EQ(first.size(), 2u) << "both slots filled in one pass";
+  EXPECT_EQ(first[0].job_id, "llm");
+  EXPECT_EQ(first[1].job_id, "image");
+  EXPECT_TRUE(s.assign(kNow).empty());
+  EXPECT_EQ(s.waiting("third", kNow)->reason, WaitClass::Busy);
+  s.set_held("w", 1);  // one finished
+  const auto next = s.assign_worker("w", kNow);
+  ASSERT_TRUE(next.has_value());
+  EXPECT_EQ(next->job_id, "third");
+  s.set_held("w", 2);
+  s.set_slots("w", 2);
+  EXPECT_FALSE(s.assign_worker("w", kNow).has_value());
+}
+
 TEST(SchedulerTest, KindVramPauseAndPresenceDecideEligibility) {
   Scheduler s;
   s.enqueue(job("image", 1, 0, TaskKind::Image));

@@ -30,6 +30,26 @@ TEST(WorkerConfig, RoundTripsThroughTomlAndIgnoresLegacyKeys) {
   EXPECT_TRUE(legacy);
 }
 
+// The progress deadlines (runner_pool.h) are the operator's: written when not the default, read
+// back, and a zero (a deadline that fires at once) is refused naming the key.
+TEST(WorkerConfig, RunnerStallTimesRoundTripAndZeroIsRefused) {
+  WorkerConfig config;
+  config.api_base_url = "http://studio:9790";
+  EXPECT_EQ(sw::worker::format_config(config).find("stall"), std::string::npos);
+  config.runner_load_stall_secs = 600;
+  config.runner_inference_stall_secs = 900;
+  const std::string text = sw::worker::format_config(config);
+  EXPECT_THAT(text, HasSubstr("runner_load_stall_secs = 600"));
+  EXPECT_THAT(text, HasSubstr("runner_inference_stall_secs = 900"));
+  auto parsed = sw::worker::parse_config(text, "c.toml");
+  ASSERT_TRUE(parsed) << parsed.error().message;
+  EXPECT_EQ(*parsed, config);
+  auto zero =
+      sw::worker::parse_config("api_base_url = 'http://x'\nrunner_inference_stall_secs = 0\n", "c");
+  ASSERT_FALSE(zero);
+  EXPECT_THAT(zero.error().message, HasSubstr("runner_inference_stall_secs"));
+}
+
 // The daemon's state is not the operator's: config.toml's text never carries it, state.toml's
 // does, and the reference's state keys are still read from a config.toml that holds them.
 TEST(WorkerConfig, TheStateIsWrittenToItsOwnFileAndReadFromAReferenceConfig) {

@@ -6,7 +6,11 @@
 
 #include <gtest/gtest.h>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
 #include <fstream>
+#include <thread>
 
 #include "sql/sqlite.h"
 #include "support/temp_dir.h"
@@ -63,7 +67,7 @@ TEST(Outbox, APostponedEntryWaitsItsBackoffEvenAcrossAReopen) {
     ASSERT_TRUE(outbox);
     auto e = entry("job-a", "x", OutboxEntry::Kind::Json);
     (*outbox)->put(e);
-    ASSERT_TRUE((*outbox)->postpone("job-a", 3, 9000, "studio 503"));
+    ASSERT_TRUE((*outbox)->postpone("job-a", 3, 9000, Deferral::Failed, "studio 503"));
   }
   auto outbox = Outbox::open(path, {});
   ASSERT_TRUE(outbox);
@@ -196,6 +200,121 @@ TEST(Outbox, AnOutboxFromANewerReleaseIsRefusedAndLeftInPlace) {
   for (const auto& file : std::filesystem::directory_iterator(dir.path())) {
     EXPECT_EQ(file.path().filename().string().find("corrupt"), std::string::npos);
   }
+}
+
+// Waiting for a completeAck is a state of the entry, not an error: the operator's lastError
+// keeps showing the last real failure.
+TEST(Outbox, AnEntryAwaitingItsAckIsNotReportedAsAnError) {
+  testing::TempDir dir;
+  auto outbox = Outbox::open(dir.path() / "outbox.db", {});
+  ASSERT_TRUE(outbox);
+  auto a = entry("job-a", "x", OutboxEntry::Kind::Json);
+  auto b = entry("job-b", "y", OutboxEntry::Kind::Json);
+  ASSERT_TRUE((*outbox)->put(a));
+  ASSERT_TRUE((*outbox)->put(b));
+  ASSERT_TRUE((*outbox)->postpone("job-a", 1, 2000, Deferral::Failed, "studio 503"));
+  ASSERT_TRUE((*outbox)->postpone("job-b", 1, 3000, Deferral::AwaitingAck, ""));
+  EXPECT_EQ((*outbox)->summary().last_error, "job-a: studio 503");
+  auto due = (*outbox)->due(3000, 10);
+  ASSERT_TRUE(due);
+  ASSERT_EQ(due->size(), 2u);
+  EXPECT_EQ((*due)[1].job_id, "job-b");
+  EXPECT_EQ((*due)[1].attempts, 1);
+  EXPECT_EQ((*due)[1].last_error, "awaiting completeAck");
+}
+
+// The loop's side of the outbox (issue 19): it starts a write and goes on; the write runs on the
+// writer thread, and the caller resumes on its own thread once the entry is on disk.
+struct Kept {
+  std::optional<bool> durable;
+  std::thread::id resumed_on;
+};
+
+boost::asio::awaitable<void> keep_into(Outbox& outbox, OutboxEntry e, Kept& kept) {
+  const bool durable = co_await outbox.keep(std::move(e));
+  kept.durable = durable;
+  kept.resumed_on = std::this_thread::get_id();
+}
+
+// Named locals: GCC 12 double-destroys temporaries inside a co_await expression.
+boost::asio::awaitable<void> drop_and_retry(Outbox& outbox, std::vector<Status>& out) {
+  std::string job_b = "job-b", why = "studio 503", job_a = "job-a";
+  Status retried =
+      co_await outbox.retry_later(std::move(job_b), 2, 7000, Deferral::Failed, std::move(why));
+  out.push_back(std::move(retried));
+  Status dropped = co_await outbox.drop(std::move(job_a), true);
+  out.push_back(std::move(dropped));
+}
+
+TEST(Outbox, TheLoopsCountersAnswerWhileAWriteWaitsForTheDisk) {
+  testing::TempDir dir;
+  const auto path = dir.path() / "outbox.db";
+  auto outbox = Outbox::open(path, OutboxLimits{1, 1 << 20});
+  ASSERT_TRUE(outbox) << outbox.error().message;
+  // Another process holds the database's write lock (a backup, an operator's sqlite3 shell):
+  // the write has to wait for it.
+  auto other = sql::Db::open(path);
+  ASSERT_TRUE(other) << other.error().message;
+  ASSERT_TRUE(other->exec("BEGIN IMMEDIATE"));
+
+  boost::asio::io_context loop;
+  Kept kept;
+  boost::asio::co_spawn(loop,
+                        keep_into(**outbox, entry("job-a", "x", OutboxEntry::Kind::Json), kept),
+                        boost::asio::detached);
+  loop.poll();  // the loop starts the write and is free again
+  EXPECT_FALSE(kept.durable.has_value());
+  // What the loop reads on every offer and status request answers now, without the disk.
+  const auto summary = (*outbox)->summary();
+  EXPECT_EQ(summary.disk_ops_pending, 1u);
+  EXPECT_EQ(summary.entries, 0u);  // not counted before it is on disk
+  EXPECT_FALSE((*outbox)->full());
+  EXPECT_FALSE((*outbox)->contains("job-a"));
+  EXPECT_FALSE((*outbox)->next_due_ms().has_value());
+
+  ASSERT_TRUE(other->exec("ROLLBACK"));
+  loop.run();  // until the write's completion has resumed the caller
+  ASSERT_TRUE(kept.durable.has_value());
+  EXPECT_TRUE(*kept.durable);
+  EXPECT_EQ(kept.resumed_on, std::this_thread::get_id());
+  EXPECT_TRUE((*outbox)->contains("job-a"));
+  EXPECT_TRUE((*outbox)->full());
+  EXPECT_EQ((*outbox)->summary().disk_ops_pending, 0u);
+  EXPECT_EQ((*outbox)->summary().volatile_entries, 0u);
+  outbox->reset();  // as if the process died: the entry is on disk
+  auto reopened = Outbox::open(path, {});
+  ASSERT_TRUE(reopened);
+  auto due = (*reopened)->due(5000, 10);
+  ASSERT_TRUE(due);
+  ASSERT_EQ(due->size(), 1u);
+  EXPECT_EQ((*due)[0].job_id, "job-a");
+}
+
+TEST(Outbox, LoopOperationsRunInTheOrderTheyWereStarted) {
+  testing::TempDir dir;
+  auto outbox = Outbox::open(dir.path() / "outbox.db", {});
+  ASSERT_TRUE(outbox);
+  boost::asio::io_context loop;
+  Kept a, b;
+  boost::asio::co_spawn(loop, keep_into(**outbox, entry("job-a", "x", OutboxEntry::Kind::Json), a),
+                        boost::asio::detached);
+  boost::asio::co_spawn(loop, keep_into(**outbox, entry("job-b", "y", OutboxEntry::Kind::Json), b),
+                        boost::asio::detached);
+  std::vector<Status> results;
+  boost::asio::co_spawn(loop, drop_and_retry(**outbox, results), boost::asio::detached);
+  loop.run();
+  ASSERT_EQ(results.size(), 2u);
+  EXPECT_TRUE(results[0]);
+  EXPECT_TRUE(results[1]);
+  const auto summary = (*outbox)->summary();
+  EXPECT_EQ(summary.entries, 1u);
+  EXPECT_EQ(summary.delivered, 1u);
+  EXPECT_EQ((*outbox)->next_due_ms(), 7000);
+  auto due = (*outbox)->due(7000, 10);
+  ASSERT_TRUE(due);
+  ASSERT_EQ(due->size(), 1u);
+  EXPECT_EQ((*due)[0].job_id, "job-b");
+  EXPECT_EQ((*due)[0].attempts, 2);
 }
 
 TEST(Outbox, BackoffDoublesFromItsBaseAndStopsAtAMinute) {

@@ -1,10 +1,10 @@
-#include "store/studio_store.h"
+#include "studio/store/studio_store.h"
 
 #include <sqlite3.h>
 
 #include <utility>
 
-#include "store/migrations.h"
+#include "studio/store/migrations.h"
 
 namespace sw::store {
 namespace {
@@ -13,7 +13,8 @@ constexpr std::string_view kJobColumns =
     "seq, id, model, kind, task, model_source, vram_gb_estimate, game_id, asset_name, priority, "
     "attempts, max_attempts, idempotency_key, status, worker_id, last_worker_id, created_at, "
     "claimed_at, accepted_at, finished_at, error, prompt, result_json, result_sha256, "
-    "result_content_type, result_ext, result_bytes, former_workers, completions";
+    "result_content_type, result_ext, result_bytes, former_workers, completions, process_id, "
+    "queue_seq";
 
 // Column lists in the order the read_* functions below expect.
 constexpr std::string_view kWorkerColumns =
@@ -54,6 +55,8 @@ JobRecord read_job(const Stmt& s) {
   }
   job.former_workers = s.text(27);
   job.completions = static_cast<int>(s.int64(28));
+  job.process_id = s.optional_text(29);
+  job.queue_seq = s.int64(30);
   return job;
 }
 
@@ -178,7 +181,8 @@ std::string_view to_string(RequestStatus status) {
   return "pending";
 }
 
-Result<std::unique_ptr<StudioStore>> StudioStore::open(const std::filesystem::path& path) {
+Result<std::unique_ptr<SqliteStudioStore>> SqliteStudioStore::open(
+    const std::filesystem::path& path) {
   // No allocation statistics (nothing here reads them): with them on, every sqlite3_malloc and
   // free takes a process-wide mutex, a profile's second-largest cost on the database thread.
   // Effective only before SQLite's first use in the process; later it is refused, harmlessly.
@@ -195,10 +199,70 @@ Result<std::unique_ptr<StudioStore>> StudioStore::open(const std::filesystem::pa
   // pages stay in memory instead of being read again with a pread per page (a profile of
   // studio_bench showed more than one per job). Memory is taken only as pages are read.
   SW_TRY(db->exec("PRAGMA cache_size=-32768"));
-  return std::unique_ptr<StudioStore>(new StudioStore(std::move(*db)));
+  // A checkpoint every 8192 WAL pages (32 MiB; SQLite's default is 1000): the hot pages (the
+  // newest jobs, attempts and their indexes) are rewritten by every commit, and a checkpoint
+  // copies only their latest version into the database, so rarer checkpoints write far less per
+  // job (studio_bench: ~5 % of the database thread's CPU was checkpointing, in the commit path).
+  SW_TRY(db->exec("PRAGMA wal_autocheckpoint=8192"));
+  return std::unique_ptr<SqliteStudioStore>(new SqliteStudioStore(std::move(*db)));
 }
 
-Result<Stmt*> StudioStore::cached(std::string_view sql) {
+Status SqliteStudioStore::prepare_batch_statements() {
+  auto make = [this](std::optional<Stmt>& slot, std::string_view sql) -> Status {
+    if (!slot) {
+      auto stmt = db_.prepare(sql);
+      if (!stmt) {
+        return fail(std::move(stmt).error());
+      }
+      slot.emplace(std::move(*stmt));
+    }
+    return {};
+  };
+  SW_TRY(make(batch_.begin, "BEGIN IMMEDIATE"));
+  SW_TRY(make(batch_.commit, "COMMIT"));
+  SW_TRY(make(batch_.rollback, "ROLLBACK"));
+  SW_TRY(make(batch_.savepoint, "SAVEPOINT op"));
+  SW_TRY(make(batch_.release, "RELEASE op"));
+  SW_TRY(make(batch_.rollback_to, "ROLLBACK TO op"));
+  return {};
+}
+
+namespace {
+// Steps a prepared transaction-control statement and rewinds it for the next batch.
+Status step_once(Stmt& stmt) {
+  auto ran = stmt.run();
+  stmt.reset();
+  return ran;
+}
+}  // namespace
+
+Status SqliteStudioStore::begin_batch() {
+  SW_TRY(prepare_batch_statements());
+  return step_once(*batch_.begin);
+}
+
+Status SqliteStudioStore::begin_op() {
+  return step_once(*batch_.savepoint);
+}
+
+Status SqliteStudioStore::end_op(bool keep) {
+  if (!keep) {
+    SW_TRY(step_once(*batch_.rollback_to));
+  }
+  return step_once(*batch_.release);
+}
+
+Status SqliteStudioStore::commit_batch() {
+  return step_once(*batch_.commit);
+}
+
+void SqliteStudioStore::rollback_batch() {
+  if (batch_.rollback) {
+    (void)step_once(*batch_.rollback);
+  }
+}
+
+Result<Stmt*> SqliteStudioStore::cached(std::string_view sql) {
   auto it = statements_.find(sql);
   if (it == statements_.end()) {
     auto stmt = db_.prepare(sql);
@@ -237,22 +301,29 @@ class StmtReset {
 
 // ---- settings ----
 
-Result<std::optional<std::string>> StudioStore::setting(std::string_view key) {
+Result<std::optional<std::string>> SqliteStudioStore::setting(std::string_view key) {
   SW_STMT(s, "SELECT value FROM settings WHERE key = ?");
   s.bind(1, key);
   return first<std::string>(s, [](const Stmt& st) { return st.text(0); });
 }
 
-Status StudioStore::set_setting(std::string_view key, std::string_view value) {
+Status SqliteStudioStore::set_setting(std::string_view key, std::string_view value) {
   SW_STMT(s,
           "INSERT INTO settings(key, value) VALUES (?, ?) "
           "ON CONFLICT(key) DO UPDATE SET value = excluded.value");
   return s.bind(1, key).bind(2, value).run();
 }
 
+Result<bool> SqliteStudioStore::insert_setting_if_absent(std::string_view key,
+                                                         std::string_view value) {
+  SW_STMT(s, "INSERT INTO settings(key, value) VALUES (?, ?) ON CONFLICT(key) DO NOTHING");
+  SW_TRY(s.bind(1, key).bind(2, value).run());
+  return db_.changes() == 1;
+}
+
 // ---- workers ----
 
-Status StudioStore::insert_worker(const WorkerRecord& w) {
+Status SqliteStudioStore::insert_worker(const WorkerRecord& w) {
   SW_STMT(s,
           "INSERT INTO workers(id, token_hash, install_id, capabilities, current_job_id, "
           "created_at, last_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?)");
@@ -266,36 +337,36 @@ Status StudioStore::insert_worker(const WorkerRecord& w) {
       .run();
 }
 
-Result<std::optional<WorkerRecord>> StudioStore::find_worker(std::string_view id) {
+Result<std::optional<WorkerRecord>> SqliteStudioStore::find_worker(std::string_view id) {
   static const std::string sql = fmt::format("SELECT {} FROM workers WHERE id = ?", kWorkerColumns);
   SW_STMT(s, sql);
   s.bind(1, id);
   return first<WorkerRecord>(s, read_worker);
 }
 
-Result<bool> StudioStore::worker_exists(std::string_view id) {
+Result<bool> SqliteStudioStore::worker_exists(std::string_view id) {
   SW_STMT(s, "SELECT 1 FROM workers WHERE id = ?");
   s.bind(1, id);
   return s.step();
 }
 
-Result<std::vector<WorkerRecord>> StudioStore::list_workers() {
+Result<std::vector<WorkerRecord>> SqliteStudioStore::list_workers() {
   static const std::string sql =
       fmt::format("SELECT {} FROM workers ORDER BY created_at, id", kWorkerColumns);
   SW_STMT(s, sql);
   return collect<WorkerRecord>(s, read_worker);
 }
 
-Result<bool> StudioStore::set_worker_token(std::string_view id, std::string_view token_hash) {
+Result<bool> SqliteStudioStore::set_worker_token(std::string_view id, std::string_view token_hash) {
   SW_STMT(s, "UPDATE workers SET token_hash = ? WHERE id = ?");
   SW_TRY(s.bind(1, token_hash).bind(2, id).run());
   return db_.changes() == 1;
 }
 
-Result<bool> StudioStore::record_heartbeat(std::string_view id,
-                                           const std::string& capabilities_json,
-                                           const std::optional<std::string>& current_job_id,
-                                           Millis now) {
+Result<bool> SqliteStudioStore::record_heartbeat(std::string_view id,
+                                                 const std::string& capabilities_json,
+                                                 const std::optional<std::string>& current_job_id,
+                                                 Millis now) {
   SW_STMT(s,
           "UPDATE workers SET capabilities = ?, current_job_id = ?, last_seen_at = ? "
           "WHERE id = ?");
@@ -303,7 +374,7 @@ Result<bool> StudioStore::record_heartbeat(std::string_view id,
   return db_.changes() == 1;
 }
 
-Result<bool> StudioStore::delete_worker(std::string_view id) {
+Result<bool> SqliteStudioStore::delete_worker(std::string_view id) {
   SW_STMT(s, "DELETE FROM workers WHERE id = ?");
   SW_TRY(s.bind(1, id).run());
   return db_.changes() == 1;
@@ -311,7 +382,7 @@ Result<bool> StudioStore::delete_worker(std::string_view id) {
 
 // ---- registration ----
 
-Result<std::optional<RegistrationRecord>> StudioStore::find_pending_request(
+Result<std::optional<RegistrationRecord>> SqliteStudioStore::find_pending_request(
     std::string_view install_id) {
   static const std::string sql = fmt::format(
       "SELECT {} FROM registration_requests WHERE install_id = ? AND status = 'pending' ORDER BY "
@@ -322,7 +393,7 @@ Result<std::optional<RegistrationRecord>> StudioStore::find_pending_request(
   return first<RegistrationRecord>(s, read_request);
 }
 
-Status StudioStore::insert_request(const RegistrationRecord& r) {
+Status SqliteStudioStore::insert_request(const RegistrationRecord& r) {
   SW_STMT(s,
           "INSERT INTO registration_requests(id, install_id, secret_hash, capabilities, "
           "user_agent, source_ip, status, reason, worker_id, created_at, decided_at) "
@@ -341,7 +412,7 @@ Status StudioStore::insert_request(const RegistrationRecord& r) {
       .run();
 }
 
-Result<std::optional<RegistrationRecord>> StudioStore::find_request(std::string_view id) {
+Result<std::optional<RegistrationRecord>> SqliteStudioStore::find_request(std::string_view id) {
   static const std::string sql =
       fmt::format("SELECT {} FROM registration_requests WHERE id = ?", kRequestColumns);
   SW_STMT(s, sql);
@@ -349,7 +420,7 @@ Result<std::optional<RegistrationRecord>> StudioStore::find_request(std::string_
   return first<RegistrationRecord>(s, read_request);
 }
 
-Result<std::vector<RegistrationRecord>> StudioStore::list_requests(
+Result<std::vector<RegistrationRecord>> SqliteStudioStore::list_requests(
     std::optional<RequestStatus> status) {
   static const std::string sql = fmt::format(
       "SELECT {} FROM registration_requests WHERE ?1 IS NULL OR status = ?1 ORDER BY created_at, "
@@ -364,9 +435,10 @@ Result<std::vector<RegistrationRecord>> StudioStore::list_requests(
   return collect<RegistrationRecord>(s, read_request);
 }
 
-Result<bool> StudioStore::decide_request(std::string_view id, RequestStatus decision,
-                                         std::string_view reason,
-                                         const std::optional<std::string>& worker_id, Millis now) {
+Result<bool> SqliteStudioStore::decide_request(std::string_view id, RequestStatus decision,
+                                               std::string_view reason,
+                                               const std::optional<std::string>& worker_id,
+                                               Millis now) {
   SW_STMT(s,
           "UPDATE registration_requests SET status = ?, reason = ?, worker_id = ?, "
           "decided_at = ? WHERE id = ? AND status = 'pending'");
@@ -381,7 +453,7 @@ Result<bool> StudioStore::decide_request(std::string_view id, RequestStatus deci
 
 // ---- models ----
 
-Status StudioStore::insert_model(const ModelRecord& m) {
+Status SqliteStudioStore::insert_model(const ModelRecord& m) {
   SW_STMT(s,
           "INSERT INTO models(id, kind, display_name, vram_gb_estimate, enabled, source, "
           "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
@@ -396,7 +468,7 @@ Status StudioStore::insert_model(const ModelRecord& m) {
       .run();
 }
 
-Result<bool> StudioStore::update_model(const ModelRecord& m) {
+Result<bool> SqliteStudioStore::update_model(const ModelRecord& m) {
   SW_STMT(s,
           "UPDATE models SET kind = ?, display_name = ?, vram_gb_estimate = ?, enabled = ?, "
           "source = ?, updated_at = ? WHERE id = ?");
@@ -411,20 +483,20 @@ Result<bool> StudioStore::update_model(const ModelRecord& m) {
   return db_.changes() == 1;
 }
 
-Result<bool> StudioStore::delete_model(std::string_view id) {
+Result<bool> SqliteStudioStore::delete_model(std::string_view id) {
   SW_STMT(s, "DELETE FROM models WHERE id = ?");
   SW_TRY(s.bind(1, id).run());
   return db_.changes() == 1;
 }
 
-Result<std::optional<ModelRecord>> StudioStore::find_model(std::string_view id) {
+Result<std::optional<ModelRecord>> SqliteStudioStore::find_model(std::string_view id) {
   static const std::string sql = fmt::format("SELECT {} FROM models WHERE id = ?", kModelColumns);
   SW_STMT(s, sql);
   s.bind(1, id);
   return first<ModelRecord>(s, read_model);
 }
 
-Result<std::vector<ModelRecord>> StudioStore::list_models() {
+Result<std::vector<ModelRecord>> SqliteStudioStore::list_models() {
   static const std::string sql = fmt::format("SELECT {} FROM models ORDER BY id", kModelColumns);
   SW_STMT(s, sql);
   return collect<ModelRecord>(s, read_model);
@@ -432,11 +504,12 @@ Result<std::vector<ModelRecord>> StudioStore::list_models() {
 
 // ---- jobs ----
 
-Status StudioStore::insert_job(JobRecord& j) {
+Status SqliteStudioStore::insert_job(JobRecord& j) {
   SW_STMT(s,
           "INSERT INTO jobs(id, model, kind, task, model_source, vram_gb_estimate, game_id, "
-          "asset_name, priority, attempts, max_attempts, idempotency_key, status, created_at) "
-          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+          "asset_name, priority, attempts, max_attempts, idempotency_key, status, created_at, "
+          "queue_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+          "(SELECT COALESCE(MAX(queue_seq), 0) + 1 FROM jobs)) RETURNING queue_seq");
   SW_TRY(s.bind(1, j.id)
              .bind(2, j.model)
              .bind(3, proto::to_string(j.kind))
@@ -451,19 +524,21 @@ Status StudioStore::insert_job(JobRecord& j) {
              .bind(12, j.idempotency_key)
              .bind(13, to_string(j.status))
              .bind(14, j.created_at)
-             .run());
+             .step());
   j.seq = db_.last_insert_rowid();
+  j.queue_seq = s.int64(0);
   return {};
 }
 
-Result<std::optional<JobRecord>> StudioStore::find_job(std::string_view id) {
+Result<std::optional<JobRecord>> SqliteStudioStore::find_job(std::string_view id) {
   static const std::string sql = fmt::format("SELECT {} FROM jobs WHERE id = ?", kJobColumns);
   SW_STMT(s, sql);
   s.bind(1, id);
   return first<JobRecord>(s, read_job);
 }
 
-Result<std::optional<JobRecord>> StudioStore::find_job_by_idempotency_key(std::string_view key) {
+Result<std::optional<JobRecord>> SqliteStudioStore::find_job_by_idempotency_key(
+    std::string_view key) {
   static const std::string sql =
       fmt::format("SELECT {} FROM jobs WHERE idempotency_key = ?", kJobColumns);
   SW_STMT(s, sql);
@@ -471,7 +546,7 @@ Result<std::optional<JobRecord>> StudioStore::find_job_by_idempotency_key(std::s
   return first<JobRecord>(s, read_job);
 }
 
-Result<std::vector<JobRecord>> StudioStore::list_jobs(const JobFilter& filter) {
+Result<std::vector<JobRecord>> SqliteStudioStore::list_jobs(const JobFilter& filter) {
   static const std::string sql = fmt::format(
       "SELECT {} FROM jobs WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR kind = ?2) "
       "AND (?3 IS NULL OR seq < ?3) ORDER BY seq DESC LIMIT ?4",
@@ -488,14 +563,14 @@ Result<std::vector<JobRecord>> StudioStore::list_jobs(const JobFilter& filter) {
   return collect<JobRecord>(s, read_job);
 }
 
-Result<std::vector<JobRecord>> StudioStore::active_jobs() {
+Result<std::vector<JobRecord>> SqliteStudioStore::active_jobs() {
   static const std::string sql = fmt::format(
       "SELECT {} FROM jobs WHERE status IN ('queued', 'claimed') ORDER BY seq", kJobColumns);
   SW_STMT(s, sql);
   return collect<JobRecord>(s, read_job);
 }
 
-Result<std::map<std::string, std::int64_t>> StudioStore::count_jobs_by_status() {
+Result<std::map<std::string, std::int64_t>> SqliteStudioStore::count_jobs_by_status() {
   SW_STMT(s, "SELECT status, COUNT(*) FROM jobs GROUP BY status");
   auto rows = collect<std::pair<std::string, std::int64_t>>(
       s, [](const Stmt& st) { return std::pair(st.text(0), st.int64(1)); });
@@ -505,11 +580,18 @@ Result<std::map<std::string, std::int64_t>> StudioStore::count_jobs_by_status() 
   return std::map<std::string, std::int64_t>(rows->begin(), rows->end());
 }
 
-Result<bool> StudioStore::claim_job(std::string_view id, std::string_view worker_id, Millis now) {
+Result<bool> SqliteStudioStore::claim_job(std::string_view id, std::string_view worker_id,
+                                          Millis now) {
   SW_STMT(s,
           "UPDATE jobs SET status = 'claimed', worker_id = ?, last_worker_id = ?, "
-          "claimed_at = ?, accepted_at = NULL WHERE id = ? AND status = 'queued'");
-  SW_TRY(s.bind(1, worker_id).bind(2, worker_id).bind(3, now).bind(4, id).run());
+          "claimed_at = ?, accepted_at = NULL, process_id = ? WHERE id = ? AND status = 'queued'");
+  SW_TRY(s.bind(1, worker_id)
+             .bind(2, worker_id)
+             .bind(3, now)
+             .bind(4, process_id_.empty() ? std::nullopt
+                                          : std::optional<std::string_view>(process_id_))
+             .bind(5, id)
+             .run());
   if (db_.changes() != 1) {
     return false;
   }
@@ -521,8 +603,8 @@ Result<bool> StudioStore::claim_job(std::string_view id, std::string_view worker
   return true;
 }
 
-Result<bool> StudioStore::mark_accepted(std::string_view id, std::string_view worker_id,
-                                        Millis now) {
+Result<bool> SqliteStudioStore::mark_accepted(std::string_view id, std::string_view worker_id,
+                                              Millis now) {
   SW_STMT(s,
           "UPDATE jobs SET attempts = attempts + (accepted_at IS NULL), accepted_at = ? "
           "WHERE id = ? AND worker_id = ? AND status IN ('claimed', 'cancelled')");
@@ -538,8 +620,8 @@ Result<bool> StudioStore::mark_accepted(std::string_view id, std::string_view wo
 }
 
 // Ends the open attempt(s) of a job: the worker's own, or with `others` every other worker's.
-Status StudioStore::end_attempt(std::string_view id, std::string_view worker_id, bool others,
-                                const AttemptEnd& ended, Millis now) {
+Status SqliteStudioStore::end_attempt(std::string_view id, std::string_view worker_id, bool others,
+                                      const AttemptEnd& ended, Millis now) {
   SW_STMT(s,
           "UPDATE job_attempts SET outcome = ?1, reason = ?2, ended_at = ?3 "
           "WHERE job_id = ?4 AND outcome IN ('offered', 'running') "
@@ -553,13 +635,15 @@ Status StudioStore::end_attempt(std::string_view id, std::string_view worker_id,
       .run();
 }
 
-Result<bool> StudioStore::release_job(std::string_view id, std::string_view worker_id, int attempts,
-                                      const std::optional<std::string>& error, bool fail_job,
-                                      Millis now, const AttemptEnd& ended) {
+Result<bool> SqliteStudioStore::release_job(std::string_view id, std::string_view worker_id,
+                                            int attempts, const std::optional<std::string>& error,
+                                            bool fail_job, Millis now, const AttemptEnd& ended) {
   SW_STMT(s,
-          "UPDATE jobs SET status = ?, worker_id = NULL, attempts = ?, "
+          "UPDATE jobs SET status = ?1, worker_id = NULL, attempts = ?, "
           "error = COALESCE(?, error), finished_at = ?, claimed_at = NULL, accepted_at = NULL, "
-          "former_workers = former_workers || worker_id || ',' "
+          "former_workers = former_workers || worker_id || ',' , process_id = NULL, "
+          "queue_seq = CASE WHEN ?1 = 'queued' THEN (SELECT MAX(queue_seq) + 1 FROM jobs) "
+          "ELSE queue_seq END "
           "WHERE id = ? AND worker_id = ? AND status = 'claimed'");
   SW_TRY(s.bind(1, fail_job ? "failed" : "queued")
              .bind(2, attempts)
@@ -575,8 +659,8 @@ Result<bool> StudioStore::release_job(std::string_view id, std::string_view work
   return true;
 }
 
-Status StudioStore::end_completed_attempts(std::string_view id, std::string_view worker_id,
-                                           Millis now) {
+Status SqliteStudioStore::end_completed_attempts(std::string_view id, std::string_view worker_id,
+                                                 Millis now) {
   // The completer's last attempt is done; if its claim had lapsed, the reason keeps how.
   SW_STMT(done,
           "UPDATE job_attempts SET outcome = 'done', ended_at = ?3, "
@@ -606,9 +690,10 @@ constexpr std::string_view kCompletableBy =
     "WHERE id = ?1 AND ((status = 'claimed' AND worker_id = ?2) OR "
     "(status IN ('queued', 'claimed', 'failed') AND instr(former_workers, ',' || ?2 || ',') > 0))";
 
-Result<bool> StudioStore::complete_job_json(std::string_view id, std::string_view worker_id,
-                                            std::string_view result_json,
-                                            const std::optional<std::string>& prompt, Millis now) {
+Result<bool> SqliteStudioStore::complete_job_json(std::string_view id, std::string_view worker_id,
+                                                  std::string_view result_json,
+                                                  const std::optional<std::string>& prompt,
+                                                  Millis now) {
   static const std::string sql =
       fmt::format("UPDATE jobs SET {}, result_json = ?4, prompt = COALESCE(?5, prompt) {}",
                   kCompletionSets, kCompletableBy);
@@ -621,10 +706,10 @@ Result<bool> StudioStore::complete_job_json(std::string_view id, std::string_vie
   return true;
 }
 
-Result<bool> StudioStore::complete_job_binary(std::string_view id, std::string_view worker_id,
-                                              const BinaryResult& r,
-                                              const std::optional<std::string>& prompt,
-                                              Millis now) {
+Result<bool> SqliteStudioStore::complete_job_binary(std::string_view id, std::string_view worker_id,
+                                                    const BinaryResult& r,
+                                                    const std::optional<std::string>& prompt,
+                                                    Millis now) {
   static const std::string sql = fmt::format(
       "UPDATE jobs SET {}, result_sha256 = ?4, result_content_type = ?5, result_ext = ?6, "
       "result_bytes = ?7, prompt = COALESCE(?8, prompt) {}",
@@ -646,7 +731,7 @@ Result<bool> StudioStore::complete_job_binary(std::string_view id, std::string_v
   return true;
 }
 
-Result<bool> StudioStore::cancel_job(std::string_view id, Millis now) {
+Result<bool> SqliteStudioStore::cancel_job(std::string_view id, Millis now) {
   SW_STMT(s,
           "UPDATE jobs SET status = 'cancelled', finished_at = ? "
           "WHERE id = ? AND status IN ('queued', 'claimed')");
@@ -658,7 +743,7 @@ Result<bool> StudioStore::cancel_job(std::string_view id, Millis now) {
   return true;
 }
 
-Result<std::vector<AttemptRecord>> StudioStore::job_attempts(std::string_view id) {
+Result<std::vector<AttemptRecord>> SqliteStudioStore::job_attempts(std::string_view id) {
   SW_STMT(s,
           "SELECT n, worker_id, offered_at, started_at, ended_at, outcome, reason "
           "FROM job_attempts WHERE job_id = ? ORDER BY n");
@@ -676,25 +761,25 @@ Result<std::vector<AttemptRecord>> StudioStore::job_attempts(std::string_view id
   });
 }
 
-Status StudioStore::clear_job_holder(std::string_view id) {
+Status SqliteStudioStore::clear_job_holder(std::string_view id) {
   SW_STMT(s, "UPDATE jobs SET worker_id = NULL WHERE id = ? AND status = 'cancelled'");
   return s.bind(1, id).run();
 }
 
 // ---- API keys ----
 
-Status StudioStore::insert_api_key(const ApiKeyRecord& k) {
+Status SqliteStudioStore::insert_api_key(const ApiKeyRecord& k) {
   SW_STMT(s, "INSERT INTO api_keys(id, name, key_hash, created_at) VALUES (?, ?, ?, ?)");
   return s.bind(1, k.id).bind(2, k.name).bind(3, k.key_hash).bind(4, k.created_at).run();
 }
 
-Result<bool> StudioStore::delete_api_key(std::string_view id) {
+Result<bool> SqliteStudioStore::delete_api_key(std::string_view id) {
   SW_STMT(s, "DELETE FROM api_keys WHERE id = ?");
   SW_TRY(s.bind(1, id).run());
   return db_.changes() == 1;
 }
 
-Result<std::vector<ApiKeyRecord>> StudioStore::list_api_keys() {
+Result<std::vector<ApiKeyRecord>> SqliteStudioStore::list_api_keys() {
   SW_STMT(s, "SELECT id, name, key_hash, created_at FROM api_keys ORDER BY created_at, id");
   return collect<ApiKeyRecord>(s, [](const Stmt& st) {
     return ApiKeyRecord{st.text(0), st.text(1), st.text(2), st.int64(3)};
@@ -703,9 +788,9 @@ Result<std::vector<ApiKeyRecord>> StudioStore::list_api_keys() {
 
 // ---- worker logs ----
 
-Status StudioStore::insert_logs(std::string_view worker_id,
-                                const std::vector<proto::LogEntry>& entries, Millis now,
-                                int keep_per_worker) {
+Status SqliteStudioStore::insert_logs(std::string_view worker_id,
+                                      const std::vector<proto::LogEntry>& entries, Millis now,
+                                      int keep_per_worker) {
   {
     SW_STMT(s,
             "INSERT INTO worker_logs(worker_id, ts, level, category, message, job_id, "
@@ -730,8 +815,9 @@ Status StudioStore::insert_logs(std::string_view worker_id,
   return prune.bind(1, worker_id).bind(2, keep_per_worker).run();
 }
 
-Result<std::vector<WorkerLogRecord>> StudioStore::worker_logs(std::string_view worker_id,
-                                                              std::int64_t after_seq, int limit) {
+Result<std::vector<WorkerLogRecord>> SqliteStudioStore::worker_logs(std::string_view worker_id,
+                                                                    std::int64_t after_seq,
+                                                                    int limit) {
   SW_STMT(s,
           "SELECT seq, worker_id, ts, level, category, message, job_id, received_at "
           "FROM worker_logs WHERE worker_id = ? AND seq > ? ORDER BY seq LIMIT ?");
@@ -744,6 +830,91 @@ Result<std::vector<WorkerLogRecord>> StudioStore::worker_logs(std::string_view w
     r.received_at = st.int64(7);
     return r;
   });
+}
+
+// ---- cluster (issue 18) ----
+// One process owns a SQLite database (its data-dir lock), so these only keep the rows the way
+// PostgreSQL's store does: the shared suite checks both.
+
+Status SqliteStudioStore::register_process(const ProcessRecord& p) {
+  SW_STMT(
+      s,
+      "INSERT INTO studio_processes(id, host, pid, started_at, lease_until) "
+      "VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET lease_until = excluded.lease_until");
+  return s.bind(1, p.id)
+      .bind(2, p.host)
+      .bind(3, p.pid)
+      .bind(4, p.started_at)
+      .bind(5, p.lease_until)
+      .run();
+}
+
+Result<bool> SqliteStudioStore::renew_process_lease(std::string_view id, Millis lease_until) {
+  SW_STMT(s, "UPDATE studio_processes SET lease_until = ? WHERE id = ?");
+  SW_TRY(s.bind(1, lease_until).bind(2, id).run());
+  return db_.changes() == 1;
+}
+
+Status SqliteStudioStore::remove_process(std::string_view id) {
+  SW_STMT(s, "DELETE FROM studio_processes WHERE id = ?");
+  return s.bind(1, id).run();
+}
+
+Result<std::vector<JobRecord>> SqliteStudioStore::adopt_orphaned_claims(Millis now) {
+  std::vector<std::string> ids;
+  {
+    SW_STMT(s,
+            "SELECT id FROM jobs WHERE status = 'claimed' AND (process_id IS NULL OR NOT EXISTS "
+            "(SELECT 1 FROM studio_processes p WHERE p.id = jobs.process_id AND "
+            "p.lease_until >= ?1)) AND (?2 IS NULL OR process_id IS NOT ?2)");
+    s.bind(1, now).bind(
+        2, process_id_.empty() ? std::nullopt : std::optional<std::string_view>(process_id_));
+    auto rows = collect<std::string>(s, [](const Stmt& st) { return st.text(0); });
+    if (!rows) {
+      return fail(std::move(rows).error());
+    }
+    ids = std::move(*rows);
+  }
+  std::vector<JobRecord> adopted;
+  for (const auto& id : ids) {
+    {
+      SW_STMT(u, "UPDATE jobs SET process_id = ? WHERE id = ?");
+      SW_TRY(u.bind(1, process_id_.empty() ? std::nullopt
+                                           : std::optional<std::string_view>(process_id_))
+                 .bind(2, id)
+                 .run());
+    }
+    auto job = find_job(id);
+    if (!job) {
+      return fail(std::move(job).error());
+    }
+    if (*job) {
+      adopted.push_back(std::move(**job));
+    }
+  }
+  SW_STMT(d, "DELETE FROM studio_processes WHERE lease_until < ?");
+  SW_TRY(d.bind(1, now).run());
+  return adopted;
+}
+
+Result<std::vector<JobRecord>> SqliteStudioStore::queued_after(std::int64_t queue_seq, int limit) {
+  static const std::string sql = fmt::format(
+      "SELECT {} FROM jobs WHERE queue_seq > ? AND status = 'queued' ORDER BY queue_seq LIMIT ?",
+      kJobColumns);
+  SW_STMT(s, sql);
+  s.bind(1, queue_seq).bind(2, limit);
+  return collect<JobRecord>(s, read_job);
+}
+
+Result<bool> SqliteStudioStore::take_over_claim(std::string_view id, std::string_view worker_id) {
+  SW_STMT(s,
+          "UPDATE jobs SET process_id = ? WHERE id = ? AND status = 'claimed' AND worker_id = ?");
+  SW_TRY(
+      s.bind(1, process_id_.empty() ? std::nullopt : std::optional<std::string_view>(process_id_))
+          .bind(2, id)
+          .bind(3, worker_id)
+          .run());
+  return db_.changes() == 1;
 }
 
 }  // namespace sw::store

@@ -1,4 +1,4 @@
-#include "store/migrations.h"
+#include "studio/store/migrations.h"
 
 namespace sw::store {
 namespace {
@@ -249,11 +249,52 @@ INSERT INTO job_attempts(job_id, n, worker_id, offered_at, started_at, outcome)
   FROM jobs WHERE status = 'claimed';
 )sql";
 
+// Version 4 (issue 18, several studio processes on one database): the processes and their
+// leases; which process's session holds a claim; and each queued job's place in the queue,
+// renewed at every requeue, so that a process polling for jobs queued elsewhere asks "after the
+// last I saw". SQLite (one process) keeps the columns for a database moved between backends and
+// the shared store suite; its queue_seq is MAX + 1, which the index answers in one seek.
+constexpr std::string_view kSchemaV4 = R"sql(
+CREATE TABLE studio_processes (
+  id           TEXT PRIMARY KEY,
+  host         TEXT NOT NULL,
+  pid          INTEGER NOT NULL,
+  started_at   INTEGER NOT NULL,
+  lease_until  INTEGER NOT NULL
+);
+ALTER TABLE jobs ADD COLUMN process_id TEXT;
+ALTER TABLE jobs ADD COLUMN queue_seq INTEGER NOT NULL DEFAULT 0;
+UPDATE jobs SET queue_seq = seq;
+CREATE INDEX jobs_by_queue_seq ON jobs(queue_seq);
+)sql";
+
+// PostgreSQL: queue_seq comes from a sequence (its default on insert, nextval on requeue);
+// the index covers queued rows only, which is all queued_after reads.
+constexpr std::string_view kPgSchemaV4 = R"sql(
+CREATE TABLE studio_processes (
+  id           TEXT PRIMARY KEY,
+  host         TEXT NOT NULL,
+  pid          BIGINT NOT NULL,
+  started_at   BIGINT NOT NULL,
+  lease_until  BIGINT NOT NULL
+);
+ALTER TABLE jobs ADD COLUMN process_id TEXT;
+CREATE SEQUENCE jobs_queue_seq;
+SELECT setval('jobs_queue_seq', COALESCE((SELECT MAX(seq) FROM jobs), 0) + 1, false);
+ALTER TABLE jobs ADD COLUMN queue_seq BIGINT;
+UPDATE jobs SET queue_seq = seq;
+ALTER TABLE jobs ALTER COLUMN queue_seq SET DEFAULT nextval('jobs_queue_seq');
+ALTER TABLE jobs ALTER COLUMN queue_seq SET NOT NULL;
+CREATE INDEX jobs_queued_by_queue_seq ON jobs(queue_seq) WHERE status = 'queued';
+)sql";
+
 }  // namespace
 
 std::span<const sql::Migration> studio_migrations() {
-  static constexpr sql::Migration kMigrations[] = {
-      {1, kSchemaV1, kPgSchemaV1}, {2, kSchemaV2, kPgSchemaV2}, {3, kSchemaV3, kPgSchemaV3}};
+  static constexpr sql::Migration kMigrations[] = {{1, kSchemaV1, kPgSchemaV1},
+                                                   {2, kSchemaV2, kPgSchemaV2},
+                                                   {3, kSchemaV3, kPgSchemaV3},
+                                                   {4, kSchemaV4, kPgSchemaV4}};
   return kMigrations;
 }
 

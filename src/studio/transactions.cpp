@@ -1,0 +1,239 @@
+#include "studio/transactions.h"
+
+#include <fmt/format.h>
+
+#include "common/secrets.h"
+#include "common/sha256.h"
+#include "proto/codec.h"
+#include "studio/api/responses.h"
+
+namespace sw::studio::tx {
+
+Result<std::optional<JobView>> find_job_view(store::StudioStore& store, const std::string& id) {
+  auto job = store.find_job(id);
+  if (!job) {
+    return fail(std::move(job).error());
+  }
+  if (!*job) {
+    return std::optional<JobView>();
+  }
+  auto attempts = store.job_attempts(id);
+  if (!attempts) {
+    return fail(std::move(attempts).error());
+  }
+  return std::optional<JobView>(JobView{std::move(**job), std::move(*attempts)});
+}
+
+Result<std::vector<JobView>> list_job_views(store::StudioStore& store, store::JobFilter filter,
+                                            const std::optional<std::string>& before) {
+  if (before && !before->empty()) {
+    auto cursor = store.find_job(*before);
+    if (!cursor) {
+      return fail(std::move(cursor).error());
+    }
+    if (!*cursor) {
+      return fail(Error::invalid_argument("before: no job {}", *before));
+    }
+    filter.before_seq = (*cursor)->seq;
+  }
+  auto jobs = store.list_jobs(filter);
+  if (!jobs) {
+    return fail(std::move(jobs).error());
+  }
+  std::vector<JobView> views;
+  views.reserve(jobs->size());
+  for (auto& job : *jobs) {
+    auto attempts = store.job_attempts(job.id);
+    if (!attempts) {
+      return fail(std::move(attempts).error());
+    }
+    views.push_back(JobView{std::move(job), std::move(*attempts)});
+  }
+  return views;
+}
+
+std::string differing_job_fields(const store::JobRecord& first, const store::JobRecord& again) {
+  std::string out;
+  const auto add = [&out](bool differs, const char* name) {
+    if (differs) {
+      out += out.empty() ? name : std::string(", ") + name;
+    }
+  };
+  add(first.model != again.model, "model");
+  add(first.task_json != again.task_json, "task");
+  add(first.priority != again.priority, "priority");
+  add(first.max_attempts != again.max_attempts, "maxAttempts");
+  add(first.game_id != again.game_id, "gameId");
+  add(first.asset_name != again.asset_name, "assetName");
+  return out;
+}
+
+namespace {
+
+// The job an idempotency key already names, if any: the same request gets it back, a different
+// one is a conflict that names the fields.
+Result<std::optional<CreatedJob>> job_of_key(store::StudioStore& store,
+                                             const store::JobRecord& job) {
+  auto existing = store.find_job_by_idempotency_key(*job.idempotency_key);
+  if (!existing) {
+    return fail(std::move(existing).error());
+  }
+  if (!*existing) {
+    return std::optional<CreatedJob>();
+  }
+  const auto differs = differing_job_fields(**existing, job);
+  if (!differs.empty()) {
+    return fail(
+        Error::make(Code::Conflict,
+                    "idempotencyKey \"{}\" was used for job {} with a different request "
+                    "(differs in: {}); send the same request to get that job, or use a new key",
+                    *job.idempotency_key, (*existing)->id, differs));
+  }
+  return std::optional<CreatedJob>(CreatedJob{std::move(**existing), false});
+}
+
+}  // namespace
+
+Result<CreatedJob> create_job(store::StudioStore& store, store::JobRecord job) {
+  if (job.idempotency_key) {
+    auto known = job_of_key(store, job);
+    if (!known) {
+      return fail(std::move(known).error());
+    }
+    if (*known) {
+      return std::move(**known);
+    }
+  }
+  if (auto inserted = store.insert_job(job); !inserted) {
+    // Another studio process on the same database inserted this key between the read above and
+    // this insert (the same request sent through two processes at once): answer as if it came
+    // second.
+    if (inserted.error().code == Code::Conflict && job.idempotency_key) {
+      auto known = job_of_key(store, job);
+      if (known && *known) {
+        return std::move(**known);
+      }
+      if (!known) {
+        return fail(std::move(known).error());
+      }
+    }
+    return fail(std::move(inserted).error());
+  }
+  return CreatedJob{std::move(job), true};
+}
+
+Result<std::optional<JobView>> cancel_job(store::StudioStore& store, const std::string& id,
+                                          store::Millis now) {
+  // A no-op for a job that is over; on a shared database it also cancels a job that another
+  // studio process holds (that process learns it from the row).
+  auto cancelled = store.cancel_job(id, now);
+  if (!cancelled) {
+    return fail(std::move(cancelled).error());
+  }
+  return find_job_view(store, id);
+}
+
+Result<std::string> open_registration(store::StudioStore& store,
+                                      const store::RegistrationRecord& request) {
+  auto existing = store.find_pending_request(request.install_id);
+  if (!existing) {
+    return fail(std::move(existing).error());
+  }
+  if (*existing) {
+    if (constant_time_equal((*existing)->secret_hash, request.secret_hash)) {
+      return (*existing)->id;
+    }
+    auto superseded = store.decide_request((*existing)->id, store::RequestStatus::Rejected,
+                                           "superseded by a newer request from the same install",
+                                           std::nullopt, request.created_at);
+    if (!superseded) {
+      return fail(std::move(superseded).error());
+    }
+  }
+  SW_TRY(store.insert_request(request));
+  return request.id;
+}
+
+Result<RegistrationAnswer> poll_registration(store::StudioStore& store,
+                                             const std::string& request_id,
+                                             const std::string& secret_hash) {
+  auto found = store.find_request(request_id);
+  if (!found) {
+    return fail(std::move(found).error());
+  }
+  if (!*found) {
+    return RegistrationAnswer{404, api::error_body("not_found", "unknown registration request"),
+                              std::nullopt};
+  }
+  const auto& r = **found;
+  if (!constant_time_equal(secret_hash, r.secret_hash)) {
+    return RegistrationAnswer{401, api::error_body("unauthorized", "registration secret rejected"),
+                              std::nullopt};
+  }
+  switch (r.status) {
+    case store::RequestStatus::Pending:
+      return RegistrationAnswer{
+          200, proto::encode(proto::RegistrationPoll{proto::RegistrationPending{}}), std::nullopt,
+          true};
+    case store::RequestStatus::Rejected:
+      return RegistrationAnswer{
+          200, proto::encode(proto::RegistrationPoll{proto::RegistrationRejected{r.reason}}),
+          std::nullopt};
+    case store::RequestStatus::Approved: break;
+  }
+  const std::string token = random_hex(32);
+  const std::string hash = sha256_hex(token);
+  auto rotated = store.set_worker_token(r.worker_id.value_or(""), hash);
+  if (!rotated) {
+    return fail(std::move(rotated).error());
+  }
+  if (!*rotated) {
+    return RegistrationAnswer{404, api::error_body("not_found", "the approved worker was deleted"),
+                              std::nullopt};
+  }
+  return RegistrationAnswer{
+      200, proto::encode(proto::RegistrationPoll{proto::RegistrationApproved{*r.worker_id, token}}),
+      std::pair(*r.worker_id, hash)};
+}
+
+Result<SettledUpload> complete_settled_binary(store::StudioStore& store, const std::string& id,
+                                              const std::string& worker_id,
+                                              const store::BinaryResult& result,
+                                              const std::optional<std::string>& prompt,
+                                              store::Millis now) {
+  auto job = store.find_job(id);
+  if (!job) {
+    return fail(std::move(job).error());
+  }
+  const bool same = *job && (*job)->result_binary && (*job)->result_binary->sha256 == result.sha256;
+  SettledUpload settled{jobs::judge_settled(*job, worker_id, same), std::move(*job)};
+  if (settled.verdict != jobs::Verdict::Take) {
+    return settled;
+  }
+  auto taken = store.complete_job_binary(id, worker_id, result, prompt, now);
+  if (!taken) {
+    return fail(std::move(taken).error());
+  }
+  if (!*taken) {
+    // Only when the row moved between the two statements: not inside one transaction of one
+    // process, but possible under PostgreSQL's READ COMMITTED with another process.
+    settled.verdict = jobs::Verdict::Drop;
+    return settled;
+  }
+  auto done = store.find_job(id);
+  if (!done) {
+    return fail(std::move(done).error());
+  }
+  settled.job = std::move(*done);
+  return settled;
+}
+
+Result<bool> save_model(store::StudioStore& store, const store::ModelRecord& model, bool create) {
+  if (create) {
+    SW_TRY(store.insert_model(model));
+    return true;
+  }
+  return store.update_model(model);
+}
+
+}  // namespace sw::studio::tx

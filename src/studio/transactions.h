@@ -1,0 +1,83 @@
+#pragma once
+// The studio's named transactions: every write or read that needs more than one store call.
+// Each runs inside one DbWorker op, which is one savepoint of one database transaction on either
+// backend, so it is atomic on its own; a route or a session only names the transaction it wants
+// and never scripts store calls itself (issue 18). approve_request and reject_request (admin.h)
+// belong here too; they stay there because the CLI shares them.
+//
+// Not thread-safe: the store's thread only (DbWorker), like the store.
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/error.h"
+#include "jobs/job_book.h"
+#include "studio/store/studio_store.h"
+
+namespace sw::studio::tx {
+
+// A job with its attempt history (the client API's view of a job).
+struct JobView {
+  store::JobRecord record;
+  std::vector<store::AttemptRecord> attempts;
+};
+
+Result<std::optional<JobView>> find_job_view(store::StudioStore& store, const std::string& id);
+// One page of jobs, newest first, starting before the job `before` (InvalidArgument when that
+// job does not exist).
+Result<std::vector<JobView>> list_job_views(store::StudioStore& store, store::JobFilter filter,
+                                            const std::optional<std::string>& before);
+
+// A client's new job. With an idempotency key already used: the first job when the request is
+// the same (`created` false), else Conflict naming the fields that differ (issue 17).
+struct CreatedJob {
+  store::JobRecord record;
+  bool created = false;
+};
+Result<CreatedJob> create_job(store::StudioStore& store, store::JobRecord job);
+// The names of the fields that tell two requests with one idempotency key apart, comma-separated;
+// empty when they are the same job. Compared as the studio stores them: model; task as canonical
+// JSON; priority; maxAttempts; gameId; assetName.
+std::string differing_job_fields(const store::JobRecord& first, const store::JobRecord& again);
+
+// queued or claimed → cancelled, then the job as it now reads; nullopt when there is no such
+// job. A job that was already over is returned unchanged (its status says so).
+Result<std::optional<JobView>> cancel_job(store::StudioStore& store, const std::string& id,
+                                          store::Millis now);
+
+// A worker's registration request (reference §2.1). A retry with the same install and secret
+// gets the same request id; a new secret for the same install supersedes the old request
+// (rejected, never adopted: whoever holds the old secret keeps no claim on the new one).
+Result<std::string> open_registration(store::StudioStore& store,
+                                      const store::RegistrationRecord& request);
+
+// A poll of a registration request (reference §2.2), as the worker is answered.
+struct RegistrationAnswer {
+  int status = 200;
+  std::string body;  // the JSON answer
+  // Approved: the worker id and the hash of the token just minted (the cache learns it).
+  std::optional<std::pair<std::string, std::string>> token;
+  bool pending = false;
+};
+// Every approved poll mints a fresh token and rotates the stored hash (reference §2.2).
+Result<RegistrationAnswer> poll_registration(store::StudioStore& store,
+                                             const std::string& request_id,
+                                             const std::string& secret_hash);
+
+// A binary result for a job that is not active here (settled, or active nowhere in memory),
+// judged again with the completion in one transaction: of two late results the first stored wins.
+struct SettledUpload {
+  jobs::Verdict verdict = jobs::Verdict::NotYours;
+  std::optional<store::JobRecord> job;  // as it reads after the completion (Take) or before
+};
+Result<SettledUpload> complete_settled_binary(store::StudioStore& store, const std::string& id,
+                                              const std::string& worker_id,
+                                              const store::BinaryResult& result,
+                                              const std::optional<std::string>& prompt,
+                                              store::Millis now);
+
+// A model created (Conflict when the id exists) or replaced (false when it does not exist).
+Result<bool> save_model(store::StudioStore& store, const store::ModelRecord& model, bool create);
+
+}  // namespace sw::studio::tx

@@ -1,0 +1,369 @@
+// Several studio processes on one PostgreSQL database (issue 18), as a user sees them: two real
+// `studio-server serve --database …` processes sharing a results directory, each with its own
+// data directory, and real `studio-worker` processes (synthetic engine) connected to one or the
+// other. Whatever process a request reaches, the job, the worker, the key and the events are the
+// same. Every wait is on a state read through the public APIs (or the database, for the counts
+// that say a job was not recorded twice), bounded by a deadline; nothing is timed.
+//
+// The PostgreSQL server is tests/support/postgres_server (a throwaway PostgreSQL 15, one fresh
+// database per test). Without its binaries every test prints `SKIPPED:` and skips, except under
+// CI=true where that fails.
+
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#include <array>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/write.hpp>
+#include <cstdlib>
+#include <iostream>
+#include <memory>
+
+#include "engines/build_engine.h"
+#include "proto/codec.h"
+#include "sql/pg/connection.h"
+#include "support/farm.h"
+#include "support/postgres_server.h"
+#include "support/temp_dir.h"
+
+namespace sw::testing {
+namespace {
+
+using namespace farm;
+
+// The bytes the synthetic engine produces for an image task: what a result must be identical to.
+std::string expected_image(const json& task, const std::string& model) {
+  auto decoded = proto::decode_task(task.dump());
+  EXPECT_TRUE(decoded) << decoded.error().message;
+  proto::ModelSource source;
+  source.engine = "synthetic";
+  auto engine = engines::build_engine();
+  auto result =
+      engine->dispatch(engines::DispatchRequest{model, *decoded, source, "expected", false});
+  EXPECT_TRUE(result) << result.error().message;
+  const auto* image = std::get_if<engines::ImageResult>(&*result);
+  EXPECT_NE(image, nullptr);
+  return image ? std::string(image->bytes.begin(), image->bytes.end()) : std::string();
+}
+
+// The job is claimed and its worker has started it (accepted the offer).
+bool running(const json& job) {
+  if (job.value("status", "") != "claimed" || !job.contains("attemptHistory") ||
+      !job["attemptHistory"].is_array() || job["attemptHistory"].empty()) {
+    return false;
+  }
+  return job["attemptHistory"].back().contains("startedAt");
+}
+
+json image_task(const std::string& prompt) {
+  return {{"kind", "image"}, {"prompt", prompt}, {"width", 40}, {"height", 32}};
+}
+
+// An SSE stream (/api/v1/events) read on a plain socket.
+class EventReader {
+ public:
+  explicit EventReader(std::uint16_t port) : socket_(io_) {
+    socket_.connect({boost::asio::ip::make_address("127.0.0.1"), port});
+    timeval limit{1, 0};  // a read returns at least every second, so deadlines are checked
+    ::setsockopt(socket_.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
+    const std::string request =
+        "GET /api/v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + kAdmin + "\r\n\r\n";
+    boost::asio::write(socket_, boost::asio::buffer(request));
+    EXPECT_TRUE(wait_for([](const std::string& seen) {
+      return seen.find(": connected") != std::string::npos;
+    })) << seen_;
+  }
+  // Reads until `found(everything so far)` or the deadline.
+  template <class Found>
+  bool wait_for(Found found, std::chrono::milliseconds timeout = 30s) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    std::array<char, 4096> chunk{};
+    while (!found(seen_)) {
+      if (std::chrono::steady_clock::now() >= deadline) return false;
+      boost::system::error_code ec;
+      const auto n = socket_.read_some(boost::asio::buffer(chunk), ec);
+      if (ec == boost::asio::error::would_block || ec == boost::asio::error::try_again) continue;
+      if (ec) return found(seen_);
+      seen_.append(chunk.data(), n);
+    }
+    return true;
+  }
+  // Whether one `data:` line is about `job_id` with `status`.
+  bool has_job_event(const std::string& job_id, const std::string& status) {
+    return wait_for([&](const std::string& seen) { return job_event_in(seen, job_id, status); });
+  }
+  static bool job_event_in(const std::string& seen, const std::string& job_id,
+                           const std::string& status) {
+    std::size_t at = 0;
+    while ((at = seen.find("event: job\ndata: ", at)) != std::string::npos) {
+      at += 17;
+      const auto end = seen.find('\n', at);
+      if (end == std::string::npos) return false;
+      const auto data = json::parse(seen.substr(at, end - at), nullptr, false);
+      if (data.is_object() && data.value("id", "") == job_id &&
+          data.value("status", "") == status) {
+        return true;
+      }
+    }
+    return false;
+  }
+  const std::string& seen() const { return seen_; }
+
+ private:
+  boost::asio::io_context io_;
+  boost::asio::ip::tcp::socket socket_;
+  std::string seen_;
+};
+
+class StudioClusterTest : public PostgresTest {
+ protected:
+  void SetUp() override {
+    PostgresTest::SetUp();
+    if (IsSkipped() || HasFailure()) return;
+    results_ = dir_.path() / "results";
+  }
+
+  // On failure (or with SW_CLUSTER_TEST_LOGS=1) the studios' and workers' logs, which say what
+  // each process did (`cluster.*` lines: adoption, take-over, cancels learnt from another).
+  void TearDown() override {
+    if (!HasFailure() && std::getenv("SW_CLUSTER_TEST_LOGS") == nullptr) return;
+    for (const auto& log : logs_) {
+      const auto text = read_file(log);
+      std::cout << "---- " << log.string() << "\n"
+                << (text.size() > 20'000 ? text.substr(text.size() - 20'000) : text) << "\n";
+    }
+  }
+
+  // A studio process on the test's database and the shared results directory.
+  std::unique_ptr<Studio> studio(const std::string& name, std::vector<std::string> args = {}) {
+    std::vector<std::string> all = {"--database", uri_, "--results-dir", results_.string()};
+    all.insert(all.end(), args.begin(), args.end());
+    logs_.push_back(dir_.path() / name / "server.log");
+    return std::make_unique<Studio>(dir_.path() / name, 0, all);
+  }
+
+  // A worker registered through `via`; approved through `approver`, and connected.
+  std::unique_ptr<Worker> worker(const std::string& name, const Studio& via, const Studio& approver,
+                                 int job_ms, std::string* id = nullptr) {
+    logs_.push_back(dir_.path() / name / "worker.log");
+    auto started = std::make_unique<Worker>(dir_.path() / name, via.url(), job_ms, "");
+    const auto worker_id = approver.approve_next();
+    if (id) *id = worker_id;
+    EXPECT_TRUE(started->wait_session("connected", 60s)) << started->log();
+    return started;
+  }
+
+  // The models, created through `a`, as `b` sees them.
+  static void add_models(const Studio& a, const Studio& b) {
+    a.add_models();
+    EXPECT_TRUE(eventually([&] {
+      return b.api("GET", "/api/v1/models/synth-image").status == 200;
+    })) << "the model created through one process is unknown to the other";
+  }
+
+  std::string submit(const Studio& through, const json& task) {
+    const json body = {{"model", "synth-image"}, {"task", task}};
+    const auto reply = through.api("POST", "/api/v1/jobs", body.dump());
+    EXPECT_EQ(reply.status, 201) << reply.body;
+    return json::parse(reply.body, nullptr, false).value("id", "");
+  }
+
+  // What the database recorded for a job: how often it was recorded done, and its attempts'
+  // outcomes.
+  struct Recorded {
+    std::string status;
+    std::int64_t completions = -1;
+    std::int64_t done_attempts = -1;
+  };
+  Recorded recorded(const std::string& job_id) {
+    Recorded out;
+    auto conn = sql::pg::Connection::open(uri_);
+    EXPECT_TRUE(conn) << conn.error().message;
+    if (!conn) return out;
+    auto row = conn->exec("SELECT status, completions FROM jobs WHERE id = $1", {job_id});
+    EXPECT_TRUE(row && row->size() == 1);
+    if (!row || row->size() != 1) return out;
+    out.status = row->text(0, 0);
+    out.completions = row->int64(0, 1);
+    auto done = conn->exec(
+        "SELECT count(*) FROM job_attempts WHERE job_id = $1 AND outcome = 'done'", {job_id});
+    EXPECT_TRUE(done) << done.error().message;
+    if (done) out.done_attempts = done->int64(0, 0);
+    return out;
+  }
+
+  TempDir dir_;
+  std::filesystem::path results_;
+  std::vector<std::filesystem::path> logs_;
+};
+
+// A job submitted through one process is run by a worker connected only to the other, and its
+// result is served by the first, byte for byte what the engine produced.
+TEST_F(StudioClusterTest, AJobSubmittedThroughOneProcessRunsOnAWorkerOfTheOther) {
+  auto a = studio("a");
+  auto b = studio("b");
+  add_models(*a, *b);
+  std::string worker_id;
+  auto on_b = worker("wb", *b, *b, 0, &worker_id);
+
+  const auto task = image_task("across processes");
+  const auto job = submit(*a, task);
+  ASSERT_TRUE(a->wait_status(job, "done", 60s)) << a->job(job).dump() << on_b->log();
+  EXPECT_EQ(a->job(job).value("workerId", ""), worker_id);
+
+  const auto through_a = a->api("GET", "/api/v1/jobs/" + job + "/result");
+  const auto through_b = b->api("GET", "/api/v1/jobs/" + job + "/result");
+  ASSERT_EQ(through_a.status, 200) << through_a.body;
+  ASSERT_EQ(through_b.status, 200) << through_b.body;
+  EXPECT_TRUE(through_a.body == expected_image(task, "synth-image"))
+      << "the result differs from the engine's output";
+  EXPECT_TRUE(through_a.body == through_b.body);
+  const auto rec = recorded(job);
+  EXPECT_EQ(rec.completions, 1);
+  EXPECT_EQ(rec.done_attempts, 1);
+}
+
+// A studio killed with SIGKILL while its worker runs a job: the other process adopts the claim
+// once the dead one's lease ends, and requeues it after the claim grace; a worker of the survivor
+// runs it. The first worker, back on a restarted first process with its own result, does not make
+// the job done a second time.
+TEST_F(StudioClusterTest, AKilledProcessesJobIsAdoptedAndDoneOnce) {
+  auto a = studio("a");
+  auto b = studio("b", {"--claim-grace-ms", "2000", "--heartbeat-interval-ms", "500"});
+  add_models(*a, *b);
+  std::string holder;
+  auto on_a = worker("wa", *a, *a, 3000, &holder);
+
+  const auto task = image_task("killed holder");
+  const auto job = submit(*b, task);
+  ASSERT_TRUE(eventually([&] { return running(b->job(job)); }, 60s)) << b->job(job).dump();
+  EXPECT_EQ(b->job(job).value("workerId", ""), holder);
+  const auto port_a = a->port();
+  a->kill9();
+
+  // The survivor's own worker, connected only to it, once the job is no longer queued.
+  std::string rescuer;
+  auto on_b = worker("wb", *b, *b, 0, &rescuer);
+  ASSERT_TRUE(b->wait_status(job, "done", 90s)) << b->job(job).dump() << on_b->log();
+  EXPECT_EQ(b->job(job).value("workerId", ""), rescuer);
+
+  // The first process comes back; its worker delivers the result it kept: acknowledged, dropped.
+  a->start(port_a);
+  EXPECT_TRUE(eventually([&] { return on_a->status()["outbox"].value("entries", -1) == 0; }, 60s))
+      << on_a->status().dump() << on_a->log();
+  EXPECT_EQ(b->job(job).value("status", ""), "done");
+  const auto rec = recorded(job);
+  EXPECT_EQ(rec.status, "done");
+  EXPECT_EQ(rec.completions, 1) << "recorded done more than once";
+  EXPECT_EQ(rec.done_attempts, 1);
+  const auto result = a->api("GET", "/api/v1/jobs/" + job + "/result");
+  ASSERT_EQ(result.status, 200) << result.body;
+  EXPECT_TRUE(result.body == expected_image(task, "synth-image"));
+}
+
+// A studio killed while its worker runs a job, started again at once: the worker reconnects to
+// the new process, which takes the claim over, and the job ends done once, by that worker.
+TEST_F(StudioClusterTest, AWorkerBackOnARestartedProcessKeepsItsJob) {
+  auto a = studio("a");
+  auto b = studio("b");
+  add_models(*a, *b);
+  std::string holder;
+  auto on_a = worker("wa", *a, *a, 3000, &holder);
+
+  const auto task = image_task("restarted studio");
+  const auto job = submit(*b, task);
+  ASSERT_TRUE(eventually([&] { return running(b->job(job)); }, 60s)) << b->job(job).dump();
+  const auto port_a = a->port();
+  a->kill9();
+  a->start(port_a);
+  ASSERT_TRUE(b->wait_status(job, "done", 90s)) << b->job(job).dump() << on_a->log();
+  EXPECT_EQ(b->job(job).value("workerId", ""), holder);
+  const auto rec = recorded(job);
+  EXPECT_EQ(rec.completions, 1);
+  EXPECT_EQ(rec.done_attempts, 1);
+  const auto result = b->api("GET", "/api/v1/jobs/" + job + "/result");
+  ASSERT_EQ(result.status, 200) << result.body;
+  EXPECT_TRUE(result.body == expected_image(task, "synth-image"));
+}
+
+// A cancel through one process of a job that a worker of the other runs reaches the holder's
+// process (its event stream says so), the job ends cancelled, the worker's result does not revive
+// it, and the worker is free for the next job.
+TEST_F(StudioClusterTest, ACancelThroughOneProcessReachesTheHolderOnTheOther) {
+  auto a = studio("a");
+  auto b = studio("b");
+  add_models(*a, *b);
+  auto on_a = worker("wa", *a, *a, 3000);
+  EventReader events_a(a->port());
+
+  const auto job = submit(*a, image_task("to be cancelled"));
+  ASSERT_TRUE(eventually([&] { return running(a->job(job)); }, 60s)) << a->job(job).dump();
+  const auto cancel = b->api("POST", "/api/v1/jobs/" + job + "/cancel", "{}");
+  ASSERT_EQ(cancel.status, 200) << cancel.body;
+  EXPECT_EQ(json::parse(cancel.body, nullptr, false).value("status", ""), "cancelled");
+  EXPECT_TRUE(events_a.has_job_event(job, "cancelled"))
+      << "the holder's process never learnt of the cancel: " << events_a.seen();
+
+  // The worker finishes, its result is acknowledged and dropped, and it takes the next job.
+  EXPECT_TRUE(eventually([&] { return on_a->status()["outbox"].value("entries", -1) == 0; }, 60s))
+      << on_a->status().dump();
+  const auto next = submit(*b, image_task("after the cancel"));
+  ASSERT_TRUE(b->wait_status(next, "done", 60s)) << b->job(next).dump() << on_a->log();
+  EXPECT_EQ(a->job(job).value("status", ""), "cancelled");
+  EXPECT_NE(a->api("GET", "/api/v1/jobs/" + job + "/result").status, 200);
+  const auto rec = recorded(job);
+  EXPECT_EQ(rec.status, "cancelled");
+  EXPECT_EQ(rec.completions, 0);
+}
+
+// A worker waiting for approval on one process is let in by an approval through the other; an
+// API key created through one works on the other, and once deleted stops working there; a worker
+// deleted through one is cut off from the other.
+TEST_F(StudioClusterTest, ApprovalsDeletionsAndKeysWorkWhicheverProcessARequestReaches) {
+  auto a = studio("a");
+  auto b = studio("b");
+  add_models(*a, *b);
+  // Registered (and pending) on A, approved through B.
+  std::string worker_id;
+  auto on_a = worker("wa", *a, *b, 0, &worker_id);
+  const auto job = submit(*b, image_task("approved elsewhere"));
+  EXPECT_TRUE(b->wait_status(job, "done", 60s)) << b->job(job).dump() << on_a->log();
+
+  const auto created = a->api("POST", "/api/v1/keys", json{{"name", "cluster"}}.dump());
+  ASSERT_EQ(created.status, 201) << created.body;
+  const auto key = json::parse(created.body, nullptr, false);
+  const std::string secret = key.value("key", "");
+  ASSERT_FALSE(secret.empty()) << created.body;
+  EXPECT_EQ(http_request(b->port(), "GET", "/api/v1/jobs", "", secret).status, 200)
+      << "a key created through one process is refused by the other";
+  ASSERT_EQ(a->api("DELETE", "/api/v1/keys/" + key.value("id", "")).status, 200);
+  EXPECT_TRUE(eventually([&] {
+    return http_request(b->port(), "GET", "/api/v1/jobs", "", secret).status == 401;
+  })) << "a deleted key still works on the other process";
+
+  // Deleted through B, the worker connected to A is cut off (close 4004: the daemon exits 12).
+  ASSERT_EQ(b->api("DELETE", "/api/v1/workers/" + worker_id).status, 200);
+  EXPECT_EQ(on_a->wait_exit(30s), 12) << on_a->log();
+}
+
+// The events of a job that runs on one process reach a stream opened on the other.
+TEST_F(StudioClusterTest, EventsOfAJobOnOneProcessReachStreamsOnTheOther) {
+  auto a = studio("a");
+  auto b = studio("b");
+  add_models(*a, *b);
+  auto on_a = worker("wa", *a, *a, 0);
+  EventReader events_b(b->port());
+  const auto job = submit(*a, image_task("events elsewhere"));
+  ASSERT_TRUE(a->wait_status(job, "done", 60s)) << a->job(job).dump();
+  EXPECT_TRUE(events_b.has_job_event(job, "queued")) << events_b.seen();
+  EXPECT_TRUE(events_b.has_job_event(job, "done")) << events_b.seen();
+  // Both leave cleanly (their process rows go with them).
+  EXPECT_EQ(a->terminate(), 0);
+  EXPECT_EQ(b->terminate(), 0);
+}
+
+}  // namespace
+}  // namespace sw::testing

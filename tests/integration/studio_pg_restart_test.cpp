@@ -1,0 +1,150 @@
+// The studio on PostgreSQL survives a restart of the database server under it (issue 18): writes
+// while the server is down are answered 503 or retried, none is acknowledged uncommitted, the
+// studio reconnects by itself, and no job is lost: a job whose release could not be written while
+// the server was down is offered again once it is back, and new jobs complete.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+
+#include "proto/codec.h"
+#include "studio/data_dir.h"
+#include "support/postgres_server.h"
+#include "support/studio_harness.h"
+#include "support/temp_dir.h"
+
+namespace sw::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+class StudioPgRestartTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    // Its own server: this test stops it, which the other tests' shared server must not see.
+    if (const auto absent = PostgresServer::unavailable_reason(); !absent.empty()) {
+      const char* ci = std::getenv("CI");
+      if (ci != nullptr && std::string_view(ci) == "true") {
+        FAIL() << "CI=true and the PostgreSQL server is missing: " << absent;
+      }
+      std::cout << "SKIPPED: " << absent << "\n";
+      GTEST_SKIP() << absent;
+    }
+    auto started = PostgresServer::start();
+    ASSERT_TRUE(started) << started.error().describe();
+    server_ = std::move(*started);
+    auto uri = server_->create_database("studio");
+    ASSERT_TRUE(uri) << uri.error().describe();
+    studio::StudioConfig config;
+    config.data_dir = dir_.path();
+    config.database_uri = *uri;
+    config.reject_hold_off = 0ms;  // the rejected job may come straight back to the same worker
+    config.fail_hold_off = 0ms;
+    studio_ = std::make_unique<StudioHarness>(std::move(config));
+    studio_->add_model("synth-llm", "llm");
+  }
+
+  // GET the job until the studio answers from the database again (its first batch after the
+  // server came back meets the dead connection; the next one reconnects, with backoff).
+  bool wait_until_answering(const std::string& job_id) {
+    const auto give_up = std::chrono::steady_clock::now() + 20s;
+    while (std::chrono::steady_clock::now() < give_up) {
+      if (studio_->admin("GET", "/api/v1/jobs/" + job_id).status == 200) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  TempDir dir_;
+  std::unique_ptr<PostgresServer> server_;
+  std::unique_ptr<StudioHarness> studio_;
+};
+
+proto::RawJson chat_result(const std::string& text) {
+  auto parsed = proto::RawJson::parse(R"({"object":"chat.completion","text":")" + text + "\"}");
+  EXPECT_TRUE(parsed);
+  return *parsed;
+}
+
+TEST_F(StudioPgRestartTest, JobsSurviveARestartOfThePostgresServer) {
+  const auto worker = register_worker(*studio_, "install-pg-restart");
+  auto client = connect_worker(*studio_, worker);
+  ASSERT_NE(client, nullptr);
+
+  // Before: a job runs through.
+  const auto before = studio_->create_job(llm_job("synth-llm", "before"));
+  auto offer = expect_offer(*client);
+  ASSERT_TRUE(offer);
+  ASSERT_EQ(offer->job_id, before);
+  client->send(proto::Accept{before});
+  client->send(proto::CompleteJson{before, chat_result("before"), std::nullopt});
+  auto ack = client->next_non_ack();
+  ASSERT_TRUE(ack && std::holds_alternative<proto::CompleteAck>(*ack));
+
+  // A job is offered; then the server goes down.
+  const auto across = studio_->create_job(llm_job("synth-llm", "across"));
+  offer = expect_offer(*client);
+  ASSERT_TRUE(offer);
+  ASSERT_EQ(offer->job_id, across);
+  ASSERT_TRUE(server_->stop());
+
+  // The worker refuses the offer while the database is down: the release cannot be written, and
+  // the job must not be forgotten for it.
+  client->send(proto::Reject{across, "busy for a moment", proto::RejectCode::Busy});
+  // A client's write is answered 503 (not committed), and the studio keeps serving.
+  const auto refused = studio_->admin("POST", "/api/v1/jobs", llm_job("synth-llm", "down"));
+  EXPECT_EQ(refused.status, 503) << refused.body;
+  // It says when to come back, and not where the database lives or who the studio is there.
+  bool retry_after = false;
+  for (const auto& [name, value] : refused.headers) {
+    if (name == "retry-after" || name == "Retry-After") retry_after = !value.empty();
+  }
+  EXPECT_TRUE(retry_after) << refused.body;
+  EXPECT_EQ(refused.body.find(std::to_string(server_->port())), std::string::npos) << refused.body;
+  EXPECT_EQ(refused.body.find("127.0.0.1"), std::string::npos) << refused.body;
+
+  ASSERT_TRUE(server_->start_again()) << server_->log();
+  ASSERT_TRUE(wait_until_answering(across));
+
+  // The rejected job comes back once its release is stored, and completes.
+  offer = expect_offer(*client, 20s);
+  ASSERT_TRUE(offer);
+  EXPECT_EQ(offer->job_id, across);
+  client->send(proto::Accept{across});
+  client->send(proto::CompleteJson{across, chat_result("across"), std::nullopt});
+  ack = client->next_non_ack();
+  ASSERT_TRUE(ack && std::holds_alternative<proto::CompleteAck>(*ack));
+  EXPECT_TRUE(studio_->wait_job_status(across, "done"));
+
+  // After: new jobs are taken and complete.
+  const auto after = studio_->create_job(llm_job("synth-llm", "after"));
+  offer = expect_offer(*client);
+  ASSERT_TRUE(offer);
+  ASSERT_EQ(offer->job_id, after);
+  client->send(proto::Accept{after});
+  client->send(proto::CompleteJson{after, chat_result("after"), std::nullopt});
+  ack = client->next_non_ack();
+  ASSERT_TRUE(ack && std::holds_alternative<proto::CompleteAck>(*ack));
+  EXPECT_EQ(studio_->job_status(before), "done");
+  EXPECT_EQ(studio_->job_status(after), "done");
+  // The rejected offer and the run that completed: the history kept both.
+  const auto history = studio_->admin("GET", "/api/v1/jobs/" + across);
+  EXPECT_NE(history.body.find("rejected"), std::string::npos) << history.body;
+}
+
+// An admin command run without --database on the data directory of a studio on PostgreSQL is
+// refused, naming the database, instead of answering from a new, empty studio.db.
+TEST_F(StudioPgRestartTest, ADataDirectoryOnPostgresRefusesToOpenSqliteWithoutDatabase) {
+  auto opened = studio::open_studio_store(dir_.path(), std::nullopt);
+  ASSERT_FALSE(opened);
+  EXPECT_NE(opened.error().message.find("keeps its data in PostgreSQL (postgresql://"),
+            std::string::npos)
+      << opened.error().message;
+  EXPECT_NE(opened.error().message.find("--database"), std::string::npos);
+  EXPECT_FALSE(std::filesystem::exists(dir_.path() / "studio.db"));
+}
+
+}  // namespace
+}  // namespace sw::testing

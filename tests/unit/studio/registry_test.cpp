@@ -1,0 +1,59 @@
+// The studio's registry: who may talk to it, by hashed token, and the model catalogue.
+
+#include "studio/registry.h"
+
+#include <gtest/gtest.h>
+
+#include "common/sha256.h"
+#include "proto/codec.h"
+
+namespace sw::studio {
+namespace {
+
+TEST(RegistryTest, AWorkerTokenMatchesOnlyItsOwnWorkerUntilTheWorkerIsForgotten) {
+  Registry registry;
+  registry.set_worker_token_hash("w-1", sha256_hex("secret-1"));
+  EXPECT_TRUE(registry.worker_token_matches("w-1", "secret-1"));
+  EXPECT_FALSE(registry.worker_token_matches("w-1", "secret-2"));
+  EXPECT_FALSE(registry.worker_token_matches("w-2", "secret-1"));
+  registry.forget_worker("w-1");
+  EXPECT_FALSE(registry.knows_worker("w-1"));
+  EXPECT_FALSE(registry.worker_token_matches("w-1", "secret-1"));
+}
+
+TEST(RegistryTest, TheAdminTokenAndApiKeysAreToldApartAndARemovedKeyStopsWorking) {
+  Registry registry;
+  EXPECT_EQ(registry.bearer(""), Registry::Bearer::Unknown) << "no admin token yet: none matches";
+  registry.set_admin_token_hash(sha256_hex("adm-1"));
+  registry.add_api_key({"key-1", "ci", sha256_hex("sk-1"), 0});
+  EXPECT_EQ(registry.bearer("adm-1"), Registry::Bearer::Admin);
+  EXPECT_EQ(registry.bearer("sk-1"), Registry::Bearer::Client);
+  EXPECT_EQ(registry.bearer("sk-2"), Registry::Bearer::Unknown);
+  registry.remove_api_key("key-1");
+  EXPECT_EQ(registry.bearer("sk-1"), Registry::Bearer::Unknown);
+}
+
+TEST(RegistryTest, AReloadReplacesTheCatalogueAndLeavesOutRowsThatDoNotDecode) {
+  Registry registry;
+  store::ModelRecord good;
+  good.id = "m-b";
+  proto::ModelSource source;
+  source.engine = "synthetic";
+  good.source_json = proto::encode(source);
+  store::ModelRecord also_good = good;
+  also_good.id = "m-a";
+  store::ModelRecord bad;
+  bad.id = "m-bad";
+  bad.source_json = "{not json";
+  std::vector<std::string> unreadable;
+  registry.replace_models({good, also_good, bad},
+                          [&](const std::string& id, const Error&) { unreadable.push_back(id); });
+  EXPECT_EQ(unreadable, std::vector<std::string>{"m-bad"});
+  ASSERT_EQ(registry.models().size(), 2u);
+  EXPECT_EQ(registry.models()[0]->record.id, "m-a") << "sorted by id";
+  EXPECT_EQ(registry.model("m-b")->source.engine, "synthetic");
+  EXPECT_EQ(registry.model("m-bad"), nullptr);
+}
+
+}  // namespace
+}  // namespace sw::studio
