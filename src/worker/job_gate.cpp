@@ -12,35 +12,57 @@ std::string jobs_word(std::size_t n) {
 
 }  // namespace
 
+struct JobGate::State {
+  struct Slot {
+    std::string job_id;
+    std::optional<double> need_gib;  // set once admitted
+  };
+  std::mutex mutex;
+  std::size_t max_jobs = 1;
+  std::uint64_t next_id = 0;
+  std::map<std::uint64_t, Slot> slots;
+  std::function<void()> on_change;
+};
+
+JobGate::JobGate(std::size_t max_jobs) : state_(std::make_shared<State>()) {
+  state_->max_jobs = max_jobs == 0 ? 1 : max_jobs;
+}
+
+JobGate::~JobGate() {
+  std::lock_guard lock(state_->mutex);
+  state_->on_change = nullptr;
+}
+
 tl::expected<JobGate::Ticket, std::string> JobGate::try_acquire(std::string job_id,
                                                                 std::size_t limit) {
   std::uint64_t id = 0;
   {
-    std::lock_guard lock(mutex_);
-    const std::size_t cap = std::min(max_jobs_, limit);
-    if (slots_.size() >= cap) {
+    std::lock_guard lock(state_->mutex);
+    const std::size_t cap = std::min(state_->max_jobs, limit);
+    if (state_->slots.size() >= cap) {
       // One slot: the reference's words, which studios and operators already know.
       if (cap == 1) return tl::unexpected(std::string("worker already has an in-flight job"));
       return tl::unexpected(fmt::format("worker already runs {} (max_concurrent_jobs = {})",
-                                        jobs_word(slots_.size()), max_jobs_));
+                                        jobs_word(state_->slots.size()), state_->max_jobs));
     }
-    id = ++next_id_;
-    slots_.emplace(id, Slot{std::move(job_id), std::nullopt});
+    id = ++state_->next_id;
+    state_->slots.emplace(id, State::Slot{std::move(job_id), std::nullopt});
   }
-  changed();
-  return Ticket(this, id);
+  changed(*state_);
+  return Ticket(state_, id);
 }
 
 std::optional<std::string> JobGate::admit(const Ticket& ticket, double need_gib,
                                           const std::optional<Memory>& memory) {
   std::optional<std::string> refusal;
   {
-    std::lock_guard lock(mutex_);
-    auto self = slots_.find(ticket.id_);
-    if (ticket.gate_ != this || self == slots_.end()) return "job admission ticket was released";
+    std::lock_guard lock(state_->mutex);
+    auto self = state_->slots.find(ticket.id_);
+    if (ticket.state_ != state_ || self == state_->slots.end())
+      return "job admission ticket was released";
     std::size_t running = 0;
     double held = 0;
-    for (const auto& [id, slot] : slots_) {
+    for (const auto& [id, slot] : state_->slots) {
       if (id == ticket.id_ || !slot.need_gib) continue;
       ++running;
       held += *slot.need_gib;
@@ -59,58 +81,58 @@ std::optional<std::string> JobGate::admit(const Ticket& ticket, double need_gib,
     }
     if (!refusal) self->second.need_gib = need;
   }
-  if (!refusal) changed();
+  if (!refusal) changed(*state_);
   return refusal;
 }
 
 std::size_t JobGate::max_jobs() const {
-  std::lock_guard lock(mutex_);
-  return max_jobs_;
+  std::lock_guard lock(state_->mutex);
+  return state_->max_jobs;
 }
 
 void JobGate::set_max_jobs(std::size_t max_jobs) {
   {
-    std::lock_guard lock(mutex_);
-    max_jobs_ = max_jobs == 0 ? 1 : max_jobs;
+    std::lock_guard lock(state_->mutex);
+    state_->max_jobs = max_jobs == 0 ? 1 : max_jobs;
   }
-  changed();
+  changed(*state_);
 }
 
 std::size_t JobGate::held() const {
-  std::lock_guard lock(mutex_);
-  return slots_.size();
+  std::lock_guard lock(state_->mutex);
+  return state_->slots.size();
 }
 
 std::size_t JobGate::room() const {
-  std::lock_guard lock(mutex_);
-  return slots_.size() >= max_jobs_ ? 0 : max_jobs_ - slots_.size();
+  std::lock_guard lock(state_->mutex);
+  return state_->slots.size() >= state_->max_jobs ? 0 : state_->max_jobs - state_->slots.size();
 }
 
 std::vector<std::string> JobGate::holders() const {
-  std::lock_guard lock(mutex_);
+  std::lock_guard lock(state_->mutex);
   std::vector<std::string> out;
-  for (const auto& [id, slot] : slots_) out.push_back(slot.job_id);
+  for (const auto& [id, slot] : state_->slots) out.push_back(slot.job_id);
   return out;
 }
 
 void JobGate::set_on_change(std::function<void()> on_change) {
-  std::lock_guard lock(mutex_);
-  on_change_ = std::move(on_change);
+  std::lock_guard lock(state_->mutex);
+  state_->on_change = std::move(on_change);
 }
 
-void JobGate::release(std::uint64_t id) {
+void JobGate::release(State& state, std::uint64_t id) {
   {
-    std::lock_guard lock(mutex_);
-    slots_.erase(id);
+    std::lock_guard lock(state.mutex);
+    state.slots.erase(id);
   }
-  changed();
+  changed(state);
 }
 
-void JobGate::changed() {
+void JobGate::changed(State& state) {
   std::function<void()> notify;
   {
-    std::lock_guard lock(mutex_);
-    notify = on_change_;
+    std::lock_guard lock(state.mutex);
+    notify = state.on_change;
   }
   if (notify) notify();
 }

@@ -23,9 +23,9 @@
 // file sizes, the studio's vramGbEstimate), not measured footprints, so running two jobs is the
 // operator's choice on a box they know holds both; with 2 or more the memory rule above decides.
 //
-// A Ticket frees its slot when destroyed, whatever path the job took. Thread-safe; `on_change`
-// is called (without the lock held, on the thread that changed it) after every acquire, admit
-// and release.
+// A Ticket frees its slot when destroyed, whatever path the job took, even after the gate is gone.
+// Thread-safe; `on_change` is called (without the lock held, on the thread that changed it) after
+// every acquire, admit and release.
 
 #include <cstddef>
 #include <functional>
@@ -48,13 +48,15 @@ class JobGate {
     std::string where;  // "GPU 0", "RAM": named in refusals
   };
 
+  struct State;
+
   class Ticket {
    public:
-    Ticket(Ticket&& other) noexcept : gate_(std::exchange(other.gate_, nullptr)), id_(other.id_) {}
+    Ticket(Ticket&& other) noexcept = default;
     Ticket& operator=(Ticket&& other) noexcept {
       if (this != &other) {
         release();
-        gate_ = std::exchange(other.gate_, nullptr);
+        state_ = std::move(other.state_);
         id_ = other.id_;
       }
       return *this;
@@ -63,17 +65,21 @@ class JobGate {
     Ticket& operator=(const Ticket&) = delete;
     ~Ticket() { release(); }
     void release() {
-      if (gate_ != nullptr) std::exchange(gate_, nullptr)->release(id_);
+      if (state_) JobGate::release(*std::exchange(state_, nullptr), id_);
     }
 
    private:
     friend class JobGate;
-    Ticket(JobGate* gate, std::uint64_t id) : gate_(gate), id_(id) {}
-    JobGate* gate_;
+    Ticket(std::shared_ptr<State> state, std::uint64_t id) : state_(std::move(state)), id_(id) {}
+    // Shared with the gate: a ticket destroyed after its gate (a job frame torn down with the
+    // event loop at shutdown) frees a slot in memory that is still alive and notifies no one.
+    std::shared_ptr<State> state_;
     std::uint64_t id_;
   };
 
-  explicit JobGate(std::size_t max_jobs = 1) : max_jobs_(max_jobs == 0 ? 1 : max_jobs) {}
+  explicit JobGate(std::size_t max_jobs = 1);
+  // Later releases of outstanding tickets no longer call `on_change`.
+  ~JobGate();
   JobGate(const JobGate&) = delete;
   JobGate& operator=(const JobGate&) = delete;
 
@@ -97,18 +103,10 @@ class JobGate {
   void set_on_change(std::function<void()> on_change);
 
  private:
-  struct Slot {
-    std::string job_id;
-    std::optional<double> need_gib;  // set once admitted
-  };
-  void release(std::uint64_t id);
-  void changed();
+  static void release(State& state, std::uint64_t id);
+  static void changed(State& state);
 
-  mutable std::mutex mutex_;
-  std::size_t max_jobs_;
-  std::uint64_t next_id_ = 0;
-  std::map<std::uint64_t, Slot> slots_;
-  std::function<void()> on_change_;
+  std::shared_ptr<State> state_;
 };
 
 // Shared so that a ticket can travel with a job to a worker thread.

@@ -469,25 +469,27 @@ HttpResponse LocalApi::route(const net::HttpRequest& request, net::Responder& re
   return {};
 }
 
+// The same memory admission as studio offers, for both generation routes: a job that does not
+// fit beside the running ones is refused at once (503 naming the numbers) rather than queued.
+asio::awaitable<bool> LocalApi::admit_memory(LocalApi* self, const Generation& generation,
+                                             net::Responder& responder) {
+  engines::DispatchRequest asked{generation.model, generation.task, generation.source,
+                                 generation.job_id, true};
+  SharedTicket held = generation.ticket;
+  auto refused = co_await self->runner_.admit(std::move(asked), 0.0, held);
+  if (!refused) co_return true;
+  HttpResponse busy =
+      text(503, fmt::format("worker cannot run this job now: {}; retry shortly", refused->reason));
+  busy.headers.push_back({"retry-after", "2"});
+  responder.send(std::move(busy));
+  co_return false;
+}
+
 asio::awaitable<void> LocalApi::generate(LocalApi* self, Generation generation,
                                          net::Responder responder) {
   Runtime& runtime = self->runtime_;
   const std::string job_id = generation.job_id;
-  {
-    // The same memory admission as studio offers: refused at once, naming the numbers.
-    engines::DispatchRequest asked{generation.model, generation.task, generation.source, job_id,
-                                   true};
-    SharedTicket held = generation.ticket;
-    auto refused = co_await self->runner_.admit(std::move(asked), 0.0, held);
-    if (refused) {
-      HttpResponse busy = text(503, fmt::format("worker cannot run this job now: {}; retry "
-                                                "shortly",
-                                                refused->reason));
-      busy.headers.push_back({"retry-after", "2"});
-      responder.send(std::move(busy));
-      co_return;
-    }
-  }
+  if (!co_await admit_memory(self, generation, responder)) co_return;
   runtime.job_started(JobRecord{job_id, generation.task.kind(), generation.model,
                                 prompt_for(generation.task), "local", {}, {}, {}, {}});
   engines::DispatchRequest request{generation.model, generation.task, generation.source, job_id,
@@ -562,21 +564,7 @@ asio::awaitable<void> LocalApi::stream_chat(LocalApi* self, Generation generatio
                                             net::Responder responder) {
   Runtime& runtime = self->runtime_;
   const std::string job_id = generation.job_id;
-  {
-    // The same memory admission as studio offers: refused at once, naming the numbers.
-    engines::DispatchRequest asked{generation.model, generation.task, generation.source, job_id,
-                                   true};
-    SharedTicket held = generation.ticket;
-    auto refused = co_await self->runner_.admit(std::move(asked), 0.0, held);
-    if (refused) {
-      HttpResponse busy = text(503, fmt::format("worker cannot run this job now: {}; retry "
-                                                "shortly",
-                                                refused->reason));
-      busy.headers.push_back({"retry-after", "2"});
-      responder.send(std::move(busy));
-      co_return;
-    }
-  }
+  if (!co_await admit_memory(self, generation, responder)) co_return;
   runtime.job_started(JobRecord{job_id, generation.task.kind(), generation.model,
                                 prompt_for(generation.task), "local", {}, {}, {}, {}});
   std::shared_ptr<net::EventStream> stream = responder.start_stream("text/event-stream");

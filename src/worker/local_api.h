@@ -58,6 +58,9 @@ class LocalApi final : public net::HttpHandler {
   std::optional<net::HttpResponse> guard(const net::HttpRequest& head) const;
   net::HttpResponse route(const net::HttpRequest& request, net::Responder& responder,
                           bool& answered_later);
+  // False when refused (the 503 is sent).
+  static boost::asio::awaitable<bool> admit_memory(LocalApi* self, const Generation& generation,
+                                                   net::Responder& responder);
   static boost::asio::awaitable<void> generate(LocalApi* self, Generation generation,
                                                net::Responder responder);
   static boost::asio::awaitable<void> serve_metrics(LocalApi* self, net::Responder responder);

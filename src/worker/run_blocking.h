@@ -22,7 +22,12 @@ boost::asio::awaitable<R> run_blocking(boost::asio::any_io_executor pool,
     auto guard = asio::make_work_guard(asio::get_associated_executor(handler));
     asio::post(pool, [handler = std::move(handler), fn = std::move(fn),
                       guard = std::move(guard)]() mutable {
-      R result = fn();
+      // The work (and what it captured, e.g. a job's gate ticket) is gone before the caller
+      // resumes: a slot it freed is free when the caller answers.
+      R result = [&fn] {
+        auto work = std::move(fn);
+        return work();
+      }();
       auto home = guard.get_executor();
       asio::dispatch(home, [handler = std::move(handler), result = std::move(result),
                             guard = std::move(guard)]() mutable {

@@ -306,14 +306,15 @@ TEST(RunnerStall, ASlowLoadThatKeepsPrintingIsWaitedFor) {
 
 TEST(RunnerStall, AStreamThatStopsIsARetryableTimeoutAndTheRunnerIsKilled) {
   auto options = roomy();
-  options.inference_stall = std::chrono::milliseconds(300);
+  // Long enough that the two words always come first, however slow the machine.
+  options.inference_stall = std::chrono::milliseconds(1500);
   RunnerPool pool(options);
   std::string got;
   auto result = ask_streaming(pool, fake_launch("a", {"--stall-after-tokens", "2"}), &got);
   ASSERT_FALSE(result);
   EXPECT_EQ(result.error().code, Code::Timeout) << result.error().describe();
   EXPECT_TRUE(is_retryable(result.error()));
-  EXPECT_NE(result.error().message.find("made no progress for 0.3 s"), std::string::npos)
+  EXPECT_NE(result.error().message.find("made no progress for 1.5 s"), std::string::npos)
       << result.error().message;
   ASSERT_EQ(got.substr(0, 4), "pid ") << "two words came before the stall: " << got;
   EXPECT_TRUE(process_gone(pid_in(got))) << "the stalled runner must be killed";
@@ -322,10 +323,11 @@ TEST(RunnerStall, AStreamThatStopsIsARetryableTimeoutAndTheRunnerIsKilled) {
 
 TEST(RunnerStall, ASlowStreamThatKeepsSendingTokensIsNotCutOff) {
   auto options = roomy();
-  options.inference_stall = std::chrono::milliseconds(1000);
+  options.inference_stall = std::chrono::milliseconds(2500);
   RunnerPool pool(options);
-  // Six events 400 ms apart: longer in total than the stall time, never silent that long.
-  auto result = ask_streaming(pool, fake_launch("a", {"--token-ms", "400"}));
+  // Six events 500 ms apart: longer in total than the stall time, never silent that long (a
+  // five-fold margin for a slow machine).
+  auto result = ask_streaming(pool, fake_launch("a", {"--token-ms", "500"}));
   ASSERT_TRUE(result) << result.error().describe();
   EXPECT_NE(result->find("request 1"), std::string::npos) << *result;
 }
@@ -346,7 +348,8 @@ TEST(RunnerStall, ASlowTranscriptionThatPrintsProgressIsNotCutOff) {
 // retryably, and the next job gets a fresh runner instead of "busy" for ever.
 TEST(RunnerStall, AWedgedRunnerWithAHealthyHealthIsKilledAndTheNextJobGetsAFreshOne) {
   auto options = roomy();
-  options.inference_stall = std::chrono::milliseconds(300);
+  // Long enough for the test's own /health read before the runner is judged wedged.
+  options.inference_stall = std::chrono::milliseconds(1500);
   RunnerPool pool(options);
   const auto launch = fake_launch("w", {"--wedge-inference"});
   Seen seen;

@@ -711,6 +711,9 @@ TEST(WorkerSession, PauseUnloadStopsTheIdleRunnerAndRefusesTheNextOffer) {
   auto complete = next_job_frame(studio);
   ASSERT_TRUE(complete);
   ASSERT_EQ((*complete)["type"], "completeJson") << complete->dump() << worker.logs();
+  // Acknowledged, or the worker sends the result again after completion_ack_wait (1 s here),
+  // which a slow run would read below in place of the reject.
+  studio.send_text(R"({"type":"completeAck","jobId":"job-run"})");
 
   const json before = worker.status();
   ASSERT_EQ(before["runners"].size(), 1u) << before.dump();

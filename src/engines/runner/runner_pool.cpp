@@ -160,9 +160,15 @@ void RunnerPool::reaper_loop() {
 
 std::optional<std::string> RunnerPool::admission_refusal(const std::string& key,
                                                          double needed_gib) const {
+  {
+    std::lock_guard lock(mutex_);
+    if (runners_.count(key) != 0) return std::nullopt;
+  }
+  // Read without the lock: the probe may run nvidia-smi, and status() on the loop thread waits
+  // for this lock.
+  std::optional<double> free = options_.free_memory_gib ? options_.free_memory_gib() : std::nullopt;
   std::lock_guard lock(mutex_);
   if (runners_.count(key) != 0) return std::nullopt;
-  std::optional<double> free = options_.free_memory_gib ? options_.free_memory_gib() : std::nullopt;
   if (free) {
     for (const auto& [other_key, runner] : runners_) {
       if (runner->users == 0) *free += runner->launch.memory_gib;  // would be unloaded for it
@@ -298,6 +304,14 @@ Result<RunnerPool::Checkout> RunnerPool::checkout(const RunnerLaunch& launch,
   std::shared_ptr<Runner> runner;
   std::vector<std::shared_ptr<Runner>> to_unload;
   int previous_starts = 0;
+  // Free memory is read before the lock (the probe may run nvidia-smi; status() on the loop
+  // thread waits for this lock), and only when a start looks needed.
+  std::optional<double> free_read;
+  bool read_free = false;
+  if (options_.free_memory_gib && !is_resident(launch.key)) {
+    free_read = options_.free_memory_gib();
+    read_free = true;
+  }
   // A runner found dead is reported once the pool's lock is let go, whatever path this takes.
   struct DeathReport {
     const RunnerPoolOptions& options;
@@ -328,8 +342,9 @@ Result<RunnerPool::Checkout> RunnerPool::checkout(const RunnerLaunch& launch,
     }
     if (!runner) {
       // Admission, unloading idle runners (least recently used first) when that makes room.
-      std::optional<double> free =
-          options_.free_memory_gib ? options_.free_memory_gib() : std::nullopt;
+      // A runner that died since the read above: read now, under the lock (rare).
+      std::optional<double> free = free_read;
+      if (!read_free && options_.free_memory_gib) free = options_.free_memory_gib();
       std::vector<std::shared_ptr<Runner>> idle;
       for (const auto& [key, other] : runners_) {
         if (other->users == 0) idle.push_back(other);
