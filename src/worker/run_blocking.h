@@ -25,8 +25,8 @@ boost::asio::awaitable<R> run_blocking(boost::asio::any_io_executor pool,
       // The work (and what it captured, e.g. a job's gate ticket) is gone before the caller
       // resumes: a slot it freed is free when the caller answers.
       R result = [&fn] {
-        auto work = std::move(fn);
-        return work();
+        auto job = std::move(fn);
+        return job();
       }();
       auto home = guard.get_executor();
       asio::dispatch(home, [handler = std::move(handler), result = std::move(result),
