@@ -98,9 +98,29 @@ void Scheduler::hold_off(const std::string& worker_id, SteadyTime until) {
   }
 }
 
-void Scheduler::exclude(const std::string& worker_id, const std::string& job_id, SteadyTime until) {
+void Scheduler::exclude(const std::string& worker_id, const std::string& job_id, SteadyTime until,
+                        bool until_room) {
   if (auto it = workers_.find(worker_id); it != workers_.end()) {
     it->second.excluded[job_id] = until;
+    if (until_room) {
+      it->second.excluded_until_room.insert(job_id);
+    } else {
+      it->second.excluded_until_room.erase(job_id);
+    }
+  }
+}
+
+void Scheduler::room_freed(const std::string& worker_id, const std::string& ended) {
+  auto it = workers_.find(worker_id);
+  if (it == workers_.end()) return;
+  auto& worker = it->second;
+  for (auto job = worker.excluded_until_room.begin(); job != worker.excluded_until_room.end();) {
+    if (*job == ended) {
+      ++job;  // the job that just left (e.g. the refused one itself) keeps its exclusion
+      continue;
+    }
+    worker.excluded.erase(*job);
+    job = worker.excluded_until_room.erase(job);
   }
 }
 
@@ -160,7 +180,11 @@ std::vector<Assignment> Scheduler::assign(SteadyTime now, std::size_t scan_limit
   for (auto& [id, worker] : workers_) {
     if (available(worker, now)) {
       // Exclusions only matter until they expire; drop the stale ones as we pass.
-      std::erase_if(worker.excluded, [&](const auto& e) { return e.second <= now; });
+      std::erase_if(worker.excluded, [&](const auto& e) {
+        if (e.second > now) return false;
+        worker.excluded_until_room.erase(e.first);
+        return true;
+      });
       idle.emplace_back(&id, &worker);
     }
   }

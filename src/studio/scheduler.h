@@ -96,8 +96,12 @@ class Scheduler {
   void set_slots(const std::string& worker_id, std::size_t slots);
   // No offers to this worker before `until` (it answered busy or paused).
   void hold_off(const std::string& worker_id, SteadyTime until);
-  // This job is not offered to this worker again before `until` (it refused the job).
-  void exclude(const std::string& worker_id, const std::string& job_id, SteadyTime until);
+  // This job is not offered to this worker again before `until` (it refused the job), or with
+  // `until_room` before room_freed() either (it had no room for the job beside its others).
+  void exclude(const std::string& worker_id, const std::string& job_id, SteadyTime until,
+               bool until_room = false);
+  // One of the worker's jobs (`ended`) left it: the jobs it had no room for may be offered again.
+  void room_freed(const std::string& worker_id, const std::string& ended);
   void record_completion(const std::string& worker_id, const std::string& model);
   std::size_t idle_workers(SteadyTime now) const;
 
@@ -136,6 +140,7 @@ class Scheduler {
     SteadyTime held_until{};
     std::string last_model;
     std::map<std::string, SteadyTime> excluded;
+    std::set<std::string> excluded_until_room;  // a subset of `excluded`
   };
   bool available(const WorkerState& worker, SteadyTime now) const;
   static bool can_take(const WorkerState& worker, const QueuedJob& job, SteadyTime now);

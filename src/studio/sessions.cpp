@@ -417,12 +417,15 @@ void Studio::handle_reject(const std::shared_ptr<WorkerSession>& session,
                                  {"engine_missing", engine_missing}});
   const std::string error = "rejected by " + session->worker_id_ + ": " + reject.reason;
   const store::AttemptEnd ended{store::AttemptOutcome::Rejected, reject.reason};
-  const auto outcome = jobs::judge_reject_outcome(reject.code.has_value(), engine_missing);
+  // This job is still among the session's: "others" are the ones beside it.
+  const bool no_room =
+      session->capacity_ && reject.code == proto::RejectCode::Busy && session->jobs_.size() > 1;
+  const auto outcome = jobs::judge_reject_outcome(reject.code.has_value(), engine_missing, no_room);
   if (outcome.hold_off_worker) {
     scheduler_.hold_off(session->worker_id_, until);
   }
   if (outcome.exclude_job) {
-    scheduler_.exclude(session->worker_id_, reject.job_id, until);
+    scheduler_.exclude(session->worker_id_, reject.job_id, until, outcome.until_room);
   }
   release(reject.job_id, error, ended, outcome.count_attempt, false);
 }

@@ -447,6 +447,12 @@ void Studio::once_held(const std::string& job_id, const std::string& worker_id,
 void Studio::free_session_slot(const std::string& job_id,
                                const std::shared_ptr<WorkerSession>& session) {
   if (session && session->jobs_.erase(job_id) > 0 && !session->ended_) {
+    // A job that ran left it: the ones it had no room for may fit now. An offer that ends
+    // unanswered or refused freed nothing (and must not start a refuse/re-offer round).
+    const auto* job = book_.find(job_id);
+    if (!job || (job->phase != jobs::Phase::Offered && job->phase != jobs::Phase::Claiming)) {
+      scheduler_.room_freed(session->worker_id_, job_id);
+    }
     count_session_jobs(session);
   }
 }

@@ -37,11 +37,14 @@ TEST(ConcurrentJobs, OneWorkerRunsAnLlmAndAnImageJobAtOnceAndRefusesAThirdThatDo
   TempDir dir;
   studio::StudioConfig config;
   config.data_dir = dir.path() / "studio";
-  config.reject_hold_off = 100ms;  // the refused job is offered again soon after
+  // Far longer than the test: the refused job runs again only because a job ended (room), and a
+  // smaller one reaches the worker meanwhile because a refusal for room does not rest it.
+  config.reject_hold_off = 10min;
   StudioHarness studio(config);
   studio.add_model("synth-llm", "llm", 4.0);
   studio.add_model("synth-image", "image", 3.0);
   studio.add_model("synth-image-big", "image", 2.0);
+  studio.add_model("synth-llm-small", "llm", 0.5);
   const auto credentials = register_worker(studio, "install-two");
 
   worker::WorkerConfig worker_config;
@@ -94,10 +97,24 @@ TEST(ConcurrentJobs, OneWorkerRunsAnLlmAndAnImageJobAtOnceAndRefusesAThirdThatDo
   EXPECT_THAT(worker.logs(), HasSubstr("with 2 jobs running (they hold 7.0 GiB)"));
   EXPECT_EQ(studio.job_status(third), "queued") << "refused as busy: it waits for room";
 
+  // A smaller job fits in what is left: the refusal did not rest the worker, and the third
+  // stays back while nothing has ended.
+  const auto small = studio.create_job(llm_job("synth-llm-small", "a short one beside them"));
+  bool three_running = false;
+  const auto small_deadline = std::chrono::steady_clock::now() + 30s;
+  while (!three_running && std::chrono::steady_clock::now() < small_deadline) {
+    three_running = worker.status()["activeJobs"].size() == 3;
+    if (!three_running) std::this_thread::sleep_for(20ms);
+  }
+  ASSERT_TRUE(three_running) << worker.status().dump() << "\n" << worker.logs();
+  EXPECT_EQ(studio.job_status(small), "claimed");
+  EXPECT_EQ(studio.job_status(third), "queued");
+
   // Once the two are done their memory is free: the third runs on the same worker.
   latch.release();
   EXPECT_TRUE(studio.wait_job_status(llm, "done", 30s)) << worker.logs();
   EXPECT_TRUE(studio.wait_job_status(image, "done", 30s)) << worker.logs();
+  EXPECT_TRUE(studio.wait_job_status(small, "done", 30s)) << worker.logs();
   EXPECT_TRUE(studio.wait_job_status(third, "done", 30s)) << studio.job_status(third) << "\n"
                                                           << worker.logs();
   EXPECT_EQ(studio.job_attempts(third), 1) << "a busy refusal is not an attempt";

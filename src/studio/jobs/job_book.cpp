@@ -115,7 +115,11 @@ Answer judge_reject(const ActiveView* job, bool from_holder_session) {
   return Answer::Release;
 }
 
-RejectOutcome judge_reject_outcome(bool busy, bool engine_missing) {
+RejectOutcome judge_reject_outcome(bool busy, bool engine_missing, bool no_room_beside_others) {
+  if (busy && no_room_beside_others) {
+    return {
+        .count_attempt = false, .hold_off_worker = false, .exclude_job = true, .until_room = true};
+  }
   if (busy) {
     // busy / paused: not the job's fault. No attempt counted; this worker rests a moment.
     return {.count_attempt = false, .hold_off_worker = true, .exclude_job = false};

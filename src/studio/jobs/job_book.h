@@ -118,13 +118,18 @@ Answer judge_accept(const ActiveView* job, bool from_holder_session);
 Answer judge_reject(const ActiveView* job, bool from_holder_session);
 
 // How a reject lets go of an offer. `busy`: the worker answered busy or paused (a code);
-// `engine_missing`: the worker does not have the job's engine (routing chose wrong).
+// `engine_missing`: the worker does not have the job's engine (routing chose wrong);
+// `no_room_beside_others`: a worker with the "capacity" feature answered `busy` while it runs
+// other jobs, i.e. this job does not fit beside them (its memory): a smaller job may, so the
+// worker is not rested, and this job waits for one of the others to end (issue 19).
 struct RejectOutcome {
   bool count_attempt = false;    // the refusal may use up the job (never: no run started)
   bool hold_off_worker = false;  // the worker gets no offers for a while (busy, paused)
   bool exclude_job = false;      // the worker is not offered this job for a while
+  bool until_room = false;       // ...or until one of its jobs ends, whichever comes first
 };
-RejectOutcome judge_reject_outcome(bool busy, bool engine_missing);
+RejectOutcome judge_reject_outcome(bool busy, bool engine_missing,
+                                   bool no_room_beside_others = false);
 
 // What a client's cancel does to a job.
 enum class Cancel {

@@ -171,6 +171,14 @@ TEST(JobBookTest, ABusyRejectRestsTheWorkerAndAPlainOneExcludesTheJob) {
   EXPECT_FALSE(no_engine.count_attempt) << "routing chose wrong, the job is not at fault";
 }
 
+TEST(JobBookTest, ABusyRejectBesideOtherJobsWaitsForRoomInsteadOfRestingTheWorker) {
+  const auto no_room = judge_reject_outcome(true, false, /*no_room_beside_others=*/true);
+  EXPECT_FALSE(no_room.hold_off_worker) << "a smaller job may still fit";
+  EXPECT_TRUE(no_room.exclude_job);
+  EXPECT_TRUE(no_room.until_room);
+  EXPECT_FALSE(no_room.count_attempt);
+}
+
 TEST(JobBookTest, ACancelUnqueuesMarksAHeldJobOrLeavesItToTheRow) {
   const auto queued_row = row(JobStatus::Queued);
   const auto queued = view(Phase::Queued, "", queued_row);

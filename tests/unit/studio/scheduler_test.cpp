@@ -145,6 +145,28 @@ TEST(SchedulerTest, HoldOffAndExclusionExpire) {
   EXPECT_EQ(s.assign(kNow + 20s).size(), 1u);
 }
 
+// A worker with room for several jobs that had no room for one beside the others: the job waits
+// until one of them ends (or the exclusion expires), while smaller ones still go to the worker.
+TEST(SchedulerTest, AJobRefusedForRoomWaitsForAJobToEndNotForTheClock) {
+  Scheduler s;
+  s.upsert_worker("w", 1, caps({TaskKind::Llm}));
+  s.set_slots("w", 4);  // a slot stays free throughout: only the exclusion holds "big" back
+  s.set_held("w", 2);
+  s.enqueue(job("big", 2));
+  s.exclude("w", "big", kNow + 60s, /*until_room=*/true);
+  s.enqueue(job("small", 1));
+  auto a = s.assign(kNow);
+  ASSERT_EQ(a.size(), 1u);
+  EXPECT_EQ(a[0].job_id, "small") << "the worker is not rested";
+  EXPECT_TRUE(s.assign(kNow).empty()) << "big waits while nothing ended";
+  s.room_freed("w", "big");  // the refused offer itself leaving frees nothing
+  EXPECT_TRUE(s.assign(kNow).empty());
+  s.room_freed("w", "a job that ran");
+  a = s.assign(kNow + 1s);
+  ASSERT_EQ(a.size(), 1u);
+  EXPECT_EQ(a[0].job_id, "big");
+}
+
 TEST(SchedulerTest, SkipsJobsNoIdleWorkerCanTakeWithoutStalling) {
   Scheduler s;
   for (int i = 0; i < 100; ++i) {
