@@ -32,6 +32,10 @@ BuiltEngine build_engines(const EngineOptions& options) {
                                        ? options.free_memory_gib
                                        : std::function(models::available_system_memory_gib);
     pool_options.on_runner_event = options.on_runner_event;
+    if (!options.footprints_file.empty()) {
+      pool_options.footprints = std::make_shared<FootprintBook>(options.footprints_file);
+    }
+    pool_options.process_memory_gib = options.process_memory_gib;
     built.runners = std::make_shared<RunnerPool>(pool_options);
 
     auto found = [](const char* program, const Result<std::filesystem::path>& path) {

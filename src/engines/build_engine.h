@@ -36,6 +36,12 @@ struct EngineOptions {
   std::function<std::optional<double>()> free_memory_gib;
   // Runner starts and deaths, for the worker's metrics (RunnerPoolOptions::on_runner_event).
   std::function<void(std::string_view program, RunnerEvent event)> on_runner_event;
+  // Learned runner footprints (runner/footprint_book.h), kept in this file across restarts;
+  // empty: nothing is learned (estimates only).
+  std::filesystem::path footprints_file;
+  // How a runner process is measured (RunnerPoolOptions::process_memory_gib); unset: its peak
+  // resident set.
+  std::function<std::optional<double>(int pid)> process_memory_gib;
   bool espeak = true;
   bool synthetic = true;  // config `[engines] synthetic`
 };

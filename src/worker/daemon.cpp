@@ -286,6 +286,16 @@ ExitCode Daemon::run() {
       return models::available_system_memory_gib();
     };
   }
+  // Learned runner footprints, beside the config (engines/runner/footprint_book.h): measured as
+  // GPU memory where a GPU is used (admission reads the GPU then), else as peak resident set.
+  if (engine_options.footprints_file.empty()) {
+    engine_options.footprints_file = impl.loaded.path.parent_path() / "footprints.json";
+  }
+  if (!engine_options.process_memory_gib && impl.vram_total_gb > 0) {
+    engine_options.process_memory_gib = [](int pid) {
+      return probe_process_vram_gib(system_vram_sources(), pid);
+    };
+  }
   // The counters of GET /metrics: jobs, phases, reconnects, runner starts and deaths.
   std::shared_ptr<WorkerMetrics> metrics =
       impl.options.metrics ? impl.options.metrics : std::make_shared<WorkerMetrics>();

@@ -211,6 +211,7 @@ json LocalApi::runners_json() const {
                    {"pid", runner.pid},
                    {"port", runner.port},
                    {"memoryGib", runner.memory_gib},
+                   {"learnedGib", runner.learned_gib ? json(*runner.learned_gib) : json(nullptr)},
                    {"inUse", runner.in_use}});
   }
   return out;

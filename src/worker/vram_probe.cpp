@@ -126,6 +126,27 @@ std::optional<double> probe_vram_free_gib(const VramProbeSources& sources) {
   return std::nullopt;
 }
 
+std::optional<double> probe_process_vram_gib(const VramProbeSources& sources, int pid) {
+  if (!sources.run_nvidia_smi || pid <= 0) return std::nullopt;
+  auto out =
+      sources.run_nvidia_smi("--query-compute-apps=pid,used_memory --format=csv,noheader,nounits");
+  if (!out) return std::nullopt;
+  std::istringstream lines(*out);
+  std::string line;
+  double mib = 0;
+  bool listed = false;
+  while (std::getline(lines, line)) {
+    int row_pid = 0;
+    double used = 0;
+    if (std::sscanf(line.c_str(), "%d , %lf", &row_pid, &used) == 2 && row_pid == pid && used > 0) {
+      mib += used;  // one row per device the process uses
+      listed = true;
+    }
+  }
+  if (!listed) return std::nullopt;
+  return mib / 1024.0;
+}
+
 std::vector<DeviceMemory> probe_device_memory(const VramProbeSources& sources) {
   std::vector<DeviceMemory> devices;
   if (sources.run_nvidia_smi) {

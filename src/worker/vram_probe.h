@@ -40,6 +40,12 @@ struct DeviceMemory {
 // nvidia-smi): not for the I/O thread.
 std::vector<DeviceMemory> probe_device_memory(const VramProbeSources& sources);
 
+// GPU memory process `pid` uses now, GiB, summed over devices (`nvidia-smi
+// --query-compute-apps=pid,used_memory`), for learned runner footprints; nullopt when nvidia-smi
+// is absent or does not list the process (a PID namespace apart, an AMD card: not measured).
+// Blocking (runs nvidia-smi).
+std::optional<double> probe_process_vram_gib(const VramProbeSources& sources, int pid);
+
 // probe_vram_total_gib(system_vram_sources()), computed on first use and remembered.
 double memoised_vram_total_gib();
 

@@ -19,6 +19,8 @@
 //   --wedge-inference      /inference never answers and prints nothing; /health still says ok
 //   --inference-progress-ms N  /inference prints whisper's progress line every N ms,
 //                          `--inference-steps` times (default 5), then answers
+// Its size, for learned footprints (engines/runner/footprint_book.h):
+//   --footprint-mib N      holds N MiB of touched memory from the start (its resident set)
 // FAKE_RUNNER_FAIL_START=1 in the environment acts as --fail-start, for tests where the worker,
 // not the test, composes the arguments.
 // The completion's content is "pid <pid> request <n>", so tests can tell runners apart. Asked to
@@ -29,6 +31,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -238,6 +241,7 @@ int main(int argc, char** argv) {
   int port = -1;
   bool fail_start = false;
   bool ignore_sigterm = false;
+  long footprint_mib = 0;
   Behaviour behaviour;
   const char* fail_env = std::getenv("FAKE_RUNNER_FAIL_START");
   if (fail_env != nullptr && std::string(fail_env) == "1") fail_start = true;
@@ -281,6 +285,8 @@ int main(int argc, char** argv) {
       behaviour.inference_progress_ms = std::stol(argv[++i]);
     } else if (arg == "--inference-steps" && i + 1 < argc) {
       behaviour.inference_steps = std::stol(argv[++i]);
+    } else if (arg == "--footprint-mib" && i + 1 < argc) {
+      footprint_mib = std::stol(argv[++i]);
     }
   }
   if (fail_start) {
@@ -292,6 +298,10 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (ignore_sigterm) ::signal(SIGTERM, SIG_IGN);
+  // Touched page by page, so that it is resident (VmHWM counts it), as loaded weights would be.
+  std::vector<char> footprint(static_cast<std::size_t>(std::max(0L, footprint_mib)) << 20);
+  volatile char* pages = footprint.data();  // stores the optimiser may not drop
+  for (std::size_t at = 0; at < footprint.size(); at += 4096) pages[at] = 1;
   boost::asio::io_context io;
   FakeRunner runner{io, behaviour};
   sw::net::ServerOptions options;

@@ -22,6 +22,7 @@
 #include "engines/llama/sse_splitter.h"
 #include "engines/runner/child_process.h"
 #include "engines/runner/runner_pool.h"
+#include "support/temp_dir.h"
 #include "transfer/http_client.h"
 
 namespace sw::engines {
@@ -277,6 +278,58 @@ TEST(RunnerPool, AdmissionRefusesWhatDoesNotFitAndUnloadsIdleRunnersForRoom) {
   auto status = pool.status();
   ASSERT_EQ(status.size(), 1u);
   EXPECT_EQ(status[0].key, "other");
+}
+
+// Admission that learns (issue 19): once a runner has served a request, its measured size (here
+// its peak resident set: the fake runner holds --footprint-mib of touched memory) replaces the
+// launch's estimate in both directions, and a restarted pool reads it back from the file.
+TEST(RunnerPool, AdmissionLearnsARunnersFootprintAndKeepsItAcrossARestart) {
+  sw::testing::TempDir dir;
+  const auto file = dir.path() / "footprints.json";
+  auto big = fake_launch("big", {"--footprint-mib", "96"});
+  big.memory_gib = 0.01;  // an under-estimate: it holds more
+  auto small = fake_launch("small");
+  small.memory_gib = 40.0;  // an over-estimate: it holds far less
+  {
+    auto options = roomy();
+    options.footprints = std::make_shared<FootprintBook>(file);
+    RunnerPool pool(options);
+    ASSERT_TRUE(ask(pool, big));
+    ASSERT_TRUE(ask(pool, small));
+    const auto learned = options.footprints->learned_gib("big");
+    ASSERT_TRUE(learned.has_value()) << "measured after its request";
+    EXPECT_GE(*learned, 96.0 / 1024) << "its touched memory is resident";
+    for (const auto& runner : pool.status()) {
+      ASSERT_TRUE(runner.learned_gib.has_value()) << runner.key;
+      EXPECT_DOUBLE_EQ(runner.memory_gib, *runner.learned_gib * (1 + kFootprintMargin))
+          << runner.key << ": admission charges the measurement with its margin";
+    }
+  }
+  const auto mode = std::filesystem::status(file).permissions();
+  EXPECT_EQ(mode & (std::filesystem::perms::group_all | std::filesystem::perms::others_all),
+            std::filesystem::perms::none);
+
+  // Restarted: nothing resident, the figures come from the file.
+  auto free_gib = std::make_shared<std::atomic<double>>(0.0);
+  auto options = roomy();
+  options.free_memory_gib = [free_gib] { return std::optional<double>(free_gib->load()); };
+  options.footprints = std::make_shared<FootprintBook>(file);
+  RunnerPool pool(options);
+  const auto big_need = pool.need_gib("big", big.memory_gib);
+  const auto small_need = pool.need_gib("small", small.memory_gib);
+  EXPECT_GE(big_need, 96.0 / 1024 * (1 + kFootprintMargin));
+  EXPECT_LT(small_need, 40.0);
+  // 1 GiB is kept in reserve (models/admission.h): room for half of what "big" holds.
+  free_gib->store(1.0 + big_need / 2);
+  const auto refused = pool.admission_refusal("big", big.memory_gib);
+  ASSERT_TRUE(refused.has_value()) << "its estimate (0.01 GiB) would have fitted";
+  EXPECT_NE(refused->find("insufficient memory"), std::string::npos) << *refused;
+  EXPECT_FALSE(ask(pool, big)) << "a start is refused alike";
+  // Room for what "small" holds, far from its 40 GiB estimate.
+  free_gib->store(1.0 + small_need * 2);
+  EXPECT_FALSE(pool.admission_refusal("small", small.memory_gib).has_value())
+      << "its estimate would have been refused";
+  EXPECT_TRUE(ask(pool, small));
 }
 
 TEST(RunnerStall, ALoadWithNoSignOfLifeIsARetryableTimeout) {

@@ -124,7 +124,7 @@ std::optional<std::string> LlamaEngine::admission_refusal(const DispatchRequest&
 double LlamaEngine::memory_need_gib(const DispatchRequest& request, double estimate_gib) {
   auto need = runner_need(request, estimate_gib);
   if (!need) return estimate_gib;
-  return runners_->is_resident(need->first) ? 0.0 : need->second;
+  return runners_->is_resident(need->first) ? 0.0 : runners_->need_gib(need->first, need->second);
 }
 
 Result<TaskResult> LlamaEngine::dispatch(const DispatchRequest& request) {

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <fstream>
+#include <sstream>
 
 #include "common/job_phase.h"
 #include "common/log.h"
@@ -81,7 +83,26 @@ struct RunnerPool::Runner {
   std::string base_url() const { return fmt::format("http://127.0.0.1:{}", port); }
 };
 
+namespace {
+
+// Peak resident set of a process (VmHWM in /proc/<pid>/status, kB), GiB.
+std::optional<double> peak_resident_gib(int pid) {
+  std::ifstream status(fmt::format("/proc/{}/status", pid));
+  std::string line;
+  while (std::getline(status, line)) {
+    if (!line.starts_with("VmHWM:")) continue;
+    std::istringstream fields(line.substr(6));
+    double kib = 0;
+    if (fields >> kib && kib > 0) return kib / (1024.0 * 1024.0);
+    return std::nullopt;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
 RunnerPool::RunnerPool(RunnerPoolOptions options) : options_(std::move(options)) {
+  if (!options_.process_memory_gib) options_.process_memory_gib = peak_resident_gib;
   reaper_ = std::thread([this] { reaper_loop(); });
 }
 
@@ -171,12 +192,25 @@ std::optional<std::string> RunnerPool::admission_refusal(const std::string& key,
   if (runners_.count(key) != 0) return std::nullopt;
   if (free) {
     for (const auto& [other_key, runner] : runners_) {
-      if (runner->users == 0) *free += runner->launch.memory_gib;  // would be unloaded for it
+      // would be unloaded for it
+      if (runner->users == 0) *free += need_gib(other_key, runner->launch.memory_gib);
     }
   }
-  auto decision = models::admit(needed_gib, free);
+  auto decision = models::admit(need_gib(key, needed_gib), free);
   if (decision.admitted) return std::nullopt;
   return decision.reason;
+}
+
+double RunnerPool::need_gib(const std::string& key, double estimate_gib) const {
+  return options_.footprints ? options_.footprints->need_gib(key, estimate_gib) : estimate_gib;
+}
+
+void RunnerPool::learn_footprint(const Runner& runner) {
+  if (!options_.footprints || !runner.child->running()) return;
+  const int pid = runner.child->pid();
+  const auto gib = options_.process_memory_gib(pid);
+  if (!gib) return;
+  options_.footprints->record(runner.launch.key, *gib);
 }
 
 bool RunnerPool::is_resident(const std::string& key) const {
@@ -190,8 +224,9 @@ std::vector<RunnerStatus> RunnerPool::status() const {
   std::vector<RunnerStatus> out;
   for (const auto& [key, runner] : runners_) {
     out.push_back({key, runner->launch.model, runner->launch.executable.filename().string(),
-                   runner->child->pid(), runner->port, runner->launch.memory_gib, runner->starts,
-                   runner->users > 0});
+                   runner->child->pid(), runner->port, need_gib(key, runner->launch.memory_gib),
+                   options_.footprints ? options_.footprints->learned_gib(key) : std::nullopt,
+                   runner->starts, runner->users > 0});
   }
   return out;
 }
@@ -263,6 +298,7 @@ bool RunnerPool::unloaded() const {
 }
 
 void RunnerPool::release(const std::shared_ptr<Runner>& runner) {
+  learn_footprint(*runner);  // loaded and has served a request: what it holds now is its size
   bool unload = false;
   {
     std::lock_guard lock(mutex_);
@@ -351,11 +387,12 @@ Result<RunnerPool::Checkout> RunnerPool::checkout(const RunnerLaunch& launch,
       }
       std::sort(idle.begin(), idle.end(),
                 [](const auto& a, const auto& b) { return a->last_used < b->last_used; });
-      auto decision = models::admit(launch.memory_gib, free);
+      const double needed = need_gib(launch.key, launch.memory_gib);
+      auto decision = models::admit(needed, free);
       for (std::size_t i = 0; !decision.admitted && free && i < idle.size(); ++i) {
-        *free += idle[i]->launch.memory_gib;
+        *free += need_gib(idle[i]->launch.key, idle[i]->launch.memory_gib);
         to_unload.push_back(idle[i]);
-        decision = models::admit(launch.memory_gib, free);
+        decision = models::admit(needed, free);
       }
       if (!decision.admitted) {
         return fail(Error::unavailable("{}", decision.reason));

@@ -37,6 +37,7 @@
 
 #include "common/error.h"
 #include "engines/runner/child_process.h"
+#include "engines/runner/footprint_book.h"
 
 namespace sw::engines {
 
@@ -71,6 +72,14 @@ struct RunnerPoolOptions {
   // Called (on the thread that saw it, without the pool's lock) with the runner's program name
   // (llama-server, whisper-server, sd-server: one per engine) for metrics. Must be thread-safe.
   std::function<void(std::string_view program, RunnerEvent event)> on_runner_event;
+  // Learned footprints (footprint_book.h): after each request the runner's process is measured
+  // with `process_memory_gib` and the figure replaces the launch's estimate in admission. Null:
+  // estimates only.
+  std::shared_ptr<FootprintBook> footprints;
+  // What a runner process holds now, GiB: the GPU memory it uses where runners use a GPU, else
+  // its peak resident set (/proc/<pid>/status VmHWM, the default); nullopt: cannot tell (then
+  // nothing is learned). Called without the pool's lock, on the job's thread.
+  std::function<std::optional<double>(int pid)> process_memory_gib;
 };
 
 struct RunnerStatus {
@@ -79,7 +88,8 @@ struct RunnerStatus {
   std::string program;
   int pid = 0;
   std::uint16_t port = 0;
-  double memory_gib = 0;
+  double memory_gib = 0;              // what admission charges: learned, else the estimate
+  std::optional<double> learned_gib;  // measured (footprint_book.h), when known
   int starts = 0;
   bool in_use = false;
 };
@@ -118,7 +128,10 @@ class RunnerPool {
   }
 
   // The admission refusal that acquiring `key` would meet now, if any (for offer-time rejects).
+  // `needed_gib` is the estimate; a learned footprint for `key` replaces it.
   std::optional<std::string> admission_refusal(const std::string& key, double needed_gib) const;
+  // What a runner for `key` costs: its learned footprint (plus margin), else `estimate_gib`.
+  double need_gib(const std::string& key, double estimate_gib) const;
   bool is_resident(const std::string& key) const;
   std::vector<RunnerStatus> status() const;
   // Stops every runner (shutdown). Later calls start runners again.
@@ -139,6 +152,8 @@ class RunnerPool {
   };
   Result<Checkout> checkout(const RunnerLaunch& launch, const std::string& job_id);
   void release(const std::shared_ptr<Runner>& runner);
+  // Measures the runner's process and records it (after a request: loaded and has run).
+  void learn_footprint(const Runner& runner);
   bool died(const std::shared_ptr<Runner>& runner);
   void report(const std::shared_ptr<Runner>& runner, RunnerEvent event);
   // Set once the reaper killed the runner for an inference stall; the error to report then.

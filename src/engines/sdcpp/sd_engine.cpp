@@ -236,9 +236,11 @@ double weights_gib(const std::filesystem::path& dir, const proto::ModelSource& s
 
 double SdCppEngine::memory_need_gib(const DispatchRequest& request, double estimate_gib) {
   if (!request.source || !lists_a_base_model(*request.source)) return estimate_gib;
-  if (resident() && runners_->is_resident(runner_key(request.model, *request.source))) return 0.0;
-  return weights_gib(models::model_dir(cache_->config().root, request.model), *request.source,
-                     estimate_gib);
+  const double weights = weights_gib(models::model_dir(cache_->config().root, request.model),
+                                     *request.source, estimate_gib);
+  if (!resident()) return weights;  // one sd-cli run per job: no runner to learn from
+  const std::string key = runner_key(request.model, *request.source);
+  return runners_->is_resident(key) ? 0.0 : runners_->need_gib(key, weights);
 }
 
 std::optional<std::string> SdCppEngine::admission_refusal(const DispatchRequest& request,
