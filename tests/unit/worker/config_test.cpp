@@ -354,6 +354,21 @@ TEST(VramProbe, ReadsNvidiaProcThenNvidiaSmiThenAmdSysfs) {
   EXPECT_EQ(sw::worker::probe_vram_total_gib(sources), 8.0);
 }
 
+// What one runner process holds on the GPU, for learned footprints: nvidia-smi's compute-apps
+// rows for its pid, summed over the devices it uses; unknown when it is not listed.
+TEST(VramProbe, AProcessFootprintIsItsComputeAppsRowsSummed) {
+  sw::worker::VramProbeSources sources;
+  EXPECT_EQ(sw::worker::probe_process_vram_gib(sources, 42), std::nullopt) << "no nvidia-smi";
+  std::string asked;
+  sources.run_nvidia_smi = [&asked](const std::string& args) -> std::optional<std::string> {
+    asked = args;
+    return "42, 3072\n7, 1024\n42, 1024\n[N/A]\n";
+  };
+  EXPECT_EQ(sw::worker::probe_process_vram_gib(sources, 42), 4.0);
+  EXPECT_EQ(asked, "--query-compute-apps=pid,used_memory --format=csv,noheader,nounits");
+  EXPECT_EQ(sw::worker::probe_process_vram_gib(sources, 8), std::nullopt) << "not listed";
+}
+
 // The free-memory probe behind admission on a GPU machine: nvidia-smi's memory.free of the first
 // GPU, else AMD's sysfs total − used, else unknown (which admits nothing).
 TEST(VramProbe, FreeMemoryComesFromNvidiaSmiThenAmdSysfsElseIsUnknown) {
