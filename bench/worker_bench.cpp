@@ -17,6 +17,11 @@
 //                                  completeJson with the first token read by the studio
 //   worker_llama_runner_starts     distinct llama-server processes seen across all the jobs
 //                                  (1 = no reload after the first job)
+// Several jobs at once (issue 19), against our studio and a worker in this process (synthetic
+// jobs of 100 ms each, 32 of them queued at once, free memory read as 64 GiB):
+//   worker_synthetic_jobs_per_s_one_slot / _two_slots
+//                                  jobs done per second with max_concurrent_jobs = 1 and 2, in
+//                                  the same run (submit all → the last is done)
 // Prints `<name>: <value> <unit>` lines (SKIPPED lines for what it cannot run). A failed run
 // exits 1; --check compares with targets.md (start → hello ≤ 50 ms, idle RSS ≤ 15 MiB, offer →
 // accept p99 ≤ 1 ms) and exits 2 on a miss (a MISS line each).
@@ -41,6 +46,7 @@
 #include "common/sha256.h"
 #include "engines/runner/child_process.h"
 #include "support/http_test_server.h"
+#include "support/studio_harness.h"
 #include "support/temp_dir.h"
 #include "support/test_models.h"
 #include "support/worker_harness.h"
@@ -222,6 +228,44 @@ bool bench_llama(const std::filesystem::path& worker_config_dir, const std::stri
   return true;
 }
 
+// Jobs per second that one worker with `slots` job slots drains: 32 synthetic 100 ms jobs
+// queued at once, the clock from the first submission to the last job done. 0 on a failure.
+double synthetic_jobs_per_s(std::size_t slots) {
+  constexpr int kJobs = 32;
+  sw::testing::TempDir dir;
+  sw::studio::StudioConfig studio_config;
+  studio_config.data_dir = dir.path() / "studio";
+  sw::testing::StudioHarness studio(studio_config);
+  studio.add_model("synth-llm", "llm", 1.0);
+  const auto credentials = sw::testing::register_worker(studio, "bench-slots");
+  sw::worker::WorkerConfig config;
+  config.api_base_url = "http://127.0.0.1:" + std::to_string(studio.port());
+  config.worker_id = credentials.worker_id;
+  config.auth_token = credentials.token;
+  config.vram_threshold_gb = 24;
+  config.max_concurrent_jobs = slots;
+  sw::engines::EngineOptions engine;
+  engine.synthetic_job_duration = 100ms;
+  engine.free_memory_gib = [] { return std::optional<double>(64.0); };
+  sw::testing::WorkerHarness worker(dir.path() / "worker", config, sw::testing::fast_timings(),
+                                    engine);
+  if (!worker.wait_session("connected")) return 0;
+  std::vector<std::string> jobs;
+  const auto begin = Clock::now();
+  for (int i = 0; i < kJobs; ++i) {
+    jobs.push_back(
+        studio.create_job(sw::testing::llm_job("synth-llm", "job " + std::to_string(i))));
+  }
+  for (const auto& job : jobs) {
+    if (!studio.wait_job_status(job, "done", 60s)) {
+      std::cerr << "job " << job << " did not finish with " << slots
+                << " slots: " << studio.job_status(job) << "\n";
+      return 0;
+    }
+  }
+  return kJobs / std::chrono::duration<double>(Clock::now() - begin).count();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -292,5 +336,11 @@ int main(int argc, char** argv) {
   target("worker_offer_to_accept_p99_ms", percentile(latencies, 0.99), 1, "ms");
   stop_worker(pid);
   if (!bench_llama(dir.path(), welcome)) return 1;
+
+  const double one_slot = synthetic_jobs_per_s(1);
+  const double two_slots = synthetic_jobs_per_s(2);
+  if (one_slot <= 0 || two_slots <= 0) return 1;
+  std::printf("worker_synthetic_jobs_per_s_one_slot: %.2f jobs/s\n", one_slot);
+  std::printf("worker_synthetic_jobs_per_s_two_slots: %.2f jobs/s\n", two_slots);
   return check && misses > 0 ? 2 : 0;
 }
