@@ -42,6 +42,9 @@ struct EngineOptions {
   // How a runner process is measured (RunnerPoolOptions::process_memory_gib); unset: its peak
   // resident set.
   std::function<std::optional<double>(int pid)> process_memory_gib;
+  // Request slots of one resident llama-server (LlamaEngine's max_slots): the worker's
+  // max_concurrent_jobs.
+  std::uint32_t llama_max_slots = 1;
   bool espeak = true;
   bool synthetic = true;  // config `[engines] synthetic`
 };

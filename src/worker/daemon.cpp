@@ -280,6 +280,7 @@ ExitCode Daemon::run() {
   engine_options.runner_load_stall = std::chrono::seconds(config.runner_load_stall_secs);
   engine_options.runner_inference_stall = std::chrono::seconds(config.runner_inference_stall_secs);
   engine_options.synthetic = engine_options.synthetic && config.engines.synthetic;
+  engine_options.llama_max_slots = static_cast<std::uint32_t>(config.max_concurrent_jobs);
   if (!engine_options.free_memory_gib) {
     engine_options.free_memory_gib = [gpu = impl.vram_total_gb > 0]() -> std::optional<double> {
       if (gpu) return probe_vram_free_gib(system_vram_sources());

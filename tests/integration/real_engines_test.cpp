@@ -7,9 +7,11 @@
 #include <signal.h>
 #include <sndfile.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <numbers>
+#include <thread>
 #include <tuple>
 
 #include <nlohmann/json.hpp>
@@ -22,6 +24,7 @@
 #include "engines/whisper/whisper_engine.h"
 #include "media/audio_codec.h"
 #include "media/encoders.h"
+#include "models/gguf.h"
 #include "support/http_test_server.h"
 #include "support/media_decoders.h"
 #include "support/temp_dir.h"
@@ -164,6 +167,26 @@ TEST_F(LlamaRealTest, GeneratesTextWithTrueTokenCountsAndStaysResident) {
   EXPECT_EQ(pool_->status()[0].starts, 1);
 }
 
+// Issue 19: a real llama-server started with two request slots answers two jobs at once, each
+// with the whole context, from one process.
+TEST_F(LlamaRealTest, TwoJobsAtOnceShareOneRunnerWithTwoSlots) {
+  engine_ = std::make_unique<LlamaEngine>(
+      *locate_program(std::nullopt, "STUDIO_WORKER_LLAMA_SERVER", "llama-server"), placed_.cache,
+      pool_, 2);
+  Result<TaskResult> first = fail(Error::internal("unset"));
+  std::thread other([&] {
+    first = engine_->dispatch(request("stories260K.gguf", chat("Once upon a time", 16)));
+  });
+  auto second = engine_->dispatch(request("stories260K.gguf", chat("The little dog", 16)));
+  other.join();
+  ASSERT_TRUE(first) << first.error().message;
+  ASSERT_TRUE(second) << second.error().message;
+  EXPECT_GT(llm_json(first)["usage"]["completion_tokens"].get<int>(), 0);
+  EXPECT_GT(llm_json(second)["usage"]["completion_tokens"].get<int>(), 0);
+  ASSERT_EQ(pool_->status().size(), 1u);
+  EXPECT_EQ(pool_->status()[0].starts, 1) << "one runner with two slots, not two runners";
+}
+
 // Issue 14: a model whose id is its file name, with that file at the top of the models root
 // (where the cache once wanted its per-model directory), provisions and runs.
 TEST_F(LlamaRealTest, RunsAModelWhoseIdIsItsFileName) {
@@ -290,6 +313,62 @@ TEST_F(LlamaFakeRunnerTest, PassesTheRunnersAnswerThroughUnderTheJobsModelId) {
 // Deadlines by progress through the engine: an llm job streams from the runner (so tokens are
 // progress) and a runner that stops sending mid-answer fails the job with a retryable Timeout,
 // is killed, and leaves nothing resident; a wrapper gives the fake runner its stall flag.
+// Several jobs on one model (issue 19): the resident runner gets as many request slots as memory
+// holds (up to the worker's job slots), each with the whole context, and jobs at once share it.
+std::vector<std::string> runner_argv(int pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline");
+  std::vector<std::string> args;
+  std::string arg;
+  while (std::getline(in, arg, '\0')) args.push_back(arg);
+  return args;
+}
+
+std::string after(const std::vector<std::string>& args, const std::string& flag) {
+  auto it = std::find(args.begin(), args.end(), flag);
+  return it == args.end() || std::next(it) == args.end() ? std::string() : *std::next(it);
+}
+
+TEST_F(LlamaFakeRunnerTest, ARunnerGetsTheSlotsMemoryHoldsAndJobsAtOnceShareIt) {
+  pool_ = std::make_shared<RunnerPool>(roomy());
+  engine_ = std::make_unique<LlamaEngine>(SW_FAKE_RUNNER_BIN, placed_.cache, pool_, 3);
+  // Two jobs at once, from two threads: one runner serves both.
+  Result<TaskResult> first = fail(Error::internal("unset"));
+  std::thread other([&] { first = engine_->dispatch(request("stories260K.gguf", chat("A", 4))); });
+  auto second = engine_->dispatch(request("stories260K.gguf", chat("B", 4)));
+  other.join();
+  ASSERT_TRUE(first) << first.error().describe();
+  ASSERT_TRUE(second) << second.error().describe();
+  ASSERT_EQ(pool_->status().size(), 1u);
+  EXPECT_EQ(pool_->status().at(0).starts, 1) << "one runner, not one per job";
+  const auto args = runner_argv(pool_->status().at(0).pid);
+  EXPECT_EQ(after(args, "--parallel"), "3") << "64 GiB free holds three tiny contexts";
+  const auto gguf = models::read_gguf(models_ / "stories260K.gguf");
+  ASSERT_TRUE(gguf) << gguf.error().message;
+  EXPECT_EQ(after(args, "--ctx-size"),
+            std::to_string(models::pick_context(*gguf, std::nullopt) * 3))
+      << "each slot keeps the whole context";
+}
+
+TEST_F(LlamaFakeRunnerTest, ARunnerGetsFewerSlotsWhenMemoryHoldsFewerContexts) {
+  const auto gguf = models::read_gguf(models_ / "stories260K.gguf");
+  ASSERT_TRUE(gguf) << gguf.error().message;
+  const auto context = models::pick_context(*gguf, 4096);
+  const double gib = 1024.0 * 1024 * 1024;
+  const double one = static_cast<double>(models::estimate_memory_bytes(*gguf, context)) / gib;
+  const double two = static_cast<double>(models::estimate_memory_bytes(*gguf, context * 2)) / gib;
+  ASSERT_LT(one, two);
+  auto options = roomy();
+  // 1 GiB is kept in reserve (models/admission.h): room for one context, not for two.
+  options.free_memory_gib = [one, two] { return std::optional<double>(1.0 + (one + two) / 2); };
+  pool_ = std::make_shared<RunnerPool>(options);
+  engine_ = std::make_unique<LlamaEngine>(SW_FAKE_RUNNER_BIN, placed_.cache, pool_, 2);
+  auto answer = engine_->dispatch(request("stories260K.gguf", chat("Once", 4), 4096));
+  ASSERT_TRUE(answer) << answer.error().describe();
+  const auto args = runner_argv(pool_->status().at(0).pid);
+  EXPECT_EQ(after(args, "--parallel"), "1");
+  EXPECT_EQ(after(args, "--ctx-size"), std::to_string(context));
+}
+
 TEST_F(LlamaFakeRunnerTest, ARunnerThatStopsMidAnswerFailsTheJobRetryably) {
   const auto wrapper = placed_.dir.path() / "llama-server-stalls";
   std::ofstream(wrapper) << "#!/bin/sh\nexec '" << SW_FAKE_RUNNER_BIN

@@ -1,5 +1,6 @@
 #include "engines/llama/llama_engine.h"
 
+#include <algorithm>
 #include <chrono>
 
 #include "common/json_text.h"
@@ -7,6 +8,7 @@
 #include "engines/llama/llama_mapping.h"
 #include "engines/llama/sse_splitter.h"
 #include "engines/runner/model_files.h"
+#include "models/admission.h"
 #include "models/gguf.h"
 #include "transfer/http_client.h"
 
@@ -40,8 +42,11 @@ const proto::ModelFile* gguf_entry(const proto::ModelSource& source) {
 
 LlamaEngine::LlamaEngine(std::filesystem::path llama_server,
                          std::shared_ptr<models::ModelCache> cache,
-                         std::shared_ptr<RunnerPool> runners)
-    : server_(std::move(llama_server)), cache_(std::move(cache)), runners_(std::move(runners)) {}
+                         std::shared_ptr<RunnerPool> runners, std::uint32_t max_slots)
+    : server_(std::move(llama_server)),
+      cache_(std::move(cache)),
+      runners_(std::move(runners)),
+      max_slots_(std::max<std::uint32_t>(max_slots, 1)) {}
 
 Capabilities LlamaEngine::capabilities() const {
   return {{proto::TaskKind::Llm, {"llama-cpp:*"}}};
@@ -87,12 +92,27 @@ Result<RunnerLaunch> LlamaEngine::prepare(const DispatchRequest& request,
   const auto& defaults = (*source)->cli_defaults;
   const std::uint32_t context = models::pick_context(*info, defaults.context_size);
 
+  // Slots for jobs at once on this model (issue 19): as many as memory holds, each with the whole
+  // context; the same key whatever the count, so a second job joins the resident runner.
+  std::uint32_t slots = 1;
+  if (max_slots_ > 1) {
+    const auto free = runners_->free_memory_gib();
+    for (std::uint32_t n = max_slots_; free && n > 1; --n) {
+      const double need =
+          static_cast<double>(models::estimate_memory_bytes(*info, context * n)) / kGib;
+      if (models::admit(need, free).admitted) {
+        slots = n;
+        break;
+      }
+    }
+  }
   RunnerLaunch launch;
   launch.key = key;
   launch.model = request.model;
   launch.executable = server_;
-  launch.args = llama::server_args(gguf->path, context);
-  launch.memory_gib = static_cast<double>(models::estimate_memory_bytes(*info, context)) / kGib;
+  launch.args = llama::server_args(gguf->path, context, slots);
+  launch.memory_gib =
+      static_cast<double>(models::estimate_memory_bytes(*info, context * slots)) / kGib;
   std::lock_guard lock(mutex_);
   launches_[key] = launch;
   return launch;

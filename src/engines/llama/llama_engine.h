@@ -17,8 +17,11 @@ namespace sw::engines {
 
 class LlamaEngine final : public Engine {
  public:
+  // `max_slots`: how many requests one resident llama-server may serve at once (the worker's
+  // max_concurrent_jobs). A runner gets the most slots, up to that, whose memory (the GGUF
+  // estimate with a KV cache per slot) fits what is free when it starts; one when unknown.
   LlamaEngine(std::filesystem::path llama_server, std::shared_ptr<models::ModelCache> cache,
-              std::shared_ptr<RunnerPool> runners);
+              std::shared_ptr<RunnerPool> runners, std::uint32_t max_slots = 1);
 
   std::string_view name() const override { return "llama-cpp"; }
   Capabilities capabilities() const override;
@@ -38,6 +41,7 @@ class LlamaEngine final : public Engine {
   std::filesystem::path server_;
   std::shared_ptr<models::ModelCache> cache_;
   std::shared_ptr<RunnerPool> runners_;
+  std::uint32_t max_slots_ = 1;
   // Launches of resident runners: a job for a model already loaded skips the cache check and the
   // GGUF read (the runner holds the file open; measured 0.91 → see bench/engine_bench).
   std::mutex mutex_;

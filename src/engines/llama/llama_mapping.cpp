@@ -30,13 +30,21 @@ std::string error_message(const nlohmann::json& body, std::string_view raw) {
 
 }  // namespace
 
-std::vector<std::string> server_args(const std::filesystem::path& gguf, std::uint32_t context) {
-  return {"--model",         gguf.string(),
-          "--host",          "127.0.0.1",
-          "--port",          "{port}",
-          "--ctx-size",      std::to_string(context),
-          "--parallel",      "1",
-          "--jinja",         "--no-webui",
+std::vector<std::string> server_args(const std::filesystem::path& gguf, std::uint32_t context,
+                                     std::uint32_t slots) {
+  slots = std::max<std::uint32_t>(slots, 1);
+  return {"--model",
+          gguf.string(),
+          "--host",
+          "127.0.0.1",
+          "--port",
+          "{port}",
+          "--ctx-size",
+          std::to_string(static_cast<std::uint64_t>(context) * slots),
+          "--parallel",
+          std::to_string(slots),
+          "--jinja",
+          "--no-webui",
           "--no-context-shift"};
 }
 

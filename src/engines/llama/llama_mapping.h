@@ -16,8 +16,10 @@
 namespace sw::engines::llama {
 
 // llama-server argv for one resident model ("{port}" is filled in by the runner pool): loopback
-// only, one slot holding the whole context (a job is one request at a time), Jinja chat templates.
-std::vector<std::string> server_args(const std::filesystem::path& gguf, std::uint32_t context);
+// only, Jinja chat templates, and `slots` request slots (`--parallel`), each holding the whole
+// `context`: llama-server divides --ctx-size among its slots, so it is context × slots.
+std::vector<std::string> server_args(const std::filesystem::path& gguf, std::uint32_t context,
+                                     std::uint32_t slots = 1);
 
 // The request body. `model_kwargs` are the catalogue's `cliDefaults.chatTemplateKwargs`; the
 // request's own `chatTemplateKwargs` override them key by key. `stream` asks for SSE chunks.

@@ -201,6 +201,10 @@ std::optional<std::string> RunnerPool::admission_refusal(const std::string& key,
   return decision.reason;
 }
 
+std::optional<double> RunnerPool::free_memory_gib() const {
+  return options_.free_memory_gib ? options_.free_memory_gib() : std::nullopt;
+}
+
 double RunnerPool::need_gib(const std::string& key, double estimate_gib) const {
   return options_.footprints ? options_.footprints->need_gib(key, estimate_gib) : estimate_gib;
 }

@@ -132,6 +132,8 @@ class RunnerPool {
   std::optional<std::string> admission_refusal(const std::string& key, double needed_gib) const;
   // What a runner for `key` costs: its learned footprint (plus margin), else `estimate_gib`.
   double need_gib(const std::string& key, double estimate_gib) const;
+  // Free memory now (RunnerPoolOptions::free_memory_gib), GiB; nullopt when unknown. Blocking.
+  std::optional<double> free_memory_gib() const;
   bool is_resident(const std::string& key) const;
   std::vector<RunnerStatus> status() const;
   // Stops every runner (shutdown). Later calls start runners again.

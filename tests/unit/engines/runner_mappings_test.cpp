@@ -52,6 +52,10 @@ TEST(LlamaMapping, ServerArgsAreLoopbackOneSlotWithTheContext) {
                                              "--parallel", "1", "--jinja", "--no-webui",
                                              "--no-context-shift"};
   EXPECT_EQ(args, expected);
+  // Two slots, each with the whole context: llama-server divides --ctx-size among them.
+  const auto two = llama::server_args("/m/a.gguf", 4096, 2);
+  EXPECT_EQ(two[7], "8192");
+  EXPECT_EQ(two[9], "2");
 }
 
 TEST(LlamaMapping, SplitsALeadingThinkBlock) {
