@@ -36,6 +36,7 @@ BuiltEngine build_engines(const EngineOptions& options) {
       pool_options.footprints = std::make_shared<FootprintBook>(options.footprints_file);
     }
     pool_options.process_memory_gib = options.process_memory_gib;
+    pool_options.gpu_devices = options.gpu_devices;
     built.runners = std::make_shared<RunnerPool>(pool_options);
 
     auto found = [](const char* program, const Result<std::filesystem::path>& path) {

@@ -36,6 +36,8 @@ struct EngineOptions {
   std::function<std::optional<double>()> free_memory_gib;
   // Runner starts and deaths, for the worker's metrics (RunnerPoolOptions::on_runner_event).
   std::function<void(std::string_view program, RunnerEvent event)> on_runner_event;
+  // The GPUs runners are pinned to (RunnerPoolOptions::gpu_devices); unset: no pinning.
+  std::function<std::vector<GpuDevice>()> gpu_devices;
   // Learned runner footprints (runner/footprint_book.h), kept in this file across restarts;
   // empty: nothing is learned (estimates only).
   std::filesystem::path footprints_file;

@@ -292,6 +292,21 @@ ExitCode Daemon::run() {
   if (engine_options.footprints_file.empty()) {
     engine_options.footprints_file = impl.loaded.path.parent_path() / "footprints.json";
   }
+  // Runners pinned to a GPU each (the one with the most free memory that admits them), unless the
+  // operator already narrowed the GPUs this worker sees (then their numbering is not nvidia-smi's).
+  if (!engine_options.gpu_devices && impl.vram_total_gb > 0 &&
+      std::getenv("CUDA_VISIBLE_DEVICES") == nullptr &&
+      std::getenv("HIP_VISIBLE_DEVICES") == nullptr) {
+    engine_options.gpu_devices = [] {
+      std::vector<engines::GpuDevice> devices;
+      for (const auto& device : probe_device_memory(system_vram_sources())) {
+        if (!device.free_bytes) continue;  // admission needs a reading
+        devices.push_back(
+            {device.device, *device.free_bytes / (1024.0 * 1024 * 1024), device.visible_env});
+      }
+      return devices;
+    };
+  }
   if (!engine_options.process_memory_gib && impl.vram_total_gb > 0) {
     engine_options.process_memory_gib = [](int pid) {
       return probe_process_vram_gib(system_vram_sources(), pid);
@@ -347,9 +362,20 @@ ExitCode Daemon::run() {
   }
   // The one job path of studio offers and local generation.
   // Jobs beside a running one are admitted against the memory the engines' admission reads.
-  JobRunner::MemoryProbe memory = [free = engine_options.free_memory_gib,
-                                   where = std::string(impl.vram_total_gb > 0 ? "GPU 0" : "RAM")]()
-      -> std::optional<JobGate::Memory> {
+  // With several GPUs, the one with the most free memory (where its runner would be pinned).
+  JobRunner::MemoryProbe memory =
+      [free = engine_options.free_memory_gib, gpus = engine_options.gpu_devices,
+       where = std::string(impl.vram_total_gb > 0 ? "GPU 0"
+                                                  : "RAM")]() -> std::optional<JobGate::Memory> {
+    if (gpus) {
+      std::optional<JobGate::Memory> best;
+      for (const auto& device : gpus()) {
+        if (!best || device.free_gib > best->free_gib) {
+          best = JobGate::Memory{device.free_gib, "GPU " + device.id};
+        }
+      }
+      if (best) return best;
+    }
     auto gib = free();
     if (!gib) return std::nullopt;
     return JobGate::Memory{*gib, where};

@@ -212,6 +212,7 @@ json LocalApi::runners_json() const {
                    {"port", runner.port},
                    {"memoryGib", runner.memory_gib},
                    {"learnedGib", runner.learned_gib ? json(*runner.learned_gib) : json(nullptr)},
+                   {"device", runner.device.empty() ? json(nullptr) : json(runner.device)},
                    {"inUse", runner.in_use}});
   }
   return out;

@@ -161,7 +161,8 @@ std::vector<DeviceMemory> probe_device_memory(const VramProbeSources& sources) {
         double free_mib = 0;
         const int read = std::sscanf(line.c_str(), "%d , %lf , %lf", &index, &total_mib, &free_mib);
         if (read < 2 || total_mib <= 0) continue;
-        DeviceMemory device{std::to_string(index), total_mib * 1024 * 1024, std::nullopt};
+        DeviceMemory device{std::to_string(index), total_mib * 1024 * 1024, std::nullopt,
+                            "CUDA_VISIBLE_DEVICES"};
         if (read == 3 && free_mib >= 0) device.free_bytes = free_mib * 1024 * 1024;
         devices.push_back(std::move(device));
       }
@@ -174,8 +175,9 @@ std::vector<DeviceMemory> probe_device_memory(const VramProbeSources& sources) {
     auto used = read_bytes(card / "mem_info_vram_used");
     // …/class/drm/cardN/device → "N"
     const auto name = card.parent_path().filename().string();
-    devices.push_back(
-        {name.substr(4), *total, used ? std::optional<double>(*total - *used) : std::nullopt});
+    devices.push_back({name.substr(4), *total,
+                       used ? std::optional<double>(*total - *used) : std::nullopt,
+                       "HIP_VISIBLE_DEVICES"});
   }
   return devices;
 }

@@ -33,6 +33,9 @@ struct DeviceMemory {
   std::string device;  // "0", "1", … (nvidia-smi order, or the AMD card's number)
   double total_bytes = 0;
   std::optional<double> free_bytes;  // unknown when the source does not say
+  // The variable that pins a process to it: CUDA_VISIBLE_DEVICES (NVIDIA), HIP_VISIBLE_DEVICES
+  // (AMD; the card's number is taken as its HIP index, true on the usual one-driver box).
+  std::string visible_env;
 };
 
 // Every GPU's total and free memory: nvidia-smi (memory.total, memory.free), else AMD sysfs

@@ -332,6 +332,69 @@ TEST(RunnerPool, AdmissionLearnsARunnersFootprintAndKeepsItAcrossARestart) {
   EXPECT_TRUE(ask(pool, small));
 }
 
+// GPU pinning (issue 19): with several GPUs a runner starts on the one with the most free memory
+// that admits it, its environment pins it there, and making room stops idle runners on that GPU
+// only.
+std::vector<std::string> environment_of(int pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/environ");
+  std::vector<std::string> entries;
+  std::string entry;
+  while (std::getline(in, entry, '\0')) entries.push_back(entry);
+  return entries;
+}
+
+const RunnerStatus* status_of(const std::vector<RunnerStatus>& all, const std::string& key) {
+  for (const auto& runner : all) {
+    if (runner.key == key) return &runner;
+  }
+  return nullptr;
+}
+
+TEST(RunnerPool, ARunnerIsPinnedToTheGpuThatAdmitsItAndRoomIsMadeOnThatGpuOnly) {
+  std::mutex mutex;
+  std::vector<GpuDevice> gpus = {{"0", 3.0, "CUDA_VISIBLE_DEVICES"},
+                                 {"1", 10.0, "CUDA_VISIBLE_DEVICES"}};
+  auto options = roomy();
+  options.gpu_devices = [&] {
+    std::lock_guard lock(mutex);
+    return gpus;
+  };
+  RunnerPool pool(options);
+  auto a = fake_launch("a");
+  a.memory_gib = 5.0;  // 1 GiB is kept in reserve: only GPU 1 holds it
+  ASSERT_TRUE(ask(pool, a));
+  const auto* started = status_of(pool.status(), "a");
+  ASSERT_NE(started, nullptr);
+  EXPECT_EQ(started->device, "1");
+  const auto env = environment_of(started->pid);
+  EXPECT_NE(std::find(env.begin(), env.end(), "CUDA_VISIBLE_DEVICES=1"), env.end())
+      << "the runner was started pinned to GPU 1";
+
+  {
+    std::lock_guard lock(mutex);
+    gpus = {{"0", 3.0, "CUDA_VISIBLE_DEVICES"}, {"1", 2.0, "CUDA_VISIBLE_DEVICES"}};  // a holds 8
+  }
+  auto b = fake_launch("b");
+  b.memory_gib = 1.5;
+  ASSERT_TRUE(ask(pool, b));
+  EXPECT_EQ(status_of(pool.status(), "b")->device, "0") << "the GPU with the most free memory";
+
+  auto huge = fake_launch("huge");
+  huge.memory_gib = 20.0;
+  const auto refused = pool.admission_refusal("huge", huge.memory_gib);
+  ASSERT_TRUE(refused.has_value());
+  EXPECT_NE(refused->find("insufficient memory"), std::string::npos) << *refused;
+  EXPECT_NE(refused->find("on GPU 0"), std::string::npos) << *refused;
+
+  // 6 GiB: GPU 0 cannot make room (3 free + b's 1.5), GPU 1 can by stopping idle "a" (2 + 5).
+  auto d = fake_launch("d");
+  d.memory_gib = 6.0;
+  ASSERT_TRUE(ask(pool, d));
+  EXPECT_FALSE(pool.is_resident("a")) << "stopped to make room on GPU 1";
+  EXPECT_TRUE(pool.is_resident("b")) << "GPU 0's runner is left alone";
+  EXPECT_EQ(status_of(pool.status(), "d")->device, "1");
+}
+
 TEST(RunnerStall, ALoadWithNoSignOfLifeIsARetryableTimeout) {
   auto options = roomy();
   options.load_stall = std::chrono::milliseconds(300);

@@ -71,6 +71,7 @@ struct RunnerPool::Runner {
   std::shared_ptr<Life> life = std::make_shared<Life>();
   std::optional<std::uint64_t> seen_reads;  // storage reads at the last look (reaper / starter)
   std::optional<Error> stall;               // guarded by the pool's mutex: killed for a stall
+  std::string device;                       // the GPU it is pinned to (set before it is shared)
 
   // True when the child read from storage since the last look (and notes the new count).
   bool read_since_last_look() {
@@ -187,6 +188,15 @@ std::optional<std::string> RunnerPool::admission_refusal(const std::string& key,
   }
   // Read without the lock: the probe may run nvidia-smi, and status() on the loop thread waits
   // for this lock.
+  if (options_.gpu_devices) {
+    if (auto devices = options_.gpu_devices(); !devices.empty()) {
+      std::lock_guard lock(mutex_);
+      if (runners_.count(key) != 0) return std::nullopt;
+      auto placed = place_on_gpu(std::move(devices), need_gib(key, needed_gib));
+      if (placed) return std::nullopt;
+      return placed.error();
+    }
+  }
   std::optional<double> free = options_.free_memory_gib ? options_.free_memory_gib() : std::nullopt;
   std::lock_guard lock(mutex_);
   if (runners_.count(key) != 0) return std::nullopt;
@@ -201,7 +211,47 @@ std::optional<std::string> RunnerPool::admission_refusal(const std::string& key,
   return decision.reason;
 }
 
+std::vector<std::shared_ptr<RunnerPool::Runner>> RunnerPool::idle_on(
+    const std::string& device) const {
+  std::vector<std::shared_ptr<Runner>> idle;
+  for (const auto& [key, runner] : runners_) {
+    if (runner->users == 0 && (device.empty() || runner->device == device)) idle.push_back(runner);
+  }
+  std::sort(idle.begin(), idle.end(),
+            [](const auto& a, const auto& b) { return a->last_used < b->last_used; });
+  return idle;
+}
+
+tl::expected<RunnerPool::Placement, std::string> RunnerPool::place_on_gpu(
+    std::vector<GpuDevice> devices, double needed) const {
+  std::stable_sort(devices.begin(), devices.end(),
+                   [](const auto& a, const auto& b) { return a.free_gib > b.free_gib; });
+  std::string refusal;
+  for (const auto& device : devices) {
+    std::optional<double> free = device.free_gib;
+    auto decision = models::admit(needed, free);
+    std::vector<std::shared_ptr<Runner>> victims;
+    const auto idle = idle_on(device.id);
+    for (std::size_t i = 0; !decision.admitted && i < idle.size(); ++i) {
+      *free += need_gib(idle[i]->launch.key, idle[i]->launch.memory_gib);
+      victims.push_back(idle[i]);
+      decision = models::admit(needed, free);
+    }
+    if (decision.admitted) return Placement{device, std::move(victims)};
+    // The GPU with the most free memory came closest: its numbers make the refusal.
+    if (refusal.empty()) refusal = fmt::format("{} on GPU {}", decision.reason, device.id);
+  }
+  return tl::unexpected(std::move(refusal));
+}
+
 std::optional<double> RunnerPool::free_memory_gib() const {
+  if (options_.gpu_devices) {
+    std::optional<double> most;
+    for (const auto& device : options_.gpu_devices()) {
+      if (!most || device.free_gib > *most) most = device.free_gib;
+    }
+    if (most) return most;
+  }
   return options_.free_memory_gib ? options_.free_memory_gib() : std::nullopt;
 }
 
@@ -230,7 +280,7 @@ std::vector<RunnerStatus> RunnerPool::status() const {
     out.push_back({key, runner->launch.model, runner->launch.executable.filename().string(),
                    runner->child->pid(), runner->port, need_gib(key, runner->launch.memory_gib),
                    options_.footprints ? options_.footprints->learned_gib(key) : std::nullopt,
-                   runner->starts, runner->users > 0});
+                   runner->device, runner->starts, runner->users > 0});
   }
   return out;
 }
@@ -348,10 +398,15 @@ Result<RunnerPool::Checkout> RunnerPool::checkout(const RunnerLaunch& launch,
   // thread waits for this lock), and only when a start looks needed.
   std::optional<double> free_read;
   bool read_free = false;
-  if (options_.free_memory_gib && !is_resident(launch.key)) {
-    free_read = options_.free_memory_gib();
-    read_free = true;
+  std::vector<GpuDevice> devices;
+  if (!is_resident(launch.key)) {
+    if (options_.gpu_devices) devices = options_.gpu_devices();
+    if (devices.empty() && options_.free_memory_gib) {
+      free_read = options_.free_memory_gib();
+      read_free = true;
+    }
   }
+  std::optional<GpuDevice> pinned;
   // A runner found dead is reported once the pool's lock is let go, whatever path this takes.
   struct DeathReport {
     const RunnerPoolOptions& options;
@@ -380,17 +435,20 @@ Result<RunnerPool::Checkout> RunnerPool::checkout(const RunnerLaunch& launch,
         runners_.erase(it);
       }
     }
-    if (!runner) {
+    if (!runner && !devices.empty()) {
+      // On a GPU: the one with the most free memory that admits it (idle runners there stopped
+      // when that makes room), and the runner is pinned to it.
+      auto placed = place_on_gpu(devices, need_gib(launch.key, launch.memory_gib));
+      if (!placed) return fail(Error::unavailable("{}", placed.error()));
+      pinned = placed->device;
+      to_unload = std::move(placed->to_unload);
+      for (const auto& victim : to_unload) runners_.erase(victim->launch.key);
+    } else if (!runner) {
       // Admission, unloading idle runners (least recently used first) when that makes room.
       // A runner that died since the read above: read now, under the lock (rare).
       std::optional<double> free = free_read;
       if (!read_free && options_.free_memory_gib) free = options_.free_memory_gib();
-      std::vector<std::shared_ptr<Runner>> idle;
-      for (const auto& [key, other] : runners_) {
-        if (other->users == 0) idle.push_back(other);
-      }
-      std::sort(idle.begin(), idle.end(),
-                [](const auto& a, const auto& b) { return a->last_used < b->last_used; });
+      const auto idle = idle_on({});
       const double needed = need_gib(launch.key, launch.memory_gib);
       auto decision = models::admit(needed, free);
       for (std::size_t i = 0; !decision.admitted && free && i < idle.size(); ++i) {
@@ -415,7 +473,9 @@ Result<RunnerPool::Checkout> RunnerPool::checkout(const RunnerLaunch& launch,
     victim->child->stop(options_.stop_grace);
   }
   if (!runner) {
-    auto started = start_runner(launch, job_id);
+    RunnerLaunch placed = launch;
+    if (pinned) placed.extra_env.push_back(pinned->visible_env + "=" + pinned->id);
+    auto started = start_runner(placed, job_id, pinned ? pinned->id : std::string());
     if (!started) return fail(started.error());
     runner = *started;
     runner->starts = previous_starts + 1;
@@ -436,7 +496,8 @@ Result<RunnerPool::Checkout> RunnerPool::checkout(const RunnerLaunch& launch,
 }
 
 Result<std::shared_ptr<RunnerPool::Runner>> RunnerPool::start_runner(const RunnerLaunch& launch,
-                                                                     const std::string& job_id) {
+                                                                     const std::string& job_id,
+                                                                     const std::string& device) {
   const std::string program = launch.executable.filename().string();
   Error last_error = Error::unavailable("{} did not start", program);
   // A port picked free can be taken before the runner binds it: one more try on another port.
@@ -445,6 +506,7 @@ Result<std::shared_ptr<RunnerPool::Runner>> RunnerPool::start_runner(const Runne
     if (!port) return fail(port.error());
     auto runner = std::make_shared<Runner>();
     runner->launch = launch;
+    runner->device = device;
     runner->port = *port;
     *runner->job_id = job_id;
     ChildSpec spec;
@@ -470,6 +532,7 @@ Result<std::shared_ptr<RunnerPool::Runner>> RunnerPool::start_runner(const Runne
                                   {"program", program},
                                   {"pid", runner->child->pid()},
                                   {"port", *port},
+                                  {"device", device.empty() ? std::string("-") : device},
                                   {"memory_gib", launch.memory_gib}});
 
     const std::string health_url = runner->base_url() + launch.health_path;

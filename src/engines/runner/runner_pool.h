@@ -55,6 +55,14 @@ struct RunnerLaunch {
 // dead (once per runner).
 enum class RunnerEvent { Started, Died };
 
+// A GPU a runner can be pinned to (issue 19): its free memory now, and how a runner is told to
+// use it and no other (the runtime's visibility variable, set in the runner's environment).
+struct GpuDevice {
+  std::string id;  // "0", "1", …: the value the variable takes (nvidia-smi's index)
+  double free_gib = 0;
+  std::string visible_env;  // "CUDA_VISIBLE_DEVICES", or "HIP_VISIBLE_DEVICES" on AMD
+};
+
 struct RunnerPoolOptions {
   std::chrono::milliseconds idle_unload{std::chrono::minutes(10)};
   // Starting: no output, no change in the health answer and no storage reads for this long ⇒
@@ -67,6 +75,11 @@ struct RunnerPoolOptions {
   std::chrono::milliseconds inference_stall{std::chrono::minutes(5)};
   // Free memory now (GPU, else system), GiB; nullopt = unknown (admits nothing).
   std::function<std::optional<double>()> free_memory_gib;
+  // The GPUs, probed now. When it lists any, a runner is started on one of them (the one with
+  // the most free memory that admits it, after stopping idle runners on that GPU if needed),
+  // pinned there through its visibility variable, and admission reads that GPU's free memory
+  // instead of free_memory_gib. Unset or empty: no pinning.
+  std::function<std::vector<GpuDevice>()> gpu_devices;
   std::chrono::milliseconds stop_grace{std::chrono::seconds(5)};
   std::chrono::milliseconds health_poll{50};
   // Called (on the thread that saw it, without the pool's lock) with the runner's program name
@@ -90,6 +103,7 @@ struct RunnerStatus {
   std::uint16_t port = 0;
   double memory_gib = 0;              // what admission charges: learned, else the estimate
   std::optional<double> learned_gib;  // measured (footprint_book.h), when known
+  std::string device;                 // the GPU it is pinned to; empty when not pinned
   int starts = 0;
   bool in_use = false;
 };
@@ -132,7 +146,8 @@ class RunnerPool {
   std::optional<std::string> admission_refusal(const std::string& key, double needed_gib) const;
   // What a runner for `key` costs: its learned footprint (plus margin), else `estimate_gib`.
   double need_gib(const std::string& key, double estimate_gib) const;
-  // Free memory now (RunnerPoolOptions::free_memory_gib), GiB; nullopt when unknown. Blocking.
+  // Free memory now, GiB: the GPU with the most (gpu_devices), else free_memory_gib; nullopt when
+  // unknown. Blocking.
   std::optional<double> free_memory_gib() const;
   bool is_resident(const std::string& key) const;
   std::vector<RunnerStatus> status() const;
@@ -161,8 +176,20 @@ class RunnerPool {
   // Set once the reaper killed the runner for an inference stall; the error to report then.
   std::optional<Error> stalled(const std::shared_ptr<Runner>& runner) const;
   Result<std::shared_ptr<Runner>> start_runner(const RunnerLaunch& launch,
-                                               const std::string& job_id);
+                                               const std::string& job_id,
+                                               const std::string& device);
   void reaper_loop();
+  // Under the lock: idle runners on `device` (every idle runner when empty), least recently used
+  // first: what admission may stop to make room there.
+  std::vector<std::shared_ptr<Runner>> idle_on(const std::string& device) const;
+  // Under the lock: admission of `needed` GiB on the GPUs (most free first), crediting idle
+  // runners on each; the device and the runners to stop, or the refusal naming the best GPU.
+  struct Placement {
+    GpuDevice device;
+    std::vector<std::shared_ptr<Runner>> to_unload;
+  };
+  tl::expected<Placement, std::string> place_on_gpu(std::vector<GpuDevice> devices,
+                                                    double needed) const;
 
   RunnerPoolOptions options_;
   mutable std::mutex mutex_;
