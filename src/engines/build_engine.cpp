@@ -56,8 +56,8 @@ BuiltEngine build_engines(const EngineOptions& options) {
     auto llama =
         locate_program(options.llama_server_path, "STUDIO_WORKER_LLAMA_SERVER", "llama-server");
     if (found("llama-server", llama)) {
-      members.push_back(
-          std::make_unique<LlamaEngine>(*llama, cache, built.runners, options.llama_max_slots));
+      members.push_back(std::make_unique<LlamaEngine>(
+          *llama, cache, built.runners, options.llama_max_slots, options.runner_settings));
     }
     auto whisper = locate_program(options.whisper_server_path, "STUDIO_WORKER_WHISPER_SERVER",
                                   "whisper-server");

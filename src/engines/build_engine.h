@@ -9,12 +9,14 @@
 #include <chrono>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
 
 #include "engines/composite_engine.h"
 #include "engines/runner/runner_pool.h"
+#include "engines/runner/runner_settings.h"
 
 namespace sw::engines {
 
@@ -47,6 +49,8 @@ struct EngineOptions {
   // Request slots of one resident llama-server (LlamaEngine's max_slots): the worker's
   // max_concurrent_jobs.
   std::uint32_t llama_max_slots = 1;
+  // The operator's per-model runner settings by model id (the local catalogue's `runner`).
+  std::map<std::string, RunnerSettings> runner_settings;
   bool espeak = true;
   bool synthetic = true;  // config `[engines] synthetic`
 };

@@ -325,6 +325,20 @@ ExitCode Daemon::run() {
       }
     };
   }
+  // The local catalogue: a broken models.json is reported and ignored, never fatal. Its
+  // per-model runner settings reach the engines for studio and local jobs alike.
+  const auto catalog_path = impl.loaded.path.parent_path() / "models.json";
+  auto catalog = load_local_catalog(catalog_path);
+  if (!catalog) {
+    logger().error("catalog.invalid",
+                   {{"path", catalog_path.string()}, {"error", catalog.error().message}});
+  } else {
+    for (const auto& model : *catalog) {
+      if (model.enabled && !model.runner.empty()) {
+        engine_options.runner_settings[model.id] = model.runner;
+      }
+    }
+  }
   engines::BuiltEngine built = engines::build_engines(engine_options);
   auto& engine = built.engine;
 
@@ -353,13 +367,6 @@ ExitCode Daemon::run() {
   // Advertise the engines and the models the cache holds (refreshed with every heartbeat).
   runtime.set_advertised_scan([built = &built] { return built->advertised(); });
   const auto discovery = discovery_file_for(impl.loaded.path);
-  // The local catalogue: a broken models.json is reported and ignored, never fatal.
-  const auto catalog_path = impl.loaded.path.parent_path() / "models.json";
-  auto catalog = load_local_catalog(catalog_path);
-  if (!catalog) {
-    logger().error("catalog.invalid", {{"path", catalog_path.string()},
-                                       {"error", catalog.error().message}});
-  }
   // The one job path of studio offers and local generation.
   // Jobs beside a running one are admitted against the memory the engines' admission reads.
   // With several GPUs, the one with the most free memory (where its runner would be pinned).

@@ -1,9 +1,11 @@
 #pragma once
 // The local catalogue (reference-worker.md §6.3, the subset the local API routes by):
 // `<config dir>/models.json` = `{"models":[{id, kind, source: ModelSource, vramGbEstimate?,
-// enabled?}, …]}`. It gives a local request's `model` its files and engine, the way an offer's
-// modelSource does. A missing file is an empty catalogue; a bad one is refused with a message
-// naming the entry and left untouched. Plain values; thread-compatible.
+// enabled?, runner?}, …]}`. It gives a local request's `model` its files and engine, the way an
+// offer's modelSource does; `runner` (engines/runner/runner_settings.h) gives the model's runner
+// its settings for every job on it, studio offers included. A missing file is an empty catalogue; a
+// bad one is refused with a message naming the entry and left untouched. Plain values;
+// thread-compatible.
 
 #include <filesystem>
 #include <optional>
@@ -11,6 +13,7 @@
 #include <vector>
 
 #include "common/error.h"
+#include "engines/runner/runner_settings.h"
 #include "proto/types.h"
 
 namespace sw::worker {
@@ -21,6 +24,7 @@ struct CatalogModel {
   proto::ModelSource source;
   double vram_gb_estimate = 0;
   bool enabled = true;
+  engines::RunnerSettings runner;  // `"runner"`: engines/runner/runner_settings.h
 };
 
 Result<std::vector<CatalogModel>> parse_local_catalog(std::string_view json_text,

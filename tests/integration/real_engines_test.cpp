@@ -187,6 +187,21 @@ TEST_F(LlamaRealTest, TwoJobsAtOnceShareOneRunnerWithTwoSlots) {
   EXPECT_EQ(pool_->status()[0].starts, 1) << "one runner with two slots, not two runners";
 }
 
+// The settings' flags are the real program's: llama-server starts with them and answers.
+TEST_F(LlamaRealTest, StartsWithAnOperatorsRunnerSettings) {
+  RunnerSettings settings;
+  settings.gpu_layers = "0";
+  settings.threads = 2;
+  settings.flash_attention = "off";
+  settings.context_size = 256;
+  engine_ = std::make_unique<LlamaEngine>(
+      *locate_program(std::nullopt, "STUDIO_WORKER_LLAMA_SERVER", "llama-server"), placed_.cache,
+      pool_, 1, std::map<std::string, RunnerSettings>{{"stories260K", settings}});
+  auto answer = engine_->dispatch(request("stories260K.gguf", chat("Once upon a time", 8)));
+  ASSERT_TRUE(answer) << answer.error().message;
+  EXPECT_GT(llm_json(answer)["usage"]["completion_tokens"].get<int>(), 0);
+}
+
 // Issue 14: a model whose id is its file name, with that file at the top of the models root
 // (where the cache once wanted its per-model directory), provisions and runs.
 TEST_F(LlamaRealTest, RunsAModelWhoseIdIsItsFileName) {
@@ -367,6 +382,40 @@ TEST_F(LlamaFakeRunnerTest, ARunnerGetsFewerSlotsWhenMemoryHoldsFewerContexts) {
   const auto args = runner_argv(pool_->status().at(0).pid);
   EXPECT_EQ(after(args, "--parallel"), "1");
   EXPECT_EQ(after(args, "--ctx-size"), std::to_string(context));
+}
+
+// An operator's per-model runner settings (the local catalogue's `runner`) reach the runner's
+// command line, and its contextSize replaces the model source's.
+TEST_F(LlamaFakeRunnerTest, PerModelSettingsShapeTheRunnersCommandLine) {
+  RunnerSettings settings;
+  settings.gpu_layers = "0";
+  settings.threads = 3;
+  settings.context_size = 128;
+  settings.flash_attention = "off";
+  settings.extra_args = {"--mlock"};
+  pool_ = std::make_shared<RunnerPool>(roomy());
+  engine_ = std::make_unique<LlamaEngine>(
+      SW_FAKE_RUNNER_BIN, placed_.cache, pool_, 1,
+      std::map<std::string, RunnerSettings>{{"stories260K", settings}});
+  auto answer = engine_->dispatch(request("stories260K.gguf", chat("Once", 4), 4096));
+  ASSERT_TRUE(answer) << answer.error().describe();
+  const auto args = runner_argv(pool_->status().at(0).pid);
+  EXPECT_EQ(after(args, "--n-gpu-layers"), "0");
+  EXPECT_EQ(after(args, "--threads"), "3");
+  EXPECT_EQ(after(args, "--flash-attn"), "off");
+  EXPECT_NE(std::find(args.begin(), args.end(), "--mlock"), args.end());
+  const auto gguf = models::read_gguf(models_ / "stories260K.gguf");
+  ASSERT_TRUE(gguf);
+  EXPECT_EQ(after(args, "--ctx-size"), std::to_string(models::pick_context(*gguf, 128)))
+      << "the operator's contextSize, not the source's 4096";
+  // Another model (no settings) gets none of them.
+  auto other = engine_->dispatch(
+      request("stories260K.gguf", chat("Once", 4), std::nullopt, std::string("another-id")));
+  ASSERT_TRUE(other) << other.error().describe();
+  for (const auto& runner : pool_->status()) {
+    if (runner.model != "another-id") continue;
+    EXPECT_EQ(after(runner_argv(runner.pid), "--threads"), "");
+  }
 }
 
 TEST_F(LlamaFakeRunnerTest, ARunnerThatStopsMidAnswerFailsTheJobRetryably) {

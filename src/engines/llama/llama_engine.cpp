@@ -22,10 +22,16 @@ constexpr double kGib = 1024.0 * 1024.0 * 1024.0;
 constexpr auto kRequestBackstop = std::chrono::hours(6);
 
 // The runner's identity: same model file, same context → same resident llama-server.
+// Settings shape the command line, so they are part of the identity (and of the learned
+// footprint's key): a changed setting starts a new runner.
 std::string runner_key(const std::string& model, const std::string& filename,
-                       std::optional<std::uint32_t> context) {
-  return fmt::format("llama-server|{}|{}|{}", model, filename, context.value_or(0));
+                       std::optional<std::uint32_t> context, const RunnerSettings& settings) {
+  std::string key = fmt::format("llama-server|{}|{}|{}", model, filename, context.value_or(0));
+  for (const auto& arg : llama::settings_args(settings)) key += "|" + arg;
+  return key;
 }
+
+const RunnerSettings kNoSettings{};
 
 // The model-role .gguf, else the first .gguf (§4.4).
 const proto::ModelFile* gguf_entry(const proto::ModelSource& source) {
@@ -42,11 +48,24 @@ const proto::ModelFile* gguf_entry(const proto::ModelSource& source) {
 
 LlamaEngine::LlamaEngine(std::filesystem::path llama_server,
                          std::shared_ptr<models::ModelCache> cache,
-                         std::shared_ptr<RunnerPool> runners, std::uint32_t max_slots)
+                         std::shared_ptr<RunnerPool> runners, std::uint32_t max_slots,
+                         std::map<std::string, RunnerSettings> settings)
     : server_(std::move(llama_server)),
       cache_(std::move(cache)),
       runners_(std::move(runners)),
-      max_slots_(std::max<std::uint32_t>(max_slots, 1)) {}
+      max_slots_(std::max<std::uint32_t>(max_slots, 1)),
+      settings_(std::move(settings)) {}
+
+const RunnerSettings& LlamaEngine::settings_for(const std::string& model) const {
+  auto it = settings_.find(model);
+  return it == settings_.end() ? kNoSettings : it->second;
+}
+
+std::optional<std::uint32_t> LlamaEngine::requested_context(
+    const DispatchRequest& request, const proto::ModelSource& source) const {
+  const auto& settings = settings_for(request.model);
+  return settings.context_size ? settings.context_size : source.cli_defaults.context_size;
+}
 
 Capabilities LlamaEngine::capabilities() const {
   return {{proto::TaskKind::Llm, {"llama-cpp:*"}}};
@@ -65,7 +84,8 @@ Result<RunnerLaunch> LlamaEngine::prepare(const DispatchRequest& request,
                                         request.model));
   }
   const std::string key =
-      runner_key(request.model, entry->filename, (*source)->cli_defaults.context_size);
+      runner_key(request.model, entry->filename, requested_context(request, **source),
+                 settings_for(request.model));
   if (runners_->is_resident(key)) {
     std::lock_guard lock(mutex_);
     if (auto it = launches_.find(key); it != launches_.end()) return it->second;
@@ -89,8 +109,7 @@ Result<RunnerLaunch> LlamaEngine::prepare(const DispatchRequest& request,
   if (gguf == nullptr) return fail(Error::internal("the cache returned no {}", entry->filename));
   auto info = models::read_gguf(gguf->path);
   if (!info) return fail(info.error());
-  const auto& defaults = (*source)->cli_defaults;
-  const std::uint32_t context = models::pick_context(*info, defaults.context_size);
+  const std::uint32_t context = models::pick_context(*info, requested_context(request, **source));
 
   // Slots for jobs at once on this model (issue 19): as many as memory holds, each with the whole
   // context; the same key whatever the count, so a second job joins the resident runner.
@@ -111,6 +130,8 @@ Result<RunnerLaunch> LlamaEngine::prepare(const DispatchRequest& request,
   launch.model = request.model;
   launch.executable = server_;
   launch.args = llama::server_args(gguf->path, context, slots);
+  const auto extra = llama::settings_args(settings_for(request.model));
+  launch.args.insert(launch.args.end(), extra.begin(), extra.end());
   launch.memory_gib =
       static_cast<double>(models::estimate_memory_bytes(*info, context * slots)) / kGib;
   std::lock_guard lock(mutex_);
@@ -123,15 +144,17 @@ std::optional<std::pair<std::string, double>> LlamaEngine::runner_need(
   if (!request.source) return std::nullopt;
   const proto::ModelFile* entry = gguf_entry(*request.source);
   if (entry == nullptr) return std::nullopt;  // dispatch explains
-  const auto& defaults = request.source->cli_defaults;
   double needed = estimate_gib;
   // A file already in the cache gives a better figure than the catalogue's estimate.
   const auto cached = models::model_dir(cache_->config().root, request.model) / entry->filename;
   if (auto info = models::read_gguf(cached)) {
-    const auto context = models::pick_context(*info, defaults.context_size);
+    const auto context = models::pick_context(*info, requested_context(request, *request.source));
     needed = static_cast<double>(models::estimate_memory_bytes(*info, context)) / kGib;
   }
-  return std::pair(runner_key(request.model, entry->filename, defaults.context_size), needed);
+  return std::pair(
+      runner_key(request.model, entry->filename, requested_context(request, *request.source),
+                 settings_for(request.model)),
+      needed);
 }
 
 std::optional<std::string> LlamaEngine::admission_refusal(const DispatchRequest& request,

@@ -11,6 +11,7 @@
 
 #include "engines/engine.h"
 #include "engines/runner/runner_pool.h"
+#include "engines/runner/runner_settings.h"
 #include "models/model_cache.h"
 
 namespace sw::engines {
@@ -20,8 +21,10 @@ class LlamaEngine final : public Engine {
   // `max_slots`: how many requests one resident llama-server may serve at once (the worker's
   // max_concurrent_jobs). A runner gets the most slots, up to that, whose memory (the GGUF
   // estimate with a KV cache per slot) fits what is free when it starts; one when unknown.
+  // `settings`: the operator's per-model runner settings by model id (runner_settings.h).
   LlamaEngine(std::filesystem::path llama_server, std::shared_ptr<models::ModelCache> cache,
-              std::shared_ptr<RunnerPool> runners, std::uint32_t max_slots = 1);
+              std::shared_ptr<RunnerPool> runners, std::uint32_t max_slots = 1,
+              std::map<std::string, RunnerSettings> settings = {});
 
   std::string_view name() const override { return "llama-cpp"; }
   Capabilities capabilities() const override;
@@ -42,6 +45,11 @@ class LlamaEngine final : public Engine {
   std::shared_ptr<models::ModelCache> cache_;
   std::shared_ptr<RunnerPool> runners_;
   std::uint32_t max_slots_ = 1;
+  std::map<std::string, RunnerSettings> settings_;
+  // The model's settings (empty when it has none) and the context a request slot asks for.
+  const RunnerSettings& settings_for(const std::string& model) const;
+  std::optional<std::uint32_t> requested_context(const DispatchRequest& request,
+                                                 const proto::ModelSource& source) const;
   // Launches of resident runners: a job for a model already loaded skips the cache check and the
   // GGUF read (the runner holds the file open; measured 0.91 → see bench/engine_bench).
   std::mutex mutex_;

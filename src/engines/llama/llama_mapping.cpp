@@ -48,6 +48,23 @@ std::vector<std::string> server_args(const std::filesystem::path& gguf, std::uin
           "--no-context-shift"};
 }
 
+std::vector<std::string> settings_args(const RunnerSettings& settings) {
+  std::vector<std::string> args;
+  if (settings.gpu_layers) args.insert(args.end(), {"--n-gpu-layers", *settings.gpu_layers});
+  if (settings.threads) args.insert(args.end(), {"--threads", std::to_string(*settings.threads)});
+  if (settings.flash_attention)
+    args.insert(args.end(), {"--flash-attn", *settings.flash_attention});
+  if (!settings.tensor_split.empty()) {
+    std::string split;
+    for (double part : settings.tensor_split) {
+      split += (split.empty() ? "" : ",") + fmt::format("{}", part);
+    }
+    args.insert(args.end(), {"--tensor-split", split});
+  }
+  args.insert(args.end(), settings.extra_args.begin(), settings.extra_args.end());
+  return args;
+}
+
 nlohmann::json chat_request(const proto::LlmParams& params,
                             const std::optional<proto::RawJson>& model_kwargs, bool stream) {
   nlohmann::json messages = nlohmann::json::array();

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "common/error.h"
+#include "engines/runner/runner_settings.h"
 #include "proto/types.h"
 
 namespace sw::engines::llama {
@@ -20,6 +21,10 @@ namespace sw::engines::llama {
 // `context`: llama-server divides --ctx-size among its slots, so it is context × slots.
 std::vector<std::string> server_args(const std::filesystem::path& gguf, std::uint32_t context,
                                      std::uint32_t slots = 1);
+
+// The flags of an operator's per-model settings (runner_settings.h), in a fixed order, to append
+// to server_args (contextSize is not among them: it replaces `context` above).
+std::vector<std::string> settings_args(const RunnerSettings& settings);
 
 // The request body. `model_kwargs` are the catalogue's `cliDefaults.chatTemplateKwargs`; the
 // request's own `chatTemplateKwargs` override them key by key. `stream` asks for SSE chunks.
