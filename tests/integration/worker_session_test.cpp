@@ -687,6 +687,40 @@ TEST(WorkerSession, AModelWhoseIdIsItsFileNameRunsAndIsAdvertisedOnceHeld) {
 
 namespace {
 
+// Issue 19, deadlines by progress, end to end: a runner that stops sending tokens mid-answer is
+// killed after runner_inference_stall_secs and the studio gets a retryable `fail` naming the stall
+// (another worker may run the job), not a wait for a fixed total.
+TEST(WorkerSession, ARunnerThatStallsMidAnswerFailsTheJobRetryablyToTheStudio) {
+  SW_REQUIRE_TEST_MODELS(models);
+  ScriptedStudio studio;
+  sw::testing::TempDir dir;
+  const auto root = dir.path() / "models";
+  const auto placed = place_stories_model(models, root);
+  ASSERT_TRUE(placed);
+  const auto wrapper = dir.path() / "llama-server-stalls";
+  std::ofstream(wrapper) << "#!/bin/sh\nexec '" << SW_FAKE_RUNNER_BIN
+                         << "' \"$@\" --stall-after-tokens 2\n";
+  std::filesystem::permissions(wrapper, std::filesystem::perms::owner_all);
+  auto config = registered_config(studio.url());
+  config.models_root = root.string();
+  config.llama_server_path = wrapper.string();
+  config.runner_inference_stall_secs = 1;
+  WorkerHarness worker(dir.path(), config);
+  welcome(studio, worker);
+  studio.send_text(offer("job-stalls", "stories260K.gguf", chat_task("Once"), *placed));
+  auto accept = next_job_frame(studio);
+  ASSERT_TRUE(accept);
+  ASSERT_EQ((*accept)["type"], "accept") << accept->dump() << worker.logs();
+  auto failed = next_job_frame(studio);
+  ASSERT_TRUE(failed) << worker.logs();
+  ASSERT_EQ((*failed)["type"], "fail") << failed->dump() << worker.logs();
+  EXPECT_EQ((*failed)["jobId"], "job-stalls");
+  EXPECT_EQ((*failed)["retryable"], true) << failed->dump();
+  EXPECT_THAT(failed->value("error", ""), HasSubstr("made no progress for 1.0 s"))
+      << failed->dump();
+  EXPECT_TRUE(worker.status()["runners"].empty()) << "the stalled runner is not kept";
+}
+
 // Issue 19: `pause --unload` (POST /daemon/pause {"unload":true}) stops the idle runner at once
 // (its process is gone when the answer comes), status says so, and the next offer is refused as
 // paused. The job before it shows in /metrics: the llm job by kind and outcome, its runner's start
