@@ -136,10 +136,12 @@ struct WorkerConfig : WorkerState {
   std::uint64_t outbox_max_mb = 4096;
   // Ours (issue 19): studio and local jobs this worker runs at once (1–16). Each job beyond the
   // first is admitted only when its memory estimate fits what is free (GPU, else RAM) minus
-  // what the running jobs need (worker/job_gate.h). Default 1, today's one job at a time: the
-  // estimates are not yet measured footprints, so running two is the operator's call on a box
-  // they know holds both (a 24 GB card with a chat and an image model: set 2). A studio without
-  // the "capacity" feature is always served one job at a time.
+  // what the running jobs need (worker/job_gate.h). Default 1, the reference's one job at a
+  // time: a model's need is an estimate until its runner has run here once (then its measured
+  // footprint, engines/runner/footprint_book.h), so running two is the operator's call on a box
+  // they know holds both (a 24 GB card with a chat and an image model: set 2). Read at start
+  // (not changed by `config set`). A studio without the "capacity" feature is always served one
+  // job at a time.
   std::uint64_t max_concurrent_jobs = 1;
   EnginesConfig engines;  // `[engines]`, written only when not the default
 

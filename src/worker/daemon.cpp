@@ -266,7 +266,7 @@ ExitCode Daemon::run() {
   }
   // Each running job holds a pool thread for its whole run: the pool has one per job slot on
   // top of the threads admission, uploads and scans use, so that they go on while jobs run.
-  // (A max_concurrent_jobs raised later through the local API takes effect at the next start.)
+  // (max_concurrent_jobs is read at start only.)
   asio::thread_pool pool(impl.options.pool_threads + config.max_concurrent_jobs);
   // The engines this machine can run: runner programs from config, environment or PATH; memory
   // admission against the GPU's free memory, else the system's.

@@ -19,9 +19,10 @@
 // over-estimate costs throughput, an under-estimate an OOM, so the rule errs on the first side.
 // Without a reading only one job runs.
 //
-// Default cap 1 (WorkerConfig::max_concurrent_jobs): the needs are estimates (GGUF header, model
-// file sizes, the studio's vramGbEstimate), not measured footprints, so running two jobs is the
-// operator's choice on a box they know holds both; with 2 or more the memory rule above decides.
+// Default cap 1 (WorkerConfig::max_concurrent_jobs): a need is an estimate (GGUF header, model
+// file sizes, the studio's vramGbEstimate) until the model's runner has run here and its
+// footprint was measured, so running two jobs is the operator's choice on a box they know holds
+// both; with 2 or more the memory rule above decides.
 //
 // A Ticket frees its slot when destroyed, whatever path the job took, even after the gate is gone.
 // Thread-safe; `on_change` is called (without the lock held, on the thread that changed it) after

@@ -369,6 +369,8 @@ TEST(RunnerPool, ARunnerIsPinnedToTheGpuThatAdmitsItAndRoomIsMadeOnThatGpuOnly) 
   const auto env = environment_of(started->pid);
   EXPECT_NE(std::find(env.begin(), env.end(), "CUDA_VISIBLE_DEVICES=1"), env.end())
       << "the runner was started pinned to GPU 1";
+  EXPECT_NE(std::find(env.begin(), env.end(), "CUDA_DEVICE_ORDER=PCI_BUS_ID"), env.end())
+      << "CUDA numbers the GPUs as nvidia-smi does";
 
   {
     std::lock_guard lock(mutex);
@@ -393,6 +395,27 @@ TEST(RunnerPool, ARunnerIsPinnedToTheGpuThatAdmitsItAndRoomIsMadeOnThatGpuOnly) 
   EXPECT_FALSE(pool.is_resident("a")) << "stopped to make room on GPU 1";
   EXPECT_TRUE(pool.is_resident("b")) << "GPU 0's runner is left alone";
   EXPECT_EQ(status_of(pool.status(), "d")->device, "1");
+
+  // A model split across the GPUs (--tensor-split) is admitted against their free memory
+  // together and pinned to none.
+  {
+    std::lock_guard lock(mutex);
+    gpus = {{"0", 6.0, "CUDA_VISIBLE_DEVICES"}, {"1", 7.0, "CUDA_VISIBLE_DEVICES"}};
+  }
+  auto split = fake_launch("split");
+  split.memory_gib = 12.5;  // GPU 1 holds 12 at most (7 free + idle "d"), both 19.5
+  split.one_gpu = false;
+  EXPECT_FALSE(pool.admission_refusal("split", 12.5, false).has_value());
+  EXPECT_TRUE(pool.admission_refusal("split", 12.5, true).has_value()) << "no one GPU holds it";
+  ASSERT_TRUE(ask(pool, split));
+  const auto* spread = status_of(pool.status(), "split");
+  ASSERT_NE(spread, nullptr);
+  EXPECT_EQ(spread->device, "");
+  const auto split_env = environment_of(spread->pid);
+  EXPECT_EQ(
+      std::find_if(split_env.begin(), split_env.end(),
+                   [](const std::string& e) { return e.starts_with("CUDA_VISIBLE_DEVICES="); }),
+      split_env.end());
 }
 
 TEST(RunnerStall, ALoadWithNoSignOfLifeIsARetryableTimeout) {

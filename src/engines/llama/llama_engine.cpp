@@ -134,6 +134,9 @@ Result<RunnerLaunch> LlamaEngine::prepare(const DispatchRequest& request,
   launch.args.insert(launch.args.end(), extra.begin(), extra.end());
   launch.memory_gib =
       static_cast<double>(models::estimate_memory_bytes(*info, context * slots)) / kGib;
+  // Its footprint grows with its slots: one learned with two is not charged for four.
+  if (slots > 1) launch.footprint_key = fmt::format("{}|slots={}", key, slots);
+  launch.one_gpu = settings_for(request.model).tensor_split.empty();
   std::lock_guard lock(mutex_);
   launches_[key] = launch;
   return launch;
@@ -161,7 +164,8 @@ std::optional<std::string> LlamaEngine::admission_refusal(const DispatchRequest&
                                                           double estimate_gib) {
   auto need = runner_need(request, estimate_gib);
   if (!need) return std::nullopt;
-  return runners_->admission_refusal(need->first, need->second);
+  return runners_->admission_refusal(need->first, need->second,
+                                     settings_for(request.model).tensor_split.empty());
 }
 
 double LlamaEngine::memory_need_gib(const DispatchRequest& request, double estimate_gib) {

@@ -180,35 +180,48 @@ void RunnerPool::reaper_loop() {
   }
 }
 
-std::optional<std::string> RunnerPool::admission_refusal(const std::string& key,
-                                                         double needed_gib) const {
+std::optional<std::string> RunnerPool::admission_refusal(const std::string& key, double needed_gib,
+                                                         bool one_gpu) const {
   {
     std::lock_guard lock(mutex_);
     if (runners_.count(key) != 0) return std::nullopt;
   }
   // Read without the lock: the probe may run nvidia-smi, and status() on the loop thread waits
   // for this lock.
+  std::optional<double> free;
+  bool read = false;
   if (options_.gpu_devices) {
     if (auto devices = options_.gpu_devices(); !devices.empty()) {
-      std::lock_guard lock(mutex_);
-      if (runners_.count(key) != 0) return std::nullopt;
-      auto placed = place_on_gpu(std::move(devices), need_gib(key, needed_gib));
-      if (placed) return std::nullopt;
-      return placed.error();
+      if (!one_gpu) {
+        free = total_free(devices);
+        read = true;
+      } else {
+        std::lock_guard lock(mutex_);
+        if (runners_.count(key) != 0) return std::nullopt;
+        auto placed = place_on_gpu(std::move(devices), need_gib(key, needed_gib));
+        if (placed) return std::nullopt;
+        return placed.error();
+      }
     }
   }
-  std::optional<double> free = options_.free_memory_gib ? options_.free_memory_gib() : std::nullopt;
+  if (!read && options_.free_memory_gib) free = options_.free_memory_gib();
   std::lock_guard lock(mutex_);
   if (runners_.count(key) != 0) return std::nullopt;
   if (free) {
     for (const auto& [other_key, runner] : runners_) {
       // would be unloaded for it
-      if (runner->users == 0) *free += need_gib(other_key, runner->launch.memory_gib);
+      if (runner->users == 0) *free += need_of(runner->launch);
     }
   }
   auto decision = models::admit(need_gib(key, needed_gib), free);
   if (decision.admitted) return std::nullopt;
   return decision.reason;
+}
+
+std::optional<double> RunnerPool::total_free(const std::vector<GpuDevice>& devices) {
+  double sum = 0;
+  for (const auto& device : devices) sum += device.free_gib;
+  return sum;
 }
 
 std::vector<std::shared_ptr<RunnerPool::Runner>> RunnerPool::idle_on(
@@ -233,7 +246,7 @@ tl::expected<RunnerPool::Placement, std::string> RunnerPool::place_on_gpu(
     std::vector<std::shared_ptr<Runner>> victims;
     const auto idle = idle_on(device.id);
     for (std::size_t i = 0; !decision.admitted && i < idle.size(); ++i) {
-      *free += need_gib(idle[i]->launch.key, idle[i]->launch.memory_gib);
+      *free += need_of(idle[i]->launch);
       victims.push_back(idle[i]);
       decision = models::admit(needed, free);
     }
@@ -264,7 +277,7 @@ void RunnerPool::learn_footprint(const Runner& runner) {
   const int pid = runner.child->pid();
   const auto gib = options_.process_memory_gib(pid);
   if (!gib) return;
-  options_.footprints->record(runner.launch.key, *gib);
+  options_.footprints->record(runner.launch.footprint_id(), *gib);
 }
 
 bool RunnerPool::is_resident(const std::string& key) const {
@@ -278,8 +291,10 @@ std::vector<RunnerStatus> RunnerPool::status() const {
   std::vector<RunnerStatus> out;
   for (const auto& [key, runner] : runners_) {
     out.push_back({key, runner->launch.model, runner->launch.executable.filename().string(),
-                   runner->child->pid(), runner->port, need_gib(key, runner->launch.memory_gib),
-                   options_.footprints ? options_.footprints->learned_gib(key) : std::nullopt,
+                   runner->child->pid(), runner->port, need_of(runner->launch),
+                   options_.footprints
+                       ? options_.footprints->learned_gib(runner->launch.footprint_id())
+                       : std::nullopt,
                    runner->device, runner->starts, runner->users > 0});
   }
   return out;
@@ -401,7 +416,12 @@ Result<RunnerPool::Checkout> RunnerPool::checkout(const RunnerLaunch& launch,
   std::vector<GpuDevice> devices;
   if (!is_resident(launch.key)) {
     if (options_.gpu_devices) devices = options_.gpu_devices();
-    if (devices.empty() && options_.free_memory_gib) {
+    if (!devices.empty() && !launch.one_gpu) {
+      // Split across the GPUs: their free memory together, and no pinning.
+      free_read = total_free(devices);
+      read_free = true;
+      devices.clear();
+    } else if (devices.empty() && options_.free_memory_gib) {
       free_read = options_.free_memory_gib();
       read_free = true;
     }
@@ -438,7 +458,7 @@ Result<RunnerPool::Checkout> RunnerPool::checkout(const RunnerLaunch& launch,
     if (!runner && !devices.empty()) {
       // On a GPU: the one with the most free memory that admits it (idle runners there stopped
       // when that makes room), and the runner is pinned to it.
-      auto placed = place_on_gpu(devices, need_gib(launch.key, launch.memory_gib));
+      auto placed = place_on_gpu(devices, need_of(launch));
       if (!placed) return fail(Error::unavailable("{}", placed.error()));
       pinned = placed->device;
       to_unload = std::move(placed->to_unload);
@@ -449,10 +469,10 @@ Result<RunnerPool::Checkout> RunnerPool::checkout(const RunnerLaunch& launch,
       std::optional<double> free = free_read;
       if (!read_free && options_.free_memory_gib) free = options_.free_memory_gib();
       const auto idle = idle_on({});
-      const double needed = need_gib(launch.key, launch.memory_gib);
+      const double needed = need_of(launch);
       auto decision = models::admit(needed, free);
       for (std::size_t i = 0; !decision.admitted && free && i < idle.size(); ++i) {
-        *free += need_gib(idle[i]->launch.key, idle[i]->launch.memory_gib);
+        *free += need_of(idle[i]->launch);
         to_unload.push_back(idle[i]);
         decision = models::admit(needed, free);
       }
@@ -474,7 +494,13 @@ Result<RunnerPool::Checkout> RunnerPool::checkout(const RunnerLaunch& launch,
   }
   if (!runner) {
     RunnerLaunch placed = launch;
-    if (pinned) placed.extra_env.push_back(pinned->visible_env + "=" + pinned->id);
+    if (pinned) {
+      // nvidia-smi numbers GPUs by PCI bus; CUDA, unless told, fastest first.
+      if (pinned->visible_env == "CUDA_VISIBLE_DEVICES") {
+        placed.extra_env.push_back("CUDA_DEVICE_ORDER=PCI_BUS_ID");
+      }
+      placed.extra_env.push_back(pinned->visible_env + "=" + pinned->id);
+    }
     auto started = start_runner(placed, job_id, pinned ? pinned->id : std::string());
     if (!started) return fail(started.error());
     runner = *started;

@@ -49,6 +49,14 @@ struct RunnerLaunch {
   std::vector<std::string> extra_env;
   double memory_gib = 0;  // what admission charges for it
   std::string health_path = "/health";
+  // What its learned footprint is filed under (footprint_book.h); empty: `key`. Differs from
+  // `key` where the command line varies with what is free at start (llama-server's slots).
+  std::string footprint_key;
+  // false: never pinned to one GPU (a model split across GPUs, llama-server's --tensor-split);
+  // admission then reads the GPUs' free memory together.
+  bool one_gpu = true;
+
+  const std::string& footprint_id() const { return footprint_key.empty() ? key : footprint_key; }
 };
 
 // What on_runner_event reports: a runner became healthy, or one the pool did not stop was found
@@ -143,7 +151,9 @@ class RunnerPool {
 
   // The admission refusal that acquiring `key` would meet now, if any (for offer-time rejects).
   // `needed_gib` is the estimate; a learned footprint for `key` replaces it.
-  std::optional<std::string> admission_refusal(const std::string& key, double needed_gib) const;
+  // `one_gpu` false: the runner would use every GPU (RunnerLaunch::one_gpu).
+  std::optional<std::string> admission_refusal(const std::string& key, double needed_gib,
+                                               bool one_gpu = true) const;
   // What a runner for `key` costs: its learned footprint (plus margin), else `estimate_gib`.
   double need_gib(const std::string& key, double estimate_gib) const;
   // Free memory now, GiB: the GPU with the most (gpu_devices), else free_memory_gib; nullopt when
@@ -169,6 +179,9 @@ class RunnerPool {
   };
   Result<Checkout> checkout(const RunnerLaunch& launch, const std::string& job_id);
   void release(const std::shared_ptr<Runner>& runner);
+  double need_of(const RunnerLaunch& launch) const {
+    return need_gib(launch.footprint_id(), launch.memory_gib);
+  }
   // Measures the runner's process and records it (after a request: loaded and has run).
   void learn_footprint(const Runner& runner);
   bool died(const std::shared_ptr<Runner>& runner);
@@ -182,6 +195,7 @@ class RunnerPool {
   // Under the lock: idle runners on `device` (every idle runner when empty), least recently used
   // first: what admission may stop to make room there.
   std::vector<std::shared_ptr<Runner>> idle_on(const std::string& device) const;
+  static std::optional<double> total_free(const std::vector<GpuDevice>& devices);
   // Under the lock: admission of `needed` GiB on the GPUs (most free first), crediting idle
   // runners on each; the device and the runners to stop, or the refusal naming the best GPU.
   struct Placement {

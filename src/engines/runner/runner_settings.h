@@ -36,9 +36,38 @@ struct RunnerSettings {
   }
 };
 
-// The flags extraArgs may not carry (nor their `--flag=value` forms).
-inline constexpr std::array<std::string_view, 10> kOwnedRunnerFlags = {
-    "--host", "--port",     "-m",  "--model",   "--ctx-size",
-    "-c",     "--parallel", "-np", "--api-key", "--path"};
+// The flags extraArgs may not carry (nor their `--flag=value` forms): where the runner listens,
+// what it loads (a model from elsewhere, a Hugging Face repo, a URL), its slots, and what would
+// stop the worker talking to it (an API key, TLS). From llama.cpp's common/arg.cpp.
+inline constexpr std::array<std::string_view, 30> kOwnedRunnerFlags = {"--host",
+                                                                       "--port",
+                                                                       "-m",
+                                                                       "--model",
+                                                                       "-mu",
+                                                                       "--model-url",
+                                                                       "-hf",
+                                                                       "-hfr",
+                                                                       "--hf-repo",
+                                                                       "-hff",
+                                                                       "--hf-file",
+                                                                       "-hft",
+                                                                       "--hf-token",
+                                                                       "-dr",
+                                                                       "--docker-repo",
+                                                                       "--ctx-size",
+                                                                       "-c",
+                                                                       "--parallel",
+                                                                       "-np",
+                                                                       "--api-key",
+                                                                       "--api-key-file",
+                                                                       "--ssl-key-file",
+                                                                       "--ssl-cert-file",
+                                                                       "--path",
+                                                                       "--reuse-port",
+                                                                       "--webui",
+                                                                       "--mmproj",
+                                                                       "-mm",
+                                                                       "--mmproj-url",
+                                                                       "-mmu"};
 
 }  // namespace sw::engines
