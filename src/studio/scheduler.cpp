@@ -180,9 +180,12 @@ std::vector<Assignment> Scheduler::assign(SteadyTime now, std::size_t scan_limit
   for (auto& [id, worker] : workers_) {
     if (available(worker, now)) {
       // Exclusions only matter until they expire; drop the stale ones as we pass.
-      std::erase_if(worker.excluded, [&](const auto& e) {
+      // (Through a named reference: a lambda may not capture a structured binding before C++20's
+      // P1091, which clang 14, the fuzz build's compiler, lacks.)
+      auto& until_room = worker.excluded_until_room;
+      std::erase_if(worker.excluded, [&until_room, now](const auto& e) {
         if (e.second > now) return false;
-        worker.excluded_until_room.erase(e.first);
+        until_room.erase(e.first);
         return true;
       });
       idle.emplace_back(&id, &worker);
