@@ -41,8 +41,8 @@ TEST(WorkerMetrics, CountsFromManyThreadsAndRendersValidExposition) {
   gauges.connected = true;
   gauges.outbox_entries = 2;
   gauges.outbox_bytes = 4096;
-  gauges.devices = {{"0", 24.0 * (1 << 30), 20.5 * (1 << 30)},
-                    {"1", 8.0 * (1 << 30), std::nullopt}};
+  gauges.devices = {{"0", 24.0 * (1 << 30), 20.5 * (1 << 30), "CUDA_VISIBLE_DEVICES"},
+                    {"1", 8.0 * (1 << 30), std::nullopt, "CUDA_VISIBLE_DEVICES"}};
   const std::string text = metrics.render(gauges);
   const auto exposition = testing::parse_exposition(text);
   ASSERT_TRUE(exposition.errors.empty()) << ::testing::PrintToString(exposition.errors) << text;
