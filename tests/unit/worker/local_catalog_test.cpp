@@ -19,7 +19,9 @@ std::string entry_with(const std::string& runner) {
   return R"({"models":[{"id":"chat","kind":"llm","source":{"engine":"llama-cpp","files":[)"
          R"({"role":"model","url":"https://example.org/m.gguf","filename":"m.gguf",)"
          R"("sha256":")" +
-         std::string(64, 'a') + R"("}]},"runner":)" + runner + "}]}";
+         std::string(64, 'a') +
+         R"("}],"cliDefaults":{"cfgScale":0,"steps":0,"width":0,"height":0}},"runner":)" + runner +
+         "}]}";
 }
 
 TEST(LocalCatalog, RunnerSettingsBecomeTheRunnersFlags) {
