@@ -346,10 +346,13 @@ std::string after(const std::vector<std::string>& args, const std::string& flag)
 TEST_F(LlamaFakeRunnerTest, ARunnerGetsTheSlotsMemoryHoldsAndJobsAtOnceShareIt) {
   pool_ = std::make_shared<RunnerPool>(roomy());
   engine_ = std::make_unique<LlamaEngine>(SW_FAKE_RUNNER_BIN, placed_.cache, pool_, 3);
-  // Two jobs at once, from two threads: one runner serves both.
+  // Two jobs at once, from two threads: one runner serves both. (The requests are made first:
+  // making one places the model file in the cache.)
+  const auto job_a = request("stories260K.gguf", chat("A", 4));
+  const auto job_b = request("stories260K.gguf", chat("B", 4));
   Result<TaskResult> first = fail(Error::internal("unset"));
-  std::thread other([&] { first = engine_->dispatch(request("stories260K.gguf", chat("A", 4))); });
-  auto second = engine_->dispatch(request("stories260K.gguf", chat("B", 4)));
+  std::thread other([&] { first = engine_->dispatch(job_a); });
+  auto second = engine_->dispatch(job_b);
   other.join();
   ASSERT_TRUE(first) << first.error().describe();
   ASSERT_TRUE(second) << second.error().describe();

@@ -343,6 +343,7 @@ std::vector<std::string> environment_of(int pid) {
   return entries;
 }
 
+// A pointer into `all`: keep the vector alive while it is used.
 const RunnerStatus* status_of(const std::vector<RunnerStatus>& all, const std::string& key) {
   for (const auto& runner : all) {
     if (runner.key == key) return &runner;
@@ -363,7 +364,8 @@ TEST(RunnerPool, ARunnerIsPinnedToTheGpuThatAdmitsItAndRoomIsMadeOnThatGpuOnly) 
   auto a = fake_launch("a");
   a.memory_gib = 5.0;  // 1 GiB is kept in reserve: only GPU 1 holds it
   ASSERT_TRUE(ask(pool, a));
-  const auto* started = status_of(pool.status(), "a");
+  const auto first_status = pool.status();  // status_of points into it
+  const auto* started = status_of(first_status, "a");
   ASSERT_NE(started, nullptr);
   EXPECT_EQ(started->device, "1");
   const auto env = environment_of(started->pid);
@@ -408,7 +410,8 @@ TEST(RunnerPool, ARunnerIsPinnedToTheGpuThatAdmitsItAndRoomIsMadeOnThatGpuOnly) 
   EXPECT_FALSE(pool.admission_refusal("split", 12.5, false).has_value());
   EXPECT_TRUE(pool.admission_refusal("split", 12.5, true).has_value()) << "no one GPU holds it";
   ASSERT_TRUE(ask(pool, split));
-  const auto* spread = status_of(pool.status(), "split");
+  const auto split_status = pool.status();
+  const auto* spread = status_of(split_status, "split");
   ASSERT_NE(spread, nullptr);
   EXPECT_EQ(spread->device, "");
   const auto split_env = environment_of(spread->pid);

@@ -716,8 +716,7 @@ TEST(WorkerSession, ARunnerThatStallsMidAnswerFailsTheJobRetryablyToTheStudio) {
   ASSERT_EQ((*failed)["type"], "fail") << failed->dump() << worker.logs();
   EXPECT_EQ((*failed)["jobId"], "job-stalls");
   EXPECT_EQ((*failed)["retryable"], true) << failed->dump();
-  EXPECT_THAT(failed->value("error", ""), HasSubstr("made no progress for 1.0 s"))
-      << failed->dump();
+  EXPECT_THAT(failed->value("error", ""), HasSubstr("made no progress for 1 s")) << failed->dump();
   EXPECT_TRUE(worker.status()["runners"].empty()) << "the stalled runner is not kept";
 }
 
