@@ -173,11 +173,12 @@ TEST_F(LlamaRealTest, TwoJobsAtOnceShareOneRunnerWithTwoSlots) {
   engine_ = std::make_unique<LlamaEngine>(
       *locate_program(std::nullopt, "STUDIO_WORKER_LLAMA_SERVER", "llama-server"), placed_.cache,
       pool_, 2);
+  // The requests are made first: making one places the model file in the cache.
+  const auto job_a = request("stories260K.gguf", chat("Once upon a time", 16));
+  const auto job_b = request("stories260K.gguf", chat("The little dog", 16));
   Result<TaskResult> first = fail(Error::internal("unset"));
-  std::thread other([&] {
-    first = engine_->dispatch(request("stories260K.gguf", chat("Once upon a time", 16)));
-  });
-  auto second = engine_->dispatch(request("stories260K.gguf", chat("The little dog", 16)));
+  std::thread other([&] { first = engine_->dispatch(job_a); });
+  auto second = engine_->dispatch(job_b);
   other.join();
   ASSERT_TRUE(first) << first.error().message;
   ASSERT_TRUE(second) << second.error().message;
