@@ -587,10 +587,16 @@ class HttpConnection : public Connection {
     graceful_close();
   }
 
-  // The handler's decision on a request's headers, now (admit) or after its look-up (admit_later).
-  asio::awaitable<std::variant<Admission, HttpResponse>> admit(const HttpRequest& head) {
+  // The handler's decision on a request's headers, now (admit) or after its look-up (admit_later);
+  // for a WebSocket upgrade, its prepare_upgrade.
+  asio::awaitable<std::variant<Admission, HttpResponse>> admit(const HttpRequest& head,
+                                                               bool upgrading = false) {
     admission_.reset();
-    handler()->admit_later(head, Admitter(weak_from_this()));
+    if (upgrading) {
+      handler()->prepare_upgrade(head, Admitter(weak_from_this()));
+    } else {
+      handler()->admit_later(head, Admitter(weak_from_this()));
+    }
     if (!admission_) {
       response_signal_.expires_after(kResponseDeadline);
       co_await response_signal_.async_wait(kUseTuple);
@@ -722,6 +728,13 @@ class HttpConnection : public Connection {
   }
 
   asio::awaitable<void> upgrade(http::request<http::string_body> request, HttpRequest head) {
+    auto prepared = co_await admit(head, true);
+    if (auto* refusal = std::get_if<HttpResponse>(&prepared)) {
+      co_await write(std::move(*refusal), false);
+      graceful_close();
+      co_return;
+    }
+    if (handler() == nullptr) co_return;  // the server stopped while the look-up ran
     auto decision = handler()->upgrade(head);
     if (auto* refusal = std::get_if<HttpResponse>(&decision)) {
       co_await write(std::move(*refusal), false);

@@ -138,6 +138,14 @@ class HttpHandler {
     admitter.decide(admit(head));
   }
   virtual void handle(HttpRequest request, Responder responder) = 0;
+  // Before upgrade(), which answers at once: a look-up the decision needs first (a credential
+  // another server process created a moment ago), delivered through `admitter` as admit_later's
+  // is. An HttpResponse is sent instead of the upgrade; an Admission (its fields unused) goes on
+  // to upgrade(). The default goes on at once.
+  virtual void prepare_upgrade(const HttpRequest& head, Admitter admitter) {
+    (void)head;
+    admitter.decide(Admission{});
+  }
   virtual std::variant<UpgradeAccepted, HttpResponse> upgrade(const HttpRequest& head) = 0;
 };
 

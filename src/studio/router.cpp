@@ -184,6 +184,30 @@ class Router : public net::HttpHandler {
     worker_.admit_upload(head, matched.params[0], matched.params[1], std::move(admitter));
   }
 
+  // In a cluster a worker approved (or re-registered) through another process a moment ago may
+  // meet a token this process has not heard of yet: its row is read again before upgrade()
+  // decides, as admit_later does for API requests.
+  void prepare_upgrade(const HttpRequest& head, net::Admitter admitter) override {
+    std::vector<std::string> params;
+    if (!s_.clustered() || head.method != "GET" ||
+        !match_pattern("/graphics/api/workers/:id/connect", split_path(head.path), params) ||
+        worker_.token_ok(head, params[0])) {
+      admitter.decide(net::Admission{});
+      return;
+    }
+    s_.database().call<std::optional<store::WorkerRecord>>(
+        [worker_id = params[0]](store::StudioStore& st) { return st.find_worker(worker_id); },
+        [this, admitter,
+         weak = s_.weak_from_this()](Result<std::optional<store::WorkerRecord>> row) {
+          if (!weak.lock()) return;
+          if (row && *row) {
+            s_.registry().set_worker_token_hash((*row)->id, (*row)->token_hash);
+          }
+          // A failed read leaves the decision to upgrade() with what this process knows.
+          admitter.decide(net::Admission{});
+        });
+  }
+
   std::variant<net::UpgradeAccepted, HttpResponse> upgrade(const HttpRequest& head) override {
     std::vector<std::string> params;
     if (head.method != "GET" ||

@@ -22,11 +22,13 @@
 #include <iostream>
 #include <memory>
 
+#include "common/sha256.h"
 #include "engines/build_engine.h"
 #include "proto/codec.h"
 #include "sql/pg/connection.h"
 #include "support/farm.h"
 #include "support/postgres_server.h"
+#include "support/protocol_client.h"
 #include "support/temp_dir.h"
 
 namespace sw::testing {
@@ -347,6 +349,30 @@ TEST_F(StudioClusterTest, ApprovalsDeletionsAndKeysWorkWhicheverProcessARequestR
   // Deleted through B, the worker connected to A is cut off (close 4004: the daemon exits 12).
   ASSERT_EQ(b->api("DELETE", "/api/v1/workers/" + worker_id).status, 200);
   EXPECT_EQ(on_a->wait_exit(30s), 12) << on_a->log();
+}
+
+// A worker token this process has not heard of (written to the database with no notification
+// to it, as a rotation through another process looks before its NOTIFY lands) is read from the
+// database at the WebSocket upgrade rather than refused (issue 18).
+TEST_F(StudioClusterTest, AWorkerTokenNewToAProcessIsReadFromTheDatabaseAtTheUpgrade) {
+  auto a = studio("a");
+  auto b = studio("b");
+  add_models(*a, *b);
+  std::string worker_id;
+  auto on_a = worker("wa", *a, *a, 0, &worker_id);
+  const std::string token = "a-token-b-has-never-seen-0123456789abcdef";
+  {
+    auto conn = sql::pg::Connection::open(uri_);
+    ASSERT_TRUE(conn) << conn.error().message;
+    auto updated = conn->exec("UPDATE workers SET token_hash = $1 WHERE id = $2",
+                              {sha256_hex(token), worker_id});
+    ASSERT_TRUE(updated) << updated.error().message;
+  }
+  auto client = ProtocolClient::connect(b->port(), worker_id, {token});
+  ASSERT_TRUE(client) << "refused instead of read from the database: " << client.error().message;
+  auto wrong = ProtocolClient::connect(b->port(), worker_id, {"not-the-token"});
+  ASSERT_FALSE(wrong) << "a wrong token is still refused";
+  EXPECT_NE(wrong.error().message.find("HTTP 401"), std::string::npos) << wrong.error().message;
 }
 
 // The events of a job that runs on one process reach a stream opened on the other.
