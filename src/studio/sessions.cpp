@@ -162,8 +162,12 @@ void Studio::handle_hello(const std::shared_ptr<WorkerSession>& session, proto::
         if (!row) {
           logger().error("ws.worker_unreadable",
                          {{"worker_id", session->worker_id_}, {"error", row.error().message}});
-          self->end_session(session, proto::WorkerErrorCode::InternalError,
-                            "the studio cannot read this worker's record; try again later");
+          // Passing (a database restart): a close without an `error` frame, which both workers
+          // answer by reconnecting with backoff. An `error` frame, even internal_error, stops a
+          // worker for good (reference-worker.md §2, "Worker reaction"). 1013: Try Again Later.
+          self->close_session(session, 1013,
+                              "the studio cannot read this worker's record; try again later",
+                              "session ended: the worker's record could not be read", true, false);
           return;
         }
         if (!*row) {

@@ -72,6 +72,7 @@ TEST_F(StudioPgRestartTest, JobsSurviveARestartOfThePostgresServer) {
   const auto worker = register_worker(*studio_, "install-pg-restart");
   auto client = connect_worker(*studio_, worker);
   ASSERT_NE(client, nullptr);
+  const auto late = register_worker(*studio_, "install-pg-restart-late");
 
   // Before: a job runs through.
   const auto before = studio_->create_job(llm_job("synth-llm", "before"));
@@ -104,6 +105,19 @@ TEST_F(StudioPgRestartTest, JobsSurviveARestartOfThePostgresServer) {
   EXPECT_TRUE(retry_after) << refused.body;
   EXPECT_EQ(refused.body.find(std::to_string(server_->port())), std::string::npos) << refused.body;
   EXPECT_EQ(refused.body.find("127.0.0.1"), std::string::npos) << refused.body;
+
+  // A worker saying hello meanwhile: its record cannot be read, so the studio closes with "try
+  // again later" (1013) and no `error` frame, which would stop a worker for good (the reference
+  // worker treats every `error`, internal_error included, as fatal); it reconnects later.
+  {
+    auto hello_client = ProtocolClient::connect(studio_->port(), late.worker_id,
+                                                ProtocolClient::Options{late.token, true});
+    ASSERT_TRUE(hello_client) << hello_client.error().message;
+    (*hello_client)->send(proto::Hello{late.token, {}});
+    const auto said = (*hello_client)->next_text(20s);
+    EXPECT_FALSE(said.has_value()) << "no frame before the close: " << said.value_or("");
+    EXPECT_EQ((*hello_client)->wait_closed(20s), std::optional<std::uint16_t>(1013));
+  }
 
   ASSERT_TRUE(server_->start_again()) << server_->log();
   ASSERT_TRUE(wait_until_answering(across));
