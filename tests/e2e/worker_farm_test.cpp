@@ -230,19 +230,22 @@ TEST(WorkerFarm, AJsonLimitAbove16MibIsHonouredForA20MibJsonResultOverTheWebSock
   sw::testing::TempDir dir;
   Studio studio(dir.path() / "studio", 0, {"--max-json-mib", "24"});
   studio.add_models();
-  Worker worker(dir.path() / "w1", studio);
-  studio.approve_next();
-  ASSERT_TRUE(worker.wait_session("connected"));
   const std::string prompt(20u << 20, 'p');
   const json body = {
       {"model", "synth-llm"},
       {"task", {{"kind", "llm"}, {"messages", {{{"role", "user"}, {"content", prompt}}}}}}};
-  // A 20 MiB job takes the studio a while to validate and store: a longer answer deadline.
+  // A 20 MiB job takes the studio a while to validate and store: a longer answer deadline. It is
+  // submitted before the worker connects: parsing 20 MiB holds the studio's loop (tens of seconds
+  // in an unoptimised sanitizer build on a busy machine), which would starve a session's
+  // heartbeats past the worker's 20 s read deadline; what is under test is the result's way back.
   const auto reply = http_request(studio.port(), "POST", "/api/v1/jobs", body.dump(), kAdmin,
                                   "application/json", 120s);
   ASSERT_EQ(reply.status, 201) << reply.body.substr(0, 300);
   const std::string job = json::parse(reply.body, nullptr, false).value("id", "");
   ASSERT_FALSE(job.empty());
+  Worker worker(dir.path() / "w1", studio);
+  studio.approve_next();
+  ASSERT_TRUE(worker.wait_session("connected", 60s)) << worker.log();
   // The job's view holds the task, prompt and result (60 MiB): look at it now and then only.
   json view;
   const bool settled = eventually(
@@ -262,7 +265,8 @@ TEST(WorkerFarm, AJsonLimitAbove16MibIsHonouredForA20MibJsonResultOverTheWebSock
   EXPECT_EQ(view.value("attempts", -1), 1);
   EXPECT_EQ(view.value("prompt", "").size(), prompt.size());
   EXPECT_EQ(view["result"]["json"]["object"], "chat.completion");
-  EXPECT_EQ(worker.log().find("reconnect attempt"), std::string::npos) << "no session was lost";
+  EXPECT_EQ(worker.log().find("reconnect attempt"), std::string::npos) << "no session was lost\n"
+                                                                       << worker.log();
 }
 
 // `--kind-run-limit KIND=SECONDS`: a job of that kind claimed for longer with no result goes back
