@@ -15,6 +15,7 @@ namespace {
 
 const log::Logger kLog("studio_worker::runner::pool");
 const log::Logger kOutput("studio_worker::runner::output");
+constexpr std::chrono::minutes kFootprintRecheck{5};
 
 using Clock = std::chrono::steady_clock;
 
@@ -72,6 +73,7 @@ struct RunnerPool::Runner {
   std::optional<std::uint64_t> seen_reads;  // storage reads at the last look (reaper / starter)
   std::optional<Error> stall;               // guarded by the pool's mutex: killed for a stall
   std::string device;                       // the GPU it is pinned to (set before it is shared)
+  std::optional<Clock::time_point> measured;  // guarded by the pool's mutex: last footprint look
 
   // True when the child read from storage since the last look (and notes the new count).
   bool read_since_last_look() {
@@ -272,8 +274,16 @@ double RunnerPool::need_gib(const std::string& key, double estimate_gib) const {
   return options_.footprints ? options_.footprints->need_gib(key, estimate_gib) : estimate_gib;
 }
 
-void RunnerPool::learn_footprint(const Runner& runner) {
+void RunnerPool::learn_footprint(Runner& runner) {
   if (!options_.footprints || !runner.child->running()) return;
+  {
+    // Once after its first request, then at most every kFootprintRecheck: on a GPU box a look
+    // runs nvidia-smi (tens of ms), which every job's result would otherwise wait for.
+    std::lock_guard lock(mutex_);
+    const auto now = Clock::now();
+    if (runner.measured && now - *runner.measured < kFootprintRecheck) return;
+    runner.measured = now;
+  }
   const int pid = runner.child->pid();
   const auto gib = options_.process_memory_gib(pid);
   if (!gib) return;

@@ -93,9 +93,9 @@ struct RunnerPoolOptions {
   // Called (on the thread that saw it, without the pool's lock) with the runner's program name
   // (llama-server, whisper-server, sd-server: one per engine) for metrics. Must be thread-safe.
   std::function<void(std::string_view program, RunnerEvent event)> on_runner_event;
-  // Learned footprints (footprint_book.h): after each request the runner's process is measured
-  // with `process_memory_gib` and the figure replaces the launch's estimate in admission. Null:
-  // estimates only.
+  // Learned footprints (footprint_book.h): after its first request, then at most every 5 min, a
+  // runner's process is measured with `process_memory_gib` and the figure replaces the launch's
+  // estimate in admission. Null: estimates only.
   std::shared_ptr<FootprintBook> footprints;
   // What a runner process holds now, GiB: the GPU memory it uses where runners use a GPU, else
   // its peak resident set (/proc/<pid>/status VmHWM, the default); nullopt: cannot tell (then
@@ -183,7 +183,7 @@ class RunnerPool {
     return need_gib(launch.footprint_id(), launch.memory_gib);
   }
   // Measures the runner's process and records it (after a request: loaded and has run).
-  void learn_footprint(const Runner& runner);
+  void learn_footprint(Runner& runner);
   bool died(const std::shared_ptr<Runner>& runner);
   void report(const std::shared_ptr<Runner>& runner, RunnerEvent event);
   // Set once the reaper killed the runner for an inference stall; the error to report then.
