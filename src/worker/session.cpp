@@ -37,14 +37,6 @@ constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
 constexpr const char* kSubprotocol = "studio-worker-v1";
 // The error of the `fail` that hands a job back at shutdown (retryable: another worker runs it).
 constexpr const char* kWorkerStopping = "worker stopping";
-// The largest completeJson sent to a studio that announced no limits: studio-server before
-// issue 16 read messages of at most 16 MiB. A studio with a smaller cap that announces nothing
-// is caught by the drop count below instead.
-constexpr std::uint64_t kUnannouncedFrameLimit = 16ull << 20;
-// Sessions that may end, one after another, between a completeJson going out and the studio
-// showing it read it, before that result is declared undeliverable (a studio that cannot take
-// it drops every session it is sent on: without this it would block the outbox for ever).
-constexpr int kDropsBeforeUndeliverable = 3;
 
 std::string describe_kinds(const std::vector<proto::TaskKind>& kinds) {
   std::string out;
@@ -59,17 +51,12 @@ std::string describe_kinds(const std::vector<proto::TaskKind>& kinds) {
 
 struct StudioSession::Link {
   Link(std::shared_ptr<net::WsClient> socket, const asio::any_io_executor& loop)
-      : ws(std::move(socket)),
-        heartbeat_timer(loop),
-        log_timer(loop),
-        courier_timer(loop),
-        fail_ack_timer(loop) {}
+      : ws(std::move(socket)), heartbeat_timer(loop), log_timer(loop), fail_ack_timer(loop) {}
 
   void end() {
     alive = false;
     heartbeat_timer.cancel();
     log_timer.cancel();
-    courier_timer.cancel();
     fail_ack_timer.cancel();
   }
 
@@ -78,14 +65,12 @@ struct StudioSession::Link {
   bool welcomed = false;
   asio::steady_timer heartbeat_timer;
   asio::steady_timer log_timer;
-  asio::steady_timer courier_timer;
   asio::steady_timer fail_ack_timer;  // cancelled by every failAck (hand_back waits on it)
   std::set<std::string> fail_acks;    // jobs whose fail the studio acknowledged on this link
   // What this link was opened with: a config that no longer matches closes it.
   std::string studio_url;
   std::string worker_id;
   std::string auth_token;
-  std::set<std::string> awaiting_ack;  // completeJson sent on this link, no completeAck yet
   // What the studio announced in its welcome (feature "limits"); nullopt: an older studio.
   std::optional<proto::StudioLimits> limits;
   // The studio echoed "capacity": it may offer several jobs at once, and every heartbeat says
@@ -93,15 +78,52 @@ struct StudioSession::Link {
   bool capacity = false;
   // The slots or the held jobs changed since the last heartbeat was built: send one now.
   bool beat_again = false;
-  // Heartbeats queued and heartbeatAcks read on this link. The studio reads frames in order and
-  // answers each heartbeat, so an ack for a heartbeat queued after a completeJson proves that
-  // the studio read that completeJson.
+  // Heartbeats queued and heartbeatAcks read on this link (the courier's proof that the studio
+  // read a completeJson: it answers each heartbeat in order).
   std::uint64_t beats_queued = 0;
   std::uint64_t beats_acked = 0;
-  // The last completeJson sent that the studio has not yet shown it read: (job id, beats_queued
-  // when it was queued). If the link ends while this is set, the drop counts against that job.
-  std::optional<std::pair<std::string, std::uint64_t>> unread;
 };
+
+namespace {
+
+// The courier's view of a link: its socket, and the studio's multipart route with the
+// credentials the link was opened with (blocking curl on the pool).
+class SessionCourierLink final : public CourierLink {
+ public:
+  SessionCourierLink(std::shared_ptr<StudioSession::Link> link, Runtime& runtime)
+      : link_(std::move(link)), runtime_(runtime) {}
+
+  bool alive() const override { return link_->alive; }
+  std::string studio_url() const override { return link_->studio_url; }
+  std::string worker_id() const override { return link_->worker_id; }
+  std::optional<proto::StudioLimits> limits() const override { return link_->limits; }
+  std::uint64_t beats_queued() const override { return link_->beats_queued; }
+
+  awaitable<Status> send_text(std::string text) override {
+    if (!link_->alive) co_return fail(Error::unavailable("the session ended"));
+    co_return co_await link_->ws->send_text(std::move(text));
+  }
+
+  awaitable<tl::expected<void, UploadFailure>> upload(
+      std::shared_ptr<ResultUpload> upload) override {
+    const WorkerConfig config = runtime_.config();
+    StudioEndpoint studio{link_->studio_url, config.ca_file, runtime_.timings().http_timeout, {}};
+    studio.cancelled = [all = runtime_.studio_calls_cancelled] { return all->load(); };
+    upload->worker_id = link_->worker_id;
+    upload->auth_token = link_->auth_token;
+    std::function<tl::expected<void, UploadFailure>()> send = [studio, upload]() {
+      return upload_result(studio, *upload);
+    };
+    co_return co_await run_blocking<tl::expected<void, UploadFailure>>(runtime_.pool(),
+                                                                       std::move(send));
+  }
+
+ private:
+  std::shared_ptr<StudioSession::Link> link_;
+  Runtime& runtime_;
+};
+
+}  // namespace
 
 // Frames about a job go over the link its offer came on: the studio ties a claim to it.
 static awaitable<Status> send_on(std::shared_ptr<StudioSession::Link> link,
@@ -122,10 +144,16 @@ struct StudioSession::Wake {
   asio::steady_timer timer;
 };
 
-StudioSession::StudioSession(Runtime& runtime, StatusBoard& status, JobRunner& runner)
+StudioSession::StudioSession(Runtime& runtime, StatusBoard& status, JobRunner& runner,
+                             Connector connect)
     : runtime_(runtime),
       status_(status),
       runner_(runner),
+      connect_(connect ? std::move(connect) : Connector(&net::WsClient::connect)),
+      courier_(runtime.loop(), runtime.outbox(), runtime.logs(), runner.clock(),
+               CourierTimings{runtime.timings().outbox_backoff_base,
+                              runtime.timings().completion_ack_wait},
+               runner.metrics()),
       wake_(std::make_unique<Wake>(runtime.loop())),
       random_(std::random_device{}()) {
   // A capacity studio hears about a freed or taken slot at once, not at the next 5 s beat. The
@@ -200,7 +228,7 @@ awaitable<std::set<std::string>> StudioSession::hand_back(std::vector<std::strin
     acked.insert(job_id);
     // A result finished but not delivered in time: the studio gave the job away, so it goes.
     if (outbox->contains(job_id)) {
-      co_await settle(this, job_id, false, "handed back to the studio at shutdown");
+      co_await courier_.settle(job_id, false, "handed back to the studio at shutdown");
     }
   }
   co_return acked;
@@ -263,7 +291,7 @@ awaitable<void> StudioSession::run() {
       options.ca_file = config.ca_file;
       options.user_agent = std::string("studio-worker/") + SW_VERSION;
       logger().info("session.connecting", {{"url", *url}, {"attempt", attempt}});
-      auto connected = co_await net::WsClient::connect(options);
+      auto connected = co_await connect_(std::move(options));
       if (!connected) {
         if (connected.error().http_status == 401) {
           ending.outcome = Outcome::AuthFailed;
@@ -277,9 +305,7 @@ awaitable<void> StudioSession::run() {
         link_->worker_id = config.worker_id.value_or("");
         link_->auth_token = config.auth_token.value_or("");
         ending = co_await run_link(link_);
-        if (ending.outcome != Outcome::Stopped && link_->unread) {
-          count_drop_after_send(link_->unread->first);
-        }
+        courier_.link_ended(ending.outcome != Outcome::Stopped);
         link_->end();
         link_->ws->abort();
         link_.reset();
@@ -391,13 +417,9 @@ awaitable<StudioSession::Ending> StudioSession::run_link(std::shared_ptr<Link> l
       if (error->code == proto::WorkerErrorCode::ProtocolViolation) {
         // The studio's answer to a completeJson for a job that is no longer ours: the result is
         // dropped, and the session starts over (the cause is gone, so this is not fatal).
-        std::optional<std::string> disowned;
-        for (const auto& job_id : link->awaiting_ack) {
-          if (error->message.find(job_id) != std::string::npos) disowned = job_id;
-        }
-        if (disowned) {
+        if (auto disowned = courier_.disowned_by(error->message)) {
           std::string note = "the studio answered protocol_violation: " + error->message;
-          co_await settle(this, *disowned, false, std::move(note));
+          co_await courier_.settle(*disowned, false, std::move(note));
           ending.cause = "protocol violation over job " + *disowned + ": " + error->message;
           const std::string reason = "session ended";
           co_await link->ws->close(1000, reason);
@@ -429,7 +451,9 @@ awaitable<StudioSession::Ending> StudioSession::run_link(std::shared_ptr<Link> l
         }
         asio::co_spawn(runtime_.loop(), heartbeat_pump(this, link), asio::detached);
         asio::co_spawn(runtime_.loop(), log_pump(this, link), asio::detached);
-        asio::co_spawn(runtime_.loop(), courier(this, link), asio::detached);
+        asio::co_spawn(runtime_.loop(),
+                       courier_.run(std::make_shared<SessionCourierLink>(link, runtime_)),
+                       asio::detached);
       } else {
         // The studio must welcome first; anything else now is dropped (an offer too).
         runtime_.logs().local(log::Level::Warn, "ws",
@@ -444,17 +468,7 @@ awaitable<StudioSession::Ending> StudioSession::run_link(std::shared_ptr<Link> l
           if constexpr (std::is_same_v<T, proto::Offer>) {
             handle_offer(link, std::move(value.claim));
           } else if constexpr (std::is_same_v<T, proto::CompleteAck>) {
-            if (link->unread && link->unread->first == value.job_id) link->unread.reset();
-            drops_after_send_.erase(value.job_id);
-            if (link->awaiting_ack.erase(value.job_id) > 0) {
-              asio::co_spawn(runtime_.loop(),
-                             settle(this, value.job_id, true, "studio confirmed completion"),
-                             asio::detached);
-            } else {
-              runtime_.logs().ship(log::Level::Info, "ws",
-                                   "studio confirmed completion of job " + value.job_id,
-                                   value.job_id);
-            }
+            courier_.complete_acked(value.job_id);
           } else if constexpr (std::is_same_v<T, proto::FailAck>) {
             link->fail_acks.insert(value.job_id);
             link->fail_ack_timer.cancel();
@@ -463,12 +477,7 @@ awaitable<StudioSession::Ending> StudioSession::run_link(std::shared_ptr<Link> l
           } else if constexpr (std::is_same_v<T, proto::Welcome>) {
             logger().debug("session.second_welcome_ignored");
           } else if constexpr (std::is_same_v<T, proto::HeartbeatAck>) {
-            ++link->beats_acked;
-            if (link->unread && link->beats_acked > link->unread->second) {
-              // The studio read past that completeJson: a later drop is not its doing.
-              drops_after_send_.erase(link->unread->first);
-              link->unread.reset();
-            }
+            courier_.heartbeat_acked(++link->beats_acked);
           }
         },
         *frame);
@@ -654,7 +663,7 @@ awaitable<void> StudioSession::run_job(StudioSession* self, std::shared_ptr<Link
 
   // Into the outbox first (fsynced): from here the result survives a dropped link or a crash.
   const WorkerConfig config = runtime.config();
-  const auto now = unix_millis_now();
+  const auto now = runner.clock().unix_millis();  // the courier reads due times on it
   OutboxEntry entry;
   entry.job_id = job_id;
   entry.studio = config.api_base_url;
@@ -674,264 +683,7 @@ awaitable<void> StudioSession::run_job(StudioSession* self, std::shared_ptr<Link
                         durable ? "" : ", in memory only: the disk refused it"),
             job_id);
   runtime.job_finished(job_id, true, {});
-  self->poke_courier();
-}
-
-void StudioSession::poke_courier() {
-  if (link_ && link_->alive) {
-    link_->courier_timer.cancel();
-  }
-}
-
-awaitable<void> StudioSession::courier(StudioSession* self, std::shared_ptr<Link> link) {
-  Runtime& runtime = self->runtime_;
-  Outbox* outbox = &runtime.outbox();
-  constexpr std::size_t kBatch = 4;  // entries read at a time (they may be large)
-  // A new session is a new chance: the first pass takes every entry, however far its backoff.
-  std::int64_t horizon = std::numeric_limits<std::int64_t>::max();
-  std::set<std::string> tried;  // this pass of a new session: each entry once
-  while (link->alive) {
-    auto due = co_await outbox->load_due(horizon, kBatch + 64);
-    if (!link->alive) co_return;
-    std::size_t delivered = 0;
-    if (!due) {
-      runtime.logs().ship(log::Level::Error, "outbox",
-                          "outbox cannot be read: " + due.error().message);
-    } else {
-      for (auto& entry : *due) {
-        if (!link->alive) co_return;
-        if (delivered == kBatch) break;
-        if (!tried.insert(entry.job_id).second) continue;
-        ++delivered;
-        co_await deliver(self, link, std::move(entry));
-      }
-    }
-    if (delivered > 0) continue;  // more may be due
-    horizon = unix_millis_now();
-    tried.clear();
-    // Sleep until the next entry falls due, or a new result pokes us.
-    const auto next = outbox->next_due_ms();
-    const auto wait = next ? std::clamp<std::int64_t>(*next - unix_millis_now() + 1, 0, 60'000)
-                           : std::int64_t{60'000};
-    link->courier_timer.expires_after(std::chrono::milliseconds(wait));
-    co_await link->courier_timer.async_wait(kUseTuple);
-    horizon = unix_millis_now();
-  }
-}
-
-awaitable<void> StudioSession::deliver(StudioSession* self, std::shared_ptr<Link> link,
-                                       OutboxEntry entry) {
-  Runtime& runtime = self->runtime_;
-  auto& logs = runtime.logs();
-  const WorkerConfig config = runtime.config();
-  const std::string job_id = entry.job_id;
-  if (entry.studio != config.api_base_url || entry.worker_id != config.worker_id.value_or("")) {
-    // Claimed under another studio or identity: kept for when that comes back, not sent here.
-    std::string why = "belongs to worker " + entry.worker_id + " of " + entry.studio;
-    co_await postpone(self, std::move(entry), 60'000, Deferral::OtherClaim, std::move(why));
-    co_return;
-  }
-  const int attempt = entry.attempts + 1;
-  if (entry.kind == OutboxEntry::Kind::Json) {
-    if (auto poisoned = self->undeliverable_.find(job_id); poisoned != self->undeliverable_.end()) {
-      std::string reason = poisoned->second;
-      co_await give_up(self, link, std::move(entry), std::move(reason));
-      co_return;
-    }
-    auto parsed = proto::RawJson::parse(entry.body);
-    if (!parsed) {
-      std::string why = "stored result is not JSON: " + parsed.error().message;
-      co_await settle(self, job_id, false, std::move(why));
-      co_return;
-    }
-    const proto::WorkerFrame frame{proto::CompleteJson{job_id, std::move(*parsed), entry.prompt}};
-    std::string text = proto::encode(frame);
-    // A message over the studio's cap would end the session on every attempt: fail the job
-    // instead, naming both sizes, and go on with the next results.
-    const bool announced = link->limits.has_value();
-    const std::uint64_t cap = announced ? link->limits->max_frame_bytes : kUnannouncedFrameLimit;
-    if (text.size() > cap) {
-      std::string reason = fmt::format(
-          "the JSON result cannot be delivered: its completeJson message is {} bytes, over {} of "
-          "{} bytes",
-          text.size(),
-          announced ? "the studio's message limit"
-                    : "the message limit assumed for a studio that announces none",
-          cap);
-      co_await give_up(self, link, std::move(entry), std::move(reason));
-      co_return;
-    }
-    if (!link->alive) co_return;
-    link->unread = std::make_pair(job_id, link->beats_queued);
-    // Awaited from before the send: the studio's completeAck can be read before this coroutine
-    // resumes from the write (an ack taken then was ignored and the result sent again).
-    link->awaiting_ack.insert(job_id);
-    const auto send_began = std::chrono::steady_clock::now();
-    auto sent = co_await link->ws->send_text(std::move(text));
-    if (auto* metrics = self->runner_.metrics(); sent && metrics != nullptr) {
-      metrics->observe_phase(JobPhase::Upload, std::chrono::steady_clock::now() - send_began);
-    }
-    if (!sent) {
-      link->awaiting_ack.erase(job_id);
-      const auto wait = outbox_backoff_ms(attempt, runtime.timings().outbox_backoff_base.count());
-      std::string why = "completeJson could not be sent: " + sent.error().message;
-      co_await postpone(self, std::move(entry), wait, Deferral::Failed, std::move(why));
-      co_return;
-    }
-    logs.ship(log::Level::Info, "ws",
-              fmt::format("json result sent for job {} (attempt {})", job_id, attempt), job_id);
-    // Acknowledged already (settled by the reader): nothing to wait for.
-    if (!link->awaiting_ack.contains(job_id)) co_return;
-    // Until completeAck arrives (then the entry goes); without one it is sent again.
-    const auto wait = std::max<std::int64_t>(
-        runtime.timings().completion_ack_wait.count(),
-        outbox_backoff_ms(attempt, runtime.timings().outbox_backoff_base.count()));
-    co_await postpone(self, std::move(entry), wait, Deferral::AwaitingAck, {});
-    co_return;
-  }
-
-  if (link->limits && entry.body.size() + entry.prompt.size() > link->limits->max_upload_bytes) {
-    // The multipart body is bigger still: the studio would answer 413 however often it is sent.
-    std::string reason = fmt::format(
-        "the result cannot be delivered: {} bytes of result and {} of prompt are over the "
-        "studio's upload limit of {} bytes",
-        entry.body.size(), entry.prompt.size(), link->limits->max_upload_bytes);
-    co_await give_up(self, link, std::move(entry), std::move(reason));
-    co_return;
-  }
-  StudioEndpoint studio{config.api_base_url, config.ca_file, runtime.timings().http_timeout, {}};
-  studio.cancelled = [all = runtime.studio_calls_cancelled] { return all->load(); };
-  auto upload = std::make_shared<ResultUpload>(
-      ResultUpload{config.worker_id.value_or(""), config.auth_token.value_or(""), job_id,
-                   entry.prompt, entry.ext, std::move(entry.body)});
-  logs.local(log::Level::Info, "upload",
-             fmt::format("uploading {} bytes for job {} (attempt {})", upload->bytes.size(), job_id,
-                         attempt),
-             job_id);
-  std::function<tl::expected<void, UploadFailure>()> send = [studio, upload]() {
-    return upload_result(studio, *upload);
-  };
-  const auto upload_began = std::chrono::steady_clock::now();
-  auto uploaded =
-      co_await run_blocking<tl::expected<void, UploadFailure>>(runtime.pool(), std::move(send));
-  if (auto* metrics = self->runner_.metrics(); uploaded && metrics != nullptr) {
-    metrics->observe_phase(JobPhase::Upload, std::chrono::steady_clock::now() - upload_began);
-  }
-  if (uploaded) {
-    std::string note = fmt::format("binary upload ok ({} bytes)", upload->bytes.size());
-    co_await settle(self, job_id, true, std::move(note));
-    co_return;
-  }
-  const auto& failure = uploaded.error();
-  if (failure.status == 409) {
-    std::string note = "the studio answered 409: " + failure.error.message;
-    co_await settle(self, job_id, false, std::move(note));
-    co_return;
-  }
-  // Worth another try: transport errors, 5xx, and answers that may change (auth, throttling).
-  const bool retry = failure.retryable() || failure.status == 401 || failure.status == 408 ||
-                     failure.status == 429;
-  if (retry) {
-    entry.body = std::move(upload->bytes);
-    const auto wait = outbox_backoff_ms(attempt, runtime.timings().outbox_backoff_base.count());
-    std::string why = "upload failed: " + failure.error.message;
-    co_await postpone(self, std::move(entry), wait, Deferral::Failed, std::move(why));
-    co_return;
-  }
-  // Refusals that will repeat (too large, invalid): the job failed for good, never generated again.
-  if (failure.status == 400 || failure.status == 413 || failure.status == 415 ||
-      failure.status == 422) {
-    std::string reason = "result upload refused: " + failure.error.message;
-    co_await give_up(self, link, std::move(entry), std::move(reason));
-    co_return;
-  }
-  // Other refusals (403, 404, …): drop the bytes; the job may still succeed elsewhere.
-  std::string reason = "result upload refused: " + failure.error.message;
-  co_await settle(self, job_id, false, reason);
-  const proto::WorkerFrame frame{proto::Fail{job_id, reason, true}};
-  auto sent = co_await send_on(link, frame);
-  if (!sent) {
-    logs.ship(log::Level::Warn, "ws",
-              fmt::format("fail for {} could not be sent: {}", job_id, sent.error().message),
-              job_id);
-  }
-}
-
-void StudioSession::count_drop_after_send(const std::string& job_id) {
-  const int drops = ++drops_after_send_[job_id];
-  runtime_.logs().ship(log::Level::Warn, "outbox",
-                       fmt::format("the session ended before the studio read the result of job {} "
-                                   "({} of {} such ends)",
-                                   job_id, drops, kDropsBeforeUndeliverable),
-                       job_id);
-  if (drops >= kDropsBeforeUndeliverable) {
-    undeliverable_[job_id] = fmt::format(
-        "the JSON result cannot be delivered: the session ended {} times in a row right after it "
-        "was sent, before the studio read it (too large for the studio?)",
-        drops);
-  }
-}
-
-awaitable<void> StudioSession::give_up(StudioSession* self, std::shared_ptr<Link> link,
-                                       OutboxEntry entry, std::string reason) {
-  Runtime& runtime = self->runtime_;
-  const std::string job_id = entry.job_id;
-  runtime.logs().ship(log::Level::Error, "job", fmt::format("job {} failed: {}", job_id, reason),
-                      job_id);
-  const proto::WorkerFrame frame{proto::Fail{job_id, reason, false}};
-  if (auto sent = co_await send_on(link, frame); !sent) {
-    // Kept: the next link tells the studio (the check that failed it will fail it again).
-    const auto wait =
-        outbox_backoff_ms(entry.attempts + 1, runtime.timings().outbox_backoff_base.count());
-    std::string why = "fail could not be sent: " + sent.error().message;
-    co_await postpone(self, std::move(entry), wait, Deferral::Failed, std::move(why));
-    co_return;
-  }
-  self->drops_after_send_.erase(job_id);
-  self->undeliverable_.erase(job_id);
-  co_await settle(self, job_id, false, std::move(reason));
-}
-
-awaitable<void> StudioSession::settle(StudioSession* self, std::string job_id, bool delivered,
-                                      std::string note) {
-  Runtime& runtime = self->runtime_;
-  auto removed = co_await runtime.outbox().drop(job_id, delivered);
-  if (!removed) {
-    runtime.logs().ship(
-        log::Level::Error, "outbox",
-        fmt::format("entry of job {} could not be removed: {}", job_id, removed.error().message),
-        job_id);
-  }
-  if (delivered) {
-    runtime.logs().ship(log::Level::Info, "outbox",
-                        fmt::format("result of job {} delivered: {}", job_id, note), job_id);
-  } else {
-    runtime.logs().ship(log::Level::Warn, "outbox",
-                        fmt::format("result of job {} dropped: {}", job_id, note), job_id);
-  }
-}
-
-awaitable<void> StudioSession::postpone(StudioSession* self, OutboxEntry entry,
-                                        std::int64_t wait_ms, Deferral why, std::string detail) {
-  Runtime& runtime = self->runtime_;
-  const int attempts = entry.attempts + 1;
-  const auto next = unix_millis_now() + wait_ms;
-  // Named locals: GCC 12 double-destroys temporaries inside a co_await expression.
-  std::string job_id = entry.job_id, stored = detail;
-  auto written = co_await runtime.outbox().retry_later(std::move(job_id), attempts, next, why,
-                                                       std::move(stored));
-  if (!written) {
-    runtime.logs().ship(log::Level::Error, "outbox",
-                        fmt::format("entry of job {} could not be updated: {}", entry.job_id,
-                                    written.error().message),
-                        entry.job_id);
-  }
-  if (why != Deferral::AwaitingAck) {
-    runtime.logs().ship(log::Level::Warn, "outbox",
-                        fmt::format("delivery of job {} failed (attempt {}), next in {} ms: {}",
-                                    entry.job_id, attempts, wait_ms, detail),
-                        entry.job_id);
-  }
+  self->courier_.poke();
 }
 
 }  // namespace sw::worker

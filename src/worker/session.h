@@ -9,14 +9,10 @@
 //
 // Pumps (heartbeat 5 s, log shipping 1 s) start only after `welcome`; every pump belongs to one
 // link and ends with it. A read that sees no frame for 20 s declares the link dead. Offers are
-// decided on the loop (paused, only-when-idle, busy, outbox full) and run on the pool. A finished
-// result goes into the durable outbox first; the courier of each welcomed link delivers the
-// outbox oldest first (binary results over the multipart route, JSON results over the socket,
-// then `completeAck`), so a result outlives a dropped link or a crash. A result that can never
-// be delivered (over the limits the studio announced in its welcome, or this worker's own when it
-// announced none; refused with 400/413/415/422; or one after which the session ended 3 times in a
-// row before the studio read it) fails its job with `fail {retryable:false}` naming why, and is
-// dropped, so that it cannot block the results behind it (issue 16). Loop-thread only.
+// decided on the loop (paused, only-when-idle, busy, outbox full) and run by the JobRunner. A
+// finished result goes into the durable outbox first; the Courier (worker/courier.h) delivers it
+// over each welcomed link, so a result outlives a dropped link or a crash. The session is the
+// link: connect, hello/welcome, the reader, the pumps, reconnect. Loop-thread only.
 
 #include <boost/asio/awaitable.hpp>
 #include <map>
@@ -26,7 +22,9 @@
 #include <set>
 #include <vector>
 
+#include "net/ws_client.h"
 #include "proto/frames.h"
+#include "worker/courier.h"
 #include "worker/exit_codes.h"
 #include "worker/job_runner.h"
 #include "worker/outbox.h"
@@ -37,9 +35,15 @@ namespace sw::worker {
 
 class StudioSession {
  public:
+  // Opens the WebSocket to the studio: net::WsClient::connect, or a fake link in unit tests
+  // (the seam for the link; time is the runtime's timings and the runner's Clock).
+  using Connector =
+      std::function<boost::asio::awaitable<net::WsClient::ConnectResult>(net::WsClientOptions)>;
+
   // `status`: the session's part of the live status (session and heartbeat) changes only here.
   // `runner`: the job path shared with the local API (gate, admission, dispatch).
-  StudioSession(Runtime& runtime, StatusBoard& status, JobRunner& runner);
+  // `connect`: empty for the real one.
+  StudioSession(Runtime& runtime, StatusBoard& status, JobRunner& runner, Connector connect = {});
   ~StudioSession();
 
   // Runs until stop(), an authentication failure, a fatal error frame or the reconnect cap
@@ -88,33 +92,14 @@ class StudioSession {
                                                       Runtime* runtime);
   static boost::asio::awaitable<void> run_job(StudioSession* self, std::shared_ptr<Link> link,
                                               proto::JobOfferClaim claim, SharedTicket ticket);
-  // Delivers the outbox while `link` lives; wakes when poked or when an entry falls due.
-  static boost::asio::awaitable<void> courier(StudioSession* self, std::shared_ptr<Link> link);
-  static boost::asio::awaitable<void> deliver(StudioSession* self, std::shared_ptr<Link> link,
-                                              OutboxEntry entry);
-  // The studio has the result (`delivered`) or disowned the job: the entry goes.
-  static boost::asio::awaitable<void> settle(StudioSession* self, std::string job_id,
-                                             bool delivered, std::string note);
-  // The entry waits `wait_ms` for its next attempt; a Deferral other than AwaitingAck is logged
-  // as a failed delivery.
-  static boost::asio::awaitable<void> postpone(StudioSession* self, OutboxEntry entry,
-                                               std::int64_t wait_ms, Deferral why,
-                                               std::string detail);
-  // A result the studio can never take (over its limits, refused as too large or invalid, or
-  // one that ends the session each time it is sent): `fail {retryable:false, error:reason}` on
-  // `link`, then the entry goes and delivery goes on with the next. If the fail cannot be sent
-  // the entry stays for the next link.
-  static boost::asio::awaitable<void> give_up(StudioSession* self, std::shared_ptr<Link> link,
-                                              OutboxEntry entry, std::string reason);
-  // A link ended while `job_id`'s completeJson was the last one sent and not yet read.
-  void count_drop_after_send(const std::string& job_id);
-  void poke_courier();
   // The gate's slots changed: a capacity studio gets a heartbeat now. Loop thread.
   void slots_changed();
 
   Runtime& runtime_;
   StatusBoard& status_;
   JobRunner& runner_;
+  Connector connect_;
+  Courier courier_;  // delivers the outbox over each welcomed link
   // Lets the gate's change callback (any thread) reach this session while it lives.
   std::shared_ptr<StudioSession*> self_ref_ = std::make_shared<StudioSession*>(this);
   std::shared_ptr<Link> link_;  // the current link, if any
@@ -123,10 +108,6 @@ class StudioSession {
   bool stopped_ = false;
   std::optional<ExitCode> exit_code_;
   std::mt19937_64 random_;
-  // Per job: links that ended right after its completeJson went out, before the studio showed
-  // it had read it; reset when the studio reads it. In memory: a restart starts counting again.
-  std::map<std::string, int> drops_after_send_;
-  std::map<std::string, std::string> undeliverable_;  // job id → why it can never be delivered
 };
 
 }  // namespace sw::worker
