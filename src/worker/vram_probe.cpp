@@ -4,10 +4,12 @@
 #include <cstdio>
 #include <fstream>
 #include <mutex>
+#include <set>
 #include <sstream>
 
 #include "common/log.h"
 #include "common/strings.h"
+#include "worker/nvml_probe.h"
 
 namespace sw::worker {
 namespace {
@@ -18,6 +20,25 @@ const log::Logger& logger() {
 }
 
 constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
+
+// Logs, once per process for each probe and source, which source answered (debug level).
+void note_source(std::string_view probe, std::string_view source) {
+  static std::mutex mutex;
+  // Never destroyed, so that a probe on another thread during exit still finds it.
+  static auto* seen = new std::set<std::string, std::less<>>();
+  const std::string key = std::string(probe) + '/' + std::string(source);
+  {
+    const std::lock_guard lock(mutex);
+    if (!seen->insert(key).second) return;
+  }
+  logger().debug("vram.source", {{"probe", probe}, {"source", source}});
+}
+
+// NVML's devices when the sources name a library and it answers.
+std::optional<std::vector<NvmlDeviceMemory>> nvml_devices(const VramProbeSources& sources) {
+  if (!sources.nvml_library || sources.nvml_library->empty()) return std::nullopt;
+  return nvml_device_memory(*sources.nvml_library);
+}
 
 std::optional<std::string> read_small_file(const std::filesystem::path& path) {
   std::ifstream in(path);
@@ -88,6 +109,7 @@ std::vector<std::filesystem::path> amd_cards(const std::filesystem::path& sys_ro
 
 VramProbeSources system_vram_sources() {
   VramProbeSources sources;
+  sources.nvml_library = "libnvidia-ml.so.1";  // the driver's soname, found by the dynamic loader
   sources.run_nvidia_smi = [](const std::string& args) -> std::optional<std::string> {
     // Fixed arguments, no user input: popen is enough for a one-shot probe.
     const std::string command = "nvidia-smi " + args + " 2>/dev/null";
@@ -104,30 +126,62 @@ VramProbeSources system_vram_sources() {
 }
 
 double probe_vram_total_gib(const VramProbeSources& sources) {
-  if (const double gib = nvidia_proc_gib(sources.proc_root); gib > 0) return gib;
   double best = 0;
+  if (auto devices = nvml_devices(sources)) {
+    for (const auto& device : *devices) {
+      best = std::max(best, static_cast<double>(device.total_bytes) / kGiB);
+    }
+    if (best > 0) {
+      note_source("total", "nvml");
+      return best;
+    }
+  }
+  if (const double gib = nvidia_proc_gib(sources.proc_root); gib > 0) {
+    note_source("total", "proc");
+    return gib;
+  }
   for (double mib : nvidia_smi_mib(sources, "memory.total")) best = std::max(best, mib / 1024.0);
-  if (best > 0) return best;
+  if (best > 0) {
+    note_source("total", "nvidia-smi");
+    return best;
+  }
   for (const auto& card : amd_cards(sources.sys_root)) {
     if (auto bytes = read_bytes(card / "mem_info_vram_total")) best = std::max(best, *bytes / kGiB);
   }
+  if (best > 0) note_source("total", "amd-sysfs");
   return best;
 }
 
 std::optional<double> probe_vram_free_gib(const VramProbeSources& sources) {
+  if (auto devices = nvml_devices(sources)) {  // never empty
+    note_source("free", "nvml");
+    return static_cast<double>(devices->front().free_bytes) / kGiB;
+  }
   if (auto values = nvidia_smi_mib(sources, "memory.free"); !values.empty()) {
+    note_source("free", "nvidia-smi");
     return values.front() / 1024.0;
   }
   for (const auto& card : amd_cards(sources.sys_root)) {
     auto total = read_bytes(card / "mem_info_vram_total");
     auto used = read_bytes(card / "mem_info_vram_used");
-    if (total) return (*total - used.value_or(0)) / kGiB;
+    if (total) {
+      note_source("free", "amd-sysfs");
+      return (*total - used.value_or(0)) / kGiB;
+    }
   }
   return std::nullopt;
 }
 
 std::optional<double> probe_process_vram_gib(const VramProbeSources& sources, int pid) {
-  if (!sources.run_nvidia_smi || pid <= 0) return std::nullopt;
+  if (pid <= 0) return std::nullopt;
+  if (sources.nvml_library && !sources.nvml_library->empty()) {
+    if (auto usage = nvml_process_memory(*sources.nvml_library, pid)) {
+      note_source("process", "nvml");
+      if (!usage->listed) return std::nullopt;
+      return static_cast<double>(usage->used_bytes) / kGiB;
+    }
+  }
+  if (!sources.run_nvidia_smi) return std::nullopt;
   auto out =
       sources.run_nvidia_smi("--query-compute-apps=pid,used_memory --format=csv,noheader,nounits");
   if (!out) return std::nullopt;
@@ -143,12 +197,21 @@ std::optional<double> probe_process_vram_gib(const VramProbeSources& sources, in
       listed = true;
     }
   }
+  note_source("process", "nvidia-smi");
   if (!listed) return std::nullopt;
   return mib / 1024.0;
 }
 
 std::vector<DeviceMemory> probe_device_memory(const VramProbeSources& sources) {
   std::vector<DeviceMemory> devices;
+  if (auto nvml = nvml_devices(sources)) {
+    note_source("devices", "nvml");
+    for (auto& device : *nvml) {
+      devices.push_back({std::move(device.device), static_cast<double>(device.total_bytes),
+                         static_cast<double>(device.free_bytes), "CUDA_VISIBLE_DEVICES"});
+    }
+    return devices;
+  }
   if (sources.run_nvidia_smi) {
     // One call for both columns, so that the rows line up.
     if (auto out = sources.run_nvidia_smi(
@@ -168,7 +231,10 @@ std::vector<DeviceMemory> probe_device_memory(const VramProbeSources& sources) {
       }
     }
   }
-  if (!devices.empty()) return devices;
+  if (!devices.empty()) {
+    note_source("devices", "nvidia-smi");
+    return devices;
+  }
   for (const auto& card : amd_cards(sources.sys_root)) {
     auto total = read_bytes(card / "mem_info_vram_total");
     if (!total) continue;
@@ -179,6 +245,7 @@ std::vector<DeviceMemory> probe_device_memory(const VramProbeSources& sources) {
                        used ? std::optional<double>(*total - *used) : std::nullopt,
                        "HIP_VISIBLE_DEVICES"});
   }
+  if (!devices.empty()) note_source("devices", "amd-sysfs");
   return devices;
 }
 
