@@ -276,7 +276,8 @@ Status bench_espeak() {
     const auto& bytes = std::get<engines::AudioTtsResult>(*result).bytes;
     if (bytes.size() <= 44 + 22050)
       return fail(Error::internal("espeak-ng: under a second of audio"));
-    const double audio_s = static_cast<double>(bytes.size() - 44) / 2.0 / (*engine)->sample_rate();
+    const double audio_s =
+        static_cast<double>(bytes.size() - 44) / 2.0 / (*engine)->sample_rate().value_or(22050);
     factors.push_back(audio_s * 1000.0 / ms);
   }
   std::printf("espeak_realtime_factor: %.0f x realtime (seconds of audio per second of work)\n",

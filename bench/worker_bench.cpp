@@ -25,7 +25,8 @@
 // Prints `<name>: <value> <unit>` lines (SKIPPED lines for what it cannot run). A failed run
 // exits 1; --check compares with targets.md (start → hello ≤ 50 ms, idle RSS ≤ 15 MiB, offer →
 // accept p99 ≤ 1 ms) and exits 2 on a miss (a MISS line each).
-// Run: build/ci/bench/worker_bench [--check]
+// Run: build/ci/bench/worker_bench [--check] [--smaps PATH]
+// --smaps PATH writes the idle worker's /proc/<pid>/smaps there (where its resident memory is).
 
 #include <signal.h>
 #include <sys/wait.h>
@@ -269,7 +270,19 @@ double synthetic_jobs_per_s(std::size_t slots) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const bool check = argc > 1 && std::string_view(argv[1]) == "--check";
+  bool check = false;
+  std::string smaps_path;
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg == "--check") {
+      check = true;
+    } else if (arg == "--smaps" && i + 1 < argc) {
+      smaps_path = argv[++i];
+    } else {
+      std::cerr << "usage: worker_bench [--check] [--smaps PATH]\n";
+      return 1;
+    }
+  }
   int misses = 0;
   auto target = [&](const char* name, double value, double limit, const char* unit) {
     if (value > limit) {
@@ -313,6 +326,11 @@ int main(int argc, char** argv) {
   studio.send_text(welcome);
   std::this_thread::sleep_for(3s);  // connected and idle: heartbeats only
   const double idle_rss = rss_mib(pid);
+  if (!smaps_path.empty()) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/smaps");
+    std::ofstream out(smaps_path);
+    out << in.rdbuf();
+  }
   std::printf("worker_idle_rss_mib: %.1f MiB\n", idle_rss);
   target("worker_idle_rss_mib", idle_rss, 15, "MiB");
   std::vector<double> latencies;

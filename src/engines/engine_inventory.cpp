@@ -1,7 +1,5 @@
 #include "engines/engine_inventory.h"
 
-#include <espeak-ng/speak_lib.h>
-
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
@@ -12,6 +10,7 @@
 
 #include "engines/composite_engine.h"
 #include "engines/espeak/espeak_engine.h"
+#include "engines/espeak/espeak_library.h"
 
 namespace sw::engines {
 namespace {
@@ -136,15 +135,17 @@ EngineReport espeak_report() {
   report.engine = "espeak-ng";
   report.provider = Provider::Library;
   report.library = "libespeak-ng";
-  if (auto engine = EspeakEngine::create(); !engine) {
-    report.problem = engine.error().message;
+  // The report loads the library (a worker loads it only for its first synthesis).
+  auto library = espeak_library();
+  if (!library) {
+    report.problem = library.error().message;
     report.hint = remedy_for_missing_engine(report.engine);
     return report;
   }
   report.found = true;
-  // Static strings of the library; only valid once it is initialised (create() above).
+  // Static strings of the library; only valid once it is initialised (espeak_library() above).
   const char* data = nullptr;
-  const char* version = espeak_Info(&data);
+  const char* version = (*library)->info(&data);
   report.library_version = version != nullptr ? version : "";
   report.library_data = data != nullptr ? data : "";
   return report;
@@ -248,8 +249,8 @@ std::string format_inventory(const std::vector<EngineReport>& engines) {
         break;
       case Provider::Library:
         if (engine.found) {
-          line(fmt::format("{} {} (linked; voice data {})", engine.library, engine.library_version,
-                           engine.library_data));
+          line(fmt::format("{} {} (opened on first use; voice data {})", engine.library,
+                           engine.library_version, engine.library_data));
         } else {
           line(engine.library + ": " + engine.problem);
         }

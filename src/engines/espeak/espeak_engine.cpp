@@ -1,13 +1,12 @@
 #include "engines/espeak/espeak_engine.h"
 
-#include <espeak-ng/speak_lib.h>
-
 #include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <mutex>
 
 #include "common/log.h"
+#include "engines/espeak/espeak_library.h"
 #include "media/audio_codec.h"
 
 namespace sw::engines {
@@ -51,15 +50,13 @@ int espeak_rate_for(std::optional<double> speed) {
 }
 
 Result<std::unique_ptr<EspeakEngine>> EspeakEngine::create() {
-  std::lock_guard lock(library_mutex());
-  static int rate = espeak_Initialize(AUDIO_OUTPUT_SYNCHRONOUS, 500, nullptr,
-                                      espeakINITIALIZE_DONT_EXIT);
-  if (rate <= 0) {
-    return fail(Error::not_found(
-        "libespeak-ng could not initialise (is espeak-ng-data installed?)"));
-  }
-  espeak_SetSynthCallback(collect);
-  return std::unique_ptr<EspeakEngine>(new EspeakEngine(static_cast<std::uint32_t>(rate)));
+  return std::unique_ptr<EspeakEngine>(new EspeakEngine());
+}
+
+Result<std::uint32_t> EspeakEngine::sample_rate() const {
+  auto library = espeak_library();
+  if (!library) return fail(library.error());
+  return (*library)->sample_rate;
 }
 
 Capabilities EspeakEngine::capabilities() const {
@@ -82,31 +79,38 @@ Result<TaskResult> EspeakEngine::dispatch(const DispatchRequest& request) {
   if (!voice) return fail(voice.error());
   const int rate = espeak_rate_for(params->speed);
 
+  // Loaded on the first synthesis (issue 19: not carried by an idle worker).
+  auto loaded = espeak_library();
+  if (!loaded) return fail(loaded.error());
+  const EspeakLibrary& library = **loaded;
+  const std::uint32_t sample_rate = library.sample_rate;
+
   std::vector<std::int16_t> samples;
   {
     std::lock_guard lock(library_mutex());
-    if (espeak_SetVoiceByName(voice->c_str()) != EE_OK) {
+    library.set_synth_callback(collect);
+    if (library.set_voice_by_name(voice->c_str()) != EE_OK) {
       return fail(Error::invalid_argument("espeak-ng has no voice `{}` (try `en`, `fr`, `de`, …)",
                                           *voice));
     }
-    espeak_SetParameter(espeakRATE, rate, 0);
+    library.set_parameter(espeakRATE, rate, 0);
     g_sink = &samples;
     const std::string text = params->text;  // NUL-terminated copy for the C API
-    const espeak_ERROR rc = espeak_Synth(text.c_str(), text.size() + 1, 0, POS_CHARACTER, 0,
-                                         espeakCHARS_UTF8, nullptr, nullptr);
-    espeak_Synchronize();
+    const espeak_ERROR rc = library.synth(text.c_str(), text.size() + 1, 0, POS_CHARACTER, 0,
+                                          espeakCHARS_UTF8, nullptr, nullptr);
+    library.synchronize();
     g_sink = nullptr;
     if (rc != EE_OK) return fail(Error::internal("espeak-ng synthesis failed (code {})", static_cast<int>(rc)));
   }
   if (samples.empty()) {
     return fail(Error::invalid_argument("espeak-ng produced no audio for this text"));
   }
-  auto bytes = media::encode_audio(samples, sample_rate_, params->ext);
+  auto bytes = media::encode_audio(samples, sample_rate, params->ext);
   if (!bytes) return fail(bytes.error());
   kLog.info("tts.done", {{"job_id", request.job_id},
                          {"voice", *voice},
                          {"rate_wpm", rate},
-                         {"seconds", static_cast<double>(samples.size()) / sample_rate_},
+                         {"seconds", static_cast<double>(samples.size()) / sample_rate},
                          {"ext", params->ext}});
   return TaskResult{AudioTtsResult{std::move(*bytes), params->ext}};
 }

@@ -1,8 +1,9 @@
 #pragma once
 // The espeak-ng engine (`modelSource.engine == "espeak-ng"`, advertises `audio_tts:
 // ["espeak-ng:*"]`): formant speech synthesis through Debian's libespeak-ng, on any machine, with
-// no model files. The library keeps global state and is not reentrant, so every synthesis runs
-// under one process-wide lock. Thread-safe; dispatch() blocks.
+// no model files. The library is loaded on the first synthesis (espeak_library.h), not at start.
+// It keeps global state and is not reentrant, so every synthesis runs under one process-wide
+// lock. Thread-safe; dispatch() blocks.
 
 #include <optional>
 #include <string>
@@ -13,18 +14,19 @@ namespace sw::engines {
 
 class EspeakEngine final : public Engine {
  public:
-  // Initialises the library once per process; NotFound when its voice data is missing.
+  // Loads nothing: the library is opened and initialised on the first dispatch(), which fails
+  // with NotFound (retryable elsewhere) when it or its voice data is missing here.
   static Result<std::unique_ptr<EspeakEngine>> create();
 
   std::string_view name() const override { return "espeak-ng"; }
   Capabilities capabilities() const override;
   Result<TaskResult> dispatch(const DispatchRequest& request) override;
 
-  std::uint32_t sample_rate() const { return sample_rate_; }
+  // Hz of the audio it makes (loads the library); NotFound as dispatch().
+  Result<std::uint32_t> sample_rate() const;
 
  private:
-  explicit EspeakEngine(std::uint32_t sample_rate) : sample_rate_(sample_rate) {}
-  std::uint32_t sample_rate_;
+  EspeakEngine() = default;
 };
 
 // The espeak voice for a request: `voice` unless it is "default"/empty, else `language`, else
