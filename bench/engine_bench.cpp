@@ -263,6 +263,10 @@ Status bench_espeak() {
     std::printf("SKIPPED: espeak-ng (%s)\n", engine.error().message.c_str());
     return {};
   }
+  if (auto why = (*engine)->unavailable()) {
+    std::printf("SKIPPED: espeak-ng (%s)\n", why->c_str());
+    return {};
+  }
   proto::AudioTtsParams params;
   params.text =
       "The worker speaks this paragraph to measure how much faster than real time espeak-ng "

@@ -27,6 +27,9 @@ pkg_check_modules(SNDFILE REQUIRED IMPORTED_TARGET sndfile)
 pkg_check_modules(SOXR REQUIRED IMPORTED_TARGET soxr)
 # Text to speech (the espeak-ng engine).
 pkg_check_modules(ESPEAK REQUIRED IMPORTED_TARGET espeak-ng)
+# Where libespeak-ng lives (and, on Debian, its espeak-ng-data): checked at run time without
+# loading it (engines/espeak/espeak_library.h).
+pkg_get_variable(ESPEAK_LIBDIR espeak-ng libdir)
 
 if(SW_BUILD_TESTS)
   find_package(GTest REQUIRED)

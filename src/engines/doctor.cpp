@@ -150,7 +150,8 @@ DoctorCheck check_llama(Engine& engine, const EngineReport& report, const fs::pa
 
 // A short spoken WAV for whisper: espeak-ng's when this build has it, else one second of tone.
 Result<media::Bytes> speech_sample(CompositeEngine& engines) {
-  if (engines.find("espeak-ng") != nullptr) {
+  if (const Engine* espeak = engines.find("espeak-ng");
+      espeak != nullptr && !espeak->unavailable()) {
     proto::AudioTtsParams tts;
     tts.text = kUtterance;
     tts.ext = "wav";

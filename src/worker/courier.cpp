@@ -47,7 +47,10 @@ Courier::Courier(asio::any_io_executor loop, Outbox& outbox, LogHub& logs, const
       metrics_(metrics) {}
 
 Courier::~Courier() {
-  if (round_) round_->ended = true;
+  if (round_) {
+    round_->ended = true;
+    round_->timer.cancel();
+  }
 }
 
 std::int64_t Courier::backoff_ms(int attempt) const {
@@ -106,6 +109,7 @@ std::optional<std::string> Courier::disowned_by(std::string_view message) const 
 }
 
 awaitable<void> Courier::run(std::shared_ptr<CourierLink> link) {
+  if (!link->alive()) co_return;  // it ended before this started: nothing to hold on to
   if (round_) round_->ended = true;
   auto round = std::make_shared<Round>(std::move(link), loop_);
   round_ = round;
@@ -135,6 +139,7 @@ awaitable<void> Courier::run(std::shared_ptr<CourierLink> link) {
         next ? std::clamp<std::int64_t>(*next - clock_.unix_millis() + 1, 0, 60'000) : 60'000;
     round->timer.expires_after(std::chrono::milliseconds(wait));
     co_await round->timer.async_wait(kUseTuple);
+    if (!round->live()) co_return;  // the courier may be gone with its link
     horizon = clock_.unix_millis();
   }
 }

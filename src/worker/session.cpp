@@ -662,12 +662,12 @@ awaitable<void> StudioSession::run_job(StudioSession* self, std::shared_ptr<Link
   }
 
   // Into the outbox first (fsynced): from here the result survives a dropped link or a crash.
-  const WorkerConfig config = runtime.config();
   const auto now = runner.clock().unix_millis();  // the courier reads due times on it
   OutboxEntry entry;
   entry.job_id = job_id;
-  entry.studio = config.api_base_url;
-  entry.worker_id = config.worker_id.value_or("");
+  // The identity of the link the offer came on: the courier delivers it over a link like it.
+  entry.studio = link->studio_url;
+  entry.worker_id = link->worker_id;
   entry.prompt = prompt;
   entry.created_at_ms = now;
   entry.next_attempt_at_ms = now;

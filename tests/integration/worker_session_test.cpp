@@ -605,7 +605,8 @@ TEST(WorkerSession, WithTheSyntheticEngineOffOnlyTheRealEnginesKindsAreAdvertise
   auto hello = studio.next_of_type("hello");
   ASSERT_TRUE(hello);
   const json caps = (*hello)["capabilities"];
-  // Only espeak-ng (linked; absent when libespeak-ng cannot start) is left: audio_tts or nothing.
+  // Only espeak-ng (not advertised when libespeak-ng or its data is missing) is left: audio_tts
+  // or nothing.
   for (const auto& kind : {"image", "llm", "audio_stt", "video"}) {
     EXPECT_FALSE(caps["supportedModelsPerKind"].contains(kind)) << kind;
     for (const auto& listed : caps["taskKinds"]) EXPECT_NE(listed, kind);

@@ -53,6 +53,10 @@ Result<std::unique_ptr<EspeakEngine>> EspeakEngine::create() {
   return std::unique_ptr<EspeakEngine>(new EspeakEngine());
 }
 
+std::optional<std::string> EspeakEngine::unavailable() const {
+  return espeak_absence();
+}
+
 Result<std::uint32_t> EspeakEngine::sample_rate() const {
   auto library = espeak_library();
   if (!library) return fail(library.error());

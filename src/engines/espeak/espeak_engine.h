@@ -19,6 +19,10 @@ class EspeakEngine final : public Engine {
   static Result<std::unique_ptr<EspeakEngine>> create();
 
   std::string_view name() const override { return "espeak-ng"; }
+  // Why libespeak-ng or its voice data is missing here (espeak_absence(): a few stat calls
+  // before the first synthesis, the load's outcome after): such a worker does not advertise
+  // espeak-ng, and its offers are rejected before accept.
+  std::optional<std::string> unavailable() const override;
   Capabilities capabilities() const override;
   Result<TaskResult> dispatch(const DispatchRequest& request) override;
 

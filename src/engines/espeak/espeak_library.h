@@ -12,6 +12,8 @@
 #include <espeak-ng/speak_lib.h>
 
 #include <cstdint>
+#include <optional>
+#include <string>
 
 #include "common/error.h"
 
@@ -26,6 +28,13 @@ struct EspeakLibrary {
   decltype(&::espeak_Info) info = nullptr;
   std::uint32_t sample_rate = 0;  // Hz, what espeak_Initialize returned
 };
+
+// Why espeak-ng cannot work here, without loading it: after a load, that load's error (or
+// nullopt); before, whether libespeak-ng.so.1 is in LD_LIBRARY_PATH, the build's libdir or the
+// usual library directories, and its voice data in $ESPEAK_DATA_PATH/espeak-ng-data,
+// <libdir>/espeak-ng-data (Debian) or <prefix>/share/espeak-ng-data (upstream's default). A few
+// stat(2) calls: fine on the pool (the engine's unavailable()), not on the loop's hot path.
+std::optional<std::string> espeak_absence();
 
 // The loaded and initialised library. NotFound naming the loader's error when the library
 // cannot be opened or lacks an entry point, or when it cannot initialise (its voice data,

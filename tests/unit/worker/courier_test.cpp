@@ -99,6 +99,7 @@ class CourierTest : public ::testing::Test {
   }
 
   void TearDown() override {
+    if (!courier) return;  // SetUp failed, and said why
     courier->link_ended(false);
     EXPECT_TRUE(run_until([&] { return running == 0; })) << "the courier did not stop";
   }
@@ -145,8 +146,9 @@ class CourierTest : public ::testing::Test {
   }
 
   testing::TempDir dir;
-  std::unique_ptr<Outbox> outbox;
+  // Before the outbox: its writer thread, which answers on the loop, is joined first.
   asio::io_context loop;
+  std::unique_ptr<Outbox> outbox;
   ManualClock clock;
   LogHub logs;
   std::unique_ptr<Courier> courier;
@@ -232,6 +234,51 @@ TEST_F(CourierTest, TheMultipartRoutesAnswersDecideRetryDropOrFailure) {
   ASSERT_TRUE(run_until([&] { return !outbox->contains("b-later"); }));
   EXPECT_EQ(std::count(link->uploads.begin(), link->uploads.end(), "b-later"), 2);
   EXPECT_EQ(outbox->summary().delivered, 1u);
+}
+
+TEST_F(CourierTest, EveryRefusalThatMayChangeIsRetriedAndEveryOneThatWouldRepeatFailsTheJob) {
+  const std::vector<long> retried = {0, 401, 408, 429, 500, 502};  // 0: a transport error
+  const std::vector<long> final_refusals = {400, 415, 422};
+  for (long status : retried) {
+    const std::string job = "retry-" + std::to_string(status);
+    put(job, "bytes", OutboxEntry::Kind::Binary);
+    link->answers[job] = {status};
+  }
+  for (long status : final_refusals) {
+    const std::string job = "final-" + std::to_string(status);
+    put(job, "bytes", OutboxEntry::Kind::Binary);
+    link->answers[job] = {status};
+  }
+  start(link);
+  for (long status : retried) {
+    const std::string job = "retry-" + std::to_string(status);
+    ASSERT_TRUE(attempted(job, 1)) << job;
+  }
+  ASSERT_TRUE(run_until([&] { return link->frames.size() == final_refusals.size(); }));
+  for (std::size_t i = 0; i < final_refusals.size(); ++i) {
+    EXPECT_EQ(link->frames[i]["jobId"], "final-" + std::to_string(final_refusals[i]));
+    EXPECT_EQ(link->frames[i]["retryable"], false);
+  }
+  ASSERT_TRUE(run_until([&] { return outbox->summary().entries == retried.size(); }));
+}
+
+TEST_F(CourierTest, AHeartbeatAnsweredFromBeforeTheResultWasSentDoesNotProveItWasRead) {
+  put("job-a", R"({"text":"x"})");
+  for (int drop = 1; drop <= Courier::kDropsBeforeUndeliverable; ++drop) {
+    link = std::make_shared<FakeLink>();
+    link->beats = 7;
+    start(link);
+    ASSERT_TRUE(run_until([&] { return !link->frames.empty(); }));
+    ASSERT_TRUE(attempted("job-a", drop));
+    courier->heartbeat_acked(7);  // the beat queued before the completeJson
+    link->is_alive = false;
+    courier->link_ended(true);
+    ASSERT_TRUE(run_until([&] { return running == 0; }));
+  }
+  link = std::make_shared<FakeLink>();
+  start(link);
+  ASSERT_TRUE(run_until([&] { return !outbox->contains("job-a"); }));
+  EXPECT_EQ(link->frames.at(0)["type"], "fail");
 }
 
 TEST_F(CourierTest, ABinaryResultOverTheStudiosUploadLimitIsNotUploaded) {
