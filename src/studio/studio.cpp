@@ -750,10 +750,10 @@ void Studio::cancel_job(const std::string& id,
       scheduler_.remove(id);
     }
   }
-  db_->call<std::optional<tx::JobView>>(
+  db_->call<tx::CancelOutcome>(
       [id, now = unix_millis()](store::StudioStore& s) { return tx::cancel_job(s, id, now); },
       [self = shared_from_this(), id, active_here,
-       done = std::move(done)](Result<std::optional<tx::JobView>> stored) {
+       done = std::move(done)](Result<tx::CancelOutcome> stored) {
         if (active_here) {
           if (stored) {
             self->book_.cancel_stored(id);
@@ -761,11 +761,18 @@ void Studio::cancel_job(const std::string& id,
             self->execute(self->book_.cancel_failed(id));
           }
         }
-        if (stored && *stored && active_here) {
-          logger().info("job.cancelled", {{"job_id", id}});
-          self->publish_job((*stored)->record);
+        if (!stored) {
+          done(fail(std::move(stored).error()));
+          return;
         }
-        done(std::move(stored));
+        // The process whose statement cancelled the job tells every event stream, its own and,
+        // relayed, the other processes' (which learn the cancel from the row and say nothing,
+        // so that each stream reads one `cancelled`).
+        if (stored->changed && stored->job) {
+          logger().info("job.cancelled", {{"job_id", id}});
+          self->publish_job(stored->job->record);
+        }
+        done(std::move(stored->job));
       });
 }
 

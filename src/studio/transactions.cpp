@@ -122,15 +122,19 @@ Result<CreatedJob> create_job(store::StudioStore& store, store::JobRecord job) {
   return CreatedJob{std::move(job), true};
 }
 
-Result<std::optional<JobView>> cancel_job(store::StudioStore& store, const std::string& id,
-                                          store::Millis now) {
+Result<CancelOutcome> cancel_job(store::StudioStore& store, const std::string& id,
+                                 store::Millis now) {
   // A no-op for a job that is over; on a shared database it also cancels a job that another
   // studio process holds (that process learns it from the row).
   auto cancelled = store.cancel_job(id, now);
   if (!cancelled) {
     return fail(std::move(cancelled).error());
   }
-  return find_job_view(store, id);
+  auto job = find_job_view(store, id);
+  if (!job) {
+    return fail(std::move(job).error());
+  }
+  return CancelOutcome{std::move(*job), *cancelled};
 }
 
 Result<std::string> open_registration(store::StudioStore& store,

@@ -43,8 +43,14 @@ std::string differing_job_fields(const store::JobRecord& first, const store::Job
 
 // queued or claimed → cancelled, then the job as it now reads; nullopt when there is no such
 // job. A job that was already over is returned unchanged (its status says so).
-Result<std::optional<JobView>> cancel_job(store::StudioStore& store, const std::string& id,
-                                          store::Millis now);
+// What a cancel found: the job as it is now (nullopt: no such job), and whether this call is the
+// one that cancelled it (false for a job already over or already cancelled).
+struct CancelOutcome {
+  std::optional<JobView> job;
+  bool changed = false;
+};
+Result<CancelOutcome> cancel_job(store::StudioStore& store, const std::string& id,
+                                 store::Millis now);
 
 // A worker's registration request (reference §2.1). A retry with the same install and secret
 // gets the same request id; a new secret for the same install supersedes the old request

@@ -348,13 +348,13 @@ void Cluster::apply_row(const std::string& job_id, const std::optional<store::Jo
       return;
     case store::JobStatus::Cancelled:
       // As a cancel through this process: the holder's result is acknowledged and dropped, and
-      // the job is let go when it comes (or when the claim lapses).
+      // the job is let go when it comes (or when the claim lapses). The process that cancelled
+      // it published the event to every process's streams: nothing is published here.
       if (!job->cancelled) {
         logger().info("cluster.cancelled_elsewhere",
                       {{"job_id", job_id}, {"worker_id", job->holder}});
         studio->book_.mark_cancelled(job_id);
         studio->book_.cancel_stored(job_id);
-        studio->publish_job(*row);
       }
       return;
     case store::JobStatus::Queued:

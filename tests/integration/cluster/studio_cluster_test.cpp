@@ -99,18 +99,24 @@ class EventReader {
   }
   static bool job_event_in(const std::string& seen, const std::string& job_id,
                            const std::string& status) {
+    return count_job_events(seen, job_id, status, 1) > 0;
+  }
+  // How many `data:` lines so far are about `job_id` with `status` (counting stops at `stop`).
+  static int count_job_events(const std::string& seen, const std::string& job_id,
+                              const std::string& status, int stop = 1000) {
+    int count = 0;
     std::size_t at = 0;
     while ((at = seen.find("event: job\ndata: ", at)) != std::string::npos) {
       at += 17;
       const auto end = seen.find('\n', at);
-      if (end == std::string::npos) return false;
+      if (end == std::string::npos) return count;
       const auto data = json::parse(seen.substr(at, end - at), nullptr, false);
       if (data.is_object() && data.value("id", "") == job_id &&
-          data.value("status", "") == status) {
-        return true;
+          data.value("status", "") == status && ++count >= stop) {
+        return count;
       }
     }
-    return false;
+    return count;
   }
   const std::string& seen() const { return seen_; }
 
@@ -300,6 +306,7 @@ TEST_F(StudioClusterTest, ACancelThroughOneProcessReachesTheHolderOnTheOther) {
   add_models(*a, *b);
   auto on_a = worker("wa", *a, *a, 3000);
   EventReader events_a(a->port());
+  EventReader events_b(b->port());
 
   const auto job = submit(*a, image_task("to be cancelled"));
   ASSERT_TRUE(eventually([&] { return running(a->job(job)); }, 60s)) << a->job(job).dump();
@@ -319,6 +326,12 @@ TEST_F(StudioClusterTest, ACancelThroughOneProcessReachesTheHolderOnTheOther) {
   const auto rec = recorded(job);
   EXPECT_EQ(rec.status, "cancelled");
   EXPECT_EQ(rec.completions, 0);
+  // Each stream told of the cancel once. The next job's `done` comes after anything either
+  // process published about the cancel (each relays its events in order).
+  for (auto* events : {&events_a, &events_b}) {
+    ASSERT_TRUE(events->has_job_event(next, "done")) << events->seen();
+    EXPECT_EQ(EventReader::count_job_events(events->seen(), job, "cancelled"), 1) << events->seen();
+  }
 }
 
 // A worker waiting for approval on one process is let in by an approval through the other; an
