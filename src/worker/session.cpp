@@ -641,6 +641,9 @@ awaitable<void> StudioSession::run_job(StudioSession* self, std::shared_ptr<Link
   const std::string prompt = prompt_for(claim.task);
   runtime.job_started(JobRecord{job_id, claim.task.kind(), claim.model, prompt, "studio", {}, {},
                                 {}, {}});
+  // A capacity studio counts this worker's slots as the jobs it lists plus its room: until a beat
+  // lists this job, the studio would count one slot too few and hold back the next offer.
+  self->slots_changed();
 
   // The runner frees the gate as soon as the engine is done, so that the offer a studio sends as
   // soon as it has the result is not refused as busy.
@@ -658,6 +661,7 @@ awaitable<void> StudioSession::run_job(StudioSession* self, std::shared_ptr<Link
                 job_id);
     }
     runtime.job_finished(job_id, false, result.error().message);
+    self->slots_changed();
     co_return;
   }
 
@@ -683,6 +687,7 @@ awaitable<void> StudioSession::run_job(StudioSession* self, std::shared_ptr<Link
                         durable ? "" : ", in memory only: the disk refused it"),
             job_id);
   runtime.job_finished(job_id, true, {});
+  self->slots_changed();
   self->courier_.poke();
 }
 

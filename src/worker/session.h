@@ -92,7 +92,8 @@ class StudioSession {
                                                       Runtime* runtime);
   static boost::asio::awaitable<void> run_job(StudioSession* self, std::shared_ptr<Link> link,
                                               proto::JobOfferClaim claim, SharedTicket ticket);
-  // The gate's slots changed: a capacity studio gets a heartbeat now. Loop thread.
+  // The gate's slots or the studio jobs held changed: a capacity studio gets a heartbeat now.
+  // Loop thread.
   void slots_changed();
 
   Runtime& runtime_;

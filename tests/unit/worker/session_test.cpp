@@ -13,10 +13,14 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <deque>
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <nlohmann/json.hpp>
 
@@ -45,9 +49,12 @@ class FakeSocket final : public net::WsClient {
     inbox_.pop_front();
     co_return next;
   }
+  // Like a real socket, a write completes later: the caller suspends, and whatever else is
+  // queued on the loop runs first.
   asio::awaitable<Status> send_text(std::string text) override {
     if (!open_) co_return fail(Error::unavailable("the link is closed"));
     sent.push_back(json::parse(text));
+    co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
     co_return Status{};
   }
   asio::awaitable<void> close(std::uint16_t code, std::string /*reason*/) override {
@@ -118,6 +125,7 @@ WorkerConfig registered_config() {
   config.api_base_url = "http://studio.test/";
   config.worker_id = "w-1";
   config.auth_token = "token-1";
+  config.max_concurrent_jobs = 2;  // one studio job at a time all the same, unless "capacity"
   return config;
 }
 
@@ -134,6 +142,7 @@ RuntimeTimings quiet_timings() {
 class SessionTest : public ::testing::Test {
  protected:
   void SetUp() override {
+    release_jobs();
     auto opened = Outbox::open(dir.path() / "outbox.db", {});
     ASSERT_TRUE(opened) << opened.error().message;
     outbox = std::move(*opened);
@@ -144,6 +153,7 @@ class SessionTest : public ::testing::Test {
   }
 
   void TearDown() override {
+    release_jobs();  // a test that failed with a job held must not leave the pool waiting
     if (running) {
       session->stop();
       EXPECT_TRUE(run_until([&] { return !running; })) << "the session did not stop";
@@ -177,6 +187,10 @@ class SessionTest : public ::testing::Test {
     return true;
   }
 
+  // Jobs wait in the synthetic engine until this is called (no timing window: SyntheticEngine).
+  void hold_jobs() { std::filesystem::remove(dir.path() / "release"); }
+  void release_jobs() { std::ofstream(dir.path() / "release").put('1'); }
+
   FakeSocket& link(std::size_t n) { return *sockets.at(n); }
   bool sent(std::size_t n, const std::string& type, std::size_t count = 1) {
     return run_until(
@@ -186,7 +200,7 @@ class SessionTest : public ::testing::Test {
   testing::TempDir dir;
   asio::io_context loop;
   asio::thread_pool pool{2};
-  engines::SyntheticEngine engine;
+  engines::SyntheticEngine engine{std::chrono::milliseconds(0), dir.path() / "release"};
   ManualClock clock;
   Runtime runtime{loop.get_executor(),
                   pool.get_executor(),
@@ -285,6 +299,39 @@ TEST_F(SessionTest, AWorkerDeletedErrorEndsTheSessionWithItsOwnExitCode) {
   EXPECT_EQ(session->exit_code(), ExitCode::WorkerDeleted);
   EXPECT_EQ(link(0).closed_with, 1000);
   EXPECT_EQ(sockets.size(), 1u);
+}
+
+TEST_F(SessionTest, ACapacityStudioHearsOfAnAcceptedJobAtOnceWithTheRoomLeft) {
+  hold_jobs();
+  start();
+  ASSERT_TRUE(sent(0, "hello"));
+  link(0).say(R"({"type":"welcome","workerId":"w-1","serverTime":"2026-01-01T00:00:00Z",)"
+              R"("features":["capacity"]})");
+  ASSERT_TRUE(sent(0, "heartbeat"));
+  EXPECT_EQ(link(0).of_type("heartbeat")[0]["capacity"]["room"], 2);
+  link(0).say(llm_offer("job-1"));
+  ASSERT_TRUE(sent(0, "accept"));
+  // Heartbeats are an hour apart here: only the event-driven beat can say this. The studio
+  // counts the worker's slots as the jobs a beat lists plus its room, so a beat that names the
+  // job with one slot left is what lets it offer a second job while this one runs.
+  const auto names_job_with_room = [&] {
+    for (const auto& beat : link(0).of_type("heartbeat")) {
+      const auto& capacity = beat["capacity"];
+      if (capacity["jobIds"] == json::array({"job-1"}) && capacity["room"] == 1) return true;
+    }
+    return false;
+  };
+  ASSERT_TRUE(run_until(names_job_with_room)) << json(link(0).sent).dump();
+  EXPECT_TRUE(link(0).of_type("completeJson").empty()) << "the job is still held";
+
+  release_jobs();
+  ASSERT_TRUE(sent(0, "completeJson"));
+  // And once it is done, a beat says every slot is free again and lists no job.
+  ASSERT_TRUE(run_until([&] {
+    const auto beats = link(0).of_type("heartbeat");
+    const auto& last = beats.back()["capacity"];
+    return last["jobIds"].empty() && last["room"] == 2;
+  })) << json(link(0).sent).dump();
 }
 
 TEST_F(SessionTest, APausedWorkerRejectsAnOfferWithThePausedCode) {
