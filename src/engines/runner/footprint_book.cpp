@@ -47,11 +47,19 @@ void FootprintBook::load() {
   // Recency from the measurement times (RFC 3339 UTC sorts as text): the oldest go first.
   std::vector<std::pair<std::string, Entry>> read;
   for (const auto& [key, value] : (*doc)["footprints"].items()) {
+    auto skipped = [&](std::string_view why) {
+      kLog.warn("footprint.entry_ignored",
+                {{"path", file_.string()}, {"key", key.substr(0, 200)}, {"error", why}});
+    };
     if (key.empty() || !value.is_object() || !value.contains("gib") || !value["gib"].is_number()) {
+      skipped("not an object with a numeric `gib`");
       continue;
     }
     const double gib = value["gib"].get<double>();
-    if (!std::isfinite(gib) || gib <= 0) continue;
+    if (!std::isfinite(gib) || gib <= 0 || gib > kFootprintMaxGib) {
+      skipped(fmt::format("gib {} is not in (0, {}]", gib, kFootprintMaxGib));
+      continue;
+    }
     std::string measured_at;
     if (value.contains("measuredAt") && value["measuredAt"].is_string()) {
       measured_at = value["measuredAt"].get<std::string>();
@@ -89,7 +97,7 @@ std::size_t FootprintBook::size() const {
 }
 
 bool FootprintBook::record(const std::string& key, double gib) {
-  if (key.empty() || !std::isfinite(gib) || gib <= 0) return false;
+  if (key.empty() || !std::isfinite(gib) || gib <= 0 || gib > kFootprintMaxGib) return false;
   std::lock_guard lock(mutex_);
   auto it = entries_.find(key);
   if (it != entries_.end() &&

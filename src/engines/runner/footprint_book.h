@@ -13,7 +13,8 @@
 // File: JSON `{"version":1,"footprints":{"<key>":{"gib":1.25,"measuredAt":"<RFC 3339>"}}}`, mode
 // 0600, replaced atomically on change. Read at open with the size (1 MiB) and depth checked first;
 // a file that is missing, unreadable or not of this shape is logged and started afresh (learning
-// again is cheap, refusing to start is not). At most kFootprintMaxEntries keys: the oldest
+// again is cheap, refusing to start is not); an entry that is not a figure in (0, 4096] GiB is
+// logged by key and skipped. At most kFootprintMaxEntries keys: the oldest
 // measurement goes first. A write that fails is logged; the figures stay in memory.
 //
 // Thread-safe. record() writes the file: call it off the I/O thread.
@@ -32,6 +33,10 @@ inline constexpr double kFootprintMargin = 0.10;
 inline constexpr std::size_t kFootprintMaxEntries = 512;
 // A new measurement within this fraction of the known one changes nothing (no rewrite per job).
 inline constexpr double kFootprintRewriteChange = 0.02;
+// No runner process holds more (a 4 TiB figure is a damaged or hand-edited file): an entry above
+// it is ignored with a log line, as one that is not a positive number is, instead of refusing
+// every job for that model as needing more memory than any machine has.
+inline constexpr double kFootprintMaxGib = 4096.0;
 
 class FootprintBook {
  public:

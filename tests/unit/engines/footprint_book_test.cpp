@@ -57,7 +57,8 @@ TEST(FootprintBook, ADamagedFileIsIgnoredAndReplacedByTheNextMeasurement) {
         std::string(R"({"version":2,"footprints":{"a":{"gib":1}}})"),
         std::string(R"({"version":1,"footprints":[1,2]})"),
         std::string(R"({"version":1,"footprints":{"a":{"gib":"big"},"b":{"gib":-3},)"
-                    R"("c":{"gib":1e400},"d":7,"e":{"gib":2,"measuredAt":5}}})"),
+                    R"("c":{"gib":1e400},"d":7,"e":{"gib":2,"measuredAt":5},)"
+                    R"("f":{"gib":1e9},"g":{"gib":null}}})"),
         std::string(100000, '[') + std::string(100000, ']'), std::string(2u << 20, ' ')}) {
     write(file, text);
     FootprintBook book(file);
@@ -70,6 +71,8 @@ TEST(FootprintBook, ADamagedFileIsIgnoredAndReplacedByTheNextMeasurement) {
   FootprintBook book(file);
   book.record("fresh", 1.0);
   EXPECT_DOUBLE_EQ(*FootprintBook(file).learned_gib("fresh"), 1.0);
+  EXPECT_FALSE(book.record("absurd", 1e9)) << "no process holds a billion GiB";
+  EXPECT_EQ(book.learned_gib("absurd"), std::nullopt);
 }
 
 TEST(FootprintBook, TheOldestMeasurementsGoBeyondTheCap) {
