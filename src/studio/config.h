@@ -66,6 +66,10 @@ struct StudioConfig {
   // A claim outlives its holder's session this long (a network blip, a worker or studio restart)
   // before the job is requeued; the holder's result is accepted meanwhile.
   std::chrono::milliseconds claim_grace = 60s;
+  // A holder that came back and whose first heartbeat does not name a job it held (it restarted,
+  // or lost it) keeps the claim only this much longer, for the result its outbox may still
+  // deliver (it sends finished results right after the welcome); then the job is requeued.
+  std::chrono::milliseconds returned_without_job_grace = 15s;
   std::chrono::milliseconds default_run_limit = 30min;  // claimed with no result → requeue
   std::map<proto::TaskKind, std::chrono::milliseconds> run_limits;  // per-kind overrides
 

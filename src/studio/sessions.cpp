@@ -274,6 +274,22 @@ void Studio::handle_heartbeat(const std::shared_ptr<WorkerSession>& session,
       }
     }
   }
+  if (!session->first_beat_seen_) {
+    // Once per session (the scan is over every active job): a claim this worker held before
+    // and does not name now is not running there. Its result may still come from the worker's
+    // outbox; past a short wait the job goes elsewhere instead of after the whole claim grace.
+    session->first_beat_seen_ = true;
+    for (const auto& held : book_.detached_claims_of(session->worker_id_)) {
+      if (std::find(session->reported_jobs_.begin(), session->reported_jobs_.end(), held) ==
+          session->reported_jobs_.end()) {
+        logger().info("job.holder_back_without_it",
+                      {{"job_id", held},
+                       {"worker_id", session->worker_id_},
+                       {"grace_ms", config_.returned_without_job_grace.count()}});
+        execute(book_.returned_without(held, steady_now(), config_.returned_without_job_grace));
+      }
+    }
+  }
   if (session->capacity_ && beat.capacity) {
     // Its slots: the jobs it holds that it knows of, plus the room it announced for more.
     std::size_t known = 0;

@@ -89,6 +89,7 @@ class WorkerSession : public net::WebSocketHandler,
   std::optional<std::string> reported_job_;  // currentJobId of the last heartbeat
   // Every studio job the last heartbeat named (capacity.jobIds, else currentJobId).
   std::vector<std::string> reported_jobs_;
+  bool first_beat_seen_ = false;  // claims it held before and does not name are looked at once
 };
 
 class Studio : public std::enable_shared_from_this<Studio> {

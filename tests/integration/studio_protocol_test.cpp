@@ -745,6 +745,29 @@ TEST_F(StudioProtocolTest, AClaimSurvivesAShortDisconnectAndTheHolderFinishesIt)
   EXPECT_FALSE(bystander->next_non_ack(300ms).has_value()) << "the bystander got an offer";
 }
 
+// A holder that comes back without the job (killed and restarted) is not waited for over the
+// whole claim grace: past a short wait for its outbox, the job goes out again (here to it).
+TEST_F(StudioProtocolTest, AHolderBackWithoutItsJobGivesItUpAfterAShortWaitNotTheWholeGrace) {
+  auto config = test_config(dir_.path());
+  config.claim_grace = 1h;
+  config.returned_without_job_grace = 200ms;
+  restart(config);
+  const auto worker = register_worker(studio(), "install-r1");
+  auto client = connect_worker(studio(), worker);
+  const auto job = studio().create_job(llm_job("synth-llm", "x"));
+  ASSERT_TRUE(expect_offer(*client));
+  client->send(proto::Accept{job});
+  client->drop();  // kill -9
+  auto back = connect_worker(studio(), worker);
+  ASSERT_NE(back, nullptr);
+  back->send(proto::Heartbeat{test_capabilities(), std::nullopt});  // it runs nothing
+  auto offer = expect_offer(*back);
+  ASSERT_TRUE(offer) << "the job waited for the hour's grace";
+  EXPECT_EQ(offer->job_id, job);
+  const auto view = studio().admin("GET", "/api/v1/jobs/" + job).body;
+  EXPECT_NE(view.find("came back without the job"), std::string::npos) << view;
+}
+
 TEST_F(StudioProtocolTest, ALateResultForARequeuedJobIsTakenAndTheNewClaimWithdrawn) {
   const auto first = register_worker(studio(), "install-l1");
   const auto second = register_worker(studio(), "install-l2");

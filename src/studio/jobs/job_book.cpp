@@ -355,6 +355,19 @@ Effects JobBook::detach(const std::string& job_id, SteadyTime now, std::chrono::
                          job->holder, grace.count()));
 }
 
+Effects JobBook::returned_without(const std::string& job_id, SteadyTime now,
+                                  std::chrono::milliseconds grace) {
+  auto* job = find(job_id);
+  if (!job || job->phase != Phase::Detached ||
+      (job->deadline && job->deadline->at <= now + grace)) {
+    return {};
+  }
+  return arm(*job, now + grace,
+             fmt::format("worker {} came back without the job (it restarted or lost it) and "
+                         "delivered no result within {} ms",
+                         job->holder, grace.count()));
+}
+
 Effects JobBook::reattach(const std::string& job_id, std::uint64_t session, SteadyTime now,
                           std::chrono::milliseconds run_limit) {
   auto* job = find(job_id);

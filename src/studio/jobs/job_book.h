@@ -273,6 +273,11 @@ class JobBook {
   // Offered|Running → Detached: the holder's session is gone; the claim waits `grace`.
   Effects detach(const std::string& job_id, SteadyTime now, std::chrono::milliseconds grace,
                  std::string_view why);
+  // Detached, holder back without it (its first heartbeat does not name the job): the claim
+  // waits at most `grace` more, for a result from the holder's outbox. Nothing when it waits
+  // less already, or the job is not detached.
+  Effects returned_without(const std::string& job_id, SteadyTime now,
+                           std::chrono::milliseconds grace);
   // Detached → Running: the holder is back over `session` and reports the job; the run limit
   // goes on from where it was (or starts, after a studio restart).
   Effects reattach(const std::string& job_id, std::uint64_t session, SteadyTime now,
