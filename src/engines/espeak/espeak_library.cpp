@@ -1,7 +1,5 @@
 #include "engines/espeak/espeak_library.h"
 
-#include <dlfcn.h>
-
 #include <cstdlib>
 #include <filesystem>
 #include <mutex>
@@ -11,6 +9,7 @@
 #include <vector>
 
 #include "common/log.h"
+#include "common/shared_library.h"
 
 namespace sw::engines {
 namespace {
@@ -33,48 +32,33 @@ std::optional<Result<const EspeakLibrary*>>& loaded() {
   return outcome;
 }
 
-template <class Fn>
-bool bind(void* handle, const char* symbol, Fn& into, std::string& missing) {
-  void* address = dlsym(handle, symbol);
-  if (address == nullptr) {
-    missing = symbol;
-    return false;
-  }
-  into = reinterpret_cast<Fn>(address);
-  return true;
-}
-
 Result<const EspeakLibrary*> load() {
-  static EspeakLibrary library;
-  void* handle = dlopen(kLibrary, RTLD_NOW | RTLD_LOCAL);
-  if (handle == nullptr) {
-    const char* why = dlerror();
+  static EspeakLibrary table;
+  auto library = SharedLibrary::open(kLibrary);
+  if (!library) {
     return fail(Error::not_found("espeak-ng is not usable here: {} (install libespeak-ng1)",
-                                 why != nullptr ? why : kLibrary));
+                                 library.error().message));
   }
   decltype(&::espeak_Initialize) initialize = nullptr;
-  std::string missing;
-  const bool bound = bind(handle, "espeak_Initialize", initialize, missing) &&
-                     bind(handle, "espeak_SetSynthCallback", library.set_synth_callback, missing) &&
-                     bind(handle, "espeak_SetVoiceByName", library.set_voice_by_name, missing) &&
-                     bind(handle, "espeak_SetParameter", library.set_parameter, missing) &&
-                     bind(handle, "espeak_Synth", library.synth, missing) &&
-                     bind(handle, "espeak_Synchronize", library.synchronize, missing) &&
-                     bind(handle, "espeak_Info", library.info, missing);
+  Status bound = library->bind("espeak_Initialize", initialize);
+  if (bound) bound = library->bind("espeak_SetSynthCallback", table.set_synth_callback);
+  if (bound) bound = library->bind("espeak_SetVoiceByName", table.set_voice_by_name);
+  if (bound) bound = library->bind("espeak_SetParameter", table.set_parameter);
+  if (bound) bound = library->bind("espeak_Synth", table.synth);
+  if (bound) bound = library->bind("espeak_Synchronize", table.synchronize);
+  if (bound) bound = library->bind("espeak_Info", table.info);
   if (!bound) {
-    dlclose(handle);
-    return fail(
-        Error::not_found("espeak-ng is not usable here: {} has no `{}`", kLibrary, missing));
+    return fail(Error::not_found("espeak-ng is not usable here: {}", bound.error().message));
   }
   const int rate = initialize(AUDIO_OUTPUT_SYNCHRONOUS, 500, nullptr, espeakINITIALIZE_DONT_EXIT);
   if (rate <= 0) {
-    dlclose(handle);
     return fail(
         Error::not_found("libespeak-ng could not initialise (is espeak-ng-data installed?)"));
   }
-  library.sample_rate = static_cast<std::uint32_t>(rate);
+  library->keep_open();  // espeak keeps global state; its functions stay bound in `table`
+  table.sample_rate = static_cast<std::uint32_t>(rate);
   kLog.info("espeak.loaded", {{"library", kLibrary}, {"sample_rate_hz", rate}});
-  return &library;
+  return &table;
 }
 
 }  // namespace
