@@ -121,9 +121,9 @@ struct Transfer {
 
   void decide() {
     if (verdict != Verdict::Undecided) return;
-    curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+    curl().curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
     curl_off_t length = -1;
-    curl_easy_getinfo(easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length);
+    curl().curl_easy_getinfo(easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length);
     if (status >= 300 && status < 400) {
       verdict = Verdict::Redirect;
       return;
@@ -136,7 +136,8 @@ struct Transfer {
     if (status == 206) {
       curl_header* header = nullptr;
       std::optional<ContentRange> range;
-      if (curl_easy_header(easy, "Content-Range", 0, CURLH_HEADER, -1, &header) == CURLHE_OK) {
+      if (curl().curl_easy_header(easy, "Content-Range", 0, CURLH_HEADER, -1, &header) ==
+          CURLHE_OK) {
         range = parse_content_range(header->value);
       }
       if (!range || range->start != offset) {
@@ -283,8 +284,9 @@ Result<DownloadResult> download_file(const DownloadRequest& request) {
     }
   }
 
-  auto easy = make_easy();
-  if (!easy) return fail(Error::internal("curl_easy_init failed"));
+  auto made = make_easy();
+  if (!made) return fail(std::move(made).error());
+  EasyHandle easy = std::move(*made);
   std::array<char, CURL_ERROR_SIZE> errbuf{};
 
   DownloadResult result;
@@ -322,26 +324,27 @@ Result<DownloadResult> download_file(const DownloadRequest& request) {
                                             request.total_timeout.count()),
                                 true);
     }
-    curl_easy_reset(easy.get());
+    curl().curl_easy_reset(easy.get());
     CURL* h = easy.get();
-    curl_easy_setopt(h, CURLOPT_URL, url.c_str());
-    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);  // followed by hand: each hop is policed
-    curl_easy_setopt(h, CURLOPT_USERAGENT, request.user_agent.c_str());
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &on_body);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &t);
-    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, &on_progress);
-    curl_easy_setopt(h, CURLOPT_XFERINFODATA, &t);
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf.data());
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 15000L);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(remaining.count()));
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 512L * 1024L);
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl().curl_easy_setopt(h, CURLOPT_URL, url.c_str());
+    curl().curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION,
+                            0L);  // followed by hand: each hop is policed
+    curl().curl_easy_setopt(h, CURLOPT_USERAGENT, request.user_agent.c_str());
+    curl().curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &on_body);
+    curl().curl_easy_setopt(h, CURLOPT_WRITEDATA, &t);
+    curl().curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+    curl().curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, &on_progress);
+    curl().curl_easy_setopt(h, CURLOPT_XFERINFODATA, &t);
+    curl().curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf.data());
+    curl().curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 15000L);
+    curl().curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(remaining.count()));
+    curl().curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl().curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 512L * 1024L);
+    curl().curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
     std::string range;
     if (t.offset > 0) {
       range = fmt::format("{}-", t.offset);
-      curl_easy_setopt(h, CURLOPT_RANGE, range.c_str());
+      curl().curl_easy_setopt(h, CURLOPT_RANGE, range.c_str());
     }
     t.written = 0;
     t.declared_total.reset();
@@ -352,13 +355,13 @@ Result<DownloadResult> download_file(const DownloadRequest& request) {
     errbuf[0] = '\0';
 
     ++result.requests;
-    CURLcode rc = curl_easy_perform(h);
+    CURLcode rc = curl().curl_easy_perform(h);
     if (rc == CURLE_OK) t.decide();  // a response without a body
 
     switch (t.verdict) {
       case Verdict::Redirect: {
         char* location = nullptr;
-        curl_easy_getinfo(h, CURLINFO_REDIRECT_URL, &location);
+        curl().curl_easy_getinfo(h, CURLINFO_REDIRECT_URL, &location);
         if (location == nullptr) {
           return cleanup_on_failure(
               Error::unavailable("HTTP {} from {} without a Location", t.status, safe_url), false);
@@ -425,7 +428,7 @@ Result<DownloadResult> download_file(const DownloadRequest& request) {
     if (rc != CURLE_OK) {
       return cleanup_on_failure(
           Error::unavailable("download of {} failed: {}", safe_url,
-                             errbuf[0] != '\0' ? errbuf.data() : curl_easy_strerror(rc)),
+                             errbuf[0] != '\0' ? errbuf.data() : curl().curl_easy_strerror(rc)),
           true);
     }
     break;

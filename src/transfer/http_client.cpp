@@ -7,7 +7,7 @@ namespace sw::transfer {
 namespace {
 
 struct MimeDeleter {
-  void operator()(curl_mime* mime) const { curl_mime_free(mime); }
+  void operator()(curl_mime* mime) const { curl().curl_mime_free(mime); }
 };
 using MimeHandle = std::unique_ptr<curl_mime, MimeDeleter>;
 
@@ -25,7 +25,7 @@ size_t write_body(char* data, size_t size, size_t count, void* user) {
   const size_t bytes = size * count;
   if (sink->on_body != nullptr && *sink->on_body) {
     long status = 0;
-    curl_easy_getinfo(sink->easy, CURLINFO_RESPONSE_CODE, &status);
+    curl().curl_easy_getinfo(sink->easy, CURLINFO_RESPONSE_CODE, &status);
     if (status >= 200 && status < 300) {
       if (!(*sink->on_body)(std::string_view(data, bytes))) {
         sink->cancelled = true;
@@ -50,63 +50,65 @@ int check_cancelled(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) 
 }  // namespace
 
 Result<HttpCallResult> http_call(const HttpCall& call) {
-  EasyHandle easy = make_easy();
-  if (!easy) return fail(Error::internal("curl_easy_init failed"));
+  auto made = make_easy();
+  if (!made) return fail(std::move(made).error());
+  EasyHandle easy = std::move(*made);
   CURL* h = easy.get();
   Sink sink;
   sink.easy = h;
   sink.limit = call.max_response_bytes;
   sink.on_body = &call.on_body;
-  curl_easy_setopt(h, CURLOPT_URL, call.url.c_str());
-  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(call.timeout.count()));
-  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
-                   static_cast<long>(std::min<std::int64_t>(call.timeout.count(), 15000)));
-  curl_easy_setopt(h, CURLOPT_USERAGENT, call.user_agent.c_str());
-  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, write_body);
-  curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
-  curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
-  curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-  if (call.ca_file) curl_easy_setopt(h, CURLOPT_CAINFO, call.ca_file->c_str());
+  curl().curl_easy_setopt(h, CURLOPT_URL, call.url.c_str());
+  curl().curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+  curl().curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(call.timeout.count()));
+  curl().curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
+                          static_cast<long>(std::min<std::int64_t>(call.timeout.count(), 15000)));
+  curl().curl_easy_setopt(h, CURLOPT_USERAGENT, call.user_agent.c_str());
+  curl().curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, write_body);
+  curl().curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
+  curl().curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
+  curl().curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+  if (call.ca_file) curl().curl_easy_setopt(h, CURLOPT_CAINFO, call.ca_file->c_str());
   if (call.cancelled) {
     if (call.cancelled()) {
       return fail(
           Error::make(Code::Cancelled, "{} {}: cancelled", call.method, redact_url(call.url)));
     }
-    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, check_cancelled);
-    curl_easy_setopt(h, CURLOPT_XFERINFODATA, &call.cancelled);
+    curl().curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+    curl().curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, check_cancelled);
+    curl().curl_easy_setopt(h, CURLOPT_XFERINFODATA, &call.cancelled);
   }
 
   SlistHandle headers;
   auto add_header = [&](const std::string& line) {
-    headers.reset(curl_slist_append(headers.release(), line.c_str()));
+    headers.reset(curl().curl_slist_append(headers.release(), line.c_str()));
   };
   if (call.bearer) add_header("Authorization: Bearer " + *call.bearer);
   add_header("Expect:");  // no 100-continue round trip for the small bodies we send
 
   MimeHandle mime;
   if (!call.form.empty()) {
-    mime.reset(curl_mime_init(h));
+    mime.reset(curl().curl_mime_init(h));
     for (const auto& field : call.form) {
-      curl_mimepart* part = curl_mime_addpart(mime.get());
-      curl_mime_name(part, field.name.c_str());
-      curl_mime_data(part, field.data.data(), field.data.size());
-      if (field.filename) curl_mime_filename(part, field.filename->c_str());
-      if (field.content_type) curl_mime_type(part, field.content_type->c_str());
+      curl_mimepart* part = curl().curl_mime_addpart(mime.get());
+      curl().curl_mime_name(part, field.name.c_str());
+      curl().curl_mime_data(part, field.data.data(), field.data.size());
+      if (field.filename) curl().curl_mime_filename(part, field.filename->c_str());
+      if (field.content_type) curl().curl_mime_type(part, field.content_type->c_str());
     }
-    curl_easy_setopt(h, CURLOPT_MIMEPOST, mime.get());
+    curl().curl_easy_setopt(h, CURLOPT_MIMEPOST, mime.get());
   } else if (call.method == "GET") {
-    curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+    curl().curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
   } else {
     add_header("Content-Type: " + call.content_type);
-    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, call.method.c_str());
-    curl_easy_setopt(h, CURLOPT_POSTFIELDS, call.body.data());
-    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(call.body.size()));
+    curl().curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, call.method.c_str());
+    curl().curl_easy_setopt(h, CURLOPT_POSTFIELDS, call.body.data());
+    curl().curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE,
+                            static_cast<curl_off_t>(call.body.size()));
   }
-  curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers.get());
+  curl().curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers.get());
 
-  const CURLcode rc = curl_easy_perform(h);
+  const CURLcode rc = curl().curl_easy_perform(h);
   if (sink.overflow) {
     return fail(Error::invalid_argument("answer from {} exceeds {} bytes", redact_url(call.url),
                                         call.max_response_bytes));
@@ -125,10 +127,10 @@ Result<HttpCallResult> http_call(const HttpCall& call) {
   }
   if (rc != CURLE_OK) {
     return fail(Error::unavailable("{} {} failed: {}", call.method, redact_url(call.url),
-                                   curl_easy_strerror(rc)));
+                                   curl().curl_easy_strerror(rc)));
   }
   HttpCallResult result;
-  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &result.status);
+  curl().curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &result.status);
   result.body = std::move(sink.body);
   return result;
 }

@@ -1,5 +1,8 @@
 #include "transfer/url_policy.h"
 
+#include <boost/url/parse.hpp>
+#include <boost/url/url_view.hpp>
+
 #include <algorithm>
 #include <cctype>
 
@@ -18,21 +21,23 @@ struct ParsedUrl {
 
 struct CurlString {
   char* text = nullptr;
-  ~CurlString() { curl_free(text); }
+  ~CurlString() { curl().curl_free(text); }
 };
 
-Result<ParsedUrl> parse(std::string_view url, unsigned flags = 0) {
-  ensure_curl_initialised();
-  UrlHandle handle(curl_url());
+// A download URL is parsed by libcurl, the parser of the client that will fetch it, so the policy
+// and the fetch agree on the host (curl normalises numeric forms such as 127.1 or 0x7f.0.0.1).
+Result<ParsedUrl> parse_for_download(std::string_view url) {
+  SW_TRY(curl_api());
+  UrlHandle handle(curl().curl_url());
   if (!handle) return fail(Error::internal("curl_url failed"));
   std::string text(url);
-  if (curl_url_set(handle.get(), CURLUPART_URL, text.c_str(), flags) != CURLUE_OK) {
+  if (curl().curl_url_set(handle.get(), CURLUPART_URL, text.c_str(), 0) != CURLUE_OK) {
     return fail(Error::invalid_argument("not a valid absolute URL"));
   }
   ParsedUrl parsed;
   auto get = [&](CURLUPart part, std::string& out) {
     CurlString value;
-    if (curl_url_get(handle.get(), part, &value.text, 0) == CURLUE_OK && value.text)
+    if (curl().curl_url_get(handle.get(), part, &value.text, 0) == CURLUE_OK && value.text)
       out = value.text;
   };
   get(CURLUPART_SCHEME, parsed.scheme);
@@ -41,6 +46,19 @@ Result<ParsedUrl> parse(std::string_view url, unsigned flags = 0) {
   get(CURLUPART_PATH, parsed.path);
   parsed.scheme = ascii_lower(std::move(parsed.scheme));
   parsed.host = ascii_lower(std::move(parsed.host));
+  return parsed;
+}
+
+// The studio's URL and a URL named in a log line are parsed by Boost.URL (RFC 3986), as the
+// session's WebSocket client parses them: a worker starts and connects without loading libcurl.
+Result<ParsedUrl> parse_plain(std::string_view url) {
+  auto view = boost::urls::parse_uri(url);
+  if (!view) return fail(Error::invalid_argument("not a valid absolute URL"));
+  ParsedUrl parsed;
+  parsed.scheme = ascii_lower(std::string(view->scheme()));
+  parsed.host = ascii_lower(std::string(view->encoded_host()));
+  parsed.port = std::string(view->port());
+  parsed.path = std::string(view->encoded_path());
   return parsed;
 }
 
@@ -75,7 +93,7 @@ constexpr std::string_view kApiSuffix = "/graphics/api";
 }  // namespace
 
 Result<std::string> studio_base_url(std::string_view api_base_url) {
-  auto parsed = parse(api_base_url);
+  auto parsed = parse_plain(api_base_url);
   if (!parsed || parsed->host.empty()) {
     return fail(Error::invalid_argument("api_base_url is not a valid absolute URL: {}",
                                         redact_url(api_base_url)));
@@ -92,7 +110,7 @@ Result<std::string> studio_base_url(std::string_view api_base_url) {
 
 Result<std::string> studio_websocket_url(std::string_view api_base_url,
                                          std::string_view worker_id) {
-  auto parsed = parse(api_base_url, CURLU_NON_SUPPORT_SCHEME);
+  auto parsed = parse_plain(api_base_url);
   if (!parsed || parsed->host.empty()) {
     return fail(Error::invalid_argument("api_base_url is not a valid absolute URL: {}",
                                         redact_url(api_base_url)));
@@ -116,7 +134,7 @@ Result<std::string> studio_websocket_url(std::string_view api_base_url,
 }
 
 std::string redact_url(std::string_view url) {
-  auto parsed = parse(url);
+  auto parsed = parse_plain(url);
   if (!parsed) return "<invalid URL>";
   std::string out = parsed->scheme + "://" + parsed->host;
   if (!parsed->port.empty()) out += ":" + parsed->port;
@@ -125,7 +143,8 @@ std::string redact_url(std::string_view url) {
 }
 
 Status check_download_url(std::string_view url) {
-  auto parsed = parse(url);
+  auto parsed = parse_for_download(url);
+  if (!parsed && parsed.error().code != Code::InvalidArgument) return fail(parsed.error());
   if (!parsed) {
     return fail(
         Error::invalid_argument("download URL is not a valid absolute URL: {}", redact_url(url)));
