@@ -91,18 +91,66 @@ std::optional<double> read_bytes(const std::filesystem::path& path) {
   return bytes;
 }
 
-std::vector<std::filesystem::path> amd_cards(const std::filesystem::path& sys_root) {
-  std::vector<std::filesystem::path> cards;
-  std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator(sys_root / "class" / "drm", ec)) {
-    const auto name = entry.path().filename().string();
-    // card0, card1 … (not the connector entries such as card0-DP-1).
-    if (name.starts_with("card") && name.find('-') == std::string::npos) {
-      cards.push_back(entry.path() / "device");
-    }
+// The number after `prefix` in a sysfs name ("card12" → 12); nullopt for anything else
+// ("card0-DP-1", "renderD128" with prefix "card").
+std::optional<unsigned> numbered(const std::string& name, std::string_view prefix) {
+  if (!name.starts_with(prefix) || name.size() == prefix.size() || name.size() > prefix.size() + 6)
+    return std::nullopt;
+  unsigned n = 0;
+  for (char c : std::string_view(name).substr(prefix.size())) {
+    if (c < '0' || c > '9') return std::nullopt;
+    n = n * 10 + static_cast<unsigned>(c - '0');
   }
-  std::sort(cards.begin(), cards.end());
-  return cards;
+  return n;
+}
+
+// The entries of `dir` named <prefix><number>, in number order (card2 before card10).
+std::vector<std::pair<unsigned, std::filesystem::path>> numbered_entries(
+    const std::filesystem::path& dir, std::string_view prefix) {
+  std::vector<std::pair<unsigned, std::filesystem::path>> out;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    if (auto n = numbered(entry.path().filename().string(), prefix))
+      out.emplace_back(*n, entry.path());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// AMD GPUs (their sysfs device directories, which hold amdgpu's mem_info_vram_* counters) in
+// HIP's device order, so that position i is HIP_VISIBLE_DEVICES=i. ROCm numbers the GPU nodes of
+// the KFD topology (/sys/class/kfd/kfd/topology/nodes/N, `gpu_id` ≠ 0; CPU nodes have 0) in node
+// order; each names its render node (`drm_render_minor` → /sys/class/drm/renderD<minor>). Without
+// a KFD topology: the cards with amdgpu's counters in card-number order. Either way a card of
+// another vendor (an Intel iGPU as card0) takes no index, as it takes none in HIP.
+std::vector<std::filesystem::path> amd_gpus(const std::filesystem::path& sys_root) {
+  std::vector<std::filesystem::path> gpus;
+  const auto has_counters = [](const std::filesystem::path& device) {
+    std::error_code ec;
+    return std::filesystem::exists(device / "mem_info_vram_total", ec);
+  };
+  for (const auto& [node, dir] :
+       numbered_entries(sys_root / "class" / "kfd" / "kfd" / "topology" / "nodes", "")) {
+    auto text = read_small_file(dir / "properties");
+    if (!text) continue;
+    long long gpu_id = 0, render_minor = -1;
+    std::istringstream lines(*text);
+    for (std::string key; lines >> key;) {
+      long long value = 0;
+      if (!(lines >> value)) break;
+      if (key == "gpu_id") gpu_id = value;
+      if (key == "drm_render_minor") render_minor = value;
+    }
+    if (gpu_id == 0 || render_minor < 0) continue;
+    const auto device =
+        sys_root / "class" / "drm" / ("renderD" + std::to_string(render_minor)) / "device";
+    if (has_counters(device)) gpus.push_back(device);
+  }
+  if (!gpus.empty()) return gpus;
+  for (const auto& [number, card] : numbered_entries(sys_root / "class" / "drm", "card")) {
+    if (has_counters(card / "device")) gpus.push_back(card / "device");
+  }
+  return gpus;
 }
 
 }  // namespace
@@ -145,7 +193,7 @@ double probe_vram_total_gib(const VramProbeSources& sources) {
     note_source("total", "nvidia-smi");
     return best;
   }
-  for (const auto& card : amd_cards(sources.sys_root)) {
+  for (const auto& card : amd_gpus(sources.sys_root)) {
     if (auto bytes = read_bytes(card / "mem_info_vram_total")) best = std::max(best, *bytes / kGiB);
   }
   if (best > 0) note_source("total", "amd-sysfs");
@@ -161,7 +209,7 @@ std::optional<double> probe_vram_free_gib(const VramProbeSources& sources) {
     note_source("free", "nvidia-smi");
     return values.front() / 1024.0;
   }
-  for (const auto& card : amd_cards(sources.sys_root)) {
+  for (const auto& card : amd_gpus(sources.sys_root)) {
     auto total = read_bytes(card / "mem_info_vram_total");
     auto used = read_bytes(card / "mem_info_vram_used");
     if (total) {
@@ -235,13 +283,13 @@ std::vector<DeviceMemory> probe_device_memory(const VramProbeSources& sources) {
     note_source("devices", "nvidia-smi");
     return devices;
   }
-  for (const auto& card : amd_cards(sources.sys_root)) {
-    auto total = read_bytes(card / "mem_info_vram_total");
+  const auto gpus = amd_gpus(sources.sys_root);
+  for (std::size_t hip_index = 0; hip_index < gpus.size(); ++hip_index) {
+    const auto& gpu = gpus[hip_index];
+    auto total = read_bytes(gpu / "mem_info_vram_total");
     if (!total) continue;
-    auto used = read_bytes(card / "mem_info_vram_used");
-    // …/class/drm/cardN/device → "N"
-    const auto name = card.parent_path().filename().string();
-    devices.push_back({name.substr(4), *total,
+    auto used = read_bytes(gpu / "mem_info_vram_used");
+    devices.push_back({std::to_string(hip_index), *total,
                        used ? std::optional<double>(*total - *used) : std::nullopt,
                        "HIP_VISIBLE_DEVICES"});
   }

@@ -38,12 +38,13 @@ std::optional<double> probe_vram_free_gib(const VramProbeSources& sources);
 // One GPU's memory as GET /metrics reports it (issue 19).
 struct DeviceMemory {
   // "0", "1", … (NVML's and nvidia-smi's index order, which is PCI bus order as is CUDA's under
-  // CUDA_DEVICE_ORDER=PCI_BUS_ID; or the AMD card's number)
+  // CUDA_DEVICE_ORDER=PCI_BUS_ID; or, on AMD, the HIP index: ROCm's order of the KFD topology's
+  // GPU nodes, else the amdgpu cards in card-number order; another vendor's card takes none)
   std::string device;
   double total_bytes = 0;
   std::optional<double> free_bytes;  // unknown when the source does not say
   // The variable that pins a process to it: CUDA_VISIBLE_DEVICES (NVIDIA), HIP_VISIBLE_DEVICES
-  // (AMD; the card's number is taken as its HIP index, true on the usual one-driver box).
+  // (AMD).
   std::string visible_env;
 };
 

@@ -3,11 +3,14 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
 #include <thread>
 #include <vector>
 
 #include "common/prom_text.h"
 #include "support/prom_exposition.h"
+#include "support/temp_dir.h"
 #include "worker/vram_probe.h"
 #include "worker/worker_metrics.h"
 
@@ -112,6 +115,50 @@ TEST(WorkerMetrics, DevicesComeFromOneNvidiaSmiQueryElseAmdSysfs) {
     return std::nullopt;
   };
   EXPECT_TRUE(probe_device_memory(sources).empty());
+}
+
+// An AMD device's name is its HIP index, what HIP_VISIBLE_DEVICES pins: an Intel iGPU as card0
+// takes none, card10 comes after card2, and where ROCm's KFD topology exists its GPU node order
+// is HIP's (here the reverse of the card numbers).
+TEST(WorkerMetrics, AmdDevicesAreNamedByTheirHipIndexNotTheirCardNumber) {
+  sw::testing::TempDir dir;
+  VramProbeSources sources;
+  sources.proc_root = dir.path() / "proc";
+  sources.sys_root = dir.path() / "sys";
+  const auto drm = sources.sys_root / "class/drm";
+  auto amd = [&](const std::string& card, int gib) {
+    std::filesystem::create_directories(drm / card / "device");
+    std::ofstream(drm / card / "device/mem_info_vram_total")
+        << (static_cast<long long>(gib) << 30) << "\n";
+  };
+  std::filesystem::create_directories(drm / "card0/device");  // i915: no mem_info_vram_*
+  std::filesystem::create_directories(drm / "card0-HDMI-A-1");
+  amd("card10", 8);
+  amd("card2", 16);
+  auto devices = probe_device_memory(sources);
+  ASSERT_EQ(devices.size(), 2u);
+  EXPECT_EQ(devices[0].device, "0");
+  EXPECT_EQ(devices[0].total_bytes, 16 * 1073741824.0) << "card2 before card10";
+  EXPECT_EQ(devices[1].device, "1");
+  EXPECT_EQ(devices[1].total_bytes, 8 * 1073741824.0);
+  EXPECT_EQ(devices[1].visible_env, "HIP_VISIBLE_DEVICES");
+
+  // The KFD topology: a CPU node (gpu_id 0), then the GPU whose render node is card10's.
+  amd("renderD128", 16);
+  amd("renderD129", 8);
+  const auto nodes = sources.sys_root / "class/kfd/kfd/topology/nodes";
+  auto node = [&](const std::string& n, const std::string& properties) {
+    std::filesystem::create_directories(nodes / n);
+    std::ofstream(nodes / n / "properties") << properties;
+  };
+  node("0", "cpu_cores_count 16\ngpu_id 0\ndrm_render_minor 0\n");
+  node("1", "simd_count 240\ndrm_render_minor 129\ngpu_id 4022\n");
+  node("2", "drm_render_minor 128\ngpu_id 53111\n");
+  devices = probe_device_memory(sources);
+  ASSERT_EQ(devices.size(), 2u);
+  EXPECT_EQ(devices[0].total_bytes, 8 * 1073741824.0) << "KFD node 1 is HIP device 0";
+  EXPECT_EQ(devices[1].total_bytes, 16 * 1073741824.0);
+  EXPECT_EQ(devices[1].device, "1");
 }
 
 TEST(PromText, WritesFamiliesSamplesAndHistogramsAsTheFormatWants) {
