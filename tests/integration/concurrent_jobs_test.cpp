@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "support/hold_latch.h"
+#include "support/offer_frames.h"
 #include "support/studio_harness.h"
 #include "support/temp_dir.h"
 #include "support/worker_harness.h"
@@ -128,23 +129,6 @@ const std::string kCapacityWelcome =
     R"({"type":"welcome","workerId":"w-1","serverTime":"2026-01-01T00:00:00Z",)"
     R"("features":["capacity"]})";
 
-std::string llm_offer(const std::string& job_id) {
-  return json{
-      {"type", "offer"},
-      {"claim",
-       {{"jobId", job_id},
-        {"gameId", "g"},
-        {"assetName", "a"},
-        {"model", "synthetic-llm"},
-        {"vramGbEstimate", 1},
-        {"task", {{"kind", "llm"}, {"messages", {{{"role", "user"}, {"content", "the prompt"}}}}}},
-        {"modelSource",
-         {{"engine", "synthetic"},
-          {"files", json::array()},
-          {"cliDefaults", {{"cfgScale", 0}, {"steps", 0}, {"width", 0}, {"height", 0}}}}}}}}
-      .dump();
-}
-
 struct ScriptedWorker {
   explicit ScriptedWorker(const ScriptedStudio& studio) {
     worker::WorkerConfig config;
@@ -169,9 +153,9 @@ TEST(ConcurrentJobs, TowardAStudioWithoutCapacityTheWorkerHoldsOneJobAtATime) {
   ASSERT_TRUE(hello);
   EXPECT_THAT(hello->value("features", json::array()).dump(), HasSubstr("\"capacity\""));
   studio.send_text(kReferenceWelcome);
-  studio.send_text(llm_offer("job-a"));
+  studio.send_text(synthetic_llm_offer("job-a"));
   ASSERT_TRUE(studio.next_of_type("accept"));
-  studio.send_text(llm_offer("job-b"));
+  studio.send_text(synthetic_llm_offer("job-b"));
   auto reject = studio.next_of_type("reject");
   ASSERT_TRUE(reject);
   EXPECT_EQ(reject->value("jobId", ""), "job-b");
@@ -197,9 +181,9 @@ TEST(ConcurrentJobs, TowardAStudioWithCapacityTheWorkerTakesASecondJobAndSaysSo)
   auto first = studio.next_of_type("heartbeat");
   ASSERT_TRUE(first);
   EXPECT_EQ((*first)["capacity"]["room"], 3) << first->dump();
-  studio.send_text(llm_offer("job-a"));
+  studio.send_text(synthetic_llm_offer("job-a"));
   ASSERT_TRUE(studio.next_of_type("accept"));
-  studio.send_text(llm_offer("job-b"));
+  studio.send_text(synthetic_llm_offer("job-b"));
   auto second = studio.next_of_type("accept");
   ASSERT_TRUE(second);
   EXPECT_EQ(second->value("jobId", ""), "job-b");

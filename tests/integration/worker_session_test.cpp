@@ -19,6 +19,7 @@
 #include "common/sha256.h"
 #include "sql/sqlite.h"
 #include "support/hold_latch.h"
+#include "support/offer_frames.h"
 #include "support/prom_exposition.h"
 #include "support/temp_dir.h"
 #include "support/test_models.h"
@@ -28,9 +29,13 @@ namespace {
 
 using namespace std::chrono_literals;
 using json = nlohmann::json;
-using ::testing::HasSubstr;
+using sw::testing::chat_task;
+using sw::testing::no_cli_defaults;
+using sw::testing::offer_frame;
 using sw::testing::ScriptedStudio;
+using sw::testing::synthetic_llm_offer;
 using sw::testing::WorkerHarness;
+using ::testing::HasSubstr;
 
 sw::worker::WorkerConfig registered_config(const std::string& url) {
   sw::worker::WorkerConfig config;
@@ -47,46 +52,6 @@ void welcome(ScriptedStudio& studio, const WorkerHarness& worker) {
   ASSERT_TRUE(studio.next_of_type("hello"));
   studio.send_text(kWelcome);
   ASSERT_TRUE(worker.wait_session("connected"));
-}
-
-std::string llm_offer(const std::string& job_id) {
-  return json{{"type", "offer"},
-              {"claim",
-               {{"jobId", job_id},
-                {"gameId", "g"},
-                {"assetName", "a"},
-                {"model", "synthetic-llm"},
-                {"vramGbEstimate", 1},
-                {"task",
-                 {{"kind", "llm"}, {"messages", {{{"role", "user"}, {"content", "the prompt"}}}}}},
-                {"modelSource",
-                 {{"engine", "synthetic"},
-                  {"files", json::array()},
-                  {"cliDefaults",
-                   {{"cfgScale", 0}, {"steps", 0}, {"width", 0}, {"height", 0}}}}}}}}
-      .dump();
-}
-
-json chat_task(const std::string& content) {
-  return {{"kind", "llm"}, {"messages", {{{"role", "user"}, {"content", content}}}}};
-}
-
-json no_defaults() {
-  return {{"cfgScale", 0}, {"steps", 0}, {"width", 0}, {"height", 0}};
-}
-
-std::string offer(const std::string& job_id, const std::string& model, const json& task,
-                  const json& source) {
-  return json{{"type", "offer"},
-              {"claim",
-               {{"jobId", job_id},
-                {"gameId", "g"},
-                {"assetName", "a"},
-                {"model", model},
-                {"vramGbEstimate", 1},
-                {"task", task},
-                {"modelSource", source}}}}
-      .dump();
 }
 
 // The next frame about a job (accept, reject, fail, completeJson, …): heartbeats and log batches
@@ -129,7 +94,7 @@ std::optional<json> place_stories_model(const std::filesystem::path& models,
                  {"filename", "stories260K.gguf"},
                  {"approxBytes", bytes->size()},
                  {"sha256", sw::sha256_hex(*bytes)}}}},
-              {"cliDefaults", no_defaults()}};
+              {"cliDefaults", no_cli_defaults()}};
 }
 
 TEST(WorkerSession, HelloCarriesTheCredentialsAndNothingIsPumpedOrAcceptedBeforeWelcome) {
@@ -143,13 +108,13 @@ TEST(WorkerSession, HelloCarriesTheCredentialsAndNothingIsPumpedOrAcceptedBefore
   EXPECT_EQ(studio.last_header("authorization"), "Bearer token-1");
   EXPECT_EQ(studio.last_header("sec-websocket-protocol"), "studio-worker-v1");
   // An offer before welcome is dropped; no heartbeat goes out before welcome either.
-  studio.send_text(llm_offer("job-early"));
+  studio.send_text(synthetic_llm_offer("job-early"));
   EXPECT_FALSE(studio.next_frame(400ms)) << "nothing may be sent before welcome";
   studio.send_text(kWelcome);
   ASSERT_TRUE(studio.next_of_type("heartbeat"));
   ASSERT_TRUE(worker.wait_session("connected"));
   // A real offer now: accept, then completeJson with the full prompt.
-  studio.send_text(llm_offer("job-1"));
+  studio.send_text(synthetic_llm_offer("job-1"));
   auto accept = studio.next_of_type("accept");
   ASSERT_TRUE(accept);
   EXPECT_EQ((*accept)["jobId"], "job-1");
@@ -189,7 +154,7 @@ TEST(WorkerSession, HeartbeatsCarryTheCurrentConfigAndThePauseFlag) {
   EXPECT_TRUE(shipped);
   EXPECT_EQ(studio.upgrades(), 1);
   // Paused: an offer is rejected with code paused.
-  studio.send_text(llm_offer("job-p"));
+  studio.send_text(synthetic_llm_offer("job-p"));
   auto reject = studio.next_of_type("reject");
   ASSERT_TRUE(reject);
   EXPECT_EQ((*reject)["code"], "paused");
@@ -341,9 +306,9 @@ TEST(WorkerSession, ABusyWorkerRejectsASecondOfferWithCodeBusy) {
   sw::testing::HoldLatch latch(held.synthetic_hold_file);
   ASSERT_TRUE(studio.next_of_type("hello"));
   studio.send_text(kWelcome);
-  studio.send_text(llm_offer("job-a"));
+  studio.send_text(synthetic_llm_offer("job-a"));
   ASSERT_TRUE(studio.next_of_type("accept"));
-  studio.send_text(llm_offer("job-b"));
+  studio.send_text(synthetic_llm_offer("job-b"));
   auto reject = studio.next_of_type("reject");
   ASSERT_TRUE(reject);
   EXPECT_EQ(reject->value("jobId", ""), "job-b");
@@ -373,7 +338,7 @@ TEST(WorkerSession, AnOfferIsAnsweredWhileAResultWaitsForTheDisk) {
   auto other = sw::sql::Db::open(worker.config_path().parent_path() / "outbox.db");
   ASSERT_TRUE(other) << other.error().message;
   ASSERT_TRUE(other->exec("BEGIN IMMEDIATE"));
-  studio.send_text(llm_offer("job-1"));
+  studio.send_text(synthetic_llm_offer("job-1"));
   ASSERT_TRUE(studio.next_of_type("accept"));
   // The engine is done with job-1 (the gate is free) and its result is on its way to the disk
   // (the job is active until the outbox has it): the status route answers meanwhile.
@@ -393,7 +358,7 @@ TEST(WorkerSession, AnOfferIsAnsweredWhileAResultWaitsForTheDisk) {
     if (!seen) std::this_thread::sleep_for(5ms);
   }
   ASSERT_TRUE(seen) << worker.status().dump();
-  studio.send_text(llm_offer("job-2"));
+  studio.send_text(synthetic_llm_offer("job-2"));
   auto answer = next_job_frame(studio);
   ASSERT_TRUE(answer);
   EXPECT_EQ(answer->value("jobId", ""), "job-2") << answer->dump();
@@ -423,13 +388,13 @@ TEST(WorkerSession, AFullOutboxRejectsOffersWithCodeBusyUntilDeliveryCatchesUp) 
   config.outbox_max_entries = 1;
   WorkerHarness worker(dir.path(), config);
   welcome(studio, worker);
-  studio.send_text(llm_offer("job-1"));
+  studio.send_text(synthetic_llm_offer("job-1"));
   ASSERT_TRUE(studio.next_of_type("accept"));
   auto complete = studio.next_of_type("completeJson");
   ASSERT_TRUE(complete);
   ASSERT_EQ(complete->value("jobId", ""), "job-1");
   // Not acknowledged: the result stays in the outbox, which is now full.
-  studio.send_text(llm_offer("job-2"));
+  studio.send_text(synthetic_llm_offer("job-2"));
   auto reject = studio.next_of_type("reject");
   ASSERT_TRUE(reject);
   EXPECT_EQ(reject->value("jobId", ""), "job-2");
@@ -448,7 +413,7 @@ TEST(WorkerSession, AFullOutboxRejectsOffersWithCodeBusyUntilDeliveryCatchesUp) 
     }
     return false;
   }()) << worker.status().dump();
-  studio.send_text(llm_offer("job-3"));
+  studio.send_text(synthetic_llm_offer("job-3"));
   auto accept = studio.next_of_type("accept");
   ASSERT_TRUE(accept);
   EXPECT_EQ(accept->value("jobId", ""), "job-3");
@@ -526,8 +491,8 @@ TEST(WorkerSession, AnOfferForAnEngineTheWorkerLacksIsRejectedNamingItNotFailed)
                        {{{"role", "model"},
                          {"url", "https://models.invalid/qwen.gguf"},
                          {"filename", "qwen.gguf"}}}},
-                      {"cliDefaults", no_defaults()}};
-  studio.send_text(offer("job-llama", "qwen3.5-0.8b", chat_task("hi"), llama));
+                      {"cliDefaults", no_cli_defaults()}};
+  studio.send_text(offer_frame("job-llama", "qwen3.5-0.8b", chat_task("hi"), llama));
   auto reject = next_job_frame(studio);
   ASSERT_TRUE(reject);
   EXPECT_EQ((*reject)["type"], "reject") << reject->dump();
@@ -538,7 +503,7 @@ TEST(WorkerSession, AnOfferForAnEngineTheWorkerLacksIsRejectedNamingItNotFailed)
   EXPECT_FALSE(reject->contains("code")) << "not busy or paused: the job goes elsewhere";
 
   // Nothing else follows about that job: the next frames are about the next offer, which runs.
-  studio.send_text(llm_offer("job-2"));
+  studio.send_text(synthetic_llm_offer("job-2"));
   auto accept = next_job_frame(studio);
   ASSERT_TRUE(accept);
   EXPECT_EQ((*accept)["type"], "accept") << accept->dump();
@@ -573,8 +538,8 @@ TEST(WorkerSession, ARunnerProgramRemovedAfterStartIsNoLongerAdvertisedAndItsOff
                        {{{"role", "model"},
                          {"url", "https://models.invalid/qwen.gguf"},
                          {"filename", "qwen.gguf"}}}},
-                      {"cliDefaults", no_defaults()}};
-  studio.send_text(offer("job-gone", "qwen", chat_task("hi"), llama));
+                      {"cliDefaults", no_cli_defaults()}};
+  studio.send_text(offer_frame("job-gone", "qwen", chat_task("hi"), llama));
   auto reject = next_job_frame(studio);
   ASSERT_TRUE(reject);
   EXPECT_EQ(reject->at("type"), "reject") << reject->dump();
@@ -624,7 +589,7 @@ TEST(WorkerSession, WithTheSyntheticEngineOffOnlyTheRealEnginesKindsAreAdvertise
   ASSERT_TRUE(worker.wait_session("connected"));
   // A synthetic job is refused the same way as any missing engine, saying where it was switched
   // off.
-  studio.send_text(llm_offer("job-s"));
+  studio.send_text(synthetic_llm_offer("job-s"));
   auto reject = next_job_frame(studio);
   ASSERT_TRUE(reject);
   EXPECT_EQ((*reject)["type"], "reject") << reject->dump();
@@ -656,7 +621,7 @@ TEST(WorkerSession, AModelWhoseIdIsItsFileNameRunsAndIsAdvertisedOnceHeld) {
     studio.send_text(kWelcome);
     ASSERT_TRUE(worker.wait_session("connected"));
 
-    studio.send_text(offer("job-file-id", "stories260K.gguf", chat_task("Once"), source));
+    studio.send_text(offer_frame("job-file-id", "stories260K.gguf", chat_task("Once"), source));
     auto accept = next_job_frame(studio);
     ASSERT_TRUE(accept);
     EXPECT_EQ((*accept)["type"], "accept") << accept->dump() << worker.logs();
@@ -708,7 +673,7 @@ TEST(WorkerSession, ARunnerThatStallsMidAnswerFailsTheJobRetryablyToTheStudio) {
   config.runner_inference_stall_secs = 1;
   WorkerHarness worker(dir.path(), config);
   welcome(studio, worker);
-  studio.send_text(offer("job-stalls", "stories260K.gguf", chat_task("Once"), *placed));
+  studio.send_text(offer_frame("job-stalls", "stories260K.gguf", chat_task("Once"), *placed));
   auto accept = next_job_frame(studio);
   ASSERT_TRUE(accept);
   ASSERT_EQ((*accept)["type"], "accept") << accept->dump() << worker.logs();
@@ -738,7 +703,7 @@ TEST(WorkerSession, PauseUnloadStopsTheIdleRunnerAndRefusesTheNextOffer) {
   config.llama_server_path = SW_FAKE_RUNNER_BIN;
   WorkerHarness worker(dir.path(), config);
   welcome(studio, worker);
-  studio.send_text(offer("job-run", "stories260K.gguf", chat_task("Once"), source));
+  studio.send_text(offer_frame("job-run", "stories260K.gguf", chat_task("Once"), source));
   auto accept = next_job_frame(studio);
   ASSERT_TRUE(accept);
   ASSERT_EQ((*accept)["type"], "accept") << accept->dump() << worker.logs();
@@ -767,7 +732,7 @@ TEST(WorkerSession, PauseUnloadStopsTheIdleRunnerAndRefusesTheNextOffer) {
   EXPECT_EQ(after.value("runnersUnloaded", false), true);
   EXPECT_TRUE(after["runners"].empty()) << after.dump();
 
-  studio.send_text(offer("job-next", "stories260K.gguf", chat_task("Twice"), source));
+  studio.send_text(offer_frame("job-next", "stories260K.gguf", chat_task("Twice"), source));
   auto refused = next_job_frame(studio);
   ASSERT_TRUE(refused);
   EXPECT_EQ((*refused)["type"], "reject") << refused->dump();

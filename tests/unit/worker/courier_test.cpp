@@ -16,6 +16,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "support/loop_turns.h"
 #include "support/temp_dir.h"
 
 namespace sw::worker {
@@ -117,15 +118,7 @@ class CourierTest : public ::testing::Test {
 
   // Runs the loop until `done` holds. The outbox's writer thread posts its answers to the loop,
   // so the loop is run in short turns; the deadline only guards a broken test.
-  bool run_until(const std::function<bool()>& done) {
-    const auto deadline = std::chrono::steady_clock::now() + 10s;
-    while (!done()) {
-      if (std::chrono::steady_clock::now() > deadline) return false;
-      if (loop.stopped()) loop.restart();
-      loop.run_one_for(10ms);
-    }
-    return true;
-  }
+  bool run_until(const std::function<bool()>& done) { return testing::run_loop_until(loop, done); }
 
   // The stored entry of `job` (attempts, next attempt, last error), if it is still there.
   std::optional<OutboxEntry> stored(const std::string& job) {

@@ -25,6 +25,8 @@
 #include <nlohmann/json.hpp>
 
 #include "engines/synthetic/synthetic_engine.h"
+#include "support/loop_turns.h"
+#include "support/offer_frames.h"
 #include "support/temp_dir.h"
 
 namespace sw::worker {
@@ -33,6 +35,8 @@ namespace {
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
 using json = nlohmann::json;
+using testing::run_loop_until;
+using testing::synthetic_llm_offer;
 
 // The studio's end of one link: what the worker sent, and what the test makes the studio say.
 class FakeSocket final : public net::WsClient {
@@ -103,23 +107,6 @@ class FakeSocket final : public net::WsClient {
 const std::string kWelcome =
     R"({"type":"welcome","workerId":"w-1","serverTime":"2026-01-01T00:00:00Z"})";
 
-std::string llm_offer(const std::string& job_id) {
-  return json{
-      {"type", "offer"},
-      {"claim",
-       {{"jobId", job_id},
-        {"gameId", "g"},
-        {"assetName", "a"},
-        {"model", "synthetic-llm"},
-        {"vramGbEstimate", 0},
-        {"task", {{"kind", "llm"}, {"messages", {{{"role", "user"}, {"content", "the prompt"}}}}}},
-        {"modelSource",
-         {{"engine", "synthetic"},
-          {"files", json::array()},
-          {"cliDefaults", {{"cfgScale", 0}, {"steps", 0}, {"width", 0}, {"height", 0}}}}}}}}
-      .dump();
-}
-
 WorkerConfig registered_config() {
   WorkerConfig config;
   config.api_base_url = "http://studio.test/";
@@ -177,15 +164,7 @@ class SessionTest : public ::testing::Test {
   // Runs the loop until `done` holds. Jobs run on the pool and the outbox's disk work on its
   // writer thread, both answering on the loop, so it is run in short turns; the deadline only
   // guards a broken test.
-  bool run_until(const std::function<bool()>& done) {
-    const auto deadline = std::chrono::steady_clock::now() + 10s;
-    while (!done()) {
-      if (std::chrono::steady_clock::now() > deadline) return false;
-      if (loop.stopped()) loop.restart();
-      loop.run_one_for(10ms);
-    }
-    return true;
-  }
+  bool run_until(const std::function<bool()>& done) { return testing::run_loop_until(loop, done); }
 
   // Jobs wait in the synthetic engine until this is called (no timing window: SyntheticEngine).
   void hold_jobs() { std::filesystem::remove(dir.path() / "release"); }
@@ -234,11 +213,11 @@ TEST_F(SessionTest, HelloGoesFirstWithTheTokenAndFeaturesAndNothingElseBeforeThe
 
   // An offer before the welcome is dropped: no accept, no reject, no heartbeat. A job offered
   // after it runs to its result, and by then an answer to the early one would have gone out.
-  link(0).say(llm_offer("job-early"));
+  link(0).say(synthetic_llm_offer("job-early", "the prompt", 0));
   link(0).say(kWelcome);
   ASSERT_TRUE(sent(0, "heartbeat"));
   EXPECT_EQ(status.view().session.phase, SessionPhase::Connected);
-  link(0).say(llm_offer("job-after"));
+  link(0).say(synthetic_llm_offer("job-after", "the prompt", 0));
   ASSERT_TRUE(sent(0, "completeJson"));
   for (const auto& frame : link(0).sent) {
     EXPECT_NE(frame.value("jobId", ""), "job-early") << frame.dump();
@@ -249,7 +228,7 @@ TEST_F(SessionTest, AnOfferIsAcceptedRunAndItsResultLeavesTheOutboxOnTheStudiosA
   start();
   ASSERT_TRUE(sent(0, "hello"));
   link(0).say(kWelcome);
-  link(0).say(llm_offer("job-1"));
+  link(0).say(synthetic_llm_offer("job-1", "the prompt", 0));
   ASSERT_TRUE(sent(0, "completeJson"));
   ASSERT_EQ(link(0).of_type("accept").size(), 1u);
   EXPECT_EQ(link(0).of_type("accept")[0]["jobId"], "job-1");
@@ -267,7 +246,7 @@ TEST_F(SessionTest, ALinkThatDropsIsReopenedAndTheUnacknowledgedResultGoesOnTheN
   start();
   ASSERT_TRUE(sent(0, "hello"));
   link(0).say(kWelcome);
-  link(0).say(llm_offer("job-1"));
+  link(0).say(synthetic_llm_offer("job-1", "the prompt", 0));
   ASSERT_TRUE(sent(0, "completeJson"));
   link(0).drop();
 
@@ -309,7 +288,7 @@ TEST_F(SessionTest, ACapacityStudioHearsOfAnAcceptedJobAtOnceWithTheRoomLeft) {
               R"("features":["capacity"]})");
   ASSERT_TRUE(sent(0, "heartbeat"));
   EXPECT_EQ(link(0).of_type("heartbeat")[0]["capacity"]["room"], 2);
-  link(0).say(llm_offer("job-1"));
+  link(0).say(synthetic_llm_offer("job-1", "the prompt", 0));
   ASSERT_TRUE(sent(0, "accept"));
   // Heartbeats are an hour apart here: only the event-driven beat can say this. The studio
   // counts the worker's slots as the jobs a beat lists plus its room, so a beat that names the
@@ -339,7 +318,7 @@ TEST_F(SessionTest, APausedWorkerRejectsAnOfferWithThePausedCode) {
   start();
   ASSERT_TRUE(sent(0, "hello"));
   link(0).say(kWelcome);
-  link(0).say(llm_offer("job-1"));
+  link(0).say(synthetic_llm_offer("job-1", "the prompt", 0));
   ASSERT_TRUE(sent(0, "reject"));
   const json reject = link(0).of_type("reject")[0];
   EXPECT_EQ(reject["jobId"], "job-1");
