@@ -76,8 +76,9 @@ HttpRequest to_request(const http::request<Body>& req, const std::string& remote
 }
 
 template <class Response>
-void apply_headers(Response& res, const HttpResponse& response, bool keep_alive) {
-  res.set(http::field::server, "studio-server/" SW_VERSION);
+void apply_headers(Response& res, const HttpResponse& response, bool keep_alive,
+                   const std::string& product) {
+  res.set(http::field::server, product);
   res.set(http::field::content_type, response.content_type);
   for (const auto& header : response.headers) {
     res.set(header.name, header.value);
@@ -710,7 +711,7 @@ class HttpConnection : public Connection {
                                        "stored result file is unreadable: " + open_ec.message());
       } else {
         http::response<http::file_body> res{static_cast<http::status>(response.status), 11};
-        apply_headers(res, response, keep_alive);
+        apply_headers(res, response, keep_alive, server_->options.product);
         res.body() = std::move(file);
         res.prepare_payload();
         auto [ec, n] = co_await http::async_write(stream_, res, kUseTuple);
@@ -719,7 +720,7 @@ class HttpConnection : public Connection {
       }
     }
     http::response<http::string_body> res{static_cast<http::status>(response.status), 11};
-    apply_headers(res, response, keep_alive);
+    apply_headers(res, response, keep_alive, server_->options.product);
     res.body() = std::move(response.body);
     res.prepare_payload();
     auto [ec, n] = co_await http::async_write(stream_, res, kUseTuple);
@@ -752,7 +753,7 @@ class HttpConnection : public Connection {
 
   asio::awaitable<void> serve_stream() {
     http::response<http::empty_body> head{http::status::ok, 11};
-    head.set(http::field::server, "studio-server/" SW_VERSION);
+    head.set(http::field::server, server_->options.product);
     head.set(http::field::content_type, stream_content_type_);
     head.set(http::field::cache_control, "no-cache");
     head.keep_alive(false);

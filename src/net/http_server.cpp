@@ -107,17 +107,17 @@ class RateLimitedLog {
 // Refuses an accepted socket without serving it: reads what the peer has already sent (so the
 // close is less likely to become a reset that eats the answer), sends a canned 503 in one
 // non-blocking send when the peer speaks plain HTTP, and closes. Never waits.
-void refuse_socket(int fd, bool plain_http, const std::string& why, std::chrono::seconds retry) {
+void refuse_socket(int fd, bool plain_http, const std::string& why, std::chrono::seconds retry,
+                   const std::string& product) {
   std::array<char, 4096> scratch{};
   for (int i = 0; i < 4 && ::recv(fd, scratch.data(), scratch.size(), MSG_DONTWAIT) > 0; ++i) {
   }
   if (plain_http) {
     const std::string body = fmt::format(R"({{"error":"unavailable","message":"{}"}})", why);
     const std::string response = fmt::format(
-        "HTTP/1.1 503 Service Unavailable\r\nServer: studio-server/" SW_VERSION
-        "\r\nRetry-After: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n"
-        "Connection: close\r\n\r\n{}",
-        retry.count(), body.size(), body);
+        "HTTP/1.1 503 Service Unavailable\r\nServer: {}\r\nRetry-After: {}\r\n"
+        "Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
+        product, retry.count(), body.size(), body);
     [[maybe_unused]] const auto sent =
         ::send(fd, response.data(), response.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
     ::shutdown(fd, SHUT_WR);
@@ -149,7 +149,7 @@ asio::awaitable<void> accept_loop(std::shared_ptr<HttpServer::Impl> server) {
                                  SOCK_CLOEXEC | SOCK_NONBLOCK);
         if (fd >= 0) {
           refuse_socket(fd, !server->tls, "the server is out of file descriptors",
-                        options.refused_retry_after);
+                        options.refused_retry_after, options.product);
           ::close(fd);
           drained = true;
         }
@@ -177,7 +177,8 @@ asio::awaitable<void> accept_loop(std::shared_ptr<HttpServer::Impl> server) {
     std::string remote = endpoint_ec ? std::string("unknown") : endpoint.address().to_string();
     if (const auto why = server->over_cap(remote); !why.empty()) {
       ++server->refused;
-      refuse_socket(socket.native_handle(), !server->tls, why, options.refused_retry_after);
+      refuse_socket(socket.native_handle(), !server->tls, why, options.refused_retry_after,
+                    options.product);
       socket.close(endpoint_ec);
       if (std::uint64_t suppressed = 0; refusal_log.due(options.limit_log_interval, suppressed)) {
         logger().warn("http.connection_refused", {{"remote", remote},

@@ -150,6 +150,9 @@ class HttpHandler {
 };
 
 struct ServerOptions {
+  // The `Server` header of every response: which program answers (the worker's local API is
+  // not the studio).
+  std::string product = "studio-server/" SW_VERSION;
   std::string host = "127.0.0.1";
   std::uint16_t port = 0;  // 0: an ephemeral port, read back with HttpServer::port()
   std::optional<std::string> tls_cert_file;  // PEM; both or neither

@@ -396,6 +396,7 @@ ExitCode Daemon::run() {
   // The local API first (it works unregistered): env port, else config, else 4787; a busy port
   // falls back to an ephemeral one.
   net::ServerOptions server_options;
+  server_options.product = "studio-worker/" SW_VERSION;
   server_options.host = "127.0.0.1";
   server_options.port = impl.options.local_api_port
                             ? *impl.options.local_api_port

@@ -40,7 +40,10 @@ TEST(WorkerLocalApi, GuardsCheckHostOriginAndTokenInThatOrder) {
   sw::testing::TempDir dir;
   WorkerHarness worker(dir.path(), unregistered());
   const auto port = worker.api_port();
-  EXPECT_EQ(http_request(port, "GET", "/healthz").status, 200) << "healthz needs no token";
+  const auto health = http_request(port, "GET", "/healthz");
+  EXPECT_EQ(health.status, 200) << "healthz needs no token";
+  EXPECT_THAT(header(health, "server"), ::testing::StartsWith("studio-worker/"))
+      << "the worker's API answers as the worker, not as a studio";
   auto no_token = http_request(port, "GET", "/daemon/status");
   EXPECT_EQ(no_token.status, 401);
   EXPECT_THAT(no_token.body, HasSubstr("local-api.json"));
