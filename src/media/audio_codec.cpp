@@ -1,14 +1,12 @@
 #include "media/audio_codec.h"
 
-#include <sndfile.h>
-#include <soxr.h>
-
 #include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstring>
 #include <memory>
 
+#include "media/codec_libraries.h"
 #include "media/encoders.h"
 
 namespace sw::media {
@@ -67,7 +65,8 @@ SF_VIRTUAL_IO memory_io() {
 }
 
 struct SndfileCloser {
-  void operator()(SNDFILE* file) const { sf_close(file); }
+  const SndfileApi* api;
+  void operator()(SNDFILE* file) const { api->sf_close(file); }
 };
 using SndfileHandle = std::unique_ptr<SNDFILE, SndfileCloser>;
 
@@ -86,14 +85,18 @@ constexpr double kMaxSeconds = 4.0 * 3600;  // longer than any job; bounds the a
 
 Result<DecodedAudio> decode_audio(std::span<const std::uint8_t> bytes) {
   if (bytes.empty()) return fail(Error::invalid_argument("audio input is empty"));
+  auto loaded = sndfile_api();
+  if (!loaded) return fail(loaded.error());
+  const SndfileApi* api = *loaded;
   MemoryFile file{bytes, nullptr, 0};
   SF_VIRTUAL_IO io = memory_io();
   SF_INFO info{};
-  SndfileHandle handle(sf_open_virtual(&io, SFM_READ, &info, &file));
+  SndfileHandle handle(api->sf_open_virtual(&io, SFM_READ, &info, &file), SndfileCloser{api});
   if (!handle) {
-    return fail(Error::invalid_argument("audio input is not in a format this worker reads "
-                                        "(WAV, FLAC, Ogg, Opus, MP3): {}",
-                                        sf_strerror(nullptr)));
+    return fail(
+        Error::invalid_argument("audio input is not in a format this worker reads "
+                                "(WAV, FLAC, Ogg, Opus, MP3): {}",
+                                api->sf_strerror(nullptr)));
   }
   if (info.channels <= 0 || static_cast<std::uint32_t>(info.channels) > kMaxChannels ||
       info.samplerate <= 0 || info.samplerate > 384000) {
@@ -110,7 +113,7 @@ Result<DecodedAudio> decode_audio(std::span<const std::uint8_t> bytes) {
   // Read in blocks: `frames` is a header claim and may be wrong for streamed formats.
   std::vector<float> block(4096 * audio.channels);
   for (;;) {
-    const sf_count_t got = sf_readf_float(handle.get(), block.data(), 4096);
+    const sf_count_t got = api->sf_readf_float(handle.get(), block.data(), 4096);
     if (got <= 0) break;
     audio.samples.insert(audio.samples.end(), block.begin(),
                          block.begin() + static_cast<std::ptrdiff_t>(got * audio.channels));
@@ -139,13 +142,16 @@ Result<std::vector<float>> resample(std::span<const float> interleaved, std::uin
       std::llround(static_cast<double>(frames) * to_hz / static_cast<double>(from_hz)));
   std::vector<float> out(out_frames * channels);
   if (frames == 0 || out_frames == 0) return out;
-  const soxr_io_spec_t io = soxr_io_spec(SOXR_FLOAT32_I, SOXR_FLOAT32_I);
+  auto loaded = soxr_api();
+  if (!loaded) return fail(loaded.error());
+  const SoxrApi* api = *loaded;
+  const soxr_io_spec_t io = api->soxr_io_spec(SOXR_FLOAT32_I, SOXR_FLOAT32_I);
   // soxr_oneshot's own default is the low-quality recipe; ask for the high-quality one.
-  const soxr_quality_spec_t quality = soxr_quality_spec(SOXR_HQ, 0);
+  const soxr_quality_spec_t quality = api->soxr_quality_spec(SOXR_HQ, 0);
   std::size_t done = 0;
   const soxr_error_t error =
-      soxr_oneshot(from_hz, to_hz, channels, interleaved.data(), frames, nullptr, out.data(),
-                   out_frames, &done, &io, &quality, nullptr);
+      api->soxr_oneshot(from_hz, to_hz, channels, interleaved.data(), frames, nullptr, out.data(),
+                        out_frames, &done, &io, &quality, nullptr);
   if (error != nullptr) {
     return fail(
         Error::internal("libsoxr cannot resample {} Hz to {} Hz: {}", from_hz, to_hz, error));
@@ -192,6 +198,9 @@ Result<Bytes> encode_audio(std::span<const std::int16_t> samples, std::uint32_t 
   }
   if (sample_rate == 0) return fail(Error::invalid_argument("audio at 0 Hz cannot be encoded"));
   if (ext == "wav") return encode_wav_pcm16(samples, sample_rate, 1);  // any rate
+  auto loaded = sndfile_api();
+  if (!loaded) return fail(loaded.error());
+  const SndfileApi* api = *loaded;
   const std::uint32_t rate = encoded_sample_rate(ext, sample_rate);
   std::vector<float> resampled;
   if (rate != sample_rate) {
@@ -213,19 +222,19 @@ Result<Bytes> encode_audio(std::span<const std::int16_t> samples, std::uint32_t 
   info.channels = 1;
   info.format = format_for(ext);
   {
-    SndfileHandle handle(sf_open_virtual(&io, SFM_WRITE, &info, &file));
+    SndfileHandle handle(api->sf_open_virtual(&io, SFM_WRITE, &info, &file), SndfileCloser{api});
     if (!handle) {
-      return fail(
-          Error::internal("cannot write {} audio at {} Hz: {}", ext, rate, sf_strerror(nullptr)));
+      return fail(Error::internal("cannot write {} audio at {} Hz: {}", ext, rate,
+                                  api->sf_strerror(nullptr)));
     }
     const std::size_t count = rate != sample_rate ? resampled.size() : samples.size();
     const sf_count_t written =
         rate != sample_rate
-            ? sf_write_float(handle.get(), resampled.data(), static_cast<sf_count_t>(count))
-            : sf_write_short(handle.get(), samples.data(), static_cast<sf_count_t>(count));
+            ? api->sf_write_float(handle.get(), resampled.data(), static_cast<sf_count_t>(count))
+            : api->sf_write_short(handle.get(), samples.data(), static_cast<sf_count_t>(count));
     if (written != static_cast<sf_count_t>(count)) {
       return fail(Error::internal("writing {} audio stopped after {} of {} samples: {}", ext,
-                                  written, count, sf_strerror(handle.get())));
+                                  written, count, api->sf_strerror(handle.get())));
     }
   }  // sf_close flushes the encoder's last frames
   if (out.empty()) return fail(Error::internal("the {} encoder wrote nothing", ext));

@@ -1,8 +1,10 @@
 #pragma once
 // Audio in and out of the formats Debian's libsndfile handles (WAV, FLAC, Ogg Vorbis, Opus, MP3),
 // the 16 kHz mono PCM16 that whisper.cpp wants, and sample-rate conversion with libsoxr.
-// Thread-safe (no shared state); the input is untrusted and every failure is an error value naming
-// the problem.
+// Thread-safe (the only shared state is each library's table, loaded once); the input is untrusted
+// and every failure is an error value naming the problem. libsndfile and libsoxr are opened when
+// first needed (media/codec_libraries.h); where one cannot be loaded, a call that needs it is
+// NotFound naming its package.
 //
 // Units: sample rates in Hz; samples interleaved by channel; float samples full scale at -1..1,
 // int16 samples at -32768..32767. Lengths in frames (one sample per channel).

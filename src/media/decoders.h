@@ -1,6 +1,7 @@
 #pragma once
 // Decoders for images the worker must read back (a runner's output). Input is untrusted: sizes are
-// bounded and damage is an error value. Thread-safe.
+// bounded and damage is an error value. Thread-safe. libpng is opened on the first call
+// (media/codec_libraries.h); where it cannot be loaded, every call is NotFound naming its package.
 
 #include <span>
 

@@ -1,6 +1,8 @@
 #pragma once
-// Encoders for result bytes. Every function is thread-safe (no shared state) and returns an error
-// value, never a partial file.
+// Encoders for result bytes. Every function is thread-safe (the only shared state is the codec
+// library's table, loaded once: media/codec_libraries.h) and returns an error value, never a
+// partial file. The first call of an encoder opens its library (libpng, libwebp + libwebpmux,
+// giflib); where that library cannot be loaded, every call is NotFound naming its package.
 
 #include <span>
 

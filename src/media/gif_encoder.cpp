@@ -1,10 +1,9 @@
-#include <gif_lib.h>
-
 #include <algorithm>
 #include <array>
 #include <cstring>
 #include <memory>
 
+#include "media/codec_libraries.h"
 #include "media/encoders.h"
 
 namespace sw::media {
@@ -37,14 +36,15 @@ int write_bytes(GifFileType* gif, const GifByteType* data, int length) {
 }
 
 struct GifCloser {
+  const GifApi* api;
   void operator()(GifFileType* gif) const {
     int error = 0;
-    EGifCloseFile(gif, &error);
+    api->EGifCloseFile(gif, &error);
   }
 };
 
-std::string gif_error(int code) {
-  const char* text = GifErrorString(code);
+std::string gif_error(const GifApi* api, int code) {
+  const char* text = api->GifErrorString(code);
   return text != nullptr ? text : "unknown giflib error";
 }
 
@@ -65,6 +65,10 @@ Result<Bytes> encode_animated_gif(std::span<const RgbaImage> frames, std::uint32
     }
   }
 
+  auto loaded = gif_api();
+  if (!loaded) return fail(loaded.error());
+  const GifApi* api = *loaded;
+
   std::array<GifColorType, 256> colours{};
   int index = 0;
   for (int r = 0; r < kRedLevels; ++r) {
@@ -77,30 +81,31 @@ Result<Bytes> encode_animated_gif(std::span<const RgbaImage> frames, std::uint32
       }
     }
   }
-  std::unique_ptr<ColorMapObject, decltype(&GifFreeMapObject)> palette(
-      GifMakeMapObject(256, colours.data()), &GifFreeMapObject);
+  std::unique_ptr<ColorMapObject, decltype(api->GifFreeMapObject)> palette(
+      api->GifMakeMapObject(256, colours.data()), api->GifFreeMapObject);
   if (!palette) return fail(Error::internal("gif: GifMakeMapObject failed"));
 
   Bytes out;
   int error = 0;
-  std::unique_ptr<GifFileType, GifCloser> gif(EGifOpen(&out, write_bytes, &error));
-  if (!gif) return fail(Error::internal("gif: EGifOpen failed: {}", gif_error(error)));
-  EGifSetGifVersion(gif.get(), true);  // GIF89a: needed for delays and looping
+  std::unique_ptr<GifFileType, GifCloser> gif(api->EGifOpen(&out, write_bytes, &error),
+                                              GifCloser{api});
+  if (!gif) return fail(Error::internal("gif: EGifOpen failed: {}", gif_error(api, error)));
+  api->EGifSetGifVersion(gif.get(), true);  // GIF89a: needed for delays and looping
 
-  if (EGifPutScreenDesc(gif.get(), static_cast<int>(width), static_cast<int>(height), 8, 0,
-                        palette.get()) == GIF_ERROR) {
-    return fail(
-        Error::internal("gif: writing the screen descriptor failed: {}", gif_error(gif->Error)));
+  if (api->EGifPutScreenDesc(gif.get(), static_cast<int>(width), static_cast<int>(height), 8, 0,
+                             palette.get()) == GIF_ERROR) {
+    return fail(Error::internal("gif: writing the screen descriptor failed: {}",
+                                gif_error(api, gif->Error)));
   }
   // NETSCAPE2.0 application extension: loop forever.
   const GifByteType netscape[] = {'N', 'E', 'T', 'S', 'C', 'A', 'P', 'E', '2', '.', '0'};
   const GifByteType loop[] = {1, 0, 0};
-  if (EGifPutExtensionLeader(gif.get(), APPLICATION_EXT_FUNC_CODE) == GIF_ERROR ||
-      EGifPutExtensionBlock(gif.get(), sizeof(netscape), netscape) == GIF_ERROR ||
-      EGifPutExtensionBlock(gif.get(), sizeof(loop), loop) == GIF_ERROR ||
-      EGifPutExtensionTrailer(gif.get()) == GIF_ERROR) {
+  if (api->EGifPutExtensionLeader(gif.get(), APPLICATION_EXT_FUNC_CODE) == GIF_ERROR ||
+      api->EGifPutExtensionBlock(gif.get(), sizeof(netscape), netscape) == GIF_ERROR ||
+      api->EGifPutExtensionBlock(gif.get(), sizeof(loop), loop) == GIF_ERROR ||
+      api->EGifPutExtensionTrailer(gif.get()) == GIF_ERROR) {
     return fail(
-        Error::internal("gif: writing the loop extension failed: {}", gif_error(gif->Error)));
+        Error::internal("gif: writing the loop extension failed: {}", gif_error(api, gif->Error)));
   }
 
   const int delay_cs = std::max(1, static_cast<int>(100.0 / fps + 0.5));
@@ -112,12 +117,13 @@ Result<Bytes> encode_animated_gif(std::span<const RgbaImage> frames, std::uint32
     gcb.DelayTime = delay_cs;
     gcb.TransparentColor = NO_TRANSPARENT_COLOR;
     GifByteType gcb_bytes[4];
-    EGifGCBToExtension(&gcb, gcb_bytes);
-    if (EGifPutExtension(gif.get(), GRAPHICS_EXT_FUNC_CODE, sizeof(gcb_bytes), gcb_bytes) ==
+    api->EGifGCBToExtension(&gcb, gcb_bytes);
+    if (api->EGifPutExtension(gif.get(), GRAPHICS_EXT_FUNC_CODE, sizeof(gcb_bytes), gcb_bytes) ==
             GIF_ERROR ||
-        EGifPutImageDesc(gif.get(), 0, 0, static_cast<int>(width), static_cast<int>(height), false,
-                         nullptr) == GIF_ERROR) {
-      return fail(Error::internal("gif: writing a frame header failed: {}", gif_error(gif->Error)));
+        api->EGifPutImageDesc(gif.get(), 0, 0, static_cast<int>(width), static_cast<int>(height),
+                              false, nullptr) == GIF_ERROR) {
+      return fail(
+          Error::internal("gif: writing a frame header failed: {}", gif_error(api, gif->Error)));
     }
     for (std::uint32_t y = 0; y < height; ++y) {
       const std::uint8_t* px = frame.row(y);
@@ -128,14 +134,14 @@ Result<Bytes> encode_animated_gif(std::span<const RgbaImage> frames, std::uint32
         int b = quantise(px[2], kBlueLevels, threshold);
         line[x] = static_cast<GifPixelType>((r * kGreenLevels + g) * kBlueLevels + b);
       }
-      if (EGifPutLine(gif.get(), line.data(), static_cast<int>(width)) == GIF_ERROR) {
-        return fail(Error::internal("gif: writing pixels failed: {}", gif_error(gif->Error)));
+      if (api->EGifPutLine(gif.get(), line.data(), static_cast<int>(width)) == GIF_ERROR) {
+        return fail(Error::internal("gif: writing pixels failed: {}", gif_error(api, gif->Error)));
       }
     }
   }
   GifFileType* raw = gif.release();
-  if (EGifCloseFile(raw, &error) == GIF_ERROR) {
-    return fail(Error::internal("gif: closing the stream failed: {}", gif_error(error)));
+  if (api->EGifCloseFile(raw, &error) == GIF_ERROR) {
+    return fail(Error::internal("gif: closing the stream failed: {}", gif_error(api, error)));
   }
   return out;
 }
