@@ -12,8 +12,10 @@
 #include <unistd.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <array>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -99,6 +101,52 @@ TEST(WorkerFarm, AWorkerIsApprovedAndRunsAJobOfEveryKindWhoseResultsDecode) {
   EXPECT_EQ(worker.status()["recentJobs"].size(), 5u);
   EXPECT_EQ(worker.terminate(), 0);
   EXPECT_FALSE(std::filesystem::exists(dir.path() / "w1" / "local-api.json"));
+}
+
+// The shared libraries of process `pid` (its /proc/<pid>/maps), e.g. "libcurl.so.4.8.0".
+std::set<std::string> mapped_libraries(pid_t pid) {
+  std::set<std::string> names;
+  std::istringstream maps(read_file("/proc/" + std::to_string(pid) + "/maps"));
+  for (std::string line; std::getline(maps, line);) {
+    const auto slash = line.rfind('/');
+    if (slash != std::string::npos && line.find(".so", slash) != std::string::npos) {
+      names.insert(line.substr(slash + 1));
+    }
+  }
+  return names;
+}
+
+bool maps_one_of(const std::set<std::string>& libraries, const std::string& stem) {
+  return std::any_of(libraries.begin(), libraries.end(),
+                     [&](const std::string& name) { return name.starts_with(stem + "."); });
+}
+
+// An idle worker carries only what it uses (issue 19: its resident memory): the libraries of
+// downloads (libcurl and its TLS/Kerberos/LDAP tree), of codecs and of speech are opened when a
+// job first needs them. The worker is started again once approved, as its service would start
+// it: while it waits for approval it polls the studio over libcurl, which then stays loaded.
+TEST(WorkerFarm, AnIdleWorkerHasNotLoadedDownloadCodecOrSpeechLibrariesUntilAJobNeedsThem) {
+  sw::testing::TempDir dir;
+  Studio studio(dir.path() / "studio");
+  studio.add_models();
+  Worker worker(dir.path() / "w1", studio);
+  EXPECT_TRUE(worker.wait_session("waiting_for_approval"));
+  studio.approve_next();
+  ASSERT_TRUE(worker.wait_session("connected")) << worker.log();
+  ASSERT_EQ(worker.terminate(), 0);
+  worker.start();
+  ASSERT_TRUE(worker.wait_session("connected")) << worker.log();
+  const auto idle = mapped_libraries(worker.pid());
+  ASSERT_TRUE(maps_one_of(idle, "libc")) << "the maps are readable";
+  for (const std::string stem : {"libcurl", "libgnutls", "libpng16", "libwebp", "libwebpmux",
+                                 "libgif", "libsndfile", "libsoxr", "libespeak-ng"}) {
+    EXPECT_FALSE(maps_one_of(idle, stem)) << stem << " is loaded by an idle worker";
+  }
+  const auto image = studio.submit("image", {{"prompt", "a fox"}, {"width", 32}, {"height", 32}});
+  ASSERT_TRUE(studio.wait_status(image, "done")) << studio.job(image).dump() << worker.log();
+  const auto busy = mapped_libraries(worker.pid());
+  EXPECT_TRUE(maps_one_of(busy, "libwebp")) << "the image was encoded as WebP";
+  EXPECT_FALSE(maps_one_of(busy, "libsoxr")) << "nothing was resampled";
 }
 
 TEST(WorkerFarm, APausedWorkerRejectsOffersAndAnotherWorkerTakesThem) {

@@ -287,6 +287,7 @@ class Worker {
   }
   std::string log() const { return read_file(dir_ / "worker.log"); }
   const std::filesystem::path& config() const { return config_; }
+  pid_t pid() const { return pid_; }
 
  private:
   std::filesystem::path dir_;
