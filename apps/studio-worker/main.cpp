@@ -252,7 +252,20 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     // --help and --version exit 0; every usage error exits 2 (CLI11's own codes are 100+).
-    return app.exit(e) == 0 ? 0 : sw::worker::to_int(sw::worker::ExitCode::Usage);
+    const int code = app.exit(e);
+    // A command given without its group (`studio-worker doctor`): name the full command.
+    const auto extras = app.remaining();
+    if (dynamic_cast<const CLI::ExtrasError*>(&e) != nullptr && !extras.empty()) {
+      for (const auto* group : app.get_subcommands({})) {
+        for (const auto* command : group->get_subcommands({})) {
+          if (extras.front() == command->get_name()) {
+            std::cerr << "Did you mean `studio-worker " << group->get_name() << " "
+                      << command->get_name() << "`?\n";
+          }
+        }
+      }
+    }
+    return code == 0 ? 0 : sw::worker::to_int(sw::worker::ExitCode::Usage);
   }
   if (log_format == "json") sw::log::set_format(sw::log::Format::Json);
   if (engines->parsed() && std::getenv("STUDIO_WORKER_LOG") == nullptr) {

@@ -34,8 +34,8 @@ Result<const CurlApi*> load() {
   CurlApi& api = process_table();
   if (auto bound = bind_all(*library, api); !bound) {
     return fail(
-        Error::not_found("downloads and uploads are not available here: {} (libcurl 7.83 "
-                         "or newer is needed)",
+        Error::not_found("downloads and uploads are not available here: {} (install libcurl4, "
+                         "7.83 or newer)",
                          bound.error().message));
   }
   if (const CURLcode rc = api.curl_global_init(CURL_GLOBAL_DEFAULT); rc != CURLE_OK) {

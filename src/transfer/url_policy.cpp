@@ -13,6 +13,7 @@ namespace sw::transfer {
 namespace {
 
 struct ParsedUrl {
+  bool has_userinfo = false;  // parse_plain only
   std::string scheme;
   std::string host;
   std::string port;
@@ -54,7 +55,16 @@ Result<ParsedUrl> parse_for_download(std::string_view url) {
 Result<ParsedUrl> parse_plain(std::string_view url) {
   auto view = boost::urls::parse_uri(url);
   if (!view) return fail(Error::invalid_argument("not a valid absolute URL"));
+  if (view->has_port()) {
+    // RFC 3986 allows any digits; a TCP port is 1–65535 (curl refused the rest too).
+    const auto port = view->port();
+    if (!port.empty() && (port.size() > 5 || std::stoul(std::string(port)) == 0 ||
+                          std::stoul(std::string(port)) > 65535)) {
+      return fail(Error::invalid_argument("port {} is not a TCP port (1 to 65535)", port));
+    }
+  }
   ParsedUrl parsed;
+  parsed.has_userinfo = view->has_userinfo();
   parsed.scheme = ascii_lower(std::string(view->scheme()));
   parsed.host = ascii_lower(std::string(view->encoded_host()));
   parsed.port = std::string(view->port());
@@ -90,17 +100,33 @@ std::string authority(const ParsedUrl& url) {
 
 constexpr std::string_view kApiSuffix = "/graphics/api";
 
+// The studio's URL as an operator wrote it: the errors quote it (it is the operator's own
+// setting), at most 200 bytes of it.
+Result<ParsedUrl> parse_studio(std::string_view url) {
+  const std::string quoted =
+      url.size() > 200 ? fmt::format("\"{}…\"", url.substr(0, 200)) : fmt::format("\"{}\"", url);
+  auto parsed = parse_plain(url);
+  if (!parsed) {
+    return fail(Error::invalid_argument("{} is not a valid absolute URL: {}", quoted,
+                                        parsed.error().message));
+  }
+  if (parsed->host.empty()) return fail(Error::invalid_argument("{} has no host", quoted));
+  if (parsed->has_userinfo) {
+    return fail(Error::invalid_argument(
+        "{} carries a user name or password: the worker signs in with its own token; leave "
+        "them out",
+        redact_url(url)));
+  }
+  return parsed;
+}
+
 }  // namespace
 
 Result<std::string> studio_base_url(std::string_view api_base_url) {
-  auto parsed = parse_plain(api_base_url);
-  if (!parsed || parsed->host.empty()) {
-    return fail(Error::invalid_argument("api_base_url is not a valid absolute URL: {}",
-                                        redact_url(api_base_url)));
-  }
+  auto parsed = parse_studio(api_base_url);
+  if (!parsed) return fail(std::move(parsed).error());
   if (parsed->scheme != "http" && parsed->scheme != "https") {
-    return fail(Error::invalid_argument("api_base_url must be http or https, not \"{}\"",
-                                        parsed->scheme));
+    return fail(Error::invalid_argument("must be http or https, not \"{}\"", parsed->scheme));
   }
   std::string path = strip_trailing_slashes(parsed->path);
   if (path.ends_with(kApiSuffix)) path.resize(path.size() - kApiSuffix.size());
@@ -110,11 +136,8 @@ Result<std::string> studio_base_url(std::string_view api_base_url) {
 
 Result<std::string> studio_websocket_url(std::string_view api_base_url,
                                          std::string_view worker_id) {
-  auto parsed = parse_plain(api_base_url);
-  if (!parsed || parsed->host.empty()) {
-    return fail(Error::invalid_argument("api_base_url is not a valid absolute URL: {}",
-                                        redact_url(api_base_url)));
-  }
+  auto parsed = parse_studio(api_base_url);
+  if (!parsed) return fail(std::move(parsed).error());
   std::string scheme;
   if (parsed->scheme == "http" || parsed->scheme == "ws") {
     scheme = "ws";
@@ -122,8 +145,7 @@ Result<std::string> studio_websocket_url(std::string_view api_base_url,
     scheme = "wss";
   } else {
     return fail(Error::invalid_argument(
-        "api_base_url scheme \"{}\" cannot carry a session (use http, https, ws or wss)",
-        parsed->scheme));
+        "scheme \"{}\" cannot carry a session (use http, https, ws or wss)", parsed->scheme));
   }
   if (worker_id.empty() || worker_id.find_first_of("/?#% ") != std::string_view::npos) {
     return fail(Error::invalid_argument("worker id \"{}\" cannot be used in a URL", worker_id));

@@ -17,8 +17,10 @@ Status check_download_url(std::string_view url);
 std::string redact_url(std::string_view url);
 
 // The studio's base URL from config `api_base_url` (reference-worker.md §2): query and fragment
-// dropped, a trailing `/graphics/api` and trailing slashes stripped; http or https only. Every
-// studio route is then `<base>/graphics/api<path>`. Errors name the problem.
+// dropped, a trailing `/graphics/api` and trailing slashes stripped; http or https (any case)
+// only, a port 1–65535, no user name or password. Every studio route is then
+// `<base>/graphics/api<path>`. Errors quote the URL and name the problem, not the setting (the
+// caller knows which it is). Parsed with Boost.URL: no libcurl is loaded.
 Result<std::string> studio_base_url(std::string_view api_base_url);
 
 // The session URL (§1.1): http→ws, https→wss (ws/wss kept), trailing `/` trimmed, `/graphics/api`

@@ -107,6 +107,7 @@ void print_live_status(const std::filesystem::path& config_path, const RunningDa
   const json session = status.value("session", json::object());
   const json registration = status.value("registration", json::object());
   const json outbox = status.value("outbox", json::object());
+  const json catalog = status.value("catalog", json::object());
   std::string session_line = text_of(session, "state", "unknown");
   if (session_line == "connected") {
     session_line = "connected";
@@ -155,6 +156,10 @@ void print_live_status(const std::filesystem::path& config_path, const RunningDa
       << "current job: " << job_line << "\n"
       << "outbox: " << outbox.value("entries", std::uint64_t{0}) << " results, "
       << outbox.value("bytes", std::uint64_t{0}) << " bytes awaiting delivery\n"
+      << (catalog.contains("error") && catalog["error"].is_string()
+              ? "models.json: ignored, it does not validate: " +
+                    catalog["error"].get<std::string>() + "\n"
+              : std::string())
       << "vram_threshold_gb: " << config.value("vramThresholdGb", 0.0) << "\n"
       << "auto_start: "
       << with_inert_note("auto_start", config.value("autoStart", false) ? "true" : "false") << "\n"

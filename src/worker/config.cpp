@@ -13,6 +13,7 @@
 #include "common/file_io.h"
 #include "common/json_text.h"
 #include "common/log.h"
+#include "transfer/url_policy.h"
 
 namespace sw::worker {
 namespace {
@@ -121,12 +122,7 @@ Result<ParsedConfig> parse_config_text(std::string_view toml_text, std::string_v
 Status check_supported(const WorkerConfig& config);
 
 bool is_http_url(const std::string& url) {
-  const auto scheme_end = url.find("://");
-  if (scheme_end == std::string::npos) return false;
-  const auto scheme = url.substr(0, scheme_end);
-  if (scheme != "http" && scheme != "https") return false;
-  const auto host = url.substr(scheme_end + 3);
-  return !host.empty() && host[0] != '/' && host.find_first_of(" \t\r\n") == std::string::npos;
+  return transfer::studio_base_url(url).has_value();
 }
 
 }  // namespace
@@ -327,9 +323,11 @@ Result<ParsedConfig> parse_config_text(std::string_view toml_text, std::string_v
 
 Status validate_config(const WorkerConfig& config, KeyNames names) {
   const bool toml = names == KeyNames::Toml;
-  if (!config.api_base_url.empty() && !is_http_url(config.api_base_url)) {
-    return fail(Error::invalid_argument("{}: must be an http(s) URL with a host",
-                                        toml ? "api_base_url" : "apiBaseUrl"));
+  if (!config.api_base_url.empty()) {
+    if (auto base = transfer::studio_base_url(config.api_base_url); !base) {
+      return fail(Error::invalid_argument("{}: {}", toml ? "api_base_url" : "apiBaseUrl",
+                                          base.error().message));
+    }
   }
   if (!std::isfinite(config.vram_threshold_gb) || config.vram_threshold_gb < 0) {
     return fail(Error::invalid_argument("{}: must be a finite number >= 0",

@@ -249,6 +249,13 @@ awaitable<void> Courier::deliver_binary(std::shared_ptr<Round> round, OutboxEntr
     co_await settle(job_id, false, std::move(note));
     co_return;
   }
+  if (failure.local) {
+    // This worker cannot upload at all: the bytes are dropped and the job handed back, retryable,
+    // for a worker that can (kept, it would wait here until the studio's run limit).
+    std::string reason = "this worker cannot upload results: " + failure.error.message;
+    co_await hand_back(std::move(round), job_id, std::move(reason));
+    co_return;
+  }
   // Worth another try: transport errors, 5xx, and answers that may change (auth, throttling).
   if (failure.retryable() || failure.status == 401 || failure.status == 408 ||
       failure.status == 429) {
@@ -264,6 +271,11 @@ awaitable<void> Courier::deliver_binary(std::shared_ptr<Round> round, OutboxEntr
     co_return;
   }
   // Other refusals (403, 404, …): drop the bytes; the job may still succeed elsewhere.
+  co_await hand_back(std::move(round), job_id, std::move(reason));
+}
+
+awaitable<void> Courier::hand_back(std::shared_ptr<Round> round, std::string job_id,
+                                   std::string reason) {
   co_await settle(job_id, false, reason);
   const std::string text = proto::encode(proto::WorkerFrame{proto::Fail{job_id, reason, true}});
   if (auto sent = co_await round->link->send_text(text); !sent) {

@@ -114,8 +114,13 @@ class Courier {
   boost::asio::awaitable<void> deliver_binary(std::shared_ptr<Round> round, OutboxEntry entry);
   boost::asio::awaitable<void> postpone(OutboxEntry entry, std::int64_t wait_ms, Deferral why,
                                         std::string detail);
+  // The job failed for good: `fail` with retryable false, then the entry goes.
   boost::asio::awaitable<void> give_up(std::shared_ptr<Round> round, OutboxEntry entry,
                                        std::string reason);
+  // The result is dropped and the job handed back: `fail` with retryable true (another worker
+  // may still run and deliver it).
+  boost::asio::awaitable<void> hand_back(std::shared_ptr<Round> round, std::string job_id,
+                                         std::string reason);
   std::int64_t backoff_ms(int attempt) const;
 
   boost::asio::any_io_executor loop_;

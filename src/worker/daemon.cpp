@@ -328,12 +328,13 @@ ExitCode Daemon::run() {
   // The local catalogue: a broken models.json is reported and ignored, never fatal. Its
   // per-model runner settings reach the engines for studio and local jobs alike.
   const auto catalog_path = impl.loaded.path.parent_path() / "models.json";
-  auto catalog = load_local_catalog(catalog_path);
-  if (!catalog) {
-    logger().error("catalog.invalid",
-                   {{"path", catalog_path.string()}, {"error", catalog.error().message}});
+  LocalCatalog catalog{catalog_path, {}, std::nullopt};
+  if (auto loaded = load_local_catalog(catalog_path); !loaded) {
+    catalog.error = loaded.error().message;
+    logger().error("catalog.invalid", {{"path", catalog_path.string()}, {"error", *catalog.error}});
   } else {
-    for (const auto& model : *catalog) {
+    catalog.models = std::move(*loaded);
+    for (const auto& model : catalog.models) {
       if (model.enabled && !model.runner.empty()) {
         engine_options.runner_settings[model.id] = model.runner;
       }
@@ -389,9 +390,8 @@ ExitCode Daemon::run() {
   };
   JobRunner runner(*engine, runtime.gate(), pool.get_executor(), SystemClock::instance(),
                    std::move(memory), metrics.get());
-  LocalApi api(runtime, status, runner, *config.local_api_token, discovery,
-               catalog ? std::move(*catalog) : std::vector<CatalogModel>{}, metrics.get(),
-               built.runners);
+  LocalApi api(runtime, status, runner, *config.local_api_token, discovery, std::move(catalog),
+               metrics.get(), built.runners);
 
   // The local API first (it works unregistered): env port, else config, else 4787; a busy port
   // falls back to an ephemeral one.

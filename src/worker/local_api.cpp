@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <charconv>
 #include <filesystem>
 
 #include "common/clock.h"
@@ -124,9 +125,8 @@ struct LocalApi::Generation {
 };
 
 LocalApi::LocalApi(Runtime& runtime, const StatusBoard& status, JobRunner& runner,
-                   std::string token, std::filesystem::path discovery_file,
-                   std::vector<CatalogModel> catalog, const WorkerMetrics* metrics,
-                   std::shared_ptr<engines::RunnerPool> runners)
+                   std::string token, std::filesystem::path discovery_file, LocalCatalog catalog,
+                   const WorkerMetrics* metrics, std::shared_ptr<engines::RunnerPool> runners)
     : runtime_(runtime),
       status_(status),
       runner_(runner),
@@ -255,6 +255,10 @@ std::string LocalApi::status_json() const {
       {"logsSeq", rt.logs().after(~0ull).seq},
       {"logShipQueue", rt.logs().queued()},
       {"outbox", outbox_json(rt.outbox().summary())},
+      {"catalog",
+       {{"path", catalog_.path.string()},
+        {"models", catalog_.models.size()},
+        {"error", catalog_.error ? json(*catalog_.error) : json(nullptr)}}},
   };
   return out.dump();
 }
@@ -282,8 +286,12 @@ HttpResponse LocalApi::route(const net::HttpRequest& request, net::Responder& re
   if (path == "/daemon/logs" && method == "GET") {
     std::uint64_t after = 0;
     if (auto value = request.query_param("after")) {
-      if (std::sscanf(value->c_str(), "%lu", &after) != 1) {
-        return HttpResponse::error(400, "bad_request", "after: must be a whole number");
+      // The whole value, digits only: sscanf took "-1" as 2^64−1 and "12abc" as 12.
+      const char* end = value->data() + value->size();
+      const auto [stop, ec] = std::from_chars(value->data(), end, after);
+      if (value->empty() || ec != std::errc() || stop != end) {
+        return HttpResponse::error(400, "bad_request",
+                                   "after: must be a log sequence number (0 to 2^64-1)");
       }
     }
     auto page = runtime_.logs().after(after);
@@ -406,7 +414,7 @@ HttpResponse LocalApi::route(const net::HttpRequest& request, net::Responder& re
   const std::optional<std::int64_t> deadline_ms = body->deadline_ms;
   // The local catalogue first (it carries the files and the engine), then exact engine ids.
   std::optional<proto::ModelSource> source;
-  if (const CatalogModel* entry = find_catalog_model(catalog_, model, *kind)) {
+  if (const CatalogModel* entry = find_catalog_model(catalog_.models, model, *kind)) {
     model = entry->id;
     source = entry->source;
   }

@@ -39,7 +39,7 @@ class LocalApi final : public net::HttpHandler {
   // `metrics`: what GET /metrics renders (null: 404). `runners`: the engines' runner pool, for
   // pause --unload and status (null without a models root: nothing to unload).
   LocalApi(Runtime& runtime, const StatusBoard& status, JobRunner& runner, std::string token,
-           std::filesystem::path discovery_file, std::vector<CatalogModel> catalog = {},
+           std::filesystem::path discovery_file, LocalCatalog catalog = {},
            const WorkerMetrics* metrics = nullptr,
            std::shared_ptr<engines::RunnerPool> runners = nullptr);
 
@@ -73,7 +73,7 @@ class LocalApi final : public net::HttpHandler {
   JobRunner& runner_;
   std::string token_;
   std::filesystem::path discovery_file_;
-  std::vector<CatalogModel> catalog_;
+  LocalCatalog catalog_;
   const WorkerMetrics* metrics_;
   std::shared_ptr<engines::RunnerPool> runners_;
 };

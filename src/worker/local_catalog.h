@@ -31,6 +31,14 @@ Result<std::vector<CatalogModel>> parse_local_catalog(std::string_view json_text
                                                       std::string_view source_name);
 Result<std::vector<CatalogModel>> load_local_catalog(const std::filesystem::path& path);
 
+// What a daemon took from its models.json: the entries, or why it ignored the file (a file that
+// does not validate is reported, in the log and in GET /daemon/status, and ignored: never fatal).
+struct LocalCatalog {
+  std::filesystem::path path;
+  std::vector<CatalogModel> models;
+  std::optional<std::string> error;  // the validation error; nullopt when loaded or absent
+};
+
 // The enabled entry `id` of `kind`; with an empty id, the first enabled entry of `kind`.
 const CatalogModel* find_catalog_model(const std::vector<CatalogModel>& catalog,
                                        std::string_view id, proto::TaskKind kind);

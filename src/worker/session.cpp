@@ -279,7 +279,7 @@ awaitable<void> StudioSession::run() {
     Ending ending;
     auto url = transfer::studio_websocket_url(config.api_base_url, *config.worker_id);
     if (!url) {
-      ending.cause = url.error().message;
+      ending.cause = "api_base_url: " + url.error().message;
     } else {
       net::WsClientOptions options;
       options.url = *url;

@@ -95,8 +95,10 @@ tl::expected<void, UploadFailure> upload_result(const StudioEndpoint& studio,
       {"image", upload.bytes, upload.job_id + "." + upload.ext, proto::mime_for_ext(upload.ext)});
   auto reply = transfer::http_call(call);
   if (!reply) {
-    return tl::unexpected(
-        UploadFailure{Error{reply.error().code, "complete failed: " + reply.error().message}, 0});
+    // NotFound comes only from loading libcurl (transfer/curl_handle.h): nothing left the worker.
+    const bool local = reply.error().code == Code::NotFound;
+    return tl::unexpected(UploadFailure{
+        Error{reply.error().code, "complete failed: " + reply.error().message}, 0, local});
   }
   if (reply->status < 200 || reply->status >= 300) {
     return tl::unexpected(

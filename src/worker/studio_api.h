@@ -46,11 +46,14 @@ struct ResultUpload {
 };
 
 // Why an upload failed, for the retry decision: transport errors and 5xx are worth retrying,
-// 4xx (409: the job is not ours any more) are not.
+// 4xx (409: the job is not ours any more) are not, nor is a worker that cannot upload at all.
 struct UploadFailure {
   Error error;
   long status = 0;  // 0 for transport errors
-  bool retryable() const { return status == 0 || status >= 500; }
+  // Nothing was sent: this worker cannot make HTTP calls (libcurl could not be loaded; the
+  // failure is remembered for the process's life), so no retry here can deliver it.
+  bool local = false;
+  bool retryable() const { return !local && (status == 0 || status >= 500); }
 };
 tl::expected<void, UploadFailure> upload_result(const StudioEndpoint& studio,
                                                 const ResultUpload& upload);

@@ -144,6 +144,10 @@ TEST(WorkerCommand, EveryCommandExits78ForAFileItCannotUseAnd2ForABadArgument) {
   EXPECT_EQ(run_worker(config + " config set no_such_key 1").exit_code, 2);
   EXPECT_EQ(run_worker(config + " register --api-base-url ftp://x").exit_code, 2);
   EXPECT_EQ(read_file(path), "api_base_url = 'http://x'\n");
+  // A command without its group is named in full.
+  const auto doctor = run_worker(config + " doctor");
+  EXPECT_EQ(doctor.exit_code, 2);
+  EXPECT_THAT(doctor.text, HasSubstr("Did you mean `studio-worker engines doctor`?"));
 }
 
 // `only_when_idle = true` cannot be honoured (no presence probe): `run` refuses to start, names

@@ -65,6 +65,20 @@ TEST(WorkerLocalApi, GuardsCheckHostOriginAndTokenInThatOrder) {
             403);
 }
 
+// A models.json that does not validate is ignored, never fatal, and said where an operator looks:
+// GET /daemon/status names the file and the problem (it used to be only in the start log).
+TEST(WorkerLocalApi, AModelsJsonThatDoesNotValidateIsNamedInTheStatus) {
+  sw::testing::TempDir dir;
+  std::ofstream(dir.path() / "models.json")
+      << R"({"models":[{"id":"x","kind":"llm","runner":{"threads":0}}]})";
+  WorkerHarness worker(dir.path(), unregistered());
+  const auto catalog = worker.status().at("catalog");
+  EXPECT_EQ(catalog.at("path"), (dir.path() / "models.json").string());
+  EXPECT_EQ(catalog.at("models"), 0);
+  ASSERT_TRUE(catalog.at("error").is_string()) << catalog.dump();
+  EXPECT_THAT(catalog.at("error").get<std::string>(), HasSubstr("models[0]"));
+}
+
 TEST(WorkerLocalApi, BodiesOverTheCapAreRefusedBeforeTheyAreRead) {
   sw::testing::TempDir dir;
   WorkerHarness worker(dir.path(), unregistered());
@@ -218,6 +232,11 @@ TEST(WorkerLocalApi, DaemonRoutesControlTheWorker) {
       json::parse(worker.api("GET", "/daemon/logs?after=" + std::to_string(seq)).body)
           .at("entries");
   for (const auto& entry : later) EXPECT_NE(entry, page["entries"].back()) << later.dump();
+  for (const std::string bad : {"-1", "12abc", "", "1e3", "18446744073709551616"}) {
+    const auto reply = worker.api("GET", "/daemon/logs?after=" + bad);
+    EXPECT_EQ(reply.status, 400) << "after=" << bad;
+    EXPECT_THAT(reply.body, HasSubstr("after: must be a log sequence number"));
+  }
   EXPECT_GE(json::parse(worker.api("GET", "/daemon/logs?after=999999").body)["entries"].size(),
             page["entries"].size());
   // Config: edits are validated, saved, and served back.

@@ -306,6 +306,32 @@ TEST(StudioUrls, FollowTheReferenceRules) {
   EXPECT_FALSE(studio_websocket_url("ftp://x", "w-1"));
   EXPECT_FALSE(studio_websocket_url("http://x", "../w"));
   EXPECT_EQ(*sw::transfer::studio_base_url("https://x/a/graphics/api/?q=1#f"), "https://x/a");
+  // Schemes are case-insensitive; a port is a TCP port; credentials have no place in it (the
+  // worker signs in with its token); a URL that does not parse is quoted back.
+  EXPECT_EQ(*sw::transfer::studio_base_url("HTTP://127.0.0.1:9790"), "http://127.0.0.1:9790");
+  EXPECT_EQ(*studio_websocket_url("http://[::1]:9790", "w-1"),
+            "ws://[::1]:9790/graphics/api/workers/w-1/connect");
+  auto port = sw::transfer::studio_base_url("http://127.0.0.1:99999");
+  ASSERT_FALSE(port);
+  EXPECT_THAT(port.error().message, HasSubstr("port 99999 is not a TCP port"));
+  auto credentials = sw::transfer::studio_base_url("http://u:secret@127.0.0.1:9790");
+  ASSERT_FALSE(credentials);
+  EXPECT_THAT(credentials.error().message, HasSubstr("user name or password"));
+  EXPECT_THAT(credentials.error().message, ::testing::Not(HasSubstr("secret")));
+  auto spaced = sw::transfer::studio_base_url(" http://127.0.0.1:9790");
+  ASSERT_FALSE(spaced);
+  EXPECT_THAT(spaced.error().message, HasSubstr(R"(" http://127.0.0.1:9790" is not a valid)"));
+  // config.toml's check is the same parser: what connects is what validates.
+  sw::worker::WorkerConfig config;
+  config.api_base_url = "HTTPS://studio.example";
+  EXPECT_TRUE(sw::worker::validate_config(config, sw::worker::KeyNames::Toml));
+  config.api_base_url = "http://127.0.0.1:99999";
+  auto refused = sw::worker::validate_config(config, sw::worker::KeyNames::Toml);
+  ASSERT_FALSE(refused);
+  EXPECT_THAT(
+      refused.error().message,
+      HasSubstr(
+          "api_base_url: \"http://127.0.0.1:99999\" is not a valid absolute URL: port 99999"));
 }
 
 TEST(Reconnect, BackoffDoublesToTheCapWithJitterAroundIt) {

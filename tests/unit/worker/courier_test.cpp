@@ -29,6 +29,7 @@ using json = nlohmann::json;
 // A link that records what is sent on it and answers uploads as the test says.
 class FakeLink final : public CourierLink {
  public:
+  static constexpr long kCannotUpload = -1;  // an answer: this worker cannot upload at all
   bool is_alive = true;
   std::string url = "http://studio/";
   std::string id = "w-1";
@@ -58,7 +59,10 @@ class FakeLink final : public CourierLink {
     const long status = queue.empty() ? 200 : queue.front();
     if (!queue.empty()) queue.pop_front();
     tl::expected<void, UploadFailure> answer;
-    if (status != 200) {
+    if (status == kCannotUpload) {
+      const std::string message = "libcurl.so.4: cannot open shared object file";
+      answer = tl::unexpected(UploadFailure{Error::not_found("{}", message), 0, true});
+    } else if (status != 200) {
       const std::string message = "the studio answered " + std::to_string(status);
       answer = tl::unexpected(UploadFailure{Error::unavailable("{}", message), status});
     }
@@ -202,6 +206,8 @@ TEST_F(CourierTest, TheMultipartRoutesAnswersDecideRetryDropOrFailure) {
   put("b-not-ours", "bytes-2", OutboxEntry::Kind::Binary);   // 409
   put("b-invalid", "bytes-3", OutboxEntry::Kind::Binary);    // 413
   put("b-forbidden", "bytes-4", OutboxEntry::Kind::Binary);  // 403
+  put("b-no-curl", "bytes-5", OutboxEntry::Kind::Binary);    // libcurl could not be loaded
+  link->answers["b-no-curl"] = {FakeLink::kCannotUpload};
   link->answers["b-later"] = {503, 200};
   link->answers["b-not-ours"] = {409};
   link->answers["b-invalid"] = {413};
@@ -209,18 +215,25 @@ TEST_F(CourierTest, TheMultipartRoutesAnswersDecideRetryDropOrFailure) {
   start(link);
   ASSERT_TRUE(run_until([&] {
     return !outbox->contains("b-not-ours") && !outbox->contains("b-invalid") &&
-           !outbox->contains("b-forbidden") && link->frames.size() == 2;
+           !outbox->contains("b-forbidden") && !outbox->contains("b-no-curl") &&
+           link->frames.size() == 3;
   }));
   ASSERT_TRUE(attempted("b-later", 1));
   EXPECT_EQ(stored("b-later")->next_attempt_at_ms, clock.unix_millis() + 1000) << "1 s backoff";
   EXPECT_NE(stored("b-later")->last_error.find("503"), std::string::npos);
 
   const auto fails = link->frames_of("fail");
-  ASSERT_EQ(fails.size(), 2u) << "409 drops the result without a word";
+  ASSERT_EQ(fails.size(), 3u) << "409 drops the result without a word";
   EXPECT_EQ(fails[0]["jobId"], "b-invalid");
   EXPECT_EQ(fails[0]["retryable"], false) << "a refusal that would repeat";
   EXPECT_EQ(fails[1]["jobId"], "b-forbidden");
   EXPECT_EQ(fails[1]["retryable"], true) << "another worker may still deliver";
+  // A worker that cannot upload at all hands the job back at once instead of holding it until
+  // the studio's run limit.
+  EXPECT_EQ(fails[2]["jobId"], "b-no-curl");
+  EXPECT_EQ(fails[2]["retryable"], true);
+  EXPECT_NE(fails[2]["error"].get<std::string>().find("cannot upload results"), std::string::npos);
+  EXPECT_EQ(std::count(link->uploads.begin(), link->uploads.end(), "b-no-curl"), 1);
 
   clock.advance(1001ms);
   courier->poke();
