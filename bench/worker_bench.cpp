@@ -25,6 +25,8 @@
 // Prints `<name>: <value> <unit>` lines (SKIPPED lines for what it cannot run). A failed run
 // exits 1; --check compares with targets.md (start → hello ≤ 50 ms, idle RSS ≤ 15 MiB, offer →
 // accept p99 ≤ 1 ms) and exits 2 on a miss (a MISS line each).
+// Also worker_llama_jobs_per_s_one_slot / _two_slots: real llama-server jobs drained with one job
+// slot and with two (one runner, --parallel 2), when llama-server and the test models are there.
 // Run: build/ci/bench/worker_bench [--check] [--smaps PATH]
 // --smaps PATH writes the idle worker's /proc/<pid>/smaps there (where its resident memory is).
 
@@ -267,6 +269,81 @@ double synthetic_jobs_per_s(std::size_t slots) {
   return kJobs / std::chrono::duration<double>(Clock::now() - begin).count();
 }
 
+// Jobs per second one worker with `slots` job slots drains of real llama-server jobs (the
+// stories260K test model, 32 tokens each): 24 jobs queued at once through our studio, the clock
+// from the first submission to the last job done. With 2 slots one resident llama-server serves
+// both (--parallel 2). 0 on a failure; nullopt without llama-server or the test models.
+std::optional<double> llama_jobs_per_s(std::size_t slots) {
+  constexpr int kJobs = 24;
+  auto server =
+      sw::engines::locate_program(std::nullopt, "STUDIO_WORKER_LLAMA_SERVER", "llama-server");
+  auto models = sw::testing::test_models_dir();
+  if (!server || !models) return std::nullopt;
+  auto gguf = sw::read_file(*models / "stories260K.gguf");
+  if (!gguf) return 0.0;
+  const std::string sha256 = sw::sha256_hex(*gguf);
+  const std::size_t bytes = gguf->size();
+  sw::testing::HttpTestServer files;
+  files.set_route("/stories260K.gguf",
+                  sw::testing::serving(std::make_shared<const std::string>(std::move(*gguf))));
+  sw::testing::TempDir dir;
+  sw::studio::StudioConfig studio_config;
+  studio_config.data_dir = dir.path() / "studio";
+  sw::testing::StudioHarness studio(studio_config);
+  const json model = {
+      {"id", "stories"},
+      {"kind", "llm"},
+      {"vramGbEstimate", 0},
+      {"source",
+       {{"engine", "llama-cpp"},
+        {"files",
+         {{{"role", "model"},
+           {"url", files.url("/stories260K.gguf")},
+           {"filename", "stories260K.gguf"},
+           {"approxBytes", bytes},
+           {"sha256", sha256}}}},
+        {"cliDefaults",
+         {{"cfgScale", 0}, {"steps", 0}, {"width", 0}, {"height", 0}, {"contextSize", 256}}}}}};
+  if (studio.admin("POST", "/api/v1/models", model.dump()).status != 201) return 0.0;
+  const auto credentials = sw::testing::register_worker(studio, "bench-llama-slots");
+  sw::worker::WorkerConfig config;
+  config.api_base_url = "http://127.0.0.1:" + std::to_string(studio.port());
+  config.worker_id = credentials.worker_id;
+  config.auth_token = credentials.token;
+  config.vram_threshold_gb = 24;
+  config.max_concurrent_jobs = slots;
+  config.models_root = (dir.path() / "models").string();
+  sw::engines::EngineOptions engine;
+  engine.llama_server_path = server->string();
+  engine.free_memory_gib = [] { return std::optional<double>(64.0); };
+  sw::testing::WorkerHarness worker(dir.path() / "worker", config, sw::testing::fast_timings(),
+                                    engine);
+  if (!worker.wait_session("connected")) return 0.0;
+  auto job_body = [](int n) {
+    return json{{"model", "stories"},
+                {"task",
+                 {{"kind", "llm"},
+                  {"messages", {{{"role", "user"}, {"content", "Once " + std::to_string(n)}}}},
+                  {"maxTokens", 32},
+                  {"temperature", 0}}}}
+        .dump();
+  };
+  // The first job loads the runner: not part of the figure.
+  const auto warm = studio.create_job(job_body(-1));
+  if (!studio.wait_job_status(warm, "done", 120s)) return 0.0;
+  std::vector<std::string> jobs;
+  const auto begin = Clock::now();
+  for (int i = 0; i < kJobs; ++i) jobs.push_back(studio.create_job(job_body(i)));
+  for (const auto& job : jobs) {
+    if (!studio.wait_job_status(job, "done", 120s)) {
+      std::cerr << "llama job " << job << " did not finish with " << slots
+                << " slots: " << studio.job_status(job) << "\n";
+      return 0.0;
+    }
+  }
+  return kJobs / std::chrono::duration<double>(Clock::now() - begin).count();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -360,5 +437,14 @@ int main(int argc, char** argv) {
   if (one_slot <= 0 || two_slots <= 0) return 1;
   std::printf("worker_synthetic_jobs_per_s_one_slot: %.2f jobs/s\n", one_slot);
   std::printf("worker_synthetic_jobs_per_s_two_slots: %.2f jobs/s\n", two_slots);
+  const auto llama_one = llama_jobs_per_s(1);
+  if (!llama_one) {
+    std::printf("SKIPPED: llama jobs/s by slots (llama-server or the test models not found)\n");
+  } else {
+    const auto llama_two = llama_jobs_per_s(2);
+    if (*llama_one <= 0 || !llama_two || *llama_two <= 0) return 1;
+    std::printf("worker_llama_jobs_per_s_one_slot: %.2f jobs/s\n", *llama_one);
+    std::printf("worker_llama_jobs_per_s_two_slots: %.2f jobs/s\n", *llama_two);
+  }
   return check && misses > 0 ? 2 : 0;
 }
