@@ -103,8 +103,14 @@ constexpr std::string_view kApiSuffix = "/graphics/api";
 // The studio's URL as an operator wrote it: the errors quote it (it is the operator's own
 // setting), at most 200 bytes of it.
 Result<ParsedUrl> parse_studio(std::string_view url) {
-  const std::string quoted =
-      url.size() > 200 ? fmt::format("\"{}…\"", url.substr(0, 200)) : fmt::format("\"{}\"", url);
+  // A password before an `@` is cut out even when the rest does not parse.
+  std::string shown(url.substr(0, 200));
+  if (const auto start = shown.find("://"); start != std::string::npos) {
+    const auto end = shown.find_first_of("/?#", start + 3);
+    const auto at = shown.rfind('@', end == std::string::npos ? std::string::npos : end);
+    if (at != std::string::npos && at > start) shown.replace(start + 3, at - start - 3, "…");
+  }
+  const std::string quoted = fmt::format("\"{}{}\"", shown, url.size() > 200 ? "…" : "");
   auto parsed = parse_plain(url);
   if (!parsed) {
     return fail(Error::invalid_argument("{} is not a valid absolute URL: {}", quoted,

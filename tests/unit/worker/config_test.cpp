@@ -318,6 +318,9 @@ TEST(StudioUrls, FollowTheReferenceRules) {
   ASSERT_FALSE(credentials);
   EXPECT_THAT(credentials.error().message, HasSubstr("user name or password"));
   EXPECT_THAT(credentials.error().message, ::testing::Not(HasSubstr("secret")));
+  auto bad_port = sw::transfer::studio_base_url("http://u:secret@127.0.0.1:99999");
+  ASSERT_FALSE(bad_port);
+  EXPECT_THAT(bad_port.error().message, HasSubstr(R"("http://…@127.0.0.1:99999")"));
   auto spaced = sw::transfer::studio_base_url(" http://127.0.0.1:9790");
   ASSERT_FALSE(spaced);
   EXPECT_THAT(spaced.error().message, HasSubstr(R"(" http://127.0.0.1:9790" is not a valid)"));
