@@ -240,12 +240,24 @@ std::vector<std::string> JobBook::held_ids() const {
 
 std::vector<std::string> JobBook::detached_claims_of(std::string_view worker_id) const {
   std::vector<std::string> out;
-  for (const auto& [id, job] : jobs_) {
-    if (job.phase == Phase::Detached && job.holder == worker_id) {
-      out.push_back(id);
+  const auto indexed = detached_by_holder_.find(std::string(worker_id));
+  if (indexed == detached_by_holder_.end()) return out;
+  auto& ids = indexed->second;
+  for (auto it = ids.begin(); it != ids.end();) {
+    const auto* job = find(*it);
+    if (job && job->phase == Phase::Detached && job->holder == worker_id) {
+      out.push_back(*it);
+      ++it;
+    } else {
+      it = ids.erase(it);  // it left Detached (or the book) since
     }
   }
+  if (ids.empty()) detached_by_holder_.erase(indexed);
   return out;
+}
+
+void JobBook::index_detached(const std::string& job_id, const ActiveJob& job) {
+  detached_by_holder_[job.holder].insert(job_id);
 }
 
 const Deadline* JobBook::deadline_due(const std::string& job_id, std::uint64_t generation) const {
@@ -350,6 +362,7 @@ Effects JobBook::detach(const std::string& job_id, SteadyTime now, std::chrono::
   }
   job->phase = Phase::Detached;
   job->session = 0;
+  index_detached(job_id, *job);
   return arm(*job, now + grace,
              fmt::format("{} while worker {} held the job, and it did not return within {} ms", why,
                          job->holder, grace.count()));
@@ -404,6 +417,7 @@ Effects JobBook::resume(const std::string& job_id, Phase previous, SteadyTime no
     return enqueue(std::move(*taken), now);
   }
   job->phase = previous;
+  if (previous == Phase::Detached) index_detached(job_id, *job);
   if (!job->deadline) {
     return {};
   }

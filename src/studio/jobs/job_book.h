@@ -36,6 +36,7 @@
 #include <chrono>
 #include <cstdint>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -247,7 +248,9 @@ class JobBook {
   std::optional<bool> held_by(const std::string& job_id, std::string_view worker_id) const;
   // Jobs held by a worker (offered, running or detached), e.g. to re-read their rows.
   std::vector<std::string> held_ids() const;
-  // Claims of `worker_id` waiting out their grace (Detached).
+  // Claims of `worker_id` waiting out their grace (Detached). O(the worker's detached claims),
+  // not O(active jobs): every returning session asks, and after a studio restart thousands
+  // return at once.
   std::vector<std::string> detached_claims_of(std::string_view worker_id) const;
   // The deadline with `generation` is still the job's and the job waits on it (offered, running
   // or detached): it fires now. nullptr: stale, or the job is being settled.
@@ -314,7 +317,13 @@ class JobBook {
 
  private:
   Effects arm(ActiveJob& job, SteadyTime at, std::string reason);
+  // The job enters Detached: indexed by its holder for detached_claims_of.
+  void index_detached(const std::string& job_id, const ActiveJob& job);
   std::unordered_map<std::string, ActiveJob> jobs_;
+  // Holder → ids of jobs that entered Detached under it. A superset: an id stays after its job
+  // left Detached until detached_claims_of reads it (and checks the phase) or the job is erased;
+  // hence mutable (the reader prunes).
+  mutable std::unordered_map<std::string, std::set<std::string>> detached_by_holder_;
   std::uint64_t next_generation_ = 0;
 };
 

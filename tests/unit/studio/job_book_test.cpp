@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 namespace sw::studio::jobs {
 namespace {
 
@@ -366,6 +368,42 @@ TEST(JobBookClassTest, AClaimOfAPreviousRunIsDetachedAndItsRunLimitStartsAtTheRe
   clock.advance(1s);
   const auto back = book.reattach("j1", 4, clock.steady_now(), 60s);
   EXPECT_EQ(find_effect<effect::ArmDeadline>(back)->at, clock.steady_now() + 60s);
+}
+
+// A returning worker's detached claims are found by its id alone (an index, not a scan of every
+// active job), through every way a claim leaves Detached and comes back to it.
+TEST(JobBookClassTest, DetachedClaimsAreFoundPerHolderThroughReattachHoldAndRelease) {
+  ManualClock clock;
+  JobBook book;
+  auto claimed = [&](const std::string& id, const std::string& worker) {
+    auto job = queued_job(id);
+    job.record.status = JobStatus::Claimed;
+    job.record.worker_id = worker;
+    book.restore_claimed(std::move(job), clock.steady_now(), 3s);
+  };
+  claimed("j1", "w1");
+  claimed("j2", "w1");
+  claimed("j3", "w2");
+  auto sorted = [](std::vector<std::string> ids) {
+    std::sort(ids.begin(), ids.end());
+    return ids;
+  };
+  EXPECT_EQ(sorted(book.detached_claims_of("w1")), (std::vector<std::string>{"j1", "j2"}));
+  EXPECT_EQ(book.detached_claims_of("w2"), std::vector<std::string>{"j3"});
+  EXPECT_TRUE(book.detached_claims_of("w3").empty());
+
+  book.reattach("j1", 4, clock.steady_now(), 60s);
+  EXPECT_EQ(book.detached_claims_of("w1"), std::vector<std::string>{"j2"}) << "j1 runs again";
+  // Held for a result (Finishing) it is not waiting; a failed store puts it back.
+  auto held = book.hold("j2");
+  EXPECT_TRUE(book.detached_claims_of("w1").empty());
+  book.resume("j2", held.previous, clock.steady_now());
+  EXPECT_EQ(book.detached_claims_of("w1"), std::vector<std::string>{"j2"});
+  // Released and requeued: no longer a claim; detached again later under another holder.
+  book.release_stored("j3", 1, "gone", false, clock.unix_millis(), clock.steady_now());
+  EXPECT_TRUE(book.detached_claims_of("w2").empty());
+  book.detach("j1", clock.steady_now(), 3s, "the session ended");
+  EXPECT_EQ(sorted(book.detached_claims_of("w1")), (std::vector<std::string>{"j1", "j2"}));
 }
 
 TEST(JobBookClassTest, AHeldCompletionStopsTheDeadlineAndAFailedStoreResumesIt) {
