@@ -1138,6 +1138,25 @@ std::string encode(const WorkerCapabilities& c) {
 Result<ModelSource> decode_model_source(std::string_view json) {
   return decode_as<ModelSource>(json);
 }
+Result<ModelSource> decode_authored_model_source(std::string_view text) {
+  auto doc = parse_document(text);
+  if (!doc) return fail(std::move(doc).error());
+  if (doc->is_object()) {
+    if (!doc->contains("files") || (*doc)["files"].is_null()) (*doc)["files"] = json::array();
+    if (!doc->contains("cliDefaults") || (*doc)["cliDefaults"].is_null()) {
+      (*doc)["cliDefaults"] = json::object();
+    }
+    if (auto& defaults = (*doc)["cliDefaults"]; defaults.is_object()) {
+      for (const char* key : {"cfgScale", "steps", "width", "height"}) {
+        if (!defaults.contains(key) || defaults[key].is_null()) defaults[key] = 0;
+      }
+    }
+  }
+  Path root;
+  ModelSource value{};
+  SW_TRY(read(*doc, root, value));
+  return value;
+}
 std::string encode(const ModelSource& s) {
   return dump(to_json(s));
 }

@@ -31,6 +31,10 @@ std::string encode(const Task& task);
 Result<WorkerCapabilities> decode_capabilities(std::string_view json);
 std::string encode(const WorkerCapabilities& capabilities);
 Result<ModelSource> decode_model_source(std::string_view json);
+// A model source as a person writes one (the studio's POST /api/v1/models, the worker's
+// models.json): `files` and `cliDefaults`, or some of cliDefaults' four numbers, may be left out
+// and are filled as the reference's workers require them on the wire (no files; 0 = unset).
+Result<ModelSource> decode_authored_model_source(std::string_view json);
 std::string encode(const ModelSource& source);
 Result<JobOfferClaim> decode_claim(std::string_view json);
 std::string encode(const JobOfferClaim& claim);

@@ -85,19 +85,7 @@ Result<ModelBody> read_model_body(std::string_view text, const std::optional<std
   // What an engine does not use need not be written: no files (espeak-ng, synthetic) and no
   // cliDefaults, or only some of its four numbers (0 = unset for every engine). The stored source
   // always carries them, as the reference's workers require (reference-worker.md §1.8).
-  nlohmann::json source_json = *source_it;
-  if (!source_json.contains("files") || source_json["files"].is_null()) {
-    source_json["files"] = nlohmann::json::array();
-  }
-  if (!source_json.contains("cliDefaults") || source_json["cliDefaults"].is_null()) {
-    source_json["cliDefaults"] = nlohmann::json::object();
-  }
-  if (auto& defaults = source_json["cliDefaults"]; defaults.is_object()) {
-    for (const char* key : {"cfgScale", "steps", "width", "height"}) {
-      if (!defaults.contains(key) || defaults[key].is_null()) defaults[key] = 0;
-    }
-  }
-  auto source = proto::decode_model_source(compact(source_json));
+  auto source = proto::decode_authored_model_source(compact(*source_it));
   if (!source) {
     return fail(Error::invalid_argument("source.{}", source.error().message));
   }

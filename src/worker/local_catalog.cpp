@@ -113,7 +113,8 @@ Result<std::vector<CatalogModel>> parse_local_catalog(std::string_view json_text
     if (!kind) return fail(bad("`kind` is not image, llm, audio_stt, audio_tts or video"));
     model.kind = *kind;
     if (!entry.contains("source")) return fail(bad("`source` missing"));
-    auto source = proto::decode_model_source(entry["source"].dump());
+    // Written as the studio's API takes it: files and cliDefaults may be left out.
+    auto source = proto::decode_authored_model_source(entry["source"].dump());
     if (!source) return fail(bad(source.error().message));
     model.source = std::move(*source);
     if (entry.contains("vramGbEstimate")) {

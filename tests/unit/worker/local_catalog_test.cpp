@@ -45,6 +45,25 @@ TEST(LocalCatalog, RunnerSettingsBecomeTheRunnersFlags) {
             (std::vector<std::string>{"--n-gpu-layers", "20"}));
 }
 
+// An entry is written as the studio's POST /api/v1/models takes a model: an engine without files
+// needs no `files`, and `cliDefaults` (or any of its four numbers) may be left out.
+TEST(LocalCatalog, FilesAndCliDefaultsMayBeLeftOutAsOnTheStudiosApi) {
+  auto catalog = parse_local_catalog(
+      R"({"models":[{"id":"voice","kind":"audio_tts","source":{"engine":"espeak-ng"}},)"
+      R"({"id":"chat","kind":"llm","source":{"engine":"synthetic","cliDefaults":{"contextSize":512}}}]})",
+      "models.json");
+  ASSERT_TRUE(catalog) << catalog.error().message;
+  ASSERT_EQ(catalog->size(), 2u);
+  EXPECT_TRUE(catalog->at(0).source.files.empty());
+  EXPECT_EQ(catalog->at(0).source.cli_defaults.steps, 0);
+  EXPECT_EQ(catalog->at(1).source.cli_defaults.context_size, 512u);
+  auto bad = parse_local_catalog(
+      R"({"models":[{"id":"x","kind":"llm","source":{"engine":"synthetic","files":"none"}}]})",
+      "models.json");
+  ASSERT_FALSE(bad);
+  EXPECT_THAT(bad.error().message, HasSubstr("files"));
+}
+
 TEST(LocalCatalog, BadRunnerSettingsAreRefusedNamingTheField) {
   const std::vector<std::pair<std::string, std::string>> cases = {
       {R"([1])", "`runner` must be an object"},
