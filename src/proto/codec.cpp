@@ -1148,7 +1148,7 @@ Result<ModelSource> decode_authored_model_source(std::string_view text) {
     }
     if (auto& defaults = (*doc)["cliDefaults"]; defaults.is_object()) {
       for (const char* key : {"cfgScale", "steps", "width", "height"}) {
-        if (!defaults.contains(key) || defaults[key].is_null()) defaults[key] = 0;
+        if (!defaults.contains(key) || defaults[key].is_null()) defaults[key] = 0u;
       }
     }
   }
