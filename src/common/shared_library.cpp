@@ -5,7 +5,10 @@
 namespace sw {
 
 Result<SharedLibrary> SharedLibrary::open(const std::string& name) {
-  void* handle = ::dlopen(name.c_str(), RTLD_NOW | RTLD_LOCAL);
+  // RTLD_NODELETE: a library's initialisers (and its dependencies', e.g. libgomp under libsoxr)
+  // may allocate and keep the pointer in their globals; unmapping it on dlclose would leak that
+  // memory and leave later loads to run them again. A close only drops the reference.
+  void* handle = ::dlopen(name.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
   if (handle == nullptr) {
     const char* why = ::dlerror();
     const std::string reason = why != nullptr ? why : "dlopen failed";

@@ -20,9 +20,9 @@ namespace sw {
 
 class SharedLibrary {
  public:
-  // dlopen(name, RTLD_NOW | RTLD_LOCAL): a file name (searched as the dynamic loader searches:
-  // LD_LIBRARY_PATH, the cache, the default directories) or a path. NotFound naming the loader's
-  // error when it cannot be opened.
+  // dlopen(name, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE): a file name (searched as the dynamic
+  // loader searches: LD_LIBRARY_PATH, the cache, the default directories) or a path. NotFound
+  // naming the loader's error when it cannot be opened.
   static Result<SharedLibrary> open(const std::string& name);
 
   SharedLibrary(SharedLibrary&& other) noexcept
@@ -31,6 +31,7 @@ class SharedLibrary {
   SharedLibrary(const SharedLibrary&) = delete;
   SharedLibrary& operator=(const SharedLibrary&) = delete;
   // dlclose, unless keep_open() ran: close only a library none of whose functions were called.
+  // The library stays mapped either way (RTLD_NODELETE); the close drops the reference.
   ~SharedLibrary();
 
   // The entry point `symbol` as Fn, or nullptr when the library has none by that name.
