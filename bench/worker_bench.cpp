@@ -231,6 +231,25 @@ bool bench_llama(const std::filesystem::path& worker_config_dir, const std::stri
   return true;
 }
 
+// Submits every body at once and waits until each job is done: jobs per second from the first
+// submission to the last job done, or 0 when one did not finish within `timeout`.
+double drain_jobs_per_s(const sw::testing::StudioHarness& studio,
+                        const std::vector<std::string>& bodies, std::chrono::seconds timeout,
+                        std::size_t slots) {
+  std::vector<std::string> jobs;
+  const auto begin = Clock::now();
+  for (const auto& body : bodies) jobs.push_back(studio.create_job(body));
+  for (const auto& job : jobs) {
+    if (!studio.wait_job_status(job, "done", timeout)) {
+      std::cerr << "job " << job << " did not finish with " << slots
+                << " slots: " << studio.job_status(job) << "\n";
+      return 0;
+    }
+  }
+  return static_cast<double>(jobs.size()) /
+         std::chrono::duration<double>(Clock::now() - begin).count();
+}
+
 // Jobs per second that one worker with `slots` job slots drains: 32 synthetic 100 ms jobs
 // queued at once, the clock from the first submission to the last job done. 0 on a failure.
 double synthetic_jobs_per_s(std::size_t slots) {
@@ -253,20 +272,11 @@ double synthetic_jobs_per_s(std::size_t slots) {
   sw::testing::WorkerHarness worker(dir.path() / "worker", config, sw::testing::fast_timings(),
                                     engine);
   if (!worker.wait_session("connected")) return 0;
-  std::vector<std::string> jobs;
-  const auto begin = Clock::now();
+  std::vector<std::string> bodies;
   for (int i = 0; i < kJobs; ++i) {
-    jobs.push_back(
-        studio.create_job(sw::testing::llm_job("synth-llm", "job " + std::to_string(i))));
+    bodies.push_back(sw::testing::llm_job("synth-llm", "job " + std::to_string(i)));
   }
-  for (const auto& job : jobs) {
-    if (!studio.wait_job_status(job, "done", 60s)) {
-      std::cerr << "job " << job << " did not finish with " << slots
-                << " slots: " << studio.job_status(job) << "\n";
-      return 0;
-    }
-  }
-  return kJobs / std::chrono::duration<double>(Clock::now() - begin).count();
+  return drain_jobs_per_s(studio, bodies, 60s, slots);
 }
 
 // Jobs per second one worker with `slots` job slots drains of real llama-server jobs (the
@@ -331,17 +341,9 @@ std::optional<double> llama_jobs_per_s(std::size_t slots) {
   // The first job loads the runner: not part of the figure.
   const auto warm = studio.create_job(job_body(-1));
   if (!studio.wait_job_status(warm, "done", 120s)) return 0.0;
-  std::vector<std::string> jobs;
-  const auto begin = Clock::now();
-  for (int i = 0; i < kJobs; ++i) jobs.push_back(studio.create_job(job_body(i)));
-  for (const auto& job : jobs) {
-    if (!studio.wait_job_status(job, "done", 120s)) {
-      std::cerr << "llama job " << job << " did not finish with " << slots
-                << " slots: " << studio.job_status(job) << "\n";
-      return 0.0;
-    }
-  }
-  return kJobs / std::chrono::duration<double>(Clock::now() - begin).count();
+  std::vector<std::string> bodies;
+  for (int i = 0; i < kJobs; ++i) bodies.push_back(job_body(i));
+  return drain_jobs_per_s(studio, bodies, 120s, slots);
 }
 
 }  // namespace
