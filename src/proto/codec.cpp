@@ -874,6 +874,13 @@ ojson to_json(const WorkerFrame& frame) {
           o["retryable"] = f.retryable;
         } else if constexpr (std::is_same_v<F, LogBatch>) {
           o["entries"] = to_json(f.entries);
+        } else if constexpr (std::is_same_v<F, JobProgress>) {
+          o["jobId"] = f.job_id;
+          o["phase"] = f.phase;
+          put_opt(o, "delta", f.delta);
+          put_opt(o, "reasoningDelta", f.reasoning_delta);
+          put_opt(o, "done", f.done);
+          put_opt(o, "total", f.total);
         } else {
           static_assert(std::is_same_v<F, ReadyForMore>);
         }
@@ -904,6 +911,9 @@ ojson to_json(const StudioFrame& frame) {
         } else if constexpr (std::is_same_v<F, ErrorFrame>) {
           o["code"] = to_json(f.code);
           o["message"] = f.message;
+        } else if constexpr (std::is_same_v<F, CancelJob>) {
+          o["jobId"] = f.job_id;
+          o["reason"] = f.reason;
         } else {
           static_assert(std::is_same_v<F, HeartbeatAck>);
         }
@@ -1043,6 +1053,20 @@ Status read_frame_fields(const Obj& o, LogBatch& f) {
 template <>
 Status read_frame_fields(const Obj&, ReadyForMore&) {
   return {};
+}
+template <>
+Status read_frame_fields(const Obj& o, JobProgress& f) {
+  SW_TRY(o.req("jobId", f.job_id));
+  SW_TRY(o.req("phase", f.phase));
+  SW_TRY(o.opt("delta", f.delta));
+  SW_TRY(o.opt("reasoningDelta", f.reasoning_delta));
+  SW_TRY(o.opt("done", f.done));
+  return o.opt("total", f.total);
+}
+template <>
+Status read_frame_fields(const Obj& o, CancelJob& f) {
+  SW_TRY(o.req("jobId", f.job_id));
+  return o.req("reason", f.reason);
 }
 template <>
 Status read_frame_fields(const Obj& o, Welcome& f) {

@@ -132,14 +132,15 @@ std::uint16_t close_code_for(WorkerErrorCode code) {
 }
 
 std::string_view frame_type(const WorkerFrame& frame) {
-  static constexpr std::string_view kNames[] = {
-      "hello", "heartbeat", "accept", "reject", "completeJson", "fail", "logBatch", "readyForMore"};
+  static constexpr std::string_view kNames[] = {"hello",    "heartbeat",    "accept",
+                                                "reject",   "completeJson", "fail",
+                                                "logBatch", "readyForMore", "jobProgress"};
   return kNames[frame.index()];
 }
 
 std::string_view frame_type(const StudioFrame& frame) {
-  static constexpr std::string_view kNames[] = {"welcome",     "offer",   "heartbeatAck",
-                                                "completeAck", "failAck", "error"};
+  static constexpr std::string_view kNames[] = {"welcome", "offer", "heartbeatAck", "completeAck",
+                                                "failAck", "error", "cancel"};
   return kNames[frame.index()];
 }
 

@@ -23,6 +23,19 @@ inline constexpr std::string_view kFeatureLimits = "limits";
 // `capacity.room` > 0. Without it (the reference) the worker holds one studio job at a time, as
 // the reference does; `currentJobId` keeps naming one of them either way.
 inline constexpr std::string_view kFeatureCapacity = "capacity";
+// "progress" (issue 20): once welcomed, the worker sends `jobProgress` frames while a studio job
+// runs (download and load phases, image steps, and an llm answer's text as it is generated), so
+// that the studio can stream them to its clients. Loss-tolerant: a studio may drop them.
+inline constexpr std::string_view kFeatureProgress = "progress";
+// "cancel" (issue 20): once welcomed, the studio sends `cancel {jobId}` when a client cancels a job
+// the worker holds; the worker stops the engine's work and answers `fail` (retryable false), which
+// frees its slot. Without it (the reference) a cancelled job runs to its end and its result is
+// dropped.
+inline constexpr std::string_view kFeatureCancel = "cancel";
+// "uploads" (issue 20): the worker fetches input URLs under its studio's base URL
+// (`<base>/graphics/api/uploads/<id>`: files a client uploaded) with its own bearer token. A
+// studio offers jobs whose inputs are uploads only to workers that announced it.
+inline constexpr std::string_view kFeatureUploads = "uploads";
 
 // Ours (feature "capacity"): what a worker can take on now.
 struct WorkerCapacity {
@@ -72,13 +85,25 @@ struct LogBatch {
   std::vector<LogEntry> entries;
   bool operator==(const LogBatch&) const = default;
 };
+// Ours, feature "progress": how a studio job is getting on. Every field but jobId and phase is
+// optional; a frame says what changed since the last one.
+struct JobProgress {
+  std::string job_id;
+  // "download" (model files), "load" (the engine loading the model), "generate" (inference).
+  std::string phase;
+  std::optional<std::string> delta;            // llm: answer text generated since the last frame
+  std::optional<std::string> reasoning_delta;  // llm: reasoning text since the last frame
+  std::optional<std::uint64_t> done;           // units done in this phase: bytes, steps
+  std::optional<std::uint64_t> total;          // units this phase has, when known
+  bool operator==(const JobProgress&) const = default;
+};
 // Defined by the protocol but never sent by current workers; studios still accept it (§3.3).
 struct ReadyForMore {
   bool operator==(const ReadyForMore&) const = default;
 };
 
-using WorkerFrame =
-    std::variant<Hello, Heartbeat, Accept, Reject, CompleteJson, Fail, LogBatch, ReadyForMore>;
+using WorkerFrame = std::variant<Hello, Heartbeat, Accept, Reject, CompleteJson, Fail, LogBatch,
+                                 ReadyForMore, JobProgress>;
 
 // ---- studio → worker ----
 // Ours (feature "limits"): what the studio accepts, in bytes, so that a worker can fail a result
@@ -123,7 +148,16 @@ struct ErrorFrame {
   bool operator==(const ErrorFrame&) const = default;
 };
 
-using StudioFrame = std::variant<Welcome, Offer, HeartbeatAck, CompleteAck, FailAck, ErrorFrame>;
+// Ours, feature "cancel": stop the work on a job the client cancelled. The worker answers `fail`
+// (retryable false) once the engine let go of it; a job it does not hold is ignored.
+struct CancelJob {
+  std::string job_id;
+  std::string reason;
+  bool operator==(const CancelJob&) const = default;
+};
+
+using StudioFrame =
+    std::variant<Welcome, Offer, HeartbeatAck, CompleteAck, FailAck, ErrorFrame, CancelJob>;
 
 // The wire `type` of a frame ("hello", "completeJson", "welcome", ...).
 std::string_view frame_type(const WorkerFrame& frame);
