@@ -26,6 +26,14 @@ unset SW_LLAMA_SERVER_UNAVAILABLE SW_WHISPER_SERVER_UNAVAILABLE SW_TEST_MODELS_U
 . "$ROOT/build/engines.env"
 echo "=== engines: $(( $(date +%s) - start )) s"
 
+# The official OpenAI client (npm `openai`, run by Node) for the OpenAI front door's end-to-end
+# test: installed into tests/openai/node_modules, or one SKIPPED line and
+# SW_OPENAI_CLIENT_UNAVAILABLE (then that test's skip is allowed).
+unset SW_OPENAI_CLIENT_UNAVAILABLE
+"$ROOT/scripts/setup-openai-client.sh" --env-file "$ROOT/build/engines.env"
+# shellcheck source=/dev/null
+. "$ROOT/build/engines.env"
+
 # ccache keyed independently of the checkout's path, so a fresh clone reuses earlier builds.
 export CCACHE_BASEDIR="$ROOT" CCACHE_NOHASHDIR=1
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}"

@@ -343,6 +343,13 @@ class StreamWriter : public EventStream {
     auto c = connection_.lock();
     return c && c->stream_is_open();
   }
+  void on_close(std::function<void()> callback) override {
+    if (auto c = connection_.lock(); c && !c->stream_ended()) {
+      c->stream_on_close(std::move(callback));
+    } else if (callback) {
+      callback();
+    }
+  }
 
  private:
   std::weak_ptr<HttpConnection<Stream>> connection_;
@@ -407,6 +414,10 @@ class HttpConnection : public Connection {
     stream_queue_.wake();
   }
   bool stream_is_open() const { return !stream_closed_; }
+  bool stream_ended() const { return stream_ended_; }
+  void stream_on_close(std::function<void()> callback) {
+    stream_close_callback_ = std::move(callback);
+  }
 
   static asio::awaitable<void> run(std::shared_ptr<HttpConnection> self) { co_await self->serve(); }
 
@@ -760,6 +771,7 @@ class HttpConnection : public Connection {
     http::response_serializer<http::empty_body> serializer{head};
     auto [head_ec, n] = co_await http::async_write_header(stream_, serializer, kUseTuple);
     if (head_ec) {
+      end_stream();
       co_return;
     }
     auto self = std::static_pointer_cast<HttpConnection>(shared_from_this());
@@ -780,6 +792,15 @@ class HttpConnection : public Connection {
       }
     }
     beast::get_lowest_layer(stream_).close();
+    end_stream();
+  }
+
+  void end_stream() {
+    stream_closed_ = true;
+    stream_ended_ = true;
+    if (auto callback = std::exchange(stream_close_callback_, nullptr)) {
+      callback();
+    }
   }
 
   // Reads (and discards) until the client goes away, then ends the stream.
@@ -804,6 +825,8 @@ class HttpConnection : public Connection {
   std::string stream_content_type_;
   WriteQueue stream_queue_;
   bool stream_closed_ = false;
+  bool stream_ended_ = false;  // serve_stream returned: the socket is closed
+  std::function<void()> stream_close_callback_;
   asio::steady_timer deadline_;
   bool deadline_passed_ = false;
   bool unauthenticated_ = true;

@@ -54,6 +54,10 @@ class EventStream {
   virtual void write(std::string chunk) = 0;
   virtual void close() = 0;
   virtual bool is_open() const = 0;
+  // Runs `callback` once on the connection's executor when the stream ends: the client went
+  // away, a write failed, or close() was called (at once when it has ended already). One
+  // callback; a second call replaces the first.
+  virtual void on_close(std::function<void()> callback) = 0;
 };
 
 // Answers one request, exactly once: send() a response, or start_stream() for SSE. Cheap to copy;

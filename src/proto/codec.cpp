@@ -300,6 +300,7 @@ Status read_llm(const Obj& o, LlmParams& out) {
   SW_TRY(o.dflt("maxTokens", out.max_tokens));
   SW_TRY(o.dflt("temperature", out.temperature));
   SW_TRY(o.opt("topP", out.top_p));
+  SW_TRY(o.opt("seed", out.seed));
   SW_TRY(o.opt("stop", out.stop));
   SW_TRY(o.opt("jsonSchema", out.json_schema));
   SW_TRY(o.opt("reasoning", out.reasoning));
@@ -712,6 +713,7 @@ void put_params(ojson& o, const LlmParams& p) {
   o["maxTokens"] = p.max_tokens;
   o["temperature"] = p.temperature;
   put_opt(o, "topP", p.top_p);
+  put_opt(o, "seed", p.seed);
   put_opt(o, "stop", p.stop);
   put_opt(o, "jsonSchema", p.json_schema);
   put_opt(o, "reasoning", p.reasoning);

@@ -107,6 +107,9 @@ struct LlmParams {
   std::uint32_t max_tokens = 512;
   double temperature = 0.7;
   std::optional<double> top_p;
+  // Ours (issue 20): the sampler's seed, for repeatable answers. The reference's workers ignore
+  // the key (their decoder drops unknown keys); ours passes it to llama-server as `seed`.
+  std::optional<std::uint64_t> seed;
   std::optional<std::vector<std::string>> stop;
   std::optional<RawJson> json_schema;
   std::optional<std::string> reasoning;

@@ -92,6 +92,16 @@ struct StudioConfig {
   int register_rate_limit = 10;
   std::chrono::seconds register_rate_window = 60s;
 
+  // Waiting for a job's end inside one request (issue 20): the most `POST /api/v1/jobs?waitMs=`
+  // may ask, and how long an OpenAI route without `stream` waits before it answers 504 (the job
+  // goes on; its id is in the answer). Both stay under the HTTP server's 5-minute answer limit.
+  std::chrono::milliseconds job_wait_limit = 120s;
+  std::chrono::milliseconds openai_wait_limit = 270s;
+  // An OpenAI request whose job no connected worker can serve (no worker, kind, engine or
+  // memory for it) is given this long for one to connect; then the job is cancelled and the
+  // client gets 503 with the scheduler's reason.
+  std::chrono::milliseconds openai_unroutable_grace = 5s;
+
   int log_keep_per_worker = 10'000;
   int default_max_attempts = 3;
 

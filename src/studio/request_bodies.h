@@ -84,11 +84,11 @@ Result<std::string> merge_model_patch(const nlohmann::json& current, std::string
 struct JobBody {
   std::string model;
   proto::Task task;
-  std::optional<std::int64_t> priority;      // -1,000,000 … 1,000,000
-  std::optional<std::int64_t> max_attempts;  // 1 … 100
-  std::optional<std::string> idempotency_key;
-  std::optional<std::string> game_id;
-  std::optional<std::string> asset_name;
+  std::optional<std::int64_t> priority = {};      // -1,000,000 … 1,000,000
+  std::optional<std::int64_t> max_attempts = {};  // 1 … 100
+  std::optional<std::string> idempotency_key = {};
+  std::optional<std::string> game_id = {};
+  std::optional<std::string> asset_name = {};
 };
 using ModelKindLookup = std::function<Result<proto::TaskKind>(const std::string& model_id)>;
 Result<JobBody> read_job_body(std::string_view text, const ModelKindLookup& model_kind,

@@ -7,6 +7,7 @@
 #include "studio/admin.h"
 #include "studio/api/admin_routes.h"
 #include "studio/api/client_routes.h"
+#include "studio/api/openai_routes.h"
 #include "studio/api/responses.h"
 #include "studio/api/route_id.h"
 #include "studio/api/worker_routes.h"
@@ -64,6 +65,13 @@ constexpr RouteSpec kRoutes[] = {
     {"POST", "/api/v1/keys", RouteId::KeysCreate, Auth::Admin, BodyKind::Json},
     {"DELETE", "/api/v1/keys/:id", RouteId::KeyDelete, Auth::Admin, BodyKind::None},
     {"POST", "/api/v1/admin-token/rotate", RouteId::AdminTokenRotate, Auth::Admin, BodyKind::Json},
+    {"GET", "/v1/models", RouteId::OpenAiModels, Auth::Client, BodyKind::None},
+    {"GET", "/v1/models/:id", RouteId::OpenAiModel, Auth::Client, BodyKind::None},
+    {"POST", "/v1/chat/completions", RouteId::OpenAiChat, Auth::Client, BodyKind::Json},
+    {"POST", "/v1/images/generations", RouteId::OpenAiImages, Auth::Client, BodyKind::Json},
+    {"POST", "/v1/audio/speech", RouteId::OpenAiSpeech, Auth::Client, BodyKind::Json},
+    {"POST", "/v1/audio/transcriptions", RouteId::OpenAiTranscriptions, Auth::Client,
+     BodyKind::Result},
     {"GET", "/metrics", RouteId::Metrics, Auth::None, BodyKind::None},
     {"GET", "/healthz", RouteId::Health, Auth::None, BodyKind::None},
 };
@@ -132,6 +140,16 @@ class Router : public net::HttpHandler {
   explicit Router(Studio& studio) : s_(studio) {}
 
   std::variant<net::Admission, HttpResponse> admit(const HttpRequest& head) override {
+    auto decision = admit_route(head);
+    // OpenAI's clients read errors in OpenAI's shape (issue 20).
+    if (auto* refusal = std::get_if<HttpResponse>(&decision);
+        refusal != nullptr && head.path.starts_with("/v1/")) {
+      return api::as_openai_error(std::move(*refusal));
+    }
+    return decision;
+  }
+
+  std::variant<net::Admission, HttpResponse> admit_route(const HttpRequest& head) {
     const auto matched = match_route(head);
     if (!matched.spec) {
       return matched.wrong_method
@@ -255,6 +273,13 @@ class Router : public net::HttpHandler {
         return admin_.handle(id, std::move(request), matched.params, responder);
       case RouteId::Metrics: return metrics(responder);
       case RouteId::Health: return responder.send(ok_json({{"ok", true}}));
+      case RouteId::OpenAiModels:
+      case RouteId::OpenAiModel:
+      case RouteId::OpenAiChat:
+      case RouteId::OpenAiImages:
+      case RouteId::OpenAiSpeech:
+      case RouteId::OpenAiTranscriptions:
+        return openai_.handle(id, std::move(request), matched.params, responder);
     }
   }
 
@@ -360,6 +385,7 @@ class Router : public net::HttpHandler {
   api::WorkerRoutes worker_{s_};
   api::ClientRoutes client_{s_};
   api::AdminRoutes admin_{s_};
+  api::OpenAiRoutes openai_{s_};
 };
 
 std::unique_ptr<net::HttpHandler> make_router(Studio& studio) {

@@ -127,6 +127,8 @@ void Studio::on_frame(const std::shared_ptr<WorkerSession>& session, std::string
           handle_fail(session, f);
         } else if constexpr (std::is_same_v<F, proto::LogBatch>) {
           handle_log_batch(session, std::move(f));
+        } else if constexpr (std::is_same_v<F, proto::JobProgress>) {
+          handle_progress(session, f);
         } else {
           // readyForMore: never needed (the studio drives offers), accepted from old workers.
           request_dispatch();
@@ -211,6 +213,14 @@ void Studio::welcome(const std::shared_ptr<WorkerSession>& session, proto::Hello
   session->capacity_ = announced(proto::kFeatureCapacity);
   if (session->capacity_) {
     welcome.features.emplace_back(proto::kFeatureCapacity);
+  }
+  session->progress_ = announced(proto::kFeatureProgress);
+  if (session->progress_) {
+    welcome.features.emplace_back(proto::kFeatureProgress);
+  }
+  session->cancel_ = announced(proto::kFeatureCancel);
+  if (session->cancel_) {
+    welcome.features.emplace_back(proto::kFeatureCancel);
   }
   send(session, welcome);
   logger().info("ws.welcome", {{"worker_id", session->worker_id_},
@@ -610,6 +620,29 @@ void Studio::handle_fail(const std::shared_ptr<WorkerSession>& session,
               self->end_session(session, proto::WorkerErrorCode::ProtocolViolation,
                                 "fail for a job this worker does not hold: " + job_id);
             });
+}
+
+void Studio::handle_progress(const std::shared_ptr<WorkerSession>& session,
+                             const proto::JobProgress& progress) {
+  // Loss-tolerant by contract: progress from a worker not welcomed with the feature, or about a
+  // job it does not hold (any more), is dropped without a word to the worker.
+  if (!session->progress_ ||
+      book_.standing(progress.job_id, session->worker_id_) != jobs::Standing::Holder) {
+    logger().debug("job.progress_dropped",
+                   {{"job_id", progress.job_id}, {"worker_id", session->worker_id_}});
+    return;
+  }
+  const auto watchers = job_watchers_.find(progress.job_id);
+  if (watchers == job_watchers_.end()) {
+    return;
+  }
+  // A copy: a watcher may unwatch (itself or another) while it runs.
+  const auto current = watchers->second;
+  for (const auto& [id, watch] : current) {
+    if (watch.on_progress) {
+      watch.on_progress(progress);
+    }
+  }
 }
 
 void Studio::handle_log_batch(const std::shared_ptr<WorkerSession>& session,

@@ -3,19 +3,23 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
+#include <charconv>
+
+#include <nlohmann/json.hpp>
 
 #include "common/clock.h"
+#include "common/json_text.h"
 #include "common/log.h"
 #include "common/secrets.h"
 #include "common/sha256.h"
 #include "proto/codec.h"
-#include "studio/store/pg_studio_store.h"
 #include "studio/admin.h"
 #include "studio/cluster/cluster.h"
 #include "studio/data_dir.h"
 #include "studio/db_worker.h"
 #include "studio/json_views.h"
 #include "studio/router.h"
+#include "studio/store/pg_studio_store.h"
 
 namespace sw::studio {
 namespace {
@@ -49,7 +53,8 @@ Studio::Studio(boost::asio::any_io_executor loop, StudioConfig config, const Clo
       config_(std::move(config)),
       clock_(clock),
       blocking_(std::make_unique<boost::asio::thread_pool>(2)),
-      register_limiter_(config_.register_rate_limit, config_.register_rate_window) {}
+      register_limiter_(config_.register_rate_limit, config_.register_rate_window),
+      event_epoch_(clock.unix_millis()) {}
 
 Studio::~Studio() {
   if (cluster_) {
@@ -672,8 +677,32 @@ void Studio::halt_threads_for_test() {
   blocking_->join();
 }
 
-void Studio::add_event_stream(std::shared_ptr<net::EventStream> stream) {
+void Studio::add_event_stream(std::shared_ptr<net::EventStream> stream,
+                              std::optional<std::string> last_event_id) {
   stream->write(": connected\n\n");
+  if (last_event_id) {
+    // "<epoch>.<n>": replay what came after n when this process wrote it and still has it.
+    const std::string prefix = fmt::format("{}.", event_epoch_);
+    std::uint64_t n = 0;
+    const char* begin = last_event_id->data() + prefix.size();
+    const char* end = last_event_id->data() + last_event_id->size();
+    const bool ours = last_event_id->starts_with(prefix) &&
+                      std::from_chars(begin, end, n).ptr == end && n <= last_event_n_;
+    const bool kept = ours && (n == last_event_n_ ||
+                               (!recent_events_.empty() && recent_events_.front().first <= n + 1));
+    if (kept) {
+      for (const auto& [event_n, chunk] : recent_events_) {
+        if (event_n > n) {
+          stream->write(chunk);
+        }
+      }
+    } else {
+      nlohmann::json data = {{"lastEventId", *last_event_id}};
+      stream->write(
+          fmt::format("event: gap\ndata: {}\n\n",
+                      data.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)));
+    }
+  }
   event_streams_.push_back(std::move(stream));
 }
 
@@ -744,6 +773,14 @@ void Studio::cancel_job(const std::string& id,
                         std::function<void(Result<std::optional<tx::JobView>>)> done) {
   const auto verdict = book_.judge_cancel(id);
   const bool active_here = verdict != jobs::Cancel::AskStore;
+  // The holder connected here that can stop the work (feature "cancel"), told once the cancel
+  // is committed.
+  std::weak_ptr<WorkerSession> stoppable;
+  if (const auto* job = book_.find(id); job != nullptr && verdict != jobs::Cancel::Unqueue) {
+    if (auto holder = session_of(*job); holder && holder->cancel_) {
+      stoppable = holder;
+    }
+  }
   if (active_here) {
     book_.mark_cancelled(id);
     if (verdict == jobs::Cancel::Unqueue) {
@@ -752,7 +789,7 @@ void Studio::cancel_job(const std::string& id,
   }
   db_->call<tx::CancelOutcome>(
       [id, now = unix_millis()](store::StudioStore& s) { return tx::cancel_job(s, id, now); },
-      [self = shared_from_this(), id, active_here,
+      [self = shared_from_this(), id, active_here, stoppable,
        done = std::move(done)](Result<tx::CancelOutcome> stored) {
         if (active_here) {
           if (stored) {
@@ -771,21 +808,71 @@ void Studio::cancel_job(const std::string& id,
         if (stored->changed && stored->job) {
           logger().info("job.cancelled", {{"job_id", id}});
           self->publish_job(stored->job->record);
+          if (auto holder = stoppable.lock(); holder && !holder->ended_) {
+            logger().info("job.cancel_sent", {{"job_id", id}, {"worker_id", holder->worker_id_}});
+            self->send(holder, proto::CancelJob{id, "cancelled by a client"});
+          }
         }
         done(std::move(stored->job));
       });
 }
 
 void Studio::publish_job(const store::JobRecord& job) {
-  if (!event_streams_.empty() || cluster_) {
-    publish("job", job_event_json(job));
+  // Always, streams or not: a client that reconnects with Last-Event-ID gets what it missed.
+  publish("job", job_event_json(job));
+  if (const auto watchers = job_watchers_.find(job.id); watchers != job_watchers_.end()) {
+    const auto current = watchers->second;  // a watcher may unwatch while it runs
+    for (const auto& [id, watch] : current) {
+      if (watch.on_change) {
+        watch.on_change(&job);
+      }
+    }
+  }
+}
+
+std::uint64_t Studio::watch_job(const std::string& job_id, JobWatch watch) {
+  const auto id = ++next_watch_id_;
+  job_watchers_[job_id].emplace(id, std::move(watch));
+  return id;
+}
+
+void Studio::unwatch_job(const std::string& job_id, std::uint64_t watch_id) {
+  const auto it = job_watchers_.find(job_id);
+  if (it == job_watchers_.end()) {
+    return;
+  }
+  it->second.erase(watch_id);
+  if (it->second.empty()) {
+    job_watchers_.erase(it);
+  }
+}
+
+void Studio::relayed_job_event(std::string_view chunk) {
+  // "event: job\ndata: {\"id\":\"job-…\",…}\n\n" (publish): only the id is wanted, and only
+  // when someone here watches it.
+  constexpr std::string_view kHead = "event: job\ndata: ";
+  if (job_watchers_.empty() || !chunk.starts_with(kHead)) {
+    return;
+  }
+  const auto data = parse_json(chunk.substr(kHead.size()), "relayed job event",
+                               JsonLimits{.max_bytes = 64u << 10, .max_depth = 4});
+  if (!data || !data->is_object() || !data->contains("id") || !(*data)["id"].is_string()) {
+    return;
+  }
+  const auto watchers = job_watchers_.find((*data)["id"].get<std::string>());
+  if (watchers == job_watchers_.end()) {
+    return;
+  }
+  const auto current = watchers->second;
+  for (const auto& [id, watch] : current) {
+    if (watch.on_change) {
+      watch.on_change(nullptr);
+    }
   }
 }
 
 void Studio::publish_worker(const std::string& worker_id, std::string_view state) {
-  if (!event_streams_.empty() || cluster_) {
-    publish("worker", worker_event_json(worker_id, state));
-  }
+  publish("worker", worker_event_json(worker_id, state));
 }
 
 void Studio::publish(std::string_view event, const std::string& data) {
@@ -797,9 +884,15 @@ void Studio::publish(std::string_view event, const std::string& data) {
 }
 
 void Studio::write_event_streams(const std::string& chunk) {
+  const auto n = ++last_event_n_;
+  std::string with_id = fmt::format("id: {}.{}\n", event_epoch_, n) + chunk;
   std::erase_if(event_streams_, [](const auto& stream) { return !stream->is_open(); });
   for (auto& stream : event_streams_) {
-    stream->write(chunk);
+    stream->write(with_id);
+  }
+  recent_events_.emplace_back(n, std::move(with_id));
+  if (recent_events_.size() > kRecentEvents) {
+    recent_events_.pop_front();
   }
 }
 

@@ -86,6 +86,8 @@ class WorkerSession : public net::WebSocketHandler,
   // "capacity" (then as many as the worker's heartbeats leave room for).
   std::set<std::string> jobs_;
   bool capacity_ = false;                    // hello announced "capacity" and it was welcomed
+  bool progress_ = false;  // "progress" welcomed: its jobProgress frames are taken (issue 20)
+  bool cancel_ = false;    // "cancel" welcomed: a client's cancel is sent to it (issue 20)
   std::optional<std::string> reported_job_;  // currentJobId of the last heartbeat
   // Every studio job the last heartbeat named (capacity.jobIds, else currentJobId).
   std::vector<std::string> reported_jobs_;
@@ -162,14 +164,20 @@ class Studio : public std::enable_shared_from_this<Studio> {
   std::optional<ConnectedWorker> connected_worker(const std::string& worker_id) const;
   // Why a queued job waits (the scheduler's words), or nullopt.
   std::optional<std::string> waiting_reason(const std::string& job_id) const;
+  // The same with its class (no worker, kind, engine, memory; busy; pending), or nullopt.
+  std::optional<Waiting> waiting_for(const std::string& job_id) const {
+    return scheduler_.waiting(job_id, steady_now());
+  }
 
   // A job committed through the client API (tx::create_job): announced and queued.
   void job_created(const store::JobRecord& record);
   // The same with the task and model source the record's JSON was encoded from (the request
   // decoded them: nothing is decoded again).
   void job_created(const store::JobRecord& record, proto::Task task, proto::ModelSource source);
-  // Cancels a job (client API): a queued one leaves the queue; a held one is marked cancelled
-  // (the protocol has no cancel frame: its holder's result is acknowledged and dropped). The
+  // Cancels a job (client API): a queued one leaves the queue; a held one is marked cancelled.
+  // Its holder is sent `cancel` when its hello announced the feature (issue 20: it stops the
+  // work and answers `fail`, which frees its slot); else the holder's result is acknowledged
+  // and dropped, as the reference studio does. The
   // answer is the job as stored after the commit, nullopt when there is none. Cancelling a
   // cancelled job is harmless; a finished one is returned unchanged (its status says so).
   void cancel_job(const std::string& id,
@@ -192,8 +200,31 @@ class Studio : public std::enable_shared_from_this<Studio> {
   void end_held_poll(const std::string& request_id, const std::shared_ptr<HeldPoll>& held);
   bool poll_held(const std::string& request_id) const { return held_polls_.contains(request_id); }
 
+  // ---- job watchers (issue 20: the OpenAI routes, POST /api/v1/jobs waiting for the end) ----
+  // A route that waits on one job. `on_change` runs after every change of the job this process
+  // publishes (with the record as committed) and after a change another studio process relayed
+  // (null: read the row again); `on_progress` with each jobProgress frame of the job's holder
+  // connected here (progress from a worker connected to another process is not relayed). Both
+  // run on the loop and may call unwatch_job. A watcher lives until unwatch_job or shutdown.
+  struct JobWatch {
+    std::function<void(const store::JobRecord* committed)> on_change;
+    std::function<void(const proto::JobProgress& progress)> on_progress;
+  };
+  std::uint64_t watch_job(const std::string& job_id, JobWatch watch);
+  void unwatch_job(const std::string& job_id, std::uint64_t watch_id);
+  // A job event relayed from another studio process (its SSE chunk): watchers of that job hear
+  // of it.
+  void relayed_job_event(std::string_view chunk);
+
   // ---- events (SSE /api/v1/events) ----
-  void add_event_stream(std::shared_ptr<net::EventStream> stream);
+  // Every event carries `id: <epoch>.<n>` (epoch: this process's start, unix ms; n counts this
+  // process's events). A client that reconnects with `Last-Event-ID` first gets the events it
+  // missed from the last kRecentEvents; when they are gone (too old, or another process or a
+  // restart wrote its id) it gets `event: gap` (data: {"lastEventId"}) and should list jobs again.
+  // Quiet streams get a `: keep-alive` comment every 15 s (net/http_connection.h).
+  static constexpr std::size_t kRecentEvents = 1024;
+  void add_event_stream(std::shared_ptr<net::EventStream> stream,
+                        std::optional<std::string> last_event_id = std::nullopt);
   void publish_job(const store::JobRecord& job);
   void publish_worker(const std::string& worker_id, std::string_view state);
 
@@ -258,6 +289,8 @@ class Studio : public std::enable_shared_from_this<Studio> {
                             proto::CompleteJson complete);
   void handle_fail(const std::shared_ptr<WorkerSession>& session, const proto::Fail& failure);
   void handle_log_batch(const std::shared_ptr<WorkerSession>& session, proto::LogBatch batch);
+  void handle_progress(const std::shared_ptr<WorkerSession>& session,
+                       const proto::JobProgress& progress);
   void send(const std::shared_ptr<WorkerSession>& session, const proto::StudioFrame& frame);
   // Sends `error {code, message}` then closes with the code's close code; releases the job.
   // Sessions are taken by value: callers pass map entries that these functions erase.
@@ -334,6 +367,12 @@ class Studio : public std::enable_shared_from_this<Studio> {
   RateLimiter register_limiter_;
   std::unordered_multimap<std::string, std::shared_ptr<HeldPoll>> held_polls_;  // by request id
   std::vector<std::shared_ptr<net::EventStream>> event_streams_;
+  std::deque<std::pair<std::uint64_t, std::string>> recent_events_;  // (n, chunk with its id)
+  std::uint64_t last_event_n_ = 0;
+  std::int64_t event_epoch_ = 0;  // set at start: the ids' first part
+  // Job watchers by job id, then by watch id (issue 20).
+  std::unordered_map<std::string, std::map<std::uint64_t, JobWatch>> job_watchers_;
+  std::uint64_t next_watch_id_ = 0;
   Metrics metrics_;
   std::shared_ptr<UploadBudget> upload_budget_ = std::make_shared<UploadBudget>();
   std::shared_ptr<boost::asio::steady_timer> sweep_timer_;

@@ -85,6 +85,7 @@ nlohmann::json chat_request(const proto::LlmParams& params,
       {"cache_prompt", true},
   };
   if (params.top_p) body["top_p"] = *params.top_p;
+  if (params.seed) body["seed"] = *params.seed;
   if (params.stop && !params.stop->empty()) body["stop"] = *params.stop;
   if (params.json_schema) {
     // llama-server turns a JSON schema into a grammar that constrains sampling.

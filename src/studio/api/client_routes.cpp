@@ -7,6 +7,7 @@
 #include "proto/codec.h"
 #include "proto/mime.h"
 #include "rules/engine_rules.h"
+#include "studio/api/job_intake.h"
 #include "studio/api/responses.h"
 #include "studio/db_worker.h"
 #include "studio/json_views.h"
@@ -32,7 +33,7 @@ class ClientRoutes::Impl {
       case RouteId::JobGet: return get_job(p[0], responder);
       case RouteId::JobResult: return job_result(p[0], responder);
       case RouteId::JobCancel: return cancel_job(p[0], responder);
-      case RouteId::Events: return events(responder);
+      case RouteId::Events: return events(request, responder);
       default: break;
     }
     responder.send(HttpResponse::error(404, "not_found", "no route for " + request.path));
@@ -41,82 +42,54 @@ class ClientRoutes::Impl {
   // ---- jobs ----
 
   void create_job(const HttpRequest& request, const net::Responder& responder) {
-    auto valid = validate_job(request.body);
+    // Ours (issue 20): `?waitMs=` holds the answer until the job ends or the wait does; the
+    // reference studio ignores it, as it ignores registration's.
+    std::chrono::milliseconds wait{0};
+    if (auto text = request.query_param("waitMs"); text && !text->empty()) {
+      std::int64_t value = 0;
+      const auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), value);
+      const auto most =
+          std::chrono::duration_cast<std::chrono::milliseconds>(s_.config().job_wait_limit).count();
+      if (ec != std::errc() || end != text->data() + text->size() || value < 0 || value > most) {
+        responder.send(invalid("invalid_request",
+                               fmt::format("waitMs: must be an integer from 0 to {}", most)));
+        return;
+      }
+      wait = std::chrono::milliseconds(value);
+    }
+    auto body = read_job_body(
+        request.body, [this](const std::string& id) { return model_kind_for_job(s_, id); },
+        s_.config().json_body_limit);
+    auto valid = body ? prepare_job(s_, std::move(*body)) : fail(std::move(body).error());
     if (!valid) {
       responder.send(invalid("invalid_job", valid.error().message));
       return;
     }
-    s_.database().call<tx::CreatedJob>(
-        [job = std::move(valid->record)](store::StudioStore& st) mutable {
-          return tx::create_job(st, std::move(job));
-        },
-        [this, responder, task = std::move(valid->task),
-         source = std::move(valid->source)](Result<tx::CreatedJob> stored) mutable {
-          if (!stored && stored.error().code == Code::Conflict) {
-            responder.send(
-                HttpResponse::error(409, "idempotency_key_reused", stored.error().message));
-            return;
-          }
-          if (!stored) {
-            responder.send(error_response(stored.error()));
-            return;
-          }
-          if (!stored->created) {
-            responder.send(ok_json(job_json(stored->record)));
-            return;
-          }
-          // The task and source this request decoded: the stored JSON was encoded from them.
-          s_.job_created(stored->record, std::move(task), std::move(source));
-          responder.send(ok_json(job_json(stored->record, {}, waiting(stored->record)), 201));
-        });
-  }
-
-  // A new job as validated: its row, and the task and model source its JSON columns encode.
-  struct NewJob {
-    store::JobRecord record;
-    proto::Task task;
-    proto::ModelSource source;
-  };
-  Result<NewJob> validate_job(const std::string& text) {
-    auto body = read_job_body(
-        text,
-        [this](const std::string& id) -> Result<proto::TaskKind> {
-          const auto* model = s_.registry().model(id);
-          if (model == nullptr) {
-            return fail(Error::invalid_argument("model: unknown model \"{}\"", id));
-          }
-          if (!model->record.enabled) {
-            return fail(Error::invalid_argument("model: model \"{}\" is disabled", id));
-          }
-          return model->record.kind;
-        },
-        s_.config().json_body_limit);
-    if (!body) {
-      return fail(std::move(body).error());
-    }
-    const auto& model = *s_.registry().model(body->model);
-    SW_TRY(rules::check_task(model.source, body->task, rules::Stage::Creation));
-    store::JobRecord job;
-    job.id = "job-" + time_ordered_uuid();  // time-ordered: its index rows share recent pages
-    job.model = body->model;
-    job.kind = body->task.kind();
-    job.task_json = proto::encode(body->task);
-    job.model_source_json = model.source_json;
-    if (!offer_fits_a_worker(job.task_json.size(), job.model_source_json.size())) {
-      return fail(Error::invalid_argument(
-          "task: the offer for this job would carry {} bytes of task and {} bytes of model "
-          "source, over the {} bytes a worker reads in one message; send a smaller task",
-          job.task_json.size(), job.model_source_json.size(), kWorkerMessageLimit));
-    }
-    job.vram_gb_estimate = model.record.vram_gb_estimate;
-    job.game_id = body->game_id.value_or("");
-    job.asset_name = body->asset_name.value_or("");
-    job.priority = static_cast<int>(body->priority.value_or(0));
-    job.max_attempts =
-        static_cast<int>(body->max_attempts.value_or(s_.config().default_max_attempts));
-    job.idempotency_key = body->idempotency_key;
-    job.created_at = s_.unix_millis();
-    return NewJob{std::move(job), std::move(body->task), model.source};
+    submit_job(s_, std::move(*valid), [this, responder, wait](Result<tx::CreatedJob> stored) {
+      if (!stored && stored.error().code == Code::Conflict) {
+        responder.send(HttpResponse::error(409, "idempotency_key_reused", stored.error().message));
+        return;
+      }
+      if (!stored) {
+        responder.send(error_response(stored.error()));
+        return;
+      }
+      const int status = stored->created ? 201 : 200;
+      if (wait.count() == 0 || is_finished(stored->record.status)) {
+        responder.send(ok_json(job_json(stored->record, {}, waiting(stored->record)), status));
+        return;
+      }
+      await_job_end(
+          s_, stored->record.id, wait,
+          [this, responder, status, fallback = stored->record](Result<store::JobRecord> job) {
+            const auto& record = job ? *job : fallback;
+            json view = job_json(record, {}, waiting(record));
+            if (record.status == store::JobStatus::Done && record.result_json) {
+              view["result"] = stored_json(*record.result_json);
+            }
+            responder.send(ok_json(view, status));
+          });
+    });
   }
 
   // Why a queued job waits, asked of the scheduler when the view is built (loop thread).
@@ -244,10 +217,12 @@ class ClientRoutes::Impl {
     });
   }
 
-  void events(const net::Responder& responder) {
+  void events(const HttpRequest& request, const net::Responder& responder) {
     auto stream = responder.start_stream("text/event-stream");
     if (stream) {
-      s_.add_event_stream(std::move(stream));
+      const auto* last = request.header("Last-Event-ID");
+      s_.add_event_stream(std::move(stream),
+                          last != nullptr ? std::optional<std::string>(*last) : std::nullopt);
     }
   }
 

@@ -32,6 +32,13 @@ enum class RouteId {
   AdminTokenRotate,
   Metrics,
   Health,
+  // OpenAI-compatible (issue 20): openai_routes.h
+  OpenAiModels,
+  OpenAiModel,
+  OpenAiChat,
+  OpenAiImages,
+  OpenAiSpeech,
+  OpenAiTranscriptions,
 };
 
 }  // namespace sw::studio::api

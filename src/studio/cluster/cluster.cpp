@@ -257,7 +257,9 @@ void Cluster::on_notifications(std::vector<sql::pg::Notification> notes) {
       if (newline == std::string::npos || note.payload.compare(0, newline, process_id_) == 0) {
         continue;
       }
-      studio->write_event_streams(note.payload.substr(newline + 1));
+      const auto chunk = note.payload.substr(newline + 1);
+      studio->write_event_streams(chunk);
+      studio->relayed_job_event(chunk);
     }
   }
   if (reload) {

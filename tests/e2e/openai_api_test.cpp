@@ -1,0 +1,214 @@
+// End to end, the studio's OpenAI-compatible front door (issue 20): a studio-server and a
+// studio-worker on loopback, driven by the official OpenAI client (npm `openai`, run by Node as a
+// real client: tests/openai/client.mjs) and by plain HTTP where the client cannot show a detail.
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <nlohmann/json.hpp>
+
+#include "support/farm.h"
+#include "support/temp_dir.h"
+
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+using namespace sw::testing::farm;
+
+// The client's folder (package.json, client.mjs) and its installed node_modules, or why not.
+std::optional<std::string> openai_client_missing() {
+  const std::filesystem::path dir = SW_OPENAI_CLIENT_DIR;
+  if (std::system("node --version >/dev/null 2>&1") != 0) {
+    return "no `node` on PATH (scripts/setup-openai-client.sh installs Debian's nodejs)";
+  }
+  if (!std::filesystem::exists(dir / "node_modules" / "openai" / "package.json")) {
+    return "the openai npm package is not installed in " + dir.string() +
+           " (run scripts/setup-openai-client.sh)";
+  }
+  return std::nullopt;
+}
+
+std::string client_key(const Studio& studio) {
+  const auto reply = studio.api("POST", "/api/v1/keys", R"({"name":"openai client"})");
+  EXPECT_EQ(reply.status, 201) << reply.body;
+  return json::parse(reply.body, nullptr, false).value("key", "");
+}
+
+sw::testing::HttpReply as_client(const Studio& studio, const std::string& key,
+                                 const std::string& method, const std::string& target,
+                                 const json& body = nullptr) {
+  return sw::testing::http_request(studio.port(), method, target,
+                                   body.is_null() ? std::string() : body.dump(), key);
+}
+
+class OpenAiApi : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    studio_ = std::make_unique<Studio>(dir_.path() / "studio");
+    studio_->add_models();
+    // Synthetic jobs take 800 ms: long enough that a streamed answer's first delta arrives
+    // while the job still runs.
+    worker_ = std::make_unique<Worker>(dir_.path() / "worker", *studio_, 800);
+    worker_id_ = studio_->approve_next();
+    ASSERT_TRUE(worker_->wait_session("connected")) << worker_->log();
+    key_ = client_key(*studio_);
+  }
+
+  sw::testing::TempDir dir_;
+  std::unique_ptr<Studio> studio_;
+  std::unique_ptr<Worker> worker_;
+  std::string worker_id_;
+  std::string key_;
+};
+
+TEST_F(OpenAiApi, TheOfficialClientListsChatsStreamsDrawsSpeaksAndTranscribes) {
+  if (const auto why = openai_client_missing()) {
+    std::printf("SKIPPED: %s\n", why->c_str());
+    GTEST_SKIP() << *why;
+  }
+  const json models = {{"llm", "synth-llm"},
+                       {"image", "synth-image"},
+                       {"tts", "synth-audio_tts"},
+                       {"stt", "synth-audio_stt"}};
+  const auto result = run_command(
+      {"/usr/bin/env", "node", std::string(SW_OPENAI_CLIENT_DIR) + "/client.mjs"},
+      dir_.path() / "client.log",
+      {{"STUDIO_URL", studio_->url()}, {"STUDIO_KEY", key_}, {"STUDIO_MODELS", models.dump()}});
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  // The report is the output's last line (Node may warn before it).
+  const auto at = result.output.find("{\"models\"");
+  ASSERT_NE(at, std::string::npos) << result.output;
+  const json seen = json::parse(result.output.substr(at), nullptr, false);
+  ASSERT_TRUE(seen.is_object()) << result.output;
+
+  // Models: every enabled one, as OpenAI's model objects.
+  std::set<std::string> ids;
+  for (const auto& m : seen["models"]) {
+    EXPECT_EQ(m["object"], "model");
+    EXPECT_EQ(m["owned_by"], "studio");
+    ids.insert(m.value("id", ""));
+  }
+  EXPECT_TRUE(ids.contains("synth-llm") && ids.contains("synth-image")) << seen["models"].dump();
+
+  // Chat: a chat.completion with the job's id, the asked model and usage.
+  const auto& chat = seen["chat"];
+  EXPECT_EQ(chat["object"], "chat.completion");
+  EXPECT_TRUE(chat.value("id", "").starts_with("chatcmpl-job-")) << chat.dump();
+  EXPECT_EQ(chat["model"], "synth-llm");
+  EXPECT_EQ(chat["role"], "assistant");
+  EXPECT_FALSE(chat.value("content", "").empty());
+  EXPECT_GT(chat["usage"].value("total_tokens", 0), 0) << chat.dump();
+  // max_tokens reached the task as asked (the native view of the job shows it).
+  const auto job = studio_->job(chat.value("id", "").substr(std::string("chatcmpl-").size()));
+  EXPECT_EQ(job["task"].value("maxTokens", 0), 5) << job.dump();
+  EXPECT_EQ(job["task"].value("seed", 0), 7) << job.dump();
+
+  // Streaming: role first, then deltas, the finish, then usage; the first delta came while the
+  // job was still running (order of events, not time).
+  const auto& stream = seen["stream"];
+  const auto events = stream["events"].get<std::vector<std::string>>();
+  ASSERT_GE(events.size(), 3u) << stream.dump();
+  EXPECT_EQ(events.front(), "role");
+  EXPECT_EQ(events[1], "delta");
+  EXPECT_EQ(events.back(), "usage");
+  EXPECT_TRUE(events[events.size() - 2].starts_with("finish:")) << stream.dump();
+  EXPECT_FALSE(stream.value("content", "").empty());
+  EXPECT_GT(stream["usage"].value("total_tokens", 0), 0);
+  EXPECT_EQ(stream["statusAtFirstDelta"], "claimed") << stream.dump();
+  EXPECT_GT(std::count(events.begin(), events.end(), "delta"), 1) << stream.dump();
+
+  // A client that aborted its stream cancelled the job.
+  EXPECT_EQ(seen["abandoned"]["status"], "cancelled") << seen["abandoned"].dump();
+
+  // An image as base64 PNG, speech as WAV bytes, a transcript of an uploaded file.
+  EXPECT_EQ(seen["image"]["magic"], "PNG") << seen["image"].dump();
+  EXPECT_EQ(seen["speech"]["magic"], "RIFF") << seen["speech"].dump();
+  EXPECT_EQ(seen["speech"]["type"], "audio/wav");
+  EXPECT_FALSE(seen["transcription"].value("text", "").empty()) << seen.dump();
+
+  // Errors in OpenAI's shape, read by the client as APIError.
+  EXPECT_TRUE(seen["unknownModel"]["isApiError"]);
+  EXPECT_EQ(seen["unknownModel"]["status"], 404);
+  EXPECT_EQ(seen["unknownModel"]["code"], "model_not_found");
+  EXPECT_EQ(seen["unsupported"]["status"], 400);
+  EXPECT_EQ(seen["unsupported"]["param"], "tools") << seen["unsupported"].dump();
+  EXPECT_EQ(seen["badKey"]["status"], 401);
+  EXPECT_EQ(seen["badKey"]["type"], "authentication_error") << seen["badKey"].dump();
+}
+
+TEST_F(OpenAiApi, ParametersAreHonouredOrRefusedByName) {
+  // max_completion_tokens wins over the default; temperature and stop reach the task.
+  auto reply = as_client(*studio_, key_, "POST", "/v1/chat/completions",
+                         {{"model", "synth-llm"},
+                          {"messages", {{{"role", "user"}, {"content", "hi"}}}},
+                          {"max_completion_tokens", 7},
+                          {"temperature", 0},
+                          {"stop", "END"}});
+  ASSERT_EQ(reply.status, 200) << reply.body;
+  const auto body = json::parse(reply.body);
+  const auto job = studio_->job(body.value("id", "").substr(std::string("chatcmpl-").size()));
+  EXPECT_EQ(job["task"].value("maxTokens", 0), 7) << job.dump();
+  EXPECT_EQ(job["task"].value("temperature", -1.0), 0.0);
+  EXPECT_EQ(job["task"]["stop"], json::array({"END"}));
+
+  for (const auto& [field, value] : std::vector<std::pair<std::string, json>>{
+           {"frequency_penalty", 0.5}, {"logprobs", true}, {"n", 2}, {"bogus", 1}}) {
+    json request = {{"model", "synth-llm"}, {"messages", {{{"role", "user"}, {"content", "hi"}}}}};
+    request[field] = value;
+    reply = as_client(*studio_, key_, "POST", "/v1/chat/completions", request);
+    EXPECT_EQ(reply.status, 400) << field << ": " << reply.body;
+    const auto error = json::parse(reply.body, nullptr, false)["error"];
+    EXPECT_EQ(error["param"], field) << reply.body;
+    EXPECT_EQ(error["type"], "invalid_request_error");
+  }
+  // A model of another kind is refused with the reason.
+  reply =
+      as_client(*studio_, key_, "POST", "/v1/chat/completions",
+                {{"model", "synth-image"}, {"messages", {{{"role", "user"}, {"content", "x"}}}}});
+  EXPECT_EQ(reply.status, 400) << reply.body;
+  EXPECT_NE(reply.body.find("serves image tasks"), std::string::npos) << reply.body;
+}
+
+TEST_F(OpenAiApi, AJobNoWorkerCanServeIsAnswered503WithTheSchedulersReason) {
+  const json model = {
+      {"id", "sd-model"},
+      {"kind", "image"},
+      {"vramGbEstimate", 1},
+      {"source",
+       {{"engine", "sd-cpp"},
+        {"files",
+         {{{"role", "diffusion-model"},
+           {"url", "https://models.example/sd-turbo.gguf"},
+           {"filename", "sd-turbo.gguf"}}}},
+        {"cliDefaults", {{"cfgScale", 0}, {"steps", 0}, {"width", 0}, {"height", 0}}}}}};
+  ASSERT_EQ(studio_->api("POST", "/api/v1/models", model.dump()).status, 201);
+  const auto reply = as_client(*studio_, key_, "POST", "/v1/images/generations",
+                               {{"model", "sd-model"}, {"prompt", "a fox"}});
+  EXPECT_EQ(reply.status, 503) << reply.body;
+  const auto error = json::parse(reply.body, nullptr, false)["error"];
+  EXPECT_NE(error.value("message", "").find("no connected worker has engine sd-cpp"),
+            std::string::npos)
+      << reply.body;
+  // The job does not linger in the queue for a worker that may never come.
+  const auto jobs = json::parse(studio_->api("GET", "/api/v1/jobs?status=queued").body);
+  EXPECT_TRUE(jobs["jobs"].empty()) << jobs.dump();
+}
+
+TEST_F(OpenAiApi, TheNativeApiCanWaitForTheResult) {
+  const json body = {
+      {"model", "synth-llm"},
+      {"task", {{"kind", "llm"}, {"messages", {{{"role", "user"}, {"content", "hi"}}}}}}};
+  const auto reply = sw::testing::http_request(studio_->port(), "POST", "/api/v1/jobs?waitMs=20000",
+                                               body.dump(), key_, "application/json", 30s);
+  ASSERT_EQ(reply.status, 201) << reply.body;
+  const auto job = json::parse(reply.body);
+  EXPECT_EQ(job["status"], "done") << reply.body;
+  EXPECT_EQ(job["result"]["object"], "chat.completion") << reply.body;
+  EXPECT_EQ(sw::testing::http_request(studio_->port(), "POST", "/api/v1/jobs?waitMs=abc",
+                                      body.dump(), key_)
+                .status,
+            400);
+}
+
+}  // namespace
