@@ -13,6 +13,7 @@
 #include "studio/request_bodies.h"
 #include "studio/studio.h"
 #include "studio/transactions.h"
+#include "studio/uploads.h"
 
 namespace sw::studio::api {
 
@@ -46,15 +47,20 @@ class ClientRoutes::Impl {
       responder.send(invalid("invalid_job", valid.error().message));
       return;
     }
+    // Inputs that are studio uploads (issue 20) must exist; the job takes them as it is stored.
+    auto inputs = uploads::upload_refs(valid->task);
     s_.database().call<tx::CreatedJob>(
-        [job = std::move(valid->record)](store::StudioStore& st) mutable {
-          return tx::create_job(st, std::move(job));
-        },
+        [job = std::move(valid->record), inputs = std::move(inputs)](
+            store::StudioStore& st) mutable { return tx::create_job(st, std::move(job), inputs); },
         [this, responder, task = std::move(valid->task),
          source = std::move(valid->source)](Result<tx::CreatedJob> stored) mutable {
           if (!stored && stored.error().code == Code::Conflict) {
             responder.send(
                 HttpResponse::error(409, "idempotency_key_reused", stored.error().message));
+            return;
+          }
+          if (!stored && stored.error().code == Code::InvalidArgument) {
+            responder.send(invalid("invalid_job", stored.error().message));
             return;
           }
           if (!stored) {

@@ -32,6 +32,10 @@ enum class RouteId {
   AdminTokenRotate,
   Metrics,
   Health,
+  UploadCreate,
+  UploadGet,
+  UploadDelete,
+  UploadDownload,
 };
 
 }  // namespace sw::studio::api
