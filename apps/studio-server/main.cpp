@@ -330,6 +330,8 @@ int main(int argc, char** argv) {
   double result_limit_mib = 512;
   double json_limit_mib = 1;
   double uploads_in_flight_mib = 1024;
+  double upload_limit_mib = 64;
+  unsigned upload_retention_s = 3600;
   unsigned offer_timeout_ms = 30'000;
   unsigned silence_timeout_ms = 30'000;
   unsigned run_limit_s = 1800;
@@ -352,6 +354,18 @@ int main(int argc, char** argv) {
                    "be max(16, 2 x this + 1) MiB (a completeJson echoes the prompt beside its "
                    "result). At most 48: an offer carries the task to workers that read 64 MiB")
       ->check(CLI::PositiveNumber);
+  serve_cmd
+      ->add_option("--max-upload-mib", upload_limit_mib,
+                   "Largest client upload (POST /api/v1/uploads: a job's input file; larger: 413)")
+      ->check(CLI::Range(0.01, 65536.0));
+  serve_cmd
+      ->add_option("--upload-retention-s", upload_retention_s,
+                   "How long a client upload no job took is kept (one a job took goes with it)")
+      ->check(CLI::Range(1u, 30u * 86400u));
+  serve_cmd->add_option(
+      "--public-url", config.public_url,
+      "The studio's base URL as workers reach it (https://studio.example.com), for the upload "
+      "URLs it hands out; default http:// + the Host header of the upload request");
   serve_cmd
       ->add_option("--max-uploads-in-flight-mib", uploads_in_flight_mib,
                    "Result upload bytes received at once, all uploads together (503 over it)")
@@ -478,6 +492,8 @@ int main(int argc, char** argv) {
     config.data_dir = data_dir;
     config.database_uri = database_uri;
     config.result_body_limit = static_cast<std::uint64_t>(result_limit_mib * 1024 * 1024);
+    config.upload_body_limit = static_cast<std::uint64_t>(upload_limit_mib * 1024 * 1024);
+    config.upload_retention = std::chrono::seconds(upload_retention_s);
     config.anonymous_body_limit = std::uint64_t{anonymous_body_kib} * 1024;
     config.anonymous_body_timeout = std::chrono::seconds(anonymous_body_timeout_s);
     server_options.header_timeout = std::chrono::seconds(header_timeout_s);

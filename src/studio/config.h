@@ -88,6 +88,19 @@ struct StudioConfig {
   // less than result_body_limit, so that one upload of the largest size always fits.
   std::uint64_t upload_in_flight_limit = 1ull << 30;
 
+  // Client uploads (issue 20): job inputs (audio to transcribe, images to edit) that a client
+  // sends with POST /api/v1/uploads and workers fetch from /graphics/api/uploads/<id>. The bytes
+  // are files under <data_dir>/uploads (0700, each 0600). An upload no job took goes after
+  // `upload_retention`; one a job took goes when the job is done, failed or cancelled.
+  std::uint64_t upload_body_limit = 64ull << 20;  // one upload's request body, whole
+  std::chrono::milliseconds upload_retention = 1h;
+  // The base of the URLs the studio hands out for uploads (`<public_url>/graphics/api/uploads/
+  // <id>`), as workers reach it (e.g. https://studio.example.com). Empty: `http://` + the
+  // upload request's Host header, which is right only when clients and workers reach the studio
+  // at the same address without TLS termination in front of it.
+  std::string public_url;
+  std::filesystem::path uploads_path() const { return data_dir / "uploads"; }
+
   // Registration (reference §2.1): requests per source IP per window.
   int register_rate_limit = 10;
   std::chrono::seconds register_rate_window = 60s;

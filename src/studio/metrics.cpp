@@ -12,6 +12,7 @@ std::string_view detail_label(WaitClass reason) {
     case WaitClass::NoEngine: return "engine";
     case WaitClass::NoVram: return "vram_gb";
     case WaitClass::NoWorker:
+    case WaitClass::NoUploads:
     case WaitClass::Busy:
     case WaitClass::Pending: return "";
   }
@@ -51,7 +52,7 @@ std::string Metrics::render(
   }
   out.family("studio_jobs_waiting", "gauge",
              "Queued jobs by why no connected worker takes them: no_worker, no_kind, no_engine, "
-             "no_vram, busy (every eligible worker busy or paused), pending.");
+             "no_vram, no_uploads, busy (every eligible worker busy or paused), pending.");
   for (const auto reason : {WaitClass::NoWorker, WaitClass::Busy, WaitClass::Pending}) {
     if (!waiting.contains({reason, ""})) {
       out.sample("studio_jobs_waiting", {{"reason", std::string(to_string(reason))}},

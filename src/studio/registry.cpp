@@ -17,6 +17,18 @@ bool Registry::knows_worker(std::string_view worker_id) const {
   return workers_.contains(std::string(worker_id));
 }
 
+std::optional<std::string> Registry::worker_with_token(std::string_view token) const {
+  const auto hash = sha256_hex(token);
+  std::optional<std::string> found;
+  // Every hash is compared (no early exit), so the time taken does not say which worker matched.
+  for (const auto& [id, stored] : workers_) {
+    if (constant_time_equal(hash, stored) && !found) {
+      found = id;
+    }
+  }
+  return found;
+}
+
 void Registry::set_worker_token_hash(const std::string& worker_id, std::string token_hash) {
   workers_[worker_id] = std::move(token_hash);
 }
@@ -48,6 +60,15 @@ Registry::Bearer Registry::bearer(std::string_view token) const {
   }
   // The lookup is by hash: the key itself is never compared, and its hash is not secret.
   return api_keys_.contains(hash) ? Bearer::Client : Bearer::Unknown;
+}
+
+std::optional<std::string> Registry::bearer_owner(std::string_view token) const {
+  const auto hash = sha256_hex(token);
+  if (!admin_token_hash_.empty() && constant_time_equal(hash, admin_token_hash_)) {
+    return std::string("admin");
+  }
+  const auto key = api_keys_.find(hash);
+  return key == api_keys_.end() ? std::nullopt : std::optional<std::string>(key->second);
 }
 
 void Registry::add_api_key(const store::ApiKeyRecord& key) {

@@ -42,11 +42,17 @@ class Registry {
   // known before and absent now (deleted through another studio process).
   std::vector<std::string> replace_workers(const std::vector<store::WorkerRecord>& workers);
   std::size_t worker_count() const { return workers_.size(); }
+  // The approved worker whose current token is `token`, if any (upload downloads name no worker
+  // in their path). Compares against every worker's hash in constant time: O(workers).
+  std::optional<std::string> worker_with_token(std::string_view token) const;
 
   // ---- bearer tokens of the HTTP API ----
   enum class Bearer { Unknown, Client, Admin };
   // Who presents `token`: the admin token wins over an API key with the same hash.
   Bearer bearer(std::string_view token) const;
+  // Who presents `token`, as an owner is recorded: the API key's id, "admin" for the admin
+  // token, nullopt for anyone else.
+  std::optional<std::string> bearer_owner(std::string_view token) const;
   // Empty: no admin token exists yet (no bearer matches).
   void set_admin_token_hash(std::string hash) { admin_token_hash_ = std::move(hash); }
   bool has_admin_token() const { return !admin_token_hash_.empty(); }

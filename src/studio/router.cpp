@@ -10,6 +10,7 @@
 #include "studio/api/openai_routes.h"
 #include "studio/api/responses.h"
 #include "studio/api/route_id.h"
+#include "studio/api/upload_routes.h"
 #include "studio/api/worker_routes.h"
 #include "studio/db_worker.h"
 #include "studio/studio.h"
@@ -23,8 +24,9 @@ using net::HttpResponse;
 
 namespace {
 
-enum class Auth { None, Worker, Client, Admin };
-enum class BodyKind { None, Json, Result };
+// AnyWorker: the bearer token of any approved worker (the path names no worker: upload bytes).
+enum class Auth { None, Worker, AnyWorker, Client, Admin };
+enum class BodyKind { None, Json, Result, Upload };
 
 struct RouteSpec {
   std::string_view method;
@@ -71,7 +73,11 @@ constexpr RouteSpec kRoutes[] = {
     {"POST", "/v1/images/generations", RouteId::OpenAiImages, Auth::Client, BodyKind::Json},
     {"POST", "/v1/audio/speech", RouteId::OpenAiSpeech, Auth::Client, BodyKind::Json},
     {"POST", "/v1/audio/transcriptions", RouteId::OpenAiTranscriptions, Auth::Client,
-     BodyKind::Result},
+     BodyKind::Upload},
+    {"POST", "/api/v1/uploads", RouteId::UploadCreate, Auth::Client, BodyKind::Upload},
+    {"GET", "/api/v1/uploads/:id", RouteId::UploadGet, Auth::Client, BodyKind::None},
+    {"DELETE", "/api/v1/uploads/:id", RouteId::UploadDelete, Auth::Client, BodyKind::None},
+    {"GET", "/graphics/api/uploads/:id", RouteId::UploadDownload, Auth::AnyWorker, BodyKind::None},
     {"GET", "/metrics", RouteId::Metrics, Auth::None, BodyKind::None},
     {"GET", "/healthz", RouteId::Health, Auth::None, BodyKind::None},
 };
@@ -163,6 +169,7 @@ class Router : public net::HttpHandler {
     switch (matched.spec->body) {
       case BodyKind::Result: admission.body_limit = s_.config().result_body_limit; break;
       case BodyKind::Json: admission.body_limit = s_.config().json_body_limit; break;
+      case BodyKind::Upload: admission.body_limit = s_.config().upload_body_limit; break;
       case BodyKind::None: admission.body_limit = s_.config().json_body_limit; break;
     }
     if (matched.spec->auth == Auth::None) {
@@ -182,7 +189,10 @@ class Router : public net::HttpHandler {
     // Another studio process may have created the key or approved the worker a moment ago (its
     // notification not here yet): in a cluster an unknown credential is read from the database
     // before it is refused.
-    if (s_.clustered() && matched.spec != nullptr && matched.spec->auth != Auth::None) {
+    // (Upload downloads name no worker to read again: a worker approved elsewhere a moment ago
+    // is refused until this process's cache reload learns it.)
+    if (s_.clustered() && matched.spec != nullptr && matched.spec->auth != Auth::None &&
+        matched.spec->auth != Auth::AnyWorker) {
       if (const auto* refusal = std::get_if<HttpResponse>(&decision);
           refusal != nullptr && refusal->status == 401) {
         reread_credentials(head, *matched.spec, matched.params, std::move(admitter));
@@ -271,6 +281,11 @@ class Router : public net::HttpHandler {
       case RouteId::KeyDelete:
       case RouteId::AdminTokenRotate:
         return admin_.handle(id, std::move(request), matched.params, responder);
+      case RouteId::UploadCreate:
+      case RouteId::UploadGet:
+      case RouteId::UploadDelete:
+      case RouteId::UploadDownload:
+        return uploads_.handle(id, std::move(request), matched.params, responder);
       case RouteId::Metrics: return metrics(responder);
       case RouteId::Health: return responder.send(ok_json({{"ok", true}}));
       case RouteId::OpenAiModels:
@@ -296,6 +311,13 @@ class Router : public net::HttpHandler {
         return std::nullopt;
       }
       return HttpResponse::error(401, "unauthorized", "unknown worker or bad bearer token");
+    }
+    if (spec.auth == Auth::AnyWorker) {
+      const auto token = head.bearer_token();
+      if (token && s_.registry().worker_with_token(*token)) {
+        return std::nullopt;
+      }
+      return HttpResponse::error(401, "unauthorized", "a worker's bearer token is required");
     }
     const auto token = head.bearer_token();
     if (!token) {
@@ -386,6 +408,7 @@ class Router : public net::HttpHandler {
   api::ClientRoutes client_{s_};
   api::AdminRoutes admin_{s_};
   api::OpenAiRoutes openai_{s_};
+  api::UploadRoutes uploads_{s_};
 };
 
 std::unique_ptr<net::HttpHandler> make_router(Studio& studio) {

@@ -30,6 +30,7 @@ std::string_view to_string(WaitClass reason) {
     case WaitClass::NoKind: return "no_kind";
     case WaitClass::NoEngine: return "no_engine";
     case WaitClass::NoVram: return "no_vram";
+    case WaitClass::NoUploads: return "no_uploads";
     case WaitClass::Busy: return "busy";
     case WaitClass::Pending: return "pending";
   }
@@ -89,6 +90,12 @@ void Scheduler::set_held(const std::string& worker_id, std::size_t held) {
 void Scheduler::set_slots(const std::string& worker_id, std::size_t slots) {
   if (auto it = workers_.find(worker_id); it != workers_.end()) {
     it->second.slots = slots;
+  }
+}
+
+void Scheduler::set_fetches_uploads(const std::string& worker_id, bool fetches) {
+  if (auto it = workers_.find(worker_id); it != workers_.end()) {
+    it->second.fetches_uploads = fetches;
   }
 }
 
@@ -154,6 +161,9 @@ bool Scheduler::can_take(const WorkerState& worker, const QueuedJob& job, Steady
     return false;
   }
   if (caps.vram_threshold_gb < job.vram_gb_estimate) {
+    return false;
+  }
+  if (job.needs_uploads && !worker.fetches_uploads) {
     return false;
   }
   if (!serves(caps, job)) {
@@ -279,6 +289,7 @@ std::optional<Waiting> Scheduler::unfit(const QueuedJob& job, SteadyTime now,
   bool kind = false;
   bool engine = false;
   bool vram = false;
+  bool uploads = false;
   for (const auto& [id, worker] : workers_) {
     const auto& caps = worker.capabilities;
     if (!lists_kind(caps, job.kind)) {
@@ -293,6 +304,10 @@ std::optional<Waiting> Scheduler::unfit(const QueuedJob& job, SteadyTime now,
       continue;
     }
     vram = true;
+    if (job.needs_uploads && !worker.fetches_uploads) {
+      continue;
+    }
+    uploads = true;
     if (worker.busy()) {
       occupancy.busy = true;
     } else if (paused(caps)) {
@@ -315,6 +330,10 @@ std::optional<Waiting> Scheduler::unfit(const QueuedJob& job, SteadyTime now,
     // fmt prints the shortest exact form: 24 → "24", 12.5 → "12.5".
     const std::string gb = fmt::format("{}", job.vram_gb_estimate);
     return Waiting{WaitClass::NoVram, gb, "waiting: no connected worker has ≥ " + gb + " GB free"};
+  }
+  if (!uploads) {
+    return Waiting{WaitClass::NoUploads, "",
+                   "waiting: no connected worker fetches studio uploads (feature \"uploads\")"};
   }
   return std::nullopt;
 }
@@ -356,20 +375,21 @@ std::map<std::pair<WaitClass, std::string>, std::size_t> Scheduler::waiting_coun
     SteadyTime now) const {
   std::map<std::pair<WaitClass, std::string>, std::size_t> counts;
   // One verdict per shape; only the "declined this job" part is per job.
-  using Shape = std::tuple<proto::TaskKind, const std::string*, const std::string*, double>;
+  using Shape = std::tuple<proto::TaskKind, const std::string*, const std::string*, double, bool>;
   struct Verdict {
     std::optional<Waiting> unfit;
     Occupancy occupancy;
   };
   struct ShapeLess {
     bool operator()(const Shape& a, const Shape& b) const {
-      return std::tie(std::get<0>(a), *std::get<1>(a), *std::get<2>(a), std::get<3>(a)) <
-             std::tie(std::get<0>(b), *std::get<1>(b), *std::get<2>(b), std::get<3>(b));
+      return std::tie(std::get<0>(a), *std::get<1>(a), *std::get<2>(a), std::get<3>(a),
+                      std::get<4>(a)) < std::tie(std::get<0>(b), *std::get<1>(b), *std::get<2>(b),
+                                                 std::get<3>(b), std::get<4>(b));
     }
   };
   std::map<Shape, Verdict, ShapeLess> verdicts;
   for (const auto& [id, job] : queued_) {
-    const Shape shape{job.kind, &job.engine, &job.model, job.vram_gb_estimate};
+    const Shape shape{job.kind, &job.engine, &job.model, job.vram_gb_estimate, job.needs_uploads};
     auto found = verdicts.find(shape);
     if (found == verdicts.end()) {
       Verdict verdict;

@@ -6,7 +6,8 @@
 //                    worker with the "capacity" feature what it announced: set_slots), not held
 //                    off (after a busy/paused
 //                    reject), lists the job's kind in taskKinds, serves the job's engine (below),
-//                    vramThresholdGb ≥ the job's estimate, and userPresence "idle" when
+//                    vramThresholdGb ≥ the job's estimate, fetches studio uploads (feature
+//                    "uploads") when the job's input is one, and userPresence "idle" when
 //                    onlyWhenIdle;
 //   engine:          the worker's supportedModelsPerKind[kind] (reference §1.5) names the model's
 //                    `source.engine` as `<engine>:*` (`llama-cpp:*`) or bare (the synthetic
@@ -44,19 +45,24 @@ struct QueuedJob {
   double vram_gb_estimate = 0;
   std::string model;
   std::string engine;  // the model's `source.engine` (`llama-cpp`, `synthetic`, …)
+  // An input of its task is a studio upload (issue 20): only a worker whose hello announced the
+  // "uploads" feature can fetch it.
+  bool needs_uploads = false;
 };
 
 // Why a queued job is not offered, for operators (the job view and /metrics). Checked in this
 // order over the connected (welcomed) workers; the first that applies is the reason.
 enum class WaitClass {
-  NoWorker,  // no worker connected
-  NoKind,    // none lists the job's kind in taskKinds             (detail: the kind)
-  NoEngine,  // none of those serves the job's engine or model id  (detail: the engine)
-  NoVram,    // none of those has vramThresholdGb ≥ the estimate   (detail: the estimate, GB)
-  Busy,      // every eligible one is busy, paused, held off, or declined this job lately
-  Pending,   // an eligible worker is free: the offer is on its way (a passing state)
+  NoWorker,   // no worker connected
+  NoKind,     // none lists the job's kind in taskKinds             (detail: the kind)
+  NoEngine,   // none of those serves the job's engine or model id  (detail: the engine)
+  NoVram,     // none of those has vramThresholdGb ≥ the estimate   (detail: the estimate, GB)
+  NoUploads,  // the job's input is a studio upload and none of those fetches uploads
+  Busy,       // every eligible one is busy, paused, held off, or declined this job lately
+  Pending,    // an eligible worker is free: the offer is on its way (a passing state)
 };
-// no_worker, no_kind, no_engine, no_vram, busy, pending: the `reason` label of the gauge.
+// no_worker, no_kind, no_engine, no_vram, no_uploads, busy, pending: the `reason` label of the
+// gauge.
 std::string_view to_string(WaitClass reason);
 
 struct Waiting {
@@ -94,6 +100,8 @@ class Scheduler {
   // Jobs the worker can hold at once (feature "capacity": those it holds plus the room it
   // announced; 1 for every other worker, the default). 0: none now.
   void set_slots(const std::string& worker_id, std::size_t slots);
+  // Whether the worker fetches studio uploads (its hello announced "uploads"; false until said).
+  void set_fetches_uploads(const std::string& worker_id, bool fetches);
   // No offers to this worker before `until` (it answered busy or paused).
   void hold_off(const std::string& worker_id, SteadyTime until);
   // This job is not offered to this worker again before `until` (it refused the job), or with
@@ -136,6 +144,7 @@ class Scheduler {
     proto::WorkerCapabilities capabilities;
     std::size_t held = 0;   // jobs its session holds
     std::size_t slots = 1;  // jobs it can hold at once
+    bool fetches_uploads = false;
     bool busy() const { return held >= slots; }
     SteadyTime held_until{};
     std::string last_model;

@@ -222,6 +222,12 @@ void Studio::welcome(const std::shared_ptr<WorkerSession>& session, proto::Hello
   if (session->cancel_) {
     welcome.features.emplace_back(proto::kFeatureCancel);
   }
+  // It fetches studio uploads with its token: jobs whose inputs are uploads may go to it.
+  session->uploads_ = announced(proto::kFeatureUploads);
+  scheduler_.set_fetches_uploads(session->worker_id_, session->uploads_);
+  if (session->uploads_) {
+    welcome.features.emplace_back(proto::kFeatureUploads);
+  }
   send(session, welcome);
   logger().info("ws.welcome", {{"worker_id", session->worker_id_},
                                {"machine", session->capabilities_.machine_name},

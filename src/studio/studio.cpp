@@ -29,6 +29,19 @@ const log::Logger& logger() {
   return instance;
 }
 
+// Client uploads a crash cut short (uploads/.upl-*.part): each process has its own uploads
+// directory, so at start none is being written. Blocking, before the loop runs.
+void remove_partial_upload_files(const std::filesystem::path& dir) {
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const auto name = it->path().filename().string();
+    if (name.starts_with(".upl-") && name.ends_with(".part")) {
+      std::error_code ignored;
+      std::filesystem::remove(it->path(), ignored);
+    }
+  }
+}
+
 // Which database this studio runs on: the first thing an operator of several processes checks.
 void announce_backend(store::StudioStore& store, const StudioConfig& config) {
   if (auto* pg = dynamic_cast<store::PgStudioStore*>(&store)) {
@@ -78,6 +91,7 @@ Result<std::shared_ptr<Studio>> Studio::create(boost::asio::any_io_executor loop
   // nobody has written to for an hour are a crash's leftovers.
   remove_stale_upload_files(config.results_path(), config.database_uri ? std::chrono::seconds(3600)
                                                                        : std::chrono::seconds(0));
+  remove_partial_upload_files(config.uploads_path());
   // On PostgreSQL this process is one of possibly several sharing the database (issue 18): it
   // registers its lease before it claims anything, and its claims carry its id.
   std::string process_id;
@@ -103,6 +117,7 @@ Result<std::shared_ptr<Studio>> Studio::create(boost::asio::any_io_executor loop
     studio->cluster_->start();
   }
   studio->schedule_sweep();
+  studio->schedule_upload_sweep(std::chrono::milliseconds(0));  // a restart finds what ended
   return studio;
 }
 
@@ -219,6 +234,7 @@ Result<Studio::ActiveJob> Studio::make_active_job(store::JobRecord record) {
 Studio::ActiveJob Studio::make_active_job(store::JobRecord record, proto::Task task,
                                           proto::ModelSource source) {
   ActiveJob job;
+  job.needs_uploads = !uploads::upload_refs(task).empty();
   proto::JobOfferClaim claim;
   claim.job_id = record.id;
   claim.game_id = record.game_id;
@@ -631,6 +647,9 @@ void Studio::shutdown(std::function<void()> done) {
   if (sweep_timer_) {
     sweep_timer_->cancel();
   }
+  if (upload_sweep_timer_) {
+    upload_sweep_timer_->cancel();
+  }
   for (auto& [id, timer] : deadlines_) {
     timer->cancel();
   }
@@ -818,6 +837,7 @@ void Studio::cancel_job(const std::string& id,
 }
 
 void Studio::publish_job(const store::JobRecord& job) {
+  job_ended_for_uploads(job);
   // Always, streams or not: a client that reconnects with Last-Event-ID gets what it missed.
   publish("job", job_event_json(job));
   if (const auto watchers = job_watchers_.find(job.id); watchers != job_watchers_.end()) {

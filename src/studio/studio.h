@@ -88,6 +88,7 @@ class WorkerSession : public net::WebSocketHandler,
   bool capacity_ = false;                    // hello announced "capacity" and it was welcomed
   bool progress_ = false;  // "progress" welcomed: its jobProgress frames are taken (issue 20)
   bool cancel_ = false;    // "cancel" welcomed: a client's cancel is sent to it (issue 20)
+  bool uploads_ = false;  // hello announced "uploads": it fetches studio uploads (issue 20)
   std::optional<std::string> reported_job_;  // currentJobId of the last heartbeat
   // Every studio job the last heartbeat named (capacity.jobIds, else currentJobId).
   std::vector<std::string> reported_jobs_;
@@ -188,6 +189,31 @@ class Studio : public std::enable_shared_from_this<Studio> {
   }
   // A registration request was approved or rejected.
   void request_decided(const std::string& request_id) { wake_held_polls(request_id); }
+
+  // ---- client uploads (issue 20; studio/uploads.h) ----
+  // Where upload files live: <data_dir>/uploads (0700), one file per upload named by its id.
+  std::filesystem::path uploads_dir() const { return config_.uploads_path(); }
+  // Stores `bytes` as a new upload owned by `owner` (an API key id, or "admin"): hashed and
+  // written (0600) on the blocking pool, then the row is committed. `done` runs on the loop with
+  // the row, or the error (then no file is left behind); it is not called once the studio is gone.
+  // An empty `content_type` is stored as application/octet-stream. Size limits are the caller's
+  // (its route's body limit). Used by POST /api/v1/uploads, and by any route that holds an input
+  // in memory already (an OpenAI-style multipart transcription request).
+  void store_upload(std::string bytes, std::string content_type, std::string filename,
+                    std::string owner, std::function<void(Result<store::UploadRecord>)> done);
+  // The URL a job's input field names the upload by, and workers fetch it from:
+  // `<config.public_url>/graphics/api/uploads/<id>`, or without public_url `http://` + the
+  // request's Host header (only right when workers reach the studio at the address the client
+  // used, without TLS in front).
+  std::string upload_url(const net::HttpRequest& request, const std::string& id) const;
+  // When an upload no job took stops being kept (its created_at + upload_retention).
+  std::int64_t upload_expiry(const store::UploadRecord& upload) const {
+    return upload.created_at + config_.upload_retention.count();
+  }
+  // Deletes, file first and then row, every upload whose job is over and every one no job took
+  // within the retention; runs at start, every sweep_interval, and soon after a job that took
+  // uploads ends. One at a time: a request while one runs makes it run again.
+  void sweep_uploads();
 
   // ---- registration polls held open (ours: `?waitMs=`; the reference studio ignores it) ----
   // A poll of a pending request waits here until the request is decided or its wait ends.
@@ -314,7 +340,12 @@ class Studio : public std::enable_shared_from_this<Studio> {
   void schedule_sweep();
 
   // ---- jobs (studio.cpp) ----
-  void enqueue(ActiveJob job) { execute(book_.enqueue(std::move(job), steady_now())); }
+  void enqueue(ActiveJob job) {
+    if (job.needs_uploads) {
+      jobs_with_uploads_.insert(job.record.id);
+    }
+    execute(book_.enqueue(std::move(job), steady_now()));
+  }
   void request_dispatch();
   void dispatch();
   // Claims in the database, after re-reading the worker's row (a deleted worker is refused and
@@ -378,6 +409,16 @@ class Studio : public std::enable_shared_from_this<Studio> {
   std::shared_ptr<boost::asio::steady_timer> sweep_timer_;
   // On PostgreSQL: this process among others sharing the database; null on SQLite.
   std::shared_ptr<cluster::Cluster> cluster_;
+  // Client uploads (upload_store.cpp): jobs known here to have taken uploads (an end sweeps at
+  // once; the periodic sweep finds any other), and the sweep's timer and state.
+  std::unordered_set<std::string> jobs_with_uploads_;
+  std::shared_ptr<boost::asio::steady_timer> upload_sweep_timer_;
+  bool upload_sweep_running_ = false;
+  bool upload_sweep_again_ = false;
+  void schedule_upload_sweep(std::chrono::milliseconds after);
+  void upload_sweep_finished(bool more);
+  // A job ended (published as done, failed or cancelled): its uploads go now if it took any.
+  void job_ended_for_uploads(const store::JobRecord& job);
   bool dispatch_pending_ = false;
   bool stopping_ = false;
   std::uint64_t next_session_order_ = 0;

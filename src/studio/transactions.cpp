@@ -94,7 +94,35 @@ Result<std::optional<CreatedJob>> job_of_key(store::StudioStore& store,
 
 }  // namespace
 
-Result<CreatedJob> create_job(store::StudioStore& store, store::JobRecord job) {
+namespace {
+// Every upload a new job names exists and is free (or already this job's).
+Status check_inputs(store::StudioStore& store, const std::string& job_id,
+                    const std::vector<uploads::UploadRef>& inputs) {
+  for (const auto& input : inputs) {
+    auto upload = uploads::valid_upload_id(input.id)
+                      ? store.find_upload(input.id)
+                      : Result<std::optional<store::UploadRecord>>(std::nullopt);
+    if (!upload) {
+      return fail(std::move(upload).error());
+    }
+    if (!*upload) {
+      return fail(
+          Error::invalid_argument("task.{}: no upload \"{}\" (upload it first with POST "
+                                  "/api/v1/uploads, and use the url it answers)",
+                                  input.field, input.id));
+    }
+    if ((*upload)->job_id && *(*upload)->job_id != job_id) {
+      return fail(Error::invalid_argument(
+          "task.{}: upload \"{}\" is already the input of job {}; upload it again", input.field,
+          input.id, *(*upload)->job_id));
+    }
+  }
+  return {};
+}
+}  // namespace
+
+Result<CreatedJob> create_job(store::StudioStore& store, store::JobRecord job,
+                              const std::vector<uploads::UploadRef>& inputs) {
   if (job.idempotency_key) {
     auto known = job_of_key(store, job);
     if (!known) {
@@ -119,7 +147,41 @@ Result<CreatedJob> create_job(store::StudioStore& store, store::JobRecord job) {
     }
     return fail(std::move(inserted).error());
   }
+  SW_TRY(check_inputs(store, job.id, inputs));
+  for (const auto& input : inputs) {
+    auto taken = store.attach_upload(input.id, job.id);
+    if (!taken) {
+      return fail(std::move(taken).error());
+    }
+    if (!*taken) {  // taken by another job between the check and now (another studio process)
+      return fail(Error::invalid_argument("task.{}: upload \"{}\" was just taken by another job",
+                                          input.field, input.id));
+    }
+  }
   return CreatedJob{std::move(job), true};
+}
+
+Result<store::UploadRecord> delete_upload(store::StudioStore& store, const std::string& id) {
+  auto upload = store.find_upload(id);
+  if (!upload) {
+    return fail(std::move(upload).error());
+  }
+  if (!*upload) {
+    return fail(Error::not_found("no upload {}", id));
+  }
+  auto status = store.upload_job_status(id);
+  if (!status) {
+    return fail(std::move(status).error());
+  }
+  if (*status && (**status == store::JobStatus::Queued || **status == store::JobStatus::Claimed)) {
+    return fail(Error::make(Code::Conflict, "upload {} is the input of job {}, which is {}", id,
+                            (*upload)->job_id.value_or(""), store::to_string(**status)));
+  }
+  auto deleted = store.delete_upload(id);
+  if (!deleted) {
+    return fail(std::move(deleted).error());
+  }
+  return std::move(**upload);
 }
 
 Result<CancelOutcome> cancel_job(store::StudioStore& store, const std::string& id,

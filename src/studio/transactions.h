@@ -14,6 +14,7 @@
 #include "common/error.h"
 #include "jobs/job_book.h"
 #include "studio/store/studio_store.h"
+#include "studio/uploads.h"
 
 namespace sw::studio::tx {
 
@@ -35,7 +36,14 @@ struct CreatedJob {
   store::JobRecord record;
   bool created = false;
 };
-Result<CreatedJob> create_job(store::StudioStore& store, store::JobRecord job);
+// `inputs`: the uploads its task names (issue 20), each of which must exist and be no other job's
+// (else InvalidArgument naming the field and the id); a created job takes them in the same
+// transaction. A repeat with an idempotency key takes nothing again.
+Result<CreatedJob> create_job(store::StudioStore& store, store::JobRecord job,
+                              const std::vector<uploads::UploadRef>& inputs = {});
+// Deletes an upload's row (the caller removes its file after the commit) and returns it:
+// NotFound when there is none, Conflict while a job that is not over took it.
+Result<store::UploadRecord> delete_upload(store::StudioStore& store, const std::string& id);
 // The names of the fields that tell two requests with one idempotency key apart, comma-separated;
 // empty when they are the same job. Compared as the studio stores them: model; task as canonical
 // JSON; priority; maxAttempts; gameId; assetName.

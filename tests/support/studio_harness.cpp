@@ -108,11 +108,12 @@ std::unique_ptr<store::StudioStore> open_test_store(const std::filesystem::path&
   return std::move(*opened);
 }
 
-StudioHarness::StudioHarness(studio::StudioConfig config, net::ServerOptions options)
+StudioHarness::StudioHarness(studio::StudioConfig config, net::ServerOptions options,
+                             const Clock& clock)
     : impl_(std::make_unique<Impl>()) {
   config.admin_token = kTestAdminToken;
   use_test_database(config);
-  auto created = studio::Studio::create(impl_->io.get_executor(), std::move(config));
+  auto created = studio::Studio::create(impl_->io.get_executor(), std::move(config), clock);
   if (!created) {
     ADD_FAILURE() << "studio did not start: " << created.error().describe();
     impl_->stopped = true;

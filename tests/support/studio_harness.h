@@ -9,9 +9,10 @@
 #include <string>
 #include <thread>
 
+#include "common/clock.h"
 #include "net/http_server.h"
-#include "studio/store/studio_store.h"
 #include "studio/config.h"
+#include "studio/store/studio_store.h"
 #include "support/protocol_client.h"
 
 namespace sw::testing {
@@ -33,7 +34,9 @@ std::unique_ptr<store::StudioStore> open_test_store(const std::filesystem::path&
 class StudioHarness {
  public:
   // Starts a studio on `config.data_dir` (admin token kTestAdminToken). Fails the test on error.
-  explicit StudioHarness(studio::StudioConfig config, net::ServerOptions options = {});
+  // `clock` (outliving the harness) is the studio's time (Studio::create).
+  explicit StudioHarness(studio::StudioConfig config, net::ServerOptions options = {},
+                         const Clock& clock = SystemClock::instance());
   ~StudioHarness();  // graceful shutdown
   StudioHarness(const StudioHarness&) = delete;
   StudioHarness& operator=(const StudioHarness&) = delete;

@@ -14,6 +14,7 @@
 #include "studio/request_bodies.h"
 #include "studio/studio.h"
 #include "studio/transactions.h"
+#include "studio/uploads.h"
 
 namespace sw::studio::api {
 
@@ -68,6 +69,10 @@ class ClientRoutes::Impl {
     submit_job(s_, std::move(*valid), [this, responder, wait](Result<tx::CreatedJob> stored) {
       if (!stored && stored.error().code == Code::Conflict) {
         responder.send(HttpResponse::error(409, "idempotency_key_reused", stored.error().message));
+        return;
+      }
+      if (!stored && stored.error().code == Code::InvalidArgument) {
+        responder.send(invalid("invalid_job", stored.error().message));
         return;
       }
       if (!stored) {

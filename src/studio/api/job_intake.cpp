@@ -7,6 +7,7 @@
 #include "rules/engine_rules.h"
 #include "studio/db_worker.h"
 #include "studio/studio.h"
+#include "studio/uploads.h"
 
 namespace sw::studio::api {
 
@@ -54,10 +55,11 @@ Result<NewJob> prepare_job(const Studio& studio, JobBody body) {
 }
 
 void submit_job(Studio& studio, NewJob job, std::function<void(Result<tx::CreatedJob>)> done) {
+  // Inputs that are studio uploads (issue 20) must exist; the job takes them as it is stored.
+  auto inputs = uploads::upload_refs(job.task);
   studio.database().call<tx::CreatedJob>(
-      [record = std::move(job.record)](store::StudioStore& st) mutable {
-        return tx::create_job(st, std::move(record));
-      },
+      [record = std::move(job.record), inputs = std::move(inputs)](
+          store::StudioStore& st) mutable { return tx::create_job(st, std::move(record), inputs); },
       [&studio, weak = studio.weak_from_this(), task = std::move(job.task),
        source = std::move(job.source),
        done = std::move(done)](Result<tx::CreatedJob> stored) mutable {

@@ -38,7 +38,7 @@ Result<NewJob> prepare_job(const Studio& studio, JobBody body);
 
 // Commits the job (or finds the one its idempotency key names) and, when new, announces and
 // queues it. `done` runs on the loop: Conflict when the idempotency key was used for another
-// job.
+// job; InvalidArgument when an input names an upload that is missing or another job's.
 void submit_job(Studio& studio, NewJob job, std::function<void(Result<tx::CreatedJob>)> done);
 
 bool is_finished(store::JobStatus status);

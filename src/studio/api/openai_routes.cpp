@@ -358,6 +358,7 @@ class OpenAiRoutes::Impl {
       case RouteId::OpenAiChat: return chat(request, responder);
       case RouteId::OpenAiImages: return images(request, responder);
       case RouteId::OpenAiSpeech: return speech(request, responder);
+      case RouteId::OpenAiTranscriptions: return transcriptions(request, responder);
       default: break;
     }
     responder.send(openai_error(404, "not_found", "no route for " + request.path));
@@ -420,7 +421,7 @@ class OpenAiRoutes::Impl {
     }
     auto call = std::make_shared<Call>(s_, responder, Answer::Image, image->model);
     call->image_format = image->response_format;
-    call->public_base = public_base(request);
+    call->public_base = s_.config().public_url.empty() ? public_base(request) : s_.config().public_url;
     call->submit(JobBody{.model = image->model, .task = proto::Task{std::move(image->params)}});
   }
 
@@ -433,6 +434,71 @@ class OpenAiRoutes::Impl {
     }
     auto call = std::make_shared<Call>(s_, responder, Answer::Speech, speech->model);
     call->submit(JobBody{.model = speech->model, .task = proto::Task{std::move(speech->params)}});
+  }
+
+  // Multipart: the audio in the `file` part, the other fields as OpenAI names them. The file is
+  // stored as an upload (private, hashed, gone with its job) that the worker fetches.
+  void transcriptions(const HttpRequest& request, const net::Responder& responder) {
+    const auto* type = request.header("Content-Type");
+    auto parts = net::parse_form_data(type != nullptr ? *type : std::string(), request.body);
+    if (!parts) {
+      responder.send(openai_error(400, "invalid_request",
+                                  "file: the body must be multipart/form-data with a `file` part (" +
+                                      parts.error().message + ")"));
+      return;
+    }
+    std::vector<oa::FormField> fields;
+    const net::FormPart* file = nullptr;
+    for (const auto& part : *parts) {
+      if (part.name == "file") {
+        if (file != nullptr) {
+          responder.send(openai_error(400, "invalid_request", "file: more than one file part"));
+          return;
+        }
+        file = &part;
+      } else if (part.data.size() > (64u << 10)) {
+        responder.send(openai_error(400, "invalid_request",
+                                    part.name + ": a form field of at most 64 KiB"));
+        return;
+      } else {
+        fields.push_back({part.name, std::string(part.data)});
+      }
+    }
+    if (file == nullptr || file->data.empty()) {
+      responder.send(openai_error(400, "invalid_request", "file: required (the audio to transcribe)"));
+      return;
+    }
+    auto stt = oa::read_transcription_request(fields);
+    if (stt) {
+      // The model is checked before anything is stored.
+      if (auto kind = model_kind_for_job(s_, stt->model); !kind) {
+        stt = fail(std::move(kind).error());
+      }
+    }
+    if (!stt) {
+      responder.send(refusal(stt.error()));
+      return;
+    }
+    const auto token = request.bearer_token();
+    auto owner = token ? s_.registry().bearer_owner(*token) : std::nullopt;
+    // The URL the upload will have: the same for every id but its last segment.
+    const std::string url_head = s_.upload_url(request, "");
+    std::string content_type =
+        file->content_type.empty() ? "application/octet-stream" : file->content_type;
+    s_.store_upload(
+        std::string(file->data), std::move(content_type), file->filename.value_or("audio"),
+        owner.value_or("admin"),
+        [this, responder, url_head, request = std::move(*stt)](
+            Result<store::UploadRecord> stored) mutable {
+          if (!stored) {
+            responder.send(refusal(stored.error()));
+            return;
+          }
+          request.params.input_url = url_head + stored->id;
+          auto call = std::make_shared<Call>(s_, responder, Answer::Transcript, request.model);
+          call->transcript_format = request.format;
+          call->submit(JobBody{.model = request.model, .task = proto::Task{std::move(request.params)}});
+        });
   }
 
   // The studio as this client reaches it (its Host header), for links in answers.

@@ -39,6 +39,10 @@ enum class RouteId {
   OpenAiImages,
   OpenAiSpeech,
   OpenAiTranscriptions,
+  UploadCreate,
+  UploadGet,
+  UploadDelete,
+  UploadDownload,
 };
 
 }  // namespace sw::studio::api

@@ -183,6 +183,8 @@ struct ActiveJob {
   std::optional<SteadyTime> run_until;  // the run limit's end, kept through a detach
   SteadyTime enqueued_at{};
   std::string engine;  // the model source's engine, decoded once (routing, issue 14)
+  // Its task names a studio upload as an input: only workers with feature "uploads" get it.
+  bool needs_uploads = false;
   // The claim was refused (its worker's row was gone) after a release had started: that
   // release finds the row still queued and puts the job back in the queue instead of dropping it.
   bool claim_refused = false;
@@ -197,7 +199,8 @@ struct ActiveJob {
                      .kind = record.kind,
                      .vram_gb_estimate = record.vram_gb_estimate,
                      .model = record.model,
-                     .engine = engine};
+                     .engine = engine,
+                     .needs_uploads = needs_uploads};
   }
 };
 

@@ -288,13 +288,46 @@ ALTER TABLE jobs ALTER COLUMN queue_seq SET NOT NULL;
 CREATE INDEX jobs_queued_by_queue_seq ON jobs(queue_seq) WHERE status = 'queued';
 )sql";
 
+// Version 5 (issue 20): files clients upload as job inputs (audio to transcribe, images to
+// edit). The bytes are a file named by the id under <data_dir>/uploads; the row says who sent them
+// and which job took them (NULL until a job refers to them). Rows that no job took are swept after
+// the retention period; those of a finished job go with it. The index serves both sweeps.
+constexpr std::string_view kSchemaV5 = R"sql(
+CREATE TABLE uploads (
+  id            TEXT PRIMARY KEY,
+  sha256        TEXT NOT NULL,
+  bytes         INTEGER NOT NULL,
+  content_type  TEXT NOT NULL,
+  filename      TEXT NOT NULL,
+  owner         TEXT NOT NULL,
+  created_at    INTEGER NOT NULL,
+  job_id        TEXT
+);
+CREATE INDEX uploads_by_job ON uploads(job_id, created_at);
+)sql";
+
+constexpr std::string_view kPgSchemaV5 = R"sql(
+CREATE TABLE uploads (
+  id            TEXT PRIMARY KEY,
+  sha256        TEXT NOT NULL,
+  bytes         BIGINT NOT NULL,
+  content_type  TEXT NOT NULL,
+  filename      TEXT NOT NULL,
+  owner         TEXT NOT NULL,
+  created_at    BIGINT NOT NULL,
+  job_id        TEXT
+);
+CREATE INDEX uploads_by_job ON uploads(job_id, created_at);
+)sql";
+
 }  // namespace
 
 std::span<const sql::Migration> studio_migrations() {
   static constexpr sql::Migration kMigrations[] = {{1, kSchemaV1, kPgSchemaV1},
                                                    {2, kSchemaV2, kPgSchemaV2},
                                                    {3, kSchemaV3, kPgSchemaV3},
-                                                   {4, kSchemaV4, kPgSchemaV4}};
+                                                   {4, kSchemaV4, kPgSchemaV4},
+                                                   {5, kSchemaV5, kPgSchemaV5}};
   return kMigrations;
 }
 

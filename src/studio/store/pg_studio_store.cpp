@@ -646,6 +646,67 @@ Result<std::vector<ApiKeyRecord>> PgStudioStore::list_api_keys() {
       });
 }
 
+// ---- uploads ----
+
+namespace {
+constexpr std::string_view kUploadColumns =
+    "u.id, u.sha256, u.bytes, u.content_type, u.filename, u.owner, u.created_at, u.job_id";
+
+UploadRecord read_upload(const Rows& r, int i) {
+  return UploadRecord{r.text(i, 0), r.text(i, 1), r.int64(i, 2), r.text(i, 3),
+                      r.text(i, 4), r.text(i, 5), r.int64(i, 6), r.optional_text(i, 7)};
+}
+}  // namespace
+
+Status PgStudioStore::insert_upload(const UploadRecord& u) {
+  return done(conn_.exec(
+      "INSERT INTO uploads(id, sha256, bytes, content_type, filename, owner, created_at, job_id) "
+      "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+      {u.id, u.sha256, u.bytes, u.content_type, u.filename, u.owner, u.created_at, u.job_id}));
+}
+
+Result<std::optional<UploadRecord>> PgStudioStore::find_upload(std::string_view id) {
+  static const std::string sql =
+      fmt::format("SELECT {} FROM uploads u WHERE u.id = $1", kUploadColumns);
+  return first<UploadRecord>(conn_.exec(sql, {id}), read_upload);
+}
+
+Result<bool> PgStudioStore::attach_upload(std::string_view id, std::string_view job_id) {
+  return one_changed(
+      conn_.exec("UPDATE uploads SET job_id = $2 WHERE id = $1 AND (job_id IS NULL OR job_id = $2)",
+                 {id, job_id}));
+}
+
+Result<std::vector<UploadRecord>> PgStudioStore::disposable_uploads(Millis unattached_before,
+                                                                    int limit) {
+  static const std::string sql = fmt::format(
+      "SELECT {} FROM uploads u LEFT JOIN jobs j ON j.id = u.job_id "
+      "WHERE (u.job_id IS NULL AND u.created_at < $1) OR (u.job_id IS NOT NULL AND "
+      "(j.id IS NULL OR j.status IN ('done', 'failed', 'cancelled'))) "
+      "ORDER BY u.created_at, u.id COLLATE \"C\" LIMIT $2",
+      kUploadColumns);
+  return collect<UploadRecord>(conn_.exec(sql, {unattached_before, std::int64_t{limit}}),
+                               read_upload);
+}
+
+Result<std::optional<JobStatus>> PgStudioStore::upload_job_status(std::string_view id) {
+  auto status = first<std::string>(
+      conn_.exec("SELECT j.status FROM uploads u JOIN jobs j ON j.id = u.job_id WHERE u.id = $1",
+                 {id}),
+      [](const Rows& r, int i) { return r.text(i, 0); });
+  if (!status) {
+    return fail(std::move(status).error());
+  }
+  if (!*status) {
+    return std::optional<JobStatus>();
+  }
+  return parse_job_status(**status);
+}
+
+Result<bool> PgStudioStore::delete_upload(std::string_view id) {
+  return one_changed(conn_.exec("DELETE FROM uploads WHERE id = $1", {id}));
+}
+
 // ---- worker logs ----
 
 Status PgStudioStore::insert_logs(std::string_view worker_id,

@@ -102,6 +102,13 @@ class PgStudioStore final : public StudioStore {
   Status insert_api_key(const ApiKeyRecord& key) override;
   Result<bool> delete_api_key(std::string_view id) override;
   Result<std::vector<ApiKeyRecord>> list_api_keys() override;
+  Status insert_upload(const UploadRecord& upload) override;
+  Result<std::optional<UploadRecord>> find_upload(std::string_view id) override;
+  Result<bool> attach_upload(std::string_view id, std::string_view job_id) override;
+  Result<std::vector<UploadRecord>> disposable_uploads(Millis unattached_before,
+                                                       int limit) override;
+  Result<std::optional<JobStatus>> upload_job_status(std::string_view id) override;
+  Result<bool> delete_upload(std::string_view id) override;
   Status insert_logs(std::string_view worker_id, const std::vector<proto::LogEntry>& entries,
                      Millis now, int keep_per_worker) override;
   Result<std::vector<WorkerLogRecord>> worker_logs(std::string_view worker_id,

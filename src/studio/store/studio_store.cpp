@@ -786,6 +786,80 @@ Result<std::vector<ApiKeyRecord>> SqliteStudioStore::list_api_keys() {
   });
 }
 
+// ---- uploads ----
+
+namespace {
+constexpr std::string_view kUploadColumns =
+    "u.id, u.sha256, u.bytes, u.content_type, u.filename, u.owner, u.created_at, u.job_id";
+
+UploadRecord read_upload(const Stmt& s) {
+  return UploadRecord{s.text(0), s.text(1), s.int64(2), s.text(3),
+                      s.text(4), s.text(5), s.int64(6), s.optional_text(7)};
+}
+}  // namespace
+
+Status SqliteStudioStore::insert_upload(const UploadRecord& u) {
+  SW_STMT(s,
+          "INSERT INTO uploads(id, sha256, bytes, content_type, filename, owner, created_at, "
+          "job_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+  return s.bind(1, u.id)
+      .bind(2, u.sha256)
+      .bind(3, u.bytes)
+      .bind(4, u.content_type)
+      .bind(5, u.filename)
+      .bind(6, u.owner)
+      .bind(7, u.created_at)
+      .bind(8, u.job_id)
+      .run();
+}
+
+Result<std::optional<UploadRecord>> SqliteStudioStore::find_upload(std::string_view id) {
+  static const std::string sql =
+      fmt::format("SELECT {} FROM uploads u WHERE u.id = ?", kUploadColumns);
+  SW_STMT(s, sql);
+  s.bind(1, id);
+  return first<UploadRecord>(s, read_upload);
+}
+
+Result<bool> SqliteStudioStore::attach_upload(std::string_view id, std::string_view job_id) {
+  SW_STMT(s, "UPDATE uploads SET job_id = ?2 WHERE id = ?1 AND (job_id IS NULL OR job_id = ?2)");
+  SW_TRY(s.bind(1, id).bind(2, job_id).run());
+  return db_.changes() == 1;
+}
+
+Result<std::vector<UploadRecord>> SqliteStudioStore::disposable_uploads(Millis unattached_before,
+                                                                        int limit) {
+  // A job_id whose row is gone counts as finished: nothing can ever need those bytes.
+  static const std::string sql = fmt::format(
+      "SELECT {} FROM uploads u LEFT JOIN jobs j ON j.id = u.job_id "
+      "WHERE (u.job_id IS NULL AND u.created_at < ?1) OR (u.job_id IS NOT NULL AND "
+      "(j.id IS NULL OR j.status IN ('done', 'failed', 'cancelled'))) "
+      "ORDER BY u.created_at, u.id LIMIT ?2",
+      kUploadColumns);
+  SW_STMT(s, sql);
+  s.bind(1, unattached_before).bind(2, limit);
+  return collect<UploadRecord>(s, read_upload);
+}
+
+Result<std::optional<JobStatus>> SqliteStudioStore::upload_job_status(std::string_view id) {
+  SW_STMT(s, "SELECT j.status FROM uploads u JOIN jobs j ON j.id = u.job_id WHERE u.id = ?");
+  s.bind(1, id);
+  auto status = first<std::string>(s, [](const Stmt& st) { return st.text(0); });
+  if (!status) {
+    return fail(std::move(status).error());
+  }
+  if (!*status) {
+    return std::optional<JobStatus>();
+  }
+  return parse_job_status(**status);
+}
+
+Result<bool> SqliteStudioStore::delete_upload(std::string_view id) {
+  SW_STMT(s, "DELETE FROM uploads WHERE id = ?");
+  SW_TRY(s.bind(1, id).run());
+  return db_.changes() == 1;
+}
+
 // ---- worker logs ----
 
 Status SqliteStudioStore::insert_logs(std::string_view worker_id,

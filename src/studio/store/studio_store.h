@@ -174,6 +174,19 @@ struct ProcessRecord {
   Millis lease_until = 0;
 };
 
+// A file a client uploaded as a job's input (issue 20). The bytes are the file <uploads dir>/<id>;
+// the row is what the studio knows of it.
+struct UploadRecord {
+  std::string id;      // "upl-<time-ordered uuid>"
+  std::string sha256;  // lowercase hex of the bytes
+  std::int64_t bytes = 0;
+  std::string content_type;  // as the client sent it ("application/octet-stream" when none)
+  std::string filename;      // as the client named it; may be empty
+  std::string owner;         // the API key id that uploaded it, or "admin"
+  Millis created_at = 0;
+  std::optional<std::string> job_id;  // the job that took it; none yet
+};
+
 struct WorkerLogRecord {
   std::int64_t seq = 0;
   std::string worker_id;
@@ -299,6 +312,23 @@ class StudioStore {
   virtual Result<bool> delete_api_key(std::string_view id) = 0;
   virtual Result<std::vector<ApiKeyRecord>> list_api_keys() = 0;
 
+  // ---- uploads (issue 20) ----
+  // Conflict when the id exists.
+  virtual Status insert_upload(const UploadRecord& upload) = 0;
+  virtual Result<std::optional<UploadRecord>> find_upload(std::string_view id) = 0;
+  // The upload becomes `job_id`'s; false when it does not exist or another job took it (taking
+  // it again for the same job is true).
+  virtual Result<bool> attach_upload(std::string_view id, std::string_view job_id) = 0;
+  // Uploads whose file may go, oldest first, at most `limit`: those no job took that were created
+  // before `unattached_before`, and those of a job that is done, failed or cancelled.
+  virtual Result<std::vector<UploadRecord>> disposable_uploads(Millis unattached_before,
+                                                               int limit) = 0;
+  // The status of the job an upload was attached to, or nullopt when none took it (or the job
+  // row is gone).
+  virtual Result<std::optional<JobStatus>> upload_job_status(std::string_view id) = 0;
+  // False when there was no such upload.
+  virtual Result<bool> delete_upload(std::string_view id) = 0;
+
   // ---- worker logs (bounded per worker) ----
   virtual Status insert_logs(std::string_view worker_id,
                              const std::vector<proto::LogEntry>& entries, Millis now,
@@ -403,6 +433,13 @@ class SqliteStudioStore final : public StudioStore {
   Status insert_api_key(const ApiKeyRecord& key) override;
   Result<bool> delete_api_key(std::string_view id) override;
   Result<std::vector<ApiKeyRecord>> list_api_keys() override;
+  Status insert_upload(const UploadRecord& upload) override;
+  Result<std::optional<UploadRecord>> find_upload(std::string_view id) override;
+  Result<bool> attach_upload(std::string_view id, std::string_view job_id) override;
+  Result<std::vector<UploadRecord>> disposable_uploads(Millis unattached_before,
+                                                       int limit) override;
+  Result<std::optional<JobStatus>> upload_job_status(std::string_view id) override;
+  Result<bool> delete_upload(std::string_view id) override;
   Status insert_logs(std::string_view worker_id, const std::vector<proto::LogEntry>& entries,
                      Millis now, int keep_per_worker) override;
   Result<std::vector<WorkerLogRecord>> worker_logs(std::string_view worker_id,

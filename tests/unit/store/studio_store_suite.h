@@ -564,6 +564,50 @@ TYPED_TEST_P(StudioStoreSuite, ClaimsOfAProcessWhoseLeaseEndedAreAdoptedOnce) {
   EXPECT_EQ(ok(store->find_job("jq"))->status, JobStatus::Queued) << "queued jobs are nobody's";
 }
 
+TYPED_TEST_P(StudioStoreSuite, UploadsAreTakenByOneJobAndGoWhenItEndsOrUnusedAfterRetention) {
+  StudioStore* store = this->store_;
+  const auto upload = [](std::string id, Millis at) {
+    return UploadRecord{std::move(id), "ab", 3, "audio/wav", "a.wav", "k-1", at, std::nullopt};
+  };
+  ASSERT_TRUE(store->insert_upload(upload("upl-1", 100)));
+  ASSERT_TRUE(store->insert_upload(upload("upl-2", 200)));
+  ASSERT_TRUE(store->insert_upload(upload("upl-3", 300)));
+  EXPECT_FALSE(store->insert_upload(upload("upl-1", 400))) << "ids are unique";
+  const auto found = ok(store->find_upload("upl-1")).value();
+  EXPECT_EQ(found.sha256, "ab");
+  EXPECT_EQ(found.bytes, 3);
+  EXPECT_EQ(found.content_type, "audio/wav");
+  EXPECT_EQ(found.filename, "a.wav");
+  EXPECT_EQ(found.owner, "k-1");
+  EXPECT_EQ(found.created_at, 100);
+  EXPECT_FALSE(found.job_id);
+  EXPECT_FALSE(ok(store->find_upload("upl-9")));
+
+  auto job = new_job("j1");
+  ASSERT_TRUE(store->insert_job(job));
+  EXPECT_TRUE(ok(store->attach_upload("upl-1", "j1")));
+  EXPECT_TRUE(ok(store->attach_upload("upl-1", "j1"))) << "the same job again";
+  EXPECT_FALSE(ok(store->attach_upload("upl-1", "j2"))) << "another job's";
+  EXPECT_FALSE(ok(store->attach_upload("upl-9", "j1"))) << "no such upload";
+  EXPECT_EQ(ok(store->find_upload("upl-1")).value().job_id, "j1");
+  EXPECT_EQ(ok(store->upload_job_status("upl-1")), JobStatus::Queued);
+  EXPECT_FALSE(ok(store->upload_job_status("upl-2"))) << "no job took it";
+
+  // Unattached ones go once created before the cut; an active job's stay.
+  auto disposable = ok(store->disposable_uploads(250, 10));
+  ASSERT_EQ(disposable.size(), 1u);
+  EXPECT_EQ(disposable[0].id, "upl-2");
+  // Its job ended: it goes whatever its age.
+  ASSERT_TRUE(ok(store->cancel_job("j1", 500)));
+  disposable = ok(store->disposable_uploads(0, 10));
+  ASSERT_EQ(disposable.size(), 1u);
+  EXPECT_EQ(disposable[0].id, "upl-1");
+  EXPECT_EQ(ok(store->disposable_uploads(1000, 2)).size(), 2u) << "at most the limit";
+  EXPECT_TRUE(ok(store->delete_upload("upl-1")));
+  EXPECT_FALSE(ok(store->delete_upload("upl-1")));
+  EXPECT_FALSE(ok(store->find_upload("upl-1")));
+}
+
 REGISTER_TYPED_TEST_SUITE_P(
     StudioStoreSuite, AClaimRecordsItsProcessAndATakeOverMovesIt,
     QueuedAfterFindsNewAndRequeuedJobsInQueueOrder, ClaimsOfAProcessWhoseLeaseEndedAreAdoptedOnce,
@@ -577,6 +621,7 @@ REGISTER_TYPED_TEST_SUITE_P(
     ALateResultEndsItsAttemptDoneAndWithdrawsTheNewClaim, CancellingEndsTheOpenAttempt,
     AnOpenAttemptCannotLackItsEndOrAClosedOneItsOutcome, IdempotencyKeysAreUnique,
     DoneNeedsAResultAndClaimedNeedsAHolder, ListsPageNewestFirstWithFilters,
-    WorkerLogsKeepOnlyTheNewestPerWorker, RegistrationDecisionsHappenOnce);
+    WorkerLogsKeepOnlyTheNewestPerWorker, RegistrationDecisionsHappenOnce,
+    UploadsAreTakenByOneJobAndGoWhenItEndsOrUnusedAfterRetention);
 
 }  // namespace sw::store::suite

@@ -33,6 +33,21 @@ TEST(RegistryTest, TheAdminTokenAndApiKeysAreToldApartAndARemovedKeyStopsWorking
   EXPECT_EQ(registry.bearer("sk-1"), Registry::Bearer::Unknown);
 }
 
+TEST(RegistryTest, AnyWorkersTokenNamesItsWorkerAndBearersNameTheirOwner) {
+  Registry registry;
+  registry.set_worker_token_hash("w-1", sha256_hex("secret-1"));
+  registry.set_worker_token_hash("w-2", sha256_hex("secret-2"));
+  EXPECT_EQ(registry.worker_with_token("secret-2"), "w-2");
+  EXPECT_FALSE(registry.worker_with_token("secret-3"));
+  registry.forget_worker("w-2");
+  EXPECT_FALSE(registry.worker_with_token("secret-2"));
+  registry.set_admin_token_hash(sha256_hex("adm-1"));
+  registry.add_api_key({"key-1", "ci", sha256_hex("sk-1"), 0});
+  EXPECT_EQ(registry.bearer_owner("adm-1"), "admin");
+  EXPECT_EQ(registry.bearer_owner("sk-1"), "key-1");
+  EXPECT_FALSE(registry.bearer_owner("secret-1")) << "a worker's token is no client's";
+}
+
 TEST(RegistryTest, AReloadReplacesTheCatalogueAndLeavesOutRowsThatDoNotDecode) {
   Registry registry;
   store::ModelRecord good;

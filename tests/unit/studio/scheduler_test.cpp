@@ -324,5 +324,37 @@ TEST(SchedulerTest, WaitingCountsGroupTheQueueByReason) {
   EXPECT_EQ(s.waiting_counts(kNow).at({WaitClass::Pending, ""}), 1u) << "synth-2 is next";
 }
 
+TEST(SchedulerTest, AJobWhoseInputIsAnUploadGoesOnlyToAWorkerThatFetchesUploads) {
+  Scheduler s;
+  auto stt = job("stt", 1, 0, TaskKind::AudioStt);
+  stt.needs_uploads = true;
+  s.enqueue(stt);
+  s.enqueue(job("plain", 2, 0, TaskKind::AudioStt));
+  s.upsert_worker("old", 1, caps({TaskKind::AudioStt}));
+  auto reason = s.waiting("stt", kNow);
+  ASSERT_TRUE(reason);
+  EXPECT_EQ(reason->reason, WaitClass::NoUploads);
+  EXPECT_EQ(reason->text,
+            "waiting: no connected worker fetches studio uploads (feature \"uploads\")");
+  EXPECT_EQ(to_string(WaitClass::NoUploads), "no_uploads");
+  EXPECT_EQ(s.waiting_counts(kNow).at({WaitClass::NoUploads, ""}), 1u);
+
+  // The older worker takes the job without an upload, never the one with.
+  auto first = s.assign(kNow);
+  ASSERT_EQ(first.size(), 1u);
+  EXPECT_EQ(first[0].job_id, "plain");
+  s.set_busy("old", false);
+  EXPECT_TRUE(s.assign(kNow).empty());
+  EXPECT_FALSE(s.assign_worker("old", kNow));
+
+  s.upsert_worker("new", 2, caps({TaskKind::AudioStt}));
+  s.set_fetches_uploads("new", true);
+  EXPECT_EQ(s.waiting("stt", kNow)->reason, WaitClass::Pending);
+  auto second = s.assign(kNow);
+  ASSERT_EQ(second.size(), 1u);
+  EXPECT_EQ(second[0].job_id, "stt");
+  EXPECT_EQ(second[0].worker_id, "new");
+}
+
 }  // namespace
 }  // namespace sw::studio
