@@ -36,6 +36,9 @@ class PhaseSink {
   virtual ~PhaseSink() = default;
   // Called on the dispatching thread, once per timed stretch (a phase may be reported twice).
   virtual void phase_done(JobPhase phase, std::chrono::nanoseconds elapsed) = 0;
+  // Called on the dispatching thread when a stretch of `phase` begins, for those who report it
+  // as it happens (the studio's `jobProgress`, issue 20). Only Load is reported so far.
+  virtual void phase_began(JobPhase phase) { (void)phase; }
 };
 
 namespace detail {
@@ -59,6 +62,11 @@ class PhaseScope {
 // Reports `elapsed` in `phase` to this thread's sink, if any.
 inline void report_phase(JobPhase phase, std::chrono::nanoseconds elapsed) {
   if (auto* sink = detail::current_phase_sink) sink->phase_done(phase, elapsed);
+}
+
+// Tells this thread's sink, if any, that a stretch of `phase` begins.
+inline void report_phase_began(JobPhase phase) {
+  if (auto* sink = detail::current_phase_sink) sink->phase_began(phase);
 }
 
 // Times a stretch of `phase` from construction to stop() or destruction (once).

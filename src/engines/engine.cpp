@@ -28,4 +28,15 @@ bool is_retryable(const Error& error) {
   return error.code != Code::Unsupported && error.code != Code::InvalidArgument;
 }
 
+transfer::ProgressFn DispatchRequest::download_progress() const {
+  return [stop = stop, observer = observer](const transfer::DownloadProgress& progress) {
+    if (observer) observer->download(progress.bytes_done, progress.bytes_total);
+    return !stop.stop_requested();
+  };
+}
+
+Error cancelled_error(std::string_view what) {
+  return Error::make(Code::Cancelled, "{} cancelled", what);
+}
+
 }  // namespace sw::engines

@@ -7,14 +7,17 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <stop_token>
 #include <string>
 #include <string_view>
 #include <variant>
 #include <vector>
 
 #include "common/error.h"
+#include "engines/runner/input_fetch.h"
 #include "media/image.h"
 #include "proto/types.h"
+#include "transfer/download.h"
 
 namespace sw::engines {
 
@@ -48,13 +51,53 @@ proto::TaskKind result_kind(const TaskResult& result);
 // kind → model ids (exact ids and wildcard sentinels such as "llama-cpp:*").
 using Capabilities = std::map<proto::TaskKind, std::vector<std::string>>;
 
+// What an engine tells about a job while it works on it (issue 20: the studio's `jobProgress`).
+// Called on the dispatching thread, between pieces of work (a download's progress tick, a
+// token), so an implementation must be thread-safe and must not block: it records and returns.
+class JobObserver {
+ public:
+  virtual ~JobObserver() = default;
+  // Model files downloading: bytes of the current file done, and its size when known.
+  virtual void download(std::uint64_t done, std::optional<std::uint64_t> total) {
+    (void)done;
+    (void)total;
+  }
+  // The engine started loading the model (a runner starting). Once per start.
+  virtual void loading() {}
+  // llm: answer text and reasoning text generated since the last call (either may be empty).
+  // Concatenated, the calls spell the result's `content` and `reasoning_content` exactly.
+  virtual void text(std::string_view content, std::string_view reasoning) {
+    (void)content;
+    (void)reasoning;
+  }
+};
+
 struct DispatchRequest {
   std::string model;
   proto::Task task;
   std::optional<proto::ModelSource> source;  // present for studio offers (routing key)
   std::string job_id;                        // for logs; may be empty for local jobs
   bool local = false;  // from the local API: `data:` URLs are accepted for inputs
+  // Cancellation (issue 20: the studio's `cancel`). Engines poll stop_requested() between pieces
+  // of work (downloads, runner HTTP calls, simulated delays) and then return Code::Cancelled
+  // promptly (within about a second), having closed whatever they held open: a runner request's
+  // connection is closed, which makes llama-server drop the generation. Loading a runner is not
+  // interrupted (it may serve other jobs); the request that would follow it is. Default: a token
+  // that never stops.
+  std::stop_token stop = {};
+  // Progress of this job, or null (local jobs, a studio that did not welcome "progress").
+  std::shared_ptr<JobObserver> observer = {};
+  // The studio the job came from, for its uploads (input_fetch.h); nullopt for local jobs.
+  std::optional<StudioAccess> studio = {};
+
+  // The download progress callback for ModelCache::ensure_files: reports to `observer` and
+  // stops the download once `stop` is requested.
+  transfer::ProgressFn download_progress() const;
+  bool cancelled() const { return stop.stop_requested(); }
 };
+
+// The error of work given up because `DispatchRequest::stop` was requested.
+Error cancelled_error(std::string_view what);
 
 // Thread-safety: dispatch() may be called concurrently from worker threads (never from the I/O
 // thread); name() and capabilities() are cheap and thread-safe.

@@ -42,6 +42,11 @@ namespace {
 // `infer` (unless the engine timed infer itself).
 class DispatchPhases final : public PhaseSink {
  public:
+  explicit DispatchPhases(engines::JobObserver* observer) : observer_(observer) {}
+  // The job's observer hears that the model loads (the studio's `jobProgress` phase "load").
+  void phase_began(JobPhase phase) override {
+    if (observer_ != nullptr && phase == JobPhase::Load) observer_->loading();
+  }
   void phase_done(JobPhase phase, std::chrono::nanoseconds elapsed) override {
     reported[static_cast<std::size_t>(phase)] += elapsed;
     seen[static_cast<std::size_t>(phase)] = true;
@@ -62,6 +67,9 @@ class DispatchPhases final : public PhaseSink {
 
   std::array<std::chrono::nanoseconds, kJobPhaseCount> reported{};
   std::array<bool, kJobPhaseCount> seen{};
+
+ private:
+  engines::JobObserver* observer_;
 };
 
 }  // namespace
@@ -106,7 +114,7 @@ boost::asio::awaitable<JobRunner::Outcome> JobRunner::run(engines::DispatchReque
   const proto::TaskKind kind = request.task.kind();
   if (metrics != nullptr) metrics->job_began();
   std::function<Result<engines::TaskResult>()> work = [engine, request, metrics]() {
-    DispatchPhases phases;
+    DispatchPhases phases(request.observer.get());
     const auto started = std::chrono::steady_clock::now();
     Result<engines::TaskResult> out = fail(Error::internal("unset"));
     {

@@ -17,6 +17,7 @@
 #include "net/ws_client.h"
 #include "proto/codec.h"
 #include "transfer/url_policy.h"
+#include "worker/job_progress.h"
 #include "worker/outbox.h"
 #include "worker/run_blocking.h"
 #include "worker/studio_api.h"
@@ -37,6 +38,10 @@ constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
 constexpr const char* kSubprotocol = "studio-worker-v1";
 // The error of the `fail` that hands a job back at shutdown (retryable: another worker runs it).
 constexpr const char* kWorkerStopping = "worker stopping";
+
+bool announced(const std::vector<std::string>& features, std::string_view feature) {
+  return std::find(features.begin(), features.end(), feature) != features.end();
+}
 
 std::string describe_kinds(const std::vector<proto::TaskKind>& kinds) {
   std::string out;
@@ -76,6 +81,12 @@ struct StudioSession::Link {
   // The studio echoed "capacity": it may offer several jobs at once, and every heartbeat says
   // how many more this worker takes. Without it this worker holds one studio job at a time.
   bool capacity = false;
+  // The studio echoed "progress": the jobs offered on this link send `jobProgress` frames.
+  bool progress = false;
+  // The studio echoed "cancel" / "uploads" (logged; a `cancel` is honoured from any studio, and
+  // uploads are fetched with the token either way).
+  bool cancel = false;
+  bool uploads = false;
   // The slots or the held jobs changed since the last heartbeat was built: send one now.
   bool beat_again = false;
   // Heartbeats queued and heartbeatAcks read on this link (the courier's proof that the studio
@@ -125,6 +136,13 @@ class SessionCourierLink final : public CourierLink {
 
 }  // namespace
 
+struct StudioSession::HeldJob {
+  std::stop_source stop;  // requested by the studio's cancel; the engine polls its token
+  std::string reason;     // the cancel's reason
+  bool cancelled() const { return stop.stop_requested(); }
+  std::string error() const { return "cancelled by the studio: " + reason; }
+};
+
 // Frames about a job go over the link its offer came on: the studio ties a claim to it.
 static awaitable<Status> send_on(std::shared_ptr<StudioSession::Link> link,
                                  proto::WorkerFrame frame) {
@@ -132,6 +150,24 @@ static awaitable<Status> send_on(std::shared_ptr<StudioSession::Link> link,
   const std::string text = proto::encode(frame);
   co_return co_await link->ws->send_text(text);
 }
+
+namespace {
+
+// A job's progress frames go over the link its offer came on, while it lives.
+class SessionProgressLink final : public ProgressLink {
+ public:
+  explicit SessionProgressLink(std::shared_ptr<StudioSession::Link> link)
+      : link_(std::move(link)) {}
+  awaitable<Status> send_text(std::string text) override {
+    if (!link_->alive) co_return fail(Error::unavailable("the session ended"));
+    co_return co_await link_->ws->send_text(std::move(text));
+  }
+
+ private:
+  std::shared_ptr<StudioSession::Link> link_;
+};
+
+}  // namespace
 
 struct StudioSession::Wake {
   explicit Wake(const asio::any_io_executor& executor) : timer(executor) {}
@@ -175,6 +211,29 @@ void StudioSession::slots_changed() {
     link_->beat_again = true;
     link_->heartbeat_timer.cancel();
   }
+}
+
+void StudioSession::beat_now() {
+  if (link_ && link_->alive && link_->welcomed) {
+    link_->beat_again = true;
+    link_->heartbeat_timer.cancel();
+  }
+}
+
+void StudioSession::cancel_job(const proto::CancelJob& cancel) {
+  auto it = held_.find(cancel.job_id);
+  if (it == held_.end()) {
+    logger().debug("session.cancel_ignored",
+                   {{"job_id", cancel.job_id}, {"why", "not a job this worker holds"}});
+    return;
+  }
+  auto& held = *it->second;
+  if (held.cancelled()) return;
+  held.reason = cancel.reason.empty() ? std::string("no reason given") : cancel.reason;
+  runtime_.logs().ship(log::Level::Info, "job",
+                       fmt::format("studio cancelled job {}: {}", cancel.job_id, held.reason),
+                       cancel.job_id);
+  held.stop.request_stop();
 }
 
 void StudioSession::stop() {
@@ -372,7 +431,9 @@ awaitable<StudioSession::Ending> StudioSession::run_link(std::shared_ptr<Link> l
   const std::string hello = proto::encode(proto::WorkerFrame{
       proto::Hello{*runtime_.config().auth_token,
                    caps,
-                   {std::string(proto::kFeatureLimits), std::string(proto::kFeatureCapacity)}}});
+                   {std::string(proto::kFeatureLimits), std::string(proto::kFeatureCapacity),
+                    std::string(proto::kFeatureProgress), std::string(proto::kFeatureCancel),
+                    std::string(proto::kFeatureUploads)}}});
   if (auto sent = co_await link->ws->send_text(hello); !sent) {
     ending.cause = "hello could not be sent: " + sent.error().message;
     co_return ending;
@@ -442,8 +503,18 @@ awaitable<StudioSession::Ending> StudioSession::run_link(std::shared_ptr<Link> l
                                          welcome->server_time));
         link->welcomed = true;
         link->limits = welcome->limits;
-        link->capacity = std::find(welcome->features.begin(), welcome->features.end(),
-                                   proto::kFeatureCapacity) != welcome->features.end();
+        link->capacity = announced(welcome->features, proto::kFeatureCapacity);
+        link->progress = announced(welcome->features, proto::kFeatureProgress);
+        link->cancel = announced(welcome->features, proto::kFeatureCancel);
+        link->uploads = announced(welcome->features, proto::kFeatureUploads);
+        if (!welcome->features.empty()) {
+          std::string features;
+          for (const auto& feature : welcome->features) {
+            if (!features.empty()) features += ',';
+            features += feature;
+          }
+          logger().info("session.studio_features", {{"features", features}});
+        }
         if (welcome->limits) {
           logger().info("session.studio_limits",
                         {{"max_frame_bytes", welcome->limits->max_frame_bytes},
@@ -478,6 +549,8 @@ awaitable<StudioSession::Ending> StudioSession::run_link(std::shared_ptr<Link> l
             logger().debug("session.second_welcome_ignored");
           } else if constexpr (std::is_same_v<T, proto::HeartbeatAck>) {
             courier_.heartbeat_acked(++link->beats_acked);
+          } else if constexpr (std::is_same_v<T, proto::CancelJob>) {
+            cancel_job(value);
           }
         },
         *frame);
@@ -589,17 +662,39 @@ void StudioSession::handle_offer(const std::shared_ptr<Link>& link, proto::JobOf
     reject(std::move(ticket).error(), proto::RejectCode::Busy);
     return;
   }
-  asio::co_spawn(runtime_.loop(), run_job(this, link, std::move(claim), std::move(*ticket)),
+  auto held = std::make_shared<HeldJob>();
+  held_[claim.job_id] = held;
+  asio::co_spawn(runtime_.loop(),
+                 run_job(this, link, std::move(claim), std::move(*ticket), std::move(held)),
                  asio::detached);
 }
 
 awaitable<void> StudioSession::run_job(StudioSession* self, std::shared_ptr<Link> link,
-                                       proto::JobOfferClaim claim, SharedTicket ticket) {
-  // `ticket` holds the job gate while the engine runs.
+                                       proto::JobOfferClaim claim, SharedTicket ticket,
+                                       std::shared_ptr<HeldJob> held) {
+  // `ticket` holds the job gate while the engine runs; `held` is what a cancel reaches, until
+  // this job's fail is sent or its result is in the outbox.
   Runtime& runtime = self->runtime_;
   auto& logs = runtime.logs();
   const std::string job_id = claim.job_id;
+  // Weak: a frame destroyed with the loop after the session must not reach into it.
+  struct Release {
+    std::weak_ptr<StudioSession*> session;
+    std::string job_id;
+    const HeldJob* held;
+    ~Release() {
+      auto alive = session.lock();
+      if (!alive) return;
+      auto& jobs = (*alive)->held_;
+      auto it = jobs.find(job_id);
+      if (it != jobs.end() && it->second.get() == held) jobs.erase(it);
+    }
+  } release{self->self_ref_, job_id, held.get()};
   engines::DispatchRequest request{claim.model, claim.task, claim.model_source, job_id};
+  request.stop = held->stop.get_token();
+  // Uploads under this studio are read with this link's credentials (issue 20).
+  request.studio =
+      engines::StudioAccess{link->studio_url, link->auth_token, runtime.config().ca_file};
   JobRunner& runner = self->runner_;
   // Memory admission before accepting, so that a job this worker cannot hold goes to another
   // worker at once. Named locals: GCC 12 double-destroys temporaries inside a co_await.
@@ -607,6 +702,19 @@ awaitable<void> StudioSession::run_job(StudioSession* self, std::shared_ptr<Link
   SharedTicket admitted = ticket;
   auto refused = co_await runner.admit(std::move(asked), claim.vram_gb_estimate, admitted);
   admitted.reset();  // only `ticket` holds the slot: the runner frees it when the engine is done
+  if (held->cancelled()) {
+    // Cancelled while it was being admitted: answered like any cancelled job, nothing ran.
+    ticket.reset();
+    logs.ship(log::Level::Info, "job", fmt::format("job {} {}", job_id, held->error()), job_id);
+    const proto::WorkerFrame frame{proto::Fail{job_id, held->error(), false}};
+    if (auto sent = co_await send_on(link, frame); !sent) {
+      logs.ship(log::Level::Warn, "ws",
+                fmt::format("fail for {} could not be sent: {}", job_id, sent.error().message),
+                job_id);
+    }
+    self->beat_now();
+    co_return;
+  }
   std::optional<std::string> refusal;
   std::optional<proto::RejectCode> code;
   if (refused) {
@@ -645,23 +753,41 @@ awaitable<void> StudioSession::run_job(StudioSession* self, std::shared_ptr<Link
   // lists this job, the studio would count one slot too few and hold back the next offer.
   self->slots_changed();
 
+  // A studio that welcomed "progress" hears how the job gets on (job_progress.h).
+  std::shared_ptr<ProgressRelay> relay;
+  if (link->progress) {
+    relay = std::make_shared<ProgressRelay>(runtime.loop(), job_id,
+                                            std::make_shared<SessionProgressLink>(link));
+    relay->start();
+    request.observer = relay;
+  }
+
   // The runner frees the gate as soon as the engine is done, so that the offer a studio sends as
   // soon as it has the result is not refused as busy.
   auto outcome = co_await runner.run(std::move(request), std::move(ticket));
+  // Every delta goes before the job's completeJson or fail (both are queued after this).
+  if (relay) co_await relay->finish();
   auto& result = outcome.result;
-  if (!result) {
-    const bool retryable = engines::is_retryable(result.error());
-    logs.ship(log::Level::Error, "job",
-              fmt::format("job {} failed: {}", job_id, result.error().message), job_id);
-    const proto::WorkerFrame frame{proto::Fail{job_id, result.error().message, retryable}};
+  if (!result || held->cancelled()) {
+    // A cancel wins over whatever the engine made of the job meanwhile: the studio gave it up.
+    const bool cancelled = held->cancelled();
+    const std::string error = cancelled ? held->error() : result.error().message;
+    const bool retryable = !cancelled && engines::is_retryable(result.error());
+    logs.ship(cancelled ? log::Level::Info : log::Level::Error, "job",
+              fmt::format("job {} failed: {}", job_id, error), job_id);
+    const proto::WorkerFrame frame{proto::Fail{job_id, error, retryable}};
     auto sent = co_await send_on(link, frame);
     if (!sent) {
       logs.ship(log::Level::Warn, "ws",
                 fmt::format("fail for {} could not be sent: {}", job_id, sent.error().message),
                 job_id);
     }
-    runtime.job_finished(job_id, false, result.error().message);
-    self->slots_changed();
+    runtime.job_finished(job_id, false, error);
+    if (cancelled) {
+      self->beat_now();  // the slot is free again, whatever the studio announced
+    } else {
+      self->slots_changed();
+    }
     co_return;
   }
 

@@ -10,6 +10,8 @@
 // Pumps (heartbeat 5 s, log shipping 1 s) start only after `welcome`; every pump belongs to one
 // link and ends with it. A read that sees no frame for 20 s declares the link dead. Offers are
 // decided on the loop (paused, only-when-idle, busy, outbox full) and run by the JobRunner. A
+// studio that welcomed "progress" gets `jobProgress` frames while its jobs run (job_progress.h);
+// a `cancel` stops a held job's engine work and is answered with `fail` (retryable false). A
 // finished result goes into the durable outbox first; the Courier (worker/courier.h) delivers it
 // over each welcomed link, so a result outlives a dropped link or a crash. The session is the
 // link: connect, hello/welcome, the reader, the pumps, reconnect. Loop-thread only.
@@ -90,11 +92,21 @@ class StudioSession {
   static boost::asio::awaitable<void> send_and_forget(std::shared_ptr<Link> link,
                                                       std::string text, std::string what,
                                                       Runtime* runtime);
+  // A studio job this worker holds, from its reserved slot until its fail or its result is in
+  // the outbox: what a `cancel` (issue 20) reaches.
+  struct HeldJob;
   static boost::asio::awaitable<void> run_job(StudioSession* self, std::shared_ptr<Link> link,
-                                              proto::JobOfferClaim claim, SharedTicket ticket);
+                                              proto::JobOfferClaim claim, SharedTicket ticket,
+                                              std::shared_ptr<HeldJob> held);
+  // The studio's `cancel`: stops the job's engine work if this worker holds the job; run_job then
+  // answers `fail` (retryable false). Loop thread.
+  void cancel_job(const proto::CancelJob& cancel);
   // The gate's slots or the studio jobs held changed: a capacity studio gets a heartbeat now.
   // Loop thread.
   void slots_changed();
+  // A heartbeat now on a welcomed link, whatever the studio announced (a cancelled job's slot
+  // is free again: `currentJobId` and capacity changed). Loop thread.
+  void beat_now();
 
   Runtime& runtime_;
   StatusBoard& status_;
@@ -104,6 +116,7 @@ class StudioSession {
   // Lets the gate's change callback (any thread) reach this session while it lives.
   std::shared_ptr<StudioSession*> self_ref_ = std::make_shared<StudioSession*>(this);
   std::shared_ptr<Link> link_;  // the current link, if any
+  std::map<std::string, std::shared_ptr<HeldJob>> held_;  // by job id
   struct Wake;
   std::unique_ptr<Wake> wake_;
   bool stopped_ = false;

@@ -242,7 +242,8 @@ TEST(DeliveryLimits, AResultAfterWhichTheSessionDropsEachTimeIsFailedAndTheQueue
     if (!frame) break;
     const std::string type = frame->value("type", "");
     if (type == "hello") {
-      EXPECT_EQ((*frame)["features"], json::array({"limits", "capacity"}));
+      EXPECT_EQ((*frame)["features"],
+                json::array({"limits", "capacity", "progress", "cancel", "uploads"}));
       ++links;
       studio.send_text(kWelcome);
       if (links == 1) studio.send_text(llm_offer("job-1"));

@@ -472,6 +472,65 @@ TEST_F(LlamaRealTest, StreamsChunksAsTheRunnerProducesThem) {
   EXPECT_FALSE(text.empty());
 }
 
+// Issue 20: a studio's cancel reaches the real llama-server. The job asks for 3000 tokens from the
+// random-weights model (it rarely stops by itself); the engine is cancelled as its first words
+// arrive, returns Cancelled, and llama-server drops the generation: its slot goes idle and it
+// logs that it cancelled the task (it says so only for a client that went away mid-answer).
+// Its output goes to a file of the test's (a wrapper script) so that the test can read it.
+TEST_F(LlamaRealTest, ACancelledJobStopsTheRunnersGeneration) {
+  const auto server = locate_program(std::nullopt, "STUDIO_WORKER_LLAMA_SERVER", "llama-server");
+  const auto log = placed_.dir.path() / "llama-server.log";
+  const auto wrapper = placed_.dir.path() / "llama-server-logged";
+  std::ofstream(wrapper) << "#!/bin/sh\nexec '" << server->string() << "' \"$@\" >>'"
+                         << log.string() << "' 2>&1\n";
+  std::filesystem::permissions(wrapper, std::filesystem::perms::owner_all);
+  engine_ = std::make_unique<LlamaEngine>(wrapper, placed_.cache, pool_);
+
+  class CancelAtFirstWords final : public JobObserver {
+   public:
+    void text(std::string_view content, std::string_view) override {
+      words += content;
+      stop.request_stop();
+    }
+    std::stop_source stop;
+    std::string words;
+  };
+  auto observer = std::make_shared<CancelAtFirstWords>();
+  DispatchRequest job = request("llama-2-tiny-random.gguf", chat("Tell me everything", 3000), 4096);
+  job.observer = observer;
+  job.stop = observer->stop.get_token();
+  auto result = engine_->dispatch(job);
+  ASSERT_FALSE(result) << "the job ran to its end";
+  EXPECT_EQ(result.error().code, Code::Cancelled) << result.error().message;
+  EXPECT_FALSE(observer->words.empty());
+
+  ASSERT_EQ(pool_->status().size(), 1u);
+  EXPECT_EQ(pool_->status()[0].in_use, false);
+  const std::string slots_url =
+      "http://127.0.0.1:" + std::to_string(pool_->status()[0].port) + "/slots";
+  // llama-server notices the closed connection at its next token, and its log thread writes the
+  // line a little later; polled (bounded), as nothing of it can be awaited from here.
+  bool idle = false;
+  bool said_cancel = false;
+  std::string said;
+  for (int i = 0; i < 500 && !(idle && said_cancel); ++i) {
+    transfer::HttpCall call;
+    call.url = slots_url;
+    auto answer = transfer::http_call(call);
+    ASSERT_TRUE(answer) << answer.error().message;
+    ASSERT_EQ(answer->status, 200) << answer->body;
+    const auto slots = nlohmann::json::parse(answer->body);
+    idle = std::none_of(slots.begin(), slots.end(), [](const nlohmann::json& slot) {
+      return slot.value("is_processing", true);
+    });
+    said = read_file(log).value_or("");
+    said_cancel = said.find("cancel task") != std::string::npos;
+    if (!(idle && said_cancel)) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(idle) << "llama-server still generates for a cancelled job";
+  EXPECT_TRUE(said_cancel) << said;
+}
+
 // The streaming path over a real socket: the fake's events (CRLF, a keepalive comment, one word
 // per chunk) reach the caller one chunk each, under the job's model id, and `[DONE]` is not one.
 TEST_F(LlamaFakeRunnerTest, StreamsEachChunkUnderTheJobsModelId) {

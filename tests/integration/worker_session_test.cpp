@@ -764,3 +764,220 @@ TEST(WorkerSession, PauseUnloadStopsTheIdleRunnerAndRefusesTheNextOffer) {
 }
 
 }  // namespace
+
+// ---- Issue 20: progress, cancel, uploads (the worker's side; the test plays the studio) ----
+
+namespace {
+
+// A welcome from a studio that supports the issue-20 features.
+const std::string kWelcomeWithFeatures =
+    R"({"type":"welcome","workerId":"w-1","serverTime":"2026-01-01T00:00:00Z",)"
+    R"("features":["progress","cancel","uploads"]})";
+
+std::string cancel_frame(const std::string& job_id, const std::string& reason) {
+  return json{{"type", "cancel"}, {"jobId", job_id}, {"reason", reason}}.dump();
+}
+
+// The job's frames up to and including the first of `last_type` (heartbeats and log batches
+// skipped); nothing when the link went quiet first.
+std::vector<json> job_frames_until(ScriptedStudio& studio, const std::string& last_type) {
+  std::vector<json> frames;
+  while (auto frame = next_job_frame(studio)) {
+    frames.push_back(*frame);
+    if ((*frame)["type"] == last_type) return frames;
+  }
+  return {};
+}
+
+}  // namespace
+
+TEST(WorkerSession, HelloAnnouncesProgressCancelAndUploads) {
+  ScriptedStudio studio;
+  sw::testing::TempDir dir;
+  WorkerHarness worker(dir.path(), registered_config(studio.url()));
+  auto hello = studio.next_of_type("hello");
+  ASSERT_TRUE(hello);
+  const auto features = (*hello)["features"].get<std::vector<std::string>>();
+  for (const char* feature : {"limits", "capacity", "progress", "cancel", "uploads"}) {
+    EXPECT_THAT(features, ::testing::Contains(feature));
+  }
+}
+
+// A studio that welcomed "progress" sees the answer grow: generate deltas after the accept and
+// before the completeJson, which joined are the result's content exactly.
+TEST(WorkerSession, ProgressDeltasComeBeforeCompleteJsonAndSpellTheAnswer) {
+  ScriptedStudio studio;
+  sw::testing::TempDir dir;
+  sw::engines::EngineOptions engines;
+  engines.synthetic_job_duration = 200ms;  // the answer's words spread over it
+  WorkerHarness worker(dir.path(), registered_config(studio.url()), sw::testing::fast_timings(),
+                       engines);
+  ASSERT_TRUE(studio.next_of_type("hello"));
+  studio.send_text(kWelcomeWithFeatures);
+  ASSERT_TRUE(worker.wait_session("connected"));
+  studio.send_text(synthetic_llm_offer("job-s"));
+  const auto frames = job_frames_until(studio, "completeJson");
+  ASSERT_FALSE(frames.empty()) << worker.logs();
+  EXPECT_EQ(frames.front()["type"], "accept");
+  std::string joined;
+  int deltas = 0;
+  for (const auto& frame : frames) {
+    if (frame["type"] != "jobProgress") continue;
+    EXPECT_EQ(frame["jobId"], "job-s");
+    EXPECT_EQ(frame["phase"], "generate") << frame.dump();
+    ASSERT_TRUE(frame.contains("delta")) << frame.dump();
+    joined += frame["delta"].get<std::string>();
+    ++deltas;
+  }
+  EXPECT_GE(deltas, 1);
+  const json& complete = frames.back();
+  const std::string content = complete["result"]["choices"][0]["message"]["content"];
+  EXPECT_EQ(joined, content);
+  EXPECT_THAT(content, HasSubstr("[synthetic] reply to prompt #"));
+}
+
+// Compatibility: a studio that did not echo "progress" (the reference) never gets jobProgress.
+TEST(WorkerSession, WithoutTheProgressFeatureNoProgressFrameIsSent) {
+  ScriptedStudio studio;
+  sw::testing::TempDir dir;
+  sw::engines::EngineOptions engines;
+  engines.synthetic_job_duration = 200ms;
+  WorkerHarness worker(dir.path(), registered_config(studio.url()), sw::testing::fast_timings(),
+                       engines);
+  welcome(studio, worker);
+  studio.send_text(synthetic_llm_offer("job-plain"));
+  const auto frames = job_frames_until(studio, "completeJson");
+  ASSERT_EQ(frames.size(), 2u) << worker.logs();
+  EXPECT_EQ(frames[0]["type"], "accept");
+  EXPECT_EQ(frames[1]["type"], "completeJson");
+}
+
+// A cancel mid-job stops the engine's work (the synthetic job would run for an hour), is answered
+// with fail (retryable false), frees the slot at once (a heartbeat no longer names the job, and
+// the next offer is accepted); a cancel for a job the worker does not hold changes nothing.
+TEST(WorkerSession, ACancelMidJobFailsNotRetryableAndFreesTheSlot) {
+  ScriptedStudio studio;
+  sw::testing::TempDir dir;
+  sw::engines::EngineOptions engines;
+  engines.synthetic_job_duration = std::chrono::hours(1);
+  WorkerHarness worker(dir.path(), registered_config(studio.url()), sw::testing::fast_timings(),
+                       engines);
+  ASSERT_TRUE(studio.next_of_type("hello"));
+  studio.send_text(kWelcomeWithFeatures);
+  ASSERT_TRUE(worker.wait_session("connected"));
+
+  studio.send_text(cancel_frame("job-unknown", "not ours"));  // ignored
+  studio.send_text(synthetic_llm_offer("job-long"));
+  auto accept = next_job_frame(studio);
+  ASSERT_TRUE(accept);
+  ASSERT_EQ((*accept)["type"], "accept") << accept->dump();
+  // The first word is out: the engine is in the middle of the job.
+  auto progress = next_job_frame(studio);
+  ASSERT_TRUE(progress);
+  ASSERT_EQ((*progress)["type"], "jobProgress") << progress->dump();
+  studio.send_text(cancel_frame("job-long", "client went away"));
+  auto failed = next_job_frame(studio);
+  ASSERT_TRUE(failed) << worker.logs();
+  ASSERT_EQ((*failed)["type"], "fail") << failed->dump();
+  EXPECT_EQ((*failed)["jobId"], "job-long");
+  EXPECT_EQ((*failed)["error"], "cancelled by the studio: client went away");
+  EXPECT_EQ((*failed)["retryable"], false);
+  studio.send_text(R"({"type":"failAck","jobId":"job-long"})");
+  // The next heartbeat names no job (sent at once, not at the next beat; not timed here).
+  bool freed = false;
+  for (int i = 0; i < 20 && !freed; ++i) {
+    auto beat = studio.next_of_type("heartbeat");
+    ASSERT_TRUE(beat);
+    freed = !beat->contains("currentJobId");
+  }
+  EXPECT_TRUE(freed);
+  EXPECT_TRUE(worker.status()["activeJobs"].empty()) << worker.status().dump();
+
+  // The slot is free: the next offer is accepted, and cancelled the same way.
+  studio.send_text(synthetic_llm_offer("job-next"));
+  auto next = next_job_frame(studio);
+  ASSERT_TRUE(next);
+  ASSERT_EQ((*next)["type"], "accept") << next->dump();
+  studio.send_text(cancel_frame("job-next", "changed my mind"));
+  const auto rest = job_frames_until(studio, "fail");
+  ASSERT_FALSE(rest.empty()) << worker.logs();
+  EXPECT_EQ(rest.back()["jobId"], "job-next");
+  EXPECT_EQ(rest.back()["retryable"], false);
+  EXPECT_THAT(worker.logs(), HasSubstr("studio cancelled job job-long: client went away"));
+}
+
+// The llama engine's path with the fake runner: the model loads ("load" once), the answer streams
+// ("generate" deltas that spell the content), then completeJson.
+TEST(WorkerSession, ARunnerJobReportsLoadThenDeltasThatSpellTheAnswer) {
+  SW_REQUIRE_TEST_MODELS(models);
+  ScriptedStudio studio;
+  sw::testing::TempDir dir;
+  const auto root = dir.path() / "models";
+  const auto placed = place_stories_model(models, root);
+  ASSERT_TRUE(placed);
+  auto config = registered_config(studio.url());
+  config.models_root = root.string();
+  config.llama_server_path = SW_FAKE_RUNNER_BIN;
+  WorkerHarness worker(dir.path(), config);
+  ASSERT_TRUE(studio.next_of_type("hello"));
+  studio.send_text(kWelcomeWithFeatures);
+  ASSERT_TRUE(worker.wait_session("connected"));
+  studio.send_text(offer_frame("job-run", "stories260K.gguf", chat_task("Once"), *placed));
+  const auto frames = job_frames_until(studio, "completeJson");
+  ASSERT_FALSE(frames.empty()) << worker.logs();
+  studio.send_text(R"({"type":"completeAck","jobId":"job-run"})");
+  int loads = 0;
+  std::string joined;
+  bool delta_before_load = false;
+  for (const auto& frame : frames) {
+    if (frame["type"] != "jobProgress") continue;
+    if (frame["phase"] == "load") ++loads;
+    if (frame["phase"] == "generate") {
+      joined += frame.value("delta", "");
+      delta_before_load = delta_before_load || loads == 0;
+    }
+  }
+  EXPECT_EQ(loads, 1);
+  EXPECT_FALSE(delta_before_load);
+  EXPECT_EQ(joined, frames.back()["result"]["choices"][0]["message"]["content"]);
+  EXPECT_THAT(joined, HasSubstr("request"));
+}
+
+// A cancel while the runner's stream is open ends the request at once (the stalled stream would
+// hold it for ten minutes), and the runner stays for the next job.
+TEST(WorkerSession, ACancelEndsARunnerRequestThatWouldStallForMinutes) {
+  SW_REQUIRE_TEST_MODELS(models);
+  ScriptedStudio studio;
+  sw::testing::TempDir dir;
+  const auto root = dir.path() / "models";
+  const auto placed = place_stories_model(models, root);
+  ASSERT_TRUE(placed);
+  const auto wrapper = dir.path() / "llama-server-stalls";
+  std::ofstream(wrapper) << "#!/bin/sh\nexec '" << SW_FAKE_RUNNER_BIN
+                         << "' \"$@\" --stall-after-tokens 2\n";
+  std::filesystem::permissions(wrapper, std::filesystem::perms::owner_all);
+  auto config = registered_config(studio.url());
+  config.models_root = root.string();
+  config.llama_server_path = wrapper.string();
+  config.runner_inference_stall_secs = 600;  // only the cancel can end the request
+  WorkerHarness worker(dir.path(), config);
+  ASSERT_TRUE(studio.next_of_type("hello"));
+  studio.send_text(kWelcomeWithFeatures);
+  ASSERT_TRUE(worker.wait_session("connected"));
+  studio.send_text(offer_frame("job-stalls", "stories260K.gguf", chat_task("Once"), *placed));
+  // Wait for the answer's first words: the request is open and the runner has gone quiet.
+  bool generating = false;
+  while (!generating) {
+    auto frame = next_job_frame(studio);
+    ASSERT_TRUE(frame) << worker.logs();
+    ASSERT_NE((*frame)["type"], "fail") << frame->dump();
+    generating = (*frame)["type"] == "jobProgress" && (*frame)["phase"] == "generate";
+  }
+  studio.send_text(cancel_frame("job-stalls", "client went away"));
+  auto failed = job_frames_until(studio, "fail");
+  ASSERT_FALSE(failed.empty()) << worker.logs();
+  EXPECT_EQ(failed.back()["error"], "cancelled by the studio: client went away");
+  EXPECT_EQ(failed.back()["retryable"], false);
+  // The runner stays resident for the next job: a cancel is not a runner failure.
+  EXPECT_EQ(worker.status()["runners"].size(), 1u) << worker.status().dump();
+}

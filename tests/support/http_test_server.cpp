@@ -81,7 +81,7 @@ struct HttpTestServer::Impl {
       bool found = false;
       {
         std::lock_guard lock(mutex);
-        seen.push_back({path, range});
+        seen.push_back({path, range, std::string(request[http::field::authorization])});
         if (auto it = routes.find(path); it != routes.end()) {
           route = it->second;
           found = true;

@@ -38,6 +38,7 @@ inline Route serving(std::shared_ptr<const std::string> body) {
 struct SeenRequest {
   std::string path;
   std::string range;  // the Range header, empty when absent
+  std::string authorization;  // the Authorization header, empty when absent
 };
 
 class HttpTestServer {

@@ -100,7 +100,7 @@ Result<RunnerLaunch> LlamaEngine::prepare(const DispatchRequest& request,
     if (!header) return fail(header.error());
     return {};
   };
-  auto files = cache_->ensure_files(request.model, **source, {}, parses);
+  auto files = cache_->ensure_files(request.model, **source, request.download_progress(), parses);
   if (!files) return fail(files.error());
   const models::CachedFile* gguf = nullptr;
   for (const auto& file : *files) {
@@ -179,16 +179,21 @@ Result<TaskResult> LlamaEngine::dispatch(const DispatchRequest& request) {
   if (params == nullptr) return fail(cannot_serve(name(), request.task.kind()));
   auto launch = prepare(request, *params);
   if (!launch) return fail(launch.error());
+  if (request.cancelled()) return fail(cancelled_error("the llm job"));
 
   // Streamed, though the job's answer is whole: each token is progress for the stall deadline,
-  // where a plain answer would be silent until the last token.
+  // where a plain answer would be silent until the last token; and the job's observer sees the
+  // answer as it grows (issue 20), split as the result will be.
   const std::string body =
       llama::chat_request(*params, request.source->cli_defaults.chat_template_kwargs, true).dump();
   const auto started = std::chrono::steady_clock::now();
+  JobObserver* observer = request.observer.get();
   std::function<Result<std::string>(const RunnerCall&)> call =
       [&](const RunnerCall& runner) -> Result<std::string> {
     llama::SseSplitter splitter;
     llama::StreamedCompletion streamed;
+    llama::StreamingSplit split;
+    bool observed = false;
     bool bad_event = false;
     bool done = false;
     transfer::HttpCall http;
@@ -196,8 +201,13 @@ Result<TaskResult> LlamaEngine::dispatch(const DispatchRequest& request) {
     http.url = runner.base_url + "/v1/chat/completions";
     http.body = body;
     http.timeout = kRequestBackstop;
+    // A cancelled job closes its connection (checked per event, and by libcurl at least once a
+    // second while the runner is silent, e.g. processing the prompt): llama-server notices the
+    // closed connection and drops the generation, freeing its slot.
+    http.cancelled = [&request] { return request.cancelled(); };
     http.on_body = [&](std::string_view bytes) {
       runner.progressed();
+      if (request.cancelled()) return false;
       return splitter.feed(bytes, [&](std::string_view data) {
         if (data == "[DONE]") {
           done = true;
@@ -209,17 +219,33 @@ Result<TaskResult> LlamaEngine::dispatch(const DispatchRequest& request) {
           return false;
         }
         streamed.add(*chunk);
+        if (observer != nullptr) {
+          const auto delta = split.feed(llama::chunk_content(*chunk));
+          if (!delta.empty()) {
+            observed = true;
+            observer->text(delta.content, delta.reasoning);
+          }
+        }
         return true;
       });
     };
     auto answer = transfer::http_call(http);
+    if (request.cancelled()) return fail(cancelled_error("the llm job"));
     if (bad_event) return fail(Error::protocol("llama-server sent an event that is not JSON"));
-    if (!answer) return fail(answer.error());
+    if (!answer) {
+      // Once text reached the observer, the pool's retry on a fresh runner would repeat it.
+      if (observed) return fail(Error::internal("{}", answer.error().message));
+      return fail(answer.error());
+    }
     if (answer->status < 200 || answer->status >= 300) {
       return fail(llama::runner_error(answer->status, answer->body));
     }
     if (streamed.error()) return fail(llama::runner_error(500, streamed.error()->dump()));
     if (!done) return fail(Error::unavailable("llama-server's answer ended before [DONE]"));
+    if (observer != nullptr) {
+      const auto rest = split.finish();
+      if (!rest.empty()) observer->text(rest.content, rest.reasoning);
+    }
     return streamed.completion().dump();
   };
   auto raw = runners_->use(*launch, request.job_id, call);

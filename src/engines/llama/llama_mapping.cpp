@@ -198,6 +198,76 @@ nlohmann::json StreamedCompletion::completion() const {
   };
 }
 
+std::string_view chunk_content(const nlohmann::json& chunk) {
+  if (!chunk.is_object()) return {};
+  auto choices = chunk.find("choices");
+  if (choices == chunk.end() || !choices->is_array() || choices->empty()) return {};
+  const auto& choice = (*choices)[0];
+  if (!choice.is_object()) return {};
+  auto delta = choice.find("delta");
+  if (delta == choice.end() || !delta->is_object()) return {};
+  auto text = delta->find("content");
+  if (text == delta->end() || !text->is_string()) return {};
+  return text->get_ref<const std::string&>();
+}
+
+namespace {
+
+// What of split_reasoning(all + anything after) is already certain from `all`.
+SplitAnswer settled_part(std::string_view all) {
+  constexpr std::string_view kOpen = "<think>";
+  constexpr std::string_view kClose = "</think>";
+  const std::string_view leading = trim_left(all);
+  // Only whitespace, or the start of `<think>`: either shape may still come.
+  if (leading.empty()) return {std::nullopt, std::string()};
+  if (leading.size() < kOpen.size() && kOpen.starts_with(leading)) {
+    return {std::nullopt, std::string()};
+  }
+  if (!leading.starts_with(kOpen)) return {std::nullopt, std::string(all)};  // no reasoning
+  const std::string_view rest = leading.substr(kOpen.size());
+  if (rest.find(kClose) != std::string_view::npos) return split_reasoning(all);
+  // Still thinking: hold back a tail that may start `</think>`, and the whitespace before it
+  // (trimmed if the close follows).
+  std::string_view reasoning = trim_left(rest);
+  for (std::size_t n = std::min(reasoning.size(), kClose.size() - 1); n > 0; --n) {
+    if (kClose.starts_with(reasoning.substr(reasoning.size() - n))) {
+      reasoning.remove_suffix(n);
+      break;
+    }
+  }
+  while (!reasoning.empty() && (reasoning.back() == '\n' || reasoning.back() == ' ')) {
+    reasoning.remove_suffix(1);
+  }
+  return {std::string(reasoning), std::string()};
+}
+
+}  // namespace
+
+StreamingSplit::Delta StreamingSplit::advance(const SplitAnswer& settled) {
+  Delta delta;
+  const std::string reasoning = settled.reasoning.value_or(std::string());
+  // Settled text only grows: what was sent is a prefix of it.
+  if (reasoning.size() > reasoning_sent_) {
+    delta.reasoning = reasoning.substr(reasoning_sent_);
+    reasoning_sent_ = reasoning.size();
+  }
+  if (settled.content.size() > content_sent_) {
+    delta.content = settled.content.substr(content_sent_);
+    content_sent_ = settled.content.size();
+  }
+  return delta;
+}
+
+StreamingSplit::Delta StreamingSplit::feed(std::string_view piece) {
+  if (piece.empty()) return {};
+  all_ += piece;
+  return advance(settled_part(all_));
+}
+
+StreamingSplit::Delta StreamingSplit::finish() {
+  return advance(split_reasoning(all_));
+}
+
 Error runner_error(long status, std::string_view body) {
   auto answer = parse_json(body, "llama-server's error");
   const auto parsed = answer ? std::move(*answer) : nlohmann::json();

@@ -61,6 +61,33 @@ class StreamedCompletion {
   std::optional<nlohmann::json> error_;
 };
 
+// The text of one `chat.completion.chunk` event: its first choice's `delta.content` (empty when
+// it has none), the same piece StreamedCompletion::add appends.
+std::string_view chunk_content(const nlohmann::json& chunk);
+
+// split_reasoning() as the answer streams (issue 20: the studio's `jobProgress` deltas): feed()
+// takes each content piece and returns what of the final reasoning and content it settles, so
+// that the pieces returned, joined, are exactly split_reasoning(whole answer). Text whose place is
+// not settled yet (leading whitespace, a partial `<think>` or `</think>`, whitespace at the end
+// of the reasoning) is held back until it is, or until finish(). Not thread-safe.
+class StreamingSplit {
+ public:
+  struct Delta {
+    std::string content;
+    std::string reasoning;
+    bool empty() const { return content.empty() && reasoning.empty(); }
+  };
+  Delta feed(std::string_view piece);
+  // The answer ended: what was held back.
+  Delta finish();
+
+ private:
+  Delta advance(const SplitAnswer& settled);
+  std::string all_;
+  std::size_t content_sent_ = 0;
+  std::size_t reasoning_sent_ = 0;
+};
+
 // A non-2xx answer from the runner → our error. A prompt over the context becomes the reference's
 // refusal (InvalidArgument, not retryable: it fails the same everywhere); other 4xx are
 // InvalidArgument; 5xx Unavailable.

@@ -8,6 +8,22 @@
 
 namespace sw::engines {
 
+namespace {
+constexpr std::string_view kUploadsRoute = "/graphics/api/uploads/";
+}  // namespace
+
+bool is_studio_upload(std::string_view url, const StudioAccess& studio) {
+  std::string_view base = studio.base_url;
+  while (base.ends_with('/')) base.remove_suffix(1);
+  if (base.empty() || !(base.starts_with("http://") || base.starts_with("https://"))) return false;
+  if (!url.starts_with(base)) return false;
+  url.remove_prefix(base.size());
+  if (!url.starts_with(kUploadsRoute) || url.size() == kUploadsRoute.size()) return false;
+  // The upload's id only: no way back up to another route with the token.
+  const std::string_view rest = url.substr(kUploadsRoute.size());
+  return rest.find("..") == std::string_view::npos && rest.find('/') == std::string_view::npos;
+}
+
 Result<media::Bytes> fetch_input(std::string_view url, const InputFetchOptions& options) {
   if (url.starts_with("data:")) {
     if (!options.allow_data_urls) {
@@ -29,10 +45,13 @@ Result<media::Bytes> fetch_input(std::string_view url, const InputFetchOptions& 
     if (!bytes) return fail(Error::invalid_argument("{}: {}", options.what, bytes.error().message));
     return std::move(*bytes);
   }
-  if (auto allowed = transfer::check_download_url(url); !allowed) {
+  transfer::HttpCall call;
+  if (options.studio != nullptr && is_studio_upload(url, *options.studio)) {
+    call.bearer = options.studio->auth_token;
+    call.ca_file = options.studio->ca_file;
+  } else if (auto allowed = transfer::check_download_url(url); !allowed) {
     return fail(Error::invalid_argument("{}: {}", options.what, allowed.error().message));
   }
-  transfer::HttpCall call;
   call.url = std::string(url);
   call.timeout = std::chrono::minutes(5);
   call.max_response_bytes = options.max_bytes;

@@ -561,6 +561,7 @@ Result<std::shared_ptr<RunnerPool::Runner>> RunnerPool::start_runner(const Runne
                    {{"program", program}, {"model", model}, {"job_id", job}, {"line", line}});
     };
     const auto begun = Clock::now();
+    report_phase_began(JobPhase::Load);
     auto child = ChildProcess::start(std::move(spec));
     if (!child) return fail(child.error());
     runner->child = std::move(*child);

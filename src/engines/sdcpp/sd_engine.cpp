@@ -68,8 +68,10 @@ struct FetchedImage {
   std::string ext;  // sniffed from the bytes, never from the URL
 };
 
-Result<FetchedImage> fetch_image(const std::string& url, std::string_view what, bool local) {
-  auto bytes = fetch_input(url, {local, kMaxInputImageBytes, what});
+Result<FetchedImage> fetch_image(const std::string& url, std::string_view what,
+                                 const DispatchRequest& request) {
+  const StudioAccess* studio = request.studio ? &*request.studio : nullptr;
+  auto bytes = fetch_input(url, {request.local, kMaxInputImageBytes, what, studio});
   if (!bytes) return fail(bytes.error());
   const std::string_view ext = sniff_extension(*bytes);
   if (ext != "png" && ext != "jpg" && ext != "webp" && ext != "bmp" && ext != "gif") {
@@ -86,19 +88,19 @@ struct FetchedInputs {
   std::optional<FetchedImage> ref_image;
 };
 
-Result<FetchedInputs> fetch_inputs(const proto::ImageParams& task, bool local) {
+Result<FetchedInputs> fetch_inputs(const proto::ImageParams& task, const DispatchRequest& request) {
   FetchedInputs inputs;
   if (task.ref_image_url) {
-    auto image = fetch_image(*task.ref_image_url, "reference image", local);
+    auto image = fetch_image(*task.ref_image_url, "reference image", request);
     if (!image) return fail(image.error());
     inputs.ref_image = std::move(*image);
   } else if (task.init_image_url) {
-    auto image = fetch_image(*task.init_image_url, "init image", local);
+    auto image = fetch_image(*task.init_image_url, "init image", request);
     if (!image) return fail(image.error());
     inputs.init_image = std::move(*image);
   }
   if (task.mask_url && (inputs.ref_image || inputs.init_image)) {
-    auto image = fetch_image(*task.mask_url, "mask", local);
+    auto image = fetch_image(*task.mask_url, "mask", request);
     if (!image) return fail(image.error());
     inputs.mask = std::move(*image);
   }
@@ -296,7 +298,7 @@ Result<TaskResult> SdCppEngine::run_resident(const DispatchRequest& request,
     if (auto it = launches_.find(key); it != launches_.end()) launch = it->second;
   }
   if (!launch) {
-    auto files = cache_->ensure_files(request.model, source);
+    auto files = cache_->ensure_files(request.model, source, request.download_progress());
     if (!files) return fail(files.error());
     auto roles = model_roles(*files, request.model);
     if (!roles) return fail(roles.error());
@@ -315,7 +317,7 @@ Result<TaskResult> SdCppEngine::run_resident(const DispatchRequest& request,
     launch = std::move(fresh);
   }
 
-  auto inputs = fetch_inputs(task, request.local);
+  auto inputs = fetch_inputs(task, request);
   if (!inputs) return fail(inputs.error());
   sdcpp::SdInputImages images;
   if (inputs->init_image) images.init_image = std::move(inputs->init_image->bytes);
@@ -373,12 +375,12 @@ Result<TaskResult> SdCppEngine::run_cli(const DispatchRequest& request,
                                         const proto::ImageParams& task,
                                         const proto::ModelSource& source) {
   const auto started = Clock::now();
-  auto files = cache_->ensure_files(request.model, source);
+  auto files = cache_->ensure_files(request.model, source, request.download_progress());
   if (!files) return fail(files.error());
   auto roles = model_roles(*files, request.model);
   if (!roles) return fail(roles.error());
 
-  auto fetched = fetch_inputs(task, request.local);
+  auto fetched = fetch_inputs(task, request);
   if (!fetched) return fail(fetched.error());
   auto scratch = ScratchDir::create(scratch_root_);
   if (!scratch) return fail(scratch.error());

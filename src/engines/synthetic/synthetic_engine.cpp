@@ -1,11 +1,13 @@
 #include "engines/synthetic/synthetic_engine.h"
 
-#include <thread>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <condition_variable>
+#include <mutex>
 #include <sstream>
+#include <stop_token>
+#include <thread>
 
 #include "common/job_phase.h"
 #include "common/log.h"
@@ -59,7 +61,32 @@ Result<TaskResult> run_image(const DispatchRequest& request, const proto::ImageP
   return ImageResult{std::move(*bytes), params.ext};
 }
 
-Result<TaskResult> run_llm(const DispatchRequest& request, const proto::LlmParams& params) {
+// Waits `duration`, or less when `stop` is requested first (then false). A condition wait, not a
+// sleep: a cancelled job lets go of its thread at once.
+bool wait_unless_stopped(const std::stop_token& stop, std::chrono::nanoseconds duration) {
+  if (duration.count() <= 0) return !stop.stop_requested();
+  std::mutex mutex;
+  std::condition_variable_any wake;
+  std::unique_lock lock(mutex);
+  wake.wait_for(lock, stop, duration, [] { return false; });
+  return !stop.stop_requested();
+}
+
+// The answer in the pieces an observer hears: one word each, with the space that follows it.
+std::vector<std::string_view> answer_pieces(std::string_view content) {
+  std::vector<std::string_view> pieces;
+  while (!content.empty()) {
+    auto space = content.find(' ');
+    const std::size_t length = space == std::string_view::npos ? content.size() : space + 1;
+    pieces.push_back(content.substr(0, length));
+    content.remove_prefix(length);
+  }
+  return pieces;
+}
+
+// `answer`: the content, for the observer.
+Result<TaskResult> run_llm(const DispatchRequest& request, const proto::LlmParams& params,
+                           std::string& answer) {
   const auto started = std::chrono::steady_clock::now();
   if (params.messages.empty()) {
     return fail(Error::invalid_argument("messages: at least one message is required"));
@@ -96,6 +123,7 @@ Result<TaskResult> run_llm(const DispatchRequest& request, const proto::LlmParam
     }
   }
 
+  answer = content;
   proto::ChatCompletion completion;
   completion.model = request.model;
   proto::ChatCompletionChoice choice;
@@ -183,6 +211,18 @@ Result<TaskResult> run_video(const DispatchRequest& request, const proto::VideoP
 
 }  // namespace
 
+bool SyntheticEngine::hold(const DispatchRequest& request) const {
+  if (hold_file_.empty()) return !request.cancelled();
+  // The test latch (see the header): a poll, because the latch is a file another process
+  // creates; its interval only delays the release (or the cancel), it decides nothing.
+  kLog.info("synthetic.held", {{"job_id", request.job_id}, {"until", hold_file_.string()}});
+  std::error_code ec;
+  while (!std::filesystem::exists(hold_file_, ec)) {
+    if (!wait_unless_stopped(request.stop, std::chrono::milliseconds(10))) return false;
+  }
+  return !request.cancelled();
+}
+
 std::string SyntheticEngine::model_for(proto::TaskKind kind) {
   switch (kind) {
     case proto::TaskKind::Image: return "synthetic-image";
@@ -207,28 +247,47 @@ Result<TaskResult> SyntheticEngine::dispatch(const DispatchRequest& request) {
     return fail(Error::unsupported("synthetic engine does not serve model `{}` for {} tasks",
                                    request.model, proto::to_string(kind)));
   }
-  if (job_duration_.count() > 0) {
-    std::this_thread::sleep_for(job_duration_);  // the simulated work (a worker thread)
-  }
-  if (!hold_file_.empty()) {
-    // The test latch (see the header): a poll, because the latch is a file another process
-    // creates; its interval only delays the release, it decides nothing.
-    kLog.info("synthetic.held", {{"job_id", request.job_id}, {"until", hold_file_.string()}});
-    std::error_code ec;
-    while (!std::filesystem::exists(hold_file_, ec)) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-  }
   kLog.debug(
       "synthetic.dispatch",
       {{"job_id", request.job_id}, {"model", request.model}, {"kind", proto::to_string(kind)}});
+  const auto* llm = std::get_if<proto::LlmParams>(&request.task.params);
+  if (llm != nullptr) {
+    // The answer is known before the simulated work; it is told in pieces spread over it, the
+    // way a real model streams tokens (the first at once).
+    std::string content;
+    auto result = run_llm(request, *llm, content);
+    if (!result) return result;
+    const auto pieces = answer_pieces(content);
+    const std::chrono::nanoseconds step =
+        pieces.empty() ? std::chrono::nanoseconds(0) : job_duration_ / pieces.size();
+    std::chrono::nanoseconds waited{0};
+    for (std::size_t i = 0; i < pieces.size(); ++i) {
+      if (i > 0) {
+        if (!wait_unless_stopped(request.stop, step)) {
+          return fail(cancelled_error("the synthetic llm job"));
+        }
+        waited += step;
+      }
+      if (request.observer) request.observer->text(pieces[i], {});
+    }
+    if (!wait_unless_stopped(request.stop, job_duration_ - waited)) {
+      return fail(cancelled_error("the synthetic llm job"));
+    }
+    if (!hold(request)) return fail(cancelled_error("the synthetic llm job"));
+    return result;
+  }
+  // The simulated work (a worker thread), cut short by a cancel.
+  if (!wait_unless_stopped(request.stop, job_duration_) || !hold(request)) {
+    return fail(cancelled_error("the synthetic job"));
+  }
   return std::visit(
       [&request](const auto& params) -> Result<TaskResult> {
         using P = std::decay_t<decltype(params)>;
         if constexpr (std::is_same_v<P, proto::ImageParams>) {
           return run_image(request, params);
         } else if constexpr (std::is_same_v<P, proto::LlmParams>) {
-          return run_llm(request, params);
+          std::string answer;
+          return run_llm(request, params, answer);
         } else if constexpr (std::is_same_v<P, proto::AudioSttParams>) {
           return run_stt(params);
         } else if constexpr (std::is_same_v<P, proto::AudioTtsParams>) {

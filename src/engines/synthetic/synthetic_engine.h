@@ -14,7 +14,9 @@ namespace sw::engines {
 class SyntheticEngine final : public Engine {
  public:
   // `job_duration`: simulated work time per job (0: none), so that an operator can rehearse a
-  // farm (pause, kill a worker mid-job) with jobs that take as long as real ones.
+  // farm (pause, kill a worker mid-job) with jobs that take as long as real ones. An llm job's
+  // answer reaches the request's observer word by word, spread over it (the first word at once).
+  // A cancelled request (DispatchRequest::stop) ends the wait, and the hold below, at once.
   // `hold_file` (tests only; empty: none): every job waits, after its simulated work, until this
   // file exists, so that a test keeps a job in flight for exactly as long as it needs (busy
   // rejects, shutdown grace, run limits) and releases it by creating the file: no timing window.
@@ -38,6 +40,8 @@ class SyntheticEngine final : public Engine {
   static std::string model_for(proto::TaskKind kind);
 
  private:
+  // Waits on the hold file, if any; false when the job was cancelled meanwhile.
+  bool hold(const DispatchRequest& request) const;
   std::chrono::milliseconds job_duration_;
   std::filesystem::path hold_file_;
 };

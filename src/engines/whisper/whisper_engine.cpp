@@ -64,7 +64,7 @@ Result<TaskResult> WhisperEngine::dispatch(const DispatchRequest& request) {
   if (!source) return fail(source.error());
   if (params->input_url.empty()) return fail(Error::invalid_argument("audio_stt has no inputUrl"));
 
-  auto files = cache_->ensure_files(request.model, **source);
+  auto files = cache_->ensure_files(request.model, **source, request.download_progress());
   if (!files) return fail(files.error());
   const models::CachedFile* model = find_file(*files, "model");
   if (model == nullptr) {
@@ -85,7 +85,9 @@ Result<TaskResult> WhisperEngine::dispatch(const DispatchRequest& request) {
         request.model));
   }
 
-  auto input = fetch_input(params->input_url, {request.local, kMaxAudioBytes, "audio input"});
+  const StudioAccess* studio = request.studio ? &*request.studio : nullptr;
+  auto input =
+      fetch_input(params->input_url, {request.local, kMaxAudioBytes, "audio input", studio});
   if (!input) return fail(input.error());
   auto wav = whisper_ready_wav(*input);
   if (!wav) return fail(wav.error());

@@ -107,6 +107,58 @@ TEST(LlamaMapping, AStreamedAnswerGathersIntoTheSameResult) {
   EXPECT_EQ(llama::runner_error(500, failed.error()->dump()).code, Code::Unavailable);
 }
 
+// Issue 20: the deltas a studio streams, joined, are the result's content and reasoning exactly,
+// however the answer was cut into tokens.
+TEST(LlamaMapping, StreamedDeltasJoinIntoTheSplitAnswer) {
+  const std::vector<std::string> answers = {
+      "Plain answer, no reasoning.",
+      "  \n leading whitespace is kept without a think block",
+      "<think>\nweighing it\n</think>\n\nThe answer.",
+      "  <think> a </thin k> </think>x",
+      "<think>cut off while thinking  \n",
+      "<think>ends with a partial close </thi",
+      "<thinking>is not a think block",
+      "<thi",
+      "   ",
+      "",
+      "<think></think>",
+      "<think>  \n</think>   ",
+      "<think>r</think>  content with </think> inside",
+  };
+  for (const auto& answer : answers) {
+    const auto whole = llama::split_reasoning(answer);
+    for (std::size_t size :
+         {std::size_t{1}, std::size_t{2}, std::size_t{3}, std::size_t{7}, answer.size() + 1}) {
+      llama::StreamingSplit split;
+      std::string content;
+      std::string reasoning;
+      for (std::size_t at = 0; at < answer.size(); at += size) {
+        auto delta = split.feed(std::string_view(answer).substr(at, size));
+        content += delta.content;
+        reasoning += delta.reasoning;
+      }
+      auto rest = split.finish();
+      content += rest.content;
+      reasoning += rest.reasoning;
+      EXPECT_EQ(content, whole.content) << "answer: " << answer << " pieces of " << size;
+      EXPECT_EQ(reasoning, whole.reasoning.value_or(""))
+          << "answer: " << answer << " pieces of " << size;
+    }
+  }
+  // Text comes out as soon as its place is certain, not only at the end.
+  llama::StreamingSplit split;
+  EXPECT_TRUE(split.feed("  ").empty());
+  EXPECT_EQ(split.feed("<think>ab").reasoning, "ab");
+  EXPECT_EQ(split.feed(" c </th").reasoning, " c");
+  auto closed = split.feed("ink>\n Hi");
+  EXPECT_EQ(closed.reasoning, "");
+  EXPECT_EQ(closed.content, "Hi");
+  EXPECT_EQ(llama::chunk_content(json::parse(
+                R"({"choices":[{"index":0,"delta":{"content":"tok"},"finish_reason":null}]})")),
+            "tok");
+  EXPECT_EQ(llama::chunk_content(json::parse(R"({"choices":[],"usage":{}})")), "");
+}
+
 TEST(LlamaMapping, RunnerErrorsKeepTheirMeaning) {
   const auto too_long = llama::runner_error(
       400, R"({"error":{"code":400,"message":"request (900 tokens) exceeds the available context size (512 tokens), try increasing it","type":"exceed_context_size_error","n_prompt_tokens":900,"n_ctx":512}})");
@@ -265,6 +317,22 @@ TEST(InputFetch, SniffsByMagicAndRefusesDataUrlsFromStudioJobs) {
   EXPECT_FALSE(fetch_input("data:image/png;base64,!!!!", {true, 1024, "x"}));
   EXPECT_FALSE(fetch_input("http://example.com/a.png", {false, 1024, "x"}))
       << "plain http only to loopback";
+}
+
+// Issue 20: only the studio's own uploads route gets the worker's token.
+TEST(InputFetch, StudioUploadsAreTheBaseUrlsUploadsRouteOnly) {
+  const StudioAccess studio{"http://studio.lan:8080/", "secret", std::nullopt};
+  EXPECT_TRUE(is_studio_upload("http://studio.lan:8080/graphics/api/uploads/u-1", studio));
+  EXPECT_FALSE(is_studio_upload("http://studio.lan:8080/graphics/api/uploads/", studio));
+  EXPECT_FALSE(is_studio_upload("http://studio.lan:8080/graphics/api/jobs/j-1", studio));
+  EXPECT_FALSE(is_studio_upload("http://studio.lan:80800/graphics/api/uploads/u-1", studio));
+  EXPECT_FALSE(is_studio_upload("http://studio.lan.evil:8080/graphics/api/uploads/u-1", studio));
+  EXPECT_FALSE(is_studio_upload("https://studio.lan:8080/graphics/api/uploads/u-1", studio));
+  EXPECT_FALSE(is_studio_upload("http://studio.lan:8080/graphics/api/uploads/../workers", studio));
+  EXPECT_FALSE(is_studio_upload("http://studio.lan:8080/graphics/api/uploads/a/b", studio));
+  const StudioAccess prefixed{"https://host/studio", "secret", std::nullopt};
+  EXPECT_TRUE(is_studio_upload("https://host/studio/graphics/api/uploads/u-2", prefixed));
+  EXPECT_FALSE(is_studio_upload("https://host/graphics/api/uploads/u-2", prefixed));
 }
 
 }  // namespace

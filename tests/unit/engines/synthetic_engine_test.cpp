@@ -3,6 +3,11 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <condition_variable>
+#include <mutex>
+#include <stop_token>
+#include <thread>
+
 #include "engines/synthetic/synthetic_engine.h"
 #include "engines/synthetic/tone.h"
 #include "proto/codec.h"
@@ -142,6 +147,89 @@ TEST(SyntheticLlm, TokenBudgetAndStopStringsAreHonoured) {
   auto stopped = run_llm(params);
   EXPECT_EQ(stopped.choices[0].message.content, "[synthetic] reply");
   EXPECT_EQ(stopped.choices[0].finish_reason, "stop");
+}
+
+// Records what an engine tells about a job; the test waits on it for the first piece.
+class RecordingObserver final : public JobObserver {
+ public:
+  void text(std::string_view content, std::string_view reasoning) override {
+    std::lock_guard lock(mutex_);
+    content_ += content;
+    reasoning_ += reasoning;
+    ++calls_;
+    changed_.notify_all();
+  }
+  void wait_for_calls(int n) {
+    std::unique_lock lock(mutex_);
+    changed_.wait(lock, [&] { return calls_ >= n; });
+  }
+  std::string content() {
+    std::lock_guard lock(mutex_);
+    return content_;
+  }
+  int calls() {
+    std::lock_guard lock(mutex_);
+    return calls_;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::string content_;
+  std::string reasoning_;
+  int calls_ = 0;
+};
+
+DispatchRequest llm_request(std::string prompt) {
+  proto::LlmParams params;
+  params.messages = {{"user", std::move(prompt)}};
+  DispatchRequest request;
+  request.model = "synthetic-llm";
+  request.task = proto::Task{std::move(params)};
+  request.source = proto::ModelSource{"synthetic", {}, {}};
+  return request;
+}
+
+// Issue 20: the answer reaches the observer in several pieces that spell the result's content.
+TEST(SyntheticLlm, TellsTheAnswerWordByWordAndThePiecesSpellTheContent) {
+  SyntheticEngine engine(std::chrono::milliseconds(20));
+  auto observer = std::make_shared<RecordingObserver>();
+  DispatchRequest request = llm_request("stream it");
+  request.observer = observer;
+  auto result = engine.dispatch(request);
+  ASSERT_TRUE(result) << result.error().message;
+  auto completion = proto::decode_chat_completion(std::get<LlmResult>(*result).json.text());
+  ASSERT_TRUE(completion);
+  EXPECT_EQ(observer->content(), completion->choices[0].message.content);
+  EXPECT_EQ(observer->calls(), 5) << "one piece per word of the 5-word reply";
+}
+
+// Issue 20: a cancel ends the simulated work at once (a wait of an hour would hang the test).
+TEST(SyntheticLlm, ACancelEndsTheSimulatedWorkAtOnce) {
+  SyntheticEngine engine(std::chrono::hours(1));
+  auto observer = std::make_shared<RecordingObserver>();
+  std::stop_source stop;
+  DispatchRequest request = llm_request("cancel me");
+  request.observer = observer;
+  request.stop = stop.get_token();
+  Result<TaskResult> result = fail(Error::internal("unset"));
+  std::thread job([&] { result = engine.dispatch(request); });
+  observer->wait_for_calls(1);  // the first word comes at once; the rest are an hour away
+  stop.request_stop();
+  job.join();
+  ASSERT_FALSE(result);
+  EXPECT_EQ(result.error().code, Code::Cancelled);
+  EXPECT_EQ(observer->calls(), 1);
+
+  // Other kinds too, and a job cancelled before it starts never runs.
+  SyntheticEngine quick;
+  DispatchRequest image_request;
+  image_request.model = "synthetic-image";
+  image_request.task = proto::Task{image("p", 64, 64, "png")};
+  image_request.stop = stop.get_token();
+  auto image_result = quick.dispatch(image_request);
+  ASSERT_FALSE(image_result);
+  EXPECT_EQ(image_result.error().code, Code::Cancelled);
 }
 
 TEST(SyntheticStt, WhisperShape) {

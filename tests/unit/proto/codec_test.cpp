@@ -221,6 +221,44 @@ TEST(LimitsFeature, HelloAndWelcomeCarryItOnlyWhenSet) {
             "limits.maxFrameBytes: expected unsigned integer, got number -1");
 }
 
+TEST(ProgressFeature, JobProgressRoundTripsWithOnlyTheFieldsSet) {
+  JobProgress delta;
+  delta.job_id = "job-1";
+  delta.phase = "generate";
+  delta.delta = "Hel";
+  delta.reasoning_delta = "thinking";
+  const std::string text = encode(WorkerFrame{delta});
+  EXPECT_EQ(text, R"({"type":"jobProgress","jobId":"job-1","phase":"generate","delta":"Hel",)"
+                  R"("reasoningDelta":"thinking"})");
+  auto back = decode_worker_frame(text);
+  ASSERT_TRUE(back) << back.error().message;
+  EXPECT_EQ(std::get<JobProgress>(*back), delta);
+
+  JobProgress download;
+  download.job_id = "job-2";
+  download.phase = "download";
+  download.done = 5'000'000'000ull;  // past 32 bits: a model file
+  download.total = 6'000'000'000ull;
+  const std::string bytes = encode(WorkerFrame{download});
+  EXPECT_EQ(bytes, R"({"type":"jobProgress","jobId":"job-2","phase":"download",)"
+                   R"("done":5000000000,"total":6000000000})");
+  auto decoded = decode_worker_frame(bytes);
+  ASSERT_TRUE(decoded) << decoded.error().message;
+  EXPECT_EQ(std::get<JobProgress>(*decoded), download);
+  EXPECT_THAT(decode_error_worker(R"({"type":"jobProgress","phase":"load"})"), HasSubstr("jobId"));
+}
+
+TEST(CancelFeature, CancelRoundTripsAndIsAStudioFrame) {
+  const CancelJob cancel{"job-1", "client went away"};
+  const std::string text = encode(StudioFrame{cancel});
+  EXPECT_EQ(text, R"({"type":"cancel","jobId":"job-1","reason":"client went away"})");
+  auto back = decode_studio_frame(text);
+  ASSERT_TRUE(back) << back.error().message;
+  EXPECT_EQ(std::get<CancelJob>(*back), cancel);
+  EXPECT_THAT(decode_error_studio(R"({"type":"cancel","reason":"r"})"), HasSubstr("jobId"));
+  EXPECT_FALSE(decode_worker_frame(text)) << "a worker never sends cancel";
+}
+
 TEST(Capabilities, OptionalSettingsDefaultAndPresenceIsOmittedWhileUnknown) {
   auto caps = decode_capabilities(kCapabilities);
   ASSERT_TRUE(caps) << caps.error().message;

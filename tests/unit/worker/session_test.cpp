@@ -209,7 +209,8 @@ TEST_F(SessionTest, HelloGoesFirstWithTheTokenAndFeaturesAndNothingElseBeforeThe
   const json hello = link(0).sent.at(0);
   EXPECT_EQ(hello["type"], "hello");
   EXPECT_EQ(hello["authToken"], "token-1");
-  EXPECT_EQ(hello["features"], json::array({"limits", "capacity"}));
+  EXPECT_EQ(hello["features"],
+            json::array({"limits", "capacity", "progress", "cancel", "uploads"}));
 
   // An offer before the welcome is dropped: no accept, no reject, no heartbeat. A job offered
   // after it runs to its result, and by then an answer to the early one would have gone out.
