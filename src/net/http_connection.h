@@ -409,11 +409,12 @@ class HttpConnection : public Connection {
       stream_queue_.push(std::move(chunk));
     }
   }
+  // The handler is done: what it queued is still written, then the connection closes.
   void stream_close() {
-    stream_closed_ = true;
+    stream_closing_ = true;
     stream_queue_.wake();
   }
-  bool stream_is_open() const { return !stream_closed_; }
+  bool stream_is_open() const { return !stream_closed_ && !stream_closing_; }
   bool stream_ended() const { return stream_ended_; }
   void stream_on_close(std::function<void()> callback) {
     stream_close_callback_ = std::move(callback);
@@ -784,7 +785,7 @@ class HttpConnection : public Connection {
           stream_closed_ = true;
         }
       }
-      if (stream_closed_) {
+      if (stream_closed_ || stream_closing_) {
         break;
       }
       if (!co_await stream_queue_.wait(kEventStreamKeepAlive)) {
@@ -809,7 +810,9 @@ class HttpConnection : public Connection {
     while (!self->stream_closed_) {
       auto [ec, n] = co_await self->stream_.async_read_some(asio::buffer(scratch), kUseTuple);
       if (ec) {
-        self->stream_close();
+        // The client went away: nothing more is written.
+        self->stream_closed_ = true;
+        self->stream_queue_.wake();
       }
     }
   }
@@ -825,7 +828,8 @@ class HttpConnection : public Connection {
   std::string stream_content_type_;
   WriteQueue stream_queue_;
   bool stream_closed_ = false;
-  bool stream_ended_ = false;  // serve_stream returned: the socket is closed
+  bool stream_closing_ = false;  // close() asked: write what is queued, then close
+  bool stream_ended_ = false;    // serve_stream returned: the socket is closed
   std::function<void()> stream_close_callback_;
   asio::steady_timer deadline_;
   bool deadline_passed_ = false;

@@ -120,6 +120,14 @@ TEST_F(OpenAiApi, TheOfficialClientListsChatsStreamsDrawsSpeaksAndTranscribes) {
 
   // A client that aborted its stream cancelled the job.
   EXPECT_EQ(seen["abandoned"]["status"], "cancelled") << seen["abandoned"].dump();
+  // The worker (it announced "cancel") was told, stopped the engine and answered `fail`: the run
+  // did not go on to the end of the synthetic 800 ms with its result dropped.
+  const auto abandoned = seen["abandoned"].value("job", "");
+  EXPECT_TRUE(eventually([&] {
+    return worker_->log().find("job " + abandoned + " failed: cancelled by the studio") !=
+           std::string::npos;
+  })) << worker_->log();
+  EXPECT_EQ(worker_->log().find("job " + abandoned + " done"), std::string::npos);
 
   // An image as base64 PNG, speech as WAV bytes, a transcript of an uploaded file.
   EXPECT_EQ(seen["image"]["magic"], "PNG") << seen["image"].dump();
