@@ -176,6 +176,7 @@ TEST_F(OpenAiApi, ParametersAreHonouredOrRefusedByName) {
                 {{"model", "synth-image"}, {"messages", {{{"role", "user"}, {"content", "x"}}}}});
   EXPECT_EQ(reply.status, 400) << reply.body;
   EXPECT_NE(reply.body.find("serves image tasks"), std::string::npos) << reply.body;
+  EXPECT_EQ(json::parse(reply.body, nullptr, false)["error"]["param"], "model") << reply.body;
 }
 
 TEST_F(OpenAiApi, AJobNoWorkerCanServeIsAnswered503WithTheSchedulersReason) {
@@ -212,11 +213,36 @@ TEST_F(OpenAiApi, TheNativeApiCanWaitForTheResult) {
   ASSERT_EQ(reply.status, 201) << reply.body;
   const auto job = json::parse(reply.body);
   EXPECT_EQ(job["status"], "done") << reply.body;
-  EXPECT_EQ(job["result"]["object"], "chat.completion") << reply.body;
+  EXPECT_EQ(job["result"]["json"]["object"], "chat.completion") << reply.body;
   EXPECT_EQ(sw::testing::http_request(studio_->port(), "POST", "/api/v1/jobs?waitMs=abc",
                                       body.dump(), key_)
                 .status,
             400);
+}
+
+}  // namespace
+
+namespace {
+
+// A streamed answer that takes longer than the studio's routability check (5 s) still ends with
+// the finish and [DONE] (it once went quiet for good: nothing held the request once that timer
+// had fired).
+TEST(OpenAiApiSlow, AStreamOutlivingTheRoutabilityCheckEndsWithDone) {
+  sw::testing::TempDir dir;
+  Studio studio(dir.path() / "studio");
+  studio.add_models();
+  Worker worker(dir.path() / "worker", studio, 6500);
+  studio.approve_next();
+  ASSERT_TRUE(worker.wait_session("connected")) << worker.log();
+  const auto key = client_key(studio);
+  const json body = {{"model", "synth-llm"},
+                     {"messages", {{{"role", "user"}, {"content", "a slow story"}}}},
+                     {"stream", true}};
+  const auto reply = sw::testing::http_request(studio.port(), "POST", "/v1/chat/completions",
+                                               body.dump(), key, "application/json", 60s);
+  ASSERT_EQ(reply.status, 200) << reply.body;
+  EXPECT_NE(reply.body.find(R"("finish_reason":"stop")"), std::string::npos) << reply.body;
+  EXPECT_TRUE(reply.body.ends_with("data: [DONE]\n\n")) << reply.body;
 }
 
 }  // namespace

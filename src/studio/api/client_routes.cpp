@@ -88,11 +88,7 @@ class ClientRoutes::Impl {
           s_, stored->record.id, wait,
           [this, responder, status, fallback = stored->record](Result<store::JobRecord> job) {
             const auto& record = job ? *job : fallback;
-            json view = job_json(record, {}, waiting(record));
-            if (record.status == store::JobStatus::Done && record.result_json) {
-              view["result"] = stored_json(*record.result_json);
-            }
-            responder.send(ok_json(view, status));
+            responder.send(ok_json(job_json(record, {}, waiting(record)), status));
           });
     });
   }

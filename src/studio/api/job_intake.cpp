@@ -26,7 +26,7 @@ Result<NewJob> prepare_job(const Studio& studio, JobBody body) {
   SW_TRY(model_kind_for_job(studio, body.model));
   const auto& model = *studio.registry().model(body.model);
   if (body.task.kind() != model.record.kind) {
-    return fail(Error::invalid_argument("task: model \"{}\" serves {} tasks, not {}", body.model,
+    return fail(Error::invalid_argument("model: \"{}\" serves {} tasks, not {}", body.model,
                                         proto::to_string(model.record.kind),
                                         proto::to_string(body.task.kind())));
   }

@@ -26,9 +26,16 @@ namespace oa = openai;
 namespace {
 
 HttpResponse openai_error(int status, std::string_view code, std::string_view message) {
-  return HttpResponse::json(
+  auto response = HttpResponse::json(
       status,
       oa::error_json(status, code, message).dump(-1, ' ', false, json::error_handler_t::replace));
+  // OpenAI's clients retry 5xx (twice, by default) unless told not to: a job that failed after
+  // the studio's own attempts, or that no connected worker can serve, would only run again (or
+  // wait again) as a new job.
+  if (code == "job_failed" || code == "no_worker" || code == "bad_result") {
+    response.headers.push_back({"x-should-retry", "false"});
+  }
+  return response;
 }
 
 std::string sse(const json& data) {
@@ -109,9 +116,10 @@ class Call : public std::enable_shared_from_this<Call> {
       }
       // OpenAI's first chunk names the role; content follows in later chunks.
       stream_->write(sse(oa::chat_chunk(job_id_, model_, created_, {.role = "assistant"})));
-      stream_->on_close([weak] {
-        if (auto self = weak.lock()) self->abandon("the client closed the stream");
-      });
+      // The stream holds the call until it ends (its callback runs once, then is dropped): a job
+      // may run longer than any timer here.
+      stream_->on_close(
+          [self = shared_from_this()] { self->abandon("the client closed the stream"); });
     } else {
       limit_.expires_after(s_.config().openai_wait_limit);
       limit_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
@@ -167,6 +175,12 @@ class Call : public std::enable_shared_from_this<Call> {
     }
     const auto waiting = s_.waiting_for(job_id_);
     if (!waiting || !unroutable(waiting->reason)) {
+      // Looked at again while the request lasts: a job requeued after its only worker died must
+      // not hold the client until the wait limit.
+      grace_.expires_after(s_.config().openai_unroutable_grace);
+      grace_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+        if (!ec) self->check_routable();
+      });
       return;
     }
     const std::string reason = waiting->text;

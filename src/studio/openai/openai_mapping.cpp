@@ -172,7 +172,12 @@ Result<std::vector<proto::ChatMessage>> read_messages(const json& body) {
           name));
     }
     for (const auto& [key, value] : m.items()) {
-      if (key != "role" && key != "content" && key != "name") {
+      // An assistant message as OpenAI's clients hand it back (`refusal: null`, `parsed: null`,
+      // `tool_calls: []`, …) carries these empty; anything in them is a feature not served here.
+      const bool empty = value.is_null() || (value.is_array() && value.empty());
+      const bool client_field = key == "refusal" || key == "parsed" || key == "tool_calls" ||
+                                key == "audio" || key == "function_call" || key == "annotations";
+      if (key != "role" && key != "content" && key != "name" && !(client_field && empty)) {
         return fail(Error::invalid_argument("messages[{}].{}: unsupported parameter", i, key));
       }
     }
@@ -291,7 +296,8 @@ Result<ChatRequest> read_chat_request(const json& body) {
                            "tools",
                            "tool_choice",
                            "parallel_tool_calls",
-                           "reasoning_effort"}));
+                           "reasoning_effort",
+                           "modalities"}));
   SW_TRY(neutral_only(body, "presence_penalty", 0));
   SW_TRY(neutral_only(body, "frequency_penalty", 0));
   SW_TRY(neutral_only(body, "logprobs", false));
@@ -299,7 +305,7 @@ Result<ChatRequest> read_chat_request(const json& body) {
   SW_TRY(neutral_only(body, "logit_bias", json::object()));
   SW_TRY(neutral_only(body, "tools", json::array()));
   SW_TRY(neutral_only(body, "tool_choice", "none"));
-  SW_TRY(neutral_only(body, "parallel_tool_calls", false));
+  SW_TRY(neutral_only(body, "modalities", json::array({"text"})));
   SW_TRY(only_one(body, "n"));
   ChatRequest request;
   SW_ASSIGN(model, required_string(body, "model"));
@@ -336,6 +342,9 @@ Result<ChatRequest> read_chat_request(const json& body) {
     if (!effort->is_string()) {
       return fail(bad("reasoning_effort", "must be a string"));
     }
+    if (*effort != "minimal" && *effort != "low" && *effort != "medium" && *effort != "high") {
+      return fail(bad("reasoning_effort", "must be \"minimal\", \"low\", \"medium\" or \"high\""));
+    }
     request.params.reasoning = effort->get<std::string>();
   }
   SW_ASSIGN(stream, boolean(body, "stream"));
@@ -344,6 +353,9 @@ Result<ChatRequest> read_chat_request(const json& body) {
       options != body.end() && !options->is_null()) {
     if (!options->is_object()) {
       return fail(bad("stream_options", "must be an object"));
+    }
+    if (!request.stream) {
+      return fail(bad("stream_options", "only with stream: true"));
     }
     for (const auto& [key, value] : options->items()) {
       if (key != "include_usage") {

@@ -76,7 +76,18 @@ TEST(OpenAiMapping, UnsupportedFieldsAreRefusedByName) {
   body["logprobs"] = false;
   body["frequency_penalty"] = 0;
   body["user"] = "someone";
+  body["parallel_tool_calls"] = true;
+  body["modalities"] = {"text"};
   EXPECT_TRUE(read_chat_request(body));
+  // A reply handed back as the client's helpers return it.
+  body["messages"].push_back({{"role", "assistant"},
+                              {"content", "hello"},
+                              {"refusal", nullptr},
+                              {"parsed", nullptr},
+                              {"tool_calls", json::array()}});
+  EXPECT_TRUE(read_chat_request(body)) << read_chat_request(body).error().message;
+  body["messages"].back()["tool_calls"] = {{{"id", "x"}}};
+  EXPECT_FALSE(read_chat_request(body));
 }
 
 TEST(OpenAiMapping, ImageAndSpeechRequests) {
