@@ -96,4 +96,26 @@ std::string Metrics::render(
   return out.take();
 }
 
+std::string render_key_usage(const std::map<std::string, store::KeyUsage>& usage_by_key) {
+  prom::TextWriter out;
+  out.family("studio_api_key_jobs_total", "counter", "Jobs created with an API key.");
+  for (const auto& [key, usage] : usage_by_key) {
+    out.sample("studio_api_key_jobs_total", {{"key", key}}, usage.jobs);
+  }
+  out.family("studio_api_key_tokens_total", "counter",
+             "LLM tokens of an API key's finished jobs: prompt (in) and completion (out).");
+  for (const auto& [key, usage] : usage_by_key) {
+    out.sample("studio_api_key_tokens_total", {{"key", key}, {"direction", "in"}}, usage.tokens_in);
+    out.sample("studio_api_key_tokens_total", {{"key", key}, {"direction", "out"}},
+               usage.tokens_out);
+  }
+  out.family("studio_api_key_run_seconds_total", "counter",
+             "Worker run time of an API key's finished jobs, every attempt counted.");
+  for (const auto& [key, usage] : usage_by_key) {
+    out.sample("studio_api_key_run_seconds_total", {{"key", key}},
+               static_cast<double>(usage.run_ms) / 1000.0);
+  }
+  return out.take();
+}
+
 }  // namespace sw::studio

@@ -10,6 +10,7 @@
 
 #include "proto/types.h"
 #include "studio/scheduler.h"
+#include "studio/store/studio_store.h"
 
 namespace sw::studio {
 
@@ -43,5 +44,11 @@ struct Metrics {
                      std::size_t workers_connected,
                      const std::map<std::pair<WaitClass, std::string>, std::size_t>& waiting) const;
 };
+
+// Every API key's usage since it was created (issue 20), from the database (so the same on every
+// studio process): studio_api_key_jobs_total, studio_api_key_tokens_total{direction="in"|"out"},
+// studio_api_key_run_seconds_total, each labelled key="<key id>". Keys are named by id only:
+// /metrics needs no credential.
+std::string render_key_usage(const std::map<std::string, store::KeyUsage>& usage_by_key);
 
 }  // namespace sw::studio

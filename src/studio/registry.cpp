@@ -59,7 +59,16 @@ Registry::Bearer Registry::bearer(std::string_view token) const {
     return Bearer::Admin;
   }
   // The lookup is by hash: the key itself is never compared, and its hash is not secret.
-  return api_keys_.contains(hash) ? Bearer::Client : Bearer::Unknown;
+  const auto id = key_ids_.find(hash);
+  if (id == key_ids_.end()) {
+    return Bearer::Unknown;
+  }
+  switch (api_keys_.at(id->second).scope) {
+    case store::KeyScope::Inference: return Bearer::Inference;
+    case store::KeyScope::Client: return Bearer::Client;
+    case store::KeyScope::Admin: return Bearer::Admin;
+  }
+  return Bearer::Inference;
 }
 
 std::optional<std::string> Registry::bearer_owner(std::string_view token) const {
@@ -67,23 +76,43 @@ std::optional<std::string> Registry::bearer_owner(std::string_view token) const 
   if (!admin_token_hash_.empty() && constant_time_equal(hash, admin_token_hash_)) {
     return std::string("admin");
   }
-  const auto key = api_keys_.find(hash);
-  return key == api_keys_.end() ? std::nullopt : std::optional<std::string>(key->second);
+  const auto key = key_ids_.find(hash);
+  return key == key_ids_.end() ? std::nullopt : std::optional<std::string>(key->second);
+}
+
+std::optional<std::string> Registry::confined_owner(std::string_view token) const {
+  if (bearer(token) != Bearer::Inference) {
+    return std::nullopt;
+  }
+  return bearer_owner(token);
 }
 
 void Registry::add_api_key(const store::ApiKeyRecord& key) {
-  api_keys_[key.key_hash] = key.id;
+  remove_api_key(key.id);
+  api_keys_.emplace(key.id, key);
+  key_ids_[key.key_hash] = key.id;
 }
 
 void Registry::remove_api_key(std::string_view key_id) {
-  std::erase_if(api_keys_, [&](const auto& entry) { return entry.second == key_id; });
+  const auto it = api_keys_.find(std::string(key_id));
+  if (it == api_keys_.end()) {
+    return;
+  }
+  key_ids_.erase(it->second.key_hash);
+  api_keys_.erase(it);
 }
 
 void Registry::replace_api_keys(const std::vector<store::ApiKeyRecord>& keys) {
   api_keys_.clear();
+  key_ids_.clear();
   for (const auto& key : keys) {
     add_api_key(key);
   }
+}
+
+const store::ApiKeyRecord* Registry::api_key(std::string_view key_id) const {
+  const auto it = api_keys_.find(std::string(key_id));
+  return it == api_keys_.end() ? nullptr : &it->second;
 }
 
 CatalogueModel::CatalogueModel(store::ModelRecord r, proto::ModelSource s)

@@ -47,18 +47,25 @@ class Registry {
   std::optional<std::string> worker_with_token(std::string_view token) const;
 
   // ---- bearer tokens of the HTTP API ----
-  enum class Bearer { Unknown, Client, Admin };
+  // What a bearer may do, least first: an API key's scope (store::KeyScope), or Admin for the
+  // admin token.
+  enum class Bearer { Unknown, Inference, Client, Admin };
   // Who presents `token`: the admin token wins over an API key with the same hash.
   Bearer bearer(std::string_view token) const;
   // Who presents `token`, as an owner is recorded: the API key's id, "admin" for the admin
   // token, nullopt for anyone else.
   std::optional<std::string> bearer_owner(std::string_view token) const;
+  // The key id of a bearer confined to its own jobs and uploads: an API key of scope inference
+  // (issue 20). Nullopt for every other bearer, who sees all.
+  std::optional<std::string> confined_owner(std::string_view token) const;
   // Empty: no admin token exists yet (no bearer matches).
   void set_admin_token_hash(std::string hash) { admin_token_hash_ = std::move(hash); }
   bool has_admin_token() const { return !admin_token_hash_.empty(); }
-  void add_api_key(const store::ApiKeyRecord& key);
+  void add_api_key(const store::ApiKeyRecord& key);  // adds or replaces (by id)
   void remove_api_key(std::string_view key_id);
   void replace_api_keys(const std::vector<store::ApiKeyRecord>& keys);
+  // The key with this id as of the last load or change (its hash included), if any.
+  const store::ApiKeyRecord* api_key(std::string_view key_id) const;
 
   // ---- models ----
   const CatalogueModel* model(std::string_view id) const;
@@ -74,7 +81,8 @@ class Registry {
  private:
   std::unordered_map<std::string, std::string> workers_;    // worker id → token hash
   std::unordered_map<std::string, CatalogueModel> models_;  // by model id
-  std::unordered_map<std::string, std::string> api_keys_;   // key hash → key id
+  std::unordered_map<std::string, store::ApiKeyRecord> api_keys_;  // by key id
+  std::unordered_map<std::string, std::string> key_ids_;           // key hash → key id
   std::string admin_token_hash_;
 };
 

@@ -180,4 +180,92 @@ Result<JobBody> read_job_body(std::string_view text, const ModelKindLookup& mode
                  std::move(*key), std::move(*game), std::move(*asset)};
 }
 
+namespace {
+
+Result<store::KeyQuota> read_quota(const nlohmann::json& object) {
+  if (!object.is_object()) {
+    return fail(Error::invalid_argument("quota: must be an object or null"));
+  }
+  for (const auto& [name, value] : object.items()) {
+    if (name != "period" && name != "jobs" && name != "tokens" && name != "seconds") {
+      return fail(Error::invalid_argument(
+          "quota.{}: unknown member (known: period, jobs, tokens, seconds)", name));
+    }
+  }
+  store::KeyQuota quota;
+  auto period = field<std::string>(object, "period");
+  if (!period) {
+    return fail(Error::invalid_argument("quota.{}", period.error().message));
+  }
+  if (*period) {
+    auto parsed = store::parse_quota_period(**period);
+    if (!parsed) {
+      return fail(Error::invalid_argument("quota.period: must be \"day\" or \"month\""));
+    }
+    quota.period = *parsed;
+  }
+  for (auto [name, limit] :
+       {std::pair{"jobs", &store::KeyQuota::jobs}, std::pair{"tokens", &store::KeyQuota::tokens},
+        std::pair{"seconds", &store::KeyQuota::seconds}}) {
+    auto value = field<std::int64_t>(object, name);
+    if (!value) {
+      return fail(Error::invalid_argument("quota.{}", value.error().message));
+    }
+    if (*value && **value < 0) {
+      return fail(Error::invalid_argument("quota.{}: must not be negative", name));
+    }
+    quota.*limit = *value;
+  }
+  if (!quota.jobs && !quota.tokens && !quota.seconds) {
+    return fail(Error::invalid_argument(
+        "quota: set at least one of jobs, tokens, seconds (or send null for no quota)"));
+  }
+  return quota;
+}
+
+}  // namespace
+
+Result<KeyBody> read_key_body(std::string_view text, std::size_t max_bytes) {
+  auto body = parse_object(text, true, max_bytes);
+  if (!body) {
+    return fail(std::move(body).error());
+  }
+  for (const auto& [name, value] : body->items()) {
+    if (name != "name" && name != "scope" && name != "quota") {
+      return fail(Error::invalid_argument("{}: unknown member (known: name, scope, quota)", name));
+    }
+  }
+  KeyBody key;
+  auto name = field<std::string>(*body, "name");
+  if (!name) {
+    return fail(std::move(name).error());
+  }
+  if (*name && (*name)->size() > 200) {
+    return fail(Error::invalid_argument("name: must be at most 200 characters"));
+  }
+  key.name = std::move(*name);
+  auto scope = field<std::string>(*body, "scope");
+  if (!scope) {
+    return fail(std::move(scope).error());
+  }
+  if (*scope) {
+    key.scope = store::parse_key_scope(**scope);
+    if (!key.scope) {
+      return fail(Error::invalid_argument("scope: must be \"inference\", \"client\" or \"admin\""));
+    }
+  }
+  if (const auto it = body->find("quota"); it != body->end()) {
+    if (it->is_null()) {
+      key.quota = std::optional<store::KeyQuota>();
+    } else {
+      auto quota = read_quota(*it);
+      if (!quota) {
+        return fail(std::move(quota).error());
+      }
+      key.quota = std::optional<store::KeyQuota>(*quota);
+    }
+  }
+  return key;
+}
+
 }  // namespace sw::studio

@@ -61,6 +61,17 @@ Result<std::optional<T>> field(const nlohmann::json& object, const char* name) {
   }
 }
 
+// POST /api/v1/keys and PATCH /api/v1/keys/:id (issue 20): `{name?, scope?, quota?}`. Members
+// left out stay as they are (POST: name "", scope client, no quota); `quota: null` removes the
+// quota. A quota is `{period?: "day"|"month" (default day), jobs?, tokens?, seconds?}` with at
+// least one limit, each a non-negative integer. Unknown members are refused by name.
+struct KeyBody {
+  std::optional<std::string> name;
+  std::optional<store::KeyScope> scope;
+  std::optional<std::optional<store::KeyQuota>> quota;  // outer: given; inner: nullopt removes
+};
+Result<KeyBody> read_key_body(std::string_view text, std::size_t max_bytes);
+
 // POST /api/v1/models and PUT /api/v1/models/:id. `path_id` is the id in the path (PUT), which
 // a body id must match. The record's timestamps are left 0 (the caller stamps them).
 // `source.files` and `source.cliDefaults` (and any of its four numbers) may be left out: they read

@@ -7,6 +7,7 @@
 #include "studio/admin.h"
 #include "studio/api/admin_routes.h"
 #include "studio/api/client_routes.h"
+#include "studio/api/key_routes.h"
 #include "studio/api/openai_routes.h"
 #include "studio/api/responses.h"
 #include "studio/api/route_id.h"
@@ -25,7 +26,9 @@ using net::HttpResponse;
 namespace {
 
 // AnyWorker: the bearer token of any approved worker (the path names no worker: upload bytes).
-enum class Auth { None, Worker, AnyWorker, Client, Admin };
+// Client routes take any API key at or above the route's scope (Inference < Client < Admin); the
+// admin token opens every one of them.
+enum class Auth { None, Worker, AnyWorker, Inference, Client, Admin };
 enum class BodyKind { None, Json, Result, Upload };
 
 struct RouteSpec {
@@ -43,15 +46,15 @@ constexpr RouteSpec kRoutes[] = {
      BodyKind::None},
     {"POST", "/graphics/api/workers/:worker/jobs/:job/complete", RouteId::Complete, Auth::Worker,
      BodyKind::Result},
-    {"POST", "/api/v1/jobs", RouteId::JobsCreate, Auth::Client, BodyKind::Json},
-    {"GET", "/api/v1/jobs", RouteId::JobsList, Auth::Client, BodyKind::None},
-    {"GET", "/api/v1/jobs/:id", RouteId::JobGet, Auth::Client, BodyKind::None},
-    {"GET", "/api/v1/jobs/:id/result", RouteId::JobResult, Auth::Client, BodyKind::None},
-    {"POST", "/api/v1/jobs/:id/cancel", RouteId::JobCancel, Auth::Client, BodyKind::Json},
-    {"GET", "/api/v1/events", RouteId::Events, Auth::Client, BodyKind::None},
-    {"GET", "/api/v1/models", RouteId::ModelsList, Auth::Client, BodyKind::None},
+    {"POST", "/api/v1/jobs", RouteId::JobsCreate, Auth::Inference, BodyKind::Json},
+    {"GET", "/api/v1/jobs", RouteId::JobsList, Auth::Inference, BodyKind::None},
+    {"GET", "/api/v1/jobs/:id", RouteId::JobGet, Auth::Inference, BodyKind::None},
+    {"GET", "/api/v1/jobs/:id/result", RouteId::JobResult, Auth::Inference, BodyKind::None},
+    {"POST", "/api/v1/jobs/:id/cancel", RouteId::JobCancel, Auth::Inference, BodyKind::Json},
+    {"GET", "/api/v1/events", RouteId::Events, Auth::Inference, BodyKind::None},
+    {"GET", "/api/v1/models", RouteId::ModelsList, Auth::Inference, BodyKind::None},
     {"POST", "/api/v1/models", RouteId::ModelsCreate, Auth::Client, BodyKind::Json},
-    {"GET", "/api/v1/models/:id", RouteId::ModelGet, Auth::Client, BodyKind::None},
+    {"GET", "/api/v1/models/:id", RouteId::ModelGet, Auth::Inference, BodyKind::None},
     {"PUT", "/api/v1/models/:id", RouteId::ModelPut, Auth::Client, BodyKind::Json},
     {"PATCH", "/api/v1/models/:id", RouteId::ModelPatch, Auth::Client, BodyKind::Json},
     {"DELETE", "/api/v1/models/:id", RouteId::ModelDelete, Auth::Client, BodyKind::None},
@@ -66,17 +69,20 @@ constexpr RouteSpec kRoutes[] = {
     {"GET", "/api/v1/keys", RouteId::KeysList, Auth::Admin, BodyKind::None},
     {"POST", "/api/v1/keys", RouteId::KeysCreate, Auth::Admin, BodyKind::Json},
     {"DELETE", "/api/v1/keys/:id", RouteId::KeyDelete, Auth::Admin, BodyKind::None},
+    {"PATCH", "/api/v1/keys/:id", RouteId::KeyPatch, Auth::Admin, BodyKind::Json},
+    {"GET", "/api/v1/keys/:id/usage", RouteId::KeyUsage, Auth::Admin, BodyKind::None},
+    {"GET", "/api/v1/usage", RouteId::OwnUsage, Auth::Inference, BodyKind::None},
     {"POST", "/api/v1/admin-token/rotate", RouteId::AdminTokenRotate, Auth::Admin, BodyKind::Json},
-    {"GET", "/v1/models", RouteId::OpenAiModels, Auth::Client, BodyKind::None},
-    {"GET", "/v1/models/:id", RouteId::OpenAiModel, Auth::Client, BodyKind::None},
-    {"POST", "/v1/chat/completions", RouteId::OpenAiChat, Auth::Client, BodyKind::Json},
-    {"POST", "/v1/images/generations", RouteId::OpenAiImages, Auth::Client, BodyKind::Json},
-    {"POST", "/v1/audio/speech", RouteId::OpenAiSpeech, Auth::Client, BodyKind::Json},
-    {"POST", "/v1/audio/transcriptions", RouteId::OpenAiTranscriptions, Auth::Client,
+    {"GET", "/v1/models", RouteId::OpenAiModels, Auth::Inference, BodyKind::None},
+    {"GET", "/v1/models/:id", RouteId::OpenAiModel, Auth::Inference, BodyKind::None},
+    {"POST", "/v1/chat/completions", RouteId::OpenAiChat, Auth::Inference, BodyKind::Json},
+    {"POST", "/v1/images/generations", RouteId::OpenAiImages, Auth::Inference, BodyKind::Json},
+    {"POST", "/v1/audio/speech", RouteId::OpenAiSpeech, Auth::Inference, BodyKind::Json},
+    {"POST", "/v1/audio/transcriptions", RouteId::OpenAiTranscriptions, Auth::Inference,
      BodyKind::Upload},
-    {"POST", "/api/v1/uploads", RouteId::UploadCreate, Auth::Client, BodyKind::Upload},
-    {"GET", "/api/v1/uploads/:id", RouteId::UploadGet, Auth::Client, BodyKind::None},
-    {"DELETE", "/api/v1/uploads/:id", RouteId::UploadDelete, Auth::Client, BodyKind::None},
+    {"POST", "/api/v1/uploads", RouteId::UploadCreate, Auth::Inference, BodyKind::Upload},
+    {"GET", "/api/v1/uploads/:id", RouteId::UploadGet, Auth::Inference, BodyKind::None},
+    {"DELETE", "/api/v1/uploads/:id", RouteId::UploadDelete, Auth::Inference, BodyKind::None},
     {"GET", "/graphics/api/uploads/:id", RouteId::UploadDownload, Auth::AnyWorker, BodyKind::None},
     {"GET", "/metrics", RouteId::Metrics, Auth::None, BodyKind::None},
     {"GET", "/healthz", RouteId::Health, Auth::None, BodyKind::None},
@@ -276,11 +282,15 @@ class Router : public net::HttpHandler {
       case RouteId::WorkerReject:
       case RouteId::WorkerDelete:
       case RouteId::WorkerLogs:
+      case RouteId::AdminTokenRotate:
+        return admin_.handle(id, std::move(request), matched.params, responder);
       case RouteId::KeysList:
       case RouteId::KeysCreate:
       case RouteId::KeyDelete:
-      case RouteId::AdminTokenRotate:
-        return admin_.handle(id, std::move(request), matched.params, responder);
+      case RouteId::KeyPatch:
+      case RouteId::KeyUsage:
+      case RouteId::OwnUsage:
+        return keys_.handle(id, std::move(request), matched.params, responder);
       case RouteId::UploadCreate:
       case RouteId::UploadGet:
       case RouteId::UploadDelete:
@@ -323,18 +333,23 @@ class Router : public net::HttpHandler {
     if (!token) {
       return HttpResponse::error(401, "unauthorized", "Authorization: Bearer <key> required");
     }
+    using Bearer = Registry::Bearer;
     const auto bearer = s_.registry().bearer(*token);
-    if (bearer == Registry::Bearer::Admin) {
+    if (bearer == Bearer::Unknown) {
+      return HttpResponse::error(401, "unauthorized", "unknown API key");
+    }
+    const auto needed = spec.auth == Auth::Admin    ? Bearer::Admin
+                        : spec.auth == Auth::Client ? Bearer::Client
+                                                    : Bearer::Inference;
+    if (bearer >= needed) {
       return std::nullopt;
     }
-    const bool client = bearer == Registry::Bearer::Client;
-    if (spec.auth == Auth::Client && client) {
-      return std::nullopt;
-    }
-    if (client) {
-      return HttpResponse::error(403, "forbidden", "this route needs the admin token");
-    }
-    return HttpResponse::error(401, "unauthorized", "unknown API key");
+    return HttpResponse::error(
+        403, "forbidden",
+        needed == Bearer::Admin
+            ? "this route needs the admin token or an API key of scope admin"
+            : "this route needs an API key of scope client or admin (this key's scope is "
+              "inference)");
   }
 
   // The credentials that `head` presents, read again from the database into the registry; then
@@ -394,12 +409,29 @@ class Router : public net::HttpHandler {
   }
 
   void metrics(const net::Responder& responder) {
-    s_.database().call<std::map<std::string, std::int64_t>>(
-        [](store::StudioStore& st) { return st.count_jobs_by_status(); },
-        [this, responder](Result<std::map<std::string, std::int64_t>> counts) {
-          responder.send(HttpResponse::text(
-              200, s_.render_metrics(counts ? *counts : std::map<std::string, std::int64_t>{}),
-              "text/plain; version=0.0.4"));
+    struct Counts {
+      std::map<std::string, std::int64_t> by_status;
+      std::map<std::string, store::KeyUsage> by_key;
+    };
+    s_.database().call<Counts>(
+        [](store::StudioStore& st) -> Result<Counts> {
+          auto by_status = st.count_jobs_by_status();
+          if (!by_status) {
+            return fail(std::move(by_status).error());
+          }
+          auto by_key = st.key_usage_totals();
+          if (!by_key) {
+            return fail(std::move(by_key).error());
+          }
+          return Counts{std::move(*by_status), std::move(*by_key)};
+        },
+        [this, responder](Result<Counts> counts) {
+          // A database that cannot answer leaves its families empty; the live state still shows.
+          const Counts none;
+          const auto& c = counts ? *counts : none;
+          responder.send(
+              HttpResponse::text(200, s_.render_metrics(c.by_status) + render_key_usage(c.by_key),
+                                 "text/plain; version=0.0.4"));
         });
   }
 
@@ -409,6 +441,7 @@ class Router : public net::HttpHandler {
   api::AdminRoutes admin_{s_};
   api::OpenAiRoutes openai_{s_};
   api::UploadRoutes uploads_{s_};
+  api::KeyRoutes keys_{s_};
 };
 
 std::unique_ptr<net::HttpHandler> make_router(Studio& studio) {

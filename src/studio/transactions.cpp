@@ -96,7 +96,10 @@ Result<std::optional<CreatedJob>> job_of_key(store::StudioStore& store,
 
 namespace {
 // Every upload a new job names exists and is free (or already this job's).
+// `owner`: the job's. An API key's job takes only that key's uploads (issue 20: a key never
+// reaches another's input); the admin token's job may take any.
 Status check_inputs(store::StudioStore& store, const std::string& job_id,
+                    const std::optional<std::string>& owner,
                     const std::vector<uploads::UploadRef>& inputs) {
   for (const auto& input : inputs) {
     auto upload = uploads::valid_upload_id(input.id)
@@ -105,7 +108,7 @@ Status check_inputs(store::StudioStore& store, const std::string& job_id,
     if (!upload) {
       return fail(std::move(upload).error());
     }
-    if (!*upload) {
+    if (!*upload || (owner && *owner != "admin" && (*upload)->owner != *owner)) {
       return fail(
           Error::invalid_argument("task.{}: no upload \"{}\" (upload it first with POST "
                                   "/api/v1/uploads, and use the url it answers)",
@@ -122,7 +125,8 @@ Status check_inputs(store::StudioStore& store, const std::string& job_id,
 }  // namespace
 
 Result<CreatedJob> create_job(store::StudioStore& store, store::JobRecord job,
-                              const std::vector<uploads::UploadRef>& inputs) {
+                              const std::vector<uploads::UploadRef>& inputs,
+                              const std::optional<store::KeyQuota>& quota) {
   if (job.idempotency_key) {
     auto known = job_of_key(store, job);
     if (!known) {
@@ -130,6 +134,16 @@ Result<CreatedJob> create_job(store::StudioStore& store, store::JobRecord job,
     }
     if (*known) {
       return std::move(**known);
+    }
+  }
+  const bool metered = job.owner && *job.owner != "admin";
+  if (metered && quota) {
+    auto days = store.key_usage(*job.owner, quota_period_first_day(quota->period, job.created_at));
+    if (!days) {
+      return fail(std::move(days).error());
+    }
+    if (auto refusal = judge_quota(*quota, sum_usage(*days), job.created_at)) {
+      return CreatedJob{std::move(job), false, std::move(refusal)};
     }
   }
   if (auto inserted = store.insert_job(job); !inserted) {
@@ -147,7 +161,7 @@ Result<CreatedJob> create_job(store::StudioStore& store, store::JobRecord job,
     }
     return fail(std::move(inserted).error());
   }
-  SW_TRY(check_inputs(store, job.id, inputs));
+  SW_TRY(check_inputs(store, job.id, job.owner, inputs));
   for (const auto& input : inputs) {
     auto taken = store.attach_upload(input.id, job.id);
     if (!taken) {
@@ -158,15 +172,20 @@ Result<CreatedJob> create_job(store::StudioStore& store, store::JobRecord job,
                                           input.field, input.id));
     }
   }
+  if (metered) {
+    SW_TRY(store.add_key_usage(*job.owner, store::utc_day(job.created_at),
+                               store::KeyUsage{.jobs = 1}));
+  }
   return CreatedJob{std::move(job), true};
 }
 
-Result<store::UploadRecord> delete_upload(store::StudioStore& store, const std::string& id) {
+Result<store::UploadRecord> delete_upload(store::StudioStore& store, const std::string& id,
+                                          const std::optional<std::string>& owner) {
   auto upload = store.find_upload(id);
   if (!upload) {
     return fail(std::move(upload).error());
   }
-  if (!*upload) {
+  if (!*upload || (owner && (*upload)->owner != *owner)) {
     return fail(Error::not_found("no upload {}", id));
   }
   auto status = store.upload_job_status(id);

@@ -13,6 +13,7 @@
 
 #include "common/error.h"
 #include "jobs/job_book.h"
+#include "studio/quota.h"
 #include "studio/store/studio_store.h"
 #include "studio/uploads.h"
 
@@ -35,15 +36,24 @@ Result<std::vector<JobView>> list_job_views(store::StudioStore& store, store::Jo
 struct CreatedJob {
   store::JobRecord record;
   bool created = false;
+  // Not created: the owner's quota is used up (issue 20). `record` is the job as it was asked for.
+  std::optional<QuotaRefusal> refused = std::nullopt;
 };
 // `inputs`: the uploads its task names (issue 20), each of which must exist and be no other job's
 // (else InvalidArgument naming the field and the id); a created job takes them in the same
 // transaction. A repeat with an idempotency key takes nothing again.
+// A job whose owner is an API key counts towards the key's usage; with `quota` (the key's) it is
+// created only while this period's usage is below every limit, else `refused` says why. (Two
+// processes creating at once may both pass the check: a quota can be overrun by the requests in
+// flight.)
 Result<CreatedJob> create_job(store::StudioStore& store, store::JobRecord job,
-                              const std::vector<uploads::UploadRef>& inputs = {});
+                              const std::vector<uploads::UploadRef>& inputs = {},
+                              const std::optional<store::KeyQuota>& quota = std::nullopt);
 // Deletes an upload's row (the caller removes its file after the commit) and returns it:
-// NotFound when there is none, Conflict while a job that is not over took it.
-Result<store::UploadRecord> delete_upload(store::StudioStore& store, const std::string& id);
+// NotFound when there is none (or, with `owner`, it is another's), Conflict while a job that is
+// not over took it.
+Result<store::UploadRecord> delete_upload(store::StudioStore& store, const std::string& id,
+                                          const std::optional<std::string>& owner = std::nullopt);
 // The names of the fields that tell two requests with one idempotency key apart, comma-separated;
 // empty when they are the same job. Compared as the studio stores them: model; task as canonical
 // JSON; priority; maxAttempts; gameId; assetName.

@@ -71,10 +71,15 @@ TEST_F(OpenAiApi, TheOfficialClientListsChatsStreamsDrawsSpeaksAndTranscribes) {
                        {"image", "synth-image"},
                        {"tts", "synth-audio_tts"},
                        {"stt", "synth-audio_stt"}};
-  const auto result = run_command(
-      {"/usr/bin/env", "node", std::string(SW_OPENAI_CLIENT_DIR) + "/client.mjs"},
-      dir_.path() / "client.log",
-      {{"STUDIO_URL", studio_->url()}, {"STUDIO_KEY", key_}, {"STUDIO_MODELS", models.dump()}});
+  const auto spent = json::parse(
+      studio_->api("POST", "/api/v1/keys", R"({"name":"spent","quota":{"jobs":0}})").body);
+  const auto result =
+      run_command({"/usr/bin/env", "node", std::string(SW_OPENAI_CLIENT_DIR) + "/client.mjs"},
+                  dir_.path() / "client.log",
+                  {{"STUDIO_URL", studio_->url()},
+                   {"STUDIO_KEY", key_},
+                   {"STUDIO_SPENT_KEY", spent.value("key", "")},
+                   {"STUDIO_MODELS", models.dump()}});
   ASSERT_EQ(result.exit_code, 0) << result.output;
   // The report is the output's last line (Node may warn before it).
   const auto at = result.output.find("{\"models\"");
@@ -143,6 +148,8 @@ TEST_F(OpenAiApi, TheOfficialClientListsChatsStreamsDrawsSpeaksAndTranscribes) {
   EXPECT_EQ(seen["unsupported"]["param"], "tools") << seen["unsupported"].dump();
   EXPECT_EQ(seen["badKey"]["status"], 401);
   EXPECT_EQ(seen["badKey"]["type"], "authentication_error") << seen["badKey"].dump();
+  EXPECT_EQ(seen["spentQuota"]["isRateLimitError"], true) << seen["spentQuota"].dump();
+  EXPECT_EQ(seen["spentQuota"]["code"], "insufficient_quota");
 }
 
 TEST_F(OpenAiApi, ParametersAreHonouredOrRefusedByName) {
@@ -218,6 +225,130 @@ TEST_F(OpenAiApi, TheNativeApiCanWaitForTheResult) {
                                       body.dump(), key_)
                 .status,
             400);
+}
+
+std::string header(const sw::testing::HttpReply& reply, const std::string& name) {
+  for (const auto& [key, value] : reply.headers) {
+    if (key.size() == name.size() &&
+        std::equal(key.begin(), key.end(), name.begin(),
+                   [](char a, char b) { return std::tolower(a) == std::tolower(b); })) {
+      return value;
+    }
+  }
+  return "";
+}
+
+// Issue 20: keys act within their scope, their jobs are metered (jobs, tokens as the answers
+// reported them, run time), a spent quota is answered 429 on both APIs until an admin lifts it,
+// and /metrics shows each key's totals.
+TEST_F(OpenAiApi, KeysAreScopedMeteredAndHeldToTheirQuota) {
+  auto created =
+      studio_->api("POST", "/api/v1/keys",
+                   R"({"name":"app","scope":"inference","quota":{"period":"day","jobs":2}})");
+  ASSERT_EQ(created.status, 201) << created.body;
+  const auto app = json::parse(created.body);
+  EXPECT_EQ(app["scope"], "inference");
+  EXPECT_EQ(app["quota"], json({{"period", "day"}, {"jobs", 2}}));
+  const auto key = app.value("key", "");
+  const auto key_id = app.value("id", "");
+
+  // Scope: jobs and the model list, not the model registry or the fleet.
+  EXPECT_EQ(as_client(*studio_, key, "GET", "/v1/models").status, 200);
+  EXPECT_EQ(as_client(*studio_, key, "GET", "/api/v1/models").status, 200);
+  const auto model_write = as_client(*studio_, key, "DELETE", "/api/v1/models/synth-llm");
+  EXPECT_EQ(model_write.status, 403) << model_write.body;
+  EXPECT_NE(model_write.body.find("scope"), std::string::npos) << model_write.body;
+  EXPECT_EQ(as_client(*studio_, key, "GET", "/api/v1/workers").status, 403);
+  EXPECT_EQ(as_client(*studio_, key, "GET", "/api/v1/keys").status, 403);
+  // The default scope (client) keeps the model registry, as before scopes.
+  EXPECT_EQ(as_client(*studio_, key_, "GET", "/api/v1/workers").status, 403);
+  const auto admin_key = json::parse(
+      studio_->api("POST", "/api/v1/keys", R"({"name":"ops","scope":"admin"})").body)["key"];
+  EXPECT_EQ(as_client(*studio_, admin_key, "GET", "/api/v1/workers").status, 200);
+
+  // Two chats fit the quota; their tokens are what the answers reported.
+  const json chat = {{"model", "synth-llm"},
+                     {"messages", {{{"role", "user"}, {"content", "count my tokens"}}}}};
+  std::int64_t prompt = 0;
+  std::int64_t completion = 0;
+  for (int i = 0; i < 2; ++i) {
+    const auto reply = as_client(*studio_, key, "POST", "/v1/chat/completions", chat);
+    ASSERT_EQ(reply.status, 200) << reply.body;
+    const auto usage = json::parse(reply.body)["usage"];
+    prompt += usage.value("prompt_tokens", 0);
+    completion += usage.value("completion_tokens", 0);
+  }
+  ASSERT_GT(prompt, 0);
+  ASSERT_GT(completion, 0);
+
+  // The third is refused on both APIs, with when to come back.
+  auto refused = as_client(*studio_, key, "POST", "/v1/chat/completions", chat);
+  EXPECT_EQ(refused.status, 429) << refused.body;
+  const auto error = json::parse(refused.body, nullptr, false)["error"];
+  EXPECT_EQ(error["code"], "insufficient_quota") << refused.body;
+  EXPECT_NE(error.value("message", "").find("2 of 2 jobs this day"), std::string::npos);
+  EXPECT_GT(std::atoi(header(refused, "retry-after").c_str()), 0);
+  EXPECT_EQ(header(refused, "x-should-retry"), "false");
+  const json native = {
+      {"model", "synth-llm"},
+      {"task", {{"kind", "llm"}, {"messages", {{{"role", "user"}, {"content", "hi"}}}}}}};
+  refused = as_client(*studio_, key, "POST", "/api/v1/jobs", native);
+  EXPECT_EQ(refused.status, 429) << refused.body;
+  EXPECT_EQ(json::parse(refused.body, nullptr, false)["error"], "quota_exceeded");
+
+  // The key reads its own usage; the admin reads any key's.
+  auto usage = json::parse(as_client(*studio_, key, "GET", "/api/v1/usage").body);
+  EXPECT_EQ(usage["total"]["jobs"], 2) << usage.dump();
+  EXPECT_EQ(usage["total"]["tokensIn"], prompt) << usage.dump();
+  EXPECT_EQ(usage["total"]["tokensOut"], completion) << usage.dump();
+  EXPECT_GT(usage["total"].value("seconds", 0.0), 0.5) << "two synthetic runs of 800 ms";
+  EXPECT_EQ(usage["quota"]["exhausted"], true) << usage.dump();
+  EXPECT_EQ(usage["days"].size(), 1u);
+  const auto by_admin = json::parse(studio_->api("GET", "/api/v1/keys/" + key_id + "/usage").body);
+  EXPECT_EQ(by_admin["total"], usage["total"]);
+  EXPECT_EQ(as_client(*studio_, key, "GET", "/api/v1/keys/" + key_id + "/usage").status, 403);
+
+  // An admin lifts the quota: the key works again at once.
+  const auto patched = studio_->api("PATCH", "/api/v1/keys/" + key_id, R"({"quota":null})");
+  ASSERT_EQ(patched.status, 200) << patched.body;
+  EXPECT_TRUE(json::parse(patched.body)["quota"].is_null());
+  EXPECT_EQ(as_client(*studio_, key, "POST", "/v1/chat/completions", chat).status, 200);
+
+  // An inference key sees and cancels only its own jobs; the event stream (every job) is closed
+  // to it. A client-scoped key still sees all.
+  const auto other = as_client(*studio_, key_, "POST", "/api/v1/jobs", native);
+  ASSERT_EQ(other.status, 201) << other.body;
+  const auto other_id = json::parse(other.body).value("id", "");
+  EXPECT_EQ(as_client(*studio_, key, "GET", "/api/v1/jobs/" + other_id).status, 404);
+  EXPECT_EQ(as_client(*studio_, key, "GET", "/api/v1/jobs/" + other_id + "/result").status, 404);
+  EXPECT_EQ(as_client(*studio_, key, "POST", "/api/v1/jobs/" + other_id + "/cancel").status, 404);
+  const auto own = json::parse(as_client(*studio_, key, "GET", "/api/v1/jobs").body)["jobs"];
+  EXPECT_EQ(own.size(), 3u) << own.dump();
+  const auto all = json::parse(as_client(*studio_, key_, "GET", "/api/v1/jobs").body)["jobs"];
+  EXPECT_EQ(all.size(), 4u) << all.dump();
+  EXPECT_EQ(as_client(*studio_, key, "GET", "/api/v1/events").status, 403);
+
+  // /metrics: every key's totals, named by id.
+  const auto metrics = sw::testing::http_request(studio_->port(), "GET", "/metrics").body;
+  EXPECT_NE(metrics.find("studio_api_key_jobs_total{key=\"" + key_id + "\"} 3"), std::string::npos)
+      << metrics;
+  EXPECT_NE(metrics.find("studio_api_key_tokens_total{key=\"" + key_id + "\",direction=\"in\"}"),
+            std::string::npos);
+  EXPECT_NE(metrics.find("studio_api_key_run_seconds_total{key=\"" + key_id + "\"}"),
+            std::string::npos);
+
+  // Bodies that do not make sense are refused by name.
+  for (const auto& [body, named] : std::vector<std::pair<std::string, std::string>>{
+           {R"({"scope":"root"})", "scope"},
+           {R"({"quota":{"jobs":-1}})", "quota.jobs"},
+           {R"({"quota":{}})", "quota"},
+           {R"({"quota":{"period":"week","jobs":1}})", "quota.period"},
+           {R"({"owner":"x"})", "owner"}}) {
+    const auto reply = studio_->api("POST", "/api/v1/keys", body);
+    EXPECT_EQ(reply.status, 400) << body;
+    EXPECT_TRUE(json::parse(reply.body, nullptr, false).value("message", "").starts_with(named))
+        << body << " → " << reply.body;
+  }
 }
 
 }  // namespace

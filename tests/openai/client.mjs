@@ -134,5 +134,21 @@ seen.unsupported = await apiError(() => client.chat.completions.create({
   tools: [{ type: 'function', function: { name: 'f', parameters: { type: 'object' } } }],
 }));
 seen.badKey = await apiError(() => new OpenAI({ baseURL: `${base}/v1`, apiKey: 'wrong', maxRetries: 0 }).models.list());
+// A key whose quota is spent (issue 20): the client's own RateLimitError, and with its default
+// retries it does not try again (the studio says x-should-retry: false).
+if (process.env.STUDIO_SPENT_KEY) {
+  const spent = new OpenAI({ baseURL: `${base}/v1`, apiKey: process.env.STUDIO_SPENT_KEY });
+  let error = null;
+  try {
+    await spent.chat.completions.create({ model: models.llm, messages: [{ role: 'user', content: 'x' }] });
+  } catch (e) {
+    error = e;
+  }
+  seen.spentQuota = {
+    isRateLimitError: error instanceof OpenAI.RateLimitError,
+    status: error?.status ?? null,
+    code: error?.code ?? null,
+  };
+}
 
 console.log(JSON.stringify(seen));

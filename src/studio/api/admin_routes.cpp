@@ -41,9 +41,6 @@ class AdminRoutes::Impl {
       case RouteId::WorkerReject: return reject(request, p[0], responder);
       case RouteId::WorkerDelete: return delete_worker(p[0], responder);
       case RouteId::WorkerLogs: return worker_logs(request, p[0], responder);
-      case RouteId::KeysList: return list_keys(responder);
-      case RouteId::KeysCreate: return create_key(request, responder);
-      case RouteId::KeyDelete: return delete_key(p[0], responder);
       case RouteId::AdminTokenRotate: return rotate_admin_token(responder);
       default: break;
     }
@@ -341,77 +338,6 @@ class AdminRoutes::Impl {
           logger().info("admin_token.rotated");
           responder.send(ok_json({{"adminToken", token}}));
         });
-  }
-
-  // ---- API keys (admin) ----
-
-  void list_keys(const net::Responder& responder) {
-    s_.database().call<std::vector<store::ApiKeyRecord>>(
-        [](store::StudioStore& st) { return st.list_api_keys(); },
-        [responder](Result<std::vector<store::ApiKeyRecord>> keys) {
-          if (!keys) {
-            responder.send(error_response(keys.error()));
-            return;
-          }
-          json list = json::array();
-          for (const auto& k : *keys) {
-            list.push_back({{"id", k.id}, {"name", k.name}, {"createdAt", iso_time(k.created_at)}});
-          }
-          responder.send(ok_json({{"keys", std::move(list)}}));
-        });
-  }
-
-  void create_key(const HttpRequest& request, const net::Responder& responder) {
-    auto body = parse_object(request.body, true, s_.config().json_body_limit);
-    if (!body) {
-      responder.send(invalid("invalid_request", body.error().message));
-      return;
-    }
-    auto name = field<std::string>(*body, "name");
-    if (!name) {
-      responder.send(invalid("invalid_request", name.error().message));
-      return;
-    }
-    if (*name && (*name)->size() > 200) {
-      responder.send(invalid("invalid_request", "name: must be at most 200 characters"));
-      return;
-    }
-    const std::string key = "sk-" + random_hex(24);
-    store::ApiKeyRecord record{"key-" + random_uuid(), name->value_or(""), sha256_hex(key),
-                               s_.unix_millis()};
-    s_.database().call<bool>(
-        [record](store::StudioStore& st) -> Result<bool> {
-          SW_TRY(st.insert_api_key(record));
-          return true;
-        },
-        [this, responder, record, key](Result<bool> stored) {
-          if (!stored) {
-            responder.send(error_response(stored.error()));
-            return;
-          }
-          s_.registry().add_api_key(record);
-          responder.send(ok_json({{"id", record.id},
-                                  {"name", record.name},
-                                  {"key", key},
-                                  {"createdAt", iso_time(record.created_at)}},
-                                 201));
-        });
-  }
-
-  void delete_key(const std::string& id, const net::Responder& responder) {
-    s_.database().call<bool>([id](store::StudioStore& st) { return st.delete_api_key(id); },
-                       [this, responder, id](Result<bool> deleted) {
-                         if (!deleted) {
-                           responder.send(error_response(deleted.error()));
-                           return;
-                         }
-                         if (!*deleted) {
-                           responder.send(HttpResponse::error(404, "not_found", "no key " + id));
-                           return;
-                         }
-                         s_.registry().remove_api_key(id);
-                         responder.send(ok_json({{"deleted", id}}));
-                       });
   }
 
   Studio& s_;

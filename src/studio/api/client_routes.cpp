@@ -31,13 +31,24 @@ class ClientRoutes::Impl {
     switch (id) {
       case RouteId::JobsCreate: return create_job(request, responder);
       case RouteId::JobsList: return list_jobs(request, responder);
-      case RouteId::JobGet: return get_job(p[0], responder);
-      case RouteId::JobResult: return job_result(p[0], responder);
-      case RouteId::JobCancel: return cancel_job(p[0], responder);
+      case RouteId::JobGet: return get_job(p[0], confined(request), responder);
+      case RouteId::JobResult: return job_result(p[0], confined(request), responder);
+      case RouteId::JobCancel: return cancel_job(p[0], confined(request), responder);
       case RouteId::Events: return events(request, responder);
       default: break;
     }
     responder.send(HttpResponse::error(404, "not_found", "no route for " + request.path));
+  }
+
+  // An inference-scoped key sees only its own jobs (issue 20): the key's id, else nullopt.
+  std::optional<std::string> confined(const HttpRequest& request) const {
+    const auto token = request.bearer_token();
+    return token ? s_.registry().confined_owner(*token) : std::nullopt;
+  }
+  // Whether a confined bearer may see `job`; another key's job reads as absent (404), so that
+  // ids are not confirmed either.
+  static bool visible(const store::JobRecord& job, const std::optional<std::string>& owner) {
+    return !owner || job.owner == owner;
   }
 
   // ---- jobs ----
@@ -61,7 +72,10 @@ class ClientRoutes::Impl {
     auto body = read_job_body(
         request.body, [this](const std::string& id) { return model_kind_for_job(s_, id); },
         s_.config().json_body_limit);
-    auto valid = body ? prepare_job(s_, std::move(*body)) : fail(std::move(body).error());
+    const auto token = request.bearer_token();
+    auto valid = body ? prepare_job(s_, std::move(*body),
+                                    token ? s_.registry().bearer_owner(*token) : std::nullopt)
+                      : fail(std::move(body).error());
     if (!valid) {
       responder.send(invalid("invalid_job", valid.error().message));
       return;
@@ -77,6 +91,10 @@ class ClientRoutes::Impl {
       }
       if (!stored) {
         responder.send(error_response(stored.error()));
+        return;
+      }
+      if (stored->refused) {
+        responder.send(quota_exceeded(*stored->refused));
         return;
       }
       const int status = stored->created ? 201 : 200;
@@ -104,13 +122,14 @@ class ClientRoutes::Impl {
     return job_json(view.record, view.attempts, waiting(view.record));
   }
 
-  void get_job(const std::string& id, const net::Responder& responder) {
+  void get_job(const std::string& id, std::optional<std::string> owner,
+               const net::Responder& responder) {
     s_.database().call<std::optional<tx::JobView>>(
         [id](store::StudioStore& st) { return tx::find_job_view(st, id); },
-        [this, responder, id](Result<std::optional<tx::JobView>> job) {
+        [this, responder, id, owner](Result<std::optional<tx::JobView>> job) {
           if (!job) {
             responder.send(error_response(job.error()));
-          } else if (!*job) {
+          } else if (!*job || !visible((*job)->record, owner)) {
             responder.send(HttpResponse::error(404, "not_found", "no job " + id));
           } else {
             responder.send(ok_json(view_json(**job)));
@@ -143,6 +162,7 @@ class ClientRoutes::Impl {
       }
       filter.limit = value;
     }
+    filter.owner = confined(request);
     const auto before = request.query_param("before");
     s_.database().call<std::vector<tx::JobView>>(
         [filter, before](store::StudioStore& st) { return tx::list_job_views(st, filter, before); },
@@ -163,13 +183,14 @@ class ClientRoutes::Impl {
         });
   }
 
-  void job_result(const std::string& id, const net::Responder& responder) {
+  void job_result(const std::string& id, std::optional<std::string> owner,
+                  const net::Responder& responder) {
     s_.database().call<std::optional<store::JobRecord>>(
         [id](store::StudioStore& st) { return st.find_job(id); },
-        [this, responder, id](Result<std::optional<store::JobRecord>> job) {
+        [this, responder, id, owner](Result<std::optional<store::JobRecord>> job) {
           if (!job) {
             responder.send(error_response(job.error()));
-          } else if (!*job) {
+          } else if (!*job || !visible(**job, owner)) {
             responder.send(HttpResponse::error(404, "not_found", "no job " + id));
           } else if ((*job)->status == store::JobStatus::Failed ||
                      (*job)->status == store::JobStatus::Cancelled) {
@@ -202,7 +223,23 @@ class ClientRoutes::Impl {
         });
   }
 
-  void cancel_job(const std::string& id, const net::Responder& responder) {
+  void cancel_job(const std::string& id, std::optional<std::string> owner,
+                  const net::Responder& responder) {
+    if (owner) {
+      // A confined key cancels only its own job: the row says whose it is.
+      s_.database().call<std::optional<store::JobRecord>>(
+          [id](store::StudioStore& st) { return st.find_job(id); },
+          [this, responder, id, owner](Result<std::optional<store::JobRecord>> job) {
+            if (!job) {
+              responder.send(error_response(job.error()));
+            } else if (!*job || !visible(**job, owner)) {
+              responder.send(HttpResponse::error(404, "not_found", "no job " + id));
+            } else {
+              cancel_job(id, std::nullopt, responder);
+            }
+          });
+      return;
+    }
     s_.cancel_job(id, [this, responder, id](Result<std::optional<tx::JobView>> job) {
       if (!job) {
         responder.send(error_response(job.error()));
@@ -219,6 +256,15 @@ class ClientRoutes::Impl {
   }
 
   void events(const HttpRequest& request, const net::Responder& responder) {
+    if (confined(request)) {
+      // The stream shows every job and worker; a key confined to its own jobs waits on them with
+      // POST /api/v1/jobs?waitMs= or GET /api/v1/jobs/:id instead.
+      responder.send(HttpResponse::error(
+          403, "forbidden",
+          "GET /api/v1/events shows every job: it needs an API key of scope client or admin (this "
+          "key's scope is inference; wait with ?waitMs= on POST /api/v1/jobs instead)"));
+      return;
+    }
     auto stream = responder.start_stream("text/event-stream");
     if (stream) {
       const auto* last = request.header("Last-Event-ID");

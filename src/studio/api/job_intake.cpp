@@ -22,7 +22,7 @@ Result<proto::TaskKind> model_kind_for_job(const Studio& studio, const std::stri
   return model->record.kind;
 }
 
-Result<NewJob> prepare_job(const Studio& studio, JobBody body) {
+Result<NewJob> prepare_job(const Studio& studio, JobBody body, std::optional<std::string> owner) {
   SW_TRY(model_kind_for_job(studio, body.model));
   const auto& model = *studio.registry().model(body.model);
   if (body.task.kind() != model.record.kind) {
@@ -51,15 +51,24 @@ Result<NewJob> prepare_job(const Studio& studio, JobBody body) {
   job.max_attempts = static_cast<int>(body.max_attempts.value_or(config.default_max_attempts));
   job.idempotency_key = std::move(body.idempotency_key);
   job.created_at = studio.unix_millis();
+  job.owner = std::move(owner);
   return NewJob{std::move(job), std::move(body.task), model.source};
 }
 
 void submit_job(Studio& studio, NewJob job, std::function<void(Result<tx::CreatedJob>)> done) {
   // Inputs that are studio uploads (issue 20) must exist; the job takes them as it is stored.
   auto inputs = uploads::upload_refs(job.task);
+  std::optional<store::KeyQuota> quota;
+  if (job.record.owner) {
+    if (const auto* key = studio.registry().api_key(*job.record.owner)) {
+      quota = key->quota;
+    }
+  }
   studio.database().call<tx::CreatedJob>(
-      [record = std::move(job.record), inputs = std::move(inputs)](
-          store::StudioStore& st) mutable { return tx::create_job(st, std::move(record), inputs); },
+      [record = std::move(job.record), inputs = std::move(inputs),
+       quota](store::StudioStore& st) mutable {
+        return tx::create_job(st, std::move(record), inputs, quota);
+      },
       [&studio, weak = studio.weak_from_this(), task = std::move(job.task),
        source = std::move(job.source),
        done = std::move(done)](Result<tx::CreatedJob> stored) mutable {
@@ -72,6 +81,12 @@ void submit_job(Studio& studio, NewJob job, std::function<void(Result<tx::Create
         }
         done(std::move(stored));
       });
+}
+
+net::HttpResponse quota_exceeded(const QuotaRefusal& refusal) {
+  auto response = net::HttpResponse::error(429, "quota_exceeded", refusal.message);
+  response.headers.push_back({"retry-after", std::to_string(refusal.retry_after_s)});
+  return response;
 }
 
 bool is_finished(store::JobStatus status) {

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "common/error.h"
+#include "net/http_server.h"
 #include "proto/types.h"
 #include "studio/request_bodies.h"
 #include "studio/store/studio_store.h"
@@ -33,15 +34,20 @@ Result<proto::TaskKind> model_kind_for_job(const Studio& studio, const std::stri
 
 // A decoded request as a job row: the model must be known and enabled, the task must pass the
 // engine rules at creation, and the offer must fit in one worker message. InvalidArgument
-// naming the field otherwise.
-Result<NewJob> prepare_job(const Studio& studio, JobBody body);
+// naming the field otherwise. `owner`: who asks (Registry::bearer_owner), recorded on the job.
+Result<NewJob> prepare_job(const Studio& studio, JobBody body, std::optional<std::string> owner);
 
 // Commits the job (or finds the one its idempotency key names) and, when new, announces and
 // queues it. `done` runs on the loop: Conflict when the idempotency key was used for another
-// job; InvalidArgument when an input names an upload that is missing or another job's.
+// job; InvalidArgument when an input names an upload that is missing or another job's. A job of
+// an API key with a quota is created only while the key has room (else `refused` is set and
+// nothing is stored: answer it with quota_exceeded()).
 void submit_job(Studio& studio, NewJob job, std::function<void(Result<tx::CreatedJob>)> done);
 
 bool is_finished(store::JobStatus status);
+
+// 429 quota_exceeded with Retry-After (seconds until the quota's period turns).
+net::HttpResponse quota_exceeded(const QuotaRefusal& refusal);
 
 // Calls `done` once: with the job as committed when it ends (done, failed, cancelled), or, once
 // `limit` has passed, with the job as the database has it then (still queued or claimed). Reads

@@ -31,8 +31,10 @@ HttpResponse openai_error(int status, std::string_view code, std::string_view me
       oa::error_json(status, code, message).dump(-1, ' ', false, json::error_handler_t::replace));
   // OpenAI's clients retry 5xx (twice, by default) unless told not to: a job that failed after
   // the studio's own attempts, or that no connected worker can serve, would only run again (or
-  // wait again) as a new job.
-  if (code == "job_failed" || code == "no_worker" || code == "bad_result") {
+  // wait again) as a new job. They retry 429 too: a spent quota stays spent until its period
+  // turns.
+  if (code == "job_failed" || code == "no_worker" || code == "bad_result" ||
+      code == "insufficient_quota") {
     response.headers.push_back({"x-should-retry", "false"});
   }
   return response;
@@ -78,9 +80,10 @@ class Call : public std::enable_shared_from_this<Call> {
   oa::ImageResponseFormat image_format = oa::ImageResponseFormat::B64Json;
   oa::TranscriptFormat transcript_format = oa::TranscriptFormat::Json;
   std::string public_base;  // for image `url` answers
+  std::optional<std::string> owner;  // Registry::bearer_owner of the request
 
   void submit(JobBody body) {
-    auto job = prepare_job(s_, std::move(body));
+    auto job = prepare_job(s_, std::move(body), owner);
     if (!job) {
       responder_.send(refusal(job.error()));
       return;
@@ -88,6 +91,13 @@ class Call : public std::enable_shared_from_this<Call> {
     submit_job(s_, std::move(*job), [self = shared_from_this()](Result<tx::CreatedJob> stored) {
       if (!stored) {
         self->responder_.send(refusal(stored.error()));
+        return;
+      }
+      if (stored->refused) {
+        // OpenAI's own code for a spent quota.
+        auto response = openai_error(429, "insufficient_quota", stored->refused->message);
+        response.headers.push_back({"retry-after", std::to_string(stored->refused->retry_after_s)});
+        self->responder_.send(std::move(response));
         return;
       }
       self->start(stored->record);
@@ -423,6 +433,7 @@ class OpenAiRoutes::Impl {
     auto call = std::make_shared<Call>(
         s_, responder, chat->stream ? Answer::ChatStream : Answer::Chat, chat->model);
     call->include_usage = chat->include_usage;
+    call->owner = owner_of(request);
     call->submit(JobBody{.model = chat->model, .task = proto::Task{std::move(chat->params)}});
   }
 
@@ -435,6 +446,7 @@ class OpenAiRoutes::Impl {
     }
     auto call = std::make_shared<Call>(s_, responder, Answer::Image, image->model);
     call->image_format = image->response_format;
+    call->owner = owner_of(request);
     call->public_base = s_.config().public_url.empty() ? public_base(request) : s_.config().public_url;
     call->submit(JobBody{.model = image->model, .task = proto::Task{std::move(image->params)}});
   }
@@ -447,6 +459,7 @@ class OpenAiRoutes::Impl {
       return;
     }
     auto call = std::make_shared<Call>(s_, responder, Answer::Speech, speech->model);
+    call->owner = owner_of(request);
     call->submit(JobBody{.model = speech->model, .task = proto::Task{std::move(speech->params)}});
   }
 
@@ -502,8 +515,8 @@ class OpenAiRoutes::Impl {
     s_.store_upload(
         std::string(file->data), std::move(content_type), file->filename.value_or("audio"),
         owner.value_or("admin"),
-        [this, responder, url_head, request = std::move(*stt)](
-            Result<store::UploadRecord> stored) mutable {
+        [this, responder, url_head, owner,
+         request = std::move(*stt)](Result<store::UploadRecord> stored) mutable {
           if (!stored) {
             responder.send(refusal(stored.error()));
             return;
@@ -511,8 +524,14 @@ class OpenAiRoutes::Impl {
           request.params.input_url = url_head + stored->id;
           auto call = std::make_shared<Call>(s_, responder, Answer::Transcript, request.model);
           call->transcript_format = request.format;
+          call->owner = owner;
           call->submit(JobBody{.model = request.model, .task = proto::Task{std::move(request.params)}});
         });
+  }
+
+  std::optional<std::string> owner_of(const HttpRequest& request) const {
+    const auto token = request.bearer_token();
+    return token ? s_.registry().bearer_owner(*token) : std::nullopt;
   }
 
   // The studio as this client reaches it (its Host header), for links in answers.

@@ -29,6 +29,9 @@ enum class RouteId {
   KeysList,
   KeysCreate,
   KeyDelete,
+  KeyPatch,  // issue 20: scope, quota, name
+  KeyUsage,  // issue 20: a key's usage per day (admin)
+  OwnUsage,  // issue 20: the calling key's usage and quota
   AdminTokenRotate,
   Metrics,
   Health,

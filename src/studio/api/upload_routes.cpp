@@ -40,7 +40,7 @@ void UploadRoutes::handle(RouteId id, HttpRequest request, const std::vector<std
   switch (id) {
     case RouteId::UploadCreate: return create(std::move(request), responder);
     case RouteId::UploadGet: return get(request, p[0], responder);
-    case RouteId::UploadDelete: return remove(p[0], responder);
+    case RouteId::UploadDelete: return remove(request, p[0], responder);
     case RouteId::UploadDownload: return download(p[0], responder);
     default: break;
   }
@@ -113,9 +113,11 @@ void UploadRoutes::get(const HttpRequest& request, const std::string& id,
   s_.database().call<std::optional<store::UploadRecord>>(
       [id](store::StudioStore& st) { return st.find_upload(id); },
       [this, responder, request, id](Result<std::optional<store::UploadRecord>> upload) {
+        const auto token = request.bearer_token();
+        const auto confined = token ? s_.registry().confined_owner(*token) : std::nullopt;
         if (!upload) {
           responder.send(error_response(upload.error()));
-        } else if (!*upload) {
+        } else if (!*upload || (confined && (*upload)->owner != *confined)) {
           responder.send(HttpResponse::error(404, "not_found", "no upload " + id));
         } else {
           responder.send(ok_json(upload_json(s_, request, **upload)));
@@ -123,13 +125,16 @@ void UploadRoutes::get(const HttpRequest& request, const std::string& id,
       });
 }
 
-void UploadRoutes::remove(const std::string& id, const net::Responder& responder) {
+void UploadRoutes::remove(const HttpRequest& request, const std::string& id,
+                          const net::Responder& responder) {
   if (!uploads::valid_upload_id(id)) {
     responder.send(HttpResponse::error(404, "not_found", "no upload " + id));
     return;
   }
+  const auto token = request.bearer_token();
+  auto confined = token ? s_.registry().confined_owner(*token) : std::nullopt;
   s_.database().call<store::UploadRecord>(
-      [id](store::StudioStore& st) { return tx::delete_upload(st, id); },
+      [id, confined](store::StudioStore& st) { return tx::delete_upload(st, id, confined); },
       [this, responder, id](Result<store::UploadRecord> deleted) {
         if (!deleted) {
           responder.send(error_response(deleted.error()));

@@ -1,8 +1,9 @@
 #pragma once
 // Client uploads over HTTP (issue 20): POST /api/v1/uploads (a raw body, or multipart/form-data
 // with one `file` part), GET and DELETE /api/v1/uploads/:id (metadata; an API key or the admin
-// token), and GET /graphics/api/uploads/:id (the bytes, for any approved worker's bearer token).
-// Loop-thread only. Holds the Studio by reference: the Studio owns the router that owns this.
+// token; a key of scope inference reaches only its own), and GET /graphics/api/uploads/:id (the
+// bytes, for any approved worker's bearer token). Loop-thread only. Holds the Studio by reference:
+// the Studio owns the router that owns this.
 
 #include <string>
 #include <vector>
@@ -30,7 +31,8 @@ class UploadRoutes {
  private:
   void create(net::HttpRequest request, const net::Responder& responder);
   void get(const net::HttpRequest& request, const std::string& id, const net::Responder& responder);
-  void remove(const std::string& id, const net::Responder& responder);
+  void remove(const net::HttpRequest& request, const std::string& id,
+              const net::Responder& responder);
   void download(const std::string& id, const net::Responder& responder);
 
   Studio& s_;

@@ -320,14 +320,53 @@ CREATE TABLE uploads (
 CREATE INDEX uploads_by_job ON uploads(job_id, created_at);
 )sql";
 
+// Version 6 (issue 20): API keys get a scope and optional quotas; jobs record who created them
+// and how much of their run time was metered already; and each key's usage is kept per UTC day
+// (one row per key and day: the quota check sums a month in at most 31 rows).
+constexpr std::string_view kSchemaV6 = R"sql(
+ALTER TABLE api_keys ADD COLUMN scope TEXT NOT NULL DEFAULT 'client';
+ALTER TABLE api_keys ADD COLUMN quota_period TEXT;
+ALTER TABLE api_keys ADD COLUMN quota_jobs INTEGER;
+ALTER TABLE api_keys ADD COLUMN quota_tokens INTEGER;
+ALTER TABLE api_keys ADD COLUMN quota_seconds INTEGER;
+ALTER TABLE jobs ADD COLUMN owner TEXT;
+ALTER TABLE jobs ADD COLUMN metered_ms INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE api_key_usage (
+  key_id      TEXT NOT NULL,
+  day         INTEGER NOT NULL,
+  jobs        INTEGER NOT NULL DEFAULT 0,
+  tokens_in   INTEGER NOT NULL DEFAULT 0,
+  tokens_out  INTEGER NOT NULL DEFAULT 0,
+  run_ms      INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (key_id, day)
+);
+)sql";
+
+constexpr std::string_view kPgSchemaV6 = R"sql(
+ALTER TABLE api_keys ADD COLUMN scope TEXT NOT NULL DEFAULT 'client';
+ALTER TABLE api_keys ADD COLUMN quota_period TEXT;
+ALTER TABLE api_keys ADD COLUMN quota_jobs BIGINT;
+ALTER TABLE api_keys ADD COLUMN quota_tokens BIGINT;
+ALTER TABLE api_keys ADD COLUMN quota_seconds BIGINT;
+ALTER TABLE jobs ADD COLUMN owner TEXT;
+ALTER TABLE jobs ADD COLUMN metered_ms BIGINT NOT NULL DEFAULT 0;
+CREATE TABLE api_key_usage (
+  key_id      TEXT NOT NULL,
+  day         BIGINT NOT NULL,
+  jobs        BIGINT NOT NULL DEFAULT 0,
+  tokens_in   BIGINT NOT NULL DEFAULT 0,
+  tokens_out  BIGINT NOT NULL DEFAULT 0,
+  run_ms      BIGINT NOT NULL DEFAULT 0,
+  PRIMARY KEY (key_id, day)
+);
+)sql";
+
 }  // namespace
 
 std::span<const sql::Migration> studio_migrations() {
-  static constexpr sql::Migration kMigrations[] = {{1, kSchemaV1, kPgSchemaV1},
-                                                   {2, kSchemaV2, kPgSchemaV2},
-                                                   {3, kSchemaV3, kPgSchemaV3},
-                                                   {4, kSchemaV4, kPgSchemaV4},
-                                                   {5, kSchemaV5, kPgSchemaV5}};
+  static constexpr sql::Migration kMigrations[] = {
+      {1, kSchemaV1, kPgSchemaV1}, {2, kSchemaV2, kPgSchemaV2}, {3, kSchemaV3, kPgSchemaV3},
+      {4, kSchemaV4, kPgSchemaV4}, {5, kSchemaV5, kPgSchemaV5}, {6, kSchemaV6, kPgSchemaV6}};
   return kMigrations;
 }
 

@@ -23,7 +23,7 @@ constexpr std::string_view kJobColumns =
     "attempts, max_attempts, idempotency_key, status, worker_id, last_worker_id, created_at, "
     "claimed_at, accepted_at, finished_at, error, prompt, result_json, result_sha256, "
     "result_content_type, result_ext, result_bytes, former_workers, completions, process_id, "
-    "queue_seq";
+    "queue_seq, owner";
 constexpr std::string_view kWorkerColumns =
     "id, token_hash, install_id, capabilities, current_job_id, created_at, last_seen_at";
 constexpr std::string_view kRequestColumns =
@@ -64,6 +64,7 @@ JobRecord read_job(const Rows& r, int i) {
   job.completions = static_cast<int>(r.int64(i, 28));
   job.process_id = r.optional_text(i, 29);
   job.queue_seq = r.int64(i, 30);
+  job.owner = r.optional_text(i, 31);
   return job;
 }
 
@@ -371,15 +372,15 @@ Result<std::vector<ModelRecord>> PgStudioStore::list_models() {
 Status PgStudioStore::insert_job(JobRecord& j) {
   auto rows = conn_.exec(
       "INSERT INTO jobs(id, model, kind, task, model_source, vram_gb_estimate, game_id, "
-      "asset_name, priority, attempts, max_attempts, idempotency_key, status, created_at) "
-      "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) "
+      "asset_name, priority, attempts, max_attempts, idempotency_key, status, created_at, owner) "
+      "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $16) "
       // A key another process inserted meanwhile: no row, and the transaction stays usable for
       // the caller's re-read (a unique violation would abort it).
       "ON CONFLICT (idempotency_key) DO NOTHING "
       "RETURNING seq, queue_seq, pg_notify('sw_jobs', id || chr(9) || $15::text)",
       {j.id, j.model, proto::to_string(j.kind), j.task_json, j.model_source_json,
        j.vram_gb_estimate, j.game_id, j.asset_name, j.priority, j.attempts, j.max_attempts,
-       j.idempotency_key, to_string(j.status), j.created_at, process_id_});
+       j.idempotency_key, to_string(j.status), j.created_at, process_id_, j.owner});
   if (!rows) {
     return fail(std::move(rows).error());
   }
@@ -407,12 +408,12 @@ Result<std::vector<JobRecord>> PgStudioStore::list_jobs(const JobFilter& filter)
   static const std::string sql = fmt::format(
       "SELECT {} FROM jobs WHERE ($1::text IS NULL OR status = $1::text) "
       "AND ($2::text IS NULL OR kind = $2::text) AND ($3::bigint IS NULL OR seq < $3::bigint) "
-      "ORDER BY seq DESC LIMIT $4",
+      "AND ($5::text IS NULL OR owner = $5::text) ORDER BY seq DESC LIMIT $4",
       kJobColumns);
   const Param status = filter.status ? Param(to_string(*filter.status)) : Param(std::nullopt);
   const Param kind = filter.kind ? Param(proto::to_string(*filter.kind)) : Param(std::nullopt);
-  return collect<JobRecord>(conn_.exec(sql, {status, kind, filter.before_seq, filter.limit}),
-                            read_job);
+  return collect<JobRecord>(
+      conn_.exec(sql, {status, kind, filter.before_seq, filter.limit, filter.owner}), read_job);
 }
 
 Result<std::vector<JobRecord>> PgStudioStore::active_jobs() {
@@ -509,8 +510,37 @@ Result<bool> PgStudioStore::release_job(std::string_view id, std::string_view wo
     return released;
   }
   SW_TRY(end_attempt(id, worker_id, false, ended, now));
+  if (fail_job) {
+    SW_TRY(meter_job_end(id, {}, now));
+  }
   SW_TRY(tx->commit());
   return true;
+}
+
+Status PgStudioStore::meter_job_end(std::string_view id, const KeyUsage& tokens, Millis now) {
+  // As the SQLite store: attempts' run time not metered yet, and the tokens, to the job's key.
+  auto basis = conn_.exec(
+      "SELECT j.owner, j.metered_ms, (SELECT COALESCE(SUM(COALESCE(a.ended_at, $2::bigint) - "
+      "a.started_at), 0) FROM job_attempts a WHERE a.job_id = j.id AND a.started_at IS NOT "
+      "NULL) FROM jobs j WHERE j.id = $1 AND j.owner IS NOT NULL AND j.owner <> 'admin'",
+      {id, now});
+  if (!basis) {
+    return fail(std::move(basis).error());
+  }
+  if (basis->empty()) {
+    return {};
+  }
+  const std::string owner = basis->text(0, 0);
+  const auto total = basis->int64(0, 2);
+  KeyUsage usage = tokens;
+  usage.run_ms = std::max<std::int64_t>(0, total - basis->int64(0, 1));
+  if (usage.run_ms > 0) {
+    SW_TRY(conn_.exec("UPDATE jobs SET metered_ms = $1 WHERE id = $2", {total, id}));
+  }
+  if (usage == KeyUsage{}) {
+    return {};
+  }
+  return add_key_usage(owner, utc_day(now), usage);
 }
 
 Status PgStudioStore::end_completed_attempts(std::string_view id, std::string_view worker_id,
@@ -545,7 +575,8 @@ constexpr std::string_view kCompletableBy =
 }  // namespace
 
 Result<bool> PgStudioStore::complete(std::string_view sql, std::initializer_list<Param> params,
-                                     std::string_view id, std::string_view worker_id, Millis now) {
+                                     std::string_view id, std::string_view worker_id, Millis now,
+                                     const KeyUsage& tokens) {
   auto tx = Transaction::begin(conn_);
   if (!tx) {
     return fail(std::move(tx).error());
@@ -555,6 +586,7 @@ Result<bool> PgStudioStore::complete(std::string_view sql, std::initializer_list
     return completed;
   }
   SW_TRY(end_completed_attempts(id, worker_id, now));
+  SW_TRY(meter_job_end(id, tokens, now));
   SW_TRY(tx->commit());
   return true;
 }
@@ -566,7 +598,8 @@ Result<bool> PgStudioStore::complete_job_json(std::string_view id, std::string_v
   static const std::string sql =
       fmt::format("UPDATE jobs SET {}, result_json = $4, prompt = COALESCE($5, prompt) {}{}",
                   kCompletionSets, kCompletableBy, notify_job(6));
-  return complete(sql, {id, worker_id, now, result_json, prompt, process_id_}, id, worker_id, now);
+  return complete(sql, {id, worker_id, now, result_json, prompt, process_id_}, id, worker_id, now,
+                  llm_result_usage(result_json));
 }
 
 Result<bool> PgStudioStore::complete_job_binary(std::string_view id, std::string_view worker_id,
@@ -579,7 +612,7 @@ Result<bool> PgStudioStore::complete_job_binary(std::string_view id, std::string
       kCompletionSets, kCompletableBy, notify_job(9));
   return complete(
       sql, {id, worker_id, now, r.sha256, r.content_type, r.ext, r.bytes, prompt, process_id_}, id,
-      worker_id, now);
+      worker_id, now, {});
 }
 
 Result<bool> PgStudioStore::cancel_job(std::string_view id, Millis now) {
@@ -596,6 +629,7 @@ Result<bool> PgStudioStore::cancel_job(std::string_view id, Millis now) {
     return cancelled;
   }
   SW_TRY(end_attempt(id, "", false, AttemptEnd{AttemptOutcome::Cancelled, std::nullopt}, now));
+  SW_TRY(meter_job_end(id, {}, now));
   SW_TRY(tx->commit());
   return true;
 }
@@ -625,11 +659,34 @@ Status PgStudioStore::clear_job_holder(std::string_view id) {
 
 // ---- API keys ----
 
+namespace {
+// The quota columns as bound: period, jobs, tokens, seconds (all NULL: no quota).
+std::optional<std::string> quota_period_column(const ApiKeyRecord& k) {
+  return k.quota ? std::optional<std::string>(to_string(k.quota->period)) : std::nullopt;
+}
+std::optional<std::int64_t> quota_limit(const ApiKeyRecord& k,
+                                        std::optional<std::int64_t> KeyQuota::*limit) {
+  return k.quota ? (*k.quota).*limit : std::nullopt;
+}
+}  // namespace
+
 Status PgStudioStore::insert_api_key(const ApiKeyRecord& k) {
-  return done(
-      conn_.exec("INSERT INTO api_keys(id, name, key_hash, created_at) VALUES ($1, $2, $3, $4)" +
-                     notify_cache("keys"),
-                 {k.id, k.name, k.key_hash, k.created_at}));
+  return done(conn_.exec(
+      "INSERT INTO api_keys(id, name, key_hash, created_at, scope, quota_period, quota_jobs, "
+      "quota_tokens, quota_seconds) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)" +
+          notify_cache("keys"),
+      {k.id, k.name, k.key_hash, k.created_at, to_string(k.scope), quota_period_column(k),
+       quota_limit(k, &KeyQuota::jobs), quota_limit(k, &KeyQuota::tokens),
+       quota_limit(k, &KeyQuota::seconds)}));
+}
+
+Result<bool> PgStudioStore::update_api_key(const ApiKeyRecord& k) {
+  return one_changed(conn_.exec(
+      "UPDATE api_keys SET name = $1, scope = $2, quota_period = $3, quota_jobs = $4, "
+      "quota_tokens = $5, quota_seconds = $6 WHERE id = $7" +
+          notify_cache("keys"),
+      {k.name, to_string(k.scope), quota_period_column(k), quota_limit(k, &KeyQuota::jobs),
+       quota_limit(k, &KeyQuota::tokens), quota_limit(k, &KeyQuota::seconds), k.id}));
 }
 
 Result<bool> PgStudioStore::delete_api_key(std::string_view id) {
@@ -638,12 +695,57 @@ Result<bool> PgStudioStore::delete_api_key(std::string_view id) {
 
 Result<std::vector<ApiKeyRecord>> PgStudioStore::list_api_keys() {
   return collect<ApiKeyRecord>(
-      conn_.exec(
-          "SELECT id, name, key_hash, created_at FROM api_keys ORDER BY created_at, id COLLATE "
-          "\"C\""),
+      conn_.exec("SELECT id, name, key_hash, created_at, scope, quota_period, quota_jobs, "
+                 "quota_tokens, quota_seconds FROM api_keys ORDER BY created_at, id COLLATE "
+                 "\"C\""),
       [](const Rows& r, int i) {
-        return ApiKeyRecord{r.text(i, 0), r.text(i, 1), r.text(i, 2), r.int64(i, 3)};
+        ApiKeyRecord key{r.text(i, 0), r.text(i, 1), r.text(i, 2), r.int64(i, 3)};
+        key.scope = parse_key_scope(r.text(i, 4)).value_or(KeyScope::Inference);
+        if (auto period = r.optional_text(i, 5)) {
+          key.quota =
+              KeyQuota{parse_quota_period(*period).value_or(QuotaPeriod::Day),
+                       r.optional_int64(i, 6), r.optional_int64(i, 7), r.optional_int64(i, 8)};
+        }
+        return key;
       });
+}
+
+Status PgStudioStore::add_key_usage(std::string_view key_id, std::int64_t day, const KeyUsage& u) {
+  return done(
+      conn_.exec("INSERT INTO api_key_usage(key_id, day, jobs, tokens_in, tokens_out, run_ms) "
+                 "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (key_id, day) DO UPDATE SET "
+                 "jobs = api_key_usage.jobs + excluded.jobs, "
+                 "tokens_in = api_key_usage.tokens_in + excluded.tokens_in, "
+                 "tokens_out = api_key_usage.tokens_out + excluded.tokens_out, "
+                 "run_ms = api_key_usage.run_ms + excluded.run_ms",
+                 {key_id, day, u.jobs, u.tokens_in, u.tokens_out, u.run_ms}));
+}
+
+Result<std::vector<KeyUsageDay>> PgStudioStore::key_usage(std::string_view key_id,
+                                                          std::int64_t from_day) {
+  return collect<KeyUsageDay>(
+      conn_.exec("SELECT day, jobs, tokens_in, tokens_out, run_ms FROM api_key_usage "
+                 "WHERE key_id = $1 AND day >= $2 ORDER BY day",
+                 {key_id, from_day}),
+      [](const Rows& r, int i) {
+        return KeyUsageDay{r.int64(i, 0),
+                           KeyUsage{r.int64(i, 1), r.int64(i, 2), r.int64(i, 3), r.int64(i, 4)}};
+      });
+}
+
+Result<std::map<std::string, KeyUsage>> PgStudioStore::key_usage_totals() {
+  auto rows = conn_.exec(
+      "SELECT key_id, SUM(jobs), SUM(tokens_in), SUM(tokens_out), SUM(run_ms) "
+      "FROM api_key_usage GROUP BY key_id");
+  if (!rows) {
+    return fail(std::move(rows).error());
+  }
+  std::map<std::string, KeyUsage> totals;
+  for (int i = 0; i < rows->size(); ++i) {
+    totals[rows->text(i, 0)] =
+        KeyUsage{rows->int64(i, 1), rows->int64(i, 2), rows->int64(i, 3), rows->int64(i, 4)};
+  }
+  return totals;
 }
 
 // ---- uploads ----

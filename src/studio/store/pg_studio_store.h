@@ -102,6 +102,11 @@ class PgStudioStore final : public StudioStore {
   Status insert_api_key(const ApiKeyRecord& key) override;
   Result<bool> delete_api_key(std::string_view id) override;
   Result<std::vector<ApiKeyRecord>> list_api_keys() override;
+  Result<bool> update_api_key(const ApiKeyRecord& key) override;
+  Status add_key_usage(std::string_view key_id, std::int64_t day, const KeyUsage& usage) override;
+  Result<std::vector<KeyUsageDay>> key_usage(std::string_view key_id,
+                                             std::int64_t from_day) override;
+  Result<std::map<std::string, KeyUsage>> key_usage_totals() override;
   Status insert_upload(const UploadRecord& upload) override;
   Result<std::optional<UploadRecord>> find_upload(std::string_view id) override;
   Result<bool> attach_upload(std::string_view id, std::string_view job_id) override;
@@ -126,8 +131,10 @@ class PgStudioStore final : public StudioStore {
   Status end_attempt(std::string_view id, std::string_view worker_id, bool others,
                      const AttemptEnd& ended, Millis now);
   Status end_completed_attempts(std::string_view id, std::string_view worker_id, Millis now);
+  Status meter_job_end(std::string_view id, const KeyUsage& tokens, Millis now);
   Result<bool> complete(std::string_view sql, std::initializer_list<sql::pg::Param> params,
-                        std::string_view id, std::string_view worker_id, Millis now);
+                        std::string_view id, std::string_view worker_id, Millis now,
+                        const KeyUsage& tokens);
 
   sql::pg::Connection conn_;
 };

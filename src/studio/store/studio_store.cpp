@@ -2,6 +2,7 @@
 
 #include <sqlite3.h>
 
+#include <nlohmann/json.hpp>
 #include <utility>
 
 #include "studio/store/migrations.h"
@@ -14,7 +15,7 @@ constexpr std::string_view kJobColumns =
     "attempts, max_attempts, idempotency_key, status, worker_id, last_worker_id, created_at, "
     "claimed_at, accepted_at, finished_at, error, prompt, result_json, result_sha256, "
     "result_content_type, result_ext, result_bytes, former_workers, completions, process_id, "
-    "queue_seq";
+    "queue_seq, owner";
 
 // Column lists in the order the read_* functions below expect.
 constexpr std::string_view kWorkerColumns =
@@ -57,6 +58,7 @@ JobRecord read_job(const Stmt& s) {
   job.completions = static_cast<int>(s.int64(28));
   job.process_id = s.optional_text(29);
   job.queue_seq = s.int64(30);
+  job.owner = s.optional_text(31);
   return job;
 }
 
@@ -145,6 +147,67 @@ std::optional<JobStatus> parse_job_status(std::string_view text) {
     }
   }
   return std::nullopt;
+}
+
+std::string_view to_string(KeyScope scope) {
+  switch (scope) {
+    case KeyScope::Inference: return "inference";
+    case KeyScope::Client: return "client";
+    case KeyScope::Admin: return "admin";
+  }
+  return "inference";
+}
+
+std::optional<KeyScope> parse_key_scope(std::string_view text) {
+  for (auto scope : {KeyScope::Inference, KeyScope::Client, KeyScope::Admin}) {
+    if (to_string(scope) == text) {
+      return scope;
+    }
+  }
+  return std::nullopt;
+}
+
+std::string_view to_string(QuotaPeriod period) {
+  return period == QuotaPeriod::Month ? "month" : "day";
+}
+
+std::optional<QuotaPeriod> parse_quota_period(std::string_view text) {
+  if (text == "day") {
+    return QuotaPeriod::Day;
+  }
+  if (text == "month") {
+    return QuotaPeriod::Month;
+  }
+  return std::nullopt;
+}
+
+KeyUsage& KeyUsage::operator+=(const KeyUsage& other) {
+  jobs += other.jobs;
+  tokens_in += other.tokens_in;
+  tokens_out += other.tokens_out;
+  run_ms += other.run_ms;
+  return *this;
+}
+
+std::int64_t utc_day(Millis at) {
+  constexpr Millis kDay = 86'400'000;
+  return at >= 0 ? at / kDay : (at - kDay + 1) / kDay;
+}
+
+KeyUsage llm_result_usage(std::string_view result_json) {
+  KeyUsage usage;
+  const auto doc = nlohmann::json::parse(result_json, nullptr, false);
+  if (!doc.is_object() || !doc.contains("usage") || !doc["usage"].is_object()) {
+    return usage;
+  }
+  const auto& u = doc["usage"];
+  const auto count = [&](const char* name) -> std::int64_t {
+    const auto it = u.find(name);
+    return it != u.end() && it->is_number_unsigned() ? it->get<std::int64_t>() : 0;
+  };
+  usage.tokens_in = count("prompt_tokens");
+  usage.tokens_out = count("completion_tokens");
+  return usage;
 }
 
 std::string_view to_string(AttemptOutcome outcome) {
@@ -508,7 +571,7 @@ Status SqliteStudioStore::insert_job(JobRecord& j) {
   SW_STMT(s,
           "INSERT INTO jobs(id, model, kind, task, model_source, vram_gb_estimate, game_id, "
           "asset_name, priority, attempts, max_attempts, idempotency_key, status, created_at, "
-          "queue_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+          "owner, queue_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
           "(SELECT COALESCE(MAX(queue_seq), 0) + 1 FROM jobs)) RETURNING queue_seq");
   SW_TRY(s.bind(1, j.id)
              .bind(2, j.model)
@@ -524,6 +587,7 @@ Status SqliteStudioStore::insert_job(JobRecord& j) {
              .bind(12, j.idempotency_key)
              .bind(13, to_string(j.status))
              .bind(14, j.created_at)
+             .bind(15, j.owner)
              .step());
   j.seq = db_.last_insert_rowid();
   j.queue_seq = s.int64(0);
@@ -549,7 +613,7 @@ Result<std::optional<JobRecord>> SqliteStudioStore::find_job_by_idempotency_key(
 Result<std::vector<JobRecord>> SqliteStudioStore::list_jobs(const JobFilter& filter) {
   static const std::string sql = fmt::format(
       "SELECT {} FROM jobs WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR kind = ?2) "
-      "AND (?3 IS NULL OR seq < ?3) ORDER BY seq DESC LIMIT ?4",
+      "AND (?3 IS NULL OR seq < ?3) AND (?5 IS NULL OR owner = ?5) ORDER BY seq DESC LIMIT ?4",
       kJobColumns);
   SW_STMT(s, sql);
   if (filter.status) {
@@ -560,6 +624,7 @@ Result<std::vector<JobRecord>> SqliteStudioStore::list_jobs(const JobFilter& fil
   }
   s.bind(3, filter.before_seq);
   s.bind(4, filter.limit);
+  s.bind(5, filter.owner);
   return collect<JobRecord>(s, read_job);
 }
 
@@ -656,7 +721,40 @@ Result<bool> SqliteStudioStore::release_job(std::string_view id, std::string_vie
     return false;
   }
   SW_TRY(end_attempt(id, worker_id, false, ended, now));
+  if (fail_job) {
+    SW_TRY(meter_job_end(id, {}, now));
+  }
   return true;
+}
+
+Status SqliteStudioStore::meter_job_end(std::string_view id, const KeyUsage& tokens, Millis now) {
+  // The run time of every attempt that started, minus what an earlier end metered already (a
+  // late result can complete a failed job: its time is counted once).
+  SW_STMT(basis,
+          "SELECT j.owner, j.metered_ms, (SELECT COALESCE(SUM(COALESCE(a.ended_at, ?2) - "
+          "a.started_at), 0) FROM job_attempts a WHERE a.job_id = j.id AND a.started_at IS NOT "
+          "NULL) FROM jobs j WHERE j.id = ?1 AND j.owner IS NOT NULL AND j.owner <> 'admin'");
+  basis.bind(1, id).bind(2, now);
+  auto row = basis.step();
+  if (!row) {
+    return fail(std::move(row).error());
+  }
+  if (!*row) {
+    return {};
+  }
+  const std::string owner = basis.text(0);
+  const auto total = basis.int64(2);
+  KeyUsage usage = tokens;
+  usage.run_ms = std::max<std::int64_t>(0, total - basis.int64(1));
+  basis.reset();
+  if (usage.run_ms > 0) {
+    SW_STMT(mark, "UPDATE jobs SET metered_ms = ? WHERE id = ?");
+    SW_TRY(mark.bind(1, total).bind(2, id).run());
+  }
+  if (usage == KeyUsage{}) {
+    return {};
+  }
+  return add_key_usage(owner, utc_day(now), usage);
 }
 
 Status SqliteStudioStore::end_completed_attempts(std::string_view id, std::string_view worker_id,
@@ -703,6 +801,7 @@ Result<bool> SqliteStudioStore::complete_job_json(std::string_view id, std::stri
     return false;
   }
   SW_TRY(end_completed_attempts(id, worker_id, now));
+  SW_TRY(meter_job_end(id, llm_result_usage(result_json), now));
   return true;
 }
 
@@ -728,6 +827,7 @@ Result<bool> SqliteStudioStore::complete_job_binary(std::string_view id, std::st
     return false;
   }
   SW_TRY(end_completed_attempts(id, worker_id, now));
+  SW_TRY(meter_job_end(id, {}, now));
   return true;
 }
 
@@ -740,6 +840,7 @@ Result<bool> SqliteStudioStore::cancel_job(std::string_view id, Millis now) {
     return false;
   }
   SW_TRY(end_attempt(id, "", false, AttemptEnd{AttemptOutcome::Cancelled, std::nullopt}, now));
+  SW_TRY(meter_job_end(id, {}, now));
   return true;
 }
 
@@ -768,9 +869,86 @@ Status SqliteStudioStore::clear_job_holder(std::string_view id) {
 
 // ---- API keys ----
 
+namespace {
+// The quota columns as bound and read: period, jobs, tokens, seconds (all NULL: no quota).
+std::optional<std::string_view> quota_period_column(const ApiKeyRecord& k) {
+  return k.quota ? std::optional<std::string_view>(to_string(k.quota->period)) : std::nullopt;
+}
+std::optional<std::int64_t> quota_limit(const ApiKeyRecord& k,
+                                        std::optional<std::int64_t> KeyQuota::*limit) {
+  return k.quota ? (*k.quota).*limit : std::nullopt;
+}
+}  // namespace
+
 Status SqliteStudioStore::insert_api_key(const ApiKeyRecord& k) {
-  SW_STMT(s, "INSERT INTO api_keys(id, name, key_hash, created_at) VALUES (?, ?, ?, ?)");
-  return s.bind(1, k.id).bind(2, k.name).bind(3, k.key_hash).bind(4, k.created_at).run();
+  SW_STMT(s,
+          "INSERT INTO api_keys(id, name, key_hash, created_at, scope, quota_period, quota_jobs, "
+          "quota_tokens, quota_seconds) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
+  return s.bind(1, k.id)
+      .bind(2, k.name)
+      .bind(3, k.key_hash)
+      .bind(4, k.created_at)
+      .bind(5, to_string(k.scope))
+      .bind(6, quota_period_column(k))
+      .bind(7, quota_limit(k, &KeyQuota::jobs))
+      .bind(8, quota_limit(k, &KeyQuota::tokens))
+      .bind(9, quota_limit(k, &KeyQuota::seconds))
+      .run();
+}
+
+Result<bool> SqliteStudioStore::update_api_key(const ApiKeyRecord& k) {
+  SW_STMT(s,
+          "UPDATE api_keys SET name = ?, scope = ?, quota_period = ?, quota_jobs = ?, "
+          "quota_tokens = ?, quota_seconds = ? WHERE id = ?");
+  SW_TRY(s.bind(1, k.name)
+             .bind(2, to_string(k.scope))
+             .bind(3, quota_period_column(k))
+             .bind(4, quota_limit(k, &KeyQuota::jobs))
+             .bind(5, quota_limit(k, &KeyQuota::tokens))
+             .bind(6, quota_limit(k, &KeyQuota::seconds))
+             .bind(7, k.id)
+             .run());
+  return db_.changes() == 1;
+}
+
+Status SqliteStudioStore::add_key_usage(std::string_view key_id, std::int64_t day,
+                                        const KeyUsage& u) {
+  SW_STMT(s,
+          "INSERT INTO api_key_usage(key_id, day, jobs, tokens_in, tokens_out, run_ms) "
+          "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(key_id, day) DO UPDATE SET "
+          "jobs = jobs + excluded.jobs, tokens_in = tokens_in + excluded.tokens_in, "
+          "tokens_out = tokens_out + excluded.tokens_out, run_ms = run_ms + excluded.run_ms");
+  return s.bind(1, key_id)
+      .bind(2, day)
+      .bind(3, u.jobs)
+      .bind(4, u.tokens_in)
+      .bind(5, u.tokens_out)
+      .bind(6, u.run_ms)
+      .run();
+}
+
+Result<std::vector<KeyUsageDay>> SqliteStudioStore::key_usage(std::string_view key_id,
+                                                              std::int64_t from_day) {
+  SW_STMT(s,
+          "SELECT day, jobs, tokens_in, tokens_out, run_ms FROM api_key_usage "
+          "WHERE key_id = ? AND day >= ? ORDER BY day");
+  s.bind(1, key_id).bind(2, from_day);
+  return collect<KeyUsageDay>(s, [](const Stmt& st) {
+    return KeyUsageDay{st.int64(0), KeyUsage{st.int64(1), st.int64(2), st.int64(3), st.int64(4)}};
+  });
+}
+
+Result<std::map<std::string, KeyUsage>> SqliteStudioStore::key_usage_totals() {
+  SW_STMT(s,
+          "SELECT key_id, SUM(jobs), SUM(tokens_in), SUM(tokens_out), SUM(run_ms) "
+          "FROM api_key_usage GROUP BY key_id");
+  auto rows = collect<std::pair<std::string, KeyUsage>>(s, [](const Stmt& st) {
+    return std::pair(st.text(0), KeyUsage{st.int64(1), st.int64(2), st.int64(3), st.int64(4)});
+  });
+  if (!rows) {
+    return fail(std::move(rows).error());
+  }
+  return std::map<std::string, KeyUsage>(rows->begin(), rows->end());
 }
 
 Result<bool> SqliteStudioStore::delete_api_key(std::string_view id) {
@@ -780,9 +958,18 @@ Result<bool> SqliteStudioStore::delete_api_key(std::string_view id) {
 }
 
 Result<std::vector<ApiKeyRecord>> SqliteStudioStore::list_api_keys() {
-  SW_STMT(s, "SELECT id, name, key_hash, created_at FROM api_keys ORDER BY created_at, id");
+  SW_STMT(s,
+          "SELECT id, name, key_hash, created_at, scope, quota_period, quota_jobs, quota_tokens, "
+          "quota_seconds FROM api_keys ORDER BY created_at, id");
   return collect<ApiKeyRecord>(s, [](const Stmt& st) {
-    return ApiKeyRecord{st.text(0), st.text(1), st.text(2), st.int64(3)};
+    ApiKeyRecord key{st.text(0), st.text(1), st.text(2), st.int64(3)};
+    // A scope this binary does not know (a newer one wrote it) grants the least.
+    key.scope = parse_key_scope(st.text(4)).value_or(KeyScope::Inference);
+    if (auto period = st.optional_text(5)) {
+      key.quota = KeyQuota{parse_quota_period(*period).value_or(QuotaPeriod::Day),
+                           st.optional_int64(6), st.optional_int64(7), st.optional_int64(8)};
+    }
+    return key;
   });
 }
 

@@ -115,6 +115,9 @@ struct JobRecord {
   // queue, renewed on every requeue, so that queued_after() finds jobs queued since a poll.
   std::optional<std::string> process_id;
   std::int64_t queue_seq = 0;
+  // Who created the job (issue 20): an API key's id, "admin" for the admin token, or nullopt for
+  // jobs from before owners were recorded. Jobs of a key count towards its usage.
+  std::optional<std::string> owner = std::nullopt;
 
   bool formerly_held_by(std::string_view worker) const {
     return former_workers.find(std::string(",").append(worker).append(",")) != std::string::npos;
@@ -155,7 +158,29 @@ struct JobFilter {
   std::optional<JobStatus> status;
   std::optional<proto::TaskKind> kind;
   std::optional<std::int64_t> before_seq;
+  std::optional<std::string> owner;  // only this owner's jobs (issue 20)
   int limit = 50;
+};
+
+// What a client API key may do (issue 20). Inference: run jobs (native and OpenAI routes), its
+// uploads, read the model list. Client: also the model registry (studio-server.md's client API;
+// the default, as keys were before scopes). Admin: every route the admin token opens.
+enum class KeyScope { Inference, Client, Admin };
+std::string_view to_string(KeyScope scope);
+std::optional<KeyScope> parse_key_scope(std::string_view text);
+
+// Optional limits on a key's use per UTC calendar day or month (issue 20); a limit that is absent
+// does not apply. A key at or over any of its limits is refused new jobs (429) until the period
+// turns.
+enum class QuotaPeriod { Day, Month };
+std::string_view to_string(QuotaPeriod period);
+std::optional<QuotaPeriod> parse_quota_period(std::string_view text);
+struct KeyQuota {
+  QuotaPeriod period = QuotaPeriod::Day;
+  std::optional<std::int64_t> jobs;     // jobs created
+  std::optional<std::int64_t> tokens;   // llm tokens, prompt + completion
+  std::optional<std::int64_t> seconds;  // worker run time
+  bool operator==(const KeyQuota&) const = default;
 };
 
 struct ApiKeyRecord {
@@ -163,7 +188,31 @@ struct ApiKeyRecord {
   std::string name;
   std::string key_hash;
   Millis created_at = 0;
+  KeyScope scope = KeyScope::Client;
+  std::optional<KeyQuota> quota = std::nullopt;
 };
+
+// What a key's jobs used (issue 20): jobs counted when created; tokens (an llm result's usage)
+// and run time (the sum of its attempts from accept to end, on any worker) when the job ends
+// (done, failed or cancelled).
+struct KeyUsage {
+  std::int64_t jobs = 0;
+  std::int64_t tokens_in = 0;   // prompt tokens
+  std::int64_t tokens_out = 0;  // completion tokens
+  std::int64_t run_ms = 0;
+  KeyUsage& operator+=(const KeyUsage& other);
+  bool operator==(const KeyUsage&) const = default;
+};
+// One UTC day of a key's usage; `day` counts days since 1970-01-01.
+struct KeyUsageDay {
+  std::int64_t day = 0;
+  KeyUsage usage;
+};
+// The UTC day `at` falls on, as KeyUsageDay::day counts.
+std::int64_t utc_day(Millis at);
+// The token counts of an llm result (a chat.completion's usage); zero for anything else, or JSON
+// that does not parse.
+KeyUsage llm_result_usage(std::string_view result_json);
 
 // A studio process sharing the database (issue 18): it holds its claims while its lease lasts.
 struct ProcessRecord {
@@ -311,6 +360,16 @@ class StudioStore {
   virtual Status insert_api_key(const ApiKeyRecord& key) = 0;
   virtual Result<bool> delete_api_key(std::string_view id) = 0;
   virtual Result<std::vector<ApiKeyRecord>> list_api_keys() = 0;
+  // Changes name, scope and quota (the hash and creation time stay); false when there is no key.
+  virtual Result<bool> update_api_key(const ApiKeyRecord& key) = 0;
+  // Adds `usage` to the key's row for `day` (issue 20).
+  virtual Status add_key_usage(std::string_view key_id, std::int64_t day,
+                               const KeyUsage& usage) = 0;
+  // The key's usage per day from `from_day` on, oldest first; days without use are left out.
+  virtual Result<std::vector<KeyUsageDay>> key_usage(std::string_view key_id,
+                                                     std::int64_t from_day) = 0;
+  // Every key's usage summed over all days, by key id (for /metrics).
+  virtual Result<std::map<std::string, KeyUsage>> key_usage_totals() = 0;
 
   // ---- uploads (issue 20) ----
   // Conflict when the id exists.
@@ -433,6 +492,11 @@ class SqliteStudioStore final : public StudioStore {
   Status insert_api_key(const ApiKeyRecord& key) override;
   Result<bool> delete_api_key(std::string_view id) override;
   Result<std::vector<ApiKeyRecord>> list_api_keys() override;
+  Result<bool> update_api_key(const ApiKeyRecord& key) override;
+  Status add_key_usage(std::string_view key_id, std::int64_t day, const KeyUsage& usage) override;
+  Result<std::vector<KeyUsageDay>> key_usage(std::string_view key_id,
+                                             std::int64_t from_day) override;
+  Result<std::map<std::string, KeyUsage>> key_usage_totals() override;
   Status insert_upload(const UploadRecord& upload) override;
   Result<std::optional<UploadRecord>> find_upload(std::string_view id) override;
   Result<bool> attach_upload(std::string_view id, std::string_view job_id) override;
@@ -460,6 +524,9 @@ class SqliteStudioStore final : public StudioStore {
   Status end_attempt(std::string_view id, std::string_view worker_id, bool others,
                      const AttemptEnd& ended, Millis now);
   Status end_completed_attempts(std::string_view id, std::string_view worker_id, Millis now);
+  // A job ended (done, failed, cancelled): its key's usage gains the run time of its attempts not
+  // counted yet and `tokens`. Nothing for a job without a key owner.
+  Status meter_job_end(std::string_view id, const KeyUsage& tokens, Millis now);
 
   // The batch's transaction-control statements, prepared once: a batch of N ops runs 2N + 2 of
   // them, and sqlite3_exec parsed each one anew (a profile showed the parser).

@@ -399,6 +399,90 @@ TYPED_TEST_P(StudioStoreSuite, ApiKeysAreListedAndDeleted) {
   EXPECT_EQ(ok(store->list_api_keys()).size(), 1u);
 }
 
+// Issue 20: a key's scope and quota are stored, changed and read back as written.
+TYPED_TEST_P(StudioStoreSuite, ApiKeysKeepTheirScopeAndQuota) {
+  StudioStore* store = this->store_;
+  ApiKeyRecord key{"k-1", "one", "h1", 5};
+  key.scope = KeyScope::Inference;
+  key.quota = KeyQuota{QuotaPeriod::Month, 10, std::nullopt, 3600};
+  ASSERT_TRUE(store->insert_api_key(key));
+  ASSERT_TRUE(store->insert_api_key(ApiKeyRecord{"k-2", "two", "h2", 6}));
+  auto keys = ok(store->list_api_keys());
+  ASSERT_EQ(keys.size(), 2u);
+  EXPECT_EQ(keys[0].scope, KeyScope::Inference);
+  EXPECT_EQ(keys[0].quota, key.quota);
+  EXPECT_EQ(keys[1].scope, KeyScope::Client) << "the default, as keys were before scopes";
+  EXPECT_FALSE(keys[1].quota);
+  key.scope = KeyScope::Admin;
+  key.quota.reset();
+  key.name = "renamed";
+  EXPECT_TRUE(ok(store->update_api_key(key)));
+  keys = ok(store->list_api_keys());
+  EXPECT_EQ(keys[0].scope, KeyScope::Admin);
+  EXPECT_FALSE(keys[0].quota);
+  EXPECT_EQ(keys[0].name, "renamed");
+  EXPECT_EQ(keys[0].key_hash, "h1") << "the secret's hash never changes";
+  key.id = "k-9";
+  EXPECT_FALSE(ok(store->update_api_key(key)));
+}
+
+// Issue 20: a key's job is metered when it ends: the run time of every attempt (the requeued one
+// too) and the tokens of an llm result. A late result completing the failed job adds its tokens
+// and the time its attempt ran on until the result came (the attempt now ends then), not the
+// whole run again. Jobs of the admin token and of no owner are not metered.
+TYPED_TEST_P(StudioStoreSuite, AKeysJobIsMeteredOnceWhenItEnds) {
+  StudioStore* store = this->store_;
+  constexpr Millis kDay = 86'400'000;
+  const Millis t0 = 20'001 * kDay - 10'000;  // 10 s before a UTC midnight
+  auto job = new_job("j1");
+  job.owner = "k-1";
+  ASSERT_TRUE(store->insert_job(job));
+  EXPECT_EQ(ok(store->find_job("j1"))->owner, "k-1");
+  ASSERT_TRUE(ok(store->claim_job("j1", "w1", t0)));
+  ASSERT_TRUE(ok(store->mark_accepted("j1", "w1", t0 + 1000)));
+  ASSERT_TRUE(ok(store->release_job("j1", "w1", 1, std::string("lost"), false, t0 + 3000,
+                                    AttemptEnd{AttemptOutcome::Requeued, "lost"})));
+  EXPECT_TRUE(ok(store->key_usage("k-1", 0)).empty()) << "not ended yet";
+  ASSERT_TRUE(ok(store->claim_job("j1", "w2", t0 + 4000)));
+  ASSERT_TRUE(ok(store->mark_accepted("j1", "w2", t0 + 4000)));
+  ASSERT_TRUE(ok(store->release_job("j1", "w2", 2, std::string("limit"), true, t0 + 9000,
+                                    AttemptEnd{AttemptOutcome::Failed, "limit"})));
+  auto days = ok(store->key_usage("k-1", 0));
+  ASSERT_EQ(days.size(), 1u);
+  EXPECT_EQ(days[0].day, 20'000);
+  EXPECT_EQ(days[0].usage, (KeyUsage{.run_ms = 2000 + 5000}));
+  const std::string chat =
+      R"({"object":"chat.completion","choices":[],"usage":{"prompt_tokens":12,"completion_tokens":30,"total_tokens":42}})";
+  ASSERT_TRUE(ok(store->complete_job_json("j1", "w2", chat, std::nullopt, t0 + 11'000)));
+  days = ok(store->key_usage("k-1", 0));
+  ASSERT_EQ(days.size(), 2u);
+  EXPECT_EQ(days[1].day, 20'001) << "metered on the day it ended";
+  EXPECT_EQ(days[1].usage, (KeyUsage{.tokens_in = 12, .tokens_out = 30, .run_ms = 2000}))
+      << "the attempt's first 5 s were metered when the job failed";
+  ASSERT_TRUE(store->add_key_usage("k-1", 20'001, KeyUsage{.jobs = 1}));
+  EXPECT_EQ(ok(store->key_usage("k-1", 20'001)).at(0).usage.jobs, 1);
+  for (std::optional<std::string> owner :
+       {std::optional<std::string>("admin"), std::optional<std::string>()}) {
+    auto other = new_job(owner ? "j-admin" : "j-none");
+    other.owner = owner;
+    ASSERT_TRUE(store->insert_job(other));
+    ASSERT_TRUE(ok(store->claim_job(other.id, "w1", t0)));
+    ASSERT_TRUE(ok(store->mark_accepted(other.id, "w1", t0)));
+    ASSERT_TRUE(ok(store->cancel_job(other.id, t0 + 500)));
+  }
+  auto cancelled = new_job("j2");
+  cancelled.owner = "k-2";
+  ASSERT_TRUE(store->insert_job(cancelled));
+  ASSERT_TRUE(ok(store->claim_job("j2", "w1", t0)));
+  ASSERT_TRUE(ok(store->mark_accepted("j2", "w1", t0 + 100)));
+  ASSERT_TRUE(ok(store->cancel_job("j2", t0 + 600)));
+  const auto totals = ok(store->key_usage_totals());
+  ASSERT_EQ(totals.size(), 2u) << "admin's and owner-less jobs are not metered";
+  EXPECT_EQ(totals.at("k-1"),
+            (KeyUsage{.jobs = 1, .tokens_in = 12, .tokens_out = 30, .run_ms = 9000}));
+  EXPECT_EQ(totals.at("k-2"), (KeyUsage{.run_ms = 500}));
+}
+
 TYPED_TEST_P(StudioStoreSuite, ABinaryResultIsRecordedAndJobsCountByStatus) {
   StudioStore* store = this->store_;
   for (const char* id : {"j1", "j2", "j3"}) {
@@ -613,10 +697,10 @@ REGISTER_TYPED_TEST_SUITE_P(
     QueuedAfterFindsNewAndRequeuedJobsInQueueOrder, ClaimsOfAProcessWhoseLeaseEndedAreAdoptedOnce,
     SettingsAreSetAndReplaced, ASettingInsertedIfAbsentIsStoredOnce,
     WorkersAreRecordedHeartbeatAndDeleted, ModelsAreAddedUpdatedListedAndDeleted,
-    ApiKeysAreListedAndDeleted, ABinaryResultIsRecordedAndJobsCountByStatus,
-    ACancelledJobKeepsItsHolderUntilItLetsGo, RequestsAreListedByStatus, ClaimIsACompareAndSet,
-    OnlyTheHolderCompletesOrReleases, EveryOfferIsAnAttemptThatEndsWithItsOutcome,
-    AFailedAttemptKeepsTheWorkerAndItsError,
+    ApiKeysAreListedAndDeleted, ApiKeysKeepTheirScopeAndQuota, AKeysJobIsMeteredOnceWhenItEnds,
+    ABinaryResultIsRecordedAndJobsCountByStatus, ACancelledJobKeepsItsHolderUntilItLetsGo,
+    RequestsAreListedByStatus, ClaimIsACompareAndSet, OnlyTheHolderCompletesOrReleases,
+    EveryOfferIsAnAttemptThatEndsWithItsOutcome, AFailedAttemptKeepsTheWorkerAndItsError,
     AFailedJobIsCompletedByTheFirstLateResultOfAFormerHolder,
     ALateResultEndsItsAttemptDoneAndWithdrawsTheNewClaim, CancellingEndsTheOpenAttempt,
     AnOpenAttemptCannotLackItsEndOrAClosedOneItsOutcome, IdempotencyKeysAreUnique,

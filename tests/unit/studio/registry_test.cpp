@@ -33,6 +33,25 @@ TEST(RegistryTest, TheAdminTokenAndApiKeysAreToldApartAndARemovedKeyStopsWorking
   EXPECT_EQ(registry.bearer("sk-1"), Registry::Bearer::Unknown);
 }
 
+// Issue 20: a key acts with its scope; a change of scope (PATCH, or a reload) replaces the key
+// without leaving its old entry behind.
+TEST(RegistryTest, AKeyActsWithItsScopeAndAChangedScopeReplacesTheOld) {
+  Registry registry;
+  store::ApiKeyRecord key{"key-1", "app", sha256_hex("sk-1"), 0};
+  key.scope = store::KeyScope::Inference;
+  registry.add_api_key(key);
+  EXPECT_EQ(registry.bearer("sk-1"), Registry::Bearer::Inference);
+  key.scope = store::KeyScope::Admin;
+  registry.add_api_key(key);
+  EXPECT_EQ(registry.bearer("sk-1"), Registry::Bearer::Admin);
+  EXPECT_EQ(registry.bearer_owner("sk-1"), "key-1") << "an admin-scoped key is still metered";
+  ASSERT_NE(registry.api_key("key-1"), nullptr);
+  EXPECT_EQ(registry.api_key("key-1")->scope, store::KeyScope::Admin);
+  registry.remove_api_key("key-1");
+  EXPECT_EQ(registry.bearer("sk-1"), Registry::Bearer::Unknown);
+  EXPECT_EQ(registry.api_key("key-1"), nullptr);
+}
+
 TEST(RegistryTest, AnyWorkersTokenNamesItsWorkerAndBearersNameTheirOwner) {
   Registry registry;
   registry.set_worker_token_hash("w-1", sha256_hex("secret-1"));
