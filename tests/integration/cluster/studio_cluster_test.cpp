@@ -364,6 +364,45 @@ TEST_F(StudioClusterTest, ApprovalsDeletionsAndKeysWorkWhicheverProcessARequestR
   EXPECT_EQ(on_a->wait_exit(30s), 12) << on_a->log();
 }
 
+// Issue 20: a key's usage lives in the database, so a quota holds across processes: jobs through
+// one count against the key on the other, both read the same usage, and a quota lifted through
+// one is lifted on the other.
+TEST_F(StudioClusterTest, AKeysQuotaAndUsageAreTheSameThroughEitherProcess) {
+  auto a = studio("a");
+  auto b = studio("b");
+  add_models(*a, *b);
+  auto on_b = worker("wb", *b, *b, 0);
+  const auto created =
+      a->api("POST", "/api/v1/keys",
+             json{{"name", "metered"}, {"scope", "inference"}, {"quota", {{"jobs", 2}}}}.dump());
+  ASSERT_EQ(created.status, 201) << created.body;
+  const auto key = json::parse(created.body, nullptr, false);
+  const std::string secret = key.value("key", "");
+  const std::string key_id = key.value("id", "");
+  const json body = {{"model", "synth-image"}, {"task", image_task("metered")}};
+  auto first = http_request(a->port(), "POST", "/api/v1/jobs", body.dump(), secret);
+  ASSERT_EQ(first.status, 201) << first.body;
+  auto second = http_request(b->port(), "POST", "/api/v1/jobs", body.dump(), secret);
+  ASSERT_EQ(second.status, 201) << second.body;
+  for (const auto& reply : {first, second}) {
+    const auto id = json::parse(reply.body, nullptr, false).value("id", "");
+    EXPECT_TRUE(b->wait_status(id, "done", 60s)) << b->job(id).dump() << on_b->log();
+  }
+  EXPECT_EQ(http_request(a->port(), "POST", "/api/v1/jobs", body.dump(), secret).status, 429);
+  EXPECT_EQ(http_request(b->port(), "POST", "/api/v1/jobs", body.dump(), secret).status, 429);
+  // Both processes read the same usage, run time included (metered where each job ended).
+  const auto through_a = json::parse(a->api("GET", "/api/v1/keys/" + key_id + "/usage").body);
+  const auto through_b =
+      json::parse(http_request(b->port(), "GET", "/api/v1/usage", "", secret).body);
+  EXPECT_EQ(through_a["total"]["jobs"], 2) << through_a.dump();
+  EXPECT_EQ(through_a["total"], through_b["total"]) << through_b.dump();
+  // Lifted through A, the quota is gone on B too (its key cache is told).
+  ASSERT_EQ(a->api("PATCH", "/api/v1/keys/" + key_id, R"({"quota":null})").status, 200);
+  EXPECT_TRUE(eventually([&] {
+    return http_request(b->port(), "POST", "/api/v1/jobs", body.dump(), secret).status == 201;
+  })) << "a lifted quota still holds on the other process";
+}
+
 // A worker token this process has not heard of (written to the database with no notification
 // to it, as a rotation through another process looks before its NOTIFY lands) is read from the
 // database at the WebSocket upgrade rather than refused (issue 18).
