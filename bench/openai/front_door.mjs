@@ -2,7 +2,8 @@
 // first token, the same model served directly by llama-server; run by front_door.sh. Prints
 // `<name>: <value> <unit>`. Requests alternate between the compared routes, so load and noise
 // fall on both alike.
-const { STUDIO_URL, STUDIO_KEY, SYNTH_MODEL, LLAMA_MODEL, LLAMA_DIRECT_URL } = process.env;
+const { STUDIO_URL, STUDIO_KEY, STUDIO_QUOTA_KEY, STUDIO_ADMIN, SYNTH_MODEL, LLAMA_MODEL,
+  LLAMA_DIRECT_URL } = process.env;
 const rounds = Number(process.env.ROUNDS ?? 100);
 const auth = { authorization: `Bearer ${STUDIO_KEY}`, 'content-type': 'application/json' };
 const messages = [{ role: 'user', content: 'Once upon a time' }];
@@ -16,11 +17,12 @@ async function ok(reply) {
   if (!reply.ok) throw new Error(`${reply.status} ${await reply.text()}`);
   return reply;
 }
-const native = () =>
+const nativeAs = (bearer) => () =>
   fetch(`${STUDIO_URL}/api/v1/jobs?waitMs=60000`, {
-    method: 'POST', headers: auth,
+    method: 'POST', headers: { ...auth, authorization: `Bearer ${bearer}` },
     body: JSON.stringify({ model: SYNTH_MODEL, task: { kind: 'llm', messages, maxTokens: 8 } }),
   }).then(ok).then((r) => r.json());
+const native = nativeAs(STUDIO_KEY);
 const openai = () =>
   fetch(`${STUDIO_URL}/v1/chat/completions`, {
     method: 'POST', headers: auth,
@@ -65,6 +67,28 @@ print('openai_chat_p50', pct(b, 50), 'ms');
 print('openai_chat_p99', pct(b, 99), 'ms');
 print('openai_added_latency_p50', pct(b, 50) - pct(a, 50), 'ms');
 print('openai_added_latency_p99', pct(b, 99) - pct(a, 99), 'ms');
+
+// Issue 20: a job of the admin token (not metered), of a key (metered: usage rows written in the
+// job's transactions) and of a key with a quota (metered and checked), alternating.
+if (STUDIO_QUOTA_KEY && STUDIO_ADMIN) {
+  const plain = nativeAs(STUDIO_ADMIN);
+  const quota = nativeAs(STUDIO_QUOTA_KEY);
+  await plain();
+  await quota();
+  const p = [];
+  const m = [];
+  const q = [];
+  for (let i = 0; i < rounds; i++) {
+    p.push(await timed(plain));
+    m.push(await timed(native));
+    q.push(await timed(quota));
+  }
+  print('job_unmetered_p50', pct(p, 50), 'ms');
+  print('job_metered_p50', pct(m, 50), 'ms');
+  print('job_metered_quota_p50', pct(q, 50), 'ms');
+  print('metering_added_latency_p50', pct(m, 50) - pct(p, 50), 'ms');
+  print('quota_check_added_latency_p50', pct(q, 50) - pct(m, 50), 'ms');
+}
 
 if (LLAMA_MODEL && LLAMA_DIRECT_URL) {
   const body = { messages, max_tokens: 32, temperature: 0, stream: true };

@@ -19,6 +19,8 @@ until grep -qo 'http://127.0.0.1:[0-9]*' "$DIR/server.log"; do sleep 0.1; done
 URL="$(grep -o 'http://127.0.0.1:[0-9]*' "$DIR/server.log" | head -1)"
 admin=(-sf -H "Authorization: Bearer $STUDIO_SERVER_ADMIN_TOKEN" -H 'content-type: application/json')
 KEY="$(curl "${admin[@]}" -d '{"name":"bench"}' "$URL/api/v1/keys" | node -p 'JSON.parse(require("fs").readFileSync(0)).key')"
+# A key with a quota it never reaches: what metering and the quota check add to a job's creation.
+QUOTA_KEY="$(curl "${admin[@]}" -d '{"name":"bench quota","quota":{"period":"month","jobs":1000000000,"tokens":1000000000000}}' "$URL/api/v1/keys" | node -p 'JSON.parse(require("fs").readFileSync(0)).key')"
 curl "${admin[@]}" -o /dev/null -d '{"id":"synth-llm","kind":"llm","source":{"engine":"synthetic"}}' "$URL/api/v1/models"
 LLAMA_MODEL=""
 LLAMA_DIRECT_URL=""
@@ -46,5 +48,5 @@ if [ -n "$LLAMA_MODEL" ]; then
   until grep -qo 'listening on http://127.0.0.1:[0-9]*' "$DIR/llama.log"; do sleep 0.1; done
   LLAMA_DIRECT_URL="$(grep -o 'http://127.0.0.1:[0-9]*' "$DIR/llama.log" | head -1)"
 fi
-STUDIO_URL="$URL" STUDIO_KEY="$KEY" SYNTH_MODEL=synth-llm LLAMA_MODEL="$LLAMA_MODEL" \
+STUDIO_URL="$URL" STUDIO_KEY="$KEY" STUDIO_QUOTA_KEY="$QUOTA_KEY" STUDIO_ADMIN="$STUDIO_SERVER_ADMIN_TOKEN" SYNTH_MODEL=synth-llm LLAMA_MODEL="$LLAMA_MODEL" \
   LLAMA_DIRECT_URL="$LLAMA_DIRECT_URL" node "$ROOT/bench/openai/front_door.mjs"
