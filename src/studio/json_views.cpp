@@ -14,6 +14,19 @@ std::string iso_time(std::int64_t unix_millis) {
   return format_rfc3339_millis(unix_millis);
 }
 
+std::string scoped_idempotency_key(const std::optional<std::string>& owner, std::string key) {
+  return owner && *owner != "admin" ? *owner + "/" + key : key;
+}
+
+std::optional<std::string> idempotency_key_as_sent(const store::JobRecord& job) {
+  if (!job.idempotency_key || !job.owner || *job.owner == "admin") {
+    return job.idempotency_key;
+  }
+  const std::string prefix = *job.owner + "/";
+  return job.idempotency_key->starts_with(prefix) ? job.idempotency_key->substr(prefix.size())
+                                                  : *job.idempotency_key;
+}
+
 nlohmann::json stored_json(const std::string& text) {
   auto parsed = parse_json(text, "stored JSON");
   return parsed ? std::move(*parsed) : nlohmann::json();
@@ -64,8 +77,8 @@ nlohmann::json job_json(const store::JobRecord& job,
   if (job.prompt) {
     out["prompt"] = *job.prompt;  // the full prompt the worker reported with its result
   }
-  if (job.idempotency_key) {
-    out["idempotencyKey"] = *job.idempotency_key;
+  if (auto key = idempotency_key_as_sent(job)) {
+    out["idempotencyKey"] = std::move(*key);
   }
   if (job.claimed_at) {
     out["claimedAt"] = iso_time(*job.claimed_at);

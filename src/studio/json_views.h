@@ -28,6 +28,12 @@ nlohmann::json model_json(const store::ModelRecord& model);
 // Parses a stored JSON column; null when it is not JSON (never throws).
 nlohmann::json stored_json(const std::string& text);
 std::string iso_time(std::int64_t unix_millis);
+// Idempotency keys are per owner (issue 20): an API key's job stores "<key id>/<idempotency key>",
+// so that two keys never meet each other's jobs through one; the admin token's (and older jobs)
+// store the key as sent. `scoped_idempotency_key` makes the stored form, `idempotency_key_as_sent`
+// gives back what the client sent.
+std::string scoped_idempotency_key(const std::optional<std::string>& owner, std::string key);
+std::optional<std::string> idempotency_key_as_sent(const store::JobRecord& job);
 // Compact JSON text with invalid UTF-8 replaced, never throwing.
 std::string dump(const nlohmann::json& value);
 

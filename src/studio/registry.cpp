@@ -54,7 +54,10 @@ std::vector<std::string> Registry::replace_workers(
 }
 
 Registry::Bearer Registry::bearer(std::string_view token) const {
-  const auto hash = sha256_hex(token);
+  return bearer_of_hash(sha256_hex(token));
+}
+
+Registry::Bearer Registry::bearer_of_hash(const std::string& hash) const {
   if (!admin_token_hash_.empty() && constant_time_equal(hash, admin_token_hash_)) {
     return Bearer::Admin;
   }

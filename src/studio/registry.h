@@ -52,6 +52,8 @@ class Registry {
   enum class Bearer { Unknown, Inference, Client, Admin };
   // Who presents `token`: the admin token wins over an API key with the same hash.
   Bearer bearer(std::string_view token) const;
+  // The same for a token's sha256 hex (a bearer remembered without its token).
+  Bearer bearer_of_hash(const std::string& token_hash) const;
   // Who presents `token`, as an owner is recorded: the API key's id, "admin" for the admin
   // token, nullopt for anyone else.
   std::optional<std::string> bearer_owner(std::string_view token) const;

@@ -241,7 +241,12 @@ Result<KeyBody> read_key_body(std::string_view text, std::size_t max_bytes) {
     return fail(std::move(name).error());
   }
   if (*name && (*name)->size() > 200) {
-    return fail(Error::invalid_argument("name: must be at most 200 characters"));
+    return fail(Error::invalid_argument("name: must be at most 200 bytes of UTF-8"));
+  }
+  if (*name && std::any_of((*name)->begin(), (*name)->end(), [](char c) {
+        return static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
+      })) {
+    return fail(Error::invalid_argument("name: must not hold control characters"));
   }
   key.name = std::move(*name);
   auto scope = field<std::string>(*body, "scope");

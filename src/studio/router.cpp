@@ -336,7 +336,7 @@ class Router : public net::HttpHandler {
     using Bearer = Registry::Bearer;
     const auto bearer = s_.registry().bearer(*token);
     if (bearer == Bearer::Unknown) {
-      return HttpResponse::error(401, "unauthorized", "unknown API key");
+      return HttpResponse::error(401, "unauthorized", "unknown API key or admin token");
     }
     const auto needed = spec.auth == Auth::Admin    ? Bearer::Admin
                         : spec.auth == Auth::Client ? Bearer::Client
@@ -344,12 +344,13 @@ class Router : public net::HttpHandler {
     if (bearer >= needed) {
       return std::nullopt;
     }
+    const std::string_view scope = bearer == Bearer::Client ? "client" : "inference";
     return HttpResponse::error(
         403, "forbidden",
-        needed == Bearer::Admin
-            ? "this route needs the admin token or an API key of scope admin"
-            : "this route needs an API key of scope client or admin (this key's scope is "
-              "inference)");
+        fmt::format("this route needs {} (this key's scope is {})",
+                    needed == Bearer::Admin ? "the admin token or an API key of scope admin"
+                                            : "an API key of scope client or admin",
+                    scope));
   }
 
   // The credentials that `head` presents, read again from the database into the registry; then

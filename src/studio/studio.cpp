@@ -660,8 +660,8 @@ void Studio::shutdown(std::function<void()> done) {
       socket->close(1000, "studio shutting down");
     }
   }
-  for (auto& stream : event_streams_) {
-    stream->close();
+  for (auto& subscriber : event_streams_) {
+    subscriber.stream->close();
   }
   event_streams_.clear();
   for (auto& [id, held] : held_polls_) {
@@ -697,7 +697,7 @@ void Studio::halt_threads_for_test() {
 }
 
 void Studio::add_event_stream(std::shared_ptr<net::EventStream> stream,
-                              std::optional<std::string> last_event_id) {
+                              std::optional<std::string> last_event_id, std::string bearer_hash) {
   stream->write(": connected\n\n");
   if (last_event_id) {
     // "<epoch>.<n>": replay what came after n when this process wrote it and still has it.
@@ -722,7 +722,7 @@ void Studio::add_event_stream(std::shared_ptr<net::EventStream> stream,
                       data.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)));
     }
   }
-  event_streams_.push_back(std::move(stream));
+  event_streams_.push_back({std::move(stream), std::move(bearer_hash)});
 }
 
 std::shared_ptr<Studio::HeldPoll> Studio::hold_poll(const std::string& request_id) {
@@ -906,9 +906,15 @@ void Studio::publish(std::string_view event, const std::string& data) {
 void Studio::write_event_streams(const std::string& chunk) {
   const auto n = ++last_event_n_;
   std::string with_id = fmt::format("id: {}.{}\n", event_epoch_, n) + chunk;
-  std::erase_if(event_streams_, [](const auto& stream) { return !stream->is_open(); });
-  for (auto& stream : event_streams_) {
-    stream->write(with_id);
+  std::erase_if(event_streams_, [this](const EventSubscriber& subscriber) {
+    if (!subscriber.bearer_hash.empty() &&
+        registry_.bearer_of_hash(subscriber.bearer_hash) < Registry::Bearer::Client) {
+      subscriber.stream->close();  // revoked or narrowed since it subscribed
+    }
+    return !subscriber.stream->is_open();
+  });
+  for (auto& subscriber : event_streams_) {
+    subscriber.stream->write(with_id);
   }
   recent_events_.emplace_back(n, std::move(with_id));
   if (recent_events_.size() > kRecentEvents) {

@@ -249,8 +249,12 @@ class Studio : public std::enable_shared_from_this<Studio> {
   // restart wrote its id) it gets `event: gap` (data: {"lastEventId"}) and should list jobs again.
   // Quiet streams get a `: keep-alive` comment every 15 s (net/http_connection.h).
   static constexpr std::size_t kRecentEvents = 1024;
+  // `bearer_hash`: the sha256 hex of the stream's bearer token; a stream whose bearer no longer
+  // has scope client or admin (a key deleted or narrowed to inference, an admin token rotated) is
+  // closed before the next event it would get (issue 20). Empty: never checked.
   void add_event_stream(std::shared_ptr<net::EventStream> stream,
-                        std::optional<std::string> last_event_id = std::nullopt);
+                        std::optional<std::string> last_event_id = std::nullopt,
+                        std::string bearer_hash = {});
   void publish_job(const store::JobRecord& job);
   void publish_worker(const std::string& worker_id, std::string_view state);
 
@@ -397,7 +401,11 @@ class Studio : public std::enable_shared_from_this<Studio> {
   Registry registry_;
   RateLimiter register_limiter_;
   std::unordered_multimap<std::string, std::shared_ptr<HeldPoll>> held_polls_;  // by request id
-  std::vector<std::shared_ptr<net::EventStream>> event_streams_;
+  struct EventSubscriber {
+    std::shared_ptr<net::EventStream> stream;
+    std::string bearer_hash;
+  };
+  std::vector<EventSubscriber> event_streams_;
   std::deque<std::pair<std::uint64_t, std::string>> recent_events_;  // (n, chunk with its id)
   std::uint64_t last_event_n_ = 0;
   std::int64_t event_epoch_ = 0;  // set at start: the ids' first part

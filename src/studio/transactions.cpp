@@ -6,6 +6,7 @@
 #include "common/sha256.h"
 #include "proto/codec.h"
 #include "studio/api/responses.h"
+#include "studio/json_views.h"
 
 namespace sw::studio::tx {
 
@@ -31,7 +32,8 @@ Result<std::vector<JobView>> list_job_views(store::StudioStore& store, store::Jo
     if (!cursor) {
       return fail(std::move(cursor).error());
     }
-    if (!*cursor) {
+    // Another owner's job reads as absent to a confined list, as it does to GET.
+    if (!*cursor || (filter.owner && (*cursor)->owner != filter.owner)) {
       return fail(Error::invalid_argument("before: no job {}", *before));
     }
     filter.before_seq = (*cursor)->seq;
@@ -87,7 +89,7 @@ Result<std::optional<CreatedJob>> job_of_key(store::StudioStore& store,
         Error::make(Code::Conflict,
                     "idempotencyKey \"{}\" was used for job {} with a different request "
                     "(differs in: {}); send the same request to get that job, or use a new key",
-                    *job.idempotency_key, (*existing)->id, differs));
+                    idempotency_key_as_sent(job).value_or(""), (*existing)->id, differs));
   }
   return std::optional<CreatedJob>(CreatedJob{std::move(**existing), false});
 }

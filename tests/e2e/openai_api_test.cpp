@@ -3,6 +3,13 @@
 // real client: tests/openai/client.mjs) and by plain HTTP where the client cannot show a detail.
 
 #include <gtest/gtest.h>
+#include <sys/socket.h>
+
+#include <array>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/write.hpp>
 
 #include <cstdlib>
 #include <nlohmann/json.hpp>
@@ -328,9 +335,34 @@ TEST_F(OpenAiApi, KeysAreScopedMeteredAndHeldToTheirQuota) {
   EXPECT_EQ(all.size(), 4u) << all.dump();
   EXPECT_EQ(as_client(*studio_, key, "GET", "/api/v1/events").status, 403);
 
+  // Idempotency keys are per API key: another key sending the same one gets a job of its own, not
+  // this one (nor a conflict that names it); a repeat by the same key still gets its first job.
+  json once = native;
+  once["idempotencyKey"] = "order-42";
+  const auto mine = as_client(*studio_, key, "POST", "/api/v1/jobs", once);
+  ASSERT_EQ(mine.status, 201) << mine.body;
+  EXPECT_EQ(json::parse(mine.body)["idempotencyKey"], "order-42") << "shown as sent";
+  const auto theirs = as_client(*studio_, key_, "POST", "/api/v1/jobs", once);
+  ASSERT_EQ(theirs.status, 201) << theirs.body;
+  EXPECT_NE(json::parse(theirs.body)["id"], json::parse(mine.body)["id"]);
+  const auto again = as_client(*studio_, key, "POST", "/api/v1/jobs", once);
+  EXPECT_EQ(again.status, 200) << again.body;
+  EXPECT_EQ(json::parse(again.body)["id"], json::parse(mine.body)["id"]);
+  // Another key's job is no cursor for a confined list either.
+  EXPECT_EQ(as_client(*studio_, key, "GET", "/api/v1/jobs?before=" + other_id).status, 400);
+
+  // A quota PATCH merges: the period and the other limits stay.
+  auto merged = studio_->api("PATCH", "/api/v1/keys/" + key_id,
+                             R"({"quota":{"period":"month","jobs":100,"tokens":1000}})");
+  ASSERT_EQ(merged.status, 200) << merged.body;
+  merged =
+      studio_->api("PATCH", "/api/v1/keys/" + key_id, R"({"quota":{"jobs":50,"tokens":null}})");
+  ASSERT_EQ(merged.status, 200) << merged.body;
+  EXPECT_EQ(json::parse(merged.body)["quota"], json({{"period", "month"}, {"jobs", 50}}));
+
   // /metrics: every key's totals, named by id.
   const auto metrics = sw::testing::http_request(studio_->port(), "GET", "/metrics").body;
-  EXPECT_NE(metrics.find("studio_api_key_jobs_total{key=\"" + key_id + "\"} 3"), std::string::npos)
+  EXPECT_NE(metrics.find("studio_api_key_jobs_total{key=\"" + key_id + "\"} 4"), std::string::npos)
       << metrics;
   EXPECT_NE(metrics.find("studio_api_key_tokens_total{key=\"" + key_id + "\",direction=\"in\"}"),
             std::string::npos);
@@ -343,12 +375,71 @@ TEST_F(OpenAiApi, KeysAreScopedMeteredAndHeldToTheirQuota) {
            {R"({"quota":{"jobs":-1}})", "quota.jobs"},
            {R"({"quota":{}})", "quota"},
            {R"({"quota":{"period":"week","jobs":1}})", "quota.period"},
-           {R"({"owner":"x"})", "owner"}}) {
+           {R"({"owner":"x"})", "owner"},
+           {"{\"name\":\"a\\u001b[31m\"}", "name"}}) {
     const auto reply = studio_->api("POST", "/api/v1/keys", body);
     EXPECT_EQ(reply.status, 400) << body;
     EXPECT_TRUE(json::parse(reply.body, nullptr, false).value("message", "").starts_with(named))
         << body << " → " << reply.body;
   }
+
+  // A deleted key's usage stays readable for the bill.
+  ASSERT_EQ(studio_->api("DELETE", "/api/v1/keys/" + key_id).status, 200);
+  const auto after = studio_->api("GET", "/api/v1/keys/" + key_id + "/usage");
+  ASSERT_EQ(after.status, 200) << after.body;
+  EXPECT_EQ(json::parse(after.body)["key"]["deleted"], true);
+  EXPECT_EQ(json::parse(after.body)["total"]["jobs"], 4);
+}
+
+// Issue 20: an event stream ends once its key is deleted: it does not go on showing every job.
+TEST_F(OpenAiApi, AnEventStreamEndsWhenItsKeyIsRevoked) {
+  const auto created =
+      json::parse(studio_->api("POST", "/api/v1/keys", R"({"name":"dashboard"})").body);
+  const std::string key = created.value("key", "");
+  const std::string key_id = created.value("id", "");
+  const json native = {
+      {"model", "synth-llm"},
+      {"task", {{"kind", "llm"}, {"messages", {{{"role", "user"}, {"content", "hi"}}}}}}};
+
+  // The stream, read on a plain socket: each read returns within a second.
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::socket socket(io);
+  socket.connect({boost::asio::ip::make_address("127.0.0.1"), studio_->port()});
+  timeval limit{1, 0};
+  ::setsockopt(socket.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
+  boost::asio::write(socket, boost::asio::buffer("GET /api/v1/events HTTP/1.1\r\nHost: x\r\n"
+                                                 "Authorization: Bearer " +
+                                                 key + "\r\n\r\n"));
+  std::string seen;
+  bool closed = false;
+  const auto read_until = [&](const std::string& wanted) {
+    const auto deadline = std::chrono::steady_clock::now() + 30s;
+    std::array<char, 4096> chunk{};
+    while (seen.find(wanted) == std::string::npos && !closed &&
+           std::chrono::steady_clock::now() < deadline) {
+      boost::system::error_code ec;
+      const auto n = socket.read_some(boost::asio::buffer(chunk), ec);
+      if (ec == boost::asio::error::would_block || ec == boost::asio::error::try_again) continue;
+      if (ec) {
+        closed = true;
+        break;
+      }
+      seen.append(chunk.data(), n);
+    }
+    return seen.find(wanted) != std::string::npos;
+  };
+  ASSERT_TRUE(read_until(": connected")) << seen;
+  // Events flow while the key is valid…
+  const auto first = as_client(*studio_, key_, "POST", "/api/v1/jobs", native);
+  ASSERT_EQ(first.status, 201) << first.body;
+  ASSERT_TRUE(read_until(json::parse(first.body).value("id", ""))) << seen;
+  ASSERT_EQ(studio_->api("DELETE", "/api/v1/keys/" + key_id).status, 200);
+  // …and the next event after the delete ends the stream instead of reaching it.
+  const auto later = as_client(*studio_, key_, "POST", "/api/v1/jobs", native);
+  ASSERT_EQ(later.status, 201) << later.body;
+  const auto later_id = json::parse(later.body).value("id", "");
+  EXPECT_FALSE(read_until(later_id)) << seen;
+  EXPECT_TRUE(closed) << "the stream of a deleted key is still open";
 }
 
 }  // namespace

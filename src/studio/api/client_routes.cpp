@@ -4,6 +4,7 @@
 
 #include "common/clock.h"
 #include "common/secrets.h"
+#include "common/sha256.h"
 #include "proto/codec.h"
 #include "proto/mime.h"
 #include "rules/engine_rules.h"
@@ -268,8 +269,10 @@ class ClientRoutes::Impl {
     auto stream = responder.start_stream("text/event-stream");
     if (stream) {
       const auto* last = request.header("Last-Event-ID");
+      const auto token = request.bearer_token();
       s_.add_event_stream(std::move(stream),
-                          last != nullptr ? std::optional<std::string>(*last) : std::nullopt);
+                          last != nullptr ? std::optional<std::string>(*last) : std::nullopt,
+                          token ? sha256_hex(*token) : std::string());
     }
   }
 

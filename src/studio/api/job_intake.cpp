@@ -6,6 +6,7 @@
 #include "proto/codec.h"
 #include "rules/engine_rules.h"
 #include "studio/db_worker.h"
+#include "studio/json_views.h"
 #include "studio/studio.h"
 #include "studio/uploads.h"
 
@@ -49,7 +50,9 @@ Result<NewJob> prepare_job(const Studio& studio, JobBody body, std::optional<std
   job.asset_name = body.asset_name.value_or("");
   job.priority = static_cast<int>(body.priority.value_or(0));
   job.max_attempts = static_cast<int>(body.max_attempts.value_or(config.default_max_attempts));
-  job.idempotency_key = std::move(body.idempotency_key);
+  if (body.idempotency_key) {
+    job.idempotency_key = scoped_idempotency_key(owner, std::move(*body.idempotency_key));
+  }
   job.created_at = studio.unix_millis();
   job.owner = std::move(owner);
   return NewJob{std::move(job), std::move(body.task), model.source};

@@ -90,6 +90,12 @@ json usage_answer(const store::ApiKeyRecord& key, const std::vector<store::KeyUs
   return out;
 }
 
+// Who acts, for the log: the acting key's id, or "admin" for the admin token.
+std::string actor_of(const Studio& studio, const HttpRequest& request) {
+  const auto token = request.bearer_token();
+  return (token ? studio.registry().bearer_owner(*token) : std::nullopt).value_or("unknown");
+}
+
 }  // namespace
 
 void KeyRoutes::handle(RouteId id, HttpRequest request, const std::vector<std::string>& p,
@@ -98,7 +104,7 @@ void KeyRoutes::handle(RouteId id, HttpRequest request, const std::vector<std::s
     case RouteId::KeysList: return list(responder);
     case RouteId::KeysCreate: return create(request, responder);
     case RouteId::KeyPatch: return patch(request, p[0], responder);
-    case RouteId::KeyDelete: return remove(p[0], responder);
+    case RouteId::KeyDelete: return remove(request, p[0], responder);
     case RouteId::KeyUsage: return usage(request, p[0], responder);
     case RouteId::OwnUsage: {
       const auto token = request.bearer_token();
@@ -148,12 +154,15 @@ void KeyRoutes::create(const HttpRequest& request, const net::Responder& respond
         SW_TRY(st.insert_api_key(record));
         return true;
       },
-      [this, responder, record, key](Result<bool> stored) {
+      [this, responder, record, key, by = actor_of(s_, request)](Result<bool> stored) {
         if (!stored) {
           responder.send(error_response(stored.error()));
           return;
         }
         s_.registry().add_api_key(record);
+        logger().info("api_key.created", {{"key_id", record.id},
+                                          {"scope", std::string(store::to_string(record.scope))},
+                                          {"by", by}});
         auto answer = key_json(record);
         answer["key"] = key;  // the only time it is shown
         responder.send(ok_json(answer, 201));
@@ -162,14 +171,28 @@ void KeyRoutes::create(const HttpRequest& request, const net::Responder& respond
 
 void KeyRoutes::patch(const HttpRequest& request, const std::string& id,
                       const net::Responder& responder) {
-  auto body = read_key_body(request.body, s_.config().json_body_limit);
+  // The quota merges into the key's (RFC 7386, as PATCH on a model: a member replaces, null
+  // removes, `"quota": null` removes the quota); name and scope replace. The merged key is checked
+  // whole, as POST checks a new one.
+  auto object = parse_object(request.body, true, s_.config().json_body_limit);
+  if (!object) {
+    responder.send(invalid("invalid_request", object.error().message));
+    return;
+  }
+  std::optional<json> quota_patch;
+  if (const auto it = object->find("quota"); it != object->end()) {
+    quota_patch = *it;
+    object->erase(it);
+  }
+  auto body = read_key_body(object->dump(), s_.config().json_body_limit);
   if (!body) {
     responder.send(invalid("invalid_request", body.error().message));
     return;
   }
+  const auto limit = s_.config().json_body_limit;
   s_.database().call<std::optional<store::ApiKeyRecord>>(
-      [id, change = std::move(*body)](
-          store::StudioStore& st) -> Result<std::optional<store::ApiKeyRecord>> {
+      [id, change = std::move(*body), quota_patch,
+       limit](store::StudioStore& st) -> Result<std::optional<store::ApiKeyRecord>> {
         auto keys = st.list_api_keys();
         if (!keys) {
           return fail(std::move(keys).error());
@@ -182,16 +205,30 @@ void KeyRoutes::patch(const HttpRequest& request, const std::string& id,
         auto key = *it;
         if (change.name) key.name = *change.name;
         if (change.scope) key.scope = *change.scope;
-        if (change.quota) key.quota = *change.quota;
+        if (quota_patch) {
+          json merged = nullptr;
+          if (!quota_patch->is_null()) {
+            merged = key.quota ? quota_json(key.quota) : json::object();
+            merged.merge_patch(*quota_patch);
+          }
+          auto quota = read_key_body(json{{"quota", merged}}.dump(), limit);
+          if (!quota) {
+            return fail(std::move(quota).error());
+          }
+          key.quota = quota->quota.value_or(std::nullopt);
+        }
         auto updated = st.update_api_key(key);
         if (!updated) {
           return fail(std::move(updated).error());
         }
         return *updated ? std::optional(key) : std::nullopt;
       },
-      [this, responder, id](Result<std::optional<store::ApiKeyRecord>> key) {
+      [this, responder, id,
+       by = actor_of(s_, request)](Result<std::optional<store::ApiKeyRecord>> key) {
         if (!key) {
-          responder.send(error_response(key.error()));
+          responder.send(key.error().code == Code::InvalidArgument
+                             ? invalid("invalid_request", key.error().message)
+                             : error_response(key.error()));
           return;
         }
         if (!*key) {
@@ -199,14 +236,18 @@ void KeyRoutes::patch(const HttpRequest& request, const std::string& id,
           return;
         }
         s_.registry().add_api_key(**key);
+        logger().info(
+            "api_key.changed",
+            {{"key_id", id}, {"scope", std::string(store::to_string((*key)->scope))}, {"by", by}});
         responder.send(ok_json(key_json(**key)));
       });
 }
 
-void KeyRoutes::remove(const std::string& id, const net::Responder& responder) {
+void KeyRoutes::remove(const HttpRequest& request, const std::string& id,
+                       const net::Responder& responder) {
   s_.database().call<bool>(
       [id](store::StudioStore& st) { return st.delete_api_key(id); },
-      [this, responder, id](Result<bool> deleted) {
+      [this, responder, id, by = actor_of(s_, request)](Result<bool> deleted) {
         if (!deleted) {
           responder.send(error_response(deleted.error()));
           return;
@@ -216,6 +257,7 @@ void KeyRoutes::remove(const std::string& id, const net::Responder& responder) {
           return;
         }
         s_.registry().remove_api_key(id);
+        logger().info("api_key.deleted", {{"key_id", id}, {"by", by}});
         responder.send(ok_json({{"deleted", id}}));
       });
 }
@@ -232,25 +274,41 @@ void KeyRoutes::usage(const HttpRequest& request, const std::string& id,
       return;
     }
   }
+  // A deleted key's usage stays readable (its jobs may have been billed): it answers as long as
+  // usage rows remain, with `deleted: true`.
   const auto* known = s_.registry().api_key(id);
-  if (known == nullptr) {
+  if (known == nullptr && !valid_id(id)) {
     responder.send(HttpResponse::error(404, "not_found", "no key " + id));
     return;
+  }
+  store::ApiKeyRecord key;
+  key.id = id;
+  if (known != nullptr) {
+    key = *known;
   }
   const auto now = s_.unix_millis();
   const auto first_shown = store::utc_day(now) - days + 1;
   auto from = first_shown;
-  if (known->quota) {
-    from = std::min(from, quota_period_first_day(known->quota->period, now));
+  if (key.quota) {
+    from = std::min(from, quota_period_first_day(key.quota->period, now));
   }
   s_.database().call<std::vector<store::KeyUsageDay>>(
       [id, from](store::StudioStore& st) { return st.key_usage(id, from); },
-      [responder, key = *known, first_shown, now](Result<std::vector<store::KeyUsageDay>> rows) {
+      [responder, key, deleted = known == nullptr, first_shown,
+       now](Result<std::vector<store::KeyUsageDay>> rows) {
         if (!rows) {
           responder.send(error_response(rows.error()));
           return;
         }
-        responder.send(ok_json(usage_answer(key, *rows, first_shown, now)));
+        if (deleted && rows->empty()) {
+          responder.send(HttpResponse::error(404, "not_found", "no key " + key.id));
+          return;
+        }
+        auto answer = usage_answer(key, *rows, first_shown, now);
+        if (deleted) {
+          answer["key"] = {{"id", key.id}, {"deleted", true}};
+        }
+        responder.send(ok_json(answer));
       });
 }
 

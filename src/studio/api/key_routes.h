@@ -33,7 +33,8 @@ class KeyRoutes {
   void create(const net::HttpRequest& request, const net::Responder& responder);
   void patch(const net::HttpRequest& request, const std::string& id,
              const net::Responder& responder);
-  void remove(const std::string& id, const net::Responder& responder);
+  void remove(const net::HttpRequest& request, const std::string& id,
+              const net::Responder& responder);
   void usage(const net::HttpRequest& request, const std::string& id,
              const net::Responder& responder);
 

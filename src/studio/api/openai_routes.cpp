@@ -26,9 +26,17 @@ namespace oa = openai;
 namespace {
 
 HttpResponse openai_error(int status, std::string_view code, std::string_view message) {
-  auto response = HttpResponse::json(
-      status,
-      oa::error_json(status, code, message).dump(-1, ' ', false, json::error_handler_t::replace));
+  // OpenAI's own codes where a client may look for them: a bad key is invalid_api_key, a spent
+  // quota is type and code insufficient_quota.
+  if (status == 401 && code == "unauthorized") {
+    code = "invalid_api_key";
+  }
+  auto body = oa::error_json(status, code, message);
+  if (code == "insufficient_quota") {
+    body["error"]["type"] = "insufficient_quota";
+  }
+  auto response =
+      HttpResponse::json(status, body.dump(-1, ' ', false, json::error_handler_t::replace));
   // OpenAI's clients retry 5xx (twice, by default) unless told not to: a job that failed after
   // the studio's own attempts, or that no connected worker can serve, would only run again (or
   // wait again) as a new job. They retry 429 too: a spent quota stays spent until its period
