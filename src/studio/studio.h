@@ -201,6 +201,9 @@ class Studio : public std::enable_shared_from_this<Studio> {
   // in memory already (an OpenAI-style multipart transcription request).
   void store_upload(std::string bytes, std::string content_type, std::string filename,
                     std::string owner, std::function<void(Result<store::UploadRecord>)> done);
+  // Deletes an upload no job took, row then file (a route that stored an input for a job it then
+  // could not create: a refused quota, a bad request). Failures are logged only.
+  void discard_upload(const std::string& id);
   // The URL a job's input field names the upload by, and workers fetch it from:
   // `<config.public_url>/graphics/api/uploads/<id>`, or without public_url `http://` + the
   // request's Host header (only right when workers reach the studio at the address the client

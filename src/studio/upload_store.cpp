@@ -9,6 +9,7 @@
 #include "common/log.h"
 #include "studio/db_worker.h"
 #include "studio/studio.h"
+#include "studio/transactions.h"
 #include "studio/uploads.h"
 
 namespace sw::studio {
@@ -87,6 +88,26 @@ void Studio::store_upload(std::string bytes, std::string content_type, std::stri
           });
     });
   });
+}
+
+void Studio::discard_upload(const std::string& id) {
+  db_->call<store::UploadRecord>(
+      [id](store::StudioStore& st) { return tx::delete_upload(st, id); },
+      [weak = weak_from_this(), id](Result<store::UploadRecord> deleted) {
+        auto self = weak.lock();
+        if (!self) {
+          return;
+        }
+        if (!deleted) {
+          logger().warn("upload.discard_failed",
+                        {{"upload_id", id}, {"error", deleted.error().message}});
+          return;
+        }
+        boost::asio::post(*self->blocking_, [dir = self->uploads_dir(), id] {
+          (void)uploads::remove_upload_file(dir, id);
+        });
+        logger().info("upload.discarded", {{"upload_id", id}});
+      });
 }
 
 std::string Studio::upload_url(const net::HttpRequest& request, const std::string& id) const {

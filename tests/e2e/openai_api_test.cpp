@@ -302,6 +302,18 @@ TEST_F(OpenAiApi, KeysAreScopedMeteredAndHeldToTheirQuota) {
   refused = as_client(*studio_, key, "POST", "/api/v1/jobs", native);
   EXPECT_EQ(refused.status, 429) << refused.body;
   EXPECT_EQ(json::parse(refused.body, nullptr, false)["error"], "quota_exceeded");
+  // A refused transcription leaves no upload behind (its file was stored before the check).
+  const std::string form =
+      "--B\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nsynth-audio_stt\r\n"
+      "--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n"
+      "Content-Type: audio/wav\r\n\r\nRIFF-not-really-audio\r\n--B--\r\n";
+  refused = sw::testing::http_request(studio_->port(), "POST", "/v1/audio/transcriptions", form,
+                                      key, "multipart/form-data; boundary=B");
+  EXPECT_EQ(refused.status, 429) << refused.body;
+  const auto uploads = studio_->data_dir() / "uploads";
+  EXPECT_TRUE(eventually([&] {
+    return !std::filesystem::exists(uploads) || std::filesystem::is_empty(uploads);
+  })) << "the refused request's upload is still on disk";
 
   // The key reads its own usage; the admin reads any key's.
   auto usage = json::parse(as_client(*studio_, key, "GET", "/api/v1/usage").body);

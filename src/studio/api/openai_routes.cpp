@@ -89,14 +89,21 @@ class Call : public std::enable_shared_from_this<Call> {
   oa::TranscriptFormat transcript_format = oa::TranscriptFormat::Json;
   std::string public_base;  // for image `url` answers
   std::optional<std::string> owner;  // Registry::bearer_owner of the request
+  // An upload this request stored as the job's input (a transcription's file): discarded when no
+  // job is created to take it.
+  std::optional<std::string> input_upload;
 
   void submit(JobBody body) {
     auto job = prepare_job(s_, std::move(body), owner);
     if (!job) {
+      drop_input();
       responder_.send(refusal(job.error()));
       return;
     }
     submit_job(s_, std::move(*job), [self = shared_from_this()](Result<tx::CreatedJob> stored) {
+      if (!stored || stored->refused) {
+        self->drop_input();
+      }
       if (!stored) {
         self->responder_.send(refusal(stored.error()));
         return;
@@ -113,6 +120,13 @@ class Call : public std::enable_shared_from_this<Call> {
   }
 
  private:
+  void drop_input() {
+    if (input_upload) {
+      s_.discard_upload(*input_upload);
+      input_upload.reset();
+    }
+  }
+
   void start(const store::JobRecord& record) {
     job_id_ = record.id;
     created_ = record.created_at / 1000;
@@ -533,6 +547,7 @@ class OpenAiRoutes::Impl {
           auto call = std::make_shared<Call>(s_, responder, Answer::Transcript, request.model);
           call->transcript_format = request.format;
           call->owner = owner;
+          call->input_upload = stored->id;
           call->submit(JobBody{.model = request.model, .task = proto::Task{std::move(request.params)}});
         });
   }
