@@ -39,6 +39,16 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     auto again = sw::proto::decode_task(sw::proto::encode(job->task));
     if (!again || !(*again == job->task)) std::abort();
   }
+  // POST/PATCH /api/v1/keys (issue 20): an accepted quota has a limit, none negative.
+  if (auto key = sw::studio::read_key_body(text, kBodyLimit)) {
+    if (key->quota && *key->quota) {
+      const auto& q = **key->quota;
+      if (!q.jobs && !q.tokens && !q.seconds) std::abort();
+      for (const auto& limit : {q.jobs, q.tokens, q.seconds}) {
+        if (limit && *limit < 0) std::abort();
+      }
+    }
+  }
   // The small bodies: {name} for a client key, {reason} for a rejection (empty means {}).
   if (auto body = sw::studio::parse_object(text, true, kBodyLimit)) {
     if (!body->is_object()) std::abort();

@@ -149,38 +149,6 @@ std::optional<JobStatus> parse_job_status(std::string_view text) {
   return std::nullopt;
 }
 
-std::string_view to_string(KeyScope scope) {
-  switch (scope) {
-    case KeyScope::Inference: return "inference";
-    case KeyScope::Client: return "client";
-    case KeyScope::Admin: return "admin";
-  }
-  return "inference";
-}
-
-std::optional<KeyScope> parse_key_scope(std::string_view text) {
-  for (auto scope : {KeyScope::Inference, KeyScope::Client, KeyScope::Admin}) {
-    if (to_string(scope) == text) {
-      return scope;
-    }
-  }
-  return std::nullopt;
-}
-
-std::string_view to_string(QuotaPeriod period) {
-  return period == QuotaPeriod::Month ? "month" : "day";
-}
-
-std::optional<QuotaPeriod> parse_quota_period(std::string_view text) {
-  if (text == "day") {
-    return QuotaPeriod::Day;
-  }
-  if (text == "month") {
-    return QuotaPeriod::Month;
-  }
-  return std::nullopt;
-}
-
 KeyUsage& KeyUsage::operator+=(const KeyUsage& other) {
   jobs += other.jobs;
   tokens_in += other.tokens_in;

@@ -13,6 +13,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/error.h"
@@ -165,16 +166,37 @@ struct JobFilter {
 // What a client API key may do (issue 20). Inference: run jobs (native and OpenAI routes), its
 // uploads, read the model list. Client: also the model registry (studio-server.md's client API;
 // the default, as keys were before scopes). Admin: every route the admin token opens.
+// (Inline: the request-body readers, fuzzed without the store, parse them too.)
 enum class KeyScope { Inference, Client, Admin };
-std::string_view to_string(KeyScope scope);
-std::optional<KeyScope> parse_key_scope(std::string_view text);
+inline std::string_view to_string(KeyScope scope) {
+  switch (scope) {
+    case KeyScope::Inference: return "inference";
+    case KeyScope::Client: return "client";
+    case KeyScope::Admin: return "admin";
+  }
+  return "inference";
+}
+inline std::optional<KeyScope> parse_key_scope(std::string_view text) {
+  for (auto scope : {KeyScope::Inference, KeyScope::Client, KeyScope::Admin}) {
+    if (to_string(scope) == text) {
+      return scope;
+    }
+  }
+  return std::nullopt;
+}
 
 // Optional limits on a key's use per UTC calendar day or month (issue 20); a limit that is absent
 // does not apply. A key at or over any of its limits is refused new jobs (429) until the period
 // turns.
 enum class QuotaPeriod { Day, Month };
-std::string_view to_string(QuotaPeriod period);
-std::optional<QuotaPeriod> parse_quota_period(std::string_view text);
+inline std::string_view to_string(QuotaPeriod period) {
+  return period == QuotaPeriod::Month ? "month" : "day";
+}
+inline std::optional<QuotaPeriod> parse_quota_period(std::string_view text) {
+  if (text == "day") return QuotaPeriod::Day;
+  if (text == "month") return QuotaPeriod::Month;
+  return std::nullopt;
+}
 struct KeyQuota {
   QuotaPeriod period = QuotaPeriod::Day;
   std::optional<std::int64_t> jobs;     // jobs created
