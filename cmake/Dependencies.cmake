@@ -9,6 +9,8 @@ find_package(spdlog REQUIRED)
 find_package(tl-expected REQUIRED)
 find_package(CLI11 REQUIRED)
 find_package(PNG REQUIRED)
+# zlib (zlib1g-dev, which libpng-dev depends on): the dashboard test inflates what the studio gzipped.
+find_package(ZLIB REQUIRED)
 find_package(GIF 5 REQUIRED)
 find_package(CURL 7.88 REQUIRED)
 # filesystem: Boost.Process v2 (1.81) spells paths as boost::filesystem::path.

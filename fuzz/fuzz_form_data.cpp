@@ -1,6 +1,7 @@
 // The result upload's multipart parser: the first line is the Content-Type header value, the
 // rest the body. Every part it returns must lie inside the body it was given, and feeding the
-// body in pieces (as the upload route does while it streams) must give the same parts.
+// body in pieces (as the upload route does while it streams) must give the same parts. The first
+// line also goes through HttpRequest::accepts_encoding.
 #include <cstdint>
 #include <cstdlib>
 #include <string>
@@ -33,6 +34,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const auto content_type = input.substr(0, newline);
   const auto body =
       newline == std::string_view::npos ? std::string_view() : input.substr(newline + 1);
+  // The first line is also read as an Accept-Encoding value (the dashboard's gzip choice): it
+  // must not crash, and an explicit q=0 for gzip is never acceptance.
+  sw::net::HttpRequest request;
+  request.headers.push_back({"accept-encoding", std::string(content_type)});
+  const bool gzip = request.accepts_encoding("gzip");
+  request.headers.push_back({"accept-encoding", "gzip;q=0"});
+  if (request.accepts_encoding("gzip")) std::abort();
+  (void)gzip;
   auto parts = sw::net::parse_form_data(content_type, body);
   if (parts) {
     for (const auto& part : *parts) {

@@ -34,6 +34,14 @@ unset SW_OPENAI_CLIENT_UNAVAILABLE
 # shellcheck source=/dev/null
 . "$ROOT/build/engines.env"
 
+# A real browser (Debian's chromium, driven by the pinned npm playwright-core) for the dashboard's
+# end-to-end test, or one SKIPPED line and SW_BROWSER_UNAVAILABLE (then that test's skip is
+# allowed).
+unset SW_BROWSER_UNAVAILABLE
+"$ROOT/scripts/setup-browser.sh" --env-file "$ROOT/build/engines.env"
+# shellcheck source=/dev/null
+. "$ROOT/build/engines.env"
+
 # ccache keyed independently of the checkout's path, so a fresh clone reuses earlier builds.
 export CCACHE_BASEDIR="$ROOT" CCACHE_NOHASHDIR=1
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}"

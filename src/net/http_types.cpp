@@ -1,5 +1,6 @@
 #include "net/http_types.h"
 
+#include <boost/beast/http/rfc7230.hpp>
 #include <boost/url/parse.hpp>
 #include <boost/url/url_view.hpp>
 #include <nlohmann/json.hpp>
@@ -72,6 +73,47 @@ const std::string* HttpRequest::header(std::string_view name) const {
     }
   }
   return nullptr;
+}
+
+bool HttpRequest::accepts_encoding(std::string_view coding) const {
+  bool listed = false;
+  bool refused = false;
+  for (const auto& h : headers) {
+    if (!iequals(h.name, "accept-encoding")) {
+      continue;
+    }
+    // Elements are split at commas here (no coding or q-value holds one) and only their
+    // parameters go to Beast's param_list: Beast 1.81's ext_list hands an element without
+    // parameters the previous element's ("gzip;q=0, *" gave "*" a q of 0).
+    std::string_view rest = h.value;
+    while (!rest.empty()) {
+      const auto comma = rest.find(',');
+      const auto element = trim(rest.substr(0, comma));
+      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+      const auto semicolon = element.find(';');
+      const auto name = trim(element.substr(0, semicolon));
+      if (name.empty() || (!iequals(name, coding) && name != "*")) {
+        continue;
+      }
+      bool zero = false;
+      if (semicolon != std::string_view::npos) {
+        const auto params = element.substr(semicolon);
+        for (const auto& param : boost::beast::http::param_list{params}) {
+          if (iequals(std::string_view(param.first.data(), param.first.size()), "q")) {
+            const std::string_view q(param.second.data(), param.second.size());
+            zero = q.find_first_not_of("0.") == std::string_view::npos;
+          }
+        }
+      }
+      // An entry naming the coding wins over "*".
+      if (iequals(name, coding)) {
+        (zero ? refused : listed) = true;
+      } else if (!zero) {
+        listed = true;
+      }
+    }
+  }
+  return listed && !refused;
 }
 
 std::optional<std::string> HttpRequest::query_param(std::string_view name) const {

@@ -40,6 +40,9 @@ struct HttpRequest {
   std::optional<std::string> query_param(std::string_view name) const;
   // The token of an `Authorization: Bearer <token>` header, if present.
   std::optional<std::string_view> bearer_token() const;
+  // Whether Accept-Encoding lists `coding` (or "*") with a q-value above 0 (RFC 9110 §12.5.3);
+  // false without the header. Every Accept-Encoding header counts.
+  bool accepts_encoding(std::string_view coding) const;
 };
 
 struct HttpResponse {

@@ -90,10 +90,74 @@ std::string Metrics::render(
           late_results_taken);
   counter("studio_protocol_violations_total", "Sessions ended for breaking the protocol.",
           protocol_violations);
+  out.family("studio_jobs_created_total", "counter",
+             "Jobs created through this process, per kind.");
+  for (const auto& [kind, count] : jobs_created) {
+    out.sample("studio_jobs_created_total", {{"kind", kind}}, count);
+  }
+  out.family("studio_jobs_ended_total", "counter",
+             "Jobs that reached done, failed or cancelled through this process, per kind and "
+             "status (a job failed by its run limit and then completed by a late result counts "
+             "in both).");
+  for (const auto& [key, count] : jobs_ended) {
+    out.sample("studio_jobs_ended_total", {{"kind", key.first}, {"status", key.second}}, count);
+  }
+  out.family("studio_attempts_ended_total", "counter",
+             "Attempts that ended without a result, per outcome: rejected (the worker refused "
+             "the offer), failed (the worker failed it), requeued (offer timeout, run limit, "
+             "session lost).");
+  for (const auto& [outcome, count] : attempts_ended) {
+    out.sample("studio_attempts_ended_total", {{"outcome", outcome}}, count);
+  }
   out.family("studio_offer_latency_seconds", "histogram",
              "Time from queued (or requeued) to offer sent.");
   out.histogram("studio_offer_latency_seconds", {}, kLatencyBuckets, latency_counts, latency_sum);
   return out.take();
+}
+
+nlohmann::json Metrics::snapshot(
+    const std::map<proto::TaskKind, std::size_t>& queued_per_kind,
+    const std::map<std::string, std::int64_t>& jobs_by_status, std::size_t workers_connected,
+    const std::map<std::pair<WaitClass, std::string>, std::size_t>& waiting) const {
+  using nlohmann::json;
+  json queue = json::object();
+  for (const auto& [kind, count] : queued_per_kind) {
+    queue[std::string(proto::to_string(kind))] = count;
+  }
+  json jobs = json::object();
+  for (const auto* status : {"queued", "claimed", "done", "failed", "cancelled"}) {
+    const auto it = jobs_by_status.find(status);
+    jobs[status] = it == jobs_by_status.end() ? std::int64_t{0} : it->second;
+  }
+  json waits = json::array();
+  for (const auto& [key, count] : waiting) {
+    json entry = {{"reason", std::string(to_string(key.first))}, {"count", count}};
+    if (!key.second.empty()) entry["detail"] = key.second;
+    waits.push_back(std::move(entry));
+  }
+  json ended = json::array();
+  for (const auto& [key, count] : jobs_ended) {
+    ended.push_back({{"kind", key.first}, {"status", key.second}, {"count", count}});
+  }
+  json buckets = json::array();
+  std::uint64_t cumulative = 0;
+  for (std::size_t i = 0; i < latency_counts.size(); ++i) {
+    cumulative += latency_counts[i];
+    buckets.push_back({{"le", i < kLatencyBuckets.size() ? json(kLatencyBuckets[i]) : json("+Inf")},
+                       {"count", cumulative}});
+  }
+  return {
+      {"queueDepth", std::move(queue)},
+      {"jobs", std::move(jobs)},
+      {"workersConnected", workers_connected},
+      {"waiting", std::move(waits)},
+      {"jobsCreated", jobs_created},
+      {"jobsEnded", std::move(ended)},
+      {"attemptsEnded", attempts_ended},
+      {"requeues", requeues},
+      {"offers", offers},
+      {"offerLatency",
+       {{"count", latency_count}, {"sumSeconds", latency_sum}, {"buckets", std::move(buckets)}}}};
 }
 
 std::string render_key_usage(const std::map<std::string, store::KeyUsage>& usage_by_key) {

@@ -8,6 +8,8 @@
 #include <map>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 #include "proto/types.h"
 #include "studio/scheduler.h"
 #include "studio/store/studio_store.h"
@@ -29,6 +31,10 @@ struct Metrics {
   std::uint64_t repeated_completions = 0;  // idempotent repeats acknowledged again
   std::uint64_t late_results_taken = 0;    // a result completed a job that had failed (issue 18)
   std::uint64_t protocol_violations = 0;
+  // Through this process (issue 21: the dashboard's jobs per minute and failures by reason).
+  std::map<std::string, std::uint64_t> jobs_created;                        // by kind
+  std::map<std::pair<std::string, std::string>, std::uint64_t> jobs_ended;  // by kind, status
+  std::map<std::string, std::uint64_t> attempts_ended;  // by outcome other than done
   // Per bucket, not cumulative; the last one counts the latencies above every bound.
   std::array<std::uint64_t, kLatencyBuckets.size() + 1> latency_counts{};
   std::uint64_t latency_count = 0;
@@ -43,6 +49,17 @@ struct Metrics {
                      const std::map<std::string, std::int64_t>& jobs_by_status,
                      std::size_t workers_connected,
                      const std::map<std::pair<WaitClass, std::string>, std::size_t>& waiting) const;
+
+  // The same figures as JSON (GET /api/v1/stats, for the dashboard's charts: no Prometheus text
+  // parser in the page): {"queueDepth": {kind: n}, "jobs": {status: n}, "workersConnected",
+  // "waiting": [{"reason", "detail"?, "count"}], "jobsCreated": {kind: n}, "jobsEnded":
+  // [{"kind", "status", "count"}], "attemptsEnded": {outcome: n}, "requeues", "offers",
+  // "offerLatency": {"count", "sumSeconds", "buckets": [{"le": seconds | "+Inf", "count"}]}}
+  // with cumulative bucket counts, as Prometheus's.
+  nlohmann::json snapshot(
+      const std::map<proto::TaskKind, std::size_t>& queued_per_kind,
+      const std::map<std::string, std::int64_t>& jobs_by_status, std::size_t workers_connected,
+      const std::map<std::pair<WaitClass, std::string>, std::size_t>& waiting) const;
 };
 
 // Every API key's usage since it was created (issue 20), from the database (so the same on every

@@ -7,6 +7,7 @@
 #include "studio/admin.h"
 #include "studio/api/admin_routes.h"
 #include "studio/api/client_routes.h"
+#include "studio/api/dashboard_routes.h"
 #include "studio/api/key_routes.h"
 #include "studio/api/openai_routes.h"
 #include "studio/api/responses.h"
@@ -72,6 +73,8 @@ constexpr RouteSpec kRoutes[] = {
     {"PATCH", "/api/v1/keys/:id", RouteId::KeyPatch, Auth::Admin, BodyKind::Json},
     {"GET", "/api/v1/keys/:id/usage", RouteId::KeyUsage, Auth::Admin, BodyKind::None},
     {"GET", "/api/v1/usage", RouteId::OwnUsage, Auth::Inference, BodyKind::None},
+    {"GET", "/api/v1/whoami", RouteId::WhoAmI, Auth::Inference, BodyKind::None},
+    {"GET", "/api/v1/stats", RouteId::Stats, Auth::Client, BodyKind::None},
     {"POST", "/api/v1/admin-token/rotate", RouteId::AdminTokenRotate, Auth::Admin, BodyKind::Json},
     {"GET", "/v1/models", RouteId::OpenAiModels, Auth::Inference, BodyKind::None},
     {"GET", "/v1/models/:id", RouteId::OpenAiModel, Auth::Inference, BodyKind::None},
@@ -86,6 +89,8 @@ constexpr RouteSpec kRoutes[] = {
     {"GET", "/graphics/api/uploads/:id", RouteId::UploadDownload, Auth::AnyWorker, BodyKind::None},
     {"GET", "/metrics", RouteId::Metrics, Auth::None, BodyKind::None},
     {"GET", "/healthz", RouteId::Health, Auth::None, BodyKind::None},
+    {"GET", "/", RouteId::DashboardIndex, Auth::None, BodyKind::None},
+    {"GET", "/assets/:file", RouteId::DashboardAsset, Auth::None, BodyKind::None},
 };
 
 std::vector<std::string_view> split_path(std::string_view path) {
@@ -290,14 +295,19 @@ class Router : public net::HttpHandler {
       case RouteId::KeyPatch:
       case RouteId::KeyUsage:
       case RouteId::OwnUsage:
-        return keys_.handle(id, std::move(request), matched.params, responder);
+      case RouteId::WhoAmI: return keys_.handle(id, std::move(request), matched.params, responder);
       case RouteId::UploadCreate:
       case RouteId::UploadGet:
       case RouteId::UploadDelete:
       case RouteId::UploadDownload:
         return uploads_.handle(id, std::move(request), matched.params, responder);
       case RouteId::Metrics: return metrics(responder);
+      case RouteId::Stats: return stats(responder);
       case RouteId::Health: return responder.send(ok_json({{"ok", true}}));
+      case RouteId::DashboardIndex:
+        return responder.send(dashboard::serve_file(request, "index.html"));
+      case RouteId::DashboardAsset:
+        return responder.send(dashboard::serve_file(request, matched.params[0]));
       case RouteId::OpenAiModels:
       case RouteId::OpenAiModel:
       case RouteId::OpenAiChat:
@@ -433,6 +443,19 @@ class Router : public net::HttpHandler {
           responder.send(
               HttpResponse::text(200, s_.render_metrics(c.by_status) + render_key_usage(c.by_key),
                                  "text/plain; version=0.0.4"));
+        });
+  }
+
+  // GET /api/v1/stats: /metrics's studio figures as JSON, for the dashboard's charts.
+  void stats(const net::Responder& responder) {
+    s_.database().call<std::map<std::string, std::int64_t>>(
+        [](store::StudioStore& st) { return st.count_jobs_by_status(); },
+        [this, responder](Result<std::map<std::string, std::int64_t>> counts) {
+          if (!counts) {
+            responder.send(api::error_response(counts.error()));
+            return;
+          }
+          responder.send(ok_json(s_.metrics_snapshot(*counts)));
         });
   }
 

@@ -195,6 +195,7 @@ void Studio::welcome(const std::shared_ptr<WorkerSession>& session, proto::Hello
                 "a newer session for this worker connected");
   }
   session->welcomed_ = true;
+  session->welcomed_at_ = unix_millis();
   session->order_ = ++next_session_order_;
   session->capabilities_ = std::move(hello.capabilities);
   sessions_[session->worker_id_] = session;
@@ -267,6 +268,7 @@ void Studio::revoke_worker(const std::string& worker_id, const std::string& mess
 void Studio::handle_heartbeat(const std::shared_ptr<WorkerSession>& session,
                               proto::Heartbeat beat) {
   session->capabilities_ = std::move(beat.capabilities);
+  session->last_heartbeat_at_ = unix_millis();
   session->reported_job_ = std::move(beat.current_job_id);
   session->reported_jobs_.clear();
   if (session->capacity_ && beat.capacity) {

@@ -517,6 +517,9 @@ void Studio::release(const std::string& job_id, std::string error, store::Attemp
   const auto outcome = jobs::judge_release(job.record, ended.outcome, count_attempt, terminal);
   const bool exhausted = outcome.fail;
   ended.outcome = outcome.attempt;
+  if (ended.outcome != store::AttemptOutcome::Done) {
+    ++metrics_.attempts_ended[std::string(store::to_string(ended.outcome))];
+  }
   const std::string holder = job.holder;
   const auto now = unix_millis();
   write_release(job_id, holder, attempts, error, exhausted, now, std::move(ended),
@@ -747,6 +750,14 @@ std::string Studio::render_metrics(
                          scheduler_.waiting_counts(steady_now()));
 }
 
+nlohmann::json Studio::metrics_snapshot(
+    const std::map<std::string, std::int64_t>& counts_by_status) const {
+  auto out = metrics_.snapshot(scheduler_.queued_per_kind(), counts_by_status, sessions_.size(),
+                               scheduler_.waiting_counts(steady_now()));
+  out["at"] = iso_time(unix_millis());
+  return out;
+}
+
 std::optional<Studio::ConnectedWorker> Studio::connected_worker(
     const std::string& worker_id) const {
   const auto it = sessions_.find(worker_id);
@@ -754,7 +765,10 @@ std::optional<Studio::ConnectedWorker> Studio::connected_worker(
     return std::nullopt;
   }
   const auto& session = *it->second;
-  ConnectedWorker out{proto::encode(session.capabilities_), std::nullopt, {}};
+  ConnectedWorker out;
+  out.capabilities_json = proto::encode(session.capabilities_);
+  out.connected_at = session.welcomed_at_;
+  if (session.last_heartbeat_at_ != 0) out.last_heartbeat_at = session.last_heartbeat_at_;
   // Oldest first, as the worker names them; then any offered since its last heartbeat.
   for (const auto& id : session.reported_jobs_) {
     if (session.jobs_.contains(id)) out.job_ids.push_back(id);
@@ -775,6 +789,7 @@ std::optional<std::string> Studio::waiting_reason(const std::string& job_id) con
 
 void Studio::job_created(const store::JobRecord& record) {
   logger().debug("job.created", {{"job_id", record.id}, {"model", record.model}});
+  ++metrics_.jobs_created[std::string(proto::to_string(record.kind))];
   publish_job(record);
   if (auto active = make_active_job(record)) {
     enqueue(std::move(*active));
@@ -784,6 +799,7 @@ void Studio::job_created(const store::JobRecord& record) {
 void Studio::job_created(const store::JobRecord& record, proto::Task task,
                          proto::ModelSource source) {
   logger().debug("job.created", {{"job_id", record.id}, {"model", record.model}});
+  ++metrics_.jobs_created[std::string(proto::to_string(record.kind))];
   publish_job(record);
   enqueue(make_active_job(record, std::move(task), std::move(source)));
 }
@@ -838,6 +854,11 @@ void Studio::cancel_job(const std::string& id,
 
 void Studio::publish_job(const store::JobRecord& job) {
   job_ended_for_uploads(job);
+  if (job.status == store::JobStatus::Done || job.status == store::JobStatus::Failed ||
+      job.status == store::JobStatus::Cancelled) {
+    ++metrics_.jobs_ended[{std::string(proto::to_string(job.kind)),
+                           std::string(store::to_string(job.status))}];
+  }
   // Always, streams or not: a client that reconnects with Last-Event-ID gets what it missed.
   publish("job", job_event_json(job));
   if (const auto watchers = job_watchers_.find(job.id); watchers != job_watchers_.end()) {

@@ -81,6 +81,8 @@ class WorkerSession : public net::WebSocketHandler,
   std::string persisted_capabilities_;
   std::optional<std::string> persisted_job_;
   std::int64_t persisted_at_ = 0;
+  std::int64_t welcomed_at_ = 0;        // unix ms of its welcome (the dashboard's "since")
+  std::int64_t last_heartbeat_at_ = 0;  // unix ms of its last heartbeat, 0 before the first
   SteadyTime last_frame_{};
   // The jobs this session holds (offered or running): at most one, unless its hello announced
   // "capacity" (then as many as the worker's heartbeats leave room for).
@@ -155,12 +157,17 @@ class Studio : public std::enable_shared_from_this<Studio> {
   }
   // The Prometheus text of /metrics, with the job counts by status read from the database.
   std::string render_metrics(const std::map<std::string, std::int64_t>& counts_by_status) const;
+  // The same as JSON (Metrics::snapshot), with "at" (now, RFC 3339).
+  nlohmann::json metrics_snapshot(
+      const std::map<std::string, std::int64_t>& counts_by_status) const;
 
   // A welcomed session's live view of its worker, or nullopt when it is not connected here.
   struct ConnectedWorker {
     std::string capabilities_json;      // as last reported (hello or heartbeat)
     std::optional<std::string> job_id;  // the oldest job its session holds
     std::vector<std::string> job_ids;   // every job its session holds (feature "capacity")
+    std::int64_t connected_at = 0;      // unix ms its session was welcomed
+    std::optional<std::int64_t> last_heartbeat_at;  // unix ms; none before its first heartbeat
   };
   std::optional<ConnectedWorker> connected_worker(const std::string& worker_id) const;
   // Why a queued job waits (the scheduler's words), or nullopt.

@@ -169,6 +169,12 @@ class AdminRoutes::Impl {
             if (w.last_seen_at) {
               item["lastSeenAt"] = iso_time(*w.last_seen_at);
             }
+            if (live) {  // the dashboard's fleet view (issue 21)
+              item["connectedAt"] = iso_time(live->connected_at);
+              if (live->last_heartbeat_at) {
+                item["lastHeartbeatAt"] = iso_time(*live->last_heartbeat_at);
+              }
+            }
             if (live && live->job_id) {
               item["currentJobId"] = *live->job_id;
               item["jobIds"] = live->job_ids;

@@ -154,6 +154,13 @@ class ClientRoutes::Impl {
         return;
       }
     }
+    if (auto model = request.query_param("model"); model && !model->empty()) {
+      if (model->size() > 200) {
+        responder.send(invalid("invalid_request", "model: longer than 200 bytes"));
+        return;
+      }
+      filter.model = std::move(*model);
+    }
     if (auto limit = request.query_param("limit"); limit && !limit->empty()) {
       int value = 0;
       const auto [end, ec] = std::from_chars(limit->data(), limit->data() + limit->size(), value);

@@ -117,9 +117,30 @@ void KeyRoutes::handle(RouteId id, HttpRequest request, const std::vector<std::s
       }
       return usage(request, *owner, responder);
     }
+    case RouteId::WhoAmI: return who_am_i(request, responder);
     default: break;
   }
   responder.send(HttpResponse::error(404, "not_found", "no route for " + request.path));
+}
+
+void KeyRoutes::who_am_i(const HttpRequest& request, const net::Responder& responder) {
+  const auto token = request.bearer_token();
+  const auto owner = token ? s_.registry().bearer_owner(*token) : std::nullopt;
+  if (!owner) {  // the router admitted it a moment ago; a key deleted since
+    responder.send(HttpResponse::error(401, "unauthorized", "an API key is required"));
+    return;
+  }
+  if (*owner == "admin") {
+    responder.send(ok_json({{"scope", "admin"}, {"keyId", nullptr}, {"name", "admin token"}}));
+    return;
+  }
+  const auto* key = s_.registry().api_key(*owner);
+  if (key == nullptr) {
+    responder.send(HttpResponse::error(401, "unauthorized", "an API key is required"));
+    return;
+  }
+  responder.send(
+      ok_json({{"scope", store::to_string(key->scope)}, {"keyId", key->id}, {"name", key->name}}));
 }
 
 void KeyRoutes::list(const net::Responder& responder) {

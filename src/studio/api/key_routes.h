@@ -1,9 +1,10 @@
 #pragma once
 // Client API keys over HTTP (issue 20). Admin: GET/POST /api/v1/keys, PATCH and DELETE
 // /api/v1/keys/:id (name, scope, quota), GET /api/v1/keys/:id/usage?days=N (per UTC day, and the
-// quota's period so far). Any key: GET /api/v1/usage (the calling key's own). Keys are shown
-// with their id, never their secret, which only POST answers, once. Loop-thread only; holds the
-// Studio by reference (the Studio owns the router that owns this).
+// quota's period so far). Any key: GET /api/v1/usage (the calling key's own) and GET
+// /api/v1/whoami ({"scope", "keyId", "name"}: the admin token answers scope admin, keyId null).
+// Keys are shown with their id, never their secret, which only POST answers, once. Loop-thread
+// only; holds the Studio by reference (the Studio owns the router that owns this).
 
 #include <string>
 #include <vector>
@@ -29,6 +30,7 @@ class KeyRoutes {
               const net::Responder& responder);
 
  private:
+  void who_am_i(const net::HttpRequest& request, const net::Responder& responder);
   void list(const net::Responder& responder);
   void create(const net::HttpRequest& request, const net::Responder& responder);
   void patch(const net::HttpRequest& request, const std::string& id,

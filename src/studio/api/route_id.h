@@ -32,8 +32,10 @@ enum class RouteId {
   KeyPatch,  // issue 20: scope, quota, name
   KeyUsage,  // issue 20: a key's usage per day (admin)
   OwnUsage,  // issue 20: the calling key's usage and quota
+  WhoAmI,    // issue 21: the calling bearer's scope (the dashboard shows what it may do)
   AdminTokenRotate,
   Metrics,
+  Stats,  // issue 21: /metrics's figures as JSON, for the dashboard
   Health,
   // OpenAI-compatible (issue 20): openai_routes.h
   OpenAiModels,
@@ -46,6 +48,9 @@ enum class RouteId {
   UploadGet,
   UploadDelete,
   UploadDownload,
+  // The web dashboard (issue 21): dashboard_routes.h
+  DashboardIndex,
+  DashboardAsset,
 };
 
 }  // namespace sw::studio::api

@@ -408,12 +408,14 @@ Result<std::vector<JobRecord>> PgStudioStore::list_jobs(const JobFilter& filter)
   static const std::string sql = fmt::format(
       "SELECT {} FROM jobs WHERE ($1::text IS NULL OR status = $1::text) "
       "AND ($2::text IS NULL OR kind = $2::text) AND ($3::bigint IS NULL OR seq < $3::bigint) "
-      "AND ($5::text IS NULL OR owner = $5::text) ORDER BY seq DESC LIMIT $4",
+      "AND ($5::text IS NULL OR owner = $5::text) AND ($6::text IS NULL OR model = $6::text) "
+      "ORDER BY seq DESC LIMIT $4",
       kJobColumns);
   const Param status = filter.status ? Param(to_string(*filter.status)) : Param(std::nullopt);
   const Param kind = filter.kind ? Param(proto::to_string(*filter.kind)) : Param(std::nullopt);
   return collect<JobRecord>(
-      conn_.exec(sql, {status, kind, filter.before_seq, filter.limit, filter.owner}), read_job);
+      conn_.exec(sql, {status, kind, filter.before_seq, filter.limit, filter.owner, filter.model}),
+      read_job);
 }
 
 Result<std::vector<JobRecord>> PgStudioStore::active_jobs() {

@@ -581,7 +581,8 @@ Result<std::optional<JobRecord>> SqliteStudioStore::find_job_by_idempotency_key(
 Result<std::vector<JobRecord>> SqliteStudioStore::list_jobs(const JobFilter& filter) {
   static const std::string sql = fmt::format(
       "SELECT {} FROM jobs WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR kind = ?2) "
-      "AND (?3 IS NULL OR seq < ?3) AND (?5 IS NULL OR owner = ?5) ORDER BY seq DESC LIMIT ?4",
+      "AND (?3 IS NULL OR seq < ?3) AND (?5 IS NULL OR owner = ?5) AND (?6 IS NULL OR model = ?6) "
+      "ORDER BY seq DESC LIMIT ?4",
       kJobColumns);
   SW_STMT(s, sql);
   if (filter.status) {
@@ -593,6 +594,7 @@ Result<std::vector<JobRecord>> SqliteStudioStore::list_jobs(const JobFilter& fil
   s.bind(3, filter.before_seq);
   s.bind(4, filter.limit);
   s.bind(5, filter.owner);
+  s.bind(6, filter.model);
   return collect<JobRecord>(s, read_job);
 }
 

@@ -160,6 +160,7 @@ struct JobFilter {
   std::optional<proto::TaskKind> kind;
   std::optional<std::int64_t> before_seq;
   std::optional<std::string> owner;  // only this owner's jobs (issue 20)
+  std::optional<std::string> model;  // only jobs of this model id (issue 21: the dashboard)
   int limit = 50;
 };
 

@@ -275,6 +275,20 @@ TYPED_TEST_P(StudioStoreSuite, ListsPageNewestFirstWithFilters) {
   EXPECT_EQ(ok(store->list_jobs(filter)).size(), 2u);
   filter.status = JobStatus::Done;
   EXPECT_TRUE(ok(store->list_jobs(filter)).empty());
+  // By model (issue 21: the dashboard's filter), alone and with the others.
+  ASSERT_TRUE(this->raw("UPDATE jobs SET model = 'other' WHERE id IN ('j1', 'j2')"));
+  filter = JobFilter{};
+  filter.model = "other";
+  page = ok(store->list_jobs(filter));
+  ASSERT_EQ(page.size(), 2u);
+  EXPECT_EQ(page[0].id, "j2");
+  EXPECT_EQ(page[1].id, "j1");
+  filter.kind = proto::TaskKind::Image;
+  page = ok(store->list_jobs(filter));
+  ASSERT_EQ(page.size(), 1u);
+  EXPECT_EQ(page[0].id, "j1");
+  filter.model = "nothing";
+  EXPECT_TRUE(ok(store->list_jobs(filter)).empty());
 }
 
 TYPED_TEST_P(StudioStoreSuite, WorkerLogsKeepOnlyTheNewestPerWorker) {

@@ -1,0 +1,398 @@
+// Queue and jobs: submit, filter, follow live, and look at one job: its attempts, why it waits,
+// its task and its result as what it is (image, audio, video, chat text, transcript).
+import {badge, formatAgo, formatBytes, formatClock, formatTime, h, replace} from './dom.js';
+
+const STATUSES = ['queued', 'claimed', 'done', 'failed', 'cancelled'];
+const KINDS = ['image', 'llm', 'audio_tts', 'audio_stt', 'video'];
+const PAGE = 50;
+
+// "job-…85674fcbffe3": the random tail of a studio id (the full id is the cell's title).
+function shortId(id) {
+  if (!id) return '—';
+  const dash = id.indexOf('-');
+  return id.length > 20 && dash > 0 ? `${id.slice(0, dash)}-…${id.slice(-12)}` : id;
+}
+
+// The text of an llm result (OpenAI's chat.completion shape) or a transcript ({text}).
+function resultText(kind, value) {
+  if (kind === 'llm') {
+    const message = value?.choices?.[0]?.message;
+    if (typeof message?.content === 'string') return message.content;
+  }
+  if (typeof value?.text === 'string') return value.text;
+  return null;
+}
+
+export function createJobsView({api, notify, go}) {
+  // ---- the new-job form ----
+  const modelSelect = h('select', {id: 'job-model', name: 'model', required: true});
+  const fields = h('div', {class: 'fields'});
+  const formError = h('p', {class: 'error', role: 'alert'});
+  const form =
+      h('form', {class: 'card', id: 'new-job', onsubmit: submit}, h('h2', {}, 'New job'),
+        h('div', {class: 'field'},
+          h('label',
+            {for: 'job-model'
+            },
+            'Model'),
+          modelSelect),
+        fields, h('button', {type: 'submit', class: 'primary'}, 'Submit'), formError);
+  modelSelect.addEventListener('change', renderFields);
+
+  // ---- filters and list ----
+  const option = (value, label = value) => h('option', {value}, label);
+  const statusFilter =
+      h('select', {id: 'filter-status', 'aria-label': 'Status'}, option('', 'any status'),
+        STATUSES.map((s) => option(s)));
+  const kindFilter =
+      h('select', {id: 'filter-kind', 'aria-label': 'Kind'}, option('', 'any kind'),
+        KINDS.map((k) => option(k)));
+  const modelFilter =
+      h('select', {id: 'filter-model', 'aria-label': 'Model'}, option('', 'any model'));
+  for (const select of [statusFilter, kindFilter, modelFilter]) {
+    select.addEventListener('change', () => refresh());
+  }
+  const listStatus = h('p', {class: 'muted'});
+  const rows = h('tbody');
+  const more = h('button', {type: 'button', hidden: true, onclick: () => load(true)}, 'Older jobs');
+  const detail =
+      h('section', {class: 'card detail', id: 'job-detail', hidden: true, 'aria-live': 'polite'});
+
+  const el =
+      h('section', {class: 'view'}, h('div', {class: 'view-head'}, h('h1', {}, 'Queue and jobs')),
+        h('div', {class: 'split'},
+          h('div', {class: 'split-main'},
+            h('div', {class: 'filters'}, statusFilter, kindFilter, modelFilter,
+              h('button', {type: 'button', onclick: () => refresh()}, 'Refresh')),
+            listStatus,
+            h('div', {class: 'table-wrap'},
+              h('table', {class: 'table', 'aria-label': 'Jobs'},
+                h('thead', {},
+                  h('tr', {},
+                    ['Job', 'Kind', 'Model', 'Status', 'Attempts']
+                        .map((t) => h('th', {scope: 'col'}, t)),
+                    ['Created', 'Worker'].map(
+                        (t) => h('th', {scope: 'col', class: 'hide-narrow'}, t)))),
+                rows)),
+            more),
+          h('div', {class: 'split-side'}, detail, form)));
+
+  let models = [];
+  let jobs = [];
+  let shown = null;      // the job id whose detail is open
+  let objectUrl = null;  // the blob: URL of the preview shown
+  let timer = null;
+
+  async function loadModels() {
+    try {
+      ({models} = await api.get('/api/v1/models'));
+    } catch (error) {
+      formError.textContent = `Could not read the models: ${error.message}`;
+      return;
+    }
+    const chosen = modelSelect.value;
+    const enabled = models.filter((m) => m.enabled);
+    replace(modelSelect, enabled.map((m) => option(m.id, `${m.displayName || m.id} (${m.kind})`)));
+    if (enabled.some((m) => m.id === chosen)) modelSelect.value = chosen;
+    const filtered = modelFilter.value;
+    replace(modelFilter, option('', 'any model'), models.map((m) => option(m.id)));
+    modelFilter.value = filtered;
+    renderFields();
+  }
+
+  function currentKind() { return models.find((m) => m.id === modelSelect.value)?.kind; }
+
+  function input(name, label, attrs = {}) {
+    const id = `job-${name}`;
+    const control = attrs.multiline ? h('textarea', {id, name, rows: 3, required: attrs.required}) :
+                                      h('input', {
+                                        id,
+                                        name,
+                                        type: attrs.type || 'text',
+                                        value: attrs.value,
+                                        min: attrs.min,
+                                        max: attrs.max,
+                                        required: attrs.required,
+                                        accept: attrs.accept
+                                      });
+    return h('div', {class: 'field'}, h('label', {for: id
+             }, label), control);
+  }
+
+  function renderFields() {
+    const kind = currentKind();
+    const parts = [];
+    if (kind === 'image' || kind === 'video') {
+      parts.push(input('prompt', 'Prompt', {multiline: true, required: true}));
+      if (kind === 'image') {
+        parts.push(
+            h('div', {class: 'row'},
+              input('width', 'Width', {type: 'number', value: 512, min: 64, max: 2048}),
+              input('height', 'Height', {type: 'number', value: 512, min: 64, max: 2048}),
+              input('steps', 'Steps', {type: 'number', value: 20, min: 1, max: 150})));
+      }
+    } else if (kind === 'llm') {
+      parts.push(input('prompt', 'Message', {multiline: true, required: true}));
+      parts.push(
+          input('maxTokens', 'Max tokens', {type: 'number', value: 256, min: 1, max: 32768}));
+    } else if (kind === 'audio_tts') {
+      parts.push(input('text', 'Text to speak', {multiline: true, required: true}));
+    } else if (kind === 'audio_stt') {
+      parts.push(input('file', 'Audio file', {type: 'file', accept: 'audio/*', required: true}));
+    } else {
+      parts.push(h('p', {class: 'muted'}, 'Add and enable a model first (Models).'));
+    }
+    replace(fields, parts);
+  }
+
+  async function taskFromForm(kind) {
+    const value = (name) => form.elements[name]?.value;
+    const number = (name) => Number(value(name));
+    switch (kind) {
+      case 'image':
+        return {
+          kind,
+          prompt: value('prompt'),
+          width: number('width'),
+          height: number('height'),
+          steps: number('steps')
+        };
+      case 'video': return {kind, prompt: value('prompt')};
+      case 'llm':
+        return {
+          kind,
+          messages: [{role: 'user', content: value('prompt')}],
+          maxTokens: number('maxTokens')
+        };
+      case 'audio_tts': return {kind, text: value('text')};
+      case 'audio_stt': {
+        const file = form.elements.file.files[0];
+        const response = await fetch('/api/v1/uploads', {
+          method: 'POST',
+          headers: api.headers({'Content-Type': file.type || 'application/octet-stream'}),
+          body: file
+        });
+        const answer = await response.json().catch(() => ({}));
+        if (!response.ok) throw new Error(`upload: ${answer.message || response.status}`);
+        return {kind, inputUrl: answer.url};
+      }
+      default: throw new Error('model: choose a model');
+    }
+  }
+
+  async function submit(event) {
+    event.preventDefault();
+    formError.textContent = '';
+    try {
+      const task = await taskFromForm(currentKind());
+      const job = await api.post('/api/v1/jobs', {model: modelSelect.value, task});
+      notify(`Job ${job.id} submitted.`);
+      go(`#jobs/${job.id}`);
+      refresh();
+    } catch (error) {
+      formError.textContent = error.message;
+    }
+  }
+
+  async function load(older = false) {
+    const query = new URLSearchParams({limit: String(PAGE)});
+    if (statusFilter.value) query.set('status', statusFilter.value);
+    if (kindFilter.value) query.set('kind', kindFilter.value);
+    if (modelFilter.value) query.set('model', modelFilter.value);
+    if (older && jobs.length) query.set('before', jobs[jobs.length - 1].id);
+    try {
+      const answer = await api.get(`/api/v1/jobs?${query}`);
+      jobs = older ? jobs.concat(answer.jobs) : answer.jobs;
+      more.hidden = answer.jobs.length < PAGE;
+      renderList();
+    } catch (error) {
+      listStatus.textContent = `Could not read the jobs: ${error.message}`;
+      listStatus.className = 'error';
+    }
+  }
+
+  function renderList() {
+    listStatus.className = 'muted';
+    const queued = jobs.filter((j) => j.status === 'queued').length;
+    listStatus.textContent = `${jobs.length} job(s) shown, ${queued} queued.`;
+    replace(
+        rows,
+        jobs.map(
+            (job) =>
+                h('tr', {
+                  class: job.id === shown ? 'selected' : '',
+                  dataset: {job: job.id},
+                  tabindex: 0,
+                  onclick: () => go(`#jobs/${job.id}`),
+                  onkeydown: (e) => {
+                    if (e.key === 'Enter') go(`#jobs/${job.id}`);
+                  },
+                },
+                  h('td', {class: 'mono', title: job.id}, shortId(job.id)), h('td', {}, job.kind),
+                  h('td', {}, job.model),
+                  h('td', {}, badge(job.status),
+                    job.waiting ? h('div', {class: 'muted small'}, job.waiting) : null),
+                  h('td', {}, `${job.attempts}/${job.maxAttempts}`),
+                  h('td', {class: 'hide-narrow', title: formatTime(job.createdAt)},
+                    formatAgo(job.createdAt)),
+                  h('td', {class: 'mono hide-narrow', title: job.workerId || ''},
+                    shortId(job.workerId)))));
+    if (jobs.length === 0) {
+      replace(rows, h('tr', {}, h('td', {colspan: 7, class: 'muted'}, 'No job matches.')));
+    }
+  }
+
+  async function refresh() {
+    await Promise.all([loadModels(), load()]);
+    if (shown) showJob(shown);
+  }
+
+  async function showJob(id) {
+    shown = id;
+    detail.hidden = false;
+    let job;
+    try {
+      job = await api.get(`/api/v1/jobs/${encodeURIComponent(id)}`);
+    } catch (error) {
+      replace(detail, h('p', {class: 'error'}, `Job ${id}: ${error.message}`));
+      return;
+    }
+    if (shown !== id) return;
+    for (const row of rows.querySelectorAll('tr')) {
+      row.classList.toggle('selected', row.dataset.job === id);
+    }
+    const active = job.status === 'queued' || job.status === 'claimed';
+    const preview = h('div', {class: 'preview', id: 'job-preview'});
+    replace(
+        detail,
+        h('div', {class: 'view-head'}, h('h2', {class: 'mono'}, job.id),
+          h('button', {type: 'button', 'aria-label': 'Close the job', onclick: () => go('#jobs')},
+            '×')),
+        h('p', {}, badge(job.status), ` ${job.kind} · ${job.model} · priority ${job.priority}`),
+        job.waiting ? h('p', {class: 'waiting'}, h('strong', {}, 'Waiting: '), job.waiting) : null,
+        job.error ? h('p', {class: 'error'}, job.error) : null,
+        h('dl', {class: 'facts'}, h('dt', {}, 'Created'), h('dd', {}, formatTime(job.createdAt)),
+          h('dt', {}, 'Claimed'), h('dd', {}, formatTime(job.claimedAt)), h('dt', {}, 'Finished'),
+          h('dd', {}, formatTime(job.finishedAt)), h('dt', {}, 'Worker'),
+          h('dd', {class: 'mono'}, job.workerId || '—'), h('dt', {}, 'Attempts'),
+          h('dd', {}, `${job.attempts} of ${job.maxAttempts}`)),
+        active ?
+            h('button',
+              {type: 'button', class: 'danger', id: 'cancel-job', onclick: () => cancel(job.id)},
+              'Cancel job') :
+            null,
+        h('h3', {}, 'Attempts'),
+        job.attemptHistory.length ?
+            h('div', {class: 'table-wrap'},
+              h('table', {class: 'table'},
+                h('thead', {},
+                  h('tr', {},
+                    ['Worker', 'Outcome', 'Offered', 'Ended', 'Reason'].map(
+                        (t) => h('th', {scope: 'col'}, t)))),
+                h('tbody', {},
+                  job.attemptHistory.map(
+                      (a) =>
+                          h('tr', {},
+                            h('td', {class: 'mono', title: a.workerId}, shortId(a.workerId)),
+                            h('td', {}, badge(a.outcome)),
+                            h('td', {title: formatTime(a.offeredAt)}, formatClock(a.offeredAt)),
+                            h('td', {title: formatTime(a.endedAt)}, formatClock(a.endedAt)),
+                            h('td', {}, a.reason || '—')))))) :
+            h('p', {class: 'muted'}, 'Not offered yet.'),
+        job.status === 'done' ? [h('h3', {}, 'Result'), preview] : null,
+        h('details', {}, h('summary', {}, 'Task'),
+          h('pre', {class: 'code'}, JSON.stringify(job.task, null, 2))));
+    if (job.status === 'done') renderResult(job, preview);
+  }
+
+  async function renderResult(job, preview) {
+    if (objectUrl) URL.revokeObjectURL(objectUrl);
+    objectUrl = null;
+    const result = job.result || {};
+    if ('json' in result) {
+      const text = resultText(job.kind, result.json);
+      replace(
+          preview,
+          text !== null ? h('div', {class: job.kind === 'llm' ? 'chat' : 'transcript'}, text) :
+                          h('pre', {class: 'code'}, JSON.stringify(result.json, null, 2)));
+      return;
+    }
+    const type = result.contentType || '';
+    replace(preview, h('p', {class: 'muted'}, `Loading ${formatBytes(result.bytes)}…`));
+    let blob;
+    try {
+      blob = await api.blob(result.url);
+    } catch (error) {
+      replace(preview, h('p', {class: 'error'}, `Could not fetch the result: ${error.message}`));
+      return;
+    }
+    if (shown !== job.id) return;
+    objectUrl = URL.createObjectURL(blob);
+    const caption =
+        h('p', {class: 'muted small'}, `${type}, ${formatBytes(result.bytes)}, sha256 `,
+          h('span', {class: 'mono'}, String(result.sha256 || '').slice(0, 16)), '…');
+    const save =
+        h('a', {href: objectUrl, download: `${job.id}.${result.ext || 'bin'}`}, 'Download');
+    let media;
+    if (type.startsWith('image/')) {
+      media = h('img', {src: objectUrl, alt: `Result of ${job.id}`, class: 'result-image'});
+    } else if (type.startsWith('audio/')) {
+      media = h('audio', {src: objectUrl, controls: true});
+    } else if (type.startsWith('video/')) {
+      media =
+          h('video', {src: objectUrl, controls: true, loop: true, muted: true, playsinline: true});
+    } else {
+      media = h('p', {}, 'No preview for this type.');
+    }
+    replace(preview, media, caption, save);
+  }
+
+  async function cancel(id) {
+    try {
+      const job = await api.post(`/api/v1/jobs/${encodeURIComponent(id)}/cancel`, {});
+      notify(`Job ${id} is ${job.status}.`);
+    } catch (error) {
+      notify(`Could not cancel ${id}: ${error.message}`, 'error');
+    }
+    refresh();
+  }
+
+  return {
+    el,
+    refresh,
+    show([id]) {
+      if (id) {
+        showJob(id);
+      } else {
+        shown = null;
+        detail.hidden = true;
+        if (objectUrl) URL.revokeObjectURL(objectUrl);
+        objectUrl = null;
+        for (const row of rows.querySelectorAll('tr.selected')) row.classList.remove('selected');
+      }
+    },
+    tick: () => {
+      if (!el.hidden && jobs.length) renderList();
+    },
+    onEvent(name, data) {
+      if (name !== 'job' || el.hidden) return;
+      const row = jobs.find((j) => j.id === data.id);
+      if (row) {
+        Object.assign(row, {status: data.status, attempts: data.attempts, workerId: data.workerId});
+        if (data.status !== 'queued') delete row.waiting;
+      }
+      clearTimeout(timer);
+      timer = setTimeout(() => {
+        if (row)
+          renderList();
+        else
+          load();
+        if (shown === data.id) showJob(shown);
+      }, 150);
+    },
+    dispose() {
+      clearTimeout(timer);
+      if (objectUrl) URL.revokeObjectURL(objectUrl);
+    },
+  };
+}
