@@ -468,6 +468,7 @@ class HttpConnection : public Connection {
     }
     beast::flat_buffer buffer;
     while (handler() != nullptr) {
+      head_only_ = false;
       http::request_parser<http::string_body> parser;
       parser.header_limit(kHeaderLimit);
       // No limit while the headers are read (Beast would check Content-Length against its 1 MiB
@@ -501,6 +502,9 @@ class HttpConnection : public Connection {
         break;
       }
       HttpRequest head = to_request(parser.get(), remote_);
+      // RFC 9110 §9.3.2: the answer to HEAD is GET's without its content (routed as GET by
+      // the handler; every answer to it, refusals included, is written without a body).
+      head_only_ = head.method == "HEAD";
       {
         beast::error_code endpoint_ec;
         const auto peer = beast::get_lowest_layer(stream_).socket().remote_endpoint(endpoint_ec);
@@ -714,6 +718,9 @@ class HttpConnection : public Connection {
                               std::optional<std::chrono::seconds> timeout = std::nullopt) {
     auto& lowest = beast::get_lowest_layer(stream_);
     lowest.expires_after(timeout.value_or(server_->options.body_timeout));
+    if (head_only_) {
+      co_return co_await write_head_only(std::move(response), keep_alive);
+    }
     if (response.file) {
       http::file_body::value_type file;
       beast::error_code open_ec;
@@ -735,6 +742,23 @@ class HttpConnection : public Connection {
     apply_headers(res, response, keep_alive, server_->options.product);
     res.body() = std::move(response.body);
     res.prepare_payload();
+    auto [ec, n] = co_await http::async_write(stream_, res, kUseTuple);
+    lowest.expires_never();
+    co_return !ec;
+  }
+
+  // The header an answer would have, with its Content-Length, and no body (a HEAD request).
+  asio::awaitable<bool> write_head_only(HttpResponse response, bool keep_alive) {
+    auto& lowest = beast::get_lowest_layer(stream_);
+    std::uint64_t length = response.body.size();
+    if (response.file) {
+      std::error_code size_ec;
+      const auto size = std::filesystem::file_size(*response.file, size_ec);
+      length = size_ec ? 0 : size;
+    }
+    http::response<http::empty_body> res{static_cast<http::status>(response.status), 11};
+    apply_headers(res, response, keep_alive, server_->options.product);
+    res.content_length(length);
     auto [ec, n] = co_await http::async_write(stream_, res, kUseTuple);
     lowest.expires_never();
     co_return !ec;
@@ -824,6 +848,7 @@ class HttpConnection : public Connection {
   std::optional<HttpResponse> response_;
   std::optional<std::variant<Admission, HttpResponse>> admission_;
   bool streaming_ = false;
+  bool head_only_ = false;  // the request being answered is HEAD: no body is written
   bool upgraded_ = false;
   std::string stream_content_type_;
   WriteQueue stream_queue_;

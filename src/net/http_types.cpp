@@ -1,7 +1,8 @@
 #include "net/http_types.h"
 
-#include <boost/beast/http/rfc7230.hpp>
+#include <boost/url/decode_view.hpp>
 #include <boost/url/parse.hpp>
+#include <boost/url/pct_string_view.hpp>
 #include <boost/url/url_view.hpp>
 #include <nlohmann/json.hpp>
 
@@ -75,6 +76,15 @@ const std::string* HttpRequest::header(std::string_view name) const {
   return nullptr;
 }
 
+std::optional<std::string> decode_path_segment(std::string_view segment) {
+  auto encoded = boost::urls::make_pct_string_view(segment);
+  if (!encoded) {
+    return std::nullopt;
+  }
+  const auto decoded = **encoded;
+  return std::string(decoded.begin(), decoded.end());
+}
+
 bool HttpRequest::accepts_encoding(std::string_view coding) const {
   bool listed = false;
   bool refused = false;
@@ -82,27 +92,32 @@ bool HttpRequest::accepts_encoding(std::string_view coding) const {
     if (!iequals(h.name, "accept-encoding")) {
       continue;
     }
-    // Elements are split at commas here (no coding or q-value holds one) and only their
-    // parameters go to Beast's param_list: Beast 1.81's ext_list hands an element without
-    // parameters the previous element's ("gzip;q=0, *" gave "*" a q of 0).
+    // RFC 9110 §12.5.3: a comma-separated list of `coding *( OWS ";" OWS param )`, where only
+    // the weight `q=<qvalue>` means anything. Read here rather than with Beast's list parsers:
+    // this file is compiled on its own into the fuzz targets, without Beast's compiled part
+    // (and Beast 1.81's ext_list gives an element without parameters the previous element's).
     std::string_view rest = h.value;
     while (!rest.empty()) {
       const auto comma = rest.find(',');
       const auto element = trim(rest.substr(0, comma));
       rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
-      const auto semicolon = element.find(';');
-      const auto name = trim(element.substr(0, semicolon));
+      auto params = element;
+      const auto semicolon = params.find(';');
+      const auto name = trim(params.substr(0, semicolon));
       if (name.empty() || (!iequals(name, coding) && name != "*")) {
         continue;
       }
       bool zero = false;
-      if (semicolon != std::string_view::npos) {
-        const auto params = element.substr(semicolon);
-        for (const auto& param : boost::beast::http::param_list{params}) {
-          if (iequals(std::string_view(param.first.data(), param.first.size()), "q")) {
-            const std::string_view q(param.second.data(), param.second.size());
-            zero = q.find_first_not_of("0.") == std::string_view::npos;
-          }
+      params = semicolon == std::string_view::npos ? std::string_view() : params.substr(semicolon);
+      while (!params.empty()) {
+        params.remove_prefix(1);  // the ';'
+        const auto next = params.find(';');
+        const auto param = trim(params.substr(0, next));
+        params = next == std::string_view::npos ? std::string_view() : params.substr(next);
+        const auto equals = param.find('=');
+        if (equals != std::string_view::npos && iequals(trim(param.substr(0, equals)), "q")) {
+          const auto q = trim(param.substr(equals + 1));
+          zero = q.find_first_not_of("0.") == std::string_view::npos;
         }
       }
       // An entry naming the coding wins over "*".

@@ -45,6 +45,10 @@ struct HttpRequest {
   bool accepts_encoding(std::string_view coding) const;
 };
 
+// The percent-decoding of one URL path segment (RFC 3986 §2.1: "%3A" is ":"), or nullopt when
+// it holds a malformed escape. Route parameters are compared and used decoded.
+std::optional<std::string> decode_path_segment(std::string_view segment);
+
 struct HttpResponse {
   int status = 200;
   std::string content_type = "application/json";

@@ -68,6 +68,10 @@ Result<ModelBody> read_model_body(std::string_view text, const std::optional<std
     return fail(Error::invalid_argument(
         "id: must be 1 to 200 characters of letters, digits, '-', '_', '.' or ':'"));
   }
+  // A URL path cannot name them: clients (browsers included) resolve /models/.. as a parent.
+  if (model_id == "." || model_id == "..") {
+    return fail(Error::invalid_argument("id: must not be \".\" or \"..\""));
+  }
   if (!*kind) {
     return fail(Error::invalid_argument("kind: missing required field"));
   }

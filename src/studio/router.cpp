@@ -116,7 +116,12 @@ bool match_pattern(std::string_view pattern, const std::vector<std::string_view>
   std::vector<std::string> captured;
   for (std::size_t i = 0; i < parts.size(); ++i) {
     if (parts[i].front() == ':') {
-      captured.emplace_back(segments[i]);
+      // Decoded: a client that escapes ':' in a model id ("ns%3Aname") names "ns:name".
+      auto decoded = net::decode_path_segment(segments[i]);
+      if (!decoded) {
+        return false;
+      }
+      captured.push_back(std::move(*decoded));
     } else if (parts[i] != segments[i]) {
       return false;
     }
@@ -139,7 +144,11 @@ Matched match_route(const HttpRequest& request) {
     if (!match_pattern(spec.pattern, segments, params)) {
       continue;
     }
-    if (spec.method == request.method) {
+    // HEAD is GET without the body (the server writes no body for it); not for the event
+    // stream, whose body never ends.
+    const bool head_as_get =
+        request.method == "HEAD" && spec.method == "GET" && spec.id != RouteId::Events;
+    if (spec.method == request.method || head_as_get) {
       matched.spec = &spec;
       matched.params = std::move(params);
       matched.wrong_method = false;

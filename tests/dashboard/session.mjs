@@ -164,10 +164,12 @@ try {
     });
     await page.goto(`${url}/#jobs`);  // a reload keeps the key (session storage)
     await page.waitForSelector('#view-jobs tbody tr[data-job]');
-    const row = page.locator('#view-jobs tbody tr[data-job]').first();
-    await row.focus();
+    // Each row's job link is its keyboard stop: Enter opens the job, Escape closes it.
+    await page.locator('#view-jobs tbody tr[data-job] a').first().focus();
     await page.keyboard.press('Enter');
     await page.waitForSelector('#job-detail:not([hidden]) h2');
+    await page.keyboard.press('Escape');
+    await page.waitForSelector('#job-detail', {state: 'hidden'});
   });
 
   await step('metrics chart what the studio counted', async () => {

@@ -9,6 +9,10 @@
 #include <zlib.h>
 
 #include <array>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/write.hpp>
 #include <cctype>
 #include <cstdio>
 #include <cstdlib>
@@ -129,6 +133,71 @@ TEST_F(DashboardTest, AnUnknownFileIs404AndNoPathLeavesTheEmbeddedSet) {
     SCOPED_TRACE(target);
     const auto reply = get(studio_, target);
     EXPECT_EQ(reply.status, 404) << reply.body;
+  }
+}
+
+// Writes `requests` on one connection and reads until the studio closes it.
+std::string exchange(std::uint16_t port, const std::string& requests) {
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::socket socket(io);
+  socket.connect({boost::asio::ip::make_address("127.0.0.1"), port});
+  boost::asio::write(socket, boost::asio::buffer(requests));
+  std::string answer;
+  boost::system::error_code ec;
+  std::array<char, 8192> chunk{};
+  while (!ec) {
+    const auto n = socket.read_some(boost::asio::buffer(chunk), ec);
+    answer.append(chunk.data(), n);
+  }
+  return answer;
+}
+
+TEST_F(DashboardTest, HeadAnswersGetsHeadersWithoutABodySoTheNextAnswerStaysInFrame) {
+  const auto icon = source_file("icon.svg");
+  const auto answer = exchange(studio_.port(),
+                               "HEAD / HTTP/1.1\r\nHost: studio\r\n\r\n"
+                               "HEAD /api/v1/events HTTP/1.1\r\nHost: studio\r\n\r\n"
+                               "GET /assets/icon.svg HTTP/1.1\r\nHost: studio\r\n"
+                               "Connection: close\r\n\r\n");
+  // Three answers: the page's head (its length, no body), 405 for the endless event stream
+  // (no body either), then the icon whole.
+  const auto first = answer.find("HTTP/1.1 200 OK\r\n");
+  const auto second = answer.find("HTTP/1.1 405", first + 1);
+  const auto third = answer.find("HTTP/1.1 200 OK\r\n", second + 1);
+  ASSERT_EQ(first, 0u) << answer;
+  ASSERT_NE(second, std::string::npos) << answer;
+  ASSERT_NE(third, std::string::npos) << answer;
+  const auto head = answer.substr(0, second);
+  EXPECT_NE(head.find("Content-Length: " + std::to_string(source_file("index.html").size())),
+            std::string::npos)
+      << head;
+  EXPECT_TRUE(head.ends_with("\r\n\r\n")) << head;  // nothing after the header
+  EXPECT_TRUE(answer.substr(second, third - second).ends_with("\r\n\r\n"));
+  EXPECT_TRUE(answer.ends_with("\r\n\r\n" + icon)) << answer.substr(third);
+}
+
+TEST_F(DashboardTest, AModelIdWithAnEscapedColonIsManagedAndDotIdsAreRefused) {
+  const json model = {
+      {"id", "ns:name"},
+      {"kind", "image"},
+      {"vramGbEstimate", 1},
+      {"source",
+       {{"engine", "synthetic"},
+        {"files", json::array()},
+        {"cliDefaults", {{"cfgScale", 0}, {"steps", 0}, {"width", 0}, {"height", 0}}}}}};
+  ASSERT_EQ(studio_.api("POST", "/api/v1/models", model.dump()).status, 201);
+  // What a browser's encodeURIComponent sends.
+  const auto patched = studio_.api("PATCH", "/api/v1/models/ns%3Aname", R"({"enabled":false})");
+  ASSERT_EQ(patched.status, 200) << patched.body;
+  EXPECT_FALSE(json::parse(patched.body).value("enabled", true));
+  EXPECT_EQ(studio_.api("GET", "/api/v1/models/ns%3aname").status, 200);
+  EXPECT_EQ(studio_.api("GET", "/api/v1/models/ns%zzname").status, 404);  // a bad escape
+  for (const std::string id : {".", ".."}) {
+    auto dotted = model;
+    dotted["id"] = id;
+    const auto refused = studio_.api("POST", "/api/v1/models", dotted.dump());
+    EXPECT_EQ(refused.status, 400) << refused.body;
+    EXPECT_NE(refused.body.find("id: must not be"), std::string::npos) << refused.body;
   }
 }
 

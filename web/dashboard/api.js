@@ -47,6 +47,7 @@ export class Api {
       value = null;
     }
     if (!response.ok) {
+      if (response.status === 401) this.onUnauthorized?.();
       throw new ApiError(response.status, value?.error, value?.message || text);
     }
     return value;
@@ -59,6 +60,7 @@ export class Api {
   // bearer, since an <img src> cannot send one).
   async blob(path) {
     const response = await fetch(path, {headers: this.headers(), cache: 'no-store'});
+    if (response.status === 401) this.onUnauthorized?.();
     if (!response.ok) throw new ApiError(response.status, 'http', `HTTP ${response.status}`);
     return response.blob();
   }

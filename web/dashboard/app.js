@@ -28,6 +28,7 @@ const state = {
   stream: null,
   pending: 0
 };
+api.onUnauthorized = () => { if (state.who) onAuthLost(); };
 
 function $(id) { return document.getElementById(id); }
 
@@ -107,6 +108,8 @@ function start() {
   }, 5000);
   if (state.views.approvals) refreshPendingCount();
   route();
+  // Keyboard users start at the views.
+  document.querySelector('#nav a:not([hidden])')?.focus();
 }
 
 function stop() {
@@ -171,7 +174,8 @@ function route() {
   if (!state.who) return;
   const [name, ...rest] = location.hash.replace(/^#/, '').split('/');
   const fallback = allowed('admin') ? 'fleet' : 'jobs';
-  const target = state.views[name] ? name : fallback;
+  // hasOwn: "#__proto__" or "#toString" name no view.
+  const target = Object.hasOwn(state.views, name) ? name : fallback;
   for (const [viewName, view] of Object.entries(state.views)) {
     view.el.hidden = viewName !== target;
   }
@@ -184,6 +188,8 @@ function route() {
   const view = state.views[target];
   if (state.current !== target) {
     state.current = target;
+    const notice = $('notice');  // an action's answer belongs to the view it was taken in
+    if (notice) { notice.textContent = ''; notice.className = 'notice'; }
     view.refresh?.();
   }
   view.show?.(rest.map(decodeURIComponent));

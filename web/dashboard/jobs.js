@@ -13,6 +13,11 @@ function shortId(id) {
   return id.length > 20 && dash > 0 ? `${id.slice(0, dash)}-…${id.slice(-12)}` : id;
 }
 
+// The scheduler's words without their own "waiting: " prefix (the page says "Waiting").
+function waitingText(text) {
+  return String(text).replace(/^waiting:\s*/i, '');
+}
+
 // The text of an llm result (OpenAI's chat.completion shape) or a transcript ({text}).
 function resultText(kind, value) {
   if (kind === 'llm') {
@@ -37,7 +42,10 @@ export function createJobsView({api, notify, go}) {
             'Model'),
           modelSelect),
         fields, h('button', {type: 'submit', class: 'primary'}, 'Submit'), formError);
-  modelSelect.addEventListener('change', renderFields);
+  modelSelect.addEventListener('change', () => {
+    formError.textContent = '';
+    renderFields();
+  });
 
   // ---- filters and list ----
   const option = (value, label = value) => h('option', {value}, label);
@@ -50,7 +58,7 @@ export function createJobsView({api, notify, go}) {
   const modelFilter =
       h('select', {id: 'filter-model', 'aria-label': 'Model'}, option('', 'any model'));
   for (const select of [statusFilter, kindFilter, modelFilter]) {
-    select.addEventListener('change', () => refresh());
+    select.addEventListener('change', () => load());
   }
   const listStatus = h('p', {class: 'muted'});
   const rows = h('tbody');
@@ -59,7 +67,8 @@ export function createJobsView({api, notify, go}) {
       h('section', {class: 'card detail', id: 'job-detail', hidden: true, 'aria-live': 'polite'});
 
   const el =
-      h('section', {class: 'view'}, h('div', {class: 'view-head'}, h('h1', {}, 'Queue and jobs')),
+      h('section', {class: 'view', onkeydown: closeOnEscape},
+        h('div', {class: 'view-head'}, h('h1', {}, 'Queue and jobs')),
         h('div', {class: 'split'},
           h('div', {class: 'split-main'},
             h('div', {class: 'filters'}, statusFilter, kindFilter, modelFilter,
@@ -82,6 +91,18 @@ export function createJobsView({api, notify, go}) {
   let shown = null;      // the job id whose detail is open
   let objectUrl = null;  // the blob: URL of the preview shown
   let timer = null;
+  // Escape closes an open job (outside the form, where it belongs to the field).
+  function closeOnEscape(e) {
+    if (e.key === 'Escape' && shown && !e.target.closest('form')) go('#jobs');
+  }
+  const pendingNew = new Set();  // ids of jobs created since the list was read
+
+  // Whether a job (event or view) passes the filters shown.
+  function matches(job) {
+    return (!statusFilter.value || job.status === statusFilter.value) &&
+      (!kindFilter.value || job.kind === kindFilter.value) &&
+      (!modelFilter.value || job.model === modelFilter.value);
+  }
 
   async function loadModels() {
     try {
@@ -167,7 +188,8 @@ export function createJobsView({api, notify, go}) {
       case 'audio_tts': return {kind, text: value('text')};
       case 'audio_stt': {
         const file = form.elements.file.files[0];
-        const response = await fetch('/api/v1/uploads', {
+        const target = `/api/v1/uploads?filename=${encodeURIComponent(file.name)}`;
+        const response = await fetch(target, {
           method: 'POST',
           headers: api.headers({'Content-Type': file.type || 'application/octet-stream'}),
           body: file
@@ -215,31 +237,29 @@ export function createJobsView({api, notify, go}) {
     listStatus.className = 'muted';
     const queued = jobs.filter((j) => j.status === 'queued').length;
     listStatus.textContent = `${jobs.length} job(s) shown, ${queued} queued.`;
-    replace(
-        rows,
-        jobs.map(
-            (job) =>
-                h('tr', {
-                  class: job.id === shown ? 'selected' : '',
-                  dataset: {job: job.id},
-                  tabindex: 0,
-                  onclick: () => go(`#jobs/${job.id}`),
-                  onkeydown: (e) => {
-                    if (e.key === 'Enter') go(`#jobs/${job.id}`);
-                  },
-                },
-                  h('td', {class: 'mono', title: job.id}, shortId(job.id)), h('td', {}, job.kind),
-                  h('td', {}, job.model),
-                  h('td', {}, badge(job.status),
-                    job.waiting ? h('div', {class: 'muted small'}, job.waiting) : null),
-                  h('td', {}, `${job.attempts}/${job.maxAttempts}`),
-                  h('td', {class: 'hide-narrow', title: formatTime(job.createdAt)},
-                    formatAgo(job.createdAt)),
-                  h('td', {class: 'mono hide-narrow', title: job.workerId || ''},
-                    shortId(job.workerId)))));
+    replace(rows, jobs.map(jobRow));
     if (jobs.length === 0) {
       replace(rows, h('tr', {}, h('td', {colspan: 7, class: 'muted'}, 'No job matches.')));
     }
+  }
+
+  function jobRow(job) {
+    const open = () => go(`#jobs/${job.id}`);
+    return h('tr', {
+      class: job.id === shown ? 'selected' : '',
+      dataset: {job: job.id},
+      onclick: (e) => { if (!e.target.closest('a')) open(); },
+    },
+    // The link is the row's one keyboard stop (Enter opens it); the whole row takes a click.
+    h('td', {class: 'mono'}, h('a', {href: `#jobs/${encodeURIComponent(job.id)}`, title: job.id,
+      'aria-label': `Job ${job.id}, ${job.status}`}, shortId(job.id))),
+    h('td', {}, job.kind),
+    h('td', {}, job.model),
+    h('td', {}, badge(job.status),
+      job.waiting ? h('div', {class: 'muted small'}, waitingText(job.waiting)) : null),
+    h('td', {}, `${job.attempts}/${job.maxAttempts}`),
+    h('td', {class: 'hide-narrow', title: formatTime(job.createdAt)}, formatAgo(job.createdAt)),
+    h('td', {class: 'mono hide-narrow', title: job.workerId || ''}, shortId(job.workerId)));
   }
 
   async function refresh() {
@@ -247,7 +267,7 @@ export function createJobsView({api, notify, go}) {
     if (shown) showJob(shown);
   }
 
-  async function showJob(id) {
+  async function showJob(id, reveal = false) {
     shown = id;
     detail.hidden = false;
     let job;
@@ -265,11 +285,12 @@ export function createJobsView({api, notify, go}) {
     const preview = h('div', {class: 'preview', id: 'job-preview'});
     replace(
         detail,
-        h('div', {class: 'view-head'}, h('h2', {class: 'mono'}, job.id),
+        h('div', {class: 'view-head'}, h('h2', {class: 'mono', tabindex: -1}, job.id),
           h('button', {type: 'button', 'aria-label': 'Close the job', onclick: () => go('#jobs')},
             '×')),
         h('p', {}, badge(job.status), ` ${job.kind} · ${job.model} · priority ${job.priority}`),
-        job.waiting ? h('p', {class: 'waiting'}, h('strong', {}, 'Waiting: '), job.waiting) : null,
+        job.waiting ? h('p', {class: 'waiting'}, h('strong', {}, 'Waiting: '), waitingText(job.waiting))
+        : null,
         job.error ? h('p', {class: 'error'}, job.error) : null,
         h('dl', {class: 'facts'}, h('dt', {}, 'Created'), h('dd', {}, formatTime(job.createdAt)),
           h('dt', {}, 'Claimed'), h('dd', {}, formatTime(job.claimedAt)), h('dt', {}, 'Finished'),
@@ -303,6 +324,14 @@ export function createJobsView({api, notify, go}) {
         h('details', {}, h('summary', {}, 'Task'),
           h('pre', {class: 'code'}, JSON.stringify(job.task, null, 2))));
     if (job.status === 'done') renderResult(job, preview);
+    if (reveal) {
+      // Opened from a row far down the list (or on a phone, below it): bring it into view.
+      const box = detail.getBoundingClientRect();
+      if (box.top < 0 || box.top > window.innerHeight - 80) {
+        detail.scrollIntoView({block: 'start'});
+      }
+      detail.querySelector('h2')?.focus({preventScroll: true});
+    }
   }
 
   async function renderResult(job, preview) {
@@ -362,7 +391,7 @@ export function createJobsView({api, notify, go}) {
     refresh,
     show([id]) {
       if (id) {
-        showJob(id);
+        showJob(id, true);
       } else {
         shown = null;
         detail.hidden = true;
@@ -381,12 +410,29 @@ export function createJobsView({api, notify, go}) {
         Object.assign(row, {status: data.status, attempts: data.attempts, workerId: data.workerId});
         if (data.status !== 'queued') delete row.waiting;
       }
+      if (row) {
+        // A job shown that stops matching the status filter leaves the list.
+        if (statusFilter.value && row.status !== statusFilter.value) {
+          jobs = jobs.filter((j) => j !== row);
+        }
+      } else if (matches(data)) {
+        pendingNew.add(data.id);
+      }
       clearTimeout(timer);
-      timer = setTimeout(() => {
-        if (row)
-          renderList();
-        else
-          load();
+      timer = setTimeout(async () => {
+        const fresh = [...pendingNew];
+        pendingNew.clear();
+        // New jobs go on top; the older pages already read stay where they are.
+        for (const id of fresh) {  // oldest first: the newest ends on top
+          if (jobs.some((j) => j.id === id)) continue;
+          try {
+            const job = await api.get(`/api/v1/jobs/${encodeURIComponent(id)}`);
+            if (matches(job)) jobs.unshift(job);
+          } catch {
+            // Gone meanwhile: nothing to show.
+          }
+        }
+        renderList();
         if (shown === data.id) showJob(shown);
       }, 150);
     },

@@ -174,12 +174,17 @@ export function createModelsView({api, notify, allowed}) {
     const cliDefaults = parseJson('cliDefaults', 'engine defaults');
     if (cliDefaults === undefined) return;
     const vram = el$('vramGbEstimate').value;
+    // A number input reads '' for text it cannot parse ("1e", "--"); sent as null the studio
+    // would take its default.
+    if (vram === '' || !Number.isFinite(Number(vram))) {
+      markField('vramGbEstimate', 'vramGbEstimate: enter a number of GB (0 to 4096)');
+      return;
+    }
     const body = {
       id: el$('id').value.trim(),
       kind: el$('kind').value,
       displayName: el$('displayName').value.trim() || el$('id').value.trim(),
-      // Sent as typed: an empty or non-numeric estimate is the studio's to refuse, by name.
-      vramGbEstimate: vram === '' ? null : Number(vram),
+      vramGbEstimate: Number(vram),
       enabled: el$('enabled').checked,
       source: {engine: el$('engine').value, files, cliDefaults},
     };
