@@ -72,6 +72,17 @@ sw::testing::HttpReply get(const Studio& studio, const std::string& target,
                                    headers);
 }
 
+// A model the synthetic engine serves (POST /api/v1/models body).
+json synthetic_model(const std::string& id, const std::string& kind, double vram_gb) {
+  return {{"id", id},
+          {"kind", kind},
+          {"vramGbEstimate", vram_gb},
+          {"source",
+           {{"engine", "synthetic"},
+            {"files", json::array()},
+            {"cliDefaults", {{"cfgScale", 0}, {"steps", 0}, {"width", 0}, {"height", 0}}}}}};
+}
+
 class DashboardTest : public ::testing::Test {
  protected:
   sw::testing::TempDir dir_;
@@ -177,14 +188,7 @@ TEST_F(DashboardTest, HeadAnswersGetsHeadersWithoutABodySoTheNextAnswerStaysInFr
 }
 
 TEST_F(DashboardTest, AModelIdWithAnEscapedColonIsManagedAndDotIdsAreRefused) {
-  const json model = {
-      {"id", "ns:name"},
-      {"kind", "image"},
-      {"vramGbEstimate", 1},
-      {"source",
-       {{"engine", "synthetic"},
-        {"files", json::array()},
-        {"cliDefaults", {{"cfgScale", 0}, {"steps", 0}, {"width", 0}, {"height", 0}}}}}};
+  const json model = synthetic_model("ns:name", "image", 1);
   ASSERT_EQ(studio_.api("POST", "/api/v1/models", model.dump()).status, 201);
   // What a browser's encodeURIComponent sends.
   const auto patched = studio_.api("PATCH", "/api/v1/models/ns%3Aname", R"({"enabled":false})");
@@ -276,14 +280,7 @@ TEST_F(DashboardTest, StatsCountJobsByKindAndHowTheyEndedAsMetricsDoes) {
   const auto done = studio_.submit("image", {{"prompt", "a cat"}});
   ASSERT_TRUE(studio_.wait_status(done, "done"));
   // A job no worker can hold (4000 GB): it waits, and is cancelled.
-  const json huge = {
-      {"id", "huge"},
-      {"kind", "llm"},
-      {"vramGbEstimate", 4000},
-      {"source",
-       {{"engine", "synthetic"},
-        {"files", json::array()},
-        {"cliDefaults", {{"cfgScale", 0}, {"steps", 0}, {"width", 0}, {"height", 0}}}}}};
+  const json huge = synthetic_model("huge", "llm", 4000);
   ASSERT_EQ(studio_.api("POST", "/api/v1/models", huge.dump()).status, 201);
   const auto waiting = studio_.api(
       "POST", "/api/v1/jobs",
