@@ -1,8 +1,8 @@
 // The studio's JSON request bodies as its routes read them (src/studio/request_bodies.h):
-// POST /api/v1/models and PUT /api/v1/models/:id, POST /api/v1/jobs, POST /api/v1/keys and
-// POST /api/v1/registration-requests/:id/reject. Any text must give a value or an error, never
-// a crash (issue 16: deep nesting overflowed the stack); accepted values must re-encode to what
-// the protocol codec decodes back to the same value.
+// POST /api/v1/models and PUT /api/v1/models/:id, POST /api/v1/jobs, POST /api/v1/keys,
+// POST /api/v1/join-tokens and POST /api/v1/registration-requests/:id/reject. Any text must
+// give a value or an error, never a crash (issue 16: deep nesting overflowed the stack);
+// accepted values must re-encode to what the protocol codec decodes back to the same value.
 #include <cstdint>
 #include <cstdlib>
 #include <string>
@@ -48,6 +48,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         if (limit && *limit < 0) std::abort();
       }
     }
+  }
+  // POST /api/v1/join-tokens (issue 22): what is accepted is within the limits.
+  if (auto options = sw::studio::read_join_token_body(text, kBodyLimit)) {
+    if (!sw::studio::check_join_token_options(*options)) std::abort();
   }
   // The small bodies: {name} for a client key, {reason} for a rejection (empty means {}).
   if (auto body = sw::studio::parse_object(text, true, kBodyLimit)) {

@@ -19,10 +19,11 @@
 #include "common/log.h"
 #include "net/http_server.h"
 #include "sql/pg/connection.h"
-#include "studio/store/studio_store.h"
 #include "studio/admin.h"
 #include "studio/data_dir.h"
 #include "studio/data_dir_lock.h"
+#include "studio/join_tokens.h"
+#include "studio/store/studio_store.h"
 #include "studio/studio.h"
 
 namespace {
@@ -289,6 +290,22 @@ int with_store(const std::filesystem::path& data_dir,
   return action(**store);
 }
 
+// with_store for a command whose change only matters to a studio that already ran on this data
+// directory (join tokens): a token written into a new, empty studio.db (a mistyped --data-dir,
+// root's default one instead of the service's) would be refused to every worker as unknown.
+int with_existing_store(const std::filesystem::path& data_dir,
+                        const std::optional<std::string>& database_uri,
+                        const std::function<int(sw::store::StudioStore&)>& action) {
+  std::error_code ec;
+  if (!database_uri && !std::filesystem::exists(data_dir / "studio.db", ec)) {
+    std::cerr << "studio-server: no studio database in " << data_dir.string()
+              << ": name the studio's --data-dir (the packaged service's is /var/lib/studio-server)"
+                 ", or start `studio-server serve` there once first\n";
+    return 2;
+  }
+  return with_store(data_dir, database_uri, action);
+}
+
 int report(const sw::Status& status) {
   if (!status) {
     std::cerr << "studio-server: " << status.error().message << "\n";
@@ -464,7 +481,29 @@ int main(int argc, char** argv) {
       "to the current token; lost it? stop the studio and rotate)");
   bool rotate = false;
   admin_token->add_flag("--rotate", rotate, "Make a new admin token; the old one stops working");
-  for (auto* command : {serve_cmd, approve, reject, remove, admin_token}) {
+  auto* join_token = app.add_subcommand(
+      "join-token",
+      "Tokens that let workers join without waiting for approval (studio-worker register "
+      "--join-token T). They work on the database directly, also while a studio runs: it reads "
+      "tokens at each use and keeps no copy");
+  join_token->require_subcommand(1);
+  join_token->fallthrough();
+  auto* join_create = join_token->add_subcommand(
+      "create", "Make a token and print it (shown once; only its hash is stored)");
+  std::string join_ttl = "24h";
+  std::int64_t join_uses = 0;
+  std::string join_label;
+  join_create->add_option("--ttl", join_ttl, "How long it works: 30m, 24h, 7d, ... or never")
+      ->capture_default_str();
+  join_create->add_option("--uses", join_uses, "How many workers it may approve (default: any)")
+      ->check(CLI::Range(std::int64_t{1}, sw::studio::kMaxJoinTokenUses));
+  join_create->add_option("--label", join_label, "A note for you: where it went, what for");
+  auto* join_list = join_token->add_subcommand("list", "List tokens (never their secret)");
+  auto* join_revoke =
+      join_token->add_subcommand("revoke", "Stop a token from approving anyone from now on");
+  join_revoke->add_option("token-id", id, "The jt-... id from `join-token list`")->required();
+  for (auto* command :
+       {serve_cmd, approve, reject, remove, admin_token, join_create, join_list, join_revoke}) {
     command->fallthrough();
   }
 
@@ -632,7 +671,9 @@ int main(int argc, char** argv) {
         std::cout << "no workers\n";
       }
       for (const auto& w : *all) {
-        std::cout << w.id << "  install=" << w.install_id << "  last_seen="
+        std::cout << w.id << "  install=" << w.install_id
+                  << "  approved=" << sw::format_rfc3339_millis(w.created_at)
+                  << "  by=" << (w.approved_by.empty() ? "?" : w.approved_by) << "  last_seen="
                   << (w.last_seen_at ? sw::format_rfc3339_millis(*w.last_seen_at) : "never")
                   << "\n";
       }
@@ -649,7 +690,7 @@ int main(int argc, char** argv) {
     change.method = "POST";
     change.path = "/api/v1/workers/pending/" + sw::studio_server::path_segment(id) + "/approve";
     change.direct = [&](sw::store::StudioStore& store) {
-      auto worker = sw::studio::approve_request(store, id, sw::unix_millis_now());
+      auto worker = sw::studio::approve_request(store, id, sw::unix_millis_now(), "cli");
       return worker ? approved(*worker) : report(sw::fail(worker.error()));
     };
     change.answered = [&](const std::string& body) {
@@ -670,7 +711,7 @@ int main(int argc, char** argv) {
     change.body = nlohmann::json{{"reason", reason}}.dump();
     change.direct = [&](sw::store::StudioStore& store) {
       const int result =
-          report(sw::studio::reject_request(store, id, reason, sw::unix_millis_now()));
+          report(sw::studio::reject_request(store, id, reason, sw::unix_millis_now(), "cli"));
       if (result == 0) {
         std::cout << "rejected " << id << "\n";
       }
@@ -722,6 +763,70 @@ int main(int argc, char** argv) {
       };
       rc = sw::studio_server::change_state(data_dir, database_uri, change);
     }
+  } else if (join_create->parsed()) {
+    sw::studio::JoinTokenOptions options;
+    options.label = join_label;
+    if (join_uses > 0) options.max_uses = join_uses;
+    auto ttl = sw::studio::parse_join_token_ttl(join_ttl);
+    if (!ttl) {
+      std::cerr << "studio-server: --" << ttl.error().message << "\n";
+      rc = 2;
+    } else {
+      options.ttl = *ttl;
+      rc = with_existing_store(data_dir, database_uri, [&](sw::store::StudioStore& store) {
+        auto created = sw::studio::create_join_token(store, options, "cli", sw::unix_millis_now());
+        if (!created) {
+          return report(sw::fail(created.error()));
+        }
+        const auto& r = created->record;
+        std::cout << "join token: " << created->token << "\n"
+                  << "  id " << r.id << ", "
+                  << (r.expires_at ? "expires " + sw::format_rfc3339_millis(*r.expires_at)
+                                   : std::string("never expires"))
+                  << ", "
+                  << (r.max_uses ? std::to_string(*r.max_uses) + " use(s)"
+                                 : std::string("any number of uses"))
+                  << "\n  (shown once; only its hash is stored.) On each worker:\n"
+                  << "  studio-worker register --api-base-url <this studio's URL> --join-token "
+                  << created->token << "\n";
+        return 0;
+      });
+    }
+  } else if (join_list->parsed()) {
+    rc = with_existing_store(data_dir, database_uri, [](sw::store::StudioStore& store) {
+      auto tokens = store.list_join_tokens();
+      if (!tokens) {
+        return report(sw::fail(tokens.error()));
+      }
+      if (tokens->empty()) {
+        std::cout << "no join tokens\n";
+      }
+      const auto now = sw::unix_millis_now();
+      for (const auto& t : *tokens) {
+        std::cout << t.id << "  " << sw::studio::to_string(sw::studio::join_token_state(t, now))
+                  << "  uses=" << t.uses << "/"
+                  << (t.max_uses ? std::to_string(*t.max_uses) : std::string("any")) << "  expires="
+                  << (t.expires_at ? sw::format_rfc3339_millis(*t.expires_at) : "never")
+                  << "  created=" << sw::format_rfc3339_millis(t.created_at)
+                  << "  by=" << t.created_by << "  label=" << nlohmann::json(t.label).dump()
+                  << "\n";
+      }
+      return 0;
+    });
+  } else if (join_revoke->parsed()) {
+    rc = with_existing_store(data_dir, database_uri, [&](sw::store::StudioStore& store) {
+      auto revoked = store.revoke_join_token(id, sw::unix_millis_now());
+      if (!revoked) {
+        return report(sw::fail(revoked.error()));
+      }
+      if (!*revoked) {
+        std::cerr << "studio-server: no join token " << id << " that is not revoked already\n";
+        return 1;
+      }
+      std::cout << "revoked join token " << id
+                << " (workers it approved stay; it approves no one from now on)\n";
+      return 0;
+    });
   } else if (remove->parsed()) {
     sw::studio_server::Change change;
     change.command = "workers delete";

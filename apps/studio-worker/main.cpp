@@ -175,12 +175,19 @@ int main(int argc, char** argv) {
                   "Local API port (0: any free port); overrides config and environment");
 
   auto* register_cmd = app.add_subcommand(
-      "register", "Set the studio URL or clear the registration (no network; run starts it)");
+      "register",
+      "Set the studio URL or a join token, or clear the registration (no network; run starts it)");
   std::optional<std::string> api_base_url;
   bool reset = false;
   register_cmd->add_option("--api-base-url", api_base_url, "Studio URL, e.g. http://host:9790");
   register_cmd->add_flag("--reset", reset,
                          "Forget the worker id, token, pending request and install id");
+  std::optional<std::string> join_token;
+  register_cmd
+      ->add_option("--join-token", join_token,
+                   "Join with a token from `studio-server join-token create`: approved at once, "
+                   "no operator needed (kept in state.toml, 0600, until approved)")
+      ->envname("STUDIO_WORKER_JOIN_TOKEN");
 
   auto* status_cmd = app.add_subcommand("status", "Print the registration and key settings");
   auto* threshold_cmd =
@@ -278,8 +285,9 @@ int main(int argc, char** argv) {
     rc = run_daemon(config_path, registration_poll_ms, synthetic_job_ms, synthetic_hold_file,
                     local_api_port, time_scale);
   } else if (register_cmd->parsed()) {
-    rc = report(sw::worker::register_command(config_path, api_base_url, reset, std::cout),
-                "register");
+    rc = report(
+        sw::worker::register_command(config_path, api_base_url, reset, join_token, std::cout),
+        "register");
   } else if (status_cmd->parsed()) {
     rc = report(sw::worker::print_status(config_path, std::cout), "status");
   } else if (threshold_cmd->parsed()) {

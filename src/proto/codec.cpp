@@ -519,6 +519,7 @@ Status read(const json& j, const Path& p, RegisterRequest& out) {
   SW_TRY(o.req("capabilities", out.capabilities));
   SW_TRY(o.req("userAgent", out.user_agent));
   SW_TRY(o.opt("label", out.label));
+  SW_TRY(o.opt("joinToken", out.join_token));
   return {};
 }
 
@@ -931,6 +932,7 @@ ojson to_json(const RegisterRequest& r) {
   o["capabilities"] = to_json(r.capabilities);
   o["userAgent"] = r.user_agent;
   put_opt(o, "label", r.label);
+  put_opt(o, "joinToken", r.join_token);
   return o;
 }
 

@@ -14,12 +14,18 @@ struct RegisterRequest {
   WorkerCapabilities capabilities;
   std::string user_agent;
   std::optional<std::string> label;  // legacy; accepted and ignored by studios
+  // Ours (issue 22): a join token the worker's operator was given. Sent only when set
+  // (`studio-worker register --join-token`); studio-server then approves the request at once
+  // (answering status "approved") or refuses it with 403 join_token_refused. A studio that does
+  // not know the member ignores it and the request waits for the operator as before.
+  std::optional<std::string> join_token;
   bool operator==(const RegisterRequest&) const = default;
 };
 
 // 200 answer to a register-request.
 struct RegisterResponse {
   std::string request_id;
+  // "pending"; studio-server answers "approved" to a request its join token approved (ours).
   std::string status = "pending";
   bool operator==(const RegisterResponse&) const = default;
 };

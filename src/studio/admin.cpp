@@ -25,7 +25,7 @@ Result<store::RegistrationRecord> pending_request(store::StudioStore& store,
 }  // namespace
 
 Result<std::string> approve_request(store::StudioStore& store, const std::string& request_id,
-                                    store::Millis now) {
+                                    store::Millis now, const std::string& by) {
   auto request = pending_request(store, request_id);
   if (!request) {
     return fail(std::move(request).error());
@@ -37,9 +37,10 @@ Result<std::string> approve_request(store::StudioStore& store, const std::string
   worker.install_id = request->install_id;
   worker.capabilities_json = request->capabilities_json;
   worker.created_at = now;
+  worker.approved_by = by;
   SW_TRY(store.insert_worker(worker));
   auto decided =
-      store.decide_request(request_id, store::RequestStatus::Approved, "", worker.id, now);
+      store.decide_request(request_id, store::RequestStatus::Approved, "", worker.id, now, by);
   if (!decided) {
     return fail(std::move(decided).error());
   }
@@ -47,13 +48,13 @@ Result<std::string> approve_request(store::StudioStore& store, const std::string
 }
 
 Status reject_request(store::StudioStore& store, const std::string& request_id,
-                      const std::string& reason, store::Millis now) {
+                      const std::string& reason, store::Millis now, const std::string& by) {
   auto request = pending_request(store, request_id);
   if (!request) {
     return fail(std::move(request).error());
   }
-  auto decided =
-      store.decide_request(request_id, store::RequestStatus::Rejected, reason, std::nullopt, now);
+  auto decided = store.decide_request(request_id, store::RequestStatus::Rejected, reason,
+                                      std::nullopt, now, by);
   if (!decided) {
     return fail(std::move(decided).error());
   }

@@ -12,11 +12,12 @@ namespace sw::studio {
 
 // pending → approved: creates the worker (its token is minted on the worker's next poll) and
 // returns its id. NotFound for an unknown request, Conflict when it was already decided.
+// `by`: who approved it, recorded on the worker and the request (WorkerRecord::approved_by).
 Result<std::string> approve_request(store::StudioStore& store, const std::string& request_id,
-                                    store::Millis now);
+                                    store::Millis now, const std::string& by);
 // pending → rejected with `reason`.
 Status reject_request(store::StudioStore& store, const std::string& request_id,
-                      const std::string& reason, store::Millis now);
+                      const std::string& reason, store::Millis now, const std::string& by);
 
 // The admin token (issue 17): minted when first needed, shown once, stored only as its SHA-256
 // hash under the setting "admin_token_hash". A new one replaces the stored hash, so the previous

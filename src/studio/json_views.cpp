@@ -1,5 +1,7 @@
 #include "studio/json_views.h"
 
+#include "studio/join_tokens.h"
+
 #include "common/clock.h"
 #include "common/json_text.h"
 #include "proto/mime.h"
@@ -129,6 +131,22 @@ nlohmann::json model_json(const store::ModelRecord& model) {
           {"vramGbEstimate", model.vram_gb_estimate},
           {"enabled", model.enabled},
           {"source", stored_json(model.source_json)}};
+}
+
+nlohmann::json join_token_json(const store::JoinTokenRecord& token, std::int64_t now) {
+  nlohmann::json out = {{"id", token.id},
+                        {"label", token.label},
+                        {"state", to_string(join_token_state(token, now))},
+                        {"createdAt", iso_time(token.created_at)},
+                        {"createdBy", token.created_by},
+                        {"expiresAt", nullptr},
+                        {"maxUses", nullptr},
+                        {"uses", token.uses}};
+  if (token.expires_at) out["expiresAt"] = iso_time(*token.expires_at);
+  if (token.max_uses) out["maxUses"] = *token.max_uses;
+  if (token.last_used_at) out["lastUsedAt"] = iso_time(*token.last_used_at);
+  if (token.revoked_at) out["revokedAt"] = iso_time(*token.revoked_at);
+  return out;
 }
 
 }  // namespace sw::studio

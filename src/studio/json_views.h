@@ -25,6 +25,10 @@ nlohmann::json job_json(const store::JobRecord& job,
 std::string job_event_json(const store::JobRecord& job);
 std::string worker_event_json(const std::string& worker_id, std::string_view state);
 nlohmann::json model_json(const store::ModelRecord& model);
+// A join token without its secret (issue 22): {id, label, state (active, expired, used_up,
+// revoked, as of `now`), createdAt, createdBy, expiresAt (null: never), maxUses (null:
+// unlimited), uses, lastUsedAt?, revokedAt?}.
+nlohmann::json join_token_json(const store::JoinTokenRecord& token, std::int64_t now);
 // Parses a stored JSON column; null when it is not JSON (never throws).
 nlohmann::json stored_json(const std::string& text);
 std::string iso_time(std::int64_t unix_millis);

@@ -277,4 +277,45 @@ Result<KeyBody> read_key_body(std::string_view text, std::size_t max_bytes) {
   return key;
 }
 
+Result<JoinTokenOptions> read_join_token_body(std::string_view text, std::size_t max_bytes) {
+  auto body = parse_object(text, true, max_bytes);
+  if (!body) {
+    return fail(std::move(body).error());
+  }
+  for (const auto& [name, value] : body->items()) {
+    if (name != "label" && name != "ttlSeconds" && name != "uses") {
+      return fail(
+          Error::invalid_argument("{}: unknown member (known: label, ttlSeconds, uses)", name));
+    }
+  }
+  JoinTokenOptions options;
+  auto label = field<std::string>(*body, "label");
+  if (!label) {
+    return fail(std::move(label).error());
+  }
+  options.label = label->value_or("");
+  if (const auto it = body->find("ttlSeconds"); it != body->end()) {
+    if (it->is_null()) {
+      options.ttl.reset();
+    } else {
+      auto ttl = field<std::int64_t>(*body, "ttlSeconds");
+      if (!ttl) {
+        return fail(std::move(ttl).error());
+      }
+      options.ttl = std::chrono::seconds(**ttl);
+    }
+  }
+  auto uses = field<std::int64_t>(*body, "uses");
+  if (!uses) {
+    return fail(std::move(uses).error());
+  }
+  options.max_uses = *uses;
+  if (options.ttl && (*options.ttl < kMinJoinTokenTtl || *options.ttl > kMaxJoinTokenTtl)) {
+    return fail(Error::invalid_argument("ttlSeconds: must be {} to {}, or null for never",
+                                        kMinJoinTokenTtl.count(), kMaxJoinTokenTtl.count()));
+  }
+  SW_TRY(check_join_token_options(options));
+  return options;
+}
+
 }  // namespace sw::studio

@@ -16,6 +16,7 @@
 
 #include "common/error.h"
 #include "proto/types.h"
+#include "studio/join_tokens.h"
 #include "studio/store/studio_store.h"
 
 namespace sw::studio {
@@ -71,6 +72,12 @@ struct KeyBody {
   std::optional<std::optional<store::KeyQuota>> quota;  // outer: given; inner: nullopt removes
 };
 Result<KeyBody> read_key_body(std::string_view text, std::size_t max_bytes);
+
+// POST /api/v1/join-tokens (issue 22): {label?, ttlSeconds?, uses?}, every member optional (an
+// empty body is {}). ttlSeconds: a whole number of seconds (60 to 366 days), or null for never;
+// left out: a day. uses: 1 to 1,000,000; left out or null: unlimited. Unknown members are refused
+// by name; the result passes check_join_token_options.
+Result<JoinTokenOptions> read_join_token_body(std::string_view text, std::size_t max_bytes);
 
 // POST /api/v1/models and PUT /api/v1/models/:id. `path_id` is the id in the path (PUT), which
 // a body id must match. The record's timestamps are left 0 (the caller stamps them).

@@ -76,6 +76,9 @@ constexpr RouteSpec kRoutes[] = {
     {"GET", "/api/v1/whoami", RouteId::WhoAmI, Auth::Inference, BodyKind::None},
     {"GET", "/api/v1/stats", RouteId::Stats, Auth::Client, BodyKind::None},
     {"POST", "/api/v1/admin-token/rotate", RouteId::AdminTokenRotate, Auth::Admin, BodyKind::Json},
+    {"GET", "/api/v1/join-tokens", RouteId::JoinTokensList, Auth::Admin, BodyKind::None},
+    {"POST", "/api/v1/join-tokens", RouteId::JoinTokenCreate, Auth::Admin, BodyKind::Json},
+    {"DELETE", "/api/v1/join-tokens/:id", RouteId::JoinTokenRevoke, Auth::Admin, BodyKind::None},
     {"GET", "/v1/models", RouteId::OpenAiModels, Auth::Inference, BodyKind::None},
     {"GET", "/v1/models/:id", RouteId::OpenAiModel, Auth::Inference, BodyKind::None},
     {"POST", "/v1/chat/completions", RouteId::OpenAiChat, Auth::Inference, BodyKind::Json},
@@ -297,6 +300,9 @@ class Router : public net::HttpHandler {
       case RouteId::WorkerDelete:
       case RouteId::WorkerLogs:
       case RouteId::AdminTokenRotate:
+      case RouteId::JoinTokensList:
+      case RouteId::JoinTokenCreate:
+      case RouteId::JoinTokenRevoke:
         return admin_.handle(id, std::move(request), matched.params, responder);
       case RouteId::KeysList:
       case RouteId::KeysCreate:

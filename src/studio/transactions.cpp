@@ -5,7 +5,9 @@
 #include "common/secrets.h"
 #include "common/sha256.h"
 #include "proto/codec.h"
+#include "studio/admin.h"
 #include "studio/api/responses.h"
+#include "studio/join_tokens.h"
 #include "studio/json_views.h"
 
 namespace sw::studio::tx {
@@ -232,13 +234,55 @@ Result<std::string> open_registration(store::StudioStore& store,
     }
     auto superseded = store.decide_request((*existing)->id, store::RequestStatus::Rejected,
                                            "superseded by a newer request from the same install",
-                                           std::nullopt, request.created_at);
+                                           std::nullopt, request.created_at, "studio");
     if (!superseded) {
       return fail(std::move(superseded).error());
     }
   }
   SW_TRY(store.insert_request(request));
   return request.id;
+}
+
+Result<JoinAnswer> join_registration(store::StudioStore& store,
+                                     const store::RegistrationRecord& request,
+                                     const std::string& token_hash) {
+  auto found = store.find_join_token_by_hash(token_hash);
+  if (!found) {
+    return fail(std::move(found).error());
+  }
+  if (!*found) {
+    return JoinAnswer{"", "", "", "join token not recognised by this studio"};
+  }
+  const store::JoinTokenRecord& token = **found;
+  const std::string approver = join_token_approver(token);
+  auto earlier = store.find_request_by_secret(request.install_id, request.secret_hash);
+  if (!earlier) {
+    return fail(std::move(earlier).error());
+  }
+  if (*earlier && (*earlier)->status == store::RequestStatus::Approved &&
+      (*earlier)->decided_by == approver && (*earlier)->worker_id) {
+    return JoinAnswer{(*earlier)->id, *(*earlier)->worker_id, token.id, ""};
+  }
+  if (auto refusal = join_token_refusal(token, request.created_at); !refusal.empty()) {
+    return JoinAnswer{"", "", token.id, std::move(refusal)};
+  }
+  auto used = store.use_join_token(token.id, request.created_at);
+  if (!used) {
+    return fail(std::move(used).error());
+  }
+  if (!*used) {
+    // Another process took its last use, or revoked it, a moment ago.
+    return JoinAnswer{"", "", token.id, fmt::format("join token {} is no longer valid", token.id)};
+  }
+  auto opened = open_registration(store, request);
+  if (!opened) {
+    return fail(std::move(opened).error());
+  }
+  auto worker = approve_request(store, *opened, request.created_at, approver);
+  if (!worker) {
+    return fail(std::move(worker).error());
+  }
+  return JoinAnswer{*opened, *worker, token.id, ""};
 }
 
 Result<RegistrationAnswer> poll_registration(store::StudioStore& store,

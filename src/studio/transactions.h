@@ -76,6 +76,22 @@ Result<CancelOutcome> cancel_job(store::StudioStore& store, const std::string& i
 Result<std::string> open_registration(store::StudioStore& store,
                                       const store::RegistrationRecord& request);
 
+// A registration request that carries a join token (issue 22), in one transaction: the token is
+// checked and one use counted (a conditional update: two workers cannot both take a token's last
+// use), the request opened as above and approved at once, by "join-token:<id>". A repeat of a
+// request this token already approved (the worker lost the answer) gets the same request again
+// and counts no use. `refusal` says why the token cannot be used (unknown, expired, used up,
+// revoked); nothing is written then.
+struct JoinAnswer {
+  std::string request_id;
+  std::string worker_id;
+  std::string join_token_id;
+  std::string refusal;
+};
+Result<JoinAnswer> join_registration(store::StudioStore& store,
+                                     const store::RegistrationRecord& request,
+                                     const std::string& token_hash);
+
 // A poll of a registration request (reference §2.2), as the worker is answered.
 struct RegistrationAnswer {
   int status = 200;

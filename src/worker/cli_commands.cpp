@@ -243,6 +243,8 @@ CommandStatus print_status(const std::filesystem::path& config_path, std::ostrea
                    " (`studio-worker register --reset` to ask again)";
   } else if (config.registration_request_id) {
     registration = "pending operator approval (request " + *config.registration_request_id + ")";
+  } else if (config.join_token) {
+    registration = "not registered (joins with a join token on next launch)";
   } else {
     registration = "not registered (will auto-register on next launch)";
   }
@@ -279,7 +281,7 @@ CommandStatus print_status(const std::filesystem::path& config_path, std::ostrea
 
 CommandStatus register_command(const std::filesystem::path& config_path,
                                const std::optional<std::string>& api_base_url, bool reset,
-                               std::ostream& out) {
+                               const std::optional<std::string>& join_token, std::ostream& out) {
   if (api_base_url) {
     if (auto base = transfer::studio_base_url(*api_base_url); !base) {
       return fail(Error::invalid_argument("--api-base-url: {}", base.error().message));
@@ -287,19 +289,24 @@ CommandStatus register_command(const std::filesystem::path& config_path,
   }
   auto running = find_running_daemon(config_path);
   if (!running) return fail(running.error());
-  if (*running && (api_base_url || reset)) {
+  if (*running && (api_base_url || reset || join_token)) {
     json body = json::object();
     if (api_base_url) body["apiBaseUrl"] = *api_base_url;
     if (reset) body["reset"] = true;
+    if (join_token) body["joinToken"] = *join_token;
     auto answer = call_daemon(**running, "POST", "/daemon/register", body.dump());
     if (!answer) return fail(answer.error());
     if (api_base_url) {
       out << "api_base_url set to " << text_of(*answer, "apiBaseUrl") << " by "
           << describe(**running) << "\n";
     }
-    if (reset) {
+    if (reset && !join_token) {
       out << "registration cleared by " << describe(**running)
           << "; it asks the studio for approval again now\n";
+    }
+    if (join_token) {
+      out << "join token kept by " << describe(**running)
+          << "; it asks the studio to join with it now\n";
     }
     return {};
   }
@@ -321,12 +328,21 @@ CommandStatus register_command(const std::filesystem::path& config_path,
   WorkerConfig config = loaded->config;
   if (api_base_url) config.api_base_url = *api_base_url;
   if (reset) config.reset_registration();
+  if (join_token) SW_TRY(config.set_join_token(*join_token));
   SW_TRY(validate_config(config));
   if (api_base_url) SW_TRY(save_config(config_path, config));
-  if (reset) SW_TRY(save_state(loaded->state_path, config.state()));
+  if (reset || join_token) SW_TRY(save_state(loaded->state_path, config.state()));
   if (api_base_url) out << "api_base_url set to " << config.api_base_url << "\n";
-  if (reset) out << "registration cleared; the daemon will ask the studio again on next launch\n";
-  if (!api_base_url && !reset) {
+  if (reset && !join_token) {
+    out << "registration cleared; the daemon will ask the studio again on next launch\n";
+  }
+  if (join_token) {
+    out << "join token kept in " << loaded->state_path.string() << " (0600); the daemon joins "
+        << (config.api_base_url.empty() ? std::string("the studio (set --api-base-url)")
+                                        : config.api_base_url)
+        << " with it on next launch\n";
+  }
+  if (!api_base_url && !reset && !join_token) {
     if (config.api_base_url.empty()) {
       out << "nothing to change; no studio URL is set: run `studio-worker register "
              "--api-base-url URL`\n";
@@ -462,6 +478,7 @@ CommandStatus print_config(const std::filesystem::path& config_path, std::ostrea
   if (config.auth_token) config.auth_token = redacted;
   if (config.registration_secret) config.registration_secret = redacted;
   if (config.local_api_token) config.local_api_token = redacted;
+  if (config.join_token) config.join_token = redacted;
   out << "# " << config_path.string() << (loaded->created ? " (not created yet)" : "") << "\n";
   // Inert settings say so on their line.
   std::istringstream settings(format_config(config));

@@ -59,9 +59,11 @@ CommandStatus print_status(const std::filesystem::path& config_path, std::ostrea
 // asks for approval again at once), else in the files. Prints what it did. A reset with no daemon
 // recovers from a state.toml that cannot be used: it is moved aside (set_aside_unusable_state,
 // said on stdout) and a fresh one written; without --reset such a file is refused, untouched.
+// `join_token` (issue 22): kept in state.toml for the next register-request (after the reset when
+// both are given); refused for a worker that is approved already.
 CommandStatus register_command(const std::filesystem::path& config_path,
                                const std::optional<std::string>& api_base_url, bool reset,
-                               std::ostream& out);
+                               const std::optional<std::string>& join_token, std::ostream& out);
 
 // Through PUT /daemon/config {"vramThresholdGb"} when a daemon runs, else in the file.
 CommandStatus set_threshold(const std::filesystem::path& config_path, double gigabytes,

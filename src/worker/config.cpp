@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 #include <toml++/toml.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <ctime>
@@ -149,6 +150,28 @@ void WorkerState::reset_registration() {
   registration_secret.reset();
   registration_rejected.reset();
   install_id.reset();
+  join_token.reset();
+}
+
+Status WorkerState::set_join_token(std::string token) {
+  if (token.empty() || token.size() > 200 || std::any_of(token.begin(), token.end(), [](char c) {
+        return static_cast<unsigned char>(c) <= 0x20 || c == 0x7f;
+      })) {
+    return fail(Error::invalid_argument(
+        "join token: expected the token `studio-server join-token create` printed (1 to 200 "
+        "characters, no spaces)"));
+  }
+  if (registered()) {
+    return fail(Error::invalid_argument(
+        "this worker is approved already (as {}); a join token is for one that is not: "
+        "`studio-worker register --reset --join-token T` joins again as a new worker",
+        worker_id.value_or("?")));
+  }
+  join_token = std::move(token);
+  registration_request_id.reset();
+  registration_secret.reset();
+  registration_rejected.reset();
+  return {};
 }
 
 std::optional<std::string_view> inert_reason(std::string_view key) {
@@ -424,6 +447,7 @@ std::string format_state(const WorkerState& state) {
   optional("worker_id", state.worker_id);
   optional("auth_token", state.auth_token);
   optional("local_api_token", state.local_api_token);
+  optional("join_token", state.join_token);
   return out;
 }
 
@@ -442,7 +466,8 @@ Result<WorkerState> parse_state(std::string_view toml_text, std::string_view sou
       {"registration_request_id", &state.registration_request_id},
       {"registration_secret", &state.registration_secret},
       {"registration_rejected", &state.registration_rejected},
-      {"local_api_token", &state.local_api_token}};
+      {"local_api_token", &state.local_api_token},
+      {"join_token", &state.join_token}};
   for (auto&& entry : table) {
     const std::string_view key = entry.first.str();
     std::optional<std::string>* field = nullptr;

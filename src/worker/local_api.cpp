@@ -355,9 +355,10 @@ HttpResponse LocalApi::route(const net::HttpRequest& request, net::Responder& re
     return ok_json({{"ok", true}}, 202);
   }
   if (path == "/daemon/register" && method == "POST") {
-    // Ours (issue 17): `studio-worker register [--api-base-url U] [--reset]` while the daemon
-    // runs, so that the daemon does not undo it. Unlike /daemon/registration/reset (the
-    // reference's, rejected registrations only), a reset here works in any state.
+    // Ours (issue 17): `studio-worker register [--api-base-url U] [--reset] [--join-token T]`
+    // (issue 22) while the daemon runs, so that the daemon does not undo it. Unlike
+    // /daemon/registration/reset (the reference's, rejected registrations only), a reset here works
+    // in any state.
     auto body = read_register_body(request.body, kBodyLimit);
     if (!body) return HttpResponse::error(400, "bad_request", body.error().message);
     WorkerConfig next = runtime_.config();
@@ -368,13 +369,20 @@ HttpResponse LocalApi::route(const net::HttpRequest& request, net::Responder& re
       next.api_base_url = *body->api_base_url;
     }
     if (body->reset) next.reset_registration();
+    if (body->join_token) {
+      if (auto set = next.set_join_token(*body->join_token); !set) {
+        return HttpResponse::error(400, "invalid_join_token", set.error().message);
+      }
+    }
     if (auto valid = validate_config(next); !valid) {
       return HttpResponse::error(400, "invalid_config", valid.error().message);
     }
     if (auto saved = runtime_.update_config(std::move(next)); !saved) {
       return HttpResponse::error(500, "config_not_saved", saved.error().message);
     }
-    if (body->reset && runtime_.on_registration_reset) runtime_.on_registration_reset();
+    if ((body->reset || body->join_token) && runtime_.on_registration_reset) {
+      runtime_.on_registration_reset();
+    }
     return ok_json({{"apiBaseUrl", runtime_.config().api_base_url},
                     {"registration", registration_json(status_.view().registration)}});
   }

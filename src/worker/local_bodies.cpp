@@ -64,8 +64,11 @@ Result<RegisterBody> read_register_body(std::string_view text, std::size_t max_b
     } else if (key == "reset") {
       if (!value.is_boolean()) return bad("bad input: reset: must be true or false");
       out.reset = value.get<bool>();
+    } else if (key == "joinToken") {
+      if (!value.is_string()) return bad("bad input: joinToken: must be a string");
+      out.join_token = value.get<std::string>();
     } else {
-      return bad("bad input: " + key + ": unknown field (apiBaseUrl, reset)");
+      return bad("bad input: " + key + ": unknown field (apiBaseUrl, reset, joinToken)");
     }
   }
   return out;

@@ -40,6 +40,7 @@ Result<GenerationBody> read_generation_body(std::string_view body, proto::TaskKi
 struct RegisterBody {
   std::optional<std::string> api_base_url;
   bool reset = false;
+  std::optional<std::string> join_token;  // issue 22; after the reset when both are given
 };
 Result<RegisterBody> read_register_body(std::string_view body, std::size_t max_bytes);
 

@@ -6,6 +6,8 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <utility>
+
 #include "common/clock.h"
 #include "common/secrets.h"
 #include "common/sha256.h"
@@ -23,6 +25,12 @@ struct Registrar::Wake {
 };
 
 std::string rejection_guidance(const std::string& reason) {
+  if (reason.starts_with(kJoinTokenRefusedPrefix)) {
+    return fmt::format(
+        "{}.  Ask the studio's operator for a new one (`studio-server join-token create`), then "
+        "run `studio-worker register --reset --join-token NEW` and start the worker again.",
+        reason);
+  }
   return fmt::format(
       "registration rejected by the studio operator: {}.  Run `studio-worker register --reset`, "
       "then start the worker again, to ask again.",
@@ -64,6 +72,7 @@ awaitable<void> Registrar::run() {
     // Rejected: permanent until `register --reset`; the daemon exits with
     // ExitCode::RegistrationRejected (issue 17).
     if (status_.view().registration.phase == RegistrationPhase::Rejected) break;
+    if (std::exchange(poll_now_, false)) continue;
     backoff = answered ? std::chrono::milliseconds(0)
                        : std::min(timings.backoff_cap,
                                   std::max(timings.registration_poll, backoff * 2));
@@ -101,30 +110,55 @@ awaitable<bool> Registrar::tick() {
         co_return false;
       }
     }
-    proto::RegisterRequest request{*config.install_id, sha256_hex(*config.registration_secret),
+    // The join token (issue 22) goes only with a request of a worker given one.
+    proto::RegisterRequest request{*config.install_id,
+                                   sha256_hex(*config.registration_secret),
                                    runtime_.capabilities(),
-                                   std::string("studio-worker/") + SW_VERSION, std::nullopt};
+                                   std::string("studio-worker/") + SW_VERSION,
+                                   std::nullopt,
+                                   config.join_token};
     // Named locals: GCC 12 double-destroys temporaries inside a co_await expression.
-    std::function<Result<proto::RegisterResponse>()> work = [studio, request]() {
+    std::function<Result<RegisterOutcome>()> work = [studio, request]() {
       return post_register_request(studio, request);
     };
     const auto pool = runtime_.pool();
-    auto response = co_await run_blocking<Result<proto::RegisterResponse>>(pool, std::move(work));
+    auto outcome = co_await run_blocking<Result<RegisterOutcome>>(pool, std::move(work));
     if (stopped_) co_return true;
-    if (!response) {
-      logs.local(log::Level::Warn, "register", response.error().message);
+    if (!outcome) {
+      logs.local(log::Level::Warn, "register", outcome.error().message);
       co_return false;
     }
     config = runtime_.config();
-    config.registration_request_id = response->request_id;
+    if (const auto* refused = std::get_if<JoinTokenRefused>(&*outcome)) {
+      // Permanent for this token: kept like a rejection, so a restart exits 10 again instead of
+      // asking again with it.
+      const std::string reason = std::string(kJoinTokenRefusedPrefix) + refused->reason;
+      config.join_token.reset();
+      config.registration_secret.reset();
+      config.registration_rejected = reason;
+      (void)runtime_.update_config(config);
+      status_.registration_rejected(reason);
+      logs.local(log::Level::Warn, "register", rejection_guidance(reason));
+      co_return true;
+    }
+    const auto& response = std::get<proto::RegisterResponse>(*outcome);
+    config.registration_request_id = response.request_id;
     if (auto saved = runtime_.update_config(config); !saved) {
       logs.local(log::Level::Error, "register",
                  "cannot save the registration request id: " + saved.error().message);
     }
-    status_.registration_pending(response->request_id, format_rfc3339_millis(unix_millis_now()));
-    logs.local(log::Level::Info, "register",
-               fmt::format("registration requested; waiting for operator approval (request {})",
-                           response->request_id));
+    status_.registration_pending(response.request_id, format_rfc3339_millis(unix_millis_now()));
+    if (response.status == "approved") {
+      // Approved by its join token: collect the credentials now rather than a poll period later.
+      poll_now_ = true;
+      logs.local(log::Level::Info, "register",
+                 fmt::format("joined with a join token (request {}); collecting credentials",
+                             response.request_id));
+    } else {
+      logs.local(log::Level::Info, "register",
+                 fmt::format("registration requested; waiting for operator approval (request {})",
+                             response.request_id));
+    }
     co_return true;
   }
 
@@ -170,6 +204,7 @@ awaitable<bool> Registrar::tick() {
     config.auth_token = approved->auth_token;
     config.registration_request_id.reset();
     config.registration_secret.reset();
+    config.join_token.reset();
     if (auto saved = runtime_.update_config(config); !saved) {
       logs.local(log::Level::Error, "register",
                  "approved, but the credentials could not be saved: " + saved.error().message);

@@ -13,13 +13,17 @@
 // an approval arrives within about a second either way (ours, issue 17; the reference polls every
 // 30 s). Transport errors and non-404 failures keep the state and retry, backing off. A rejection
 // is kept in the state file (`registration_rejected`) and ends run(): the daemon exits 10 and says
-// how to reset (issue 17; the reference keeps serving locally, §3.1). stop() also cancels the
+// how to reset (issue 17; the reference keeps serving locally, §3.1). A worker given a join token
+// (issue 22) sends it with the request; studio-server answers "approved" and the poll that follows
+// at once collects the credentials; a refused token (403 join_token_refused) ends run() like a
+// rejection. stop() also cancels the
 // request or held poll in flight (ours): a stopping daemon does not wait out registration_wait.
 // Loop-thread only.
 
 #include <atomic>
 #include <boost/asio/awaitable.hpp>
 #include <memory>
+#include <string_view>
 
 #include "worker/runtime.h"
 #include "worker/status.h"
@@ -50,9 +54,14 @@ class Registrar {
   // Set by stop(): ends the register-request or held poll in flight on the pool at once.
   std::shared_ptr<std::atomic<bool>> calls_cancelled_ = std::make_shared<std::atomic<bool>>(false);
   bool running_ = false;  // run() is active
+  bool poll_now_ = false;  // a join token approved the request just made: poll without waiting
 };
 
-// The guidance printed when the studio rejected this worker (tests pin the wording).
+// A refused join token is kept as a rejection whose reason starts with this (issue 22).
+inline constexpr std::string_view kJoinTokenRefusedPrefix = "join token refused: ";
+
+// The guidance printed when the studio rejected this worker, or refused its join token (tests pin
+// the wording).
 std::string rejection_guidance(const std::string& reason);
 
 }  // namespace sw::worker

@@ -1,5 +1,8 @@
 #include "worker/studio_api.h"
 
+#include <nlohmann/json.hpp>
+
+#include "common/json_text.h"
 #include "proto/codec.h"
 #include "proto/mime.h"
 #include "transfer/http_client.h"
@@ -29,8 +32,8 @@ Result<std::string> route(const StudioEndpoint& studio, std::string_view path) {
 
 }  // namespace
 
-Result<proto::RegisterResponse> post_register_request(const StudioEndpoint& studio,
-                                                      const proto::RegisterRequest& request) {
+Result<RegisterOutcome> post_register_request(const StudioEndpoint& studio,
+                                              const proto::RegisterRequest& request) {
   auto url = route(studio, "/workers/register-request");
   if (!url) return fail(url.error());
   transfer::HttpCall call;
@@ -42,6 +45,19 @@ Result<proto::RegisterResponse> post_register_request(const StudioEndpoint& stud
   call.cancelled = studio.cancelled;
   auto reply = transfer::http_call(call);
   if (!reply) return fail(Error{reply.error().code, "register-request failed: " + reply.error().message});
+  if (reply->status == 403 && request.join_token) {
+    // The studio's words only: any other 403 (a proxy's page) stays a transient failure.
+    const auto body = parse_json(reply->body, "the studio's answer");
+    const auto text = [&](const char* name) -> const std::string* {
+      if (!body || !body->is_object()) return nullptr;
+      const auto it = body->find(name);
+      return it != body->end() ? it->template get_ptr<const std::string*>() : nullptr;
+    };
+    if (const auto* code = text("error"); code && *code == "join_token_refused") {
+      const auto* message = text("message");
+      return RegisterOutcome{JoinTokenRefused{message ? *message : std::string("refused")}};
+    }
+  }
   if (reply->status < 200 || reply->status >= 300) {
     return fail(http_error("register-request", reply->status, reply->body));
   }
@@ -50,7 +66,7 @@ Result<proto::RegisterResponse> post_register_request(const StudioEndpoint& stud
     return fail(Error::protocol("register-request failed: unexpected answer: {}",
                                 decoded.error().message));
   }
-  return decoded;
+  return RegisterOutcome{std::move(*decoded)};
 }
 
 Result<PollOutcome> poll_registration(const StudioEndpoint& studio, const std::string& request_id,

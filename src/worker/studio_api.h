@@ -23,8 +23,14 @@ struct StudioEndpoint {
   std::function<bool()> cancelled;
 };
 
-Result<proto::RegisterResponse> post_register_request(const StudioEndpoint& studio,
-                                                      const proto::RegisterRequest& request);
+// 403 join_token_refused (issue 22): studio-server will not approve a request with this join
+// token (unknown, expired, used up, revoked); `reason` is its message. Permanent for this token.
+struct JoinTokenRefused {
+  std::string reason;
+};
+using RegisterOutcome = std::variant<proto::RegisterResponse, JoinTokenRefused>;
+Result<RegisterOutcome> post_register_request(const StudioEndpoint& studio,
+                                              const proto::RegisterRequest& request);
 
 // 404: the studio no longer knows the request (the worker starts over).
 struct RegistrationUnknown {};

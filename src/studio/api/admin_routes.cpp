@@ -11,6 +11,7 @@
 #include "studio/admin.h"
 #include "studio/api/responses.h"
 #include "studio/db_worker.h"
+#include "studio/join_tokens.h"
 #include "studio/json_views.h"
 #include "studio/request_bodies.h"
 #include "studio/studio.h"
@@ -37,7 +38,10 @@ class AdminRoutes::Impl {
       case RouteId::ModelDelete: return delete_model(p[0], responder);
       case RouteId::WorkersList: return list_workers(responder);
       case RouteId::WorkersPending: return list_pending(responder);
-      case RouteId::WorkerApprove: return approve(p[0], responder);
+      case RouteId::WorkerApprove: return approve(request, p[0], responder);
+      case RouteId::JoinTokensList: return list_join_tokens(responder);
+      case RouteId::JoinTokenCreate: return create_join_token(request, responder);
+      case RouteId::JoinTokenRevoke: return revoke_join_token(request, p[0], responder);
       case RouteId::WorkerReject: return reject(request, p[0], responder);
       case RouteId::WorkerDelete: return delete_worker(p[0], responder);
       case RouteId::WorkerLogs: return worker_logs(request, p[0], responder);
@@ -166,6 +170,9 @@ class AdminRoutes::Impl {
                          {"capabilities", live ? stored_json(live->capabilities_json)
                                                : stored_json(w.capabilities_json)},
                          {"createdAt", iso_time(w.created_at)}};
+            if (!w.approved_by.empty()) {  // issue 22: who let it in (the admin, a key, a token)
+              item["approvedBy"] = w.approved_by;
+            }
             if (w.last_seen_at) {
               item["lastSeenAt"] = iso_time(*w.last_seen_at);
             }
@@ -184,6 +191,68 @@ class AdminRoutes::Impl {
             list.push_back(std::move(item));
           }
           responder.send(ok_json({{"workers", std::move(list)}}));
+        });
+  }
+
+  // ---- join tokens (issue 22) ----
+
+  void list_join_tokens(const net::Responder& responder) {
+    s_.database().call<std::vector<store::JoinTokenRecord>>(
+        [](store::StudioStore& st) { return st.list_join_tokens(); },
+        [this, responder](Result<std::vector<store::JoinTokenRecord>> tokens) {
+          if (!tokens) {
+            responder.send(error_response(tokens.error()));
+            return;
+          }
+          json list = json::array();
+          for (const auto& token : *tokens) {
+            list.push_back(join_token_json(token, s_.unix_millis()));
+          }
+          responder.send(ok_json({{"joinTokens", std::move(list)}}));
+        });
+  }
+
+  void create_join_token(const HttpRequest& request, const net::Responder& responder) {
+    auto options = read_join_token_body(request.body, s_.config().json_body_limit);
+    if (!options) {
+      responder.send(invalid("invalid_request", options.error().message));
+      return;
+    }
+    s_.database().call<CreatedJoinToken>(
+        [options = *options, by = actor(request), now = s_.unix_millis()](store::StudioStore& st) {
+          return studio::create_join_token(st, options, by, now);
+        },
+        [this, responder](Result<CreatedJoinToken> created) {
+          if (!created) {
+            responder.send(error_response(created.error()));
+            return;
+          }
+          logger().info("join_token.created", {{"join_token_id", created->record.id},
+                                               {"by", created->record.created_by}});
+          json body = join_token_json(created->record, s_.unix_millis());
+          body["token"] = created->token;  // shown once
+          responder.send(ok_json(body, 201));
+        });
+  }
+
+  void revoke_join_token(const HttpRequest& request, const std::string& id,
+                         const net::Responder& responder) {
+    s_.database().call<bool>(
+        [id, now = s_.unix_millis()](store::StudioStore& st) {
+          return st.revoke_join_token(id, now);
+        },
+        [this, responder, id, by = actor(request)](Result<bool> revoked) {
+          if (!revoked) {
+            responder.send(error_response(revoked.error()));
+            return;
+          }
+          if (!*revoked) {
+            responder.send(HttpResponse::error(
+                404, "not_found", fmt::format("no join token {} that is not revoked already", id)));
+            return;
+          }
+          logger().info("join_token.revoked", {{"join_token_id", id}, {"by", by}});
+          responder.send(ok_json({{"id", id}, {"revoked", true}}));
         });
   }
 
@@ -210,10 +279,19 @@ class AdminRoutes::Impl {
         });
   }
 
-  void approve(const std::string& request_id, const net::Responder& responder) {
+  // Who acts, as recorded on what they approve or create (WorkerRecord::approved_by).
+  std::string actor(const HttpRequest& request) const {
+    const auto token = request.bearer_token();
+    const auto owner = token ? s_.registry().bearer_owner(*token) : std::nullopt;
+    if (!owner) return "unknown";
+    return *owner == "admin" ? *owner : "key:" + *owner;
+  }
+
+  void approve(const HttpRequest& request, const std::string& request_id,
+               const net::Responder& responder) {
     s_.database().call<std::string>(
-        [request_id, now = s_.unix_millis()](store::StudioStore& st) {
-          return approve_request(st, request_id, now);
+        [request_id, now = s_.unix_millis(), by = actor(request)](store::StudioStore& st) {
+          return approve_request(st, request_id, now, by);
         },
         [this, responder, request_id](Result<std::string> worker_id) {
           if (!worker_id) {
@@ -243,9 +321,9 @@ class AdminRoutes::Impl {
       return;
     }
     s_.database().call<bool>(
-        [request_id, reason = reason->value_or(""),
-         now = s_.unix_millis()](store::StudioStore& st) -> Result<bool> {
-          SW_TRY(reject_request(st, request_id, reason, now));
+        [request_id, reason = reason->value_or(""), now = s_.unix_millis(),
+         by = actor(request)](store::StudioStore& st) -> Result<bool> {
+          SW_TRY(reject_request(st, request_id, reason, now, by));
           return true;
         },
         [this, responder, request_id](Result<bool> rejected) {

@@ -34,6 +34,9 @@ enum class RouteId {
   OwnUsage,  // issue 20: the calling key's usage and quota
   WhoAmI,    // issue 21: the calling bearer's scope (the dashboard shows what it may do)
   AdminTokenRotate,
+  JoinTokensList,  // issue 22: tokens that approve a worker's registration at once
+  JoinTokenCreate,
+  JoinTokenRevoke,
   Metrics,
   Stats,  // issue 21: /metrics's figures as JSON, for the dashboard
   Health,

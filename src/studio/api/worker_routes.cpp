@@ -107,6 +107,9 @@ class WorkerRoutes::Impl {
                        : v6 ? fmt::format("[{}]:{}", request.remote_address, request.remote_port)
                             : fmt::format("{}:{}", request.remote_address, request.remote_port);
     record.created_at = s_.unix_millis();
+    if (body->join_token) {
+      return join(*body->join_token, std::move(record), responder);
+    }
     s_.database().call<std::string>(
         [record](store::StudioStore& st) { return tx::open_registration(st, record); },
         [responder, install = record.install_id](Result<std::string> id) {
@@ -117,6 +120,48 @@ class WorkerRoutes::Impl {
           logger().info("registration.requested", {{"request_id", *id}, {"install_id", install}});
           responder.send(
               HttpResponse::json(200, proto::encode(proto::RegisterResponse{*id, "pending"})));
+        });
+  }
+
+  // A register-request with a join token (issue 22): approved at once, or 403 naming why the
+  // token cannot be used. The token itself is never logged; its id is.
+  void join(const std::string& token, store::RegistrationRecord record,
+            const net::Responder& responder) {
+    if (token.empty() || token.size() > 200) {
+      responder.send(invalid("invalid_request", "joinToken: must be 1 to 200 characters"));
+      return;
+    }
+    s_.database().call<tx::JoinAnswer>(
+        [record, hash = sha256_hex(token)](store::StudioStore& st) {
+          return tx::join_registration(st, record, hash);
+        },
+        [this, responder, install = record.install_id,
+         source = record.source_ip](Result<tx::JoinAnswer> joined) {
+          if (!joined) {
+            responder.send(error_response(joined.error()));
+            return;
+          }
+          if (!joined->refusal.empty()) {
+            logger().warn("registration.join_refused", {{"install_id", install},
+                                                        {"remote", source},
+                                                        {"join_token_id", joined->join_token_id},
+                                                        {"why", joined->refusal}});
+            responder.send(HttpResponse::error(403, "join_token_refused", joined->refusal));
+            return;
+          }
+          logger().info("registration.joined", {{"request_id", joined->request_id},
+                                                {"worker_id", joined->worker_id},
+                                                {"install_id", install},
+                                                {"join_token_id", joined->join_token_id}});
+          s_.request_decided(joined->request_id);
+          // Unknown token until the worker polls; the placeholder hash matches nothing. (A repeat
+          // of a join whose worker already collected its token keeps that token.)
+          if (!s_.registry().knows_worker(joined->worker_id)) {
+            s_.registry().set_worker_token_hash(joined->worker_id, sha256_hex(random_hex(32)));
+          }
+          s_.publish_worker(joined->worker_id, "approved");
+          responder.send(HttpResponse::json(
+              200, proto::encode(proto::RegisterResponse{joined->request_id, "approved"})));
         });
   }
 

@@ -361,12 +361,52 @@ CREATE TABLE api_key_usage (
 );
 )sql";
 
+// Version 7 (issue 22): join tokens, for workers that join a fleet unattended. A register-request
+// that carries a valid one is approved at once. Only the token's SHA-256 is kept. A token ends by
+// expiry, by its use count, or by revocation; its row stays, so a worker it approved still names
+// it. Workers and requests record who approved them: "admin", "key:<id>", "cli" or
+// "join-token:<id>".
+constexpr std::string_view kSchemaV7 = R"sql(
+CREATE TABLE join_tokens (
+  id            TEXT PRIMARY KEY,
+  token_hash    TEXT NOT NULL UNIQUE,
+  label         TEXT NOT NULL DEFAULT '',
+  created_by    TEXT NOT NULL,
+  created_at    INTEGER NOT NULL,
+  expires_at    INTEGER,
+  max_uses      INTEGER,
+  uses          INTEGER NOT NULL DEFAULT 0,
+  last_used_at  INTEGER,
+  revoked_at    INTEGER
+);
+ALTER TABLE workers ADD COLUMN approved_by TEXT NOT NULL DEFAULT '';
+ALTER TABLE registration_requests ADD COLUMN decided_by TEXT NOT NULL DEFAULT '';
+)sql";
+
+constexpr std::string_view kPgSchemaV7 = R"sql(
+CREATE TABLE join_tokens (
+  id            TEXT PRIMARY KEY,
+  token_hash    TEXT NOT NULL UNIQUE,
+  label         TEXT NOT NULL DEFAULT '',
+  created_by    TEXT NOT NULL,
+  created_at    BIGINT NOT NULL,
+  expires_at    BIGINT,
+  max_uses      BIGINT,
+  uses          BIGINT NOT NULL DEFAULT 0,
+  last_used_at  BIGINT,
+  revoked_at    BIGINT
+);
+ALTER TABLE workers ADD COLUMN approved_by TEXT NOT NULL DEFAULT '';
+ALTER TABLE registration_requests ADD COLUMN decided_by TEXT NOT NULL DEFAULT '';
+)sql";
+
 }  // namespace
 
 std::span<const sql::Migration> studio_migrations() {
   static constexpr sql::Migration kMigrations[] = {
       {1, kSchemaV1, kPgSchemaV1}, {2, kSchemaV2, kPgSchemaV2}, {3, kSchemaV3, kPgSchemaV3},
-      {4, kSchemaV4, kPgSchemaV4}, {5, kSchemaV5, kPgSchemaV5}, {6, kSchemaV6, kPgSchemaV6}};
+      {4, kSchemaV4, kPgSchemaV4}, {5, kSchemaV5, kPgSchemaV5}, {6, kSchemaV6, kPgSchemaV6},
+      {7, kSchemaV7, kPgSchemaV7}};
   return kMigrations;
 }
 

@@ -25,10 +25,14 @@ constexpr std::string_view kJobColumns =
     "result_content_type, result_ext, result_bytes, former_workers, completions, process_id, "
     "queue_seq, owner";
 constexpr std::string_view kWorkerColumns =
-    "id, token_hash, install_id, capabilities, current_job_id, created_at, last_seen_at";
+    "id, token_hash, install_id, capabilities, current_job_id, created_at, last_seen_at, "
+    "approved_by";
 constexpr std::string_view kRequestColumns =
     "id, install_id, secret_hash, capabilities, user_agent, source_ip, status, reason, worker_id, "
-    "created_at, decided_at";
+    "created_at, decided_at, decided_by";
+constexpr std::string_view kJoinTokenColumns =
+    "id, token_hash, label, created_by, created_at, expires_at, max_uses, uses, last_used_at, "
+    "revoked_at";
 constexpr std::string_view kModelColumns =
     "id, kind, display_name, vram_gb_estimate, enabled, source, created_at, updated_at";
 
@@ -69,8 +73,15 @@ JobRecord read_job(const Rows& r, int i) {
 }
 
 WorkerRecord read_worker(const Rows& r, int i) {
-  return WorkerRecord{r.text(i, 0),          r.text(i, 1),  r.text(i, 2),          r.text(i, 3),
-                      r.optional_text(i, 4), r.int64(i, 5), r.optional_int64(i, 6)};
+  return WorkerRecord{r.text(i, 0),          r.text(i, 1),  r.text(i, 2),           r.text(i, 3),
+                      r.optional_text(i, 4), r.int64(i, 5), r.optional_int64(i, 6), r.text(i, 7)};
+}
+
+JoinTokenRecord read_join_token(const Rows& r, int i) {
+  return JoinTokenRecord{r.text(i, 0),           r.text(i, 1),  r.text(i, 2),
+                         r.text(i, 3),           r.int64(i, 4), r.optional_int64(i, 5),
+                         r.optional_int64(i, 6), r.int64(i, 7), r.optional_int64(i, 8),
+                         r.optional_int64(i, 9)};
 }
 
 RegistrationRecord read_request(const Rows& r, int i) {
@@ -89,6 +100,7 @@ RegistrationRecord read_request(const Rows& r, int i) {
   rec.worker_id = r.optional_text(i, 8);
   rec.created_at = r.int64(i, 9);
   rec.decided_at = r.optional_int64(i, 10);
+  rec.decided_by = r.text(i, 11);
   return rec;
 }
 
@@ -237,10 +249,10 @@ Result<bool> PgStudioStore::insert_setting_if_absent(std::string_view key, std::
 Status PgStudioStore::insert_worker(const WorkerRecord& w) {
   return done(conn_.exec(
       "INSERT INTO workers(id, token_hash, install_id, capabilities, current_job_id, created_at, "
-      "last_seen_at) VALUES ($1, $2, $3, $4, $5, $6, $7)" +
+      "last_seen_at, approved_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)" +
           notify_cache("workers"),
       {w.id, w.token_hash, w.install_id, w.capabilities_json, w.current_job_id, w.created_at,
-       w.last_seen_at}));
+       w.last_seen_at, w.approved_by}));
 }
 
 Result<std::optional<WorkerRecord>> PgStudioStore::find_worker(std::string_view id) {
@@ -298,11 +310,11 @@ Result<std::optional<RegistrationRecord>> PgStudioStore::find_pending_request(
 Status PgStudioStore::insert_request(const RegistrationRecord& r) {
   return done(conn_.exec(
       "INSERT INTO registration_requests(id, install_id, secret_hash, capabilities, user_agent, "
-      "source_ip, status, reason, worker_id, created_at, decided_at) "
-      "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING pg_notify('sw_requests', "
-      "id)",
+      "source_ip, status, reason, worker_id, created_at, decided_at, decided_by) "
+      "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) "
+      "RETURNING pg_notify('sw_requests', id)",
       {r.id, r.install_id, r.secret_hash, r.capabilities_json, r.user_agent, r.source_ip,
-       to_string(r.status), r.reason, r.worker_id, r.created_at, r.decided_at}));
+       to_string(r.status), r.reason, r.worker_id, r.created_at, r.decided_at, r.decided_by}));
 }
 
 Result<std::optional<RegistrationRecord>> PgStudioStore::find_request(std::string_view id) {
@@ -323,13 +335,61 @@ Result<std::vector<RegistrationRecord>> PgStudioStore::list_requests(
 
 Result<bool> PgStudioStore::decide_request(std::string_view id, RequestStatus decision,
                                            std::string_view reason,
-                                           const std::optional<std::string>& worker_id,
-                                           Millis now) {
+                                           const std::optional<std::string>& worker_id, Millis now,
+                                           std::string_view decided_by) {
   return one_changed(
       conn_.exec("UPDATE registration_requests SET status = $1, reason = $2, worker_id = $3, "
-                 "decided_at = $4 WHERE id = $5 AND status = 'pending' "
+                 "decided_at = $4, decided_by = $5 WHERE id = $6 AND status = 'pending' "
                  "RETURNING pg_notify('sw_requests', id)",
-                 {to_string(decision), reason, worker_id, now, id}));
+                 {to_string(decision), reason, worker_id, now, decided_by, id}));
+}
+
+Result<std::optional<RegistrationRecord>> PgStudioStore::find_request_by_secret(
+    std::string_view install_id, std::string_view secret_hash) {
+  static const std::string sql = fmt::format(
+      "SELECT {} FROM registration_requests WHERE install_id = $1 AND secret_hash = $2 "
+      "ORDER BY created_at DESC, id COLLATE \"C\" DESC LIMIT 1",
+      kRequestColumns);
+  return first<RegistrationRecord>(conn_.exec(sql, {install_id, secret_hash}), read_request);
+}
+
+// ---- join tokens ----
+
+Status PgStudioStore::insert_join_token(const JoinTokenRecord& t) {
+  return done(conn_.exec(
+      "INSERT INTO join_tokens(id, token_hash, label, created_by, created_at, expires_at, "
+      "max_uses, uses, last_used_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+      {t.id, t.token_hash, t.label, t.created_by, t.created_at, t.expires_at, t.max_uses, t.uses,
+       t.last_used_at, t.revoked_at}));
+}
+
+Result<std::vector<JoinTokenRecord>> PgStudioStore::list_join_tokens() {
+  static const std::string sql =
+      fmt::format("SELECT {} FROM join_tokens ORDER BY created_at DESC, id COLLATE \"C\" DESC",
+                  kJoinTokenColumns);
+  return collect<JoinTokenRecord>(conn_.exec(sql), read_join_token);
+}
+
+Result<std::optional<JoinTokenRecord>> PgStudioStore::find_join_token_by_hash(
+    std::string_view token_hash) {
+  static const std::string sql =
+      fmt::format("SELECT {} FROM join_tokens WHERE token_hash = $1", kJoinTokenColumns);
+  return first<JoinTokenRecord>(conn_.exec(sql, {token_hash}), read_join_token);
+}
+
+Result<bool> PgStudioStore::use_join_token(std::string_view id, Millis now) {
+  // Under READ COMMITTED a concurrent use blocks on the row and re-checks the WHERE against the
+  // committed row, so a token's last use goes to one caller.
+  return one_changed(
+      conn_.exec("UPDATE join_tokens SET uses = uses + 1, last_used_at = $1 WHERE id = $2 AND "
+                 "revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $1) AND "
+                 "(max_uses IS NULL OR uses < max_uses)",
+                 {now, id}));
+}
+
+Result<bool> PgStudioStore::revoke_join_token(std::string_view id, Millis now) {
+  return one_changed(conn_.exec(
+      "UPDATE join_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL", {now, id}));
 }
 
 // ---- models ----

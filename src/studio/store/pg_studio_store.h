@@ -73,7 +73,16 @@ class PgStudioStore final : public StudioStore {
   Result<std::vector<RegistrationRecord>> list_requests(
       std::optional<RequestStatus> status) override;
   Result<bool> decide_request(std::string_view id, RequestStatus decision, std::string_view reason,
-                              const std::optional<std::string>& worker_id, Millis now) override;
+                              const std::optional<std::string>& worker_id, Millis now,
+                              std::string_view decided_by) override;
+  Result<std::optional<RegistrationRecord>> find_request_by_secret(
+      std::string_view install_id, std::string_view secret_hash) override;
+  Status insert_join_token(const JoinTokenRecord& token) override;
+  Result<std::vector<JoinTokenRecord>> list_join_tokens() override;
+  Result<std::optional<JoinTokenRecord>> find_join_token_by_hash(
+      std::string_view token_hash) override;
+  Result<bool> use_join_token(std::string_view id, Millis now) override;
+  Result<bool> revoke_join_token(std::string_view id, Millis now) override;
   Status insert_model(const ModelRecord& model) override;
   Result<bool> update_model(const ModelRecord& model) override;
   Result<bool> delete_model(std::string_view id) override;

@@ -19,10 +19,14 @@ constexpr std::string_view kJobColumns =
 
 // Column lists in the order the read_* functions below expect.
 constexpr std::string_view kWorkerColumns =
-    "id, token_hash, install_id, capabilities, current_job_id, created_at, last_seen_at";
+    "id, token_hash, install_id, capabilities, current_job_id, created_at, last_seen_at, "
+    "approved_by";
 constexpr std::string_view kRequestColumns =
     "id, install_id, secret_hash, capabilities, user_agent, source_ip, status, reason, worker_id, "
-    "created_at, decided_at";
+    "created_at, decided_at, decided_by";
+constexpr std::string_view kJoinTokenColumns =
+    "id, token_hash, label, created_by, created_at, expires_at, max_uses, uses, last_used_at, "
+    "revoked_at";
 constexpr std::string_view kModelColumns =
     "id, kind, display_name, vram_gb_estimate, enabled, source, created_at, updated_at";
 
@@ -63,8 +67,14 @@ JobRecord read_job(const Stmt& s) {
 }
 
 WorkerRecord read_worker(const Stmt& s) {
-  return WorkerRecord{s.text(0),          s.text(1),  s.text(2),          s.text(3),
-                      s.optional_text(4), s.int64(5), s.optional_int64(6)};
+  return WorkerRecord{s.text(0),          s.text(1),  s.text(2),           s.text(3),
+                      s.optional_text(4), s.int64(5), s.optional_int64(6), s.text(7)};
+}
+
+JoinTokenRecord read_join_token(const Stmt& s) {
+  return JoinTokenRecord{s.text(0),           s.text(1),           s.text(2),           s.text(3),
+                         s.int64(4),          s.optional_int64(5), s.optional_int64(6), s.int64(7),
+                         s.optional_int64(8), s.optional_int64(9)};
 }
 
 RegistrationRecord read_request(const Stmt& s) {
@@ -83,6 +93,7 @@ RegistrationRecord read_request(const Stmt& s) {
   r.worker_id = s.optional_text(8);
   r.created_at = s.int64(9);
   r.decided_at = s.optional_int64(10);
+  r.decided_by = s.text(11);
   return r;
 }
 
@@ -357,7 +368,7 @@ Result<bool> SqliteStudioStore::insert_setting_if_absent(std::string_view key,
 Status SqliteStudioStore::insert_worker(const WorkerRecord& w) {
   SW_STMT(s,
           "INSERT INTO workers(id, token_hash, install_id, capabilities, current_job_id, "
-          "created_at, last_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?)");
+          "created_at, last_seen_at, approved_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
   return s.bind(1, w.id)
       .bind(2, w.token_hash)
       .bind(3, w.install_id)
@@ -365,6 +376,7 @@ Status SqliteStudioStore::insert_worker(const WorkerRecord& w) {
       .bind(5, w.current_job_id)
       .bind(6, w.created_at)
       .bind(7, w.last_seen_at)
+      .bind(8, w.approved_by)
       .run();
 }
 
@@ -427,8 +439,8 @@ Result<std::optional<RegistrationRecord>> SqliteStudioStore::find_pending_reques
 Status SqliteStudioStore::insert_request(const RegistrationRecord& r) {
   SW_STMT(s,
           "INSERT INTO registration_requests(id, install_id, secret_hash, capabilities, "
-          "user_agent, source_ip, status, reason, worker_id, created_at, decided_at) "
-          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+          "user_agent, source_ip, status, reason, worker_id, created_at, decided_at, decided_by) "
+          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
   return s.bind(1, r.id)
       .bind(2, r.install_id)
       .bind(3, r.secret_hash)
@@ -440,6 +452,7 @@ Status SqliteStudioStore::insert_request(const RegistrationRecord& r) {
       .bind(9, r.worker_id)
       .bind(10, r.created_at)
       .bind(11, r.decided_at)
+      .bind(12, r.decided_by)
       .run();
 }
 
@@ -469,16 +482,78 @@ Result<std::vector<RegistrationRecord>> SqliteStudioStore::list_requests(
 Result<bool> SqliteStudioStore::decide_request(std::string_view id, RequestStatus decision,
                                                std::string_view reason,
                                                const std::optional<std::string>& worker_id,
-                                               Millis now) {
+                                               Millis now, std::string_view decided_by) {
   SW_STMT(s,
           "UPDATE registration_requests SET status = ?, reason = ?, worker_id = ?, "
-          "decided_at = ? WHERE id = ? AND status = 'pending'");
+          "decided_at = ?, decided_by = ? WHERE id = ? AND status = 'pending'");
   SW_TRY(s.bind(1, to_string(decision))
              .bind(2, reason)
              .bind(3, worker_id)
              .bind(4, now)
-             .bind(5, id)
+             .bind(5, decided_by)
+             .bind(6, id)
              .run());
+  return db_.changes() == 1;
+}
+
+Result<std::optional<RegistrationRecord>> SqliteStudioStore::find_request_by_secret(
+    std::string_view install_id, std::string_view secret_hash) {
+  static const std::string sql = fmt::format(
+      "SELECT {} FROM registration_requests WHERE install_id = ? AND secret_hash = ? "
+      "ORDER BY created_at DESC, id DESC LIMIT 1",
+      kRequestColumns);
+  SW_STMT(s, sql);
+  s.bind(1, install_id).bind(2, secret_hash);
+  return first<RegistrationRecord>(s, read_request);
+}
+
+// ---- join tokens ----
+
+Status SqliteStudioStore::insert_join_token(const JoinTokenRecord& t) {
+  SW_STMT(s,
+          "INSERT INTO join_tokens(id, token_hash, label, created_by, created_at, expires_at, "
+          "max_uses, uses, last_used_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+  return s.bind(1, t.id)
+      .bind(2, t.token_hash)
+      .bind(3, t.label)
+      .bind(4, t.created_by)
+      .bind(5, t.created_at)
+      .bind(6, t.expires_at)
+      .bind(7, t.max_uses)
+      .bind(8, t.uses)
+      .bind(9, t.last_used_at)
+      .bind(10, t.revoked_at)
+      .run();
+}
+
+Result<std::vector<JoinTokenRecord>> SqliteStudioStore::list_join_tokens() {
+  static const std::string sql = fmt::format(
+      "SELECT {} FROM join_tokens ORDER BY created_at DESC, id DESC", kJoinTokenColumns);
+  SW_STMT(s, sql);
+  return collect<JoinTokenRecord>(s, read_join_token);
+}
+
+Result<std::optional<JoinTokenRecord>> SqliteStudioStore::find_join_token_by_hash(
+    std::string_view token_hash) {
+  static const std::string sql =
+      fmt::format("SELECT {} FROM join_tokens WHERE token_hash = ?", kJoinTokenColumns);
+  SW_STMT(s, sql);
+  s.bind(1, token_hash);
+  return first<JoinTokenRecord>(s, read_join_token);
+}
+
+Result<bool> SqliteStudioStore::use_join_token(std::string_view id, Millis now) {
+  SW_STMT(s,
+          "UPDATE join_tokens SET uses = uses + 1, last_used_at = ?1 WHERE id = ?2 AND "
+          "revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?1) AND "
+          "(max_uses IS NULL OR uses < max_uses)");
+  SW_TRY(s.bind(1, now).bind(2, id).run());
+  return db_.changes() == 1;
+}
+
+Result<bool> SqliteStudioStore::revoke_join_token(std::string_view id, Millis now) {
+  SW_STMT(s, "UPDATE join_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL");
+  SW_TRY(s.bind(1, now).bind(2, id).run());
   return db_.changes() == 1;
 }
 

@@ -41,8 +41,12 @@ struct WorkerRecord {
   std::string install_id;
   std::string capabilities_json;
   std::optional<std::string> current_job_id;
-  Millis created_at = 0;
+  Millis created_at = 0;  // when it was approved
   std::optional<Millis> last_seen_at;
+  // Who approved it (issue 22): "admin" (the admin token), "key:<id>" (an admin-scope API key),
+  // "cli" (`studio-server workers approve` on the database) or "join-token:<id>". Empty for
+  // workers approved before this was recorded.
+  std::string approved_by;
 };
 
 enum class RequestStatus { Pending, Approved, Rejected };
@@ -60,6 +64,25 @@ struct RegistrationRecord {
   std::optional<std::string> worker_id;
   Millis created_at = 0;
   std::optional<Millis> decided_at;
+  // Who decided it, as WorkerRecord::approved_by says; "studio" for a request superseded by a
+  // newer one from the same install.
+  std::string decided_by;
+};
+
+// A join token (issue 22): a worker whose register-request carries one that is valid is approved
+// at once. Only its SHA-256 is stored. It stops working at `expires_at`, after `max_uses`
+// approvals, or when revoked; the row stays for the record.
+struct JoinTokenRecord {
+  std::string id;          // "jt-<uuid>"
+  std::string token_hash;  // sha256 hex of the token
+  std::string label;
+  std::string created_by;  // as WorkerRecord::approved_by says who
+  Millis created_at = 0;
+  std::optional<Millis> expires_at;      // none: never
+  std::optional<std::int64_t> max_uses;  // none: unlimited
+  std::int64_t uses = 0;
+  std::optional<Millis> last_used_at;
+  std::optional<Millis> revoked_at;
 };
 
 struct ModelRecord {
@@ -328,7 +351,26 @@ class StudioStore {
   // pending → approved/rejected; false when the request was not pending.
   virtual Result<bool> decide_request(std::string_view id, RequestStatus decision,
                                       std::string_view reason,
-                                      const std::optional<std::string>& worker_id, Millis now) = 0;
+                                      const std::optional<std::string>& worker_id, Millis now,
+                                      std::string_view decided_by) = 0;
+  // The newest request of `install_id` with this secret hash, whatever its status: a worker that
+  // repeats a register-request whose answer it lost (issue 22: one join, one use).
+  virtual Result<std::optional<RegistrationRecord>> find_request_by_secret(
+      std::string_view install_id, std::string_view secret_hash) = 0;
+
+  // ---- join tokens (issue 22) ----
+  // Conflict when the id or the hash exists.
+  virtual Status insert_join_token(const JoinTokenRecord& token) = 0;
+  // Newest first.
+  virtual Result<std::vector<JoinTokenRecord>> list_join_tokens() = 0;
+  virtual Result<std::optional<JoinTokenRecord>> find_join_token_by_hash(
+      std::string_view token_hash) = 0;
+  // Counts one use when the token is still valid at `now` (not revoked, not expired, uses left):
+  // one conditional UPDATE, so two workers racing for a token's last use cannot both win. False
+  // when it was not valid.
+  virtual Result<bool> use_join_token(std::string_view id, Millis now) = 0;
+  // False when there is no such token or it was revoked already.
+  virtual Result<bool> revoke_join_token(std::string_view id, Millis now) = 0;
 
   // ---- models ----
   // Conflict when the id exists.
@@ -486,7 +528,16 @@ class SqliteStudioStore final : public StudioStore {
   Result<std::vector<RegistrationRecord>> list_requests(
       std::optional<RequestStatus> status) override;
   Result<bool> decide_request(std::string_view id, RequestStatus decision, std::string_view reason,
-                              const std::optional<std::string>& worker_id, Millis now) override;
+                              const std::optional<std::string>& worker_id, Millis now,
+                              std::string_view decided_by) override;
+  Result<std::optional<RegistrationRecord>> find_request_by_secret(
+      std::string_view install_id, std::string_view secret_hash) override;
+  Status insert_join_token(const JoinTokenRecord& token) override;
+  Result<std::vector<JoinTokenRecord>> list_join_tokens() override;
+  Result<std::optional<JoinTokenRecord>> find_join_token_by_hash(
+      std::string_view token_hash) override;
+  Result<bool> use_join_token(std::string_view id, Millis now) override;
+  Result<bool> revoke_join_token(std::string_view id, Millis now) override;
   Status insert_model(const ModelRecord& model) override;
   Result<bool> update_model(const ModelRecord& model) override;
   Result<bool> delete_model(std::string_view id) override;

@@ -317,10 +317,72 @@ TYPED_TEST_P(StudioStoreSuite, RegistrationDecisionsHappenOnce) {
   r.created_at = 1;
   ASSERT_TRUE(store->insert_request(r));
   EXPECT_EQ(ok(store->find_pending_request("i")).value().id, "rr-1");
-  EXPECT_TRUE(ok(store->decide_request("rr-1", RequestStatus::Rejected, "no", std::nullopt, 2)));
-  EXPECT_FALSE(ok(store->decide_request("rr-1", RequestStatus::Approved, "", std::string("w"), 3)));
+  EXPECT_TRUE(
+      ok(store->decide_request("rr-1", RequestStatus::Rejected, "no", std::nullopt, 2, "cli")));
+  EXPECT_FALSE(
+      ok(store->decide_request("rr-1", RequestStatus::Approved, "", std::string("w"), 3, "cli")));
   EXPECT_FALSE(ok(store->find_pending_request("i")));
   EXPECT_EQ(ok(store->find_request("rr-1")).value().reason, "no");
+  EXPECT_EQ(ok(store->find_request("rr-1")).value().decided_by, "cli");
+  // The newest request with this install and secret, whatever its status (issue 22).
+  EXPECT_EQ(ok(store->find_request_by_secret("i", "h")).value().id, "rr-1");
+  EXPECT_FALSE(ok(store->find_request_by_secret("i", "other")));
+}
+
+// Issue 22: a join token's uses are counted by one conditional update each, up to its limit,
+// only before it expires and until it is revoked; the row stays for the record.
+TYPED_TEST_P(StudioStoreSuite, JoinTokensCountUsesUntilTheyEnd) {
+  StudioStore* store = this->store_;
+  JoinTokenRecord limited;
+  limited.id = "jt-1";
+  limited.token_hash = "hash-1";
+  limited.label = "rack 3";
+  limited.created_by = "cli";
+  limited.created_at = 100;
+  limited.expires_at = 1000;
+  limited.max_uses = 2;
+  ASSERT_TRUE(store->insert_join_token(limited));
+  JoinTokenRecord open = limited;
+  open.id = "jt-2";
+  open.token_hash = "hash-2";
+  open.created_at = 200;
+  open.expires_at.reset();
+  open.max_uses.reset();
+  ASSERT_TRUE(store->insert_join_token(open));
+  JoinTokenRecord same_hash = open;
+  same_hash.id = "jt-3";
+  EXPECT_FALSE(store->insert_join_token(same_hash)) << "one hash, one token";
+
+  EXPECT_TRUE(ok(store->use_join_token("jt-1", 500)));
+  EXPECT_TRUE(ok(store->use_join_token("jt-1", 600)));
+  EXPECT_FALSE(ok(store->use_join_token("jt-1", 700))) << "used up";
+  auto found = ok(store->find_join_token_by_hash("hash-1")).value();
+  EXPECT_EQ(found.uses, 2);
+  EXPECT_EQ(found.last_used_at, std::optional<Millis>(600));
+  EXPECT_EQ(found.label, "rack 3");
+
+  EXPECT_TRUE(ok(store->use_join_token("jt-2", 5'000'000)));
+  EXPECT_TRUE(ok(store->revoke_join_token("jt-2", 5'000'001)));
+  EXPECT_FALSE(ok(store->revoke_join_token("jt-2", 5'000'002))) << "revoked once";
+  EXPECT_FALSE(ok(store->use_join_token("jt-2", 5'000'003))) << "revoked";
+  EXPECT_FALSE(ok(store->revoke_join_token("jt-9", 1))) << "no such token";
+  EXPECT_FALSE(ok(store->find_join_token_by_hash("hash-9")));
+
+  JoinTokenRecord expiring = limited;
+  expiring.id = "jt-4";
+  expiring.token_hash = "hash-4";
+  expiring.created_at = 300;
+  expiring.max_uses.reset();
+  ASSERT_TRUE(store->insert_join_token(expiring));
+  EXPECT_FALSE(ok(store->use_join_token("jt-4", 1000))) << "expired at 1000";
+  EXPECT_TRUE(ok(store->use_join_token("jt-4", 999)));
+
+  const auto all = ok(store->list_join_tokens());
+  ASSERT_EQ(all.size(), 3u);
+  EXPECT_EQ(all[0].id, "jt-4") << "newest first";
+  EXPECT_EQ(all[2].id, "jt-1");
+  EXPECT_EQ(all[1].revoked_at, std::optional<Millis>(5'000'001));
+  EXPECT_EQ(all[1].uses, 1);
 }
 
 TYPED_TEST_P(StudioStoreSuite, SettingsAreSetAndReplaced) {
@@ -341,7 +403,8 @@ TYPED_TEST_P(StudioStoreSuite, ASettingInsertedIfAbsentIsStoredOnce) {
 
 TYPED_TEST_P(StudioStoreSuite, WorkersAreRecordedHeartbeatAndDeleted) {
   StudioStore* store = this->store_;
-  WorkerRecord w{"w-2", "hash", "install", R"({"gpus":[]})", std::nullopt, 100, std::nullopt};
+  WorkerRecord w{"w-2",        "hash", "install",    R"({"gpus":[]})",
+                 std::nullopt, 100,    std::nullopt, "join-token:jt-1"};
   ASSERT_TRUE(store->insert_worker(w));
   w.id = "w-1";
   ASSERT_TRUE(store->insert_worker(w));
@@ -361,6 +424,7 @@ TYPED_TEST_P(StudioStoreSuite, WorkersAreRecordedHeartbeatAndDeleted) {
   EXPECT_EQ(found.current_job_id, "j1");
   EXPECT_EQ(found.last_seen_at, 500);
   EXPECT_EQ(found.created_at, 100);
+  EXPECT_EQ(found.approved_by, "join-token:jt-1");
   EXPECT_TRUE(ok(store->delete_worker("w-1")));
   EXPECT_FALSE(ok(store->delete_worker("w-1")));
   EXPECT_FALSE(ok(store->find_worker("w-1")));
@@ -560,8 +624,8 @@ TYPED_TEST_P(StudioStoreSuite, RequestsAreListedByStatus) {
     r.created_at = 1;
     ASSERT_TRUE(store->insert_request(r));
   }
-  ASSERT_TRUE(
-      ok(store->decide_request("rr-2", RequestStatus::Approved, "", std::string("w-1"), 9)));
+  ASSERT_TRUE(ok(
+      store->decide_request("rr-2", RequestStatus::Approved, "", std::string("w-1"), 9, "admin")));
   const auto all = ok(store->list_requests(std::nullopt));
   ASSERT_EQ(all.size(), 2u);
   EXPECT_EQ(all[0].id, "rr-1");
@@ -720,6 +784,6 @@ REGISTER_TYPED_TEST_SUITE_P(
     AnOpenAttemptCannotLackItsEndOrAClosedOneItsOutcome, IdempotencyKeysAreUnique,
     DoneNeedsAResultAndClaimedNeedsAHolder, ListsPageNewestFirstWithFilters,
     WorkerLogsKeepOnlyTheNewestPerWorker, RegistrationDecisionsHappenOnce,
-    UploadsAreTakenByOneJobAndGoWhenItEndsOrUnusedAfterRetention);
+    JoinTokensCountUsesUntilTheyEnd, UploadsAreTakenByOneJobAndGoWhenItEndsOrUnusedAfterRetention);
 
 }  // namespace sw::store::suite
