@@ -248,7 +248,8 @@ int serve(const std::string& listen, sw::studio::StudioConfig config,
             << "\n  its request:         studio-server workers pending" << dir_flag
             << "\n  then approve it:     STUDIO_SERVER_ADMIN_TOKEN=<admin token> studio-server "
                "workers approve <request-id>"
-            << dir_flag << std::endl;
+            << dir_flag << "\n  or, unattended:      studio-server join-token create" << dir_flag
+            << ", then register with --join-token <token>" << std::endl;
 
   boost::asio::signal_set signals(loop, SIGINT, SIGTERM);
   boost::asio::steady_timer drain(loop);

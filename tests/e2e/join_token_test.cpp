@@ -69,6 +69,11 @@ TEST(JoinTokenTest, AWorkerWithATokenJoinsWithoutTheOperatorAndTakesWork) {
             fs::perms::none)
       << "the token is a secret: state.toml is 0600";
   EXPECT_THAT(read_file(dir.path() / "w1" / "state.toml"), HasSubstr("join_token = "));
+  const auto before = run_command(
+      {SW_STUDIO_WORKER_BIN, "--config", (dir.path() / "w1" / "config.toml").string(), "status"},
+      dir.path() / "status.log");
+  EXPECT_THAT(before.output, HasSubstr("joins with a join token on next launch"));
+  EXPECT_THAT(before.output, Not(HasSubstr(token.token))) << "never the secret";
 
   // Nobody approves anything: the worker connects by itself.
   Worker worker(dir.path() / "w1", studio);
