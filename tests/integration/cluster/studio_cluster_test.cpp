@@ -21,6 +21,7 @@
 #include <cstdlib>
 #include <iostream>
 #include <memory>
+#include <thread>
 
 #include "common/sha256.h"
 #include "engines/build_engine.h"
@@ -29,6 +30,7 @@
 #include "support/farm.h"
 #include "support/postgres_server.h"
 #include "support/protocol_client.h"
+#include "support/studio_harness.h"
 #include "support/temp_dir.h"
 
 namespace sw::testing {
@@ -362,6 +364,58 @@ TEST_F(StudioClusterTest, ApprovalsDeletionsAndKeysWorkWhicheverProcessARequestR
   // Deleted through B, the worker connected to A is cut off (close 4004: the daemon exits 12).
   ASSERT_EQ(b->api("DELETE", "/api/v1/workers/" + worker_id).status, 200);
   EXPECT_EQ(on_a->wait_exit(30s), 12) << on_a->log();
+}
+
+// Issue 22: a join token lives in the database: one made through A approves a worker that
+// registers through B, and the last use of a token goes to one worker even when two ask through
+// the two processes at once (one conditional update decides). The winner's credentials come from
+// whichever process its poll reaches.
+TEST_F(StudioClusterTest, AJoinTokensLastUseGoesToOneWorkerWhicheverProcessTheyReach) {
+  auto a = studio("a");
+  auto b = studio("b");
+  const auto created = a->api("POST", "/api/v1/join-tokens", R"({"uses":1})");
+  ASSERT_EQ(created.status, 201) << created.body;
+  const std::string token = json::parse(created.body).value("token", "");
+  const auto caps = json::parse(proto::encode(test_capabilities()));
+  const auto ask = [&](const Studio& through, const std::string& install) {
+    const json body = {{"installId", install},
+                       {"registrationSecretHash", sha256_hex("secret-" + install)},
+                       {"capabilities", caps},
+                       {"userAgent", "studio-worker/cluster-test"},
+                       {"joinToken", token}};
+    return http_request(through.port(), "POST", "/graphics/api/workers/register-request",
+                        body.dump());
+  };
+  HttpReply via_a, via_b;
+  std::thread first([&] { via_a = ask(*a, "install-a"); });
+  std::thread second([&] { via_b = ask(*b, "install-b"); });
+  first.join();
+  second.join();
+  ASSERT_TRUE((via_a.status == 200) != (via_b.status == 200))
+      << "exactly one join may win: " << via_a.status << " " << via_a.body << " / " << via_b.status
+      << " " << via_b.body;
+  const bool a_won = via_a.status == 200;
+  const auto& won = a_won ? via_a : via_b;
+  const auto& lost = a_won ? via_b : via_a;
+  EXPECT_EQ(lost.status, 403) << lost.body;
+  EXPECT_NE(lost.body.find("join_token_refused"), std::string::npos) << lost.body;
+  const auto answer = json::parse(won.body);
+  EXPECT_EQ(answer.value("status", ""), "approved") << won.body;
+
+  // The winner polls the process it did not ask and gets its credentials.
+  const Studio& other = a_won ? *b : *a;
+  const std::string install = a_won ? "install-a" : "install-b";
+  const auto poll =
+      http_request(other.port(), "GET",
+                   "/graphics/api/workers/register-requests/" + answer.value("requestId", ""), "",
+                   "secret-" + install);
+  const auto decoded = proto::decode_registration_poll(poll.body);
+  ASSERT_TRUE(decoded && std::holds_alternative<proto::RegistrationApproved>(*decoded))
+      << poll.body;
+  const auto workers = json::parse(a->api("GET", "/api/v1/workers").body);
+  ASSERT_EQ(workers["workers"].size(), 1u) << workers;
+  EXPECT_EQ(workers["workers"][0].value("approvedBy", "").rfind("join-token:jt-", 0), 0u)
+      << workers;
 }
 
 // Issue 20: a key's usage lives in the database, so a quota holds across processes: jobs through
