@@ -344,7 +344,9 @@ std::optional<std::string> browser_missing() {
 // The operator's whole session in a real browser (tests/dashboard/session.mjs): sign in, approve
 // the waiting worker and see it connect, add a model with a bad field and see the field named,
 // submit a job and see its image, cancel a job that waits, filter, the keyboard, the metrics
-// charts, a phone's screen, a client key's narrower view. Screenshots of each view go to
+// charts, a phone's screen, a client key's narrower view; and what break-it runs found: a reason
+// typed across a refresh, focus across refreshes, pause shown live, failed reads kept on screen,
+// reads that answer after newer events, the open job followed, a key narrowed while signed in. Screenshots of each view go to
 // SW_TEST_ARTIFACTS_DIR/dashboard (not committed); any console error fails it.
 // What session.mjs runs and types (kept in step with it).
 constexpr std::size_t kSessionSteps = 23;
@@ -360,7 +362,8 @@ TEST_F(DashboardTest, AnOperatorRunsTheFleetFromThePage) {
     std::vector<std::string> ids;
     const auto list =
         json::parse(studio_.api("GET", "/api/v1/workers/pending").body, nullptr, false);
-    for (const auto& r : list.value("pending", json::array())) ids.push_back(r.value("requestId", ""));
+    for (const auto& r : list.value("pending", json::array()))
+      ids.push_back(r.value("requestId", ""));
     return ids;
   };
   // Waits for the page's approval; its synthetic jobs take 300 ms.
@@ -388,7 +391,8 @@ TEST_F(DashboardTest, AnOperatorRunsTheFleetFromThePage) {
   ::setenv("APPROVE_REQUEST", approve_request.c_str(), 1);
   ::setenv("REJECT_REQUEST", reject_request.c_str(), 1);
   ::setenv("REJECT_REASON", kRejectReason, 1);
-  const auto worker_cli = std::string(SW_STUDIO_WORKER_BIN) + " --config " + worker.config().string();
+  const auto worker_cli =
+      std::string(SW_STUDIO_WORKER_BIN) + " --config " + worker.config().string();
   ::setenv("PAUSE_COMMAND", (worker_cli + " pause").c_str(), 1);
   ::setenv("RESUME_COMMAND", (worker_cli + " resume").c_str(), 1);
   const std::string command =
@@ -411,9 +415,8 @@ TEST_F(DashboardTest, AnOperatorRunsTheFleetFromThePage) {
   EXPECT_EQ(report["steps"].size(), kSessionSteps) << output;  // every step ran
   // The reason typed on the page reached the rejected worker (its state file keeps it).
   const auto state = rejected.config().parent_path() / "state.toml";
-  EXPECT_TRUE(eventually([&] {
-    return read_file(state).find(kRejectReason) != std::string::npos;
-  })) << read_file(state) << rejected.log();
+  EXPECT_TRUE(eventually([&] { return read_file(state).find(kRejectReason) != std::string::npos; }))
+      << read_file(state) << rejected.log();
   EXPECT_TRUE(report["consoleErrors"].empty()) << report["consoleErrors"].dump(2);
   EXPECT_TRUE(report.value("ok", false)) << output;
   EXPECT_EQ(WEXITSTATUS(status), 0)
