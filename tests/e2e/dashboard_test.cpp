@@ -344,15 +344,41 @@ std::optional<std::string> browser_missing() {
 // The operator's whole session in a real browser (tests/dashboard/session.mjs): sign in, approve
 // the waiting worker and see it connect, add a model with a bad field and see the field named,
 // submit a job and see its image, cancel a job that waits, filter, the keyboard, the metrics
-// charts, a phone's screen, a client key's narrower view. Screenshots of each view go to
+// charts, a phone's screen, a client key's narrower view; and what break-it runs found: a reason
+// typed across a refresh, focus across refreshes, pause shown live, failed reads kept on screen,
+// reads that answer after newer events, the open job followed, a key narrowed while signed in. Screenshots of each view go to
 // SW_TEST_ARTIFACTS_DIR/dashboard (not committed); any console error fails it.
+// What session.mjs runs and types (kept in step with it).
+constexpr std::size_t kSessionSteps = 23;
+constexpr const char* kRejectReason = "not one of our machines, typed slowly";
+
 TEST_F(DashboardTest, AnOperatorRunsTheFleetFromThePage) {
   if (const auto why = browser_missing()) {
     std::printf("SKIPPED: %s\n", why->c_str());
     GTEST_SKIP() << *why;
   }
+  // The registration requests waiting, by request id.
+  const auto pending = [&] {
+    std::vector<std::string> ids;
+    const auto list =
+        json::parse(studio_.api("GET", "/api/v1/workers/pending").body, nullptr, false);
+    for (const auto& r : list.value("pending", json::array()))
+      ids.push_back(r.value("requestId", ""));
+    return ids;
+  };
   // Waits for the page's approval; its synthetic jobs take 300 ms.
   Worker worker(dir_.path() / "worker", studio_, 300);
+  ASSERT_TRUE(eventually([&] { return pending().size() == 1; })) << worker.log();
+  const auto approve_request = pending().front();
+  // A second machine the page rejects, with a reason typed across a refresh of the cards.
+  Worker rejected(dir_.path() / "rejected", studio_);
+  std::string reject_request;
+  ASSERT_TRUE(eventually([&] {
+    for (const auto& id : pending()) {
+      if (id != approve_request) reject_request = id;
+    }
+    return !reject_request.empty();
+  })) << rejected.log();
   const auto created = studio_.api("POST", "/api/v1/keys",
                                    json{{"name", "dashboard client"}, {"scope", "client"}}.dump());
   ASSERT_EQ(created.status, 201) << created.body;
@@ -362,6 +388,13 @@ TEST_F(DashboardTest, AnOperatorRunsTheFleetFromThePage) {
   ::setenv("ADMIN_TOKEN", kAdmin.c_str(), 1);
   ::setenv("CLIENT_KEY", json::parse(created.body).value("key", "").c_str(), 1);
   ::setenv("ARTIFACTS", artifacts.c_str(), 1);
+  ::setenv("APPROVE_REQUEST", approve_request.c_str(), 1);
+  ::setenv("REJECT_REQUEST", reject_request.c_str(), 1);
+  ::setenv("REJECT_REASON", kRejectReason, 1);
+  const auto worker_cli =
+      std::string(SW_STUDIO_WORKER_BIN) + " --config " + worker.config().string();
+  ::setenv("PAUSE_COMMAND", (worker_cli + " pause").c_str(), 1);
+  ::setenv("RESUME_COMMAND", (worker_cli + " resume").c_str(), 1);
   const std::string command =
       "cd " + std::string(SW_BROWSER_TEST_DIR) + " && node session.mjs 2>&1";
   std::string output;
@@ -379,7 +412,11 @@ TEST_F(DashboardTest, AnOperatorRunsTheFleetFromThePage) {
     EXPECT_TRUE(step.value("ok", false))
         << step.value("name", "") << ": " << step.value("error", "");
   }
-  EXPECT_EQ(report["steps"].size(), 13u) << output;  // every step ran
+  EXPECT_EQ(report["steps"].size(), kSessionSteps) << output;  // every step ran
+  // The reason typed on the page reached the rejected worker (its state file keeps it).
+  const auto state = rejected.config().parent_path() / "state.toml";
+  EXPECT_TRUE(eventually([&] { return read_file(state).find(kRejectReason) != std::string::npos; }))
+      << read_file(state) << rejected.log();
   EXPECT_TRUE(report["consoleErrors"].empty()) << report["consoleErrors"].dump(2);
   EXPECT_TRUE(report.value("ok", false)) << output;
   EXPECT_EQ(WEXITSTATUS(status), 0)

@@ -40,15 +40,23 @@ export class Api {
     }
     const response = await fetch(path, init);
     const text = await response.text();
-    let value = null;
+    let value;
     try {
       value = text ? JSON.parse(text) : null;
     } catch {
-      value = null;
+      value = undefined;  // not JSON: a proxy's HTML page, say
     }
     if (!response.ok) {
       if (response.status === 401) this.onUnauthorized?.();
-      throw new ApiError(response.status, value?.error, value?.message || text);
+      // The studio's own errors are JSON; anything else is named by its status, never shown raw.
+      const studio = value && typeof value === 'object' ? value : {};
+      throw new ApiError(response.status, studio.error,
+                         studio.message || `HTTP ${response.status} ${response.statusText}`.trim());
+    }
+    if (text && (value === null || typeof value !== 'object')) {
+      throw new ApiError(response.status, 'bad_answer',
+                         `the answer to ${method} ${path.split('?')[0]} is not the studio's JSON ` +
+                             `(${response.headers.get('Content-Type') || 'no content type'})`);
     }
     return value;
   }

@@ -32,25 +32,42 @@ api.onUnauthorized = () => { if (state.who) onAuthLost(); };
 
 function $(id) { return document.getElementById(id); }
 
-// Shown at the top of the main area for a moment: the answer to an action.
+// Shown at the top of the main area for a moment: the answer to an action. The area is in the
+// page from the start (index.html): a live region added with its first message is not read out.
 export function notify(message, kind = 'info') {
-  let bar = $('notice');
-  if (!bar) {
-    bar = h('div', {id: 'notice', role: 'status', 'aria-live': 'polite'});
-    $('main').prepend(bar);
-  }
+  const bar = $('notice');
   bar.className = `notice notice-${kind}`;
   bar.textContent = message;
   clearTimeout(notify.timer);
-  notify.timer = setTimeout(() => {
-    bar.textContent = '';
-    bar.className = 'notice';
-  }, 6000);
+  // An error stays until the next message; an answer that all went well goes after a while.
+  if (kind !== 'error') notify.timer = setTimeout(notify.clear, 6000);
+}
+notify.clear = () => {
+  clearTimeout(notify.timer);
+  $('notice').textContent = '';
+  $('notice').className = 'notice';
+};
+
+// Why `key` cannot be a key, or null. A bearer header takes only Latin-1, and a key pasted with
+// a zero-width space or a non-breaking space fails in fetch with a message that names neither.
+function keyProblem(key) {
+  if (!key) return 'Enter the key.';
+  for (let i = 0; i < key.length; i++) {
+    const code = key.codePointAt(i);
+    if (code < 0x21 || code > 0x7e) {
+      const hex = code.toString(16).toUpperCase().padStart(4, '0');
+      return `The key has a character no key has at position ${i + 1} (U+${hex}: invisible ` +
+          'or not plain ASCII). Paste or type the key again.';
+    }
+  }
+  return null;
 }
 
 function allowed(scope) { return state.who && SCOPE_RANK[state.who.scope] >= SCOPE_RANK[scope]; }
 
 async function signIn(key) {
+  const problem = keyProblem(key);
+  if (problem) throw new Error(problem);
   api.signIn(key);
   let who;
   try {
@@ -90,7 +107,7 @@ function start() {
   for (const link of document.querySelectorAll('#nav a')) {
     link.hidden = !allowed(link.dataset.scope);
   }
-  const context = {api, notify, allowed, go, who: state.who, onAuthLost};
+  const context = {api, notify, allowed, go, who: state.who};
   for (const [name, view] of Object.entries(VIEWS)) {
     if (!allowed(view.scope)) continue;
     const instance = view.create(context);
@@ -105,6 +122,7 @@ function start() {
   state.ticker = setInterval(() => {
     for (const view of Object.values(state.views)) view.tick?.();
     if (state.views.approvals) refreshPendingCount();
+    checkScope();
   }, 5000);
   if (state.views.approvals) refreshPendingCount();
   route();
@@ -124,10 +142,31 @@ function stop() {
   state.current = null;
 }
 
-function onAuthLost() {
+function onAuthLost(message = 'The studio no longer accepts this key. Sign in again.') {
   api.signOut();
   state.who = null;
-  showSignIn('The studio no longer accepts this key. Sign in again.');
+  showSignIn(message);
+}
+
+// A key narrowed or widened meanwhile: the page follows at once, not at the next event (only
+// then does the studio end a narrowed key's stream).
+async function checkScope() {
+  const before = state.who;
+  let who;
+  try {
+    who = await api.get('/api/v1/whoami');
+  } catch {
+    return;  // a 401 signs out (api.onUnauthorized); anything else is told by the views
+  }
+  if (state.who !== before || !before || who.scope === before.scope) return;
+  if (SCOPE_RANK[who.scope] < SCOPE_RANK.client) {
+    onAuthLost(`This key's scope is now ${who.scope}: the dashboard needs a client key or the ` +
+        'admin token.');
+  } else {
+    stop();  // the views this scope may see
+    state.who = who;
+    start();
+  }
 }
 
 function onStreamState(kind, detail) {
@@ -135,6 +174,7 @@ function onStreamState(kind, detail) {
   if (kind === 'live') {
     live.textContent = '● live';
     live.className = 'live live-on';
+    live.title = '';
     // Whatever happened while the stream was down: read again.
     for (const view of Object.values(state.views)) view.refresh?.();
   } else if (kind === 'refused') {
@@ -172,7 +212,14 @@ async function refreshPendingCount() {
 // #jobs, #jobs/<id>, #models/<id>: the view, then what it should show.
 function route() {
   if (!state.who) return;
-  const [name, ...rest] = location.hash.replace(/^#/, '').split('/');
+  const [name, ...parts] = location.hash.replace(/^#/, '').split('/');
+  let rest;
+  try {
+    rest = parts.map(decodeURIComponent);
+  } catch {
+    rest = [];  // "%E0%A4%A": not an address the page made
+    notify(`The address ${location.hash} cannot be read (a broken %-escape).`, 'error');
+  }
   const fallback = allowed('admin') ? 'fleet' : 'jobs';
   // hasOwn: "#__proto__" or "#toString" name no view.
   const target = Object.hasOwn(state.views, name) ? name : fallback;
@@ -188,11 +235,10 @@ function route() {
   const view = state.views[target];
   if (state.current !== target) {
     state.current = target;
-    const notice = $('notice');  // an action's answer belongs to the view it was taken in
-    if (notice) { notice.textContent = ''; notice.className = 'notice'; }
+    if (rest.length === parts.length) notify.clear();  // an answer belongs to its view
     view.refresh?.();
   }
-  view.show?.(rest.map(decodeURIComponent));
+  view.show?.(rest);
 }
 
 function go(hash) {

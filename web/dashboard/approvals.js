@@ -1,5 +1,5 @@
 // Approvals: registration requests waiting for an operator, with what identifies each machine.
-import {badge, formatAgo, formatTime, h, replace} from './dom.js';
+import {badge, formatAgo, formatClock, formatTime, h, markRead, updateList} from './dom.js';
 
 export function createApprovalsView({api, notify}) {
   const status = h('p', {class: 'muted'}, 'Loading…');
@@ -10,17 +10,28 @@ export function createApprovalsView({api, notify}) {
           h('button', {type: 'button', onclick: () => refresh()}, 'Refresh')),
         status, list);
   let timer = null;
+  let reading = 0;    // the latest read: an older one answering late is dropped
+  let readAt = null;  // when the cards shown were read
 
   async function refresh() {
+    const mine = ++reading;
     try {
       const {pending} = await api.get('/api/v1/workers/pending');
+      if (mine !== reading) return;
+      readAt = new Date().toISOString();
       status.className = 'muted';
       status.textContent = pending.length ? `${pending.length} request(s) waiting.` :
                                             'No registration request is waiting.';
-      replace(list, pending.map(card));
+      list.classList.remove('stale');
+      // Cards are kept by request id: a reason being typed keeps its text and focus.
+      updateList(list, pending, (r) => r.requestId, card);
+      markRead(el);
     } catch (error) {
-      status.textContent = `Could not read the requests: ${error.message}`;
+      if (mine !== reading) return;
+      status.textContent = `Could not read the requests: ${error.message}` +
+          (readAt ? ` The cards below are as read at ${formatClock(readAt)}.` : '');
       status.className = 'error';
+      list.classList.add('stale');
     }
   }
 

@@ -41,6 +41,77 @@ export function replace(el, ...children) {
   append(el, children);
 }
 
+// Makes `parent`'s children one element per item, built by build(item) and keyed by key(item).
+// The element already shown for a key is kept and only what changed in it is updated (morph), so
+// a refresh leaves focus, a text selection and what was typed where they were. Rows keep their
+// order relative to each other: none is moved, only new ones inserted. Listeners stay the ones a
+// kept element was built with: they must look up what they act on by id when they run.
+export function updateList(parent, items, key, build) {
+  const keys = new Set(items.map((item) => String(key(item))));
+  const shown = new Map();
+  for (const child of [...parent.children]) {
+    if (child.dataset.key !== undefined && keys.has(child.dataset.key))
+      shown.set(child.dataset.key, child);
+    else
+      child.remove();
+  }
+  let next = parent.firstElementChild;
+  for (const item of items) {
+    const k = String(key(item));
+    const fresh = build(item);
+    fresh.dataset.key = k;
+    const old = shown.get(k);
+    const node = old ? morph(old, fresh) : fresh;
+    if (node === next)
+      next = next.nextElementSibling;
+    else
+      parent.insertBefore(node, next);
+  }
+}
+
+// Makes `old` look like `fresh` (a new build of the same thing) and returns what stands in its
+// place: `old` itself whenever the tag is the same. Attributes and text are copied; a checkbox's
+// state is the studio's; typed values are left alone. A child of another tag is replaced; an
+// element whose data-keep equals the fresh one's keeps its children (a preview already loaded).
+export function morph(old, fresh) {
+  if (old.nodeType !== fresh.nodeType || old.nodeName !== fresh.nodeName) {
+    old.replaceWith(fresh);
+    return fresh;
+  }
+  if (old.nodeType !== Node.ELEMENT_NODE) {
+    if (old.nodeValue !== fresh.nodeValue) old.nodeValue = fresh.nodeValue;
+    return old;
+  }
+  for (const {name} of [...old.attributes]) {
+    if (!fresh.hasAttribute(name)) old.removeAttribute(name);
+  }
+  for (const {name, value} of fresh.attributes) {
+    if (old.getAttribute(name) === value) continue;
+    // Through the CSSOM: the Content-Security-Policy refuses style attributes.
+    if (name === 'style')
+      old.style.cssText = fresh.style.cssText;
+    else
+      old.setAttribute(name, value);
+  }
+  if (old.type === 'checkbox' || old.type === 'radio') old.checked = fresh.checked;
+  if (old.dataset.keep && old.dataset.keep === fresh.dataset.keep) return old;
+  const before = [...old.childNodes];
+  const after = [...fresh.childNodes];
+  for (let i = 0; i < after.length; i++) {
+    if (i < before.length)
+      morph(before[i], after[i]);
+    else
+      old.append(after[i]);
+  }
+  for (const extra of before.slice(after.length)) extra.remove();
+  return old;
+}
+
+// Counts a successful read of a view in its data-reads (what the browser test waits for).
+export function markRead(view) {
+  view.dataset.reads = String(Number(view.dataset.reads || 0) + 1);
+}
+
 // "2026-12-02 10:04:05" in the browser's time zone; '—' for nothing.
 export function formatTime(iso) {
   if (!iso) return '—';
@@ -79,5 +150,6 @@ export function formatBytes(bytes) {
 
 // A status word as a coloured badge (app.css: .badge-<word>).
 export function badge(word) {
+  // nowrap (app.css): "connected" never breaks mid-word in a narrow column.
   return h('span', {class: `badge badge-${String(word).replace(/[^a-z_]/g, '')}`}, word);
 }

@@ -1,11 +1,17 @@
 // Metrics: small charts of what the studio counts (GET /api/v1/stats, sampled every 5 s while the
 // page is open; the last 30 minutes are kept in the page). Counters become rates between samples.
-import {h, replace} from './dom.js';
+import {formatClock, h, replace} from './dom.js';
 
 const EVERY_MS = 5000;
 const KEEP = 360;  // 30 minutes of samples
 const COLOURS = ['#2f7ed8', '#d8572f', '#2fa37a', '#a32fa3', '#c9a227', '#555'];
 const SVG = 'http://www.w3.org/2000/svg';
+
+// How much a counter grew from `before` to `after`. A counter that went down was reset (the
+// studio restarted): all of `after` is new since then (as Prometheus's increase() reads it).
+function increase(before, after) {
+  return after >= before ? after - before : after;
+}
 
 function svg(tag, attrs = {}, ...children) {
   const el = document.createElementNS(SVG, tag);
@@ -30,7 +36,8 @@ function lineChart(title, unit, series) {
   const t1 = Math.max(...all.map((p) => p[0]));
   const top = Math.max(1e-9, ...all.map((p) => p[1]));
   const x = (t) => pad + (t1 === t0 ? 0 : ((t - t0) / (t1 - t0)) * (width - 2 * pad));
-  const y = (v) => height - pad - (v / top) * (height - 2 * pad);
+  const labelRoom = 16;  // the "peak" label's band at the top: no line runs under it
+  const y = (v) => height - pad - (v / top) * (height - pad - labelRoom);
   const chart = svg('svg', {
     viewBox: `0 0 ${width} ${height}`,
     role: 'img',
@@ -99,17 +106,28 @@ export function createMetricsView({api}) {
       h('section', {class: 'view'}, h('div', {class: 'view-head'}, h('h1', {}, 'Metrics')), summary,
         charts, status);
   const samples = [];
-  let first = null;
+  // Failures since the page opened, by reason: summed sample to sample, so a studio restart
+  // (its counters back at 0) adds what came after it instead of going negative.
+  const failures = {};
+
+  function countFailures(before, after) {
+    for (const [outcome, n] of Object.entries(after.attemptsEnded)) {
+      const label = `attempt ${outcome}`;
+      failures[label] = (failures[label] || 0) + increase(before.attemptsEnded[outcome] || 0, n);
+    }
+    failures['job failed'] =
+        (failures['job failed'] || 0) + increase(failedJobs(before), failedJobs(after));
+  }
 
   async function sample() {
     try {
       const stats = await api.get('/api/v1/stats');
       stats.t = Date.now();
-      if (!first) first = stats;
+      if (samples.length) countFailures(samples[samples.length - 1], stats);
       samples.push(stats);
       if (samples.length > KEEP) samples.shift();
       status.textContent = `Sampled every ${EVERY_MS / 1000} s since this page opened; ` +
-          `last ${new Date(stats.t).toLocaleTimeString()}.`;
+          `last ${formatClock(new Date(stats.t).toISOString())}.`;
       status.className = 'muted small';
       if (!el.hidden) render();
     } catch (error) {
@@ -151,27 +169,19 @@ export function createMetricsView({api}) {
       const after = endedByKind(b);
       for (const kind of new Set([...Object.keys(before), ...Object.keys(after)])) {
         (perMinute[kind] ||= []).push([
-          b.t, Math.max(0, ((after[kind] || 0) - (before[kind] || 0)) / minutes)
+          b.t, increase(before[kind] || 0, after[kind] || 0) / minutes
         ]);
       }
-      const offers = b.offerLatency.count - a.offerLatency.count;
-      latency.mean.push([
-        b.t,
-        offers > 0 ? ((b.offerLatency.sumSeconds - a.offerLatency.sumSeconds) / offers) * 1000 : 0
-      ]);
+      const offers = increase(a.offerLatency.count, b.offerLatency.count);
+      const seconds = b.offerLatency.count >= a.offerLatency.count ?
+          b.offerLatency.sumSeconds - a.offerLatency.sumSeconds :
+          b.offerLatency.sumSeconds;
+      latency.mean.push([b.t, offers > 0 ? (seconds / offers) * 1000 : 0]);
     }
     for (const s of samples) {
       for (const [kind, n] of Object.entries(s.queueDepth)) (depth[kind] ||= []).push([s.t, n]);
       if (Object.keys(s.queueDepth).length === 0) (depth.all ||= []).push([s.t, 0]);
     }
-    // Failures since the page opened, by reason.
-    const failures = {};
-    for (const [outcome, n] of Object.entries(now.attemptsEnded)) {
-      failures[`attempt ${outcome}`] = n - (first.attemptsEnded[outcome] || 0);
-    }
-    const failedJobs = (s) =>
-        s.jobsEnded.filter((e) => e.status === 'failed').reduce((a, e) => a + e.count, 0);
-    failures['job failed'] = failedJobs(now) - failedJobs(first);
     const waiting = {};
     for (const w of now.waiting) {
       waiting[w.detail ? `${w.reason} (${w.detail})` : w.reason] = w.count;
@@ -192,6 +202,10 @@ export function createMetricsView({api}) {
     show: () => render(),
     dispose: () => clearInterval(timer),
   };
+}
+
+function failedJobs(stats) {
+  return stats.jobsEnded.filter((e) => e.status === 'failed').reduce((a, e) => a + e.count, 0);
 }
 
 function fmtMs(ms) {

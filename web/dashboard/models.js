@@ -1,12 +1,31 @@
 // Models: the studio's registry. List, add, edit, enable and disable. The studio validates every
 // field (the same checks as the API, since the page only sends the API its request); an error
 // that names a field marks that field.
-import {h, replace} from './dom.js';
+import {formatClock, h, markRead, replace, updateList} from './dom.js';
 
 const KINDS = ['image', 'llm', 'audio_tts', 'audio_stt', 'video'];
 const ENGINES = ['synthetic', 'llama-cpp', 'sd-cpp', 'whisper-cpp', 'espeak-ng', 'onnx'];
 const NEW_FILES = '[]';
 const NEW_CLI = JSON.stringify({cfgScale: 0, steps: 0, width: 0, height: 0}, null, 2);
+
+// An RFC 7386 merge patch that turns `before` into `after` (the studio's PATCH): only what the
+// form changed is sent, so a field someone else changed meanwhile keeps their value.
+function mergePatch(before, after) {
+  const patch = {};
+  const isObject = (v) => v !== null && typeof v === 'object' && !Array.isArray(v);
+  for (const key of Object.keys(before)) {
+    if (!(key in after)) patch[key] = null;
+  }
+  for (const [key, value] of Object.entries(after)) {
+    if (isObject(value) && isObject(before[key])) {
+      const inner = mergePatch(before[key], value);
+      if (Object.keys(inner).length) patch[key] = inner;
+    } else if (JSON.stringify(value) !== JSON.stringify(before[key])) {
+      patch[key] = value;
+    }
+  }
+  return patch;
+}
 
 export function createModelsView({api, notify, allowed}) {
   const editable = allowed('client');
@@ -45,70 +64,86 @@ export function createModelsView({api, notify, allowed}) {
         h('div', {class: 'actions'}, h('button', {type: 'submit', class: 'primary'}, 'Save'),
           h('button', {type: 'button', onclick: () => edit(null)}, 'New')),
         h('p', {class: 'error', id: 'model-form-error', role: 'alert'}));
+  const tableWrap = h('div', {class: 'table-wrap'},
+              h('table', {class: 'table', 'aria-label': 'Models'},
+                h('thead', {},
+                  h('tr', {},
+                    ['Id', 'Kind'].map((t) => h('th', {scope: 'col'}, t)),
+                    ['Engine', 'Files'].map((t) => h('th', {scope: 'col', class: 'hide-narrow'}, t)),
+                    ['VRAM', 'Enabled', ''].map((t) => h('th', {scope: 'col'}, t)))),
+                rows));
   const el =
       h('section', {class: 'view'},
         h('div', {class: 'view-head'}, h('h1', {}, 'Models'),
           h('button', {type: 'button', onclick: () => refresh()}, 'Refresh')),
         h('div', {class: 'split'},
-          h('div', {class: 'split-main'}, status,
-            h('div', {class: 'table-wrap'},
-              h('table', {class: 'table', 'aria-label': 'Models'},
-                h('thead', {},
-                  h('tr', {},
-                    ['Id', 'Kind', 'Engine', 'Files', 'VRAM', 'Enabled',
-                     ''].map((t) => h('th', {scope: 'col'}, t)))),
-                rows))),
+          h('div', {class: 'split-main'}, status, tableWrap),
           editable ? h('div', {class: 'split-side'}, form) : null));
   let models = [];
   let editing = null;  // the id being edited; null: a new model
+  let base = null;     // that model as it was read when its form was filled
+  let reading = 0;     // the latest read: an older one answering late is dropped
+  let readAt = null;   // when the rows shown were read
 
   const el$ = (name) => form.elements[name];
 
   async function refresh() {
+    const mine = ++reading;
     try {
-      ({models} = await api.get('/api/v1/models'));
+      const answer = await api.get('/api/v1/models');
+      if (mine !== reading) return;
+      models = answer.models;
     } catch (error) {
-      status.textContent = `Could not read the models: ${error.message}`;
+      if (mine !== reading) return;
+      status.textContent = `Could not read the models: ${error.message}` +
+          (readAt ? ` The rows below are as read at ${formatClock(readAt)}.` : '');
       status.className = 'error';
+      tableWrap.classList.add('stale');
       return;
     }
+    readAt = new Date().toISOString();
+    tableWrap.classList.remove('stale');
     status.className = 'muted';
     status.textContent =
         `${models.length} model(s), ${models.filter((m) => m.enabled).length} enabled.`;
-    replace(
-        rows,
-        models.map(
-            (m) =>
-                h('tr', {dataset: {model: m.id}},
-                  h('td', {}, h('strong', {}, m.id),
-                    m.displayName && m.displayName !== m.id ?
-                        h('div', {class: 'muted small'}, m.displayName) :
-                        null),
-                  h('td', {}, m.kind), h('td', {}, m.source?.engine || '—'),
-                  h('td', {}, String(m.source?.files?.length ?? 0)),
-                  h('td', {}, `${m.vramGbEstimate} GB`),
-                  h('td', {},
-                    editable ? h('input', {
-                      type: 'checkbox',
-                      checked: m.enabled,
-                      'aria-label': `${m.id} enabled`,
-                      onchange: (e) => setEnabled(m, e.target.checked)
-                    }) :
-                               (m.enabled ? 'yes' : 'no')),
-                  h('td', {},
-                    editable ? h('button', {type: 'button', onclick: () => edit(m)}, 'Edit') :
-                               null))));
+    // Rows are kept by id (focus on a checkbox or Edit stays); their listeners name the id.
+    updateList(rows, models, (m) => m.id, (m) => {
+      const id = m.id;
+      return h('tr', {dataset: {model: id}},
+        h('td', {}, h('strong', {class: 'name'}, id),
+          m.displayName && m.displayName !== id ?
+              h('div', {class: 'muted small'}, m.displayName) :
+              null),
+        h('td', {}, m.kind), h('td', {class: 'hide-narrow'}, m.source?.engine || '—'),
+        h('td', {class: 'hide-narrow'}, String(m.source?.files?.length ?? 0)),
+        h('td', {}, `${m.vramGbEstimate} GB`),
+        h('td', {},
+          editable ? h('input', {
+            type: 'checkbox',
+            checked: m.enabled,
+            'aria-label': `${id} enabled`,
+            onchange: (e) => setEnabled(id, e.target.checked)
+          }) :
+                     (m.enabled ? 'yes' : 'no')),
+        h('td', {},
+          editable ? h('button', {
+            type: 'button',
+            'aria-label': `Edit ${id}`,
+            onclick: () => edit(models.find((x) => x.id === id))
+          }, 'Edit') : null));
+    });
     if (models.length === 0) {
       replace(rows, h('tr', {}, h('td', {colspan: 7, class: 'muted'}, 'No model yet.')));
     }
+    markRead(el);
   }
 
-  async function setEnabled(model, enabled) {
+  async function setEnabled(id, enabled) {
     try {
-      await api.json('PATCH', `/api/v1/models/${encodeURIComponent(model.id)}`, {enabled});
-      notify(`${model.id} ${enabled ? 'enabled' : 'disabled'}.`);
+      await api.json('PATCH', `/api/v1/models/${encodeURIComponent(id)}`, {enabled});
+      notify(`${id} ${enabled ? 'enabled' : 'disabled'}.`);
     } catch (error) {
-      notify(`Could not change ${model.id}: ${error.message}`, 'error');
+      notify(`Could not change ${id}: ${error.message}`, 'error');
     }
     refresh();
   }
@@ -123,6 +158,7 @@ export function createModelsView({api, notify, allowed}) {
   function edit(model, focus = true) {
     clearErrors();
     editing = model ? model.id : null;
+    base = model ? structuredClone(model) : null;
     form.querySelector('#model-form-title').textContent =
         model ? `Edit ${model.id}` : 'Add a model';
     el$('id').value = model?.id || '';
@@ -169,6 +205,7 @@ export function createModelsView({api, notify, allowed}) {
   async function save(event) {
     event.preventDefault();
     clearErrors();
+    notify.clear();  // the last save's answer is not this one's
     const files = parseJson('files', 'files');
     if (files === undefined) return;
     const cliDefaults = parseJson('cliDefaults', 'engine defaults');
@@ -189,23 +226,37 @@ export function createModelsView({api, notify, allowed}) {
       source: {engine: el$('engine').value, files, cliDefaults},
     };
     try {
+      let saved;
       if (editing) {
-        await api.json('PUT', `/api/v1/models/${encodeURIComponent(editing)}`, body);
+        // What this form changed, over the model as it is now (not a PUT of the whole form).
+        const changes = mergePatch(base, {...base, ...body, source: {...base.source, ...body.source}});
+        if (Object.keys(changes).length === 0) {
+          notify(`Nothing changed in ${editing}.`);
+          return;
+        }
+        saved = await api.json('PATCH', `/api/v1/models/${encodeURIComponent(editing)}`, changes);
       } else {
-        await api.post('/api/v1/models', body);
+        saved = await api.post('/api/v1/models', body);
       }
       notify(`Model ${body.id} saved.`);
-      editing = body.id;
-      el$('id').readOnly = true;
-      form.querySelector('#model-form-title').textContent = `Edit ${body.id}`;
+      edit(saved?.id ? saved : {...body}, false);
       refresh();
     } catch (error) {
-      if (!(error.field && markField(error.field, error.message))) {
+      // 409: the id is taken.
+      const field = error.status === 409 ? 'id' : error.field;
+      if (!(field && markField(field, error.message))) {
         form.querySelector('#model-form-error').textContent = error.message;
       }
     }
   }
 
   edit(null, false);
-  return {el, refresh, onEvent() {}};
+  return {
+    el,
+    refresh,
+    // A model added, changed or disabled elsewhere sends no event: read again every 5 s.
+    tick: () => {
+      if (!el.hidden) refresh();
+    },
+  };
 }
