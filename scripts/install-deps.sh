@@ -13,6 +13,8 @@ PACKAGES=(
   # libpq for the studio's PostgreSQL backend; the server (initdb, postgres) for the tests, which
   # start a throwaway cluster in a temporary directory (tests/support/postgres_server.cpp)
   libpq-dev postgresql
+  # libsystemd for sd_notify (Type=notify units: readiness, watchdog)
+  libsystemd-dev
   # python3: demo.sh serves the tiny real models over loopback (`python3 -m http.server`) and
   # test.sh checks the test reports against tests/skip-allowlist.txt (scripts/ctest_report.py)
   python3
