@@ -32,6 +32,9 @@ pkg_check_modules(ESPEAK REQUIRED IMPORTED_TARGET espeak-ng)
 # Where libespeak-ng lives (and, on Debian, its espeak-ng-data): checked at run time without
 # loading it (engines/espeak/espeak_library.h).
 pkg_get_variable(ESPEAK_LIBDIR espeak-ng libdir)
+# libsystemd (libsystemd-dev 252): sd_notify for Type=notify units (readiness, watchdog), in
+# src/service only; src/common reads sd-daemon.h's journal priority prefixes (macros only).
+pkg_check_modules(LIBSYSTEMD REQUIRED IMPORTED_TARGET libsystemd)
 
 if(SW_BUILD_TESTS)
   find_package(GTest REQUIRED)

@@ -13,6 +13,11 @@ PACKAGES=(
   # libpq for the studio's PostgreSQL backend; the server (initdb, postgres) for the tests, which
   # start a throwaway cluster in a temporary directory (tests/support/postgres_server.cpp)
   libpq-dev postgresql
+  # libsystemd for sd_notify (Type=notify units: readiness, watchdog); help2man for the man
+  # pages (built from --help); systemd for systemd.pc (unit directories) and systemd-analyze
+  # (the packaging test verifies the units); dpkg-dev for dpkg-shlibdeps (the packages' Depends);
+  # file, which CPack's DEB generator runs to find the ELF files it strips and scans
+  libsystemd-dev help2man systemd dpkg-dev file
   # python3: demo.sh serves the tiny real models over loopback (`python3 -m http.server`) and
   # test.sh checks the test reports against tests/skip-allowlist.txt (scripts/ctest_report.py)
   python3

@@ -69,6 +69,22 @@ if [ ! -x "${SW_POSTGRES_BIN:-/usr/lib/postgresql/15/bin}/postgres" ]; then
   export SW_POSTGRES_UNAVAILABLE="no PostgreSQL 15 server binaries"
 fi
 
+# The packaging test (label `packaging`, ci preset) builds the Debian packages with cpack and
+# checks them with dpkg-deb and systemd-analyze: CI must have those tools (installed above); a
+# developer's machine without them may skip it.
+unset SW_PACKAGING_TOOLS_UNAVAILABLE
+missing_tools=""
+for tool in dpkg-deb dpkg-shlibdeps readelf objcopy file systemd-analyze curl; do
+  command -v "$tool" >/dev/null 2>&1 || missing_tools+=" $tool"
+done
+if [ -n "$missing_tools" ]; then
+  if [ "${CI:-}" = true ]; then
+    echo "test.sh: the packaging test needs$missing_tools; CI needs them" >&2
+    exit 1
+  fi
+  export SW_PACKAGING_TOOLS_UNAVAILABLE="missing:$missing_tools"
+fi
+
 status=0
 reports=()
 export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}"

@@ -18,6 +18,7 @@
 #include "common/json_text.h"
 #include "common/log.h"
 #include "net/http_server.h"
+#include "service/service_notify.h"
 #include "sql/pg/connection.h"
 #include "studio/admin.h"
 #include "studio/data_dir.h"
@@ -251,6 +252,15 @@ int serve(const std::string& listen, sw::studio::StudioConfig config,
             << dir_flag << "\n  or, unattended:      studio-server join-token create" << dir_flag
             << ", then register with --join-token <token>" << std::endl;
 
+  // Under systemd (Type=notify): STOPPING=1 at SIGTERM, READY=1 below.
+  const auto notifier = sw::service::Notifier::from_environment();
+  const auto tell_manager = [](const sw::Status& sent) {
+    if (!sent) {
+      sw::log::Logger("studio_worker::studio::main")
+          .warn("service.notify_failed", {{"error", sent.error().message}});
+    }
+  };
+
   boost::asio::signal_set signals(loop, SIGINT, SIGTERM);
   boost::asio::steady_timer drain(loop);
   std::function<void(int)> wait_drained;
@@ -270,10 +280,16 @@ int serve(const std::string& listen, sw::studio::StudioConfig config,
       return;
     }
     sw::log::Logger("studio_worker::studio::main").info("shutdown", {{"signal", signal}});
+    tell_manager(notifier.stopping("stopping: closing worker sessions"));
     give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
     (*server)->stop();
     (*studio)->shutdown([&] { wait_drained(0); });
   });
+  // Ready once the port listens and SIGTERM is ours to handle (a stop right after READY=1 still
+  // closes the sessions); watchdog pings from this loop: a loop that stops turning stops them,
+  // and systemd restarts the studio.
+  sw::service::WatchdogPinger watchdog(loop.get_executor(), notifier);
+  tell_manager(notifier.ready("listening on " + base));
   loop.run();
   server->reset();
   studio->reset();

@@ -65,6 +65,8 @@ int run_daemon(const std::filesystem::path& config_path, std::int64_t registrati
   options.engine.synthetic_job_duration = std::chrono::milliseconds(synthetic_job_ms);
   options.engine.synthetic_hold_file = synthetic_hold_file;
   options.local_api_port = local_api_port;
+  // Under systemd (Type=notify): readiness, status, stopping and watchdog pings; else nothing.
+  options.notifier = sw::service::Notifier::from_environment();
   auto daemon = sw::worker::Daemon::create(std::move(options));
   if (!daemon) {
     // Exit codes: src/worker/exit_codes.h (a supervisor tells permanent from transient by them).

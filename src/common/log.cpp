@@ -1,12 +1,17 @@
 #include "common/log.h"
+#include "common/log_journal.h"
 
 #include <fmt/chrono.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <systemd/sd-daemon.h>  // SD_ERR etc.: macros only, nothing is linked
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cctype>
+#include <charconv>
 #include <chrono>
 #include <cstdlib>
 #include <mutex>
@@ -23,16 +28,20 @@ struct Registry {
   int capture_floor_users = 0;
   std::vector<Sink*> sinks;
   Format format = Format::Text;
+  bool journal = false;  // stderr is the journal: "<N>" prefixes, no timestamp of ours
   std::shared_ptr<spdlog::logger> out;
 
   Registry() {
+    if (const char* stream = std::getenv("JOURNAL_STREAM"); stream != nullptr) {
+      journal = journal_stream_names(stream, STDERR_FILENO);
+    }
     auto sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
     out = std::make_shared<spdlog::logger>("studio_worker", std::move(sink));
     out->set_level(spdlog::level::trace);
     apply_pattern();
   }
   void apply_pattern() {
-    if (format == Format::Json) {
+    if (format == Format::Json || journal) {
       out->set_pattern("%v");
     } else {
       // The level is written by log() from our own names: spdlog's are `warning` and `critical`,
@@ -86,6 +95,38 @@ std::string_view trim(std::string_view s) {
 }
 
 }  // namespace
+
+std::string_view journal_prefix(Level level) {
+  switch (level) {
+    case Level::Trace:
+    case Level::Debug: return SD_DEBUG;
+    case Level::Info: return SD_INFO;
+    case Level::Warn: return SD_WARNING;
+    case Level::Error: return SD_ERR;
+    case Level::Off: break;
+  }
+  return SD_INFO;
+}
+
+bool journal_stream_names(std::string_view journal_stream, int fd) {
+  const auto colon = journal_stream.find(':');
+  if (colon == std::string_view::npos) return false;
+  const auto number = [](std::string_view text, unsigned long long& out) {
+    const auto* end = text.data() + text.size();
+    const auto [ptr, ec] = std::from_chars(text.data(), end, out);
+    return !text.empty() && ec == std::errc() && ptr == end;
+  };
+  unsigned long long device = 0;
+  unsigned long long inode = 0;
+  if (!number(journal_stream.substr(0, colon), device) ||
+      !number(journal_stream.substr(colon + 1), inode)) {
+    return false;
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return false;
+  return static_cast<unsigned long long>(st.st_dev) == device &&
+         static_cast<unsigned long long>(st.st_ino) == inode;
+}
 
 std::string_view to_string(Level level) {
   switch (level) {
@@ -206,10 +247,13 @@ void Logger::log(Level level, std::string_view event, std::initializer_list<Fiel
       j["target"] = target_;
       j["event"] = record.event;
       for (const auto& [k, v] : record.fields) j[k] = v;
-      reg.out->log(to_spdlog(level), "{}",
+      const std::string_view prefix = reg.journal ? journal_prefix(level) : "";
+      reg.out->log(to_spdlog(level), "{}{}", prefix,
                    j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
     } else {
-      reg.out->log(to_spdlog(level), "{:<5} {}: {}", to_string(level), target_, record.line);
+      const std::string_view prefix = reg.journal ? journal_prefix(level) : "";
+      reg.out->log(to_spdlog(level), "{}{:<5} {}: {}", prefix, to_string(level), target_,
+                   record.line);
     }
   }
   for (Sink* sink : reg.sinks) sink->write(record);
@@ -239,6 +283,19 @@ void set_format(Format format) {
   std::unique_lock lock(reg.mutex);
   reg.format = format;
   reg.apply_pattern();
+}
+
+void set_journal_output(bool on) {
+  Registry& reg = registry();
+  std::unique_lock lock(reg.mutex);
+  reg.journal = on;
+  reg.apply_pattern();
+}
+
+bool journal_output() {
+  Registry& reg = registry();
+  std::shared_lock lock(reg.mutex);
+  return reg.journal;
 }
 
 void shutdown() {

@@ -54,6 +54,23 @@ std::optional<std::uint16_t> port_from_env() {
   return static_cast<std::uint16_t>(port);
 }
 
+// What `systemctl status` shows on its Status: line: the registration, the session and where
+// the local API serves.
+std::string service_status(const LiveStatus& live) {
+  if (live.stopping) return "stopping";
+  std::string text = fmt::format("registration {}; session {}", to_string(live.registration.phase),
+                                 to_string(live.session.phase));
+  if (live.session.attempt > 0) text += fmt::format(" (attempt {})", live.session.attempt);
+  if (!live.session.reason.empty()) text += ": " + live.session.reason;
+  if (!live.local_api_url.empty()) text += "; local API " + live.local_api_url;
+  return text;
+}
+
+// Tells the service manager; a failure is logged, never fatal (the manager may have gone).
+void tell_manager(const Status& sent) {
+  if (!sent) logger().warn("service.notify_failed", {{"error", sent.error().message}});
+}
+
 }  // namespace
 
 std::filesystem::path discovery_file_for(const std::filesystem::path& config_path) {
@@ -110,6 +127,8 @@ struct Daemon::Impl {
     if (self->shutting_down) co_return;
     self->shutting_down = true;
     Runtime& runtime = *self->runtime;
+    tell_manager(
+        self->options.notifier.stopping("stopping: finishing jobs in flight, closing the session"));
     self->status->begin_stopping();
     runtime.logs().local(log::Level::Info, "daemon", "shutting down");
     self->registrar->stop();
@@ -464,6 +483,20 @@ ExitCode Daemon::run() {
                                    {"local_api", local_api_url},
                                    {"worker_id", config.worker_id.value_or("")},
                                    {"vram_total_gib", impl.vram_total_gb}});
+  // The service manager: ready now that the local API serves (registration and the session go
+  // on in the background, and STATUS= follows them); watchdog pings from this loop.
+  const service::Notifier& notifier = impl.options.notifier;
+  std::string told_status;
+  status.set_observer([&notifier, &told_status](const LiveStatus& live) {
+    auto text = service_status(live);
+    if (text == told_status || live.stopping) return;  // STOPPING=1 says it
+    told_status = std::move(text);
+    tell_manager(notifier.status(told_status));
+  });
+  service::WatchdogPinger watchdog(io.get_executor(), notifier);
+  told_status = service_status(status.view());
+  tell_manager(notifier.ready(told_status));
+
   asio::co_spawn(io, Impl::run_registrar(self), asio::detached);
   asio::co_spawn(io, Impl::run_session(self), asio::detached);
   if (impl.options.on_ready) {
@@ -471,6 +504,8 @@ ExitCode Daemon::run() {
   }
 
   io.run();
+  watchdog.stop();
+  status.set_observer({});
 
   // The loop is done and never runs again: coroutines still waiting on it are destroyed with it,
   // never resumed. Jobs still on the pool finish before the engine they use goes away (their

@@ -20,6 +20,7 @@
 
 #include "common/error.h"
 #include "engines/build_engine.h"
+#include "service/service_notify.h"
 #include "worker/exit_codes.h"
 #include "worker/runtime.h"
 #include "worker/worker_metrics.h"
@@ -38,6 +39,10 @@ struct DaemonOptions {
   std::shared_ptr<WorkerMetrics> metrics;
   // Called on the loop once the local API serves: its URL and the discovery file path.
   std::function<void(const std::string& url)> on_ready;
+  // The service manager (studio-worker run: from the environment; default: none). READY=1 once
+  // the local API serves, STATUS= with the registration and session state as they change,
+  // STOPPING=1 when shutdown begins, and WATCHDOG=1 pings from the loop when it asked for them.
+  service::Notifier notifier;
 };
 
 class Daemon {

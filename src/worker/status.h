@@ -12,6 +12,7 @@
 // {"state": "pristine" | "pending" (requestId, since) | "approved" | "rejected" (reason)}.
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -63,6 +64,11 @@ struct LiveStatus {
 class StatusBoard {
  public:
   const LiveStatus& view() const { return status_; }
+  // Called after every transition below but heartbeat_sent, with the new status (the daemon
+  // tells the service manager). One observer; a second call replaces it.
+  void set_observer(std::function<void(const LiveStatus&)> observer) {
+    observer_ = std::move(observer);
+  }
 
   // ---- the session (session.h's diagram)
   void session_waiting_for_approval() { set_session(SessionPhase::WaitingForApproval); }
@@ -81,29 +87,46 @@ class StatusBoard {
   }
 
   // ---- the registrar (registrar.h's diagram)
-  void registration_pristine() { status_.registration = RegistrationStatus{}; }
+  void registration_pristine() {
+    status_.registration = RegistrationStatus{};
+    changed();
+  }
   void registration_pending(std::string request_id, std::string since) {
     status_.registration =
         RegistrationStatus{RegistrationPhase::Pending, std::move(request_id), std::move(since), {}};
+    changed();
   }
   void registration_approved() {
     status_.registration = RegistrationStatus{RegistrationPhase::Approved, {}, {}, {}};
+    changed();
   }
   void registration_rejected(std::string reason) {
     status_.registration =
         RegistrationStatus{RegistrationPhase::Rejected, {}, {}, std::move(reason)};
+    changed();
   }
 
   // ---- the daemon
-  void local_api_serving(std::string url) { status_.local_api_url = std::move(url); }
-  void begin_stopping() { status_.stopping = true; }
+  void local_api_serving(std::string url) {
+    status_.local_api_url = std::move(url);
+    changed();
+  }
+  void begin_stopping() {
+    status_.stopping = true;
+    changed();
+  }
 
  private:
   void set_session(SessionPhase phase, std::uint32_t attempt = 0, std::string reason = {}) {
     status_.session = SessionStatus{phase, attempt, std::move(reason)};
+    changed();
+  }
+  void changed() const {
+    if (observer_) observer_(status_);
   }
 
   LiveStatus status_;
+  std::function<void(const LiveStatus&)> observer_;
 };
 
 }  // namespace sw::worker
