@@ -308,10 +308,11 @@ std::optional<Waiting> Scheduler::unfit(const QueuedJob& job, SteadyTime now,
       continue;
     }
     uploads = true;
-    if (worker.busy()) {
-      occupancy.busy = true;
-    } else if (paused(caps)) {
+    // Paused first: a paused worker announces no room (capacity.room 0), which reads as busy.
+    if (paused(caps)) {
       occupancy.paused = true;
+    } else if (worker.busy()) {
+      occupancy.busy = true;
     } else if (now < worker.held_until) {
       occupancy.held_off = true;
     } else {

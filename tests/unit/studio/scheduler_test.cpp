@@ -280,6 +280,11 @@ TEST(SchedulerTest, AQueuedJobSaysWhyItWaitsInTheDocumentedOrder) {
   paused.auto_enabled = false;
   s.upsert_worker("big", 4, paused);
   EXPECT_EQ(s.waiting("j", kNow)->text, "waiting: all eligible workers paused");
+  // A paused worker with the capacity feature announces no room: still paused, not busy (a
+  // newcomer's break-it run saw "busy" for an idle, paused worker).
+  s.set_slots("big", 0);
+  EXPECT_EQ(s.waiting("j", kNow)->text, "waiting: all eligible workers paused");
+  s.set_slots("big", 1);
   paused.auto_enabled = true;
   s.upsert_worker("big", 4, paused);
   s.set_busy("big", true);
