@@ -60,7 +60,12 @@ set(SW_SYSTEMD_USER_UNIT_DIR "${_sw_user_unit_dir}" CACHE STRING
 # @SW_BINDIR@ and @SW_SYSCONFDIR@ replaced by the directories of the install being made, as
 # <destination>/<name>. <destination> may be relative to the prefix, or start with
 # <SYSCONFDIR> (not @…@: cmake_install.cmake runs without this project's policies, CMP0053).
+# A fifth argument PRIVATE installs it 0600 (a file meant to hold secrets, e.g. PGPASSWORD).
 function(sw_install_configured template destination name component)
+  set(sw_permissions "OWNER_READ OWNER_WRITE GROUP_READ WORLD_READ")
+  if(ARGV4 STREQUAL "PRIVATE")
+    set(sw_permissions "OWNER_READ OWNER_WRITE")
+  endif()
   get_filename_component(template_name "${template}" NAME)
   set(staged "${CMAKE_BINARY_DIR}/packaging/${template_name}")
   install(CODE "
@@ -77,7 +82,7 @@ function(sw_install_configured template destination name component)
       set(sw_destination \"\${CMAKE_INSTALL_PREFIX}/\${sw_destination}\")
     endif()
     file(INSTALL DESTINATION \"\${sw_destination}\" TYPE FILE RENAME \"${name}\"
-         PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ WORLD_READ FILES \"${staged}\")
+         PERMISSIONS ${sw_permissions} FILES \"${staged}\")
   " COMPONENT ${component})
 endfunction()
 
@@ -89,8 +94,9 @@ foreach(program studio-server studio-worker)
 endforeach()
 sw_install_configured("${_sw_packaging}/systemd/studio-server.service.in"
                       "${SW_SYSTEMD_SYSTEM_UNIT_DIR}" studio-server.service studio-server)
+# 0600: it may hold STUDIO_SERVER_DATABASE's password (systemd reads it as root).
 sw_install_configured("${_sw_packaging}/examples/studio-server.default" "<SYSCONFDIR>/default"
-                      studio-server studio-server)
+                      studio-server studio-server PRIVATE)
 sw_install_configured("${_sw_packaging}/systemd/studio-worker.service.in"
                       "${SW_SYSTEMD_SYSTEM_UNIT_DIR}" studio-worker.service studio-worker)
 sw_install_configured("${_sw_packaging}/systemd/studio-worker.user.service.in"

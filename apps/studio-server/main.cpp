@@ -323,6 +323,21 @@ int with_existing_store(const std::filesystem::path& data_dir,
   return with_store(data_dir, database_uri, action);
 }
 
+// `text` for a terminal: control bytes (escape sequences, newlines that would forge lines) as
+// \xNN. The listed fields come from unauthenticated register-requests.
+std::string printable(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (const char c : text) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+      out += fmt::format("\\x{:02x}", static_cast<unsigned char>(c));
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
 int report(const sw::Status& status) {
   if (!status) {
     std::cerr << "studio-server: " << status.error().message << "\n";
@@ -510,7 +525,8 @@ int main(int argc, char** argv) {
   std::string join_ttl = "24h";
   std::int64_t join_uses = 0;
   std::string join_label;
-  join_create->add_option("--ttl", join_ttl, "How long it works: 30m, 24h, 7d, ... or never")
+  join_create
+      ->add_option("--ttl", join_ttl, "How long it works: 30m, 24h, 7d, ... (1m to 366d) or never")
       ->capture_default_str();
   join_create->add_option("--uses", join_uses, "How many workers it may approve (default: any)")
       ->check(CLI::Range(std::int64_t{1}, sw::studio::kMaxJoinTokenUses));
@@ -671,9 +687,13 @@ int main(int argc, char** argv) {
         // Two requests from one host differ in install id, source port and first-seen time.
         auto caps = nlohmann::json::parse(r.capabilities_json, nullptr, false);
         if (!caps.is_object()) caps = nlohmann::json::object();
-        std::cout << r.id << "  install=" << r.install_id << "  from=" << r.source_ip
-                  << "  host=" << caps.value("machineName", "?")
-                  << "  user=" << caps.value("username", "?") << "  agent=" << r.user_agent
+        const auto text = [&caps](const char* name) {
+          const auto it = caps.find(name);
+          return printable(it != caps.end() && it->is_string() ? it->get<std::string>() : "?");
+        };
+        std::cout << r.id << "  install=" << printable(r.install_id)
+                  << "  from=" << printable(r.source_ip) << "  host=" << text("machineName")
+                  << "  user=" << text("username") << "  agent=" << printable(r.user_agent)
                   << "  first_seen=" << sw::format_rfc3339_millis(r.created_at) << "\n";
       }
       return 0;
@@ -688,7 +708,7 @@ int main(int argc, char** argv) {
         std::cout << "no workers\n";
       }
       for (const auto& w : *all) {
-        std::cout << w.id << "  install=" << w.install_id
+        std::cout << w.id << "  install=" << printable(w.install_id)
                   << "  approved=" << sw::format_rfc3339_millis(w.created_at)
                   << "  by=" << (w.approved_by.empty() ? "?" : w.approved_by) << "  last_seen="
                   << (w.last_seen_at ? sw::format_rfc3339_millis(*w.last_seen_at) : "never")

@@ -188,7 +188,8 @@ int main(int argc, char** argv) {
   register_cmd
       ->add_option("--join-token", join_token,
                    "Join with a token from `studio-server join-token create`: approved at once, "
-                   "no operator needed (kept in state.toml, 0600, until approved)")
+                   "no operator needed (kept in state.toml, 0600, until approved). `-` reads it "
+                   "from standard input (out of the process list)")
       ->envname("STUDIO_WORKER_JOIN_TOKEN");
 
   auto* status_cmd = app.add_subcommand("status", "Print the registration and key settings");
@@ -287,6 +288,12 @@ int main(int argc, char** argv) {
     rc = run_daemon(config_path, registration_poll_ms, synthetic_job_ms, synthetic_hold_file,
                     local_api_port, time_scale);
   } else if (register_cmd->parsed()) {
+    if (join_token && *join_token == "-") {
+      std::getline(std::cin, *join_token);
+      while (!join_token->empty() && (join_token->back() == '\r' || join_token->back() == '\n')) {
+        join_token->pop_back();
+      }
+    }
     rc = report(
         sw::worker::register_command(config_path, api_base_url, reset, join_token, std::cout),
         "register");

@@ -50,6 +50,19 @@ Status write_file_atomically(const std::filesystem::path& path, std::string_view
   if (::fchmod(fd.get(), static_cast<mode_t>(mode)) != 0) {
     return fail_and_unlink(std::string("cannot set the mode of"));
   }
+  // Root changing a service user's file (`studio-worker --config /var/lib/studio-worker/… register`
+  // run as root, issue 22) keeps it that user's: the file it replaces keeps its owner, a new file
+  // gets its directory's. Otherwise the service could no longer read its own 0600 file.
+  if (::geteuid() == 0) {
+    struct stat owner {};
+    if (::stat(path.c_str(), &owner) == 0 || ::stat(path.parent_path().c_str(), &owner) == 0) {
+      if (owner.st_uid != 0 || owner.st_gid != 0) {
+        if (::fchown(fd.get(), owner.st_uid, owner.st_gid) != 0) {
+          return fail_and_unlink(std::string("cannot give its owner back to"));
+        }
+      }
+    }
+  }
   if (durability == Durability::Fsync && ::fsync(fd.get()) != 0) {
     return fail_and_unlink(std::string("cannot flush"));
   }

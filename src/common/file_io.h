@@ -45,7 +45,9 @@ Status write_all(int fd, std::string_view bytes);
 enum class Durability { Fsync, RenameOnly };
 
 // Writes `bytes` to a unique temporary sibling with permissions `mode` and renames it over `path`
-// (so a secret-bearing file is never readable by others, not even for a moment).
+// (so a secret-bearing file is never readable by others, not even for a moment). Run as root, the
+// file keeps the owner of the file it replaces, or gets its directory's when new (a service
+// user's files stay readable by that service).
 Status write_file_atomically(const std::filesystem::path& path, std::string_view bytes,
                              Durability durability = Durability::Fsync, unsigned mode = 0644);
 

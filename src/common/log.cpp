@@ -14,12 +14,35 @@
 #include <charconv>
 #include <chrono>
 #include <cstdlib>
+#include <iostream>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <shared_mutex>
+#include <streambuf>
 
 namespace sw::log {
 namespace {
+
+// std::cerr's lines prefixed "<3>" (SD_ERR): what the programs write there themselves is the
+// reason they exit (a port in use, a config that does not parse), which `journalctl -p err` must
+// show; without the prefix journald files it as info. Characters pass through unbuffered.
+class JournalErrorBuffer : public std::streambuf {
+ public:
+  explicit JournalErrorBuffer(std::streambuf* to) : to_(to) {}
+
+ protected:
+  int_type overflow(int_type c) override {
+    if (traits_type::eq_int_type(c, traits_type::eof())) return to_->pubsync() == 0 ? 0 : c;
+    if (line_start_ && to_->sputn("<3>", 3) != 3) return traits_type::eof();
+    line_start_ = traits_type::to_char_type(c) == '\n';
+    return to_->sputc(traits_type::to_char_type(c));
+  }
+  int sync() override { return to_->pubsync(); }
+
+ private:
+  std::streambuf* to_;
+  bool line_start_ = true;
+};
 
 struct Registry {
   std::shared_mutex mutex;
@@ -34,6 +57,10 @@ struct Registry {
   Registry() {
     if (const char* stream = std::getenv("JOURNAL_STREAM"); stream != nullptr) {
       journal = journal_stream_names(stream, STDERR_FILENO);
+    }
+    if (journal) {
+      // Never destroyed, like the registry: std::cerr may be written during exit.
+      std::cerr.rdbuf(new JournalErrorBuffer(std::cerr.rdbuf()));
     }
     auto sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
     out = std::make_shared<spdlog::logger>("studio_worker", std::move(sink));
@@ -266,6 +293,7 @@ void set_filter(Filter filter) {
 }
 
 void init_from_env() {
+  (void)registry();  // decides the journal form now, before a program writes std::cerr
   const char* spec = std::getenv("STUDIO_WORKER_LOG");
   if (spec == nullptr || *spec == '\0') return;
   auto filter = Filter::parse(spec);

@@ -20,6 +20,7 @@
 #include "transfer/url_policy.h"
 #include "worker/config.h"
 #include "worker/daemon.h"
+#include "worker/registrar.h"
 #include "worker/vram_probe.h"
 
 namespace sw::worker {
@@ -238,6 +239,10 @@ CommandStatus print_status(const std::filesystem::path& config_path, std::ostrea
   std::string registration;
   if (config.registered()) {
     registration = "approved as " + *config.worker_id;
+  } else if (config.registration_rejected &&
+             config.registration_rejected->starts_with(kJoinTokenRefusedPrefix)) {
+    registration = *config.registration_rejected +
+                   " (`studio-worker register --reset --join-token NEW` with a new token)";
   } else if (config.registration_rejected) {
     registration = "rejected by the studio operator: " + *config.registration_rejected +
                    " (`studio-worker register --reset` to ask again)";
@@ -304,7 +309,11 @@ CommandStatus register_command(const std::filesystem::path& config_path,
       out << "registration cleared by " << describe(**running)
           << "; it asks the studio for approval again now\n";
     }
-    if (join_token) {
+    if (join_token && text_of(*answer, "joinToken") == "not_needed") {
+      out << "approved already as " << text_of(*answer, "workerId")
+          << "; the join token is not needed and was not kept (`register --reset --join-token T` "
+             "joins again as a new worker)\n";
+    } else if (join_token) {
       out << "join token kept by " << describe(**running)
           << "; it asks the studio to join with it now\n";
     }
@@ -328,15 +337,24 @@ CommandStatus register_command(const std::filesystem::path& config_path,
   WorkerConfig config = loaded->config;
   if (api_base_url) config.api_base_url = *api_base_url;
   if (reset) config.reset_registration();
-  if (join_token) SW_TRY(config.set_join_token(*join_token));
+  // A provisioning script run twice gives the token to a worker it approved already: nothing to
+  // do, said, and not an error (the URL given with it is still set).
+  const bool token_not_needed = join_token && !reset && config.registered();
+  if (join_token && !token_not_needed) SW_TRY(config.set_join_token(*join_token));
   SW_TRY(validate_config(config));
   if (api_base_url) SW_TRY(save_config(config_path, config));
-  if (reset || join_token) SW_TRY(save_state(loaded->state_path, config.state()));
+  if (reset || (join_token && !token_not_needed)) {
+    SW_TRY(save_state(loaded->state_path, config.state()));
+  }
   if (api_base_url) out << "api_base_url set to " << config.api_base_url << "\n";
   if (reset && !join_token) {
     out << "registration cleared; the daemon will ask the studio again on next launch\n";
   }
-  if (join_token) {
+  if (token_not_needed) {
+    out << "approved already as " << config.worker_id.value_or("?")
+        << "; the join token is not needed and was not kept (`register --reset --join-token T` "
+           "joins again as a new worker)\n";
+  } else if (join_token) {
     out << "join token kept in " << loaded->state_path.string() << " (0600); the daemon joins "
         << (config.api_base_url.empty() ? std::string("the studio (set --api-base-url)")
                                         : config.api_base_url)

@@ -4,8 +4,10 @@
 #include <toml++/toml.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <fstream>
 #include <limits>
@@ -499,7 +501,7 @@ Result<std::optional<std::string>> read_text(const std::filesystem::path& path) 
     return std::optional<std::string>();
   }
   std::ifstream in(path, std::ios::binary);
-  if (!in) return fail(Error::io("cannot read {}", path.string()));
+  if (!in) return fail(Error::io("cannot read {}: {}", path.string(), std::strerror(errno)));
   return std::optional<std::string>(
       std::string{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()});
 }

@@ -283,6 +283,27 @@ ExitCode Daemon::run() {
                    {{"exit_code", to_int(impl.exit_code)}, {"reason", impl.exit_reason}});
     return impl.exit_code;
   }
+  // STUDIO_WORKER_JOIN_TOKEN reaches `run` too (issue 22: /etc/default/studio-worker, a cloud-init
+  // environment), taken as `register --join-token` takes it, by a worker that has not asked yet. A
+  // refused token ends as a rejection above at the next start, so a restart does not retry it.
+  if (const char* env = std::getenv("STUDIO_WORKER_JOIN_TOKEN");
+      env != nullptr && *env != '\0' && !config.registered() && !config.registration_request_id &&
+      !config.join_token) {
+    if (auto set = config.set_join_token(env); !set) {
+      impl.exit_code = ExitCode::Config;
+      impl.exit_reason = "STUDIO_WORKER_JOIN_TOKEN: " + set.error().message;
+      logger().error("daemon.exiting",
+                     {{"exit_code", to_int(impl.exit_code)}, {"reason", impl.exit_reason}});
+      return impl.exit_code;
+    }
+    if (auto saved = save_state(impl.loaded.state_path, config.state()); !saved) {
+      impl.exit_code = ExitCode::Failure;
+      impl.exit_reason = saved.error().message;
+      return impl.exit_code;
+    }
+    impl.loaded.config = config;
+    logger().info("registration.join_token_taken", {{"from", "STUDIO_WORKER_JOIN_TOKEN"}});
+  }
   // Each running job holds a pool thread for its whole run: the pool has one per job slot on
   // top of the threads admission, uploads and scans use, so that they go on while jobs run.
   // (max_concurrent_jobs is read at start only.)

@@ -1,7 +1,7 @@
 #pragma once
 // The exit codes of `studio-worker run` (issue 17), one per condition a supervisor must tell
 // apart: a unit file restarts the daemon on a transient failure and stops on a permanent one
-// (systemd: `RestartPreventExitStatus=10 11 12 13 14 78`). The README's operator section lists
+// (systemd: `RestartPreventExitStatus=2 10 11 12 13 14 78`). The README's operator section lists
 // them; tests pin the numbers. The other commands use Ok, Failure, Usage and Config with the same
 // meanings (CommandError, cli_commands.h). The reference exits 0 when another daemon holds the lock
 // and keeps the daemon up after a rejection or an auth failure (reference-worker.md §3.1, §5.3):
@@ -18,8 +18,9 @@ enum class ExitCode : int {
   Failure = 1,
   // The command line did not parse (an unknown option, a bad value).
   Usage = 2,
-  // The studio operator rejected this worker's registration request. Permanent until
-  // `studio-worker register --reset`; a restart before that exits 10 again without asking.
+  // The studio operator rejected this worker's registration request, or the studio refused its
+  // join token (issue 22). Permanent until `studio-worker register --reset` (with a new token);
+  // a restart before that exits 10 again without asking.
   RegistrationRejected = 10,
   // The studio refused the worker's credentials (`auth_failed`: 401 on the upgrade, close 4001 or
   // the error frame): the token is not valid there. Needs `register --reset` and a new approval.

@@ -369,7 +369,9 @@ HttpResponse LocalApi::route(const net::HttpRequest& request, net::Responder& re
       next.api_base_url = *body->api_base_url;
     }
     if (body->reset) next.reset_registration();
-    if (body->join_token) {
+    // Approved already (a provisioning script run twice): the token is not needed, not kept.
+    const bool token_not_needed = body->join_token && !body->reset && next.registered();
+    if (body->join_token && !token_not_needed) {
       if (auto set = next.set_join_token(*body->join_token); !set) {
         return HttpResponse::error(400, "invalid_join_token", set.error().message);
       }
@@ -380,11 +382,17 @@ HttpResponse LocalApi::route(const net::HttpRequest& request, net::Responder& re
     if (auto saved = runtime_.update_config(std::move(next)); !saved) {
       return HttpResponse::error(500, "config_not_saved", saved.error().message);
     }
-    if ((body->reset || body->join_token) && runtime_.on_registration_reset) {
+    if ((body->reset || (body->join_token && !token_not_needed)) &&
+        runtime_.on_registration_reset) {
       runtime_.on_registration_reset();
     }
-    return ok_json({{"apiBaseUrl", runtime_.config().api_base_url},
-                    {"registration", registration_json(status_.view().registration)}});
+    json answer = {{"apiBaseUrl", runtime_.config().api_base_url},
+                   {"registration", registration_json(status_.view().registration)}};
+    if (token_not_needed) {
+      answer["joinToken"] = "not_needed";
+      answer["workerId"] = runtime_.config().worker_id.value_or("");
+    }
+    return ok_json(answer);
   }
   if (path == "/daemon/shutdown" && method == "POST") {
     if (runtime_.on_shutdown_requested) {

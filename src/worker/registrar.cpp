@@ -204,6 +204,7 @@ awaitable<bool> Registrar::tick() {
     config.auth_token = approved->auth_token;
     config.registration_request_id.reset();
     config.registration_secret.reset();
+    const bool by_token = config.join_token.has_value();
     config.join_token.reset();
     if (auto saved = runtime_.update_config(config); !saved) {
       logs.local(log::Level::Error, "register",
@@ -212,7 +213,9 @@ awaitable<bool> Registrar::tick() {
     }
     status_.registration_approved();
     logs.ship(log::Level::Info, "register",
-              fmt::format("approved by the studio operator as {}", approved->worker_id));
+              fmt::format("approved {} as {}",
+                          by_token ? "through its join token" : "by the studio operator",
+                          approved->worker_id));
     co_return true;
   }
   const auto& rejected = std::get<proto::RegistrationRejected>(poll);

@@ -136,12 +136,14 @@ TEST(JoinTokenTest, AUsedUpRevokedOrUnknownTokenStopsTheWorkerWithExit10AndSaysW
     SCOPED_TRACE(c.name);
     const auto worker_dir = dir.path() / c.name;
     ASSERT_EQ(register_with_token(worker_dir, studio, c.token).exit_code, 0);
-    Worker worker(worker_dir, studio);
-    const auto code = worker.wait_exit(20s);
-    ASSERT_TRUE(code) << "a refused join token left the daemon running\n" << worker.log();
-    EXPECT_EQ(*code, 10) << worker.log();
-    EXPECT_THAT(worker.log(), HasSubstr("join token refused: " + c.why));
-    EXPECT_THAT(worker.log(), HasSubstr("studio-worker register --reset --join-token"));
+    // Run to its end (it may be gone before its local API is even announced).
+    const auto run =
+        run_command({SW_STUDIO_WORKER_BIN, "--config", (worker_dir / "config.toml").string(), "run",
+                     "--local-api-port", "0", "--registration-poll-ms", "200"},
+                    worker_dir / "worker.log");
+    EXPECT_EQ(run.exit_code, 10) << run.output;
+    EXPECT_THAT(run.output, HasSubstr("join token refused: " + c.why));
+    EXPECT_THAT(run.output, HasSubstr("studio-worker register --reset --join-token"));
     EXPECT_THAT(read_file(worker_dir / "state.toml"), Not(HasSubstr("join_token =")))
         << "a refused token is not kept";
     // A restart does not ask again.
@@ -157,6 +159,31 @@ TEST(JoinTokenTest, AUsedUpRevokedOrUnknownTokenStopsTheWorkerWithExit10AndSaysW
   const auto pending = json::parse(studio.api("GET", "/api/v1/workers/pending").body);
   EXPECT_TRUE(pending["pending"].empty()) << "a refused join leaves no request: " << pending;
   EXPECT_EQ(first.terminate(), 0);
+}
+
+// The token need not be on a command line: `--join-token -` reads standard input, and
+// STUDIO_WORKER_JOIN_TOKEN reaches `run` itself (an environment file for the unit).
+TEST(JoinTokenTest, ATokenFromStandardInputOrTheEnvironmentJoinsToo) {
+  TempDir dir;
+  Studio studio(dir.path() / "studio");
+  const auto piped = create_token(studio, dir.path(), {});
+  fs::create_directories(dir.path() / "piped");
+  const std::string line = "echo '" + piped.token + "' | " + SW_STUDIO_WORKER_BIN + " --config " +
+                           (dir.path() / "piped" / "config.toml").string() +
+                           " register --api-base-url " + studio.url() + " --join-token - 2>&1";
+  ASSERT_EQ(std::system(line.c_str()), 0);
+  Worker from_stdin(dir.path() / "piped", studio);
+  ASSERT_TRUE(from_stdin.wait_session("connected")) << from_stdin.log();
+
+  const auto env_token = create_token(studio, dir.path(), {});
+  Worker from_env(dir.path() / "env", studio.url(), 0, "", {},
+                  {{"STUDIO_WORKER_JOIN_TOKEN", env_token.token}});
+  ASSERT_TRUE(from_env.wait_session("connected")) << from_env.log();
+  const auto pending = json::parse(studio.api("GET", "/api/v1/workers/pending").body);
+  EXPECT_TRUE(pending["pending"].empty()) << pending;
+  const auto workers = json::parse(studio.api("GET", "/api/v1/workers").body);
+  ASSERT_EQ(workers["workers"].size(), 2u) << workers;
+  EXPECT_EQ(workers["workers"][1].value("approvedBy", ""), "join-token:" + env_token.id);
 }
 
 TEST(JoinTokenTest, TheAdminApiCreatesListsAndRevokesTokensAndOnlyTheAdminMay) {
@@ -227,14 +254,16 @@ TEST(JoinTokenTest, CommandsNameTheirMistakes) {
   EXPECT_EQ(unknown.exit_code, 1) << unknown.output;
   EXPECT_THAT(unknown.output, HasSubstr("no join token jt-nope"));
 
-  // An approved worker is not given a token by mistake: it would not be used.
+  // A provisioning script run twice: the approved worker needs no token, says so, and succeeds.
   const auto token = create_token(studio, dir.path(), {});
   ASSERT_EQ(register_with_token(dir.path() / "w", studio, token.token).exit_code, 0);
   Worker worker(dir.path() / "w", studio);
   ASSERT_TRUE(worker.wait_session("connected")) << worker.log();
+  EXPECT_THAT(worker.log(), HasSubstr("approved through its join token as w-"));
   const auto twice = register_with_token(dir.path() / "w", studio, token.token);
-  EXPECT_NE(twice.exit_code, 0) << twice.output;
-  EXPECT_THAT(twice.output, HasSubstr("approved already"));
+  EXPECT_EQ(twice.exit_code, 0) << twice.output;
+  EXPECT_THAT(twice.output, HasSubstr("approved already as w-"));
+  EXPECT_THAT(read_file(dir.path() / "w" / "state.toml"), Not(HasSubstr("join_token")));
   const auto spaced = register_with_token(dir.path() / "w2", studio, "swjoin- oops");
   EXPECT_NE(spaced.exit_code, 0) << spaced.output;
   EXPECT_THAT(spaced.output, HasSubstr("no spaces"));

@@ -13,6 +13,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <fstream>
 #include <regex>
 #include <sstream>
@@ -156,6 +158,29 @@ TEST(ServiceManager, StudioServerIsReadyOnceItListensPingsAndSaysStopping) {
         std::regex_match(line, std::regex(R"(<[3467]>(error|warn |info |debug|trace) \S+: .*)")))
         << line;
   }
+}
+
+// Why a program could not start is what it writes to stderr itself; on the journal that line is
+// an error (`journalctl -p err` shows it), not info (a newcomer's packaged run found it unmarked).
+TEST(ServiceManager, AStartThatFailsSaysWhyAtErrorPriorityOnTheJournal) {
+  sw::testing::TempDir dir;
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::acceptor taken(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
+  const auto err = dir.path() / "stderr";
+  std::ofstream(err).close();
+  Child server({SW_STUDIO_SERVER_BIN, "serve", "--listen",
+                "127.0.0.1:" + std::to_string(taken.local_endpoint().port()),
+                "--data-dir=" + (dir.path() / "data").string()},
+               {"JOURNAL_STREAM=" + journal_stream_of(err)}, dir.path() / "stdout", err);
+  EXPECT_EQ(server.wait(), 2);
+  const auto lines = read_text(err);
+  std::istringstream stream(lines);
+  bool said_why = false;
+  for (std::string line; std::getline(stream, line);) {
+    EXPECT_TRUE(std::regex_match(line, std::regex(R"(<[3467]>.*)"))) << "no priority: " << line;
+    said_why = said_why || (line.starts_with("<3>") && line.find("cannot listen") != line.npos);
+  }
+  EXPECT_TRUE(said_why) << lines;
 }
 
 TEST(ServiceManager, StudioServerWithoutAJournalKeepsItsTimestamps) {

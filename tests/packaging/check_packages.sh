@@ -155,6 +155,10 @@ for package in studio-server studio-worker; do
   done
   if [ "$package" = studio-server ]; then
     expect_eq "$package conffiles" "$(cat "$control/conffiles" 2>/dev/null)" "/etc/default/studio-server"
+    # It may hold a database password: readable by root only (systemd reads it as root).
+    expect_eq "/etc/default/studio-server mode" \
+      "$(dpkg-deb --contents "$deb" | awk '$6 == "./etc/default/studio-server" {print $1}')" \
+      "-rw-------"
   fi
 
   # Stripped in the .deb; the debug symbols in the .ddeb, under the binary's build id.
