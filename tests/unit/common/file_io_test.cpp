@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <fstream>
 
@@ -99,3 +100,34 @@ TEST(PrivateFiles, AnOlderLooseFileIsNarrowedAndAMissingOneIsNoError) {
 }
 
 }  // namespace
+
+// Issue 22: root running a command on a service user's files (`studio-worker --config
+// /var/lib/studio-worker/config.toml register …` under sudo) must leave them that user's, or the
+// service can no longer read its own 0600 state. Only root can give files away (CI runs as root);
+// anyone else's writes stay their own.
+TEST(AtomicWrites, RootKeepsTheOwnerOfTheFileItReplacesOrOfItsDirectory) {
+  sw::testing::TempDir dir;
+  if (::geteuid() != 0) {
+    const auto mine = dir.path() / "mine.toml";
+    ASSERT_TRUE(sw::write_file_atomically(mine, "a = 1\n", sw::Durability::RenameOnly, 0600));
+    struct stat own {};
+    ASSERT_EQ(::stat(mine.c_str(), &own), 0);
+    EXPECT_EQ(own.st_uid, ::geteuid());
+    return;
+  }
+  const auto service = dir.path() / "service";
+  std::filesystem::create_directory(service);
+  ASSERT_EQ(::chown(service.c_str(), 4242, 4243), 0);
+  const auto fresh = service / "state.toml";
+  ASSERT_TRUE(sw::write_file_atomically(fresh, "a = 1\n", sw::Durability::RenameOnly, 0600));
+  struct stat st {};
+  ASSERT_EQ(::stat(fresh.c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 4242u) << "a new file gets its directory's owner";
+  EXPECT_EQ(st.st_gid, 4243u);
+  ASSERT_EQ(::chown(fresh.c_str(), 5151, 5152), 0);
+  ASSERT_TRUE(sw::write_file_atomically(fresh, "a = 2\n", sw::Durability::RenameOnly, 0600));
+  ASSERT_EQ(::stat(fresh.c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 5151u) << "a replaced file keeps its owner";
+  EXPECT_EQ(st.st_gid, 5152u);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+}
