@@ -29,8 +29,10 @@ foreach(program studio-server studio-worker)
     OUTPUT "${page}"
     COMMAND ${CMAKE_COMMAND} "-DPROGRAM=$<TARGET_FILE:${program}>" "-DNAME=${program}"
             "-DHELP2MAN=${SW_HELP2MAN}" "-DGZIP=${SW_GZIP}" "-DOUT_DIR=${SW_MAN_DIR}"
+            "-DSECTIONS=${PROJECT_SOURCE_DIR}/packaging/man/${program}.h2m"
             -P "${PROJECT_SOURCE_DIR}/cmake/man_page_script.cmake"
     DEPENDS ${program} "${PROJECT_SOURCE_DIR}/cmake/man_page_script.cmake"
+            "${PROJECT_SOURCE_DIR}/packaging/man/${program}.h2m"
     COMMENT "Generating the man page of ${program} (help2man)"
     VERBATIM)
   list(APPEND SW_MAN_PAGES "${page}")

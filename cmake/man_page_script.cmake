@@ -2,8 +2,10 @@
 # help2man makes the page from PROGRAM's --help and --version; every subcommand's --help (found
 # by walking the "Subcommands:" lists of CLI11's help, nested ones included) goes into a COMMANDS
 # section through help2man's --include, so a new subcommand appears with no change here.
+# SECTIONS names a hand-written help2man include file (packaging/man/NAME.h2m) with what --help
+# does not say: EXIT STATUS, ENVIRONMENT, FILES, SEE ALSO.
 #   cmake -DPROGRAM=<built binary> -DNAME=<program name> -DHELP2MAN=<path> -DGZIP=<path>
-#         -DOUT_DIR=<dir> -P man_page_script.cmake
+#         -DOUT_DIR=<dir> -DSECTIONS=<file.h2m> -P man_page_script.cmake
 
 # The program is run by its name through PATH, so that its usage lines say `studio-server ...`,
 # not the build directory's path.
@@ -73,7 +75,8 @@ string(REGEX REPLACE "^${NAME}: *" "" summary "${first_line}")
 
 file(MAKE_DIRECTORY "${OUT_DIR}")
 set(include_file "${OUT_DIR}/${NAME}.h2m")
-file(WRITE "${include_file}" "[COMMANDS]\n${commands}")
+file(READ "${SECTIONS}" sections)
+file(WRITE "${include_file}" "[COMMANDS]\n${commands}\n${sections}")
 set(page "${OUT_DIR}/${NAME}.1")
 execute_process(
   COMMAND "${HELP2MAN}" --locale=C.UTF-8 --no-info --section=1 "--name=${summary}" "--include=${include_file}"

@@ -197,11 +197,18 @@ for package in studio-server studio-worker; do
   page="$(zcat "$ROOT/usr/share/man/man1/$package.1.gz")"
   [[ $page == *$'\n.SH COMMANDS\n'* ]] || fail "man $package: no COMMANDS section"
   [[ $page == *"$package $UPSTREAM_VERSION"* ]] || fail "man $package: no version"
+  # The hand-written sections (packaging/man/*.h2m): exit codes a supervisor acts on, files.
+  for section in "EXIT STATUS" ENVIRONMENT FILES "SEE ALSO"; do
+    [[ $page == *$'\n.SH "'"$section"$'"\n'* || $page == *$'\n.SH '"$section"$'\n'* ]] ||
+      fail "man $package: no $section section"
+  done
 done
 [[ $(zcat "$ROOT/usr/share/man/man1/studio-server.1.gz") == *'.SS "studio-server workers approve"'* ]] ||
   fail "man studio-server: the nested subcommand workers approve is missing"
 [[ $(zcat "$ROOT/usr/share/man/man1/studio-worker.1.gz") == *'.SS "studio-worker models fetch"'* ]] ||
   fail "man studio-worker: the nested subcommand models fetch is missing"
+[[ $(zcat "$ROOT/usr/share/man/man1/studio-worker.1.gz") == *$'.B 13\n'* ]] ||
+  fail "man studio-worker: EXIT STATUS does not list exit code 13"
 
 # The example config is one the worker accepts.
 mkdir -p "$WORK/example" "$WORK/home"
