@@ -187,7 +187,9 @@ int serve(const std::string& listen, sw::studio::StudioConfig config,
   auto studio = sw::studio::Studio::create(loop.get_executor(), std::move(config));
   if (!studio) {
     std::cerr << "studio-server: " << studio.error().message << "\n";
-    return 2;
+    // PostgreSQL not (yet) reachable, e.g. at boot before its unit: transient, exit 1 so that
+    // systemd restarts the studio (2 is in the unit's RestartPreventExitStatus).
+    return studio.error().code == sw::Code::Unavailable ? 1 : 2;
   }
   auto server =
       sw::net::HttpServer::start(loop.get_executor(), server_options, (*studio)->http_handler());

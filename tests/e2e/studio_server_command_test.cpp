@@ -22,6 +22,7 @@
 #include "common/sha256.h"
 #include "proto/codec.h"
 #include "studio/data_dir_lock.h"
+#include "support/http_test_server.h"
 #include "support/protocol_client.h"
 #include "support/studio_harness.h"
 #include "support/temp_dir.h"
@@ -344,6 +345,19 @@ TEST(StudioServerCommand, BadArgumentsFailWithAMessage) {
   out = run_cli("workers approve rr-nope --data-dir " + dir.path().string());
   EXPECT_NE(out.exit_code, 0);
   EXPECT_THAT(out.text, HasSubstr("no registration request rr-nope"));
+}
+
+// A PostgreSQL that does not answer (yet: at boot, before its own unit) is transient: `serve`
+// exits 1, which the packaged unit restarts on, not 2, which it never restarts on.
+TEST(StudioServerCommand, ServeWithAnUnreachableDatabaseExitsOneSoSystemdRestartsIt) {
+  sw::testing::TempDir dir;
+  const auto port = sw::testing::unused_loopback_port();
+  auto out = run_cli("serve --listen 127.0.0.1:0 --data-dir " + dir.path().string() +
+                         " --database postgresql://nobody@127.0.0.1:" + std::to_string(port) +
+                         "/studio",
+                     "timeout 60");
+  EXPECT_EQ(out.exit_code, 1) << out.text;
+  EXPECT_THAT(out.text, HasSubstr("cannot connect"));
 }
 
 // Issue 16: a JSON limit the studio could not honour (an offer carrying such a task could not
