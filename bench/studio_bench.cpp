@@ -20,7 +20,8 @@
 // Where the load runs: for the jobs/s and submit → offer figures the studio is in this process
 // and the load generator (workers and submitters) is a second process, `studio_bench
 // --load-generator` (given its run on stdin, answering on stdout), so the clients' threads are
-// not the studio's threads and nothing in the studio's process spins waiting for an event. For
+// not the studio's threads and nothing in the studio's process spins waiting for an event (the
+// load generator's two threads each run a loop of their own, with half the clients). For
 // the idle-session figures the studio is a studio-server child and the sessions are here, so
 // its RSS and CPU are its own. On a 2-core machine the two processes still share the cores.
 //
@@ -64,6 +65,7 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <condition_variable>
 #include <mutex>
 #include <optional>
 #include <sstream>
@@ -107,7 +109,17 @@ constexpr double kTargetIdleRssMib = 1024;
 constexpr double kTargetIdleCpuPercent = 50;
 
 struct Run {
-  asio::io_context* io = nullptr;  // stopped when the run ends
+  // The loops the run's clients are on (a throughput run: one per thread), all stopped when the
+  // run ends.
+  std::vector<asio::io_context*> ios;
+  void stop() {
+    for (auto* io : ios) io->stop();
+    std::lock_guard lock(welcome_mutex);
+    welcome.notify_all();
+  }
+  // Set-up: the main thread waits here until every worker is welcomed (or the run failed).
+  std::mutex welcome_mutex;
+  std::condition_variable welcome;
   std::uint16_t port = 0;
   bool binary = false;
   int target = 0;
@@ -202,13 +214,13 @@ asio::awaitable<void> job_loop(Run* run, WorkerSocket& socket,
     if (!frame) {
       std::cerr << "bench worker: undecodable frame: " << frame.error().message << "\n";
       run->failed = true;
-      run->io->stop();
+      run->stop();
       co_return;
     }
     if (std::holds_alternative<sw::proto::CompleteAck>(*frame)) {
       if (++run->done == run->target) {
         run->finished = Clock::now();
-        run->io->stop();
+        run->stop();
       }
       if (run->wake != nullptr) run->wake->cancel();
       continue;
@@ -250,12 +262,12 @@ asio::awaitable<void> job_loop(Run* run, WorkerSocket& socket,
       std::cerr << "bench worker: complete answered " << res.result_int() << ": " << res.body()
                 << "\n";
       run->failed = true;
-      run->io->stop();
+      run->stop();
       co_return;
     }
     if (++run->done == run->target) {
       run->finished = Clock::now();
-      run->io->stop();
+      run->stop();
     }
   }
 }
@@ -308,7 +320,11 @@ asio::awaitable<void> protocol_worker(Run* run, sw::testing::WorkerCredentials c
   beast::flat_buffer buffer;
   co_await ws.async_read(buffer, asio::use_awaitable);
   buffer.consume(buffer.size());
-  ++run->welcomed;
+  {
+    std::lock_guard lock(run->welcome_mutex);
+    ++run->welcomed;
+  }
+  run->welcome.notify_all();
   if (heartbeat_only) {
     // Idle: a heartbeat every 5 s, staggered, and read the acks.
     const std::string beat =
@@ -354,7 +370,7 @@ asio::awaitable<void> submitter(Run* run, int jobs, std::string body, std::uint1
     if (res.result_int() != 201) {
       std::cerr << "submit failed: " << res.body() << "\n";
       run->failed = true;
-      run->io->stop();
+      run->stop();
     }
   }
 }
@@ -369,7 +385,7 @@ void spawn_checked(asio::io_context& io, asio::awaitable<void> task, Run* run) {
       } catch (const std::exception& ex) {
         if (!run->failed.exchange(true)) {
           std::cerr << "bench client failed: " << ex.what() << "\n";
-          run->io->stop();
+          run->stop();
         }
       }
     }
@@ -436,7 +452,7 @@ asio::awaitable<void> latency_driver(Run* run, int jobs, std::string body,
     }
   }
   run->wake = nullptr;
-  run->io->stop();
+  run->stop();
 }
 
 // Reads the run from stdin, runs it, writes the outcome on stdout as one JSON object:
@@ -458,14 +474,21 @@ int load_generator() {
   run.binary = spec.value("binary", false);
   run.target = spec.value("jobs", 0);
   run.image_bytes = std::string(64 * 1024, 'x');
+  // Each loop runs on a thread of its own. A throughput run splits its clients over two (each
+  // core drives half of them, and no thread wakes the other: one loop shared by two threads
+  // spent an eighth of the load generator's CPU on futex wake-ups that the studio, on the same
+  // cores, then lacked); a latency run's driver and its worker share one.
   asio::io_context io;
-  run.io = &io;
+  asio::io_context second_io;
+  run.ios = {&io};
+  if (!latency) run.ios.push_back(&second_io);
   std::size_t workers = 0;
   const auto ports =
       spec.value("ports", std::vector<std::uint16_t>{static_cast<std::uint16_t>(run.port)});
   for (const auto& w : spec.value("workers", nlohmann::json::array())) {
     sw::testing::WorkerCredentials credentials{w.value("id", ""), w.value("token", "")};
-    spawn_checked(io, protocol_worker(&run, credentials, false, w.value("port", run.port)), &run);
+    spawn_checked(*run.ios[workers % run.ios.size()],
+                  protocol_worker(&run, credentials, false, w.value("port", run.port)), &run);
     ++workers;
   }
   asio::steady_timer deadline(io);
@@ -474,29 +497,32 @@ int load_generator() {
     if (ec) return;
     std::cerr << "load generator: the run passed its deadline\n";
     run.failed = true;
-    io.stop();
+    run.stop();
   });
-  while (run.welcomed < static_cast<int>(workers) && !run.failed) {
-    io.run_one();
+  std::vector<std::thread> threads;
+  for (auto* loop : run.ios) threads.emplace_back([loop] { loop->run(); });
+  {
+    std::unique_lock lock(run.welcome_mutex);
+    run.welcome.wait(lock,
+                     [&] { return run.welcomed >= static_cast<int>(workers) || run.failed; });
   }
   const std::string body = spec.value("body", "");
   std::vector<double> micros;
   std::vector<int> via;
   const auto start = Clock::now();
-  if (latency) {
-    spawn_checked(io, latency_driver(&run, run.target, body, ports, &micros, &via), &run);
-    io.run();  // one thread: the driver and the worker share it, neither spins
-  } else {
-    for (int i = 0; i < kSubmitters; ++i) {
-      spawn_checked(io,
-                    submitter(&run, run.target / kSubmitters, body,
-                              ports[static_cast<std::size_t>(i) % ports.size()]),
-                    &run);
+  if (!run.failed) {
+    if (latency) {
+      spawn_checked(io, latency_driver(&run, run.target, body, ports, &micros, &via), &run);
+    } else {
+      for (int i = 0; i < kSubmitters; ++i) {
+        spawn_checked(*run.ios[static_cast<std::size_t>(i) % run.ios.size()],
+                      submitter(&run, run.target / kSubmitters, body,
+                                ports[static_cast<std::size_t>(i) % ports.size()]),
+                      &run);
+      }
     }
-    std::thread second([&io] { io.run(); });  // the clients get both cores' worth of help
-    io.run();
-    second.join();
   }
+  for (auto& thread : threads) thread.join();  // until the run ends (stop) or fails
   out["done"] = run.done.load();
   const bool complete = !run.failed && run.done == run.target &&
                         (!latency || static_cast<int>(micros.size()) == run.target);
@@ -728,7 +754,7 @@ std::optional<Failure> idle_sessions(const std::string& server_binary, int sessi
   Run run;
   run.port = static_cast<std::uint16_t>(port);
   asio::io_context io;
-  run.io = &io;
+  run.ios = {&io};
   for (const auto& w : workers) {
     spawn_checked(io, protocol_worker(&run, w, true, run.port), &run);
   }
@@ -1126,7 +1152,7 @@ std::optional<Failure> cluster_idle_sessions(int sessions, bool& skipped) {
   auto& deployment = *std::get<std::unique_ptr<Deployment>>(deployed);
   Run run;
   asio::io_context io;
-  run.io = &io;
+  run.ios = {&io};
   for (std::size_t i = 0; i < deployment.workers.size(); ++i) {
     spawn_checked(io,
                   protocol_worker(&run, deployment.workers[i], true,
@@ -1252,7 +1278,9 @@ int main(int argc, char** argv) {
                  4 * kSubmitters);
     return 64;
   }
+  // Quiet by default; STUDIO_WORKER_LOG (e.g. "warn,studio_worker::studio::db=info") overrides.
   sw::log::set_filter(*sw::log::Filter::parse("warn"));
+  sw::log::init_from_env();
   // A load generator that dies early must fail the run, not kill this process with SIGPIPE.
   std::signal(SIGPIPE, SIG_IGN);
   std::optional<Failure> failure;

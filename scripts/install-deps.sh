@@ -13,6 +13,8 @@ PACKAGES=(
   # libpq for the studio's PostgreSQL backend; the server (initdb, postgres) for the tests, which
   # start a throwaway cluster in a temporary directory (tests/support/postgres_server.cpp)
   libpq-dev postgresql
+  # mimalloc: studio-server's malloc (cmake/Dependencies.cmake says why)
+  libmimalloc-dev
   # libsystemd for sd_notify (Type=notify units: readiness, watchdog); help2man for the man
   # pages (built from --help); systemd for systemd.pc (unit directories) and systemd-analyze
   # (the packaging test verifies the units); dpkg-dev for dpkg-shlibdeps (the packages' Depends);

@@ -11,6 +11,9 @@
 #include <cstdlib>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#if defined(SW_MIMALLOC)
+#include <mimalloc.h>
+#endif
 
 #include "changes.h"
 #include "common/clock.h"
@@ -98,6 +101,16 @@ std::string shell_word(const std::string& text) {
   return out + "'";
 }
 
+// Which malloc this process runs on (CMake: SW_MIMALLOC), for an operator reading the log.
+void log_allocator() {
+#if defined(SW_MIMALLOC)
+  sw::log::Logger("studio_worker::studio::main")
+      .info("allocator", {{"name", "mimalloc"}, {"version", mi_version()}});
+#else
+  sw::log::Logger("studio_worker::studio::main").info("allocator", {{"name", "glibc"}});
+#endif
+}
+
 // Every worker session is a socket: raise the soft descriptor limit to the hard one before
 // anything is opened, and say so when even that is short of a 10,000-worker fleet (issue 16).
 void raise_fd_limit_or_warn() {
@@ -160,6 +173,7 @@ int serve(const std::string& listen, sw::studio::StudioConfig config,
   }
   server_options.host = *bound_ip;
   server_options.port = endpoint->second;
+  log_allocator();
   raise_fd_limit_or_warn();
   if (const char* token = std::getenv("STUDIO_SERVER_ADMIN_TOKEN"); token && *token) {
     config.admin_token = token;

@@ -505,11 +505,13 @@ class HttpConnection : public Connection {
       // RFC 9110 §9.3.2: the answer to HEAD is GET's without its content (routed as GET by
       // the handler; every answer to it, refusals included, is written without a body).
       head_only_ = head.method == "HEAD";
-      {
+      if (!remote_port_) {
+        // Asked once per connection, not per request: getpeername is a system call.
         beast::error_code endpoint_ec;
         const auto peer = beast::get_lowest_layer(stream_).socket().remote_endpoint(endpoint_ec);
-        if (!endpoint_ec) head.remote_port = peer.port();
+        remote_port_ = endpoint_ec ? std::uint16_t{0} : peer.port();
       }
+      head.remote_port = *remote_port_;
       if (websocket::is_upgrade(parser.get())) {
         co_await upgrade(parser.release(), head);
         co_return;
@@ -843,6 +845,7 @@ class HttpConnection : public Connection {
 
   Stream stream_;
   std::string remote_;
+  std::optional<std::uint16_t> remote_port_;  // the peer's TCP port, once asked (0: unknown)
   std::shared_ptr<HttpServer::Impl> server_;
   asio::steady_timer response_signal_;
   std::optional<HttpResponse> response_;

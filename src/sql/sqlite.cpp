@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "common/file_io.h"
+#include "sql/wal_write_coalescing.h"
 
 namespace sw::sql {
 namespace {
@@ -52,7 +53,8 @@ Result<Db> Db::open(const std::filesystem::path& path) {
   }
   sqlite3* raw = nullptr;
   const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
-  const int rc = sqlite3_open_v2(path.c_str(), &raw, flags, nullptr);
+  // WAL frames reach the kernel one write per commit (wal_write_coalescing.h).
+  const int rc = sqlite3_open_v2(path.c_str(), &raw, flags, wal_write_coalescing_vfs());
   Db db(raw);
   if (rc != SQLITE_OK) {
     return fail(Error::io("cannot open database {}: {}", path.string(),

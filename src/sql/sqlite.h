@@ -27,7 +27,7 @@ class Stmt;
 class Db {
  public:
   // Opens (creating) `path` with WAL, synchronous=NORMAL, foreign_keys=ON and a 5 s busy
-  // timeout. ":memory:" gives a private in-memory database. Every database here holds private
+  // timeout, through the WAL write-coalescing VFS (wal_write_coalescing.h). ":memory:" gives a private in-memory database. Every database here holds private
   // data: a missing file is created 0600 before SQLite opens it, whatever the umask, and SQLite
   // gives the -wal and -shm files it creates the main file's mode (os_unix.c findCreateFileMode,
   // unixOpenSharedMemory). An existing file's mode is left to the caller (see file_io.h).

@@ -122,7 +122,7 @@ for package in studio-server studio-worker; do
   done
   required=(libc6 libstdc++6 libsystemd0 adduser libcurl4)
   if [ "$package" = studio-server ]; then
-    required+=(libsqlite3-0 libpq5 libssl3)
+    required+=(libsqlite3-0 libpq5 libssl3 libmimalloc2.0)
   else
     required+=(libpng16-16 libwebp7 libsndfile1)
   fi

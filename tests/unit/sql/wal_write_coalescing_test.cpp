@@ -1,0 +1,172 @@
+// The WAL write-coalescing VFS (sql/wal_write_coalescing.h) holds a transaction's frames until its
+// commit frame: what a user would notice if it held them too long or dropped them is a committed
+// row another connection cannot read (or reads damaged), or a commit lost when the process dies
+// right after it. Each test commits through Db (the shim) and reads through another connection:
+// another Db, SQLite's default VFS (as the sqlite3 shell would), or another process.
+
+#include <sqlite3.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "sql/sqlite.h"
+#include "sql/wal_write_coalescing.h"
+#include "support/temp_dir.h"
+
+namespace sw::sql {
+namespace {
+
+std::int64_t scalar(Db& db, std::string_view sql) {
+  auto stmt = db.prepare(sql);
+  EXPECT_TRUE(stmt) << sql;
+  if (!stmt) return -1;
+  auto row = stmt->step();
+  EXPECT_TRUE(row && *row) << sql;
+  return stmt->int64(0);
+}
+
+// A row of `bytes` bytes that says which row it is: its first byte and its length.
+Status insert_row(Db& db, int n, std::size_t bytes) {
+  auto stmt = db.prepare("INSERT INTO t(n, payload) VALUES (?, ?)");
+  if (!stmt) return fail(std::move(stmt).error());
+  const std::string payload(bytes, static_cast<char>('a' + n % 26));
+  return stmt->bind(1, n).bind_blob(2, payload).run();
+}
+
+// Rows whose payload is not what insert_row wrote.
+constexpr std::string_view kDamagedRows =
+    "SELECT count(*) FROM t WHERE length(payload) <> ?1 OR "
+    "substr(CAST(payload AS TEXT), 1, 1) <> char(97 + n % 26) OR "
+    "substr(CAST(payload AS TEXT), -1, 1) <> char(97 + n % 26)";
+
+std::int64_t damaged_rows(Db& db, std::int64_t bytes) {
+  auto stmt = db.prepare(kDamagedRows);
+  EXPECT_TRUE(stmt);
+  if (!stmt) return -1;
+  stmt->bind(1, bytes);
+  auto row = stmt->step();
+  EXPECT_TRUE(row && *row);
+  return stmt->int64(0);
+}
+
+TEST(WalWriteCoalescing, IsRegisteredOverTheDefaultVfs) {
+  const char* name = wal_write_coalescing_vfs();
+  ASSERT_NE(name, nullptr);
+  EXPECT_NE(sqlite3_vfs_find(name), nullptr);
+  EXPECT_NE(sqlite3_vfs_find(nullptr), sqlite3_vfs_find(name)) << "it must not be the default";
+}
+
+TEST(WalWriteCoalescing, EachCommitIsReadAtOnceByOtherConnections) {
+  testing::TempDir dir;
+  const auto path = dir.path() / "t.db";
+  auto writer = Db::open(path);
+  ASSERT_TRUE(writer);
+  ASSERT_TRUE(writer->exec("CREATE TABLE t (n INTEGER PRIMARY KEY, payload BLOB NOT NULL)"));
+  auto reader = Db::open(path);
+  ASSERT_TRUE(reader);
+  sqlite3* plain = nullptr;  // SQLite's own VFS, as the sqlite3 shell opens it
+  ASSERT_EQ(sqlite3_open_v2(path.c_str(), &plain, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+  constexpr std::size_t kBytes = 6000;  // more than a page: every commit writes several frames
+  for (int n = 1; n <= 120; ++n) {
+    ASSERT_TRUE(writer->exec("BEGIN IMMEDIATE"));
+    ASSERT_TRUE(insert_row(*writer, n, kBytes));
+    ASSERT_TRUE(writer->exec("COMMIT"));
+    ASSERT_EQ(scalar(*reader, "SELECT count(*) FROM t"), n);
+    sqlite3_stmt* count = nullptr;
+    ASSERT_EQ(sqlite3_prepare_v2(plain, "SELECT count(*), sum(length(payload)) FROM t", -1, &count,
+                                 nullptr),
+              SQLITE_OK);
+    ASSERT_EQ(sqlite3_step(count), SQLITE_ROW);
+    EXPECT_EQ(sqlite3_column_int64(count, 0), n);
+    EXPECT_EQ(sqlite3_column_int64(count, 1), static_cast<std::int64_t>(n * kBytes));
+    sqlite3_finalize(count);
+  }
+  EXPECT_EQ(damaged_rows(*reader, kBytes), 0);
+  sqlite3_close(plain);
+}
+
+TEST(WalWriteCoalescing, ACommitSurvivesItsProcessDyingRightAfterIt) {
+  testing::TempDir dir;
+  const auto path = dir.path() / "t.db";
+  {
+    auto db = Db::open(path);
+    ASSERT_TRUE(db);
+    ASSERT_TRUE(db->exec("CREATE TABLE t (n INTEGER PRIMARY KEY, payload BLOB NOT NULL)"));
+  }
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    // Commit 40 transactions, then die without closing anything (no checkpoint, no flush).
+    auto db = Db::open(path);
+    if (!db) ::_exit(2);
+    for (int n = 1; n <= 40; ++n) {
+      if (!db->exec("BEGIN IMMEDIATE") || !insert_row(*db, n, 3000) || !db->exec("COMMIT")) {
+        ::_exit(3);
+      }
+    }
+    ::_exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  auto db = Db::open(path);
+  ASSERT_TRUE(db);
+  EXPECT_EQ(scalar(*db, "SELECT count(*) FROM t"), 40);
+  EXPECT_EQ(damaged_rows(*db, 3000), 0);
+}
+
+TEST(WalWriteCoalescing, ATransactionLargerThanWhatIsHeldIsWrittenWhole) {
+  testing::TempDir dir;
+  const auto path = dir.path() / "t.db";
+  auto writer = Db::open(path);
+  ASSERT_TRUE(writer);
+  ASSERT_TRUE(writer->exec("CREATE TABLE t (n INTEGER PRIMARY KEY, payload BLOB NOT NULL)"));
+  constexpr std::size_t kBytes = 50'000;
+  constexpr int kRows = 2 * static_cast<int>(kMaxHeldBytes / kBytes) + 7;
+  ASSERT_TRUE(writer->exec("BEGIN IMMEDIATE"));
+  for (int n = 1; n <= kRows; ++n) {
+    auto inserted = insert_row(*writer, n, kBytes);
+    ASSERT_TRUE(inserted) << inserted.error().message;
+  }
+  ASSERT_TRUE(writer->exec("COMMIT"));
+  auto reader = Db::open(path);
+  ASSERT_TRUE(reader);
+  EXPECT_EQ(scalar(*reader, "SELECT count(*) FROM t"), kRows);
+  EXPECT_EQ(damaged_rows(*reader, kBytes), 0);
+  auto check = reader->quick_check();
+  ASSERT_TRUE(check);
+  EXPECT_EQ(*check, "ok");
+}
+
+TEST(WalWriteCoalescing, CheckpointsAndRestartedWalsLoseNothing) {
+  testing::TempDir dir;
+  const auto path = dir.path() / "t.db";
+  auto writer = Db::open(path);
+  ASSERT_TRUE(writer);
+  // A checkpoint every few commits: the WAL restarts from its header again and again.
+  ASSERT_TRUE(writer->exec("PRAGMA wal_autocheckpoint=8"));
+  ASSERT_TRUE(writer->exec("CREATE TABLE t (n INTEGER PRIMARY KEY, payload BLOB NOT NULL)"));
+  auto reader = Db::open(path);
+  ASSERT_TRUE(reader);
+  for (int n = 1; n <= 300; ++n) {
+    ASSERT_TRUE(insert_row(*writer, n, 1500));  // autocommit: one transaction each
+    if (n % 50 == 0) {
+      ASSERT_EQ(scalar(*reader, "SELECT count(*) FROM t"), n);
+    }
+  }
+  ASSERT_TRUE(writer->exec("PRAGMA wal_checkpoint(TRUNCATE)"));
+  for (int n = 301; n <= 320; ++n) {
+    ASSERT_TRUE(insert_row(*writer, n, 1500));
+  }
+  EXPECT_EQ(scalar(*reader, "SELECT count(*) FROM t"), 320);
+  EXPECT_EQ(damaged_rows(*reader, 1500), 0);
+  auto check = reader->quick_check();
+  ASSERT_TRUE(check);
+  EXPECT_EQ(*check, "ok");
+}
+
+}  // namespace
+}  // namespace sw::sql
