@@ -4,24 +4,30 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <cstring>
 #include <new>
 #include <vector>
 
 namespace sw::sql {
 namespace {
 
-constexpr int kFrameHeaderBytes = 24;  // WAL file format: a frame header
+constexpr int kFrameHeaderBytes = 24;    // WAL file format: a frame header
+constexpr int kWalHeaderBytes = 32;      // WAL file format: the file's header, at offset 0
+constexpr int kMaxPageBytes = 65536;     // SQLite's largest page size
 
 sqlite3_vfs* g_real = nullptr;  // the default VFS, set once before the shim is registered
 
 // One open WAL file: SQLite allocates szOsFile bytes; this struct is placed at the start and the
 // default VFS's own file object right after it.
 struct WalFile {
-  sqlite3_file base{};                // first: what SQLite sees (pMethods = kWalMethods)
-  std::vector<unsigned char> held;    // frames not yet written, from file offset held_at
-  sqlite3_int64 held_at = 0;
-  bool expect_page = false;           // a frame header is held; its page comes next
-  bool commit = false;                // that header is a commit frame's
+  sqlite3_file base{};  // first: what SQLite sees (pMethods = kWalMethods)
+  // A held frame header (pending: its page is the next write) and room for it with its page.
+  std::vector<unsigned char> frame;
+  bool pending = false;
+  sqlite3_int64 pending_at = 0;
+  // The end of the frames this handle has appended since it last wrote the WAL header: a header
+  // written below it rewrites an existing frame (wal.c walRewriteChecksums) and is never held.
+  sqlite3_int64 appended_end = 0;
 
   sqlite3_file* real();
 };
@@ -38,69 +44,54 @@ WalFile* wal(sqlite3_file* file) {
   return reinterpret_cast<WalFile*>(file);
 }
 
-// Writes what is held, in one call. Held bytes are dropped either way: after a failed write
-// SQLite abandons the transaction (its frames are past the last valid commit).
-int flush(WalFile* f) {
-  f->expect_page = false;
-  f->commit = false;
-  if (f->held.empty()) {
-    return SQLITE_OK;
-  }
+int write_real(WalFile* f, const void* data, int n, sqlite3_int64 at) {
   sqlite3_file* real = f->real();
-  int rc = SQLITE_OK;
-  for (std::size_t done = 0; done < f->held.size() && rc == SQLITE_OK;) {
-    const std::size_t piece = std::min(f->held.size() - done, kMaxHeldBytes);
-    rc = real->pMethods->xWrite(real, f->held.data() + done, static_cast<int>(piece),
-                                f->held_at + static_cast<sqlite3_int64>(done));
-    done += piece;
+  const int rc = real->pMethods->xWrite(real, data, n, at);
+  if (rc == SQLITE_OK) {
+    // The WAL header is written when the log (re)starts: frames are appended after it again.
+    f->appended_end = at == 0 ? at + n : std::max(f->appended_end, at + n);
   }
-  f->held.clear();
   return rc;
 }
 
-void hold(WalFile* f, const void* data, int n, sqlite3_int64 at) {
-  if (f->held.empty()) {
-    f->held_at = at;
+// Writes a held header alone, before any other use of the file. (walWriteOneFrame writes the
+// page right after its header, so this happens only for a page write SQLite split.) A failure
+// here is reported as an I/O error, which makes SQLite roll the transaction back.
+int flush_header(WalFile* f) {
+  if (!f->pending) {
+    return SQLITE_OK;
   }
-  const auto* bytes = static_cast<const unsigned char*>(data);
-  f->held.insert(f->held.end(), bytes, bytes + n);
+  f->pending = false;
+  const int rc = write_real(f, f->frame.data(), kFrameHeaderBytes, f->pending_at);
+  return rc == SQLITE_OK ? rc : SQLITE_IOERR_WRITE;
 }
 
 int wal_write(sqlite3_file* file, const void* data, int n, sqlite3_int64 at) {
   WalFile* f = wal(file);
-  const bool contiguous =
-      f->held.empty() || at == f->held_at + static_cast<sqlite3_int64>(f->held.size());
-  if (n == kFrameHeaderBytes && !f->expect_page) {
-    if (!contiguous) {
-      if (const int rc = flush(f); rc != SQLITE_OK) {
-        return rc;
-      }
+  if (f->pending) {
+    if (at == f->pending_at + kFrameHeaderBytes && n <= kMaxPageBytes) {
+      // The frame's page: header and page in one call.
+      std::memcpy(f->frame.data() + kFrameHeaderBytes, data, static_cast<std::size_t>(n));
+      f->pending = false;
+      return write_real(f, f->frame.data(), kFrameHeaderBytes + n, f->pending_at);
     }
-    const auto* header = static_cast<const unsigned char*>(data);
-    hold(f, data, n, at);
-    f->expect_page = true;
-    f->commit = (header[4] | header[5] | header[6] | header[7]) != 0;
+    if (const int rc = flush_header(f); rc != SQLITE_OK) {
+      return rc;
+    }
+  }
+  if (n == kFrameHeaderBytes && at >= f->appended_end && at >= kWalHeaderBytes) {
+    // A new frame's header: held until its page, the next write.
+    std::memcpy(f->frame.data(), data, kFrameHeaderBytes);
+    f->pending = true;
+    f->pending_at = at;
     return SQLITE_OK;
   }
-  if (f->expect_page && contiguous) {
-    hold(f, data, n, at);
-    f->expect_page = false;
-    if (f->commit || f->held.size() >= kMaxHeldBytes) {
-      return flush(f);  // the commit's frames go to the kernel before SQLite indexes them
-    }
-    return SQLITE_OK;
-  }
-  // Not the header-then-page pattern: what is held first, then this write as it came.
-  if (const int rc = flush(f); rc != SQLITE_OK) {
-    return rc;
-  }
-  sqlite3_file* real = f->real();
-  return real->pMethods->xWrite(real, data, n, at);
+  return write_real(f, data, n, at);
 }
 
 int wal_read(sqlite3_file* file, void* out, int n, sqlite3_int64 at) {
   WalFile* f = wal(file);
-  if (const int rc = flush(f); rc != SQLITE_OK) {
+  if (const int rc = flush_header(f); rc != SQLITE_OK) {
     return rc;
   }
   return f->real()->pMethods->xRead(f->real(), out, n, at);
@@ -108,7 +99,7 @@ int wal_read(sqlite3_file* file, void* out, int n, sqlite3_int64 at) {
 
 int wal_close(sqlite3_file* file) {
   WalFile* f = wal(file);
-  const int flushed = flush(f);
+  const int flushed = flush_header(f);
   sqlite3_file* real = f->real();
   const int closed = real->pMethods != nullptr ? real->pMethods->xClose(real) : SQLITE_OK;
   f->~WalFile();
@@ -117,15 +108,16 @@ int wal_close(sqlite3_file* file) {
 
 int wal_truncate(sqlite3_file* file, sqlite3_int64 size) {
   WalFile* f = wal(file);
-  if (const int rc = flush(f); rc != SQLITE_OK) {
+  if (const int rc = flush_header(f); rc != SQLITE_OK) {
     return rc;
   }
+  f->appended_end = std::min(f->appended_end, size);
   return f->real()->pMethods->xTruncate(f->real(), size);
 }
 
 int wal_sync(sqlite3_file* file, int flags) {
   WalFile* f = wal(file);
-  if (const int rc = flush(f); rc != SQLITE_OK) {
+  if (const int rc = flush_header(f); rc != SQLITE_OK) {
     return rc;
   }
   return f->real()->pMethods->xSync(f->real(), flags);
@@ -133,7 +125,7 @@ int wal_sync(sqlite3_file* file, int flags) {
 
 int wal_file_size(sqlite3_file* file, sqlite3_int64* size) {
   WalFile* f = wal(file);
-  if (const int rc = flush(f); rc != SQLITE_OK) {
+  if (const int rc = flush_header(f); rc != SQLITE_OK) {
     return rc;
   }
   return f->real()->pMethods->xFileSize(f->real(), size);
@@ -179,6 +171,13 @@ int shim_open(sqlite3_vfs* /*vfs*/, const char* name, sqlite3_file* file, int fl
     return g_real->xOpen(g_real, name, file, flags, out_flags);
   }
   auto* f = new (file) WalFile();
+  try {
+    f->frame.resize(kFrameHeaderBytes + kMaxPageBytes);  // no allocation while writing
+  } catch (const std::bad_alloc&) {
+    f->~WalFile();
+    file->pMethods = nullptr;
+    return SQLITE_NOMEM;
+  }
   const int rc = g_real->xOpen(g_real, name, f->real(), flags, out_flags);
   if (rc != SQLITE_OK) {
     f->~WalFile();

@@ -1,30 +1,29 @@
 #pragma once
-// A SQLite VFS shim that hands one commit's WAL frames to the kernel in one write (issue 18).
+// A SQLite VFS shim that writes each WAL frame, header and page, with one system call (issue 18).
 //
-// Why: SQLite writes each WAL frame as two pwrite calls, its 24-byte header and then its page
+// Why: SQLite writes a WAL frame as two pwrite calls, its 24-byte header and then its page
 // (wal.c, walWriteOneFrame), so a studio commit that changes ten pages costs twenty system calls;
-// on the 2-core benchmark machine that was a fifth of the database thread's commit time. This
-// shim keeps the frames of a transaction in memory and writes them with one call when the commit
-// frame's page arrives, which is still before SQLite updates the WAL index in shared memory
-// (sqlite3WalFrames writes every frame first, then indexes them): another connection, in this
-// process or another, never sees a frame that is not in the file yet. A process that dies after
-// the commit returned loses nothing (the bytes are the kernel's); one that dies before it loses
-// the transaction, as before.
+// on the 2-core benchmark machine that was a large share of the database thread's commit time.
+// This shim holds a new frame's header until its page, the very next write on the file, and
+// writes the two together. Nothing is held past that write, so what SQLite believes written is
+// in the kernel before it indexes the frame: other connections (in this process or another, the
+// sqlite3 shell included) and a restart after a crash see exactly what they would without it.
 //
-// Facts relied on, from the WAL file format (sqlite.org/fileformat.html, "WAL File Format"): a
-// frame header is 24 bytes, and its bytes 4..7 (big-endian) are nonzero only in a commit frame.
-// Only a write pattern of header then page at consecutive offsets is buffered; any other write
-// (the WAL header, a split write) first flushes what is held and then goes straight through, so
-// an unexpected pattern costs speed, never correctness. Reads, syncs, size queries, truncation
-// and close flush first. About kMaxHeldBytes are held at most, and written in pieces of at most
-// that: SQLite's unix VFS writes at most 128 KiB - 1 bytes per call (os_unix.c, seekAndWriteFd)
-// and reports a longer write as a full disk. A larger transaction (a migration) is written in
-// several pieces.
+// Only a 24-byte write that appends past the frames this handle has written (since it last wrote
+// the WAL header at offset 0) is held: a header written over an existing frame (wal.c,
+// walRewriteChecksums, after a transaction changed a page it had spilled) goes straight through,
+// as does every other write. Any other use of the file (read, sync, size, truncate, close) first
+// writes a held header alone, and a failure there is reported as an I/O error (SQLite then rolls
+// the transaction back). Holding a whole transaction's frames until its commit frame was tried
+// and dropped: frames spilled by a transaction that then rolls back would outlive it in memory,
+// and a header rewritten in place was taken for a new frame's (found by review, reproduced).
+//
+// Facts relied on, from the WAL file format (sqlite.org/fileformat.html, "WAL File Format"): the
+// file header is 32 bytes at offset 0, a frame header 24 bytes followed by its page (at most
+// 65,536 bytes).
 //
 // Files other than WAL files (the database, its -shm, journals) are the default VFS's own.
 // Thread-safety: as SQLite's: one connection's files are used by one thread at a time.
-
-#include <cstddef>
 
 namespace sw::sql {
 
@@ -32,7 +31,5 @@ namespace sw::sql {
 // (not made the default). nullptr when it could not be registered: callers then open with the
 // default VFS.
 const char* wal_write_coalescing_vfs();
-
-inline constexpr std::size_t kMaxHeldBytes = 120 * 1024;
 
 }  // namespace sw::sql
