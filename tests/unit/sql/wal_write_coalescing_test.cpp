@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <functional>
 #include <string>
 
 #include "sql/sqlite.h"
@@ -53,6 +54,24 @@ std::int64_t damaged_rows(Db& db, std::int64_t bytes) {
   return stmt->int64(0);
 }
 
+constexpr std::string_view kTable = "CREATE TABLE t (n INTEGER PRIMARY KEY, payload BLOB NOT NULL)";
+
+void create_database(const std::filesystem::path& path, std::string_view schema = kTable) {
+  auto db = Db::open(path);
+  ASSERT_TRUE(db);
+  ASSERT_TRUE(db->exec(schema));
+}
+
+// Runs `body` in a forked child that then dies at once (_exit: no destructor of what `body`
+// left alive runs, nothing is checkpointed): true when `body` succeeded.
+bool in_dying_child(const std::function<bool()>& body) {
+  const pid_t child = ::fork();
+  if (child < 0) return false;
+  if (child == 0) ::_exit(body() ? 0 : 1);
+  int status = 0;
+  return ::waitpid(child, &status, 0) == child && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
 TEST(WalWriteCoalescing, IsRegisteredOverTheDefaultVfs) {
   const char* name = wal_write_coalescing_vfs();
   ASSERT_NE(name, nullptr);
@@ -92,27 +111,16 @@ TEST(WalWriteCoalescing, EachCommitIsReadAtOnceByOtherConnections) {
 TEST(WalWriteCoalescing, ACommitSurvivesItsProcessDyingRightAfterIt) {
   testing::TempDir dir;
   const auto path = dir.path() / "t.db";
-  {
-    auto db = Db::open(path);
-    ASSERT_TRUE(db);
-    ASSERT_TRUE(db->exec("CREATE TABLE t (n INTEGER PRIMARY KEY, payload BLOB NOT NULL)"));
-  }
-  const pid_t child = ::fork();
-  ASSERT_GE(child, 0);
-  if (child == 0) {
-    // Commit 40 transactions, then die without closing anything (no checkpoint, no flush).
-    auto db = Db::open(path);
-    if (!db) ::_exit(2);
-    for (int n = 1; n <= 40; ++n) {
+  create_database(path);
+  ASSERT_TRUE(in_dying_child([&] {
+    auto& db = *new Result<Db>(Db::open(path));  // left open: closing would checkpoint
+    for (int n = 1; db && n <= 40; ++n) {
       if (!db->exec("BEGIN IMMEDIATE") || !insert_row(*db, n, 3000) || !db->exec("COMMIT")) {
-        ::_exit(3);
+        return false;
       }
     }
-    ::_exit(0);
-  }
-  int status = 0;
-  ASSERT_EQ(::waitpid(child, &status, 0), child);
-  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+    return db.has_value();
+  }));
   auto db = Db::open(path);
   ASSERT_TRUE(db);
   EXPECT_EQ(scalar(*db, "SELECT count(*) FROM t"), 40);
@@ -141,29 +149,17 @@ std::int64_t plain_count(const std::filesystem::path& path, std::string_view tab
 TEST(WalWriteCoalescing, ASpillingTransactionSurvivesItsProcessDyingRightAfterIt) {
   testing::TempDir dir;
   const auto path = dir.path() / "t.db";
-  {
-    auto db = Db::open(path);
-    ASSERT_TRUE(db);
-    ASSERT_TRUE(db->exec("CREATE TABLE t (n INTEGER PRIMARY KEY, payload BLOB NOT NULL)"));
-  }
-  const pid_t child = ::fork();
-  ASSERT_GE(child, 0);
-  if (child == 0) {
-    auto db = Db::open(path);
-    if (!db || !db->exec("PRAGMA cache_size=20") || !db->exec("BEGIN IMMEDIATE")) ::_exit(2);
+  create_database(path);
+  ASSERT_TRUE(in_dying_child([&] {
+    auto& db = *new Result<Db>(Db::open(path));  // left open: closing would checkpoint
+    if (!db || !db->exec("PRAGMA cache_size=20") || !db->exec("BEGIN IMMEDIATE")) return false;
     for (int n = 1; n <= 1500; ++n) {
-      if (!insert_row(*db, n, 1000)) ::_exit(3);
+      if (!insert_row(*db, n, 1000)) return false;
     }
-    if (!db->exec("UPDATE t SET payload = zeroblob(1000) WHERE n % 50 = 0") ||
-        !db->exec("UPDATE t SET payload = CAST(payload AS BLOB) WHERE n % 50 <> 0") ||
-        !db->exec("COMMIT")) {
-      ::_exit(4);
-    }
-    ::_exit(0);  // no close, no checkpoint: recovery reads the WAL
-  }
-  int status = 0;
-  ASSERT_EQ(::waitpid(child, &status, 0), child);
-  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+    return db->exec("UPDATE t SET payload = zeroblob(1000) WHERE n % 50 = 0") &&
+           db->exec("UPDATE t SET payload = CAST(payload AS BLOB) WHERE n % 50 <> 0") &&
+           db->exec("COMMIT");
+  }));
   EXPECT_EQ(plain_count(path, "t"), 1500);
   auto db = Db::open(path);
   ASSERT_TRUE(db);
@@ -177,48 +173,36 @@ TEST(WalWriteCoalescing, ASpillingTransactionSurvivesItsProcessDyingRightAfterIt
 TEST(WalWriteCoalescing, ClosingAfterAnotherConnectionRestartedTheWalKeepsItsCommits) {
   testing::TempDir dir;
   const auto path = dir.path() / "t.db";
-  {
-    auto db = Db::open(path);
-    ASSERT_TRUE(db);
-    ASSERT_TRUE(db->exec("CREATE TABLE t (n INTEGER PRIMARY KEY, payload BLOB NOT NULL);"
-                         "CREATE TABLE u (n INTEGER PRIMARY KEY, payload BLOB NOT NULL)"));
-  }
-  const pid_t child = ::fork();
-  ASSERT_GE(child, 0);
-  if (child == 0) {
-    sqlite3* other = nullptr;
+  create_database(path, std::string(kTable) +
+                            "; CREATE TABLE u (n INTEGER PRIMARY KEY, payload BLOB NOT NULL)");
+  ASSERT_TRUE(in_dying_child([&] {
+    sqlite3* other = nullptr;  // never closed: the process dies with it open
     if (sqlite3_open_v2(path.c_str(), &other, SQLITE_OPEN_READWRITE, nullptr) != SQLITE_OK) {
-      ::_exit(2);
+      return false;
     }
-    {
-      auto ours = Db::open(path);
-      if (!ours || !ours->exec("PRAGMA cache_size=10") || !ours->exec("BEGIN IMMEDIATE")) {
-        ::_exit(3);
+    auto ours = Db::open(path);
+    if (!ours || !ours->exec("PRAGMA cache_size=10") || !ours->exec("BEGIN IMMEDIATE")) {
+      return false;
+    }
+    for (int n = 1; n <= 300; ++n) {
+      if (!insert_row(*ours, n, 200)) return false;
+    }
+    if (!ours->exec("UPDATE t SET payload = zeroblob(200) WHERE n % 7 = 0") ||
+        !ours->exec("COMMIT") ||
+        sqlite3_exec(other, "PRAGMA wal_checkpoint(TRUNCATE)", nullptr, nullptr, nullptr) !=
+            SQLITE_OK) {
+      return false;
+    }
+    for (int n = 1; n <= 200; ++n) {
+      const std::string insert =
+          "INSERT INTO u VALUES (" + std::to_string(n) + ", randomblob(3000))";
+      if (sqlite3_exec(other, insert.c_str(), nullptr, nullptr, nullptr) != SQLITE_OK) {
+        return false;
       }
-      for (int n = 1; n <= 300; ++n) {
-        if (!insert_row(*ours, n, 200)) ::_exit(4);
-      }
-      if (!ours->exec("UPDATE t SET payload = zeroblob(200) WHERE n % 7 = 0") ||
-          !ours->exec("COMMIT")) {
-        ::_exit(5);
-      }
-      if (sqlite3_exec(other, "PRAGMA wal_checkpoint(TRUNCATE)", nullptr, nullptr, nullptr) !=
-          SQLITE_OK) {
-        ::_exit(6);
-      }
-      for (int n = 1; n <= 200; ++n) {
-        const std::string insert =
-            "INSERT INTO u VALUES (" + std::to_string(n) + ", randomblob(3000))";
-        if (sqlite3_exec(other, insert.c_str(), nullptr, nullptr, nullptr) != SQLITE_OK) {
-          ::_exit(7);
-        }
-      }
-    }  // our connection closes here; then the process dies without closing the other
-    ::_exit(0);
-  }
-  int status = 0;
-  ASSERT_EQ(::waitpid(child, &status, 0), child);
-  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+    }
+    ours = tl::unexpected(Error::internal("closed"));  // our connection closes here
+    return true;
+  }));
   EXPECT_EQ(plain_count(path, "t"), 300);
   EXPECT_EQ(plain_count(path, "u"), 200);
 }
