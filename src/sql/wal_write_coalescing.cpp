@@ -28,6 +28,9 @@ struct WalFile {
   // The end of the frames this handle has appended since it last wrote the WAL header: a header
   // written below it rewrites an existing frame (wal.c walRewriteChecksums) and is never held.
   sqlite3_int64 appended_end = 0;
+  // The page size, from the WAL header this handle wrote or read (0: not known yet, and nothing
+  // is held): only a write that starts a frame can be a frame's header.
+  sqlite3_int64 page_size = 0;
 
   sqlite3_file* real();
 };
@@ -44,7 +47,25 @@ WalFile* wal(sqlite3_file* file) {
   return reinterpret_cast<WalFile*>(file);
 }
 
+// Learns the page size from a WAL header (bytes 8..11, big-endian) written or read at offset 0.
+void learn_page_size(WalFile* f, const void* data, int n, sqlite3_int64 at) {
+  if (at != 0 || n < kWalHeaderBytes) {
+    return;
+  }
+  const auto* b = static_cast<const unsigned char*>(data);
+  const sqlite3_int64 size = (sqlite3_int64{b[8]} << 24) | (sqlite3_int64{b[9]} << 16) |
+                             (sqlite3_int64{b[10]} << 8) | sqlite3_int64{b[11]};
+  const bool valid = size >= 512 && size <= kMaxPageBytes && (size & (size - 1)) == 0;
+  f->page_size = valid ? size : 0;
+}
+
+bool starts_frame(const WalFile* f, sqlite3_int64 at) {
+  return f->page_size != 0 && at >= kWalHeaderBytes &&
+         (at - kWalHeaderBytes) % (f->page_size + kFrameHeaderBytes) == 0;
+}
+
 int write_real(WalFile* f, const void* data, int n, sqlite3_int64 at) {
+  learn_page_size(f, data, n, at);
   sqlite3_file* real = f->real();
   const int rc = real->pMethods->xWrite(real, data, n, at);
   if (rc == SQLITE_OK) {
@@ -79,7 +100,7 @@ int wal_write(sqlite3_file* file, const void* data, int n, sqlite3_int64 at) {
       return rc;
     }
   }
-  if (n == kFrameHeaderBytes && at >= f->appended_end && at >= kWalHeaderBytes) {
+  if (n == kFrameHeaderBytes && at >= f->appended_end && starts_frame(f, at)) {
     // A new frame's header: held until its page, the next write.
     std::memcpy(f->frame.data(), data, kFrameHeaderBytes);
     f->pending = true;
@@ -94,7 +115,11 @@ int wal_read(sqlite3_file* file, void* out, int n, sqlite3_int64 at) {
   if (const int rc = flush_header(f); rc != SQLITE_OK) {
     return rc;
   }
-  return f->real()->pMethods->xRead(f->real(), out, n, at);
+  const int rc = f->real()->pMethods->xRead(f->real(), out, n, at);
+  if (rc == SQLITE_OK) {
+    learn_page_size(f, out, n, at);
+  }
+  return rc;
 }
 
 int wal_close(sqlite3_file* file) {

@@ -9,18 +9,21 @@
 // in the kernel before it indexes the frame: other connections (in this process or another, the
 // sqlite3 shell included) and a restart after a crash see exactly what they would without it.
 //
-// Only a 24-byte write that appends past the frames this handle has written (since it last wrote
-// the WAL header at offset 0) is held: a header written over an existing frame (wal.c,
-// walRewriteChecksums, after a transaction changed a page it had spilled) goes straight through,
-// as does every other write. Any other use of the file (read, sync, size, truncate, close) first
-// writes a held header alone, and a failure there is reported as an I/O error (SQLite then rolls
-// the transaction back). Holding a whole transaction's frames until its commit frame was tried
+// Only a 24-byte write that starts a frame (offset 32 + k × (page size + 24), the page size read
+// from the WAL header this handle wrote or read; unknown: nothing is held) and appends past the
+// frames this handle has written since it last wrote that header is held. So a header written
+// over an existing frame (wal.c walRewriteChecksums, after a transaction changed a page it had
+// spilled) and the 24-byte tail of a page split at a sector boundary (walWriteToLog, with
+// synchronous=FULL and psow=0) go straight through, as does every other write. Any other use of
+// the file (read, sync, size, truncate, close) first writes a held header alone, and a failure
+// there is reported as an I/O error (SQLite then rolls the transaction back). Holding a whole transaction's frames until its commit frame was tried
 // and dropped: frames spilled by a transaction that then rolls back would outlive it in memory,
-// and a header rewritten in place was taken for a new frame's (found by review, reproduced).
+// and a header rewritten in place was taken for a new frame's (found by review, reproduced; so
+// was the split page's tail, fixed by the frame-boundary rule).
 //
 // Facts relied on, from the WAL file format (sqlite.org/fileformat.html, "WAL File Format"): the
-// file header is 32 bytes at offset 0, a frame header 24 bytes followed by its page (at most
-// 65,536 bytes).
+// file header is 32 bytes at offset 0 with the page size in its bytes 8..11 (big-endian), a frame
+// header 24 bytes followed by its page (at most 65,536 bytes).
 //
 // Files other than WAL files (the database, its -shm, journals) are the default VFS's own.
 // Thread-safety: as SQLite's: one connection's files are used by one thread at a time.

@@ -207,6 +207,48 @@ TEST(WalWriteCoalescing, ClosingAfterAnotherConnectionRestartedTheWalKeepsItsCom
   EXPECT_EQ(plain_count(path, "u"), 200);
 }
 
+// With synchronous=FULL, psow=0 and pages smaller than a sector, SQLite pads each commit to a
+// sector boundary and splits the page write that crosses it (wal.c walWriteToLog): its 24-byte
+// tail is not a frame header and must not be held past the commit (reviewer's reproducer).
+TEST(WalWriteCoalescing, ASplitPagesTailIsNotHeldPastTheCommit) {
+  testing::TempDir dir;
+  const auto path = dir.path() / "t.db";
+  const std::string uri = "file:" + path.string() + "?psow=0";
+  sqlite3* writer = nullptr;
+  ASSERT_EQ(sqlite3_open_v2(uri.c_str(), &writer,
+                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_URI,
+                            wal_write_coalescing_vfs()),
+            SQLITE_OK);
+  auto exec = [](sqlite3* db, const char* sql) {
+    return sqlite3_exec(db, sql, nullptr, nullptr, nullptr) == SQLITE_OK;
+  };
+  ASSERT_TRUE(exec(writer,
+                   "PRAGMA page_size=512; PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; "
+                   "CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB); "
+                   "INSERT INTO t VALUES (1, zeroblob(100))"));
+  sqlite3* reader = nullptr;
+  ASSERT_EQ(sqlite3_open_v2(path.c_str(), &reader, SQLITE_OPEN_READWRITE, nullptr), SQLITE_OK);
+  auto value = [](sqlite3* db) {
+    sqlite3_stmt* stmt = nullptr;
+    std::string out = "(no row)";
+    if (sqlite3_prepare_v2(db, "SELECT hex(v) FROM t", -1, &stmt, nullptr) == SQLITE_OK &&
+        sqlite3_step(stmt) == SQLITE_ROW) {
+      out = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
+    } else {
+      out = std::string("error: ") + sqlite3_errmsg(db);
+    }
+    sqlite3_finalize(stmt);
+    return out;
+  };
+  for (int i = 1; i <= 300; ++i) {
+    ASSERT_TRUE(exec(writer, "UPDATE t SET v = randomblob(100) WHERE id = 1"));
+    const auto written = value(writer);
+    ASSERT_EQ(value(reader), written) << "commit " << i;
+  }
+  sqlite3_close(reader);
+  sqlite3_close(writer);
+}
+
 TEST(WalWriteCoalescing, CheckpointsAndRestartedWalsLoseNothing) {
   testing::TempDir dir;
   const auto path = dir.path() / "t.db";
