@@ -28,8 +28,9 @@ struct WalFile {
   // The end of the frames this handle has appended since it last wrote the WAL header: a header
   // written below it rewrites an existing frame (wal.c walRewriteChecksums) and is never held.
   sqlite3_int64 appended_end = 0;
-  // The page size, from the WAL header this handle wrote or read (0: not known yet, and nothing
-  // is held): only a write that starts a frame can be a frame's header.
+  // The page size, from the WAL header this handle last wrote (0: not known yet, and nothing is
+  // held): only a write that starts a frame can be a frame's header. Not from a header read:
+  // recovery reads one before it knows whether it is valid.
   sqlite3_int64 page_size = 0;
 
   sqlite3_file* real();
@@ -47,7 +48,7 @@ WalFile* wal(sqlite3_file* file) {
   return reinterpret_cast<WalFile*>(file);
 }
 
-// Learns the page size from a WAL header (bytes 8..11, big-endian) written or read at offset 0.
+// Learns the page size from a WAL header (bytes 8..11, big-endian) written at offset 0.
 void learn_page_size(WalFile* f, const void* data, int n, sqlite3_int64 at) {
   if (at != 0 || n < kWalHeaderBytes) {
     return;
@@ -115,11 +116,7 @@ int wal_read(sqlite3_file* file, void* out, int n, sqlite3_int64 at) {
   if (const int rc = flush_header(f); rc != SQLITE_OK) {
     return rc;
   }
-  const int rc = f->real()->pMethods->xRead(f->real(), out, n, at);
-  if (rc == SQLITE_OK) {
-    learn_page_size(f, out, n, at);
-  }
-  return rc;
+  return f->real()->pMethods->xRead(f->real(), out, n, at);
 }
 
 int wal_close(sqlite3_file* file) {

@@ -9,8 +9,8 @@
 // in the kernel before it indexes the frame: other connections (in this process or another, the
 // sqlite3 shell included) and a restart after a crash see exactly what they would without it.
 //
-// Only a 24-byte write that starts a frame (offset 32 + k × (page size + 24), the page size read
-// from the WAL header this handle wrote or read; unknown: nothing is held) and appends past the
+// Only a 24-byte write that starts a frame (offset 32 + k × (page size + 24), the page size taken
+// from the WAL header this handle last wrote; unknown: nothing is held) and appends past the
 // frames this handle has written since it last wrote that header is held. So a header written
 // over an existing frame (wal.c walRewriteChecksums, after a transaction changed a page it had
 // spilled) and the 24-byte tail of a page split at a sector boundary (walWriteToLog, with
@@ -19,7 +19,8 @@
 // there is reported as an I/O error (SQLite then rolls the transaction back). Holding a whole transaction's frames until its commit frame was tried
 // and dropped: frames spilled by a transaction that then rolls back would outlive it in memory,
 // and a header rewritten in place was taken for a new frame's (found by review, reproduced; so
-// was the split page's tail, fixed by the frame-boundary rule).
+// were the split page's tail, fixed by the frame-boundary rule, and a page size learned from a
+// header that recovery then threw away).
 //
 // Facts relied on, from the WAL file format (sqlite.org/fileformat.html, "WAL File Format"): the
 // file header is 32 bytes at offset 0 with the page size in its bytes 8..11 (big-endian), a frame

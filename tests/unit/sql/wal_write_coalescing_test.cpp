@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <string>
 
@@ -247,6 +248,68 @@ TEST(WalWriteCoalescing, ASplitPagesTailIsNotHeldPastTheCommit) {
   }
   sqlite3_close(reader);
   sqlite3_close(writer);
+}
+
+// Recovery reads a WAL header before it knows whether it is valid. A page size taken from a header
+// SQLite then rejected (here 4096, over a 512-byte-page database) would make a split page's tail
+// look like a frame start, and hold it past the commit (third reviewer's reproducer).
+TEST(WalWriteCoalescing, APageSizeFromARejectedWalHeaderIsNotUsed) {
+  testing::TempDir dir;
+  const auto path = dir.path() / "t.db";
+  const std::string wal_path = path.string() + "-wal";
+  auto exec = [](sqlite3* db, const char* sql) {
+    return sqlite3_exec(db, sql, nullptr, nullptr, nullptr) == SQLITE_OK;
+  };
+  {
+    sqlite3* setup = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &setup), SQLITE_OK);
+    ASSERT_TRUE(exec(setup, "PRAGMA page_size=512; PRAGMA journal_mode=WAL; CREATE TABLE t(x); "
+                            "CREATE TABLE u(x); INSERT INTO u VALUES (randomblob(100))"));
+    sqlite3_close(setup);  // checkpointed, the WAL removed
+  }
+  {
+    // A leftover WAL: the right magic, page size 4096, a wrong checksum (SQLite ignores it).
+    const unsigned char header[32] = {0x37, 0x7f, 0x06, 0x82, 0x00, 0x2d, 0xe2, 0x18,
+                                      0,    0,    0x10, 0,    0,    0,    0,    0,
+                                      1,    2,    3,    4,    5,    6,    7,    8,
+                                      9,    9,    9,    9,    9,    9,    9,    9};
+    std::ofstream wal(wal_path, std::ios::binary);
+    wal.write(reinterpret_cast<const char*>(header), sizeof header);
+    const std::string zeros(4120, '\0');
+    wal.write(zeros.data(), static_cast<std::streamsize>(zeros.size()));
+  }
+  const std::string uri = "file:" + path.string() + "?psow=0";
+  sqlite3* ours = nullptr;
+  ASSERT_EQ(sqlite3_open_v2(uri.c_str(), &ours, SQLITE_OPEN_READWRITE | SQLITE_OPEN_URI,
+                            wal_write_coalescing_vfs()),
+            SQLITE_OK);
+  // Recovery runs here and reads the leftover header.
+  ASSERT_TRUE(exec(ours, "PRAGMA synchronous=FULL; PRAGMA wal_autocheckpoint=0; "
+                         "SELECT count(*) FROM u"));
+  sqlite3* other = nullptr;
+  ASSERT_EQ(sqlite3_open_v2(path.c_str(), &other, SQLITE_OPEN_READWRITE, nullptr), SQLITE_OK);
+  ASSERT_TRUE(exec(other, "PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=0"));
+  // The other connection writes the real header (page size 512) and frames until our commit's
+  // padding will end on a 4096-byte boundary that is a frame start for page size 4096.
+  constexpr std::uintmax_t kBoundary = 3'510'272;
+  constexpr std::uintmax_t kOurFrames = 9 * (512 + 24);
+  std::uintmax_t size = 0;
+  for (int commits = 0; commits < 20'000; ++commits) {
+    ASSERT_TRUE(exec(other, "INSERT INTO t VALUES (1)"));
+    size = std::filesystem::file_size(wal_path);
+    if (size + kOurFrames > kBoundary - 4096) break;
+  }
+  ASSERT_LE(size + kOurFrames, kBoundary) << "the WAL grew past the boundary this test needs";
+  ASSERT_TRUE(exec(ours, "UPDATE u SET x = randomblob(100)"));
+  EXPECT_EQ(std::filesystem::file_size(wal_path), kBoundary + 24)
+      << "all of our commit is in the file before SQLite indexes it";
+  sqlite3_stmt* check = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(other, "PRAGMA integrity_check", -1, &check, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(check), SQLITE_ROW);
+  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(check, 0)), "ok");
+  sqlite3_finalize(check);
+  sqlite3_close(ours);
+  sqlite3_close(other);
 }
 
 TEST(WalWriteCoalescing, CheckpointsAndRestartedWalsLoseNothing) {
