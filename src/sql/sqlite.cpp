@@ -53,7 +53,7 @@ Result<Db> Db::open(const std::filesystem::path& path) {
   }
   sqlite3* raw = nullptr;
   const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
-  // WAL frames reach the kernel one write per commit (wal_write_coalescing.h).
+  // Each WAL frame, header and page, reaches the kernel in one write (wal_write_coalescing.h).
   const int rc = sqlite3_open_v2(path.c_str(), &raw, flags, wal_write_coalescing_vfs());
   Db db(raw);
   if (rc != SQLITE_OK) {
