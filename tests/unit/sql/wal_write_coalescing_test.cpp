@@ -85,7 +85,7 @@ TEST(WalWriteCoalescing, EachCommitIsReadAtOnceByOtherConnections) {
   const auto path = dir.path() / "t.db";
   auto writer = Db::open(path);
   ASSERT_TRUE(writer);
-  ASSERT_TRUE(writer->exec("CREATE TABLE t (n INTEGER PRIMARY KEY, payload BLOB NOT NULL)"));
+  ASSERT_TRUE(writer->exec(kTable));
   auto reader = Db::open(path);
   ASSERT_TRUE(reader);
   sqlite3* plain = nullptr;  // SQLite's own VFS, as the sqlite3 shell opens it
@@ -319,7 +319,7 @@ TEST(WalWriteCoalescing, CheckpointsAndRestartedWalsLoseNothing) {
   ASSERT_TRUE(writer);
   // A checkpoint every few commits: the WAL restarts from its header again and again.
   ASSERT_TRUE(writer->exec("PRAGMA wal_autocheckpoint=8"));
-  ASSERT_TRUE(writer->exec("CREATE TABLE t (n INTEGER PRIMARY KEY, payload BLOB NOT NULL)"));
+  ASSERT_TRUE(writer->exec(kTable));
   auto reader = Db::open(path);
   ASSERT_TRUE(reader);
   for (int n = 1; n <= 300; ++n) {
