@@ -76,9 +76,10 @@ int write_real(WalFile* f, const void* data, int n, sqlite3_int64 at) {
   return rc;
 }
 
-// Writes a held header alone, before any other use of the file. (walWriteOneFrame writes the
-// page right after its header, so this happens only for a page write SQLite split.) A failure
-// here is reported as an I/O error, which makes SQLite roll the transaction back.
+// Writes a held header alone, before any other use of the file: a safety net, since
+// walWriteOneFrame writes the page (or, split at a sync point, its first piece) right after its
+// header. A failure here is reported as an I/O error, which makes SQLite roll the transaction
+// back.
 int flush_header(WalFile* f) {
   if (!f->pending) {
     return SQLITE_OK;
