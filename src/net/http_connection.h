@@ -19,10 +19,12 @@
 #include <boost/beast/websocket.hpp>
 #include <boost/beast/websocket/ssl.hpp>
 
+#include <algorithm>
 #include <array>
 #include <deque>
 #include <functional>
 #include <list>
+#include <optional>
 #include <unordered_map>
 
 #include "common/log.h"
@@ -51,6 +53,40 @@ constexpr auto kEventStreamKeepAlive = std::chrono::seconds(15);
 // A 400/408/413 is written under this deadline: a peer that does not read its error answer does
 // not get to hold the socket for a body deadline.
 constexpr auto kErrorWriteDeadline = std::chrono::seconds(10);
+
+// Room for a request body's reads in the connection's buffer, while the body is read. Beast sizes
+// each read by the buffer's free capacity, at least 512 bytes (boost/beast/core/impl/
+// read_size.hpp); a buffer sized for the headers made a 64 KiB upload 129 reads of 512 bytes,
+// and as many writes to the file behind it. Room is made only after admission, for a body
+// larger than what the buffer has free: up to the route's limit, the bytes left to read (all
+// up to 64 KiB when chunked) and 64 KiB. The room goes again afterwards, so that a keep-alive
+// connection waiting for its next request holds no more than before.
+class BodyReadRoom {
+ public:
+  static constexpr std::size_t kMaxRoom = 64 * 1024;
+
+  BodyReadRoom(beast::flat_buffer& buffer, boost::optional<std::uint64_t> remaining,
+               std::uint64_t limit)
+      : buffer_(buffer) {
+    const std::uint64_t wanted =
+        std::min<std::uint64_t>({remaining.value_or(kMaxRoom), limit, kMaxRoom});
+    if (wanted > buffer.capacity() - buffer.size()) {
+      buffer.reserve(buffer.size() + static_cast<std::size_t>(wanted));
+      widened_ = true;
+    }
+  }
+  ~BodyReadRoom() {
+    if (widened_) {
+      buffer_.shrink_to_fit();  // keeps what is buffered (a pipelined next request)
+    }
+  }
+  BodyReadRoom(const BodyReadRoom&) = delete;
+  BodyReadRoom& operator=(const BodyReadRoom&) = delete;
+
+ private:
+  beast::flat_buffer& buffer_;
+  bool widened_ = false;
+};
 // How often a passed read deadline cancels the read again, in case it fired between two reads of
 // a composed operation (when there was nothing to cancel).
 constexpr auto kDeadlineRecheck = std::chrono::milliseconds(50);
@@ -559,6 +595,8 @@ class HttpConnection : public Connection {
       HttpRequest full = std::move(head);
       bool keep_alive = false;
       arm_deadline(body_timeout);
+      std::optional<BodyReadRoom> room;
+      room.emplace(buffer, parser.content_length_remaining(), limit);
       if (admitted.sink) {
         full.body_sink = admitted.sink;
         const bool read = co_await read_body_to_sink(buffer, parser, std::move(admitted.sink),
@@ -578,6 +616,7 @@ class HttpConnection : public Connection {
         keep_alive = request.keep_alive();
         full.body = std::move(request.body());
       }
+      room.reset();
       const std::string target = full.target;
       response_.reset();
       streaming_ = false;

@@ -5,8 +5,16 @@
 // (cancelled or done), or after the retention when no job took it; an oversized upload is 413.
 
 #include <gtest/gtest.h>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http.hpp>
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include <atomic>
@@ -336,6 +344,50 @@ TEST_F(StudioClientUploadsTest, AnUnusedUploadIsDeletedOnRequestAndAnOversizedOn
   const auto small = upload(pattern(4096), "application/octet-stream");
   EXPECT_EQ(small["url"],
             "https://studio.example.com/graphics/api/uploads/" + small.value("id", ""));
+}
+
+// The body of an upload is read in large reads, then the connection's buffer shrinks back to
+// what it holds: a request pipelined right behind an upload (bytes already read with it) must
+// survive that, whether the upload is chunked or sized.
+TEST_F(StudioClientUploadsTest, RequestsPipelinedBehindLargeUploadsAreAllAnsweredWhole) {
+  namespace asio = boost::asio;
+  namespace http = boost::beast::http;
+  const auto first = pattern(300'000);
+  const auto second = pattern(70'000).substr(1000);
+  std::string chunked;
+  for (std::size_t at = 0; at < first.size(); at += 100'000) {
+    const auto piece = first.substr(at, 100'000);
+    chunked += fmt::format("{:x}\r\n", piece.size()) + piece + "\r\n";
+  }
+  chunked += "0\r\n\r\n";
+  const std::string auth = "Authorization: Bearer " + kTestAdminToken + "\r\n";
+  const std::string wire =
+      "POST /api/v1/uploads HTTP/1.1\r\nHost: x\r\n" + auth +
+      "Content-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n" +
+      chunked + "POST /api/v1/uploads HTTP/1.1\r\nHost: x\r\n" + auth +
+      "Content-Type: application/octet-stream\r\nContent-Length: " +
+      std::to_string(second.size()) + "\r\n\r\n" + second +
+      "GET /api/v1/uploads/upl-none HTTP/1.1\r\nHost: x\r\n" + auth + "\r\n";
+
+  asio::io_context io;
+  asio::ip::tcp::socket socket(io);
+  socket.connect({asio::ip::make_address("127.0.0.1"), studio().port()});
+  timeval limit{10, 0};  // a studio that never answers fails the read instead of hanging it
+  ::setsockopt(socket.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
+  asio::write(socket, asio::buffer(wire));  // one write: the requests arrive back to back
+  boost::beast::flat_buffer buffer;
+  std::vector<http::response<http::string_body>> answers(3);
+  for (std::size_t i = 0; i < answers.size(); ++i) {
+    boost::beast::error_code ec;
+    http::read(socket, buffer, answers[i], ec);
+    ASSERT_FALSE(ec) << "answer " << i + 1 << " of 3: " << ec.message();
+  }
+  ASSERT_EQ(answers[0].result_int(), 201) << answers[0].body();
+  EXPECT_EQ(parse(answers[0].body())["sha256"], sha256_hex(first));
+  EXPECT_EQ(parse(answers[0].body())["bytes"], first.size());
+  ASSERT_EQ(answers[1].result_int(), 201) << answers[1].body();
+  EXPECT_EQ(parse(answers[1].body())["sha256"], sha256_hex(second));
+  EXPECT_EQ(answers[2].result_int(), 404) << answers[2].body();
 }
 
 }  // namespace
