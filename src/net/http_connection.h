@@ -57,10 +57,11 @@ constexpr auto kErrorWriteDeadline = std::chrono::seconds(10);
 // Room for a request body's reads in the connection's buffer, while the body is read. Beast sizes
 // each read by the buffer's free capacity, at least 512 bytes (boost/beast/core/impl/
 // read_size.hpp); a buffer sized for the headers made a 64 KiB upload 129 reads of 512 bytes,
-// and as many writes to the file behind it. Room is made only after admission, for a body
-// larger than what the buffer has free: up to the route's limit, the bytes left to read (all
-// up to 64 KiB when chunked) and 64 KiB. The room goes again afterwards, so that a keep-alive
-// connection waiting for its next request holds no more than before.
+// and as many writes to the file behind it. Room is made only for an authenticated request
+// whose body is still to come (an anonymous peer holds no more than before: what it sent), when
+// the body is larger than what the buffer has free: up to the route's limit, the bytes left to
+// read (all up to 64 KiB when chunked) and 64 KiB. The room goes again afterwards, so that a
+// keep-alive connection waiting for its next request holds no more than before.
 class BodyReadRoom {
  public:
   static constexpr std::size_t kMaxRoom = 64 * 1024;
@@ -596,7 +597,9 @@ class HttpConnection : public Connection {
       bool keep_alive = false;
       arm_deadline(body_timeout);
       std::optional<BodyReadRoom> room;
-      room.emplace(buffer, parser.content_length_remaining(), limit);
+      if (admitted.authenticated && !parser.is_done()) {
+        room.emplace(buffer, parser.content_length_remaining(), limit);
+      }
       if (admitted.sink) {
         full.body_sink = admitted.sink;
         const bool read = co_await read_body_to_sink(buffer, parser, std::move(admitted.sink),
