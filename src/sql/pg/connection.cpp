@@ -248,6 +248,7 @@ Connection::TxState Connection::tx_state() const {
 }
 
 Status Connection::reconnect() {
+  prepared_.clear();  // a new session knows none of them
   PQreset(conn_.get());
   if (!ok()) {
     return fail(Error::unavailable("postgresql: cannot reconnect to {}: {}", describe(),
@@ -307,14 +308,55 @@ Result<Rows> Connection::exec(std::string_view sql, std::span<const Param> param
     lengths[i] = params[i].is_null() ? 0 : static_cast<int>(params[i].value().size());
     formats[i] = params[i].is_binary() ? 1 : 0;
   }
+  const int count = static_cast<int>(params.size());
+  auto name = prepared_name(text, count);
+  if (!name) {
+    return fail(std::move(name).error());
+  }
   // Parameter types are left to the server (0 = infer from the statement); results in text.
-  Rows rows(PQexecParams(conn_.get(), text.c_str(), static_cast<int>(params.size()), nullptr,
-                         values.data(), lengths.data(), formats.data(), 0));
+  Rows rows(*name != nullptr
+                ? PQexecPrepared(conn_.get(), (*name)->c_str(), count, values.data(),
+                                 lengths.data(), formats.data(), 0)
+                : PQexecParams(conn_.get(), text.c_str(), count, nullptr, values.data(),
+                               lengths.data(), formats.data(), 0));
   const auto status = rows.result_ ? PQresultStatus(rows.result_.get()) : PGRES_FATAL_ERROR;
   if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
+    const char* state =
+        rows.result_ ? PQresultErrorField(rows.result_.get(), PG_DIAG_SQLSTATE) : nullptr;
+    if (*name != nullptr && state != nullptr && std::string_view(state) == "26000") {
+      // The session lost a statement prepared on it: something ran DISCARD or DEALLOCATE, or a
+      // pooler in transaction mode moved us to another server session. Prepare nothing more on
+      // this connection. Outside a transaction the statement runs again, unprepared; inside one
+      // the transaction is aborted, and the caller is told to try again.
+      prepare_ = false;
+      prepared_.clear();
+      if (tx_state() == TxState::Idle) {
+        return exec(sql, params);
+      }
+      return fail(Error::unavailable("postgresql exec: the session lost its prepared statements "
+                                     "(DISCARD, DEALLOCATE or a pooler in transaction mode); "
+                                     "they are no longer used"));
+    }
     return fail(error_from(rows.result_.get(), "exec"));
   }
   return rows;
+}
+
+Result<const std::string*> Connection::prepared_name(const std::string& text, int params) {
+  if (const auto found = prepared_.find(text); found != prepared_.end()) {
+    return &found->second;
+  }
+  if (!prepare_ || prepared_.size() >= kMaxPrepared) {
+    return nullptr;  // statements built at run time do not fill the session with plans
+  }
+  std::string name = "sw_" + std::to_string(prepared_.size() + 1);
+  Rows prepared(PQprepare(conn_.get(), name.c_str(), text.c_str(), params, nullptr));
+  const auto status =
+      prepared.result_ ? PQresultStatus(prepared.result_.get()) : PGRES_FATAL_ERROR;
+  if (status != PGRES_COMMAND_OK) {
+    return fail(error_from(prepared.result_.get(), "exec"));  // as the run would have failed
+  }
+  return &prepared_.emplace(text, std::move(name)).first->second;
 }
 
 Status Connection::exec_script(std::string_view sql) {

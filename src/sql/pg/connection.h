@@ -17,6 +17,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -118,7 +119,13 @@ class Connection {
   // Runs one statement with $1…$n parameters. Errors carry the server's message and SQLSTATE:
   // Conflict for integrity violations (class 23), Unavailable for a lost connection, a
   // serialization failure or a deadlock (worth retrying), Internal for SQL errors (class 42),
-  // IoError otherwise.
+  // IoError otherwise. The first kMaxPrepared distinct statement texts are prepared on the
+  // session (PQprepare) the first time they run and executed by name afterwards, so that the
+  // server parses and analyses each once per connection, not once per call. A session that
+  // loses them (DISCARD ALL, a pooler in transaction mode: SQLSTATE 26000) turns preparing off
+  // for this connection; that statement is run again unprepared outside a transaction, and
+  // inside one fails Unavailable (the transaction is aborted).
+  static constexpr std::size_t kMaxPrepared = 256;
   Result<Rows> exec(std::string_view sql, std::initializer_list<Param> params = {});
   Result<Rows> exec(std::string_view sql, std::span<const Param> params);
   // Runs a script of several statements without parameters (migrations, DDL).
@@ -159,7 +166,15 @@ class Connection {
   };
   explicit Connection(pg_conn* conn) : conn_(conn) {}
   Error error_from(pg_result* result, std::string_view what) const;
+  // The server-side name `text` is prepared under (preparing it now when there is room);
+  // nullptr when it runs unprepared. The error when preparing it failed (a bad statement).
+  Result<const std::string*> prepared_name(const std::string& text, int params);
+
   std::unique_ptr<pg_conn, Finish> conn_;
+  // Statement text → its prepared name ("sw_1", …). Prepared statements belong to the session:
+  // forgotten by reconnect().
+  std::unordered_map<std::string, std::string> prepared_;
+  bool prepare_ = true;  // off for good once the session lost its prepared statements
 };
 
 // `uri` with the password of its user-info, if any, replaced by "***": for messages and printed

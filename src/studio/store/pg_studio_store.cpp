@@ -179,11 +179,14 @@ Result<std::unique_ptr<PgStudioStore>> PgStudioStore::open(std::string_view uri)
 // ---- batch control ----
 
 Status PgStudioStore::begin_batch() {
+  release_pending_ = false;
   return conn_.exec_script("BEGIN");
 }
 
 Status PgStudioStore::begin_op() {
-  return conn_.exec_script("SAVEPOINT op");
+  // The previous op's savepoint goes in the same round trip (a simple query of two statements).
+  const bool release = std::exchange(release_pending_, false);
+  return conn_.exec_script(release ? "RELEASE SAVEPOINT op; SAVEPOINT op" : "SAVEPOINT op");
 }
 
 Status PgStudioStore::end_op(bool keep) {
@@ -192,10 +195,12 @@ Status PgStudioStore::end_op(bool keep) {
   if (!keep || conn_.tx_state() == Connection::TxState::Aborted) {
     return conn_.exec_script("ROLLBACK TO SAVEPOINT op; RELEASE SAVEPOINT op");
   }
-  return conn_.exec_script("RELEASE SAVEPOINT op");
+  release_pending_ = true;  // released by the next begin_op() or the COMMIT
+  return {};
 }
 
 Status PgStudioStore::commit_batch() {
+  release_pending_ = false;  // COMMIT releases every savepoint
   if (conn_.tx_state() != Connection::TxState::Open) {
     return fail(Error::make(conn_.ok() ? Code::Internal : Code::Unavailable,
                             "postgresql: the batch's transaction is not open on {}",
@@ -205,6 +210,7 @@ Status PgStudioStore::commit_batch() {
 }
 
 void PgStudioStore::rollback_batch() {
+  release_pending_ = false;
   if (conn_.ok() && conn_.tx_state() != Connection::TxState::Idle) {
     (void)conn_.exec_script("ROLLBACK");
   }

@@ -45,7 +45,9 @@ class PgStudioStore final : public StudioStore {
   sql::pg::Connection& connection() { return conn_; }
 
   // Batch control (StudioStore): BEGIN, a SAVEPOINT per op. A lost connection fails the batch
-  // with Unavailable; recover() then reconnects (PQreset with the same parameters).
+  // with Unavailable; recover() then reconnects (PQreset with the same parameters). A kept op's
+  // savepoint is released with the next op's SAVEPOINT in one round trip (or by the COMMIT,
+  // which releases every savepoint), not by a round trip of its own.
   Status begin_batch() override;
   Status begin_op() override;
   Status end_op(bool keep) override;
@@ -146,6 +148,9 @@ class PgStudioStore final : public StudioStore {
                         const KeyUsage& tokens);
 
   sql::pg::Connection conn_;
+  // The last op was kept: its savepoint "op" is still open, to be released by the next
+  // begin_op() or the COMMIT.
+  bool release_pending_ = false;
 };
 
 }  // namespace sw::store

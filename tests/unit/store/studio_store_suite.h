@@ -393,6 +393,42 @@ TYPED_TEST_P(StudioStoreSuite, SettingsAreSetAndReplaced) {
   EXPECT_EQ(ok(store->setting("k")), "two");
 }
 
+// The batch control the studio's database thread drives (DbWorker): one transaction, each op in
+// a savepoint of its own. A failed op goes alone, the ops around it stay; a batch rolled back
+// leaves nothing, and the next batch starts clean.
+TYPED_TEST_P(StudioStoreSuite, ABatchKeepsItsOpsAndRollsBackAFailedOneAlone) {
+  StudioStore* store = this->store_;
+  auto op = [store](std::string_view key, bool keep) {
+    ASSERT_TRUE(store->begin_op());
+    ASSERT_TRUE(store->set_setting(key, "set"));
+    ASSERT_TRUE(store->end_op(keep));
+  };
+  ASSERT_TRUE(store->begin_batch());
+  op("a", true);
+  op("b", true);
+  op("c", false);  // failed: rolled back to its savepoint
+  op("d", false);
+  op("e", true);
+  ASSERT_TRUE(store->commit_batch());
+  EXPECT_EQ(ok(store->setting("a")), "set");
+  EXPECT_EQ(ok(store->setting("b")), "set");
+  EXPECT_FALSE(ok(store->setting("c")));
+  EXPECT_FALSE(ok(store->setting("d")));
+  EXPECT_EQ(ok(store->setting("e")), "set");
+
+  ASSERT_TRUE(store->begin_batch());
+  op("f", true);
+  store->rollback_batch();
+  EXPECT_FALSE(ok(store->setting("f")));
+
+  ASSERT_TRUE(store->begin_batch());
+  op("g", true);
+  op("h", true);
+  ASSERT_TRUE(store->commit_batch());
+  EXPECT_EQ(ok(store->setting("g")), "set");
+  EXPECT_EQ(ok(store->setting("h")), "set");
+}
+
 // The first admin token: of two processes starting at once, only one stores its hash.
 TYPED_TEST_P(StudioStoreSuite, ASettingInsertedIfAbsentIsStoredOnce) {
   StudioStore* store = this->store_;
@@ -772,6 +808,7 @@ TYPED_TEST_P(StudioStoreSuite, UploadsAreTakenByOneJobAndGoWhenItEndsOrUnusedAft
 
 REGISTER_TYPED_TEST_SUITE_P(
     StudioStoreSuite, AClaimRecordsItsProcessAndATakeOverMovesIt,
+    ABatchKeepsItsOpsAndRollsBackAFailedOneAlone,
     QueuedAfterFindsNewAndRequeuedJobsInQueueOrder, ClaimsOfAProcessWhoseLeaseEndedAreAdoptedOnce,
     SettingsAreSetAndReplaced, ASettingInsertedIfAbsentIsStoredOnce,
     WorkersAreRecordedHeartbeatAndDeleted, ModelsAreAddedUpdatedListedAndDeleted,
