@@ -88,6 +88,7 @@ class BodyReadRoom {
   beast::flat_buffer& buffer_;
   bool widened_ = false;
 };
+
 // How often a passed read deadline cancels the read again, in case it fired between two reads of
 // a composed operation (when there was nothing to cancel).
 constexpr auto kDeadlineRecheck = std::chrono::milliseconds(50);
