@@ -5,7 +5,6 @@
 // (cancelled or done), or after the retention when no job took it; an oversized upload is 413.
 
 #include <gtest/gtest.h>
-#include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/write.hpp>

@@ -346,8 +346,10 @@ Result<const std::string*> Connection::prepared_name(const std::string& text, in
   if (const auto found = prepared_.find(text); found != prepared_.end()) {
     return &found->second;
   }
+  // Off after the session lost its statements; past the cap, statements built at run time do
+  // not fill the session with plans.
   if (!prepare_ || prepared_.size() >= kMaxPrepared) {
-    return nullptr;  // statements built at run time do not fill the session with plans
+    return nullptr;
   }
   std::string name = "sw_" + std::to_string(prepared_.size() + 1);
   Rows prepared(PQprepare(conn_.get(), name.c_str(), text.c_str(), params, nullptr));

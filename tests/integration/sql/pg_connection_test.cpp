@@ -119,20 +119,22 @@ TEST_F(PgConnection, StatementErrorsCarryTheServersMessageAndAKind) {
   EXPECT_TRUE(conn.ok());  // a statement error leaves the connection usable
 }
 
+constexpr std::string_view kAddOne = "SELECT $1::bigint + 1";
+// How many statements exec() has prepared on this session (it names them sw_1, sw_2, …).
+constexpr std::string_view kPreparedCount =
+    "SELECT count(*) FROM pg_prepared_statements WHERE name LIKE 'sw\\_%'";
+
 // exec() prepares a statement on the session the first time its text runs and runs it by name
 // afterwards, also after a rollback; a new session (after the server dropped the old one)
 // prepares again, and statements past the cap run unprepared.
 TEST_F(PgConnection, StatementsArePreparedOnceAndStillRunAfterAReconnectOrPastTheCap) {
   auto conn = open_ok(uri_);
-  const std::string_view add_one = "SELECT $1::bigint + 1";
   for (int i = 0; i < 3; ++i) {
-    auto sum = conn.exec(add_one, {std::int64_t{41}});
+    auto sum = conn.exec(kAddOne, {std::int64_t{41}});
     ASSERT_TRUE(sum) << sum.error().describe();
     EXPECT_EQ(sum->int64(0, 0), 42);
   }
-  const std::string_view prepared_count =
-      "SELECT count(*) FROM pg_prepared_statements WHERE name LIKE 'sw\\_%'";
-  auto count = conn.exec(prepared_count);
+  auto count = conn.exec(kPreparedCount);
   ASSERT_TRUE(count) << count.error().describe();
   EXPECT_EQ(count->int64(0, 0), 2) << "the sum's statement and this one, each prepared once";
 
@@ -152,9 +154,9 @@ TEST_F(PgConnection, StatementsArePreparedOnceAndStillRunAfterAReconnectOrPastTh
   auto pid = conn.exec("SELECT pg_backend_pid()");
   ASSERT_TRUE(pid);
   ASSERT_TRUE(admin.exec("SELECT pg_terminate_backend($1)", {pid->int64(0, 0)}));
-  EXPECT_FALSE(conn.exec(add_one, {std::int64_t{1}}));
+  EXPECT_FALSE(conn.exec(kAddOne, {std::int64_t{1}}));
   ASSERT_TRUE(conn.reconnect());
-  auto again = conn.exec(add_one, {std::int64_t{1}});
+  auto again = conn.exec(kAddOne, {std::int64_t{1}});
   ASSERT_TRUE(again) << again.error().describe();
   EXPECT_EQ(again->int64(0, 0), 2);
 
@@ -164,7 +166,7 @@ TEST_F(PgConnection, StatementsArePreparedOnceAndStillRunAfterAReconnectOrPastTh
     ASSERT_TRUE(sum) << text << ": " << sum.error().describe();
     EXPECT_EQ(sum->int64(0, 0), static_cast<std::int64_t>(n) + 1);
   }
-  count = conn.exec(prepared_count);
+  count = conn.exec(kPreparedCount);
   ASSERT_TRUE(count) << count.error().describe();
   EXPECT_EQ(count->int64(0, 0), static_cast<std::int64_t>(Connection::kMaxPrepared));
 }
@@ -174,30 +176,27 @@ TEST_F(PgConnection, StatementsArePreparedOnceAndStillRunAfterAReconnectOrPastTh
 // the statement runs again at once; inside one the transaction fails Unavailable (try again),
 // and the next try runs unprepared.
 TEST_F(PgConnection, ASessionThatLosesItsPreparedStatementsRunsThemUnpreparedFromThenOn) {
-  const std::string_view add_one = "SELECT $1::bigint + 1";
-  const std::string_view prepared_count =
-      "SELECT count(*) FROM pg_prepared_statements WHERE name LIKE 'sw\\_%'";
   auto idle = open_ok(uri_);
-  ASSERT_TRUE(idle.exec(add_one, {std::int64_t{1}}));
+  ASSERT_TRUE(idle.exec(kAddOne, {std::int64_t{1}}));
   ASSERT_TRUE(idle.exec_script("DEALLOCATE ALL"));
-  auto rerun = idle.exec(add_one, {std::int64_t{1}});
+  auto rerun = idle.exec(kAddOne, {std::int64_t{1}});
   ASSERT_TRUE(rerun) << rerun.error().describe();
   EXPECT_EQ(rerun->int64(0, 0), 2);
-  auto count = idle.exec(prepared_count);
+  auto count = idle.exec(kPreparedCount);
   ASSERT_TRUE(count) << count.error().describe();
   EXPECT_EQ(count->int64(0, 0), 0) << "nothing is prepared any more";
 
   auto in_transaction = open_ok(uri_);
-  ASSERT_TRUE(in_transaction.exec(add_one, {std::int64_t{1}}));
+  ASSERT_TRUE(in_transaction.exec(kAddOne, {std::int64_t{1}}));
   ASSERT_TRUE(in_transaction.exec_script("DISCARD ALL"));
   {
     auto tx = Transaction::begin(in_transaction);
     ASSERT_TRUE(tx);
-    auto lost = in_transaction.exec(add_one, {std::int64_t{1}});
+    auto lost = in_transaction.exec(kAddOne, {std::int64_t{1}});
     ASSERT_FALSE(lost);
     EXPECT_EQ(lost.error().code, Code::Unavailable) << lost.error().describe();
   }  // rolled back
-  auto retried = in_transaction.exec(add_one, {std::int64_t{2}});
+  auto retried = in_transaction.exec(kAddOne, {std::int64_t{2}});
   ASSERT_TRUE(retried) << retried.error().describe();
   EXPECT_EQ(retried->int64(0, 0), 3);
 }
