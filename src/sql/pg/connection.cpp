@@ -1,5 +1,8 @@
 #include "sql/pg/connection.h"
 
+#include <boost/url/parse.hpp>
+#include <boost/url/url.hpp>
+
 #include <libpq-fe.h>
 
 #include <charconv>
@@ -93,14 +96,27 @@ std::string describe_conn(const PGconn* conn) {
 
 std::string redacted_uri(std::string_view uri) {
   std::string out(uri);
-  const auto password = raw_password(uri);
-  if (password.empty()) {
+  if (const auto password = raw_password(uri); !password.empty()) {
+    // raw_password points into the user-info, just before the last '@' of the authority.
+    const auto at = static_cast<std::size_t>(password.data() - uri.data());
+    out.replace(at, password.size(), "***");
+  }
+  // libpq also takes the password as a query parameter ("…/db?password=…").
+  const auto query = out.find('?');
+  if (query == std::string::npos) {
     return out;
   }
-  // raw_password points into the user-info, just before the last '@' of the authority.
-  const auto at = static_cast<std::size_t>(password.data() - uri.data());
-  out.replace(at, password.size(), "***");
-  return out;
+  auto parsed = boost::urls::parse_uri_reference(out);
+  if (!parsed) {
+    // Unreadable as a URI: the whole query goes, in case it holds a password.
+    out.replace(query + 1, std::string::npos, "***");
+    return out;
+  }
+  boost::urls::url url(*parsed);
+  if (url.params().contains("password")) {
+    url.params().set("password", "***");  // every "password" parameter, as one
+  }
+  return std::string(url.buffer());
 }
 
 Param::Param(double value) {

@@ -177,9 +177,10 @@ class Connection {
   bool prepare_ = true;  // off for good once the session lost its prepared statements
 };
 
-// `uri` with the password of its user-info, if any, replaced by "***": for messages and printed
-// commands. A URI libpq cannot read comes back with everything after the scheme's "//" up to
-// the last '@' replaced.
+// `uri` with its passwords replaced by "***", for messages, printed commands and the data
+// directory's `database` file: the user-info's ("postgresql://user:***@host/db") and every
+// `password` query parameter ("…/db?password=***"). A URI with a query that Boost.URL cannot read
+// loses its whole query ("…/db?***").
 std::string redacted_uri(std::string_view uri);
 
 // BEGIN … COMMIT on one connection; rolls back in the destructor unless committed. commit() of a

@@ -77,6 +77,25 @@ TEST_F(PgConnection, ARefusedConnectionNamesHostPortAndDatabaseButNeverThePasswo
       << missing.error().message;
 }
 
+// What the studio prints and keeps of --database: no password, wherever the URI carries it.
+TEST(PgRedactedUri, HidesTheUserInfoPasswordAndEveryPasswordParameter) {
+  EXPECT_EQ(redacted_uri("postgresql://studio:s3cret@db:5432/studio"),
+            "postgresql://studio:***@db:5432/studio");
+  EXPECT_EQ(redacted_uri("postgresql://studio@127.0.0.1:55432/studio5?password=SeCrEt99"),
+            "postgresql://studio@127.0.0.1:55432/studio5?password=***");
+  const auto both = redacted_uri(
+      "postgresql://u:one@h/db?sslmode=require&password=two&application_name=x&password=three");
+  EXPECT_EQ(both.find("one"), std::string::npos) << both;
+  EXPECT_EQ(both.find("two"), std::string::npos) << both;
+  EXPECT_EQ(both.find("three"), std::string::npos) << both;
+  EXPECT_NE(both.find("sslmode=require"), std::string::npos) << both;
+  EXPECT_NE(both.find("application_name=x"), std::string::npos) << both;
+  // A query Boost.URL cannot read is dropped whole.
+  const auto unreadable = redacted_uri("postgresql://u@h/db?password=a b%zz");
+  EXPECT_EQ(unreadable, "postgresql://u@h/db?***");
+  EXPECT_EQ(redacted_uri("postgresql://u@h/db"), "postgresql://u@h/db");
+}
+
 TEST_F(PgConnection, ParametersRoundTripTextBigintBytesRealAndNull) {
   auto conn = open_ok(uri_);
   ASSERT_TRUE(conn.exec_script(
