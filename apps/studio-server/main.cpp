@@ -181,6 +181,7 @@ int serve(const std::string& listen, sw::studio::StudioConfig config,
   const auto data_dir = config.data_dir;
   const auto database_uri = config.database_uri;
   const auto results_dir = config.results_path();
+  const auto uploads_dir = config.uploads_path();
   const std::array<std::uint64_t, 3> limits = {config.json_body_limit, config.frame_limit,
                                                config.result_body_limit};
   // One studio per data directory, for its whole life: a second one (or a CLI command writing
@@ -252,6 +253,7 @@ int serve(const std::string& listen, sw::studio::StudioConfig config,
                              : (data_dir / "studio.db").string())
             << "\n"
             << "  results:     " << results_dir.string() << "\n"
+            << "  uploads:     " << uploads_dir.string() << "\n"
             << "  client API:  " << base << "/api/v1\n"
             << "  metrics:     " << base << "/metrics\n"
             << fmt::format("  limits:      JSON body {}, WebSocket message {}, result upload {}\n",
@@ -406,6 +408,9 @@ int main(int argc, char** argv) {
   serve_cmd->add_option("--results-dir", config.results_dir,
                         "Result files (default <data-dir>/results); studios sharing one "
                         "PostgreSQL database must share it (one path, or a shared mount)");
+  serve_cmd->add_option("--uploads-dir", config.uploads_dir,
+                        "Client uploads, the inputs of jobs (default <data-dir>/uploads); studios "
+                        "sharing one PostgreSQL database must share it, as --results-dir");
   serve_cmd->add_option("--tls-cert", tls_cert, "PEM certificate chain (enables TLS)")
       ->check(CLI::ExistingFile);
   serve_cmd->add_option("--tls-key", tls_key, "PEM private key")->check(CLI::ExistingFile);

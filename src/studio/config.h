@@ -90,7 +90,7 @@ struct StudioConfig {
 
   // Client uploads (issue 20): job inputs (audio to transcribe, images to edit) that a client
   // sends with POST /api/v1/uploads and workers fetch from /graphics/api/uploads/<id>. The bytes
-  // are files under <data_dir>/uploads (0700, each 0600). An upload no job took goes after
+  // are files under uploads_path() (0700, each 0600). An upload no job took goes after
   // `upload_retention`; one a job took goes when the job is done, failed or cancelled.
   std::uint64_t upload_body_limit = 64ull << 20;  // one upload's request body, whole
   std::chrono::milliseconds upload_retention = 1h;
@@ -99,7 +99,13 @@ struct StudioConfig {
   // upload request's Host header, which is right only when clients and workers reach the studio
   // at the same address without TLS termination in front of it.
   std::string public_url;
-  std::filesystem::path uploads_path() const { return data_dir / "uploads"; }
+  // Like results_dir: one file per upload id, written atomically, so several processes may share
+  // it; studios on one PostgreSQL database must share it when a worker or client may reach any
+  // of them. Empty: <data_dir>/uploads.
+  std::filesystem::path uploads_dir;
+  std::filesystem::path uploads_path() const {
+    return uploads_dir.empty() ? data_dir / "uploads" : uploads_dir;
+  }
 
   // Registration (reference §2.1): requests per source IP per window.
   int register_rate_limit = 10;

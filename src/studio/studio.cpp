@@ -29,13 +29,20 @@ const log::Logger& logger() {
   return instance;
 }
 
-// Client uploads a crash cut short (uploads/.upl-*.part): each process has its own uploads
-// directory, so at start none is being written. Blocking, before the loop runs.
-void remove_partial_upload_files(const std::filesystem::path& dir) {
+// Client uploads a crash cut short (uploads/.upl-*.part). With `min_age`, only those nobody
+// wrote to for that long: a directory shared with other studio processes may hold one being
+// written. Blocking, before the loop runs.
+void remove_partial_upload_files(const std::filesystem::path& dir, std::chrono::seconds min_age) {
   std::error_code ec;
+  const auto now = std::filesystem::file_time_type::clock::now();
   for (std::filesystem::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
     const auto name = it->path().filename().string();
     if (name.starts_with(".upl-") && name.ends_with(".part")) {
+      std::error_code time_ec;
+      const auto written = it->last_write_time(time_ec);
+      if (min_age.count() > 0 && (time_ec || now - written < min_age)) {
+        continue;
+      }
       std::error_code ignored;
       std::filesystem::remove(it->path(), ignored);
     }
@@ -87,11 +94,12 @@ Result<std::shared_ptr<Studio>> Studio::create(boost::asio::any_io_executor loop
     return fail(std::move(store).error());
   }
   announce_backend(**store, config);
-  // On PostgreSQL the results directory may be shared by several studio processes: only uploads
-  // nobody has written to for an hour are a crash's leftovers.
-  remove_stale_upload_files(config.results_path(), config.database_uri ? std::chrono::seconds(3600)
-                                                                       : std::chrono::seconds(0));
-  remove_partial_upload_files(config.uploads_path());
+  // On PostgreSQL the results and uploads directories may be shared by several studio processes:
+  // only files nobody has written to for an hour are a crash's leftovers.
+  const auto leftover_age =
+      config.database_uri ? std::chrono::seconds(3600) : std::chrono::seconds(0);
+  remove_stale_upload_files(config.results_path(), leftover_age);
+  remove_partial_upload_files(config.uploads_path(), leftover_age);
   // On PostgreSQL this process is one of possibly several sharing the database (issue 18): it
   // registers its lease before it claims anything, and its claims carry its id.
   std::string process_id;
@@ -812,9 +820,7 @@ void Studio::cancel_job(const std::string& id,
   // is committed.
   std::weak_ptr<WorkerSession> stoppable;
   if (const auto* job = book_.find(id); job != nullptr && verdict != jobs::Cancel::Unqueue) {
-    if (auto holder = session_of(*job); holder && holder->cancel_) {
-      stoppable = holder;
-    }
+    stoppable = session_of(*job);
   }
   if (active_here) {
     book_.mark_cancelled(id);
@@ -843,13 +849,19 @@ void Studio::cancel_job(const std::string& id,
         if (stored->changed && stored->job) {
           logger().info("job.cancelled", {{"job_id", id}});
           self->publish_job(stored->job->record);
-          if (auto holder = stoppable.lock(); holder && !holder->ended_) {
-            logger().info("job.cancel_sent", {{"job_id", id}, {"worker_id", holder->worker_id_}});
-            self->send(holder, proto::CancelJob{id, "cancelled by a client"});
-          }
+          self->stop_cancelled_work(stoppable.lock(), id);
         }
         done(std::move(stored->job));
       });
+}
+
+void Studio::stop_cancelled_work(const std::shared_ptr<WorkerSession>& holder,
+                                 const std::string& job_id) {
+  if (!holder || !holder->cancel_ || holder->ended_) {
+    return;  // a worker without "cancel" runs on; its result is acknowledged and dropped
+  }
+  logger().info("job.cancel_sent", {{"job_id", job_id}, {"worker_id", holder->worker_id_}});
+  send(holder, proto::CancelJob{job_id, "cancelled by a client"});
 }
 
 void Studio::publish_job(const store::JobRecord& job) {

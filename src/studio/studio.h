@@ -371,6 +371,9 @@ class Studio : public std::enable_shared_from_this<Studio> {
   void execute(jobs::Effects effects);
   // A job's deadline fired (the book says it is still the job's).
   void on_deadline(const std::string& job_id, const jobs::Deadline& deadline);
+  // A cancelled job's holder connected here, told to stop the work when it welcomed "cancel"
+  // (the cancel went through this process, or another one's was learnt from the row).
+  void stop_cancelled_work(const std::shared_ptr<WorkerSession>& holder, const std::string& job_id);
   // The holder's session of a held job (its welcomed session with the book's key), or null.
   std::shared_ptr<WorkerSession> session_of(const ActiveJob& job) const;
   // Calls `then(true)` when `worker_id` holds or once held `job_id`, else `then(false)`. A frame

@@ -142,6 +142,8 @@ Result<CreatedJob> create_job(store::StudioStore& store, store::JobRecord job,
   }
   const bool metered = job.owner && *job.owner != "admin";
   if (metered && quota) {
+    // Until the batch commits: a check through another studio process waits for this job.
+    SW_TRY(store.hold_key_usage(*job.owner));
     auto days = store.key_usage(*job.owner, quota_period_first_day(quota->period, job.created_at));
     if (!days) {
       return fail(std::move(days).error());

@@ -221,12 +221,11 @@ class ClientRoutes::Impl {
           } else if ((*job)->result_json) {
             responder.send(HttpResponse::json(200, *(*job)->result_json));
           } else {
-            HttpResponse response;
             // By the table, not the stored column: results stored before it knew flac, ogg and opus
             // were labelled application/octet-stream.
-            response.content_type = proto::mime_for_ext((*job)->result_binary->ext);
-            response.file = s_.results_dir() / (*job)->result_binary->sha256;
-            responder.send(std::move(response));
+            responder.send(file_answer(s_.results_dir() / (*job)->result_binary->sha256,
+                                       proto::mime_for_ext((*job)->result_binary->ext),
+                                       "job " + id + "'s result", "--results-dir"));
           }
         });
   }

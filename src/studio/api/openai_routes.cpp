@@ -356,10 +356,9 @@ class Call : public std::enable_shared_from_this<Call> {
           openai_error(502, "bad_result", fmt::format("job {} ended without audio", job.id)));
       return;
     }
-    HttpResponse response;
-    response.content_type = proto::mime_for_ext(job.result_binary->ext);
-    response.file = s_.results_dir() / job.result_binary->sha256;
-    responder_.send(std::move(response));
+    responder_.send(file_answer(s_.results_dir() / job.result_binary->sha256,
+                                proto::mime_for_ext(job.result_binary->ext),
+                                "job " + job.id + "'s result", "--results-dir"));
   }
 
   void finish_transcript(const store::JobRecord& job) {

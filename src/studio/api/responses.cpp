@@ -1,5 +1,7 @@
 #include "studio/api/responses.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 
 #include "studio/json_views.h"
@@ -28,6 +30,25 @@ net::HttpResponse error_response(const Error& error) {
       return net::HttpResponse::error(500, "internal_error",
                                       "the studio failed to answer this request; its log says why");
   }
+}
+
+net::HttpResponse file_answer(const std::filesystem::path& file, std::string content_type,
+                              std::string_view what, std::string_view shared_by_flag) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(file, ec)) {
+    logger().error("file.missing", {{"file", file.string()},
+                                    {"what", std::string(what)},
+                                    {"error", ec ? ec.message() : "not a file"}});
+    return net::HttpResponse::error(
+        500, "file_missing",
+        fmt::format("this studio process does not hold the bytes of {}: every studio process on "
+                    "one database needs the same {} (one path, or a shared mount)",
+                    what, shared_by_flag));
+  }
+  net::HttpResponse response;
+  response.content_type = std::move(content_type);
+  response.file = file;
+  return response;
 }
 
 std::string error_body(std::string_view code, std::string_view message) {

@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <filesystem>
 #include <string>
 #include <string_view>
 
@@ -36,6 +37,13 @@ inline constexpr int kRetryAfterSeconds = 2;
 net::HttpResponse unavailable(std::string_view message);
 
 net::HttpResponse ok_json(const nlohmann::json& body, int status = 200);
+
+// An answer whose body is the file `file` (result or upload bytes, by the row's word), or, when
+// this process's directory lacks it, 500 file_missing: studio processes on one database that do
+// not share their results (uploads) directory hold each other's rows but not the bytes. The
+// message names `what` and the flag that fixes it; the path is logged, not answered.
+net::HttpResponse file_answer(const std::filesystem::path& file, std::string content_type,
+                              std::string_view what, std::string_view shared_by_flag);
 
 // Shapes the worker protocol's paths and fields must have.
 bool is_lower_hex64(std::string_view text);

@@ -169,10 +169,8 @@ void UploadRoutes::download(const std::string& id, const net::Responder& respond
           responder.send(HttpResponse::error(404, "not_found", "no upload " + id));
           return;
         }
-        HttpResponse response;
-        response.content_type = (*upload)->content_type;
-        response.file = s_.uploads_dir() / id;
-        responder.send(std::move(response));
+        responder.send(file_answer(s_.uploads_dir() / id, (*upload)->content_type,
+                                   "upload " + id, "--uploads-dir"));
       });
 }
 

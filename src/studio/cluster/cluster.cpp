@@ -349,14 +349,17 @@ void Cluster::apply_row(const std::string& job_id, const std::optional<store::Jo
       }
       return;
     case store::JobStatus::Cancelled:
-      // As a cancel through this process: the holder's result is acknowledged and dropped, and
-      // the job is let go when it comes (or when the claim lapses). The process that cancelled
-      // it published the event to every process's streams: nothing is published here.
+      // As a cancel through this process: the holder is told to stop (when it can), its result
+      // is acknowledged and dropped, and the job is let go when it comes (or when the claim
+      // lapses). The process that cancelled it published the event to every process's streams:
+      // nothing is published here.
       if (!job->cancelled) {
         logger().info("cluster.cancelled_elsewhere",
                       {{"job_id", job_id}, {"worker_id", job->holder}});
+        auto holder = studio->session_of(*job);
         studio->book_.mark_cancelled(job_id);
         studio->book_.cancel_stored(job_id);
+        studio->stop_cancelled_work(holder, job_id);
       }
       return;
     case store::JobStatus::Queued:

@@ -789,6 +789,12 @@ Status PgStudioStore::add_key_usage(std::string_view key_id, std::int64_t day, c
                  {key_id, day, u.jobs, u.tokens_in, u.tokens_out, u.run_ms}));
 }
 
+Status PgStudioStore::hold_key_usage(std::string_view key_id) {
+  // Released by the batch's COMMIT or ROLLBACK (a savepoint's rollback keeps it).
+  return done(conn_.exec(
+      "SELECT pg_advisory_xact_lock(hashtextextended('sw.key_usage.' || $1, 0))", {key_id}));
+}
+
 Result<std::vector<KeyUsageDay>> PgStudioStore::key_usage(std::string_view key_id,
                                                           std::int64_t from_day) {
   return collect<KeyUsageDay>(

@@ -115,6 +115,7 @@ class PgStudioStore final : public StudioStore {
   Result<std::vector<ApiKeyRecord>> list_api_keys() override;
   Result<bool> update_api_key(const ApiKeyRecord& key) override;
   Status add_key_usage(std::string_view key_id, std::int64_t day, const KeyUsage& usage) override;
+  Status hold_key_usage(std::string_view key_id) override;
   Result<std::vector<KeyUsageDay>> key_usage(std::string_view key_id,
                                              std::int64_t from_day) override;
   Result<std::map<std::string, KeyUsage>> key_usage_totals() override;

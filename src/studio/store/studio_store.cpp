@@ -972,6 +972,10 @@ Status SqliteStudioStore::add_key_usage(std::string_view key_id, std::int64_t da
       .run();
 }
 
+Status SqliteStudioStore::hold_key_usage(std::string_view /*key_id*/) {
+  return {};  // the batch holds SQLite's one write lock: no other check runs meanwhile
+}
+
 Result<std::vector<KeyUsageDay>> SqliteStudioStore::key_usage(std::string_view key_id,
                                                               std::int64_t from_day) {
   SW_STMT(s,

@@ -430,6 +430,13 @@ class StudioStore {
   // Adds `usage` to the key's row for `day` (issue 20).
   virtual Status add_key_usage(std::string_view key_id, std::int64_t day,
                                const KeyUsage& usage) = 0;
+  // Holds the key's usage for the rest of the transaction (the batch), so that a quota check and
+  // the job it admits are one step for every studio process on the database: another process's
+  // check for this key waits until this batch ends, then sees its jobs. SQLite: nothing to do
+  // (the batch's BEGIN IMMEDIATE already excludes every other writer). PostgreSQL: a
+  // transaction-scoped advisory lock on the key id; two batches that take two keys' locks in
+  // opposite orders are a deadlock that PostgreSQL breaks by failing one batch (Unavailable).
+  virtual Status hold_key_usage(std::string_view key_id) = 0;
   // The key's usage per day from `from_day` on, oldest first; days without use are left out.
   virtual Result<std::vector<KeyUsageDay>> key_usage(std::string_view key_id,
                                                      std::int64_t from_day) = 0;
@@ -568,6 +575,7 @@ class SqliteStudioStore final : public StudioStore {
   Result<std::vector<ApiKeyRecord>> list_api_keys() override;
   Result<bool> update_api_key(const ApiKeyRecord& key) override;
   Status add_key_usage(std::string_view key_id, std::int64_t day, const KeyUsage& usage) override;
+  Status hold_key_usage(std::string_view key_id) override;
   Result<std::vector<KeyUsageDay>> key_usage(std::string_view key_id,
                                              std::int64_t from_day) override;
   Result<std::map<std::string, KeyUsage>> key_usage_totals() override;

@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 
+#include <algorithm>
 #include <array>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
@@ -20,8 +21,10 @@
 #include <boost/asio/write.hpp>
 #include <cstdlib>
 #include <iostream>
+#include <latch>
 #include <memory>
 #include <thread>
+#include <vector>
 
 #include "common/sha256.h"
 #include "engines/build_engine.h"
@@ -147,9 +150,13 @@ class StudioClusterTest : public PostgresTest {
     }
   }
 
-  // A studio process on the test's database and the shared results directory.
+  // A studio process on the test's database and the shared results and uploads directories
+  // (unless `args` name an uploads directory of its own).
   std::unique_ptr<Studio> studio(const std::string& name, std::vector<std::string> args = {}) {
     std::vector<std::string> all = {"--database", uri_, "--results-dir", results_.string()};
+    if (std::find(args.begin(), args.end(), "--uploads-dir") == args.end()) {
+      all.insert(all.end(), {"--uploads-dir", (dir_.path() / "uploads").string()});
+    }
     all.insert(all.end(), args.begin(), args.end());
     logs_.push_back(dir_.path() / name / "server.log");
     return std::make_unique<Studio>(dir_.path() / name, 0, all);
@@ -300,8 +307,9 @@ TEST_F(StudioClusterTest, AWorkerBackOnARestartedProcessKeepsItsJob) {
 }
 
 // A cancel through one process of a job that a worker of the other runs reaches the holder's
-// process (its event stream says so), the job ends cancelled, the worker's result does not revive
-// it, and the worker is free for the next job.
+// process (its event stream says so) and the worker (it announced "cancel": told to stop), the
+// job ends cancelled, nothing the worker sends revives it, and the worker is free for the next
+// job.
 TEST_F(StudioClusterTest, ACancelThroughOneProcessReachesTheHolderOnTheOther) {
   auto a = studio("a");
   auto b = studio("b");
@@ -317,6 +325,9 @@ TEST_F(StudioClusterTest, ACancelThroughOneProcessReachesTheHolderOnTheOther) {
   EXPECT_EQ(json::parse(cancel.body, nullptr, false).value("status", ""), "cancelled");
   EXPECT_TRUE(events_a.has_job_event(job, "cancelled"))
       << "the holder's process never learnt of the cancel: " << events_a.seen();
+  EXPECT_TRUE(eventually([&] {
+    return on_a->log().find("studio cancelled job " + job) != std::string::npos;
+  }, 60s)) << "the worker was never told to stop: " << on_a->log();
 
   // The worker finishes, its result is acknowledged and dropped, and it takes the next job.
   EXPECT_TRUE(eventually([&] { return on_a->status()["outbox"].value("entries", -1) == 0; }, 60s))
@@ -455,6 +466,89 @@ TEST_F(StudioClusterTest, AKeysQuotaAndUsageAreTheSameThroughEitherProcess) {
   EXPECT_TRUE(eventually([&] {
     return http_request(b->port(), "POST", "/api/v1/jobs", body.dump(), secret).status == 201;
   })) << "a lifted quota still holds on the other process";
+}
+
+// A key's quota holds when its jobs arrive through both processes at once: the check and the job
+// it admits are one step across processes (the key's usage is held until the batch commits), so
+// exactly the quota's jobs are created, however the requests interleave.
+TEST_F(StudioClusterTest, AKeysQuotaHoldsWhenItsJobsArriveThroughBothProcessesAtOnce) {
+  auto a = studio("a");
+  auto b = studio("b");
+  add_models(*a, *b);
+  constexpr int kQuota = 5;
+  constexpr int kRequests = 40;
+  const auto created = a->api(
+      "POST", "/api/v1/keys",
+      json{{"name", "raced"}, {"scope", "inference"}, {"quota", {{"jobs", kQuota}}}}.dump());
+  ASSERT_EQ(created.status, 201) << created.body;
+  const auto key = json::parse(created.body, nullptr, false);
+  const std::string secret = key.value("key", "");
+  const std::string key_id = key.value("id", "");
+  ASSERT_TRUE(eventually([&] {
+    return http_request(b->port(), "GET", "/api/v1/usage", "", secret).status == 200;
+  })) << "the key created through one process is unknown to the other";
+  const json body = {{"model", "synth-image"}, {"task", image_task("raced")}};
+  // Each answer as "<status> <error code>" ("201 " for a job).
+  std::vector<std::string> answers(kRequests);
+  std::latch start(kRequests);
+  std::vector<std::thread> clients;
+  for (int i = 0; i < kRequests; ++i) {
+    clients.emplace_back([&, i] {
+      start.arrive_and_wait();
+      const auto port = i % 2 == 0 ? a->port() : b->port();
+      const auto reply = http_request(port, "POST", "/api/v1/jobs", body.dump(), secret);
+      answers[static_cast<std::size_t>(i)] =
+          std::to_string(reply.status) + " " +
+          (reply.status == 201 ? "" : json::parse(reply.body, nullptr, false).value("error", ""));
+    });
+  }
+  for (auto& client : clients) client.join();
+  EXPECT_EQ(std::count(answers.begin(), answers.end(), "201 "), kQuota);
+  EXPECT_EQ(std::count(answers.begin(), answers.end(), "429 quota_exceeded"), kRequests - kQuota);
+  const auto usage = json::parse(a->api("GET", "/api/v1/keys/" + key_id + "/usage").body);
+  EXPECT_EQ(usage["total"]["jobs"], kQuota) << usage.dump();
+}
+
+// A client upload (a job's input) stored through one process is fetched by a worker through the
+// other, byte for byte: both were given one --uploads-dir. A process given a directory of its own
+// answers for the same upload 500 file_missing naming the flag, not a bare I/O error.
+TEST_F(StudioClusterTest, AnUploadStoredThroughOneProcessIsServedByTheOther) {
+  auto a = studio("a");
+  auto b = studio("b");
+  auto apart = studio("apart", {"--uploads-dir", (dir_.path() / "apart-uploads").string()});
+  std::string worker_id;
+  auto on_a = worker("wa", *a, *a, 0, &worker_id);
+  const std::string token = "an-upload-fetching-worker-token-0123456789";
+  {
+    auto conn = sql::pg::Connection::open(uri_);
+    ASSERT_TRUE(conn) << conn.error().message;
+    auto updated = conn->exec("UPDATE workers SET token_hash = $1 WHERE id = $2",
+                              {sha256_hex(token), worker_id});
+    ASSERT_TRUE(updated) << updated.error().message;
+  }
+  const std::string bytes = "RIFF-not-really-audio-" + std::string(3000, 'x');
+  const auto stored =
+      http_request(a->port(), "POST", "/api/v1/uploads", bytes, kAdmin, "audio/wav");
+  ASSERT_EQ(stored.status, 201) << stored.body;
+  const std::string id = json::parse(stored.body, nullptr, false).value("id", "");
+  // The token was written behind the processes' backs: each reads it at its next cache reload.
+  HttpReply through_b;
+  ASSERT_TRUE(eventually([&] {
+    through_b = http_request(b->port(), "GET", "/graphics/api/uploads/" + id, "", token);
+    return through_b.status != 401;
+  })) << through_b.body;
+  ASSERT_EQ(through_b.status, 200) << through_b.body;
+  EXPECT_TRUE(through_b.body == bytes) << "the upload differs through the other process";
+  HttpReply through_apart;
+  ASSERT_TRUE(eventually([&] {
+    through_apart = http_request(apart->port(), "GET", "/graphics/api/uploads/" + id, "", token);
+    return through_apart.status != 401;
+  })) << through_apart.body;
+  EXPECT_EQ(through_apart.status, 500) << through_apart.body;
+  const auto answer = json::parse(through_apart.body, nullptr, false);
+  EXPECT_EQ(answer.value("error", ""), "file_missing") << through_apart.body;
+  EXPECT_NE(answer.value("message", "").find("--uploads-dir"), std::string::npos)
+      << through_apart.body;
 }
 
 // A worker token this process has not heard of (written to the database with no notification
