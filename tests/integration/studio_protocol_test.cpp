@@ -869,6 +869,52 @@ TEST_F(LateResultAfterRunLimitTest, AJsonResultAfterTheJobFailedCompletesItAndAL
   ASSERT_TRUE(ack && std::holds_alternative<proto::CompleteAck>(*ack));
 }
 
+// The worker whose run outlasted the limit declines the re-offer (it is still running it),
+// another worker's run outlasts the limit too and the job fails; then the first worker's result
+// arrives. The job is done, and its history shows the run that made the result done and the
+// declined offer still rejected (a review found the declined offer relabelled done instead).
+TEST_F(LateResultAfterRunLimitTest, ALateResultClosesTheRunThatMadeItNotALaterDeclinedOffer) {
+  const auto first = register_worker(studio(), "install-rl5");
+  const auto second = register_worker(studio(), "install-rl6");
+  auto a = connect_worker(studio(), first);
+  const auto job = studio().create_job(llm_job("synth-llm", "x", 0, R"({"maxAttempts":2})"));
+  auto offer = expect_offer(*a);
+  ASSERT_TRUE(offer && offer->job_id == job);
+  a->send(proto::Accept{job});
+  offer = expect_offer(*a);  // the run limit passed: requeued, and offered to `a` again
+  ASSERT_TRUE(offer && offer->job_id == job);
+  auto paused = test_capabilities();
+  paused.auto_enabled = false;
+  a->send(proto::Heartbeat{paused, job});  // first: the declined job then goes to `b`
+  const std::string busy = "worker already has an in-flight job";
+  a->send(proto::Reject{job, busy, proto::RejectCode::Busy});
+  auto b = connect_worker(studio(), second);
+  offer = expect_offer(*b);
+  ASSERT_TRUE(offer && offer->job_id == job);
+  b->send(proto::Accept{job});
+  ASSERT_TRUE(studio().wait_job_status(job, "failed")) << "b's run outlasted the limit too";
+
+  a->send(proto::CompleteJson{job, *proto::RawJson::parse(R"({"from":"a"})"), std::nullopt});
+  auto ack = a->next_non_ack();
+  ASSERT_TRUE(ack && std::holds_alternative<proto::CompleteAck>(*ack));
+  ASSERT_TRUE(studio().wait_job_status(job, "done"));
+  const auto view = parse(studio().admin("GET", "/api/v1/jobs/" + job).body);
+  const auto& history = view["attemptHistory"];
+  ASSERT_EQ(history.size(), 3u) << view.dump();
+  EXPECT_EQ(history[0]["workerId"], first.worker_id);
+  EXPECT_EQ(history[0]["outcome"], "done") << view.dump();
+  EXPECT_TRUE(history[0].contains("startedAt"));
+  EXPECT_EQ(history[0].value("reason", "").rfind("result arrived after the attempt ended requeued",
+                                                 0),
+            0u)
+      << view.dump();
+  EXPECT_EQ(history[1]["workerId"], first.worker_id);
+  EXPECT_EQ(history[1]["outcome"], "rejected") << view.dump();
+  EXPECT_EQ(history[1]["reason"], busy);
+  EXPECT_EQ(history[2]["workerId"], second.worker_id);
+  EXPECT_EQ(history[2]["outcome"], "failed") << view.dump();
+}
+
 TEST_F(LateResultAfterRunLimitTest, AnUploadAfterTheJobFailedCompletesItAndALaterOneIsDropped) {
   const auto first = register_worker(studio(), "install-rl3");
   const auto second = register_worker(studio(), "install-rl4");

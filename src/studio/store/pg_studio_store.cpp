@@ -617,9 +617,15 @@ Status PgStudioStore::end_completed_attempts(std::string_view id, std::string_vi
       "UPDATE job_attempts SET outcome = 'done', ended_at = $3, "
       "reason = CASE WHEN outcome IN ('offered', 'running') THEN NULL ELSE "
       "'result arrived after the attempt ended ' || outcome || COALESCE(': ' || reason, '') "
-      "END WHERE job_id = $1 AND n = (SELECT MAX(n) FROM job_attempts "
-      "WHERE job_id = $1 AND worker_id = $2)",
+      "END WHERE job_id = $1 AND n = COALESCE((SELECT MAX(n) FROM job_attempts "
+      "WHERE job_id = $1 AND worker_id = $2 AND started_at IS NOT NULL), "
+      "(SELECT MAX(n) FROM job_attempts WHERE job_id = $1 AND worker_id = $2))",
       {id, worker_id, now}));
+  // The twin of the SQLite store: its own offer still open ends with the job.
+  SW_TRY(end_attempt(id, worker_id, false,
+                     AttemptEnd{AttemptOutcome::Withdrawn,
+                                "an earlier run of this worker completed the job"},
+                     now));
   return end_attempt(
       id, worker_id, true,
       AttemptEnd{AttemptOutcome::Withdrawn, std::string("a result from ") + std::string(worker_id) +
