@@ -172,6 +172,28 @@ Result<std::unique_ptr<store::StudioStore>> open_studio_store(
     }
     return std::unique_ptr<store::StudioStore>(std::move(*store));
   }
+  // The other way round: a data directory whose studio kept its data in SQLite is not silently
+  // given a new, empty PostgreSQL studio (issue 16: no silent fresh start).
+  std::error_code ec;
+  const auto sqlite_db = data_dir / "studio.db";
+  if (fs::file_size(sqlite_db, ec) > 0 && !ec && !fs::exists(marker, ec)) {
+    return fail(Error::invalid_argument(
+        "{} holds a SQLite studio (its jobs, workers and API keys), which --database would leave "
+        "behind: nothing of it is copied to PostgreSQL. To start on PostgreSQL in this data "
+        "directory anyway, move {} aside; to keep it, start without --database",
+        data_dir.string(), sqlite_db.string()));
+  }
+  if (auto remembered = read_file(marker, 4096); remembered) {
+    std::string before = *remembered;
+    while (!before.empty() && (before.back() == '\n' || before.back() == '\r')) before.pop_back();
+    if (before != sql::pg::redacted_uri(*database_uri)) {
+      // Allowed (a moved server, a renamed host), but never silent: it may be a typo.
+      logger().warn("studio.database_changed",
+                    {{"data_dir", data_dir.string()},
+                     {"was", before},
+                     {"now", sql::pg::redacted_uri(*database_uri)}});
+    }
+  }
   const auto results = results_dir.empty() ? data_dir / "results" : results_dir;
   SW_TRY(make_dir(data_dir));
   SW_TRY(make_dir(results));

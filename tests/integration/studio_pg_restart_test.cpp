@@ -160,5 +160,36 @@ TEST_F(StudioPgRestartTest, ADataDirectoryOnPostgresRefusesToOpenSqliteWithoutDa
   EXPECT_FALSE(std::filesystem::exists(dir_.path() / "studio.db"));
 }
 
+// The other way round: --database given for a data directory whose studio kept its data in
+// SQLite is refused, naming studio.db, instead of starting an empty studio on PostgreSQL (a
+// fresh review found it came up empty, its workers then failing to authenticate). Refused before
+// any connection: no server is needed.
+TEST(StudioDataDir, ASqliteDataDirectoryRefusesDatabaseUntilStudioDbIsMovedAside) {
+  TempDir dir;
+  {
+    auto sqlite = studio::open_studio_store(dir.path(), std::nullopt);
+    ASSERT_TRUE(sqlite) << sqlite.error().message;
+  }
+  ASSERT_GT(std::filesystem::file_size(dir.path() / "studio.db"), 0u);
+  const std::string uri = "postgresql://studio@127.0.0.1:1/studio";
+  auto refused = studio::open_studio_store(dir.path(), uri);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, Code::InvalidArgument);
+  EXPECT_NE(refused.error().message.find("holds a SQLite studio"), std::string::npos)
+      << refused.error().message;
+  EXPECT_NE(refused.error().message.find("move " + (dir.path() / "studio.db").string()),
+            std::string::npos)
+      << refused.error().message;
+  // Moved aside, the refusal is gone: what fails now is the connection (port 1: nobody there).
+  std::filesystem::rename(dir.path() / "studio.db", dir.path() / "studio.db.sqlite-backup");
+  for (const char* side : {"-wal", "-shm"}) {
+    std::error_code ignored;
+    std::filesystem::remove(dir.path() / (std::string("studio.db") + side), ignored);
+  }
+  auto connecting = studio::open_studio_store(dir.path(), uri);
+  ASSERT_FALSE(connecting);
+  EXPECT_EQ(connecting.error().code, Code::Unavailable) << connecting.error().message;
+}
+
 }  // namespace
 }  // namespace sw::testing
