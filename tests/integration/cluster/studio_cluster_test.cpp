@@ -212,6 +212,16 @@ class StudioClusterTest : public PostgresTest {
     return out;
   }
 
+  // Gives the worker a token written straight to the database, as a rotation through another
+  // process looks before its notification lands (the processes learn it at their next read).
+  void set_worker_token(const std::string& worker_id, const std::string& token) {
+    auto conn = sql::pg::Connection::open(uri_);
+    ASSERT_TRUE(conn) << conn.error().message;
+    auto updated = conn->exec("UPDATE workers SET token_hash = $1 WHERE id = $2",
+                              {sha256_hex(token), worker_id});
+    ASSERT_TRUE(updated) << updated.error().message;
+  }
+
   TempDir dir_;
   std::filesystem::path results_;
   std::vector<std::filesystem::path> logs_;
@@ -519,31 +529,25 @@ TEST_F(StudioClusterTest, AnUploadStoredThroughOneProcessIsServedByTheOther) {
   std::string worker_id;
   auto on_a = worker("wa", *a, *a, 0, &worker_id);
   const std::string token = "an-upload-fetching-worker-token-0123456789";
-  {
-    auto conn = sql::pg::Connection::open(uri_);
-    ASSERT_TRUE(conn) << conn.error().message;
-    auto updated = conn->exec("UPDATE workers SET token_hash = $1 WHERE id = $2",
-                              {sha256_hex(token), worker_id});
-    ASSERT_TRUE(updated) << updated.error().message;
-  }
+  ASSERT_NO_FATAL_FAILURE(set_worker_token(worker_id, token));
   const std::string bytes = "RIFF-not-really-audio-" + std::string(3000, 'x');
   const auto stored =
       http_request(a->port(), "POST", "/api/v1/uploads", bytes, kAdmin, "audio/wav");
   ASSERT_EQ(stored.status, 201) << stored.body;
   const std::string id = json::parse(stored.body, nullptr, false).value("id", "");
   // The token was written behind the processes' backs: each reads it at its next cache reload.
-  HttpReply through_b;
-  ASSERT_TRUE(eventually([&] {
-    through_b = http_request(b->port(), "GET", "/graphics/api/uploads/" + id, "", token);
-    return through_b.status != 401;
-  })) << through_b.body;
+  const auto fetch = [&](const Studio& through) {
+    HttpReply reply;
+    EXPECT_TRUE(eventually([&] {
+      reply = http_request(through.port(), "GET", "/graphics/api/uploads/" + id, "", token);
+      return reply.status != 401;
+    })) << reply.body;
+    return reply;
+  };
+  const auto through_b = fetch(*b);
   ASSERT_EQ(through_b.status, 200) << through_b.body;
   EXPECT_TRUE(through_b.body == bytes) << "the upload differs through the other process";
-  HttpReply through_apart;
-  ASSERT_TRUE(eventually([&] {
-    through_apart = http_request(apart->port(), "GET", "/graphics/api/uploads/" + id, "", token);
-    return through_apart.status != 401;
-  })) << through_apart.body;
+  const auto through_apart = fetch(*apart);
   EXPECT_EQ(through_apart.status, 500) << through_apart.body;
   const auto answer = json::parse(through_apart.body, nullptr, false);
   EXPECT_EQ(answer.value("error", ""), "file_missing") << through_apart.body;
@@ -561,13 +565,7 @@ TEST_F(StudioClusterTest, AWorkerTokenNewToAProcessIsReadFromTheDatabaseAtTheUpg
   std::string worker_id;
   auto on_a = worker("wa", *a, *a, 0, &worker_id);
   const std::string token = "a-token-b-has-never-seen-0123456789abcdef";
-  {
-    auto conn = sql::pg::Connection::open(uri_);
-    ASSERT_TRUE(conn) << conn.error().message;
-    auto updated = conn->exec("UPDATE workers SET token_hash = $1 WHERE id = $2",
-                              {sha256_hex(token), worker_id});
-    ASSERT_TRUE(updated) << updated.error().message;
-  }
+  ASSERT_NO_FATAL_FAILURE(set_worker_token(worker_id, token));
   auto client = ProtocolClient::connect(b->port(), worker_id, {token});
   ASSERT_TRUE(client) << "refused instead of read from the database: " << client.error().message;
   auto wrong = ProtocolClient::connect(b->port(), worker_id, {"not-the-token"});
