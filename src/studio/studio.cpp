@@ -106,8 +106,13 @@ Result<std::shared_ptr<Studio>> Studio::create(boost::asio::any_io_executor loop
   if (config.database_uri) {
     process_id = cluster::new_process_id();
     (*store)->set_process_id(process_id);
-    SW_TRY((*store)->register_process(
-        cluster::process_record(process_id, clock.unix_millis(), cluster::Timing{})));
+    // On the database's clock, as every later renewal (cluster.h: lease).
+    auto shared = (*store)->shared_clock();
+    if (!shared) {
+      return fail(std::move(shared).error());
+    }
+    SW_TRY((*store)->register_process(cluster::process_record(
+        process_id, shared->value_or(clock.unix_millis()), cluster::Timing{})));
   }
   std::shared_ptr<Studio> studio(new Studio(loop, std::move(config), clock));
   studio->upload_budget_->limit =

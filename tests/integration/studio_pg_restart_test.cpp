@@ -7,8 +7,11 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <thread>
 
+#include "common/clock.h"
 #include "proto/codec.h"
+#include "sql/pg/connection.h"
 #include "studio/data_dir.h"
 #include "support/postgres_server.h"
 #include "support/studio_harness.h"
@@ -146,6 +149,68 @@ TEST_F(StudioPgRestartTest, JobsSurviveARestartOfThePostgresServer) {
   // The rejected offer and the run that completed: the history kept both.
   const auto history = studio_->admin("GET", "/api/v1/jobs/" + across);
   EXPECT_NE(history.body.find("rejected"), std::string::npos) << history.body;
+}
+
+// Two processes on one database whose hosts' clocks disagree by a minute: the one whose clock
+// runs ahead does not take the other for dead and adopt the job its worker runs, because leases
+// are written and compared on PostgreSQL's clock (a fresh review found every process trusted its
+// own). Awaited event: the second process's lease renewal; then the first's row and claim stand.
+TEST_F(StudioPgRestartTest, AProcessWhoseClockRunsAheadTakesNoLiveProcessForDead) {
+  const auto worker = register_worker(*studio_, "install-clock-skew");
+  auto client = connect_worker(*studio_, worker);
+  ASSERT_NE(client, nullptr);
+  const auto job = studio_->create_job(llm_job("synth-llm", "held"));
+  auto offer = expect_offer(*client);
+  ASSERT_TRUE(offer && offer->job_id == job);
+  client->send(proto::Accept{job});
+  ASSERT_TRUE(studio_->wait_job_status(job, "claimed"));
+
+  auto db = sql::pg::Connection::open(server_->uri("studio"));
+  ASSERT_TRUE(db) << db.error().message;
+  auto first = db->exec("SELECT id FROM studio_processes");
+  ASSERT_TRUE(first && first->size() == 1);
+  const std::string first_id = first->text(0, 0);
+
+  // The second process's wall clock is a minute ahead (and stands still: only its lease times
+  // read it).
+  ManualClock ahead(SteadyTime(std::chrono::hours(1)), unix_millis_now() + 60'000);
+  TempDir other_dir;
+  studio::StudioConfig config;
+  config.data_dir = other_dir.path();
+  config.database_uri = server_->uri("studio");
+  StudioHarness other(std::move(config), {}, ahead);
+  const auto lease_of_other = [&]() -> std::optional<std::int64_t> {
+    auto row = db->exec("SELECT lease_until FROM studio_processes WHERE id <> $1", {first_id});
+    if (!row || row->size() != 1) return std::nullopt;
+    return row->int64(0, 0);
+  };
+  const auto registered = lease_of_other();
+  ASSERT_TRUE(registered);
+  const auto job_holder_process = [&]() -> std::string {
+    auto row = db->exec("SELECT COALESCE(process_id, '') FROM jobs WHERE id = $1", {job});
+    return row && row->size() == 1 ? row->text(0, 0) : std::string();
+  };
+  // Polled until the second process has swept once (its renewal and adoption are one batch:
+  // its lease moved) or has taken the job (the failure this test is about). Another
+  // connection's writes, every 2 s: no event to await here.
+  const auto give_up = std::chrono::steady_clock::now() + 20s;
+  while (lease_of_other() == registered && job_holder_process() == first_id &&
+         std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(50ms);
+  }
+
+  auto standing = db->exec(
+      "SELECT (SELECT count(*) FROM studio_processes WHERE id = $1), status, process_id, "
+      "(SELECT lease_until FROM studio_processes WHERE id <> $1) - "
+      "(extract(epoch FROM clock_timestamp()) * 1000)::bigint FROM jobs WHERE id = $2",
+      {first_id, job});
+  ASSERT_TRUE(standing && standing->size() == 1) << (standing ? "" : standing.error().message);
+  EXPECT_EQ(standing->int64(0, 0), 1) << "the live process was taken for dead";
+  EXPECT_EQ(standing->text(0, 1), "claimed");
+  EXPECT_EQ(standing->text(0, 2), first_id) << "the job was adopted from a live process";
+  // The second process's lease runs from the server's now (10 s), not from its own clock (70 s).
+  EXPECT_LT(standing->int64(0, 3), 30'000);
+  EXPECT_EQ(studio_->job_status(job), "claimed");
 }
 
 // An admin command run without --database on the data directory of a studio on PostgreSQL is

@@ -423,10 +423,17 @@ void Cluster::renew_and_adopt() {
     bool lease_lost = false;
     std::vector<store::JobRecord> adopted;
   };
-  const auto now = studio->unix_millis();
+  const auto local_now = studio->unix_millis();
   studio->db_->call<Swept>(
-      [id = process_id_, now, timing = timing_](store::StudioStore& s) -> Result<Swept> {
+      [id = process_id_, local_now, timing = timing_](store::StudioStore& s) -> Result<Swept> {
         Swept swept;
+        // Leases are written and compared on the database's clock: the processes' own clocks may
+        // disagree (several hosts).
+        auto shared = s.shared_clock();
+        if (!shared) {
+          return fail(std::move(shared).error());
+        }
+        const auto now = shared->value_or(local_now);
         auto renewed = s.renew_process_lease(id, now + timing.lease.count());
         if (!renewed) {
           return fail(std::move(renewed).error());

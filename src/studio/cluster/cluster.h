@@ -3,9 +3,11 @@
 // worker sessions; this component keeps it in step with the others. The database is the truth;
 // LISTEN/NOTIFY only wakes a process sooner than its polls would.
 //
-//   lease      the process's row in studio_processes, renewed every 2 s (lease 10 s). A row
-//              found gone (another process took us for dead) is registered again and every job
-//              we hold is re-read: those no longer ours are given up.
+//   lease      the process's row in studio_processes, renewed every 2 s (lease 10 s), its times
+//              read from PostgreSQL's clock (StudioStore::shared_clock), so that hosts whose
+//              clocks disagree compare leases alike. A row found gone (another process took us
+//              for dead) is registered again and every job we hold is re-read: those no longer
+//              ours are given up.
 //   adoption   every 2 s, the process that wins the advisory lock takes the claims of processes
 //              whose lease ended and holds them like claims of a studio restart (detached for the
 //              claim grace: the holder's worker that comes back reattaches, else the job is

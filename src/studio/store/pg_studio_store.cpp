@@ -937,6 +937,15 @@ namespace {
 constexpr std::int64_t kAdoptLock = 0x5357'4144'4f50'5431;
 }  // namespace
 
+Result<std::optional<Millis>> PgStudioStore::shared_clock() {
+  // clock_timestamp(), not now(): inside a batch now() is the batch's start.
+  auto rows = conn_.exec("SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint");
+  if (!rows) {
+    return fail(std::move(rows).error());
+  }
+  return std::optional<Millis>(rows->int64(0, 0));
+}
+
 Status PgStudioStore::register_process(const ProcessRecord& p) {
   return done(
       conn_.exec("INSERT INTO studio_processes(id, host, pid, started_at, lease_until) "

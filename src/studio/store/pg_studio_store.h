@@ -130,6 +130,7 @@ class PgStudioStore final : public StudioStore {
                      Millis now, int keep_per_worker) override;
   Result<std::vector<WorkerLogRecord>> worker_logs(std::string_view worker_id,
                                                    std::int64_t after_seq, int limit) override;
+  Result<std::optional<Millis>> shared_clock() override;
   Status register_process(const ProcessRecord& process) override;
   Result<bool> renew_process_lease(std::string_view id, Millis lease_until) override;
   Status remove_process(std::string_view id) override;

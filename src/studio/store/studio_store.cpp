@@ -1154,6 +1154,10 @@ Result<std::vector<WorkerLogRecord>> SqliteStudioStore::worker_logs(std::string_
 // One process owns a SQLite database (its data-dir lock), so these only keep the rows the way
 // PostgreSQL's store does: the shared suite checks both.
 
+Result<std::optional<Millis>> SqliteStudioStore::shared_clock() {
+  return std::optional<Millis>();  // one process: its own clock
+}
+
 Status SqliteStudioStore::register_process(const ProcessRecord& p) {
   SW_STMT(
       s,

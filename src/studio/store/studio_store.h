@@ -473,6 +473,11 @@ class StudioStore {
   // can skip its own. Set once, before the store is shared with the database thread.
   void set_process_id(std::string id) { process_id_ = std::move(id); }
   const std::string& process_id() const { return process_id_; }
+  // The time, in Unix milliseconds, that every process sharing this store reads alike: the
+  // database server's clock on PostgreSQL (processes on several hosts compare one another's
+  // leases by it, so a host whose clock runs ahead takes no live process for dead); nullopt on
+  // SQLite, which has one process (its own clock is the only one).
+  virtual Result<std::optional<Millis>> shared_clock() = 0;
   // Inserts or refreshes the process's row (its lease).
   virtual Status register_process(const ProcessRecord& process) = 0;
   // Moves the process's lease on; false when its row is gone (a survivor took it for dead and
@@ -590,6 +595,7 @@ class SqliteStudioStore final : public StudioStore {
                      Millis now, int keep_per_worker) override;
   Result<std::vector<WorkerLogRecord>> worker_logs(std::string_view worker_id,
                                                    std::int64_t after_seq, int limit) override;
+  Result<std::optional<Millis>> shared_clock() override;
   Status register_process(const ProcessRecord& process) override;
   Result<bool> renew_process_lease(std::string_view id, Millis lease_until) override;
   Status remove_process(std::string_view id) override;
