@@ -7,6 +7,8 @@
 
 #include "common/file_io.h"
 #include "common/log.h"
+#include "sql/pg/connection.h"
+#include "sql/sqlite.h"
 #include "studio/store/pg_studio_store.h"
 
 namespace sw::studio {
@@ -68,6 +70,25 @@ Result<std::size_t> tighten_results(const fs::path& results) {
                   {{"path", results.string()}, {"files", narrowed}, {"to", "0600"}});
   }
   return entries;
+}
+
+// Whether the SQLite studio at `db` holds anything an operator would miss (jobs, workers,
+// registrations, models, API keys): a file only a read-only command created holds none. An
+// unreadable file counts as holding data (the caller then refuses rather than leaves it behind).
+bool sqlite_studio_holds_data(const fs::path& db) {
+  auto opened = sql::Db::open(db);
+  if (!opened) {
+    return true;
+  }
+  auto probe = opened->prepare(
+      "SELECT EXISTS(SELECT 1 FROM jobs) OR EXISTS(SELECT 1 FROM workers) OR "
+      "EXISTS(SELECT 1 FROM registration_requests) OR EXISTS(SELECT 1 FROM models) OR "
+      "EXISTS(SELECT 1 FROM api_keys)");
+  if (!probe) {
+    return true;
+  }
+  auto row = probe->step();
+  return !row || !*row || probe->int64(0) != 0;
 }
 
 Error amnesia(const fs::path& db, std::string_view state, const fs::path& results,
@@ -161,6 +182,7 @@ Result<std::unique_ptr<store::StudioStore>> open_studio_store(
       auto text = read_file(marker, 4096);
       std::string uri = text ? *text : std::string("PostgreSQL");
       while (!uri.empty() && (uri.back() == '\n' || uri.back() == '\r')) uri.pop_back();
+      uri = sql::pg::redacted_uri(uri);  // a file an older version wrote may hold a password
       return fail(Error::invalid_argument(
           "the studio of {} keeps its data in PostgreSQL ({}): pass --database (or set "
           "STUDIO_SERVER_DATABASE); to use SQLite in this data directory again, remove {}",
@@ -177,15 +199,22 @@ Result<std::unique_ptr<store::StudioStore>> open_studio_store(
   std::error_code ec;
   const auto sqlite_db = data_dir / "studio.db";
   if (fs::file_size(sqlite_db, ec) > 0 && !ec && !fs::exists(marker, ec)) {
-    return fail(Error::invalid_argument(
-        "{} holds a SQLite studio (its jobs, workers and API keys), which --database would leave "
-        "behind: nothing of it is copied to PostgreSQL. To start on PostgreSQL in this data "
-        "directory anyway, move {} aside; to keep it, start without --database",
-        data_dir.string(), sqlite_db.string()));
+    if (sqlite_studio_holds_data(sqlite_db)) {
+      return fail(Error::invalid_argument(
+          "{} holds a SQLite studio (its jobs, workers and API keys), which --database would "
+          "leave behind: nothing of it is copied to PostgreSQL. To start on PostgreSQL in this "
+          "data directory anyway, move {} (and its -wal and -shm files) aside; to keep it, start "
+          "without --database",
+          data_dir.string(), sqlite_db.string()));
+    }
+    // Only what a command run there without --database created: left alone, but said.
+    logger().warn("studio.sqlite_ignored",
+                  {{"path", sqlite_db.string()}, {"why", "it holds no jobs, workers or keys"}});
   }
   if (auto remembered = read_file(marker, 4096); remembered) {
     std::string before = *remembered;
     while (!before.empty() && (before.back() == '\n' || before.back() == '\r')) before.pop_back();
+    before = sql::pg::redacted_uri(before);  // a file an older version wrote may hold a password
     if (before != sql::pg::redacted_uri(*database_uri)) {
       // Allowed (a moved server, a renamed host), but never silent: it may be a typo.
       logger().warn("studio.database_changed",

@@ -99,6 +99,11 @@ Result<std::shared_ptr<Studio>> Studio::create(boost::asio::any_io_executor loop
   const auto leftover_age =
       config.database_uri ? std::chrono::seconds(3600) : std::chrono::seconds(0);
   remove_stale_upload_files(config.results_path(), leftover_age);
+  // Made (0700) now, like the results directory: a wrong --uploads-dir fails the start rather
+  // than every upload.
+  if (auto made = make_private_dir(config.uploads_path()); !made) {
+    return fail(std::move(made).error());
+  }
   remove_partial_upload_files(config.uploads_path(), leftover_age);
   // On PostgreSQL this process is one of possibly several sharing the database (issue 18): it
   // registers its lease before it claims anything, and its claims carry its id.

@@ -131,6 +131,13 @@ Status check_inputs(store::StudioStore& store, const std::string& job_id,
 Result<CreatedJob> create_job(store::StudioStore& store, store::JobRecord job,
                               const std::vector<uploads::UploadRef>& inputs,
                               const std::optional<store::KeyQuota>& quota) {
+  const bool metered = job.owner && *job.owner != "admin";
+  if (metered && quota) {
+    // Until the batch commits: a check through another studio process waits for this job. Taken
+    // before the idempotency look-up, so that the same request through two processes at once
+    // finds the first one's job rather than a quota the first one just used up.
+    SW_TRY(store.hold_key_usage(*job.owner));
+  }
   if (job.idempotency_key) {
     auto known = job_of_key(store, job);
     if (!known) {
@@ -140,10 +147,7 @@ Result<CreatedJob> create_job(store::StudioStore& store, store::JobRecord job,
       return std::move(**known);
     }
   }
-  const bool metered = job.owner && *job.owner != "admin";
   if (metered && quota) {
-    // Until the batch commits: a check through another studio process waits for this job.
-    SW_TRY(store.hold_key_usage(*job.owner));
     auto days = store.key_usage(*job.owner, quota_period_first_day(quota->period, job.created_at));
     if (!days) {
       return fail(std::move(days).error());

@@ -7,11 +7,13 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include "common/clock.h"
 #include "proto/codec.h"
 #include "sql/pg/connection.h"
+#include "sql/sqlite.h"
 #include "studio/data_dir.h"
 #include "support/postgres_server.h"
 #include "support/studio_harness.h"
@@ -227,8 +229,9 @@ TEST_F(StudioPgRestartTest, ADataDirectoryOnPostgresRefusesToOpenSqliteWithoutDa
 
 // The other way round: --database given for a data directory whose studio kept its data in
 // SQLite is refused, naming studio.db, instead of starting an empty studio on PostgreSQL (a
-// fresh review found it came up empty, its workers then failing to authenticate). Refused before
-// any connection: no server is needed.
+// fresh review found it came up empty, its workers then failing to authenticate). A studio.db
+// that holds nothing (a command run there without --database made it) is no reason to refuse.
+// Refused before any connection: no server is needed (port 1: nobody there).
 TEST(StudioDataDir, ASqliteDataDirectoryRefusesDatabaseUntilStudioDbIsMovedAside) {
   TempDir dir;
   {
@@ -237,6 +240,17 @@ TEST(StudioDataDir, ASqliteDataDirectoryRefusesDatabaseUntilStudioDbIsMovedAside
   }
   ASSERT_GT(std::filesystem::file_size(dir.path() / "studio.db"), 0u);
   const std::string uri = "postgresql://studio@127.0.0.1:1/studio";
+  auto empty = studio::open_studio_store(dir.path(), uri);
+  ASSERT_FALSE(empty);
+  EXPECT_EQ(empty.error().code, Code::Unavailable) << "a studio.db with nothing in it refused: "
+                                                   << empty.error().message;
+  {
+    auto db = sql::Db::open(dir.path() / "studio.db");
+    ASSERT_TRUE(db) << db.error().message;
+    ASSERT_TRUE(db->exec("INSERT INTO models(id, kind, display_name, vram_gb_estimate, enabled, "
+                         "source, created_at, updated_at) VALUES ('m', 'llm', 'M', 1, 1, '{}', 1, "
+                         "1)"));
+  }
   auto refused = studio::open_studio_store(dir.path(), uri);
   ASSERT_FALSE(refused);
   EXPECT_EQ(refused.error().code, Code::InvalidArgument);
@@ -254,6 +268,23 @@ TEST(StudioDataDir, ASqliteDataDirectoryRefusesDatabaseUntilStudioDbIsMovedAside
   auto connecting = studio::open_studio_store(dir.path(), uri);
   ASSERT_FALSE(connecting);
   EXPECT_EQ(connecting.error().code, Code::Unavailable) << connecting.error().message;
+}
+
+// A `database` file an older version wrote with the password in its query: what the studio says
+// of it (refusing a command without --database) shows no password.
+TEST(StudioDataDir, ARememberedUriIsNeverShownWithItsPassword) {
+  TempDir dir;
+  {
+    std::ofstream marker(dir.path() / studio::kDatabaseMarker);
+    marker << "postgresql://studio@db.example/studio?password=OLDSECRET\n";
+  }
+  auto refused = studio::open_studio_store(dir.path(), std::nullopt);
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message.find("postgresql://studio@db.example/studio"),
+            std::string::npos)
+      << refused.error().message;
+  EXPECT_EQ(refused.error().message.find("OLDSECRET"), std::string::npos)
+      << refused.error().message;
 }
 
 }  // namespace

@@ -57,24 +57,29 @@ std::string_view raw_password(std::string_view uri) {
   return colon == std::string_view::npos ? std::string_view() : userinfo.substr(colon + 1);
 }
 
-// The password libpq would use (decoded), also for redaction.
-std::string parsed_password(const std::string& uri) {
+// The value libpq would use for `keyword` (decoded), also for redaction; empty when unset.
+std::string parsed_option(const std::string& uri, const char* keyword) {
   char* error = nullptr;
   PQconninfoOption* options = PQconninfoParse(uri.c_str(), &error);
   PQfreemem(error);
-  std::string password;
+  std::string value;
   for (auto* option = options; option != nullptr && option->keyword != nullptr; ++option) {
-    if (std::strcmp(option->keyword, "password") == 0 && option->val != nullptr) {
-      password = option->val;
+    if (std::strcmp(option->keyword, keyword) == 0 && option->val != nullptr) {
+      value = option->val;
     }
   }
   PQconninfoFree(options);
-  return password;
+  return value;
+}
+
+std::string parsed_password(const std::string& uri) {
+  return parsed_option(uri, "password");
 }
 
 std::string redact(std::string message, const std::string& uri) {
   replace_all(message, raw_password(uri), "***");
   replace_all(message, parsed_password(uri), "***");
+  replace_all(message, parsed_option(uri, "sslpassword"), "***");
   return message;
 }
 
@@ -92,9 +97,8 @@ std::string describe_conn(const PGconn* conn) {
   std::abort();
 }
 
-}  // namespace
-
-std::string redacted_uri(std::string_view uri) {
+// The URI with the user-info password and the password parameters of its query hidden.
+std::string redacted_uri_parts(std::string_view uri) {
   std::string out(uri);
   if (const auto password = raw_password(uri); !password.empty()) {
     // raw_password points into the user-info, just before the last '@' of the authority.
@@ -113,10 +117,26 @@ std::string redacted_uri(std::string_view uri) {
     return out;
   }
   boost::urls::url url(*parsed);
-  if (url.params().contains("password")) {
-    url.params().set("password", "***");  // every "password" parameter, as one
+  for (const char* secret : {"password", "sslpassword"}) {
+    if (url.params().contains(secret)) {
+      url.params().set(secret, "***");  // every such parameter, as one
+    }
   }
   return std::string(url.buffer());
+}
+
+}  // namespace
+
+std::string redacted_uri(std::string_view uri) {
+  std::string out = redacted_uri_parts(uri);
+  // Whatever libpq would read as a secret and the URI's structure did not show (a user-info
+  // password holding '?' or '/', which a URI parser takes for the query or path): every
+  // occurrence of its text goes, at the risk of hiding more than the secret.
+  const std::string text(uri);
+  for (const char* secret : {"password", "sslpassword"}) {
+    replace_all(out, parsed_option(text, secret), "***");
+  }
+  return out;
 }
 
 Param::Param(double value) {

@@ -177,10 +177,12 @@ class Connection {
   bool prepare_ = true;  // off for good once the session lost its prepared statements
 };
 
-// `uri` with its passwords replaced by "***", for messages, printed commands and the data
-// directory's `database` file: the user-info's ("postgresql://user:***@host/db") and every
-// `password` query parameter ("…/db?password=***"). A URI with a query that Boost.URL cannot read
-// loses its whole query ("…/db?***").
+// `uri` with its secrets replaced by "***", for messages, printed commands and the data
+// directory's `database` file: the user-info's password ("postgresql://user:***@host/db") and
+// every `password` and `sslpassword` query parameter ("…/db?password=***"). A URI with a query
+// that Boost.URL cannot read loses its whole query ("…/db?***"). Then any text of what libpq
+// itself reads as `password` or `sslpassword` that is still there (a user-info password with a
+// '?' in it) is replaced wherever it occurs, at the risk of hiding more than the secret.
 std::string redacted_uri(std::string_view uri);
 
 // BEGIN … COMMIT on one connection; rolls back in the destructor unless committed. commit() of a

@@ -225,7 +225,8 @@ class ClientRoutes::Impl {
             // were labelled application/octet-stream.
             responder.send(file_answer(s_.results_dir() / (*job)->result_binary->sha256,
                                        proto::mime_for_ext((*job)->result_binary->ext),
-                                       "job " + id + "'s result", "--results-dir"));
+                                       "job " + id + "'s result", "--results-dir",
+                                       s_.config().database_uri.has_value()));
           }
         });
   }

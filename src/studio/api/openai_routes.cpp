@@ -358,7 +358,8 @@ class Call : public std::enable_shared_from_this<Call> {
     }
     responder_.send(file_answer(s_.results_dir() / job.result_binary->sha256,
                                 proto::mime_for_ext(job.result_binary->ext),
-                                "job " + job.id + "'s result", "--results-dir"));
+                                "job " + job.id + "'s result", "--results-dir",
+                                s_.config().database_uri.has_value()));
   }
 
   void finish_transcript(const store::JobRecord& job) {

@@ -33,7 +33,8 @@ net::HttpResponse error_response(const Error& error) {
 }
 
 net::HttpResponse file_answer(const std::filesystem::path& file, std::string content_type,
-                              std::string_view what, std::string_view shared_by_flag) {
+                              std::string_view what, std::string_view flag,
+                              bool shared_database) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(file, ec)) {
     logger().error("file.missing", {{"file", file.string()},
@@ -41,9 +42,14 @@ net::HttpResponse file_answer(const std::filesystem::path& file, std::string con
                                     {"error", ec ? ec.message() : "not a file"}});
     return net::HttpResponse::error(
         500, "file_missing",
-        fmt::format("this studio process does not hold the bytes of {}: every studio process on "
-                    "one database needs the same {} (one path, or a shared mount)",
-                    what, shared_by_flag));
+        shared_database
+            ? fmt::format("this studio process does not hold the bytes of {}: every studio "
+                          "process on one database needs the same {} (one path, or a shared "
+                          "mount)",
+                          what, flag)
+            : fmt::format("the bytes of {} are missing from the studio's directory (deleted, or "
+                          "a backup restored without them); the studio's log names the file",
+                          what));
   }
   net::HttpResponse response;
   response.content_type = std::move(content_type);

@@ -39,11 +39,13 @@ net::HttpResponse unavailable(std::string_view message);
 net::HttpResponse ok_json(const nlohmann::json& body, int status = 200);
 
 // An answer whose body is the file `file` (result or upload bytes, by the row's word), or, when
-// this process's directory lacks it, 500 file_missing: studio processes on one database that do
-// not share their results (uploads) directory hold each other's rows but not the bytes. The
-// message names `what` and the flag that fixes it; the path is logged, not answered.
+// this process's directory lacks it, 500 file_missing naming `what`. On a database several
+// processes may share (PostgreSQL) the message says that each needs the directory of `flag`
+// (processes that do not share it hold each other's rows but not the bytes); on one SQLite
+// studio, that the file is gone from its directory. The path is logged, not answered.
 net::HttpResponse file_answer(const std::filesystem::path& file, std::string content_type,
-                              std::string_view what, std::string_view shared_by_flag);
+                              std::string_view what, std::string_view flag,
+                              bool shared_database);
 
 // Shapes the worker protocol's paths and fields must have.
 bool is_lower_hex64(std::string_view text);

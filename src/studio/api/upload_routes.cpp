@@ -170,7 +170,8 @@ void UploadRoutes::download(const std::string& id, const net::Responder& respond
           return;
         }
         responder.send(file_answer(s_.uploads_dir() / id, (*upload)->content_type,
-                                   "upload " + id, "--uploads-dir"));
+                                   "upload " + id, "--uploads-dir",
+                                   s_.config().database_uri.has_value()));
       });
 }
 

@@ -785,6 +785,10 @@ Result<std::vector<ApiKeyRecord>> PgStudioStore::list_api_keys() {
 }
 
 Status PgStudioStore::add_key_usage(std::string_view key_id, std::int64_t day, const KeyUsage& u) {
+  // Every writer of a key's usage rows takes the key's lock first (hold_key_usage), so that a
+  // job's end metered in one process and a job created in another never wait on each other in
+  // opposite orders.
+  SW_TRY(hold_key_usage(key_id));
   return done(
       conn_.exec("INSERT INTO api_key_usage(key_id, day, jobs, tokens_in, tokens_out, run_ms) "
                  "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (key_id, day) DO UPDATE SET "
@@ -796,7 +800,8 @@ Status PgStudioStore::add_key_usage(std::string_view key_id, std::int64_t day, c
 }
 
 Status PgStudioStore::hold_key_usage(std::string_view key_id) {
-  // Released by the batch's COMMIT or ROLLBACK (a savepoint's rollback keeps it).
+  // Reentrant within the transaction; released by the batch's COMMIT or ROLLBACK, or by the
+  // rollback of the op's savepoint (whose rows go with it).
   return done(conn_.exec(
       "SELECT pg_advisory_xact_lock(hashtextextended('sw.key_usage.' || $1, 0))", {key_id}));
 }

@@ -434,8 +434,10 @@ class StudioStore {
   // the job it admits are one step for every studio process on the database: another process's
   // check for this key waits until this batch ends, then sees its jobs. SQLite: nothing to do
   // (the batch's BEGIN IMMEDIATE already excludes every other writer). PostgreSQL: a
-  // transaction-scoped advisory lock on the key id; two batches that take two keys' locks in
-  // opposite orders are a deadlock that PostgreSQL breaks by failing one batch (Unavailable).
+  // transaction-scoped advisory lock on the key id, which add_key_usage takes too (every writer
+  // of the key's usage comes in one order). A batch that waits for it while holding a row
+  // another process's batch waits for (two keys in opposite orders, say) is a deadlock that
+  // PostgreSQL breaks after a second by failing one operation (Unavailable: 503, retryable).
   virtual Status hold_key_usage(std::string_view key_id) = 0;
   // The key's usage per day from `from_day` on, oldest first; days without use are left out.
   virtual Result<std::vector<KeyUsageDay>> key_usage(std::string_view key_id,

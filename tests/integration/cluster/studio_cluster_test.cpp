@@ -519,6 +519,45 @@ TEST_F(StudioClusterTest, AKeysQuotaHoldsWhenItsJobsArriveThroughBothProcessesAt
   EXPECT_EQ(usage["total"]["jobs"], kQuota) << usage.dump();
 }
 
+// The same request (one idempotencyKey) sent through both processes at once, for a key with
+// room for one more job: every answer is that one job, none 429 (the quota check waits for the
+// key's usage before it looks the idempotency key up, so it finds the first request's job).
+TEST_F(StudioClusterTest, ARetriedRequestOfAKeyAtItsQuotaGetsItsJobThroughEitherProcess) {
+  auto a = studio("a");
+  auto b = studio("b");
+  add_models(*a, *b);
+  const auto created = a->api(
+      "POST", "/api/v1/keys",
+      json{{"name", "last-one"}, {"scope", "inference"}, {"quota", {{"jobs", 1}}}}.dump());
+  ASSERT_EQ(created.status, 201) << created.body;
+  const std::string secret = json::parse(created.body, nullptr, false).value("key", "");
+  ASSERT_TRUE(eventually([&] {
+    return http_request(b->port(), "GET", "/api/v1/usage", "", secret).status == 200;
+  })) << "the key created through one process is unknown to the other";
+  const json body = {
+      {"model", "synth-image"}, {"task", image_task("once")}, {"idempotencyKey", "only-once"}};
+  constexpr int kRequests = 8;
+  std::vector<std::string> answers(kRequests);
+  std::latch start(kRequests);
+  std::vector<std::thread> clients;
+  for (int i = 0; i < kRequests; ++i) {
+    clients.emplace_back([&, i] {
+      start.arrive_and_wait();
+      const auto reply = http_request(i % 2 == 0 ? a->port() : b->port(), "POST",
+                                      "/api/v1/jobs", body.dump(), secret);
+      answers[static_cast<std::size_t>(i)] =
+          std::to_string(reply.status) + " " +
+          json::parse(reply.body, nullptr, false).value("id", reply.body);
+    });
+  }
+  for (auto& client : clients) client.join();
+  const auto first_id = answers[0].substr(answers[0].find(' ') + 1);
+  for (const auto& answer : answers) {
+    EXPECT_TRUE(answer == "201 " + first_id || answer == "200 " + first_id)
+        << answer << " (the first: " << answers[0] << ")";
+  }
+}
+
 // A client upload (a job's input) stored through one process is fetched by a worker through the
 // other, byte for byte: both were given one --uploads-dir. A process given a directory of its own
 // answers for the same upload 500 file_missing naming the flag, not a bare I/O error.

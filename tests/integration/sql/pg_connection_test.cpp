@@ -94,6 +94,12 @@ TEST(PgRedactedUri, HidesTheUserInfoPasswordAndEveryPasswordParameter) {
   const auto unreadable = redacted_uri("postgresql://u@h/db?password=a b%zz");
   EXPECT_EQ(unreadable, "postgresql://u@h/db?***");
   EXPECT_EQ(redacted_uri("postgresql://u@h/db"), "postgresql://u@h/db");
+  // What libpq reads as the password, though a URI parser sees a query ('?' in the user-info).
+  const auto odd = redacted_uri("postgresql://u:pw?x@h/db");
+  EXPECT_EQ(odd.find("pw?x"), std::string::npos) << odd;
+  // The client key's passphrase.
+  EXPECT_EQ(redacted_uri("postgresql://u@h/db?sslmode=verify-full&sslpassword=S3kr1t"),
+            "postgresql://u@h/db?sslmode=verify-full&sslpassword=***");
 }
 
 TEST_F(PgConnection, ParametersRoundTripTextBigintBytesRealAndNull) {

@@ -127,6 +127,64 @@ TEST_F(PgStudioStoreTest, JobChangesNotifyOtherProcessesAtCommitOnly) {
   EXPECT_EQ(got[2].payload, "keys");
 }
 
+// A job of an API key ends in one process (its usage metered) while another process creates a
+// job for the same key (the quota check holds the key's usage): neither batch waits for the
+// other in the opposite order, so both commit. Every writer of a key's usage takes the key's
+// lock before its row; before, the meter took the row alone, and the two batches deadlocked
+// (PostgreSQL failed one after a second: a 503 and a stalled database thread in each process).
+TEST_F(PgStudioStoreTest, AKeysMeteringAndItsQuotaCheckInTwoProcessesNeverDeadlock) {
+  auto ending = PgStudioStore::open(uri_);
+  auto creating = PgStudioStore::open(uri_);
+  auto watcher = sql::pg::Connection::open(uri_);
+  ASSERT_TRUE(ending && creating && watcher);
+  const std::string key = "k-raced";
+  const std::int64_t day = 20'000;
+  auto pid = (*creating)->connection().exec("SELECT pg_backend_pid()");
+  ASSERT_TRUE(pid);
+  const auto creating_pid = pid->int64(0, 0);
+
+  // The first process's batch: a job of the key ended (metered).
+  ASSERT_TRUE((*ending)->begin_batch());
+  ASSERT_TRUE((*ending)->add_key_usage(key, day, KeyUsage{.run_ms = 5}));
+  // The second's: a quota check and its job's count, as tx::create_job does them.
+  Status created;
+  std::thread second([&] {
+    created = [&]() -> Status {
+      SW_TRY((*creating)->begin_batch());
+      SW_TRY((*creating)->hold_key_usage(key));
+      SW_TRY((*creating)->key_usage(key, day));
+      SW_TRY((*creating)->add_key_usage(key, day, KeyUsage{.jobs = 1}));
+      return (*creating)->commit_batch();
+    }();
+    if (!created) (*creating)->rollback_batch();
+  });
+  // Once the second waits on a lock (polled from a third connection: another backend's state)…
+  bool waiting = false;
+  for (const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+       !waiting && std::chrono::steady_clock::now() < give_up;) {
+    auto row = watcher->exec(
+        "SELECT count(*) FROM pg_stat_activity WHERE pid = $1 AND wait_event_type = 'Lock'",
+        {creating_pid});
+    waiting = row && row->int64(0, 0) == 1;
+    if (!waiting) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_TRUE(waiting) << "the second process never waited for the first";
+  // …the first creates a job for the key too, and commits.
+  const Status first = [&]() -> Status {
+    SW_TRY((*ending)->hold_key_usage(key));
+    SW_TRY((*ending)->add_key_usage(key, day, KeyUsage{.jobs = 1}));
+    return (*ending)->commit_batch();
+  }();
+  if (!first) (*ending)->rollback_batch();
+  second.join();
+  EXPECT_TRUE(first) << first.error().message;
+  EXPECT_TRUE(created) << created.error().message;
+  const auto usage = ok((*ending)->key_usage(key, day));
+  ASSERT_EQ(usage.size(), 1u);
+  EXPECT_EQ(usage[0].usage.jobs, 2);
+  EXPECT_EQ(usage[0].usage.run_ms, 5);
+}
+
 TEST_F(PgStudioStoreTest, ADatabaseFromANewerReleaseIsRefused) {
   ASSERT_TRUE(PgStudioStore::open(uri_));
   auto conn = sql::pg::Connection::open(uri_);
