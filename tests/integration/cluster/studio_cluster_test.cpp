@@ -212,6 +212,41 @@ class StudioClusterTest : public PostgresTest {
     return out;
   }
 
+  // An API key with a quota of `jobs` a day, created through `a` and known to `b`: its secret and
+  // id.
+  std::pair<std::string, std::string> quota_key(const Studio& a, const Studio& b,
+                                                const std::string& name, int jobs) {
+    const auto created = a.api(
+        "POST", "/api/v1/keys",
+        json{{"name", name}, {"scope", "inference"}, {"quota", {{"jobs", jobs}}}}.dump());
+    EXPECT_EQ(created.status, 201) << created.body;
+    const auto key = json::parse(created.body, nullptr, false);
+    const std::string secret = key.value("key", "");
+    EXPECT_TRUE(eventually([&] {
+      return http_request(b.port(), "GET", "/api/v1/usage", "", secret).status == 200;
+    })) << "the key created through one process is unknown to the other";
+    return {secret, key.value("id", "")};
+  }
+
+  // `count` POST /api/v1/jobs of `body` as `bearer`, sent at once from as many threads, through
+  // `a` and `b` in turn; the replies in that order.
+  static std::vector<HttpReply> post_jobs_at_once(const Studio& a, const Studio& b, int count,
+                                                  const std::string& body,
+                                                  const std::string& bearer) {
+    std::vector<HttpReply> replies(static_cast<std::size_t>(count));
+    std::latch start(count);
+    std::vector<std::thread> clients;
+    for (int i = 0; i < count; ++i) {
+      clients.emplace_back([&, i] {
+        start.arrive_and_wait();
+        replies[static_cast<std::size_t>(i)] =
+            http_request((i % 2 == 0 ? a : b).port(), "POST", "/api/v1/jobs", body, bearer);
+      });
+    }
+    for (auto& client : clients) client.join();
+    return replies;
+  }
+
   // Gives the worker a token written straight to the database, as a rotation through another
   // process looks before its notification lands (the processes learn it at their next read).
   void set_worker_token(const std::string& worker_id, const std::string& token) {
@@ -487,32 +522,16 @@ TEST_F(StudioClusterTest, AKeysQuotaHoldsWhenItsJobsArriveThroughBothProcessesAt
   add_models(*a, *b);
   constexpr int kQuota = 5;
   constexpr int kRequests = 40;
-  const auto created = a->api(
-      "POST", "/api/v1/keys",
-      json{{"name", "raced"}, {"scope", "inference"}, {"quota", {{"jobs", kQuota}}}}.dump());
-  ASSERT_EQ(created.status, 201) << created.body;
-  const auto key = json::parse(created.body, nullptr, false);
-  const std::string secret = key.value("key", "");
-  const std::string key_id = key.value("id", "");
-  ASSERT_TRUE(eventually([&] {
-    return http_request(b->port(), "GET", "/api/v1/usage", "", secret).status == 200;
-  })) << "the key created through one process is unknown to the other";
+  const auto [secret, key_id] = quota_key(*a, *b, "raced", kQuota);
   const json body = {{"model", "synth-image"}, {"task", image_task("raced")}};
   // Each answer as "<status> <error code>" ("201 " for a job).
-  std::vector<std::string> answers(kRequests);
-  std::latch start(kRequests);
-  std::vector<std::thread> clients;
-  for (int i = 0; i < kRequests; ++i) {
-    clients.emplace_back([&, i] {
-      start.arrive_and_wait();
-      const auto port = i % 2 == 0 ? a->port() : b->port();
-      const auto reply = http_request(port, "POST", "/api/v1/jobs", body.dump(), secret);
-      answers[static_cast<std::size_t>(i)] =
-          std::to_string(reply.status) + " " +
-          (reply.status == 201 ? "" : json::parse(reply.body, nullptr, false).value("error", ""));
-    });
+  std::vector<std::string> answers;
+  for (const auto& reply : post_jobs_at_once(*a, *b, kRequests, body.dump(), secret)) {
+    answers.push_back(std::to_string(reply.status) + " " +
+                      (reply.status == 201
+                           ? ""
+                           : json::parse(reply.body, nullptr, false).value("error", "")));
   }
-  for (auto& client : clients) client.join();
   EXPECT_EQ(std::count(answers.begin(), answers.end(), "201 "), kQuota);
   EXPECT_EQ(std::count(answers.begin(), answers.end(), "429 quota_exceeded"), kRequests - kQuota);
   const auto usage = json::parse(a->api("GET", "/api/v1/keys/" + key_id + "/usage").body);
@@ -526,31 +545,15 @@ TEST_F(StudioClusterTest, ARetriedRequestOfAKeyAtItsQuotaGetsItsJobThroughEither
   auto a = studio("a");
   auto b = studio("b");
   add_models(*a, *b);
-  const auto created = a->api(
-      "POST", "/api/v1/keys",
-      json{{"name", "last-one"}, {"scope", "inference"}, {"quota", {{"jobs", 1}}}}.dump());
-  ASSERT_EQ(created.status, 201) << created.body;
-  const std::string secret = json::parse(created.body, nullptr, false).value("key", "");
-  ASSERT_TRUE(eventually([&] {
-    return http_request(b->port(), "GET", "/api/v1/usage", "", secret).status == 200;
-  })) << "the key created through one process is unknown to the other";
+  const auto secret = quota_key(*a, *b, "last-one", 1).first;
   const json body = {
       {"model", "synth-image"}, {"task", image_task("once")}, {"idempotencyKey", "only-once"}};
-  constexpr int kRequests = 8;
-  std::vector<std::string> answers(kRequests);
-  std::latch start(kRequests);
-  std::vector<std::thread> clients;
-  for (int i = 0; i < kRequests; ++i) {
-    clients.emplace_back([&, i] {
-      start.arrive_and_wait();
-      const auto reply = http_request(i % 2 == 0 ? a->port() : b->port(), "POST",
-                                      "/api/v1/jobs", body.dump(), secret);
-      answers[static_cast<std::size_t>(i)] =
-          std::to_string(reply.status) + " " +
-          json::parse(reply.body, nullptr, false).value("id", reply.body);
-    });
+  // Each answer as "<status> <job id>" (the body when there is no id).
+  std::vector<std::string> answers;
+  for (const auto& reply : post_jobs_at_once(*a, *b, 8, body.dump(), secret)) {
+    answers.push_back(std::to_string(reply.status) + " " +
+                      json::parse(reply.body, nullptr, false).value("id", reply.body));
   }
-  for (auto& client : clients) client.join();
   const auto first_id = answers[0].substr(answers[0].find(' ') + 1);
   for (const auto& answer : answers) {
     EXPECT_TRUE(answer == "201 " + first_id || answer == "200 " + first_id)
