@@ -91,6 +91,18 @@ bool sqlite_studio_holds_data(const fs::path& db) {
   return !row || !*row || probe->int64(0) != 0;
 }
 
+// The URI the data directory's `database` file remembers, redacted (a file an older version
+// wrote may hold a password); nullopt when it cannot be read.
+std::optional<std::string> remembered_database(const fs::path& marker) {
+  auto text = read_file(marker, 4096);
+  if (!text) {
+    return std::nullopt;
+  }
+  std::string uri = std::move(*text);
+  while (!uri.empty() && (uri.back() == '\n' || uri.back() == '\r')) uri.pop_back();
+  return sql::pg::redacted_uri(uri);
+}
+
 Error amnesia(const fs::path& db, std::string_view state, const fs::path& results,
               std::size_t entries) {
   return Error::make(
@@ -179,14 +191,11 @@ Result<std::unique_ptr<store::StudioStore>> open_studio_store(
   if (!database_uri) {
     std::error_code ec;
     if (fs::exists(marker, ec)) {
-      auto text = read_file(marker, 4096);
-      std::string uri = text ? *text : std::string("PostgreSQL");
-      while (!uri.empty() && (uri.back() == '\n' || uri.back() == '\r')) uri.pop_back();
-      uri = sql::pg::redacted_uri(uri);  // a file an older version wrote may hold a password
       return fail(Error::invalid_argument(
           "the studio of {} keeps its data in PostgreSQL ({}): pass --database (or set "
           "STUDIO_SERVER_DATABASE); to use SQLite in this data directory again, remove {}",
-          data_dir.string(), uri, marker.string()));
+          data_dir.string(), remembered_database(marker).value_or("PostgreSQL"),
+          marker.string()));
     }
     auto store = open_data_dir(data_dir, results_dir);
     if (!store) {
@@ -211,16 +220,11 @@ Result<std::unique_ptr<store::StudioStore>> open_studio_store(
     logger().warn("studio.sqlite_ignored",
                   {{"path", sqlite_db.string()}, {"why", "it holds no jobs, workers or keys"}});
   }
-  if (auto remembered = read_file(marker, 4096); remembered) {
-    std::string before = *remembered;
-    while (!before.empty() && (before.back() == '\n' || before.back() == '\r')) before.pop_back();
-    before = sql::pg::redacted_uri(before);  // a file an older version wrote may hold a password
-    if (before != sql::pg::redacted_uri(*database_uri)) {
+  if (const auto before = remembered_database(marker)) {
+    if (const auto now = sql::pg::redacted_uri(*database_uri); *before != now) {
       // Allowed (a moved server, a renamed host), but never silent: it may be a typo.
       logger().warn("studio.database_changed",
-                    {{"data_dir", data_dir.string()},
-                     {"was", before},
-                     {"now", sql::pg::redacted_uri(*database_uri)}});
+                    {{"data_dir", data_dir.string()}, {"was", *before}, {"now", now}});
     }
   }
   const auto results = results_dir.empty() ? data_dir / "results" : results_dir;
