@@ -599,11 +599,7 @@ void Studio::handle_fail(const std::shared_ptr<WorkerSession>& session,
     // Retried elsewhere first: a worker that just failed this job (a broken box, a program gone)
     // is not offered it again for a while, so it cannot use up every attempt in a second while
     // a healthy worker sits idle.
-    if (auto& job = *book_.find(failure.job_id); !job.record.accepted_at) {
-      // A fail without an accept still says the worker tried: a run started (and ended).
-      ++job.record.attempts;
-      job.record.accepted_at = unix_millis();
-    }
+    book_.fail_reported(failure.job_id, unix_millis());
     if (failure.retryable && config_.fail_hold_off.count() > 0) {
       scheduler_.exclude(session->worker_id_, failure.job_id, steady_now() + config_.fail_hold_off);
     }

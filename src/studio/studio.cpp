@@ -319,17 +319,18 @@ void Studio::claim(const std::string& job_id, const std::shared_ptr<WorkerSessio
         return *claimed ? ClaimOutcome::Claimed : ClaimOutcome::NotQueued;
       },
       [self = shared_from_this(), job_id, session, now](Result<ClaimOutcome> claimed) {
-        auto* found = self->book_.find(job_id);
-        if (!found) {
+        const auto* claimed_job = self->book_.find(job_id);
+        if (!claimed_job) {
           return;
         }
-        auto& claimed_job = *found;
         const bool worker_gone = claimed && *claimed == ClaimOutcome::WorkerGone;
-        if (claimed_job.phase != jobs::Phase::Claiming) {
+        if (claimed_job->phase != jobs::Phase::Claiming) {
           // Released meanwhile (its session closed): the release requeues it. A refused claim,
           // like one the database did not store, left the row queued, which that release must
           // not take for a lost job.
-          claimed_job.claim_refused = worker_gone || !claimed;
+          if (worker_gone || !claimed) {
+            self->book_.claim_refused_late(job_id);
+          }
           return;
         }
         if (!claimed) {
@@ -340,11 +341,7 @@ void Studio::claim(const std::string& job_id, const std::shared_ptr<WorkerSessio
                                              {"worker_id", session->worker_id_},
                                              {"error", claimed.error().message}});
           self->free_session_slot(job_id, session);
-          auto back = self->book_.erase(job_id);
-          if (back && !back->cancelled) {
-            back->claim_refused = false;
-            self->enqueue(std::move(*back));
-          }
+          self->execute(self->book_.requeue_unclaimed(job_id, self->steady_now()));
           return;
         }
         if (worker_gone) {
@@ -352,10 +349,7 @@ void Studio::claim(const std::string& job_id, const std::shared_ptr<WorkerSessio
                                               {"worker_id", session->worker_id_},
                                               {"reason", "the worker's row is gone"}});
           self->free_session_slot(job_id, session);
-          auto refused = self->book_.erase(job_id);
-          if (!refused->cancelled) {
-            self->enqueue(std::move(*refused));
-          }
+          self->execute(self->book_.requeue_unclaimed(job_id, self->steady_now()));
           self->revoke_worker(session->worker_id_,
                               "worker " + session->worker_id_ + " was deleted by the operator");
           return;
@@ -373,7 +367,7 @@ void Studio::claim(const std::string& job_id, const std::shared_ptr<WorkerSessio
           return;
         }
         self->book_.claim_stored(job_id, now);
-        if (claimed_job.cancelled || session->ended_) {
+        if (claimed_job->cancelled || session->ended_) {
           const std::string why = "the worker disconnected before the offer was sent";
           self->release(job_id, why, {store::AttemptOutcome::Requeued, why}, false, false);
           return;
@@ -504,14 +498,14 @@ void Studio::count_session_jobs(const std::shared_ptr<WorkerSession>& session) {
 
 void Studio::release(const std::string& job_id, std::string error, store::AttemptEnd ended,
                      bool count_attempt, bool terminal, std::function<void()> after_commit) {
-  auto* found = book_.find(job_id);
+  const auto* found = book_.find(job_id);
   if (!found || found->phase == jobs::Phase::Queued) {
     if (after_commit) {
       after_commit();
     }
     return;
   }
-  auto& job = *found;
+  const auto& job = *found;
   free_session_slot(job_id, session_of(job));
   execute(book_.let_go(job_id));
   if (job.cancelled) {
@@ -578,13 +572,11 @@ void Studio::write_release(const std::string& job_id, const std::string& holder,
       },
       [self = shared_from_this(), job_id, attempts, error, exhausted, now, ended,
        after_commit](Result<bool> released) mutable {
-        if (auto* settling = self->book_.find(job_id)) {
-          auto& released_job = *settling;
+        if (const auto* settling = self->book_.find(job_id)) {
+          const auto& released_job = *settling;
           if (released && !*released && released_job.claim_refused && !released_job.cancelled) {
             // Its claim was refused, so the row is still queued: back in the queue it goes.
-            auto refused = self->book_.erase(job_id);
-            refused->claim_refused = false;
-            self->enqueue(std::move(*refused));
+            self->execute(self->book_.requeue_unclaimed(job_id, self->steady_now()));
           } else if (!released && !self->stopping_) {
             // Not stored (the database is unreachable or restarting): the row still names the
             // holder, so the job stays in the book (Finishing) and the write is tried again.
@@ -638,8 +630,8 @@ void Studio::finish_complete(const std::string& job_id, const std::string& worke
                              std::function<void(Result<bool>)> answer) {
   db_->call<bool>(std::move(write), [self = shared_from_this(), job_id, worker_id, previous,
                                      answer = std::move(answer)](Result<bool> stored) {
-    if (auto* found = self->book_.find(job_id)) {
-      auto& done_job = *found;
+    if (const auto* found = self->book_.find(job_id)) {
+      const auto& done_job = *found;
       if (stored && *stored) {
         if (!done_job.holder.empty() && done_job.holder != worker_id) {
           // A former holder's result won: the current claim is withdrawn. Its worker's accept

@@ -319,7 +319,7 @@ void Cluster::apply_row(const std::string& job_id, const std::optional<store::Jo
   if (!studio) {
     return;
   }
-  auto* job = studio->book_.find(job_id);
+  const auto* job = studio->book_.find(job_id);
   if (!job) {
     if (row && row->status == store::JobStatus::Queued) {
       mirror(*row);
@@ -391,7 +391,7 @@ void Cluster::mirror(store::JobRecord record) {
 
 void Cluster::give_up(const std::string& job_id, std::string_view why) {
   auto studio = studio_.lock();
-  auto* job = studio ? studio->book_.find(job_id) : nullptr;
+  const auto* job = studio ? studio->book_.find(job_id) : nullptr;
   if (!job) {
     return;
   }

@@ -159,7 +159,7 @@ std::chrono::milliseconds time_left(SteadyTime deadline, SteadyTime now) {
 
 // ---- JobBook ----
 
-ActiveJob* JobBook::find(const std::string& job_id) {
+ActiveJob* JobBook::find_mutable(const std::string& job_id) {
   const auto it = jobs_.find(job_id);
   return it == jobs_.end() ? nullptr : &it->second;
 }
@@ -303,7 +303,7 @@ Effects JobBook::restore_claimed(ActiveJob job, SteadyTime now, std::chrono::mil
 }
 
 void JobBook::begin_claim(const std::string& job_id, std::string holder, std::uint64_t session) {
-  auto* job = find(job_id);
+  auto* job = find_mutable(job_id);
   if (!job || job->phase != Phase::Queued) {
     return;
   }
@@ -313,7 +313,7 @@ void JobBook::begin_claim(const std::string& job_id, std::string holder, std::ui
 }
 
 void JobBook::claim_stored(const std::string& job_id, std::int64_t unix_now) {
-  auto* job = find(job_id);
+  auto* job = find_mutable(job_id);
   if (!job || job->phase != Phase::Claiming) {
     return;
   }
@@ -324,9 +324,35 @@ void JobBook::claim_stored(const std::string& job_id, std::int64_t unix_now) {
   job->record.accepted_at.reset();
 }
 
+void JobBook::claim_refused_late(const std::string& job_id) {
+  if (auto* job = find_mutable(job_id); job && job->phase != Phase::Claiming) {
+    job->claim_refused = true;
+  }
+}
+
+Effects JobBook::requeue_unclaimed(const std::string& job_id, SteadyTime now) {
+  auto job = erase(job_id);
+  if (!job || job->cancelled) {
+    return job && job->deadline ? Effects{effect::CancelDeadline{job_id}} : Effects{};
+  }
+  job->claim_refused = false;
+  return enqueue(std::move(*job), now);
+}
+
+void JobBook::fail_reported(const std::string& job_id, std::int64_t unix_now) {
+  auto* job = find_mutable(job_id);
+  if (!job || job->record.accepted_at ||
+      (job->phase != Phase::Offered && job->phase != Phase::Running &&
+       job->phase != Phase::Detached)) {
+    return;
+  }
+  ++job->record.attempts;
+  job->record.accepted_at = unix_now;
+}
+
 Effects JobBook::offer(const std::string& job_id, SteadyTime now,
                        std::chrono::milliseconds offer_timeout) {
-  auto* job = find(job_id);
+  auto* job = find_mutable(job_id);
   if (!job || job->phase != Phase::Claiming) {
     return {};
   }
@@ -341,7 +367,7 @@ Effects JobBook::offer(const std::string& job_id, SteadyTime now,
 
 Effects JobBook::accept(const std::string& job_id, SteadyTime now, std::int64_t unix_now,
                         std::chrono::milliseconds run_limit) {
-  auto* job = find(job_id);
+  auto* job = find_mutable(job_id);
   if (!job || job->phase != Phase::Offered) {
     return {};
   }
@@ -356,7 +382,7 @@ Effects JobBook::accept(const std::string& job_id, SteadyTime now, std::int64_t 
 
 Effects JobBook::detach(const std::string& job_id, SteadyTime now, std::chrono::milliseconds grace,
                         std::string_view why) {
-  auto* job = find(job_id);
+  auto* job = find_mutable(job_id);
   if (!job || (job->phase != Phase::Offered && job->phase != Phase::Running)) {
     return {};
   }
@@ -370,7 +396,7 @@ Effects JobBook::detach(const std::string& job_id, SteadyTime now, std::chrono::
 
 Effects JobBook::returned_without(const std::string& job_id, SteadyTime now,
                                   std::chrono::milliseconds grace) {
-  auto* job = find(job_id);
+  auto* job = find_mutable(job_id);
   if (!job || job->phase != Phase::Detached ||
       (job->deadline && job->deadline->at <= now + grace)) {
     return {};
@@ -383,7 +409,7 @@ Effects JobBook::returned_without(const std::string& job_id, SteadyTime now,
 
 Effects JobBook::reattach(const std::string& job_id, std::uint64_t session, SteadyTime now,
                           std::chrono::milliseconds run_limit) {
-  auto* job = find(job_id);
+  auto* job = find_mutable(job_id);
   if (!job || job->phase != Phase::Detached) {
     return {};
   }
@@ -396,7 +422,7 @@ Effects JobBook::reattach(const std::string& job_id, std::uint64_t session, Stea
 }
 
 JobBook::Held JobBook::hold(const std::string& job_id) {
-  auto* job = find(job_id);
+  auto* job = find_mutable(job_id);
   if (!job) {
     return {};
   }
@@ -408,7 +434,7 @@ JobBook::Held JobBook::hold(const std::string& job_id) {
 }
 
 Effects JobBook::resume(const std::string& job_id, Phase previous, SteadyTime now) {
-  auto* job = find(job_id);
+  auto* job = find_mutable(job_id);
   if (!job || job->phase != Phase::Finishing) {
     return {};
   }
@@ -427,7 +453,7 @@ Effects JobBook::resume(const std::string& job_id, Phase previous, SteadyTime no
 }
 
 Effects JobBook::let_go(const std::string& job_id) {
-  auto* job = find(job_id);
+  auto* job = find_mutable(job_id);
   if (!job) {
     return {};
   }
@@ -443,7 +469,7 @@ Effects JobBook::let_go(const std::string& job_id) {
 
 Effects JobBook::release_stored(const std::string& job_id, int attempts, const std::string& error,
                                 bool failed, std::int64_t unix_now, SteadyTime now) {
-  auto* job = find(job_id);
+  auto* job = find_mutable(job_id);
   if (!job) {
     return {};
   }
@@ -473,7 +499,7 @@ Effects JobBook::release_stored(const std::string& job_id, int attempts, const s
 
 Effects JobBook::completion_stored(const std::string& job_id, const std::string& worker_id,
                                    std::int64_t unix_now) {
-  auto* job = find(job_id);
+  auto* job = find_mutable(job_id);
   if (!job) {
     return {};
   }
@@ -492,13 +518,13 @@ Effects JobBook::completion_stored(const std::string& job_id, const std::string&
 }
 
 void JobBook::mark_cancelled(const std::string& job_id) {
-  if (auto* job = find(job_id)) {
+  if (auto* job = find_mutable(job_id)) {
     job->cancelled = true;
   }
 }
 
 void JobBook::cancel_stored(const std::string& job_id) {
-  auto* job = find(job_id);
+  auto* job = find_mutable(job_id);
   if (!job) {
     return;
   }
@@ -510,7 +536,7 @@ void JobBook::cancel_stored(const std::string& job_id) {
 }
 
 Effects JobBook::cancel_failed(const std::string& job_id) {
-  auto* job = find(job_id);
+  auto* job = find_mutable(job_id);
   if (!job || !job->cancelled) {
     return {};
   }

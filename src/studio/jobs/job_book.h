@@ -30,8 +30,8 @@
 // and is not synchronised: the studio's loop thread owns it. It takes time as arguments and
 // returns effects (send the offer, arm or cancel a deadline, publish, put in the queue) that the
 // studio carries out; it touches no socket, timer or database.
-// TODO(h18): release, cancel and completion still change a job's fields from studio.cpp and the
-// routes (through JobBook::find); they become transitions here that return a persist effect.
+// Only the book changes an active job: find() hands out read-only views, so the studio, the
+// cluster and the routes change a job's phase or fields through the transitions below alone.
 
 #include <chrono>
 #include <cstdint>
@@ -233,7 +233,7 @@ using Effects = std::vector<Effect>;
 // do not leave from, they change nothing and return no effects.
 class JobBook {
  public:
-  ActiveJob* find(const std::string& job_id);
+  // Read-only on purpose: a job changes only through a transition.
   const ActiveJob* find(const std::string& job_id) const;
   std::size_t size() const { return jobs_.size(); }
   // Removes the job (it is over, or forgotten); returns it. The caller cancels its deadline.
@@ -270,12 +270,25 @@ class JobBook {
   void begin_claim(const std::string& job_id, std::string holder, std::uint64_t session);
   // Claiming: the claim is stored; the held row says claimed by the holder at `unix_now`.
   void claim_stored(const std::string& job_id, std::int64_t unix_now);
+  // The claim's store answered after the job left Claiming (a release of it began: its session
+  // closed) and refused it (the worker's row was gone) or did not store it: the row is still
+  // queued, so the release that finds it so requeues the job (requeue_unclaimed) instead of
+  // taking it for lost. Nothing while Claiming (the answer settles the job itself).
+  void claim_refused_late(const std::string& job_id);
+  // The row says queued though the job left the queue here (its claim was refused or not
+  // stored): back to the queue (Enqueue), or, when a client cancelled it meanwhile, over: it
+  // leaves the book and nothing comes back.
+  Effects requeue_unclaimed(const std::string& job_id, SteadyTime now);
   // Claiming → Offered: the offer goes out and the offer timeout starts.
   Effects offer(const std::string& job_id, SteadyTime now, std::chrono::milliseconds offer_timeout);
   // Offered → Running: the holder accepted; attempts+1 (a run started, issue 17), the run limit
   // starts from now.
   Effects accept(const std::string& job_id, SteadyTime now, std::int64_t unix_now,
                  std::chrono::milliseconds run_limit);
+  // The holder reports a fail of an offer it never accepted: a run still started and ended
+  // (attempts+1, accepted at `unix_now`), so a worker that fails at once uses the job's attempts
+  // up instead of failing it for ever. Nothing once the run was accepted (counted then).
+  void fail_reported(const std::string& job_id, std::int64_t unix_now);
   // Offered|Running → Detached: the holder's session is gone; the claim waits `grace`.
   Effects detach(const std::string& job_id, SteadyTime now, std::chrono::milliseconds grace,
                  std::string_view why);
@@ -319,6 +332,7 @@ class JobBook {
   Effects cancel_failed(const std::string& job_id);
 
  private:
+  ActiveJob* find_mutable(const std::string& job_id);
   Effects arm(ActiveJob& job, SteadyTime at, std::string reason);
   // The job enters Detached: indexed by its holder for detached_claims_of.
   void index_detached(const std::string& job_id, const ActiveJob& job);

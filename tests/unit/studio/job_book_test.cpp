@@ -539,6 +539,67 @@ TEST(JobBookClassTest, AStoredCompletionMakesTheJobDoneByItsWorker) {
   EXPECT_EQ(published->record.finished_at, 999);
 }
 
+// A claim whose store answer comes after a release of the job began (its session closed while
+// the claim was being stored) and refuses it: the row is still queued, and the job must go back
+// to the queue, not be taken for lost.
+TEST(JobBookClassTest, AClaimRefusedAfterItsReleaseBeganPutsTheJobBackInTheQueue) {
+  ManualClock clock;
+  JobBook book;
+  book.enqueue(queued_job("j1"), clock.steady_now());
+  book.begin_claim("j1", "w1", 7);
+  book.claim_refused_late("j1");
+  EXPECT_FALSE(book.find("j1")->claim_refused) << "while Claiming the answer settles it itself";
+  book.let_go("j1");  // the session closed: the release began
+  book.claim_refused_late("j1");
+  EXPECT_TRUE(book.find("j1")->claim_refused);
+
+  clock.advance(2s);
+  const auto effects = book.requeue_unclaimed("j1", clock.steady_now());
+  const auto* job = book.find("j1");
+  ASSERT_NE(job, nullptr);
+  EXPECT_EQ(job->phase, Phase::Queued);
+  EXPECT_EQ(job->holder, "");
+  EXPECT_FALSE(job->claim_refused);
+  EXPECT_EQ(job->enqueued_at, clock.steady_now());
+  ASSERT_NE(find_effect<effect::Enqueue>(effects), nullptr);
+  EXPECT_EQ(find_effect<effect::Publish>(effects), nullptr) << "the row never changed";
+}
+
+TEST(JobBookClassTest, AnUnclaimedJobThatWasCancelledMeanwhileLeavesTheBook) {
+  ManualClock clock;
+  JobBook book;
+  book.enqueue(queued_job("j1"), clock.steady_now());
+  book.begin_claim("j1", "w1", 7);
+  book.mark_cancelled("j1");
+  const auto effects = book.requeue_unclaimed("j1", clock.steady_now());
+  EXPECT_EQ(book.find("j1"), nullptr);
+  EXPECT_EQ(find_effect<effect::Enqueue>(effects), nullptr);
+  EXPECT_TRUE(book.requeue_unclaimed("nope", clock.steady_now()).empty());
+}
+
+// A worker that fails an offer without accepting it still used a run: else a broken box could
+// fail the same job for ever without ever using up its attempts.
+TEST(JobBookClassTest, AFailWithoutAnAcceptCountsOneRunOnce) {
+  Offered f;
+  f.clock.advance(1s);
+  f.book.fail_reported("j1", f.clock.unix_millis());
+  EXPECT_EQ(f.book.find("j1")->record.attempts, 1);
+  EXPECT_EQ(f.book.find("j1")->record.accepted_at, f.clock.unix_millis());
+  f.book.fail_reported("j1", f.clock.unix_millis() + 5);
+  EXPECT_EQ(f.book.find("j1")->record.attempts, 1) << "one run, reported twice";
+
+  Offered accepted;
+  accepted.book.accept("j1", accepted.clock.steady_now(), accepted.clock.unix_millis(), 60s);
+  accepted.book.fail_reported("j1", accepted.clock.unix_millis());
+  EXPECT_EQ(accepted.book.find("j1")->record.attempts, 1) << "the accept counted the run";
+
+  ManualClock clock;
+  JobBook queued;
+  queued.enqueue(queued_job("j1"), clock.steady_now());
+  queued.fail_reported("j1", clock.unix_millis());
+  EXPECT_EQ(queued.find("j1")->record.attempts, 0) << "nobody holds a queued job";
+}
+
 }  // namespace book
 }  // namespace
 }  // namespace sw::studio::jobs
