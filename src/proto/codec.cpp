@@ -5,6 +5,7 @@
 #include <type_traits>
 
 #include "common/json_text.h"
+#include "proto/json_readers.h"
 
 namespace sw::proto {
 
@@ -1166,24 +1167,39 @@ std::string encode(const WorkerCapabilities& c) {
 Result<ModelSource> decode_model_source(std::string_view json) {
   return decode_as<ModelSource>(json);
 }
-Result<ModelSource> decode_authored_model_source(std::string_view text) {
-  auto doc = parse_document(text);
-  if (!doc) return fail(std::move(doc).error());
-  if (doc->is_object()) {
-    if (!doc->contains("files") || (*doc)["files"].is_null()) (*doc)["files"] = json::array();
-    if (!doc->contains("cliDefaults") || (*doc)["cliDefaults"].is_null()) {
-      (*doc)["cliDefaults"] = json::object();
+namespace {
+// A source as a person writes it, completed as the wire requires before it is read.
+Result<ModelSource> read_authored(json doc, const Path& path) {
+  if (doc.is_object()) {
+    if (!doc.contains("files") || doc["files"].is_null()) doc["files"] = json::array();
+    if (!doc.contains("cliDefaults") || doc["cliDefaults"].is_null()) {
+      doc["cliDefaults"] = json::object();
     }
-    if (auto& defaults = (*doc)["cliDefaults"]; defaults.is_object()) {
+    if (auto& defaults = doc["cliDefaults"]; defaults.is_object()) {
       for (const char* key : {"cfgScale", "steps", "width", "height"}) {
         if (!defaults.contains(key) || defaults[key].is_null()) defaults[key] = 0u;
       }
     }
   }
-  Path root;
   ModelSource value{};
-  SW_TRY(read(*doc, root, value));
+  SW_TRY(read(doc, path, value));
   return value;
+}
+}  // namespace
+
+Result<ModelSource> decode_authored_model_source(std::string_view text) {
+  auto doc = parse_document(text);
+  if (!doc) return fail(std::move(doc).error());
+  return read_authored(std::move(*doc), Path{});
+}
+Result<ModelSource> read_authored_model_source(const json& value, std::string_view path) {
+  return read_authored(value, Path{nullptr, path});
+}
+Result<Task> read_task(const json& value, std::string_view path) {
+  const Path root{nullptr, path};
+  Task task{};
+  SW_TRY(read(value, root, task));
+  return task;
 }
 std::string encode(const ModelSource& s) {
   return dump(to_json(s));

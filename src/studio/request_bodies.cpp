@@ -5,13 +5,14 @@
 
 #include "common/json_text.h"
 #include "proto/codec.h"
+#include "proto/json_readers.h"
 #include "rules/engine_rules.h"
 
 namespace sw::studio {
 
 namespace {
 
-// Re-encodes a member for the protocol codec (depth already bounded by parse_object).
+// Prints a merged document for storing (depth already bounded by parse_object).
 std::string compact(const nlohmann::json& value) {
   return value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
@@ -89,9 +90,9 @@ Result<ModelBody> read_model_body(std::string_view text, const std::optional<std
   // What an engine does not use need not be written: no files (espeak-ng, synthetic) and no
   // cliDefaults, or only some of its four numbers (0 = unset for every engine). The stored source
   // always carries them, as the reference's workers require (reference-worker.md §1.8).
-  auto source = proto::decode_authored_model_source(compact(*source_it));
+  auto source = proto::read_authored_model_source(*source_it, "source");
   if (!source) {
-    return fail(Error::invalid_argument("source.{}", source.error().message));
+    return fail(Error::invalid_argument("{}", source.error().message));
   }
   // A model no worker could ever run would wait forever, and one whose files every worker refuses
   // would fail every job: say so when it is registered (rules/engine_rules.h).
@@ -139,9 +140,9 @@ Result<JobBody> read_job_body(std::string_view text, const ModelKindLookup& mode
   if (task_it == body->end() || !task_it->is_object()) {
     return fail(Error::invalid_argument("task: missing required object"));
   }
-  auto task = proto::decode_task(compact(*task_it));
+  auto task = proto::read_task(*task_it, "task");
   if (!task) {
-    return fail(Error::invalid_argument("task.{}", task.error().message));
+    return fail(Error::invalid_argument("{}", task.error().message));
   }
   // A video job that names no container gets the one the engines produce (the wire default,
   // mp4, is one no engine here can write); a named one is checked by the engine rules.

@@ -24,9 +24,7 @@ constexpr std::string_view kTempPrefix = ".upload-";
 constexpr std::string_view kTempSuffix = ".part";
 
 net::HttpResponse retry_later(std::string message, int seconds) {
-  auto response = api::unavailable(message);
-  response.headers.push_back({"retry-after", std::to_string(seconds)});
-  return response;
+  return api::unavailable(message, seconds);
 }
 
 }  // namespace
@@ -73,8 +71,8 @@ std::variant<std::shared_ptr<ResultUploadSink>, net::HttpResponse> ResultUploadS
     std::uint64_t small_part_limit) {
   const std::uint64_t reserve = declared.value_or(0);
   if (reserve > budget->limit) {
-    return net::HttpResponse::error(
-        413, "payload_too_large",
+    return api::refuse(
+        api::Refusal::PayloadTooLarge,
         fmt::format("body of {} bytes exceeds the {} bytes the studio takes in at once", reserve,
                     budget->limit));
   }
@@ -86,7 +84,7 @@ std::variant<std::shared_ptr<ResultUploadSink>, net::HttpResponse> ResultUploadS
   }
   auto reader = net::FormDataReader::create(content_type);
   if (!reader) {
-    return net::HttpResponse::error(400, "invalid_request", reader.error().message);
+    return api::invalid("invalid_request", reader.error().message);
   }
   budget->in_flight += reserve;
   return std::shared_ptr<ResultUploadSink>(
@@ -127,7 +125,7 @@ std::optional<net::HttpResponse> ResultUploadSink::write(std::string_view bytes)
     if (io_error_) {
       return retry_later("cannot store the result: " + io_error_->message, 5);
     }
-    return net::HttpResponse::error(400, "invalid_request", fed.error().message);
+    return api::invalid("invalid_request", fed.error().message);
   }
   return std::nullopt;
 }

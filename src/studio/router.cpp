@@ -20,6 +20,8 @@
 namespace sw::studio {
 
 using api::ok_json;
+using api::Refusal;
+using api::refuse;
 using api::RouteId;
 using net::HttpRequest;
 using net::HttpResponse;
@@ -181,9 +183,8 @@ class Router : public net::HttpHandler {
   std::variant<net::Admission, HttpResponse> admit_route(const HttpRequest& head) {
     const auto matched = match_route(head);
     if (!matched.spec) {
-      return matched.wrong_method
-                 ? HttpResponse::error(405, "method_not_allowed", head.method + " " + head.path)
-                 : HttpResponse::error(404, "not_found", "no route for " + head.path);
+      return matched.wrong_method ? refuse(Refusal::MethodNotAllowed, head.method + " " + head.path)
+                                  : refuse(Refusal::NotFound, "no route for " + head.path);
     }
     if (auto refusal = authorise(head, *matched.spec, matched.params)) {
       return std::move(*refusal);
@@ -263,7 +264,7 @@ class Router : public net::HttpHandler {
     std::vector<std::string> params;
     if (head.method != "GET" ||
         !match_pattern("/graphics/api/workers/:id/connect", split_path(head.path), params)) {
-      return HttpResponse::error(404, "not_found", "no WebSocket route for " + head.path);
+      return refuse(Refusal::NotFound, "no WebSocket route for " + head.path);
     }
     return worker_.upgrade(head, params[0]);
   }
@@ -271,7 +272,7 @@ class Router : public net::HttpHandler {
   void handle(HttpRequest request, net::Responder responder) override {
     const auto matched = match_route(request);
     if (!matched.spec) {
-      responder.send(HttpResponse::error(404, "not_found", "no route for " + request.path));
+      responder.send(refuse(Refusal::NotFound, "no route for " + request.path));
       return;
     }
     const auto id = matched.spec->id;
@@ -345,23 +346,23 @@ class Router : public net::HttpHandler {
       if (worker_.token_ok(head, params[0])) {
         return std::nullopt;
       }
-      return HttpResponse::error(401, "unauthorized", "unknown worker or bad bearer token");
+      return refuse(Refusal::Unauthorized, "unknown worker or bad bearer token");
     }
     if (spec.auth == Auth::AnyWorker) {
       const auto token = head.bearer_token();
       if (token && s_.registry().worker_with_token(*token)) {
         return std::nullopt;
       }
-      return HttpResponse::error(401, "unauthorized", "a worker's bearer token is required");
+      return refuse(Refusal::Unauthorized, "a worker's bearer token is required");
     }
     const auto token = head.bearer_token();
     if (!token) {
-      return HttpResponse::error(401, "unauthorized", "Authorization: Bearer <key> required");
+      return refuse(Refusal::Unauthorized, "Authorization: Bearer <key> required");
     }
     using Bearer = Registry::Bearer;
     const auto bearer = s_.registry().bearer(*token);
     if (bearer == Bearer::Unknown) {
-      return HttpResponse::error(401, "unauthorized", "unknown API key or admin token");
+      return refuse(Refusal::Unauthorized, "unknown API key or admin token");
     }
     const auto needed = spec.auth == Auth::Admin    ? Bearer::Admin
                         : spec.auth == Auth::Client ? Bearer::Client
@@ -370,8 +371,8 @@ class Router : public net::HttpHandler {
       return std::nullopt;
     }
     const std::string_view scope = bearer == Bearer::Client ? "client" : "inference";
-    return HttpResponse::error(
-        403, "forbidden",
+    return refuse(
+        Refusal::Forbidden,
         fmt::format("this route needs {} (this key's scope is {})",
                     needed == Bearer::Admin ? "the admin token or an API key of scope admin"
                                             : "an API key of scope client or admin",

@@ -310,7 +310,13 @@ TEST_F(StudioUploadLimitsTest, UploadsOverTheBytesInFlightCapGet503WithRetryAfte
     std::string lower = head;  // header names are case-insensitive
     std::transform(lower.begin(), lower.end(), lower.begin(),
                    [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    EXPECT_NE(lower.find("\r\nretry-after: "), std::string::npos) << head;
+    const auto retry_after = lower.find("\r\nretry-after: ");
+    ASSERT_NE(retry_after, std::string::npos) << head;
+    const std::string five = "\r\nretry-after: 5\r\n";
+    EXPECT_EQ(lower.compare(retry_after, five.size(), five), 0)
+        << "one Retry-After, the upload budget's 5 s: " << head;
+    EXPECT_EQ(lower.find("\r\nretry-after: ", retry_after + 1), std::string::npos)
+        << "Retry-After once: " << head;
   }
   // The first completes; the budget is free again and the retry is acknowledged as a repeat.
   ASSERT_TRUE(first.send(form));

@@ -234,6 +234,28 @@ Connection::Connection(Connection&&) noexcept = default;
 Connection& Connection::operator=(Connection&&) noexcept = default;
 Connection::~Connection() = default;
 
+namespace {
+
+// The server answered and refused this login, or libpq refused an option's value: the URI (or
+// the server's roles, databases or pg_hba.conf) is wrong, and trying again cannot help. libpq 15
+// gives a failed connection no SQLSTATE, so its words decide: the server's FATAL messages for
+// 3D000 (database), 28000 (role, pg_hba.conf) and 28P01 (password), and libpq's own "invalid …
+// value" for an option (sslmode=bogus). Any other failure (no server, DNS, "starting up",
+// "too many clients", a server in another language) stays transient.
+bool login_refused(std::string_view detail) {
+  const bool from_server = detail.find("FATAL:") != std::string_view::npos;
+  for (const std::string_view refusal :
+       {"does not exist", "password authentication failed", "no pg_hba.conf entry",
+        "authentication failed for user"}) {
+    if (from_server && detail.find(refusal) != std::string_view::npos) {
+      return true;
+    }
+  }
+  return detail.starts_with("invalid ") && detail.find(" value") != std::string_view::npos;
+}
+
+}  // namespace
+
 Result<Connection> Connection::open(std::string_view uri, std::chrono::seconds timeout) {
   const std::string owned(uri);
   if (!uri.starts_with("postgresql://") && !uri.starts_with("postgres://")) {
@@ -261,8 +283,12 @@ Result<Connection> Connection::open(std::string_view uri, std::chrono::seconds t
   // EXISTS) are not errors; libpq's default prints them on stderr, past our logging.
   PQsetNoticeProcessor(conn.raw(), [](void*, const char*) {}, nullptr);
   if (PQstatus(conn.raw()) != CONNECTION_OK) {
-    return fail(Error::unavailable("postgresql: cannot connect to {}: {}", conn.describe(),
-                                   redact(one_line(PQerrorMessage(conn.raw())), owned)));
+    const std::string detail = one_line(PQerrorMessage(conn.raw()));
+    return fail(Error::make(
+        login_refused(detail) || PQconnectionNeedsPassword(conn.raw()) != 0
+            ? Code::InvalidArgument
+            : Code::Unavailable,
+        "postgresql: cannot connect to {}: {}", conn.describe(), redact(detail, owned)));
   }
   return conn;
 }

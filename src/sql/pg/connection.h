@@ -106,9 +106,11 @@ struct Notification {
 class Connection {
  public:
   // Opens `uri` ("postgresql://user:password@host:port/db?param=…" or "postgres://…"), waiting at
-  // most `timeout` (unless the URI sets connect_timeout). Errors: InvalidArgument for a URI
-  // libpq cannot read, Unavailable when the server cannot be reached or refuses us. Messages
-  // name the host, port, database and user, never the password.
+  // most `timeout` (unless the URI sets connect_timeout). Errors: InvalidArgument when trying
+  // again cannot help (a URI libpq cannot read, an option value it refuses, a server that
+  // answered and refused the login: unknown database or role, wrong or missing password, no
+  // pg_hba.conf entry), Unavailable otherwise (no server there yet, starting up, too many
+  // clients). Messages name the host, port, database and user, never the password.
   static Result<Connection> open(std::string_view uri,
                                  std::chrono::seconds timeout = std::chrono::seconds(10));
 

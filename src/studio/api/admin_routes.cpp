@@ -48,7 +48,7 @@ class AdminRoutes::Impl {
       case RouteId::AdminTokenRotate: return rotate_admin_token(responder);
       default: break;
     }
-    responder.send(HttpResponse::error(404, "not_found", "no route for " + request.path));
+    responder.send(refuse(Refusal::NotFound, "no route for " + request.path));
   }
 
   // ---- models ----
@@ -64,7 +64,7 @@ class AdminRoutes::Impl {
   void get_model(const std::string& id, const net::Responder& responder) {
     const auto* model = s_.registry().model(id);
     if (model == nullptr) {
-      responder.send(HttpResponse::error(404, "not_found", "no model " + id));
+      responder.send(refuse(Refusal::NotFound, "no model " + id));
       return;
     }
     responder.send(ok_json(model_json(model->record)));
@@ -76,7 +76,7 @@ class AdminRoutes::Impl {
                    const net::Responder& responder) {
     const auto* model = s_.registry().model(id);
     if (model == nullptr) {
-      responder.send(HttpResponse::error(404, "not_found", "no model " + id));
+      responder.send(refuse(Refusal::NotFound, "no model " + id));
       return;
     }
     auto merged =
@@ -110,14 +110,13 @@ class AdminRoutes::Impl {
         },
         [this, responder, model = std::move(*model), create](Result<bool> stored) mutable {
           if (!stored) {
-            responder.send(
-                stored.error().code == Code::Conflict
-                    ? HttpResponse::error(409, "conflict", "model " + model.record.id + " exists")
-                    : error_response(stored.error()));
+            responder.send(stored.error().code == Code::Conflict
+                               ? refuse(Refusal::Conflict, "model " + model.record.id + " exists")
+                               : error_response(stored.error()));
             return;
           }
           if (!*stored) {
-            responder.send(HttpResponse::error(404, "not_found", "no model " + model.record.id));
+            responder.send(refuse(Refusal::NotFound, "no model " + model.record.id));
             return;
           }
           auto body = model_json(model.record);
@@ -127,7 +126,7 @@ class AdminRoutes::Impl {
   }
 
   Result<CatalogueModel> validate_model(const std::string& text,
-                                             const std::optional<std::string>& path_id) {
+                                        const std::optional<std::string>& path_id) {
     auto body = read_model_body(text, path_id, s_.config().json_body_limit);
     if (!body) {
       return fail(std::move(body).error());
@@ -139,16 +138,16 @@ class AdminRoutes::Impl {
 
   void delete_model(const std::string& id, const net::Responder& responder) {
     s_.database().call<bool>([id](store::StudioStore& st) { return st.delete_model(id); },
-                       [this, responder, id](Result<bool> deleted) {
-                         if (!deleted) {
-                           responder.send(error_response(deleted.error()));
-                         } else if (!*deleted) {
-                           responder.send(HttpResponse::error(404, "not_found", "no model " + id));
-                         } else {
-                           s_.registry().remove_model(id);
-                           responder.send(ok_json({{"deleted", id}}));
-                         }
-                       });
+                             [this, responder, id](Result<bool> deleted) {
+                               if (!deleted) {
+                                 responder.send(error_response(deleted.error()));
+                               } else if (!*deleted) {
+                                 responder.send(refuse(Refusal::NotFound, "no model " + id));
+                               } else {
+                                 s_.registry().remove_model(id);
+                                 responder.send(ok_json({{"deleted", id}}));
+                               }
+                             });
   }
 
   // ---- workers (admin) ----
@@ -247,8 +246,8 @@ class AdminRoutes::Impl {
             return;
           }
           if (!*revoked) {
-            responder.send(HttpResponse::error(
-                404, "not_found", fmt::format("no join token {} that is not revoked already", id)));
+            responder.send(refuse(Refusal::NotFound,
+                                  fmt::format("no join token {} that is not revoked already", id)));
             return;
           }
           logger().info("join_token.revoked", {{"join_token_id", id}, {"by", by}});
@@ -346,7 +345,7 @@ class AdminRoutes::Impl {
             return;
           }
           if (!*deleted) {
-            responder.send(HttpResponse::error(404, "not_found", "no worker " + worker_id));
+            responder.send(refuse(Refusal::NotFound, "no worker " + worker_id));
             return;
           }
           // At once, before the answer: its sessions close (worker_deleted, 4004), its token stops
@@ -400,8 +399,8 @@ class AdminRoutes::Impl {
   // hash is committed (before this answers).
   void rotate_admin_token(const net::Responder& responder) {
     if (s_.config().admin_token) {
-      responder.send(HttpResponse::error(
-          409, "conflict",
+      responder.send(refuse(
+          Refusal::Conflict,
           "this studio takes its admin token from STUDIO_SERVER_ADMIN_TOKEN: change it there and "
           "restart the studio"));
       return;

@@ -38,7 +38,7 @@ class ClientRoutes::Impl {
       case RouteId::Events: return events(request, responder);
       default: break;
     }
-    responder.send(HttpResponse::error(404, "not_found", "no route for " + request.path));
+    responder.send(refuse(Refusal::NotFound, "no route for " + request.path));
   }
 
   // An inference-scoped key sees only its own jobs (issue 20): the key's id, else nullopt.
@@ -83,7 +83,7 @@ class ClientRoutes::Impl {
     }
     submit_job(s_, std::move(*valid), [this, responder, wait](Result<tx::CreatedJob> stored) {
       if (!stored && stored.error().code == Code::Conflict) {
-        responder.send(HttpResponse::error(409, "idempotency_key_reused", stored.error().message));
+        responder.send(refuse(Refusal::IdempotencyKeyReused, stored.error().message));
         return;
       }
       if (!stored && stored.error().code == Code::InvalidArgument) {
@@ -131,7 +131,7 @@ class ClientRoutes::Impl {
           if (!job) {
             responder.send(error_response(job.error()));
           } else if (!*job || !visible((*job)->record, owner)) {
-            responder.send(HttpResponse::error(404, "not_found", "no job " + id));
+            responder.send(refuse(Refusal::NotFound, "no job " + id));
           } else {
             responder.send(ok_json(view_json(**job)));
           }
@@ -199,7 +199,7 @@ class ClientRoutes::Impl {
           if (!job) {
             responder.send(error_response(job.error()));
           } else if (!*job || !visible(**job, owner)) {
-            responder.send(HttpResponse::error(404, "not_found", "no job " + id));
+            responder.send(refuse(Refusal::NotFound, "no job " + id));
           } else if ((*job)->status == store::JobStatus::Failed ||
                      (*job)->status == store::JobStatus::Cancelled) {
             // Over without a result (issue 17): say so and why, not "not ready". 410: the
@@ -215,9 +215,9 @@ class ClientRoutes::Impl {
             responder.send(
                 HttpResponse::json(410, body.dump(-1, ' ', false, json::error_handler_t::replace)));
           } else if ((*job)->status != store::JobStatus::Done) {
-            responder.send(HttpResponse::error(
-                409, "not_ready",
-                fmt::format("job {} is {}", id, store::to_string((*job)->status))));
+            responder.send(
+                refuse(Refusal::NotReady,
+                       fmt::format("job {} is {}", id, store::to_string((*job)->status))));
           } else if ((*job)->result_json) {
             responder.send(HttpResponse::json(200, *(*job)->result_json));
           } else {
@@ -241,7 +241,7 @@ class ClientRoutes::Impl {
             if (!job) {
               responder.send(error_response(job.error()));
             } else if (!*job || !visible(**job, owner)) {
-              responder.send(HttpResponse::error(404, "not_found", "no job " + id));
+              responder.send(refuse(Refusal::NotFound, "no job " + id));
             } else {
               cancel_job(id, std::nullopt, responder);
             }
@@ -252,12 +252,12 @@ class ClientRoutes::Impl {
       if (!job) {
         responder.send(error_response(job.error()));
       } else if (!*job) {
-        responder.send(HttpResponse::error(404, "not_found", "no job " + id));
+        responder.send(refuse(Refusal::NotFound, "no job " + id));
       } else if ((*job)->record.status == store::JobStatus::Cancelled) {
         responder.send(ok_json(view_json(**job)));  // cancelling twice is harmless
       } else {
-        responder.send(HttpResponse::error(
-            409, "conflict",
+        responder.send(refuse(
+            Refusal::Conflict,
             fmt::format("job {} is already {}", id, store::to_string((*job)->record.status))));
       }
     });
@@ -267,8 +267,8 @@ class ClientRoutes::Impl {
     if (confined(request)) {
       // The stream shows every job and worker; a key confined to its own jobs waits on them with
       // POST /api/v1/jobs?waitMs= or GET /api/v1/jobs/:id instead.
-      responder.send(HttpResponse::error(
-          403, "forbidden",
+      responder.send(refuse(
+          Refusal::Forbidden,
           "GET /api/v1/events shows every job: it needs an API key of scope client or admin (this "
           "key's scope is inference; wait with ?waitMs= on POST /api/v1/jobs instead)"));
       return;

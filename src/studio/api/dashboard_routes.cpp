@@ -1,5 +1,7 @@
 #include "studio/api/dashboard_routes.h"
 
+#include "studio/api/responses.h"
+
 #include <string>
 
 namespace sw::studio::dashboard {
@@ -43,8 +45,7 @@ net::HttpResponse serve_file(const net::HttpRequest& request, std::string_view n
     }
   }
   if (file == nullptr) {
-    auto missing =
-        net::HttpResponse::error(404, "not_found", "no dashboard file " + std::string(name));
+    auto missing = api::refuse(api::Refusal::NotFound, "no dashboard file " + std::string(name));
     add_common_headers(missing);
     return missing;
   }

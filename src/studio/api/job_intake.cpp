@@ -5,6 +5,7 @@
 #include "common/secrets.h"
 #include "proto/codec.h"
 #include "rules/engine_rules.h"
+#include "studio/api/responses.h"
 #include "studio/db_worker.h"
 #include "studio/json_views.h"
 #include "studio/studio.h"
@@ -87,7 +88,7 @@ void submit_job(Studio& studio, NewJob job, std::function<void(Result<tx::Create
 }
 
 net::HttpResponse quota_exceeded(const QuotaRefusal& refusal) {
-  auto response = net::HttpResponse::error(429, "quota_exceeded", refusal.message);
+  auto response = refuse(Refusal::QuotaExceeded, refusal.message);
   response.headers.push_back({"retry-after", std::to_string(refusal.retry_after_s)});
   return response;
 }

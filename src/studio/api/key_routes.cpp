@@ -120,14 +120,14 @@ void KeyRoutes::handle(RouteId id, HttpRequest request, const std::vector<std::s
     case RouteId::WhoAmI: return who_am_i(request, responder);
     default: break;
   }
-  responder.send(HttpResponse::error(404, "not_found", "no route for " + request.path));
+  responder.send(refuse(Refusal::NotFound, "no route for " + request.path));
 }
 
 void KeyRoutes::who_am_i(const HttpRequest& request, const net::Responder& responder) {
   const auto token = request.bearer_token();
   const auto owner = token ? s_.registry().bearer_owner(*token) : std::nullopt;
   if (!owner) {  // the router admitted it a moment ago; a key deleted since
-    responder.send(HttpResponse::error(401, "unauthorized", "an API key is required"));
+    responder.send(refuse(Refusal::Unauthorized, "an API key is required"));
     return;
   }
   if (*owner == "admin") {
@@ -136,7 +136,7 @@ void KeyRoutes::who_am_i(const HttpRequest& request, const net::Responder& respo
   }
   const auto* key = s_.registry().api_key(*owner);
   if (key == nullptr) {
-    responder.send(HttpResponse::error(401, "unauthorized", "an API key is required"));
+    responder.send(refuse(Refusal::Unauthorized, "an API key is required"));
     return;
   }
   responder.send(
@@ -253,7 +253,7 @@ void KeyRoutes::patch(const HttpRequest& request, const std::string& id,
           return;
         }
         if (!*key) {
-          responder.send(HttpResponse::error(404, "not_found", "no key " + id));
+          responder.send(refuse(Refusal::NotFound, "no key " + id));
           return;
         }
         s_.registry().add_api_key(**key);
@@ -266,21 +266,20 @@ void KeyRoutes::patch(const HttpRequest& request, const std::string& id,
 
 void KeyRoutes::remove(const HttpRequest& request, const std::string& id,
                        const net::Responder& responder) {
-  s_.database().call<bool>(
-      [id](store::StudioStore& st) { return st.delete_api_key(id); },
-      [this, responder, id, by = actor_of(s_, request)](Result<bool> deleted) {
-        if (!deleted) {
-          responder.send(error_response(deleted.error()));
-          return;
-        }
-        if (!*deleted) {
-          responder.send(HttpResponse::error(404, "not_found", "no key " + id));
-          return;
-        }
-        s_.registry().remove_api_key(id);
-        logger().info("api_key.deleted", {{"key_id", id}, {"by", by}});
-        responder.send(ok_json({{"deleted", id}}));
-      });
+  s_.database().call<bool>([id](store::StudioStore& st) { return st.delete_api_key(id); },
+                           [this, responder, id, by = actor_of(s_, request)](Result<bool> deleted) {
+                             if (!deleted) {
+                               responder.send(error_response(deleted.error()));
+                               return;
+                             }
+                             if (!*deleted) {
+                               responder.send(refuse(Refusal::NotFound, "no key " + id));
+                               return;
+                             }
+                             s_.registry().remove_api_key(id);
+                             logger().info("api_key.deleted", {{"key_id", id}, {"by", by}});
+                             responder.send(ok_json({{"deleted", id}}));
+                           });
 }
 
 void KeyRoutes::usage(const HttpRequest& request, const std::string& id,
@@ -299,7 +298,7 @@ void KeyRoutes::usage(const HttpRequest& request, const std::string& id,
   // usage rows remain, with `deleted: true`.
   const auto* known = s_.registry().api_key(id);
   if (known == nullptr && !valid_id(id)) {
-    responder.send(HttpResponse::error(404, "not_found", "no key " + id));
+    responder.send(refuse(Refusal::NotFound, "no key " + id));
     return;
   }
   store::ApiKeyRecord key;
@@ -322,7 +321,7 @@ void KeyRoutes::usage(const HttpRequest& request, const std::string& id,
           return;
         }
         if (deleted && rows->empty()) {
-          responder.send(HttpResponse::error(404, "not_found", "no key " + key.id));
+          responder.send(refuse(Refusal::NotFound, "no key " + key.id));
           return;
         }
         auto answer = usage_answer(key, *rows, first_shown, now);

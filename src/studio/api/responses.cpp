@@ -15,9 +15,9 @@ const log::Logger& logger() {
 
 net::HttpResponse error_response(const Error& error) {
   switch (error.code) {
-    case Code::NotFound: return net::HttpResponse::error(404, "not_found", error.message);
+    case Code::NotFound: return refuse(Refusal::NotFound, error.message);
     case Code::Conflict:
-    case Code::AlreadyExists: return net::HttpResponse::error(409, "conflict", error.message);
+    case Code::AlreadyExists: return refuse(Refusal::Conflict, error.message);
     case Code::InvalidArgument:
       return net::HttpResponse::error(400, "invalid_request", error.message);
     case Code::Unavailable:
@@ -27,14 +27,34 @@ net::HttpResponse error_response(const Error& error) {
     default:
       logger().error("request.failed",
                      {{"code", std::string(to_string(error.code))}, {"error", error.message}});
-      return net::HttpResponse::error(500, "internal_error",
-                                      "the studio failed to answer this request; its log says why");
+      return refuse(Refusal::InternalError,
+                    "the studio failed to answer this request; its log says why");
   }
 }
 
+net::HttpResponse refuse(Refusal refusal, std::string_view message) {
+  const auto [status, code] = [refusal]() -> std::pair<int, std::string_view> {
+    switch (refusal) {
+      case Refusal::NotFound: return {404, "not_found"};
+      case Refusal::MethodNotAllowed: return {405, "method_not_allowed"};
+      case Refusal::Conflict: return {409, "conflict"};
+      case Refusal::NotReady: return {409, "not_ready"};
+      case Refusal::IdempotencyKeyReused: return {409, "idempotency_key_reused"};
+      case Refusal::Unauthorized: return {401, "unauthorized"};
+      case Refusal::Forbidden: return {403, "forbidden"};
+      case Refusal::JoinTokenRefused: return {403, "join_token_refused"};
+      case Refusal::PayloadTooLarge: return {413, "payload_too_large"};
+      case Refusal::RateLimited: return {429, "rate_limited"};
+      case Refusal::QuotaExceeded: return {429, "quota_exceeded"};
+      case Refusal::InternalError: break;
+    }
+    return {500, "internal_error"};
+  }();
+  return net::HttpResponse::error(status, code, message);
+}
+
 net::HttpResponse file_answer(const std::filesystem::path& file, std::string content_type,
-                              std::string_view what, std::string_view flag,
-                              bool shared_database) {
+                              std::string_view what, std::string_view flag, bool shared_database) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(file, ec)) {
     logger().error("file.missing", {{"file", file.string()},
@@ -65,9 +85,9 @@ net::HttpResponse invalid(std::string_view code, std::string message) {
   return net::HttpResponse::error(400, code, message);
 }
 
-net::HttpResponse unavailable(std::string_view message) {
+net::HttpResponse unavailable(std::string_view message, int retry_after_s) {
   auto response = net::HttpResponse::error(503, "unavailable", message);
-  response.headers.push_back({"retry-after", std::to_string(kRetryAfterSeconds)});
+  response.headers.push_back({"retry-after", std::to_string(retry_after_s)});
   return response;
 }
 

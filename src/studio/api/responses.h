@@ -25,6 +25,24 @@ const log::Logger& logger();
 // is logged (target studio_worker::studio::api) and the client gets a fixed sentence.
 net::HttpResponse error_response(const Error& error);
 
+// A route's own refusals (not a stored Error): each one's HTTP status and `error` code live in
+// refuse()'s table alone, beside error_response's.
+enum class Refusal {
+  NotFound,              // 404 not_found
+  MethodNotAllowed,      // 405 method_not_allowed
+  Conflict,              // 409 conflict: the resource is in another state
+  NotReady,              // 409 not_ready: a job's result asked for before the job is done
+  IdempotencyKeyReused,  // 409 idempotency_key_reused: the key named another request's job
+  Unauthorized,          // 401 unauthorized: no credential, or an unknown one
+  Forbidden,             // 403 forbidden: a known credential without the scope
+  JoinTokenRefused,      // 403 join_token_refused
+  PayloadTooLarge,       // 413 payload_too_large: a body beyond what the studio takes in
+  RateLimited,           // 429 rate_limited: too many requests from one address
+  QuotaExceeded,         // 429 quota_exceeded: an API key's quota is used up
+  InternalError,         // 500 internal_error: the studio itself is wrong
+};
+net::HttpResponse refuse(Refusal refusal, std::string_view message);
+
 // The body of an error answer, for answers built before their status is sent.
 std::string error_body(std::string_view code, std::string_view message);
 
@@ -34,7 +52,7 @@ net::HttpResponse invalid(std::string_view code, std::string message);
 // 503 unavailable, with `Retry-After: kRetryAfterSeconds`: the studio is shutting down or its
 // database cannot take the request now.
 inline constexpr int kRetryAfterSeconds = 2;
-net::HttpResponse unavailable(std::string_view message);
+net::HttpResponse unavailable(std::string_view message, int retry_after_s = kRetryAfterSeconds);
 
 net::HttpResponse ok_json(const nlohmann::json& body, int status = 200);
 
@@ -44,8 +62,7 @@ net::HttpResponse ok_json(const nlohmann::json& body, int status = 200);
 // (processes that do not share it hold each other's rows but not the bytes); on one SQLite
 // studio, that the file is gone from its directory. The path is logged, not answered.
 net::HttpResponse file_answer(const std::filesystem::path& file, std::string content_type,
-                              std::string_view what, std::string_view flag,
-                              bool shared_database);
+                              std::string_view what, std::string_view flag, bool shared_database);
 
 // Shapes the worker protocol's paths and fields must have.
 bool is_lower_hex64(std::string_view text);

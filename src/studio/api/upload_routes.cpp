@@ -44,7 +44,7 @@ void UploadRoutes::handle(RouteId id, HttpRequest request, const std::vector<std
     case RouteId::UploadDownload: return download(p[0], responder);
     default: break;
   }
-  responder.send(HttpResponse::error(404, "not_found", "no route for " + request.path));
+  responder.send(refuse(Refusal::NotFound, "no route for " + request.path));
 }
 
 void UploadRoutes::create(HttpRequest request, const net::Responder& responder) {
@@ -52,7 +52,7 @@ void UploadRoutes::create(HttpRequest request, const net::Responder& responder) 
   const auto token = request.bearer_token();
   auto owner = token ? s_.registry().bearer_owner(*token) : std::nullopt;
   if (!owner) {
-    responder.send(HttpResponse::error(401, "unauthorized", "unknown API key"));
+    responder.send(refuse(Refusal::Unauthorized, "unknown API key"));
     return;
   }
   const auto* header = request.header("content-type");
@@ -107,7 +107,7 @@ void UploadRoutes::create(HttpRequest request, const net::Responder& responder) 
 void UploadRoutes::get(const HttpRequest& request, const std::string& id,
                        const net::Responder& responder) {
   if (!uploads::valid_upload_id(id)) {
-    responder.send(HttpResponse::error(404, "not_found", "no upload " + id));
+    responder.send(refuse(Refusal::NotFound, "no upload " + id));
     return;
   }
   s_.database().call<std::optional<store::UploadRecord>>(
@@ -118,7 +118,7 @@ void UploadRoutes::get(const HttpRequest& request, const std::string& id,
         if (!upload) {
           responder.send(error_response(upload.error()));
         } else if (!*upload || (confined && (*upload)->owner != *confined)) {
-          responder.send(HttpResponse::error(404, "not_found", "no upload " + id));
+          responder.send(refuse(Refusal::NotFound, "no upload " + id));
         } else {
           responder.send(ok_json(upload_json(s_, request, **upload)));
         }
@@ -128,7 +128,7 @@ void UploadRoutes::get(const HttpRequest& request, const std::string& id,
 void UploadRoutes::remove(const HttpRequest& request, const std::string& id,
                           const net::Responder& responder) {
   if (!uploads::valid_upload_id(id)) {
-    responder.send(HttpResponse::error(404, "not_found", "no upload " + id));
+    responder.send(refuse(Refusal::NotFound, "no upload " + id));
     return;
   }
   const auto token = request.bearer_token();
@@ -155,7 +155,7 @@ void UploadRoutes::remove(const HttpRequest& request, const std::string& id,
 void UploadRoutes::download(const std::string& id, const net::Responder& responder) {
   // The router checked the bearer against every approved worker's token.
   if (!uploads::valid_upload_id(id)) {
-    responder.send(HttpResponse::error(404, "not_found", "no upload " + id));
+    responder.send(refuse(Refusal::NotFound, "no upload " + id));
     return;
   }
   s_.database().call<std::optional<store::UploadRecord>>(
@@ -166,12 +166,11 @@ void UploadRoutes::download(const std::string& id, const net::Responder& respond
           return;
         }
         if (!*upload) {
-          responder.send(HttpResponse::error(404, "not_found", "no upload " + id));
+          responder.send(refuse(Refusal::NotFound, "no upload " + id));
           return;
         }
-        responder.send(file_answer(s_.uploads_dir() / id, (*upload)->content_type,
-                                   "upload " + id, "--uploads-dir",
-                                   s_.config().database_uri.has_value()));
+        responder.send(file_answer(s_.uploads_dir() / id, (*upload)->content_type, "upload " + id,
+                                   "--uploads-dir", s_.config().database_uri.has_value()));
       });
 }
 

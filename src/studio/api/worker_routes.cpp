@@ -37,7 +37,7 @@ class WorkerRoutes::Impl {
       case RouteId::Complete: return complete(std::move(request), p[0], p[1], responder);
       default: break;
     }
-    responder.send(HttpResponse::error(404, "not_found", "no route for " + request.path));
+    responder.send(refuse(Refusal::NotFound, "no route for " + request.path));
   }
 
   bool worker_token_ok(const HttpRequest& head, const std::string& worker_id) const {
@@ -74,8 +74,8 @@ class WorkerRoutes::Impl {
 
   void register_request(const HttpRequest& request, const net::Responder& responder) {
     if (!s_.allow_registration(request.remote_address)) {
-      responder.send(HttpResponse::error(
-          429, "rate_limited",
+      responder.send(refuse(
+          Refusal::RateLimited,
           fmt::format("at most {} registration requests per {} s from one address",
                       s_.config().register_rate_limit, s_.config().register_rate_window.count())));
       return;
@@ -146,7 +146,7 @@ class WorkerRoutes::Impl {
                                                         {"remote", source},
                                                         {"join_token_id", joined->join_token_id},
                                                         {"why", joined->refusal}});
-            responder.send(HttpResponse::error(403, "join_token_refused", joined->refusal));
+            responder.send(refuse(Refusal::JoinTokenRefused, joined->refusal));
             return;
           }
           logger().info("registration.joined", {{"request_id", joined->request_id},
@@ -175,8 +175,8 @@ class WorkerRoutes::Impl {
                      const net::Responder& responder) {
     const auto secret = request.bearer_token();
     if (!secret) {
-      responder.send(HttpResponse::error(401, "unauthorized",
-                                         "Authorization: Bearer <registration secret> required"));
+      responder.send(
+          refuse(Refusal::Unauthorized, "Authorization: Bearer <registration secret> required"));
       return;
     }
     std::int64_t wait_ms = 0;
@@ -319,8 +319,8 @@ class WorkerRoutes::Impl {
   std::variant<net::Admission, HttpResponse> open_upload(ResultUploadSink::Mode mode,
                                                          const UploadHead& upload) {
     auto sink =
-        ResultUploadSink::open(mode, s_.results_dir(), s_.upload_budget(),
-                               upload.content_type, upload.declared, s_.config().json_body_limit);
+        ResultUploadSink::open(mode, s_.results_dir(), s_.upload_budget(), upload.content_type,
+                               upload.declared, s_.config().json_body_limit);
     if (auto* refusal = std::get_if<HttpResponse>(&sink)) {
       if (refusal->status == 503) {
         ++s_.metrics().uploads_deferred;
@@ -334,22 +334,19 @@ class WorkerRoutes::Impl {
   }
 
   static HttpResponse not_claimed(const std::string& job_id) {
-    return HttpResponse::error(409, "conflict", "job " + job_id + " is not claimed by this worker");
+    return refuse(Refusal::Conflict, "job " + job_id + " is not claimed by this worker");
   }
 
   static HttpResponse busy(const std::string& job_id) {
-    auto response = HttpResponse::error(
-        503, "unavailable",
-        "job " + job_id + " is being claimed, released or completed; retry shortly");
-    response.headers.push_back({"retry-after", "1"});
-    return response;
+    return unavailable("job " + job_id + " is being claimed, released or completed; retry shortly",
+                       1);
   }
 
   void complete(HttpRequest request, const std::string& worker_id, const std::string& job_id,
                 const net::Responder& responder) {
     auto sink = std::dynamic_pointer_cast<ResultUploadSink>(request.body_sink);
     if (!sink) {
-      responder.send(HttpResponse::error(500, "internal_error", "the upload was not streamed"));
+      responder.send(refuse(Refusal::InternalError, "the upload was not streamed"));
       return;
     }
     auto received = sink->finish();
@@ -414,7 +411,7 @@ class WorkerRoutes::Impl {
       std::function<void(const BinaryUpload&, const Status&, const net::Responder&)> then) {
     const auto path = s_.results_dir() / upload.sha256;
     boost::asio::post(s_.blocking_pool(), [this, upload, path, responder, then = std::move(then),
-                                      weak = s_.weak_from_this()]() mutable {
+                                           weak = s_.weak_from_this()]() mutable {
       Status written;
       std::error_code ec;
       if (!std::filesystem::exists(path, ec)) {
@@ -425,12 +422,12 @@ class WorkerRoutes::Impl {
                                     "the job was taken up again while its result was received")));
       }
       upload.file.reset();  // a copy not needed (same bytes already stored) is removed here
-      boost::asio::post(
-          s_.loop(), [upload = std::move(upload), written, responder, then = std::move(then), weak] {
-            if (weak.lock()) {
-              then(upload, written, responder);
-            }
-          });
+      boost::asio::post(s_.loop(), [upload = std::move(upload), written, responder,
+                                    then = std::move(then), weak] {
+        if (weak.lock()) {
+          then(upload, written, responder);
+        }
+      });
     });
   }
 
@@ -488,8 +485,7 @@ class WorkerRoutes::Impl {
     if (!written) {
       logger().error("result.write_failed",
                      {{"job_id", upload.job_id}, {"error", written.error().message}});
-      return responder.send(HttpResponse::error(
-          503, "unavailable", "cannot store the result: " + written.error().message));
+      return responder.send(unavailable("cannot store the result: " + written.error().message));
     }
     store::BinaryResult result{upload.sha256, proto::mime_for_ext(upload.ext), upload.ext,
                                static_cast<std::int64_t>(upload.size)};
@@ -518,7 +514,7 @@ class WorkerRoutes::Impl {
   void store_binary(const BinaryUpload& upload, const Status& written,
                     const net::Responder& responder, jobs::Phase previous) {
     if (!s_.book().find(upload.job_id)) {
-      responder.send(HttpResponse::error(409, "conflict", "job is no longer held"));
+      responder.send(refuse(Refusal::Conflict, "job is no longer held"));
       return;
     }
     if (!written) {
@@ -541,8 +537,8 @@ class WorkerRoutes::Impl {
           if (stored && *stored) {
             responder.send(ok_json({{"ok", true}}));
           } else if (stored) {
-            responder.send(HttpResponse::error(409, "conflict",
-                                               "job " + job_id + " is not claimed by this worker"));
+            responder.send(
+                refuse(Refusal::Conflict, "job " + job_id + " is not claimed by this worker"));
           } else {
             responder.send(unavailable(stored.error().message));
           }

@@ -216,9 +216,9 @@ class StudioClusterTest : public PostgresTest {
   // id.
   std::pair<std::string, std::string> quota_key(const Studio& a, const Studio& b,
                                                 const std::string& name, int jobs) {
-    const auto created = a.api(
-        "POST", "/api/v1/keys",
-        json{{"name", name}, {"scope", "inference"}, {"quota", {{"jobs", jobs}}}}.dump());
+    const auto created =
+        a.api("POST", "/api/v1/keys",
+              json{{"name", name}, {"scope", "inference"}, {"quota", {{"jobs", jobs}}}}.dump());
     EXPECT_EQ(created.status, 201) << created.body;
     const auto key = json::parse(created.body, nullptr, false);
     const std::string secret = key.value("key", "");
@@ -264,6 +264,34 @@ class StudioClusterTest : public PostgresTest {
 
 // A job submitted through one process is run by a worker connected only to the other, and its
 // result is served by the first, byte for byte what the engine produced.
+// What `serve --database` exits with when it cannot start, as a supervisor acts on it: 2 when
+// trying again cannot help (the server refused the login: a database that does not exist; an
+// option libpq refuses), so the packaged unit (RestartPreventExitStatus=2) stops; 1 while no
+// server answers (at boot before PostgreSQL), so the unit tries again. The password stays out.
+TEST_F(StudioClusterTest, AStudioThatCannotStartOnItsDatabaseExitsAsASupervisorNeeds) {
+  const auto base = "postgresql://sw:Pa55word@127.0.0.1:" + std::to_string(server_->port());
+  struct Case {
+    std::string uri;
+    int exit_code;
+    std::string says;
+  };
+  const std::vector<Case> cases = {
+      {base + "/no_such_db", 2, "no_such_db"},
+      {base + "/postgres?sslmode=bogus", 2, "sslmode"},
+      {"postgresql://sw:Pa55word@127.0.0.1:1/studio?connect_timeout=2", 1, "port=1"},
+  };
+  for (const auto& [uri, exit_code, says] : cases) {
+    const auto dir = dir_.path() / ("exit" + std::to_string(exit_code) + says);
+    const auto ran =
+        run_command({SW_STUDIO_SERVER_BIN, "serve", "--data-dir", (dir / "data").string(),
+                     "--listen", "127.0.0.1:0", "--database", uri},
+                    dir_.path() / (says + ".log"));
+    EXPECT_EQ(ran.exit_code, exit_code) << uri << "\n" << ran.output;
+    EXPECT_NE(ran.output.find(says), std::string::npos) << ran.output;
+    EXPECT_EQ(ran.output.find("Pa55word"), std::string::npos) << ran.output;
+  }
+}
+
 TEST_F(StudioClusterTest, AJobSubmittedThroughOneProcessRunsOnAWorkerOfTheOther) {
   auto a = studio("a");
   auto b = studio("b");
@@ -370,9 +398,9 @@ TEST_F(StudioClusterTest, ACancelThroughOneProcessReachesTheHolderOnTheOther) {
   EXPECT_EQ(json::parse(cancel.body, nullptr, false).value("status", ""), "cancelled");
   EXPECT_TRUE(events_a.has_job_event(job, "cancelled"))
       << "the holder's process never learnt of the cancel: " << events_a.seen();
-  EXPECT_TRUE(eventually([&] {
-    return on_a->log().find("studio cancelled job " + job) != std::string::npos;
-  }, 60s)) << "the worker was never told to stop: " << on_a->log();
+  EXPECT_TRUE(eventually(
+      [&] { return on_a->log().find("studio cancelled job " + job) != std::string::npos; }, 60s))
+      << "the worker was never told to stop: " << on_a->log();
 
   // The worker finishes, its result is acknowledged and dropped, and it takes the next job.
   EXPECT_TRUE(eventually([&] { return on_a->status()["outbox"].value("entries", -1) == 0; }, 60s))
@@ -527,10 +555,9 @@ TEST_F(StudioClusterTest, AKeysQuotaHoldsWhenItsJobsArriveThroughBothProcessesAt
   // Each answer as "<status> <error code>" ("201 " for a job).
   std::vector<std::string> answers;
   for (const auto& reply : post_jobs_at_once(*a, *b, kRequests, body.dump(), secret)) {
-    answers.push_back(std::to_string(reply.status) + " " +
-                      (reply.status == 201
-                           ? ""
-                           : json::parse(reply.body, nullptr, false).value("error", "")));
+    answers.push_back(
+        std::to_string(reply.status) + " " +
+        (reply.status == 201 ? "" : json::parse(reply.body, nullptr, false).value("error", "")));
   }
   EXPECT_EQ(std::count(answers.begin(), answers.end(), "201 "), kQuota);
   EXPECT_EQ(std::count(answers.begin(), answers.end(), "429 quota_exceeded"), kRequests - kQuota);

@@ -69,12 +69,27 @@ TEST_F(PgConnection, ARefusedConnectionNamesHostPortAndDatabaseButNeverThePasswo
   EXPECT_NE(message.find("port=1"), std::string::npos) << message;
   EXPECT_NE(message.find("dbname=inventory"), std::string::npos) << message;
   EXPECT_EQ(message.find("s3cret"), std::string::npos) << message;
-  // A database that does not exist, on the live server.
+}
+
+// What the server answers with a refusal, and what libpq refuses itself, cannot change by trying
+// again: InvalidArgument, so that `studio-server serve` exits 2 (a unit does not restart it for
+// ever) instead of 1 (transient, as when no server answers yet).
+TEST_F(PgConnection, ALoginTheServerRefusesIsAnInvalidArgumentNamingWhy) {
   auto missing = Connection::open(server_->uri("no_such_db"));
   ASSERT_FALSE(missing);
-  EXPECT_EQ(missing.error().code, Code::Unavailable);
+  EXPECT_EQ(missing.error().code, Code::InvalidArgument) << missing.error().message;
   EXPECT_NE(missing.error().message.find("no_such_db"), std::string::npos)
       << missing.error().message;
+  auto role = Connection::open("postgresql://nobody_here@127.0.0.1:" +
+                               std::to_string(server_->port()) + "/postgres");
+  ASSERT_FALSE(role);
+  EXPECT_EQ(role.error().code, Code::InvalidArgument) << role.error().message;
+  EXPECT_NE(role.error().message.find("nobody_here"), std::string::npos) << role.error().message;
+  auto sslmode = Connection::open(server_->uri() + "?sslmode=bogus");
+  ASSERT_FALSE(sslmode);
+  EXPECT_EQ(sslmode.error().code, Code::InvalidArgument) << sslmode.error().message;
+  EXPECT_NE(sslmode.error().message.find("sslmode"), std::string::npos)
+      << sslmode.error().message;
 }
 
 // What the studio prints and keeps of --database: no password, wherever the URI carries it.

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "proto/codec.h"
+#include "proto/json_readers.h"
 
 namespace sw::proto {
 namespace {
@@ -379,6 +380,39 @@ TEST(Robustness, TruncatedAndCorruptedOffersNeverThrow) {
       }
     }
   }
+}
+
+// A member of a body the studio already parsed is read by the wire's own readers, in place: the
+// same task as decoding its text, and errors that name the member's path in the body.
+TEST(JsonReaders, AParsedMemberReadsAsItsTextDecodesAndErrorsNameItsPath) {
+  const std::string text = R"({"kind":"llm","messages":[{"role":"user","content":"hi"}]})";
+  const auto parsed = nlohmann::json::parse(text);
+  auto in_place = read_task(parsed, "task");
+  auto from_text = decode_task(text);
+  ASSERT_TRUE(in_place) << in_place.error().message;
+  ASSERT_TRUE(from_text);
+  EXPECT_EQ(encode(*in_place), encode(*from_text));
+
+  auto bad = read_task(nlohmann::json::parse(R"({"kind":"paint"})"), "task");
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().message, R"(task.kind: unknown task kind "paint")");
+  auto nested =
+      read_task(nlohmann::json::parse(R"({"kind":"llm","messages":[{"role":"user"}]})"), "task");
+  ASSERT_FALSE(nested);
+  EXPECT_EQ(nested.error().message, "task.messages[0].content: missing required field");
+  auto not_object = read_task(nlohmann::json::parse("[1]"), "task");
+  ASSERT_FALSE(not_object);
+  EXPECT_EQ(not_object.error().message, "task: expected object, got array");
+
+  // An authored source may leave files and cliDefaults out, as decode_authored_model_source.
+  auto source =
+      read_authored_model_source(nlohmann::json::parse(R"({"engine":"synthetic"})"), "source");
+  ASSERT_TRUE(source) << source.error().message;
+  EXPECT_TRUE(source->files.empty());
+  auto bad_source = read_authored_model_source(
+      nlohmann::json::parse(R"({"engine":"synthetic","files":{}})"), "source");
+  ASSERT_FALSE(bad_source);
+  EXPECT_EQ(bad_source.error().message, "source.files: expected array, got object");
 }
 
 }  // namespace
