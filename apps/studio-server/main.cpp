@@ -238,8 +238,16 @@ int serve(const std::string& listen, sw::studio::StudioConfig config,
   }
   // The commands below work as printed: the data directory is named unless it is the default.
   std::string dir_flag = data_dir_arg.empty() ? "" : " --data-dir " + shell_word(data_dir_arg);
+  // A URI with a password is not printed whole, and one printed with *** in it would not work:
+  // the commands then read it from the environment, and a line says so.
+  bool database_from_environment = false;
   if (database_uri && std::getenv("STUDIO_SERVER_DATABASE") == nullptr) {
-    dir_flag += " --database " + shell_word(sw::sql::pg::redacted_uri(*database_uri));
+    if (sw::sql::pg::redacted_uri(*database_uri) == *database_uri) {
+      dir_flag += " --database " + shell_word(*database_uri);
+    } else {
+      dir_flag += " --database \"$STUDIO_SERVER_DATABASE\"";
+      database_from_environment = true;
+    }
   }
   std::cout << "studio-server " << SW_VERSION << " listening on " << base << "\n"
             << "  bound:       " << server_options.host << ":" << port;
@@ -268,7 +276,12 @@ int serve(const std::string& listen, sw::studio::StudioConfig config,
             << "\n  then approve it:     STUDIO_SERVER_ADMIN_TOKEN=<admin token> studio-server "
                "workers approve <request-id>"
             << dir_flag << "\n  or, unattended:      studio-server join-token create" << dir_flag
-            << ", then register with --join-token <token>" << std::endl;
+            << ", then register with --join-token <token>\n";
+  if (database_from_environment) {
+    std::cout << "  (export STUDIO_SERVER_DATABASE='<the --database URI>' first: its password is "
+                 "not printed)\n";
+  }
+  std::cout << std::flush;
 
   // Under systemd (Type=notify): STOPPING=1 at SIGTERM, READY=1 below.
   const auto notifier = sw::service::Notifier::from_environment();

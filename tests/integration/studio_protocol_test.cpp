@@ -904,8 +904,9 @@ TEST_F(LateResultAfterRunLimitTest, ALateResultClosesTheRunThatMadeItNotALaterDe
   EXPECT_EQ(history[0]["workerId"], first.worker_id);
   EXPECT_EQ(history[0]["outcome"], "done") << view.dump();
   EXPECT_TRUE(history[0].contains("startedAt"));
-  EXPECT_EQ(history[0].value("reason", "").rfind("result arrived after the attempt ended requeued",
-                                                 0),
+  EXPECT_EQ(history[0]
+                .value("reason", "")
+                .rfind("result arrived after the attempt had ended as requeued (", 0),
             0u)
       << view.dump();
   EXPECT_EQ(history[1]["workerId"], first.worker_id);
@@ -1516,23 +1517,25 @@ TEST_F(StudioProtocolTest, ModelsWhoseEngineCannotServeTheirKindAreRefused) {
       {"audio_stt", "parakeet", "source.engine: parakeet does not serve audio_stt tasks"},
   };
   for (const auto& [kind, engine, message] : cases) {
-    const json body = {{"id", "m-" + kind},
-                       {"kind", kind},
-                       {"source",
-                        {{"engine", engine},
-                         {"files", json::array()},
-                         {"cliDefaults", {{"cfgScale", 0}, {"steps", 0}, {"width", 0}, {"height", 0}}}}}};
+    const json body = {
+        {"id", "m-" + kind},
+        {"kind", kind},
+        {"source",
+         {{"engine", engine},
+          {"files", json::array()},
+          {"cliDefaults", {{"cfgScale", 0}, {"steps", 0}, {"width", 0}, {"height", 0}}}}}};
     const auto reply = studio().admin("POST", "/api/v1/models", body.dump());
     EXPECT_EQ(reply.status, 400) << reply.body;
     EXPECT_NE(parse(reply.body).value("message", "").find(message), std::string::npos)
         << reply.body;
   }
-  const json ok = {{"id", "espeak"},
-                   {"kind", "audio_tts"},
-                   {"source",
-                    {{"engine", "espeak-ng"},
-                     {"files", json::array()},
-                     {"cliDefaults", {{"cfgScale", 0}, {"steps", 0}, {"width", 0}, {"height", 0}}}}}};
+  const json ok = {
+      {"id", "espeak"},
+      {"kind", "audio_tts"},
+      {"source",
+       {{"engine", "espeak-ng"},
+        {"files", json::array()},
+        {"cliDefaults", {{"cfgScale", 0}, {"steps", 0}, {"width", 0}, {"height", 0}}}}}};
   EXPECT_EQ(studio().admin("POST", "/api/v1/models", ok.dump()).status, 201);
 }
 

@@ -1,5 +1,9 @@
 #include "engines/runner/input_fetch.h"
 
+#include <boost/url/parse.hpp>
+
+#include <algorithm>
+#include <cctype>
 #include <cstring>
 
 #include "common/base64.h"
@@ -12,16 +16,24 @@ namespace {
 constexpr std::string_view kUploadsRoute = "/graphics/api/uploads/";
 }  // namespace
 
-bool is_studio_upload(std::string_view url, const StudioAccess& studio) {
+std::optional<std::string> studio_upload_url(std::string_view url, const StudioAccess& studio) {
   std::string_view base = studio.base_url;
   while (base.ends_with('/')) base.remove_suffix(1);
-  if (base.empty() || !(base.starts_with("http://") || base.starts_with("https://"))) return false;
-  if (!url.starts_with(base)) return false;
-  url.remove_prefix(base.size());
-  if (!url.starts_with(kUploadsRoute) || url.size() == kUploadsRoute.size()) return false;
-  // The upload's id only: no way back up to another route with the token.
-  const std::string_view rest = url.substr(kUploadsRoute.size());
-  return rest.find("..") == std::string_view::npos && rest.find('/') == std::string_view::npos;
+  if (base.empty() || !(base.starts_with("http://") || base.starts_with("https://"))) {
+    return std::nullopt;
+  }
+  const auto parsed = boost::urls::parse_uri(url);
+  if (!parsed) return std::nullopt;
+  const std::string_view path = parsed->encoded_path();
+  const auto route = path.rfind(kUploadsRoute);
+  if (route == std::string_view::npos) return std::nullopt;
+  // The upload's id only: no way to another route (or up from this one) with the token.
+  const std::string_view id = path.substr(route + kUploadsRoute.size());
+  const bool id_chars = std::all_of(id.begin(), id.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '-' || c == '_' || c == '.';
+  });
+  if (id.empty() || !id_chars || id.find("..") != std::string_view::npos) return std::nullopt;
+  return std::string(base) + std::string(kUploadsRoute) + std::string(id);
 }
 
 Result<media::Bytes> fetch_input(std::string_view url, const InputFetchOptions& options) {
@@ -38,29 +50,32 @@ Result<media::Bytes> fetch_input(std::string_view url, const InputFetchOptions& 
     }
     const std::string_view payload = url.substr(comma + 1);
     if (payload.size() / 4 * 3 > options.max_bytes) {
-      return fail(Error::invalid_argument("{} is larger than {} bytes", options.what,
-                                          options.max_bytes));
+      return fail(
+          Error::invalid_argument("{} is larger than {} bytes", options.what, options.max_bytes));
     }
     auto bytes = base64_decode(payload);
     if (!bytes) return fail(Error::invalid_argument("{}: {}", options.what, bytes.error().message));
     return std::move(*bytes);
   }
   transfer::HttpCall call;
-  if (options.studio != nullptr && is_studio_upload(url, *options.studio)) {
+  if (auto upload =
+          options.studio != nullptr ? studio_upload_url(url, *options.studio) : std::nullopt) {
+    call.url = std::move(*upload);
     call.bearer = options.studio->auth_token;
     call.ca_file = options.studio->ca_file;
   } else if (auto allowed = transfer::check_download_url(url); !allowed) {
     return fail(Error::invalid_argument("{}: {}", options.what, allowed.error().message));
+  } else {
+    call.url = std::string(url);
   }
-  call.url = std::string(url);
   call.timeout = std::chrono::minutes(5);
   call.max_response_bytes = options.max_bytes;
   auto answer = transfer::http_call(call);
   if (!answer) return fail(answer.error());
   if (answer->status != 200) {
-    const Error error = Error::make(answer->status >= 500 ? Code::Unavailable : Code::InvalidArgument,
-                                    "{}: GET {} answered {}", options.what,
-                                    transfer::redact_url(url), answer->status);
+    const Error error = Error::make(
+        answer->status >= 500 ? Code::Unavailable : Code::InvalidArgument, "{}: GET {} answered {}",
+        options.what, transfer::redact_url(call.url), answer->status);
     return fail(error);
   }
   if (answer->body.empty()) return fail(Error::invalid_argument("{} is empty", options.what));

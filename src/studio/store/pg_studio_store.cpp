@@ -613,19 +613,20 @@ Status PgStudioStore::meter_job_end(std::string_view id, const KeyUsage& tokens,
 
 Status PgStudioStore::end_completed_attempts(std::string_view id, std::string_view worker_id,
                                              Millis now) {
-  SW_TRY(conn_.exec(
-      "UPDATE job_attempts SET outcome = 'done', ended_at = $3, "
-      "reason = CASE WHEN outcome IN ('offered', 'running') THEN NULL ELSE "
-      "'result arrived after the attempt ended ' || outcome || COALESCE(': ' || reason, '') "
-      "END WHERE job_id = $1 AND n = COALESCE((SELECT MAX(n) FROM job_attempts "
-      "WHERE job_id = $1 AND worker_id = $2 AND started_at IS NOT NULL), "
-      "(SELECT MAX(n) FROM job_attempts WHERE job_id = $1 AND worker_id = $2))",
-      {id, worker_id, now}));
+  SW_TRY(
+      conn_.exec("UPDATE job_attempts SET outcome = 'done', ended_at = $3, "
+                 "reason = CASE WHEN outcome IN ('offered', 'running') THEN NULL ELSE "
+                 "'result arrived after the attempt had ended as ' || outcome || COALESCE(' (' || "
+                 "reason || ')', '') "
+                 "END WHERE job_id = $1 AND n = COALESCE((SELECT MAX(n) FROM job_attempts "
+                 "WHERE job_id = $1 AND worker_id = $2 AND started_at IS NOT NULL), "
+                 "(SELECT MAX(n) FROM job_attempts WHERE job_id = $1 AND worker_id = $2))",
+                 {id, worker_id, now}));
   // The twin of the SQLite store: its own offer still open ends with the job.
-  SW_TRY(end_attempt(id, worker_id, false,
-                     AttemptEnd{AttemptOutcome::Withdrawn,
-                                "an earlier run of this worker completed the job"},
-                     now));
+  SW_TRY(end_attempt(
+      id, worker_id, false,
+      AttemptEnd{AttemptOutcome::Withdrawn, "an earlier run of this worker completed the job"},
+      now));
   return end_attempt(
       id, worker_id, true,
       AttemptEnd{AttemptOutcome::Withdrawn, std::string("a result from ") + std::string(worker_id) +
@@ -802,8 +803,8 @@ Status PgStudioStore::add_key_usage(std::string_view key_id, std::int64_t day, c
 Status PgStudioStore::hold_key_usage(std::string_view key_id) {
   // Reentrant within the transaction; released by the batch's COMMIT or ROLLBACK, or by the
   // rollback of the op's savepoint (whose rows go with it).
-  return done(conn_.exec(
-      "SELECT pg_advisory_xact_lock(hashtextextended('sw.key_usage.' || $1, 0))", {key_id}));
+  return done(conn_.exec("SELECT pg_advisory_xact_lock(hashtextextended('sw.key_usage.' || $1, 0))",
+                         {key_id}));
 }
 
 Result<std::vector<KeyUsageDay>> PgStudioStore::key_usage(std::string_view key_id,

@@ -810,16 +810,17 @@ Status SqliteStudioStore::end_completed_attempts(std::string_view id, std::strin
   SW_STMT(done,
           "UPDATE job_attempts SET outcome = 'done', ended_at = ?3, "
           "reason = CASE WHEN outcome IN ('offered', 'running') THEN NULL ELSE "
-          "'result arrived after the attempt ended ' || outcome || COALESCE(': ' || reason, '') "
+          "'result arrived after the attempt had ended as ' || outcome || COALESCE(' (' || reason "
+          "|| ')', '') "
           "END WHERE job_id = ?1 AND n = COALESCE((SELECT MAX(n) FROM job_attempts "
           "WHERE job_id = ?1 AND worker_id = ?2 AND started_at IS NOT NULL), "
           "(SELECT MAX(n) FROM job_attempts WHERE job_id = ?1 AND worker_id = ?2))");
   SW_TRY(done.bind(1, id).bind(2, worker_id).bind(3, now).run());
   // Its own offer still open (a re-offer it had not answered) ends with the job.
-  SW_TRY(end_attempt(id, worker_id, false,
-                     AttemptEnd{AttemptOutcome::Withdrawn,
-                                "an earlier run of this worker completed the job"},
-                     now));
+  SW_TRY(end_attempt(
+      id, worker_id, false,
+      AttemptEnd{AttemptOutcome::Withdrawn, "an earlier run of this worker completed the job"},
+      now));
   return end_attempt(
       id, worker_id, true,
       AttemptEnd{AttemptOutcome::Withdrawn, std::string("a result from ") + std::string(worker_id) +

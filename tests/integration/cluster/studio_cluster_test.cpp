@@ -28,6 +28,7 @@
 
 #include "common/sha256.h"
 #include "engines/build_engine.h"
+#include "engines/runner/input_fetch.h"
 #include "proto/codec.h"
 #include "sql/pg/connection.h"
 #include "support/farm.h"
@@ -290,6 +291,28 @@ TEST_F(StudioClusterTest, AStudioThatCannotStartOnItsDatabaseExitsAsASupervisorN
     EXPECT_NE(ran.output.find(says), std::string::npos) << ran.output;
     EXPECT_EQ(ran.output.find("Pa55word"), std::string::npos) << ran.output;
   }
+}
+
+// The start banner's commands work as printed: with a password in --database they read the URI
+// from STUDIO_SERVER_DATABASE (a line says to export it) instead of printing it with ***, which
+// fails to log in when pasted; the password is printed nowhere.
+TEST_F(StudioClusterTest, TheBannersCommandsNeverCarryThePasswordOrAStandInForIt) {
+  const std::string with_password =
+      "postgresql://sw:Pa55word@127.0.0.1:" + uri_.substr(uri_.rfind(':') + 1);
+  Studio started(dir_.path() / "banner", 0,
+                 {"--database", with_password, "--results-dir", results_.string()});
+  std::string banner;
+  ASSERT_TRUE(eventually([&] {
+    banner = read_file(dir_.path() / "banner" / "server.log");
+    return banner.find("or, unattended") != std::string::npos;
+  })) << banner;
+  EXPECT_NE(banner.find("workers pending --data-dir " + (dir_.path() / "banner" / "data").string() +
+                        " --database \"$STUDIO_SERVER_DATABASE\""),
+            std::string::npos)
+      << banner;
+  EXPECT_NE(banner.find("export STUDIO_SERVER_DATABASE="), std::string::npos) << banner;
+  EXPECT_EQ(banner.find("Pa55word"), std::string::npos) << banner;
+  EXPECT_EQ(banner.find("--database 'postgresql://sw:***"), std::string::npos) << banner;
 }
 
 TEST_F(StudioClusterTest, AJobSubmittedThroughOneProcessRunsOnAWorkerOfTheOther) {
@@ -616,6 +639,16 @@ TEST_F(StudioClusterTest, AnUploadStoredThroughOneProcessIsServedByTheOther) {
   const auto through_b = fetch(*b);
   ASSERT_EQ(through_b.status, 200) << through_b.body;
   EXPECT_TRUE(through_b.body == bytes) << "the upload differs through the other process";
+  // A worker of the other process fetches the URL the client got (it names the address the
+  // client used, not b) from its own studio, with its token: the job's input is found whichever
+  // process the client used.
+  const std::string url = json::parse(stored.body, nullptr, false).value("url", "");
+  ASSERT_NE(url.find("/graphics/api/uploads/" + id), std::string::npos) << url;
+  ASSERT_NE(url.rfind(b->url(), 0), 0u) << "the URL must not name b already: " << url;
+  const engines::StudioAccess worker_of_b{b->url(), token, std::nullopt};
+  auto fetched = engines::fetch_input(url, {false, 1 << 20, "audio input", &worker_of_b});
+  ASSERT_TRUE(fetched) << fetched.error().message;
+  EXPECT_TRUE(std::string(fetched->begin(), fetched->end()) == bytes);
   const auto through_apart = fetch(*apart);
   EXPECT_EQ(through_apart.status, 500) << through_apart.body;
   const auto answer = json::parse(through_apart.body, nullptr, false);

@@ -31,7 +31,9 @@ TEST(LlamaMapping, RequestPrependsSystemMergesKwargsAndPassesConstraints) {
   params.json_schema = *schema;
   params.chat_template_kwargs = *kwargs;
   const json body = llama::chat_request(params, *model_kwargs, false);
-  EXPECT_EQ(body["messages"], json::parse(R"([{"role":"system","content":"be brief"},{"role":"user","content":"hi"}])"));
+  EXPECT_EQ(
+      body["messages"],
+      json::parse(R"([{"role":"system","content":"be brief"},{"role":"user","content":"hi"}])"));
   EXPECT_EQ(body["max_tokens"], 1) << "a budget of 0 still asks for one token";
   EXPECT_EQ(body["temperature"], 0.2);
   EXPECT_EQ(body["top_p"], 0.9);
@@ -47,10 +49,10 @@ TEST(LlamaMapping, RequestPrependsSystemMergesKwargsAndPassesConstraints) {
 
 TEST(LlamaMapping, ServerArgsAreLoopbackOneSlotWithTheContext) {
   const auto args = llama::server_args("/m/a.gguf", 4096);
-  const std::vector<std::string> expected = {"--model", "/m/a.gguf", "--host", "127.0.0.1",
-                                             "--port", "{port}", "--ctx-size", "4096",
-                                             "--parallel", "1", "--jinja", "--no-webui",
-                                             "--no-context-shift"};
+  const std::vector<std::string> expected = {
+      "--model",           "/m/a.gguf", "--host",     "127.0.0.1", "--port",  "{port}",
+      "--ctx-size",        "4096",      "--parallel", "1",         "--jinja", "--no-webui",
+      "--no-context-shift"};
   EXPECT_EQ(args, expected);
   // Two slots, each with the whole context: llama-server divides --ctx-size among them.
   const auto two = llama::server_args("/m/a.gguf", 4096, 2);
@@ -71,10 +73,14 @@ TEST(LlamaMapping, SplitsALeadingThinkBlock) {
 }
 
 TEST(LlamaMapping, ResultHasTheReferenceShape) {
-  const std::string runner = R"({"choices":[{"index":0,"message":{"role":"assistant","content":"<think>hm</think>Hi!"},"finish_reason":"length"}],"usage":{"prompt_tokens":7,"completion_tokens":5,"total_tokens":12},"model":"gpt-3.5-turbo","timings":{}})";
+  const std::string runner =
+      R"({"choices":[{"index":0,"message":{"role":"assistant","content":"<think>hm</think>Hi!"},"finish_reason":"length"}],"usage":{"prompt_tokens":7,"completion_tokens":5,"total_tokens":12},"model":"gpt-3.5-turbo","timings":{}})";
   auto result = llama::completion_result(runner, "qwen", 42);
   ASSERT_TRUE(result);
-  EXPECT_EQ(*result, json::parse(R"({"object":"chat.completion","model":"qwen","choices":[{"index":0,"message":{"role":"assistant","content":"Hi!","reasoning_content":"hm"},"finish_reason":"length"}],"usage":{"prompt_tokens":7,"completion_tokens":5,"total_tokens":12},"elapsed_ms":42})"));
+  EXPECT_EQ(
+      *result,
+      json::parse(
+          R"({"object":"chat.completion","model":"qwen","choices":[{"index":0,"message":{"role":"assistant","content":"Hi!","reasoning_content":"hm"},"finish_reason":"length"}],"usage":{"prompt_tokens":7,"completion_tokens":5,"total_tokens":12},"elapsed_ms":42})"));
   EXPECT_FALSE(llama::completion_result("<html>", "m", 1));
   EXPECT_FALSE(llama::completion_result(R"({"choices":[]})", "m", 1));
 }
@@ -161,10 +167,12 @@ TEST(LlamaMapping, StreamedDeltasJoinIntoTheSplitAnswer) {
 
 TEST(LlamaMapping, RunnerErrorsKeepTheirMeaning) {
   const auto too_long = llama::runner_error(
-      400, R"({"error":{"code":400,"message":"request (900 tokens) exceeds the available context size (512 tokens), try increasing it","type":"exceed_context_size_error","n_prompt_tokens":900,"n_ctx":512}})");
+      400,
+      R"({"error":{"code":400,"message":"request (900 tokens) exceeds the available context size (512 tokens), try increasing it","type":"exceed_context_size_error","n_prompt_tokens":900,"n_ctx":512}})");
   EXPECT_EQ(too_long.code, Code::InvalidArgument);
-  EXPECT_EQ(too_long.message,
-            "prompt is 900 tokens but the context holds 512; raise contextSize or shorten the prompt");
+  EXPECT_EQ(
+      too_long.message,
+      "prompt is 900 tokens but the context holds 512; raise contextSize or shorten the prompt");
   const auto bad = llama::runner_error(400, R"({"error":{"message":"bad grammar"}})");
   EXPECT_EQ(bad.code, Code::InvalidArgument);
   EXPECT_NE(bad.message.find("bad grammar"), std::string::npos);
@@ -276,13 +284,41 @@ TEST(SdMapping, ArgvOrderRolesAndModes) {
   inputs.init_image = "/s/init.png";
   inputs.mask = "/s/mask.png";
   const auto args = sdcpp::cli_args(task, defaults, files, inputs, "/s/out.png");
-  const std::vector<std::string> expected = {
-      "--diffusion-model", "/m/z.gguf", "--vae", "/m/ae.safetensors", "--llm", "/m/qwen.gguf",
-      "--lora-model-dir", "/m/loras", "-p", "a fox <lora:style:1>", "--negative-prompt", "blur",
-      "--init-img", "/s/init.png", "--strength", "0.75", "--mask", "/s/mask.png",
-      "--cfg-scale", "1", "--steps", "4", "-W", "512", "-H", "512", "-o", "/s/out.png",
-      "--seed", "42", "--flow-shift", "3", "--qwen-image-zero-cond-t", "--offload-to-cpu",
-      "--diffusion-fa"};
+  const std::vector<std::string> expected = {"--diffusion-model",
+                                             "/m/z.gguf",
+                                             "--vae",
+                                             "/m/ae.safetensors",
+                                             "--llm",
+                                             "/m/qwen.gguf",
+                                             "--lora-model-dir",
+                                             "/m/loras",
+                                             "-p",
+                                             "a fox <lora:style:1>",
+                                             "--negative-prompt",
+                                             "blur",
+                                             "--init-img",
+                                             "/s/init.png",
+                                             "--strength",
+                                             "0.75",
+                                             "--mask",
+                                             "/s/mask.png",
+                                             "--cfg-scale",
+                                             "1",
+                                             "--steps",
+                                             "4",
+                                             "-W",
+                                             "512",
+                                             "-H",
+                                             "512",
+                                             "-o",
+                                             "/s/out.png",
+                                             "--seed",
+                                             "42",
+                                             "--flow-shift",
+                                             "3",
+                                             "--qwen-image-zero-cond-t",
+                                             "--offload-to-cpu",
+                                             "--diffusion-fa"};
   EXPECT_EQ(args, expected);
 
   sdcpp::SdJobInputs reference;
@@ -319,20 +355,40 @@ TEST(InputFetch, SniffsByMagicAndRefusesDataUrlsFromStudioJobs) {
       << "plain http only to loopback";
 }
 
-// Issue 20: only the studio's own uploads route gets the worker's token.
-TEST(InputFetch, StudioUploadsAreTheBaseUrlsUploadsRouteOnly) {
+// Issue 20: only the studio's own uploads route gets the worker's token. Issue 18: an upload's
+// URL names the address the client used (another studio process on the same database, or one the
+// worker cannot reach); the worker fetches it from its own studio, so the token never goes
+// anywhere else and the upload is found whichever process the client used.
+TEST(InputFetch, StudioUploadsAreFetchedFromTheWorkersOwnStudioOnly) {
   const StudioAccess studio{"http://studio.lan:8080/", "secret", std::nullopt};
-  EXPECT_TRUE(is_studio_upload("http://studio.lan:8080/graphics/api/uploads/u-1", studio));
-  EXPECT_FALSE(is_studio_upload("http://studio.lan:8080/graphics/api/uploads/", studio));
-  EXPECT_FALSE(is_studio_upload("http://studio.lan:8080/graphics/api/jobs/j-1", studio));
-  EXPECT_FALSE(is_studio_upload("http://studio.lan:80800/graphics/api/uploads/u-1", studio));
-  EXPECT_FALSE(is_studio_upload("http://studio.lan.evil:8080/graphics/api/uploads/u-1", studio));
-  EXPECT_FALSE(is_studio_upload("https://studio.lan:8080/graphics/api/uploads/u-1", studio));
-  EXPECT_FALSE(is_studio_upload("http://studio.lan:8080/graphics/api/uploads/../workers", studio));
-  EXPECT_FALSE(is_studio_upload("http://studio.lan:8080/graphics/api/uploads/a/b", studio));
+  const std::string own = "http://studio.lan:8080/graphics/api/uploads/upl-1";
+  EXPECT_EQ(studio_upload_url(own, studio), own);
+  EXPECT_EQ(studio_upload_url("http://127.0.0.1:19790/graphics/api/uploads/upl-1", studio), own)
+      << "another studio process";
+  EXPECT_EQ(studio_upload_url("https://lb.example/graphics/api/uploads/upl-1?x=1#f", studio), own);
+  EXPECT_EQ(studio_upload_url("http://studio.lan.evil:8080/graphics/api/uploads/upl-1", studio),
+            own)
+      << "the token goes to the worker's studio, never to the URL's host";
+  EXPECT_EQ(studio_upload_url("http://studio.lan:8080/graphics/api/uploads/", studio),
+            std::nullopt);
+  EXPECT_EQ(studio_upload_url("http://studio.lan:8080/graphics/api/jobs/j-1", studio),
+            std::nullopt);
+  EXPECT_EQ(studio_upload_url("http://studio.lan:8080/graphics/api/uploads/../workers", studio),
+            std::nullopt);
+  EXPECT_EQ(studio_upload_url("http://studio.lan:8080/graphics/api/uploads/a/b", studio),
+            std::nullopt);
+  EXPECT_EQ(studio_upload_url("http://studio.lan:8080/graphics/api/uploads/a%2Fb", studio),
+            std::nullopt);
+  EXPECT_EQ(studio_upload_url("http://evil/x?u=/graphics/api/uploads/upl-1", studio), std::nullopt)
+      << "the route in a query is not the path";
+  EXPECT_EQ(studio_upload_url("not a url", studio), std::nullopt);
   const StudioAccess prefixed{"https://host/studio", "secret", std::nullopt};
-  EXPECT_TRUE(is_studio_upload("https://host/studio/graphics/api/uploads/u-2", prefixed));
-  EXPECT_FALSE(is_studio_upload("https://host/graphics/api/uploads/u-2", prefixed));
+  EXPECT_EQ(studio_upload_url("https://host/graphics/api/uploads/u-2", prefixed),
+            "https://host/studio/graphics/api/uploads/u-2");
+  EXPECT_EQ(studio_upload_url("https://other/studio/graphics/api/uploads/u-2", prefixed),
+            "https://host/studio/graphics/api/uploads/u-2");
+  const StudioAccess no_base{"", "secret", std::nullopt};
+  EXPECT_EQ(studio_upload_url(own, no_base), std::nullopt);
 }
 
 }  // namespace

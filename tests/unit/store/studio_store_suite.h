@@ -180,7 +180,7 @@ TYPED_TEST_P(StudioStoreSuite, AFailedJobIsCompletedByTheFirstLateResultOfAForme
   const auto attempts = history(*store, "j1");
   ASSERT_EQ(attempts.size(), 1u);
   EXPECT_EQ(attempts[0].outcome, AttemptOutcome::Done);
-  EXPECT_NE(attempts[0].reason.value_or("").find("after the attempt ended failed"),
+  EXPECT_NE(attempts[0].reason.value_or("").find("after the attempt had ended as failed"),
             std::string::npos);
 }
 
@@ -197,7 +197,8 @@ TYPED_TEST_P(StudioStoreSuite, ALateResultEndsItsAttemptDoneAndWithdrawsTheNewCl
   ASSERT_EQ(attempts.size(), 2u);
   EXPECT_EQ(attempts[0].outcome, AttemptOutcome::Done);
   EXPECT_EQ(attempts[0].ended_at, 3100);
-  EXPECT_EQ(attempts[0].reason, "result arrived after the attempt ended requeued: grace over");
+  EXPECT_EQ(attempts[0].reason,
+            "result arrived after the attempt had ended as requeued (grace over)");
   EXPECT_EQ(attempts[1].worker_id, "w2");
   EXPECT_EQ(attempts[1].outcome, AttemptOutcome::Withdrawn);
   EXPECT_EQ(attempts[1].ended_at, 3100);
@@ -808,11 +809,11 @@ TYPED_TEST_P(StudioStoreSuite, UploadsAreTakenByOneJobAndGoWhenItEndsOrUnusedAft
 
 REGISTER_TYPED_TEST_SUITE_P(
     StudioStoreSuite, AClaimRecordsItsProcessAndATakeOverMovesIt,
-    ABatchKeepsItsOpsAndRollsBackAFailedOneAlone,
-    QueuedAfterFindsNewAndRequeuedJobsInQueueOrder, ClaimsOfAProcessWhoseLeaseEndedAreAdoptedOnce,
-    SettingsAreSetAndReplaced, ASettingInsertedIfAbsentIsStoredOnce,
-    WorkersAreRecordedHeartbeatAndDeleted, ModelsAreAddedUpdatedListedAndDeleted,
-    ApiKeysAreListedAndDeleted, ApiKeysKeepTheirScopeAndQuota, AKeysJobIsMeteredOnceWhenItEnds,
+    ABatchKeepsItsOpsAndRollsBackAFailedOneAlone, QueuedAfterFindsNewAndRequeuedJobsInQueueOrder,
+    ClaimsOfAProcessWhoseLeaseEndedAreAdoptedOnce, SettingsAreSetAndReplaced,
+    ASettingInsertedIfAbsentIsStoredOnce, WorkersAreRecordedHeartbeatAndDeleted,
+    ModelsAreAddedUpdatedListedAndDeleted, ApiKeysAreListedAndDeleted,
+    ApiKeysKeepTheirScopeAndQuota, AKeysJobIsMeteredOnceWhenItEnds,
     ABinaryResultIsRecordedAndJobsCountByStatus, ACancelledJobKeepsItsHolderUntilItLetsGo,
     RequestsAreListedByStatus, ClaimIsACompareAndSet, OnlyTheHolderCompletesOrReleases,
     EveryOfferIsAnAttemptThatEndsWithItsOutcome, AFailedAttemptKeepsTheWorkerAndItsError,
