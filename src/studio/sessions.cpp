@@ -514,42 +514,14 @@ void Studio::handle_complete_json(const std::shared_ptr<WorkerSession>& session,
     case jobs::Verdict::Repeat:
     case jobs::Verdict::AskStore: break;
   }
-  // Not active: the stored row decides (jobs::judge_settled), and a failed job is completed in
+  // Not active: the stored row decides (tx::complete_settled), and a failed job is completed in
   // the same transaction, so that of two late results only the first is taken.
-  struct Settled {
-    jobs::Verdict verdict = jobs::Verdict::NotYours;
-    std::optional<store::JobRecord> job;
-  };
-  db_->call<Settled>(
-      [job_id, worker, result = complete.result.text(), prompt = complete.prompt,
-       now = unix_millis()](store::StudioStore& s) -> Result<Settled> {
-        auto job = s.find_job(job_id);
-        if (!job) {
-          return fail(std::move(job).error());
-        }
-        const bool same =
-            *job && (*job)->result_json && proto::same_json(*(*job)->result_json, result);
-        Settled settled{jobs::judge_settled(*job, worker, same), std::nullopt};
-        if (settled.verdict == jobs::Verdict::Take) {
-          auto taken = s.complete_job_json(job_id, worker, result, prompt, now);
-          if (!taken) {
-            return fail(std::move(taken).error());
-          }
-          if (!*taken) {
-            settled.verdict = jobs::Verdict::Drop;  // cannot happen in one transaction
-          } else {
-            auto done = s.find_job(job_id);
-            if (!done) {
-              return fail(std::move(done).error());
-            }
-            settled.job = std::move(*done);
-          }
-        } else {
-          settled.job = std::move(*job);
-        }
-        return settled;
+  db_->call<tx::SettledCompletion>(
+      [job_id, worker, result = tx::DeliveredResult(complete.result), prompt = complete.prompt,
+       now = unix_millis()](store::StudioStore& s) {
+        return tx::complete_settled(s, job_id, worker, result, prompt, now);
       },
-      [self = shared_from_this(), session, job_id](Result<Settled> settled) {
+      [self = shared_from_this(), session, job_id](Result<tx::SettledCompletion> settled) {
         if (!settled) {
           // No acknowledgement: the worker keeps the result and delivers it again.
           logger().error("job.store_failed",

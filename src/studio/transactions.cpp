@@ -333,21 +333,27 @@ Result<RegistrationAnswer> poll_registration(store::StudioStore& store,
       std::pair(*r.worker_id, hash)};
 }
 
-Result<SettledUpload> complete_settled_binary(store::StudioStore& store, const std::string& id,
-                                              const std::string& worker_id,
-                                              const store::BinaryResult& result,
-                                              const std::optional<std::string>& prompt,
-                                              store::Millis now) {
+Result<SettledCompletion> complete_settled(store::StudioStore& store, const std::string& id,
+                                           const std::string& worker_id,
+                                           const DeliveredResult& result,
+                                           const std::optional<std::string>& prompt,
+                                           store::Millis now) {
   auto job = store.find_job(id);
   if (!job) {
     return fail(std::move(job).error());
   }
-  const bool same = *job && (*job)->result_binary && (*job)->result_binary->sha256 == result.sha256;
-  SettledUpload settled{jobs::judge_settled(*job, worker_id, same), std::move(*job)};
+  const auto* json = std::get_if<proto::RawJson>(&result);
+  const auto* binary = std::get_if<store::BinaryResult>(&result);
+  const bool same =
+      *job &&
+      (json != nullptr ? (*job)->result_json && proto::same_json(*(*job)->result_json, json->text())
+                       : (*job)->result_binary && (*job)->result_binary->sha256 == binary->sha256);
+  SettledCompletion settled{jobs::judge_settled(*job, worker_id, same), std::move(*job)};
   if (settled.verdict != jobs::Verdict::Take) {
     return settled;
   }
-  auto taken = store.complete_job_binary(id, worker_id, result, prompt, now);
+  auto taken = json != nullptr ? store.complete_job_json(id, worker_id, json->text(), prompt, now)
+                               : store.complete_job_binary(id, worker_id, *binary, prompt, now);
   if (!taken) {
     return fail(std::move(taken).error());
   }

@@ -9,10 +9,12 @@
 
 #include <optional>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "common/error.h"
 #include "jobs/job_book.h"
+#include "proto/results.h"
 #include "studio/quota.h"
 #include "studio/store/studio_store.h"
 #include "studio/uploads.h"
@@ -105,17 +107,20 @@ Result<RegistrationAnswer> poll_registration(store::StudioStore& store,
                                              const std::string& request_id,
                                              const std::string& secret_hash);
 
-// A binary result for a job that is not active here (settled, or active nowhere in memory),
-// judged again with the completion in one transaction: of two late results the first stored wins.
-struct SettledUpload {
+// A result for a job that is not active here (settled, or active nowhere in memory), judged
+// again from its row (jobs::judge_settled) with the completion in one transaction: of two late
+// results the first stored wins. One rule for both shapes of result: completeJson's JSON text
+// (the same result again is the same JSON value) and a result upload's bytes (the same sha256).
+using DeliveredResult = std::variant<proto::RawJson, store::BinaryResult>;
+struct SettledCompletion {
   jobs::Verdict verdict = jobs::Verdict::NotYours;
   std::optional<store::JobRecord> job;  // as it reads after the completion (Take) or before
 };
-Result<SettledUpload> complete_settled_binary(store::StudioStore& store, const std::string& id,
-                                              const std::string& worker_id,
-                                              const store::BinaryResult& result,
-                                              const std::optional<std::string>& prompt,
-                                              store::Millis now);
+Result<SettledCompletion> complete_settled(store::StudioStore& store, const std::string& id,
+                                           const std::string& worker_id,
+                                           const DeliveredResult& result,
+                                           const std::optional<std::string>& prompt,
+                                           store::Millis now);
 
 // A model created (Conflict when the id exists) or replaced (false when it does not exist).
 Result<bool> save_model(store::StudioStore& store, const store::ModelRecord& model, bool create);

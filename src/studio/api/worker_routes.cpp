@@ -489,12 +489,13 @@ class WorkerRoutes::Impl {
     }
     store::BinaryResult result{upload.sha256, proto::mime_for_ext(upload.ext), upload.ext,
                                static_cast<std::int64_t>(upload.size)};
-    s_.database().call<tx::SettledUpload>(
+    s_.database().call<tx::SettledCompletion>(
         [id = upload.job_id, worker = upload.worker_id, result, prompt = upload.prompt,
          now = s_.unix_millis()](store::StudioStore& st) {
-          return tx::complete_settled_binary(st, id, worker, result, prompt, now);
+          return tx::complete_settled(st, id, worker, result, prompt, now);
         },
-        [this, upload, responder, weak = s_.weak_from_this()](Result<tx::SettledUpload> settled) {
+        [this, upload, responder,
+         weak = s_.weak_from_this()](Result<tx::SettledCompletion> settled) {
           if (!weak.lock()) {
             return responder.send(unavailable("shutting down"));
           }

@@ -11,9 +11,9 @@
 #include "proto/codec.h"
 #include "sql/pg/connection.h"
 #include "sql/pg/listener.h"
-#include "studio/store/pg_studio_store.h"
 #include "studio/admin.h"
 #include "studio/db_worker.h"
+#include "studio/store/pg_studio_store.h"
 #include "studio/studio.h"
 
 namespace sw::studio::cluster {
@@ -320,56 +320,31 @@ void Cluster::apply_row(const std::string& job_id, const std::optional<store::Jo
     return;
   }
   const auto* job = studio->book_.find(job_id);
-  if (!job) {
-    if (row && row->status == store::JobStatus::Queued) {
-      mirror(*row);
-    }
-    return;
-  }
-  // Our own claim, release or completion is being stored: its answer settles the job.
-  if (job->phase == jobs::Phase::Claiming || job->phase == jobs::Phase::Finishing) {
-    return;
-  }
-  if (job->phase == jobs::Phase::Queued) {
-    if (!row || row->status != store::JobStatus::Queued) {
+  const auto view = job ? std::optional(job->view()) : std::nullopt;
+  const auto verdict = jobs::judge_row(view ? &*view : nullptr, row, process_id_);
+  switch (verdict.change) {
+    case jobs::RowChange::Nothing: return;
+    case jobs::RowChange::Mirror: mirror(*row); return;
+    case jobs::RowChange::Forget:
       studio->scheduler_.remove(job_id);
       studio->book_.erase(job_id);
-    }
-    return;
-  }
-  // A job this process holds (offered, running, detached).
-  if (!row) {
-    give_up(job_id, "its row is gone");
-    return;
-  }
-  switch (row->status) {
-    case store::JobStatus::Claimed:
-      if (row->process_id != process_id_ || row->worker_id != job->holder) {
-        give_up(job_id, "another studio process took the claim over");
-      }
       return;
-    case store::JobStatus::Cancelled:
+    case jobs::RowChange::GiveUp: give_up(job_id, verdict.why); return;
+    case jobs::RowChange::GiveUpAndMirror:
+      give_up(job_id, verdict.why);
+      mirror(*row);
+      return;
+    case jobs::RowChange::CancelledElsewhere: {
       // As a cancel through this process: the holder is told to stop (when it can), its result
       // is acknowledged and dropped, and the job is let go when it comes (or when the claim
       // lapses). The process that cancelled it published the event to every process's streams:
       // nothing is published here.
-      if (!job->cancelled) {
-        logger().info("cluster.cancelled_elsewhere",
-                      {{"job_id", job_id}, {"worker_id", job->holder}});
-        auto holder = studio->session_of(*job);
-        studio->book_.mark_cancelled(job_id);
-        studio->book_.cancel_stored(job_id);
-        studio->stop_cancelled_work(holder, job_id);
-      }
-      return;
-    case store::JobStatus::Queued:
-    case store::JobStatus::Done:
-    case store::JobStatus::Failed: {
-      give_up(job_id, std::string("it is ") + std::string(store::to_string(row->status)) +
-                          " through another studio process");
-      if (row->status == store::JobStatus::Queued) {
-        mirror(*row);
-      }
+      logger().info("cluster.cancelled_elsewhere",
+                    {{"job_id", job_id}, {"worker_id", job->holder}});
+      auto holder = studio->session_of(*job);
+      studio->book_.mark_cancelled(job_id);
+      studio->book_.cancel_stored(job_id);
+      studio->stop_cancelled_work(holder, job_id);
       return;
     }
   }

@@ -136,6 +136,40 @@ Cancel judge_cancel(const ActiveView* job) {
   return job->phase == Phase::Queued ? Cancel::Unqueue : Cancel::MarkHeld;
 }
 
+RowVerdict judge_row(const ActiveView* job, const std::optional<store::JobRecord>& row,
+                     std::string_view process_id) {
+  const bool queued = row && row->status == store::JobStatus::Queued;
+  if (job == nullptr) {
+    return {queued ? RowChange::Mirror : RowChange::Nothing, {}};
+  }
+  // This process's own claim, release or completion is being stored: its answer settles the job.
+  if (job->phase == Phase::Claiming || job->phase == Phase::Finishing) {
+    return {};
+  }
+  if (job->phase == Phase::Queued) {
+    return {queued ? RowChange::Nothing : RowChange::Forget, {}};
+  }
+  if (!row) {
+    return {RowChange::GiveUp, "its row is gone"};
+  }
+  switch (row->status) {
+    case store::JobStatus::Claimed:
+      if (row->process_id != process_id || row->worker_id != job->holder) {
+        return {RowChange::GiveUp, "another studio process took the claim over"};
+      }
+      return {};
+    case store::JobStatus::Cancelled:
+      return {job->cancelled ? RowChange::Nothing : RowChange::CancelledElsewhere, {}};
+    case store::JobStatus::Queued:
+    case store::JobStatus::Done:
+    case store::JobStatus::Failed:
+      return {queued ? RowChange::GiveUpAndMirror : RowChange::GiveUp,
+              "it is " + std::string(store::to_string(row->status)) +
+                  " through another studio process"};
+  }
+  return {};
+}
+
 ReleaseOutcome judge_release(const store::JobRecord& job, store::AttemptOutcome ending,
                              bool count_attempt, bool terminal) {
   const bool ran = job.accepted_at.has_value();

@@ -44,8 +44,8 @@
 #include <vector>
 
 #include "common/clock.h"
-#include "studio/store/studio_store.h"
 #include "studio/scheduler.h"
+#include "studio/store/studio_store.h"
 
 namespace sw::studio::jobs {
 
@@ -139,6 +139,24 @@ enum class Cancel {
   AskStore,  // not active (or being settled): the row answers (cancelling twice is harmless)
 };
 Cancel judge_cancel(const ActiveView* job);
+
+// What a process does with a job's row as another studio process may have left it (issue 18:
+// several processes on one database). `job`: this process's active job (nullptr: not in its
+// book); `row`: the row as read (nullopt: gone); `process_id`: this process's.
+enum class RowChange {
+  Nothing,             // the row agrees, or this process's own write in flight will settle it
+  Mirror,              // not in the book and queued: this process offers it too
+  Forget,              // queued here, no longer queued there (claimed, over or gone): drop it
+  GiveUp,              // held here, but taken over by another process, or over, or gone: let go
+  GiveUpAndMirror,     // held here, but queued again elsewhere: let go, then offer it as queued
+  CancelledElsewhere,  // held here and cancelled through another process: as a cancel here
+};
+struct RowVerdict {
+  RowChange change = RowChange::Nothing;
+  std::string why;  // for GiveUp and GiveUpAndMirror: what the row says
+};
+RowVerdict judge_row(const ActiveView* job, const std::optional<store::JobRecord>& row,
+                     std::string_view process_id);
 
 // How a held job goes on when its holder lets go of it (reject, fail, offer timeout, run limit,
 // lost session, grace over).

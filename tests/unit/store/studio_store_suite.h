@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "studio/store/studio_store.h"
+#include "studio/transactions.h"
 
 namespace sw::store::suite {
 
@@ -155,6 +156,49 @@ TYPED_TEST_P(StudioStoreSuite, AFailedAttemptKeepsTheWorkerAndItsError) {
   EXPECT_EQ(attempts[0].outcome, AttemptOutcome::Failed);
   EXPECT_EQ(attempts[0].reason, "runner crashed");
   EXPECT_EQ(ok(store->find_job("j1")).value().status, JobStatus::Failed);
+}
+
+// Issue 18: a result for a job no process holds in memory is judged from its row and taken in
+// one transaction (tx::complete_settled), one rule for JSON and bytes: the first late result of
+// a former holder is taken; the same result again is a repeat (the same JSON value, the same
+// sha256); other bytes from it, or any result from a stranger, are not its result.
+TYPED_TEST_P(StudioStoreSuite, ASettledJobTakesTheFirstLateResultOfEitherShapeOnce) {
+  StudioStore* store = this->store_;
+  const auto failed_after = [&](const std::string& id, const std::string& worker) {
+    auto job = new_job(id);
+    ASSERT_TRUE(store->insert_job(job));
+    ASSERT_TRUE(ok(store->claim_job(id, worker, 2000)));
+    ASSERT_TRUE(ok(store->mark_accepted(id, worker, 2050)));
+    ASSERT_TRUE(ok(store->release_job(id, worker, 1, std::string("no result within the run limit"),
+                                      true, 2100, AttemptEnd{AttemptOutcome::Failed, "limit"})));
+  };
+  using studio::jobs::Verdict;
+  const auto json = [](std::string_view text) {
+    return studio::tx::DeliveredResult(ok(proto::RawJson::parse(text)));
+  };
+  const auto settle = [&](const std::string& id, const std::string& worker,
+                          const studio::tx::DeliveredResult& result) {
+    return ok(studio::tx::complete_settled(*store, id, worker, result, std::nullopt, 2300));
+  };
+
+  failed_after("j1", "w1");
+  EXPECT_EQ(settle("j1", "w9", json(R"({"x":9})")).verdict, Verdict::NotYours) << "a stranger";
+  const auto taken = settle("j1", "w1", json(R"({"x":1,"y":[2]})"));
+  EXPECT_EQ(taken.verdict, Verdict::Take);
+  ASSERT_TRUE(taken.job);
+  EXPECT_EQ(taken.job->status, JobStatus::Done) << "the row as it reads after the completion";
+  EXPECT_EQ(settle("j1", "w1", json(R"({ "y" : [2], "x" : 1 })")).verdict, Verdict::Repeat);
+  EXPECT_EQ(settle("j1", "w1", json(R"({"x":2})")).verdict, Verdict::NotYours);
+  EXPECT_EQ(ok(store->find_job("j1")).value().result_json, R"({"x":1,"y":[2]})");
+
+  failed_after("j2", "w2");
+  const BinaryResult png{"ab12", "image/png", "png", 1234};
+  EXPECT_EQ(settle("j2", "w2", png).verdict, Verdict::Take);
+  EXPECT_EQ(settle("j2", "w2", png).verdict, Verdict::Repeat);
+  EXPECT_EQ(settle("j2", "w2", BinaryResult{"cd34", "image/png", "png", 1234}).verdict,
+            Verdict::NotYours);
+  EXPECT_EQ(ok(store->find_job("j2")).value().result_binary->sha256, "ab12");
+  EXPECT_EQ(settle("nope", "w2", png).verdict, Verdict::NotYours) << "no such job";
 }
 
 // Issue 18: a job failed by its run limit is completed by the first result of a worker that held
@@ -818,6 +862,7 @@ REGISTER_TYPED_TEST_SUITE_P(
     RequestsAreListedByStatus, ClaimIsACompareAndSet, OnlyTheHolderCompletesOrReleases,
     EveryOfferIsAnAttemptThatEndsWithItsOutcome, AFailedAttemptKeepsTheWorkerAndItsError,
     AFailedJobIsCompletedByTheFirstLateResultOfAFormerHolder,
+    ASettledJobTakesTheFirstLateResultOfEitherShapeOnce,
     ALateResultEndsItsAttemptDoneAndWithdrawsTheNewClaim, CancellingEndsTheOpenAttempt,
     AnOpenAttemptCannotLackItsEndOrAClosedOneItsOutcome, IdempotencyKeysAreUnique,
     DoneNeedsAResultAndClaimedNeedsAHolder, ListsPageNewestFirstWithFilters,

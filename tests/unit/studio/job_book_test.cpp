@@ -207,6 +207,57 @@ TEST(JobBookTest, TheRunLimitIsKeptThroughAReattach) {
   EXPECT_EQ(time_left(first, SteadyTime{90s}), 0ms) << "never negative";
 }
 
+// Issue 18: what a process does with a row another process may have changed.
+TEST(JobBookTest, ARowChangedByAnotherProcessIsMirroredForgottenGivenUpOrCancelledHere) {
+  auto claimed_by = [](std::string worker, std::optional<std::string> process) {
+    auto r = row(JobStatus::Claimed, std::move(worker));
+    r.process_id = std::move(process);
+    return r;
+  };
+  const auto queued = row(JobStatus::Queued);
+  // Not in this process's book: a queued row is offered here too; anything else is not ours.
+  EXPECT_EQ(judge_row(nullptr, queued, "p1").change, RowChange::Mirror);
+  EXPECT_EQ(judge_row(nullptr, claimed_by("w1", "p2"), "p1").change, RowChange::Nothing);
+  EXPECT_EQ(judge_row(nullptr, std::nullopt, "p1").change, RowChange::Nothing);
+
+  // Queued here: kept while queued there, forgotten once another process claimed it.
+  const auto mine_queued = view(Phase::Queued, "", queued);
+  EXPECT_EQ(judge_row(&mine_queued, queued, "p1").change, RowChange::Nothing);
+  EXPECT_EQ(judge_row(&mine_queued, claimed_by("w9", "p2"), "p1").change, RowChange::Forget);
+  EXPECT_EQ(judge_row(&mine_queued, std::nullopt, "p1").change, RowChange::Forget);
+
+  // Held here by w1 (any held phase).
+  const auto record = claimed_by("w1", "p1");
+  for (const auto phase : {Phase::Offered, Phase::Running, Phase::Detached}) {
+    const auto held = view(phase, "w1", record);
+    EXPECT_EQ(judge_row(&held, claimed_by("w1", "p1"), "p1").change, RowChange::Nothing);
+    const auto taken = judge_row(&held, claimed_by("w1", "p2"), "p1");
+    EXPECT_EQ(taken.change, RowChange::GiveUp) << to_string(phase);
+    EXPECT_EQ(taken.why, "another studio process took the claim over");
+    EXPECT_EQ(judge_row(&held, claimed_by("w2", "p1"), "p1").change, RowChange::GiveUp)
+        << "another worker holds it now";
+    const auto requeued = judge_row(&held, queued, "p1");
+    EXPECT_EQ(requeued.change, RowChange::GiveUpAndMirror);
+    EXPECT_EQ(requeued.why, "it is queued through another studio process");
+    EXPECT_EQ(judge_row(&held, row(JobStatus::Done, "w2"), "p1").change, RowChange::GiveUp);
+    EXPECT_EQ(judge_row(&held, row(JobStatus::Failed), "p1").why,
+              "it is failed through another studio process");
+    EXPECT_EQ(judge_row(&held, std::nullopt, "p1").why, "its row is gone");
+    EXPECT_EQ(judge_row(&held, row(JobStatus::Cancelled, "w1"), "p1").change,
+              RowChange::CancelledElsewhere);
+    const auto already = view(phase, "w1", record, true);
+    EXPECT_EQ(judge_row(&already, row(JobStatus::Cancelled, "w1"), "p1").change, RowChange::Nothing)
+        << "a cancel learnt once";
+  }
+
+  // This process's own write in flight settles the job: the row read meanwhile changes nothing.
+  for (const auto phase : {Phase::Claiming, Phase::Finishing}) {
+    const auto moving = view(phase, "w1", record);
+    EXPECT_EQ(judge_row(&moving, row(JobStatus::Done, "w2"), "p1").change, RowChange::Nothing);
+    EXPECT_EQ(judge_row(&moving, std::nullopt, "p1").change, RowChange::Nothing);
+  }
+}
+
 // ---- JobBook: the active jobs' phases and the effects the studio carries out ----
 
 namespace book {
@@ -464,7 +515,6 @@ TEST(JobBookClassTest, ACancelIsJudgedOnTheHeldPhase) {
   EXPECT_EQ(f.book.held_by("j1", "w2"), false);
   EXPECT_EQ(f.book.held_by("nope", "w1"), std::nullopt);
 }
-
 
 TEST(JobBookClassTest, ACancelledQueuedJobLeavesTheBookOnceTheRowSaysSo) {
   ManualClock clock;
