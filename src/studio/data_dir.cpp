@@ -194,8 +194,7 @@ Result<std::unique_ptr<store::StudioStore>> open_studio_store(
       return fail(Error::invalid_argument(
           "the studio of {} keeps its data in PostgreSQL ({}): pass --database (or set "
           "STUDIO_SERVER_DATABASE); to use SQLite in this data directory again, remove {}",
-          data_dir.string(), remembered_database(marker).value_or("PostgreSQL"),
-          marker.string()));
+          data_dir.string(), remembered_database(marker).value_or("PostgreSQL"), marker.string()));
     }
     auto store = open_data_dir(data_dir, results_dir);
     if (!store) {
@@ -221,7 +220,8 @@ Result<std::unique_ptr<store::StudioStore>> open_studio_store(
                   {{"path", sqlite_db.string()}, {"why", "it holds no jobs, workers or keys"}});
   }
   if (const auto before = remembered_database(marker)) {
-    if (const auto now = sql::pg::redacted_uri(*database_uri); *before != now) {
+    if (const auto now = sql::pg::redacted_uri(*database_uri);
+        !sql::pg::same_connection(*before, *database_uri)) {
       // Allowed (a moved server, a renamed host), but never silent: it may be a typo.
       logger().warn("studio.database_changed",
                     {{"data_dir", data_dir.string()}, {"was", *before}, {"now", now}});

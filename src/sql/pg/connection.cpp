@@ -9,6 +9,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
+#include <optional>
 
 namespace sw::sql::pg {
 namespace {
@@ -137,6 +139,31 @@ std::string redacted_uri(std::string_view uri) {
     replace_all(out, parsed_option(text, secret), "***");
   }
   return out;
+}
+
+bool same_connection(std::string_view a, std::string_view b) {
+  using Options = std::map<std::string, std::string>;
+  const auto options_of = [](std::string_view uri) -> std::optional<Options> {
+    const std::string text(uri);
+    char* error = nullptr;
+    PQconninfoOption* parsed = PQconninfoParse(text.c_str(), &error);
+    PQfreemem(error);
+    if (parsed == nullptr) {
+      return std::nullopt;
+    }
+    Options out;
+    for (auto* option = parsed; option->keyword != nullptr; ++option) {
+      const std::string_view keyword = option->keyword;
+      if (option->val != nullptr && keyword != "password" && keyword != "sslpassword") {
+        out.emplace(keyword, option->val);
+      }
+    }
+    PQconninfoFree(parsed);
+    return out;
+  };
+  const auto left = options_of(a);
+  const auto right = options_of(b);
+  return left && right ? *left == *right : a == b;
 }
 
 Param::Param(double value) {
@@ -281,13 +308,13 @@ Result<Connection> Connection::open(std::string_view uri, std::chrono::seconds t
   }
   // Server notices (e.g. "relation … already exists, skipping" from the migrations' IF NOT
   // EXISTS) are not errors; libpq's default prints them on stderr, past our logging.
-  PQsetNoticeProcessor(conn.raw(), [](void*, const char*) {}, nullptr);
+  PQsetNoticeProcessor(
+      conn.raw(), [](void*, const char*) {}, nullptr);
   if (PQstatus(conn.raw()) != CONNECTION_OK) {
     const std::string detail = one_line(PQerrorMessage(conn.raw()));
     return fail(Error::make(
-        login_refused(detail) || PQconnectionNeedsPassword(conn.raw()) != 0
-            ? Code::InvalidArgument
-            : Code::Unavailable,
+        login_refused(detail) || PQconnectionNeedsPassword(conn.raw()) != 0 ? Code::InvalidArgument
+                                                                            : Code::Unavailable,
         "postgresql: cannot connect to {}: {}", conn.describe(), redact(detail, owned)));
   }
   return conn;
@@ -376,11 +403,10 @@ Result<Rows> Connection::exec(std::string_view sql, std::span<const Param> param
     return fail(std::move(name).error());
   }
   // Parameter types are left to the server (0 = infer from the statement); results in text.
-  Rows rows(*name != nullptr
-                ? PQexecPrepared(conn_.get(), (*name)->c_str(), count, values.data(),
-                                 lengths.data(), formats.data(), 0)
-                : PQexecParams(conn_.get(), text.c_str(), count, nullptr, values.data(),
-                               lengths.data(), formats.data(), 0));
+  Rows rows(*name != nullptr ? PQexecPrepared(conn_.get(), (*name)->c_str(), count, values.data(),
+                                              lengths.data(), formats.data(), 0)
+                             : PQexecParams(conn_.get(), text.c_str(), count, nullptr,
+                                            values.data(), lengths.data(), formats.data(), 0));
   const auto status = rows.result_ ? PQresultStatus(rows.result_.get()) : PGRES_FATAL_ERROR;
   if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
     const char* state =
@@ -395,9 +421,10 @@ Result<Rows> Connection::exec(std::string_view sql, std::span<const Param> param
       if (tx_state() == TxState::Idle) {
         return exec(sql, params);
       }
-      return fail(Error::unavailable("postgresql exec: the session lost its prepared statements "
-                                     "(DISCARD, DEALLOCATE or a pooler in transaction mode); "
-                                     "they are no longer used"));
+      return fail(
+          Error::unavailable("postgresql exec: the session lost its prepared statements "
+                             "(DISCARD, DEALLOCATE or a pooler in transaction mode); "
+                             "they are no longer used"));
     }
     return fail(error_from(rows.result_.get(), "exec"));
   }
@@ -415,8 +442,7 @@ Result<const std::string*> Connection::prepared_name(const std::string& text, in
   }
   std::string name = "sw_" + std::to_string(prepared_.size() + 1);
   Rows prepared(PQprepare(conn_.get(), name.c_str(), text.c_str(), params, nullptr));
-  const auto status =
-      prepared.result_ ? PQresultStatus(prepared.result_.get()) : PGRES_FATAL_ERROR;
+  const auto status = prepared.result_ ? PQresultStatus(prepared.result_.get()) : PGRES_FATAL_ERROR;
   if (status != PGRES_COMMAND_OK) {
     return fail(error_from(prepared.result_.get(), "exec"));  // as the run would have failed
   }

@@ -187,6 +187,12 @@ class Connection {
 // '?' in it) is replaced wherever it occurs, at the risk of hiding more than the secret.
 std::string redacted_uri(std::string_view uri);
 
+// True when `a` and `b` name the same connection, secrets aside: every option libpq reads from
+// them (host, port, dbname, user, sslmode, …) is the same, whatever the password and wherever
+// it is written (user-info or query), so a redacted URI equals the URI it came from. A URI
+// libpq cannot read is compared as text.
+bool same_connection(std::string_view a, std::string_view b);
+
 // BEGIN … COMMIT on one connection; rolls back in the destructor unless committed. commit() of a
 // transaction in which a statement failed rolls back and reports Conflict (PostgreSQL would
 // silently turn that COMMIT into a ROLLBACK). Opened while the connection is already inside a

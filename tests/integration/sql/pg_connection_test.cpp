@@ -80,16 +80,15 @@ TEST_F(PgConnection, ALoginTheServerRefusesIsAnInvalidArgumentNamingWhy) {
   EXPECT_EQ(missing.error().code, Code::InvalidArgument) << missing.error().message;
   EXPECT_NE(missing.error().message.find("no_such_db"), std::string::npos)
       << missing.error().message;
-  auto role = Connection::open("postgresql://nobody_here@127.0.0.1:" +
-                               std::to_string(server_->port()) + "/postgres");
+  auto role = Connection::open(
+      "postgresql://nobody_here@127.0.0.1:" + std::to_string(server_->port()) + "/postgres");
   ASSERT_FALSE(role);
   EXPECT_EQ(role.error().code, Code::InvalidArgument) << role.error().message;
   EXPECT_NE(role.error().message.find("nobody_here"), std::string::npos) << role.error().message;
   auto sslmode = Connection::open(server_->uri() + "?sslmode=bogus");
   ASSERT_FALSE(sslmode);
   EXPECT_EQ(sslmode.error().code, Code::InvalidArgument) << sslmode.error().message;
-  EXPECT_NE(sslmode.error().message.find("sslmode"), std::string::npos)
-      << sslmode.error().message;
+  EXPECT_NE(sslmode.error().message.find("sslmode"), std::string::npos) << sslmode.error().message;
 }
 
 // What the studio prints and keeps of --database: no password, wherever the URI carries it.
@@ -115,6 +114,22 @@ TEST(PgRedactedUri, HidesTheUserInfoPasswordAndEveryPasswordParameter) {
   // The client key's passphrase.
   EXPECT_EQ(redacted_uri("postgresql://u@h/db?sslmode=verify-full&sslpassword=S3kr1t"),
             "postgresql://u@h/db?sslmode=verify-full&sslpassword=***");
+}
+
+// A data directory remembers its URI redacted; the same connection given with its password
+// elsewhere (user-info or query) is not a changed database, another host, port, database, user
+// or sslmode is.
+TEST(PgSameConnection, IgnoresThePasswordAndWhereItIsWrittenOnly) {
+  const std::string uri = "postgresql://studio:pw@db.example:5432/studio";
+  EXPECT_TRUE(same_connection(redacted_uri(uri), uri));
+  EXPECT_TRUE(same_connection(uri, "postgresql://studio@db.example:5432/studio?password=pw"));
+  EXPECT_TRUE(same_connection(uri, "postgresql://studio:other@db.example:5432/studio"));
+  EXPECT_FALSE(same_connection(uri, "postgresql://studio:pw@db.example:5433/studio"));
+  EXPECT_FALSE(same_connection(uri, "postgresql://studio:pw@db2.example:5432/studio"));
+  EXPECT_FALSE(same_connection(uri, "postgresql://studio:pw@db.example:5432/other"));
+  EXPECT_FALSE(same_connection(uri, "postgresql://admin:pw@db.example:5432/studio"));
+  EXPECT_FALSE(same_connection(uri, uri + "?sslmode=require"));
+  EXPECT_FALSE(same_connection("postgresql://u@h/db?x=%zz", "postgresql://u@h/db"));
 }
 
 TEST_F(PgConnection, ParametersRoundTripTextBigintBytesRealAndNull) {
