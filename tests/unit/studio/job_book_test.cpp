@@ -592,11 +592,19 @@ TEST(JobBookClassTest, AStoredCompletionMakesTheJobDoneByItsWorker) {
 // A claim whose store answer comes after a release of the job began (its session closed while
 // the claim was being stored) and refuses it: the row is still queued, and the job must go back
 // to the queue, not be taken for lost.
-TEST(JobBookClassTest, AClaimRefusedAfterItsReleaseBeganPutsTheJobBackInTheQueue) {
+// A book with job "j1" being claimed for worker w1 over session 7.
+struct Claiming {
   ManualClock clock;
   JobBook book;
-  book.enqueue(queued_job("j1"), clock.steady_now());
-  book.begin_claim("j1", "w1", 7);
+  Claiming() {
+    book.enqueue(queued_job("j1"), clock.steady_now());
+    book.begin_claim("j1", "w1", 7);
+  }
+};
+
+TEST(JobBookClassTest, AClaimRefusedAfterItsReleaseBeganPutsTheJobBackInTheQueue) {
+  Claiming f;
+  auto& [clock, book] = f;
   book.claim_refused_late("j1");
   EXPECT_FALSE(book.find("j1")->claim_refused) << "while Claiming the answer settles it itself";
   book.let_go("j1");  // the session closed: the release began
@@ -616,10 +624,8 @@ TEST(JobBookClassTest, AClaimRefusedAfterItsReleaseBeganPutsTheJobBackInTheQueue
 }
 
 TEST(JobBookClassTest, AnUnclaimedJobThatWasCancelledMeanwhileLeavesTheBook) {
-  ManualClock clock;
-  JobBook book;
-  book.enqueue(queued_job("j1"), clock.steady_now());
-  book.begin_claim("j1", "w1", 7);
+  Claiming f;
+  auto& [clock, book] = f;
   book.mark_cancelled("j1");
   const auto effects = book.requeue_unclaimed("j1", clock.steady_now());
   EXPECT_EQ(book.find("j1"), nullptr);
