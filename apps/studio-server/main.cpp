@@ -239,15 +239,21 @@ int serve(const std::string& listen, sw::studio::StudioConfig config,
   // The commands below work as printed: the data directory is named unless it is the default.
   std::string dir_flag = data_dir_arg.empty() ? "" : " --data-dir " + shell_word(data_dir_arg);
   // A URI with a password is not printed whole, and one printed with *** in it would not work:
-  // the commands then read it from the environment, and a line says so.
-  bool database_from_environment = false;
-  if (database_uri && std::getenv("STUDIO_SERVER_DATABASE") == nullptr) {
-    if (sw::sql::pg::redacted_uri(*database_uri) == *database_uri) {
-      dir_flag += " --database " + shell_word(*database_uri);
-    } else {
-      dir_flag += " --database \"$STUDIO_SERVER_DATABASE\"";
-      database_from_environment = true;
-    }
+  // the commands then read it from the environment, and a line says so (as when this process
+  // read it from there: a new shell has no STUDIO_SERVER_DATABASE).
+  std::string database_note;
+  const char* database_env = std::getenv("STUDIO_SERVER_DATABASE");
+  if (database_uri && database_env != nullptr && *database_uri == database_env) {
+    database_note =
+        "(the commands read the database from STUDIO_SERVER_DATABASE, as this "
+        "process did: export it where you run them)";
+  } else if (database_uri && sw::sql::pg::redacted_uri(*database_uri) == *database_uri) {
+    dir_flag += " --database " + shell_word(*database_uri);
+  } else if (database_uri) {
+    dir_flag += " --database \"$STUDIO_SERVER_DATABASE\"";
+    database_note =
+        "(export STUDIO_SERVER_DATABASE='<the --database URI>' first: its password "
+        "is not printed)";
   }
   std::cout << "studio-server " << SW_VERSION << " listening on " << base << "\n"
             << "  bound:       " << server_options.host << ":" << port;
@@ -277,9 +283,8 @@ int serve(const std::string& listen, sw::studio::StudioConfig config,
                "workers approve <request-id>"
             << dir_flag << "\n  or, unattended:      studio-server join-token create" << dir_flag
             << ", then register with --join-token <token>\n";
-  if (database_from_environment) {
-    std::cout << "  (export STUDIO_SERVER_DATABASE='<the --database URI>' first: its password is "
-                 "not printed)\n";
+  if (!database_note.empty()) {
+    std::cout << "  " << database_note << "\n";
   }
   std::cout << std::flush;
 

@@ -352,7 +352,7 @@ Waiting Scheduler::occupied(const QueuedJob& job, SteadyTime now, const Occupanc
   std::string states;
   for (const auto& [present, label] :
        {std::pair(occupancy.busy, "busy"), std::pair(occupancy.paused, "paused"),
-        std::pair(occupancy.held_off, "held off"), std::pair(declined, "declined this job")}) {
+        std::pair(occupancy.held_off, "held off"), std::pair(declined, "kept off this job")}) {
     if (present) {
       states.append(states.empty() ? "" : " or ").append(label);
     }
@@ -375,7 +375,7 @@ std::optional<Waiting> Scheduler::waiting(const std::string& job_id, SteadyTime 
 std::map<std::pair<WaitClass, std::string>, std::size_t> Scheduler::waiting_counts(
     SteadyTime now) const {
   std::map<std::pair<WaitClass, std::string>, std::size_t> counts;
-  // One verdict per shape; only the "declined this job" part is per job.
+  // One verdict per shape; only the "kept off this job" part is per job.
   using Shape = std::tuple<proto::TaskKind, const std::string*, const std::string*, double, bool>;
   struct Verdict {
     std::optional<Waiting> unfit;

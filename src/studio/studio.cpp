@@ -267,6 +267,28 @@ Studio::ActiveJob Studio::make_active_job(store::JobRecord record, proto::Task t
   return job;
 }
 
+void Studio::dispatch_at(SteadyTime at) {
+  const auto now = steady_now();
+  if (stopping_ || (dispatch_timer_at_ && *dispatch_timer_at_ > now && *dispatch_timer_at_ <= at)) {
+    return;
+  }
+  if (dispatch_timer_) {
+    dispatch_timer_->cancel();
+  }
+  dispatch_timer_at_ = at;
+  dispatch_timer_ = std::make_shared<boost::asio::steady_timer>(
+      loop_, std::max(at - now, SteadyTime::duration::zero()));
+  dispatch_timer_->async_wait(
+      [weak = weak_from_this(), raw = dispatch_timer_.get()](const boost::system::error_code& ec) {
+        auto self = weak.lock();
+        if (ec || !self || self->dispatch_timer_.get() != raw) {
+          return;
+        }
+        self->dispatch_timer_at_.reset();
+        self->request_dispatch();
+      });
+}
+
 void Studio::request_dispatch() {
   if (dispatch_pending_ || stopping_) {
     return;
@@ -440,6 +462,14 @@ void Studio::on_deadline(const std::string& job_id, const jobs::Deadline& deadli
   if (job->phase == jobs::Phase::Offered && config_.reject_hold_off.count() > 0) {
     // An unanswered offer is no run (no attempt counted): others get the job first.
     scheduler_.exclude(job->holder, job_id, steady_now() + config_.reject_hold_off);
+  } else if (job->phase == jobs::Phase::Running && session_of(*job)) {
+    // The run limit says when to try elsewhere (issue 18): the holder, still connected, is most
+    // likely still running the job, and its result is taken whenever it comes. Offering the job
+    // straight back to it would start a second run racing the first; others get it first, for
+    // as long as a run may take (then, with no one else, it may go back to the same worker).
+    const auto until = steady_now() + config_.run_limit_for(job->record.kind);
+    scheduler_.exclude(job->holder, job_id, until);
+    dispatch_at(until);
   }
   release(job_id, reason, {store::AttemptOutcome::Requeued, reason}, true, false);
 }
@@ -586,10 +616,13 @@ void Studio::write_release(const std::string& job_id, const std::string& holder,
                                 std::move(after_commit));
             return;
           } else if (!released || !*released) {
-            logger().error("job.release_failed",
-                           {{"job_id", job_id},
-                            {"error", released ? std::string("row not claimed by the holder")
-                                               : released.error().message}});
+            // With several processes the row moving first is a normal race (another process
+            // completed or took over the job); alone, it means an edit behind the studio's back.
+            logger().log(released && self->cluster_ ? log::Level::Info : log::Level::Error,
+                         "job.release_failed",
+                         {{"job_id", job_id},
+                          {"error", released ? std::string("row not claimed by the holder")
+                                             : released.error().message}});
             self->book_.erase(job_id);
           } else {
             logger().info(exhausted ? "job.failed" : "job.requeued",
@@ -640,6 +673,8 @@ void Studio::finish_complete(const std::string& job_id, const std::string& worke
                                                 {"withdrawn_from", done_job.holder},
                                                 {"completed_by", worker_id}});
           ++self->metrics_.withdrawn_claims;
+          self->stop_work(self->session_of(done_job), job_id,
+                          "worker " + worker_id + " delivered the job's result first");
         }
         self->free_session_slot(job_id, self->session_of(done_job));
         self->scheduler_.record_completion(worker_id, done_job.record.model);
@@ -662,6 +697,9 @@ void Studio::shutdown(std::function<void()> done) {
   }
   if (upload_sweep_timer_) {
     upload_sweep_timer_->cancel();
+  }
+  if (dispatch_timer_) {
+    dispatch_timer_->cancel();
   }
   for (auto& [id, timer] : deadlines_) {
     timer->cancel();
@@ -851,19 +889,20 @@ void Studio::cancel_job(const std::string& id,
         if (stored->changed && stored->job) {
           logger().info("job.cancelled", {{"job_id", id}});
           self->publish_job(stored->job->record);
-          self->stop_cancelled_work(stoppable.lock(), id);
+          self->stop_work(stoppable.lock(), id, "cancelled by a client");
         }
         done(std::move(stored->job));
       });
 }
 
-void Studio::stop_cancelled_work(const std::shared_ptr<WorkerSession>& holder,
-                                 const std::string& job_id) {
+void Studio::stop_work(const std::shared_ptr<WorkerSession>& holder, const std::string& job_id,
+                       std::string_view why) {
   if (!holder || !holder->cancel_ || holder->ended_) {
     return;  // a worker without "cancel" runs on; its result is acknowledged and dropped
   }
-  logger().info("job.cancel_sent", {{"job_id", job_id}, {"worker_id", holder->worker_id_}});
-  send(holder, proto::CancelJob{job_id, "cancelled by a client"});
+  logger().info("job.cancel_sent",
+                {{"job_id", job_id}, {"worker_id", holder->worker_id_}, {"why", std::string(why)}});
+  send(holder, proto::CancelJob{job_id, std::string(why)});
 }
 
 void Studio::publish_job(const store::JobRecord& job) {

@@ -32,7 +32,6 @@
 #include "common/clock.h"
 #include "net/http_server.h"
 #include "proto/frames.h"
-#include "studio/store/studio_store.h"
 #include "studio/config.h"
 #include "studio/jobs/job_book.h"
 #include "studio/metrics.h"
@@ -40,6 +39,7 @@
 #include "studio/registry.h"
 #include "studio/result_upload.h"
 #include "studio/scheduler.h"
+#include "studio/store/studio_store.h"
 #include "studio/transactions.h"
 
 namespace boost::asio {
@@ -87,10 +87,10 @@ class WorkerSession : public net::WebSocketHandler,
   // The jobs this session holds (offered or running): at most one, unless its hello announced
   // "capacity" (then as many as the worker's heartbeats leave room for).
   std::set<std::string> jobs_;
-  bool capacity_ = false;                    // hello announced "capacity" and it was welcomed
+  bool capacity_ = false;  // hello announced "capacity" and it was welcomed
   bool progress_ = false;  // "progress" welcomed: its jobProgress frames are taken (issue 20)
   bool cancel_ = false;    // "cancel" welcomed: a client's cancel is sent to it (issue 20)
-  bool uploads_ = false;  // hello announced "uploads": it fetches studio uploads (issue 20)
+  bool uploads_ = false;   // hello announced "uploads": it fetches studio uploads (issue 20)
   std::optional<std::string> reported_job_;  // currentJobId of the last heartbeat
   // Every studio job the last heartbeat named (capacity.jobIds, else currentJobId).
   std::vector<std::string> reported_jobs_;
@@ -361,6 +361,9 @@ class Studio : public std::enable_shared_from_this<Studio> {
     execute(book_.enqueue(std::move(job), steady_now()));
   }
   void request_dispatch();
+  // A dispatch at `at` as well (an exclusion that ends then may free a job for a worker that
+  // sends nothing meanwhile). One timer: an earlier wake already armed covers a later one.
+  void dispatch_at(SteadyTime at);
   void dispatch();
   // Claims in the database, after re-reading the worker's row (a deleted worker is refused and
   // revoked; the job goes back to the queue), then sends the offer.
@@ -371,9 +374,12 @@ class Studio : public std::enable_shared_from_this<Studio> {
   void execute(jobs::Effects effects);
   // A job's deadline fired (the book says it is still the job's).
   void on_deadline(const std::string& job_id, const jobs::Deadline& deadline);
-  // A cancelled job's holder connected here, told to stop the work when it welcomed "cancel"
-  // (the cancel went through this process, or another one's was learnt from the row).
-  void stop_cancelled_work(const std::shared_ptr<WorkerSession>& holder, const std::string& job_id);
+  // A job's holder connected here, told to stop the work (a `cancel` frame saying `why`) when it
+  // welcomed "cancel": a client cancelled the job (through this process, or another one's
+  // cancel learnt from the row), or another worker's result completed it (its claim withdrawn).
+  // A worker without "cancel" runs on; its result is acknowledged and dropped.
+  void stop_work(const std::shared_ptr<WorkerSession>& holder, const std::string& job_id,
+                 std::string_view why);
   // The holder's session of a held job (its welcomed session with the book's key), or null.
   std::shared_ptr<WorkerSession> session_of(const ActiveJob& job) const;
   // Calls `then(true)` when `worker_id` holds or once held `job_id`, else `then(false)`. A frame
@@ -434,6 +440,8 @@ class Studio : public std::enable_shared_from_this<Studio> {
   // once; the periodic sweep finds any other), and the sweep's timer and state.
   std::unordered_set<std::string> jobs_with_uploads_;
   std::shared_ptr<boost::asio::steady_timer> upload_sweep_timer_;
+  std::shared_ptr<boost::asio::steady_timer> dispatch_timer_;  // dispatch_at()
+  std::optional<SteadyTime> dispatch_timer_at_;
   bool upload_sweep_running_ = false;
   bool upload_sweep_again_ = false;
   void schedule_upload_sweep(std::chrono::milliseconds after);

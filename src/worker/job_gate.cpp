@@ -45,6 +45,13 @@ tl::expected<JobGate::Ticket, std::string> JobGate::try_acquire(std::string job_
       return tl::unexpected(fmt::format("worker already runs {} (max_concurrent_jobs = {})",
                                         jobs_word(state_->slots.size()), state_->max_jobs));
     }
+    // The same job offered again while it runs here (the studio's run limit requeued it; this
+    // run's result is still to come): a second run would only race the first.
+    for (const auto& [held_id, slot] : state_->slots) {
+      if (slot.job_id == job_id) {
+        return tl::unexpected(fmt::format("worker already runs job {}", job_id));
+      }
+    }
     id = ++state_->next_id;
     state_->slots.emplace(id, State::Slot{std::move(job_id), std::nullopt});
   }

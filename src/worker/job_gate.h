@@ -84,7 +84,9 @@ class JobGate {
   JobGate(const JobGate&) = delete;
   JobGate& operator=(const JobGate&) = delete;
 
-  // A slot for `job_id`, or why not (every slot held). `limit` lowers the cap for this call: a
+  // A slot for `job_id`, or why not (every slot held, or `job_id` already holds one: a studio
+  // whose run limit requeued the job offers it again while it still runs here). `limit` lowers
+  // the cap for this call: a
   // studio that cannot take several jobs at once (no "capacity" feature) passes 1.
   tl::expected<Ticket, std::string> try_acquire(std::string job_id,
                                                 std::size_t limit = static_cast<std::size_t>(-1));

@@ -37,6 +37,17 @@ bool eventually_attempts(const StudioHarness& studio, const std::string& id, int
   return true;
 }
 
+// The job's `waiting` reason reaches `reason` (the scheduler's view, polled through the API).
+bool eventually_waiting(const StudioHarness& studio, const std::string& id,
+                        const std::string& reason) {
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (studio.job_field(id, "waiting") != reason) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(10ms);
+  }
+  return true;
+}
+
 studio::StudioConfig test_config(const std::filesystem::path& dir) {
   studio::StudioConfig config;
   config.data_dir = dir;
@@ -914,6 +925,69 @@ TEST_F(LateResultAfterRunLimitTest, ALateResultClosesTheRunThatMadeItNotALaterDe
   EXPECT_EQ(history[1]["reason"], busy);
   EXPECT_EQ(history[2]["workerId"], second.worker_id);
   EXPECT_EQ(history[2]["outcome"], "failed") << view.dump();
+}
+
+// A fresh review found the job offered straight back to the worker whose run had just passed the
+// limit (still connected, so most likely still running it): it started a second run of the same
+// job, and its first result then met a job being claimed again. The holder is now kept off the
+// job for as long as a run may take; its late result ends the job, with one run counted.
+class RunLimitRequeueTest : public StudioProtocolTest {
+ protected:
+  void SetUp() override {
+    auto config = test_config(dir_.path());
+    config.default_run_limit = 2s;
+    start(config);
+  }
+};
+
+TEST_F(RunLimitRequeueTest, TheWorkerStillRunningAJobPastItsLimitIsNotOfferedItAgain) {
+  const auto worker = register_worker(studio(), "install-rq1");
+  auto a = connect_worker(studio(), worker);
+  const auto job = studio().create_job(llm_job("synth-llm", "x", 0, R"({"maxAttempts":5})"));
+  auto offer = expect_offer(*a);
+  ASSERT_TRUE(offer && offer->job_id == job);
+  a->send(proto::Accept{job});
+  // Requeued by the run limit, and waiting with the holder kept off it (not offered again).
+  ASSERT_TRUE(eventually_waiting(studio(), job, "waiting: all eligible workers kept off this job"))
+      << studio().job_status(job) << ": " << studio().job_field(job, "waiting");
+
+  a->send(proto::CompleteJson{job, *proto::RawJson::parse(R"({"late":true})"), std::nullopt});
+  auto ack = a->next_non_ack();
+  ASSERT_TRUE(ack && std::holds_alternative<proto::CompleteAck>(*ack));
+  ASSERT_TRUE(studio().wait_job_status(job, "done"));
+  EXPECT_EQ(studio().job_attempts(job), 1) << "one run";
+  const auto view = parse(studio().admin("GET", "/api/v1/jobs/" + job).body);
+  ASSERT_EQ(view["attemptHistory"].size(), 1u) << view.dump();
+  EXPECT_EQ(view["attemptHistory"][0]["outcome"], "done") << view.dump();
+}
+
+// The first worker's late result completes the job while a second worker runs it: the second's
+// claim is withdrawn, and, having announced "cancel", it is told to stop (a review found it ran
+// on to the end, its engine busy and its slot offered new work meanwhile).
+TEST_F(RunLimitRequeueTest, AWorkerWhoseClaimIsWithdrawnByALateResultIsToldToStop) {
+  const auto first = register_worker(studio(), "install-rq2");
+  const auto second = register_worker(studio(), "install-rq3");
+  auto a = connect_worker(studio(), first);
+  const auto job = studio().create_job(llm_job("synth-llm", "x", 0, R"({"maxAttempts":5})"));
+  auto offer = expect_offer(*a);
+  ASSERT_TRUE(offer && offer->job_id == job);
+  a->send(proto::Accept{job});
+  auto b = connect_worker(studio(), second, test_capabilities(), {"cancel"});
+  offer = expect_offer(*b);  // a's run passed the limit, and a is kept off the job
+  ASSERT_TRUE(offer && offer->job_id == job);
+  b->send(proto::Accept{job});
+  ASSERT_TRUE(eventually_attempts(studio(), job, 2)) << "b's run started";
+
+  a->send(proto::CompleteJson{job, *proto::RawJson::parse(R"({"from":"a"})"), std::nullopt});
+  auto ack = a->next_non_ack();
+  ASSERT_TRUE(ack && std::holds_alternative<proto::CompleteAck>(*ack));
+  auto stop = b->next_non_ack();
+  ASSERT_TRUE(stop && std::holds_alternative<proto::CancelJob>(*stop));
+  EXPECT_EQ(std::get<proto::CancelJob>(*stop).job_id, job);
+  EXPECT_EQ(std::get<proto::CancelJob>(*stop).reason,
+            "worker " + first.worker_id + " delivered the job's result first");
+  EXPECT_EQ(studio().job_status(job), "done");
+  EXPECT_EQ(studio().job_field(job, "workerId"), first.worker_id);
 }
 
 TEST_F(LateResultAfterRunLimitTest, AnUploadAfterTheJobFailedCompletesItAndALaterOneIsDropped) {

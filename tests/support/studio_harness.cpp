@@ -315,14 +315,17 @@ proto::WorkerCapabilities test_capabilities(std::vector<proto::TaskKind> kinds) 
 
 std::unique_ptr<ProtocolClient> connect_worker(const StudioHarness& studio,
                                                const WorkerCredentials& credentials,
-                                               const proto::WorkerCapabilities& capabilities) {
+                                               const proto::WorkerCapabilities& capabilities,
+                                               std::vector<std::string> features) {
   auto client = ProtocolClient::connect(studio.port(), credentials.worker_id,
                                         ProtocolClient::Options{credentials.token, true});
   if (!client) {
     ADD_FAILURE() << "upgrade refused: " << client.error().message;
     return nullptr;
   }
-  (*client)->send(proto::Hello{credentials.token, capabilities});
+  proto::Hello hello{credentials.token, capabilities};
+  hello.features = std::move(features);
+  (*client)->send(hello);
   auto welcome = (*client)->next_frame();
   if (!welcome || !std::holds_alternative<proto::Welcome>(*welcome)) {
     ADD_FAILURE() << "no welcome for " << credentials.worker_id;

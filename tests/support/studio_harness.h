@@ -82,10 +82,12 @@ proto::WorkerCapabilities test_capabilities(std::vector<proto::TaskKind> kinds =
                                                 proto::TaskKind::AudioStt,
                                                 proto::TaskKind::AudioTts, proto::TaskKind::Video});
 
-// Connects, sends hello, and waits for welcome (fails the test otherwise).
+// Connects, sends hello (announcing `features`), and waits for welcome (fails the test
+// otherwise).
 std::unique_ptr<ProtocolClient> connect_worker(
     const StudioHarness& studio, const WorkerCredentials& credentials,
-    const proto::WorkerCapabilities& capabilities = test_capabilities());
+    const proto::WorkerCapabilities& capabilities = test_capabilities(),
+    std::vector<std::string> features = {});
 
 // Waits for an offer (skipping heartbeatAcks); fails the test if another frame or nothing comes.
 std::optional<proto::JobOfferClaim> expect_offer(ProtocolClient& client,

@@ -278,7 +278,12 @@ bool login_refused(std::string_view detail) {
       return true;
     }
   }
-  return detail.starts_with("invalid ") && detail.find(" value") != std::string_view::npos;
+  // libpq's own words for an option, alone ("invalid sslmode value: …") or after the server it
+  // was trying ("connection to server at … failed: invalid integer value \"abc\" for
+  // connection option \"connect_timeout\"").
+  const auto invalid = detail.find("invalid ");
+  return invalid != std::string_view::npos &&
+         detail.find(" value", invalid) != std::string_view::npos;
 }
 
 }  // namespace

@@ -329,7 +329,7 @@ void Cluster::apply_row(const std::string& job_id, const std::optional<store::Jo
       studio->scheduler_.remove(job_id);
       studio->book_.erase(job_id);
       return;
-    case jobs::RowChange::GiveUp: give_up(job_id, verdict.why); return;
+    case jobs::RowChange::GiveUp: give_up(job_id, verdict.why, verdict.stop_holder); return;
     case jobs::RowChange::GiveUpAndMirror:
       give_up(job_id, verdict.why);
       mirror(*row);
@@ -344,7 +344,7 @@ void Cluster::apply_row(const std::string& job_id, const std::optional<store::Jo
       auto holder = studio->session_of(*job);
       studio->book_.mark_cancelled(job_id);
       studio->book_.cancel_stored(job_id);
-      studio->stop_cancelled_work(holder, job_id);
+      studio->stop_work(holder, job_id, "cancelled by a client");
       return;
     }
   }
@@ -364,7 +364,7 @@ void Cluster::mirror(store::JobRecord record) {
   studio->enqueue(std::move(*job));
 }
 
-void Cluster::give_up(const std::string& job_id, std::string_view why) {
+void Cluster::give_up(const std::string& job_id, std::string_view why, bool stop_holder) {
   auto studio = studio_.lock();
   const auto* job = studio ? studio->book_.find(job_id) : nullptr;
   if (!job) {
@@ -372,7 +372,11 @@ void Cluster::give_up(const std::string& job_id, std::string_view why) {
   }
   logger().info("cluster.job_given_up",
                 {{"job_id", job_id}, {"worker_id", job->holder}, {"why", why}});
-  studio->free_session_slot(job_id, studio->session_of(*job));
+  const auto holder = studio->session_of(*job);
+  if (stop_holder) {
+    studio->stop_work(holder, job_id, std::string(why));
+  }
+  studio->free_session_slot(job_id, holder);
   studio->execute(studio->book_.let_go(job_id));
   studio->book_.erase(job_id);
   studio->request_dispatch();

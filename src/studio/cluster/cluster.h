@@ -114,7 +114,8 @@ class Cluster : public std::enable_shared_from_this<Cluster> {
   // The job's row says what became of it: the book follows.
   void apply_row(const std::string& job_id, const std::optional<store::JobRecord>& row);
   void mirror(store::JobRecord record);
-  void give_up(const std::string& job_id, std::string_view why);
+  // Lets go of a job this process holds; `stop_holder`: its worker is told to stop the work.
+  void give_up(const std::string& job_id, std::string_view why, bool stop_holder = false);
   void verify_held();
 
   std::weak_ptr<Studio> studio_;

@@ -150,7 +150,7 @@ RowVerdict judge_row(const ActiveView* job, const std::optional<store::JobRecord
     return {queued ? RowChange::Nothing : RowChange::Forget, {}};
   }
   if (!row) {
-    return {RowChange::GiveUp, "its row is gone"};
+    return {RowChange::GiveUp, "its row is gone", true};
   }
   switch (row->status) {
     case store::JobStatus::Claimed:
@@ -163,9 +163,10 @@ RowVerdict judge_row(const ActiveView* job, const std::optional<store::JobRecord
     case store::JobStatus::Queued:
     case store::JobStatus::Done:
     case store::JobStatus::Failed:
-      return {queued ? RowChange::GiveUpAndMirror : RowChange::GiveUp,
-              "it is " + std::string(store::to_string(row->status)) +
-                  " through another studio process"};
+      return {
+          queued ? RowChange::GiveUpAndMirror : RowChange::GiveUp,
+          "it is " + std::string(store::to_string(row->status)) + " through another studio process",
+          row->status == store::JobStatus::Done};
   }
   return {};
 }

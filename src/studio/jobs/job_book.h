@@ -154,6 +154,10 @@ enum class RowChange {
 struct RowVerdict {
   RowChange change = RowChange::Nothing;
   std::string why;  // for GiveUp and GiveUpAndMirror: what the row says
+  // For GiveUp: the holder's work is of no use any more (the job is done, or its row gone), so
+  // it is told to stop. Not when the job failed (the holder's late result is still taken) or
+  // another process took the claim over (the worker moved there).
+  bool stop_holder = false;
 };
 RowVerdict judge_row(const ActiveView* job, const std::optional<store::JobRecord>& row,
                      std::string_view process_id);

@@ -279,6 +279,7 @@ TEST_F(StudioClusterTest, AStudioThatCannotStartOnItsDatabaseExitsAsASupervisorN
   const std::vector<Case> cases = {
       {base + "/no_such_db", 2, "no_such_db"},
       {base + "/postgres?sslmode=bogus", 2, "sslmode"},
+      {base + "/postgres?connect_timeout=abc", 2, "connect_timeout"},
       {"postgresql://sw:Pa55word@127.0.0.1:1/studio?connect_timeout=2", 1, "port=1"},
   };
   for (const auto& [uri, exit_code, says] : cases) {

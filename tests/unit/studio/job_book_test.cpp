@@ -239,10 +239,16 @@ TEST(JobBookTest, ARowChangedByAnotherProcessIsMirroredForgottenGivenUpOrCancell
     const auto requeued = judge_row(&held, queued, "p1");
     EXPECT_EQ(requeued.change, RowChange::GiveUpAndMirror);
     EXPECT_EQ(requeued.why, "it is queued through another studio process");
-    EXPECT_EQ(judge_row(&held, row(JobStatus::Done, "w2"), "p1").change, RowChange::GiveUp);
-    EXPECT_EQ(judge_row(&held, row(JobStatus::Failed), "p1").why,
-              "it is failed through another studio process");
+    const auto done = judge_row(&held, row(JobStatus::Done, "w2"), "p1");
+    EXPECT_EQ(done.change, RowChange::GiveUp);
+    EXPECT_TRUE(done.stop_holder) << "its work is of no use any more";
+    const auto failed = judge_row(&held, row(JobStatus::Failed), "p1");
+    EXPECT_EQ(failed.why, "it is failed through another studio process");
+    EXPECT_FALSE(failed.stop_holder) << "its late result is still taken";
+    EXPECT_FALSE(taken.stop_holder) << "the worker moved to the other process";
+    EXPECT_FALSE(requeued.stop_holder);
     EXPECT_EQ(judge_row(&held, std::nullopt, "p1").why, "its row is gone");
+    EXPECT_TRUE(judge_row(&held, std::nullopt, "p1").stop_holder);
     EXPECT_EQ(judge_row(&held, row(JobStatus::Cancelled, "w1"), "p1").change,
               RowChange::CancelledElsewhere);
     const auto already = view(phase, "w1", record, true);

@@ -295,7 +295,7 @@ TEST(SchedulerTest, AQueuedJobSaysWhyItWaitsInTheDocumentedOrder) {
   EXPECT_EQ(s.waiting("j", kNow)->text, "waiting: all eligible workers busy or held off");
   s.exclude("big2", "j", kNow + 20s);
   EXPECT_EQ(s.waiting("j", kNow + 10s)->text,
-            "waiting: all eligible workers busy or declined this job");
+            "waiting: all eligible workers busy or kept off this job");
   reason = s.waiting("j", kNow + 20s);
   EXPECT_EQ(reason->reason, WaitClass::Pending) << reason->text;
 

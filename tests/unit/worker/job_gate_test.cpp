@@ -24,6 +24,20 @@ TEST(JobGate, OneSlotRefusesASecondJobWithTheReferenceWords) {
   EXPECT_TRUE(gate.try_acquire("b").has_value()) << "a released slot is free again";
 }
 
+// Issue 18: a studio whose run limit requeued a job may offer it again to the worker still
+// running it; a second run of the same job beside the first is refused, whatever the room.
+TEST(JobGate, AJobRunningHereIsNotTakenASecondTime) {
+  JobGate gate(3);
+  auto first = gate.try_acquire("j1");
+  ASSERT_TRUE(first.has_value());
+  auto again = gate.try_acquire("j1");
+  ASSERT_FALSE(again.has_value());
+  EXPECT_EQ(again.error(), "worker already runs job j1");
+  EXPECT_TRUE(gate.try_acquire("j2").has_value()) << "other jobs still fit";
+  first->release();
+  EXPECT_TRUE(gate.try_acquire("j1").has_value()) << "once its run ended, it may run again";
+}
+
 TEST(JobGate, TwoSlotsAdmitAnLlmAndAnImageWhenMemoryHoldsBoth) {
   JobGate gate(2);
   auto llm = gate.try_acquire("llm");
