@@ -299,22 +299,24 @@ Result<RegistrationAnswer> poll_registration(store::StudioStore& store,
     return fail(std::move(found).error());
   }
   if (!*found) {
-    return RegistrationAnswer{404, api::error_body("not_found", "unknown registration request"),
+    return RegistrationAnswer{api::refuse(api::Refusal::NotFound, "unknown registration request"),
                               std::nullopt};
   }
   const auto& r = **found;
   if (!constant_time_equal(secret_hash, r.secret_hash)) {
-    return RegistrationAnswer{401, api::error_body("unauthorized", "registration secret rejected"),
-                              std::nullopt};
+    return RegistrationAnswer{
+        api::refuse(api::Refusal::Unauthorized, "registration secret rejected"), std::nullopt};
   }
   switch (r.status) {
     case store::RequestStatus::Pending:
       return RegistrationAnswer{
-          200, proto::encode(proto::RegistrationPoll{proto::RegistrationPending{}}), std::nullopt,
-          true};
+          net::HttpResponse::json(
+              200, proto::encode(proto::RegistrationPoll{proto::RegistrationPending{}})),
+          std::nullopt, true};
     case store::RequestStatus::Rejected:
       return RegistrationAnswer{
-          200, proto::encode(proto::RegistrationPoll{proto::RegistrationRejected{r.reason}}),
+          net::HttpResponse::json(
+              200, proto::encode(proto::RegistrationPoll{proto::RegistrationRejected{r.reason}})),
           std::nullopt};
     case store::RequestStatus::Approved: break;
   }
@@ -325,11 +327,12 @@ Result<RegistrationAnswer> poll_registration(store::StudioStore& store,
     return fail(std::move(rotated).error());
   }
   if (!*rotated) {
-    return RegistrationAnswer{404, api::error_body("not_found", "the approved worker was deleted"),
-                              std::nullopt};
+    return RegistrationAnswer{
+        api::refuse(api::Refusal::NotFound, "the approved worker was deleted"), std::nullopt};
   }
   return RegistrationAnswer{
-      200, proto::encode(proto::RegistrationPoll{proto::RegistrationApproved{*r.worker_id, token}}),
+      net::HttpResponse::json(200, proto::encode(proto::RegistrationPoll{
+                                       proto::RegistrationApproved{*r.worker_id, token}})),
       std::pair(*r.worker_id, hash)};
 }
 

@@ -14,6 +14,7 @@
 
 #include "common/error.h"
 #include "jobs/job_book.h"
+#include "net/http_types.h"
 #include "proto/results.h"
 #include "studio/quota.h"
 #include "studio/store/studio_store.h"
@@ -96,8 +97,7 @@ Result<JoinAnswer> join_registration(store::StudioStore& store,
 
 // A poll of a registration request (reference §2.2), as the worker is answered.
 struct RegistrationAnswer {
-  int status = 200;
-  std::string body;  // the JSON answer
+  net::HttpResponse response;  // the answer (200 with the poll's JSON, or a refusal)
   // Approved: the worker id and the hash of the token just minted (the cache learns it).
   std::optional<std::pair<std::string, std::string>> token;
   bool pending = false;

@@ -205,15 +205,12 @@ class ClientRoutes::Impl {
             // Over without a result (issue 17): say so and why, not "not ready". 410: the
             // result will never exist. The body adds the job's status and error.
             const bool failed = (*job)->status == store::JobStatus::Failed;
-            const json body = {
-                {"error", failed ? "job_failed" : "job_cancelled"},
-                {"message", failed ? fmt::format("job {} failed: {}", id,
-                                                 (*job)->error.value_or("no error recorded"))
-                                   : fmt::format("job {} was cancelled", id)},
-                {"status", store::to_string((*job)->status)},
-                {"jobError", (*job)->error ? json(*(*job)->error) : json()}};
-            responder.send(
-                HttpResponse::json(410, body.dump(-1, ' ', false, json::error_handler_t::replace)));
+            responder.send(refuse(failed ? Refusal::JobFailed : Refusal::JobCancelled,
+                                  failed ? fmt::format("job {} failed: {}", id,
+                                                       (*job)->error.value_or("no error recorded"))
+                                         : fmt::format("job {} was cancelled", id),
+                                  {{"status", store::to_string((*job)->status)},
+                                   {"jobError", (*job)->error ? json(*(*job)->error) : json()}}));
           } else if ((*job)->status != store::JobStatus::Done) {
             responder.send(
                 refuse(Refusal::NotReady,

@@ -32,25 +32,44 @@ net::HttpResponse error_response(const Error& error) {
   }
 }
 
+namespace {
+
+std::pair<int, std::string_view> status_and_code(Refusal refusal) {
+  switch (refusal) {
+    case Refusal::NotFound: return {404, "not_found"};
+    case Refusal::MethodNotAllowed: return {405, "method_not_allowed"};
+    case Refusal::Conflict: return {409, "conflict"};
+    case Refusal::NotReady: return {409, "not_ready"};
+    case Refusal::IdempotencyKeyReused: return {409, "idempotency_key_reused"};
+    case Refusal::Unauthorized: return {401, "unauthorized"};
+    case Refusal::Forbidden: return {403, "forbidden"};
+    case Refusal::JoinTokenRefused: return {403, "join_token_refused"};
+    case Refusal::PayloadTooLarge: return {413, "payload_too_large"};
+    case Refusal::RateLimited: return {429, "rate_limited"};
+    case Refusal::QuotaExceeded: return {429, "quota_exceeded"};
+    case Refusal::JobFailed: return {410, "job_failed"};
+    case Refusal::JobCancelled: return {410, "job_cancelled"};
+    case Refusal::InternalError: break;
+  }
+  return {500, "internal_error"};
+}
+
+}  // namespace
+
 net::HttpResponse refuse(Refusal refusal, std::string_view message) {
-  const auto [status, code] = [refusal]() -> std::pair<int, std::string_view> {
-    switch (refusal) {
-      case Refusal::NotFound: return {404, "not_found"};
-      case Refusal::MethodNotAllowed: return {405, "method_not_allowed"};
-      case Refusal::Conflict: return {409, "conflict"};
-      case Refusal::NotReady: return {409, "not_ready"};
-      case Refusal::IdempotencyKeyReused: return {409, "idempotency_key_reused"};
-      case Refusal::Unauthorized: return {401, "unauthorized"};
-      case Refusal::Forbidden: return {403, "forbidden"};
-      case Refusal::JoinTokenRefused: return {403, "join_token_refused"};
-      case Refusal::PayloadTooLarge: return {413, "payload_too_large"};
-      case Refusal::RateLimited: return {429, "rate_limited"};
-      case Refusal::QuotaExceeded: return {429, "quota_exceeded"};
-      case Refusal::InternalError: break;
-    }
-    return {500, "internal_error"};
-  }();
+  const auto [status, code] = status_and_code(refusal);
   return net::HttpResponse::error(status, code, message);
+}
+
+net::HttpResponse refuse(Refusal refusal, std::string_view message, const nlohmann::json& extra) {
+  const auto [status, code] = status_and_code(refusal);
+  nlohmann::json body = {{"error", code}, {"message", message}};
+  for (const auto& [key, value] : extra.items()) {
+    if (key != "error" && key != "message") {
+      body[key] = value;
+    }
+  }
+  return net::HttpResponse::json(status, dump(body));
 }
 
 net::HttpResponse file_answer(const std::filesystem::path& file, std::string content_type,

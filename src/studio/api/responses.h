@@ -39,9 +39,13 @@ enum class Refusal {
   PayloadTooLarge,       // 413 payload_too_large: a body beyond what the studio takes in
   RateLimited,           // 429 rate_limited: too many requests from one address
   QuotaExceeded,         // 429 quota_exceeded: an API key's quota is used up
+  JobFailed,             // 410 job_failed: a failed job's result, which will never exist
+  JobCancelled,          // 410 job_cancelled: a cancelled job's result, likewise
   InternalError,         // 500 internal_error: the studio itself is wrong
 };
 net::HttpResponse refuse(Refusal refusal, std::string_view message);
+// The same, the body carrying `extra`'s members too (a job's status, a log reference).
+net::HttpResponse refuse(Refusal refusal, std::string_view message, const nlohmann::json& extra);
 
 // The body of an error answer, for answers built before their status is sent.
 std::string error_body(std::string_view code, std::string_view message);

@@ -52,10 +52,8 @@ class WorkerRoutes::Impl {
       logger().warn(
           "ws.upgrade_unauthorised",
           {{"worker_id", worker_id}, {"remote", head.remote_address}, {"reference", reference}});
-      json body = {{"error", "unauthorized"},
-                   {"message", "unknown worker or bad bearer token"},
-                   {"reference", reference}};
-      return HttpResponse::json(401, dump(body));
+      return refuse(Refusal::Unauthorized, "unknown worker or bad bearer token",
+                    {{"reference", reference}});
     }
     if (s_.stopping()) {
       return unavailable("the studio is shutting down");
@@ -205,13 +203,13 @@ class WorkerRoutes::Impl {
             return;
           }
           if (answer->pending && wait.count() > 0 && !s_.stopping()) {
-            hold_poll(request_id, secret_hash, wait, std::move(answer->body), responder);
+            hold_poll(request_id, secret_hash, wait, std::move(answer->response.body), responder);
             return;
           }
           if (answer->token) {
             s_.registry().set_worker_token_hash(answer->token->first, answer->token->second);
           }
-          responder.send(HttpResponse::json(answer->status, std::move(answer->body)));
+          responder.send(std::move(answer->response));
         });
   }
 

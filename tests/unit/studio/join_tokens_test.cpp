@@ -78,7 +78,7 @@ TEST_F(JoinTokenTest, AValidTokenApprovesAtOnceAndTheWorkerSaysWhichToken) {
   const auto poll =
       tx::poll_registration(*store_, answer.request_id, sha256_hex("secret-install-a"));
   ASSERT_TRUE(poll);
-  EXPECT_NE(poll->body.find("\"status\":\"approved\""), std::string::npos) << poll->body;
+  EXPECT_NE(poll->response.body.find("\"status\":\"approved\""), std::string::npos) << poll->response.body;
 }
 
 TEST_F(JoinTokenTest, ARepeatOfALostAnswerCountsNoUseAndNamesTheSameWorker) {

@@ -38,6 +38,8 @@ TEST(StudioResponses, EveryRefusalHasItsOwnStatusAndCode) {
       {Refusal::PayloadTooLarge, 413, "payload_too_large"},
       {Refusal::RateLimited, 429, "rate_limited"},
       {Refusal::QuotaExceeded, 429, "quota_exceeded"},
+      {Refusal::JobFailed, 410, "job_failed"},
+      {Refusal::JobCancelled, 410, "job_cancelled"},
       {Refusal::InternalError, 500, "internal_error"},
   };
   for (const auto& [refusal, status, code] : table) {
@@ -46,6 +48,16 @@ TEST(StudioResponses, EveryRefusalHasItsOwnStatusAndCode) {
     EXPECT_EQ(nlohmann::json::parse(answer.body).at("message"), "why: " + code);
     EXPECT_EQ(answer.content_type, "application/json");
   }
+}
+
+TEST(StudioResponses, ARefusalMayCarryMoreMembersButNotReplaceItsCodeOrMessage) {
+  const auto answer = refuse(Refusal::JobFailed, "job j1 failed: boom",
+                             {{"status", "failed"}, {"error", "ok"}, {"message", "hidden"}});
+  EXPECT_EQ(answer.status, 410);
+  const auto body = nlohmann::json::parse(answer.body);
+  EXPECT_EQ(body.at("error"), "job_failed");
+  EXPECT_EQ(body.at("message"), "job j1 failed: boom");
+  EXPECT_EQ(body.at("status"), "failed");
 }
 
 TEST(StudioResponses, ClientErrorsKeepTheirMessageAndServerErrorsHideIt) {
