@@ -938,15 +938,21 @@ class RunLimitRequeueTest : public StudioProtocolTest {
     config.default_run_limit = 2s;
     start(config);
   }
+
+  // A job of five attempts offered to `worker` and accepted: its run has started.
+  std::string accepted_job(ProtocolClient& worker) {
+    const auto job = studio().create_job(llm_job("synth-llm", "x", 0, R"({"maxAttempts":5})"));
+    const auto offer = expect_offer(worker);
+    EXPECT_TRUE(offer && offer->job_id == job);
+    worker.send(proto::Accept{job});
+    return job;
+  }
 };
 
 TEST_F(RunLimitRequeueTest, TheWorkerStillRunningAJobPastItsLimitIsNotOfferedItAgain) {
   const auto worker = register_worker(studio(), "install-rq1");
   auto a = connect_worker(studio(), worker);
-  const auto job = studio().create_job(llm_job("synth-llm", "x", 0, R"({"maxAttempts":5})"));
-  auto offer = expect_offer(*a);
-  ASSERT_TRUE(offer && offer->job_id == job);
-  a->send(proto::Accept{job});
+  const auto job = accepted_job(*a);
   // Requeued by the run limit, and waiting with the holder kept off it (not offered again).
   ASSERT_TRUE(eventually_waiting(studio(), job, "waiting: all eligible workers kept off this job"))
       << studio().job_status(job) << ": " << studio().job_field(job, "waiting");
@@ -968,12 +974,9 @@ TEST_F(RunLimitRequeueTest, AWorkerWhoseClaimIsWithdrawnByALateResultIsToldToSto
   const auto first = register_worker(studio(), "install-rq2");
   const auto second = register_worker(studio(), "install-rq3");
   auto a = connect_worker(studio(), first);
-  const auto job = studio().create_job(llm_job("synth-llm", "x", 0, R"({"maxAttempts":5})"));
-  auto offer = expect_offer(*a);
-  ASSERT_TRUE(offer && offer->job_id == job);
-  a->send(proto::Accept{job});
+  const auto job = accepted_job(*a);
   auto b = connect_worker(studio(), second, test_capabilities(), {"cancel"});
-  offer = expect_offer(*b);  // a's run passed the limit, and a is kept off the job
+  const auto offer = expect_offer(*b);  // a's run passed the limit, and a is kept off the job
   ASSERT_TRUE(offer && offer->job_id == job);
   b->send(proto::Accept{job});
   ASSERT_TRUE(eventually_attempts(studio(), job, 2)) << "b's run started";
