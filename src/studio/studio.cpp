@@ -470,6 +470,7 @@ void Studio::on_deadline(const std::string& job_id, const jobs::Deadline& deadli
     const auto until = steady_now() + config_.run_limit_for(job->record.kind);
     scheduler_.exclude(job->holder, job_id, until);
     dispatch_at(until);
+    runs_past_limit_[job_id].push_back(session_of(*job));
   }
   release(job_id, reason, {store::AttemptOutcome::Requeued, reason}, true, false);
 }
@@ -905,8 +906,34 @@ void Studio::stop_work(const std::shared_ptr<WorkerSession>& holder, const std::
   send(holder, proto::CancelJob{job_id, std::string(why)});
 }
 
+void Studio::end_runs_past_limit(const store::JobRecord& job) {
+  const auto it = runs_past_limit_.find(job.id);
+  if (it == runs_past_limit_.end()) {
+    return;
+  }
+  const auto sessions = std::move(it->second);
+  runs_past_limit_.erase(it);
+  if (job.status != store::JobStatus::Done && job.status != store::JobStatus::Cancelled) {
+    return;
+  }
+  const std::string why =
+      job.status == store::JobStatus::Cancelled
+          ? "cancelled by a client"
+          : "worker " + job.worker_id.value_or("") + " delivered the job's result first";
+  for (const auto& weak : sessions) {
+    if (const auto session = weak.lock();
+        session && session->worker_id_ != job.worker_id.value_or("")) {
+      stop_work(session, job.id, why);
+    }
+  }
+}
+
 void Studio::publish_job(const store::JobRecord& job) {
   job_ended_for_uploads(job);
+  if (job.status == store::JobStatus::Done || job.status == store::JobStatus::Failed ||
+      job.status == store::JobStatus::Cancelled) {
+    end_runs_past_limit(job);
+  }
   if (job.status == store::JobStatus::Done || job.status == store::JobStatus::Failed ||
       job.status == store::JobStatus::Cancelled) {
     ++metrics_.jobs_ended[{std::string(proto::to_string(job.kind)),

@@ -380,6 +380,10 @@ class Studio : public std::enable_shared_from_this<Studio> {
   // A worker without "cancel" runs on; its result is acknowledged and dropped.
   void stop_work(const std::shared_ptr<WorkerSession>& holder, const std::string& job_id,
                  std::string_view why);
+  // The job `job` (its row as it now reads) is over: the workers whose runs of it passed the
+  // run limit while they stayed connected (they may still be running it) are told to stop when
+  // it is done (by another) or cancelled; a failed job still wants their late result.
+  void end_runs_past_limit(const store::JobRecord& job);
   // The holder's session of a held job (its welcomed session with the book's key), or null.
   std::shared_ptr<WorkerSession> session_of(const ActiveJob& job) const;
   // Calls `then(true)` when `worker_id` holds or once held `job_id`, else `then(false)`. A frame
@@ -441,6 +445,9 @@ class Studio : public std::enable_shared_from_this<Studio> {
   std::unordered_set<std::string> jobs_with_uploads_;
   std::shared_ptr<boost::asio::steady_timer> upload_sweep_timer_;
   std::shared_ptr<boost::asio::steady_timer> dispatch_timer_;  // dispatch_at()
+  // Job id → the sessions whose run of it passed the run limit while connected (end_runs_past_
+  // limit). Entries go when the job ends here, or is over or claimed through another process.
+  std::unordered_map<std::string, std::vector<std::weak_ptr<WorkerSession>>> runs_past_limit_;
   std::optional<SteadyTime> dispatch_timer_at_;
   bool upload_sweep_running_ = false;
   bool upload_sweep_again_ = false;

@@ -398,8 +398,8 @@ awaitable<void> StudioSession::run() {
     const std::string line =
         ending.cause.empty()
             ? fmt::format("disconnected; reconnect attempt {} in {}ms", attempt, delay.count())
-            : fmt::format("session error: {}; reconnect attempt {} in {}ms", ending.cause,
-                          attempt, delay.count());
+            : fmt::format("session error: {}; reconnect attempt {} in {}ms", ending.cause, attempt,
+                          delay.count());
     runtime_.logs().ship(log::Level::Warn, "ws", line);
     if (auto* metrics = runner_.metrics()) metrics->count_reconnect();
     status_.session_reconnecting(attempt);
@@ -456,8 +456,8 @@ awaitable<StudioSession::Ending> StudioSession::run_link(std::shared_ptr<Link> l
         ending.outcome = Outcome::AuthFailed;
         ending.cause = fmt::format("server closed 4001: {}", message->close_reason);
       } else {
-        logger().info("session.closed_by_studio", {{"code", message->close_code},
-                                                   {"reason", message->close_reason}});
+        logger().info("session.closed_by_studio",
+                      {{"code", message->close_code}, {"reason", message->close_reason}});
       }
       co_return ending;
     }
@@ -527,9 +527,9 @@ awaitable<StudioSession::Ending> StudioSession::run_link(std::shared_ptr<Link> l
                        asio::detached);
       } else {
         // The studio must welcome first; anything else now is dropped (an offer too).
-        runtime_.logs().local(log::Level::Warn, "ws",
-                              fmt::format("{} frame before welcome dropped",
-                                          proto::frame_type(*frame)));
+        runtime_.logs().local(
+            log::Level::Warn, "ws",
+            fmt::format("{} frame before welcome dropped", proto::frame_type(*frame)));
       }
       continue;
     }
@@ -656,6 +656,15 @@ void StudioSession::handle_offer(const std::shared_ptr<Link>& link, proto::JobOf
            proto::RejectCode::Busy);
     return;
   }
+  // The same job offered again while this worker still runs it or still holds its result (a
+  // studio whose run limit passed requeued it): a second run would only race the first, whose
+  // result is on its way. Refused without a code: the job, not the worker, is the reason, so the
+  // studio keeps this job off this worker for a while and others get it (issue 18).
+  if (held_.contains(claim.job_id) || runtime_.outbox().contains(claim.job_id)) {
+    reject(fmt::format("worker already runs job {} or holds its result", claim.job_id),
+           std::nullopt);
+    return;
+  }
   // One studio job at a time unless the studio announced "capacity" (the reference's rule).
   auto ticket = runner_.try_reserve(claim.job_id, link->capacity ? runner_.gate().max_jobs() : 1);
   if (!ticket) {
@@ -747,8 +756,8 @@ awaitable<void> StudioSession::run_job(StudioSession* self, std::shared_ptr<Link
     co_return;
   }
   const std::string prompt = prompt_for(claim.task);
-  runtime.job_started(JobRecord{job_id, claim.task.kind(), claim.model, prompt, "studio", {}, {},
-                                {}, {}});
+  runtime.job_started(
+      JobRecord{job_id, claim.task.kind(), claim.model, prompt, "studio", {}, {}, {}, {}});
   // A capacity studio counts this worker's slots as the jobs it lists plus its room: until a beat
   // lists this job, the studio would count one slot too few and hold back the next offer.
   self->slots_changed();

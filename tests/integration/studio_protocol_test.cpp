@@ -993,6 +993,32 @@ TEST_F(RunLimitRequeueTest, AWorkerWhoseClaimIsWithdrawnByALateResultIsToldToSto
   EXPECT_EQ(studio().job_field(job, "workerId"), first.worker_id);
 }
 
+// The other way round: the worker whose run passed the limit (and is kept off the job) is still
+// running it when another worker's result completes the job; having announced "cancel", it is
+// told to stop (a review found it ran on to the end), and its own result later is dropped.
+TEST_F(RunLimitRequeueTest, AWorkerStillRunningPastItsLimitIsToldToStopWhenAnotherCompletes) {
+  const auto first = register_worker(studio(), "install-rq4");
+  const auto second = register_worker(studio(), "install-rq5");
+  auto a = connect_worker(studio(), first, test_capabilities(), {"cancel"});
+  const auto job = accepted_job(*a);
+  auto b = connect_worker(studio(), second);
+  const auto offer = expect_offer(*b);  // a's run passed the limit, and a is kept off the job
+  ASSERT_TRUE(offer && offer->job_id == job);
+  b->send(proto::Accept{job});
+  b->send(proto::CompleteJson{job, *proto::RawJson::parse(R"({"from":"b"})"), std::nullopt});
+  auto ack = b->next_non_ack();
+  ASSERT_TRUE(ack && std::holds_alternative<proto::CompleteAck>(*ack));
+  auto stop = a->next_non_ack();
+  ASSERT_TRUE(stop && std::holds_alternative<proto::CancelJob>(*stop));
+  EXPECT_EQ(std::get<proto::CancelJob>(*stop).job_id, job);
+  EXPECT_EQ(std::get<proto::CancelJob>(*stop).reason,
+            "worker " + second.worker_id + " delivered the job's result first");
+  a->send(proto::CompleteJson{job, *proto::RawJson::parse(R"({"from":"a"})"), std::nullopt});
+  ack = a->next_non_ack();
+  ASSERT_TRUE(ack && std::holds_alternative<proto::CompleteAck>(*ack));
+  EXPECT_EQ(studio().admin("GET", "/api/v1/jobs/" + job + "/result").body, R"({"from":"b"})");
+}
+
 TEST_F(LateResultAfterRunLimitTest, AnUploadAfterTheJobFailedCompletesItAndALaterOneIsDropped) {
   const auto first = register_worker(studio(), "install-rl3");
   const auto second = register_worker(studio(), "install-rl4");

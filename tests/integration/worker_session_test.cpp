@@ -45,7 +45,8 @@ sw::worker::WorkerConfig registered_config(const std::string& url) {
   return config;
 }
 
-const std::string kWelcome = R"({"type":"welcome","workerId":"w-1","serverTime":"2026-01-01T00:00:00Z"})";
+const std::string kWelcome =
+    R"({"type":"welcome","workerId":"w-1","serverTime":"2026-01-01T00:00:00Z"})";
 
 // Reads the worker's hello and welcomes it, then waits until it reports itself connected.
 void welcome(ScriptedStudio& studio, const WorkerHarness& worker) {
@@ -196,8 +197,8 @@ TEST(WorkerSession, AnUpgradeThatNeverAnswersTimesOutAndIsRetried) {
   auto timings = sw::testing::fast_timings();
   timings.connect_timeout = 300ms;
   {
-    WorkerHarness worker(dir.path(),
-                         registered_config("http://127.0.0.1:" + std::to_string(port)), timings);
+    WorkerHarness worker(dir.path(), registered_config("http://127.0.0.1:" + std::to_string(port)),
+                         timings);
     acceptor.join();  // returns once the worker came back for a second attempt
     EXPECT_EQ(accepted, 2);
     EXPECT_THAT(worker.logs(), HasSubstr("websocket upgrade failed: no answer in time"));
@@ -289,10 +290,11 @@ TEST_P(MalformedFrames, AreAProtocolViolationThatEndsTheLinkAndReconnects) {
 
 INSTANTIATE_TEST_SUITE_P(
     Cases, MalformedFrames,
-    ::testing::Values("binary", R"({"type":"surprise"})", "not json",
-                      R"({"type":"offer","claim":{"jobId":"j","gameId":"g","assetName":"a",)"
-                      R"("model":"m","vramGbEstimate":1,"modelSource":{"engine":"synthetic",)"
-                      R"("files":[],"cliDefaults":{"cfgScale":0,"steps":0,"width":0,"height":0}}}})"),
+    ::testing::Values(
+        "binary", R"({"type":"surprise"})", "not json",
+        R"({"type":"offer","claim":{"jobId":"j","gameId":"g","assetName":"a",)"
+        R"("model":"m","vramGbEstimate":1,"modelSource":{"engine":"synthetic",)"
+        R"("files":[],"cliDefaults":{"cfgScale":0,"steps":0,"width":0,"height":0}}}})"),
     MalformedCaseName);
 
 TEST(WorkerSession, ABusyWorkerRejectsASecondOfferWithCodeBusy) {
@@ -376,6 +378,31 @@ TEST(WorkerSession, AnOfferIsAnsweredWhileAResultWaitsForTheDisk) {
   EXPECT_EQ(completed, (std::set<std::string>{"job-1", "job-2"}));
   // Both reached the disk: none was kept in memory only.
   EXPECT_EQ(worker.status()["outbox"].value("inMemoryOnly", -1), 0) << worker.status().dump();
+}
+
+// Issue 18: a studio whose run limit passed may offer the job again while this worker still holds
+// its result (the engine is done, the result not yet acknowledged). The worker refuses it without
+// a code, naming the job, instead of running it a second time; other jobs are still taken.
+TEST(WorkerSession, AnOfferOfAJobWhoseResultItHoldsIsRefusedNotRunAgain) {
+  ScriptedStudio studio;
+  sw::testing::TempDir dir;
+  WorkerHarness worker(dir.path(), registered_config(studio.url()));
+  welcome(studio, worker);
+  studio.send_text(synthetic_llm_offer("job-1"));
+  ASSERT_TRUE(studio.next_of_type("accept"));
+  auto complete = studio.next_of_type("completeJson");
+  ASSERT_TRUE(complete);
+  // Not acknowledged: job-1's result stays in the outbox.
+  studio.send_text(synthetic_llm_offer("job-1"));
+  auto reject = studio.next_of_type("reject");
+  ASSERT_TRUE(reject);
+  EXPECT_EQ(reject->value("jobId", ""), "job-1");
+  EXPECT_FALSE(reject->contains("code")) << reject->dump();
+  EXPECT_EQ(reject->value("reason", ""), "worker already runs job job-1 or holds its result");
+  studio.send_text(synthetic_llm_offer("job-2"));
+  auto accept = studio.next_of_type("accept");
+  ASSERT_TRUE(accept);
+  EXPECT_EQ(accept->value("jobId", ""), "job-2");
 }
 
 // outbox_max_entries: a worker whose undelivered results fill its outbox takes no more work

@@ -328,6 +328,11 @@ void Cluster::apply_row(const std::string& job_id, const std::optional<store::Jo
     case jobs::RowChange::Forget:
       studio->scheduler_.remove(job_id);
       studio->book_.erase(job_id);
+      if (row) {
+        studio->end_runs_past_limit(*row);  // over elsewhere: runs here past the limit stop
+      } else {
+        studio->runs_past_limit_.erase(job_id);
+      }
       return;
     case jobs::RowChange::GiveUp: give_up(job_id, verdict.why, verdict.stop_holder); return;
     case jobs::RowChange::GiveUpAndMirror:
