@@ -933,9 +933,6 @@ void Studio::publish_job(const store::JobRecord& job) {
   if (job.status == store::JobStatus::Done || job.status == store::JobStatus::Failed ||
       job.status == store::JobStatus::Cancelled) {
     end_runs_past_limit(job);
-  }
-  if (job.status == store::JobStatus::Done || job.status == store::JobStatus::Failed ||
-      job.status == store::JobStatus::Cancelled) {
     ++metrics_.jobs_ended[{std::string(proto::to_string(job.kind)),
                            std::string(store::to_string(job.status))}];
   }
