@@ -268,25 +268,24 @@ Studio::ActiveJob Studio::make_active_job(store::JobRecord record, proto::Task t
 }
 
 void Studio::dispatch_at(SteadyTime at) {
-  const auto now = steady_now();
-  if (stopping_ || (dispatch_timer_at_ && *dispatch_timer_at_ > now && *dispatch_timer_at_ <= at)) {
+  if (stopping_) {
     return;
   }
-  if (dispatch_timer_) {
-    dispatch_timer_->cancel();
-  }
-  dispatch_timer_at_ = at;
-  dispatch_timer_ = std::make_shared<boost::asio::steady_timer>(
-      loop_, std::max(at - now, SteadyTime::duration::zero()));
-  dispatch_timer_->async_wait(
-      [weak = weak_from_this(), raw = dispatch_timer_.get()](const boost::system::error_code& ec) {
-        auto self = weak.lock();
-        if (ec || !self || self->dispatch_timer_.get() != raw) {
-          return;
-        }
-        self->dispatch_timer_at_.reset();
-        self->request_dispatch();
-      });
+  // One timer per wake, so that an earlier wake never replaces a later one (each lives at most
+  // one run limit; shutdown cancels those left).
+  auto timer = std::make_shared<boost::asio::steady_timer>(
+      loop_, std::max(at - steady_now(), SteadyTime::duration::zero()));
+  dispatch_timers_.insert(timer);
+  timer->async_wait([weak = weak_from_this(), timer](const boost::system::error_code& ec) {
+    auto self = weak.lock();
+    if (!self) {
+      return;
+    }
+    self->dispatch_timers_.erase(timer);
+    if (!ec) {
+      self->request_dispatch();
+    }
+  });
 }
 
 void Studio::request_dispatch() {
@@ -699,8 +698,8 @@ void Studio::shutdown(std::function<void()> done) {
   if (upload_sweep_timer_) {
     upload_sweep_timer_->cancel();
   }
-  if (dispatch_timer_) {
-    dispatch_timer_->cancel();
+  for (const auto& timer : std::vector(dispatch_timers_.begin(), dispatch_timers_.end())) {
+    timer->cancel();
   }
   for (auto& [id, timer] : deadlines_) {
     timer->cancel();

@@ -362,7 +362,7 @@ class Studio : public std::enable_shared_from_this<Studio> {
   }
   void request_dispatch();
   // A dispatch at `at` as well (an exclusion that ends then may free a job for a worker that
-  // sends nothing meanwhile). One timer: an earlier wake already armed covers a later one.
+  // sends nothing meanwhile).
   void dispatch_at(SteadyTime at);
   void dispatch();
   // Claims in the database, after re-reading the worker's row (a deleted worker is refused and
@@ -444,11 +444,10 @@ class Studio : public std::enable_shared_from_this<Studio> {
   // once; the periodic sweep finds any other), and the sweep's timer and state.
   std::unordered_set<std::string> jobs_with_uploads_;
   std::shared_ptr<boost::asio::steady_timer> upload_sweep_timer_;
-  std::shared_ptr<boost::asio::steady_timer> dispatch_timer_;  // dispatch_at()
+  std::set<std::shared_ptr<boost::asio::steady_timer>> dispatch_timers_;  // dispatch_at()
   // Job id → the sessions whose run of it passed the run limit while connected (end_runs_past_
   // limit). Entries go when the job ends here, or is over or claimed through another process.
   std::unordered_map<std::string, std::vector<std::weak_ptr<WorkerSession>>> runs_past_limit_;
-  std::optional<SteadyTime> dispatch_timer_at_;
   bool upload_sweep_running_ = false;
   bool upload_sweep_again_ = false;
   void schedule_upload_sweep(std::chrono::milliseconds after);
